@@ -1,0 +1,67 @@
+"""tppolicy: decide whether a CI job's OIDC token may publish to a package index.
+
+Trusted publishers are kept in a YAML file, compiled through provider files written
+in a small policy language, and evaluated against a token's claims::
+
+    import tppolicy
+
+    policy = tppolicy.compile_publishers_file("publishers.yaml")
+    decision = policy.evaluate(claims, audience="pypi")
+    if decision.allowed:
+        print(decision.publisher, decision.projects)
+"""
+
+from __future__ import annotations
+
+from ._check import CheckedProvider as Provider
+from ._decision import Decision, RuleResult
+from ._errors import (
+    ClaimsError,
+    ConfigError,
+    Diagnostic,
+    PolicyCheckError,
+    PolicySyntaxError,
+    Span,
+    TppolicyError,
+)
+from ._evaluate import Policy
+from ._load import (
+    compile_publishers_file,
+    compile_publishers_text,
+    load_policy_file,
+    load_policy_text,
+    load_providers,
+)
+
+__version__ = "0.1.0"
+
+__all__ = (
+    "ClaimsError",
+    "ConfigError",
+    "Decision",
+    "Diagnostic",
+    "Policy",
+    "PolicyCheckError",
+    "PolicySyntaxError",
+    "Provider",
+    "RuleResult",
+    "Span",
+    "TppolicyError",
+    "compile_publishers_file",
+    "compile_publishers_text",
+    "format_policy",
+    "load_policy_file",
+    "load_policy_text",
+    "load_providers",
+)
+
+
+def format_policy(policy: Policy) -> str:
+    """The policy in the language, as `tppolicy compile` prints it."""
+    from ._format import format_policy as _format
+
+    return _format(policy.to_policy_file())
+
+
+def __dir__() -> list[str]:
+    return [*__all__, "__version__"]

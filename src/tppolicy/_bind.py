@@ -1,0 +1,95 @@
+"""Binding a publisher's fields into its provider's rules, and constant folding.
+
+The result is the concrete policy `tppolicy compile` prints: rules that read only
+claims and literals, simplified so that a reviewer reads what a token must carry
+(`lower("Octo-Org/repo")` becomes `"octo-org/repo"`; a rule whose publisher field
+is empty folds to `true`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from . import _ast as A
+from ._interpret import Interpreter
+from ._ops import EvalError
+
+_NO_CLAIMS: Mapping[str, Any] = {}
+
+
+def _literal_node(value: Any, span: A.Span) -> A.Expr | None:
+    if value is None or value.__class__ in (str, int, bool):
+        return A.Literal(value, span)
+    if value.__class__ is list and all(v is None or v.__class__ in (str, int, bool)
+                                      for v in value):
+        return A.ListExpr(tuple(A.Literal(v, span) for v in value), span)
+    return None
+
+
+def _is_closed(expr: A.Expr) -> bool:
+    return not any(isinstance(node, A.Claim | A.FieldRef | A.NameRef) for node in A.walk(expr))
+
+
+def _simplify(expr: A.Expr) -> A.Expr:
+    match expr:
+        case A.Literal() | A.Claim():
+            return expr
+        case A.And(left=A.Literal(value=True), right=right):
+            return right
+        case A.And(left=A.Literal(value=False)):
+            return A.Literal(False, expr.span)
+        case A.And(left=left, right=A.Literal(value=True)):
+            return left
+        case A.Or(left=A.Literal(value=True)):
+            return A.Literal(True, expr.span)
+        case A.Or(left=A.Literal(value=False), right=right):
+            return right
+        case A.Or(left=left, right=A.Literal(value=False)):
+            return left
+        case A.Conditional(condition=A.Literal(value=True), then=then):
+            return then
+        case A.Conditional(condition=A.Literal(value=False), otherwise=otherwise):
+            return otherwise
+    if isinstance(expr, A.ListExpr) or not _is_closed(expr):
+        return expr
+    try:
+        value = Interpreter(_NO_CLAIMS, {}).value(expr)
+    except EvalError:
+        return expr  # left as written: it fails at run time, with its reason
+    return _literal_node(value, expr.span) or expr
+
+
+def fold(expr: A.Expr) -> A.Expr:
+    """Evaluate every sub-expression that reads no claim."""
+    return A.transform(expr, _simplify)
+
+
+def bind_expr(expr: A.Expr, values: Mapping[str, Any]) -> A.Expr:
+    """Replace `publisher.NAME` by its value, then fold."""
+
+    def substitute(node: A.Expr) -> A.Expr:
+        if isinstance(node, A.FieldRef) and node.name in values:
+            return _literal_node(values[node.name], node.span) or node
+        return _simplify(node)
+
+    return A.transform(expr, substitute)
+
+
+def bind_rules(rules: tuple[A.Rule, ...], values: Mapping[str, Any]) -> tuple[A.Rule, ...]:
+    return tuple(
+        A.Rule(rule.name,
+               tuple(A.Require(bind_expr(req.condition, values), req.message, req.span)
+                     for req in rule.requires),
+               rule.span)
+        for rule in rules
+    )
+
+
+def inline_lets(expr: A.Expr, lets: Mapping[str, A.Expr]) -> A.Expr:
+    def substitute(node: A.Expr) -> A.Expr:
+        if isinstance(node, A.NameRef) and node.name in lets:
+            return lets[node.name]
+        return node
+
+    return A.transform(expr, substitute)

@@ -1,0 +1,263 @@
+"""Checked rules → Python functions, built with the `ast` module (never from strings
+of source), so that a decision costs about what a hand-written check costs.
+
+Claims are loaded into locals once, with their declared type enforced: a value of
+the wrong type becomes `_WRONG_TYPE`, on which every operation raises, so that any
+rule touching it fails (the same result as `_interpret`). Every exception inside the
+generated function means deny.
+"""
+
+from __future__ import annotations
+
+import ast
+import itertools
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from . import _ast as A
+from ._check import CheckedProvider, LookupKey
+from ._ops import FUNCTIONS, EvalError, Glob, op_index, strict_equal, strict_in
+
+Predicate = Callable[[Mapping[str, Any]], bool]
+KeyFunction = Callable[[Mapping[str, Any]], tuple[Any, ...]]
+
+_PY_CLASS = {"string": "str", "int": "int", "bool": "bool", "list": "list", "object": "dict"}
+_counter = itertools.count()
+
+
+class _WrongType:
+    """Stands for a claim of the wrong type: every use raises."""
+
+    __slots__ = ()
+
+    def _fail(self, *args: object) -> Any:
+        raise EvalError("claim of the wrong type")
+
+    __eq__ = __ne__ = __lt__ = __le__ = __gt__ = __ge__ = _fail  # type: ignore[assignment]
+    __hash__ = __bool__ = __contains__ = __add__ = __radd__ = __len__ = _fail  # type: ignore[assignment]
+    __iter__ = __getitem__ = _fail
+
+
+_WRONG_TYPE = _WrongType()
+
+
+def _concat(left: Any, right: Any) -> str:
+    if left.__class__ is not str or right.__class__ is not str:
+        raise EvalError("'+' joins strings")
+    return left + right  # type: ignore[no-any-return]
+
+
+def _ordered(op: str) -> Callable[[Any, Any], bool]:
+    def compare(left: Any, right: Any) -> bool:
+        if left.__class__ is not int or right.__class__ is not int:
+            raise EvalError(f"'{op}' compares integers")
+        return {"<": left < right, "<=": left <= right, ">": left > right,
+                ">=": left >= right}[op]
+    return compare
+
+
+def _lookup_value(value: Any) -> Any:
+    """Index keys: strings as they are, other values tagged with their type (1 != true)."""
+    return value if value.__class__ is str else (value.__class__.__name__, value)
+
+
+_BASE_NAMESPACE: dict[str, Any] = {
+    "_WRONG_TYPE": _WRONG_TYPE, "str": str, "int": int, "bool": bool, "list": list, "dict": dict,
+    "_concat": _concat, "_index": op_index, "_strict_eq": strict_equal, "_strict_in": strict_in,
+    "_key": _lookup_value,
+    **{f"_f_{name}": implementation for name, (implementation, _, _) in FUNCTIONS.items()},
+}
+
+
+class _Emitter:
+    """Translates one function's expressions; records which claims it loads."""
+
+    def __init__(self, provider: CheckedProvider) -> None:
+        self.provider = provider
+        self.locals: dict[str, str] = {}
+        self.namespace: dict[str, Any] = {}
+        self.types = provider.claim_types
+
+    def claim_local(self, name: str) -> str:
+        if name not in self.locals:
+            self.locals[name] = f"c{len(self.locals)}"
+        return self.locals[name]
+
+    def static_type(self, expr: A.Expr) -> str:
+        """The runtime class an expression is sure to have (or 'any')."""
+        match expr:
+            case A.Literal(value=value):
+                return "any" if value is None else type(value).__name__
+            case A.Claim(name=name):
+                declared = self.types.get(name, "any")
+                return _PY_CLASS.get(declared, "any")
+            case A.Concat():
+                return "str"
+            case A.Compare() | A.In() | A.Not() | A.And() | A.Or():
+                return "bool"
+            case A.Call(function=function):
+                result = FUNCTIONS[function][2] if function in FUNCTIONS else "any"
+                return _PY_CLASS.get(result, "any")
+        return "any"
+
+    def py(self, expr: A.Expr) -> ast.expr:  # noqa: C901 - one branch per node kind
+        match expr:
+            case A.Literal(value=value):
+                return ast.Constant(value)
+            case A.ListExpr(items=items):
+                return ast.List([self.py(i) for i in items], ast.Load())
+            case A.Claim(name=name):
+                return ast.Name(self.claim_local(name), ast.Load())
+            case A.Call(function="has", args=(A.Claim(name=name),)):
+                return ast.Compare(ast.Name(self.claim_local(name), ast.Load()), [ast.IsNot()],
+                                   [ast.Constant(None)])
+            case A.Call(function="glob", args=(text, A.Literal(value=str(pattern)))):
+                matcher = f"_glob{next(_counter)}"
+                self.namespace[matcher] = Glob(pattern)
+                return _call(matcher, [self.py(text)])
+            case A.Call(function=function, args=args):
+                return _call(f"_f_{function}", [self.py(a) for a in args])
+            case A.Index(target=target, index=index):
+                return _call("_index", [self.py(target), self.py(index)])
+            case A.Concat(left=left, right=right):
+                if self.static_type(left) == "str" and self.static_type(right) == "str":
+                    return ast.BinOp(self.py(left), ast.Add(), self.py(right))
+                return _call("_concat", [self.py(left), self.py(right)])
+            case A.Compare(op=op, left=left, right=right):
+                return self._compare(op, left, right)
+            case A.In(item=item, container=A.ListExpr(items=items), negated=negated) if (
+                    all(isinstance(i, A.Literal) and isinstance(i.value, str) for i in items)
+                    and self.static_type(item) == "str"):
+                test = ast.Compare(self.py(item), [ast.NotIn() if negated else ast.In()],
+                                   [ast.Tuple([self.py(i) for i in items], ast.Load())])
+                return test
+            case A.In(item=item, container=container, negated=negated):
+                found = _call("_strict_in", [self.py(item), self.py(container)])
+                return ast.UnaryOp(ast.Not(), found) if negated else found
+            case A.Not(operand=operand):
+                return ast.UnaryOp(ast.Not(), self.py(operand))
+            case A.And(left=left, right=right):
+                return ast.BoolOp(ast.And(), [self.py(left), self.py(right)])
+            case A.Or(left=left, right=right):
+                return ast.BoolOp(ast.Or(), [self.py(left), self.py(right)])
+            case A.Conditional(condition=condition, then=then, otherwise=otherwise):
+                return ast.IfExp(self.py(condition), self.py(then), self.py(otherwise))
+        raise EvalError(f"cannot compile {type(expr).__name__}")
+
+    def _compare(self, op: str, left: A.Expr, right: A.Expr) -> ast.expr:
+        a, b = self.static_type(left), self.static_type(right)
+        if op in ("==", "!="):
+            exact = a != "any" and a == b
+            null_check = isinstance(right, A.Literal) and right.value is None
+            if exact or null_check:
+                operator: ast.cmpop = ast.Eq() if op == "==" else ast.NotEq()
+                return ast.Compare(self.py(left), [operator], [self.py(right)])
+            test = _call("_strict_eq", [self.py(left), self.py(right)])
+            return ast.UnaryOp(ast.Not(), test) if op == "!=" else test
+        if a == "int" and b == "int":
+            operators = {"<": ast.Lt(), "<=": ast.LtE(), ">": ast.Gt(), ">=": ast.GtE()}
+            return ast.Compare(self.py(left), [operators[op]], [self.py(right)])
+        name = f"_ordered{next(_counter)}"
+        self.namespace[name] = _ordered(op)
+        return _call(name, [self.py(left), self.py(right)])
+
+    def prologue(self, required: Sequence[str], body_claims: Sequence[str]) -> list[ast.stmt]:
+        """Load claims into locals. Required ones that are missing or mistyped return False."""
+        statements: list[ast.stmt] = [_assign("get", ast.Attribute(ast.Name("claims", ast.Load()),
+                                                                   "get", ast.Load()))]
+        for name in required:
+            local = self.claim_local(name)
+            statements.append(_assign(local, _call("get", [ast.Constant(name)])))
+            declared = _PY_CLASS.get(self.types.get(name, "any"))
+            if declared is None:
+                test: ast.expr = ast.Compare(ast.Name(local, ast.Load()), [ast.Is()],
+                                             [ast.Constant(None)])
+            else:
+                test = _class_is_not(local, declared)
+            statements.append(ast.If(test, [ast.Return(ast.Constant(False))], []))
+        for name in body_claims:
+            if name in required:
+                continue
+            local = self.claim_local(name)
+            statements.append(_assign(local, _call("get", [ast.Constant(name)])))
+            declared = _PY_CLASS.get(self.types.get(name, "any"))
+            if declared is not None:
+                # A value of another type stands as _WRONG_TYPE; None stays None.
+                test = ast.BoolOp(ast.And(), [
+                    ast.Compare(ast.Name(local, ast.Load()), [ast.IsNot()], [ast.Constant(None)]),
+                    _class_is_not(local, declared)])
+                statements.append(ast.If(test, [_assign(local, ast.Name("_WRONG_TYPE",
+                                                                        ast.Load()))], []))
+        return statements
+
+    def build(self, name: str, statements: list[ast.stmt]) -> Callable[..., Any]:
+        function = ast.FunctionDef(
+            name=name,
+            args=ast.arguments(posonlyargs=[], args=[ast.arg("claims")], kwonlyargs=[],
+                               kw_defaults=[], defaults=[]),
+            body=statements, decorator_list=[], returns=None, type_params=[])
+        module = ast.fix_missing_locations(ast.Module([function], type_ignores=[]))
+        namespace = {**_BASE_NAMESPACE, **self.namespace}
+        exec(compile(module, f"<tppolicy {name}>", "exec"), namespace)  # noqa: S102
+        return namespace[name]  # type: ignore[no-any-return]
+
+
+def _call(name: str, args: list[ast.expr]) -> ast.expr:
+    return ast.Call(ast.Name(name, ast.Load()), args, [])
+
+
+def _assign(name: str, value: ast.expr) -> ast.stmt:
+    return ast.Assign([ast.Name(name, ast.Store())], value)
+
+
+def _class_is_not(local: str, class_name: str) -> ast.expr:
+    return ast.Compare(ast.Attribute(ast.Name(local, ast.Load()), "__class__", ast.Load()),
+                       [ast.IsNot()], [ast.Name(class_name, ast.Load())])
+
+
+def _guarded(body: ast.expr) -> list[ast.stmt]:
+    """`try: return <body> except Exception: return False`: any error denies."""
+    return [ast.Try(
+        body=[ast.Return(body)],
+        handlers=[ast.ExceptHandler(ast.Name("Exception", ast.Load()), None,
+                                    [ast.Return(ast.Constant(False))])],
+        orelse=[], finalbody=[])]
+
+
+def compile_predicate(provider: CheckedProvider, rules: Sequence[A.Rule]) -> Predicate:
+    """One function deciding a publisher: required claims present and typed, every rule true."""
+    emitter = _Emitter(provider)
+    conditions = [req.condition for rule in rules for req in rule.requires
+                  if not (isinstance(req.condition, A.Literal) and req.condition.value is True)]
+    required = [spec.name for spec in provider.required_claims]
+    body_claims = sorted({n for c in conditions for n in A.claims_read(c)})
+    if not conditions:
+        expression: ast.expr = ast.Constant(True)
+    else:
+        parts = [emitter.py(c) for c in conditions]
+        expression = parts[0] if len(parts) == 1 else ast.BoolOp(ast.And(), parts)
+    statements = emitter.prologue(required, body_claims) + _guarded(expression)
+    return emitter.build(f"publisher_{next(_counter)}", statements)  # type: ignore[return-value]
+
+
+def compile_required(provider: CheckedProvider) -> Predicate:
+    """Are all required and present claims there, with their declared types?"""
+    emitter = _Emitter(provider)
+    required = [spec.name for spec in provider.required_claims]
+    statements = emitter.prologue(required, []) + [ast.Return(ast.Constant(True))]
+    return emitter.build(f"required_{next(_counter)}", statements)  # type: ignore[return-value]
+
+
+def compile_claims_side(provider: CheckedProvider,
+                        keys: Sequence[LookupKey]) -> Callable[[Mapping[str, Any]], tuple[Any, ...]]:
+    """The token's side of lookup keys as a tuple; raises when a key cannot be computed."""
+    emitter = _Emitter(provider)
+    body_claims = sorted({n for k in keys for n in A.claims_read(k.claims_side)})
+    values = [_call("_key", [emitter.py(k.claims_side)]) for k in keys]
+    statements = emitter.prologue([], body_claims)
+    statements.append(ast.Return(ast.Tuple(values, ast.Load())))
+    return emitter.build(f"keys_{next(_counter)}", statements)
+
+
+def lookup_value(value: Any) -> Any:
+    return _lookup_value(value)

@@ -1,0 +1,57 @@
+"""What an evaluation returns: the decision and, rule by rule, why."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class RuleResult:
+    """One rule's outcome: what the publisher expected and what the token had."""
+
+    rule: str
+    passed: bool
+    expected: Any = None
+    actual: Any = None
+    message: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {"rule": self.rule, "passed": self.passed, "expected": self.expected,
+                "actual": self.actual, "message": self.message}
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """Allowed or not, for which publisher and projects, and the reasons.
+
+    For a denial, `publisher` is None and `closest` names the publisher the token
+    came closest to matching (its `reasons` say what differed).
+    """
+
+    allowed: bool
+    provider: str | None
+    publisher: str | None
+    projects: tuple[str, ...]
+    pending: bool
+    reasons: tuple[RuleResult, ...]
+    closest: str | None = None
+    issuer: str | None = None
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def failed(self) -> tuple[RuleResult, ...]:
+        return tuple(r for r in self.reasons if not r.passed)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "allowed": self.allowed,
+            "provider": self.provider,
+            "issuer": self.issuer,
+            "publisher": self.publisher,
+            "projects": list(self.projects),
+            "pending": self.pending,
+            "closest_publisher": self.closest,
+            "reasons": [r.to_json() for r in self.reasons],
+            "notes": list(self.notes),
+        }

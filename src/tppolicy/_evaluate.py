@@ -1,0 +1,274 @@
+"""A checked policy, compiled for evaluation: provider by issuer, publisher by
+indexed lookup keys, then the publisher's compiled rules. Fail closed throughout.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import _ast as A
+from ._check import CheckedPolicy, CheckedProvider, CheckedPublisher
+from ._compile import (
+    KeyFunction,
+    Predicate,
+    compile_claims_side,
+    compile_predicate,
+    compile_required,
+    lookup_value,
+)
+from ._decision import Decision, RuleResult
+from ._explain import Explainer, show
+from ._interpret import claim_value
+from ._ops import EvalError, describe_type
+
+
+@dataclass(slots=True)
+class _Publisher:
+    checked: CheckedPublisher
+    allows: Predicate
+    key: tuple[Any, ...]
+    prefer: tuple[Any, ...]
+
+
+@dataclass(slots=True)
+class _Provider:
+    checked: CheckedProvider
+    required: Predicate
+    claims_keys: KeyFunction
+    prefer_keys: tuple[KeyFunction, ...]
+    publishers: list[_Publisher] = field(default_factory=list)
+    normal: dict[tuple[Any, ...], list[_Publisher]] = field(default_factory=dict)
+    pending: dict[tuple[Any, ...], list[_Publisher]] = field(default_factory=dict)
+
+    def add(self, publisher: _Publisher) -> None:
+        self.publishers.append(publisher)
+        index = self.pending if publisher.checked.pending else self.normal
+        index.setdefault(publisher.key, []).append(publisher)
+
+    def select(self, claims: Mapping[str, Any],
+               index: dict[tuple[Any, ...], list[_Publisher]]) -> _Publisher | None:
+        """PyPI's choice: the candidates sharing every key, then the first `prefer` that holds."""
+        if not index:
+            return None
+        try:
+            candidates = index.get(self.claims_keys(claims))
+        except Exception:  # a key the token cannot give matches nothing
+            return None
+        if not candidates:
+            return None
+        if not self.prefer_keys:
+            return candidates[0]
+        for position, prefer in enumerate(self.prefer_keys):
+            try:
+                wanted = prefer(claims)[0]
+            except Exception:
+                continue
+            for candidate in candidates:
+                if candidate.prefer[position] == wanted:
+                    return candidate
+        return None
+
+
+class Policy:
+    """A set of trusted publishers ready to decide on tokens' claims.
+
+    Immutable once built, so one instance can serve many threads.
+    """
+
+    def __init__(self, checked: CheckedPolicy,
+                 registered_issuers: Mapping[str, str] | None = None) -> None:
+        self._checked = checked
+        self._registered = dict(registered_issuers or {})
+        self._providers: dict[str, _Provider] = {}
+        self._issuers: dict[str, _Provider] = {}
+        for name, provider in checked.providers.items():
+            runtime = _Provider(
+                provider, compile_required(provider),
+                compile_claims_side(provider, provider.keys),
+                tuple(compile_claims_side(provider, (p,)) for p in provider.prefers))
+            self._providers[name] = runtime
+            for issuer in provider.issuers:
+                self._issuers.setdefault(issuer, runtime)
+        for issuer, name in self._registered.items():
+            if name in self._providers and self._providers[name].checked.ast.custom_issuers:
+                self._issuers.setdefault(issuer, self._providers[name])
+        for publisher in checked.publishers:
+            runtime = self._providers[publisher.provider.name]
+            runtime.add(_Publisher(
+                publisher, compile_predicate(runtime.checked, publisher.rules),
+                tuple(lookup_value(v) for v in publisher.key_values),
+                tuple(lookup_value(v) for v in publisher.prefer_values)))
+
+    # ------------------------------------------------------------- queries
+    @property
+    def publishers(self) -> tuple[CheckedPublisher, ...]:
+        return self._checked.publishers
+
+    @property
+    def providers(self) -> Mapping[str, CheckedProvider]:
+        return self._checked.providers
+
+    @property
+    def issuers(self) -> Mapping[str, str]:
+        return {issuer: p.checked.name for issuer, p in self._issuers.items()}
+
+    def evaluate(self, claims: Mapping[str, Any], *, audience: str = "pypi",
+                 explain: bool = False) -> Decision:
+        """Decide on decoded claims. Never raises on any input: errors deny.
+
+        With `explain`, an allowed decision also lists every rule that passed.
+        """
+        try:
+            return self._evaluate(claims, audience, explain)
+        except Exception as exc:  # fail closed, whatever the input did
+            return _deny(None, None, [RuleResult("claims", False, None, None,
+                                                 f"cannot evaluate these claims: {exc}")])
+
+    def _evaluate(self, claims: Mapping[str, Any], audience: str, explain: bool) -> Decision:
+        if not isinstance(claims, Mapping):
+            return _deny(None, None, [RuleResult("claims", False, "a JSON object",
+                                                 describe_type(claims),
+                                                 "claims must be a JSON object")])
+        issuer = claims.get("iss")
+        provider = self._issuers.get(issuer) if issuer.__class__ is str else None
+        if provider is None:
+            return _deny(None, issuer if isinstance(issuer, str) else None,
+                         [self._issuer_reason(issuer)])
+        name = provider.checked.name
+        audience_claim = claims.get("aud")
+        if audience_claim.__class__ is not str or audience_claim != audience:
+            return _deny(name, issuer, [_audience_reason(audience_claim, audience)])
+        if not provider.required(claims):
+            return _deny(name, issuer, _missing_claims(provider.checked, claims))
+        chosen: _Publisher | None = None
+        for index in (provider.pending, provider.normal):
+            candidate = provider.select(claims, index)
+            if candidate is None:
+                continue
+            if candidate.allows(claims):
+                publisher = candidate.checked
+                reasons = self._explain(candidate, claims) if explain else ()
+                return Decision(True, name, publisher.label, publisher.projects,
+                                publisher.pending, tuple(reasons), issuer=issuer,
+                                notes=_notes(publisher, claims))
+            chosen = candidate if chosen is None or chosen.checked.pending else chosen
+        closest = chosen or self._closest(provider, claims)
+        if closest is None:
+            return _deny(name, issuer, [RuleResult(
+                "publisher", False, None, None,
+                f"no {name} publisher is configured for this token")])
+        reasons = self._explain(closest, claims)
+        if all(r.passed for r in reasons):
+            reasons.extend(self._key_mismatches(provider, closest, claims))
+        return Decision(False, name, None, (), False, tuple(reasons),
+                        closest=closest.checked.label, issuer=issuer)
+
+    # -------------------------------------------------------- explanations
+    def _issuer_reason(self, issuer: Any) -> RuleResult:
+        known = sorted(self._issuers)
+        if issuer is None:
+            return RuleResult("iss", False, known, None, "token has no 'iss' claim")
+        if issuer.__class__ is not str:
+            return RuleResult("iss", False, known, issuer,
+                              f"the 'iss' claim is {describe_type(issuer)}, expected a string")
+        return RuleResult("iss", False, known, issuer,
+                          f"unknown issuer {issuer!r}: no provider trusts it (known issuers: "
+                          f"{', '.join(known)})")
+
+    def _explain(self, publisher: _Publisher, claims: Mapping[str, Any]) -> list[RuleResult]:
+        explainer = Explainer(claims, publisher.checked.provider.claim_types)
+        return [explainer.rule(rule) for rule in publisher.checked.rules]
+
+    def _closest(self, provider: _Provider, claims: Mapping[str, Any]) -> _Publisher | None:
+        best: tuple[int, int, int] | None = None
+        chosen = None
+        for position, publisher in enumerate(provider.publishers):
+            results = self._explain(publisher, claims)
+            keys = self._key_mismatches(provider, publisher, claims)
+            score = (sum(r.passed for r in results) - len(keys),
+                     0 if publisher.checked.pending else 1, -position)
+            if best is None or score > best:
+                best, chosen = score, publisher
+        return chosen
+
+    def _key_mismatches(self, provider: _Provider, publisher: _Publisher,
+                        claims: Mapping[str, Any]) -> list[RuleResult]:
+        explainer = Explainer(claims, provider.checked.claim_types)
+        results = []
+        for key, wanted in zip(provider.checked.keys, publisher.checked.key_values, strict=True):
+            try:
+                actual = explainer.interpreter.value(key.claims_side)
+            except EvalError as exc:
+                results.append(RuleResult(f"lookup.{key.label}", False, wanted, None,
+                                          f"cannot read {key.label} from the token: {exc}"))
+                continue
+            if lookup_value(actual) != lookup_value(wanted):
+                results.append(RuleResult(f"lookup.{key.label}", False, wanted, actual,
+                                          f"token has {show(actual)}, publisher expects "
+                                          f"{show(wanted)}"))
+        return results
+
+    # ------------------------------------------------------------- output
+    def to_policy_file(self, source: str = "<compiled>") -> A.PolicyFile:
+        """The concrete policy: used providers' headers, then every publisher."""
+        used = sorted({p.provider.name for p in self._checked.publishers})
+        headers = []
+        for name in used:
+            header = self._checked.providers[name].header()
+            extra = tuple(i for i, n in sorted(self._registered.items())
+                          if n == name and i not in header.issuers and header.custom_issuers)
+            headers.append(A.Provider(**{**_fields_of(header), "issuers": header.issuers + extra}))
+        publishers = tuple(_concrete(p) for p in self._checked.publishers)
+        return A.PolicyFile(source, tuple(headers), publishers)
+
+
+def _fields_of(provider: A.Provider) -> dict[str, Any]:
+    return {name: getattr(provider, name) for name in A.Provider.__dataclass_fields__}
+
+
+def _concrete(publisher: CheckedPublisher) -> A.Publisher:
+    bindings = tuple(A.Binding(name, A.Literal(value)) for name, value in publisher.fields.items())
+    return A.Publisher(publisher.ast.name, publisher.provider.name, publisher.ast.projects,
+                       publisher.ast.pending_project, bindings, publisher.rules)
+
+
+def _deny(provider: str | None, issuer: str | None, reasons: Sequence[RuleResult]) -> Decision:
+    return Decision(False, provider, None, (), False, tuple(reasons), issuer=issuer)
+
+
+def _audience_reason(audience_claim: Any, audience: str) -> RuleResult:
+    if audience_claim is None:
+        message = "token has no 'aud' claim"
+    elif isinstance(audience_claim, list):
+        message = (f"token's audience is a list {show(audience_claim)}; it must be the single "
+                   f"string {audience!r}")
+    elif audience_claim.__class__ is not str:
+        message = f"the 'aud' claim is {describe_type(audience_claim)}, expected a string"
+    else:
+        message = f"token has audience {audience_claim!r}, expected {audience!r}"
+    return RuleResult("aud", False, audience, audience_claim, message)
+
+
+def _missing_claims(provider: CheckedProvider, claims: Mapping[str, Any]) -> list[RuleResult]:
+    reasons = []
+    for spec in provider.required_claims:
+        try:
+            value = claim_value(claims, spec.name, spec.type)
+        except EvalError as exc:
+            reasons.append(RuleResult("claims", False, spec.type, claims.get(spec.name), str(exc)))
+            continue
+        if value is None:
+            reasons.append(RuleResult("claims", False, spec.type, None,
+                                      f"missing claim '{spec.name}'"))
+    return reasons
+
+
+def _notes(publisher: CheckedPublisher, claims: Mapping[str, Any]) -> tuple[str, ...]:
+    # PyPI e-mails owners when a token carries an environment the publisher ignores.
+    environment = claims.get("environment")
+    if publisher.fields.get("environment") == "" and isinstance(environment, str) and environment:
+        return (f"the token has environment {environment!r} but this publisher accepts any "
+                "environment; name it in the publisher to require it",)
+    return ()
