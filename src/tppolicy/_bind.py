@@ -12,13 +12,14 @@ from collections.abc import Mapping
 from typing import Any
 
 from . import _ast as A
+from ._errors import Span
 from ._interpret import Interpreter
 from ._ops import EvalError
 
 _NO_CLAIMS: Mapping[str, Any] = {}
 
 
-def _literal_node(value: Any, span: A.Span) -> A.Expr | None:
+def _literal_node(value: Any, span: Span) -> A.Expr | None:
     if value is None or value.__class__ in (str, int, bool):
         return A.Literal(value, span)
     if value.__class__ is list and all(v is None or v.__class__ in (str, int, bool)

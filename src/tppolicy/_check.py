@@ -167,11 +167,11 @@ class _Checker:
                     self.error(f"claim '{name}' is declared twice", decl.span)
                 claims[name] = ClaimSpec(name, decl.category, decl.type, decl.span)
         fields: dict[str, A.FieldDecl] = {}
-        for decl in ast.fields:
-            self._field_decl(decl)
-            if decl.name in fields:
-                self.error(f"field '{decl.name}' is declared twice", decl.span)
-            fields[decl.name] = decl
+        for field_decl in ast.fields:
+            self._field_decl(field_decl)
+            if field_decl.name in fields:
+                self.error(f"field '{field_decl.name}' is declared twice", field_decl.span)
+            fields[field_decl.name] = field_decl
         if ast.custom_issuers and "issuer_url" not in fields:
             self.error("a provider with custom_issuers needs a field 'issuer_url'", ast.span)
         scope = _Scope(claims, ast.ignored_prefixes, fields, {})
@@ -188,7 +188,8 @@ class _Checker:
         keys, prefers = self._lookup(ast, scope, lets)
         rules = self._rules(ast.rules, scope, lets)
         if rules:
-            read = {n for rule in rules for req in rule.requires for n in A.claims_read(req.condition)}
+            read = {name for rule in rules for req in rule.requires
+                    for name in A.claims_read(req.condition)}
             for spec in claims.values():
                 if spec.category in ("required", "optional") and spec.name not in read:
                     assert spec.span is not None
@@ -201,8 +202,8 @@ class _Checker:
         if decl.type not in FIELD_TYPES:
             self.error(f"unknown field type '{decl.type}'", decl.span,
                        f"use one of {', '.join(FIELD_TYPES)}")
-        if decl.default is not None and decl.type in FIELD_TYPES:
-            if _literal_type(decl.default.value) != decl.type:
+        if (decl.default is not None and decl.type in FIELD_TYPES
+                and _literal_type(decl.default.value) != decl.type):
                 self.error(f"the default of '{decl.name}' is not a {decl.type}", decl.span)
         if decl.pattern is not None:
             if decl.type != "string":
@@ -339,7 +340,7 @@ class _Checker:
                 hint = "compare it explicitly, e.g. claims.NAME == true"
             self.error(f"{what} must be a boolean, found {t}", expr.span, hint)
 
-    def expr(self, expr: A.Expr, scope: _Scope, quiet: bool = False) -> _Type:  # noqa: C901
+    def expr(self, expr: A.Expr, scope: _Scope, quiet: bool = False) -> _Type:
         if quiet:
             saved = self.diagnostics
             self.diagnostics = []

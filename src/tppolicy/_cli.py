@@ -154,10 +154,7 @@ def read_claims(name: str) -> dict[str, Any]:
     """A claims file: one JSON object with unique keys."""
     label = "<stdin>" if name == "-" else name
     try:
-        if name == "-":
-            text = sys.stdin.read()
-        else:
-            text = Path(name).read_text("utf-8")
+        text = sys.stdin.read() if name == "-" else Path(name).read_text("utf-8")
     except UnicodeDecodeError as exc:
         raise ClaimsError([Diagnostic(f"not UTF-8 text ({exc.reason})", Span(label, 0, 0, 0, 0))]
                           ) from None

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 import itertools
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -33,8 +34,8 @@ class _WrongType:
     def _fail(self, *args: object) -> Any:
         raise EvalError("claim of the wrong type")
 
-    __eq__ = __ne__ = __lt__ = __le__ = __gt__ = __ge__ = _fail  # type: ignore[assignment]
-    __hash__ = __bool__ = __contains__ = __add__ = __radd__ = __len__ = _fail  # type: ignore[assignment]
+    __eq__ = __ne__ = __lt__ = __le__ = __gt__ = __ge__ = _fail
+    __hash__ = __bool__ = __contains__ = __add__ = __radd__ = __len__ = _fail
     __iter__ = __getitem__ = _fail
 
 
@@ -44,7 +45,7 @@ _WRONG_TYPE = _WrongType()
 def _concat(left: Any, right: Any) -> str:
     if left.__class__ is not str or right.__class__ is not str:
         raise EvalError("'+' joins strings")
-    return left + right  # type: ignore[no-any-return]
+    return str(left + right)
 
 
 def _ordered(op: str) -> Callable[[Any, Any], bool]:
@@ -100,7 +101,7 @@ class _Emitter:
                 return _PY_CLASS.get(result, "any")
         return "any"
 
-    def py(self, expr: A.Expr) -> ast.expr:  # noqa: C901 - one branch per node kind
+    def py(self, expr: A.Expr) -> ast.expr:
         match expr:
             case A.Literal(value=value):
                 return ast.Constant(value)
@@ -128,9 +129,8 @@ class _Emitter:
             case A.In(item=item, container=A.ListExpr(items=items), negated=negated) if (
                     all(isinstance(i, A.Literal) and isinstance(i.value, str) for i in items)
                     and self.static_type(item) == "str"):
-                test = ast.Compare(self.py(item), [ast.NotIn() if negated else ast.In()],
+                return ast.Compare(self.py(item), [ast.NotIn() if negated else ast.In()],
                                    [ast.Tuple([self.py(i) for i in items], ast.Load())])
-                return test
             case A.In(item=item, container=container, negated=negated):
                 found = _call("_strict_in", [self.py(item), self.py(container)])
                 return ast.UnaryOp(ast.Not(), found) if negated else found
@@ -191,14 +191,15 @@ class _Emitter:
         return statements
 
     def build(self, name: str, statements: list[ast.stmt]) -> Callable[..., Any]:
-        function = ast.FunctionDef(
-            name=name,
-            args=ast.arguments(posonlyargs=[], args=[ast.arg("claims")], kwonlyargs=[],
-                               kw_defaults=[], defaults=[]),
-            body=statements, decorator_list=[], returns=None, type_params=[])
+        arguments = ast.arguments(posonlyargs=[], args=[ast.arg("claims")], kwonlyargs=[],
+                                  kw_defaults=[], defaults=[])
+        function = ast.FunctionDef(name=name, args=arguments, body=statements,
+                                   decorator_list=[], returns=None)
+        if sys.version_info >= (3, 12):
+            function.type_params = []
         module = ast.fix_missing_locations(ast.Module([function], type_ignores=[]))
         namespace = {**_BASE_NAMESPACE, **self.namespace}
-        exec(compile(module, f"<tppolicy {name}>", "exec"), namespace)  # noqa: S102
+        exec(compile(module, f"<tppolicy {name}>", "exec"), namespace)
         return namespace[name]  # type: ignore[no-any-return]
 
 
@@ -236,20 +237,19 @@ def compile_predicate(provider: CheckedProvider, rules: Sequence[A.Rule]) -> Pre
     else:
         parts = [emitter.py(c) for c in conditions]
         expression = parts[0] if len(parts) == 1 else ast.BoolOp(ast.And(), parts)
-    statements = emitter.prologue(required, body_claims) + _guarded(expression)
-    return emitter.build(f"publisher_{next(_counter)}", statements)  # type: ignore[return-value]
+    statements = [*emitter.prologue(required, body_claims), *_guarded(expression)]
+    return emitter.build(f"publisher_{next(_counter)}", statements)
 
 
 def compile_required(provider: CheckedProvider) -> Predicate:
     """Are all required and present claims there, with their declared types?"""
     emitter = _Emitter(provider)
     required = [spec.name for spec in provider.required_claims]
-    statements = emitter.prologue(required, []) + [ast.Return(ast.Constant(True))]
-    return emitter.build(f"required_{next(_counter)}", statements)  # type: ignore[return-value]
+    statements = [*emitter.prologue(required, []), ast.Return(ast.Constant(True))]
+    return emitter.build(f"required_{next(_counter)}", statements)
 
 
-def compile_claims_side(provider: CheckedProvider,
-                        keys: Sequence[LookupKey]) -> Callable[[Mapping[str, Any]], tuple[Any, ...]]:
+def compile_claims_side(provider: CheckedProvider, keys: Sequence[LookupKey]) -> KeyFunction:
     """The token's side of lookup keys as a tuple; raises when a key cannot be computed."""
     emitter = _Emitter(provider)
     body_claims = sorted({n for k in keys for n in A.claims_read(k.claims_side)})

@@ -126,7 +126,7 @@ class Policy:
             return _deny(None, None, [RuleResult("claims", False, None, None,
                                                  f"cannot evaluate these claims: {exc}")])
 
-    def _evaluate(self, claims: Mapping[str, Any], audience: str, explain: bool) -> Decision:
+    def _evaluate(self, claims: object, audience: str, explain: bool) -> Decision:
         if not isinstance(claims, Mapping):
             return _deny(None, None, [RuleResult("claims", False, "a JSON object",
                                                  describe_type(claims),

@@ -53,7 +53,7 @@ class Interpreter:
             raise EvalError(f"expected a boolean, got {describe_type(value)}")
         return value
 
-    def value(self, expr: A.Expr) -> Any:  # noqa: C901 - one branch per node kind
+    def value(self, expr: A.Expr) -> Any:
         match expr:
             case A.Literal(value=value):
                 return value

@@ -15,12 +15,6 @@ class EvalError(Exception):
     """Evaluating an expression against a token failed; the `require` fails."""
 
 
-def _need_str(value: object, what: str) -> str:
-    if value.__class__ is not str:
-        raise EvalError(f"{what} must be a string, not {describe_type(value)}")
-    return value  # type: ignore[return-value]
-
-
 def describe_type(value: object) -> str:
     if value is None:
         return "null"
@@ -102,11 +96,9 @@ def strict_equal(left: object, right: object) -> bool:
     """Equality that never holds across types (`1 != true`, `1 != 1.0`)."""
     if left.__class__ is not right.__class__:
         return False
-    if left.__class__ is list:
-        assert isinstance(left, list) and isinstance(right, list)
+    if isinstance(left, list) and isinstance(right, list):
         return len(left) == len(right) and all(map(strict_equal, left, right))
-    if left.__class__ is dict:
-        assert isinstance(left, dict) and isinstance(right, dict)
+    if isinstance(left, dict) and isinstance(right, dict):
         return left.keys() == right.keys() and all(strict_equal(v, right[k])
                                                    for k, v in left.items())
     return left == right
@@ -125,7 +117,7 @@ class Glob:
     hostile claim costs O(len(text) * len(pattern)) at worst.
     """
 
-    __slots__ = ("pattern", "_tokens")
+    __slots__ = ("_tokens", "pattern")
 
     def __init__(self, pattern: str) -> None:
         self.pattern = pattern
