@@ -62,7 +62,7 @@ def _syntax_error(parser: Lark, exc: lark.UnexpectedInput, text: str,
         expected = set(exc.accepts or exc.expected)
         width = max(1, len(str(token)))
     elif isinstance(exc, lark.UnexpectedCharacters):
-        position = exc.pos_in_stream if isinstance(exc.pos_in_stream, int) else 0
+        position: int = getattr(exc, "pos_in_stream", 0) or 0
         found = f"character {text[position]!r}" if position < len(text) else "the end of the file"
         expected = set(exc.allowed or ())
         width = 1
