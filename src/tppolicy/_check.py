@@ -71,6 +71,12 @@ class CheckedProvider:
     def required_claims(self) -> tuple[ClaimSpec, ...]:
         return tuple(s for s in self.claims.values() if s.category in ("required", "present"))
 
+    @property
+    def optional_claims(self) -> tuple[ClaimSpec, ...]:
+        """Checked claims that may be absent: when present, they must have their type."""
+        return tuple(s for s in self.claims.values()
+                     if s.category == "optional" and s.type != "any")
+
     def header(self) -> A.Provider:
         """The provider as a compiled policy shows it: lookup resolved, no rules."""
         return A.Provider(

@@ -161,8 +161,10 @@ class _Emitter:
         self.namespace[name] = _ordered(op)
         return _call(name, [self.py(left), self.py(right)])
 
-    def prologue(self, required: Sequence[str], body_claims: Sequence[str]) -> list[ast.stmt]:
-        """Load claims into locals. Required ones that are missing or mistyped return False."""
+    def prologue(self, required: Sequence[str], body_claims: Sequence[str],
+                 typed: Sequence[str] = ()) -> list[ast.stmt]:
+        """Load claims into locals. Required ones that are missing or mistyped return False,
+        and so do `typed` ones that are present with another type."""
         statements: list[ast.stmt] = [_assign("get", ast.Attribute(ast.Name("claims", ast.Load()),
                                                                    "get", ast.Load()))]
         for name in required:
@@ -175,8 +177,15 @@ class _Emitter:
             else:
                 test = _class_is_not(local, declared)
             statements.append(ast.If(test, [ast.Return(ast.Constant(False))], []))
+        for name in typed:
+            local = self.claim_local(name)
+            statements.append(_assign(local, _call("get", [ast.Constant(name)])))
+            test = ast.BoolOp(ast.And(), [
+                ast.Compare(ast.Name(local, ast.Load()), [ast.IsNot()], [ast.Constant(None)]),
+                _class_is_not(local, _PY_CLASS[self.types[name]])])
+            statements.append(ast.If(test, [ast.Return(ast.Constant(False))], []))
         for name in body_claims:
-            if name in required:
+            if name in required or name in typed:
                 continue
             local = self.claim_local(name)
             statements.append(_assign(local, _call("get", [ast.Constant(name)])))
@@ -231,13 +240,14 @@ def compile_predicate(provider: CheckedProvider, rules: Sequence[A.Rule]) -> Pre
     conditions = [req.condition for rule in rules for req in rule.requires
                   if not (isinstance(req.condition, A.Literal) and req.condition.value is True)]
     required = [spec.name for spec in provider.required_claims]
+    typed = [spec.name for spec in provider.optional_claims]
     body_claims = sorted({n for c in conditions for n in A.claims_read(c)})
     if not conditions:
         expression: ast.expr = ast.Constant(True)
     else:
         parts = [emitter.py(c) for c in conditions]
         expression = parts[0] if len(parts) == 1 else ast.BoolOp(ast.And(), parts)
-    statements = [*emitter.prologue(required, body_claims), *_guarded(expression)]
+    statements = [*emitter.prologue(required, body_claims, typed), *_guarded(expression)]
     return emitter.build(f"publisher_{next(_counter)}", statements)
 
 
@@ -245,7 +255,8 @@ def compile_required(provider: CheckedProvider) -> Predicate:
     """Are all required and present claims there, with their declared types?"""
     emitter = _Emitter(provider)
     required = [spec.name for spec in provider.required_claims]
-    statements = [*emitter.prologue(required, []), ast.Return(ast.Constant(True))]
+    typed = [spec.name for spec in provider.optional_claims]
+    statements = [*emitter.prologue(required, [], typed), ast.Return(ast.Constant(True))]
     return emitter.build(f"required_{next(_counter)}", statements)
 
 

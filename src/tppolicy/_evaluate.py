@@ -253,13 +253,13 @@ def _audience_reason(audience_claim: Any, audience: str) -> RuleResult:
 
 def _missing_claims(provider: CheckedProvider, claims: Mapping[str, Any]) -> list[RuleResult]:
     reasons = []
-    for spec in provider.required_claims:
+    for spec in (*provider.required_claims, *provider.optional_claims):
         try:
             value = claim_value(claims, spec.name, spec.type)
         except EvalError as exc:
             reasons.append(RuleResult("claims", False, spec.type, claims.get(spec.name), str(exc)))
             continue
-        if value is None:
+        if value is None and spec.category != "optional":
             reasons.append(RuleResult("claims", False, spec.type, None,
                                       f"missing claim '{spec.name}'"))
     return reasons

@@ -47,8 +47,8 @@ class Explainer:
             except EvalError as exc:
                 failure = self._error_failure(require.condition, exc)
             message = require.message or failure.message
-            if require.message and failure.message and failure.expected is not None:
-                message = f"{require.message} ({failure.message})"
+            if require.message and failure.actual is not None:
+                message = f"{require.message} (token has {show(failure.actual)})"
             return RuleResult(rule.name, False, failure.expected, failure.actual, message)
         return RuleResult(rule.name, True, *self._passed(rule))
 
@@ -103,7 +103,9 @@ class Explainer:
                 parts = [self._describe_or_error(p) for p in _disjuncts(left, right)]
                 expectations = [p.expected for p in parts if p.expected is not None]
                 actuals = {show(p.actual) for p in parts}
-                if len(expectations) == len(parts) and len(actuals) == 1:
+                equalities = all(isinstance(p, A.Compare) and p.op == "=="
+                                 or isinstance(p, A.And) for p in _disjuncts(left, right))
+                if equalities and len(expectations) == len(parts) and len(actuals) == 1:
                     expected: Any = expectations if len(expectations) > 1 else expectations[0]
                     return _Failure(expected, parts[0].actual,
                                     f"token has {actuals.pop()}, publisher expects one of "

@@ -1,0 +1,60 @@
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tppolicy import PolicySyntaxError
+from tppolicy import _ast as A
+from tppolicy._load import policies_dir
+from tppolicy._parse import parse_policy
+
+
+def test_spans_point_at_the_source() -> None:
+    policy = parse_policy('provider p {\n  rule r: claims.a == "x"\n}\n', "p.tpp")
+    rule = policy.providers[0].rules[0]
+    condition = rule.requires[0].condition
+    assert isinstance(condition, A.Compare)
+    assert (condition.span.source, condition.span.line, condition.span.column) == ("p.tpp", 2, 11)
+    assert condition.left == A.Claim("a")
+
+
+@pytest.mark.parametrize(("text", "where", "found"), [
+    ("provider x { issuer 3 }", "bad.tpp:1:21", "unexpected '3'"),
+    ("provider x {\n  rule a: claims.x = 3 }", "bad.tpp:2:20", "unexpected '='"),
+    ('provider x { rule a: claims.x == "abc }', "bad.tpp:1:34", "unexpected character '\"'"),
+    ("provider x {", "bad.tpp:1:12", "unexpected the end of the file"),
+    ("publisher { provider p projects [1] }", "bad.tpp:1:34", "unexpected '1'"),
+])
+def test_syntax_errors_name_file_line_and_column(text: str, where: str, found: str) -> None:
+    with pytest.raises(PolicySyntaxError) as info:
+        parse_policy(text, "bad.tpp")
+    rendered = str(info.value)
+    assert rendered.startswith(f"{where}: syntax error: {found}")
+    assert "^" in rendered  # the caret under the source line
+    assert "expected" in rendered
+
+
+def test_precedence() -> None:
+    policy = parse_policy('provider p { rule r: not claims.a == "x" or claims.b in ["y"] and true }')
+    condition = policy.providers[0].rules[0].requires[0].condition
+    assert isinstance(condition, A.Or)
+    assert isinstance(condition.left, A.Not)
+    assert isinstance(condition.right, A.And)
+
+
+def test_every_shipped_provider_parses() -> None:
+    files = sorted(policies_dir().glob("*.tpp"))
+    assert {f.stem for f in files} >= {"github", "gitlab", "google", "activestate"}
+    for file in files:
+        policy = parse_policy(file.read_text(), str(file))
+        assert [p.name for p in policy.providers] == [file.stem]
+
+
+@given(st.text(max_size=200))
+def test_arbitrary_text_parses_or_raises_a_syntax_error(text: str) -> None:
+    try:
+        parse_policy(text, "fuzz.tpp")
+    except PolicySyntaxError as exc:
+        assert exc.diagnostics[0].span is not None
+        assert exc.diagnostics[0].span.source == "fuzz.tpp"
