@@ -16,9 +16,13 @@ What the printer does not keep, because the syntax tree does not hold it:
 * The form of a rule: a rule with one `require` prints as `rule NAME: EXPR`, any other as a
   block.
 
-Long lines: a `require` or short rule longer than `LINE_WIDTH` moves its `else "message"` to
-the next line, and when it is still too long and its expression is an `and` / `or` chain, the
-chain is broken before each top-level `and` / `or`. Other long lines are left as they are.
+Long lines: a `require` or short rule longer than 100 columns moves its `else "message"` to the
+next line (4 more spaces of indentation), and when it is still too long and its expression is an
+`and` / `or` chain, the chain is broken before each top-level `and` / `or` (the grammar ignores
+line breaks). Other long lines are left as they are.
+
+Strings are printed as JSON strings (what the parser decodes with `json.loads`) with every
+character that is not printable escaped, so the text shows what a string holds.
 
 A tree that no text can produce (a name that is not a NAME of the grammar, a keyword used as
 a `let` reference or a function name, a field's message without its pattern) raises
@@ -61,15 +65,15 @@ from ._ast import (
 __all__ = ["format_expr", "format_policy", "format_provider", "format_publisher",
            "format_value"]
 
-LINE_WIDTH = 100
+_LINE_WIDTH = 100
 _INDENT = "  "
 _CONTINUATION = "    "
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
-#: Every keyword of the grammar. A claim whose name is one of them is printed in the bracket
+# Every keyword of the grammar. A claim whose name is one of them is printed in the bracket
 #: form (`claims["if"]`), which never depends on how the lexer treats keywords in context.
-KEYWORDS = frozenset({
+_KEYWORDS = frozenset({
     "provider", "issuer", "custom_issuers", "algorithms", "claims", "ignore", "prefix",
     "fields", "matches", "else", "let", "lookup", "key", "prefer", "publisher", "projects",
     "pending_project", "rule", "require", "if", "then", "or", "and", "not", "in", "true",
@@ -143,7 +147,7 @@ def _expression_name(name: str, what: str) -> str:
 
 def _claim_name(name: str) -> str:
     """A claim name as `claim_decl` spells it: a NAME when it is one, else a string."""
-    if _NAME.fullmatch(name) and name not in KEYWORDS:
+    if _NAME.fullmatch(name) and name not in _KEYWORDS:
         return name
     return _quote(name)
 
@@ -187,7 +191,7 @@ def _expr(expr: Expr) -> str:
         case ListExpr(items=items):
             return "[" + ", ".join(_sub(i, _EXPR) for i in items) + "]"
         case Claim(name=name):
-            if _NAME.fullmatch(name) and name not in KEYWORDS:
+            if _NAME.fullmatch(name) and name not in _KEYWORDS:
                 return f"claims.{name}"
             return f"claims[{_quote(name)}]"
         case FieldRef(name=name):
@@ -249,11 +253,11 @@ def _condition_lines(indent: str, head: str, condition: Expr, message: str | Non
     """`head EXPR [else "message"]` at `indent`, broken as the module docstring describes."""
     first = f"{indent}{head}{_expr(condition)}"
     tail = "" if message is None else f" else {_quote(message)}"
-    if len(first) + len(tail) <= LINE_WIDTH:
+    if len(first) + len(tail) <= _LINE_WIDTH:
         return [first + tail]
     continuation = indent + _CONTINUATION
     lines = [first]
-    chain = _chain(condition) if len(first) > LINE_WIDTH else None
+    chain = _chain(condition) if len(first) > _LINE_WIDTH else None
     if chain is not None:
         lines = [f"{indent}{head}{chain[0]}"] + [continuation + part for part in chain[1:]]
     if message is not None:
