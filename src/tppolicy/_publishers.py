@@ -51,7 +51,7 @@ class PublisherEntry:
     provider: str
     projects: tuple[str, ...]
     pending_project: str | None
-    fields: Mapping[str, str | int | bool]
+    fields: Mapping[str, str | int | bool] = field(hash=False)  # a read-only mapping
     span: Span
 
 
@@ -882,7 +882,8 @@ def load_publishers_text(text: str, source: str, providers: Mapping[str, Provide
             if (d.span, d.message) not in seen:
                 seen.add((d.span, d.message))
                 unique.append(d)
-        unique.sort(key=lambda d: (d.span.line, d.span.column) if d.span else (0, 0))
+        unique.sort(key=lambda d: (d.span.line if d.span else 0,
+                                   d.span.column if d.span else 0, d.path or ""))
         raise ConfigError(unique, source_text=text)
     return entries
 
