@@ -21,6 +21,8 @@ from tppolicy._compile import compile_predicate
 
 ROOT = Path(__file__).resolve().parents[1]
 OWNER, NAME, OWNER_ID, WORKFLOW, ENVIRONMENT = "octo-org", "sampleproject", "65", "release.yml", "pypi"
+REPOSITORY = f"{OWNER}/{NAME}".lower()
+WORKFLOW_BASE = f"{OWNER}/{NAME}/.github/workflows/{WORKFLOW}@"
 
 
 def hand_written(claims: dict[str, Any]) -> bool:
@@ -40,14 +42,15 @@ def hand_written(claims: dict[str, Any]) -> bool:
             return False
     if environment is not None and type(environment) is not str:
         return False
-    if repository == "" or repository.lower() != f"{OWNER}/{NAME}".lower():
+    if repository == "" or repository.lower() != REPOSITORY:
         return False
     if owner != OWNER or owner_id != OWNER_ID or workflow_ref == "":
         return False
     if ref == "" and sha == "":
         return False
-    base = f"{OWNER}/{NAME}/.github/workflows/{WORKFLOW}@"
-    if not ((ref != "" and workflow_ref == base + ref) or (sha != "" and workflow_ref == base + sha)):
+    base = WORKFLOW_BASE
+    if not ((ref != "" and workflow_ref == base + ref)
+            or (sha != "" and workflow_ref == base + sha)):
         return False
     if event == "pull_request_target":
         return False

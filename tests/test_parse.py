@@ -58,3 +58,8 @@ def test_arbitrary_text_parses_or_raises_a_syntax_error(text: str) -> None:
     except PolicySyntaxError as exc:
         assert exc.diagnostics[0].span is not None
         assert exc.diagnostics[0].span.source == "fuzz.tpp"
+
+
+def test_field_values_are_scalars() -> None:
+    with pytest.raises(PolicySyntaxError, match="unexpected '\\['"):
+        parse_policy('publisher { provider p fields { ids = [1, 2] } }', "bad.tpp")

@@ -32,7 +32,8 @@ class Diagnostic:
     path: str | None = None  # a YAML/JSON path such as publishers[2].environment
     hint: str | None = None
 
-    def render(self, source_text: str | None = None) -> str:
+    def render(self, source_text: str | None = None,
+               source_lines: list[str] | None = None) -> str:
         where = str(self.span) if self.span is not None and self.span.line > 0 else ""
         if self.span is not None and self.span.line <= 0 and self.span.source != NO_SPAN.source:
             where = self.span.source
@@ -41,7 +42,7 @@ class Diagnostic:
             head += f"{self.path}: "
         lines = [f"{head}{self.message}"]
         if source_text is not None and self.span is not None and self.span.line > 0:
-            src_lines = source_text.splitlines()
+            src_lines = source_lines if source_lines is not None else source_text.splitlines()
             if self.span.line <= len(src_lines):
                 text = src_lines[self.span.line - 1]
                 width = 1
@@ -63,7 +64,8 @@ class TppolicyError(Exception):
         super().__init__(self.render())
 
     def render(self) -> str:
-        return "\n".join(d.render(self.source_text) for d in self.diagnostics)
+        lines = self.source_text.splitlines() if self.source_text is not None else None
+        return "\n".join(d.render(self.source_text, lines) for d in self.diagnostics)
 
 
 class PolicySyntaxError(TppolicyError):
