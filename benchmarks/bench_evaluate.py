@@ -20,7 +20,8 @@ import tppolicy
 from tppolicy._compile import compile_predicate
 
 ROOT = Path(__file__).resolve().parents[1]
-OWNER, NAME, OWNER_ID, WORKFLOW, ENVIRONMENT = "octo-org", "sampleproject", "65", "release.yml", "pypi"
+OWNER, NAME, OWNER_ID = "octo-org", "sampleproject", "65"
+WORKFLOW, ENVIRONMENT = "release.yml", "pypi"
 REPOSITORY = f"{OWNER}/{NAME}".lower()
 WORKFLOW_BASE = f"{OWNER}/{NAME}/.github/workflows/{WORKFLOW}@"
 
@@ -28,15 +29,15 @@ WORKFLOW_BASE = f"{OWNER}/{NAME}/.github/workflows/{WORKFLOW}@"
 def hand_written(claims: dict[str, Any]) -> bool:
     """What a careful programmer writes for this one publisher (PyPI's checks, typed)."""
     get = claims.get
-    repository = get("repository")
+    repository: Any = get("repository")
     owner = get("repository_owner")
     owner_id = get("repository_owner_id")
     workflow_ref = get("job_workflow_ref")
     event = get("event_name")
-    ref = get("ref")
-    sha = get("sha")
+    ref: Any = get("ref")
+    sha: Any = get("sha")
     jti = get("jti")
-    environment = get("environment")
+    environment: Any = get("environment")
     for value in (repository, owner, owner_id, workflow_ref, event, ref, sha, jti):
         if type(value) is not str:
             return False

@@ -133,10 +133,12 @@ def test_bad_policy_exits_3(capsys: pytest.CaptureFixture[str], tmp_path: Path) 
     ["compile", PUBLISHERS, "--issuer", "gitlab.example.com"],
 ])
 def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str], argv: list[str]) -> None:
-    with pytest.raises(SystemExit) as info:
+    try:
         code = main(argv)
-        raise SystemExit(code)
-    assert info.value.code == 2
+    except SystemExit as exc:  # argparse's own usage errors
+        code = exc.code  # type: ignore[assignment]
+    capsys.readouterr()
+    assert code == 2
 
 
 def test_issuer_for_a_provider_without_custom_issuers(capsys: pytest.CaptureFixture[str]
@@ -167,3 +169,23 @@ def test_installed_console_script() -> None:
     module = subprocess.run([sys.executable, "-m", "tppolicy", "providers"],
                             capture_output=True, text=True, check=True)
     assert "github: https://token.actions.githubusercontent.com" in module.stdout
+
+
+def test_output_of_python_m_id_decode(capsys: pytest.CaptureFixture[str],
+                                      tmp_path: Path) -> None:
+    """`python -m id -d pypi` prints the JOSE header, then the claims."""
+    claims = (CLAIMS / "github-release.json").read_text()
+    path = tmp_path / "id-output.txt"
+    path.write_text('{"alg": "RS256", "kid": "abc", "typ": "JWT"}\n'
+                    + json.dumps(json.loads(claims)) + "\n")
+    code, out, _ = run(capsys, "check", "--publishers", PUBLISHERS, "--claims", str(path))
+    assert code == 0, out
+
+
+def test_a_compact_token_is_not_claims(capsys: pytest.CaptureFixture[str],
+                                       tmp_path: Path) -> None:
+    path = tmp_path / "token.txt"
+    path.write_text("eyJhbGciOiJSUzI1NiJ9.eyJpc3MiOiJ4In0.c2ln\n")
+    code, _, err = run(capsys, "check", "--publishers", PUBLISHERS, "--claims", str(path))
+    assert code == 3
+    assert "this is a signed token (a JWT), not its claims" in err

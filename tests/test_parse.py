@@ -36,7 +36,8 @@ def test_syntax_errors_name_file_line_and_column(text: str, where: str, found: s
 
 
 def test_precedence() -> None:
-    policy = parse_policy('provider p { rule r: not claims.a == "x" or claims.b in ["y"] and true }')
+    text = 'provider p { rule r: not claims.a == "x" or claims.b in ["y"] and true }'
+    policy = parse_policy(text)
     condition = policy.providers[0].rules[0].requires[0].condition
     assert isinstance(condition, A.Or)
     assert isinstance(condition.left, A.Not)

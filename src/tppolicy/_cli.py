@@ -23,6 +23,7 @@ from ._errors import ClaimsError, Diagnostic, Span, TppolicyError
 from ._evaluate import Policy
 
 EXIT_ALLOWED, EXIT_DENIED, EXIT_USAGE, EXIT_INVALID, EXIT_INTERNAL = 0, 1, 2, 3, 4
+_BASE64URL = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_=")
 
 EPILOG = """exit codes:
   0  allowed (check) or success
@@ -151,7 +152,8 @@ def _policy(args: argparse.Namespace) -> Policy:
 
 
 def read_claims(name: str) -> dict[str, Any]:
-    """A claims file: one JSON object with unique keys."""
+    """A claims file: one JSON object with unique keys, or what `python -m id -d`
+    prints (the JOSE header, then the claims, as two JSON objects)."""
     label = "<stdin>" if name == "-" else name
     try:
         text = sys.stdin.read() if name == "-" else Path(name).read_text("utf-8")
@@ -170,8 +172,24 @@ def read_claims(name: str) -> dict[str, Any]:
             result[key] = value
         return result
 
+    stripped = text.strip()
+    if stripped.count(".") == 2 and all(part and set(part) <= _BASE64URL
+                                         for part in stripped.split(".")):
+        raise ClaimsError([Diagnostic("this is a signed token (a JWT), not its claims",
+                                      Span(label, 1, 1, 1, 2),
+                                      hint="decode it with `python -m id -d AUDIENCE` or any "
+                                      "JWT decoder, and pass the JSON claims")])
+    decoder = json.JSONDecoder(object_pairs_hook=unique)
+    documents: list[Any] = []
+    position = 0
     try:
-        value = json.loads(text, object_pairs_hook=unique)
+        while True:
+            while position < len(text) and text[position].isspace():
+                position += 1
+            if position >= len(text) and documents:
+                break
+            value, position = decoder.raw_decode(text, position)
+            documents.append(value)
     except json.JSONDecodeError as exc:
         raise ClaimsError([Diagnostic(f"invalid JSON: {exc.msg}",
                                       Span(label, exc.lineno, exc.colno, exc.lineno,
@@ -179,6 +197,12 @@ def read_claims(name: str) -> dict[str, Any]:
     except (ValueError, RecursionError) as exc:
         raise ClaimsError([Diagnostic(f"invalid claims: {exc}", Span(label, 0, 0, 0, 0))]
                           ) from None
+    if len(documents) == 2 and isinstance(documents[0], dict) and "alg" in documents[0]:
+        documents = documents[1:]  # `python -m id -d`: the header, then the claims
+    if len(documents) != 1:
+        raise ClaimsError([Diagnostic(f"expected one JSON object, found {len(documents)} "
+                                      "documents", Span(label, 1, 1, 1, 2))], text)
+    value = documents[0]
     if not isinstance(value, dict):
         kind = type(value).__name__
         raise ClaimsError([Diagnostic(f"claims must be a JSON object, found {kind}",

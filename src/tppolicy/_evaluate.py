@@ -150,9 +150,11 @@ class Policy:
             if candidate.allows(claims):
                 publisher = candidate.checked
                 reasons = self._explain(candidate, claims) if explain else ()
+                notes = _notes(publisher, claims)
+                if explain:
+                    notes += _unaccounted(provider.checked, claims)
                 return Decision(True, name, publisher.label, publisher.projects,
-                                publisher.pending, tuple(reasons), issuer=issuer,
-                                notes=_notes(publisher, claims))
+                                publisher.pending, tuple(reasons), issuer=issuer, notes=notes)
             chosen = candidate if chosen is None or chosen.checked.pending else chosen
         closest = chosen or self._closest(provider, claims)
         if closest is None:
@@ -263,6 +265,15 @@ def _missing_claims(provider: CheckedProvider, claims: Mapping[str, Any]) -> lis
             reasons.append(RuleResult("claims", False, spec.type, None,
                                       f"missing claim '{spec.name}'"))
     return reasons
+
+
+def _unaccounted(provider: CheckedProvider, claims: Mapping[str, Any]) -> tuple[str, ...]:
+    """Claims the provider does not know: reported (as PyPI logs them), never refused."""
+    unknown = sorted(name for name in claims if name not in provider.claims
+                     and not any(name.startswith(p) for p in provider.ast.ignored_prefixes))
+    if not unknown:
+        return ()
+    return (f"claims unknown to the {provider.name} provider, ignored: {', '.join(unknown)}",)
 
 
 def _notes(publisher: CheckedPublisher, claims: Mapping[str, Any]) -> tuple[str, ...]:

@@ -103,7 +103,7 @@ class Explainer:
                 parts = [self._describe_or_error(p) for p in _disjuncts(left, right)]
                 expectations = [p.expected for p in parts if p.expected is not None]
                 actuals = {show(p.actual) for p in parts}
-                equalities = all(isinstance(p, A.Compare) and p.op == "=="
+                equalities = all((isinstance(p, A.Compare) and p.op == "==")
                                  or isinstance(p, A.And) for p in _disjuncts(left, right))
                 if equalities and len(expectations) == len(parts) and len(actuals) == 1:
                     expected: Any = expectations if len(expectations) > 1 else expectations[0]
