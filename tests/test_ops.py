@@ -1,0 +1,60 @@
+from __future__ import annotations
+
+import time
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tppolicy._ops import EvalError, Glob, op_after, op_before_last, op_strip_suffix, strict_equal
+
+
+@pytest.mark.parametrize(("pattern", "text", "matches"), [
+    ("refs/tags/v*", "refs/tags/v1.2.0", True),
+    ("refs/tags/v*", "refs/tags/v1/evil", False),      # * stops at /
+    ("refs/tags/**", "refs/tags/v1/evil", True),       # ** does not
+    ("refs/tags/v*", "xrefs/tags/v1", False),          # anchored at the start
+    ("refs/tags/v*", "refs/tags/v1\n", True),          # a newline is an ordinary character
+    ("v?.0", "v1.0", True),
+    ("v?.0", "v/.0", False),
+    ("release.yml", "release.yml", True),
+    ("release.yml", "release.yml@x", False),           # anchored at the end
+    ("", "", True),
+])
+def test_glob(pattern: str, text: str, matches: bool) -> None:
+    assert Glob(pattern)(text) is matches
+
+
+def test_glob_is_linear_on_hostile_input() -> None:
+    glob = Glob("*a*a*a*a*a*a*a*a*a*a*b")
+    start = time.perf_counter()
+    assert glob("a" * 20_000) is False
+    assert time.perf_counter() - start < 5  # a backtracking matcher takes hours here
+
+
+@given(st.text(alphabet="ab/*?", max_size=8), st.text(alphabet="ab/", max_size=12))
+def test_glob_agrees_with_a_reference_definition(pattern: str, text: str) -> None:
+    import re
+
+    regex = "".join(".*" if part == "**" else "[^/]*" if part == "*" else "[^/]" if part == "?"
+                    else re.escape(part)
+                    for part in re.findall(r"\*\*|\*|\?|[^*?]", pattern))
+    assert Glob(pattern)(text) is (re.fullmatch(regex, text, re.DOTALL) is not None)
+
+
+def test_strict_equality_never_crosses_types() -> None:
+    assert not strict_equal(1, True)
+    assert not strict_equal(1, 1.0)
+    assert not strict_equal("1", 1)
+    assert strict_equal(["a", 1], ["a", 1])
+    assert not strict_equal([1], [True])
+    assert strict_equal(None, None)
+
+
+def test_separators_are_required() -> None:
+    assert op_after("a/b/c", "/") == "b/c"
+    assert op_before_last("a/b/c", "/") == "a/b"
+    with pytest.raises(EvalError, match="has no '/'"):
+        op_after("abc", "/")
+    with pytest.raises(EvalError, match="does not end with"):
+        op_strip_suffix("abc", "@x")
