@@ -1,0 +1,25 @@
+"""`tppolicy providers`: the providers known, their issuers and fields."""
+
+from __future__ import annotations
+
+import argparse
+from typing import TextIO
+
+from ._common import EPILOG, EXIT_ALLOWED, add_provider_options, load_providers
+
+NAME = "providers"
+HELP = "list the providers and their issuers"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.epilog = EPILOG
+    add_provider_options(parser)
+
+
+def run(args: argparse.Namespace, out: TextIO) -> int:
+    providers = load_providers(args)
+    for name, provider in sorted(providers.items()):
+        custom = " (custom issuers allowed)" if provider.ast.custom_issuers else ""
+        out.write(f"{name}: {', '.join(provider.issuers)}{custom}\n")
+        out.write(f"  fields: {', '.join(provider.fields)}\n")
+    return EXIT_ALLOWED
