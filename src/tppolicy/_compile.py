@@ -264,7 +264,8 @@ def compile_claims_side(provider: CheckedProvider, keys: Sequence[LookupKey]) ->
     """The token's side of lookup keys as a tuple; raises when a key cannot be computed."""
     emitter = _Emitter(provider)
     body_claims = sorted({n for k in keys for n in A.claims_read(k.claims_side)})
-    values = [_call("_key", [emitter.py(k.claims_side)]) for k in keys]
+    values = [emitter.py(k.claims_side) if emitter.static_type(k.claims_side) == "str"
+              else _call("_key", [emitter.py(k.claims_side)]) for k in keys]
     statements = emitter.prologue([], body_claims)
     statements.append(ast.Return(ast.Tuple(values, ast.Load())))
     return emitter.build(f"keys_{next(_counter)}", statements)

@@ -15,10 +15,14 @@ class RuleResult:
     expected: Any = None
     actual: Any = None
     message: str = ""
+    code: str | None = None  # for a refused token: a stable code (see tppolicy._verify.CODES)
 
     def to_json(self) -> dict[str, Any]:
-        return {"rule": self.rule, "passed": self.passed, "expected": self.expected,
-                "actual": self.actual, "message": self.message}
+        result = {"rule": self.rule, "passed": self.passed, "expected": self.expected,
+                  "actual": self.actual, "message": self.message}
+        if self.code is not None:
+            result["code"] = self.code
+        return result
 
 
 @dataclass(frozen=True, slots=True)

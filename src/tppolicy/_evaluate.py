@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import _ast as A
 from ._check import CheckedPolicy, CheckedProvider, CheckedPublisher
@@ -23,6 +23,10 @@ from ._explain import Explainer, show
 from ._interpret import claim_value
 from ._ops import EvalError, describe_type
 
+if TYPE_CHECKING:
+    from ._replay import ReplayStore
+    from ._verify import Verifier
+
 
 @dataclass(slots=True)
 class _Publisher:
@@ -30,6 +34,17 @@ class _Publisher:
     allows: Predicate
     key: tuple[Any, ...]
     prefer: tuple[Any, ...]
+    _decisions: dict[str, Decision] = field(default_factory=dict)
+
+    def decision(self, issuer: str) -> Decision:
+        """The (immutable) allowed decision without explanation, made once per issuer."""
+        decision = self._decisions.get(issuer)
+        if decision is None:
+            publisher = self.checked
+            decision = Decision(True, publisher.provider.name, publisher.label,
+                                publisher.projects, publisher.pending, (), issuer=issuer)
+            self._decisions[issuer] = decision
+        return decision
 
 
 @dataclass(slots=True)
@@ -53,9 +68,13 @@ class _Provider:
         if not index:
             return None
         try:
-            candidates = index.get(self.claims_keys(claims))
+            key = self.claims_keys(claims)
         except Exception:  # a key the token cannot give matches nothing
             return None
+        return self.choose(index.get(key), claims)
+
+    def choose(self, candidates: list[_Publisher] | None,
+               claims: Mapping[str, Any]) -> _Publisher | None:
         if not candidates:
             return None
         if not self.prefer_keys:
@@ -63,11 +82,11 @@ class _Provider:
         for position, prefer in enumerate(self.prefer_keys):
             try:
                 wanted = prefer(claims)[0]
-            except Exception:
+                for candidate in candidates:
+                    if candidate.prefer[position] == wanted:
+                        return candidate
+            except Exception:  # this preference cannot be read from the token
                 continue
-            for candidate in candidates:
-                if candidate.prefer[position] == wanted:
-                    return candidate
         return None
 
 
@@ -127,35 +146,45 @@ class Policy:
                                                  f"cannot evaluate these claims: {exc}")])
 
     def _evaluate(self, claims: object, audience: str, explain: bool) -> Decision:
-        if not isinstance(claims, Mapping):
+        if claims.__class__ is not dict and not isinstance(claims, Mapping):
             return _deny(None, None, [RuleResult("claims", False, "a JSON object",
                                                  describe_type(claims),
                                                  "claims must be a JSON object")])
         issuer = claims.get("iss")
-        provider = self._issuers.get(issuer) if issuer.__class__ is str else None
-        if provider is None:
+        provider = self._issuers.get(issuer) if isinstance(issuer, str) else None
+        if provider is None or not isinstance(issuer, str):
             return _deny(None, issuer if isinstance(issuer, str) else None,
                          [self._issuer_reason(issuer)])
         name = provider.checked.name
         audience_claim = claims.get("aud")
         if audience_claim.__class__ is not str or audience_claim != audience:
             return _deny(name, issuer, [_audience_reason(audience_claim, audience)])
+        # Each publisher's compiled rules check the required claims too: the provider's
+        # own check only runs when no publisher allows, to give the right reason.
+        chosen: _Publisher | None = None
+        try:
+            key = provider.claims_keys(claims)
+            hash(key)  # a claim of the wrong type cannot be hashed: it matches nothing
+        except Exception:  # a key the token cannot give matches nothing
+            key = None
+        if key is not None:
+            for index in (provider.pending, provider.normal):
+                if not index:
+                    continue
+                candidate = provider.choose(index.get(key), claims)
+                if candidate is None:
+                    continue
+                if candidate.allows(claims):
+                    if not explain:
+                        return candidate.decision(issuer)
+                    publisher = candidate.checked
+                    notes = _notes(publisher, claims) + _unaccounted(provider.checked, claims)
+                    return Decision(True, name, publisher.label, publisher.projects,
+                                    publisher.pending, tuple(self._explain(candidate, claims)),
+                                    issuer=issuer, notes=notes)
+                chosen = candidate if chosen is None or chosen.checked.pending else chosen
         if not provider.required(claims):
             return _deny(name, issuer, _missing_claims(provider.checked, claims))
-        chosen: _Publisher | None = None
-        for index in (provider.pending, provider.normal):
-            candidate = provider.select(claims, index)
-            if candidate is None:
-                continue
-            if candidate.allows(claims):
-                publisher = candidate.checked
-                reasons = self._explain(candidate, claims) if explain else ()
-                notes = _notes(publisher, claims)
-                if explain:
-                    notes += _unaccounted(provider.checked, claims)
-                return Decision(True, name, publisher.label, publisher.projects,
-                                publisher.pending, tuple(reasons), issuer=issuer, notes=notes)
-            chosen = candidate if chosen is None or chosen.checked.pending else chosen
         closest = chosen or self._closest(provider, claims)
         if closest is None:
             return _deny(name, issuer, [RuleResult(
@@ -211,6 +240,17 @@ class Policy:
                                           f"token has {show(actual)}, publisher expects "
                                           f"{show(wanted)}"))
         return results
+
+    def evaluate_token(self, token: object, verifier: Verifier,
+                       replay: ReplayStore | None = None, explain: bool = False) -> Decision:
+        """Verify a compact JWT, decide on its claims, and claim its `jti` if allowed.
+
+        Never raises on any token: a refused token is a denial whose reason carries
+        a stable code (`tppolicy.TOKEN_ERROR_CODES`).
+        """
+        from ._verify import evaluate_token
+
+        return evaluate_token(self, token, verifier, replay, explain)
 
     # ------------------------------------------------------------- output
     def to_policy_file(self, source: str = "<compiled>") -> A.PolicyFile:

@@ -1,0 +1,208 @@
+"""Issuers' signing keys: JWKS documents from OIDC discovery or from files, cached
+per issuer, refreshed on an unknown key id at most once per cooldown.
+
+The cache is better than PyPI's in two ways (docs say so): a failed refresh also
+starts the cooldown (a dead JWKS endpoint is not hammered by every token), and
+every fetch has a size cap as well as a timeout.
+"""
+
+from __future__ import annotations
+
+import json
+import ssl
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from jwt import PyJWK
+from jwt.exceptions import PyJWKError
+
+DEFAULT_TIMEOUT = 5.0
+DEFAULT_COOLDOWN = 60.0
+DEFAULT_MAX_DOCUMENT = 256 * 1024
+_ASYMMETRIC_KTY = {"RSA", "EC", "OKP"}
+_MIN_RSA_BITS = 2048
+
+
+@dataclass(frozen=True, slots=True)
+class VerificationKey:
+    kid: str
+    kty: str
+    alg: str | None  # the JWK's own "alg", if it states one
+    key: Any  # a cryptography public key
+
+    def allows(self, alg: str) -> bool:
+        """May this key verify a signature made with `alg`?"""
+        if self.alg is not None and self.alg != alg:
+            return False
+        if alg.startswith(("RS", "PS")):
+            return self.kty == "RSA"
+        if alg.startswith("ES"):
+            curve = {"ES256": "secp256r1", "ES384": "secp384r1", "ES512": "secp521r1"}.get(alg)
+            return self.kty == "EC" and getattr(self.key.curve, "name", None) == curve
+        return alg == "EdDSA" and self.kty == "OKP"
+
+
+class FetchError(Exception):
+    """A document could not be fetched or read."""
+
+
+class Fetcher(Protocol):
+    def __call__(self, url: str) -> bytes: ...
+
+
+class HttpFetcher:
+    """GET over HTTPS with a timeout and a size cap; never follows to plain HTTP."""
+
+    def __init__(self, *, timeout: float = DEFAULT_TIMEOUT, max_bytes: int = DEFAULT_MAX_DOCUMENT,
+                 ssl_context: ssl.SSLContext | None = None) -> None:
+        self.timeout = timeout
+        self.max_bytes = max_bytes
+        self.ssl_context = ssl_context or ssl.create_default_context()
+
+    def __call__(self, url: str) -> bytes:
+        if not url.startswith("https://"):
+            raise FetchError(f"{url}: only https URLs are fetched")
+        request = urllib.request.Request(url, headers={"Accept": "application/json",
+                                                       "User-Agent": "tppolicy"})
+        opener = urllib.request.build_opener(urllib.request.HTTPSHandler(context=self.ssl_context),
+                                             _HttpsOnlyRedirects())
+        deadline = time.monotonic() + self.timeout
+        try:
+            with opener.open(request, timeout=self.timeout) as response:
+                if response.status != 200:
+                    raise FetchError(f"{url}: HTTP {response.status}")
+                chunks: list[bytes] = []
+                size = 0
+                while True:
+                    if time.monotonic() > deadline:
+                        raise FetchError(f"{url}: timed out after {self.timeout:g} s")
+                    chunk = response.read(65536)
+                    if not chunk:
+                        break
+                    size += len(chunk)
+                    if size > self.max_bytes:
+                        raise FetchError(f"{url}: document larger than {self.max_bytes} bytes")
+                    chunks.append(chunk)
+                return b"".join(chunks)
+        except urllib.error.HTTPError as exc:
+            raise FetchError(f"{url}: HTTP {exc.code}") from None
+        except (urllib.error.URLError, OSError, ValueError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise FetchError(f"{url}: {reason}") from None
+
+
+class _HttpsOnlyRedirects(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, req: Any, fp: Any, code: int, msg: str, headers: Any,
+                         newurl: str) -> urllib.request.Request | None:
+        if not newurl.startswith("https://"):
+            raise FetchError(f"{req.full_url}: redirected to a non-https URL")
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
+def parse_jwks(document: bytes | str | Mapping[str, Any], where: str) -> dict[str, VerificationKey]:
+    """A JWKS document → keys by kid. Symmetric keys, keys without kid, weak RSA keys
+    and keys for encryption are left out; a document with no usable key is an error."""
+    try:
+        data = document if isinstance(document, Mapping) else json.loads(document)
+    except (ValueError, RecursionError) as exc:
+        raise FetchError(f"{where}: not JSON ({exc})") from None
+    if not isinstance(data, Mapping) or not isinstance(data.get("keys"), list):
+        raise FetchError(f"{where}: not a JWKS document (no 'keys' list)")
+    keys: dict[str, VerificationKey] = {}
+    for entry in data["keys"]:
+        if not isinstance(entry, dict):
+            continue
+        kid, kty = entry.get("kid"), entry.get("kty")
+        if not isinstance(kid, str) or kty not in _ASYMMETRIC_KTY:
+            continue
+        if entry.get("use", "sig") != "sig" or "d" in entry:  # never a private key
+            continue
+        alg = entry.get("alg")
+        if alg is not None and not isinstance(alg, str):
+            continue
+        try:
+            key = PyJWK(entry).key
+        except (PyJWKError, ValueError, TypeError, KeyError):
+            continue
+        if kty == "RSA" and key.key_size < _MIN_RSA_BITS:
+            continue
+        keys[kid] = VerificationKey(kid, kty, alg, key)
+    if not keys:
+        raise FetchError(f"{where}: no usable signing key")
+    return keys
+
+
+@dataclass(slots=True)
+class _IssuerKeys:
+    keys: dict[str, VerificationKey]
+    last_attempt: float | None
+    lock: threading.Lock
+    last_error: str | None = None
+    static: bool = False
+
+
+class KeyCache:
+    """Signing keys per issuer, from discovery or given offline; safe across threads."""
+
+    def __init__(self, *, fetch: Fetcher | None = None, cooldown: float = DEFAULT_COOLDOWN,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._fetch: Fetcher = fetch or HttpFetcher()
+        self.cooldown = cooldown
+        self._clock = clock
+        self._issuers: dict[str, _IssuerKeys] = {}
+        self._guard = threading.Lock()
+
+    def add_static(self, issuer: str, jwks: bytes | str | Mapping[str, Any],
+                   where: str = "JWKS") -> None:
+        """Use these keys for `issuer` and never fetch (offline keys, `--jwks`)."""
+        keys = parse_jwks(jwks, where)
+        self._issuers[issuer] = _IssuerKeys(keys, None, threading.Lock(), static=True)
+
+    def _entry(self, issuer: str) -> _IssuerKeys:
+        entry = self._issuers.get(issuer)
+        if entry is None:
+            with self._guard:
+                entry = self._issuers.setdefault(issuer, _IssuerKeys({}, None, threading.Lock()))
+        return entry
+
+    def get(self, issuer: str, kid: str) -> VerificationKey | None:
+        """The key `kid` of `issuer`, refreshing once per cooldown if it is unknown.
+
+        Returns None when the key is unknown; raises `FetchError` when the issuer has
+        no keys at all and they cannot be fetched.
+        """
+        entry = self._entry(issuer)
+        key = entry.keys.get(kid)
+        if key is not None or entry.static:
+            return key
+        with entry.lock:  # one refresh at a time per issuer; the others wait and reuse it
+            key = entry.keys.get(kid)
+            if key is not None:
+                return key
+            now = self._clock()
+            if entry.last_attempt is None or now - entry.last_attempt >= self.cooldown:
+                entry.last_attempt = now
+                try:
+                    entry.keys = self._discover(issuer)  # replaces the set: removed keys go
+                    entry.last_error = None
+                except FetchError as exc:
+                    entry.last_error = str(exc)  # keep the old keys
+            if not entry.keys and entry.last_error is not None:
+                raise FetchError(entry.last_error)
+            return entry.keys.get(kid)
+
+    def _discover(self, issuer: str) -> dict[str, VerificationKey]:
+        url = issuer.rstrip("/") + "/.well-known/openid-configuration"
+        try:
+            config = json.loads(self._fetch(url))
+        except (ValueError, RecursionError):
+            raise FetchError(f"{url}: not JSON") from None
+        jwks_uri = config.get("jwks_uri") if isinstance(config, dict) else None
+        if not isinstance(jwks_uri, str) or not jwks_uri.startswith("https://"):
+            raise FetchError(f"{url}: no https jwks_uri")
+        return parse_jwks(self._fetch(jwks_uri), jwks_uri)

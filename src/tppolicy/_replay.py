@@ -1,0 +1,78 @@
+"""Replay protection: each token's `jti` may be used once, claimed atomically.
+
+An index server can back `ReplayStore` with its own store (PyPI uses Redis
+`SET NX EXAT`); tppolicy ships an in-memory store and a SQLite one (`--replay-db`).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Protocol
+
+
+class ReplayStore(Protocol):
+    def claim(self, key: str, expires_at: int) -> bool:
+        """Record `key` until `expires_at` (Unix time); False if it was already recorded."""
+
+
+class MemoryReplayStore:
+    """A set of claimed keys with expiry, for one process; thread-safe."""
+
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self._keys: dict[str, int] = {}
+        self._lock = threading.Lock()
+        self._clock = clock
+        self._next_purge = 0.0
+
+    def claim(self, key: str, expires_at: int) -> bool:
+        now = self._clock()
+        with self._lock:
+            if now >= self._next_purge:
+                self._keys = {k: e for k, e in self._keys.items() if e > now}
+                self._next_purge = now + 60
+            current = self._keys.get(key)
+            if current is not None and current > now:
+                return False
+            self._keys[key] = expires_at
+            return True
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+
+class SQLiteReplayStore:
+    """Claimed keys in a SQLite file, shared by every process that opens it."""
+
+    def __init__(self, path: str | Path, clock: Callable[[], float] = time.time) -> None:
+        self.path = str(path)
+        self._clock = clock
+        self._local = threading.local()
+        with self._connect() as db:
+            db.execute("CREATE TABLE IF NOT EXISTS used_jti "
+                       "(key TEXT PRIMARY KEY, expires_at INTEGER NOT NULL)")
+
+    def _connect(self) -> sqlite3.Connection:
+        db: sqlite3.Connection | None = getattr(self._local, "db", None)
+        if db is None:
+            db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            db.execute("PRAGMA journal_mode=WAL")
+            self._local.db = db
+        return db
+
+    def claim(self, key: str, expires_at: int) -> bool:
+        now = int(self._clock())
+        db = self._connect()
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.execute("DELETE FROM used_jti WHERE expires_at <= ?", (now,))
+            inserted = db.execute("INSERT OR IGNORE INTO used_jti (key, expires_at) VALUES (?, ?)",
+                                  (key, expires_at)).rowcount
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        return inserted == 1
