@@ -1,0 +1,465 @@
+"""`tppolicy._lint`: every code with a case that finds it and one that does not, locations,
+and the SARIF log validated against the official SARIF 2.1.0 JSON Schema."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from jsonschema import Draft4Validator
+
+import tppolicy
+from tppolicy._lint import (
+    CODES,
+    Finding,
+    lint_file,
+    lint_policy_text,
+    lint_publishers_text,
+    pep503,
+    to_sarif,
+    ultranormalize,
+)
+from tppolicy._load import load_providers
+
+from .conftest import EXAMPLES, ROOT
+
+SARIF_SCHEMA = ROOT / "tests" / "fixtures" / "sarif" / "sarif-schema-2.1.0.json"
+LINT_FIXTURES = ROOT / "tests" / "fixtures" / "lint"
+
+
+OWNER_RULE = 'rule repository_owner: claims.repository_owner == "octo-org"'
+OWNER_ID_RULE = 'rule repository_owner_id: claims.repository_owner_id == "65"'
+
+
+def github(**overrides: Any) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "name": "release", "provider": "github", "projects": ["sampleproject"],
+        "repository_owner": "octo-org", "repository_name": "sampleproject",
+        "repository_owner_id": "65", "workflow_filename": "release.yml", "environment": "pypi",
+    }
+    entry.update(overrides)
+    return {k: v for k, v in entry.items() if v is not None}
+
+
+def gitlab(**overrides: Any) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "name": "mirror", "provider": "gitlab", "projects": ["sampleproject"],
+        "namespace": "acme", "project": "sampleproject", "workflow_filepath": ".gitlab-ci.yml",
+        "environment": "pypi",
+    }
+    entry.update(overrides)
+    return {k: v for k, v in entry.items() if v is not None}
+
+
+def lint_yaml(*entries: dict[str, Any], **kwargs: Any) -> tuple[Finding, ...]:
+    text = yaml.safe_dump({"publishers": list(entries)}, sort_keys=False)
+    return lint_publishers_text(text, "publishers.yaml", **kwargs)
+
+
+def codes(findings: tuple[Finding, ...]) -> list[str]:
+    return [f.code for f in findings]
+
+
+def compiled(*entries: dict[str, Any]) -> str:
+    text = yaml.safe_dump({"publishers": list(entries)}, sort_keys=False)
+    return tppolicy.format_policy(tppolicy.compile_publishers_text(text))
+
+
+def test_codes_are_stable_and_documented() -> None:
+    assert list(CODES) == [f"TPP{n:03d}" for n in range(1, 14)]
+    for code in CODES.values():
+        assert code.level in ("error", "warning", "note")
+        assert code.summary and code.fix and code.name
+    docs = (ROOT / "docs" / "tools.md").read_text()
+    for name in CODES:
+        assert f"| {name} " in docs, f"{name} is not in docs/tools.md"
+
+
+def test_clean_file_has_no_findings() -> None:
+    assert lint_yaml(github(), gitlab()) == ()
+
+
+# ------------------------------------------------------------------------ TPP001
+def test_tpp001_publisher_without_environment() -> None:
+    found = lint_yaml(github(environment=None), gitlab(environment=""))
+    assert codes(found) == ["TPP001", "TPP001"]
+    assert "accepts any environment" in found[0].message
+    assert found[0].level == "warning"
+
+
+def test_tpp001_location_points_at_the_environment_key_or_the_entry() -> None:
+    text = ("publishers:\n"
+            "  - name: release\n"
+            "    provider: github\n"
+            "    projects: [sampleproject]\n"
+            "    repository_owner: octo-org\n"
+            "    repository_name: sampleproject\n"
+            "    repository_owner_id: '65'\n"
+            "    workflow_filename: release.yml\n"
+            "  - name: other\n"
+            "    provider: github\n"
+            "    projects: [other]\n"
+            "    repository_owner: octo-org\n"
+            "    repository_name: other\n"
+            "    repository_owner_id: '65'\n"
+            "    workflow_filename: release.yml\n"
+            "    environment: ''\n")
+    found = lint_publishers_text(text, "p.yaml")
+    assert [(f.code, f.span.line, f.span.column) for f in found] == [
+        ("TPP001", 2, 11), ("TPP001", 16, 18)]
+
+
+def test_tpp001_not_for_publishers_with_an_environment_or_without_the_field() -> None:
+    google = {"name": "g", "provider": "google", "projects": ["x"],
+              "email": "a@b.iam.gserviceaccount.com"}
+    assert "TPP001" not in codes(lint_yaml(github(), gitlab(), google))
+
+
+def test_tpp001_policy_file_publisher_whose_rules_ignore_the_environment() -> None:
+    text = compiled(github(environment=None))
+    assert codes(lint_policy_text(text, "p.tpp")) == ["TPP001"]
+    assert codes(lint_policy_text(compiled(github()), "p.tpp")) == []
+
+
+# ------------------------------------------------------------------------ TPP002
+@pytest.mark.parametrize(("entry", "words"), [
+    (github(workflow_filename=".github\\workflows\\release.yml"), "Windows path"),
+    (github(workflow_filename=".github-workflows-release.yml"), "glued"),
+    (gitlab(workflow_filepath=".github/workflows/release.yml"), "GitHub Actions workflow"),
+    (gitlab(workflow_filepath="./ci/release.yml"), "'.' or '..'"),
+    (gitlab(workflow_filepath="ci\\release.yml"), "'\\'"),
+    (gitlab(workflow_filepath="sampleproject/ci/release.yml"), "project's name"),
+    (gitlab(workflow_filepath="ci%2Frelease.yml"), "encoded"),
+])
+def test_tpp002_workflow_given_as_a_path(entry: dict[str, Any], words: str) -> None:
+    found = lint_yaml(entry)
+    assert codes(found) == ["TPP002"]
+    assert words in found[0].message
+
+
+def test_tpp002_not_for_file_names_and_root_relative_paths() -> None:
+    assert lint_yaml(github(workflow_filename="release-workflows.yaml"),
+                     gitlab(workflow_filepath="ci/release/pypi.yml")) == ()
+
+
+# ------------------------------------------------------------------------ TPP003
+def test_tpp003_yml_and_yaml_lookalikes() -> None:
+    found = lint_yaml(github(), github(name="release-yaml", workflow_filename="release.yaml"))
+    assert codes(found) == ["TPP003"]
+    assert "'release.yaml' instead of 'release.yml'" in found[0].message
+    assert found[0].publisher == "release-yaml"
+
+
+def test_tpp003_not_for_different_workflows() -> None:
+    assert lint_yaml(github(), github(name="other", workflow_filename="publish.yml")) == ()
+
+
+# ------------------------------------------------------------------------ TPP004
+def test_tpp004_same_project_twice_in_a_policy_file_publisher() -> None:
+    text = compiled(github()).replace('projects ["sampleproject"]',
+                                      'projects ["sampleproject", "SampleProject"]')
+    found = lint_policy_text(text, "p.tpp")
+    assert codes(found) == ["TPP004"]
+    assert "twice (the same project as 'sampleproject')" in found[0].message
+    assert found[0].span.line == text.splitlines().index(
+        '  projects ["sampleproject", "SampleProject"]') + 1
+
+
+def test_tpp004_same_project_in_publishers_of_the_same_identity() -> None:
+    found = lint_yaml(github(), github(name="any-env", environment=None))
+    assert "TPP004" in codes(found)
+    message = next(f.message for f in found if f.code == "TPP004")
+    assert "'any-env' accepts any environment" in message
+    assert "does not protect 'sampleproject'" in message
+
+
+def test_tpp004_not_for_other_identities_or_other_projects() -> None:
+    assert lint_yaml(github(), github(name="ci", workflow_filename="ci.yml")) == ()
+    assert lint_yaml(github(), github(name="docs", projects=["other"],
+                                      environment="docs")) == ()
+
+
+# ------------------------------------------------------------------------ TPP005
+def test_tpp005_surrounding_whitespace_in_a_rule_literal() -> None:
+    text = compiled(github()).replace('claims.repository_owner == "octo-org"',
+                                      'claims.repository_owner == "octo-org "')
+    found = lint_policy_text(text, "p.tpp")
+    assert "TPP005" in codes(found)
+    finding = next(f for f in found if f.code == "TPP005")
+    assert "surrounding whitespace" in finding.message
+    assert finding.fix == "write 'octo-org'"
+
+
+def test_tpp005_invisible_character_in_a_field() -> None:
+    text = compiled(github()).replace('environment = "pypi"', 'environment = "py\\u200bpi"')
+    found = lint_policy_text(text, "p.tpp")
+    assert "TPP005" in codes(found)
+    assert "U+200B ZERO WIDTH SPACE" in next(f.message for f in found if f.code == "TPP005")
+
+
+def test_tpp005_space_in_a_workflow_file() -> None:
+    assert codes(lint_yaml(gitlab(workflow_filepath="ci/ release.yml"))) == ["TPP005"]
+
+
+def test_tpp005_not_for_clean_values() -> None:
+    assert lint_policy_text(compiled(github(), gitlab()), "p.tpp") == ()
+
+
+# ------------------------------------------------------------------------ TPP006
+def test_tpp006_cyrillic_lookalike() -> None:
+    text = compiled(github()).replace('environment = "pypi"', 'environment = "\\u0440ypi"')
+    found = lint_policy_text(text, "p.tpp")
+    assert "TPP006" in codes(found)
+    finding = next(f for f in found if f.code == "TPP006")
+    assert "CYRILLIC SMALL LETTER ER (looks like 'p')" in finding.message
+    assert finding.fix == "retype it in ASCII: 'pypi'"
+
+
+def test_tpp006_fullwidth_lookalike_in_a_rule_literal() -> None:
+    text = compiled(github()).replace('claims.repository_owner == "octo-org"',
+                                      'claims.repository_owner == "\\uff4fcto-org"')
+    assert "TPP006" in codes(lint_policy_text(text, "p.tpp"))
+
+
+def test_tpp006_not_for_other_non_ascii_letters() -> None:
+    text = compiled(github()).replace('environment = "pypi"', 'environment = "d\\u00e9ploiement"')
+    assert "TPP006" not in codes(lint_policy_text(text, "p.tpp"))
+
+
+# ------------------------------------------------------------------------ TPP007
+def test_tpp007_same_owner_in_two_cases() -> None:
+    found = lint_yaml(github(), github(name="docs", projects=["docs"], repository_owner="Octo-Org",
+                                       repository_name="docs"))
+    assert "TPP007" in codes(found)
+    message = next(f.message for f in found if f.code == "TPP007")
+    assert "'Octo-Org' is spelled 'octo-org' in 'release'" in message
+
+
+def test_tpp007_not_for_different_owners() -> None:
+    assert "TPP007" not in codes(lint_yaml(
+        github(), github(name="docs", projects=["docs"], repository_owner="other-org")))
+
+
+# ------------------------------------------------------------------------ TPP008
+def test_tpp008_mixed_case_identity_is_a_note() -> None:
+    found = lint_yaml(gitlab(namespace="MaxIV"))
+    assert codes(found) == ["TPP008"]
+    assert found[0].level == "note"
+    assert "#18797" in found[0].message
+
+
+def test_tpp008_not_for_lowercase_names() -> None:
+    assert lint_yaml(github(), gitlab(namespace="maxiv")) == ()
+
+
+# ------------------------------------------------------------------------ TPP009
+def pending(name: str, project: str, **overrides: Any) -> dict[str, Any]:
+    return github(name=name, projects=None, pending_project=project,
+                  repository_name=project.lower(), **overrides)
+
+
+def test_tpp009_pending_project_that_exists() -> None:
+    found = lint_yaml(github(projects=["foo.bar"]), pending("new", "Foo-Bar"))
+    assert codes(found) == ["TPP009"]
+    assert "already exists" in found[0].message
+
+
+def test_tpp009_pending_project_too_similar_to_an_existing_one() -> None:
+    found = lint_yaml(github(projects=["foobar"]), pending("new", "f00bar"))
+    assert codes(found) == ["TPP009"]
+    assert "'f00bar' once ultranormalized" in found[0].message
+
+
+def test_tpp009_two_pending_projects_collide() -> None:
+    found = lint_yaml(pending("one", "Foo-Bar"),
+                      pending("two", "fOObar", workflow_filename="b.yml"))
+    assert codes(found) == ["TPP009"]
+    assert found[0].publisher == "two"
+
+
+def test_tpp009_not_for_distinct_names() -> None:
+    assert lint_yaml(github(projects=["foobar"]), pending("new", "foobaz")) == ()
+
+
+def test_normalizations() -> None:
+    assert pep503("Foo.Bar__baz") == "foo-bar-baz"
+    assert ultranormalize("Foo-Bar") == ultranormalize("foobar") == ultranormalize("f00bar")
+    assert ultranormalize("Il.io") == "1110"
+
+
+# ------------------------------------------------- TPP010 / TPP011 (custom provider)
+CUSTOM = """
+provider ci {
+  issuer "https://ci.example.com"
+  claims {
+    required repo, channel: string
+    optional pin: string
+  }
+  fields {
+    repo: string
+    channel: string
+    pin: string = ""
+    gate: bool
+  }
+  lookup { key publisher.repo == claims.repo }
+  rule repo: claims.repo == publisher.repo
+  rule channel: publisher.channel != "none" and claims.channel == publisher.channel
+    else "the channel is closed"
+  rule pin: publisher.pin == "" or claims.pin == publisher.pin
+  rule gate: publisher.gate or claims.channel == "reviewed"
+}
+"""
+
+
+@pytest.fixture
+def custom(tmp_path: Path) -> dict[str, Any]:
+    path = tmp_path / "ci.tpp"
+    path.write_text(CUSTOM)
+    return load_providers([path])
+
+
+def ci(**overrides: Any) -> dict[str, Any]:
+    entry: dict[str, Any] = {"name": "ci", "provider": "ci", "projects": ["x"], "repo": "r",
+                             "channel": "stable", "gate": False}
+    entry.update(overrides)
+    return entry
+
+
+def test_tpp010_require_that_folds_to_false(custom: dict[str, Any]) -> None:
+    found = lint_yaml(ci(channel="none"), providers=custom)
+    assert codes(found) == ["TPP010"]
+    assert found[0].level == "error"
+    assert "can never pass (the channel is closed)" in found[0].message
+    text = yaml.safe_dump({"publishers": [ci(channel="none")]}, sort_keys=False)
+    assert text.splitlines()[found[0].span.line - 1] == "  channel: none"  # the field
+
+
+def test_tpp010_in_a_policy_file() -> None:
+    text = compiled(github()).replace(OWNER_RULE,
+                                      'rule repository_owner: "octo-org" == "0cto-org"')
+    found = lint_policy_text(text, "p.tpp")
+    assert "TPP010" in codes(found)
+
+
+def test_tpp010_in_a_provider_block() -> None:
+    text = CUSTOM.replace('rule repo: claims.repo == publisher.repo',
+                          'rule repo {\n    require claims.repo == publisher.repo\n'
+                          '    require 1 == 2\n  }')
+    found = lint_policy_text(text, "ci.tpp", providers={})
+    assert codes(found) == ["TPP010"]
+    assert found[0].span.line == 17
+
+
+def test_tpp010_not_for_satisfiable_rules(custom: dict[str, Any]) -> None:
+    assert lint_yaml(ci(), providers=custom) == ()
+
+
+def test_tpp011_rule_that_always_passes(custom: dict[str, Any]) -> None:
+    found = lint_yaml(ci(gate=True), providers=custom)
+    assert codes(found) == ["TPP011"]
+    assert "rule 'gate' of 'ci' always passes" in found[0].message
+
+
+def test_tpp011_not_for_a_field_left_at_its_default(custom: dict[str, Any]) -> None:
+    # `pin` is "" (its default): the rule is meant to pass for any token.
+    assert "TPP011" not in codes(lint_yaml(ci(), providers=custom))
+
+
+def test_tpp011_policy_file_rule_replaced_by_true() -> None:
+    text = compiled(github()).replace(OWNER_ID_RULE,
+                                      "rule repository_owner_id: true")
+    found = lint_policy_text(text, "p.tpp")
+    assert codes(found) == ["TPP011"]
+    assert 'claims.repository_owner_id == "65"' in found[0].message
+
+
+def test_tpp011_not_for_a_compiled_environment_rule() -> None:
+    # `rule environment: true` for a publisher without environment is the provider's rule.
+    assert "TPP011" not in codes(lint_policy_text(compiled(github(environment=None)), "p.tpp"))
+
+
+# ------------------------------------------------------------------------ TPP012
+def test_tpp012_rule_left_out_of_a_policy_file() -> None:
+    text = compiled(github()).replace(
+        '  rule repository_owner_id: claims.repository_owner_id == "65"\n\n', "")
+    found = lint_policy_text(text, "p.tpp")
+    assert codes(found) == ["TPP012"]
+    assert "has no rule 'repository_owner_id'" in found[0].message
+
+
+def test_tpp012_not_for_a_complete_policy_file() -> None:
+    assert lint_policy_text(compiled(github(), gitlab()), "p.tpp") == ()
+
+
+# ------------------------------------------------------------------------ TPP013
+def test_tpp013_rule_differs_from_the_provider() -> None:
+    text = compiled(github()).replace(OWNER_RULE,
+                                      'rule repository_owner: lower(claims.repository_owner) '
+                                      '== "octo-org"')
+    found = lint_policy_text(text, "p.tpp")
+    assert codes(found) == ["TPP013"]
+    assert found[0].level == "note"
+
+
+def test_tpp013_not_for_rules_as_compiled() -> None:
+    assert "TPP013" not in codes(lint_policy_text(compiled(github()), "p.tpp"))
+
+
+# ------------------------------------------------------------------------ files
+def test_examples_publishers_file() -> None:
+    found = lint_file(EXAMPLES / "publishers.yaml")
+    assert [(f.code, f.publisher) for f in found] == [("TPP001", "new-plugin-pending")]
+
+
+def test_invalid_files_raise() -> None:
+    with pytest.raises(tppolicy.ConfigError):
+        lint_publishers_text("publishers: [{provider: nope}]\n", "p.yaml")
+    with pytest.raises(tppolicy.PolicySyntaxError):
+        lint_policy_text("publisher {", "p.tpp")
+    with pytest.raises(tppolicy.PolicyCheckError, match="cannot read"):
+        lint_file(LINT_FIXTURES / "missing.tpp")
+
+
+# ------------------------------------------------------------------------ SARIF
+@pytest.fixture(scope="module")
+def sarif_validator() -> Draft4Validator:
+    schema = json.loads(SARIF_SCHEMA.read_text())
+    assert schema["id"].endswith("/sarif-schema-2.1.0.json")
+    return Draft4Validator(schema)
+
+
+def test_sarif_log_is_valid(sarif_validator: Draft4Validator) -> None:
+    findings = lint_file(LINT_FIXTURES / "everything.yaml") + lint_file(
+        LINT_FIXTURES / "edited.tpp")
+    assert {f.code for f in findings} >= {"TPP001", "TPP003", "TPP004", "TPP007", "TPP008",
+                                          "TPP009", "TPP011", "TPP012"}
+    log = to_sarif(findings, version=tppolicy.__version__)
+    errors = sorted(sarif_validator.iter_errors(log), key=str)
+    assert not errors, errors[0]
+    run = log["runs"][0]
+    rules = run["tool"]["driver"]["rules"]
+    assert [r["id"] for r in rules] == list(CODES)
+    for result in run["results"]:
+        assert rules[result["ruleIndex"]]["id"] == result["ruleId"]
+        region = result["locations"][0]["physicalLocation"]["region"]
+        assert region["startLine"] >= 1 and region["startColumn"] >= 1
+
+
+def test_sarif_log_with_an_invalid_file_is_valid(sarif_validator: Draft4Validator) -> None:
+    try:
+        lint_policy_text("publisher {", "broken.tpp")
+    except tppolicy.TppolicyError as exc:
+        log = to_sarif((), version="0.1.0", errors=exc.diagnostics)
+    assert not list(sarif_validator.iter_errors(log))
+    invocation = log["runs"][0]["invocations"][0]
+    assert invocation["executionSuccessful"] is False
+    assert "syntax error" in invocation["toolExecutionNotifications"][0]["message"]["text"]
+
+
+def test_sarif_schema_catches_a_broken_log(sarif_validator: Draft4Validator) -> None:
+    log = to_sarif(lint_file(EXAMPLES / "publishers.yaml"), version="0.1.0")
+    log["runs"][0]["results"][0]["locations"][0]["physicalLocation"]["region"]["startLine"] = 0
+    assert list(sarif_validator.iter_errors(log))
