@@ -99,6 +99,9 @@ class _Emitter:
             case A.Call(function=function):
                 result = FUNCTIONS[function][2] if function in FUNCTIONS else "any"
                 return _PY_CLASS.get(result, "any")
+            case A.Conditional(then=then, otherwise=otherwise):
+                kind = self.static_type(then)
+                return kind if kind == self.static_type(otherwise) else "any"
         return "any"
 
     def py(self, expr: A.Expr) -> ast.expr:
@@ -116,6 +119,10 @@ class _Emitter:
                 matcher = f"_glob{next(_counter)}"
                 self.namespace[matcher] = Glob(pattern)
                 return _call(matcher, [self.py(text)])
+            case A.Call(function=("before" | "after" | "before_last" | "after_last") as function,
+                        args=(subject, A.Literal(value=str(separator)))) if (
+                    separator and self.static_type(subject) == "str"):
+                return self._slice(function, subject, separator)
             case A.Call(function=function, args=args):
                 return _call(f"_f_{function}", [self.py(a) for a in args])
             case A.Index(target=target, index=index):
@@ -143,6 +150,29 @@ class _Emitter:
             case A.Conditional(condition=condition, then=then, otherwise=otherwise):
                 return ast.IfExp(self.py(condition), self.py(then), self.py(otherwise))
         raise EvalError(f"cannot compile {type(expr).__name__}")
+
+    def _slice(self, function: str, subject: A.Expr, separator: str) -> ast.expr:
+        """`s[:s.index(sep)]` and friends: str.index raises when the separator is absent
+        (an error, as in `_ops`), and on None or a mistyped claim (no such method).
+
+        Python evaluates the subscripted object before the slice, so a computed subject
+        is bound there with `:=` and the slice reads the name.
+        """
+        value = self.py(subject)
+        if isinstance(value, ast.Name):
+            obj: ast.expr = value
+            name = value.id
+        else:
+            name = f"t{next(_counter)}"
+            obj = ast.NamedExpr(ast.Name(name, ast.Store()), value)
+        method = "index" if function in ("before", "after") else "rindex"
+        position: ast.expr = ast.Call(
+            ast.Attribute(ast.Name(name, ast.Load()), method, ast.Load()),
+            [ast.Constant(separator)], [])
+        if function.startswith("before"):
+            return ast.Subscript(obj, ast.Slice(None, position, None), ast.Load())
+        start = ast.BinOp(position, ast.Add(), ast.Constant(len(separator)))
+        return ast.Subscript(obj, ast.Slice(start, None, None), ast.Load())
 
     def _compare(self, op: str, left: A.Expr, right: A.Expr) -> ast.expr:
         a, b = self.static_type(left), self.static_type(right)
@@ -181,8 +211,8 @@ class _Emitter:
             local = self.claim_local(name)
             statements.append(_assign(local, _call("get", [ast.Constant(name)])))
             test = ast.BoolOp(ast.And(), [
-                ast.Compare(ast.Name(local, ast.Load()), [ast.IsNot()], [ast.Constant(None)]),
-                _class_is_not(local, _PY_CLASS[self.types[name]])])
+                _class_is_not(local, _PY_CLASS[self.types[name]]),
+                ast.Compare(ast.Name(local, ast.Load()), [ast.IsNot()], [ast.Constant(None)])])
             statements.append(ast.If(test, [ast.Return(ast.Constant(False))], []))
         for name in body_claims:
             if name in required or name in typed:
@@ -192,9 +222,10 @@ class _Emitter:
             declared = _PY_CLASS.get(self.types.get(name, "any"))
             if declared is not None:
                 # A value of another type stands as _WRONG_TYPE; None stays None.
+                # The class test first: for the usual well-typed claim it settles the test.
                 test = ast.BoolOp(ast.And(), [
-                    ast.Compare(ast.Name(local, ast.Load()), [ast.IsNot()], [ast.Constant(None)]),
-                    _class_is_not(local, declared)])
+                    _class_is_not(local, declared),
+                    ast.Compare(ast.Name(local, ast.Load()), [ast.IsNot()], [ast.Constant(None)])])
                 statements.append(ast.If(test, [_assign(local, ast.Name("_WRONG_TYPE",
                                                                         ast.Load()))], []))
         return statements
@@ -269,6 +300,47 @@ def compile_claims_side(provider: CheckedProvider, keys: Sequence[LookupKey]) ->
     statements = emitter.prologue([], body_claims)
     statements.append(ast.Return(ast.Tuple(values, ast.Load())))
     return emitter.build(f"keys_{next(_counter)}", statements)
+
+
+class _Missing:
+    """A `prefer` value the token cannot give: equal to nothing."""
+
+    __slots__ = ()
+
+    def __eq__(self, other: object) -> bool:
+        return False
+
+    def __hash__(self) -> int:
+        return 0
+
+
+MISSING = _Missing()
+LookupFunction = Callable[[Mapping[str, Any]], tuple[tuple[Any, ...], tuple[Any, ...]]]
+
+
+def compile_lookup(provider: CheckedProvider) -> LookupFunction:
+    """One function giving the token's side of every key (raises when one cannot be
+    computed: the token matches nothing) and of every `prefer` (MISSING when not)."""
+    emitter = _Emitter(provider)
+    sides = [k.claims_side for k in (*provider.keys, *provider.prefers)]
+    body_claims = sorted({n for side in sides for n in A.claims_read(side)})
+    statements = emitter.prologue([], body_claims)
+    keys = [emitter.py(k.claims_side) if emitter.static_type(k.claims_side) == "str"
+            else _call("_key", [emitter.py(k.claims_side)]) for k in provider.keys]
+    statements.append(_assign("keys", ast.Tuple(keys, ast.Load())))
+    names = []
+    for position, prefer in enumerate(provider.prefers):
+        name = f"p{position}"
+        names.append(ast.Name(name, ast.Load()))
+        statements.append(ast.Try(
+            body=[_assign(name, _call("_key", [emitter.py(prefer.claims_side)]))],
+            handlers=[ast.ExceptHandler(ast.Name("Exception", ast.Load()), None,
+                                        [_assign(name, ast.Name("_MISSING", ast.Load()))])],
+            orelse=[], finalbody=[]))
+    statements.append(ast.Return(ast.Tuple([ast.Name("keys", ast.Load()),
+                                            ast.Tuple(names, ast.Load())], ast.Load())))
+    emitter.namespace["_MISSING"] = MISSING
+    return emitter.build(f"lookup_{next(_counter)}", statements)
 
 
 def lookup_value(value: Any) -> Any:

@@ -9,11 +9,14 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from . import _ast as A
+from . import _verify
 from ._check import CheckedPolicy, CheckedProvider, CheckedPublisher
 from ._compile import (
     KeyFunction,
+    LookupFunction,
     Predicate,
     compile_claims_side,
+    compile_lookup,
     compile_predicate,
     compile_required,
     lookup_value,
@@ -25,7 +28,7 @@ from ._ops import EvalError, describe_type
 
 if TYPE_CHECKING:
     from ._replay import ReplayStore
-    from ._verify import Verifier
+    from ._verify import VerifiedToken, Verifier
 
 
 @dataclass(slots=True)
@@ -53,6 +56,7 @@ class _Provider:
     required: Predicate
     claims_keys: KeyFunction
     prefer_keys: tuple[KeyFunction, ...]
+    lookup: LookupFunction
     publishers: list[_Publisher] = field(default_factory=list)
     normal: dict[tuple[Any, ...], list[_Publisher]] = field(default_factory=dict)
     pending: dict[tuple[Any, ...], list[_Publisher]] = field(default_factory=dict)
@@ -72,6 +76,22 @@ class _Provider:
         except Exception:  # a key the token cannot give matches nothing
             return None
         return self.choose(index.get(key), claims)
+
+    def choose_by(self, candidates: list[_Publisher] | None,
+                  wanted: tuple[Any, ...]) -> _Publisher | None:
+        """The first candidate satisfying the first `prefer` that some candidate satisfies."""
+        if not candidates:
+            return None
+        if not wanted:
+            return candidates[0]
+        for position, value in enumerate(wanted):
+            try:
+                for candidate in candidates:
+                    if candidate.prefer[position] == value:
+                        return candidate
+            except Exception:  # a mistyped claim compares with nothing
+                continue
+        return None
 
     def choose(self, candidates: list[_Publisher] | None,
                claims: Mapping[str, Any]) -> _Publisher | None:
@@ -106,7 +126,8 @@ class Policy:
             runtime = _Provider(
                 provider, compile_required(provider),
                 compile_claims_side(provider, provider.keys),
-                tuple(compile_claims_side(provider, (p,)) for p in provider.prefers))
+                tuple(compile_claims_side(provider, (p,)) for p in provider.prefers),
+                compile_lookup(provider))
             self._providers[name] = runtime
             for issuer in provider.issuers:
                 self._issuers.setdefault(issuer, runtime)
@@ -155,23 +176,42 @@ class Policy:
         if provider is None or not isinstance(issuer, str):
             return _deny(None, issuer if isinstance(issuer, str) else None,
                          [self._issuer_reason(issuer)])
-        name = provider.checked.name
         audience_claim = claims.get("aud")
         if audience_claim.__class__ is not str or audience_claim != audience:
-            return _deny(name, issuer, [_audience_reason(audience_claim, audience)])
+            return _deny(provider.checked.name, issuer,
+                         [_audience_reason(audience_claim, audience)])
+        return self._decide(provider, claims, issuer, explain)
+
+    def evaluate_verified(self, token: VerifiedToken, explain: bool = False) -> Decision:
+        """Decide on a token the verifier accepted: its issuer and audience are checked."""
+        provider = self._issuers.get(token.issuer)
+        if provider is None:  # the verifier was built for another policy's issuers
+            return self.evaluate(token.claims, audience=token.claims.get("aud", ""),
+                                 explain=explain)
+        try:
+            return self._decide(provider, token.claims, token.issuer, explain)
+        except Exception as exc:  # fail closed, whatever the input did
+            return _deny(None, None, [RuleResult("claims", False, None, None,
+                                                 f"cannot evaluate these claims: {exc}")])
+
+    def _decide(self, provider: _Provider, claims: Mapping[str, Any], issuer: str,
+                explain: bool) -> Decision:
         # Each publisher's compiled rules check the required claims too: the provider's
         # own check only runs when no publisher allows, to give the right reason.
         chosen: _Publisher | None = None
         try:
-            key = provider.claims_keys(claims)
-            hash(key)  # a claim of the wrong type cannot be hashed: it matches nothing
+            key, wanted = provider.lookup(claims)
         except Exception:  # a key the token cannot give matches nothing
             key = None
         if key is not None:
             for index in (provider.pending, provider.normal):
                 if not index:
                     continue
-                candidate = provider.choose(index.get(key), claims)
+                try:
+                    candidates = index.get(key)
+                except Exception:  # a claim of the wrong type cannot be hashed
+                    break
+                candidate = provider.choose_by(candidates, wanted)
                 if candidate is None:
                     continue
                 if candidate.allows(claims):
@@ -179,10 +219,12 @@ class Policy:
                         return candidate.decision(issuer)
                     publisher = candidate.checked
                     notes = _notes(publisher, claims) + _unaccounted(provider.checked, claims)
-                    return Decision(True, name, publisher.label, publisher.projects,
+                    return Decision(True, provider.checked.name, publisher.label,
+                                    publisher.projects,
                                     publisher.pending, tuple(self._explain(candidate, claims)),
                                     issuer=issuer, notes=notes)
                 chosen = candidate if chosen is None or chosen.checked.pending else chosen
+        name = provider.checked.name
         if not provider.required(claims):
             return _deny(name, issuer, _missing_claims(provider.checked, claims))
         closest = chosen or self._closest(provider, claims)
@@ -248,9 +290,7 @@ class Policy:
         Never raises on any token: a refused token is a denial whose reason carries
         a stable code (`tppolicy.TOKEN_ERROR_CODES`).
         """
-        from ._verify import evaluate_token
-
-        return evaluate_token(self, token, verifier, replay, explain)
+        return _verify.evaluate_token(self, token, verifier, replay, explain)
 
     # ------------------------------------------------------------- output
     def to_policy_file(self, source: str = "<compiled>") -> A.PolicyFile:

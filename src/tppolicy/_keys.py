@@ -28,23 +28,32 @@ _ASYMMETRIC_KTY = {"RSA", "EC", "OKP"}
 _MIN_RSA_BITS = 2048
 
 
+_EC_ALGORITHMS = {"secp256r1": "ES256", "secp384r1": "ES384", "secp521r1": "ES512"}
+
+
 @dataclass(frozen=True, slots=True)
 class VerificationKey:
     kid: str
     kty: str
     alg: str | None  # the JWK's own "alg", if it states one
     key: Any  # a cryptography public key
+    algorithms: frozenset[str]  # the signature algorithms this key may verify
+
+    @classmethod
+    def make(cls, kid: str, kty: str, alg: str | None, key: Any) -> VerificationKey:
+        if kty == "RSA":
+            usable = {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512"}
+        elif kty == "EC":
+            usable = {_EC_ALGORITHMS.get(getattr(key.curve, "name", ""), "")} - {""}
+        else:
+            usable = {"EdDSA"}
+        if alg is not None:  # a key that names its algorithm verifies only that one
+            usable &= {alg}
+        return cls(kid, kty, alg, key, frozenset(usable))
 
     def allows(self, alg: str) -> bool:
         """May this key verify a signature made with `alg`?"""
-        if self.alg is not None and self.alg != alg:
-            return False
-        if alg.startswith(("RS", "PS")):
-            return self.kty == "RSA"
-        if alg.startswith("ES"):
-            curve = {"ES256": "secp256r1", "ES384": "secp384r1", "ES512": "secp521r1"}.get(alg)
-            return self.kty == "EC" and getattr(self.key.curve, "name", None) == curve
-        return alg == "EdDSA" and self.kty == "OKP"
+        return alg in self.algorithms
 
 
 class FetchError(Exception):
@@ -131,7 +140,7 @@ def parse_jwks(document: bytes | str | Mapping[str, Any], where: str) -> dict[st
             continue
         if kty == "RSA" and key.key_size < _MIN_RSA_BITS:
             continue
-        keys[kid] = VerificationKey(kid, kty, alg, key)
+        keys[kid] = VerificationKey.make(kid, kty, alg, key)
     if not keys:
         raise FetchError(f"{where}: no usable signing key")
     return keys
@@ -176,7 +185,7 @@ class KeyCache:
         Returns None when the key is unknown; raises `FetchError` when the issuer has
         no keys at all and they cannot be fetched.
         """
-        entry = self._entry(issuer)
+        entry = self._issuers.get(issuer) or self._entry(issuer)
         key = entry.keys.get(kid)
         if key is not None or entry.static:
             return key

@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import binascii
 import json
-import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import orjson
+import pybase64
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding
 from jwt.algorithms import get_default_algorithms
 
 from ._decision import Decision, RuleResult
@@ -54,12 +57,9 @@ CODES: dict[str, str] = {
 }
 _FORBIDDEN_HEADERS = ("jwk", "jku", "x5u", "x5c")
 _ALGORITHMS = get_default_algorithms()
-_FROM_URLSAFE = bytes.maketrans(b"-_", b"+/")
 _PADDING = ("", "", "==", "=")
-# Headers repeat across tokens (one per issuer key): parsed once, kept read-only.
-_HEADER_CACHE: dict[str, dict[str, Any]] = {}
-_HEADER_CACHE_SIZE = 256
-_header_lock = threading.Lock()
+_RSA_HASHES = {"RS256": hashes.SHA256(), "RS384": hashes.SHA384(), "RS512": hashes.SHA512()}
+_PKCS1V15 = padding.PKCS1v15()
 
 
 class TokenError(TppolicyError):
@@ -78,8 +78,7 @@ class TokenError(TppolicyError):
         return RuleResult("token", False, self.expected, self.actual, self.message, self.code)
 
 
-@dataclass(frozen=True, slots=True)
-class VerifiedToken:
+class VerifiedToken(NamedTuple):
     header: Mapping[str, Any]
     claims: dict[str, Any]
     issuer: str
@@ -90,8 +89,10 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     result = dict(pairs)
     if len(result) != len(pairs):
         seen: set[str] = set()
-        duplicate = next(k for k, _ in pairs if k in seen or seen.add(k))  # type: ignore[func-returns-value]
-        raise ValueError(f"the key {duplicate!r} appears twice")
+        for key, _ in pairs:
+            if key in seen:
+                raise ValueError(f"the name {key!r} appears twice")
+            seen.add(key)
     return result
 
 
@@ -99,21 +100,17 @@ def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
-def _segment(segment: str, what: str) -> bytes:
-    """Unpadded base64url → bytes; strict: any other character is refused.
-
-    '+', '/' and '=' are refused by the caller for the whole token, so after mapping
-    '-_' to '+/' the standard alphabet check of strict mode is exactly base64url's.
-    """
+def _decode(segment: str, what: str) -> bytes:
+    """Unpadded base64url → bytes. '+', '/' and '=' were refused for the whole token, so
+    the alphabet check of `validate=True` is exactly base64url's."""
     if not segment:
         raise TokenError("malformed", f"the {what} segment is empty")
-    padding = _PADDING[len(segment) % 4]
     if len(segment) % 4 == 1:
         raise TokenError("malformed", f"the {what} segment is not valid base64url (bad length)")
     try:
-        return binascii.a2b_base64((segment + padding).encode("ascii").translate(_FROM_URLSAFE),
-                                   strict_mode=True)
-    except (binascii.Error, ValueError, UnicodeEncodeError):
+        return pybase64.b64decode(segment + _PADDING[len(segment) % 4], altchars=b"-_",
+                                  validate=True)
+    except (binascii.Error, ValueError):
         raise TokenError("malformed", f"the {what} segment is not unpadded base64url") from None
 
 
@@ -128,30 +125,62 @@ def _object(raw: bytes, what: str) -> dict[str, Any]:
     return value
 
 
-def _header(segment: str) -> dict[str, Any]:
+class _Header(NamedTuple):
+    """A header segment, parsed and judged once: its alg and kid, or why it is refused."""
+
+    fields: Mapping[str, Any]
+    alg: str
+    kid: str
+    refusal: tuple[str, str, Any] | None  # (code, message, actual)
+
+
+_HEADER_CACHE: dict[str, _Header] = {}
+_HEADER_CACHE_SIZE = 1024
+
+
+def _judge_header(segment: str) -> _Header:
+    raw = _decode(segment, "header")
+    try:  # small and parsed once per distinct header: duplicate names are refused too
+        fields = json.loads(raw.decode("utf-8"), object_pairs_hook=_unique_keys,
+                            parse_constant=_no_constant)
+    except (ValueError, RecursionError) as exc:
+        raise TokenError("malformed", f"the header is not valid JSON: {exc}") from None
+    if fields.__class__ is not dict:
+        raise TokenError("malformed", f"the header is {describe_type(fields)}, not a JSON object")
+    alg, kid = fields.get("alg"), fields.get("kid")
+    refusal: tuple[str, str, Any] | None = None
+    embedded = [name for name in _FORBIDDEN_HEADERS if name in fields]
+    if not isinstance(alg, str):
+        refusal = ("bad-header", "the header has no 'alg'", alg)
+    elif alg.lower() == "none" or alg.upper().startswith("HS"):
+        refusal = ("alg-not-allowed", f"algorithm {alg!r} is never accepted", alg)
+    elif embedded:
+        refusal = ("forbidden-header", f"the header carries {', '.join(embedded)}: keys come "
+                   "from the issuer, never from the token", embedded)
+    elif "crit" in fields:
+        refusal = ("unknown-crit", "the header has 'crit' extensions, which are not understood",
+                   fields["crit"])
+    elif not isinstance(kid, str) or not kid:
+        refusal = ("bad-header", "the header has no 'kid' (key id)", kid)
+    return _Header(MappingProxyType(fields), alg if isinstance(alg, str) else "",
+                   kid if isinstance(kid, str) else "", refusal)
+
+
+def _header(segment: str) -> _Header:
     header = _HEADER_CACHE.get(segment)
     if header is None:
-        raw = _segment(segment, "header")
-        try:  # the header is small and cached: check it for duplicate names too
-            header = json.loads(raw.decode("utf-8"), object_pairs_hook=_unique_keys,
-                                parse_constant=_no_constant)
-        except (ValueError, RecursionError) as exc:
-            raise TokenError("malformed", f"the header is not valid JSON: {exc}") from None
-        if header.__class__ is not dict:
-            raise TokenError("malformed",
-                             f"the header is {describe_type(header)}, not a JSON object")
-        with _header_lock:
-            if len(_HEADER_CACHE) >= _HEADER_CACHE_SIZE:
-                _HEADER_CACHE.clear()
-            _HEADER_CACHE[segment] = header
+        header = _judge_header(segment)
+        if len(_HEADER_CACHE) >= _HEADER_CACHE_SIZE:
+            _HEADER_CACHE.clear()  # a flood of distinct headers only costs re-parsing
+        _HEADER_CACHE[segment] = header
     return header
 
 
-def split_token(token: object, max_bytes: int = MAX_TOKEN_BYTES
-                ) -> tuple[dict[str, Any], dict[str, Any], bytes, bytes]:
-    """Header, claims, signature and signing input of a compact JWT, parsed strictly.
-    Nothing is trusted yet."""
-    if isinstance(token, bytes | bytearray):
+def _segments(token: object, max_bytes: int) -> tuple[str, str, str]:
+    """The three segments of a compact JWT; the size is checked before anything else."""
+    if token.__class__ is not str:
+        if not isinstance(token, bytes | bytearray):
+            raise TokenError("malformed", f"a token is a string, not {describe_type(token)}")
         if len(token) > max_bytes:
             raise TokenError("token-too-large", f"the token has {len(token)} bytes; the limit "
                              f"is {max_bytes}", expected=max_bytes, actual=len(token))
@@ -159,22 +188,45 @@ def split_token(token: object, max_bytes: int = MAX_TOKEN_BYTES
             token = bytes(token).decode("ascii")
         except UnicodeDecodeError:
             raise TokenError("malformed", "the token is not ASCII") from None
-    if not isinstance(token, str):
-        raise TokenError("malformed", f"a token is a string, not {describe_type(token)}")
+    assert isinstance(token, str)
     if len(token) > max_bytes:
-        raise TokenError("token-too-large", f"the token has {len(token)} bytes; the limit is "
-                         f"{max_bytes}", expected=max_bytes, actual=len(token))
-    parts = token.split(".")
-    if len(parts) != 3:
+        raise TokenError("token-too-large", f"the token has {len(token)} characters; the "
+                         f"limit is {max_bytes}", expected=max_bytes, actual=len(token))
+    first = token.find(".")
+    second = token.find(".", first + 1)
+    if first < 0 or second < 0 or token.find(".", second + 1) >= 0:
+        count = token.count(".") + 1
         raise TokenError("malformed", f"a compact JWT has 3 segments separated by '.'; this "
-                         f"has {len(parts)}", expected=3, actual=len(parts))
-    if "+" in token or "/" in token or "=" in token:
-        raise TokenError("malformed", "the token is not unpadded base64url ('+', '/' or '=')")
+                         f"has {count}", expected=3, actual=count)
+    if "+" in token or "/" in token or "=" in token or not token.isascii():
+        raise TokenError("malformed", "the token is not unpadded base64url")
+    return token[:first], token[first + 1:second], token[second + 1:]
+
+
+def split_token(token: object, max_bytes: int = MAX_TOKEN_BYTES
+                ) -> tuple[dict[str, Any], dict[str, Any], bytes, bytes]:
+    """Header, claims, signature and signing input of a compact JWT, parsed strictly.
+    Nothing is trusted: for display (`tppolicy decode`) and tests."""
+    parts = _segments(token, max_bytes)
     header = _header(parts[0])
-    claims = _object(_segment(parts[1], "claims"), "claims")
-    signature = _segment(parts[2], "signature")
-    return dict(header), claims, signature, token[: len(parts[0]) + 1 + len(parts[1])].encode(
-        "ascii")
+    claims = _object(_decode(parts[1], "claims"), "claims")
+    signing_input = f"{parts[0]}.{parts[1]}".encode("ascii")
+    return dict(header.fields), claims, _decode(parts[2], "signature"), signing_input
+
+
+def _verify_signature(alg: str, key: Any, signature: bytes, signing_input: bytes) -> bool:
+    hash_algorithm = _RSA_HASHES.get(alg)
+    if hash_algorithm is not None:
+        try:
+            key.verify(signature, signing_input, _PKCS1V15, hash_algorithm)
+        except InvalidSignature:
+            return False
+        return True
+    if alg.startswith("ES"):
+        half = len(signature) // 2
+        if not signature[:half].strip(b"\0") or not signature[half:].strip(b"\0"):
+            return False  # r or s zero
+    return bool(_ALGORITHMS[alg].verify(signing_input, key, signature))
 
 
 class Verifier:
@@ -189,8 +241,8 @@ class Verifier:
                  max_bytes: int = MAX_TOKEN_BYTES,
                  clock: Callable[[], float] = time.time) -> None:
         self.issuers = dict(issuers)
-        self.algorithms = {name: tuple(a for a in algs if a in _ALGORITHMS and
-                                       not a.startswith("HS") and a != "none")
+        self.algorithms = {name: frozenset(a for a in algs if a in _ALGORITHMS
+                                           and not a.startswith("HS") and a != "none")
                            for name, algs in algorithms.items()}
         self.keys = keys
         self.audience = audience
@@ -207,60 +259,67 @@ class Verifier:
                    leeway=leeway, max_bytes=max_bytes, clock=clock)
 
     def verify(self, token: object) -> VerifiedToken:
-        header, claims, signature, signing_input = split_token(token, self.max_bytes)
-        alg = header.get("alg")
-        if not isinstance(alg, str):
-            raise TokenError("bad-header", "the header has no 'alg'")
-        if alg.lower() == "none" or alg.upper().startswith("HS"):
-            raise TokenError("alg-not-allowed", f"algorithm {alg!r} is never accepted",
-                             actual=alg)
-        embedded = [name for name in _FORBIDDEN_HEADERS if name in header]
-        if embedded:
-            raise TokenError("forbidden-header", f"the header carries {', '.join(embedded)}: "
-                             "keys come from the issuer, never from the token", actual=embedded)
-        if "crit" in header:
-            raise TokenError("unknown-crit", "the header has 'crit' extensions, which are not "
-                             "understood", actual=header["crit"])
-        kid = header.get("kid")
-        if not isinstance(kid, str) or not kid:
-            raise TokenError("bad-header", "the header has no 'kid' (key id)")
+        parts = _segments(token, self.max_bytes)
+        header = _header(parts[0])
+        if header.refusal is not None:
+            code, message, actual = header.refusal
+            raise TokenError(code, message, actual=actual)
+        claims = _object(_decode(parts[1], "claims"), "claims")
+        signature = _decode(parts[2], "signature")
         issuer = claims.get("iss")
-        if not isinstance(issuer, str):
+        if issuer.__class__ is not str:
             raise TokenError("missing-claim" if issuer is None else "bad-claim-type",
-                             "the token has no 'iss' string")
+                             "the token has no 'iss' string", actual=issuer)
+        assert isinstance(issuer, str)
         provider = self.issuers.get(issuer)
         if provider is None:
             raise TokenError("unknown-issuer", f"unknown issuer {issuer!r}",
                              expected=sorted(self.issuers), actual=issuer)
-        allowed = self.algorithms.get(provider, ())
-        if alg not in allowed:
+        alg = header.alg
+        if alg not in self.algorithms.get(provider, ()):
+            allowed = sorted(self.algorithms.get(provider, ()))
             raise TokenError("alg-not-allowed", f"algorithm {alg!r} is not accepted for "
                              f"{provider} (accepted: {', '.join(allowed)})",
-                             expected=list(allowed), actual=alg)
+                             expected=allowed, actual=alg)
         try:
-            key = self.keys.get(issuer, kid)
+            key = self.keys.get(issuer, header.kid)
         except FetchError as exc:
             raise TokenError("keys-unavailable", f"the keys of {issuer} cannot be fetched: "
                              f"{exc}") from None
         if key is None:
-            raise TokenError("unknown-key", f"unknown key id {kid!r} for {issuer}", actual=kid)
-        if not key.allows(alg):
-            raise TokenError("key-mismatch", f"key {kid!r} ({key.kty}"
+            raise TokenError("unknown-key", f"unknown key id {header.kid!r} for {issuer}",
+                             actual=header.kid)
+        if alg not in key.algorithms:
+            raise TokenError("key-mismatch", f"key {header.kid!r} ({key.kty}"
                              f"{', alg ' + key.alg if key.alg else ''}) cannot verify {alg}",
                              actual=alg)
-        if alg.startswith("ES") and (not signature.strip(b"\0")
-                                     or not signature[: len(signature) // 2].strip(b"\0")
-                                     or not signature[len(signature) // 2:].strip(b"\0")):
-            raise TokenError("bad-signature", "the ECDSA signature has r or s zero")
-        if not _ALGORITHMS[alg].verify(signing_input, key.key, signature):
-            raise TokenError("bad-signature", f"the signature does not verify with key {kid!r}")
+        signing_input = f"{parts[0]}.{parts[1]}".encode("ascii")
+        if not _verify_signature(alg, key.key, signature, signing_input):
+            raise TokenError("bad-signature", f"the signature does not verify with key "
+                             f"{header.kid!r}")
         self._check_claims(claims)
-        return VerifiedToken(header, claims, issuer, provider)
+        return VerifiedToken(header.fields, claims, issuer, provider)
 
     def _check_claims(self, claims: dict[str, Any]) -> None:
         now = self.clock()
+        leeway = self.leeway
+        get = claims.get
+        exp, iat, nbf, audience = get("exp"), get("iat"), get("nbf"), get("aud")
+        jti, sub = get("jti"), get("sub")
+        # The usual token passes these tests at once; the slow path says what is wrong.
+        if (exp.__class__ is int and iat.__class__ is int and now < exp + leeway
+                and iat <= now + leeway
+                and (nbf is None or (nbf.__class__ is int and nbf <= now + leeway))
+                and audience.__class__ is str and audience == self.audience
+                and (jti is None or jti.__class__ is str)
+                and (sub is None or sub.__class__ is str)):
+            return
+        self._refuse_claims(claims, now)
+
+    def _refuse_claims(self, claims: dict[str, Any], now: float) -> None:
         exp, iat, nbf = claims.get("exp"), claims.get("iat"), claims.get("nbf")
-        for name, value, required in (("exp", exp, True), ("iat", iat, True), ("nbf", nbf, False)):
+        for name, value, required in (("exp", exp, True), ("iat", iat, True),
+                                      ("nbf", nbf, False)):
             if value is None:
                 if required:
                     raise TokenError("missing-claim", f"the token has no '{name}' claim")
@@ -293,6 +352,7 @@ class Verifier:
             if value is not None and value.__class__ is not str:
                 raise TokenError("bad-claim-type", f"'{name}' is {describe_type(value)}, "
                                  "expected a string", actual=value)
+        raise AssertionError("claims refused without a reason")  # pragma: no cover
 
 
 def _ago(seconds: float) -> str:
@@ -311,7 +371,7 @@ def evaluate_token(policy: Policy, token: object, verifier: Verifier,
         verified = verifier.verify(token)
     except TokenError as exc:
         return Decision(False, None, None, (), False, (exc.to_reason(),))
-    decision = policy.evaluate(verified.claims, audience=verifier.audience, explain=explain)
+    decision = policy.evaluate_verified(verified, explain)
     jti = verified.claims.get("jti")
     if decision.allowed and replay is not None and isinstance(jti, str):
         expires = int(verified.claims["exp"] + verifier.leeway + REPLAY_MARGIN)
