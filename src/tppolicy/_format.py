@@ -7,7 +7,8 @@ parsing the result gives back an equal tree (spans aside), and printing is idemp
 
 What the printer does not keep, because the syntax tree does not hold it:
 
-* **Comments** are dropped (preserving them is a later issue).
+* **Comments** are dropped by `format_policy`; `format_policy_with_comments` keeps them
+  (see its docstring for where each one goes).
 * The order of the items inside a block: a provider prints its issuers, `custom_issuers`
   (only when true), `algorithms`, `claims`, `fields`, `let`s, `lookup`, then its rules; a
   publisher its `provider`, `projects` / `pending_project`, `fields`, then its rules. Several
@@ -32,7 +33,9 @@ a `let` reference or a function name, a field's message without its pattern) rai
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from ._ast import (
     And,
@@ -62,8 +65,11 @@ from ._ast import (
     Rule,
 )
 
-__all__ = ["format_expr", "format_policy", "format_provider", "format_publisher",
-           "format_value"]
+if TYPE_CHECKING:
+    from ._parse import Comment, SourceItem
+
+__all__ = ["format_expr", "format_policy", "format_policy_with_comments", "format_provider",
+           "format_publisher", "format_value"]
 
 _LINE_WIDTH = 100
 _INDENT = "  "
@@ -392,3 +398,361 @@ def format_policy(policy: PolicyFile) -> str:
     blocks = [format_provider(p) for p in policy.providers]
     blocks += [format_publisher(p) for p in policy.publishers]
     return "\n\n".join(blocks) + "\n" if blocks else ""
+
+
+
+# ------------------------------------------------------------ keeping comments
+@dataclass
+class _Notes:
+    """The comments attached to one item, by where they go when it is printed."""
+
+    before: list[Comment] = field(default_factory=list)  # own lines above the item
+    head: list[Comment] = field(default_factory=list)  # end of a block's opening line
+    end: list[Comment] = field(default_factory=list)  # own lines before a block's "}"
+    after: list[Comment] = field(default_factory=list)  # end of the item's last line
+
+    def merge(self, other: _Notes) -> None:
+        self.before += other.before
+        self.head += other.head
+        self.end += other.end
+        self.after += other.after
+
+    def all(self) -> list[Comment]:
+        found = self.before + self.head + self.end + self.after
+        return sorted(found, key=lambda c: (c.span.line, c.span.column))
+
+
+def _start(item: SourceItem) -> tuple[int, int]:
+    return (item.span.line, item.span.column)
+
+
+def _end(item: SourceItem) -> tuple[int, int]:
+    return (item.span.end_line, item.span.end_column)
+
+
+_BLOCKS = frozenset({"provider", "publisher", "claims", "fields", "lookup", "bindings",
+                     "block_rule"})
+
+
+class _Attacher:
+    """Decides which item each comment belongs to (see `format_policy_with_comments`)."""
+
+    def __init__(self) -> None:
+        self.notes: dict[int, _Notes] = {}
+        self.file_end: list[Comment] = []
+
+    def of(self, item: SourceItem) -> _Notes:
+        return self.notes.setdefault(id(item), _Notes())
+
+    def place(self, comment: Comment, siblings: Sequence[SourceItem],
+              parent: SourceItem | None) -> None:
+        position = (comment.span.line, comment.span.column)
+        if not comment.own_line:
+            ended = [s for s in siblings
+                     if s.span.end_line == comment.span.line and _end(s) <= position]
+            if ended:
+                self.of(ended[-1]).after.append(comment)
+                return
+        containing = next((s for s in siblings if _start(s) <= position < _end(s)), None)
+        if containing is not None:
+            if containing.kind in _BLOCKS:
+                self.place(comment, containing.children, containing)
+            elif comment.own_line:
+                self.of(containing).before.append(comment)
+            else:
+                self.of(containing).after.append(comment)
+            return
+        following = next((s for s in siblings if _start(s) > position), None)
+        if parent is None:
+            if following is not None:
+                self.of(following).before.append(comment)
+            else:
+                self.file_end.append(comment)
+        elif comment.own_line:
+            if following is not None:
+                self.of(following).before.append(comment)
+            else:
+                self.of(parent).end.append(comment)
+        elif any(_start(s) < position for s in siblings):
+            self.of(parent).end.append(comment)
+        else:
+            self.of(parent).head.append(comment)
+
+
+def _comment_lines(group: Sequence[Comment], indent: str) -> list[str]:
+    lines: list[str] = []
+    for i, comment in enumerate(group):
+        if i and comment.blank_before:
+            lines.append("")
+        lines.append(indent + comment.text)
+    return lines
+
+
+def _settle(notes: _Notes) -> tuple[list[Comment], Comment | None, Comment | None]:
+    """The comments above an item, and the one on its opening and on its last line.
+
+    A line holds one comment: when several compete for it, the last one stays there and the
+    others go above the item.
+    """
+    before = list(notes.before)
+    head = notes.head[-1] if notes.head else None
+    after = notes.after[-1] if notes.after else None
+    before += notes.head[:-1] + notes.after[:-1]
+    return before, head, after
+
+
+def _with_notes(lines: list[str], notes: _Notes, indent: str) -> list[str]:
+    """An item's `lines` with its comments: above it, and at the end of its last line."""
+    before, head, after = _settle(notes)
+    if head is not None:  # a leaf has no opening line: the comment goes above it
+        before.append(head)
+    out = _comment_lines(before, indent)
+    if before and before[-1].own_line and before[-1].blank_after:
+        out.append("")
+    out += lines
+    if after is not None:
+        out[-1] += "  " + after.text
+    return out
+
+
+def _noted_block(indent: str, opening: str, sections: list[list[str]],
+                 notes: _Notes) -> list[str]:
+    """`_block` with comments: above, on the opening line, before "}" and after it."""
+    before, head, after = _settle(notes)
+    body: list[str] = []
+    for section in sections:
+        if not section:
+            continue
+        if body:
+            body.append("")
+        body.extend(section)
+    if notes.end:
+        if body and notes.end[0].blank_before:
+            body.append("")
+        body += _comment_lines(notes.end, indent + _INDENT)
+    if not body and head is None:
+        lines = [f"{indent}{opening} {{}}"]
+    else:
+        lines = [f"{indent}{opening} {{" + ("" if head is None else "  " + head.text),
+                 *body, f"{indent}}}"]
+    return _with_notes(lines, _Notes(before=before, after=[after] if after else []), indent)
+
+
+def _matching(items: Sequence[SourceItem], values: Sequence[object], what: str) -> None:
+    if len(items) != len(values):
+        raise ValueError(f"the outline does not match the policy: {len(items)} {what} "
+                         f"written, {len(values)} in the tree")
+
+
+class _CommentPrinter:
+    """Prints a policy file with its comments, item by item, as `format_policy` lays it out."""
+
+    def __init__(self, attacher: _Attacher) -> None:
+        self.attacher = attacher
+
+    def notes(self, items: Iterable[SourceItem]) -> _Notes:
+        """The comments of `items` (printed as one), in source order."""
+        merged = _Notes()
+        for item in items:
+            found = self.attacher.notes.get(id(item))
+            if found is not None:
+                merged.merge(found)
+        return merged
+
+    def rehome(self, children: Sequence[SourceItem], printed: set[int],
+               parent: SourceItem) -> None:
+        """Give the comments of items that print nothing (such as `custom_issuers false`)
+        to the next item that prints, or else to the end of the block."""
+        moved: list[Comment] = []
+        for item in children:
+            if id(item) not in printed:
+                found = self.attacher.notes.pop(id(item), None)
+                if found is not None:
+                    moved += found.all()
+            elif moved:
+                notes = self.attacher.of(item)
+                notes.before = moved + notes.before
+                moved = []
+        if moved:
+            notes = self.attacher.of(parent)
+            notes.end = moved + notes.end
+
+    # -- rules
+    def rule(self, rule: Rule, item: SourceItem, indent: str) -> list[str]:
+        name = _name(rule.name, "the rule name")
+        notes = self.notes([item])
+        if len(rule.requires) == 1:
+            require = rule.requires[0]
+            if item.children:  # a block rule with one require prints as a short rule
+                inner = self.notes(item.children)
+                notes = _Notes(before=notes.before + inner.before + inner.head + notes.end,
+                               head=notes.head, after=inner.after + notes.after)
+            lines = _condition_lines(indent, f"rule {name}: ", require.condition,
+                                     require.message)
+            return _with_notes(lines, notes, indent)
+        _matching(item.children, rule.requires, f"requires in rule {rule.name!r}")
+        inner_indent = indent + _INDENT
+        body: list[str] = []
+        for require, child in zip(rule.requires, item.children, strict=True):
+            body += _with_notes(_require(require, inner_indent), self.notes([child]),
+                                inner_indent)
+        return _noted_block(indent, f"rule {name}", [body], notes)
+
+    # -- providers
+    def provider(self, provider: Provider, item: SourceItem) -> list[str]:
+        inner = _INDENT * 2
+        kinds: dict[str, list[SourceItem]] = {}
+        for child in item.children:
+            kinds.setdefault(child.kind, []).append(child)
+
+        def of(*names: str) -> list[SourceItem]:
+            return [c for c in item.children if c.kind in names]
+
+        printed: set[int] = {id(c) for c in item.children}
+        for kind, shown in (("custom_issuers", provider.custom_issuers),
+                            ("algorithms", bool(provider.algorithms)),
+                            ("claims", bool(provider.claims or provider.ignored_prefixes)),
+                            ("fields", bool(provider.fields)),
+                            ("lookup", bool(provider.lookup))):
+            if not shown:
+                printed -= {id(c) for c in kinds.get(kind, [])}
+        self.rehome(item.children, printed, item)
+
+        _matching(of("issuer"), provider.issuers, "issuers")
+        header: list[str] = []
+        for issuer, child in zip(provider.issuers, of("issuer"), strict=True):
+            header += _with_notes([f"{_INDENT}issuer {_quote(issuer)}"], self.notes([child]),
+                                  _INDENT)
+        if provider.custom_issuers:
+            header += _with_notes([f"{_INDENT}custom_issuers true"],
+                                  self.notes(of("custom_issuers")), _INDENT)
+        if provider.algorithms:
+            header += _with_notes([f"{_INDENT}algorithms {_string_list(provider.algorithms)}"],
+                                  self.notes(of("algorithms")), _INDENT)
+        sections = [header]
+        if provider.claims or provider.ignored_prefixes:
+            blocks = of("claims")
+            decls = [c for b in blocks for c in b.children if c.kind == "claim_decl"]
+            prefixes = [c for b in blocks for c in b.children if c.kind == "ignore_prefix"]
+            _matching(decls, provider.claims, "claim declarations")
+            _matching(prefixes, provider.ignored_prefixes, "ignored prefixes")
+            claims: list[str] = []
+            for decl, child in zip(provider.claims, decls, strict=True):
+                claims += _with_notes([inner + _claim_decl(decl)], self.notes([child]), inner)
+            for prefix, child in zip(provider.ignored_prefixes, prefixes, strict=True):
+                claims += _with_notes([f"{inner}ignore prefix {_quote(prefix)}"],
+                                      self.notes([child]), inner)
+            sections.append(_noted_block(_INDENT, "claims", [claims], self.notes(blocks)))
+        if provider.fields:
+            blocks = of("fields")
+            decls = [c for b in blocks for c in b.children]
+            _matching(decls, provider.fields, "field declarations")
+            fields: list[str] = []
+            for fdecl, child in zip(provider.fields, decls, strict=True):
+                fields += _with_notes([inner + _field_decl(fdecl)], self.notes([child]), inner)
+            sections.append(_noted_block(_INDENT, "fields", [fields], self.notes(blocks)))
+        _matching(of("let"), provider.lets, "lets")
+        lets: list[str] = []
+        for let, child in zip(provider.lets, of("let"), strict=True):
+            lets += _with_notes([_INDENT + _let(let)], self.notes([child]), _INDENT)
+        sections.append(lets)
+        if provider.lookup:
+            blocks = of("lookup")
+            entries = [c for b in blocks for c in b.children]
+            _matching(entries, provider.lookup, "lookup items")
+            lookup: list[str] = []
+            for entry, child in zip(provider.lookup, entries, strict=True):
+                lookup += _with_notes([inner + _lookup_item(entry)], self.notes([child]), inner)
+            sections.append(_noted_block(_INDENT, "lookup", [lookup], self.notes(blocks)))
+        rules = of("short_rule", "block_rule")
+        _matching(rules, provider.rules, "rules")
+        sections.extend(self.rule(rule, child, _INDENT)
+                        for rule, child in zip(provider.rules, rules, strict=True))
+        opening = f"provider {_name(provider.name, 'the provider name')}"
+        return _noted_block("", opening, sections, self.notes([item]))
+
+    # -- publishers
+    def publisher(self, publisher: Publisher, item: SourceItem) -> list[str]:
+        def of(*names: str) -> list[SourceItem]:
+            return [c for c in item.children if c.kind in names]
+
+        printed: set[int] = {id(c) for c in item.children}
+        for kind, shown in (("projects", bool(publisher.projects)),
+                            ("pending_project", publisher.pending_project is not None),
+                            ("bindings", bool(publisher.bindings))):
+            if not shown:
+                printed -= {id(c) for c in of(kind)}
+        self.rehome(item.children, printed, item)
+
+        names = publisher.provider.split(",") if publisher.provider else []
+        _matching(of("uses"), names, "provider lines")
+        header: list[str] = []
+        for name, child in zip(names, of("uses"), strict=True):
+            header += _with_notes([f"{_INDENT}provider {_name(name, 'the provider name')}"],
+                                  self.notes([child]), _INDENT)
+        if publisher.projects:
+            header += _with_notes([f"{_INDENT}projects {_string_list(publisher.projects)}"],
+                                  self.notes(of("projects")), _INDENT)
+        if publisher.pending_project is not None:
+            header += _with_notes(
+                [f"{_INDENT}pending_project {_quote(publisher.pending_project)}"],
+                self.notes(of("pending_project")), _INDENT)
+        sections = [header]
+        if publisher.bindings:
+            blocks = of("bindings")
+            entries = [c for b in blocks for c in b.children]
+            _matching(entries, publisher.bindings, "field bindings")
+            bindings: list[str] = []
+            for binding, child in zip(publisher.bindings, entries, strict=True):
+                bindings += _with_notes([_INDENT * 2 + _binding(binding)], self.notes([child]),
+                                        _INDENT * 2)
+            sections.append(_noted_block(_INDENT, "fields", [bindings], self.notes(blocks)))
+        rules = of("short_rule", "block_rule")
+        _matching(rules, publisher.rules, "rules")
+        sections.extend(self.rule(rule, child, _INDENT)
+                        for rule, child in zip(publisher.rules, rules, strict=True))
+        opening = "publisher" if publisher.name is None else f"publisher {_quote(publisher.name)}"
+        return _noted_block("", opening, sections, self.notes([item]))
+
+
+def format_policy_with_comments(policy: PolicyFile, outline: Sequence[SourceItem],
+                                comments: Sequence[Comment]) -> str:
+    """`format_policy`, keeping the file's comments (`parse_policy_outline` gives all three).
+
+    Without comments the text is exactly `format_policy(policy)`. Each comment stays with
+    the item it is written on or just above, wherever the canonical order moves that item:
+
+    * a comment on its own line belongs to the next item of its block (a block, a
+      declaration, a `let`, a rule, a `require`, a field binding, ...) and is printed above
+      it; after the last item of a block it stays at the end of the block, and after the
+      last block at the end of the file. A blank line between the comments of a group, and
+      one between the group and its item, is kept (one at most).
+    * a comment at the end of a line belongs to the item that ends on that line (the last
+      one, the outermost when several end there) and is printed at the end of that item's
+      last line, after two spaces; on a block's opening line it stays there. A line holds
+      one comment: the others a line would hold are printed above the item.
+    * a comment inside a multi-line item is printed above the item (on its own line) or at
+      the end of it (at the end of a line).
+    * items that print as one (several `claims` blocks, a block rule with one `require`)
+      keep all their comments; the comments of an item that prints nothing (such as
+      `custom_issuers false`) go to the next item of the block, or to its end.
+    """
+    attacher = _Attacher()
+    for comment in comments:
+        attacher.place(comment, outline, None)
+    printer = _CommentPrinter(attacher)
+    providers = [i for i in outline if i.kind == "provider"]
+    publishers = [i for i in outline if i.kind == "publisher"]
+    _matching(providers, policy.providers, "providers")
+    _matching(publishers, policy.publishers, "publishers")
+    blocks = [printer.provider(p, i) for p, i in zip(policy.providers, providers, strict=True)]
+    blocks += [printer.publisher(p, i)
+               for p, i in zip(policy.publishers, publishers, strict=True)]
+    text = "\n\n".join("\n".join(lines) for lines in blocks)
+    if attacher.file_end:
+        tail = "\n".join(_comment_lines(attacher.file_end, ""))
+        if text:
+            text += ("\n\n" if attacher.file_end[0].blank_before else "\n") + tail
+        else:
+            text = tail
+    return text + "\n" if text else ""

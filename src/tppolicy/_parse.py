@@ -1,8 +1,16 @@
-"""Policy text → syntax tree (`_ast`), with syntax errors that point at the source."""
+"""Policy text → syntax tree (`_ast`), with syntax errors that point at the source.
+
+`parse_policy` gives the tree. For the formatter, `parse_policy_with_comments` also gives the
+file's comments with their positions, and `parse_policy_outline` the position of every item
+as written (a block, a declaration, a rule, a `require`, ...), which the tree does not keep.
+"""
 
 from __future__ import annotations
 
 import json
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 from typing import Any
@@ -50,6 +58,125 @@ def parse_policy(text: str, source: str = "<policy>") -> A.PolicyFile:
     except lark.UnexpectedInput as exc:
         raise _syntax_error(parser, exc, text, source) from None
     return _Builder(source).transform(tree)  # type: ignore[no-any-return]
+
+
+# ------------------------------------------------------------ comments and outline
+@dataclass(frozen=True, slots=True)
+class Comment:
+    """A `#` comment: its text from `#` to the end of the line (trailing blanks removed).
+
+    `own_line` is true when only blanks precede it on its line (a full-line comment), false
+    for a comment at the end of a line of code. `blank_before` / `blank_after` tell whether
+    the line before / after it is blank (the formatter keeps such separations).
+    """
+
+    text: str
+    span: Span
+    own_line: bool
+    blank_before: bool = False
+    blank_after: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class SourceItem:
+    """Where one item of a policy file is written, and the items inside it.
+
+    `kind` is the grammar rule: "provider", "publisher", "issuer", "custom_issuers",
+    "algorithms", "claims", "claim_decl", "ignore_prefix", "fields", "field_decl", "let",
+    "lookup", "key", "prefer", "short_rule", "block_rule", "require", "uses", "projects",
+    "pending_project", "bindings" or "binding". Blocks ("provider", "publisher", "claims",
+    "fields", "lookup", "bindings", "block_rule") have `children`, in source order.
+    """
+
+    kind: str
+    span: Span
+    children: tuple[SourceItem, ...] = ()
+
+
+_BLOCK_KINDS = frozenset({"provider", "publisher", "claims", "fields", "lookup", "bindings",
+                          "block_rule"})
+_ITEM_KINDS = _BLOCK_KINDS | frozenset({
+    "issuer", "custom_issuers", "algorithms", "claim_decl", "ignore_prefix", "field_decl",
+    "let", "key", "prefer", "short_rule", "require", "uses", "projects", "pending_project",
+    "binding",
+})
+
+# The comments lexed by the current thread's parse (the lexer callback appends to it).
+_collected = threading.local()
+
+
+def _collect_comment(token: Token) -> None:
+    _collected.comments.append(token)
+
+
+@lru_cache(maxsize=1)
+def _comment_parser() -> Lark:
+    grammar = resources.files(__package__).joinpath("_grammar/policy.lark").read_text("utf-8")
+    callback: Callable[[Token], None] = _collect_comment
+    return Lark(grammar, parser="lalr", propagate_positions=True, maybe_placeholders=True,
+                lexer_callbacks={"COMMENT": callback}, cache=True)
+
+
+def _parse_tree(text: str, source: str) -> tuple[lark.Tree[Token], list[Token]]:
+    parser = _comment_parser()
+    _collected.comments = []
+    try:
+        tree = parser.parse(text)
+    except lark.UnexpectedInput as exc:
+        raise _syntax_error(parser, exc, text, source) from None
+    finally:
+        tokens: list[Token] = _collected.comments
+        _collected.comments = []
+    return tree, tokens
+
+
+def _comments(tokens: list[Token], text: str, source: str) -> tuple[Comment, ...]:
+    lines = text.split("\n")
+
+    def blank(number: int) -> bool:  # 1-based; a line outside the file is not blank
+        return 1 <= number <= len(lines) and not lines[number - 1].strip()
+
+    comments: list[Comment] = []
+    for token in tokens:
+        line, column = token.line or 1, token.column or 1
+        own_line = not lines[line - 1][:column - 1].strip()
+        body = str(token).rstrip()
+        comments.append(Comment(
+            body, Span(source, line, column, line, column + len(body)), own_line,
+            blank_before=own_line and blank(line - 1),
+            blank_after=blank(line + 1),
+        ))
+    return tuple(comments)
+
+
+def _outline(tree: lark.Tree[Token], source: str) -> tuple[SourceItem, ...]:
+    def items(node: lark.Tree[Token]) -> tuple[SourceItem, ...]:
+        found: list[SourceItem] = []
+        for child in node.children:
+            if isinstance(child, lark.Tree) and child.data in _ITEM_KINDS:
+                meta = child.meta
+                span = Span(source, meta.line, meta.column, meta.end_line, meta.end_column)
+                inner = items(child) if child.data in _BLOCK_KINDS else ()
+                found.append(SourceItem(str(child.data), span, inner))
+        return tuple(found)
+
+    return items(tree)
+
+
+def parse_policy_with_comments(text: str, source: str = "<policy>",
+                               ) -> tuple[A.PolicyFile, tuple[Comment, ...]]:
+    """Parse a policy file like `parse_policy`, and also give its comments in file order."""
+    tree, tokens = _parse_tree(text, source)
+    policy: A.PolicyFile = _Builder(source).transform(tree)
+    return policy, _comments(tokens, text, source)
+
+
+def parse_policy_outline(text: str, source: str = "<policy>") -> tuple[
+        A.PolicyFile, tuple[SourceItem, ...], tuple[Comment, ...]]:
+    """`parse_policy_with_comments`, plus the top-level items of the file as written."""
+    tree, tokens = _parse_tree(text, source)
+    policy: A.PolicyFile = _Builder(source).transform(tree)
+    return policy, _outline(tree, source), _comments(tokens, text, source)
 
 
 def _syntax_error(parser: Lark, exc: lark.UnexpectedInput, text: str,
