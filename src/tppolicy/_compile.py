@@ -328,7 +328,7 @@ def compile_lookup(provider: CheckedProvider) -> LookupFunction:
     keys = [emitter.py(k.claims_side) if emitter.static_type(k.claims_side) == "str"
             else _call("_key", [emitter.py(k.claims_side)]) for k in provider.keys]
     statements.append(_assign("keys", ast.Tuple(keys, ast.Load())))
-    names = []
+    names: list[ast.expr] = []
     for position, prefer in enumerate(provider.prefers):
         name = f"p{position}"
         names.append(ast.Name(name, ast.Load()))

@@ -135,3 +135,78 @@ def read_claims(name: str) -> dict[str, Any]:
         raise ClaimsError([Diagnostic(f"claims must be a JSON object, found {kind}",
                                       Span(label, 1, 1, 1, 2))], text)
     return value
+
+
+def read_token(name: str, max_bytes: int) -> str:
+    """A compact JWT from a file or standard input (-), surrounding whitespace removed.
+
+    At most `max_bytes` (+ slack for whitespace) are read: a huge input is refused by
+    the verifier's size check without being read whole.
+    """
+    label = "<stdin>" if name == "-" else name
+    try:
+        if name == "-":
+            data = sys.stdin.buffer.read(max_bytes + 4097)
+        else:
+            with open(name, "rb") as handle:
+                data = handle.read(max_bytes + 4097)
+    except OSError as exc:
+        raise ClaimsError([Diagnostic(f"cannot read: {exc.strerror or exc}",
+                                      Span(label, 0, 0, 0, 0))]) from None
+    try:
+        return data.decode("ascii").strip()
+    except UnicodeDecodeError:
+        # Not ASCII: the verifier refuses it with its own reason ("malformed").
+        return data.decode("utf-8", "replace").strip()
+
+
+def _jwks_option(value: str) -> tuple[str | None, str]:
+    issuer, sep, path = value.rpartition("=")
+    if sep and issuer.startswith("https://"):
+        return issuer, path
+    return None, value
+
+
+def add_token_options(parser: argparse.ArgumentParser) -> None:
+    from tppolicy._verify import DEFAULT_LEEWAY, MAX_TOKEN_BYTES
+
+    parser.add_argument("--jwks", metavar="[ISSUER=]FILE", action="append", type=_jwks_option,
+                        default=[], help="use the keys in a JWKS file instead of fetching them; "
+                        "without ISSUER= for the token's issuer (which must still be known); "
+                        "repeatable")
+    parser.add_argument("--leeway", metavar="SECONDS", type=float, default=DEFAULT_LEEWAY,
+                        help=f"clock leeway for exp, nbf and iat (default {DEFAULT_LEEWAY})")
+    parser.add_argument("--max-token-bytes", metavar="N", type=int, default=MAX_TOKEN_BYTES,
+                        help=f"refuse longer tokens before parsing (default {MAX_TOKEN_BYTES})")
+    parser.add_argument("--fetch-timeout", metavar="SECONDS", type=float, default=5.0,
+                        help="timeout of each request for discovery and JWKS documents "
+                        "(default 5)")
+    parser.add_argument("--replay-db", metavar="FILE", help="SQLite file recording used token "
+                        "ids (jti): a token allowed once is refused the next time")
+
+
+def build_verifier(args: argparse.Namespace, policy: Policy, token: str) -> Any:
+    """The verifier for `check --token`: offline keys from --jwks, else discovery."""
+    from tppolicy._keys import FetchError, HttpFetcher, KeyCache
+    from tppolicy._verify import TokenError, Verifier, split_token
+
+    keys = KeyCache(fetch=HttpFetcher(timeout=args.fetch_timeout))
+    for issuer, path in args.jwks:
+        if issuer is None:
+            try:
+                issuer = split_token(token, args.max_token_bytes)[1].get("iss")
+            except TokenError:
+                issuer = None  # the verifier will say what is wrong with the token
+            if not isinstance(issuer, str):
+                continue
+        try:
+            document = Path(path).read_bytes()
+            keys.add_static(issuer, document, path)
+        except OSError as exc:
+            raise ClaimsError([Diagnostic(f"cannot read: {exc.strerror or exc}",
+                                          Span(path, 0, 0, 0, 0))]) from None
+        except FetchError as exc:
+            raise ClaimsError([Diagnostic(f"not a usable JWKS file: {exc}",
+                                          Span(path, 0, 0, 0, 0))]) from None
+    return Verifier.for_policy(policy, keys=keys, audience=args.audience, leeway=args.leeway,
+                               max_bytes=args.max_token_bytes)

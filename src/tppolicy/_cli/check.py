@@ -12,9 +12,13 @@ from ._common import (
     EPILOG,
     EXIT_ALLOWED,
     EXIT_DENIED,
+    UsageError,
     add_provider_options,
+    add_token_options,
+    build_verifier,
     load_policy,
     read_claims,
+    read_token,
 )
 
 NAME = "check"
@@ -22,24 +26,40 @@ HELP = "would these claims be allowed to publish?"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.description = ("Decide on a token's decoded claims (JSON, e.g. the output of "
-                          "`python -m id -d`). The token's issuer selects the provider.")
+    parser.description = ("Decide on a CI job's OIDC token (--token: verified against the "
+                          "issuer's keys) or on its decoded claims (--claims: JSON, e.g. the "
+                          "output of `python -m id -d`). The token's issuer selects the "
+                          "provider.")
     parser.epilog = EPILOG
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--publishers", metavar="FILE", help="publishers file (YAML)")
     source.add_argument("--policy", metavar="FILE", help="policy file, as `tppolicy compile` "
                         "prints it")
-    parser.add_argument("--claims", metavar="FILE", required=True,
-                        help="claims as a JSON object; - reads standard input")
+    given = parser.add_mutually_exclusive_group(required=True)
+    given.add_argument("--claims", metavar="FILE",
+                       help="claims as a JSON object; - reads standard input")
+    given.add_argument("--token", metavar="FILE", help="a compact JWT, verified (signature, "
+                       "issuer, audience, times) before the decision; - reads standard input")
     parser.add_argument("--audience", default="pypi", help="expected 'aud' (default: pypi)")
     parser.add_argument("--format", choices=("human", "json"), default="human")
     add_provider_options(parser)
+    add_token_options(parser)
 
 
 def run(args: argparse.Namespace, out: TextIO) -> int:
     policy = load_policy(args)
-    claims = read_claims(args.claims)
-    decision = policy.evaluate(claims, audience=args.audience, explain=True)
+    if args.token is not None:
+        from tppolicy._replay import SQLiteReplayStore
+
+        token = read_token(args.token, args.max_token_bytes)
+        verifier = build_verifier(args, policy, token)
+        replay = SQLiteReplayStore(args.replay_db) if args.replay_db else None
+        decision = policy.evaluate_token(token, verifier, replay, explain=True)
+    else:
+        if args.jwks or args.replay_db:
+            raise UsageError("--jwks and --replay-db go with --token")
+        decision = policy.evaluate(read_claims(args.claims), audience=args.audience,
+                                   explain=True)
     if args.format == "json":
         payload = {**decision.to_json(), "audience": args.audience}
         out.write(json.dumps(payload, indent=2, ensure_ascii=False) + "\n")
@@ -57,6 +77,8 @@ def render_decision(decision: Decision) -> str:
         if decision.pending:
             lines.append(f"  the project {decision.projects[0]!r} does not exist yet: the first "
                          "upload creates it and this publisher becomes a normal one")
+    elif decision.reasons and decision.reasons[0].rule == "token":
+        lines.append("DENIED: the token was refused")
     else:
         where = f" ({decision.provider})" if decision.provider else ""
         lines.append(f"DENIED{where}: no trusted publisher matches this token")
@@ -65,6 +87,8 @@ def render_decision(decision: Decision) -> str:
     for reason in decision.reasons:
         mark = "pass" if reason.passed else "FAIL"
         detail = f": {reason.message}" if reason.message and not reason.passed else ""
+        if reason.code:
+            detail += f" [{reason.code}]"
         lines.append(f"  {mark}  {reason.rule}{detail}")
     for note in decision.notes:
         lines.append(f"  note: {note}")

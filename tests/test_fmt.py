@@ -1,0 +1,368 @@
+"""`tppolicy fmt`'s library: policy files with comments, publishers files, file handling."""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tppolicy import _fmt
+from tppolicy._errors import ConfigError, PolicySyntaxError
+from tppolicy._fmt import (
+    FormatterError,
+    collect_files,
+    format_file,
+    format_policy_text,
+    format_publishers_text,
+    is_publishers_text,
+    unified_diff,
+)
+from tppolicy._format import format_policy, format_policy_with_comments
+from tppolicy._load import load_providers
+from tppolicy._parse import parse_policy, parse_policy_outline, parse_policy_with_comments
+from tppolicy._publishers import load_publishers_text
+
+from .conftest import EXAMPLES, ROOT
+from .test_format import policies
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "fmt"
+FORMAT_FIXTURES = Path(__file__).resolve().parent / "fixtures" / "format"
+POLICY_GOLDEN = sorted(p.name.removesuffix(".in.tpp") for p in FIXTURES.glob("*.in.tpp"))
+YAML_GOLDEN = sorted(p.name.removesuffix(".in.yaml") for p in FIXTURES.glob("*.in.yaml"))
+SHIPPED = sorted(p.name for p in (ROOT / "policies").glob("*.tpp"))
+PROVIDERS = {name: p.ast for name, p in load_providers().items()}
+
+
+def comment_texts(text: str) -> Counter[str]:
+    _, comments = parse_policy_with_comments(text)
+    return Counter(c.text for c in comments)
+
+
+def yaml_comments(text: str) -> Counter[str]:
+    """Comment lines of a YAML file with no '#' inside its values (true of the fixtures)."""
+    found: Counter[str] = Counter()
+    for line in text.split("\n"):
+        if "#" in line:
+            found["#" + line.split("#", 1)[1].rstrip()] += 1
+    return found
+
+
+def publishers(text: str) -> list[tuple[Any, ...]]:
+    return [(e.index, e.name, e.provider, e.projects, e.pending_project, dict(e.fields))
+            for e in load_publishers_text(text, "<test>", PROVIDERS)]
+
+
+# ------------------------------------------------------------------ parsing comments
+def test_parse_with_comments_gives_the_same_tree_and_the_comments() -> None:
+    text = ('# head\nprovider p {  # opening\n  issuer "x#y"   # after  \n\n'
+            '  # alone\n}\n')
+    policy, comments = parse_policy_with_comments(text, "f.tpp")
+    assert policy == parse_policy(text, "f.tpp")
+    assert [(c.text, c.span.line, c.span.column, c.own_line) for c in comments] == [
+        ("# head", 1, 1, True), ("# opening", 2, 15, False), ("# after", 3, 18, False),
+        ("# alone", 5, 3, True)]
+    assert str(comments[1].span) == "f.tpp:2:15"
+    assert comments[3].blank_before and not comments[3].blank_after
+    assert not comments[0].blank_before
+
+
+def test_parse_with_comments_reports_syntax_errors_like_parse_policy() -> None:
+    text = "provider p {\n  issuer 42\n}\n"
+    with pytest.raises(PolicySyntaxError) as expected:
+        parse_policy(text, "f.tpp")
+    with pytest.raises(PolicySyntaxError) as found:
+        parse_policy_with_comments(text, "f.tpp")
+    assert found.value.render() == expected.value.render()
+    assert found.value.diagnostics[0].span is not None
+    assert str(found.value.diagnostics[0].span) == "f.tpp:2:10"
+
+
+def test_outline_gives_every_item_as_written() -> None:
+    text = 'provider p {\n  claims { required a: string }\n  rule r { require true }\n}\n'
+    _, outline, _ = parse_policy_outline(text)
+    (provider,) = outline
+    assert provider.kind == "provider"
+    assert (provider.span.line, provider.span.end_line) == (1, 4)
+    assert [c.kind for c in provider.children] == ["claims", "block_rule"]
+    assert [c.kind for c in provider.children[0].children] == ["claim_decl"]
+    assert [c.kind for c in provider.children[1].children] == ["require"]
+
+
+# -------------------------------------------------------------- policy golden files
+@pytest.mark.parametrize("name", POLICY_GOLDEN)
+def test_policy_golden(name: str) -> None:
+    source = (FIXTURES / f"{name}.in.tpp").read_text("utf-8")
+    expected = (FIXTURES / f"{name}.out.tpp").read_text("utf-8")
+    assert format_policy_text(source) == expected
+    assert comment_texts(expected) == comment_texts(source)
+    assert parse_policy(expected) == parse_policy(source)
+
+
+@pytest.mark.parametrize("name", POLICY_GOLDEN)
+def test_policy_golden_output_is_a_fixed_point(name: str) -> None:
+    expected = (FIXTURES / f"{name}.out.tpp").read_text("utf-8")
+    assert format_policy_text(expected) == expected
+
+
+@pytest.mark.parametrize("path", sorted(FORMAT_FIXTURES.glob("*.tpp")), ids=lambda p: p.name)
+def test_without_comments_it_is_format_policy(path: Path) -> None:
+    text = path.read_text("utf-8")
+    policy, outline, comments = parse_policy_outline(text)
+    if comments:
+        comments = ()
+    assert format_policy_with_comments(policy, outline, comments) == format_policy(policy)
+
+
+def test_format_policy_still_drops_comments() -> None:
+    text = "# a comment\nprovider p {}  # another\n"
+    assert format_policy(parse_policy(text)) == "provider p {}\n"
+    assert format_policy_text(text) == text
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_policies_keep_every_comment(name: str) -> None:
+    text = (ROOT / "policies" / name).read_text("utf-8")
+    once = format_policy_text(text, name)
+    assert comment_texts(once) == comment_texts(text)
+    assert sum(comment_texts(text).values()) > 0
+    assert parse_policy(once) == parse_policy(text)
+    assert format_policy_text(once, name) == once
+
+
+def test_comment_only_files() -> None:
+    assert format_policy_text("") == ""
+    assert format_policy_text("# one\n\n\n# two\n") == "# one\n\n# two\n"
+
+
+def test_crowded_lines_keep_every_comment() -> None:
+    # Several comments compete for one line: the last stays, the others go above.
+    text = ('provider p {\n  custom_issuers true  # a\n  custom_issuers true  # b\n'
+            '  rule r: true  # c\n}\n')
+    assert format_policy_text(text) == (
+        "provider p {\n  # a\n  custom_issuers true  # b\n\n  rule r: true  # c\n}\n")
+
+
+def test_comments_of_an_empty_block_stay_in_it() -> None:
+    text = "provider p {\n  claims {\n    # nothing yet\n  }\n}\n"
+    assert format_policy_text(text) == "provider p {\n  # nothing yet\n}\n"
+    assert format_policy_text("publisher {  # head\n}\n") == "publisher {  # head\n}\n"
+
+
+# ------------------------------------------------------------------ hypothesis
+@st.composite
+def commented(draw: st.DrawFn) -> tuple[Any, str, list[str]]:
+    """A generated policy's text with comments put at line ends and between lines."""
+    policy = draw(policies)
+    texts = draw(st.lists(st.text(st.characters(exclude_characters="\n\r"), max_size=12),
+                          min_size=1, max_size=10))
+    rnd = random.Random(draw(st.integers(0, 2**32)))
+    lines = format_policy(policy).split("\n")
+    free = [True] * len(lines)  # a line with no comment yet
+    comments: list[str] = []
+    for body in texts:
+        comment = ("#" + body).rstrip()
+        comments.append(comment)
+        at = rnd.randrange(len(lines) + 1)
+        if rnd.random() < 0.5 and at < len(lines) and lines[at].strip() and free[at]:
+            lines[at] += " " * rnd.randrange(1, 4) + comment
+            free[at] = False
+        else:
+            lines.insert(at, " " * rnd.randrange(6) + comment)
+            free.insert(at, False)
+            if rnd.random() < 0.3:
+                lines.insert(at, "")
+                free.insert(at, False)
+    return policy, "\n".join(lines), comments
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(commented())
+def test_formatting_keeps_comments_and_is_idempotent(case: tuple[Any, str, list[str]]) -> None:
+    policy, text, comments = case
+    once = format_policy_text(text)
+    again, kept = parse_policy_with_comments(once)
+    assert again == policy
+    assert Counter(c.text for c in kept) == Counter(comments)
+    assert format_policy_text(once) == once
+
+
+@settings(max_examples=200, deadline=None)
+@given(policies)
+def test_without_comments_it_prints_as_format_policy(policy: Any) -> None:
+    text = format_policy(policy)
+    assert format_policy_text(text) == text
+
+
+def test_a_result_that_would_not_parse_back_alike_is_refused(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_fmt, "format_policy_with_comments",
+                        lambda *args: "provider other {}\n")
+    with pytest.raises(FormatterError, match="different policy"):
+        format_policy_text("provider p {}\n")
+    monkeypatch.setattr(_fmt, "format_policy_with_comments", lambda *args: "provider p {}\n")
+    with pytest.raises(FormatterError, match="comment"):
+        format_policy_text("provider p {}  # gone\n")
+
+
+# ------------------------------------------------------------------ publishers files
+@pytest.mark.parametrize("name", YAML_GOLDEN)
+def test_publishers_golden(name: str) -> None:
+    source = (FIXTURES / f"{name}.in.yaml").read_text("utf-8")
+    expected = (FIXTURES / f"{name}.out.yaml").read_text("utf-8")
+    assert format_publishers_text(source, "in.yaml", PROVIDERS) == expected
+    assert format_publishers_text(expected, "out.yaml", PROVIDERS) == expected
+    assert yaml_comments(expected) == yaml_comments(source)
+
+
+def test_publishers_golden_orders_keys_and_quotes() -> None:
+    text = (FIXTURES / "publishers.out.yaml").read_text("utf-8")
+    lines = [line.strip() for line in text.split("\n")]
+    github = lines.index("- name: sampleproject-github")
+    assert lines[github + 1:github + 3] == [
+        "provider: github  # the provider", "projects: [sampleproject, sampleproject-extras]"]
+    assert 'repository_owner_id: "65"  # a string, so it stays quoted' in lines
+    assert '- name: "yes"' in lines
+    assert 'projects: [sampleproject, "1.0"]' in lines
+    assert 'environment: ""' in lines
+    assert lines[lines.index('environment: ""') + 1].startswith("note:")
+
+
+def test_example_publishers_file_is_formatted() -> None:
+    text = (EXAMPLES / "publishers.yaml").read_text("utf-8")
+    assert format_publishers_text(text, "publishers.yaml", PROVIDERS) == text
+
+
+@pytest.mark.parametrize("name", YAML_GOLDEN)
+def test_publishers_load_alike(name: str) -> None:
+    source = (FIXTURES / f"{name}.in.yaml").read_text("utf-8")
+    formatted = format_publishers_text(source, "in.yaml", PROVIDERS)
+    with pytest.raises(ConfigError) as before:  # the 'note' key is not a publisher's
+        publishers(source)
+    with pytest.raises(ConfigError) as after:
+        publishers(formatted)
+    assert [d.message for d in before.value.diagnostics] == [
+        d.message for d in after.value.diagnostics]
+    valid = "\n".join(line for line in source.split("\n") if "note:" not in line)
+    assert publishers(format_publishers_text(valid, "in.yaml", PROVIDERS)) == publishers(valid)
+
+
+@pytest.mark.parametrize(("value", "quoted"), [
+    ("65", True), ("yes", True), ("No", True), ("on", True), ("1.0", True), ("1e3", True),
+    ("0x1F", True), ("1:20", True), ("", True), ("null", True), ("~", True),
+    ("2024-01-01", True), ("a: b", True), ("x #y", True), ("-", True), ("* star", True),
+    ("release.yml", False), ("octo-org", False), ("a b", False), ("ci/release.yml", False),
+    ("publisher@example.com", False), ("x#y", False),
+])
+def test_which_strings_need_quotes(value: str, quoted: bool) -> None:
+    assert _fmt._needs_quotes(value, in_flow=False) is quoted
+
+
+def test_flow_lists_quote_commas() -> None:
+    assert _fmt._needs_quotes("a,b", in_flow=True)
+    assert not _fmt._needs_quotes("a,b", in_flow=False)
+
+
+def test_plain_values_keep_their_text() -> None:
+    # `yes` is the boolean true for pyyaml (YAML 1.1): quoting it would change the data.
+    text = "publishers:\n  - environment: yes\n    provider: github\n"
+    assert format_publishers_text(text, "p.yaml", PROVIDERS) == (
+        "publishers:\n  - provider: github\n    environment: yes\n")
+
+
+def test_entry_with_aliases_keeps_its_order() -> None:
+    text = ("publishers:\n  - provider: google\n    email: &e a@b.example\n    name: 'n'\n"
+            "  - provider: google\n    email: *e\n    name: m\n")
+    assert format_publishers_text(text, "p.yaml", PROVIDERS) == text.replace("'n'", "n")
+
+
+def test_block_list_with_comments_inside_is_kept() -> None:
+    text = ("publishers:\n  - provider: google\n    projects:\n      - a  # on a\n      - b\n"
+            "    name: n\n")
+    assert format_publishers_text(text, "p.yaml", PROVIDERS) == text
+
+
+def test_other_indentation_is_normalized_and_comments_follow_their_keys() -> None:
+    text = ("publishers:\n- provider: google  # g\n  # about the email\n  email: a@b.example\n"
+            "  name: n\n# end\n")
+    assert format_publishers_text(text, "p.yaml", PROVIDERS) == (
+        "publishers:\n  - name: n\n    provider: google  # g\n    # about the email\n"
+        "    email: a@b.example\n# end\n")
+
+
+@pytest.mark.parametrize(("text", "message", "where"), [
+    ("x: 1\n", "not a publishers file", "p.yaml:1:1"),
+    ("publishers: 3\n", "not a publishers file", "p.yaml:1:1"),
+    ("publishers:\n  - name: [a\n", "invalid YAML", "p.yaml:3:1"),
+    ("publishers:\n  - name: a\n    name: b\n", "invalid YAML", "p.yaml:3:5"),
+])
+def test_publishers_errors(text: str, message: str, where: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        format_publishers_text(text, "p.yaml", PROVIDERS)
+    diagnostic = caught.value.diagnostics[0]
+    assert message in diagnostic.message
+    assert str(diagnostic.span) == where
+
+
+def test_a_yaml_result_that_would_not_load_alike_is_refused(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_fmt, "_canonical_string", lambda value, in_flow: "changed")
+    with pytest.raises(FormatterError, match="different data"):
+        format_publishers_text("publishers:\n  - name: 'x'\n", "p.yaml", PROVIDERS)
+
+
+def test_is_publishers_text() -> None:
+    assert is_publishers_text("publishers: []\n")
+    assert not is_publishers_text("publishers: {}\n")
+    assert not is_publishers_text("[a\n")
+
+
+# ------------------------------------------------------------------------ files
+def test_collect_files(tmp_path: Path) -> None:
+    (tmp_path / "a.tpp").write_text("provider a {}\n")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "publishers.yaml").write_text("publishers: []\n")
+    (tmp_path / "sub" / "other.yml").write_text("jobs: {}\n")
+    (tmp_path / ".hidden").mkdir()
+    (tmp_path / ".hidden" / "b.tpp").write_text("provider b {}\n")
+    named = tmp_path / "notes.txt"
+    assert collect_files([tmp_path, named, tmp_path / "a.tpp"]) == [
+        tmp_path / "a.tpp", tmp_path / "sub" / "publishers.yaml", named]
+
+
+def test_format_file_results(tmp_path: Path) -> None:
+    good = tmp_path / "good.tpp"
+    good.write_text("provider p {}\n")
+    messy = tmp_path / "messy.tpp"
+    messy.write_text("provider p {  issuer 'x' }\n".replace("'", '"'))
+    crlf = tmp_path / "crlf.tpp"
+    crlf.write_bytes(b"provider p {}\r\n")
+    bad = tmp_path / "bad.tpp"
+    bad.write_text("provider {\n")
+    assert not format_file(good, PROVIDERS).changed
+    result = format_file(messy, PROVIDERS)
+    assert result.changed and result.formatted == 'provider p {\n  issuer "x"\n}\n'
+    assert format_file(crlf, PROVIDERS).changed
+    failed = format_file(bad, PROVIDERS)
+    assert failed.error is not None and failed.formatted is None
+    assert str(failed.error.diagnostics[0].span) == f"{bad}:1:10"
+    assert format_file(tmp_path / "missing.tpp", PROVIDERS).error is not None
+    (tmp_path / "x.txt").write_text("x")
+    unknown = format_file(tmp_path / "x.txt", PROVIDERS).error
+    assert unknown is not None and "not a policy or publishers file" in unknown.render()
+    (tmp_path / "latin1.tpp").write_bytes(b"# caf\xe9\n")
+    latin1 = format_file(tmp_path / "latin1.tpp", PROVIDERS).error
+    assert latin1 is not None and "not UTF-8" in latin1.render()
+
+
+def test_unified_diff(tmp_path: Path) -> None:
+    path = tmp_path / "p.tpp"
+    path.write_text("provider p {issuer \"x\"}")
+    diff = unified_diff(format_file(path, PROVIDERS))
+    assert diff.startswith(f"--- {path} (original)\n+++ {path} (formatted)\n@@")
+    assert '-provider p {issuer "x"}\n\\ No newline at end of file\n' in diff
+    assert '+  issuer "x"\n' in diff
