@@ -186,3 +186,84 @@ def test_test_min_coverage_must_be_a_percentage(capsys: pytest.CaptureFixture[st
     with pytest.raises(SystemExit) as exc:
         main(["test", "--min-coverage", "120"])
     assert exc.value.code == 2
+
+
+# ------------------------------------------------------------------------ explain
+def test_explain_denied_shows_the_table_and_the_fix(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "explain", "--publishers", PUBLISHERS,
+                       "--claims", str(CLAIMS / "github-wrong-environment.json"))
+    assert code == 1
+    lines = out.splitlines()
+    assert lines[0] == "DENIED (github): no trusted publisher matches this token"
+    assert "1. sampleproject-github (github) -> sampleproject, sampleproject-extras" in lines
+    assert "   5 of 6 rules pass, 4 of 4 lookup keys match" in lines
+    row = next(line for line in lines if "FAIL  environment" in line)
+    assert row.split() == ["FAIL", "environment", "'pypi'", "(ignoring", "case)", "'release'"]
+    assert "   fix (workflow or publisher): Rename the environment: the job ran in 'release', " \
+           "the publisher expects 'pypi'." in out
+    assert "2. new-plugin-pending (github, pending) -> sampleproject-plugin" in lines
+
+
+def test_explain_allowed_exits_0(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "explain", "--publishers", PUBLISHERS, "--top", "1",
+                       "--claims", str(CLAIMS / "github-release.json"))
+    assert code == 0
+    assert out.startswith("ALLOWED: publisher 'sampleproject-github' (github) may publish to")
+    assert "(chosen)" in out
+    assert "fix" not in out
+    assert out.rstrip().endswith("(1 more publisher of this provider; --top shows more)")
+
+
+def test_explain_json_marks_disclosable(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "explain", "--publishers", PUBLISHERS, "--format", "json",
+                       "--claims", str(CLAIMS / "github-wrong-environment.json"))
+    assert code == 1
+    payload = json.loads(out)
+    first, second = payload["candidates"]
+    env = next(c for c in first["checks"] if c["name"] == "environment")
+    assert env == {"name": "environment", "kind": "rule", "passed": False, "expected": "pypi",
+                   "expectation": "'pypi' (ignoring case)", "actual": "release",
+                   "message": "token has 'release', publisher expects 'pypi' (ignoring case)",
+                   "identity": False, "disclosable": True}
+    assert first["fixes"][0]["disclosable"] is True
+    assert all(not c["disclosable"] for c in second["checks"])
+
+
+def test_explain_policy_file_stdin_and_audience(capsys: pytest.CaptureFixture[str],
+                                                monkeypatch: pytest.MonkeyPatch,
+                                                tmp_path: Path) -> None:
+    import io
+    import sys
+
+    compiled = tmp_path / "policy.tpp"
+    assert main(["compile", PUBLISHERS, "-o", str(compiled)]) == 0
+    capsys.readouterr()
+    monkeypatch.setattr(sys, "stdin", io.StringIO((CLAIMS / "github-release.json").read_text()))
+    code, out, _ = run(capsys, "explain", "--policy", str(compiled), "--claims", "-",
+                       "--audience", "testpypi")
+    assert code == 1
+    assert "  FAIL aud: token has audience 'pypi', expected 'testpypi'" in out
+    assert "  fix (token): The token was requested for PyPI (audience 'pypi')" in out
+
+
+def test_explain_unknown_issuer(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    token = json.loads((CLAIMS / "github-release.json").read_text())
+    token["iss"] = "https://github.example.com/_services/token"
+    path = tmp_path / "claims.json"
+    path.write_text(json.dumps(token))
+    code, out, _ = run(capsys, "explain", "--publishers", PUBLISHERS, "--claims", str(path))
+    assert code == 1
+    assert "(unknown; its claims are those of a github token)" in out
+    assert "GitHub Enterprise Server" in out
+
+
+def test_explain_invalid_input_exits_3(capsys: pytest.CaptureFixture[str],
+                                       tmp_path: Path) -> None:
+    bad = tmp_path / "claims.json"
+    bad.write_text("[1, 2]")
+    code, _, err = run(capsys, "explain", "--publishers", PUBLISHERS, "--claims", str(bad))
+    assert code == 3
+    assert "claims must be a JSON object" in err
+    code, _, err = run(capsys, "explain", "--publishers", PUBLISHERS, "--claims", str(bad),
+                       "--top", "0")
+    assert code == 2
