@@ -332,8 +332,15 @@ def compile_lookup(provider: CheckedProvider) -> LookupFunction:
     for position, prefer in enumerate(provider.prefers):
         name = f"p{position}"
         names.append(ast.Name(name, ast.Load()))
+        side = prefer.claims_side
+        if isinstance(side, A.Literal) and isinstance(side.value, str):
+            statements.append(_assign(name, ast.Constant(side.value)))  # nothing can fail
+            continue
+        value = emitter.py(side)
+        if emitter.static_type(side) != "str":
+            value = _call("_key", [value])
         statements.append(ast.Try(
-            body=[_assign(name, _call("_key", [emitter.py(prefer.claims_side)]))],
+            body=[_assign(name, value)],
             handlers=[ast.ExceptHandler(ast.Name("Exception", ast.Load()), None,
                                         [_assign(name, ast.Name("_MISSING", ast.Load()))])],
             orelse=[], finalbody=[]))
