@@ -28,7 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, out: TextIO) -> int:
-    if args.token == "-" or Path(args.token).is_file():
+    if args.token == "-" or _is_file(args.token):
         token = read_token(args.token, MAX_TOKEN_BYTES)
     else:
         token = args.token.strip()
@@ -46,6 +46,13 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
     if times:
         out.write("\n" + times + "\n")
     return EXIT_ALLOWED
+
+
+def _is_file(name: str) -> bool:
+    try:
+        return Path(name).is_file()
+    except OSError:  # a token is longer than a file name may be
+        return False
 
 
 def _indent(value: Any) -> str:
