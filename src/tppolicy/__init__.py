@@ -6,7 +6,8 @@ in a small policy language, and evaluated against a token's claims::
     import tppolicy
 
     policy = tppolicy.compile_publishers_file("publishers.yaml")
-    decision = policy.evaluate(claims, audience="pypi")
+    verifier = tppolicy.Verifier.for_policy(policy, keys=tppolicy.KeyCache(), audience="pypi")
+    decision = policy.evaluate_token(token, verifier, tppolicy.MemoryReplayStore())
     if decision.allowed:
         print(decision.publisher, decision.projects)
 """
@@ -25,6 +26,7 @@ from ._errors import (
     TppolicyError,
 )
 from ._evaluate import Policy
+from ._keys import FetchError, HttpFetcher, KeyCache
 from ._load import (
     compile_publishers_file,
     compile_publishers_text,
@@ -32,21 +34,34 @@ from ._load import (
     load_policy_text,
     load_providers,
 )
+from ._replay import MemoryReplayStore, ReplayStore, SQLiteReplayStore
+from ._verify import CODES as TOKEN_ERROR_CODES
+from ._verify import TokenError, VerifiedToken, Verifier
 
 __version__ = "0.1.0"
 
 __all__ = (
+    "TOKEN_ERROR_CODES",
     "ClaimsError",
     "ConfigError",
     "Decision",
     "Diagnostic",
+    "FetchError",
+    "HttpFetcher",
+    "KeyCache",
+    "MemoryReplayStore",
     "Policy",
     "PolicyCheckError",
     "PolicySyntaxError",
     "Provider",
+    "ReplayStore",
     "RuleResult",
+    "SQLiteReplayStore",
     "Span",
+    "TokenError",
     "TppolicyError",
+    "VerifiedToken",
+    "Verifier",
     "compile_publishers_file",
     "compile_publishers_text",
     "format_policy",
