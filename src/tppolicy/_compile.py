@@ -13,6 +13,7 @@ import ast
 import itertools
 import sys
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from . import _ast as A
@@ -78,6 +79,15 @@ class _Emitter:
         self.locals: dict[str, str] = {}
         self.namespace: dict[str, Any] = {}
         self.types = provider.claim_types
+        # Publisher-side values: fields (in derive) or hoisted slots (in templates).
+        self.value_locals: dict[str, str] = {}
+        self.value_types: dict[str, str] = {name: _PY_CLASS.get(decl.type, "any")
+                                             for name, decl in provider.fields.items()}
+
+    def value_local(self, name: str) -> str:
+        if name not in self.value_locals:
+            self.value_locals[name] = f"v{len(self.value_locals)}"
+        return self.value_locals[name]
 
     def claim_local(self, name: str) -> str:
         if name not in self.locals:
@@ -92,6 +102,8 @@ class _Emitter:
             case A.Claim(name=name):
                 declared = self.types.get(name, "any")
                 return _PY_CLASS.get(declared, "any")
+            case A.FieldRef(name=name):
+                return self.value_types.get(name, "any")
             case A.Concat():
                 return "str"
             case A.Compare() | A.In() | A.Not() | A.And() | A.Or():
@@ -112,6 +124,8 @@ class _Emitter:
                 return ast.List([self.py(i) for i in items], ast.Load())
             case A.Claim(name=name):
                 return ast.Name(self.claim_local(name), ast.Load())
+            case A.FieldRef(name=name):
+                return ast.Name(self.value_local(name), ast.Load())
             case A.Call(function="has", args=(A.Claim(name=name),)):
                 return ast.Compare(ast.Name(self.claim_local(name), ast.Load()), [ast.IsNot()],
                                    [ast.Constant(None)])
@@ -230,9 +244,21 @@ class _Emitter:
                                                                         ast.Load()))], []))
         return statements
 
-    def build(self, name: str, statements: list[ast.stmt]) -> Callable[..., Any]:
-        arguments = ast.arguments(posonlyargs=[], args=[ast.arg("claims")], kwonlyargs=[],
-                                  kw_defaults=[], defaults=[])
+    def unpack(self, argument: str, names: Sequence[str]) -> ast.stmt:
+        """`v0, v1, ... = argument`: publisher values into locals, in the given order."""
+        targets: list[ast.expr] = [ast.Name(self.value_local(n), ast.Store()) for n in names]
+        if not targets:
+            return ast.Pass()
+        target: ast.expr = ast.Tuple(targets, ast.Store()) if len(targets) > 1 else targets[0]
+        if len(targets) == 1:
+            return ast.Assign([target], ast.Subscript(ast.Name(argument, ast.Load()),
+                                                      ast.Constant(0), ast.Load()))
+        return ast.Assign([target], ast.Name(argument, ast.Load()))
+
+    def build(self, name: str, statements: list[ast.stmt],
+              parameters: Sequence[str] = ("claims",)) -> Callable[..., Any]:
+        arguments = ast.arguments(posonlyargs=[], args=[ast.arg(p) for p in parameters],
+                                  kwonlyargs=[], kw_defaults=[], defaults=[])
         function = ast.FunctionDef(name=name, args=arguments, body=statements,
                                    decorator_list=[], returns=None)
         if sys.version_info >= (3, 12):
@@ -265,8 +291,10 @@ def _guarded(body: ast.expr) -> list[ast.stmt]:
         orelse=[], finalbody=[])]
 
 
-def compile_predicate(provider: CheckedProvider, rules: Sequence[A.Rule]) -> Predicate:
-    """One function deciding a publisher: required claims present and typed, every rule true."""
+def compile_predicate(provider: CheckedProvider, rules: Sequence[A.Rule],
+                      parameters: Sequence[str] = ("claims",)) -> Any:
+    """One function deciding a publisher: required claims present and typed, every rule true.
+    With `parameters=("claims", "slots")` it has the signature of a template predicate."""
     emitter = _Emitter(provider)
     conditions = [req.condition for rule in rules for req in rule.requires
                   if not (isinstance(req.condition, A.Literal) and req.condition.value is True)]
@@ -279,7 +307,7 @@ def compile_predicate(provider: CheckedProvider, rules: Sequence[A.Rule]) -> Pre
         parts = [emitter.py(c) for c in conditions]
         expression = parts[0] if len(parts) == 1 else ast.BoolOp(ast.And(), parts)
     statements = [*emitter.prologue(required, body_claims, typed), *_guarded(expression)]
-    return emitter.build(f"publisher_{next(_counter)}", statements)
+    return emitter.build(f"publisher_{next(_counter)}", statements, parameters)
 
 
 def compile_required(provider: CheckedProvider) -> Predicate:
@@ -352,3 +380,90 @@ def compile_lookup(provider: CheckedProvider) -> LookupFunction:
 
 def lookup_value(value: Any) -> Any:
     return _lookup_value(value)
+
+
+# ------------------------------------------------------------------ templates
+TemplatePredicate = Callable[[Mapping[str, Any], tuple[Any, ...]], bool]
+Derive = Callable[[tuple[Any, ...]], tuple[tuple[Any, ...], tuple[Any, ...], tuple[Any, ...]]]
+
+
+@dataclass(frozen=True, slots=True)
+class Template:
+    """A provider's rules compiled once for all its publishers.
+
+    Every largest sub-expression reading only publisher fields (such as
+    `lower(publisher.repository_owner + "/" + publisher.repository_name)`) is
+    hoisted into a slot that `derive` computes once per publisher, with its lookup
+    key and prefer values. A publisher is then a few tuples, not a function, and a
+    million of them load in seconds.
+    """
+
+    predicate: TemplatePredicate  # (claims, slots) -> allowed
+    derive: Derive  # field values in declaration order -> (keys, prefers, slots)
+    fields: tuple[str, ...]
+
+
+def _hoist(expr: A.Expr, slots: list[A.Expr]) -> A.Expr:
+    """`expr` with its publisher-only sub-expressions replaced by slot references."""
+    if A.fields_read(expr) and not A.claims_read(expr):
+        for position, existing in enumerate(slots):
+            if existing == expr:
+                return A.FieldRef(f"#{position}", expr.span)
+        slots.append(expr)
+        return A.FieldRef(f"#{len(slots) - 1}", expr.span)
+    kids = A.children(expr)
+    if not kids:
+        return expr
+    return A.rebuild(expr, [_hoist(kid, slots) for kid in kids])
+
+
+def compile_template(provider: CheckedProvider) -> Template:
+    fields = tuple(provider.fields)
+    slots: list[A.Expr] = []
+    conditions = [_hoist(req.condition, slots) for rule in provider.rules
+                  for req in rule.requires]
+
+    # derive(fields) -> (keys, prefers, slots)
+    derive = _Emitter(provider)
+    statements: list[ast.stmt] = [derive.unpack("fields", fields)]
+    keys = [_call("_key", [derive.py(k.publisher_side)]) for k in provider.keys]
+    statements.append(_assign("keys", ast.Tuple(keys, ast.Load())))
+    names: list[ast.expr] = []
+    for position, expr in enumerate([*(p.publisher_side for p in provider.prefers), *slots]):
+        name = f"d{position}"
+        names.append(ast.Name(name, ast.Load()))
+        value = derive.py(expr)
+        if position < len(provider.prefers):
+            value = _call("_key", [value])
+        failed = "_MISSING" if position < len(provider.prefers) else "_WRONG_TYPE"
+        statements.append(ast.Try(
+            body=[_assign(name, value)],
+            handlers=[ast.ExceptHandler(ast.Name("Exception", ast.Load()), None,
+                                        [_assign(name, ast.Name(failed, ast.Load()))])],
+            orelse=[], finalbody=[]))
+    count = len(provider.prefers)
+    statements.append(ast.Return(ast.Tuple([
+        ast.Name("keys", ast.Load()), ast.Tuple(names[:count], ast.Load()),
+        ast.Tuple(names[count:], ast.Load())], ast.Load())))
+    derive.namespace["_MISSING"] = MISSING
+    derive_function = derive.build(f"derive_{next(_counter)}", statements, ("fields",))
+
+    # predicate(claims, slots)
+    emitter = _Emitter(provider)
+    for position, expr in enumerate(slots):
+        emitter.value_types[f"#{position}"] = emitter.static_type(expr)
+    live = [c for c in conditions
+            if not (isinstance(c, A.Literal) and c.value is True)]
+    required = [spec.name for spec in provider.required_claims]
+    typed = [spec.name for spec in provider.optional_claims]
+    body_claims = sorted({n for c in live for n in A.claims_read(c)})
+    if not live:
+        expression: ast.expr = ast.Constant(True)
+    else:
+        parts = [emitter.py(c) for c in live]
+        expression = parts[0] if len(parts) == 1 else ast.BoolOp(ast.And(), parts)
+    prologue = emitter.prologue(required, body_claims, typed)
+    unpack = emitter.unpack("slots", [f"#{i}" for i in range(len(slots))])
+    predicate = emitter.build(f"template_{next(_counter)}",
+                              [*prologue, unpack, *_guarded(expression)], ("claims", "slots"))
+    return Template(predicate, derive_function, fields)

@@ -4,110 +4,22 @@ indexed lookup keys, then the publisher's compiled rules. Fail closed throughout
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from . import _ast as A
 from . import _verify
 from ._check import CheckedPolicy, CheckedProvider, CheckedPublisher
-from ._compile import (
-    KeyFunction,
-    LookupFunction,
-    Predicate,
-    compile_claims_side,
-    compile_lookup,
-    compile_predicate,
-    compile_required,
-    lookup_value,
-)
+from ._compile import compile_predicate, lookup_value
 from ._decision import Decision, RuleResult
 from ._explain import Explainer, show
+from ._index import NO_SLOTS, ProviderIndex, Record
 from ._interpret import claim_value
 from ._ops import EvalError, describe_type
 
 if TYPE_CHECKING:
     from ._replay import ReplayStore
     from ._verify import VerifiedToken, Verifier
-
-
-@dataclass(slots=True)
-class _Publisher:
-    checked: CheckedPublisher
-    allows: Predicate
-    key: tuple[Any, ...]
-    prefer: tuple[Any, ...]
-    _decisions: dict[str, Decision] = field(default_factory=dict)
-
-    def decision(self, issuer: str) -> Decision:
-        """The (immutable) allowed decision without explanation, made once per issuer."""
-        decision = self._decisions.get(issuer)
-        if decision is None:
-            publisher = self.checked
-            decision = Decision(True, publisher.provider.name, publisher.label,
-                                publisher.projects, publisher.pending, (), issuer=issuer)
-            self._decisions[issuer] = decision
-        return decision
-
-
-@dataclass(slots=True)
-class _Provider:
-    checked: CheckedProvider
-    required: Predicate
-    claims_keys: KeyFunction
-    prefer_keys: tuple[KeyFunction, ...]
-    lookup: LookupFunction
-    publishers: list[_Publisher] = field(default_factory=list)
-    normal: dict[tuple[Any, ...], list[_Publisher]] = field(default_factory=dict)
-    pending: dict[tuple[Any, ...], list[_Publisher]] = field(default_factory=dict)
-
-    def add(self, publisher: _Publisher) -> None:
-        self.publishers.append(publisher)
-        index = self.pending if publisher.checked.pending else self.normal
-        index.setdefault(publisher.key, []).append(publisher)
-
-    def select(self, claims: Mapping[str, Any],
-               index: dict[tuple[Any, ...], list[_Publisher]]) -> _Publisher | None:
-        """PyPI's choice: the candidates sharing every key, then the first `prefer` that holds."""
-        if not index:
-            return None
-        try:
-            key = self.claims_keys(claims)
-        except Exception:  # a key the token cannot give matches nothing
-            return None
-        return self.choose(index.get(key), claims)
-
-    def choose_by(self, candidates: list[_Publisher] | None,
-                  wanted: tuple[Any, ...]) -> _Publisher | None:
-        """The first candidate satisfying the first `prefer` that some candidate satisfies."""
-        if not candidates:
-            return None
-        if not wanted:
-            return candidates[0]
-        for position, value in enumerate(wanted):
-            try:
-                for candidate in candidates:
-                    if candidate.prefer[position] == value:
-                        return candidate
-            except Exception:  # a mistyped claim compares with nothing
-                continue
-        return None
-
-    def choose(self, candidates: list[_Publisher] | None,
-               claims: Mapping[str, Any]) -> _Publisher | None:
-        if not candidates:
-            return None
-        if not self.prefer_keys:
-            return candidates[0]
-        for position, prefer in enumerate(self.prefer_keys):
-            try:
-                wanted = prefer(claims)[0]
-                for candidate in candidates:
-                    if candidate.prefer[position] == wanted:
-                        return candidate
-            except Exception:  # this preference cannot be read from the token
-                continue
-        return None
 
 
 class Policy:
@@ -120,26 +32,19 @@ class Policy:
                  registered_issuers: Mapping[str, str] | None = None) -> None:
         self._checked = checked
         self._registered = dict(registered_issuers or {})
-        self._providers: dict[str, _Provider] = {}
-        self._issuers: dict[str, _Provider] = {}
+        self._providers: dict[str, ProviderIndex] = {}
+        self._issuers: dict[str, ProviderIndex] = {}
         for name, provider in checked.providers.items():
-            runtime = _Provider(
-                provider, compile_required(provider),
-                compile_claims_side(provider, provider.keys),
-                tuple(compile_claims_side(provider, (p,)) for p in provider.prefers),
-                compile_lookup(provider))
-            self._providers[name] = runtime
+            index = ProviderIndex(provider)
+            self._providers[name] = index
             for issuer in provider.issuers:
-                self._issuers.setdefault(issuer, runtime)
+                self._issuers.setdefault(issuer, index)
         for issuer, name in self._registered.items():
             if name in self._providers and self._providers[name].checked.ast.custom_issuers:
                 self._issuers.setdefault(issuer, self._providers[name])
         for publisher in checked.publishers:
-            runtime = self._providers[publisher.provider.name]
-            runtime.add(_Publisher(
-                publisher, compile_predicate(runtime.checked, publisher.rules),
-                tuple(lookup_value(v) for v in publisher.key_values),
-                tuple(lookup_value(v) for v in publisher.prefer_values)))
+            self._providers[publisher.provider.name].add(_record(publisher,
+                                                                 self._providers))
 
     # ------------------------------------------------------------- queries
     @property
@@ -194,49 +99,30 @@ class Policy:
             return _deny(None, None, [RuleResult("claims", False, None, None,
                                                  f"cannot evaluate these claims: {exc}")])
 
-    def _decide(self, provider: _Provider, claims: Mapping[str, Any], issuer: str,
+    def _decide(self, provider: ProviderIndex, claims: Mapping[str, Any], issuer: str,
                 explain: bool) -> Decision:
-        # Each publisher's compiled rules check the required claims too: the provider's
-        # own check only runs when no publisher allows, to give the right reason.
-        chosen: _Publisher | None = None
-        try:
-            key, wanted = provider.lookup(claims)
-        except Exception:  # a key the token cannot give matches nothing
-            key = None
-        if key is not None:
-            for index in (provider.pending, provider.normal):
-                if not index:
-                    continue
-                try:
-                    candidates = index.get(key)
-                except Exception:  # a claim of the wrong type cannot be hashed
-                    break
-                candidate = provider.choose_by(candidates, wanted)
-                if candidate is None:
-                    continue
-                if candidate.allows(claims):
-                    if not explain:
-                        return candidate.decision(issuer)
-                    publisher = candidate.checked
-                    notes = _notes(publisher, claims) + _unaccounted(provider.checked, claims)
-                    return Decision(True, provider.checked.name, publisher.label,
-                                    publisher.projects,
-                                    publisher.pending, tuple(self._explain(candidate, claims)),
-                                    issuer=issuer, notes=notes)
-                chosen = candidate if chosen is None or chosen.checked.pending else chosen
+        # Each publisher's rules check the required claims too: the provider's own
+        # check only runs when no publisher allows, to give the right reason.
+        allowed, chosen = provider.select(claims)
+        if allowed is not None:
+            if not explain:
+                return allowed.decision(issuer)
+            notes = _notes(allowed, provider.checked, claims) + _unaccounted(provider.checked,
+                                                                              claims)
+            return Decision(True, provider.checked.name, allowed.label, allowed.all_projects,
+                            allowed.pending, tuple(self._explain(provider, allowed, claims)),
+                            issuer=issuer, notes=notes)
         name = provider.checked.name
         if not provider.required(claims):
             return _deny(name, issuer, _missing_claims(provider.checked, claims))
-        closest = chosen or self._closest(provider, claims)
+        closest = chosen or closest_record(provider, provider.records(), claims)
         if closest is None:
             return _deny(name, issuer, [RuleResult(
                 "publisher", False, None, None,
                 f"no {name} publisher is configured for this token")])
-        reasons = self._explain(closest, claims)
-        if all(r.passed for r in reasons):
-            reasons.extend(self._key_mismatches(provider, closest, claims))
-        return Decision(False, name, None, (), False, tuple(reasons),
-                        closest=closest.checked.label, issuer=issuer)
+        return Decision(False, name, None, (), False,
+                        tuple(explain_miss(provider, closest, claims)),
+                        closest=closest.label, issuer=issuer)
 
     # -------------------------------------------------------- explanations
     def _issuer_reason(self, issuer: Any) -> RuleResult:
@@ -250,38 +136,9 @@ class Policy:
                           f"unknown issuer {issuer!r}: no provider trusts it (known issuers: "
                           f"{', '.join(known)})")
 
-    def _explain(self, publisher: _Publisher, claims: Mapping[str, Any]) -> list[RuleResult]:
-        explainer = Explainer(claims, publisher.checked.provider.claim_types)
-        return [explainer.rule(rule) for rule in publisher.checked.rules]
-
-    def _closest(self, provider: _Provider, claims: Mapping[str, Any]) -> _Publisher | None:
-        best: tuple[int, int, int] | None = None
-        chosen = None
-        for position, publisher in enumerate(provider.publishers):
-            results = self._explain(publisher, claims)
-            keys = self._key_mismatches(provider, publisher, claims)
-            score = (sum(r.passed for r in results) - len(keys),
-                     0 if publisher.checked.pending else 1, -position)
-            if best is None or score > best:
-                best, chosen = score, publisher
-        return chosen
-
-    def _key_mismatches(self, provider: _Provider, publisher: _Publisher,
-                        claims: Mapping[str, Any]) -> list[RuleResult]:
-        explainer = Explainer(claims, provider.checked.claim_types)
-        results = []
-        for key, wanted in zip(provider.checked.keys, publisher.checked.key_values, strict=True):
-            try:
-                actual = explainer.interpreter.value(key.claims_side)
-            except EvalError as exc:
-                results.append(RuleResult(f"lookup.{key.label}", False, wanted, None,
-                                          f"cannot read {key.label} from the token: {exc}"))
-                continue
-            if lookup_value(actual) != lookup_value(wanted):
-                results.append(RuleResult(f"lookup.{key.label}", False, wanted, actual,
-                                          f"token has {show(actual)}, publisher expects "
-                                          f"{show(wanted)}"))
-        return results
+    def _explain(self, provider: ProviderIndex, record: Record,
+                 claims: Mapping[str, Any]) -> list[RuleResult]:
+        return explain_record(provider, record, claims)
 
     def evaluate_token(self, token: object, verifier: Verifier,
                        replay: ReplayStore | None = None, explain: bool = False) -> Decision:
@@ -304,6 +161,77 @@ class Policy:
             headers.append(A.Provider(**{**_fields_of(header), "issuers": header.issuers + extra}))
         publishers = tuple(_concrete(p) for p in self._checked.publishers)
         return A.PolicyFile(source, tuple(headers), publishers)
+
+
+def explain_record(provider: ProviderIndex, record: Record,
+                   claims: Mapping[str, Any]) -> list[RuleResult]:
+    """Rule by rule, what the publisher expected and what the token had."""
+    explainer = Explainer(claims, provider.checked.claim_types)
+    return [explainer.rule(rule) for rule in record.concrete_rules(provider.checked)]
+
+
+def explain_miss(provider: ProviderIndex, record: Record,
+                 claims: Mapping[str, Any]) -> list[RuleResult]:
+    """Why `record` did not take this token: its rules, and its keys if no rule failed."""
+    reasons = explain_record(provider, record, claims)
+    if all(r.passed for r in reasons):
+        reasons.extend(key_mismatches(provider, record, claims))
+    return reasons
+
+
+def key_mismatches(provider: ProviderIndex, record: Record,
+                   claims: Mapping[str, Any]) -> list[RuleResult]:
+    explainer = Explainer(claims, provider.checked.claim_types)
+    results = []
+    for key, indexed in zip(provider.checked.keys, record.key, strict=True):
+        wanted = indexed[1] if isinstance(indexed, tuple) else indexed
+        try:
+            actual = explainer.interpreter.value(key.claims_side)
+        except EvalError as exc:
+            results.append(RuleResult(f"lookup.{key.label}", False, wanted, None,
+                                      f"cannot read {key.label} from the token: {exc}"))
+            continue
+        if lookup_value(actual) != indexed:
+            results.append(RuleResult(f"lookup.{key.label}", False, wanted, actual,
+                                      f"token has {show(actual)}, publisher expects "
+                                      f"{show(wanted)}"))
+    return results
+
+
+def closest_record(provider: ProviderIndex, records: Iterable[Record],
+                   claims: Mapping[str, Any]) -> Record | None:
+    """The publisher that came closest: most rules passed, fewest keys missed."""
+    best: tuple[int, int, int] | None = None
+    chosen = None
+    for position, record in enumerate(records):
+        results = explain_record(provider, record, claims)
+        keys = key_mismatches(provider, record, claims)
+        score = (sum(r.passed for r in results) - len(keys), 0 if record.pending else 1,
+                 -position)
+        if best is None or score > best:
+            best, chosen = score, record
+    return chosen
+
+
+def _record(publisher: CheckedPublisher, providers: Mapping[str, ProviderIndex]) -> Record:
+    """A checked publisher as an index record: its own compiled rules if it wrote them,
+    else its provider's template with its slots."""
+    provider = providers[publisher.provider.name]
+    values = tuple(publisher.fields[name] for name in provider.checked.fields)
+    if publisher.ast.rules:
+        predicate = compile_predicate(provider.checked, publisher.rules, ("claims", "slots"))
+        slots: tuple[Any, ...] = NO_SLOTS
+        prefer = tuple(lookup_value(v) for v in publisher.prefer_values)
+        rules: tuple[A.Rule, ...] | None = publisher.rules
+    else:
+        template = provider.template
+        _, prefer, slots = template.derive(values)
+        predicate = template.predicate
+        rules = None
+    return Record(str(publisher.index), provider.checked.name, publisher.ast.name,
+                  publisher.ast.projects, publisher.ast.pending_project, values,
+                  tuple(lookup_value(v) for v in publisher.key_values), prefer, slots,
+                  predicate, rules)
 
 
 def _fields_of(provider: A.Provider) -> dict[str, Any]:
@@ -356,10 +284,12 @@ def _unaccounted(provider: CheckedProvider, claims: Mapping[str, Any]) -> tuple[
     return (f"claims unknown to the {provider.name} provider, ignored: {', '.join(unknown)}",)
 
 
-def _notes(publisher: CheckedPublisher, claims: Mapping[str, Any]) -> tuple[str, ...]:
+def _notes(record: Record, provider: CheckedProvider,
+           claims: Mapping[str, Any]) -> tuple[str, ...]:
     # PyPI e-mails owners when a token carries an environment the publisher ignores.
     environment = claims.get("environment")
-    if publisher.fields.get("environment") == "" and isinstance(environment, str) and environment:
+    if (record.field_values(provider).get("environment") == "" and isinstance(environment, str)
+            and environment):
         return (f"the token has environment {environment!r} but this publisher accepts any "
                 "environment; name it in the publisher to require it",)
     return ()

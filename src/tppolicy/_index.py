@@ -1,0 +1,176 @@
+"""Publishers indexed by their lookup keys, per provider: selection never scans.
+
+Buckets are tuples replaced whole under a writer lock (copy on write), so request
+threads read without locking while publishers are added and removed.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import _ast as A
+from ._bind import bind_rules
+from ._check import CheckedProvider
+from ._compile import (
+    LookupFunction,
+    Predicate,
+    Template,
+    TemplatePredicate,
+    compile_lookup,
+    compile_required,
+    compile_template,
+)
+from ._decision import Decision
+
+NO_SLOTS: tuple[Any, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Record:
+    """One trusted publisher as the index holds it.
+
+    `predicate(claims, slots)` decides: the provider's template with this
+    publisher's slots, or (for a publisher block with its own rules) a function
+    compiled for it alone.
+    """
+
+    id: str
+    provider: str
+    name: str | None
+    projects: tuple[str, ...]
+    pending_project: str | None
+    fields: tuple[Any, ...]  # in the provider's field order
+    key: tuple[Any, ...]
+    prefer: tuple[Any, ...]
+    slots: tuple[Any, ...]
+    predicate: TemplatePredicate
+    rules: tuple[A.Rule, ...] | None = None  # own rules (publisher blocks), else the template's
+    added_by: str | None = None
+    created: float = 0.0
+    decisions: dict[str, Decision] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def pending(self) -> bool:
+        return self.pending_project is not None
+
+    @property
+    def label(self) -> str:
+        if self.name:
+            return self.name
+        kind = "pending publisher" if self.pending else "publisher"
+        return f"{kind} {self.id} ({self.provider})"
+
+    @property
+    def all_projects(self) -> tuple[str, ...]:
+        return (self.pending_project,) if self.pending_project is not None else self.projects
+
+    def allows(self, claims: Mapping[str, Any]) -> bool:
+        return self.predicate(claims, self.slots)
+
+    def field_values(self, provider: CheckedProvider) -> dict[str, Any]:
+        return dict(zip(provider.fields, self.fields, strict=True))
+
+    def concrete_rules(self, provider: CheckedProvider) -> tuple[A.Rule, ...]:
+        """The rules as `tppolicy compile` shows them: for explanations, never hot."""
+        if self.rules is not None:
+            return self.rules
+        return bind_rules(provider.rules, self.field_values(provider))
+
+    def decision(self, issuer: str) -> Decision:
+        """The allowed decision without explanation, made once per issuer."""
+        decision = self.decisions.get(issuer)
+        if decision is None:
+            decision = Decision(True, self.provider, self.label, self.all_projects,
+                                self.pending, (), issuer=issuer)
+            self.decisions[issuer] = decision
+        return decision
+
+
+class ProviderIndex:
+    """A provider's compiled parts and its publishers, indexed by lookup key."""
+
+    def __init__(self, provider: CheckedProvider) -> None:
+        self.checked = provider
+        self.required: Predicate = compile_required(provider)
+        self.lookup: LookupFunction = compile_lookup(provider)
+        self._template: Template | None = None
+        self.normal: dict[tuple[Any, ...], tuple[Record, ...]] = {}
+        self.pending: dict[tuple[Any, ...], tuple[Record, ...]] = {}
+        self._lock = threading.Lock()
+        self._count = 0
+
+    @property
+    def template(self) -> Template:
+        if self._template is None:
+            self._template = compile_template(self.checked)
+        return self._template
+
+    def __len__(self) -> int:
+        return self._count
+
+    def add(self, record: Record) -> None:
+        with self._lock:
+            index = self.pending if record.pending else self.normal
+            index[record.key] = (*index.get(record.key, ()), record)
+            self._count += 1
+
+    def remove(self, record: Record) -> bool:
+        with self._lock:
+            index = self.pending if record.pending else self.normal
+            bucket = index.get(record.key, ())
+            kept = tuple(r for r in bucket if r is not record)
+            if len(kept) == len(bucket):
+                return False
+            if kept:
+                index[record.key] = kept
+            else:
+                del index[record.key]
+            self._count -= 1
+            return True
+
+    def records(self) -> Iterator[Record]:
+        for index in (self.pending, self.normal):
+            for bucket in list(index.values()):
+                yield from bucket
+
+    def choose(self, candidates: tuple[Record, ...] | None,
+               wanted: tuple[Any, ...]) -> Record | None:
+        """PyPI's order: the first `prefer` that some candidate satisfies chooses it."""
+        if not candidates:
+            return None
+        if not wanted:
+            return candidates[0]
+        for position, value in enumerate(wanted):
+            try:
+                for candidate in candidates:
+                    if candidate.prefer[position] == value:
+                        return candidate
+            except Exception:  # a mistyped claim compares with nothing
+                continue
+        return None
+
+    def select(self, claims: Mapping[str, Any]) -> tuple[Record | None, Record | None]:
+        """(the first candidate whose rules allow, the candidate chosen but refused)."""
+        try:
+            key, wanted = self.lookup(claims)
+        except Exception:  # a key the token cannot give matches nothing
+            return None, None
+        refused: Record | None = None
+        for index in (self.pending, self.normal):  # pending first, as PyPI
+            if not index:
+                continue
+            try:
+                candidates = index.get(key)
+            except Exception:  # a claim of the wrong type cannot be hashed
+                break
+            candidate = self.choose(candidates, wanted)
+            if candidate is None:
+                continue
+            if candidate.predicate(claims, candidate.slots):
+                return candidate, refused
+            if refused is None or refused.pending:
+                refused = candidate
+        return None, refused
