@@ -168,10 +168,11 @@ def test_test_coverage_table_and_minimum(capsys: pytest.CaptureFixture[str]) -> 
 
 def test_test_invalid_file_exits_3(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     bad = tmp_path / "bad.tptest.yaml"
-    bad.write_text("publishers: []\ncases:\n  - {token: t.jwt, allowed: true}\n")
+    bad.write_text("publishers: []\ncases:\n  - {claims: {}, alowed: true}\n")
     code, out, err = run(capsys, "test", str(bad))
     assert code == 3
-    assert f"{bad}:3:6: token fixtures are not supported yet" in err
+    assert f"{bad}:3:18: unknown key 'alowed' in cases[0]" in err
+    assert "did you mean 'allowed'?" in err
     assert out.splitlines()[-2:] == ["1 invalid test file", "0 passed, 0 failed"]
 
 

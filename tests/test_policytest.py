@@ -3,6 +3,7 @@ the repository's own tables (tests/cases) and examples run through it."""
 
 from __future__ import annotations
 
+import json
 import textwrap
 from pathlib import Path
 
@@ -11,7 +12,6 @@ import yaml
 
 import tppolicy
 from tppolicy._policytest import (
-    TOKEN_NOT_SUPPORTED,
     PolicyTestError,
     Report,
     discover,
@@ -223,7 +223,14 @@ def test_coverage_of_a_publisher_file_shared_by_two_test_files(project: Path) ->
      "unknown key 'failng' in cases[0]"),
     (CASE_HEAD + "  - {claims: release, allowed: false, publisher: x}\n",
      "'publisher' applies to allowed cases"),
-    (CASE_HEAD + "  - {token: token.jwt, allowed: true}\n", TOKEN_NOT_SUPPORTED),
+    (CASE_HEAD + "  - {token: missing.jwt, allowed: true}\n",
+     "cannot read the token file 'missing.jwt'"),
+    (CASE_HEAD + "  - {token: claims.json, claims: release, allowed: true}\n",
+     "a token case has no 'claims'"),
+    (CASE_HEAD.replace("cases:", "jwks: [x]\ncases:") + "  - {claims: release, allowed: true}\n",
+     "'jwks' must map issuer URLs to JWKS files"),
+    (CASE_HEAD.replace("cases:", "now: soon\ncases:") + "  - {claims: release, allowed: true}\n",
+     "'now' must be a number"),
     (CASE_HEAD.replace("claims:\n", "publishers2: x\nclaims:\n") + "  - {claims: release}\n",
      "unknown key 'publishers2'"),
     ("claims: {}\ncases:\n  - {claims: {}, allowed: true}\n",
@@ -261,7 +268,49 @@ def test_report_json(project: Path) -> None:
     assert set(payload["coverage"]) == {"percent", "covered", "outcomes", "rules"}
 
 
-def test_fixture_case_table_in_the_repository() -> None:
+def test_fixture_case_tables_in_the_repository() -> None:
     report = run_files(discover([FIXTURES]))
     assert not report.errors, errors_of(report)
-    assert (report.passed, report.failed) == (2, 1)
+    assert (report.passed, report.failed) == (5, 1)
+
+
+# --------------------------------------------------------------- token fixtures
+def test_recorded_token_fixtures() -> None:
+    report = run_files([FIXTURES / "tokens.tptest.yaml"])
+    assert not report.errors, errors_of(report)
+    assert [(r.name, r.passed) for r in report.results] == [
+        ("the signed release token is allowed", True),
+        ("the signed token of another environment is denied", True),
+        ("a token for PyPI is refused when checking for TestPyPI", True)]
+    assert report.results[0].decision is not None
+    assert report.results[0].decision.publisher == "sampleproject-github"
+
+
+def test_token_fixtures_are_verified(project: Path) -> None:
+    from .tokens import GITHUB, jwks, rsa_key
+
+    good, other = rsa_key("good"), rsa_key("other")
+    claims = json.loads((EXAMPLES / "claims" / "github-release.json").read_text())
+    (project / "keys.json").write_text(json.dumps(jwks(good)))
+    (project / "good.jwt").write_text(good.sign(claims))
+    (project / "forged.jwt").write_text(other.sign(claims))
+    (project / "garbage.jwt").write_text("not a token")
+    head = f'publishers: publishers.yaml\njwks:\n  "{GITHUB}": keys.json\n'
+    test = write(project / "t.tptest.yaml", head + """cases:
+  - {token: good.jwt, allowed: true, publisher: release}
+  - {token: forged.jwt, allowed: false, failing: [token]}
+  - {token: garbage.jwt, allowed: false, failing: [token]}
+""")
+    report = run_files([test])
+    assert not report.errors, errors_of(report)
+    assert [r.passed for r in report.results] == [True, True, True], report.results
+    late = write(project / "late.tptest.yaml", head + "now: 4000000000\n"
+                 "cases:\n  - {token: good.jwt, allowed: true}\n")
+    result = run_files([late]).results[0]
+    assert not result.passed
+    assert "expired" in result.problems[0]
+    # keys are never fetched: an issuer without keys in 'jwks' is refused
+    offline = write(project / "offline.tptest.yaml", "publishers: publishers.yaml\n"
+                    "cases:\n  - {token: good.jwt, allowed: false, failing: [token]}\n")
+    offline_report = run_files([offline])
+    assert offline_report.results[0].passed, offline_report.results[0].problems

@@ -15,8 +15,16 @@ A test file (``*.tptest.yaml``) is a mapping:
     a list; each case has ``claims`` (a set's name, or a mapping), optional ``set`` (claims to
     add or replace), ``unset`` (claims to remove), ``audience``, then the expectation:
     ``allowed`` (required), ``publisher`` and ``pending`` (allowed cases), ``failing`` (the
-    rules that fail, denied cases) and ``reason_contains``. ``name`` names the case. ``token:
-    PATH`` is reserved for a signed token fixture.
+    rules that fail, denied cases) and ``reason_contains``. ``name`` names the case.
+    Instead of ``claims``, a case may give ``token``: the path of a signed token (a compact
+    JWT), verified with the keys of ``jwks`` and decided on as ``tppolicy check --token``
+    does; a refused token fails the rule ``token``.
+``jwks``
+    the signing keys of the issuers of the token fixtures, ``{ISSUER: JWKS file}``. Keys are
+    never fetched.
+``now``
+    the time (seconds since 1970) at which tokens are verified; by default each token's own
+    ``iat``, so that a recorded token stays valid.
 
 `discover` finds the files, `run_files` runs them and records which rule of which publisher
 was seen passing and failing (rule coverage). Nothing here prints.
@@ -38,7 +46,7 @@ import yaml
 from . import _ast as A
 from ._bind import fold
 from ._check import CheckedProvider
-from ._decision import Decision
+from ._decision import Decision, RuleResult
 from ._errors import Diagnostic, Span, TppolicyError
 from ._evaluate import Policy
 from ._explain import show
@@ -48,12 +56,10 @@ __all__ = ["DEFAULT_PATTERN", "CaseResult", "PolicyTestError", "Report", "RuleCo
            "discover", "run_files"]
 
 DEFAULT_PATTERN = "*.tptest.yaml"
-_TOP_KEYS = ("publishers", "policy", "issuers", "audience", "claims", "cases")
+_TOP_KEYS = ("publishers", "policy", "issuers", "audience", "claims", "jwks", "now", "cases")
 _CASE_KEYS = ("name", "claims", "set", "unset", "token", "audience", "allowed", "publisher",
               "pending", "failing", "reason_contains")
 _SKIPPED_DIRS = frozenset({"node_modules", "__pycache__", "site-packages"})
-TOKEN_NOT_SUPPORTED = ("token fixtures are not supported yet: they need token verification "
-                       "(issue 3); give the token's decoded claims with 'claims' instead")
 
 
 class PolicyTestError(TppolicyError):
@@ -179,6 +185,7 @@ class _Case:
     name: str
     spec: dict[str, Any]
     claims: dict[str, Any] | None
+    token: str | None = None
 
 
 @dataclass
@@ -188,6 +195,8 @@ class _TestFile:
     policy: Policy
     cases: list[_Case]
     audience: str
+    jwks: dict[str, bytes] = field(default_factory=dict)
+    now: float | None = None
 
 
 class _Reader:
@@ -295,8 +304,13 @@ def _check_case(reader: _Reader, node: yaml.Node, index: int,
     spec = {name: _construct(value) for name, (_, value) in keys.items()}
     name = spec.get("name")
     label = name if isinstance(name, str) and name else f"cases[{index}]"
+    token: str | None = None
     if "token" in keys:
-        reader.error(keys["token"][0], TOKEN_NOT_SUPPORTED)
+        token = _read_token(reader, keys["token"][1], spec["token"])
+        for other in ("claims", "set", "unset"):
+            if other in keys:
+                reader.error(keys[other][0], f"{label}: a token case has no {other!r}",
+                             "a signed token cannot be changed: record another token")
     elif "claims" not in keys:
         reader.error(node, f"{label}: missing 'claims'", "name a claims set, or give a mapping")
     if "allowed" not in keys:
@@ -337,11 +351,41 @@ def _check_case(reader: _Reader, node: yaml.Node, index: int,
                      "mapping of claims")
     if len(reader.diagnostics) > errors_before:
         return None
+    if token is not None:
+        return _Case(node.start_mark.line + 1, label, spec, None, token)
     assert claims is not None
     claims.update(spec.get("set") or {})
     for claim in spec.get("unset") or []:
         claims.pop(claim, None)
     return _Case(node.start_mark.line + 1, label, spec, claims)
+
+
+def _read_token(reader: _Reader, node: yaml.Node, value: Any) -> str | None:
+    if not isinstance(value, str) or not value:
+        reader.error(node, "'token' must be the path of a token file (a compact JWT)")
+        return None
+    try:
+        data = (reader.path.parent / value).read_bytes()
+    except OSError as exc:
+        reader.error(node, f"cannot read the token file {value!r}: {exc.strerror or exc}")
+        return None
+    return data.decode("utf-8", "replace").strip()
+
+
+def _jwks(reader: _Reader, node: yaml.Node) -> dict[str, bytes]:
+    value = _construct(node)
+    if not isinstance(value, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+        reader.error(node, "'jwks' must map issuer URLs to JWKS files",
+                     '"https://token.actions.githubusercontent.com": github-jwks.json')
+        return {}
+    documents = {}
+    for issuer, relative in value.items():
+        try:
+            documents[issuer] = (reader.path.parent / relative).read_bytes()
+        except OSError as exc:
+            reader.error(node, f"cannot read the JWKS file {relative!r}: {exc.strerror or exc}")
+    return documents
 
 
 def _publishers_text(text: str, key: yaml.Node, value: yaml.Node) -> str:
@@ -397,6 +441,14 @@ def _load_file(path: Path, providers: Mapping[str, CheckedProvider] | None,
             audience = value
         else:
             reader.error(keys["audience"][1], "'audience' must be a string")
+    jwks = _jwks(reader, keys["jwks"][1]) if "jwks" in keys else {}
+    now: float | None = None
+    if "now" in keys:
+        value = _construct(keys["now"][1])
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            now = float(value)
+        else:
+            reader.error(keys["now"][1], "'now' must be a number of seconds since 1970")
     sets = _claim_sets(reader, keys.get("claims", (None, None))[1])
     cases: list[_Case] = []
     cases_node = keys.get("cases", (None, None))[1]
@@ -430,7 +482,7 @@ def _load_file(path: Path, providers: Mapping[str, CheckedProvider] | None,
         target = path.parent / target_name
         policy = load_policy_file(target, providers=providers, issuers=file_issuers)
         label = str(target)
-    return _TestFile(path, label, policy, cases, audience)
+    return _TestFile(path, label, policy, cases, audience, jwks, now)
 
 
 # ----------------------------------------------------------------------- running
@@ -495,6 +547,38 @@ def _exercised(decision: Decision) -> Iterator[tuple[str, str, bool]]:
         yield publisher, reason.rule, reason.passed
 
 
+def _offline(url: str) -> bytes:
+    from ._keys import FetchError
+
+    raise FetchError(f"policy tests never fetch keys ({url}): give the issuer's keys with "
+                     "'jwks'")
+
+
+def _decide_token(test: _TestFile, token: str, audience: str) -> Decision:
+    """Verify a token fixture offline, at `now` (default: its own iat), and decide."""
+    from ._keys import FetchError, KeyCache
+    from ._verify import TokenError, Verifier, split_token
+
+    now = test.now
+    if now is None:
+        try:
+            issued = split_token(token)[1].get("iat")
+        except TokenError:
+            issued = None
+        now = float(issued) if isinstance(issued, int | float) else 0.0
+    keys = KeyCache(fetch=_offline)
+    for issuer, document in test.jwks.items():
+        try:
+            keys.add_static(issuer, document, f"the JWKS of {issuer}")
+        except FetchError as exc:
+            return Decision(False, None, None, (), False, (RuleResult(
+                "token", False, None, None, f"unusable JWKS for {issuer}: {exc}"),))
+    at = now
+    verifier = Verifier.for_policy(test.policy, keys=keys, audience=audience,
+                                   clock=lambda: at)
+    return test.policy.evaluate_token(token, verifier, None, explain=True)
+
+
 def run_files(paths: Iterable[str | os.PathLike[str]], *,
               providers: Mapping[str, CheckedProvider] | None = None,
               issuers: Mapping[str, str] | None = None) -> Report:
@@ -520,9 +604,12 @@ def run_files(paths: Iterable[str | os.PathLike[str]], *,
                 universe.setdefault((test.policy_label, publisher.label, publisher_rule.name),
                                     [False if can_pass else None, False if can_fail else None])
         for case in test.cases:
-            assert case.claims is not None
             audience = case.spec.get("audience", test.audience)
-            decision = test.policy.evaluate(case.claims, audience=audience, explain=True)
+            if case.token is not None:
+                decision = _decide_token(test, case.token, audience)
+            else:
+                assert case.claims is not None
+                decision = test.policy.evaluate(case.claims, audience=audience, explain=True)
             problems = _judge(case.spec, decision)
             results.append(CaseResult(str(path), case.line, case.name, not problems,
                                       _expected(case.spec), _summary(decision), tuple(problems),
