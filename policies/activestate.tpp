@@ -45,9 +45,9 @@ provider activestate {
   let sub_parts = split(claims.sub, ":")
 
   lookup {
-    key publisher.organization == claims.organization
-    key publisher.activestate_project_name == claims.project
-    key publisher.actor_id == claims.actor_id
+    identity publisher.organization == claims.organization
+    identity publisher.activestate_project_name == claims.project
+    identity publisher.actor_id == claims.actor_id
   }
 
   # `org:{organization}:project:{project}`, exactly, then anything (`:...`).

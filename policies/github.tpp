@@ -56,10 +56,12 @@ provider github {
     then strip_suffix(claims.job_workflow_ref, "@" + claims.ref)
     else strip_suffix(claims.job_workflow_ref, "@" + claims.sha)
 
+  # Who the publisher is (identity) and which of its workflows (key); a token that
+  # shares no publisher's identity is told nothing about anyone's configuration.
   lookup {
-    key publisher.repository_owner == before(claims.repository, "/")
-    key publisher.repository_name == after(claims.repository, "/")
-    key publisher.repository_owner_id == claims.repository_owner_id
+    identity publisher.repository_owner == before(claims.repository, "/")
+    identity publisher.repository_name == after(claims.repository, "/")
+    identity publisher.repository_owner_id == claims.repository_owner_id
     key publisher.workflow_filename == after_last(workflow_path, "/")
     # A publisher naming the token's environment wins over one without an environment.
     prefer lower(publisher.environment) == lower(claims.environment)

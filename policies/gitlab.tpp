@@ -83,10 +83,10 @@ provider gitlab {
   lookup {
     # The namespace is everything before the last "/" of project_path (subgroups
     # included). Both sides lowercased, as PyPI since #18905.
-    key lower(publisher.namespace) == lower(before_last(claims.project_path, "/"))
-    key lower(publisher.project) == lower(after_last(claims.project_path, "/"))
+    identity lower(publisher.namespace) == lower(before_last(claims.project_path, "/"))
+    identity lower(publisher.project) == lower(after_last(claims.project_path, "/"))
     key publisher.workflow_filepath == after(config_uri, "//")
-    key publisher.issuer_url == claims.iss
+    identity publisher.issuer_url == claims.iss
     # A publisher naming the token's environment (exactly) wins over one without.
     prefer publisher.environment == claims.environment
     prefer publisher.environment == ""

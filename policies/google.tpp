@@ -41,7 +41,7 @@ provider google {
   }
 
   lookup {
-    key publisher.email == claims.email
+    identity publisher.email == claims.email
     # A publisher naming the token's subject wins over one without a subject.
     prefer publisher.sub == claims.sub
     prefer publisher.sub == ""

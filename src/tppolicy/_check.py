@@ -44,6 +44,7 @@ class LookupKey:
     publisher_side: A.Expr
     claims_side: A.Expr
     span: Span
+    identity: bool = False  # part of who the publisher is (see the grammar's `identity`)
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,8 +84,9 @@ class CheckedProvider:
             name=self.ast.name, issuers=self.ast.issuers, custom_issuers=self.ast.custom_issuers,
             algorithms=self.ast.algorithms, claims=self.ast.claims,
             ignored_prefixes=self.ast.ignored_prefixes, fields=self.ast.fields,
-            lookup=tuple(A.LookupItem(kind, A.Compare("==", k.publisher_side, k.claims_side,
-                                                      k.span), k.span)
+            lookup=tuple(A.LookupItem("identity" if k.identity else kind,
+                                      A.Compare("==", k.publisher_side, k.claims_side, k.span),
+                                      k.span)
                          for kind, group in (("key", self.keys), ("prefer", self.prefers))
                          for k in group),
         )
@@ -245,8 +247,9 @@ class _Checker:
                            "fields", right.span)
                 continue
             label = sorted(A.fields_read(left))[0]
-            target = keys if item.kind == "key" else prefers
-            target.append(LookupKey(label, fold(left), fold(right), item.span))
+            target = prefers if item.kind == "prefer" else keys
+            target.append(LookupKey(label, fold(left), fold(right), item.span,
+                                    identity=item.kind == "identity"))
         if ast.lookup and not keys:
             self.error(f"provider '{ast.name}' has a lookup without a key", ast.span)
         return tuple(keys), tuple(prefers)

@@ -81,7 +81,7 @@ _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 #: form (`claims["if"]`), which never depends on how the lexer treats keywords in context.
 _KEYWORDS = frozenset({
     "provider", "issuer", "custom_issuers", "algorithms", "claims", "ignore", "prefix",
-    "fields", "matches", "else", "let", "lookup", "key", "prefer", "publisher", "projects",
+    "fields", "matches", "else", "let", "lookup", "identity", "key", "prefer", "publisher", "projects",
     "pending_project", "rule", "require", "if", "then", "or", "and", "not", "in", "true",
     "false", "null", "required", "present", "optional", "unchecked",
 })
@@ -329,7 +329,7 @@ def _let(let: Let) -> str:
 
 
 def _lookup_item(item: LookupItem) -> str:
-    if item.kind not in ("key", "prefer"):
+    if item.kind not in ("identity", "key", "prefer"):
         raise ValueError(f"not a lookup item kind: {item.kind!r}")
     return f"{item.kind} {_expr(item.condition)}"
 

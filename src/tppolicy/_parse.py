@@ -83,7 +83,7 @@ class SourceItem:
 
     `kind` is the grammar rule: "provider", "publisher", "issuer", "custom_issuers",
     "algorithms", "claims", "claim_decl", "ignore_prefix", "fields", "field_decl", "let",
-    "lookup", "key", "prefer", "short_rule", "block_rule", "require", "uses", "projects",
+    "lookup", "identity", "key", "prefer", "short_rule", "block_rule", "require", "uses", "projects",
     "pending_project", "bindings" or "binding". Blocks ("provider", "publisher", "claims",
     "fields", "lookup", "bindings", "block_rule") have `children`, in source order.
     """
@@ -97,7 +97,7 @@ _BLOCK_KINDS = frozenset({"provider", "publisher", "claims", "fields", "lookup",
                           "block_rule"})
 _ITEM_KINDS = _BLOCK_KINDS | frozenset({
     "issuer", "custom_issuers", "algorithms", "claim_decl", "ignore_prefix", "field_decl",
-    "let", "key", "prefer", "short_rule", "require", "uses", "projects", "pending_project",
+    "let", "identity", "key", "prefer", "short_rule", "require", "uses", "projects", "pending_project",
     "binding",
 })
 
@@ -304,6 +304,9 @@ class _Builder(Transformer[Token, Any]):
     @v_args(meta=True, inline=False)
     def lookup(self, meta: Meta, children: list[A.LookupItem]) -> tuple[str, Any]:
         return ("lookup", children)
+
+    def identity(self, meta: Meta, condition: A.Expr) -> A.LookupItem:
+        return A.LookupItem("identity", condition, self._span(meta))
 
     def key(self, meta: Meta, condition: A.Expr) -> A.LookupItem:
         return A.LookupItem("key", condition, self._span(meta))
