@@ -332,3 +332,31 @@ def test_never_raises_on_odd_claims(example_policy: tppolicy.Policy) -> None:
                 {**load_claims("gitlab-release"), "ci_config_ref_uri": "no-separator"}):
         advice = advise(example_policy, odd)
         assert not advice.allowed
+
+
+# ------------------------------------------------------------------- tokens
+def test_advise_token_verified_fresh_and_refused(example_policy: tppolicy.Policy) -> None:
+    from tppolicy._advise import advise_token
+    from tppolicy._keys import KeyCache
+
+    from .tokens import GITHUB, fresh, jwks, rsa_key
+
+    key = rsa_key()
+    keys = KeyCache()
+    keys.add_static(GITHUB, jwks(key))
+    verifier = tppolicy.Verifier.for_policy(example_policy, keys=keys)
+    good = key.sign(fresh(load_claims("github-release")))
+    assert advise_token(example_policy, good, verifier).allowed
+
+    expired = key.sign(load_claims("github-wrong-environment"))  # issued in 2025
+    advice = advise_token(example_policy, expired, verifier)
+    assert not advice.allowed
+    assert advice.token_checks[0].name == "token"
+    assert "(expired)" in advice.token_checks[0].message
+    assert "CI tokens live for minutes" in advice.token_fixes[0].text
+    assert top(advice).publisher == "sampleproject-github"  # ranked on the unverified claims
+    assert "Rename the environment" in fix_text(top(advice))
+
+    garbage = advise_token(example_policy, "not.a.token", verifier)
+    assert not garbage.allowed and garbage.candidates == ()
+    assert garbage.decision.reasons[0].rule == "token"

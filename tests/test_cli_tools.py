@@ -268,3 +268,29 @@ def test_explain_invalid_input_exits_3(capsys: pytest.CaptureFixture[str],
     code, _, err = run(capsys, "explain", "--publishers", PUBLISHERS, "--claims", str(bad),
                        "--top", "0")
     assert code == 2
+
+
+def test_explain_token(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    from .tokens import fresh, jwks, rsa_key
+
+    key = rsa_key()
+    keys = tmp_path / "jwks.json"
+    keys.write_text(json.dumps(jwks(key)))
+    token = tmp_path / "token.jwt"
+    token.write_text(key.sign(fresh(json.loads((CLAIMS / "github-release.json").read_text()))))
+    code, out, _ = run(capsys, "explain", "--publishers", PUBLISHERS, "--token", str(token),
+                       "--jwks", str(keys), "--top", "1")
+    assert code == 0
+    assert out.startswith("ALLOWED")
+    recorded = FIXTURES / "policytest" / "tokens"
+    code, out, _ = run(capsys, "explain", "--publishers", PUBLISHERS, "--format", "json",
+                       "--token", str(recorded / "github-release.jwt"),
+                       "--jwks", str(recorded / "github-jwks.json"))
+    assert code == 1
+    payload = json.loads(out)
+    assert payload["token_checks"][0]["name"] == "token"
+    assert payload["candidates"][0]["publisher"] == "sampleproject-github"
+    code, _, err = run(capsys, "explain", "--publishers", PUBLISHERS, "--jwks", str(keys),
+                       "--claims", str(CLAIMS / "github-release.json"))
+    assert code == 2
+    assert "--jwks goes with --token" in err

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
 
 from . import _ast as A
 from ._check import CheckedProvider, CheckedPublisher
@@ -28,7 +28,10 @@ from ._explain import Explainer, show
 from ._interpret import Interpreter, claim_value
 from ._ops import EvalError, describe_type
 
-__all__ = ["Advice", "Candidate", "Check", "Fix", "advise"]
+if TYPE_CHECKING:
+    from ._verify import Verifier
+
+__all__ = ["Advice", "Candidate", "Check", "Fix", "advise", "advise_token"]
 
 GITHUB_ISSUER = "https://token.actions.githubusercontent.com"
 
@@ -670,3 +673,44 @@ def advise(policy: Policy, claims: Mapping[str, Any], *, audience: str = "pypi",
     return Advice(decision.allowed, decision, audience, provider.name if provider else None,
                   issuer if isinstance(issuer, str) else None, guessed, tuple(token_checks),
                   tuple(token_fixes), tuple(ranked), decision.notes)
+
+
+def advise_token(policy: Policy, token: str, verifier: Verifier, *,
+                 fixes_for: int = 3) -> Advice:
+    """`advise` for a signed token: verified first (no replay store: explaining a token
+    does not use it up). A refused token is denied with its reason, and the publishers are
+    still ranked on its unverified claims when they can be read."""
+    from ._verify import TokenError, split_token
+
+    try:
+        verified = verifier.verify(token)
+    except TokenError as refusal:
+        reason = refusal.to_reason()
+        check = Check("token", "token", False, refusal.expected, refusal.actual,
+                      f"the token was refused ({refusal.code}): {refusal.message}")
+        fix = Fix("token", "token", _refusal_fix(refusal.code, refusal.message))
+        try:
+            claims: dict[str, Any] | None = split_token(token, verifier.max_bytes)[1]
+        except TokenError:
+            claims = None
+        denial = Decision(False, None, None, (), False, (reason,))
+        if claims is None:
+            return Advice(False, denial, verifier.audience, None, None,
+                          token_checks=(check,), token_fixes=(fix,))
+        advice = advise(policy, claims, audience=verifier.audience, fixes_for=fixes_for)
+        candidates = advice.candidates
+        if advice.allowed:  # the claims would pass: give the closest publishers no fixes
+            candidates = tuple(replace(c, chosen=False) for c in candidates)
+        return replace(advice, allowed=False, decision=replace(
+            denial, provider=advice.provider, issuer=advice.issuer),
+            token_checks=(check, *advice.token_checks),
+            token_fixes=(fix, *advice.token_fixes), candidates=candidates)
+    return advise(policy, verified.claims, audience=verifier.audience, fixes_for=fixes_for)
+
+
+def _refusal_fix(code: str, message: str) -> str:
+    if code == "expired":
+        return (f"{message}. CI tokens live for minutes: explain a fresh one (decode it in the "
+                "job, or save it as an artifact), or pass its decoded claims with --claims.")
+    return (f"The token was refused before any publisher was looked at: {message}. The "
+            "publishers below are ranked on its claims as they are, unverified.")

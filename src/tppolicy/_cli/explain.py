@@ -14,8 +14,11 @@ from ._common import (
     EXIT_DENIED,
     UsageError,
     add_provider_options,
+    add_token_options,
+    build_verifier,
     load_policy,
     read_claims,
+    read_token,
 )
 from .lint import paint
 
@@ -39,8 +42,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     source.add_argument("--publishers", metavar="FILE", help="publishers file (YAML)")
     source.add_argument("--policy", metavar="FILE", help="policy file, as `tppolicy compile` "
                         "prints it")
-    parser.add_argument("--claims", metavar="FILE", required=True,
-                        help="claims as a JSON object; - reads standard input")
+    given = parser.add_mutually_exclusive_group(required=True)
+    given.add_argument("--token", metavar="FILE", help="a compact JWT, verified as `check "
+                       "--token` does (never used up); - reads standard input")
+    given.add_argument("--claims", metavar="FILE",
+                       help="a token's decoded claims as a JSON object; - reads standard input")
     parser.add_argument("--audience", default="pypi", help="expected 'aud' (default: pypi)")
     parser.add_argument("--format", choices=("human", "json"), default="human")
     parser.add_argument("--top", metavar="N", type=int, default=None,
@@ -48,6 +54,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fixes", metavar="N", type=int, default=3,
                         help="give fixes for the N closest publishers (default: 3)")
     add_provider_options(parser)
+    add_token_options(parser)
 
 
 def run(args: argparse.Namespace, out: TextIO) -> int:
@@ -57,9 +64,20 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
         raise UsageError("--top must be at least 1")
     if args.fixes < 0:
         raise UsageError("--fixes must not be negative")
+    if args.replay_db:
+        raise UsageError("explain never uses a token up: --replay-db goes with check")
     policy = load_policy(args)
-    claims = read_claims(args.claims)
-    advice = advise(policy, claims, audience=args.audience, fixes_for=args.fixes)
+    if args.token is not None:
+        from tppolicy._advise import advise_token
+
+        token = read_token(args.token, args.max_token_bytes)
+        verifier = build_verifier(args, policy, token)
+        advice = advise_token(policy, token, verifier, fixes_for=args.fixes)
+    else:
+        if args.jwks:
+            raise UsageError("--jwks goes with --token")
+        claims = read_claims(args.claims)
+        advice = advise(policy, claims, audience=args.audience, fixes_for=args.fixes)
     if args.format == "json":
         payload = advice.to_json()
         if args.top is not None:

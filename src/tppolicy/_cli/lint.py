@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import sys
 from pathlib import Path
@@ -20,6 +19,7 @@ from ._common import (
     load_providers,
     registered_issuers,
 )
+from ._style import style
 
 if TYPE_CHECKING:
     from tppolicy._lint import Finding
@@ -93,13 +93,8 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def paint(text: str, colour: str, stream: TextIO) -> str:
-    """`_style.style` when it is there (colour on a terminal, off with NO_COLOR)."""
-    try:
-        module = importlib.import_module("tppolicy._cli._style")
-    except ImportError:
-        return text
-    styled: str = module.style(text, colour, stream)
-    return styled
+    """Colour on a terminal only, off with NO_COLOR (`_style.style`)."""
+    return style(text, colour, stream)
 
 
 def render(findings: list[Finding], files: int, out: TextIO) -> str:
