@@ -81,7 +81,8 @@ _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 #: form (`claims["if"]`), which never depends on how the lexer treats keywords in context.
 _KEYWORDS = frozenset({
     "provider", "issuer", "custom_issuers", "algorithms", "claims", "ignore", "prefix",
-    "fields", "matches", "else", "let", "lookup", "identity", "key", "prefer", "publisher", "projects",
+    "fields", "matches", "else", "let", "lookup", "identity", "key", "prefer", "publisher",
+    "projects",
     "pending_project", "rule", "require", "if", "then", "or", "and", "not", "in", "true",
     "false", "null", "required", "present", "optional", "unchecked",
 })

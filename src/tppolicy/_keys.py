@@ -8,18 +8,20 @@ every fetch has a size cap as well as a timeout.
 
 from __future__ import annotations
 
+import contextlib
+import http.client
 import json
+import socket
 import ssl
 import threading
 import time
-import urllib.error
-import urllib.request
+import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from jwt import PyJWK
-from jwt.exceptions import PyJWKError
+from jwt.exceptions import PyJWTError
 
 DEFAULT_TIMEOUT = 5.0
 DEFAULT_COOLDOWN = 60.0
@@ -65,7 +67,15 @@ class Fetcher(Protocol):
 
 
 class HttpFetcher:
-    """GET over HTTPS with a timeout and a size cap; never follows to plain HTTP."""
+    """GET over HTTPS with a hard deadline for the whole exchange and a size cap.
+
+    The deadline covers connecting, the headers and the body: a watchdog shuts the
+    socket when it passes, so a server that trickles bytes cannot hold a refresh
+    (and the issuer's lock) longer than `timeout`. Redirects are followed to https
+    URLs only, three at most.
+    """
+
+    max_redirects = 3
 
     def __init__(self, *, timeout: float = DEFAULT_TIMEOUT, max_bytes: int = DEFAULT_MAX_DOCUMENT,
                  ssl_context: ssl.SSLContext | None = None) -> None:
@@ -74,43 +84,75 @@ class HttpFetcher:
         self.ssl_context = ssl_context or ssl.create_default_context()
 
     def __call__(self, url: str) -> bytes:
-        if not url.startswith("https://"):
-            raise FetchError(f"{url}: only https URLs are fetched")
-        request = urllib.request.Request(url, headers={"Accept": "application/json",
-                                                       "User-Agent": "tppolicy"})
-        opener = urllib.request.build_opener(urllib.request.HTTPSHandler(context=self.ssl_context),
-                                             _HttpsOnlyRedirects())
         deadline = time.monotonic() + self.timeout
+        for _ in range(self.max_redirects + 1):
+            location = self._get(url, deadline)
+            if isinstance(location, bytes):
+                return location
+            url = urllib.parse.urljoin(url, location)
+        raise FetchError(f"{url}: too many redirects")
+
+    def _get(self, url: str, deadline: float) -> bytes | str:
+        """The body, or the location of a redirect."""
+        parts = urllib.parse.urlsplit(url)
+        if parts.scheme != "https" or not parts.hostname:
+            raise FetchError(f"{url}: only https URLs are fetched")
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise FetchError(f"{url}: timed out after {self.timeout:g} s")
         try:
-            with opener.open(request, timeout=self.timeout) as response:
-                if response.status != 200:
-                    raise FetchError(f"{url}: HTTP {response.status}")
-                chunks: list[bytes] = []
-                size = 0
-                while True:
-                    if time.monotonic() > deadline:
-                        raise FetchError(f"{url}: timed out after {self.timeout:g} s")
-                    chunk = response.read(65536)
-                    if not chunk:
-                        break
-                    size += len(chunk)
-                    if size > self.max_bytes:
-                        raise FetchError(f"{url}: document larger than {self.max_bytes} bytes")
-                    chunks.append(chunk)
-                return b"".join(chunks)
-        except urllib.error.HTTPError as exc:
-            raise FetchError(f"{url}: HTTP {exc.code}") from None
-        except (urllib.error.URLError, OSError, ValueError) as exc:
-            reason = getattr(exc, "reason", exc)
-            raise FetchError(f"{url}: {reason}") from None
+            connection = http.client.HTTPSConnection(parts.hostname, parts.port,
+                                                     timeout=remaining,
+                                                     context=self.ssl_context)
+        except ValueError as exc:
+            raise FetchError(f"{url}: {exc}") from None
+        expired = threading.Event()
 
+        def abort() -> None:
+            expired.set()
+            sock = connection.sock
+            if sock is not None:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
 
-class _HttpsOnlyRedirects(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, req: Any, fp: Any, code: int, msg: str, headers: Any,
-                         newurl: str) -> urllib.request.Request | None:
-        if not newurl.startswith("https://"):
-            raise FetchError(f"{req.full_url}: redirected to a non-https URL")
-        return super().redirect_request(req, fp, code, msg, headers, newurl)
+        watchdog = threading.Timer(remaining, abort)
+        watchdog.daemon = True
+        watchdog.start()
+        try:
+            path = parts.path or "/"
+            connection.request("GET", f"{path}?{parts.query}" if parts.query else path,
+                               headers={"Accept": "application/json", "User-Agent": "tppolicy"})
+            response = connection.getresponse()
+            if response.status in (301, 302, 303, 307, 308):
+                target = response.getheader("Location")
+                if not target or not urllib.parse.urljoin(url, target).startswith("https://"):
+                    raise FetchError(f"{url}: redirected to a non-https URL")
+                return target
+            if response.status != 200:
+                raise FetchError(f"{url}: HTTP {response.status}")
+            chunks: list[bytes] = []
+            size = 0
+            while True:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or expired.is_set():
+                    raise FetchError(f"{url}: timed out after {self.timeout:g} s")
+                if connection.sock is not None:  # each read waits no longer than what is left
+                    connection.sock.settimeout(remaining)
+                chunk = response.read1(65536)
+                if not chunk:
+                    break
+                size += len(chunk)
+                if size > self.max_bytes:
+                    raise FetchError(f"{url}: document larger than {self.max_bytes} bytes")
+                chunks.append(chunk)
+            return b"".join(chunks)
+        except (OSError, http.client.HTTPException, ValueError) as exc:
+            if expired.is_set():
+                raise FetchError(f"{url}: timed out after {self.timeout:g} s") from None
+            raise FetchError(f"{url}: {type(exc).__name__}: {exc}") from None
+        finally:
+            watchdog.cancel()
+            connection.close()
 
 
 def parse_jwks(document: bytes | str | Mapping[str, Any], where: str) -> dict[str, VerificationKey]:
@@ -136,8 +178,8 @@ def parse_jwks(document: bytes | str | Mapping[str, Any], where: str) -> dict[st
             continue
         try:
             key = PyJWK(entry).key
-        except (PyJWKError, ValueError, TypeError, KeyError):
-            continue
+        except (PyJWTError, ValueError, TypeError, KeyError, AttributeError):
+            continue  # one unusable key does not spoil the others
         if kty == "RSA" and key.key_size < _MIN_RSA_BITS:
             continue
         keys[kid] = VerificationKey.make(kid, kty, alg, key)
@@ -211,7 +253,12 @@ class KeyCache:
             config = json.loads(self._fetch(url))
         except (ValueError, RecursionError):
             raise FetchError(f"{url}: not JSON") from None
-        jwks_uri = config.get("jwks_uri") if isinstance(config, dict) else None
+        if not isinstance(config, dict):
+            raise FetchError(f"{url}: not a JSON object")
+        stated = config.get("issuer")
+        if stated is not None and stated != issuer:  # OIDC Discovery 1.0, section 4.3
+            raise FetchError(f"{url}: the document is for issuer {stated!r}, not {issuer!r}")
+        jwks_uri = config.get("jwks_uri")
         if not isinstance(jwks_uri, str) or not jwks_uri.startswith("https://"):
             raise FetchError(f"{url}: no https jwks_uri")
         return parse_jwks(self._fetch(jwks_uri), jwks_uri)

@@ -83,7 +83,8 @@ class SourceItem:
 
     `kind` is the grammar rule: "provider", "publisher", "issuer", "custom_issuers",
     "algorithms", "claims", "claim_decl", "ignore_prefix", "fields", "field_decl", "let",
-    "lookup", "identity", "key", "prefer", "short_rule", "block_rule", "require", "uses", "projects",
+    "lookup", "identity", "key", "prefer", "short_rule", "block_rule", "require", "uses",
+    "projects",
     "pending_project", "bindings" or "binding". Blocks ("provider", "publisher", "claims",
     "fields", "lookup", "bindings", "block_rule") have `children`, in source order.
     """
@@ -97,7 +98,8 @@ _BLOCK_KINDS = frozenset({"provider", "publisher", "claims", "fields", "lookup",
                           "block_rule"})
 _ITEM_KINDS = _BLOCK_KINDS | frozenset({
     "issuer", "custom_issuers", "algorithms", "claim_decl", "ignore_prefix", "field_decl",
-    "let", "identity", "key", "prefer", "short_rule", "require", "uses", "projects", "pending_project",
+    "let", "identity", "key", "prefer", "short_rule", "require", "uses", "projects",
+    "pending_project",
     "binding",
 })
 
