@@ -114,7 +114,7 @@ class Policy:
                             issuer=issuer, notes=notes)
         name = provider.checked.name
         if not provider.required(claims):
-            return _deny(name, issuer, _missing_claims(provider.checked, claims))
+            return _deny(name, issuer, missing_claims(provider.checked, claims))
         closest = chosen or closest_record(provider, provider.records(), claims)
         if closest is None:
             return _deny(name, issuer, [RuleResult(
@@ -261,7 +261,7 @@ def _audience_reason(audience_claim: Any, audience: str) -> RuleResult:
     return RuleResult("aud", False, audience, audience_claim, message)
 
 
-def _missing_claims(provider: CheckedProvider, claims: Mapping[str, Any]) -> list[RuleResult]:
+def missing_claims(provider: CheckedProvider, claims: Mapping[str, Any]) -> list[RuleResult]:
     reasons = []
     for spec in (*provider.required_claims, *provider.optional_claims):
         try:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 from . import _ast as A
@@ -28,29 +27,48 @@ from ._decision import Decision
 NO_SLOTS: tuple[Any, ...] = ()
 
 
-@dataclass(frozen=True, slots=True, eq=False)
 class Record:
-    """One trusted publisher as the index holds it.
+    """One trusted publisher as the index holds it; never changed once indexed
+    (a change is a new record under the same id).
 
     `predicate(claims, slots)` decides: the provider's template with this
     publisher's slots, or (for a publisher block with its own rules) a function
     compiled for it alone.
     """
 
-    id: str
-    provider: str
-    name: str | None
-    projects: tuple[str, ...]
-    pending_project: str | None
-    fields: tuple[Any, ...]  # in the provider's field order
-    key: tuple[Any, ...]
-    prefer: tuple[Any, ...]
-    slots: tuple[Any, ...]
-    predicate: TemplatePredicate
-    rules: tuple[A.Rule, ...] | None = None  # own rules (publisher blocks), else the template's
-    added_by: str | None = None
-    created: float = 0.0
-    decisions: dict[str, Decision] = field(default_factory=dict, compare=False, repr=False)
+    __slots__ = ("_decisions", "added_by", "created", "fields", "id", "key", "name",
+                 "pending_project", "predicate", "prefer", "projects", "provider", "rules",
+                 "slots")
+
+    def __init__(self, id: str, provider: str, name: str | None, projects: tuple[str, ...],
+                 pending_project: str | None, fields: tuple[Any, ...], key: tuple[Any, ...],
+                 prefer: tuple[Any, ...], slots: tuple[Any, ...], predicate: TemplatePredicate,
+                 rules: tuple[A.Rule, ...] | None = None, added_by: str | None = None,
+                 created: float = 0.0) -> None:
+        self.id = id
+        self.provider = provider
+        self.name = name
+        self.projects = projects
+        self.pending_project = pending_project
+        self.fields = fields  # in the provider's field order
+        self.key = key
+        self.prefer = prefer
+        self.slots = slots
+        self.predicate = predicate
+        self.rules = rules  # own rules (publisher blocks), else the provider's template
+        self.added_by = added_by
+        self.created = created
+        self._decisions: dict[str, Decision] | None = None
+
+    def __repr__(self) -> str:
+        return f"Record({self.id!r}, {self.provider!r}, {self.label!r})"
+
+    def replace(self, **changes: Any) -> Record:
+        values = {name: getattr(self, name) for name in (
+            "id", "provider", "name", "projects", "pending_project", "fields", "key", "prefer",
+            "slots", "predicate", "rules", "added_by", "created")}
+        values.update(changes)
+        return Record(**values)
 
     @property
     def pending(self) -> bool:
@@ -81,11 +99,14 @@ class Record:
 
     def decision(self, issuer: str) -> Decision:
         """The allowed decision without explanation, made once per issuer."""
-        decision = self.decisions.get(issuer)
+        decisions = self._decisions
+        if decisions is None:
+            decisions = self._decisions = {}
+        decision = decisions.get(issuer)
         if decision is None:
             decision = Decision(True, self.provider, self.label, self.all_projects,
                                 self.pending, (), issuer=issuer)
-            self.decisions[issuer] = decision
+            decisions[issuer] = decision
         return decision
 
 

@@ -1,0 +1,305 @@
+"""The embedding API as an index server uses it."""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import tppolicy
+from tppolicy._engine import (
+    INVALID_PENDING_PUBLISHER,
+    INVALID_PUBLISHER,
+    INVALID_REUSE_TOKEN,
+    INVALID_TOKEN,
+    CreateProject,
+    Engine,
+    JsonLinesSink,
+    ultranormalize_name,
+)
+from tppolicy._keys import KeyCache
+from tppolicy._replay import SQLiteReplayStore
+
+from .conftest import EXAMPLES, load_claims
+from .tokens import GITHUB, fresh, jwks, rsa_key
+
+GH = {"provider": "github", "repository_owner": "octo-org", "repository_name": "sampleproject",
+      "repository_owner_id": "65", "workflow_filename": "release.yml"}
+
+
+def github(**changes: Any) -> dict[str, Any]:
+    return {**load_claims("github-release"), **changes}
+
+
+class Catalog:
+    def __init__(self, *names: str) -> None:
+        self.names = set(names)
+
+    def exists(self, name: str) -> bool:
+        return name.lower() in {n.lower() for n in self.names}
+
+
+def test_rows_in_and_out() -> None:
+    engine = Engine(publishers=[{**GH, "name": "release", "projects": ["sampleproject"],
+                                 "environment": "pypi"}])
+    result = engine.check_claims(github())
+    assert result.allowed
+    assert result.publisher is not None
+    assert result.publisher.label == "release"
+    assert result.projects == ("sampleproject",)
+    assert engine.remove_publisher("release") is not None
+    assert not engine.check_claims(github()).allowed
+    assert len(engine) == 0
+
+
+def test_yaml_file() -> None:
+    engine = Engine(publishers=EXAMPLES / "publishers.yaml")
+    assert len(engine) == 5
+    for name in ("github-release", "gitlab-release", "google-cloud-build", "activestate-build"):
+        assert engine.check_claims(load_claims(name)).allowed, name
+
+
+def test_bad_rows_are_refused_all_at_once() -> None:
+    with pytest.raises(tppolicy.ConfigError) as info:
+        Engine(publishers=[
+            {**GH, "projects": ["x"], "workflow_filename": ".github/workflows/r.yml"},
+            {**GH, "projects": ["x"], "enviroment": "pypi"},
+            {"provider": "githb", "projects": ["x"]},
+            {**GH, "projects": ["bad name!"], "repository_owner_id": 65},
+        ])
+    text = str(info.value)
+    assert "publishers[0].workflow_filename" in text
+    assert "publishers[1].enviroment" in text and "did you mean 'environment'" in text
+    assert "unknown provider 'githb'" in text
+    assert "'bad name!' is not a valid project name" in text
+    assert "publishers[3].repository_owner_id: expected string, found an integer" in text
+
+
+# ------------------------------------------------------------ selection order
+def test_github_environment_publisher_wins() -> None:
+    engine = Engine(publishers=[{**GH, "name": "any", "projects": ["a"]},
+                                {**GH, "name": "pypi", "projects": ["b"], "environment": "PyPI"}])
+    assert engine.check_claims(github()).projects == ("b",)  # token environment "pypi"
+    assert engine.check_claims(github(environment="other")).projects == ("a",)
+    no_environment = {k: v for k, v in github().items() if k != "environment"}
+    assert engine.check_claims(no_environment).projects == ("a",)
+
+
+def test_github_without_a_fallback_the_environment_must_match() -> None:
+    engine = Engine(publishers=[{**GH, "name": "pypi", "projects": ["b"],
+                                 "environment": "pypi"}])
+    result = engine.check_claims(github(environment="release"))
+    assert not result.allowed
+    assert result.error == INVALID_PUBLISHER
+    assert result.closest == "pypi"  # same repository: the difference may be disclosed
+    assert [r.rule for r in result.reasons if not r.passed] == ["environment"]
+
+
+def test_gitlab_environment_is_case_sensitive_in_selection() -> None:
+    base = {"provider": "gitlab", "namespace": "octo-group/python", "project": "sampleproject",
+            "workflow_filepath": "ci/release.yml"}
+    engine = Engine(publishers=[{**base, "name": "any", "projects": ["a"]},
+                                {**base, "name": "prod", "projects": ["b"],
+                                 "environment": "production"}])
+    claims = load_claims("gitlab-release")
+    assert engine.check_claims(claims).projects == ("b",)
+    assert engine.check_claims({**claims, "environment": "Production"}).projects == ("a",)
+
+
+def test_google_sub_publisher_wins() -> None:
+    base = {"provider": "google", "email": "publisher@octo-project.iam.gserviceaccount.com"}
+    engine = Engine(publishers=[{**base, "name": "any", "projects": ["a"]},
+                                {**base, "name": "sub", "projects": ["b"],
+                                 "sub": "110987294251917851298"}])
+    claims = load_claims("google-cloud-build")
+    assert engine.check_claims(claims).projects == ("b",)
+    assert engine.check_claims({**claims, "sub": "999"}).projects == ("a",)
+
+
+def test_activestate_lookup() -> None:
+    engine = Engine(publishers=EXAMPLES / "publishers.yaml")
+    claims = load_claims("activestate-build")
+    assert engine.check_claims(claims).projects == ("octo-runtime",)
+    assert not engine.check_claims({**claims, "actor_id": "someone-else"}).allowed
+
+
+# ----------------------------------------------------------------- disclosure
+def test_a_token_of_another_repository_learns_nothing() -> None:
+    engine = Engine(publishers=[{**GH, "name": "secret-name", "projects": ["x"]}])
+    result = engine.check_claims(github(repository="mallory/sampleproject",
+                                        repository_owner="mallory", repository_owner_id="666"))
+    assert not result.allowed
+    assert result.closest is None
+    assert [r.message for r in result.reasons] == [
+        "valid token, but no corresponding github publisher"]
+    assert "secret-name" not in json.dumps(result.to_json())
+
+
+def test_a_near_miss_of_the_same_repository_is_explained() -> None:
+    engine = Engine(publishers=[{**GH, "name": "release", "projects": ["x"]}])
+    wrong_workflow = github(
+        job_workflow_ref="octo-org/sampleproject/.github/workflows/ci.yml@refs/tags/v1.2.0")
+    result = engine.check_claims(wrong_workflow)
+    assert not result.allowed
+    assert result.closest == "release"
+    [failed] = [r for r in result.reasons if not r.passed]
+    assert failed.rule == "job_workflow_ref"
+
+
+# ------------------------------------------------------------------- pending
+def pending_row(name: str = "sampleproject-plugin", **changes: Any) -> dict[str, Any]:
+    return {**GH, "repository_name": "sampleproject-plugin", "workflow_filename": "publish.yaml",
+            "pending_project": name, **changes}
+
+
+PLUGIN = load_claims("github-pending-plugin")
+
+
+def test_pending_lifecycle_end_to_end() -> None:
+    catalog = Catalog()
+    engine = Engine(projects=catalog)
+    engine.add_publisher(pending_row(), id="pend-1", added_by="alice")
+    first = engine.check_claims(PLUGIN)
+    assert first.allowed and first.pending
+    assert first.action == CreateProject("sampleproject-plugin", "pend-1", "alice")
+    catalog.names.add("sampleproject-plugin")  # the server creates the project...
+    normal = engine.convert_pending(first.action)  # ...and tells the engine
+    assert not normal.pending
+    assert normal.projects == ("sampleproject-plugin",)
+    again = engine.check_claims(PLUGIN)
+    assert again.allowed and not again.pending and again.action is None
+    assert again.projects == ("sampleproject-plugin",)
+
+
+def test_conversion_reuses_an_identical_normal_publisher() -> None:
+    engine = Engine(projects=Catalog())
+    existing = engine.add_publisher({**pending_row(), "pending_project": None,
+                                     "projects": ["other"]}, id="normal")
+    engine.add_publisher(pending_row(), id="pend")
+    result = engine.check_claims(PLUGIN)
+    assert result.pending  # pending publishers are looked up first, as on PyPI
+    assert result.action is not None
+    converted = engine.convert_pending(result.action)
+    assert converted.id == existing.id
+    assert converted.projects == ("other", "sampleproject-plugin")
+    assert engine.get("pend") is None
+
+
+def test_pending_for_an_existing_project_fails_and_is_dropped() -> None:
+    engine = Engine(projects=Catalog("SampleProject-Plugin"))
+    engine.add_publisher(pending_row(), id="pend")
+    result = engine.check_claims(PLUGIN)
+    assert not result.allowed
+    assert result.error == INVALID_PENDING_PUBLISHER
+    assert engine.get("pend") is None
+
+
+def test_creating_a_project_voids_other_owners_colliding_pending_publishers() -> None:
+    assert ultranormalize_name("Foo-Bar") == ultranormalize_name("foobar") == \
+        ultranormalize_name("f00bar") == ultranormalize_name("F0O.B_A-R")
+    engine = Engine()
+    engine.add_publisher(pending_row("foobar"), id="bob", added_by="bob")
+    engine.add_publisher(pending_row("f00bar", workflow_filename="other.yml"), id="carol",
+                         added_by="carol")
+    engine.add_publisher(pending_row("Foo-Bar", workflow_filename="mine.yml"), id="alice",
+                         added_by="alice")
+    voided = engine.project_created("Foo-Bar", created_by="alice")
+    assert sorted(r.id for r in voided) == ["bob", "carol"]
+    assert engine.get("alice") is not None  # the creator's own survives
+
+
+def test_pending_publishers_expire_after_30_days() -> None:
+    now = [1_800_000_000.0]
+    engine = Engine(clock=lambda: now[0])
+    engine.add_publisher(pending_row(), id="old", created=now[0] - 31 * 86400)
+    engine.add_publisher(pending_row("other-name", workflow_filename="x.yml"), id="new")
+    assert not engine.check_claims(PLUGIN).allowed  # expired: as if gone
+    assert engine.get("old") is None
+    now[0] += 31 * 86400
+    assert [r.id for r in engine.expire_pending()] == ["new"]
+
+
+# -------------------------------------------------------------------- tokens
+def keys() -> KeyCache:
+    cache = KeyCache()
+    cache.add_static(GITHUB, jwks(rsa_key()))
+    return cache
+
+
+def test_check_token_and_replay_across_engines(tmp_path: Path) -> None:
+    store = SQLiteReplayStore(tmp_path / "replay.db")
+    rows = [{**GH, "name": "release", "projects": ["sampleproject"], "environment": "pypi"}]
+    first = Engine(publishers=rows, keys=keys(), replay=store)
+    second = Engine(publishers=rows, keys=keys(), replay=SQLiteReplayStore(tmp_path / "replay.db"))
+    token = rsa_key().sign(fresh(load_claims("github-release")))
+    assert first.check_token(token).allowed
+    replayed = second.check_token(token)
+    assert not replayed.allowed
+    assert replayed.error == INVALID_REUSE_TOKEN
+    bad = second.check_token(token[:-4] + "AAAA")
+    assert bad.error == INVALID_TOKEN
+
+
+# ------------------------------------------------------------------- records
+def test_decision_records(tmp_path: Path) -> None:
+    path = tmp_path / "decisions.jsonl"
+    sink = JsonLinesSink(path)
+    engine = Engine(publishers=[{**GH, "name": "release", "projects": ["sampleproject"]}],
+                    keys=keys(), records=sink)
+    token = rsa_key().sign(fresh(load_claims("github-release")))
+    engine.check_token(token)
+    engine.check_claims(github(event_name="pull_request_target"))
+    sink.close()
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    assert [r["allowed"] for r in lines] == [True, False]
+    allowed, denied = lines
+    assert allowed["publisher"] == "release"
+    assert allowed["projects"] == ["sampleproject"]
+    assert allowed["issuer"] == GITHUB
+    assert allowed["run"]["repository"] == "octo-org/sampleproject"
+    assert allowed["run"]["sha"] == load_claims("github-release")["sha"]
+    assert allowed["run"]["run_id"] == "1959414638"
+    assert "user_email" not in allowed["run"]
+    assert token not in path.read_text()  # never the token itself
+    assert denied["error"] == INVALID_PUBLISHER
+    assert denied["reasons"][0]["rule"] == "event_name"
+
+
+# --------------------------------------------------------------- concurrency
+def test_checks_while_publishers_are_added_and_removed() -> None:
+    engine = Engine(publishers=[{**GH, "name": "stable", "projects": ["sampleproject"],
+                                 "environment": "pypi"}])
+    stop = threading.Event()
+    failures: list[str] = []
+    checks = [0]
+
+    def check() -> None:
+        while not stop.is_set():
+            result = engine.check_claims(github())
+            checks[0] += 1
+            if not result.allowed or result.projects != ("sampleproject",):
+                failures.append(repr(result))
+
+    def churn(worker: int) -> None:
+        for i in range(300):
+            publisher_id = f"w{worker}-{i}"
+            engine.add_publisher({**GH, "repository_name": f"repo-{worker}-{i}",
+                                  "projects": [f"project-{worker}-{i}"]}, id=publisher_id)
+            if i % 2:
+                engine.remove_publisher(publisher_id)
+
+    readers = [threading.Thread(target=check) for _ in range(4)]
+    writers = [threading.Thread(target=churn, args=(w,)) for w in range(4)]
+    for thread in readers + writers:
+        thread.start()
+    for thread in writers:
+        thread.join(timeout=60)
+    stop.set()
+    for thread in readers:
+        thread.join(timeout=60)
+    assert failures == []
+    assert checks[0] > 100
+    assert len(engine) == 1 + 4 * 150
