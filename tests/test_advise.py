@@ -360,3 +360,30 @@ def test_advise_token_verified_fresh_and_refused(example_policy: tppolicy.Policy
     garbage = advise_token(example_policy, "not.a.token", verifier)
     assert not garbage.allowed and garbage.candidates == ()
     assert garbage.decision.reasons[0].rule == "token"
+
+
+def test_identity_keys_of_another_provider(tmp_path: Any) -> None:
+    provider = tmp_path / "ci.tpp"
+    provider.write_text("""
+provider ci {
+  issuer "https://ci.example.com"
+  claims { required org, repo, channel: string }
+  fields { org: string  repo: string  channel: string }
+  lookup {
+    identity publisher.org == claims.org
+    key publisher.repo == claims.repo
+  }
+  rule org: claims.org == publisher.org
+  rule repo: claims.repo == publisher.repo
+  rule channel: claims.channel == publisher.channel
+}
+""")
+    policy = tppolicy.compile_publishers_text(
+        "publishers: [{provider: ci, projects: [x], org: o, repo: r, channel: stable}]",
+        providers=tppolicy.load_providers([provider]))
+    candidate = top(advise(policy, {"iss": "https://ci.example.com", "aud": "pypi",
+                                    "org": "o", "repo": "other", "channel": "beta"}))
+    rows = {c.name: (c.identity, c.disclosable) for c in candidate.checks}
+    assert rows["lookup.org"] == (True, False) and rows["org"] == (True, False)
+    # the org (the identity) matches: the repository and channel are disclosable
+    assert rows["lookup.repo"] == (False, True) and rows["channel"] == (False, True)

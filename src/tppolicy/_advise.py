@@ -35,7 +35,8 @@ __all__ = ["Advice", "Candidate", "Check", "Fix", "advise", "advise_token"]
 
 GITHUB_ISSUER = "https://token.actions.githubusercontent.com"
 
-# Checks about *who* the token is: a server must not disclose their mismatches.
+# Checks about *who* the token is: a server must not disclose their mismatches. For the
+# shipped providers, rules as well as lookup keys (the provider files mark only the keys).
 IDENTITY: Mapping[str, frozenset[str]] = {
     "github": frozenset({"repository", "repository_owner", "repository_owner_id",
                          "lookup.repository_owner", "lookup.repository_name",
@@ -193,7 +194,10 @@ def _candidate(publisher: CheckedPublisher, claims: Mapping[str, Any],
                decision: Decision) -> Candidate:
     provider = publisher.provider
     identity = IDENTITY.get(provider.name)
-    key_labels = {f"lookup.{k.label}" for k in provider.keys} | {k.label for k in provider.keys}
+    # Other providers: the lookup keys their file marks `identity` (all keys if none is),
+    # and the rules named after those fields.
+    marked = [k for k in provider.keys if k.identity] or list(provider.keys)
+    key_labels = {f"lookup.{k.label}" for k in marked} | {k.label for k in marked}
     explainer = Explainer(claims, provider.claim_types)
     interpreter = Interpreter(claims, provider.claim_types)
     raw: list[tuple[str, str, RuleResult]] = []
