@@ -8,7 +8,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from . import _ast as A
-from . import _verify
 from ._check import CheckedPolicy, CheckedProvider, CheckedPublisher
 from ._compile import compile_predicate, lookup_value
 from ._decision import Decision, RuleResult
@@ -147,7 +146,9 @@ class Policy:
         Never raises on any token: a refused token is a denial whose reason carries
         a stable code (`tppolicy.TOKEN_ERROR_CODES`).
         """
-        return _verify.evaluate_token(self, token, verifier, replay, explain)
+        from ._verify import evaluate_token  # the verifier stack loads only when used
+
+        return evaluate_token(self, token, verifier, replay, explain)
 
     # ------------------------------------------------------------- output
     def to_policy_file(self, source: str = "<compiled>") -> A.PolicyFile:

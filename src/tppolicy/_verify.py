@@ -31,9 +31,7 @@ from ._replay import ReplayStore
 if TYPE_CHECKING:
     from ._evaluate import Policy
 
-MAX_TOKEN_BYTES = 8 * 1024
-DEFAULT_LEEWAY = 30
-REPLAY_MARGIN = 5  # seconds kept past exp + leeway, as PyPI does
+from ._limits import DEFAULT_LEEWAY, MAX_TOKEN_BYTES, REPLAY_MARGIN
 
 CODES: dict[str, str] = {
     "token-too-large": "the token is longer than the size limit (checked before parsing)",

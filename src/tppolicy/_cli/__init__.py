@@ -31,23 +31,36 @@ COMMANDS = (check, compile, providers, decode, lint, test, explain, fmt)
 __all__ = ["COMMANDS", "build_parser", "main", "read_claims"]
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _chosen(argv: Sequence[str] | None) -> str | None:
+    """The subcommand named on the command line, if any (`tppolicy check ...`)."""
+    names = {command.NAME for command in COMMANDS}
+    for word in sys.argv[1:] if argv is None else argv:
+        if not word.startswith("-"):
+            return word if word in names else None
+    return None
+
+
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The parser; with `argv`, only the named subcommand's options are built (a
+    subcommand may import heavy modules to describe itself: `--help` builds all)."""
     parser = Parser(prog="tppolicy", description="Trusted Publishing policies: decide whether "
                     "a CI job's OIDC token may publish to a package index.",
                     epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"tppolicy {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+    chosen = _chosen(argv) if argv is not None or sys.argv[1:] else None
     for command in COMMANDS:
         sub = commands.add_parser(command.NAME, help=command.HELP,
                                   formatter_class=argparse.RawDescriptionHelpFormatter)
-        command.add_arguments(sub)
+        if chosen is None or chosen == command.NAME:
+            command.add_arguments(sub)
         sub.set_defaults(run=command.run)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    parser = build_parser(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help(sys.stderr)

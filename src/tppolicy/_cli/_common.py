@@ -168,7 +168,7 @@ def _jwks_option(value: str) -> tuple[str | None, str]:
 
 
 def add_token_options(parser: argparse.ArgumentParser) -> None:
-    from tppolicy._verify import DEFAULT_LEEWAY, MAX_TOKEN_BYTES
+    from tppolicy._limits import DEFAULT_LEEWAY, MAX_TOKEN_BYTES
 
     parser.add_argument("--jwks", metavar="[ISSUER=]FILE", action="append", type=_jwks_option,
                         default=[], help="use the keys in a JWKS file instead of fetching them; "

@@ -9,8 +9,6 @@ import time
 from pathlib import Path
 from typing import Any, TextIO
 
-from tppolicy._verify import MAX_TOKEN_BYTES, TokenError, split_token
-
 from ._common import EPILOG, EXIT_ALLOWED, EXIT_INVALID, read_token
 
 NAME = "decode"
@@ -28,6 +26,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, out: TextIO) -> int:
+    from tppolicy._verify import MAX_TOKEN_BYTES, TokenError, split_token
+
     if args.token == "-" or _is_file(args.token):
         token = read_token(args.token, MAX_TOKEN_BYTES)
     else:
