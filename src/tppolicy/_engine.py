@@ -26,7 +26,8 @@ from ._index import ProviderIndex, Record
 from ._keys import KeyCache
 from ._ops import describe_type
 from ._replay import MemoryReplayStore, ReplayStore
-from ._verify import DEFAULT_LEEWAY, REPLAY_MARGIN, TokenError, VerifiedToken, Verifier
+from ._limits import DEFAULT_LEEWAY, REPLAY_MARGIN
+from ._verify import TokenError, VerifiedToken, Verifier
 
 PENDING_TTL = 30 * 24 * 3600  # PyPI deletes pending publishers after 30 days
 NEAR_MISSES = 20  # publishers explained at most for one refused token

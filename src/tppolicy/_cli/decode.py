@@ -26,7 +26,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, out: TextIO) -> int:
-    from tppolicy._verify import MAX_TOKEN_BYTES, TokenError, split_token
+    from tppolicy._limits import MAX_TOKEN_BYTES
+    from tppolicy._verify import TokenError, split_token
 
     if args.token == "-" or _is_file(args.token):
         token = read_token(args.token, MAX_TOKEN_BYTES)
