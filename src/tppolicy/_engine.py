@@ -24,9 +24,9 @@ from ._errors import ConfigError, Diagnostic, Span
 from ._evaluate import closest_record, explain_miss, missing_claims
 from ._index import ProviderIndex, Record
 from ._keys import KeyCache
+from ._limits import DEFAULT_LEEWAY, REPLAY_MARGIN
 from ._ops import describe_type
 from ._replay import MemoryReplayStore, ReplayStore
-from ._limits import DEFAULT_LEEWAY, REPLAY_MARGIN
 from ._verify import TokenError, VerifiedToken, Verifier
 
 PENDING_TTL = 30 * 24 * 3600  # PyPI deletes pending publishers after 30 days
