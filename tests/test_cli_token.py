@@ -142,3 +142,21 @@ def test_decode_of_garbage_exits_3(capsys: pytest.CaptureFixture[str]) -> None:
     assert code == 3
     assert out == ""
     assert "not a decodable token" in err and "[malformed]" in err
+
+
+def test_record_file(capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                     keys_file: Path) -> None:
+    record = tmp_path / "decisions.jsonl"
+    token = token_file(tmp_path)
+    assert run(capsys, "check", "--publishers", PUBLISHERS, "--token", str(token), "--jwks",
+               str(keys_file), "--record", str(record))[0] == 0
+    assert run(capsys, "check", "--publishers", PUBLISHERS, "--claims",
+               str(EXAMPLES / "claims/github-wrong-environment.json"), "--record",
+               str(record))[0] == 1
+    allowed, denied = (json.loads(line) for line in record.read_text().splitlines())
+    assert allowed["allowed"] is True
+    assert allowed["publisher"] == "sampleproject-github"
+    assert allowed["run"]["sha"] == load_claims("github-release")["sha"]
+    assert token.read_text().strip() not in record.read_text()
+    assert denied["allowed"] is False
+    assert denied["reasons"][0]["rule"] == "environment"

@@ -203,7 +203,6 @@ class Engine:
         self._identity: dict[str, dict[tuple[Any, ...], tuple[Record, ...]]] = {}
         self._identity_of: dict[str, Callable[[Mapping[str, Any]], tuple[Any, ...]]] = {}
         self._readers: dict[str, _RowReader] = {}
-        self._run_claims: dict[str, tuple[str, ...]] = {}
         for name, provider in self._providers_checked.items():
             index = ProviderIndex(provider)
             self._indexes[name] = index
@@ -211,12 +210,6 @@ class Engine:
             identity_keys = [k for k in provider.keys if k.identity]
             self._identity_of[name] = compile_claims_side(provider, identity_keys)
             self._readers[name] = _RowReader(provider)
-            read = {n for k in (*provider.keys, *provider.prefers)
-                    for n in _claims_of(k.claims_side)}
-            read |= {n for rule in provider.rules for req in rule.requires
-                     for n in _claims_of(req.condition)}
-            self._run_claims[name] = tuple(sorted(
-                n for n in {*RUN_CLAIMS, *read} if n in provider.claims and n != "aud"))
             for issuer in provider.issuers:
                 self._issuers.setdefault(issuer, index)
         for issuer, name in self._registered.items():
@@ -535,27 +528,51 @@ class Engine:
         if provider is None and isinstance(issuer, str):
             index = self._issuers.get(issuer)
             provider = index.checked.name if index else None
-        run = {}
-        if claims is not None and provider is not None:
-            run = {n: claims[n] for n in self._run_claims[provider] if n in claims}
-        record = {
-            "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.clock())),
-            "issuer": issuer if isinstance(issuer, str) else None,
-            "provider": provider,
-            "allowed": result.allowed,
-            "error": result.error,
-            "publisher": result.publisher.label if result.publisher else None,
-            "publisher_id": result.publisher.id if result.publisher else None,
-            "projects": list(result.projects),
-            "pending": result.pending,
-            "action": "create-project" if result.action else None,
-            "reasons": [{"rule": r.rule, "message": r.message, **({"code": r.code}
-                                                                  if r.code else {})}
-                        for r in result.reasons if not r.passed],
-            "run": run,
-        }
+        checked = self._providers_checked.get(provider) if provider else None
+        record = decision_record(
+            self.clock(), claims, checked, allowed=result.allowed, error=result.error,
+            publisher=result.publisher.label if result.publisher else None,
+            publisher_id=result.publisher.id if result.publisher else None,
+            projects=result.projects, pending=result.pending,
+            action="create-project" if result.action else None, reasons=result.reasons)
         with contextlib.suppress(Exception):  # a failing sink must not change the decision
             self.records.write(record)
+
+
+def run_claim_names(provider: CheckedProvider) -> tuple[str, ...]:
+    """The claims recorded with a decision: those identifying the run (RUN_CLAIMS) and
+    those the provider's rules and lookup read, when the provider declares them."""
+    read = {n for k in (*provider.keys, *provider.prefers) for n in _claims_of(k.claims_side)}
+    read |= {n for rule in provider.rules for req in rule.requires
+             for n in _claims_of(req.condition)}
+    return tuple(sorted(n for n in {*RUN_CLAIMS, *read} if n in provider.claims and n != "aud"))
+
+
+def decision_record(now: float, claims: Mapping[str, Any] | None,
+                    provider: CheckedProvider | None, *, allowed: bool, error: str | None,
+                    publisher: str | None, publisher_id: str | None,
+                    projects: Iterable[str], pending: bool, action: str | None,
+                    reasons: Iterable[RuleResult]) -> dict[str, Any]:
+    """One decision as a JSON-ready record: never the token itself."""
+    issuer = claims.get("iss") if claims is not None else None
+    run = {}
+    if claims is not None and provider is not None:
+        run = {n: claims[n] for n in run_claim_names(provider) if n in claims}
+    return {
+        "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now)),
+        "issuer": issuer if isinstance(issuer, str) else None,
+        "provider": provider.name if provider is not None else None,
+        "allowed": allowed,
+        "error": error,
+        "publisher": publisher,
+        "publisher_id": publisher_id,
+        "projects": list(projects),
+        "pending": pending,
+        "action": action,
+        "reasons": [{"rule": r.rule, "message": r.message, **({"code": r.code} if r.code else {})}
+                    for r in reasons if not r.passed],
+        "run": run,
+    }
 
 
 def _claims_of(expr: Any) -> set[str]:

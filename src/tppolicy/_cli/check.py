@@ -7,6 +7,7 @@ import json
 from typing import TextIO
 
 from tppolicy._decision import Decision
+from tppolicy._evaluate import Policy
 
 from ._common import (
     EPILOG,
@@ -44,6 +45,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--format", choices=("human", "json"), default="human")
     add_provider_options(parser)
     add_token_options(parser)
+    parser.add_argument("--record", metavar="FILE", help="append the decision to FILE as one "
+                        "JSON line (time, issuer, publisher, projects, reasons, the claims "
+                        "identifying the run; never the token)")
 
 
 def run(args: argparse.Namespace, out: TextIO) -> int:
@@ -60,12 +64,38 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
             raise UsageError("--jwks and --replay-db go with --token")
         decision = policy.evaluate(read_claims(args.claims), audience=args.audience,
                                    explain=True)
+    if args.record:
+        _record(args, policy, decision)
     if args.format == "json":
         payload = {**decision.to_json(), "audience": args.audience}
         out.write(json.dumps(payload, indent=2, ensure_ascii=False) + "\n")
     else:
         out.write(render_decision(decision))
     return EXIT_ALLOWED if decision.allowed else EXIT_DENIED
+
+
+def _record(args: argparse.Namespace, policy: Policy, decision: Decision) -> None:
+    import time
+
+    from tppolicy._engine import JsonLinesSink, decision_record
+
+    claims: dict[str, object] | None = None
+    if args.token is None:
+        claims = read_claims(args.claims)
+    elif not any(r.rule == "token" for r in decision.reasons):  # verified: claims trusted
+        from tppolicy._verify import split_token
+
+        claims = split_token(read_token(args.token, args.max_token_bytes),
+                             args.max_token_bytes)[1]
+    provider = policy.providers.get(decision.provider) if decision.provider else None
+    sink = JsonLinesSink(args.record)
+    try:
+        sink.write(decision_record(
+            time.time(), claims, provider, allowed=decision.allowed, error=None,
+            publisher=decision.publisher, publisher_id=None, projects=decision.projects,
+            pending=decision.pending, action=None, reasons=decision.reasons))
+    finally:
+        sink.close()
 
 
 def render_decision(decision: Decision) -> str:
