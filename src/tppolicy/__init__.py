@@ -5,11 +5,10 @@ in a small policy language, and evaluated against a token's claims::
 
     import tppolicy
 
-    policy = tppolicy.compile_publishers_file("publishers.yaml")
-    verifier = tppolicy.Verifier.for_policy(policy, keys=tppolicy.KeyCache(), audience="pypi")
-    decision = policy.evaluate_token(token, verifier, tppolicy.MemoryReplayStore())
-    if decision.allowed:
-        print(decision.publisher, decision.projects)
+    engine = tppolicy.Engine(publishers="publishers.yaml", audience="pypi")
+    result = engine.check_token(token)          # verify, select, decide, use up the jti
+    if result.allowed:
+        print(result.publisher, result.projects)
 """
 
 from __future__ import annotations
@@ -31,6 +30,16 @@ from ._errors import (
 from ._evaluate import Policy
 
 if TYPE_CHECKING:
+    from ._engine import (
+        CheckResult,
+        CreateProject,
+        DecisionSink,
+        Engine,
+        JsonLinesSink,
+        ProjectCatalog,
+        ultranormalize_name,
+    )
+    from ._index import Record as PublisherRecord
     from ._keys import FetchError, HttpFetcher, KeyCache
     from ._replay import MemoryReplayStore, ReplayStore, SQLiteReplayStore
     from ._verify import CODES as TOKEN_ERROR_CODES
@@ -48,6 +57,14 @@ __version__ = "0.1.0"
 # Loaded on first use: the verifier stack (cryptography, PyJWT) and the engine cost
 # more than the rest of `tppolicy check --claims` together (start-up target 0.3 s).
 _LAZY = {
+    "CheckResult": ("_engine", "CheckResult"),
+    "CreateProject": ("_engine", "CreateProject"),
+    "DecisionSink": ("_engine", "DecisionSink"),
+    "Engine": ("_engine", "Engine"),
+    "JsonLinesSink": ("_engine", "JsonLinesSink"),
+    "ProjectCatalog": ("_engine", "ProjectCatalog"),
+    "PublisherRecord": ("_index", "Record"),
+    "ultranormalize_name": ("_engine", "ultranormalize_name"),
     "FetchError": ("_keys", "FetchError"),
     "HttpFetcher": ("_keys", "HttpFetcher"),
     "KeyCache": ("_keys", "KeyCache"),
@@ -62,18 +79,25 @@ _LAZY = {
 
 __all__ = (
     "TOKEN_ERROR_CODES",
+    "CheckResult",
     "ClaimsError",
     "ConfigError",
+    "CreateProject",
     "Decision",
+    "DecisionSink",
     "Diagnostic",
+    "Engine",
     "FetchError",
     "HttpFetcher",
+    "JsonLinesSink",
     "KeyCache",
     "MemoryReplayStore",
     "Policy",
     "PolicyCheckError",
     "PolicySyntaxError",
+    "ProjectCatalog",
     "Provider",
+    "PublisherRecord",
     "ReplayStore",
     "RuleResult",
     "SQLiteReplayStore",
@@ -88,6 +112,7 @@ __all__ = (
     "load_policy_file",
     "load_policy_text",
     "load_providers",
+    "ultranormalize_name",
 )
 
 
