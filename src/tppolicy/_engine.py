@@ -10,6 +10,7 @@ import itertools
 import json
 import os
 import re
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -46,6 +47,10 @@ RUN_CLAIMS = ("iss", "sub", "jti", "ref", "ref_type", "ref_path", "sha", "workfl
               "pipeline_id", "job_id", "environment", "event_name", "actor", "actor_id")
 
 _PRINTABLE = re.compile(r"[ -~]*")
+
+
+def _shared(value: Any) -> Any:
+    return sys.intern(value) if value.__class__ is str else value
 
 
 def ultranormalize_name(name: str) -> str:
@@ -331,8 +336,13 @@ class Engine:
             raise ConfigError([Diagnostic(e.split(": ", 1)[1], path=e.split(": ", 1)[0])
                                for e in errors])
         template = index.template
+        values = tuple(_shared(v) for v in values)
         try:
             key, prefer, slots = template.derive(values)
+            # Values repeat across publishers (owners, "release.yml", "pypi"): one copy each.
+            key, prefer, slots = (tuple(_shared(v) for v in key),
+                                  tuple(_shared(v) for v in prefer),
+                                  tuple(_shared(v) for v in slots))
         except Exception as exc:
             raise ConfigError([Diagnostic(f"cannot compute the lookup keys: {exc}",
                                           path=where)]) from None
