@@ -25,7 +25,7 @@ from ._bind import bind_rules, fold
 from ._check import CheckedPolicy, CheckedProvider, CheckedPublisher, check_policy
 from ._errors import ConfigError, Diagnostic, PolicyCheckError, Span
 from ._format import format_expr
-from ._load import POLICY_SUFFIX, compile_publishers_text, load_providers
+from ._load import POLICY_SUFFIX, compile_publishers_text, load_providers, read_source
 from ._parse import parse_policy
 
 __all__ = ["CODES", "Finding", "LintCode", "lint_file", "lint_policy_text",
@@ -728,14 +728,7 @@ def lint_file(path: str | Path, *, providers: Mapping[str, CheckedProvider] | No
     path = Path(path)
     is_policy = path.suffix == POLICY_SUFFIX
     error = PolicyCheckError if is_policy else ConfigError
-    try:
-        text = path.read_bytes().decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise error([Diagnostic(f"not UTF-8 text ({exc.reason} at byte {exc.start})",
-                                Span(str(path), 0, 0, 0, 0))]) from None
-    except OSError as exc:
-        raise error([Diagnostic(f"cannot read: {exc.strerror or exc}",
-                                Span(str(path), 0, 0, 0, 0))]) from None
+    text = read_source(path, error)
     if is_policy:
         return lint_policy_text(text, str(path), providers=providers)
     return lint_publishers_text(text, str(path), providers=providers, issuers=issuers)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from . import _ast as A
 from ._check import CheckedProvider, check_policy, check_provider
-from ._errors import ConfigError, Diagnostic, PolicyCheckError, Span
+from ._errors import ConfigError, Diagnostic, PolicyCheckError, Span, TppolicyError
 from ._evaluate import Policy
 from ._parse import parse_policy
 
@@ -34,9 +34,10 @@ def schemas_dir() -> Path:
     return _data_dir("schemas")
 
 
-def _read(path: Path, error: type[ConfigError] | type[PolicyCheckError]) -> str:
+def read_source(path: Path, error: type[TppolicyError]) -> str:
+    """A source file's text (UTF-8, a byte-order mark allowed); `error` names the file."""
     try:
-        return path.read_text("utf-8")
+        return path.read_bytes().decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise error([Diagnostic(f"not UTF-8 text ({exc.reason} at byte {exc.start})",
                                 Span(str(path), 0, 0, 0, 0))]) from None
@@ -52,7 +53,7 @@ def load_provider_files(paths: Iterable[str | os.PathLike[str]]) -> dict[str, Ch
         path = Path(entry)
         files = sorted(path.glob(f"*{POLICY_SUFFIX}")) if path.is_dir() else [path]
         for file in files:
-            text = _read(file, PolicyCheckError)
+            text = read_source(file, PolicyCheckError)
             parsed = parse_policy(text, str(file))
             if parsed.publishers:
                 raise PolicyCheckError([Diagnostic("a provider file holds only provider blocks",
@@ -99,7 +100,7 @@ def compile_publishers_text(text: str, source: str = "<publishers>", *,
 def compile_publishers_file(path: str | os.PathLike[str], *,
                             providers: Mapping[str, CheckedProvider] | None = None,
                             issuers: Mapping[str, str] | None = None) -> Policy:
-    return compile_publishers_text(_read(Path(path), ConfigError), str(path),
+    return compile_publishers_text(read_source(Path(path), ConfigError), str(path),
                                    providers=providers, issuers=issuers)
 
 
@@ -119,5 +120,5 @@ def load_policy_text(text: str, source: str = "<policy>", *,
 def load_policy_file(path: str | os.PathLike[str], *,
                      providers: Mapping[str, CheckedProvider] | None = None,
                      issuers: Mapping[str, str] | None = None) -> Policy:
-    return load_policy_text(_read(Path(path), PolicyCheckError), str(path),
+    return load_policy_text(read_source(Path(path), PolicyCheckError), str(path),
                             providers=providers, issuers=issuers)

@@ -50,7 +50,12 @@ from ._decision import Decision, RuleResult
 from ._errors import Diagnostic, Span, TppolicyError
 from ._evaluate import Policy
 from ._explain import show
-from ._load import compile_publishers_file, compile_publishers_text, load_policy_file
+from ._load import (
+    compile_publishers_file,
+    compile_publishers_text,
+    load_policy_file,
+    read_source,
+)
 
 __all__ = ["DEFAULT_PATTERN", "CaseResult", "PolicyTestError", "Report", "RuleCoverage",
            "discover", "run_files"]
@@ -236,16 +241,6 @@ def _construct(node: yaml.Node) -> Any:
         loader.dispose()
 
 
-def _read_text(path: Path, error: type[TppolicyError]) -> str:
-    try:
-        return path.read_bytes().decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise error([Diagnostic(f"not UTF-8 text ({exc.reason} at byte {exc.start})",
-                                Span(str(path), 0, 0, 0, 0))]) from None
-    except OSError as exc:
-        raise error([Diagnostic(f"cannot read: {exc.strerror or exc}",
-                                Span(str(path), 0, 0, 0, 0))]) from None
-
 
 def _unknown_keys(reader: _Reader, keys: Mapping[str, tuple[yaml.Node, yaml.Node]],
                   allowed: Sequence[str], where: str) -> None:
@@ -398,7 +393,7 @@ def _publishers_text(text: str, key: yaml.Node, value: yaml.Node) -> str:
 
 def _load_file(path: Path, providers: Mapping[str, CheckedProvider] | None,
                issuers: Mapping[str, str] | None) -> _TestFile:
-    text = _read_text(path, PolicyTestError)
+    text = read_source(path, PolicyTestError)
     reader = _Reader(path, text)
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
