@@ -1,0 +1,115 @@
+"""A reference index server with trusted publishing (`tppolicy serve`, extra
+`tppolicy[server]`): PyPI's token exchange and upload API, a PEP 503 simple index,
+state in SQLite, optionally Redis for several replicas.
+
+    from tppolicy.server import Settings, build_index, create_app
+
+    index = build_index(Settings(db="index.db", jwks={ISSUER: "jwks.json"}))
+    app = create_app(index)          # any ASGI server; `tppolicy serve` runs uvicorn
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from .auth import CREDENTIAL_TTL, RedisReplayStore, ServerKeyCache, redis_client
+from .core import DEFAULT_MAX_UPLOAD, Index
+from .storage import SQLiteJtiStore, Storage
+
+if TYPE_CHECKING:
+    from starlette.applications import Starlette
+
+__all__ = ["Index", "RedisReplayStore", "ServerKeyCache", "Settings", "Storage", "build_index",
+           "create_app", "serve"]
+
+log = logging.getLogger("tppolicy.server")
+
+
+@dataclass
+class Settings:
+    db: str | os.PathLike[str] = "tppolicy-index.db"
+    files: str | os.PathLike[str] | None = None
+    audience: str = "pypi"
+    jwks: Mapping[str, str] = field(default_factory=dict)  # issuer -> JWKS file or https URL
+    jwks_cooldown: float = 60.0
+    fetch_timeout: float = 5.0
+    redis: str | None = None  # redis://host:port/db: replay set and key cache shared
+    issuers: Mapping[str, str] = field(default_factory=dict)  # custom issuer -> provider
+    providers: tuple[str, ...] = ()
+    record: str | None = None  # decision records, one JSON line each
+    credential_ttl: float = CREDENTIAL_TTL
+    max_upload_bytes: int = DEFAULT_MAX_UPLOAD
+    reload_interval: float = 2.0
+
+
+def build_index(settings: Settings) -> Index:
+    """The storage, the engine (keys, replay store, records) and the index."""
+    from tppolicy._engine import Engine, JsonLinesSink
+    from tppolicy._keys import HttpFetcher
+    from tppolicy._load import load_providers
+    from tppolicy._replay import ReplayStore
+
+    storage = Storage(settings.db, settings.files)
+    client = redis_client(settings.redis) if settings.redis else None
+    keys = ServerKeyCache(sources=settings.jwks, redis=client, cooldown=settings.jwks_cooldown,
+                          fetch=HttpFetcher(timeout=settings.fetch_timeout))
+    replay: ReplayStore = RedisReplayStore(client) if client is not None else \
+        SQLiteJtiStore(storage)
+    engine = Engine(audience=settings.audience, keys=keys, replay=replay,
+                    issuers=settings.issuers,
+                    providers=load_providers(list(settings.providers)),
+                    projects=storage,
+                    records=JsonLinesSink(settings.record) if settings.record else None)
+    return Index(storage, engine, credential_ttl=settings.credential_ttl,
+                 max_upload_bytes=settings.max_upload_bytes,
+                 reload_interval=settings.reload_interval)
+
+
+def create_app(index: Index, *, reload: bool = True) -> Starlette:
+    from .app import create_app as create
+
+    return create(index, reload=reload)
+
+
+def serve(index: Index, *, host: str = "127.0.0.1", port: int = 8000,
+          ssl_certfile: str | None = None, ssl_keyfile: str | None = None,
+          log_level: str = "info", access_log: bool = True,
+          announce: Any = None) -> bool:
+    """Run the index with uvicorn (one process, one event loop) until interrupted.
+
+    The socket is bound first, so `port=0` picks a free port; the URL is printed on
+    standard output (and given to `announce`) once the socket listens."""
+    import uvicorn
+
+    from .protocol import ReasonH11Protocol
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    bound = sock.getsockname()[1]
+    scheme = "https" if ssl_certfile else "http"
+    shown = f"[{host}]" if family == socket.AF_INET6 else host
+    url = f"{scheme}://{shown}:{bound}"
+    config = uvicorn.Config(create_app(index), http=ReasonH11Protocol, log_level=log_level,
+                            access_log=access_log, ssl_certfile=ssl_certfile,
+                            ssl_keyfile=ssl_keyfile, lifespan="on", timeout_graceful_shutdown=5,
+                            server_header=False)
+    server = uvicorn.Server(config)
+    print(f"tppolicy serve: listening on {url} (upload URL {url}/legacy/, index "
+          f"{url}/simple/)", flush=True)
+    if announce is not None:
+        announce(url)
+    try:
+        server.run(sockets=[sock])
+    finally:
+        sock.close()
+        index.storage.close()
+    return bool(server.started)

@@ -1,0 +1,213 @@
+"""The ASGI application (Starlette): PyPI's trusted publishing and upload protocol.
+
+| route | what |
+|---|---|
+| `GET /_/oidc/audience` | `{"audience": ...}` |
+| `POST /_/oidc/mint-token` | `{"token": JWT}` → `{"success": true, "token", "expires"}` or 422 |
+| `POST /_/oidc/burn-token` | revoke a minted credential (202) |
+| `POST /legacy/` | the upload API (twine, uv): multipart form, `__token__` basic auth |
+| `GET /simple/`, `/simple/<project>/` | PEP 503 simple index, with sha256 hashes |
+| `GET /files/<project>/<filename>` | the distributions |
+
+The engine and SQLite are synchronous: requests run them in worker threads, so a
+slow key refresh never stalls the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import (
+    FileResponse,
+    HTMLResponse,
+    JSONResponse,
+    PlainTextResponse,
+    RedirectResponse,
+    Response,
+)
+from starlette.routing import Route
+
+from .core import MAX_MINT_BODY, Answer, Index, upload_error
+from .storage import normalize
+
+log = logging.getLogger("tppolicy.server")
+
+REASON_HEADER = "x-tppolicy-reason"  # becomes the reason phrase (protocol.py), then dropped
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+
+def respond(answer: Answer) -> Response:
+    headers = {}
+    if answer.reason:
+        headers[REASON_HEADER] = _header_safe(answer.reason)
+    if isinstance(answer.body, str):
+        return PlainTextResponse(answer.body, answer.status, headers=headers)
+    return JSONResponse(answer.body, answer.status, headers=headers)
+
+
+def _header_safe(text: str, limit: int = 400) -> str:
+    safe = "".join(c if " " <= c <= "~" else "?" for c in text)
+    return safe[:limit]
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+async def _read_body(request: Request, limit: int) -> bytes | None:
+    """The body, or None past `limit` bytes (read no further)."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def create_app(index: Index, *, reload: bool = True) -> Starlette:
+    """The server for one `Index`; with `reload`, publishers changed in the database
+    by another process are picked up every `index.reload_interval` seconds."""
+
+    async def audience(request: Request) -> Response:
+        return respond(index.audience())
+
+    async def mint_token(request: Request) -> Response:
+        body = await _read_body(request, MAX_MINT_BODY)
+        if body is None:
+            body = b" " * (MAX_MINT_BODY + 1)
+        try:
+            answer = await run_in_threadpool(index.mint, body)
+        except Exception as exc:  # the replay store (Redis) or the database is down
+            log.exception("mint-token failed")
+            return JSONResponse({"message": "Token request failed", "errors": [
+                {"code": "server-error", "description": f"the index cannot mint now "
+                 f"({type(exc).__name__}); try again"}]}, 503)
+        return respond(answer)
+
+    async def burn_token(request: Request) -> Response:
+        body = await _read_body(request, MAX_MINT_BODY) or b""
+        return respond(await run_in_threadpool(index.burn, body))
+
+    async def upload(request: Request) -> Response:
+        credential = await run_in_threadpool(index.authenticate,
+                                             request.headers.get("authorization"))
+        if isinstance(credential, Answer):
+            return respond(credential)
+        length = request.headers.get("content-length")
+        if length and length.isdigit() and int(length) > index.max_upload_bytes + 1024 * 1024:
+            return respond(upload_error(413, f"File too large: the limit is "
+                                        f"{index.max_upload_bytes} bytes"))
+        try:
+            form = await request.form(max_files=1, max_fields=200)
+        except HTTPException as exc:
+            return respond(upload_error(400, f"Invalid upload form: {exc.detail}"))
+        except BodyTooLarge:
+            return respond(upload_error(413, f"File too large: the limit is "
+                                        f"{index.max_upload_bytes} bytes"))
+        try:
+            content = form.get("content")
+            if not isinstance(content, UploadFile) or not content.filename:
+                return respond(upload_error(400, "Upload payload does not have a file "
+                                            "('content')"))
+            fields = {k: v for k, v in form.multi_items() if isinstance(v, str)}
+            answer = await run_in_threadpool(index.upload, credential, fields, content.file,
+                                             content.filename)
+            return respond(answer)
+        finally:
+            await form.close()
+
+    async def simple_root(request: Request) -> Response:
+        return HTMLResponse(await run_in_threadpool(index.simple_root))
+
+    async def simple_project(request: Request) -> Response:
+        project = request.path_params["project"]
+        if normalize(project) != project:  # PEP 503: redirect to the normalized name
+            return RedirectResponse(f"/simple/{normalize(project)}/", 301)
+        page = await run_in_threadpool(index.simple_project, project)
+        if page is None:
+            return HTMLResponse("<html><body>404 Not Found</body></html>", 404)
+        return HTMLResponse(page)
+
+    async def download(request: Request) -> Response:
+        path = await run_in_threadpool(index.file_path, request.path_params["project"],
+                                       request.path_params["filename"])
+        if path is None:
+            return PlainTextResponse("404 Not Found", 404)
+        return FileResponse(path, media_type="application/octet-stream")
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        task = asyncio.create_task(_follow(index)) if reload else None
+        try:
+            yield
+        finally:
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+    routes = [
+        Route("/_/oidc/audience", audience, methods=["GET"]),
+        Route("/_/oidc/mint-token", mint_token, methods=["POST"]),
+        Route("/_/oidc/github/mint-token", mint_token, methods=["POST"]),
+        Route("/_/oidc/burn-token", burn_token, methods=["POST"]),
+        Route("/legacy/", upload, methods=["POST"]),
+        Route("/legacy", upload, methods=["POST"]),
+        Route("/simple/", simple_root, methods=["GET", "HEAD"]),
+        Route("/simple/{project}/", simple_project, methods=["GET", "HEAD"]),
+        Route("/files/{project}/{filename}", download, methods=["GET", "HEAD"]),
+    ]
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.add_middleware(BodyLimit, limit=index.max_upload_bytes + 1024 * 1024)
+    return app
+
+
+async def _follow(index: Index) -> None:
+    while True:
+        await asyncio.sleep(index.reload_interval)
+        try:
+            await run_in_threadpool(index.sync)
+        except Exception:
+            log.exception("cannot reload the publishers")
+
+
+class BodyLimit:
+    """Requests bodies are cut at `limit` bytes: reading past it raises `BodyTooLarge`
+    in the endpoint (which answers 413) instead of spooling a huge body to disk."""
+
+    def __init__(self, app: Callable[[Scope, Receive, Send], Awaitable[None]],
+                 limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        seen = 0
+
+        async def limited() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    raise BodyTooLarge
+            return message
+
+        await self.app(scope, limited, send)

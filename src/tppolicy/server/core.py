@@ -1,0 +1,435 @@
+"""The index's logic, without HTTP: token exchange, upload checks, the simple index.
+
+`Index` joins one `tppolicy.Engine` (which publisher does a token speak for?) and one
+`Storage` (what the index holds). The engine's publishers are loaded from storage and
+follow it: a publisher added with `tppolicy serve publishers add` while the server
+runs is seen within `reload_interval` seconds. Everything here is synchronous and
+thread-safe; the ASGI layer (`app.py`) runs it in worker threads.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import json
+import logging
+import os
+import tempfile
+import threading
+import time
+import zipfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import IO, Any
+
+from tppolicy._engine import (
+    INVALID_PAYLOAD,
+    INVALID_PENDING_PUBLISHER,
+    INVALID_PUBLISHER,
+    INVALID_REUSE_TOKEN,
+    INVALID_TOKEN,
+    CheckResult,
+    Engine,
+)
+from tppolicy._errors import ConfigError
+from tppolicy._index import Record
+
+from .auth import CREDENTIAL_TTL, AuthFailure, authenticate, new_credential
+from .storage import Credential, Storage, StoredFile, normalize
+
+log = logging.getLogger("tppolicy.server")
+
+MAX_MINT_BODY = 64 * 1024
+DEFAULT_MAX_UPLOAD = 100 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """An HTTP answer: status, JSON-ready body, and for errors the reason phrase
+    (twine prints it; uv prints the JSON `code`)."""
+
+    status: int
+    body: Any
+    reason: str | None = None
+
+
+def mint_error(code: str, description: str) -> Answer:
+    return Answer(422, {"message": "Token request failed",
+                        "errors": [{"code": code, "description": description}]})
+
+
+_TITLES = {400: "Bad Request", 403: "Forbidden", 404: "Not Found", 409: "Conflict",
+           413: "Request Entity Too Large", 503: "Service Unavailable"}
+
+
+def upload_error(status: int, message: str) -> Answer:
+    """PyPI's JSON error shape: uv shows `code`, twine the reason phrase."""
+    one_line = " ".join(message.split())
+    return Answer(status, {"message": one_line, "code": f"{status} {one_line}",
+                           "title": _TITLES.get(status, "Error")}, reason=one_line)
+
+
+def describe_refusal(result: CheckResult) -> str:
+    """The engine's reasons in PyPI's words, within the engine's disclosure rules
+    (a near miss is named only to a token sharing the publisher's identity)."""
+    failed = [r for r in result.reasons if not r.passed]
+    details = "; ".join(f"{r.rule}: {r.message}" if r.message else r.rule for r in failed)
+    if result.error == INVALID_PAYLOAD:
+        if any(r.code == "unknown-issuer" for r in failed):
+            return f"unknown trusted publishing issuer ({details})"
+        return f"malformed JWT ({details})"
+    if result.error == INVALID_TOKEN:
+        return f"malformed or invalid token ({details})"
+    if result.error == INVALID_REUSE_TOKEN:
+        return "invalid token: already used"
+    if result.error == INVALID_PENDING_PUBLISHER:
+        return "valid token, but project already exists" + (
+            f" ({details})" if details else "")
+    if len(failed) == 1 and failed[0].rule == "publisher" and failed[0].message:
+        return failed[0].message  # "valid token, but no corresponding github publisher"
+    closest = f"closest publisher '{result.closest}': " if result.closest else ""
+    return f"valid token, but no corresponding publisher ({closest}{details})"
+
+
+def row_of(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A publisher row as stored: the publishers-file fields, without None values."""
+    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in row.items() if v is not None}
+
+
+class Index:
+    def __init__(self, storage: Storage, engine: Engine, *,
+                 credential_ttl: float = CREDENTIAL_TTL,
+                 max_upload_bytes: int = DEFAULT_MAX_UPLOAD,
+                 reload_interval: float = 2.0) -> None:
+        self.storage = storage
+        self.engine = engine
+        self.credential_ttl = credential_ttl
+        self.max_upload_bytes = max_upload_bytes
+        self.reload_interval = reload_interval
+        self._loaded: dict[str, str] = {}  # publisher id -> its stored row, as JSON
+        self._generation = -1
+        self._next_check = 0.0
+        self._lock = threading.RLock()
+        self.sync(force=True)
+
+    # ------------------------------------------------------------ publishers
+    def sync(self, force: bool = False) -> None:
+        """Follow the publishers table (other processes change it); expire pending
+        publishers (30 days) in both places."""
+        now = time.monotonic()
+        if not force and now < self._next_check:
+            return
+        self._next_check = now + self.reload_interval
+        with self._lock:
+            generation = self.storage.generation()
+            if generation != self._generation or force:
+                self._generation = generation
+                self._reload()
+            for record in self.engine.expire_pending():
+                log.info("pending publisher %s expired (30 days)", record.label)
+                self.storage.delete_publisher(record.id)
+                self._loaded.pop(record.id, None)
+
+    def _reload(self) -> None:
+        rows = {p.id: p for p in self.storage.publishers()}
+        for publisher_id in [i for i in self._loaded if i not in rows]:
+            self.engine.remove_publisher(publisher_id)
+            del self._loaded[publisher_id]
+        added = []
+        for publisher_id, stored in rows.items():
+            text = json.dumps(stored.row, sort_keys=True)
+            if self._loaded.get(publisher_id) == text:
+                continue
+            try:
+                self.engine.add_publisher(stored.row, id=publisher_id, added_by=stored.added_by,
+                                          created=stored.created)
+            except ConfigError as exc:
+                log.error("publisher %s is not valid and is not served: %s", publisher_id,
+                          exc.render())
+                self.engine.remove_publisher(publisher_id)
+                continue
+            self._loaded[publisher_id] = text
+            added.append(stored)
+        for stored in added:
+            for project in stored.row.get("projects") or ():
+                # A normal publisher speaks for existing projects: the operator who
+                # configured it created them (other owners' colliding pending
+                # publishers are voided, as on PyPI).
+                if isinstance(project, str) and self.storage.create_project(
+                        project, created_by=stored.added_by):
+                    self._project_created(project, stored.added_by)
+
+    def _sync_pending(self) -> None:
+        """Pending publishers the engine dropped (converted, voided, project existed)
+        are dropped from storage too."""
+        for publisher_id in self.storage.pending_ids():
+            record = self.engine.get(publisher_id)
+            if record is None:
+                self.storage.delete_publisher(publisher_id)
+                self._loaded.pop(publisher_id, None)
+
+    def _store_record(self, record: Record, base: Mapping[str, Any]) -> None:
+        row = row_of({**base, "projects": list(record.projects), "pending_project": None})
+        self.storage.put_publisher(record.id, row, added_by=record.added_by,
+                                   created=record.created)
+        self._loaded[record.id] = json.dumps(row, sort_keys=True)
+
+    def _project_created(self, name: str, created_by: str | None) -> None:
+        voided = self.engine.project_created(name, created_by=created_by)
+        for record in voided:
+            log.info("pending publisher %s voided: project %s was created", record.label, name)
+            self.storage.delete_publisher(record.id)
+            self._loaded.pop(record.id, None)
+
+    # ------------------------------------------------------------ mint-token
+    def audience(self) -> Answer:
+        return Answer(200, {"audience": self.engine.audience})
+
+    def mint(self, body: bytes) -> Answer:
+        """`POST /_/oidc/mint-token`: a CI's OIDC token for a short-lived credential."""
+        if len(body) > MAX_MINT_BODY:
+            return mint_error(INVALID_PAYLOAD, f"the request body is larger than "
+                              f"{MAX_MINT_BODY} bytes")
+        try:
+            payload = json.loads(body)
+        except (ValueError, RecursionError):
+            return mint_error(INVALID_PAYLOAD, "the request body is not JSON: send "
+                              '{"token": "<the OIDC token>"}')
+        if not isinstance(payload, dict) or "token" not in payload:
+            return mint_error(INVALID_PAYLOAD, 'token: field required (send {"token": '
+                              '"<the OIDC token>"})')
+        token = payload["token"]
+        if not isinstance(token, str):
+            return mint_error(INVALID_PAYLOAD, "token: input should be a valid string")
+        self.sync()
+        result = self.engine.check_token(token)
+        if result.error == INVALID_PENDING_PUBLISHER:
+            with self._lock:
+                self._sync_pending()
+        if not result.allowed or result.publisher is None:
+            log.info("mint refused: %s", result.error)
+            return mint_error(result.error or INVALID_PUBLISHER, describe_refusal(result))
+        publisher, projects = result.publisher, result.projects
+        if result.action is not None:
+            converted = self._first_use(result)
+            if isinstance(converted, Answer):
+                return converted
+            publisher, projects = converted, converted.projects
+        credential = new_credential()
+        expires = time.time() + self.credential_ttl
+        jti = (result.claims or {}).get("jti")
+        self.storage.add_credential(credential, publisher_id=publisher.id,
+                                    publisher=publisher.label, projects=tuple(projects),
+                                    expires=expires, jti=jti if isinstance(jti, str) else None)
+        log.info("minted a credential for publisher %s (%s)", publisher.label,
+                 ", ".join(projects))
+        return Answer(200, {"success": True, "token": credential, "expires": int(expires)})
+
+    def _first_use(self, result: CheckResult) -> Record | Answer:
+        """A pending publisher's first use: create the project, make the publisher a
+        normal one (as PyPI, before minting)."""
+        action = result.action
+        assert action is not None
+        with self._lock:
+            stored = self.storage.publisher(action.pending_id)
+            created = self.storage.create_project(action.project, created_by=action.added_by)
+            if not created:
+                log.info("project %s already existed at a pending publisher's first use",
+                         action.project)
+            try:
+                converted = self.engine.convert_pending(action)
+            except KeyError:  # another request converted it a moment ago
+                record = self.engine.get(action.pending_id)
+                if record is None or action.project not in record.projects:
+                    return mint_error(INVALID_PENDING_PUBLISHER,
+                                      "valid token, but project already exists")
+                return record
+            self.storage.delete_publisher(action.pending_id)
+            self._loaded.pop(action.pending_id, None)
+            twin = self.storage.publisher(converted.id) if converted.id != action.pending_id \
+                else None
+            base = twin.row if twin is not None else (stored.row if stored else {})
+            self._store_record(converted, base)
+            self._sync_pending()  # other owners' colliding pending publishers were voided
+            log.info("project %s created by pending publisher %s", action.project,
+                     converted.label)
+            return converted
+
+    def burn(self, body: bytes) -> Answer:
+        """`POST /_/oidc/burn-token`: revoke a minted credential (uv does, after its
+        uploads). 202 whatever the outcome, as PyPI."""
+        try:
+            payload = json.loads(body) if len(body) <= MAX_MINT_BODY else None
+        except (ValueError, RecursionError):
+            payload = None
+        token = payload.get("token") if isinstance(payload, dict) else None
+        if isinstance(token, str) and token:
+            self.storage.revoke_credential(token)
+        return Answer(202, {"success": True})
+
+    # ------------------------------------------------------------ upload
+    def authenticate(self, header: str | None) -> Credential | Answer:
+        credential = authenticate(self.storage, header)
+        if isinstance(credential, AuthFailure):
+            return upload_error(credential.status, credential.message)
+        return credential
+
+    def upload(self, credential: Credential, form: Mapping[str, str], content: IO[bytes],
+               filename: str) -> Answer:
+        """`POST /legacy/` with `:action=file_upload`, after authentication."""
+        from packaging.utils import (
+            InvalidSdistFilename,
+            InvalidWheelFilename,
+            canonicalize_name,
+            canonicalize_version,
+            parse_sdist_filename,
+            parse_wheel_filename,
+        )
+        from packaging.version import InvalidVersion, Version
+
+        action = form.get(":action")
+        if action != "file_upload":
+            return upload_error(400, f"Unknown :action {action!r}: only file_upload is "
+                                "supported")
+        name, version = form.get("name", ""), form.get("version", "")
+        if not name or not version:
+            return upload_error(400, "Invalid distribution: 'name' and 'version' are required")
+        try:
+            parsed_version = Version(version)
+        except InvalidVersion:
+            return upload_error(400, f"Invalid version {version!r}: see PEP 440")
+        project = normalize(name)
+        allowed = {normalize(p) for p in credential.projects}
+        if project not in allowed:
+            return upload_error(403, f"The given token isn't allowed to upload to project "
+                                f"'{name}': it was minted for trusted publisher "
+                                f"'{credential.publisher}', which may upload to "
+                                f"{', '.join(sorted(credential.projects))}")
+        filetype = form.get("filetype", "")
+        try:
+            if filename.endswith(".whl"):
+                file_name, file_version, _, _ = parse_wheel_filename(filename)
+                kind = "bdist_wheel"
+            elif filename.endswith(".tar.gz"):
+                file_name, file_version = parse_sdist_filename(filename)
+                kind = "sdist"
+            else:
+                return upload_error(400, f"Invalid file extension: {filename!r} is neither a "
+                                    "wheel (.whl) nor a source distribution (.tar.gz)")
+        except (InvalidWheelFilename, InvalidSdistFilename, InvalidVersion) as exc:
+            return upload_error(400, f"Invalid filename {filename!r}: {exc}")
+        if "/" in filename or "\\" in filename or filename.startswith("."):
+            return upload_error(400, f"Invalid filename {filename!r}")
+        if filetype and filetype != kind:
+            return upload_error(400, f"Invalid filetype {filetype!r} for {filename!r} "
+                                f"(expected {kind})")
+        if file_name != canonicalize_name(name) or canonicalize_version(file_version) != \
+                canonicalize_version(parsed_version):
+            return upload_error(400, f"Start filename for {project!r} with "
+                                f"{project.replace('-', '_')!r} and version {version}: "
+                                f"{filename!r} does not match the name and version given")
+        stored_file = self._store(project, filename, content, form)
+        if isinstance(stored_file, Answer):
+            return stored_file
+        log.info("%s uploaded by publisher %s", filename, credential.publisher)
+        return Answer(200, "OK")
+
+    def _store(self, project: str, filename: str, content: IO[bytes],
+               form: Mapping[str, str]) -> Answer | StoredFile:
+        target = self.storage.file_path(project, filename)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        digest = hashlib.sha256()
+        size = 0
+        fd, temp = tempfile.mkstemp(prefix=".upload-", dir=target.parent)
+        try:
+            with os.fdopen(fd, "wb") as out:
+                while chunk := content.read(1024 * 1024):
+                    size += len(chunk)
+                    if size > self.max_upload_bytes:
+                        return upload_error(413, f"File too large: the limit is "
+                                            f"{self.max_upload_bytes} bytes")
+                    digest.update(chunk)
+                    out.write(chunk)
+                out.flush()
+                os.fsync(out.fileno())
+            sha256 = digest.hexdigest()
+            claimed = form.get("sha256_digest")
+            if claimed and claimed.lower() != sha256:
+                return upload_error(400, "The digest supplied does not match a digest "
+                                    "calculated from the uploaded file.")
+            if size == 0:
+                return upload_error(400, "Invalid distribution file: it is empty")
+            if filename.endswith(".whl") and not zipfile.is_zipfile(temp):
+                return upload_error(400, "Invalid distribution file: a wheel is a zip file")
+            if filename.endswith(".tar.gz"):
+                with open(temp, "rb") as handle:
+                    if handle.read(2) != b"\x1f\x8b":
+                        return upload_error(400, "Invalid distribution file: not gzip")
+            existing = self.storage.get_file(filename)
+            if existing is not None:
+                if existing.sha256 == sha256:
+                    return existing  # an identical re-upload is a no-op, as on PyPI
+                return upload_error(400, f"File already exists ({filename!r}, with sha256 hash "
+                                    f"{existing.sha256}). A file name is never reused.")
+            with self._lock:
+                if not self.storage.project_exists(project):
+                    self.storage.create_project(form.get("name") or project)
+                    self._project_created(project, None)
+            try:
+                os.link(temp, target)  # never overwrites
+            except FileExistsError:
+                if _sha256_of(target) != sha256:
+                    return upload_error(400, f"File already exists ({filename!r}).")
+            stored = StoredFile(filename, project, form.get("version", ""),
+                                "bdist_wheel" if filename.endswith(".whl") else "sdist",
+                                form.get("requires_python") or None, sha256, size, time.time(),
+                                None)
+            if not self.storage.add_file(stored):
+                again = self.storage.get_file(filename)
+                if again is None or again.sha256 != sha256:
+                    return upload_error(400, f"File already exists ({filename!r}).")
+            return stored
+        finally:
+            os.unlink(temp)
+
+    # ------------------------------------------------------------ simple index
+    def simple_root(self) -> str:
+        links = "\n".join(f'    <a href="{html.escape(normalize(n))}/">{html.escape(n)}</a><br/>'
+                          for n in self.storage.projects())
+        return _page("Simple index", links)
+
+    def simple_project(self, project: str) -> str | None:
+        files = self.storage.files(project)
+        if not files:
+            return None
+        name = self.storage.project_name(normalize(project)) or project
+        lines = []
+        for f in files:
+            requires = (f' data-requires-python="{html.escape(f.requires_python)}"'
+                        if f.requires_python else "")
+            href = f"../../files/{normalize(project)}/{f.filename}#sha256={f.sha256}"
+            lines.append(f'    <a href="{html.escape(href)}"{requires}>'
+                         f"{html.escape(f.filename)}</a><br/>")
+        return _page(f"Links for {name}", "\n".join(lines))
+
+    def file_path(self, project: str, filename: str) -> str | None:
+        stored = self.storage.get_file(filename)
+        if stored is None or stored.project != normalize(project):
+            return None
+        path = self.storage.file_path(project, filename)
+        return str(path) if path.is_file() else None
+
+
+def _sha256_of(path: os.PathLike[str] | str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1024 * 1024):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _page(title: str, body: str) -> str:
+    return ("<!DOCTYPE html>\n<html>\n  <head>\n"
+            '    <meta name="pypi:repository-version" content="1.0">\n'
+            f"    <title>{html.escape(title)}</title>\n  </head>\n  <body>\n"
+            f"    <h1>{html.escape(title)}</h1>\n{body}\n  </body>\n</html>\n")

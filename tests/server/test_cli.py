@@ -1,0 +1,98 @@
+"""`tppolicy serve` and its publishers sub-commands: exit codes, never a traceback."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import EXAMPLES
+from tppolicy._cli import main
+from tppolicy.server.storage import Storage
+
+GH_FIELDS = ["repository_owner=octo-org", "repository_name=sampleproject",
+             "repository_owner_id=65", "workflow_filename=release.yml", "environment=pypi"]
+
+
+def run(*argv: str) -> int:
+    return main(list(argv))
+
+
+def test_publishers_add_list_remove(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    db = str(tmp_path / "index.db")
+    assert run("serve", "--db", db, "publishers", "add", "github", *GH_FIELDS,
+               "--project", "sampleproject", "--name", "release", "--added-by", "alice") == 0
+    assert "added publisher release" in capsys.readouterr().out
+    assert run("serve", "--db", db, "publishers", "add", "github", *GH_FIELDS[:-1],
+               "--pending-project", "new-thing") == 0
+    pending_id = capsys.readouterr().out.split()[-1]
+    assert run("serve", "--db", db, "publishers", "list") == 0
+    listing = capsys.readouterr().out
+    assert "release\tgithub\tsampleproject\t" in listing
+    assert f"{pending_id}\tgithub\tpending new-thing\t" in listing
+    assert run("serve", "--db", db, "publishers", "list", "--format", "json") == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert rows[0]["id"] == "release" and rows[0]["added_by"] == "alice"
+    assert run("serve", "--db", db, "publishers", "remove", "release") == 0
+    assert run("serve", "--db", db, "publishers", "remove", "release") == 3
+    assert "no publisher with id 'release'" in capsys.readouterr().err
+
+
+def test_publishers_add_refuses_bad_rows(tmp_path: Path,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    db = str(tmp_path / "index.db")
+    assert run("serve", "--db", db, "publishers", "add", "github", *GH_FIELDS[:-2],
+               "workflow_filename=.github/workflows/r.yml", "--project", "x") == 3
+    assert "workflow_filename" in capsys.readouterr().err
+    assert run("serve", "--db", db, "publishers", "add", "githb", "--project", "x") == 2
+    assert "unknown provider 'githb'" in capsys.readouterr().err
+    assert run("serve", "--db", db, "publishers", "add", "github", "nonsense",
+               "--project", "x") == 2
+    with pytest.raises(SystemExit) as info:
+        run("serve", "--db", db, "publishers", "add", "github", *GH_FIELDS)
+    assert info.value.code == 2
+    assert Storage(db).publishers() == []
+
+
+def test_publishers_load_a_yaml_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    db = str(tmp_path / "index.db")
+    assert run("serve", "--db", db, "publishers", "load", str(EXAMPLES / "publishers.yaml")) == 0
+    assert "loaded 5 publishers" in capsys.readouterr().out
+    ids = [p.id for p in Storage(db).publishers()]
+    assert "sampleproject-github" in ids and "new-plugin-pending" in ids
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("publishers:\n  - provider: github\n    projects: [x]\n")
+    assert run("serve", "--db", db, "publishers", "load", str(bad)) == 3
+    assert "bad.yaml" in capsys.readouterr().err
+    assert run("serve", "--db", db, "publishers", "load", str(tmp_path / "missing.yaml")) == 3
+
+
+def test_serve_usage_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    db = str(tmp_path / "index.db")
+    assert run("serve", "--db", db, "--ssl-certfile", "x.pem") == 2
+    assert "--ssl-certfile and --ssl-keyfile go together" in capsys.readouterr().err
+    assert run("serve", "--db", db, "--jwks", "https://i.example=" + str(tmp_path / "no.json")
+               ) == 3
+    assert "cannot read this JWKS file" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as info:
+        run("serve", "--jwks", "nonsense")
+    assert info.value.code == 2
+    assert run("serve", "--db", db, "--credential-ttl", "0") == 2
+
+
+def test_serve_refuses_a_port_in_use(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(1)
+        port = sock.getsockname()[1]
+        done = subprocess.run(
+            [sys.executable, "-m", "tppolicy", "serve", "--db", str(tmp_path / "i.db"),
+             "--port", str(port)], capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 2, done.stderr
+    assert f"cannot listen on 127.0.0.1:{port}" in done.stderr
+    assert "Traceback" not in done.stderr
