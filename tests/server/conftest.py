@@ -40,7 +40,9 @@ with warnings.catch_warnings():  # starlette 1.x asks for httpx2; httpx works th
 from tppolicy.server import Index, Settings, build_index, create_app
 
 _PROXY_VARIABLES = ("https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY", "http_proxy",
-                    "HTTP_PROXY", "no_proxy", "NO_PROXY")
+                    "HTTP_PROXY", "no_proxy", "NO_PROXY",
+                    # requests lets these override an explicit --cert (twine, pip)
+                    "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "SSL_CERT_FILE", "SSL_CERT_DIR")
 
 GH_ROW = {"provider": "github", "repository_owner": "octo-org",
           "repository_name": "sampleproject", "repository_owner_id": "65",
@@ -268,7 +270,8 @@ class TokenEndpoint:
             def do_GET(self) -> None:
                 query = parse_qs(urlsplit(self.path).query)
                 authorization = self.headers.get("Authorization", "")
-                if authorization.lower() != f"bearer {endpoint.request_token}":
+                scheme, _, given = authorization.partition(" ")
+                if scheme.lower() != "bearer" or given != endpoint.request_token:
                     endpoint.refused += 1
                     self._answer(401, {"message": "bad request token"})
                     return

@@ -88,13 +88,19 @@ def authenticate(storage: Storage, header: str | None,
     now = time.time() if now is None else now
     if now >= credential.expires:
         ago = int(now - credential.expires)
+        lifetime = int(credential.expires - credential.issued + 0.5)
         return AuthFailure(403, f"Invalid API Token: the token expired {_ago(ago)} ago "
-                           "(trusted publishing tokens last 15 minutes: mint a new one)")
+                           f"(trusted publishing tokens last {_lifetime(lifetime)}: mint a "
+                           "new one)")
     return credential
 
 
 def _text(value: object) -> str:
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
+def _lifetime(seconds: int) -> str:
+    return f"{seconds // 60} minutes" if seconds >= 60 and seconds % 60 == 0 else f"{seconds} s"
 
 
 def _ago(seconds: int) -> str:
