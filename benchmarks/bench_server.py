@@ -1,0 +1,297 @@
+"""The index server under load: requests per second of POST /_/oidc/mint-token for
+valid tokens against 100 000 publishers, beside GET /_/oidc/audience (the framework's
+floor: Starlette on uvicorn doing nothing), as a ratio.
+
+Run: python benchmarks/bench_server.py [--publishers 100000] [--tokens 12000]
+                                       [--connections 16] [--seconds 5]
+
+`tppolicy serve` runs in its own process pinned to core 0 (one uvicorn worker, plain
+HTTP on 127.0.0.1, access log off, the default SQLite state); the load generator runs
+in a second process pinned to core 1: `wrk` (Debian's package) when installed, else an
+asyncio client of this file. Every mint-token request carries a distinct token (its
+own jti, signed RS256, matching a publisher drawn at random among the 100 000), so
+every one is a full exchange: verify, look up, decide, claim the jti in SQLite, mint
+and store the credential. Loopback only; counts and durations are bounded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+GITHUB = "https://token.actions.githubusercontent.com"
+SERVER_CORE, CLIENT_CORE = 0, 1
+
+_KEY: Any = None
+
+
+def _row(i: int) -> dict[str, Any]:
+    owner = f"org{i // 50}"
+    return {"provider": "github", "repository_owner": owner, "repository_name": f"repo{i}",
+            "repository_owner_id": str(100000 + i // 50), "workflow_filename": "release.yml",
+            "environment": "pypi", "projects": [f"project-{i}"]}
+
+
+def _claims(i: int, now: int) -> dict[str, Any]:
+    row = _row(i)
+    repository = f"{row['repository_owner']}/{row['repository_name']}"
+    ref = "refs/tags/v1.0.0"
+    return {"iss": GITHUB, "aud": "pypi", "iat": now, "nbf": now, "exp": now + 3600,
+            "jti": str(uuid.uuid4()), "sub": f"repo:{repository}:environment:pypi",
+            "repository": repository, "repository_owner": row["repository_owner"],
+            "repository_owner_id": row["repository_owner_id"], "ref": ref,
+            "sha": "a1b2c3d4e5f60718293a4b5c6d7e8f9012345678", "event_name": "release",
+            "job_workflow_ref": f"{repository}/.github/workflows/release.yml@{ref}",
+            "workflow_ref": f"{repository}/.github/workflows/release.yml@{ref}",
+            "environment": "pypi", "run_id": "1", "run_attempt": "1"}
+
+
+def _init_signer(pem: bytes) -> None:
+    global _KEY
+    from cryptography.hazmat.primitives import serialization
+
+    _KEY = serialization.load_pem_private_key(pem, None)
+
+
+def _sign(indices: list[int]) -> list[str]:
+    import jwt
+
+    now = int(time.time())
+    return [jwt.encode(_claims(i, now), _KEY, algorithm="RS256", headers={"kid": "bench-1"})
+            for i in indices]
+
+
+def make_state(directory: Path, publishers: int, tokens: int) -> tuple[Path, Path, Path]:
+    """The server's database with `publishers` rows, its JWKS file, and a file of
+    `tokens` distinct signed tokens (one per line)."""
+    import jwt
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    from tppolicy.server.storage import Storage
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(key.public_key()))
+    jwk.update(kid="bench-1", use="sig", alg="RS256")
+    jwks_file = directory / "jwks.json"
+    jwks_file.write_text(json.dumps({"keys": [jwk]}))
+    db = directory / "index.db"
+    storage = Storage(db)
+    with storage.transaction() as tx:
+        for i in range(publishers):
+            storage.put_publisher(f"p{i}", _row(i), created=0.0, db=tx)
+        for i in range(publishers):  # their projects exist (as the server would make them)
+            storage.create_project(f"project-{i}", db=tx)
+    storage.close()
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                            serialization.NoEncryption())
+    chosen = [random.randrange(publishers) for _ in range(tokens)]
+    chunks = [chosen[i:i + 500] for i in range(0, len(chosen), 500)]
+    with ProcessPoolExecutor(os.cpu_count() or 2, initializer=_init_signer,
+                             initargs=(pem,)) as pool:
+        signed = [t for chunk in pool.map(_sign, chunks) for t in chunk]
+    tokens_file = directory / "tokens.txt"
+    tokens_file.write_text("\n".join(signed) + "\n")
+    return db, jwks_file, tokens_file
+
+
+def _pin(core: int) -> Any:
+    def pin() -> None:
+        if hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) > core:
+            os.sched_setaffinity(0, {core})
+    return pin
+
+
+def start_server(db: Path, jwks_file: Path) -> tuple[subprocess.Popen[bytes], str]:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tppolicy", "serve", "--db", str(db), "--port", "0",
+         "--jwks", f"{GITHUB}={jwks_file}", "--log-level", "warning"],
+        stdout=subprocess.PIPE, preexec_fn=_pin(SERVER_CORE))
+    assert process.stdout is not None
+    line = process.stdout.readline().decode()
+    match = re.search(r"listening on (\S+)", line)
+    if not match:
+        process.kill()
+        raise SystemExit(f"the server did not start: {line!r}")
+    url = match.group(1)
+    deadline = time.monotonic() + 60
+    import urllib.request
+
+    while True:
+        try:
+            urllib.request.urlopen(url + "/_/oidc/audience", timeout=2).read()
+            return process, url
+        except OSError:
+            if time.monotonic() > deadline:
+                process.kill()
+                raise SystemExit("the server does not answer") from None
+            time.sleep(0.1)
+
+
+# --------------------------------------------------------------------------- wrk
+
+_WRK_SCRIPT = """
+local tokens = {}
+local i = 0
+errors = 0  -- global: done() reads it with thread:get
+local mint = os.getenv("BENCH_TOKENS") ~= nil
+local t = nil
+if mint then
+  for line in io.lines(os.getenv("BENCH_TOKENS")) do tokens[#tokens + 1] = line end
+end
+function setup(thread) t = thread end
+function request()
+  if not mint then return wrk.format("GET", "/_/oidc/audience") end
+  i = i + 1
+  if i > #tokens then i = 1 end
+  return wrk.format("POST", "/_/oidc/mint-token", {["Content-Type"] = "application/json"},
+                    '{"token": "' .. tokens[i] .. '"}')
+end
+function response(status, headers, body)
+  if status ~= 200 then errors = errors + 1 end
+end
+function done(summary, latency, requests)
+  io.write(string.format("RESULT %d %d %f %f %d %d\\n", summary.requests,
+    summary.duration, latency:percentile(50), latency:percentile(99),
+    t:get("errors"), (summary.errors.status or 0)))
+end
+"""
+
+
+def run_wrk(url: str, seconds: float, connections: int, tokens_file: Path | None,
+            directory: Path) -> dict[str, float]:
+    script = directory / "bench.lua"
+    script.write_text(_WRK_SCRIPT)
+    env = {k: v for k, v in os.environ.items() if k != "BENCH_TOKENS"}
+    if tokens_file is not None:
+        env["BENCH_TOKENS"] = str(tokens_file)
+    done = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{int(seconds)}s", "--timeout",
+                           "10s", "-s", str(script), url], capture_output=True, text=True,
+                          env=env, timeout=seconds + 60, preexec_fn=_pin(CLIENT_CORE),
+                          check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"wrk failed: {done.stdout}{done.stderr}")
+    match = re.search(r"RESULT (\d+) (\d+) ([\d.]+) ([\d.]+) (\d+) (\d+)", done.stdout)
+    assert match, done.stdout + done.stderr
+    requests, micros = int(match.group(1)), int(match.group(2))
+    return {"requests": requests, "rps": requests / (micros / 1e6),
+            "p50_ms": float(match.group(3)) / 1000, "p99_ms": float(match.group(4)) / 1000,
+            "errors": int(match.group(5))}
+
+
+# --------------------------------------------------------------------------- asyncio
+
+
+async def _client(host: str, port: int, bodies: list[bytes], connections: int
+                  ) -> tuple[int, int, list[float]]:
+    queue: asyncio.Queue[bytes] = asyncio.Queue()
+    for body in bodies:
+        queue.put_nowait(body)
+    errors = 0
+    latencies: list[float] = []
+
+    async def worker() -> None:
+        nonlocal errors
+        reader, writer = await asyncio.open_connection(host, port)
+        while not queue.empty():
+            request = queue.get_nowait()
+            started = time.perf_counter()
+            writer.write(request)
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = int(re.search(rb"content-length: (\d+)", head.lower()).group(1))  # type: ignore[union-attr]
+            await reader.readexactly(length)
+            latencies.append(time.perf_counter() - started)
+            if not head.startswith(b"HTTP/1.1 200"):
+                errors += 1
+        writer.close()
+
+    await asyncio.gather(*(worker() for _ in range(connections)))
+    return len(bodies), errors, latencies
+
+
+def run_asyncio(url: str, count: int, connections: int, tokens: list[str] | None
+                ) -> dict[str, float]:
+    host, port = url.split("//")[1].rsplit(":", 1)
+    if tokens is None:
+        bodies = [f"GET /_/oidc/audience HTTP/1.1\r\nHost: {host}\r\n\r\n".encode()] * count
+    else:
+        bodies = []
+        for token in tokens[:count]:
+            payload = json.dumps({"token": token}).encode()
+            bodies.append(f"POST /_/oidc/mint-token HTTP/1.1\r\nHost: {host}\r\n"
+                          f"Content-Type: application/json\r\nContent-Length: {len(payload)}"
+                          f"\r\n\r\n".encode() + payload)
+    _pin(CLIENT_CORE)()
+    started = time.perf_counter()
+    done, errors, latencies = asyncio.run(_client(host, int(port), bodies, connections))
+    elapsed = time.perf_counter() - started
+    latencies.sort()
+    return {"requests": done, "rps": done / elapsed,
+            "p50_ms": latencies[len(latencies) // 2] * 1000,
+            "p99_ms": latencies[int(len(latencies) * 0.99)] * 1000, "errors": errors}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--publishers", type=int, default=100_000)
+    parser.add_argument("--tokens", type=int, default=12_000,
+                        help="distinct tokens signed in advance (bounds the mint run)")
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--seconds", type=int, default=5, help="length of each wrk run")
+    parser.add_argument("--client", choices=("auto", "wrk", "asyncio"), default="auto")
+    args = parser.parse_args()
+    client = args.client
+    if client == "auto":
+        client = "wrk" if shutil.which("wrk") else "asyncio"
+    with tempfile.TemporaryDirectory(prefix="bench-server-") as name:
+        directory = Path(name)
+        started = time.perf_counter()
+        db, jwks_file, tokens_file = make_state(directory, args.publishers, args.tokens)
+        print(f"state: {args.publishers} publishers, {args.tokens} signed tokens "
+              f"({time.perf_counter() - started:.1f} s)", flush=True)
+        started = time.perf_counter()
+        server, url = start_server(db, jwks_file)
+        print(f"server: {url}, up in {time.perf_counter() - started:.1f} s (core "
+              f"{SERVER_CORE}); load generator: {client} (core {CLIENT_CORE}), "
+              f"{args.connections} connections", flush=True)
+        try:
+            if client == "wrk":
+                floor = run_wrk(url, args.seconds, args.connections, None, directory)
+                mint = run_wrk(url, args.seconds, args.connections, tokens_file, directory)
+                if mint["requests"] > args.tokens:
+                    print(f"note: {mint['requests']} requests for {args.tokens} tokens: "
+                          "re-used tokens were refused (counted as errors); raise --tokens")
+            else:
+                tokens = tokens_file.read_text().split()
+                floor = run_asyncio(url, min(20_000, args.tokens * 2), args.connections, None)
+                mint = run_asyncio(url, len(tokens), args.connections, tokens)
+        finally:
+            server.terminate()
+            server.wait(30)
+    print()
+    print("| endpoint | requests | req/s | p50 ms | p99 ms | non-200 |")
+    print("|---|---|---|---|---|---|")
+    for label, result in (("GET /_/oidc/audience (floor)", floor),
+                          ("POST /_/oidc/mint-token", mint)):
+        print(f"| {label} | {result['requests']:.0f} | {result['rps']:.0f} | "
+              f"{result['p50_ms']:.2f} | {result['p99_ms']:.2f} | {result['errors']:.0f} |")
+    print(f"\nmint-token / audience: {mint['rps'] / floor['rps']:.3f} "
+          f"({floor['rps'] / mint['rps']:.1f}x the floor's cost per request)")
+
+
+if __name__ == "__main__":
+    main()
