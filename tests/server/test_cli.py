@@ -81,6 +81,9 @@ def test_serve_usage_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
         run("serve", "--jwks", "nonsense")
     assert info.value.code == 2
     assert run("serve", "--db", db, "--credential-ttl", "0") == 2
+    (tmp_path / "dir.db").mkdir()
+    assert run("serve", "--db", str(tmp_path / "dir.db")) == 3
+    assert "cannot open the database" in capsys.readouterr().err
 
 
 def test_serve_refuses_a_port_in_use(tmp_path: Path) -> None:

@@ -150,7 +150,13 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
     storage_settings = _settings(args, issuers)
     for path in args.publishers:
         _load_file(args, path, providers, issuers)
-    index = build_index(Settings(**storage_settings))
+    import sqlite3
+
+    try:
+        index = build_index(Settings(**storage_settings))
+    except (sqlite3.Error, OSError) as exc:
+        raise ConfigError([Diagnostic(f"cannot open the database: {exc}",
+                                      Span(str(args.db), 0, 0, 0, 0))]) from None
     try:
         started = serve(index, host=args.host, port=args.port, ssl_certfile=args.ssl_certfile,
                         ssl_keyfile=args.ssl_keyfile, log_level=args.log_level)
