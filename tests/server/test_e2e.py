@@ -67,7 +67,8 @@ def run(argv: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str
 def uv_publish(server: Any, endpoint: TokenEndpoint, tmp_path: Path,
                *files: Path) -> subprocess.CompletedProcess[str]:
     env = clean_env(**endpoint.env(), SSL_CERT_FILE=str(server.tls.ca),
-                    UV_CACHE_DIR=str(tmp_path / "uv-cache"), HOME=str(tmp_path))
+                    UV_CACHE_DIR=str(tmp_path / "uv-cache"), HOME=str(tmp_path),
+                    UV_NO_CONFIG="1")
     return run([tool("uv"), "publish", "--trusted-publishing", "always", "--publish-url",
                 server.url + "/legacy/", *map(str, files)], env)
 
