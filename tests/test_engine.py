@@ -43,8 +43,11 @@ class Catalog:
 
 
 def test_rows_in_and_out() -> None:
-    engine = Engine(publishers=[{**GH, "name": "release", "projects": ["sampleproject"],
-                                 "environment": "pypi"}])
+    row = {**GH, "name": "release", "projects": ["sampleproject"], "environment": "pypi"}
+    engine = Engine(publishers=[row])
+    stored = engine.get("release")
+    assert stored is not None
+    assert engine.row(stored) == row
     result = engine.check_claims(github())
     assert result.allowed
     assert result.publisher is not None
@@ -200,7 +203,8 @@ def test_pending_for_an_existing_project_fails_and_is_dropped() -> None:
 def test_creating_a_project_voids_other_owners_colliding_pending_publishers() -> None:
     assert ultranormalize_name("Foo-Bar") == ultranormalize_name("foobar") == \
         ultranormalize_name("f00bar") == ultranormalize_name("F0O.B_A-R")
-    engine = Engine()
+    removed: list[tuple[str, str]] = []
+    engine = Engine(on_removed=lambda record, why: removed.append((record.id, why)))
     engine.add_publisher(pending_row("foobar"), id="bob", added_by="bob")
     engine.add_publisher(pending_row("f00bar", workflow_filename="other.yml"), id="carol",
                          added_by="carol")
@@ -208,6 +212,7 @@ def test_creating_a_project_voids_other_owners_colliding_pending_publishers() ->
                          added_by="alice")
     voided = engine.project_created("Foo-Bar", created_by="alice")
     assert sorted(r.id for r in voided) == ["bob", "carol"]
+    assert sorted(removed) == [("bob", "voided"), ("carol", "voided")]
     assert engine.get("alice") is not None  # the creator's own survives
 
 

@@ -327,3 +327,20 @@ def test_mangled_tokens_are_only_ever_refused(policy: tppolicy.Policy, token: An
         assert token.split(".")[2][:-1] == original.split(".")[2][:-1] or token == original
     decision = policy.evaluate_token(token, verifier(policy))
     assert isinstance(decision.allowed, bool)
+
+
+def test_sqlite_store_reuses_expired_keys_and_purges(tmp_path: Path) -> None:
+    now = [1000.0]
+    store = SQLiteReplayStore(tmp_path / "r.db", clock=lambda: now[0])
+    assert store.claim("iss/a", 1035)
+    assert not store.claim("iss/a", 1035)
+    now[0] = 1036.0
+    assert store.claim("iss/a", 2000)  # its time had passed: taken again
+    assert not store.claim("iss/a", 2000)
+    import sqlite3
+
+    assert store.claim("iss/b", 1040)
+    now[0] = 5000.0
+    store.claim("iss/c", 6000)  # a purge runs: b and a are gone
+    with sqlite3.connect(tmp_path / "r.db") as db:
+        assert [k for (k,) in db.execute("SELECT key FROM used_jti")] == ["iss/c"]

@@ -192,11 +192,15 @@ class Engine:
                  providers: Mapping[str, CheckedProvider] | None = None,
                  projects: ProjectCatalog | None = None, records: DecisionSink | None = None,
                  pending_ttl: float = PENDING_TTL, leeway: float = DEFAULT_LEEWAY,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time,
+                 on_removed: Callable[[Record, str], None] | None = None) -> None:
         from ._load import load_providers
 
         self.audience = audience
         self.projects = projects
+        # Told of every publisher the engine drops by itself, with why: "converted",
+        # "voided" (a colliding project was created), "expired", "project-exists".
+        self.on_removed = on_removed
         self.records = records
         self.pending_ttl = pending_ttl
         self.clock = clock
@@ -245,6 +249,22 @@ class Engine:
 
     def get(self, publisher_id: str) -> Record | None:
         return self._records.get(publisher_id)
+
+    def row(self, record: Record) -> dict[str, Any]:
+        """A publisher as a row of a publishers file (what `add_publisher` takes)."""
+        provider = self._providers_checked[record.provider]
+        row: dict[str, Any] = {"provider": record.provider}
+        if record.name is not None:
+            row["name"] = record.name
+        if record.pending_project is not None:
+            row["pending_project"] = record.pending_project
+        else:
+            row["projects"] = list(record.projects)
+        for name, value in record.field_values(provider).items():
+            default = provider.fields[name].default
+            if default is None or value != default.value:  # defaults left out, as people write
+                row[name] = value
+        return row
 
     def publishers(self, provider: str | None = None) -> Iterator[Record]:
         for record in list(self._records.values()):
@@ -394,6 +414,7 @@ class Engine:
             if pending is None or pending.pending_project is None:
                 raise KeyError(f"no pending publisher {action.pending_id!r}")
             self._delete(pending)
+            self._removed(pending, "converted")
             twin = next((r for r in self._indexes[pending.provider].normal.get(pending.key, ())
                          if r.fields == pending.fields), None)
             if twin is not None:
@@ -415,6 +436,7 @@ class Engine:
                 if record is not None and (created_by is None or record.added_by != created_by):
                     self._delete(record)
                     voided.append(record)
+                    self._removed(record, "voided")
         return voided
 
     def expire_pending(self, now: float | None = None) -> list[Record]:
@@ -425,7 +447,13 @@ class Engine:
                        if r.pending_project is not None and now - r.created > self.pending_ttl]
             for record in expired:
                 self._delete(record)
+                self._removed(record, "expired")
         return expired
+
+    def _removed(self, record: Record, why: str) -> None:
+        if self.on_removed is not None:
+            with contextlib.suppress(Exception):  # the server's bookkeeping cannot deny
+                self.on_removed(record, why)
 
     # ---------------------------------------------------------------- checks
     def check_token(self, token: object) -> CheckResult:
@@ -474,7 +502,8 @@ class Engine:
         allowed, refused = index.select(claims)
         if allowed is not None and allowed.pending_project is not None:
             if self.pending_ttl and self.clock() - allowed.created > self.pending_ttl:
-                self.remove_publisher(allowed.id)  # expired: as if gone
+                if self.remove_publisher(allowed.id) is not None:  # expired: as if gone
+                    self._removed(allowed, "expired")
                 return self._decide(claims, issuer, index)
             return self._first_use(allowed, claims)
         if allowed is not None:
@@ -489,7 +518,8 @@ class Engine:
         if self.projects is not None and self.projects.exists(project):
             # PyPI: the pending publisher is deleted and the request fails; it does not
             # fall through to normal publishers.
-            self.remove_publisher(pending.id)
+            if self.remove_publisher(pending.id) is not None:
+                self._removed(pending, "project-exists")
             reason = RuleResult("pending_project", False, None, project,
                                 f"valid token, but project {project!r} already exists")
             return CheckResult(False, None, (), True, (reason,),

@@ -239,7 +239,7 @@ class KeyCache:
             if entry.last_attempt is None or now - entry.last_attempt >= self.cooldown:
                 entry.last_attempt = now
                 try:
-                    entry.keys = self._discover(issuer)  # replaces the set: removed keys go
+                    entry.keys = self.refresh_keys(issuer)  # replaces the set: removed go
                     entry.last_error = None
                 except FetchError as exc:
                     entry.last_error = str(exc)  # keep the old keys
@@ -247,7 +247,13 @@ class KeyCache:
                 raise FetchError(entry.last_error)
             return entry.keys.get(kid)
 
-    def _discover(self, issuer: str) -> dict[str, VerificationKey]:
+    def refresh_keys(self, issuer: str) -> dict[str, VerificationKey]:
+        """The issuer's current keys. Subclasses may share them between processes (an
+        index server's replicas): see `tppolicy.server.auth.ServerKeyCache`."""
+        return parse_jwks(self.load_document(issuer), f"keys of {issuer}")
+
+    def load_document(self, issuer: str) -> bytes:
+        """The issuer's JWKS document, through OIDC discovery."""
         url = issuer.rstrip("/") + "/.well-known/openid-configuration"
         try:
             config = json.loads(self._fetch(url))
@@ -261,4 +267,4 @@ class KeyCache:
         jwks_uri = config.get("jwks_uri")
         if not isinstance(jwks_uri, str) or not jwks_uri.startswith("https://"):
             raise FetchError(f"{url}: no https jwks_uri")
-        return parse_jwks(self._fetch(jwks_uri), jwks_uri)
+        return self._fetch(jwks_uri)

@@ -51,9 +51,12 @@ class SQLiteReplayStore:
         self.path = str(path)
         self._clock = clock
         self._local = threading.local()
+        self._next_purge = 0.0
+        self._purge_lock = threading.Lock()
         with self._connect() as db:
             db.execute("CREATE TABLE IF NOT EXISTS used_jti "
                        "(key TEXT PRIMARY KEY, expires_at INTEGER NOT NULL)")
+            db.execute("CREATE INDEX IF NOT EXISTS used_jti_expiry ON used_jti (expires_at)")
 
     def _connect(self) -> sqlite3.Connection:
         db: sqlite3.Connection | None = getattr(self._local, "db", None)
@@ -66,13 +69,16 @@ class SQLiteReplayStore:
     def claim(self, key: str, expires_at: int) -> bool:
         now = int(self._clock())
         db = self._connect()
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            db.execute("DELETE FROM used_jti WHERE expires_at <= ?", (now,))
-            inserted = db.execute("INSERT OR IGNORE INTO used_jti (key, expires_at) VALUES (?, ?)",
-                                  (key, expires_at)).rowcount
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        return inserted == 1
+        # One statement, atomic in SQLite: a new key is inserted; a key whose time has
+        # passed is taken again; a live key is left alone (no row changed: refused).
+        claimed = db.execute(
+            "INSERT INTO used_jti (key, expires_at) VALUES (?, ?) ON CONFLICT (key) DO UPDATE "
+            "SET expires_at = excluded.expires_at WHERE used_jti.expires_at <= ?",
+            (key, expires_at, now)).rowcount
+        if now >= self._next_purge and self._purge_lock.acquire(blocking=False):
+            try:  # at most once a minute per process: the table stays small
+                self._next_purge = now + 60
+                db.execute("DELETE FROM used_jti WHERE expires_at <= ?", (now,))
+            finally:
+                self._purge_lock.release()
+        return claimed == 1

@@ -15,14 +15,13 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
-import json
 import logging
 import secrets
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from tppolicy._keys import Fetcher, FetchError, KeyCache, VerificationKey, parse_jwks
 
@@ -157,7 +156,7 @@ class ServerKeyCache(KeyCache):
         self.prefix = prefix
         self.fetches = 0  # documents loaded by this process (for tests and logs)
 
-    def _discover(self, issuer: str) -> dict[str, VerificationKey]:
+    def refresh_keys(self, issuer: str) -> dict[str, VerificationKey]:
         if self.redis is None:
             return self._parse(issuer, self._load(issuer))
         import redis as redis_module
@@ -208,17 +207,4 @@ class ServerKeyCache(KeyCache):
                 raise FetchError(f"{source}: {exc.strerror or exc}") from None
         if source is not None:
             return self._fetch(source)
-        url = issuer.rstrip("/") + "/.well-known/openid-configuration"
-        try:
-            config: Any = json.loads(self._fetch(url))
-        except (ValueError, RecursionError):
-            raise FetchError(f"{url}: not JSON") from None
-        if not isinstance(config, dict):
-            raise FetchError(f"{url}: not a JSON object")
-        stated = config.get("issuer")
-        if stated is not None and stated != issuer:
-            raise FetchError(f"{url}: the document is for issuer {stated!r}, not {issuer!r}")
-        jwks_uri = config.get("jwks_uri")
-        if not isinstance(jwks_uri, str) or not jwks_uri.startswith("https://"):
-            raise FetchError(f"{url}: no https jwks_uri")
-        return self._fetch(jwks_uri)
+        return self.load_document(issuer)  # OIDC discovery
