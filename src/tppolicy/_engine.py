@@ -415,7 +415,7 @@ class Engine:
                 raise KeyError(f"no pending publisher {action.pending_id!r}")
             self._delete(pending)
             self._removed(pending, "converted")
-            twin = next((r for r in self._indexes[pending.provider].normal.get(pending.key, ())
+            twin = next((r for r in self._indexes[pending.provider].bucket(pending.key)
                          if r.fields == pending.fields), None)
             if twin is not None:
                 converted = twin.replace(projects=(*twin.projects, action.project))

@@ -25,6 +25,17 @@ from ._compile import (
 from ._decision import Decision
 
 NO_SLOTS: tuple[Any, ...] = ()
+_SEPARATOR = "\x1f"  # never in a publisher's key: its fields are printable ASCII
+
+
+def bucket_key(key: tuple[Any, ...]) -> Any:
+    """The index's key for a lookup key: one string when every part is a string (a
+    cold lookup among a million publishers then touches one object, not one per part),
+    else the tuple. Injective: a token part holding the separator makes more parts."""
+    try:
+        return _SEPARATOR.join(key)
+    except TypeError:
+        return key
 
 
 class Record:
@@ -110,6 +121,12 @@ class Record:
         return decision
 
 
+def _records(found: Record | tuple[Record, ...] | None) -> tuple[Record, ...]:
+    if found is None:
+        return ()
+    return (found,) if isinstance(found, Record) else found
+
+
 class ProviderIndex:
     """A provider's compiled parts and its publishers, indexed by lookup key."""
 
@@ -118,8 +135,9 @@ class ProviderIndex:
         self.required: Predicate = compile_required(provider)
         self.lookup: LookupFunction = compile_lookup(provider)
         self._template: Template | None = None
-        self.normal: dict[tuple[Any, ...], tuple[Record, ...]] = {}
-        self.pending: dict[tuple[Any, ...], tuple[Record, ...]] = {}
+        # bucket key -> the record, or a tuple of records sharing the key
+        self.normal: dict[Any, Record | tuple[Record, ...]] = {}
+        self.pending: dict[Any, Record | tuple[Record, ...]] = {}
         self._lock = threading.Lock()
         self._count = 0
 
@@ -135,33 +153,41 @@ class ProviderIndex:
     def add(self, record: Record) -> None:
         with self._lock:
             index = self.pending if record.pending else self.normal
-            index[record.key] = (*index.get(record.key, ()), record)
+            key = bucket_key(record.key)
+            bucket = _records(index.get(key))
+            index[key] = (*bucket, record) if bucket else record
             self._count += 1
 
     def remove(self, record: Record) -> bool:
         with self._lock:
             index = self.pending if record.pending else self.normal
-            bucket = index.get(record.key, ())
+            key = bucket_key(record.key)
+            bucket = _records(index.get(key))
             kept = tuple(r for r in bucket if r is not record)
             if len(kept) == len(bucket):
                 return False
             if kept:
-                index[record.key] = kept
+                index[key] = kept if len(kept) > 1 else kept[0]
             else:
-                del index[record.key]
+                del index[key]
             self._count -= 1
             return True
+
+    def bucket(self, key: tuple[Any, ...], pending: bool = False) -> tuple[Record, ...]:
+        return _records((self.pending if pending else self.normal).get(bucket_key(key)))
 
     def records(self) -> Iterator[Record]:
         for index in (self.pending, self.normal):
             for bucket in list(index.values()):
-                yield from bucket
+                yield from _records(bucket)
 
-    def choose(self, candidates: tuple[Record, ...] | None,
+    def choose(self, found: Record | tuple[Record, ...] | None,
                wanted: tuple[Any, ...]) -> Record | None:
         """PyPI's order: the first `prefer` that some candidate satisfies chooses it."""
-        if not candidates:
+        if not found:
             return None
+        candidates = (found,) if found.__class__ is Record else found
+        assert isinstance(candidates, tuple)
         if not wanted:
             return candidates[0]
         for position, value in enumerate(wanted):
@@ -176,7 +202,8 @@ class ProviderIndex:
     def select(self, claims: Mapping[str, Any]) -> tuple[Record | None, Record | None]:
         """(the first candidate whose rules allow, the candidate chosen but refused)."""
         try:
-            key, wanted = self.lookup(claims)
+            found, wanted = self.lookup(claims)
+            key = bucket_key(found)
         except Exception:  # a key the token cannot give matches nothing
             return None, None
         refused: Record | None = None
