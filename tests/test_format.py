@@ -24,6 +24,7 @@ from tppolicy._ast import (
     FieldRef,
     In,
     Index,
+    Learn,
     Let,
     ListExpr,
     Literal,
@@ -34,6 +35,7 @@ from tppolicy._ast import (
     PolicyFile,
     Provider,
     Publisher,
+    Request,
     Require,
     Rule,
 )
@@ -329,13 +331,16 @@ exprs: st.SearchStrategy[Expr] = st.recursive(
         literals,
         st.builds(Claim, claim_names),
         st.builds(FieldRef, names),
+        st.builds(Request, names),
         st.builds(NameRef, names),
     ),
     _compound,
     max_leaves=12,
 )
 requires = st.builds(Require, exprs, messages)
-rules = st.builds(Rule, names, st.lists(requires, min_size=0, max_size=3).map(tuple))
+rules = st.builds(Rule, names, st.lists(requires, min_size=0, max_size=3).map(tuple),
+                  optional=st.booleans())
+learns = st.builds(Learn, names, exprs)
 
 
 @st.composite
@@ -369,6 +374,7 @@ providers = st.builds(
     lets=_tuple_of(st.builds(Let, names, exprs)),
     lookup=_tuple_of(st.builds(LookupItem, st.sampled_from(["key", "prefer"]), exprs)),
     rules=_tuple_of(rules),
+    learns=_tuple_of(learns),
 )
 publishers = st.builds(
     Publisher,
@@ -378,6 +384,7 @@ publishers = st.builds(
     pending_project=st.none() | texts,
     bindings=_tuple_of(st.builds(Binding, names, literals)),
     rules=_tuple_of(rules),
+    learns=_tuple_of(learns),
 )
 policies = st.builds(
     PolicyFile,

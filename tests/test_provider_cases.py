@@ -60,9 +60,14 @@ def test_case(policies: dict[str, tuple[tppolicy.Policy, tppolicy.Policy]], prov
               table: dict[str, Any], case: dict[str, Any]) -> None:
     claims = _claims(table, case)
     from_yaml, from_text = policies[provider]
-    decision = from_yaml.evaluate(claims, audience=case.get("audience", "pypi"), explain=True)
-    again = from_text.evaluate(claims, audience=case.get("audience", "pypi"), explain=True)
+    audience, request = case.get("audience", "pypi"), case.get("request")
+    decision = from_yaml.evaluate(claims, audience=audience, explain=True, request=request)
+    again = from_text.evaluate(claims, audience=audience, explain=True, request=request)
     assert decision == again, "the compiled policy decides differently from the publishers file"
+    quick = from_yaml.evaluate(claims, audience=audience, request=request)
+    assert (quick.allowed, quick.publisher, quick.learned) == (
+        decision.allowed, decision.publisher, decision.learned)
+    assert dict(decision.learned) == case.get("learned", {})
     failing = sorted({r.rule for r in decision.reasons if not r.passed})
     assert decision.allowed is case["allowed"], f"reasons: {decision.reasons}"
     if case["allowed"]:

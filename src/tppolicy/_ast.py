@@ -41,6 +41,15 @@ class FieldRef:
 
 
 @dataclass(frozen=True, slots=True)
+class Request:
+    """`request.NAME`: a value the caller supplies with the request (the version being
+    uploaded), not a claim of the token; null when the caller gave none."""
+
+    name: str
+    span: Span = field(default=NO_SPAN, compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
 class NameRef:
     name: str
     span: Span = field(default=NO_SPAN, compare=False, repr=False)
@@ -112,8 +121,8 @@ class Conditional:
 
 
 Expr: TypeAlias = (
-    Literal | ListExpr | Claim | FieldRef | NameRef | Call | Index | Concat | Compare | In | Not
-    | And | Or | Conditional
+    Literal | ListExpr | Claim | FieldRef | Request | NameRef | Call | Index | Concat | Compare
+    | In | Not | And | Or | Conditional
 )
 
 
@@ -129,6 +138,18 @@ class Require:
 class Rule:
     name: str
     requires: tuple[Require, ...]
+    span: Span = field(default=NO_SPAN, compare=False, repr=False)
+    # `optional rule`: left out of a publisher whose fields make it fold to `true`.
+    optional: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Learn:
+    """`learn FIELD: EXPR`: after an allowed decision, a non-null value is reported as
+    learned for FIELD (trust on first use)."""
+
+    name: str
+    value: Expr
     span: Span = field(default=NO_SPAN, compare=False, repr=False)
 
 
@@ -177,6 +198,7 @@ class Provider:
     lookup: tuple[LookupItem, ...] = ()
     rules: tuple[Rule, ...] = ()
     span: Span = field(default=NO_SPAN, compare=False, repr=False)
+    learns: tuple[Learn, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,6 +217,7 @@ class Publisher:
     bindings: tuple[Binding, ...] = ()
     rules: tuple[Rule, ...] = ()
     span: Span = field(default=NO_SPAN, compare=False, repr=False)
+    learns: tuple[Learn, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -272,3 +295,12 @@ def claims_read(expr: Expr) -> set[str]:
 
 def fields_read(expr: Expr) -> set[str]:
     return {node.name for node in walk(expr) if isinstance(node, FieldRef)}
+
+
+def requests_read(expr: Expr) -> set[str]:
+    return {node.name for node in walk(expr) if isinstance(node, Request)}
+
+
+def reads_token(expr: Expr) -> bool:
+    """Does `expr` read the token's claims or the request's values (known only per request)?"""
+    return any(isinstance(node, Claim | Request) for node in walk(expr))

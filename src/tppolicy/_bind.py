@@ -29,7 +29,8 @@ def _literal_node(value: Any, span: Span) -> A.Expr | None:
 
 
 def _is_closed(expr: A.Expr) -> bool:
-    return not any(isinstance(node, A.Claim | A.FieldRef | A.NameRef) for node in A.walk(expr))
+    return not any(isinstance(node, A.Claim | A.FieldRef | A.NameRef | A.Request)
+                   for node in A.walk(expr))
 
 
 def _simplify(expr: A.Expr) -> A.Expr:
@@ -77,14 +78,36 @@ def bind_expr(expr: A.Expr, values: Mapping[str, Any]) -> A.Expr:
     return A.transform(expr, substitute)
 
 
+def _is_literal(expr: A.Expr, value: object) -> bool:
+    return isinstance(expr, A.Literal) and expr.value is value
+
+
 def bind_rules(rules: tuple[A.Rule, ...], values: Mapping[str, Any]) -> tuple[A.Rule, ...]:
-    return tuple(
-        A.Rule(rule.name,
-               tuple(A.Require(bind_expr(req.condition, values), req.message, req.span)
-                     for req in rule.requires),
-               rule.span)
-        for rule in rules
-    )
+    """The rules with the publisher's fields bound and folded.
+
+    A `require` that folds to `true` is left out of a rule that keeps others; an optional
+    rule all of whose requires fold to `true` is left out altogether (the publisher does not
+    use that constraint). A rule kept is no longer optional: it is one of the publisher's.
+    """
+    bound: list[A.Rule] = []
+    for rule in rules:
+        requires = tuple(A.Require(bind_expr(req.condition, values), req.message, req.span)
+                         for req in rule.requires)
+        live = tuple(req for req in requires if not _is_literal(req.condition, True))
+        if not live:
+            if rule.optional:
+                continue
+            live = requires[-1:]
+        bound.append(A.Rule(rule.name, live, rule.span))
+    return tuple(bound)
+
+
+def bind_learns(learns: tuple[A.Learn, ...], values: Mapping[str, Any]) -> tuple[A.Learn, ...]:
+    """The learn items with the publisher's fields bound; those that fold to null (the
+    publisher learns nothing there) are left out."""
+    bound = (A.Learn(learn.name, bind_expr(learn.value, values), learn.span)
+             for learn in learns)
+    return tuple(learn for learn in bound if not _is_literal(learn.value, None))
 
 
 def inline_lets(expr: A.Expr, lets: Mapping[str, A.Expr]) -> A.Expr:

@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import _ast as A
-from ._bind import bind_expr, bind_rules, fold, inline_lets
+from ._bind import bind_expr, bind_learns, bind_rules, fold, inline_lets
 from ._errors import Diagnostic, PolicyCheckError, Span
 from ._interpret import Interpreter
-from ._ops import FUNCTIONS, EvalError
+from ._ops import FUNCTIONS, REQUEST_VALUES, EvalError
 
 CLAIM_TYPES = ("string", "int", "bool", "list", "object", "any")
 FIELD_TYPES = ("string", "int", "bool")
@@ -55,6 +55,7 @@ class CheckedProvider:
     keys: tuple[LookupKey, ...]
     prefers: tuple[LookupKey, ...]
     rules: tuple[A.Rule, ...]  # lets inlined; still read publisher.* fields
+    learns: tuple[A.Learn, ...] = ()  # lets inlined; still read publisher.* fields
 
     @property
     def name(self) -> str:
@@ -101,6 +102,7 @@ class CheckedPublisher:
     rules: tuple[A.Rule, ...]  # concrete: claims and literals only
     key_values: tuple[Any, ...] = field(default=())
     prefer_values: tuple[Any, ...] = field(default=())
+    learns: tuple[A.Learn, ...] = field(default=())  # concrete: claims and literals only
 
     @property
     def name(self) -> str | None:
@@ -153,9 +155,10 @@ class _Checker:
 
     # ------------------------------------------------------------ providers
     def provider(self, ast: A.Provider) -> CheckedProvider:
-        if not ast.issuers:
+        if not ast.issuers and not ast.custom_issuers:
             self.error(f"provider '{ast.name}' has no issuer", ast.span,
-                       'add a line such as: issuer "https://token.example.com"')
+                       'add a line such as: issuer "https://token.example.com", or '
+                       "custom_issuers true for issuers that operators register")
         for issuer in ast.issuers:
             if not issuer.startswith("https://"):
                 self.error(f"issuer {issuer!r} is not an https URL", ast.span)
@@ -195,6 +198,8 @@ class _Checker:
                                                                       fields, {}), quiet=True)
         keys, prefers = self._lookup(ast, scope, lets)
         rules = self._rules(ast.rules, scope, lets)
+        self._optional_rules(rules, fields)
+        learns = self._learns(ast.learns, scope, lets, fields)
         if rules:
             read = {name for rule in rules for req in rule.requires
                     for name in A.claims_read(req.condition)}
@@ -204,7 +209,45 @@ class _Checker:
                     self.error(f"{spec.category} claim '{spec.name}' is not read by any rule",
                                spec.span, "declare it 'present' if it only has to exist, or "
                                "'unchecked' if it is ignored")
-        return CheckedProvider(ast, claims, fields, keys, prefers, rules)
+        return CheckedProvider(ast, claims, fields, keys, prefers, rules, learns)
+
+    def _optional_rules(self, rules: tuple[A.Rule, ...],
+                        fields: Mapping[str, A.FieldDecl]) -> None:
+        """An optional rule is off by default: with every field at its default, it must
+        fold to `true` (or it would be checked, unseen, for every publisher)."""
+        defaults = {name: decl.default.value for name, decl in fields.items()
+                    if decl.default is not None}
+        for rule in rules:
+            if rule.optional and bind_rules((rule,), defaults):
+                self.error(f"optional rule '{rule.name}' does not pass for a publisher that "
+                           "leaves its fields at their defaults", rule.span,
+                           "write it as: publisher.FIELD == <default> or <the check>")
+
+    def _learns(self, learns: tuple[A.Learn, ...], scope: _Scope,
+                lets: Mapping[str, A.Expr],
+                fields: Mapping[str, A.FieldDecl] | None) -> tuple[A.Learn, ...]:
+        checked: list[A.Learn] = []
+        seen: set[str] = set()
+        for learn in learns:
+            if learn.name in seen:
+                self.error(f"'{learn.name}' is learned twice", learn.span)
+            seen.add(learn.name)
+            value = inline_lets(learn.value, lets)
+            t = self.expr(value, scope)
+            if A.requests_read(value):
+                self.error("a learned value comes from the token: it cannot read request "
+                           "values", learn.span)
+            if fields is not None:
+                decl = fields.get(learn.name)
+                if decl is None:
+                    self.error(f"'{learn.name}' is not a field: a learned value is stored in "
+                               "the publisher's field of that name", learn.span,
+                               did_you_mean(learn.name, fields))
+                elif t.base not in (decl.type, "null", "any"):
+                    self.error(f"the learned value of '{learn.name}' is a {t}, the field is a "
+                               f"{decl.type}", learn.span)
+            checked.append(A.Learn(learn.name, value, learn.span))
+        return tuple(checked)
 
     def _field_decl(self, decl: A.FieldDecl) -> None:
         if decl.type not in FIELD_TYPES:
@@ -246,7 +289,14 @@ class _Checker:
                 self.error(f"the right side of a lookup {item.kind} must not read publisher "
                            "fields", right.span)
                 continue
-            label = sorted(A.fields_read(left))[0]
+            if A.requests_read(condition):
+                self.error(f"a lookup {item.kind} cannot read request values: publishers are "
+                           "indexed by the token's claims", item.span)
+                continue
+            # Named after the first field it reads, in declaration order.
+            read = A.fields_read(left)
+            label = next((name for name in scope.fields or () if name in read),
+                         sorted(read)[0])
             target = prefers if item.kind == "prefer" else keys
             target.append(LookupKey(label, fold(left), fold(right), item.span,
                                     identity=item.kind == "identity"))
@@ -272,7 +322,7 @@ class _Checker:
                 condition = inline_lets(req.condition, lets)
                 self.condition(condition, scope)
                 requires.append(A.Require(condition, req.message, req.span))
-            checked.append(A.Rule(rule.name, tuple(requires), rule.span))
+            checked.append(A.Rule(rule.name, tuple(requires), rule.span, rule.optional))
         return tuple(checked)
 
     # ----------------------------------------------------------- publishers
@@ -313,19 +363,42 @@ class _Checker:
                     values[name] = None
                 else:
                     values[name] = decl.default.value
+        scope = _Scope(provider.claims, provider.ast.ignored_prefixes, None, {})
         if ast.rules:
-            scope = _Scope(provider.claims, provider.ast.ignored_prefixes, None, {})
             rules = self._rules(ast.rules, scope, {})
         elif provider.rules:
             rules = bind_rules(provider.rules, values)
+            self._bound_globs(ast, provider, rules)
         else:
             self.error(f"publisher has no rules and provider '{provider.name}' has none to "
                        "give it", ast.span, "a publisher without rules would allow any token "
                        "that its lookup keys match")
             rules = ()
+        if ast.rules or ast.learns:
+            learns = self._learns(ast.learns, scope, {}, provider.fields)
+        else:
+            learns = bind_learns(provider.learns, values)
         keys = self._side_values(provider.keys, values, ast.span)
         prefers = self._side_values(provider.prefers, values, ast.span)
-        return CheckedPublisher(ast, provider, index, values, rules, keys, prefers)
+        return CheckedPublisher(ast, provider, index, values, rules, keys, prefers, learns)
+
+    def _bound_globs(self, ast: A.Publisher, provider: CheckedProvider,
+                     rules: tuple[A.Rule, ...]) -> None:
+        """A pattern field bound to only '*' would make its glob match everything."""
+        for rule in rules:
+            for req in rule.requires:
+                for node in A.walk(req.condition):
+                    if not (isinstance(node, A.Call) and node.function == "glob"
+                            and len(node.args) == 2):
+                        continue
+                    pattern = node.args[1]
+                    if (isinstance(pattern, A.Literal) and isinstance(pattern.value, str)
+                            and not pattern.value.strip("*")):
+                        where = next((b.span for b in ast.bindings
+                                      if b.value == pattern), ast.span)
+                        self.error(f"rule '{rule.name}': the pattern {pattern.value!r} matches "
+                                   "everything", where,
+                                   "name what you mean, e.g. \"refs/tags/v*\"")
 
     def _side_values(self, keys: tuple[LookupKey, ...], values: Mapping[str, Any],
                      span: Span) -> tuple[Any, ...]:
@@ -376,6 +449,14 @@ class _Checker:
                                did_you_mean(name, scope.fields))
                     return _ANY
                 return _Type(decl.type)
+            case A.Request(name=name):
+                declared = REQUEST_VALUES.get(name)
+                if declared is None:
+                    self.error(f"unknown request value '{name}'", expr.span,
+                               did_you_mean(name, REQUEST_VALUES)
+                               or f"request values: {', '.join(sorted(REQUEST_VALUES))}")
+                    return _ANY
+                return _Type(declared, True)  # null when the caller gives none
             case A.NameRef(name=name):
                 if name in scope.lets:
                     return scope.lets[name]
@@ -475,8 +556,13 @@ class _Checker:
                            f"found {t}", arg.span)
         if expr.function == "glob" and len(expr.args) == 2:
             pattern = expr.args[1]
-            if not (isinstance(pattern, A.Literal) and isinstance(pattern.value, str)):
-                self.error("the pattern of glob() must be a string literal", pattern.span)
+            computed = (scope.fields is not None and bool(A.fields_read(pattern))
+                        and not A.reads_token(pattern))
+            if computed:
+                pass  # a publisher field: each publisher's value is checked when bound
+            elif not (isinstance(pattern, A.Literal) and isinstance(pattern.value, str)):
+                self.error("the pattern of glob() must be a string literal or an expression "
+                           "over publisher fields", pattern.span)
             elif pattern.value.strip("*") == "":
                 self.error("a glob of only '*' matches everything", pattern.span,
                            "name the refs you mean, e.g. \"refs/tags/v*\"")

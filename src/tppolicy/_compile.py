@@ -18,7 +18,16 @@ from typing import Any
 
 from . import _ast as A
 from ._check import CheckedProvider, LookupKey
-from ._ops import FUNCTIONS, EvalError, Glob, op_index, strict_equal, strict_in
+from ._ops import (
+    FUNCTIONS,
+    REQUEST_KEY,
+    REQUEST_VALUES,
+    EvalError,
+    Glob,
+    op_index,
+    strict_equal,
+    strict_in,
+)
 
 Predicate = Callable[[Mapping[str, Any]], bool]
 KeyFunction = Callable[[Mapping[str, Any]], tuple[Any, ...]]
@@ -58,6 +67,22 @@ def _ordered(op: str) -> Callable[[Any, Any], bool]:
     return compare
 
 
+def _lazy_claim(get: Callable[[Any], Any], name: str, cls: type | None) -> Any:
+    """A claim read where it is needed (see `_lazy_reads`), typed as in the prologue."""
+    value = get(name)
+    if value is None or cls is None or value.__class__ is cls:
+        return value
+    return _WRONG_TYPE
+
+
+def _request(get: Callable[[Any], Any], name: str, cls: type | None) -> Any:
+    """A request value: None when the caller gave none; of the wrong type, `_WRONG_TYPE`."""
+    values = get(REQUEST_KEY)
+    if values is None:
+        return None
+    return _lazy_claim(values.get, name, cls)
+
+
 def _lookup_value(value: Any) -> Any:
     """Index keys: strings as they are, other values tagged with their type (1 != true)."""
     return value if value.__class__ is str else (value.__class__.__name__, value)
@@ -66,9 +91,33 @@ def _lookup_value(value: Any) -> Any:
 _BASE_NAMESPACE: dict[str, Any] = {
     "_WRONG_TYPE": _WRONG_TYPE, "str": str, "int": int, "bool": bool, "list": list, "dict": dict,
     "_concat": _concat, "_index": op_index, "_strict_eq": strict_equal, "_strict_in": strict_in,
-    "_key": _lookup_value,
+    "_key": _lookup_value, "_lazy": _lazy_claim, "_request": _request,
     **{f"_f_{name}": implementation for name, (implementation, _, _) in FUNCTIONS.items()},
 }
+
+
+def _lazy_reads(conditions: Sequence[A.Expr]) -> set[tuple[str, str]]:
+    """Claims and request values read only where evaluation may not reach: the right side
+    of `and` / `or`, a branch of `if`. They are read at their place, not in the prologue,
+    so that a constraint a publisher does not use (`v3 or glob(claims.ref, v4)`) costs
+    nothing (the claims the provider requires are in the prologue anyway)."""
+    eager: set[tuple[str, str]] = set()
+    lazy: set[tuple[str, str]] = set()
+    stack: list[tuple[A.Expr, bool]] = [(c, False) for c in conditions]
+    while stack:
+        node, deferred = stack.pop()
+        match node:
+            case A.Claim(name=name):
+                (lazy if deferred else eager).add(("claim", name))
+            case A.Request(name=name):
+                (lazy if deferred else eager).add(("request", name))
+            case A.And(left=left, right=right) | A.Or(left=left, right=right):
+                stack += [(left, deferred), (right, True)]
+            case A.Conditional(condition=condition, then=then, otherwise=otherwise):
+                stack += [(condition, deferred), (then, True), (otherwise, True)]
+            case _:
+                stack += [(kid, deferred) for kid in A.children(node)]
+    return lazy - eager
 
 
 class _Emitter:
@@ -77,6 +126,8 @@ class _Emitter:
     def __init__(self, provider: CheckedProvider) -> None:
         self.provider = provider
         self.locals: dict[str, str] = {}
+        self.request_locals: dict[str, str] = {}
+        self.lazy: set[tuple[str, str]] = set()
         self.namespace: dict[str, Any] = {}
         self.types = provider.claim_types
         # Publisher-side values: fields (in derive) or hoisted slots (in templates).
@@ -93,6 +144,21 @@ class _Emitter:
         if name not in self.locals:
             self.locals[name] = f"c{len(self.locals)}"
         return self.locals[name]
+
+    def request_local(self, name: str) -> str:
+        if name not in self.request_locals:
+            self.request_locals[name] = f"q{len(self.request_locals)}"
+        return self.request_locals[name]
+
+    def defer(self, conditions: Sequence[A.Expr], loaded: Sequence[str]) -> None:
+        """Read lazily what `conditions` read only in deferred places (see `_lazy_reads`),
+        except the claims in `loaded`, which the prologue reads anyway."""
+        self.lazy = {read for read in _lazy_reads(conditions)
+                     if not (read[0] == "claim" and read[1] in loaded)}
+
+    def _class(self, declared: str | None) -> ast.expr:
+        name = _PY_CLASS.get(declared or "any")
+        return ast.Name(name, ast.Load()) if name else ast.Constant(None)
 
     def static_type(self, expr: A.Expr) -> str:
         """The runtime class an expression is sure to have (or 'any')."""
@@ -123,12 +189,19 @@ class _Emitter:
             case A.ListExpr(items=items):
                 return ast.List([self.py(i) for i in items], ast.Load())
             case A.Claim(name=name):
+                if ("claim", name) in self.lazy:
+                    return _call("_lazy", [ast.Name("get", ast.Load()), ast.Constant(name),
+                                           self._class(self.types.get(name))])
                 return ast.Name(self.claim_local(name), ast.Load())
+            case A.Request(name=name):
+                if ("request", name) in self.lazy:
+                    return _call("_request", [ast.Name("get", ast.Load()), ast.Constant(name),
+                                              self._class(REQUEST_VALUES.get(name))])
+                return ast.Name(self.request_local(name), ast.Load())
             case A.FieldRef(name=name):
                 return ast.Name(self.value_local(name), ast.Load())
-            case A.Call(function="has", args=(A.Claim(name=name),)):
-                return ast.Compare(ast.Name(self.claim_local(name), ast.Load()), [ast.IsNot()],
-                                   [ast.Constant(None)])
+            case A.Call(function="has", args=(A.Claim() as claim,)):
+                return ast.Compare(self.py(claim), [ast.IsNot()], [ast.Constant(None)])
             case A.Call(function="glob", args=(text, A.Literal(value=str(pattern)))):
                 matcher = f"_glob{next(_counter)}"
                 self.namespace[matcher] = Glob(pattern)
@@ -206,9 +279,11 @@ class _Emitter:
         return _call(name, [self.py(left), self.py(right)])
 
     def prologue(self, required: Sequence[str], body_claims: Sequence[str],
-                 typed: Sequence[str] = ()) -> list[ast.stmt]:
+                 typed: Sequence[str] = (), request_values: Sequence[str] = ()
+                 ) -> list[ast.stmt]:
         """Load claims into locals. Required ones that are missing or mistyped return False,
-        and so do `typed` ones that are present with another type."""
+        and so do `typed` ones that are present with another type. Claims and request
+        values read lazily (`defer`) are left out."""
         statements: list[ast.stmt] = [_assign("get", ast.Attribute(ast.Name("claims", ast.Load()),
                                                                    "get", ast.Load()))]
         for name in required:
@@ -229,7 +304,7 @@ class _Emitter:
                 ast.Compare(ast.Name(local, ast.Load()), [ast.IsNot()], [ast.Constant(None)])])
             statements.append(ast.If(test, [ast.Return(ast.Constant(False))], []))
         for name in body_claims:
-            if name in required or name in typed:
+            if name in required or name in typed or ("claim", name) in self.lazy:
                 continue
             local = self.claim_local(name)
             statements.append(_assign(local, _call("get", [ast.Constant(name)])))
@@ -242,6 +317,11 @@ class _Emitter:
                     ast.Compare(ast.Name(local, ast.Load()), [ast.IsNot()], [ast.Constant(None)])])
                 statements.append(ast.If(test, [_assign(local, ast.Name("_WRONG_TYPE",
                                                                         ast.Load()))], []))
+        for name in request_values:
+            if ("request", name) not in self.lazy:
+                statements.append(_assign(self.request_local(name), _call("_request", [
+                    ast.Name("get", ast.Load()), ast.Constant(name),
+                    self._class(REQUEST_VALUES.get(name))])))
         return statements
 
     def unpack(self, argument: str, names: Sequence[str]) -> ast.stmt:
@@ -301,12 +381,15 @@ def compile_predicate(provider: CheckedProvider, rules: Sequence[A.Rule],
     required = [spec.name for spec in provider.required_claims]
     typed = [spec.name for spec in provider.optional_claims]
     body_claims = sorted({n for c in conditions for n in A.claims_read(c)})
+    requests = sorted({n for c in conditions for n in A.requests_read(c)})
+    emitter.defer(conditions, [*required, *typed])
     if not conditions:
         expression: ast.expr = ast.Constant(True)
     else:
         parts = [emitter.py(c) for c in conditions]
         expression = parts[0] if len(parts) == 1 else ast.BoolOp(ast.And(), parts)
-    statements = [*emitter.prologue(required, body_claims, typed), *_guarded(expression)]
+    statements = [*emitter.prologue(required, body_claims, typed, requests),
+                  *_guarded(expression)]
     return emitter.build(f"publisher_{next(_counter)}", statements, parameters)
 
 
@@ -352,6 +435,7 @@ def compile_lookup(provider: CheckedProvider) -> LookupFunction:
     emitter = _Emitter(provider)
     sides = [k.claims_side for k in (*provider.keys, *provider.prefers)]
     body_claims = sorted({n for side in sides for n in A.claims_read(side)})
+    emitter.defer(sides, [])
     statements = emitter.prologue([], body_claims)
     keys = [emitter.py(k.claims_side) if emitter.static_type(k.claims_side) == "str"
             else _call("_key", [emitter.py(k.claims_side)]) for k in provider.keys]
@@ -405,7 +489,7 @@ class Template:
 
 def _hoist(expr: A.Expr, slots: list[A.Expr]) -> A.Expr:
     """`expr` with its publisher-only sub-expressions replaced by slot references."""
-    if A.fields_read(expr) and not A.claims_read(expr):
+    if A.fields_read(expr) and not A.reads_token(expr):
         for position, existing in enumerate(slots):
             if existing == expr:
                 return A.FieldRef(f"#{position}", expr.span)
@@ -457,12 +541,14 @@ def compile_template(provider: CheckedProvider) -> Template:
     required = [spec.name for spec in provider.required_claims]
     typed = [spec.name for spec in provider.optional_claims]
     body_claims = sorted({n for c in live for n in A.claims_read(c)})
+    requests = sorted({n for c in live for n in A.requests_read(c)})
+    emitter.defer(live, [*required, *typed])
     if not live:
         expression: ast.expr = ast.Constant(True)
     else:
         parts = [emitter.py(c) for c in live]
         expression = parts[0] if len(parts) == 1 else ast.BoolOp(ast.And(), parts)
-    prologue = emitter.prologue(required, body_claims, typed)
+    prologue = emitter.prologue(required, body_claims, typed, requests)
     unpack = emitter.unpack("slots", [f"#{i}" for i in range(len(slots))])
     predicate = emitter.build(f"template_{next(_counter)}",
                               [*prologue, unpack, *_guarded(expression)], ("claims", "slots"))

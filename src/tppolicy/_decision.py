@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,7 +31,9 @@ class Decision:
     """Allowed or not, for which publisher and projects, and the reasons.
 
     For a denial, `publisher` is None and `closest` names the publisher the token
-    came closest to matching (its `reasons` say what differed).
+    came closest to matching (its `reasons` say what differed). `learned` holds the
+    values an allowed publisher learned from the token (trust on first use: the ids to
+    pin in it, by field name).
     """
 
     allowed: bool
@@ -42,6 +45,7 @@ class Decision:
     closest: str | None = None
     issuer: str | None = None
     notes: tuple[str, ...] = field(default=())
+    learned: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def failed(self) -> tuple[RuleResult, ...]:
@@ -58,4 +62,5 @@ class Decision:
             "closest_publisher": self.closest,
             "reasons": [r.to_json() for r in self.reasons],
             "notes": list(self.notes),
+            **({"learned": dict(self.learned)} if self.learned else {}),
         }

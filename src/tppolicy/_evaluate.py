@@ -5,16 +5,18 @@ indexed lookup keys, then the publisher's compiled rules. Fail closed throughout
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any, cast
 
 from . import _ast as A
+from ._bind import bind_learns
 from ._check import CheckedPolicy, CheckedProvider, CheckedPublisher
 from ._compile import compile_predicate, lookup_value
 from ._decision import Decision, RuleResult
 from ._explain import Explainer, show
 from ._index import NO_SLOTS, ProviderIndex, Record
-from ._interpret import claim_value
-from ._ops import EvalError, describe_type
+from ._interpret import Interpreter, claim_value
+from ._ops import REQUEST_KEY, REQUEST_VALUES, EvalError, describe_type
 
 if TYPE_CHECKING:
     from ._replay import ReplayStore
@@ -41,9 +43,13 @@ class Policy:
         for issuer, name in self._registered.items():
             if name in self._providers and self._providers[name].checked.ast.custom_issuers:
                 self._issuers.setdefault(issuer, self._providers[name])
+        # Publishers that learn from the tokens they allow (trust on first use), by record id.
+        self._learners: dict[str, tuple[A.Learn, ...]] = {}
         for publisher in checked.publishers:
-            self._providers[publisher.provider.name].add(_record(publisher,
-                                                                 self._providers))
+            record = _record(publisher, self._providers)
+            self._providers[publisher.provider.name].add(record)
+            if publisher.learns:
+                self._learners[record.id] = publisher.learns
 
     # ------------------------------------------------------------- queries
     @property
@@ -59,12 +65,19 @@ class Policy:
         return {issuer: p.checked.name for issuer, p in self._issuers.items()}
 
     def evaluate(self, claims: Mapping[str, Any], *, audience: str = "pypi",
-                 explain: bool = False) -> Decision:
+                 explain: bool = False, request: Mapping[str, Any] | None = None) -> Decision:
         """Decide on decoded claims. Never raises on any input: errors deny.
 
-        With `explain`, an allowed decision also lists every rule that passed.
+        With `explain`, an allowed decision also lists every rule that passed. `request`
+        holds the values the caller supplies with the upload (`request.version` in the
+        rules: the version being uploaded); see `REQUEST_VALUES`.
         """
         try:
+            if request is not None:
+                problem = request_problem(request)
+                if problem is not None:
+                    return _deny(None, None, [problem])
+                claims = with_request(claims, request)
             return self._evaluate(claims, audience, explain)
         except Exception as exc:  # fail closed, whatever the input did
             return _deny(None, None, [RuleResult("claims", False, None, None,
@@ -86,14 +99,21 @@ class Policy:
                          [_audience_reason(audience_claim, audience)])
         return self._decide(provider, claims, issuer, explain)
 
-    def evaluate_verified(self, token: VerifiedToken, explain: bool = False) -> Decision:
+    def evaluate_verified(self, token: VerifiedToken, explain: bool = False,
+                          request: Mapping[str, Any] | None = None) -> Decision:
         """Decide on a token the verifier accepted: its issuer and audience are checked."""
         provider = self._issuers.get(token.issuer)
         if provider is None:  # the verifier was built for another policy's issuers
             return self.evaluate(token.claims, audience=token.claims.get("aud", ""),
-                                 explain=explain)
+                                 explain=explain, request=request)
         try:
-            return self._decide(provider, token.claims, token.issuer, explain)
+            claims = token.claims
+            if request is not None:
+                problem = request_problem(request)
+                if problem is not None:
+                    return _deny(provider.checked.name, token.issuer, [problem])
+                claims = with_request(claims, request)
+            return self._decide(provider, claims, token.issuer, explain)
         except Exception as exc:  # fail closed, whatever the input did
             return _deny(None, None, [RuleResult("claims", False, None, None,
                                                  f"cannot evaluate these claims: {exc}")])
@@ -104,13 +124,19 @@ class Policy:
         # check only runs when no publisher allows, to give the right reason.
         allowed, chosen = provider.select(claims)
         if allowed is not None:
+            learns = self._learners.get(allowed.id) if self._learners else None
             if not explain:
+                if learns:
+                    return replace(allowed.decision(issuer),
+                                   learned=learned_values(learns, provider.checked, claims))
                 return allowed.decision(issuer)
             notes = _notes(allowed, provider.checked, claims) + _unaccounted(provider.checked,
                                                                               claims)
             return Decision(True, provider.checked.name, allowed.label, allowed.all_projects,
                             allowed.pending, tuple(self._explain(provider, allowed, claims)),
-                            issuer=issuer, notes=notes)
+                            issuer=issuer, notes=notes,
+                            learned=learned_values(learns, provider.checked, claims)
+                            if learns else {})
         name = provider.checked.name
         if not provider.required(claims):
             return _deny(name, issuer, missing_claims(provider.checked, claims))
@@ -140,7 +166,8 @@ class Policy:
         return explain_record(provider, record, claims)
 
     def evaluate_token(self, token: object, verifier: Verifier,
-                       replay: ReplayStore | None = None, explain: bool = False) -> Decision:
+                       replay: ReplayStore | None = None, explain: bool = False,
+                       request: Mapping[str, Any] | None = None) -> Decision:
         """Verify a compact JWT, decide on its claims, and claim its `jti` if allowed.
 
         Never raises on any token: a refused token is a denial whose reason carries
@@ -148,7 +175,10 @@ class Policy:
         """
         from ._verify import evaluate_token  # the verifier stack loads only when used
 
-        return evaluate_token(self, token, verifier, replay, explain)
+        if request is None:
+            return evaluate_token(self, token, verifier, replay, explain)
+        return evaluate_token(cast(Policy, _WithRequest(self, request)), token, verifier,
+                              replay, explain)
 
     # ------------------------------------------------------------- output
     def to_policy_file(self, source: str = "<compiled>") -> A.PolicyFile:
@@ -162,6 +192,76 @@ class Policy:
             headers.append(A.Provider(**{**_fields_of(header), "issuers": header.issuers + extra}))
         publishers = tuple(_concrete(p) for p in self._checked.publishers)
         return A.PolicyFile(source, tuple(headers), publishers)
+
+
+class _WithRequest:
+    """A policy whose verified-token decisions carry request values (for `evaluate_token`,
+    which only asks for `evaluate_verified`)."""
+
+    def __init__(self, policy: Policy, request: Mapping[str, Any]) -> None:
+        self.policy = policy
+        self.request = request
+
+    def evaluate_verified(self, token: VerifiedToken, explain: bool = False) -> Decision:
+        return self.policy.evaluate_verified(token, explain, request=self.request)
+
+
+def request_problem(request: object) -> RuleResult | None:
+    """Why request values cannot be used (None when they can): a mapping of the names in
+    `REQUEST_VALUES` to values of their types."""
+    known = ", ".join(sorted(REQUEST_VALUES))
+    if not isinstance(request, Mapping):
+        return RuleResult("request", False, "a mapping", describe_type(request),
+                          f"request values must be a mapping, not {describe_type(request)}")
+    for name, value in request.items():
+        declared = REQUEST_VALUES.get(name) if isinstance(name, str) else None
+        if declared is None:
+            return RuleResult("request", False, sorted(REQUEST_VALUES), name,
+                              f"unknown request value {name!r} (known: {known})")
+        if value is not None and describe_type(value) != describe_type(_EXAMPLES[declared]):
+            return RuleResult("request", False, declared, value,
+                              f"request value {name!r} is {describe_type(value)}, expected "
+                              f"{describe_type(_EXAMPLES[declared])}")
+    return None
+
+
+_EXAMPLES: dict[str, object] = {"string": "", "int": 0, "bool": False}
+
+
+def with_request(claims: Any, request: Mapping[str, Any]) -> Any:
+    """`claims` with the request values under a key no claim can have (`REQUEST_KEY`):
+    rules read them as `request.NAME`. Claims that are not a mapping are left as they are
+    (they are refused)."""
+    if not isinstance(claims, Mapping):
+        return claims
+    merged: dict[Any, Any] = dict(claims)
+    merged[REQUEST_KEY] = dict(request)
+    return merged
+
+
+def learned_values(learns: Iterable[A.Learn], provider: CheckedProvider,
+                   claims: Mapping[str, Any]) -> dict[str, Any]:
+    """What a publisher's `learn` items (bound with its fields) take from an allowed token:
+    by field name, the values that are not null. A value that cannot be computed, or is
+    not a string, integer or boolean, is not learned."""
+    interpreter = Interpreter(claims, provider.claim_types)
+    learned: dict[str, Any] = {}
+    for learn in learns:
+        try:
+            value = interpreter.value(learn.value)
+        except EvalError:
+            continue
+        if value is not None and value.__class__ in (str, int, bool):
+            learned[learn.name] = value
+    return learned
+
+
+def record_learns(provider: CheckedProvider, record: Record) -> tuple[A.Learn, ...]:
+    """A publisher record's `learn` items, bound with its fields (empty when it learns
+    nothing): for an engine that builds records from rows, once per record."""
+    if record.rules is not None or not provider.learns:
+        return ()
+    return bind_learns(provider.learns, record.field_values(provider))
 
 
 def explain_record(provider: ProviderIndex, record: Record,
@@ -201,13 +301,15 @@ def key_mismatches(provider: ProviderIndex, record: Record,
 
 def closest_record(provider: ProviderIndex, records: Iterable[Record],
                    claims: Mapping[str, Any]) -> Record | None:
-    """The publisher that came closest: most rules passed, fewest keys missed."""
-    best: tuple[int, int, int] | None = None
+    """The publisher that came closest: fewest rules failed and keys missed (then most
+    rules passed: a publisher with more constraints is not farther for having them)."""
+    best: tuple[int, int, int, int] | None = None
     chosen = None
     for position, record in enumerate(records):
         results = explain_record(provider, record, claims)
         keys = key_mismatches(provider, record, claims)
-        score = (sum(r.passed for r in results) - len(keys), 0 if record.pending else 1,
+        passed = sum(r.passed for r in results)
+        score = (passed - len(results) - len(keys), passed, 0 if record.pending else 1,
                  -position)
         if best is None or score > best:
             best, chosen = score, record
@@ -242,7 +344,8 @@ def _fields_of(provider: A.Provider) -> dict[str, Any]:
 def _concrete(publisher: CheckedPublisher) -> A.Publisher:
     bindings = tuple(A.Binding(name, A.Literal(value)) for name, value in publisher.fields.items())
     return A.Publisher(publisher.ast.name, publisher.provider.name, publisher.ast.projects,
-                       publisher.ast.pending_project, bindings, publisher.rules)
+                       publisher.ast.pending_project, bindings, publisher.rules,
+                       learns=publisher.learns)
 
 
 def _deny(provider: str | None, issuer: str | None, reasons: Sequence[RuleResult]) -> Decision:
@@ -278,7 +381,9 @@ def missing_claims(provider: CheckedProvider, claims: Mapping[str, Any]) -> list
 
 def _unaccounted(provider: CheckedProvider, claims: Mapping[str, Any]) -> tuple[str, ...]:
     """Claims the provider does not know: reported (as PyPI logs them), never refused."""
-    unknown = sorted(name for name in claims if name not in provider.claims
+    names: Iterable[object] = claims  # request values ride under a key that is no string
+    unknown = sorted(name for name in names if isinstance(name, str)
+                     and name not in provider.claims
                      and not any(name.startswith(p) for p in provider.ast.ignored_prefixes))
     if not unknown:
         return ()

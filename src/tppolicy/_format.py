@@ -10,9 +10,9 @@ What the printer does not keep, because the syntax tree does not hold it:
 * **Comments** are dropped by `format_policy`; `format_policy_with_comments` keeps them
   (see its docstring for where each one goes).
 * The order of the items inside a block: a provider prints its issuers, `custom_issuers`
-  (only when true), `algorithms`, `claims`, `fields`, `let`s, `lookup`, then its rules; a
-  publisher its `provider`, `projects` / `pending_project`, `fields`, then its rules. Several
-  `claims`, `fields` or `lookup` blocks are merged into one.
+  (only when true), `algorithms`, `claims`, `fields`, `let`s, `lookup`, `learn`s, then its
+  rules; a publisher its `provider`, `projects` / `pending_project`, `fields`, `learn`s, then
+  its rules. Several `claims`, `fields` or `lookup` blocks are merged into one.
 * The order of top-level blocks: all providers come first, then all publishers.
 * The form of a rule: a rule with one `require` prints as `rule NAME: EXPR`, any other as a
   block.
@@ -51,6 +51,7 @@ from ._ast import (
     FieldRef,
     In,
     Index,
+    Learn,
     Let,
     ListExpr,
     Literal,
@@ -61,6 +62,7 @@ from ._ast import (
     PolicyFile,
     Provider,
     Publisher,
+    Request,
     Require,
     Rule,
 )
@@ -84,13 +86,13 @@ _KEYWORDS = frozenset({
     "fields", "matches", "else", "let", "lookup", "identity", "key", "prefer", "publisher",
     "projects",
     "pending_project", "rule", "require", "if", "then", "or", "and", "not", "in", "true",
-    "false", "null", "required", "present", "optional", "unchecked",
+    "false", "null", "required", "present", "optional", "unchecked", "request", "learn",
 })
 
 # The keywords that can start an expression: a `let` reference or a function name spelled
 # like one of them would be read as that keyword.
 _EXPRESSION_KEYWORDS = frozenset({
-    "if", "not", "claims", "publisher", "true", "false", "null",
+    "if", "not", "claims", "publisher", "request", "true", "false", "null",
 })
 
 # Precedence levels, lowest first: the grammar's `expr`, `or_expr`, `and_expr`, `not_expr`,
@@ -203,6 +205,8 @@ def _expr(expr: Expr) -> str:
             return f"claims[{_quote(name)}]"
         case FieldRef(name=name):
             return f"publisher.{_name(name, 'the publisher field')}"
+        case Request(name=name):
+            return f"request.{_name(name, 'the request value')}"
         case NameRef(name=name):
             return _expression_name(name, "the name")
         case Call(function=function, args=args):
@@ -287,16 +291,25 @@ def _block(indent: str, opening: str, sections: list[list[str]]) -> list[str]:
     return [f"{indent}{opening} {{", *body, f"{indent}}}"]
 
 
+def _rule_head(rule: Rule) -> str:
+    return ("optional rule " if rule.optional else "rule ") + _name(rule.name, "the rule name")
+
+
 def _rule(rule: Rule, indent: str) -> list[str]:
-    name = _name(rule.name, "the rule name")
+    head = _rule_head(rule)
     if len(rule.requires) == 1:
         require = rule.requires[0]
-        return _condition_lines(indent, f"rule {name}: ", require.condition, require.message)
+        return _condition_lines(indent, f"{head}: ", require.condition, require.message)
     inner = indent + _INDENT
     lines: list[str] = []
     for require in rule.requires:
         lines.extend(_require(require, inner))
-    return _block(indent, f"rule {name}", [lines])
+    return _block(indent, head, [lines])
+
+
+def _learn(learn: Learn, indent: str) -> list[str]:
+    return _condition_lines(indent, f"learn {_name(learn.name, 'the learned field')}: ",
+                            learn.value, None)
 
 
 def _require(require: Require, indent: str) -> list[str]:
@@ -359,6 +372,7 @@ def _provider_lines(provider: Provider, include_rules: bool) -> list[str]:
         lookup = [inner + _lookup_item(i) for i in provider.lookup]
         sections.append(_block(_INDENT, "lookup", [lookup]))
     if include_rules:
+        sections.extend(_learn(learn, _INDENT) for learn in provider.learns)
         sections.extend(_rule(rule, _INDENT) for rule in provider.rules)
     return _block("", f"provider {_name(provider.name, 'the provider name')}", sections)
 
@@ -377,6 +391,7 @@ def _publisher_lines(publisher: Publisher) -> list[str]:
     if publisher.bindings:
         bindings = [_INDENT * 2 + _binding(b) for b in publisher.bindings]
         sections.append(_block(_INDENT, "fields", [bindings]))
+    sections.extend(_learn(learn, _INDENT) for learn in publisher.learns)
     sections.extend(_rule(rule, _INDENT) for rule in publisher.rules)
     return _block("", opening, sections)
 
@@ -432,7 +447,8 @@ def _end(item: SourceItem) -> tuple[int, int]:
 
 
 _BLOCKS = frozenset({"provider", "publisher", "claims", "fields", "lookup", "bindings",
-                     "block_rule"})
+                     "block_rule", "optional_block_rule"})
+_RULE_KINDS = ("short_rule", "block_rule", "optional_short_rule", "optional_block_rule")
 
 
 class _Attacher:
@@ -580,7 +596,7 @@ class _CommentPrinter:
 
     # -- rules
     def rule(self, rule: Rule, item: SourceItem, indent: str) -> list[str]:
-        name = _name(rule.name, "the rule name")
+        head = _rule_head(rule)
         notes = self.notes([item])
         if len(rule.requires) == 1:
             require = rule.requires[0]
@@ -588,8 +604,7 @@ class _CommentPrinter:
                 inner = self.notes(item.children)
                 notes = _Notes(before=notes.before + inner.before + inner.head + notes.end,
                                head=notes.head, after=inner.after + notes.after)
-            lines = _condition_lines(indent, f"rule {name}: ", require.condition,
-                                     require.message)
+            lines = _condition_lines(indent, f"{head}: ", require.condition, require.message)
             return _with_notes(lines, notes, indent)
         _matching(item.children, rule.requires, f"requires in rule {rule.name!r}")
         inner_indent = indent + _INDENT
@@ -597,7 +612,12 @@ class _CommentPrinter:
         for require, child in zip(rule.requires, item.children, strict=True):
             body += _with_notes(_require(require, inner_indent), self.notes([child]),
                                 inner_indent)
-        return _noted_block(indent, f"rule {name}", [body], notes)
+        return _noted_block(indent, head, [body], notes)
+
+    def learns(self, learns: Sequence[Learn], items: Sequence[SourceItem]) -> list[list[str]]:
+        _matching(items, learns, "learn items")
+        return [_with_notes(_learn(learn, _INDENT), self.notes([child]), _INDENT)
+                for learn, child in zip(learns, items, strict=True)]
 
     # -- providers
     def provider(self, provider: Provider, item: SourceItem) -> list[str]:
@@ -665,7 +685,8 @@ class _CommentPrinter:
             for entry, child in zip(provider.lookup, entries, strict=True):
                 lookup += _with_notes([inner + _lookup_item(entry)], self.notes([child]), inner)
             sections.append(_noted_block(_INDENT, "lookup", [lookup], self.notes(blocks)))
-        rules = of("short_rule", "block_rule")
+        sections.extend(self.learns(provider.learns, of("learn")))
+        rules = of(*_RULE_KINDS)
         _matching(rules, provider.rules, "rules")
         sections.extend(self.rule(rule, child, _INDENT)
                         for rule, child in zip(provider.rules, rules, strict=True))
@@ -708,7 +729,8 @@ class _CommentPrinter:
                 bindings += _with_notes([_INDENT * 2 + _binding(binding)], self.notes([child]),
                                         _INDENT * 2)
             sections.append(_noted_block(_INDENT, "fields", [bindings], self.notes(blocks)))
-        rules = of("short_rule", "block_rule")
+        sections.extend(self.learns(publisher.learns, of("learn")))
+        rules = of(*_RULE_KINDS)
         _matching(rules, publisher.rules, "rules")
         sections.extend(self.rule(rule, child, _INDENT)
                         for rule, child in zip(publisher.rules, rules, strict=True))

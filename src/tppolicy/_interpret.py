@@ -9,7 +9,16 @@ from collections.abc import Mapping
 from typing import Any
 
 from . import _ast as A
-from ._ops import FUNCTIONS, EvalError, describe_type, op_index, strict_equal, strict_in
+from ._ops import (
+    FUNCTIONS,
+    REQUEST_KEY,
+    REQUEST_VALUES,
+    EvalError,
+    describe_type,
+    op_index,
+    strict_equal,
+    strict_in,
+)
 
 _PY_TYPES: dict[str, tuple[type, ...]] = {
     "string": (str,), "int": (int,), "bool": (bool,), "list": (list,), "object": (dict,),
@@ -23,6 +32,19 @@ def claim_value(claims: Mapping[str, Any], name: str, declared: str | None) -> A
         return value
     if value.__class__ not in _PY_TYPES[declared]:
         raise EvalError(f"claim '{name}' is {describe_type(value)} ({_short(value)}), "
+                        f"expected {_article(declared)}")
+    return value
+
+
+def request_value(claims: Mapping[str, Any], name: str) -> Any:
+    """A request value (`request.NAME`), None when the caller gave none."""
+    values = claims.get(REQUEST_KEY)
+    value = values.get(name) if values is not None else None
+    declared = REQUEST_VALUES.get(name)
+    if value is None or declared is None:
+        return value
+    if value.__class__ not in _PY_TYPES[declared]:
+        raise EvalError(f"request value '{name}' is {describe_type(value)}, "
                         f"expected {_article(declared)}")
     return value
 
@@ -65,6 +87,8 @@ class Interpreter:
                 if self.fields is None or name not in self.fields:
                     raise EvalError(f"publisher field '{name}' is not bound")
                 return self.fields[name]
+            case A.Request(name=name):
+                return request_value(self.claims, name)
             case A.NameRef(name=name):
                 raise EvalError(f"'{name}' is not defined")
             case A.Call(function=function, args=args):
@@ -122,4 +146,6 @@ class Interpreter:
 def _null_or_type(where: str, node: A.Expr, value: Any) -> str:
     if value is None and isinstance(node, A.Claim):
         return f"token has no '{node.name}' claim"
+    if value is None and isinstance(node, A.Request):
+        return f"the request gives no '{node.name}' (the caller supplies it)"
     return f"{where} got {describe_type(value)}"

@@ -8,6 +8,7 @@ as an evaluation error) instead of returning a wrong value: errors fail closed.
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import lru_cache
 from typing import Any
 
 
@@ -166,8 +167,39 @@ class Glob:
         return len(tokens) in states
 
 
+@lru_cache(maxsize=1024)
+def _glob(pattern: str) -> Glob:
+    return Glob(pattern)
+
+
 def op_glob(text: str, pattern: str) -> bool:
-    return Glob(pattern)(text)
+    """A glob whose pattern is computed (a publisher field): compiled once per pattern."""
+    if pattern.__class__ is not str:
+        raise EvalError(f"a glob pattern must be a string, not {describe_type(pattern)}")
+    if not pattern.strip("*"):
+        raise EvalError("a glob of only '*' matches everything")
+    return _glob(pattern)(text)
+
+
+def op_replace(s: str, old: str, new: str) -> str:
+    if not old:
+        raise EvalError("replace needs a non-empty string to replace")
+    return s.replace(old, new)
+
+
+class _RequestKey:
+    """The key under which request values ride in a claims mapping. A token's claims are
+    a JSON object, whose keys are strings: this object never equals one."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "<request values>"
+
+
+REQUEST_KEY: Any = _RequestKey()
+# The values a caller may supply with a request (`request.NAME`), and their types.
+REQUEST_VALUES: dict[str, str] = {"version": "string"}
 
 
 # name → (python implementation, argument types, result type). Types are base names;
@@ -187,5 +219,6 @@ FUNCTIONS: dict[str, tuple[Callable[..., Any], tuple[str, ...], str]] = {
     "join": (op_join, ("list", "string"), "string"),
     "len": (op_len, ("string|list",), "int"),
     "glob": (op_glob, ("string", "string"), "bool"),
+    "replace": (op_replace, ("string", "string", "string"), "string"),
     "has": (lambda value: value is not None, ("claim",), "bool"),
 }

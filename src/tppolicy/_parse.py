@@ -83,10 +83,11 @@ class SourceItem:
 
     `kind` is the grammar rule: "provider", "publisher", "issuer", "custom_issuers",
     "algorithms", "claims", "claim_decl", "ignore_prefix", "fields", "field_decl", "let",
-    "lookup", "identity", "key", "prefer", "short_rule", "block_rule", "require", "uses",
-    "projects",
+    "lookup", "identity", "key", "prefer", "learn", "short_rule", "block_rule",
+    "optional_short_rule", "optional_block_rule", "require", "uses", "projects",
     "pending_project", "bindings" or "binding". Blocks ("provider", "publisher", "claims",
-    "fields", "lookup", "bindings", "block_rule") have `children`, in source order.
+    "fields", "lookup", "bindings", "block_rule", "optional_block_rule") have `children`, in
+    source order.
     """
 
     kind: str
@@ -95,12 +96,11 @@ class SourceItem:
 
 
 _BLOCK_KINDS = frozenset({"provider", "publisher", "claims", "fields", "lookup", "bindings",
-                          "block_rule"})
+                          "block_rule", "optional_block_rule"})
 _ITEM_KINDS = _BLOCK_KINDS | frozenset({
     "issuer", "custom_issuers", "algorithms", "claim_decl", "ignore_prefix", "field_decl",
-    "let", "identity", "key", "prefer", "short_rule", "require", "uses", "projects",
-    "pending_project",
-    "binding",
+    "let", "identity", "key", "prefer", "learn", "short_rule", "optional_short_rule",
+    "require", "uses", "projects", "pending_project", "binding",
 })
 
 # The comments lexed by the current thread's parse (the lexer callback appends to it).
@@ -233,6 +233,7 @@ def _provider_from_items(name: str, items: list[tuple[str, Any]], span: Span) ->
         lookup=tuple(i for group in grouped.get("lookup", []) for i in group),
         rules=tuple(grouped.get("rule", [])),
         span=span,
+        learns=tuple(grouped.get("learn", [])),
     )
 
 
@@ -316,6 +317,9 @@ class _Builder(Transformer[Token, Any]):
     def prefer(self, meta: Meta, condition: A.Expr) -> A.LookupItem:
         return A.LookupItem("prefer", condition, self._span(meta))
 
+    def learn(self, meta: Meta, name: Token, value: A.Expr) -> tuple[str, Any]:
+        return ("learn", A.Learn(str(name), value, self._span(meta)))
+
     # -- publishers
     def publisher(self, meta: Meta, name: Token | None, *items: tuple[str, Any]) -> A.Publisher:
         grouped: dict[str, list[Any]] = {}
@@ -331,6 +335,7 @@ class _Builder(Transformer[Token, Any]):
             bindings=tuple(b for group in grouped.get("fields", []) for b in group),
             rules=tuple(grouped.get("rule", [])),
             span=self._span(meta),
+            learns=tuple(grouped.get("learn", [])),
         )
 
     def uses(self, meta: Meta, name: Token) -> tuple[str, Any]:
@@ -357,6 +362,16 @@ class _Builder(Transformer[Token, Any]):
 
     def block_rule(self, meta: Meta, name: Token, *requires: A.Require) -> tuple[str, Any]:
         return ("rule", A.Rule(str(name), tuple(requires), self._span(meta)))
+
+    def optional_short_rule(self, meta: Meta, name: Token, condition: A.Expr,
+                            message: str | None) -> tuple[str, Any]:
+        span = self._span(meta)
+        return ("rule", A.Rule(str(name), (A.Require(condition, message, span),), span,
+                               optional=True))
+
+    def optional_block_rule(self, meta: Meta, name: Token,
+                            *requires: A.Require) -> tuple[str, Any]:
+        return ("rule", A.Rule(str(name), tuple(requires), self._span(meta), optional=True))
 
     def require(self, meta: Meta, condition: A.Expr, message: str | None) -> A.Require:
         return A.Require(condition, message, self._span(meta))
@@ -397,6 +412,9 @@ class _Builder(Transformer[Token, Any]):
 
     def field_ref(self, meta: Meta, name: Token) -> A.Expr:
         return A.FieldRef(str(name), self._span(meta))
+
+    def request_ref(self, meta: Meta, name: Token) -> A.Expr:
+        return A.Request(str(name), self._span(meta))
 
     def call(self, meta: Meta, name: Token, *args: A.Expr | None) -> A.Expr:
         return A.Call(str(name), tuple(a for a in args if a is not None), self._span(meta))

@@ -13,9 +13,11 @@ A test file (``*.tptest.yaml``) is a mapping:
     named claim sets: each a mapping of claims, or the path of a JSON claims file.
 ``cases``
     a list; each case has ``claims`` (a set's name, or a mapping), optional ``set`` (claims to
-    add or replace), ``unset`` (claims to remove), ``audience``, then the expectation:
-    ``allowed`` (required), ``publisher`` and ``pending`` (allowed cases), ``failing`` (the
-    rules that fail, denied cases) and ``reason_contains``. ``name`` names the case.
+    add or replace), ``unset`` (claims to remove), ``audience``, ``request`` (request values,
+    such as ``{version: 1.2.3}``: ``request.NAME`` in the rules), then the expectation:
+    ``allowed`` (required), ``publisher``, ``pending`` and ``learned`` (allowed cases: the
+    values learned on first use, by field), ``failing`` (the rules that fail, denied cases)
+    and ``reason_contains``. ``name`` names the case.
     Instead of ``claims``, a case may give ``token``: the path of a signed token (a compact
     JWT), verified with the keys of ``jwks`` and decided on as ``tppolicy check --token``
     does; a refused token fails the rule ``token``.
@@ -63,7 +65,7 @@ __all__ = ["DEFAULT_PATTERN", "CaseResult", "PolicyTestError", "Report", "RuleCo
 DEFAULT_PATTERN = "*.tptest.yaml"
 _TOP_KEYS = ("publishers", "policy", "issuers", "audience", "claims", "jwks", "now", "cases")
 _CASE_KEYS = ("name", "claims", "set", "unset", "token", "audience", "allowed", "publisher",
-              "pending", "failing", "reason_contains")
+              "pending", "failing", "reason_contains", "request", "learned")
 _SKIPPED_DIRS = frozenset({"node_modules", "__pycache__", "site-packages"})
 
 
@@ -316,7 +318,8 @@ def _check_case(reader: _Reader, node: yaml.Node, index: int,
                              ("failing", "a list of rule names", list),
                              ("publisher", "a string", str), ("pending", "true or false", bool),
                              ("reason_contains", "a string", str), ("audience", "a string", str),
-                             ("name", "a string", str)):
+                             ("name", "a string", str), ("request", "a mapping", dict),
+                             ("learned", "a mapping", dict)):
         if key in spec and not isinstance(spec[key], check):
             reader.error(keys[key][1], f"{label}: {key!r} must be {kind}")
     for key in ("unset", "failing"):
@@ -325,7 +328,7 @@ def _check_case(reader: _Reader, node: yaml.Node, index: int,
     if spec.get("allowed") is True and "failing" in spec and spec["failing"]:
         reader.error(keys["failing"][0], f"{label}: an allowed case has no failing rules")
     if spec.get("allowed") is False:
-        for key in ("publisher", "pending"):
+        for key in ("publisher", "pending", "learned"):
             if key in spec:
                 reader.error(keys[key][0], f"{label}: {key!r} applies to allowed cases",
                              "for a denied case, say which rules fail with 'failing'")
@@ -519,6 +522,9 @@ def _judge(spec: Mapping[str, Any], decision: Decision) -> list[str]:
         if decision.pending is not spec.get("pending", False):
             problems.append(f"expected pending {show(spec.get('pending', False))}, got "
                             f"{show(decision.pending)}")
+        if "learned" in spec and dict(decision.learned) != spec["learned"]:
+            problems.append(f"expected learned {spec['learned']!r}, got "
+                            f"{dict(decision.learned)!r}")
     elif "failing" in spec and failing != sorted(set(spec["failing"])):
         reasons = "; ".join(f"{r.rule}: {r.message}" for r in decision.failed)
         problems.append(f"expected failing rules [{', '.join(sorted(set(spec['failing'])))}], "
@@ -549,7 +555,8 @@ def _offline(url: str) -> bytes:
                      "'jwks'")
 
 
-def _decide_token(test: _TestFile, token: str, audience: str) -> Decision:
+def _decide_token(test: _TestFile, token: str, audience: str,
+                  request: Mapping[str, Any] | None = None) -> Decision:
     """Verify a token fixture offline, at `now` (default: its own iat), and decide."""
     from ._keys import FetchError, KeyCache
     from ._verify import TokenError, Verifier, split_token
@@ -571,7 +578,7 @@ def _decide_token(test: _TestFile, token: str, audience: str) -> Decision:
     at = now
     verifier = Verifier.for_policy(test.policy, keys=keys, audience=audience,
                                    clock=lambda: at)
-    return test.policy.evaluate_token(token, verifier, None, explain=True)
+    return test.policy.evaluate_token(token, verifier, None, explain=True, request=request)
 
 
 def run_files(paths: Iterable[str | os.PathLike[str]], *,
@@ -601,10 +608,11 @@ def run_files(paths: Iterable[str | os.PathLike[str]], *,
         for case in test.cases:
             audience = case.spec.get("audience", test.audience)
             if case.token is not None:
-                decision = _decide_token(test, case.token, audience)
+                decision = _decide_token(test, case.token, audience, case.spec.get("request"))
             else:
                 assert case.claims is not None
-                decision = test.policy.evaluate(case.claims, audience=audience, explain=True)
+                decision = test.policy.evaluate(case.claims, audience=audience, explain=True,
+                                                request=case.spec.get("request"))
             problems = _judge(case.spec, decision)
             results.append(CaseResult(str(path), case.line, case.name, not problems,
                                       _expected(case.spec), _summary(decision), tuple(problems),
