@@ -26,8 +26,14 @@
 # exactly with the publisher's spelling, so a publisher registered as `Acme` does
 # not accept a token for `acme` (pypi/warehouse#18797, still open). The pipeline
 # file path and the environment are matched exactly (case-sensitive, #18338).
-# The ids (`project_id`, `namespace_id`) are not checked: GitLab publishers have
-# no defence against a deleted namespace being taken over (#15643).
+# The ids (`project_id`, `namespace_id`) are not checked by default, as PyPI: such a
+# publisher has no defence against a deleted namespace being taken over (#15643).
+#
+# Optional constraints PyPI does not have (docs/constraints.md): a ref_path pattern,
+# the tag of the version being uploaded, a protected ref and environment, the runner,
+# the project's and namespace's ids, and trust on first use. Each field's default
+# turns its check off, and an `optional rule` that is off is left out of the
+# publisher: a publisher that sets none of them is checked exactly as above.
 
 provider gitlab {
   issuer "https://gitlab.com"
@@ -71,6 +77,20 @@ provider gitlab {
     issuer_url: string = "https://gitlab.com"
       matches "^https://[a-zA-Z0-9.-]+(:[0-9]+)?(/[a-zA-Z0-9._~-]+)*$"
       else "the instance's issuer URL, https:// without a trailing '/', such as https://gitlab.com"
+    # Optional constraints: "" (or false) turns each off.
+    ref_path_pattern: string = "" matches "^(refs/(?!\\**$)[^\\x00-\\x20]+)?$"
+      else "an anchored glob over the token's ref_path, such as refs/tags/v* ('*' stops at '/', '**' does not); not only '*'"
+    version_tag: string = "" matches "^([A-Za-z0-9._/+-]*\\{version\\}[A-Za-z0-9._/+-]*)?$"
+      else "a tag name holding {version} once, such as v{version}: the pipeline must be for refs/tags/ and this tag, with the version being uploaded"
+    ref_protected: bool = false
+    environment_protected: bool = false
+    runner_environment: string = "" matches "^(gitlab-hosted|self-hosted)?$"
+      else "gitlab-hosted (refuses self-managed runners), or empty for any runner"
+    project_id: string = "" matches "^([0-9]+)?$"
+      else "the project's numeric id, as a string (the project's settings page), or empty"
+    namespace_id: string = "" matches "^([0-9]+)?$"
+      else "the namespace's (group's or user's) numeric id, as a string, or empty"
+    trust_on_first_use: bool = false
   }
 
   # `ci_config_ref_uri` without its @ref_path / @sha suffix:
@@ -125,4 +145,45 @@ provider gitlab {
   # "" means any environment, or none. Otherwise the token must name it exactly.
   rule environment:
     publisher.environment == "" or claims.environment == publisher.environment
+
+  # An anchored glob over ref_path (refs/tags/v*): not every branch may publish.
+  optional rule ref_path:
+    publisher.ref_path_pattern == "" or glob(claims.ref_path, publisher.ref_path_pattern)
+
+  # The tag of the version being uploaded (pub.dev): the caller supplies the version.
+  optional rule version_tag:
+    publisher.version_tag == ""
+      or claims.ref_path
+        == "refs/tags/" + replace(publisher.version_tag, "{version}", request.version)
+
+  optional rule ref_protected: not publisher.ref_protected or claims.ref_protected == "true"
+    else "the ref is not protected: protect the branch or tag in the project's settings, or set ref_protected false"
+
+  # Protected environments are a GitLab Premium feature; the claim is sent with the
+  # environment.
+  optional rule environment_protected:
+    not publisher.environment_protected or claims.environment_protected == "true"
+    else "the environment is not protected: protect it in the project's settings, or set environment_protected false"
+
+  optional rule runner_environment:
+    publisher.runner_environment == ""
+      or claims.runner_environment == publisher.runner_environment
+
+  # The ids survive renames and transfers: a namespace deleted and taken over, or a
+  # project re-created under the same path, fails here (#15643).
+  optional rule project_id:
+    publisher.project_id == "" or claims.project_id == publisher.project_id
+
+  optional rule namespace_id:
+    publisher.namespace_id == "" or claims.namespace_id == publisher.namespace_id
+
+  # Trust on first use (crates.io stores namespace_id so): a publisher that asks for it
+  # learns the ids it has not pinned from the first token it allows.
+  learn project_id:
+    if publisher.trust_on_first_use and publisher.project_id == "" then claims.project_id
+    else null
+
+  learn namespace_id:
+    if publisher.trust_on_first_use and publisher.namespace_id == "" then claims.namespace_id
+    else null
 }

@@ -399,16 +399,21 @@ class _Lint:
         provider = pub.provider if pub.provider.rules else self.templates.get(pub.provider.name)
         if provider is None or not provider.rules:
             return None
-        if set(provider.fields) != set(pub.provider.fields):
+        added = set(provider.fields) - set(pub.provider.fields)
+        if not set(pub.provider.fields) <= set(provider.fields) or any(
+                provider.fields[name].default is None for name in added):
             return None  # another provider of the same name: nothing to compare with
-        return provider
+        return provider  # the same, or a newer one whose added fields have defaults
 
     def _template_rules(self, pub: _Pub) -> dict[str, A.Rule] | None:
         """The provider's rules bound with this publisher's fields."""
         provider = self._template(pub)
         if provider is None:
             return None
-        return {rule.name: rule for rule in bind_rules(provider.rules, pub.fields)}
+        defaults = {name: decl.default.value for name, decl in provider.fields.items()
+                    if decl.default is not None and name not in pub.fields}
+        return {rule.name: rule for rule in bind_rules(provider.rules, {**defaults,
+                                                                        **pub.fields})}
 
     def _optional(self, pub: _Pub, name: str) -> bool:
         """A rule made trivial by a field left at its default (e.g. environment "")."""
