@@ -28,7 +28,8 @@ from tppolicy._publishers import (
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "publishers"
-SHIPPED_POLICIES = ("github", "gitlab", "google", "activestate")
+SHIPPED_POLICIES = ("github", "gitlab", "google", "activestate", "github_enterprise", "circleci",
+                    "buildkite")
 
 # Providers with PyPI's field names (and patterns in the style of the shipped policies), written
 # here so that these tests do not depend on the files in policies/.

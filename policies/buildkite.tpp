@@ -1,0 +1,106 @@
+# Buildkite trusted publishers (OIDC tokens of Buildkite Pipelines jobs).
+#
+# PyPI has no Buildkite publishers; this file follows npm's: a publisher is an
+# organization and a pipeline, by their slugs. Every Buildkite organization shares one
+# issuer, so the organization's slug is part of who the publisher is.
+#
+# A job asks for its token with the index as audience
+# (`buildkite-agent oidc request-token --audience pypi`); the ids of the organization
+# and the pipeline are optional claims the job must ask for too
+# (`--claim organization_id,pipeline_id`) when a publisher pins them.
+#
+# Checks beyond npm's (docs/constraints.md): the step that publishes (`step_key`), the
+# branch or tag the build is for, the tag of the version being uploaded, what started
+# the build (`build_source`: a webhook, the UI, the API, a schedule...), the runner
+# (Buildkite-hosted or self-hosted agents) and the ids (a slug can be taken again once
+# freed; the ids cannot), with trust on first use. Buildkite tokens carry no `jti`:
+# replay is bounded by their expiry (5 minutes by default).
+
+provider buildkite {
+  issuer "https://agent.buildkite.com"
+  algorithms ["RS256"]
+
+  claims {
+    required organization_slug, pipeline_slug: string
+    present build_commit, job_id: string
+    optional build_branch, build_tag, step_key, build_source, runner_environment: string
+    optional organization_id, pipeline_id: string
+    unchecked sub, agent_id, cluster_id, queue_id: string
+    unchecked build_number: int
+  }
+
+  fields {
+    organization_slug: string matches "^[a-z0-9][a-z0-9-]*$"
+      else "the organization's slug, as in https://buildkite.com/SLUG"
+    pipeline_slug: string matches "^[a-z0-9][a-z0-9._-]*$"
+      else "the pipeline's slug, as in https://buildkite.com/ORGANIZATION/SLUG"
+    # Optional constraints: "" turns each off.
+    step_key: string = "" matches "^([A-Za-z0-9_:.-]+)?$"
+      else "the key of the step that publishes (its `key:` in the pipeline), or empty for any step"
+    branch_pattern: string = "" matches "^((?!\\**$)[^\\x00-\\x20]+)?$"
+      else "an anchored glob over the build's branch, such as main or release/* ('*' stops at '/'); not only '*'"
+    tag_pattern: string = "" matches "^((?!\\**$)[^\\x00-\\x20]+)?$"
+      else "an anchored glob over the build's tag, such as v* ('*' stops at '/'); not only '*'"
+    version_tag: string = "" matches "^([A-Za-z0-9._/+-]*\\{version\\}[A-Za-z0-9._/+-]*)?$"
+      else "a tag name holding {version} once, such as v{version}: the build must be for this tag, with the version being uploaded"
+    allowed_sources: string = "" matches "^([a-z_]+(,[a-z_]+)*)?$"
+      else "what may start a publishing build, separated by ',' (webhook,ui), or empty for any"
+    runner_environment: string = "" matches "^(buildkite-hosted|self-hosted)?$"
+      else "buildkite-hosted (refuses self-hosted agents), or empty for any agent"
+    organization_id: string = ""
+      matches "^([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})?$"
+      else "the organization's UUID (its GraphQL id's uuid), or empty"
+    pipeline_id: string = ""
+      matches "^([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})?$"
+      else "the pipeline's UUID (Pipeline Settings), or empty"
+    trust_on_first_use: bool = false
+  }
+
+  lookup {
+    identity publisher.organization_slug == claims.organization_slug
+    identity publisher.pipeline_slug == claims.pipeline_slug
+    # A publisher naming the token's step wins over one without a step.
+    prefer publisher.step_key == claims.step_key
+    prefer publisher.step_key == ""
+  }
+
+  rule organization_slug: claims.organization_slug == publisher.organization_slug
+
+  rule pipeline_slug: claims.pipeline_slug == publisher.pipeline_slug
+
+  optional rule step_key: publisher.step_key == "" or claims.step_key == publisher.step_key
+
+  optional rule branch:
+    publisher.branch_pattern == "" or glob(claims.build_branch, publisher.branch_pattern)
+
+  optional rule tag: publisher.tag_pattern == "" or glob(claims.build_tag, publisher.tag_pattern)
+
+  optional rule version_tag:
+    publisher.version_tag == ""
+      or claims.build_tag == replace(publisher.version_tag, "{version}", request.version)
+
+  optional rule build_source:
+    publisher.allowed_sources == ""
+      or claims.build_source in split(publisher.allowed_sources, ",")
+
+  optional rule runner_environment:
+    publisher.runner_environment == ""
+      or claims.runner_environment == publisher.runner_environment
+
+  # The ids survive a slug being freed and taken again.
+  optional rule organization_id:
+    publisher.organization_id == "" or claims.organization_id == publisher.organization_id
+
+  optional rule pipeline_id:
+    publisher.pipeline_id == "" or claims.pipeline_id == publisher.pipeline_id
+
+  # Trust on first use: the ids not pinned yet come from the first token allowed.
+  learn organization_id:
+    if publisher.trust_on_first_use and publisher.organization_id == "" then
+      claims.organization_id
+    else null
+
+  learn pipeline_id:
+    if publisher.trust_on_first_use and publisher.pipeline_id == "" then claims.pipeline_id
+    else null
+}

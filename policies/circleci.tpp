@@ -1,0 +1,99 @@
+# CircleCI trusted publishers (OIDC tokens of CircleCI cloud jobs).
+#
+# PyPI has no CircleCI publishers; this file follows npm's (the registry with the
+# longest record of CircleCI trusted publishing): a publisher is an organization, a
+# project and a pipeline definition, all three CircleCI UUIDs, and the repository the
+# pipeline builds (`vcs_origin`, such as github.com/octo-org/sampleproject). Claims
+# are named like `oidc.circleci.com/org-id`; a rule reads them as
+# claims["oidc.circleci.com/org-id"].
+#
+# Issuers: every organization has its own, https://oidc.circleci.com/org/<org-id>.
+# The operator registers the issuer of each organization that publishes
+# (`--issuer https://oidc.circleci.com/org/<org-id>=circleci`); a publisher names it in
+# `issuer_url`, which must be its organization's.
+#
+# The audience is the organization's id unless the job asks for another: publish with
+# a token requested for the index (`circleci run oidc get --claims '{"aud": "pypi"}'`).
+#
+# Checks beyond npm's, as PyPI would want them: a job re-run with SSH (a person has a
+# shell in it, `oidc.circleci.com/ssh-rerun`) is refused, as npm's exchange refuses it
+# (npm/cli #9923); optional constraints (docs/constraints.md) restrict the ref, tie the
+# tag to the version being uploaded and require a context (contexts carry their own
+# security groups). CircleCI tokens carry no `jti`: replay is bounded by their expiry
+# (an hour), as with Google's.
+
+provider circleci {
+  # No built-in issuer: one per organization, registered by the operator.
+  custom_issuers true
+  algorithms ["RS256"]
+
+  claims {
+    required "oidc.circleci.com/org-id", "oidc.circleci.com/project-id": string
+    required "oidc.circleci.com/pipeline-definition-id", "oidc.circleci.com/vcs-origin": string
+    present "oidc.circleci.com/vcs-ref": string
+    optional "oidc.circleci.com/context-ids": list
+    optional "oidc.circleci.com/ssh-rerun": bool
+    unchecked sub, "oidc.circleci.com/pipeline-id": string
+  }
+
+  fields {
+    org_id: string matches "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+      else "the organization's id, a UUID (Organization Settings > Overview)"
+    project_id: string matches "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+      else "the project's id, a UUID (Project Settings > Overview)"
+    pipeline_definition_id: string
+      matches "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+      else "the pipeline definition's id, a UUID (Project Settings > Pipelines)"
+    vcs_origin: string matches "^[A-Za-z0-9.-]+(/[A-Za-z0-9._-]+)+$"
+      else "the repository the pipeline builds, such as github.com/octo-org/sampleproject"
+    issuer_url: string
+      matches "^https://oidc\\.circleci\\.com/org/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+      else "the organization's issuer: https://oidc.circleci.com/org/ORG-ID"
+    # Optional constraints: "" turns each off.
+    context_id: string = ""
+      matches "^([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})?$"
+      else "a context the job must run with, by its UUID (Organization Settings > Contexts), or empty"
+    ref_pattern: string = "" matches "^(refs/(?!\\**$)[^\\x00-\\x20]+)?$"
+      else "an anchored glob over the token's vcs-ref, such as refs/tags/v* ('*' stops at '/'); not only '*'"
+    version_tag: string = "" matches "^([A-Za-z0-9._/+-]*\\{version\\}[A-Za-z0-9._/+-]*)?$"
+      else "a tag name holding {version} once, such as v{version}: the pipeline must be for refs/tags/ and this tag, with the version being uploaded"
+  }
+
+  lookup {
+    identity publisher.issuer_url == claims.iss
+    identity publisher.org_id == claims["oidc.circleci.com/org-id"]
+    identity publisher.project_id == claims["oidc.circleci.com/project-id"]
+    key publisher.pipeline_definition_id == claims["oidc.circleci.com/pipeline-definition-id"]
+  }
+
+  # The organization, and its issuer (also lookup identities).
+  rule org_id {
+    require publisher.issuer_url == "https://oidc.circleci.com/org/" + publisher.org_id
+      else "issuer_url is not the organization's issuer (https://oidc.circleci.com/org/ORG-ID)"
+    require claims.iss == publisher.issuer_url
+    require claims["oidc.circleci.com/org-id"] == publisher.org_id
+  }
+
+  rule project_id: claims["oidc.circleci.com/project-id"] == publisher.project_id
+
+  rule pipeline_definition_id:
+    claims["oidc.circleci.com/pipeline-definition-id"] == publisher.pipeline_definition_id
+
+  rule vcs_origin: claims["oidc.circleci.com/vcs-origin"] == publisher.vcs_origin
+
+  # A job re-run with SSH has a person at a shell: refused, as npm refuses it.
+  rule ssh_rerun: claims["oidc.circleci.com/ssh-rerun"] != true
+    else "the job was re-run with SSH: publish from a run without SSH"
+
+  optional rule context:
+    publisher.context_id == ""
+      or publisher.context_id in claims["oidc.circleci.com/context-ids"]
+
+  optional rule ref:
+    publisher.ref_pattern == "" or glob(claims["oidc.circleci.com/vcs-ref"], publisher.ref_pattern)
+
+  optional rule version_tag:
+    publisher.version_tag == ""
+      or claims["oidc.circleci.com/vcs-ref"]
+        == "refs/tags/" + replace(publisher.version_tag, "{version}", request.version)
+}
