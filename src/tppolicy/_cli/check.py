@@ -42,6 +42,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     given.add_argument("--token", metavar="FILE", help="a compact JWT, verified (signature, "
                        "issuer, audience, times) before the decision; - reads standard input")
     parser.add_argument("--audience", default="pypi", help="expected 'aud' (default: pypi)")
+    parser.add_argument("--version", dest="request_version", metavar="VERSION",
+                        help="the version being uploaded (request.version: a publisher's "
+                        "version_tag must be the token's tag for it)")
     parser.add_argument("--format", choices=("human", "json"), default="human")
     add_provider_options(parser)
     add_token_options(parser)
@@ -52,18 +55,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace, out: TextIO) -> int:
     policy = load_policy(args)
+    request = {"version": args.request_version} if args.request_version is not None else None
     if args.token is not None:
         from tppolicy._replay import SQLiteReplayStore
 
         token = read_token(args.token, args.max_token_bytes)
         verifier = build_verifier(args, policy, token)
         replay = SQLiteReplayStore(args.replay_db) if args.replay_db else None
-        decision = policy.evaluate_token(token, verifier, replay, explain=True)
+        decision = policy.evaluate_token(token, verifier, replay, explain=True,
+                                         request=request)
     else:
         if args.jwks or args.replay_db:
             raise UsageError("--jwks and --replay-db go with --token")
         decision = policy.evaluate(read_claims(args.claims), audience=args.audience,
-                                   explain=True)
+                                   explain=True, request=request)
     if args.record:
         _record(args, policy, decision)
     if args.format == "json":
@@ -122,4 +127,7 @@ def render_decision(decision: Decision) -> str:
         lines.append(f"  {mark}  {reason.rule}{detail}")
     for note in decision.notes:
         lines.append(f"  note: {note}")
+    for name, value in decision.learned.items():
+        lines.append(f"  learned: {name} = {value!r} (trust on first use: pin it in the "
+                     "publisher)")
     return "\n".join(lines) + "\n"
