@@ -376,21 +376,28 @@ def compile_predicate(provider: CheckedProvider, rules: Sequence[A.Rule],
     """One function deciding a publisher: required claims present and typed, every rule true.
     With `parameters=("claims", "slots")` it has the signature of a template predicate."""
     emitter = _Emitter(provider)
-    conditions = [req.condition for rule in rules for req in rule.requires
-                  if not (isinstance(req.condition, A.Literal) and req.condition.value is True)]
+    conditions = [req.condition for rule in rules for req in rule.requires]
+    prologue, expression = _decision_body(emitter, provider, conditions)
+    return emitter.build(f"publisher_{next(_counter)}", [*prologue, *_guarded(expression)],
+                         parameters)
+
+
+def _decision_body(emitter: _Emitter, provider: CheckedProvider,
+                   conditions: Sequence[A.Expr]) -> tuple[list[ast.stmt], ast.expr]:
+    """The claims prologue (required and typed claims checked) and the conjunction of
+    every condition, `true` ones left out."""
+    live = [c for c in conditions if not (isinstance(c, A.Literal) and c.value is True)]
     required = [spec.name for spec in provider.required_claims]
     typed = [spec.name for spec in provider.optional_claims]
-    body_claims = sorted({n for c in conditions for n in A.claims_read(c)})
-    requests = sorted({n for c in conditions for n in A.requests_read(c)})
-    emitter.defer(conditions, [*required, *typed])
-    if not conditions:
+    body_claims = sorted({n for c in live for n in A.claims_read(c)})
+    requests = sorted({n for c in live for n in A.requests_read(c)})
+    emitter.defer(live, [*required, *typed])
+    if not live:
         expression: ast.expr = ast.Constant(True)
     else:
-        parts = [emitter.py(c) for c in conditions]
+        parts = [emitter.py(c) for c in live]
         expression = parts[0] if len(parts) == 1 else ast.BoolOp(ast.And(), parts)
-    statements = [*emitter.prologue(required, body_claims, typed, requests),
-                  *_guarded(expression)]
-    return emitter.build(f"publisher_{next(_counter)}", statements, parameters)
+    return emitter.prologue(required, body_claims, typed, requests), expression
 
 
 def compile_required(provider: CheckedProvider) -> Predicate:
@@ -536,19 +543,7 @@ def compile_template(provider: CheckedProvider) -> Template:
     emitter = _Emitter(provider)
     for position, expr in enumerate(slots):
         emitter.value_types[f"#{position}"] = emitter.static_type(expr)
-    live = [c for c in conditions
-            if not (isinstance(c, A.Literal) and c.value is True)]
-    required = [spec.name for spec in provider.required_claims]
-    typed = [spec.name for spec in provider.optional_claims]
-    body_claims = sorted({n for c in live for n in A.claims_read(c)})
-    requests = sorted({n for c in live for n in A.requests_read(c)})
-    emitter.defer(live, [*required, *typed])
-    if not live:
-        expression: ast.expr = ast.Constant(True)
-    else:
-        parts = [emitter.py(c) for c in live]
-        expression = parts[0] if len(parts) == 1 else ast.BoolOp(ast.And(), parts)
-    prologue = emitter.prologue(required, body_claims, typed, requests)
+    prologue, expression = _decision_body(emitter, provider, conditions)
     unpack = emitter.unpack("slots", [f"#{i}" for i in range(len(slots))])
     predicate = emitter.build(f"template_{next(_counter)}",
                               [*prologue, unpack, *_guarded(expression)], ("claims", "slots"))
