@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from tppolicy import __version__
 from tppolicy._errors import TppolicyError
 
-from . import check, compile, decode, explain, fmt, lint, providers, serve, test
+from . import check, check_workflow, compile, decode, explain, fmt, lint, providers, serve, test
 from ._common import (
     EPILOG,
     EXIT_ALLOWED,
@@ -26,7 +26,7 @@ from ._common import (
 )
 
 # The subcommands, in the order `tppolicy --help` lists them.
-COMMANDS = (check, compile, providers, decode, lint, test, explain, fmt, serve)
+COMMANDS = (check, check_workflow, compile, providers, decode, lint, test, explain, fmt, serve)
 
 __all__ = ["COMMANDS", "build_parser", "main", "read_claims"]
 
