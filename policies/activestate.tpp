@@ -20,7 +20,6 @@
 
 provider activestate {
   issuer "https://platform.activestate.com/api/v1/oauth/oidc"
-  custom_issuers false
   algorithms ["RS256"]
 
   claims {
@@ -32,14 +31,14 @@ provider activestate {
   fields {
     # ActiveState's rules for URL names: no leading, trailing or double '-'.
     organization: string matches "^(?!-)(?!.*--)(?!.*-$)[a-zA-Z0-9-]{3,40}$"
-      else "an ActiveState organization URL name (3 to 40 letters, digits and single '-', not at either end)"
+        else "an ActiveState organization URL name (3 to 40 letters, digits and single '-', not at either end)"
     activestate_project_name: string matches "^(?!-)(?!.*--)(?!.*-$)[.a-zA-Z0-9-]{3,40}$"
-      else "an ActiveState project name (3 to 40 letters, digits, '.' and single '-', not at either end)"
+        else "an ActiveState project name (3 to 40 letters, digits, '.' and single '-', not at either end)"
     # Display only: no rule reads it.
     actor: string matches "^(?!-)(?!.*--)(?!.*-$)[a-zA-Z0-9-]{3,40}$"
-      else "the ActiveState user name of the actor (3 to 40 letters, digits and single '-', not at either end)"
+        else "the ActiveState user name of the actor (3 to 40 letters, digits and single '-', not at either end)"
     actor_id: string matches "^[a-zA-Z0-9-]+$"
-      else "the actor's ActiveState user id, as the platform's API gives it for the user name"
+        else "the actor's ActiveState user id, as the platform's API gives it for the user name"
   }
 
   let sub_parts = split(claims.sub, ":")
@@ -54,9 +53,11 @@ provider activestate {
   rule sub {
     require claims.sub != "" else "missing 'subject' claim"
     require len(sub_parts) >= 4 else "invalid 'subject' claim: wrong format"
-    require sub_parts[0] == "org" and sub_parts[1] == publisher.organization
-      and sub_parts[2] == "project" and sub_parts[3] == publisher.activestate_project_name
-      else "invalid 'subject' claim"
+    require sub_parts[0] == "org"
+        and sub_parts[1] == publisher.organization
+        and sub_parts[2] == "project"
+        and sub_parts[3] == publisher.activestate_project_name
+        else "invalid 'subject' claim"
   }
 
   rule organization: claims.organization == publisher.organization

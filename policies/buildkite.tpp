@@ -31,28 +31,26 @@ provider buildkite {
 
   fields {
     organization_slug: string matches "^[a-z0-9][a-z0-9-]*$"
-      else "the organization's slug, as in https://buildkite.com/SLUG"
+        else "the organization's slug, as in https://buildkite.com/SLUG"
     pipeline_slug: string matches "^[a-z0-9][a-z0-9._-]*$"
-      else "the pipeline's slug, as in https://buildkite.com/ORGANIZATION/SLUG"
+        else "the pipeline's slug, as in https://buildkite.com/ORGANIZATION/SLUG"
     # Optional constraints: "" turns each off.
     step_key: string = "" matches "^([A-Za-z0-9_:.-]+)?$"
-      else "the key of the step that publishes (its `key:` in the pipeline), or empty for any step"
+        else "the key of the step that publishes (its `key:` in the pipeline), or empty for any step"
     branch_pattern: string = "" matches "^((?!\\**$)[^\\x00-\\x20]+)?$"
-      else "an anchored glob over the build's branch, such as main or release/* ('*' stops at '/'); not only '*'"
+        else "an anchored glob over the build's branch, such as main or release/* ('*' stops at '/'); not only '*'"
     tag_pattern: string = "" matches "^((?!\\**$)[^\\x00-\\x20]+)?$"
-      else "an anchored glob over the build's tag, such as v* ('*' stops at '/'); not only '*'"
+        else "an anchored glob over the build's tag, such as v* ('*' stops at '/'); not only '*'"
     version_tag: string = "" matches "^([A-Za-z0-9._/+-]*\\{version\\}[A-Za-z0-9._/+-]*)?$"
-      else "a tag name holding {version} once, such as v{version}: the build must be for this tag, with the version being uploaded"
+        else "a tag name holding {version} once, such as v{version}: the build must be for this tag, with the version being uploaded"
     allowed_sources: string = "" matches "^([a-z_]+(,[a-z_]+)*)?$"
-      else "what may start a publishing build, separated by ',' (webhook,ui), or empty for any"
+        else "what may start a publishing build, separated by ',' (webhook,ui), or empty for any"
     runner_environment: string = "" matches "^(buildkite-hosted|self-hosted)?$"
-      else "buildkite-hosted (refuses self-hosted agents), or empty for any agent"
-    organization_id: string = ""
-      matches "^([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})?$"
-      else "the organization's UUID (its GraphQL id's uuid), or empty"
-    pipeline_id: string = ""
-      matches "^([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})?$"
-      else "the pipeline's UUID (Pipeline Settings), or empty"
+        else "buildkite-hosted (refuses self-hosted agents), or empty for any agent"
+    organization_id: string = "" matches "^([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})?$"
+        else "the organization's UUID (its GraphQL id's uuid), or empty"
+    pipeline_id: string = "" matches "^([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})?$"
+        else "the pipeline's UUID (Pipeline Settings), or empty"
     trust_on_first_use: bool = false
   }
 
@@ -64,43 +62,35 @@ provider buildkite {
     prefer publisher.step_key == ""
   }
 
+  # Trust on first use: the ids not pinned yet come from the first token allowed.
+  learn organization_id: if publisher.trust_on_first_use and publisher.organization_id == "" then claims.organization_id else null
+
+  learn pipeline_id: if publisher.trust_on_first_use and publisher.pipeline_id == "" then claims.pipeline_id else null
+
   rule organization_slug: claims.organization_slug == publisher.organization_slug
 
   rule pipeline_slug: claims.pipeline_slug == publisher.pipeline_slug
 
   optional rule step_key: publisher.step_key == "" or claims.step_key == publisher.step_key
 
-  optional rule branch:
-    publisher.branch_pattern == "" or glob(claims.build_branch, publisher.branch_pattern)
+  optional rule branch: publisher.branch_pattern == ""
+      or glob(claims.build_branch, publisher.branch_pattern)
 
   optional rule tag: publisher.tag_pattern == "" or glob(claims.build_tag, publisher.tag_pattern)
 
-  optional rule version_tag:
-    publisher.version_tag == ""
+  optional rule version_tag: publisher.version_tag == ""
       or claims.build_tag == replace(publisher.version_tag, "{version}", request.version)
 
-  optional rule build_source:
-    publisher.allowed_sources == ""
+  optional rule build_source: publisher.allowed_sources == ""
       or claims.build_source in split(publisher.allowed_sources, ",")
 
-  optional rule runner_environment:
-    publisher.runner_environment == ""
+  optional rule runner_environment: publisher.runner_environment == ""
       or claims.runner_environment == publisher.runner_environment
 
   # The ids survive a slug being freed and taken again.
-  optional rule organization_id:
-    publisher.organization_id == "" or claims.organization_id == publisher.organization_id
+  optional rule organization_id: publisher.organization_id == ""
+      or claims.organization_id == publisher.organization_id
 
-  optional rule pipeline_id:
-    publisher.pipeline_id == "" or claims.pipeline_id == publisher.pipeline_id
-
-  # Trust on first use: the ids not pinned yet come from the first token allowed.
-  learn organization_id:
-    if publisher.trust_on_first_use and publisher.organization_id == "" then
-      claims.organization_id
-    else null
-
-  learn pipeline_id:
-    if publisher.trust_on_first_use and publisher.pipeline_id == "" then claims.pipeline_id
-    else null
+  optional rule pipeline_id: publisher.pipeline_id == ""
+      or claims.pipeline_id == publisher.pipeline_id
 }

@@ -38,25 +38,22 @@ provider circleci {
 
   fields {
     org_id: string matches "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
-      else "the organization's id, a UUID (Organization Settings > Overview)"
+        else "the organization's id, a UUID (Organization Settings > Overview)"
     project_id: string matches "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
-      else "the project's id, a UUID (Project Settings > Overview)"
-    pipeline_definition_id: string
-      matches "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
-      else "the pipeline definition's id, a UUID (Project Settings > Pipelines)"
+        else "the project's id, a UUID (Project Settings > Overview)"
+    pipeline_definition_id: string matches "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+        else "the pipeline definition's id, a UUID (Project Settings > Pipelines)"
     vcs_origin: string matches "^[A-Za-z0-9.-]+(/[A-Za-z0-9._-]+)+$"
-      else "the repository the pipeline builds, such as github.com/octo-org/sampleproject"
-    issuer_url: string
-      matches "^https://oidc\\.circleci\\.com/org/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
-      else "the organization's issuer: https://oidc.circleci.com/org/ORG-ID"
+        else "the repository the pipeline builds, such as github.com/octo-org/sampleproject"
+    issuer_url: string matches "^https://oidc\\.circleci\\.com/org/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+        else "the organization's issuer: https://oidc.circleci.com/org/ORG-ID"
     # Optional constraints: "" turns each off.
-    context_id: string = ""
-      matches "^([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})?$"
-      else "a context the job must run with, by its UUID (Organization Settings > Contexts), or empty"
+    context_id: string = "" matches "^([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})?$"
+        else "a context the job must run with, by its UUID (Organization Settings > Contexts), or empty"
     ref_pattern: string = "" matches "^(refs/(?!\\**$)[^\\x00-\\x20]+)?$"
-      else "an anchored glob over the token's vcs-ref, such as refs/tags/v* ('*' stops at '/'); not only '*'"
+        else "an anchored glob over the token's vcs-ref, such as refs/tags/v* ('*' stops at '/'); not only '*'"
     version_tag: string = "" matches "^([A-Za-z0-9._/+-]*\\{version\\}[A-Za-z0-9._/+-]*)?$"
-      else "a tag name holding {version} once, such as v{version}: the pipeline must be for refs/tags/ and this tag, with the version being uploaded"
+        else "a tag name holding {version} once, such as v{version}: the pipeline must be for refs/tags/ and this tag, with the version being uploaded"
   }
 
   lookup {
@@ -69,31 +66,27 @@ provider circleci {
   # The organization, and its issuer (also lookup identities).
   rule org_id {
     require publisher.issuer_url == "https://oidc.circleci.com/org/" + publisher.org_id
-      else "issuer_url is not the organization's issuer (https://oidc.circleci.com/org/ORG-ID)"
+        else "issuer_url is not the organization's issuer (https://oidc.circleci.com/org/ORG-ID)"
     require claims.iss == publisher.issuer_url
     require claims["oidc.circleci.com/org-id"] == publisher.org_id
   }
 
   rule project_id: claims["oidc.circleci.com/project-id"] == publisher.project_id
 
-  rule pipeline_definition_id:
-    claims["oidc.circleci.com/pipeline-definition-id"] == publisher.pipeline_definition_id
+  rule pipeline_definition_id: claims["oidc.circleci.com/pipeline-definition-id"] == publisher.pipeline_definition_id
 
   rule vcs_origin: claims["oidc.circleci.com/vcs-origin"] == publisher.vcs_origin
 
   # A job re-run with SSH has a person at a shell: refused, as npm refuses it.
   rule ssh_rerun: claims["oidc.circleci.com/ssh-rerun"] != true
-    else "the job was re-run with SSH: publish from a run without SSH"
+      else "the job was re-run with SSH: publish from a run without SSH"
 
-  optional rule context:
-    publisher.context_id == ""
+  optional rule context: publisher.context_id == ""
       or publisher.context_id in claims["oidc.circleci.com/context-ids"]
 
-  optional rule ref:
-    publisher.ref_pattern == "" or glob(claims["oidc.circleci.com/vcs-ref"], publisher.ref_pattern)
+  optional rule ref: publisher.ref_pattern == ""
+      or glob(claims["oidc.circleci.com/vcs-ref"], publisher.ref_pattern)
 
-  optional rule version_tag:
-    publisher.version_tag == ""
-      or claims["oidc.circleci.com/vcs-ref"]
-        == "refs/tags/" + replace(publisher.version_tag, "{version}", request.version)
+  optional rule version_tag: publisher.version_tag == ""
+      or claims["oidc.circleci.com/vcs-ref"] == "refs/tags/" + replace(publisher.version_tag, "{version}", request.version)
 }

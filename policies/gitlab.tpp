@@ -44,7 +44,7 @@ provider gitlab {
 
   claims {
     required sub, project_path, ci_config_ref_uri: string
-    present jti: string   # replay is the verifier's job; the claim must exist
+    present jti: string  # replay is the verifier's job; the claim must exist
     present ref_path, sha: string
     optional environment: string
     unchecked project_id, namespace_id, namespace_path, user_id, user_login, user_email: string
@@ -62,34 +62,29 @@ provider gitlab {
   fields {
     # A user name or a group path with its subgroups (`group/subgroup`). GitLab's
     # own rules: no run of special characters, no ".git" or ".atom" suffix.
-    namespace: string
-      matches "^(?!.*[._-]{2})(?!.*//)(?!.*\\.(git|atom)$)[a-zA-Z0-9][a-zA-Z0-9_./+-]*[a-zA-Z0-9]$"
-      else "a GitLab user or group path such as my-group/my-subgroup (letters, digits, '_', '.', '-', '+' and '/'; starting and ending with a letter or digit)"
-    project: string
-      matches "^(?!.*[._-]{2})(?!.*\\.(git|atom)$)[a-zA-Z0-9][a-zA-Z0-9_.-]*[a-zA-Z0-9]$"
-      else "a GitLab project path (letters, digits, '_', '.' and '-'; starting and ending with a letter or digit)"
-    workflow_filepath: string
-      matches "^(?![/\\s])[^\\x00-\\x1f]*[^/\\x00-\\x1f]\\.(yml|yaml)$"
-      else "the path of the top-level pipeline file from the repository root, such as .gitlab-ci.yml or ci/release.yml (no leading '/')"
-    environment: string = ""
-      matches "^([a-zA-Z0-9_/${}-]([a-zA-Z0-9_/${} -]*[a-zA-Z0-9_/${}-])?)?$"
-      else "a GitLab environment name (letters, digits, spaces, '-', '_', '/', '$', '{' and '}'; no blank at either end)"
-    issuer_url: string = "https://gitlab.com"
-      matches "^https://[a-zA-Z0-9.-]+(:[0-9]+)?(/[a-zA-Z0-9._~-]+)*$"
-      else "the instance's issuer URL, https:// without a trailing '/', such as https://gitlab.com"
+    namespace: string matches "^(?!.*[._-]{2})(?!.*//)(?!.*\\.(git|atom)$)[a-zA-Z0-9][a-zA-Z0-9_./+-]*[a-zA-Z0-9]$"
+        else "a GitLab user or group path such as my-group/my-subgroup (letters, digits, '_', '.', '-', '+' and '/'; starting and ending with a letter or digit)"
+    project: string matches "^(?!.*[._-]{2})(?!.*\\.(git|atom)$)[a-zA-Z0-9][a-zA-Z0-9_.-]*[a-zA-Z0-9]$"
+        else "a GitLab project path (letters, digits, '_', '.' and '-'; starting and ending with a letter or digit)"
+    workflow_filepath: string matches "^(?![/\\s])[^\\x00-\\x1f]*[^/\\x00-\\x1f]\\.(yml|yaml)$"
+        else "the path of the top-level pipeline file from the repository root, such as .gitlab-ci.yml or ci/release.yml (no leading '/')"
+    environment: string = "" matches "^([a-zA-Z0-9_/${}-]([a-zA-Z0-9_/${} -]*[a-zA-Z0-9_/${}-])?)?$"
+        else "a GitLab environment name (letters, digits, spaces, '-', '_', '/', '$', '{' and '}'; no blank at either end)"
+    issuer_url: string = "https://gitlab.com" matches "^https://[a-zA-Z0-9.-]+(:[0-9]+)?(/[a-zA-Z0-9._~-]+)*$"
+        else "the instance's issuer URL, https:// without a trailing '/', such as https://gitlab.com"
     # Optional constraints: "" (or false) turns each off.
     ref_path_pattern: string = "" matches "^(refs/(?!\\**$)[^\\x00-\\x20]+)?$"
-      else "an anchored glob over the token's ref_path, such as refs/tags/v* ('*' stops at '/', '**' does not); not only '*'"
+        else "an anchored glob over the token's ref_path, such as refs/tags/v* ('*' stops at '/', '**' does not); not only '*'"
     version_tag: string = "" matches "^([A-Za-z0-9._/+-]*\\{version\\}[A-Za-z0-9._/+-]*)?$"
-      else "a tag name holding {version} once, such as v{version}: the pipeline must be for refs/tags/ and this tag, with the version being uploaded"
+        else "a tag name holding {version} once, such as v{version}: the pipeline must be for refs/tags/ and this tag, with the version being uploaded"
     ref_protected: bool = false
     environment_protected: bool = false
     runner_environment: string = "" matches "^(gitlab-hosted|self-hosted)?$"
-      else "gitlab-hosted (refuses self-managed runners), or empty for any runner"
+        else "gitlab-hosted (refuses self-managed runners), or empty for any runner"
     project_id: string = "" matches "^([0-9]+)?$"
-      else "the project's numeric id, as a string (the project's settings page), or empty"
+        else "the project's numeric id, as a string (the project's settings page), or empty"
     namespace_id: string = "" matches "^([0-9]+)?$"
-      else "the namespace's (group's or user's) numeric id, as a string, or empty"
+        else "the namespace's (group's or user's) numeric id, as a string, or empty"
     trust_on_first_use: bool = false
   }
 
@@ -112,15 +107,19 @@ provider gitlab {
     prefer publisher.environment == ""
   }
 
+  # Trust on first use (crates.io stores namespace_id so): a publisher that asks for it
+  # learns the ids it has not pinned from the first token it allows.
+  learn project_id: if publisher.trust_on_first_use and publisher.project_id == "" then claims.project_id else null
+
+  learn namespace_id: if publisher.trust_on_first_use and publisher.namespace_id == "" then claims.namespace_id else null
+
   # The first two ':'-parts of `sub`, ignoring case; the rest (`:ref_type:...:ref:...`)
   # is ignored. Namespace and project cannot contain ':', so "the first two parts
   # equal X" is "sub is X, or starts with X:".
   rule sub {
     require claims.sub != "" else "the sub claim is empty"
-    require
-      lower(claims.sub) == lower("project_path:" + publisher.namespace + "/" + publisher.project)
-      or starts_with(lower(claims.sub),
-                     lower("project_path:" + publisher.namespace + "/" + publisher.project) + ":")
+    require lower(claims.sub) == lower("project_path:" + publisher.namespace + "/" + publisher.project)
+        or starts_with(lower(claims.sub), lower("project_path:" + publisher.namespace + "/" + publisher.project) + ":")
   }
 
   rule project_path {
@@ -133,57 +132,37 @@ provider gitlab {
   rule ci_config_ref_uri {
     require claims.ci_config_ref_uri != "" else "the ci_config_ref_uri claim is empty"
     require claims.ref_path != "" and claims.sha != "" else "the ref_path and sha claims are empty"
-    require
-      claims.ci_config_ref_uri
-        == strip_prefix(publisher.issuer_url, "https://") + "/" + publisher.namespace + "/"
-           + publisher.project + "//" + publisher.workflow_filepath + "@" + claims.ref_path
-      or claims.ci_config_ref_uri
-        == strip_prefix(publisher.issuer_url, "https://") + "/" + publisher.namespace + "/"
-           + publisher.project + "//" + publisher.workflow_filepath + "@" + claims.sha
+    require claims.ci_config_ref_uri == strip_prefix(publisher.issuer_url, "https://") + "/" + publisher.namespace + "/" + publisher.project + "//" + publisher.workflow_filepath + "@" + claims.ref_path
+        or claims.ci_config_ref_uri == strip_prefix(publisher.issuer_url, "https://") + "/" + publisher.namespace + "/" + publisher.project + "//" + publisher.workflow_filepath + "@" + claims.sha
   }
 
   # "" means any environment, or none. Otherwise the token must name it exactly.
-  rule environment:
-    publisher.environment == "" or claims.environment == publisher.environment
+  rule environment: publisher.environment == "" or claims.environment == publisher.environment
 
   # An anchored glob over ref_path (refs/tags/v*): not every branch may publish.
-  optional rule ref_path:
-    publisher.ref_path_pattern == "" or glob(claims.ref_path, publisher.ref_path_pattern)
+  optional rule ref_path: publisher.ref_path_pattern == ""
+      or glob(claims.ref_path, publisher.ref_path_pattern)
 
   # The tag of the version being uploaded (pub.dev): the caller supplies the version.
-  optional rule version_tag:
-    publisher.version_tag == ""
-      or claims.ref_path
-        == "refs/tags/" + replace(publisher.version_tag, "{version}", request.version)
+  optional rule version_tag: publisher.version_tag == ""
+      or claims.ref_path == "refs/tags/" + replace(publisher.version_tag, "{version}", request.version)
 
   optional rule ref_protected: not publisher.ref_protected or claims.ref_protected == "true"
-    else "the ref is not protected: protect the branch or tag in the project's settings, or set ref_protected false"
+      else "the ref is not protected: protect the branch or tag in the project's settings, or set ref_protected false"
 
   # Protected environments are a GitLab Premium feature; the claim is sent with the
   # environment.
-  optional rule environment_protected:
-    not publisher.environment_protected or claims.environment_protected == "true"
-    else "the environment is not protected: protect it in the project's settings, or set environment_protected false"
+  optional rule environment_protected: not publisher.environment_protected
+      or claims.environment_protected == "true"
+      else "the environment is not protected: protect it in the project's settings, or set environment_protected false"
 
-  optional rule runner_environment:
-    publisher.runner_environment == ""
+  optional rule runner_environment: publisher.runner_environment == ""
       or claims.runner_environment == publisher.runner_environment
 
   # The ids survive renames and transfers: a namespace deleted and taken over, or a
   # project re-created under the same path, fails here (#15643).
-  optional rule project_id:
-    publisher.project_id == "" or claims.project_id == publisher.project_id
+  optional rule project_id: publisher.project_id == "" or claims.project_id == publisher.project_id
 
-  optional rule namespace_id:
-    publisher.namespace_id == "" or claims.namespace_id == publisher.namespace_id
-
-  # Trust on first use (crates.io stores namespace_id so): a publisher that asks for it
-  # learns the ids it has not pinned from the first token it allows.
-  learn project_id:
-    if publisher.trust_on_first_use and publisher.project_id == "" then claims.project_id
-    else null
-
-  learn namespace_id:
-    if publisher.trust_on_first_use and publisher.namespace_id == "" then claims.namespace_id
-    else null
+  optional rule namespace_id: publisher.namespace_id == ""
+      or claims.namespace_id == publisher.namespace_id
 }

@@ -21,7 +21,6 @@
 
 provider google {
   issuer "https://accounts.google.com"
-  custom_issuers false
   algorithms ["RS256"]
 
   claims {
@@ -34,10 +33,10 @@ provider google {
 
   fields {
     email: string matches "^[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\\.[A-Za-z0-9-]+)+$"
-      else "the service account's email address, such as release@my-project.iam.gserviceaccount.com"
+        else "the service account's email address, such as release@my-project.iam.gserviceaccount.com"
     # "" means any subject.
     sub: string = "" matches "^[!-~]{0,255}$"
-      else "the service account's unique id (the token's sub, e.g. 110987294251917851298), or empty for any"
+        else "the service account's unique id (the token's sub, e.g. 110987294251917851298), or empty for any"
   }
 
   lookup {
@@ -49,8 +48,7 @@ provider google {
 
   rule email: claims.email == publisher.email
 
-  rule email_verified: claims.email_verified == true
-    else "the email_verified claim is not true"
+  rule email_verified: claims.email_verified == true else "the email_verified claim is not true"
 
   # "" means any subject, or none. Otherwise the token must carry it exactly.
   rule sub: publisher.sub == "" or claims.sub == publisher.sub

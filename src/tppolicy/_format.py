@@ -325,21 +325,37 @@ def _claim_decl(decl: ClaimDecl) -> str:
     return f"{decl.category} {names}: {_name(decl.type, 'the claim type')}"
 
 
-def _field_decl(decl: FieldDecl) -> str:
-    text = f"{_name(decl.name, 'the field name')}: {_name(decl.type, 'the field type')}"
+def _field_lines(decl: FieldDecl, indent: str) -> list[str]:
+    """A field declaration; its `else "message"` on the next line when it is too long."""
+    text = f"{indent}{_name(decl.name, 'the field name')}: {_name(decl.type, 'the field type')}"
     if decl.default is not None:
         text += f" = {_expr(decl.default)}"
-    if decl.pattern is not None:
-        text += f" matches {_quote(decl.pattern)}"
+    if decl.pattern is None:
         if decl.pattern_message is not None:
-            text += f" else {_quote(decl.pattern_message)}"
-    elif decl.pattern_message is not None:
-        raise ValueError(f"cannot print field {decl.name!r}: a pattern message needs a pattern")
-    return text
+            raise ValueError(f"cannot print field {decl.name!r}: a pattern message needs a "
+                             "pattern")
+        return [text]
+    text += f" matches {_quote(decl.pattern)}"
+    if decl.pattern_message is None:
+        return [text]
+    tail = f"else {_quote(decl.pattern_message)}"
+    if len(text) + 1 + len(tail) <= _LINE_WIDTH:
+        return [f"{text} {tail}"]
+    return [text, f"{indent}{_CONTINUATION}{tail}"]
 
 
-def _let(let: Let) -> str:
-    return f"let {_name(let.name, 'the let name')} = {_expr(let.value)}"
+def _let_lines(let: Let, indent: str) -> list[str]:
+    """`let NAME = EXPR`; too long, the value goes below, a conditional one part a line."""
+    head = f"{indent}let {_name(let.name, 'the let name')} ="
+    value = _expr(let.value)
+    if len(head) + 1 + len(value) <= _LINE_WIDTH:
+        return [f"{head} {value}"]
+    inner = indent + _INDENT
+    if isinstance(let.value, Conditional):
+        return [head, f"{inner}if {_expr(let.value.condition)}",
+                f"{inner}then {_expr(let.value.then)}",
+                f"{inner}else {_expr(let.value.otherwise)}"]
+    return [head, inner + value]
 
 
 def _lookup_item(item: LookupItem) -> str:
@@ -365,9 +381,9 @@ def _provider_lines(provider: Provider, include_rules: bool) -> list[str]:
         claims += [f"{inner}ignore prefix {_quote(p)}" for p in provider.ignored_prefixes]
         sections.append(_block(_INDENT, "claims", [claims]))
     if provider.fields:
-        fields = [inner + _field_decl(f) for f in provider.fields]
+        fields = [line for f in provider.fields for line in _field_lines(f, inner)]
         sections.append(_block(_INDENT, "fields", [fields]))
-    sections.append([_INDENT + _let(let) for let in provider.lets])
+    sections.append([line for let in provider.lets for line in _let_lines(let, _INDENT)])
     if provider.lookup:
         lookup = [inner + _lookup_item(i) for i in provider.lookup]
         sections.append(_block(_INDENT, "lookup", [lookup]))
@@ -670,12 +686,12 @@ class _CommentPrinter:
             _matching(decls, provider.fields, "field declarations")
             fields: list[str] = []
             for fdecl, child in zip(provider.fields, decls, strict=True):
-                fields += _with_notes([inner + _field_decl(fdecl)], self.notes([child]), inner)
+                fields += _with_notes(_field_lines(fdecl, inner), self.notes([child]), inner)
             sections.append(_noted_block(_INDENT, "fields", [fields], self.notes(blocks)))
         _matching(of("let"), provider.lets, "lets")
         lets: list[str] = []
         for let, child in zip(provider.lets, of("let"), strict=True):
-            lets += _with_notes([_INDENT + _let(let)], self.notes([child]), _INDENT)
+            lets += _with_notes(_let_lines(let, _INDENT), self.notes([child]), _INDENT)
         sections.append(lets)
         if provider.lookup:
             blocks = of("lookup")
