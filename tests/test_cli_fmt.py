@@ -310,3 +310,10 @@ def test_pre_commit_try_repo(tmp_path: Path) -> None:
     assert "+++ policy.tpp (formatted)" in output, output
     assert "publishers.yaml (formatted)" not in output, output
     assert (project / "policy.tpp").read_text() == MESSY  # --check writes nothing
+
+
+def test_the_shipped_policies_are_in_canonical_form(capsys: pytest.CaptureFixture[str]) -> None:
+    from tppolicy._cli import main
+    from tppolicy._load import policies_dir
+
+    assert main(["fmt", "--check", str(policies_dir())]) == 0, capsys.readouterr().out
