@@ -265,3 +265,21 @@ def test_cli_help_lists_every_code(capsys: pytest.CaptureFixture[str]) -> None:
         main(["check-workflow", "--help"])
     out = capsys.readouterr().out
     assert all(code in out for code in CODES)
+
+
+@pytest.mark.parametrize(("filters", "accepted"), [
+    ({"tags": ["*"]}, True),
+    ({"tags": ["**"]}, True),
+    ({"tags": ["v*"]}, True),
+    ({"tags": ["v[0-9]+.[0-9]+.[0-9]+"]}, True),
+    ({"tags": ["release-*"]}, False),
+    ({"branches": ["main"]}, False),
+    ({"branches": ["main"], "tags": ["v*"]}, True),
+    ({"branches": ["releases/**"], "tags": ["!v*"]}, False),
+])
+def test_push_filters_against_a_tag_pattern(filters: dict[str, list[str]],
+                                            accepted: bool) -> None:
+    from tppolicy._ops import Glob
+    from tppolicy._workflow import _refs_accepted
+
+    assert _refs_accepted("push", filters, [Glob("refs/tags/v*")]) is accepted

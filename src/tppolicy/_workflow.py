@@ -679,10 +679,29 @@ def _reusable_example(uses: str) -> str:
 
 
 def _sample(pattern: str) -> str:
-    """A ref name a GitHub filter pattern matches (`v*` → `v1`), to test against the
-    publisher's glob: filters and globs do not share a syntax, so this samples."""
+    """A ref name a GitHub filter pattern matches (`v*` → `v1`), or a glob matches."""
     text = re.sub(r"\[([^\]]*)\]", lambda m: (m.group(1).lstrip("!^") or "0")[0], pattern)
     return text.replace("**", "1/1").replace("*", "1").replace("?", "1").replace("+", "")
+
+
+def _filter_glob(pattern: str) -> Glob:
+    """A GitHub filter pattern as a (looser) glob: `[...]`, `?` and `+` become wildcards."""
+    text = re.sub(r"\[[^\]]*\]", "?", pattern)
+    return Glob(text.replace("+", "*").replace("?", "*"))
+
+
+def _compatible(prefix: str, filters: list[str], matchers: list[Glob]) -> bool:
+    """Can a ref `prefix + name`, `name` matched by one of the filters, match a publisher
+    glob? Filters and globs differ in syntax, so this samples both ways: a filter's sample
+    against the globs, and the globs' samples against the filter."""
+    for pattern in filters:
+        if any(m(prefix + _sample(pattern)) for m in matchers):
+            return True
+        loose = _filter_glob(pattern)
+        for m in matchers:
+            if m.pattern.startswith(prefix) and loose(_sample(m.pattern[len(prefix):])):
+                return True
+    return False
 
 
 def _refs_accepted(event: str, config: Any, matchers: list[Glob]) -> bool | None:
@@ -692,12 +711,11 @@ def _refs_accepted(event: str, config: Any, matchers: list[Glob]) -> bool | None
         return any(m(ref) for m in matchers for ref in refs)
 
     if event == "push" and _is_mapping(config):
-        refs = [f"refs/tags/{_sample(p)}" for p in _strings(config.get("tags"))
-                if not p.startswith("!")]
-        refs += [f"refs/heads/{_sample(p)}" for p in _strings(config.get("branches"))
-                 if not p.startswith("!")]
-        if refs:
-            return any_match(refs)
+        tags = [p for p in _strings(config.get("tags")) if not p.startswith("!")]
+        branches = [p for p in _strings(config.get("branches")) if not p.startswith("!")]
+        if tags or branches:
+            return (_compatible("refs/tags/", tags, matchers)
+                    or _compatible("refs/heads/", branches, matchers))
         if ("branches" in config or "branches-ignore" in config) and (
                 "tags" not in config and "tags-ignore" not in config):
             # GitHub: with only branch filters, tag pushes do not run the workflow.
