@@ -445,3 +445,31 @@ def test_check_token_with_the_version(capsys: pytest.CaptureFixture[str], tmp_pa
     code, out, _ = _run(capsys, *base, "--version", "2.0.0")
     assert code == 1
     assert json.loads(out)["reasons"][-1]["rule"] == "version_tag"
+
+
+def test_binding_leaves_out_exactly_the_rules_that_fold_to_true() -> None:
+    """bind_rules decides an optional rule is off from its guards alone, and caches: the
+    same rules as binding everything and dropping what folds to true."""
+    from tppolicy._bind import bind_expr, bind_rules
+
+    def reference(rules: tuple[A.Rule, ...], values: dict[str, Any]) -> tuple[A.Rule, ...]:
+        out = []
+        for rule in rules:
+            requires = [A.Require(bind_expr(r.condition, values), r.message, r.span)
+                        for r in rule.requires]
+            live = [r for r in requires
+                    if not (isinstance(r.condition, A.Literal) and r.condition.value is True)]
+            if not live:
+                if rule.optional:
+                    continue
+                live = requires[-1:]
+            out.append(A.Rule(rule.name, tuple(live), rule.span))
+        return tuple(out)
+
+    for policy in POLICIES.values():
+        for publisher in policy.publishers:
+            provider = publisher.provider
+            values = dict(publisher.fields)
+            expected = reference(provider.rules, values)
+            assert bind_rules(provider.rules, values) == expected
+            assert bind_rules(provider.rules, values) is bind_rules(provider.rules, values)

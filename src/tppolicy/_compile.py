@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import _ast as A
+from ._bind import guard_of
 from ._check import CheckedProvider, LookupKey
 from ._ops import (
     FUNCTIONS,
@@ -103,14 +104,16 @@ def _lazy_reads(conditions: Sequence[A.Expr]) -> set[tuple[str, str]]:
     nothing (the claims the provider requires are in the prologue anyway)."""
     eager: set[tuple[str, str]] = set()
     lazy: set[tuple[str, str]] = set()
+    seen: set[tuple[str, str]] = set()
     stack: list[tuple[A.Expr, bool]] = [(c, False) for c in conditions]
     while stack:
         node, deferred = stack.pop()
         match node:
-            case A.Claim(name=name):
-                (lazy if deferred else eager).add(("claim", name))
-            case A.Request(name=name):
-                (lazy if deferred else eager).add(("request", name))
+            case A.Claim(name=name) | A.Request(name=name):
+                read = ("claim" if isinstance(node, A.Claim) else "request", name)
+                # Read twice: once in the prologue is cheaper than twice at its places.
+                (lazy if deferred and read not in seen else eager).add(read)
+                seen.add(read)
             case A.And(left=left, right=right) | A.Or(left=left, right=right):
                 stack += [(left, deferred), (right, True)]
             case A.Conditional(condition=condition, then=then, otherwise=otherwise):
@@ -508,11 +511,39 @@ def _hoist(expr: A.Expr, slots: list[A.Expr]) -> A.Expr:
     return A.rebuild(expr, [_hoist(kid, slots) for kid in kids])
 
 
-def compile_template(provider: CheckedProvider) -> Template:
-    fields = tuple(provider.fields)
-    slots: list[A.Expr] = []
-    conditions = [_hoist(req.condition, slots) for rule in provider.rules
+def _template_parts(provider: CheckedProvider
+                    ) -> tuple[list[A.Expr], A.Expr | None, list[A.Expr]]:
+    """The provider's conditions, and its optional rules' apart with their guard: `off`,
+    true when a publisher leaves every optional rule off. None when some optional rule
+    has no guard (its conditions then join the others)."""
+    conditions = [req.condition for rule in provider.rules if not rule.optional
                   for req in rule.requires]
+    optional = [req.condition for rule in provider.rules if rule.optional
+                for req in rule.requires]
+    guards = [guard for guard in map(guard_of, optional) if guard is not None]
+    if not optional or len(guards) != len(optional):
+        return [*conditions, *optional], None, []
+    off = guards[0]
+    for guard in guards[1:]:
+        off = A.And(off, guard)
+    return conditions, off, optional
+
+
+def compile_template(provider: CheckedProvider) -> Template:
+    """The provider's rules as one predicate over (claims, slots), and `derive`.
+
+    The optional rules (constraints most publishers leave off) are compiled into a second
+    function with slots of their own, nested last in the publisher's slots, and called
+    only when the publisher uses one: `off or optional(claims, slots[-1])`. A publisher
+    that uses none pays one test for all of them.
+    """
+    fields = tuple(provider.fields)
+    main, off, optional = _template_parts(provider)
+    slots: list[A.Expr] = []
+    conditions = [_hoist(c, slots) for c in main]
+    off_slot = _hoist(off, slots) if off is not None else None
+    optional_slots: list[A.Expr] = []
+    optional_conditions = [_hoist(c, optional_slots) for c in optional]
 
     # derive(fields) -> (keys, prefers, slots)
     derive = _Emitter(provider)
@@ -520,22 +551,40 @@ def compile_template(provider: CheckedProvider) -> Template:
     keys = [_call("_key", [derive.py(k.publisher_side)]) for k in provider.keys]
     statements.append(_assign("keys", ast.Tuple(keys, ast.Load())))
     names: list[ast.expr] = []
-    for position, expr in enumerate([*(p.publisher_side for p in provider.prefers), *slots]):
-        name = f"d{position}"
+
+    def compute(expr: A.Expr, prefer: bool) -> list[ast.stmt]:
+        name = f"d{len(names)}"
         names.append(ast.Name(name, ast.Load()))
-        value = derive.py(expr)
-        if position < len(provider.prefers):
-            value = _call("_key", [value])
-        failed = "_MISSING" if position < len(provider.prefers) else "_WRONG_TYPE"
-        statements.append(ast.Try(
+        value = _call("_key", [derive.py(expr)]) if prefer else derive.py(expr)
+        failed = "_MISSING" if prefer else "_WRONG_TYPE"
+        return [ast.Try(
             body=[_assign(name, value)],
             handlers=[ast.ExceptHandler(ast.Name("Exception", ast.Load()), None,
                                         [_assign(name, ast.Name(failed, ast.Load()))])],
-            orelse=[], finalbody=[]))
-    count = len(provider.prefers)
+            orelse=[], finalbody=[])]
+
+    for prefer in provider.prefers:
+        statements += compute(prefer.publisher_side, True)
+    for expr in slots:
+        statements += compute(expr, False)
+    count, main_count = len(provider.prefers), len(provider.prefers) + len(slots)
+    slot_values = names[count:main_count]
+    if off_slot is not None:
+        # A publisher that leaves every optional rule off never reads their slots: they
+        # are not computed, and all such publishers share one empty tuple.
+        computing: list[ast.stmt] = []
+        for expr in optional_slots:
+            computing += compute(expr, False)
+        computing.append(_assign("optional", ast.Tuple(names[main_count:], ast.Load())))
+        assert isinstance(off_slot, A.FieldRef)  # publisher-only: hoisted whole
+        off_name = names[count + int(off_slot.name.removeprefix("#"))]
+        statements.append(ast.If(
+            ast.Compare(off_name, [ast.Is()], [ast.Constant(True)]),
+            [_assign("optional", ast.Tuple([], ast.Load()))], computing))
+        slot_values.append(ast.Name("optional", ast.Load()))
     statements.append(ast.Return(ast.Tuple([
         ast.Name("keys", ast.Load()), ast.Tuple(names[:count], ast.Load()),
-        ast.Tuple(names[count:], ast.Load())], ast.Load())))
+        ast.Tuple(slot_values, ast.Load())], ast.Load())))
     derive.namespace["_MISSING"] = MISSING
     derive_function = derive.build(f"derive_{next(_counter)}", statements, ("fields",))
 
@@ -544,7 +593,37 @@ def compile_template(provider: CheckedProvider) -> Template:
     for position, expr in enumerate(slots):
         emitter.value_types[f"#{position}"] = emitter.static_type(expr)
     prologue, expression = _decision_body(emitter, provider, conditions)
-    unpack = emitter.unpack("slots", [f"#{i}" for i in range(len(slots))])
+    slot_names = [f"#{i}" for i in range(len(slots))]
+    if off_slot is not None:
+        optional_function = _optional_predicate(provider, optional_conditions, optional_slots)
+        emitter.namespace["_optional"] = optional_function
+        slot_names.append("#optional")
+        use = ast.BoolOp(ast.Or(), [emitter.py(off_slot), _call("_optional", [
+            ast.Name("claims", ast.Load()), ast.Name(emitter.value_local("#optional"),
+                                                     ast.Load())])])
+        expression = use if isinstance(expression, ast.Constant) else ast.BoolOp(
+            ast.And(), [expression, use])
+    unpack = emitter.unpack("slots", slot_names)
     predicate = emitter.build(f"template_{next(_counter)}",
                               [*prologue, unpack, *_guarded(expression)], ("claims", "slots"))
     return Template(predicate, derive_function, fields)
+
+
+def _optional_predicate(provider: CheckedProvider, conditions: Sequence[A.Expr],
+                        slots: Sequence[A.Expr]) -> Callable[..., bool]:
+    """The optional rules' conditions over (claims, their slots). Called after the main
+    predicate's prologue: the required claims are there, with their types."""
+    emitter = _Emitter(provider)
+    for position, expr in enumerate(slots):
+        emitter.value_types[f"#{position}"] = emitter.static_type(expr)
+    body_claims = sorted({n for c in conditions for n in A.claims_read(c)})
+    requests = sorted({n for c in conditions for n in A.requests_read(c)})
+    emitter.defer(conditions, [])
+    parts = [emitter.py(c) for c in conditions]
+    expression = parts[0] if len(parts) == 1 else ast.BoolOp(ast.And(), parts)
+    prologue = emitter.prologue([], body_claims, (), requests)
+    unpack = emitter.unpack("slots", [f"#{i}" for i in range(len(slots))])
+    function: Callable[..., bool] = emitter.build(
+        f"optional_{next(_counter)}", [*prologue, unpack, *_guarded(expression)],
+        ("claims", "slots"))
+    return function
