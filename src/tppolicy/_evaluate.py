@@ -342,7 +342,15 @@ def _fields_of(provider: A.Provider) -> dict[str, Any]:
 
 
 def _concrete(publisher: CheckedPublisher) -> A.Publisher:
-    bindings = tuple(A.Binding(name, A.Literal(value)) for name, value in publisher.fields.items())
+    """A publisher block with its fields bound, except those left at their defaults that
+    no lookup reads (optional constraints not used): its rules show what they do."""
+    provider = publisher.provider
+    essential = {name for key in (*provider.keys, *provider.prefers)
+                 for name in A.fields_read(key.publisher_side)}
+    bindings = tuple(
+        A.Binding(name, A.Literal(value)) for name, value in publisher.fields.items()
+        if name in essential or (decl := provider.fields[name]).default is None
+        or value != decl.default.value or value.__class__ is not decl.default.value.__class__)
     return A.Publisher(publisher.ast.name, publisher.provider.name, publisher.ast.projects,
                        publisher.ast.pending_project, bindings, publisher.rules,
                        learns=publisher.learns)
