@@ -20,6 +20,7 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
     providers = load_providers(args)
     for name, provider in sorted(providers.items()):
         custom = " (custom issuers allowed)" if provider.ast.custom_issuers else ""
-        out.write(f"{name}: {', '.join(provider.issuers)}{custom}\n")
+        issuers = ", ".join(provider.issuers) or "no built-in issuer"
+        out.write(f"{name}: {issuers}{custom}\n")
         out.write(f"  fields: {', '.join(provider.fields)}\n")
     return EXIT_ALLOWED
