@@ -313,3 +313,31 @@ def test_checks_while_publishers_are_added_and_removed() -> None:
     assert failures == []
     assert checks[0] >= 4 * 200
     assert len(engine) == 1 + 4 * 150
+
+
+# ------------------------------------------------------- request values, learned
+def test_version_tag_from_the_request() -> None:
+    engine = Engine(publishers=[{**GH, "name": "tagged", "projects": ["sampleproject"],
+                                 "environment": "pypi", "version_tag": "v{version}"}])
+    claims = github()  # ref refs/tags/v1.2.0
+    assert engine.check_claims(claims, request={"version": "1.2.0"}).allowed
+    wrong = engine.check_claims(claims, request={"version": "1.3.0"})
+    assert not wrong.allowed
+    assert wrong.error == INVALID_PUBLISHER
+    bad = engine.check_claims(claims, request={"colour": "red"})
+    assert not bad.allowed
+    assert "unknown request value 'colour'" in bad.reasons[0].message
+
+
+def test_trust_on_first_use_reports_the_learned_id() -> None:
+    engine = Engine(publishers=[{**GH, "name": "tofu", "projects": ["sampleproject"],
+                                 "environment": "pypi", "trust_on_first_use": True}])
+    result = engine.check_claims(github())
+    assert result.allowed
+    assert result.learned == {"repository_id": "74"}
+    assert result.to_json()["learned"] == {"repository_id": "74"}
+    record = engine.get("tofu")
+    assert record is not None
+    engine.add_publisher({**engine.row(record), **result.learned}, id="tofu")  # pinned
+    assert engine.check_claims(github()).learned == {}
+    assert not engine.check_claims(github(repository_id="75")).allowed

@@ -14,7 +14,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -22,7 +22,15 @@ from ._check import PROJECT_NAME, CheckedProvider, did_you_mean
 from ._compile import compile_claims_side
 from ._decision import Decision, RuleResult
 from ._errors import ConfigError, Diagnostic, Span
-from ._evaluate import closest_record, explain_miss, missing_claims
+from ._evaluate import (
+    closest_record,
+    explain_miss,
+    learned_values,
+    missing_claims,
+    record_learns,
+    request_problem,
+    with_request,
+)
 from ._index import ProviderIndex, Record
 from ._keys import KeyCache
 from ._limits import DEFAULT_LEEWAY, REPLAY_MARGIN
@@ -88,9 +96,10 @@ class CheckResult:
     action: CreateProject | None = None
     closest: str | None = None
     claims: Mapping[str, Any] | None = None  # the verified claims (check_token)
+    learned: Mapping[str, Any] = field(default_factory=dict)  # trust on first use
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        result = {
             "allowed": self.allowed,
             "publisher": self.publisher.label if self.publisher else None,
             "publisher_id": self.publisher.id if self.publisher else None,
@@ -102,6 +111,9 @@ class CheckResult:
             "closest_publisher": self.closest,
             "reasons": [r.to_json() for r in self.reasons],
         }
+        if self.learned:
+            result["learned"] = dict(self.learned)
+        return result
 
 
 class ProjectCatalog(Protocol):
@@ -234,6 +246,7 @@ class Engine:
                         for n, p in self._providers_checked.items()},
             keys=keys or KeyCache(), audience=audience, leeway=leeway, clock=clock)
         self._records: dict[str, Record] = {}
+        self._learns: dict[str, tuple[Any, ...]] = {}  # record id -> its bound learn items
         self._pending_names: dict[str, set[str]] = {}
         self._lock = threading.RLock()
         self._ids = itertools.count(1)
@@ -381,6 +394,9 @@ class Engine:
 
     def _insert(self, record: Record) -> None:
         self._records[record.id] = record
+        learns = record_learns(self._indexes[record.provider].checked, record)
+        if learns:
+            self._learns[record.id] = learns
         self._indexes[record.provider].add(record)
         identity = self._identity[record.provider]
         key = self._identity_key(record)
@@ -391,6 +407,7 @@ class Engine:
 
     def _delete(self, record: Record) -> None:
         del self._records[record.id]
+        self._learns.pop(record.id, None)
         self._indexes[record.provider].remove(record)
         identity = self._identity[record.provider]
         key = self._identity_key(record)
@@ -456,8 +473,10 @@ class Engine:
                 self.on_removed(record, why)
 
     # ---------------------------------------------------------------- checks
-    def check_token(self, token: object) -> CheckResult:
-        """Verify a compact JWT and decide; an allowed token's `jti` is then used up."""
+    def check_token(self, token: object,
+                    request: Mapping[str, Any] | None = None) -> CheckResult:
+        """Verify a compact JWT and decide; an allowed token's `jti` is then used up.
+        `request` gives the values rules read as `request.NAME` (the version uploaded)."""
         try:
             verified = self.verifier.verify(token)
         except TokenError as exc:
@@ -466,12 +485,14 @@ class Engine:
             result = CheckResult(False, None, (), False, (exc.to_reason(),), error=code)
             self._write(result, None, None)
             return result
-        result = self._decide(verified.claims, verified.issuer, self._issuers[verified.issuer])
+        result = self._decide(verified.claims, verified.issuer, self._issuers[verified.issuer],
+                              request)
         result = self._use_jti(result, verified)
         self._write(result, verified.claims, verified.provider)
         return result
 
-    def check_claims(self, claims: object) -> CheckResult:
+    def check_claims(self, claims: object,
+                     request: Mapping[str, Any] | None = None) -> CheckResult:
         """Decide on decoded claims (already verified by the caller); checks iss and aud."""
         mapping: Mapping[str, Any] | None = claims if isinstance(claims, Mapping) else None
         try:
@@ -488,7 +509,7 @@ class Engine:
                                     f"audience {mapping.get('aud')!r} is not {self.audience!r}")
                 result = CheckResult(False, None, (), False, (reason,), error=INVALID_TOKEN)
             else:
-                result = self._decide(mapping, issuer, index)
+                result = self._decide(mapping, issuer, index, request)
         except Exception as exc:  # fail closed, whatever the input did
             result = CheckResult(False, None, (), False, (RuleResult(
                 "claims", False, None, None, f"cannot evaluate these claims: {exc}"),),
@@ -497,18 +518,28 @@ class Engine:
         self._write(result, mapping, provider)
         return result
 
-    def _decide(self, claims: Mapping[str, Any], issuer: str,
-                index: ProviderIndex) -> CheckResult:
-        allowed, refused = index.select(claims)
+    def _decide(self, claims: Mapping[str, Any], issuer: str, index: ProviderIndex,
+                request: Mapping[str, Any] | None = None) -> CheckResult:
+        decided = claims
+        if request is not None:
+            problem = request_problem(request)
+            if problem is not None:
+                return CheckResult(False, None, (), False, (problem,), error=INVALID_PAYLOAD,
+                                   claims=claims)
+            decided = with_request(claims, request)  # only the rules see the merged mapping
+        allowed, refused = index.select(decided)
         if allowed is not None and allowed.pending_project is not None:
             if self.pending_ttl and self.clock() - allowed.created > self.pending_ttl:
                 if self.remove_publisher(allowed.id) is not None:  # expired: as if gone
                     self._removed(allowed, "expired")
-                return self._decide(claims, issuer, index)
+                return self._decide(claims, issuer, index, request)
             return self._first_use(allowed, claims)
         if allowed is not None:
-            return CheckResult(True, allowed, allowed.projects, False, (), claims=claims)
-        reasons, closest = self._explain_refusal(claims, index, refused)
+            learns = self._learns.get(allowed.id) if self._learns else None
+            learned = learned_values(learns, index.checked, decided) if learns else {}
+            return CheckResult(True, allowed, allowed.projects, False, (), claims=claims,
+                               learned=learned)
+        reasons, closest = self._explain_refusal(decided, index, refused)
         return CheckResult(False, None, (), False, reasons, error=INVALID_PUBLISHER,
                            closest=closest, claims=claims)
 
@@ -574,7 +605,8 @@ class Engine:
             publisher=result.publisher.label if result.publisher else None,
             publisher_id=result.publisher.id if result.publisher else None,
             projects=result.projects, pending=result.pending,
-            action="create-project" if result.action else None, reasons=result.reasons)
+            action="create-project" if result.action else None, reasons=result.reasons,
+            learned=result.learned)
         with contextlib.suppress(Exception):  # a failing sink must not change the decision
             self.records.write(record)
 
@@ -592,7 +624,8 @@ def decision_record(now: float, claims: Mapping[str, Any] | None,
                     provider: CheckedProvider | None, *, allowed: bool, error: str | None,
                     publisher: str | None, publisher_id: str | None,
                     projects: Iterable[str], pending: bool, action: str | None,
-                    reasons: Iterable[RuleResult]) -> dict[str, Any]:
+                    reasons: Iterable[RuleResult],
+                    learned: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """One decision as a JSON-ready record: never the token itself."""
     issuer = claims.get("iss") if claims is not None else None
     run = {}
@@ -612,6 +645,7 @@ def decision_record(now: float, claims: Mapping[str, Any] | None,
         "reasons": [{"rule": r.rule, "message": r.message, **({"code": r.code} if r.code else {})}
                     for r in reasons if not r.passed],
         "run": run,
+        **({"learned": dict(learned)} if learned else {}),
     }
 
 
@@ -626,4 +660,4 @@ def decision_of(result: CheckResult) -> Decision:
     publisher = result.publisher
     return Decision(result.allowed, publisher.provider if publisher else None,
                     publisher.label if publisher else None, result.projects, result.pending,
-                    result.reasons, closest=result.closest)
+                    result.reasons, closest=result.closest, learned=result.learned)
