@@ -4,7 +4,7 @@ indexed lookup keys, then the publisher's compiled rules. Fail closed throughout
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, cast
 
@@ -173,8 +173,7 @@ class Policy:
         Never raises on any token: a refused token is a denial whose reason carries
         a stable code (`tppolicy.TOKEN_ERROR_CODES`).
         """
-        from ._verify import evaluate_token  # the verifier stack loads only when used
-
+        evaluate_token = _token_evaluator()
         if request is None:
             return evaluate_token(self, token, verifier, replay, explain)
         return evaluate_token(cast(Policy, _WithRequest(self, request)), token, verifier,
@@ -204,6 +203,19 @@ class _WithRequest:
 
     def evaluate_verified(self, token: VerifiedToken, explain: bool = False) -> Decision:
         return self.policy.evaluate_verified(token, explain, request=self.request)
+
+
+_EVALUATE_TOKEN: list[Callable[..., Decision]] = []
+
+
+def _token_evaluator() -> Callable[..., Decision]:
+    """`_verify.evaluate_token`, imported on first use (the verifier stack is heavy for
+    start-up) and kept: an import statement per token costs a microsecond."""
+    if not _EVALUATE_TOKEN:
+        from ._verify import evaluate_token
+
+        _EVALUATE_TOKEN.append(evaluate_token)
+    return _EVALUATE_TOKEN[0]
 
 
 def request_problem(request: object) -> RuleResult | None:

