@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -64,3 +66,18 @@ def test_arbitrary_text_parses_or_raises_a_syntax_error(text: str) -> None:
 def test_field_values_are_scalars() -> None:
     with pytest.raises(PolicySyntaxError, match="unexpected '\\['"):
         parse_policy('publisher { provider p fields { ids = [1, 2] } }', "bad.tpp")
+
+
+def test_shipped_providers_are_cached_between_runs(tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from tppolicy._load import load_provider_files
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    first = load_provider_files([policies_dir()], cache=True)
+    assert len(list((tmp_path / "tppolicy").glob("provider-*.pickle"))) == len(
+        list(policies_dir().glob("*.tpp")))
+    again = load_provider_files([policies_dir()], cache=True)  # from the cache
+    assert {n: p.rules for n, p in again.items()} == {n: p.rules for n, p in first.items()}
+    for broken in (tmp_path / "tppolicy").glob("provider-*.pickle"):
+        broken.write_bytes(b"not a pickle")
+    assert load_provider_files([policies_dir()], cache=True).keys() == first.keys()

@@ -3,7 +3,10 @@ compiled policy files."""
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import os
+import pickle
 from collections.abc import Iterable, Mapping
 from functools import lru_cache
 from importlib import resources
@@ -13,7 +16,6 @@ from . import _ast as A
 from ._check import CheckedProvider, check_policy, check_provider
 from ._errors import ConfigError, Diagnostic, PolicyCheckError, Span, TppolicyError
 from ._evaluate import Policy
-from ._parse import parse_policy
 
 POLICY_SUFFIX = ".tpp"
 
@@ -46,26 +48,68 @@ def read_source(path: Path, error: type[TppolicyError]) -> str:
                                 Span(str(path), 0, 0, 0, 0))]) from None
 
 
-def load_provider_files(paths: Iterable[str | os.PathLike[str]]) -> dict[str, CheckedProvider]:
-    """Provider blocks from files or folders of `*.tpp` files; a later file overrides."""
+def load_provider_files(paths: Iterable[str | os.PathLike[str]],
+                        cache: bool = False) -> dict[str, CheckedProvider]:
+    """Provider blocks from files or folders of `*.tpp` files; a later file overrides.
+    With `cache`, checked providers are kept between runs (the shipped files)."""
     providers: dict[str, CheckedProvider] = {}
     for entry in paths:
         path = Path(entry)
         files = sorted(path.glob(f"*{POLICY_SUFFIX}")) if path.is_dir() else [path]
         for file in files:
             text = read_source(file, PolicyCheckError)
-            parsed = parse_policy(text, str(file))
-            if parsed.publishers:
-                raise PolicyCheckError([Diagnostic("a provider file holds only provider blocks",
-                                                   parsed.publishers[0].span)], text)
-            for ast in parsed.providers:
-                providers[ast.name] = check_provider(ast, text)
+            for provider in _checked_providers(text, str(file), cache):
+                providers[provider.name] = provider
+    return providers
+
+
+def _cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "tppolicy"
+
+
+def _checked_providers(text: str, source: str, cache: bool) -> list[CheckedProvider]:
+    """A provider file's checked providers, from the cache when this exact text was
+    checked before by this version with this grammar (start-up: parsing seven provider
+    files on every run cost a tenth of `tppolicy check`). The cache is only a cache:
+    any problem with it means parsing again."""
+    from . import __version__
+
+    grammar = resources.files(__package__).joinpath("_grammar/policy.lark").read_bytes()
+    digest = hashlib.sha256(b"\0".join((__version__.encode(), grammar, source.encode(),
+                                          text.encode()))).hexdigest()
+    cached = _cache_dir() / f"provider-{digest}.pickle"
+    try:
+        if not cache:
+            raise FileNotFoundError(cached)
+        with cached.open("rb") as handle:
+            providers = pickle.load(handle)
+        if isinstance(providers, list) and all(isinstance(p, CheckedProvider)
+                                               for p in providers):
+            return providers
+    except Exception:  # absent, unreadable, from another Python: parse again
+        pass
+    from ._parse import parse_policy
+
+    parsed = parse_policy(text, source)
+    if parsed.publishers:
+        raise PolicyCheckError([Diagnostic("a provider file holds only provider blocks",
+                                           parsed.publishers[0].span)], text)
+    providers = [check_provider(ast, text) for ast in parsed.providers]
+    if not cache:
+        return providers
+    with contextlib.suppress(Exception):  # a read-only home only costs the parse
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        partial = cached.with_suffix(f".{os.getpid()}.tmp")
+        with partial.open("wb") as handle:
+            pickle.dump(providers, handle, protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(partial, cached)
     return providers
 
 
 @lru_cache(maxsize=1)
 def _builtin() -> tuple[tuple[str, CheckedProvider], ...]:
-    return tuple(load_provider_files([policies_dir()]).items())
+    return tuple(load_provider_files([policies_dir()], cache=True).items())
 
 
 def load_providers(extra: Iterable[str | os.PathLike[str]] = ()) -> dict[str, CheckedProvider]:
@@ -113,6 +157,8 @@ def load_policy_text(text: str, source: str = "<policy>", *,
     policy decides alike wherever it is read.
     """
     providers = load_providers() if providers is None else providers
+    from ._parse import parse_policy
+
     checked = check_policy(parse_policy(text, source), providers, text)
     return Policy(checked, issuers)
 
