@@ -37,15 +37,24 @@ def schemas_dir() -> Path:
 
 
 def read_source(path: Path, error: type[TppolicyError]) -> str:
-    """A source file's text (UTF-8, a byte-order mark allowed); `error` names the file."""
+    """A source file's text (UTF-8, a byte-order mark allowed); `error` names the file,
+    and for a byte that is not UTF-8 its line and column."""
+    source = str(path)
     try:
-        return path.read_bytes().decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise error([Diagnostic(f"not UTF-8 text ({exc.reason} at byte {exc.start})",
-                                Span(str(path), 0, 0, 0, 0))]) from None
+        raw = path.read_bytes()
     except OSError as exc:
-        raise error([Diagnostic(f"cannot read: {exc.strerror or exc}",
-                                Span(str(path), 0, 0, 0, 0))]) from None
+        raise error([Diagnostic(f"cannot read the file: {exc.strerror or exc}",
+                                Span(source, 0, 0, 0, 0))]) from None
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        before = raw[:exc.start]
+        line = before.count(b"\n") + 1
+        column = len(before[before.rfind(b"\n") + 1:].decode("utf-8", "replace")) + 1
+        raise error([Diagnostic(
+            f"the file is not UTF-8: byte 0x{raw[exc.start]:02x} cannot be decoded",
+            Span(source, line, column, line, column + 1), hint="save the file as UTF-8")],
+        ) from None
 
 
 def load_provider_files(paths: Iterable[str | os.PathLike[str]],

@@ -927,21 +927,10 @@ def load_publishers_file(path: str | os.PathLike[str], providers: Mapping[str, P
                          registered_issuers: Mapping[str, str] | None = None,
                          ) -> tuple[PublisherEntry, ...]:
     """Load a publishers file; raise `ConfigError` with every problem found."""
+    from pathlib import Path as FilePath
+
+    from ._load import read_source
+
     source = os.fsdecode(path)
-    try:
-        with open(path, "rb") as f:
-            raw = f.read()
-    except OSError as exc:
-        raise ConfigError([Diagnostic(f"cannot read the file: {exc.strerror or exc}",
-                                      Span(source, 0, 0, 0, 0))]) from None
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        before = raw[:exc.start]
-        line = before.count(b"\n") + 1
-        column = len(before[before.rfind(b"\n") + 1:].decode("utf-8", "replace")) + 1
-        raise ConfigError([Diagnostic(
-            f"the file is not UTF-8: byte 0x{raw[exc.start]:02x} cannot be decoded",
-            Span(source, line, column, line, column + 1),
-            hint="save the file as UTF-8")]) from None
+    text = read_source(FilePath(source), ConfigError)
     return load_publishers_text(text, source, providers, registered_issuers)
