@@ -471,23 +471,9 @@ class FileResult:
 
 
 def _read(path: Path) -> str:
-    source = str(path)
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise ConfigError([Diagnostic(f"cannot read: {exc.strerror or exc}",
-                                      Span(source, 0, 0, 0, 0))]) from None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        before = raw[:exc.start]
-        line = before.count(b"\n") + 1
-        column = len(before[before.rfind(b"\n") + 1:].decode("utf-8", "replace")) + 1
-        raise ConfigError([Diagnostic(
-            f"the file is not UTF-8: byte 0x{raw[exc.start]:02x} cannot be decoded",
-            Span(source, line, column, line, column + 1), hint="save the file as UTF-8")],
-        ) from None
-    return text
+    from ._load import read_source
+
+    return read_source(path, ConfigError, "utf-8")  # a byte-order mark is kept, and written
 
 
 def format_file(path: str | os.PathLike[str], providers: Mapping[str, Provider]) -> FileResult:

@@ -277,8 +277,8 @@ def _condition_lines(indent: str, head: str, condition: Expr, message: str | Non
 
 
 # ---------------------------------------------------------------------- blocks
-def _block(indent: str, opening: str, sections: list[list[str]]) -> list[str]:
-    """`opening {`, the non-empty `sections` separated by blank lines, `}`."""
+def _join_sections(sections: list[list[str]]) -> list[str]:
+    """The non-empty `sections`, separated by blank lines."""
     body: list[str] = []
     for section in sections:
         if not section:
@@ -286,6 +286,12 @@ def _block(indent: str, opening: str, sections: list[list[str]]) -> list[str]:
         if body:
             body.append("")
         body.extend(section)
+    return body
+
+
+def _block(indent: str, opening: str, sections: list[list[str]]) -> list[str]:
+    """`opening {`, the non-empty `sections` separated by blank lines, `}`."""
+    body = _join_sections(sections)
     if not body:
         return [f"{indent}{opening} {{}}"]
     return [f"{indent}{opening} {{", *body, f"{indent}}}"]
@@ -552,13 +558,7 @@ def _noted_block(indent: str, opening: str, sections: list[list[str]],
                  notes: _Notes) -> list[str]:
     """`_block` with comments: above, on the opening line, before "}" and after it."""
     before, head, after = _settle(notes)
-    body: list[str] = []
-    for section in sections:
-        if not section:
-            continue
-        if body:
-            body.append("")
-        body.extend(section)
+    body = _join_sections(sections)
     if notes.end:
         if body and notes.end[0].blank_before:
             body.append("")

@@ -36,9 +36,10 @@ def schemas_dir() -> Path:
     return _data_dir("schemas")
 
 
-def read_source(path: Path, error: type[TppolicyError]) -> str:
-    """A source file's text (UTF-8, a byte-order mark allowed); `error` names the file,
-    and for a byte that is not UTF-8 its line and column."""
+def read_source(path: Path, error: type[TppolicyError], encoding: str = "utf-8-sig") -> str:
+    """A source file's text (UTF-8; by default a byte-order mark is dropped, `"utf-8"`
+    keeps it, for a tool that writes the file back); `error` names the file, and for a
+    byte that is not UTF-8 its line and column."""
     source = str(path)
     try:
         raw = path.read_bytes()
@@ -46,7 +47,7 @@ def read_source(path: Path, error: type[TppolicyError]) -> str:
         raise error([Diagnostic(f"cannot read the file: {exc.strerror or exc}",
                                 Span(source, 0, 0, 0, 0))]) from None
     try:
-        return raw.decode("utf-8-sig")
+        return raw.decode(encoding)
     except UnicodeDecodeError as exc:
         before = raw[:exc.start]
         line = before.count(b"\n") + 1
