@@ -1,0 +1,37 @@
+"""The engine benchmark stays runnable as the README shows it (small sizes; no timing is
+asserted: figures belong to the benchmark, not to the tests)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_engine.py"
+
+
+def _run(*args: str) -> str:
+    done = subprocess.run([sys.executable, str(BENCH), *args], capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_engine_benchmark_prints_every_size_and_the_ratios() -> None:
+    out = _run("--sizes", "100,1000")
+    assert "      1,000 " in out
+    assert "lookup, largest / smallest: hot " in out
+    assert "random tokens: " in out
+
+
+@pytest.mark.skipif(not shutil.which("valgrind"), reason="valgrind is not installed")
+def test_engine_benchmark_counts_instructions_per_check() -> None:
+    out = _run("--sizes", "100,100", "--instructions")
+    rows = [line.split() for line in out.splitlines() if line.startswith("        100 ")]
+    assert len(rows) == 2
+    instructions = [int(row[-2].replace(",", "")) for row in rows]
+    assert all(20_000 < count < 200_000 for count in instructions), instructions
+    assert "instructions per check 1.0" in out
