@@ -58,6 +58,48 @@ def test_rows_in_and_out() -> None:
     assert len(engine) == 0
 
 
+def test_trust_on_first_use_from_rows() -> None:
+    """Rows sharing their learn items (most: the constraint off) and rows that differ
+    each get their own: a pinned id learns nothing, an unpinned one learns the token's."""
+    rows: list[dict[str, Any]] = [
+        {**GH, "name": "off", "projects": ["a"]},
+        {**GH, "name": "unpinned", "projects": ["b"], "environment": "pypi",
+         "trust_on_first_use": True},
+        {**GH, "name": "pinned", "projects": ["c"], "environment": "pypi",
+         "trust_on_first_use": True, "repository_id": "74"}]
+    engine = Engine(publishers=rows)
+    token = github(environment="pypi", repository_id="74")
+    first = engine.check_claims(token)
+    assert first.publisher is not None and first.publisher.label == "unpinned"
+    assert first.learned == {"repository_id": "74"}
+    engine.remove_publisher("unpinned")
+    second = engine.check_claims(token)
+    assert second.publisher is not None and second.publisher.label == "pinned"
+    assert second.learned == {}
+    engine.remove_publisher("pinned")
+    third = engine.check_claims(token)
+    assert third.publisher is not None and third.publisher.label == "off"
+    assert third.learned == {}
+    assert not engine.check_claims(github(environment="pypi", repository_id="75")).learned
+
+
+def test_row_type_and_pattern_errors_name_the_field() -> None:
+    with pytest.raises(tppolicy.ConfigError) as info:
+        Engine(publishers=[
+            {**GH, "projects": ["x"], "ref_protected": "yes"},
+            {**GH, "projects": ["x"], "environment": " pypi"},
+            {**GH, "projects": ["x"], "repository_owner": "octo org"},
+            {"provider": "github", "projects": ["x"], "repository_name": "r"},
+        ])
+    text = str(info.value)
+    assert "publishers[0].ref_protected: expected bool, found a string" in text
+    assert "publishers[1].environment: ' pypi' is not printable ASCII without surrounding " \
+           "blanks" in text
+    assert "publishers[2].repository_owner: 'octo org': a GitHub user or organization name" \
+           in text
+    assert "publishers[3].repository_owner: missing" in text
+
+
 def test_yaml_file() -> None:
     engine = Engine(publishers=EXAMPLES / "publishers.yaml")
     assert len(engine) == 5

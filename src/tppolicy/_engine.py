@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from . import _ast as A
 from ._check import PROJECT_NAME, CheckedProvider, did_you_mean
 from ._compile import compile_claims_side
 from ._decision import Decision, RuleResult
@@ -40,6 +41,7 @@ from ._verify import TokenError, VerifiedToken, Verifier
 
 PENDING_TTL = 30 * 24 * 3600  # PyPI deletes pending publishers after 30 days
 NEAR_MISSES = 20  # publishers explained at most for one refused token
+LEARNS_MEMO_SIZE = 4096
 
 # PyPI's error codes for a refused exchange (warehouse/oidc/views.py).
 INVALID_PAYLOAD = "invalid-payload"
@@ -145,45 +147,56 @@ class JsonLinesSink:
             self._handle.close()
 
 
+_REQUIRED = object()  # a field without a default
+_FIELD_CLASSES: dict[str, type] = {"string": str, "int": int, "bool": bool}
+
+
 class _RowReader:
     """A publisher row (a mapping with PyPI's field names) → checked values. The same
     rules as the publishers schema, checked directly: a server adds rows all day."""
 
     def __init__(self, provider: CheckedProvider) -> None:
         self.provider = provider
-        self.patterns = {name: re.compile(decl.pattern) for name, decl in provider.fields.items()
-                         if decl.pattern}
         self.known = {"provider", "name", "projects", "pending_project", *provider.fields}
+        # Per field, worked out once (a server adds rows all day, a start-up a million):
+        # (name, declared type, its class, default or _REQUIRED, fullmatch or None, message)
+        self.fields: list[tuple[str, str, type, Any, Any, str]] = []
+        for name, decl in provider.fields.items():
+            default = _REQUIRED if decl.default is None else decl.default.value
+            match = re.compile(decl.pattern).fullmatch if decl.pattern else None
+            message = decl.pattern_message or f"does not match {decl.pattern}"
+            self.fields.append((name, decl.type, _FIELD_CLASSES[decl.type], default, match,
+                                message))
 
     def __call__(self, row: Mapping[str, Any], where: str) -> tuple[tuple[Any, ...], list[str]]:
         errors: list[str] = []
+        known = self.known
         for key in row:
-            if key not in self.known:
-                hint = did_you_mean(str(key), self.known)
+            if key not in known:
+                hint = did_you_mean(str(key), known)
                 errors.append(f"{where}.{key}: unknown field for a {self.provider.name} "
                               f"publisher{f' ({hint})' if hint else ''}")
         values: list[Any] = []
-        for name, decl in self.provider.fields.items():
-            value = row.get(name)
+        get = row.get
+        for name, type_name, expected, default, match, message in self.fields:
+            value = get(name)
             if value is None:
-                if decl.default is None:
+                if default is _REQUIRED:
                     errors.append(f"{where}.{name}: missing")
                     values.append(None)
                     continue
-                value = decl.default.value
-            expected = {"string": str, "int": int, "bool": bool}[decl.type]
+                value = default
             if value.__class__ is not expected:
-                errors.append(f"{where}.{name}: expected {decl.type}, found "
+                errors.append(f"{where}.{name}: expected {type_name}, found "
                               f"{describe_type(value)}")
             elif isinstance(value, str) and value != "" and (
                     not _PRINTABLE.fullmatch(value) or value != value.strip()):
                 errors.append(f"{where}.{name}: {value!r} is not printable ASCII without "
                               "surrounding blanks")
-            elif isinstance(value, str) and name in self.patterns and not (
-                    value == "" and decl.default is not None and decl.default.value == "") \
-                    and not self.patterns[name].fullmatch(value):
-                errors.append(f"{where}.{name}: {value!r}: "
-                              f"{decl.pattern_message or 'does not match ' + str(decl.pattern)}")
+            elif match is not None and isinstance(value, str) and not (
+                    value == "" and default == "") \
+                    and not match(value):
+                errors.append(f"{where}.{name}: {value!r}: {message}")
             values.append(value)
         return tuple(values), errors
 
@@ -247,6 +260,10 @@ class Engine:
             keys=keys or KeyCache(), audience=audience, leeway=leeway, clock=clock)
         self._records: dict[str, Record] = {}
         self._learns: dict[str, tuple[Any, ...]] = {}  # record id -> its bound learn items
+        # (provider, values of the fields its learn items read) -> the bound items: most
+        # publishers share them (trust on first use off), and binding is an AST rewrite.
+        self._learns_memo: dict[tuple[Any, ...], tuple[A.Learn, ...]] = {}
+        self._learn_positions: dict[str, tuple[int, ...]] = {}  # the fields learn items read
         self._pending_names: dict[str, set[str]] = {}
         self._lock = threading.RLock()
         self._ids = itertools.count(1)
@@ -394,7 +411,7 @@ class Engine:
 
     def _insert(self, record: Record) -> None:
         self._records[record.id] = record
-        learns = record_learns(self._indexes[record.provider].checked, record)
+        learns = self._bound_learns(record)
         if learns:
             self._learns[record.id] = learns
         self._indexes[record.provider].add(record)
@@ -404,6 +421,26 @@ class Engine:
         if record.pending_project is not None:
             self._pending_names.setdefault(ultranormalize_name(record.pending_project),
                                            set()).add(record.id)
+
+    def _bound_learns(self, record: Record) -> tuple[A.Learn, ...]:
+        provider = self._indexes[record.provider].checked
+        if record.rules is not None or not provider.learns:
+            return ()
+        positions = self._learn_positions.get(provider.name)
+        if positions is None:
+            read = {n for learn in provider.learns for n in A.fields_read(learn.value)}
+            positions = tuple(i for i, name in enumerate(provider.fields) if name in read)
+            self._learn_positions[provider.name] = positions
+        key = (provider.name, *(record.fields[i] for i in positions))
+        try:
+            learns = self._learns_memo.get(key)
+        except TypeError:  # an unhashable value: bind it alone
+            return record_learns(provider, record)
+        if learns is None:
+            learns = record_learns(provider, record)
+            if len(self._learns_memo) < LEARNS_MEMO_SIZE:
+                self._learns_memo[key] = learns
+        return learns
 
     def _delete(self, record: Record) -> None:
         del self._records[record.id]
