@@ -141,7 +141,8 @@ def _counted(size: int) -> dict[str, float]:
                         "--collect-atstart=no", "--toggle-collect=functools_reduce",
                         "--cache-sim=yes", SIMULATED_LL, f"--callgrind-out-file={out}",
                         sys.executable, __file__, "--count", str(size)],
-                       check=True, capture_output=True)
+                       check=True, capture_output=True,
+                       env={**os.environ, "PYTHONHASHSEED": "0"})  # the same probes each run
         events: list[str] = []
         totals: list[int] = []
         for line in out.read_text().splitlines():
