@@ -488,8 +488,8 @@ class Template:
     Every largest sub-expression reading only publisher fields (such as
     `lower(publisher.repository_owner + "/" + publisher.repository_name)`) is
     hoisted into a slot that `derive` computes once per publisher, with its lookup
-    key and prefer values. A publisher is then a few tuples, not a function, and a
-    million of them load in seconds.
+    key and prefer values. A publisher is then a few tuples, not a function (compiling
+    one per publisher takes 0.6 ms: ten minutes for a million, which load in 25 s).
     """
 
     predicate: TemplatePredicate  # (claims, slots) -> allowed
