@@ -221,6 +221,19 @@ def test_invalid_workflows(policy: tppolicy.Policy, text: str, message: str) -> 
     assert message in str(info.value)
 
 
+def test_unreadable_workflow_files(policy: tppolicy.Policy, tmp_path: Path) -> None:
+    with pytest.raises(WorkflowError) as info:
+        check_workflow_file(tmp_path / "missing.yml", policy)
+    assert "missing.yml" in str(info.value) and "cannot read the file" in str(info.value)
+    latin = tmp_path / "latin.yml"
+    latin.write_bytes(b"on: push\nname: caf\xe9\n")
+    with pytest.raises(WorkflowError) as info:
+        check_workflow_file(latin, policy)
+    diagnostic = info.value.diagnostics[0]
+    assert "byte 0xe9 cannot be decoded" in diagnostic.message
+    assert (diagnostic.span.line, diagnostic.span.column) == (2, 10)
+
+
 # -------------------------------------------------------------------------- CLI
 def test_cli_exit_codes(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     base = ("check-workflow", "--publishers", str(PUBLISHERS))

@@ -27,6 +27,7 @@ from typing import Any, TypeGuard
 
 from ._errors import Diagnostic, Span, TppolicyError
 from ._evaluate import Policy
+from ._load import read_source
 from ._ops import Glob
 
 __all__ = ["CODES", "WorkflowError", "WorkflowFinding", "WorkflowReport", "check_workflow_file",
@@ -273,14 +274,7 @@ def check_workflow_file(file: str | os.PathLike[str], policy: Policy, *,
     """Check a workflow file. Without `path`, its path from the root of the git checkout
     holding it (else the path as given)."""
     source = os.fsdecode(file)
-    try:
-        text = Path(file).read_bytes().decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise WorkflowError([Diagnostic(f"not UTF-8 text ({exc.reason} at byte {exc.start})",
-                                        Span(source, 0, 0, 0, 0))]) from None
-    except OSError as exc:
-        raise WorkflowError([Diagnostic(f"cannot read: {exc.strerror or exc}",
-                                        Span(source, 0, 0, 0, 0))]) from None
+    text = read_source(Path(source), WorkflowError)
     return check_workflow_text(text, source, policy, path=path or _repository_path(source),
                                audience=audience, repository=repository, job=job)
 
