@@ -231,6 +231,7 @@ def test_unreadable_workflow_files(policy: tppolicy.Policy, tmp_path: Path) -> N
         check_workflow_file(latin, policy)
     diagnostic = info.value.diagnostics[0]
     assert "byte 0xe9 cannot be decoded" in diagnostic.message
+    assert diagnostic.span is not None
     assert (diagnostic.span.line, diagnostic.span.column) == (2, 10)
 
 
