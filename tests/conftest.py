@@ -12,6 +12,19 @@ ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
 
 
+class Clock:
+    """A monotonic clock that moves only when told to (a key cache's, in the tests)."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
 @pytest.fixture(scope="session")
 def example_policy() -> tppolicy.Policy:
     return tppolicy.compile_publishers_file(EXAMPLES / "publishers.yaml")

@@ -18,6 +18,7 @@ from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
 from tppolicy._keys import FetchError, HttpFetcher, KeyCache, VerificationKey, parse_jwks
 
+from .conftest import Clock
 from .jwks_server import (
     DISCOVERY_PATH,
     FETCH_TIMEOUT,
@@ -38,19 +39,6 @@ pytest_plugins = ("tests.jwks_server",)
 
 COOLDOWN = 60.0
 SLACK = 0.6  # scheduling slack on top of a timeout, for slow CI machines
-
-
-class Clock:
-    """A monotonic clock that moves only when told to."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 @pytest.fixture

@@ -23,7 +23,7 @@ import tppolicy
 from tppolicy._keys import HttpFetcher, KeyCache
 from tppolicy._verify import Verifier
 
-from .conftest import ROOT, load_claims
+from .conftest import ROOT, Clock, load_claims
 from .jwks_server import (
     DISCOVERY_PATH,
     FETCH_TIMEOUT,
@@ -38,19 +38,6 @@ pytest_plugins = ("tests.jwks_server",)
 
 COOLDOWN = 60.0
 PUBLISHER = "sampleproject-selfhosted"
-
-
-class Clock:
-    """The key cache's monotonic clock, moved by the tests (token times use real time)."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 def publishers_text(issuer: str, provider: str = "gitlab") -> str:
