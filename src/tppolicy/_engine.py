@@ -308,16 +308,7 @@ class Engine:
         entries = load_publishers_file(path, {n: p.ast for n, p in
                                               self._providers_checked.items()},
                                        self._registered)
-        rows = []
-        for entry in entries:
-            row: dict[str, Any] = dict(entry.fields)
-            row.update(provider=entry.provider, name=entry.name)
-            if entry.pending_project is not None:
-                row["pending_project"] = entry.pending_project
-            else:
-                row["projects"] = list(entry.projects)
-            rows.append(row)
-        return self.add_publishers(rows, source=str(path))
+        return self.add_publishers([entry.as_row() for entry in entries], source=str(path))
 
     def add_publishers(self, rows: Iterable[Mapping[str, Any]],
                        source: str = "<rows>") -> list[Record]:

@@ -54,6 +54,17 @@ class PublisherEntry:
     fields: Mapping[str, str | int | bool] = field(hash=False)  # a read-only mapping
     span: Span
 
+    def as_row(self) -> dict[str, Any]:
+        """The entry as a row, what `Engine.add_publishers` and a server's table take."""
+        row: dict[str, Any] = {**self.fields, "provider": self.provider}
+        if self.name is not None:
+            row["name"] = self.name
+        if self.pending_project is not None:
+            row["pending_project"] = self.pending_project
+        else:
+            row["projects"] = list(self.projects)
+        return row
+
 
 # --------------------------------------------------------------------- constants
 _SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"

@@ -283,17 +283,8 @@ def _load_file(args: argparse.Namespace, path: str, providers: Any, issuers: dic
     from tppolicy._publishers import load_publishers_file
 
     entries = load_publishers_file(path, {n: p.ast for n, p in providers.items()}, issuers)
-    rows = []
-    for position, entry in enumerate(entries):
-        row: dict[str, Any] = dict(entry.fields)
-        row.update(provider=entry.provider)
-        if entry.name is not None:
-            row["name"] = entry.name
-        if entry.pending_project is not None:
-            row["pending_project"] = entry.pending_project
-        else:
-            row["projects"] = list(entry.projects)
-        rows.append((entry.name or f"{Path(path).stem}-{position}", row))
+    rows = [(entry.name or f"{Path(path).stem}-{position}", entry.as_row())
+            for position, entry in enumerate(entries)]
     _validator(providers, issuers).add_publishers([r for _, r in rows], source=path)
     own = storage is None
     storage = storage or _storage(args)
