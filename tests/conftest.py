@@ -12,6 +12,15 @@ ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
 
 
+def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    """`tppolicy ARGV...` in this process: (exit code, stdout, stderr)."""
+    from tppolicy._cli import main
+
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
 class Clock:
     """A monotonic clock that moves only when told to (a key cache's, in the tests)."""
 

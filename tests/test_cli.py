@@ -14,15 +14,10 @@ import pytest
 from tppolicy._cli import main
 
 from .conftest import EXAMPLES
+from .conftest import run_cli as run
 
 PUBLISHERS = str(EXAMPLES / "publishers.yaml")
 CLAIMS = EXAMPLES / "claims"
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_allowed_exits_0(capsys: pytest.CaptureFixture[str]) -> None:

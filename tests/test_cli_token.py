@@ -9,18 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from tppolicy._cli import main
-
 from .conftest import EXAMPLES, load_claims
+from .conftest import run_cli as run
 from .tokens import GITHUB, fresh, jwks, rsa_key
 
 PUBLISHERS = str(EXAMPLES / "publishers.yaml")
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture

@@ -11,16 +11,11 @@ import pytest
 from tppolicy._cli import main
 
 from .conftest import EXAMPLES, ROOT
+from .conftest import run_cli as run
 
 FIXTURES = ROOT / "tests" / "fixtures"
 PUBLISHERS = str(EXAMPLES / "publishers.yaml")
 CLAIMS = EXAMPLES / "claims"
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 # ------------------------------------------------------------------------ lint

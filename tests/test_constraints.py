@@ -24,7 +24,7 @@ from tppolicy._load import load_providers
 from tppolicy._ops import EvalError
 from tppolicy._parse import parse_policy
 
-from .conftest import ROOT
+from .conftest import ROOT, run_cli
 
 CASES = ROOT / "tests" / "cases"
 
@@ -374,14 +374,6 @@ def test_the_shipped_provider_files_are_formatted_fixed_points() -> None:
 
 
 # ------------------------------------------------------------ tppolicy check --version
-def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    from tppolicy._cli import main
-
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
 VERSIONED = """publishers:
   - name: tagged
     provider: github
@@ -414,16 +406,16 @@ def test_check_version_supplies_the_version_uploaded(
     claims_file = tmp_path / "claims.json"
     claims_file.write_text(json.dumps(claims))
     base = ("check", "--publishers", str(publishers), "--claims", str(claims_file))
-    code, out, _ = _run(capsys, *base, "--version", "1.2.3")
+    code, out, _ = run_cli(capsys, *base, "--version", "1.2.3")
     assert code == 0
     assert "  learned: repository_id = '74' (trust on first use: pin it in the publisher)" \
         in out.splitlines()
-    code, out, _ = _run(capsys, *base, "--version", "1.2.4", "--format", "json")
+    code, out, _ = run_cli(capsys, *base, "--version", "1.2.4", "--format", "json")
     assert code == 1
     payload = json.loads(out)
     assert [r["rule"] for r in payload["reasons"] if not r["passed"]] == ["version_tag"]
     assert "learned" not in payload
-    code, out, _ = _run(capsys, *base)
+    code, out, _ = run_cli(capsys, *base)
     assert code == 1
     assert "FAIL  version_tag: the request gives no 'version' (the caller supplies it)" in out
 
@@ -439,10 +431,10 @@ def test_check_token_with_the_version(capsys: pytest.CaptureFixture[str], tmp_pa
     token.write_text(rsa_key().sign(fresh(claims)))
     base = ("check", "--publishers", str(publishers), "--token", str(token), "--jwks",
             str(keys), "--format", "json")
-    code, out, _ = _run(capsys, *base, "--version", "1.2.3")
+    code, out, _ = run_cli(capsys, *base, "--version", "1.2.3")
     assert code == 0
     assert json.loads(out)["learned"] == {"repository_id": "74"}
-    code, out, _ = _run(capsys, *base, "--version", "2.0.0")
+    code, out, _ = run_cli(capsys, *base, "--version", "2.0.0")
     assert code == 1
     assert json.loads(out)["reasons"][-1]["rule"] == "version_tag"
 

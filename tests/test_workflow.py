@@ -13,6 +13,7 @@ from tppolicy._cli import main
 from tppolicy._workflow import CODES, WorkflowError, check_workflow_file, check_workflow_text
 
 from .conftest import ROOT
+from .conftest import run_cli as run
 
 FIXTURES = ROOT / "tests" / "fixtures" / "workflows"
 PUBLISHERS = FIXTURES / "publishers.yaml"
@@ -26,12 +27,6 @@ def policy() -> tppolicy.Policy:
 def codes(policy: tppolicy.Policy, name: str, **options: str) -> list[tuple[str, str, int]]:
     report = check_workflow_file(FIXTURES / name, policy, **options)
     return [(f.code, f.level, f.span.line) for f in report.findings]
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 # ------------------------------------------------------------------- real ones
