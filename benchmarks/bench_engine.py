@@ -71,7 +71,7 @@ def _claims(base: dict[str, Any], i: int) -> dict[str, Any]:
 def _loaded(size: int) -> tuple[Callable[[Any], Any], float, float]:
     """(check, load seconds, bytes per publisher) with `size` publishers loaded."""
     import tppolicy
-    from tppolicy._engine import Engine
+    from tppolicy.decide.engine import Engine
 
     tppolicy.load_providers()  # provider files parsed before the baseline
     engine = Engine()

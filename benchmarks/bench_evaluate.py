@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import tppolicy
-from tppolicy._compile import compile_predicate
+from tppolicy.language.compile import compile_predicate
 
 ROOT = Path(__file__).resolve().parents[1]
 OWNER, NAME, OWNER_ID = "octo-org", "sampleproject", "65"

@@ -25,8 +25,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 import tppolicy
-from tppolicy._keys import KeyCache
-from tppolicy._verify import Verifier, split_token
+from tppolicy.token.keys import KeyCache
+from tppolicy.token.verify import Verifier, split_token
 
 ROOT = Path(__file__).resolve().parents[1]
 ISSUER = "https://token.actions.githubusercontent.com"

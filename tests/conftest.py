@@ -14,7 +14,7 @@ EXAMPLES = ROOT / "examples"
 
 def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
     """`tppolicy ARGV...` in this process: (exit code, stdout, stderr)."""
-    from tppolicy._cli import main
+    from tppolicy.cli import main
 
     code = main(list(argv))
     out, err = capsys.readouterr()

@@ -44,7 +44,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from tppolicy._keys import DEFAULT_MAX_DOCUMENT, HttpFetcher
+from tppolicy.token.keys import DEFAULT_MAX_DOCUMENT, HttpFetcher
 
 from .tokens import ec_key, jwks, rsa_key
 

@@ -1,4 +1,4 @@
-"""`tppolicy._advise`: ranking, rule-by-rule checks, fixes in plain words, disclosure."""
+"""`tppolicy.tools.explain`: ranking, rule-by-rule checks, fixes in plain words, disclosure."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 import tppolicy
-from tppolicy._advise import Advice, Candidate, advise
+from tppolicy.tools.explain import Advice, Candidate, advise
 
 from .conftest import EXAMPLES, load_claims
 
@@ -336,8 +336,8 @@ def test_never_raises_on_odd_claims(example_policy: tppolicy.Policy) -> None:
 
 # ------------------------------------------------------------------- tokens
 def test_advise_token_verified_fresh_and_refused(example_policy: tppolicy.Policy) -> None:
-    from tppolicy._advise import advise_token
-    from tppolicy._keys import KeyCache
+    from tppolicy.token.keys import KeyCache
+    from tppolicy.tools.explain import advise_token
 
     from .tokens import GITHUB, fresh, jwks, rsa_key
 

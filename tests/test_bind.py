@@ -1,9 +1,9 @@
 from __future__ import annotations
 
-from tppolicy import _ast as A
-from tppolicy._bind import bind_expr, fold
-from tppolicy._format import format_expr
-from tppolicy._parse import parse_policy
+from tppolicy.language import ast as A
+from tppolicy.language.bind import bind_expr, fold
+from tppolicy.language.parse import parse_policy
+from tppolicy.language.printer import format_expr
 
 
 def _expr(text: str) -> A.Expr:

@@ -3,9 +3,9 @@ from __future__ import annotations
 import pytest
 
 from tppolicy import PolicyCheckError
-from tppolicy._check import check_policy, check_provider
-from tppolicy._load import load_providers
-from tppolicy._parse import parse_policy
+from tppolicy.language.check import check_policy, check_provider
+from tppolicy.language.parse import parse_policy
+from tppolicy.language.providers import load_providers
 
 HEADER = '''provider p {
   issuer "https://issuer.example"

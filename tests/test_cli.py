@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tppolicy._cli import main
+from tppolicy.cli import main
 
 from .conftest import EXAMPLES
 from .conftest import run_cli as run

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tppolicy import _fmt
-from tppolicy._cli import main
-from tppolicy._cli._style import colour_enabled, style
+from tppolicy.cli import main
+from tppolicy.cli._style import colour_enabled, style
+from tppolicy.tools import fmt as _fmt
 
 from .conftest import EXAMPLES, ROOT
 
@@ -263,7 +263,7 @@ def test_hook_file_patterns(path: str, matched: bool) -> None:
 
 
 def test_hook_entries_are_subcommands() -> None:
-    from tppolicy._cli import COMMANDS
+    from tppolicy.cli import COMMANDS
 
     names = {command.NAME for command in COMMANDS}
     assert "fmt" in names
@@ -313,7 +313,7 @@ def test_pre_commit_try_repo(tmp_path: Path) -> None:
 
 
 def test_the_shipped_policies_are_in_canonical_form(capsys: pytest.CaptureFixture[str]) -> None:
-    from tppolicy._cli import main
-    from tppolicy._load import policies_dir
+    from tppolicy.cli import main
+    from tppolicy.language.providers import policies_dir
 
     assert main(["fmt", "--check", str(policies_dir())]) == 0, capsys.readouterr().out

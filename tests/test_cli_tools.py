@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tppolicy._cli import main
+from tppolicy.cli import main
 
 from .conftest import EXAMPLES, ROOT
 from .conftest import run_cli as run

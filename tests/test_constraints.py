@@ -14,15 +14,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import tppolicy
-from tppolicy import _ast as A
-from tppolicy._check import check_provider
-from tppolicy._compile import compile_predicate
-from tppolicy._errors import ConfigError, PolicyCheckError
-from tppolicy._format import format_policy
-from tppolicy._interpret import Interpreter
-from tppolicy._load import load_providers
-from tppolicy._ops import EvalError
-from tppolicy._parse import parse_policy
+from tppolicy.errors import ConfigError, PolicyCheckError
+from tppolicy.language import ast as A
+from tppolicy.language.check import check_provider
+from tppolicy.language.compile import compile_predicate
+from tppolicy.language.interpret import Interpreter
+from tppolicy.language.ops import EvalError
+from tppolicy.language.parse import parse_policy
+from tppolicy.language.printer import format_policy
+from tppolicy.language.providers import load_providers
 
 from .conftest import ROOT, run_cli
 
@@ -140,7 +140,7 @@ def test_an_optional_rule_that_is_off_is_left_out() -> None:
     assert [r.name for r in off.rules] == ["repository"]
     assert [r.name for r in on.rules] == ["repository", "ref"]
     assert not on.rules[1].optional  # a rule the publisher uses is one of its rules
-    from tppolicy._format import format_publisher
+    from tppolicy.language.printer import format_publisher
 
     first, second = (format_publisher(p) for p in policy.to_policy_file().publishers)
     assert "rule ref" not in first
@@ -190,7 +190,7 @@ def test_the_shipped_providers_refuse_patterns_that_match_everything(pattern: st
 
 
 def test_a_computed_glob_pattern_of_only_stars_fails_closed() -> None:
-    from tppolicy._ops import op_glob
+    from tppolicy.language.ops import op_glob
 
     with pytest.raises(EvalError, match="matches everything"):
         op_glob("refs/heads/main", "**")
@@ -225,8 +225,8 @@ def test_learn_is_checked() -> None:
 
 
 def test_learn_round_trips_with_comments() -> None:
-    from tppolicy._format import format_policy_with_comments
-    from tppolicy._parse import parse_policy_outline
+    from tppolicy.language.parse import parse_policy_outline
+    from tppolicy.language.printer import format_policy_with_comments
 
     text = HEADER + '  # the tag, once\n  learn tag: claims.ref  # first use\n}\n'
     parsed, outline, comments = parse_policy_outline(text)
@@ -279,7 +279,7 @@ def test_templates_agree_with_the_interpreter(case: tuple[str, dict[str, Any],
                                                          dict[str, Any] | None]) -> None:
     """The template (lazy claims, request values, hoisted patterns), each publisher's own
     compiled rules and the interpreter give the same verdict."""
-    from tppolicy._evaluate import with_request
+    from tppolicy.decide.policy import with_request
 
     name, claims, request = case
     policy = POLICIES[name]
@@ -299,7 +299,7 @@ def test_a_constraint_that_is_off_reads_no_claim_in_the_prologue() -> None:
     import dis
 
     template = load_providers()["github"]
-    from tppolicy._compile import compile_template
+    from tppolicy.language.compile import compile_template
 
     code = compile_template(template).predicate.__code__
     loaded_first = []  # the prologue ends where the slots are unpacked
@@ -362,8 +362,8 @@ def test_a_same_repository_reusable_workflow_is_flagged() -> None:
 
 
 def test_the_shipped_provider_files_are_formatted_fixed_points() -> None:
-    from tppolicy._format import format_policy_with_comments
-    from tppolicy._parse import parse_policy_outline
+    from tppolicy.language.parse import parse_policy_outline
+    from tppolicy.language.printer import format_policy_with_comments
 
     for name in ("github_enterprise", "circleci", "buildkite"):
         path = Path(ROOT / "policies" / f"{name}.tpp")
@@ -442,7 +442,7 @@ def test_check_token_with_the_version(capsys: pytest.CaptureFixture[str], tmp_pa
 def test_binding_leaves_out_exactly_the_rules_that_fold_to_true() -> None:
     """bind_rules decides an optional rule is off from its guards alone, and caches: the
     same rules as binding everything and dropping what folds to true."""
-    from tppolicy._bind import bind_expr, bind_rules
+    from tppolicy.language.bind import bind_expr, bind_rules
 
     def reference(rules: tuple[A.Rule, ...], values: dict[str, Any]) -> tuple[A.Rule, ...]:
         out = []

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 import tppolicy
-from tppolicy._engine import (
+from tppolicy.decide.engine import (
     INVALID_PENDING_PUBLISHER,
     INVALID_PUBLISHER,
     INVALID_REUSE_TOKEN,
@@ -20,8 +20,8 @@ from tppolicy._engine import (
     JsonLinesSink,
     ultranormalize_name,
 )
-from tppolicy._keys import KeyCache
-from tppolicy._replay import SQLiteReplayStore
+from tppolicy.token.keys import KeyCache
+from tppolicy.token.replay import SQLiteReplayStore
 
 from .conftest import EXAMPLES, load_claims
 from .tokens import GITHUB, fresh, jwks, rsa_key

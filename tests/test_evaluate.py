@@ -9,9 +9,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import tppolicy
-from tppolicy._compile import compile_predicate
-from tppolicy._interpret import Interpreter
-from tppolicy._ops import EvalError
+from tppolicy.language.compile import compile_predicate
+from tppolicy.language.interpret import Interpreter
+from tppolicy.language.ops import EvalError
 
 from .conftest import load_claims
 
@@ -50,7 +50,7 @@ def _reference(publisher: Any, claims: dict[str, Any]) -> bool:
     interpreter = Interpreter(claims, provider.claim_types)
     try:
         for spec in (*provider.required_claims, *provider.optional_claims):
-            value = interpreter.value(tppolicy._ast.Claim(spec.name))
+            value = interpreter.value(tppolicy.language.ast.Claim(spec.name))
             if value is None and spec.category != "optional":
                 return False
         return all(interpreter.boolean(req.condition)

@@ -11,9 +11,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tppolicy import _fmt
-from tppolicy._errors import ConfigError, PolicySyntaxError
-from tppolicy._fmt import (
+from tppolicy.decide.publishers import load_publishers_text
+from tppolicy.errors import ConfigError, PolicySyntaxError
+from tppolicy.language.parse import parse_policy, parse_policy_outline, parse_policy_with_comments
+from tppolicy.language.printer import format_policy, format_policy_with_comments
+from tppolicy.language.providers import load_providers
+from tppolicy.tools import fmt as _fmt
+from tppolicy.tools.fmt import (
     FormatterError,
     collect_files,
     format_file,
@@ -22,10 +26,6 @@ from tppolicy._fmt import (
     is_publishers_text,
     unified_diff,
 )
-from tppolicy._format import format_policy, format_policy_with_comments
-from tppolicy._load import load_providers
-from tppolicy._parse import parse_policy, parse_policy_outline, parse_policy_with_comments
-from tppolicy._publishers import load_publishers_text
 
 from .conftest import EXAMPLES, ROOT
 from .test_format import policies

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tppolicy._ast import (
+from tppolicy.language.ast import (
     And,
     Binding,
     Call,
@@ -39,7 +39,8 @@ from tppolicy._ast import (
     Require,
     Rule,
 )
-from tppolicy._format import (
+from tppolicy.language.parse import parse_policy
+from tppolicy.language.printer import (
     _KEYWORDS,
     _LINE_WIDTH,
     format_expr,
@@ -48,7 +49,6 @@ from tppolicy._format import (
     format_publisher,
     format_value,
 )
-from tppolicy._parse import parse_policy
 
 T = TypeVar("T")
 
@@ -107,7 +107,7 @@ def test_shipped_policies(name: str) -> None:
 
 
 def test_keywords_are_the_grammars() -> None:
-    grammar = (ROOT / "src" / "tppolicy" / "_grammar" / "policy.lark").read_text("utf-8")
+    grammar = (ROOT / "src" / "tppolicy" / "language" / "policy.lark").read_text("utf-8")
     words = set(re.findall(r'"([a-z_]+)"', grammar))
     assert words == _KEYWORDS
 

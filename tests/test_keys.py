@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
-from tppolicy._keys import FetchError, HttpFetcher, KeyCache, VerificationKey, parse_jwks
+from tppolicy.token.keys import FetchError, HttpFetcher, KeyCache, VerificationKey, parse_jwks
 
 from .conftest import Clock
 from .jwks_server import (

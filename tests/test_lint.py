@@ -1,4 +1,4 @@
-"""`tppolicy._lint`: every code with a case that finds it and one that does not, locations,
+"""`tppolicy.tools.lint`: every code with a case that finds it and one that does not, locations,
 and the SARIF log validated against the official SARIF 2.1.0 JSON Schema."""
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ import yaml
 from jsonschema import Draft4Validator
 
 import tppolicy
-from tppolicy._lint import (
+from tppolicy.language.providers import load_providers
+from tppolicy.tools.lint import (
     CODES,
     Finding,
     lint_file,
@@ -22,7 +23,6 @@ from tppolicy._lint import (
     to_sarif,
     ultranormalize,
 )
-from tppolicy._load import load_providers
 
 from .conftest import EXAMPLES, ROOT
 

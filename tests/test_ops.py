@@ -6,7 +6,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tppolicy._ops import EvalError, Glob, op_after, op_before_last, op_strip_suffix, strict_equal
+from tppolicy.language.ops import (
+    EvalError,
+    Glob,
+    op_after,
+    op_before_last,
+    op_strip_suffix,
+    strict_equal,
+)
 
 
 @pytest.mark.parametrize(("pattern", "text", "matches"), [

@@ -7,9 +7,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tppolicy import PolicySyntaxError
-from tppolicy import _ast as A
-from tppolicy._load import policies_dir
-from tppolicy._parse import parse_policy
+from tppolicy.language import ast as A
+from tppolicy.language.parse import parse_policy
+from tppolicy.language.providers import policies_dir
 
 
 def test_spans_point_at_the_source() -> None:
@@ -68,16 +68,19 @@ def test_field_values_are_scalars() -> None:
         parse_policy('publisher { provider p fields { ids = [1, 2] } }', "bad.tpp")
 
 
-def test_shipped_providers_are_cached_between_runs(tmp_path: Path,
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:
-    from tppolicy._load import load_provider_files
+def test_loading_providers_writes_no_cache(tmp_path: Path,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """Nothing that could run code is kept between runs: no file appears in the cache
+    home or the temporary directory when the shipped providers are parsed."""
+    from tppolicy.language.providers import load_provider_files
 
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
-    first = load_provider_files([policies_dir()], cache=True)
-    assert len(list((tmp_path / "tppolicy").glob("provider-*.pickle"))) == len(
-        list(policies_dir().glob("*.tpp")))
-    again = load_provider_files([policies_dir()], cache=True)  # from the cache
-    assert {n: p.rules for n, p in again.items()} == {n: p.rules for n, p in first.items()}
-    for broken in (tmp_path / "tppolicy").glob("provider-*.pickle"):
-        broken.write_bytes(b"not a pickle")
-    assert load_provider_files([policies_dir()], cache=True).keys() == first.keys()
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("TMPDIR", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", None)
+    first = load_provider_files([policies_dir()])
+    assert first
+    assert not (tmp_path / "cache").exists()
+    assert list((tmp_path / "tmp").iterdir()) == []

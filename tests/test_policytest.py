@@ -1,4 +1,4 @@
-"""`tppolicy._policytest`: discovery, the case-table format, results and rule coverage, and
+"""`tppolicy.tools.testrunner`: discovery, the case-table format, results and rule coverage, and
 the repository's own tables (tests/cases) and examples run through it."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 import tppolicy
-from tppolicy._policytest import (
+from tppolicy.tools.testrunner import (
     PolicyTestError,
     Report,
     discover,

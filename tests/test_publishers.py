@@ -14,10 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
-from tppolicy._ast import Provider
-from tppolicy._errors import ConfigError, Diagnostic
-from tppolicy._parse import parse_policy
-from tppolicy._publishers import (
+from tppolicy.decide.publishers import (
     PublisherEntry,
     _python_regex,
     load_publishers_file,
@@ -25,6 +22,9 @@ from tppolicy._publishers import (
     publishers_schema,
     write_shipped_schema,
 )
+from tppolicy.errors import ConfigError, Diagnostic
+from tppolicy.language.ast import Provider
+from tppolicy.language.parse import parse_policy
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "publishers"
@@ -750,7 +750,7 @@ def test_shipped_schema_matches_shipped_providers() -> None:
     expected = json.dumps(publishers_schema(_shipped_providers()), sort_keys=True, indent=2)
     assert shipped.read_text(encoding="utf-8") == expected + "\n", (
         "schemas/publishers.schema.json is stale: regenerate it with "
-        "tppolicy._publishers.write_shipped_schema")
+        "tppolicy.decide.publishers.write_shipped_schema")
 
 
 @pytest.mark.skipif(bool(_SHIPPED_MISSING), reason="shipped policies not written yet")

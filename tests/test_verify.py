@@ -14,9 +14,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import tppolicy
-from tppolicy._keys import KeyCache
-from tppolicy._replay import MemoryReplayStore, SQLiteReplayStore
-from tppolicy._verify import CODES, TokenError, Verifier
+from tppolicy.token.keys import KeyCache
+from tppolicy.token.replay import MemoryReplayStore, SQLiteReplayStore
+from tppolicy.token.verify import CODES, TokenError, Verifier
 
 from .conftest import load_claims
 from .tokens import GITHUB, b64url, ec_key, fresh, jwks, rsa_key, unsigned

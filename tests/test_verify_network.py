@@ -20,8 +20,8 @@ from typing import Any
 import pytest
 
 import tppolicy
-from tppolicy._keys import HttpFetcher, KeyCache
-from tppolicy._verify import Verifier
+from tppolicy.token.keys import HttpFetcher, KeyCache
+from tppolicy.token.verify import Verifier
 
 from .conftest import ROOT, Clock, load_claims
 from .jwks_server import (

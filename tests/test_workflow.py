@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 import tppolicy
-from tppolicy._cli import main
-from tppolicy._workflow import CODES, WorkflowError, check_workflow_file, check_workflow_text
+from tppolicy.cli import main
+from tppolicy.tools.workflow import CODES, WorkflowError, check_workflow_file, check_workflow_text
 
 from .conftest import ROOT
 from .conftest import run_cli as run
@@ -288,7 +288,7 @@ def test_cli_help_lists_every_code(capsys: pytest.CaptureFixture[str]) -> None:
 ])
 def test_push_filters_against_a_tag_pattern(filters: dict[str, list[str]],
                                             accepted: bool) -> None:
-    from tppolicy._ops import Glob
-    from tppolicy._workflow import _refs_accepted
+    from tppolicy.language.ops import Glob
+    from tppolicy.tools.workflow import _refs_accepted
 
     assert _refs_accepted("push", filters, [Glob("refs/tags/v*")]) is accepted

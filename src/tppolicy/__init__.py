@@ -16,9 +16,9 @@ from __future__ import annotations
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
-from ._check import CheckedProvider as Provider
-from ._decision import Decision, RuleResult
-from ._errors import (
+from tppolicy.decide.decision import Decision, RuleResult
+from tppolicy.decide.policy import Policy
+from tppolicy.errors import (
     ClaimsError,
     ConfigError,
     Diagnostic,
@@ -27,10 +27,10 @@ from ._errors import (
     Span,
     TppolicyError,
 )
-from ._evaluate import Policy
+from tppolicy.language.check import CheckedProvider as Provider
 
 if TYPE_CHECKING:
-    from ._engine import (
+    from tppolicy.decide.engine import (
         CheckResult,
         CreateProject,
         DecisionSink,
@@ -39,42 +39,41 @@ if TYPE_CHECKING:
         ProjectCatalog,
         ultranormalize_name,
     )
-    from ._index import Record as PublisherRecord
-    from ._keys import FetchError, HttpFetcher, KeyCache
-    from ._replay import MemoryReplayStore, ReplayStore, SQLiteReplayStore
-    from ._verify import CODES as TOKEN_ERROR_CODES
-    from ._verify import TokenError, VerifiedToken, Verifier
-from ._load import (
+    from tppolicy.decide.index import Record as PublisherRecord
+    from tppolicy.token.keys import FetchError, HttpFetcher, KeyCache
+    from tppolicy.token.replay import MemoryReplayStore, ReplayStore, SQLiteReplayStore
+    from tppolicy.token.verify import CODES as TOKEN_ERROR_CODES
+    from tppolicy.token.verify import TokenError, VerifiedToken, Verifier
+from tppolicy.decide.load import (
     compile_publishers_file,
     compile_publishers_text,
     load_policy_file,
     load_policy_text,
-    load_providers,
 )
-
-__version__ = "0.1.0"
+from tppolicy.language.providers import load_providers
+from tppolicy.version import __version__ as __version__
 
 # Loaded on first use: the verifier stack (cryptography, PyJWT) and the engine cost
 # more than the rest of `tppolicy check --claims` together (start-up target 0.3 s).
 _LAZY = {
-    "CheckResult": ("_engine", "CheckResult"),
-    "CreateProject": ("_engine", "CreateProject"),
-    "DecisionSink": ("_engine", "DecisionSink"),
-    "Engine": ("_engine", "Engine"),
-    "JsonLinesSink": ("_engine", "JsonLinesSink"),
-    "ProjectCatalog": ("_engine", "ProjectCatalog"),
-    "PublisherRecord": ("_index", "Record"),
-    "ultranormalize_name": ("_engine", "ultranormalize_name"),
-    "FetchError": ("_keys", "FetchError"),
-    "HttpFetcher": ("_keys", "HttpFetcher"),
-    "KeyCache": ("_keys", "KeyCache"),
-    "MemoryReplayStore": ("_replay", "MemoryReplayStore"),
-    "ReplayStore": ("_replay", "ReplayStore"),
-    "SQLiteReplayStore": ("_replay", "SQLiteReplayStore"),
-    "TOKEN_ERROR_CODES": ("_verify", "CODES"),
-    "TokenError": ("_verify", "TokenError"),
-    "VerifiedToken": ("_verify", "VerifiedToken"),
-    "Verifier": ("_verify", "Verifier"),
+    "CheckResult": ("decide.engine", "CheckResult"),
+    "CreateProject": ("decide.engine", "CreateProject"),
+    "DecisionSink": ("decide.engine", "DecisionSink"),
+    "Engine": ("decide.engine", "Engine"),
+    "JsonLinesSink": ("decide.engine", "JsonLinesSink"),
+    "ProjectCatalog": ("decide.engine", "ProjectCatalog"),
+    "PublisherRecord": ("decide.index", "Record"),
+    "ultranormalize_name": ("decide.engine", "ultranormalize_name"),
+    "FetchError": ("token.keys", "FetchError"),
+    "HttpFetcher": ("token.keys", "HttpFetcher"),
+    "KeyCache": ("token.keys", "KeyCache"),
+    "MemoryReplayStore": ("token.replay", "MemoryReplayStore"),
+    "ReplayStore": ("token.replay", "ReplayStore"),
+    "SQLiteReplayStore": ("token.replay", "SQLiteReplayStore"),
+    "TOKEN_ERROR_CODES": ("token.verify", "CODES"),
+    "TokenError": ("token.verify", "TokenError"),
+    "VerifiedToken": ("token.verify", "VerifiedToken"),
+    "Verifier": ("token.verify", "Verifier"),
 }
 
 __all__ = (
@@ -118,7 +117,7 @@ __all__ = (
 
 def format_policy(policy: Policy) -> str:
     """The policy in the language, as `tppolicy compile` prints it."""
-    from ._format import format_policy as _format
+    from tppolicy.language.printer import format_policy as _format
 
     return _format(policy.to_policy_file())
 

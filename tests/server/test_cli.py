@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import EXAMPLES
-from tppolicy._cli import main
+from tppolicy.cli import main
 from tppolicy.server.storage import Storage
 
 GH_FIELDS = ["repository_owner=octo-org", "repository_name=sampleproject",

@@ -11,9 +11,9 @@ import pytest
 import redis
 
 from tests.tokens import GITHUB, rsa_key
-from tppolicy._keys import FetchError
 from tppolicy.server import Index, create_app
 from tppolicy.server.auth import RedisReplayStore, ServerKeyCache
+from tppolicy.token.keys import FetchError
 
 from .conftest import GH_ROW, RedisServer, TestClient, free_port, github_token, write_jwks
 

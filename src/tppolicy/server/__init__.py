@@ -49,10 +49,10 @@ class Settings:
 
 def build_index(settings: Settings) -> Index:
     """The storage, the engine (keys, replay store, records) and the index."""
-    from tppolicy._engine import Engine, JsonLinesSink
-    from tppolicy._keys import HttpFetcher
-    from tppolicy._load import load_providers
-    from tppolicy._replay import ReplayStore
+    from tppolicy.decide.engine import Engine, JsonLinesSink
+    from tppolicy.language.providers import load_providers
+    from tppolicy.token.keys import HttpFetcher
+    from tppolicy.token.replay import ReplayStore
 
     storage = Storage(settings.db, settings.files)
     client = redis_client(settings.redis) if settings.redis else None

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from tppolicy._keys import Fetcher, FetchError, KeyCache, VerificationKey, parse_jwks
+from tppolicy.token.keys import Fetcher, FetchError, KeyCache, VerificationKey, parse_jwks
 
 from .storage import Credential, Storage
 

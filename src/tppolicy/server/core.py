@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import IO, Any
 
-from tppolicy._engine import (
+from tppolicy.decide.engine import (
     INVALID_PAYLOAD,
     INVALID_PENDING_PUBLISHER,
     INVALID_PUBLISHER,
@@ -31,8 +31,8 @@ from tppolicy._engine import (
     CheckResult,
     Engine,
 )
-from tppolicy._errors import ConfigError
-from tppolicy._index import Record
+from tppolicy.decide.index import Record
+from tppolicy.errors import ConfigError
 
 from .auth import CREDENTIAL_TTL, AuthFailure, authenticate, new_credential
 from .storage import Credential, Storage, StoredFile, normalize

@@ -1,0 +1,84 @@
+"""The `tppolicy` command: a thin layer over the library that reads files and prints.
+
+One module per subcommand, each with NAME, HELP, add_arguments(parser) and
+run(args, out) -> exit code. Exit codes are in `_common` and `tppolicy --help`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from tppolicy.errors import TppolicyError
+from tppolicy.version import __version__
+
+from . import check, check_workflow, compile, decode, explain, fmt, lint, providers, serve, test
+from ._common import (
+    EPILOG,
+    EXIT_ALLOWED,
+    EXIT_INTERNAL,
+    EXIT_INVALID,
+    EXIT_USAGE,
+    Parser,
+    UsageError,
+    read_claims,
+)
+
+# The subcommands, in the order `tppolicy --help` lists them.
+COMMANDS = (check, check_workflow, compile, providers, decode, lint, test, explain, fmt, serve)
+
+__all__ = ["COMMANDS", "build_parser", "main", "read_claims"]
+
+
+def _chosen(argv: Sequence[str] | None) -> str | None:
+    """The subcommand named on the command line, if any (`tppolicy check ...`)."""
+    names = {command.NAME for command in COMMANDS}
+    for word in sys.argv[1:] if argv is None else argv:
+        if not word.startswith("-"):
+            return word if word in names else None
+    return None
+
+
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The parser; with `argv`, only the named subcommand's options are built (a
+    subcommand may import heavy modules to describe itself: `--help` builds all)."""
+    parser = Parser(prog="tppolicy", description="Trusted Publishing policies: decide whether "
+                    "a CI job's OIDC token may publish to a package index.",
+                    epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"tppolicy {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+    chosen = _chosen(argv) if argv is not None or sys.argv[1:] else None
+    for command in COMMANDS:
+        sub = commands.add_parser(command.NAME, help=command.HELP,
+                                  formatter_class=argparse.RawDescriptionHelpFormatter)
+        if chosen is None or chosen == command.NAME:
+            command.add_arguments(sub)
+        sub.set_defaults(run=command.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser(sys.argv[1:] if argv is None else argv)
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    try:
+        code: int = args.run(args, sys.stdout)
+        return code
+    except TppolicyError as exc:
+        print(exc.render(), file=sys.stderr)
+        return EXIT_INVALID
+    except UsageError as exc:
+        print(f"tppolicy: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except BrokenPipeError:
+        return EXIT_ALLOWED
+    except Exception as exc:  # the one place a bug is turned into an exit code
+        if args.debug:
+            raise
+        print(f"tppolicy: internal error: {type(exc).__name__}: {exc} (run with --debug for "
+              "the traceback, and please report it)", file=sys.stderr)
+        return EXIT_INTERNAL

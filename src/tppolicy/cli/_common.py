@@ -1,0 +1,212 @@
+"""What the subcommands share: exit codes, options, reading inputs."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, NoReturn
+
+from tppolicy.decide.policy import Policy
+from tppolicy.errors import ClaimsError, Diagnostic, Span
+
+EXIT_ALLOWED, EXIT_DENIED, EXIT_USAGE, EXIT_INVALID, EXIT_INTERNAL = 0, 1, 2, 3, 4
+_BASE64URL = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_=")
+
+EPILOG = """exit codes:
+  0  allowed (check) or success
+  1  denied (check)
+  2  usage error
+  3  invalid input (policy, publishers or claims file)
+  4  internal error (a bug; --debug shows the traceback)
+"""
+
+
+class UsageError(Exception):
+    """Options that do not fit together: exit 2."""
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
+def _issuer(value: str) -> tuple[str, str]:
+    issuer, sep, provider = value.rpartition("=")
+    if not sep or not issuer.startswith("https://") or not provider:
+        raise argparse.ArgumentTypeError(
+            f"expected URL=PROVIDER such as https://gitlab.example.com=gitlab, got {value!r}")
+    return issuer, provider
+
+
+def add_provider_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--issuer", metavar="URL=PROVIDER", action="append", type=_issuer,
+                        default=[], help="register an extra issuer for a provider that allows "
+                        "custom issuers (e.g. a self-managed GitLab); repeatable")
+    parser.add_argument("--providers", metavar="PATH", action="append", default=[],
+                        help="extra provider file or folder of *.tpp files; repeatable")
+
+
+def load_providers(args: argparse.Namespace) -> Mapping[str, Any]:
+    from tppolicy.language.providers import load_providers as load
+
+    return load(args.providers)
+
+
+def registered_issuers(args: argparse.Namespace, providers: Mapping[str, Any]) -> dict[str, str]:
+    issuers = dict(args.issuer)
+    for issuer, provider in issuers.items():
+        if provider not in providers:
+            raise UsageError(f"--issuer {issuer}={provider}: unknown provider '{provider}'")
+        if not providers[provider].ast.custom_issuers:
+            raise UsageError(f"--issuer {issuer}={provider}: provider '{provider}' does not "
+                             "allow custom issuers")
+    return issuers
+
+
+def load_policy(args: argparse.Namespace) -> Policy:
+    """From --publishers (YAML) or --policy (compiled policy text)."""
+    from tppolicy.decide.load import compile_publishers_file, load_policy_file
+
+    providers = load_providers(args)
+    issuers = registered_issuers(args, providers)
+    if getattr(args, "publishers", None) is not None:
+        return compile_publishers_file(args.publishers, providers=providers, issuers=issuers)
+    return load_policy_file(args.policy, providers=providers, issuers=issuers)
+
+
+def read_claims(name: str) -> dict[str, Any]:
+    """A claims file: one JSON object with unique keys, or what `python -m id -d`
+    prints (the JOSE header, then the claims, as two JSON objects)."""
+    label = "<stdin>" if name == "-" else name
+    try:
+        text = sys.stdin.read() if name == "-" else Path(name).read_text("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ClaimsError([Diagnostic(f"not UTF-8 text ({exc.reason})", Span(label, 0, 0, 0, 0))]
+                          ) from None
+    except OSError as exc:
+        raise ClaimsError([Diagnostic(f"cannot read: {exc.strerror or exc}",
+                                      Span(label, 0, 0, 0, 0))]) from None
+
+    def unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        result: dict[str, Any] = {}
+        for key, value in pairs:
+            if key in result:
+                raise ValueError(f"claim {key!r} appears twice")
+            result[key] = value
+        return result
+
+    stripped = text.strip()
+    if stripped.count(".") == 2 and all(part and set(part) <= _BASE64URL
+                                         for part in stripped.split(".")):
+        raise ClaimsError([Diagnostic("this is a signed token (a JWT), not its claims",
+                                      Span(label, 1, 1, 1, 2),
+                                      hint="decode it with `python -m id -d AUDIENCE` or any "
+                                      "JWT decoder, and pass the JSON claims")])
+    decoder = json.JSONDecoder(object_pairs_hook=unique)
+    documents: list[Any] = []
+    position = 0
+    try:
+        while True:
+            while position < len(text) and text[position].isspace():
+                position += 1
+            if position >= len(text) and documents:
+                break
+            value, position = decoder.raw_decode(text, position)
+            documents.append(value)
+    except json.JSONDecodeError as exc:
+        raise ClaimsError([Diagnostic(f"invalid JSON: {exc.msg}",
+                                      Span(label, exc.lineno, exc.colno, exc.lineno,
+                                           exc.colno + 1))], text) from None
+    except (ValueError, RecursionError) as exc:
+        raise ClaimsError([Diagnostic(f"invalid claims: {exc}", Span(label, 0, 0, 0, 0))]
+                          ) from None
+    if len(documents) == 2 and isinstance(documents[0], dict) and "alg" in documents[0]:
+        documents = documents[1:]  # `python -m id -d`: the header, then the claims
+    if len(documents) != 1:
+        raise ClaimsError([Diagnostic(f"expected one JSON object, found {len(documents)} "
+                                      "documents", Span(label, 1, 1, 1, 2))], text)
+    value = documents[0]
+    if not isinstance(value, dict):
+        kind = type(value).__name__
+        raise ClaimsError([Diagnostic(f"claims must be a JSON object, found {kind}",
+                                      Span(label, 1, 1, 1, 2))], text)
+    return value
+
+
+def read_token(name: str, max_bytes: int) -> str:
+    """A compact JWT from a file or standard input (-), surrounding whitespace removed.
+
+    At most `max_bytes` (+ slack for whitespace) are read: a huge input is refused by
+    the verifier's size check without being read whole.
+    """
+    label = "<stdin>" if name == "-" else name
+    try:
+        if name == "-":
+            data = sys.stdin.buffer.read(max_bytes + 4097)
+        else:
+            with open(name, "rb") as handle:
+                data = handle.read(max_bytes + 4097)
+    except OSError as exc:
+        raise ClaimsError([Diagnostic(f"cannot read: {exc.strerror or exc}",
+                                      Span(label, 0, 0, 0, 0))]) from None
+    try:
+        return data.decode("ascii").strip()
+    except UnicodeDecodeError:
+        # Not ASCII: the verifier refuses it with its own reason ("malformed").
+        return data.decode("utf-8", "replace").strip()
+
+
+def _jwks_option(value: str) -> tuple[str | None, str]:
+    issuer, sep, path = value.rpartition("=")
+    if sep and issuer.startswith("https://"):
+        return issuer, path
+    return None, value
+
+
+def add_token_options(parser: argparse.ArgumentParser) -> None:
+    from tppolicy.limits import DEFAULT_LEEWAY, MAX_TOKEN_BYTES
+
+    parser.add_argument("--jwks", metavar="[ISSUER=]FILE", action="append", type=_jwks_option,
+                        default=[], help="use the keys in a JWKS file instead of fetching them; "
+                        "without ISSUER= for the token's issuer (which must still be known); "
+                        "repeatable")
+    parser.add_argument("--leeway", metavar="SECONDS", type=float, default=DEFAULT_LEEWAY,
+                        help=f"clock leeway for exp, nbf and iat (default {DEFAULT_LEEWAY})")
+    parser.add_argument("--max-token-bytes", metavar="N", type=int, default=MAX_TOKEN_BYTES,
+                        help=f"refuse longer tokens before parsing (default {MAX_TOKEN_BYTES})")
+    parser.add_argument("--fetch-timeout", metavar="SECONDS", type=float, default=5.0,
+                        help="timeout of each request for discovery and JWKS documents "
+                        "(default 5)")
+    parser.add_argument("--replay-db", metavar="FILE", help="SQLite file recording used token "
+                        "ids (jti): a token allowed once is refused the next time")
+
+
+def build_verifier(args: argparse.Namespace, policy: Policy, token: str) -> Any:
+    """The verifier for `check --token`: offline keys from --jwks, else discovery."""
+    from tppolicy.token.keys import FetchError, HttpFetcher, KeyCache
+    from tppolicy.token.verify import TokenError, Verifier, split_token
+
+    keys = KeyCache(fetch=HttpFetcher(timeout=args.fetch_timeout))
+    for issuer, path in args.jwks:
+        if issuer is None:
+            try:
+                issuer = split_token(token, args.max_token_bytes)[1].get("iss")
+            except TokenError:
+                issuer = None  # the verifier will say what is wrong with the token
+            if not isinstance(issuer, str):
+                continue
+        try:
+            document = Path(path).read_bytes()
+            keys.add_static(issuer, document, path)
+        except OSError as exc:
+            raise ClaimsError([Diagnostic(f"cannot read: {exc.strerror or exc}",
+                                          Span(path, 0, 0, 0, 0))]) from None
+        except FetchError as exc:
+            raise ClaimsError([Diagnostic(f"not a usable JWKS file: {exc}",
+                                          Span(path, 0, 0, 0, 0))]) from None
+    return Verifier.for_policy(policy, keys=keys, audience=args.audience, leeway=args.leeway,
+                               max_bytes=args.max_token_bytes)

@@ -1,0 +1,133 @@
+"""`tppolicy check`: would this token's claims be allowed to publish?"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import TextIO
+
+from tppolicy.decide.decision import Decision
+from tppolicy.decide.policy import Policy
+
+from ._common import (
+    EPILOG,
+    EXIT_ALLOWED,
+    EXIT_DENIED,
+    UsageError,
+    add_provider_options,
+    add_token_options,
+    build_verifier,
+    load_policy,
+    read_claims,
+    read_token,
+)
+
+NAME = "check"
+HELP = "would these claims be allowed to publish?"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.description = ("Decide on a CI job's OIDC token (--token: verified against the "
+                          "issuer's keys) or on its decoded claims (--claims: JSON, e.g. the "
+                          "output of `python -m id -d`). The token's issuer selects the "
+                          "provider.")
+    parser.epilog = EPILOG
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--publishers", metavar="FILE", help="publishers file (YAML)")
+    source.add_argument("--policy", metavar="FILE", help="policy file, as `tppolicy compile` "
+                        "prints it")
+    given = parser.add_mutually_exclusive_group(required=True)
+    given.add_argument("--claims", metavar="FILE",
+                       help="claims as a JSON object; - reads standard input")
+    given.add_argument("--token", metavar="FILE", help="a compact JWT, verified (signature, "
+                       "issuer, audience, times) before the decision; - reads standard input")
+    parser.add_argument("--audience", default="pypi", help="expected 'aud' (default: pypi)")
+    parser.add_argument("--version", dest="request_version", metavar="VERSION",
+                        help="the version being uploaded (request.version: a publisher's "
+                        "version_tag must be the token's tag for it)")
+    parser.add_argument("--format", choices=("human", "json"), default="human")
+    add_provider_options(parser)
+    add_token_options(parser)
+    parser.add_argument("--record", metavar="FILE", help="append the decision to FILE as one "
+                        "JSON line (time, issuer, publisher, projects, reasons, the claims "
+                        "identifying the run; never the token)")
+
+
+def run(args: argparse.Namespace, out: TextIO) -> int:
+    policy = load_policy(args)
+    request = {"version": args.request_version} if args.request_version is not None else None
+    if args.token is not None:
+        from tppolicy.token.replay import SQLiteReplayStore
+
+        token = read_token(args.token, args.max_token_bytes)
+        verifier = build_verifier(args, policy, token)
+        replay = SQLiteReplayStore(args.replay_db) if args.replay_db else None
+        decision = policy.evaluate_token(token, verifier, replay, explain=True,
+                                         request=request)
+    else:
+        if args.jwks or args.replay_db:
+            raise UsageError("--jwks and --replay-db go with --token")
+        decision = policy.evaluate(read_claims(args.claims), audience=args.audience,
+                                   explain=True, request=request)
+    if args.record:
+        _record(args, policy, decision)
+    if args.format == "json":
+        payload = {**decision.to_json(), "audience": args.audience}
+        out.write(json.dumps(payload, indent=2, ensure_ascii=False) + "\n")
+    else:
+        out.write(render_decision(decision))
+    return EXIT_ALLOWED if decision.allowed else EXIT_DENIED
+
+
+def _record(args: argparse.Namespace, policy: Policy, decision: Decision) -> None:
+    import time
+
+    from tppolicy.decide.engine import JsonLinesSink, decision_record
+
+    claims: dict[str, object] | None = None
+    if args.token is None:
+        claims = read_claims(args.claims)
+    elif not any(r.rule == "token" for r in decision.reasons):  # verified: claims trusted
+        from tppolicy.token.verify import split_token
+
+        claims = split_token(read_token(args.token, args.max_token_bytes),
+                             args.max_token_bytes)[1]
+    provider = policy.providers.get(decision.provider) if decision.provider else None
+    sink = JsonLinesSink(args.record)
+    try:
+        sink.write(decision_record(
+            time.time(), claims, provider, allowed=decision.allowed, error=None,
+            publisher=decision.publisher, publisher_id=None, projects=decision.projects,
+            pending=decision.pending, action=None, reasons=decision.reasons))
+    finally:
+        sink.close()
+
+
+def render_decision(decision: Decision) -> str:
+    lines: list[str] = []
+    if decision.allowed:
+        kind = "pending publisher" if decision.pending else "publisher"
+        lines.append(f"ALLOWED: {kind} '{decision.publisher}' ({decision.provider}) may publish "
+                     f"to {', '.join(decision.projects)}")
+        if decision.pending:
+            lines.append(f"  the project {decision.projects[0]!r} does not exist yet: the first "
+                         "upload creates it and this publisher becomes a normal one")
+    elif decision.reasons and decision.reasons[0].rule == "token":
+        lines.append("DENIED: the token was refused")
+    else:
+        where = f" ({decision.provider})" if decision.provider else ""
+        lines.append(f"DENIED{where}: no trusted publisher matches this token")
+        if decision.closest:
+            lines.append(f"  closest publisher: {decision.closest}")
+    for reason in decision.reasons:
+        mark = "pass" if reason.passed else "FAIL"
+        detail = f": {reason.message}" if reason.message and not reason.passed else ""
+        if reason.code:
+            detail += f" [{reason.code}]"
+        lines.append(f"  {mark}  {reason.rule}{detail}")
+    for note in decision.notes:
+        lines.append(f"  note: {note}")
+    for name, value in decision.learned.items():
+        lines.append(f"  learned: {name} = {value!r} (trust on first use: pin it in the "
+                     "publisher)")
+    return "\n".join(lines) + "\n"

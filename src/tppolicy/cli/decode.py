@@ -1,0 +1,75 @@
+"""`tppolicy decode`: show a token's header and claims, without trusting them."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any, TextIO
+
+from ._common import EPILOG, EXIT_ALLOWED, EXIT_INVALID, read_token
+
+NAME = "decode"
+HELP = "show a token's header and claims, unverified (for debugging a failed publish)"
+BANNER = ("UNVERIFIED: nothing here has been checked (not the signature, the issuer, the "
+          "audience or the times). Use `tppolicy check --token` to verify.")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.description = HELP
+    parser.epilog = EPILOG
+    parser.add_argument("token", metavar="TOKEN", help="the token itself, a file holding it, "
+                        "or - for standard input")
+    parser.add_argument("--format", choices=("human", "json"), default="human")
+
+
+def run(args: argparse.Namespace, out: TextIO) -> int:
+    from tppolicy.limits import MAX_TOKEN_BYTES
+    from tppolicy.token.verify import TokenError, split_token
+
+    if args.token == "-" or _is_file(args.token):
+        token = read_token(args.token, MAX_TOKEN_BYTES)
+    else:
+        token = args.token.strip()
+    try:
+        header, claims, _, _ = split_token(token)
+    except TokenError as exc:
+        print(f"tppolicy: not a decodable token: {exc.message} [{exc.code}]", file=sys.stderr)
+        return EXIT_INVALID
+    if args.format == "json":
+        out.write(json.dumps({"verified": False, "header": header, "claims": claims},
+                             indent=2, ensure_ascii=False) + "\n")
+        return EXIT_ALLOWED
+    out.write(f"{BANNER}\n\nheader:\n{_indent(header)}\n\nclaims:\n{_indent(claims)}\n")
+    times = _times(claims)
+    if times:
+        out.write("\n" + times + "\n")
+    return EXIT_ALLOWED
+
+
+def _is_file(name: str) -> bool:
+    try:
+        return Path(name).is_file()
+    except OSError:  # a token is longer than a file name may be
+        return False
+
+
+def _indent(value: Any) -> str:
+    text = json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True)
+    return "\n".join("  " + line for line in text.splitlines())
+
+
+def _times(claims: dict[str, Any]) -> str:
+    now = time.time()
+    lines = []
+    for name, label in (("iat", "issued"), ("nbf", "not before"), ("exp", "expires")):
+        value = claims.get(name)
+        if value.__class__ is not int:
+            continue
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(value))
+        delta = int(value - now)
+        relative = f"in {delta} s" if delta >= 0 else f"{-delta} s ago"
+        lines.append(f"{label:>10}: {stamp} ({relative})")
+    return "\n".join(lines)

@@ -1,0 +1,165 @@
+"""`tppolicy explain`: why a token is allowed or denied, publisher by publisher, and the fix."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import TYPE_CHECKING, Any, TextIO
+
+from tppolicy.decide.reasons import show
+
+from ._common import (
+    EPILOG,
+    EXIT_ALLOWED,
+    EXIT_DENIED,
+    UsageError,
+    add_provider_options,
+    add_token_options,
+    build_verifier,
+    load_policy,
+    read_claims,
+    read_token,
+)
+from .lint import paint
+
+if TYPE_CHECKING:
+    from tppolicy.tools.explain import Advice, Candidate, Check
+
+NAME = "explain"
+HELP = "why these claims are allowed or denied, publisher by publisher, and how to fix it"
+_WIDTH = 44  # longest value shown in a table cell
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.description = (
+        "Explain a decision: every publisher of the token's provider, ranked by how close it "
+        "came (identity, then passing rules and lookup keys), with a rule-by-rule table of "
+        "what it expected and what the token had, and the fix in plain words for the closest "
+        "ones. You own the configuration, so identity mismatches are shown too; --format json "
+        "marks which reasons a server could disclose.")
+    parser.epilog = EPILOG
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--publishers", metavar="FILE", help="publishers file (YAML)")
+    source.add_argument("--policy", metavar="FILE", help="policy file, as `tppolicy compile` "
+                        "prints it")
+    given = parser.add_mutually_exclusive_group(required=True)
+    given.add_argument("--token", metavar="FILE", help="a compact JWT, verified as `check "
+                       "--token` does (never used up); - reads standard input")
+    given.add_argument("--claims", metavar="FILE",
+                       help="a token's decoded claims as a JSON object; - reads standard input")
+    parser.add_argument("--audience", default="pypi", help="expected 'aud' (default: pypi)")
+    parser.add_argument("--format", choices=("human", "json"), default="human")
+    parser.add_argument("--top", metavar="N", type=int, default=None,
+                        help="show only the N closest publishers (default: all)")
+    parser.add_argument("--fixes", metavar="N", type=int, default=3,
+                        help="give fixes for the N closest publishers (default: 3)")
+    add_provider_options(parser)
+    add_token_options(parser)
+
+
+def run(args: argparse.Namespace, out: TextIO) -> int:
+    from tppolicy.tools.explain import advise
+
+    if args.top is not None and args.top < 1:
+        raise UsageError("--top must be at least 1")
+    if args.fixes < 0:
+        raise UsageError("--fixes must not be negative")
+    if args.replay_db:
+        raise UsageError("explain never uses a token up: --replay-db goes with check")
+    policy = load_policy(args)
+    if args.token is not None:
+        from tppolicy.tools.explain import advise_token
+
+        token = read_token(args.token, args.max_token_bytes)
+        verifier = build_verifier(args, policy, token)
+        advice = advise_token(policy, token, verifier, fixes_for=args.fixes)
+    else:
+        if args.jwks:
+            raise UsageError("--jwks goes with --token")
+        claims = read_claims(args.claims)
+        advice = advise(policy, claims, audience=args.audience, fixes_for=args.fixes)
+    if args.format == "json":
+        payload = advice.to_json()
+        if args.top is not None:
+            payload["candidates"] = payload["candidates"][:args.top]
+        out.write(json.dumps(payload, indent=2, ensure_ascii=False) + "\n")
+    else:
+        out.write(render(advice, out, top=args.top))
+    return EXIT_ALLOWED if advice.allowed else EXIT_DENIED
+
+
+def _text(text: str) -> str:
+    text = text.replace("\n", " ")
+    return text if len(text) <= _WIDTH else text[:_WIDTH - 3] + "..."
+
+
+def _cell(value: Any) -> str:
+    return _text(show(value))
+
+
+def render(advice: Advice, out: TextIO, *, top: int | None = None) -> str:
+    decision = advice.decision
+    lines: list[str] = []
+    if advice.allowed:
+        kind = "pending publisher" if decision.pending else "publisher"
+        lines.append(paint("ALLOWED", "green", out) + f": {kind} '{decision.publisher}' "
+                     f"({decision.provider}) may publish to {', '.join(decision.projects)}")
+    else:
+        where = f" ({advice.provider})" if advice.provider else ""
+        lines.append(paint("DENIED", "red", out) + f"{where}: no trusted publisher matches "
+                     "this token")
+    issuer = f"{advice.issuer!r}" if advice.issuer else "none"
+    provider = advice.provider or "no provider"
+    if advice.provider_guessed:
+        provider = f"unknown; its claims are those of a {advice.provider} token"
+    lines.append(f"  token: issuer {issuer} ({provider}), checked for audience "
+                 f"{advice.audience!r}")
+    for check in advice.token_checks:
+        if not check.passed:
+            lines.append(f"  {paint('FAIL', 'red', out)} {check.name}: {check.message}")
+    for fix in advice.token_fixes:
+        lines.append(f"  {paint('fix', 'yellow', out)} ({fix.where}): {fix.text}")
+    for note in advice.notes:
+        lines.append(f"  note: {note}")
+    shown = advice.candidates if top is None else advice.candidates[:top]
+    if advice.provider and not advice.candidates:
+        lines.append(f"  no {advice.provider} publisher is configured")
+    for rank, candidate in enumerate(shown, 1):
+        lines.append("")
+        lines.extend(_candidate(rank, candidate, out))
+    hidden = len(advice.candidates) - len(shown)
+    if hidden > 0:
+        lines.append("")
+        lines.append(f"({hidden} more publisher{'s' if hidden != 1 else ''} of this provider; "
+                     "--top shows more)")
+    return "\n".join(lines) + "\n"
+
+
+def _candidate(rank: int, candidate: Candidate, out: TextIO) -> list[str]:
+    pending = ", pending" if candidate.pending else ""
+    chosen = paint(" (chosen)", "green", out) if candidate.chosen else ""
+    rules, keys = candidate.rules, candidate.keys
+    lines = [
+        f"{rank}. {candidate.publisher} ({candidate.provider}{pending}) -> "
+        f"{', '.join(candidate.projects)}{chosen}",
+        f"   {sum(c.passed for c in rules)} of {len(rules)} rules pass, "
+        f"{sum(c.passed for c in keys)} of {len(keys)} lookup keys match",
+    ]
+    rows = [("", "check", "expected", "actual")]
+    rows += [("pass" if c.passed else "FAIL", c.name, _text(c.expectation),
+              "" if c.passed and c.actual is None else _cell(c.actual))
+             for c in candidate.checks]
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    for index, row in enumerate(rows):
+        mark = row[0].ljust(widths[0])
+        if row[0] == "FAIL":
+            mark = paint(mark, "red", out)
+        text = "  ".join([mark, *(cell.ljust(w) for cell, w in zip(row[1:], widths[1:],
+                                                                   strict=True))])
+        lines.append(f"   {text}".rstrip())
+        if index and row[0] == "FAIL":
+            check: Check = candidate.checks[index - 1]
+            lines.append(f"   {' ' * widths[0]}  {check.message}")
+    for fix in candidate.fixes:
+        lines.append(f"   {paint('fix', 'yellow', out)} ({fix.where}): {fix.text}")
+    return lines

@@ -1,0 +1,105 @@
+"""`tppolicy fmt`: rewrite policy and publishers files in their canonical layout."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import TextIO
+
+from ._common import EXIT_ALLOWED, EXIT_DENIED, EXIT_INTERNAL, EXIT_INVALID, load_providers
+from ._style import style
+
+NAME = "fmt"
+HELP = "rewrite policy and publishers files in their canonical layout"
+
+_EPILOG = """exit codes (the worst over all files):
+  0  success: every file is formatted (or has been reformatted), or --diff
+  1  --check: some file is not formatted (its diff is printed)
+  2  usage error
+  3  a file cannot be read or does not parse (the other files are still processed)
+  4  internal error: the result would not have meant the same (the file is left alone)
+"""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.description = (
+        "Rewrite policy files (*.tpp) and publishers files (*.yaml, *.yml with a top-level\n"
+        "'publishers' list) in one canonical layout, keeping their comments. A folder\n"
+        "stands for the policy and publishers files below it. Files are rewritten in place\n"
+        "unless --check or --diff is given.")
+    parser.epilog = _EPILOG
+    parser.add_argument("files", metavar="FILE", nargs="+",
+                        help="policy or publishers file, or folder")
+    parser.add_argument("--check", action="store_true",
+                        help="write nothing; exit 1 and print the diff if a file is not "
+                             "formatted")
+    parser.add_argument("--diff", action="store_true",
+                        help="write nothing; print the diff of each file that would change")
+    parser.add_argument("--providers", metavar="PATH", action="append", default=[],
+                        help="extra provider file or folder of *.tpp files, whose field order "
+                             "publishers entries follow; repeatable")
+
+
+def _coloured_diff(diff: str, out: TextIO) -> str:
+    lines: list[str] = []
+    for line in diff.splitlines():
+        if line.startswith(("---", "+++")):
+            lines.append(style(line, "bold", out))
+        elif line.startswith("-"):
+            lines.append(style(line, "red", out))
+        elif line.startswith("+"):
+            lines.append(style(line, "green", out))
+        elif line.startswith("@@"):
+            lines.append(style(line, "cyan", out))
+        else:
+            lines.append(line)
+    return "\n".join(lines) + "\n"
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}" + ("" if count == 1 else "s")
+
+
+def run(args: argparse.Namespace, out: TextIO) -> int:
+    from tppolicy.tools.fmt import collect_files, format_file, unified_diff, write_file
+
+    err = sys.stderr
+    providers = {name: p.ast for name, p in load_providers(args).items()}
+    status = EXIT_ALLOWED
+    changed = unchanged = failed = 0
+    for path in collect_files(args.files):
+        result = format_file(path, providers)
+        if result.error is not None:
+            err.write(result.error.render() + "\n")
+            status, failed = max(status, EXIT_INVALID), failed + 1
+            continue
+        if result.bug is not None:
+            err.write(f"{path}: tppolicy fmt: internal error: {result.bug}; the file is left "
+                      "as it is (please report it)\n")
+            status, failed = max(status, EXIT_INTERNAL), failed + 1
+            continue
+        if not result.changed:
+            unchanged += 1
+            continue
+        changed += 1
+        if args.check or args.diff:
+            diff = unified_diff(result)
+            out.write(_coloured_diff(diff, out) if args.check else diff)
+            if args.check:
+                status = max(status, EXIT_DENIED)
+            continue
+        try:
+            write_file(result)
+        except OSError as exc:
+            err.write(f"{path}: cannot write: {exc.strerror or exc}\n")
+            status, failed, changed = max(status, EXIT_INVALID), failed + 1, changed - 1
+            continue
+        err.write(f"reformatted {path}\n")
+    verb = "would be reformatted" if args.check or args.diff else "reformatted"
+    parts = [f"{_plural(changed, 'file')} {verb}"] if changed else []
+    if unchanged:
+        parts.append(f"{_plural(unchanged, 'file')} already formatted")
+    if failed:
+        parts.append(f"{_plural(failed, 'file')} could not be formatted")
+    err.write((", ".join(parts) if parts else "no policy or publishers files found") + "\n")
+    return status

@@ -1,0 +1,128 @@
+"""`tppolicy lint`: what a reviewer of publishers and policy files should be told."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, TextIO
+
+from tppolicy.errors import Diagnostic, TppolicyError
+from tppolicy.version import __version__
+
+from ._common import (
+    EXIT_ALLOWED,
+    EXIT_DENIED,
+    EXIT_INVALID,
+    add_provider_options,
+    load_providers,
+    registered_issuers,
+)
+from ._style import style
+
+if TYPE_CHECKING:
+    from tppolicy.tools.lint import Finding
+
+NAME = "lint"
+HELP = "warn about publishers and policies a reviewer should look at twice"
+
+EPILOG = """exit codes:
+  0  no warnings (notes do not count)
+  1  warnings
+  2  usage error
+  3  invalid input: a file that cannot be read or is invalid
+  4  internal error (a bug; --debug shows the traceback)
+
+codes (docs/tools.md explains each, with its fix):
+{codes}
+"""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from tppolicy.tools.lint import CODES
+
+    parser.description = ("Lint publishers files (YAML) and policy files (*.tpp): publishers "
+                          "without an environment, workflow paths, .yml/.yaml look-alikes, "
+                          "projects listed twice, whitespace and look-alike characters, "
+                          "pending names that collide, rules that never or always pass.")
+    parser.epilog = EPILOG.format(codes="\n".join(
+        f"  {c.code}  {c.level:7}  {c.name}" for c in CODES.values()))
+    parser.add_argument("files", metavar="FILE", nargs="+",
+                        help="publishers file (YAML) or policy file (*.tpp)")
+    parser.add_argument("--format", choices=("human", "json", "sarif"), default="human",
+                        help="sarif: SARIF 2.1.0 for code scanning")
+    add_provider_options(parser)
+
+
+def run(args: argparse.Namespace, out: TextIO) -> int:
+    from tppolicy.tools.lint import lint_file, to_sarif
+
+    providers = load_providers(args)
+    issuers = registered_issuers(args, providers)
+    findings: list[Finding] = []
+    errors: list[TppolicyError] = []
+    for name in args.files:
+        try:
+            findings.extend(lint_file(name, providers=providers, issuers=issuers))
+        except TppolicyError as exc:
+            errors.append(exc)
+    diagnostics: list[Diagnostic] = [d for exc in errors for d in exc.diagnostics]
+    if args.format == "sarif":
+        payload = to_sarif(findings, version=__version__, errors=diagnostics)
+        out.write(json.dumps(payload, indent=2, ensure_ascii=False) + "\n")
+    elif args.format == "json":
+        payload_json = {
+            "findings": [f.to_json() for f in findings],
+            "errors": [{"file": d.span.source if d.span else None,
+                        "line": d.span.line if d.span else 0,
+                        "column": d.span.column if d.span else 0,
+                        "path": d.path, "message": d.message, "hint": d.hint}
+                       for d in diagnostics],
+            "files": len(args.files),
+        }
+        out.write(json.dumps(payload_json, indent=2, ensure_ascii=False) + "\n")
+    else:
+        out.write(render(findings, len(args.files), out))
+        for error in errors:
+            print(error.render(), file=sys.stderr)
+    if errors:
+        return EXIT_INVALID
+    failing = [f for f in findings if f.level != "note"]
+    return EXIT_DENIED if failing else EXIT_ALLOWED
+
+
+def paint(text: str, colour: str, stream: TextIO) -> str:
+    """Colour on a terminal only, off with NO_COLOR (`_style.style`)."""
+    return style(text, colour, stream)
+
+
+def render(findings: list[Finding], files: int, out: TextIO) -> str:
+    lines: list[str] = []
+    sources: dict[str, list[str]] = {}
+    counts = {"error": 0, "warning": 0, "note": 0}
+    for finding in findings:
+        counts[finding.level] += 1
+        span = finding.span
+        colour = {"error": "red", "warning": "yellow", "note": "cyan"}[finding.level]
+        head = paint(f"{finding.code} {finding.level}", colour, out)
+        lines.append(f"{span}: {head}: {finding.message}")
+        text = sources.get(span.source)
+        if text is None:
+            try:
+                text = Path(span.source).read_text("utf-8-sig").splitlines()
+            except (OSError, UnicodeDecodeError):
+                text = []
+            sources[span.source] = text
+        if 0 < span.line <= len(text):
+            width = max(1, span.end_column - span.column) if span.end_line == span.line else 1
+            lines.append(f"    {text[span.line - 1]}")
+            lines.append("    " + " " * (span.column - 1) + "^" + "~" * (width - 1))
+        lines.append(f"    fix: {finding.fix}")
+    plural = "s" if files != 1 else ""
+    if not findings:
+        lines.append(f"no problems found in {files} file{plural}")
+    else:
+        parts = [f"{n} {level}{'s' if n != 1 else ''}" for level, n in counts.items() if n]
+        lines.append(f"{', '.join(parts)} in {files} file{plural}")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,312 @@
+"""`tppolicy serve`: a reference index server with trusted publishing (extra
+`tppolicy[server]`), and its publishers (`tppolicy serve --db FILE publishers ...`)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any, TextIO
+
+from tppolicy.errors import ConfigError, Diagnostic, Span
+
+from ._common import (
+    EPILOG,
+    EXIT_ALLOWED,
+    EXIT_INTERNAL,
+    UsageError,
+    add_provider_options,
+    registered_issuers,
+)
+
+NAME = "serve"
+HELP = "run an index server with trusted publishing (PyPI's protocol)"
+
+_DESCRIPTION = """\
+Run an index server speaking PyPI's protocol: GET /_/oidc/audience, POST
+/_/oidc/mint-token (a CI's OIDC token for a 15-minute upload token), POST /legacy/
+(twine, uv publish), and a PEP 503 simple index at /simple/ for pip. State lives in
+one SQLite file (--db); distributions in a folder beside it (--files).
+
+  tppolicy serve --db index.db --publishers publishers.yaml \\
+      --jwks https://token.actions.githubusercontent.com=github-jwks.json
+
+Publishers in the database:
+  tppolicy serve --db index.db publishers list
+  tppolicy serve --db index.db publishers add github repository_owner=octo-org \\
+      repository_name=sampleproject repository_owner_id=65 \\
+      workflow_filename=release.yml environment=pypi --project sampleproject
+  tppolicy serve --db index.db publishers remove ID
+  tppolicy serve --db index.db publishers load publishers.yaml
+"""
+
+
+def _issuer_source(value: str) -> tuple[str, str]:
+    issuer, sep, source = value.partition("=")
+    if not sep or not issuer.startswith("https://") or not source:
+        raise argparse.ArgumentTypeError(
+            f"expected ISSUER=FILE or ISSUER=https-URL, such as "
+            f"https://token.actions.githubusercontent.com=jwks.json, got {value!r}")
+    return issuer, source
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.description = _DESCRIPTION
+    parser.epilog = EPILOG
+    parser.add_argument("--db", metavar="FILE", default="tppolicy-index.db",
+                        help="the SQLite file (default tppolicy-index.db)")
+    parser.add_argument("--files", metavar="DIR", help="where distributions are stored "
+                        "(default: DB-files beside the database)")
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on "
+                        "(default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 picks "
+                        "a free one, printed at start)")
+    parser.add_argument("--audience", default="pypi", help="the audience tokens must name "
+                        "(default pypi)")
+    parser.add_argument("--publishers", metavar="FILE", action="append", default=[],
+                        help="load a publishers file (YAML) into the database at start; "
+                        "entries replace those of the same name; repeatable")
+    parser.add_argument("--jwks", metavar="ISSUER=FILE|URL", action="append", default=[],
+                        type=_issuer_source, help="an issuer's keys from a JWKS file (read "
+                        "again on refresh: rewrite it to rotate keys) or an https JWKS URL, "
+                        "instead of OIDC discovery; repeatable")
+    parser.add_argument("--jwks-cooldown", metavar="SECONDS", type=float, default=60.0,
+                        help="refresh an issuer's keys at most this often (default 60)")
+    parser.add_argument("--fetch-timeout", metavar="SECONDS", type=float, default=5.0,
+                        help="deadline of each key fetch (default 5)")
+    parser.add_argument("--redis", metavar="URL", help="redis://HOST:PORT/DB: share the used "
+                        "token ids and the issuers' keys between replicas")
+    parser.add_argument("--ssl-certfile", metavar="FILE", help="serve HTTPS with this "
+                        "certificate (uv reaches the token endpoints over https only)")
+    parser.add_argument("--ssl-keyfile", metavar="FILE", help="the certificate's private key")
+    parser.add_argument("--credential-ttl", metavar="SECONDS", type=float, default=900.0,
+                        help="lifetime of minted upload tokens (default 900: 15 minutes)")
+    parser.add_argument("--max-upload-bytes", metavar="N", type=int,
+                        default=100 * 1024 * 1024, help="largest distribution accepted "
+                        "(default 100 MiB)")
+    parser.add_argument("--record", metavar="FILE", help="append every token decision to FILE "
+                        "as one JSON line (never the token)")
+    parser.add_argument("--reload-interval", metavar="SECONDS", type=float, default=2.0,
+                        help="how often publishers changed in the database are picked up "
+                        "(default 2)")
+    parser.add_argument("--log-level", default="info",
+                        choices=("critical", "error", "warning", "info", "debug"))
+    add_provider_options(parser)
+
+    commands = parser.add_subparsers(dest="serve_command", metavar="COMMAND")
+    publishers = commands.add_parser("publishers", help="manage the database's publishers")
+    actions = publishers.add_subparsers(dest="publishers_command", metavar="ACTION",
+                                        required=True)
+    listing = actions.add_parser("list", help="list the publishers")
+    listing.add_argument("--format", choices=("human", "json"), default="human")
+    add = actions.add_parser("add", help="add (or replace, by --id) one publisher")
+    add.add_argument("provider", help="github, gitlab, google, activestate, ...")
+    add.add_argument("fields", metavar="FIELD=VALUE", nargs="*",
+                     help="the provider's fields, named as in publishers files")
+    target = add.add_mutually_exclusive_group(required=True)
+    target.add_argument("--project", action="append", help="a project it may publish; "
+                        "repeatable")
+    target.add_argument("--pending-project", metavar="NAME", help="a pending publisher: the "
+                        "first upload creates this project")
+    add.add_argument("--name", help="a display name (also the id unless --id)")
+    add.add_argument("--id", help="the publisher's id (default: the name, or a new id)")
+    add.add_argument("--added-by", metavar="USER", help="who added it (pending publishers "
+                     "of the same user survive the creation of a colliding project)")
+    remove = actions.add_parser("remove", help="remove a publisher by id")
+    remove.add_argument("id")
+    load = actions.add_parser("load", help="add the publishers of a publishers file (YAML)")
+    load.add_argument("file")
+
+
+def run(args: argparse.Namespace, out: TextIO) -> int:
+    try:
+        import starlette  # noqa: F401
+        import uvicorn  # noqa: F401
+    except ImportError as exc:
+        raise UsageError(f"tppolicy serve needs the server extra ({exc.name} is missing): "
+                         "pip install 'tppolicy[server]'") from None
+    from tppolicy.language.providers import load_providers
+
+    providers = load_providers(args.providers)
+    issuers = registered_issuers(args, providers)
+    if args.serve_command == "publishers":
+        return _publishers(args, out, providers, issuers)
+    if (args.ssl_certfile is None) != (args.ssl_keyfile is None):
+        raise UsageError("--ssl-certfile and --ssl-keyfile go together")
+    if not 0 <= args.port <= 65535:
+        raise UsageError(f"--port {args.port}: not a port number")
+    for option in ("credential_ttl", "jwks_cooldown", "fetch_timeout", "reload_interval"):
+        if getattr(args, option) <= 0:
+            raise UsageError(f"--{option.replace('_', '-')} must be positive")
+    for _, source in args.jwks:
+        if not source.startswith("https://") and not Path(source).is_file():
+            raise ConfigError([Diagnostic("cannot read this JWKS file",
+                                          Span(source, 0, 0, 0, 0))])
+    for name in (args.ssl_certfile, args.ssl_keyfile):
+        if name is not None and not Path(name).is_file():
+            raise ConfigError([Diagnostic("no such file", Span(name, 0, 0, 0, 0))])
+    from tppolicy.server import Settings, build_index, serve
+
+    storage_settings = _settings(args, issuers)
+    for path in args.publishers:
+        _load_file(args, path, providers, issuers)
+    import sqlite3
+
+    try:
+        index = build_index(Settings(**storage_settings))
+    except (sqlite3.Error, OSError) as exc:
+        raise ConfigError([Diagnostic(f"cannot open the database: {exc}",
+                                      Span(str(args.db), 0, 0, 0, 0))]) from None
+    try:
+        started = serve(index, host=args.host, port=args.port, ssl_certfile=args.ssl_certfile,
+                        ssl_keyfile=args.ssl_keyfile, log_level=args.log_level)
+    except OSError as exc:
+        raise UsageError(f"cannot listen on {args.host}:{args.port}: "
+                         f"{exc.strerror or exc}") from None
+    return EXIT_ALLOWED if started else EXIT_INTERNAL
+
+
+def _settings(args: argparse.Namespace, issuers: dict[str, str]) -> dict[str, Any]:
+    return {"db": args.db, "files": args.files, "audience": args.audience,
+            "jwks": dict(args.jwks), "jwks_cooldown": args.jwks_cooldown,
+            "fetch_timeout": args.fetch_timeout, "redis": args.redis, "issuers": issuers,
+            "providers": tuple(args.providers), "record": args.record,
+            "credential_ttl": args.credential_ttl, "max_upload_bytes": args.max_upload_bytes,
+            "reload_interval": args.reload_interval}
+
+
+def _storage(args: argparse.Namespace) -> Any:
+    import sqlite3
+
+    from tppolicy.server.storage import Storage
+
+    try:
+        return Storage(args.db, args.files)
+    except (sqlite3.Error, OSError) as exc:
+        raise ConfigError([Diagnostic(f"cannot open the database: {exc}",
+                                      Span(str(args.db), 0, 0, 0, 0))]) from None
+
+
+def _validator(providers: Any, issuers: dict[str, str]) -> Any:
+    from tppolicy.decide.engine import Engine
+
+    return Engine(providers=providers, issuers=issuers)
+
+
+def _publishers(args: argparse.Namespace, out: TextIO, providers: Any,
+                issuers: dict[str, str]) -> int:
+    storage = _storage(args)
+    try:
+        if args.publishers_command == "list":
+            rows = storage.publishers()
+            if args.format == "json":
+                out.write(json.dumps([{"id": r.id, **r.row, "added_by": r.added_by,
+                                       "created": r.created} for r in rows], indent=2) + "\n")
+            else:
+                for r in rows:
+                    target = (f"pending {r.row['pending_project']}" if r.pending_project
+                              else ", ".join(r.row.get("projects") or ()))
+                    fields = " ".join(f"{k}={v}" for k, v in r.row.items()
+                                      if k not in ("provider", "name", "projects",
+                                                   "pending_project"))
+                    out.write(f"{r.id}\t{r.provider}\t{target}\t{fields}\n")
+            return EXIT_ALLOWED
+        if args.publishers_command == "remove":
+            if not storage.delete_publisher(args.id):
+                raise ConfigError([Diagnostic(f"no publisher with id {args.id!r} (see "
+                                              "`publishers list`)")])
+            out.write(f"removed publisher {args.id}\n")
+            return EXIT_ALLOWED
+        if args.publishers_command == "load":
+            count = _load_file(args, args.file, providers, issuers, storage)
+            out.write(f"loaded {count} publishers from {args.file}\n")
+            return EXIT_ALLOWED
+        row = _row(args, providers)
+        engine = _validator(providers, issuers)
+        record = engine.add_publisher(row, id=args.id or args.name or None)
+        publisher_id = record.id if (args.id or args.name) else _new_id(storage)
+        storage.put_publisher(publisher_id, row, added_by=args.added_by)
+        out.write(f"added publisher {publisher_id}\n")
+        return EXIT_ALLOWED
+    finally:
+        storage.close()
+
+
+def _new_id(storage: Any) -> str:
+    import secrets
+
+    while True:
+        candidate = "p-" + secrets.token_hex(4)
+        if storage.publisher(candidate) is None:
+            return candidate
+
+
+def _row(args: argparse.Namespace, providers: Any) -> dict[str, Any]:
+    provider = providers.get(args.provider)
+    if provider is None:
+        from tppolicy.language.check import did_you_mean
+
+        hint = did_you_mean(args.provider, providers)
+        raise UsageError(f"unknown provider {args.provider!r}"
+                         f"{f' ({hint})' if hint else ''}; known: {', '.join(sorted(providers))}")
+    row: dict[str, Any] = {"provider": args.provider}
+    for item in args.fields:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UsageError(f"expected FIELD=VALUE, got {item!r}")
+        declared = provider.fields.get(key)
+        if declared is not None and declared.type == "int":
+            try:
+                row[key] = int(value)
+            except ValueError:
+                raise UsageError(f"{key}: expected an integer, got {value!r}") from None
+        elif declared is not None and declared.type == "bool":
+            if value not in ("true", "false"):
+                raise UsageError(f"{key}: expected true or false, got {value!r}")
+            row[key] = value == "true"
+        else:
+            row[key] = value
+    if args.name:
+        row["name"] = args.name
+    if args.pending_project:
+        row["pending_project"] = args.pending_project
+    else:
+        row["projects"] = list(args.project)
+    return row
+
+
+def _load_file(args: argparse.Namespace, path: str, providers: Any, issuers: dict[str, str],
+               storage: Any = None) -> int:
+    """The publishers of a YAML file into the database (validated as a whole first):
+    an entry replaces the one with the same name; entries without a name get ids
+    from the file's name and their position."""
+    from tppolicy.decide.publishers import load_publishers_file
+
+    entries = load_publishers_file(path, {n: p.ast for n, p in providers.items()}, issuers)
+    rows = [(entry.name or f"{Path(path).stem}-{position}", entry.as_row())
+            for position, entry in enumerate(entries)]
+    _validator(providers, issuers).add_publishers([r for _, r in rows], source=path)
+    own = storage is None
+    storage = storage or _storage(args)
+    try:
+        with storage.transaction() as db:
+            for publisher_id, row in rows:
+                existing = storage.publisher(publisher_id)
+                if existing is not None and (existing.row == row or _converted(existing.row,
+                                                                                row)):
+                    continue  # unchanged (keeps its creation time), or already used
+                storage.put_publisher(publisher_id, row, db=db)
+    finally:
+        if own:
+            storage.close()
+    return len(rows)
+
+
+def _converted(stored: dict[str, Any], pending: dict[str, Any]) -> bool:
+    """Is `stored` what the pending publisher `pending` became on its first use?"""
+    project = pending.get("pending_project")
+    if project is None or stored.get("pending_project") is not None:
+        return False
+    same = {k: v for k, v in stored.items() if k != "projects"} == \
+        {k: v for k, v in pending.items() if k != "pending_project"}
+    return same and project in (stored.get("projects") or ())

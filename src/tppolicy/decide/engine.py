@@ -1,0 +1,691 @@
+"""One engine for an index server: every request thread asks it which publisher, and
+so which projects, a token speaks for, while the server's users add and remove
+publishers. Pending publishers run as on PyPI; every decision can be recorded.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import json
+import os
+import re
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from tppolicy.decide.decision import Decision, RuleResult, token_reason
+from tppolicy.decide.index import ProviderIndex, Record
+from tppolicy.decide.policy import (
+    closest_record,
+    explain_miss,
+    learned_values,
+    missing_claims,
+    record_learns,
+    request_problem,
+    with_request,
+)
+from tppolicy.errors import ConfigError, Diagnostic, Span
+from tppolicy.language import ast as A
+from tppolicy.language.check import PROJECT_NAME, CheckedProvider, did_you_mean
+from tppolicy.language.compile import compile_claims_side
+from tppolicy.language.ops import describe_type
+from tppolicy.limits import DEFAULT_LEEWAY, REPLAY_MARGIN
+from tppolicy.token.keys import KeyCache
+from tppolicy.token.replay import MemoryReplayStore, ReplayStore
+from tppolicy.token.verify import TokenError, VerifiedToken, Verifier
+
+PENDING_TTL = 30 * 24 * 3600  # PyPI deletes pending publishers after 30 days
+NEAR_MISSES = 20  # publishers explained at most for one refused token
+LEARNS_MEMO_SIZE = 4096
+
+# PyPI's error codes for a refused exchange (warehouse/oidc/views.py).
+INVALID_PAYLOAD = "invalid-payload"
+INVALID_TOKEN = "invalid-token"
+INVALID_PUBLISHER = "invalid-publisher"
+INVALID_PENDING_PUBLISHER = "invalid-pending-publisher"
+INVALID_REUSE_TOKEN = "invalid-reuse-token"
+
+# Claims recorded with a decision when the provider declares them: they identify the run
+# (never the token itself). The claims the provider's rules and keys read are added.
+RUN_CLAIMS = ("iss", "sub", "jti", "ref", "ref_type", "ref_path", "sha", "workflow_ref",
+              "job_workflow_ref", "ci_config_ref_uri", "run_id", "run_number", "run_attempt",
+              "pipeline_id", "job_id", "environment", "event_name", "actor", "actor_id")
+
+_PRINTABLE = re.compile(r"[ -~]*")
+
+
+def _shared(value: Any) -> Any:
+    return sys.intern(value) if value.__class__ is str else value
+
+
+def ultranormalize_name(name: str) -> str:
+    """PyPI's name for 'too similar': `Foo-Bar`, `foobar` and `f00bar` are one."""
+    return (name.lower().replace(".", "").replace("_", "").replace("-", "")
+            .replace("l", "1").replace("i", "1").replace("o", "0"))
+
+
+@dataclass(frozen=True, slots=True)
+class CreateProject:
+    """What a pending publisher's first use asks of the server: create the project,
+    then call `Engine.convert_pending(action)` (which also voids colliding pending
+    publishers of other owners)."""
+
+    project: str
+    pending_id: str
+    added_by: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class CheckResult:
+    """The answer to one upload request.
+
+    `error` is PyPI's code for a refused exchange (`invalid-publisher`, ...).
+    `closest` names a near-miss publisher only when the token shares its identity
+    (repository, service account...): otherwise nothing is disclosed.
+    """
+
+    allowed: bool
+    publisher: Record | None
+    projects: tuple[str, ...]
+    pending: bool
+    reasons: tuple[RuleResult, ...]
+    error: str | None = None
+    action: CreateProject | None = None
+    closest: str | None = None
+    claims: Mapping[str, Any] | None = None  # the verified claims (check_token)
+    learned: Mapping[str, Any] = field(default_factory=dict)  # trust on first use
+
+    def to_json(self) -> dict[str, Any]:
+        result = {
+            "allowed": self.allowed,
+            "publisher": self.publisher.label if self.publisher else None,
+            "publisher_id": self.publisher.id if self.publisher else None,
+            "projects": list(self.projects),
+            "pending": self.pending,
+            "error": self.error,
+            "action": {"create_project": self.action.project,
+                       "pending_id": self.action.pending_id} if self.action else None,
+            "closest_publisher": self.closest,
+            "reasons": [r.to_json() for r in self.reasons],
+        }
+        if self.learned:
+            result["learned"] = dict(self.learned)
+        return result
+
+
+class ProjectCatalog(Protocol):
+    """The index's projects, as the engine needs to know them."""
+
+    def exists(self, name: str) -> bool: ...
+
+
+class DecisionSink(Protocol):
+    def write(self, record: Mapping[str, Any]) -> None: ...
+
+
+class JsonLinesSink:
+    """Decision records appended to a file, one JSON object a line."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self._lock = threading.Lock()
+        self._handle = self.path.open("a", encoding="utf-8")
+
+    def write(self, record: Mapping[str, Any]) -> None:
+        line = json.dumps(record, ensure_ascii=False, sort_keys=True, default=str)
+        with self._lock:
+            self._handle.write(line + "\n")
+            self._handle.flush()
+
+    def close(self) -> None:
+        with self._lock:
+            self._handle.close()
+
+
+_REQUIRED = object()  # a field without a default
+_FIELD_CLASSES: dict[str, type] = {"string": str, "int": int, "bool": bool}
+
+
+class _RowReader:
+    """A publisher row (a mapping with PyPI's field names) → checked values. The same
+    rules as the publishers schema, checked directly: a server adds rows all day."""
+
+    def __init__(self, provider: CheckedProvider) -> None:
+        self.provider = provider
+        self.known = {"provider", "name", "projects", "pending_project", *provider.fields}
+        # Per field, worked out once (a server adds rows all day, a start-up a million):
+        # (name, declared type, its class, default or _REQUIRED, fullmatch or None, message)
+        self.fields: list[tuple[str, str, type, Any, Any, str]] = []
+        for name, decl in provider.fields.items():
+            default = _REQUIRED if decl.default is None else decl.default.value
+            match = re.compile(decl.pattern).fullmatch if decl.pattern else None
+            message = decl.pattern_message or f"does not match {decl.pattern}"
+            self.fields.append((name, decl.type, _FIELD_CLASSES[decl.type], default, match,
+                                message))
+
+    def __call__(self, row: Mapping[str, Any], where: str) -> tuple[tuple[Any, ...], list[str]]:
+        errors: list[str] = []
+        known = self.known
+        for key in row:
+            if key not in known:
+                hint = did_you_mean(str(key), known)
+                errors.append(f"{where}.{key}: unknown field for a {self.provider.name} "
+                              f"publisher{f' ({hint})' if hint else ''}")
+        values: list[Any] = []
+        get = row.get
+        for name, type_name, expected, default, match, message in self.fields:
+            value = get(name)
+            if value is None:
+                if default is _REQUIRED:
+                    errors.append(f"{where}.{name}: missing")
+                    values.append(None)
+                    continue
+                value = default
+            if value.__class__ is not expected:
+                errors.append(f"{where}.{name}: expected {type_name}, found "
+                              f"{describe_type(value)}")
+            elif isinstance(value, str) and value != "" and (
+                    not _PRINTABLE.fullmatch(value) or value != value.strip()):
+                errors.append(f"{where}.{name}: {value!r} is not printable ASCII without "
+                              "surrounding blanks")
+            elif match is not None and isinstance(value, str) and not (
+                    value == "" and default == "") \
+                    and not match(value):
+                errors.append(f"{where}.{name}: {value!r}: {message}")
+            values.append(value)
+        return tuple(values), errors
+
+
+class Engine:
+    """Trusted publishing for an index server. Thread-safe: one engine serves every
+    request thread while publishers are added and removed.
+
+    `publishers` may be a publishers file (YAML) or rows (mappings with the same
+    fields as a publishers file entry). `projects` tells whether a project exists
+    (pending publishers need it); `records` receives one decision record per check.
+    """
+
+    def __init__(self, *, publishers: str | os.PathLike[str] | Iterable[Mapping[str, Any]]
+                 | None = None,
+                 audience: str = "pypi", keys: KeyCache | None = None,
+                 replay: ReplayStore | None = None, issuers: Mapping[str, str] | None = None,
+                 providers: Mapping[str, CheckedProvider] | None = None,
+                 projects: ProjectCatalog | None = None, records: DecisionSink | None = None,
+                 pending_ttl: float = PENDING_TTL, leeway: float = DEFAULT_LEEWAY,
+                 clock: Callable[[], float] = time.time,
+                 on_removed: Callable[[Record, str], None] | None = None) -> None:
+        from tppolicy.language.providers import load_providers
+
+        self.audience = audience
+        self.projects = projects
+        # Told of every publisher the engine drops by itself, with why: "converted",
+        # "voided" (a colliding project was created), "expired", "project-exists".
+        self.on_removed = on_removed
+        self.records = records
+        self.pending_ttl = pending_ttl
+        self.clock = clock
+        self.replay: ReplayStore = replay if replay is not None else MemoryReplayStore()
+        self._providers_checked = dict(load_providers() if providers is None else providers)
+        self._registered = dict(issuers or {})
+        self._indexes: dict[str, ProviderIndex] = {}
+        self._issuers: dict[str, ProviderIndex] = {}
+        self._identity: dict[str, dict[tuple[Any, ...], tuple[Record, ...]]] = {}
+        self._identity_of: dict[str, Callable[[Mapping[str, Any]], tuple[Any, ...]]] = {}
+        self._readers: dict[str, _RowReader] = {}
+        for name, provider in self._providers_checked.items():
+            index = ProviderIndex(provider)
+            self._indexes[name] = index
+            self._identity[name] = {}
+            identity_keys = [k for k in provider.keys if k.identity]
+            self._identity_of[name] = compile_claims_side(provider, identity_keys)
+            self._readers[name] = _RowReader(provider)
+            for issuer in provider.issuers:
+                self._issuers.setdefault(issuer, index)
+        for issuer, name in self._registered.items():
+            index_for = self._indexes.get(name)
+            if index_for is None or not index_for.checked.ast.custom_issuers:
+                raise ConfigError([Diagnostic(f"issuer {issuer} cannot be registered for "
+                                              f"'{name}': not a provider allowing custom "
+                                              "issuers")])
+            self._issuers.setdefault(issuer, index_for)
+        self.verifier = Verifier(
+            issuers={i: p.checked.name for i, p in self._issuers.items()},
+            algorithms={n: p.ast.algorithms or ("RS256",)
+                        for n, p in self._providers_checked.items()},
+            keys=keys or KeyCache(), audience=audience, leeway=leeway, clock=clock)
+        self._records: dict[str, Record] = {}
+        self._learns: dict[str, tuple[Any, ...]] = {}  # record id -> its bound learn items
+        # (provider, values of the fields its learn items read) -> the bound items: most
+        # publishers share them (trust on first use off), and binding is an AST rewrite.
+        self._learns_memo: dict[tuple[Any, ...], tuple[A.Learn, ...]] = {}
+        self._learn_positions: dict[str, tuple[int, ...]] = {}  # the fields learn items read
+        self._pending_names: dict[str, set[str]] = {}
+        self._lock = threading.RLock()
+        self._ids = itertools.count(1)
+        if publishers is not None:
+            if isinstance(publishers, str | os.PathLike):
+                self.load_publishers_file(publishers)
+            else:
+                self.add_publishers(publishers)
+
+    # ------------------------------------------------------------ publishers
+    def __len__(self) -> int:
+        return len(self._records)
+
+    def get(self, publisher_id: str) -> Record | None:
+        return self._records.get(publisher_id)
+
+    def row(self, record: Record) -> dict[str, Any]:
+        """A publisher as a row of a publishers file (what `add_publisher` takes)."""
+        provider = self._providers_checked[record.provider]
+        row: dict[str, Any] = {"provider": record.provider}
+        if record.name is not None:
+            row["name"] = record.name
+        if record.pending_project is not None:
+            row["pending_project"] = record.pending_project
+        else:
+            row["projects"] = list(record.projects)
+        for name, value in record.field_values(provider).items():
+            default = provider.fields[name].default
+            if default is None or value != default.value:  # defaults left out, as people write
+                row[name] = value
+        return row
+
+    def publishers(self, provider: str | None = None) -> Iterator[Record]:
+        for record in list(self._records.values()):
+            if provider is None or record.provider == provider:
+                yield record
+
+    def load_publishers_file(self, path: str | os.PathLike[str]) -> list[Record]:
+        """Add every publisher of a publishers file, validated with its schema."""
+        from tppolicy.decide.publishers import load_publishers_file
+
+        entries = load_publishers_file(path, {n: p.ast for n, p in
+                                              self._providers_checked.items()},
+                                       self._registered)
+        return self.add_publishers([entry.as_row() for entry in entries], source=str(path))
+
+    def add_publishers(self, rows: Iterable[Mapping[str, Any]],
+                       source: str = "<rows>") -> list[Record]:
+        """Add rows, all or none: every problem in them is reported together."""
+        prepared: list[Record] = []
+        problems: list[Diagnostic] = []
+        for position, row in enumerate(rows):
+            try:
+                prepared.append(self._record(row, f"publishers[{position}]", None, None, None))
+            except ConfigError as exc:
+                problems.extend(exc.diagnostics)
+        if problems:
+            raise ConfigError([Diagnostic(d.message, Span(source, 0, 0, 0, 0), d.path, d.hint)
+                               for d in problems])
+        with self._lock:
+            for record in prepared:
+                self._insert(record)
+        return prepared
+
+    def add_publisher(self, row: Mapping[str, Any], *, id: str | None = None,
+                      added_by: str | None = None, created: float | None = None) -> Record:
+        """Add one publisher (a server row); `id` defaults to a new one. Replaces the
+        publisher with the same id, if any."""
+        record = self._record(row, "publisher", id, added_by, created)
+        with self._lock:
+            old = self._records.get(record.id)
+            if old is not None:
+                self._delete(old)
+            self._insert(record)
+        return record
+
+    def remove_publisher(self, publisher_id: str) -> Record | None:
+        with self._lock:
+            record = self._records.get(publisher_id)
+            if record is not None:
+                self._delete(record)
+            return record
+
+    def _record(self, row: Mapping[str, Any], where: str, publisher_id: str | None,
+                added_by: str | None, created: float | None) -> Record:
+        if not isinstance(row, Mapping):
+            raise ConfigError([Diagnostic(f"a publisher is a mapping, not {describe_type(row)}",
+                                          path=where)])
+        provider_name = row.get("provider")
+        index = self._indexes.get(provider_name) if isinstance(provider_name, str) else None
+        if index is None:
+            hint = did_you_mean(str(provider_name), self._indexes)
+            raise ConfigError([Diagnostic(f"unknown provider {provider_name!r}",
+                                          path=f"{where}.provider", hint=hint)])
+        values, errors = self._readers[index.checked.name](row, where)
+        projects = row.get("projects")
+        pending = row.get("pending_project")
+        if (projects is None) == (pending is None):
+            errors.append(f"{where}: give either projects or pending_project")
+        names = [pending] if pending is not None else list(projects or [])
+        if projects is not None and (not isinstance(projects, list | tuple) or not projects):
+            errors.append(f"{where}.projects: a non-empty list of project names")
+            names = []
+        for name in names:
+            if not isinstance(name, str) or not PROJECT_NAME.match(name):
+                errors.append(f"{where}: {name!r} is not a valid project name")
+        display = row.get("name")
+        if display is not None and not isinstance(display, str):
+            errors.append(f"{where}.name: expected a string")
+        if errors:
+            raise ConfigError([Diagnostic(e.split(": ", 1)[1], path=e.split(": ", 1)[0])
+                               for e in errors])
+        template = index.template
+        values = tuple(_shared(v) for v in values)
+        try:
+            key, prefer, slots = template.derive(values)
+            # Values repeat across publishers (owners, "release.yml", "pypi"): one copy each.
+            key, prefer, slots = (tuple(_shared(v) for v in key),
+                                  tuple(_shared(v) for v in prefer),
+                                  tuple(_shared(v) for v in slots))
+        except Exception as exc:
+            raise ConfigError([Diagnostic(f"cannot compute the lookup keys: {exc}",
+                                          path=where)]) from None
+        identifier = publisher_id or (display if display and display not in self._records
+                                      else f"p{next(self._ids)}")
+        return Record(identifier, index.checked.name, display,
+                      tuple(projects or ()) if pending is None else (), pending, values, key,
+                      prefer,
+                      slots, template.predicate, None, added_by,
+                      self.clock() if created is None else created)
+
+    def _identity_key(self, record: Record) -> tuple[Any, ...]:
+        provider = self._indexes[record.provider].checked
+        return tuple(value for key, value in zip(provider.keys, record.key, strict=True)
+                     if key.identity)
+
+    def _insert(self, record: Record) -> None:
+        self._records[record.id] = record
+        learns = self._bound_learns(record)
+        if learns:
+            self._learns[record.id] = learns
+        self._indexes[record.provider].add(record)
+        identity = self._identity[record.provider]
+        key = self._identity_key(record)
+        identity[key] = (*identity.get(key, ()), record)
+        if record.pending_project is not None:
+            self._pending_names.setdefault(ultranormalize_name(record.pending_project),
+                                           set()).add(record.id)
+
+    def _bound_learns(self, record: Record) -> tuple[A.Learn, ...]:
+        provider = self._indexes[record.provider].checked
+        if record.rules is not None or not provider.learns:
+            return ()
+        positions = self._learn_positions.get(provider.name)
+        if positions is None:
+            read = {n for learn in provider.learns for n in A.fields_read(learn.value)}
+            positions = tuple(i for i, name in enumerate(provider.fields) if name in read)
+            self._learn_positions[provider.name] = positions
+        key = (provider.name, *(record.fields[i] for i in positions))
+        try:
+            learns = self._learns_memo.get(key)
+        except TypeError:  # an unhashable value: bind it alone
+            return record_learns(provider, record)
+        if learns is None:
+            learns = record_learns(provider, record)
+            if len(self._learns_memo) < LEARNS_MEMO_SIZE:
+                self._learns_memo[key] = learns
+        return learns
+
+    def _delete(self, record: Record) -> None:
+        del self._records[record.id]
+        self._learns.pop(record.id, None)
+        self._indexes[record.provider].remove(record)
+        identity = self._identity[record.provider]
+        key = self._identity_key(record)
+        kept = tuple(r for r in identity.get(key, ()) if r is not record)
+        if kept:
+            identity[key] = kept
+        else:
+            identity.pop(key, None)
+        if record.pending_project is not None:
+            ids = self._pending_names.get(ultranormalize_name(record.pending_project), set())
+            ids.discard(record.id)
+
+    # -------------------------------------------------------- pending publishers
+    def convert_pending(self, action: CreateProject) -> Record:
+        """After the server created `action.project`: the pending publisher becomes a
+        normal one attached to it (an identical normal publisher gains the project
+        instead, as PyPI's reify), and colliding pending publishers of other owners
+        are voided (see `project_created`)."""
+        with self._lock:
+            pending = self._records.get(action.pending_id)
+            if pending is None or pending.pending_project is None:
+                raise KeyError(f"no pending publisher {action.pending_id!r}")
+            self._delete(pending)
+            self._removed(pending, "converted")
+            twin = next((r for r in self._indexes[pending.provider].bucket(pending.key)
+                         if r.fields == pending.fields), None)
+            if twin is not None:
+                converted = twin.replace(projects=(*twin.projects, action.project))
+                self._delete(twin)
+            else:
+                converted = pending.replace(projects=(action.project,), pending_project=None)
+            self._insert(converted)
+            self.project_created(action.project, created_by=pending.added_by)
+            return converted
+
+    def project_created(self, project: str, created_by: str | None = None) -> list[Record]:
+        """A project was created (by any path): other owners' pending publishers whose
+        names collide after PyPI's normalization are voided. Returns them (to notify)."""
+        voided = []
+        with self._lock:
+            for publisher_id in list(self._pending_names.get(ultranormalize_name(project), ())):
+                record = self._records.get(publisher_id)
+                if record is not None and (created_by is None or record.added_by != created_by):
+                    self._delete(record)
+                    voided.append(record)
+                    self._removed(record, "voided")
+        return voided
+
+    def expire_pending(self, now: float | None = None) -> list[Record]:
+        """Drop pending publishers older than `pending_ttl`. Returns them (to notify)."""
+        now = self.clock() if now is None else now
+        with self._lock:
+            expired = [r for r in self._records.values()
+                       if r.pending_project is not None and now - r.created > self.pending_ttl]
+            for record in expired:
+                self._delete(record)
+                self._removed(record, "expired")
+        return expired
+
+    def _removed(self, record: Record, why: str) -> None:
+        if self.on_removed is not None:
+            with contextlib.suppress(Exception):  # the server's bookkeeping cannot deny
+                self.on_removed(record, why)
+
+    # ---------------------------------------------------------------- checks
+    def check_token(self, token: object,
+                    request: Mapping[str, Any] | None = None) -> CheckResult:
+        """Verify a compact JWT and decide; an allowed token's `jti` is then used up.
+        `request` gives the values rules read as `request.NAME` (the version uploaded)."""
+        try:
+            verified = self.verifier.verify(token)
+        except TokenError as exc:
+            code = INVALID_PAYLOAD if exc.code in ("malformed", "token-too-large",
+                                                   "unknown-issuer") else INVALID_TOKEN
+            result = CheckResult(False, None, (), False, (token_reason(exc),), error=code)
+            self._write(result, None, None)
+            return result
+        result = self._decide(verified.claims, verified.issuer, self._issuers[verified.issuer],
+                              request)
+        result = self._use_jti(result, verified)
+        self._write(result, verified.claims, verified.provider)
+        return result
+
+    def check_claims(self, claims: object,
+                     request: Mapping[str, Any] | None = None) -> CheckResult:
+        """Decide on decoded claims (already verified by the caller); checks iss and aud."""
+        mapping: Mapping[str, Any] | None = claims if isinstance(claims, Mapping) else None
+        try:
+            if mapping is None:
+                raise TypeError(f"claims must be a mapping, not {describe_type(claims)}")
+            issuer = mapping.get("iss")
+            index = self._issuers.get(issuer) if isinstance(issuer, str) else None
+            if index is None or not isinstance(issuer, str):
+                reason = RuleResult("iss", False, sorted(self._issuers), issuer,
+                                    f"unknown issuer {issuer!r}")
+                result = CheckResult(False, None, (), False, (reason,), error=INVALID_PAYLOAD)
+            elif mapping.get("aud") != self.audience or not isinstance(mapping.get("aud"), str):
+                reason = RuleResult("aud", False, self.audience, mapping.get("aud"),
+                                    f"audience {mapping.get('aud')!r} is not {self.audience!r}")
+                result = CheckResult(False, None, (), False, (reason,), error=INVALID_TOKEN)
+            else:
+                result = self._decide(mapping, issuer, index, request)
+        except Exception as exc:  # fail closed, whatever the input did
+            result = CheckResult(False, None, (), False, (RuleResult(
+                "claims", False, None, None, f"cannot evaluate these claims: {exc}"),),
+                error=INVALID_PAYLOAD)
+        provider = result.publisher.provider if result.publisher else None
+        self._write(result, mapping, provider)
+        return result
+
+    def _decide(self, claims: Mapping[str, Any], issuer: str, index: ProviderIndex,
+                request: Mapping[str, Any] | None = None) -> CheckResult:
+        decided = claims
+        if request is not None:
+            problem = request_problem(request)
+            if problem is not None:
+                return CheckResult(False, None, (), False, (problem,), error=INVALID_PAYLOAD,
+                                   claims=claims)
+            decided = with_request(claims, request)  # only the rules see the merged mapping
+        allowed, refused = index.select(decided)
+        if allowed is not None and allowed.pending_project is not None:
+            if self.pending_ttl and self.clock() - allowed.created > self.pending_ttl:
+                if self.remove_publisher(allowed.id) is not None:  # expired: as if gone
+                    self._removed(allowed, "expired")
+                return self._decide(claims, issuer, index, request)
+            return self._first_use(allowed, claims)
+        if allowed is not None:
+            learns = self._learns.get(allowed.id) if self._learns else None
+            learned = learned_values(learns, index.checked, decided) if learns else {}
+            return CheckResult(True, allowed, allowed.projects, False, (), claims=claims,
+                               learned=learned)
+        reasons, closest = self._explain_refusal(decided, index, refused)
+        return CheckResult(False, None, (), False, reasons, error=INVALID_PUBLISHER,
+                           closest=closest, claims=claims)
+
+    def _first_use(self, pending: Record, claims: Mapping[str, Any]) -> CheckResult:
+        project = pending.pending_project
+        assert project is not None
+        if self.projects is not None and self.projects.exists(project):
+            # PyPI: the pending publisher is deleted and the request fails; it does not
+            # fall through to normal publishers.
+            if self.remove_publisher(pending.id) is not None:
+                self._removed(pending, "project-exists")
+            reason = RuleResult("pending_project", False, None, project,
+                                f"valid token, but project {project!r} already exists")
+            return CheckResult(False, None, (), True, (reason,),
+                               error=INVALID_PENDING_PUBLISHER, claims=claims)
+        action = CreateProject(project, pending.id, pending.added_by)
+        return CheckResult(True, pending, (project,), True, (), action=action, claims=claims)
+
+    def _explain_refusal(self, claims: Mapping[str, Any], index: ProviderIndex,
+                         refused: Record | None) -> tuple[tuple[RuleResult, ...], str | None]:
+        """Why no publisher took the token, disclosing only publishers that share the
+        token's identity (NuGet's rule: who else trusts what stays private)."""
+        provider = index.checked
+        if not index.required(claims):
+            return tuple(missing_claims(provider, claims)), None
+        if refused is None:
+            try:
+                same = self._identity[provider.name].get(
+                    self._identity_of[provider.name](claims), ())
+            except Exception:
+                same = ()
+            refused = closest_record(index, same[:NEAR_MISSES], claims) if same else None
+        if refused is None:
+            return (RuleResult("publisher", False, None, None,
+                               f"valid token, but no corresponding {provider.name} publisher"),
+                    ), None
+        return tuple(explain_miss(index, refused, claims)), refused.label
+
+    def _use_jti(self, result: CheckResult, verified: VerifiedToken) -> CheckResult:
+        jti = verified.claims.get("jti")
+        if not result.allowed or not isinstance(jti, str):
+            return result
+        expires = int(verified.claims["exp"] + self.verifier.leeway + REPLAY_MARGIN)
+        if self.replay.claim(f"{verified.issuer}/{jti}", expires):
+            return result
+        reason = RuleResult("token", False, None, jti, f"the token was already used (jti "
+                            f"{jti!r})", "replayed")
+        return CheckResult(False, None, (), False, (reason,), error=INVALID_REUSE_TOKEN,
+                           claims=verified.claims)
+
+    # --------------------------------------------------------------- records
+    def _write(self, result: CheckResult, claims: Mapping[str, Any] | None,
+               provider: str | None) -> None:
+        if self.records is None:
+            return
+        issuer = claims.get("iss") if claims is not None else None
+        if provider is None and isinstance(issuer, str):
+            index = self._issuers.get(issuer)
+            provider = index.checked.name if index else None
+        checked = self._providers_checked.get(provider) if provider else None
+        record = decision_record(
+            self.clock(), claims, checked, allowed=result.allowed, error=result.error,
+            publisher=result.publisher.label if result.publisher else None,
+            publisher_id=result.publisher.id if result.publisher else None,
+            projects=result.projects, pending=result.pending,
+            action="create-project" if result.action else None, reasons=result.reasons,
+            learned=result.learned)
+        with contextlib.suppress(Exception):  # a failing sink must not change the decision
+            self.records.write(record)
+
+
+def run_claim_names(provider: CheckedProvider) -> tuple[str, ...]:
+    """The claims recorded with a decision: those identifying the run (RUN_CLAIMS) and
+    those the provider's rules and lookup read, when the provider declares them."""
+    read = {n for k in (*provider.keys, *provider.prefers) for n in _claims_of(k.claims_side)}
+    read |= {n for rule in provider.rules for req in rule.requires
+             for n in _claims_of(req.condition)}
+    return tuple(sorted(n for n in {*RUN_CLAIMS, *read} if n in provider.claims and n != "aud"))
+
+
+def decision_record(now: float, claims: Mapping[str, Any] | None,
+                    provider: CheckedProvider | None, *, allowed: bool, error: str | None,
+                    publisher: str | None, publisher_id: str | None,
+                    projects: Iterable[str], pending: bool, action: str | None,
+                    reasons: Iterable[RuleResult],
+                    learned: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """One decision as a JSON-ready record: never the token itself."""
+    issuer = claims.get("iss") if claims is not None else None
+    run = {}
+    if claims is not None and provider is not None:
+        run = {n: claims[n] for n in run_claim_names(provider) if n in claims}
+    return {
+        "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now)),
+        "issuer": issuer if isinstance(issuer, str) else None,
+        "provider": provider.name if provider is not None else None,
+        "allowed": allowed,
+        "error": error,
+        "publisher": publisher,
+        "publisher_id": publisher_id,
+        "projects": list(projects),
+        "pending": pending,
+        "action": action,
+        "reasons": [{"rule": r.rule, "message": r.message, **({"code": r.code} if r.code else {})}
+                    for r in reasons if not r.passed],
+        "run": run,
+        **({"learned": dict(learned)} if learned else {}),
+    }
+
+
+def _claims_of(expr: Any) -> set[str]:
+    from tppolicy.language.ast import claims_read
+
+    return claims_read(expr)
+
+
+def decision_of(result: CheckResult) -> Decision:
+    """The engine's answer in the shape `Policy.evaluate` gives (for the CLI)."""
+    publisher = result.publisher
+    return Decision(result.allowed, publisher.provider if publisher else None,
+                    publisher.label if publisher else None, result.projects, result.pending,
+                    result.reasons, closest=result.closest, learned=result.learned)

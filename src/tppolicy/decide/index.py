@@ -1,0 +1,224 @@
+"""Publishers indexed by their lookup keys, per provider: selection never scans.
+
+Buckets are tuples replaced whole under a writer lock (copy on write), so request
+threads read without locking while publishers are added and removed.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from tppolicy.decide.decision import Decision
+from tppolicy.language import ast as A
+from tppolicy.language.bind import bind_rules
+from tppolicy.language.check import CheckedProvider
+from tppolicy.language.compile import (
+    LookupFunction,
+    Predicate,
+    Template,
+    TemplatePredicate,
+    compile_lookup,
+    compile_required,
+    compile_template,
+)
+
+NO_SLOTS: tuple[Any, ...] = ()
+_SEPARATOR = "\x1f"  # never in a publisher's key: its fields are printable ASCII
+
+
+def bucket_key(key: tuple[Any, ...]) -> Any:
+    """The index's key for a lookup key: one string when every part is a string (a
+    cold lookup among a million publishers then touches one object, not one per part),
+    else the tuple. Injective: a token part holding the separator makes more parts."""
+    try:
+        return _SEPARATOR.join(key)
+    except TypeError:
+        return key
+
+
+class Record:
+    """One trusted publisher as the index holds it; never changed once indexed
+    (a change is a new record under the same id).
+
+    `predicate(claims, slots)` decides: the provider's template with this
+    publisher's slots, or (for a publisher block with its own rules) a function
+    compiled for it alone.
+    """
+
+    __slots__ = ("_decisions", "added_by", "created", "fields", "id", "key", "name",
+                 "pending_project", "predicate", "prefer", "projects", "provider", "rules",
+                 "slots")
+
+    def __init__(self, id: str, provider: str, name: str | None, projects: tuple[str, ...],
+                 pending_project: str | None, fields: tuple[Any, ...], key: tuple[Any, ...],
+                 prefer: tuple[Any, ...], slots: tuple[Any, ...], predicate: TemplatePredicate,
+                 rules: tuple[A.Rule, ...] | None = None, added_by: str | None = None,
+                 created: float = 0.0) -> None:
+        self.id = id
+        self.provider = provider
+        self.name = name
+        self.projects = projects
+        self.pending_project = pending_project
+        self.fields = fields  # in the provider's field order
+        self.key = key
+        self.prefer = prefer
+        self.slots = slots
+        self.predicate = predicate
+        self.rules = rules  # own rules (publisher blocks), else the provider's template
+        self.added_by = added_by
+        self.created = created
+        self._decisions: dict[str, Decision] | None = None
+
+    def __repr__(self) -> str:
+        return f"Record({self.id!r}, {self.provider!r}, {self.label!r})"
+
+    def replace(self, **changes: Any) -> Record:
+        values = {name: getattr(self, name) for name in (
+            "id", "provider", "name", "projects", "pending_project", "fields", "key", "prefer",
+            "slots", "predicate", "rules", "added_by", "created")}
+        values.update(changes)
+        return Record(**values)
+
+    @property
+    def pending(self) -> bool:
+        return self.pending_project is not None
+
+    @property
+    def label(self) -> str:
+        if self.name:
+            return self.name
+        kind = "pending publisher" if self.pending else "publisher"
+        return f"{kind} {self.id} ({self.provider})"
+
+    @property
+    def all_projects(self) -> tuple[str, ...]:
+        return (self.pending_project,) if self.pending_project is not None else self.projects
+
+    def allows(self, claims: Mapping[str, Any]) -> bool:
+        return self.predicate(claims, self.slots)
+
+    def field_values(self, provider: CheckedProvider) -> dict[str, Any]:
+        return dict(zip(provider.fields, self.fields, strict=True))
+
+    def concrete_rules(self, provider: CheckedProvider) -> tuple[A.Rule, ...]:
+        """The rules as `tppolicy compile` shows them: for explanations, never hot."""
+        if self.rules is not None:
+            return self.rules
+        return bind_rules(provider.rules, self.field_values(provider))
+
+    def decision(self, issuer: str) -> Decision:
+        """The allowed decision without explanation, made once per issuer."""
+        decisions = self._decisions
+        if decisions is None:
+            decisions = self._decisions = {}
+        decision = decisions.get(issuer)
+        if decision is None:
+            decision = Decision(True, self.provider, self.label, self.all_projects,
+                                self.pending, (), issuer=issuer)
+            decisions[issuer] = decision
+        return decision
+
+
+def _records(found: Record | tuple[Record, ...] | None) -> tuple[Record, ...]:
+    if found is None:
+        return ()
+    return (found,) if isinstance(found, Record) else found
+
+
+class ProviderIndex:
+    """A provider's compiled parts and its publishers, indexed by lookup key."""
+
+    def __init__(self, provider: CheckedProvider) -> None:
+        self.checked = provider
+        self.required: Predicate = compile_required(provider)
+        self.lookup: LookupFunction = compile_lookup(provider)
+        self._template: Template | None = None
+        # bucket key -> the record, or a tuple of records sharing the key
+        self.normal: dict[Any, Record | tuple[Record, ...]] = {}
+        self.pending: dict[Any, Record | tuple[Record, ...]] = {}
+        self._lock = threading.Lock()
+        self._count = 0
+
+    @property
+    def template(self) -> Template:
+        if self._template is None:
+            self._template = compile_template(self.checked)
+        return self._template
+
+    def __len__(self) -> int:
+        return self._count
+
+    def add(self, record: Record) -> None:
+        with self._lock:
+            index = self.pending if record.pending else self.normal
+            key = bucket_key(record.key)
+            bucket = _records(index.get(key))
+            index[key] = (*bucket, record) if bucket else record
+            self._count += 1
+
+    def remove(self, record: Record) -> bool:
+        with self._lock:
+            index = self.pending if record.pending else self.normal
+            key = bucket_key(record.key)
+            bucket = _records(index.get(key))
+            kept = tuple(r for r in bucket if r is not record)
+            if len(kept) == len(bucket):
+                return False
+            if kept:
+                index[key] = kept if len(kept) > 1 else kept[0]
+            else:
+                del index[key]
+            self._count -= 1
+            return True
+
+    def bucket(self, key: tuple[Any, ...], pending: bool = False) -> tuple[Record, ...]:
+        return _records((self.pending if pending else self.normal).get(bucket_key(key)))
+
+    def records(self) -> Iterator[Record]:
+        for index in (self.pending, self.normal):
+            for bucket in list(index.values()):
+                yield from _records(bucket)
+
+    def choose(self, found: Record | tuple[Record, ...] | None,
+               wanted: tuple[Any, ...]) -> Record | None:
+        """PyPI's order: the first `prefer` that some candidate satisfies chooses it."""
+        if not found:
+            return None
+        candidates = (found,) if found.__class__ is Record else found
+        assert isinstance(candidates, tuple)
+        if not wanted:
+            return candidates[0]
+        for position, value in enumerate(wanted):
+            try:
+                for candidate in candidates:
+                    if candidate.prefer[position] == value:
+                        return candidate
+            except Exception:  # a mistyped claim compares with nothing
+                continue
+        return None
+
+    def select(self, claims: Mapping[str, Any]) -> tuple[Record | None, Record | None]:
+        """(the first candidate whose rules allow, the candidate chosen but refused)."""
+        try:
+            found, wanted = self.lookup(claims)
+            key = bucket_key(found)
+        except Exception:  # a key the token cannot give matches nothing
+            return None, None
+        refused: Record | None = None
+        for index in (self.pending, self.normal):  # pending first, as PyPI
+            if not index:
+                continue
+            try:
+                candidates = index.get(key)
+            except Exception:  # a claim of the wrong type cannot be hashed
+                break
+            candidate = self.choose(candidates, wanted)
+            if candidate is None:
+                continue
+            if candidate.predicate(claims, candidate.slots):
+                return candidate, refused
+            if refused is None or refused.pending:
+                refused = candidate
+        return None, refused

@@ -1,0 +1,203 @@
+"""Rule-by-rule explanations: for a failed `require`, what was expected and what the
+token had. Runs only when a decision is explained, never on the hot path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from tppolicy.decide.decision import RuleResult
+from tppolicy.language import ast as A
+from tppolicy.language.interpret import Interpreter
+from tppolicy.language.ops import EvalError
+
+
+def show(value: Any) -> str:
+    if value is None:
+        return "nothing"
+    if isinstance(value, str):
+        return repr(value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return "[" + ", ".join(show(v) for v in value) + "]"
+    return repr(value)
+
+
+@dataclass(frozen=True, slots=True)
+class _Failure:
+    expected: Any
+    actual: Any
+    message: str
+
+
+class Explainer:
+    def __init__(self, claims: Mapping[str, Any], claim_types: Mapping[str, str]) -> None:
+        self.claims = claims
+        self.interpreter = Interpreter(claims, claim_types)
+
+    def rule(self, rule: A.Rule) -> RuleResult:
+        for require in rule.requires:
+            try:
+                if self.interpreter.boolean(require.condition):
+                    continue
+                failure = self.describe(require.condition)
+            except EvalError as exc:
+                failure = self._error_failure(require.condition, exc)
+            message = require.message or failure.message
+            if require.message and failure.actual is not None:
+                message = f"{require.message} (token has {show(failure.actual)})"
+            return RuleResult(rule.name, False, failure.expected, failure.actual, message)
+        return RuleResult(rule.name, True, *self._passed(rule))
+
+    def _passed(self, rule: A.Rule) -> tuple[Any, Any, str]:
+        last = rule.requires[-1].condition if rule.requires else A.Literal(True)
+        sides = _sides(last)
+        if sides is None:
+            return None, None, "passed"
+        claim_side, expected_side = sides
+        try:
+            expected = self.interpreter.value(expected_side)
+            actual = self._actual(claim_side)
+        except EvalError:
+            return None, None, "passed"
+        return expected, actual, f"token has {show(actual)}"
+
+    def _actual(self, claim_side: A.Expr) -> Any:
+        """What the token had: the raw claim when the side is a claim under lower()."""
+        inner = claim_side
+        if isinstance(inner, A.Call) and inner.function == "lower" and len(inner.args) == 1:
+            inner = inner.args[0]
+        if isinstance(inner, A.Claim):
+            return self.claims.get(inner.name)
+        return self.interpreter.value(claim_side)
+
+    def _error_failure(self, condition: A.Expr, exc: EvalError) -> _Failure:
+        sides = _sides(condition)
+        expected = None
+        if sides is not None:
+            try:
+                expected = self.interpreter.value(sides[1])
+            except EvalError:
+                expected = None
+        message = str(exc)
+        if expected is not None:
+            message += f", publisher expects {_expectation(condition, expected)}"
+        actual = None
+        if sides is not None:
+            try:
+                actual = self._actual(sides[0])
+            except EvalError:
+                actual = None
+        return _Failure(expected, actual, message)
+
+    def describe(self, condition: A.Expr) -> _Failure:
+        """Why a condition that evaluated to false is false."""
+        match condition:
+            case A.And(left=left, right=right):
+                part = left if not self._true(left) else right
+                return self._describe_or_error(part)
+            case A.Or(left=left, right=right):
+                parts = [self._describe_or_error(p) for p in _disjuncts(left, right)]
+                expectations = [p.expected for p in parts if p.expected is not None]
+                actuals = {show(p.actual) for p in parts}
+                equalities = all((isinstance(p, A.Compare) and p.op == "==")
+                                 or isinstance(p, A.And) for p in _disjuncts(left, right))
+                if equalities and len(expectations) == len(parts) and len(actuals) == 1:
+                    expected: Any = expectations if len(expectations) > 1 else expectations[0]
+                    return _Failure(expected, parts[0].actual,
+                                    f"token has {actuals.pop()}, publisher expects one of "
+                                    f"{show(expectations)}")
+                return _Failure(None, None, "; and ".join(p.message for p in parts))
+        sides = _sides(condition)
+        if sides is None:
+            return _Failure(None, None, "condition is false")
+        claim_side, expected_side = sides
+        expected = self.interpreter.value(expected_side)
+        actual = self._actual(claim_side)
+        return _Failure(expected, actual,
+                        f"token has {show(actual)}, publisher expects "
+                        f"{_expectation(condition, expected)}")
+
+    def _describe_or_error(self, condition: A.Expr) -> _Failure:
+        try:
+            return self.describe(condition)
+        except EvalError as exc:
+            return self._error_failure(condition, exc)
+
+    def _true(self, condition: A.Expr) -> bool:
+        try:
+            return self.interpreter.boolean(condition)
+        except EvalError:
+            return False
+
+
+def _disjuncts(left: A.Expr, right: A.Expr) -> list[A.Expr]:
+    result: list[A.Expr] = []
+    for side in (left, right):
+        if isinstance(side, A.Or):
+            result.extend(_disjuncts(side.left, side.right))
+        else:
+            result.append(side)
+    return result
+
+
+def _reads_claims(expr: A.Expr) -> bool:
+    return bool(A.claims_read(expr))
+
+
+def _sides(condition: A.Expr) -> tuple[A.Expr, A.Expr] | None:
+    """(the side reading the token, the side stating the expectation), if there is one."""
+    match condition:
+        case A.Compare(left=left, right=right) | A.In(item=left, container=right):
+            if _reads_claims(left) and not _reads_claims(right):
+                return left, right
+            if _reads_claims(right) and not _reads_claims(left):
+                return right, left
+            if _reads_claims(left):
+                return left, right
+        case A.Call(function=("starts_with" | "ends_with" | "contains" | "glob"),
+                    args=(subject, pattern)):
+            return subject, pattern
+        case A.Call(function="has", args=(A.Claim() as claim,)):
+            return claim, A.Literal("a value")
+        case A.Not(operand=operand):
+            return _sides(operand)
+    return None
+
+
+def _expectation(condition: A.Expr, expected: Any) -> str:
+    ignoring_case = " (ignoring case)" if _lowered(condition) else ""
+    match condition:
+        case A.Compare(op="=="):
+            return show(expected) + ignoring_case
+        case A.Compare(op="!="):
+            return f"anything but {show(expected)}"
+        case A.Compare(op=op):
+            return f"a value {op} {show(expected)}"
+        case A.In(negated=False):
+            return f"one of {show(expected)}"
+        case A.In(negated=True):
+            return f"none of {show(expected)}"
+        case A.Call(function="starts_with"):
+            return f"a value starting with {show(expected)}"
+        case A.Call(function="ends_with"):
+            return f"a value ending with {show(expected)}"
+        case A.Call(function="contains"):
+            return f"a value containing {show(expected)}"
+        case A.Call(function="glob"):
+            return f"a value matching {show(expected)}"
+        case A.Call(function="has"):
+            return "the claim to be present"
+        case A.Not(operand=operand):
+            return f"not {_expectation(operand, expected)}"
+    return show(expected)
+
+
+def _lowered(condition: A.Expr) -> bool:
+    if isinstance(condition, A.Compare):
+        return any(isinstance(s, A.Call) and s.function == "lower"
+                   for s in (condition.left, condition.right))
+    return False

@@ -1,0 +1,306 @@
+"""The syntax tree of policy files: frozen dataclasses, each with its source span.
+
+Spans are excluded from equality so that a printed and re-parsed policy compares
+equal to the original.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from typing import TypeAlias
+
+from tppolicy.errors import NO_SPAN, Span
+
+Value: TypeAlias = "str | int | bool | list[Value] | None"
+
+
+# ----------------------------------------------------------------- expressions
+@dataclass(frozen=True, slots=True)
+class Literal:
+    value: str | int | bool | None
+    span: Span = field(default=NO_SPAN, compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class ListExpr:
+    items: tuple[Expr, ...]
+    span: Span = field(default=NO_SPAN, compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    name: str
+    span: Span = field(default=NO_SPAN, compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class FieldRef:
+    name: str
+    span: Span = field(default=NO_SPAN, compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """`request.NAME`: a value the caller supplies with the request (the version being
+    uploaded), not a claim of the token; null when the caller gave none."""
+
+    name: str
+    span: Span = field(default=NO_SPAN, compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class NameRef:
+    name: str
+    span: Span = field(default=NO_SPAN, compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    function: str
+    args: tuple[Expr, ...]
+    span: Span = field(default=NO_SPAN, compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Index:
+    target: Expr
+    index: Expr
+    span: Span = field(default=NO_SPAN, compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Concat:
+    left: Expr
+    right: Expr
+    span: Span = field(default=NO_SPAN, compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Compare:
+    op: str  # == != < <= > >=
+    left: Expr
+    right: Expr
+    span: Span = field(default=NO_SPAN, compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class In:
+    item: Expr
+    container: Expr
+    negated: bool
+    span: Span = field(default=NO_SPAN, compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Not:
+    operand: Expr
+    span: Span = field(default=NO_SPAN, compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class And:
+    left: Expr
+    right: Expr
+    span: Span = field(default=NO_SPAN, compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Or:
+    left: Expr
+    right: Expr
+    span: Span = field(default=NO_SPAN, compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Conditional:
+    condition: Expr
+    then: Expr
+    otherwise: Expr
+    span: Span = field(default=NO_SPAN, compare=False, repr=False)
+
+
+Expr: TypeAlias = (
+    Literal | ListExpr | Claim | FieldRef | Request | NameRef | Call | Index | Concat | Compare
+    | In | Not | And | Or | Conditional
+)
+
+
+# ---------------------------------------------------------------- declarations
+@dataclass(frozen=True, slots=True)
+class Require:
+    condition: Expr
+    message: str | None = None
+    span: Span = field(default=NO_SPAN, compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    name: str
+    requires: tuple[Require, ...]
+    span: Span = field(default=NO_SPAN, compare=False, repr=False)
+    # `optional rule`: left out of a publisher whose fields make it fold to `true`.
+    optional: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Learn:
+    """`learn FIELD: EXPR`: after an allowed decision, a non-null value is reported as
+    learned for FIELD (trust on first use)."""
+
+    name: str
+    value: Expr
+    span: Span = field(default=NO_SPAN, compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimDecl:
+    category: str  # required | present | optional | unchecked
+    names: tuple[str, ...]
+    type: str
+    span: Span = field(default=NO_SPAN, compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class FieldDecl:
+    name: str
+    type: str
+    default: Literal | None = None
+    pattern: str | None = None
+    pattern_message: str | None = None
+    span: Span = field(default=NO_SPAN, compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Let:
+    name: str
+    value: Expr
+    span: Span = field(default=NO_SPAN, compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class LookupItem:
+    kind: str  # key | prefer
+    condition: Expr
+    span: Span = field(default=NO_SPAN, compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Provider:
+    name: str
+    issuers: tuple[str, ...] = ()
+    custom_issuers: bool = False
+    algorithms: tuple[str, ...] = ()
+    claims: tuple[ClaimDecl, ...] = ()
+    ignored_prefixes: tuple[str, ...] = ()
+    fields: tuple[FieldDecl, ...] = ()
+    lets: tuple[Let, ...] = ()
+    lookup: tuple[LookupItem, ...] = ()
+    rules: tuple[Rule, ...] = ()
+    span: Span = field(default=NO_SPAN, compare=False, repr=False)
+    learns: tuple[Learn, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Binding:
+    name: str
+    value: Literal
+    span: Span = field(default=NO_SPAN, compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Publisher:
+    name: str | None
+    provider: str
+    projects: tuple[str, ...] = ()
+    pending_project: str | None = None
+    bindings: tuple[Binding, ...] = ()
+    rules: tuple[Rule, ...] = ()
+    span: Span = field(default=NO_SPAN, compare=False, repr=False)
+    learns: tuple[Learn, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyFile:
+    source: str
+    providers: tuple[Provider, ...] = ()
+    publishers: tuple[Publisher, ...] = ()
+
+
+# ------------------------------------------------------------------- traversal
+def children(expr: Expr) -> tuple[Expr, ...]:
+    """The direct sub-expressions of `expr`, left to right."""
+    match expr:
+        case ListExpr(items=items):
+            return items
+        case Call(args=args):
+            return args
+        case Index(target=target, index=index):
+            return (target, index)
+        case Concat(left=left, right=right) | Compare(left=left, right=right):
+            return (left, right)
+        case And(left=left, right=right) | Or(left=left, right=right):
+            return (left, right)
+        case In(item=item, container=container):
+            return (item, container)
+        case Not(operand=operand):
+            return (operand,)
+        case Conditional(condition=condition, then=then, otherwise=otherwise):
+            return (condition, then, otherwise)
+    return ()
+
+
+def walk(expr: Expr) -> Iterator[Expr]:
+    """`expr` and every expression below it, depth first."""
+    stack = [expr]
+    while stack:
+        node = stack.pop()
+        yield node
+        stack.extend(reversed(children(node)))
+
+
+def rebuild(expr: Expr, kids: Sequence[Expr]) -> Expr:
+    """A copy of `expr` with its direct sub-expressions replaced (same span)."""
+    match expr:
+        case ListExpr():
+            return replace(expr, items=tuple(kids))
+        case Call():
+            return replace(expr, args=tuple(kids))
+        case Index():
+            return replace(expr, target=kids[0], index=kids[1])
+        case Concat() | Compare() | And() | Or():
+            return replace(expr, left=kids[0], right=kids[1])
+        case In():
+            return replace(expr, item=kids[0], container=kids[1])
+        case Not():
+            return replace(expr, operand=kids[0])
+        case Conditional():
+            return replace(expr, condition=kids[0], then=kids[1], otherwise=kids[2])
+    return expr
+
+
+def transform(expr: Expr, function: Callable[[Expr], Expr]) -> Expr:
+    """Apply `function` bottom-up: to the children first, then to the rebuilt node."""
+    kids = children(expr)
+    if kids:
+        new_kids = tuple(transform(kid, function) for kid in kids)
+        if any(new is not old for new, old in zip(new_kids, kids, strict=True)):
+            expr = rebuild(expr, new_kids)
+    return function(expr)
+
+
+def claims_read(expr: Expr) -> set[str]:
+    return {node.name for node in walk(expr) if isinstance(node, Claim)}
+
+
+def fields_read(expr: Expr) -> set[str]:
+    return {node.name for node in walk(expr) if isinstance(node, FieldRef)}
+
+
+def requests_read(expr: Expr) -> set[str]:
+    return {node.name for node in walk(expr) if isinstance(node, Request)}
+
+
+def reads_token(expr: Expr) -> bool:
+    """Does `expr` read the token's claims or the request's values (known only per request)?"""
+    return any(isinstance(node, Claim | Request) for node in walk(expr))

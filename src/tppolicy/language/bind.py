@@ -1,0 +1,195 @@
+"""Binding a publisher's fields into its provider's rules, and constant folding.
+
+The result is the concrete policy `tppolicy compile` prints: rules that read only
+claims and literals, simplified so that a reviewer reads what a token must carry
+(`lower("Octo-Org/repo")` becomes `"octo-org/repo"`; a rule whose publisher field
+is empty folds to `true`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from tppolicy.errors import Span
+from tppolicy.language import ast as A
+from tppolicy.language.interpret import Interpreter
+from tppolicy.language.ops import EvalError
+
+_NO_CLAIMS: Mapping[str, Any] = {}
+_OPEN = (A.Claim, A.FieldRef, A.NameRef, A.Request)
+
+
+def _literal_node(value: Any, span: Span) -> A.Expr | None:
+    if value is None or value.__class__ in (str, int, bool):
+        return A.Literal(value, span)
+    if value.__class__ is list and all(v is None or v.__class__ in (str, int, bool)
+                                      for v in value):
+        return A.ListExpr(tuple(A.Literal(v, span) for v in value), span)
+    return None
+
+
+def _is_closed(expr: A.Expr) -> bool:
+    return not any(isinstance(node, _OPEN) for node in A.walk(expr))
+
+
+def _closed_memo() -> Callable[[A.Expr], bool]:
+    """`_is_closed` for one bottom-up pass: each node's answer from its children's, kept
+    (with the node, so that its id stays its own) for the nodes above."""
+    known: dict[int, tuple[A.Expr, bool]] = {}
+
+    def closed(node: A.Expr) -> bool:
+        found = known.get(id(node))
+        if found is not None:
+            return found[1]
+        answer = not isinstance(node, _OPEN) and all(closed(k) for k in A.children(node))
+        known[id(node)] = (node, answer)
+        return answer
+
+    return closed
+
+
+def _simplify(expr: A.Expr, is_closed: Callable[[A.Expr], bool] = _is_closed) -> A.Expr:
+    match expr:
+        case A.Literal() | A.Claim():
+            return expr
+        case A.And(left=A.Literal(value=True), right=right):
+            return right
+        case A.And(left=A.Literal(value=False)):
+            return A.Literal(False, expr.span)
+        case A.And(left=left, right=A.Literal(value=True)):
+            return left
+        case A.Or(left=A.Literal(value=True)):
+            return A.Literal(True, expr.span)
+        case A.Or(left=A.Literal(value=False), right=right):
+            return right
+        case A.Or(left=left, right=A.Literal(value=False)):
+            return left
+        case A.Conditional(condition=A.Literal(value=True), then=then):
+            return then
+        case A.Conditional(condition=A.Literal(value=False), otherwise=otherwise):
+            return otherwise
+    if isinstance(expr, A.ListExpr) or not is_closed(expr):
+        return expr
+    try:
+        value = Interpreter(_NO_CLAIMS, {}).value(expr)
+    except EvalError:
+        return expr  # left as written: it fails at run time, with its reason
+    return _literal_node(value, expr.span) or expr
+
+
+def fold(expr: A.Expr) -> A.Expr:
+    """Evaluate every sub-expression that reads no claim."""
+    return A.transform(expr, _simplify)
+
+
+def bind_expr(expr: A.Expr, values: Mapping[str, Any]) -> A.Expr:
+    """Replace `publisher.NAME` by its value, then fold."""
+    closed = _closed_memo()
+
+    def substitute(node: A.Expr) -> A.Expr:
+        if isinstance(node, A.FieldRef) and node.name in values:
+            return _literal_node(values[node.name], node.span) or node
+        return _simplify(node, closed)
+
+    return A.transform(expr, substitute)
+
+
+def _is_literal(expr: A.Expr, value: object) -> bool:
+    return isinstance(expr, A.Literal) and expr.value is value
+
+
+# Bound rules by (the rules, the values): explaining a refusal binds a publisher's rules,
+# and a server explains the same publishers' near misses again and again. The rules
+# object is kept with its entry, so that its id is not reused while the entry lives.
+_BOUND: dict[tuple[int, tuple[Any, ...]], tuple[tuple[A.Rule, ...], tuple[A.Rule, ...]]] = {}
+_BOUND_LIMIT = 4096
+
+
+def bind_rules(rules: tuple[A.Rule, ...], values: Mapping[str, Any]) -> tuple[A.Rule, ...]:
+    """The rules with the publisher's fields bound and folded.
+
+    A `require` that folds to `true` is left out of a rule that keeps others; an optional
+    rule all of whose requires fold to `true` is left out altogether (the publisher does not
+    use that constraint). A rule kept is no longer optional: it is one of the publisher's.
+    """
+    key: tuple[int, tuple[Any, ...]] | None = (id(rules), tuple(values.items()))
+    try:
+        found = _BOUND.get(key) if key is not None else None
+    except TypeError:  # a value that cannot be hashed: not cached
+        key, found = None, None
+    if found is not None and found[0] is rules:
+        return found[1]
+    bound = _bind_rules(rules, values)
+    if key is not None:
+        if len(_BOUND) >= _BOUND_LIMIT:
+            _BOUND.clear()
+        _BOUND[key] = (rules, bound)
+    return bound
+
+
+def guard_of(condition: A.Expr) -> A.Expr | None:
+    """The operands of a condition's top-level `or` chain that read publisher fields and
+    nothing of the token: when they hold, the condition holds whatever the token (an
+    optional rule's `publisher.ref_pattern == ""`). None when there are none."""
+    operands: list[A.Expr] = []
+    stack = [condition]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, A.Or):
+            stack += [node.right, node.left]
+        elif A.fields_read(node) and not A.reads_token(node):
+            operands.append(node)
+    guard: A.Expr | None = None
+    for operand in operands:
+        guard = operand if guard is None else A.Or(guard, operand)
+    return guard
+
+
+def _off(rule: A.Rule, values: Mapping[str, Any]) -> bool:
+    """Is an optional rule off for these fields (each require's guard holds)? Decided on
+    the guards alone, without binding the whole rule."""
+    interpreter = Interpreter(_NO_CLAIMS, {}, values)
+    for req in rule.requires:
+        guard = guard_of(req.condition)
+        if guard is None:
+            return False
+        try:
+            if interpreter.value(guard) is not True:
+                return False
+        except EvalError:
+            return False
+    return True
+
+
+def _bind_rules(rules: tuple[A.Rule, ...], values: Mapping[str, Any]) -> tuple[A.Rule, ...]:
+    bound: list[A.Rule] = []
+    for rule in rules:
+        if rule.optional and _off(rule, values):
+            continue
+        requires = tuple(A.Require(bind_expr(req.condition, values), req.message, req.span)
+                         for req in rule.requires)
+        live = tuple(req for req in requires if not _is_literal(req.condition, True))
+        if not live:
+            if rule.optional:
+                continue
+            live = requires[-1:]
+        bound.append(A.Rule(rule.name, live, rule.span))
+    return tuple(bound)
+
+
+def bind_learns(learns: tuple[A.Learn, ...], values: Mapping[str, Any]) -> tuple[A.Learn, ...]:
+    """The learn items with the publisher's fields bound; those that fold to null (the
+    publisher learns nothing there) are left out."""
+    bound = (A.Learn(learn.name, bind_expr(learn.value, values), learn.span)
+             for learn in learns)
+    return tuple(learn for learn in bound if not _is_literal(learn.value, None))
+
+
+def inline_lets(expr: A.Expr, lets: Mapping[str, A.Expr]) -> A.Expr:
+    def substitute(node: A.Expr) -> A.Expr:
+        if isinstance(node, A.NameRef) and node.name in lets:
+            return lets[node.name]
+        return node
+
+    return A.transform(expr, substitute)

@@ -1,0 +1,663 @@
+"""Names and types: a parsed policy file → checked providers and publishers.
+
+Every problem in a file is collected and reported together, each at its span.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from tppolicy.errors import Diagnostic, PolicyCheckError, Span
+from tppolicy.language import ast as A
+from tppolicy.language.bind import bind_expr, bind_learns, bind_rules, fold, inline_lets
+from tppolicy.language.interpret import Interpreter
+from tppolicy.language.ops import FUNCTIONS, REQUEST_VALUES, EvalError
+
+CLAIM_TYPES = ("string", "int", "bool", "list", "object", "any")
+FIELD_TYPES = ("string", "int", "bool")
+CATEGORIES = ("required", "present", "optional", "unchecked")
+# Checked by the verifier (signature, time) and by the audience option, for every provider.
+PREVERIFIED: dict[str, str] = {"iss": "string", "aud": "any", "exp": "int", "iat": "int",
+                               "nbf": "int"}
+SIGNATURE_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384",
+                        "ES512", "EdDSA")
+PROJECT_NAME = re.compile(r"^([A-Z0-9]|[A-Z0-9][A-Z0-9._-]*[A-Z0-9])$", re.IGNORECASE)
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimSpec:
+    name: str
+    category: str  # required | present | optional | unchecked | preverified
+    type: str
+    span: Span | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LookupKey:
+    """`publisher_side == claims_side`: indexed by the value of the publisher side."""
+
+    label: str
+    publisher_side: A.Expr
+    claims_side: A.Expr
+    span: Span
+    identity: bool = False  # part of who the publisher is (see the grammar's `identity`)
+
+
+@dataclass(frozen=True, slots=True)
+class CheckedProvider:
+    ast: A.Provider
+    claims: Mapping[str, ClaimSpec]
+    fields: Mapping[str, A.FieldDecl]
+    keys: tuple[LookupKey, ...]
+    prefers: tuple[LookupKey, ...]
+    rules: tuple[A.Rule, ...]  # lets inlined; still read publisher.* fields
+    learns: tuple[A.Learn, ...] = ()  # lets inlined; still read publisher.* fields
+
+    @property
+    def name(self) -> str:
+        return self.ast.name
+
+    @property
+    def issuers(self) -> tuple[str, ...]:
+        return self.ast.issuers
+
+    @property
+    def claim_types(self) -> dict[str, str]:
+        return {name: spec.type for name, spec in self.claims.items()}
+
+    @property
+    def required_claims(self) -> tuple[ClaimSpec, ...]:
+        return tuple(s for s in self.claims.values() if s.category in ("required", "present"))
+
+    @property
+    def optional_claims(self) -> tuple[ClaimSpec, ...]:
+        """Checked claims that may be absent: when present, they must have their type."""
+        return tuple(s for s in self.claims.values()
+                     if s.category == "optional" and s.type != "any")
+
+    def header(self) -> A.Provider:
+        """The provider as a compiled policy shows it: lookup resolved, no rules."""
+        return A.Provider(
+            name=self.ast.name, issuers=self.ast.issuers, custom_issuers=self.ast.custom_issuers,
+            algorithms=self.ast.algorithms, claims=self.ast.claims,
+            ignored_prefixes=self.ast.ignored_prefixes, fields=self.ast.fields,
+            lookup=tuple(A.LookupItem("identity" if k.identity else kind,
+                                      A.Compare("==", k.publisher_side, k.claims_side, k.span),
+                                      k.span)
+                         for kind, group in (("key", self.keys), ("prefer", self.prefers))
+                         for k in group),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class CheckedPublisher:
+    ast: A.Publisher
+    provider: CheckedProvider
+    index: int
+    fields: Mapping[str, Any]
+    rules: tuple[A.Rule, ...]  # concrete: claims and literals only
+    key_values: tuple[Any, ...] = field(default=())
+    prefer_values: tuple[Any, ...] = field(default=())
+    learns: tuple[A.Learn, ...] = field(default=())  # concrete: claims and literals only
+
+    @property
+    def name(self) -> str | None:
+        return self.ast.name
+
+    @property
+    def label(self) -> str:
+        if self.ast.name:
+            return self.ast.name
+        kind = "pending publisher" if self.ast.pending_project else "publisher"
+        return f"{kind} #{self.index + 1} ({self.provider.name})"
+
+    @property
+    def projects(self) -> tuple[str, ...]:
+        if self.ast.pending_project is not None:
+            return (self.ast.pending_project,)
+        return self.ast.projects
+
+    @property
+    def pending(self) -> bool:
+        return self.ast.pending_project is not None
+
+
+def did_you_mean(name: str, candidates: Iterable[str]) -> str | None:
+    close = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.6)
+    return f"did you mean '{close[0]}'?" if close else None
+
+
+@dataclass(frozen=True, slots=True)
+class _Type:
+    base: str  # string int bool list object any null
+    nullable: bool = False
+    item: str = "any"  # element type of lists
+
+    def __str__(self) -> str:
+        text = "list of strings" if self.base == "list" and self.item == "string" else self.base
+        return f"{text} or null" if self.nullable and self.base != "null" else text
+
+
+_ANY = _Type("any", True)
+
+
+class _Checker:
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.diagnostics: list[Diagnostic] = []
+
+    def error(self, message: str, span: Span, hint: str | None = None) -> None:
+        self.diagnostics.append(Diagnostic(message, span, hint=hint))
+
+    # ------------------------------------------------------------ providers
+    def provider(self, ast: A.Provider) -> CheckedProvider:
+        if not ast.issuers and not ast.custom_issuers:
+            self.error(f"provider '{ast.name}' has no issuer", ast.span,
+                       'add a line such as: issuer "https://token.example.com", or '
+                       "custom_issuers true for issuers that operators register")
+        for issuer in ast.issuers:
+            if not issuer.startswith("https://"):
+                self.error(f"issuer {issuer!r} is not an https URL", ast.span)
+        for algorithm in ast.algorithms:
+            if algorithm not in SIGNATURE_ALGORITHMS:
+                self.error(f"algorithm {algorithm!r} is not an asymmetric JWS algorithm",
+                           ast.span, f"use one of {', '.join(SIGNATURE_ALGORITHMS)}")
+        claims: dict[str, ClaimSpec] = {n: ClaimSpec(n, "preverified", t)
+                                        for n, t in PREVERIFIED.items()}
+        for decl in ast.claims:
+            if decl.type not in CLAIM_TYPES:
+                self.error(f"unknown claim type '{decl.type}'", decl.span,
+                           did_you_mean(decl.type, CLAIM_TYPES)
+                           or f"use one of {', '.join(CLAIM_TYPES)}")
+            for name in decl.names:
+                if name in claims:
+                    self.error(f"claim '{name}' is declared twice", decl.span)
+                claims[name] = ClaimSpec(name, decl.category, decl.type, decl.span)
+        fields: dict[str, A.FieldDecl] = {}
+        for field_decl in ast.fields:
+            self._field_decl(field_decl)
+            if field_decl.name in fields:
+                self.error(f"field '{field_decl.name}' is declared twice", field_decl.span)
+            fields[field_decl.name] = field_decl
+        if ast.custom_issuers and "issuer_url" not in fields:
+            self.error("a provider with custom_issuers needs a field 'issuer_url'", ast.span)
+        scope = _Scope(claims, ast.ignored_prefixes, fields, {})
+        lets: dict[str, A.Expr] = {}
+        for let in ast.lets:
+            if let.name in lets:
+                self.error(f"'{let.name}' is defined twice", let.span)
+            if let.name in FUNCTIONS:
+                self.error(f"'{let.name}' is the name of a function", let.span)
+            self.expr(let.value, scope)
+            lets[let.name] = inline_lets(let.value, lets)
+            scope.lets[let.name] = self.expr(lets[let.name], _Scope(claims, ast.ignored_prefixes,
+                                                                      fields, {}), quiet=True)
+        keys, prefers = self._lookup(ast, scope, lets)
+        rules = self._rules(ast.rules, scope, lets)
+        self._optional_rules(rules, fields)
+        learns = self._learns(ast.learns, scope, lets, fields)
+        if rules:
+            read = {name for rule in rules for req in rule.requires
+                    for name in A.claims_read(req.condition)}
+            for spec in claims.values():
+                if spec.category in ("required", "optional") and spec.name not in read:
+                    assert spec.span is not None
+                    self.error(f"{spec.category} claim '{spec.name}' is not read by any rule",
+                               spec.span, "declare it 'present' if it only has to exist, or "
+                               "'unchecked' if it is ignored")
+        return CheckedProvider(ast, claims, fields, keys, prefers, rules, learns)
+
+    def _optional_rules(self, rules: tuple[A.Rule, ...],
+                        fields: Mapping[str, A.FieldDecl]) -> None:
+        """An optional rule is off by default: with every field at its default, it must
+        fold to `true` (or it would be checked, unseen, for every publisher)."""
+        defaults = {name: decl.default.value for name, decl in fields.items()
+                    if decl.default is not None}
+        for rule in rules:
+            if rule.optional and bind_rules((rule,), defaults):
+                self.error(f"optional rule '{rule.name}' does not pass for a publisher that "
+                           "leaves its fields at their defaults", rule.span,
+                           "write it as: publisher.FIELD == <default> or <the check>")
+
+    def _learns(self, learns: tuple[A.Learn, ...], scope: _Scope,
+                lets: Mapping[str, A.Expr],
+                fields: Mapping[str, A.FieldDecl] | None) -> tuple[A.Learn, ...]:
+        checked: list[A.Learn] = []
+        seen: set[str] = set()
+        for learn in learns:
+            if learn.name in seen:
+                self.error(f"'{learn.name}' is learned twice", learn.span)
+            seen.add(learn.name)
+            value = inline_lets(learn.value, lets)
+            t = self.expr(value, scope)
+            if A.requests_read(value):
+                self.error("a learned value comes from the token: it cannot read request "
+                           "values", learn.span)
+            if fields is not None:
+                decl = fields.get(learn.name)
+                if decl is None:
+                    self.error(f"'{learn.name}' is not a field: a learned value is stored in "
+                               "the publisher's field of that name", learn.span,
+                               did_you_mean(learn.name, fields))
+                elif t.base not in (decl.type, "null", "any"):
+                    self.error(f"the learned value of '{learn.name}' is a {t}, the field is a "
+                               f"{decl.type}", learn.span)
+            checked.append(A.Learn(learn.name, value, learn.span))
+        return tuple(checked)
+
+    def _field_decl(self, decl: A.FieldDecl) -> None:
+        if decl.type not in FIELD_TYPES:
+            self.error(f"unknown field type '{decl.type}'", decl.span,
+                       f"use one of {', '.join(FIELD_TYPES)}")
+        if (decl.default is not None and decl.type in FIELD_TYPES
+                and _literal_type(decl.default.value) != decl.type):
+                self.error(f"the default of '{decl.name}' is not a {decl.type}", decl.span)
+        if decl.pattern is not None:
+            if decl.type != "string":
+                self.error("'matches' applies to string fields only", decl.span)
+            if not (decl.pattern.startswith("^") and decl.pattern.endswith("$")):
+                self.error(f"the pattern of '{decl.name}' is not anchored", decl.span,
+                           "patterns must start with '^' and end with '$'")
+            try:
+                re.compile(decl.pattern)
+            except re.error as exc:
+                self.error(f"the pattern of '{decl.name}' is not a valid regular expression: {exc}",
+                           decl.span)
+
+    def _lookup(self, ast: A.Provider, scope: _Scope, lets: Mapping[str, A.Expr]
+                ) -> tuple[tuple[LookupKey, ...], tuple[LookupKey, ...]]:
+        keys: list[LookupKey] = []
+        prefers: list[LookupKey] = []
+        for item in ast.lookup:
+            condition = inline_lets(item.condition, lets)
+            if not (isinstance(condition, A.Compare) and condition.op == "=="):
+                self.error(f"a lookup {item.kind} must be 'publisher side == claims side'",
+                           item.span)
+                continue
+            left, right = condition.left, condition.right
+            self.expr(condition, scope)
+            if A.claims_read(left) or not A.fields_read(left):
+                self.error(f"the left side of a lookup {item.kind} must read publisher fields "
+                           "and no claims", left.span,
+                           "write it as: key publisher.FIELD == <expression over claims>")
+                continue
+            if A.fields_read(right):
+                self.error(f"the right side of a lookup {item.kind} must not read publisher "
+                           "fields", right.span)
+                continue
+            if A.requests_read(condition):
+                self.error(f"a lookup {item.kind} cannot read request values: publishers are "
+                           "indexed by the token's claims", item.span)
+                continue
+            # Named after the first field it reads, in declaration order.
+            read = A.fields_read(left)
+            label = next((name for name in scope.fields or () if name in read),
+                         sorted(read)[0])
+            target = prefers if item.kind == "prefer" else keys
+            target.append(LookupKey(label, fold(left), fold(right), item.span,
+                                    identity=item.kind == "identity"))
+        if ast.lookup and not keys:
+            self.error(f"provider '{ast.name}' has a lookup without a key", ast.span)
+        return tuple(keys), tuple(prefers)
+
+    def _rules(self, rules: tuple[A.Rule, ...], scope: _Scope,
+               lets: Mapping[str, A.Expr]) -> tuple[A.Rule, ...]:
+        seen: set[str] = set()
+        checked: list[A.Rule] = []
+        for rule in rules:
+            if rule.name in seen:
+                self.error(f"rule '{rule.name}' is defined twice", rule.span)
+            seen.add(rule.name)
+            if rule.name in PREVERIFIED or rule.name == "claims":
+                self.error(f"'{rule.name}' is reserved for the checks made before any rule",
+                           rule.span)
+            if not rule.requires:
+                self.error(f"rule '{rule.name}' requires nothing", rule.span)
+            requires = []
+            for req in rule.requires:
+                condition = inline_lets(req.condition, lets)
+                self.condition(condition, scope)
+                requires.append(A.Require(condition, req.message, req.span))
+            checked.append(A.Rule(rule.name, tuple(requires), rule.span, rule.optional))
+        return tuple(checked)
+
+    # ----------------------------------------------------------- publishers
+    def publisher(self, ast: A.Publisher, index: int,
+                  providers: Mapping[str, CheckedProvider]) -> CheckedPublisher | None:
+        provider = providers.get(ast.provider)
+        if provider is None:
+            self.error(f"unknown provider '{ast.provider}'", ast.span,
+                       did_you_mean(ast.provider, providers) or
+                       f"known providers: {', '.join(sorted(providers)) or 'none'}")
+            return None
+        if bool(ast.projects) == (ast.pending_project is not None):
+            self.error("a publisher needs either projects [...] or pending_project \"...\"",
+                       ast.span)
+        for project in (*ast.projects, *filter(None, [ast.pending_project])):
+            if not PROJECT_NAME.match(project):
+                self.error(f"{project!r} is not a valid project name", ast.span)
+        values: dict[str, Any] = {}
+        for binding in ast.bindings:
+            decl = provider.fields.get(binding.name)
+            if decl is None:
+                self.error(f"provider '{provider.name}' has no field '{binding.name}'",
+                           binding.span, did_you_mean(binding.name, provider.fields))
+                continue
+            if binding.name in values:
+                self.error(f"field '{binding.name}' is bound twice", binding.span)
+            value = binding.value.value
+            if _literal_type(value) != decl.type:
+                self.error(f"field '{binding.name}' must be a {decl.type}", binding.span)
+            elif decl.pattern and isinstance(value, str) and not re.fullmatch(decl.pattern, value):
+                self.error(f"field '{binding.name}' is {value!r}: {decl.pattern_message or ''}"
+                           .rstrip(": "), binding.span, f"expected a match for {decl.pattern}")
+            values[binding.name] = value
+        for name, decl in provider.fields.items():
+            if name not in values:
+                if decl.default is None:
+                    self.error(f"field '{name}' is missing", ast.span)
+                    values[name] = None
+                else:
+                    values[name] = decl.default.value
+        scope = _Scope(provider.claims, provider.ast.ignored_prefixes, None, {})
+        if ast.rules:
+            rules = self._rules(ast.rules, scope, {})
+        elif provider.rules:
+            rules = bind_rules(provider.rules, values)
+            self._bound_globs(ast, provider, rules)
+        else:
+            self.error(f"publisher has no rules and provider '{provider.name}' has none to "
+                       "give it", ast.span, "a publisher without rules would allow any token "
+                       "that its lookup keys match")
+            rules = ()
+        if ast.rules or ast.learns:
+            learns = self._learns(ast.learns, scope, {}, provider.fields)
+        else:
+            learns = bind_learns(provider.learns, values)
+        keys = self._side_values(provider.keys, values, ast.span)
+        prefers = self._side_values(provider.prefers, values, ast.span)
+        return CheckedPublisher(ast, provider, index, values, rules, keys, prefers, learns)
+
+    def _bound_globs(self, ast: A.Publisher, provider: CheckedProvider,
+                     rules: tuple[A.Rule, ...]) -> None:
+        """A pattern field bound to only '*' would make its glob match everything."""
+        for rule in rules:
+            for req in rule.requires:
+                for node in A.walk(req.condition):
+                    if not (isinstance(node, A.Call) and node.function == "glob"
+                            and len(node.args) == 2):
+                        continue
+                    pattern = node.args[1]
+                    if (isinstance(pattern, A.Literal) and isinstance(pattern.value, str)
+                            and not pattern.value.strip("*")):
+                        where = next((b.span for b in ast.bindings
+                                      if b.value == pattern), ast.span)
+                        self.error(f"rule '{rule.name}': the pattern {pattern.value!r} matches "
+                                   "everything", where,
+                                   "name what you mean, e.g. \"refs/tags/v*\"")
+
+    def _side_values(self, keys: tuple[LookupKey, ...], values: Mapping[str, Any],
+                     span: Span) -> tuple[Any, ...]:
+        result = []
+        for key in keys:
+            try:
+                result.append(Interpreter({}, {}, values).value(key.publisher_side))
+            except EvalError as exc:
+                self.error(f"cannot compute lookup key '{key.label}': {exc}", span)
+                result.append(None)
+        return tuple(result)
+
+    # ---------------------------------------------------------- expressions
+    def condition(self, expr: A.Expr, scope: _Scope) -> None:
+        self._need_bool(expr, self.expr(expr, scope), "a condition")
+
+    def _need_bool(self, expr: A.Expr, t: _Type, what: str) -> None:
+        if t.base != "bool" or t.nullable:
+            hint = None
+            if t.base == "bool" or t.base == "any":
+                hint = "compare it explicitly, e.g. claims.NAME == true"
+            self.error(f"{what} must be a boolean, found {t}", expr.span, hint)
+
+    def expr(self, expr: A.Expr, scope: _Scope, quiet: bool = False) -> _Type:
+        if quiet:
+            saved = self.diagnostics
+            self.diagnostics = []
+            try:
+                return self.expr(expr, scope)
+            finally:
+                self.diagnostics = saved
+        match expr:
+            case A.Literal(value=value):
+                return _Type(_literal_type(value)) if value is not None else _Type("null", True)
+            case A.ListExpr(items=items):
+                types = {self.expr(i, scope).base for i in items}
+                return _Type("list", item=types.pop() if len(types) == 1 else "any")
+            case A.Claim(name=name):
+                return self._claim(expr, scope)
+            case A.FieldRef(name=name):
+                if scope.fields is None:
+                    self.error(f"publisher.{name}: a publisher block's rules cannot read "
+                               "publisher fields", expr.span, "write the value itself")
+                    return _ANY
+                decl = scope.fields.get(name)
+                if decl is None:
+                    self.error(f"unknown publisher field '{name}'", expr.span,
+                               did_you_mean(name, scope.fields))
+                    return _ANY
+                return _Type(decl.type)
+            case A.Request(name=name):
+                declared = REQUEST_VALUES.get(name)
+                if declared is None:
+                    self.error(f"unknown request value '{name}'", expr.span,
+                               did_you_mean(name, REQUEST_VALUES)
+                               or f"request values: {', '.join(sorted(REQUEST_VALUES))}")
+                    return _ANY
+                return _Type(declared, True)  # null when the caller gives none
+            case A.NameRef(name=name):
+                if name in scope.lets:
+                    return scope.lets[name]
+                hint = did_you_mean(name, scope.lets)
+                if hint is None and name in scope.claims:
+                    hint = f"a claim is read as claims.{name}"
+                if hint is None and scope.fields is not None and name in scope.fields:
+                    hint = f"a publisher field is read as publisher.{name}"
+                self.error(f"'{name}' is not defined", expr.span, hint)
+                return _ANY
+            case A.Call():
+                return self._call(expr, scope)
+            case A.Index(target=target, index=index):
+                t = self.expr(target, scope)
+                if t.base not in ("list", "any"):
+                    self.error(f"only a list can be indexed, found {t}", target.span)
+                i = self.expr(index, scope)
+                if i.base not in ("int", "any"):
+                    self.error(f"a list index must be an integer, found {i}", index.span)
+                return _Type(t.item) if t.base == "list" and t.item != "any" else _ANY
+            case A.Concat(left=left, right=right):
+                for side in (left, right):
+                    t = self.expr(side, scope)
+                    if t.base not in ("string", "any"):
+                        self.error(f"'+' joins strings, found {t}", side.span)
+                return _Type("string")
+            case A.Compare(op=op, left=left, right=right):
+                a, b = self.expr(left, scope), self.expr(right, scope)
+                if op in ("==", "!="):
+                    if not _comparable(a, b):
+                        self.error(f"'{op}' compares {a} with {b}: never equal", expr.span,
+                                   "values of different types are never equal")
+                else:
+                    for side, t in ((left, a), (right, b)):
+                        if t.base not in ("int", "any") or t.nullable:
+                            self.error(f"'{op}' compares integers, found {t}", side.span)
+                return _Type("bool")
+            case A.In(item=item, container=container):
+                self.expr(item, scope)
+                t = self.expr(container, scope)
+                if t.base not in ("list", "any"):
+                    self.error(f"'in' needs a list on its right, found {t}", container.span)
+                return _Type("bool")
+            case A.Not(operand=operand):
+                self._need_bool(operand, self.expr(operand, scope), "the operand of 'not'")
+                return _Type("bool")
+            case A.And(left=left, right=right) | A.Or(left=left, right=right):
+                word = "and" if isinstance(expr, A.And) else "or"
+                for side in (left, right):
+                    self._need_bool(side, self.expr(side, scope), f"an operand of '{word}'")
+                return _Type("bool")
+            case A.Conditional(condition=condition, then=then, otherwise=otherwise):
+                self.condition(condition, scope)
+                a, b = self.expr(then, scope), self.expr(otherwise, scope)
+                if a == b:
+                    return a
+                if a.base == b.base:
+                    return _Type(a.base, True)
+                return _ANY
+        raise AssertionError(expr)
+
+    def _claim(self, expr: A.Claim, scope: _Scope) -> _Type:
+        spec = scope.claims.get(expr.name)
+        if spec is None:
+            if any(expr.name.startswith(p) for p in scope.ignored_prefixes):
+                return _ANY
+            self.error(f"unknown claim '{expr.name}'", expr.span,
+                       did_you_mean(expr.name, scope.claims)
+                       or "a claim must be declared in the provider's claims block")
+            return _ANY
+        return _Type(spec.type, spec.category not in ("required", "present"))
+
+    def _call(self, expr: A.Call, scope: _Scope) -> _Type:
+        entry = FUNCTIONS.get(expr.function)
+        if entry is None:
+            self.error(f"unknown function '{expr.function}'", expr.span,
+                       did_you_mean(expr.function, FUNCTIONS)
+                       or f"functions: {', '.join(sorted(FUNCTIONS))}")
+            for arg in expr.args:
+                self.expr(arg, scope)
+            return _ANY
+        _, arg_types, result = entry
+        if len(expr.args) != len(arg_types):
+            self.error(f"{expr.function}() takes {len(arg_types)} argument"
+                       f"{'s' if len(arg_types) != 1 else ''}, found {len(expr.args)}", expr.span)
+        for arg, expected in zip(expr.args, arg_types, strict=False):
+            if expected == "claim":
+                if not isinstance(arg, A.Claim):
+                    self.error(f"{expr.function}() takes a claim, such as claims.environment",
+                               arg.span)
+                else:
+                    self._claim(arg, scope)
+                continue
+            t = self.expr(arg, scope)
+            if t.base not in (*expected.split("|"), "any"):
+                self.error(f"{expr.function}() expects a {expected.replace('|', ' or ')}, "
+                           f"found {t}", arg.span)
+        if expr.function == "glob" and len(expr.args) == 2:
+            pattern = expr.args[1]
+            computed = (scope.fields is not None and bool(A.fields_read(pattern))
+                        and not A.reads_token(pattern))
+            if computed:
+                pass  # a publisher field: each publisher's value is checked when bound
+            elif not (isinstance(pattern, A.Literal) and isinstance(pattern.value, str)):
+                self.error("the pattern of glob() must be a string literal or an expression "
+                           "over publisher fields", pattern.span)
+            elif pattern.value.strip("*") == "":
+                self.error("a glob of only '*' matches everything", pattern.span,
+                           "name the refs you mean, e.g. \"refs/tags/v*\"")
+        if result == "list<string>":
+            return _Type("list", item="string")
+        return _Type(result)
+
+
+@dataclass(slots=True)
+class _Scope:
+    claims: Mapping[str, ClaimSpec]
+    ignored_prefixes: tuple[str, ...]
+    fields: Mapping[str, A.FieldDecl] | None
+    lets: dict[str, _Type]
+
+
+def _literal_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int):
+        return "int"
+    if isinstance(value, str):
+        return "string"
+    return "list"
+
+
+def _comparable(a: _Type, b: _Type) -> bool:
+    if "any" in (a.base, b.base):
+        return True
+    if a.base == "null":
+        return b.nullable
+    if b.base == "null":
+        return a.nullable
+    return a.base == b.base
+
+
+@dataclass(frozen=True, slots=True)
+class CheckedPolicy:
+    providers: Mapping[str, CheckedProvider]
+    publishers: tuple[CheckedPublisher, ...]
+
+
+def check_provider(ast: A.Provider, source_text: str | None = None) -> CheckedProvider:
+    checker = _Checker(ast.span.source)
+    provider = checker.provider(ast)
+    if checker.diagnostics:
+        raise PolicyCheckError(checker.diagnostics, source_text)
+    return provider
+
+
+def check_policy(policy: A.PolicyFile, base_providers: Mapping[str, CheckedProvider],
+                 source_text: str | None = None) -> CheckedPolicy:
+    """Check a policy file; its own provider blocks take precedence over `base_providers`."""
+    checker = _Checker(policy.source)
+    providers = dict(base_providers)
+    declared: set[str] = set()
+    for ast in policy.providers:
+        if ast.name in declared:
+            checker.error(f"provider '{ast.name}' is declared twice", ast.span)
+        declared.add(ast.name)
+        providers[ast.name] = checker.provider(ast)
+    publishers: list[CheckedPublisher] = []
+    names: dict[str, A.Publisher] = {}
+    for index, ast_pub in enumerate(policy.publishers):
+        if ast_pub.name is not None:
+            if ast_pub.name in names:
+                checker.error(f"publisher name '{ast_pub.name}' is used twice", ast_pub.span,
+                              f"first used at {names[ast_pub.name].span}")
+            names[ast_pub.name] = ast_pub
+        checked = checker.publisher(ast_pub, index, providers)
+        if checked is not None:
+            publishers.append(checked)
+    check_identities(publishers, checker.error)
+    if checker.diagnostics:
+        raise PolicyCheckError(checker.diagnostics, source_text)
+    return CheckedPolicy(providers, tuple(publishers))
+
+
+def check_identities(publishers: Iterable[CheckedPublisher],
+                     report: Any) -> None:
+    """Two publishers that every token matches alike would make the choice arbitrary."""
+    seen: dict[tuple[Any, ...], CheckedPublisher] = {}
+    for publisher in publishers:
+        identity = (publisher.provider.name, publisher.pending, publisher.key_values,
+                    publisher.prefer_values)
+        other = seen.get(identity)
+        if other is not None:
+            report(f"{publisher.label} has the same identity as {other.label}: a token that "
+                   "matches one matches the other", publisher.ast.span,
+                   "merge them into one publisher with both projects")
+        else:
+            seen[identity] = publisher
+
+
+__all__ = ["CheckedPolicy", "CheckedProvider", "CheckedPublisher", "ClaimSpec", "LookupKey",
+           "bind_expr", "check_policy", "check_provider", "did_you_mean"]

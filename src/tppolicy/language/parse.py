@@ -1,0 +1,446 @@
+"""Policy text → syntax tree (`_ast`), with syntax errors that point at the source.
+
+`parse_policy` gives the tree. For the formatter, `parse_policy_with_comments` also gives the
+file's comments with their positions, and `parse_policy_outline` the position of every item
+as written (a block, a declaration, a rule, a `require`, ...), which the tree does not keep.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+from typing import Any
+
+import lark
+from lark import Lark, Token, Transformer, v_args
+from lark.tree import Meta
+
+from tppolicy.errors import Diagnostic, PolicySyntaxError, Span
+from tppolicy.language import ast as A
+
+_TERMINAL_WORDS = {
+    "NAME": "a name",
+    "STRING": "a string",
+    "INT": "an integer",
+    "COMPARE": "a comparison (==, !=, <, <=, >, >=)",
+    "CATEGORY": "a claim category (required, present, optional, unchecked)",
+    "$END": "the end of the file",
+}
+
+
+@lru_cache(maxsize=1)
+def _parser() -> Lark:
+    grammar = resources.files(__package__).joinpath("policy.lark").read_text("utf-8")
+    # No lark cache: it is a pickle in a shared temporary directory.
+    return Lark(grammar, parser="lalr", propagate_positions=True, maybe_placeholders=True)
+
+
+def _describe_terminal(parser: Lark, name: str) -> str:
+    if name in _TERMINAL_WORDS:
+        return _TERMINAL_WORDS[name]
+    try:
+        pattern = parser.get_terminal(name).pattern
+    except KeyError:
+        return name
+    return f"'{pattern.value}'" if pattern.type == "str" else name
+
+
+def parse_policy(text: str, source: str = "<policy>") -> A.PolicyFile:
+    """Parse a policy file; raise `PolicySyntaxError` at the first syntax error."""
+    parser = _parser()
+    try:
+        tree = parser.parse(text)
+    except lark.UnexpectedInput as exc:
+        raise _syntax_error(parser, exc, text, source) from None
+    return _Builder(source).transform(tree)  # type: ignore[no-any-return]
+
+
+# ------------------------------------------------------------ comments and outline
+@dataclass(frozen=True, slots=True)
+class Comment:
+    """A `#` comment: its text from `#` to the end of the line (trailing blanks removed).
+
+    `own_line` is true when only blanks precede it on its line (a full-line comment), false
+    for a comment at the end of a line of code. `blank_before` / `blank_after` tell whether
+    the line before / after it is blank (the formatter keeps such separations).
+    """
+
+    text: str
+    span: Span
+    own_line: bool
+    blank_before: bool = False
+    blank_after: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class SourceItem:
+    """Where one item of a policy file is written, and the items inside it.
+
+    `kind` is the grammar rule: "provider", "publisher", "issuer", "custom_issuers",
+    "algorithms", "claims", "claim_decl", "ignore_prefix", "fields", "field_decl", "let",
+    "lookup", "identity", "key", "prefer", "learn", "short_rule", "block_rule",
+    "optional_short_rule", "optional_block_rule", "require", "uses", "projects",
+    "pending_project", "bindings" or "binding". Blocks ("provider", "publisher", "claims",
+    "fields", "lookup", "bindings", "block_rule", "optional_block_rule") have `children`, in
+    source order.
+    """
+
+    kind: str
+    span: Span
+    children: tuple[SourceItem, ...] = ()
+
+
+_BLOCK_KINDS = frozenset({"provider", "publisher", "claims", "fields", "lookup", "bindings",
+                          "block_rule", "optional_block_rule"})
+_ITEM_KINDS = _BLOCK_KINDS | frozenset({
+    "issuer", "custom_issuers", "algorithms", "claim_decl", "ignore_prefix", "field_decl",
+    "let", "identity", "key", "prefer", "learn", "short_rule", "optional_short_rule",
+    "require", "uses", "projects", "pending_project", "binding",
+})
+
+# The comments lexed by the current thread's parse (the lexer callback appends to it).
+_collected = threading.local()
+
+
+def _collect_comment(token: Token) -> None:
+    _collected.comments.append(token)
+
+
+@lru_cache(maxsize=1)
+def _comment_parser() -> Lark:
+    grammar = resources.files(__package__).joinpath("policy.lark").read_text("utf-8")
+    callback: Callable[[Token], None] = _collect_comment
+    return Lark(grammar, parser="lalr", propagate_positions=True, maybe_placeholders=True,
+                lexer_callbacks={"COMMENT": callback})
+
+
+def _parse_tree(text: str, source: str) -> tuple[lark.Tree[Token], list[Token]]:
+    parser = _comment_parser()
+    _collected.comments = []
+    try:
+        tree = parser.parse(text)
+    except lark.UnexpectedInput as exc:
+        raise _syntax_error(parser, exc, text, source) from None
+    finally:
+        tokens: list[Token] = _collected.comments
+        _collected.comments = []
+    return tree, tokens
+
+
+def _comments(tokens: list[Token], text: str, source: str) -> tuple[Comment, ...]:
+    lines = text.split("\n")
+
+    def blank(number: int) -> bool:  # 1-based; a line outside the file is not blank
+        return 1 <= number <= len(lines) and not lines[number - 1].strip()
+
+    comments: list[Comment] = []
+    for token in tokens:
+        line, column = token.line or 1, token.column or 1
+        own_line = not lines[line - 1][:column - 1].strip()
+        body = str(token).rstrip()
+        comments.append(Comment(
+            body, Span(source, line, column, line, column + len(body)), own_line,
+            blank_before=own_line and blank(line - 1),
+            blank_after=blank(line + 1),
+        ))
+    return tuple(comments)
+
+
+def _outline(tree: lark.Tree[Token], source: str) -> tuple[SourceItem, ...]:
+    def items(node: lark.Tree[Token]) -> tuple[SourceItem, ...]:
+        found: list[SourceItem] = []
+        for child in node.children:
+            if isinstance(child, lark.Tree) and child.data in _ITEM_KINDS:
+                meta = child.meta
+                span = Span(source, meta.line, meta.column, meta.end_line, meta.end_column)
+                inner = items(child) if child.data in _BLOCK_KINDS else ()
+                found.append(SourceItem(str(child.data), span, inner))
+        return tuple(found)
+
+    return items(tree)
+
+
+def parse_policy_with_comments(text: str, source: str = "<policy>",
+                               ) -> tuple[A.PolicyFile, tuple[Comment, ...]]:
+    """Parse a policy file like `parse_policy`, and also give its comments in file order."""
+    tree, tokens = _parse_tree(text, source)
+    policy: A.PolicyFile = _Builder(source).transform(tree)
+    return policy, _comments(tokens, text, source)
+
+
+def parse_policy_outline(text: str, source: str = "<policy>") -> tuple[
+        A.PolicyFile, tuple[SourceItem, ...], tuple[Comment, ...]]:
+    """`parse_policy_with_comments`, plus the top-level items of the file as written."""
+    tree, tokens = _parse_tree(text, source)
+    policy: A.PolicyFile = _Builder(source).transform(tree)
+    return policy, _outline(tree, source), _comments(tokens, text, source)
+
+
+def _syntax_error(parser: Lark, exc: lark.UnexpectedInput, text: str,
+                  source: str) -> PolicySyntaxError:
+    line, column = max(exc.line, 1), max(exc.column, 1)
+    expected: set[str] = set()
+    if isinstance(exc, lark.UnexpectedToken):
+        token = exc.token
+        found = "the end of the file" if token.type == "$END" else f"'{token}'"
+        expected = set(exc.accepts or exc.expected)
+        width = max(1, len(str(token)))
+    elif isinstance(exc, lark.UnexpectedCharacters):
+        position: int = getattr(exc, "pos_in_stream", 0) or 0
+        found = f"character {text[position]!r}" if position < len(text) else "the end of the file"
+        expected = set(exc.allowed or ())
+        width = 1
+    else:  # UnexpectedEOF
+        found = "the end of the file"
+        expected = set(getattr(exc, "expected", ()) or ())
+        width = 1
+    words = sorted({_describe_terminal(parser, name) for name in expected})
+    hint = None
+    if words:
+        shown = ", ".join(words[:12]) + (", ..." if len(words) > 12 else "")
+        hint = f"expected {shown}"
+    span = Span(source, line, column, line, column + width)
+    return PolicySyntaxError([Diagnostic(f"syntax error: unexpected {found}", span, hint=hint)],
+                             text)
+
+
+def _string(token: Token) -> str:
+    value = json.loads(str(token))
+    assert isinstance(value, str)
+    return value
+
+
+def _provider_from_items(name: str, items: list[tuple[str, Any]], span: Span) -> A.Provider:
+    """Gather a provider's items; duplicates are kept so that the checker can report them."""
+    grouped: dict[str, list[Any]] = {}
+    for kind, value in items:
+        grouped.setdefault(kind, []).append(value)
+    custom = grouped.get("custom_issuers", [False])
+    return A.Provider(
+        name=name,
+        issuers=tuple(grouped.get("issuer", [])),
+        custom_issuers=bool(custom[-1]),
+        algorithms=tuple(a for group in grouped.get("algorithms", []) for a in group),
+        claims=tuple(c for group in grouped.get("claims", []) for c in group[0]),
+        ignored_prefixes=tuple(p for group in grouped.get("claims", []) for p in group[1]),
+        fields=tuple(f for group in grouped.get("fields", []) for f in group),
+        lets=tuple(grouped.get("let", [])),
+        lookup=tuple(i for group in grouped.get("lookup", []) for i in group),
+        rules=tuple(grouped.get("rule", [])),
+        span=span,
+        learns=tuple(grouped.get("learn", [])),
+    )
+
+
+@v_args(meta=True, inline=True)
+class _Builder(Transformer[Token, Any]):
+    """Builds `_ast` nodes; never raises (lark would wrap the error in a VisitError)."""
+
+    def __init__(self, source: str) -> None:
+        super().__init__()
+        self.source = source
+
+    def _span(self, meta: Meta) -> Span:
+        if getattr(meta, "empty", True):
+            return Span(self.source, 0, 0, 0, 0)
+        return Span(self.source, meta.line, meta.column, meta.end_line, meta.end_column)
+
+    # -- file
+    @v_args(meta=True, inline=False)
+    def start(self, meta: Meta, children: list[Any]) -> A.PolicyFile:
+        providers = tuple(c for c in children if isinstance(c, A.Provider))
+        publishers = tuple(c for c in children if isinstance(c, A.Publisher))
+        return A.PolicyFile(self.source, providers, publishers)
+
+    # -- providers
+    def provider(self, meta: Meta, name: Token, *items: tuple[str, Any]) -> A.Provider:
+        return _provider_from_items(str(name), list(items), self._span(meta))
+
+    def issuer(self, meta: Meta, value: Token) -> tuple[str, Any]:
+        return ("issuer", _string(value))
+
+    def custom_issuers(self, meta: Meta, value: A.Literal) -> tuple[str, Any]:
+        return ("custom_issuers", value.value)
+
+    def algorithms(self, meta: Meta, *values: Token | None) -> tuple[str, Any]:
+        return ("algorithms", [_string(v) for v in values if v is not None])
+
+    @v_args(meta=True, inline=False)
+    def claims(self, meta: Meta, children: list[Any]) -> tuple[str, Any]:
+        decls = [c for c in children if isinstance(c, A.ClaimDecl)]
+        prefixes = [c for c in children if isinstance(c, str)]
+        return ("claims", (decls, prefixes))
+
+    def claim_decl(self, meta: Meta, category: Token, *rest: Token) -> A.ClaimDecl:
+        *names, type_name = rest
+        return A.ClaimDecl(str(category),
+                           tuple(_string(n) if n.type == "STRING" else str(n) for n in names),
+                           str(type_name), self._span(meta))
+
+    def ignore_prefix(self, meta: Meta, value: Token) -> str:
+        return _string(value)
+
+    @v_args(meta=True, inline=False)
+    def fields(self, meta: Meta, children: list[A.FieldDecl]) -> tuple[str, Any]:
+        return ("fields", children)
+
+    def field_decl(self, meta: Meta, name: Token, type_name: Token, default: A.Literal | None,
+                   pattern: tuple[str, str | None] | None) -> A.FieldDecl:
+        return A.FieldDecl(str(name), str(type_name), default,
+                           pattern[0] if pattern else None, pattern[1] if pattern else None,
+                           self._span(meta))
+
+    def default(self, meta: Meta, value: A.Expr) -> A.Expr:
+        return value
+
+    def pattern(self, meta: Meta, regex: Token, message: Token | None) -> tuple[str, str | None]:
+        return (_string(regex), _string(message) if message is not None else None)
+
+    def let(self, meta: Meta, name: Token, value: A.Expr) -> tuple[str, Any]:
+        return ("let", A.Let(str(name), value, self._span(meta)))
+
+    @v_args(meta=True, inline=False)
+    def lookup(self, meta: Meta, children: list[A.LookupItem]) -> tuple[str, Any]:
+        return ("lookup", children)
+
+    def identity(self, meta: Meta, condition: A.Expr) -> A.LookupItem:
+        return A.LookupItem("identity", condition, self._span(meta))
+
+    def key(self, meta: Meta, condition: A.Expr) -> A.LookupItem:
+        return A.LookupItem("key", condition, self._span(meta))
+
+    def prefer(self, meta: Meta, condition: A.Expr) -> A.LookupItem:
+        return A.LookupItem("prefer", condition, self._span(meta))
+
+    def learn(self, meta: Meta, name: Token, value: A.Expr) -> tuple[str, Any]:
+        return ("learn", A.Learn(str(name), value, self._span(meta)))
+
+    # -- publishers
+    def publisher(self, meta: Meta, name: Token | None, *items: tuple[str, Any]) -> A.Publisher:
+        grouped: dict[str, list[Any]] = {}
+        for kind, value in items:
+            grouped.setdefault(kind, []).append(value)
+        providers = grouped.get("provider", [])
+        pending = grouped.get("pending_project", [])
+        return A.Publisher(
+            name=_string(name) if name is not None else None,
+            provider=providers[0] if len(providers) == 1 else ",".join(providers),
+            projects=tuple(p for group in grouped.get("projects", []) for p in group),
+            pending_project=pending[0] if len(pending) == 1 else None,
+            bindings=tuple(b for group in grouped.get("fields", []) for b in group),
+            rules=tuple(grouped.get("rule", [])),
+            span=self._span(meta),
+            learns=tuple(grouped.get("learn", [])),
+        )
+
+    def uses(self, meta: Meta, name: Token) -> tuple[str, Any]:
+        return ("provider", str(name))
+
+    def projects(self, meta: Meta, *names: Token | None) -> tuple[str, Any]:
+        return ("projects", [_string(n) for n in names if n is not None])
+
+    def pending_project(self, meta: Meta, name: Token) -> tuple[str, Any]:
+        return ("pending_project", _string(name))
+
+    @v_args(meta=True, inline=False)
+    def bindings(self, meta: Meta, children: list[A.Binding]) -> tuple[str, Any]:
+        return ("fields", children)
+
+    def binding(self, meta: Meta, name: Token, value: A.Literal) -> A.Binding:
+        return A.Binding(str(name), value, self._span(meta))
+
+    # -- rules
+    def short_rule(self, meta: Meta, name: Token, condition: A.Expr,
+                   message: str | None) -> tuple[str, Any]:
+        span = self._span(meta)
+        return ("rule", A.Rule(str(name), (A.Require(condition, message, span),), span))
+
+    def block_rule(self, meta: Meta, name: Token, *requires: A.Require) -> tuple[str, Any]:
+        return ("rule", A.Rule(str(name), tuple(requires), self._span(meta)))
+
+    def optional_short_rule(self, meta: Meta, name: Token, condition: A.Expr,
+                            message: str | None) -> tuple[str, Any]:
+        span = self._span(meta)
+        return ("rule", A.Rule(str(name), (A.Require(condition, message, span),), span,
+                               optional=True))
+
+    def optional_block_rule(self, meta: Meta, name: Token,
+                            *requires: A.Require) -> tuple[str, Any]:
+        return ("rule", A.Rule(str(name), tuple(requires), self._span(meta), optional=True))
+
+    def require(self, meta: Meta, condition: A.Expr, message: str | None) -> A.Require:
+        return A.Require(condition, message, self._span(meta))
+
+    def message(self, meta: Meta, value: Token) -> str:
+        return _string(value)
+
+    # -- expressions
+    def conditional(self, meta: Meta, cond: A.Expr, then: A.Expr, other: A.Expr) -> A.Expr:
+        return A.Conditional(cond, then, other, self._span(meta))
+
+    def or_(self, meta: Meta, left: A.Expr, right: A.Expr) -> A.Expr:
+        return A.Or(left, right, self._span(meta))
+
+    def and_(self, meta: Meta, left: A.Expr, right: A.Expr) -> A.Expr:
+        return A.And(left, right, self._span(meta))
+
+    def not_(self, meta: Meta, operand: A.Expr) -> A.Expr:
+        return A.Not(operand, self._span(meta))
+
+    def compare(self, meta: Meta, left: A.Expr, op: Token, right: A.Expr) -> A.Expr:
+        return A.Compare(str(op), left, right, self._span(meta))
+
+    def in_(self, meta: Meta, item: A.Expr, container: A.Expr) -> A.Expr:
+        return A.In(item, container, False, self._span(meta))
+
+    def not_in(self, meta: Meta, item: A.Expr, container: A.Expr) -> A.Expr:
+        return A.In(item, container, True, self._span(meta))
+
+    def concat(self, meta: Meta, left: A.Expr, right: A.Expr) -> A.Expr:
+        return A.Concat(left, right, self._span(meta))
+
+    def index(self, meta: Meta, target: A.Expr, index: A.Expr) -> A.Expr:
+        return A.Index(target, index, self._span(meta))
+
+    def claim(self, meta: Meta, name: Token) -> A.Expr:
+        return A.Claim(_string(name) if name.type == "STRING" else str(name), self._span(meta))
+
+    def field_ref(self, meta: Meta, name: Token) -> A.Expr:
+        return A.FieldRef(str(name), self._span(meta))
+
+    def request_ref(self, meta: Meta, name: Token) -> A.Expr:
+        return A.Request(str(name), self._span(meta))
+
+    def call(self, meta: Meta, name: Token, *args: A.Expr | None) -> A.Expr:
+        return A.Call(str(name), tuple(a for a in args if a is not None), self._span(meta))
+
+    def name_ref(self, meta: Meta, name: Token) -> A.Expr:
+        return A.NameRef(str(name), self._span(meta))
+
+    def literal(self, meta: Meta, value: A.Expr) -> A.Expr:
+        return value
+
+    def string(self, meta: Meta, value: Token) -> A.Expr:
+        return A.Literal(_string(value), self._span(meta))
+
+    def integer(self, meta: Meta, value: Token) -> A.Expr:
+        return A.Literal(int(str(value)), self._span(meta))
+
+    def boolean(self, meta: Meta, value: A.Literal) -> A.Literal:
+        return value
+
+    def true(self, meta: Meta) -> A.Literal:
+        return A.Literal(True, self._span(meta))
+
+    def false(self, meta: Meta) -> A.Literal:
+        return A.Literal(False, self._span(meta))
+
+    def null(self, meta: Meta) -> A.Expr:
+        return A.Literal(None, self._span(meta))
+
+    def list_(self, meta: Meta, *items: A.Expr | None) -> A.Expr:
+        return A.ListExpr(tuple(i for i in items if i is not None), self._span(meta))

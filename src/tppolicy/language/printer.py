@@ -1,0 +1,797 @@
+"""Syntax tree → policy text: the canonical printer (formatter) of policy files.
+
+The layout is deterministic: two-space indentation, the items of a block in a fixed order,
+one blank line between top-level blocks, between the sections of a block and between rules,
+and the fewest parentheses that the grammar's precedence allows. Printing a parsed file and
+parsing the result gives back an equal tree (spans aside), and printing is idempotent.
+
+What the printer does not keep, because the syntax tree does not hold it:
+
+* **Comments** are dropped by `format_policy`; `format_policy_with_comments` keeps them
+  (see its docstring for where each one goes).
+* The order of the items inside a block: a provider prints its issuers, `custom_issuers`
+  (only when true), `algorithms`, `claims`, `fields`, `let`s, `lookup`, `learn`s, then its
+  rules; a publisher its `provider`, `projects` / `pending_project`, `fields`, `learn`s, then
+  its rules. Several `claims`, `fields` or `lookup` blocks are merged into one.
+* The order of top-level blocks: all providers come first, then all publishers.
+* The form of a rule: a rule with one `require` prints as `rule NAME: EXPR`, any other as a
+  block.
+
+Long lines: a `require` or short rule longer than 100 columns moves its `else "message"` to the
+next line (4 more spaces of indentation), and when it is still too long and its expression is an
+`and` / `or` chain, the chain is broken before each top-level `and` / `or` (the grammar ignores
+line breaks). Other long lines are left as they are.
+
+Strings are printed as JSON strings (what the parser decodes with `json.loads`) with every
+character that is not printable escaped, so the text shows what a string holds.
+
+A tree that no text can produce (a name that is not a NAME of the grammar, a keyword used as
+a `let` reference or a function name, a field's message without its pattern) raises
+`ValueError` rather than printing text that would parse differently or not at all.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from tppolicy.language.ast import (
+    And,
+    Binding,
+    Call,
+    Claim,
+    ClaimDecl,
+    Compare,
+    Concat,
+    Conditional,
+    Expr,
+    FieldDecl,
+    FieldRef,
+    In,
+    Index,
+    Learn,
+    Let,
+    ListExpr,
+    Literal,
+    LookupItem,
+    NameRef,
+    Not,
+    Or,
+    PolicyFile,
+    Provider,
+    Publisher,
+    Request,
+    Require,
+    Rule,
+)
+
+if TYPE_CHECKING:
+    from tppolicy.language.parse import Comment, SourceItem
+
+__all__ = ["format_expr", "format_policy", "format_policy_with_comments", "format_provider",
+           "format_publisher", "format_value"]
+
+_LINE_WIDTH = 100
+_INDENT = "  "
+_CONTINUATION = "    "
+
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+# Every keyword of the grammar. A claim whose name is one of them is printed in the bracket
+#: form (`claims["if"]`), which never depends on how the lexer treats keywords in context.
+_KEYWORDS = frozenset({
+    "provider", "issuer", "custom_issuers", "algorithms", "claims", "ignore", "prefix",
+    "fields", "matches", "else", "let", "lookup", "identity", "key", "prefer", "publisher",
+    "projects",
+    "pending_project", "rule", "require", "if", "then", "or", "and", "not", "in", "true",
+    "false", "null", "required", "present", "optional", "unchecked", "request", "learn",
+})
+
+# The keywords that can start an expression: a `let` reference or a function name spelled
+# like one of them would be read as that keyword.
+_EXPRESSION_KEYWORDS = frozenset({
+    "if", "not", "claims", "publisher", "request", "true", "false", "null",
+})
+
+# Precedence levels, lowest first: the grammar's `expr`, `or_expr`, `and_expr`, `not_expr`,
+# `comparison`, `sum`, `postfix` and `atom` rules.
+_EXPR, _OR, _AND, _NOT, _COMPARISON, _SUM, _POSTFIX, _ATOM = range(8)
+
+_SHORT_ESCAPES = {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t",
+                  "\b": "\\b", "\f": "\\f"}
+
+
+# ---------------------------------------------------------------------- values
+def _quote(text: str) -> str:
+    """A JSON string literal that the grammar's STRING reads back as `text`.
+
+    Like `json.dumps(text, ensure_ascii=False)`, but every character that is not printable
+    (control and format characters, line and paragraph separators, spaces other than ' ',
+    unassigned code points) is escaped, so that the text shows what the string holds.
+    """
+    parts = ['"']
+    for char in text:
+        escape = _SHORT_ESCAPES.get(char)
+        if escape is not None:
+            parts.append(escape)
+        elif char == " " or char.isprintable():
+            parts.append(char)
+        else:
+            code = ord(char)
+            if code > 0xFFFF:  # a UTF-16 surrogate pair, as JSON spells it
+                code -= 0x10000
+                parts.append(f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}")
+            else:
+                parts.append(f"\\u{code:04x}")
+    parts.append('"')
+    return "".join(parts)
+
+
+def format_value(value: str | int | bool | None) -> str:
+    """A literal: a JSON-style double-quoted string, an integer, `true`, `false` or `null`."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, str):
+        return _quote(value)
+    raise ValueError(f"not a literal value: {value!r}")
+
+
+def _name(name: str, what: str) -> str:
+    if not _NAME.fullmatch(name):
+        raise ValueError(f"cannot print {what} {name!r}: it is not a name ([A-Za-z_][A-Za-z0-9_]*)")
+    return name
+
+
+def _expression_name(name: str, what: str) -> str:
+    if name in _EXPRESSION_KEYWORDS:
+        raise ValueError(f"cannot print {what} {name!r}: it would be read as a keyword")
+    return _name(name, what)
+
+
+def _claim_name(name: str) -> str:
+    """A claim name as `claim_decl` spells it: a NAME when it is one, else a string."""
+    if _NAME.fullmatch(name) and name not in _KEYWORDS:
+        return name
+    return _quote(name)
+
+
+def _string_list(values: Iterable[str]) -> str:
+    return "[" + ", ".join(_quote(v) for v in values) + "]"
+
+
+# ----------------------------------------------------------------- expressions
+def _level(expr: Expr) -> int:
+    """The lowest grammar level at which `expr` can be written without parentheses."""
+    match expr:
+        case Conditional():
+            return _EXPR
+        case Or():
+            return _OR
+        case And():
+            return _AND
+        case Not():
+            return _NOT
+        case Compare() | In():
+            return _COMPARISON
+        case Concat():
+            return _SUM
+        case Index():
+            return _POSTFIX
+        case _:
+            return _ATOM
+
+
+def _sub(expr: Expr, level: int) -> str:
+    """`expr` where the grammar expects an expression of `level` (or higher)."""
+    text = _expr(expr)
+    return f"({text})" if _level(expr) < level else text
+
+
+def _expr(expr: Expr) -> str:
+    match expr:
+        case Literal(value=value):
+            return format_value(value)
+        case ListExpr(items=items):
+            return "[" + ", ".join(_sub(i, _EXPR) for i in items) + "]"
+        case Claim(name=name):
+            if _NAME.fullmatch(name) and name not in _KEYWORDS:
+                return f"claims.{name}"
+            return f"claims[{_quote(name)}]"
+        case FieldRef(name=name):
+            return f"publisher.{_name(name, 'the publisher field')}"
+        case Request(name=name):
+            return f"request.{_name(name, 'the request value')}"
+        case NameRef(name=name):
+            return _expression_name(name, "the name")
+        case Call(function=function, args=args):
+            name = _expression_name(function, "the function name")
+            return name + "(" + ", ".join(_sub(a, _EXPR) for a in args) + ")"
+        case Index(target=target, index=index):
+            return f"{_sub(target, _POSTFIX)}[{_sub(index, _EXPR)}]"
+        case Concat(left=left, right=right):
+            return f"{_sub(left, _SUM)} + {_sub(right, _POSTFIX)}"
+        case Compare(op=op, left=left, right=right):
+            if op not in ("==", "!=", "<", "<=", ">", ">="):
+                raise ValueError(f"not a comparison operator: {op!r}")
+            return f"{_sub(left, _SUM)} {op} {_sub(right, _SUM)}"
+        case In(item=item, container=container, negated=negated):
+            op = "not in" if negated else "in"
+            return f"{_sub(item, _SUM)} {op} {_sub(container, _SUM)}"
+        case Not(operand=operand):
+            return f"not {_sub(operand, _NOT)}"
+        case And(left=left, right=right):
+            return f"{_sub(left, _AND)} and {_sub(right, _NOT)}"
+        case Or(left=left, right=right):
+            return f"{_sub(left, _OR)} or {_sub(right, _AND)}"
+        case Conditional(condition=condition, then=then, otherwise=otherwise):
+            return (f"if {_sub(condition, _EXPR)} then {_sub(then, _EXPR)}"
+                    f" else {_sub(otherwise, _EXPR)}")
+    raise ValueError(f"not an expression: {expr!r}")
+
+
+def format_expr(expr: Expr) -> str:
+    """An expression on one line, with the fewest parentheses the grammar allows."""
+    return _expr(expr)
+
+
+def _chain(expr: Expr) -> list[str] | None:
+    """The operands and operators of a top-level `and` / `or` chain, or None.
+
+    `["a", "or b", "or c"]` for `a or b or c`; joined with spaces they give `_expr(expr)`.
+    """
+    if isinstance(expr, Or):
+        kind: type[Or] | type[And] = Or
+        word, left_level, right_level = "or", _OR, _AND
+    elif isinstance(expr, And):
+        kind, word, left_level, right_level = And, "and", _AND, _NOT
+    else:
+        return None
+    rights: list[Expr] = []
+    node: Expr = expr
+    while isinstance(node, kind):
+        rights.append(node.right)
+        node = node.left
+    return [_sub(node, left_level)] + [f"{word} {_sub(r, right_level)}" for r in reversed(rights)]
+
+
+def _condition_lines(indent: str, head: str, condition: Expr, message: str | None) -> list[str]:
+    """`head EXPR [else "message"]` at `indent`, broken as the module docstring describes."""
+    first = f"{indent}{head}{_expr(condition)}"
+    tail = "" if message is None else f" else {_quote(message)}"
+    if len(first) + len(tail) <= _LINE_WIDTH:
+        return [first + tail]
+    continuation = indent + _CONTINUATION
+    lines = [first]
+    chain = _chain(condition) if len(first) > _LINE_WIDTH else None
+    if chain is not None:
+        lines = [f"{indent}{head}{chain[0]}"] + [continuation + part for part in chain[1:]]
+    if message is not None:
+        lines.append(f"{continuation}else {_quote(message)}")
+    return lines
+
+
+# ---------------------------------------------------------------------- blocks
+def _join_sections(sections: list[list[str]]) -> list[str]:
+    """The non-empty `sections`, separated by blank lines."""
+    body: list[str] = []
+    for section in sections:
+        if not section:
+            continue
+        if body:
+            body.append("")
+        body.extend(section)
+    return body
+
+
+def _block(indent: str, opening: str, sections: list[list[str]]) -> list[str]:
+    """`opening {`, the non-empty `sections` separated by blank lines, `}`."""
+    body = _join_sections(sections)
+    if not body:
+        return [f"{indent}{opening} {{}}"]
+    return [f"{indent}{opening} {{", *body, f"{indent}}}"]
+
+
+def _rule_head(rule: Rule) -> str:
+    return ("optional rule " if rule.optional else "rule ") + _name(rule.name, "the rule name")
+
+
+def _rule(rule: Rule, indent: str) -> list[str]:
+    head = _rule_head(rule)
+    if len(rule.requires) == 1:
+        require = rule.requires[0]
+        return _condition_lines(indent, f"{head}: ", require.condition, require.message)
+    inner = indent + _INDENT
+    lines: list[str] = []
+    for require in rule.requires:
+        lines.extend(_require(require, inner))
+    return _block(indent, head, [lines])
+
+
+def _learn(learn: Learn, indent: str) -> list[str]:
+    return _condition_lines(indent, f"learn {_name(learn.name, 'the learned field')}: ",
+                            learn.value, None)
+
+
+def _require(require: Require, indent: str) -> list[str]:
+    return _condition_lines(indent, "require ", require.condition, require.message)
+
+
+def _claim_decl(decl: ClaimDecl) -> str:
+    if decl.category not in ("required", "present", "optional", "unchecked"):
+        raise ValueError(f"not a claim category: {decl.category!r}")
+    if not decl.names:
+        raise ValueError("cannot print a claim declaration without names")
+    names = ", ".join(_claim_name(n) for n in decl.names)
+    return f"{decl.category} {names}: {_name(decl.type, 'the claim type')}"
+
+
+def _field_lines(decl: FieldDecl, indent: str) -> list[str]:
+    """A field declaration; its `else "message"` on the next line when it is too long."""
+    text = f"{indent}{_name(decl.name, 'the field name')}: {_name(decl.type, 'the field type')}"
+    if decl.default is not None:
+        text += f" = {_expr(decl.default)}"
+    if decl.pattern is None:
+        if decl.pattern_message is not None:
+            raise ValueError(f"cannot print field {decl.name!r}: a pattern message needs a "
+                             "pattern")
+        return [text]
+    text += f" matches {_quote(decl.pattern)}"
+    if decl.pattern_message is None:
+        return [text]
+    tail = f"else {_quote(decl.pattern_message)}"
+    if len(text) + 1 + len(tail) <= _LINE_WIDTH:
+        return [f"{text} {tail}"]
+    return [text, f"{indent}{_CONTINUATION}{tail}"]
+
+
+def _let_lines(let: Let, indent: str) -> list[str]:
+    """`let NAME = EXPR`; too long, the value goes below, a conditional one part a line."""
+    head = f"{indent}let {_name(let.name, 'the let name')} ="
+    value = _expr(let.value)
+    if len(head) + 1 + len(value) <= _LINE_WIDTH:
+        return [f"{head} {value}"]
+    inner = indent + _INDENT
+    if isinstance(let.value, Conditional):
+        return [head, f"{inner}if {_expr(let.value.condition)}",
+                f"{inner}then {_expr(let.value.then)}",
+                f"{inner}else {_expr(let.value.otherwise)}"]
+    return [head, inner + value]
+
+
+def _lookup_item(item: LookupItem) -> str:
+    if item.kind not in ("identity", "key", "prefer"):
+        raise ValueError(f"not a lookup item kind: {item.kind!r}")
+    return f"{item.kind} {_expr(item.condition)}"
+
+
+def _binding(binding: Binding) -> str:
+    return f"{_name(binding.name, 'the field name')} = {_expr(binding.value)}"
+
+
+def _provider_lines(provider: Provider, include_rules: bool) -> list[str]:
+    inner = _INDENT * 2
+    header = [f"{_INDENT}issuer {_quote(i)}" for i in provider.issuers]
+    if provider.custom_issuers:
+        header.append(f"{_INDENT}custom_issuers true")
+    if provider.algorithms:
+        header.append(f"{_INDENT}algorithms {_string_list(provider.algorithms)}")
+    sections = [header]
+    if provider.claims or provider.ignored_prefixes:
+        claims = [inner + _claim_decl(c) for c in provider.claims]
+        claims += [f"{inner}ignore prefix {_quote(p)}" for p in provider.ignored_prefixes]
+        sections.append(_block(_INDENT, "claims", [claims]))
+    if provider.fields:
+        fields = [line for f in provider.fields for line in _field_lines(f, inner)]
+        sections.append(_block(_INDENT, "fields", [fields]))
+    sections.append([line for let in provider.lets for line in _let_lines(let, _INDENT)])
+    if provider.lookup:
+        lookup = [inner + _lookup_item(i) for i in provider.lookup]
+        sections.append(_block(_INDENT, "lookup", [lookup]))
+    if include_rules:
+        sections.extend(_learn(learn, _INDENT) for learn in provider.learns)
+        sections.extend(_rule(rule, _INDENT) for rule in provider.rules)
+    return _block("", f"provider {_name(provider.name, 'the provider name')}", sections)
+
+
+def _publisher_lines(publisher: Publisher) -> list[str]:
+    opening = "publisher" if publisher.name is None else f"publisher {_quote(publisher.name)}"
+    # The parser joins several `provider` items with "," and gives "" for none: print back
+    # what it read.
+    header = [f"{_INDENT}provider {_name(p, 'the provider name')}"
+              for p in publisher.provider.split(",") if publisher.provider]
+    if publisher.projects:
+        header.append(f"{_INDENT}projects {_string_list(publisher.projects)}")
+    if publisher.pending_project is not None:
+        header.append(f"{_INDENT}pending_project {_quote(publisher.pending_project)}")
+    sections = [header]
+    if publisher.bindings:
+        bindings = [_INDENT * 2 + _binding(b) for b in publisher.bindings]
+        sections.append(_block(_INDENT, "fields", [bindings]))
+    sections.extend(_learn(learn, _INDENT) for learn in publisher.learns)
+    sections.extend(_rule(rule, _INDENT) for rule in publisher.rules)
+    return _block("", opening, sections)
+
+
+def format_provider(provider: Provider, *, include_rules: bool = True) -> str:
+    """A `provider` block, without a final newline; `include_rules=False` leaves out its rules."""
+    return "\n".join(_provider_lines(provider, include_rules))
+
+
+def format_publisher(publisher: Publisher) -> str:
+    """A `publisher` block, without a final newline."""
+    return "\n".join(_publisher_lines(publisher))
+
+
+def format_policy(policy: PolicyFile) -> str:
+    """A whole policy file: its providers, then its publishers, separated by blank lines.
+
+    The text ends with one newline (an empty policy prints as the empty string).
+    """
+    blocks = [format_provider(p) for p in policy.providers]
+    blocks += [format_publisher(p) for p in policy.publishers]
+    return "\n\n".join(blocks) + "\n" if blocks else ""
+
+
+
+# ------------------------------------------------------------ keeping comments
+@dataclass
+class _Notes:
+    """The comments attached to one item, by where they go when it is printed."""
+
+    before: list[Comment] = field(default_factory=list)  # own lines above the item
+    head: list[Comment] = field(default_factory=list)  # end of a block's opening line
+    end: list[Comment] = field(default_factory=list)  # own lines before a block's "}"
+    after: list[Comment] = field(default_factory=list)  # end of the item's last line
+
+    def merge(self, other: _Notes) -> None:
+        self.before += other.before
+        self.head += other.head
+        self.end += other.end
+        self.after += other.after
+
+    def all(self) -> list[Comment]:
+        found = self.before + self.head + self.end + self.after
+        return sorted(found, key=lambda c: (c.span.line, c.span.column))
+
+
+def _start(item: SourceItem) -> tuple[int, int]:
+    return (item.span.line, item.span.column)
+
+
+def _end(item: SourceItem) -> tuple[int, int]:
+    return (item.span.end_line, item.span.end_column)
+
+
+_BLOCKS = frozenset({"provider", "publisher", "claims", "fields", "lookup", "bindings",
+                     "block_rule", "optional_block_rule"})
+_RULE_KINDS = ("short_rule", "block_rule", "optional_short_rule", "optional_block_rule")
+
+
+class _Attacher:
+    """Decides which item each comment belongs to (see `format_policy_with_comments`)."""
+
+    def __init__(self) -> None:
+        self.notes: dict[int, _Notes] = {}
+        self.file_end: list[Comment] = []
+
+    def of(self, item: SourceItem) -> _Notes:
+        return self.notes.setdefault(id(item), _Notes())
+
+    def place(self, comment: Comment, siblings: Sequence[SourceItem],
+              parent: SourceItem | None) -> None:
+        position = (comment.span.line, comment.span.column)
+        if not comment.own_line:
+            ended = [s for s in siblings
+                     if s.span.end_line == comment.span.line and _end(s) <= position]
+            if ended:
+                self.of(ended[-1]).after.append(comment)
+                return
+        containing = next((s for s in siblings if _start(s) <= position < _end(s)), None)
+        if containing is not None:
+            if containing.kind in _BLOCKS:
+                self.place(comment, containing.children, containing)
+            elif comment.own_line:
+                self.of(containing).before.append(comment)
+            else:
+                self.of(containing).after.append(comment)
+            return
+        following = next((s for s in siblings if _start(s) > position), None)
+        if parent is None:
+            if following is not None:
+                self.of(following).before.append(comment)
+            else:
+                self.file_end.append(comment)
+        elif comment.own_line:
+            if following is not None:
+                self.of(following).before.append(comment)
+            else:
+                self.of(parent).end.append(comment)
+        elif any(_start(s) < position for s in siblings):
+            self.of(parent).end.append(comment)
+        else:
+            self.of(parent).head.append(comment)
+
+
+def _comment_lines(group: Sequence[Comment], indent: str) -> list[str]:
+    lines: list[str] = []
+    for i, comment in enumerate(group):
+        if i and comment.blank_before:
+            lines.append("")
+        lines.append(indent + comment.text)
+    return lines
+
+
+def _settle(notes: _Notes) -> tuple[list[Comment], Comment | None, Comment | None]:
+    """The comments above an item, and the one on its opening and on its last line.
+
+    A line holds one comment: when several compete for it, the last one stays there and the
+    others go above the item.
+    """
+    before = list(notes.before)
+    head = notes.head[-1] if notes.head else None
+    after = notes.after[-1] if notes.after else None
+    before += notes.head[:-1] + notes.after[:-1]
+    return before, head, after
+
+
+def _with_notes(lines: list[str], notes: _Notes, indent: str) -> list[str]:
+    """An item's `lines` with its comments: above it, and at the end of its last line."""
+    before, head, after = _settle(notes)
+    if head is not None:  # a leaf has no opening line: the comment goes above it
+        before.append(head)
+    out = _comment_lines(before, indent)
+    if before and before[-1].own_line and before[-1].blank_after:
+        out.append("")
+    out += lines
+    if after is not None:
+        out[-1] += "  " + after.text
+    return out
+
+
+def _noted_block(indent: str, opening: str, sections: list[list[str]],
+                 notes: _Notes) -> list[str]:
+    """`_block` with comments: above, on the opening line, before "}" and after it."""
+    before, head, after = _settle(notes)
+    body = _join_sections(sections)
+    if notes.end:
+        if body and notes.end[0].blank_before:
+            body.append("")
+        body += _comment_lines(notes.end, indent + _INDENT)
+    if not body and head is None:
+        lines = [f"{indent}{opening} {{}}"]
+    else:
+        lines = [f"{indent}{opening} {{" + ("" if head is None else "  " + head.text),
+                 *body, f"{indent}}}"]
+    return _with_notes(lines, _Notes(before=before, after=[after] if after else []), indent)
+
+
+def _matching(items: Sequence[SourceItem], values: Sequence[object], what: str) -> None:
+    if len(items) != len(values):
+        raise ValueError(f"the outline does not match the policy: {len(items)} {what} "
+                         f"written, {len(values)} in the tree")
+
+
+class _CommentPrinter:
+    """Prints a policy file with its comments, item by item, as `format_policy` lays it out."""
+
+    def __init__(self, attacher: _Attacher) -> None:
+        self.attacher = attacher
+
+    def notes(self, items: Iterable[SourceItem]) -> _Notes:
+        """The comments of `items` (printed as one), in source order."""
+        merged = _Notes()
+        for item in items:
+            found = self.attacher.notes.get(id(item))
+            if found is not None:
+                merged.merge(found)
+        return merged
+
+    def rehome(self, children: Sequence[SourceItem], printed: set[int],
+               parent: SourceItem) -> None:
+        """Give the comments of items that print nothing (such as `custom_issuers false`)
+        to the next item that prints, or else to the end of the block."""
+        moved: list[Comment] = []
+        for item in children:
+            if id(item) not in printed:
+                found = self.attacher.notes.pop(id(item), None)
+                if found is not None:
+                    moved += found.all()
+            elif moved:
+                notes = self.attacher.of(item)
+                notes.before = moved + notes.before
+                moved = []
+        if moved:
+            notes = self.attacher.of(parent)
+            notes.end = moved + notes.end
+
+    # -- rules
+    def rule(self, rule: Rule, item: SourceItem, indent: str) -> list[str]:
+        head = _rule_head(rule)
+        notes = self.notes([item])
+        if len(rule.requires) == 1:
+            require = rule.requires[0]
+            if item.children:  # a block rule with one require prints as a short rule
+                inner = self.notes(item.children)
+                notes = _Notes(before=notes.before + inner.before + inner.head + notes.end,
+                               head=notes.head, after=inner.after + notes.after)
+            lines = _condition_lines(indent, f"{head}: ", require.condition, require.message)
+            return _with_notes(lines, notes, indent)
+        _matching(item.children, rule.requires, f"requires in rule {rule.name!r}")
+        inner_indent = indent + _INDENT
+        body: list[str] = []
+        for require, child in zip(rule.requires, item.children, strict=True):
+            body += _with_notes(_require(require, inner_indent), self.notes([child]),
+                                inner_indent)
+        return _noted_block(indent, head, [body], notes)
+
+    def learns(self, learns: Sequence[Learn], items: Sequence[SourceItem]) -> list[list[str]]:
+        _matching(items, learns, "learn items")
+        return [_with_notes(_learn(learn, _INDENT), self.notes([child]), _INDENT)
+                for learn, child in zip(learns, items, strict=True)]
+
+    # -- providers
+    def provider(self, provider: Provider, item: SourceItem) -> list[str]:
+        inner = _INDENT * 2
+        kinds: dict[str, list[SourceItem]] = {}
+        for child in item.children:
+            kinds.setdefault(child.kind, []).append(child)
+
+        def of(*names: str) -> list[SourceItem]:
+            return [c for c in item.children if c.kind in names]
+
+        printed: set[int] = {id(c) for c in item.children}
+        for kind, shown in (("custom_issuers", provider.custom_issuers),
+                            ("algorithms", bool(provider.algorithms)),
+                            ("claims", bool(provider.claims or provider.ignored_prefixes)),
+                            ("fields", bool(provider.fields)),
+                            ("lookup", bool(provider.lookup))):
+            if not shown:
+                printed -= {id(c) for c in kinds.get(kind, [])}
+        self.rehome(item.children, printed, item)
+
+        _matching(of("issuer"), provider.issuers, "issuers")
+        header: list[str] = []
+        for issuer, child in zip(provider.issuers, of("issuer"), strict=True):
+            header += _with_notes([f"{_INDENT}issuer {_quote(issuer)}"], self.notes([child]),
+                                  _INDENT)
+        if provider.custom_issuers:
+            header += _with_notes([f"{_INDENT}custom_issuers true"],
+                                  self.notes(of("custom_issuers")), _INDENT)
+        if provider.algorithms:
+            header += _with_notes([f"{_INDENT}algorithms {_string_list(provider.algorithms)}"],
+                                  self.notes(of("algorithms")), _INDENT)
+        sections = [header]
+        if provider.claims or provider.ignored_prefixes:
+            blocks = of("claims")
+            decls = [c for b in blocks for c in b.children if c.kind == "claim_decl"]
+            prefixes = [c for b in blocks for c in b.children if c.kind == "ignore_prefix"]
+            _matching(decls, provider.claims, "claim declarations")
+            _matching(prefixes, provider.ignored_prefixes, "ignored prefixes")
+            claims: list[str] = []
+            for decl, child in zip(provider.claims, decls, strict=True):
+                claims += _with_notes([inner + _claim_decl(decl)], self.notes([child]), inner)
+            for prefix, child in zip(provider.ignored_prefixes, prefixes, strict=True):
+                claims += _with_notes([f"{inner}ignore prefix {_quote(prefix)}"],
+                                      self.notes([child]), inner)
+            sections.append(_noted_block(_INDENT, "claims", [claims], self.notes(blocks)))
+        if provider.fields:
+            blocks = of("fields")
+            decls = [c for b in blocks for c in b.children]
+            _matching(decls, provider.fields, "field declarations")
+            fields: list[str] = []
+            for fdecl, child in zip(provider.fields, decls, strict=True):
+                fields += _with_notes(_field_lines(fdecl, inner), self.notes([child]), inner)
+            sections.append(_noted_block(_INDENT, "fields", [fields], self.notes(blocks)))
+        _matching(of("let"), provider.lets, "lets")
+        lets: list[str] = []
+        for let, child in zip(provider.lets, of("let"), strict=True):
+            lets += _with_notes(_let_lines(let, _INDENT), self.notes([child]), _INDENT)
+        sections.append(lets)
+        if provider.lookup:
+            blocks = of("lookup")
+            entries = [c for b in blocks for c in b.children]
+            _matching(entries, provider.lookup, "lookup items")
+            lookup: list[str] = []
+            for entry, child in zip(provider.lookup, entries, strict=True):
+                lookup += _with_notes([inner + _lookup_item(entry)], self.notes([child]), inner)
+            sections.append(_noted_block(_INDENT, "lookup", [lookup], self.notes(blocks)))
+        sections.extend(self.learns(provider.learns, of("learn")))
+        rules = of(*_RULE_KINDS)
+        _matching(rules, provider.rules, "rules")
+        sections.extend(self.rule(rule, child, _INDENT)
+                        for rule, child in zip(provider.rules, rules, strict=True))
+        opening = f"provider {_name(provider.name, 'the provider name')}"
+        return _noted_block("", opening, sections, self.notes([item]))
+
+    # -- publishers
+    def publisher(self, publisher: Publisher, item: SourceItem) -> list[str]:
+        def of(*names: str) -> list[SourceItem]:
+            return [c for c in item.children if c.kind in names]
+
+        printed: set[int] = {id(c) for c in item.children}
+        for kind, shown in (("projects", bool(publisher.projects)),
+                            ("pending_project", publisher.pending_project is not None),
+                            ("bindings", bool(publisher.bindings))):
+            if not shown:
+                printed -= {id(c) for c in of(kind)}
+        self.rehome(item.children, printed, item)
+
+        names = publisher.provider.split(",") if publisher.provider else []
+        _matching(of("uses"), names, "provider lines")
+        header: list[str] = []
+        for name, child in zip(names, of("uses"), strict=True):
+            header += _with_notes([f"{_INDENT}provider {_name(name, 'the provider name')}"],
+                                  self.notes([child]), _INDENT)
+        if publisher.projects:
+            header += _with_notes([f"{_INDENT}projects {_string_list(publisher.projects)}"],
+                                  self.notes(of("projects")), _INDENT)
+        if publisher.pending_project is not None:
+            header += _with_notes(
+                [f"{_INDENT}pending_project {_quote(publisher.pending_project)}"],
+                self.notes(of("pending_project")), _INDENT)
+        sections = [header]
+        if publisher.bindings:
+            blocks = of("bindings")
+            entries = [c for b in blocks for c in b.children]
+            _matching(entries, publisher.bindings, "field bindings")
+            bindings: list[str] = []
+            for binding, child in zip(publisher.bindings, entries, strict=True):
+                bindings += _with_notes([_INDENT * 2 + _binding(binding)], self.notes([child]),
+                                        _INDENT * 2)
+            sections.append(_noted_block(_INDENT, "fields", [bindings], self.notes(blocks)))
+        sections.extend(self.learns(publisher.learns, of("learn")))
+        rules = of(*_RULE_KINDS)
+        _matching(rules, publisher.rules, "rules")
+        sections.extend(self.rule(rule, child, _INDENT)
+                        for rule, child in zip(publisher.rules, rules, strict=True))
+        opening = "publisher" if publisher.name is None else f"publisher {_quote(publisher.name)}"
+        return _noted_block("", opening, sections, self.notes([item]))
+
+
+def format_policy_with_comments(policy: PolicyFile, outline: Sequence[SourceItem],
+                                comments: Sequence[Comment]) -> str:
+    """`format_policy`, keeping the file's comments (`parse_policy_outline` gives all three).
+
+    Without comments the text is exactly `format_policy(policy)`. Each comment stays with
+    the item it is written on or just above, wherever the canonical order moves that item:
+
+    * a comment on its own line belongs to the next item of its block (a block, a
+      declaration, a `let`, a rule, a `require`, a field binding, ...) and is printed above
+      it; after the last item of a block it stays at the end of the block, and after the
+      last block at the end of the file. A blank line between the comments of a group, and
+      one between the group and its item, is kept (one at most).
+    * a comment at the end of a line belongs to the item that ends on that line (the last
+      one, the outermost when several end there) and is printed at the end of that item's
+      last line, after two spaces; on a block's opening line it stays there. A line holds
+      one comment: the others a line would hold are printed above the item.
+    * a comment inside a multi-line item is printed above the item (on its own line) or at
+      the end of it (at the end of a line).
+    * items that print as one (several `claims` blocks, a block rule with one `require`)
+      keep all their comments; the comments of an item that prints nothing (such as
+      `custom_issuers false`) go to the next item of the block, or to its end.
+    """
+    attacher = _Attacher()
+    for comment in comments:
+        attacher.place(comment, outline, None)
+    printer = _CommentPrinter(attacher)
+    providers = [i for i in outline if i.kind == "provider"]
+    publishers = [i for i in outline if i.kind == "publisher"]
+    _matching(providers, policy.providers, "providers")
+    _matching(publishers, policy.publishers, "publishers")
+    blocks = [printer.provider(p, i) for p, i in zip(policy.providers, providers, strict=True)]
+    blocks += [printer.publisher(p, i)
+               for p, i in zip(policy.publishers, publishers, strict=True)]
+    text = "\n\n".join("\n".join(lines) for lines in blocks)
+    if attacher.file_end:
+        tail = "\n".join(_comment_lines(attacher.file_end, ""))
+        if text:
+            text += ("\n\n" if attacher.file_end[0].blank_before else "\n") + tail
+        else:
+            text = tail
+    return text + "\n" if text else ""

@@ -1,0 +1,29 @@
+"""Reading a source file's text: UTF-8, with the bad byte's line and column."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tppolicy.errors import Diagnostic, Span, TppolicyError
+
+
+def read_source(path: Path, error: type[TppolicyError], encoding: str = "utf-8-sig") -> str:
+    """A source file's text (UTF-8; by default a byte-order mark is dropped, `"utf-8"`
+    keeps it, for a tool that writes the file back); `error` names the file, and for a
+    byte that is not UTF-8 its line and column."""
+    source = str(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise error([Diagnostic(f"cannot read the file: {exc.strerror or exc}",
+                                Span(source, 0, 0, 0, 0))]) from None
+    try:
+        return raw.decode(encoding)
+    except UnicodeDecodeError as exc:
+        before = raw[:exc.start]
+        line = before.count(b"\n") + 1
+        column = len(before[before.rfind(b"\n") + 1:].decode("utf-8", "replace")) + 1
+        raise error([Diagnostic(
+            f"the file is not UTF-8: byte 0x{raw[exc.start]:02x} cannot be decoded",
+            Span(source, line, column, line, column + 1), hint="save the file as UTF-8")],
+        ) from None

@@ -1,0 +1,551 @@
+"""`tppolicy fmt`: one canonical layout for policy files and publishers files.
+
+Policy files (`*.tpp`) are printed by `_format.format_policy_with_comments`: the layout of
+`format_policy`, with every comment kept next to its item. Publishers files (`*.yaml`,
+`*.yml` with a top-level `publishers:` list) are rewritten with `ruamel.yaml` in round-trip
+mode, which keeps comments (pyyaml drops them):
+
+* the keys of each entry in a fixed order: `name`, `provider`, `projects`, `pending_project`,
+  the provider's fields in the order its `fields { ... }` block declares them, then any
+  other key in its original order. Comments move with the key they are on or above.
+* strings that YAML would read as another type ("65", "yes", "1.0", "") in double quotes,
+  other strings plain where YAML allows it (else double-quoted). A value that is plain in
+  the file keeps its text, so it keeps its meaning for every YAML reader.
+* `projects` as a flow list: `projects: [a, b]`.
+* indentation: 2 for mappings, list dashes indented by 2 under their key.
+
+An entry whose structure is not a plain mapping of scalars (anchors or aliases in the file, a
+nested mapping, comments inside a block list) keeps its key order; its strings are still
+quoted canonically.
+
+Nothing is written unless it is safe: the formatted text must parse back to the same policy
+tree (policy files), or load to the same data and the same publishers, with the same
+errors if the file has errors (publishers files), and keep every comment; otherwise
+`FormatterError` is raised (a bug in the formatter: the file is left alone).
+
+The library never prints; the command line (`_cli/fmt.py`) reports.
+"""
+
+from __future__ import annotations
+
+import difflib
+import io
+import itertools
+import os
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.compat import ordereddict
+from ruamel.yaml.emitter import Emitter
+from ruamel.yaml.error import CommentMark, MarkedYAMLError
+from ruamel.yaml.error import YAMLError as RuamelYAMLError
+from ruamel.yaml.nodes import ScalarNode as RuamelScalarNode
+from ruamel.yaml.resolver import VersionedResolver
+from ruamel.yaml.scalarstring import DoubleQuotedScalarString, SingleQuotedScalarString
+from ruamel.yaml.tokens import CommentToken
+
+from tppolicy.decide.publishers import PublisherEntry, load_publishers_text
+from tppolicy.errors import ConfigError, Diagnostic, PolicySyntaxError, Span, TppolicyError
+from tppolicy.language.ast import Provider
+from tppolicy.language.parse import parse_policy_outline
+from tppolicy.language.printer import format_policy_with_comments
+
+__all__ = [
+    "POLICY_SUFFIXES",
+    "YAML_SUFFIXES",
+    "FileResult",
+    "FormatterError",
+    "collect_files",
+    "format_file",
+    "format_policy_text",
+    "format_publishers_text",
+    "is_publishers_text",
+    "unified_diff",
+    "write_file",
+]
+
+POLICY_SUFFIXES = (".tpp",)
+YAML_SUFFIXES = (".yaml", ".yml")
+
+_FIRST_KEYS = ("name", "provider", "projects", "pending_project")
+_STR_TAG = "tag:yaml.org,2002:str"
+_ENTRY_KEY_INDENT = " " * 4  # "  - " then the keys
+_ENTRY_INDENT = " " * 2  # the dash of an entry
+
+
+class FormatterError(Exception):
+    """The formatter would change what a file means or lose a comment: a bug, not bad input.
+
+    The file is left as it is.
+    """
+
+
+# ----------------------------------------------------------------------- policy files
+def _comment_texts(texts: Iterable[str]) -> Counter[str]:
+    return Counter(t.strip() for t in texts)
+
+
+def format_policy_text(text: str, source: str = "<policy>") -> str:
+    """A policy file in the canonical layout, comments kept; `PolicySyntaxError` if it
+    does not parse, `FormatterError` if the result would not mean the same."""
+    policy, outline, comments = parse_policy_outline(text, source)
+    formatted = format_policy_with_comments(policy, outline, comments)
+    try:
+        again, _, kept = parse_policy_outline(formatted, source)
+    except PolicySyntaxError as exc:
+        raise FormatterError(f"the formatted text does not parse: {exc}") from None
+    if again != policy:
+        raise FormatterError("the formatted text would parse to a different policy")
+    if _comment_texts(c.text for c in kept) != _comment_texts(c.text for c in comments):
+        raise FormatterError("the formatted text would lose or change a comment")
+    return formatted
+
+
+# ------------------------------------------------------------------- publishers files
+def _yaml() -> YAML:
+    rt = YAML(typ="rt")
+    rt.preserve_quotes = True
+    rt.indent(mapping=2, sequence=4, offset=2)
+    rt.width = 4096  # never fold a long line
+    return rt
+
+
+def _yaml_diagnostic(exc: Exception, source: str) -> Diagnostic:
+    line = column = 1
+    message = "invalid YAML"
+    if isinstance(exc, (MarkedYAMLError, yaml.MarkedYAMLError)):
+        mark = exc.problem_mark or exc.context_mark
+        if mark is not None:
+            line, column = mark.line + 1, mark.column + 1
+        problem = exc.problem or exc.context
+        if problem:
+            message = f"invalid YAML: {problem}"
+    elif isinstance(exc, yaml.reader.ReaderError):
+        message = f"invalid YAML: {exc.reason}"
+    return Diagnostic(message, Span(source, line, column, line, column + 1))
+
+
+def _load_rt(text: str, source: str) -> Any:
+    try:
+        return _yaml().load(text)
+    except (RuamelYAMLError, yaml.YAMLError) as exc:
+        raise ConfigError([_yaml_diagnostic(exc, source)], text) from None
+    except RecursionError:
+        raise ConfigError([Diagnostic("the YAML is nested too deeply",
+                                      Span(source, 0, 0, 0, 0))], text) from None
+
+
+def _plain_data(text: str, source: str) -> Any:
+    """The document as the project's loader (pyyaml, YAML 1.1) reads it."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError([_yaml_diagnostic(exc, source)], text) from None
+    except RecursionError:
+        raise ConfigError([Diagnostic("the YAML is nested too deeply",
+                                      Span(source, 0, 0, 0, 0))], text) from None
+
+
+def _typed(value: Any) -> Any:
+    """`value` with every scalar tagged by its type: True and 1 differ, as do 1 and 1.0."""
+    if isinstance(value, dict):
+        return ("map", tuple(sorted(((repr(_typed(k)), _typed(v)) for k, v in value.items()),
+                                    key=lambda kv: kv[0])))
+    if isinstance(value, list):
+        return ("seq", tuple(_typed(v) for v in value))
+    return (type(value).__name__, repr(value))
+
+
+def is_publishers_text(text: str) -> bool:
+    """Whether `text` is YAML whose top level is a mapping with a `publishers` list."""
+    try:
+        data = yaml.safe_load(text)
+    except (yaml.YAMLError, RecursionError):
+        return False
+    return isinstance(data, dict) and isinstance(data.get("publishers"), list)
+
+
+def _has_aliases(text: str) -> bool:
+    return any(isinstance(event, yaml.AliasEvent) for event in yaml.parse(text, yaml.SafeLoader))
+
+
+def _needs_quotes(value: str, in_flow: bool) -> bool:
+    """Whether `value` must be quoted: a plain scalar would be read as another type (by
+    YAML 1.1, as pyyaml and so tppolicy read it, or by YAML 1.2) or is not allowed."""
+    pyyaml_resolver: Any = yaml.resolver.Resolver()
+    if pyyaml_resolver.resolve(yaml.ScalarNode, value, (True, False)) != _STR_TAG:
+        return True
+    ruamel_resolver: Any = VersionedResolver(version=(1, 2))
+    if ruamel_resolver.resolve(RuamelScalarNode, value, (True, False)) != _STR_TAG:
+        return True
+    emitter = Emitter(io.StringIO(), allow_unicode=True)
+    analysis = emitter.analyze_scalar(value)
+    allowed = analysis.allow_flow_plain if in_flow else analysis.allow_block_plain
+    return bool(analysis.empty or analysis.multiline or not allowed)
+
+
+def _canonical_string(value: Any, in_flow: bool) -> Any:
+    """A quoted string in its canonical style; any other value as it is."""
+    if not isinstance(value, (SingleQuotedScalarString, DoubleQuotedScalarString)):
+        return value  # plain, block scalars, numbers...: their text is their meaning
+    text = str(value)
+    if _needs_quotes(text, in_flow):
+        return DoubleQuotedScalarString(text)
+    return text
+
+
+def _key_order(entry: CommentedMap, providers: Mapping[str, Provider]) -> list[Any]:
+    keys = list(entry.keys())
+    order = [k for k in _FIRST_KEYS if k in entry]
+    provider = entry.get("provider")
+    if isinstance(provider, str) and provider in providers:
+        order += [d.name for d in providers[provider].fields if d.name in entry]
+    order += [k for k in keys if k not in order]
+    return order
+
+
+def _split_comment(token: Any) -> tuple[str, list[str]] | None:
+    """A comment token after a value: the comment at the end of the value's line, and the
+    lines that follow it (comments, "" for a blank line). None if it is not of that form."""
+    if token is None:
+        return "", []
+    if not isinstance(token, CommentToken):
+        return None
+    value: str = token.value
+    if value.startswith("\n"):
+        eol, rest = "", value[1:]
+    else:
+        first, newline, rest = value.partition("\n")
+        eol = first.strip()
+        if not eol.startswith("#") or not newline:
+            return None
+    lines = rest.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    stripped = [line.strip() for line in lines]
+    if any(line and not line.startswith("#") for line in stripped):
+        return None
+    return eol, stripped
+
+
+def _value_comment(entry: CommentedMap, key: Any) -> tuple[str, list[str]] | None:
+    """The comments after `entry[key]`, or None if they are not where a simple entry has
+    them (then the entry is left in its order)."""
+    slots = entry.ca.items.get(key)
+    if slots is not None and any(s is not None for i, s in enumerate(slots) if i != 2):
+        return None
+    token = slots[2] if slots is not None else None
+    value = entry[key]
+    if isinstance(value, CommentedSeq):
+        if key != "projects" or any(isinstance(v, (CommentedMap, CommentedSeq))
+                                    for v in value):
+            return None
+        if value.fa.flow_style():
+            if value.ca.items or value.ca.end:
+                return None
+            if value.ca.comment:
+                token = value.ca.comment[0]
+                if any(c is not None for c in value.ca.comment[1:]):
+                    return None
+        else:
+            if value.ca.comment or value.ca.end or token is not None:
+                return None
+            last = len(value) - 1
+            for index, slots_ in value.ca.items.items():
+                if index != last or any(s is not None for s in slots_[1:]):
+                    return None
+            token = value.ca.items[last][0] if last in value.ca.items else None
+            found = _split_comment(token)
+            if found is None or found[0]:
+                return None  # a comment on the last item: keep the block list
+            return found
+    elif isinstance(value, CommentedMap):
+        return None
+    return _split_comment(token)
+
+
+def _comment_token(eol: str, lines: Sequence[str], indent: str | None) -> CommentToken | None:
+    if not eol and not lines:
+        return None
+    text = f" {eol}\n" if eol else "\n"
+    for line in lines:
+        text += (line if indent is None or not line else indent + line) + "\n"
+    return CommentToken(text, CommentMark(0))
+
+
+def _reorder(entries: CommentedSeq, index: int, order: list[Any], last_entry: bool,
+             raw_trailer: list[str]) -> bool:
+    """Put the keys of `entries[index]` in `order`, moving each key's comments with it.
+
+    False (and the entry unchanged) when its comments are not where a simple entry has
+    them. Comments above a key that becomes the first go above the entry's dash.
+    """
+    entry = entries[index]
+    keys = list(entry.keys())
+    if entry.ca.comment or entry.ca.end or getattr(entry, "merge", None):
+        return False
+    found: dict[Any, tuple[str, list[str]]] = {}
+    for key in keys:
+        comment = _value_comment(entry, key)
+        if comment is None:
+            return False
+        found[key] = comment
+    eol = {k: found[k][0] for k in keys}
+    lead: dict[Any, list[str]] = {keys[0]: []}
+    for previous, key in itertools.pairwise(keys):
+        lead[key] = found[previous][1]
+    trailer = found[keys[-1]][1]
+    if last_entry:
+        trailer = raw_trailer or trailer
+    values = {k: entry[k] for k in keys}
+    for key in keys:
+        del entry[key]
+    entry.ca.items.clear()
+    for key in order:
+        value = values[key]
+        if isinstance(value, CommentedSeq):
+            value.ca.items.clear()
+            value.ca.comment = None
+            value.fa.set_flow_style()
+        entry[key] = value
+    if lead[order[0]]:
+        above = CommentToken("".join(f"{_ENTRY_INDENT}{line}\n" if line else "\n"
+                                     for line in lead[order[0]]), CommentMark(0))
+        slots = entries.ca.items.setdefault(index, [None, None, None, None])
+        slots[1] = [*(slots[1] or []), above]
+    for i, key in enumerate(order):
+        if i + 1 < len(order):
+            token = _comment_token(eol[key], lead[order[i + 1]], _ENTRY_KEY_INDENT)
+        else:
+            token = _comment_token(eol[key], trailer, None if last_entry else _ENTRY_INDENT)
+        if token is None:
+            continue
+        entry.ca.items[key] = [None, None, token, None]
+        if isinstance(entry[key], CommentedSeq):
+            entry[key].ca.comment = [token, None]
+    return True
+
+
+def _raw_lines(entry: CommentedMap) -> list[str]:
+    """The lines after the last entry's last value, as written (comments at the end of the
+    file keep their indentation)."""
+    keys = list(entry.keys())
+    value = entry[keys[-1]]
+    if isinstance(value, CommentedSeq) and not value.fa.flow_style():
+        slots = value.ca.items.get(len(value) - 1)
+        token = slots[0] if slots else None
+    elif isinstance(value, CommentedSeq) and value.ca.comment:
+        token = value.ca.comment[0]
+    else:
+        slots = entry.ca.items.get(keys[-1])
+        token = slots[2] if slots else None
+    if not isinstance(token, CommentToken):
+        return []
+    value_text: str = token.value
+    rest = value_text[1:] if value_text.startswith("\n") else value_text.partition("\n")[2]
+    lines = rest.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return [line.rstrip() for line in lines]
+
+
+def _all_comments(node: Any) -> Counter[str]:
+    """Every comment line in a round-trip document (each token once)."""
+    seen: set[int] = set()
+    texts: list[str] = []
+
+    def tokens(value: Any) -> Iterable[Any]:
+        if isinstance(value, CommentToken):
+            yield value
+        elif isinstance(value, list):
+            for item in value:
+                yield from tokens(item)
+
+    def walk(value: Any) -> None:
+        ca = getattr(value, "ca", None)
+        if ca is not None:
+            for slot in (ca.comment, ca.end, *ca.items.values()):
+                for token in tokens(slot):
+                    if id(token) in seen:
+                        continue
+                    seen.add(id(token))
+                    texts.extend(line.strip() for line in token.value.split("\n")
+                                 if line.strip().startswith("#"))
+        if isinstance(value, dict):
+            for item in value.values():
+                walk(item)
+        elif isinstance(value, list):
+            for item in value:
+                walk(item)
+
+    walk(node)
+    return Counter(texts)
+
+
+def _publishers_result(text: str, source: str, providers: Mapping[str, Provider],
+                       ) -> tuple[str, tuple[Any, ...]]:
+    """What `load_publishers_text` makes of `text`: its entries without their spans, or its
+    error messages."""
+    try:
+        entries = load_publishers_text(text, source, providers)
+    except ConfigError as exc:
+        return "error", tuple(sorted((d.path or "", d.message) for d in exc.diagnostics))
+    return "ok", tuple(_entry_value(e) for e in entries)
+
+
+def _entry_value(entry: PublisherEntry) -> tuple[Any, ...]:
+    return (entry.index, entry.name, entry.provider, entry.projects, entry.pending_project,
+            _typed(dict(entry.fields)))
+
+
+def format_publishers_text(text: str, source: str, providers: Mapping[str, Provider]) -> str:
+    """A publishers file in the canonical layout, comments kept.
+
+    `ConfigError` if it is not YAML or not a mapping with a `publishers` list;
+    `FormatterError` if the result would not load to the same publishers.
+    """
+    data = _plain_data(text, source)
+    document = _load_rt(text, source)
+    if not isinstance(document, CommentedMap) or not isinstance(
+            document.get("publishers"), CommentedSeq):
+        raise ConfigError([Diagnostic(
+            "not a publishers file: expected a mapping with a 'publishers' list",
+            Span(source, 1, 1, 1, 2),
+            hint="a publishers file is a mapping: 'publishers: [...]'")], text)
+    comments = _all_comments(document)
+    entries = document["publishers"]
+    reorder = not _has_aliases(text)
+    for index, entry in enumerate(entries):
+        if not isinstance(entry, CommentedMap) or not entry:
+            continue
+        for key in list(entry.keys()):
+            value = entry[key]
+            # The base classes' __setitem__: ruamel's would keep the old quoting style.
+            if isinstance(value, CommentedSeq):
+                for i, item in enumerate(value):
+                    list.__setitem__(value, i, _canonical_string(item, in_flow=True))
+            else:
+                ordereddict.__setitem__(entry, key, _canonical_string(value, in_flow=False))
+        last = index == len(entries) - 1 and list(document.keys())[-1] == "publishers"
+        order = _key_order(entry, providers)
+        if reorder:
+            _reorder(entries, index, order, last, _raw_lines(entry) if last else [])
+    out = io.StringIO()
+    _yaml().dump(document, out)
+    formatted = out.getvalue()
+    try:
+        again = _load_rt(formatted, source)
+        same_data = _typed(_plain_data(formatted, source)) == _typed(data)
+    except ConfigError as exc:
+        raise FormatterError(f"the formatted text is not valid YAML: {exc}") from None
+    if not same_data:
+        raise FormatterError("the formatted text would load to different data")
+    if _publishers_result(formatted, source, providers) != _publishers_result(
+            text, source, providers):
+        raise FormatterError("the formatted text would load to different publishers")
+    if _all_comments(again) != comments:
+        raise FormatterError("the formatted text would lose or change a comment")
+    return formatted
+
+
+# ------------------------------------------------------------------------------ files
+@dataclass(frozen=True, slots=True)
+class FileResult:
+    """One file formatted (in memory): its text before and after, or why it could not be."""
+
+    path: Path
+    original: str | None = None
+    formatted: str | None = None
+    error: TppolicyError | None = None
+    bug: FormatterError | None = None
+
+    @property
+    def changed(self) -> bool:
+        return self.formatted is not None and self.formatted != self.original
+
+
+def _read(path: Path) -> str:
+    from tppolicy.readers.source import read_source
+
+    return read_source(path, ConfigError, "utf-8")  # a byte-order mark is kept, and written
+
+
+def format_file(path: str | os.PathLike[str], providers: Mapping[str, Provider]) -> FileResult:
+    """Read and format one file (nothing is written); errors are in the result."""
+    file = Path(path)
+    source = str(file)
+    original: str | None = None
+    try:
+        original = _read(file)
+        # Canonical files are UTF-8 without a byte order mark, with "\n" line ends.
+        text = original.removeprefix("\ufeff").replace("\r\n", "\n")
+        if file.suffix in POLICY_SUFFIXES:
+            formatted = format_policy_text(text, source)
+        elif file.suffix in YAML_SUFFIXES:
+            formatted = format_publishers_text(text, source, providers)
+        else:
+            raise ConfigError([Diagnostic(
+                "not a policy or publishers file",
+                Span(source, 0, 0, 0, 0),
+                hint="tppolicy fmt formats *.tpp policy files and *.yaml / *.yml "
+                     "publishers files")])
+    except TppolicyError as exc:
+        return FileResult(file, original, error=exc)
+    except FormatterError as exc:
+        return FileResult(file, original, bug=exc)
+    return FileResult(file, original, formatted)
+
+
+def collect_files(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
+    """The files to format: each file named, and in each folder named (recursively) the
+    `*.tpp` files and the YAML files that are publishers files. Hidden folders are skipped.
+    """
+    found: list[Path] = []
+    for entry in paths:
+        path = Path(entry)
+        if not path.is_dir():
+            found.append(path)
+            continue
+        for file in sorted(path.rglob("*")):
+            parts = file.relative_to(path).parts
+            if any(p.startswith(".") for p in parts) or not file.is_file():
+                continue
+            if file.suffix in POLICY_SUFFIXES:
+                found.append(file)
+            elif file.suffix in YAML_SUFFIXES:
+                try:
+                    text = _read(file)
+                except ConfigError:
+                    continue
+                if is_publishers_text(text):
+                    found.append(file)
+    unique: dict[Path, None] = dict.fromkeys(found)
+    return list(unique)
+
+
+def unified_diff(result: FileResult) -> str:
+    """The change `result` makes, as a unified diff ("" when there is none)."""
+    if result.formatted is None or result.original is None:
+        return ""
+    name = str(result.path)
+    lines = difflib.unified_diff(result.original.splitlines(keepends=True),
+                                 result.formatted.splitlines(keepends=True),
+                                 f"{name} (original)", f"{name} (formatted)")
+    text = ""
+    for line in lines:
+        text += line if line.endswith("\n") else line + "\n\\ No newline at end of file\n"
+    return text
+
+
+def write_file(result: FileResult) -> None:
+    """Write the formatted text over the file (UTF-8, "\\n" line ends)."""
+    if result.formatted is None:
+        raise ValueError(f"{result.path}: nothing to write")
+    with open(result.path, "w", encoding="utf-8", newline="\n") as f:
+        f.write(result.formatted)

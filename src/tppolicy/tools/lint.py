@@ -1,0 +1,815 @@
+"""Lint: what a reviewer of a publishers file or a policy file needs to be told.
+
+Every finding has a stable code (``TPP001``...), a level, a location (file, line, column:
+from the YAML node or the policy file's syntax tree), a message and a fix. The input must be
+valid first: an invalid file raises the same `TppolicyError` as `tppolicy check` would.
+
+The checks work on publishers whatever file they come from (a YAML publishers file, or
+``publisher`` blocks of a policy file), plus the rules of ``provider`` blocks in policy files.
+`CODES` documents every code; ``docs/tools.md`` holds the same table.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tppolicy.decide.load import compile_publishers_text
+from tppolicy.errors import ConfigError, Diagnostic, PolicyCheckError, Span
+from tppolicy.language import ast as A
+from tppolicy.language.bind import bind_rules, fold
+from tppolicy.language.check import CheckedPolicy, CheckedProvider, CheckedPublisher, check_policy
+from tppolicy.language.parse import parse_policy
+from tppolicy.language.printer import format_expr
+from tppolicy.language.providers import POLICY_SUFFIX, load_providers
+from tppolicy.readers.source import read_source
+
+__all__ = ["CODES", "Finding", "LintCode", "lint_file", "lint_policy_text",
+           "lint_publishers_text", "pep503", "to_sarif", "ultranormalize"]
+
+LEVELS = ("error", "warning", "note")  # `note`s are shown but do not fail a lint run
+
+
+@dataclass(frozen=True, slots=True)
+class LintCode:
+    """One kind of finding: its stable code, a short name, its level and what to do."""
+
+    code: str
+    name: str
+    level: str
+    summary: str
+    fix: str
+
+
+CODES: dict[str, LintCode] = {c.code: c for c in (
+    LintCode("TPP001", "no-environment", "warning",
+             "a GitHub or GitLab publisher accepts any environment (PyPI: an environment is "
+             "\"strongly recommended\")",
+             "name the deployment environment in the publisher and in the publishing job "
+             "(`environment: pypi`), and protect it (required reviewers, deployment tags)"),
+    LintCode("TPP002", "workflow-path", "warning",
+             "a workflow is given as a path, or a path the CI never reports",
+             "give what the token carries: a GitHub workflow's file name (release.yml); a "
+             "GitLab pipeline file's path from the repository root (.gitlab-ci.yml, "
+             "ci/release.yml) with '/' separators"),
+    LintCode("TPP003", "extension-lookalike", "warning",
+             "two publishers differ only in the workflow file's extension (.yml / .yaml)",
+             "keep the publisher whose file exists in the repository and remove the other"),
+    LintCode("TPP004", "duplicate-project", "warning",
+             "a project is listed twice: in one publisher, or in two publishers of the same "
+             "identity",
+             "list each project once; merge publishers of the same identity"),
+    LintCode("TPP005", "whitespace", "warning",
+             "a value has surrounding whitespace, an invisible character, or a space in a "
+             "workflow file name",
+             "remove the whitespace: tokens never carry it, so the value never matches"),
+    LintCode("TPP006", "confusable-character", "warning",
+             "a value holds a non-ASCII character that looks like an ASCII one",
+             "retype the value in ASCII"),
+    LintCode("TPP007", "case-variants", "warning",
+             "publishers spell the same identity field in different cases",
+             "use the spelling the CI uses (the token's claim): PyPI compares it exactly"),
+    LintCode("TPP008", "mixed-case-identity", "note",
+             "an owner, repository, namespace or project name has capital letters; PyPI "
+             "compares it exactly",
+             "check that it is spelled exactly as GitHub or GitLab spells it (as in the "
+             "token's claims)"),
+    LintCode("TPP009", "pending-name-collision", "warning",
+             "a pending publisher's project collides with another project or pending project "
+             "under PyPI's normalization (PEP 503, or ultranormalization: case, '.', '_', '-', "
+             "l/i=1, o=0)",
+             "use a normal publisher for an existing project; give a new project a name that "
+             "no other project is too similar to"),
+    LintCode("TPP010", "never-true", "error",
+             "a rule's `require` can never be true: the publisher can never be used",
+             "fix the rule or the publisher's fields"),
+    LintCode("TPP011", "always-true", "warning",
+             "a rule always passes although its provider's rule is not optional",
+             "restore the provider's rule (compile the publishers file again)"),
+    LintCode("TPP012", "missing-rule", "warning",
+             "a publisher block leaves out a rule its provider would check",
+             "restore the provider's rule (compile the publishers file again)"),
+    LintCode("TPP013", "rule-differs-from-provider", "note",
+             "a publisher block's rule differs from its provider's rule for its fields",
+             "make sure the hand-written rule is intended, or compile the publishers file "
+             "again"),
+)}
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One lint finding."""
+
+    code: str
+    message: str
+    span: Span
+    fix: str
+    publisher: str | None = None
+
+    @property
+    def level(self) -> str:
+        return CODES[self.code].level
+
+    @property
+    def name(self) -> str:
+        return CODES[self.code].name
+
+    def to_json(self) -> dict[str, Any]:
+        return {"code": self.code, "name": self.name, "level": self.level,
+                "file": self.span.source,
+                "line": self.span.line, "column": self.span.column,
+                "end_line": self.span.end_line, "end_column": self.span.end_column,
+                "publisher": self.publisher, "message": self.message, "fix": self.fix}
+
+
+# ------------------------------------------------------------------ normalization
+def pep503(name: str) -> str:
+    """PEP 503 normalization: the name under which an index stores a project."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+_ULTRA = str.maketrans({"l": "1", "i": "1", "o": "0"})
+
+
+def ultranormalize(name: str) -> str:
+    """PyPI's `ultranormalize_name`: names too similar to be told apart are equal."""
+    return re.sub(r"[-_.]", "", name.lower()).translate(_ULTRA)
+
+
+# Letters from other scripts that render like ASCII (NFKC catches fullwidth and math forms).
+_CONFUSABLE: dict[str, str] = {  # Cyrillic, Greek and Latin look-alikes
+    "\u0430": "a", "\u0432": "b", "\u0433": "r", "\u0434": "g", "\u0435": "e", "\u04bb": "h",
+    "\u0456": "i", "\u0458": "j", "\u043a": "k", "\u043c": "m", "\u043d": "h", "\u043e": "o",
+    "\u043f": "n", "\u0440": "p", "\u0441": "c", "\u0442": "t", "\u0443": "y", "\u0445": "x",
+    "\u0455": "s", "\u0501": "d", "\u051b": "q", "\u051d": "w", "\u04ae": "Y", "\u04cf": "l",
+    "\u0410": "A", "\u0412": "B", "\u0415": "E", "\u0417": "3", "\u0406": "I", "\u0408": "J",
+    "\u041a": "K", "\u041c": "M", "\u041d": "H", "\u041e": "O", "\u0420": "P", "\u0421": "C",
+    "\u0422": "T", "\u0425": "X", "\u0423": "Y", "\u03b1": "a", "\u03b2": "B", "\u03b5": "e",
+    "\u03b9": "i", "\u03ba": "k", "\u03bd": "v", "\u03bf": "o", "\u03c1": "p", "\u03b3": "y",
+    "\u03c4": "t", "\u03c5": "u", "\u03c7": "x", "\u0391": "A", "\u0392": "B", "\u0395": "E",
+    "\u0396": "Z", "\u0397": "H", "\u0399": "I", "\u039a": "K", "\u039c": "M", "\u039d": "N",
+    "\u039f": "O", "\u03a1": "P", "\u03a4": "T", "\u03a5": "Y", "\u03a7": "X", "\u0131": "i",
+    "\u0261": "g", "\u0237": "j", "\u2113": "l",
+    "\u2010": "-", "\u2011": "-", "\u2012": "-", "\u2013": "-", "\u2014": "-", "\u2212": "-",
+    "\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"',
+}
+
+
+def _lookalike(char: str) -> str | None:
+    if char in _CONFUSABLE:
+        return _CONFUSABLE[char]
+    folded = unicodedata.normalize("NFKC", char)
+    if folded != char and folded.isascii() and folded.isprintable():
+        return folded
+    return None
+
+
+def _char_name(char: str) -> str:
+    return f"U+{ord(char):04X} {unicodedata.name(char, 'UNNAMED')}"
+
+
+def _invisible(char: str) -> bool:
+    if char == " ":
+        return False
+    return char.isspace() or unicodedata.category(char) in ("Cf", "Cc", "Zs", "Zl", "Zp")
+
+
+# ------------------------------------------------------------------------ model
+@dataclass
+class _Pub:
+    """A publisher as lint sees it, wherever it was written."""
+
+    checked: CheckedPublisher
+    span: Span  # the head of the entry or block
+    field_spans: dict[str, Span] = field(default_factory=dict)
+    project_spans: list[Span] = field(default_factory=list)
+    pending_span: Span | None = None
+    explicit_rules: bool = False  # a policy file's publisher block with its own rules
+    rule_spans: dict[str, Span] = field(default_factory=dict)
+    literals: list[A.Literal] = field(default_factory=list)  # string literals in its rules
+
+    @property
+    def label(self) -> str:
+        return self.checked.label
+
+    @property
+    def provider(self) -> CheckedProvider:
+        return self.checked.provider
+
+    @property
+    def fields(self) -> Mapping[str, Any]:
+        return self.checked.fields
+
+    def at(self, name: str) -> Span:
+        return self.field_spans.get(name, self.span)
+
+
+class _Lint:
+    def __init__(self, source: str, lines: Sequence[str],
+                 templates: Mapping[str, CheckedProvider]) -> None:
+        self.source = source
+        self.lines = lines
+        self.templates = templates
+        self.findings: list[Finding] = []
+
+    def add(self, code: str, span: Span, message: str, fix: str | None = None,
+            publisher: str | None = None) -> None:
+        self.findings.append(Finding(code, message, span, fix or CODES[code].fix, publisher))
+
+    def run(self, pubs: Sequence[_Pub]) -> None:
+        for pub in pubs:
+            self.no_environment(pub)
+            self.workflow_path(pub)
+            self.characters(pub)
+            self.mixed_case(pub)
+            self.rules(pub)
+        self.extension_lookalikes(pubs)
+        self.duplicate_projects(pubs)
+        self.case_variants(pubs)
+        self.pending_collisions(pubs)
+
+    # ----------------------------------------------------------------- TPP001
+    def no_environment(self, pub: _Pub) -> None:
+        decl = pub.provider.fields.get("environment")
+        if decl is None or decl.default is None or decl.default.value != "":
+            return
+        if pub.explicit_rules:
+            reads = {name for rule in pub.checked.rules for req in rule.requires
+                     for name in A.claims_read(req.condition)}
+            if "environment" in reads:
+                return
+            message = (f"{pub.provider.name} publisher '{pub.label}' accepts any environment: "
+                       "none of its rules reads the environment claim, so any job of the "
+                       "workflow may publish")
+        elif pub.fields.get("environment") == "":
+            message = (f"{pub.provider.name} publisher '{pub.label}' accepts any environment: "
+                       "any job of the workflow may publish, without the environment's "
+                       "protection rules")
+        else:
+            return
+        self.add("TPP001", pub.at("environment"), message, publisher=pub.label)
+
+    # ----------------------------------------------------------------- TPP002
+    def workflow_path(self, pub: _Pub) -> None:
+        for name, value in pub.fields.items():
+            if "workflow" not in name or not isinstance(value, str) or not value:
+                continue
+            problem, fix = self._workflow_problem(pub, name, value)
+            if problem:
+                self.add("TPP002", pub.at(name), f"{name} {value!r}: {problem}", fix,
+                         publisher=pub.label)
+
+    def _workflow_problem(self, pub: _Pub, name: str, value: str) -> tuple[str, str]:
+        base = re.split(r"[\\/]", value)[-1]
+        lowered = value.lower()
+        if "%2f" in lowered or "%5c" in lowered:
+            return ("holds an encoded path separator, which the token never does",
+                    "write the path without URL encoding")
+        if "/" not in value and "\\" not in value and lowered.startswith(
+                (".github", "workflows")) and name.endswith("filename"):
+            return ("looks like a piece of the path .github/workflows/ glued to the file name",
+                    f"give only the file name as it is in .github/workflows/, e.g. {base!r} "
+                    "without the directory")
+        if "\\" in value:
+            if name.endswith("filename"):
+                return ("is a Windows path: the token carries the file name only",
+                        f"write only the file name: {base}")
+            return ("uses '\\' as separator: the token's path uses '/'",
+                    f"write {value.replace(chr(92), '/')!r}")
+        if name.endswith("filename"):
+            return "", ""
+        segments = value.split("/")
+        if lowered.startswith(".github/"):
+            return ("is a GitHub Actions workflow: a GitLab pipeline runs .gitlab-ci.yml or the "
+                    "CI/CD configuration file set in the project's settings",
+                    "give the GitLab pipeline file (e.g. .gitlab-ci.yml), or use a github "
+                    "publisher for this workflow")
+        if any(s in (".", "..") for s in segments):
+            clean = "/".join(s for s in segments if s not in (".", ".."))
+            return ("has '.' or '..' segments, which the token's path never has",
+                    f"write the path from the repository root, e.g. {clean!r}")
+        project = pub.fields.get("project")
+        if (len(segments) > 1 and isinstance(project, str)
+                and segments[0].lower() == project.lower()):
+            rest = "/".join(segments[1:])
+            return (f"starts with the project's name {segments[0]!r}: the path is relative to "
+                    "the repository root", f"write {rest!r}")
+        return "", ""
+
+    # -------------------------------------------------------- TPP005, TPP006
+    def characters(self, pub: _Pub) -> None:
+        values: list[tuple[str, str, Span]] = [
+            (name, value, pub.at(name)) for name, value in pub.fields.items()
+            if isinstance(value, str)]
+        values += [("a rule's literal", lit.value, lit.span) for lit in pub.literals
+                   if isinstance(lit.value, str)]
+        for name, value, span in values:
+            self._whitespace(pub, name, value, span)
+            self._confusable(pub, name, value, span)
+
+    def _whitespace(self, pub: _Pub, name: str, value: str, span: Span) -> None:
+        where = name if name.startswith("a ") else f"{name}"
+        invisible = [c for c in value if _invisible(c)]
+        if value != value.strip():
+            self.add("TPP005", span, f"{where} {value!r} has surrounding whitespace",
+                     f"write {value.strip()!r}", publisher=pub.label)
+        elif invisible:
+            chars = ", ".join(dict.fromkeys(_char_name(c) for c in invisible))
+            clean = "".join(c for c in value if not _invisible(c))
+            self.add("TPP005", span, f"{where} {value!r} holds invisible characters: {chars}",
+                     f"write {clean!r}", publisher=pub.label)
+        elif "workflow" in name and " " in value:
+            self.add("TPP005", span, f"{where} {value!r} has a space in it: workflow file "
+                     "names rarely do", "check the file's name in the repository",
+                     publisher=pub.label)
+
+    def _confusable(self, pub: _Pub, name: str, value: str, span: Span) -> None:
+        found = [(c, _lookalike(c)) for c in dict.fromkeys(value) if not c.isascii()]
+        suspects = [(c, ascii_) for c, ascii_ in found if ascii_ is not None]
+        if not suspects:
+            return
+        chars = ", ".join(f"{_char_name(c)} (looks like {a!r})" for c, a in suspects)
+        fixed = "".join(_lookalike(c) or c if not c.isascii() else c for c in value)
+        self.add("TPP006", span, f"{name} {value!r} holds characters that look like ASCII: "
+                 f"{chars}", f"retype it in ASCII: {fixed!r}", publisher=pub.label)
+
+    # ----------------------------------------------------------------- TPP008
+    _CASE_FIELDS: Mapping[str, tuple[str, ...]] = {
+        "github": ("repository_owner", "repository_name"),
+        "gitlab": ("namespace", "project"),
+    }
+
+    def mixed_case(self, pub: _Pub) -> None:
+        for name in self._CASE_FIELDS.get(pub.provider.name, ()):
+            value = pub.fields.get(name)
+            if isinstance(value, str) and value != value.lower():
+                where = "GitHub" if pub.provider.name == "github" else "GitLab"
+                extra = (" (ci_config_ref_uri, pypi/warehouse#18797)"
+                         if pub.provider.name == "gitlab" else " (the lookup)")
+                self.add("TPP008", pub.at(name),
+                         f"{name} {value!r} has capital letters: PyPI compares it exactly"
+                         f"{extra}, so it must be spelled as {where} spells it",
+                         publisher=pub.label)
+
+    # --------------------------------------------------- TPP010 .. TPP013
+    def rules(self, pub: _Pub) -> None:
+        template = self._template_rules(pub)
+        own = {rule.name: rule for rule in pub.checked.rules}
+        for rule in pub.checked.rules:
+            span = pub.rule_spans.get(rule.name) or self._rule_span(pub, rule, template)
+            never = [req for req in rule.requires
+                     if isinstance(fold(req.condition), A.Literal)
+                     and fold(req.condition) == A.Literal(False)]
+            if never:
+                req = never[0]
+                where = req.span if req.span.source == self.source and req.span.line else span
+                self.add("TPP010", where, f"rule '{rule.name}' of '{pub.label}' can never pass"
+                         + (f" ({req.message})" if req.message else "")
+                         + ": no token can use this publisher", publisher=pub.label)
+                continue
+            if _always_true(rule):
+                expected = template.get(rule.name) if template is not None else None
+                if expected is not None and not _always_true(expected):
+                    self.add("TPP011", span, f"rule '{rule.name}' of '{pub.label}' always "
+                             f"passes; the {pub.provider.name} provider's rule would check "
+                             f"{_describe_rule(expected)}", publisher=pub.label)
+                elif not self._optional(pub, rule.name):
+                    self.add("TPP011", span, f"rule '{rule.name}' of '{pub.label}' always "
+                             "passes: it checks nothing of the token", publisher=pub.label)
+                continue
+            if pub.explicit_rules and template is not None:
+                expected = template.get(rule.name)
+                if expected is not None and expected != rule:
+                    self.add("TPP013", span, f"rule '{rule.name}' of '{pub.label}' differs from "
+                             f"the {pub.provider.name} provider's rule for its fields, which "
+                             f"checks {_describe_rule(expected)}", publisher=pub.label)
+        if pub.explicit_rules and template is not None:
+            for name, expected in template.items():
+                if name not in own and not _always_true(expected):
+                    self.add("TPP012", pub.span, f"publisher '{pub.label}' has no rule "
+                             f"'{name}'; its {pub.provider.name} provider would check "
+                             f"{_describe_rule(expected)}", publisher=pub.label)
+
+    def _template(self, pub: _Pub) -> CheckedProvider | None:
+        """The provider whose rules this publisher's rules come from, if one has rules."""
+        provider = pub.provider if pub.provider.rules else self.templates.get(pub.provider.name)
+        if provider is None or not provider.rules:
+            return None
+        added = set(provider.fields) - set(pub.provider.fields)
+        if not set(pub.provider.fields) <= set(provider.fields) or any(
+                provider.fields[name].default is None for name in added):
+            return None  # another provider of the same name: nothing to compare with
+        return provider  # the same, or a newer one whose added fields have defaults
+
+    def _template_rules(self, pub: _Pub) -> dict[str, A.Rule] | None:
+        """The provider's rules bound with this publisher's fields."""
+        provider = self._template(pub)
+        if provider is None:
+            return None
+        defaults = {name: decl.default.value for name, decl in provider.fields.items()
+                    if decl.default is not None and name not in pub.fields}
+        return {rule.name: rule for rule in bind_rules(provider.rules, {**defaults,
+                                                                        **pub.fields})}
+
+    def _optional(self, pub: _Pub, name: str) -> bool:
+        """A rule made trivial by a field left at its default (e.g. environment "")."""
+        provider = self._template(pub)
+        template = next((r for r in provider.rules if r.name == name), None) if provider else None
+        if provider is None or template is None:
+            return False
+        read = {field for req in template.requires for field in A.fields_read(req.condition)}
+        for field_name in read:
+            decl = provider.fields.get(field_name)
+            if decl is not None and decl.default is not None and (
+                    pub.fields.get(field_name) == decl.default.value):
+                return True
+        return False
+
+    def _rule_span(self, pub: _Pub, rule: A.Rule,
+                   template: Mapping[str, A.Rule] | None) -> Span:
+        """For a compiled publisher: the first field its provider's rule reads."""
+        provider = self._template(pub)
+        provider_rule = next((r for r in provider.rules if r.name == rule.name),
+                             None) if provider else None
+        if provider_rule is not None:
+            for req in provider_rule.requires:
+                for name in sorted(A.fields_read(req.condition)):
+                    if name in pub.field_spans:
+                        return pub.field_spans[name]
+        return pub.span
+
+    # ----------------------------------------------------------------- TPP003
+    def extension_lookalikes(self, pubs: Sequence[_Pub]) -> None:
+        seen: dict[tuple[Any, ...], _Pub] = {}
+        for pub in pubs:
+            raw = _identity(pub, normalize_extension=False)
+            key = _identity(pub, normalize_extension=True)
+            other = seen.get(key)
+            if other is not None and _identity(other, normalize_extension=False) != raw:
+                name, value = _workflow_field(pub)
+                theirs = other.fields.get(name)
+                self.add("TPP003", pub.at(name),
+                         f"'{pub.label}' is '{other.label}' with {name} {value!r} instead of "
+                         f"{theirs!r}: only one of the files can be the workflow, so one of "
+                         "the two publishers is a typo that never matches",
+                         f"check the file's name in the repository and remove the publisher "
+                         f"for the other one ('{pub.label}' or '{other.label}')",
+                         publisher=pub.label)
+            else:
+                seen.setdefault(key, pub)
+
+    # ----------------------------------------------------------------- TPP004
+    def duplicate_projects(self, pubs: Sequence[_Pub]) -> None:
+        by_identity: dict[tuple[Any, ...], list[tuple[_Pub, str, int]]] = {}
+        for pub in pubs:
+            if pub.checked.pending:
+                continue
+            seen: dict[str, int] = {}
+            for position, project in enumerate(pub.checked.projects):
+                span = _at(pub.project_spans, position, pub.span)
+                key = pep503(project)
+                if key in seen:
+                    first = pub.checked.projects[seen[key]]
+                    same = "" if first == project else f" (the same project as {first!r})"
+                    self.add("TPP004", span, f"'{pub.label}' lists the project {project!r} "
+                             f"twice{same}", f"remove the second {project!r}",
+                             publisher=pub.label)
+                    continue
+                seen[key] = position
+            identity = (pub.provider.name, pub.checked.key_values)
+            for key, position in seen.items():
+                by_identity.setdefault((*identity, key), []).append((pub, key, position))
+        for entries in by_identity.values():
+            first_pub = entries[0][0]
+            for pub, _, position in entries[1:]:
+                project = pub.checked.projects[position]
+                span = _at(pub.project_spans, position, pub.span)
+                note = ""
+                for prefer in pub.provider.prefers:
+                    name = prefer.label
+                    values = (first_pub.fields.get(name), pub.fields.get(name))
+                    if "" in values and values != ("", ""):
+                        loose = first_pub if values[0] == "" else pub
+                        strict = pub if loose is first_pub else first_pub
+                        note = (f"; '{loose.label}' accepts any {name}, so the {name} "
+                                f"{strict.fields.get(name)!r} of '{strict.label}' does not "
+                                f"protect {project!r}")
+                        break
+                self.add("TPP004", span,
+                         f"{project!r} is also published by '{first_pub.label}', a publisher of "
+                         f"the same identity (the token's lookup keys match both){note}",
+                         f"keep {project!r} in one publisher of this identity",
+                         publisher=pub.label)
+
+    # ----------------------------------------------------------------- TPP007
+    def case_variants(self, pubs: Sequence[_Pub]) -> None:
+        spellings: dict[tuple[str, str, str], tuple[str, _Pub]] = {}
+        for pub in pubs:
+            for key in pub.provider.keys:
+                name = key.label
+                value = pub.fields.get(name)
+                if not isinstance(value, str) or not value:
+                    continue
+                slot = (pub.provider.name, name, value.lower())
+                first = spellings.setdefault(slot, (value, pub))
+                if first[0] != value:
+                    self.add("TPP007", pub.at(name),
+                             f"{name} {value!r} is spelled {first[0]!r} in '{first[1].label}': "
+                             f"the CI sends one spelling and {pub.provider.name} publishers "
+                             "compare it exactly, so one of them never matches",
+                             "use the spelling of the token's claims in both publishers",
+                             publisher=pub.label)
+
+    # ----------------------------------------------------------------- TPP009
+    def pending_collisions(self, pubs: Sequence[_Pub]) -> None:
+        existing = [(project, pub) for pub in pubs if not pub.checked.pending
+                    for project in pub.checked.projects]
+        pending: list[tuple[str, _Pub]] = []
+        for pub in pubs:
+            name = pub.checked.ast.pending_project
+            if name is None:
+                continue
+            span = pub.pending_span or pub.span
+            for project, other in existing:
+                if pep503(project) == pep503(name):
+                    self.add("TPP009", span,
+                             f"pending project {name!r} already exists ('{other.label}' "
+                             f"publishes {project!r}): PyPI deletes this pending publisher at "
+                             "its first use (invalid-pending-publisher: project already exists)",
+                             f"make '{pub.label}' a normal publisher with projects: "
+                             f"[{project}]", publisher=pub.label)
+                    break
+                if ultranormalize(project) == ultranormalize(name):
+                    self.add("TPP009", span,
+                             f"pending project {name!r} is too similar to the project "
+                             f"{project!r} of '{other.label}' (both are "
+                             f"{ultranormalize(name)!r} once ultranormalized): PyPI refuses "
+                             "to create it", "choose a name that no existing project is too "
+                             "similar to", publisher=pub.label)
+                    break
+            else:
+                for earlier, other in pending:
+                    if ultranormalize(earlier) != ultranormalize(name):
+                        continue
+                    same = pep503(earlier) == pep503(name)
+                    what = ("the same project" if same else
+                            f"a project too similar to it (both are {ultranormalize(name)!r} "
+                            "once ultranormalized)")
+                    self.add("TPP009", span,
+                             f"pending project {name!r} collides with the pending project "
+                             f"{earlier!r} of '{other.label}', {what}: whichever publishes first "
+                             "creates its project and the other pending publisher then fails",
+                             "keep one pending publisher per new project; once the project "
+                             "exists, add the others as normal publishers", publisher=pub.label)
+                    break
+            pending.append((name, pub))
+
+    # ------------------------------------------------------------- providers
+    def provider_rules(self, provider: CheckedProvider) -> None:
+        for rule in provider.rules:
+            for req in rule.requires:
+                if fold(req.condition) == A.Literal(False):
+                    self.add("TPP010", req.span, f"rule '{rule.name}' of provider "
+                             f"'{provider.name}' can never pass: no token can use any of its "
+                             "publishers")
+                    break
+            else:
+                if _always_true(rule):
+                    self.add("TPP011", rule.span, f"rule '{rule.name}' of provider "
+                             f"'{provider.name}' always passes, whatever the publisher's fields",
+                             "make the rule read the token's claims, or remove it")
+
+
+def _always_true(rule: A.Rule) -> bool:
+    return all(fold(req.condition) == A.Literal(True) for req in rule.requires)
+
+
+def _describe_rule(rule: A.Rule | None) -> str:
+    if rule is None:
+        return "nothing"
+    parts = [format_expr(fold(req.condition)) for req in rule.requires]
+    text = " and ".join(parts)
+    return text if len(text) <= 160 else text[:157] + "..."
+
+
+def _workflow_field(pub: _Pub) -> tuple[str, str]:
+    for name, value in pub.fields.items():
+        if "workflow" in name and isinstance(value, str):
+            return name, value
+    for name, value in pub.fields.items():
+        if isinstance(value, str) and value.endswith((".yml", ".yaml")):
+            return name, value
+    return "", ""
+
+
+def _identity(pub: _Pub, *, normalize_extension: bool) -> tuple[Any, ...]:
+    values: list[Any] = [pub.provider.name]
+    for name, value in sorted(pub.fields.items()):
+        if normalize_extension and isinstance(value, str) and value.endswith(".yaml"):
+            value = value.removesuffix(".yaml") + ".yml"
+        values.append((name, value))
+    return tuple(values)
+
+
+def _at(spans: Sequence[Span], position: int, default: Span) -> Span:
+    return spans[position] if position < len(spans) else default
+
+
+# ------------------------------------------------------------- publishers files
+def _yaml_spans(text: str, source: str) -> dict[tuple[Any, ...], Span]:
+    """The span of every value of `publishers[i]` (and of the entry itself) in a YAML file."""
+    lines = text.splitlines()
+
+    def span(node: yaml.Node) -> Span:
+        start, end = node.start_mark, node.end_mark
+        if end.line > start.line:  # a block node: its first line
+            line = lines[start.line] if start.line < len(lines) else ""
+            return Span(source, start.line + 1, start.column + 1, start.line + 1, len(line) + 1)
+        return Span(source, start.line + 1, start.column + 1, end.line + 1, end.column + 1)
+
+    spans: dict[tuple[Any, ...], Span] = {}
+    root = yaml.compose(text, Loader=yaml.SafeLoader)
+    if not isinstance(root, yaml.MappingNode):
+        return spans
+    for key, value in root.value:
+        if key.value != "publishers" or not isinstance(value, yaml.SequenceNode):
+            continue
+        for i, entry in enumerate(value.value):
+            spans[(i,)] = span(entry)
+            if not isinstance(entry, yaml.MappingNode):
+                continue
+            for k, v in entry.value:
+                spans[(i, str(k.value))] = span(v)
+                if isinstance(v, yaml.SequenceNode):
+                    for j, item in enumerate(v.value):
+                        spans[(i, str(k.value), j)] = span(item)
+    return spans
+
+
+def lint_publishers_text(text: str, source: str = "<publishers>", *,
+                         providers: Mapping[str, CheckedProvider] | None = None,
+                         issuers: Mapping[str, str] | None = None) -> tuple[Finding, ...]:
+    """Lint a publishers file (YAML). Raises `ConfigError` if the file is invalid."""
+    providers = load_providers() if providers is None else providers
+    policy = compile_publishers_text(text, source, providers=providers, issuers=issuers)
+    spans = _yaml_spans(text, source)
+    pubs = []
+    for checked in policy.publishers:
+        i = checked.index
+        entry = spans.get((i,), checked.ast.span)
+        head = spans.get((i, "name")) or spans.get((i, "provider")) or entry
+        field_spans = {name: spans[(i, name)] for name in checked.fields if (i, name) in spans}
+        count = len(checked.ast.projects)
+        pubs.append(_Pub(
+            checked, head, field_spans,
+            [spans.get((i, "projects", j), head) for j in range(count)],
+            spans.get((i, "pending_project"))))
+    lint = _Lint(source, text.splitlines(), providers)
+    lint.run(pubs)
+    return _sorted(lint.findings)
+
+
+# ----------------------------------------------------------------- policy files
+def _find_literal(text_lines: Sequence[str], within: Span, value: str) -> Span | None:
+    quoted = '"' + value + '"'
+    for number in range(within.line, min(within.end_line, len(text_lines)) + 1):
+        column = text_lines[number - 1].find(quoted)
+        if column >= 0:
+            return Span(within.source, number, column + 1, number, column + 1 + len(quoted))
+    return None
+
+
+def _head(span: Span, lines: Sequence[str]) -> Span:
+    line = lines[span.line - 1] if 0 < span.line <= len(lines) else ""
+    return Span(span.source, span.line, span.column, span.line, max(len(line) + 1,
+                                                                   span.column + 1))
+
+
+def _string_literals(rules: Iterable[A.Rule]) -> list[A.Literal]:
+    return [node for rule in rules for req in rule.requires for node in A.walk(req.condition)
+            if isinstance(node, A.Literal) and isinstance(node.value, str)]
+
+
+def lint_policy_text(text: str, source: str = "<policy>", *,
+                     providers: Mapping[str, CheckedProvider] | None = None
+                     ) -> tuple[Finding, ...]:
+    """Lint a policy file (provider and publisher blocks). Raises `PolicySyntaxError` or
+    `PolicyCheckError` if the file is invalid.
+
+    A publisher block with its own rules (as `tppolicy compile` prints them) is compared
+    with its provider's rules bound with its fields: the provider of the same name in the
+    file if it has rules, else the shipped (or `providers`) one.
+    """
+    providers = load_providers() if providers is None else providers
+    parsed = parse_policy(text, source)
+    checked: CheckedPolicy = check_policy(parsed, providers, text)
+    lines = text.splitlines()
+    pubs = []
+    for pub in checked.publishers:
+        ast = pub.ast
+        head = _head(ast.span, lines)
+        spans = {b.name: b.span for b in ast.bindings}
+        project_spans = [_find_literal(lines, ast.span, p) or head for p in ast.projects]
+        pending_span = (_find_literal(lines, ast.span, ast.pending_project)
+                        if ast.pending_project is not None else None)
+        pubs.append(_Pub(pub, head, spans, project_spans, pending_span,
+                         explicit_rules=bool(ast.rules),
+                         rule_spans={r.name: _head(r.span, lines) for r in ast.rules},
+                         literals=_string_literals(ast.rules)))
+    lint = _Lint(source, lines, providers)
+    for provider_ast in parsed.providers:
+        lint.provider_rules(checked.providers[provider_ast.name])
+    lint.run(pubs)
+    return _sorted(lint.findings)
+
+
+def lint_file(path: str | Path, *, providers: Mapping[str, CheckedProvider] | None = None,
+              issuers: Mapping[str, str] | None = None) -> tuple[Finding, ...]:
+    """Lint one file: a policy file if it ends in `.tpp`, else a publishers file (YAML)."""
+    path = Path(path)
+    is_policy = path.suffix == POLICY_SUFFIX
+    error = PolicyCheckError if is_policy else ConfigError
+    text = read_source(path, error)
+    if is_policy:
+        return lint_policy_text(text, str(path), providers=providers)
+    return lint_publishers_text(text, str(path), providers=providers, issuers=issuers)
+
+
+def _sorted(findings: Iterable[Finding]) -> tuple[Finding, ...]:
+    unique = dict.fromkeys(findings)
+    return tuple(sorted(unique, key=lambda f: (f.span.source, f.span.line, f.span.column,
+                                               f.code)))
+
+
+# ------------------------------------------------------------------------ SARIF
+SARIF_SCHEMA = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
+_SARIF_LEVELS = {"error": "error", "warning": "warning", "note": "note"}
+
+
+def _sarif_uri(source: str) -> str:
+    path = Path(source)
+    return path.as_uri() if path.is_absolute() else path.as_posix()
+
+
+def _sarif_location(span: Span) -> dict[str, Any]:
+    physical: dict[str, Any] = {"artifactLocation": {"uri": _sarif_uri(span.source)}}
+    if span.line > 0:
+        region: dict[str, Any] = {"startLine": span.line, "startColumn": max(span.column, 1)}
+        if span.end_line >= span.line:
+            region["endLine"] = span.end_line
+            region["endColumn"] = max(span.end_column, 1)
+        physical["region"] = region
+    return {"physicalLocation": physical}
+
+
+def to_sarif(findings: Sequence[Finding], *, version: str,
+             errors: Sequence[Diagnostic] = ()) -> dict[str, Any]:
+    """A SARIF 2.1.0 log of one lint run: every code as a rule, every finding as a result.
+
+    `errors` are inputs that could not be linted (invalid files): they become tool execution
+    notifications and mark the run as unsuccessful.
+    """
+    codes = list(CODES)
+    rules = [{
+        "id": c.code,
+        "name": c.name,
+        "shortDescription": {"text": c.summary},
+        "fullDescription": {"text": f"{c.summary}."},
+        "help": {"text": f"Fix: {c.fix}.", "markdown": f"**Fix:** {c.fix}."},
+        "defaultConfiguration": {"level": _SARIF_LEVELS[c.level]},
+        "properties": {"tags": ["tppolicy", "trusted-publishing"]},
+    } for c in CODES.values()]
+    results = [{
+        "ruleId": f.code,
+        "ruleIndex": codes.index(f.code),
+        "level": _SARIF_LEVELS[f.level],
+        "message": {"text": f"{f.message}. Fix: {f.fix}."},
+        "locations": [_sarif_location(f.span)],
+    } for f in findings]
+    invocation: dict[str, Any] = {"executionSuccessful": not errors}
+    if errors:
+        invocation["toolExecutionNotifications"] = [{
+            "level": "error",
+            "message": {"text": d.message + (f" (hint: {d.hint})" if d.hint else "")},
+            **({"locations": [_sarif_location(d.span)]} if d.span is not None else {}),
+        } for d in errors]
+    return {
+        "$schema": SARIF_SCHEMA,
+        "version": "2.1.0",
+        "runs": [{
+            "tool": {"driver": {
+                "name": "tppolicy",
+                "version": version,
+                "semanticVersion": version,
+                "rules": rules,
+            }},
+            "invocations": [invocation],
+            "results": results,
+        }],
+    }

@@ -1,0 +1,622 @@
+"""Policy tests: case tables kept next to the policies, run like a test runner.
+
+A test file (``*.tptest.yaml``) is a mapping:
+
+``publishers``
+    the publishers, inline (a list, as in a publishers file) or the path of a publishers file
+    relative to the test file; or ``policy``: the path of a policy file (``*.tpp``).
+``issuers``
+    optional registered custom issuers, ``{URL: PROVIDER}``.
+``audience``
+    optional, the default audience of the cases (``pypi``).
+``claims``
+    named claim sets: each a mapping of claims, or the path of a JSON claims file.
+``cases``
+    a list; each case has ``claims`` (a set's name, or a mapping), optional ``set`` (claims to
+    add or replace), ``unset`` (claims to remove), ``audience``, ``request`` (request values,
+    such as ``{version: 1.2.3}``: ``request.NAME`` in the rules), then the expectation:
+    ``allowed`` (required), ``publisher``, ``pending`` and ``learned`` (allowed cases: the
+    values learned on first use, by field), ``failing`` (the rules that fail, denied cases)
+    and ``reason_contains``. ``name`` names the case.
+    Instead of ``claims``, a case may give ``token``: the path of a signed token (a compact
+    JWT), verified with the keys of ``jwks`` and decided on as ``tppolicy check --token``
+    does; a refused token fails the rule ``token``.
+``jwks``
+    the signing keys of the issuers of the token fixtures, ``{ISSUER: JWKS file}``. Keys are
+    never fetched.
+``now``
+    the time (seconds since 1970) at which tokens are verified; by default each token's own
+    ``iat``, so that a recorded token stays valid.
+
+`discover` finds the files, `run_files` runs them and records which rule of which publisher
+was seen passing and failing (rule coverage). Nothing here prints.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import json
+import os
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tppolicy.decide.decision import Decision, RuleResult
+from tppolicy.decide.load import compile_publishers_file, compile_publishers_text, load_policy_file
+from tppolicy.decide.policy import Policy
+from tppolicy.decide.reasons import show
+from tppolicy.errors import Diagnostic, Span, TppolicyError
+from tppolicy.language import ast as A
+from tppolicy.language.bind import fold
+from tppolicy.language.check import CheckedProvider
+from tppolicy.readers.source import read_source
+
+__all__ = ["DEFAULT_PATTERN", "CaseResult", "PolicyTestError", "Report", "RuleCoverage",
+           "discover", "run_files"]
+
+DEFAULT_PATTERN = "*.tptest.yaml"
+_TOP_KEYS = ("publishers", "policy", "issuers", "audience", "claims", "jwks", "now", "cases")
+_CASE_KEYS = ("name", "claims", "set", "unset", "token", "audience", "allowed", "publisher",
+              "pending", "failing", "reason_contains", "request", "learned")
+_SKIPPED_DIRS = frozenset({"node_modules", "__pycache__", "site-packages"})
+
+
+class PolicyTestError(TppolicyError):
+    """A test file that cannot be read or does not follow the format."""
+
+
+@dataclass(frozen=True, slots=True)
+class CaseResult:
+    """One case: where it is, what it expected, what happened."""
+
+    file: str
+    line: int
+    name: str
+    passed: bool
+    expected: str
+    actual: str
+    problems: tuple[str, ...] = ()
+    decision: Decision | None = field(default=None, compare=False)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"file": self.file, "line": self.line, "name": self.name, "passed": self.passed,
+                "expected": self.expected, "actual": self.actual,
+                "problems": list(self.problems),
+                "decision": self.decision.to_json() if self.decision is not None else None}
+
+
+@dataclass(frozen=True, slots=True)
+class RuleCoverage:
+    """Whether some case saw this rule of this publisher pass, and some case see it fail.
+
+    None: that outcome cannot happen, because the rule folds to a constant for this
+    publisher (`rule environment: true` when the publisher names no environment never
+    fails); it does not count in the percentage.
+    """
+
+    policy: str
+    publisher: str
+    rule: str
+    passed: bool | None
+    failed: bool | None
+
+    @property
+    def outcomes(self) -> int:
+        return (self.passed is not None) + (self.failed is not None)
+
+    @property
+    def covered(self) -> int:
+        return (self.passed is True) + (self.failed is True)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"policy": self.policy, "publisher": self.publisher, "rule": self.rule,
+                "passed": self.passed, "failed": self.failed}
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    files: tuple[str, ...]
+    results: tuple[CaseResult, ...]
+    coverage: tuple[RuleCoverage, ...]
+    errors: tuple[TppolicyError, ...] = ()
+
+    @property
+    def passed(self) -> int:
+        return sum(r.passed for r in self.results)
+
+    @property
+    def failed(self) -> int:
+        return sum(not r.passed for r in self.results)
+
+    @property
+    def coverage_percent(self) -> float:
+        """Covered (rule, outcome) pairs: each rule counts twice, passing and failing."""
+        outcomes = sum(c.outcomes for c in self.coverage)
+        if not outcomes:
+            return 100.0
+        return 100.0 * sum(c.covered for c in self.coverage) / outcomes
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "files": list(self.files),
+            "passed": self.passed,
+            "failed": self.failed,
+            "errors": [{"file": d.span.source if d.span else None,
+                        "line": d.span.line if d.span else 0, "message": d.message,
+                        "hint": d.hint} for e in self.errors for d in e.diagnostics],
+            "cases": [r.to_json() for r in self.results],
+            "coverage": {"percent": round(self.coverage_percent, 2),
+                     "covered": sum(c.covered for c in self.coverage),
+                     "outcomes": sum(c.outcomes for c in self.coverage),
+                         "rules": [c.to_json() for c in self.coverage]},
+        }
+
+
+# -------------------------------------------------------------------- discovery
+def _skipped(directory: Path) -> bool:
+    return (directory.name.startswith(".") or directory.name in _SKIPPED_DIRS
+            or (directory / "pyvenv.cfg").is_file())
+
+
+def discover(paths: Iterable[str | os.PathLike[str]],
+             pattern: str = DEFAULT_PATTERN) -> list[Path]:
+    """Test files: files given as they are, folders searched recursively for `pattern`,
+    skipping hidden folders and virtual environments. Sorted, without duplicates."""
+    found: dict[Path, None] = {}
+    for entry in paths:
+        path = Path(entry)
+        if not path.is_dir():
+            found[path] = None
+            continue
+        for root, dirs, files in os.walk(path):
+            dirs[:] = sorted(d for d in dirs if not _skipped(Path(root) / d))
+            for name in sorted(files):
+                candidate = Path(root) / name
+                if candidate.match(pattern):
+                    found[candidate] = None
+    return list(found)
+
+
+# ---------------------------------------------------------------------- parsing
+@dataclass
+class _Case:
+    line: int
+    name: str
+    spec: dict[str, Any]
+    claims: dict[str, Any] | None
+    token: str | None = None
+
+
+@dataclass
+class _TestFile:
+    path: Path
+    policy_label: str
+    policy: Policy
+    cases: list[_Case]
+    audience: str
+    jwks: dict[str, bytes] = field(default_factory=dict)
+    now: float | None = None
+
+
+class _Reader:
+    def __init__(self, path: Path, text: str) -> None:
+        self.path = path
+        self.source = str(path)
+        self.text = text
+        self.diagnostics: list[Diagnostic] = []
+
+    def span(self, node: yaml.Node | None) -> Span:
+        if node is None:
+            return Span(self.source, 0, 0, 0, 0)
+        start, end = node.start_mark, node.end_mark
+        if end.line > start.line:
+            return Span(self.source, start.line + 1, start.column + 1, start.line + 1,
+                        start.column + 2)
+        return Span(self.source, start.line + 1, start.column + 1, end.line + 1, end.column + 1)
+
+    def error(self, node: yaml.Node | None, message: str, hint: str | None = None,
+              path: str | None = None) -> None:
+        self.diagnostics.append(Diagnostic(message, self.span(node), path, hint))
+
+    def fail(self) -> PolicyTestError:
+        return PolicyTestError(self.diagnostics, self.text)
+
+
+def _mapping(node: yaml.Node) -> dict[str, tuple[yaml.Node, yaml.Node]]:
+    assert isinstance(node, yaml.MappingNode)
+    return {str(k.value): (k, v) for k, v in node.value}
+
+
+def _construct(node: yaml.Node) -> Any:
+    loader = yaml.SafeLoader("")
+    try:
+        return loader.construct_object(node, deep=True)
+    finally:
+        loader.dispose()
+
+
+
+def _unknown_keys(reader: _Reader, keys: Mapping[str, tuple[yaml.Node, yaml.Node]],
+                  allowed: Sequence[str], where: str) -> None:
+    for name, (key_node, _) in keys.items():
+        if name not in allowed:
+            close = difflib.get_close_matches(name, allowed, n=1)
+            reader.error(key_node, f"unknown key {name!r} in {where}",
+                         f"did you mean {close[0]!r}?" if close
+                         else f"the keys are: {', '.join(allowed)}")
+
+
+def _load_json(reader: _Reader, node: yaml.Node, relative: str) -> dict[str, Any] | None:
+    path = reader.path.parent / relative
+    try:
+        value = json.loads(path.read_text("utf-8"))
+    except OSError as exc:
+        reader.error(node, f"cannot read the claims file {relative!r}: {exc.strerror or exc}")
+        return None
+    except (ValueError, RecursionError) as exc:
+        reader.error(node, f"the claims file {relative!r} is not JSON: {exc}")
+        return None
+    if not isinstance(value, dict):
+        reader.error(node, f"the claims file {relative!r} does not hold a JSON object")
+        return None
+    return value
+
+
+def _claim_sets(reader: _Reader, node: yaml.Node | None) -> dict[str, dict[str, Any]]:
+    if node is None:
+        return {}
+    if not isinstance(node, yaml.MappingNode):
+        reader.error(node, "'claims' must map names to claims (a mapping, or a JSON file's path)")
+        return {}
+    sets: dict[str, dict[str, Any]] = {}
+    for name, (_, value) in _mapping(node).items():
+        if isinstance(value, yaml.ScalarNode) and isinstance(_construct(value), str):
+            loaded = _load_json(reader, value, _construct(value))
+            if loaded is not None:
+                sets[name] = loaded
+        elif isinstance(value, yaml.MappingNode):
+            sets[name] = _construct(value)
+        else:
+            reader.error(value, f"claims {name!r} must be a mapping of claims or the path of a "
+                         "JSON claims file")
+    return sets
+
+
+def _check_case(reader: _Reader, node: yaml.Node, index: int,
+                sets: Mapping[str, dict[str, Any]]) -> _Case | None:
+    if not isinstance(node, yaml.MappingNode):
+        reader.error(node, f"cases[{index}] must be a mapping")
+        return None
+    keys = _mapping(node)
+    errors_before = len(reader.diagnostics)
+    _unknown_keys(reader, keys, _CASE_KEYS, f"cases[{index}]")
+    spec = {name: _construct(value) for name, (_, value) in keys.items()}
+    name = spec.get("name")
+    label = name if isinstance(name, str) and name else f"cases[{index}]"
+    token: str | None = None
+    if "token" in keys:
+        token = _read_token(reader, keys["token"][1], spec["token"])
+        for other in ("claims", "set", "unset"):
+            if other in keys:
+                reader.error(keys[other][0], f"{label}: a token case has no {other!r}",
+                             "a signed token cannot be changed: record another token")
+    elif "claims" not in keys:
+        reader.error(node, f"{label}: missing 'claims'", "name a claims set, or give a mapping")
+    if "allowed" not in keys:
+        reader.error(node, f"{label}: missing 'allowed'", "allowed: true or allowed: false")
+    elif not isinstance(spec["allowed"], bool):
+        reader.error(keys["allowed"][1], f"{label}: 'allowed' must be true or false")
+    for key, kind, check in (("set", "a mapping", dict), ("unset", "a list of claim names", list),
+                             ("failing", "a list of rule names", list),
+                             ("publisher", "a string", str), ("pending", "true or false", bool),
+                             ("reason_contains", "a string", str), ("audience", "a string", str),
+                             ("name", "a string", str), ("request", "a mapping", dict),
+                             ("learned", "a mapping", dict)):
+        if key in spec and not isinstance(spec[key], check):
+            reader.error(keys[key][1], f"{label}: {key!r} must be {kind}")
+    for key in ("unset", "failing"):
+        if isinstance(spec.get(key), list) and not all(isinstance(v, str) for v in spec[key]):
+            reader.error(keys[key][1], f"{label}: {key!r} must hold strings")
+    if spec.get("allowed") is True and "failing" in spec and spec["failing"]:
+        reader.error(keys["failing"][0], f"{label}: an allowed case has no failing rules")
+    if spec.get("allowed") is False:
+        for key in ("publisher", "pending", "learned"):
+            if key in spec:
+                reader.error(keys[key][0], f"{label}: {key!r} applies to allowed cases",
+                             "for a denied case, say which rules fail with 'failing'")
+    claims: dict[str, Any] | None = None
+    raw = spec.get("claims")
+    if isinstance(raw, str):
+        if raw in sets:
+            claims = copy.deepcopy(sets[raw])
+        else:
+            close = difflib.get_close_matches(raw, list(sets), n=1)
+            reader.error(keys["claims"][1], f"{label}: no claims set named {raw!r}",
+                         f"did you mean {close[0]!r}?" if close else
+                         f"the claims sets are: {', '.join(sets) or 'none'}")
+    elif isinstance(raw, dict):
+        claims = copy.deepcopy(raw)
+    elif "claims" in spec:
+        reader.error(keys["claims"][1], f"{label}: 'claims' must name a claims set or be a "
+                     "mapping of claims")
+    if len(reader.diagnostics) > errors_before:
+        return None
+    if token is not None:
+        return _Case(node.start_mark.line + 1, label, spec, None, token)
+    assert claims is not None
+    claims.update(spec.get("set") or {})
+    for claim in spec.get("unset") or []:
+        claims.pop(claim, None)
+    return _Case(node.start_mark.line + 1, label, spec, claims)
+
+
+def _read_token(reader: _Reader, node: yaml.Node, value: Any) -> str | None:
+    if not isinstance(value, str) or not value:
+        reader.error(node, "'token' must be the path of a token file (a compact JWT)")
+        return None
+    try:
+        data = (reader.path.parent / value).read_bytes()
+    except OSError as exc:
+        reader.error(node, f"cannot read the token file {value!r}: {exc.strerror or exc}")
+        return None
+    return data.decode("utf-8", "replace").strip()
+
+
+def _jwks(reader: _Reader, node: yaml.Node) -> dict[str, bytes]:
+    value = _construct(node)
+    if not isinstance(value, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+        reader.error(node, "'jwks' must map issuer URLs to JWKS files",
+                     '"https://token.actions.githubusercontent.com": github-jwks.json')
+        return {}
+    documents = {}
+    for issuer, relative in value.items():
+        try:
+            documents[issuer] = (reader.path.parent / relative).read_bytes()
+        except OSError as exc:
+            reader.error(node, f"cannot read the JWKS file {relative!r}: {exc.strerror or exc}")
+    return documents
+
+
+def _publishers_text(text: str, key: yaml.Node, value: yaml.Node) -> str:
+    """The inline publishers as a publishers file whose lines keep their numbers."""
+    if key.start_mark.column == 0 and value.end_mark is not None:
+        body = text[key.start_mark.index:value.end_mark.index]
+        return "\n" * key.start_mark.line + body + "\n"
+    return yaml.safe_dump({"publishers": _construct(value)}, sort_keys=False)
+
+
+def _load_file(path: Path, providers: Mapping[str, CheckedProvider] | None,
+               issuers: Mapping[str, str] | None) -> _TestFile:
+    text = read_source(path, PolicyTestError)
+    reader = _Reader(path, text)
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line, column = (mark.line + 1, mark.column + 1) if mark is not None else (0, 0)
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise PolicyTestError([Diagnostic(f"invalid YAML: {problem}",
+                                          Span(str(path), line, column, line, column + 1))],
+                              text) from None
+    try:  # every value below is constructed again node by node: refuse bad tags once here
+        yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line, column = (mark.line + 1, mark.column + 1) if mark is not None else (0, 0)
+        raise PolicyTestError([Diagnostic(f"invalid YAML: {getattr(exc, 'problem', None) or exc}",
+                                          Span(str(path), line, column, line, column + 1))],
+                              text) from None
+    if not isinstance(root, yaml.MappingNode):
+        reader.error(root, "a test file is a mapping with 'publishers' (or 'policy'), "
+                     "'claims' and 'cases'")
+        raise reader.fail()
+    keys = _mapping(root)
+    _unknown_keys(reader, keys, _TOP_KEYS, "a test file")
+    if ("publishers" in keys) == ("policy" in keys):
+        reader.error(root, "a test file needs exactly one of 'publishers' and 'policy'",
+                     "publishers: [...] inline, publishers: FILE.yaml, or policy: FILE.tpp")
+    file_issuers = dict(issuers or {})
+    if "issuers" in keys:
+        value = _construct(keys["issuers"][1])
+        if not isinstance(value, dict) or not all(
+                isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+            reader.error(keys["issuers"][1], "'issuers' must map issuer URLs to provider names")
+        else:
+            file_issuers.update(value)
+    audience = "pypi"
+    if "audience" in keys:
+        value = _construct(keys["audience"][1])
+        if isinstance(value, str):
+            audience = value
+        else:
+            reader.error(keys["audience"][1], "'audience' must be a string")
+    jwks = _jwks(reader, keys["jwks"][1]) if "jwks" in keys else {}
+    now: float | None = None
+    if "now" in keys:
+        value = _construct(keys["now"][1])
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            now = float(value)
+        else:
+            reader.error(keys["now"][1], "'now' must be a number of seconds since 1970")
+    sets = _claim_sets(reader, keys.get("claims", (None, None))[1])
+    cases: list[_Case] = []
+    cases_node = keys.get("cases", (None, None))[1]
+    if cases_node is None:
+        reader.error(root, "missing 'cases'", "cases: [{claims: NAME, allowed: true}, ...]")
+    elif not isinstance(cases_node, yaml.SequenceNode) or not cases_node.value:
+        reader.error(cases_node, "'cases' must be a non-empty list")
+    else:
+        for index, node in enumerate(cases_node.value):
+            case = _check_case(reader, node, index, sets)
+            if case is not None:
+                cases.append(case)
+    if reader.diagnostics:
+        raise reader.fail()
+    if "publishers" in keys:
+        key, value = keys["publishers"]
+        if isinstance(value, yaml.ScalarNode) and isinstance(_construct(value), str):
+            target = path.parent / _construct(value)
+            policy = compile_publishers_file(target, providers=providers, issuers=file_issuers)
+            label = str(target)
+        else:
+            policy = compile_publishers_text(_publishers_text(text, key, value), str(path),
+                                             providers=providers, issuers=file_issuers)
+            label = f"{path}#publishers"
+    else:
+        key, value = keys["policy"]
+        target_name = _construct(value)
+        if not isinstance(target_name, str):
+            reader.error(value, "'policy' must be the path of a policy file")
+            raise reader.fail()
+        target = path.parent / target_name
+        policy = load_policy_file(target, providers=providers, issuers=file_issuers)
+        label = str(target)
+    return _TestFile(path, label, policy, cases, audience, jwks, now)
+
+
+# ----------------------------------------------------------------------- running
+def _summary(decision: Decision) -> str:
+    if decision.allowed:
+        kind = "pending publisher" if decision.pending else "publisher"
+        return f"allowed by {kind} {decision.publisher!r}"
+    failing = sorted({r.rule for r in decision.failed})
+    closest = f", closest publisher {decision.closest!r}" if decision.closest else ""
+    return f"denied (failing: {', '.join(failing) or 'nothing'}{closest})"
+
+
+def _expected(spec: Mapping[str, Any]) -> str:
+    if spec["allowed"]:
+        text = "allowed"
+        if "publisher" in spec:
+            kind = "pending publisher" if spec.get("pending") else "publisher"
+            text += f" by {kind} {spec['publisher']!r}"
+        elif spec.get("pending"):
+            text += " by a pending publisher"
+        return text
+    if "failing" in spec:
+        return f"denied (failing: {', '.join(sorted(set(spec['failing']))) or 'nothing'})"
+    return "denied"
+
+
+def _judge(spec: Mapping[str, Any], decision: Decision) -> list[str]:
+    problems = []
+    failing = sorted({r.rule for r in decision.failed})
+    if decision.allowed is not spec["allowed"]:
+        reasons = "; ".join(f"{r.rule}: {r.message}" for r in decision.failed)
+        problems.append(f"expected {'allowed' if spec['allowed'] else 'denied'}, got "
+                        f"{_summary(decision)}" + (f": {reasons}" if reasons else ""))
+        return problems
+    if decision.allowed:
+        if "publisher" in spec and decision.publisher != spec["publisher"]:
+            problems.append(f"expected publisher {spec['publisher']!r}, got "
+                            f"{decision.publisher!r}")
+        if decision.pending is not spec.get("pending", False):
+            problems.append(f"expected pending {show(spec.get('pending', False))}, got "
+                            f"{show(decision.pending)}")
+        if "learned" in spec and dict(decision.learned) != spec["learned"]:
+            problems.append(f"expected learned {spec['learned']!r}, got "
+                            f"{dict(decision.learned)!r}")
+    elif "failing" in spec and failing != sorted(set(spec["failing"])):
+        reasons = "; ".join(f"{r.rule}: {r.message}" for r in decision.failed)
+        problems.append(f"expected failing rules [{', '.join(sorted(set(spec['failing'])))}], "
+                        f"got [{', '.join(failing)}]" + (f": {reasons}" if reasons else ""))
+    if "reason_contains" in spec:
+        messages = [r.message for r in decision.failed] + list(decision.notes)
+        if not any(spec["reason_contains"] in m for m in messages):
+            problems.append(f"expected a reason containing {spec['reason_contains']!r}, got: "
+                            + (" | ".join(messages) or "no reasons"))
+    return problems
+
+
+def _exercised(decision: Decision) -> Iterator[tuple[str, str, bool]]:
+    """(publisher, rule, passed) for every publisher rule this decision ran."""
+    publisher = decision.publisher if decision.allowed else decision.closest
+    if publisher is None:
+        return
+    for reason in decision.reasons:
+        if reason.rule.startswith("lookup."):
+            continue
+        yield publisher, reason.rule, reason.passed
+
+
+def _offline(url: str) -> bytes:
+    from tppolicy.token.keys import FetchError
+
+    raise FetchError(f"policy tests never fetch keys ({url}): give the issuer's keys with "
+                     "'jwks'")
+
+
+def _decide_token(test: _TestFile, token: str, audience: str,
+                  request: Mapping[str, Any] | None = None) -> Decision:
+    """Verify a token fixture offline, at `now` (default: its own iat), and decide."""
+    from tppolicy.token.keys import FetchError, KeyCache
+    from tppolicy.token.verify import TokenError, Verifier, split_token
+
+    now = test.now
+    if now is None:
+        try:
+            issued = split_token(token)[1].get("iat")
+        except TokenError:
+            issued = None
+        now = float(issued) if isinstance(issued, int | float) else 0.0
+    keys = KeyCache(fetch=_offline)
+    for issuer, document in test.jwks.items():
+        try:
+            keys.add_static(issuer, document, f"the JWKS of {issuer}")
+        except FetchError as exc:
+            return Decision(False, None, None, (), False, (RuleResult(
+                "token", False, None, None, f"unusable JWKS for {issuer}: {exc}"),))
+    at = now
+    verifier = Verifier.for_policy(test.policy, keys=keys, audience=audience,
+                                   clock=lambda: at)
+    return test.policy.evaluate_token(token, verifier, None, explain=True, request=request)
+
+
+def run_files(paths: Iterable[str | os.PathLike[str]], *,
+              providers: Mapping[str, CheckedProvider] | None = None,
+              issuers: Mapping[str, str] | None = None) -> Report:
+    """Run every case of every test file. Invalid files are reported in `Report.errors`;
+    the other files still run."""
+    results: list[CaseResult] = []
+    errors: list[TppolicyError] = []
+    files: list[str] = []
+    universe: dict[tuple[str, str, str], list[bool | None]] = {}
+    for entry in paths:
+        path = Path(entry)
+        files.append(str(path))
+        try:
+            test = _load_file(path, providers, issuers)
+        except TppolicyError as exc:
+            errors.append(exc)
+            continue
+        for publisher in test.policy.publishers:
+            for publisher_rule in publisher.rules:
+                folded = [fold(req.condition) for req in publisher_rule.requires]
+                can_pass = all(f != A.Literal(False) for f in folded)
+                can_fail = not all(f == A.Literal(True) for f in folded)
+                universe.setdefault((test.policy_label, publisher.label, publisher_rule.name),
+                                    [False if can_pass else None, False if can_fail else None])
+        for case in test.cases:
+            audience = case.spec.get("audience", test.audience)
+            if case.token is not None:
+                decision = _decide_token(test, case.token, audience, case.spec.get("request"))
+            else:
+                assert case.claims is not None
+                decision = test.policy.evaluate(case.claims, audience=audience, explain=True,
+                                                request=case.spec.get("request"))
+            problems = _judge(case.spec, decision)
+            results.append(CaseResult(str(path), case.line, case.name, not problems,
+                                      _expected(case.spec), _summary(decision), tuple(problems),
+                                      decision))
+            for publisher_label, rule, passed in _exercised(decision):
+                seen = universe.get((test.policy_label, publisher_label, rule))
+                if seen is not None and seen[0 if passed else 1] is not None:
+                    seen[0 if passed else 1] = True
+    coverage = tuple(RuleCoverage(policy, publisher, rule, seen[0], seen[1])
+                     for (policy, publisher, rule), seen in universe.items())
+    return Report(tuple(files), tuple(results), coverage, tuple(errors))

@@ -1,0 +1,893 @@
+"""Would this CI workflow produce a token the publishers accept? A static check, before
+anything is pushed (`tppolicy check-workflow`).
+
+A GitHub Actions workflow is checked against the publishers of the `github` and
+`github_enterprise` providers that name its file; a GitLab CI/CD pipeline file against
+the `gitlab` publishers whose `workflow_filepath` is its path. For each such publisher,
+the job that publishes (a job using pypa/gh-action-pypi-publish or running an upload
+tool, a job granted an OIDC token, or a job calling a reusable workflow) must get a
+token that publisher accepts: the `id-token: write` permission, the publisher's
+environment, triggers its event constraints allow, ref filters its ref patterns
+accept, the reusable workflow it expects, a runner it accepts. Findings that would
+deny are errors; the rest is advice (third-party actions not pinned to a commit, a
+publisher without an environment, triggers that publish nothing).
+
+The workflow is read with ruamel.yaml (YAML 1.2, as GitHub reads `on:`), which keeps
+every key's line and column for the findings.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeGuard
+
+from tppolicy.decide.policy import Policy
+from tppolicy.errors import Diagnostic, Span, TppolicyError
+from tppolicy.language.ops import Glob
+from tppolicy.readers.source import read_source
+
+__all__ = ["CODES", "WorkflowError", "WorkflowFinding", "WorkflowReport", "check_workflow_file",
+           "check_workflow_text"]
+
+GITHUB_PROVIDERS = ("github", "github_enterprise")
+GITLAB_PROVIDERS = ("gitlab",)
+ERROR, ADVICE = "error", "advice"
+
+
+@dataclass(frozen=True, slots=True)
+class Code:
+    code: str
+    name: str
+    level: str  # the level when it denies for sure; some codes are advice in some cases
+    summary: str
+
+
+CODES: dict[str, Code] = {c.code: c for c in (
+    Code("TPW001", "no-publisher", ERROR,
+         "no publisher names this workflow file (GitHub: workflow_filename; GitLab: "
+         "workflow_filepath)"),
+    Code("TPW002", "no-publishing-job", ERROR,
+         "no job of the workflow publishes: none uploads, asks for an OIDC token or calls a "
+         "reusable workflow"),
+    Code("TPW003", "no-id-token", ERROR,
+         "the publishing job cannot get an OIDC token: GitHub needs `permissions: id-token: "
+         "write` (the job's own permissions replace the workflow's); GitLab needs `id_tokens` "
+         "with the index's audience"),
+    Code("TPW004", "environment", ERROR,
+         "the publishing job's environment is not the publisher's (or it has none)"),
+    Code("TPW005", "pull-request-target", ERROR,
+         "the workflow runs on pull_request_target: refused by every GitHub publisher, and "
+         "it runs code of pull requests with the repository's permissions"),
+    Code("TPW006", "event-refused", ERROR,
+         "a trigger the publisher's allowed_events / denied_events refuse (an error when no "
+         "trigger is accepted)"),
+    Code("TPW007", "ref-filter", ERROR,
+         "the triggers' tags / branches filters (GitLab: rules) give refs the publisher's "
+         "ref_pattern / version_tag refuse (an error when no trigger gives an accepted ref)"),
+    Code("TPW008", "reusable-workflow", ERROR,
+         "the publishing job does not call the reusable workflow the publisher expects, or "
+         "calls one the publisher does not accept"),
+    Code("TPW009", "runner", ERROR,
+         "the publishing job runs on a self-hosted runner; the publisher accepts GitHub-hosted "
+         "runners only"),
+    Code("TPW010", "unpinned-action", ADVICE,
+         "a third-party action, reusable workflow or CI component not pinned to a full commit "
+         "SHA: its owner can change what runs with your publishing token"),
+    Code("TPW011", "any-environment", ADVICE,
+         "the publisher accepts any environment: any job of the workflow may publish, without "
+         "an environment's protection rules"),
+    Code("TPW012", "workflow-run", ADVICE,
+         "the workflow runs on workflow_run (crates.io refuses it): it runs with write "
+         "permissions after workflows that pull requests can start"),
+    Code("TPW013", "not-checked", ADVICE,
+         "a value given by an expression (${{ ... }}) or set elsewhere (in a called workflow) "
+         "cannot be checked statically"),
+    Code("TPW014", "protection", ADVICE,
+         "the publisher requires a protected ref or environment: the workflow cannot show it, "
+         "the repository's settings must"),
+)}
+
+
+class WorkflowError(TppolicyError):
+    """A workflow file that cannot be read, is not YAML, or is not a workflow."""
+
+
+@dataclass(frozen=True, slots=True)
+class WorkflowFinding:
+    code: str
+    level: str  # error | advice
+    span: Span
+    message: str
+    fix: str
+    publisher: str | None = None
+    job: str | None = None
+
+    @property
+    def name(self) -> str:
+        return CODES[self.code].name
+
+    def to_json(self) -> dict[str, Any]:
+        return {"code": self.code, "name": self.name, "level": self.level,
+                "file": self.span.source, "line": self.span.line, "column": self.span.column,
+                "end_line": self.span.end_line, "end_column": self.span.end_column,
+                "publisher": self.publisher, "job": self.job, "message": self.message,
+                "fix": self.fix}
+
+
+@dataclass(frozen=True, slots=True)
+class WorkflowReport:
+    source: str
+    kind: str  # github | gitlab
+    findings: tuple[WorkflowFinding, ...]
+    publishers: tuple[str, ...]  # the publishers naming this workflow
+    jobs: tuple[str, ...]  # the publishing jobs found
+
+    @property
+    def errors(self) -> tuple[WorkflowFinding, ...]:
+        return tuple(f for f in self.findings if f.level == ERROR)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"workflow": self.source, "kind": self.kind, "publishers": list(self.publishers),
+                "jobs": list(self.jobs), "findings": [f.to_json() for f in self.findings]}
+
+
+# ---------------------------------------------------------------- reading YAML
+def _load(text: str, source: str) -> Any:
+    from ruamel.yaml import YAML
+    from ruamel.yaml.error import MarkedYAMLError, YAMLError
+
+    try:
+        return YAML(typ="rt", pure=True).load(text)
+    except MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line, column = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
+        raise WorkflowError([Diagnostic(f"invalid YAML: {exc.problem or exc.context}",
+                                        Span(source, line, column, line, column + 1))],
+                            text) from None
+    except (YAMLError, ValueError, RecursionError) as exc:
+        raise WorkflowError([Diagnostic(f"invalid YAML: {exc}", Span(source, 1, 1, 1, 2))],
+                            text) from None
+
+
+class _Where:
+    """Spans of the nodes of a ruamel.yaml document (lines and columns are 0-based there)."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+
+    def span(self, line: int, column: int, width: int = 1) -> Span:
+        return Span(self.source, line + 1, column + 1, line + 1, column + 1 + max(width, 1))
+
+    def node(self, node: Any) -> Span:
+        lc = getattr(node, "lc", None)
+        if lc is None or lc.line is None:
+            return Span(self.source, 1, 1, 1, 2)
+        return self.span(lc.line, lc.col)
+
+    def key(self, mapping: Any, key: object) -> Span:
+        try:
+            line, column = mapping.lc.key(key)
+        except (AttributeError, KeyError, TypeError):
+            return self.node(mapping)
+        return self.span(line, column, len(str(key)))
+
+    def value(self, mapping: Any, key: str) -> Span:
+        try:
+            line, column = mapping.lc.value(key)
+        except (AttributeError, KeyError, TypeError):
+            return self.key(mapping, key)
+        value = mapping.get(key)
+        return self.span(line, column, len(value) if isinstance(value, str) else 1)
+
+    def item(self, sequence: Any, index: int) -> Span:
+        try:
+            line, column = sequence.lc.item(index)
+        except (AttributeError, KeyError, TypeError, IndexError):
+            return self.node(sequence)
+        value = sequence[index]
+        return self.span(line, column, len(value) if isinstance(value, str) else 1)
+
+
+def _is_mapping(value: Any) -> TypeGuard[Mapping[Any, Any]]:
+    return isinstance(value, Mapping)
+
+
+def _strings(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list):
+        return [v for v in value if isinstance(v, str)]
+    return []
+
+
+def _dynamic(value: Any) -> bool:
+    return isinstance(value, str) and "${{" in value
+
+
+def _split(value: object) -> list[str]:
+    return [part for part in str(value).split(",") if part] if value else []
+
+
+_SHA = re.compile(r"[0-9a-f]{40}")
+_UPLOADERS = re.compile(
+    r"\b(twine\s+upload|uv\s+publish|poetry\s+publish|pdm\s+publish|hatch\s+publish|"
+    r"flit\s+publish|maturin\s+(upload|publish)|python3?\s+-m\s+id\b|gh-action-pypi-publish)")
+_PUBLISH_ACTIONS = ("pypa/gh-action-pypi-publish",)
+_FIRST_PARTY = ("actions", "github")
+
+
+# ------------------------------------------------------------------- the report
+@dataclass
+class _Checker:
+    source: str
+    where: _Where
+    policy: Policy
+    audience: str
+    findings: list[WorkflowFinding] = field(default_factory=list)
+
+    def add(self, code: str, span: Span, message: str, fix: str, *, level: str | None = None,
+            publisher: str | None = None, job: str | None = None) -> None:
+        self.findings.append(WorkflowFinding(code, level or CODES[code].level, span, message,
+                                             fix, publisher, job))
+
+
+def _publishers(policy: Policy, providers: Iterable[str],
+                repository: str | None) -> list[Any]:
+    found = []
+    for publisher in policy.publishers:
+        if publisher.provider.name not in providers:
+            continue
+        if repository is not None:
+            fields = publisher.fields
+            owner = fields.get("repository_owner") or fields.get("namespace")
+            name = fields.get("repository_name") or fields.get("project")
+            if f"{owner}/{name}".lower() != repository.lower():
+                continue
+        found.append(publisher)
+    return found
+
+
+def check_workflow_text(text: str, source: str, policy: Policy, *, path: str | None = None,
+                        audience: str = "pypi", repository: str | None = None,
+                        job: str | None = None) -> WorkflowReport:
+    """Check a workflow's text. `path` is its path from the repository root (a GitHub
+    workflow's file name is its last part; a GitLab pipeline's path is compared whole)."""
+    document = _load(text, source)
+    if not _is_mapping(document):
+        raise WorkflowError([Diagnostic("a workflow is a YAML mapping", Span(source, 1, 1, 1, 2))],
+                            text)
+    relative = (path or source).replace(os.sep, "/")
+    checker = _Checker(source, _Where(source), policy, audience)
+    if _is_github(document, relative):
+        return _GitHub(checker, document, relative, repository, job).run()
+    return _GitLab(checker, document, relative, repository, job).run()
+
+
+def check_workflow_file(file: str | os.PathLike[str], policy: Policy, *,
+                        path: str | None = None, audience: str = "pypi",
+                        repository: str | None = None, job: str | None = None
+                        ) -> WorkflowReport:
+    """Check a workflow file. Without `path`, its path from the root of the git checkout
+    holding it (else the path as given)."""
+    source = os.fsdecode(file)
+    text = read_source(Path(source), WorkflowError)
+    return check_workflow_text(text, source, policy, path=path or _repository_path(source),
+                               audience=audience, repository=repository, job=job)
+
+
+def _repository_path(source: str) -> str:
+    """The file's path from the root of its git checkout, or the path as given."""
+    here = Path(source).resolve()
+    for parent in here.parents:
+        if (parent / ".git").exists():
+            return here.relative_to(parent).as_posix()
+    return Path(source).as_posix().removeprefix("./")
+
+
+def _is_github(document: Mapping[Any, Any], relative: str) -> bool:
+    if "/.github/workflows/" in f"/{relative}":
+        return True
+    return "jobs" in document and ("on" in document or True in document)
+
+
+# ---------------------------------------------------------------- GitHub Actions
+@dataclass
+class _Job:
+    name: str
+    body: Mapping[Any, Any]
+    calls: str | None  # `uses:` of a reusable workflow
+
+
+class _GitHub:
+    def __init__(self, checker: _Checker, document: Mapping[Any, Any], relative: str,
+                 repository: str | None, job: str | None) -> None:
+        self.c = checker
+        self.where = checker.where
+        self.doc = document
+        self.filename = relative.rsplit("/", 1)[-1]
+        self.repository = repository
+        self.only_job = job
+        jobs = document.get("jobs")
+        self.jobs: Mapping[Any, Any] = jobs if _is_mapping(jobs) else {}
+        self.triggers = self._triggers()
+
+    def run(self) -> WorkflowReport:
+        self._unpinned()
+        publishers = _publishers(self.c.policy, GITHUB_PROVIDERS, self.repository)
+        named = [p for p in publishers if self.filename in (
+            p.fields["workflow_filename"], _file_of(p.fields.get("caller_workflow", "")))]
+        if not named:
+            self._no_publisher(publishers)
+            return self._report(named, [])
+        jobs = self._publishing_jobs()
+        if not jobs:
+            where = self.where.key(self.doc, "jobs") if "jobs" in self.doc else \
+                self.where.node(self.doc)
+            wanted = f"job {self.only_job!r}" if self.only_job else "a publishing job"
+            self.c.add("TPW002", where, f"{wanted} is not in this workflow: no job uploads "
+                       "(pypa/gh-action-pypi-publish, twine, uv publish...), asks for an OIDC "
+                       "token or calls a reusable workflow",
+                       "add the job that publishes, with `permissions: id-token: write`")
+            return self._report(named, [])
+        for publisher in named:
+            self._publisher(publisher, jobs)
+        return self._report(named, jobs)
+
+    def _report(self, publishers: list[Any], jobs: list[_Job]) -> WorkflowReport:
+        return WorkflowReport(self.c.source, "github", tuple(self.c.findings),
+                              tuple(p.label for p in publishers), tuple(j.name for j in jobs))
+
+    # -- what the workflow holds
+    def _triggers(self) -> dict[str, Any]:
+        on = self.doc.get("on", self.doc.get(True))
+        if isinstance(on, str):
+            return {on: None}
+        if isinstance(on, list):
+            return {e: None for e in on if isinstance(e, str)}
+        if _is_mapping(on):
+            return {str(k): v for k, v in on.items()}
+        return {}
+
+    def _on(self) -> Any:
+        return self.doc.get("on", self.doc.get(True))
+
+    def _trigger_span(self, event: str) -> Span:
+        on = self._on()
+        if _is_mapping(on):
+            return self.where.key(on, event)
+        if isinstance(on, list) and event in on:
+            return self.where.item(on, on.index(event))
+        return self.where.value(self.doc, "on") if "on" in self.doc else \
+            self.where.node(self.doc)
+
+    def _publishing_jobs(self) -> list[_Job]:
+        jobs = []
+        for name, body in self.jobs.items():
+            if not _is_mapping(body):
+                continue
+            calls = body.get("uses") if isinstance(body.get("uses"), str) else None
+            if self.only_job is not None:
+                if name == self.only_job:
+                    jobs.append(_Job(name, body, calls))
+                continue
+            if calls is not None or self._publishes(body) or _grants_id_token(body.get(
+                    "permissions")):
+                jobs.append(_Job(name, body, calls))
+        return jobs
+
+    def _publishes(self, body: Mapping[Any, Any]) -> bool:
+        steps = body.get("steps")
+        for step in steps if isinstance(steps, list) else ():
+            if not _is_mapping(step):
+                continue
+            uses = step.get("uses")
+            if isinstance(uses, str) and uses.split("@", 1)[0] in _PUBLISH_ACTIONS:
+                return True
+            run = step.get("run")
+            if isinstance(run, str) and _UPLOADERS.search(run):
+                return True
+        return False
+
+    # -- findings
+    def _no_publisher(self, publishers: list[Any]) -> None:
+        names = sorted({p.fields["workflow_filename"] for p in publishers})
+        close = [n for n in names if _stem(n).lower() == _stem(self.filename).lower()]
+        if close:
+            fix = (f"a publisher names {close[0]!r}: the token carries the file's exact name, "
+                   f"so rename the file or the publisher's workflow_filename to match")
+        elif names:
+            fix = (f"the publishers name {', '.join(repr(n) for n in names)}; add a publisher "
+                   f"with workflow_filename: {self.filename}, or publish from one of those")
+        else:
+            fix = "add a GitHub publisher for this repository with workflow_filename: " \
+                  f"{self.filename}"
+        self.c.add("TPW001", self.where.node(self.doc),
+                   f"no publisher names the workflow {self.filename!r}"
+                   + (f" (repository {self.repository})" if self.repository else ""), fix)
+
+    def _publisher(self, publisher: Any, jobs: list[_Job]) -> None:
+        label = publisher.label
+        fields = publisher.fields
+        self._events(publisher)
+        self._refs(publisher)
+        if fields.get("environment", "") == "":
+            self.c.add("TPW011", self.where.node(self.doc),
+                       f"publisher {label!r} accepts any environment: any job of this workflow "
+                       "may publish, without an environment's protection rules",
+                       "name an environment in the publisher and in the publishing job "
+                       "(`environment: pypi`), and protect it (required reviewers)",
+                       publisher=label)
+        if fields.get("ref_protected") is True:
+            self.c.add("TPW014", self.where.node(self.doc),
+                       f"publisher {label!r} requires a protected ref: only tags or branches "
+                       "whose creation a ruleset restricts publish",
+                       "protect the refs that publish (Settings > Rules > Rulesets)",
+                       publisher=label)
+        # The job that comes closest decides: its findings are the publisher's.
+        best: list[WorkflowFinding] | None = None
+        for job in jobs:
+            found = self._job(publisher, job)
+            errors = sum(f.level == ERROR for f in found)
+            if best is None or errors < sum(f.level == ERROR for f in best):
+                best = found
+        self.c.findings.extend(best or [])
+
+    def _job(self, publisher: Any, job: _Job) -> list[WorkflowFinding]:
+        found: list[WorkflowFinding] = []
+        label, fields, body = publisher.label, publisher.fields, job.body
+
+        def add(code: str, span: Span, message: str, fix: str, level: str | None = None) -> None:
+            found.append(WorkflowFinding(code, level or CODES[code].level, span, message, fix,
+                                         label, job.name))
+
+        job_span = self.where.key(self.jobs, job.name)
+        # The OIDC token: the job's own permissions replace the workflow's.
+        if "permissions" in body:
+            granted, where, whose = body.get("permissions"), self.where.key(body, "permissions"), \
+                "the job's"
+        else:
+            granted, where, whose = self.doc.get("permissions"), job_span, "the workflow's"
+        if not _grants_id_token(granted):
+            replaced = "permissions" in body and _grants_id_token(self.doc.get("permissions"))
+            add("TPW003", where, f"job {job.name!r} gets no OIDC token: {whose} permissions do "
+                "not grant id-token: write" + (" (the workflow's do, but a job's own "
+                                               "permissions replace them)" if replaced else ""),
+                f"add `id-token: write` to the permissions of job {job.name!r}")
+        # The workflow that runs the job, and the one that calls it.
+        self._reusable(publisher, job, add, job_span)
+        # The environment (GitHub ignores its case).
+        wanted = fields.get("environment", "")
+        if job.calls is not None:
+            if wanted:
+                add("TPW013", job_span, f"job {job.name!r} calls {job.calls}: its environment "
+                    f"is set there, and must be {wanted!r}",
+                    f"check that the publishing job of {job.calls} has `environment: {wanted}`")
+        elif wanted:
+            _environment(self.where, body, wanted, add, job_span, job.name, ignore_case=True)
+        # The runner.
+        if fields.get("runner_environment") == "github-hosted":
+            runs_on = body.get("runs-on")
+            labels = runs_on.get("labels") if _is_mapping(runs_on) else runs_on
+            if _is_mapping(runs_on) and "group" in runs_on:
+                labels = [*_strings(labels), "self-hosted"]  # runner groups: self-hosted
+            if any(_dynamic(v) for v in _strings(labels)):
+                add("TPW013", self.where.key(body, "runs-on"), f"job {job.name!r} picks its "
+                    "runner with an expression: it must be GitHub-hosted",
+                    "use a GitHub-hosted runner label such as ubuntu-latest")
+            elif "self-hosted" in _strings(labels):
+                add("TPW009", self.where.key(body, "runs-on"), f"job {job.name!r} runs on a "
+                    f"self-hosted runner; publisher {label!r} accepts GitHub-hosted runners "
+                    "only", "run the publishing job on a GitHub-hosted runner (ubuntu-latest), "
+                    "or set the publisher's runner_environment to empty")
+        return found
+
+    def _reusable(self, publisher: Any, job: _Job, add: Any, job_span: Span) -> None:
+        fields = publisher.fields
+        reusable = fields.get("reusable_workflow", "")
+        calls_span = self.where.key(job.body, "uses") if job.calls is not None else job_span
+        called_file = fields["workflow_filename"]
+        caller = _file_of(fields.get("caller_workflow", ""))
+        if reusable:
+            if job.calls is None:
+                add("TPW008", job_span, f"job {job.name!r} runs its own steps; the publisher "
+                    f"expects it to call {reusable}",
+                    f"make the job `uses: {_uses_example(reusable)}`")
+            elif not _calls_match(job.calls, reusable):
+                add("TPW008", calls_span, f"job {job.name!r} calls {job.calls}; the publisher "
+                    f"accepts {reusable}", f"call `{_uses_example(reusable)}`, or change the "
+                    "publisher's reusable_workflow")
+            return
+        if job.calls is None:
+            if caller and self.filename == caller and caller != called_file:
+                add("TPW008", job_span, f"job {job.name!r} runs its own steps; the publisher "
+                    f"expects this workflow to call .github/workflows/{called_file}",
+                    f"make the job `uses: ./.github/workflows/{called_file}`")
+            return
+        target = job.calls
+        if target.startswith("./"):
+            name = target.rsplit("/", 1)[-1]
+            if name != called_file:
+                add("TPW008", calls_span, f"job {job.name!r} calls {target}: the token names "
+                    f"that workflow (job_workflow_ref), and the publisher expects "
+                    f"{called_file!r}", f"set the publisher's workflow_filename: {name} and "
+                    f"caller_workflow: {self.filename} (the caller), or publish from this "
+                    "workflow's own job")
+            return
+        add("TPW008", calls_span, f"job {job.name!r} calls {target}, a workflow of another "
+            "repository: the token names it (job_workflow_ref), and the publisher, as PyPI, "
+            "accepts only its repository's workflows",
+            f"set the publisher's reusable_workflow: {_reusable_example(target)} "
+            "(docs/constraints.md)")
+
+    def _events(self, publisher: Any) -> None:
+        label, fields = publisher.label, publisher.fields
+        events = [e for e in self.triggers if e != "workflow_call"]
+        if not events:
+            return  # a reusable workflow: its callers' triggers apply
+        allowed = _split(fields.get("allowed_events", ""))
+        denied = {"pull_request_target", *_split(fields.get("denied_events", ""))}
+        refused = [e for e in events if e in denied or (allowed and e not in allowed)]
+        everything = len(refused) == len(events)
+        for event in refused:
+            span = self._trigger_span(event)
+            if event == "pull_request_target":
+                self.c.add("TPW005", span, "the workflow runs on pull_request_target: its "
+                           "tokens are refused, and it runs pull requests' code with the "
+                           "repository's permissions", "remove pull_request_target from a "
+                           "publishing workflow; publish on release or push of a tag",
+                           publisher=label)
+                continue
+            why = f"not in allowed_events ({', '.join(allowed)})" if allowed and \
+                event not in allowed else "in denied_events"
+            self.c.add("TPW006", span, f"runs started by {event} are refused by publisher "
+                       f"{label!r}: {why}", f"publish on {', '.join(allowed) or 'another event'}"
+                       f", or change the publisher's events", publisher=label,
+                       level=ERROR if everything else ADVICE)
+        if "workflow_run" in events and "workflow_run" not in denied:
+            self.c.add("TPW012", self._trigger_span("workflow_run"), "the workflow runs on "
+                       "workflow_run, which crates.io refuses: it runs with the repository's "
+                       "permissions after workflows that pull requests can start",
+                       "publish on release or push of a tag; or set the publisher's "
+                       "denied_events: workflow_run", publisher=label)
+
+    def _refs(self, publisher: Any) -> None:
+        label, fields = publisher.label, publisher.fields
+        patterns = []
+        if fields.get("ref_pattern"):
+            patterns.append(fields["ref_pattern"])
+        if fields.get("version_tag"):
+            patterns.append("refs/tags/" + fields["version_tag"].replace("{version}", "*"))
+        if not patterns:
+            return
+        matchers = [Glob(p) for p in patterns]
+        shown = " and ".join(patterns)
+        verdicts: dict[str, bool | None] = {}
+        for event, config in self.triggers.items():
+            if event == "workflow_call":
+                continue
+            verdicts[event] = _refs_accepted(event, config, matchers)
+        if not verdicts:
+            return
+        nothing = all(v is False for v in verdicts.values())
+        for event, verdict in verdicts.items():
+            if verdict is False:
+                self.c.add("TPW007", self._trigger_span(event), f"runs started by {event} "
+                           f"are for refs publisher {label!r} refuses: it accepts {shown}",
+                           _ref_fix(event, patterns), publisher=label,
+                           level=ERROR if nothing else ADVICE)
+
+    def _unpinned(self) -> None:
+        for job_name, body in self.jobs.items():
+            if not _is_mapping(body):
+                continue
+            uses = body.get("uses")
+            if isinstance(uses, str):
+                self._pinned(uses, self.where.value(body, "uses"), job_name)
+            steps = body.get("steps")
+            for step in steps if isinstance(steps, list) else ():
+                if _is_mapping(step) and isinstance(step.get("uses"), str):
+                    self._pinned(step["uses"], self.where.value(step, "uses"), job_name)
+
+    def _pinned(self, uses: str, span: Span, job: str) -> None:
+        if uses.startswith(("./", "docker://")) or "@" not in uses:
+            return
+        action, ref = uses.rsplit("@", 1)
+        if action.split("/", 1)[0].lower() in _FIRST_PARTY or _SHA.fullmatch(ref):
+            return
+        self.c.add("TPW010", span, f"{action} is used at {ref!r}, not at a commit: whoever "
+                   "controls that ref changes what runs with your publishing token",
+                   f"pin it to the commit: `uses: {action}@<40-hex commit sha>  # {ref}`",
+                   job=job)
+
+
+def _environment(where: _Where, body: Mapping[Any, Any], wanted: str, add: Any,
+                 job_span: Span, job: str, ignore_case: bool) -> None:
+    """The job's environment (a name, or a mapping with a name) against the publisher's."""
+    environment = body.get("environment")
+    name = environment.get("name") if _is_mapping(environment) else environment
+    span = where.key(body, "environment") if "environment" in body else job_span
+    same = name.lower() == wanted.lower() if ignore_case and isinstance(name, str) else \
+        name == wanted
+    if name is None:
+        add("TPW004", span, f"job {job!r} names no environment; the publisher expects "
+            f"{wanted!r}", f"add `environment: {wanted}` to job {job!r}")
+    elif not isinstance(name, str):
+        add("TPW004", span, f"job {job!r} has an environment that is not a name",
+            f"write `environment: {wanted}`")
+    elif _dynamic(name):
+        add("TPW013", span, f"job {job!r} names its environment with an expression "
+            f"({name}); the publisher expects {wanted!r}",
+            f"make sure it is {wanted!r} when publishing, or write it out")
+    elif not same:
+        add("TPW004", span, f"job {job!r} runs in environment {name!r}; the publisher "
+            f"expects {wanted!r}" + ("" if ignore_case else " (case matters)"),
+            f"write `environment: {wanted}` in the job, or change the publisher's "
+            f"environment to {name!r}")
+
+
+def _grants_id_token(permissions: Any) -> bool:
+    if permissions == "write-all":
+        return True
+    return _is_mapping(permissions) and permissions.get("id-token") == "write"
+
+
+def _file_of(path: str) -> str:
+    return path.rsplit("/", 1)[-1] if path else ""
+
+
+def _stem(name: str) -> str:
+    return name.rsplit(".", 1)[0] if name.endswith((".yml", ".yaml")) else name
+
+
+def _calls_match(uses: str, reusable: str) -> bool:
+    """Could the token of a job with `uses: X@REF` carry job_workflow_ref matching the
+    publisher's glob? The ref is a commit, a tag or a branch (`@v1` is refs/tags/v1 or
+    refs/heads/v1)."""
+    if "@" not in uses or uses.startswith("./"):
+        return False
+    path, ref = uses.rsplit("@", 1)
+    glob = Glob(reusable)
+    candidates = [ref] if _SHA.fullmatch(ref) or ref.startswith("refs/") else [
+        f"refs/tags/{ref}", f"refs/heads/{ref}"]
+    return any(glob(f"{path}@{candidate}") for candidate in candidates)
+
+
+def _uses_example(reusable: str) -> str:
+    path, ref = reusable.rsplit("@", 1)
+    if _SHA.fullmatch(ref):
+        return f"{path}@{ref}"
+    ref = ref.removeprefix("refs/tags/").removeprefix("refs/heads/").replace("**", "1") \
+        .replace("*", "1")
+    return f"{path}@{ref}"
+
+
+def _reusable_example(uses: str) -> str:
+    path, _, ref = uses.partition("@")
+    if _SHA.fullmatch(ref):
+        return f"{path}@{ref}"
+    return f"{path}@refs/tags/{ref}" if ref else path
+
+
+def _sample(pattern: str) -> str:
+    """A ref name a GitHub filter pattern matches (`v*` → `v1`), or a glob matches."""
+    text = re.sub(r"\[([^\]]*)\]", lambda m: (m.group(1).lstrip("!^") or "0")[0], pattern)
+    return text.replace("**", "1/1").replace("*", "1").replace("?", "1").replace("+", "")
+
+
+def _filter_glob(pattern: str) -> Glob:
+    """A GitHub filter pattern as a (looser) glob: `[...]`, `?` and `+` become wildcards."""
+    text = re.sub(r"\[[^\]]*\]", "?", pattern)
+    return Glob(text.replace("+", "*").replace("?", "*"))
+
+
+def _compatible(prefix: str, filters: list[str], matchers: list[Glob]) -> bool:
+    """Can a ref `prefix + name`, `name` matched by one of the filters, match a publisher
+    glob? Filters and globs differ in syntax, so this samples both ways: a filter's sample
+    against the globs, and the globs' samples against the filter."""
+    for pattern in filters:
+        if any(m(prefix + _sample(pattern)) for m in matchers):
+            return True
+        loose = _filter_glob(pattern)
+        for m in matchers:
+            if m.pattern.startswith(prefix) and loose(_sample(m.pattern[len(prefix):])):
+                return True
+    return False
+
+
+def _refs_accepted(event: str, config: Any, matchers: list[Glob]) -> bool | None:
+    """Can runs of this trigger be for a ref the publisher accepts? None: cannot tell."""
+
+    def any_match(refs: Iterable[str]) -> bool:
+        return any(m(ref) for m in matchers for ref in refs)
+
+    if event == "push" and _is_mapping(config):
+        tags = [p for p in _strings(config.get("tags")) if not p.startswith("!")]
+        branches = [p for p in _strings(config.get("branches")) if not p.startswith("!")]
+        if tags or branches:
+            return (_compatible("refs/tags/", tags, matchers)
+                    or _compatible("refs/heads/", branches, matchers))
+        if ("branches" in config or "branches-ignore" in config) and (
+                "tags" not in config and "tags-ignore" not in config):
+            # GitHub: with only branch filters, tag pushes do not run the workflow.
+            return any_match(["refs/heads/main"]) or None
+        return None
+    if event == "release":
+        return any_match(["refs/tags/v1.2.3", "refs/tags/1.2.3"]) or _tags_possible(matchers)
+    if event in ("schedule",):
+        return any_match(["refs/heads/main", "refs/heads/master"])
+    if event in ("pull_request",):
+        return any_match(["refs/pull/1/merge"])
+    return None
+
+
+def _tags_possible(matchers: list[Glob]) -> bool:
+    return any(m.pattern.startswith(("refs/tags/", "refs/**", "refs/*")) for m in matchers)
+
+
+def _ref_fix(event: str, patterns: list[str]) -> str:
+    tags = [p.removeprefix("refs/tags/") for p in patterns if p.startswith("refs/tags/")]
+    if tags:
+        return f"publish on a push of tags (`on: push: tags: ['{tags[0]}']`) or on release"
+    return f"restrict the trigger to the refs the publisher accepts ({', '.join(patterns)})"
+
+
+# ---------------------------------------------------------------------- GitLab
+_GITLAB_KEYWORDS = frozenset({
+    "default", "include", "stages", "variables", "workflow", "image", "services", "cache",
+    "before_script", "after_script", "pages", "spec",
+})
+
+
+class _GitLab:
+    def __init__(self, checker: _Checker, document: Mapping[Any, Any], relative: str,
+                 repository: str | None, job: str | None) -> None:
+        self.c = checker
+        self.where = checker.where
+        self.doc = document
+        self.relative = relative.removeprefix("./")
+        self.repository = repository
+        self.only_job = job
+
+    def run(self) -> WorkflowReport:
+        self._includes()
+        publishers = _publishers(self.c.policy, GITLAB_PROVIDERS, self.repository)
+        named = [p for p in publishers if p.fields["workflow_filepath"] == self.relative]
+        if not named:
+            paths = sorted({p.fields["workflow_filepath"] for p in publishers})
+            close = [p for p in paths if self.relative.endswith("/" + p) or p.endswith(
+                "/" + self.relative) or p.lower() == self.relative.lower()]
+            fix = (f"a publisher names {close[0]!r}: give the path from the repository root "
+                   "(check-workflow --path), or fix the publisher's workflow_filepath"
+                   if close else
+                   f"add a GitLab publisher with workflow_filepath: {self.relative}")
+            self.c.add("TPW001", self.where.node(self.doc), f"no publisher names the pipeline "
+                       f"file {self.relative!r}", fix)
+            return self._report(named, [])
+        jobs = self._publishing_jobs()
+        if not jobs:
+            wanted = f"job {self.only_job!r}" if self.only_job else "a publishing job"
+            self.c.add("TPW002", self.where.node(self.doc), f"{wanted} is not in this "
+                       "pipeline: no job asks for an ID token (id_tokens) or uploads",
+                       f"add a job with `id_tokens: PYPI_ID_TOKEN: aud: {self.c.audience}`")
+            return self._report(named, [])
+        for publisher in named:
+            best: list[WorkflowFinding] | None = None
+            for name, body in jobs:
+                found = self._job(publisher, name, body)
+                if best is None or sum(f.level == ERROR for f in found) < sum(
+                        f.level == ERROR for f in best):
+                    best = found
+            self.c.findings.extend(best or [])
+            self._publisher(publisher)
+        return self._report(named, [name for name, _ in jobs])
+
+    def _report(self, publishers: list[Any], jobs: list[str]) -> WorkflowReport:
+        return WorkflowReport(self.c.source, "gitlab", tuple(self.c.findings),
+                              tuple(p.label for p in publishers), tuple(jobs))
+
+    def _jobs(self) -> Iterator[tuple[str, Mapping[Any, Any]]]:
+        for name, body in self.doc.items():
+            if (isinstance(name, str) and name not in _GITLAB_KEYWORDS
+                    and not name.startswith(".") and _is_mapping(body)):
+                yield name, body
+
+    def _publishing_jobs(self) -> list[tuple[str, Mapping[Any, Any]]]:
+        jobs = []
+        for name, body in self._jobs():
+            if self.only_job is not None:
+                if name == self.only_job:
+                    jobs.append((name, body))
+                continue
+            script = " ".join(_strings(body.get("script")))
+            if "id_tokens" in body or _UPLOADERS.search(script):
+                jobs.append((name, body))
+        return jobs
+
+    def _job(self, publisher: Any, name: str, body: Mapping[Any, Any]) -> list[WorkflowFinding]:
+        found: list[WorkflowFinding] = []
+        label, fields = publisher.label, publisher.fields
+
+        def add(code: str, span: Span, message: str, fix: str, level: str | None = None) -> None:
+            found.append(WorkflowFinding(code, level or CODES[code].level, span, message, fix,
+                                         label, name))
+
+        job_span = self.where.key(self.doc, name)
+        tokens = body.get("id_tokens")
+        audiences = [a for token in (tokens.values() if _is_mapping(tokens) else ())
+                     if _is_mapping(token) for a in _strings(token.get("aud"))]
+        if self.c.audience not in audiences:
+            where = self.where.key(body, "id_tokens") if "id_tokens" in body else job_span
+            add("TPW003", where, f"job {name!r} asks for no ID token with audience "
+                f"{self.c.audience!r}" + (f" (it asks for {', '.join(audiences)})"
+                                          if audiences else ""),
+                f"add `id_tokens: PYPI_ID_TOKEN: aud: {self.c.audience}` to job {name!r}")
+        wanted = fields.get("environment", "")
+        if wanted:
+            _environment(self.where, body, wanted, add, job_span, name, ignore_case=False)
+        patterns = [p for p in (fields.get("ref_path_pattern"), fields.get("version_tag"))
+                    if p]
+        if patterns and not _gitlab_tags_only(body):
+            add("TPW007", job_span, f"job {name!r} also runs for branches; publisher "
+                f"{label!r} accepts only {' and '.join(patterns)}",
+                "run the job for tags only: `rules: - if: $CI_COMMIT_TAG`", level=ADVICE)
+        return found
+
+    def _publisher(self, publisher: Any) -> None:
+        label, fields = publisher.label, publisher.fields
+        if fields.get("environment", "") == "":
+            self.c.add("TPW011", self.where.node(self.doc), f"publisher {label!r} accepts any "
+                       "environment: any job of the pipeline may publish",
+                       "name an environment in the publisher and in the publishing job, and "
+                       "protect it (Settings > CI/CD > Protected environments)", publisher=label)
+        for flag, what in (("ref_protected", "ref"), ("environment_protected", "environment")):
+            if fields.get(flag) is True:
+                self.c.add("TPW014", self.where.node(self.doc), f"publisher {label!r} requires "
+                           f"a protected {what}: the pipeline cannot show it",
+                           f"protect the {what} in the project's settings", publisher=label)
+
+    def _includes(self) -> None:
+        include = self.doc.get("include")
+        entries = include if isinstance(include, list) else [include] if include else []
+        for index, entry in enumerate(entries):
+            span = (self.where.item(include, index) if isinstance(include, list)
+                    else self.where.value(self.doc, "include"))
+            if not _is_mapping(entry):
+                continue
+            component = entry.get("component")
+            if isinstance(component, str) and "@" in component:
+                version = component.rsplit("@", 1)[1]
+                if not _SHA.fullmatch(version):
+                    self.c.add("TPW010", span, f"component {component} is used at "
+                               f"{version!r}, not at a commit", "pin it: "
+                               f"`component: {component.rsplit('@', 1)[0]}@<40-hex commit sha>`")
+            if isinstance(entry.get("project"), str):
+                ref = entry.get("ref")
+                if not (isinstance(ref, str) and _SHA.fullmatch(ref)):
+                    self.c.add("TPW010", span, f"the pipeline includes {entry['project']} at "
+                               f"{ref if isinstance(ref, str) else 'its default branch'!r}, "
+                               "not at a commit", "pin it: `ref: <40-hex commit sha>`")
+            if isinstance(entry.get("remote"), str):
+                self.c.add("TPW010", span, f"the pipeline includes {entry['remote']}, which "
+                           "its host can change at any time", "copy the file into the project, "
+                           "or include it from a project pinned at a commit")
+
+
+def _gitlab_tags_only(body: Mapping[Any, Any]) -> bool:
+    only = body.get("only")
+    refs = only.get("refs") if _is_mapping(only) else only
+    if _strings(refs) == ["tags"]:
+        return True
+    rules = body.get("rules")
+    for rule in rules if isinstance(rules, list) else ():
+        condition = rule.get("if") if _is_mapping(rule) else None
+        if not isinstance(condition, str):
+            return False
+        if rule.get("when") == "never":
+            continue
+        if "CI_COMMIT_TAG" not in condition:
+            return False
+    return isinstance(rules, list) and bool(rules)
