@@ -373,7 +373,7 @@ def test_the_shipped_provider_files_are_formatted_fixed_points() -> None:
         assert again == once, name
 
 
-# ------------------------------------------------------------ tppolicy check --version
+# ----------------------------------------------------- tppolicy check --upload-version
 VERSIONED = """publishers:
   - name: tagged
     provider: github
@@ -406,11 +406,11 @@ def test_check_version_supplies_the_version_uploaded(
     claims_file = tmp_path / "claims.json"
     claims_file.write_text(json.dumps(claims))
     base = ("check", "--publishers", str(publishers), "--claims", str(claims_file))
-    code, out, _ = run_cli(capsys, *base, "--version", "1.2.3")
+    code, out, _ = run_cli(capsys, *base, "--upload-version", "1.2.3")
     assert code == 0
     assert "  learned: repository_id = '74' (trust on first use: pin it in the publisher)" \
         in out.splitlines()
-    code, out, _ = run_cli(capsys, *base, "--version", "1.2.4", "--format", "json")
+    code, out, _ = run_cli(capsys, *base, "--upload-version", "1.2.4", "--format", "json")
     assert code == 1
     payload = json.loads(out)
     assert [r["rule"] for r in payload["reasons"] if not r["passed"]] == ["version_tag"]
@@ -431,10 +431,10 @@ def test_check_token_with_the_version(capsys: pytest.CaptureFixture[str], tmp_pa
     token.write_text(rsa_key().sign(fresh(claims)))
     base = ("check", "--publishers", str(publishers), "--token", str(token), "--jwks",
             str(keys), "--format", "json")
-    code, out, _ = run_cli(capsys, *base, "--version", "1.2.3")
+    code, out, _ = run_cli(capsys, *base, "--upload-version", "1.2.3")
     assert code == 0
     assert json.loads(out)["learned"] == {"repository_id": "74"}
-    code, out, _ = run_cli(capsys, *base, "--version", "2.0.0")
+    code, out, _ = run_cli(capsys, *base, "--upload-version", "2.0.0")
     assert code == 1
     assert json.loads(out)["reasons"][-1]["rule"] == "version_tag"
 

@@ -82,3 +82,7 @@ class ConfigError(TppolicyError):
 
 class ClaimsError(TppolicyError):
     """A claims document is not a JSON object."""
+
+
+class OutputError(TppolicyError):
+    """An output file (`compile -o`, `check --record`...) cannot be written."""

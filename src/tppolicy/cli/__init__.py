@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import traceback
 from collections.abc import Sequence
 
 from tppolicy.errors import TppolicyError
@@ -55,13 +56,39 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
                                   formatter_class=argparse.RawDescriptionHelpFormatter)
         if chosen is None or chosen == command.NAME:
             command.add_arguments(sub)
+        # `--debug` also after the subcommand; SUPPRESS keeps a --debug given before it.
+        sub.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                         help="show tracebacks of internal errors")
         sub.set_defaults(run=command.run)
     return parser
 
 
+def _subcommand_version(argv: Sequence[str]) -> int | None:
+    """`tppolicy COMMAND --version`: the program's version when alone, else a usage error
+    (`check --version X` once meant the uploaded version, now `--upload-version`: an old
+    script must not read the version banner's exit 0 as "allowed")."""
+    words = list(argv)
+    chosen = _chosen(words)
+    if chosen is None or "--version" not in words[words.index(chosen) + 1:]:
+        return None
+    rest = [w for w in words[words.index(chosen) + 1:] if w not in ("--version", "--debug")]
+    if not rest:
+        print(f"tppolicy {__version__}")
+        return EXIT_ALLOWED
+    hint = " (the version being uploaded is --upload-version)" if chosen == "check" else ""
+    print(f"tppolicy {chosen}: error: --version prints the program's version and takes no "
+          f"other arguments{hint}", file=sys.stderr)
+    return EXIT_USAGE
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser(sys.argv[1:] if argv is None else argv)
-    args = parser.parse_args(argv)
+    """Run `tppolicy ARGV...` (default: sys.argv[1:]) and return its exit code."""
+    words = sys.argv[1:] if argv is None else list(argv)
+    version = _subcommand_version(words)
+    if version is not None:
+        return version
+    parser = build_parser(words)
+    args = parser.parse_args(words)
     if args.command is None:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
@@ -77,8 +104,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         return EXIT_ALLOWED
     except Exception as exc:  # the one place a bug is turned into an exit code
-        if args.debug:
-            raise
+        if args.debug:  # the traceback, and still exit 4: --debug never changes an exit code
+            traceback.print_exc()
+            return EXIT_INTERNAL
         print(f"tppolicy: internal error: {type(exc).__name__}: {exc} (run with --debug for "
               "the traceback, and please report it)", file=sys.stderr)
         return EXIT_INTERNAL

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from tppolicy.decide.policy import Policy
-from tppolicy.errors import ClaimsError, Diagnostic, Span
+from tppolicy.errors import ClaimsError, Diagnostic, OutputError, Span
 
 EXIT_ALLOWED, EXIT_DENIED, EXIT_USAGE, EXIT_INVALID, EXIT_INTERNAL = 0, 1, 2, 3, 4
 _BASE64URL = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_=")
@@ -19,7 +19,8 @@ EPILOG = """exit codes:
   0  allowed (check) or success
   1  denied (check)
   2  usage error
-  3  invalid input (policy, publishers or claims file)
+  3  invalid input (policy, publishers or claims file) or an output file that
+     cannot be written
   4  internal error (a bug; --debug shows the traceback)
 """
 
@@ -32,6 +33,21 @@ class Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         self.print_usage(sys.stderr)
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
+def output_error(path: str, exc: OSError) -> OutputError:
+    """An output file that cannot be written (exit 3): the path and the reason."""
+    return OutputError([Diagnostic(f"cannot write the file: {exc.strerror or exc}",
+                                   Span(str(path), 0, 0, 0, 0),
+                                   hint="check that the folder exists and is writable")])
+
+
+def write_output(path: str, text: str) -> None:
+    """Write `text` to the file `path` (UTF-8); `OutputError` if it cannot be."""
+    try:
+        Path(path).write_text(text, "utf-8")
+    except OSError as exc:
+        raise output_error(path, exc) from None
 
 
 def _issuer(value: str) -> tuple[str, str]:

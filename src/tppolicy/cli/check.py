@@ -18,6 +18,7 @@ from ._common import (
     add_token_options,
     build_verifier,
     load_policy,
+    output_error,
     read_claims,
     read_token,
 )
@@ -42,7 +43,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     given.add_argument("--token", metavar="FILE", help="a compact JWT, verified (signature, "
                        "issuer, audience, times) before the decision; - reads standard input")
     parser.add_argument("--audience", default="pypi", help="expected 'aud' (default: pypi)")
-    parser.add_argument("--version", dest="request_version", metavar="VERSION",
+    parser.add_argument("--upload-version", dest="request_version", metavar="VERSION",
                         help="the version being uploaded (request.version: a publisher's "
                         "version_tag must be the token's tag for it)")
     parser.add_argument("--format", choices=("human", "json"), default="human")
@@ -56,6 +57,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace, out: TextIO) -> int:
     policy = load_policy(args)
     request = {"version": args.request_version} if args.request_version is not None else None
+    # Each input is read once: standard input (-) cannot be read twice (for --record).
+    token: str | None = None
+    claims: dict[str, object] | None = None
     if args.token is not None:
         from tppolicy.token.replay import SQLiteReplayStore
 
@@ -67,10 +71,11 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
     else:
         if args.jwks or args.replay_db:
             raise UsageError("--jwks and --replay-db go with --token")
-        decision = policy.evaluate(read_claims(args.claims), audience=args.audience,
-                                   explain=True, request=request)
+        claims = read_claims(args.claims)
+        decision = policy.evaluate(claims, audience=args.audience, explain=True,
+                                   request=request)
     if args.record:
-        _record(args, policy, decision)
+        _record(args, policy, decision, token, claims)
     if args.format == "json":
         payload = {**decision.to_json(), "audience": args.audience}
         out.write(json.dumps(payload, indent=2, ensure_ascii=False) + "\n")
@@ -79,21 +84,21 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_ALLOWED if decision.allowed else EXIT_DENIED
 
 
-def _record(args: argparse.Namespace, policy: Policy, decision: Decision) -> None:
+def _record(args: argparse.Namespace, policy: Policy, decision: Decision, token: str | None,
+            claims: dict[str, object] | None) -> None:
     import time
 
     from tppolicy.decide.engine import JsonLinesSink, decision_record
 
-    claims: dict[str, object] | None = None
-    if args.token is None:
-        claims = read_claims(args.claims)
-    elif not any(r.rule == "token" for r in decision.reasons):  # verified: claims trusted
-        from tppolicy.token.verify import split_token
+    if token is not None and not any(r.rule == "token" for r in decision.reasons):
+        from tppolicy.token.verify import split_token  # verified: its claims are trusted
 
-        claims = split_token(read_token(args.token, args.max_token_bytes),
-                             args.max_token_bytes)[1]
+        claims = split_token(token, args.max_token_bytes)[1]
     provider = policy.providers.get(decision.provider) if decision.provider else None
-    sink = JsonLinesSink(args.record)
+    try:
+        sink = JsonLinesSink(args.record)
+    except OSError as exc:
+        raise output_error(args.record, exc) from None
     try:
         sink.write(decision_record(
             time.time(), claims, provider, allowed=decision.allowed, error=None,

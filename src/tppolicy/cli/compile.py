@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import TextIO
 
 from tppolicy.version import __version__
 
-from ._common import EPILOG, EXIT_ALLOWED, add_provider_options, load_policy
+from ._common import EPILOG, EXIT_ALLOWED, add_provider_options, load_policy, write_output
 
 NAME = "compile"
 HELP = "print the concrete policy a publishers file makes"
@@ -32,7 +31,7 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
               "# Generated: edit the publishers file and compile again.\n\n")
     text = header + format_policy(policy.to_policy_file(args.publishers))
     if args.output:
-        Path(args.output).write_text(text, "utf-8")
+        write_output(args.output, text)
     else:
         out.write(text)
     return EXIT_ALLOWED
