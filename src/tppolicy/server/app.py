@@ -6,8 +6,8 @@
 | `POST /_/oidc/mint-token` | `{"token": JWT}` → `{"success": true, "token", "expires"}` or 422 |
 | `POST /_/oidc/burn-token` | revoke a minted credential (202) |
 | `POST /legacy/` | the upload API (twine, uv): multipart form, `__token__` basic auth |
-| `GET /simple/`, `/simple/<project>/` | PEP 503 simple index, with sha256 hashes |
-| `GET /files/<project>/<filename>` | the distributions |
+| `GET /simple/`, `/simple/<project>/` | the simple index: PEP 503 HTML or PEP 691 JSON (`Accept`) |
+| `GET /files/<project>/<filename>` | the distributions, and `<wheel>.metadata` (PEP 658) |
 
 The engine and SQLite are synchronous: requests run them in worker threads, so a
 slow key refresh never stalls the event loop.
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from typing import Any
@@ -36,6 +37,7 @@ from starlette.responses import (
 )
 from starlette.routing import Route
 
+from . import simple
 from .core import MAX_MINT_BODY, Answer, Index, upload_error
 from .storage import normalize
 
@@ -132,16 +134,28 @@ def create_app(index: Index, *, reload: bool = True) -> Starlette:
             await form.close()
 
     async def simple_root(request: Request) -> Response:
-        return HTMLResponse(await run_in_threadpool(index.simple_root))
+        choice = simple.negotiate(request.headers.get("accept"))
+        if choice.media_type is None:
+            return _not_acceptable()
+        page = await run_in_threadpool(index.simple_root, choice.is_json)
+        return _simple_page(page, choice.media_type)
 
     async def simple_project(request: Request) -> Response:
         project = request.path_params["project"]
         if normalize(project) != project:  # PEP 503: redirect to the normalized name
-            return RedirectResponse(f"/simple/{normalize(project)}/", 301)
-        page = await run_in_threadpool(index.simple_project, project)
+            return RedirectResponse(f"/simple/{normalize(project)}/", 301,
+                                    headers={"Vary": "Accept"})
+        choice = simple.negotiate(request.headers.get("accept"))
+        if choice.media_type is None:
+            return _not_acceptable()
+        page = await run_in_threadpool(index.simple_project, project, choice.is_json)
         if page is None:
-            return HTMLResponse("<html><body>404 Not Found</body></html>", 404)
-        return HTMLResponse(page)
+            if choice.is_json:
+                return JSONResponse({"message": f"404 Not Found: no project {project!r}"},
+                                    404, headers={"Vary": "Accept"})
+            return HTMLResponse("<html><body>404 Not Found</body></html>", 404,
+                                headers={"Vary": "Accept"})
+        return _simple_page(page, choice.media_type)
 
     async def download(request: Request) -> Response:
         path = await run_in_threadpool(index.file_path, request.path_params["project"],
@@ -175,6 +189,18 @@ def create_app(index: Index, *, reload: bool = True) -> Starlette:
     app = Starlette(routes=routes, lifespan=lifespan)
     app.add_middleware(BodyLimit, limit=index.max_upload_bytes + 1024 * 1024)
     return app
+
+
+def _simple_page(page: str | dict[str, Any], media_type: str) -> Response:
+    headers = {"Vary": "Accept"}
+    if isinstance(page, dict):
+        return Response(json.dumps(page, separators=(",", ":")), 200, headers=headers,
+                        media_type=media_type)
+    return HTMLResponse(page, 200, headers=headers, media_type=media_type)
+
+
+def _not_acceptable() -> Response:
+    return PlainTextResponse(simple.not_acceptable_body(), 406, headers={"Vary": "Accept"})
 
 
 async def _follow(index: Index) -> None:

@@ -10,7 +10,6 @@ thread-safe; the ASGI layer (`app.py`) runs it in worker threads.
 from __future__ import annotations
 
 import hashlib
-import html
 import json
 import logging
 import os
@@ -34,6 +33,7 @@ from tppolicy.decide.engine import (
 from tppolicy.decide.index import Record
 from tppolicy.errors import ConfigError
 
+from . import simple
 from .auth import CREDENTIAL_TTL, AuthFailure, authenticate, new_credential
 from .storage import Credential, Storage, StoredFile, normalize
 
@@ -365,6 +365,9 @@ class Index:
                 with open(temp, "rb") as handle:
                     if handle.read(2) != b"\x1f\x8b":
                         return upload_error(400, "Invalid distribution file: not gzip")
+            metadata = simple.wheel_metadata(temp) if filename.endswith(".whl") else None
+            if metadata is not None and not simple.metadata_is_readable(metadata):
+                metadata = None
             existing = self.storage.get_file(filename)
             if existing is not None:
                 if existing.sha256 == sha256:
@@ -380,10 +383,14 @@ class Index:
             except FileExistsError:
                 if _sha256_of(target) != sha256:
                     return upload_error(400, f"File already exists ({filename!r}).")
+            metadata_sha256 = None
+            if metadata is not None:
+                _write_atomically(self.storage.metadata_path(project, filename), metadata)
+                metadata_sha256 = hashlib.sha256(metadata).hexdigest()
             stored = StoredFile(filename, project, form.get("version", ""),
                                 "bdist_wheel" if filename.endswith(".whl") else "sdist",
                                 form.get("requires_python") or None, sha256, size, time.time(),
-                                None)
+                                None, metadata_sha256)
             if not self.storage.add_file(stored):
                 again = self.storage.get_file(filename)
                 if again is None or again.sha256 != sha256:
@@ -393,27 +400,34 @@ class Index:
             os.unlink(temp)
 
     # ------------------------------------------------------------ simple index
-    def simple_root(self) -> str:
-        links = "\n".join(f'    <a href="{html.escape(normalize(n))}/">{html.escape(n)}</a><br/>'
-                          for n in self.storage.projects())
-        return _page("Simple index", links)
+    def simple_root(self, as_json: bool = False) -> str | dict[str, Any]:
+        """`/simple/`: PEP 503 HTML, or PEP 691 JSON."""
+        names = self.storage.projects()
+        return simple.root_json(names) if as_json else simple.root_html(names)
 
-    def simple_project(self, project: str) -> str | None:
+    def simple_project(self, project: str,
+                       as_json: bool = False) -> str | dict[str, Any] | None:
+        """`/simple/<project>/` (None: no such project), with core metadata (PEP 658,
+        PEP 714) and provenance (PEP 740) where the index has them."""
         files = self.storage.files(project)
         if not files:
             return None
         name = self.storage.project_name(normalize(project)) or project
-        lines = []
-        for f in files:
-            requires = (f' data-requires-python="{html.escape(f.requires_python)}"'
-                        if f.requires_python else "")
-            href = f"../../files/{normalize(project)}/{f.filename}#sha256={f.sha256}"
-            lines.append(f'    <a href="{html.escape(href)}"{requires}>'
-                         f"{html.escape(f.filename)}</a><br/>")
-        return _page(f"Links for {name}", "\n".join(lines))
+        attested = self.storage.with_provenance(project)
+        if as_json:
+            return simple.project_json(name, files, attested)
+        return simple.project_html(name, files, attested)
 
     def file_path(self, project: str, filename: str) -> str | None:
+        """A distribution's path, or its core metadata's (`<wheel>.metadata`)."""
         stored = self.storage.get_file(filename)
+        if stored is None and filename.endswith(".metadata"):
+            stored = self.storage.get_file(filename.removesuffix(".metadata"))
+            if stored is None or not stored.metadata_sha256 or \
+                    stored.project != normalize(project):
+                return None
+            path = self.storage.metadata_path(project, stored.filename)
+            return str(path) if path.is_file() else None
         if stored is None or stored.project != normalize(project):
             return None
         path = self.storage.file_path(project, filename)
@@ -428,8 +442,15 @@ def _sha256_of(path: os.PathLike[str] | str) -> str:
     return digest.hexdigest()
 
 
-def _page(title: str, body: str) -> str:
-    return ("<!DOCTYPE html>\n<html>\n  <head>\n"
-            '    <meta name="pypi:repository-version" content="1.0">\n'
-            f"    <title>{html.escape(title)}</title>\n  </head>\n  <body>\n"
-            f"    <h1>{html.escape(title)}</h1>\n{body}\n  </body>\n</html>\n")
+def _write_atomically(path: os.PathLike[str] | str, data: bytes) -> None:
+    directory = os.path.dirname(os.fspath(path))
+    fd, temp = tempfile.mkstemp(prefix=".metadata-", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(temp, path)
+    except BaseException:
+        os.unlink(temp)
+        raise

@@ -65,7 +65,19 @@ CREATE TABLE IF NOT EXISTS credentials (
 CREATE INDEX IF NOT EXISTS credentials_expires ON credentials (expires);
 CREATE TABLE IF NOT EXISTS used_jti (key TEXT PRIMARY KEY, expires_at INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS used_jti_expires ON used_jti (expires_at);
+CREATE TABLE IF NOT EXISTS provenance (
+    filename TEXT PRIMARY KEY,
+    project TEXT NOT NULL,
+    body TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS provenance_project ON provenance (project);
 """
+
+# Columns added after a table was first created: (table, column, SQL type); a database
+# made by an older version gains them when opened.
+ADDED_COLUMNS = (("files", "metadata_sha256", "TEXT"),)
+_FILE_COLUMNS = ("filename, project, version, filetype, requires_python, sha256, size, "
+                 "uploaded, uploaded_by, metadata_sha256")
 
 CREDENTIAL_PURGE_AFTER = 24 * 3600  # expired credentials are kept a day (as PyPI), then purged
 _NORMALIZE = re.compile(r"[-_.]+")
@@ -117,6 +129,7 @@ class StoredFile:
     size: int
     uploaded: float
     uploaded_by: str | None
+    metadata_sha256: str | None = None  # of the wheel's METADATA, served as PEP 658
 
 
 class Storage:
@@ -133,6 +146,14 @@ class Storage:
         self._guard = threading.Lock()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._db().executescript(SCHEMA)
+        self._add_columns()
+
+    def _add_columns(self) -> None:
+        with self.transaction() as db:
+            for table, column, kind in ADDED_COLUMNS:
+                present = {r[1] for r in db.execute(f"PRAGMA table_info({table})")}
+                if column not in present:
+                    db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
 
     # ------------------------------------------------------------ connections
     def _db(self) -> sqlite3.Connection:
@@ -259,14 +280,12 @@ class Storage:
 
     def get_file(self, filename: str) -> StoredFile | None:
         row = self._db().execute(
-            "SELECT filename, project, version, filetype, requires_python, sha256, size, "
-            "uploaded, uploaded_by FROM files WHERE filename = ?", (filename,)).fetchone()
+            f"SELECT {_FILE_COLUMNS} FROM files WHERE filename = ?", (filename,)).fetchone()
         return StoredFile(*row) if row else None
 
     def files(self, project: str) -> list[StoredFile]:
         rows = self._db().execute(
-            "SELECT filename, project, version, filetype, requires_python, sha256, size, "
-            "uploaded, uploaded_by FROM files WHERE project = ? ORDER BY filename",
+            f"SELECT {_FILE_COLUMNS} FROM files WHERE project = ? ORDER BY filename",
             (normalize(project),)).fetchall()
         return [StoredFile(*row) for row in rows]
 
@@ -274,12 +293,36 @@ class Storage:
         """Record an uploaded file; False if a file of that name exists."""
         with self.transaction() as db:
             return bool(db.execute(
-                "INSERT OR IGNORE INTO files (filename, project, version, filetype, "
-                "requires_python, sha256, size, uploaded, uploaded_by) VALUES "
-                "(?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                f"INSERT OR IGNORE INTO files ({_FILE_COLUMNS}) VALUES "
+                "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (stored.filename, normalize(stored.project), stored.version, stored.filetype,
                  stored.requires_python, stored.sha256, stored.size, stored.uploaded,
-                 stored.uploaded_by)).rowcount)
+                 stored.uploaded_by, stored.metadata_sha256)).rowcount)
+
+    def metadata_path(self, project: str, filename: str) -> Path:
+        """Where a wheel's core metadata (PEP 658) lies: beside the wheel."""
+        return self.files_dir / normalize(project) / (filename + ".metadata")
+
+    # ------------------------------------------------------------ provenance (PEP 740)
+    def put_provenance(self, filename: str, project: str, body: str,
+                       db: sqlite3.Connection | None = None) -> None:
+        sql = ("INSERT OR REPLACE INTO provenance (filename, project, body) VALUES (?, ?, ?)")
+        if db is not None:
+            db.execute(sql, (filename, normalize(project), body))
+            return
+        with self.transaction() as tx:
+            tx.execute(sql, (filename, normalize(project), body))
+
+    def provenance(self, filename: str) -> str | None:
+        row = self._db().execute("SELECT body FROM provenance WHERE filename = ?",
+                                 (filename,)).fetchone()
+        return str(row[0]) if row else None
+
+    def with_provenance(self, project: str) -> set[str]:
+        """The file names of a project that have provenance."""
+        rows = self._db().execute("SELECT filename FROM provenance WHERE project = ?",
+                                  (normalize(project),)).fetchall()
+        return {r[0] for r in rows}
 
     # ------------------------------------------------------------ credentials
     def add_credential(self, credential: str, *, publisher_id: str, publisher: str,
