@@ -90,7 +90,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="how often publishers changed in the database are picked up "
                         "(default 2)")
     parser.add_argument("--log-level", default="info",
-                        choices=("critical", "error", "warning", "info", "debug"))
+                        choices=("critical", "error", "warning", "info", "debug"),
+                        help="for uvicorn's lines and the index's own (mint, upload, "
+                        "refusal), on standard error (default info)")
+    parser.add_argument("--log-format", default="text", choices=("text", "json"),
+                        help="text lines, or one JSON object a line (default text)")
+    parser.add_argument("--mint-rate-limit", metavar="COUNT/PERIOD",
+                        help="limit mint-token per client address, such as 30/minute, "
+                        "100/hour or 5/10s (default: no limit); more get HTTP 429")
     add_provider_options(parser)
 
     commands = parser.add_subparsers(dest="serve_command", metavar="COMMAND")
@@ -142,6 +149,13 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
         if not source.startswith("https://") and not Path(source).is_file():
             raise ConfigError([Diagnostic("cannot read this JWKS file",
                                           Span(source, 0, 0, 0, 0))])
+    if args.mint_rate_limit is not None:
+        from tppolicy.server.ratelimit import parse_rate
+
+        try:
+            parse_rate(args.mint_rate_limit)
+        except ValueError as exc:
+            raise UsageError(f"--mint-rate-limit: {exc}") from None
     for name in (args.ssl_certfile, args.ssl_keyfile):
         if name is not None and not Path(name).is_file():
             raise ConfigError([Diagnostic("no such file", Span(name, 0, 0, 0, 0))])
@@ -159,7 +173,8 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
                                       Span(str(args.db), 0, 0, 0, 0))]) from None
     try:
         started = serve(index, host=args.host, port=args.port, ssl_certfile=args.ssl_certfile,
-                        ssl_keyfile=args.ssl_keyfile, log_level=args.log_level)
+                        ssl_keyfile=args.ssl_keyfile, log_level=args.log_level,
+                        log_format=args.log_format)
     except OSError as exc:
         raise UsageError(f"cannot listen on {args.host}:{args.port}: "
                          f"{exc.strerror or exc}") from None
@@ -172,7 +187,8 @@ def _settings(args: argparse.Namespace, issuers: dict[str, str]) -> dict[str, An
             "fetch_timeout": args.fetch_timeout, "redis": args.redis, "issuers": issuers,
             "providers": tuple(args.providers), "record": args.record,
             "credential_ttl": args.credential_ttl, "max_upload_bytes": args.max_upload_bytes,
-            "reload_interval": args.reload_interval}
+            "reload_interval": args.reload_interval,
+            "mint_rate_limit": args.mint_rate_limit}
 
 
 def _storage(args: argparse.Namespace) -> Any:

@@ -45,6 +45,7 @@ class Settings:
     credential_ttl: float = CREDENTIAL_TTL
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD
     reload_interval: float = 2.0
+    mint_rate_limit: str | None = None  # "30/minute": mint-token per client address
 
 
 def build_index(settings: Settings) -> Index:
@@ -53,6 +54,9 @@ def build_index(settings: Settings) -> Index:
     from tppolicy.language.providers import load_providers
     from tppolicy.token.keys import HttpFetcher
     from tppolicy.token.replay import ReplayStore
+
+    from .metrics import Metrics
+    from .ratelimit import RateLimit
 
     storage = Storage(settings.db, settings.files)
     client = redis_client(settings.redis) if settings.redis else None
@@ -65,9 +69,14 @@ def build_index(settings: Settings) -> Index:
                     providers=load_providers(list(settings.providers)),
                     projects=storage,
                     records=JsonLinesSink(settings.record) if settings.record else None)
-    return Index(storage, engine, credential_ttl=settings.credential_ttl,
-                 max_upload_bytes=settings.max_upload_bytes,
-                 reload_interval=settings.reload_interval)
+    metrics = Metrics()
+    keys.on_failure = metrics.key_failures.add
+    index = Index(storage, engine, credential_ttl=settings.credential_ttl,
+                  max_upload_bytes=settings.max_upload_bytes,
+                  reload_interval=settings.reload_interval, metrics=metrics)
+    if settings.mint_rate_limit:
+        index.mint_limit = RateLimit.parse(settings.mint_rate_limit)
+    return index
 
 
 def create_app(index: Index, *, reload: bool = True) -> Starlette:
@@ -78,14 +87,17 @@ def create_app(index: Index, *, reload: bool = True) -> Starlette:
 
 def serve(index: Index, *, host: str = "127.0.0.1", port: int = 8000,
           ssl_certfile: str | None = None, ssl_keyfile: str | None = None,
-          log_level: str = "info", access_log: bool = True,
+          log_level: str = "info", log_format: str = "text", access_log: bool = True,
           announce: Any = None) -> bool:
     """Run the index with uvicorn (one process, one event loop) until interrupted.
 
     The socket is bound first, so `port=0` picks a free port; the URL is printed on
-    standard output (and given to `announce`) once the socket listens."""
+    standard output (and given to `announce`) once the socket listens. Logs go to
+    standard error: uvicorn's and the index's, at `log_level`, as `log_format` (text or
+    json: `logs.py`)."""
     import uvicorn
 
+    from .logs import logging_config
     from .protocol import ReasonH11Protocol
 
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -102,6 +114,7 @@ def serve(index: Index, *, host: str = "127.0.0.1", port: int = 8000,
     shown = f"[{host}]" if family == socket.AF_INET6 else host
     url = f"{scheme}://{shown}:{bound}"
     config = uvicorn.Config(create_app(index), http=ReasonH11Protocol, log_level=log_level,
+                            log_config=logging_config(log_level, log_format),
                             access_log=access_log, ssl_certfile=ssl_certfile,
                             ssl_keyfile=ssl_keyfile, lifespan="on", timeout_graceful_shutdown=5,
                             server_header=False)

@@ -8,6 +8,8 @@
 | `POST /legacy/` | the upload API (twine, uv): multipart form, `__token__` basic auth |
 | `GET /simple/`, `/simple/<project>/` | the simple index: PEP 503 HTML or PEP 691 JSON (`Accept`) |
 | `GET /files/<project>/<filename>` | the distributions, and `<wheel>.metadata` (PEP 658) |
+| `GET /_/health` | `{"status": "ok"}`, or 503 when the database does not answer |
+| `GET /_/metrics` | Prometheus metrics (`metrics.py`) |
 
 The engine and SQLite are synchronous: requests run them in worker threads, so a
 slow key refresh never stalls the event loop.
@@ -19,6 +21,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from typing import Any
 
@@ -39,6 +42,8 @@ from starlette.routing import Route
 
 from . import simple
 from .core import MAX_MINT_BODY, Answer, Index, upload_error
+from .metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from .ratelimit import retry_after
 from .storage import normalize
 
 log = logging.getLogger("tppolicy.server")
@@ -89,6 +94,25 @@ def create_app(index: Index, *, reload: bool = True) -> Starlette:
         return respond(index.audience())
 
     async def mint_token(request: Request) -> Response:
+        started = time.perf_counter()
+        if index.mint_limit is not None:
+            address = request.client.host if request.client else "unknown"
+            wait = index.mint_limit.check(address)
+            if wait is not None:
+                index.metrics.rate_limited.inc()
+                log.info("mint-token rate limited: %s", address,
+                         extra={"event": "mint", "code": "rate-limited", "client": address})
+                return JSONResponse({"message": "Token request failed", "errors": [
+                    {"code": "rate-limited", "description": f"too many token requests from "
+                     f"{address}: the limit is {index.mint_limit.describe()}; retry in "
+                     f"{retry_after(wait)} s"}]}, 429,
+                    headers={"Retry-After": retry_after(wait)})
+        try:
+            return await _mint(request)
+        finally:
+            index.metrics.mint_seconds.observe(time.perf_counter() - started)
+
+    async def _mint(request: Request) -> Response:
         body = await _read_body(request, MAX_MINT_BODY)
         if body is None:
             body = b" " * (MAX_MINT_BODY + 1)
@@ -96,6 +120,7 @@ def create_app(index: Index, *, reload: bool = True) -> Starlette:
             answer = await run_in_threadpool(index.mint, body)
         except Exception as exc:  # the replay store (Redis) or the database is down
             log.exception("mint-token failed")
+            index.metrics.decision("server-error", None)
             return JSONResponse({"message": "Token request failed", "errors": [
                 {"code": "server-error", "description": f"the index cannot mint now "
                  f"({type(exc).__name__}); try again"}]}, 503)
@@ -106,32 +131,51 @@ def create_app(index: Index, *, reload: bool = True) -> Starlette:
         return respond(await run_in_threadpool(index.burn, body))
 
     async def upload(request: Request) -> Response:
+        started = time.perf_counter()
+        try:
+            return await _upload(request)
+        finally:
+            index.metrics.upload_seconds.observe(time.perf_counter() - started)
+
+    async def _upload(request: Request) -> Response:
         credential = await run_in_threadpool(index.authenticate,
                                              request.headers.get("authorization"))
         if isinstance(credential, Answer):
             return respond(credential)
+
+        def refuse(status: int, message: str, filename: str | None = None) -> Response:
+            index.refused_upload(status, message, credential.publisher, filename)
+            return respond(upload_error(status, message))
+
+        too_large = f"File too large: the limit is {index.max_upload_bytes} bytes"
         length = request.headers.get("content-length")
         if length and length.isdigit() and int(length) > index.max_upload_bytes + 1024 * 1024:
-            return respond(upload_error(413, f"File too large: the limit is "
-                                        f"{index.max_upload_bytes} bytes"))
+            return refuse(413, too_large)
         try:
             form = await request.form(max_files=1, max_fields=200)
         except HTTPException as exc:
-            return respond(upload_error(400, f"Invalid upload form: {exc.detail}"))
+            return refuse(400, f"Invalid upload form: {exc.detail}")
         except BodyTooLarge:
-            return respond(upload_error(413, f"File too large: the limit is "
-                                        f"{index.max_upload_bytes} bytes"))
+            return refuse(413, too_large)
         try:
             content = form.get("content")
             if not isinstance(content, UploadFile) or not content.filename:
-                return respond(upload_error(400, "Upload payload does not have a file "
-                                            "('content')"))
+                return refuse(400, "Upload payload does not have a file ('content')")
             fields = {k: v for k, v in form.multi_items() if isinstance(v, str)}
             answer = await run_in_threadpool(index.upload, credential, fields, content.file,
                                              content.filename)
             return respond(answer)
         finally:
             await form.close()
+
+    async def health(request: Request) -> Response:
+        problem = await run_in_threadpool(index.health)
+        if problem is not None:
+            return JSONResponse({"status": "unavailable", "problem": problem}, 503)
+        return JSONResponse({"status": "ok"})
+
+    async def metrics(request: Request) -> Response:
+        return Response(index.metrics.render(), media_type=METRICS_CONTENT_TYPE)
 
     async def simple_root(request: Request) -> Response:
         choice = simple.negotiate(request.headers.get("accept"))
@@ -185,6 +229,8 @@ def create_app(index: Index, *, reload: bool = True) -> Starlette:
         Route("/simple/", simple_root, methods=["GET", "HEAD"]),
         Route("/simple/{project}/", simple_project, methods=["GET", "HEAD"]),
         Route("/files/{project}/{filename}", download, methods=["GET", "HEAD"]),
+        Route("/_/health", health, methods=["GET", "HEAD"]),
+        Route("/_/metrics", metrics, methods=["GET"]),
     ]
     app = Starlette(routes=routes, lifespan=lifespan)
     app.add_middleware(BodyLimit, limit=index.max_upload_bytes + 1024 * 1024)

@@ -35,6 +35,8 @@ from tppolicy.errors import ConfigError
 
 from . import simple
 from .auth import CREDENTIAL_TTL, AuthFailure, authenticate, new_credential
+from .metrics import Metrics
+from .ratelimit import RateLimit
 from .storage import Credential, Storage, StoredFile, normalize
 
 log = logging.getLogger("tppolicy.server")
@@ -100,9 +102,11 @@ class Index:
     def __init__(self, storage: Storage, engine: Engine, *,
                  credential_ttl: float = CREDENTIAL_TTL,
                  max_upload_bytes: int = DEFAULT_MAX_UPLOAD,
-                 reload_interval: float = 2.0) -> None:
+                 reload_interval: float = 2.0, metrics: Metrics | None = None) -> None:
         self.storage = storage
         self.engine = engine
+        self.metrics = metrics or Metrics()
+        self.mint_limit: RateLimit | None = None  # mint-token per client address
         self.credential_ttl = credential_ttl
         self.max_upload_bytes = max_upload_bytes
         self.reload_interval = reload_interval
@@ -181,6 +185,14 @@ class Index:
             self.storage.delete_publisher(record.id)
             self._loaded.pop(record.id, None)
 
+    def health(self) -> str | None:
+        """None when the index can serve, else what is wrong (the database)."""
+        try:
+            self.storage.generation()
+        except Exception as exc:  # sqlite3.Error, OSError: whatever stops the database
+            return f"the database does not answer ({type(exc).__name__})"
+        return None
+
     # ------------------------------------------------------------ mint-token
     def audience(self) -> Answer:
         return Answer(200, {"audience": self.engine.audience})
@@ -207,12 +219,17 @@ class Index:
             with self._lock:
                 self._sync_pending()
         if not result.allowed or result.publisher is None:
-            log.info("mint refused: %s", result.error)
-            return mint_error(result.error or INVALID_PUBLISHER, describe_refusal(result))
+            code = result.error or INVALID_PUBLISHER
+            description = describe_refusal(result)
+            self._decided(code, self._provider_of(result, token), result.closest, (),
+                          description)
+            return mint_error(code, description)
         publisher, projects = result.publisher, result.projects
         if result.action is not None:
             converted = self._first_use(result)
             if isinstance(converted, Answer):
+                self._decided(INVALID_PENDING_PUBLISHER, publisher.provider, publisher.label,
+                              (), "valid token, but project already exists")
                 return converted
             publisher, projects = converted, converted.projects
         credential = new_credential()
@@ -221,9 +238,29 @@ class Index:
         self.storage.add_credential(credential, publisher_id=publisher.id,
                                     publisher=publisher.label, projects=tuple(projects),
                                     expires=expires, jti=jti if isinstance(jti, str) else None)
-        log.info("minted a credential for publisher %s (%s)", publisher.label,
-                 ", ".join(projects))
+        self._decided("allowed", publisher.provider, publisher.label, tuple(projects),
+                      "minted a credential")
         return Answer(200, {"success": True, "token": credential, "expires": int(expires)})
+
+    def _decided(self, code: str, provider: str | None, publisher: str | None,
+                 projects: tuple[str, ...], detail: str) -> None:
+        """A token exchange's outcome: logged with its code and publisher (never the
+        token), and counted."""
+        self.metrics.decision(code, provider)
+        log.info("mint %s: publisher %s, provider %s%s: %s", code, publisher or "-",
+                 provider or "unknown", f", projects {', '.join(projects)}" if projects else "",
+                 detail, extra={"event": "mint", "code": code, "provider": provider,
+                                "publisher": publisher, "projects": list(projects)})
+
+    def _provider_of(self, result: CheckResult, token: str) -> str | None:
+        """The provider a refused token speaks for: its publisher's, else its issuer's
+        (read from the verified claims, or unverified from the token, and only when the
+        issuer is one the engine knows: an unknown one is not a label)."""
+        if result.publisher is not None:
+            return result.publisher.provider
+        issuer = (result.claims or {}).get("iss") or _unverified_issuer(token)
+        known = self.engine.verifier.issuers
+        return known.get(issuer) if isinstance(issuer, str) else None
 
     def _first_use(self, result: CheckResult) -> Record | Answer:
         """A pending publisher's first use: create the project, make the publisher a
@@ -271,12 +308,35 @@ class Index:
     def authenticate(self, header: str | None) -> Credential | Answer:
         credential = authenticate(self.storage, header)
         if isinstance(credential, AuthFailure):
+            self.refused_upload(credential.status, credential.message, None, None)
             return upload_error(credential.status, credential.message)
         return credential
+
+    def refused_upload(self, status: int, message: str, publisher: str | None,
+                       filename: str | None) -> None:
+        """Log and count an upload refused before or by `upload`."""
+        self.metrics.uploads.labels(status=str(status)).inc()
+        log.info("upload refused (%d) %s: publisher %s: %s", status, filename or "-",
+                 publisher or "-", message,
+                 extra={"event": "upload", "code": status, "publisher": publisher,
+                        "file": filename})
 
     def upload(self, credential: Credential, form: Mapping[str, str], content: IO[bytes],
                filename: str) -> Answer:
         """`POST /legacy/` with `:action=file_upload`, after authentication."""
+        answer = self._upload(credential, form, content, filename)
+        if answer.status == 200:
+            self.metrics.uploads.labels(status="200").inc()
+            log.info("upload accepted: %s by publisher %s", filename, credential.publisher,
+                     extra={"event": "upload", "code": 200,
+                            "publisher": credential.publisher, "file": filename})
+        else:
+            message = answer.body.get("message", "") if isinstance(answer.body, dict) else ""
+            self.refused_upload(answer.status, message, credential.publisher, filename)
+        return answer
+
+    def _upload(self, credential: Credential, form: Mapping[str, str], content: IO[bytes],
+                filename: str) -> Answer:
         from packaging.utils import (
             InvalidSdistFilename,
             InvalidWheelFilename,
@@ -331,7 +391,6 @@ class Index:
         stored_file = self._store(project, filename, content, form)
         if isinstance(stored_file, Answer):
             return stored_file
-        log.info("%s uploaded by publisher %s", filename, credential.publisher)
         return Answer(200, "OK")
 
     def _store(self, project: str, filename: str, content: IO[bytes],
@@ -440,6 +499,21 @@ def _sha256_of(path: os.PathLike[str] | str) -> str:
         while chunk := handle.read(1024 * 1024):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def _unverified_issuer(token: str) -> str | None:
+    import base64
+    import binascii
+
+    parts = token.split(".")
+    if len(parts) != 3 or len(parts[1]) > MAX_MINT_BODY:
+        return None
+    try:
+        payload = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+    except (binascii.Error, ValueError, RecursionError):
+        return None
+    issuer = payload.get("iss") if isinstance(payload, dict) else None
+    return issuer if isinstance(issuer, str) else None
 
 
 def _write_atomically(path: os.PathLike[str] | str, data: bytes) -> None:
