@@ -40,10 +40,10 @@ from starlette.responses import (
 )
 from starlette.routing import Route
 
-from . import simple
 from .core import MAX_MINT_BODY, Answer, Index, upload_error
 from .metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from .ratelimit import retry_after
+from .simple import negotiate, not_acceptable_body
 from .storage import normalize
 
 log = logging.getLogger("tppolicy.server")
@@ -178,7 +178,7 @@ def create_app(index: Index, *, reload: bool = True) -> Starlette:
         return Response(index.metrics.render(), media_type=METRICS_CONTENT_TYPE)
 
     async def simple_root(request: Request) -> Response:
-        choice = simple.negotiate(request.headers.get("accept"))
+        choice = negotiate(request.headers.get("accept"))
         if choice.media_type is None:
             return _not_acceptable()
         page = await run_in_threadpool(index.simple_root, choice.is_json)
@@ -189,7 +189,7 @@ def create_app(index: Index, *, reload: bool = True) -> Starlette:
         if normalize(project) != project:  # PEP 503: redirect to the normalized name
             return RedirectResponse(f"/simple/{normalize(project)}/", 301,
                                     headers={"Vary": "Accept"})
-        choice = simple.negotiate(request.headers.get("accept"))
+        choice = negotiate(request.headers.get("accept"))
         if choice.media_type is None:
             return _not_acceptable()
         page = await run_in_threadpool(index.simple_project, project, choice.is_json)
@@ -246,7 +246,7 @@ def _simple_page(page: str | dict[str, Any], media_type: str) -> Response:
 
 
 def _not_acceptable() -> Response:
-    return PlainTextResponse(simple.not_acceptable_body(), 406, headers={"Vary": "Accept"})
+    return PlainTextResponse(not_acceptable_body(), 406, headers={"Vary": "Accept"})
 
 
 async def _follow(index: Index) -> None:

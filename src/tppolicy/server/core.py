@@ -33,10 +33,17 @@ from tppolicy.decide.engine import (
 from tppolicy.decide.index import Record
 from tppolicy.errors import ConfigError
 
-from . import simple
 from .auth import CREDENTIAL_TTL, AuthFailure, authenticate, new_credential
 from .metrics import Metrics
 from .ratelimit import RateLimit
+from .simple import (
+    metadata_is_readable,
+    project_html,
+    project_json,
+    root_html,
+    root_json,
+    wheel_metadata,
+)
 from .storage import Credential, Storage, StoredFile, normalize
 
 log = logging.getLogger("tppolicy.server")
@@ -424,8 +431,8 @@ class Index:
                 with open(temp, "rb") as handle:
                     if handle.read(2) != b"\x1f\x8b":
                         return upload_error(400, "Invalid distribution file: not gzip")
-            metadata = simple.wheel_metadata(temp) if filename.endswith(".whl") else None
-            if metadata is not None and not simple.metadata_is_readable(metadata):
+            metadata = wheel_metadata(temp) if filename.endswith(".whl") else None
+            if metadata is not None and not metadata_is_readable(metadata):
                 metadata = None
             existing = self.storage.get_file(filename)
             if existing is not None:
@@ -462,7 +469,7 @@ class Index:
     def simple_root(self, as_json: bool = False) -> str | dict[str, Any]:
         """`/simple/`: PEP 503 HTML, or PEP 691 JSON."""
         names = self.storage.projects()
-        return simple.root_json(names) if as_json else simple.root_html(names)
+        return root_json(names) if as_json else root_html(names)
 
     def simple_project(self, project: str,
                        as_json: bool = False) -> str | dict[str, Any] | None:
@@ -474,8 +481,8 @@ class Index:
         name = self.storage.project_name(normalize(project)) or project
         attested = self.storage.with_provenance(project)
         if as_json:
-            return simple.project_json(name, files, attested)
-        return simple.project_html(name, files, attested)
+            return project_json(name, files, attested)
+        return project_html(name, files, attested)
 
     def file_path(self, project: str, filename: str) -> str | None:
         """A distribution's path, or its core metadata's (`<wheel>.metadata`)."""
