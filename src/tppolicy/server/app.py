@@ -49,6 +49,7 @@ from .storage import normalize
 log = logging.getLogger("tppolicy.server")
 
 REASON_HEADER = "x-tppolicy-reason"  # becomes the reason phrase (protocol.py), then dropped
+REASON_EXTENSION = "tppolicy.reason-phrase"  # a server that consumes the header says so
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -234,6 +235,7 @@ def create_app(index: Index, *, reload: bool = True) -> Starlette:
     ]
     app = Starlette(routes=routes, lifespan=lifespan)
     app.add_middleware(BodyLimit, limit=index.max_upload_bytes + 1024 * 1024)
+    app.add_middleware(ReasonHeader)
     return app
 
 
@@ -256,6 +258,29 @@ async def _follow(index: Index) -> None:
             await run_in_threadpool(index.sync)
         except Exception:
             log.exception("cannot reload the publishers")
+
+
+class ReasonHeader:
+    """The reason-phrase header leaves the app only for a server that advertises
+    (`REASON_EXTENSION` in the scope) that it turns it into the status line; for any
+    other ASGI server it is dropped here, and the message stays in the JSON body."""
+
+    def __init__(self, app: Callable[[Scope, Receive, Send], Awaitable[None]]) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or REASON_EXTENSION in (scope.get("extensions") or {}):
+            await self.app(scope, receive, send)
+            return
+        private = REASON_HEADER.encode()
+
+        async def without(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [(k, v) for k, v in message.get("headers", ())
+                                      if k.lower() != private]
+            await send(message)
+
+        await self.app(scope, receive, without)
 
 
 class BodyLimit:
