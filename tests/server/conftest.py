@@ -39,6 +39,8 @@ with warnings.catch_warnings():  # starlette 1.x asks for httpx2; httpx works th
 
 from tppolicy.server import Index, Settings, build_index, create_app
 
+from .pg_cluster import PostgresCluster, pg_url, postgres_cluster  # noqa: F401 - fixtures
+
 _PROXY_VARIABLES = ("https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY", "http_proxy",
                     "HTTP_PROXY", "no_proxy", "NO_PROXY",
                     # requests lets these override an explicit --cert (twine, pip)

@@ -73,6 +73,7 @@ def test_mint_a_15_minute_credential_stored_as_a_hash(client: TestClient, index:
     assert body["success"] is True
     assert body["token"].startswith("tpp-")
     assert before + 899 <= body["expires"] <= time.time() + 901
+    assert index.storage.path is not None
     with sqlite3.connect(index.storage.path) as db:
         dump = "\n".join(db.iterdump())
     assert body["token"] not in dump

@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -26,7 +28,9 @@ _DESCRIPTION = """\
 Run an index server speaking PyPI's protocol: GET /_/oidc/audience, POST
 /_/oidc/mint-token (a CI's OIDC token for a 15-minute upload token), POST /legacy/
 (twine, uv publish), and a PEP 503 simple index at /simple/ for pip. State lives in
-one SQLite file (--db); distributions in a folder beside it (--files).
+one SQLite file (--db FILE; distributions in a folder beside it) or in PostgreSQL
+(--db postgresql://USER@HOST:PORT/DB --files SHARED-DIR --redis URL: replicas on
+several hosts act as one index; see docs/deploy.md).
 
   tppolicy serve --db index.db --publishers publishers.yaml \\
       --jwks https://token.actions.githubusercontent.com=github-jwks.json
@@ -53,8 +57,10 @@ def _issuer_source(value: str) -> tuple[str, str]:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = _DESCRIPTION
     parser.epilog = EPILOG
-    parser.add_argument("--db", metavar="FILE", default="tppolicy-index.db",
-                        help="the SQLite file (default tppolicy-index.db)")
+    parser.add_argument("--db", metavar="FILE|URL", default="tppolicy-index.db",
+                        help="the SQLite file (default tppolicy-index.db), or PostgreSQL: "
+                        "postgresql://USER@HOST:PORT/DB (replicas on several hosts; "
+                        "the password from ~/.pgpass or PGPASSWORD)")
     parser.add_argument("--files", metavar="DIR", help="where distributions are stored "
                         "(default: DB-files beside the database)")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on "
@@ -160,17 +166,20 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
         if name is not None and not Path(name).is_file():
             raise ConfigError([Diagnostic("no such file", Span(name, 0, 0, 0, 0))])
     from tppolicy.server import Settings, build_index, serve
+    from tppolicy.server.database import check_target, is_url, redact
 
+    try:
+        check_target(args.db)
+    except ValueError as exc:
+        raise UsageError(f"--db {redact(args.db)}: {exc}") from None
+    if is_url(args.db) and not str(args.db).startswith("sqlite:") and args.files is None:
+        raise UsageError("--db with a PostgreSQL URL needs --files DIR: the distributions' "
+                         "folder, the same (shared) folder for every replica")
     storage_settings = _settings(args, issuers)
     for path in args.publishers:
         _load_file(args, path, providers, issuers)
-    import sqlite3
-
-    try:
+    with _database_errors(args):
         index = build_index(Settings(**storage_settings))
-    except (sqlite3.Error, OSError) as exc:
-        raise ConfigError([Diagnostic(f"cannot open the database: {exc}",
-                                      Span(str(args.db), 0, 0, 0, 0))]) from None
     try:
         started = serve(index, host=args.host, port=args.port, ssl_certfile=args.ssl_certfile,
                         ssl_keyfile=args.ssl_keyfile, log_level=args.log_level,
@@ -191,16 +200,33 @@ def _settings(args: argparse.Namespace, issuers: dict[str, str]) -> dict[str, An
             "mint_rate_limit": args.mint_rate_limit}
 
 
-def _storage(args: argparse.Namespace) -> Any:
+@contextlib.contextmanager
+def _database_errors(args: argparse.Namespace) -> Iterator[None]:
+    """Opening the database: a bad --db is a usage error, an unreachable or unreadable
+    database invalid input (exit 3), never a traceback."""
     import sqlite3
 
-    from tppolicy.server.storage import Storage
+    from tppolicy.server.database import DatabaseUnavailable, check_target, redact
+    from tppolicy.server.migrations import SchemaTooNew
 
     try:
-        return Storage(args.db, args.files)
-    except (sqlite3.Error, OSError) as exc:
+        check_target(args.db)
+    except ValueError as exc:
+        raise UsageError(f"--db {redact(args.db)}: {exc}") from None
+    try:
+        yield
+    except ValueError as exc:  # psycopg missing, or a malformed URL
+        raise UsageError(f"--db {redact(args.db)}: {exc}") from None
+    except (sqlite3.Error, OSError, DatabaseUnavailable, SchemaTooNew) as exc:
         raise ConfigError([Diagnostic(f"cannot open the database: {exc}",
-                                      Span(str(args.db), 0, 0, 0, 0))]) from None
+                                      Span(redact(args.db), 0, 0, 0, 0))]) from None
+
+
+def _storage(args: argparse.Namespace) -> Any:
+    from tppolicy.server.storage import Storage
+
+    with _database_errors(args):
+        return Storage(args.db, args.files)
 
 
 def _validator(providers: Any, issuers: dict[str, str]) -> Any:

@@ -9,6 +9,7 @@ thread-safe; the ASGI layer (`app.py`) runs it in worker threads.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -444,26 +445,28 @@ class Index:
                 if not self.storage.project_exists(project):
                     self.storage.create_project(form.get("name") or project)
                     self._project_created(project, None)
-            try:
-                os.link(temp, target)  # never overwrites
-            except FileExistsError:
-                if _sha256_of(target) != sha256:
-                    return upload_error(400, f"File already exists ({filename!r}).")
-            metadata_sha256 = None
-            if metadata is not None:
-                _write_atomically(self.storage.metadata_path(project, filename), metadata)
-                metadata_sha256 = hashlib.sha256(metadata).hexdigest()
+            metadata_sha256 = hashlib.sha256(metadata).hexdigest() if metadata else None
             stored = StoredFile(filename, project, form.get("version", ""),
                                 "bdist_wheel" if filename.endswith(".whl") else "sdist",
                                 form.get("requires_python") or None, sha256, size, time.time(),
                                 None, metadata_sha256)
-            if not self.storage.add_file(stored):
+
+            def place() -> None:
+                if metadata is not None:
+                    _write_atomically(self.storage.metadata_path(project, filename), metadata)
+                os.replace(temp, target)
+
+            # The row and the files together: they are put in place inside the
+            # transaction that claims the name (see Storage.add_file).
+            if not self.storage.add_file(stored, place=place):
                 again = self.storage.get_file(filename)
                 if again is None or again.sha256 != sha256:
                     return upload_error(400, f"File already exists ({filename!r}).")
+                return again
             return stored
         finally:
-            os.unlink(temp)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(temp)
 
     # ------------------------------------------------------------ simple index
     def simple_root(self, as_json: bool = False) -> str | dict[str, Any]:
@@ -498,14 +501,6 @@ class Index:
             return None
         path = self.storage.file_path(project, filename)
         return str(path) if path.is_file() else None
-
-
-def _sha256_of(path: os.PathLike[str] | str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(1024 * 1024):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _unverified_issuer(token: str) -> str | None:

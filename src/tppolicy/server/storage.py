@@ -1,11 +1,12 @@
-"""The index's state in one SQLite file: publishers, projects, files, minted
-credentials (only their hashes) and the used token ids (`jti`); distributions on disk.
+"""The index's state: publishers, projects, files, minted credentials (only their
+hashes) and the used token ids (`jti`) in a database; distributions in a folder.
 
-Every process that opens the file sees the same state (WAL mode): the CLI adds a
-publisher while the server runs, replicas on one host share it. Each thread has its
-own connection. Writes are transactions; a process killed at any point loses nothing
-that was committed (`synchronous=NORMAL` in WAL mode: only a power loss can lose the
-last transactions).
+The database is one SQLite file (one host) or PostgreSQL (replicas on several hosts),
+see `database.py`; its schema is versioned (`migrations.py`). Every process that
+opens it sees the same state: the CLI adds a publisher while the server runs,
+replicas share it. Writes are transactions; a process killed at any point loses
+nothing that was committed and leaves nothing half-written. With SQLite in WAL mode
+(`synchronous=NORMAL`) only a power loss can lose the last transactions.
 """
 
 from __future__ import annotations
@@ -14,8 +15,6 @@ import hashlib
 import json
 import os
 import re
-import sqlite3
-import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -23,59 +22,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
-INSERT OR IGNORE INTO meta (key, value) VALUES ('publishers_generation', 0);
-CREATE TABLE IF NOT EXISTS publishers (
-    id TEXT PRIMARY KEY,
-    provider TEXT NOT NULL,
-    row TEXT NOT NULL,
-    pending_project TEXT,
-    added_by TEXT,
-    created REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS projects (
-    normalized TEXT PRIMARY KEY,
-    name TEXT NOT NULL,
-    created REAL NOT NULL,
-    created_by TEXT
-);
-CREATE TABLE IF NOT EXISTS files (
-    filename TEXT PRIMARY KEY,
-    project TEXT NOT NULL,
-    version TEXT NOT NULL,
-    filetype TEXT NOT NULL,
-    requires_python TEXT,
-    sha256 TEXT NOT NULL,
-    size INTEGER NOT NULL,
-    uploaded REAL NOT NULL,
-    uploaded_by TEXT
-);
-CREATE INDEX IF NOT EXISTS files_project ON files (project);
-CREATE TABLE IF NOT EXISTS credentials (
-    hash TEXT PRIMARY KEY,
-    publisher_id TEXT NOT NULL,
-    publisher TEXT NOT NULL,
-    projects TEXT NOT NULL,
-    issued REAL NOT NULL,
-    expires REAL NOT NULL,
-    jti TEXT,
-    revoked INTEGER NOT NULL DEFAULT 0
-);
-CREATE INDEX IF NOT EXISTS credentials_expires ON credentials (expires);
-CREATE TABLE IF NOT EXISTS used_jti (key TEXT PRIMARY KEY, expires_at INTEGER NOT NULL);
-CREATE INDEX IF NOT EXISTS used_jti_expires ON used_jti (expires_at);
-CREATE TABLE IF NOT EXISTS provenance (
-    filename TEXT PRIMARY KEY,
-    project TEXT NOT NULL,
-    body TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS provenance_project ON provenance (project);
-"""
+from .database import Database, SQLiteDatabase, Tx, open_database
+from .migrations import migrate
 
-# Columns added after a table was first created: (table, column, SQL type); a database
-# made by an older version gains them when opened.
-ADDED_COLUMNS = (("files", "metadata_sha256", "TEXT"),)
+PUBLISHERS_CHANNEL = "tppolicy_publishers"  # NOTIFY'd when the publishers table changes
+
 _FILE_COLUMNS = ("filename, project, version, filetype, requires_python, sha256, size, "
                  "uploaded, uploaded_by, metadata_sha256")
 
@@ -133,79 +84,65 @@ class StoredFile:
 
 
 class Storage:
-    """The server's SQLite file and its files folder; safe across threads and processes."""
+    """The server's database and its files folder; safe across threads, processes
+    and (on PostgreSQL) hosts. `db` is a path (SQLite) or a `postgresql://` URL."""
 
-    def __init__(self, path: str | os.PathLike[str], files: str | os.PathLike[str] | None = None,
+    def __init__(self, path: str | os.PathLike[str] | Database,
+                 files: str | os.PathLike[str] | None = None,
                  clock: Callable[[], float] = time.time) -> None:
-        self.path = Path(path)
-        self.files_dir = Path(files) if files is not None else self.path.parent / (
-            self.path.stem + "-files")
+        self.database = path if isinstance(path, Database) else open_database(path)
+        try:
+            migrate(self.database)
+        except BaseException:
+            self.database.close()
+            raise
+        self.path: Path | None = self.database.path if isinstance(
+            self.database, SQLiteDatabase) else None
+        if files is not None:
+            self.files_dir = Path(files)
+        elif self.path is not None:
+            self.files_dir = self.path.parent / (self.path.stem + "-files")
+        else:
+            self.files_dir = Path("tppolicy-files")
         self.clock = clock
-        self._local = threading.local()
-        self._connections: list[sqlite3.Connection] = []
-        self._guard = threading.Lock()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db().executescript(SCHEMA)
-        self._add_columns()
-
-    def _add_columns(self) -> None:
-        with self.transaction() as db:
-            for table, column, kind in ADDED_COLUMNS:
-                present = {r[1] for r in db.execute(f"PRAGMA table_info({table})")}
-                if column not in present:
-                    db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
-
-    # ------------------------------------------------------------ connections
-    def _db(self) -> sqlite3.Connection:
-        db: sqlite3.Connection | None = getattr(self._local, "db", None)
-        if db is None:
-            db = sqlite3.connect(self.path, timeout=30, isolation_level=None,
-                                 check_same_thread=False)
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")
-            db.execute("PRAGMA busy_timeout=30000")
-            self._local.db = db
-            with self._guard:
-                self._connections.append(db)
-        return db
 
     @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        """BEGIN IMMEDIATE ... COMMIT (ROLLBACK on any exception)."""
-        db = self._db()
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            yield db
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        db.execute("COMMIT")
+    def transaction(self) -> Iterator[Tx]:
+        """All or nothing (an exception rolls back). On SQLite the transaction holds
+        the write lock from its start (BEGIN IMMEDIATE)."""
+        with self.database.transaction() as tx:
+            yield tx
+
+    def _query(self, sql: str, parameters: tuple[Any, ...] = ()) -> list[Any]:
+        return self.database.query(sql, parameters)
+
+    def _one(self, sql: str, parameters: tuple[Any, ...] = ()) -> Any:
+        rows = self.database.query(sql, parameters)
+        return rows[0] if rows else None
 
     def close(self) -> None:
-        with self._guard:
-            for db in self._connections:
-                db.close()
-            self._connections.clear()
-        self._local = threading.local()
+        self.database.close()
 
     # ------------------------------------------------------------ publishers
     def generation(self) -> int:
         """Changes to the publishers table bump this number (any process)."""
-        row = self._db().execute(
-            "SELECT value FROM meta WHERE key = 'publishers_generation'").fetchone()
+        row = self._one("SELECT value FROM meta WHERE key = 'publishers_generation'")
         return int(row[0]) if row else 0
 
-    @staticmethod
-    def _bump(db: sqlite3.Connection) -> None:
+    def _bump(self, db: Tx) -> None:
         db.execute("UPDATE meta SET value = value + 1 WHERE key = 'publishers_generation'")
+        self.database.notify(db, PUBLISHERS_CHANNEL)
 
     def put_publisher(self, publisher_id: str, row: Mapping[str, Any], *,
                       added_by: str | None = None, created: float | None = None,
-                      db: sqlite3.Connection | None = None) -> PublisherRow:
+                      db: Tx | None = None) -> PublisherRow:
         stored = PublisherRow(publisher_id, str(row["provider"]), dict(row), added_by,
                               self.clock() if created is None else created)
-        sql = ("INSERT OR REPLACE INTO publishers (id, provider, row, pending_project, "
-               "added_by, created) VALUES (?, ?, ?, ?, ?, ?)")
+        sql = ("INSERT INTO publishers (id, provider, row, pending_project, added_by, created) "
+               "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET provider = "
+               "excluded.provider, row = excluded.row, pending_project = "
+               "excluded.pending_project, added_by = excluded.added_by, created = "
+               "excluded.created")
         values = (stored.id, stored.provider, json.dumps(stored.row, sort_keys=True),
                   stored.pending_project, stored.added_by, stored.created)
         if db is not None:
@@ -218,7 +155,7 @@ class Storage:
         return stored
 
     def delete_publisher(self, publisher_id: str,
-                         db: sqlite3.Connection | None = None) -> bool:
+                         db: Tx | None = None) -> bool:
         if db is not None:
             deleted = db.execute("DELETE FROM publishers WHERE id = ?", (publisher_id,)).rowcount
             self._bump(db)
@@ -227,34 +164,32 @@ class Storage:
             return self.delete_publisher(publisher_id, tx)
 
     def publishers(self) -> list[PublisherRow]:
-        rows = self._db().execute(
-            "SELECT id, provider, row, added_by, created FROM publishers ORDER BY created, id"
-        ).fetchall()
+        rows = self._query(
+            "SELECT id, provider, row, added_by, created FROM publishers ORDER BY created, id")
         return [PublisherRow(r[0], r[1], json.loads(r[2]), r[3], r[4]) for r in rows]
 
     def publisher(self, publisher_id: str) -> PublisherRow | None:
-        r = self._db().execute("SELECT id, provider, row, added_by, created FROM publishers "
-                               "WHERE id = ?", (publisher_id,)).fetchone()
+        r = self._one("SELECT id, provider, row, added_by, created FROM publishers "
+                      "WHERE id = ?", (publisher_id,))
         return PublisherRow(r[0], r[1], json.loads(r[2]), r[3], r[4]) if r else None
 
     def pending_ids(self) -> set[str]:
-        rows = self._db().execute(
-            "SELECT id FROM publishers WHERE pending_project IS NOT NULL").fetchall()
+        rows = self._query("SELECT id FROM publishers WHERE pending_project IS NOT NULL")
         return {r[0] for r in rows}
 
     # ------------------------------------------------------------ projects
     def project_exists(self, name: str) -> bool:
-        return self._db().execute("SELECT 1 FROM projects WHERE normalized = ?",
-                                  (normalize(name),)).fetchone() is not None
+        return self._one("SELECT 1 FROM projects WHERE normalized = ?",
+                         (normalize(name),)) is not None
 
     def exists(self, name: str) -> bool:  # the engine's ProjectCatalog
         return self.project_exists(name)
 
     def create_project(self, name: str, created_by: str | None = None,
-                       db: sqlite3.Connection | None = None) -> bool:
+                       db: Tx | None = None) -> bool:
         """True if the project was created now, False if it existed."""
-        sql = ("INSERT OR IGNORE INTO projects (normalized, name, created, created_by) "
-               "VALUES (?, ?, ?, ?)")
+        sql = ("INSERT INTO projects (normalized, name, created, created_by) "
+               "VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING")
         values = (normalize(name), name, self.clock(), created_by)
         if db is not None:
             return bool(db.execute(sql, values).rowcount)
@@ -263,15 +198,13 @@ class Storage:
 
     def projects(self) -> list[str]:
         """Names (as first spelled) of the projects that have files, sorted."""
-        rows = self._db().execute(
+        rows = self._query(
             "SELECT p.name FROM projects p WHERE EXISTS "
-            "(SELECT 1 FROM files f WHERE f.project = p.normalized) ORDER BY p.normalized"
-        ).fetchall()
+            "(SELECT 1 FROM files f WHERE f.project = p.normalized) ORDER BY p.normalized")
         return [r[0] for r in rows]
 
     def project_name(self, normalized: str) -> str | None:
-        row = self._db().execute("SELECT name FROM projects WHERE normalized = ?",
-                                 (normalized,)).fetchone()
+        row = self._one("SELECT name FROM projects WHERE normalized = ?", (normalized,))
         return str(row[0]) if row else None
 
     # ------------------------------------------------------------ files
@@ -279,25 +212,32 @@ class Storage:
         return self.files_dir / normalize(project) / filename
 
     def get_file(self, filename: str) -> StoredFile | None:
-        row = self._db().execute(
-            f"SELECT {_FILE_COLUMNS} FROM files WHERE filename = ?", (filename,)).fetchone()
+        row = self._one(f"SELECT {_FILE_COLUMNS} FROM files WHERE filename = ?", (filename,))
         return StoredFile(*row) if row else None
 
     def files(self, project: str) -> list[StoredFile]:
-        rows = self._db().execute(
-            f"SELECT {_FILE_COLUMNS} FROM files WHERE project = ? ORDER BY filename",
-            (normalize(project),)).fetchall()
+        rows = self._query(f"SELECT {_FILE_COLUMNS} FROM files WHERE project = ? "
+                           "ORDER BY filename", (normalize(project),))
         return [StoredFile(*row) for row in rows]
 
-    def add_file(self, stored: StoredFile) -> bool:
-        """Record an uploaded file; False if a file of that name exists."""
+    def add_file(self, stored: StoredFile, place: Callable[[], None] | None = None) -> bool:
+        """Record an uploaded file; False if a file of that name exists.
+
+        `place` puts the file's content at `file_path` (replacing whatever a writer
+        killed earlier left there); it runs inside the transaction that inserts the
+        row, after the insert, so it holds the name: a racing upload of the same name
+        waits for this one's commit and then finds the row. A kill or a failure before
+        the commit leaves no row, so the name stays free."""
         with self.transaction() as db:
-            return bool(db.execute(
-                f"INSERT OR IGNORE INTO files ({_FILE_COLUMNS}) VALUES "
-                "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            inserted = bool(db.execute(
+                f"INSERT INTO files ({_FILE_COLUMNS}) VALUES "
+                "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                 (stored.filename, normalize(stored.project), stored.version, stored.filetype,
                  stored.requires_python, stored.sha256, stored.size, stored.uploaded,
                  stored.uploaded_by, stored.metadata_sha256)).rowcount)
+            if inserted and place is not None:
+                place()
+            return inserted
 
     def metadata_path(self, project: str, filename: str) -> Path:
         """Where a wheel's core metadata (PEP 658) lies: beside the wheel."""
@@ -305,8 +245,10 @@ class Storage:
 
     # ------------------------------------------------------------ provenance (PEP 740)
     def put_provenance(self, filename: str, project: str, body: str,
-                       db: sqlite3.Connection | None = None) -> None:
-        sql = ("INSERT OR REPLACE INTO provenance (filename, project, body) VALUES (?, ?, ?)")
+                       db: Tx | None = None) -> None:
+        sql = ("INSERT INTO provenance (filename, project, body) VALUES (?, ?, ?) "
+               "ON CONFLICT (filename) DO UPDATE SET project = excluded.project, "
+               "body = excluded.body")
         if db is not None:
             db.execute(sql, (filename, normalize(project), body))
             return
@@ -314,14 +256,13 @@ class Storage:
             tx.execute(sql, (filename, normalize(project), body))
 
     def provenance(self, filename: str) -> str | None:
-        row = self._db().execute("SELECT body FROM provenance WHERE filename = ?",
-                                 (filename,)).fetchone()
+        row = self._one("SELECT body FROM provenance WHERE filename = ?", (filename,))
         return str(row[0]) if row else None
 
     def with_provenance(self, project: str) -> set[str]:
         """The file names of a project that have provenance."""
-        rows = self._db().execute("SELECT filename FROM provenance WHERE project = ?",
-                                  (normalize(project),)).fetchall()
+        rows = self._query("SELECT filename FROM provenance WHERE project = ?",
+                           (normalize(project),))
         return {r[0] for r in rows}
 
     # ------------------------------------------------------------ credentials
@@ -339,9 +280,9 @@ class Storage:
                        (now - CREDENTIAL_PURGE_AFTER,))
 
     def credential(self, credential: str) -> Credential | None:
-        row = self._db().execute(
+        row = self._one(
             "SELECT hash, publisher_id, publisher, projects, issued, expires, jti, revoked "
-            "FROM credentials WHERE hash = ?", (hash_credential(credential),)).fetchone()
+            "FROM credentials WHERE hash = ?", (hash_credential(credential),))
         if row is None:
             return None
         return Credential(row[0], row[1], row[2], tuple(json.loads(row[3])), row[4], row[5],
@@ -356,6 +297,7 @@ class Storage:
         """Unexpired credentials of a publisher that gained a project may upload to it
         (a pending publisher's first use: the credential is minted with it)."""
         with self.transaction() as db:
+            self.database.lock(db, f"credentials:{publisher_id}")
             rows = db.execute("SELECT hash, projects FROM credentials WHERE publisher_id = ? "
                               "AND expires > ?", (publisher_id, self.clock())).fetchall()
             for digest, projects in rows:
@@ -366,9 +308,10 @@ class Storage:
 
 
 class SQLiteJtiStore:
-    """The `ReplayStore` on the server's SQLite file: a token id is claimed once,
-    atomically across threads and processes (INSERT OR IGNORE in an IMMEDIATE
-    transaction). Expired ids are purged at most once a minute, by index."""
+    """The `ReplayStore` in the server's database (SQLite or PostgreSQL): a token id
+    is claimed once, atomically across threads, processes and replicas (INSERT ...
+    ON CONFLICT DO NOTHING in a transaction). Expired ids are purged at most once a
+    minute, by index."""
 
     purge_interval = 60.0
 
@@ -382,8 +325,8 @@ class SQLiteJtiStore:
             if now >= self._next_purge:
                 self._next_purge = now + self.purge_interval
                 db.execute("DELETE FROM used_jti WHERE expires_at <= ?", (int(now),))
-            inserted = db.execute("INSERT OR IGNORE INTO used_jti (key, expires_at) "
-                                  "VALUES (?, ?)", (key, expires_at)).rowcount
+            inserted = db.execute("INSERT INTO used_jti (key, expires_at) VALUES (?, ?) "
+                                  "ON CONFLICT DO NOTHING", (key, expires_at)).rowcount
             if not inserted:  # present: still valid, or expired and not yet purged
                 inserted = db.execute("UPDATE used_jti SET expires_at = ? WHERE key = ? AND "
                                       "expires_at <= ?", (expires_at, key, int(now))).rowcount

@@ -1,0 +1,284 @@
+"""The database under the index server: one SQLite file (one host) or PostgreSQL
+(several replicas on several hosts), behind one small interface.
+
+    db = open_database("index.db")                              # SQLite
+    db = open_database("postgresql://tpp@db.internal:5432/index")  # PostgreSQL
+    with db.transaction() as tx:
+        tx.execute("INSERT INTO projects (...) VALUES (?, ?) ON CONFLICT DO NOTHING", (...))
+    rows = db.query("SELECT ... WHERE id = ?", (publisher_id,))
+
+SQL is written once, in the subset both understand (`?` placeholders, `ON CONFLICT`);
+`?` becomes `%s` for PostgreSQL. The layer for PostgreSQL is psycopg 3 with its
+connection pool: the server's statements are few and hand-written, so an ORM or
+SQLAlchemy Core would add a layer (and ~20 µs a statement) without removing any SQL.
+
+A database that cannot be reached raises `DatabaseUnavailable` (the server answers
+503); the pool re-checks a connection before lending it, so a restarted PostgreSQL
+is used again without restarting the replicas.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+from urllib.parse import urlsplit, urlunsplit
+
+if TYPE_CHECKING:
+    from psycopg_pool import ConnectionPool
+
+POSTGRES_SCHEMES = ("postgresql", "postgres", "postgresql+psycopg")
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+
+
+class DatabaseUnavailable(Exception):
+    """The database cannot be reached now (down, restarting, no free connection):
+    the request fails with 503 and may be retried; nothing was half-written."""
+
+
+class Cursor(Protocol):
+    """What a statement returns (sqlite3's and psycopg's cursors both fit)."""
+
+    @property
+    def rowcount(self) -> int: ...
+
+    def fetchone(self) -> Any: ...
+
+    def fetchall(self) -> list[Any]: ...
+
+
+class Tx(Protocol):
+    """A transaction: statements with `?` placeholders."""
+
+    def execute(self, sql: str, parameters: Sequence[Any] = ...) -> Cursor: ...
+
+
+def is_url(target: str | os.PathLike[str]) -> bool:
+    """Does `--db` name a URL (`scheme://...`) rather than a file?"""
+    return isinstance(target, str) and bool(_URL.match(target))
+
+
+def check_target(target: str | os.PathLike[str]) -> None:
+    """Raise ValueError for a URL of a database this server cannot use."""
+    if is_url(target):
+        scheme = str(target).split("://", 1)[0].lower()
+        if scheme not in POSTGRES_SCHEMES and scheme != "sqlite":
+            raise ValueError(f"unknown database URL scheme {scheme!r}: give a file path "
+                             "(SQLite), sqlite:///PATH, or postgresql://USER@HOST:PORT/DB")
+
+
+def redact(target: str | os.PathLike[str]) -> str:
+    """The database's name for messages: a URL without its password."""
+    if not is_url(target):
+        return str(target)
+    parts = urlsplit(str(target))
+    if parts.password is None:
+        return str(target)
+    host = parts.hostname or ""
+    netloc = f"{parts.username}:***@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+def open_database(target: str | os.PathLike[str], *, max_connections: int = 10,
+                  wait: float = 5.0) -> Database:
+    """SQLite for a path or `sqlite:///PATH`, PostgreSQL for `postgresql://...`;
+    ValueError for any other URL."""
+    check_target(target)
+    if not is_url(target):
+        return SQLiteDatabase(Path(target))
+    scheme, rest = str(target).split("://", 1)
+    if scheme.lower() == "sqlite":
+        return SQLiteDatabase(Path(rest[1:] if rest.startswith("/") else rest))  # as SQLAlchemy
+    return PostgresDatabase("postgresql://" + rest, max_connections=max_connections,
+                            wait=wait, name=redact(target))
+
+
+class Database:
+    """One database; thread-safe. Subclasses: SQLite and PostgreSQL."""
+
+    dialect: str = ""
+    name: str = ""
+
+    def transaction(self) -> AbstractContextManager[Tx]:
+        """All statements inside commit together, or none (an exception rolls back).
+        On SQLite the transaction holds the write lock from its start."""
+        raise NotImplementedError
+
+    def query(self, sql: str, parameters: Sequence[Any] = ()) -> list[Any]:
+        """The rows of one read-only statement (no transaction around it)."""
+        raise NotImplementedError
+
+    def lock(self, tx: Tx, name: str) -> None:
+        """Serialize transactions on `name` (across processes and hosts) until `tx` ends."""
+
+    def listen(self, channel: str, callback: Callable[[], None],
+               stop: threading.Event) -> bool:
+        """Call `callback` on each notification of `channel` until `stop` is set; False
+        when the database cannot notify (SQLite): poll instead."""
+        return False
+
+    def notify(self, tx: Tx, channel: str) -> None:
+        """Notify `channel`'s listeners when `tx` commits."""
+
+    def close(self) -> None:
+        """Close every connection."""
+
+
+class SQLiteDatabase(Database):
+    """One SQLite file in WAL mode: every process that opens it sees the same state.
+    Each thread has its own connection; `BEGIN IMMEDIATE` serializes writers."""
+
+    dialect = "sqlite"
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.name = str(path)
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        self._guard = threading.Lock()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.connection()
+
+    def connection(self) -> sqlite3.Connection:
+        """This thread's connection (autocommit; transactions are explicit)."""
+        db: sqlite3.Connection | None = getattr(self._local, "db", None)
+        if db is None:
+            db = sqlite3.connect(self.path, timeout=30, isolation_level=None,
+                                 check_same_thread=False)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.execute("PRAGMA busy_timeout=30000")
+            self._local.db = db
+            with self._guard:
+                self._connections.append(db)
+        return db
+
+    @contextmanager
+    def transaction(self) -> Iterator[Tx]:
+        db = self.connection()
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            yield db
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
+    def query(self, sql: str, parameters: Sequence[Any] = ()) -> list[Any]:
+        return self.connection().execute(sql, parameters).fetchall()
+
+    def close(self) -> None:
+        with self._guard:
+            for db in self._connections:
+                db.close()
+            self._connections.clear()
+        self._local = threading.local()
+
+
+class _PgTx:
+    """A psycopg connection inside a transaction, taking `?` placeholders."""
+
+    __slots__ = ("connection",)
+
+    def __init__(self, connection: Any) -> None:
+        self.connection = connection
+
+    def execute(self, sql: str, parameters: Sequence[Any] = ()) -> Cursor:
+        cursor: Cursor = self.connection.execute(sql.replace("?", "%s"), parameters,
+                                                 prepare=True)
+        return cursor
+
+
+class PostgresDatabase(Database):
+    """PostgreSQL through a psycopg 3 connection pool. Reads run in autocommit; writes
+    in `transaction()` (READ COMMITTED, with `lock()` where a step must not race)."""
+
+    dialect = "postgresql"
+
+    def __init__(self, conninfo: str, *, max_connections: int = 10, wait: float = 5.0,
+                 name: str = "") -> None:
+        try:
+            import psycopg
+            from psycopg_pool import ConnectionPool
+        except ImportError as exc:
+            raise ValueError(f"a PostgreSQL --db needs psycopg ({exc.name} is missing): "
+                             "pip install 'tppolicy[postgres]'") from None
+        self._errors: tuple[type[BaseException], ...] = (psycopg.OperationalError,
+                                                         psycopg.InterfaceError)
+        from psycopg_pool import PoolTimeout
+
+        self._errors += (PoolTimeout,)
+        self.conninfo = conninfo
+        self.name = name or conninfo
+        self.wait = wait
+        try:  # fail at start, with PostgreSQL's own words, when it cannot be reached
+            psycopg.connect(conninfo, connect_timeout=max(1, int(wait))).close()
+        except psycopg.ProgrammingError as exc:  # a malformed URL
+            raise ValueError(" ".join(str(exc).split())) from None
+        except psycopg.OperationalError as exc:
+            raise DatabaseUnavailable(f"PostgreSQL at {self.name} is unavailable: "
+                                      f"{' '.join(str(exc).split())}") from None
+        self.pool: ConnectionPool[Any] = ConnectionPool(
+            conninfo, min_size=1, max_size=max_connections, open=False, timeout=wait,
+            kwargs={"autocommit": True, "connect_timeout": max(1, int(wait))},
+            check=ConnectionPool.check_connection, reconnect_timeout=float("inf"),
+            name="tppolicy")
+        self.pool.open(wait=False)
+
+    @contextmanager
+    def _unavailable(self) -> Iterator[None]:
+        try:
+            yield
+        except self._errors as exc:
+            raise DatabaseUnavailable(f"PostgreSQL at {self.name} is unavailable: "
+                                      f"{' '.join(str(exc).split()) or type(exc).__name__}"
+                                      ) from exc
+
+    @contextmanager
+    def transaction(self) -> Iterator[Tx]:
+        with self._unavailable(), self.pool.connection() as connection, \
+                connection.transaction():
+            yield _PgTx(connection)
+
+    def query(self, sql: str, parameters: Sequence[Any] = ()) -> list[Any]:
+        with self._unavailable(), self.pool.connection() as connection:
+            rows: list[Any] = connection.execute(sql.replace("?", "%s"), parameters,
+                                                 prepare=True).fetchall()
+            return rows
+
+    def lock(self, tx: Tx, name: str) -> None:
+        tx.execute("SELECT pg_advisory_xact_lock(hashtext(?))", (name,))
+
+    def notify(self, tx: Tx, channel: str) -> None:
+        tx.execute("SELECT pg_notify(?, '')", (channel,))
+
+    def listen(self, channel: str, callback: Callable[[], None],
+               stop: threading.Event) -> bool:
+        """LISTEN on a connection of its own (outside the pool), reconnecting after a
+        failure; `callback` is also called after each (re)connection, since
+        notifications sent while disconnected are lost."""
+        import psycopg
+
+        def run() -> None:
+            while not stop.is_set():
+                try:
+                    with psycopg.connect(self.conninfo, autocommit=True,
+                                         connect_timeout=max(1, int(self.wait))) as conn:
+                        conn.execute(f'LISTEN "{channel}"')
+                        callback()
+                        while not stop.is_set():
+                            for _ in conn.notifies(timeout=0.5, stop_after=1):
+                                callback()
+                except Exception:
+                    stop.wait(0.5)
+
+        threading.Thread(target=run, name=f"tppolicy-listen-{channel}", daemon=True).start()
+        return True
+
+    def close(self) -> None:
+        self.pool.close()

@@ -1,0 +1,142 @@
+"""Versioned schema migrations: the database records which have been applied
+(`schema_migrations`), and opening it applies the missing ones, in order, in one
+transaction (with a lock, so replicas starting together migrate once). An upgrade
+never needs a hand-written `ALTER`; a database made by an older tppolicy (an SQLite
+file without `schema_migrations`) is upgraded in place, since migration 1 creates
+only what is missing.
+
+To change the schema: append a `Migration` with the next version. Never edit one
+that was released. Keep each additive where possible (new tables, new nullable
+columns, new indexes), so replicas of the previous version keep working during a
+rolling upgrade.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from .database import Database, Tx
+
+# Types that differ: timestamps are float seconds (REAL is 4 bytes in PostgreSQL).
+_TYPES = {"sqlite": {"real": "REAL", "bigint": "INTEGER"},
+          "postgresql": {"real": "DOUBLE PRECISION", "bigint": "BIGINT"}}
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    """One step: statements with `{real}`/`{bigint}` for the types that differ."""
+
+    version: int
+    description: str
+    statements: tuple[str, ...]
+    # (table, column, SQL type): added unless present (a database made before
+    # migrations existed may already have them)
+    columns: tuple[tuple[str, str, str], ...] = ()
+
+    def sql(self, dialect: str) -> list[str]:
+        return [statement.format(**_TYPES[dialect]) for statement in self.statements]
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "publishers, projects, files, credentials, used token ids", (
+        "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value {bigint} NOT NULL)",
+        "INSERT INTO meta (key, value) VALUES ('publishers_generation', 0) "
+        "ON CONFLICT DO NOTHING",
+        """CREATE TABLE IF NOT EXISTS publishers (
+            id TEXT PRIMARY KEY,
+            provider TEXT NOT NULL,
+            row TEXT NOT NULL,
+            pending_project TEXT,
+            added_by TEXT,
+            created {real} NOT NULL)""",
+        """CREATE TABLE IF NOT EXISTS projects (
+            normalized TEXT PRIMARY KEY,
+            name TEXT NOT NULL,
+            created {real} NOT NULL,
+            created_by TEXT)""",
+        """CREATE TABLE IF NOT EXISTS files (
+            filename TEXT PRIMARY KEY,
+            project TEXT NOT NULL,
+            version TEXT NOT NULL,
+            filetype TEXT NOT NULL,
+            requires_python TEXT,
+            sha256 TEXT NOT NULL,
+            size {bigint} NOT NULL,
+            uploaded {real} NOT NULL,
+            uploaded_by TEXT)""",
+        "CREATE INDEX IF NOT EXISTS files_project ON files (project)",
+        """CREATE TABLE IF NOT EXISTS credentials (
+            hash TEXT PRIMARY KEY,
+            publisher_id TEXT NOT NULL,
+            publisher TEXT NOT NULL,
+            projects TEXT NOT NULL,
+            issued {real} NOT NULL,
+            expires {real} NOT NULL,
+            jti TEXT,
+            revoked INTEGER NOT NULL DEFAULT 0)""",
+        "CREATE INDEX IF NOT EXISTS credentials_expires ON credentials (expires)",
+        "CREATE TABLE IF NOT EXISTS used_jti (key TEXT PRIMARY KEY, "
+        "expires_at {bigint} NOT NULL)",
+        "CREATE INDEX IF NOT EXISTS used_jti_expires ON used_jti (expires_at)",
+    )),
+    Migration(2, "core metadata of wheels (PEP 658), provenance (PEP 740)", (
+        """CREATE TABLE IF NOT EXISTS provenance (
+            filename TEXT PRIMARY KEY,
+            project TEXT NOT NULL,
+            body TEXT NOT NULL)""",
+        "CREATE INDEX IF NOT EXISTS provenance_project ON provenance (project)",
+    ), columns=(("files", "metadata_sha256", "TEXT"),)),
+)
+
+
+class SchemaTooNew(Exception):
+    """The database was migrated by a newer tppolicy than this one."""
+
+
+def current_version(db: Database) -> int:
+    """The highest applied migration (0: none, or no `schema_migrations` table)."""
+    try:
+        rows = db.query("SELECT MAX(version) FROM schema_migrations")
+    except Exception:
+        return 0
+    return int(rows[0][0] or 0) if rows else 0
+
+
+def _add_column(dialect: str, tx: Tx, table: str, column: str, kind: str) -> None:
+    if dialect == "postgresql":
+        tx.execute(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column} {kind}")
+        return
+    present = {r[1] for r in tx.execute(f"PRAGMA table_info({table})").fetchall()}
+    if column not in present:
+        tx.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+
+
+def migrate(db: Database, migrations: tuple[Migration, ...] = MIGRATIONS,
+            target: int | None = None) -> list[int]:
+    """Apply the missing migrations up to `target` (default: all). Returns the
+    versions applied now; raises SchemaTooNew for a database ahead of this code."""
+    latest = max(m.version for m in migrations)
+    target = latest if target is None else target
+    with db.transaction() as tx:
+        db.lock(tx, "tppolicy-schema-migrations")
+        tx.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, "
+                   "description TEXT NOT NULL, applied {real} NOT NULL)".format(
+                       **_TYPES[db.dialect]))
+        row = tx.execute("SELECT MAX(version) FROM schema_migrations").fetchone()
+        version = int(row[0] or 0) if row else 0
+        if version > latest:
+            raise SchemaTooNew(f"the database {db.name} has schema version {version}; this "
+                               f"tppolicy knows versions up to {latest}: upgrade tppolicy")
+        applied = []
+        for migration in sorted(migrations, key=lambda m: m.version):
+            if version < migration.version <= target:
+                for statement in migration.sql(db.dialect):
+                    tx.execute(statement)
+                for table, column, kind in migration.columns:
+                    _add_column(db.dialect, tx, table, column, kind)
+                tx.execute("INSERT INTO schema_migrations (version, description, applied) "
+                           "VALUES (?, ?, ?)", (migration.version, migration.description,
+                                                time.time()))
+                applied.append(migration.version)
+    return applied
