@@ -119,3 +119,163 @@ def test_upload_version_is_the_request_version(capsys: pytest.CaptureFixture[str
     code, out, err = run(capsys, "check", "--publishers", PUBLISHERS, "--claims",
                          str(CLAIMS / "github-release.json"), "--upload-version", "1.2.3")
     assert code == 0, out + err
+
+
+# ------------------------------------------- issue 12 item 12: one limit everywhere
+def _alias_bomb(levels: int = 10) -> str:
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x]"]
+    for i in range(1, levels):
+        lines.append(f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 9) + "]")
+    return "\n".join(lines) + f"\npublishers: [*a{levels - 1}]\n"
+
+
+@pytest.mark.parametrize("command", [["fmt", "--check"], ["fmt"], ["lint"], ["compile"]])
+def test_an_alias_bomb_is_refused_by_every_tool(capsys: pytest.CaptureFixture[str],
+                                                tmp_path: Path, command: list[str]) -> None:
+    bomb = tmp_path / "publishers.yaml"
+    bomb.write_text(_alias_bomb())
+    assert len(bomb.read_bytes()) < 800
+    code, _, err = run(capsys, *command, str(bomb))
+    assert code == 3, err
+    assert "expands to more than" in err
+    assert bomb.read_text() == _alias_bomb()
+
+
+def test_a_recursive_alias_is_refused_by_fmt(capsys: pytest.CaptureFixture[str],
+                                             tmp_path: Path) -> None:
+    path = tmp_path / "publishers.yaml"
+    path.write_text("publishers: &p [*p]\n")
+    code, _, err = run(capsys, "fmt", "--check", str(path))
+    assert code == 3, err
+
+
+def test_check_workflow_refuses_a_huge_file_before_reading_it(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    from tppolicy.limits import MAX_WORKFLOW_BYTES
+
+    workflow = tmp_path / "release.yml"
+    workflow.write_text("on: push\njobs:\n" + "# padding\n" * (MAX_WORKFLOW_BYTES // 10 + 1))
+    code, _, err = run(capsys, "check-workflow", "--publishers", PUBLISHERS, str(workflow))
+    assert code == 3, err
+    assert "larger than the limit" in err and str(workflow) in err
+
+
+def test_every_reader_refuses_a_file_over_the_source_limit(tmp_path: Path) -> None:
+    from tppolicy.errors import ConfigError
+    from tppolicy.readers.source import read_source
+
+    path = tmp_path / "big.yaml"
+    path.write_text("x" * 101)
+    with pytest.raises(ConfigError, match="larger than the limit of 100 bytes"):
+        read_source(path, ConfigError, max_bytes=100)
+    assert read_source(path, ConfigError, max_bytes=101) == "x" * 101
+
+
+# --------------------------------------------- issue 12 item 13: files outside the tree
+def _test_file(folder: Path, publishers: str) -> Path:
+    path = folder / "outside.tptest.yaml"
+    path.write_text(f"publishers: {publishers}\nclaims:\n  c: {{iss: x}}\n"
+                    "cases:\n  - {claims: c, allowed: false}\n")
+    return path
+
+
+@pytest.mark.parametrize("target", ["/proc/self/environ", "../secret.yaml"])
+def test_a_test_file_cannot_name_a_file_outside_its_tree(
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+        target: str) -> None:
+    secret = tmp_path / "secret.yaml"
+    secret.write_text("TPPOLICY_SECRET_VALUE=hunter2\n")
+    monkeypatch.setenv("TPPOLICY_SECRET_VALUE", "hunter2")
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    monkeypatch.chdir(tree)
+    path = _test_file(tree, target)
+    code, out, err = run(capsys, "test", str(path))
+    assert code == 3, out + err
+    assert "outside the tree" in err
+    assert "hunter2" not in out + err
+
+
+def test_a_link_out_of_the_tree_is_refused_too(
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+        tmp_path: Path) -> None:
+    monkeypatch.setenv("TPPOLICY_SECRET_VALUE", "hunter2")
+    (tmp_path / "link.yaml").symlink_to("/proc/self/environ")
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run(capsys, "test", str(_test_file(tmp_path, "link.yaml")))
+    assert code == 3 and "outside the tree" in err
+    assert "hunter2" not in out + err
+
+
+def test_a_test_file_may_name_files_above_it_inside_the_tree(
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+        tmp_path: Path) -> None:
+    (tmp_path / "publishers.yaml").write_text((EXAMPLES / "publishers.yaml").read_text())
+    sub = tmp_path / "tests"
+    sub.mkdir()
+    path = sub / "t.tptest.yaml"
+    path.write_text("publishers: ../publishers.yaml\nclaims:\n  c: {iss: x}\n"
+                    "cases:\n  - {claims: c, allowed: false}\n")
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run(capsys, "test", str(path))
+    assert code == 0, out + err
+    monkeypatch.chdir(sub)  # the tree is now tests/: the publishers file is outside
+    code, _, err = run(capsys, "test", str(path))
+    assert code == 3 and "outside the tree" in err
+    code, out, err = run(capsys, "test", "--root", str(tmp_path), str(path))
+    assert code == 0, out + err
+
+
+def test_fmt_does_not_follow_links_out_of_the_folder(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    victim = outside / "publishers.yaml"
+    unformatted = "publishers:\n- {provider: github, projects: ['a'], repository_owner: o}\n"
+    victim.write_text(unformatted)
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    (tree / "link.yaml").symlink_to(victim)
+    (tree / "environ.yaml").symlink_to("/proc/self/environ")
+    (tree / "dir").symlink_to(outside, target_is_directory=True)
+    code, out, err = run(capsys, "fmt", str(tree))
+    assert code == 0, out + err
+    assert victim.read_text() == unformatted
+    assert "no policy or publishers files found" in err
+    code, out, err = run(capsys, "fmt", "--check", str(tree))
+    assert code == 0 and out == ""
+
+
+def test_an_error_echoes_a_bounded_excerpt_of_a_huge_line(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    value = "x" * 5_000_000
+    path = tmp_path / "publishers.yaml"
+    path.write_text(f"publishers:\n  - provider: github\n    projects: [p]\n"
+                    f"    repository: {value}\n    environment: \"{value} \"\n")
+    for command in (["lint"], ["compile"], ["check", "--claims",
+                                            str(CLAIMS / "github-release.json"),
+                                            "--publishers"]):
+        code, out, err = run(capsys, *command, str(path))
+        assert code == 3
+        assert len(out) + len(err) < 5_000, command
+        assert "characters" in err or "..." in err
+
+
+def test_diagnostic_excerpt_keeps_the_caret_under_the_column() -> None:
+    from tppolicy.errors import Diagnostic, Span
+
+    line = "a" * 1000 + "BAD" + "b" * 1000
+    text = Diagnostic("bad", Span("f", 1, 1001, 1, 1004)).render(line)
+    _, excerpt, caret = text.splitlines()
+    assert len(excerpt) < 200
+    assert excerpt[caret.index("^"):caret.index("^") + 3] == "BAD"
+    assert caret.endswith("^~~")
+
+
+# ------------------------------------------------------------------ issue 16: first hour
+def test_tppolicy_test_from_the_repository_root_passes(
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The deliberately failing fixture is not named like a test file."""
+    monkeypatch.chdir(EXAMPLES.parent)
+    code, out, err = run(capsys, "test")
+    assert code == 0, out + err

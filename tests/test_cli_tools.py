@@ -125,7 +125,7 @@ def test_test_the_provider_case_tables(capsys: pytest.CaptureFixture[str]) -> No
 
 
 def test_test_failure_lines_and_exit_1(capsys: pytest.CaptureFixture[str]) -> None:
-    path = FIXTURES / "policytest" / "failing.tptest.yaml"
+    path = FIXTURES / "policytest" / "failing-on-purpose.yaml"
     code, out, _ = run(capsys, "test", str(path))
     assert code == 1
     lines = out.splitlines()

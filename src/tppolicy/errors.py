@@ -34,13 +34,16 @@ class Diagnostic:
 
     def render(self, source_text: str | None = None,
                source_lines: list[str] | None = None) -> str:
+        """The diagnostic as text: location, message, the source line (a bounded excerpt
+        around the column) with a caret, and the hint. Each part is bounded, so a huge
+        value in a file never makes a huge error."""
         where = str(self.span) if self.span is not None and self.span.line > 0 else ""
         if self.span is not None and self.span.line <= 0 and self.span.source != NO_SPAN.source:
             where = self.span.source
         head = f"{where}: " if where else ""
         if self.path:
-            head += f"{self.path}: "
-        lines = [f"{head}{self.message}"]
+            head += f"{shorten(self.path, MAX_MESSAGE_CHARS // 4)}: "
+        lines = [f"{head}{shorten(self.message, MAX_MESSAGE_CHARS)}"]
         if source_text is not None and self.span is not None and self.span.line > 0:
             src_lines = source_lines if source_lines is not None else source_text.splitlines()
             if self.span.line <= len(src_lines):
@@ -48,11 +51,40 @@ class Diagnostic:
                 width = 1
                 if self.span.end_line == self.span.line:
                     width = max(1, self.span.end_column - self.span.column)
-                lines.append(f"    {text}")
-                lines.append("    " + " " * (self.span.column - 1) + "^" + "~" * (width - 1))
+                excerpt, column, width = _excerpt(text, self.span.column, width)
+                lines.append(f"    {excerpt}")
+                lines.append("    " + " " * (column - 1) + "^" + "~" * (width - 1))
         if self.hint:
-            lines.append(f"    hint: {self.hint}")
+            lines.append(f"    hint: {shorten(self.hint, MAX_MESSAGE_CHARS)}")
         return "\n".join(lines)
+
+
+MAX_MESSAGE_CHARS = 400  # a message or hint longer than this is shortened in the middle
+MAX_EXCERPT_CHARS = 120  # the part of a source line shown under a diagnostic
+
+
+def shorten(text: str, limit: int = MAX_MESSAGE_CHARS) -> str:
+    """`text`, or its start and end around a note of how much was left out."""
+    if len(text) <= limit:
+        return text
+    keep = max(limit - 40, 2)
+    left = text[:keep // 2]
+    right = text[len(text) - keep // 2:]
+    return f"{left}...({len(text) - len(left) - len(right)} characters)...{right}"
+
+
+def _excerpt(line: str, column: int, width: int) -> tuple[str, int, int]:
+    """A window of at most `MAX_EXCERPT_CHARS` of `line` around the 1-based `column`, the
+    column in it, and the caret width clipped to it."""
+    if len(line) <= MAX_EXCERPT_CHARS:
+        return line, column, width
+    start = max(0, min(column - 1 - MAX_EXCERPT_CHARS // 3, len(line) - MAX_EXCERPT_CHARS))
+    end = start + MAX_EXCERPT_CHARS
+    prefix = "..." if start > 0 else ""
+    suffix = "..." if end < len(line) else ""
+    new_column = column - start + len(prefix)
+    new_width = max(1, min(width, end - (column - 1)))
+    return prefix + line[start:end] + suffix, new_column, new_width
 
 
 class TppolicyError(Exception):

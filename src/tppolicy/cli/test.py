@@ -61,6 +61,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="print which rule of which publisher was seen passing and failing")
     parser.add_argument("--min-coverage", metavar="PCT", type=_percent,
                         help="fail when fewer than PCT%% of (rule, outcome) pairs are covered")
+    parser.add_argument("--root", metavar="DIR", help="the files a test file names (publishers, "
+                        "policy, claims, tokens, keys) must be inside DIR (default: the current "
+                        "folder, or the test file's folder when it is outside)")
     add_provider_options(parser)
 
 
@@ -70,7 +73,7 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
     providers = load_providers(args)
     issuers = registered_issuers(args, providers)
     files = discover(args.paths, args.pattern)
-    report = run_files(files, providers=providers, issuers=issuers)
+    report = run_files(files, providers=providers, issuers=issuers, root=args.root)
     below = (args.min_coverage is not None and report.coverage_percent < args.min_coverage)
     if args.format == "json":
         payload = {**report.to_json(), "min_coverage": args.min_coverage,

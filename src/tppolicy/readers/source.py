@@ -5,18 +5,27 @@ from __future__ import annotations
 from pathlib import Path
 
 from tppolicy.errors import Diagnostic, Span, TppolicyError
+from tppolicy.limits import MAX_SOURCE_BYTES
 
 
-def read_source(path: Path, error: type[TppolicyError], encoding: str = "utf-8-sig") -> str:
+def read_source(path: Path, error: type[TppolicyError], encoding: str = "utf-8-sig",
+                max_bytes: int = MAX_SOURCE_BYTES) -> str:
     """A source file's text (UTF-8; by default a byte-order mark is dropped, `"utf-8"`
     keeps it, for a tool that writes the file back); `error` names the file, and for a
-    byte that is not UTF-8 its line and column."""
+    byte that is not UTF-8 its line and column. A file over `max_bytes` is refused
+    without being read whole (one size limit for every reader: `tppolicy.limits`)."""
     source = str(path)
     try:
-        raw = path.read_bytes()
+        with path.open("rb") as handle:
+            raw = handle.read(max_bytes + 1)
     except OSError as exc:
         raise error([Diagnostic(f"cannot read the file: {exc.strerror or exc}",
                                 Span(source, 0, 0, 0, 0))]) from None
+    if len(raw) > max_bytes:
+        raise error([Diagnostic(f"the file is larger than the limit of {max_bytes} bytes",
+                                Span(source, 0, 0, 0, 0),
+                                hint="is this the right file? tppolicy reads policy, "
+                                "publishers, test and workflow files, which are small")])
     try:
         return raw.decode(encoding)
     except UnicodeDecodeError as exc:

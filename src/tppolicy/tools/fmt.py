@@ -141,6 +141,29 @@ def _load_rt(text: str, source: str) -> Any:
                                       Span(source, 0, 0, 0, 0))], text) from None
 
 
+def _refuse_unbounded(text: str, source: str) -> None:
+    """Refuse, before any round trip, what the publishers loader refuses: recursive aliases
+    and alias bombs (the same limit as `check`, `lint` and `serve load`; ruamel.yaml
+    and the comparisons below walk every expanded value)."""
+    from tppolicy.decide.publishers import _MAX_VALUES, _check_graph
+
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as exc:
+        raise ConfigError([_yaml_diagnostic(exc, source)], text) from None
+    except RecursionError:
+        raise ConfigError([Diagnostic("the YAML is nested too deeply",
+                                      Span(source, 0, 0, 0, 0))], text) from None
+    problem = _check_graph(root) if root is not None else None
+    if problem is not None:
+        kind, node = problem
+        line, column = node.start_mark.line + 1, node.start_mark.column + 1
+        message = ("an anchor is used inside itself (a recursive alias)" if kind == "recursive"
+                   else f"the document expands to more than {_MAX_VALUES} values through aliases")
+        raise ConfigError([Diagnostic(message, Span(source, line, column, line, column + 1))],
+                          text)
+
+
 def _plain_data(text: str, source: str) -> Any:
     """The document as the project's loader (pyyaml, YAML 1.1) reads it."""
     try:
@@ -410,6 +433,7 @@ def format_publishers_text(text: str, source: str, providers: Mapping[str, Provi
     `ConfigError` if it is not YAML or not a mapping with a `publishers` list;
     `FormatterError` if the result would not load to the same publishers.
     """
+    _refuse_unbounded(text, source)
     data = _plain_data(text, source)
     document = _load_rt(text, source)
     if not isinstance(document, CommentedMap) or not isinstance(
@@ -502,9 +526,19 @@ def format_file(path: str | os.PathLike[str], providers: Mapping[str, Provider])
     return FileResult(file, original, formatted)
 
 
+def _inside(file: Path, tree: Path) -> bool:
+    """Whether `file`, links resolved, is a regular file inside the folder `tree`."""
+    try:
+        resolved = file.resolve(strict=True)
+    except (OSError, RuntimeError):
+        return False
+    return resolved.is_relative_to(tree) and resolved.is_file()
+
+
 def collect_files(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
     """The files to format: each file named, and in each folder named (recursively) the
-    `*.tpp` files and the YAML files that are publishers files. Hidden folders are skipped.
+    `*.tpp` files and the YAML files that are publishers files. Hidden folders are skipped,
+    and so are links that lead out of the folder (they are neither read nor rewritten).
     """
     found: list[Path] = []
     for entry in paths:
@@ -512,10 +546,13 @@ def collect_files(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
         if not path.is_dir():
             found.append(path)
             continue
+        tree = path.resolve()
         for file in sorted(path.rglob("*")):
             parts = file.relative_to(path).parts
             if any(p.startswith(".") for p in parts) or not file.is_file():
                 continue
+            if not _inside(file, tree):
+                continue  # a link out of the folder: never read, never rewritten
             if file.suffix in POLICY_SUFFIXES:
                 found.append(file)
             elif file.suffix in YAML_SUFFIXES:

@@ -49,10 +49,11 @@ from tppolicy.decide.decision import Decision, RuleResult
 from tppolicy.decide.load import compile_publishers_file, compile_publishers_text, load_policy_file
 from tppolicy.decide.policy import Policy
 from tppolicy.decide.reasons import show
-from tppolicy.errors import Diagnostic, Span, TppolicyError
+from tppolicy.errors import Diagnostic, Span, TppolicyError, shorten
 from tppolicy.language import ast as A
 from tppolicy.language.bind import fold
 from tppolicy.language.check import CheckedProvider
+from tppolicy.limits import MAX_SOURCE_BYTES
 from tppolicy.readers.source import read_source
 
 __all__ = ["DEFAULT_PATTERN", "CaseResult", "PolicyTestError", "Report", "RuleCoverage",
@@ -203,11 +204,46 @@ class _TestFile:
 
 
 class _Reader:
-    def __init__(self, path: Path, text: str) -> None:
+    def __init__(self, path: Path, text: str, root: Path) -> None:
         self.path = path
         self.source = str(path)
         self.text = text
+        self.root = root
         self.diagnostics: list[Diagnostic] = []
+
+    def inside(self, node: yaml.Node | None, relative: str, what: str) -> Path | None:
+        """The file `relative` names (from the test file's folder) if it lies inside the
+        tree (`self.root`), links resolved; else reported and None. A test file must not
+        make tppolicy read (and echo) files elsewhere, such as /proc/self/environ."""
+        target = self.path.parent / relative
+        try:
+            resolved = target.resolve()
+        except (OSError, RuntimeError) as exc:  # a symlink loop
+            self.error(node, f"cannot read the {what} {relative!r}: {exc}")
+            return None
+        if not resolved.is_relative_to(self.root):
+            self.error(node, f"the {what} {relative!r} is outside the tree of the test files "
+                       f"({self.root})", "name a file inside it; run tppolicy test from (or "
+                       "give --root) a folder holding the test files and what they name")
+            return None
+        return target
+
+    def read_bytes(self, node: yaml.Node | None, relative: str, what: str) -> bytes | None:
+        """A file named by the test file, inside the tree and at most MAX_SOURCE_BYTES."""
+        target = self.inside(node, relative, what)
+        if target is None:
+            return None
+        try:
+            with target.open("rb") as handle:
+                data = handle.read(MAX_SOURCE_BYTES + 1)
+        except OSError as exc:
+            self.error(node, f"cannot read the {what} {relative!r}: {exc.strerror or exc}")
+            return None
+        if len(data) > MAX_SOURCE_BYTES:
+            self.error(node, f"the {what} {relative!r} is larger than the limit of "
+                       f"{MAX_SOURCE_BYTES} bytes")
+            return None
+        return data
 
     def span(self, node: yaml.Node | None) -> Span:
         if node is None:
@@ -251,14 +287,13 @@ def _unknown_keys(reader: _Reader, keys: Mapping[str, tuple[yaml.Node, yaml.Node
 
 
 def _load_json(reader: _Reader, node: yaml.Node, relative: str) -> dict[str, Any] | None:
-    path = reader.path.parent / relative
-    try:
-        value = json.loads(path.read_text("utf-8"))
-    except OSError as exc:
-        reader.error(node, f"cannot read the claims file {relative!r}: {exc.strerror or exc}")
+    data = reader.read_bytes(node, relative, "claims file")
+    if data is None:
         return None
+    try:
+        value = json.loads(data.decode("utf-8"))
     except (ValueError, RecursionError) as exc:
-        reader.error(node, f"the claims file {relative!r} is not JSON: {exc}")
+        reader.error(node, f"the claims file {relative!r} is not JSON: {shorten(str(exc))}")
         return None
     if not isinstance(value, dict):
         reader.error(node, f"the claims file {relative!r} does not hold a JSON object")
@@ -358,10 +393,8 @@ def _read_token(reader: _Reader, node: yaml.Node, value: Any) -> str | None:
     if not isinstance(value, str) or not value:
         reader.error(node, "'token' must be the path of a token file (a compact JWT)")
         return None
-    try:
-        data = (reader.path.parent / value).read_bytes()
-    except OSError as exc:
-        reader.error(node, f"cannot read the token file {value!r}: {exc.strerror or exc}")
+    data = reader.read_bytes(node, value, "token file")
+    if data is None:
         return None
     return data.decode("utf-8", "replace").strip()
 
@@ -375,10 +408,9 @@ def _jwks(reader: _Reader, node: yaml.Node) -> dict[str, bytes]:
         return {}
     documents = {}
     for issuer, relative in value.items():
-        try:
-            documents[issuer] = (reader.path.parent / relative).read_bytes()
-        except OSError as exc:
-            reader.error(node, f"cannot read the JWKS file {relative!r}: {exc.strerror or exc}")
+        data = reader.read_bytes(node, relative, "JWKS file")
+        if data is not None:
+            documents[issuer] = data
     return documents
 
 
@@ -390,10 +422,21 @@ def _publishers_text(text: str, key: yaml.Node, value: yaml.Node) -> str:
     return yaml.safe_dump({"publishers": _construct(value)}, sort_keys=False)
 
 
+def tree_root(path: Path, root: str | os.PathLike[str] | None = None) -> Path:
+    """The folder whose files a test file may name: `root` if given, else the current
+    folder when the test file is inside it, else the test file's own folder."""
+    if root is not None:
+        return Path(root).resolve()
+    here = Path.cwd().resolve()
+    folder = path.parent.resolve()
+    return here if folder.is_relative_to(here) else folder
+
+
 def _load_file(path: Path, providers: Mapping[str, CheckedProvider] | None,
-               issuers: Mapping[str, str] | None) -> _TestFile:
+               issuers: Mapping[str, str] | None,
+               tree: str | os.PathLike[str] | None = None) -> _TestFile:
     text = read_source(path, PolicyTestError)
-    reader = _Reader(path, text)
+    reader = _Reader(path, text, tree_root(path, tree))
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.YAMLError as exc:
@@ -460,7 +503,10 @@ def _load_file(path: Path, providers: Mapping[str, CheckedProvider] | None,
     if "publishers" in keys:
         key, value = keys["publishers"]
         if isinstance(value, yaml.ScalarNode) and isinstance(_construct(value), str):
-            target = path.parent / _construct(value)
+            inside = reader.inside(value, _construct(value), "publishers file")
+            if inside is None:
+                raise reader.fail()
+            target = inside
             policy = compile_publishers_file(target, providers=providers, issuers=file_issuers)
             label = str(target)
         else:
@@ -473,7 +519,10 @@ def _load_file(path: Path, providers: Mapping[str, CheckedProvider] | None,
         if not isinstance(target_name, str):
             reader.error(value, "'policy' must be the path of a policy file")
             raise reader.fail()
-        target = path.parent / target_name
+        inside = reader.inside(value, target_name, "policy file")
+        if inside is None:
+            raise reader.fail()
+        target = inside
         policy = load_policy_file(target, providers=providers, issuers=file_issuers)
         label = str(target)
     return _TestFile(path, label, policy, cases, audience, jwks, now)
@@ -579,9 +628,11 @@ def _decide_token(test: _TestFile, token: str, audience: str,
 
 def run_files(paths: Iterable[str | os.PathLike[str]], *,
               providers: Mapping[str, CheckedProvider] | None = None,
-              issuers: Mapping[str, str] | None = None) -> Report:
+              issuers: Mapping[str, str] | None = None,
+              root: str | os.PathLike[str] | None = None) -> Report:
     """Run every case of every test file. Invalid files are reported in `Report.errors`;
-    the other files still run."""
+    the other files still run. The files a test file names must be inside `root` (see
+    `tree_root`)."""
     results: list[CaseResult] = []
     errors: list[TppolicyError] = []
     files: list[str] = []
@@ -590,7 +641,7 @@ def run_files(paths: Iterable[str | os.PathLike[str]], *,
         path = Path(entry)
         files.append(str(path))
         try:
-            test = _load_file(path, providers, issuers)
+            test = _load_file(path, providers, issuers, root)
         except TppolicyError as exc:
             errors.append(exc)
             continue

@@ -28,6 +28,7 @@ from typing import Any, TypeGuard
 from tppolicy.decide.policy import Policy
 from tppolicy.errors import Diagnostic, Span, TppolicyError
 from tppolicy.language.ops import Glob
+from tppolicy.limits import MAX_WORKFLOW_BYTES
 from tppolicy.readers.source import read_source
 
 __all__ = ["CODES", "WorkflowError", "WorkflowFinding", "WorkflowReport", "check_workflow_file",
@@ -274,7 +275,7 @@ def check_workflow_file(file: str | os.PathLike[str], policy: Policy, *,
     """Check a workflow file. Without `path`, its path from the root of the git checkout
     holding it (else the path as given)."""
     source = os.fsdecode(file)
-    text = read_source(Path(source), WorkflowError)
+    text = read_source(Path(source), WorkflowError, max_bytes=MAX_WORKFLOW_BYTES)
     return check_workflow_text(text, source, policy, path=path or _repository_path(source),
                                audience=audience, repository=repository, job=job)
 
