@@ -57,8 +57,9 @@ def _issuer_source(value: str) -> tuple[str, str]:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = _DESCRIPTION
     parser.epilog = EPILOG
-    parser.add_argument("--db", metavar="FILE|URL", default="tppolicy-index.db",
-                        help="the SQLite file (default tppolicy-index.db), or PostgreSQL: "
+    parser.add_argument("--db", metavar="FILE|URL", default=None,
+                        help="the SQLite file (default tppolicy-index.db; with --demo, a "
+                        "fresh one in a new temporary directory), or PostgreSQL: "
                         "postgresql://USER@HOST:PORT/DB (replicas on several hosts; "
                         "the password from ~/.pgpass or PGPASSWORD)")
     parser.add_argument("--files", metavar="DIR", help="where distributions are stored "
@@ -104,6 +105,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mint-rate-limit", metavar="COUNT/PERIOD",
                         help="limit mint-token per client address, such as 30/minute, "
                         "100/hour or 5/10s (default: no limit); more get HTTP 429")
+    parser.add_argument("--demo", action="store_true",
+                        help="NOT FOR PRODUCTION: a first try with a built-in test issuer on "
+                        "the same port (tokens that pass as GitHub's), its own HTTPS "
+                        "certificate and a demo publisher; prints what to run with uv")
     add_provider_options(parser)
 
     commands = parser.add_subparsers(dest="serve_command", metavar="COMMAND")
@@ -140,6 +145,13 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
                          "pip install 'tppolicy[server]'") from None
     from tppolicy.language.providers import load_providers
 
+    demo = None
+    if args.demo:
+        if args.serve_command is not None:
+            raise UsageError("--demo runs a demo index; it has no publishers commands")
+        demo = _start_demo(args)
+    elif args.db is None:
+        args.db = "tppolicy-index.db"
     providers = load_providers(args.providers)
     issuers = registered_issuers(args, providers)
     if args.serve_command == "publishers":
@@ -176,6 +188,12 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
         raise UsageError("--db with a PostgreSQL URL needs --files DIR: the distributions' "
                          "folder, the same (shared) folder for every replica")
     storage_settings = _settings(args, issuers)
+    if demo is not None:
+        storage = _storage(args)
+        try:
+            storage.put_publisher(str(demo.publisher["name"]), demo.publisher)
+        finally:
+            storage.close()
     for path in args.publishers:
         _load_file(args, path, providers, issuers)
     with _database_errors(args):
@@ -183,11 +201,30 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
     try:
         started = serve(index, host=args.host, port=args.port, ssl_certfile=args.ssl_certfile,
                         ssl_keyfile=args.ssl_keyfile, log_level=args.log_level,
-                        log_format=args.log_format)
+                        log_format=args.log_format, demo=demo,
+                        announce=None if demo is None else
+                        (lambda url: out.write(demo.instructions(url)) and out.flush()))
     except OSError as exc:
         raise UsageError(f"cannot listen on {args.host}:{args.port}: "
                          f"{exc.strerror or exc}") from None
     return EXIT_ALLOWED if started else EXIT_INTERNAL
+
+
+def _start_demo(args: argparse.Namespace) -> Any:
+    """The demo's key, certificate and database (a new temporary directory)."""
+    import tempfile
+
+    from tppolicy.server.demo import GITHUB_ISSUER, Demo
+
+    directory = Path(tempfile.mkdtemp(prefix="tppolicy-demo-"))
+    demo = Demo.create(directory)
+    if args.db is None:
+        args.db = str(directory / "index.db")
+    if args.ssl_certfile is None and args.ssl_keyfile is None:
+        args.ssl_certfile, args.ssl_keyfile = str(demo.cert), str(demo.key)
+    args.jwks = [(i, s) for i, s in args.jwks if i != GITHUB_ISSUER]
+    args.jwks.append((GITHUB_ISSUER, str(demo.jwks)))
+    return demo
 
 
 def _settings(args: argparse.Namespace, issuers: dict[str, str]) -> dict[str, Any]:

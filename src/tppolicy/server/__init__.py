@@ -24,6 +24,8 @@ from .storage import SQLiteJtiStore, Storage
 if TYPE_CHECKING:
     from starlette.applications import Starlette
 
+    from .demo import Demo
+
 __all__ = ["Index", "RedisReplayStore", "ServerKeyCache", "Settings", "Storage", "build_index",
            "create_app", "serve"]
 
@@ -79,16 +81,16 @@ def build_index(settings: Settings) -> Index:
     return index
 
 
-def create_app(index: Index, *, reload: bool = True) -> Starlette:
+def create_app(index: Index, *, reload: bool = True, demo: Demo | None = None) -> Starlette:
     from .app import create_app as create
 
-    return create(index, reload=reload)
+    return create(index, reload=reload, demo=demo)
 
 
 def serve(index: Index, *, host: str = "127.0.0.1", port: int = 8000,
           ssl_certfile: str | None = None, ssl_keyfile: str | None = None,
           log_level: str = "info", log_format: str = "text", access_log: bool = True,
-          announce: Any = None) -> bool:
+          announce: Any = None, demo: Demo | None = None) -> bool:
     """Run the index with uvicorn (one process, one event loop) until interrupted.
 
     The socket is bound first, so `port=0` picks a free port; the URL is printed on
@@ -113,7 +115,8 @@ def serve(index: Index, *, host: str = "127.0.0.1", port: int = 8000,
     scheme = "https" if ssl_certfile else "http"
     shown = f"[{host}]" if family == socket.AF_INET6 else host
     url = f"{scheme}://{shown}:{bound}"
-    config = uvicorn.Config(create_app(index), http=ReasonH11Protocol, log_level=log_level,
+    config = uvicorn.Config(create_app(index, demo=demo), http=ReasonH11Protocol,
+                            log_level=log_level,
                             log_config=logging_config(log_level, log_format),
                             access_log=access_log, ssl_certfile=ssl_certfile,
                             ssl_keyfile=ssl_keyfile, lifespan="on", timeout_graceful_shutdown=5,

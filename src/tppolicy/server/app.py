@@ -41,6 +41,8 @@ from starlette.responses import (
 from starlette.routing import Route
 
 from .core import MAX_MINT_BODY, Answer, Index, upload_error
+from .demo import TOKEN_PATH as DEMO_TOKEN_PATH
+from .demo import Demo
 from .metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from .ratelimit import retry_after
 from .simple import negotiate, not_acceptable_body
@@ -87,9 +89,10 @@ async def _read_body(request: Request, limit: int) -> bytes | None:
     return b"".join(chunks)
 
 
-def create_app(index: Index, *, reload: bool = True) -> Starlette:
+def create_app(index: Index, *, reload: bool = True, demo: Demo | None = None) -> Starlette:
     """The server for one `Index`; with `reload`, publishers changed in the database
-    by another process are picked up every `index.reload_interval` seconds."""
+    by another process are picked up every `index.reload_interval` seconds; with
+    `demo`, the demo's test issuer answers at `/_/demo/token` (NOT FOR PRODUCTION)."""
 
     async def audience(request: Request) -> Response:
         return respond(index.audience())
@@ -209,6 +212,22 @@ def create_app(index: Index, *, reload: bool = True) -> Starlette:
             return PlainTextResponse("404 Not Found", 404)
         return FileResponse(path, media_type="application/octet-stream")
 
+    async def demo_token(request: Request) -> Response:
+        assert demo is not None
+        scheme, _, given = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not given.strip():
+            return JSONResponse({"message": "send Authorization: bearer <anything> (the "
+                                 "demo's ACTIONS_ID_TOKEN_REQUEST_TOKEN)"}, 401)
+        audience = request.query_params.get("audience")
+        if not audience:
+            return JSONResponse({"message": "audience: query parameter required"}, 400)
+        changes = {k: v for k, v in request.query_params.items()
+                   if k not in ("audience", "api-version")}
+        token = await run_in_threadpool(demo.token, audience, changes)
+        log.warning("demo issuer: signed a test token for %s (NOT FOR PRODUCTION)",
+                    demo.claims.get("repository"), extra={"event": "demo-token"})
+        return JSONResponse({"value": token, "count": 1})
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         task = asyncio.create_task(_follow(index)) if reload else None
@@ -233,6 +252,8 @@ def create_app(index: Index, *, reload: bool = True) -> Starlette:
         Route("/_/health", health, methods=["GET", "HEAD"]),
         Route("/_/metrics", metrics, methods=["GET"]),
     ]
+    if demo is not None:
+        routes.append(Route(DEMO_TOKEN_PATH, demo_token, methods=["GET"]))
     app = Starlette(routes=routes, lifespan=lifespan)
     app.add_middleware(BodyLimit, limit=index.max_upload_bytes + 1024 * 1024)
     app.add_middleware(ReasonHeader)
