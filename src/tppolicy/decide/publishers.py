@@ -32,6 +32,7 @@ from jsonschema.validators import extend
 
 from tppolicy.errors import ConfigError, Diagnostic, Span
 from tppolicy.language.ast import FieldDecl, Provider
+from tppolicy.readers.yaml import YamlDocument, compose_yaml, construct_scalar
 
 __all__ = [
     "PublisherEntry",
@@ -75,8 +76,6 @@ _PROJECT_NAME_PATTERN = r"^([A-Za-z0-9]|[A-Za-z0-9][A-Za-z0-9._-]*[A-Za-z0-9])$"
 _COMMON_KEYS = ("provider", "name", "projects", "pending_project")
 _TOP_KEYS = ("publishers",)
 _FIELD_TYPES = {"string": "string", "int": "integer", "bool": "boolean"}
-# Aliases can make a small file expand into a huge document; refuse beyond this many values.
-_MAX_VALUES = 1_000_000
 _ISSUER_HINT = "register it with --issuer URL=PROVIDER"
 _FILENAME_HINT = "a file name such as release.yml, not a path"
 
@@ -270,6 +269,85 @@ _Validator = extend(  # type: ignore[no-untyped-call]
     Draft202012Validator, validators={"pattern": _pattern_keyword})
 
 
+# ------------------------------------------------------- validation, the fast path
+_FieldCheck: TypeAlias = "tuple[str, str, re.Pattern[str] | None, bool]"
+
+
+def _plainly_valid(data: Any, providers: Mapping[str, Provider]) -> bool:
+    """True only if `publishers_schema` certainly accepts `data`: the common case, checked
+    in one pass without the schema machinery. False sends the data through the schema,
+    which then finds (and words) every error; a doubtful value also answers False."""
+    if type(data) is not dict or len(data) != 1 or type(data.get("publishers")) is not list:
+        return False
+    shapes = {name: _shape(provider) for name, provider in providers.items()}
+    identifier = _compiled(_IDENTIFIER_PATTERN)
+    project = _compiled(_PROJECT_NAME_PATTERN)
+    if identifier is None or project is None:  # pragma: no cover - constant patterns
+        return False
+    for entry in data["publishers"]:
+        if type(entry) is not dict:
+            return False
+        provider = entry.get("provider")
+        shape = shapes.get(provider) if type(provider) is str else None
+        if shape is None:
+            return False
+        allowed, required, checks = shape
+        if not allowed.issuperset(entry) or not all(name in entry for name in required):
+            return False
+        name = entry.get("name")
+        if name is not None and (type(name) is not str or not identifier.search(name)):
+            return False
+        if "name" in entry and name is None:
+            return False
+        projects = entry.get("projects")
+        if ("projects" in entry) == ("pending_project" in entry):
+            return False
+        if projects is not None:
+            if type(projects) is not list or not projects or not all(
+                    type(p) is str and project.search(p) for p in projects):
+                return False
+        elif "projects" in entry:
+            return False
+        else:
+            pending = entry["pending_project"]
+            if type(pending) is not str or not project.search(pending):
+                return False
+        for field_name, field_type, pattern, empty_ok in checks:
+            if field_name not in entry:
+                continue
+            value = entry[field_name]
+            if field_type == "string":
+                if type(value) is not str:
+                    return False
+                if value == "" and empty_ok:
+                    continue
+                if not identifier.search(value) or (
+                        pattern is not None and not pattern.search(value)):
+                    return False
+            elif type(value) is not (int if field_type == "int" else bool):
+                return False
+    return True
+
+
+def _shape(provider: Provider) -> tuple[frozenset[str], tuple[str, ...],
+                                        tuple[_FieldCheck, ...]] | None:
+    """What `_provider_schema` requires of an entry, for `_plainly_valid`; None when a
+    field is beyond the fast path (an unknown type, a pattern Python cannot compile)."""
+    checks: list[_FieldCheck] = []
+    for decl in provider.fields:
+        if decl.type not in _FIELD_TYPES or decl.name in _COMMON_KEYS:
+            return None
+        pattern = None
+        if decl.pattern is not None and decl.type == "string":
+            pattern = _compiled(decl.pattern)
+            if pattern is None:
+                return None
+        checks.append((decl.name, decl.type, pattern, _default(decl) == ""))
+    required = tuple(d.name for d in provider.fields if _default(d) is None)
+    allowed = frozenset((*_COMMON_KEYS, *(d.name for d in provider.fields)))
+    return allowed, required, tuple(checks)
+
+
 # ---------------------------------------------------------------- YAML → data
 @dataclass
 class _Loc:
@@ -292,23 +370,13 @@ class _Context:
     source: str
     text: str
     providers: Mapping[str, Provider]
-    lines: list[str] = field(default_factory=list)
+    document: YamlDocument
     diagnostics: list[Diagnostic] = field(default_factory=list)
     reported: set[Path] = field(default_factory=set)  # paths with a diagnostic
     invalid: set[Path] = field(default_factory=set)  # values replaced by _INVALID
-    constructor: yaml.SafeLoader = field(default_factory=lambda: yaml.SafeLoader(""))
 
     def span(self, node: yaml.Node | None) -> Span:
-        if node is None or node.start_mark is None:
-            return Span(self.source, 0, 0, 0, 0)
-        start, end = node.start_mark, node.end_mark or node.start_mark
-        line, column = start.line + 1, start.column + 1
-        end_line, end_column = end.line + 1, end.column + 1
-        if end.column == 0 and end.line > start.line:
-            # A block node ends at the start of the next line: end it on its own last line.
-            end_line = end.line
-            end_column = len(self.lines[end.line - 1]) + 1 if end.line - 1 < len(self.lines) else 1
-        return Span(self.source, line, column, end_line, end_column)
+        return self.document.span(node)
 
     def report(self, node: yaml.Node | None, path: Path | None, message: str,
                hint: str | None = None) -> None:
@@ -331,40 +399,6 @@ def _path_str(path: Path | None) -> str | None:
     return out
 
 
-def _children(node: yaml.Node) -> list[yaml.Node]:
-    if isinstance(node, yaml.MappingNode):
-        return [n for pair in node.value for n in pair]
-    if isinstance(node, yaml.SequenceNode):
-        return list(node.value)
-    return []
-
-
-def _check_graph(root: yaml.Node) -> tuple[str, yaml.Node] | None:
-    """Refuse recursive aliases and documents that aliases expand past `_MAX_VALUES`."""
-    sizes: dict[int, int] = {}
-    done: set[int] = set()
-    open_: set[int] = set()
-    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
-    while stack:
-        node, post = stack.pop()
-        key = id(node)
-        if post:
-            sizes[key] = min(_MAX_VALUES + 1, 1 + sum(sizes[id(c)] for c in _children(node)))
-            open_.discard(key)
-            done.add(key)
-            continue
-        if key in done:
-            continue
-        if key in open_:
-            return ("recursive", node)
-        open_.add(key)
-        stack.append((node, True))
-        stack.extend((c, False) for c in reversed(_children(node)))
-    if sizes[id(root)] > _MAX_VALUES:
-        return ("large", root)
-    return None
-
-
 def _construct_scalar(ctx: _Context, node: yaml.ScalarNode, path: Path,
                       is_value: bool = True) -> Any:
     """The value of a scalar; `_INVALID`, reported, if it has no plain JSON-like value."""
@@ -375,7 +409,7 @@ def _construct_scalar(ctx: _Context, node: yaml.ScalarNode, path: Path,
                    "use plain strings, numbers, booleans, lists and mappings")
     else:
         try:
-            return ctx.constructor.construct_object(node, deep=True)
+            return construct_scalar(node)
         except Exception as exc:  # PyYAML raises all sorts on explicitly tagged scalars
             problem = getattr(exc, "problem", None) or str(exc) or type(exc).__name__
             ctx.report(node, path, f"invalid {node.tag.removeprefix(_TAG)} value: {problem}")
@@ -475,7 +509,8 @@ def _yaml_quote(text: str) -> str:
 
 def _plain(node: yaml.Node | None) -> str | None:
     """The source text of a plain (unquoted) scalar, else None."""
-    if isinstance(node, yaml.ScalarNode) and node.style is None and isinstance(node.value, str):
+    # libyaml marks a plain scalar with style '', pyyaml's Python parser with None
+    if isinstance(node, yaml.ScalarNode) and not node.style and isinstance(node.value, str):
         return node.value
     return None
 
@@ -825,61 +860,17 @@ def _check_issuer(ctx: _Context, entry: dict[str, Any], path: Path, loc: _Loc,
 
 
 # -------------------------------------------------------------------- loading
-def _yaml_error(ctx: _Context, exc: yaml.YAMLError) -> Diagnostic:
-    line = column = 1
-    message = f"invalid YAML: {exc}"
-    hint: str | None = None
-    if isinstance(exc, yaml.MarkedYAMLError):
-        mark = exc.problem_mark or exc.context_mark
-        if mark is not None:
-            line, column = mark.line + 1, mark.column + 1
-        message = f"invalid YAML: {exc.problem or exc.context or 'syntax error'}"
-        if exc.context and exc.problem and exc.context_mark is not None:
-            hint = f"{exc.context} at line {exc.context_mark.line + 1}, " \
-                   f"column {exc.context_mark.column + 1}"
-        if exc.problem and "'\\t'" in exc.problem:
-            hint = "YAML does not allow tabs for indentation; use spaces"
-    elif isinstance(exc, yaml.reader.ReaderError):
-        before = ctx.text[:exc.position]
-        line = before.count("\n") + 1
-        column = exc.position - (before.rfind("\n") + 1) + 1
-        char = exc.character
-        shown = f"U+{char:04X}" if isinstance(char, int) else repr(char)
-        message = f"invalid YAML: the character {shown} is not allowed in a YAML file"
-    return Diagnostic(message, Span(ctx.source, line, column, line, column + 1), hint=hint)
-
-
-def _compose(ctx: _Context) -> yaml.Node | None:
-    try:
-        return yaml.compose(ctx.text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError as exc:
-        ctx.diagnostics.append(_yaml_error(ctx, exc))
-    except RecursionError:
-        ctx.diagnostics.append(Diagnostic("the YAML is nested too deeply",
-                                          Span(ctx.source, 0, 0, 0, 0)))
-    except Exception as exc:  # PyYAML's own bugs must not escape as tracebacks
-        ctx.diagnostics.append(Diagnostic(f"invalid YAML: {exc}", Span(ctx.source, 0, 0, 0, 0)))
-    return None
-
-
 def load_publishers_text(text: str, source: str, providers: Mapping[str, Provider],
                          registered_issuers: Mapping[str, str] | None = None,
                          ) -> tuple[PublisherEntry, ...]:
     """Load a publishers file's text; raise `ConfigError` with every problem found."""
-    ctx = _Context(source, text, providers, text.splitlines())
-    node = _compose(ctx)
-    if ctx.diagnostics:
-        raise ConfigError(ctx.diagnostics, source_text=text)
+    document = compose_yaml(text, source, ConfigError)
+    node = document.root
     if node is None:
         raise ConfigError([Diagnostic("the file is empty", Span(source, 0, 0, 0, 0),
                                       hint="a publishers file is a mapping: 'publishers: [...]'")],
                           source_text=text)
-    problem = _check_graph(node)
-    if problem is not None:
-        kind, where = problem
-        message = ("an anchor is used inside itself (a recursive alias)" if kind == "recursive"
-                   else f"the document expands to more than {_MAX_VALUES} values through aliases")
-        raise ConfigError([Diagnostic(message, ctx.span(where))], source_text=text)
+    ctx = _Context(source, text, providers, document)
     try:
         entries = _load(ctx, node, registered_issuers or {})
     except RecursionError:
@@ -902,11 +893,13 @@ def load_publishers_text(text: str, source: str, providers: Mapping[str, Provide
 def _load(ctx: _Context, node: yaml.Node,
           registered_issuers: Mapping[str, str]) -> tuple[PublisherEntry, ...]:
     data, root = _convert(ctx, node, ())
-    renderer = _Renderer(ctx, data, root)
-    validator = _Validator(publishers_schema(ctx.providers))
-    for error in validator.iter_errors(data):
-        renderer.render(error)
-    renderer.flush()
+    if ctx.diagnostics or not _plainly_valid(data, ctx.providers):
+        # The schema's own validation finds every error (and is 20 times slower).
+        renderer = _Renderer(ctx, data, root)
+        validator = _Validator(publishers_schema(ctx.providers))
+        for error in validator.iter_errors(data):
+            renderer.render(error)
+        renderer.flush()
     _semantic_checks(ctx, data, root, registered_issuers)
     if ctx.diagnostics:
         return ()

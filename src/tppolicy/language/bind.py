@@ -84,15 +84,61 @@ def fold(expr: A.Expr) -> A.Expr:
 
 
 def bind_expr(expr: A.Expr, values: Mapping[str, Any]) -> A.Expr:
-    """Replace `publisher.NAME` by its value, then fold."""
-    closed = _closed_memo()
+    """Replace `publisher.NAME` by its value, then fold (bottom-up, as `A.transform`).
 
-    def substitute(node: A.Expr) -> A.Expr:
-        if isinstance(node, A.FieldRef) and node.name in values:
-            return _literal_node(values[node.name], node.span) or node
-        return _simplify(node, closed)
+    Each sub-expression's result is kept for the values of the fields it reads: the
+    publishers of a file share most values, so their common parts are folded once."""
+    return _bind_node(expr, values)[0]
 
-    return A.transform(expr, substitute)
+
+_ABSENT = object()
+# Per expression node: the fields it reads; per (node, the values of those fields): the
+# node bound and folded, and whether that reads no claim. Each entry keeps its node, so
+# that the id stays its own while the entry lives.
+_NODE_FIELDS: dict[int, tuple[A.Expr, tuple[str, ...]]] = {}
+_BOUND_NODES: dict[tuple[int, tuple[Any, ...]], tuple[A.Expr, A.Expr, bool]] = {}
+_CACHE_LIMIT = 65536
+
+
+def _fields_of(node: A.Expr) -> tuple[str, ...]:
+    known = _NODE_FIELDS.get(id(node))
+    if known is None or known[0] is not node:
+        if len(_NODE_FIELDS) >= _CACHE_LIMIT:
+            _NODE_FIELDS.clear()
+        known = _NODE_FIELDS[id(node)] = (node, tuple(sorted(A.fields_read(node))))
+    return known[1]
+
+
+def _bind_node(node: A.Expr, values: Mapping[str, Any]) -> tuple[A.Expr, bool]:
+    """(`node` bound and folded, whether the result reads no claim, field or name)."""
+    key: tuple[int, tuple[Any, ...]] | None = (id(node), tuple(
+        (type(v), v) for v in (values.get(f, _ABSENT) for f in _fields_of(node))))
+    try:
+        found = _BOUND_NODES.get(key)  # type: ignore[arg-type]
+    except TypeError:  # a value that cannot be hashed: not kept
+        key, found = None, None
+    if found is not None and found[0] is node:
+        return found[1], found[2]
+    kids = A.children(node)
+    bound_kids: tuple[tuple[A.Expr, bool], ...] = tuple(_bind_node(k, values) for k in kids)
+    new_kids = tuple(b[0] for b in bound_kids)
+    rebuilt = node
+    if any(new is not old for new, old in zip(new_kids, kids, strict=True)):
+        rebuilt = A.rebuild(node, new_kids)
+    closed = not isinstance(rebuilt, _OPEN) and all(b[1] for b in bound_kids)
+    if isinstance(rebuilt, A.FieldRef) and rebuilt.name in values:
+        result = _literal_node(values[rebuilt.name], rebuilt.span) or rebuilt
+    else:
+        result = _simplify(rebuilt, lambda e: closed if e is rebuilt else _is_closed(e))
+    kid_closed = (b[1] for b in bound_kids if b[0] is result)
+    result_closed = closed if result is rebuilt else next(kid_closed, None)
+    if result_closed is None:
+        result_closed = _is_closed(result)
+    if key is not None:
+        if len(_BOUND_NODES) >= _CACHE_LIMIT:
+            _BOUND_NODES.clear()
+        _BOUND_NODES[key] = (node, result, result_closed)
+    return result, result_closed
 
 
 def _is_literal(expr: A.Expr, value: object) -> bool:
@@ -165,17 +211,55 @@ def _off(rule: A.Rule, values: Mapping[str, Any]) -> bool:
 def _bind_rules(rules: tuple[A.Rule, ...], values: Mapping[str, Any]) -> tuple[A.Rule, ...]:
     bound: list[A.Rule] = []
     for rule in rules:
-        if rule.optional and _off(rule, values):
-            continue
-        requires = tuple(A.Require(bind_expr(req.condition, values), req.message, req.span)
-                         for req in rule.requires)
-        live = tuple(req for req in requires if not _is_literal(req.condition, True))
-        if not live:
-            if rule.optional:
-                continue
-            live = requires[-1:]
-        bound.append(A.Rule(rule.name, live, rule.span))
+        one = _bind_rule_cached(rule, values)
+        if one is not None:
+            bound.append(one)
     return tuple(bound)
+
+
+_ABSENT = object()
+# Per rule: the publisher fields it reads (the rule kept with them, so that its id stays its
+# own), and each rule bound for the values of just those fields. Publishers of a file share
+# most of their values (a workflow file, an environment, a provider's defaults), so most of
+# their rules are bound once, not once per publisher.
+_RULE_FIELDS: dict[int, tuple[A.Rule, tuple[str, ...]]] = {}
+_BOUND_RULES: dict[tuple[int, tuple[Any, ...]], tuple[A.Rule, A.Rule | None]] = {}
+_BOUND_RULES_LIMIT = 16384
+
+
+def _bind_rule_cached(rule: A.Rule, values: Mapping[str, Any]) -> A.Rule | None:
+    known = _RULE_FIELDS.get(id(rule))
+    if known is None or known[0] is not rule:
+        names = sorted({name for req in rule.requires for name in A.fields_read(req.condition)})
+        if len(_RULE_FIELDS) >= _BOUND_RULES_LIMIT:
+            _RULE_FIELDS.clear()
+        known = _RULE_FIELDS[id(rule)] = (rule, tuple(names))
+    key = (id(rule), tuple(values.get(name, _ABSENT) for name in known[1]))
+    try:
+        found = _BOUND_RULES.get(key)
+    except TypeError:  # a value that cannot be hashed: not cached
+        return _bind_rule(rule, values)
+    if found is not None and found[0] is rule:
+        return found[1]
+    result = _bind_rule(rule, values)
+    if len(_BOUND_RULES) >= _BOUND_RULES_LIMIT:
+        _BOUND_RULES.clear()
+    _BOUND_RULES[key] = (rule, result)
+    return result
+
+
+def _bind_rule(rule: A.Rule, values: Mapping[str, Any]) -> A.Rule | None:
+    """One rule bound, or None when the publisher does not use it (see `bind_rules`)."""
+    if rule.optional and _off(rule, values):
+        return None
+    requires = tuple(A.Require(bind_expr(req.condition, values), req.message, req.span)
+                     for req in rule.requires)
+    live = tuple(req for req in requires if not _is_literal(req.condition, True))
+    if not live:
+        if rule.optional:
+            return None
+        live = requires[-1:]
+    return A.Rule(rule.name, live, rule.span)
 
 
 def bind_learns(learns: tuple[A.Learn, ...], values: Mapping[str, Any]) -> tuple[A.Learn, ...]:

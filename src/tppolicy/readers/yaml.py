@@ -1,0 +1,225 @@
+"""YAML with positions: the one reader for every YAML file tppolicy reads (publishers files,
+lint, the test runner's case tables).
+
+`compose_yaml` turns text into pyyaml nodes (each with its start and end line and column)
+under one set of limits, or raises the caller's error type with the problem's file, line
+and column:
+
+- at most `MAX_CHARS` characters;
+- at most `MAX_DEPTH` nested collections (libyaml's composer recurses in C and would
+  crash on a deep enough document, pyyaml's in Python and would be slow);
+- at most `MAX_ALIASES` alias uses, and at most `MAX_VALUES` values once aliases are
+  expanded (a few hundred bytes of nested aliases can stand for billions of values);
+  an anchor used inside itself is refused.
+
+The nodes are composed by libyaml (through pyyaml's C binding) when it is there, by pyyaml's
+own Python parser otherwise. A document libyaml refuses is parsed again by the Python parser,
+whose messages are more precise, so errors read the same with or without libyaml.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+
+from tppolicy.errors import Diagnostic, Span, TppolicyError
+
+__all__ = [
+    "MAX_ALIASES",
+    "MAX_CHARS",
+    "MAX_DEPTH",
+    "MAX_VALUES",
+    "YamlDocument",
+    "children",
+    "compose_yaml",
+    "construct_scalar",
+]
+
+MAX_CHARS = 64 * 1024 * 1024
+MAX_DEPTH = 200
+MAX_ALIASES = 10_000
+MAX_VALUES = 1_000_000
+
+_LOADER: Any = getattr(yaml, "CSafeLoader", None) or yaml.SafeLoader
+_TAG = "tag:yaml.org,2002:"
+_STR = _TAG + "str"
+_CONSTRUCTOR = yaml.SafeLoader("")
+
+
+@dataclass(frozen=True, slots=True)
+class YamlDocument:
+    """A composed document: its root node (None for an empty file) and where it came from."""
+
+    source: str
+    text: str
+    root: yaml.Node | None
+    lines: list[str]
+
+    def span(self, node: yaml.Node | None) -> Span:
+        """Where `node` is; a block node that ends at the start of the next line ends on its
+        own last line instead."""
+        if node is None or node.start_mark is None:
+            return Span(self.source, 0, 0, 0, 0)
+        start, end = node.start_mark, node.end_mark or node.start_mark
+        end_line, end_column = end.line + 1, end.column + 1
+        if end.column == 0 and end.line > start.line:
+            end_line = end.line
+            end_column = len(self.lines[end.line - 1]) + 1 if end.line - 1 < len(self.lines) else 1
+        return Span(self.source, start.line + 1, start.column + 1, end_line, end_column)
+
+    def head_span(self, node: yaml.Node) -> Span:
+        """Where `node` starts: for a block node, the rest of its first line."""
+        start, end = node.start_mark, node.end_mark
+        if end.line > start.line:
+            line = self.lines[start.line] if start.line < len(self.lines) else ""
+            return Span(self.source, start.line + 1, start.column + 1, start.line + 1,
+                        len(line) + 1)
+        return Span(self.source, start.line + 1, start.column + 1, end.line + 1, end.column + 1)
+
+
+def children(node: yaml.Node) -> list[yaml.Node]:
+    """The nodes directly under `node` (keys and values of a mapping, in order)."""
+    if isinstance(node, yaml.MappingNode):
+        return [n for pair in node.value for n in pair]
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    return []
+
+
+def construct_scalar(node: yaml.ScalarNode) -> Any:
+    """The value pyyaml's safe loader gives a scalar (a plain string without a call into the
+    constructor). Raises what the constructor raises for a bad explicitly tagged value."""
+    if node.tag == _STR:
+        return node.value
+    return _CONSTRUCTOR.construct_object(node, deep=True)
+
+
+def compose_yaml(text: str, source: str, error: type[TppolicyError]) -> YamlDocument:
+    """Compose `text` into nodes within the limits; `error` (with the text) on any problem."""
+    def fail(message: str, span: Span, hint: str | None = None) -> TppolicyError:
+        return error([Diagnostic(message, span, hint=hint)], text)
+
+    if len(text) > MAX_CHARS:
+        raise fail(f"the file is too large: {len(text)} characters, at most {MAX_CHARS}",
+                   Span(source, 0, 0, 0, 0), "split it into smaller files")
+    lines = text.splitlines()
+    document = YamlDocument(source, text, None, lines)
+    if _depth_bound(text, lines) > MAX_DEPTH:
+        deep = _too_deep(text)
+        if deep is not None:
+            raise fail(f"the YAML is nested too deeply (more than {MAX_DEPTH} levels)",
+                       _mark_span(source, deep), "flatten the document")
+    try:
+        root = yaml.compose(text, Loader=_LOADER)
+    except Exception:  # libyaml's messages are terse: take pyyaml's own for the same text
+        root = _compose_python(text, source, error)
+    if root is None:
+        return document
+    document = YamlDocument(source, text, root, lines)
+    if "*" in text:  # an alias starts with '*': without one, nothing is shared
+        problem = _check_aliases(root)
+        if problem is not None:
+            message, node = problem
+            raise fail(message, document.span(node))
+    return document
+
+
+def _compose_python(text: str, source: str, error: type[TppolicyError]) -> yaml.Node | None:
+    try:
+        return yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as exc:
+        raise error([_yaml_diagnostic(exc, text, source)], text) from None
+    except RecursionError:
+        raise error([Diagnostic("the YAML is nested too deeply", Span(source, 0, 0, 0, 0))],
+                    text) from None
+    except Exception as exc:  # pyyaml's own bugs must not escape as tracebacks
+        raise error([Diagnostic(f"invalid YAML: {exc}", Span(source, 0, 0, 0, 0))],
+                    text) from None
+
+
+def _yaml_diagnostic(exc: yaml.YAMLError, text: str, source: str) -> Diagnostic:
+    line = column = 1
+    message = f"invalid YAML: {exc}"
+    hint: str | None = None
+    if isinstance(exc, yaml.MarkedYAMLError):
+        mark = exc.problem_mark or exc.context_mark
+        if mark is not None:
+            line, column = mark.line + 1, mark.column + 1
+        message = f"invalid YAML: {exc.problem or exc.context or 'syntax error'}"
+        if exc.context and exc.problem and exc.context_mark is not None:
+            hint = f"{exc.context} at line {exc.context_mark.line + 1}, " \
+                   f"column {exc.context_mark.column + 1}"
+        if exc.problem and "'\\t'" in exc.problem:
+            hint = "YAML does not allow tabs for indentation; use spaces"
+    elif isinstance(exc, yaml.reader.ReaderError):
+        before = text[:exc.position]
+        line = before.count("\n") + 1
+        column = exc.position - (before.rfind("\n") + 1) + 1
+        char = exc.character
+        shown = f"U+{char:04X}" if isinstance(char, int) else repr(char)
+        message = f"invalid YAML: the character {shown} is not allowed in a YAML file"
+    return Diagnostic(message, Span(source, line, column, line, column + 1), hint=hint)
+
+
+def _depth_bound(text: str, lines: list[str]) -> int:
+    """An upper bound of the nesting depth, from the text alone: each flow collection opens
+    with a bracket, and each two levels of block collections indent by at least a column."""
+    widest = max(map(len, lines), default=0)
+    return text.count("[") + text.count("{") + 2 * widest + 2
+
+
+def _too_deep(text: str) -> Any:
+    """The mark of the first collection nested deeper than `MAX_DEPTH`, or None. The
+    parser works with an explicit stack, so any depth is safe here."""
+    depth = 0
+    try:
+        for event in _events(text):
+            if isinstance(event, yaml.CollectionStartEvent):
+                depth += 1
+                if depth > MAX_DEPTH:
+                    return event.start_mark
+            elif isinstance(event, yaml.CollectionEndEvent):
+                depth -= 1
+    except yaml.YAMLError:
+        return None  # reported with its position when composing
+    return None
+
+
+def _events(text: str) -> Iterator[yaml.Event]:
+    return yaml.parse(text, Loader=_LOADER)
+
+
+def _mark_span(source: str, mark: Any) -> Span:
+    return Span(source, mark.line + 1, mark.column + 1, mark.line + 1, mark.column + 2)
+
+
+def _check_aliases(root: yaml.Node) -> tuple[str, yaml.Node] | None:
+    """Refuse a recursive alias, more than `MAX_ALIASES` alias uses, and a document that
+    aliases expand past `MAX_VALUES` values. A node met again is an alias use."""
+    sizes: dict[int, int] = {}
+    open_: set[int] = set()
+    uses = 0
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, post = stack.pop()
+        key = id(node)
+        if post:
+            sizes[key] = min(MAX_VALUES + 1, 1 + sum(sizes[id(c)] for c in children(node)))
+            open_.discard(key)
+            continue
+        if key in open_:
+            return ("an anchor is used inside itself (a recursive alias)", node)
+        if key in sizes:
+            uses += 1
+            if uses > MAX_ALIASES:
+                return (f"more than {MAX_ALIASES} aliases", node)
+            continue
+        open_.add(key)
+        stack.append((node, True))
+        stack.extend((c, False) for c in reversed(children(node)))
+    if sizes[id(root)] > MAX_VALUES:
+        return (f"the document expands to more than {MAX_VALUES} values through aliases", root)
+    return None

@@ -1,0 +1,87 @@
+"""The one YAML-with-positions reader: positions, limits, and errors with file:line:col."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from tppolicy.errors import ConfigError
+from tppolicy.readers.yaml import (
+    MAX_ALIASES,
+    MAX_CHARS,
+    MAX_DEPTH,
+    MAX_VALUES,
+    compose_yaml,
+    construct_scalar,
+)
+
+BOMB = "".join(
+    [f"{a}: &{a} [{', '.join([f'*{p}'] * 9)}]\n"
+     for p, a in zip("abcdefgh", "bcdefghi", strict=True)])
+BOMB = 'a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n' + BOMB
+
+
+def _error(text: str) -> str:
+    with pytest.raises(ConfigError) as info:
+        compose_yaml(text, "f.yaml", ConfigError)
+    return str(info.value)
+
+
+def test_positions_are_lines_and_columns_in_characters() -> None:
+    document = compose_yaml("a:\n  - é: [x, 'ü']\n", "f.yaml", ConfigError)
+    assert isinstance(document.root, yaml.MappingNode)
+    entry = document.root.value[0][1].value[0]
+    key, value = entry.value[0]
+    assert construct_scalar(key) == "é"
+    span = document.span(value.value[1])
+    assert (span.source, span.line, span.column, span.end_line, span.end_column) == (
+        "f.yaml", 2, 12, 2, 15)
+    assert str(document.span(entry)) == "f.yaml:2:5"
+
+
+def test_an_empty_file_has_no_root() -> None:
+    assert compose_yaml("# nothing\n", "f.yaml", ConfigError).root is None
+
+
+def test_invalid_yaml_names_file_line_and_column() -> None:
+    assert _error("a: [b\nc: d\n").startswith("f.yaml:2:2: invalid YAML: expected ',' or ']'")
+    assert "tabs" in _error("a:\n\tb: c\n")
+    assert _error("a: *nowhere\n").startswith("f.yaml:1:4: invalid YAML: found undefined alias")
+
+
+@pytest.mark.parametrize("text", [
+    "[" * 100_000 + "]" * 100_000,  # libyaml's composer would crash the process
+    "a:\n" + "".join(" " * i + "- \n" for i in range(1, 2 * MAX_DEPTH, 2)),
+    "- " * (MAX_DEPTH + 1) + "x\n",
+])
+def test_deep_nesting_is_refused(text: str) -> None:
+    assert f"nested too deeply (more than {MAX_DEPTH} levels)" in _error(text)
+
+
+def test_nesting_up_to_the_limit_is_read() -> None:
+    depth = MAX_DEPTH - 1
+    assert compose_yaml("[" * depth + "]" * depth, "f.yaml", ConfigError).root is not None
+
+
+def test_an_alias_bomb_is_refused() -> None:
+    assert len(BOMB.encode()) < 800
+    assert f"expands to more than {MAX_VALUES} values" in _error(BOMB)
+
+
+def test_a_recursive_alias_is_refused() -> None:
+    assert "recursive alias" in _error("a: &x [1, *x]\n")
+
+
+def test_too_many_aliases_are_refused() -> None:
+    text = "a: &a x\nb: [" + ", ".join(["*a"] * (MAX_ALIASES + 1)) + "]\n"
+    assert f"more than {MAX_ALIASES} aliases" in _error(text)
+    ok = "a: &a x\nb: [" + ", ".join(["*a"] * 10) + "]\n"
+    assert compose_yaml(ok, "f.yaml", ConfigError).root is not None
+
+
+def test_a_star_in_a_string_is_not_an_alias() -> None:
+    assert compose_yaml("a: 'v*'\nb: refs/tags/*\n", "f.yaml", ConfigError).root is not None
+
+
+def test_a_file_too_large_is_refused_before_parsing() -> None:
+    assert "the file is too large" in _error("#" * (MAX_CHARS + 1))
