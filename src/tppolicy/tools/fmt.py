@@ -145,23 +145,9 @@ def _refuse_unbounded(text: str, source: str) -> None:
     """Refuse, before any round trip, what the publishers loader refuses: recursive aliases
     and alias bombs (the same limit as `check`, `lint` and `serve load`; ruamel.yaml
     and the comparisons below walk every expanded value)."""
-    from tppolicy.decide.publishers import _MAX_VALUES, _check_graph
+    from tppolicy.readers.yaml import compose_yaml
 
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError as exc:
-        raise ConfigError([_yaml_diagnostic(exc, source)], text) from None
-    except RecursionError:
-        raise ConfigError([Diagnostic("the YAML is nested too deeply",
-                                      Span(source, 0, 0, 0, 0))], text) from None
-    problem = _check_graph(root) if root is not None else None
-    if problem is not None:
-        kind, node = problem
-        line, column = node.start_mark.line + 1, node.start_mark.column + 1
-        message = ("an anchor is used inside itself (a recursive alias)" if kind == "recursive"
-                   else f"the document expands to more than {_MAX_VALUES} values through aliases")
-        raise ConfigError([Diagnostic(message, Span(source, line, column, line, column + 1))],
-                          text)
+    compose_yaml(text, source, ConfigError)
 
 
 def _plain_data(text: str, source: str) -> Any:
