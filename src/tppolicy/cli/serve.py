@@ -274,6 +274,8 @@ def _validator(providers: Any, issuers: dict[str, str]) -> Any:
 
 def _publishers(args: argparse.Namespace, out: TextIO, providers: Any,
                 issuers: dict[str, str]) -> int:
+    from tppolicy.server.names import check_row, escape
+
     storage = _storage(args)
     try:
         if args.publishers_command == "list":
@@ -282,19 +284,22 @@ def _publishers(args: argparse.Namespace, out: TextIO, providers: Any,
                 out.write(json.dumps([{"id": r.id, **r.row, "added_by": r.added_by,
                                        "created": r.created} for r in rows], indent=2) + "\n")
             else:
+                # One line per publisher whatever the rows hold: a newline, a tab or an
+                # invisible character is shown escaped, never written as it is.
                 for r in rows:
                     target = (f"pending {r.row['pending_project']}" if r.pending_project
-                              else ", ".join(r.row.get("projects") or ()))
+                              else ", ".join(map(str, r.row.get("projects") or ())))
                     fields = " ".join(f"{k}={v}" for k, v in r.row.items()
                                       if k not in ("provider", "name", "projects",
                                                    "pending_project"))
-                    out.write(f"{r.id}\t{r.provider}\t{target}\t{fields}\n")
+                    columns = (r.id, r.provider, target, fields)
+                    out.write("\t".join(escape(str(c)) for c in columns) + "\n")
             return EXIT_ALLOWED
         if args.publishers_command == "remove":
             if not storage.delete_publisher(args.id):
-                raise ConfigError([Diagnostic(f"no publisher with id {args.id!r} (see "
-                                              "`publishers list`)")])
-            out.write(f"removed publisher {args.id}\n")
+                raise ConfigError([Diagnostic(f"no publisher with id {escape(args.id)!r} "
+                                              "(see `publishers list`)")])
+            out.write(f"removed publisher {escape(args.id)}\n")
             return EXIT_ALLOWED
         if args.publishers_command == "load":
             count = _load_file(args, args.file, providers, issuers, storage)
@@ -304,11 +309,33 @@ def _publishers(args: argparse.Namespace, out: TextIO, providers: Any,
         engine = _validator(providers, issuers)
         record = engine.add_publisher(row, id=args.id or args.name or None)
         publisher_id = record.id if (args.id or args.name) else _new_id(storage)
+        problems = check_row(publisher_id, row, args.added_by)
+        problems += _name_collisions(storage, row)
+        if problems:
+            raise ConfigError([Diagnostic(p) for p in problems])
         storage.put_publisher(publisher_id, row, added_by=args.added_by)
         out.write(f"added publisher {publisher_id}\n")
         return EXIT_ALLOWED
     finally:
         storage.close()
+
+
+def _name_collisions(storage: Any, row: dict[str, Any]) -> list[str]:
+    """PyPI's project name checks against the projects the index holds: a pending
+    publisher's project must not exist yet, and no new name may be too similar to an
+    existing project (`sample_project`, `SampIeproject` beside `sampleproject`)."""
+    from tppolicy.server.core import too_similar
+
+    problems = []
+    pending = row.get("pending_project")
+    if isinstance(pending, str) and storage.project_exists(pending):
+        problems.append(f"pending_project: the project {pending!r} exists already (a "
+                        "pending publisher creates a project: give --project instead)")
+    for name in [pending] if pending is not None else row.get("projects") or ():
+        similar = storage.similar_project(name) if isinstance(name, str) else None
+        if similar is not None:
+            problems.append(too_similar(name, similar))
+    return problems
 
 
 def _new_id(storage: Any) -> str:
@@ -358,23 +385,39 @@ def _load_file(args: argparse.Namespace, path: str, providers: Any, issuers: dic
                storage: Any = None) -> int:
     """The publishers of a YAML file into the database (validated as a whole first):
     an entry replaces the one with the same name; entries without a name get ids
-    from the file's name and their position."""
+    from the file's name, a digest of its absolute path (two teams' `publishers.yaml`
+    never share an id) and their position."""
+    import hashlib
+
     from tppolicy.decide.publishers import load_publishers_file
+    from tppolicy.server.names import check_row, escape
 
     entries = load_publishers_file(path, {n: p.ast for n, p in providers.items()}, issuers)
-    rows = [(entry.name or f"{Path(path).stem}-{position}", entry.as_row())
+    where = hashlib.sha256(str(Path(path).resolve()).encode("utf-8", "surrogatepass"))
+    prefix = f"{Path(path).stem}-{where.hexdigest()[:8]}"
+    rows = [(entry.name or f"{prefix}-{position}", entry.as_row())
             for position, entry in enumerate(entries)]
     _validator(providers, issuers).add_publishers([r for _, r in rows], source=path)
     own = storage is None
     storage = storage or _storage(args)
     try:
+        problems = [f"{escape(publisher_id)}: {p}" for publisher_id, row in rows
+                    for p in check_row(publisher_id, row, None)]
         with storage.transaction() as db:
             for publisher_id, row in rows:
                 existing = storage.publisher(publisher_id)
                 if existing is not None and (existing.row == row or _converted(existing.row,
                                                                                 row)):
                     continue  # unchanged (keeps its creation time), or already used
-                storage.put_publisher(publisher_id, row, db=db)
+                if row.get("pending_project") is not None and storage.project_exists(
+                        row["pending_project"]):
+                    continue  # its project exists (it was used, or created otherwise)
+                problems.extend(f"{escape(publisher_id)}: {p}"
+                                for p in _name_collisions(storage, row))
+                if not problems:
+                    storage.put_publisher(publisher_id, row, db=db)
+            if problems:
+                raise ConfigError([Diagnostic(p, Span(path, 0, 0, 0, 0)) for p in problems])
     finally:
         if own:
             storage.close()

@@ -368,7 +368,7 @@ class Engine:
             errors.append(f"{where}.projects: a non-empty list of project names")
             names = []
         for name in names:
-            if not isinstance(name, str) or not PROJECT_NAME.match(name):
+            if not isinstance(name, str) or not PROJECT_NAME.fullmatch(name):
                 errors.append(f"{where}: {name!r} is not a valid project name")
         display = row.get("name")
         if display is not None and not isinstance(display, str):

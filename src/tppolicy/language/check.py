@@ -25,7 +25,9 @@ PREVERIFIED: dict[str, str] = {"iss": "string", "aud": "any", "exp": "int", "iat
                                "nbf": "int"}
 SIGNATURE_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384",
                         "ES512", "EdDSA")
-PROJECT_NAME = re.compile(r"^([A-Z0-9]|[A-Z0-9][A-Z0-9._-]*[A-Z0-9])$", re.IGNORECASE)
+# PyPI's project name rule, ASCII only and matched whole (`fullmatch`): IGNORECASE would let
+# a Kelvin sign or a dotless i through, `$` a trailing newline.
+PROJECT_NAME = re.compile(r"[A-Za-z0-9]|[A-Za-z0-9][A-Za-z0-9._-]*[A-Za-z0-9]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -338,7 +340,7 @@ class _Checker:
             self.error("a publisher needs either projects [...] or pending_project \"...\"",
                        ast.span)
         for project in (*ast.projects, *filter(None, [ast.pending_project])):
-            if not PROJECT_NAME.match(project):
+            if not PROJECT_NAME.fullmatch(project):
                 self.error(f"{project!r} is not a valid project name", ast.span)
         values: dict[str, Any] = {}
         for binding in ast.bindings:

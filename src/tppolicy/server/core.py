@@ -36,6 +36,7 @@ from tppolicy.errors import ConfigError
 
 from .auth import CREDENTIAL_TTL, AuthFailure, authenticate, new_credential
 from .metrics import Metrics
+from .names import check_filename, check_project_name, check_row, escape
 from .ratelimit import RateLimit
 from .simple import (
     metadata_is_readable,
@@ -45,7 +46,7 @@ from .simple import (
     root_json,
     wheel_metadata,
 )
-from .storage import Credential, Storage, StoredFile, normalize
+from .storage import Credential, PublisherRow, Storage, StoredFile, normalize
 
 log = logging.getLogger("tppolicy.server")
 
@@ -101,6 +102,13 @@ def describe_refusal(result: CheckResult) -> str:
     return f"valid token, but no corresponding publisher ({closest}{details})"
 
 
+def too_similar(name: str, existing: str) -> str:
+    """PyPI's refusal of a look-alike project name."""
+    return (f"The name {name!r} is too similar to an existing project ({existing!r}): "
+            "names equal once case, '.', '_', '-' are ignored and l, i, o read as 1, 1, 0 "
+            "are one project")
+
+
 def row_of(row: Mapping[str, Any]) -> dict[str, Any]:
     """A publisher row as stored: the publishers-file fields, without None values."""
     return {k: (list(v) if isinstance(v, tuple) else v) for k, v in row.items() if v is not None}
@@ -151,6 +159,13 @@ class Index:
         for publisher_id, stored in rows.items():
             text = json.dumps(stored.row, sort_keys=True)
             if self._loaded.get(publisher_id) == text:
+                continue
+            problems = check_row(publisher_id, stored.row, stored.added_by)
+            if problems:  # written by something else than the admin commands
+                log.error("publisher %s is not valid and is not served: %s",
+                          escape(publisher_id), "; ".join(problems))
+                self.engine.remove_publisher(publisher_id)
+                self._loaded.pop(publisher_id, None)
                 continue
             try:
                 self.engine.add_publisher(stored.row, id=publisher_id, added_by=stored.added_by,
@@ -240,6 +255,11 @@ class Index:
                               (), "valid token, but project already exists")
                 return converted
             publisher, projects = converted, converted.projects
+        elif result.learned:
+            learned = self._learn(publisher, result.learned)
+            if isinstance(learned, Answer):
+                return learned
+            publisher, projects = learned, learned.projects
         credential = new_credential()
         expires = time.time() + self.credential_ttl
         jti = (result.claims or {}).get("jti")
@@ -270,12 +290,54 @@ class Index:
         known = self.engine.verifier.issuers
         return known.get(issuer) if isinstance(issuer, str) else None
 
+    def _learn(self, publisher: Record, learned: Mapping[str, Any]) -> Record | Answer:
+        """Trust on first use: what the publisher learned from the first token it allowed
+        is stored with that use, atomically (across threads and processes); a token that
+        disagrees with what another token taught first is refused."""
+        applied: list[Record] = []
+
+        def apply(stored: PublisherRow) -> None:
+            applied.append(self.engine.add_publisher(stored.row, id=stored.id,
+                                                     added_by=stored.added_by,
+                                                     created=stored.created))
+
+        with self._lock:
+            try:
+                stored = self.storage.learn_publisher(publisher.id, learned, apply)
+            except ConfigError as exc:  # a learned value the provider refuses: fail closed
+                log.error("publisher %s cannot take what it learned: %s",
+                          escape(publisher.label), exc.render())
+                return mint_error(INVALID_PUBLISHER, "valid token, but no corresponding "
+                                  "publisher (the values it would learn are not valid)")
+            if stored is None:
+                return mint_error(INVALID_PUBLISHER, "valid token, but no corresponding "
+                                  "publisher (it was removed)")
+            if isinstance(stored, tuple):
+                field_name, held, offered = stored
+                log.warning("publisher %s: a token with %s=%r refused: it learned %r first",
+                            escape(publisher.label), field_name, offered, held)
+                return mint_error(INVALID_PUBLISHER, f"valid token, but no corresponding "
+                                  f"publisher (closest publisher '{publisher.label}': "
+                                  f"{field_name}: token has {offered!r}, publisher learned "
+                                  f"{held!r} from the first token it allowed)")
+            self._loaded[publisher.id] = json.dumps(stored.row, sort_keys=True)
+            if applied:
+                log.info("publisher %s learned %s on its first use", escape(publisher.label),
+                         ", ".join(f"{k}={v!r}" for k, v in learned.items()))
+                return applied[0]
+            record = self.engine.get(publisher.id)
+            return record if record is not None else publisher
+
     def _first_use(self, result: CheckResult) -> Record | Answer:
         """A pending publisher's first use: create the project, make the publisher a
         normal one (as PyPI, before minting)."""
         action = result.action
         assert action is not None
         with self._lock:
+            similar = self.storage.similar_project(action.project)
+            if similar is not None and not self.storage.project_exists(action.project):
+                # PyPI: creating the project fails, the exchange too (invalid-payload).
+                return mint_error(INVALID_PAYLOAD, too_similar(action.project, similar))
             stored = self.storage.publisher(action.pending_id)
             created = self.storage.create_project(action.project, created_by=action.added_by)
             if not created:
@@ -345,64 +407,57 @@ class Index:
 
     def _upload(self, credential: Credential, form: Mapping[str, str], content: IO[bytes],
                 filename: str) -> Answer:
-        from packaging.utils import (
-            InvalidSdistFilename,
-            InvalidWheelFilename,
-            canonicalize_name,
-            canonicalize_version,
-            parse_sdist_filename,
-            parse_wheel_filename,
-        )
-        from packaging.version import InvalidVersion, Version
-
         action = form.get(":action")
         if action != "file_upload":
-            return upload_error(400, f"Unknown :action {action!r}: only file_upload is "
-                                "supported")
+            return upload_error(400, f"Unknown :action {escape(str(action))!r}: only "
+                                "file_upload is supported")
         name, version = form.get("name", ""), form.get("version", "")
         if not name or not version:
             return upload_error(400, "Invalid distribution: 'name' and 'version' are required")
-        try:
-            parsed_version = Version(version)
-        except InvalidVersion:
-            return upload_error(400, f"Invalid version {version!r}: see PEP 440")
+        problem = check_project_name(name)
+        if problem is not None:
+            return upload_error(400, f"Invalid distribution name: {problem}")
         project = normalize(name)
         allowed = {normalize(p) for p in credential.projects}
         if project not in allowed:
             return upload_error(403, f"The given token isn't allowed to upload to project "
                                 f"'{name}': it was minted for trusted publisher "
-                                f"'{credential.publisher}', which may upload to "
+                                f"'{escape(credential.publisher)}', which may upload to "
                                 f"{', '.join(sorted(credential.projects))}")
+        refusal = self._live_link(credential, name)
+        if refusal is not None:
+            return refusal
+        checked = check_filename(filename, name, version)
+        if isinstance(checked, str):
+            return upload_error(400, checked)
+        kind, release = checked
         filetype = form.get("filetype", "")
-        try:
-            if filename.endswith(".whl"):
-                file_name, file_version, _, _ = parse_wheel_filename(filename)
-                kind = "bdist_wheel"
-            elif filename.endswith(".tar.gz"):
-                file_name, file_version = parse_sdist_filename(filename)
-                kind = "sdist"
-            else:
-                return upload_error(400, f"Invalid file extension: {filename!r} is neither a "
-                                    "wheel (.whl) nor a source distribution (.tar.gz)")
-        except (InvalidWheelFilename, InvalidSdistFilename, InvalidVersion) as exc:
-            return upload_error(400, f"Invalid filename {filename!r}: {exc}")
-        if "/" in filename or "\\" in filename or filename.startswith("."):
-            return upload_error(400, f"Invalid filename {filename!r}")
         if filetype and filetype != kind:
-            return upload_error(400, f"Invalid filetype {filetype!r} for {filename!r} "
+            return upload_error(400, f"Invalid filetype {escape(filetype)!r} for {filename!r} "
                                 f"(expected {kind})")
-        if file_name != canonicalize_name(name) or canonicalize_version(file_version) != \
-                canonicalize_version(parsed_version):
-            return upload_error(400, f"Start filename for {project!r} with "
-                                f"{project.replace('-', '_')!r} and version {version}: "
-                                f"{filename!r} does not match the name and version given")
-        stored_file = self._store(project, filename, content, form)
+        stored_file = self._store(project, filename, content, form, release)
         if isinstance(stored_file, Answer):
             return stored_file
         return Answer(200, "OK")
 
+    def _live_link(self, credential: Credential, name: str) -> Answer | None:
+        """As PyPI at upload: the publisher that minted the credential still exists and
+        may still upload to the project (removal and narrowing also revoke credentials;
+        this holds even for a credential that escaped that, e.g. minted concurrently)."""
+        stored = self.storage.publisher(credential.publisher_id)
+        if stored is None or stored.pending_project is not None:
+            return upload_error(403, f"Invalid API Token: trusted publisher "
+                                f"'{escape(credential.publisher)}' that minted it was removed")
+        projects = {normalize(p) for p in stored.row.get("projects") or ()
+                    if isinstance(p, str)}
+        if normalize(name) not in projects:
+            return upload_error(403, f"The given token isn't allowed to upload to project "
+                                f"'{name}': trusted publisher '{escape(credential.publisher)}' "
+                                "may no longer upload to it")
+        return None
+
     def _store(self, project: str, filename: str, content: IO[bytes],
-               form: Mapping[str, str]) -> Answer | StoredFile:
+               form: Mapping[str, str], release: str | None = None) -> Answer | StoredFile:
         target = self.storage.file_path(project, filename)
         target.parent.mkdir(parents=True, exist_ok=True)
         digest = hashlib.sha256()
@@ -443,6 +498,10 @@ class Index:
                                     f"{existing.sha256}). A file name is never reused.")
             with self._lock:
                 if not self.storage.project_exists(project):
+                    similar = self.storage.similar_project(project)
+                    if similar is not None:
+                        return upload_error(400, too_similar(form.get("name") or project,
+                                                             similar))
                     self.storage.create_project(form.get("name") or project)
                     self._project_created(project, None)
             metadata_sha256 = hashlib.sha256(metadata).hexdigest() if metadata else None
@@ -457,8 +516,12 @@ class Index:
                 os.replace(temp, target)
 
             # The row and the files together: they are put in place inside the
-            # transaction that claims the name (see Storage.add_file).
-            if not self.storage.add_file(stored, place=place):
+            # transaction that claims the name (see Storage.add_release_file).
+            conflict = self.storage.add_release_file(stored, release, place=place)
+            if conflict == "sdist":
+                return upload_error(400, f"Only one sdist may be uploaded per release: "
+                                    f"{project} {form.get('version', '')} has one")
+            if conflict is not None:
                 again = self.storage.get_file(filename)
                 if again is None or again.sha256 != sha256:
                     return upload_error(400, f"File already exists ({filename!r}).")

@@ -87,6 +87,15 @@ MIGRATIONS: tuple[Migration, ...] = (
             body TEXT NOT NULL)""",
         "CREATE INDEX IF NOT EXISTS provenance_project ON provenance (project)",
     ), columns=(("files", "metadata_sha256", "TEXT"),)),
+    Migration(3, "projects' ultranormalized names (look-alikes), credentials by publisher", (
+        "ALTER TABLE projects ADD COLUMN ultranormalized TEXT",
+        # ultranormalize_name in SQL: `normalized` is lowercase already
+        "UPDATE projects SET ultranormalized = replace(replace(replace(replace(replace("
+        "replace(normalized, '.', ''), '_', ''), '-', ''), 'l', '1'), 'i', '1'), 'o', '0') "
+        "WHERE ultranormalized IS NULL",
+        "CREATE INDEX IF NOT EXISTS projects_ultranormalized ON projects (ultranormalized)",
+        "CREATE INDEX IF NOT EXISTS credentials_publisher ON credentials (publisher_id)",
+    )),
 )
 
 

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote
 
 from .storage import StoredFile, normalize
 
@@ -137,11 +138,14 @@ def metadata_is_readable(data: bytes) -> bool:
 
 # ------------------------------------------------------------------ pages
 def _file_url(project: str, filename: str) -> str:
-    return f"../../files/{normalize(project)}/{filename}"
+    # URL-encoded, not only HTML-escaped: a '#', '?' or '%' in a name stored by an older
+    # version must not change where the link leads.
+    return f"../../files/{quote(normalize(project))}/{quote(filename, safe='+!')}"
 
 
 def _provenance_url(stored: StoredFile) -> str:
-    return f"/integrity/{normalize(stored.project)}/{stored.version}/{stored.filename}/provenance"
+    return (f"/integrity/{quote(normalize(stored.project))}/{quote(stored.version, safe='+!')}/"
+            f"{quote(stored.filename, safe='+!')}/provenance")
 
 
 def _upload_time(stored: StoredFile) -> str:

@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tppolicy.decide.engine import ultranormalize_name
+
 from .database import Database, SQLiteDatabase, Tx, open_database
 from .migrations import migrate
 
@@ -145,19 +147,56 @@ class Storage:
                "excluded.created")
         values = (stored.id, stored.provider, json.dumps(stored.row, sort_keys=True),
                   stored.pending_project, stored.added_by, stored.created)
-        if db is not None:
-            db.execute(sql, values)
-            self._bump(db)
-        else:
+        if db is None:
             with self.transaction() as tx:
-                tx.execute(sql, values)
-                self._bump(tx)
+                return self.put_publisher(publisher_id, row, added_by=added_by,
+                                          created=stored.created, db=tx)
+        self.database.lock(db, f"publisher:{publisher_id}")
+        old = db.execute("SELECT row FROM publishers WHERE id = ?", (publisher_id,)).fetchone()
+        if old is not None and narrows(json.loads(old[0]), stored.row):
+            self._revoke_publisher(db, publisher_id)
+        db.execute(sql, values)
+        self._bump(db)
         return stored
+
+    def learn_publisher(self, publisher_id: str, learned: Mapping[str, Any],
+                        apply: Callable[[PublisherRow], object] | None = None
+                        ) -> PublisherRow | tuple[str, Any, Any] | None:
+        """Trust on first use: store what a publisher learned from the first token it
+        allowed, atomically (any process, any replica). Returns the updated row; or
+        (field, value stored, value offered) when the publisher already holds another
+        value for a field (another token taught it first); or None if the publisher is
+        gone. `apply` sees the changed row inside the transaction: if it raises,
+        nothing is stored."""
+        with self.transaction() as db:
+            self.database.lock(db, f"publisher:{publisher_id}")
+            found = db.execute("SELECT id, provider, row, added_by, created FROM publishers "
+                               "WHERE id = ?", (publisher_id,)).fetchone()
+            if found is None:
+                return None
+            row = json.loads(found[2])
+            changed = False
+            for name, value in learned.items():
+                held = row.get(name)
+                if held is None or held == "":
+                    row[name] = value
+                    changed = True
+                elif held != value:
+                    return name, held, value
+            stored = PublisherRow(found[0], found[1], row, found[3], found[4])
+            if changed:
+                if apply is not None:
+                    apply(stored)
+                db.execute("UPDATE publishers SET row = ? WHERE id = ?",
+                           (json.dumps(row, sort_keys=True), publisher_id))
+                self._bump(db)
+            return stored
 
     def delete_publisher(self, publisher_id: str,
                          db: Tx | None = None) -> bool:
         if db is not None:
             deleted = db.execute("DELETE FROM publishers WHERE id = ?", (publisher_id,)).rowcount
+            self._revoke_publisher(db, publisher_id)
             self._bump(db)
             return bool(deleted)
         with self.transaction() as tx:
@@ -185,12 +224,19 @@ class Storage:
     def exists(self, name: str) -> bool:  # the engine's ProjectCatalog
         return self.project_exists(name)
 
+    def similar_project(self, name: str) -> str | None:
+        """An existing project that `name` would be too similar to (PyPI's rule: the same
+        ultranormalized name, `Foo-Bar` ~ `foobar` ~ `f00bar`), other than `name`'s own."""
+        row = self._one("SELECT name FROM projects WHERE ultranormalized = ? AND "
+                        "normalized != ? LIMIT 1", (ultranormalize_name(name), normalize(name)))
+        return str(row[0]) if row else None
+
     def create_project(self, name: str, created_by: str | None = None,
                        db: Tx | None = None) -> bool:
         """True if the project was created now, False if it existed."""
-        sql = ("INSERT INTO projects (normalized, name, created, created_by) "
-               "VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING")
-        values = (normalize(name), name, self.clock(), created_by)
+        sql = ("INSERT INTO projects (normalized, name, created, created_by, ultranormalized) "
+               "VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING")
+        values = (normalize(name), name, self.clock(), created_by, ultranormalize_name(name))
         if db is not None:
             return bool(db.execute(sql, values).rowcount)
         with self.transaction() as tx:
@@ -221,14 +267,31 @@ class Storage:
         return [StoredFile(*row) for row in rows]
 
     def add_file(self, stored: StoredFile, place: Callable[[], None] | None = None) -> bool:
-        """Record an uploaded file; False if a file of that name exists.
+        """Record an uploaded file; False if a file of that name exists (see
+        `add_release_file`)."""
+        return self.add_release_file(stored, None, place) is None
+
+    def add_release_file(self, stored: StoredFile, release: str | None,
+                         place: Callable[[], None] | None = None) -> str | None:
+        """Record an uploaded file of the release `release` (a canonical version) with
+        PyPI's rules, in one transaction: a file name is never reused (answers
+        "exists"), a release holds one sdist (answers "sdist"); None when recorded.
 
         `place` puts the file's content at `file_path` (replacing whatever a writer
         killed earlier left there); it runs inside the transaction that inserts the
         row, after the insert, so it holds the name: a racing upload of the same name
         waits for this one's commit and then finds the row. A kill or a failure before
         the commit leaves no row, so the name stays free."""
+        from packaging.utils import canonicalize_version
+
         with self.transaction() as db:
+            if release is not None and stored.filetype == "sdist":
+                self.database.lock(db, f"sdists:{normalize(stored.project)}")
+                for (version,) in db.execute(
+                        "SELECT version FROM files WHERE project = ? AND filetype = 'sdist'",
+                        (normalize(stored.project),)).fetchall():
+                    if canonicalize_version(version, strip_trailing_zero=True) == release:
+                        return "sdist"
             inserted = bool(db.execute(
                 f"INSERT INTO files ({_FILE_COLUMNS}) VALUES "
                 "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
@@ -237,7 +300,7 @@ class Storage:
                  stored.uploaded_by, stored.metadata_sha256)).rowcount)
             if inserted and place is not None:
                 place()
-            return inserted
+            return None if inserted else "exists"
 
     def metadata_path(self, project: str, filename: str) -> Path:
         """Where a wheel's core metadata (PEP 658) lies: beside the wheel."""
@@ -288,6 +351,13 @@ class Storage:
         return Credential(row[0], row[1], row[2], tuple(json.loads(row[3])), row[4], row[5],
                           row[6], bool(row[7]))
 
+    def _revoke_publisher(self, db: Tx, publisher_id: str) -> int:
+        """Revoke the unexpired credentials a publisher minted (it was removed, or
+        narrowed: they must not outlive what it may do now)."""
+        return int(db.execute("UPDATE credentials SET revoked = 1 WHERE publisher_id = ? AND "
+                              "revoked = 0 AND expires > ?",
+                              (publisher_id, self.clock())).rowcount)
+
     def revoke_credential(self, credential: str) -> bool:
         with self.transaction() as db:
             return bool(db.execute("UPDATE credentials SET revoked = 1 WHERE hash = ?",
@@ -305,6 +375,18 @@ class Storage:
                 if project not in names:
                     db.execute("UPDATE credentials SET projects = ? WHERE hash = ?",
                                (json.dumps([*names, project]), digest))
+
+
+def narrows(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
+    """Does replacing publisher row `old` by `new` take anything away from credentials
+    it minted: a project it may no longer upload to, or any changed identity field
+    (a changed publisher is another publisher)? Gaining projects does not."""
+    def rest(row: Mapping[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in row.items() if k not in ("projects", "name")}
+
+    before = {normalize(p) for p in old.get("projects") or () if isinstance(p, str)}
+    after = {normalize(p) for p in new.get("projects") or () if isinstance(p, str)}
+    return not before <= after or rest(old) != rest(new)
 
 
 class SQLiteJtiStore:
