@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import yaml
 
+from tests.conftest import ROOT, run_cli
 from tppolicy.errors import ConfigError
 from tppolicy.readers.yaml import (
     MAX_ALIASES,
@@ -85,3 +88,19 @@ def test_a_star_in_a_string_is_not_an_alias() -> None:
 
 def test_a_file_too_large_is_refused_before_parsing() -> None:
     assert "the file is too large" in _error("#" * (MAX_CHARS + 1))
+
+
+@pytest.mark.parametrize("command", [
+    ["check", "--claims", "CLAIMS", "--publishers"], ["lint"], ["test"], ["fmt", "--check"]])
+@pytest.mark.parametrize("text", [BOMB, "[" * 100_000 + "]" * 100_000])
+def test_every_tool_reads_yaml_through_the_one_reader(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], command: list[str],
+        text: str) -> None:
+    name = "bomb.tptest.yaml" if command == ["test"] else "bomb.yaml"
+    (tmp_path / name).write_text(text)
+    argv = [str(ROOT / "examples" / "claims" / "github-release.json") if a == "CLAIMS" else a
+            for a in command]
+    code, out, err = run_cli(capsys, *argv, str(tmp_path / name))
+    assert code == 3, (out, err)
+    assert f"{tmp_path / name}:1:" in err
+    assert ("expands to more than" in err) or ("nested too deeply" in err)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tppolicy.decide.policy import Policy
 from tppolicy.errors import ConfigError, PolicyCheckError
@@ -14,16 +15,24 @@ from tppolicy.language.check import CheckedProvider, check_policy
 from tppolicy.language.providers import load_providers
 from tppolicy.readers.source import read_source
 
+if TYPE_CHECKING:
+    from tppolicy.readers.yaml import YamlDocument
+
 
 def compile_publishers_text(text: str, source: str = "<publishers>", *,
                             providers: Mapping[str, CheckedProvider] | None = None,
-                            issuers: Mapping[str, str] | None = None) -> Policy:
-    """A publishers file (YAML) → a Policy, through the provider files."""
-    from tppolicy.decide.publishers import load_publishers_text
+                            issuers: Mapping[str, str] | None = None,
+                            document: YamlDocument | None = None) -> Policy:
+    """A publishers file (YAML) → a Policy, through the provider files. `document`: the
+    text already composed by `compose_yaml`, when the caller needs its positions too."""
+    from tppolicy.decide.publishers import load_publishers_document
+    from tppolicy.readers.yaml import compose_yaml
 
     providers = load_providers() if providers is None else providers
-    entries = load_publishers_text(text, source, {n: p.ast for n, p in providers.items()},
-                                   issuers or {})
+    if document is None:
+        document = compose_yaml(text, source, ConfigError)
+    entries = load_publishers_document(document, {n: p.ast for n, p in providers.items()},
+                                       issuers or {})
     publishers = tuple(
         A.Publisher(entry.name, entry.provider, entry.projects, entry.pending_project,
                     tuple(A.Binding(name, A.Literal(value), entry.span)

@@ -36,6 +36,7 @@ from tppolicy.readers.yaml import YamlDocument, compose_yaml, construct_scalar
 
 __all__ = [
     "PublisherEntry",
+    "load_publishers_document",
     "load_publishers_file",
     "load_publishers_text",
     "publishers_schema",
@@ -864,7 +865,16 @@ def load_publishers_text(text: str, source: str, providers: Mapping[str, Provide
                          registered_issuers: Mapping[str, str] | None = None,
                          ) -> tuple[PublisherEntry, ...]:
     """Load a publishers file's text; raise `ConfigError` with every problem found."""
-    document = compose_yaml(text, source, ConfigError)
+    return load_publishers_document(compose_yaml(text, source, ConfigError), providers,
+                                    registered_issuers)
+
+
+def load_publishers_document(document: YamlDocument, providers: Mapping[str, Provider],
+                             registered_issuers: Mapping[str, str] | None = None,
+                             ) -> tuple[PublisherEntry, ...]:
+    """`load_publishers_text` for a document already composed by `compose_yaml` (a tool
+    that also wants the positions of the file's nodes reads the file once)."""
+    text, source = document.text, document.source
     node = document.root
     if node is None:
         raise ConfigError([Diagnostic("the file is empty", Span(source, 0, 0, 0, 0),

@@ -29,6 +29,7 @@ from tppolicy.language.parse import parse_policy
 from tppolicy.language.printer import format_expr
 from tppolicy.language.providers import POLICY_SUFFIX, load_providers
 from tppolicy.readers.source import read_source
+from tppolicy.readers.yaml import YamlDocument, compose_yaml
 
 __all__ = ["CODES", "Finding", "LintCode", "lint_file", "lint_policy_text",
            "lint_publishers_text", "pep503", "to_sarif", "ultranormalize"]
@@ -622,19 +623,11 @@ def _at(spans: Sequence[Span], position: int, default: Span) -> Span:
 
 
 # ------------------------------------------------------------- publishers files
-def _yaml_spans(text: str, source: str) -> dict[tuple[Any, ...], Span]:
+def _yaml_spans(document: YamlDocument) -> dict[tuple[Any, ...], Span]:
     """The span of every value of `publishers[i]` (and of the entry itself) in a YAML file."""
-    lines = text.splitlines()
-
-    def span(node: yaml.Node) -> Span:
-        start, end = node.start_mark, node.end_mark
-        if end.line > start.line:  # a block node: its first line
-            line = lines[start.line] if start.line < len(lines) else ""
-            return Span(source, start.line + 1, start.column + 1, start.line + 1, len(line) + 1)
-        return Span(source, start.line + 1, start.column + 1, end.line + 1, end.column + 1)
-
+    span = document.head_span
     spans: dict[tuple[Any, ...], Span] = {}
-    root = yaml.compose(text, Loader=yaml.SafeLoader)
+    root = document.root
     if not isinstance(root, yaml.MappingNode):
         return spans
     for key, value in root.value:
@@ -657,8 +650,10 @@ def lint_publishers_text(text: str, source: str = "<publishers>", *,
                          issuers: Mapping[str, str] | None = None) -> tuple[Finding, ...]:
     """Lint a publishers file (YAML). Raises `ConfigError` if the file is invalid."""
     providers = load_providers() if providers is None else providers
-    policy = compile_publishers_text(text, source, providers=providers, issuers=issuers)
-    spans = _yaml_spans(text, source)
+    document = compose_yaml(text, source, ConfigError)
+    policy = compile_publishers_text(text, source, providers=providers, issuers=issuers,
+                                     document=document)
+    spans = _yaml_spans(document)
     pubs = []
     for checked in policy.publishers:
         i = checked.index

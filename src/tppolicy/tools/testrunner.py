@@ -55,6 +55,7 @@ from tppolicy.language.bind import fold
 from tppolicy.language.check import CheckedProvider
 from tppolicy.limits import MAX_SOURCE_BYTES
 from tppolicy.readers.source import read_source
+from tppolicy.readers.yaml import compose_yaml
 
 __all__ = ["DEFAULT_PATTERN", "CaseResult", "PolicyTestError", "Report", "RuleCoverage",
            "discover", "run_files"]
@@ -437,15 +438,7 @@ def _load_file(path: Path, providers: Mapping[str, CheckedProvider] | None,
                tree: str | os.PathLike[str] | None = None) -> _TestFile:
     text = read_source(path, PolicyTestError)
     reader = _Reader(path, text, tree_root(path, tree))
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line, column = (mark.line + 1, mark.column + 1) if mark is not None else (0, 0)
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise PolicyTestError([Diagnostic(f"invalid YAML: {problem}",
-                                          Span(str(path), line, column, line, column + 1))],
-                              text) from None
+    root = compose_yaml(text, str(path), PolicyTestError).root
     try:  # every value below is constructed again node by node: refuse bad tags once here
         yaml.safe_load(text)
     except yaml.YAMLError as exc:
