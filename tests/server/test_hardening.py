@@ -336,3 +336,29 @@ def test_links_are_url_encoded(client: TestClient, index: Index) -> None:
     page = client.get("/simple/sampleproject/").text
     assert 'href="../../files/sampleproject/sampleproject-1.0-py3-none-%23x%3Fy%252e.whl' \
         '#sha256=' in page
+
+
+# ------------------------------------------------------------------ the same kinds, elsewhere
+def test_a_huge_version_is_a_400_not_a_500(client: TestClient) -> None:
+    """packaging raises ValueError (not InvalidVersion) past 4300 digits."""
+    token = credential(client)
+    refused(upload(client, token, version="1" * 5000, filename="sampleproject-1.0.tar.gz",
+                   data=sdist(), filetype="sdist"), 400, "Invalid version")
+
+
+def test_requires_python_is_a_specifier_set(client: TestClient, index: Index) -> None:
+    token = credential(client)
+    for value in ('>=3.9"><script>', ">=3.9\n", "x" * 1000):
+        refused(upload(client, token, requires_python=value), 400, "requires_python")
+    assert index.storage.files("sampleproject") == []
+    assert upload(client, token, requires_python=">=3.9, <4").status_code == 200
+
+
+def test_refused_file_names_are_logged_on_one_line(client: TestClient,
+                                                   caplog: pytest.LogCaptureFixture) -> None:
+    token = credential(client)
+    _, data = wheel()
+    with caplog.at_level("INFO", logger="tppolicy.server"):
+        raw_upload(client, token, b"x\nFORGED upload accepted.whl", data)
+    lines = [r.getMessage() for r in caplog.records if "upload refused" in r.getMessage()]
+    assert lines and all("\n" not in line for line in lines)

@@ -36,7 +36,13 @@ from tppolicy.errors import ConfigError
 
 from .auth import CREDENTIAL_TTL, AuthFailure, authenticate, new_credential
 from .metrics import Metrics
-from .names import check_filename, check_project_name, check_row, escape
+from .names import (
+    check_filename,
+    check_project_name,
+    check_requires_python,
+    check_row,
+    escape,
+)
 from .ratelimit import RateLimit
 from .simple import (
     metadata_is_readable,
@@ -386,6 +392,8 @@ class Index:
                        filename: str | None) -> None:
         """Log and count an upload refused before or by `upload`."""
         self.metrics.uploads.labels(status=str(status)).inc()
+        # The file name as sent: escaped and cut, so it cannot forge or flood log lines.
+        filename = escape(filename[:300]) if filename else None
         log.info("upload refused (%d) %s: publisher %s: %s", status, filename or "-",
                  publisher or "-", message,
                  extra={"event": "upload", "code": status, "publisher": publisher,
@@ -431,6 +439,9 @@ class Index:
         if isinstance(checked, str):
             return upload_error(400, checked)
         kind, release = checked
+        problem = check_requires_python(form.get("requires_python") or "")
+        if problem is not None:
+            return upload_error(400, problem)
         filetype = form.get("filetype", "")
         if filetype and filetype != kind:
             return upload_error(400, f"Invalid filetype {escape(filetype)!r} for {filename!r} "

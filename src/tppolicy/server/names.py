@@ -21,12 +21,14 @@ from collections.abc import Mapping
 from typing import Any
 
 __all__ = ["MAX_FILENAME_BYTES", "MAX_TAGS", "MAX_TAG_PARTS", "MAX_TEXT", "check_filename",
-           "check_project_name", "check_row", "check_text", "escape"]
+           "check_project_name", "check_requires_python", "check_row", "check_text", "escape"]
 
 MAX_FILENAME_BYTES = 255  # a file name on most file systems; PyPI's column is as long
 MAX_TAG_PARTS = 16  # compressed tags per part of a wheel tag (py3.py2 = 2): real wheels use <= 4
 MAX_TAGS = 256  # tags a wheel name may expand to (the product of the three parts)
 MAX_TEXT = 200  # characters of an id, a name, a field value an operator gives
+MAX_VERSION = 128  # characters of a version (packaging raises ValueError past 4300 digits)
+MAX_REQUIRES_PYTHON = 512  # characters of a Requires-Python specifier
 
 _PROJECT = re.compile(r"[A-Za-z0-9]|[A-Za-z0-9][A-Za-z0-9._-]*[A-Za-z0-9]")
 _FILENAME_CHARS = re.compile(r"[a-z0-9._+!-]+")
@@ -42,6 +44,23 @@ def check_project_name(name: object) -> str | None:
     if not _PROJECT.fullmatch(name):
         return (f"{escape(name)!r} is not a valid project name: use ASCII letters, digits, "
                 "'.', '_' and '-', starting and ending with a letter or a digit")
+    return None
+
+
+def check_requires_python(value: str) -> str | None:
+    """Why a `requires_python` form value is refused (as PyPI: a PEP 440 specifier set),
+    or None; the index shows it in its pages."""
+    from packaging.specifiers import InvalidSpecifier, SpecifierSet
+
+    if len(value) > MAX_REQUIRES_PYTHON:
+        return f"Invalid value for requires_python: longer than {MAX_REQUIRES_PYTHON} characters"
+    try:
+        SpecifierSet(value)
+    except (InvalidSpecifier, ValueError):
+        return (f"Invalid value for requires_python: {escape(value[:100])!r} is not a PEP 440 "
+                "specifier set (such as '>=3.9')")
+    if not value.isprintable():
+        return "Invalid value for requires_python: it holds a character that is not printable"
     return None
 
 
@@ -124,9 +143,11 @@ def check_filename(filename: str, name: str, version: str) -> tuple[str, str] | 
         return (f"Invalid filename {shown}: a distribution's file name holds only lowercase "
                 "ASCII letters, digits and '.', '_', '+', '!', '-' (the normalized project "
                 "name, the normalized version, and for a wheel its tags)")
+    if len(version) > MAX_VERSION:
+        return f"Invalid version: longer than {MAX_VERSION} characters"
     try:
         release = Version(version)
-    except InvalidVersion:
+    except (InvalidVersion, ValueError):
         return f"Invalid version {escape(version)!r}: see PEP 440"
     prefix = _normalized(name).replace("-", "_")
     if not stem.startswith(prefix + "-"):
@@ -156,14 +177,14 @@ def check_filename(filename: str, name: str, version: str) -> tuple[str, str] | 
             return f"Invalid filename {shown}: the wheel's tags expand to more than {MAX_TAGS}"
         try:
             file_name, parsed, _, _ = parse_wheel_filename(filename)
-        except (InvalidWheelFilename, InvalidVersion) as exc:
+        except (InvalidWheelFilename, InvalidVersion, ValueError) as exc:
             return f"Invalid filename {shown}: {exc}"
     else:
         if "-" in rest:
             return f"Invalid filename {shown}: a source distribution is NAME-VERSION.tar.gz"
         try:
             file_name, parsed = parse_sdist_filename(filename)
-        except (InvalidSdistFilename, InvalidVersion) as exc:
+        except (InvalidSdistFilename, InvalidVersion, ValueError) as exc:
             return f"Invalid filename {shown}: {exc}"
     if file_name != _normalized(name) or parsed != release:
         return (f"Invalid filename {shown}: it does not match the name and version given "

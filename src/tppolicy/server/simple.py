@@ -209,7 +209,7 @@ def _version_key(version: str) -> tuple[int, Any]:
 
     try:
         return (0, Version(version))
-    except InvalidVersion:
+    except (InvalidVersion, ValueError):  # ValueError: over 4300 digits
         return (1, version)
 
 
