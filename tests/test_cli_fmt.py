@@ -279,6 +279,7 @@ def _git(cwd: Path, *args: str) -> None:
                         "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t.invalid"})
 
 
+@pytest.mark.slow
 def test_pre_commit_try_repo(tmp_path: Path) -> None:
     pre_commit = shutil.which("pre-commit")
     if pre_commit is None:

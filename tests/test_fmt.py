@@ -180,6 +180,7 @@ def commented(draw: st.DrawFn) -> tuple[Any, str, list[str]]:
     return policy, "\n".join(lines), comments
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(commented())
 def test_formatting_keeps_comments_and_is_idempotent(case: tuple[Any, str, list[str]]) -> None:
@@ -191,6 +192,7 @@ def test_formatting_keeps_comments_and_is_idempotent(case: tuple[Any, str, list[
     assert format_policy_text(once) == once
 
 
+@pytest.mark.slow
 @settings(max_examples=200, deadline=None)
 @given(policies)
 def test_without_comments_it_prints_as_format_policy(policy: Any) -> None:

@@ -404,6 +404,7 @@ def test_expr_round_trip(expr: Expr) -> None:
     assert repr(parsed) == repr(expr)  # also tells true from 1
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None)
 @given(policies)
 def test_policy_round_trip(policy: PolicyFile) -> None:
@@ -427,6 +428,7 @@ def chains(draw: st.DrawFn) -> Expr:
     return chain
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None)
 @given(names, st.one_of(exprs, chains()), messages)
 def test_long_lines_break_only_before_top_level_and_or(name: str, expr: Expr,

@@ -815,6 +815,7 @@ def test_random_data_only_raises_config_error(data: Any) -> None:
     _check_outcome(yaml.safe_dump(data))
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(_ENTRIES, st.booleans())
 def test_random_entries_only_raise_config_error(entries: list[Any], flow: bool) -> None:

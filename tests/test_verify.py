@@ -229,12 +229,9 @@ def test_messages_say_what_was_wrong(policy: tppolicy.Policy) -> None:
         assert info.value.message == message
 
 
-def test_a_huge_input_is_refused_quickly(policy: tppolicy.Policy) -> None:
-    import time
-
-    start = time.perf_counter()
+def test_a_huge_input_is_refused_by_its_size(policy: tppolicy.Policy) -> None:
+    # Refused for its length, before any decoding (how fast is the benchmarks' business).
     assert refusal(policy, "eyJ" + "A" * 50_000_000) == "token-too-large"
-    assert time.perf_counter() - start < 0.5
 
 
 # ---------------------------------------------------------------- replay

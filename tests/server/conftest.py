@@ -150,14 +150,16 @@ class ServerProcess:
              "--ssl-certfile", str(self.tls.cert), "--ssl-keyfile", str(self.tls.key),
              *self.args],
             stdout=subprocess.PIPE, stderr=handle, env=clean_env(**self.env))
+        handle.close()  # the server has its own copy
         assert self.process.stdout is not None
         deadline = time.monotonic() + timeout
         lines: queue.Queue[bytes] = queue.Queue()
         stdout = self.process.stdout
 
         def read() -> None:  # drains standard output: the server never blocks on it
-            for output in stdout:
-                lines.put(output)
+            with stdout:
+                for output in stdout:
+                    lines.put(output)
             lines.put(b"")
 
         threading.Thread(target=read, daemon=True).start()

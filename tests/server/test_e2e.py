@@ -170,6 +170,7 @@ def test_a_pending_publisher_creates_the_project_on_first_upload(
     assert "new-plugin-pending\tgithub\tsampleproject-plugin\t" in listed.stdout  # converted
 
 
+@pytest.mark.slow
 def test_twine_prints_why_an_upload_is_refused(server_process: Any,
                                                token_endpoint: TokenEndpoint,
                                                dists: Path) -> None:

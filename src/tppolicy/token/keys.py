@@ -118,6 +118,7 @@ class HttpFetcher:
         watchdog = threading.Timer(remaining, abort)
         watchdog.daemon = True
         watchdog.start()
+        response: http.client.HTTPResponse | None = None
         try:
             path = parts.path or "/"
             connection.request("GET", f"{path}?{parts.query}" if parts.query else path,
@@ -152,6 +153,8 @@ class HttpFetcher:
             raise FetchError(f"{url}: {type(exc).__name__}: {exc}") from None
         finally:
             watchdog.cancel()
+            if response is not None:  # its file keeps the socket open (a redirect's body)
+                response.close()
             connection.close()
 
 
