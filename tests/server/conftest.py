@@ -134,7 +134,7 @@ def clean_env(**extra: str) -> dict[str, str]:
 class ServerProcess:
     """`tppolicy serve` in a subprocess, on HTTPS with the test CA."""
 
-    db: Path
+    db: Path | str  # a file, or a PostgreSQL URL
     args: list[str]
     tls: TlsFiles
     log: Path
@@ -234,7 +234,7 @@ def server_process(tmp_path: Path, tls: TlsFiles, jwks_file: Path) -> Iterator[A
     """A factory of server processes (stopped at the end of the test)."""
     started: list[ServerProcess] = []
 
-    def make(*args: str, db: Path | None = None, publishers: Path | None = None,
+    def make(*args: str, db: Path | str | None = None, publishers: Path | None = None,
              env: dict[str, str] | None = None, start: bool = True) -> ServerProcess:
         options = ["--jwks", f"{GITHUB}={jwks_file}", "--log-level", "warning",
                    "--reload-interval", "0.2", "--jwks-cooldown", "0.5",

@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from typing import Any
@@ -41,6 +42,7 @@ from starlette.responses import (
 from starlette.routing import Route
 
 from .core import MAX_MINT_BODY, Answer, Index, upload_error
+from .database import DatabaseUnavailable
 from .demo import TOKEN_PATH as DEMO_TOKEN_PATH
 from .demo import Demo
 from .metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
@@ -231,9 +233,13 @@ def create_app(index: Index, *, reload: bool = True, demo: Demo | None = None) -
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         task = asyncio.create_task(_follow(index)) if reload else None
+        stop_listening = threading.Event()
+        if reload:
+            index.listen(stop_listening)
         try:
             yield
         finally:
+            stop_listening.set()
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -254,7 +260,8 @@ def create_app(index: Index, *, reload: bool = True, demo: Demo | None = None) -
     ]
     if demo is not None:
         routes.append(Route(DEMO_TOKEN_PATH, demo_token, methods=["GET"]))
-    app = Starlette(routes=routes, lifespan=lifespan)
+    app = Starlette(routes=routes, lifespan=lifespan,
+                    exception_handlers={DatabaseUnavailable: _database_unavailable})
     app.add_middleware(BodyLimit, limit=index.max_upload_bytes + 1024 * 1024)
     app.add_middleware(ReasonHeader)
     return app
@@ -270,6 +277,13 @@ def _simple_page(page: str | dict[str, Any], media_type: str) -> Response:
 
 def _not_acceptable() -> Response:
     return PlainTextResponse(not_acceptable_body(), 406, headers={"Vary": "Accept"})
+
+
+async def _database_unavailable(request: Request, exc: Exception) -> Response:
+    """The database is down or restarting (PostgreSQL): 503, retry later."""
+    log.warning("%s %s: %s", request.method, request.url.path, exc)
+    return respond(upload_error(503, "The index's database is unavailable; try again "
+                                "in a moment"))
 
 
 async def _follow(index: Index) -> None:

@@ -30,6 +30,7 @@ from tppolicy.decide.engine import (
     INVALID_TOKEN,
     CheckResult,
     Engine,
+    ultranormalize_name,
 )
 from tppolicy.decide.index import Record
 from tppolicy.errors import ConfigError
@@ -201,11 +202,19 @@ class Index:
                 self.storage.delete_publisher(publisher_id)
                 self._loaded.pop(publisher_id, None)
 
-    def _store_record(self, record: Record, base: Mapping[str, Any]) -> None:
-        row = row_of({**base, "projects": list(record.projects), "pending_project": None})
-        self.storage.put_publisher(record.id, row, added_by=record.added_by,
-                                   created=record.created)
-        self._loaded[record.id] = json.dumps(row, sort_keys=True)
+    def listen(self, stop: threading.Event) -> bool:
+        """Follow the publishers table by notification (PostgreSQL LISTEN/NOTIFY): a
+        publisher changed on any replica is used here within a moment, not after
+        `reload_interval`. False when the database cannot notify (SQLite: polling)."""
+        from .storage import PUBLISHERS_CHANNEL
+
+        def changed() -> None:
+            try:
+                self.sync(force=True)
+            except Exception:
+                log.exception("cannot reload the publishers")
+
+        return self.storage.database.listen(PUBLISHERS_CHANNEL, changed, stop)
 
     def _project_created(self, name: str, created_by: str | None) -> None:
         voided = self.engine.project_created(name, created_by=created_by)
@@ -336,37 +345,71 @@ class Index:
 
     def _first_use(self, result: CheckResult) -> Record | Answer:
         """A pending publisher's first use: create the project, make the publisher a
-        normal one (as PyPI, before minting)."""
+        normal one (as PyPI, before minting), in one transaction that holds the
+        project's name, so replicas racing on it (the same pending publisher, or other
+        owners' pending publishers for the same name) give one winner."""
         action = result.action
         assert action is not None
+        refused = mint_error(INVALID_PENDING_PUBLISHER, "valid token, but project already "
+                             "exists")
         with self._lock:
-            similar = self.storage.similar_project(action.project)
-            if similar is not None and not self.storage.project_exists(action.project):
-                # PyPI: creating the project fails, the exchange too (invalid-payload).
-                return mint_error(INVALID_PAYLOAD, too_similar(action.project, similar))
-            stored = self.storage.publisher(action.pending_id)
-            created = self.storage.create_project(action.project, created_by=action.added_by)
-            if not created:
-                log.info("project %s already existed at a pending publisher's first use",
-                         action.project)
             try:
-                converted = self.engine.convert_pending(action)
-            except KeyError:  # another request converted it a moment ago
+                with self.storage.transaction() as tx:
+                    # names too similar to each other race as one (PyPI's look-alike rule)
+                    self.storage.database.lock(tx, "project:" +
+                                               ultranormalize_name(action.project))
+                    similar = self.storage.similar_project(action.project)
+                    if similar is not None and not self.storage.project_exists(action.project):
+                        # PyPI: creating the project fails, the exchange too
+                        # (invalid-payload).
+                        return mint_error(INVALID_PAYLOAD, too_similar(action.project, similar))
+                    stored = self.storage.publisher(action.pending_id, db=tx)
+                    if stored is None or stored.pending_project is None:
+                        converted_elsewhere = True  # by another replica (or removed)
+                    else:
+                        converted_elsewhere = False
+                        if not self.storage.create_project(action.project,
+                                                           created_by=action.added_by, db=tx):
+                            creator = self.storage.project_creator(action.project, db=tx)
+                            if creator is None or creator != action.added_by:
+                                log.info("project %s already existed at a pending "
+                                         "publisher's first use", action.project)
+                                return refused
+                        converted = self.engine.convert_pending(action)
+                        self.storage.delete_publisher(action.pending_id, db=tx)
+                        twin = self.storage.publisher(converted.id, db=tx) \
+                            if converted.id != action.pending_id else None
+                        base = twin.row if twin is not None else stored.row
+                        row = row_of({**base, "projects": list(converted.projects),
+                                      "pending_project": None})
+                        self.storage.put_publisher(converted.id, row,
+                                                   added_by=converted.added_by,
+                                                   created=converted.created, db=tx)
+            except KeyError:  # this process converted it a moment ago
+                converted_elsewhere = True
+            except BaseException:
+                self._forget()  # the engine may be ahead of the database: reload it all
+                raise
+            if converted_elsewhere:
+                self.sync(force=True)
                 record = self.engine.get(action.pending_id)
                 if record is None or action.project not in record.projects:
-                    return mint_error(INVALID_PENDING_PUBLISHER,
-                                      "valid token, but project already exists")
+                    return refused
                 return record
-            self.storage.delete_publisher(action.pending_id)
             self._loaded.pop(action.pending_id, None)
-            twin = self.storage.publisher(converted.id) if converted.id != action.pending_id \
-                else None
-            base = twin.row if twin is not None else (stored.row if stored else {})
-            self._store_record(converted, base)
+            self._loaded[converted.id] = json.dumps(row, sort_keys=True)
             self._sync_pending()  # other owners' colliding pending publishers were voided
             log.info("project %s created by pending publisher %s", action.project,
                      converted.label)
             return converted
+
+    def _forget(self) -> None:
+        """The next sync reloads every publisher from the database."""
+        for publisher_id in list(self._loaded):
+            self.engine.remove_publisher(publisher_id)
+        self._loaded.clear()
+        self._generation = -1
+        self._next_check = 0.0
 
     def burn(self, body: bytes) -> Answer:
         """`POST /_/oidc/burn-token`: revoke a minted credential (uv does, after its

@@ -207,9 +207,10 @@ class Storage:
             "SELECT id, provider, row, added_by, created FROM publishers ORDER BY created, id")
         return [PublisherRow(r[0], r[1], json.loads(r[2]), r[3], r[4]) for r in rows]
 
-    def publisher(self, publisher_id: str) -> PublisherRow | None:
-        r = self._one("SELECT id, provider, row, added_by, created FROM publishers "
-                      "WHERE id = ?", (publisher_id,))
+    def publisher(self, publisher_id: str, db: Tx | None = None) -> PublisherRow | None:
+        sql = "SELECT id, provider, row, added_by, created FROM publishers WHERE id = ?"
+        r = db.execute(sql, (publisher_id,)).fetchone() if db is not None else \
+            self._one(sql, (publisher_id,))
         return PublisherRow(r[0], r[1], json.loads(r[2]), r[3], r[4]) if r else None
 
     def pending_ids(self) -> set[str]:
@@ -241,6 +242,13 @@ class Storage:
             return bool(db.execute(sql, values).rowcount)
         with self.transaction() as tx:
             return bool(tx.execute(sql, values).rowcount)
+
+    def project_creator(self, name: str, db: Tx | None = None) -> str | None:
+        """Who created the project (None: unknown, or no such project)."""
+        sql = "SELECT created_by FROM projects WHERE normalized = ?"
+        row = db.execute(sql, (normalize(name),)).fetchone() if db is not None else \
+            self._one(sql, (normalize(name),))
+        return str(row[0]) if row and row[0] is not None else None
 
     def projects(self) -> list[str]:
         """Names (as first spelled) of the projects that have files, sorted."""
