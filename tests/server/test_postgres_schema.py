@@ -201,3 +201,27 @@ def test_storage_round_trip_on_postgresql(pg_url: str) -> None:
     finally:
         storage.close()
 
+
+
+def test_schema_command_lists_then_applies_the_missing_migrations(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as db:
+        db.executescript(OLD_SCHEMA)
+    latest = max(m.version for m in MIGRATIONS)
+    code, out, _ = run_cli(capsys, "serve", "--db", str(path), "schema")
+    assert code == 1
+    assert f"schema version 0 (this tppolicy: {latest})" in out
+    assert "missing 1: " in out and "schema --upgrade" in out
+    code, out, _ = run_cli(capsys, "serve", "--db", str(path), "schema", "--upgrade")
+    assert code == 0 and "applied 1: " in out
+    assert f"schema version {latest} (this tppolicy: {latest})" in out
+    code, out, _ = run_cli(capsys, "serve", "--db", str(path), "schema")
+    assert code == 0 and "missing" not in out
+
+
+def test_schema_command_on_postgresql(pg_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run_cli(capsys, "serve", "--db", pg_url, "schema")
+    assert code == 1 and "schema version 0" in out
+    code, out, _ = run_cli(capsys, "serve", "--db", pg_url, "schema", "--upgrade")
+    assert code == 0 and "missing" not in out

@@ -15,6 +15,7 @@ from tppolicy.errors import ConfigError, Diagnostic, Span
 from ._common import (
     EPILOG,
     EXIT_ALLOWED,
+    EXIT_DENIED,
     EXIT_INTERNAL,
     UsageError,
     add_provider_options,
@@ -134,6 +135,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     remove.add_argument("id")
     load = actions.add_parser("load", help="add the publishers of a publishers file (YAML)")
     load.add_argument("file")
+    schema = commands.add_parser("schema", help="the database schema's version; --upgrade "
+                                 "applies the missing migrations (serving does too)")
+    schema.add_argument("--upgrade", action="store_true", help="apply the missing "
+                        "migrations now (exit 0), instead of listing them (exit 1 if any)")
 
 
 def run(args: argparse.Namespace, out: TextIO) -> int:
@@ -156,6 +161,8 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
     issuers = registered_issuers(args, providers)
     if args.serve_command == "publishers":
         return _publishers(args, out, providers, issuers)
+    if args.serve_command == "schema":
+        return _schema(args, out)
     if (args.ssl_certfile is None) != (args.ssl_keyfile is None):
         raise UsageError("--ssl-certfile and --ssl-keyfile go together")
     if not 0 <= args.port <= 65535:
@@ -264,6 +271,36 @@ def _storage(args: argparse.Namespace) -> Any:
 
     with _database_errors(args):
         return Storage(args.db, args.files)
+
+
+def _schema(args: argparse.Namespace, out: TextIO) -> int:
+    """`serve --db DB schema [--upgrade]`: where the schema stands, or upgrade it."""
+    from tppolicy.server.database import open_database
+    from tppolicy.server.migrations import MIGRATIONS, current_version, migrate
+
+    with _database_errors(args):
+        database = open_database(args.db)
+        try:
+            if args.upgrade:
+                applied = migrate(database)
+                for migration in MIGRATIONS:
+                    if migration.version in applied:
+                        out.write(f"applied {migration.version}: {migration.description}\n")
+            version = current_version(database)
+        finally:
+            database.close()
+    latest = max(m.version for m in MIGRATIONS)
+    out.write(f"schema version {version} (this tppolicy: {latest})\n")
+    if version > latest:
+        out.write("the database is newer than this tppolicy: upgrade tppolicy\n")
+        return EXIT_DENIED
+    missing = [m for m in MIGRATIONS if m.version > version]
+    for migration in missing:
+        out.write(f"missing {migration.version}: {migration.description}\n")
+    if missing:
+        out.write("apply with: tppolicy serve --db DB schema --upgrade (or start the "
+                  "server)\n")
+    return EXIT_DENIED if missing else EXIT_ALLOWED
 
 
 def _validator(providers: Any, issuers: dict[str, str]) -> Any:

@@ -10,7 +10,8 @@
 SQL is written once, in the subset both understand (`?` placeholders, `ON CONFLICT`);
 `?` becomes `%s` for PostgreSQL. The layer for PostgreSQL is psycopg 3 with its
 connection pool: the server's statements are few and hand-written, so an ORM or
-SQLAlchemy Core would add a layer (and ~20 µs a statement) without removing any SQL.
+SQLAlchemy Core would add a layer (and its per-statement cost) without removing SQL;
+psycopg gives the pool, prepared statements and LISTEN/NOTIFY directly.
 
 A database that cannot be reached raises `DatabaseUnavailable` (the server answers
 503); the pool re-checks a connection before lending it, so a restarted PostgreSQL
