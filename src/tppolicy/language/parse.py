@@ -7,6 +7,7 @@ as written (a block, a declaration, a rule, a `require`, ...), which the tree do
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 from collections.abc import Callable
@@ -32,11 +33,73 @@ _TERMINAL_WORDS = {
 }
 
 
+# ------------------------------------------------------------- building the parser
+# Building the LALR tables from policy.lark costs about 60 ms, a fifth of a `tppolicy check`.
+# They are prepared at build time instead, as data shipped inside the package: JSON (never a
+# pickle, never a file in a cache or temporary directory another user could write), made by
+# `python -m tppolicy.language.tables` and used only when it records the SHA-256 of this very
+# grammar and the lark version that reads it; otherwise the parser is built from the grammar.
+TABLES_FILE = "policy.tables.json"
+GRAMMAR_FILE = "policy.lark"
+PARSER_OPTIONS: dict[str, Any] = {"parser": "lalr", "propagate_positions": True,
+                                  "maybe_placeholders": True}
+
+
+def grammar_text() -> str:
+    """The policy language's grammar (lark syntax), as shipped in the package."""
+    return resources.files(__package__).joinpath(GRAMMAR_FILE).read_text("utf-8")
+
+
+def grammar_digest(grammar: str) -> str:
+    """The SHA-256 (hex) that prepared tables record of the grammar they were made from."""
+    return hashlib.sha256(grammar.encode("utf-8")).hexdigest()
+
+
+def _int_keys(pairs: list[tuple[str, Any]]) -> dict[Any, Any]:
+    # JSON object keys are strings; lark's tables number states, tokens and memo entries.
+    return {int(key) if key.isdigit() else key: value for key, value in pairs}
+
+
+def prepared_tables(grammar: str) -> dict[str, Any] | None:
+    """The shipped parse tables when they were made from `grammar` for the installed lark
+    (major.minor), else None."""
+    try:
+        text = resources.files(__package__).joinpath(TABLES_FILE).read_text("utf-8")
+        tables = json.loads(text, object_pairs_hook=_int_keys)
+    except (OSError, ValueError):
+        return None
+    if not isinstance(tables, dict):
+        return None
+    if (tables.get("grammar_sha256") != grammar_digest(grammar)
+            or tables.get("lark") != lark_series()):
+        return None
+    return tables
+
+
+def lark_series() -> str:
+    """The installed lark's major.minor version (prepared tables name the one they need)."""
+    return ".".join(lark.__version__.split(".")[:2])
+
+
+def build_parser(*, prepared: bool = True, **options: Any) -> tuple[Lark, bool]:
+    """The policy parser (and whether it came from the prepared tables). `options` are lark
+    options that do not change the tables (`lexer_callbacks`)."""
+    grammar = grammar_text()
+    tables = prepared_tables(grammar) if prepared else None
+    if tables is not None:
+        load = Lark._load_from_dict  # noqa: SLF001 (lark's own loader of its tables)
+        try:
+            parser: Lark = load(tables["data"], tables["memo"], **options)  # type: ignore[no-untyped-call]
+            return parser, True
+        except (KeyError, TypeError, ValueError, AttributeError):
+            pass  # tables this lark cannot read: build them from the grammar instead
+    # No lark cache=True: it is a pickle in a shared temporary directory.
+    return Lark(grammar, **PARSER_OPTIONS, **options), False
+
+
 @lru_cache(maxsize=1)
 def _parser() -> Lark:
-    grammar = resources.files(__package__).joinpath("policy.lark").read_text("utf-8")
-    # No lark cache: it is a pickle in a shared temporary directory.
-    return Lark(grammar, parser="lalr", propagate_positions=True, maybe_placeholders=True)
+    return build_parser()[0]
 
 
 def _describe_terminal(parser: Lark, name: str) -> str:
@@ -112,10 +175,8 @@ def _collect_comment(token: Token) -> None:
 
 @lru_cache(maxsize=1)
 def _comment_parser() -> Lark:
-    grammar = resources.files(__package__).joinpath("policy.lark").read_text("utf-8")
     callback: Callable[[Token], None] = _collect_comment
-    return Lark(grammar, parser="lalr", propagate_positions=True, maybe_placeholders=True,
-                lexer_callbacks={"COMMENT": callback})
+    return build_parser(lexer_callbacks={"COMMENT": callback})[0]
 
 
 def _parse_tree(text: str, source: str) -> tuple[lark.Tree[Token], list[Token]]:
