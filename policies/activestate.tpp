@@ -49,23 +49,43 @@ provider activestate {
     identity publisher.actor_id == claims.actor_id
   }
 
-  # `org:{organization}:project:{project}`, exactly, then anything (`:...`).
-  rule sub {
-    require claims.sub != "" else "missing 'subject' claim"
-    require len(sub_parts) >= 4 else "invalid 'subject' claim: wrong format"
-    require sub_parts[0] == "org"
-        and sub_parts[1] == publisher.organization
-        and sub_parts[2] == "project"
-        and sub_parts[3] == publisher.activestate_project_name
-        else "invalid 'subject' claim"
+  identity rule organization {
+    require claims.organization == publisher.organization
+    fix publisher
+        "The token comes from the ActiveState organization '{claims.organization}', the publisher is for '{publisher.organization}'. Build in that organization, or add a publisher for this one."
   }
 
-  rule organization: claims.organization == publisher.organization
-
-  rule project: claims.project == publisher.activestate_project_name
+  identity rule project {
+    require claims.project == publisher.activestate_project_name
+    fix publisher when claims.organization == publisher.organization
+        "The token comes from the project '{claims.organization}/{claims.project}', the publisher is for '{publisher.organization}/{publisher.activestate_project_name}'. Build that project, or add a publisher for this one."
+  }
 
   # The id survives renames: a deleted account's name taken by someone else fails here.
-  rule actor_id: claims.actor_id == publisher.actor_id
+  identity rule actor_id {
+    require claims.actor_id == publisher.actor_id
+    fix publisher
+        "The build was started by another ActiveState user (actor id '{claims.actor_id}', the publisher expects '{publisher.actor_id}', user '{publisher.actor}')."
+  }
 
-  rule builder: claims.builder == "pypi-publisher"
+  # `org:{organization}:project:{project}`, exactly, then anything (`:...`). Checked after
+  # the organization and project claims, whose mismatches say more.
+  identity rule sub {
+    require claims.sub != "" else "missing 'subject' claim"
+    require len(sub_parts) >= 4 and sub_parts[0] == "org" and sub_parts[2] == "project"
+        else "invalid 'subject' claim: wrong format (not org:ORGANIZATION:project:PROJECT)"
+    require sub_parts[1] == publisher.organization
+        and sub_parts[3] == publisher.activestate_project_name
+        else "the 'subject' claim names another organization or project"
+    fix token when claims.sub == "" or len(sub_parts) < 4 or sub_parts[0] != "org" or sub_parts[2] != "project"
+        "The token's sub '{claims.sub}' is not of the form org:ORGANIZATION:project:PROJECT, as every ActiveState token's is: these claims are incomplete or altered. Pass the claims of the token as the build received it."
+    fix token when claims.organization == publisher.organization and claims.project == publisher.activestate_project_name
+        "The token's sub '{claims.sub}' names another organization or project than its organization and project claims ('{claims.organization}'/'{claims.project}'): ActiveState issues them for the same project, so these claims were not issued together, or were altered. Pass the claims of the token as the build received it."
+  }
+
+  rule builder {
+    require claims.builder == "pypi-publisher"
+    fix workflow
+        "The token was issued to the builder '{claims.builder}', not 'pypi-publisher': publish with ActiveState's PyPI publisher builder."
+  }
 }

@@ -67,30 +67,67 @@ provider buildkite {
 
   learn pipeline_id: if publisher.trust_on_first_use and publisher.pipeline_id == "" then claims.pipeline_id else null
 
-  rule organization_slug: claims.organization_slug == publisher.organization_slug
+  identity rule organization_slug {
+    require claims.organization_slug == publisher.organization_slug
+    fix publisher
+        "The token comes from the Buildkite organization '{claims.organization_slug}', the publisher is for '{publisher.organization_slug}'. Publish from that organization, or add a publisher for this one."
+  }
 
-  rule pipeline_slug: claims.pipeline_slug == publisher.pipeline_slug
+  identity rule pipeline_slug {
+    require claims.pipeline_slug == publisher.pipeline_slug
+    fix publisher when claims.organization_slug == publisher.organization_slug
+        "The token comes from the pipeline '{claims.pipeline_slug}', the publisher is for '{publisher.pipeline_slug}'. If the pipeline was renamed, update the publisher's pipeline_slug; otherwise add a publisher for this pipeline."
+  }
 
-  optional rule step_key: publisher.step_key == "" or claims.step_key == publisher.step_key
+  optional rule step_key {
+    require publisher.step_key == "" or claims.step_key == publisher.step_key
+    fix workflow or publisher
+        "The token comes from the step '{claims.step_key}', the publisher is for the step '{publisher.step_key}'. Give the publishing step `key: {publisher.step_key}`, or change the publisher's step_key."
+  }
 
-  optional rule branch: publisher.branch_pattern == ""
-      or glob(claims.build_branch, publisher.branch_pattern)
+  optional rule branch {
+    require publisher.branch_pattern == "" or glob(claims.build_branch, publisher.branch_pattern)
+    fix workflow or publisher
+        "The build is for the branch '{claims.build_branch}', the publisher accepts only branches matching '{publisher.branch_pattern}'. Publish from such a branch, or change the publisher's branch_pattern."
+  }
 
-  optional rule tag: publisher.tag_pattern == "" or glob(claims.build_tag, publisher.tag_pattern)
+  optional rule tag {
+    require publisher.tag_pattern == "" or glob(claims.build_tag, publisher.tag_pattern)
+    fix workflow or publisher
+        "The build is for the tag '{claims.build_tag}', the publisher accepts only tags matching '{publisher.tag_pattern}'. Publish from a build of such a tag, or change the publisher's tag_pattern."
+  }
 
-  optional rule version_tag: publisher.version_tag == ""
-      or claims.build_tag == replace(publisher.version_tag, "{version}", request.version)
+  optional rule version_tag {
+    require publisher.version_tag == ""
+        or claims.build_tag == replace(publisher.version_tag, "{version}", request.version)
+    fix workflow
+        "The build is for the tag '{claims.build_tag}', but the version being uploaded is '{request.version}' and the publisher's version_tag is '{publisher.version_tag}': upload the version the tag names, or build the tag of this version."
+  }
 
-  optional rule build_source: publisher.allowed_sources == ""
-      or claims.build_source in split(publisher.allowed_sources, ",")
+  optional rule build_source {
+    require publisher.allowed_sources == ""
+        or claims.build_source in split(publisher.allowed_sources, ",")
+    fix workflow or publisher
+        "The build was started by '{claims.build_source}', the publisher accepts only {publisher.allowed_sources}. Publish from a build started so, or add '{claims.build_source}' to the publisher's allowed_sources."
+  }
 
-  optional rule runner_environment: publisher.runner_environment == ""
-      or claims.runner_environment == publisher.runner_environment
+  optional rule runner_environment {
+    require publisher.runner_environment == ""
+        or claims.runner_environment == publisher.runner_environment
+    fix workflow
+        "The step ran on a '{claims.runner_environment}' agent, the publisher accepts only '{publisher.runner_environment}' agents. Run the publishing step on such an agent."
+  }
 
   # The ids survive a slug being freed and taken again.
-  optional rule organization_id: publisher.organization_id == ""
-      or claims.organization_id == publisher.organization_id
+  optional rule organization_id {
+    require publisher.organization_id == "" or claims.organization_id == publisher.organization_id
+    fix publisher
+        "The token's organization id is '{claims.organization_id}', the publisher pins '{publisher.organization_id}': the organization slug was freed and taken again. Check who controls it before updating the publisher's organization_id."
+  }
 
-  optional rule pipeline_id: publisher.pipeline_id == ""
-      or claims.pipeline_id == publisher.pipeline_id
+  optional rule pipeline_id {
+    require publisher.pipeline_id == "" or claims.pipeline_id == publisher.pipeline_id
+    fix publisher
+        "The token's pipeline id is '{claims.pipeline_id}', the publisher pins '{publisher.pipeline_id}': the pipeline was deleted and re-created (or another took its slug). Check who controls it before updating the publisher's pipeline_id."
+  }
 }

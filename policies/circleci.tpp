@@ -56,6 +56,13 @@ provider circleci {
         else "a tag name holding {version} once, such as v{version}: the pipeline must be for refs/tags/ and this tag, with the version being uploaded"
   }
 
+  # For the fixes: the claims whose names are not names.
+  let token_org = claims["oidc.circleci.com/org-id"]
+  let token_project = claims["oidc.circleci.com/project-id"]
+  let token_pipeline = claims["oidc.circleci.com/pipeline-definition-id"]
+  let token_origin = claims["oidc.circleci.com/vcs-origin"]
+  let token_ref = claims["oidc.circleci.com/vcs-ref"]
+
   lookup {
     identity publisher.issuer_url == claims.iss
     identity publisher.org_id == claims["oidc.circleci.com/org-id"]
@@ -64,29 +71,61 @@ provider circleci {
   }
 
   # The organization, and its issuer (also lookup identities).
-  rule org_id {
+  identity rule org_id {
     require publisher.issuer_url == "https://oidc.circleci.com/org/" + publisher.org_id
         else "issuer_url is not the organization's issuer (https://oidc.circleci.com/org/ORG-ID)"
     require claims.iss == publisher.issuer_url
     require claims["oidc.circleci.com/org-id"] == publisher.org_id
+    fix operator or publisher when publisher.issuer_url != "https://oidc.circleci.com/org/" + publisher.org_id
+        "The publisher's issuer_url '{publisher.issuer_url}' is not its organization's issuer: write issuer_url: https://oidc.circleci.com/org/{publisher.org_id}."
+    fix publisher
+        "The token comes from the CircleCI organization '{token_org}' (issuer '{claims.iss}'), the publisher is for '{publisher.org_id}'. Publish from a project of that organization, or add a publisher for this one."
   }
 
-  rule project_id: claims["oidc.circleci.com/project-id"] == publisher.project_id
+  identity rule project_id {
+    require claims["oidc.circleci.com/project-id"] == publisher.project_id
+    fix publisher
+        "The token comes from the CircleCI project '{token_project}', the publisher is for '{publisher.project_id}'. Publish from that project, or add a publisher for this one."
+  }
 
-  rule pipeline_definition_id: claims["oidc.circleci.com/pipeline-definition-id"] == publisher.pipeline_definition_id
+  rule pipeline_definition_id {
+    require claims["oidc.circleci.com/pipeline-definition-id"] == publisher.pipeline_definition_id
+    fix workflow or publisher
+        "The job ran in the pipeline definition '{token_pipeline}', the publisher is for '{publisher.pipeline_definition_id}'. Publish from that pipeline, or add a publisher for this one (the id is in the project's settings, Pipelines)."
+  }
 
-  rule vcs_origin: claims["oidc.circleci.com/vcs-origin"] == publisher.vcs_origin
+  rule vcs_origin {
+    require claims["oidc.circleci.com/vcs-origin"] == publisher.vcs_origin
+    fix publisher
+        "The pipeline's code comes from '{token_origin}', the publisher expects '{publisher.vcs_origin}'. If the repository moved, update the publisher's vcs_origin."
+  }
 
   # A job re-run with SSH has a person at a shell: refused, as npm refuses it.
-  rule ssh_rerun: claims["oidc.circleci.com/ssh-rerun"] != true
-      else "the job was re-run with SSH: publish from a run without SSH"
+  rule ssh_rerun {
+    require claims["oidc.circleci.com/ssh-rerun"] != true
+        else "the job was re-run with SSH: publish from a run without SSH"
+    fix workflow
+        "The job was re-run with SSH, so a person had a shell in it: publish from a run without SSH (re-run the workflow normally)."
+  }
 
-  optional rule context: publisher.context_id == ""
-      or publisher.context_id in claims["oidc.circleci.com/context-ids"]
+  optional rule context {
+    require publisher.context_id == ""
+        or publisher.context_id in claims["oidc.circleci.com/context-ids"]
+    fix workflow
+        "The job does not use the context '{publisher.context_id}' that the publisher requires: add the context to the publishing job in .circleci/config.yml."
+  }
 
-  optional rule ref: publisher.ref_pattern == ""
-      or glob(claims["oidc.circleci.com/vcs-ref"], publisher.ref_pattern)
+  optional rule ref {
+    require publisher.ref_pattern == ""
+        or glob(claims["oidc.circleci.com/vcs-ref"], publisher.ref_pattern)
+    fix workflow or publisher
+        "The pipeline is for '{token_ref}', the publisher accepts only refs matching '{publisher.ref_pattern}'. Publish from such a ref, or change the publisher's ref_pattern."
+  }
 
-  optional rule version_tag: publisher.version_tag == ""
-      or claims["oidc.circleci.com/vcs-ref"] == "refs/tags/" + replace(publisher.version_tag, "{version}", request.version)
+  optional rule version_tag {
+    require publisher.version_tag == ""
+        or claims["oidc.circleci.com/vcs-ref"] == "refs/tags/" + replace(publisher.version_tag, "{version}", request.version)
+    fix workflow
+        "The pipeline is for '{token_ref}', but the version being uploaded is '{request.version}' and the publisher's version_tag is '{publisher.version_tag}': upload the version the tag names, or push the tag of this version."
+  }
 }

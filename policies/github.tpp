@@ -9,15 +9,20 @@
 #   expression (the leftmost "<name>.yml@"). Here the token's own `@ref` (or `@sha`)
 #   suffix is removed and the last path segment is the file name: the same answer
 #   for every well-formed token, and no guessing when a ref contains "@" or ".yml".
-# * PyPI accepts `job_workflow_ref == "<path>@"` when `ref` is empty. Here an empty
-#   ref or sha never completes a `job_workflow_ref`.
+# * An empty ref or sha never completes a `job_workflow_ref` (`<path>@`): PyPI accepted
+#   that until 2023 and refuses it since, as here.
 # * PyPI's environment lookup lowercases only the token side; the publisher side is
 #   stored lowercased by its form. Publisher files are not normalised, so both
 #   sides are lowercased here: the same decisions.
 #
 # Case rules, as PyPI end to end: owner and repository name are matched exactly by
 # the lookup (the `repository` rule alone would accept any case), the workflow file
-# name exactly, the environment ignoring case.
+# name exactly, the environment ignoring case (ASCII letters only: a Kelvin sign is not
+# a 'k').
+#
+# Each rule says what to change when it fails (`fix`), with the values filled in;
+# `tppolicy explain` shows the fixes, and a server shows those of rules that are not
+# `identity` rules (who the publisher is) to whoever presented the token.
 #
 # Optional constraints PyPI does not have (docs/constraints.md): the calling and the
 # called (reusable) workflow, a ref pattern, the tag of the version being uploaded,
@@ -29,6 +34,7 @@
 provider github {
   issuer "https://token.actions.githubusercontent.com"
   algorithms ["RS256"]
+  workflows github_actions
 
   claims {
     required repository, repository_owner, repository_owner_id, job_workflow_ref: string
@@ -46,8 +52,10 @@ provider github {
   fields {
     repository_owner: string matches "^[A-Za-z0-9][A-Za-z0-9-]*$"
         else "a GitHub user or organization name (letters, digits and '-')"
+        exact_case "PyPI compares it exactly (the lookup), so it must be spelled as GitHub spells it"
     repository_name: string matches "^[A-Za-z0-9._-]+$"
         else "a GitHub repository name (letters, digits, '.', '_' and '-')"
+        exact_case "PyPI compares it exactly (the lookup), so it must be spelled as GitHub spells it"
     repository_owner_id: string matches "^[0-9]+$"
         else "the owner's numeric id, as a string (https://api.github.com/users/OWNER)"
     workflow_filename: string matches "^[^/]+\\.(yml|yaml)$"
@@ -75,11 +83,20 @@ provider github {
     trust_on_first_use: bool = false
   }
 
-  # The path of the workflow that ran the job: job_workflow_ref without its @ref / @sha.
+  # The path of the workflow that ran the job: job_workflow_ref without its @ref / @sha
+  # (without anything after its first "@" when it ends in neither: a workflow called at
+  # another ref, which the job_workflow_ref rule refuses).
   let workflow_path =
     if claims.ref != "" and ends_with(claims.job_workflow_ref, "@" + claims.ref)
     then strip_suffix(claims.job_workflow_ref, "@" + claims.ref)
-    else strip_suffix(claims.job_workflow_ref, "@" + claims.sha)
+    else if claims.sha != "" and ends_with(claims.job_workflow_ref, "@" + claims.sha)
+    then strip_suffix(claims.job_workflow_ref, "@" + claims.sha)
+    else before(claims.job_workflow_ref, "@")
+  # For the fixes: the workflow's file and repository, and the publisher's repository.
+  let workflow_file = after_last(workflow_path, "/")
+  let workflow_version = after(claims.job_workflow_ref, "@")
+  let workflow_repository = before(workflow_path, "/.github/workflows/")
+  let publisher_repository = publisher.repository_owner + "/" + publisher.repository_name
   # Does the job run a workflow of the token's own repository (not a reusable workflow
   # of another repository)?
   let job_in_repository =
@@ -111,15 +128,37 @@ provider github {
   # the one of the first token it allows (the decision reports it, to pin).
   learn repository_id: if publisher.trust_on_first_use and publisher.repository_id == "" then claims.repository_id else null
 
-  rule repository {
+  # PyPI e-mails the owners when a token names an environment the publisher ignores.
+  note when publisher.environment == "" and has(claims.environment) and claims.environment != ""
+      "the token has environment '{claims.environment}' but this publisher accepts any environment; name it in the publisher to require it"
+
+  identity rule repository {
     require claims.repository != "" else "the repository claim is empty"
     require lower(claims.repository) == lower(publisher.repository_owner + "/" + publisher.repository_name)
+    fix token when claims.repository == ""
+        "The token's repository claim is empty, but every GitHub Actions token names its repository (OWNER/REPO): these claims are incomplete or altered. Pass the claims of the token as the job received it (`python -m id -d pypi` prints them)."
+    fix publisher when before(claims.repository, "/") == publisher.repository_owner and lower(claims.repository) == lower(publisher_repository) and claims.repository != publisher_repository
+        "Fix the repository's case: GitHub spells it '{claims.repository}', the publisher '{publisher_repository}', and PyPI's lookup compares it exactly. Use GitHub's spelling in the publisher."
+    fix publisher when before(claims.repository, "/") == publisher.repository_owner and claims.repository != publisher_repository
+        "The token comes from the repository '{claims.repository}', the publisher is for '{publisher_repository}'. If the repository was renamed, update the publisher's repository_name; otherwise add a publisher for this repository."
   }
 
-  rule repository_owner: claims.repository_owner == publisher.repository_owner
+  identity rule repository_owner {
+    require claims.repository_owner == publisher.repository_owner
+    fix token when claims.repository_owner == ""
+        "The token's repository_owner claim is empty, but every GitHub Actions token names its owner: these claims are incomplete or altered. Pass the claims of the token as the job received it."
+    fix publisher when lower(claims.repository_owner) == lower(publisher.repository_owner)
+        "Fix the owner's case: GitHub spells it '{claims.repository_owner}', the publisher '{publisher.repository_owner}', and PyPI's lookup compares it exactly. Write repository_owner: {claims.repository_owner} in the publisher."
+    fix publisher
+        "The token comes from another owner: '{claims.repository_owner}', not '{publisher.repository_owner}'. If the repository was transferred, update the publisher's repository_owner and repository_owner_id (the new owner's id); otherwise this token is not from your repository."
+  }
 
   # The numeric id survives renames: a deleted account's name taken by someone else fails here.
-  rule repository_owner_id: claims.repository_owner_id == publisher.repository_owner_id
+  identity rule repository_owner_id {
+    require claims.repository_owner_id == publisher.repository_owner_id
+    fix publisher when claims.repository_owner == publisher.repository_owner
+        "Possible resurrection: the token's owner is called '{publisher.repository_owner}' but its id is '{claims.repository_owner_id}', not '{publisher.repository_owner_id}' as when the publisher was made. The account or organization '{publisher.repository_owner}' may have been deleted and its name taken by someone else: do not trust this token. Only if you are sure the owner is yours and the publisher's id is wrong, look the id up (https://api.github.com/users/{publisher.repository_owner}) and fix repository_owner_id."
+  }
 
   # The workflow that ran the job: the publisher's own, at the token's ref or sha (PyPI);
   # or, with reusable_workflow, that workflow of another repository (its ref a glob).
@@ -131,43 +170,107 @@ provider github {
         else "reusable_workflow is in the publisher's own repository: name the called file in workflow_filename and the caller in caller_workflow"
     require publisher.reusable_workflow == "" and (claims.ref != "" and claims.job_workflow_ref == publisher.repository_owner + "/" + publisher.repository_name + "/.github/workflows/" + publisher.workflow_filename + "@" + claims.ref or claims.sha != "" and claims.job_workflow_ref == publisher.repository_owner + "/" + publisher.repository_name + "/.github/workflows/" + publisher.workflow_filename + "@" + claims.sha)
         or publisher.reusable_workflow != "" and glob(claims.job_workflow_ref, publisher.reusable_workflow)
+    fix token when claims.job_workflow_ref == ""
+        "The token's job_workflow_ref claim is empty, but every GitHub Actions token names the workflow that ran the job: these claims are incomplete or altered. Pass the claims of the token as the job received it."
+    fix token when claims.ref == "" and claims.sha == ""
+        "The token's ref and sha claims are both empty, so it does not say which version of the workflow ran: these claims are incomplete or altered. Pass the claims of the token as the job received it."
+    fix publisher when publisher.reusable_workflow != "" and starts_with(lower(publisher.reusable_workflow), lower(publisher_repository + "/"))
+        "The publisher's reusable_workflow '{publisher.reusable_workflow}' is in its own repository: name the called file in workflow_filename and the calling one in caller_workflow instead."
+    fix workflow or publisher when publisher.reusable_workflow != ""
+        "The job ran '{claims.job_workflow_ref}', the publisher accepts only the reusable workflow '{publisher.reusable_workflow}'. Call that workflow (at a ref its pattern accepts) from the publishing job, or change the publisher's reusable_workflow."
+    fix workflow when lower(workflow_repository) != lower(claims.repository)
+        "The job ran the reusable workflow '{workflow_path}', called from '{claims.repository}'. PyPI checks the workflow that runs the job (job_workflow_ref) and cannot accept a reusable workflow from another repository (pypi/warehouse#11096). Run the publishing step in a job of a workflow in '{claims.repository}' itself."
+    fix workflow when workflow_file == publisher.workflow_filename and claims.repository == publisher_repository and not ends_with(claims.job_workflow_ref, "@" + claims.ref) and not ends_with(claims.job_workflow_ref, "@" + claims.sha)
+        "The job ran '{workflow_file}' at '{workflow_version}', but the run is for '{claims.ref}' (commit {claims.sha}): PyPI accepts the workflow only at the run's own ref or commit. Call it as `uses: ./.github/workflows/{workflow_file}` (the same ref), or publish from the workflow that the run started."
+    fix workflow or publisher when workflow_file != publisher.workflow_filename and claims.repository == publisher_repository and not ends_with(claims.job_workflow_ref, "@" + claims.ref) and not ends_with(claims.job_workflow_ref, "@" + claims.sha)
+        "The job ran '{workflow_file}' of this repository at '{workflow_version}' (a reusable workflow called at another ref), the publisher is for '{publisher.workflow_filename}'. PyPI accepts only the workflow the run started, at the run's ref or commit: publish from a job in .github/workflows/{publisher.workflow_filename}."
+    fix publisher when lower(workflow_file) == lower(publisher.workflow_filename) and workflow_file != publisher.workflow_filename
+        "Fix the workflow filename's case: the file is '{workflow_file}', the publisher says '{publisher.workflow_filename}', and file names are compared exactly. Write workflow_filename: {workflow_file} in the publisher (or rename the file)."
+    fix publisher when ends_with(workflow_file, ".yml") and ends_with(publisher.workflow_filename, ".yaml") and strip_suffix(workflow_file, ".yml") == strip_suffix(publisher.workflow_filename, ".yaml") or ends_with(workflow_file, ".yaml") and ends_with(publisher.workflow_filename, ".yml") and strip_suffix(workflow_file, ".yaml") == strip_suffix(publisher.workflow_filename, ".yml")
+        "The workflow file is '{workflow_file}', the publisher says '{publisher.workflow_filename}': write workflow_filename: {workflow_file} in the publisher."
+    fix workflow or publisher when workflow_file != publisher.workflow_filename
+        "The token comes from the workflow '{workflow_file}', the publisher is for '{publisher.workflow_filename}'. Publish from a job in .github/workflows/{publisher.workflow_filename}, or add a publisher for {workflow_file} (each workflow that publishes needs its own)."
   }
 
   # The calling (top-level) workflow, when the publisher names one or calls a reusable
   # workflow: workflow_ref (crates.io's and npm's claim) at the token's ref.
-  optional rule workflow_ref: publisher.caller_workflow == "" and publisher.reusable_workflow == ""
-      or caller_path == expected_caller
+  optional rule workflow_ref {
+    require publisher.caller_workflow == "" and publisher.reusable_workflow == ""
+        or caller_path == expected_caller
+    fix workflow or publisher
+        "The run was started by the workflow '{caller_path}', the publisher expects '{expected_caller}'. Publish from a run of that workflow, or change the publisher's caller_workflow."
+  }
 
-  rule event_name: claims.event_name != "pull_request_target"
-      else "publishing from a workflow invoked via 'pull_request_target' is not supported"
+  rule event_name {
+    require claims.event_name != "pull_request_target"
+        else "publishing from a workflow invoked via 'pull_request_target' is not supported"
+    fix workflow
+        "The job was triggered by pull_request_target, which PyPI refuses: such runs use the base repository's permissions on code from a pull request. Publish from a workflow triggered by push (tags), release or workflow_dispatch."
+  }
 
   # "" means any environment, or none. Otherwise the token must name it, ignoring case.
-  rule environment: publisher.environment == ""
-      or lower(claims.environment) == lower(publisher.environment)
+  rule environment {
+    require publisher.environment == "" or lower(claims.environment) == lower(publisher.environment)
+    fix workflow when not has(claims.environment) or claims.environment == ""
+        "The job ran without a deployment environment, but the publisher requires '{publisher.environment}'. Add `environment: {publisher.environment}` to the publishing job, or remove the environment from the publisher (not recommended: the environment's protection rules guard the release)."
+    fix workflow when trim(claims.environment) != claims.environment
+        "The job ran in the environment '{claims.environment}', with blanks around its name; the publisher expects '{publisher.environment}'. Write `environment: {publisher.environment}` in the publishing job, without the blanks (a publisher's environment cannot hold them)."
+    fix workflow or publisher
+        "Rename the environment: the job ran in '{claims.environment}', the publisher expects '{publisher.environment}'. Set `environment: {publisher.environment}` in the publishing job, or change the publisher's environment to '{claims.environment}'."
+  }
 
   # An anchored glob over the ref (refs/tags/v*): not every branch may publish.
-  optional rule ref: publisher.ref_pattern == "" or glob(claims.ref, publisher.ref_pattern)
+  optional rule ref {
+    require publisher.ref_pattern == "" or glob(claims.ref, publisher.ref_pattern)
+    fix workflow or publisher
+        "The run is for '{claims.ref}', the publisher accepts only refs matching '{publisher.ref_pattern}'. Publish from such a ref (push a matching tag), or change the publisher's ref_pattern."
+  }
 
   # The tag of the version being uploaded (pub.dev): the caller supplies the version.
-  optional rule version_tag: publisher.version_tag == ""
-      or claims.ref == "refs/tags/" + replace(publisher.version_tag, "{version}", request.version)
+  optional rule version_tag {
+    require publisher.version_tag == ""
+        or claims.ref == "refs/tags/" + replace(publisher.version_tag, "{version}", request.version)
+    fix workflow when not has(claims.ref) or not starts_with(claims.ref, "refs/tags/")
+        "The run is for '{claims.ref}', not a tag: the publisher accepts only runs for the tag '{publisher.version_tag}' of the version being uploaded. Publish from a run for that tag."
+    fix workflow
+        "The run is for '{claims.ref}', but the version being uploaded is '{request.version}' and the publisher's version_tag is '{publisher.version_tag}': upload the version the tag names, or push the tag of this version."
+  }
 
   # GitHub sends "true" only when pushing or creating the ref is restricted by a rule.
-  optional rule ref_protected: not publisher.ref_protected or claims.ref_protected == "true"
-      else "the ref is not protected: protect the branch or tag (a ruleset), or set ref_protected false"
+  optional rule ref_protected {
+    require not publisher.ref_protected or claims.ref_protected == "true"
+        else "the ref is not protected: protect the branch or tag (a ruleset), or set ref_protected false"
+    fix operator or publisher
+        "The run's ref '{claims.ref}' is not protected: protect the branch or tag in the repository's settings (a ruleset restricting who may push or create it), or set ref_protected false in the publisher."
+  }
 
-  optional rule runner_environment: publisher.runner_environment == ""
-      or claims.runner_environment == publisher.runner_environment
+  optional rule runner_environment {
+    require publisher.runner_environment == ""
+        or claims.runner_environment == publisher.runner_environment
+    fix workflow
+        "The job ran on a runner that is '{claims.runner_environment}', the publisher accepts only '{publisher.runner_environment}' runners. Run the publishing job on such a runner (runs-on)."
+  }
 
-  optional rule allowed_events: publisher.allowed_events == ""
-      or claims.event_name in split(publisher.allowed_events, ",")
+  optional rule allowed_events {
+    require publisher.allowed_events == ""
+        or claims.event_name in split(publisher.allowed_events, ",")
+    fix workflow or publisher
+        "The run was triggered by '{claims.event_name}', the publisher accepts only {publisher.allowed_events}. Publish from a run triggered by one of those, or add '{claims.event_name}' to the publisher's allowed_events."
+  }
 
   # crates.io also refuses workflow_run: `denied_events: workflow_run`.
-  optional rule denied_events: publisher.denied_events == ""
-      or claims.event_name not in split(publisher.denied_events, ",")
+  optional rule denied_events {
+    require publisher.denied_events == ""
+        or claims.event_name not in split(publisher.denied_events, ",")
+    fix workflow
+        "The run was triggered by '{claims.event_name}', which the publisher refuses (denied_events: {publisher.denied_events}). Publish from a run triggered otherwise (a tag pushed, a release, workflow_dispatch)."
+  }
 
   # The repository's id survives renames and transfers: a repository deleted and
   # re-created under the same name fails here.
-  optional rule repository_id: publisher.repository_id == ""
-      or claims.repository_id == publisher.repository_id
+  optional rule repository_id {
+    require publisher.repository_id == "" or claims.repository_id == publisher.repository_id
+    fix publisher
+        "The token's repository id is '{claims.repository_id}', the publisher pins '{publisher.repository_id}': the repository '{claims.repository}' was deleted and re-created (or another took its name). Check who controls it before updating the publisher's repository_id."
+  }
 }

@@ -41,6 +41,7 @@ provider gitlab {
   # instance with `issuer_url`, which is also a lookup key.
   custom_issuers true
   algorithms ["RS256"]
+  workflows gitlab_ci
 
   claims {
     required sub, project_path, ci_config_ref_uri: string
@@ -64,8 +65,10 @@ provider gitlab {
     # own rules: no run of special characters, no ".git" or ".atom" suffix.
     namespace: string matches "^(?!.*[._-]{2})(?!.*//)(?!.*\\.(git|atom)$)[a-zA-Z0-9][a-zA-Z0-9_./+-]*[a-zA-Z0-9]$"
         else "a GitLab user or group path such as my-group/my-subgroup (letters, digits, '_', '.', '-', '+' and '/'; starting and ending with a letter or digit)"
+        exact_case "PyPI compares it exactly (ci_config_ref_uri, pypi/warehouse#18797), so it must be spelled as GitLab spells it"
     project: string matches "^(?!.*[._-]{2})(?!.*\\.(git|atom)$)[a-zA-Z0-9][a-zA-Z0-9_.-]*[a-zA-Z0-9]$"
         else "a GitLab project path (letters, digits, '_', '.' and '-'; starting and ending with a letter or digit)"
+        exact_case "PyPI compares it exactly (ci_config_ref_uri, pypi/warehouse#18797), so it must be spelled as GitLab spells it"
     workflow_filepath: string matches "^(?![/\\s])[^\\x00-\\x1f]*[^/\\x00-\\x1f]\\.(yml|yaml)$"
         else "the path of the top-level pipeline file from the repository root, such as .gitlab-ci.yml or ci/release.yml (no leading '/')"
     environment: string = "" matches "^([a-zA-Z0-9_/${}-]([a-zA-Z0-9_/${} -]*[a-zA-Z0-9_/${}-])?)?$"
@@ -94,6 +97,12 @@ provider gitlab {
     if claims.ref_path != "" and ends_with(claims.ci_config_ref_uri, "@" + claims.ref_path)
     then strip_suffix(claims.ci_config_ref_uri, "@" + claims.ref_path)
     else strip_suffix(claims.ci_config_ref_uri, "@" + claims.sha)
+  # For the fixes: the pipeline file, the project and the host the token names, and the
+  # project the publisher names.
+  let config_path = after(config_uri, "//")
+  let config_project = after(before(config_uri, "//"), "/")
+  let config_host = before(config_uri, "/")
+  let publisher_project = publisher.namespace + "/" + publisher.project
 
   lookup {
     # The namespace is everything before the last "/" of project_path (subgroups
@@ -113,56 +122,120 @@ provider gitlab {
 
   learn namespace_id: if publisher.trust_on_first_use and publisher.namespace_id == "" then claims.namespace_id else null
 
+  # PyPI e-mails the owners when a token names an environment the publisher ignores.
+  note when publisher.environment == "" and has(claims.environment) and claims.environment != ""
+      "the token has environment '{claims.environment}' but this publisher accepts any environment; name it in the publisher to require it"
+
   # The first two ':'-parts of `sub`, ignoring case; the rest (`:ref_type:...:ref:...`)
   # is ignored. Namespace and project cannot contain ':', so "the first two parts
   # equal X" is "sub is X, or starts with X:".
-  rule sub {
+  identity rule project_path {
+    require claims.project_path != "" else "the project_path claim is empty"
+    require lower(claims.project_path) == lower(publisher.namespace + "/" + publisher.project)
+    fix token when claims.project_path == ""
+        "The token's project_path claim is empty, but every GitLab token names its project: these claims are incomplete or altered. Pass the claims of the token as the job received it."
+    fix publisher
+        "The token comes from the GitLab project '{claims.project_path}', the publisher is for '{publisher_project}'. If the project was moved or renamed, update the publisher's namespace and project; otherwise add a publisher for this project. GitLab publishers have no id to catch a deleted namespace taken over by someone else (pypi/warehouse#15643): check who owns it now."
+  }
+
+  identity rule sub {
     require claims.sub != "" else "the sub claim is empty"
     require lower(claims.sub) == lower("project_path:" + publisher.namespace + "/" + publisher.project)
         or starts_with(lower(claims.sub), lower("project_path:" + publisher.namespace + "/" + publisher.project) + ":")
-  }
-
-  rule project_path {
-    require claims.project_path != "" else "the project_path claim is empty"
-    require lower(claims.project_path) == lower(publisher.namespace + "/" + publisher.project)
+    fix token when claims.sub == ""
+        "The token's sub claim is empty, but every GitLab token has one (project_path:GROUP/PROJECT:ref_type:...): these claims are incomplete or altered. Pass the claims of the token as the job received it."
+    fix token when lower(claims.project_path) == lower(publisher_project)
+        "The token's sub '{claims.sub}' names another project than its project_path '{claims.project_path}': GitLab issues both for the same project, so these claims were not issued together, or were altered. Pass the claims of the token as the job received it."
   }
 
   # Exact, with the publisher's spelling: `{host}/{namespace}/{project}//{path}@{ref_path or sha}`.
   # Unlike GitHub, both ref_path and sha must be non-empty.
   rule ci_config_ref_uri {
     require claims.ci_config_ref_uri != "" else "the ci_config_ref_uri claim is empty"
-    require claims.ref_path != "" and claims.sha != "" else "the ref_path and sha claims are empty"
+    require claims.ref_path != "" else "the ref_path claim is empty"
+    require claims.sha != "" else "the sha claim is empty"
     require claims.ci_config_ref_uri == strip_prefix(publisher.issuer_url, "https://") + "/" + publisher.namespace + "/" + publisher.project + "//" + publisher.workflow_filepath + "@" + claims.ref_path
         or claims.ci_config_ref_uri == strip_prefix(publisher.issuer_url, "https://") + "/" + publisher.namespace + "/" + publisher.project + "//" + publisher.workflow_filepath + "@" + claims.sha
+    fix publisher when claims.iss != publisher.issuer_url
+        "The token comes from the GitLab instance '{claims.iss}', the publisher is for '{publisher.issuer_url}' (issuer_url)."
+    fix token when claims.ci_config_ref_uri == ""
+        "The token's ci_config_ref_uri claim is empty, but every GitLab token names its pipeline file: these claims are incomplete or altered. Pass the claims of the token as the job received it."
+    fix token when claims.ref_path == ""
+        "The token's ref_path claim is empty, so it does not say which ref the pipeline ran for: these claims are incomplete or altered. Pass the claims of the token as the job received it."
+    fix token when claims.sha == ""
+        "The token's sha claim is empty, so it does not say which commit the pipeline ran: these claims are incomplete or altered. Pass the claims of the token as the job received it."
+    fix publisher when lower(config_project) == lower(publisher_project) and config_project != publisher_project
+        "GitLab namespace case mismatch: the pipeline's ci_config_ref_uri names '{config_project}', the publisher '{publisher_project}'. PyPI compares it exactly with the publisher's spelling (pypi/warehouse#18797): write the namespace and project in the publisher as GitLab spells them."
+    fix publisher when lower(config_path) == lower(publisher.workflow_filepath) and config_path != publisher.workflow_filepath
+        "Fix the pipeline file's case: it is '{config_path}', the publisher says '{publisher.workflow_filepath}', and the path is compared exactly."
+    fix workflow or publisher when config_path != publisher.workflow_filepath
+        "The pipeline ran from '{config_path}', the publisher is for '{publisher.workflow_filepath}' (the top-level pipeline file, from the repository root). Change workflow_filepath, or publish from that file."
+    fix publisher when config_host != strip_prefix(publisher.issuer_url, "https://")
+        "The pipeline ran on '{config_host}', the publisher is for '{publisher.issuer_url}'."
   }
 
   # "" means any environment, or none. Otherwise the token must name it exactly.
-  rule environment: publisher.environment == "" or claims.environment == publisher.environment
+  rule environment {
+    require publisher.environment == "" or claims.environment == publisher.environment
+    fix workflow when not has(claims.environment) or claims.environment == ""
+        "The job ran without a deployment environment, but the publisher requires '{publisher.environment}'. Add `environment: {publisher.environment}` to the publishing job, or remove the environment from the publisher (not recommended: the environment's protection rules guard the release)."
+    fix workflow or publisher when lower(claims.environment) == lower(publisher.environment)
+        "GitLab environment names are case-sensitive: the job ran in '{claims.environment}', the publisher says '{publisher.environment}'. Spell them the same in both."
+    fix workflow when trim(claims.environment) != claims.environment
+        "The job ran in the environment '{claims.environment}', with blanks around its name; the publisher expects '{publisher.environment}'. Write `environment: {publisher.environment}` in the publishing job, without the blanks (a publisher's environment cannot hold them)."
+    fix workflow or publisher
+        "Rename the environment: the job ran in '{claims.environment}', the publisher expects '{publisher.environment}'. Set `environment: {publisher.environment}` in the publishing job, or change the publisher's environment to '{claims.environment}'."
+  }
 
   # An anchored glob over ref_path (refs/tags/v*): not every branch may publish.
-  optional rule ref_path: publisher.ref_path_pattern == ""
-      or glob(claims.ref_path, publisher.ref_path_pattern)
+  optional rule ref_path {
+    require publisher.ref_path_pattern == "" or glob(claims.ref_path, publisher.ref_path_pattern)
+    fix workflow or publisher
+        "The pipeline is for '{claims.ref_path}', the publisher accepts only refs matching '{publisher.ref_path_pattern}'. Publish from such a ref (push a matching tag), or change the publisher's ref_path_pattern."
+  }
 
   # The tag of the version being uploaded (pub.dev): the caller supplies the version.
-  optional rule version_tag: publisher.version_tag == ""
-      or claims.ref_path == "refs/tags/" + replace(publisher.version_tag, "{version}", request.version)
+  optional rule version_tag {
+    require publisher.version_tag == ""
+        or claims.ref_path == "refs/tags/" + replace(publisher.version_tag, "{version}", request.version)
+    fix workflow
+        "The pipeline is for '{claims.ref_path}', but the version being uploaded is '{request.version}' and the publisher's version_tag is '{publisher.version_tag}': upload the version the tag names, or push the tag of this version."
+  }
 
-  optional rule ref_protected: not publisher.ref_protected or claims.ref_protected == "true"
-      else "the ref is not protected: protect the branch or tag in the project's settings, or set ref_protected false"
+  optional rule ref_protected {
+    require not publisher.ref_protected or claims.ref_protected == "true"
+        else "the ref is not protected: protect the branch or tag in the project's settings, or set ref_protected false"
+    fix operator or publisher
+        "The pipeline's ref '{claims.ref_path}' is not protected: protect the branch or tag in the project's settings (Repository, Protected branches / tags), or set ref_protected false in the publisher."
+  }
 
   # Protected environments are a GitLab Premium feature; the claim is sent with the
   # environment.
-  optional rule environment_protected: not publisher.environment_protected
-      or claims.environment_protected == "true"
-      else "the environment is not protected: protect it in the project's settings, or set environment_protected false"
+  optional rule environment_protected {
+    require not publisher.environment_protected or claims.environment_protected == "true"
+        else "the environment is not protected: protect it in the project's settings, or set environment_protected false"
+    fix operator or publisher
+        "The environment '{claims.environment}' is not protected: protect it in the project's settings (Operate, Environments; GitLab Premium), or set environment_protected false in the publisher."
+  }
 
-  optional rule runner_environment: publisher.runner_environment == ""
-      or claims.runner_environment == publisher.runner_environment
+  optional rule runner_environment {
+    require publisher.runner_environment == ""
+        or claims.runner_environment == publisher.runner_environment
+    fix workflow
+        "The job ran on a runner that is '{claims.runner_environment}', the publisher accepts only '{publisher.runner_environment}' runners. Run the publishing job on such a runner (tags)."
+  }
 
   # The ids survive renames and transfers: a namespace deleted and taken over, or a
   # project re-created under the same path, fails here (#15643).
-  optional rule project_id: publisher.project_id == "" or claims.project_id == publisher.project_id
+  optional rule project_id {
+    require publisher.project_id == "" or claims.project_id == publisher.project_id
+    fix publisher
+        "The token's project id is '{claims.project_id}', the publisher pins '{publisher.project_id}': the project '{claims.project_path}' was deleted and re-created, or its path taken by another. Check who controls it before updating the publisher's project_id."
+  }
 
-  optional rule namespace_id: publisher.namespace_id == ""
-      or claims.namespace_id == publisher.namespace_id
+  optional rule namespace_id {
+    require publisher.namespace_id == "" or claims.namespace_id == publisher.namespace_id
+    fix publisher
+        "The token's namespace id is '{claims.namespace_id}', the publisher pins '{publisher.namespace_id}': the namespace was deleted and taken over by someone else (pypi/warehouse#15643). Check who controls it before updating the publisher's namespace_id."
+  }
 }

@@ -46,10 +46,24 @@ provider google {
     prefer publisher.sub == ""
   }
 
-  rule email: claims.email == publisher.email
+  identity rule email {
+    require claims.email == publisher.email
+    fix publisher
+        "The token is for the service account '{claims.email}', the publisher for '{publisher.email}'. Run the build as that service account, or add a publisher for this one."
+  }
 
-  rule email_verified: claims.email_verified == true else "the email_verified claim is not true"
+  rule email_verified {
+    require claims.email_verified == true else "the email_verified claim is not true"
+    fix token
+        "The token's email_verified claim is {claims.email_verified}: PyPI needs a token whose email is verified. Request the service account's ID token with its email included (e.g. `gcloud auth print-identity-token --audiences=pypi --include-email`)."
+  }
 
   # "" means any subject, or none. Otherwise the token must carry it exactly.
-  rule sub: publisher.sub == "" or claims.sub == publisher.sub
+  identity rule sub {
+    require publisher.sub == "" or claims.sub == publisher.sub
+    fix token when not has(claims.sub) or claims.sub == ""
+        "The token has no sub, but every Google ID token carries one (the service account's unique id): these claims are incomplete. Pass the complete decoded claims of the token."
+    fix publisher
+        "The token's subject (the service account's unique id) is '{claims.sub}', the publisher pins '{publisher.sub}'. The account was probably deleted and re-created under the same email, which makes it another principal: check who controls it before updating the publisher's sub."
+  }
 }

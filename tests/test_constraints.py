@@ -314,8 +314,8 @@ def test_a_constraint_that_is_off_reads_no_claim_in_the_prologue() -> None:
 
 # ---------------------------------------------------------------- the providers
 def _provider_ast(name: str) -> A.Provider:
-    path = ROOT / "policies" / f"{name}.tpp"
-    return parse_policy(path.read_text("utf-8"), str(path)).providers[0]
+    """The provider as checked (`extends` resolved)."""
+    return load_providers()[name].ast
 
 
 def test_github_enterprise_keeps_the_github_rules() -> None:

@@ -17,6 +17,7 @@ from tppolicy.language.check import CheckedPolicy, CheckedProvider, CheckedPubli
 from tppolicy.language.compile import compile_predicate, lookup_value
 from tppolicy.language.interpret import Interpreter, claim_value
 from tppolicy.language.ops import REQUEST_KEY, REQUEST_VALUES, EvalError, describe_type
+from tppolicy.language.texts import notes_for
 from tppolicy.limits import REPLAY_MARGIN
 
 if TYPE_CHECKING:
@@ -399,13 +400,11 @@ def _unaccounted(provider: CheckedProvider, claims: Mapping[str, Any]) -> tuple[
 
 def _notes(record: Record, provider: CheckedProvider,
            claims: Mapping[str, Any]) -> tuple[str, ...]:
-    # PyPI e-mails owners when a token carries an environment the publisher ignores.
-    environment = claims.get("environment")
-    if (record.field_values(provider).get("environment") == "" and isinstance(environment, str)
-            and environment):
-        return (f"the token has environment {environment!r} but this publisher accepts any "
-                "environment; name it in the publisher to require it",)
-    return ()
+    """The provider file's `note`s that hold for this allowed token and publisher."""
+    if not provider.notes:
+        return ()
+    return notes_for(provider.notes, claims, provider.claim_types,
+                     record.field_values(provider))
 
 
 def evaluate_token(policy: Policy, token: object, verifier: Verifier,

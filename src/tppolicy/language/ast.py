@@ -135,12 +135,39 @@ class Require:
 
 
 @dataclass(frozen=True, slots=True)
+class Fix:
+    """`fix PLACE when CONDITION "text"`: what to change when its rule fails.
+
+    `place` is where the change goes ("publisher", "workflow or publisher", ...; None: not
+    said); `condition` None means always. The text's `{claims.NAME}`, `{publisher.NAME}`,
+    `{request.NAME}` and `{NAME}` (a `let`) are filled in when it is shown.
+    """
+
+    place: str | None
+    condition: Expr | None
+    text: str
+    span: Span = field(default=NO_SPAN, compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Note:
+    """`note when CONDITION "text"`: said to the operator on an allowed decision."""
+
+    condition: Expr | None
+    text: str
+    span: Span = field(default=NO_SPAN, compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
 class Rule:
     name: str
     requires: tuple[Require, ...]
     span: Span = field(default=NO_SPAN, compare=False, repr=False)
     # `optional rule`: left out of a publisher whose fields make it fold to `true`.
     optional: bool = False
+    # `identity rule`: checks who the publisher is; its mismatches are not disclosed.
+    identity: bool = False
+    fixes: tuple[Fix, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,6 +196,8 @@ class FieldDecl:
     pattern: str | None = None
     pattern_message: str | None = None
     span: Span = field(default=NO_SPAN, compare=False, repr=False)
+    # `exact_case "reason"`: the CI spells it in one case and the rules compare it exactly.
+    exact_case: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,6 +228,9 @@ class Provider:
     rules: tuple[Rule, ...] = ()
     span: Span = field(default=NO_SPAN, compare=False, repr=False)
     learns: tuple[Learn, ...] = ()
+    notes: tuple[Note, ...] = ()
+    extends: str | None = None  # `provider NAME extends PARENT`
+    workflows: str | None = None  # `workflows github_actions`: the CI file format
 
 
 @dataclass(frozen=True, slots=True)

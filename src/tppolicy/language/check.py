@@ -16,6 +16,8 @@ from tppolicy.language import ast as A
 from tppolicy.language.bind import bind_expr, bind_learns, bind_rules, fold, inline_lets
 from tppolicy.language.interpret import Interpreter
 from tppolicy.language.ops import FUNCTIONS, REQUEST_VALUES, EvalError
+from tppolicy.language.texts import PLACES, CheckedFix, CheckedNote, Text, TextError, parse_text
+from tppolicy.limits import MAX_GLOB_PATTERN
 
 CLAIM_TYPES = ("string", "int", "bool", "list", "object", "any")
 FIELD_TYPES = ("string", "int", "bool")
@@ -23,6 +25,8 @@ CATEGORIES = ("required", "present", "optional", "unchecked")
 # Checked by the verifier (signature, time) and by the audience option, for every provider.
 PREVERIFIED: dict[str, str] = {"iss": "string", "aud": "any", "exp": "int", "iat": "int",
                                "nbf": "int"}
+# The CI file formats `tppolicy check-workflow` reads (`workflows NAME` in a provider).
+WORKFLOW_KINDS = ("github_actions", "gitlab_ci")
 SIGNATURE_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384",
                         "ES512", "EdDSA")
 # PyPI's project name rule, ASCII only and matched whole (`fullmatch`): IGNORECASE would let
@@ -58,10 +62,36 @@ class CheckedProvider:
     prefers: tuple[LookupKey, ...]
     rules: tuple[A.Rule, ...]  # lets inlined; still read publisher.* fields
     learns: tuple[A.Learn, ...] = ()  # lets inlined; still read publisher.* fields
+    # Each rule's `fix`es by rule name, and the provider's `note`s (lets inlined).
+    fixes: Mapping[str, tuple[CheckedFix, ...]] = field(default_factory=dict)
+    notes: tuple[CheckedNote, ...] = ()
 
     @property
     def name(self) -> str:
         return self.ast.name
+
+    @property
+    def identity_rules(self) -> frozenset[str]:
+        """The rules marked `identity rule`: they check who the publisher is."""
+        return frozenset(rule.name for rule in self.ast.rules if rule.identity)
+
+    @property
+    def identity_fields(self) -> tuple[str, ...]:
+        """The fields the lookup's `identity` items read, in declaration order."""
+        read = {name for key in self.keys if key.identity
+                for name in A.fields_read(key.publisher_side)}
+        return tuple(name for name in self.fields if name in read)
+
+    @property
+    def exact_case(self) -> dict[str, str]:
+        """Fields declared `exact_case`, with the reason lint gives."""
+        return {name: decl.exact_case for name, decl in self.fields.items()
+                if decl.exact_case is not None}
+
+    @property
+    def workflows(self) -> str | None:
+        """The CI file format whose jobs get this provider's tokens, if declared."""
+        return self.ast.workflows
 
     @property
     def issuers(self) -> tuple[str, ...]:
@@ -82,11 +112,14 @@ class CheckedProvider:
                      if s.category == "optional" and s.type != "any")
 
     def header(self) -> A.Provider:
-        """The provider as a compiled policy shows it: lookup resolved, no rules."""
+        """The provider as a compiled policy shows it: lookup resolved, notes, no rules."""
         return A.Provider(
             name=self.ast.name, issuers=self.ast.issuers, custom_issuers=self.ast.custom_issuers,
             algorithms=self.ast.algorithms, claims=self.ast.claims,
             ignored_prefixes=self.ast.ignored_prefixes, fields=self.ast.fields,
+            workflows=self.ast.workflows,
+            # The notes stay (said on allowed decisions), with the lets they may read.
+            lets=self.ast.lets if self.ast.notes else (), notes=self.ast.notes,
             lookup=tuple(A.LookupItem("identity" if k.identity else kind,
                                       A.Compare("==", k.publisher_side, k.claims_side, k.span),
                                       k.span)
@@ -198,10 +231,19 @@ class _Checker:
             lets[let.name] = inline_lets(let.value, lets)
             scope.lets[let.name] = self.expr(lets[let.name], _Scope(claims, ast.ignored_prefixes,
                                                                       fields, {}), quiet=True)
+        if ast.workflows is not None and ast.workflows not in WORKFLOW_KINDS:
+            self.error(f"unknown workflow kind '{ast.workflows}'", ast.span,
+                       did_you_mean(ast.workflows, WORKFLOW_KINDS)
+                       or f"use one of {', '.join(WORKFLOW_KINDS)}")
         keys, prefers = self._lookup(ast, scope, lets)
         rules = self._rules(ast.rules, scope, lets)
         self._optional_rules(rules, fields)
         learns = self._learns(ast.learns, scope, lets, fields)
+        fixes = {rule.name: tuple(self._fix(fix, scope, lets) for fix in rule.fixes)
+                 for rule in ast.rules if rule.fixes}
+        notes = tuple(CheckedNote(self._when(note.condition, scope, lets),
+                                  self._text(note.text, note.span, scope, lets))
+                      for note in ast.notes)
         if rules:
             read = {name for rule in rules for req in rule.requires
                     for name in A.claims_read(req.condition)}
@@ -211,7 +253,55 @@ class _Checker:
                     self.error(f"{spec.category} claim '{spec.name}' is not read by any rule",
                                spec.span, "declare it 'present' if it only has to exist, or "
                                "'unchecked' if it is ignored")
-        return CheckedProvider(ast, claims, fields, keys, prefers, rules, learns)
+        return CheckedProvider(ast, claims, fields, keys, prefers, rules, learns, fixes, notes)
+
+    # ------------------------------------------------------ fixes and notes
+    def _fix(self, fix: A.Fix, scope: _Scope, lets: Mapping[str, A.Expr]) -> CheckedFix:
+        if fix.place is not None:
+            for word in fix.place.split(" or "):
+                if word not in PLACES:
+                    self.error(f"unknown place '{word}' for a fix", fix.span,
+                               did_you_mean(word, PLACES) or f"use {', '.join(PLACES)}")
+        return CheckedFix(fix.place, self._when(fix.condition, scope, lets),
+                          self._text(fix.text, fix.span, scope, lets))
+
+    def _when(self, condition: A.Expr | None, scope: _Scope,
+              lets: Mapping[str, A.Expr]) -> A.Expr | None:
+        if condition is None:
+            return None
+        inlined = inline_lets(condition, lets)
+        self.condition(inlined, scope)
+        return inlined
+
+    def _text(self, text: str, span: Span, scope: _Scope,
+              lets: Mapping[str, A.Expr]) -> Text:
+        """A fix's or note's text: each placeholder must name a claim, field or let."""
+        try:
+            pieces = parse_text(text)
+        except TextError as exc:
+            self.error(f"in the text {text[:40]!r}...: {exc}" if len(text) > 40
+                       else f"in the text {text!r}: {exc}", span)
+            return Text(text, (text,))
+        parts: list[str | A.Expr] = []
+        for piece in pieces:
+            if isinstance(piece, str):
+                parts.append(piece)
+                continue
+            kind, name, _ = piece
+            node: A.Expr
+            if kind == "claims":
+                node = A.Claim(name, span)
+            elif kind == "publisher":
+                node = A.FieldRef(name, span)
+            elif kind == "request":
+                node = A.Request(name, span)
+            elif name in lets:
+                node = lets[name]
+            else:
+                node = A.NameRef(name, span)
+            self.expr(node, scope)
+            parts.append(node)
+        return Text(text, tuple(parts))
 
     def _optional_rules(self, rules: tuple[A.Rule, ...],
                         fields: Mapping[str, A.FieldDecl]) -> None:
@@ -258,6 +348,8 @@ class _Checker:
         if (decl.default is not None and decl.type in FIELD_TYPES
                 and _literal_type(decl.default.value) != decl.type):
                 self.error(f"the default of '{decl.name}' is not a {decl.type}", decl.span)
+        if decl.exact_case is not None and decl.type != "string":
+            self.error("'exact_case' applies to string fields only", decl.span)
         if decl.pattern is not None:
             if decl.type != "string":
                 self.error("'matches' applies to string fields only", decl.span)
@@ -319,12 +411,16 @@ class _Checker:
                            rule.span)
             if not rule.requires:
                 self.error(f"rule '{rule.name}' requires nothing", rule.span)
+            if rule.fixes and scope.fields is None:
+                self.error(f"rule '{rule.name}': a fix belongs in a provider's rule, not in a "
+                           "publisher block", rule.fixes[0].span)
             requires = []
             for req in rule.requires:
                 condition = inline_lets(req.condition, lets)
                 self.condition(condition, scope)
                 requires.append(A.Require(condition, req.message, req.span))
-            checked.append(A.Rule(rule.name, tuple(requires), rule.span, rule.optional))
+            checked.append(A.Rule(rule.name, tuple(requires), rule.span, rule.optional,
+                                  rule.identity))
         return tuple(checked)
 
     # ----------------------------------------------------------- publishers
@@ -394,6 +490,14 @@ class _Checker:
                             and len(node.args) == 2):
                         continue
                     pattern = node.args[1]
+                    if (isinstance(pattern, A.Literal) and isinstance(pattern.value, str)
+                            and len(pattern.value) > MAX_GLOB_PATTERN):
+                        where = next((b.span for b in ast.bindings
+                                      if b.value == pattern), ast.span)
+                        self.error(f"rule '{rule.name}': a glob pattern is limited to "
+                                   f"{MAX_GLOB_PATTERN} characters (this one has "
+                                   f"{len(pattern.value)})", where)
+                        continue
                     if (isinstance(pattern, A.Literal) and isinstance(pattern.value, str)
                             and not pattern.value.strip("*")):
                         where = next((b.span for b in ast.bindings
@@ -568,6 +672,9 @@ class _Checker:
             elif pattern.value.strip("*") == "":
                 self.error("a glob of only '*' matches everything", pattern.span,
                            "name the refs you mean, e.g. \"refs/tags/v*\"")
+            elif len(pattern.value) > MAX_GLOB_PATTERN:
+                self.error(f"a glob pattern is limited to {MAX_GLOB_PATTERN} characters",
+                           pattern.span)
         if result == "list<string>":
             return _Type("list", item="string")
         return _Type(result)
@@ -609,7 +716,60 @@ class CheckedPolicy:
     publishers: tuple[CheckedPublisher, ...]
 
 
-def check_provider(ast: A.Provider, source_text: str | None = None) -> CheckedProvider:
+def _by_name(parent: tuple[Any, ...], child: tuple[Any, ...]) -> tuple[Any, ...]:
+    """The parent's items with the child's of the same name in their place, then the
+    child's other items."""
+    own = {item.name: item for item in child}
+    merged = [own.pop(item.name, item) for item in parent]
+    return (*merged, *(item for item in child if item.name in own))
+
+
+def extend_provider(child: A.Provider, parent: A.Provider) -> A.Provider:
+    """`provider CHILD extends PARENT`: the parent's claims, fields, lets, lookup, learns,
+    notes and rules, with the child's added, or in the place of the parent's of the same
+    name. Issuers are the child's own; algorithms and workflows the parent's unless given."""
+    redeclared = {name for decl in child.claims for name in decl.names}
+    claims = []
+    for decl in parent.claims:
+        names = tuple(n for n in decl.names if n not in redeclared)
+        if names:
+            claims.append(A.ClaimDecl(decl.category, names, decl.type, decl.span))
+    return A.Provider(
+        name=child.name, issuers=child.issuers, custom_issuers=child.custom_issuers,
+        algorithms=child.algorithms or parent.algorithms,
+        claims=(*claims, *child.claims),
+        ignored_prefixes=tuple(dict.fromkeys((*parent.ignored_prefixes,
+                                              *child.ignored_prefixes))),
+        fields=_by_name(parent.fields, child.fields),
+        lets=_by_name(parent.lets, child.lets),
+        lookup=(*parent.lookup, *child.lookup),
+        rules=_by_name(parent.rules, child.rules),
+        span=child.span,
+        learns=_by_name(parent.learns, child.learns),
+        notes=(*parent.notes, *child.notes),
+        workflows=child.workflows or parent.workflows,
+    )
+
+
+def resolve_extends(ast: A.Provider, known: Mapping[str, CheckedProvider],
+                    source_text: str | None = None) -> A.Provider:
+    """The provider with its parent's items merged in (see `extend_provider`); raises
+    `PolicyCheckError` for an unknown parent."""
+    if ast.extends is None:
+        return ast
+    parent = known.get(ast.extends)
+    if parent is None or ast.extends == ast.name:
+        raise PolicyCheckError([Diagnostic(
+            f"provider '{ast.name}' extends '{ast.extends}', which is not a known provider",
+            ast.span, did_you_mean(ast.extends, [n for n in known if n != ast.name])
+            or f"known providers: {', '.join(sorted(known)) or 'none'}")], source_text)
+    return extend_provider(ast, parent.ast)
+
+
+def check_provider(ast: A.Provider, source_text: str | None = None,
+                   known: Mapping[str, CheckedProvider] | None = None) -> CheckedProvider:
+    """Check one provider block; `known` are the providers an `extends` may name."""
+    ast = resolve_extends(ast, known or {}, source_text)
     checker = _Checker(ast.span.source)
     provider = checker.provider(ast)
     if checker.diagnostics:
@@ -627,7 +787,12 @@ def check_policy(policy: A.PolicyFile, base_providers: Mapping[str, CheckedProvi
         if ast.name in declared:
             checker.error(f"provider '{ast.name}' is declared twice", ast.span)
         declared.add(ast.name)
-        providers[ast.name] = checker.provider(ast)
+        try:
+            merged = resolve_extends(ast, providers, source_text)
+        except PolicyCheckError as exc:
+            checker.diagnostics.extend(exc.diagnostics)
+            continue
+        providers[ast.name] = checker.provider(merged)
     publishers: list[CheckedPublisher] = []
     names: dict[str, A.Publisher] = {}
     for index, ast_pub in enumerate(policy.publishers):
@@ -662,4 +827,5 @@ def check_identities(publishers: Iterable[CheckedPublisher],
 
 
 __all__ = ["CheckedPolicy", "CheckedProvider", "CheckedPublisher", "ClaimSpec", "LookupKey",
-           "bind_expr", "check_policy", "check_provider", "did_you_mean"]
+           "bind_expr", "check_policy", "check_provider", "did_you_mean", "extend_provider",
+           "resolve_extends"]

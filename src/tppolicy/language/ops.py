@@ -11,6 +11,8 @@ from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
 
+from tppolicy.limits import MAX_GLOB_PATTERN, MAX_GLOB_TEXT
+
 
 class EvalError(Exception):
     """Evaluating an expression against a token failed; the `require` fails."""
@@ -23,6 +25,21 @@ def describe_type(value: object) -> str:
         return "a boolean"
     return {int: "an integer", float: "a number", str: "a string", list: "a list",
             dict: "an object"}.get(value.__class__, value.__class__.__name__)
+
+
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
+
+def op_lower(s: str) -> str:
+    """`s` with ASCII letters lowercased, and only those: the names CIs compare ignoring case
+    are ASCII, and Unicode folding would make look-alikes equal (the Kelvin sign U+212A
+    lowercases to 'k')."""
+    return s.translate(_ASCII_LOWER)
+
+
+def op_trim(s: str) -> str:
+    """`s` without blanks (spaces, tabs, line breaks) at either end."""
+    return s.strip(" \t\r\n")
 
 
 def op_before(s: str, sep: str) -> str:
@@ -114,57 +131,76 @@ def strict_in(item: object, items: list[Any] | tuple[Any, ...]) -> bool:
 class Glob:
     """An anchored glob: `*` any run without '/', `**` any run, `?` one character but '/'.
 
-    Matching simulates the pattern as a set of states (no backtracking), so a
-    hostile claim costs O(len(text) * len(pattern)) at worst.
+    Matching runs the pattern's states as the bits of one integer (shift-and): each
+    character of the text costs a few operations on a number of len(pattern) bits, so a
+    hostile claim costs O(len(text) * len(pattern) / 64) word operations, without
+    backtracking. Patterns and texts longer than `MAX_GLOB_PATTERN` / `MAX_GLOB_TEXT`
+    are refused (the glob fails closed).
     """
 
-    __slots__ = ("_tokens", "pattern")
+    __slots__ = ("_accept", "_advance", "_other", "_stars", "_stay", "_stay_slash", "pattern")
 
     def __init__(self, pattern: str) -> None:
+        if len(pattern) > MAX_GLOB_PATTERN:
+            raise EvalError(f"a glob pattern is limited to {MAX_GLOB_PATTERN} characters "
+                            f"(this one has {len(pattern)})")
         self.pattern = pattern
         tokens: list[str] = []
         i = 0
         while i < len(pattern):
             if pattern.startswith("**", i):
-                tokens.append("**")
-                i += 2
+                token, i = "**", i + 2
             elif pattern[i] in "*?":
-                tokens.append(pattern[i])
-                i += 1
+                token, i = pattern[i], i + 1
             else:
-                tokens.append("=" + pattern[i])
-                i += 1
-        self._tokens = tuple(tokens)
+                token, i = "=" + pattern[i], i + 1
+            # Runs of stars are one star: '**' if any of them is.
+            if token in ("*", "**") and tokens and tokens[-1] in ("*", "**"):
+                tokens[-1] = "**" if "**" in (token, tokens[-1]) else "*"
+                continue
+            tokens.append(token)
+        advance: dict[str, int] = {}
+        question = star = double = 0
+        for position, token in enumerate(tokens):
+            bit = 1 << position
+            if token == "?":
+                question |= bit
+            elif token == "*":
+                star |= bit
+            elif token == "**":
+                double |= bit
+            else:
+                advance[token[1]] = advance.get(token[1], 0) | bit
+        # Per character: the states that move on, and the states that stay (a star).
+        self._advance = {char: mask | (question if char != "/" else 0)
+                         for char, mask in advance.items()}
+        self._advance.setdefault("/", 0)
+        self._other = question  # a character the pattern does not name (never '/')
+        self._stay = star | double
+        self._stars = star | double  # states that may also be skipped (a star matches "")
+        self._accept = 1 << len(tokens)
+        self._stay_slash = double
 
-    def _closure(self, states: set[int]) -> set[int]:
-        tokens = self._tokens
-        todo = list(states)
-        while todo:
-            state = todo.pop()
-            if state < len(tokens) and tokens[state] in ("*", "**") and state + 1 not in states:
-                states.add(state + 1)
-                todo.append(state + 1)
-        return states
+    def _closure(self, states: int) -> int:
+        return states | ((states & self._stars) << 1)
 
     def __call__(self, text: str) -> bool:
         if text.__class__ is not str:
             raise EvalError(f"glob needs a string, not {describe_type(text)}")
-        tokens = self._tokens
-        states = self._closure({0})
+        if len(text) > MAX_GLOB_TEXT:
+            raise EvalError(f"a value matched by a glob is limited to {MAX_GLOB_TEXT} "
+                            f"characters (this one has {len(text)})")
+        advance, other = self._advance, self._other
+        stay, stay_slash = self._stay, self._stay_slash
+        states = self._closure(1)
         for char in text:
-            following: set[int] = set()
-            for state in states:
-                if state >= len(tokens):
-                    continue
-                token = tokens[state]
-                if token == "**" or (token == "*" and char != "/"):
-                    following.add(state)
-                elif (token == "?" and char != "/") or token == "=" + char:
-                    following.add(state + 1)
-            if not following:
+            moving = states & advance.get(char, other)
+            staying = states & (stay_slash if char == "/" else stay)
+            states = (moving << 1) | staying
+            if not states:
                 return False
-            states = self._closure(following)
-        return len(tokens) in states
+            states |= (states & self._stars) << 1
+        return bool(states & self._accept)
 
 
 @lru_cache(maxsize=1024)
@@ -205,7 +241,8 @@ REQUEST_VALUES: dict[str, str] = {"version": "string"}
 # name → (python implementation, argument types, result type). Types are base names;
 # "any" accepts everything. The generated code binds these same objects.
 FUNCTIONS: dict[str, tuple[Callable[..., Any], tuple[str, ...], str]] = {
-    "lower": (str.lower, ("string",), "string"),
+    "lower": (op_lower, ("string",), "string"),
+    "trim": (op_trim, ("string",), "string"),
     "starts_with": (str.startswith, ("string", "string"), "bool"),
     "ends_with": (str.endswith, ("string", "string"), "bool"),
     "contains": (str.__contains__, ("string", "string"), "bool"),

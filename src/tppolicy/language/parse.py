@@ -146,10 +146,10 @@ class SourceItem:
     `kind` is the grammar rule: "provider", "publisher", "issuer", "custom_issuers",
     "algorithms", "claims", "claim_decl", "ignore_prefix", "fields", "field_decl", "let",
     "lookup", "identity", "key", "prefer", "learn", "short_rule", "block_rule",
-    "optional_short_rule", "optional_block_rule", "require", "uses", "projects",
-    "pending_project", "bindings" or "binding". Blocks ("provider", "publisher", "claims",
-    "fields", "lookup", "bindings", "block_rule", "optional_block_rule") have `children`, in
-    source order.
+    "optional_short_rule", "optional_block_rule", "require", "fix", "note", "workflows",
+    "uses", "projects", "pending_project", "bindings" or "binding". Blocks ("provider",
+    "publisher", "claims", "fields", "lookup", "bindings", "block_rule",
+    "optional_block_rule") have `children`, in source order.
     """
 
     kind: str
@@ -162,7 +162,7 @@ _BLOCK_KINDS = frozenset({"provider", "publisher", "claims", "fields", "lookup",
 _ITEM_KINDS = _BLOCK_KINDS | frozenset({
     "issuer", "custom_issuers", "algorithms", "claim_decl", "ignore_prefix", "field_decl",
     "let", "identity", "key", "prefer", "learn", "short_rule", "optional_short_rule",
-    "require", "uses", "projects", "pending_project", "binding",
+    "require", "fix", "note", "workflows", "uses", "projects", "pending_project", "binding",
 })
 
 # The comments lexed by the current thread's parse (the lexer callback appends to it).
@@ -275,7 +275,8 @@ def _string(token: Token) -> str:
     return value
 
 
-def _provider_from_items(name: str, items: list[tuple[str, Any]], span: Span) -> A.Provider:
+def _provider_from_items(name: str, items: list[tuple[str, Any]], span: Span,
+                         extends: str | None = None) -> A.Provider:
     """Gather a provider's items; duplicates are kept so that the checker can report them."""
     grouped: dict[str, list[Any]] = {}
     for kind, value in items:
@@ -294,6 +295,9 @@ def _provider_from_items(name: str, items: list[tuple[str, Any]], span: Span) ->
         rules=tuple(grouped.get("rule", [])),
         span=span,
         learns=tuple(grouped.get("learn", [])),
+        notes=tuple(grouped.get("note", [])),
+        extends=extends,
+        workflows=",".join(grouped["workflows"]) if "workflows" in grouped else None,
     )
 
 
@@ -318,8 +322,18 @@ class _Builder(Transformer[Token, Any]):
         return A.PolicyFile(self.source, providers, publishers)
 
     # -- providers
-    def provider(self, meta: Meta, name: Token, *items: tuple[str, Any]) -> A.Provider:
-        return _provider_from_items(str(name), list(items), self._span(meta))
+    def provider(self, meta: Meta, name: Token, extends: str | None,
+                 *items: tuple[str, Any]) -> A.Provider:
+        return _provider_from_items(str(name), list(items), self._span(meta), extends)
+
+    def extends(self, meta: Meta, name: Token) -> str:
+        return str(name)
+
+    def workflows(self, meta: Meta, name: Token) -> tuple[str, Any]:
+        return ("workflows", str(name))
+
+    def note(self, meta: Meta, condition: A.Expr | None, text: Token) -> tuple[str, Any]:
+        return ("note", A.Note(condition, _string(text), self._span(meta)))
 
     def issuer(self, meta: Meta, value: Token) -> tuple[str, Any]:
         return ("issuer", _string(value))
@@ -350,10 +364,14 @@ class _Builder(Transformer[Token, Any]):
         return ("fields", children)
 
     def field_decl(self, meta: Meta, name: Token, type_name: Token, default: A.Literal | None,
-                   pattern: tuple[str, str | None] | None) -> A.FieldDecl:
+                   pattern: tuple[str, str | None] | None,
+                   exact_case: str | None) -> A.FieldDecl:
         return A.FieldDecl(str(name), str(type_name), default,
                            pattern[0] if pattern else None, pattern[1] if pattern else None,
-                           self._span(meta))
+                           self._span(meta), exact_case)
+
+    def exact_case(self, meta: Meta, reason: Token) -> str:
+        return _string(reason)
 
     def default(self, meta: Meta, value: A.Expr) -> A.Expr:
         return value
@@ -415,13 +433,29 @@ class _Builder(Transformer[Token, Any]):
         return A.Binding(str(name), value, self._span(meta))
 
     # -- rules
-    def short_rule(self, meta: Meta, name: Token, condition: A.Expr,
+    def short_rule(self, meta: Meta, identity: bool | None, name: Token, condition: A.Expr,
                    message: str | None) -> tuple[str, Any]:
         span = self._span(meta)
-        return ("rule", A.Rule(str(name), (A.Require(condition, message, span),), span))
+        return ("rule", A.Rule(str(name), (A.Require(condition, message, span),), span,
+                               identity=bool(identity)))
 
-    def block_rule(self, meta: Meta, name: Token, *requires: A.Require) -> tuple[str, Any]:
-        return ("rule", A.Rule(str(name), tuple(requires), self._span(meta)))
+    def block_rule(self, meta: Meta, identity: bool | None, name: Token,
+                   *items: A.Require | A.Fix) -> tuple[str, Any]:
+        requires = tuple(i for i in items if isinstance(i, A.Require))
+        fixes = tuple(i for i in items if isinstance(i, A.Fix))
+        return ("rule", A.Rule(str(name), requires, self._span(meta), identity=bool(identity),
+                               fixes=fixes))
+
+    def identity_mark(self, meta: Meta) -> bool:
+        return True
+
+    def fix(self, meta: Meta, place: str | None, condition: A.Expr | None,
+            text: Token) -> A.Fix:
+        return A.Fix(place, condition, _string(text), self._span(meta))
+
+    @v_args(meta=True, inline=False)
+    def fix_place(self, meta: Meta, names: list[Token]) -> str:
+        return " or ".join(str(n) for n in names)
 
     def optional_short_rule(self, meta: Meta, name: Token, condition: A.Expr,
                             message: str | None) -> tuple[str, Any]:
@@ -430,8 +464,11 @@ class _Builder(Transformer[Token, Any]):
                                optional=True))
 
     def optional_block_rule(self, meta: Meta, name: Token,
-                            *requires: A.Require) -> tuple[str, Any]:
-        return ("rule", A.Rule(str(name), tuple(requires), self._span(meta), optional=True))
+                            *items: A.Require | A.Fix) -> tuple[str, Any]:
+        requires = tuple(i for i in items if isinstance(i, A.Require))
+        fixes = tuple(i for i in items if isinstance(i, A.Fix))
+        return ("rule", A.Rule(str(name), requires, self._span(meta), optional=True,
+                               fixes=fixes))
 
     def require(self, meta: Meta, condition: A.Expr, message: str | None) -> A.Require:
         return A.Require(condition, message, self._span(meta))

@@ -10,12 +10,13 @@ What the printer does not keep, because the syntax tree does not hold it:
 * **Comments** are dropped by `format_policy`; `format_policy_with_comments` keeps them
   (see its docstring for where each one goes).
 * The order of the items inside a block: a provider prints its issuers, `custom_issuers`
-  (only when true), `algorithms`, `claims`, `fields`, `let`s, `lookup`, `learn`s, then its
-  rules; a publisher its `provider`, `projects` / `pending_project`, `fields`, `learn`s, then
-  its rules. Several `claims`, `fields` or `lookup` blocks are merged into one.
+  (only when true), `algorithms`, `workflows`, `claims`, `fields`, `let`s, `lookup`,
+  `learn`s, `note`s, then its rules (inside a rule: its `require`s, then its `fix`es); a
+  publisher its `provider`, `projects` / `pending_project`, `fields`, `learn`s, then its
+  rules. Several `claims`, `fields` or `lookup` blocks are merged into one.
 * The order of top-level blocks: all providers come first, then all publishers.
-* The form of a rule: a rule with one `require` prints as `rule NAME: EXPR`, any other as a
-  block.
+* The form of a rule: a rule with one `require` and no `fix` prints as `rule NAME: EXPR`,
+  any other as a block.
 
 Long lines: a `require` or short rule longer than 100 columns moves its `else "message"` to the
 next line (4 more spaces of indentation), and when it is still too long and its expression is an
@@ -49,6 +50,7 @@ from tppolicy.language.ast import (
     Expr,
     FieldDecl,
     FieldRef,
+    Fix,
     In,
     Index,
     Learn,
@@ -58,6 +60,7 @@ from tppolicy.language.ast import (
     LookupItem,
     NameRef,
     Not,
+    Note,
     Or,
     PolicyFile,
     Provider,
@@ -87,6 +90,7 @@ _KEYWORDS = frozenset({
     "projects",
     "pending_project", "rule", "require", "if", "then", "or", "and", "not", "in", "true",
     "false", "null", "required", "present", "optional", "unchecked", "request", "learn",
+    "extends", "workflows", "note", "fix", "when", "exact_case",
 })
 
 # The keywords that can start an expression: a `let` reference or a function name spelled
@@ -298,19 +302,52 @@ def _block(indent: str, opening: str, sections: list[list[str]]) -> list[str]:
 
 
 def _rule_head(rule: Rule) -> str:
-    return ("optional rule " if rule.optional else "rule ") + _name(rule.name, "the rule name")
+    if rule.optional and rule.identity:
+        raise ValueError(f"cannot print rule {rule.name!r}: an optional rule is not an "
+                         "identity rule")
+    kind = "optional rule " if rule.optional else "identity rule " if rule.identity else "rule "
+    return kind + _name(rule.name, "the rule name")
 
 
 def _rule(rule: Rule, indent: str) -> list[str]:
     head = _rule_head(rule)
-    if len(rule.requires) == 1:
+    if len(rule.requires) == 1 and not rule.fixes:
         require = rule.requires[0]
         return _condition_lines(indent, f"{head}: ", require.condition, require.message)
     inner = indent + _INDENT
     lines: list[str] = []
     for require in rule.requires:
         lines.extend(_require(require, inner))
+    for fix in rule.fixes:
+        lines.extend(_fix(fix, inner))
     return _block(indent, head, [lines])
+
+
+def _place(place: str) -> str:
+    words = place.split(" or ")
+    for word in words:
+        if word in ("when", "or"):
+            raise ValueError(f"cannot print the place {place!r}: {word!r} is a keyword")
+        _name(word, "the place of a fix")
+    return " or ".join(words)
+
+
+def _texted_lines(indent: str, head: str, condition: Expr | None, text: str) -> list[str]:
+    """`head [when EXPR] "text"`: the text on the next line when the line is too long."""
+    first = head if condition is None else f"{head} when {_expr(condition)}"
+    line = f"{indent}{first} {_quote(text)}"
+    if len(line) <= _LINE_WIDTH:
+        return [line]
+    return [f"{indent}{first}", f"{indent}{_CONTINUATION}{_quote(text)}"]
+
+
+def _fix(fix: Fix, indent: str) -> list[str]:
+    head = "fix" if fix.place is None else f"fix {_place(fix.place)}"
+    return _texted_lines(indent, head, fix.condition, fix.text)
+
+
+def _note(note: Note, indent: str) -> list[str]:
+    return _texted_lines(indent, "note", note.condition, note.text)
 
 
 def _learn(learn: Learn, indent: str) -> list[str]:
@@ -336,6 +373,13 @@ def _field_lines(decl: FieldDecl, indent: str) -> list[str]:
     text = f"{indent}{_name(decl.name, 'the field name')}: {_name(decl.type, 'the field type')}"
     if decl.default is not None:
         text += f" = {_expr(decl.default)}"
+    lines = _field_head(decl, text, indent)
+    if decl.exact_case is not None:
+        lines.append(f"{indent}{_CONTINUATION}exact_case {_quote(decl.exact_case)}")
+    return lines
+
+
+def _field_head(decl: FieldDecl, text: str, indent: str) -> list[str]:
     if decl.pattern is None:
         if decl.pattern_message is not None:
             raise ValueError(f"cannot print field {decl.name!r}: a pattern message needs a "
@@ -358,9 +402,14 @@ def _let_lines(let: Let, indent: str) -> list[str]:
         return [f"{head} {value}"]
     inner = indent + _INDENT
     if isinstance(let.value, Conditional):
-        return [head, f"{inner}if {_expr(let.value.condition)}",
-                f"{inner}then {_expr(let.value.then)}",
-                f"{inner}else {_expr(let.value.otherwise)}"]
+        lines = [head]
+        node: Expr = let.value
+        word = "if"
+        while isinstance(node, Conditional):  # `else if ... then ...`, a line each
+            lines += [f"{inner}{word} {_sub(node.condition, _EXPR)}",
+                      f"{inner}then {_sub(node.then, _EXPR)}"]
+            node, word = node.otherwise, "else if"
+        return [*lines, f"{inner}else {_sub(node, _EXPR)}"]
     return [head, inner + value]
 
 
@@ -381,6 +430,8 @@ def _provider_lines(provider: Provider, include_rules: bool) -> list[str]:
         header.append(f"{_INDENT}custom_issuers true")
     if provider.algorithms:
         header.append(f"{_INDENT}algorithms {_string_list(provider.algorithms)}")
+    if provider.workflows is not None:
+        header.append(f"{_INDENT}workflows {_name(provider.workflows, 'the workflow kind')}")
     sections = [header]
     if provider.claims or provider.ignored_prefixes:
         claims = [inner + _claim_decl(c) for c in provider.claims]
@@ -395,8 +446,16 @@ def _provider_lines(provider: Provider, include_rules: bool) -> list[str]:
         sections.append(_block(_INDENT, "lookup", [lookup]))
     if include_rules:
         sections.extend(_learn(learn, _INDENT) for learn in provider.learns)
+        sections.extend(_note(note, _INDENT) for note in provider.notes)
         sections.extend(_rule(rule, _INDENT) for rule in provider.rules)
-    return _block("", f"provider {_name(provider.name, 'the provider name')}", sections)
+    return _block("", _provider_opening(provider), sections)
+
+
+def _provider_opening(provider: Provider) -> str:
+    opening = f"provider {_name(provider.name, 'the provider name')}"
+    if provider.extends is not None:
+        opening += f" extends {_name(provider.extends, 'the parent provider')}"
+    return opening
 
 
 def _publisher_lines(publisher: Publisher) -> list[str]:
@@ -614,7 +673,7 @@ class _CommentPrinter:
     def rule(self, rule: Rule, item: SourceItem, indent: str) -> list[str]:
         head = _rule_head(rule)
         notes = self.notes([item])
-        if len(rule.requires) == 1:
+        if len(rule.requires) == 1 and not rule.fixes:
             require = rule.requires[0]
             if item.children:  # a block rule with one require prints as a short rule
                 inner = self.notes(item.children)
@@ -622,12 +681,17 @@ class _CommentPrinter:
                                head=notes.head, after=inner.after + notes.after)
             lines = _condition_lines(indent, f"{head}: ", require.condition, require.message)
             return _with_notes(lines, notes, indent)
-        _matching(item.children, rule.requires, f"requires in rule {rule.name!r}")
+        requires = [c for c in item.children if c.kind == "require"]
+        fixes = [c for c in item.children if c.kind == "fix"]
+        _matching(requires, rule.requires, f"requires in rule {rule.name!r}")
+        _matching(fixes, rule.fixes, f"fixes in rule {rule.name!r}")
         inner_indent = indent + _INDENT
         body: list[str] = []
-        for require, child in zip(rule.requires, item.children, strict=True):
+        for require, child in zip(rule.requires, requires, strict=True):
             body += _with_notes(_require(require, inner_indent), self.notes([child]),
                                 inner_indent)
+        for fix, child in zip(rule.fixes, fixes, strict=True):
+            body += _with_notes(_fix(fix, inner_indent), self.notes([child]), inner_indent)
         return _noted_block(indent, head, [body], notes)
 
     def learns(self, learns: Sequence[Learn], items: Sequence[SourceItem]) -> list[list[str]]:
@@ -666,6 +730,10 @@ class _CommentPrinter:
         if provider.algorithms:
             header += _with_notes([f"{_INDENT}algorithms {_string_list(provider.algorithms)}"],
                                   self.notes(of("algorithms")), _INDENT)
+        if provider.workflows is not None:
+            header += _with_notes(
+                [f"{_INDENT}workflows {_name(provider.workflows, 'the workflow kind')}"],
+                self.notes(of("workflows")), _INDENT)
         sections = [header]
         if provider.claims or provider.ignored_prefixes:
             blocks = of("claims")
@@ -702,12 +770,14 @@ class _CommentPrinter:
                 lookup += _with_notes([inner + _lookup_item(entry)], self.notes([child]), inner)
             sections.append(_noted_block(_INDENT, "lookup", [lookup], self.notes(blocks)))
         sections.extend(self.learns(provider.learns, of("learn")))
+        _matching(of("note"), provider.notes, "notes")
+        sections.extend(_with_notes(_note(note, _INDENT), self.notes([child]), _INDENT)
+                        for note, child in zip(provider.notes, of("note"), strict=True))
         rules = of(*_RULE_KINDS)
         _matching(rules, provider.rules, "rules")
         sections.extend(self.rule(rule, child, _INDENT)
                         for rule, child in zip(provider.rules, rules, strict=True))
-        opening = f"provider {_name(provider.name, 'the provider name')}"
-        return _noted_block("", opening, sections, self.notes([item]))
+        return _noted_block("", _provider_opening(provider), sections, self.notes([item]))
 
     # -- publishers
     def publisher(self, publisher: Publisher, item: SourceItem) -> list[str]:

@@ -7,12 +7,13 @@ whoever runs tppolicy next.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
 from tppolicy.errors import Diagnostic, PolicyCheckError
+from tppolicy.language import ast as A
 from tppolicy.language.check import CheckedProvider, check_provider
 from tppolicy.readers.source import read_source
 
@@ -32,27 +33,49 @@ def policies_dir() -> Path:
     return _data_dir("policies")
 
 
-def load_provider_files(paths: Iterable[str | os.PathLike[str]]) -> dict[str, CheckedProvider]:
-    """Provider blocks from files or folders of `*.tpp` files; a later file overrides."""
-    providers: dict[str, CheckedProvider] = {}
+def load_provider_files(paths: Iterable[str | os.PathLike[str]],
+                        base: Mapping[str, CheckedProvider] | None = None,
+                        ) -> dict[str, CheckedProvider]:
+    """Provider blocks from files or folders of `*.tpp` files; a later file overrides.
+
+    A provider may `extend` one of `base`, or one of these files in any order.
+    """
+    parsed: list[tuple[A.Provider, str]] = []
     for entry in paths:
         path = Path(entry)
         files = sorted(path.glob(f"*{POLICY_SUFFIX}")) if path.is_dir() else [path]
         for file in files:
             text = read_source(file, PolicyCheckError)
-            for provider in _checked_providers(text, str(file)):
-                providers[provider.name] = provider
+            parsed += [(ast, text) for ast in _parsed_providers(text, str(file))]
+    known: dict[str, CheckedProvider] = dict(base or {})
+    providers: dict[str, CheckedProvider] = {}
+    waiting = parsed
+    while waiting:
+        # A provider whose parent is still to come waits for it (none comes: an error).
+        pending_names = {ast.name for ast, _ in waiting}
+        ready = [(ast, text) for ast, text in waiting
+                 if ast.extends is None or ast.extends not in pending_names
+                 or ast.extends == ast.name]
+        if not ready:
+            ast, text = waiting[0]
+            raise PolicyCheckError([Diagnostic(
+                f"provider '{ast.name}' extends '{ast.extends}', which extends it in turn",
+                ast.span)], text)
+        for ast, text in ready:
+            checked = check_provider(ast, text, known)
+            known[ast.name] = providers[ast.name] = checked
+        waiting = [item for item in waiting if item not in ready]
     return providers
 
 
-def _checked_providers(text: str, source: str) -> list[CheckedProvider]:
+def _parsed_providers(text: str, source: str) -> tuple[A.Provider, ...]:
     from tppolicy.language.parse import parse_policy
 
     parsed = parse_policy(text, source)
     if parsed.publishers:
         raise PolicyCheckError([Diagnostic("a provider file holds only provider blocks",
                                            parsed.publishers[0].span)], text)
-    return [check_provider(ast, text) for ast in parsed.providers]
+    return parsed.providers
 
 
 @lru_cache(maxsize=1)
@@ -61,7 +84,8 @@ def _builtin() -> tuple[tuple[str, CheckedProvider], ...]:
 
 
 def load_providers(extra: Iterable[str | os.PathLike[str]] = ()) -> dict[str, CheckedProvider]:
-    """The shipped providers, then those in `extra` files or folders (which override)."""
+    """The shipped providers, then those in `extra` files or folders (which override, and
+    may extend the shipped ones)."""
     providers = dict(_builtin())
-    providers.update(load_provider_files(extra))
+    providers.update(load_provider_files(extra, providers))
     return providers

@@ -15,7 +15,7 @@ Nothing here prints. `advise` builds an `Advice`; the CLI renders it.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -27,27 +27,24 @@ from tppolicy.language.check import CheckedProvider, CheckedPublisher
 from tppolicy.language.compile import lookup_value
 from tppolicy.language.interpret import Interpreter, claim_value
 from tppolicy.language.ops import EvalError, describe_type
+from tppolicy.language.texts import fix_for
 
 if TYPE_CHECKING:
     from tppolicy.token.verify import Verifier
 
-__all__ = ["Advice", "Candidate", "Check", "Fix", "advise", "advise_token"]
+__all__ = ["Advice", "Candidate", "Check", "Fix", "advise", "advise_token", "identity_checks"]
 
 GITHUB_ISSUER = "https://token.actions.githubusercontent.com"
 
-# Checks about *who* the token is: a server must not disclose their mismatches. For the
-# shipped providers, rules as well as lookup keys (the provider files mark only the keys).
-IDENTITY: Mapping[str, frozenset[str]] = {
-    "github": frozenset({"repository", "repository_owner", "repository_owner_id",
-                         "lookup.repository_owner", "lookup.repository_name",
-                         "lookup.repository_owner_id"}),
-    "gitlab": frozenset({"sub", "project_path", "lookup.namespace", "lookup.project",
-                         "lookup.issuer_url"}),
-    "google": frozenset({"email", "sub", "lookup.email"}),
-    "activestate": frozenset({"sub", "organization", "project", "actor_id",
-                              "lookup.organization", "lookup.activestate_project_name",
-                              "lookup.actor_id"}),
-}
+
+def identity_checks(provider: CheckedProvider) -> frozenset[str]:
+    """The checks about *who* the token is, whose mismatches a server must not disclose:
+    the provider file's `identity rule`s and its lookup's `identity` items (`lookup.FIELD`;
+    every lookup key when none is marked). A file that marks no rule `identity`: the rules
+    named after those keys' fields."""
+    marked = [k for k in provider.keys if k.identity] or list(provider.keys)
+    rules = provider.identity_rules or {k.label for k in marked}
+    return frozenset(rules) | {f"lookup.{k.label}" for k in marked}
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,11 +190,7 @@ def _token_checks(provider: CheckedProvider | None, claims: Mapping[str, Any],
 def _candidate(publisher: CheckedPublisher, claims: Mapping[str, Any],
                decision: Decision) -> Candidate:
     provider = publisher.provider
-    identity = IDENTITY.get(provider.name)
-    # Other providers: the lookup keys their file marks `identity` (all keys if none is),
-    # and the rules named after those fields.
-    marked = [k for k in provider.keys if k.identity] or list(provider.keys)
-    key_labels = {f"lookup.{k.label}" for k in marked} | {k.label for k in marked}
+    identity = identity_checks(provider)
     explainer = Explainer(claims, provider.claim_types)
     interpreter = Interpreter(claims, provider.claim_types)
     raw: list[tuple[str, str, RuleResult]] = []
@@ -228,7 +221,7 @@ def _candidate(publisher: CheckedPublisher, claims: Mapping[str, Any],
         words[rule.name] = _expectation(rule, result)
 
     def is_identity(name: str) -> bool:
-        return name in identity if identity is not None else name in key_labels
+        return name in identity
 
     identity_ok = all(r.passed for name, _, r in raw if is_identity(name))
     checks = tuple(
@@ -280,295 +273,66 @@ def _guess_provider(policy: Policy, claims: Mapping[str, Any]) -> CheckedProvide
 
 
 # ------------------------------------------------------------------------- fixes
-def _lower_equal(a: Any, b: Any) -> bool:
-    return isinstance(a, str) and isinstance(b, str) and a != b and a.lower() == b.lower()
-
-
-def _extension_twins(a: Any, b: Any) -> bool:
-    if not (isinstance(a, str) and isinstance(b, str)) or a == b:
-        return False
-
-    def stem(s: str) -> str:
-        return re.sub(r"\.ya?ml$", "", s)
-
-    return stem(a) == stem(b) and a.endswith((".yml", ".yaml")) and b.endswith((".yml", ".yaml"))
-
-
-def _strip_ref(value: str, claims: Mapping[str, Any], ref: str) -> str:
-    for suffix in (claims.get(ref), claims.get("sha")):
-        if isinstance(suffix, str) and suffix and value.endswith("@" + suffix):
-            return value[:-len(suffix) - 1]
-    return value.split("@", 1)[0]
-
-
 class _Advisor:
+    """The fixes of one candidate, from its provider file's `fix` clauses.
+
+    A failed rule gets the first of its fixes that applies to the token; a failed lookup
+    key, the first that applies among the fixes of the rules reading its field (in rule
+    order, passing rules too: a lookup compares exactly where a rule may ignore case).
+    A failed rule none of whose fixes applies is covered by another rule's fix; when no fix
+    applies at all, each failed check gets a plain one. The same text is given once.
+    """
+
     def __init__(self, publisher: CheckedPublisher, claims: Mapping[str, Any],
-                 candidate: Candidate) -> None:
+                 candidate: Candidate, request: Mapping[str, Any] | None = None) -> None:
         self.publisher = publisher
-        self.fields = publisher.fields
+        self.provider = publisher.provider
         self.claims = claims
+        self.request = request
         self.candidate = candidate
         self.failed = {c.name: c for c in candidate.checks if not c.passed}
         self.fixes: list[Fix] = []
-        self.done: set[str] = set()
 
-    def add(self, check: str, where: str, text: str, covers: tuple[str, ...] = ()) -> None:
-        if check in self.done:
+    def add(self, check: str, where: str | None, text: str) -> None:
+        if any(fix.text == text for fix in self.fixes):
             return
         row = self.failed.get(check)
         disclosable = row.disclosable if row is not None else True
-        self.fixes.append(Fix(check, where, text, disclosable))
-        self.done.update((check, *covers))
+        self.fixes.append(Fix(check, where or "publisher or workflow", text, disclosable))
+
+    def _first(self, rule: str) -> tuple[str | None, str] | None:
+        return fix_for(self.provider.fixes.get(rule, ()), self.claims,
+                       self.provider.claim_types, self.publisher.fields, self.request)
 
     def run(self) -> tuple[Fix, ...]:
-        specific: dict[str, Callable[[], None]] = {
-            "github": self.github, "gitlab": self.gitlab, "google": self.google,
-            "activestate": self.activestate,
-        }
-        handler = specific.get(self.publisher.provider.name)
-        if handler is not None:
-            handler()
-        for name, check in self.failed.items():
-            if name not in self.done:
-                self.add(name, "publisher or workflow",
-                         f"{name}: {check.message}. Change the publisher or the CI job so that "
-                         "they agree.")
+        silent: list[Check] = []
+        rules = [c for c in self.candidate.checks if c.kind == "rule" and not c.passed]
+        for check in rules:
+            found = self._first(check.name)
+            if found is not None:
+                self.add(check.name, *found)
+            elif check.name not in self.provider.fixes:
+                silent.append(check)
+        keys = {k.label: k for k in self.provider.keys}
+        for check in self.candidate.checks:
+            if check.kind != "lookup" or check.passed:
+                continue
+            key = keys.get(check.name.removeprefix("lookup."))
+            read = A.fields_read(key.publisher_side) if key is not None else set()
+            readers = [rule.name for rule in self.provider.rules
+                       if read & {f for req in rule.requires
+                                  for f in A.fields_read(req.condition)}]
+            found = next(filter(None, map(self._first, readers)), None)
+            if found is not None:
+                self.add(check.name, *found)
+            elif not {c.name for c in rules} & set(readers):
+                silent.append(check)  # no failed rule of its field covers it
+        if not self.fixes:
+            silent += [c for c in rules if c not in silent]
+        for check in silent:
+            self.add(check.name, None, f"{check.name}: {check.message}. Change the publisher "
+                     "or the CI job so that they agree.")
         return tuple(self.fixes)
-
-    # ------------------------------------------------------------------ GitHub
-    def github(self) -> None:
-        claims, fields = self.claims, self.fields
-        owner, name = fields.get("repository_owner"), fields.get("repository_name")
-        token_repo = claims.get("repository")
-        token_owner = claims.get("repository_owner")
-        wanted_repo = f"{owner}/{name}"
-        if "event_name" in self.failed:
-            self.add("event_name", "workflow",
-                     "The job was triggered by pull_request_target, which PyPI refuses: such "
-                     "runs use the base repository's permissions on code from a pull request. "
-                     "Publish from a workflow triggered by push (tags), release or "
-                     "workflow_dispatch.")
-        owner_failed = {"repository_owner", "lookup.repository_owner"} & set(self.failed)
-        repo_failed = {"repository", "lookup.repository_name"} & set(self.failed)
-        id_failed = {"repository_owner_id", "lookup.repository_owner_id"} & set(self.failed)
-        if id_failed and not owner_failed:
-            self.add(sorted(id_failed)[-1], "publisher",
-                     f"Possible resurrection: the token's owner is called {owner!r} but its id "
-                     f"is {show(claims.get('repository_owner_id'))}, not "
-                     f"{show(fields.get('repository_owner_id'))} as when the publisher was "
-                     f"made. The account or organization {owner!r} may have been deleted and "
-                     "its name taken by someone else: do not trust this token. Only if you are "
-                     "sure the owner is yours and the publisher's id is wrong, look the id up "
-                     f"(https://api.github.com/users/{owner}) and fix repository_owner_id.",
-                     covers=tuple(id_failed))
-        if owner_failed:
-            check = sorted(owner_failed)[0]
-            actual = token_owner if isinstance(token_owner, str) else (
-                token_repo.split("/")[0] if isinstance(token_repo, str) else token_owner)
-            if _lower_equal(actual, owner):
-                self.add(check, "publisher",
-                         f"Fix the owner's case: GitHub spells it {actual!r}, the publisher "
-                         f"{owner!r}, and PyPI's lookup compares it exactly. Write "
-                         f"repository_owner: {actual} in the publisher.",
-                         covers=tuple(owner_failed))
-            else:
-                self.add(check, "publisher",
-                         f"The token comes from another owner: {show(actual)}, not {owner!r}. "
-                         "If the repository was transferred, update the publisher's "
-                         "repository_owner and repository_owner_id (the new owner's id); "
-                         "otherwise this token is not from your repository.",
-                         covers=(*owner_failed, *id_failed))
-        if repo_failed:
-            check = sorted(repo_failed)[0]
-            if _lower_equal(token_repo, wanted_repo):
-                self.add(check, "publisher",
-                         f"Fix the repository's case: GitHub spells it {token_repo!r}, the "
-                         f"publisher {wanted_repo!r}, and PyPI's lookup compares it exactly. "
-                         "Use GitHub's spelling in the publisher.", covers=tuple(repo_failed))
-            elif not owner_failed:
-                self.add(check, "publisher",
-                         f"The token comes from the repository {show(token_repo)}, the "
-                         f"publisher is for {wanted_repo!r}. If the repository was renamed, "
-                         "update the publisher's repository_name; otherwise add a publisher "
-                         "for this repository.", covers=tuple(repo_failed))
-            else:
-                self.done.update(repo_failed)
-        self.github_workflow()
-        self.environment(ignoring_case=True)
-
-    def github_workflow(self) -> None:
-        failed = {"job_workflow_ref", "lookup.workflow_filename"} & set(self.failed)
-        if not failed:
-            return
-        check = "lookup.workflow_filename" if "lookup.workflow_filename" in failed else (
-            "job_workflow_ref")
-        claims = self.claims
-        ref = claims.get("job_workflow_ref")
-        wanted = self.fields.get("workflow_filename")
-        if not isinstance(ref, str) or not ref:
-            return
-        path = _strip_ref(ref, claims, "ref")
-        parts = path.split("/")
-        ran_repo = "/".join(parts[:2])
-        ran_file = parts[-1]
-        repo = claims.get("repository")
-        publisher_repo = f"{self.fields.get('repository_owner')}/" \
-                         f"{self.fields.get('repository_name')}"
-        # A workflow of the token's own repository, which is not the publisher's: the
-        # repository's fix (another repository, or its case) says it all.
-        repo_covered = ran_repo != publisher_repo and ran_repo == repo and bool(
-            {"repository", "lookup.repository_name", "repository_owner",
-             "lookup.repository_owner"} & self.done)
-        if isinstance(repo, str) and ran_repo.lower() != repo.lower():
-            self.add(check, "workflow",
-                     f"The job ran the reusable workflow {path!r}, called from {repo!r}. PyPI "
-                     "checks the workflow that runs the job (job_workflow_ref) and cannot "
-                     "accept a reusable workflow from another repository "
-                     "(pypi/warehouse#11096). Run the publishing step in a job of a workflow "
-                     f"in {repo!r} itself.", covers=tuple(failed))
-        elif repo_covered and ran_file == wanted:
-            self.done.update(failed)
-        elif _lower_equal(ran_file, wanted):
-            self.add(check, "publisher",
-                     f"Fix the workflow filename's case: the file is {ran_file!r}, the "
-                     f"publisher says {wanted!r}, and file names are compared exactly. Write "
-                     f"workflow_filename: {ran_file} in the publisher (or rename the file).",
-                     covers=tuple(failed))
-        elif _extension_twins(ran_file, wanted):
-            self.add(check, "publisher",
-                     f"The workflow file is {ran_file!r}, the publisher says {wanted!r}: "
-                     f"write workflow_filename: {ran_file} in the publisher.",
-                     covers=tuple(failed))
-        elif ran_file != wanted:
-            self.add(check, "workflow or publisher",
-                     f"The token comes from the workflow {ran_file!r}, the publisher is for "
-                     f"{wanted!r}. Publish from a job in .github/workflows/{wanted}, or add a "
-                     f"publisher for {ran_file} (each workflow that publishes needs its own).",
-                     covers=tuple(failed))
-        elif path == f"{publisher_repo}/.github/workflows/{wanted}":
-            self.add(check, "workflow",
-                     f"job_workflow_ref {ref!r} does not end in the token's ref "
-                     f"({show(claims.get('ref'))}) or sha ({show(claims.get('sha'))}): "
-                     "the token does not say which version of the workflow ran.",
-                     covers=tuple(failed))
-
-    def environment(self, *, ignoring_case: bool) -> None:
-        if "environment" not in self.failed:
-            return
-        wanted = self.fields.get("environment")
-        actual = self.claims.get("environment")
-        if actual is None or actual == "":
-            self.add("environment", "workflow",
-                     f"The job ran without a deployment environment, but the publisher "
-                     f"requires {wanted!r}. Add `environment: {wanted}` to the publishing job, "
-                     "or remove the environment from the publisher (not recommended: the "
-                     "environment's protection rules guard the release).")
-        elif not ignoring_case and _lower_equal(actual, wanted):
-            self.add("environment", "workflow or publisher",
-                     f"GitLab environment names are case-sensitive: the job ran in {actual!r}, "
-                     f"the publisher says {wanted!r}. Spell them the same in both.")
-        else:
-            self.add("environment", "workflow or publisher",
-                     f"Rename the environment: the job ran in {show(actual)}, the publisher "
-                     f"expects {wanted!r}. Set `environment: {wanted}` in the publishing job, "
-                     f"or change the publisher's environment to {show(actual)}.")
-
-    # ------------------------------------------------------------------ GitLab
-    def gitlab(self) -> None:
-        claims, fields = self.claims, self.fields
-        wanted = f"{fields.get('namespace')}/{fields.get('project')}"
-        token_path = claims.get("project_path")
-        identity = {"sub", "project_path", "lookup.namespace", "lookup.project"} & set(
-            self.failed)
-        if identity:
-            self.add(sorted(identity)[0], "publisher",
-                     f"The token comes from the GitLab project {show(token_path)}, the "
-                     f"publisher is for {wanted!r}. If the project was moved or renamed, "
-                     "update the publisher's namespace and project; otherwise add a publisher "
-                     "for this project. GitLab publishers have no id to catch a deleted "
-                     "namespace taken over by someone else (pypi/warehouse#15643): check who "
-                     "owns it now.", covers=tuple(identity))
-        if "lookup.issuer_url" in self.failed:
-            self.add("lookup.issuer_url", "publisher",
-                     f"The token comes from the GitLab instance {show(claims.get('iss'))}, the "
-                     f"publisher is for {fields.get('issuer_url')!r} (issuer_url).")
-        failed = {"ci_config_ref_uri", "lookup.workflow_filepath"} & set(self.failed)
-        uri = claims.get("ci_config_ref_uri")
-        if failed and isinstance(uri, str) and "//" in uri:
-            check = sorted(failed)[0]
-            config = _strip_ref(uri, claims, "ref_path")
-            location, _, path = config.partition("//")
-            host, _, project_path = location.partition("/")
-            wanted_path = fields.get("workflow_filepath")
-            if _lower_equal(project_path, wanted):
-                self.add(check, "publisher",
-                         f"GitLab namespace case mismatch: the pipeline's ci_config_ref_uri "
-                         f"names {project_path!r}, the publisher {wanted!r}. PyPI compares it "
-                         "exactly with the publisher's spelling (pypi/warehouse#18797): write "
-                         "the namespace and project in the publisher as GitLab spells them.",
-                         covers=tuple(failed))
-            elif _lower_equal(path, wanted_path):
-                self.add(check, "publisher",
-                         f"Fix the pipeline file's case: it is {path!r}, the publisher says "
-                         f"{wanted_path!r}, and the path is compared exactly.",
-                         covers=tuple(failed))
-            elif path != wanted_path:
-                self.add(check, "workflow or publisher",
-                         f"The pipeline ran from {path!r}, the publisher is for "
-                         f"{wanted_path!r} (the top-level pipeline file, from the repository "
-                         "root). Change workflow_filepath, or publish from that file.",
-                         covers=tuple(failed))
-            elif isinstance(fields.get("issuer_url"), str) and host != str(
-                    fields["issuer_url"]).removeprefix("https://"):
-                self.add(check, "publisher",
-                         f"The pipeline ran on {host!r}, the publisher is for "
-                         f"{fields['issuer_url']!r}.", covers=tuple(failed))
-        self.environment(ignoring_case=False)
-
-    # ------------------------------------------------------------------ Google
-    def google(self) -> None:
-        claims, fields = self.claims, self.fields
-        if {"email", "lookup.email"} & set(self.failed):
-            self.add("email" if "email" in self.failed else "lookup.email", "publisher",
-                     f"The token is for the service account {show(claims.get('email'))}, the "
-                     f"publisher for {fields.get('email')!r}. Run the build as that service "
-                     "account, or add a publisher for this one.", covers=("lookup.email",))
-        if "email_verified" in self.failed:
-            self.add("email_verified", "token",
-                     "The token's email_verified claim is "
-                     f"{show(claims.get('email_verified'))}: PyPI needs a token whose email is "
-                     "verified. Request the service account's ID token with its email "
-                     "included (e.g. `gcloud auth print-identity-token --audiences=pypi "
-                     "--include-email`).")
-        if "sub" in self.failed:
-            self.add("sub", "publisher",
-                     f"The token's subject (the service account's unique id) is "
-                     f"{show(claims.get('sub'))}, the publisher pins {fields.get('sub')!r}. "
-                     "The account was probably deleted and re-created under the same email, "
-                     "which makes it another principal: check who controls it before updating "
-                     "the publisher's sub.")
-
-    # ------------------------------------------------------------- ActiveState
-    def activestate(self) -> None:
-        claims, fields = self.claims, self.fields
-        if "builder" in self.failed:
-            self.add("builder", "workflow",
-                     f"The token was issued to the builder {show(claims.get('builder'))}, not "
-                     "'pypi-publisher': publish with ActiveState's PyPI publisher builder.")
-        if {"actor_id", "lookup.actor_id"} & set(self.failed):
-            self.add("actor_id" if "actor_id" in self.failed else "lookup.actor_id", "publisher",
-                     f"The build was started by another ActiveState user (actor id "
-                     f"{show(claims.get('actor_id'))}, the publisher expects "
-                     f"{fields.get('actor_id')!r}, user {fields.get('actor')!r}).",
-                     covers=("lookup.actor_id",))
-        place = {"sub", "organization", "project", "lookup.organization",
-                 "lookup.activestate_project_name"} & set(self.failed)
-        if place:
-            self.add(sorted(place)[0], "publisher",
-                     f"The token comes from {show(claims.get('organization'))}/"
-                     f"{show(claims.get('project'))}, the publisher is for "
-                     f"{fields.get('organization')!r}/"
-                     f"{fields.get('activestate_project_name')!r}.", covers=tuple(place))
 
 
 def _token_fixes(checks: list[Check], claims: Mapping[str, Any], audience: str,

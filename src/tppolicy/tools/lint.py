@@ -341,21 +341,14 @@ class _Lint:
                  f"{chars}", f"retype it in ASCII: {fixed!r}", publisher=pub.label)
 
     # ----------------------------------------------------------------- TPP008
-    _CASE_FIELDS: Mapping[str, tuple[str, ...]] = {
-        "github": ("repository_owner", "repository_name"),
-        "gitlab": ("namespace", "project"),
-    }
-
     def mixed_case(self, pub: _Pub) -> None:
-        for name in self._CASE_FIELDS.get(pub.provider.name, ()):
+        """Fields the provider file declares `exact_case`: the CI spells them in one case
+        (its own) and the rules compare them exactly."""
+        for name, reason in pub.provider.exact_case.items():
             value = pub.fields.get(name)
             if isinstance(value, str) and value != value.lower():
-                where = "GitHub" if pub.provider.name == "github" else "GitLab"
-                extra = (" (ci_config_ref_uri, pypi/warehouse#18797)"
-                         if pub.provider.name == "gitlab" else " (the lookup)")
                 self.add("TPP008", pub.at(name),
-                         f"{name} {value!r} has capital letters: PyPI compares it exactly"
-                         f"{extra}, so it must be spelled as {where} spells it",
+                         f"{name} {value!r} has capital letters: {reason}",
                          publisher=pub.label)
 
     # --------------------------------------------------- TPP010 .. TPP013

@@ -1,0 +1,161 @@
+"""Texts a provider file declares for people: the `fix` of each rule and the `note`s.
+
+A text holds placeholders, filled in when it is shown: `{claims.NAME}`, `{publisher.NAME}`,
+`{request.NAME}` and `{NAME}` (a `let`); `{{` and `}}` stand for braces. The checker turns
+each placeholder into the expression it names (`parse_text`), so a text refers only to
+claims, fields and lets that exist. Showing a text never raises: a `fix` or `note` whose
+condition or placeholders cannot be evaluated against this token is skipped, and the next
+one is tried.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from tppolicy.language import ast as A
+from tppolicy.language.interpret import Interpreter
+from tppolicy.language.ops import REQUEST_KEY, EvalError
+
+__all__ = ["PLACES", "CheckedFix", "CheckedNote", "Text", "TextError", "fix_for", "notes_for",
+           "parse_text", "render_value"]
+
+# Where a fix's change goes.
+PLACES = ("workflow", "publisher", "token", "operator")
+
+_PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([^{}]*)\}|[{}]")
+_REFERENCE = re.compile(r"(?:(claims|publisher|request)\.)?([A-Za-z_][A-Za-z0-9_]*)")
+
+
+class TextError(ValueError):
+    """A text whose braces or placeholders cannot be read; `column` is 0-based in the text."""
+
+    def __init__(self, message: str, column: int) -> None:
+        super().__init__(message)
+        self.column = column
+
+
+def parse_text(text: str) -> list[str | tuple[str | None, str, int]]:
+    """The text as literal pieces and placeholders `(scope, name, column)`; scope is
+    "claims", "publisher", "request" or None (a `let`)."""
+    pieces: list[str | tuple[str | None, str, int]] = []
+    position = 0
+    for found in _PLACEHOLDER.finditer(text):
+        if found.start() > position:
+            pieces.append(text[position:found.start()])
+        token = found.group(0)
+        if token in ("{{", "}}"):
+            pieces.append(token[0])
+        elif token in ("{", "}"):
+            raise TextError(f"a lone {token!r}: write {token * 2!r} for a brace, or "
+                            "{claims.NAME}, {publisher.NAME} or {NAME} to fill in a value",
+                            found.start())
+        else:
+            inner = found.group(1).strip()
+            reference = _REFERENCE.fullmatch(inner)
+            if reference is None:
+                raise TextError(f"{{{found.group(1)}}} is not a placeholder: write "
+                                "{claims.NAME}, {publisher.NAME}, {request.NAME} or {NAME} "
+                                "(a let)", found.start())
+            pieces.append((reference.group(1), reference.group(2), found.start()))
+        position = found.end()
+    if position < len(text):
+        pieces.append(text[position:])
+    return pieces
+
+
+def render_value(value: Any) -> str:
+    """A value as a text shows it: a string as it is, null as "nothing", others as JSON."""
+    if value is None:
+        return "nothing"
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return "[" + ", ".join(render_value(v) for v in value) + "]"
+    return str(value)
+
+
+@dataclass(frozen=True, slots=True)
+class Text:
+    """A checked text: literal pieces and the expressions of its placeholders."""
+
+    source: str
+    parts: tuple[str | A.Expr, ...]
+
+    def render(self, interpreter: Interpreter) -> str:
+        """The text with its placeholders filled in; raises `EvalError`."""
+        return "".join(part if isinstance(part, str) else render_value(interpreter.value(part))
+                       for part in self.parts)
+
+
+@dataclass(frozen=True, slots=True)
+class CheckedFix:
+    """A rule's `fix`, checked: lets inlined, placeholders resolved."""
+
+    place: str | None
+    condition: A.Expr | None
+    text: Text
+
+
+@dataclass(frozen=True, slots=True)
+class CheckedNote:
+    """A provider's `note`, checked."""
+
+    condition: A.Expr | None
+    text: Text
+
+
+def _interpreter(claims: Mapping[str, Any], claim_types: Mapping[str, str],
+                 fields: Mapping[str, Any], request: Mapping[str, Any] | None) -> Interpreter:
+    if request:
+        claims = {**claims, REQUEST_KEY: dict(request)}
+    return Interpreter(claims, claim_types, fields)
+
+
+def _applies(interpreter: Interpreter, condition: A.Expr | None) -> bool:
+    if condition is None:
+        return True
+    try:
+        return interpreter.boolean(condition)
+    except (EvalError, TypeError, ValueError, RecursionError):
+        return False
+
+
+def _shown(interpreter: Interpreter, text: Text) -> str | None:
+    try:
+        return text.render(interpreter)
+    except (EvalError, TypeError, ValueError, RecursionError):
+        return None
+
+
+def fix_for(fixes: tuple[CheckedFix, ...], claims: Mapping[str, Any],
+            claim_types: Mapping[str, str], fields: Mapping[str, Any],
+            request: Mapping[str, Any] | None = None) -> tuple[str | None, str] | None:
+    """The first of a rule's `fixes` that applies to this token and publisher: its place
+    and its text, filled in. None when none applies."""
+    interpreter = _interpreter(claims, claim_types, fields, request)
+    for fix in fixes:
+        if _applies(interpreter, fix.condition):
+            text = _shown(interpreter, fix.text)
+            if text is not None:
+                return fix.place, text
+    return None
+
+
+def notes_for(notes: tuple[CheckedNote, ...], claims: Mapping[str, Any],
+              claim_types: Mapping[str, str], fields: Mapping[str, Any]) -> tuple[str, ...]:
+    """The provider's notes whose conditions hold for an allowed token and its publisher."""
+    if not notes:
+        return ()
+    interpreter = _interpreter(claims, claim_types, fields, None)
+    shown: list[str] = []
+    for note in notes:
+        if _applies(interpreter, note.condition):
+            text = _shown(interpreter, note.text)
+            if text is not None:
+                shown.append(text)
+    return tuple(shown)
