@@ -279,3 +279,105 @@ def test_tppolicy_test_from_the_repository_root_passes(
     monkeypatch.chdir(EXAMPLES.parent)
     code, out, err = run(capsys, "test")
     assert code == 0, out + err
+
+
+def test_lint_on_a_missing_file_does_not_claim_it_was_linted(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    code, out, err = run(capsys, "lint", str(tmp_path / "nope.yaml"))
+    assert code == 3
+    assert "no problems found in 1 file" not in out
+    assert "0 files; 1 file could not be linted" in out and "cannot read the file" in err
+
+
+def test_check_workflow_on_a_missing_file_says_it_could_not_be_read(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    code, out, err = run(capsys, "check-workflow", "--publishers", PUBLISHERS,
+                         str(tmp_path / "x.yml"))
+    assert code == 3
+    assert "1 file could not be checked" in out and "cannot read the file" in err
+
+
+def test_check_workflow_on_claims_says_what_the_file_is(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    claims = str(CLAIMS / "github-release.json")
+    code, out, err = run(capsys, "check-workflow", "--publishers", PUBLISHERS, claims)
+    assert code == 3
+    assert "GitLab" not in out + err
+    assert "a token's claims" in err and f"--claims {claims}" in err
+
+
+def test_fmt_does_not_call_an_invalid_file_just_formatted(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    path = tmp_path / "publishers.yaml"
+    path.write_text("publishers:\n  - provider: github\n    projects: [a]\n    bogus: 1\n")
+    code, _, err = run(capsys, "fmt", "--check", str(path))
+    assert code == 0  # formatted as it is; its problems are lint's to report
+    assert "not a valid publishers file" in err and f"tppolicy lint {path}" in err
+    assert "1 file with problems" in err
+
+
+def _lint_errors(capsys: pytest.CaptureFixture[str], tmp_path: Path, text: str) -> str:
+    path = tmp_path / "publishers.yaml"
+    path.write_text(text, "utf-8")
+    code, _, err = run(capsys, "lint", str(path))
+    assert code == 3
+    return err
+
+
+GITHUB_ENTRY = ("publishers:\n  - provider: github\n    projects: [{project}]\n"
+                "    repository_owner: octo\n    repository_name: r\n{extra}")
+
+
+def test_hint_for_a_tab_after_a_colon(capsys: pytest.CaptureFixture[str],
+                                      tmp_path: Path) -> None:
+    from tppolicy.errors import ConfigError
+    from tppolicy.readers.yaml import _compose_python
+
+    # libyaml reads a tab after ':' as a separator; pure pyyaml refuses it: its hint must
+    # not speak of indentation.
+    err = _lint_errors(capsys, tmp_path, "publishers:\n  - provider:\tgithub\n")
+    assert "tabs for indentation" not in err and "invalid YAML" not in err
+    with pytest.raises(ConfigError) as caught:
+        _compose_python("publishers:\n  - provider: github\n    projects:\t[a, b]\n",
+                        "p.yaml", ConfigError)
+    [diagnostic] = caught.value.diagnostics
+    assert diagnostic.hint == "a tab after ':' or '-' is not allowed here: write a space"
+    err = _lint_errors(capsys, tmp_path, "publishers:\n\t- provider: github\n")
+    assert "tabs for indentation" in err
+
+
+def test_hint_for_workflow_is_workflow_filename(capsys: pytest.CaptureFixture[str],
+                                                tmp_path: Path) -> None:
+    err = _lint_errors(capsys, tmp_path, GITHUB_ENTRY.format(
+        project="a", extra="    repository_owner_id: '1'\n    workflow: r.yml\n"))
+    assert "unknown key 'workflow'" in err
+    assert "did you mean 'workflow_filename'?" in err and "caller_workflow" not in err
+
+
+def test_hint_for_a_missing_owner_id_says_where_to_find_it(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    err = _lint_errors(capsys, tmp_path, GITHUB_ENTRY.format(
+        project="a", extra="    workflow_filename: r.yml\n"))
+    assert "missing 'repository_owner_id'" in err
+    assert "https://api.github.com/users/OWNER" in err
+
+
+@pytest.mark.parametrize(("project", "fixed", "why"), [
+    ("my\u0440kg", "mypkg", "U+0440 CYRILLIC SMALL LETTER ER looks like 'p'"),
+    ('"my\u200bpkg"', "mypkg", "U+200B ZERO WIDTH SPACE (invisible) removed"),
+])
+def test_hint_for_non_ascii_lookalikes_gives_the_fix(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path, project: str, fixed: str,
+        why: str) -> None:
+    err = _lint_errors(capsys, tmp_path, GITHUB_ENTRY.format(
+        project=project, extra="    repository_owner_id: '1'\n    workflow_filename: r.yml\n"))
+    assert f"hint: retype it in ASCII: '{fixed}' ({why})" in err
+
+
+def test_hint_for_a_lookalike_in_a_field(capsys: pytest.CaptureFixture[str],
+                                         tmp_path: Path) -> None:
+    err = _lint_errors(capsys, tmp_path, GITHUB_ENTRY.format(
+        project="a", extra="    repository_owner_id: '1'\n"
+        "    workflow_filename: r\u0435lease.yml\n").replace("octo", "oct\u043e"))
+    assert "retype it in ASCII: 'octo' (U+043E CYRILLIC SMALL LETTER O looks like 'o')" in err
+    assert "retype it in ASCII: 'release.yml'" in err

@@ -51,8 +51,8 @@ class Diagnostic:
                 width = 1
                 if self.span.end_line == self.span.line:
                     width = max(1, self.span.end_column - self.span.column)
-                excerpt, column, width = _excerpt(text, self.span.column, width)
-                lines.append(f"    {excerpt}")
+                shown, column, width = excerpt(text, self.span.column, width)
+                lines.append(f"    {shown}")
                 lines.append("    " + " " * (column - 1) + "^" + "~" * (width - 1))
         if self.hint:
             lines.append(f"    hint: {shorten(self.hint, MAX_MESSAGE_CHARS)}")
@@ -73,9 +73,9 @@ def shorten(text: str, limit: int = MAX_MESSAGE_CHARS) -> str:
     return f"{left}...({len(text) - len(left) - len(right)} characters)...{right}"
 
 
-def _excerpt(line: str, column: int, width: int) -> tuple[str, int, int]:
+def excerpt(line: str, column: int, width: int = 1) -> tuple[str, int, int]:
     """A window of at most `MAX_EXCERPT_CHARS` of `line` around the 1-based `column`, the
-    column in it, and the caret width clipped to it."""
+    column in it, and the caret width clipped to it (for every tool that shows a line)."""
     if len(line) <= MAX_EXCERPT_CHARS:
         return line, column, width
     start = max(0, min(column - 1 - MAX_EXCERPT_CHARS // 3, len(line) - MAX_EXCERPT_CHARS))

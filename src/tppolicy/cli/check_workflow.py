@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
-from tppolicy.errors import TppolicyError
+from tppolicy.errors import TppolicyError, excerpt
 
 from ._common import (
     EXIT_ALLOWED,
@@ -97,15 +97,16 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
         }
         out.write(json.dumps(payload, indent=2, ensure_ascii=False) + "\n")
     else:
-        out.write(render(reports, out))
-        for error in errors:
+        for error in errors:  # first: the summary below counts only the files checked
             print(error.render(), file=sys.stderr)
+        out.write(render(reports, out, invalid=len(errors)))
     if errors:
         return EXIT_INVALID
     return EXIT_DENIED if any(r.errors for r in reports) else EXIT_ALLOWED
 
 
-def render(reports: list[WorkflowReport], out: TextIO) -> str:
+def render(reports: list[WorkflowReport], out: TextIO, invalid: int = 0) -> str:
+    """The findings for a terminal, then a summary (`invalid` files could not be read)."""
     lines: list[str] = []
     counts = {"error": 0, "advice": 0}
     for report in reports:
@@ -123,9 +124,10 @@ def render(reports: list[WorkflowReport], out: TextIO) -> str:
                 repr(finding.publisher) not in finding.message) else ""
             lines.append(f"{span}: {head}: {finding.message}{who}")
             if 0 < span.line <= len(text):
-                width = max(1, span.end_column - span.column)
-                lines.append(f"    {text[span.line - 1]}")
-                lines.append("    " + " " * (span.column - 1) + "^" + "~" * (width - 1))
+                shown, column, width = excerpt(text[span.line - 1], span.column,
+                                               max(1, span.end_column - span.column))
+                lines.append(f"    {shown}")
+                lines.append("    " + " " * (column - 1) + "^" + "~" * (width - 1))
             lines.append(f"    fix: {finding.fix}")
         if report.publishers and not report.errors:
             jobs = ", ".join(repr(j) for j in report.jobs)
@@ -135,5 +137,9 @@ def render(reports: list[WorkflowReport], out: TextIO) -> str:
     plural = "s" if len(reports) != 1 else ""
     parts = [f"{n} {level}{'s' if n != 1 and level == 'error' else ''}"
              for level, n in counts.items() if n]
-    lines.append(f"{', '.join(parts) or 'no problems'} in {len(reports)} workflow{plural}")
+    summary = f"{', '.join(parts) or 'no problems'} in {len(reports)} workflow{plural}"
+    if invalid:
+        summary += (f"; {invalid} file{'s' if invalid != 1 else ''} could not be checked "
+                    "(see the errors above)")
+    lines.append(summary)
     return "\n".join(lines) + "\n"

@@ -66,7 +66,7 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
     err = sys.stderr
     providers = {name: p.ast for name, p in load_providers(args).items()}
     status = EXIT_ALLOWED
-    changed = unchanged = failed = 0
+    changed = unchanged = failed = invalid = 0
     for path in collect_files(args.files):
         result = format_file(path, providers)
         if result.error is not None:
@@ -78,6 +78,10 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
                       "as it is (please report it)\n")
             status, failed = max(status, EXIT_INTERNAL), failed + 1
             continue
+        if result.problems:
+            invalid += 1
+            err.write(f"{path}: formatted as it is, but it is not a valid publishers file "
+                      f"({_plural(result.problems, 'problem')}: run `tppolicy lint {path}`)\n")
         if not result.changed:
             unchanged += 1
             continue
@@ -101,5 +105,7 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
         parts.append(f"{_plural(unchanged, 'file')} already formatted")
     if failed:
         parts.append(f"{_plural(failed, 'file')} could not be formatted")
+    if invalid:
+        parts.append(f"{_plural(invalid, 'file')} with problems (tppolicy lint tells which)")
     err.write((", ".join(parts) if parts else "no policy or publishers files found") + "\n")
     return status

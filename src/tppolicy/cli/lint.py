@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
-from tppolicy.errors import Diagnostic, TppolicyError
+from tppolicy.errors import Diagnostic, TppolicyError, excerpt
 from tppolicy.version import __version__
 
 from ._common import (
@@ -83,9 +83,9 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
         }
         out.write(json.dumps(payload_json, indent=2, ensure_ascii=False) + "\n")
     else:
-        out.write(render(findings, len(args.files), out))
-        for error in errors:
+        for error in errors:  # first: the summary below counts only the files linted
             print(error.render(), file=sys.stderr)
+        out.write(render(findings, len(args.files) - len(errors), out, invalid=len(errors)))
     if errors:
         return EXIT_INVALID
     failing = [f for f in findings if f.level != "note"]
@@ -97,7 +97,9 @@ def paint(text: str, colour: str, stream: TextIO) -> str:
     return style(text, colour, stream)
 
 
-def render(findings: list[Finding], files: int, out: TextIO) -> str:
+def render(findings: list[Finding], files: int, out: TextIO, invalid: int = 0) -> str:
+    """The findings for a terminal, then a summary: `files` files were linted, `invalid`
+    more could not be (their errors are printed apart)."""
     lines: list[str] = []
     sources: dict[str, list[str]] = {}
     counts = {"error": 0, "warning": 0, "note": 0}
@@ -116,13 +118,18 @@ def render(findings: list[Finding], files: int, out: TextIO) -> str:
             sources[span.source] = text
         if 0 < span.line <= len(text):
             width = max(1, span.end_column - span.column) if span.end_line == span.line else 1
-            lines.append(f"    {text[span.line - 1]}")
-            lines.append("    " + " " * (span.column - 1) + "^" + "~" * (width - 1))
+            shown, column, width = excerpt(text[span.line - 1], span.column, width)
+            lines.append(f"    {shown}")
+            lines.append("    " + " " * (column - 1) + "^" + "~" * (width - 1))
         lines.append(f"    fix: {finding.fix}")
     plural = "s" if files != 1 else ""
     if not findings:
-        lines.append(f"no problems found in {files} file{plural}")
+        summary = f"no problems found in {files} file{plural}"
     else:
         parts = [f"{n} {level}{'s' if n != 1 else ''}" for level, n in counts.items() if n]
-        lines.append(f"{', '.join(parts)} in {files} file{plural}")
+        summary = f"{', '.join(parts)} in {files} file{plural}"
+    if invalid:
+        summary += (f"; {invalid} file{'s' if invalid != 1 else ''} could not be linted "
+                    "(see the errors above)")
+    lines.append(summary)
     return "\n".join(lines) + "\n"

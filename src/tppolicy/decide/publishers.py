@@ -33,6 +33,7 @@ from jsonschema.validators import extend
 from tppolicy.errors import ConfigError, Diagnostic, Span
 from tppolicy.language.ast import FieldDecl, Provider
 from tppolicy.readers.yaml import YamlDocument, compose_yaml, construct_scalar
+from tppolicy.text import ascii_lookalike_fix
 
 __all__ = [
     "PublisherEntry",
@@ -571,8 +572,20 @@ def _expected(path: Path, type_name: str) -> str:
 
 
 def _did_you_mean(word: str, choices: Sequence[str]) -> str | None:
-    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
+    # A key that is the start of a field's name ("workflow" for "workflow_filename") is
+    # that field, before any spelling-alike ("caller_workflow").
+    starts = [c for c in choices if c.startswith((word + "_", word + "-"))]
+    close = starts[:1] or difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
     return f"did you mean {close[0]!r}?" if close else None
+
+
+def _lookalike_hint(value: str) -> str | None:
+    """For a value with look-alike or invisible characters: its ASCII retyping."""
+    found = ascii_lookalike_fix(value)
+    if found is None:
+        return None
+    fixed, changes = found
+    return f"retype it in ASCII: {_yaml_quote(fixed)} ({'; '.join(changes)})"
 
 
 # ----------------------------------------------------------- schema error → text
@@ -699,9 +712,10 @@ class _Renderer:
             self.identifier_error(path, node, value)
         elif pattern == _PROJECT_NAME_PATTERN:
             suggestion = re.sub(r"[^A-Za-z0-9._-]+", "-", value).strip("._-")
-            hint = (f"did you mean {suggestion!r}?" if suggestion and suggestion != value
-                    else "use ASCII letters, digits, '.', '_' and '-', starting and ending "
-                         "with a letter or a digit")
+            hint = _lookalike_hint(value) or (
+                f"did you mean {suggestion!r}?" if suggestion and suggestion != value
+                else "use ASCII letters, digits, '.', '_' and '-', starting and ending "
+                     "with a letter or a digit")
             self.value_error(1, path, node,
                              f"expected a project name, found {_q(value)}", hint)
         else:
@@ -715,6 +729,7 @@ class _Renderer:
             if "/" in value and str(path[-1]).endswith("filename"):
                 hint = (f"write only the file name: {base}" if "not a path" in what
                         else _FILENAME_HINT)
+            hint = _lookalike_hint(value) or hint
             self.value_error(2, path, node, f"expected {what}, found {_q(value)}", hint)
 
     def field_decl(self, path: Path) -> FieldDecl | None:
@@ -732,7 +747,7 @@ class _Renderer:
         elif bad is not None:
             self.value_error(1, path, node,
                              f"expected printable ASCII, found the character {bad!r} "
-                             f"(U+{ord(bad):04X}) in {_q(value)}")
+                             f"(U+{ord(bad):04X}) in {_q(value)}", _lookalike_hint(value))
         else:
             self.value_error(1, path, node,
                              f"expected no leading or trailing spaces, found {_q(value)}",
@@ -756,7 +771,10 @@ class _Renderer:
             else:
                 found = self.provider_of(path)
                 who = f"a {found[0]} publisher" if found else "this publisher"
-                self.ctx.report(loc.node, path, f"missing {key!r}, which {who} needs")
+                decl = next((d for d in found[1].fields if d.name == key), None) if found else None
+                hint = (f"add '{key}:' with {decl.pattern_message}"
+                        if decl is not None and decl.pattern_message else None)
+                self.ctx.report(loc.node, path, f"missing {key!r}, which {who} needs", hint)
 
     def additional_error(self, path: Path, loc: _Loc, error: ValidationError) -> None:
         instance = error.instance

@@ -152,8 +152,11 @@ def _yaml_diagnostic(exc: yaml.YAMLError, text: str, source: str) -> Diagnostic:
         if exc.context and exc.problem and exc.context_mark is not None:
             hint = f"{exc.context} at line {exc.context_mark.line + 1}, " \
                    f"column {exc.context_mark.column + 1}"
-        if exc.problem and "'\\t'" in exc.problem:
-            hint = "YAML does not allow tabs for indentation; use spaces"
+        if exc.problem and "'\\t'" in exc.problem and mark is not None:
+            lines = text.splitlines()
+            before = lines[mark.line][:mark.column] if mark.line < len(lines) else ""
+            hint = ("YAML does not allow tabs for indentation; use spaces" if not before.strip()
+                    else "a tab after ':' or '-' is not allowed here: write a space")
     elif isinstance(exc, yaml.reader.ReaderError):
         before = text[:exc.position]
         line = before.count("\n") + 1

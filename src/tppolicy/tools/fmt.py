@@ -419,6 +419,13 @@ def format_publishers_text(text: str, source: str, providers: Mapping[str, Provi
     `ConfigError` if it is not YAML or not a mapping with a `publishers` list;
     `FormatterError` if the result would not load to the same publishers.
     """
+    return _format_publishers(text, source, providers)[0]
+
+
+def _format_publishers(text: str, source: str, providers: Mapping[str, Provider],
+                       ) -> tuple[str, int]:
+    """The formatted text, and how many problems loading the file reports (a file with
+    schema errors is still formatted: it keeps the same errors)."""
     _refuse_unbounded(text, source)
     data = _plain_data(text, source)
     document = _load_rt(text, source)
@@ -456,12 +463,12 @@ def format_publishers_text(text: str, source: str, providers: Mapping[str, Provi
         raise FormatterError(f"the formatted text is not valid YAML: {exc}") from None
     if not same_data:
         raise FormatterError("the formatted text would load to different data")
-    if _publishers_result(formatted, source, providers) != _publishers_result(
-            text, source, providers):
+    before = _publishers_result(text, source, providers)
+    if _publishers_result(formatted, source, providers) != before:
         raise FormatterError("the formatted text would load to different publishers")
     if _all_comments(again) != comments:
         raise FormatterError("the formatted text would lose or change a comment")
-    return formatted
+    return formatted, len(before[1]) if before[0] == "error" else 0
 
 
 # ------------------------------------------------------------------------------ files
@@ -474,6 +481,7 @@ class FileResult:
     formatted: str | None = None
     error: TppolicyError | None = None
     bug: FormatterError | None = None
+    problems: int = 0  # a publishers file formatted as it is, with this many schema errors
 
     @property
     def changed(self) -> bool:
@@ -495,10 +503,11 @@ def format_file(path: str | os.PathLike[str], providers: Mapping[str, Provider])
         original = _read(file)
         # Canonical files are UTF-8 without a byte order mark, with "\n" line ends.
         text = original.removeprefix("\ufeff").replace("\r\n", "\n")
+        problems = 0
         if file.suffix in POLICY_SUFFIXES:
             formatted = format_policy_text(text, source)
         elif file.suffix in YAML_SUFFIXES:
-            formatted = format_publishers_text(text, source, providers)
+            formatted, problems = _format_publishers(text, source, providers)
         else:
             raise ConfigError([Diagnostic(
                 "not a policy or publishers file",
@@ -509,7 +518,7 @@ def format_file(path: str | os.PathLike[str], providers: Mapping[str, Provider])
         return FileResult(file, original, error=exc)
     except FormatterError as exc:
         return FileResult(file, original, bug=exc)
-    return FileResult(file, original, formatted)
+    return FileResult(file, original, formatted, problems=problems)
 
 
 def _inside(file: Path, tree: Path) -> bool:

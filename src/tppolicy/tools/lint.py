@@ -12,7 +12,6 @@ The checks work on publishers whatever file they come from (a YAML publishers fi
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +29,7 @@ from tppolicy.language.printer import format_expr
 from tppolicy.language.providers import POLICY_SUFFIX, load_providers
 from tppolicy.readers.source import read_source
 from tppolicy.readers.yaml import YamlDocument, compose_yaml
+from tppolicy.text import char_name, invisible, lookalike
 
 __all__ = ["CODES", "Finding", "LintCode", "lint_file", "lint_policy_text",
            "lint_publishers_text", "pep503", "to_sarif", "ultranormalize"]
@@ -141,44 +141,6 @@ _ULTRA = str.maketrans({"l": "1", "i": "1", "o": "0"})
 def ultranormalize(name: str) -> str:
     """PyPI's `ultranormalize_name`: names too similar to be told apart are equal."""
     return re.sub(r"[-_.]", "", name.lower()).translate(_ULTRA)
-
-
-# Letters from other scripts that render like ASCII (NFKC catches fullwidth and math forms).
-_CONFUSABLE: dict[str, str] = {  # Cyrillic, Greek and Latin look-alikes
-    "\u0430": "a", "\u0432": "b", "\u0433": "r", "\u0434": "g", "\u0435": "e", "\u04bb": "h",
-    "\u0456": "i", "\u0458": "j", "\u043a": "k", "\u043c": "m", "\u043d": "h", "\u043e": "o",
-    "\u043f": "n", "\u0440": "p", "\u0441": "c", "\u0442": "t", "\u0443": "y", "\u0445": "x",
-    "\u0455": "s", "\u0501": "d", "\u051b": "q", "\u051d": "w", "\u04ae": "Y", "\u04cf": "l",
-    "\u0410": "A", "\u0412": "B", "\u0415": "E", "\u0417": "3", "\u0406": "I", "\u0408": "J",
-    "\u041a": "K", "\u041c": "M", "\u041d": "H", "\u041e": "O", "\u0420": "P", "\u0421": "C",
-    "\u0422": "T", "\u0425": "X", "\u0423": "Y", "\u03b1": "a", "\u03b2": "B", "\u03b5": "e",
-    "\u03b9": "i", "\u03ba": "k", "\u03bd": "v", "\u03bf": "o", "\u03c1": "p", "\u03b3": "y",
-    "\u03c4": "t", "\u03c5": "u", "\u03c7": "x", "\u0391": "A", "\u0392": "B", "\u0395": "E",
-    "\u0396": "Z", "\u0397": "H", "\u0399": "I", "\u039a": "K", "\u039c": "M", "\u039d": "N",
-    "\u039f": "O", "\u03a1": "P", "\u03a4": "T", "\u03a5": "Y", "\u03a7": "X", "\u0131": "i",
-    "\u0261": "g", "\u0237": "j", "\u2113": "l",
-    "\u2010": "-", "\u2011": "-", "\u2012": "-", "\u2013": "-", "\u2014": "-", "\u2212": "-",
-    "\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"',
-}
-
-
-def _lookalike(char: str) -> str | None:
-    if char in _CONFUSABLE:
-        return _CONFUSABLE[char]
-    folded = unicodedata.normalize("NFKC", char)
-    if folded != char and folded.isascii() and folded.isprintable():
-        return folded
-    return None
-
-
-def _char_name(char: str) -> str:
-    return f"U+{ord(char):04X} {unicodedata.name(char, 'UNNAMED')}"
-
-
-def _invisible(char: str) -> bool:
-    if char == " ":
-        return False
-    return char.isspace() or unicodedata.category(char) in ("Cf", "Cc", "Zs", "Zl", "Zp")
 
 
 # ------------------------------------------------------------------------ model
@@ -316,13 +278,13 @@ class _Lint:
 
     def _whitespace(self, pub: _Pub, name: str, value: str, span: Span) -> None:
         where = name if name.startswith("a ") else f"{name}"
-        invisible = [c for c in value if _invisible(c)]
+        hidden = [c for c in value if invisible(c)]
         if value != value.strip():
             self.add("TPP005", span, f"{where} {value!r} has surrounding whitespace",
                      f"write {value.strip()!r}", publisher=pub.label)
-        elif invisible:
-            chars = ", ".join(dict.fromkeys(_char_name(c) for c in invisible))
-            clean = "".join(c for c in value if not _invisible(c))
+        elif hidden:
+            chars = ", ".join(dict.fromkeys(char_name(c) for c in hidden))
+            clean = "".join(c for c in value if not invisible(c))
             self.add("TPP005", span, f"{where} {value!r} holds invisible characters: {chars}",
                      f"write {clean!r}", publisher=pub.label)
         elif "workflow" in name and " " in value:
@@ -331,12 +293,12 @@ class _Lint:
                      publisher=pub.label)
 
     def _confusable(self, pub: _Pub, name: str, value: str, span: Span) -> None:
-        found = [(c, _lookalike(c)) for c in dict.fromkeys(value) if not c.isascii()]
+        found = [(c, lookalike(c)) for c in dict.fromkeys(value) if not c.isascii()]
         suspects = [(c, ascii_) for c, ascii_ in found if ascii_ is not None]
         if not suspects:
             return
-        chars = ", ".join(f"{_char_name(c)} (looks like {a!r})" for c, a in suspects)
-        fixed = "".join(_lookalike(c) or c if not c.isascii() else c for c in value)
+        chars = ", ".join(f"{char_name(c)} (looks like {a!r})" for c, a in suspects)
+        fixed = "".join(lookalike(c) or c if not c.isascii() else c for c in value)
         self.add("TPP006", span, f"{name} {value!r} holds characters that look like ASCII: "
                  f"{chars}", f"retype it in ASCII: {fixed!r}", publisher=pub.label)
 

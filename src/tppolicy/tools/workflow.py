@@ -261,6 +261,13 @@ def check_workflow_text(text: str, source: str, policy: Policy, *, path: str | N
     if not _is_mapping(document):
         raise WorkflowError([Diagnostic("a workflow is a YAML mapping", Span(source, 1, 1, 1, 2))],
                             text)
+    if "iss" in document and ("aud" in document or "sub" in document):
+        raise WorkflowError([Diagnostic(
+            "this is a token's claims (it has 'iss' and 'sub' or 'aud'), not a workflow file",
+            Span(source, 1, 1, 1, 2),
+            hint="decide on claims with `tppolicy check --publishers FILE --claims "
+                 f"{source}`; check-workflow reads .github/workflows/*.yml or .gitlab-ci.yml")],
+            text)
     relative = (path or source).replace(os.sep, "/")
     checker = _Checker(source, _Where(source), policy, audience)
     if _is_github(document, relative):
