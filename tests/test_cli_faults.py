@@ -381,3 +381,54 @@ def test_hint_for_a_lookalike_in_a_field(capsys: pytest.CaptureFixture[str],
         "    workflow_filename: r\u0435lease.yml\n").replace("octo", "oct\u043e"))
     assert "retype it in ASCII: 'octo' (U+043E CYRILLIC SMALL LETTER O looks like 'o')" in err
     assert "retype it in ASCII: 'release.yml'" in err
+
+
+def test_the_shipped_policies_are_formatted_as_docs_tools_says(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    root = EXAMPLES.parent
+    count = len(list((root / "policies").glob("*.tpp")))
+    code, out, err = run(capsys, "fmt", "--check", str(root / "policies"))
+    assert (code, out) == (0, "")
+    assert err == f"{count} files already formatted\n"
+    docs = (root / "docs" / "tools.md").read_text()
+    assert f'`tppolicy fmt --check policies` prints "{count} files already formatted"' in docs
+
+
+def test_the_readme_names_every_key_of_check_json(capsys: pytest.CaptureFixture[str]) -> None:
+    import re
+
+    readme = (EXAMPLES.parent / "README.md").read_text()
+    start = readme.index("`--format json` prints one object")
+    paragraph = readme[start:readme.index("\n\n", start)]
+    named = set(re.findall(r"`([a-z_]+)`", paragraph))
+    keys: set[str] = set()
+    for claims in ("github-release.json", "github-wrong-environment.json"):
+        _, out, _ = run(capsys, "check", "--publishers", PUBLISHERS, "--claims",
+                        str(CLAIMS / claims), "--format", "json")
+        payload = json.loads(out)
+        keys |= set(payload)
+        keys |= {k for reason in payload["reasons"] for k in reason}
+    assert keys <= named, keys - named
+
+
+@pytest.mark.parametrize(("seconds", "words"), [
+    (0, "0 seconds"), (1, "1 second"), (41, "41 seconds"), (250, "4 minutes 10 seconds"),
+    (3600, "1 hour"), (3605, "1 hour"), (90061, "1 day 1 hour"),
+    (400 * 86400, "1 year 35 days")])
+def test_decode_gives_times_in_words(seconds: int, words: str) -> None:
+    from tppolicy.cli.decode import in_words
+
+    assert in_words(seconds) == words
+
+
+def test_decode_prints_relative_times_in_words(capsys: pytest.CaptureFixture[str]) -> None:
+    import time
+
+    claims = load_claims("github-release")
+    now = int(time.time())
+    claims.update(iat=now - 7200, exp=now + 86400 * 3 + 60)
+    token = rsa_key().sign(claims)
+    code, out, _ = run(capsys, "decode", token)
+    assert code == 0
+    assert "hours ago)" in out and "(in 3 days" in out
+    assert " s ago" not in out and not any(line.endswith(" s)") for line in out.splitlines())

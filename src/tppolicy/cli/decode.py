@@ -70,6 +70,23 @@ def _times(claims: dict[str, Any]) -> str:
             continue
         stamp = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(value))
         delta = int(value - now)
-        relative = f"in {delta} s" if delta >= 0 else f"{-delta} s ago"
+        relative = f"in {in_words(delta)}" if delta >= 0 else f"{in_words(-delta)} ago"
         lines.append(f"{label:>10}: {stamp} ({relative})")
     return "\n".join(lines)
+
+
+_UNITS = (("year", 365 * 86400), ("day", 86400), ("hour", 3600), ("minute", 60),
+          ("second", 1))
+
+
+def in_words(seconds: int) -> str:
+    """A duration in words, its two largest units: "4 minutes 10 seconds", "2 days 3 hours"."""
+    parts: list[str] = []
+    rest = abs(seconds)
+    for name, size in _UNITS:
+        count, rest = divmod(rest, size)
+        if count and len(parts) < 2:
+            parts.append(f"{count} {name}{'s' if count != 1 else ''}")
+        elif parts:
+            break  # "1 hour 5 seconds" would skip the minutes: stop at the first gap
+    return " ".join(parts) or "0 seconds"
