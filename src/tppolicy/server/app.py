@@ -125,7 +125,10 @@ def create_app(index: Index, *, reload: bool = True, demo: Demo | None = None) -
         try:
             answer = await run_in_threadpool(index.mint, body)
         except Exception as exc:  # the replay store (Redis) or the database is down
-            log.exception("mint-token failed")
+            if isinstance(exc, DatabaseUnavailable):  # an outage: one line, no traceback
+                log.warning("mint-token failed: %s", exc)
+            else:
+                log.exception("mint-token failed")
             index.metrics.decision("server-error", None)
             return JSONResponse({"message": "Token request failed", "errors": [
                 {"code": "server-error", "description": f"the index cannot mint now "
@@ -291,6 +294,8 @@ async def _follow(index: Index) -> None:
         await asyncio.sleep(index.reload_interval)
         try:
             await run_in_threadpool(index.sync)
+        except DatabaseUnavailable as exc:
+            log.warning("cannot reload the publishers: %s", exc)
         except Exception:
             log.exception("cannot reload the publishers")
 

@@ -36,6 +36,7 @@ from tppolicy.decide.index import Record
 from tppolicy.errors import ConfigError
 
 from .auth import CREDENTIAL_TTL, AuthFailure, authenticate, new_credential
+from .database import DatabaseUnavailable
 from .metrics import Metrics
 from .names import (
     check_filename,
@@ -211,6 +212,8 @@ class Index:
         def changed() -> None:
             try:
                 self.sync(force=True)
+            except DatabaseUnavailable as exc:
+                log.warning("cannot reload the publishers: %s", exc)
             except Exception:
                 log.exception("cannot reload the publishers")
 
