@@ -30,6 +30,7 @@ import yaml
 from jsonschema import Draft202012Validator, ValidationError
 from jsonschema.validators import extend
 
+from tppolicy.decide.names import canonicalize_name
 from tppolicy.errors import ConfigError, Diagnostic, Span
 from tppolicy.language.ast import FieldDecl, Provider
 from tppolicy.readers.yaml import YamlDocument, compose_yaml, construct_scalar
@@ -800,11 +801,6 @@ class _Renderer:
 
 
 # ------------------------------------------------------------------------ checks
-def _normalize(name: str) -> str:
-    """PEP 503 normalization."""
-    return re.sub(r"[-_.]+", "-", name).lower()
-
-
 def _semantic_checks(ctx: _Context, data: Any, root: _Loc,
                      registered_issuers: Mapping[str, str]) -> None:
     entries = data.get("publishers") if isinstance(data, dict) else None
@@ -830,7 +826,7 @@ def _semantic_checks(ctx: _Context, data: Any, root: _Loc,
             for j, project in enumerate(projects):
                 if not isinstance(project, str):
                     continue
-                key = _normalize(project)
+                key = canonicalize_name(project)
                 if key in seen:
                     first = projects[seen[key]]
                     same = "" if first == project else (

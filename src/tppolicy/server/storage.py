@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -22,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tppolicy.decide.engine import ultranormalize_name
+from tppolicy.decide.names import canonicalize_name, ultranormalize_name
 
 from .database import Database, SQLiteDatabase, Tx, open_database
 from .migrations import migrate
@@ -33,12 +32,11 @@ _FILE_COLUMNS = ("filename, project, version, filetype, requires_python, sha256,
                  "uploaded, uploaded_by, metadata_sha256")
 
 CREDENTIAL_PURGE_AFTER = 24 * 3600  # expired credentials are kept a day (as PyPI), then purged
-_NORMALIZE = re.compile(r"[-_.]+")
 
 
 def normalize(name: str) -> str:
     """PEP 503: the one spelling of a project name in URLs and lookups."""
-    return _NORMALIZE.sub("-", name).lower()
+    return canonicalize_name(name)
 
 
 def hash_credential(credential: str) -> str:

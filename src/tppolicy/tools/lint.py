@@ -20,6 +20,7 @@ from typing import Any
 import yaml
 
 from tppolicy.decide.load import compile_publishers_text
+from tppolicy.decide.names import canonicalize_name, ultranormalize_name
 from tppolicy.errors import ConfigError, Diagnostic, PolicyCheckError, Span
 from tppolicy.language import ast as A
 from tppolicy.language.bind import bind_rules, fold
@@ -130,17 +131,8 @@ class Finding:
 
 
 # ------------------------------------------------------------------ normalization
-def pep503(name: str) -> str:
-    """PEP 503 normalization: the name under which an index stores a project."""
-    return re.sub(r"[-_.]+", "-", name).lower()
-
-
-_ULTRA = str.maketrans({"l": "1", "i": "1", "o": "0"})
-
-
-def ultranormalize(name: str) -> str:
-    """PyPI's `ultranormalize_name`: names too similar to be told apart are equal."""
-    return re.sub(r"[-_.]", "", name.lower()).translate(_ULTRA)
+pep503 = canonicalize_name  # PEP 503: the name under which an index stores a project
+ultranormalize = ultranormalize_name  # PyPI's: names too similar to be told apart are equal
 
 
 # ------------------------------------------------------------------------ model
