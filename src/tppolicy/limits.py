@@ -1,5 +1,5 @@
-"""Limits and defaults of token verification, in a module light enough for the CLI's
-option parsing (the verifier itself loads cryptography and PyJWT)."""
+"""Limits and defaults of token verification and decisions, in a module light enough for
+the CLI's option parsing (the verifier itself loads cryptography and PyJWT)."""
 
 MAX_TOKEN_BYTES = 8 * 1024
 DEFAULT_LEEWAY = 30
@@ -15,3 +15,19 @@ MAX_WORKFLOW_BYTES = 1024 * 1024
 # hundred characters; longer patterns and values are refused, so a check's cost has a ceiling.
 MAX_GLOB_PATTERN = 1024
 MAX_GLOB_TEXT = 4096
+
+# The longest lifetime (exp - iat, seconds) a token may have. GitHub's and Google's live
+# minutes to an hour, GitLab's live as long as the job's timeout (one hour by default);
+# 24 hours covers every provider's default with room. A token claiming longer is refused
+# as `invalid-token` (code "lifetime"); raise it (Verifier/Engine `max_lifetime`) for
+# GitLab jobs with longer timeouts.
+MAX_TOKEN_LIFETIME = 24 * 3600
+# exp, iat and nbf must lie in [0, MAX_TIMESTAMP]: the year 9999, far inside a 64-bit
+# integer (SQLite's) and inside the integers a JSON double holds exactly.
+MAX_TIMESTAMP = 253402300799
+
+# A refused token is explained against publishers sharing its identity (at most
+# NEAR_MISSES of them); when none does, against every publisher of its provider if there
+# are at most NEAR_MISS_SCAN (for the operator: such a near miss is not disclosed).
+NEAR_MISSES = 20
+NEAR_MISS_SCAN = 200

@@ -24,7 +24,7 @@ from jwt.algorithms import get_default_algorithms
 
 from tppolicy.errors import Diagnostic, TppolicyError
 from tppolicy.language.ops import describe_type
-from tppolicy.limits import DEFAULT_LEEWAY, MAX_TOKEN_BYTES
+from tppolicy.limits import DEFAULT_LEEWAY, MAX_TIMESTAMP, MAX_TOKEN_BYTES, MAX_TOKEN_LIFETIME
 from tppolicy.token.keys import FetchError, KeyCache
 
 CODES: dict[str, str] = {
@@ -44,6 +44,8 @@ CODES: dict[str, str] = {
     "expired": "'exp' is in the past (beyond the leeway)",
     "not-yet-valid": "'nbf' is in the future (beyond the leeway)",
     "issued-in-future": "'iat' is in the future (beyond the leeway)",
+    "lifetime": "'exp' minus 'iat' is longer than any provider's tokens live, or a time is "
+                "out of range",
     "audience": "'aud' is not the single string expected",
     "replayed": "the token's 'jti' was already used",
 }
@@ -233,13 +235,16 @@ class Verifier:
     """Checks signature, header and registered claims of tokens for known issuers.
 
     `issuers` maps each trusted `iss` to its provider; `algorithms` gives each
-    provider's allow-list (from its provider file). Thread-safe.
+    provider's allow-list (from its provider file). A token living longer than
+    `max_lifetime` seconds (`exp - iat`), or with a time outside [0, MAX_TIMESTAMP], is
+    refused (code "lifetime"). Thread-safe.
     """
 
     def __init__(self, *, issuers: Mapping[str, str], algorithms: Mapping[str, tuple[str, ...]],
                  keys: KeyCache, audience: str = "pypi", leeway: float = DEFAULT_LEEWAY,
                  max_bytes: int = MAX_TOKEN_BYTES,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time,
+                 max_lifetime: float = MAX_TOKEN_LIFETIME) -> None:
         self.issuers = dict(issuers)
         self.algorithms = {name: frozenset(a for a in algs if a in _ALGORITHMS
                                            and not a.startswith("HS") and a != "none")
@@ -249,14 +254,17 @@ class Verifier:
         self.leeway = leeway
         self.max_bytes = max_bytes
         self.clock = clock
+        self.max_lifetime = max_lifetime
 
     @classmethod
     def for_policy(cls, policy: _PolicyLike, *, keys: KeyCache, audience: str = "pypi",
                    leeway: float = DEFAULT_LEEWAY, max_bytes: int = MAX_TOKEN_BYTES,
-                   clock: Callable[[], float] = time.time) -> Verifier:
+                   clock: Callable[[], float] = time.time,
+                   max_lifetime: float = MAX_TOKEN_LIFETIME) -> Verifier:
+        """A verifier for a policy's issuers, with its providers' algorithms."""
         algorithms = {name: p.ast.algorithms or ("RS256",) for name, p in policy.providers.items()}
         return cls(issuers=policy.issuers, algorithms=algorithms, keys=keys, audience=audience,
-                   leeway=leeway, max_bytes=max_bytes, clock=clock)
+                   leeway=leeway, max_bytes=max_bytes, clock=clock, max_lifetime=max_lifetime)
 
     def verify(self, token: object) -> VerifiedToken:
         parts = _segments(token, self.max_bytes)
@@ -273,8 +281,10 @@ class Verifier:
         assert isinstance(issuer, str)
         provider = self.issuers.get(issuer)
         if provider is None:
-            raise TokenError("unknown-issuer", f"unknown issuer {issuer!r}",
-                             expected=sorted(self.issuers), actual=issuer)
+            known = sorted(self.issuers)
+            raise TokenError("unknown-issuer", f"unknown issuer {issuer!r}: no provider trusts "
+                             f"it (known issuers: {', '.join(known)})", expected=known,
+                             actual=issuer)
         alg = header.alg
         if alg not in self.algorithms.get(provider, ()):
             allowed = sorted(self.algorithms.get(provider, ()))
@@ -309,8 +319,8 @@ class Verifier:
         jti, sub = get("jti"), get("sub")
         # The usual token passes these tests at once; the slow path says what is wrong.
         if (exp.__class__ is int and iat.__class__ is int and now < exp + leeway
-                and iat <= now + leeway
-                and (nbf is None or (nbf.__class__ is int and nbf <= now + leeway))
+                and 0 <= iat <= now + leeway and exp - iat <= self.max_lifetime
+                and (nbf is None or (nbf.__class__ is int and 0 <= nbf <= now + leeway))
                 and audience.__class__ is str and audience == self.audience
                 and (jti is None or jti.__class__ is str)
                 and (sub is None or sub.__class__ is str)):
@@ -329,6 +339,16 @@ class Verifier:
                                  "expected an integer (seconds since 1970)", actual=value)
         assert isinstance(exp, int)
         assert isinstance(iat, int)
+        for name, value in (("exp", exp), ("iat", iat), ("nbf", nbf)):
+            if value is not None and not 0 <= value <= MAX_TIMESTAMP:
+                raise TokenError("lifetime", f"'{name}' is {value}, outside the range of "
+                                 f"times a token can have (0 to {MAX_TIMESTAMP})",
+                                 expected=f"0 <= {name} <= {MAX_TIMESTAMP}", actual=value)
+        if exp - iat > self.max_lifetime:
+            raise TokenError("lifetime", f"the token claims to live {_ago(exp - iat)} (exp - "
+                             f"iat); no provider issues tokens living longer than "
+                             f"{_ago(self.max_lifetime)}", expected=f"exp - iat <= "
+                             f"{self.max_lifetime:g}", actual=exp - iat)
         if now >= exp + self.leeway:
             raise TokenError("expired", f"the token expired {_ago(now - exp)} ago (leeway "
                              f"{self.leeway:g} s)", expected=f"exp > {int(now - self.leeway)}",
