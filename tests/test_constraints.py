@@ -279,7 +279,7 @@ def test_templates_agree_with_the_interpreter(case: tuple[str, dict[str, Any],
                                                          dict[str, Any] | None]) -> None:
     """The template (lazy claims, request values, hoisted patterns), each publisher's own
     compiled rules and the interpreter give the same verdict."""
-    from tppolicy.decide.policy import with_request
+    from tppolicy.decide.core import with_request
 
     name, claims, request = case
     policy = POLICIES[name]
@@ -288,7 +288,7 @@ def test_templates_agree_with_the_interpreter(case: tuple[str, dict[str, Any],
         expected = _required_and_rules(publisher.provider, publisher.rules, merged)
         compiled = compile_predicate(publisher.provider, publisher.rules)
         assert compiled(merged) is expected, publisher.label
-        template = policy._providers[publisher.provider.name].template
+        template = policy.decider.indexes[publisher.provider.name].template
         _, _, slots = template.derive(tuple(publisher.fields[f] for f in template.fields))
         assert template.predicate(merged, slots) is expected, publisher.label
 

@@ -219,14 +219,31 @@ def test_pending_lifecycle_end_to_end() -> None:
     assert again.projects == ("sampleproject-plugin",)
 
 
-def test_conversion_reuses_an_identical_normal_publisher() -> None:
+def test_a_pending_publisher_never_takes_a_token_from_a_normal_one() -> None:
+    """Issue 12 item 8: a pending publisher copying a normal publisher's identity took
+    its next exchange (PyPI looks pending publishers up first), scoping the victim's
+    credential to the copier's project."""
     engine = Engine(projects=Catalog())
-    existing = engine.add_publisher({**pending_row(), "pending_project": None,
-                                     "projects": ["other"]}, id="normal")
+    engine.add_publisher({**pending_row(), "pending_project": None, "projects": ["victim"]},
+                         id="normal", added_by="victim")
+    engine.add_publisher(pending_row(), id="squatter", added_by="mallory")
+    for _ in range(2):
+        result = engine.check_claims(PLUGIN)
+        assert result.allowed and not result.pending and result.action is None
+        assert result.publisher is not None and result.publisher.id == "normal"
+        assert result.projects == ("victim",)
+    assert engine.get("squatter") is not None  # never selected, never converted
+
+
+def test_conversion_reuses_an_identical_normal_publisher() -> None:
+    """A normal publisher identical to a pending one added after the pending one was
+    selected gains the project (as PyPI's reify)."""
+    engine = Engine(projects=Catalog())
     engine.add_publisher(pending_row(), id="pend")
     result = engine.check_claims(PLUGIN)
-    assert result.pending  # pending publishers are looked up first, as on PyPI
-    assert result.action is not None
+    assert result.pending and result.action is not None
+    existing = engine.add_publisher({**pending_row(), "pending_project": None,
+                                     "projects": ["other"]}, id="normal")
     converted = engine.convert_pending(result.action)
     assert converted.id == existing.id
     assert converted.projects == ("other", "sampleproject-plugin")

@@ -83,7 +83,8 @@ def test_an_empty_policy_denies(github_claims: dict[str, Any]) -> None:
     policy = tppolicy.compile_publishers_text("publishers: []\n")
     decision = policy.evaluate(github_claims)
     assert not decision.allowed
-    assert decision.reasons[0].message == "no github publisher is configured for this token"
+    assert decision.reasons[0].message == "valid token, but no corresponding github publisher"
+    assert decision.code == "invalid-publisher"
 
 
 def test_audience(example_policy: tppolicy.Policy, github_claims: dict[str, Any]) -> None:

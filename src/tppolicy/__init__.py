@@ -37,9 +37,9 @@ if TYPE_CHECKING:
         Engine,
         JsonLinesSink,
         ProjectCatalog,
-        ultranormalize_name,
     )
     from tppolicy.decide.index import Record as PublisherRecord
+    from tppolicy.decide.names import ultranormalize_name
     from tppolicy.token.keys import FetchError, HttpFetcher, KeyCache
     from tppolicy.token.replay import MemoryReplayStore, ReplayStore, SQLiteReplayStore
     from tppolicy.token.verify import CODES as TOKEN_ERROR_CODES
@@ -63,7 +63,7 @@ _LAZY = {
     "JsonLinesSink": ("decide.engine", "JsonLinesSink"),
     "ProjectCatalog": ("decide.engine", "ProjectCatalog"),
     "PublisherRecord": ("decide.index", "Record"),
-    "ultranormalize_name": ("decide.engine", "ultranormalize_name"),
+    "ultranormalize_name": ("decide.names", "ultranormalize_name"),
     "FetchError": ("token.keys", "FetchError"),
     "HttpFetcher": ("token.keys", "HttpFetcher"),
     "KeyCache": ("token.keys", "KeyCache"),

@@ -101,7 +101,7 @@ def _record(args: argparse.Namespace, policy: Policy, decision: Decision, token:
         raise output_error(args.record, exc) from None
     try:
         sink.write(decision_record(
-            time.time(), claims, provider, allowed=decision.allowed, error=None,
+            time.time(), claims, provider, allowed=decision.allowed, error=decision.code,
             publisher=decision.publisher, publisher_id=None, projects=decision.projects,
             pending=decision.pending, action=None, reasons=decision.reasons))
     finally:

@@ -1,13 +1,26 @@
-"""What an evaluation returns: the decision and, rule by rule, why."""
+"""What a decision is: allowed or not, for which publisher and projects, and, rule by
+rule, why. Every front (`Policy`, `Engine`, the CLI, the server) returns this one type
+(the engine wraps it with what a server needs: see `tppolicy.decide.engine.CheckResult`).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from tppolicy.token.verify import TokenError
+
+# PyPI's error codes for a refused exchange (warehouse/oidc/views.py).
+INVALID_PAYLOAD = "invalid-payload"
+INVALID_TOKEN = "invalid-token"
+INVALID_PUBLISHER = "invalid-publisher"
+INVALID_PENDING_PUBLISHER = "invalid-pending-publisher"
+INVALID_REUSE_TOKEN = "invalid-reuse-token"
+
+# Token refusals that PyPI answers with `invalid-payload` (the rest are `invalid-token`).
+_PAYLOAD_TOKEN_CODES = frozenset({"malformed", "token-too-large", "unknown-issuer"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,6 +35,7 @@ class RuleResult:
     code: str | None = None  # for a refused token: a stable code (see tppolicy.token.verify.CODES)
 
     def to_json(self) -> dict[str, Any]:
+        """The result as a JSON-ready mapping."""
         result = {"rule": self.rule, "passed": self.passed, "expected": self.expected,
                   "actual": self.actual, "message": self.message}
         if self.code is not None:
@@ -33,10 +47,13 @@ class RuleResult:
 class Decision:
     """Allowed or not, for which publisher and projects, and the reasons.
 
-    For a denial, `publisher` is None and `closest` names the publisher the token
-    came closest to matching (its `reasons` say what differed). `learned` holds the
-    values an allowed publisher learned from the token (trust on first use: the ids to
-    pin in it, by field name).
+    For a denial, `publisher` is None, `code` is PyPI's error code (`invalid-publisher`,
+    `invalid-token`, ...) and `closest` names the publisher the token came closest to
+    matching (its `reasons` say what differed). The decision keeps every rule's result
+    for the operator; `disclosed()` is what may be shown to the token's holder.
+    `learned` holds the values an allowed publisher learned from the token (trust on
+    first use: the ids to pin in it, by field name). `record` is the publisher chosen
+    (allowed, or the closest for a denial).
     """
 
     allowed: bool
@@ -49,12 +66,30 @@ class Decision:
     issuer: str | None = None
     notes: tuple[str, ...] = field(default=())
     learned: Mapping[str, Any] = field(default_factory=dict)
+    code: str | None = None
+    # The closest publisher shares the token's identity (repository, service account...),
+    # so the holder may be told how it differs (NuGet's rule: who else trusts what stays
+    # private).
+    shared: bool = False
+    # The publisher's `tppolicy.decide.index.Record` (typed loosely: the index builds
+    # decisions, so this module cannot name its type without an import cycle).
+    record: Any = field(default=None, compare=False, repr=False)
 
     @property
     def failed(self) -> tuple[RuleResult, ...]:
+        """The reasons that did not pass."""
         return tuple(r for r in self.reasons if not r.passed)
 
+    def disclosed(self) -> Decision:
+        """This decision as the token's holder may see it: a near miss is explained only
+        when the publisher shares the token's identity; otherwise the reasons say only
+        that no publisher corresponds."""
+        if self.allowed or self.closest is None or self.shared:
+            return self
+        return replace(self, closest=None, record=None, reasons=(no_publisher(self.provider),))
+
     def to_json(self) -> dict[str, Any]:
+        """The decision as a JSON-ready mapping (never the token)."""
         return {
             "allowed": self.allowed,
             "provider": self.provider,
@@ -65,10 +100,33 @@ class Decision:
             "closest_publisher": self.closest,
             "reasons": [r.to_json() for r in self.reasons],
             "notes": list(self.notes),
+            **({"code": self.code} if self.code is not None else {}),
             **({"learned": dict(self.learned)} if self.learned else {}),
         }
+
+
+def no_publisher(provider: str | None) -> RuleResult:
+    """The reason of a denial when no publisher (that may be named) corresponds."""
+    what = f"{provider} publisher" if provider else "publisher"
+    return RuleResult("publisher", False, None, None, f"valid token, but no corresponding {what}")
+
+
+def denial(provider: str | None, issuer: str | None, reasons: tuple[RuleResult, ...],
+           code: str) -> Decision:
+    """A denial without a closest publisher."""
+    return Decision(False, provider, None, (), False, reasons, issuer=issuer, code=code)
+
+
+def token_code(error: TokenError) -> str:
+    """PyPI's error code for a token the verifier refused."""
+    return INVALID_PAYLOAD if error.code in _PAYLOAD_TOKEN_CODES else INVALID_TOKEN
 
 
 def token_reason(error: TokenError) -> RuleResult:
     """A refused token as the reason of a denial, with the verifier's stable code."""
     return RuleResult("token", False, error.expected, error.actual, error.message, error.code)
+
+
+def token_denial(error: TokenError) -> Decision:
+    """The decision on a token the verifier refused."""
+    return denial(None, None, (token_reason(error),), token_code(error))

@@ -14,41 +14,40 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from tppolicy.decide.decision import Decision, RuleResult, token_reason
-from tppolicy.decide.index import ProviderIndex, Record
-from tppolicy.decide.policy import (
-    closest_record,
-    explain_miss,
-    learned_values,
-    missing_claims,
-    record_learns,
-    request_problem,
-    with_request,
+from tppolicy.decide.core import Decider
+from tppolicy.decide.core import publisher_id as new_publisher_id
+from tppolicy.decide.decision import (
+    INVALID_PAYLOAD,
+    INVALID_PENDING_PUBLISHER,
+    INVALID_PUBLISHER,
+    INVALID_REUSE_TOKEN,
+    INVALID_TOKEN,
+    Decision,
+    RuleResult,
 )
+from tppolicy.decide.index import Record
+from tppolicy.decide.names import ultranormalize_name
 from tppolicy.errors import ConfigError, Diagnostic, Span
 from tppolicy.language import ast as A
+from tppolicy.language.bind import bind_learns
 from tppolicy.language.check import PROJECT_NAME, CheckedProvider, did_you_mean
-from tppolicy.language.compile import compile_claims_side
 from tppolicy.language.ops import describe_type
-from tppolicy.limits import DEFAULT_LEEWAY, REPLAY_MARGIN
+from tppolicy.limits import DEFAULT_LEEWAY, MAX_TOKEN_LIFETIME
 from tppolicy.token.keys import KeyCache
 from tppolicy.token.replay import MemoryReplayStore, ReplayStore
-from tppolicy.token.verify import TokenError, VerifiedToken, Verifier
+from tppolicy.token.verify import Verifier
+
+__all__ = [
+    "INVALID_PAYLOAD", "INVALID_PENDING_PUBLISHER", "INVALID_PUBLISHER", "INVALID_REUSE_TOKEN",
+    "INVALID_TOKEN", "CheckResult", "CreateProject", "DecisionSink", "Engine", "JsonLinesSink",
+    "ProjectCatalog", "decision_record", "run_claim_names", "ultranormalize_name"]
 
 PENDING_TTL = 30 * 24 * 3600  # PyPI deletes pending publishers after 30 days
-NEAR_MISSES = 20  # publishers explained at most for one refused token
 LEARNS_MEMO_SIZE = 4096
-
-# PyPI's error codes for a refused exchange (warehouse/oidc/views.py).
-INVALID_PAYLOAD = "invalid-payload"
-INVALID_TOKEN = "invalid-token"
-INVALID_PUBLISHER = "invalid-publisher"
-INVALID_PENDING_PUBLISHER = "invalid-pending-publisher"
-INVALID_REUSE_TOKEN = "invalid-reuse-token"
 
 # Claims recorded with a decision when the provider declares them: they identify the run
 # (never the token itself). The claims the provider's rules and keys read are added.
@@ -61,12 +60,6 @@ _PRINTABLE = re.compile(r"[ -~]*")
 
 def _shared(value: Any) -> Any:
     return sys.intern(value) if value.__class__ is str else value
-
-
-def ultranormalize_name(name: str) -> str:
-    """PyPI's name for 'too similar': `Foo-Bar`, `foobar` and `f00bar` are one."""
-    return (name.lower().replace(".", "").replace("_", "").replace("-", "")
-            .replace("l", "1").replace("i", "1").replace("o", "0"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,36 +75,79 @@ class CreateProject:
 
 @dataclass(frozen=True, slots=True)
 class CheckResult:
-    """The answer to one upload request.
+    """The answer to one upload request: the core's `Decision`, plus what a server needs
+    (the publisher's record, the project to create, the verified claims).
 
     `error` is PyPI's code for a refused exchange (`invalid-publisher`, ...).
-    `closest` names a near-miss publisher only when the token shares its identity
-    (repository, service account...): otherwise nothing is disclosed.
+    `decision` keeps every rule's result (for logs and decision records); `reasons`,
+    `closest` and `to_json()` are its disclosed view (`Decision.disclosed`), what the
+    token's holder may be told: a near miss is named only when the token shares its
+    identity (repository, service account...).
     """
 
-    allowed: bool
-    publisher: Record | None
-    projects: tuple[str, ...]
-    pending: bool
-    reasons: tuple[RuleResult, ...]
-    error: str | None = None
+    decision: Decision
     action: CreateProject | None = None
-    closest: str | None = None
     claims: Mapping[str, Any] | None = None  # the verified claims (check_token)
-    learned: Mapping[str, Any] = field(default_factory=dict)  # trust on first use
+
+    @property
+    def allowed(self) -> bool:
+        """Whether the token may publish."""
+        return self.decision.allowed
+
+    @property
+    def publisher(self) -> Record | None:
+        """The publisher that allowed the token (None for a denial)."""
+        return self.decision.record if self.decision.allowed else None
+
+    @property
+    def projects(self) -> tuple[str, ...]:
+        """The projects the token may publish to."""
+        return self.decision.projects
+
+    @property
+    def pending(self) -> bool:
+        """Whether a pending publisher decided."""
+        return self.decision.pending
+
+    @property
+    def reasons(self) -> tuple[RuleResult, ...]:
+        """The reasons the token's holder may be told (`decision.reasons` has all)."""
+        return self.decision.disclosed().reasons
+
+    @property
+    def error(self) -> str | None:
+        """PyPI's error code of a refusal."""
+        return self.decision.code
+
+    @property
+    def closest(self) -> str | None:
+        """The closest publisher, when the token's holder may be told (see `reasons`)."""
+        return self.decision.disclosed().closest
+
+    @property
+    def learned(self) -> Mapping[str, Any]:
+        """Values learned from an allowed token (trust on first use)."""
+        return self.decision.learned
+
+    def disclosed(self) -> Decision:
+        """The decision as the token's holder may see it (see `Decision.disclosed`)."""
+        return self.decision.disclosed()
 
     def to_json(self) -> dict[str, Any]:
+        """The answer as a JSON-ready mapping, as the token's holder may see it."""
+        shown = self.decision.disclosed()
+        publisher = self.publisher
         result = {
             "allowed": self.allowed,
-            "publisher": self.publisher.label if self.publisher else None,
-            "publisher_id": self.publisher.id if self.publisher else None,
+            "publisher": publisher.label if publisher else None,
+            "publisher_id": publisher.id if publisher else None,
             "projects": list(self.projects),
             "pending": self.pending,
             "error": self.error,
             "action": {"create_project": self.action.project,
                        "pending_id": self.action.pending_id} if self.action else None,
-            "closest_publisher": self.closest,
-            "reasons": [r.to_json() for r in self.reasons],
+            "closest_publisher": shown.closest,
+            "reasons": [r.to_json() for r in shown.reasons],
         }
         if self.learned:
             result["learned"] = dict(self.learned)
@@ -218,7 +254,8 @@ class Engine:
                  projects: ProjectCatalog | None = None, records: DecisionSink | None = None,
                  pending_ttl: float = PENDING_TTL, leeway: float = DEFAULT_LEEWAY,
                  clock: Callable[[], float] = time.time,
-                 on_removed: Callable[[Record, str], None] | None = None) -> None:
+                 on_removed: Callable[[Record, str], None] | None = None,
+                 max_lifetime: float = MAX_TOKEN_LIFETIME) -> None:
         from tppolicy.language.providers import load_providers
 
         self.audience = audience
@@ -227,39 +264,22 @@ class Engine:
         # "voided" (a colliding project was created), "expired", "project-exists".
         self.on_removed = on_removed
         self.records = records
-        self.pending_ttl = pending_ttl
         self.clock = clock
         self.replay: ReplayStore = replay if replay is not None else MemoryReplayStore()
         self._providers_checked = dict(load_providers() if providers is None else providers)
-        self._registered = dict(issuers or {})
-        self._indexes: dict[str, ProviderIndex] = {}
-        self._issuers: dict[str, ProviderIndex] = {}
-        self._identity: dict[str, dict[tuple[Any, ...], tuple[Record, ...]]] = {}
-        self._identity_of: dict[str, Callable[[Mapping[str, Any]], tuple[Any, ...]]] = {}
-        self._readers: dict[str, _RowReader] = {}
-        for name, provider in self._providers_checked.items():
-            index = ProviderIndex(provider)
-            self._indexes[name] = index
-            self._identity[name] = {}
-            identity_keys = [k for k in provider.keys if k.identity]
-            self._identity_of[name] = compile_claims_side(provider, identity_keys)
-            self._readers[name] = _RowReader(provider)
-            for issuer in provider.issuers:
-                self._issuers.setdefault(issuer, index)
-        for issuer, name in self._registered.items():
-            index_for = self._indexes.get(name)
-            if index_for is None or not index_for.checked.ast.custom_issuers:
-                raise ConfigError([Diagnostic(f"issuer {issuer} cannot be registered for "
-                                              f"'{name}': not a provider allowing custom "
-                                              "issuers")])
-            self._issuers.setdefault(issuer, index_for)
+        self._core = Decider(self._providers_checked, issuers,
+                             pending_ttl=pending_ttl or None, clock=clock,
+                             on_expired=self._expire)
+        self._registered = self._core.registered
+        self._indexes = self._core.indexes
+        self._readers = {name: _RowReader(p) for name, p in self._providers_checked.items()}
         self.verifier = Verifier(
-            issuers={i: p.checked.name for i, p in self._issuers.items()},
+            issuers={i: p.checked.name for i, p in self._core.issuers.items()},
             algorithms={n: p.ast.algorithms or ("RS256",)
                         for n, p in self._providers_checked.items()},
-            keys=keys or KeyCache(), audience=audience, leeway=leeway, clock=clock)
+            keys=keys or KeyCache(), audience=audience, leeway=leeway, clock=clock,
+            max_lifetime=max_lifetime)
         self._records: dict[str, Record] = {}
-        self._learns: dict[str, tuple[Any, ...]] = {}  # record id -> its bound learn items
         # (provider, values of the fields its learn items read) -> the bound items: most
         # publishers share them (trust on first use off), and binding is an AST rewrite.
         self._learns_memo: dict[tuple[Any, ...], tuple[A.Learn, ...]] = {}
@@ -272,6 +292,20 @@ class Engine:
                 self.load_publishers_file(publishers)
             else:
                 self.add_publishers(publishers)
+
+    @property
+    def pending_ttl(self) -> float:
+        """Seconds a pending publisher lives (0: for ever)."""
+        return self._core.pending_ttl or 0
+
+    @pending_ttl.setter
+    def pending_ttl(self, seconds: float) -> None:
+        self._core.pending_ttl = seconds or None
+
+    @property
+    def decider(self) -> Decider:
+        """The decision core this engine fronts."""
+        return self._core
 
     # ------------------------------------------------------------ publishers
     def __len__(self) -> int:
@@ -325,19 +359,24 @@ class Engine:
                                for d in problems])
         with self._lock:
             for record in prepared:
+                record.id = new_publisher_id(record.name, self._records, self._ids)
                 self._insert(record)
         return prepared
 
     def add_publisher(self, row: Mapping[str, Any], *, id: str | None = None,
                       added_by: str | None = None, created: float | None = None) -> Record:
-        """Add one publisher (a server row); `id` defaults to a new one. Replaces the
-        publisher with the same id, if any."""
+        """Add one publisher (a server row); `id` defaults to a new one (its name when no
+        other publisher has that id). Replaces the publisher with the same `id`, if any,
+        atomically: a check made meanwhile sees the old publisher or the new one."""
         record = self._record(row, "publisher", id, added_by, created)
         with self._lock:
+            if id is None:
+                record.id = new_publisher_id(record.name, self._records, self._ids)
             old = self._records.get(record.id)
-            if old is not None:
-                self._delete(old)
-            self._insert(record)
+            if old is None:
+                self._insert(record)
+            else:
+                self._replace(old, record)
         return record
 
     def remove_publisher(self, publisher_id: str) -> Record | None:
@@ -387,31 +426,27 @@ class Engine:
         except Exception as exc:
             raise ConfigError([Diagnostic(f"cannot compute the lookup keys: {exc}",
                                           path=where)]) from None
-        identifier = publisher_id or (display if display and display not in self._records
-                                      else f"p{next(self._ids)}")
-        return Record(identifier, index.checked.name, display,
-                      tuple(projects or ()) if pending is None else (), pending, values, key,
-                      prefer,
-                      slots, template.predicate, None, added_by,
-                      self.clock() if created is None else created)
-
-    def _identity_key(self, record: Record) -> tuple[Any, ...]:
-        provider = self._indexes[record.provider].checked
-        return tuple(value for key, value in zip(provider.keys, record.key, strict=True)
-                     if key.identity)
+        record = Record(publisher_id or "", index.checked.name, display,
+                        tuple(projects or ()) if pending is None else (), pending, values, key,
+                        prefer, slots, template.predicate, None, added_by,
+                        self.clock() if created is None else created)
+        record.learns = self._bound_learns(record)
+        return record
 
     def _insert(self, record: Record) -> None:
         self._records[record.id] = record
-        learns = self._bound_learns(record)
-        if learns:
-            self._learns[record.id] = learns
-        self._indexes[record.provider].add(record)
-        identity = self._identity[record.provider]
-        key = self._identity_key(record)
-        identity[key] = (*identity.get(key, ()), record)
+        self._core.add(record)
         if record.pending_project is not None:
             self._pending_names.setdefault(ultranormalize_name(record.pending_project),
                                            set()).add(record.id)
+
+    def _replace(self, old: Record, new: Record) -> None:
+        self._records[new.id] = new
+        self._core.replace(old, new)
+        self._forget_pending_name(old)
+        if new.pending_project is not None:
+            self._pending_names.setdefault(ultranormalize_name(new.pending_project),
+                                           set()).add(new.id)
 
     def _bound_learns(self, record: Record) -> tuple[A.Learn, ...]:
         provider = self._indexes[record.provider].checked
@@ -426,27 +461,25 @@ class Engine:
         try:
             learns = self._learns_memo.get(key)
         except TypeError:  # an unhashable value: bind it alone
-            return record_learns(provider, record)
+            return bind_learns(provider.learns, record.field_values(provider))
         if learns is None:
-            learns = record_learns(provider, record)
+            learns = bind_learns(provider.learns, record.field_values(provider))
             if len(self._learns_memo) < LEARNS_MEMO_SIZE:
                 self._learns_memo[key] = learns
         return learns
 
     def _delete(self, record: Record) -> None:
         del self._records[record.id]
-        self._learns.pop(record.id, None)
-        self._indexes[record.provider].remove(record)
-        identity = self._identity[record.provider]
-        key = self._identity_key(record)
-        kept = tuple(r for r in identity.get(key, ()) if r is not record)
-        if kept:
-            identity[key] = kept
-        else:
-            identity.pop(key, None)
+        self._core.remove(record)
+        self._forget_pending_name(record)
+
+    def _forget_pending_name(self, record: Record) -> None:
         if record.pending_project is not None:
-            ids = self._pending_names.get(ultranormalize_name(record.pending_project), set())
-            ids.discard(record.id)
+            ids = self._pending_names.get(ultranormalize_name(record.pending_project))
+            if ids is not None:
+                ids.discard(record.id)
+                if not ids:
+                    del self._pending_names[ultranormalize_name(record.pending_project)]
 
     # -------------------------------------------------------- pending publishers
     def convert_pending(self, action: CreateProject) -> Record:
@@ -464,10 +497,10 @@ class Engine:
                          if r.fields == pending.fields), None)
             if twin is not None:
                 converted = twin.replace(projects=(*twin.projects, action.project))
-                self._delete(twin)
+                self._replace(twin, converted)
             else:
                 converted = pending.replace(projects=(action.project,), pending_project=None)
-            self._insert(converted)
+                self._insert(converted)
             self.project_created(action.project, created_by=pending.added_by)
             return converted
 
@@ -500,133 +533,61 @@ class Engine:
             with contextlib.suppress(Exception):  # the server's bookkeeping cannot deny
                 self.on_removed(record, why)
 
+    def _expire(self, record: Record) -> None:
+        """A pending publisher past `pending_ttl` that a token selected: as if gone."""
+        with self._lock:
+            if self._records.get(record.id) is record:
+                self._delete(record)
+            else:  # replaced or removed meanwhile: make sure the old record is out
+                self._core.remove(record)
+        self._removed(record, "expired")
+
     # ---------------------------------------------------------------- checks
     def check_token(self, token: object,
                     request: Mapping[str, Any] | None = None) -> CheckResult:
         """Verify a compact JWT and decide; an allowed token's `jti` is then used up.
         `request` gives the values rules read as `request.NAME` (the version uploaded)."""
-        try:
-            verified = self.verifier.verify(token)
-        except TokenError as exc:
-            code = INVALID_PAYLOAD if exc.code in ("malformed", "token-too-large",
-                                                   "unknown-issuer") else INVALID_TOKEN
-            result = CheckResult(False, None, (), False, (token_reason(exc),), error=code)
-            self._write(result, None, None)
-            return result
-        result = self._decide(verified.claims, verified.issuer, self._issuers[verified.issuer],
-                              request)
-        result = self._use_jti(result, verified)
-        self._write(result, verified.claims, verified.provider)
-        return result
+        projects = self.projects
+        decision, verified = self._core.decide_token(
+            token, self.verifier, self.replay, request=request,
+            exists=projects.exists if projects is not None else None)
+        return self._answer(decision, verified.claims if verified is not None else None)
 
     def check_claims(self, claims: object,
                      request: Mapping[str, Any] | None = None) -> CheckResult:
         """Decide on decoded claims (already verified by the caller); checks iss and aud."""
-        mapping: Mapping[str, Any] | None = claims if isinstance(claims, Mapping) else None
-        try:
-            if mapping is None:
-                raise TypeError(f"claims must be a mapping, not {describe_type(claims)}")
-            issuer = mapping.get("iss")
-            index = self._issuers.get(issuer) if isinstance(issuer, str) else None
-            if index is None or not isinstance(issuer, str):
-                reason = RuleResult("iss", False, sorted(self._issuers), issuer,
-                                    f"unknown issuer {issuer!r}")
-                result = CheckResult(False, None, (), False, (reason,), error=INVALID_PAYLOAD)
-            elif mapping.get("aud") != self.audience or not isinstance(mapping.get("aud"), str):
-                reason = RuleResult("aud", False, self.audience, mapping.get("aud"),
-                                    f"audience {mapping.get('aud')!r} is not {self.audience!r}")
-                result = CheckResult(False, None, (), False, (reason,), error=INVALID_TOKEN)
-            else:
-                result = self._decide(mapping, issuer, index, request)
-        except Exception as exc:  # fail closed, whatever the input did
-            result = CheckResult(False, None, (), False, (RuleResult(
-                "claims", False, None, None, f"cannot evaluate these claims: {exc}"),),
-                error=INVALID_PAYLOAD)
-        provider = result.publisher.provider if result.publisher else None
-        self._write(result, mapping, provider)
+        projects = self.projects
+        decision = self._core.decide(claims, audience=self.audience, request=request,
+                                     exists=projects.exists if projects is not None else None)
+        return self._answer(decision, claims if isinstance(claims, Mapping) else None)
+
+    def _answer(self, decision: Decision, claims: Mapping[str, Any] | None) -> CheckResult:
+        record = decision.record
+        if decision.allowed:
+            assert record is not None
+            action = None
+            if record.pending_project is not None:
+                action = CreateProject(record.pending_project, record.id, record.added_by)
+            result = CheckResult(decision, action, claims)
+        else:
+            result = CheckResult(decision, None, claims)
+            if decision.code == INVALID_PENDING_PUBLISHER and record is not None:
+                # PyPI: the pending publisher of a project that exists is deleted.
+                with self._lock:
+                    gone = self._records.get(record.id) is record
+                    if gone:
+                        self._delete(record)
+                if gone:
+                    self._removed(record, "project-exists")
+        if self.records is not None:
+            self._write(result, claims)
         return result
 
-    def _decide(self, claims: Mapping[str, Any], issuer: str, index: ProviderIndex,
-                request: Mapping[str, Any] | None = None) -> CheckResult:
-        decided = claims
-        if request is not None:
-            problem = request_problem(request)
-            if problem is not None:
-                return CheckResult(False, None, (), False, (problem,), error=INVALID_PAYLOAD,
-                                   claims=claims)
-            decided = with_request(claims, request)  # only the rules see the merged mapping
-        allowed, refused = index.select(decided)
-        if allowed is not None and allowed.pending_project is not None:
-            if self.pending_ttl and self.clock() - allowed.created > self.pending_ttl:
-                if self.remove_publisher(allowed.id) is not None:  # expired: as if gone
-                    self._removed(allowed, "expired")
-                return self._decide(claims, issuer, index, request)
-            return self._first_use(allowed, claims)
-        if allowed is not None:
-            learns = self._learns.get(allowed.id) if self._learns else None
-            learned = learned_values(learns, index.checked, decided) if learns else {}
-            return CheckResult(True, allowed, allowed.projects, False, (), claims=claims,
-                               learned=learned)
-        reasons, closest = self._explain_refusal(decided, index, refused)
-        return CheckResult(False, None, (), False, reasons, error=INVALID_PUBLISHER,
-                           closest=closest, claims=claims)
-
-    def _first_use(self, pending: Record, claims: Mapping[str, Any]) -> CheckResult:
-        project = pending.pending_project
-        assert project is not None
-        if self.projects is not None and self.projects.exists(project):
-            # PyPI: the pending publisher is deleted and the request fails; it does not
-            # fall through to normal publishers.
-            if self.remove_publisher(pending.id) is not None:
-                self._removed(pending, "project-exists")
-            reason = RuleResult("pending_project", False, None, project,
-                                f"valid token, but project {project!r} already exists")
-            return CheckResult(False, None, (), True, (reason,),
-                               error=INVALID_PENDING_PUBLISHER, claims=claims)
-        action = CreateProject(project, pending.id, pending.added_by)
-        return CheckResult(True, pending, (project,), True, (), action=action, claims=claims)
-
-    def _explain_refusal(self, claims: Mapping[str, Any], index: ProviderIndex,
-                         refused: Record | None) -> tuple[tuple[RuleResult, ...], str | None]:
-        """Why no publisher took the token, disclosing only publishers that share the
-        token's identity (NuGet's rule: who else trusts what stays private)."""
-        provider = index.checked
-        if not index.required(claims):
-            return tuple(missing_claims(provider, claims)), None
-        if refused is None:
-            try:
-                same = self._identity[provider.name].get(
-                    self._identity_of[provider.name](claims), ())
-            except Exception:
-                same = ()
-            refused = closest_record(index, same[:NEAR_MISSES], claims) if same else None
-        if refused is None:
-            return (RuleResult("publisher", False, None, None,
-                               f"valid token, but no corresponding {provider.name} publisher"),
-                    ), None
-        return tuple(explain_miss(index, refused, claims)), refused.label
-
-    def _use_jti(self, result: CheckResult, verified: VerifiedToken) -> CheckResult:
-        jti = verified.claims.get("jti")
-        if not result.allowed or not isinstance(jti, str):
-            return result
-        expires = int(verified.claims["exp"] + self.verifier.leeway + REPLAY_MARGIN)
-        if self.replay.claim(f"{verified.issuer}/{jti}", expires):
-            return result
-        reason = RuleResult("token", False, None, jti, f"the token was already used (jti "
-                            f"{jti!r})", "replayed")
-        return CheckResult(False, None, (), False, (reason,), error=INVALID_REUSE_TOKEN,
-                           claims=verified.claims)
-
     # --------------------------------------------------------------- records
-    def _write(self, result: CheckResult, claims: Mapping[str, Any] | None,
-               provider: str | None) -> None:
+    def _write(self, result: CheckResult, claims: Mapping[str, Any] | None) -> None:
         if self.records is None:
             return
-        issuer = claims.get("iss") if claims is not None else None
-        if provider is None and isinstance(issuer, str):
-            index = self._issuers.get(issuer)
-            provider = index.checked.name if index else None
+        provider = result.decision.provider
         checked = self._providers_checked.get(provider) if provider else None
         record = decision_record(
             self.clock(), claims, checked, allowed=result.allowed, error=result.error,
@@ -681,11 +642,3 @@ def _claims_of(expr: Any) -> set[str]:
     from tppolicy.language.ast import claims_read
 
     return claims_read(expr)
-
-
-def decision_of(result: CheckResult) -> Decision:
-    """The engine's answer in the shape `Policy.evaluate` gives (for the CLI)."""
-    publisher = result.publisher
-    return Decision(result.allowed, publisher.provider if publisher else None,
-                    publisher.label if publisher else None, result.projects, result.pending,
-                    result.reasons, closest=result.closest, learned=result.learned)

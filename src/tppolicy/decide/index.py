@@ -47,7 +47,7 @@ class Record:
     compiled for it alone.
     """
 
-    __slots__ = ("_decisions", "added_by", "created", "fields", "id", "key", "name",
+    __slots__ = ("_decisions", "added_by", "created", "fields", "id", "key", "learns", "name",
                  "pending_project", "predicate", "prefer", "projects", "provider", "rules",
                  "slots")
 
@@ -55,7 +55,7 @@ class Record:
                  pending_project: str | None, fields: tuple[Any, ...], key: tuple[Any, ...],
                  prefer: tuple[Any, ...], slots: tuple[Any, ...], predicate: TemplatePredicate,
                  rules: tuple[A.Rule, ...] | None = None, added_by: str | None = None,
-                 created: float = 0.0) -> None:
+                 created: float = 0.0, learns: tuple[A.Learn, ...] = ()) -> None:
         self.id = id
         self.provider = provider
         self.name = name
@@ -69,6 +69,9 @@ class Record:
         self.rules = rules  # own rules (publisher blocks), else the provider's template
         self.added_by = added_by
         self.created = created
+        # The `learn` items bound with this publisher's fields (trust on first use):
+        # set before the record is indexed, never after.
+        self.learns = learns
         self._decisions: dict[str, Decision] | None = None
 
     def __repr__(self) -> str:
@@ -77,7 +80,7 @@ class Record:
     def replace(self, **changes: Any) -> Record:
         values = {name: getattr(self, name) for name in (
             "id", "provider", "name", "projects", "pending_project", "fields", "key", "prefer",
-            "slots", "predicate", "rules", "added_by", "created")}
+            "slots", "predicate", "rules", "added_by", "created", "learns")}
         values.update(changes)
         return Record(**values)
 
@@ -116,7 +119,7 @@ class Record:
         decision = decisions.get(issuer)
         if decision is None:
             decision = Decision(True, self.provider, self.label, self.all_projects,
-                                self.pending, (), issuer=issuer)
+                                self.pending, (), issuer=issuer, record=self)
             decisions[issuer] = decision
         return decision
 
@@ -173,6 +176,23 @@ class ProviderIndex:
             self._count -= 1
             return True
 
+    def replace(self, old: Record, new: Record) -> None:
+        """Put `new` where `old` is, so that a reader sees one or the other at every
+        moment, never neither: in place when both share a bucket, else `new` is added
+        before `old` goes. `old` absent: `new` is added."""
+        same_bucket = old.pending == new.pending and bucket_key(old.key) == bucket_key(new.key)
+        with self._lock:
+            index = self.pending if new.pending else self.normal
+            key = bucket_key(new.key)
+            bucket = _records(index.get(key))
+            if same_bucket and any(r is old for r in bucket):
+                swapped = tuple(new if r is old else r for r in bucket)
+                index[key] = swapped if len(swapped) > 1 else swapped[0]
+                return
+            index[key] = (*bucket, new) if bucket else new
+            self._count += 1
+        self.remove(old)
+
     def bucket(self, key: tuple[Any, ...], pending: bool = False) -> tuple[Record, ...]:
         return _records((self.pending if pending else self.normal).get(bucket_key(key)))
 
@@ -200,14 +220,19 @@ class ProviderIndex:
         return None
 
     def select(self, claims: Mapping[str, Any]) -> tuple[Record | None, Record | None]:
-        """(the first candidate whose rules allow, the candidate chosen but refused)."""
+        """(the first candidate whose rules allow, the candidate chosen but refused).
+
+        Normal publishers are tried before pending ones (PyPI tries pending first): a
+        pending publisher never takes a token from an existing normal publisher, whoever
+        registered it (a pending publisher copying a victim's identity would otherwise
+        scope the victim's next credential to the copier's project)."""
         try:
             found, wanted = self.lookup(claims)
             key = bucket_key(found)
         except Exception:  # a key the token cannot give matches nothing
             return None, None
         refused: Record | None = None
-        for index in (self.pending, self.normal):  # pending first, as PyPI
+        for index in (self.normal, self.pending):
             if not index:
                 continue
             try:
@@ -219,6 +244,6 @@ class ProviderIndex:
                 continue
             if candidate.predicate(claims, candidate.slots):
                 return candidate, refused
-            if refused is None or refused.pending:
+            if refused is None:
                 refused = candidate
         return None, refused

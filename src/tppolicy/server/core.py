@@ -91,7 +91,8 @@ def upload_error(status: int, message: str) -> Answer:
 def describe_refusal(result: CheckResult) -> str:
     """The engine's reasons in PyPI's words, within the engine's disclosure rules
     (a near miss is named only to a token sharing the publisher's identity)."""
-    failed = [r for r in result.reasons if not r.passed]
+    shown = result.disclosed()
+    failed = [r for r in shown.reasons if not r.passed]
     details = "; ".join(f"{r.rule}: {r.message}" if r.message else r.rule for r in failed)
     if result.error == INVALID_PAYLOAD:
         if any(r.code == "unknown-issuer" for r in failed):
@@ -106,7 +107,7 @@ def describe_refusal(result: CheckResult) -> str:
             f" ({details})" if details else "")
     if len(failed) == 1 and failed[0].rule == "publisher" and failed[0].message:
         return failed[0].message  # "valid token, but no corresponding github publisher"
-    closest = f"closest publisher '{result.closest}': " if result.closest else ""
+    closest = f"closest publisher '{shown.closest}': " if shown.closest else ""
     return f"valid token, but no corresponding publisher ({closest}{details})"
 
 

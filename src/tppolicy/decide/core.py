@@ -1,0 +1,506 @@
+"""The one decision core: publishers indexed per provider, and the decision on a token's
+claims (or on a compact JWT, verified first).
+
+`Policy` (behind `tppolicy check`) and `Engine` (behind the server) are thin fronts over
+one `Decider`: they build its publisher records in their own way (a checked policy, or
+rows added while a server runs), then ask it. The order is PyPI's: the issuer selects
+the provider, the audience is checked, request values are checked, the lookup keys
+select the candidates, the first publisher whose rules allow decides (normal publishers
+before pending ones), and a refusal is explained against the closest publisher.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Container, Iterable, Iterator, Mapping, Sequence
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+from tppolicy.decide.decision import (
+    INVALID_PAYLOAD,
+    INVALID_PENDING_PUBLISHER,
+    INVALID_PUBLISHER,
+    INVALID_REUSE_TOKEN,
+    INVALID_TOKEN,
+    Decision,
+    RuleResult,
+    denial,
+    no_publisher,
+    token_denial,
+)
+from tppolicy.decide.index import ProviderIndex, Record
+from tppolicy.decide.reasons import Explainer, show
+from tppolicy.errors import ConfigError, Diagnostic
+from tppolicy.language import ast as A
+from tppolicy.language.check import CheckedProvider
+from tppolicy.language.compile import compile_claims_side, lookup_value
+from tppolicy.language.interpret import Interpreter, claim_value
+from tppolicy.language.ops import REQUEST_KEY, REQUEST_VALUES, EvalError, describe_type
+from tppolicy.language.texts import notes_for
+from tppolicy.limits import NEAR_MISS_SCAN, NEAR_MISSES, REPLAY_MARGIN
+
+if TYPE_CHECKING:
+    from tppolicy.token.replay import ReplayStore
+    from tppolicy.token.verify import VerifiedToken, Verifier
+
+_EXPIRED_RETRIES = 16  # expired pending publishers dropped in one decision, at most
+
+
+def registered_issuers(providers: Mapping[str, CheckedProvider],
+                       issuers: Mapping[str, str] | None) -> dict[str, str]:
+    """Issuers registered for providers that allow custom issuers (GitHub Enterprise,
+    self-managed GitLab...), checked: any other registration is a `ConfigError`."""
+    registered = dict(issuers or {})
+    problems = []
+    for issuer, name in registered.items():
+        provider = providers.get(name)
+        if provider is None or not provider.ast.custom_issuers:
+            allowing = sorted(n for n, p in providers.items() if p.ast.custom_issuers)
+            problems.append(Diagnostic(
+                f"issuer {issuer} cannot be registered for '{name}': not a provider allowing "
+                "custom issuers", hint=f"providers allowing custom issuers: "
+                f"{', '.join(allowing) or 'none'}"))
+    if problems:
+        raise ConfigError(problems)
+    return registered
+
+
+def publisher_id(name: str | None, taken: Container[str], counter: Iterator[int]) -> str:
+    """A publisher's id, unique among `taken`: its name when free, else the next `pN`
+    that is free (a name may look like a generated id: `p2` named by a user)."""
+    if name and name not in taken:
+        return name
+    while True:
+        candidate = f"p{next(counter)}"
+        if candidate not in taken:
+            return candidate
+
+
+class Decider:
+    """Publishers indexed by provider and lookup keys, and the decision on claims.
+
+    Thread-safe for readers: decisions never lock; `add`, `remove` and `replace` (under
+    the caller's lock, if several writers) keep every index consistent at every moment.
+    `pending_ttl` (seconds, None: never) drops pending publishers older than it (by
+    `clock`) when a token selects them: `on_expired` (which must take the record out of
+    the index) is told, else the record is removed here.
+    """
+
+    def __init__(self, providers: Mapping[str, CheckedProvider],
+                 issuers: Mapping[str, str] | None = None, *,
+                 pending_ttl: float | None = None, clock: Callable[[], float] = time.time,
+                 on_expired: Callable[[Record], None] | None = None) -> None:
+        self.providers = dict(providers)
+        self.registered = registered_issuers(self.providers, issuers)
+        self.pending_ttl = pending_ttl
+        self.clock = clock
+        self.on_expired = on_expired
+        self.indexes: dict[str, ProviderIndex] = {}
+        self.issuers: dict[str, ProviderIndex] = {}
+        for name, provider in self.providers.items():
+            index = ProviderIndex(provider)
+            self.indexes[name] = index
+            for issuer in provider.issuers:
+                self.issuers.setdefault(issuer, index)
+        for issuer, name in self.registered.items():
+            self.issuers.setdefault(issuer, self.indexes[name])
+        self.known_issuers = sorted(self.issuers)
+        # Per provider: identity key (the lookup keys marked `identity`) -> its records.
+        self._identity: dict[str, dict[tuple[Any, ...], tuple[Record, ...]]] = {
+            name: {} for name in self.providers}
+        self._identity_of: dict[str, Callable[[Mapping[str, Any]], tuple[Any, ...]]] = {}
+        self._identity_positions: dict[str, tuple[int, ...]] = {
+            name: tuple(i for i, key in enumerate(p.keys) if key.identity)
+            for name, p in self.providers.items()}
+        self._lock = threading.Lock()
+
+    # ------------------------------------------------------------- publishers
+    def identity_key(self, record: Record) -> tuple[Any, ...]:
+        """The values of a record's identity keys (who the publisher is)."""
+        return tuple(record.key[i] for i in self._identity_positions[record.provider])
+
+    def token_identity(self, provider: str, claims: Mapping[str, Any]) -> tuple[Any, ...] | None:
+        """The identity a token's claims give for `provider`, None if they give none."""
+        compute = self._identity_of.get(provider)
+        if compute is None:
+            checked = self.providers[provider]
+            compute = compile_claims_side(checked, [k for k in checked.keys if k.identity])
+            self._identity_of[provider] = compute
+        try:
+            return compute(claims)
+        except Exception:  # a claim of the wrong type gives no identity
+            return None
+
+    def add(self, record: Record) -> None:
+        """Index a record (its `learns` already set)."""
+        self.indexes[record.provider].add(record)
+        self._add_identity(record)
+
+    def remove(self, record: Record) -> bool:
+        """Take a record out of every index; False if it was not indexed."""
+        removed = self.indexes[record.provider].remove(record)
+        self._remove_identity(record)
+        return removed
+
+    def replace(self, old: Record, new: Record) -> None:
+        """`new` instead of `old`, atomically for readers: at every moment a decision
+        sees one of them (in place when they share a bucket)."""
+        if old.provider == new.provider:
+            self.indexes[new.provider].replace(old, new)
+        else:
+            self.indexes[new.provider].add(new)
+            self.indexes[old.provider].remove(old)
+        self._add_identity(new)
+        self._remove_identity(old)
+
+    def _add_identity(self, record: Record) -> None:
+        with self._lock:
+            identity = self._identity[record.provider]
+            key = self.identity_key(record)
+            identity[key] = (*identity.get(key, ()), record)
+
+    def _remove_identity(self, record: Record) -> None:
+        with self._lock:
+            identity = self._identity[record.provider]
+            key = self.identity_key(record)
+            kept = tuple(r for r in identity.get(key, ()) if r is not record)
+            if kept:
+                identity[key] = kept
+            else:
+                identity.pop(key, None)
+
+    # --------------------------------------------------------------- decisions
+    def decide(self, claims: object, *, audience: str, request: Mapping[str, Any] | None = None,
+               explain: bool = False, now: float | None = None,
+               exists: Callable[[str], bool] | None = None) -> Decision:
+        """Decide on decoded claims: their issuer and audience are checked here. Never
+        raises on any input: errors deny (fail closed).
+
+        `request` holds the values the caller supplies with the upload (`request.version`
+        in the rules); `explain` lists, for an allowed decision, every rule that passed;
+        `exists` tells whether a project exists (a pending publisher's project must not);
+        `now` is the clock's time (for pending publishers' expiry).
+        """
+        try:
+            if claims.__class__ is not dict and not isinstance(claims, Mapping):
+                return denial(None, None, (RuleResult(
+                    "claims", False, "a JSON object", describe_type(claims),
+                    f"claims must be a JSON object, not {describe_type(claims)}"),),
+                    INVALID_PAYLOAD)
+            assert isinstance(claims, Mapping)
+            issuer = claims.get("iss")
+            index = self.issuers.get(issuer) if issuer.__class__ is str else None
+            if index is None:
+                return denial(None, issuer if isinstance(issuer, str) else None,
+                              (self.issuer_reason(issuer),), INVALID_PAYLOAD)
+            assert isinstance(issuer, str)
+            audience_claim = claims.get("aud")
+            if audience_claim.__class__ is not str or audience_claim != audience:
+                return denial(index.checked.name, issuer,
+                              (audience_reason(audience_claim, audience),), INVALID_TOKEN)
+            return self._decide(index, claims, issuer, request, explain, now, exists)
+        except Exception as exc:  # fail closed, whatever the input did
+            return _cannot(exc)
+
+    def decide_verified(self, token: VerifiedToken, *, request: Mapping[str, Any] | None = None,
+                        explain: bool = False, now: float | None = None,
+                        exists: Callable[[str], bool] | None = None) -> Decision:
+        """Decide on a token the verifier accepted (its issuer and audience are checked)."""
+        index = self.issuers.get(token.issuer)
+        if index is None:  # the verifier was built for another set of issuers
+            return denial(None, token.issuer, (self.issuer_reason(token.issuer),),
+                          INVALID_PAYLOAD)
+        try:
+            return self._decide(index, token.claims, token.issuer, request, explain, now,
+                                exists)
+        except Exception as exc:  # fail closed, whatever the input did
+            return _cannot(exc)
+
+    def decide_token(self, token: object, verifier: Verifier, replay: ReplayStore | None, *,
+                     request: Mapping[str, Any] | None = None, explain: bool = False,
+                     now: float | None = None, exists: Callable[[str], bool] | None = None
+                     ) -> tuple[Decision, VerifiedToken | None]:
+        """Verify a compact JWT, decide, and on an allowed decision use up its `jti`
+        (atomically, in `replay`). Never raises on any token: a refused token is a denial
+        whose reason carries the verifier's stable code. Returns the decision and the
+        verified token (None when it was refused)."""
+        from tppolicy.token.verify import TokenError
+
+        try:
+            verified = verifier.verify(token)
+        except TokenError as exc:
+            return token_denial(exc), None
+        decision = self.decide_verified(verified, request=request, explain=explain, now=now,
+                                        exists=exists)
+        if not decision.allowed or replay is None:
+            return decision, verified
+        jti = verified.claims.get("jti")
+        if jti.__class__ is str:
+            expires = int(verified.claims["exp"] + verifier.leeway + REPLAY_MARGIN)
+            if not replay.claim(f"{verified.issuer}/{jti}", expires):
+                reason = RuleResult("token", False, None, jti,
+                                    f"the token was already used (jti {jti!r})", "replayed")
+                return denial(decision.provider, verified.issuer, (reason,),
+                              INVALID_REUSE_TOKEN), verified
+        return decision, verified
+
+    def _decide(self, index: ProviderIndex, claims: Mapping[str, Any], issuer: str,
+                request: Mapping[str, Any] | None, explain: bool, now: float | None,
+                exists: Callable[[str], bool] | None) -> Decision:
+        provider = index.checked
+        decided = claims
+        if request is not None:
+            problem = request_problem(request)
+            if problem is not None:
+                return denial(provider.name, issuer, (problem,), INVALID_PAYLOAD)
+            decided = with_request(claims, request)  # only the rules see the merged mapping
+        # Each publisher's rules check the required claims too: the provider's own check
+        # only runs when no publisher allows, to give the right reason.
+        for _ in range(_EXPIRED_RETRIES):
+            allowed, refused = index.select(decided)
+            if allowed is None or not allowed.pending or not self._expired(allowed, now):
+                break
+            if self.on_expired is not None:  # expired: as if gone
+                self.on_expired(allowed)
+            else:
+                self.remove(allowed)
+        else:
+            allowed, refused = None, None
+        if allowed is None:
+            return self._refusal(index, decided, issuer, refused)
+        if allowed.pending_project is not None and exists is not None \
+                and exists(allowed.pending_project):
+            # PyPI: the request fails (the front drops the pending publisher); it does
+            # not fall through to other publishers.
+            reason = RuleResult("pending_project", False, None, allowed.pending_project,
+                                f"valid token, but project {allowed.pending_project!r} "
+                                "already exists")
+            return Decision(False, provider.name, None, (), True, (reason,), issuer=issuer,
+                            code=INVALID_PENDING_PUBLISHER, record=allowed)
+        learns = allowed.learns
+        if not explain:
+            if learns:
+                return replace(allowed.decision(issuer),
+                               learned=learned_values(learns, provider, decided))
+            return allowed.decision(issuer)
+        return Decision(True, provider.name, allowed.label, allowed.all_projects,
+                        allowed.pending, tuple(explain_record(index, allowed, decided)),
+                        issuer=issuer, notes=_notes(allowed, provider, claims)
+                        + _unaccounted(provider, claims),
+                        learned=learned_values(learns, provider, decided) if learns else {},
+                        record=allowed)
+
+    def _expired(self, record: Record, now: float | None) -> bool:
+        if self.pending_ttl is None:
+            return False
+        return (self.clock() if now is None else now) - record.created > self.pending_ttl
+
+    def _refusal(self, index: ProviderIndex, claims: Mapping[str, Any], issuer: str,
+                 refused: Record | None) -> Decision:
+        """Why no publisher took the token, against the closest publisher: the one the
+        lookup chose, else the closest sharing the token's identity (at most
+        `NEAR_MISSES` explained), else, in a provider with at most `NEAR_MISS_SCAN`
+        publishers, the closest of all (not disclosed to the holder: see
+        `Decision.disclosed`)."""
+        provider = index.checked
+        name = provider.name
+        if not index.required(claims):
+            return denial(name, issuer, tuple(missing_claims(provider, claims)),
+                          INVALID_PUBLISHER)
+        shared = True
+        closest = refused
+        if closest is None:
+            identity = self.token_identity(name, claims)
+            same = self._identity[name].get(identity, ()) if identity is not None else ()
+            if same:
+                closest = closest_record(index, same[:NEAR_MISSES], claims)
+            elif len(index) <= NEAR_MISS_SCAN:
+                closest = closest_record(index, index.records(), claims)
+                shared = False
+        if closest is None:
+            return denial(name, issuer, (no_publisher(name),), INVALID_PUBLISHER)
+        return Decision(False, name, None, (), False, tuple(explain_miss(index, closest, claims)),
+                        closest=closest.label, issuer=issuer, code=INVALID_PUBLISHER,
+                        shared=shared, record=closest)
+
+    def issuer_reason(self, issuer: Any) -> RuleResult:
+        """Why the `iss` claim selects no provider."""
+        known = self.known_issuers
+        if issuer is None:
+            return RuleResult("iss", False, known, None, "token has no 'iss' claim")
+        if issuer.__class__ is not str:
+            return RuleResult("iss", False, known, issuer,
+                              f"the 'iss' claim is {describe_type(issuer)}, expected a string")
+        return RuleResult("iss", False, known, issuer, unknown_issuer_message(issuer, known))
+
+
+def unknown_issuer_message(issuer: str, known: Iterable[str]) -> str:
+    """The one message for an issuer no provider trusts (decisions and the verifier)."""
+    return (f"unknown issuer {issuer!r}: no provider trusts it (known issuers: "
+            f"{', '.join(known)})")
+
+
+def _cannot(exc: Exception) -> Decision:
+    return denial(None, None, (RuleResult("claims", False, None, None,
+                                          f"cannot evaluate these claims: {exc}"),),
+                  INVALID_PAYLOAD)
+
+
+def audience_reason(audience_claim: Any, audience: str) -> RuleResult:
+    """Why the `aud` claim is not the audience expected."""
+    if audience_claim is None:
+        message = "token has no 'aud' claim"
+    elif isinstance(audience_claim, list):
+        message = (f"token's audience is a list {show(audience_claim)}; it must be the single "
+                   f"string {audience!r}")
+    elif audience_claim.__class__ is not str:
+        message = f"the 'aud' claim is {describe_type(audience_claim)}, expected a string"
+    else:
+        message = f"token has audience {audience_claim!r}, expected {audience!r}"
+    return RuleResult("aud", False, audience, audience_claim, message)
+
+
+# ------------------------------------------------------------------ request values
+_EXAMPLES: dict[str, object] = {"string": "", "int": 0, "bool": False}
+
+
+def request_problem(request: object) -> RuleResult | None:
+    """Why request values cannot be used (None when they can): a mapping of the names in
+    `REQUEST_VALUES` to values of their types."""
+    known = ", ".join(sorted(REQUEST_VALUES))
+    if not isinstance(request, Mapping):
+        return RuleResult("request", False, "a mapping", describe_type(request),
+                          f"request values must be a mapping, not {describe_type(request)}")
+    for name, value in request.items():
+        declared = REQUEST_VALUES.get(name) if isinstance(name, str) else None
+        if declared is None:
+            return RuleResult("request", False, sorted(REQUEST_VALUES), name,
+                              f"unknown request value {name!r} (known: {known})")
+        if value is not None and describe_type(value) != describe_type(_EXAMPLES[declared]):
+            return RuleResult("request", False, declared, value,
+                              f"request value {name!r} is {describe_type(value)}, expected "
+                              f"{describe_type(_EXAMPLES[declared])}")
+    return None
+
+
+def with_request(claims: Mapping[str, Any], request: Mapping[str, Any]) -> dict[Any, Any]:
+    """`claims` with the request values under a key no claim can have (`REQUEST_KEY`):
+    rules read them as `request.NAME`."""
+    merged: dict[Any, Any] = dict(claims)
+    merged[REQUEST_KEY] = dict(request)
+    return merged
+
+
+# ------------------------------------------------------------------ trust on first use
+def learned_values(learns: Iterable[A.Learn], provider: CheckedProvider,
+                   claims: Mapping[str, Any]) -> dict[str, Any]:
+    """What a publisher's `learn` items (bound with its fields) take from an allowed token:
+    by field name, the values that are not null. A value that cannot be computed, or is
+    not a string, integer or boolean, is not learned."""
+    interpreter = Interpreter(claims, provider.claim_types)
+    learned: dict[str, Any] = {}
+    for learn in learns:
+        try:
+            value = interpreter.value(learn.value)
+        except EvalError:
+            continue
+        if value is not None and value.__class__ in (str, int, bool):
+            learned[learn.name] = value
+    return learned
+
+
+# ------------------------------------------------------------------ explanations
+def explain_record(provider: ProviderIndex, record: Record,
+                   claims: Mapping[str, Any]) -> list[RuleResult]:
+    """Rule by rule, what the publisher expected and what the token had."""
+    explainer = Explainer(claims, provider.checked.claim_types)
+    return [explainer.rule(rule) for rule in record.concrete_rules(provider.checked)]
+
+
+def explain_miss(provider: ProviderIndex, record: Record,
+                 claims: Mapping[str, Any]) -> list[RuleResult]:
+    """Why `record` did not take this token: its rules, and its keys if no rule failed."""
+    reasons = explain_record(provider, record, claims)
+    if all(r.passed for r in reasons):
+        reasons.extend(key_mismatches(provider, record, claims))
+    return reasons
+
+
+def key_mismatches(provider: ProviderIndex, record: Record,
+                   claims: Mapping[str, Any]) -> list[RuleResult]:
+    """The lookup keys on which the token and the publisher differ."""
+    explainer = Explainer(claims, provider.checked.claim_types)
+    results = []
+    for key, indexed in zip(provider.checked.keys, record.key, strict=True):
+        wanted = indexed[1] if isinstance(indexed, tuple) else indexed
+        try:
+            actual = explainer.interpreter.value(key.claims_side)
+        except EvalError as exc:
+            results.append(RuleResult(f"lookup.{key.label}", False, wanted, None,
+                                      f"cannot read {key.label} from the token: {exc}"))
+            continue
+        if lookup_value(actual) != indexed:
+            results.append(RuleResult(f"lookup.{key.label}", False, wanted, actual,
+                                      f"token has {show(actual)}, publisher expects "
+                                      f"{show(wanted)}"))
+    return results
+
+
+def closest_record(provider: ProviderIndex, records: Iterable[Record],
+                   claims: Mapping[str, Any]) -> Record | None:
+    """The publisher that came closest: fewest rules failed and keys missed (then most
+    rules passed: a publisher with more constraints is not farther for having them)."""
+    best: tuple[int, int, int, int] | None = None
+    chosen = None
+    for position, record in enumerate(records):
+        results = explain_record(provider, record, claims)
+        keys = key_mismatches(provider, record, claims)
+        passed = sum(r.passed for r in results)
+        score = (passed - len(results) - len(keys), passed, 0 if record.pending else 1,
+                 -position)
+        if best is None or score > best:
+            best, chosen = score, record
+    return chosen
+
+
+def missing_claims(provider: CheckedProvider, claims: Mapping[str, Any]) -> list[RuleResult]:
+    """The required claims a token lacks, and the claims of the wrong type."""
+    reasons = []
+    for spec in (*provider.required_claims, *provider.optional_claims):
+        try:
+            value = claim_value(claims, spec.name, spec.type)
+        except EvalError as exc:
+            reasons.append(RuleResult("claims", False, spec.type, claims.get(spec.name), str(exc)))
+            continue
+        if value is None and spec.category != "optional":
+            reasons.append(RuleResult("claims", False, spec.type, None,
+                                      f"missing claim '{spec.name}'"))
+    return reasons
+
+
+def _unaccounted(provider: CheckedProvider, claims: Mapping[str, Any]) -> tuple[str, ...]:
+    """Claims the provider does not know: reported (as PyPI logs them), never refused."""
+    names: Iterable[object] = claims
+    unknown = sorted(name for name in names if isinstance(name, str)
+                     and name not in provider.claims
+                     and not any(name.startswith(p) for p in provider.ast.ignored_prefixes))
+    if not unknown:
+        return ()
+    return (f"claims unknown to the {provider.name} provider, ignored: {', '.join(unknown)}",)
+
+
+def _notes(record: Record, provider: CheckedProvider,
+           claims: Mapping[str, Any]) -> tuple[str, ...]:
+    """The provider file's `note`s that hold for this allowed token and publisher (the
+    one seam where notes plug into decisions)."""
+    if not provider.notes:
+        return ()
+    return notes_for(provider.notes, claims, provider.claim_types,
+                     record.field_values(provider))
+
+
+__all__: Sequence[str] = (
+    "Decider", "audience_reason", "closest_record", "explain_miss", "explain_record",
+    "key_mismatches", "learned_values", "missing_claims", "publisher_id", "registered_issuers",
+    "request_problem", "unknown_issuer_message", "with_request")

@@ -1,0 +1,234 @@
+"""The one decision core behind both fronts: `Policy` (tppolicy check) and `Engine` (the
+server) decide alike on every case table, with the same messages, codes and issuer
+registration; and the engine's publisher bookkeeping holds under reuse and threads."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+import tppolicy
+from tppolicy.decide.decision import Decision
+from tppolicy.decide.engine import INVALID_PAYLOAD, INVALID_TOKEN, Engine
+from tppolicy.decide.names import canonicalize_name, ultranormalize_name
+from tppolicy.limits import MAX_TOKEN_LIFETIME
+from tppolicy.token.keys import KeyCache
+from tppolicy.token.replay import SQLiteReplayStore
+from tppolicy.token.verify import Verifier
+
+from .conftest import load_claims
+from .tokens import GITHUB, jwks, rsa_key
+
+CASES_DIR = Path(__file__).parent / "cases"
+
+
+def _tables() -> list[tuple[str, dict[str, Any]]]:
+    return [(path.stem, yaml.safe_load(path.read_text("utf-8")))
+            for path in sorted(CASES_DIR.glob("*.yaml"))]
+
+
+def _claims(table: dict[str, Any], case: dict[str, Any]) -> dict[str, Any]:
+    claims = dict(table["claims"][case["claims"]])
+    claims.update(case.get("set") or {})
+    for name in case.get("unset") or []:
+        claims.pop(name, None)
+    return claims
+
+
+def _first_failing(decision: Decision) -> str | None:
+    failed = decision.failed
+    return failed[0].rule if failed else None
+
+
+def _summary(decision: Decision) -> tuple[Any, ...]:
+    return (decision.allowed, decision.publisher, decision.code, decision.pending,
+            dict(decision.learned), decision.closest, [r.rule for r in decision.failed])
+
+
+@pytest.mark.parametrize(("stem", "table"), _tables(), ids=[s for s, _ in _tables()])
+def test_both_fronts_decide_alike_on_every_case_table(stem: str, table: dict[str, Any]) -> None:
+    issuers = table.get("issuers") or {}
+    text = yaml.safe_dump({"publishers": table["publishers"]}, sort_keys=False)
+    policy = tppolicy.compile_publishers_text(text, f"{stem}.yaml", issuers=issuers)
+    engines: dict[str, Engine] = {}
+    for case in table["cases"]:
+        claims, request = _claims(table, case), case.get("request")
+        audience = case.get("audience", "pypi")
+        engine = engines.get(audience)
+        if engine is None:
+            engine = engines[audience] = Engine(publishers=table["publishers"],
+                                                issuers=issuers, audience=audience)
+        decided = policy.evaluate(claims, audience=audience, request=request)
+        result = engine.check_claims(claims, request=request)
+        where = f"{stem}: {case['name']}"
+        assert decided.allowed is case["allowed"], where
+        # The whole decision (what the operator sees) is the same ...
+        assert _summary(result.decision) == _summary(decided), where
+        assert result.error == decided.code, where
+        assert (result.publisher.label if result.publisher else None) == decided.publisher
+        # ... and so is what the token's holder is shown.
+        shown = decided.disclosed()
+        assert _first_failing(result.disclosed()) == _first_failing(shown), where
+        assert result.closest == shown.closest, where
+        if not decided.allowed:
+            assert decided.code is not None, where
+
+
+# ------------------------------------------------------- the two disagreements
+def test_an_issuer_registered_for_a_provider_without_custom_issuers_is_refused_alike() -> None:
+    issuers = {"https://ghe.example.com/_services/token": "github"}
+    with pytest.raises(tppolicy.ConfigError) as from_policy:
+        tppolicy.compile_publishers_text("publishers: []\n", issuers=issuers)
+    with pytest.raises(tppolicy.ConfigError) as from_engine:
+        Engine(issuers=issuers)
+    assert [d.message for d in from_policy.value.diagnostics] == \
+        [d.message for d in from_engine.value.diagnostics]
+    assert "not a provider allowing custom issuers" in from_engine.value.diagnostics[0].message
+
+
+def test_an_unknown_issuer_reads_the_same_on_both_fronts() -> None:
+    claims = {**load_claims("github-release"), "iss": "https://evil.example"}
+    policy = tppolicy.compile_publishers_text("publishers: []\n")
+    decided = policy.evaluate(claims)
+    result = Engine().check_claims(claims)
+    assert [r.message for r in decided.reasons] == [r.message for r in result.reasons]
+    assert decided.reasons[0].message.startswith(
+        "unknown issuer 'https://evil.example': no provider trusts it (known issuers: ")
+    assert decided.code == result.error == INVALID_PAYLOAD
+    # the verifier, for a signed token of that issuer, says the same
+    token = rsa_key().sign({**claims, "iat": 1000, "exp": 1300})
+    verifier = Verifier(issuers=policy.issuers, algorithms={}, keys=KeyCache(),
+                        clock=lambda: 1100)
+    refused = policy.evaluate_token(token, verifier)
+    assert refused.reasons[0].message == decided.reasons[0].message
+    assert refused.code == INVALID_PAYLOAD
+
+
+# --------------------------------------------------------------- names
+def test_one_name_normaliser() -> None:
+    assert canonicalize_name("Foo.Bar__baz") == "foo-bar-baz"
+    assert ultranormalize_name("Foo-Bar") == ultranormalize_name("foobar") == \
+        ultranormalize_name("f00bar") == ultranormalize_name("F0O.B_A-R") == "f00bar"
+    assert ultranormalize_name("SampIeproject") == ultranormalize_name("sample_project")
+    assert tppolicy.ultranormalize_name is ultranormalize_name
+
+
+# ------------------------------------------------------- issue 12, item 1
+GH = {"provider": "github", "repository_owner": "octo-org", "repository_name": "sampleproject",
+      "repository_owner_id": "65", "workflow_filename": "release.yml"}
+
+
+def test_a_named_publisher_is_never_overwritten_by_a_generated_id() -> None:
+    """A publisher named `p2`, then two unnamed ones: the second got the id `p2` and
+    overwrote it without taking it out of the index, so it could not be removed."""
+    engine = Engine()
+    alice = engine.add_publisher({**GH, "name": "p2", "projects": ["alice-pkg"]})
+    engine.add_publisher({**GH, "repository_name": "one", "projects": ["one"]})
+    engine.add_publisher({**GH, "repository_name": "two", "projects": ["two"]})
+    assert len(engine) == 3
+    ids = [r.id for r in engine.publishers()]
+    assert len(set(ids)) == 3 and alice.id in ids
+    claims = load_claims("github-release")
+    assert engine.check_claims(claims).projects == ("alice-pkg",)
+    assert engine.remove_publisher(alice.id) is alice
+    assert not engine.check_claims(claims).allowed
+    assert len(engine) == 2
+    # in one batch too
+    batch = Engine(publishers=[{**GH, "repository_name": "x", "projects": ["x"]},
+                               {**GH, "name": "p1", "projects": ["y"]}])
+    assert sorted(r.id for r in batch.publishers()) == ["p1", "p2"]
+    assert len(batch) == 2
+
+
+# ------------------------------------------------------- issue 12, item 7
+def test_replacing_a_publisher_is_atomic_for_checks() -> None:
+    """Re-adding an identical publisher (the server's reload) while threads check
+    tokens denied some checks: the publisher was out of the index for a moment."""
+    row = {**GH, "name": "release", "projects": ["sampleproject"], "environment": "pypi"}
+    other = {**GH, "name": "other", "workflow_filename": "other.yml", "projects": ["o"]}
+    engine = Engine()
+    engine.add_publisher(other, id="other")  # shares the bucket's identity
+    engine.add_publisher(row, id="release")
+    claims = load_claims("github-release")
+    stop = threading.Event()
+    denied: list[str] = []
+    counts = [0, 0]
+
+    def check(slot: int) -> None:
+        while not stop.is_set():
+            result = engine.check_claims(claims)
+            counts[slot] += 1
+            if not result.allowed:
+                denied.append(str(result.reasons))
+
+    readers = [threading.Thread(target=check, args=(i,)) for i in range(2)]
+    for thread in readers:
+        thread.start()
+    try:
+        for i in range(3000):
+            engine.add_publisher(row, id="release")
+            if i % 3 == 0:  # and a replacement moving the publisher to another bucket
+                engine.add_publisher({**row, "repository_owner_id": "65"}, id="release")
+    finally:
+        stop.set()
+        for thread in readers:
+            thread.join(timeout=60)
+    assert denied == []
+    assert sum(counts) > 0
+    assert len(engine) == 2
+    assert [r.id for r in engine.publishers()] == ["other", "release"]
+
+
+def test_replacing_a_publisher_moves_it_between_buckets() -> None:
+    engine = Engine()
+    engine.add_publisher({**GH, "name": "release", "projects": ["a"]}, id="release")
+    engine.add_publisher({**GH, "name": "release", "repository_name": "moved",
+                          "projects": ["a"]}, id="release")
+    assert len(engine) == 1
+    assert not engine.check_claims(load_claims("github-release")).allowed
+    moved = {**load_claims("github-release"), "repository": "octo-org/moved",
+             "job_workflow_ref": "octo-org/moved/.github/workflows/release.yml@refs/tags/v1.2.0"}
+    assert engine.check_claims(moved).allowed
+
+
+# ------------------------------------------------------- issue 12, item 9
+def _token_engine(tmp_path: Path, **options: Any) -> Engine:
+    keys = KeyCache()
+    keys.add_static(GITHUB, jwks(rsa_key()))
+    return Engine(publishers=[{**GH, "name": "release", "projects": ["sampleproject"]}],
+                  keys=keys, replay=SQLiteReplayStore(tmp_path / "replay.db"),
+                  clock=lambda: 1_700_000_000.0, **options)
+
+
+@pytest.mark.parametrize(("changes", "code", "what"), [
+    ({"exp": 2**63}, "lifetime", "exp >= 2^63 (overflowed SQLite: 503)"),
+    ({"exp": 2**63 - 1}, "lifetime", "exp at the top of 64 bits"),
+    ({"exp": 2**64 + 5}, "bad-claim-type", "exp beyond 64 bits (a JSON float to the parser)"),
+    ({"exp": 1_700_000_000 + 400 * 24 * 3600}, "lifetime", "a lifetime of 400 days"),
+    ({"iat": -(2**63), "nbf": -(2**63)}, "lifetime", "iat far in the past"),
+    ({"nbf": -(2**62)}, "lifetime", "nbf far in the past"),
+])
+def test_lifetimes_no_provider_issues_are_invalid_tokens(tmp_path: Path, changes: dict[str, Any],
+                                                         code: str, what: str) -> None:
+    engine = _token_engine(tmp_path)
+    claims = {**load_claims("github-release"), "iat": 1_700_000_000, "nbf": 1_700_000_000,
+              "exp": 1_700_000_300, **changes}
+    result = engine.check_token(rsa_key().sign(claims))
+    assert not result.allowed, what
+    assert result.error == INVALID_TOKEN, what
+    assert result.reasons[0].code == code, what
+
+
+def test_the_lifetime_bound_holds_and_can_be_raised(tmp_path: Path) -> None:
+    now = 1_700_000_000
+    long_job = {**load_claims("github-release"), "iat": now, "nbf": now,
+                "exp": now + MAX_TOKEN_LIFETIME + 60}
+    assert _token_engine(tmp_path).check_token(rsa_key().sign(long_job)).error == INVALID_TOKEN
+    raised = _token_engine(tmp_path, max_lifetime=2 * MAX_TOKEN_LIFETIME)
+    assert raised.check_token(rsa_key().sign(long_job)).allowed
+    within = {**long_job, "jti": "another", "exp": now + MAX_TOKEN_LIFETIME}
+    assert _token_engine(tmp_path).check_token(rsa_key().sign(within)).allowed
