@@ -263,7 +263,7 @@ class Index:
         if not result.allowed or result.publisher is None:
             code = result.error or INVALID_PUBLISHER
             description = describe_refusal(result)
-            self._decided(code, self._provider_of(result, token), result.closest, (),
+            self._decided(code, self._provider_of(result, token), result.decision.closest, (),
                           description)
             return mint_error(code, description)
         publisher, projects = result.publisher, result.projects
