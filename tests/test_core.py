@@ -232,3 +232,42 @@ def test_the_lifetime_bound_holds_and_can_be_raised(tmp_path: Path) -> None:
     assert raised.check_token(rsa_key().sign(long_job)).allowed
     within = {**long_job, "jti": "another", "exp": now + MAX_TOKEN_LIFETIME}
     assert _token_engine(tmp_path).check_token(rsa_key().sign(within)).allowed
+
+
+def test_converting_a_pending_publisher_is_atomic_for_checks() -> None:
+    """The pending publisher went out of the index before its normal form came in: a
+    check in between was denied."""
+    engine = Engine()
+    base = load_claims("github-release")
+    current: list[dict[str, Any]] = []
+    stop = threading.Event()
+    denied: list[str] = []
+
+    def check() -> None:
+        while not stop.is_set():
+            if current:
+                result = engine.check_claims(current[-1])
+                if not result.allowed:
+                    denied.append(str(result.reasons))
+
+    reader = threading.Thread(target=check)
+    reader.start()
+    try:
+        for i in range(300):
+            repository = f"repo-{i}"
+            engine.add_publisher({**GH, "repository_name": repository,
+                                  "pending_project": f"project-{i}"}, id=f"pend-{i}")
+            claims = {**base, "repository": f"octo-org/{repository}",
+                      "job_workflow_ref": f"octo-org/{repository}/.github/workflows/"
+                      "release.yml@refs/tags/v1.2.0"}
+            action = engine.check_claims(claims).action
+            assert action is not None
+            current.append(claims)
+            converted = engine.convert_pending(action)
+            assert converted.projects == (f"project-{i}",)
+            assert engine.check_claims(claims).projects == (f"project-{i}",)
+    finally:
+        stop.set()
+        reader.join(timeout=60)
+    assert denied == []
+    assert len(engine) == 300

@@ -491,16 +491,18 @@ class Engine:
             pending = self._records.get(action.pending_id)
             if pending is None or pending.pending_project is None:
                 raise KeyError(f"no pending publisher {action.pending_id!r}")
-            self._delete(pending)
-            self._removed(pending, "converted")
+            # Atomically for concurrent checks: the converted publisher is indexed before
+            # the pending one goes (a check meanwhile sees one of them, never neither).
             twin = next((r for r in self._indexes[pending.provider].bucket(pending.key)
                          if r.fields == pending.fields), None)
             if twin is not None:
                 converted = twin.replace(projects=(*twin.projects, action.project))
                 self._replace(twin, converted)
+                self._delete(pending)
             else:
                 converted = pending.replace(projects=(action.project,), pending_project=None)
-                self._insert(converted)
+                self._replace(pending, converted)
+            self._removed(pending, "converted")
             self.project_created(action.project, created_by=pending.added_by)
             return converted
 
