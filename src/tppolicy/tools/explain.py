@@ -34,8 +34,6 @@ if TYPE_CHECKING:
 
 __all__ = ["Advice", "Candidate", "Check", "Fix", "advise", "advise_token", "identity_checks"]
 
-GITHUB_ISSUER = "https://token.actions.githubusercontent.com"
-
 
 def identity_checks(provider: CheckedProvider) -> frozenset[str]:
     """The checks about *who* the token is, whose mismatches a server must not disclose:
@@ -336,14 +334,15 @@ class _Advisor:
 
 
 def _token_fixes(checks: list[Check], claims: Mapping[str, Any], audience: str,
-                 provider: CheckedProvider | None, guessed: bool) -> list[Fix]:
+                 provider: CheckedProvider | None, guessed: bool,
+                 providers: Mapping[str, CheckedProvider]) -> list[Fix]:
     fixes: list[Fix] = []
     for check in checks:
         if check.passed:
             continue
         if check.name == "iss":
-            fixes.append(Fix("iss", _issuer_where(claims), _issuer_fix(claims, provider,
-                                                                         guessed, check)))
+            fixes.append(Fix("iss", _issuer_where(claims), _issuer_fix(
+                claims, provider, guessed, check, providers)))
         elif check.name == "aud":
             aud = claims.get("aud")
             if isinstance(aud, str) and aud in ("pypi", "testpypi"):
@@ -377,19 +376,23 @@ def _issuer_where(claims: Mapping[str, Any]) -> str:
 
 
 def _issuer_fix(claims: Mapping[str, Any], provider: CheckedProvider | None, guessed: bool,
-                check: Check) -> str:
+                check: Check, providers: Mapping[str, CheckedProvider]) -> str:
     issuer = claims.get("iss")
     if not isinstance(issuer, str):
         return (f"{check.message}: these do not look like the claims of an OIDC token. Pass "
                 "the decoded claims of the token the CI job received.")
-    ghe_slug = issuer.startswith(GITHUB_ISSUER + "/")
+    # GitHub's own issuer: that of the providers reading GitHub Actions workflows.
+    github = next((i for p in providers.values() if p.workflows == "github_actions"
+                   for i in p.issuers), None)
+    ghe_slug = github is not None and issuer.startswith(github + "/")
     ghes = issuer.endswith("/_services/token")
-    if ghe_slug or ghes or (provider is not None and guessed and provider.name == "github"):
+    if github is not None and (ghe_slug or ghes or (
+            provider is not None and guessed and provider.workflows == "github_actions")):
         what = ("an enterprise's unique issuer (GitHub Enterprise Cloud's custom issuer "
                 "setting adds the enterprise's slug)" if ghe_slug else
                 "GitHub Enterprise Server" if ghes else "an unknown GitHub issuer")
         return (f"The token comes from {what}: {issuer!r}. PyPI accepts only GitHub.com's "
-                f"issuer {GITHUB_ISSUER!r} and does not support GitHub Enterprise "
+                f"issuer {github!r} and does not support GitHub Enterprise "
                 "(pypi/warehouse#18970). Publish from a repository on GitHub.com"
                 + (", or turn the enterprise's custom issuer off" if ghe_slug else "") + ".")
     if provider is not None and guessed and provider.ast.custom_issuers:
@@ -437,7 +440,8 @@ def advise(policy: Policy, claims: Mapping[str, Any], *, audience: str = "pypi",
                                       candidate.checks, fixes)
             with_fixes.append(candidate)
         ranked = with_fixes
-    token_fixes = _token_fixes(token_checks, claims, audience, provider, guessed)
+    token_fixes = _token_fixes(token_checks, claims, audience, provider, guessed,
+                               policy.providers)
     return Advice(decision.allowed, decision, audience, provider.name if provider else None,
                   issuer if isinstance(issuer, str) else None, guessed, tuple(token_checks),
                   tuple(token_fixes), tuple(ranked), decision.notes)

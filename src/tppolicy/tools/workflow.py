@@ -34,8 +34,8 @@ from tppolicy.readers.source import read_source
 __all__ = ["CODES", "WorkflowError", "WorkflowFinding", "WorkflowReport", "check_workflow_file",
            "check_workflow_text"]
 
-GITHUB_PROVIDERS = ("github", "github_enterprise")
-GITLAB_PROVIDERS = ("gitlab",)
+# The `workflows` kinds a provider file declares: its publishers' workflows are read so.
+GITHUB_ACTIONS, GITLAB_CI = "github_actions", "gitlab_ci"
 ERROR, ADVICE = "error", "advice"
 
 
@@ -236,11 +236,11 @@ class _Checker:
                                              fix, publisher, job))
 
 
-def _publishers(policy: Policy, providers: Iterable[str],
-                repository: str | None) -> list[Any]:
+def _publishers(policy: Policy, kind: str, repository: str | None) -> list[Any]:
+    """The publishers whose provider file declares `workflows KIND`."""
     found = []
     for publisher in policy.publishers:
-        if publisher.provider.name not in providers:
+        if publisher.provider.workflows != kind:
             continue
         if repository is not None:
             fields = publisher.fields
@@ -325,7 +325,7 @@ class _GitHub:
 
     def run(self) -> WorkflowReport:
         self._unpinned()
-        publishers = _publishers(self.c.policy, GITHUB_PROVIDERS, self.repository)
+        publishers = _publishers(self.c.policy, GITHUB_ACTIONS, self.repository)
         named = [p for p in publishers if self.filename in (
             p.fields["workflow_filename"], _file_of(p.fields.get("caller_workflow", "")))]
         if not named:
@@ -762,7 +762,7 @@ class _GitLab:
 
     def run(self) -> WorkflowReport:
         self._includes()
-        publishers = _publishers(self.c.policy, GITLAB_PROVIDERS, self.repository)
+        publishers = _publishers(self.c.policy, GITLAB_CI, self.repository)
         named = [p for p in publishers if p.fields["workflow_filepath"] == self.relative]
         if not named:
             paths = sorted({p.fields["workflow_filepath"] for p in publishers})
