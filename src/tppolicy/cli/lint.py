@@ -15,6 +15,7 @@ from ._common import (
     EXIT_ALLOWED,
     EXIT_DENIED,
     EXIT_INVALID,
+    UsageError,
     add_provider_options,
     load_providers,
     registered_issuers,
@@ -36,6 +37,9 @@ EPILOG = """exit codes:
 
 codes (docs/tools.md explains each, with its fix):
 {codes}
+
+A comment `# tppolicy: ignore[TPP001]` on a line (or alone on the line above it) silences
+that code there. [tool.tppolicy.lint] in pyproject.toml may set select and ignore.
 """
 
 
@@ -52,12 +56,51 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="publishers file (YAML) or policy file (*.tpp)")
     parser.add_argument("--format", choices=("human", "json", "sarif"), default="human",
                         help="sarif: SARIF 2.1.0 for code scanning")
+    parser.add_argument("--select", metavar="CODES", type=_codes,
+                        help="report only these codes: codes, prefixes (TPP00) or names, "
+                        "separated by ','; replaces the configuration's select")
+    parser.add_argument("--ignore", metavar="CODES", type=_codes,
+                        help="do not report these codes; replaces the configuration's ignore")
+    parser.add_argument("--config", metavar="PYPROJECT", help="read [tool.tppolicy.lint] from "
+                        "this file (default: the nearest pyproject.toml holding [tool.tppolicy], "
+                        "from the current folder up to the git checkout's root)")
+    parser.add_argument("--no-config", action="store_true", help="read no configuration file")
     add_provider_options(parser)
 
 
-def run(args: argparse.Namespace, out: TextIO) -> int:
-    from tppolicy.tools.lint import lint_file, to_sarif
+def _codes(value: str) -> tuple[str, ...]:
+    from tppolicy.tools.lint import unknown_selectors
 
+    codes = tuple(c.strip() for c in value.split(",") if c.strip())
+    unknown = unknown_selectors(codes)
+    if unknown:
+        raise argparse.ArgumentTypeError(f"{', '.join(map(repr, unknown))} matches no lint "
+                                         "code (see tppolicy lint --help)")
+    return codes
+
+
+def _config(args: argparse.Namespace) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The select and ignore lists: the command line's, else the configuration's."""
+    from tppolicy.tools.lint import LintConfig, find_config, load_config
+
+    config = LintConfig()
+    if args.config is not None and args.no_config:
+        raise UsageError("--config and --no-config do not go together")
+    if args.config is not None:
+        config = load_config(Path(args.config))
+    elif not args.no_config:
+        found = find_config(Path.cwd())
+        if found is not None:
+            config = load_config(found)
+    select = args.select if args.select is not None else config.select
+    ignore = args.ignore if args.ignore is not None else config.ignore
+    return select, ignore
+
+
+def run(args: argparse.Namespace, out: TextIO) -> int:
+    from tppolicy.tools.lint import lint_file, select_findings, to_sarif
+
+    select, ignore = _config(args)
     providers = load_providers(args)
     issuers = registered_issuers(args, providers)
     findings: list[Finding] = []
@@ -67,6 +110,7 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
             findings.extend(lint_file(name, providers=providers, issuers=issuers))
         except TppolicyError as exc:
             errors.append(exc)
+    findings = list(select_findings(findings, select, ignore))
     diagnostics: list[Diagnostic] = [d for exc in errors for d in exc.diagnostics]
     if args.format == "sarif":
         payload = to_sarif(findings, version=__version__, errors=diagnostics)

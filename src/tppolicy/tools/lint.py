@@ -32,8 +32,9 @@ from tppolicy.readers.source import read_source
 from tppolicy.readers.yaml import YamlDocument, compose_yaml
 from tppolicy.text import char_name, invisible, lookalike
 
-__all__ = ["CODES", "Finding", "LintCode", "lint_file", "lint_policy_text",
-           "lint_publishers_text", "pep503", "to_sarif", "ultranormalize"]
+__all__ = ["CODES", "Finding", "LintCode", "LintConfig", "find_config", "lint_file",
+           "lint_policy_text", "lint_publishers_text", "load_config", "pep503", "select_findings",
+           "suppressions", "to_sarif", "ultranormalize", "unknown_selectors"]
 
 LEVELS = ("error", "warning", "note")  # `note`s are shown but do not fail a lint run
 
@@ -612,9 +613,10 @@ def lint_publishers_text(text: str, source: str = "<publishers>", *,
             checked, head, field_spans,
             [spans.get((i, "projects", j), head) for j in range(count)],
             spans.get((i, "pending_project"))))
-    lint = _Lint(source, text.splitlines(), providers)
+    lines = text.splitlines()
+    lint = _Lint(source, lines, providers)
     lint.run(pubs)
-    return _sorted(lint.findings)
+    return _sorted(_unsuppressed(lint.findings, lines))
 
 
 # ----------------------------------------------------------------- policy files
@@ -668,7 +670,7 @@ def lint_policy_text(text: str, source: str = "<policy>", *,
     for provider_ast in parsed.providers:
         lint.provider_rules(checked.providers[provider_ast.name])
     lint.run(pubs)
-    return _sorted(lint.findings)
+    return _sorted(_unsuppressed(lint.findings, lines))
 
 
 def lint_file(path: str | Path, *, providers: Mapping[str, CheckedProvider] | None = None,
@@ -681,6 +683,133 @@ def lint_file(path: str | Path, *, providers: Mapping[str, CheckedProvider] | No
     if is_policy:
         return lint_policy_text(text, str(path), providers=providers)
     return lint_publishers_text(text, str(path), providers=providers, issuers=issuers)
+
+
+# ------------------------------------------------- suppression, selection, config
+_SUPPRESSION = re.compile(r"(?:^|\s)#\s*tppolicy:\s*ignore(?:\[([^\]]*)\])?")
+
+
+def suppressions(lines: Sequence[str]) -> dict[int, frozenset[str] | None]:
+    """The lines (1-based) whose findings a `# tppolicy: ignore[CODE, ...]` comment
+    suppresses, with the codes (None: every code, for a bare `# tppolicy: ignore`). A
+    comment after a value suppresses on its own line; a comment alone on its line, on the
+    next line that is not blank or a comment."""
+    found: dict[int, frozenset[str] | None] = {}
+    pending: list[frozenset[str] | None] = []
+    for number, line in enumerate(lines, 1):
+        stripped = line.strip()
+        match = _SUPPRESSION.search(line)
+        codes: frozenset[str] | None = None
+        if match is not None and match.group(1) is not None:
+            codes = frozenset(c.strip().upper() for c in match.group(1).split(",") if c.strip())
+        if stripped.startswith("#") or not stripped:
+            if match is not None:
+                pending.append(codes)
+            continue
+        targets = [*pending, codes] if match is not None else pending
+        for target in targets:
+            previous = found.get(number, frozenset())
+            found[number] = None if target is None or previous is None else previous | target
+        pending = []
+    return found
+
+
+def _unsuppressed(findings: Iterable[Finding], lines: Sequence[str]) -> list[Finding]:
+    table = suppressions(lines)
+    kept = []
+    for finding in findings:
+        codes = table.get(finding.span.line, frozenset())
+        if codes is None or finding.code in codes:
+            continue
+        kept.append(finding)
+    return kept
+
+
+def _matches(selector: str, code: LintCode) -> bool:
+    """A selector is a code, a prefix of codes (TPP00, TPP) or a code's name."""
+    return code.code.startswith(selector.upper()) or selector.lower() == code.name
+
+
+def unknown_selectors(selectors: Iterable[str]) -> list[str]:
+    """The selectors that match no code (a typo in --select, --ignore or the config)."""
+    return [s for s in selectors if not any(_matches(s, c) for c in CODES.values())]
+
+
+def select_findings(findings: Iterable[Finding], select: Sequence[str] = (),
+                    ignore: Sequence[str] = ()) -> tuple[Finding, ...]:
+    """The findings whose code is selected (every code when `select` is empty) and not
+    ignored; selectors as `unknown_selectors` reads them."""
+    kept = []
+    for finding in findings:
+        code = CODES[finding.code]
+        if select and not any(_matches(s, code) for s in select):
+            continue
+        if any(_matches(s, code) for s in ignore):
+            continue
+        kept.append(finding)
+    return tuple(kept)
+
+
+@dataclass(frozen=True, slots=True)
+class LintConfig:
+    """`[tool.tppolicy.lint]` of a pyproject.toml: `select` and `ignore` lists of codes,
+    code prefixes or names."""
+
+    select: tuple[str, ...] = ()
+    ignore: tuple[str, ...] = ()
+    path: Path | None = None
+
+
+def find_config(start: Path) -> Path | None:
+    """The nearest pyproject.toml with a `[tool.tppolicy]` table, from `start` up to the
+    root of its git checkout (or the file system's root)."""
+    for folder in (start, *start.parents):
+        candidate = folder / "pyproject.toml"
+        if candidate.is_file():
+            try:
+                if "tool.tppolicy" in candidate.read_text("utf-8"):
+                    return candidate
+            except (OSError, UnicodeDecodeError):
+                return None
+        if (folder / ".git").exists():
+            return None
+    return None
+
+
+def load_config(path: Path) -> LintConfig:
+    """Read `[tool.tppolicy.lint]` from a pyproject.toml; `ConfigError` (with the file)
+    for bad TOML, an unknown key, a value that is not a list of strings, or a selector
+    that matches no code."""
+    import tomllib
+
+    source = str(path)
+
+    def fail(message: str, hint: str | None = None) -> ConfigError:
+        return ConfigError([Diagnostic(message, Span(source, 0, 0, 0, 0),
+                                       path="tool.tppolicy.lint", hint=hint)])
+
+    text = read_source(path, ConfigError)
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([Diagnostic(f"invalid TOML: {exc}", Span(source, 0, 0, 0, 0))]
+                          ) from None
+    tool = data.get("tool", {}).get("tppolicy", {})
+    table = tool.get("lint", {}) if isinstance(tool, dict) else None
+    if not isinstance(table, dict):
+        raise fail("expected a table", "[tool.tppolicy.lint] with select = [...], ignore = [...]")
+    values: dict[str, tuple[str, ...]] = {}
+    for key, value in table.items():
+        if key not in ("select", "ignore"):
+            raise fail(f"unknown key {key!r}", "the keys are: select, ignore")
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise fail(f"{key!r} must be a list of codes", f'{key} = ["TPP001", "TPP008"]')
+        unknown = unknown_selectors(value)
+        if unknown:
+            raise fail(f"{key!r}: {', '.join(map(repr, unknown))} matches no code",
+                       f"the codes are TPP001 to TPP{len(CODES):03d} (tppolicy lint --help)")
+        values[key] = tuple(value)
+    return LintConfig(values.get("select", ()), values.get("ignore", ()), path)
 
 
 def _sorted(findings: Iterable[Finding]) -> tuple[Finding, ...]:
@@ -710,6 +839,16 @@ def _sarif_location(span: Span) -> dict[str, Any]:
     return {"physicalLocation": physical}
 
 
+def _fingerprint(finding: Finding) -> str:
+    """What identifies a finding across commits: its code, file, publisher and message,
+    not its line (a line moves when lines are added above it)."""
+    import hashlib
+
+    key = "\0".join((finding.code, Path(finding.span.source).as_posix(),
+                     finding.publisher or "", finding.message))
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()[:32]
+
+
 def to_sarif(findings: Sequence[Finding], *, version: str,
              errors: Sequence[Diagnostic] = ()) -> dict[str, Any]:
     """A SARIF 2.1.0 log of one lint run: every code as a rule, every finding as a result.
@@ -733,6 +872,7 @@ def to_sarif(findings: Sequence[Finding], *, version: str,
         "level": _SARIF_LEVELS[f.level],
         "message": {"text": f"{f.message}. Fix: {f.fix}."},
         "locations": [_sarif_location(f.span)],
+        "partialFingerprints": {"tppolicyFinding/v1": _fingerprint(f)},
     } for f in findings]
     invocation: dict[str, Any] = {"executionSuccessful": not errors}
     if errors:
