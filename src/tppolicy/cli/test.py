@@ -55,7 +55,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="test file or folder (default: the current folder)")
     parser.add_argument("--pattern", default=DEFAULT_PATTERN,
                         help=f"file name pattern searched in folders (default: {DEFAULT_PATTERN})")
-    parser.add_argument("--format", choices=("human", "json"), default="human")
+    parser.add_argument("--format", choices=("human", "json", "junit", "github"),
+                        default="human", help="junit: JUnit XML for CI test reports; github: "
+                        "GitHub Actions annotations for failing cases and invalid files, then "
+                        "the human report")
     parser.add_argument("-v", "--verbose", action="store_true", help="list passing cases too")
     parser.add_argument("--coverage", action="store_true",
                         help="print which rule of which publisher was seen passing and failing")
@@ -75,11 +78,19 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
     files = discover(args.paths, args.pattern)
     report = run_files(files, providers=providers, issuers=issuers, root=args.root)
     below = (args.min_coverage is not None and report.coverage_percent < args.min_coverage)
-    if args.format == "json":
+    if args.format == "junit":
+        from tppolicy.tools.testrunner import to_junit_xml
+
+        out.write(to_junit_xml(report))
+    elif args.format == "json":
         payload = {**report.to_json(), "min_coverage": args.min_coverage,
                    "coverage_ok": not below}
         out.write(json.dumps(payload, indent=2, ensure_ascii=False) + "\n")
     else:
+        if args.format == "github":
+            from tppolicy.tools.testrunner import github_annotations
+
+            out.writelines(line + "\n" for line in github_annotations(report))
         for error in report.errors:
             print(error.render(), file=sys.stderr)
         out.write(render(report, out, verbose=args.verbose, coverage=args.coverage))

@@ -664,3 +664,77 @@ def run_files(paths: Iterable[str | os.PathLike[str]], *,
     coverage = tuple(RuleCoverage(policy, publisher, rule, seen[0], seen[1])
                      for (policy, publisher, rule), seen in universe.items())
     return Report(tuple(files), tuple(results), coverage, tuple(errors))
+
+
+# -------------------------------------------------------------- CI report formats
+def to_junit_xml(report: Report) -> str:
+    """The report as JUnit XML (one testsuite per test file, one testcase per case; an
+    invalid test file is a testsuite with one errored testcase), for CI test reports."""
+    import xml.etree.ElementTree as ET
+
+    root = ET.Element("testsuites", name="tppolicy test", tests=str(len(report.results)),
+                      failures=str(report.failed), errors=str(len(report.errors)))
+    by_file: dict[str, list[CaseResult]] = {name: [] for name in report.files}
+    for result in report.results:
+        by_file.setdefault(result.file, []).append(result)
+    # A valid test file has at least one case: the files without results are the invalid
+    # ones, in the order their errors were reported.
+    invalid = dict(zip([name for name, results in by_file.items() if not results],
+                       report.errors, strict=False))
+    for name, results in by_file.items():
+        problem = invalid.get(name)
+        suite = ET.SubElement(root, "testsuite", name=name,
+                              tests=str(len(results) + (problem is not None)),
+                              failures=str(sum(not r.passed for r in results)),
+                              errors=str(int(problem is not None)))
+        for result in results:
+            case = ET.SubElement(suite, "testcase", name=result.name, classname=name,
+                                 file=result.file, line=str(result.line))
+            if not result.passed:
+                failure = ET.SubElement(case, "failure", type="tppolicy.test",
+                                        message=shorten("; ".join(result.problems)))
+                failure.text = (f"expected: {result.expected}\nactual:   {result.actual}\n"
+                                + "\n".join(result.problems))
+        if problem is not None:
+            case = ET.SubElement(suite, "testcase", name="the test file is valid",
+                                 classname=name, file=name)
+            element = ET.SubElement(case, "error", type="tppolicy.invalid",
+                                    message=shorten(problem.diagnostics[0].message
+                                                    if problem.diagnostics else "invalid"))
+            element.text = problem.render()
+    ET.indent(root)
+    return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"
+
+
+def _annotation_value(text: str, *, property_: bool = False) -> str:
+    """GitHub workflow-command escaping: '%', CR and LF always; ':' and ',' in properties."""
+    text = text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+    if property_:
+        text = text.replace(":", "%3A").replace(",", "%2C")
+    return text
+
+
+def github_annotations(report: Report) -> list[str]:
+    """GitHub Actions workflow commands (`::error file=...,line=...::message`): one for each
+    failing case and for each problem of an invalid test file, shown on the pull request."""
+    lines: list[str] = []
+
+    def command(file: str, line: int, title: str, message: str) -> str:
+        where = f"file={_annotation_value(file, property_=True)}"
+        if line > 0:
+            where += f",line={line}"
+        return (f"::error {where},title={_annotation_value(title, property_=True)}::"
+                f"{_annotation_value(shorten(message))}")
+
+    for result in report.results:
+        if not result.passed:
+            lines.append(command(result.file, result.line, f"tppolicy test: {result.name}",
+                                 f"{'; '.join(result.problems)}\nexpected: {result.expected}"
+                                 f"\nactual: {result.actual}"))
+    for error in report.errors:
+        for d in error.diagnostics:
+            source = d.span.source if d.span is not None else ""
+            line = d.span.line if d.span is not None else 0
+            message = d.message + (f" (hint: {d.hint})" if d.hint else "")
+            lines.append(command(source, line, "tppolicy test: invalid test file", message))
+    return lines
