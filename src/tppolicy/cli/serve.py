@@ -141,6 +141,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "migrations now (exit 0), instead of listing them (exit 1 if any)")
 
 
+def _has_module(name: str) -> bool:
+    import importlib
+
+    try:
+        importlib.import_module(name)
+    except ImportError:
+        return False
+    return True
+
+
 def run(args: argparse.Namespace, out: TextIO) -> int:
     try:
         import starlette  # noqa: F401
@@ -148,6 +158,9 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
     except ImportError as exc:
         raise UsageError(f"tppolicy serve needs the server extra ({exc.name} is missing): "
                          "pip install 'tppolicy[server]'") from None
+    if getattr(args, "redis", None) and not _has_module("redis"):
+        raise UsageError("--redis needs the redis extra (redis is missing): "
+                         "pip install 'tppolicy[redis]'")
     from tppolicy.language.providers import load_providers
 
     demo = None
