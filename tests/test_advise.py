@@ -18,7 +18,7 @@ CASES = EXAMPLES.parent / "tests" / "cases"
 
 @pytest.fixture(scope="module")
 def gitlab_policy() -> tppolicy.Policy:
-    table = yaml.safe_load((CASES / "gitlab.yaml").read_text())
+    table = yaml.safe_load((CASES / "gitlab.tptest.yaml").read_text())
     text = yaml.safe_dump({"publishers": table["publishers"]}, sort_keys=False)
     return tppolicy.compile_publishers_text(text, issuers=table["issuers"])
 

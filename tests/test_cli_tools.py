@@ -115,12 +115,12 @@ def test_test_examples_from_the_default_folder(capsys: pytest.CaptureFixture[str
 
 
 def test_test_the_provider_case_tables(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run(capsys, "test", "--pattern", "*.yaml", str(ROOT / "tests" / "cases"))
+    code, out, _ = run(capsys, "test", str(ROOT / "tests" / "cases"))
     assert code == 0
     passed = int(out.splitlines()[-1].split()[0])
-    assert passed >= 150
+    assert passed >= 245
     code, out, _ = run(capsys, "test", *sorted(str(p) for p in (ROOT / "tests" / "cases")
-                                                .glob("*.yaml")))
+                                                .glob("*.tptest.yaml")))
     assert (code, out.splitlines()[-1]) == (0, f"{passed} passed, 0 failed")
 
 
@@ -148,7 +148,7 @@ def test_test_json(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_test_coverage_table_and_minimum(capsys: pytest.CaptureFixture[str]) -> None:
-    cases = str(ROOT / "tests" / "cases" / "google.yaml")
+    cases = str(ROOT / "tests" / "cases" / "google.tptest.yaml")
     code, out, err = run(capsys, "test", "--coverage", "--min-coverage", "99", cases)
     assert code == 1
     assert "rule coverage of " in out

@@ -63,7 +63,7 @@ def _policy(body: str, publishers: str) -> tppolicy.Policy:
 
 
 def _table(name: str) -> dict[str, Any]:
-    value: dict[str, Any] = yaml.safe_load((CASES / f"{name}.yaml").read_text("utf-8"))
+    value: dict[str, Any] = yaml.safe_load((CASES / f"{name}.tptest.yaml").read_text("utf-8"))
     return value
 
 
@@ -333,7 +333,7 @@ def test_github_enterprise_keeps_the_github_rules() -> None:
 
 
 def test_every_shipped_provider_has_a_case_table() -> None:
-    tables = {path.stem for path in CASES.glob("*.yaml")}
+    tables = {path.name.removesuffix(".tptest.yaml") for path in CASES.glob("*.tptest.yaml")}
     assert {path.stem for path in (ROOT / "policies").glob("*.tpp")} <= tables
 
 

@@ -202,6 +202,10 @@ class _TestFile:
     audience: str
     jwks: dict[str, bytes] = field(default_factory=dict)
     now: float | None = None
+    # What the other front (`Engine`) is built from: the publishers file or the inline rows
+    # (None for a test file naming a compiled policy, which only `Policy` reads).
+    publishers: Path | list[Mapping[str, Any]] | None = None
+    issuers: dict[str, str] = field(default_factory=dict)
 
 
 class _Reader:
@@ -502,10 +506,13 @@ def _load_file(path: Path, providers: Mapping[str, CheckedProvider] | None,
             target = inside
             policy = compile_publishers_file(target, providers=providers, issuers=file_issuers)
             label = str(target)
+            source: Path | list[Mapping[str, Any]] | None = target
         else:
             policy = compile_publishers_text(_publishers_text(text, key, value), str(path),
                                              providers=providers, issuers=file_issuers)
             label = f"{path}#publishers"
+            rows = _construct(value)
+            source = rows if isinstance(rows, list) else None
     else:
         key, value = keys["policy"]
         target_name = _construct(value)
@@ -518,7 +525,8 @@ def _load_file(path: Path, providers: Mapping[str, CheckedProvider] | None,
         target = inside
         policy = load_policy_file(target, providers=providers, issuers=file_issuers)
         label = str(target)
-    return _TestFile(path, label, policy, cases, audience, jwks, now)
+        source = None
+    return _TestFile(path, label, policy, cases, audience, jwks, now, source, file_issuers)
 
 
 # ----------------------------------------------------------------------- running
@@ -619,13 +627,75 @@ def _decide_token(test: _TestFile, token: str, audience: str,
     return test.policy.evaluate_token(token, verifier, None, explain=True, request=request)
 
 
+class _EngineFront:
+    """The server's front (`Engine.check_claims`) over the same publishers, one engine per
+    audience, to compare its decisions with `Policy.evaluate`'s."""
+
+    def __init__(self, test: _TestFile,
+                 providers: Mapping[str, CheckedProvider] | None) -> None:
+        self.test = test
+        self.providers = providers
+        self.engines: dict[str, Any] = {}
+        self.problem: str | None = None
+
+    def check(self, claims: Mapping[str, Any], audience: str,
+              request: Mapping[str, Any] | None) -> Any:
+        from tppolicy.decide.engine import Engine
+
+        engine = self.engines.get(audience)
+        if engine is None:
+            # A fixed clock: pending publishers never expire in a table.
+            engine = Engine(publishers=self.test.publishers, audience=audience,
+                            issuers=self.test.issuers, providers=self.providers,
+                            clock=lambda: 0.0)
+            self.engines[audience] = engine
+        return engine.check_claims(claims, request)
+
+
+def _disagreement(decision: Decision, result: Any) -> list[str]:
+    """How `Engine.check_claims`'s answer differs from `Policy.evaluate`'s decision: allowed,
+    publisher, pending, learned values, the first failing rule (where the engine discloses
+    rules: not a near miss it keeps private) and the PyPI error code (when both carry one)."""
+    engine_publisher = result.publisher.label if result.publisher is not None else None
+    ours = (decision.allowed, decision.publisher, decision.pending)
+    theirs = (result.allowed, engine_publisher, result.pending)
+    problems = []
+    if ours != theirs:
+        problems.append(f"the two fronts disagree: Policy.evaluate {_summary(decision)}, "
+                        f"Engine.check_claims {'allowed' if result.allowed else 'denied'}"
+                        + (f" by {engine_publisher!r}" if engine_publisher else "")
+                        + (" (pending)" if result.pending else ""))
+        return problems
+    if decision.allowed:
+        if dict(decision.learned) != dict(result.learned):
+            problems.append(f"the two fronts learn differently: Policy.evaluate "
+                            f"{dict(decision.learned)!r}, Engine.check_claims "
+                            f"{dict(result.learned)!r}")
+        return problems
+    first = next((r.rule for r in decision.reasons if not r.passed), None)
+    engine_first = next((r.rule for r in result.reasons if not r.passed), None)
+    if engine_first not in (None, "publisher") and engine_first != first:
+        problems.append(f"the two fronts fail a different first rule: Policy.evaluate "
+                        f"{first!r}, Engine.check_claims {engine_first!r}")
+    code = getattr(decision, "error", None) or getattr(decision, "code", None)
+    if isinstance(code, str) and result.error is not None and code != result.error:
+        problems.append(f"the two fronts give different codes: Policy.evaluate {code!r}, "
+                        f"Engine.check_claims {result.error!r}")
+    return problems
+
+
 def run_files(paths: Iterable[str | os.PathLike[str]], *,
               providers: Mapping[str, CheckedProvider] | None = None,
               issuers: Mapping[str, str] | None = None,
-              root: str | os.PathLike[str] | None = None) -> Report:
+              root: str | os.PathLike[str] | None = None, fronts: bool = True) -> Report:
     """Run every case of every test file. Invalid files are reported in `Report.errors`;
     the other files still run. The files a test file names must be inside `root` (see
-    `tree_root`)."""
+    `tree_root`).
+
+    With `fronts` (the default), each claims case of a test file naming publishers is also
+    decided by `Engine.check_claims` (the server's front) over the same publishers, and a
+    disagreement with `Policy.evaluate` (allowed, publisher, pending, learned values, first
+    failing rule, code) fails the case."""
     results: list[CaseResult] = []
     errors: list[TppolicyError] = []
     files: list[str] = []
@@ -638,6 +708,7 @@ def run_files(paths: Iterable[str | os.PathLike[str]], *,
         except TppolicyError as exc:
             errors.append(exc)
             continue
+        front = _EngineFront(test, providers) if fronts and test.publishers is not None else None
         for publisher in test.policy.publishers:
             for publisher_rule in publisher.rules:
                 folded = [fold(req.condition) for req in publisher_rule.requires]
@@ -654,6 +725,14 @@ def run_files(paths: Iterable[str | os.PathLike[str]], *,
                 decision = test.policy.evaluate(case.claims, audience=audience, explain=True,
                                                 request=case.spec.get("request"))
             problems = _judge(case.spec, decision)
+            if front is not None and case.claims is not None:
+                try:
+                    engine_result = front.check(case.claims, audience, case.spec.get("request"))
+                except TppolicyError as exc:
+                    problems.append(f"Engine.check_claims refused what Policy.evaluate "
+                                    f"decided: {exc}")
+                else:
+                    problems.extend(_disagreement(decision, engine_result))
             results.append(CaseResult(str(path), case.line, case.name, not problems,
                                       _expected(case.spec), _summary(decision), tuple(problems),
                                       decision))
