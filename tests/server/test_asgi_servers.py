@@ -87,19 +87,21 @@ def asgi_server(tmp_path: Path, jwks_file: Path) -> Iterator[Any]:
         env = clean_env(TPPOLICY_TEST_DB=str(db), TPPOLICY_TEST_JWKS=str(jwks_file),
                         PYTHONPATH=os.pathsep.join(filter(None, [
                             str(ROOT), os.environ.get("PYTHONPATH", "")])))
-        log = (tmp_path / f"{kind}.log").open("wb")
-        process = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log, stderr=log)
+        with (tmp_path / f"{kind}.log").open("wb") as log:  # the server keeps its own copy
+            process = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log, stderr=log)
         processes.append(process)
         url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 30
         while True:
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
             try:
-                connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
                 connection.request("GET", "/_/health")
                 if connection.getresponse().status == 200:
                     return url
             except OSError:
                 pass
+            finally:
+                connection.close()
             if time.monotonic() > deadline or process.poll() is not None:
                 raise AssertionError((tmp_path / f"{kind}.log").read_text())
             time.sleep(0.1)

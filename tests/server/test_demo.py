@@ -60,11 +60,14 @@ def test_the_readme_demo_publishes_with_uv(tmp_path: Path) -> None:
     errors: list[str] = []
 
     def drain(stream: Any, into: Any) -> None:
-        for raw in stream:
-            into(raw.decode())
+        with stream:  # closed at the end of the output (warnings are errors)
+            for raw in stream:
+                into(raw.decode())
 
-    threading.Thread(target=drain, args=(server.stdout, lines.put), daemon=True).start()
-    threading.Thread(target=drain, args=(server.stderr, errors.append), daemon=True).start()
+    drains = [threading.Thread(target=drain, args=(server.stdout, lines.put), daemon=True),
+              threading.Thread(target=drain, args=(server.stderr, errors.append), daemon=True)]
+    for thread in drains:
+        thread.start()
     try:
         printed: list[str] = []
         deadline = time.monotonic() + 30
@@ -111,6 +114,8 @@ def test_the_readme_demo_publishes_with_uv(tmp_path: Path) -> None:
     finally:
         server.terminate()
         server.wait(10)
+        for thread in drains:
+            thread.join(10)
     log = "".join(errors)
     assert "NOT FOR PRODUCTION" in log
     assert "mint allowed: publisher demo-sampleproject" in log

@@ -199,9 +199,10 @@ def test_a_restart_mid_run_loses_no_credential_and_no_file(server_process: Any) 
         storage.close()
     assert upload(server, minted[-1], "1.1") == 200  # a credential from before the crash
     assert upload(server, first["token"], "1.2") == 200
-    page = urllib.request.urlopen(server.url + "/simple/sampleproject/", timeout=10,
-                                  context=ssl.create_default_context(cafile=str(server.tls.ca))
-                                  ).read().decode()
+    with urllib.request.urlopen(server.url + "/simple/sampleproject/", timeout=10,
+                                context=ssl.create_default_context(cafile=str(server.tls.ca))
+                                ) as response:
+        page = response.read().decode()
     for version in ("1.0", "1.1", "1.2"):
         assert f"sampleproject-{version}-py3-none-any.whl" in page
     status, body = server.mint(used_tokens[0])  # replay protection survived too
