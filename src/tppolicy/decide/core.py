@@ -114,6 +114,17 @@ class Decider:
             name: tuple(i for i, key in enumerate(p.keys) if key.identity)
             for name, p in self.providers.items()}
         self._lock = threading.Lock()
+        # index -> its `candidates_of` when a host keeps the publishers
+        # (`Engine(lookup=...)`); None: the indexes' own buckets.
+        self.lookup_for: Callable[[ProviderIndex], Callable[
+            [tuple[Any, ...], bool], tuple[Record, ...]]] | None = None
+
+    def register_issuer(self, issuer: str, provider: str) -> None:
+        """Trust `issuer` for `provider` from now on (a provider allowing custom issuers)."""
+        registered = registered_issuers(self.providers, {issuer: provider})
+        self.registered.update(registered)
+        self.issuers.setdefault(issuer, self.indexes[provider])
+        self.known_issuers = sorted(self.issuers)
 
     # ------------------------------------------------------------- publishers
     def identity_key(self, record: Record) -> tuple[Any, ...]:
@@ -258,7 +269,8 @@ class Decider:
         # Each publisher's rules check the required claims too: the provider's own check
         # only runs when no publisher allows, to give the right reason.
         for _ in range(_EXPIRED_RETRIES):
-            allowed, refused = index.select(decided)
+            allowed, refused = index.select(decided, None if self.lookup_for is None
+                                            else self.lookup_for(index))
             if allowed is None or not allowed.pending or not self._expired(allowed, now):
                 break
             if self.on_expired is not None:  # expired: as if gone

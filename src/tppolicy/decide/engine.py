@@ -13,7 +13,7 @@ import re
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -29,7 +29,7 @@ from tppolicy.decide.decision import (
     Decision,
     RuleResult,
 )
-from tppolicy.decide.index import Record
+from tppolicy.decide.index import Record, lookup_text
 from tppolicy.decide.names import ultranormalize_name
 from tppolicy.errors import ConfigError, Diagnostic, Span
 from tppolicy.language import ast as A
@@ -164,6 +164,32 @@ class DecisionSink(Protocol):
     def write(self, record: Mapping[str, Any]) -> None: ...
 
 
+LOOKUP_CACHE_SIZE = 100_000  # records compiled from a host's rows, kept for reuse
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """A publisher row as a host's database returns it to the engine."""
+
+    id: str
+    row: Mapping[str, Any]  # the publishers-file fields: provider, name, projects | pending_project
+    added_by: str | None = None
+    created: float = 0.0
+
+
+class PublisherLookup(Protocol):
+    """Publishers kept by the host (a large index's database) instead of in the engine.
+
+    The host stores, with each publisher row, `Engine.lookup_key(row)`: the values its
+    provider file declares as `identity` and `key`, as one string. For a token, the
+    engine computes the same string from the claims and asks for the rows holding it
+    (normal publishers, then pending ones); it then chooses among them (`prefer`) and
+    decides (the rules), as for publishers it holds itself. An exception (the database
+    is down) fails the check: no decision."""
+
+    def candidates(self, provider: str, key: str, pending: bool) -> Sequence[Candidate]: ...
+
+
 class JsonLinesSink:
     """Decision records appended to a file, one JSON object a line."""
 
@@ -255,7 +281,9 @@ class Engine:
                  pending_ttl: float = PENDING_TTL, leeway: float = DEFAULT_LEEWAY,
                  clock: Callable[[], float] = time.time,
                  on_removed: Callable[[Record, str], None] | None = None,
-                 max_lifetime: float = MAX_TOKEN_LIFETIME) -> None:
+                 max_lifetime: float = MAX_TOKEN_LIFETIME,
+                 lookup: PublisherLookup | None = None,
+                 on_decision: Callable[[CheckResult], None] | None = None) -> None:
         from tppolicy.language.providers import load_providers
 
         self.audience = audience
@@ -264,12 +292,19 @@ class Engine:
         # "voided" (a colliding project was created), "expired", "project-exists".
         self.on_removed = on_removed
         self.records = records
+        # The host's publishers (`PublisherLookup`), looked up per token; None: the
+        # engine's own. `on_decision` sees every result (metrics: decision counts).
+        self.lookup = lookup
+        self.on_decision = on_decision
+        self._looked_up: dict[tuple[str, str], Record] = {}  # (id, row JSON) -> record
         self.clock = clock
         self.replay: ReplayStore = replay if replay is not None else MemoryReplayStore()
         self._providers_checked = dict(load_providers() if providers is None else providers)
         self._core = Decider(self._providers_checked, issuers,
                              pending_ttl=pending_ttl or None, clock=clock,
                              on_expired=self._expire)
+        if lookup is not None:
+            self._core.lookup_for = self._candidates_of
         self._registered = self._core.registered
         self._indexes = self._core.indexes
         self._readers = {name: _RowReader(p) for name, p in self._providers_checked.items()}
@@ -377,6 +412,61 @@ class Engine:
                 self._insert(record)
             else:
                 self._replace(old, record)
+        return record
+
+    def lookup_key(self, row: Mapping[str, Any]) -> tuple[str, str]:
+        """(provider, lookup key) of a publisher row, for a host that stores its
+        publishers (`PublisherLookup`); ConfigError for a row that is not valid."""
+        record = self._record(row, "publisher", None, None, 0.0)
+        return record.provider, lookup_text(record.key)
+
+    def register_issuer(self, issuer: str, provider: str) -> None:
+        """Trust `issuer` for `provider` from now on (a custom issuer an organisation
+        registered at run time); the provider must allow custom issuers."""
+        if not issuer.startswith("https://"):
+            raise ConfigError([Diagnostic(f"issuer {issuer!r}: an issuer is an https URL")])
+        with self._lock:
+            self._core.register_issuer(issuer, provider)
+            self.verifier.issuers[issuer] = provider
+
+    def _candidates_of(self, index: Any) -> Callable[[tuple[Any, ...], bool],
+                                                     tuple[Record, ...]]:
+        lookup = self.lookup
+        assert lookup is not None
+        provider = index.checked.name
+
+        def candidates_of(key: tuple[Any, ...], pending: bool) -> tuple[Record, ...]:
+            try:
+                text = lookup_text(key)
+            except (TypeError, ValueError):  # a mistyped claim: a key no row holds
+                return ()
+            found = []
+            now = self.clock()
+            ttl = self.pending_ttl
+            for candidate in lookup.candidates(provider, text, pending):
+                record = self._looked_up_record(candidate)
+                if record is None or record.provider != provider:
+                    continue
+                if record.pending_project is not None and ttl and now - record.created > ttl:
+                    continue  # expired: as if gone
+                found.append(record)
+            return tuple(found)
+
+        return candidates_of
+
+    def _looked_up_record(self, candidate: Candidate) -> Record | None:
+        """The record of a host's row, compiled once per row version (bounded)."""
+        cache_key = (candidate.id, json.dumps(candidate.row, sort_keys=True, default=str))
+        record = self._looked_up.get(cache_key)
+        if record is None:
+            try:
+                record = self._record(candidate.row, f"publisher {candidate.id}", candidate.id,
+                                      candidate.added_by, candidate.created)
+            except ConfigError:  # a row the provider refuses is not served (fail closed)
+                return None
+            if len(self._looked_up) >= LOOKUP_CACHE_SIZE:
+                self._looked_up.pop(next(iter(self._looked_up)))
+            self._looked_up[cache_key] = record
         return record
 
     def remove_publisher(self, publisher_id: str) -> Record | None:
@@ -581,6 +671,9 @@ class Engine:
                         self._delete(record)
                 if gone:
                     self._removed(record, "project-exists")
+        if self.on_decision is not None:
+            with contextlib.suppress(Exception):  # a failing hook must not change it
+                self.on_decision(result)
         if self.records is not None:
             self._write(result, claims)
         return result

@@ -6,8 +6,9 @@ threads read without locking while publishers are added and removed.
 
 from __future__ import annotations
 
+import json
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from tppolicy.decide.decision import Decision
@@ -26,6 +27,13 @@ from tppolicy.language.compile import (
 
 NO_SLOTS: tuple[Any, ...] = ()
 _SEPARATOR = "\x1f"  # never in a publisher's key: its fields are printable ASCII
+
+
+def lookup_text(key: tuple[Any, ...]) -> str:
+    """A lookup key as one string, for a host's database column: `bucket_key` when
+    every part is a string, else the parts as JSON (types kept: 1 is not "1")."""
+    joined = bucket_key(key)
+    return joined if isinstance(joined, str) else "\x1e" + json.dumps(list(key))
 
 
 def bucket_key(key: tuple[Any, ...]) -> Any:
@@ -219,8 +227,12 @@ class ProviderIndex:
                 continue
         return None
 
-    def select(self, claims: Mapping[str, Any]) -> tuple[Record | None, Record | None]:
+    def select(self, claims: Mapping[str, Any], candidates_of: Callable[
+            [tuple[Any, ...], bool], tuple[Record, ...]] | None = None,
+               ) -> tuple[Record | None, Record | None]:
         """(the first candidate whose rules allow, the candidate chosen but refused).
+        `candidates_of(key, pending)`, if given, finds the candidates (a host's
+        database, `Engine(lookup=...)`) instead of this index's own buckets.
 
         Normal publishers are tried before pending ones (PyPI tries pending first): a
         pending publisher never takes a token from an existing normal publisher, whoever
@@ -232,13 +244,16 @@ class ProviderIndex:
         except Exception:  # a key the token cannot give matches nothing
             return None, None
         refused: Record | None = None
-        for index in (self.normal, self.pending):
-            if not index:
+        for pending, index in ((False, self.normal), (True, self.pending)):
+            if candidates_of is not None:  # a failing database propagates: no decision
+                candidates: Record | tuple[Record, ...] | None = candidates_of(found, pending)
+            elif not index:
                 continue
-            try:
-                candidates = index.get(key)
-            except Exception:  # a claim of the wrong type cannot be hashed
-                break
+            else:
+                try:
+                    candidates = index.get(key)
+                except Exception:  # a claim of the wrong type cannot be hashed
+                    break
             candidate = self.choose(candidates, wanted)
             if candidate is None:
                 continue

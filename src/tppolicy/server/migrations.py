@@ -96,6 +96,11 @@ MIGRATIONS: tuple[Migration, ...] = (
         "CREATE INDEX IF NOT EXISTS projects_ultranormalized ON projects (ultranormalized)",
         "CREATE INDEX IF NOT EXISTS credentials_publisher ON credentials (publisher_id)",
     )),
+    Migration(4, "publishers' lookup keys (the SQL publisher lookup)", (
+        "CREATE INDEX IF NOT EXISTS publishers_lookup ON publishers (provider, lookup_key)",
+        "CREATE INDEX IF NOT EXISTS publishers_unkeyed ON publishers (id) "
+        "WHERE lookup_key IS NULL",
+    ), columns=(("publishers", "lookup_key", "TEXT"),)),
 )
 
 
@@ -140,10 +145,10 @@ def migrate(db: Database, migrations: tuple[Migration, ...] = MIGRATIONS,
         applied = []
         for migration in sorted(migrations, key=lambda m: m.version):
             if version < migration.version <= target:
+                for table, column, kind in migration.columns:  # first: statements use them
+                    _add_column(db.dialect, tx, table, column, kind)
                 for statement in migration.sql(db.dialect):
                     tx.execute(statement)
-                for table, column, kind in migration.columns:
-                    _add_column(db.dialect, tx, table, column, kind)
                 tx.execute("INSERT INTO schema_migrations (version, description, applied) "
                            "VALUES (?, ?, ?)", (migration.version, migration.description,
                                                 time.time()))

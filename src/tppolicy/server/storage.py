@@ -105,6 +105,9 @@ class Storage:
         else:
             self.files_dir = Path("tppolicy-files")
         self.clock = clock
+        # row -> its lookup key (`Engine.lookup_key`), stored for the SQL publisher
+        # lookup; rows written without one get it from `fill_lookup_keys`.
+        self.keyer: Callable[[Mapping[str, Any]], str] | None = None
 
     @contextmanager
     def transaction(self) -> Iterator[Tx]:
@@ -138,13 +141,14 @@ class Storage:
                       db: Tx | None = None) -> PublisherRow:
         stored = PublisherRow(publisher_id, str(row["provider"]), dict(row), added_by,
                               self.clock() if created is None else created)
-        sql = ("INSERT INTO publishers (id, provider, row, pending_project, added_by, created) "
-               "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET provider = "
-               "excluded.provider, row = excluded.row, pending_project = "
+        sql = ("INSERT INTO publishers (id, provider, row, pending_project, added_by, created, "
+               "lookup_key) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET "
+               "provider = excluded.provider, row = excluded.row, pending_project = "
                "excluded.pending_project, added_by = excluded.added_by, created = "
-               "excluded.created")
+               "excluded.created, lookup_key = excluded.lookup_key")
         values = (stored.id, stored.provider, json.dumps(stored.row, sort_keys=True),
-                  stored.pending_project, stored.added_by, stored.created)
+                  stored.pending_project, stored.added_by, stored.created,
+                  self._lookup_key(stored.row))
         if db is None:
             with self.transaction() as tx:
                 return self.put_publisher(publisher_id, row, added_by=added_by,
@@ -185,10 +189,45 @@ class Storage:
             if changed:
                 if apply is not None:
                     apply(stored)
-                db.execute("UPDATE publishers SET row = ? WHERE id = ?",
-                           (json.dumps(row, sort_keys=True), publisher_id))
+                db.execute("UPDATE publishers SET row = ?, lookup_key = ? WHERE id = ?",
+                           (json.dumps(row, sort_keys=True), self._lookup_key(row),
+                            publisher_id))
                 self._bump(db)
             return stored
+
+    def _lookup_key(self, row: Mapping[str, Any]) -> str | None:
+        if self.keyer is None:
+            return None
+        try:
+            return self.keyer(row)
+        except Exception:  # a row the engine refuses is found by no lookup
+            return None
+
+    def fill_lookup_keys(self, limit: int = 10_000) -> int:
+        """Give rows written without a lookup key (by a command without the engine, or
+        before migration 4) theirs; how many were filled."""
+        if self.keyer is None:
+            return 0
+        rows = self._query("SELECT id, row FROM publishers WHERE lookup_key IS NULL "
+                           "LIMIT ?", (limit,))
+        filled = 0
+        for publisher_id, text in rows:
+            key = self._lookup_key(json.loads(text))
+            if key is None:
+                continue
+            with self.transaction() as db:
+                filled += db.execute("UPDATE publishers SET lookup_key = ? WHERE id = ? AND "
+                                     "row = ?", (key, publisher_id, text)).rowcount
+        return filled
+
+    def lookup_candidates(self, provider: str, key: str,
+                          pending: bool) -> list[PublisherRow]:
+        """The publishers of `provider` stored with this lookup key (index lookup)."""
+        rows = self._query(
+            "SELECT id, provider, row, added_by, created FROM publishers WHERE provider = ? "
+            f"AND lookup_key = ? AND pending_project IS {'NOT ' if pending else ''}NULL",
+            (provider, key))
+        return [PublisherRow(r[0], r[1], json.loads(r[2]), r[3], r[4]) for r in rows]
 
     def delete_publisher(self, publisher_id: str,
                          db: Tx | None = None) -> bool:
