@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from tppolicy import PolicySyntaxError
 from tppolicy.language import ast as A
 from tppolicy.language.parse import parse_policy
+from tppolicy.language.printer import format_policy
 from tppolicy.language.providers import policies_dir
 
 
@@ -84,3 +85,67 @@ def test_loading_providers_writes_no_cache(tmp_path: Path,
     assert first
     assert not (tmp_path / "cache").exists()
     assert list((tmp_path / "tmp").iterdir()) == []
+
+
+# ------------------------------------------------- issue 12 item 15: deep nesting
+def _deep_policy(expression: str) -> str:
+    return ('publisher "p" {\n  provider github\n  projects ["x"]\n'
+            '  fields { repository_owner = "o" repository_name = "r" '
+            'repository_owner_id = "1" workflow_filename = "r.yml" }\n'
+            f"  rule r: {expression}\n}}\n")
+
+
+DEEP = {
+    "not": "not " * 20_000 + 'claims.repository == "x"',
+    "or": " or ".join(f'claims.repository == "x{i}"' for i in range(20_000)),
+    "if": "if true then " * 3_000 + "true" + " else false" * 3_000,
+    "concat": "claims.repository == " + " + ".join(f'"a{i}"' for i in range(20_000)),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(DEEP))
+def test_deep_nesting_is_refused_with_its_place(kind: str) -> None:
+    from tppolicy.language.parse import parse_policy_outline
+
+    text = _deep_policy(DEEP[kind])
+    for parse in (parse_policy, lambda t, s: parse_policy_outline(t, s)[0]):
+        with pytest.raises(PolicySyntaxError) as caught:
+            parse(text, "deep.tpp")
+        diagnostic = caught.value.diagnostics[0]
+        assert "nested too deeply: more than 100 levels" in diagnostic.message
+        assert diagnostic.span is not None
+        assert diagnostic.span.source == "deep.tpp" and diagnostic.span.line == 5
+
+
+@pytest.mark.parametrize("command", ["check", "fmt", "lint"])
+def test_deep_nesting_exits_3_in_every_tool(tmp_path: Path, command: str,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    from tests.conftest import run_cli
+
+    policy = tmp_path / "deep.tpp"
+    policy.write_text(_deep_policy(DEEP["or"]))
+    claims = tmp_path / "claims.json"
+    claims.write_text('{"iss": "https://token.actions.githubusercontent.com", "aud": "pypi"}')
+    argv = {"check": ["check", "--policy", str(policy), "--claims", str(claims)],
+            "fmt": ["fmt", "--check", str(policy)], "lint": ["lint", str(policy)]}[command]
+    code, _, err = run_cli(capsys, *argv)
+    assert code == 3, err
+    assert "nested too deeply" in err and "RecursionError" not in err
+
+
+def test_nesting_within_the_bound_works_everywhere() -> None:
+    text = _deep_policy("not " * 94 + 'claims.repository == "x"')
+    policy = parse_policy(text)
+    assert parse_policy(format_policy(policy)) == policy
+
+
+def test_lets_filled_in_are_bounded_too() -> None:
+    import tppolicy
+
+    lets = "\n".join(f"  let l{i} = " + "not " * 90 + (f"l{i - 1}" if i else 'claims.a == "x"')
+                     for i in range(30))
+    text = (f'provider p {{\n  issuer "https://x.example.com"\n  claims {{ required a: string }}'
+            f'\n  fields {{ a: string }}\n  lookup {{ key publisher.a == claims.a }}\n{lets}\n'
+            "  rule r: l29\n}\n")
+    with pytest.raises(tppolicy.TppolicyError, match="'l2' nests too deeply once the lets"):
+        tppolicy.load_policy_text(text, "lets.tpp")

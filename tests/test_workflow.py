@@ -292,3 +292,51 @@ def test_push_filters_against_a_tag_pattern(filters: dict[str, list[str]],
     from tppolicy.tools.workflow import _refs_accepted
 
     assert _refs_accepted("push", filters, [Glob("refs/tags/v*")]) is accepted
+
+
+# ------------------------------------------- issue 12 item 18: each job on its own
+TWO_JOBS = """\
+on:
+  release:
+    types: [published]
+jobs:
+  publish-to-pypi:
+    runs-on: ubuntu-latest
+    environment: pypi
+    permissions:
+      id-token: write
+    steps:
+      - uses: pypa/gh-action-pypi-publish@6f7e8d9c0b1a2c3d4e5f6a7b8c9d0e1f2a3b4c5d
+  publish-to-testpypi:
+    runs-on: ubuntu-latest
+    environment: testpypi
+    permissions:
+      id-token: write
+    steps:
+      - uses: pypa/gh-action-pypi-publish@6f7e8d9c0b1a2c3d4e5f6a7b8c9d0e1f2a3b4c5d
+"""
+
+
+def test_a_job_refused_is_an_error_whatever_the_other_jobs_do(
+        policy: tppolicy.Policy) -> None:
+    report = check_workflow_text(TWO_JOBS, ".github/workflows/release.yml", policy,
+                                 path=".github/workflows/release.yml")
+    errors = [(f.code, f.job) for f in report.errors]
+    assert errors == [("TPW004", "publish-to-testpypi")]
+    alone = check_workflow_text(TWO_JOBS, ".github/workflows/release.yml", policy,
+                                path=".github/workflows/release.yml", job="publish-to-testpypi")
+    assert [(f.code, f.job) for f in alone.errors] == errors
+
+
+def test_two_jobs_for_two_publishers_are_both_accepted(tmp_path: Path) -> None:
+    publishers = tmp_path / "publishers.yaml"
+    publishers.write_text("publishers:\n" + "".join(
+        f"  - {{name: {env}, provider: github, projects: [sampleproject], "
+        "repository_owner: octo-org, repository_name: sampleproject, "
+        f"repository_owner_id: '65', workflow_filename: release.yml, environment: {env}}}\n"
+        for env in ("pypi", "testpypi")))
+    both = tppolicy.compile_publishers_file(publishers)
+    report = check_workflow_text(TWO_JOBS, ".github/workflows/release.yml", both,
+                                 path=".github/workflows/release.yml")
+    assert report.errors == ()
+    assert report.jobs == ("publish-to-pypi", "publish-to-testpypi")

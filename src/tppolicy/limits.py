@@ -31,3 +31,7 @@ MAX_TIMESTAMP = 253402300799
 # are at most NEAR_MISS_SCAN (for the operator: such a near miss is not disclosed).
 NEAR_MISSES = 20
 NEAR_MISS_SCAN = 200
+
+# Policy files: how deep expressions and blocks may nest (a chain of `or`, `and` or `+`
+# counts one level per operand). Every stage after the parser walks the tree recursively.
+MAX_POLICY_NESTING = 100

@@ -17,7 +17,7 @@ from tppolicy.language.bind import bind_expr, bind_learns, bind_rules, fold, inl
 from tppolicy.language.interpret import Interpreter
 from tppolicy.language.ops import FUNCTIONS, REQUEST_VALUES, EvalError
 from tppolicy.language.texts import PLACES, CheckedFix, CheckedNote, Text, TextError, parse_text
-from tppolicy.limits import MAX_GLOB_PATTERN
+from tppolicy.limits import MAX_GLOB_PATTERN, MAX_POLICY_NESTING
 
 CLAIM_TYPES = ("string", "int", "bool", "list", "object", "any")
 FIELD_TYPES = ("string", "int", "bool")
@@ -228,7 +228,13 @@ class _Checker:
             if let.name in FUNCTIONS:
                 self.error(f"'{let.name}' is the name of a function", let.span)
             self.expr(let.value, scope)
-            lets[let.name] = inline_lets(let.value, lets)
+            inlined = inline_lets(let.value, lets)
+            if _depth(inlined) > MAX_INLINED_DEPTH:
+                self.error(f"'{let.name}' nests too deeply once the lets it reads are filled "
+                           f"in: more than {MAX_INLINED_DEPTH} levels", let.span,
+                           "read fewer lets in one another")
+                inlined = A.Literal(None, let.span)
+            lets[let.name] = inlined
             scope.lets[let.name] = self.expr(lets[let.name], _Scope(claims, ast.ignored_prefixes,
                                                                       fields, {}), quiet=True)
         if ast.workflows is not None and ast.workflows not in WORKFLOW_KINDS:
@@ -417,6 +423,12 @@ class _Checker:
             requires = []
             for req in rule.requires:
                 condition = inline_lets(req.condition, lets)
+                if _depth(condition) > MAX_INLINED_DEPTH + MAX_POLICY_NESTING:
+                    self.error(f"rule '{rule.name}' nests too deeply once the lets it reads "
+                               f"are filled in: more than "
+                               f"{MAX_INLINED_DEPTH + MAX_POLICY_NESTING} levels", req.span,
+                               "read fewer lets in one another")
+                    condition = A.Literal(False, req.span)
                 self.condition(condition, scope)
                 requires.append(A.Require(condition, req.message, req.span))
             checked.append(A.Rule(rule.name, tuple(requires), rule.span, rule.optional,
@@ -678,6 +690,22 @@ class _Checker:
         if result == "list<string>":
             return _Type("list", item="string")
         return _Type(result)
+
+
+# The deepest expression once `let`s are filled in (a let may read lets; each is at most
+# MAX_POLICY_NESTING deep as written): the checker, the printer and the compiler recurse.
+MAX_INLINED_DEPTH = 2 * MAX_POLICY_NESTING
+
+
+def _depth(expr: A.Expr) -> int:
+    """How deep `expr` nests, walked without recursion."""
+    deepest = 0
+    stack = [(expr, 1)]
+    while stack:
+        node, depth = stack.pop()
+        deepest = max(deepest, depth)
+        stack.extend((kid, depth + 1) for kid in A.children(node))
+    return deepest
 
 
 @dataclass(slots=True)

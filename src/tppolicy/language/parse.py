@@ -22,6 +22,7 @@ from lark.tree import Meta
 
 from tppolicy.errors import Diagnostic, PolicySyntaxError, Span
 from tppolicy.language import ast as A
+from tppolicy.limits import MAX_POLICY_NESTING
 
 _TERMINAL_WORDS = {
     "NAME": "a name",
@@ -119,7 +120,28 @@ def parse_policy(text: str, source: str = "<policy>") -> A.PolicyFile:
         tree = parser.parse(text)
     except lark.UnexpectedInput as exc:
         raise _syntax_error(parser, exc, text, source) from None
+    _check_nesting(tree, text, source)
     return _Builder(source).transform(tree)  # type: ignore[no-any-return]
+
+
+def _check_nesting(tree: lark.Tree[Token], text: str, source: str) -> None:
+    """Refuse a tree deeper than `MAX_POLICY_NESTING` (walked without recursion): every
+    later stage (the tree builder, the checker, the printer, the compiler) recurses over
+    it. A chain of `or`, `and` or `+` counts one level per operand."""
+    stack: list[tuple[lark.Tree[Token], int]] = [(tree, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_POLICY_NESTING:
+            meta = node.meta
+            line = getattr(meta, "line", 1) or 1
+            column = getattr(meta, "column", 1) or 1
+            raise PolicySyntaxError([Diagnostic(
+                f"nested too deeply: more than {MAX_POLICY_NESTING} levels of expressions "
+                "and blocks", Span(source, line, column, line, column + 1),
+                hint="name parts with `let`, or write a long `or` of comparisons as "
+                     "`claims.NAME in [...]`")], text)
+        stack.extend((child, depth + 1) for child in node.children
+                     if isinstance(child, lark.Tree))
 
 
 # ------------------------------------------------------------ comments and outline
@@ -189,6 +211,7 @@ def _parse_tree(text: str, source: str) -> tuple[lark.Tree[Token], list[Token]]:
     finally:
         tokens: list[Token] = _collected.comments
         _collected.comments = []
+    _check_nesting(tree, text, source)
     return tree, tokens
 
 

@@ -342,7 +342,11 @@ class _GitHub:
                        "add the job that publishes, with `permissions: id-token: write`")
             return self._report(named, [])
         for publisher in named:
-            self._publisher(publisher, jobs)
+            self._publisher(publisher)
+        # Each publishing job is judged on its own, by the publisher it comes closest to: a
+        # job that no publisher accepts is refused whatever the other jobs do.
+        for job in jobs:
+            self.c.findings.extend(_closest(self._job(publisher, job) for publisher in named))
         return self._report(named, jobs)
 
     def _report(self, publishers: list[Any], jobs: list[_Job]) -> WorkflowReport:
@@ -417,7 +421,7 @@ class _GitHub:
                    f"no publisher names the workflow {self.filename!r}"
                    + (f" (repository {self.repository})" if self.repository else ""), fix)
 
-    def _publisher(self, publisher: Any, jobs: list[_Job]) -> None:
+    def _publisher(self, publisher: Any) -> None:
         label = publisher.label
         fields = publisher.fields
         self._events(publisher)
@@ -435,14 +439,6 @@ class _GitHub:
                        "whose creation a ruleset restricts publish",
                        "protect the refs that publish (Settings > Rules > Rulesets)",
                        publisher=label)
-        # The job that comes closest decides: its findings are the publisher's.
-        best: list[WorkflowFinding] | None = None
-        for job in jobs:
-            found = self._job(publisher, job)
-            errors = sum(f.level == ERROR for f in found)
-            if best is None or errors < sum(f.level == ERROR for f in best):
-                best = found
-        self.c.findings.extend(best or [])
 
     def _job(self, publisher: Any, job: _Job) -> list[WorkflowFinding]:
         found: list[WorkflowFinding] = []
@@ -610,6 +606,17 @@ class _GitHub:
                    "controls that ref changes what runs with your publishing token",
                    f"pin it to the commit: `uses: {action}@<40-hex commit sha>  # {ref}`",
                    job=job)
+
+
+def _closest(candidates: Iterable[list[WorkflowFinding]]) -> list[WorkflowFinding]:
+    """One job's findings against the publisher it comes closest to (fewest errors, then
+    the first publisher)."""
+    best: list[WorkflowFinding] | None = None
+    for found in candidates:
+        if best is None or sum(f.level == ERROR for f in found) < sum(
+                f.level == ERROR for f in best):
+            best = found
+    return best or []
 
 
 def _environment(where: _Where, body: Mapping[Any, Any], wanted: str, add: Any,
@@ -783,14 +790,11 @@ class _GitLab:
                        f"add a job with `id_tokens: PYPI_ID_TOKEN: aud: {self.c.audience}`")
             return self._report(named, [])
         for publisher in named:
-            best: list[WorkflowFinding] | None = None
-            for name, body in jobs:
-                found = self._job(publisher, name, body)
-                if best is None or sum(f.level == ERROR for f in found) < sum(
-                        f.level == ERROR for f in best):
-                    best = found
-            self.c.findings.extend(best or [])
             self._publisher(publisher)
+        # Each publishing job on its own, by the publisher it comes closest to.
+        for name, body in jobs:
+            self.c.findings.extend(_closest(self._job(publisher, name, body)
+                                            for publisher in named))
         return self._report(named, [name for name, _ in jobs])
 
     def _report(self, publishers: list[Any], jobs: list[str]) -> WorkflowReport:
