@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -69,7 +70,12 @@ def _back(text: str) -> str:
     """The copy's output read as the original's: its names and issuers put back."""
     for original, copy in (*RENAMES, ("github", "zz_hub"), ("gitlab", "zz_lab")):
         text = text.replace(copy, original)
-    return text
+    return _unhashed(text)
+
+
+def _unhashed(text: str) -> str:
+    """SARIF fingerprints hash what they identify, the provider's name included."""
+    return re.sub(r'("tppolicyFinding/v1": )"[0-9a-f]+"', r'\1"..."', text)
 
 
 @pytest.fixture(scope="module")
@@ -131,7 +137,8 @@ def _same(capsys: pytest.CaptureFixture[str], trees: tuple[Path, Path], *argv: s
     original, copy = trees
     expected = _run(capsys, original, False, *argv)
     found = _run(capsys, copy, True, *argv)
-    assert (found[0], _back(found[1]), _back(found[2])) == expected
+    assert (found[0], _back(found[1]), _back(found[2])) == (
+        expected[0], _unhashed(expected[1]), expected[2])
 
 
 def _claims_files() -> list[str]:
