@@ -18,7 +18,7 @@ _VALUES: list[Any] = ["", " ", "x", " x", "x ", "octo-org", "a/b", "release.yml"
 
 
 def _schema_accepts(data: Any, providers: Any) -> bool:
-    validator = P._Validator(P.publishers_schema(providers))
+    validator = P._validator_class()(P.publishers_schema(providers))
     return not any(True for _ in validator.iter_errors(data))
 
 

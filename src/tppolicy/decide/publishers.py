@@ -24,17 +24,18 @@ import types
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any, TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import yaml
-from jsonschema import Draft202012Validator, ValidationError
-from jsonschema.validators import extend
 
 from tppolicy.decide.names import canonicalize_name
 from tppolicy.errors import ConfigError, Diagnostic, Span
 from tppolicy.language.ast import FieldDecl, Provider
 from tppolicy.readers.yaml import YamlDocument, compose_yaml, construct_scalar
 from tppolicy.text import ascii_lookalike_fix
+
+if TYPE_CHECKING:  # jsonschema is imported only to word errors (a valid file never needs it)
+    from jsonschema import ValidationError
 
 __all__ = [
     "PublisherEntry",
@@ -261,6 +262,8 @@ def _compiled(pattern: str) -> re.Pattern[str] | None:
 
 def _pattern_keyword(validator: Any, pattern: str, instance: Any,
                      schema: Mapping[str, Any]) -> Iterator[ValidationError]:
+    from jsonschema import ValidationError
+
     if not isinstance(instance, str):
         return
     compiled = _compiled(pattern)
@@ -268,8 +271,13 @@ def _pattern_keyword(validator: Any, pattern: str, instance: Any,
         yield ValidationError(f"{instance!r} does not match {pattern!r}")
 
 
-_Validator = extend(  # type: ignore[no-untyped-call]
-    Draft202012Validator, validators={"pattern": _pattern_keyword})
+@lru_cache(maxsize=1)
+def _validator_class() -> Any:
+    from jsonschema import Draft202012Validator
+    from jsonschema.validators import extend
+
+    return extend(  # type: ignore[no-untyped-call]
+        Draft202012Validator, validators={"pattern": _pattern_keyword})
 
 
 # ------------------------------------------------------- validation, the fast path
@@ -920,7 +928,7 @@ def _load(ctx: _Context, node: yaml.Node,
     if ctx.diagnostics or not _plainly_valid(data, ctx.providers):
         # The schema's own validation finds every error (and is 20 times slower).
         renderer = _Renderer(ctx, data, root)
-        validator = _Validator(publishers_schema(ctx.providers))
+        validator = _validator_class()(publishers_schema(ctx.providers))
         for error in validator.iter_errors(data):
             renderer.render(error)
         renderer.flush()
