@@ -387,3 +387,94 @@ provider ci {
     assert rows["lookup.org"] == (True, False) and rows["org"] == (True, False)
     # the org (the identity) matches: the repository and channel are disclosable
     assert rows["lookup.repo"] == (False, True) and rows["channel"] == (False, True)
+
+
+# ------------------------------------- issue 16: the misleading fixes, each corrected
+def test_activestate_sub_for_another_project_is_named_as_such(
+        example_policy: tppolicy.Policy) -> None:
+    candidate = top(advise(example_policy, claims(
+        "activestate-build", sub="org:octo-org:project:other-runtime")))
+    assert failing(candidate) == ["sub"]
+    assert fix_text(candidate).startswith(
+        "The token's sub 'org:octo-org:project:other-runtime' names another organization or "
+        "project than its organization and project claims ('octo-org'/'octo-runtime')")
+
+
+def test_activestate_organisation_mismatch_is_the_organisations(
+        example_policy: tppolicy.Policy) -> None:
+    advice = advise(example_policy, claims(
+        "activestate-build", organization="other-org", sub="org:other-org:project:octo-runtime"))
+    assert next(r.rule for r in advice.decision.reasons if not r.passed) == "organization"
+    assert fix_text(top(advice)).startswith(
+        "The token comes from the ActiveState organization 'other-org', the publisher is for "
+        "'octo-org'")
+
+
+def test_gitlab_sub_for_another_project(gitlab_policy: tppolicy.Policy) -> None:
+    table = yaml.safe_load((CASES / "gitlab.tptest.yaml").read_text())
+    base = next(iter(table["claims"].values()))
+    advice = advise(gitlab_policy, {**base, "sub": "project_path:evil/other:ref_type:tag"})
+    candidate = top(advice)
+    assert "sub" in failing(candidate)
+    assert "names another project than its project_path" in fix_text(candidate)
+    assert "The token comes from the GitLab project" not in fix_text(candidate)
+
+
+def test_an_empty_repository_claim_is_not_another_owner(
+        example_policy: tppolicy.Policy) -> None:
+    candidate = top(advise(example_policy, claims("github-release", repository="")))
+    text = fix_text(candidate)
+    assert text.startswith("The token's repository claim is empty")
+    assert "another owner" not in text
+
+
+def test_a_reusable_workflow_of_the_repository_at_another_ref(
+        example_policy: tppolicy.Policy) -> None:
+    candidate = top(advise(example_policy, claims(
+        "github-release", job_workflow_ref="octo-org/sampleproject/.github/workflows/"
+                                           "release.yml@refs/heads/main")))
+    assert failing(candidate) == ["job_workflow_ref"]
+    assert fix_text(candidate).startswith(
+        "The job ran 'release.yml' at 'refs/heads/main', but the run is for 'refs/tags/v1.2.0'")
+    decision = advise(example_policy, claims(
+        "github-release", job_workflow_ref="octo-org/sampleproject/.github/workflows/"
+                                           "release.yml@refs/heads/main")).decision
+    assert not any("cannot read workflow_filename" in r.message for r in decision.reasons)
+
+
+def test_gitlab_empty_ref_path_is_not_an_empty_sha(gitlab_policy: tppolicy.Policy) -> None:
+    table = yaml.safe_load((CASES / "gitlab.tptest.yaml").read_text())
+    base = next(iter(table["claims"].values()))
+    advice = advise(gitlab_policy, {**base, "ref_path": ""})
+    messages = [r.message for r in advice.decision.reasons if not r.passed]
+    assert any("the ref_path claim is empty" in m for m in messages)
+    assert not any("sha" in m for m in messages)
+    assert "The token's ref_path claim is empty" in fix_text(top(advice))
+
+
+def test_an_environment_with_a_trailing_blank_is_fixed_in_the_workflow(
+        example_policy: tppolicy.Policy) -> None:
+    candidate = top(advise(example_policy, claims("github-release", environment="pypi ")))
+    assert [f.where for f in candidate.fixes] == ["workflow"]
+    text = fix_text(candidate)
+    assert "with blanks around its name" in text
+    assert "change the publisher's environment to 'pypi '" not in text
+
+
+def test_a_google_token_without_sub_has_incomplete_claims(
+        example_policy: tppolicy.Policy) -> None:
+    candidate = top(advise(example_policy, claims("google-cloud-build", sub=None)))
+    text = fix_text(candidate)
+    assert text.startswith("The token has no sub, but every Google ID token carries one")
+    assert "re-created" not in text
+
+
+def test_a_token_of_a_provider_the_file_does_not_hold(tmp_path: Any) -> None:
+    only_gitlab = tppolicy.compile_publishers_text(
+        "publishers: [{provider: gitlab, projects: [x], namespace: grp, project: proj, "
+        "workflow_filepath: .gitlab-ci.yml}]")
+    advice = advise(only_gitlab, claims("github-release"))
+    assert advice.candidates == ()
+    assert ("The token comes from github (issuer 'https://token.actions.githubusercontent.com'),"
+            " but no publisher of this file is a github publisher: it holds gitlab publishers "
+            "only") in advice.token_fixes[-1].text

@@ -442,6 +442,15 @@ def advise(policy: Policy, claims: Mapping[str, Any], *, audience: str = "pypi",
         ranked = with_fixes
     token_fixes = _token_fixes(token_checks, claims, audience, provider, guessed,
                                policy.providers)
+    if provider is not None and not candidates and not decision.allowed:
+        held = sorted({p.provider.name for p in policy.publishers})
+        token_fixes.append(Fix("publisher", "publisher", (
+            f"The token comes from {provider.name} (issuer {show(issuer)}), but no publisher "
+            f"of this file is a {provider.name} publisher"
+            + (f": it holds {', '.join(held)} publishers only" if held else
+               ": it holds no publishers")
+            + f". Add a {provider.name} publisher for the repository that ran the job, or "
+              "check that this is the publishers file you meant.")))
     return Advice(decision.allowed, decision, audience, provider.name if provider else None,
                   issuer if isinstance(issuer, str) else None, guessed, tuple(token_checks),
                   tuple(token_fixes), tuple(ranked), decision.notes)
