@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 
 from tppolicy.token.keys import Fetcher, FetchError, KeyCache, VerificationKey, parse_jwks
 
-from .storage import Credential, Storage
+from .storage import MAX_JTI_EXPIRY, Credential, Storage
 
 if TYPE_CHECKING:
     import redis
@@ -122,7 +122,8 @@ class RedisReplayStore:
         self.prefix = prefix
 
     def claim(self, key: str, expires_at: int) -> bool:
-        return bool(self.client.set(self.prefix + key, b"", nx=True, exat=int(expires_at)))
+        expires_at = min(int(expires_at), MAX_JTI_EXPIRY)  # Redis refuses larger EXAT values
+        return bool(self.client.set(self.prefix + key, b"", nx=True, exat=expires_at))
 
 
 def redis_client(url: str) -> redis.Redis:

@@ -31,6 +31,10 @@ PUBLISHERS_CHANNEL = "tppolicy_publishers"  # NOTIFY'd when the publishers table
 _FILE_COLUMNS = ("filename, project, version, filetype, requires_python, sha256, size, "
                  "uploaded, uploaded_by, metadata_sha256")
 
+# A token id is held until its token expires; a token whose `exp` no column can hold
+# (2^63 and more) is held "for ever" instead of failing the exchange with a 503 (year
+# ~31 million: fits SQLite's and PostgreSQL's 64-bit integers and Redis's EXAT in ms).
+MAX_JTI_EXPIRY = 10**15
 CREDENTIAL_PURGE_AFTER = 24 * 3600  # expired credentials are kept a day (as PyPI), then purged
 
 
@@ -447,6 +451,7 @@ class SQLiteJtiStore:
         self._next_purge = 0.0
 
     def claim(self, key: str, expires_at: int) -> bool:
+        expires_at = min(int(expires_at), MAX_JTI_EXPIRY)  # a 64-bit column: never overflow
         now = self.storage.clock()
         with self.storage.transaction() as db:
             if now >= self._next_purge:
