@@ -22,10 +22,14 @@ PLUGIN_CLAIMS = {"repository": "octo-org/sampleproject-plugin",
                  "publish.yaml@refs/tags/v1.2.0"}
 
 
+FIXED_TIME = (2020, 1, 1, 0, 0, 0)  # the same bytes whenever a wheel is built
+
+
 def wheel(name: str = "sampleproject", version: str = "1.0") -> tuple[str, bytes]:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
-        archive.writestr(f"{name.replace('-', '_')}/__init__.py", "")
+        archive.writestr(zipfile.ZipInfo(f"{name.replace('-', '_')}/__init__.py",
+                                         FIXED_TIME), "")
     return f"{name.replace('-', '_')}-{version}-py3-none-any.whl", buffer.getvalue()
 
 

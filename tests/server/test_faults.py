@@ -126,10 +126,14 @@ def test_jwks_endpoint_down(server_process: Any, tls: Any) -> None:
     assert time.monotonic() - started < 3
 
 
+FIXED_TIME = (2020, 1, 1, 0, 0, 0)  # the same bytes whenever a wheel is built
+
+
 def wheel(version: str) -> tuple[str, bytes]:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
-        archive.writestr("sampleproject/__init__.py", f"VERSION = {version!r}\n")
+        archive.writestr(zipfile.ZipInfo("sampleproject/__init__.py", FIXED_TIME),
+                         f"VERSION = {version!r}\n")
     return f"sampleproject-{version}-py3-none-any.whl", buffer.getvalue()
 
 

@@ -40,10 +40,14 @@ def repo_claims(repository: str) -> dict[str, Any]:
             "job_workflow_ref": ref, "sub": f"repo:octo-org/{repository}:environment:pypi"}
 
 
+FIXED_TIME = (2020, 1, 1, 0, 0, 0)  # the same bytes whenever a wheel is built
+
+
 def wheel(project: str, version: str, salt: str = "") -> tuple[str, bytes]:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
-        archive.writestr(f"{project.replace('-', '_')}/__init__.py", f"# {salt}\n")
+        archive.writestr(zipfile.ZipInfo(f"{project.replace('-', '_')}/__init__.py",
+                                         FIXED_TIME), f"# {salt}\n")
     return f"{project.replace('-', '_')}-{version}-py3-none-any.whl", buffer.getvalue()
 
 
