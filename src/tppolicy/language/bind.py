@@ -97,7 +97,7 @@ _ABSENT = object()
 # that the id stays its own while the entry lives.
 _NODE_FIELDS: dict[int, tuple[A.Expr, tuple[str, ...]]] = {}
 _BOUND_NODES: dict[tuple[int, tuple[Any, ...]], tuple[A.Expr, A.Expr, bool]] = {}
-_CACHE_LIMIT = 65536
+_CACHE_LIMIT = 4096
 
 
 def _fields_of(node: A.Expr) -> tuple[str, ...]:
@@ -224,7 +224,7 @@ _ABSENT = object()
 # their rules are bound once, not once per publisher.
 _RULE_FIELDS: dict[int, tuple[A.Rule, tuple[str, ...]]] = {}
 _BOUND_RULES: dict[tuple[int, tuple[Any, ...]], tuple[A.Rule, A.Rule | None]] = {}
-_BOUND_RULES_LIMIT = 16384
+_BOUND_RULES_LIMIT = 4096
 
 
 def _bind_rule_cached(rule: A.Rule, values: Mapping[str, Any]) -> A.Rule | None:
