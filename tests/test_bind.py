@@ -36,3 +36,34 @@ def test_folding_never_drops_an_error_under_not() -> None:
     # `X and false` is not folded to false: X may be an error, and not(error) must stay one.
     assert format_expr(fold(_expr('not (claims.x == "a" and false)'))) == \
         'not (claims.x == "a" and false)'
+
+
+def test_kept_sub_expressions_bind_as_a_fresh_transform() -> None:
+    """`bind_expr` keeps each folded sub-expression for the field values it reads; the
+    result is the same as one bottom-up transform of the whole expression, for every rule
+    of every shipped provider, with values shared between publishers and values of their
+    own, bound in turn (so that later ones hit what earlier ones left)."""
+    from tppolicy.language import ast as A
+    from tppolicy.language import bind as B
+    from tppolicy.language.providers import load_providers
+
+    def reference(expr: A.Expr, values: dict[str, object]) -> A.Expr:
+        def substitute(node: A.Expr) -> A.Expr:
+            if isinstance(node, A.FieldRef) and node.name in values:
+                return B._literal_node(values[node.name], node.span) or node
+            return B._simplify(node)
+        return A.transform(expr, substitute)
+
+    samples: list[object] = ["", "*", "octo-org", "release.yml", "refs/tags/v*", "Mixed/Case",
+                             0, 7, True, False]
+    for provider in load_providers().values():
+        names = list(provider.fields)
+        for i in range(24):
+            values: dict[str, object] = {}
+            for j, name in enumerate(names):
+                default = provider.fields[name].default
+                values[name] = (samples[(i + 3 * j) % len(samples)] if i % 3 else
+                                default.value if default is not None else f"own-{i}-{j}")
+            for rule in provider.rules:
+                for req in rule.requires:
+                    assert B.bind_expr(req.condition, values) == reference(req.condition, values)

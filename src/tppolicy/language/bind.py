@@ -96,7 +96,8 @@ _ABSENT = object()
 # node bound and folded, and whether that reads no claim. Each entry keeps its node, so
 # that the id stays its own while the entry lives.
 _NODE_FIELDS: dict[int, tuple[A.Expr, tuple[str, ...]]] = {}
-_BOUND_NODES: dict[tuple[int, tuple[Any, ...]], tuple[A.Expr, A.Expr, bool]] = {}
+# The last item: used again since the last eviction.
+_BOUND_NODES: dict[tuple[int, tuple[Any, ...]], tuple[A.Expr, A.Expr, bool, bool]] = {}
 _CACHE_LIMIT = 4096
 
 
@@ -118,6 +119,8 @@ def _bind_node(node: A.Expr, values: Mapping[str, Any]) -> tuple[A.Expr, bool]:
     except TypeError:  # a value that cannot be hashed: not kept
         key, found = None, None
     if found is not None and found[0] is node:
+        if not found[3]:
+            _BOUND_NODES[key] = (*found[:3], True)  # type: ignore[index]
         return found[1], found[2]
     kids = A.children(node)
     bound_kids: tuple[tuple[A.Expr, bool], ...] = tuple(_bind_node(k, values) for k in kids)
@@ -136,9 +139,18 @@ def _bind_node(node: A.Expr, values: Mapping[str, Any]) -> tuple[A.Expr, bool]:
         result_closed = _is_closed(result)
     if key is not None:
         if len(_BOUND_NODES) >= _CACHE_LIMIT:
-            _BOUND_NODES.clear()
-        _BOUND_NODES[key] = (node, result, result_closed)
+            _evict_cold()
+        _BOUND_NODES[key] = (node, result, result_closed, False)
     return result, result_closed
+
+
+def _evict_cold() -> None:
+    """Make room: keep the entries used again since the last eviction (the values most
+    publishers share), drop the others (one publisher's own values)."""
+    hot = {k: (*v[:3], False) for k, v in _BOUND_NODES.items() if v[3]}
+    _BOUND_NODES.clear()
+    if len(hot) < _CACHE_LIMIT // 2:
+        _BOUND_NODES.update(hot)
 
 
 def _is_literal(expr: A.Expr, value: object) -> bool:
@@ -190,6 +202,12 @@ def guard_of(condition: A.Expr) -> A.Expr | None:
     for operand in operands:
         guard = operand if guard is None else A.Or(guard, operand)
     return guard
+
+
+def optional_rule_off(rule: A.Rule, values: Mapping[str, Any]) -> bool:
+    """Is this optional rule off for these fields (left out when bound)? Decided on the
+    guards alone, without binding the rule."""
+    return _off(rule, values)
 
 
 def _off(rule: A.Rule, values: Mapping[str, Any]) -> bool:

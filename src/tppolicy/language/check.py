@@ -13,7 +13,14 @@ from typing import Any
 
 from tppolicy.errors import Diagnostic, PolicyCheckError, Span
 from tppolicy.language import ast as A
-from tppolicy.language.bind import bind_expr, bind_learns, bind_rules, fold, inline_lets
+from tppolicy.language.bind import (
+    bind_expr,
+    bind_learns,
+    bind_rules,
+    fold,
+    inline_lets,
+    optional_rule_off,
+)
 from tppolicy.language.interpret import Interpreter
 from tppolicy.language.ops import FUNCTIONS, REQUEST_VALUES, EvalError
 from tppolicy.language.texts import PLACES, CheckedFix, CheckedNote, Text, TextError, parse_text
@@ -134,10 +141,22 @@ class CheckedPublisher:
     provider: CheckedProvider
     index: int
     fields: Mapping[str, Any]
-    rules: tuple[A.Rule, ...]  # concrete: claims and literals only
+    # Its own rule blocks, checked; None: its provider's rules, bound to its fields when
+    # first read (`rules`): a decision on one publisher of ten thousand binds only its own.
+    own_rules: tuple[A.Rule, ...] | None
     key_values: tuple[Any, ...] = field(default=())
     prefer_values: tuple[Any, ...] = field(default=())
     learns: tuple[A.Learn, ...] = field(default=())  # concrete: claims and literals only
+    _bound: list[tuple[A.Rule, ...]] = field(default_factory=list, compare=False, repr=False)
+
+    @property
+    def rules(self) -> tuple[A.Rule, ...]:
+        """The publisher's rules, concrete: claims and literals only."""
+        if self.own_rules is not None:
+            return self.own_rules
+        if not self._bound:
+            self._bound.append(bind_rules(self.provider.rules, self.fields))
+        return self._bound[0]
 
     @property
     def name(self) -> str | None:
@@ -159,6 +178,48 @@ class CheckedPublisher:
     @property
     def pending(self) -> bool:
         return self.ast.pending_project is not None
+
+
+_GLOB_RULES: dict[int, tuple[tuple[A.Rule, ...],
+                             tuple[tuple[A.Rule, tuple[A.Expr, ...]], ...]]] = {}
+
+
+def _globs(rules: tuple[A.Rule, ...]) -> tuple[tuple[A.Rule, tuple[A.Expr, ...]], ...]:
+    """The rules that call glob, each with the pattern arguments of its glob calls, kept
+    per tuple of rules (with it, so that its id stays its own)."""
+    known = _GLOB_RULES.get(id(rules))
+    if known is None or known[0] is not rules:
+        if len(_GLOB_RULES) >= 256:
+            _GLOB_RULES.clear()
+        found = []
+        for rule in rules:
+            calls = [node for req in rule.requires for node in A.walk(req.condition)
+                     if isinstance(node, A.Call) and node.function == "glob"]
+            if calls:
+                found.append((rule, tuple(c.args[1] for c in calls if len(c.args) == 2)))
+        known = _GLOB_RULES[id(rules)] = (rules, tuple(found))
+    return known[1]
+
+
+def _glob_rules(rules: tuple[A.Rule, ...]) -> tuple[A.Rule, ...]:
+    """The rules that call glob (what `_bound_globs` checks once they are bound)."""
+    return tuple(rule for rule, _ in _globs(rules))
+
+
+def _bad_glob_possible(rules: tuple[A.Rule, ...], values: Mapping[str, Any]) -> bool:
+    """Could `_bound_globs` find anything in these rules bound to `values`? Binding folds
+    a glob's pattern from its own argument alone (or drops the glob, or the optional rule
+    that is off), so when no pattern argument of a rule in use binds to a literal that it
+    refuses, it finds nothing; without binding whole rules, most of a publisher's checking
+    time."""
+    for rule, patterns in _globs(rules):
+        for argument in patterns:
+            pattern = bind_expr(argument, values)
+            refused = isinstance(pattern, A.Literal) and isinstance(pattern.value, str) and (
+                len(pattern.value) > MAX_GLOB_PATTERN or not pattern.value.strip("*"))
+            if refused and not (rule.optional and optional_rule_off(rule, values)):
+                return True
+    return False
 
 
 def did_you_mean(name: str, candidates: Iterable[str]) -> str | None:
@@ -474,11 +535,12 @@ class _Checker:
                 else:
                     values[name] = decl.default.value
         scope = _Scope(provider.claims, provider.ast.ignored_prefixes, None, {})
+        rules: tuple[A.Rule, ...] | None = None
         if ast.rules:
             rules = self._rules(ast.rules, scope, {})
         elif provider.rules:
-            rules = bind_rules(provider.rules, values)
-            self._bound_globs(ast, provider, rules)
+            if _bad_glob_possible(provider.rules, values):
+                self._bound_globs(ast, provider, bind_rules(_glob_rules(provider.rules), values))
         else:
             self.error(f"publisher has no rules and provider '{provider.name}' has none to "
                        "give it", ast.span, "a publisher without rules would allow any token "

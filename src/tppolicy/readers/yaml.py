@@ -42,6 +42,9 @@ MAX_CHARS = 64 * 1024 * 1024
 MAX_DEPTH = 200
 MAX_ALIASES = 10_000
 MAX_VALUES = 1_000_000
+# Deeper than this, libyaml's composer (recursive, in C) is not trusted with the document: its
+# parser (iterative) measures the depth first. It crashes somewhere past 20 000 levels.
+_SAFE_DEPTH = 5_000
 
 _LOADER: Any = getattr(yaml, "CSafeLoader", None) or yaml.SafeLoader
 _TAG = "tag:yaml.org,2002:"
@@ -107,11 +110,12 @@ def compose_yaml(text: str, source: str, error: type[TppolicyError]) -> YamlDocu
                    Span(source, 0, 0, 0, 0), "split it into smaller files")
     lines = text.splitlines()
     document = YamlDocument(source, text, None, lines)
-    if _depth_bound(text, lines) > MAX_DEPTH:
+    too_deep = f"the YAML is nested too deeply (more than {MAX_DEPTH} levels)"
+    bound = _depth_bound(lines)
+    if bound > _SAFE_DEPTH:  # libyaml's composer might run out of stack: ask its parser
         deep = _too_deep(text)
         if deep is not None:
-            raise fail(f"the YAML is nested too deeply (more than {MAX_DEPTH} levels)",
-                       _mark_span(source, deep), "flatten the document")
+            raise fail(too_deep, _mark_span(source, deep), "flatten the document")
     try:
         root = yaml.compose(text, Loader=_LOADER)
     except Exception:  # libyaml's messages are terse: take pyyaml's own for the same text
@@ -119,11 +123,12 @@ def compose_yaml(text: str, source: str, error: type[TppolicyError]) -> YamlDocu
     if root is None:
         return document
     document = YamlDocument(source, text, root, lines)
-    if "*" in text:  # an alias starts with '*': without one, nothing is shared
-        problem = _check_aliases(root)
+    if bound > MAX_DEPTH or "*" in text:  # an alias starts with '*': else nothing is shared
+        problem = _check_graph(root)
         if problem is not None:
             message, node = problem
-            raise fail(message, document.span(node))
+            raise fail(message, document.span(node),
+                       "flatten the document" if message == too_deep else None)
     return document
 
 
@@ -167,11 +172,27 @@ def _yaml_diagnostic(exc: yaml.YAMLError, text: str, source: str) -> Diagnostic:
     return Diagnostic(message, Span(source, line, column, line, column + 1), hint=hint)
 
 
-def _depth_bound(text: str, lines: list[str]) -> int:
-    """An upper bound of the nesting depth, from the text alone: each flow collection opens
-    with a bracket, and each two levels of block collections indent by at least a column."""
+def _depth_bound(lines: list[str]) -> int:
+    """An upper bound of the nesting depth, from the lines alone (cheap, never too low).
+
+    Block collections: each two levels indent by at least a column. Flow collections: each
+    opens with a bracket; a closing bracket is taken off only on a line that starts outside
+    any bracket and has no quote or comment character (where it may be text, the count
+    only grows). A closing bracket inside a block plain scalar on such a line can hide at
+    most one line of openings, hence the third `widest`.
+    """
     widest = max(map(len, lines), default=0)
-    return text.count("[") + text.count("{") + 2 * widest + 2
+    open_, peak = 0, 0
+    for line in lines:
+        opens = line.count("[") + line.count("{")
+        if not opens:
+            continue
+        peak = max(peak, open_ + opens)
+        if open_ == 0 and '"' not in line and "'" not in line and "#" not in line:
+            open_ = max(0, opens - line.count("]") - line.count("}"))
+        else:
+            open_ += opens
+    return peak + 3 * widest + 2
 
 
 def _too_deep(text: str) -> Any:
@@ -199,15 +220,16 @@ def _mark_span(source: str, mark: Any) -> Span:
     return Span(source, mark.line + 1, mark.column + 1, mark.line + 1, mark.column + 2)
 
 
-def _check_aliases(root: yaml.Node) -> tuple[str, yaml.Node] | None:
-    """Refuse a recursive alias, more than `MAX_ALIASES` alias uses, and a document that
-    aliases expand past `MAX_VALUES` values. A node met again is an alias use."""
+def _check_graph(root: yaml.Node) -> tuple[str, yaml.Node] | None:
+    """Refuse nesting deeper than `MAX_DEPTH`, a recursive alias, more than `MAX_ALIASES`
+    alias uses, and a document that aliases expand past `MAX_VALUES` values. A node met
+    again is an alias use."""
     sizes: dict[int, int] = {}
     open_: set[int] = set()
     uses = 0
-    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    stack: list[tuple[yaml.Node, bool, int]] = [(root, False, 1)]
     while stack:
-        node, post = stack.pop()
+        node, post, depth = stack.pop()
         key = id(node)
         if post:
             sizes[key] = min(MAX_VALUES + 1, 1 + sum(sizes[id(c)] for c in children(node)))
@@ -220,9 +242,14 @@ def _check_aliases(root: yaml.Node) -> tuple[str, yaml.Node] | None:
             if uses > MAX_ALIASES:
                 return (f"more than {MAX_ALIASES} aliases", node)
             continue
+        if isinstance(node, yaml.ScalarNode):
+            sizes[key] = 1
+            continue
+        if depth > MAX_DEPTH:
+            return (f"the YAML is nested too deeply (more than {MAX_DEPTH} levels)", node)
         open_.add(key)
-        stack.append((node, True))
-        stack.extend((c, False) for c in reversed(children(node)))
+        stack.append((node, True, depth))
+        stack.extend((c, False, depth + 1) for c in reversed(children(node)))
     if sizes[id(root)] > MAX_VALUES:
         return (f"the document expands to more than {MAX_VALUES} values through aliases", root)
     return None
