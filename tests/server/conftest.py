@@ -54,7 +54,6 @@ GH_ROW = {"provider": "github", "repository_owner": "octo-org",
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "e2e: end-to-end with the real clients (uv, twine, "
                             "pip, id) against the server in a subprocess")
-    config.addinivalue_line("markers", "slow: over 20 s (fuzzing with a bounded budget)")
 
 
 def github_claims(**changes: Any) -> dict[str, Any]:
