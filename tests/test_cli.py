@@ -83,7 +83,7 @@ def test_compile_and_check_policy_agree(capsys: pytest.CaptureFixture[str],
 
 @pytest.mark.parametrize(("content", "message"), [
     ("{", "invalid JSON: Expecting property name enclosed in double quotes"),
-    ("[1, 2]", "claims must be a JSON object, found list"),
+    ("[1, 2]", "claims must be a JSON object, found an array"),
     ('{"iss": 1, "iss": 2}', "claim 'iss' appears twice"),
     (b"\xff\xfe", "not UTF-8 text"),
 ])

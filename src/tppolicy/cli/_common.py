@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -13,7 +12,6 @@ from tppolicy.decide.policy import Policy
 from tppolicy.errors import ClaimsError, Diagnostic, OutputError, Span
 
 EXIT_ALLOWED, EXIT_DENIED, EXIT_USAGE, EXIT_INVALID, EXIT_INTERNAL = 0, 1, 2, 3, 4
-_BASE64URL = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_=")
 
 EPILOG = """exit codes:
   0  allowed (check) or success
@@ -107,50 +105,9 @@ def read_claims(name: str) -> dict[str, Any]:
         raise ClaimsError([Diagnostic(f"cannot read: {exc.strerror or exc}",
                                       Span(label, 0, 0, 0, 0))]) from None
 
-    def unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-        result: dict[str, Any] = {}
-        for key, value in pairs:
-            if key in result:
-                raise ValueError(f"claim {key!r} appears twice")
-            result[key] = value
-        return result
+    from tppolicy.readers.claims import parse_claims
 
-    stripped = text.strip()
-    if stripped.count(".") == 2 and all(part and set(part) <= _BASE64URL
-                                         for part in stripped.split(".")):
-        raise ClaimsError([Diagnostic("this is a signed token (a JWT), not its claims",
-                                      Span(label, 1, 1, 1, 2),
-                                      hint="decode it with `python -m id -d AUDIENCE` or any "
-                                      "JWT decoder, and pass the JSON claims")])
-    decoder = json.JSONDecoder(object_pairs_hook=unique)
-    documents: list[Any] = []
-    position = 0
-    try:
-        while True:
-            while position < len(text) and text[position].isspace():
-                position += 1
-            if position >= len(text) and documents:
-                break
-            value, position = decoder.raw_decode(text, position)
-            documents.append(value)
-    except json.JSONDecodeError as exc:
-        raise ClaimsError([Diagnostic(f"invalid JSON: {exc.msg}",
-                                      Span(label, exc.lineno, exc.colno, exc.lineno,
-                                           exc.colno + 1))], text) from None
-    except (ValueError, RecursionError) as exc:
-        raise ClaimsError([Diagnostic(f"invalid claims: {exc}", Span(label, 0, 0, 0, 0))]
-                          ) from None
-    if len(documents) == 2 and isinstance(documents[0], dict) and "alg" in documents[0]:
-        documents = documents[1:]  # `python -m id -d`: the header, then the claims
-    if len(documents) != 1:
-        raise ClaimsError([Diagnostic(f"expected one JSON object, found {len(documents)} "
-                                      "documents", Span(label, 1, 1, 1, 2))], text)
-    value = documents[0]
-    if not isinstance(value, dict):
-        kind = type(value).__name__
-        raise ClaimsError([Diagnostic(f"claims must be a JSON object, found {kind}",
-                                      Span(label, 1, 1, 1, 2))], text)
-    return value
+    return parse_claims(text, label)
 
 
 def read_token(name: str, max_bytes: int) -> str:

@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import copy
 import difflib
-import json
 import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -49,11 +48,12 @@ from tppolicy.decide.decision import Decision, RuleResult
 from tppolicy.decide.load import compile_publishers_file, compile_publishers_text, load_policy_file
 from tppolicy.decide.policy import Policy
 from tppolicy.decide.reasons import show
-from tppolicy.errors import Diagnostic, Span, TppolicyError, shorten
+from tppolicy.errors import ClaimsError, Diagnostic, Span, TppolicyError, shorten
 from tppolicy.language import ast as A
 from tppolicy.language.bind import fold
 from tppolicy.language.check import CheckedProvider
 from tppolicy.limits import MAX_SOURCE_BYTES
+from tppolicy.readers.claims import parse_claims
 from tppolicy.readers.source import read_source
 from tppolicy.readers.yaml import compose_yaml
 
@@ -296,14 +296,14 @@ def _load_json(reader: _Reader, node: yaml.Node, relative: str) -> dict[str, Any
     if data is None:
         return None
     try:
-        value = json.loads(data.decode("utf-8"))
-    except (ValueError, RecursionError) as exc:
-        reader.error(node, f"the claims file {relative!r} is not JSON: {shorten(str(exc))}")
-        return None
-    if not isinstance(value, dict):
-        reader.error(node, f"the claims file {relative!r} does not hold a JSON object")
-        return None
-    return value
+        return parse_claims(data.decode("utf-8"), relative)
+    except UnicodeDecodeError as exc:
+        reader.error(node, f"the claims file {relative!r} is not UTF-8 ({exc.reason})")
+    except ClaimsError as exc:  # the same reader as `tppolicy check --claims`
+        for problem in exc.diagnostics:
+            reader.error(node, f"the claims file {relative!r} is invalid: {problem.span}: "
+                         f"{shorten(problem.message)}", problem.hint)
+    return None
 
 
 def _claim_sets(reader: _Reader, node: yaml.Node | None) -> dict[str, dict[str, Any]]:
