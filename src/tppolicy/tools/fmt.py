@@ -152,6 +152,12 @@ def _refuse_unbounded(text: str, source: str) -> None:
 
 def _plain_data(text: str, source: str) -> Any:
     """The document as the project's loader (pyyaml, YAML 1.1) reads it."""
+    loader = getattr(yaml, "CSafeLoader", None)
+    if loader is not None:
+        try:
+            return yaml.load(text, Loader=loader)  # CSafeLoader: the safe loader, in C
+        except Exception:  # pyyaml's own parser words the error
+            pass
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -181,7 +187,10 @@ def is_publishers_text(text: str) -> bool:
 
 
 def _has_aliases(text: str) -> bool:
-    return any(isinstance(event, yaml.AliasEvent) for event in yaml.parse(text, yaml.SafeLoader))
+    # An alias starts with '*'; libyaml's parser when there is one (the text composed already)
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    return "*" in text and any(isinstance(event, yaml.AliasEvent)
+                               for event in yaml.parse(text, loader))
 
 
 def _needs_quotes(value: str, in_flow: bool) -> bool:
@@ -427,7 +436,6 @@ def _format_publishers(text: str, source: str, providers: Mapping[str, Provider]
     """The formatted text, and how many problems loading the file reports (a file with
     schema errors is still formatted: it keeps the same errors)."""
     _refuse_unbounded(text, source)
-    data = _plain_data(text, source)
     document = _load_rt(text, source)
     if not isinstance(document, CommentedMap) or not isinstance(
             document.get("publishers"), CommentedSeq):
@@ -456,19 +464,22 @@ def _format_publishers(text: str, source: str, providers: Mapping[str, Provider]
     out = io.StringIO()
     _yaml().dump(document, out)
     formatted = out.getvalue()
+    before = _publishers_result(text, source, providers)
+    count = len(before[1]) if before[0] == "error" else 0
+    if formatted == text:  # already canonical: nothing to compare the text with
+        return formatted, count
     try:
         again = _load_rt(formatted, source)
-        same_data = _typed(_plain_data(formatted, source)) == _typed(data)
+        same_data = _typed(_plain_data(formatted, source)) == _typed(_plain_data(text, source))
     except ConfigError as exc:
         raise FormatterError(f"the formatted text is not valid YAML: {exc}") from None
     if not same_data:
         raise FormatterError("the formatted text would load to different data")
-    before = _publishers_result(text, source, providers)
     if _publishers_result(formatted, source, providers) != before:
         raise FormatterError("the formatted text would load to different publishers")
     if _all_comments(again) != comments:
         raise FormatterError("the formatted text would lose or change a comment")
-    return formatted, len(before[1]) if before[0] == "error" else 0
+    return formatted, count
 
 
 # ------------------------------------------------------------------------------ files
