@@ -340,3 +340,32 @@ def test_two_jobs_for_two_publishers_are_both_accepted(tmp_path: Path) -> None:
                                  path=".github/workflows/release.yml")
     assert report.errors == ()
     assert report.jobs == ("publish-to-pypi", "publish-to-testpypi")
+
+
+def test_the_provider_files_rules_judge_the_job(tmp_path: Path) -> None:
+    """A provider extending github whose environment rule matches case exactly, and which
+    refuses workflow_dispatch: check-workflow follows its rules, not github's."""
+    (tmp_path / "strict.tpp").write_text("""
+provider strict extends github {
+  issuer "https://strict.example.com"
+  rule environment {
+    require publisher.environment == "" or claims.environment == publisher.environment
+  }
+  rule no_dispatch: claims.event_name != "workflow_dispatch"
+}
+""")
+    providers = tppolicy.load_providers([tmp_path])
+    text = ("publishers: [{provider: strict, projects: [sampleproject], repository_owner: o, "
+            "repository_name: r, repository_owner_id: '1', workflow_filename: release.yml, "
+            "environment: pypi}]")
+    strict = tppolicy.compile_publishers_text(text, providers=providers)
+    workflow = WORKFLOW.replace("environment: pypi", "environment: PyPI").replace(
+        "  release:\n    types: [published]\n", "  workflow_dispatch:\n")
+    report = check_workflow_text(workflow, "release.yml", strict, path="release.yml")
+    found = {(f.code, f.level) for f in report.findings}
+    assert ("TPW004", "error") in found and ("TPW006", "error") in found
+    env = next(f for f in report.findings if f.code == "TPW004")
+    assert "(case matters)" in env.message
+    github = tppolicy.compile_publishers_text(text.replace("strict", "github"))
+    assert [f.code for f in check_workflow_text(
+        workflow, "release.yml", github, path="release.yml").errors] == []

@@ -12,6 +12,13 @@ accept, the reusable workflow it expects, a runner it accepts. Findings that wou
 deny are errors; the rest is advice (third-party actions not pinned to a commit, a
 publisher without an environment, triggers that publish nothing).
 
+Which publishers a workflow is checked against is the provider file's `workflows` kind
+(github_actions, gitlab_ci). The job's environment, its runner and the workflow's triggers
+are judged by the publisher's own rules (its provider's, bound to its fields), evaluated
+on the claims a token of the job would carry (`environment`, `runner_environment`,
+`event_name`): a provider file that changes those rules changes this check with it. The ref
+filters and the reusable workflow are still matched here against the publisher's fields.
+
 The workflow is read with ruamel.yaml (YAML 1.2, as GitHub reads `on:`), which keeps
 every key's line and column for the findings.
 """
@@ -27,7 +34,9 @@ from typing import Any, TypeGuard
 
 from tppolicy.decide.policy import Policy
 from tppolicy.errors import Diagnostic, Span, TppolicyError
-from tppolicy.language.ops import Glob
+from tppolicy.language import ast as A
+from tppolicy.language.interpret import Interpreter
+from tppolicy.language.ops import EvalError, Glob
 from tppolicy.limits import MAX_WORKFLOW_BYTES
 from tppolicy.readers.source import read_source
 
@@ -471,9 +480,9 @@ class _GitHub:
                     f"is set there, and must be {wanted!r}",
                     f"check that the publishing job of {job.calls} has `environment: {wanted}`")
         elif wanted:
-            _environment(self.where, body, wanted, add, job_span, job.name, ignore_case=True)
-        # The runner.
-        if fields.get("runner_environment") == "github-hosted":
+            _environment(self.where, body, wanted, add, job_span, job.name, publisher, {})
+        # The runner, as the publisher's rules judge the token's runner_environment.
+        if _refusing(publisher, {"runner_environment": "self-hosted"}, "runner_environment"):
             runs_on = body.get("runs-on")
             labels = runs_on.get("labels") if _is_mapping(runs_on) else runs_on
             if _is_mapping(runs_on) and "group" in runs_on:
@@ -532,9 +541,10 @@ class _GitHub:
         events = [e for e in self.triggers if e != "workflow_call"]
         if not events:
             return  # a reusable workflow: its callers' triggers apply
+        # Which triggers' runs the publisher's rules refuse (event_name).
+        refusing = {e: _refusing(publisher, {"event_name": e}, "event_name") for e in events}
         allowed = _split(fields.get("allowed_events", ""))
-        denied = {"pull_request_target", *_split(fields.get("denied_events", ""))}
-        refused = [e for e in events if e in denied or (allowed and e not in allowed)]
+        refused = [e for e in events if refusing[e]]
         everything = len(refused) == len(events)
         for event in refused:
             span = self._trigger_span(event)
@@ -546,12 +556,14 @@ class _GitHub:
                            publisher=label)
                 continue
             why = f"not in allowed_events ({', '.join(allowed)})" if allowed and \
-                event not in allowed else "in denied_events"
+                event not in allowed else "in denied_events" if event in _split(
+                    fields.get("denied_events", "")) else \
+                f"rule {', '.join(r.name for r in refusing[event])}"
             self.c.add("TPW006", span, f"runs started by {event} are refused by publisher "
                        f"{label!r}: {why}", f"publish on {', '.join(allowed) or 'another event'}"
                        f", or change the publisher's events", publisher=label,
                        level=ERROR if everything else ADVICE)
-        if "workflow_run" in events and "workflow_run" not in denied:
+        if "workflow_run" in events and not refusing["workflow_run"]:
             self.c.add("TPW012", self._trigger_span("workflow_run"), "the workflow runs on "
                        "workflow_run, which crates.io refuses: it runs with the repository's "
                        "permissions after workflows that pull requests can start",
@@ -608,6 +620,25 @@ class _GitHub:
                    job=job)
 
 
+def _refusing(publisher: Any, claims: Mapping[str, Any], claim: str) -> list[A.Rule]:
+    """The publisher's own rules (its provider's, bound to its fields) that read `claim`
+    and refuse these claims: what a token of the job would be told. Rules reading claims
+    the workflow cannot show are not evaluated."""
+    interpreter = Interpreter(claims, publisher.provider.claim_types)
+    refusing = []
+    for rule in publisher.rules:
+        read = {name for req in rule.requires for name in A.claims_read(req.condition)}
+        if claim not in read or not read <= set(claims):
+            continue
+        try:
+            passed = all(interpreter.boolean(req.condition) for req in rule.requires)
+        except EvalError:
+            passed = False
+        if not passed:
+            refusing.append(rule)
+    return refusing
+
+
 def _closest(candidates: Iterable[list[WorkflowFinding]]) -> list[WorkflowFinding]:
     """One job's findings against the publisher it comes closest to (fewest errors, then
     the first publisher)."""
@@ -620,13 +651,15 @@ def _closest(candidates: Iterable[list[WorkflowFinding]]) -> list[WorkflowFindin
 
 
 def _environment(where: _Where, body: Mapping[Any, Any], wanted: str, add: Any,
-                 job_span: Span, job: str, ignore_case: bool) -> None:
-    """The job's environment (a name, or a mapping with a name) against the publisher's."""
+                 job_span: Span, job: str, publisher: Any, claims: Mapping[str, Any]) -> None:
+    """The job's environment (a name, or a mapping with a name) against the publisher's
+    rules (GitHub's environment rule ignores case, GitLab's does not: the provider file
+    says so)."""
     environment = body.get("environment")
     name = environment.get("name") if _is_mapping(environment) else environment
     span = where.key(body, "environment") if "environment" in body else job_span
-    same = name.lower() == wanted.lower() if ignore_case and isinstance(name, str) else \
-        name == wanted
+    same = isinstance(name, str) and not _refusing(
+        publisher, {**claims, "environment": name}, "environment")
     if name is None:
         add("TPW004", span, f"job {job!r} names no environment; the publisher expects "
             f"{wanted!r}", f"add `environment: {wanted}` to job {job!r}")
@@ -639,7 +672,8 @@ def _environment(where: _Where, body: Mapping[Any, Any], wanted: str, add: Any,
             f"make sure it is {wanted!r} when publishing, or write it out")
     elif not same:
         add("TPW004", span, f"job {job!r} runs in environment {name!r}; the publisher "
-            f"expects {wanted!r}" + ("" if ignore_case else " (case matters)"),
+            f"expects {wanted!r}" + (" (case matters)" if name.lower() == wanted.lower()
+                                     else ""),
             f"write `environment: {wanted}` in the job, or change the publisher's "
             f"environment to {name!r}")
 
@@ -839,7 +873,7 @@ class _GitLab:
                 f"add `id_tokens: PYPI_ID_TOKEN: aud: {self.c.audience}` to job {name!r}")
         wanted = fields.get("environment", "")
         if wanted:
-            _environment(self.where, body, wanted, add, job_span, name, ignore_case=False)
+            _environment(self.where, body, wanted, add, job_span, name, publisher, {})
         patterns = [p for p in (fields.get("ref_path_pattern"), fields.get("version_tag"))
                     if p]
         if patterns and not _gitlab_tags_only(body):
