@@ -9,6 +9,12 @@ in a small policy language, and evaluated against a token's claims::
     result = engine.check_token(token)          # verify, select, decide, use up the jti
     if result.allowed:
         print(result.publisher, result.projects)
+
+The public API is the names in `tppolicy.__all__` (each documented: `help(tppolicy.NAME)`)
+and the `tppolicy.server` package; `TOKEN_ERROR_CODES` maps each stable code of a refused
+token (`TokenError.code`) to its meaning. Every other module (`tppolicy.language`,
+`tppolicy.decide`, `tppolicy.token`, `tppolicy.tools`, `tppolicy.cli`, `tppolicy.readers`)
+is internal and may change in any release.
 """
 
 from __future__ import annotations

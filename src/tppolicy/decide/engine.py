@@ -161,6 +161,9 @@ class ProjectCatalog(Protocol):
 
 
 class DecisionSink(Protocol):
+    """Where an engine sends one decision record (a JSON-ready mapping) per check: an audit
+    log (`JsonLinesSink`), a queue, a database."""
+
     def write(self, record: Mapping[str, Any]) -> None: ...
 
 

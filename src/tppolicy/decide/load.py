@@ -49,6 +49,7 @@ def compile_publishers_text(text: str, source: str = "<publishers>", *,
 def compile_publishers_file(path: str | os.PathLike[str], *,
                             providers: Mapping[str, CheckedProvider] | None = None,
                             issuers: Mapping[str, str] | None = None) -> Policy:
+    """A publishers file (YAML) → a Policy; `ConfigError` names the line and the field."""
     return compile_publishers_text(read_source(Path(path), ConfigError), str(path),
                                    providers=providers, issuers=issuers)
 
@@ -71,5 +72,6 @@ def load_policy_text(text: str, source: str = "<policy>", *,
 def load_policy_file(path: str | os.PathLike[str], *,
                      providers: Mapping[str, CheckedProvider] | None = None,
                      issuers: Mapping[str, str] | None = None) -> Policy:
+    """A policy file (as `tppolicy compile` prints it) → a Policy that decides alike."""
     return load_policy_text(read_source(Path(path), PolicyCheckError), str(path),
                             providers=providers, issuers=issuers)

@@ -62,6 +62,9 @@ class LookupKey:
 
 @dataclass(frozen=True, slots=True)
 class CheckedProvider:
+    """A provider file that passed the checker (exported as `tppolicy.Provider`): its syntax
+    tree, its claims and fields by name, ready to compile publishers against."""
+
     ast: A.Provider
     claims: Mapping[str, ClaimSpec]
     fields: Mapping[str, A.FieldDecl]

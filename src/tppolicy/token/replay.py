@@ -15,6 +15,9 @@ from typing import Protocol
 
 
 class ReplayStore(Protocol):
+    """Remembers used token ids (`jti`) until the token expires, so that a token is used
+    once: `MemoryReplayStore` for one process, `SQLiteReplayStore` shared between processes."""
+
     def claim(self, key: str, expires_at: int) -> bool:
         """Record `key` until `expires_at` (Unix time); False if it was already recorded."""
 

@@ -71,6 +71,9 @@ class TokenError(TppolicyError):
 
 
 class VerifiedToken(NamedTuple):
+    """A token whose signature, header and registered claims passed: its JOSE header, its
+    claims, the issuer and the name of the provider that issuer selects."""
+
     header: Mapping[str, Any]
     claims: dict[str, Any]
     issuer: str
