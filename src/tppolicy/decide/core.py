@@ -194,12 +194,11 @@ class Decider:
         `now` is the clock's time (for pending publishers' expiry).
         """
         try:
-            if claims.__class__ is not dict and not isinstance(claims, Mapping):
+            if type(claims) is not dict and not isinstance(claims, Mapping):
                 return denial(None, None, (RuleResult(
                     "claims", False, "a JSON object", describe_type(claims),
                     f"claims must be a JSON object, not {describe_type(claims)}"),),
                     INVALID_PAYLOAD)
-            assert isinstance(claims, Mapping)
             issuer = claims.get("iss")
             index = self.issuers.get(issuer) if issuer.__class__ is str else None
             if index is None:
@@ -242,8 +241,14 @@ class Decider:
             verified = verifier.verify(token)
         except TokenError as exc:
             return token_denial(exc), None
-        decision = self.decide_verified(verified, request=request, explain=explain, now=now,
-                                        exists=exists)
+        index = self.issuers.get(verified.issuer)
+        if index is None:  # the verifier was built for another set of issuers
+            return self.decide_verified(verified), verified
+        try:
+            decision = self._decide(index, verified.claims, verified.issuer, request, explain,
+                                    now, exists)
+        except Exception as exc:  # fail closed, whatever the input did
+            return _cannot(exc), verified
         if not decision.allowed or replay is None:
             return decision, verified
         jti = verified.claims.get("jti")
@@ -271,7 +276,8 @@ class Decider:
         for _ in range(_EXPIRED_RETRIES):
             allowed, refused = index.select(decided, None if self.lookup_for is None
                                             else self.lookup_for(index))
-            if allowed is None or not allowed.pending or not self._expired(allowed, now):
+            if allowed is None or allowed.pending_project is None \
+                    or not self._expired(allowed, now):
                 break
             if self.on_expired is not None:  # expired: as if gone
                 self.on_expired(allowed)

@@ -646,7 +646,10 @@ class Engine:
         decision, verified = self._core.decide_token(
             token, self.verifier, self.replay, request=request,
             exists=projects.exists if projects is not None else None)
-        return self._answer(decision, verified.claims if verified is not None else None)
+        claims = verified.claims if verified is not None else None
+        if decision.allowed and decision.record.pending_project is None and self.records is None:
+            return CheckResult(decision, None, claims)  # the usual answer, at once
+        return self._answer(decision, claims)
 
     def check_claims(self, claims: object,
                      request: Mapping[str, Any] | None = None) -> CheckResult:
@@ -654,7 +657,11 @@ class Engine:
         projects = self.projects
         decision = self._core.decide(claims, audience=self.audience, request=request,
                                      exists=projects.exists if projects is not None else None)
-        return self._answer(decision, claims if isinstance(claims, Mapping) else None)
+        mapping = claims if type(claims) is dict or isinstance(claims, Mapping) else None
+        record = decision.record
+        if decision.allowed and record.pending_project is None and self.records is None:
+            return CheckResult(decision, None, mapping)  # the usual answer, at once
+        return self._answer(decision, mapping)
 
     def _answer(self, decision: Decision, claims: Mapping[str, Any] | None) -> CheckResult:
         record = decision.record
