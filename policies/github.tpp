@@ -16,8 +16,9 @@
 #   sides are lowercased here: the same decisions.
 #
 # Case rules, as PyPI end to end: owner and repository name are matched exactly by
-# the lookup (the `repository` rule alone would accept any case), the workflow file
-# name exactly, the environment ignoring case (ASCII letters only: a Kelvin sign is not
+# the lookup, and by the `repository` rule (PyPI's ignores case, but its lookup refuses
+# such a token anyway: here the refusal names the repository's case, not the workflow
+# path that holds it), the workflow file name exactly, the environment ignoring case (ASCII letters only: a Kelvin sign is not
 # a 'k').
 #
 # Each rule says what to change when it fails (`fix`), with the values filled in;
@@ -134,7 +135,7 @@ provider github {
 
   identity rule repository {
     require claims.repository != "" else "the repository claim is empty"
-    require lower(claims.repository) == lower(publisher.repository_owner + "/" + publisher.repository_name)
+    require claims.repository == publisher.repository_owner + "/" + publisher.repository_name
     fix token when claims.repository == ""
         "The token's repository claim is empty, but every GitHub Actions token names its repository (OWNER/REPO): these claims are incomplete or altered. Pass the claims of the token as the job received it (`python -m id -d pypi` prints them)."
     fix publisher when before(claims.repository, "/") == publisher.repository_owner and lower(claims.repository) == lower(publisher_repository) and claims.repository != publisher_repository
