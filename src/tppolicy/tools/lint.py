@@ -173,6 +173,8 @@ class _Lint:
         self.lines = lines
         self.templates = templates
         self.findings: list[Finding] = []
+        # per provider rule (kept with it): the fields each require reads, in order
+        self.rule_fields: dict[int, tuple[A.Rule, list[str]]] = {}
 
     def add(self, code: str, span: Span, message: str, fix: str | None = None,
             publisher: str | None = None) -> None:
@@ -310,11 +312,15 @@ class _Lint:
     def rules(self, pub: _Pub) -> None:
         template = self._template_rules(pub)
         own = {rule.name: rule for rule in pub.checked.rules}
+        # Rules bound from the provider's are folded already (binding folds): fold only a
+        # publisher's own.
+        bound = pub.checked.own_rules is None
         for rule in pub.checked.rules:
             span = pub.rule_spans.get(rule.name) or self._rule_span(pub, rule, template)
-            never = [req for req in rule.requires
-                     if isinstance(fold(req.condition), A.Literal)
-                     and fold(req.condition) == A.Literal(False)]
+            conditions = [req.condition if bound else fold(req.condition)
+                          for req in rule.requires]
+            never = [req for req, condition in zip(rule.requires, conditions, strict=True)
+                     if isinstance(condition, A.Literal) and condition == A.Literal(False)]
             if never:
                 req = never[0]
                 where = req.span if req.span.source == self.source and req.span.line else span
@@ -363,8 +369,11 @@ class _Lint:
             return None
         defaults = {name: decl.default.value for name, decl in provider.fields.items()
                     if decl.default is not None and name not in pub.fields}
-        return {rule.name: rule for rule in bind_rules(provider.rules, {**defaults,
-                                                                        **pub.fields})}
+        if provider is pub.provider and not defaults and pub.checked.own_rules is None:
+            rules = pub.checked.rules  # the same rules bound to the same fields
+        else:
+            rules = bind_rules(provider.rules, {**defaults, **pub.fields})
+        return {rule.name: rule for rule in rules}
 
     def _optional(self, pub: _Pub, name: str) -> bool:
         """A rule made trivial by a field left at its default (e.g. environment "")."""
@@ -387,10 +396,14 @@ class _Lint:
         provider_rule = next((r for r in provider.rules if r.name == rule.name),
                              None) if provider else None
         if provider_rule is not None:
-            for req in provider_rule.requires:
-                for name in sorted(A.fields_read(req.condition)):
-                    if name in pub.field_spans:
-                        return pub.field_spans[name]
+            names = self.rule_fields.get(id(provider_rule))
+            if names is None or names[0] is not provider_rule:
+                names = self.rule_fields[id(provider_rule)] = (provider_rule, [
+                    name for req in provider_rule.requires
+                    for name in sorted(A.fields_read(req.condition))])
+            for name in names[1]:
+                if name in pub.field_spans:
+                    return pub.field_spans[name]
         return pub.span
 
     # ----------------------------------------------------------------- TPP003
