@@ -45,6 +45,7 @@ def test_json_output(capsys: pytest.CaptureFixture[str]) -> None:
     assert payload["publisher"] is None
     assert payload["projects"] == []
     assert payload["closest_publisher"] == "sampleproject-github"
+    assert payload["code"] == "invalid-publisher"
     failed = [r for r in payload["reasons"] if not r["passed"]]
     assert failed == [{"rule": "environment", "passed": False, "expected": "pypi",
                        "actual": "release",

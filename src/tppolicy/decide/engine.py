@@ -157,14 +157,16 @@ class CheckResult:
 class ProjectCatalog(Protocol):
     """The index's projects, as the engine needs to know them."""
 
-    def exists(self, name: str) -> bool: ...
+    def exists(self, name: str) -> bool:
+        """Whether a project of that name (any spelling PEP 503 equates) exists."""
 
 
 class DecisionSink(Protocol):
     """Where an engine sends one decision record (a JSON-ready mapping) per check: an audit
     log (`JsonLinesSink`), a queue, a database."""
 
-    def write(self, record: Mapping[str, Any]) -> None: ...
+    def write(self, record: Mapping[str, Any]) -> None:
+        """Store one decision record (a JSON-ready mapping)."""
 
 
 LOOKUP_CACHE_SIZE = 100_000  # records compiled from a host's rows, kept for reuse
@@ -190,7 +192,8 @@ class PublisherLookup(Protocol):
     decides (the rules), as for publishers it holds itself. An exception (the database
     is down) fails the check: no decision."""
 
-    def candidates(self, provider: str, key: str, pending: bool) -> Sequence[Candidate]: ...
+    def candidates(self, provider: str, key: str, pending: bool) -> Sequence[Candidate]:
+        """The rows of `provider` whose lookup key is `key` (pending ones or not)."""
 
 
 class JsonLinesSink:
@@ -202,12 +205,14 @@ class JsonLinesSink:
         self._handle = self.path.open("a", encoding="utf-8")
 
     def write(self, record: Mapping[str, Any]) -> None:
+        """Append one record as a JSON line, flushed at once."""
         line = json.dumps(record, ensure_ascii=False, sort_keys=True, default=str)
         with self._lock:
             self._handle.write(line + "\n")
             self._handle.flush()
 
     def close(self) -> None:
+        """Close the file."""
         with self._lock:
             self._handle.close()
 
@@ -350,6 +355,7 @@ class Engine:
         return len(self._records)
 
     def get(self, publisher_id: str) -> Record | None:
+        """The publisher with this id, if any."""
         return self._records.get(publisher_id)
 
     def row(self, record: Record) -> dict[str, Any]:
@@ -369,6 +375,7 @@ class Engine:
         return row
 
     def publishers(self, provider: str | None = None) -> Iterator[Record]:
+        """Every publisher (of `provider`, if given), in the order they were added."""
         for record in list(self._records.values()):
             if provider is None or record.provider == provider:
                 yield record
@@ -473,6 +480,7 @@ class Engine:
         return record
 
     def remove_publisher(self, publisher_id: str) -> Record | None:
+        """Take a publisher out (it decides nothing from now on); the record, if any."""
         with self._lock:
             record = self._records.get(publisher_id)
             if record is not None:

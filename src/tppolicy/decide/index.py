@@ -86,6 +86,7 @@ class Record:
         return f"Record({self.id!r}, {self.provider!r}, {self.label!r})"
 
     def replace(self, **changes: Any) -> Record:
+        """A new record with some attributes changed (this one is never changed)."""
         values = {name: getattr(self, name) for name in (
             "id", "provider", "name", "projects", "pending_project", "fields", "key", "prefer",
             "slots", "predicate", "rules", "added_by", "created", "learns")}
@@ -94,10 +95,12 @@ class Record:
 
     @property
     def pending(self) -> bool:
+        """Whether this is a pending publisher (its project does not exist yet)."""
         return self.pending_project is not None
 
     @property
     def label(self) -> str:
+        """How decisions name the publisher: its name, else its kind, id and provider."""
         if self.name:
             return self.name
         kind = "pending publisher" if self.pending else "publisher"
@@ -105,12 +108,15 @@ class Record:
 
     @property
     def all_projects(self) -> tuple[str, ...]:
+        """The projects it may publish to (its pending project, for a pending one)."""
         return (self.pending_project,) if self.pending_project is not None else self.projects
 
     def allows(self, claims: Mapping[str, Any]) -> bool:
+        """Whether its rules allow these claims."""
         return self.predicate(claims, self.slots)
 
     def field_values(self, provider: CheckedProvider) -> dict[str, Any]:
+        """Its field values by name."""
         return dict(zip(provider.fields, self.fields, strict=True))
 
     def concrete_rules(self, provider: CheckedProvider) -> tuple[A.Rule, ...]:
@@ -154,6 +160,7 @@ class ProviderIndex:
 
     @property
     def template(self) -> Template:
+        """The provider's rules compiled once for every publisher (built on first use)."""
         if self._template is None:
             self._template = compile_template(self.checked)
         return self._template
@@ -162,6 +169,7 @@ class ProviderIndex:
         return self._count
 
     def add(self, record: Record) -> None:
+        """Index a record under its lookup key."""
         with self._lock:
             index = self.pending if record.pending else self.normal
             key = bucket_key(record.key)
@@ -170,6 +178,7 @@ class ProviderIndex:
             self._count += 1
 
     def remove(self, record: Record) -> bool:
+        """Take a record out; False if it was not indexed."""
         with self._lock:
             index = self.pending if record.pending else self.normal
             key = bucket_key(record.key)
@@ -202,9 +211,11 @@ class ProviderIndex:
         self.remove(old)
 
     def bucket(self, key: tuple[Any, ...], pending: bool = False) -> tuple[Record, ...]:
+        """The records indexed under a lookup key."""
         return _records((self.pending if pending else self.normal).get(bucket_key(key)))
 
     def records(self) -> Iterator[Record]:
+        """Every record, pending ones first."""
         for index in (self.pending, self.normal):
             for bucket in list(index.values()):
                 yield from _records(bucket)

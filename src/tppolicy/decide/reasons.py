@@ -15,6 +15,7 @@ from tppolicy.language.ops import EvalError
 
 
 def show(value: Any) -> str:
+    """A value as messages show it (`nothing` for null, `true`, `'text'`)."""
     if value is None:
         return "nothing"
     if isinstance(value, str):
@@ -34,11 +35,14 @@ class _Failure:
 
 
 class Explainer:
+    """Explains rules against one token's claims (for explanations, never hot)."""
+
     def __init__(self, claims: Mapping[str, Any], claim_types: Mapping[str, str]) -> None:
         self.claims = claims
         self.interpreter = Interpreter(claims, claim_types)
 
     def rule(self, rule: A.Rule) -> RuleResult:
+        """The rule's result: the first failing `require`, or what passed."""
         for require in rule.requires:
             try:
                 if self.interpreter.boolean(require.condition):

@@ -270,6 +270,7 @@ class Verifier:
                    leeway=leeway, max_bytes=max_bytes, clock=clock, max_lifetime=max_lifetime)
 
     def verify(self, token: object) -> VerifiedToken:
+        """The token's header and claims, verified; raises `TokenError` otherwise."""
         parts = _segments(token, self.max_bytes)
         header = _header(parts[0])
         if header.refusal is not None:
