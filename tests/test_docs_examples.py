@@ -26,7 +26,8 @@ def _sessions() -> list[tuple[str, int, str, list[str]]]:
         text = (ROOT / name).read_text("utf-8")
         for block in re.finditer(r"```console\n(.*?)```", text, re.S):
             line = text.count("\n", 0, block.start()) + 2
-            command, output = None, []
+            command: str | None = None
+            output: list[str] = []
             for row in block.group(1).splitlines():
                 if row.startswith("$ "):
                     if command is not None:
