@@ -432,3 +432,32 @@ def test_decode_prints_relative_times_in_words(capsys: pytest.CaptureFixture[str
     assert code == 0
     assert "hours ago)" in out and "(in 3 days" in out
     assert " s ago" not in out and not any(line.endswith(" s)") for line in out.splitlines())
+
+
+# ------------------------------------------------- found by tests/test_fuzz_inputs.py
+@pytest.mark.parametrize(("inside", "where"), [
+    ("\x1f", "the control character U+001F"),
+    ("\\ud800", "the escape \\ud800 (half of a surrogate pair)"),
+])
+@pytest.mark.parametrize("command", [["lint"], ["fmt", "--check"], ["check", "--claims",
+                                     str(CLAIMS / "github-release.json"), "--policy"]])
+def test_a_bad_character_in_a_policy_string_is_invalid_input(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path, inside: str, where: str,
+        command: list[str]) -> None:
+    """A control character in a string literal made lint, fmt and check exit 4 (JSON
+    refused what the grammar admitted)."""
+    policies = EXAMPLES.parent / "policies"
+    text = (policies / "gitlab.tpp").read_text()
+    at = text.index('"The token comes from the GitLab instance') + 2
+    path = tmp_path / "gitlab.tpp"
+    path.write_text(text[:at] + inside + text[at:])
+    code, _, err = run(capsys, *command, str(path))
+    assert code == 3, err
+    assert f"{where} is not allowed in a policy file" in err and "internal error" not in err
+
+
+def test_a_tab_inside_a_policy_string_is_kept() -> None:
+    from tppolicy.language.parse import parse_policy
+
+    parsed = parse_policy('provider p {\n  issuer "https://a\tb"\n}\n', "t.tpp")
+    assert parsed.providers[0].issuers == ("https://a\tb",)

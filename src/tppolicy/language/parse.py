@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -113,8 +114,36 @@ def _describe_terminal(parser: Lark, name: str) -> str:
     return f"'{pattern.value}'" if pattern.type == "str" else name
 
 
+# What the grammar's strings admit but no string may hold: a raw control character (JSON
+# refuses it when the literal is decoded) and an escaped lone surrogate (no UTF-8 text can
+# carry it: printing it fails).
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_LONE_SURROGATE = re.compile(
+    r"(?<!\\)(?:\\\\)*(\\u[dD][89abAB][0-9a-fA-F]{2}(?!\\u[dD][c-fC-F][0-9a-fA-F]{2})"
+    r"|(?<![89abAB][0-9a-fA-F]{2})\\u[dD][c-fC-F][0-9a-fA-F]{2})")
+
+
+def _refuse_characters(text: str, source: str) -> None:
+    """`PolicySyntaxError` at the first character no policy file may hold."""
+    found = _CONTROL.search(text)
+    problem = f"the control character U+{ord(found.group()):04X}" if found else ""
+    if found is None:
+        found = _LONE_SURROGATE.search(text)
+        problem = f"the escape {found.group(1)} (half of a surrogate pair)" if found else ""
+    if found is None:
+        return
+    at = found.start(1) if found.lastindex else found.start()
+    line = text.count("\n", 0, at) + 1
+    column = at - (text.rfind("\n", 0, at) + 1) + 1
+    raise PolicySyntaxError([Diagnostic(
+        f"{problem} is not allowed in a policy file", Span(source, line, column, line, column + 1),
+        hint="remove it; write text as UTF-8 characters or \\u escapes of whole characters")],
+        text)
+
+
 def parse_policy(text: str, source: str = "<policy>") -> A.PolicyFile:
     """Parse a policy file; raise `PolicySyntaxError` at the first syntax error."""
+    _refuse_characters(text, source)
     parser = _parser()
     try:
         tree = parser.parse(text)
@@ -202,6 +231,7 @@ def _comment_parser() -> Lark:
 
 
 def _parse_tree(text: str, source: str) -> tuple[lark.Tree[Token], list[Token]]:
+    _refuse_characters(text, source)
     parser = _comment_parser()
     _collected.comments = []
     try:
@@ -293,7 +323,9 @@ def _syntax_error(parser: Lark, exc: lark.UnexpectedInput, text: str,
 
 
 def _string(token: Token) -> str:
-    value = json.loads(str(token))
+    # strict=False: a raw tab inside a string is the tab (other control characters are
+    # refused before parsing, by `_refuse_characters`).
+    value = json.loads(str(token), strict=False)
     assert isinstance(value, str)
     return value
 
