@@ -37,3 +37,24 @@ def test_engine_benchmark_counts_instructions_per_check() -> None:
     assert all(count > 0 for count in instructions), instructions  # bounds: the benchmark's
     ratio = float(out.split("instructions per check ")[1].split("x")[0])
     assert 0.98 <= ratio <= 1.02, out  # the same size twice: the same work
+
+
+def _run_script(name: str, *args: str) -> str:
+    script = BENCH.parent / name
+    done = subprocess.run([sys.executable, str(script), *args], capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_publishers_benchmark_runs_every_tool() -> None:
+    out = _run_script("bench_publishers.py", "--sizes", "5,20", "--rounds", "1")
+    for tool in ("check", "lint", "fmt"):
+        assert f"{tool:6} {20:>10} " in out, out
+    assert "alias bomb" in out and "refused (exit 3)" in out
+
+
+def test_outside_benchmark_prints_the_ratios() -> None:
+    out = _run_script("bench_outside.py", "--publishers", "20", "--tokens", "5", "--rounds", "1")
+    assert "check_claims / hand-written: " in out
+    assert "check_token (sqlite replay store) / bare RSA-2048 verify: " in out

@@ -66,6 +66,11 @@ class SQLiteReplayStore:
         if db is None:
             db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
             db.execute("PRAGMA journal_mode=WAL")
+            # In WAL mode, NORMAL: a claim is committed to the log before `claim` returns
+            # and survives the process being killed (kill -9); only a power cut or an OS
+            # crash may lose the last second of claims, as PyPI's own store (Redis, fsync
+            # once a second) does. FULL synced the disk on every claim: 8 ms of a 9 ms check.
+            db.execute("PRAGMA synchronous=NORMAL")
             self._local.db = db
         return db
 

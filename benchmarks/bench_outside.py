@@ -1,0 +1,203 @@
+"""The engine measured from the outside, as an index server uses it (issue 13's ratios).
+
+Run: python benchmarks/bench_outside.py [--publishers 1000] [--rounds 11]
+
+Through the public API only, with what a server has: an `Engine` holding N GitHub
+publishers (one per repository), the audience "pypi", keys given locally, and a replay
+store on.
+
+- claims: `Engine.check_claims` on N distinct claims (one per publisher, each allowed) vs
+  a hand-written server check of the same claims: issuer, audience, a dict lookup of the
+  publisher by (repository, workflow file), and PyPI's comparisons (repository ignoring
+  case, owner, owner id, job_workflow_ref at the token's ref or sha, environment ignoring
+  case, not pull_request_target). Target (issue 13): <= 2x.
+- token: `Engine.check_token` on distinct signed tokens (RS256, RSA-2048; a fresh token
+  per check, so every jti is new and is claimed in the replay store), with
+  `MemoryReplayStore` and with `SQLiteReplayStore`, vs a bare RSA-2048 verify of the
+  same tokens' signing inputs (cryptography's `RSAPublicKey.verify`, the floor any
+  verifier pays). Target: <= 1.5x.
+
+Timing: CPU time of the measuring thread (`time.thread_time`) beside wall time, per check,
+over every claims or token of a round; rounds interleave the measures; figures are
+medians over rounds. The garbage collector runs as in a server (not paused).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import jwt
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
+from tppolicy import Engine
+from tppolicy.token.keys import KeyCache
+from tppolicy.token.replay import MemoryReplayStore, SQLiteReplayStore
+from tppolicy.token.verify import split_token
+
+ISSUER = "https://token.actions.githubusercontent.com"
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown CPU"
+
+
+def row(i: int) -> dict[str, Any]:
+    return {"provider": "github", "name": f"pub-{i}", "projects": [f"project-{i}"],
+            "repository_owner": f"org{i // 10}", "repository_name": f"repo{i}",
+            "repository_owner_id": str(100000 + i // 10), "workflow_filename": "release.yml",
+            "environment": "pypi"}
+
+
+def claims_of(i: int, now: int) -> dict[str, Any]:
+    publisher = row(i)
+    repository = f"{publisher['repository_owner']}/{publisher['repository_name']}"
+    ref = "refs/tags/v1.0.0"
+    return {
+        "iss": ISSUER, "aud": "pypi", "sub": f"repo:{repository}:environment:pypi",
+        "jti": str(uuid.uuid4()), "iat": now, "nbf": now, "exp": now + 900,
+        "repository": repository, "repository_owner": publisher["repository_owner"],
+        "repository_owner_id": publisher["repository_owner_id"], "repository_id": str(i),
+        "job_workflow_ref": f"{repository}/.github/workflows/release.yml@{ref}",
+        "workflow_ref": f"{repository}/.github/workflows/release.yml@{ref}",
+        "ref": ref, "sha": "a" * 40, "event_name": "push", "environment": "pypi",
+        "ref_type": "tag", "runner_environment": "github-hosted", "actor": "octocat",
+    }
+
+
+def hand_written_server(publishers: dict[tuple[str, str], dict[str, Any]]
+                        ) -> Callable[[dict[str, Any]], dict[str, Any] | None]:
+    """What a careful index programmer writes for GitHub publishers (PyPI's checks)."""
+    def check(claims: dict[str, Any]) -> dict[str, Any] | None:
+        get = claims.get
+        if get("iss") != ISSUER or get("aud") != "pypi":
+            return None
+        repository: Any = get("repository")
+        workflow_ref: Any = get("job_workflow_ref")
+        ref: Any = get("ref")
+        sha: Any = get("sha")
+        environment: Any = get("environment")
+        for value in (repository, workflow_ref, ref, sha, get("repository_owner"),
+                      get("repository_owner_id"), get("event_name"), get("jti")):
+            if type(value) is not str:
+                return None
+        path = workflow_ref.rsplit("@", 1)[0]
+        publisher = publishers.get((repository.lower(), path.rsplit("/", 1)[-1]))
+        if publisher is None:
+            return None
+        base = publisher["workflow_base"]
+        if (repository.lower() != publisher["repository"]
+                or get("repository_owner") != publisher["repository_owner"]
+                or get("repository_owner_id") != publisher["repository_owner_id"]
+                or get("event_name") == "pull_request_target"
+                or not ((ref != "" and workflow_ref == base + ref)
+                        or (sha != "" and workflow_ref == base + sha))):
+            return None
+        if publisher["environment"] and (
+                type(environment) is not str or environment.lower() != publisher["environment"]):
+            return None
+        return publisher
+
+    return check
+
+
+def timed(function: Callable[[Any], Any], items: list[Any]) -> tuple[float, float]:
+    """(thread CPU seconds, wall seconds) per item."""
+    wall, cpu = time.perf_counter(), time.thread_time()
+    for item in items:
+        function(item)
+    return (time.thread_time() - cpu) / len(items), (time.perf_counter() - wall) / len(items)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--publishers", type=int, default=1000)
+    parser.add_argument("--tokens", type=int, default=200, help="tokens per round and store")
+    parser.add_argument("--rounds", type=int, default=11)
+    args = parser.parse_args()
+    n, rounds = args.publishers, args.rounds
+    now = int(time.time())
+    rows = [row(i) for i in range(n)]
+
+    # ------------------------------------------------------------------ claims
+    engine = Engine(publishers=rows, audience="pypi", replay=MemoryReplayStore())
+    table = {}
+    for r in rows:
+        repository = f"{r['repository_owner']}/{r['repository_name']}"
+        table[(repository.lower(), r["workflow_filename"])] = {
+            **r, "repository": repository.lower(),
+            "workflow_base": f"{repository}/.github/workflows/{r['workflow_filename']}@"}
+    hand = hand_written_server(table)
+    claims = [claims_of(i, now) for i in range(n)]
+    for c in claims:
+        assert engine.check_claims(c).allowed
+        assert hand(c) is not None
+
+    # ------------------------------------------------------------------ tokens
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    public = key.public_key()
+    jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(public))
+    jwk["kid"] = "bench"
+    print(f"signing {2 * rounds * args.tokens + 2} tokens...", flush=True)
+    tokens = {store: [[jwt.encode(claims_of(i % n, now), key, algorithm="RS256",
+                                  headers={"kid": "bench"}) for i in range(args.tokens)]
+                      for _ in range(rounds + 1)] for store in ("memory", "sqlite")}
+    folder = tempfile.mkdtemp()
+    engines = {}
+    for store in ("memory", "sqlite"):
+        keys = KeyCache()
+        keys.add_static(ISSUER, {"keys": [jwk]})
+        replay = MemoryReplayStore() if store == "memory" else SQLiteReplayStore(
+            os.path.join(folder, "replay.db"))
+        engines[store] = Engine(publishers=rows, audience="pypi", keys=keys, replay=replay)
+    signed = {store: [[split_token(t)[2:] for t in batch] for batch in batches]
+              for store, batches in tokens.items()}
+
+    def bare(parts: tuple[bytes, bytes]) -> None:
+        public.verify(parts[0], parts[1], padding.PKCS1v15(), hashes.SHA256())
+
+    for store, engine_ in engines.items():  # warm-up round (and a check that all pass)
+        assert all(engine_.check_token(t).allowed for t in tokens[store][0])
+
+    samples: dict[str, list[tuple[float, float]]] = {}
+    for batch in range(1, rounds + 1):
+        samples.setdefault("check_claims", []).append(timed(engine.check_claims, claims))
+        samples.setdefault("hand-written", []).append(timed(hand, claims))
+        for store, engine_ in engines.items():
+            samples.setdefault(f"check_token ({store})", []).append(
+                timed(engine_.check_token, tokens[store][batch]))
+            samples.setdefault(f"bare verify ({store} tokens)", []).append(
+                timed(bare, signed[store][batch]))
+    cpu = {name: statistics.median(s[0] for s in values) for name, values in samples.items()}
+    wall = {name: statistics.median(s[1] for s in values) for name, values in samples.items()}
+    print(f"CPU: {cpu_model()}, {os.cpu_count()} logical CPUs, load average "
+          f"{' '.join(f'{x:.1f}' for x in os.getloadavg())}; {n} publishers; {rounds} "
+          "interleaved rounds, medians; per check")
+    print(f"{'':32} {'thread CPU':>11} {'wall':>10}")
+    for name in samples:
+        print(f"{name:32} {cpu[name] * 1e6:9.2f}us {wall[name] * 1e6:8.2f}us")
+    print(f"check_claims / hand-written: {cpu['check_claims'] / cpu['hand-written']:.2f}x "
+          "CPU (target <= 2x)")
+    for store in engines:
+        ratio = cpu[f"check_token ({store})"] / cpu[f"bare verify ({store} tokens)"]
+        print(f"check_token ({store} replay store) / bare RSA-2048 verify: {ratio:.2f}x CPU "
+              "(target <= 1.5x)")
+
+
+if __name__ == "__main__":
+    main()
