@@ -49,7 +49,12 @@ def test_json_output(capsys: pytest.CaptureFixture[str]) -> None:
     failed = [r for r in payload["reasons"] if not r["passed"]]
     assert failed == [{"rule": "environment", "passed": False, "expected": "pypi",
                        "actual": "release",
-                       "message": "token has 'release', publisher expects 'pypi' (ignoring case)"}]
+                       "message": "token has 'release', publisher expects 'pypi' (ignoring case)",
+                       "fix": {"where": "workflow or publisher",
+                               "text": "Rename the environment: the job ran in 'release', the "
+                                       "publisher expects 'pypi'. Set `environment: pypi` in "
+                                       "the publishing job, or change the publisher's "
+                                       "environment to 'release'."}}]
 
 
 def test_claims_from_stdin(capsys: pytest.CaptureFixture[str],

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
-from typing import TextIO
+from collections.abc import Mapping
+from typing import Any, TextIO
 
 from tppolicy.decide.decision import Decision
 from tppolicy.decide.policy import Policy
@@ -76,12 +77,31 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
                                    request=request)
     if args.record:
         _record(args, policy, decision, token, claims)
+    fixes = _fixes(args, policy, decision, token, claims, request)
     if args.format == "json":
         payload = {**decision.to_json(), "audience": args.audience}
+        for reason in payload.get("reasons", []):
+            fix = fixes.get(reason.get("rule"))
+            if fix is not None and not reason.get("passed"):
+                reason["fix"] = {"where": fix.where, "text": fix.text}
         out.write(json.dumps(payload, indent=2, ensure_ascii=False) + "\n")
     else:
-        out.write(render_decision(decision))
+        out.write(render_decision(decision, {name: f.text for name, f in fixes.items()}))
     return EXIT_ALLOWED if decision.allowed else EXIT_DENIED
+
+
+def _fixes(args: argparse.Namespace, policy: Policy, decision: Decision, token: str | None,
+           claims: dict[str, object] | None, request: dict[str, str] | None) -> dict[str, Any]:
+    """The provider files' fixes for a denial's failed rules (what to change)."""
+    from tppolicy.tools.explain import decision_fixes
+
+    if decision.allowed or any(r.rule == "token" for r in decision.reasons):
+        return {}
+    if claims is None and token is not None:
+        from tppolicy.token.verify import split_token  # verified: its claims are trusted
+
+        claims = split_token(token, args.max_token_bytes)[1]
+    return dict(decision_fixes(policy, decision, claims or {}, request=request))
 
 
 def _record(args: argparse.Namespace, policy: Policy, decision: Decision, token: str | None,
@@ -108,7 +128,9 @@ def _record(args: argparse.Namespace, policy: Policy, decision: Decision, token:
         sink.close()
 
 
-def render_decision(decision: Decision) -> str:
+def render_decision(decision: Decision, fixes: Mapping[str, str] | None = None) -> str:
+    """A decision in words; `fixes` (by rule) are printed under their FAIL lines."""
+    fixes = dict(fixes or {})
     lines: list[str] = []
     if decision.allowed:
         kind = "pending publisher" if decision.pending else "publisher"
@@ -130,8 +152,14 @@ def render_decision(decision: Decision) -> str:
         if reason.code:
             detail += f" [{reason.code}]"
         lines.append(f"  {mark}  {reason.rule}{detail}")
+        if not reason.passed and reason.rule in fixes:
+            lines.append(f"        fix: {fixes.pop(reason.rule)}")
+    lines += [f"  fix: {text}" for text in fixes.values()]
     for note in decision.notes:
         lines.append(f"  note: {note}")
+    if not decision.allowed and decision.provider is not None:
+        lines.append("  next: `tppolicy explain` with the same options ranks every publisher "
+                     "of this provider and says what to change")
     for name, value in decision.learned.items():
         lines.append(f"  learned: {name} = {value!r} (trust on first use: pin it in the "
                      "publisher)")

@@ -32,7 +32,8 @@ from tppolicy.language.texts import fix_for
 if TYPE_CHECKING:
     from tppolicy.token.verify import Verifier
 
-__all__ = ["Advice", "Candidate", "Check", "Fix", "advise", "advise_token", "identity_checks"]
+__all__ = ["Advice", "Candidate", "Check", "Fix", "advise", "advise_token", "decision_fixes",
+           "identity_checks"]
 
 
 def identity_checks(provider: CheckedProvider) -> frozenset[str]:
@@ -271,6 +272,21 @@ def _guess_provider(policy: Policy, claims: Mapping[str, Any]) -> CheckedProvide
 
 
 # ------------------------------------------------------------------------- fixes
+def _with_fixes(publisher: CheckedPublisher) -> CheckedProvider:
+    """The publisher's provider; for a compiled policy, whose provider block is only a
+    header (no rules, so no fixes), the shipped provider of that name when its fields are
+    the same."""
+    provider = publisher.provider
+    if provider.rules:
+        return provider
+    from tppolicy.language.providers import load_providers
+
+    shipped = load_providers().get(provider.name)
+    if shipped is not None and set(shipped.fields) == set(provider.fields):
+        return shipped
+    return provider
+
+
 class _Advisor:
     """The fixes of one candidate, from its provider file's `fix` clauses.
 
@@ -284,7 +300,7 @@ class _Advisor:
     def __init__(self, publisher: CheckedPublisher, claims: Mapping[str, Any],
                  candidate: Candidate, request: Mapping[str, Any] | None = None) -> None:
         self.publisher = publisher
-        self.provider = publisher.provider
+        self.provider = _with_fixes(publisher)
         self.claims = claims
         self.request = request
         self.candidate = candidate
@@ -454,6 +470,21 @@ def advise(policy: Policy, claims: Mapping[str, Any], *, audience: str = "pypi",
     return Advice(decision.allowed, decision, audience, provider.name if provider else None,
                   issuer if isinstance(issuer, str) else None, guessed, tuple(token_checks),
                   tuple(token_fixes), tuple(ranked), decision.notes)
+
+
+def decision_fixes(policy: Policy, decision: Decision, claims: Mapping[str, Any], *,
+                   request: Mapping[str, Any] | None = None) -> dict[str, Fix]:
+    """What to change, by failed check (a rule's name, or lookup.FIELD), for a denial with a
+    closest publisher: its provider file's fixes, with the values filled in. Empty for an
+    allowed decision or one without a closest publisher. For `tppolicy check` and whoever
+    shows a decision; a front answering the token's holder keeps only the `disclosable`."""
+    if decision.allowed or decision.closest is None:
+        return {}
+    publisher = next((p for p in policy.publishers if p.label == decision.closest), None)
+    if publisher is None:
+        return {}
+    candidate = _candidate(publisher, claims, decision)
+    return {fix.check: fix for fix in _Advisor(publisher, claims, candidate, request).run()}
 
 
 def advise_token(policy: Policy, token: str, verifier: Verifier, *,
