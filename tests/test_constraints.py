@@ -10,14 +10,11 @@ from typing import Any
 
 import pytest
 import yaml
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 import tppolicy
 from tppolicy.errors import ConfigError, PolicyCheckError
 from tppolicy.language import ast as A
 from tppolicy.language.check import check_provider
-from tppolicy.language.compile import compile_predicate
 from tppolicy.language.interpret import Interpreter
 from tppolicy.language.ops import EvalError
 from tppolicy.language.parse import parse_policy
@@ -254,43 +251,6 @@ POLICIES = {
     name: tppolicy.compile_publishers_text(
         yaml.safe_dump({"publishers": table["publishers"]}), issuers=table.get("issuers"))
     for name, table in CONSTRAINED.items()}
-scalars = st.one_of(st.none(), st.booleans(), st.integers(-5, 5), st.text(max_size=6),
-                    st.sampled_from(["true", "false", "refs/tags/v1.2.3", "v1.2.3", "99"]))
-
-
-@st.composite
-def constrained_claims(draw: st.DrawFn) -> tuple[str, dict[str, Any], dict[str, Any] | None]:
-    name = draw(st.sampled_from(sorted(CONSTRAINED)))
-    table = CONSTRAINED[name]
-    claims = dict(table["claims"][draw(st.sampled_from(sorted(table["claims"])))])
-    for key in draw(st.lists(st.sampled_from(sorted(claims)), max_size=3, unique=True)):
-        if draw(st.booleans()):
-            del claims[key]
-        else:
-            claims[key] = draw(scalars)
-    request = draw(st.none() | st.fixed_dictionaries(
-        {"version": st.sampled_from(["1.2.3", "1.2.4", ""])}))
-    return name, claims, request
-
-
-@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
-@given(case=constrained_claims())
-def test_templates_agree_with_the_interpreter(case: tuple[str, dict[str, Any],
-                                                         dict[str, Any] | None]) -> None:
-    """The template (lazy claims, request values, hoisted patterns), each publisher's own
-    compiled rules and the interpreter give the same verdict."""
-    from tppolicy.decide.core import with_request
-
-    name, claims, request = case
-    policy = POLICIES[name]
-    merged = with_request(claims, request) if request is not None else claims
-    for publisher in policy.publishers:
-        expected = _required_and_rules(publisher.provider, publisher.rules, merged)
-        compiled = compile_predicate(publisher.provider, publisher.rules)
-        assert compiled(merged) is expected, publisher.label
-        template = policy.decider.indexes[publisher.provider.name].template
-        _, _, slots = template.derive(tuple(publisher.fields[f] for f in template.fields))
-        assert template.predicate(merged, slots) is expected, publisher.label
 
 
 def test_a_constraint_that_is_off_reads_no_claim_in_the_prologue() -> None:

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import random
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 from tppolicy.decide.publishers import load_publishers_text
 from tppolicy.errors import ConfigError, PolicySyntaxError
@@ -28,7 +25,6 @@ from tppolicy.tools.fmt import (
 )
 
 from .conftest import EXAMPLES, ROOT
-from .test_format import policies
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "fmt"
 FORMAT_FIXTURES = Path(__file__).resolve().parent / "fixtures" / "format"
@@ -151,53 +147,6 @@ def test_comments_of_an_empty_block_stay_in_it() -> None:
     text = "provider p {\n  claims {\n    # nothing yet\n  }\n}\n"
     assert format_policy_text(text) == "provider p {\n  # nothing yet\n}\n"
     assert format_policy_text("publisher {  # head\n}\n") == "publisher {  # head\n}\n"
-
-
-# ------------------------------------------------------------------ hypothesis
-@st.composite
-def commented(draw: st.DrawFn) -> tuple[Any, str, list[str]]:
-    """A generated policy's text with comments put at line ends and between lines."""
-    policy = draw(policies)
-    texts = draw(st.lists(st.text(st.characters(exclude_characters="\n\r"), max_size=12),
-                          min_size=1, max_size=10))
-    rnd = random.Random(draw(st.integers(0, 2**32)))
-    lines = format_policy(policy).split("\n")
-    free = [True] * len(lines)  # a line with no comment yet
-    comments: list[str] = []
-    for body in texts:
-        comment = ("#" + body).rstrip()
-        comments.append(comment)
-        at = rnd.randrange(len(lines) + 1)
-        if rnd.random() < 0.5 and at < len(lines) and lines[at].strip() and free[at]:
-            lines[at] += " " * rnd.randrange(1, 4) + comment
-            free[at] = False
-        else:
-            lines.insert(at, " " * rnd.randrange(6) + comment)
-            free.insert(at, False)
-            if rnd.random() < 0.3:
-                lines.insert(at, "")
-                free.insert(at, False)
-    return policy, "\n".join(lines), comments
-
-
-@pytest.mark.slow
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(commented())
-def test_formatting_keeps_comments_and_is_idempotent(case: tuple[Any, str, list[str]]) -> None:
-    policy, text, comments = case
-    once = format_policy_text(text)
-    again, kept = parse_policy_with_comments(once)
-    assert again == policy
-    assert Counter(c.text for c in kept) == Counter(comments)
-    assert format_policy_text(once) == once
-
-
-@pytest.mark.slow
-@settings(max_examples=200, deadline=None)
-@given(policies)
-def test_without_comments_it_prints_as_format_policy(policy: Any) -> None:
-    text = format_policy(policy)
-    assert format_policy_text(text) == text
 
 
 def test_a_result_that_would_not_parse_back_alike_is_refused(

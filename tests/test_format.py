@@ -7,8 +7,6 @@ from pathlib import Path
 from typing import TypeVar
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from tppolicy.language.ast import (
     And,
@@ -24,7 +22,6 @@ from tppolicy.language.ast import (
     FieldRef,
     In,
     Index,
-    Learn,
     Let,
     ListExpr,
     Literal,
@@ -35,7 +32,6 @@ from tppolicy.language.ast import (
     PolicyFile,
     Provider,
     Publisher,
-    Request,
     Require,
     Rule,
 )
@@ -284,176 +280,3 @@ def test_chain_breaks_only_past_the_width() -> None:
     assert _rule_text(at_width) == [prefix + at_width]
     past = left + '"' + "x" * (_LINE_WIDTH - len(prefix) - len(left) - 1) + '"'
     assert _rule_text(past) == [prefix + "claims.a", "      " + past[len(left) - 3:]]
-
-
-# ------------------------------------------------------------ random syntax trees
-NAME_EXTRAS = ["iff", "notx", "in_", "True", "NULL", "If", "_", "string", "claims_", "else_"]
-names = st.one_of(
-    st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,7}", fullmatch=True).filter(
-        lambda s: s not in _KEYWORDS),
-    st.sampled_from(NAME_EXTRAS),
-)
-texts = st.text(
-    alphabet=st.one_of(
-        st.characters(),
-        st.sampled_from(['"', "\\", "/", "\n", "\r", "\t", "\x00", "\x1f", "\x7f", "\x85",
-                         "\u2028", "\u00a0", "\ufeff", "é", "日", "😀", "\U000e0001", "#",
-                         "u", "0"]),
-    ),
-    max_size=10,
-)
-claim_names = st.one_of(names, st.sampled_from(sorted(_KEYWORDS)), texts)
-messages = st.none() | texts
-values = st.one_of(
-    st.none(), st.booleans(), st.integers(min_value=-(10**20), max_value=10**20), texts)
-literals = st.builds(Literal, values)
-
-
-def _compound(children: st.SearchStrategy[Expr]) -> st.SearchStrategy[Expr]:
-    pairs = st.tuples(children, children)
-    return st.one_of(
-        st.builds(ListExpr, st.lists(children, max_size=3).map(tuple)),
-        st.builds(Call, names, st.lists(children, max_size=3).map(tuple)),
-        st.builds(Index, children, children),
-        pairs.map(lambda p: Concat(*p)),
-        st.builds(Compare, st.sampled_from(["==", "!=", "<", "<=", ">", ">="]), children,
-                  children),
-        st.builds(In, children, children, st.booleans()),
-        st.builds(Not, children),
-        pairs.map(lambda p: And(*p)),
-        pairs.map(lambda p: Or(*p)),
-        st.builds(Conditional, children, children, children),
-    )
-
-
-exprs: st.SearchStrategy[Expr] = st.recursive(
-    st.one_of(
-        literals,
-        st.builds(Claim, claim_names),
-        st.builds(FieldRef, names),
-        st.builds(Request, names),
-        st.builds(NameRef, names),
-    ),
-    _compound,
-    max_leaves=12,
-)
-requires = st.builds(Require, exprs, messages)
-rules = st.builds(Rule, names, st.lists(requires, min_size=0, max_size=3).map(tuple),
-                  optional=st.booleans())
-learns = st.builds(Learn, names, exprs)
-
-
-@st.composite
-def field_decls(draw: st.DrawFn) -> FieldDecl:
-    pattern = draw(st.none() | texts)
-    return FieldDecl(
-        draw(names), draw(names), draw(st.none() | literals), pattern,
-        draw(messages) if pattern is not None else None,
-    )
-
-
-def _tuple_of(strategy: st.SearchStrategy[T], max_size: int = 3) -> st.SearchStrategy[
-        tuple[T, ...]]:
-    return st.lists(strategy, max_size=max_size).map(tuple)
-
-
-providers = st.builds(
-    Provider,
-    name=names,
-    issuers=_tuple_of(texts),
-    custom_issuers=st.booleans(),
-    algorithms=_tuple_of(texts),
-    claims=_tuple_of(st.builds(
-        ClaimDecl,
-        st.sampled_from(["required", "present", "optional", "unchecked"]),
-        st.lists(claim_names, min_size=1, max_size=3).map(tuple),
-        names,
-    )),
-    ignored_prefixes=_tuple_of(texts),
-    fields=_tuple_of(field_decls()),
-    lets=_tuple_of(st.builds(Let, names, exprs)),
-    lookup=_tuple_of(st.builds(LookupItem, st.sampled_from(["key", "prefer"]), exprs)),
-    rules=_tuple_of(rules),
-    learns=_tuple_of(learns),
-)
-publishers = st.builds(
-    Publisher,
-    name=st.none() | texts,
-    provider=names,
-    projects=_tuple_of(texts),
-    pending_project=st.none() | texts,
-    bindings=_tuple_of(st.builds(Binding, names, literals)),
-    rules=_tuple_of(rules),
-    learns=_tuple_of(learns),
-)
-policies = st.builds(
-    PolicyFile,
-    source=st.just("<policy>"),
-    providers=_tuple_of(providers, 2),
-    publishers=_tuple_of(publishers, 2),
-)
-
-
-@settings(max_examples=500, deadline=None)
-@given(exprs)
-def test_expr_round_trip(expr: Expr) -> None:
-    text = format_expr(expr)
-    assert "\n" not in text
-    parsed = parse_expr(text)
-    assert parsed == expr
-    assert repr(parsed) == repr(expr)  # also tells true from 1
-
-
-@pytest.mark.slow
-@settings(max_examples=300, deadline=None)
-@given(policies)
-def test_policy_round_trip(policy: PolicyFile) -> None:
-    text = format_policy(policy)
-    parsed = parse_policy(text)
-    assert parsed == policy
-    assert repr(parsed) == repr(policy)
-    assert format_policy(parsed) == text
-    assert text.endswith("\n") or not text
-    assert not text.endswith("\n\n")
-
-
-@st.composite
-def chains(draw: st.DrawFn) -> Expr:
-    """An `and` / `or` chain of several operands: long enough to break, often."""
-    operands = draw(st.lists(exprs, min_size=2, max_size=6))
-    use_and = draw(st.booleans())
-    chain = operands[0]
-    for operand in operands[1:]:
-        chain = And(chain, operand) if use_and else Or(chain, operand)
-    return chain
-
-
-@pytest.mark.slow
-@settings(max_examples=300, deadline=None)
-@given(names, st.one_of(exprs, chains()), messages)
-def test_long_lines_break_only_before_top_level_and_or(name: str, expr: Expr,
-                                                       message: str | None) -> None:
-    rule = Rule(name, (Require(expr, message),))
-    lines = format_provider(Provider("p", rules=(rule,))).split("\n")[1:-1]
-    one_line = f"rule {name}: {format_expr(expr)}"
-    if message is not None:
-        one_line += f" else {format_value(message)}"
-    # Breaking only replaces spaces with a newline and indentation.
-    assert " ".join(line.strip() for line in lines) == one_line
-    assert lines[0].startswith("  rule ")
-    for line in lines[1:]:
-        assert line.startswith("      ")
-        assert line[6:].startswith(("and ", "or ", "else "))
-    if len(lines) == 1:
-        assert len(lines[0]) <= _LINE_WIDTH or (message is None and _chain_word(expr) is None)
-    else:
-        assert len("  " + one_line) > _LINE_WIDTH
-        breaks = [line[6:].split(" ", 1)[0] for line in lines[1:]]
-        if breaks[-1] == "else":
-            breaks.pop()
-        assert all(word == _chain_word(expr) for word in breaks)
-    assert parse_policy("\n".join(["provider p {", *lines, "}"])).providers[0].rules == (rule,)
-
-
-def _chain_word(expr: Expr) -> str | None:
-    return "and" if isinstance(expr, And) else "or" if isinstance(expr, Or) else None

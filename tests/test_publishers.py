@@ -10,8 +10,6 @@ from typing import Any
 
 import pytest
 import yaml
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
 from tppolicy.decide.publishers import (
@@ -757,80 +755,3 @@ def test_shipped_schema_matches_shipped_providers() -> None:
 def test_valid_fixture_against_shipped_providers() -> None:
     entries = load_publishers_file(FIXTURES / "valid.yaml", _shipped_providers(), GITLAB_ISSUER)
     assert len(entries) == 5
-
-
-# -------------------------------------------------------------------- properties
-_YAML_CHARS = st.sampled_from([
-    *":-[]{}&*!|>'\"#%@`,?<=~ \n\t.\\0123abcxyz",
-    "publishers", "provider", "projects", "github", "<<", "---", "!!set", "!!binary", "!!int",
-    "yes", "null", "\x00", "\ufeff", "é", "\ud800", "\x85", "  ", "- ",
-])
-_KEYS = sorted({"provider", "name", "projects", "pending_project", "zzz"}
-               | {d.name for p in PROVIDERS.values() for d in p.fields})
-_SCALARS = (st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True)
-            | st.text(max_size=12) | st.sampled_from(
-                ["github", "gitlab", "google", "activestate", "demo", "octo-org", "65",
-                 "release.yml", "https://gitlab.com", "", " x", "a/b.yml", "Foo_Bar", "foo-bar"]))
-_DATA = st.recursive(
-    _SCALARS,
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(
-        st.sampled_from(_KEYS) | st.text(max_size=6), children, max_size=5),
-    max_leaves=25,
-)
-_ENTRIES = st.lists(
-    st.dictionaries(st.sampled_from(_KEYS), _DATA, max_size=8) | _DATA, max_size=4)
-
-
-def _check_outcome(text: str) -> None:
-    try:
-        entries = load_publishers_text(text, "prop.yaml", PROVIDERS, GITLAB_ISSUER)
-    except ConfigError as exc:
-        error = exc
-    else:
-        _check_entries(entries)
-        return
-    assert error.diagnostics
-    assert all(d.message for d in error.diagnostics)
-    str(error)
-
-
-def _check_entries(entries: tuple[PublisherEntry, ...]) -> None:
-    for i, entry in enumerate(entries):
-        assert isinstance(entry, PublisherEntry)
-        assert entry.index == i
-        assert entry.provider in PROVIDERS
-        assert list(entry.fields) == [d.name for d in PROVIDERS[entry.provider].fields]
-        assert (entry.projects == ()) == (entry.pending_project is not None)
-
-
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.lists(_YAML_CHARS, max_size=40).map("".join) | st.text(max_size=60))
-def test_random_text_only_raises_config_error(text: str) -> None:
-    _check_outcome(text)
-
-
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(_DATA)
-def test_random_data_only_raises_config_error(data: Any) -> None:
-    _check_outcome(yaml.safe_dump(data))
-
-
-@pytest.mark.slow
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(_ENTRIES, st.booleans())
-def test_random_entries_only_raise_config_error(entries: list[Any], flow: bool) -> None:
-    _check_outcome(yaml.safe_dump({"publishers": entries}, default_flow_style=flow))
-
-
-@settings(max_examples=100, deadline=None)
-@given(st.sampled_from(["sampleproject", "a", "A1", "x.y_z-w"]),
-       st.sampled_from(["", "pypi", "Release Env"]))
-def test_generated_valid_entries_load(project: str, environment: str) -> None:
-    data = {"publishers": [{
-        "provider": "github", "projects": [project], "repository_owner": "octo-org",
-        "repository_name": "r", "repository_owner_id": "65",
-        "workflow_filename": "release.yml", "environment": environment,
-    }]}
-    (entry,) = load(yaml.safe_dump(data))
-    assert entry.projects == (project,)
-    assert entry.fields["environment"] == environment
