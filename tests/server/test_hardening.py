@@ -383,3 +383,23 @@ def test_a_huge_exp_is_not_a_503_with_redis(make_index: Any, redis_server: Any) 
     index.sync(force=True)
     answer = index.mint(json.dumps({"token": github_token(exp=2**63)}).encode())
     assert answer.status in (200, 422), answer.body
+
+
+def test_text_logs_keep_each_message_on_one_line(client: TestClient,
+                                                 caplog: pytest.LogCaptureFixture) -> None:
+    """The text format escapes what a message holds (a backstop: the index quotes
+    client text itself, as the refusal of a claim value with a newline shows)."""
+    import logging
+
+    from tppolicy.server.logs import TextFormatter
+
+    record = logging.LogRecord("tppolicy.server", logging.INFO, __file__, 1,
+                               "upload refused %s", ("x\nFORGED\u202e",), None)
+    assert TextFormatter().format(record).endswith("upload refused x\\nFORGED\\u202e")
+
+    with caplog.at_level("INFO", logger="tppolicy.server"):
+        mint(client, environment="pypi\n2026-01-01T00:00:00Z INFO tppolicy.server: FORGED")
+    formatter = TextFormatter()
+    lines = [formatter.format(r) for r in caplog.records if r.name == "tppolicy.server"]
+    assert any("FORGED" in line for line in lines)
+    assert all("\n" not in line for line in lines)

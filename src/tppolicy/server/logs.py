@@ -20,6 +20,8 @@ import re
 import time
 from typing import Any
 
+from .names import escape
+
 LEVELS = ("critical", "error", "warning", "info", "debug")
 FORMATS = ("text", "json")
 
@@ -52,6 +54,12 @@ class TextFormatter(logging.Formatter):
 
     def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
         return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(record.created))
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        # One line per message: a claim value, a file name or a path sent by a client
+        # may hold a newline (or an invisible character) that would forge a line.
+        record.message = escape(record.message)
+        return super().formatMessage(record)
 
     def format(self, record: logging.LogRecord) -> str:
         return mask(super().format(record))
