@@ -403,3 +403,28 @@ def test_text_logs_keep_each_message_on_one_line(client: TestClient,
     lines = [formatter.format(r) for r in caplog.records if r.name == "tppolicy.server"]
     assert any("FORGED" in line for line in lines)
     assert all("\n" not in line for line in lines)
+
+
+def test_loading_the_file_again_keeps_what_was_learned(make_index: Any, tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture[str]
+                                                       ) -> None:
+    """`--publishers FILE` loads the file at each start: a trust-on-first-use
+    publisher's learned repository_id was overwritten by the file's row (and the next
+    token taught another value)."""
+    path = tmp_path / "publishers.yaml"
+    path.write_text("publishers:\n  - name: tofu\n    provider: github\n"
+                    "    projects: [sampleproject]\n    repository_owner: octo-org\n"
+                    "    repository_name: sampleproject\n    repository_owner_id: '65'\n"
+                    "    workflow_filename: release.yml\n    environment: pypi\n"
+                    "    trust_on_first_use: true\n")
+    db = str(tmp_path / "index.db")
+    assert run_cli(capsys, "serve", "--db", db, "publishers", "load", str(path))[0] == 0
+    index: Index = make_index(db=db)
+    assert index.mint(json.dumps({"token": github_token(repository_id="74")}).encode()
+                      ).status == 200
+    assert run_cli(capsys, "serve", "--db", db, "publishers", "load", str(path))[0] == 0
+    stored = index.storage.publisher("tofu")
+    assert stored is not None and stored.row["repository_id"] == "74"
+    index.sync(force=True)
+    answer = index.mint(json.dumps({"token": github_token(repository_id="99999")}).encode())
+    assert answer.status == 422, answer.body

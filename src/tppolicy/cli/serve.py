@@ -456,6 +456,8 @@ def _load_file(args: argparse.Namespace, path: str, providers: Any, issuers: dic
         with storage.transaction() as db:
             for publisher_id, row in rows:
                 existing = storage.publisher(publisher_id)
+                if existing is not None:
+                    row = _keep_learned(existing.row, row, providers)
                 if existing is not None and (existing.row == row or _converted(existing.row,
                                                                                 row)):
                     continue  # unchanged (keeps its creation time), or already used
@@ -472,6 +474,21 @@ def _load_file(args: argparse.Namespace, path: str, providers: Any, issuers: dic
         if own:
             storage.close()
     return len(rows)
+
+
+def _keep_learned(stored: dict[str, Any], row: dict[str, Any],
+                  providers: Any) -> dict[str, Any]:
+    """`row` with what the stored publisher learned on its first use (trust on first
+    use) kept: loading the same file again, as `--publishers` does at each start, must
+    not forget it (the next token would teach another value)."""
+    provider = providers.get(row.get("provider"))
+    if provider is None or row.get("trust_on_first_use") is not True:
+        return row
+    kept = dict(row)
+    for learn in provider.learns:
+        if kept.get(learn.name) in (None, "") and stored.get(learn.name) not in (None, ""):
+            kept[learn.name] = stored[learn.name]
+    return kept
 
 
 def _converted(stored: dict[str, Any], pending: dict[str, Any]) -> bool:
