@@ -34,7 +34,7 @@ def op_lower(s: str) -> str:
     """`s` with ASCII letters lowercased, and only those: the names CIs compare ignoring case
     are ASCII, and Unicode folding would make look-alikes equal (the Kelvin sign U+212A
     lowercases to 'k')."""
-    return s.translate(_ASCII_LOWER)
+    return s.lower() if s.isascii() else s.translate(_ASCII_LOWER)
 
 
 def op_trim(s: str) -> str:
