@@ -369,3 +369,17 @@ provider strict extends github {
     github = tppolicy.compile_publishers_text(text.replace("strict", "github"))
     assert [f.code for f in check_workflow_text(
         workflow, "release.yml", github, path="release.yml").errors] == []
+
+
+def test_filters_beyond_the_glob_limits_are_not_a_crash(policy: tppolicy.Policy,
+                                                        tmp_path: Path) -> None:
+    publishers = tmp_path / "publishers.yaml"
+    publishers.write_text(
+        "publishers: [{name: tags, provider: github, projects: [sampleproject], "
+        "repository_owner: octo-org, repository_name: sampleproject, repository_owner_id: '65',"
+        " workflow_filename: release.yml, environment: pypi, ref_pattern: 'refs/tags/v*'}]")
+    tags = tppolicy.compile_publishers_file(publishers)
+    text = WORKFLOW.replace("  release:\n    types: [published]\n",
+                            f"  push:\n    tags: ['{'v' * 5000}*']\n")
+    report = check_workflow_text(text, "release.yml", tags, path="release.yml")
+    assert all(f.code != "TPW007" or f.level == "advice" for f in report.findings)

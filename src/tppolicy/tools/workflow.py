@@ -579,13 +579,19 @@ class _GitHub:
             patterns.append("refs/tags/" + fields["version_tag"].replace("{version}", "*"))
         if not patterns:
             return
-        matchers = [Glob(p) for p in patterns]
         shown = " and ".join(patterns)
         verdicts: dict[str, bool | None] = {}
+        try:
+            matchers = [Glob(p) for p in patterns]
+        except EvalError:  # a pattern over the glob limits: nothing to compare with
+            return
         for event, config in self.triggers.items():
             if event == "workflow_call":
                 continue
-            verdicts[event] = _refs_accepted(event, config, matchers)
+            try:
+                verdicts[event] = _refs_accepted(event, config, matchers)
+            except EvalError:  # a filter beyond the glob limits: cannot tell
+                verdicts[event] = None
         if not verdicts:
             return
         nothing = all(v is False for v in verdicts.values())
@@ -699,10 +705,13 @@ def _calls_match(uses: str, reusable: str) -> bool:
     if "@" not in uses or uses.startswith("./"):
         return False
     path, ref = uses.rsplit("@", 1)
-    glob = Glob(reusable)
     candidates = [ref] if _SHA.fullmatch(ref) or ref.startswith("refs/") else [
         f"refs/tags/{ref}", f"refs/heads/{ref}"]
-    return any(glob(f"{path}@{candidate}") for candidate in candidates)
+    try:
+        glob = Glob(reusable)
+        return any(glob(f"{path}@{candidate}") for candidate in candidates)
+    except EvalError:  # beyond the glob limits: no token carries it
+        return False
 
 
 def _uses_example(reusable: str) -> str:
