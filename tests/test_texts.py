@@ -238,3 +238,11 @@ def test_extends_errors(tmp_path: Path, text: str, message: str) -> None:
     (tmp_path / "x.tpp").write_text(text)
     with pytest.raises(PolicyCheckError, match=message):
         load_providers([tmp_path])
+
+
+def test_long_values_are_cut_in_the_middle() -> None:
+    from tppolicy.language.texts import render_value
+
+    shown = render_value("a" * 150 + "X" + "b" * 5_000_000)
+    assert len(shown) == 203 and shown.startswith("a" * 100) and shown.endswith("b" * 100)
+    assert render_value("short") == "short" and render_value(None) == "nothing"

@@ -66,11 +66,20 @@ def parse_text(text: str) -> list[str | tuple[str | None, str, int]]:
     return pieces
 
 
+# A value filled into a text is cut in its middle beyond this many characters: a claim can be
+# as long as the token allows, and a fix is read by people.
+MAX_SHOWN = 200
+
+
 def render_value(value: Any) -> str:
-    """A value as a text shows it: a string as it is, null as "nothing", others as JSON."""
+    """A value as a text shows it: a string as it is (its middle cut beyond `MAX_SHOWN`
+    characters), null as "nothing", others as JSON."""
     if value is None:
         return "nothing"
     if isinstance(value, str):
+        if len(value) > MAX_SHOWN:
+            half = MAX_SHOWN // 2
+            return f"{value[:half]}...{value[-half:]}"
         return value
     if isinstance(value, bool):
         return "true" if value else "false"
