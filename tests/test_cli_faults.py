@@ -461,3 +461,10 @@ def test_a_tab_inside_a_policy_string_is_kept() -> None:
 
     parsed = parse_policy('provider p {\n  issuer "https://a\tb"\n}\n', "t.tpp")
     assert parsed.providers[0].issuers == ("https://a\tb",)
+
+
+def test_one_size_limit_for_files_and_text() -> None:
+    from tppolicy.limits import MAX_SOURCE_BYTES
+    from tppolicy.readers.yaml import MAX_CHARS
+
+    assert MAX_CHARS == MAX_SOURCE_BYTES

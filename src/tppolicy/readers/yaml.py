@@ -26,6 +26,7 @@ from typing import Any
 import yaml
 
 from tppolicy.errors import Diagnostic, Span, TppolicyError
+from tppolicy.limits import MAX_SOURCE_BYTES
 
 __all__ = [
     "MAX_ALIASES",
@@ -38,7 +39,7 @@ __all__ = [
     "construct_scalar",
 ]
 
-MAX_CHARS = 64 * 1024 * 1024
+MAX_CHARS = MAX_SOURCE_BYTES  # one size limit for files and for text handed to the API
 MAX_DEPTH = 200
 MAX_ALIASES = 10_000
 MAX_VALUES = 1_000_000
