@@ -106,3 +106,41 @@ def test_check_reads_and_writes_no_cache_directory(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     left = sorted(p for folder in (cache, temp, home) for p in folder.rglob("*") if p.is_file())
     assert left == sorted(planted)
+
+
+# ----------------------------------------------------- prepared trees of shipped files
+def test_the_prepared_trees_are_current() -> None:
+    prepared = json.loads((TABLES.with_name(parse.PREPARED_FILE)).read_text("utf-8"))
+    assert prepared["code_sha256"] == parse.code_digest(), (
+        f"the grammar, parse.py or ast.py changed: regenerate with `{REGENERATE}`")
+    shipped = sorted(ROOT.joinpath("policies").glob("*.tpp"))
+    assert set(prepared["trees"]) == {parse.text_digest(p.read_text("utf-8")) for p in shipped}, (
+        f"a shipped provider file changed: regenerate with `{REGENERATE}`")
+
+
+def test_a_prepared_tree_is_the_parsed_tree_spans_included() -> None:
+    for path in sorted(ROOT.joinpath("policies").glob("*.tpp")):
+        text = path.read_text("utf-8")
+        prepared = parse.parse_policy(text, str(path))
+        fresh = parse.parse_policy_fresh(text, str(path))
+        assert prepared == fresh, path
+        assert parse.encode_tree(prepared) == parse.encode_tree(fresh), path
+        assert prepared.providers[0].span.source == str(path)
+
+
+def test_another_text_is_parsed() -> None:
+    path = ROOT / "policies" / "github.tpp"
+    text = path.read_text("utf-8").replace('"pypi"', '"testpypi"', 1) + "\n"
+    assert parse.text_digest(text) not in json.loads(
+        TABLES.with_name(parse.PREPARED_FILE).read_text("utf-8"))["trees"]
+    assert parse.parse_policy(text, "x.tpp") == parse.parse_policy_fresh(text, "x.tpp")
+
+
+def test_the_shipped_providers_load_without_building_the_parser() -> None:
+    code = ("from tppolicy.language import parse\n"
+            "from tppolicy.language.providers import load_providers\n"
+            "assert len(load_providers()) >= 7\n"
+            "print(parse._parser.cache_info().currsize)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=False)
+    assert (done.returncode, done.stdout.strip()) == (0, "0"), done.stderr
