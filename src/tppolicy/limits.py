@@ -8,8 +8,10 @@ REPLAY_MARGIN = 5  # seconds a used jti is kept past exp + leeway, as PyPI does
 # Input files (policies, publishers, provider, test and workflow files): one cap for every
 # reader, checked before parsing. A publishers file of 25 000 entries is about 8 MB.
 MAX_SOURCE_BYTES = 16 * 1024 * 1024
-# GitHub workflow files are a few KB; a 29 MB one once kept check-workflow busy for minutes.
-MAX_WORKFLOW_BYTES = 1024 * 1024
+# Workflow files are a few KB. The workflow reader (ruamel.yaml, pure Python, for positions)
+# reads about 25-60 KB/s: a 29 MB file kept check-workflow busy for minutes, 1 MB took 43 s
+# on a busy 2-core machine; 512 KiB keeps the worst case near 20 s.
+MAX_WORKFLOW_BYTES = 512 * 1024
 
 # Globs (`glob(claims.ref, publisher.ref_pattern)`): a ref or workflow path is at most a few
 # hundred characters; longer patterns and values are refused, so a check's cost has a ceiling.
