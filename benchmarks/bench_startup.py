@@ -7,10 +7,13 @@ The command is examples/run.sh's check of one claims file:
 Each round runs it once per claims file of examples/claims (and, interleaved, a bare
 `python3 -c pass` for the interpreter's own start), as a new process with XDG_CACHE_HOME,
 TMPDIR and HOME pointed at fresh empty folders, so that nothing prepared by an earlier run
-can help. Figures: wall time and the child's CPU time (user + system), medians over every
-run; the target is a wall median <= 0.3 s. The CPU model is printed beside them.
+can help. The package's own bytecode is compiled first (`compileall`, as installing a wheel
+does; PYTHONDONTWRITEBYTECODE would otherwise make every run compile every module), unless
+--no-compile. Figures: wall time and the child's CPU time (user + system), medians over every
+run; the target is a wall median <= 0.3 s. The CPU model and the load are printed beside them:
+on a loaded machine wall times say little, CPU times a little more.
 
-    python3 benchmarks/bench_startup.py [--rounds N]
+    python3 benchmarks/bench_startup.py [--rounds N] [--no-compile]
 """
 
 from __future__ import annotations
@@ -71,7 +74,14 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3,
                         help="rounds over the example claims files (default 3: 21 runs)")
+    parser.add_argument("--no-compile", action="store_true",
+                        help="do not compile the package's bytecode first")
     args = parser.parse_args()
+    package = subprocess.run([sys.executable, "-c", "import tppolicy, os; "
+                              "print(os.path.dirname(tppolicy.__file__))"],
+                             capture_output=True, text=True, check=True).stdout.strip()
+    if not args.no_compile:
+        subprocess.run([sys.executable, "-m", "compileall", "-q", package], check=True)
     claims = sorted((ROOT / "examples" / "claims").glob("*.json"))
     command = tppolicy_command()
     check_wall: list[float] = []
@@ -99,7 +109,8 @@ def main() -> int:
     load = os.getloadavg()[0]
     print(f"machine: {cpu_model()}, {os.cpu_count()} CPUs, load average {load:.2f} at the end")
     print(f"tppolicy check on the examples, empty cache folders, {len(check_wall)} runs "
-          f"({' '.join(command)}):")
+          f"({' '.join(command)}; package {package}, bytecode "
+          f"{'as found' if args.no_compile else 'compiled'}):")
     print(f"  wall median {statistics.median(check_wall):.3f} s "
           f"(min {min(check_wall):.3f}, max {max(check_wall):.3f}); "
           f"CPU median {statistics.median(check_cpu):.3f} s; target wall <= {TARGET} s: "
