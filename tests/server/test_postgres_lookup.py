@@ -149,3 +149,18 @@ def test_issuers_registered_at_run_time_and_the_decision_hook() -> None:
     with pytest.raises(ConfigError, match="https"):
         engine.register_issuer("http://gitlab.example.org", "gitlab")
     assert [r.allowed for r in seen] == [False, True]
+
+
+def test_the_sql_lookup_benchmark_runs(pg_url: str) -> None:
+    """benchmarks/bench_sql_lookup.py at a small size (no timing asserted here)."""
+    import subprocess
+    import sys
+
+    bench = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_sql_lookup.py"
+    done = subprocess.run([sys.executable, str(bench), "--size", "2000", "--db", pg_url],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert "2,000 GitHub publishers in PostgreSQL" in done.stdout
+    for line in ("memory (engine holds all)", "sql, first use", "sql, again",
+                 "the SQL query alone"):
+        assert line in done.stdout

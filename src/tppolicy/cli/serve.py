@@ -63,6 +63,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "fresh one in a new temporary directory), or PostgreSQL: "
                         "postgresql://USER@HOST:PORT/DB (replicas on several hosts; "
                         "the password from ~/.pgpass or PGPASSWORD)")
+    parser.add_argument("--lookup", choices=("memory", "sql"), default="memory",
+                        help="where the server finds a token's publishers: memory (each "
+                        "process holds them all, reloaded on change; default) or sql (one "
+                        "indexed query per token: for very many publishers)")
     parser.add_argument("--files", metavar="DIR", help="where distributions are stored "
                         "(default: DB-files beside the database)")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on "
@@ -254,7 +258,7 @@ def _settings(args: argparse.Namespace, issuers: dict[str, str]) -> dict[str, An
             "providers": tuple(args.providers), "record": args.record,
             "credential_ttl": args.credential_ttl, "max_upload_bytes": args.max_upload_bytes,
             "reload_interval": args.reload_interval,
-            "mint_rate_limit": args.mint_rate_limit}
+            "mint_rate_limit": args.mint_rate_limit, "lookup": args.lookup}
 
 
 @contextlib.contextmanager
@@ -316,6 +320,12 @@ def _schema(args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_DENIED if missing else EXIT_ALLOWED
 
 
+def _keyer(providers: Any, issuers: dict[str, str]) -> Any:
+    """Rows written by the commands carry their lookup key (the SQL publisher lookup)."""
+    engine = _validator(providers, issuers)
+    return lambda row: engine.lookup_key(row)[1]
+
+
 def _validator(providers: Any, issuers: dict[str, str]) -> Any:
     from tppolicy.decide.engine import Engine
 
@@ -327,6 +337,7 @@ def _publishers(args: argparse.Namespace, out: TextIO, providers: Any,
     from tppolicy.server.names import check_row, escape
 
     storage = _storage(args)
+    storage.keyer = _keyer(providers, issuers)
     try:
         if args.publishers_command == "list":
             rows = storage.publishers()
@@ -449,7 +460,9 @@ def _load_file(args: argparse.Namespace, path: str, providers: Any, issuers: dic
             for position, entry in enumerate(entries)]
     _validator(providers, issuers).add_publishers([r for _, r in rows], source=path)
     own = storage is None
-    storage = storage or _storage(args)
+    if storage is None:
+        storage = _storage(args)
+        storage.keyer = _keyer(providers, issuers)
     try:
         problems = [f"{escape(publisher_id)}: {p}" for publisher_id, row in rows
                     for p in check_row(publisher_id, row, None)]

@@ -454,7 +454,7 @@ class Engine:
             now = self.clock()
             ttl = self.pending_ttl
             for candidate in lookup.candidates(provider, text, pending):
-                record = self._looked_up_record(candidate)
+                record = self.record_of(candidate)
                 if record is None or record.provider != provider:
                     continue
                 if record.pending_project is not None and ttl and now - record.created > ttl:
@@ -464,8 +464,9 @@ class Engine:
 
         return candidates_of
 
-    def _looked_up_record(self, candidate: Candidate) -> Record | None:
-        """The record of a host's row, compiled once per row version (bounded)."""
+    def record_of(self, candidate: Candidate) -> Record | None:
+        """The record of a host's row (None: a row the provider refuses), compiled once
+        per row version (bounded); the engine does not hold it."""
         cache_key = (candidate.id, json.dumps(candidate.row, sort_keys=True, default=str))
         record = self._looked_up.get(cache_key)
         if record is None:

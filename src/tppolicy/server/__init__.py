@@ -48,6 +48,9 @@ class Settings:
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD
     reload_interval: float = 2.0
     mint_rate_limit: str | None = None  # "30/minute": mint-token per client address
+    # "memory": each process holds every publisher (reloaded on change); "sql": the
+    # engine looks publishers up in the database per token (SqlPublisherLookup)
+    lookup: str = "memory"
 
 
 def build_index(settings: Settings) -> Index:
@@ -57,6 +60,7 @@ def build_index(settings: Settings) -> Index:
     from tppolicy.token.keys import HttpFetcher
     from tppolicy.token.replay import ReplayStore
 
+    from .lookup import SqlPublisherLookup
     from .metrics import Metrics
     from .ratelimit import RateLimit
 
@@ -70,7 +74,12 @@ def build_index(settings: Settings) -> Index:
                     issuers=settings.issuers,
                     providers=load_providers(list(settings.providers)),
                     projects=storage,
-                    records=JsonLinesSink(settings.record) if settings.record else None)
+                    records=JsonLinesSink(settings.record) if settings.record else None,
+                    lookup=SqlPublisherLookup(storage) if settings.lookup == "sql" else None)
+    if settings.lookup == "sql":
+        storage.keyer = lambda row: engine.lookup_key(row)[1]
+    elif settings.lookup != "memory":
+        raise ValueError(f"lookup {settings.lookup!r}: memory or sql")
     metrics = Metrics()
     keys.on_failure = metrics.key_failures.add
     index = Index(storage, engine, credential_ttl=settings.credential_ttl,

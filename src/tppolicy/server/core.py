@@ -28,7 +28,9 @@ from tppolicy.decide.engine import (
     INVALID_PUBLISHER,
     INVALID_REUSE_TOKEN,
     INVALID_TOKEN,
+    Candidate,
     CheckResult,
+    CreateProject,
     Engine,
     ultranormalize_name,
 )
@@ -36,7 +38,7 @@ from tppolicy.decide.index import Record
 from tppolicy.errors import ConfigError
 
 from .auth import CREDENTIAL_TTL, AuthFailure, authenticate, new_credential
-from .database import DatabaseUnavailable
+from .database import DatabaseUnavailable, Tx
 from .metrics import Metrics
 from .names import (
     check_filename,
@@ -151,6 +153,11 @@ class Index:
         self._next_check = now + self.reload_interval
         with self._lock:
             generation = self.storage.generation()
+            if self.engine.lookup is not None:  # publishers stay in the database
+                if generation != self._generation or force:
+                    self._generation = generation
+                    self.storage.fill_lookup_keys()
+                return
             if generation != self._generation or force:
                 self._generation = generation
                 self._reload()
@@ -198,6 +205,8 @@ class Index:
     def _sync_pending(self) -> None:
         """Pending publishers the engine dropped (converted, voided, project existed)
         are dropped from storage too."""
+        if self.engine.lookup is not None:  # the database is the only copy
+            return
         for publisher_id in self.storage.pending_ids():
             record = self.engine.get(publisher_id)
             if record is None:
@@ -221,6 +230,11 @@ class Index:
         return self.storage.database.listen(PUBLISHERS_CHANNEL, changed, stop)
 
     def _project_created(self, name: str, created_by: str | None) -> None:
+        if self.engine.lookup is not None:
+            for publisher_id in self.storage.void_pending(name, created_by):
+                log.info("pending publisher %s voided: project %s was created",
+                         escape(publisher_id), name)
+            return
         voided = self.engine.project_created(name, created_by=created_by)
         for record in voided:
             log.info("pending publisher %s voided: project %s was created", record.label, name)
@@ -379,6 +393,8 @@ class Index:
                                 log.info("project %s already existed at a pending "
                                          "publisher's first use", action.project)
                                 return refused
+                        if self.engine.lookup is not None:  # in the database only
+                            return self._convert_stored(tx, action, stored)
                         converted = self.engine.convert_pending(action)
                         self.storage.delete_publisher(action.pending_id, db=tx)
                         twin = self.storage.publisher(converted.id, db=tx) \
@@ -396,7 +412,8 @@ class Index:
                 raise
             if converted_elsewhere:
                 self.sync(force=True)
-                record = self.engine.get(action.pending_id)
+                record = self.engine.get(action.pending_id) if self.engine.lookup is None \
+                    else self._stored_record(action.pending_id)
                 if record is None or action.project not in record.projects:
                     return refused
                 return record
@@ -406,6 +423,31 @@ class Index:
             log.info("project %s created by pending publisher %s", action.project,
                      converted.label)
             return converted
+
+    def _convert_stored(self, tx: Tx, action: CreateProject,
+                        stored: PublisherRow) -> Record | Answer:
+        """A pending publisher's first use with the SQL lookup: the row becomes a normal
+        publisher of the project; other owners' colliding pending publishers go."""
+        row = row_of({**stored.row, "projects": [action.project], "pending_project": None})
+        self.storage.put_publisher(stored.id, row, added_by=stored.added_by,
+                                   created=stored.created, db=tx)
+        for publisher_id in self.storage.void_pending(action.project, stored.added_by, db=tx):
+            log.info("pending publisher %s voided: project %s was created",
+                     escape(publisher_id), action.project)
+        record = self.engine.record_of(Candidate(stored.id, row, stored.added_by,
+                                                 stored.created))
+        if record is None:
+            return mint_error(INVALID_PUBLISHER, "valid token, but no corresponding publisher "
+                              "(its row is not valid)")
+        log.info("project %s created by pending publisher %s", action.project, record.label)
+        return record
+
+    def _stored_record(self, publisher_id: str) -> Record | None:
+        stored = self.storage.publisher(publisher_id)
+        if stored is None:
+            return None
+        return self.engine.record_of(Candidate(stored.id, stored.row, stored.added_by,
+                                               stored.created))
 
     def _forget(self) -> None:
         """The next sync reloads every publisher from the database."""

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 
 from tppolicy.decide.engine import Candidate
 
+from .names import check_row
 from .storage import Storage
 
 
@@ -30,4 +31,6 @@ class SqlPublisherLookup:
     def candidates(self, provider: str, key: str, pending: bool) -> Sequence[Candidate]:
         self.queries += 1
         return [Candidate(row.id, row.row, row.added_by, row.created)
-                for row in self.storage.lookup_candidates(provider, key, pending)]
+                for row in self.storage.lookup_candidates(provider, key, pending)
+                # rows written by something else than the admin commands: not served
+                if not check_row(row.id, row.row, row.added_by)]

@@ -233,6 +233,26 @@ class Storage:
             (provider, key))
         return [PublisherRow(r[0], r[1], json.loads(r[2]), r[3], r[4]) for r in rows]
 
+    def void_pending(self, project: str, created_by: str | None,
+                     db: Tx | None = None) -> list[str]:
+        """A project was created: other owners' pending publishers for a name too
+        similar to it are deleted (as the engine voids them). Their ids."""
+        if db is None:
+            with self.transaction() as tx:
+                return self.void_pending(project, created_by, tx)
+        target = ultranormalize_name(project)
+        voided = []
+        for publisher_id, pending, added_by in db.execute(
+                "SELECT id, pending_project, added_by FROM publishers WHERE pending_project "
+                "IS NOT NULL").fetchall():
+            if ultranormalize_name(pending) == target and (created_by is None or
+                                                           added_by != created_by):
+                db.execute("DELETE FROM publishers WHERE id = ?", (publisher_id,))
+                voided.append(publisher_id)
+        if voided:
+            self._bump(db)
+        return voided
+
     def delete_publisher(self, publisher_id: str,
                          db: Tx | None = None) -> bool:
         if db is not None:
