@@ -656,7 +656,8 @@ class Engine:
             token, self.verifier, self.replay, request=request,
             exists=projects.exists if projects is not None else None)
         claims = verified.claims if verified is not None else None
-        if decision.allowed and decision.record.pending_project is None and self.records is None:
+        if decision.allowed and decision.record.pending_project is None \
+                and self.records is None and self.on_decision is None:
             return CheckResult(decision, None, claims)  # the usual answer, at once
         return self._answer(decision, claims)
 
@@ -668,7 +669,8 @@ class Engine:
                                      exists=projects.exists if projects is not None else None)
         mapping = claims if type(claims) is dict or isinstance(claims, Mapping) else None
         record = decision.record
-        if decision.allowed and record.pending_project is None and self.records is None:
+        if decision.allowed and record.pending_project is None and self.records is None \
+                and self.on_decision is None:
             return CheckResult(decision, None, mapping)  # the usual answer, at once
         return self._answer(decision, mapping)
 
