@@ -16,8 +16,10 @@ Which publishers a workflow is checked against is the provider file's `workflows
 (github_actions, gitlab_ci). The job's environment, its runner and the workflow's triggers
 are judged by the publisher's own rules (its provider's, bound to its fields), evaluated
 on the claims a token of the job would carry (`environment`, `runner_environment`,
-`event_name`): a provider file that changes those rules changes this check with it. The ref
-filters and the reusable workflow are still matched here against the publisher's fields.
+`event_name`, and the `job_workflow_ref` of a called reusable workflow): a provider file that
+changes those rules changes this check with it. The triggers' ref filters are still matched
+here against the publisher's ref_pattern / version_tag (a filter is a set of refs, and the
+version being uploaded is not known before the run).
 
 The workflow is read with ruamel.yaml (YAML 1.2, as GitHub reads `on:`), which keeps
 every key's line and column for the findings.
@@ -509,7 +511,7 @@ class _GitHub:
                 add("TPW008", job_span, f"job {job.name!r} runs its own steps; the publisher "
                     f"expects it to call {reusable}",
                     f"make the job `uses: {_uses_example(reusable)}`")
-            elif not _calls_match(job.calls, reusable):
+            elif not _calls_accepted(publisher, job.calls):
                 add("TPW008", calls_span, f"job {job.name!r} calls {job.calls}; the publisher "
                     f"accepts {reusable}", f"call `{_uses_example(reusable)}`, or change the "
                     "publisher's reusable_workflow")
@@ -698,20 +700,19 @@ def _stem(name: str) -> str:
     return name.rsplit(".", 1)[0] if name.endswith((".yml", ".yaml")) else name
 
 
-def _calls_match(uses: str, reusable: str) -> bool:
-    """Could the token of a job with `uses: X@REF` carry job_workflow_ref matching the
-    publisher's glob? The ref is a commit, a tag or a branch (`@v1` is refs/tags/v1 or
-    refs/heads/v1)."""
+def _calls_accepted(publisher: Any, uses: str) -> bool:
+    """Would the publisher's rules accept the token of a job with `uses: X@REF`, whose
+    job_workflow_ref is X@REF with the ref a commit, a tag or a branch (`@v1` is
+    refs/tags/v1 or refs/heads/v1)?"""
     if "@" not in uses or uses.startswith("./"):
         return False
     path, ref = uses.rsplit("@", 1)
     candidates = [ref] if _SHA.fullmatch(ref) or ref.startswith("refs/") else [
         f"refs/tags/{ref}", f"refs/heads/{ref}"]
-    try:
-        glob = Glob(reusable)
-        return any(glob(f"{path}@{candidate}") for candidate in candidates)
-    except EvalError:  # beyond the glob limits: no token carries it
-        return False
+    run = {"ref": "refs/heads/main", "sha": "0" * 40}  # the calling run's
+    return any(not _refusing(publisher, {**run, "job_workflow_ref": f"{path}@{candidate}"},
+                             "job_workflow_ref")
+               for candidate in candidates)
 
 
 def _uses_example(reusable: str) -> str:
