@@ -271,3 +271,27 @@ def test_converting_a_pending_publisher_is_atomic_for_checks() -> None:
         reader.join(timeout=60)
     assert denied == []
     assert len(engine) == 300
+
+
+# ------------------------------------------- the same kind of fault as item 8
+def test_a_pending_publisher_copying_another_pending_one_is_refused() -> None:
+    """A second pending publisher with a first one's fields took its exchanges when it
+    was added first (the bucket's order chose); `tppolicy check` refused such a file
+    while the engine accepted the rows. PyPI refuses it at registration."""
+    pending = {**GH, "pending_project": "victim-project"}
+    squatter = {**GH, "pending_project": "squatter-project"}
+    text = yaml.safe_dump({"publishers": [pending, squatter]})
+    with pytest.raises(tppolicy.ConfigError) as from_policy:
+        tppolicy.compile_publishers_text(text)
+    assert "has the same identity as" in from_policy.value.diagnostics[0].message
+    engine = Engine()
+    engine.add_publisher(squatter, id="squatter", added_by="mallory")
+    with pytest.raises(tppolicy.ConfigError) as from_engine:
+        engine.add_publisher(pending, id="victim", added_by="victim")
+    assert "has the same identity as" in from_engine.value.diagnostics[0].message
+    with pytest.raises(tppolicy.ConfigError):  # in one batch too (all or none)
+        Engine(publishers=[pending, squatter])
+    # replacing a pending publisher by its id, or one differing in a field, is fine
+    engine.add_publisher({**squatter, "pending_project": "renamed"}, id="squatter")
+    engine.add_publisher({**pending, "environment": "pypi"}, id="victim")
+    assert len(engine) == 2

@@ -403,6 +403,13 @@ class Engine:
             raise ConfigError([Diagnostic(d.message, Span(source, 0, 0, 0, 0), d.path, d.hint)
                                for d in problems])
         with self._lock:
+            for position, record in enumerate(prepared):
+                twin = self._same_identity(record, prepared[:position])
+                if twin is not None:
+                    problems.append(_same_identity_problem(
+                        record, twin, f"publishers[{position}]", source))
+            if problems:
+                raise ConfigError(problems)
             for record in prepared:
                 record.id = new_publisher_id(record.name, self._records, self._ids)
                 self._insert(record)
@@ -417,6 +424,9 @@ class Engine:
         with self._lock:
             if id is None:
                 record.id = new_publisher_id(record.name, self._records, self._ids)
+            twin = self._same_identity(record)
+            if twin is not None:
+                raise ConfigError([_same_identity_problem(record, twin, "publisher")])
             old = self._records.get(record.id)
             if old is None:
                 self._insert(record)
@@ -534,6 +544,22 @@ class Engine:
                         self.clock() if created is None else created)
         record.learns = self._bound_learns(record)
         return record
+
+    def _same_identity(self, record: Record, batch: Iterable[Record] = ()) -> Record | None:
+        """For a pending publisher: another pending publisher (not one `record` replaces)
+        with the same fields, whatever its project. Every token would match both alike, so
+        whichever was added first would take the other's exchanges (PyPI refuses such a
+        pending publisher: "already registered for a different project name")."""
+        if record.pending_project is None:
+            return None
+        for other in self._indexes[record.provider].bucket(record.key, True):
+            if other.id != record.id and other.fields == record.fields:
+                return other
+        for other in batch:
+            if (other.pending_project is not None and other.provider == record.provider
+                    and other.fields == record.fields):
+                return other
+        return None
 
     def _insert(self, record: Record) -> None:
         self._records[record.id] = record
@@ -714,6 +740,16 @@ class Engine:
             learned=result.learned)
         with contextlib.suppress(Exception):  # a failing sink must not change the decision
             self.records.write(record)
+
+
+def _same_identity_problem(record: Record, twin: Record, where: str,
+                           source: str | None = None) -> Diagnostic:
+    label = record.name or "a pending publisher"
+    return Diagnostic(f"{label} has the same identity as {twin.label} (for project "
+                      f"{twin.pending_project!r}): a token that matches one matches the other",
+                      Span(source, 0, 0, 0, 0) if source else None, where,
+                      "a pending publisher with this configuration is already registered; "
+                      "remove it first")
 
 
 def run_claim_names(provider: CheckedProvider) -> tuple[str, ...]:
