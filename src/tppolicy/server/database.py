@@ -24,6 +24,7 @@ import os
 import re
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
@@ -227,15 +228,27 @@ class PostgresDatabase(Database):
         self.pool: ConnectionPool[Any] = ConnectionPool(
             conninfo, min_size=1, max_size=max_connections, open=False, timeout=wait,
             kwargs={"autocommit": True, "connect_timeout": max(1, int(wait))},
-            check=ConnectionPool.check_connection, reconnect_timeout=float("inf"),
-            name="tppolicy")
+            check=self._check, reconnect_timeout=float("inf"), name="tppolicy")
         self.pool.open(wait=False)
+
+    # Connections are checked (one more round trip) only for a while after a failure:
+    # a restarted PostgreSQL leaves every pooled connection broken, and the first
+    # failure makes the pool test and replace the others before lending them.
+    SUSPECT_FOR = 30.0
+    _suspect_until = 0.0
+
+    def _check(self, connection: Any) -> None:
+        if time.monotonic() < self._suspect_until:
+            from psycopg_pool import ConnectionPool
+
+            ConnectionPool.check_connection(connection)
 
     @contextmanager
     def _unavailable(self) -> Iterator[None]:
         try:
             yield
         except self._errors as exc:
+            self._suspect_until = time.monotonic() + self.SUSPECT_FOR
             raise DatabaseUnavailable(f"PostgreSQL at {self.name} is unavailable: "
                                       f"{' '.join(str(exc).split()) or type(exc).__name__}"
                                       ) from exc
@@ -247,10 +260,19 @@ class PostgresDatabase(Database):
             yield _PgTx(connection)
 
     def query(self, sql: str, parameters: Sequence[Any] = ()) -> list[Any]:
-        with self._unavailable(), self.pool.connection() as connection:
-            rows: list[Any] = connection.execute(sql.replace("?", "%s"), parameters,
-                                                 prepare=True).fetchall()
-            return rows
+        """A read: on a connection found broken (PostgreSQL restarted since it was
+        pooled), tried once more on another."""
+        for attempt in (1, 2):
+            connection: Any = None
+            try:
+                with self._unavailable(), self.pool.connection() as connection:
+                    rows: list[Any] = connection.execute(sql.replace("?", "%s"), parameters,
+                                                         prepare=True).fetchall()
+                    return rows
+            except DatabaseUnavailable:
+                if attempt == 2 or connection is None or not connection.broken:
+                    raise
+        raise AssertionError("unreachable")
 
     def lock(self, tx: Tx, name: str) -> None:
         tx.execute("SELECT pg_advisory_xact_lock(hashtext(?))", (name,))
