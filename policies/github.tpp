@@ -111,6 +111,14 @@ provider github {
     then publisher.caller_workflow
     else publisher.repository_owner + "/" + publisher.repository_name + "/.github/workflows/" + (if publisher.caller_workflow != "" then publisher.caller_workflow else publisher.workflow_filename)
 
+  # PEP 740 attestations (tppolicy serve): the identity an upload's attestation must be
+  # signed by, as pypi-attestations' publisher of this kind with these fields (the
+  # certificate names the repository and the workflow file, as PyPI checks them).
+  let attestation_kind = "GitHub"
+  let attestation_repository = publisher.repository_owner + "/" + publisher.repository_name
+  let attestation_workflow = publisher.workflow_filename
+  let attestation_environment = if publisher.environment == "" then null else publisher.environment
+
   # Who the publisher is (identity) and which of its workflows (key); a token that
   # shares no publisher's identity is told nothing about anyone's configuration.
   # The workflow is the job's, as PyPI; when the job runs a reusable workflow of another

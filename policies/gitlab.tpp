@@ -93,6 +93,13 @@ provider gitlab {
 
   # `ci_config_ref_uri` without its @ref_path / @sha suffix:
   # `gitlab.com/my-group/my-project//ci/release.yml`.
+  # PEP 740 attestations (tppolicy serve): the identity an upload's attestation must be
+  # signed by, as pypi-attestations' publisher of this kind with these fields.
+  let attestation_kind = "GitLab"
+  let attestation_repository = publisher.namespace + "/" + publisher.project
+  let attestation_workflow_filepath = publisher.workflow_filepath
+  let attestation_environment = if publisher.environment == "" then null else publisher.environment
+
   let config_uri =
     if claims.ref_path != "" and ends_with(claims.ci_config_ref_uri, "@" + claims.ref_path)
     then strip_suffix(claims.ci_config_ref_uri, "@" + claims.ref_path)

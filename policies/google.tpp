@@ -39,6 +39,11 @@ provider google {
         else "the service account's unique id (the token's sub, e.g. 110987294251917851298), or empty for any"
   }
 
+  # PEP 740 attestations (tppolicy serve): the service account an upload's attestation
+  # must be signed by, as pypi-attestations' Google publisher.
+  let attestation_kind = "Google"
+  let attestation_email = publisher.email
+
   lookup {
     identity publisher.email == claims.email
     # A publisher naming the token's subject wins over one without a subject.

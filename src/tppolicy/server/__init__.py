@@ -70,9 +70,10 @@ def build_index(settings: Settings) -> Index:
                           fetch=HttpFetcher(timeout=settings.fetch_timeout))
     replay: ReplayStore = RedisReplayStore(client) if client is not None else \
         SQLiteJtiStore(storage)
+    providers = load_providers(list(settings.providers))
     engine = Engine(audience=settings.audience, keys=keys, replay=replay,
                     issuers=settings.issuers,
-                    providers=load_providers(list(settings.providers)),
+                    providers=providers,
                     projects=storage,
                     records=JsonLinesSink(settings.record) if settings.record else None,
                     lookup=SqlPublisherLookup(storage) if settings.lookup == "sql" else None)
@@ -84,7 +85,8 @@ def build_index(settings: Settings) -> Index:
     keys.on_failure = metrics.key_failures.add
     index = Index(storage, engine, credential_ttl=settings.credential_ttl,
                   max_upload_bytes=settings.max_upload_bytes,
-                  reload_interval=settings.reload_interval, metrics=metrics)
+                  reload_interval=settings.reload_interval, metrics=metrics,
+                  providers=providers)
     if settings.mint_rate_limit:
         index.mint_limit = RateLimit.parse(settings.mint_rate_limit)
     return index

@@ -8,6 +8,7 @@
 | `POST /legacy/` | the upload API (twine, uv): multipart form, `__token__` basic auth |
 | `GET /simple/`, `/simple/<project>/` | the simple index: PEP 503 HTML or PEP 691 JSON (`Accept`) |
 | `GET /files/<project>/<filename>` | the distributions, and `<wheel>.metadata` (PEP 658) |
+| `GET /integrity/<project>/<version>/<file>/provenance` | PEP 740 provenance (`attestations.py`) |
 | `GET /_/health` | `{"status": "ok"}`, or 503 when the database does not answer |
 | `GET /_/metrics` | Prometheus metrics (`metrics.py`) |
 
@@ -177,6 +178,14 @@ def create_app(index: Index, *, reload: bool = True, demo: Demo | None = None) -
         finally:
             await form.close()
 
+    async def provenance(request: Request) -> Response:
+        params = request.path_params
+        text = await run_in_threadpool(index.provenance, params["project"], params["version"],
+                                       params["filename"])
+        if text is None:
+            return JSONResponse({"message": "404 Not Found: no provenance for this file"}, 404)
+        return Response(text, 200, media_type="application/vnd.pypi.integrity.v1+json")
+
     async def health(request: Request) -> Response:
         problem = await run_in_threadpool(index.health)
         if problem is not None:
@@ -258,6 +267,8 @@ def create_app(index: Index, *, reload: bool = True, demo: Demo | None = None) -
         Route("/simple/", simple_root, methods=["GET", "HEAD"]),
         Route("/simple/{project}/", simple_project, methods=["GET", "HEAD"]),
         Route("/files/{project}/{filename}", download, methods=["GET", "HEAD"]),
+        Route("/integrity/{project}/{version}/{filename}/provenance", provenance,
+              methods=["GET", "HEAD"]),
         Route("/_/health", health, methods=["GET", "HEAD"]),
         Route("/_/metrics", metrics, methods=["GET"]),
     ]

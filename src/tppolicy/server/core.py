@@ -37,6 +37,10 @@ from tppolicy.decide.engine import (
 from tppolicy.decide.index import Record
 from tppolicy.errors import ConfigError
 
+from .attestations import INVALID as ATTESTATIONS_INVALID
+from .attestations import AttestationRefused, Prepared
+from .attestations import prepare as prepare_attestations
+from .attestations import verify as verify_attestations
 from .auth import CREDENTIAL_TTL, AuthFailure, authenticate, new_credential
 from .database import DatabaseUnavailable, Tx
 from .metrics import Metrics
@@ -129,9 +133,11 @@ class Index:
     def __init__(self, storage: Storage, engine: Engine, *,
                  credential_ttl: float = CREDENTIAL_TTL,
                  max_upload_bytes: int = DEFAULT_MAX_UPLOAD,
-                 reload_interval: float = 2.0, metrics: Metrics | None = None) -> None:
+                 reload_interval: float = 2.0, metrics: Metrics | None = None,
+                 providers: Mapping[str, Any] | None = None) -> None:
         self.storage = storage
         self.engine = engine
+        self._providers = providers  # the engine's providers (attestation identities)
         self.metrics = metrics or Metrics()
         self.mint_limit: RateLimit | None = None  # mint-token per client address
         self.credential_ttl = credential_ttl
@@ -535,7 +541,13 @@ class Index:
         if filetype and filetype != kind:
             return upload_error(400, f"Invalid filetype {escape(filetype)!r} for {filename!r} "
                                 f"(expected {kind})")
-        stored_file = self._store(project, filename, content, form, release)
+        prepared = None
+        if form.get("attestations") is not None:
+            try:
+                prepared = self._attestations(credential, form["attestations"])
+            except AttestationRefused as exc:
+                return upload_error(exc.status, exc.message)
+        stored_file = self._store(project, filename, content, form, release, prepared)
         if isinstance(stored_file, Answer):
             return stored_file
         return Answer(200, "OK")
@@ -556,8 +568,27 @@ class Index:
                                 "may no longer upload to it")
         return None
 
+    def _attestations(self, credential: Credential, text: str) -> Prepared:
+        """The upload's attestations, parsed, with the identity they must carry: that
+        of the publisher the engine selected when it minted the credential."""
+        record = self.engine.get(credential.publisher_id)
+        if record is None:
+            raise AttestationRefused(400, f"{ATTESTATIONS_INVALID}the trusted publisher "
+                                     f"'{escape(credential.publisher)}' that minted this token no "
+                                     "longer exists")
+        if self._providers is None:
+            from tppolicy.language.providers import load_providers
+
+            self._providers = load_providers()
+        provider = self._providers.get(record.provider)
+        if provider is None:
+            raise AttestationRefused(503, "The index cannot verify attestations now (no "
+                                     f"provider '{record.provider}')")
+        return prepare_attestations(text, provider, record.field_values(provider))
+
     def _store(self, project: str, filename: str, content: IO[bytes],
-               form: Mapping[str, str], release: str | None = None) -> Answer | StoredFile:
+               form: Mapping[str, str], release: str | None = None,
+               prepared: Prepared | None = None) -> Answer | StoredFile:
         target = self.storage.file_path(project, filename)
         target.parent.mkdir(parents=True, exist_ok=True)
         digest = hashlib.sha256()
@@ -587,13 +618,23 @@ class Index:
                 with open(temp, "rb") as handle:
                     if handle.read(2) != b"\x1f\x8b":
                         return upload_error(400, "Invalid distribution file: not gzip")
+            provenance = None
+            if prepared is not None:  # verified before anything is stored
+                try:
+                    provenance = verify_attestations(prepared, filename, sha256)
+                except AttestationRefused as exc:
+                    return upload_error(exc.status, exc.message)
             metadata = wheel_metadata(temp) if filename.endswith(".whl") else None
             if metadata is not None and not metadata_is_readable(metadata):
                 metadata = None
             existing = self.storage.get_file(filename)
             if existing is not None:
                 if existing.sha256 == sha256:
-                    return existing  # an identical re-upload is a no-op, as on PyPI
+                    # an identical re-upload is a no-op, as on PyPI; it may bring the
+                    # provenance the first upload did not have
+                    if provenance is not None and self.storage.provenance(filename) is None:
+                        self.storage.put_provenance(filename, project, provenance)
+                    return existing
                 return upload_error(400, f"File already exists ({filename!r}, with sha256 hash "
                                     f"{existing.sha256}). A file name is never reused.")
             with self._lock:
@@ -617,7 +658,8 @@ class Index:
 
             # The row and the files together: they are put in place inside the
             # transaction that claims the name (see Storage.add_release_file).
-            conflict = self.storage.add_release_file(stored, release, place=place)
+            conflict = self.storage.add_release_file(stored, release, place=place,
+                                                      provenance=provenance)
             if conflict == "sdist":
                 return upload_error(400, f"Only one sdist may be uploaded per release: "
                                     f"{project} {form.get('version', '')} has one")
@@ -649,6 +691,20 @@ class Index:
         if as_json:
             return project_json(name, files, attested)
         return project_html(name, files, attested)
+
+    def provenance(self, project: str, version: str, filename: str) -> str | None:
+        """PEP 740 provenance of a file (JSON text), or None."""
+        from packaging.version import InvalidVersion, Version
+
+        stored = self.storage.get_file(filename)
+        if stored is None or stored.project != normalize(project):
+            return None
+        try:
+            if Version(stored.version) != Version(version):
+                return None
+        except InvalidVersion:
+            return None
+        return self.storage.provenance(filename)
 
     def file_path(self, project: str, filename: str) -> str | None:
         """A distribution's path, or its core metadata's (`<wheel>.metadata`)."""

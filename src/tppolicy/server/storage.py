@@ -335,16 +335,19 @@ class Storage:
                            "ORDER BY filename", (normalize(project),))
         return [StoredFile(*row) for row in rows]
 
-    def add_file(self, stored: StoredFile, place: Callable[[], None] | None = None) -> bool:
+    def add_file(self, stored: StoredFile, place: Callable[[], None] | None = None,
+                 provenance: str | None = None) -> bool:
         """Record an uploaded file; False if a file of that name exists (see
         `add_release_file`)."""
-        return self.add_release_file(stored, None, place) is None
+        return self.add_release_file(stored, None, place, provenance) is None
 
     def add_release_file(self, stored: StoredFile, release: str | None,
-                         place: Callable[[], None] | None = None) -> str | None:
+                         place: Callable[[], None] | None = None,
+                         provenance: str | None = None) -> str | None:
         """Record an uploaded file of the release `release` (a canonical version) with
         PyPI's rules, in one transaction: a file name is never reused (answers
         "exists"), a release holds one sdist (answers "sdist"); None when recorded.
+        `provenance` (PEP 740) is stored with the file, in the same transaction.
 
         `place` puts the file's content at `file_path` (replacing whatever a writer
         killed earlier left there); it runs inside the transaction that inserts the
@@ -367,6 +370,8 @@ class Storage:
                 (stored.filename, normalize(stored.project), stored.version, stored.filetype,
                  stored.requires_python, stored.sha256, stored.size, stored.uploaded,
                  stored.uploaded_by, stored.metadata_sha256)).rowcount)
+            if inserted and provenance is not None:  # PEP 740: with its file or not at all
+                self.put_provenance(stored.filename, stored.project, provenance, db=db)
             if inserted and place is not None:
                 place()
             return None if inserted else "exists"
