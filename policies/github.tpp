@@ -110,7 +110,6 @@ provider github {
     if contains(publisher.caller_workflow, "/")
     then publisher.caller_workflow
     else publisher.repository_owner + "/" + publisher.repository_name + "/.github/workflows/" + (if publisher.caller_workflow != "" then publisher.caller_workflow else publisher.workflow_filename)
-
   # PEP 740 attestations (tppolicy serve): the identity an upload's attestation must be
   # signed by, as pypi-attestations' publisher of this kind with these fields (the
   # certificate names the repository and the workflow file, as PyPI checks them).

@@ -99,7 +99,6 @@ provider gitlab {
   let attestation_repository = publisher.namespace + "/" + publisher.project
   let attestation_workflow_filepath = publisher.workflow_filepath
   let attestation_environment = if publisher.environment == "" then null else publisher.environment
-
   let config_uri =
     if claims.ref_path != "" and ends_with(claims.ci_config_ref_uri, "@" + claims.ref_path)
     then strip_suffix(claims.ci_config_ref_uri, "@" + claims.ref_path)
