@@ -278,3 +278,37 @@ def _get(url: str, ca: Path) -> dict[str, Any]:
     with urllib.request.urlopen(url, timeout=20, context=context) as response:
         value: dict[str, Any] = json.loads(response.read())
     return value
+
+
+@pytest.mark.e2e
+def test_an_index_that_cannot_verify_refuses_with_503(testdata: Path, server_process: Any,
+                                                      tmp_path: Path) -> None:
+    """sigstore's trust root cannot be read (its cache directory cannot be made): the
+    upload is refused with 503 and nothing is stored, never accepted without its
+    attestation."""
+    import ssl
+
+    import httpx
+
+    publishers = tmp_path / "publishers.yaml"
+    publishers.write_text(
+        "publishers:\n  - name: tob\n    provider: github\n    projects: [pypi-attestations]\n"
+        "    repository_owner: trailofbits\n    repository_name: pypi-attestations\n"
+        '    repository_owner_id: "2314423"\n    workflow_filename: release.yml\n')
+    server = server_process(publishers=publishers, env={
+        "XDG_CACHE_HOME": "/dev/null/cache", "XDG_DATA_HOME": "/dev/null/data"})
+    status, minted = server.mint(github_token(None, **TOB_CLAIMS))
+    assert status == 200, minted
+    data = (testdata / SDIST).read_bytes()
+    fields = {":action": "file_upload", "protocol_version": "1", "name": PROJECT,
+              "version": VERSION, "filetype": "sdist",
+              "sha256_digest": hashlib.sha256(data).hexdigest(),
+              "attestations": json.dumps([attestation(testdata)])}
+    context = ssl.create_default_context(cafile=str(server.tls.ca))
+    with httpx.Client(verify=context, timeout=60) as http:
+        answer = http.post(server.url + "/legacy/", data=fields,
+                           files={"content": (SDIST, data)},
+                           auth=("__token__", minted["token"]))
+        assert answer.status_code == 503, answer.text
+        assert answer.json()["message"].startswith("The index cannot verify attestations now")
+        assert http.get(server.url + f"/simple/{PROJECT}/").status_code == 404
