@@ -23,6 +23,10 @@ provider github_enterprise extends github {
         else "the enterprise's issuer: https://token.actions.githubusercontent.com/SLUG, https://token.actions.SUBDOMAIN.ghe.com or https://HOST/_services/token"
   }
 
+  # No PEP 740 attestation identity (tppolicy serve): pypi-attestations' GitHub
+  # identity names github.com's issuer, not an enterprise's.
+  let attestation_kind = null
+
   lookup {
     identity publisher.issuer_url == claims.iss
   }

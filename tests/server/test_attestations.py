@@ -210,6 +210,12 @@ def test_the_identity_comes_from_the_provider_files() -> None:
     assert identity_of(gitlab, values) == {
         "kind": "GitLab", "repository": "octo-group/python/sampleproject",
         "workflow_filepath": "ci/release.yml", "environment": None}
+    # github_enterprise extends github and declares none (`let attestation_kind = null`)
+    enterprise = providers["github_enterprise"]
+    values = {name: (d.default.value if d.default else None) for name, d in
+              enterprise.fields.items()}
+    values.update({k: v for k, v in TOB_ROW.items() if k != "provider"})
+    assert identity_of(enterprise, values) is None
     # a provider whose file declares none says so, and refuses
     activestate = providers["activestate"]
     assert identity_of(activestate, {}) is None

@@ -14,7 +14,8 @@ of that publisher, written over the publisher's fields:
         if publisher.environment == "" then null else publisher.environment
 
 So a provider added as a file gets attestation support without Python changes; a
-provider whose file declares no `attestation_kind` has none, and an upload through one
+provider whose file declares no `attestation_kind` (or `let attestation_kind = null`,
+as github_enterprise, which extends github, does) has none, and an upload through one
 of its publishers that carries attestations is refused, saying so.
 
 Refusals follow PyPI: HTTP 400 "Invalid attestations supplied during upload: ..." for
@@ -82,6 +83,8 @@ def identity_of(provider: Any, values: Mapping[str, Any]) -> dict[str, Any] | No
             raise IdentityError(f"provider {ast.name}: let {name} must be computed from the "
                                 "publisher's fields alone (it reads a claim, or fails)")
         identity["kind" if name == KIND else name[len(PREFIX):]] = bound.value
+    if identity.get("kind") is None:  # `let attestation_kind = null`: none (an extension
+        return None                   # of a provider that has one can say so)
     return identity
 
 
