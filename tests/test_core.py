@@ -295,3 +295,18 @@ def test_a_pending_publisher_copying_another_pending_one_is_refused() -> None:
     engine.add_publisher({**squatter, "pending_project": "renamed"}, id="squatter")
     engine.add_publisher({**pending, "environment": "pypi"}, id="victim")
     assert len(engine) == 2
+
+
+def test_a_failure_to_decide_is_not_described_to_the_holder() -> None:
+    """A decision that failed (here the host's publisher lookup raises) denies; its cause
+    is the operator's (decision records), never the answer's (it named the database)."""
+
+    class Broken:
+        def candidates(self, provider: str, key: str, pending: bool) -> list[Any]:
+            raise RuntimeError("no such table: publishers (db.internal:5432)")
+
+    result = Engine(lookup=Broken()).check_claims(load_claims("github-release"))
+    assert not result.allowed and result.error == INVALID_PAYLOAD
+    assert "db.internal" in result.decision.reasons[0].message
+    assert [r.message for r in result.reasons] == ["cannot evaluate these claims"]
+    assert "db.internal" not in str(result.to_json())

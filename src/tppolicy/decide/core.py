@@ -18,6 +18,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from tppolicy.decide.decision import (
+    CANNOT_EVALUATE,
     INVALID_PAYLOAD,
     INVALID_PENDING_PUBLISHER,
     INVALID_PUBLISHER,
@@ -360,9 +361,11 @@ def unknown_issuer_message(issuer: str, known: Iterable[str]) -> str:
 
 
 def _cannot(exc: Exception) -> Decision:
+    """The denial when deciding failed (fail closed). The exception's text is for the
+    operator only: `Decision.disclosed` words it without (it may name a database)."""
     return denial(None, None, (RuleResult("claims", False, None, None,
-                                          f"cannot evaluate these claims: {exc}"),),
-                  INVALID_PAYLOAD)
+                                          f"cannot evaluate these claims: {exc}",
+                                          CANNOT_EVALUATE),), INVALID_PAYLOAD)
 
 
 def audience_reason(audience_claim: Any, audience: str) -> RuleResult:

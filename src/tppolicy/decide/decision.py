@@ -19,6 +19,10 @@ INVALID_PUBLISHER = "invalid-publisher"
 INVALID_PENDING_PUBLISHER = "invalid-pending-publisher"
 INVALID_REUSE_TOKEN = "invalid-reuse-token"
 
+# The code of the reason of a decision that failed (an exception while deciding): its
+# message carries the exception's text, which only the operator sees.
+CANNOT_EVALUATE = "cannot-evaluate"
+
 # Token refusals that PyPI answers with `invalid-payload` (the rest are `invalid-token`).
 _PAYLOAD_TOKEN_CODES = frozenset({"malformed", "token-too-large", "unknown-issuer"})
 
@@ -82,9 +86,15 @@ class Decision:
 
     def disclosed(self) -> Decision:
         """This decision as the token's holder may see it: a near miss is explained only
-        when the publisher shares the token's identity; otherwise the reasons say only
-        that no publisher corresponds."""
-        if self.allowed or self.closest is None or self.shared:
+        when the publisher shares the token's identity (otherwise the reasons say only
+        that no publisher corresponds), and a failure to decide without its cause."""
+        if self.allowed:
+            return self
+        if self.reasons and self.reasons[0].code == CANNOT_EVALUATE:
+            return replace(self, reasons=(RuleResult(
+                "claims", False, None, None, "cannot evaluate these claims",
+                CANNOT_EVALUATE),))
+        if self.closest is None or self.shared:
             return self
         return replace(self, closest=None, record=None, reasons=(no_publisher(self.provider),))
 
