@@ -12,7 +12,7 @@ import json
 import re
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 from typing import Any
@@ -141,91 +141,11 @@ def _refuse_characters(text: str, source: str) -> None:
         text)
 
 
-# ------------------------------------------------------ prepared trees of shipped files
-# Parsing the seven shipped provider files is most of a `tppolicy check` start-up. Their trees
-# are prepared at build time too (`python -m tppolicy.language.tables`), as JSON data in the
-# package: a tree is used only for the very text it was made from, by this grammar, this
-# builder and these AST classes (the SHA-256 of all four); otherwise the text is parsed.
-PREPARED_FILE = "policy.prepared.json"
-_AST_CLASSES: dict[str, type] = {
-    name: value for name, value in vars(A).items()
-    if isinstance(value, type) and getattr(value, "__dataclass_fields__", None) is not None
-    and value.__module__ == A.__name__}
-
-
-def code_digest() -> str:
-    """The SHA-256 of what makes a tree from a text: the grammar, this module, the AST's."""
-    digest = hashlib.sha256(grammar_text().encode("utf-8"))
-    for module_file in (__file__, A.__file__):
-        with open(module_file, "rb") as handle:
-            digest.update(handle.read())
-    return digest.hexdigest()
-
-
-def text_digest(text: str) -> str:
-    """The key of a prepared tree: the SHA-256 of the policy text."""
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
-def encode_tree(value: Any) -> Any:
-    """A syntax tree as JSON data (spans without their source, which is given back on use)."""
-    if isinstance(value, Span):
-        return {"@": "Span", "v": [value.line, value.column, value.end_line, value.end_column]}
-    fields = getattr(value, "__dataclass_fields__", None)
-    if fields is not None:
-        return {"@": type(value).__name__,
-                "v": [encode_tree(getattr(value, name)) for name in fields]}
-    if isinstance(value, tuple):
-        return [encode_tree(item) for item in value]
-    if value is None or isinstance(value, bool | int | str):
-        return value
-    raise TypeError(f"cannot prepare a {type(value).__name__} in a syntax tree")
-
-
-def decode_tree(data: Any, source: str) -> Any:
-    """The tree `encode_tree` gave, its spans in `source` (ValueError on anything else)."""
-    if isinstance(data, list):
-        return tuple(decode_tree(item, source) for item in data)
-    if isinstance(data, dict):
-        kind, values = data["@"], data["v"]
-        if kind == "Span":
-            return Span(source, *values)
-        cls = _AST_CLASSES[kind]
-        return cls(*(decode_tree(item, source) for item in values))
-    if data is None or isinstance(data, bool | int | str):
-        return data
-    raise ValueError(f"not a prepared tree: {type(data).__name__}")
-
-
-@lru_cache(maxsize=1)
-def _prepared_trees() -> dict[str, Any]:
-    try:
-        text = resources.files(__package__).joinpath(PREPARED_FILE).read_text("utf-8")
-        prepared = json.loads(text)
-        if not isinstance(prepared, dict) or prepared.get("code_sha256") != code_digest():
-            return {}
-        trees = prepared.get("trees")
-        return trees if isinstance(trees, dict) else {}
-    except (OSError, ValueError):
-        return {}
-
-
-def _prepared_tree(text: str, source: str) -> A.PolicyFile | None:
-    data = _prepared_trees().get(text_digest(text)) if len(text) < 1_000_000 else None
-    if data is None:
-        return None
-    try:
-        tree = decode_tree(data, source)
-    except (KeyError, TypeError, ValueError):
-        return None
-    if not isinstance(tree, A.PolicyFile):
-        return None
-    return replace(tree, source=source)
-
-
 def parse_policy(text: str, source: str = "<policy>") -> A.PolicyFile:
     """Parse a policy file; raise `PolicySyntaxError` at the first syntax error."""
-    prepared = _prepared_tree(text, source)
+    from tppolicy.language.prepared import prepared_policy
+
+    prepared = prepared_policy(text, source)
     if prepared is not None:
         return prepared
     return parse_policy_fresh(text, source)

@@ -69,9 +69,13 @@ def load_provider_files(paths: Iterable[str | os.PathLike[str]],
 
 
 def _parsed_providers(text: str, source: str) -> tuple[A.Provider, ...]:
-    from tppolicy.language.parse import parse_policy
+    from tppolicy.language.prepared import prepared_policy
 
-    parsed = parse_policy(text, source)
+    parsed = prepared_policy(text, source)  # a shipped file: no parser (nor lark) to load
+    if parsed is None:
+        from tppolicy.language.parse import parse_policy
+
+        parsed = parse_policy(text, source)
     if parsed.publishers:
         raise PolicyCheckError([Diagnostic("a provider file holds only provider blocks",
                                            parsed.publishers[0].span)], text)

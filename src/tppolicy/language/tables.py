@@ -1,16 +1,17 @@
 """Prepare the policy parser's LALR tables, and the syntax trees of the shipped provider
 files, at build time: `python -m tppolicy.language.tables`.
 
-Writes `policy.tables.json` and `policy.prepared.json` beside `policy.lark` (run it after
-every change of the grammar, the parser, the AST or a shipped provider file;
-tests/test_parse_tables.py fails until then). The trees are used only for the exact text
-they were made from, and only while the grammar, `parse.py` and `ast.py` are those they
-were made with (their SHA-256 is recorded); otherwise files are parsed as usual. Both files
-are data, read with `json`. The tables record the SHA-256 of the grammar they were made from
-and the lark version (major.minor): `parse` uses them only when both match, and otherwise
-builds the tables from the grammar (slower, same parser). Lark numbers the states
-differently from one run to the next, so the tables are checked by the grammar's hash and by
-parsing alike, not byte for byte.
+Writes `policy.tables.json` and `policy.prepared.json` beside `policy.lark`: run it after
+every change of the grammar, `parse.py`, `prepared.py`, `ast.py` or a shipped provider file
+(tests/test_parse_tables.py fails until then). Both files are data, read with `json`.
+
+The tables record the SHA-256 of the grammar and the lark version (major.minor) they were
+made for; `parse` uses them only when both match, and otherwise builds them from the grammar
+(slower, same parser). Lark numbers the states differently from one run to the next, so
+they are checked by the grammar's hash and by parsing alike, not byte for byte.
+
+The trees (see `prepared`) are used only for the exact text they were made from, and only
+while the code that makes trees hashes as recorded; otherwise the text is parsed.
 """
 
 from __future__ import annotations
@@ -26,16 +27,13 @@ from lark.lexer import TerminalDef
 from tppolicy.language.parse import (
     GRAMMAR_FILE,
     PARSER_OPTIONS,
-    PREPARED_FILE,
     TABLES_FILE,
-    code_digest,
-    encode_tree,
     grammar_digest,
     grammar_text,
     lark_series,
     parse_policy_fresh,
-    text_digest,
 )
+from tppolicy.language.prepared import PREPARED_FILE, code_digest, encode_tree, text_digest
 
 __all__ = ["main", "prepared_text", "tables_text"]
 
