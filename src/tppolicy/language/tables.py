@@ -32,6 +32,7 @@ from tppolicy.language.parse import (
     grammar_text,
     lark_series,
     parse_policy_fresh,
+    prepared_tables,
 )
 from tppolicy.language.prepared import PREPARED_FILE, code_digest, encode_tree, text_digest
 
@@ -72,7 +73,9 @@ def main(argv: list[str] | None = None) -> int:
 
     del argv  # no options
     here = Path(__file__)
-    here.with_name(TABLES_FILE).write_text(tables_text(grammar_text()), "utf-8")
+    grammar = grammar_text()
+    if prepared_tables(grammar) is None:  # (lark numbers states anew each time: keep a good file)
+        here.with_name(TABLES_FILE).write_text(tables_text(grammar), "utf-8")
     here.with_name(PREPARED_FILE).write_text(
         prepared_text(sorted(policies_dir().glob("*.tpp"))), "utf-8")
     return 0
