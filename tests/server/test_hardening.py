@@ -428,3 +428,15 @@ def test_loading_the_file_again_keeps_what_was_learned(make_index: Any, tmp_path
     index.sync(force=True)
     answer = index.mint(json.dumps({"token": github_token(repository_id="99999")}).encode())
     assert answer.status == 422, answer.body
+
+
+def test_a_row_written_behind_the_admin_commands_creates_no_look_alike(
+        client: TestClient, index: Index) -> None:
+    index.storage.create_project("sampleproject")
+    index.storage.put_publisher("release", {**GH_ROW, "name": "release",
+                                            "projects": ["sampleproject", "Sample_Pr0ject"]})
+    index.sync(force=True)
+    assert not index.storage.project_exists("Sample_Pr0ject")
+    token = credential(client)
+    refused(upload(client, token, "Sample_Pr0ject", data=sdist("sample_pr0ject"),
+                   filename="sample_pr0ject-1.0.tar.gz", filetype="sdist"), 400, "too similar")

@@ -204,8 +204,14 @@ class Index:
                 # A normal publisher speaks for existing projects: the operator who
                 # configured it created them (other owners' colliding pending
                 # publishers are voided, as on PyPI).
-                if isinstance(project, str) and self.storage.create_project(
-                        project, created_by=stored.added_by):
+                if not isinstance(project, str) or self.storage.project_exists(project):
+                    continue
+                similar = self.storage.similar_project(project)
+                if similar is not None:  # a row the admin commands would have refused
+                    log.error("publisher %s: project %s is not created: %s",
+                              escape(stored.id), project, too_similar(project, similar))
+                    continue
+                if self.storage.create_project(project, created_by=stored.added_by):
                     self._project_created(project, stored.added_by)
 
     def _sync_pending(self) -> None:
