@@ -20,6 +20,7 @@ def _run(*args: str) -> str:
     return done.stdout
 
 
+@pytest.mark.slow
 def test_engine_benchmark_prints_every_size_and_the_ratios() -> None:
     out = _run("--sizes", "100,1000")
     assert "      1,000 " in out
@@ -47,6 +48,7 @@ def _run_script(name: str, *args: str) -> str:
     return done.stdout
 
 
+@pytest.mark.slow
 def test_publishers_benchmark_runs_every_tool() -> None:
     out = _run_script("bench_publishers.py", "--sizes", "5,20", "--rounds", "1")
     for tool in ("check", "lint", "fmt"):

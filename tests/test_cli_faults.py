@@ -246,6 +246,7 @@ def test_fmt_does_not_follow_links_out_of_the_folder(
     assert code == 0 and out == ""
 
 
+@pytest.mark.slow
 def test_an_error_echoes_a_bounded_excerpt_of_a_huge_line(
         capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     value = "x" * 5_000_000

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -15,6 +16,9 @@ from tppolicy.language.interpret import Interpreter
 from tppolicy.language.ops import EvalError
 
 from .strategies import json_values, mutated_claims
+
+# Hypothesis runs of hundreds of examples each: the slow group (.ci/run runs it).
+pytestmark = pytest.mark.slow
 
 
 def _reference(publisher: Any, claims: dict[str, Any]) -> bool:

@@ -23,6 +23,9 @@ from tppolicy.language.ops import Glob
 from tppolicy.language.parse import parse_policy
 from tppolicy.token.verify import CODES, TokenError
 
+# Hypothesis runs of hundreds of examples each: the slow group (.ci/run runs it).
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def policy() -> tppolicy.Policy:

@@ -24,6 +24,9 @@ from tppolicy.tools.fmt import format_policy_text
 
 from .strategies import chains, commented, exprs, messages, names, policies
 
+# Hypothesis runs of hundreds of examples each: the slow group (.ci/run runs it).
+pytestmark = pytest.mark.slow
+
 
 def parse_expr(text: str) -> Expr:
     policy = parse_policy(f"provider p {{ rule r: {text} }}")

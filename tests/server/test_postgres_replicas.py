@@ -27,6 +27,9 @@ from tppolicy.server.storage import Storage
 from .conftest import RedisServer, ServerProcess, github_token
 from .pg_cluster import PostgresCluster
 
+# Replicas, restarts and races on a real PostgreSQL: the slow group (.ci/run runs it).
+pytestmark = pytest.mark.slow
+
 httpx = pytest.importorskip("httpx")
 
 GH_FIELDS = ["repository_owner=octo-org", "repository_owner_id=65",
