@@ -469,3 +469,17 @@ def test_one_size_limit_for_files_and_text() -> None:
     from tppolicy.readers.yaml import MAX_CHARS
 
     assert MAX_CHARS == MAX_SOURCE_BYTES
+
+
+def test_fmt_on_a_tag_pyyaml_cannot_construct_is_invalid_input(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """Found by the fuzzer: `projects:` then `!!python/object:os.system- acme-tool` on the
+    next line made fmt report an internal error (exit 4)."""
+    path = tmp_path / "publishers.yaml"
+    text = ("publishers:\n  - provider: gitlab\n    projects:\n"
+            "      !!python/object:os.system- acme-tool\n    namespace: acme/tools\n")
+    path.write_text(text)
+    code, _, err = run(capsys, "fmt", "--check", str(path))
+    assert code == 3, err
+    assert "could not determine a constructor" in err and "internal error" not in err
+    assert path.read_text() == text

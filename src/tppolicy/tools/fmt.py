@@ -468,9 +468,12 @@ def _format_publishers(text: str, source: str, providers: Mapping[str, Provider]
     count = len(before[1]) if before[0] == "error" else 0
     if formatted == text:  # already canonical: nothing to compare the text with
         return formatted, count
+    # The original's data first, outside the check below: a tag pyyaml cannot construct
+    # (`!!python/object:...`) is invalid input (exit 3), not a formatter bug.
+    original = _typed(_plain_data(text, source))
     try:
         again = _load_rt(formatted, source)
-        same_data = _typed(_plain_data(formatted, source)) == _typed(_plain_data(text, source))
+        same_data = _typed(_plain_data(formatted, source)) == original
     except ConfigError as exc:
         raise FormatterError(f"the formatted text is not valid YAML: {exc}") from None
     if not same_data:
