@@ -204,24 +204,54 @@ def _globs(rules: tuple[A.Rule, ...]) -> tuple[tuple[A.Rule, tuple[A.Expr, ...]]
     return known[1]
 
 
+_GLOB_SUBSETS: dict[int, tuple[tuple[A.Rule, ...], tuple[A.Rule, ...]]] = {}
+
+
 def _glob_rules(rules: tuple[A.Rule, ...]) -> tuple[A.Rule, ...]:
-    """The rules that call glob (what `_bound_globs` checks once they are bound)."""
-    return tuple(rule for rule, _ in _globs(rules))
+    """The rules that call glob (what `_bound_globs` checks once they are bound), the same
+    tuple each time (binding keeps its results per tuple of rules)."""
+    known = _GLOB_SUBSETS.get(id(rules))
+    if known is None or known[0] is not rules:
+        if len(_GLOB_SUBSETS) >= 256:
+            _GLOB_SUBSETS.clear()
+        known = _GLOB_SUBSETS[id(rules)] = (rules, tuple(rule for rule, _ in _globs(rules)))
+    return known[1]
 
 
-def _bad_glob_possible(rules: tuple[A.Rule, ...], values: Mapping[str, Any]) -> bool:
+def _bad_glob_possible(rules: tuple[A.Rule, ...], values: Mapping[str, Any],
+                       fields: Mapping[str, A.FieldDecl]) -> bool:
     """Could `_bound_globs` find anything in these rules bound to `values`? Binding folds
-    a glob's pattern from its own argument alone (or drops the glob, or the optional rule
-    that is off), so when no pattern argument of a rule in use binds to a literal that it
-    refuses, it finds nothing; without binding whole rules, most of a publisher's checking
-    time."""
-    for rule, patterns in _globs(rules):
+    a glob's pattern from its own argument alone, so when no pattern argument binds to a
+    literal that it refuses, it finds nothing. When one does, the rules are bound to the
+    fields left at their defaults and those the patterns read, the others left unbound:
+    an unbound field folds nothing away, so every glob the whole binding keeps is kept,
+    with the same pattern; if none is refused there, none is. (Binding whole rules for
+    each publisher was most of its checking time.)"""
+    glob_rules = _globs(rules)
+    suspect = False
+    read: set[str] = set()
+    for rule, patterns in glob_rules:
         for argument in patterns:
+            read |= A.fields_read(argument)
             pattern = bind_expr(argument, values)
             refused = isinstance(pattern, A.Literal) and isinstance(pattern.value, str) and (
                 len(pattern.value) > MAX_GLOB_PATTERN or not pattern.value.strip("*"))
             if refused and not (rule.optional and optional_rule_off(rule, values)):
-                return True
+                suspect = True
+    if not suspect:
+        return False
+    partial = {name: value for name, value in values.items() if name in read or (
+        (decl := fields.get(name)) is not None and decl.default is not None
+        and value == decl.default.value and type(value) is type(decl.default.value))}
+    for rule in bind_rules(_glob_rules(rules), partial):
+        for req in rule.requires:
+            for node in A.walk(req.condition):
+                if isinstance(node, A.Call) and node.function == "glob" and len(node.args) == 2:
+                    pattern = node.args[1]
+                    if isinstance(pattern, A.Literal) and isinstance(pattern.value, str) and (
+                            len(pattern.value) > MAX_GLOB_PATTERN
+                            or not pattern.value.strip("*")):
+                        return True
     return False
 
 
@@ -542,7 +572,7 @@ class _Checker:
         if ast.rules:
             rules = self._rules(ast.rules, scope, {})
         elif provider.rules:
-            if _bad_glob_possible(provider.rules, values):
+            if _bad_glob_possible(provider.rules, values, provider.fields):
                 self._bound_globs(ast, provider, bind_rules(_glob_rules(provider.rules), values))
         else:
             self.error(f"publisher has no rules and provider '{provider.name}' has none to "
