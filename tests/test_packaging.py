@@ -35,6 +35,9 @@ def test_built_distributions_carry_the_metadata(tmp_path: Path) -> None:
         [metadata_name] = [n for n in names if n.endswith(".dist-info/METADATA")]
         metadata = email.message_from_string(archive.read(metadata_name).decode())
         assert any(n.endswith(".dist-info/licenses/LICENSE") for n in names), names
+        # The parser's prepared tables and the shipped files' trees ship as data (start-up).
+        for prepared in ("policy.lark", "policy.tables.json", "policy.prepared.json"):
+            assert f"tppolicy/language/{prepared}" in names, names
     with tarfile.open(sdist) as archive:
         assert any(n.endswith("/LICENSE") for n in archive.getnames())
     assert metadata["License-Expression"] == "Apache-2.0"

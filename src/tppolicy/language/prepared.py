@@ -14,7 +14,6 @@ import hashlib
 import json
 from dataclasses import replace
 from functools import lru_cache
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -80,7 +79,7 @@ def decode_tree(data: Any, source: str) -> Any:
 @lru_cache(maxsize=1)
 def _prepared_trees() -> dict[str, Any]:
     try:
-        text = resources.files(__package__).joinpath(PREPARED_FILE).read_text("utf-8")
+        text = (_HERE / PREPARED_FILE).read_text("utf-8")
         prepared = json.loads(text)
         if not isinstance(prepared, dict) or prepared.get("code_sha256") != code_digest():
             return {}
