@@ -167,19 +167,18 @@ def test_replicas_act_as_one_index(replicas: Any, capsys: pytest.CaptureFixture[
 
 @pytest.mark.parametrize("lookup", ["memory", "sql"])
 def test_racing_replicas_convert_a_pending_project_once(
-        replicas: Any, capsys: pytest.CaptureFixture[str], lookup: str) -> None:
+        replicas: Any, pg_url: str, capsys: pytest.CaptureFixture[str], lookup: str) -> None:
+    rounds = 4
+    for round_ in range(rounds):  # before the replicas start: each holds them all at once
+        # two owners' pending publishers for the same new project name
+        for owner in ("alice", "bob"):
+            add_publisher(capsys, pg_url, *GH_FIELDS, f"repository_name={owner}-{round_}",
+                          "--pending-project", f"contested-{round_}", "--added-by", owner,
+                          "--id", f"{owner}-{round_}")
     group = replicas(2, "--lookup", lookup)
     a, b = group.servers
-    for round_ in range(4):
+    for round_ in range(rounds):
         project = f"contested-{round_}"
-        # two owners' pending publishers for the same new project name
-        add_publisher(capsys, group.url, *GH_FIELDS, f"repository_name=alice-{round_}",
-                      "--pending-project", project, "--added-by", "alice",
-                      "--id", f"alice-{round_}")
-        add_publisher(capsys, group.url, *GH_FIELDS, f"repository_name=bob-{round_}",
-                      "--pending-project", project, "--added-by", "bob",
-                      "--id", f"bob-{round_}")
-        time.sleep(0.5)  # both replicas see both (NOTIFY)
         tokens = {"alice": github_token(**repo_claims(f"alice-{round_}")),
                   "bob": github_token(**repo_claims(f"bob-{round_}"))}
         first, second = race(partial(group.mint, a, tokens["alice"]),
