@@ -84,10 +84,22 @@ def test_bytes_tokens_are_accepted(policy: tppolicy.Policy) -> None:
 
 def _resigned(header: dict[str, Any], body: dict[str, Any]) -> str:
     """A properly RS256-signed token with any header."""
-    signing_input = f"{b64url(json.dumps(header))}.{b64url(json.dumps(body))}"
+    signing_input = f"{b64url(json.dumps(header))}.{b64url(_dumps(body))}"
     signature = jwt.algorithms.RSAAlgorithm(jwt.algorithms.RSAAlgorithm.SHA256).sign(
         signing_input.encode(), rsa_key().private)
     return f"{signing_input}.{b64url(signature)}"
+
+
+def _dumps(value: Any) -> str:
+    """JSON for any depth (json.dumps recurses): lists nested deeper than Python's stack."""
+    if isinstance(value, list) and value and isinstance(value[0], list):
+        depth, inner = 0, value
+        while isinstance(inner, list) and inner:
+            depth, inner = depth + 1, inner[0]
+        return "[" * depth + "[]" + "]" * depth
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{json.dumps(k)}: {_dumps(v)}" for k, v in value.items()) + "}"
+    return json.dumps(value)
 
 
 def _hand(claims_json: bytes) -> str:
@@ -189,7 +201,20 @@ HOSTILE: list[tuple[str, Any, str]] = [
     ("no audience", lambda: rsa_key().sign(claims(aud=_DROP)), "missing-claim"),
     ("jti an integer", lambda: rsa_key().sign(claims(jti=7)), "bad-claim-type"),
     ("sub a list", lambda: rsa_key().sign(claims(sub=["repo"])), "bad-claim-type"),
+    # nested deeper than the claims reader allows (every later stage walks claims recursively)
+    ("claims nested 900 deep", lambda: _resigned({"alg": "RS256", "kid": "rsa-1"},
+                                                 claims(extra=_nested(900))), "malformed"),
+    ("claims nested 10 000 deep, in a larger token than allowed by default",
+     lambda: _resigned({"alg": "RS256", "kid": "rsa-1"}, claims(extra=_nested(10_000))),
+     "token-too-large"),
 ]
+
+
+def _nested(depth: int) -> Any:
+    value: Any = []
+    for _ in range(depth - 1):
+        value = [value]
+    return value
 
 
 @pytest.mark.parametrize(("name", "make", "code"), HOSTILE, ids=[h[0] for h in HOSTILE])
@@ -225,6 +250,16 @@ def test_messages_say_what_was_wrong(policy: tppolicy.Policy) -> None:
         with pytest.raises(TokenError) as info:
             verifier(policy).verify(token)
         assert info.value.message == message
+
+
+def test_deeply_nested_claims_in_a_large_token_are_malformed(policy: tppolicy.Policy) -> None:
+    token = _resigned({"alg": "RS256", "kid": "rsa-1"}, claims(extra=_nested(10_000)))
+    check = verifier(policy)
+    check.max_bytes = 100_000
+    with pytest.raises(TokenError) as info:
+        check.verify(token)
+    assert info.value.code == "malformed"
+    assert "64 levels" in info.value.message or "depth" in info.value.message
 
 
 def test_a_huge_input_is_refused_by_its_size(policy: tppolicy.Policy) -> None:

@@ -37,3 +37,8 @@ NEAR_MISS_SCAN = 200
 # Policy files: how deep expressions and blocks may nest (a chain of `or`, `and` or `+`
 # counts one level per operand). Every stage after the parser walks the tree recursively.
 MAX_POLICY_NESTING = 100
+
+# Claims (a claims file, a token's payload): how deep arrays and objects may nest. Real
+# tokens nest two levels at most; every stage after the reader (explain, JSON output,
+# records) walks claim values recursively, so deeper claims are refused as invalid input.
+MAX_CLAIMS_NESTING = 64

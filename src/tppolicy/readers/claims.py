@@ -15,8 +15,9 @@ import re
 from typing import Any
 
 from tppolicy.errors import ClaimsError, Diagnostic, Span
+from tppolicy.limits import MAX_CLAIMS_NESTING
 
-__all__ = ["parse_claims"]
+__all__ = ["nested_too_deeply", "parse_claims"]
 
 _BASE64URL = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_=")
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD]([89abAB]|[c-fC-F])[0-9a-fA-F]{2}")
@@ -88,6 +89,36 @@ def _lone_surrogate_index(text: str) -> int | None:
     return None
 
 
+def nested_too_deeply(value: Any, limit: int = MAX_CLAIMS_NESTING) -> bool:
+    """Whether arrays and objects in `value` nest deeper than `limit` levels (the claims
+    object itself is level 1). Iterative: any depth is measured without recursion."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item \
+            if isinstance(item, list) else None
+        if children is None:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children
+                     if isinstance(child, (dict, list)))
+    return False
+
+
+def _too_deep_index(text: str, limit: int) -> int | None:
+    """Where arrays and objects in `text` first open level `limit + 1`."""
+    depth = 0
+    for index, char in _outside_strings(text):
+        if char in "[{":
+            depth += 1
+            if depth > limit:
+                return index
+        elif char in "]}":
+            depth -= 1
+    return None
+
+
 def _has_lone_surrogate(value: Any) -> bool:
     if isinstance(value, str):
         try:
@@ -100,6 +131,13 @@ def _has_lone_surrogate(value: Any) -> bool:
     if isinstance(value, list):
         return any(_has_lone_surrogate(v) for v in value)
     return False
+
+
+def _too_deep(text: str) -> tuple[str, int | None, str]:
+    return (f"arrays and objects nest more than {MAX_CLAIMS_NESTING} levels deep",
+            _too_deep_index(text, MAX_CLAIMS_NESTING),
+            "a token's claims nest two levels at most: pass the claims `python -m id -d` "
+            "prints")
 
 
 def parse_claims(text: str, source: str = "<claims>") -> dict[str, Any]:
@@ -147,7 +185,7 @@ def parse_claims(text: str, source: str = "<claims>") -> dict[str, Any]:
     except json.JSONDecodeError as exc:
         raise fail(f"invalid JSON: {exc.msg}", exc.pos) from None
     except RecursionError:
-        raise fail("invalid claims: nested too deeply", None) from None
+        raise fail(*_too_deep(text)) from None
     if len(documents) == 2 and isinstance(documents[0][1], dict) and "alg" in documents[0][1]:
         documents = documents[1:]  # `python -m id -d`: the header, then the claims
     if len(documents) != 1:
@@ -158,6 +196,8 @@ def parse_claims(text: str, source: str = "<claims>") -> dict[str, Any]:
         kind = {list: "an array", str: "a string", bool: "a boolean", type(None): "null",
                 int: "a number", float: "a number"}.get(type(value), type(value).__name__)
         raise fail(f"claims must be a JSON object, found {kind}", start)
+    if nested_too_deeply(value):
+        raise fail(*_too_deep(text))
     if _has_lone_surrogate(value):
         raise fail("a string holds a lone surrogate (not text)", _lone_surrogate_index(text),
                    "claims are UTF-8 text: fix the \\uD800-\\uDFFF escape")

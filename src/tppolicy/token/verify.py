@@ -24,7 +24,14 @@ from jwt.algorithms import get_default_algorithms
 
 from tppolicy.errors import Diagnostic, TppolicyError
 from tppolicy.language.ops import describe_type
-from tppolicy.limits import DEFAULT_LEEWAY, MAX_TIMESTAMP, MAX_TOKEN_BYTES, MAX_TOKEN_LIFETIME
+from tppolicy.limits import (
+    DEFAULT_LEEWAY,
+    MAX_CLAIMS_NESTING,
+    MAX_TIMESTAMP,
+    MAX_TOKEN_BYTES,
+    MAX_TOKEN_LIFETIME,
+)
+from tppolicy.readers.claims import nested_too_deeply
 from tppolicy.token.keys import FetchError, KeyCache
 
 CODES: dict[str, str] = {
@@ -117,6 +124,9 @@ def _object(raw: bytes, what: str) -> dict[str, Any]:
         raise TokenError("malformed", f"the {what} is not valid JSON: {exc}") from None
     if value.__class__ is not dict:
         raise TokenError("malformed", f"the {what} is {describe_type(value)}, not a JSON object")
+    if nested_too_deeply(value):
+        raise TokenError("malformed", f"arrays and objects in the {what} nest more than "
+                                      f"{MAX_CLAIMS_NESTING} levels deep")
     return value
 
 
