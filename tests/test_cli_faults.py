@@ -483,3 +483,17 @@ def test_fmt_on_a_tag_pyyaml_cannot_construct_is_invalid_input(
     assert code == 3, err
     assert "could not determine a constructor" in err and "internal error" not in err
     assert path.read_text() == text
+
+
+def test_a_set_tag_on_a_scalar_is_invalid_input(capsys: pytest.CaptureFixture[str],
+                                                tmp_path: Path) -> None:
+    """Found by the fuzzer: ruamel.yaml raises AttributeError on `!!set` before a scalar,
+    which fmt and check-workflow reported as an internal error (exit 4)."""
+    publishers = tmp_path / "publishers.yaml"
+    publishers.write_text("publishers:\n  - provider: github\n!!set    name: x\n")
+    code, _, err = run(capsys, "fmt", "--check", str(publishers))
+    assert code == 3 and "invalid YAML" in err and "internal error" not in err, err
+    workflow = tmp_path / "release.yml"
+    workflow.write_text("on: push\njobs:\n  a: !!set x\n")
+    code, _, err = run(capsys, "check-workflow", "--publishers", PUBLISHERS, str(workflow))
+    assert code == 3 and "invalid YAML" in err and "internal error" not in err, err

@@ -139,6 +139,10 @@ def _load_rt(text: str, source: str) -> Any:
     except RecursionError:
         raise ConfigError([Diagnostic("the YAML is nested too deeply",
                                       Span(source, 0, 0, 0, 0))], text) from None
+    except Exception as exc:  # ruamel.yaml's own bugs (`!!set` on a scalar): bad input
+        raise ConfigError([Diagnostic(f"invalid YAML: {type(exc).__name__}: {exc}",
+                                      Span(source, 0, 0, 0, 0),
+                                      hint="remove explicit tags such as !!set")], text) from None
 
 
 def _refuse_unbounded(text: str, source: str) -> None:

@@ -163,6 +163,9 @@ def _load(text: str, source: str) -> Any:
     except (YAMLError, ValueError, RecursionError) as exc:
         raise WorkflowError([Diagnostic(f"invalid YAML: {exc}", Span(source, 1, 1, 1, 2))],
                             text) from None
+    except Exception as exc:  # ruamel.yaml's own bugs (`!!set` on a scalar): bad input
+        raise WorkflowError([Diagnostic(f"invalid YAML: {type(exc).__name__}: {exc}",
+                                        Span(source, 1, 1, 1, 2))], text) from None
 
 
 class _Where:
