@@ -43,6 +43,7 @@ SEEDS = {
 
 SPLICES = [
     "&a", "*a", "*nope", "<<: *a", "!!python/object:os.system", "!!binary", "!!set", "!!int",
+    "!!omap", "!!pairs", "!!timestamp", "!!float", "!!map", "!!seq", "!!str", "!local", "!!set ",
     "\t", "{", "}", "[", "]", ":", "- ", "? ", "|", ">", "'", '"', "#", "%YAML 1.1\n", "---\n",
     "...\n", "\x00", "\ufeff", "\u200b", "\u202e", "\u0440", "\U0001f600", "\\", "\\u0000",
     "~", "null", "true", "1e999", "-0", "0x1F", "NaN", "Infinity", "9" * 40, "x" * 5000,
