@@ -325,3 +325,48 @@ def test_postgresql_restarted_under_load(replicas: Any,
         time.sleep(0.2)
     assert len(recovered) == 2  # both replicas, neither restarted
     assert group.upload(a, credential, "sampleproject", "4.1").status_code == 200
+
+
+def test_a_custom_issuer_registered_through_the_database_is_trusted_by_every_replica(
+        replicas: Any, jwks_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import uuid
+
+    from tests.conftest import load_claims
+    from tests.tokens import rsa_key
+
+    custom = "https://gitlab.example.org"
+    group = replicas(2, "--jwks", f"{custom}={jwks_file}")
+    a, b = group.servers
+    code, _, err = run_cli(capsys, "serve", "--db", group.url, "publishers", "add", "gitlab",
+                           "namespace=octo-group/python", "project=sampleproject",
+                           "workflow_filepath=ci/release.yml", "environment=production",
+                           f"issuer_url={custom}", "--project", "self-hosted-project",
+                           "--name", "self-hosted")
+    assert code == 0, err
+    base = load_claims("gitlab-release")
+    now = int(time.time())
+
+    def token() -> str:
+        return rsa_key().sign({**base, "iss": custom, "aud": "pypi", "iat": now, "nbf": now,
+                               "exp": now + 300, "jti": str(uuid.uuid4()),
+                               "ci_config_ref_uri": base["ci_config_ref_uri"].replace(
+                                   "gitlab.com", "gitlab.example.org")})
+
+    status, body = group.mint(b, token())
+    assert status == 422 and "unknown" in body["errors"][0]["description"]
+    code, _, err = run_cli(capsys, "serve", "--db", group.url, "issuers", "add", custom,
+                           "github")
+    assert code == 3 and "not a provider allowing custom issuers" in err
+    code, out, _ = run_cli(capsys, "serve", "--db", group.url, "issuers", "add", custom,
+                           "gitlab", "--added-by", "octo-group")
+    assert code == 0 and "registered issuer" in out
+    code, out, _ = run_cli(capsys, "serve", "--db", group.url, "issuers", "list")
+    assert out == f"{custom}\tgitlab\n"
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:  # NOTIFY: b trusts it at once, polling 0.2 s anyway
+        status, body = group.mint(b, token())
+        if status == 200:
+            break
+        time.sleep(0.05)
+    assert status == 200, body
+    assert group.mint(a, token())[0] == 200

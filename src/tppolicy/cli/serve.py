@@ -139,6 +139,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     remove.add_argument("id")
     load = actions.add_parser("load", help="add the publishers of a publishers file (YAML)")
     load.add_argument("file")
+    issuers = commands.add_parser("issuers", help="custom issuers (self-managed GitLab, "
+                                  "GitHub Enterprise...) registered in the database")
+    issuer_actions = issuers.add_subparsers(dest="issuers_command", metavar="ACTION",
+                                            required=True)
+    issuer_actions.add_parser("list", help="list the registered issuers")
+    add_issuer = issuer_actions.add_parser("add", help="trust ISSUER for PROVIDER on every "
+                                           "replica (from its next sync)")
+    add_issuer.add_argument("issuer_url", metavar="ISSUER", help="the issuer URL (https://...)")
+    add_issuer.add_argument("provider", help="a provider allowing custom issuers (gitlab...)")
+    add_issuer.add_argument("--added-by", metavar="USER")
     schema = commands.add_parser("schema", help="the database schema's version; --upgrade "
                                  "applies the missing migrations (serving does too)")
     schema.add_argument("--upgrade", action="store_true", help="apply the missing "
@@ -180,6 +190,8 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
         return _publishers(args, out, providers, issuers)
     if args.serve_command == "schema":
         return _schema(args, out)
+    if args.serve_command == "issuers":
+        return _issuers(args, out, providers, issuers)
     if (args.ssl_certfile is None) != (args.ssl_keyfile is None):
         raise UsageError("--ssl-certfile and --ssl-keyfile go together")
     if not 0 <= args.port <= 65535:
@@ -288,6 +300,25 @@ def _storage(args: argparse.Namespace) -> Any:
 
     with _database_errors(args):
         return Storage(args.db, args.files)
+
+
+def _issuers(args: argparse.Namespace, out: TextIO, providers: Any,
+             issuers: dict[str, str]) -> int:
+    """`serve --db DB issuers list|add`: custom issuers kept in the database."""
+    from tppolicy.server.names import escape
+
+    storage = _storage(args)
+    try:
+        if args.issuers_command == "add":
+            _validator(providers, issuers).register_issuer(args.issuer_url, args.provider)
+            storage.add_issuer(args.issuer_url, args.provider, args.added_by)
+            out.write(f"registered issuer {escape(args.issuer_url)} for {args.provider}\n")
+            return EXIT_ALLOWED
+        for issuer, provider in storage.issuers():
+            out.write(f"{escape(issuer)}\t{escape(provider)}\n")
+        return EXIT_ALLOWED
+    finally:
+        storage.close()
 
 
 def _schema(args: argparse.Namespace, out: TextIO) -> int:

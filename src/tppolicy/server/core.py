@@ -159,6 +159,8 @@ class Index:
         self._next_check = now + self.reload_interval
         with self._lock:
             generation = self.storage.generation()
+            if generation != self._generation or force:
+                self._register_issuers()
             if self.engine.lookup is not None:  # publishers stay in the database
                 if generation != self._generation or force:
                     self._generation = generation
@@ -213,6 +215,16 @@ class Index:
                     continue
                 if self.storage.create_project(project, created_by=stored.added_by):
                     self._project_created(project, stored.added_by)
+
+    def _register_issuers(self) -> None:
+        """Custom issuers registered in the database (by any replica or command)."""
+        for issuer, provider in self.storage.issuers():
+            if self.engine.verifier.issuers.get(issuer) == provider:
+                continue
+            try:
+                self.engine.register_issuer(issuer, provider)
+            except ConfigError as exc:
+                log.error("custom issuer %s is not trusted: %s", escape(issuer), exc.render())
 
     def _sync_pending(self) -> None:
         """Pending publishers the engine dropped (converted, voided, project existed)

@@ -101,6 +101,13 @@ MIGRATIONS: tuple[Migration, ...] = (
         "CREATE INDEX IF NOT EXISTS publishers_unkeyed ON publishers (id) "
         "WHERE lookup_key IS NULL",
     ), columns=(("publishers", "lookup_key", "TEXT"),)),
+    Migration(5, "custom issuers registered at run time", (
+        """CREATE TABLE IF NOT EXISTS issuers (
+            issuer TEXT PRIMARY KEY,
+            provider TEXT NOT NULL,
+            added_by TEXT,
+            created {real} NOT NULL)""",
+    )),
 )
 
 

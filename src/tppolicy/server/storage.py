@@ -274,6 +274,21 @@ class Storage:
             self._one(sql, (publisher_id,))
         return PublisherRow(r[0], r[1], json.loads(r[2]), r[3], r[4]) if r else None
 
+    # ------------------------------------------------------------ custom issuers
+    def add_issuer(self, issuer: str, provider: str, added_by: str | None = None) -> None:
+        """Register a custom issuer (a self-managed GitLab...) for every replica: they
+        trust it from their next sync (the publishers generation is bumped)."""
+        with self.transaction() as db:
+            db.execute("INSERT INTO issuers (issuer, provider, added_by, created) VALUES "
+                       "(?, ?, ?, ?) ON CONFLICT (issuer) DO UPDATE SET provider = "
+                       "excluded.provider", (issuer, provider, added_by, self.clock()))
+            self._bump(db)
+
+    def issuers(self) -> list[tuple[str, str]]:
+        """(issuer, provider) of the custom issuers registered in the database."""
+        return [(r[0], r[1]) for r in self._query(
+            "SELECT issuer, provider FROM issuers ORDER BY issuer")]
+
     def pending_ids(self) -> set[str]:
         rows = self._query("SELECT id FROM publishers WHERE pending_project IS NOT NULL")
         return {r[0] for r in rows}
