@@ -725,6 +725,10 @@ class Engine:
             self._write(result, claims)
         return result
 
+    def checked_provider(self, name: str) -> CheckedProvider | None:
+        """The checked provider of that name the engine decides with (None: unknown)."""
+        return self._providers_checked.get(name)
+
     # --------------------------------------------------------------- records
     def _write(self, result: CheckResult, claims: Mapping[str, Any] | None) -> None:
         if self.records is None:

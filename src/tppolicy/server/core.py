@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import IO, Any
 
+from tppolicy.decide.decision import RuleResult
 from tppolicy.decide.engine import (
     INVALID_PAYLOAD,
     INVALID_PENDING_PUBLISHER,
@@ -94,12 +95,22 @@ def upload_error(status: int, message: str) -> Answer:
                            "title": _TITLES.get(status, "Error")}, reason=one_line)
 
 
-def describe_refusal(result: CheckResult) -> str:
+def describe_refusal(result: CheckResult, fixes: Mapping[str, str] | None = None) -> str:
     """The engine's reasons in PyPI's words, within the engine's disclosure rules
-    (a near miss is named only to a token sharing the publisher's identity)."""
+    (a near miss is named only to a token sharing the publisher's identity), each failed
+    rule followed by its fix (`fixes`, by rule: what `tppolicy check` says to change)."""
     shown = result.disclosed()
     failed = [r for r in shown.reasons if not r.passed]
-    details = "; ".join(f"{r.rule}: {r.message}" if r.message else r.rule for r in failed)
+    fixes = dict(fixes or {}) if shown.closest is not None else {}
+
+    def detail(r: RuleResult) -> str:
+        text = f"{r.rule}: {r.message}" if r.message else r.rule
+        fix = fixes.pop(r.rule, None)
+        return f"{text}; fix: {fix}" if fix else text
+
+    details = "; ".join(detail(r) for r in failed)
+    if fixes:  # fixes of failed lookups (lookup.FIELD): after the rules'
+        details += "".join(f"; fix: {text}" for text in fixes.values())
     if result.error == INVALID_PAYLOAD:
         if any(r.code == "unknown-issuer" for r in failed):
             return f"unknown trusted publishing issuer ({details})"
@@ -300,7 +311,7 @@ class Index:
                 self._sync_pending()
         if not result.allowed or result.publisher is None:
             code = result.error or INVALID_PUBLISHER
-            description = describe_refusal(result)
+            description = describe_refusal(result, self._fixes(result))
             self._decided(code, self._provider_of(result, token), result.decision.closest, (),
                           description)
             return mint_error(code, description)
@@ -336,6 +347,26 @@ class Index:
                  provider or "unknown", f", projects {', '.join(projects)}" if projects else "",
                  detail, extra={"event": "mint", "code": code, "provider": provider,
                                 "publisher": publisher, "projects": list(projects)})
+
+    def _fixes(self, result: CheckResult) -> dict[str, str]:
+        """What to change, by failed check, for a near miss the token's holder may be told
+        of (its publisher shares the token's identity): the provider files' fixes, as
+        `tppolicy check` prints them, the disclosable ones only. Never fails the answer."""
+        decision = result.decision
+        if (decision.allowed or result.disclosed().closest is None or decision.record is None
+                or result.claims is None):
+            return {}
+        from tppolicy.tools.explain import record_fixes
+
+        try:
+            provider = self.engine.checked_provider(decision.record.provider)
+            if provider is None:
+                return {}
+            fixes = record_fixes(provider, decision.record, decision, result.claims)
+        except Exception:  # a fix is advice: its failure must not change the answer
+            log.exception("cannot work out the fixes of a refusal")
+            return {}
+        return {fix.check: fix.text for fix in fixes if fix.disclosable}
 
     def _provider_of(self, result: CheckResult, token: str) -> str | None:
         """The provider a refused token speaks for: its publisher's, else its issuer's

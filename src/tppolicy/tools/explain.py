@@ -20,6 +20,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from tppolicy.decide.decision import Decision, RuleResult, token_reason
+from tppolicy.decide.index import Record
 from tppolicy.decide.policy import Policy
 from tppolicy.decide.reasons import Explainer, show
 from tppolicy.language import ast as A
@@ -33,7 +34,7 @@ if TYPE_CHECKING:
     from tppolicy.token.verify import Verifier
 
 __all__ = ["Advice", "Candidate", "Check", "Fix", "advise", "advise_token", "decision_fixes",
-           "identity_checks"]
+           "identity_checks", "record_fixes"]
 
 
 def identity_checks(provider: CheckedProvider) -> frozenset[str]:
@@ -485,6 +486,26 @@ def decision_fixes(policy: Policy, decision: Decision, claims: Mapping[str, Any]
         return {}
     candidate = _candidate(publisher, claims, decision)
     return {fix.check: fix for fix in _Advisor(publisher, claims, candidate, request).run()}
+
+
+def record_fixes(provider: CheckedProvider, record: Record, decision: Decision,
+                 claims: Mapping[str, Any], *,
+                 request: Mapping[str, Any] | None = None) -> tuple[Fix, ...]:
+    """`decision_fixes` for a host's publisher (an index `Record`, as a server's engine
+    holds it) instead of a policy's: the same provider-file fixes `tppolicy check` prints,
+    for a denial whose closest publisher is `record`. A server answering the token's holder
+    shows only the `disclosable` ones, and only when the decision's disclosed view still
+    names the publisher (the token shares its identity)."""
+    if decision.allowed:
+        return ()
+    values = dict(zip(provider.fields, record.fields, strict=True))
+    ast = A.Publisher(record.label, provider.name, record.projects, record.pending_project,
+                      tuple(A.Binding(name, A.Literal(value)) for name, value in values.items()
+                            if value is not None))
+    publisher = CheckedPublisher(ast, provider, 0, values, record.rules, record.key,
+                                 record.prefer, record.learns)
+    candidate = _candidate(publisher, claims, decision)
+    return tuple(_Advisor(publisher, claims, candidate, request).run())
 
 
 def advise_token(policy: Policy, token: str, verifier: Verifier, *,
