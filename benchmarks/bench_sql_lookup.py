@@ -174,6 +174,7 @@ def _cluster() -> Generator[str, None, None]:
         yield cluster.create_database()
     finally:
         cluster.stop("immediate")
+        cluster.kill()
         shutil.rmtree(data, ignore_errors=True)
 
 

@@ -9,6 +9,7 @@ import glob
 import os
 import pwd
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -76,6 +77,19 @@ class PostgresCluster:
         self._run(str(self.bin / "pg_ctl"), "-D", str(self.data / "db"), "-m", mode, "-w",
                   "stop", check=False)
 
+    def kill(self) -> None:
+        """Make sure this cluster's postmaster is gone (a stop that failed leaves it
+        running with no parent): its pid is the first line of its own pid file."""
+        pid_file = self.data / "db" / "postmaster.pid"
+        try:
+            pid = int(pid_file.read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
     def url(self, database: str = "postgres") -> str:
         return f"postgresql://{self.user}@127.0.0.1:{self.port}/{database}"
 
@@ -115,6 +129,7 @@ def postgres_cluster() -> Iterator[PostgresCluster]:
         yield cluster
     finally:
         cluster.stop("immediate")
+        cluster.kill()
         shutil.rmtree(data, ignore_errors=True)
 
 
