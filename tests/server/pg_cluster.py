@@ -5,6 +5,7 @@ how to install it, when PostgreSQL or psycopg is absent."""
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import pwd
@@ -85,10 +86,8 @@ class PostgresCluster:
             pid = int(pid_file.read_text().split()[0])
         except (OSError, ValueError, IndexError):
             return
-        try:
+        with contextlib.suppress(ProcessLookupError):  # gone already
             os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
 
     def url(self, database: str = "postgres") -> str:
         return f"postgresql://{self.user}@127.0.0.1:{self.port}/{database}"
