@@ -80,7 +80,9 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
     fixes = _fixes(args, policy, decision, token, claims, request)
     if args.format == "json":
         payload = {**decision.to_json(), "audience": args.audience}
-        for reason in payload.get("reasons", []):
+        # failing reasons first (the field to change), each in rule order
+        payload["reasons"] = sorted(payload.get("reasons", []), key=lambda r: bool(r["passed"]))
+        for reason in payload["reasons"]:
             fix = fixes.get(reason.get("rule"))
             if fix is not None and not reason.get("passed"):
                 reason["fix"] = {"where": fix.where, "text": fix.text}
@@ -129,7 +131,8 @@ def _record(args: argparse.Namespace, policy: Policy, decision: Decision, token:
 
 
 def render_decision(decision: Decision, fixes: Mapping[str, str] | None = None) -> str:
-    """A decision in words; `fixes` (by rule) are printed under their FAIL lines."""
+    """A decision in words, failing reasons first; `fixes` (by rule) are printed under
+    their FAIL lines."""
     fixes = dict(fixes or {})
     lines: list[str] = []
     if decision.allowed:
@@ -146,7 +149,7 @@ def render_decision(decision: Decision, fixes: Mapping[str, str] | None = None) 
         lines.append(f"DENIED{where}: no trusted publisher matches this token")
         if decision.closest:
             lines.append(f"  closest publisher: {decision.closest}")
-    for reason in decision.reasons:
+    for reason in sorted(decision.reasons, key=lambda r: r.passed):  # failing first
         mark = "pass" if reason.passed else "FAIL"
         detail = f": {reason.message}" if reason.message and not reason.passed else ""
         if reason.code:

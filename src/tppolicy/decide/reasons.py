@@ -67,7 +67,23 @@ class Explainer:
             actual = self._actual(claim_side)
         except EvalError:
             return None, None, "passed"
+        if _negative(last):  # `event_name != "pull_request_target"`: not what it expects
+            expected = None
         return expected, actual, f"token has {show(actual)}"
+
+    def excluded(self, rule: A.Rule) -> Any:
+        """What a rule whose last condition is negative (`!=`, `not in`, `not ...`) rules
+        out, e.g. 'pull_request_target'; None for any other rule or when it cannot be read.
+        A passing rule's result leaves it out of `expected` (the token did not have to
+        have it); explanations say "anything but" it."""
+        last = rule.requires[-1].condition if rule.requires else None
+        sides = _sides(last) if last is not None and _negative(last) else None
+        if sides is None:
+            return None
+        try:
+            return self.interpreter.value(sides[1])
+        except EvalError:
+            return None
 
     def _actual(self, claim_side: A.Expr) -> Any:
         """What the token had: the raw claim when the side is a claim under lower()."""
@@ -114,7 +130,8 @@ class Explainer:
                     return _Failure(expected, parts[0].actual,
                                     f"token has {actuals.pop()}, publisher expects one of "
                                     f"{show(expectations)}")
-                return _Failure(None, None, "; and ".join(p.message for p in parts))
+                expected, actual = self._alternatives(_disjuncts(left, right), parts)
+                return _Failure(expected, actual, "; and ".join(p.message for p in parts))
         sides = _sides(condition)
         if sides is None:
             return _Failure(None, None, "condition is false")
@@ -124,6 +141,32 @@ class Explainer:
         return _Failure(expected, actual,
                         f"token has {show(actual)}, publisher expects "
                         f"{_expectation(condition, expected)}")
+
+    def _alternatives(self, disjuncts: list[A.Expr],
+                      parts: list[_Failure]) -> tuple[Any, Any]:
+        """(expected, actual) of a failed `or` of unlike conditions: what each alternative
+        wants, in words ("a value starting with 'x'"), and what the token had: one value when
+        every alternative reads the same one, else the values by claim name."""
+        disjuncts = [self._failing_part(d) for d in disjuncts]
+        claims = [_claim_name(d) for d in disjuncts]
+        words = [_expectation(d, p.expected) for d, p in zip(disjuncts, parts, strict=True)
+                 if p.expected is not None]
+        same = len(set(claims)) == 1 and claims[0] is not None
+        if same or None in claims:
+            actual = parts[0].actual if len({show(p.actual) for p in parts}) == 1 else None
+        else:
+            actual = {name: p.actual for name, p in zip(claims, parts, strict=True)}
+            words = [f"{name} {_expectation(d, p.expected)}"
+                     for name, d, p in zip(claims, disjuncts, parts, strict=True)
+                     if p.expected is not None]
+        expected = " or ".join(words) if len(words) == len(parts) else None
+        return expected, actual
+
+    def _failing_part(self, condition: A.Expr) -> A.Expr:
+        """The conjunct of an `and` that `describe` explains (the first false one)."""
+        while isinstance(condition, A.And):
+            condition = condition.left if not self._true(condition.left) else condition.right
+        return condition
 
     def _describe_or_error(self, condition: A.Expr) -> _Failure:
         try:
@@ -170,6 +213,27 @@ def _sides(condition: A.Expr) -> tuple[A.Expr, A.Expr] | None:
         case A.Not(operand=operand):
             return _sides(operand)
     return None
+
+
+def _claim_name(condition: A.Expr) -> str | None:
+    """The one claim a condition compares (under lower() or not), if it is one."""
+    sides = _sides(condition)
+    inner = sides[0] if sides is not None else None
+    if isinstance(inner, A.Call) and inner.function == "lower" and len(inner.args) == 1:
+        inner = inner.args[0]
+    return inner.name if isinstance(inner, A.Claim) else None
+
+
+def _negative(condition: A.Expr) -> bool:
+    """Whether a condition holds when the token does NOT have the value it names."""
+    match condition:
+        case A.Compare(op="!="):
+            return True
+        case A.In(negated=True):
+            return True
+        case A.Not(operand=operand):
+            return not _negative(operand)
+    return False
 
 
 def _expectation(condition: A.Expr, expected: Any) -> str:

@@ -218,7 +218,9 @@ def _candidate(publisher: CheckedPublisher, claims: Mapping[str, Any],
             result = RuleResult(rule.name, True, result.expected, claims[rule.name],
                                 result.message)
         raw.append((rule.name, "rule", result))
-        words[rule.name] = _expectation(rule, result)
+        excluded = explainer.excluded(rule) if result.passed else None
+        words[rule.name] = (f"anything but {show(excluded)}" if excluded is not None
+                            else _expectation(rule, result))
 
     def is_identity(name: str) -> bool:
         return name in identity
