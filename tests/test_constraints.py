@@ -401,7 +401,8 @@ def test_check_token_with_the_version(capsys: pytest.CaptureFixture[str], tmp_pa
     assert json.loads(out)["learned"] == {"repository_id": "74"}
     code, out, _ = run_cli(capsys, *base, "--upload-version", "2.0.0")
     assert code == 1
-    assert json.loads(out)["reasons"][-1]["rule"] == "version_tag"
+    first = json.loads(out)["reasons"][0]  # the failing reason comes first
+    assert (first["rule"], first["passed"]) == ("version_tag", False)
 
 
 def test_binding_leaves_out_exactly_the_rules_that_fold_to_true() -> None:
@@ -420,7 +421,7 @@ def test_binding_leaves_out_exactly_the_rules_that_fold_to_true() -> None:
                 if rule.optional:
                     continue
                 live = requires[-1:]
-            out.append(A.Rule(rule.name, tuple(live), rule.span))
+            out.append(A.Rule(rule.name, tuple(live), rule.span, identity=rule.identity))
         return tuple(out)
 
     for policy in POLICIES.values():

@@ -7,6 +7,7 @@ to change, with expected, actual and a fix."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -131,3 +132,54 @@ def test_every_denial_in_the_case_tables_says_what_to_change() -> None:
             problems.append(f"{name}: {first.rule}: no {', '.join(missing)}")
     assert checked >= 100
     assert problems == []
+
+
+def test_a_workflow_mismatch_marks_the_differing_file_and_shortens_the_refs(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    claims = load_claims("github-release")
+    claims["job_workflow_ref"] = claims["job_workflow_ref"].replace("release.yml", "other.yml")
+    code, out, _ = run_cli(capsys, "check", "--publishers", str(EXAMPLES / "publishers.yaml"),
+                           "--claims", _write(tmp_path, claims), "--format", "json")
+    assert code == 1
+    first = json.loads(out)["reasons"][0]
+    assert first["rule"] == "job_workflow_ref"
+    assert first["actual"] == claims["job_workflow_ref"]  # the values themselves stay whole
+    message = first["message"]
+    assert message.endswith("; differs at 'other.yml', the publisher has 'release.yml'")
+    assert message.startswith("token has '…/workflows/other.yml@")
+    assert "octo-org/sampleproject" not in message  # the common start is elided
+    assert not re.search(r"[0-9a-f]{13}", message)  # commit shas cut to 12 digits
+    assert len(message) < 220
+
+
+def test_a_short_mismatch_is_shown_whole() -> None:
+    from tppolicy.decide.reasons import _mismatch
+
+    assert _mismatch("pypi", ["release"]) is None
+    long = "a/b/c/d/e/f/.github/workflows/x.yml@refs/heads/main-and-some-more-words"
+    assert _mismatch(long, [long.replace("x.yml", "y.yml")]) == (
+        "token has '…/workflows/x.yml@refs/heads/main-and-some-more-words', publisher expects "
+        "'…/workflows/y.yml@refs/heads/main-and-some-more-words'; differs at 'x.yml', the "
+        "publisher has 'y.yml'")
+
+
+def _google() -> tuple[tppolicy.Engine, dict[str, Any]]:
+    table = yaml.safe_load((Path(__file__).parent / "cases/google.tptest.yaml")
+                           .read_text("utf-8"))
+    engine = tppolicy.Engine(publishers=table["publishers"])
+    return engine, dict(table["claims"]["locked-sa"])
+
+
+def test_a_google_token_with_another_sub_is_not_told_the_pinned_sub() -> None:
+    engine, claims = _google()
+    result = engine.check_claims({**claims, "sub": "100000000000000000001"})
+    assert not result.allowed
+    operator = next(r for r in result.decision.reasons if not r.passed)
+    assert operator.expected == "104455667788990011223"  # the operator's view keeps it
+    shown = result.disclosed()
+    assert shown.closest == "locked"  # the same account (e-mail): the near miss is named
+    failed = [r for r in shown.reasons if not r.passed]
+    assert [r.rule for r in failed] == ["sub"]
+    assert failed[0].expected is None and failed[0].actual == "100000000000000000001"
+    assert "104455667788990011223" not in json.dumps(result.to_json())
+    assert "the publisher's value is not disclosed" in failed[0].message

@@ -37,6 +37,9 @@ class RuleResult:
     actual: Any = None
     message: str = ""
     code: str | None = None  # for a refused token: a stable code (see tppolicy.token.verify.CODES)
+    # an `identity rule` (who the publisher is): a failure's expected value is not
+    # disclosed to the token's holder, even when the publisher shares its identity
+    identity: bool = field(default=False, compare=False)
 
     def to_json(self) -> dict[str, Any]:
         """The result as a JSON-ready mapping."""
@@ -94,8 +97,11 @@ class Decision:
             return replace(self, reasons=(RuleResult(
                 "claims", False, None, None, "cannot evaluate these claims",
                 CANNOT_EVALUATE),))
-        if self.closest is None or self.shared:
+        if self.closest is None:
             return self
+        if self.shared:
+            return replace(self, reasons=tuple(
+                _undisclosed(r) if r.identity and not r.passed else r for r in self.reasons))
         return replace(self, closest=None, record=None, reasons=(no_publisher(self.provider),))
 
     def to_json(self) -> dict[str, Any]:
@@ -140,3 +146,13 @@ def token_reason(error: TokenError) -> RuleResult:
 def token_denial(error: TokenError) -> Decision:
     """The decision on a token the verifier refused."""
     return denial(None, None, (token_reason(error),), token_code(error))
+
+
+def _undisclosed(reason: RuleResult) -> RuleResult:
+    """A failed identity rule as the token's holder may see it: what the token had, never
+    what the publisher pins (a re-created account's old id, another owner's id...)."""
+    had = "nothing" if reason.actual is None else repr(reason.actual)
+    return replace(reason, expected=None, message=(
+        f"token has {had}, which is not the {reason.rule} the publisher pins (the publisher's "
+        "value is not disclosed: it identifies who may publish)"))
+

@@ -4,6 +4,7 @@ token had. Runs only when a decision is explained, never on the hot path.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -53,7 +54,8 @@ class Explainer:
             message = require.message or failure.message
             if require.message and failure.actual is not None:
                 message = f"{require.message} (token has {show(failure.actual)})"
-            return RuleResult(rule.name, False, failure.expected, failure.actual, message)
+            return RuleResult(rule.name, False, failure.expected, failure.actual, message,
+                              identity=rule.identity)
         return RuleResult(rule.name, True, *self._passed(rule))
 
     def _passed(self, rule: A.Rule) -> tuple[Any, Any, str]:
@@ -128,7 +130,8 @@ class Explainer:
                 if equalities and len(expectations) == len(parts) and len(actuals) == 1:
                     expected: Any = expectations if len(expectations) > 1 else expectations[0]
                     return _Failure(expected, parts[0].actual,
-                                    f"token has {actuals.pop()}, publisher expects one of "
+                                    _mismatch(parts[0].actual, expectations)
+                                    or f"token has {actuals.pop()}, publisher expects one of "
                                     f"{show(expectations)}")
                 expected, actual = self._alternatives(_disjuncts(left, right), parts)
                 return _Failure(expected, actual, "; and ".join(p.message for p in parts))
@@ -138,8 +141,11 @@ class Explainer:
         claim_side, expected_side = sides
         expected = self.interpreter.value(expected_side)
         actual = self._actual(claim_side)
+        plain = isinstance(condition, A.Compare) and condition.op == "==" \
+            and not _lowered(condition)
         return _Failure(expected, actual,
-                        f"token has {show(actual)}, publisher expects "
+                        (_mismatch(actual, [expected]) if plain else None)
+                        or f"token has {show(actual)}, publisher expects "
                         f"{_expectation(condition, expected)}")
 
     def _alternatives(self, disjuncts: list[A.Expr],
@@ -213,6 +219,46 @@ def _sides(condition: A.Expr) -> tuple[A.Expr, A.Expr] | None:
         case A.Not(operand=operand):
             return _sides(operand)
     return None
+
+
+_LONG = 60
+_SHA = re.compile(r"\b[0-9a-f]{40}\b")
+_SEGMENT = re.compile(r"[^/@]+")
+
+
+def _short(value: str, start: int) -> str:
+    """`value` from `start` on ('…' for what is cut), commit shas cut to 12 digits."""
+    return ("…" if start else "") + _SHA.sub(lambda m: m[0][:12] + "…", value[start:])
+
+
+def _shared_start(a: str, b: str) -> int:
+    """How many characters `a` and `b` share at their start."""
+    n = 0
+    while n < min(len(a), len(b)) and a[n] == b[n]:
+        n += 1
+    return n
+
+
+def _mismatch(actual: Any, expected: list[Any]) -> str | None:
+    """For long strings that differ (workflow refs): their common start elided, shas cut,
+    and the part that differs from the closest expectation named ("differs at
+    'other.yml', the publisher has 'release.yml'"). None for anything else."""
+    if not (isinstance(actual, str) and len(actual) >= _LONG and expected
+            and all(isinstance(e, str) for e in expected)):
+        return None
+    shared = {e: _shared_start(actual, e) for e in expected}
+    closest = max(expected, key=lambda e: shared[e])
+    same = shared[closest]
+    start = max(actual.rfind("/", 0, same), actual.rfind("@", 0, same)) + 1
+    mine, theirs = _SEGMENT.match(actual, start), _SEGMENT.match(closest, start)
+    first = min(shared.values())
+    cut = max(0, actual.rfind("/", 0, max(0, actual.rfind("/", 0, first))))
+    shown = [show(_short(e, cut)) for e in expected]
+    expects = shown[0] if len(shown) == 1 else f"one of [{', '.join(shown)}]"
+    message = f"token has {show(_short(actual, cut))}, publisher expects {expects}"
+    if mine and theirs and mine[0] != theirs[0]:
+        message += f"; differs at {show(mine[0])}, the publisher has {show(theirs[0])}"
+    return message
 
 
 def _claim_name(condition: A.Expr) -> str | None:
