@@ -421,7 +421,7 @@ def test_binding_leaves_out_exactly_the_rules_that_fold_to_true() -> None:
                 if rule.optional:
                     continue
                 live = requires[-1:]
-            out.append(A.Rule(rule.name, tuple(live), rule.span, identity=rule.identity))
+            out.append(A.Rule(rule.name, tuple(live), rule.span))
         return tuple(out)
 
     for policy in POLICIES.values():

@@ -436,7 +436,11 @@ def explain_record(provider: ProviderIndex, record: Record,
                    claims: Mapping[str, Any]) -> list[RuleResult]:
     """Rule by rule, what the publisher expected and what the token had."""
     explainer = Explainer(claims, provider.checked.claim_types)
-    return [explainer.rule(rule) for rule in record.concrete_rules(provider.checked)]
+    # bound rules do not carry `identity`: the provider's rules of that name say it
+    identity = {rule.name for rule in provider.checked.rules if rule.identity}
+    results = [explainer.rule(rule) for rule in record.concrete_rules(provider.checked)]
+    return [replace(r, identity=True) if r.rule in identity and not r.passed else r
+            for r in results]
 
 
 def explain_miss(provider: ProviderIndex, record: Record,

@@ -277,7 +277,7 @@ def _bind_rule(rule: A.Rule, values: Mapping[str, Any]) -> A.Rule | None:
         if rule.optional:
             return None
         live = requires[-1:]
-    return A.Rule(rule.name, live, rule.span, identity=rule.identity)  # identity: not disclosed
+    return A.Rule(rule.name, live, rule.span)
 
 
 def bind_learns(learns: tuple[A.Learn, ...], values: Mapping[str, Any]) -> tuple[A.Learn, ...]:
