@@ -43,7 +43,7 @@ from starlette.responses import (
 from starlette.routing import Route
 
 from .core import MAX_MINT_BODY, Answer, Index, upload_error
-from .database import DatabaseUnavailable
+from .database import DatabaseUnavailable, Unavailable
 from .demo import TOKEN_PATH as DEMO_TOKEN_PATH
 from .demo import Demo
 from .metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
@@ -126,7 +126,7 @@ def create_app(index: Index, *, reload: bool = True, demo: Demo | None = None) -
         try:
             answer = await run_in_threadpool(index.mint, body)
         except Exception as exc:  # the replay store (Redis) or the database is down
-            if isinstance(exc, DatabaseUnavailable):  # an outage: one line, no traceback
+            if isinstance(exc, Unavailable):  # an outage: one line, no traceback
                 log.warning("mint-token failed: %s", exc)
             else:
                 log.exception("mint-token failed")
@@ -244,7 +244,8 @@ def create_app(index: Index, *, reload: bool = True, demo: Demo | None = None) -
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        task = asyncio.create_task(_follow(index)) if reload else None
+        stop = asyncio.Event()
+        task = asyncio.create_task(_follow(index, stop)) if reload else None
         stop_listening = threading.Event()
         if reload:
             index.listen(stop_listening)
@@ -252,10 +253,12 @@ def create_app(index: Index, *, reload: bool = True, demo: Demo | None = None) -
             yield
         finally:
             stop_listening.set()
+            stop.set()
             if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+                # Not cancelled: a reload running in a worker thread finishes before the
+                # storage is closed (closing a SQLite connection another thread is using
+                # crashed the process).
+                await task
 
     routes = [
         Route("/_/oidc/audience", audience, methods=["GET"]),
@@ -300,9 +303,15 @@ async def _database_unavailable(request: Request, exc: Exception) -> Response:
                                 "in a moment"))
 
 
-async def _follow(index: Index) -> None:
+async def _follow(index: Index, stop: asyncio.Event) -> None:
+    """Reload publishers changed by other processes every `reload_interval` seconds,
+    until `stop` is set (a reload under way is finished, never abandoned)."""
     while True:
-        await asyncio.sleep(index.reload_interval)
+        try:
+            await asyncio.wait_for(stop.wait(), index.reload_interval)
+            return
+        except TimeoutError:
+            pass
         try:
             await run_in_threadpool(index.sync)
         except DatabaseUnavailable as exc:
