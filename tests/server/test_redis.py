@@ -82,11 +82,15 @@ def test_a_failed_refresh_starts_the_shared_cooldown(tmp_path: Path,
     assert (a.fetches, b.fetches) == (1, 0)
 
 
-def test_redis_down_refuses_to_mint_without_a_traceback(make_index: Any,
-                                                        tmp_path: Path) -> None:
+def test_redis_down_refuses_to_mint_without_a_traceback(make_index: Any, tmp_path: Path,
+                                                        caplog: pytest.LogCaptureFixture) -> None:
     index = replica(make_index, tmp_path, "down", f"redis://127.0.0.1:{free_port()}/0")
     with TestClient(create_app(index), raise_server_exceptions=False) as client:
         answer = client.post("/_/oidc/mint-token", json={"token": github_token()})
+    # An outage is one log line that says what is down, not a traceback.
+    failures = [r for r in caplog.records if "mint-token failed" in r.getMessage()]
+    assert len(failures) == 1 and failures[0].exc_info is None
+    assert "Redis (the replay store) is unavailable" in failures[0].getMessage()
     assert answer.status_code == 503
     assert answer.json()["errors"][0]["code"] == "server-error"
     with index.storage.transaction() as db:

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 
 from tppolicy.token.keys import Fetcher, FetchError, KeyCache, VerificationKey, parse_jwks
 
+from .database import Unavailable
 from .storage import MAX_JTI_EXPIRY, Credential, Storage
 
 if TYPE_CHECKING:
@@ -122,8 +123,17 @@ class RedisReplayStore:
         self.prefix = prefix
 
     def claim(self, key: str, expires_at: int) -> bool:
+        import redis as redis_module
+
         expires_at = min(int(expires_at), MAX_JTI_EXPIRY)  # Redis refuses larger EXAT values
-        return bool(self.client.set(self.prefix + key, b"", nx=True, exat=expires_at))
+        try:
+            return bool(self.client.set(self.prefix + key, b"", nx=True, exat=expires_at))
+        except redis_module.RedisError as exc:  # down: an outage, not a bug
+            raise ReplayUnavailable(f"Redis (the replay store) is unavailable: {exc}") from None
+
+
+class ReplayUnavailable(Unavailable):
+    """The shared replay store (Redis) cannot be reached: nothing is minted (503)."""
 
 
 def redis_client(url: str) -> redis.Redis:

@@ -38,7 +38,12 @@ POSTGRES_SCHEMES = ("postgresql", "postgres", "postgresql+psycopg")
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
 
-class DatabaseUnavailable(Exception):
+class Unavailable(Exception):
+    """A service the index needs (its database, Redis) cannot be reached now: the
+    request fails with 503 and may be retried; the log gets one line, no traceback."""
+
+
+class DatabaseUnavailable(Unavailable):
     """The database cannot be reached now (down, restarting, no free connection):
     the request fails with 503 and may be retried; nothing was half-written."""
 
