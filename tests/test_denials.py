@@ -183,3 +183,37 @@ def test_a_google_token_with_another_sub_is_not_told_the_pinned_sub() -> None:
     assert failed[0].expected is None and failed[0].actual == "100000000000000000001"
     assert "104455667788990011223" not in json.dumps(result.to_json())
     assert "the publisher's value is not disclosed" in failed[0].message
+
+
+TWO = """\
+publishers:
+  - {name: prod, provider: github, projects: [sampleproject], repository_owner: octo-org,
+     repository_name: sampleproject, repository_owner_id: "65",
+     workflow_filename: release.yml, environment: pypi}
+  - {name: staging, provider: github, projects: [sampleproject], repository_owner: octo-org,
+     repository_name: sampleproject, repository_owner_id: "65",
+     workflow_filename: staging.yml, environment: testpypi}
+  - {name: stranger, provider: github, projects: [other], repository_owner: mallory,
+     repository_name: other, repository_owner_id: "666",
+     workflow_filename: release.yml, environment: release}
+"""
+
+
+def test_check_lists_what_each_publisher_of_the_same_identity_expects(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    publishers = tmp_path / "publishers.yaml"
+    publishers.write_text(TWO, "utf-8")
+    claims = _write(tmp_path, {**load_claims("github-release"), "environment": "release"})
+    code, out, _ = run_cli(capsys, "check", "--publishers", str(publishers), "--claims", claims)
+    assert code == 1
+    also = [line for line in out.splitlines() if line.startswith("  also for this identity")]
+    assert len(also) == 1 and "publisher 'staging'" in also[0]
+    assert "environment: token has 'release', publisher expects 'testpypi'" in also[0]
+    assert "stranger" not in out  # another identity's publisher is not listed
+    code, out, _ = run_cli(capsys, "check", "--publishers", str(publishers), "--claims", claims,
+                           "--format", "json")
+    payload = json.loads(out)
+    assert payload["closest_publisher"] == "prod"
+    [staging] = payload["same_identity"]
+    assert staging["publisher"] == "staging"
+    assert {f["rule"] for f in staging["failed"]} >= {"environment", "job_workflow_ref"}

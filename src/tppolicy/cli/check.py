@@ -78,8 +78,15 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
     if args.record:
         _record(args, policy, decision, token, claims)
     fixes = _fixes(args, policy, decision, token, claims, request)
+    others = _same_identity(args, policy, decision, token, claims)
     if args.format == "json":
         payload = {**decision.to_json(), "audience": args.audience}
+        if others:
+            payload["same_identity"] = [
+                {"publisher": c.publisher,
+                 "failed": [{"rule": x.name, "expected": x.expected, "actual": x.actual,
+                             "message": x.message} for x in c.checks if not x.passed]}
+                for c in others]
         # failing reasons first (the field to change), each in rule order
         payload["reasons"] = sorted(payload.get("reasons", []), key=lambda r: bool(r["passed"]))
         for reason in payload["reasons"]:
@@ -88,7 +95,16 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
                 reason["fix"] = {"where": fix.where, "text": fix.text}
         out.write(json.dumps(payload, indent=2, ensure_ascii=False) + "\n")
     else:
-        out.write(render_decision(decision, {name: f.text for name, f in fixes.items()}))
+        text = render_decision(decision, {name: f.text for name, f in fixes.items()})
+        if others:
+            lines = text.splitlines()
+            at = next((i for i, line in enumerate(lines) if line.startswith("  next:")),
+                      len(lines))
+            lines[at:at] = [f"  also for this identity: publisher '{c.publisher}': "
+                            + "; ".join(f"{x.name}: {x.message}" for x in c.checks
+                                        if not x.passed) for c in others]
+            text = "\n".join(lines) + "\n"
+        out.write(text)
     return EXIT_ALLOWED if decision.allowed else EXIT_DENIED
 
 
@@ -104,6 +120,26 @@ def _fixes(args: argparse.Namespace, policy: Policy, decision: Decision, token: 
 
         claims = split_token(token, args.max_token_bytes)[1]
     return dict(decision_fixes(policy, decision, claims or {}, request=request))
+
+
+def _same_identity(args: argparse.Namespace, policy: Policy, decision: Decision,
+                   token: str | None, claims: dict[str, object] | None) -> list[Any]:
+    """For a near miss: the other publishers sharing the token's identity (every identity
+    check passes), each with what it expects, not only the closest."""
+    if decision.allowed or decision.closest is None:
+        return []
+    from tppolicy.tools.explain import advise
+
+    if claims is None and token is not None:
+        from tppolicy.token.verify import split_token  # verified: its claims are trusted
+
+        claims = split_token(token, args.max_token_bytes)[1]
+    advice = advise(policy, claims or {}, audience=args.audience, fixes_for=0)
+    return [c for c in advice.candidates
+            if c.publisher != decision.closest and not c.chosen
+            and any(x.identity for x in c.checks)
+            and all(x.passed for x in c.checks if x.identity)
+            and any(not x.passed for x in c.checks)]
 
 
 def _record(args: argparse.Namespace, policy: Policy, decision: Decision, token: str | None,
