@@ -245,6 +245,27 @@ def run_asyncio(url: str, count: int, connections: int, tokens: list[str] | None
             "p99_ms": latencies[int(len(latencies) * 0.99)] * 1000, "errors": errors}
 
 
+def server_cpu(pid: int) -> float:
+    """CPU seconds (user + system, all threads) the process `pid` has used so far, from
+    /proc/<pid>/stat."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def measured(pid: int, run: Any, *args: Any) -> dict[str, float]:
+    """`run(*args)`'s result with the server's CPU milliseconds per request added."""
+    before = server_cpu(pid)
+    result: dict[str, float] = run(*args)
+    result["cpu_ms"] = (server_cpu(pid) - before) / max(1, result["requests"]) * 1000
+    return result
+
+
+def _median(values: list[float]) -> float:
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--publishers", type=int, default=100_000)
@@ -253,6 +274,8 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--seconds", type=int, default=5, help="length of each wrk run")
     parser.add_argument("--client", choices=("auto", "wrk", "asyncio"), default="auto")
+    parser.add_argument("--rounds", type=int, default=5,
+                        help="interleaved rounds (audience, mint); medians are reported")
     args = parser.parse_args()
     client = args.client
     if client == "auto":
@@ -268,29 +291,62 @@ def main() -> None:
         print(f"server: {url}, up in {time.perf_counter() - started:.1f} s (core "
               f"{SERVER_CORE}); load generator: {client} (core {CLIENT_CORE}), "
               f"{args.connections} connections", flush=True)
+        floors: list[dict[str, float]] = []
+        mints: list[dict[str, float]] = []
         try:
-            if client == "wrk":
-                floor = run_wrk(url, args.seconds, args.connections, None, directory)
-                mint = run_wrk(url, args.seconds, args.connections, tokens_file, directory)
-                if mint["requests"] > args.tokens:
-                    print(f"note: {mint['requests']} requests for {args.tokens} tokens: "
-                          "re-used tokens were refused (counted as errors); raise --tokens")
-            else:
-                tokens = tokens_file.read_text().split()
-                floor = run_asyncio(url, min(20_000, args.tokens * 2), args.connections, None)
-                mint = run_asyncio(url, len(tokens), args.connections, tokens)
+            pid = server.pid
+            tokens = tokens_file.read_text().split()
+            share = len(tokens) // args.rounds
+            for round_ in range(args.rounds):
+                mine = tokens[round_ * share:(round_ + 1) * share]
+                if client == "wrk":
+                    part = directory / f"tokens{round_}.txt"
+                    part.write_text("\n".join(mine) + "\n")
+                    floors.append(measured(pid, run_wrk, url, args.seconds,
+                                           args.connections, None, directory))
+                    mints.append(measured(pid, run_wrk, url, args.seconds,
+                                          args.connections, part, directory))
+                    if mints[-1]["requests"] > len(mine):
+                        print(f"note: {mints[-1]['requests']:.0f} requests for {len(mine)} "
+                              "tokens: re-used tokens were refused (errors); raise --tokens")
+                else:
+                    floors.append(measured(pid, run_asyncio, url, len(mine) * 2,
+                                           args.connections, None))
+                    mints.append(measured(pid, run_asyncio, url, len(mine),
+                                          args.connections, mine))
+                print(f"round {round_ + 1}: audience {floors[-1]['cpu_ms']:.3f} ms CPU/req, "
+                      f"mint {mints[-1]['cpu_ms']:.3f} ms CPU/req", flush=True)
         finally:
             server.terminate()
             server.wait(30)
     print()
-    print("| endpoint | requests | req/s | p50 ms | p99 ms | non-200 |")
-    print("|---|---|---|---|---|---|")
-    for label, result in (("GET /_/oidc/audience (floor)", floor),
-                          ("POST /_/oidc/mint-token", mint)):
-        print(f"| {label} | {result['requests']:.0f} | {result['rps']:.0f} | "
-              f"{result['p50_ms']:.2f} | {result['p99_ms']:.2f} | {result['errors']:.0f} |")
-    print(f"\nmint-token / audience: {mint['rps'] / floor['rps']:.3f} "
-          f"({floor['rps'] / mint['rps']:.1f}x the floor's cost per request)")
+    print(f"CPU: {_cpu_model()}; {args.rounds} interleaved rounds, medians; server CPU is "
+          "user+system of the whole server process (all threads) from /proc/<pid>/stat")
+    print("| endpoint | requests/round | req/s | p50 ms | p99 ms | non-200 | server CPU ms/req |")
+    print("|---|---|---|---|---|---|---|")
+    for label, results in (("GET /_/oidc/audience (floor)", floors),
+                           ("POST /_/oidc/mint-token", mints)):
+        row = {key: _median([r[key] for r in results]) for key in results[0]}
+        print(f"| {label} | {row['requests']:.0f} | {row['rps']:.0f} | "
+              f"{row['p50_ms']:.2f} | {row['p99_ms']:.2f} | {row['errors']:.0f} | "
+              f"{row['cpu_ms']:.3f} |")
+    floor_cpu = _median([r["cpu_ms"] for r in floors])
+    mint_cpu = _median([r["cpu_ms"] for r in mints])
+    ratios = [f["cpu_ms"] / m["cpu_ms"] for f, m in zip(floors, mints, strict=True)]
+    print(f"\nmint-token vs audience by server CPU per request (audience / mint, target >= 0.5): "
+          f"{floor_cpu / mint_cpu:.3f} (per round: "
+          f"{', '.join(f'{r:.3f}' for r in ratios)}); by req/s: "
+          f"{_median([m['rps'] for m in mints]) / _median([f['rps'] for f in floors]):.3f}")
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip() + f" x{os.cpu_count()}"
+    except OSError:
+        pass
+    return "unknown CPU"
 
 
 if __name__ == "__main__":
