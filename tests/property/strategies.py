@@ -50,9 +50,12 @@ names = st.one_of(
         lambda s: s not in _KEYWORDS),
     st.sampled_from(NAME_EXTRAS),
 )
+# Policy text holds no lone surrogate (the printer would write it as a `\udXXX` escape, which
+# the parser refuses: half a character) and no raw control character but tab and line ends
+# (strings escape them; comments cannot).
 texts = st.text(
     alphabet=st.one_of(
-        st.characters(),
+        st.characters(exclude_categories=("Cs",)),
         st.sampled_from(['"', "\\", "/", "\n", "\r", "\t", "\x00", "\x1f", "\x7f", "\x85",
                          "\u2028", "\u00a0", "\ufeff", "é", "日", "😀", "\U000e0001", "#",
                          "u", "0"]),
@@ -166,8 +169,9 @@ def chains(draw: st.DrawFn) -> Expr:
 def commented(draw: st.DrawFn) -> tuple[Any, str, list[str]]:
     """A generated policy's text with comments put at line ends and between lines."""
     policy = draw(policies)
-    texts = draw(st.lists(st.text(st.characters(exclude_characters="\n\r"), max_size=12),
-                          min_size=1, max_size=10))
+    comment_characters = st.one_of(st.characters(exclude_categories=("Cc", "Cs")),
+                                   st.just("\t"))
+    texts = draw(st.lists(st.text(comment_characters, max_size=12), min_size=1, max_size=10))
     rnd = random.Random(draw(st.integers(0, 2**32)))
     lines = format_policy(policy).split("\n")
     free = [True] * len(lines)  # a line with no comment yet
