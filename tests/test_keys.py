@@ -534,3 +534,30 @@ def test_parse_skips_malformed_key_material(entry: dict[str, Any]) -> None:
 def test_parse_refuses_documents_that_are_not_jwks(document: bytes | str) -> None:
     with pytest.raises(FetchError, match="where"):
         parse_jwks(document, "where")
+
+
+def test_a_failed_refresh_is_told_to_the_on_failure_hook() -> None:
+    """An embedder's metrics hook hears of every failed refresh (here a real connection
+    refused on 127.0.0.1); a hook that raises changes nothing."""
+    import socket
+
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    issuer = f"https://127.0.0.1:{port}"
+    heard: list[tuple[str, str]] = []
+    clock = Clock()
+    cache = KeyCache(fetch=HttpFetcher(timeout=2), cooldown=60, clock=clock,
+                     on_failure=lambda i, error: heard.append((i, error)))
+    with pytest.raises(FetchError):
+        cache.get(issuer, "rsa-1")
+    assert [i for i, _ in heard] == [issuer]
+    assert "127.0.0.1" in heard[0][1]
+
+    def broken(issuer: str, error: str) -> None:
+        raise RuntimeError("the metrics backend is down")
+
+    cache.on_failure = broken
+    clock.advance(61)
+    with pytest.raises(FetchError):  # the refusal, not the hook's error
+        cache.get(issuer, "rsa-1")

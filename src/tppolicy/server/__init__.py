@@ -82,7 +82,7 @@ def build_index(settings: Settings) -> Index:
     elif settings.lookup != "memory":
         raise ValueError(f"lookup {settings.lookup!r}: memory or sql")
     metrics = Metrics()
-    keys.on_failure = metrics.key_failures.add
+    keys.on_failure = lambda issuer, error: metrics.key_failures.add(issuer)
     index = Index(storage, engine, credential_ttl=settings.credential_ttl,
                   max_upload_bytes=settings.max_upload_bytes,
                   reload_interval=settings.reload_interval, metrics=metrics,

@@ -166,7 +166,6 @@ class ServerKeyCache(KeyCache):
         self.redis = redis
         self.prefix = prefix
         self.fetches = 0  # documents loaded by this process (for tests and logs)
-        self.on_failure: Callable[[str], None] | None = None  # metrics: a refresh failed
 
     def refresh_keys(self, issuer: str) -> dict[str, VerificationKey]:
         try:
@@ -174,10 +173,7 @@ class ServerKeyCache(KeyCache):
         except FetchError as exc:
             log.warning("cannot refresh the keys of %s: %s", issuer, exc,
                         extra={"event": "key-fetch-failure", "issuer": issuer})
-            if self.on_failure is not None:
-                with contextlib.suppress(Exception):
-                    self.on_failure(issuer)
-            raise
+            raise  # the base class tells `on_failure`
 
     def _refresh(self, issuer: str) -> dict[str, VerificationKey]:
         if self.redis is None:

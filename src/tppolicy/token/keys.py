@@ -201,10 +201,16 @@ class _IssuerKeys:
 
 
 class KeyCache:
-    """Signing keys per issuer, from discovery or given offline; safe across threads."""
+    """Signing keys per issuer, from discovery or given offline; safe across threads.
+
+    `on_failure(issuer, error)` is told of every failed refresh (an embedder's metrics or
+    alerts); what it raises is ignored, and it never changes a decision.
+    """
 
     def __init__(self, *, fetch: Fetcher | None = None, cooldown: float = DEFAULT_COOLDOWN,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 on_failure: Callable[[str, str], None] | None = None) -> None:
+        self.on_failure = on_failure
         self._fetch: Fetcher = fetch or HttpFetcher()
         self.cooldown = cooldown
         self._clock = clock
@@ -246,6 +252,9 @@ class KeyCache:
                     entry.last_error = None
                 except FetchError as exc:
                     entry.last_error = str(exc)  # keep the old keys
+                    if self.on_failure is not None:
+                        with contextlib.suppress(Exception):  # a hook cannot change it
+                            self.on_failure(issuer, entry.last_error)
             if not entry.keys and entry.last_error is not None:
                 raise FetchError(entry.last_error)
             return entry.keys.get(kid)
