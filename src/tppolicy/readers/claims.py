@@ -92,6 +92,12 @@ def _lone_surrogate_index(text: str) -> int | None:
 def nested_too_deeply(value: Any, limit: int = MAX_CLAIMS_NESTING) -> bool:
     """Whether arrays and objects in `value` nest deeper than `limit` levels (the claims
     object itself is level 1). Iterative: any depth is measured without recursion."""
+    if isinstance(value, dict):  # the usual claims: one flat object, judged in one pass
+        for child in value.values():
+            if isinstance(child, (dict, list)):
+                break
+        else:
+            return limit < 1
     stack: list[tuple[Any, int]] = [(value, 1)]
     while stack:
         item, depth = stack.pop()
