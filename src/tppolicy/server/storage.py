@@ -36,6 +36,7 @@ _FILE_COLUMNS = ("filename, project, version, filetype, requires_python, sha256,
 # ~31 million: fits SQLite's and PostgreSQL's 64-bit integers and Redis's EXAT in ms).
 MAX_JTI_EXPIRY = 10**15
 CREDENTIAL_PURGE_AFTER = 24 * 3600  # expired credentials are kept a day (as PyPI), then purged
+CREDENTIAL_PURGE_INTERVAL = 60.0  # seconds between two purges by one process
 
 
 def normalize(name: str) -> str:
@@ -109,6 +110,7 @@ class Storage:
         else:
             self.files_dir = Path("tppolicy-files")
         self.clock = clock
+        self._next_credential_purge = 0.0  # expired credentials: purged once a minute
         # row -> its lookup key (`Engine.lookup_key`), stored for the SQL publisher
         # lookup; rows written without one get it from `fill_lookup_keys`.
         self.keyer: Callable[[Mapping[str, Any]], str] | None = None
@@ -427,9 +429,12 @@ class Storage:
                        "issued, expires, jti) VALUES (?, ?, ?, ?, ?, ?, ?)",
                        (hash_credential(credential), publisher_id, publisher,
                         json.dumps(list(projects)), now, expires, jti))
-            # As PyPI's daily task: credentials expired for a day are deleted.
-            db.execute("DELETE FROM credentials WHERE expires < ?",
-                       (now - CREDENTIAL_PURGE_AFTER,))
+            # As PyPI's daily task: credentials expired for a day are deleted (at most
+            # once a minute per process, not a statement more on every mint).
+            if now >= self._next_credential_purge:
+                self._next_credential_purge = now + CREDENTIAL_PURGE_INTERVAL
+                db.execute("DELETE FROM credentials WHERE expires < ?",
+                           (now - CREDENTIAL_PURGE_AFTER,))
 
     def credential(self, credential: str) -> Credential | None:
         row = self._one(
