@@ -140,6 +140,28 @@ provider github {
   note when publisher.environment == "" and has(claims.environment) and claims.environment != ""
       "the token has environment '{claims.environment}' but this publisher accepts any environment; name it in the publisher to require it"
 
+  # Lint's advice on the optional constraints (TPP014; docs/constraints.md has each threat).
+  advise ref_pattern when glob("refs/heads/any-branch", publisher.ref_pattern)
+      "'{publisher.ref_pattern}' admits every branch: anyone who can push a branch can run the publishing workflow; name the branch (refs/heads/main) or match release tags (refs/tags/v*)"
+
+  advise ref_pattern when publisher.ref_pattern != "" and not publisher.ref_protected
+      "a ref pattern constrains the ref's name, not who may push it: anyone with write access can push a matching ref; protect those refs and set ref_protected: true"
+
+  advise version_tag when publisher.version_tag != "" and not publisher.ref_protected
+      "'{publisher.version_tag}' names the tag, not who may push it: anyone with write access can push a tag for a new version; protect tag creation and set ref_protected: true"
+
+  advise runner_environment when publisher.runner_environment == "self-hosted"
+      "self-hosted runners keep state between jobs and are shared: a token minted there is only as safe as the machine; use github-hosted unless the runner is ephemeral and dedicated"
+
+  advise allowed_events when contains("," + publisher.allowed_events + ",", ",pull_request_target,")
+      "pull_request_target runs with the base repository's permissions on a fork's pull request, and is refused for every publisher: remove it, it allows nothing"
+
+  advise allowed_events when contains("," + publisher.allowed_events + ",", ",workflow_run,")
+      "workflow_run runs after a workflow a fork's pull request can start, and its artifacts can reach the publishing job (artifact poisoning): publish from release or workflow_dispatch"
+
+  advise reusable_workflow when contains(publisher.reusable_workflow, "@refs/heads/")
+      "'{publisher.reusable_workflow}' follows a branch of the shared repository: whoever can push to it decides what runs with your token; pin a commit sha or a protected tag"
+
   identity rule repository {
     require claims.repository != "" else "the repository claim is empty"
     require claims.repository == publisher.repository_owner + "/" + publisher.repository_name

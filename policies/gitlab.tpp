@@ -132,6 +132,19 @@ provider gitlab {
   note when publisher.environment == "" and has(claims.environment) and claims.environment != ""
       "the token has environment '{claims.environment}' but this publisher accepts any environment; name it in the publisher to require it"
 
+  # Lint's advice on the optional constraints (TPP014; docs/constraints.md has each threat).
+  advise ref_path_pattern when glob("refs/heads/any-branch", publisher.ref_path_pattern)
+      "'{publisher.ref_path_pattern}' admits every branch: anyone who can push a branch can run the publishing job; name the branch (refs/heads/main) or match release tags (refs/tags/v*)"
+
+  advise ref_path_pattern when publisher.ref_path_pattern != "" and not publisher.ref_protected
+      "a ref pattern constrains the ref's name, not who may push it: anyone with write access can push a matching ref; protect those refs and set ref_protected: true"
+
+  advise version_tag when publisher.version_tag != "" and not publisher.ref_protected
+      "'{publisher.version_tag}' names the tag, not who may push it: anyone with write access can push a tag for a new version; protect the tags and set ref_protected: true"
+
+  advise runner_environment when publisher.runner_environment == "self-hosted"
+      "self-hosted runners keep state between jobs and are shared by the group's projects: a token minted there is only as safe as the machine; use gitlab-hosted unless the runner is ephemeral and dedicated"
+
   # The first two ':'-parts of `sub`, ignoring case; the rest (`:ref_type:...:ref:...`)
   # is ignored. Namespace and project cannot contain ':', so "the first two parts
   # equal X" is "sub is X, or starts with X:".

@@ -12,6 +12,8 @@ import yaml
 from jsonschema import Draft4Validator
 
 import tppolicy
+from tppolicy.language.parse import parse_policy
+from tppolicy.language.printer import format_policy
 from tppolicy.language.providers import load_providers
 from tppolicy.tools.lint import (
     CODES,
@@ -69,7 +71,7 @@ def compiled(*entries: dict[str, Any]) -> str:
 
 
 def test_codes_are_stable_and_documented() -> None:
-    assert list(CODES) == [f"TPP{n:03d}" for n in range(1, 14)]
+    assert list(CODES) == [f"TPP{n:03d}" for n in range(1, 15)]
     for code in CODES.values():
         assert code.level in ("error", "warning", "note")
         assert code.summary and code.fix and code.name
@@ -463,3 +465,100 @@ def test_sarif_schema_catches_a_broken_log(sarif_validator: Draft4Validator) -> 
     log = to_sarif(lint_file(EXAMPLES / "publishers.yaml"), version="0.1.0")
     log["runs"][0]["results"][0]["locations"][0]["physicalLocation"]["region"]["startLine"] = 0
     assert list(sarif_validator.iter_errors(log))
+
+
+# ------------------------------------------------------------------ TPP014
+# The advice is written in policies/github.tpp and gitlab.tpp (`advise` items).
+@pytest.mark.parametrize(("entry", "field", "words"), [
+    (github(ref_pattern="refs/heads/*", ref_protected=True), "ref_pattern", "every branch"),
+    (github(ref_pattern="refs/heads/**", ref_protected=True), "ref_pattern", "every branch"),
+    (github(ref_pattern="refs/tags/v*"), "ref_pattern", "ref_protected: true"),
+    (github(version_tag="v{version}"), "version_tag", "ref_protected: true"),
+    (github(runner_environment="self-hosted"), "runner_environment", "self-hosted runners"),
+    (github(allowed_events="release,pull_request_target"), "allowed_events",
+     "pull_request_target"),
+    (github(allowed_events="workflow_run"), "allowed_events", "artifact poisoning"),
+    (github(reusable_workflow="octo-org/shared/.github/workflows/pypi.yml@refs/heads/main"),
+     "reusable_workflow", "follows a branch"),
+    (gitlab(ref_path_pattern="refs/heads/*", ref_protected=True), "ref_path_pattern",
+     "every branch"),
+    (gitlab(ref_path_pattern="refs/tags/v*"), "ref_path_pattern", "ref_protected: true"),
+    (gitlab(version_tag="v{version}"), "version_tag", "ref_protected: true"),
+    (gitlab(runner_environment="self-hosted"), "runner_environment", "self-hosted runners"),
+])
+def test_tpp014_constraint_advice(entry: dict[str, Any], field: str, words: str) -> None:
+    findings = [f for f in lint_yaml(entry) if f.code == "TPP014"]
+    assert len(findings) == 1, findings
+    assert field in findings[0].message and words in findings[0].message
+    assert findings[0].level == "warning"
+    text = yaml.safe_dump({"publishers": [entry]}, sort_keys=False).splitlines()
+    assert text[findings[0].span.line - 1].strip().startswith(f"{field}:")
+
+
+@pytest.mark.parametrize("entry", [
+    github(), gitlab(),
+    github(ref_pattern="refs/tags/v*", ref_protected=True, runner_environment="github-hosted",
+           allowed_events="release,workflow_dispatch", version_tag="v{version}",
+           reusable_workflow="octo-org/shared/.github/workflows/pypi.yml@refs/tags/v1"),
+    gitlab(ref_path_pattern="refs/heads/main", ref_protected=True,
+           runner_environment="gitlab-hosted"),
+])
+def test_tpp014_not_for_defaults_or_tight_settings(entry: dict[str, Any]) -> None:
+    assert "TPP014" not in codes(lint_yaml(entry))
+
+
+def test_tpp014_advice_is_inherited_by_extends(tmp_path: Path) -> None:
+    path = tmp_path / "ci.tpp"
+    path.write_text(CUSTOM.replace(
+        "  rule pin:", '  advise pin when publisher.pin == "main" "pin {publisher.pin}"\n'
+        "  rule pin:")
+        + 'provider ci2 extends ci {\n  issuer "https://ci2.example.com"\n'
+        '  advise gate when publisher.gate "gate open"\n}\n')
+    providers = load_providers([path])
+    findings = lint_yaml(ci(provider="ci2", pin="main", gate=True), providers=providers)
+    assert sorted(f.message for f in findings if f.code == "TPP014") == [
+        "'ci', gate: gate open", "'ci', pin: pin main"]
+
+
+def test_tpp014_in_a_compiled_policy_file() -> None:
+    text = compiled(github(runner_environment="self-hosted"))
+    findings = [f for f in lint_policy_text(text, "p.tpp") if f.code == "TPP014"]
+    assert len(findings) == 1
+    assert text.splitlines()[findings[0].span.line - 1].strip().startswith("runner_environment")
+
+
+def test_tpp014_suppressed_and_ignored(tmp_path: Path) -> None:
+    text = yaml.safe_dump({"publishers": [github(runner_environment="self-hosted")]},
+                          sort_keys=False)
+    path = tmp_path / "publishers.yaml"
+    path.write_text(text)
+    assert "TPP014" in codes(lint_file(path))
+    path.write_text(text.replace("self-hosted\n", "self-hosted  # tppolicy: ignore[TPP014]\n"))
+    assert "TPP014" not in codes(lint_file(path))
+
+
+@pytest.mark.parametrize(("item", "message"), [
+    ('advise ref_patern "x"', "'ref_patern' is not a field"),
+    ('advise pin when claims.pin == "" "x"', "may read only publisher"),
+    ('advise pin "the token says {claims.pin}"', "may read only publisher"),
+])
+def test_advise_is_checked(tmp_path: Path, item: str, message: str) -> None:
+    path = tmp_path / "ci.tpp"
+    path.write_text(CUSTOM.replace("  rule pin:", f"  {item}\n  rule pin:"))
+    with pytest.raises(tppolicy.PolicyCheckError, match=message):
+        load_providers([path])
+
+
+def test_advise_in_a_custom_provider(tmp_path: Path) -> None:
+    path = tmp_path / "ci.tpp"
+    path.write_text(CUSTOM.replace(
+        "  rule pin:", '  advise pin when publisher.pin == "main" "pin {publisher.pin}"\n'
+        "  rule pin:"))
+    providers = load_providers([path])
+    printed = format_policy(parse_policy(path.read_text()))
+    assert printed.count("advise pin when") == 1
+    assert format_policy(parse_policy(printed)) == printed
+    findings = lint_yaml(ci(pin="main"), providers=providers)
+    assert [(f.code, f.message) for f in findings if f.code == "TPP014"] == [
+        ("TPP014", "'ci', pin: pin main")]
+    assert "TPP014" not in codes(lint_yaml(ci(pin="v1"), providers=providers))

@@ -159,6 +159,17 @@ class Note:
 
 
 @dataclass(frozen=True, slots=True)
+class Advice:
+    """`advise FIELD when CONDITION "text"`: lint's advice (TPP014) on how a publisher sets
+    FIELD (`name`), when CONDITION (on publisher fields and lets) holds for it."""
+
+    name: str
+    condition: Expr | None
+    text: str
+    span: Span = field(default=NO_SPAN, compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
 class Rule:
     name: str
     requires: tuple[Require, ...]
@@ -231,6 +242,7 @@ class Provider:
     notes: tuple[Note, ...] = ()
     extends: str | None = None  # `provider NAME extends PARENT`
     workflows: str | None = None  # `workflows github_actions`: the CI file format
+    advice: tuple[Advice, ...] = ()  # `advise` items: lint's advice on publisher settings
 
 
 @dataclass(frozen=True, slots=True)

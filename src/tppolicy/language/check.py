@@ -23,7 +23,15 @@ from tppolicy.language.bind import (
 )
 from tppolicy.language.interpret import Interpreter
 from tppolicy.language.ops import FUNCTIONS, REQUEST_VALUES, EvalError
-from tppolicy.language.texts import PLACES, CheckedFix, CheckedNote, Text, TextError, parse_text
+from tppolicy.language.texts import (
+    PLACES,
+    CheckedAdvice,
+    CheckedFix,
+    CheckedNote,
+    Text,
+    TextError,
+    parse_text,
+)
 from tppolicy.limits import MAX_GLOB_PATTERN, MAX_POLICY_NESTING
 
 CLAIM_TYPES = ("string", "int", "bool", "list", "object", "any")
@@ -75,6 +83,8 @@ class CheckedProvider:
     # Each rule's `fix`es by rule name, and the provider's `note`s (lets inlined).
     fixes: Mapping[str, tuple[CheckedFix, ...]] = field(default_factory=dict)
     notes: tuple[CheckedNote, ...] = ()
+    # The provider's `advise` items (lets inlined): lint's advice on publisher settings.
+    advice: tuple[CheckedAdvice, ...] = ()
 
     @property
     def name(self) -> str:
@@ -344,6 +354,7 @@ class _Checker:
         notes = tuple(CheckedNote(self._when(note.condition, scope, lets),
                                   self._text(note.text, note.span, scope, lets))
                       for note in ast.notes)
+        advice = tuple(self._advice(item, scope, lets, fields) for item in ast.advice)
         if rules:
             read = {name for rule in rules for req in rule.requires
                     for name in A.claims_read(req.condition)}
@@ -353,7 +364,8 @@ class _Checker:
                     self.error(f"{spec.category} claim '{spec.name}' is not read by any rule",
                                spec.span, "declare it 'present' if it only has to exist, or "
                                "'unchecked' if it is ignored")
-        return CheckedProvider(ast, claims, fields, keys, prefers, rules, learns, fixes, notes)
+        return CheckedProvider(ast, claims, fields, keys, prefers, rules, learns, fixes, notes,
+                               advice)
 
     # ------------------------------------------------------ fixes and notes
     def _fix(self, fix: A.Fix, scope: _Scope, lets: Mapping[str, A.Expr]) -> CheckedFix:
@@ -364,6 +376,25 @@ class _Checker:
                                did_you_mean(word, PLACES) or f"use {', '.join(PLACES)}")
         return CheckedFix(fix.place, self._when(fix.condition, scope, lets),
                           self._text(fix.text, fix.span, scope, lets))
+
+    def _advice(self, item: A.Advice, scope: _Scope, lets: Mapping[str, A.Expr],
+                fields: Mapping[str, A.FieldDecl]) -> CheckedAdvice:
+        """An `advise` item: it names a field, and reads only publisher fields and lets."""
+        if item.name not in fields:
+            self.error(f"'{item.name}' is not a field: advice is about how a publisher sets "
+                       "one of the provider's fields", item.span,
+                       did_you_mean(item.name, fields))
+        checked = CheckedAdvice(item.name, self._when(item.condition, scope, lets),
+                                self._text(item.text, item.span, scope, lets))
+        parts = [checked.condition] if checked.condition is not None else []
+        parts += [p for p in checked.text.parts if not isinstance(p, str)]
+        for part in parts:
+            if A.claims_read(part) or A.requests_read(part):
+                self.error("advice is about the publisher, not a token: its condition and "
+                           "text may read only publisher.* fields and lets that read them",
+                           item.span, "remove the claims.* and request.* references")
+                break
+        return checked
 
     def _when(self, condition: A.Expr | None, scope: _Scope,
               lets: Mapping[str, A.Expr]) -> A.Expr | None:
@@ -870,6 +901,7 @@ def extend_provider(child: A.Provider, parent: A.Provider) -> A.Provider:
         span=child.span,
         learns=_by_name(parent.learns, child.learns),
         notes=(*parent.notes, *child.notes),
+        advice=(*parent.advice, *child.advice),
         workflows=child.workflows or parent.workflows,
     )
 

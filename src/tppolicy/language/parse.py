@@ -207,8 +207,8 @@ class SourceItem:
     `kind` is the grammar rule: "provider", "publisher", "issuer", "custom_issuers",
     "algorithms", "claims", "claim_decl", "ignore_prefix", "fields", "field_decl", "let",
     "lookup", "identity", "key", "prefer", "learn", "short_rule", "block_rule",
-    "optional_short_rule", "optional_block_rule", "require", "fix", "note", "workflows",
-    "uses", "projects", "pending_project", "bindings" or "binding". Blocks ("provider",
+    "optional_short_rule", "optional_block_rule", "require", "fix", "note", "advise",
+    "workflows", "uses", "projects", "pending_project", "bindings" or "binding". Blocks ("provider",
     "publisher", "claims", "fields", "lookup", "bindings", "block_rule",
     "optional_block_rule") have `children`, in source order.
     """
@@ -223,7 +223,8 @@ _BLOCK_KINDS = frozenset({"provider", "publisher", "claims", "fields", "lookup",
 _ITEM_KINDS = _BLOCK_KINDS | frozenset({
     "issuer", "custom_issuers", "algorithms", "claim_decl", "ignore_prefix", "field_decl",
     "let", "identity", "key", "prefer", "learn", "short_rule", "optional_short_rule",
-    "require", "fix", "note", "workflows", "uses", "projects", "pending_project", "binding",
+    "require", "fix", "note", "advise", "workflows", "uses", "projects", "pending_project",
+    "binding",
 })
 
 # The comments lexed by the current thread's parse (the lexer callback appends to it).
@@ -361,6 +362,7 @@ def _provider_from_items(name: str, items: list[tuple[str, Any]], span: Span,
         span=span,
         learns=tuple(grouped.get("learn", [])),
         notes=tuple(grouped.get("note", [])),
+        advice=tuple(grouped.get("advise", [])),
         extends=extends,
         workflows=",".join(grouped["workflows"]) if "workflows" in grouped else None,
     )
@@ -399,6 +401,10 @@ class _Builder(Transformer[Token, Any]):
 
     def note(self, meta: Meta, condition: A.Expr | None, text: Token) -> tuple[str, Any]:
         return ("note", A.Note(condition, _string(text), self._span(meta)))
+
+    def advise(self, meta: Meta, name: Token, condition: A.Expr | None,
+               text: Token) -> tuple[str, Any]:
+        return ("advise", A.Advice(str(name), condition, _string(text), self._span(meta)))
 
     def issuer(self, meta: Meta, value: Token) -> tuple[str, Any]:
         return ("issuer", _string(value))

@@ -11,8 +11,8 @@ What the printer does not keep, because the syntax tree does not hold it:
   (see its docstring for where each one goes).
 * The order of the items inside a block: a provider prints its issuers, `custom_issuers`
   (only when true), `algorithms`, `workflows`, `claims`, `fields`, `let`s, `lookup`,
-  `learn`s, `note`s, then its rules (inside a rule: its `require`s, then its `fix`es); a
-  publisher its `provider`, `projects` / `pending_project`, `fields`, `learn`s, then its
+  `learn`s, `note`s, `advise` items, then its rules (inside a rule: its `require`s, then its
+  `fix`es); a publisher its `provider`, `projects` / `pending_project`, `fields`, `learn`s, then its
   rules. Several `claims`, `fields` or `lookup` blocks are merged into one.
 * The order of top-level blocks: all providers come first, then all publishers.
 * The form of a rule: a rule with one `require` and no `fix` prints as `rule NAME: EXPR`,
@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from tppolicy.language.ast import (
+    Advice,
     And,
     Binding,
     Call,
@@ -90,7 +91,7 @@ _KEYWORDS = frozenset({
     "projects",
     "pending_project", "rule", "require", "if", "then", "or", "and", "not", "in", "true",
     "false", "null", "required", "present", "optional", "unchecked", "request", "learn",
-    "extends", "workflows", "note", "fix", "when", "exact_case",
+    "extends", "workflows", "note", "advise", "fix", "when", "exact_case",
 })
 
 # The keywords that can start an expression: a `let` reference or a function name spelled
@@ -350,6 +351,11 @@ def _note(note: Note, indent: str) -> list[str]:
     return _texted_lines(indent, "note", note.condition, note.text)
 
 
+def _advise(item: Advice, indent: str) -> list[str]:
+    return _texted_lines(indent, f"advise {_name(item.name, 'the advised field')}",
+                         item.condition, item.text)
+
+
 def _learn(learn: Learn, indent: str) -> list[str]:
     return _condition_lines(indent, f"learn {_name(learn.name, 'the learned field')}: ",
                             learn.value, None)
@@ -447,6 +453,7 @@ def _provider_lines(provider: Provider, include_rules: bool) -> list[str]:
     if include_rules:
         sections.extend(_learn(learn, _INDENT) for learn in provider.learns)
         sections.extend(_note(note, _INDENT) for note in provider.notes)
+        sections.extend(_advise(item, _INDENT) for item in provider.advice)
         sections.extend(_rule(rule, _INDENT) for rule in provider.rules)
     return _block("", _provider_opening(provider), sections)
 
@@ -773,6 +780,9 @@ class _CommentPrinter:
         _matching(of("note"), provider.notes, "notes")
         sections.extend(_with_notes(_note(note, _INDENT), self.notes([child]), _INDENT)
                         for note, child in zip(provider.notes, of("note"), strict=True))
+        _matching(of("advise"), provider.advice, "advice")
+        sections.extend(_with_notes(_advise(advice, _INDENT), self.notes([child]), _INDENT)
+                        for advice, child in zip(provider.advice, of("advise"), strict=True))
         rules = of(*_RULE_KINDS)
         _matching(rules, provider.rules, "rules")
         sections.extend(self.rule(rule, child, _INDENT)

@@ -19,7 +19,8 @@ from tppolicy.language import ast as A
 from tppolicy.language.interpret import Interpreter
 from tppolicy.language.ops import REQUEST_KEY, EvalError
 
-__all__ = ["PLACES", "CheckedFix", "CheckedNote", "Text", "TextError", "fix_for", "notes_for",
+__all__ = ["PLACES", "CheckedAdvice", "CheckedFix", "CheckedNote", "Text", "TextError",
+           "advice_for", "fix_for", "notes_for",
            "parse_text", "render_value"]
 
 # Where a fix's change goes.
@@ -118,6 +119,16 @@ class CheckedNote:
     text: Text
 
 
+@dataclass(frozen=True, slots=True)
+class CheckedAdvice:
+    """A provider's `advise` item, checked: the field it is about, its condition and text
+    (lets inlined; they read publisher fields only)."""
+
+    field: str
+    condition: A.Expr | None
+    text: Text
+
+
 def _interpreter(claims: Mapping[str, Any], claim_types: Mapping[str, str],
                  fields: Mapping[str, Any], request: Mapping[str, Any] | None) -> Interpreter:
     if request:
@@ -167,4 +178,20 @@ def notes_for(notes: tuple[CheckedNote, ...], claims: Mapping[str, Any],
             text = _shown(interpreter, note.text)
             if text is not None:
                 shown.append(text)
+    return tuple(shown)
+
+
+def advice_for(advice: tuple[CheckedAdvice, ...],
+               fields: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
+    """The provider's advice whose conditions hold for a publisher with these field values
+    (defaults included): each as (field, text filled in)."""
+    if not advice:
+        return ()
+    interpreter = _interpreter({}, {}, fields, None)
+    shown: list[tuple[str, str]] = []
+    for item in advice:
+        if _applies(interpreter, item.condition):
+            text = _shown(interpreter, item.text)
+            if text is not None:
+                shown.append((item.field, text))
     return tuple(shown)

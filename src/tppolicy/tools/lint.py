@@ -28,6 +28,7 @@ from tppolicy.language.check import CheckedPolicy, CheckedProvider, CheckedPubli
 from tppolicy.language.parse import parse_policy
 from tppolicy.language.printer import format_expr
 from tppolicy.language.providers import POLICY_SUFFIX, load_providers
+from tppolicy.language.texts import advice_for
 from tppolicy.readers.source import read_source
 from tppolicy.readers.yaml import YamlDocument, compose_yaml
 from tppolicy.text import char_name, invisible, lookalike
@@ -102,6 +103,11 @@ CODES: dict[str, LintCode] = {c.code: c for c in (
              "a publisher block's rule differs from its provider's rule for its fields",
              "make sure the hand-written rule is intended, or compile the publishers file "
              "again"),
+    LintCode("TPP014", "constraint-advice", "warning",
+             "a publisher sets an optional constraint in a way its provider file advises "
+             "against (the provider's `advise` items: the message says the risk)",
+             "tighten the field as the message says, or suppress the finding where the "
+             "setting is intended"),
 )}
 
 
@@ -187,10 +193,26 @@ class _Lint:
             self.characters(pub)
             self.mixed_case(pub)
             self.rules(pub)
+            self.advice(pub)
         self.extension_lookalikes(pubs)
         self.duplicate_projects(pubs)
         self.case_variants(pubs)
         self.pending_collisions(pubs)
+
+    # ----------------------------------------------------------------- TPP014
+    def advice(self, pub: _Pub) -> None:
+        """The provider file's `advise` items that hold for the publisher's fields."""
+        provider = pub.provider
+        if not provider.advice:
+            template = self.templates.get(provider.name)
+            if template is None or not set(pub.fields) <= set(template.fields):
+                return
+            provider = template
+        defaults = {name: decl.default.value for name, decl in provider.fields.items()
+                    if decl.default is not None}
+        for name, text in advice_for(provider.advice, {**defaults, **pub.fields}):
+            self.add("TPP014", pub.at(name), f"'{pub.label}', {name}: {text}",
+                     publisher=pub.label)
 
     # ----------------------------------------------------------------- TPP001
     def no_environment(self, pub: _Pub) -> None:
