@@ -148,10 +148,6 @@ class SQLiteDatabase(Database):
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._guard = threading.Lock()
-        # this process's writers queue here, not in SQLite's busy handler (which polls
-        # with sleeps: CPU and latency under many threads); other processes still meet
-        # at BEGIN IMMEDIATE
-        self._writer = threading.Lock()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.connection()
 
@@ -172,14 +168,13 @@ class SQLiteDatabase(Database):
     @contextmanager
     def transaction(self) -> Iterator[Tx]:
         db = self.connection()
-        with self._writer:
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                yield db
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            yield db
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
 
     def query(self, sql: str, parameters: Sequence[Any] = ()) -> list[Any]:
         return self.connection().execute(sql, parameters).fetchall()
