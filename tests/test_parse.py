@@ -30,8 +30,8 @@ def test_spans_point_at_the_source() -> None:
      "bad.tpp:2:20: syntax error: unexpected '='\n"
      "      rule a: claims.x = 3 }\n"
      "                       ^\n"
-     "    hint: expected '+', '[', 'algorithms', 'and', 'claims', 'custom_issuers', 'else', "
-     "'fields', 'identity', 'in', 'issuer', 'learn', ..."),
+     "    hint: expected '+', '[', 'advise', 'algorithms', 'and', 'claims', 'custom_issuers', "
+     "'else', 'fields', 'identity', 'in', 'issuer', ..."),
     ('provider x { rule a: claims.x == "abc }',
      "bad.tpp:1:34: syntax error: unexpected character '\"'\n"
      '    provider x { rule a: claims.x == "abc }\n'
@@ -41,8 +41,8 @@ def test_spans_point_at_the_source() -> None:
      "bad.tpp:1:12: syntax error: unexpected the end of the file\n"
      "    provider x {\n"
      "               ^\n"
-     "    hint: expected 'algorithms', 'claims', 'custom_issuers', 'fields', 'identity', "
-     "'issuer', 'learn', 'let', 'lookup', 'note', 'optional', 'rule', ..."),
+     "    hint: expected 'advise', 'algorithms', 'claims', 'custom_issuers', 'fields', "
+     "'identity', 'issuer', 'learn', 'let', 'lookup', 'note', 'optional', ..."),
     ("publisher { provider p projects [1] }",
      "bad.tpp:1:34: syntax error: unexpected '1'\n"
      "    publisher { provider p projects [1] }\n"
