@@ -42,7 +42,7 @@ from starlette.responses import (
 )
 from starlette.routing import Route
 
-from .core import MAX_MINT_BODY, Answer, Index, upload_error
+from .core import MAX_MINT_BODY, Answer, FileStoreUnavailable, Index, upload_error
 from .database import DatabaseUnavailable, Unavailable
 from .demo import TOKEN_PATH as DEMO_TOKEN_PATH
 from .demo import Demo
@@ -278,7 +278,8 @@ def create_app(index: Index, *, reload: bool = True, demo: Demo | None = None) -
     if demo is not None:
         routes.append(Route(DEMO_TOKEN_PATH, demo_token, methods=["GET"]))
     app = Starlette(routes=routes, lifespan=lifespan,
-                    exception_handlers={DatabaseUnavailable: _database_unavailable})
+                    exception_handlers={DatabaseUnavailable: _database_unavailable,
+                                        FileStoreUnavailable: _file_store_unavailable})
     app.add_middleware(BodyLimit, limit=index.max_upload_bytes + 1024 * 1024)
     app.add_middleware(ReasonHeader)
     return app
@@ -301,6 +302,12 @@ async def _database_unavailable(request: Request, exc: Exception) -> Response:
     log.warning("%s %s: %s", request.method, request.url.path, exc)
     return respond(upload_error(503, "The index's database is unavailable; try again "
                                 "in a moment"))
+
+
+async def _file_store_unavailable(request: Request, exc: Exception) -> Response:
+    """The file store cannot be written: 503, retry later (the path stays in the log)."""
+    log.warning("%s %s: %s", request.method, request.url.path, exc)
+    return respond(upload_error(503, "The index cannot store files now; try again later"))
 
 
 async def _follow(index: Index, stop: asyncio.Event) -> None:

@@ -43,7 +43,7 @@ from .attestations import AttestationRefused, Prepared
 from .attestations import prepare as prepare_attestations
 from .attestations import verify as verify_attestations
 from .auth import CREDENTIAL_TTL, AuthFailure, authenticate, new_credential
-from .database import DatabaseUnavailable, Tx
+from .database import DatabaseUnavailable, Tx, Unavailable
 from .metrics import Metrics
 from .names import (
     check_filename,
@@ -64,6 +64,15 @@ from .simple import (
 from .storage import Credential, PublisherRow, Storage, StoredFile, normalize
 
 log = logging.getLogger("tppolicy.server")
+
+
+class FileStoreUnavailable(Unavailable):
+    """The file store cannot be written (full, read-only, missing mount): the upload
+    fails with 503 and nothing is recorded. The message (with the path) is for the log."""
+
+    def __init__(self, error: OSError) -> None:
+        super().__init__(f"the file store cannot be written: {error}")
+
 
 MAX_MINT_BODY = 64 * 1024
 DEFAULT_MAX_UPLOAD = 100 * 1024 * 1024
@@ -639,10 +648,13 @@ class Index:
                form: Mapping[str, str], release: str | None = None,
                prepared: Prepared | None = None) -> Answer | StoredFile:
         target = self.storage.file_path(project, filename)
-        target.parent.mkdir(parents=True, exist_ok=True)
         digest = hashlib.sha256()
         size = 0
-        fd, temp = tempfile.mkstemp(prefix=".upload-", dir=target.parent)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fd, temp = tempfile.mkstemp(prefix=".upload-", dir=target.parent)
+        except OSError as exc:
+            raise FileStoreUnavailable(exc) from None
         try:
             with os.fdopen(fd, "wb") as out:
                 while chunk := content.read(1024 * 1024):
@@ -651,9 +663,15 @@ class Index:
                         return upload_error(413, f"File too large: the limit is "
                                             f"{self.max_upload_bytes} bytes")
                     digest.update(chunk)
-                    out.write(chunk)
-                out.flush()
-                os.fsync(out.fileno())
+                    try:
+                        out.write(chunk)
+                    except OSError as exc:  # a full disk, an I/O error
+                        raise FileStoreUnavailable(exc) from None
+                try:
+                    out.flush()
+                    os.fsync(out.fileno())
+                except OSError as exc:
+                    raise FileStoreUnavailable(exc) from None
             sha256 = digest.hexdigest()
             claimed = form.get("sha256_digest")
             if claimed and claimed.lower() != sha256:
@@ -701,9 +719,13 @@ class Index:
                                 None, metadata_sha256)
 
             def place() -> None:
-                if metadata is not None:
-                    _write_atomically(self.storage.metadata_path(project, filename), metadata)
-                os.replace(temp, target)
+                try:
+                    if metadata is not None:
+                        _write_atomically(self.storage.metadata_path(project, filename),
+                                          metadata)
+                    os.replace(temp, target)
+                except OSError as exc:  # the transaction rolls back: nothing recorded
+                    raise FileStoreUnavailable(exc) from None
 
             # The row and the files together: they are put in place inside the
             # transaction that claims the name (see Storage.add_release_file).
