@@ -221,7 +221,8 @@ def post_json(url: str, payload: Any, ca: Path) -> tuple[int, dict[str, Any]]:
         with urllib.request.urlopen(request, timeout=20, context=context) as response:
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read())
+        with exc:  # an error answer holds the connection too: close it, whatever read() does
+            return exc.code, json.loads(exc.read())
 
 
 @pytest.fixture(scope="session")

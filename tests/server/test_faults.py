@@ -163,7 +163,8 @@ def upload(server: Any, credential: str, version: str) -> int:
         with urllib.request.urlopen(request, timeout=20, context=context) as response:
             return int(response.status)
     except urllib.error.HTTPError as exc:
-        return exc.code
+        with exc:  # close the error answer's connection
+            return exc.code
 
 
 def test_a_restart_mid_run_loses_no_credential_and_no_file(server_process: Any) -> None:
