@@ -38,6 +38,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from machine import cpu_model  # benchmarks/machine.py (scripts run from their folder)
+
 ROOT = Path(__file__).resolve().parents[1]
 ROUNDS = 9
 # The last-level cache callgrind simulates: the share a process gets on these machines
@@ -206,22 +208,13 @@ def main() -> None:
     print(f"random tokens: {last['check_us'] / first['check_us']:.2f}x by best wall (the same "
           f"work, waiting on main memory for publishers the caches cannot hold)")
     print(f"random tokens, medians of {ROUNDS} rounds of 2 000 checks (thread CPU / wall; "
-          f"{_cpu_model()}):")
+          f"{cpu_model()}):")
     for row in rows:
         print(f"{row['size']:>11,}: {row['median_cpu_us']:.2f} / {row['median_us']:.2f} us, "
               f"{row['median_cpu_us'] / first['median_cpu_us']:.2f}x / "
               f"{row['median_us'] / first['median_us']:.2f}x the {first['size']:,}-publisher "
               "figure")
 
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown CPU"
 
 
 if __name__ == "__main__":

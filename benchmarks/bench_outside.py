@@ -32,12 +32,12 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import jwt
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from machine import cpu_model  # benchmarks/machine.py (scripts run from their folder)
 
 from tppolicy import Engine
 from tppolicy.token.keys import KeyCache
@@ -46,15 +46,6 @@ from tppolicy.token.verify import split_token
 
 ISSUER = "https://token.actions.githubusercontent.com"
 
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown CPU"
 
 
 def row(i: int) -> dict[str, Any]:

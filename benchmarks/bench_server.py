@@ -32,6 +32,8 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from machine import cpu_model  # benchmarks/machine.py (scripts run from their folder)
+
 ROOT = Path(__file__).resolve().parents[1]
 GITHUB = "https://token.actions.githubusercontent.com"
 SERVER_CORE, CLIENT_CORE = 0, 1
@@ -320,7 +322,8 @@ def main() -> None:
             server.terminate()
             server.wait(30)
     print()
-    print(f"CPU: {_cpu_model()}; {args.rounds} interleaved rounds, medians; server CPU is "
+    print(f"CPU: {cpu_model()} x{os.cpu_count()}; {args.rounds} interleaved rounds, medians; "
+          "server CPU is "
           "user+system of the whole server process (all threads) from /proc/<pid>/stat")
     print("| endpoint | requests/round | req/s | p50 ms | p99 ms | non-200 | server CPU ms/req |")
     print("|---|---|---|---|---|---|---|")
@@ -338,15 +341,6 @@ def main() -> None:
           f"{', '.join(f'{r:.3f}' for r in ratios)}); by req/s: "
           f"{_median([m['rps'] for m in mints]) / _median([f['rps'] for f in floors]):.3f}")
 
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip() + f" x{os.cpu_count()}"
-    except OSError:
-        pass
-    return "unknown CPU"
 
 
 if __name__ == "__main__":
