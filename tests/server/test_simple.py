@@ -168,8 +168,9 @@ def test_pip_and_uv_resolve_from_the_metadata_alone(server_process: Any, tmp_pat
     stored = server.db.parent / "index-files" / "sampleproject" / filename
     assert (stored.parent / (filename + ".metadata")).read_bytes() == METADATA
 
-    # pip (23.x) reads the metadata file to resolve (its --dry-run still fetches the
-    # wheel afterwards, newer pips do not)
+    # pip reads the metadata file to resolve. How it says so depends on its version:
+    # "Obtaining dependency information for ... from <url>.metadata" (23.x to 26.3),
+    # "Downloading <file>.metadata (89 bytes)" (newer); both name the .metadata file.
     report = tmp_path / "report.json"
     done = subprocess.run(
         [sys.executable, "-m", "pip", "install", "--isolated", "--no-cache-dir",
@@ -178,8 +179,7 @@ def test_pip_and_uv_resolve_from_the_metadata_alone(server_process: Any, tmp_pat
          "sampleproject==1.0"], capture_output=True, text=True, timeout=CLIENT_TIMEOUT,
         check=False, env=clean_env())
     assert done.returncode == 0, done.stdout + done.stderr
-    assert f"Obtaining dependency information for sampleproject==1.0 from " \
-        f"{server.url}/files/sampleproject/{filename}.metadata" in done.stdout
+    assert f"{filename}.metadata" in done.stdout, done.stdout
     [item] = json.loads(report.read_text())["install"]
     assert item["metadata"]["name"] == "sampleproject"
     assert item["download_info"]["url"].endswith(filename)
