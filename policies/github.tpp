@@ -98,6 +98,9 @@ provider github {
   let workflow_version = after(claims.job_workflow_ref, "@")
   let workflow_repository = before(workflow_path, "/.github/workflows/")
   let publisher_repository = publisher.repository_owner + "/" + publisher.repository_name
+  # The owner and name of the token's repository (OWNER/REPO), as GitHub spells them.
+  let token_owner = before(claims.repository, "/")
+  let token_name = after(claims.repository, "/")
   # Does the job run a workflow of the token's own repository (not a reusable workflow
   # of another repository)?
   let job_in_repository =
@@ -167,8 +170,12 @@ provider github {
     require claims.repository == publisher.repository_owner + "/" + publisher.repository_name
     fix token when claims.repository == ""
         "The token's repository claim is empty, but every GitHub Actions token names its repository (OWNER/REPO): these claims are incomplete or altered. Pass the claims of the token as the job received it (`python -m id -d pypi` prints them)."
-    fix publisher when before(claims.repository, "/") == publisher.repository_owner and lower(claims.repository) == lower(publisher_repository) and claims.repository != publisher_repository
-        "Fix the repository's case: GitHub spells it '{claims.repository}', the publisher '{publisher_repository}', and PyPI's lookup compares it exactly. Use GitHub's spelling in the publisher."
+    fix token when not contains(claims.repository, "/")
+        "The token's repository claim '{claims.repository}' has no '/', but every GitHub Actions token names its repository as OWNER/REPO ('{publisher_repository}' for this publisher): these claims are incomplete or altered. Pass the claims of the token as the job received it (`python -m id -d pypi` prints them)."
+    fix publisher when lower(claims.repository) == lower(publisher_repository) and token_owner != publisher.repository_owner and token_name == publisher.repository_name
+        "Fix the owner's case: GitHub spells it '{token_owner}', the publisher '{publisher.repository_owner}', and PyPI's lookup compares it exactly. Write repository_owner: {token_owner} in the publisher."
+    fix publisher when lower(claims.repository) == lower(publisher_repository) and claims.repository != publisher_repository
+        "Fix the repository's case: GitHub spells it '{claims.repository}', the publisher '{publisher_repository}', and PyPI's lookup compares owner and name exactly. Write repository_owner: {token_owner} and repository_name: {token_name} in the publisher."
     fix publisher when before(claims.repository, "/") == publisher.repository_owner and claims.repository != publisher_repository
         "The token comes from the repository '{claims.repository}', the publisher is for '{publisher_repository}'. If the repository was renamed, update the publisher's repository_name; otherwise add a publisher for this repository."
   }
@@ -177,9 +184,9 @@ provider github {
     require claims.repository_owner == publisher.repository_owner
     fix token when claims.repository_owner == ""
         "The token's repository_owner claim is empty, but every GitHub Actions token names its owner: these claims are incomplete or altered. Pass the claims of the token as the job received it."
-    fix publisher when lower(claims.repository_owner) == lower(publisher.repository_owner)
+    fix publisher when lower(claims.repository_owner) == lower(publisher.repository_owner) and claims.repository_owner != publisher.repository_owner
         "Fix the owner's case: GitHub spells it '{claims.repository_owner}', the publisher '{publisher.repository_owner}', and PyPI's lookup compares it exactly. Write repository_owner: {claims.repository_owner} in the publisher."
-    fix publisher
+    fix publisher when lower(claims.repository_owner) != lower(publisher.repository_owner)
         "The token comes from another owner: '{claims.repository_owner}', not '{publisher.repository_owner}'. If the repository was transferred, update the publisher's repository_owner and repository_owner_id (the new owner's id); otherwise this token is not from your repository."
   }
 
@@ -260,6 +267,8 @@ provider github {
   optional rule version_tag {
     require publisher.version_tag == ""
         or claims.ref == "refs/tags/" + replace(publisher.version_tag, "{version}", request.version)
+    fix operator when request.version == null
+        "The publisher's version_tag '{publisher.version_tag}' names the tag of the version being uploaded, and no version was given to compare the run's tag with. Give the version: `tppolicy check --upload-version VERSION`; an index takes it from the upload."
     fix workflow when not has(claims.ref) or not starts_with(claims.ref, "refs/tags/")
         "The run is for '{claims.ref}', not a tag: the publisher accepts only runs for the tag '{publisher.version_tag}' of the version being uploaded. Publish from a run for that tag."
     fix workflow

@@ -99,17 +99,8 @@ def test_an_or_of_unlike_conditions_has_expected_and_actual() -> None:
 
 
 # Denials whose first failing reason does not (yet) name the field to change with a fix:
-# each is a known gap of issue 16, listed so that a new one fails this test.
-KNOWN_GAPS = {
-    # an owner differing only in case: the fix is given for repository_owner (the lookup)
-    "github.tptest.yaml: the owner in another case is denied (PyPI's lookup is exact)",
-    "github.tptest.yaml: a repository claim without '/' is denied",
-    # the request gives no version: nothing to compare the tag with
-    "github_constraints.tptest.yaml: version_tag v{version}: without the version uploaded, "
-    "denied",
-    "gitlab_constraints.tptest.yaml: version_tag v{version}: without the version uploaded, "
-    "denied",
-}
+# none left (a new one fails this test).
+KNOWN_GAPS: set[str] = set()
 
 
 def test_every_denial_in_the_case_tables_says_what_to_change() -> None:
@@ -217,3 +208,43 @@ def test_check_lists_what_each_publisher_of_the_same_identity_expects(
     [staging] = payload["same_identity"]
     assert staging["publisher"] == "staging"
     assert {f["rule"] for f in staging["failed"]} >= {"environment", "job_workflow_ref"}
+
+
+GITHUB_ISSUER = "https://token.actions.githubusercontent.com"
+FORGE_ISSUER = "https://forge.example.com"
+OWNER_CASE = {"repository": "Octo-Org/sampleproject", "repository_owner": "Octo-Org",
+              "job_workflow_ref": "Octo-Org/sampleproject/.github/workflows/release.yml"
+                                  "@refs/tags/v1.2.3"}
+
+
+@pytest.mark.parametrize("name", ["github", "forge"])
+def test_a_token_spelling_the_owner_otherwise_shares_the_identity(name: str,
+                                                                  tmp_path: Path) -> None:
+    """GitHub names ignore case (`exact_case` in the provider file): a token for
+    'Octo-Org/sampleproject' is from the publisher's own repository. PyPI's lookup is exact,
+    so it is denied, but its holder is told the publisher's spelling and the fix; a copy
+    of the provider file under another name does the same."""
+    extra = []
+    if name != "github":
+        text = (Path(__file__).parent.parent / "policies" / "github.tpp").read_text("utf-8")
+        extra.append(tmp_path / f"{name}.tpp")
+        text = text.replace("provider github {", f"provider {name} {{")
+        extra[0].write_text(text.replace(GITHUB_ISSUER, FORGE_ISSUER), "utf-8")
+    providers = tppolicy.load_providers(extra)
+    engine = tppolicy.Engine(publishers=[{
+        "name": "release", "provider": name, "projects": ["sampleproject"],
+        "repository_owner": "octo-org", "repository_name": "sampleproject",
+        "repository_owner_id": "65", "workflow_filename": "release.yml",
+        "environment": "pypi"}], providers=providers)
+    claims = {**load_claims("github-release"), **OWNER_CASE,
+              "iss": GITHUB_ISSUER if name == "github" else FORGE_ISSUER}
+    result = engine.check_claims(claims)
+    assert not result.allowed
+    shown = result.disclosed()
+    assert shown.closest == "release"
+    first = next(r for r in shown.reasons if not r.passed)
+    assert (first.rule, first.expected, first.actual) == (
+        "repository", "octo-org/sampleproject", "Octo-Org/sampleproject")
+    # another owner id: another account whose name differs in case, a stranger
+    other = engine.check_claims({**claims, "repository_owner_id": "666"}).disclosed()
+    assert other.closest is None and [r.rule for r in other.reasons] == ["publisher"]

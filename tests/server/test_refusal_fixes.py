@@ -37,3 +37,27 @@ def test_a_stranger_is_told_no_fix(client: TestClient) -> None:
     stranger = error(mint(client, repository="mallory/sampleproject",
                           repository_owner="mallory", repository_owner_id="666"))
     assert stranger == ("invalid-publisher", "valid token, but no corresponding github publisher")
+
+
+def test_the_owner_in_another_case_is_told_the_case_fix(client: TestClient) -> None:
+    # GitHub names ignore case: 'Octo-Org' is the publisher's own owner, spelled as GitHub
+    # spells it. PyPI's lookup is exact, so this stays a denial, but the real owner is told
+    # what to change (issue 16), as `tppolicy check` says it.
+    changes = {"repository": "Octo-Org/sampleproject", "repository_owner": "Octo-Org",
+               "job_workflow_ref": "Octo-Org/sampleproject/.github/workflows/release.yml"
+                                   "@refs/tags/v1.2.3"}
+    code, description = error(mint(client, **changes))
+    assert code == "invalid-publisher"
+    fixes = _check_fixes(**changes)
+    assert fixes["repository"].startswith("Fix the owner's case: GitHub spells it 'Octo-Org'")
+    assert description.startswith("valid token, but no corresponding publisher (closest "
+                                   "publisher 'release': repository: token has "
+                                   "'Octo-Org/sampleproject', publisher expects "
+                                   "'octo-org/sampleproject'; fix: " + fixes["repository"])
+
+
+def test_a_case_twin_with_another_owner_id_is_told_nothing(client: TestClient) -> None:
+    # the same name in another case but another owner id: another account, a stranger
+    stranger = error(mint(client, repository="Octo-Org/sampleproject",
+                          repository_owner="Octo-Org", repository_owner_id="666"))
+    assert stranger == ("invalid-publisher", "valid token, but no corresponding github publisher")

@@ -31,13 +31,13 @@ from tppolicy.decide.decision import (
     token_denial,
 )
 from tppolicy.decide.index import ProviderIndex, Record
-from tppolicy.decide.reasons import Explainer, show
+from tppolicy.decide.reasons import Explainer, differs_only_in_case, show
 from tppolicy.errors import ConfigError, Diagnostic
 from tppolicy.language import ast as A
 from tppolicy.language.check import CheckedProvider
 from tppolicy.language.compile import compile_claims_side, lookup_value
 from tppolicy.language.interpret import Interpreter, claim_value
-from tppolicy.language.ops import REQUEST_KEY, REQUEST_VALUES, EvalError, describe_type
+from tppolicy.language.ops import REQUEST_KEY, REQUEST_VALUES, EvalError, describe_type, op_lower
 from tppolicy.language.texts import notes_for
 from tppolicy.limits import NEAR_MISS_SCAN, NEAR_MISSES, REPLAY_MARGIN
 
@@ -114,6 +114,12 @@ class Decider:
         self._identity_positions: dict[str, tuple[int, ...]] = {
             name: tuple(i for i, key in enumerate(p.keys) if key.identity)
             for name, p in self.providers.items()}
+        # Per provider, per identity key: whether its case is set aside (`exact_case`
+        # fields: GitHub names ignore case), so that a token spelling its repository
+        # otherwise still finds its publishers as near misses (never as matches).
+        self._identity_fold: dict[str, tuple[bool, ...]] = {
+            name: tuple(f"lookup.{k.label}" in p.case_aside for k in p.keys if k.identity)
+            for name, p in self.providers.items()}
         self._lock = threading.Lock()
         # index -> its `candidates_of` when a host keeps the publishers
         # (`Engine(lookup=...)`); None: the indexes' own buckets.
@@ -129,8 +135,10 @@ class Decider:
 
     # ------------------------------------------------------------- publishers
     def identity_key(self, record: Record) -> tuple[Any, ...]:
-        """The values of a record's identity keys (who the publisher is)."""
-        return tuple(record.key[i] for i in self._identity_positions[record.provider])
+        """The values of a record's identity keys (who the publisher is), case aside
+        where the provider file declares it (`exact_case`)."""
+        return _folded(tuple(record.key[i] for i in self._identity_positions[record.provider]),
+                       self._identity_fold[record.provider])
 
     def token_identity(self, provider: str, claims: Mapping[str, Any]) -> tuple[Any, ...] | None:
         """The identity a token's claims give for `provider`, None if they give none."""
@@ -140,7 +148,7 @@ class Decider:
             compute = compile_claims_side(checked, [k for k in checked.keys if k.identity])
             self._identity_of[provider] = compute
         try:
-            return compute(claims)
+            return _folded(compute(claims), self._identity_fold[provider])
         except Exception:  # a claim of the wrong type gives no identity
             return None
 
@@ -354,6 +362,14 @@ class Decider:
         return RuleResult("iss", False, known, issuer, unknown_issuer_message(issuer, known))
 
 
+def _folded(values: tuple[Any, ...], fold: tuple[bool, ...]) -> tuple[Any, ...]:
+    """Identity values with the strings at `fold` positions lowercased (ASCII, as `lower`)."""
+    if not any(fold):
+        return values
+    return tuple(op_lower(v) if f and v.__class__ is str else v
+                 for v, f in zip(values, fold, strict=True))
+
+
 def unknown_issuer_message(issuer: str, known: Iterable[str]) -> str:
     """The one message for an issuer no provider trusts (decisions and the verifier)."""
     return (f"unknown issuer {issuer!r}: no provider trusts it (known issuers: "
@@ -434,13 +450,17 @@ def learned_values(learns: Iterable[A.Learn], provider: CheckedProvider,
 # ------------------------------------------------------------------ explanations
 def explain_record(provider: ProviderIndex, record: Record,
                    claims: Mapping[str, Any]) -> list[RuleResult]:
-    """Rule by rule, what the publisher expected and what the token had."""
+    """Rule by rule, what the publisher expected and what the token had. A failed identity
+    rule is marked `identity` (not disclosed), unless it failed only on the case of names
+    the provider file declares `exact_case` (the token's holder has that name already)."""
     explainer = Explainer(claims, provider.checked.claim_types)
     # bound rules do not carry `identity`: the provider's rules of that name say it
     identity = {rule.name for rule in provider.checked.rules if rule.identity}
+    aside = provider.checked.case_aside
     results = [explainer.rule(rule) for rule in record.concrete_rules(provider.checked)]
-    return [replace(r, identity=True) if r.rule in identity and not r.passed else r
-            for r in results]
+    return [replace(r, identity=True) if r.rule in identity and not r.passed and not (
+        r.rule in aside and differs_only_in_case(r.expected, r.actual)) else r
+        for r in results]
 
 
 def explain_miss(provider: ProviderIndex, record: Record,

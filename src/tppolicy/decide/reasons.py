@@ -12,7 +12,7 @@ from typing import Any
 from tppolicy.decide.decision import RuleResult
 from tppolicy.language import ast as A
 from tppolicy.language.interpret import Interpreter
-from tppolicy.language.ops import EvalError
+from tppolicy.language.ops import REQUEST_KEY, REQUEST_VALUES, EvalError, op_lower
 
 
 def show(value: Any) -> str:
@@ -26,6 +26,14 @@ def show(value: Any) -> str:
     if isinstance(value, list):
         return "[" + ", ".join(show(v) for v in value) + "]"
     return repr(value)
+
+
+def differs_only_in_case(expected: Any, actual: Any) -> bool:
+    """Two strings that differ, but not once their ASCII letters are lowercased (as the
+    language's `lower`): for a check the provider file declares `exact_case`, the same
+    name spelled otherwise."""
+    return (isinstance(expected, str) and isinstance(actual, str) and expected != actual
+            and op_lower(expected) == op_lower(actual))
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,7 +111,7 @@ class Explainer:
             try:
                 expected = self.interpreter.value(sides[1])
             except EvalError:
-                expected = None
+                expected = self._with_placeholders(sides[1])
         message = str(exc)
         if expected is not None:
             message += f", publisher expects {_expectation(condition, expected)}"
@@ -114,6 +122,21 @@ class Explainer:
             except EvalError:
                 actual = None
         return _Failure(expected, actual, message)
+
+    def _with_placeholders(self, expr: A.Expr) -> Any:
+        """`expr`'s value with each string request value the caller did not give as the
+        placeholder `{NAME}` ('refs/tags/v{version}': what the token must match once the
+        version is given); None when it still cannot be computed."""
+        given = self.claims.get(REQUEST_KEY) or {}
+        missing = {name: f"{{{name}}}" for name in A.requests_read(expr)
+                   if given.get(name) is None and REQUEST_VALUES.get(name) == "string"}
+        if not missing:
+            return None
+        claims = {**self.claims, REQUEST_KEY: {**given, **missing}}
+        try:
+            return Interpreter(claims, self.interpreter.claim_types).value(expr)
+        except EvalError:
+            return None
 
     def describe(self, condition: A.Expr) -> _Failure:
         """Why a condition that evaluated to false is false."""

@@ -109,6 +109,24 @@ class CheckedProvider:
                 if decl.exact_case is not None}
 
     @property
+    def case_aside(self) -> frozenset[str]:
+        """The checks that compare only fields declared `exact_case` (rule names, and
+        `lookup.LABEL` for lookup keys): names the CI spells in one case, so two spellings
+        differing only in case name the same thing (the same GitHub repository). Such a
+        check still fails on case; a near miss's identity ignores it there."""
+        aside = set(self.exact_case)
+        if not aside:
+            return frozenset()
+        names = {f"lookup.{key.label}" for key in self.keys
+                 if (read := A.fields_read(key.publisher_side)) and read <= aside}
+        for rule in self.rules:
+            read = {name for require in rule.requires
+                    for name in A.fields_read(require.condition)}
+            if read and read <= aside:
+                names.add(rule.name)
+        return frozenset(names)
+
+    @property
     def workflows(self) -> str | None:
         """The CI file format whose jobs get this provider's tokens, if declared."""
         return self.ast.workflows

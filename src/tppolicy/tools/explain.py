@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from tppolicy.decide.decision import Decision, RuleResult, token_reason
 from tppolicy.decide.index import Record
 from tppolicy.decide.policy import Policy
-from tppolicy.decide.reasons import Explainer, show
+from tppolicy.decide.reasons import Explainer, differs_only_in_case, show
 from tppolicy.language import ast as A
 from tppolicy.language.check import CheckedProvider, CheckedPublisher
 from tppolicy.language.compile import lookup_value
@@ -225,10 +225,17 @@ def _candidate(publisher: CheckedPublisher, claims: Mapping[str, Any],
     def is_identity(name: str) -> bool:
         return name in identity
 
-    identity_ok = all(r.passed for name, _, r in raw if is_identity(name))
+    aside = provider.case_aside
+
+    def shares(name: str, r: RuleResult) -> bool:
+        """An identity check passed, or failed only on the case of `exact_case` names:
+        the token's holder has those names already, so may be told their spelling."""
+        return r.passed or (name in aside and differs_only_in_case(r.expected, r.actual))
+
+    identity_ok = all(shares(name, r) for name, _, r in raw if is_identity(name))
     checks = tuple(
         Check(name, kind, r.passed, r.expected, r.actual, r.message, is_identity(name),
-              not is_identity(name) and identity_ok,
+              identity_ok and (not is_identity(name) or (not r.passed and shares(name, r))),
               words.get(name) or ("" if r.expected is None else show(r.expected)))
         for name, kind, r in raw)
     chosen = decision.allowed and decision.publisher == publisher.label
