@@ -107,10 +107,10 @@ def test_every_denial_in_the_case_tables_says_what_to_change() -> None:
     problems = []
     checked = 0
     for name, policy, claims, request, decision in _table_decisions():
-        if decision.closest is None:  # refused before any publisher: iss, aud, claims...
-            continue
-        checked += 1
         first = next(r for r in decision.reasons if not r.passed)
+        if decision.closest is None and first.rule != "publisher":
+            continue  # refused before any publisher: iss, aud, claims...
+        checked += 1
         fixes = decision_fixes(policy, decision, claims, request=request)
         missing = []
         if first.expected is None:
@@ -248,3 +248,35 @@ def test_a_token_spelling_the_owner_otherwise_shares_the_identity(name: str,
     # another owner id: another account whose name differs in case, a stranger
     other = engine.check_claims({**claims, "repository_owner_id": "666"}).disclosed()
     assert other.closest is None and [r.rule for r in other.reasons] == ["publisher"]
+
+
+GITLAB_ONLY = """\
+publishers:
+  - {name: gl, provider: gitlab, projects: [sampleproject], namespace: acme,
+     project: sampleproject, workflow_filepath: .gitlab-ci.yml}
+"""
+
+
+def test_a_token_of_another_provider_says_which_and_what_the_file_holds(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    publishers = tmp_path / "publishers.yaml"
+    publishers.write_text(GITLAB_ONLY, "utf-8")
+    claims = _write(tmp_path, load_claims("github-release"))
+    code, out, _ = run_cli(capsys, "check", "--publishers", str(publishers), "--claims", claims,
+                           "--format", "json")
+    assert code == 1
+    [reason] = json.loads(out)["reasons"]
+    assert (reason["rule"], reason["expected"], reason["actual"]) == ("publisher", ["gitlab"],
+                                                                      "github")
+    assert reason["message"].endswith("the token comes from github, and there are gitlab "
+                                      "publishers only")
+    assert reason["fix"]["text"].startswith("The token comes from github (issuer "
+                                            "'https://token.actions.githubusercontent.com'), "
+                                            "but no publisher of this file is a github "
+                                            "publisher: it holds gitlab publishers only.")
+    # the token's holder is not told which providers' publishers there are
+    engine = tppolicy.Engine(publishers=yaml.safe_load(GITLAB_ONLY)["publishers"])
+    shown = engine.check_claims(load_claims("github-release")).to_json()
+    assert shown["reasons"] == [{"rule": "publisher", "passed": False, "expected": None,
+                                 "actual": None, "message": "valid token, but no "
+                                 "corresponding github publisher"}]

@@ -15,7 +15,11 @@ def test_an_empty_policy_denies(github_claims: dict[str, Any]) -> None:
     policy = tppolicy.compile_publishers_text("publishers: []\n")
     decision = policy.evaluate(github_claims)
     assert not decision.allowed
-    assert decision.reasons[0].message == "valid token, but no corresponding github publisher"
+    assert decision.reasons[0].message == ("valid token, but no corresponding github publisher: "
+                                           "the token comes from github, and there are no "
+                                           "publishers")
+    assert decision.disclosed().reasons[0].message == ("valid token, but no corresponding "
+                                                       "github publisher")
     assert decision.code == "invalid-publisher"
 
 

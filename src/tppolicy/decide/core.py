@@ -346,10 +346,23 @@ class Decider:
                 closest = closest_record(index, index.records(), claims)
                 shared = False
         if closest is None:
-            return denial(name, issuer, (no_publisher(name),), INVALID_PUBLISHER)
+            return denial(name, issuer, (self._no_publisher(index),), INVALID_PUBLISHER)
         return Decision(False, name, None, (), False, tuple(explain_miss(index, closest, claims)),
                         closest=closest.label, issuer=issuer, code=INVALID_PUBLISHER,
                         shared=shared, record=closest)
+
+    def _no_publisher(self, index: ProviderIndex) -> RuleResult:
+        """Why no publisher was even compared: for the operator, when the token's provider
+        has none, which provider issued it (`actual`) and which the publishers are of
+        (`expected`); the token's holder is told only that none corresponds."""
+        name = index.checked.name
+        if len(index) or self.lookup_for is not None:  # a host's publishers: not counted
+            return no_publisher(name)
+        held = sorted(n for n, other in self.indexes.items() if len(other))
+        holds = f"{', '.join(held)} publishers only" if held else "no publishers"
+        return RuleResult("publisher", False, held, name,
+                          f"valid token, but no corresponding {name} publisher: the token "
+                          f"comes from {name}, and there are {holds}")
 
     def issuer_reason(self, issuer: Any) -> RuleResult:
         """Why the `iss` claim selects no provider."""

@@ -98,6 +98,9 @@ class Decision:
                 "claims", False, None, None, "cannot evaluate these claims",
                 CANNOT_EVALUATE),))
         if self.closest is None:
+            if any(r.rule == "publisher" and not r.passed for r in self.reasons):
+                # not which providers' publishers there are
+                return replace(self, reasons=(no_publisher(self.provider),))
             return self
         if self.shared:
             return replace(self, reasons=tuple(

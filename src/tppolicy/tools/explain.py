@@ -469,17 +469,23 @@ def advise(policy: Policy, claims: Mapping[str, Any], *, audience: str = "pypi",
     token_fixes = _token_fixes(token_checks, claims, audience, provider, guessed,
                                policy.providers)
     if provider is not None and not candidates and not decision.allowed:
-        held = sorted({p.provider.name for p in policy.publishers})
-        token_fixes.append(Fix("publisher", "publisher", (
-            f"The token comes from {provider.name} (issuer {show(issuer)}), but no publisher "
-            f"of this file is a {provider.name} publisher"
-            + (f": it holds {', '.join(held)} publishers only" if held else
-               ": it holds no publishers")
-            + f". Add a {provider.name} publisher for the repository that ran the job, or "
-              "check that this is the publishers file you meant.")))
+        token_fixes.append(_other_provider_fix(policy, provider.name, issuer))
     return Advice(decision.allowed, decision, audience, provider.name if provider else None,
                   issuer if isinstance(issuer, str) else None, guessed, tuple(token_checks),
                   tuple(token_fixes), tuple(ranked), decision.notes)
+
+
+def _other_provider_fix(policy: Policy, provider: str, issuer: Any) -> Fix:
+    """The fix for a token whose provider has no publisher in the file: which provider
+    issued it, and what the file holds."""
+    held = sorted({p.provider.name for p in policy.publishers})
+    return Fix("publisher", "publisher", (
+        f"The token comes from {provider} (issuer {show(issuer)}), but no publisher "
+        f"of this file is a {provider} publisher"
+        + (f": it holds {', '.join(held)} publishers only" if held else
+           ": it holds no publishers")
+        + f". Add a {provider} publisher for the repository that ran the job, or "
+          "check that this is the publishers file you meant."))
 
 
 def decision_fixes(policy: Policy, decision: Decision, claims: Mapping[str, Any], *,
@@ -488,7 +494,13 @@ def decision_fixes(policy: Policy, decision: Decision, claims: Mapping[str, Any]
     closest publisher: its provider file's fixes, with the values filled in. Empty for an
     allowed decision or one without a closest publisher. For `tppolicy check` and whoever
     shows a decision; a front answering the token's holder keeps only the `disclosable`."""
-    if decision.allowed or decision.closest is None:
+    if decision.allowed:
+        return {}
+    if decision.closest is None:
+        provider = decision.provider
+        if provider is not None and any(r.rule == "publisher" for r in decision.failed) \
+                and not any(p.provider.name == provider for p in policy.publishers):
+            return {"publisher": _other_provider_fix(policy, provider, decision.issuer)}
         return {}
     publisher = next((p for p in policy.publishers if p.label == decision.closest), None)
     if publisher is None:
