@@ -562,3 +562,51 @@ def test_advise_in_a_custom_provider(tmp_path: Path) -> None:
     assert [(f.code, f.message) for f in findings if f.code == "TPP014"] == [
         ("TPP014", "'ci', pin: pin main")]
     assert "TPP014" not in codes(lint_yaml(ci(pin="v1"), providers=providers))
+
+
+# ------------------------------------------ TPP010 / TPP011 decided once per rule shape
+SHAPES = """
+provider shapes {
+  issuer "https://shapes.example.com"
+  claims {
+    required repo, channel: string
+    optional pin: string
+  }
+  fields {
+    repo: string
+    channel: string
+    pin: string = ""
+    gate: bool
+  }
+  lookup { key publisher.repo == claims.repo }
+  rule repo: claims.repo == publisher.repo + ""
+  rule channel: publisher.channel != "none" and claims.channel == publisher.channel
+    else "the channel is closed"
+  optional rule pin: publisher.pin == "" or claims.pin == publisher.pin
+  rule gate: publisher.gate or claims.channel == "reviewed"
+  rule odd: (publisher.gate or claims.channel == "x") == (publisher.channel == "open")
+  rule pick: (if publisher.gate then publisher.channel else claims.channel) == "stable"
+  rule closed: publisher.channel == "none" or not (publisher.pin == "never")
+}
+"""
+
+
+def test_rule_verdicts_as_each_publisher_alone(tmp_path: Path) -> None:
+    """Lint decides TPP010/TPP011 once per rule and the values that can change it, not
+    once per publisher: in one file, each publisher gets what it gets linted alone."""
+    path = tmp_path / "shapes.tpp"
+    path.write_text(SHAPES)
+    providers = load_providers([path])
+    entries = []
+    for i in range(48):
+        entries.append({"name": f"p{i}", "provider": "shapes", "projects": [f"x{i}"],
+                        "repo": f"r{i}", "channel": ("none", "stable", "open", "x")[i % 4],
+                        "pin": ("", "p", "never")[i % 3], "gate": bool(i % 5 < 2)})
+    together = lint_yaml(*entries, providers=providers)
+    alone = [f for entry in entries for f in lint_yaml(entry, providers=providers)]
+    assert {"TPP010", "TPP011"} <= set(codes(together))
+
+    def key(f: Finding) -> tuple[str, str | None, str]:
+        return (f.code, f.publisher, f.message)
+
+    assert sorted(map(key, together)) == sorted(map(key, alone))

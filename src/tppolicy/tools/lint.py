@@ -15,7 +15,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 import yaml
 
@@ -23,7 +23,7 @@ from tppolicy.decide.load import compile_publishers_text
 from tppolicy.decide.names import canonicalize_name, ultranormalize_name
 from tppolicy.errors import ConfigError, Diagnostic, PolicyCheckError, Span
 from tppolicy.language import ast as A
-from tppolicy.language.bind import bind_rules, fold
+from tppolicy.language.bind import bind_expr, bind_rules, fold, guard_of
 from tppolicy.language.check import CheckedPolicy, CheckedProvider, CheckedPublisher, check_policy
 from tppolicy.language.parse import parse_policy
 from tppolicy.language.printer import format_expr
@@ -38,6 +38,10 @@ __all__ = ["CODES", "Finding", "LintCode", "LintConfig", "find_config", "lint_fi
            "suppressions", "to_sarif", "ultranormalize", "unknown_selectors"]
 
 LEVELS = ("error", "warning", "note")  # `note`s are shown but do not fail a lint run
+# What lint says of one rule of a publisher (`_verdict`): kind, rule name, message, span.
+_Verdict: TypeAlias = "tuple[str, str, str | None, Span | None]"
+# A provider rule as lint decides it (`_Lint._rule_plan`).
+_Plan: TypeAlias = "tuple[A.Rule, tuple[A.Rule, ...], tuple[A.Expr, ...], tuple[str, ...]]"
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,6 +185,10 @@ class _Lint:
         self.findings: list[Finding] = []
         # per provider rule (kept with it): the fields each require reads, in order
         self.rule_fields: dict[int, tuple[A.Rule, list[str]]] = {}
+        # per provider (kept with it): `_rule_plan`; per (rule, the values of the fields
+        # that can change its verdict): the rule and its verdict
+        self.plans: dict[int, tuple[CheckedProvider, list[_Plan]]] = {}
+        self.verdicts: dict[Any, tuple[A.Rule, _Verdict | None]] = {}
 
     def add(self, code: str, span: Span, message: str, fix: str | None = None,
             publisher: str | None = None) -> None:
@@ -332,6 +340,9 @@ class _Lint:
 
     # --------------------------------------------------- TPP010 .. TPP013
     def rules(self, pub: _Pub) -> None:
+        if self._shared_rules(pub):
+            self.rule_verdicts(pub)
+            return
         template = self._template_rules(pub)
         own = {rule.name: rule for rule in pub.checked.rules}
         # Rules bound from the provider's are folded already (binding folds): fold only a
@@ -372,6 +383,65 @@ class _Lint:
                     self.add("TPP012", pub.span, f"publisher '{pub.label}' has no rule "
                              f"'{name}'; its {pub.provider.name} provider would check "
                              f"{_describe_rule(expected)}", publisher=pub.label)
+
+    def _shared_rules(self, pub: _Pub) -> bool:
+        """Are the publisher's rules its provider's, bound to its fields (a publishers
+        file's entry, or a policy file's publisher block without rules)?"""
+        provider = pub.provider
+        return (not pub.explicit_rules and pub.checked.own_rules is None and bool(provider.rules)
+                and len(pub.fields) >= len(provider.fields)
+                and all(name in pub.fields for name in provider.fields))
+
+    def rule_verdicts(self, pub: _Pub) -> None:
+        """TPP010 and TPP011 for a publisher whose rules are its provider's: each rule's
+        verdict is decided once per distinct values of what can change it (`_controls`),
+        not once per publisher: binding every publisher's rules was most of a large
+        file's lint time."""
+        values = pub.fields
+        for rule, single, controls, guards in self._rule_plan(pub.provider):
+            key: Any = (id(rule), tuple(values.get(name, _ABSENT) for name in guards),
+                   tuple(_control_key(node, values) for node in controls))
+            try:
+                known = self.verdicts.get(key)
+            except TypeError:  # pragma: no cover - an unfolded value that cannot be hashed
+                known = key = None
+            if known is None or known[0] is not rule:
+                known = (rule, _verdict(bind_rules(single, values)))
+                if key is not None:
+                    self.verdicts[key] = known
+            verdict = known[1]
+            if verdict is None:
+                continue
+            kind, name, message, where = verdict
+            if kind == "never":
+                at = where if where is not None and where.source == self.source and where.line \
+                    else self._rule_span(pub, rule, None)
+                self.add("TPP010", at,
+                         f"rule '{name}' of '{pub.label}' can never pass"
+                         + (f" ({message})" if message else "")
+                         + ": no token can use this publisher", publisher=pub.label)
+            elif not self._optional(pub, name):
+                self.add("TPP011", self._rule_span(pub, rule, None), f"rule '{name}' of "
+                         f"'{pub.label}' always passes: it checks nothing of the token",
+                         publisher=pub.label)
+
+    def _rule_plan(self, provider: CheckedProvider) -> list[_Plan]:
+        """Per rule of the provider: the rule, itself as a tuple (what `bind_rules`
+        takes), the expressions whose values can change its verdict (`_controls`), and
+        for an optional rule the fields its guards read (whether it is off)."""
+        known = self.plans.get(id(provider))
+        if known is None or known[0] is not provider:
+            plan: list[_Plan] = []
+            for rule in provider.rules:
+                controls: list[A.Expr] = []
+                guards: set[str] = set()
+                for req in rule.requires:
+                    controls += _controls(req.condition)
+                    guard = guard_of(req.condition) if rule.optional else None
+                    guards |= A.fields_read(guard) if guard is not None else set()
+                plan.append((rule, (rule,), tuple(controls), tuple(sorted(guards))))
+            known = self.plans[id(provider)] = (provider, plan)
+        return known[1]
 
     def _template(self, pub: _Pub) -> CheckedProvider | None:
         """The provider whose rules this publisher's rules come from, if one has rules."""
@@ -512,15 +582,29 @@ class _Lint:
 
     # ----------------------------------------------------------------- TPP009
     def pending_collisions(self, pubs: Sequence[_Pub]) -> None:
-        existing = [(project, pub) for pub in pubs if not pub.checked.pending
-                    for project in pub.checked.projects]
-        pending: list[tuple[str, _Pub]] = []
+        # The first existing project under each normalization (a pending project is
+        # compared with every existing one through these: one look-up, not a scan).
+        first_canonical: dict[str, tuple[int, str, _Pub]] = {}
+        first_ultra: dict[str, tuple[int, str, _Pub]] = {}
+        position = 0
+        for pub in pubs:
+            if pub.checked.pending:
+                continue
+            for project in pub.checked.projects:
+                first_canonical.setdefault(pep503(project), (position, project, pub))
+                first_ultra.setdefault(ultranormalize(project), (position, project, pub))
+                position += 1
+        pending: dict[str, tuple[str, _Pub]] = {}  # the first pending project, by ultra
         for pub in pubs:
             name = pub.checked.ast.pending_project
             if name is None:
                 continue
             span = pub.pending_span or pub.span
-            for project, other in existing:
+            ultra = ultranormalize(name)
+            found = [f for f in (first_canonical.get(pep503(name)), first_ultra.get(ultra))
+                     if f is not None]
+            if found:
+                _, project, other = min(found, key=lambda f: f[0])
                 if pep503(project) == pep503(name):
                     self.add("TPP009", span,
                              f"pending project {name!r} already exists ('{other.label}' "
@@ -528,31 +612,26 @@ class _Lint:
                              "its first use (invalid-pending-publisher: project already exists)",
                              f"make '{pub.label}' a normal publisher with projects: "
                              f"[{project}]", publisher=pub.label)
-                    break
-                if ultranormalize(project) == ultranormalize(name):
+                else:
                     self.add("TPP009", span,
                              f"pending project {name!r} is too similar to the project "
                              f"{project!r} of '{other.label}' (both are "
-                             f"{ultranormalize(name)!r} once ultranormalized): PyPI refuses "
+                             f"{ultra!r} once ultranormalized): PyPI refuses "
                              "to create it", "choose a name that no existing project is too "
                              "similar to", publisher=pub.label)
-                    break
-            else:
-                for earlier, other in pending:
-                    if ultranormalize(earlier) != ultranormalize(name):
-                        continue
-                    same = pep503(earlier) == pep503(name)
-                    what = ("the same project" if same else
-                            f"a project too similar to it (both are {ultranormalize(name)!r} "
-                            "once ultranormalized)")
-                    self.add("TPP009", span,
-                             f"pending project {name!r} collides with the pending project "
-                             f"{earlier!r} of '{other.label}', {what}: whichever publishes first "
-                             "creates its project and the other pending publisher then fails",
-                             "keep one pending publisher per new project; once the project "
-                             "exists, add the others as normal publishers", publisher=pub.label)
-                    break
-            pending.append((name, pub))
+            elif ultra in pending:
+                earlier, other = pending[ultra]
+                same = pep503(earlier) == pep503(name)
+                what = ("the same project" if same else
+                        f"a project too similar to it (both are {ultra!r} "
+                        "once ultranormalized)")
+                self.add("TPP009", span,
+                         f"pending project {name!r} collides with the pending project "
+                         f"{earlier!r} of '{other.label}', {what}: whichever publishes first "
+                         "creates its project and the other pending publisher then fails",
+                         "keep one pending publisher per new project; once the project "
+                         "exists, add the others as normal publishers", publisher=pub.label)
+            pending.setdefault(ultra, (name, pub))
 
     # ------------------------------------------------------------- providers
     def provider_rules(self, provider: CheckedProvider) -> None:
@@ -568,6 +647,83 @@ class _Lint:
                     self.add("TPP011", rule.span, f"rule '{rule.name}' of provider "
                              f"'{provider.name}' always passes, whatever the publisher's fields",
                              "make the rule read the token's claims, or remove it")
+
+
+_ABSENT = object()
+_TOKEN_NODES = (A.Claim, A.Request, A.NameRef)  # open whatever the publisher's fields
+_SHORT_CIRCUITS = (A.And, A.Or, A.Conditional)  # fold away an operand on a literal one
+
+
+def _reads_token(expr: A.Expr) -> bool:
+    return any(isinstance(node, _TOKEN_NODES) for node in A.walk(expr))
+
+
+def _rigid(expr: A.Expr) -> bool:
+    """Does `expr` read the token however the fields are bound? A claim does, and so does
+    any expression over one but a short circuit (`and`, `or`, `if`), which a literal
+    operand can fold away. Binding never folds a rigid expression to a literal."""
+    if isinstance(expr, _TOKEN_NODES):
+        return True
+    if isinstance(expr, _SHORT_CIRCUITS):
+        return False
+    return any(_rigid(kid) for kid in A.children(expr))
+
+
+def _controls(condition: A.Expr) -> list[A.Expr]:
+    """The parts of `condition` whose bound values can change what it folds to: the
+    token-free parts that read publisher fields and whose value can reach the top. A part
+    under an expression with a rigid operand (`claims.repository == publisher.owner + "/"
+    + publisher.name`) cannot: that expression stays open whatever its value, and only a
+    short circuit folds an open expression. So two publishers whose controls fold alike
+    get rules alike for lint: the same requires folded to `true` or `false`."""
+    found: list[A.Expr] = []
+    stack: list[A.Expr] = [condition]
+    while stack:
+        node = stack.pop()
+        if not _reads_token(node):
+            if A.fields_read(node):
+                found.append(node)
+            continue
+        kids = A.children(node)
+        if isinstance(node, _SHORT_CIRCUITS) or not any(_rigid(kid) for kid in kids):
+            stack.extend(reversed(kids))
+    return found
+
+
+def _control_value(node: A.Expr, values: Mapping[str, Any]) -> A.Expr:
+    """`bind_expr(node, values)` as far as its value goes, without binding an operand
+    that a short circuit leaves out (as binding folds it)."""
+    if isinstance(node, (A.Or, A.And)):
+        left = _control_value(node.left, values)
+        if isinstance(left, A.Literal) and left.value is isinstance(node, A.Or):
+            return left  # `true or ...`, `false and ...`
+    elif isinstance(node, A.Conditional):
+        condition = _control_value(node.condition, values)
+        if isinstance(condition, A.Literal) and isinstance(condition.value, bool):
+            return _control_value(node.then if condition.value else node.otherwise, values)
+    return bind_expr(node, values)
+
+
+def _control_key(node: A.Expr, values: Mapping[str, Any]) -> Any:
+    value = _control_value(node, values)
+    if isinstance(value, A.Literal):
+        return (type(value.value), value.value)
+    return value  # left unfolded (it fails at run time): compared whole
+
+
+def _verdict(bound: tuple[A.Rule, ...]) -> _Verdict | None:
+    """What lint says of a provider's rule bound to a publisher's fields (one rule, or
+    none when the publisher does not use it): ("never", its name, the first never-true
+    require's message and span), ("always", its name, None, None), or None."""
+    if not bound:
+        return None
+    rule = bound[0]
+    for req in rule.requires:
+        if isinstance(req.condition, A.Literal) and req.condition == A.Literal(False):
+            return ("never", rule.name, req.message, req.span)
+    if _always_true(rule):
+        return ("always", rule.name, None, None)
+    return None
 
 
 def _always_true(rule: A.Rule) -> bool:
