@@ -142,6 +142,46 @@ def test_failures_say_where_and_what(project: Path) -> None:
     assert failed[0].actual.startswith("denied (failing: environment")
 
 
+def test_a_case_expects_a_fix(project: Path) -> None:
+    """`fix:` is a substring of one of the fixes `tppolicy check` gives (issue 16)."""
+    test = write(project / "p.tptest.yaml", CASE_HEAD + """
+      - name: the fix check gives
+        claims: release
+        set: {environment: staging}
+        allowed: false
+        fix: "Set `environment: pypi` in the publishing job"
+      - name: another fix
+        claims: release
+        set: {environment: staging}
+        allowed: false
+        fix: "Add a publisher"
+      - name: no fix for an unknown issuer
+        claims: release
+        set: {iss: "https://ci.example.com"}
+        allowed: false
+        fix: "anything"
+    """)
+    report = run_files([test])
+    assert [r.passed for r in report.results] == [True, False, False]
+    assert report.results[1].problems == (
+        "expected a fix containing 'Add a publisher', got: Rename the environment: the job ran "
+        "in 'staging', the publisher expects 'pypi'. Set `environment: pypi` in the publishing "
+        "job, or change the publisher's environment to 'staging'.",)
+    assert report.results[2].problems == ("expected a fix containing 'anything', got: no fix",)
+    invalid = write(project / "q.tptest.yaml", CASE_HEAD + """
+      - claims: release
+        allowed: true
+        fix: "a fix"
+      - claims: release
+        allowed: false
+        fix: [a, list]
+    """)
+    errors = errors_of(run_files([invalid]))
+    assert len(errors) == 2
+    assert errors[0].startswith(f"{invalid}:8:9: cases[0]: 'fix' applies to denied cases")
+    assert errors[1].startswith(f"{invalid}:11:14: cases[1]: 'fix' must be a string")
+
+
 def test_inline_publishers_inline_claims_and_audience(tmp_path: Path) -> None:
     test = write(tmp_path / "inline.tptest.yaml", PUBLISHERS + """
 audience: testpypi

@@ -17,7 +17,8 @@ A test file (``*.tptest.yaml``) is a mapping:
     such as ``{version: 1.2.3}``: ``request.NAME`` in the rules), then the expectation:
     ``allowed`` (required), ``publisher``, ``pending`` and ``learned`` (allowed cases: the
     values learned on first use, by field), ``failing`` (the rules that fail, denied cases)
-    and ``reason_contains``. ``name`` names the case.
+    and ``reason_contains``; ``fix`` (denied cases): a fix `tppolicy check` gives for a failed
+    rule contains it (what to change, from the provider file). ``name`` names the case.
     Instead of ``claims``, a case may give ``token``: the path of a signed token (a compact
     JWT), verified with the keys of ``jwks`` and decided on as ``tppolicy check --token``
     does; a refused token fails the rule ``token``.
@@ -63,7 +64,7 @@ __all__ = ["DEFAULT_PATTERN", "CaseResult", "PolicyTestError", "Report", "RuleCo
 DEFAULT_PATTERN = "*.tptest.yaml"
 _TOP_KEYS = ("publishers", "policy", "issuers", "audience", "claims", "jwks", "now", "cases")
 _CASE_KEYS = ("name", "claims", "set", "unset", "token", "audience", "allowed", "publisher",
-              "pending", "failing", "reason_contains", "request", "learned")
+              "pending", "failing", "reason_contains", "request", "learned", "fix")
 _SKIPPED_DIRS = frozenset({"node_modules", "__pycache__", "site-packages"})
 
 
@@ -355,7 +356,7 @@ def _check_case(reader: _Reader, node: yaml.Node, index: int,
                              ("publisher", "a string", str), ("pending", "true or false", bool),
                              ("reason_contains", "a string", str), ("audience", "a string", str),
                              ("name", "a string", str), ("request", "a mapping", dict),
-                             ("learned", "a mapping", dict)):
+                             ("learned", "a mapping", dict), ("fix", "a string", str)):
         if key in spec and not isinstance(spec[key], check):
             reader.error(keys[key][1], f"{label}: {key!r} must be {kind}")
     for key in ("unset", "failing"):
@@ -363,6 +364,9 @@ def _check_case(reader: _Reader, node: yaml.Node, index: int,
             reader.error(keys[key][1], f"{label}: {key!r} must hold strings")
     if spec.get("allowed") is True and "failing" in spec and spec["failing"]:
         reader.error(keys["failing"][0], f"{label}: an allowed case has no failing rules")
+    if spec.get("allowed") is True and "fix" in spec:
+        reader.error(keys["fix"][0], f"{label}: 'fix' applies to denied cases",
+                     "an allowed token needs no fix: remove 'fix' or expect allowed: false")
     if spec.get("allowed") is False:
         for key in ("publisher", "pending", "learned"):
             if key in spec:
@@ -583,6 +587,26 @@ def _judge(spec: Mapping[str, Any], decision: Decision) -> list[str]:
     return problems
 
 
+def _judge_fix(test: _TestFile, case: _Case, decision: Decision) -> list[str]:
+    """A denied case's `fix`: one of the fixes `tppolicy check` gives contains it."""
+    from tppolicy.tools.explain import decision_fixes
+
+    claims: Mapping[str, Any] | None = case.claims
+    if claims is None and case.token is not None:
+        from tppolicy.token.verify import TokenError, split_token
+
+        try:
+            claims = split_token(case.token)[1]
+        except TokenError:
+            claims = None
+    wanted = case.spec["fix"]
+    texts = [fix.text for fix in decision_fixes(
+        test.policy, decision, claims or {}, request=case.spec.get("request")).values()]
+    if any(wanted in text for text in texts):
+        return []
+    return [f"expected a fix containing {wanted!r}, got: " + (" | ".join(texts) or "no fix")]
+
+
 def _exercised(decision: Decision) -> Iterator[tuple[str, str, bool]]:
     """(publisher, rule, passed) for every publisher rule this decision ran."""
     publisher = decision.publisher if decision.allowed else decision.closest
@@ -725,6 +749,8 @@ def run_files(paths: Iterable[str | os.PathLike[str]], *,
                 decision = test.policy.evaluate(case.claims, audience=audience, explain=True,
                                                 request=case.spec.get("request"))
             problems = _judge(case.spec, decision)
+            if "fix" in case.spec and not decision.allowed:
+                problems.extend(_judge_fix(test, case, decision))
             if front is not None and case.claims is not None:
                 try:
                     engine_result = front.check(case.claims, audience, case.spec.get("request"))
