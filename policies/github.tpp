@@ -35,7 +35,19 @@
 provider github {
   issuer "https://token.actions.githubusercontent.com"
   algorithms ["RS256"]
-  workflows github_actions
+  # What `tppolicy check-workflow` reads of a publisher, to check a workflow file before it
+  # runs: the file it names, the calling workflow, the reusable workflow, the environment,
+  # the refs it accepts (globs), the events it accepts, whether its ref must be protected.
+  workflows github_actions {
+    repository: publisher.repository_owner + "/" + publisher.repository_name
+    file: publisher.workflow_filename
+    caller: publisher.caller_workflow
+    reusable: publisher.reusable_workflow
+    environment: publisher.environment
+    refs: [publisher.ref_pattern, version_tag_refs]
+    events: split(publisher.allowed_events, ",")
+    ref_protected: publisher.ref_protected
+  }
 
   claims {
     required repository, repository_owner, repository_owner_id, job_workflow_ref: string
@@ -101,6 +113,11 @@ provider github {
   # The owner and name of the token's repository (OWNER/REPO), as GitHub spells them.
   let token_owner = before(claims.repository, "/")
   let token_name = after(claims.repository, "/")
+  # The refs a version_tag accepts, whatever the version: a glob (check-workflow).
+  let version_tag_refs =
+    if publisher.version_tag == ""
+    then ""
+    else "refs/tags/" + replace(publisher.version_tag, "{version}", "*")
   # Does the job run a workflow of the token's own repository (not a reusable workflow
   # of another repository)?
   let job_in_repository =

@@ -41,7 +41,17 @@ provider gitlab {
   # instance with `issuer_url`, which is also a lookup key.
   custom_issuers true
   algorithms ["RS256"]
-  workflows gitlab_ci
+  # What `tppolicy check-workflow` reads of a publisher, to check a pipeline file before it
+  # runs: the file it names (its path), the environment, the refs it accepts (globs),
+  # whether its ref and environment must be protected.
+  workflows gitlab_ci {
+    repository: publisher.namespace + "/" + publisher.project
+    file: publisher.workflow_filepath
+    environment: publisher.environment
+    refs: [publisher.ref_path_pattern, version_tag_refs]
+    ref_protected: publisher.ref_protected
+    environment_protected: publisher.environment_protected
+  }
 
   claims {
     required sub, project_path, ci_config_ref_uri: string
@@ -109,6 +119,11 @@ provider gitlab {
   let config_project = after(before(config_uri, "//"), "/")
   let config_host = before(config_uri, "/")
   let publisher_project = publisher.namespace + "/" + publisher.project
+  # The refs a version_tag accepts, whatever the version: a glob (check-workflow).
+  let version_tag_refs =
+    if publisher.version_tag == ""
+    then ""
+    else "refs/tags/" + replace(publisher.version_tag, "{version}", "*")
 
   lookup {
     # The namespace is everything before the last "/" of project_path (subgroups

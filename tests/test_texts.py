@@ -20,7 +20,7 @@ from tppolicy.language.texts import fix_for, notes_for, parse_text
 PROVIDER = """
 provider ci {
   issuer "https://ci.example.com"
-  workflows github_actions
+  workflows github_actions { repository: publisher.org + "/" + publisher.repo file: publisher.repo }
   claims { required org, repo, env: string }
   fields {
     org: string exact_case "the CI spells it in lowercase"

@@ -226,6 +226,16 @@ class LookupItem:
 
 
 @dataclass(frozen=True, slots=True)
+class WorkflowItem:
+    """`NAME: EXPR` in a provider's `workflows KIND { ... }` block: what `tppolicy
+    check-workflow` calls NAME (the workflow file, the environment...) for a publisher."""
+
+    name: str
+    value: Expr
+    span: Span = field(default=NO_SPAN, compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
 class Provider:
     name: str
     issuers: tuple[str, ...] = ()
@@ -243,6 +253,8 @@ class Provider:
     extends: str | None = None  # `provider NAME extends PARENT`
     workflows: str | None = None  # `workflows github_actions`: the CI file format
     advice: tuple[Advice, ...] = ()  # `advise` items: lint's advice on publisher settings
+    # The `workflows` block: what check-workflow needs about a publisher, from its fields.
+    workflow_items: tuple[WorkflowItem, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -42,6 +42,20 @@ PREVERIFIED: dict[str, str] = {"iss": "string", "aud": "any", "exp": "int", "iat
                                "nbf": "int"}
 # The CI file formats `tppolicy check-workflow` reads (`workflows NAME` in a provider).
 WORKFLOW_KINDS = ("github_actions", "gitlab_ci")
+# What check-workflow asks about a publisher of each kind: the names a `workflows KIND {...}`
+# block may give (`NAME: EXPR` over publisher fields), each with its type. `file` and
+# `repository` are required; the others, left out, are "" / [] / false (nothing required).
+# docs/language.md says what each one means.
+WORKFLOW_ITEMS: dict[str, dict[str, str]] = {
+    "github_actions": {"file": "string", "repository": "string", "caller": "string",
+                       "reusable": "string", "environment": "string", "refs": "list",
+                       "events": "list", "ref_protected": "bool",
+                       "environment_protected": "bool"},
+    "gitlab_ci": {"file": "string", "repository": "string", "environment": "string",
+                  "refs": "list", "ref_protected": "bool", "environment_protected": "bool"},
+}
+REQUIRED_WORKFLOW_ITEMS = ("file", "repository")
+_WORKFLOW_EMPTY: dict[str, Any] = {"string": "", "list": (), "bool": False}
 SIGNATURE_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384",
                         "ES512", "EdDSA")
 # PyPI's project name rule, ASCII only and matched whole (`fullmatch`): IGNORECASE would let
@@ -85,6 +99,8 @@ class CheckedProvider:
     notes: tuple[CheckedNote, ...] = ()
     # The provider's `advise` items (lets inlined): lint's advice on publisher settings.
     advice: tuple[CheckedAdvice, ...] = ()
+    # The `workflows` block's items by name (lets inlined; they read publisher fields only).
+    workflow: Mapping[str, A.Expr] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -131,6 +147,32 @@ class CheckedProvider:
         """The CI file format whose jobs get this provider's tokens, if declared."""
         return self.ast.workflows
 
+    def workflow_values(self, fields: Mapping[str, Any]) -> dict[str, Any]:
+        """What the `workflows` block says about a publisher with these field values
+        (defaults included): every name of the kind, those left out (or failing to
+        evaluate) at their empty value ("", an empty tuple, false). Lists are tuples of
+        their non-empty strings."""
+        names = WORKFLOW_ITEMS.get(self.workflows or "", {})
+        values: dict[str, Any] = {name: _WORKFLOW_EMPTY[kind] for name, kind in names.items()}
+        interpreter = Interpreter({}, {}, fields)
+        for name, expr in self.workflow.items():
+            try:
+                value = interpreter.value(expr)
+            except (EvalError, TypeError, ValueError, RecursionError):
+                continue
+            if names.get(name) == "list" and isinstance(value, list | tuple):
+                values[name] = tuple(v for v in value if isinstance(v, str) and v)
+            elif type(value) is type(values.get(name)):
+                values[name] = value
+        return values
+
+    def workflow_field(self, name: str) -> str | None:
+        """The publisher field that the `workflows` block's item NAME is computed from,
+        when it reads exactly one (for messages: "the publisher's workflow_filename")."""
+        expr = self.workflow.get(name)
+        read = sorted(A.fields_read(expr)) if expr is not None else []
+        return read[0] if len(read) == 1 else None
+
     @property
     def issuers(self) -> tuple[str, ...]:
         return self.ast.issuers
@@ -156,6 +198,8 @@ class CheckedProvider:
             algorithms=self.ast.algorithms, claims=self.ast.claims,
             ignored_prefixes=self.ast.ignored_prefixes, fields=self.ast.fields,
             workflows=self.ast.workflows,
+            workflow_items=tuple(A.WorkflowItem(name, expr, expr.span)
+                                 for name, expr in self.workflow.items()),
             # The notes stay (said on allowed decisions), with the lets they may read.
             lets=self.ast.lets if self.ast.notes else (), notes=self.ast.notes,
             lookup=tuple(A.LookupItem("identity" if k.identity else kind,
@@ -363,6 +407,7 @@ class _Checker:
             self.error(f"unknown workflow kind '{ast.workflows}'", ast.span,
                        did_you_mean(ast.workflows, WORKFLOW_KINDS)
                        or f"use one of {', '.join(WORKFLOW_KINDS)}")
+        workflow = self._workflow(ast, scope, lets)
         keys, prefers = self._lookup(ast, scope, lets)
         rules = self._rules(ast.rules, scope, lets)
         self._optional_rules(rules, fields)
@@ -383,7 +428,51 @@ class _Checker:
                                spec.span, "declare it 'present' if it only has to exist, or "
                                "'unchecked' if it is ignored")
         return CheckedProvider(ast, claims, fields, keys, prefers, rules, learns, fixes, notes,
-                               advice)
+                               advice, workflow)
+
+    def _workflow(self, ast: A.Provider, scope: _Scope,
+                  lets: Mapping[str, A.Expr]) -> dict[str, A.Expr]:
+        """The `workflows KIND { NAME: EXPR ... }` items: names of the kind, each once, of
+        its type, reading only publisher fields and lets; `file` and `repository` given."""
+        names = WORKFLOW_ITEMS.get(ast.workflows or "")
+        if names is None:  # no kind, or an unknown one (reported above)
+            return {}
+        found: dict[str, A.Expr] = {}
+        for item in ast.workflow_items:
+            value = inline_lets(item.value, lets)
+            t = self.expr(value, scope)
+            if item.name not in names:
+                self.error(f"'{item.name}' is not something check-workflow asks about a "
+                           f"{ast.workflows} publisher", item.span,
+                           did_you_mean(item.name, names)
+                           or f"use one of {', '.join(names)}")
+                continue
+            if item.name in found:
+                self.error(f"'{item.name}' is given twice in the workflows block", item.span)
+            wanted = names[item.name]
+            if wanted == "list" and not (t.base == "list" and t.item in ("string", "any")):
+                self.error(f"'{item.name}' must be a list of strings, found {t}", item.span,
+                           f'for example: {item.name}: [publisher.FIELD] or '
+                           f'split(publisher.FIELD, ",")')
+            elif wanted != "list" and (t.base != wanted or t.nullable):
+                self.error(f"'{item.name}' must be a {wanted}, found {t}", item.span)
+            if A.claims_read(value) or A.requests_read(value):
+                self.error(f"'{item.name}' is about the publisher, not a token: it may read "
+                           "only publisher.* fields and lets that read them", item.span,
+                           "remove the claims.* and request.* references")
+            found[item.name] = value
+        missing = [name for name in REQUIRED_WORKFLOW_ITEMS if name not in found]
+        if missing:
+            examples = {"file": "file: publisher.workflow_filename",
+                        "repository": 'repository: publisher.owner + "/" + publisher.name'}
+            self.error(f"the workflows block of provider '{ast.name}' does not say "
+                       + " nor ".join(f"'{name}'" for name in missing)
+                       + ": check-workflow needs the publisher's workflow file and its "
+                       "repository", ast.span,
+                       f"add `workflows {ast.workflows} {{ "
+                       + " ".join(examples[name] for name in missing) + " }` with the "
+                       "publisher fields that hold them (docs/language.md)")
+        return found
 
     # ------------------------------------------------------ fixes and notes
     def _fix(self, fix: A.Fix, scope: _Scope, lets: Mapping[str, A.Expr]) -> CheckedFix:
@@ -899,7 +988,8 @@ def _by_name(parent: tuple[Any, ...], child: tuple[Any, ...]) -> tuple[Any, ...]
 def extend_provider(child: A.Provider, parent: A.Provider) -> A.Provider:
     """`provider CHILD extends PARENT`: the parent's claims, fields, lets, lookup, learns,
     notes and rules, with the child's added, or in the place of the parent's of the same
-    name. Issuers are the child's own; algorithms and workflows the parent's unless given."""
+    name. Issuers are the child's own; algorithms and workflows the parent's unless given
+    (the workflows block's items by name, as fields)."""
     redeclared = {name for decl in child.claims for name in decl.names}
     claims = []
     for decl in parent.claims:
@@ -921,6 +1011,10 @@ def extend_provider(child: A.Provider, parent: A.Provider) -> A.Provider:
         notes=(*parent.notes, *child.notes),
         advice=(*parent.advice, *child.advice),
         workflows=child.workflows or parent.workflows,
+        # A child naming another kind starts its block afresh; of the same kind, its items
+        # replace the parent's of the same name.
+        workflow_items=(child.workflow_items if child.workflows not in (None, parent.workflows)
+                        else _by_name(parent.workflow_items, child.workflow_items)),
     )
 
 

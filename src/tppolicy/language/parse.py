@@ -208,9 +208,9 @@ class SourceItem:
     "algorithms", "claims", "claim_decl", "ignore_prefix", "fields", "field_decl", "let",
     "lookup", "identity", "key", "prefer", "learn", "short_rule", "block_rule",
     "optional_short_rule", "optional_block_rule", "require", "fix", "note", "advise",
-    "workflows", "uses", "projects", "pending_project", "bindings" or "binding". Blocks ("provider",
-    "publisher", "claims", "fields", "lookup", "bindings", "block_rule",
-    "optional_block_rule") have `children`, in source order.
+    "workflows", "workflow_item", "uses", "projects", "pending_project", "bindings" or
+    "binding". Blocks ("provider", "publisher", "claims", "fields", "lookup", "bindings",
+    "workflows", "block_rule", "optional_block_rule") have `children`, in source order.
     """
 
     kind: str
@@ -219,12 +219,12 @@ class SourceItem:
 
 
 _BLOCK_KINDS = frozenset({"provider", "publisher", "claims", "fields", "lookup", "bindings",
-                          "block_rule", "optional_block_rule"})
+                          "workflows", "block_rule", "optional_block_rule"})
 _ITEM_KINDS = _BLOCK_KINDS | frozenset({
     "issuer", "custom_issuers", "algorithms", "claim_decl", "ignore_prefix", "field_decl",
     "let", "identity", "key", "prefer", "learn", "short_rule", "optional_short_rule",
-    "require", "fix", "note", "advise", "workflows", "uses", "projects", "pending_project",
-    "binding",
+    "require", "fix", "note", "advise", "workflows", "workflow_item", "uses", "projects",
+    "pending_project", "binding",
 })
 
 # The comments lexed by the current thread's parse (the lexer callback appends to it).
@@ -364,7 +364,9 @@ def _provider_from_items(name: str, items: list[tuple[str, Any]], span: Span,
         notes=tuple(grouped.get("note", [])),
         advice=tuple(grouped.get("advise", [])),
         extends=extends,
-        workflows=",".join(grouped["workflows"]) if "workflows" in grouped else None,
+        workflows=",".join(k for k, _ in grouped["workflows"]) if "workflows" in grouped
+        else None,
+        workflow_items=tuple(i for _, group in grouped.get("workflows", []) for i in group),
     )
 
 
@@ -396,8 +398,12 @@ class _Builder(Transformer[Token, Any]):
     def extends(self, meta: Meta, name: Token) -> str:
         return str(name)
 
-    def workflows(self, meta: Meta, name: Token) -> tuple[str, Any]:
-        return ("workflows", str(name))
+    def workflows(self, meta: Meta, name: Token, *items: A.WorkflowItem | None
+                  ) -> tuple[str, Any]:
+        return ("workflows", (str(name), [i for i in items if i is not None]))
+
+    def workflow_item(self, meta: Meta, name: Token, value: A.Expr) -> A.WorkflowItem:
+        return A.WorkflowItem(str(name), value, self._span(meta))
 
     def note(self, meta: Meta, condition: A.Expr | None, text: Token) -> tuple[str, Any]:
         return ("note", A.Note(condition, _string(text), self._span(meta)))

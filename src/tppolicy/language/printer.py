@@ -69,6 +69,7 @@ from tppolicy.language.ast import (
     Request,
     Require,
     Rule,
+    WorkflowItem,
 )
 
 if TYPE_CHECKING:
@@ -356,6 +357,25 @@ def _advise(item: Advice, indent: str) -> list[str]:
                          item.condition, item.text)
 
 
+def _workflow_item(item: WorkflowItem, indent: str) -> list[str]:
+    return _condition_lines(indent, f"{_name(item.name, 'the workflows item')}: ", item.value,
+                            None)
+
+
+def _workflows_opening(provider: Provider) -> str:
+    assert provider.workflows is not None
+    return f"workflows {_name(provider.workflows, 'the workflow kind')}"
+
+
+def _workflows_lines(provider: Provider, indent: str) -> list[str]:
+    """`workflows KIND`, with its block of items when it has any."""
+    if not provider.workflow_items:
+        return [indent + _workflows_opening(provider)]
+    items = [line for item in provider.workflow_items
+             for line in _workflow_item(item, indent + _INDENT)]
+    return _block(indent, _workflows_opening(provider), [items])
+
+
 def _learn(learn: Learn, indent: str) -> list[str]:
     return _condition_lines(indent, f"learn {_name(learn.name, 'the learned field')}: ",
                             learn.value, None)
@@ -437,7 +457,7 @@ def _provider_lines(provider: Provider, include_rules: bool) -> list[str]:
     if provider.algorithms:
         header.append(f"{_INDENT}algorithms {_string_list(provider.algorithms)}")
     if provider.workflows is not None:
-        header.append(f"{_INDENT}workflows {_name(provider.workflows, 'the workflow kind')}")
+        header += _workflows_lines(provider, _INDENT)
     sections = [header]
     if provider.claims or provider.ignored_prefixes:
         claims = [inner + _claim_decl(c) for c in provider.claims]
@@ -535,7 +555,7 @@ def _end(item: SourceItem) -> tuple[int, int]:
 
 
 _BLOCKS = frozenset({"provider", "publisher", "claims", "fields", "lookup", "bindings",
-                     "block_rule", "optional_block_rule"})
+                     "workflows", "block_rule", "optional_block_rule"})
 _RULE_KINDS = ("short_rule", "block_rule", "optional_short_rule", "optional_block_rule")
 
 
@@ -706,6 +726,20 @@ class _CommentPrinter:
         return [_with_notes(_learn(learn, _INDENT), self.notes([child]), _INDENT)
                 for learn, child in zip(learns, items, strict=True)]
 
+    def workflows(self, provider: Provider, blocks: list[SourceItem]) -> list[str]:
+        """`workflows KIND` and its items, with their comments."""
+        entries = [c for b in blocks for c in b.children]
+        _matching(entries, provider.workflow_items, "workflows items")
+        notes = self.notes(blocks)
+        if not provider.workflow_items:  # `workflows KIND {}`: its comments go above
+            notes = _Notes(before=notes.before + notes.head + notes.end, after=notes.after)
+            return _with_notes([_INDENT + _workflows_opening(provider)], notes, _INDENT)
+        inner = _INDENT * 2
+        lines: list[str] = []
+        for entry, child in zip(provider.workflow_items, entries, strict=True):
+            lines += _with_notes(_workflow_item(entry, inner), self.notes([child]), inner)
+        return _noted_block(_INDENT, _workflows_opening(provider), [lines], notes)
+
     # -- providers
     def provider(self, provider: Provider, item: SourceItem) -> list[str]:
         inner = _INDENT * 2
@@ -738,9 +772,7 @@ class _CommentPrinter:
             header += _with_notes([f"{_INDENT}algorithms {_string_list(provider.algorithms)}"],
                                   self.notes(of("algorithms")), _INDENT)
         if provider.workflows is not None:
-            header += _with_notes(
-                [f"{_INDENT}workflows {_name(provider.workflows, 'the workflow kind')}"],
-                self.notes(of("workflows")), _INDENT)
+            header += self.workflows(provider, of("workflows"))
         sections = [header]
         if provider.claims or provider.ignored_prefixes:
             blocks = of("claims")

@@ -57,8 +57,8 @@ class LintCode:
 
 CODES: dict[str, LintCode] = {c.code: c for c in (
     LintCode("TPP001", "no-environment", "warning",
-             "a GitHub or GitLab publisher accepts any environment (PyPI: an environment is "
-             "\"strongly recommended\")",
+             "a publisher accepts any environment (its provider's `workflows` block names the "
+             "environment: GitHub, GitLab; PyPI: an environment is \"strongly recommended\")",
              "name the deployment environment in the publisher and in the publishing job "
              "(`environment: pypi`), and protect it (required reviewers, deployment tags)"),
     LintCode("TPP002", "workflow-path", "warning",
@@ -224,24 +224,38 @@ class _Lint:
 
     # ----------------------------------------------------------------- TPP001
     def no_environment(self, pub: _Pub) -> None:
-        decl = pub.provider.fields.get("environment")
-        if decl is None or decl.default is None or decl.default.value != "":
+        """The environment is the provider file's: its `workflows` block's `environment`
+        item, and the claims its rules compare with the fields that item reads."""
+        provider = pub.provider
+        environment = provider.workflow.get("environment")
+        if environment is None:
+            return
+        read = A.fields_read(environment)
+        defaults = {name: decl.default.value for name, decl in provider.fields.items()
+                    if decl.default is not None}
+        # Only where a publisher may leave it out: empty with its fields at their defaults.
+        if not read or not read <= defaults.keys() or provider.workflow_values(
+                defaults)["environment"] != "":
             return
         if pub.explicit_rules:
+            source = provider if provider.rules else self.templates.get(provider.name)
+            claims = {name for rule in (source.rules if source is not None else ())
+                      for req in rule.requires if A.fields_read(req.condition) & read
+                      for name in A.claims_read(req.condition)}
             reads = {name for rule in pub.checked.rules for req in rule.requires
                      for name in A.claims_read(req.condition)}
-            if "environment" in reads:
+            if not claims or claims & reads:
                 return
-            message = (f"{pub.provider.name} publisher '{pub.label}' accepts any environment: "
-                       "none of its rules reads the environment claim, so any job of the "
-                       "workflow may publish")
-        elif pub.fields.get("environment") == "":
-            message = (f"{pub.provider.name} publisher '{pub.label}' accepts any environment: "
+            message = (f"{provider.name} publisher '{pub.label}' accepts any environment: "
+                       f"none of its rules reads the {' or '.join(sorted(claims))} claim, so "
+                       "any job of the workflow may publish")
+        elif provider.workflow_values({**defaults, **pub.fields})["environment"] == "":
+            message = (f"{provider.name} publisher '{pub.label}' accepts any environment: "
                        "any job of the workflow may publish, without the environment's "
                        "protection rules")
         else:
             return
-        self.add("TPP001", pub.at("environment"), message, publisher=pub.label)
+        self.add("TPP001", pub.at(sorted(read)[0]), message, publisher=pub.label)
 
     # ----------------------------------------------------------------- TPP002
     def workflow_path(self, pub: _Pub) -> None:

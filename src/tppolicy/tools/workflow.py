@@ -13,13 +13,19 @@ deny are errors; the rest is advice (third-party actions not pinned to a commit,
 publisher without an environment, triggers that publish nothing).
 
 Which publishers a workflow is checked against is the provider file's `workflows` kind
-(github_actions, gitlab_ci). The job's environment, its runner and the workflow's triggers
-are judged by the publisher's own rules (its provider's, bound to its fields), evaluated
-on the claims a token of the job would carry (`environment`, `runner_environment`,
-`event_name`, and the `job_workflow_ref` of a called reusable workflow): a provider file that
-changes those rules changes this check with it. The triggers' ref filters are still matched
-here against the publisher's ref_pattern / version_tag (a filter is a set of refs, and the
-version being uploaded is not known before the run).
+(github_actions, gitlab_ci), and what this module knows of a publisher comes from that
+item's block (`workflows github_actions { file: publisher.workflow_filename ... }`): the
+workflow file it names, its repository, the calling and the reusable workflow, the
+environment, the refs it accepts (globs: the triggers' ref filters are matched against
+them, since a filter is a set of refs and the version being uploaded is not known before the
+run), the events it accepts, what must be protected. No publisher field name is written
+here: a provider file that renames its fields, or a copy under another name, is checked
+alike, and messages name the fields the block reads. The job's environment, its runner and
+the workflow's triggers are judged by the publisher's own rules (its provider's, bound to
+its fields), evaluated on the claims a token of the job would carry (`environment`,
+`runner_environment`, `event_name`, and the `job_workflow_ref` of a called reusable
+workflow: the claim names of the CI's tokens, which the kind fixes): a provider file that
+changes those rules changes this check with it.
 
 The workflow is read with ruamel.yaml (YAML 1.2, as GitHub reads `on:`), which keeps
 every key's line and column for the findings.
@@ -60,8 +66,8 @@ class Code:
 
 CODES: dict[str, Code] = {c.code: c for c in (
     Code("TPW001", "no-publisher", ERROR,
-         "no publisher names this workflow file (GitHub: workflow_filename; GitLab: "
-         "workflow_filepath)"),
+         "no publisher names this workflow file (the field its provider's `workflows` block "
+         "gives as `file`: github's workflow_filename, gitlab's workflow_filepath)"),
     Code("TPW002", "no-publishing-job", ERROR,
          "no job of the workflow publishes: none uploads, asks for an OIDC token or calls a "
          "reusable workflow"),
@@ -75,11 +81,12 @@ CODES: dict[str, Code] = {c.code: c for c in (
          "the workflow runs on pull_request_target: refused by every GitHub publisher, and "
          "it runs code of pull requests with the repository's permissions"),
     Code("TPW006", "event-refused", ERROR,
-         "a trigger the publisher's allowed_events / denied_events refuse (an error when no "
-         "trigger is accepted)"),
+         "a trigger the publisher's rules refuse (github: allowed_events / denied_events; an "
+         "error when no trigger is accepted)"),
     Code("TPW007", "ref-filter", ERROR,
          "the triggers' tags / branches filters (GitLab: rules) give refs the publisher's "
-         "ref_pattern / version_tag refuse (an error when no trigger gives an accepted ref)"),
+         "`refs` refuse (github: ref_pattern / version_tag; an error when no trigger gives an "
+         "accepted ref)"),
     Code("TPW008", "reusable-workflow", ERROR,
          "the publishing job does not call the reusable workflow the publisher expects, or "
          "calls one the publisher does not accept"),
@@ -223,10 +230,6 @@ def _dynamic(value: Any) -> bool:
     return isinstance(value, str) and "${{" in value
 
 
-def _split(value: object) -> list[str]:
-    return [part for part in str(value).split(",") if part] if value else []
-
-
 _SHA = re.compile(r"[0-9a-f]{40}")
 _UPLOADERS = re.compile(
     r"\b(twine\s+upload|uv\s+publish|poetry\s+publish|pdm\s+publish|hatch\s+publish|"
@@ -250,19 +253,41 @@ class _Checker:
                                              fix, publisher, job))
 
 
-def _publishers(policy: Policy, kind: str, repository: str | None) -> list[Any]:
+@dataclass(frozen=True, slots=True)
+class _Pub:
+    """A publisher with what its provider's `workflows` block says of it (`w`)."""
+
+    publisher: Any
+    w: Mapping[str, Any]
+
+    @property
+    def label(self) -> str:
+        return str(self.publisher.label)
+
+    def field(self, item: str) -> str:
+        """The name of the publisher field the `workflows` item is computed from, for
+        messages; the item's name when it reads several fields."""
+        return self.publisher.provider.workflow_field(item) or item
+
+
+def _file_field(policy: Policy, kind: str) -> str:
+    """For messages without a publisher at hand: the field(s) naming the workflow file in
+    the providers of this kind that the policy's publishers use (else in all of them)."""
+    pool = [p.provider for p in policy.publishers if p.provider.workflows == kind] or [
+        p for p in policy.providers.values() if p.workflows == kind]
+    return " / ".join(sorted({p.workflow_field("file") or "file" for p in pool})) or "file"
+
+
+def _publishers(policy: Policy, kind: str, repository: str | None) -> list[_Pub]:
     """The publishers whose provider file declares `workflows KIND`."""
     found = []
     for publisher in policy.publishers:
         if publisher.provider.workflows != kind:
             continue
-        if repository is not None:
-            fields = publisher.fields
-            owner = fields.get("repository_owner") or fields.get("namespace")
-            name = fields.get("repository_name") or fields.get("project")
-            if f"{owner}/{name}".lower() != repository.lower():
-                continue
-        found.append(publisher)
+        values = publisher.provider.workflow_values(publisher.fields)
+        if repository is not None and values["repository"].lower() != repository.lower():
+            continue
+        found.append(_Pub(publisher, values))
     return found
 
 
@@ -340,8 +365,8 @@ class _GitHub:
     def run(self) -> WorkflowReport:
         self._unpinned()
         publishers = _publishers(self.c.policy, GITHUB_ACTIONS, self.repository)
-        named = [p for p in publishers if self.filename in (
-            p.fields["workflow_filename"], _file_of(p.fields.get("caller_workflow", "")))]
+        named = [p for p in publishers if self.filename in (p.w["file"],
+                                                            _file_of(p.w["caller"]))]
         if not named:
             self._no_publisher(publishers)
             return self._report(named, [])
@@ -363,7 +388,7 @@ class _GitHub:
             self.c.findings.extend(_closest(self._job(publisher, job) for publisher in named))
         return self._report(named, jobs)
 
-    def _report(self, publishers: list[Any], jobs: list[_Job]) -> WorkflowReport:
+    def _report(self, publishers: list[_Pub], jobs: list[_Job]) -> WorkflowReport:
         return WorkflowReport(self.c.source, "github", tuple(self.c.findings),
                               tuple(p.label for p in publishers), tuple(j.name for j in jobs))
 
@@ -419,44 +444,51 @@ class _GitHub:
         return False
 
     # -- findings
-    def _no_publisher(self, publishers: list[Any]) -> None:
-        names = sorted({p.fields["workflow_filename"] for p in publishers})
-        close = [n for n in names if _stem(n).lower() == _stem(self.filename).lower()]
+    def _no_publisher(self, publishers: list[_Pub]) -> None:
+        names = sorted({p.w["file"] for p in publishers})
+        close = [p for p in publishers
+                 if _stem(p.w["file"]).lower() == _stem(self.filename).lower()]
+        field_name = (close or publishers)[0].field("file") if publishers else \
+            _file_field(self.c.policy, GITHUB_ACTIONS)
         if close:
-            fix = (f"a publisher names {close[0]!r}: the token carries the file's exact name, "
-                   f"so rename the file or the publisher's workflow_filename to match")
+            fix = (f"a publisher names {close[0].w['file']!r}: the token carries the file's "
+                   f"exact name, so rename the file or the publisher's {field_name} to match")
         elif names:
             fix = (f"the publishers name {', '.join(repr(n) for n in names)}; add a publisher "
-                   f"with workflow_filename: {self.filename}, or publish from one of those")
+                   f"with {field_name}: {self.filename}, or publish from one of those")
         else:
-            fix = "add a GitHub publisher for this repository with workflow_filename: " \
+            fix = f"add a GitHub publisher for this repository with {field_name}: " \
                   f"{self.filename}"
         self.c.add("TPW001", self.where.node(self.doc),
                    f"no publisher names the workflow {self.filename!r}"
                    + (f" (repository {self.repository})" if self.repository else ""), fix)
 
-    def _publisher(self, publisher: Any) -> None:
+    def _publisher(self, publisher: _Pub) -> None:
         label = publisher.label
-        fields = publisher.fields
         self._events(publisher)
         self._refs(publisher)
-        if fields.get("environment", "") == "":
+        if publisher.w["environment"] == "":
             self.c.add("TPW011", self.where.node(self.doc),
                        f"publisher {label!r} accepts any environment: any job of this workflow "
                        "may publish, without an environment's protection rules",
                        "name an environment in the publisher and in the publishing job "
                        "(`environment: pypi`), and protect it (required reviewers)",
                        publisher=label)
-        if fields.get("ref_protected") is True:
+        if publisher.w["ref_protected"]:
             self.c.add("TPW014", self.where.node(self.doc),
                        f"publisher {label!r} requires a protected ref: only tags or branches "
                        "whose creation a ruleset restricts publish",
                        "protect the refs that publish (Settings > Rules > Rulesets)",
                        publisher=label)
+        if publisher.w["environment_protected"]:
+            self.c.add("TPW014", self.where.node(self.doc),
+                       f"publisher {label!r} requires a protected environment: the workflow "
+                       "cannot show it", "protect the environment (Settings > Environments: "
+                       "required reviewers, deployment branches and tags)", publisher=label)
 
-    def _job(self, publisher: Any, job: _Job) -> list[WorkflowFinding]:
+    def _job(self, pub: _Pub, job: _Job) -> list[WorkflowFinding]:
         found: list[WorkflowFinding] = []
-        label, fields, body = publisher.label, publisher.fields, job.body
+        label, body, publisher = pub.label, job.body, pub.publisher
 
         def add(code: str, span: Span, message: str, fix: str, level: str | None = None) -> None:
             found.append(WorkflowFinding(code, level or CODES[code].level, span, message, fix,
@@ -476,9 +508,9 @@ class _GitHub:
                                                "permissions replace them)" if replaced else ""),
                 f"add `id-token: write` to the permissions of job {job.name!r}")
         # The workflow that runs the job, and the one that calls it.
-        self._reusable(publisher, job, add, job_span)
-        # The environment (GitHub ignores its case).
-        wanted = fields.get("environment", "")
+        self._reusable(pub, job, add, job_span)
+        # The environment (as the publisher's rules compare it).
+        wanted = pub.w["environment"]
         if job.calls is not None:
             if wanted:
                 add("TPW013", job_span, f"job {job.name!r} calls {job.calls}: its environment "
@@ -500,15 +532,15 @@ class _GitHub:
                 add("TPW009", self.where.key(body, "runs-on"), f"job {job.name!r} runs on a "
                     f"self-hosted runner; publisher {label!r} accepts GitHub-hosted runners "
                     "only", "run the publishing job on a GitHub-hosted runner (ubuntu-latest), "
-                    "or set the publisher's runner_environment to empty")
+                    "or change the publisher's runner constraint")
         return found
 
-    def _reusable(self, publisher: Any, job: _Job, add: Any, job_span: Span) -> None:
-        fields = publisher.fields
-        reusable = fields.get("reusable_workflow", "")
+    def _reusable(self, pub: _Pub, job: _Job, add: Any, job_span: Span) -> None:
+        publisher = pub.publisher
+        reusable = pub.w["reusable"]
         calls_span = self.where.key(job.body, "uses") if job.calls is not None else job_span
-        called_file = fields["workflow_filename"]
-        caller = _file_of(fields.get("caller_workflow", ""))
+        called_file = pub.w["file"]
+        caller = _file_of(pub.w["caller"])
         if reusable:
             if job.calls is None:
                 add("TPW008", job_span, f"job {job.name!r} runs its own steps; the publisher "
@@ -517,7 +549,7 @@ class _GitHub:
             elif not _calls_accepted(publisher, job.calls):
                 add("TPW008", calls_span, f"job {job.name!r} calls {job.calls}; the publisher "
                     f"accepts {reusable}", f"call `{_uses_example(reusable)}`, or change the "
-                    "publisher's reusable_workflow")
+                    f"publisher's {pub.field('reusable')}")
             return
         if job.calls is None:
             if caller and self.filename == caller and caller != called_file:
@@ -531,24 +563,24 @@ class _GitHub:
             if name != called_file:
                 add("TPW008", calls_span, f"job {job.name!r} calls {target}: the token names "
                     f"that workflow (job_workflow_ref), and the publisher expects "
-                    f"{called_file!r}", f"set the publisher's workflow_filename: {name} and "
-                    f"caller_workflow: {self.filename} (the caller), or publish from this "
-                    "workflow's own job")
+                    f"{called_file!r}", f"set the publisher's {pub.field('file')}: {name} and "
+                    f"{pub.field('caller')}: {self.filename} (the caller), or publish from "
+                    "this workflow's own job")
             return
         add("TPW008", calls_span, f"job {job.name!r} calls {target}, a workflow of another "
             "repository: the token names it (job_workflow_ref), and the publisher, as PyPI, "
             "accepts only its repository's workflows",
-            f"set the publisher's reusable_workflow: {_reusable_example(target)} "
+            f"set the publisher's {pub.field('reusable')}: {_reusable_example(target)} "
             "(docs/constraints.md)")
 
-    def _events(self, publisher: Any) -> None:
-        label, fields = publisher.label, publisher.fields
+    def _events(self, pub: _Pub) -> None:
+        label, publisher = pub.label, pub.publisher
         events = [e for e in self.triggers if e != "workflow_call"]
         if not events:
             return  # a reusable workflow: its callers' triggers apply
         # Which triggers' runs the publisher's rules refuse (event_name).
         refusing = {e: _refusing(publisher, {"event_name": e}, "event_name") for e in events}
-        allowed = _split(fields.get("allowed_events", ""))
+        allowed = list(pub.w["events"])
         refused = [e for e in events if refusing[e]]
         everything = len(refused) == len(events)
         for event in refused:
@@ -560,9 +592,8 @@ class _GitHub:
                            "publishing workflow; publish on release or push of a tag",
                            publisher=label)
                 continue
-            why = f"not in allowed_events ({', '.join(allowed)})" if allowed and \
-                event not in allowed else "in denied_events" if event in _split(
-                    fields.get("denied_events", "")) else \
+            why = f"not in {pub.field('events')} ({', '.join(allowed)})" if allowed and \
+                event not in allowed else \
                 f"rule {', '.join(r.name for r in refusing[event])}"
             self.c.add("TPW006", span, f"runs started by {event} are refused by publisher "
                        f"{label!r}: {why}", f"publish on {', '.join(allowed) or 'another event'}"
@@ -572,16 +603,12 @@ class _GitHub:
             self.c.add("TPW012", self._trigger_span("workflow_run"), "the workflow runs on "
                        "workflow_run, which crates.io refuses: it runs with the repository's "
                        "permissions after workflows that pull requests can start",
-                       "publish on release or push of a tag; or set the publisher's "
-                       "denied_events: workflow_run", publisher=label)
+                       "publish on release or push of a tag; or refuse workflow_run in the "
+                       "publisher (github: denied_events: workflow_run)", publisher=label)
 
-    def _refs(self, publisher: Any) -> None:
-        label, fields = publisher.label, publisher.fields
-        patterns = []
-        if fields.get("ref_pattern"):
-            patterns.append(fields["ref_pattern"])
-        if fields.get("version_tag"):
-            patterns.append("refs/tags/" + fields["version_tag"].replace("{version}", "*"))
+    def _refs(self, pub: _Pub) -> None:
+        label = pub.label
+        patterns = list(pub.w["refs"])
         if not patterns:
             return
         shown = " and ".join(patterns)
@@ -817,15 +844,17 @@ class _GitLab:
     def run(self) -> WorkflowReport:
         self._includes()
         publishers = _publishers(self.c.policy, GITLAB_CI, self.repository)
-        named = [p for p in publishers if p.fields["workflow_filepath"] == self.relative]
+        named = [p for p in publishers if p.w["file"] == self.relative]
         if not named:
-            paths = sorted({p.fields["workflow_filepath"] for p in publishers})
+            paths = sorted({p.w["file"] for p in publishers})
             close = [p for p in paths if self.relative.endswith("/" + p) or p.endswith(
                 "/" + self.relative) or p.lower() == self.relative.lower()]
+            field_name = publishers[0].field("file") if publishers else \
+                _file_field(self.c.policy, GITLAB_CI)
             fix = (f"a publisher names {close[0]!r}: give the path from the repository root "
-                   "(check-workflow --path), or fix the publisher's workflow_filepath"
+                   f"(check-workflow --path), or fix the publisher's {field_name}"
                    if close else
-                   f"add a GitLab publisher with workflow_filepath: {self.relative}")
+                   f"add a GitLab publisher with {field_name}: {self.relative}")
             self.c.add("TPW001", self.where.node(self.doc), f"no publisher names the pipeline "
                        f"file {self.relative!r}", fix)
             return self._report(named, [])
@@ -844,7 +873,7 @@ class _GitLab:
                                             for publisher in named))
         return self._report(named, [name for name, _ in jobs])
 
-    def _report(self, publishers: list[Any], jobs: list[str]) -> WorkflowReport:
+    def _report(self, publishers: list[_Pub], jobs: list[str]) -> WorkflowReport:
         return WorkflowReport(self.c.source, "gitlab", tuple(self.c.findings),
                               tuple(p.label for p in publishers), tuple(jobs))
 
@@ -866,9 +895,9 @@ class _GitLab:
                 jobs.append((name, body))
         return jobs
 
-    def _job(self, publisher: Any, name: str, body: Mapping[Any, Any]) -> list[WorkflowFinding]:
+    def _job(self, pub: _Pub, name: str, body: Mapping[Any, Any]) -> list[WorkflowFinding]:
         found: list[WorkflowFinding] = []
-        label, fields = publisher.label, publisher.fields
+        label = pub.label
 
         def add(code: str, span: Span, message: str, fix: str, level: str | None = None) -> None:
             found.append(WorkflowFinding(code, level or CODES[code].level, span, message, fix,
@@ -884,26 +913,25 @@ class _GitLab:
                 f"{self.c.audience!r}" + (f" (it asks for {', '.join(audiences)})"
                                           if audiences else ""),
                 f"add `id_tokens: PYPI_ID_TOKEN: aud: {self.c.audience}` to job {name!r}")
-        wanted = fields.get("environment", "")
+        wanted = pub.w["environment"]
         if wanted:
-            _environment(self.where, body, wanted, add, job_span, name, publisher, {})
-        patterns = [p for p in (fields.get("ref_path_pattern"), fields.get("version_tag"))
-                    if p]
+            _environment(self.where, body, wanted, add, job_span, name, pub.publisher, {})
+        patterns = list(pub.w["refs"])
         if patterns and not _gitlab_tags_only(body):
             add("TPW007", job_span, f"job {name!r} also runs for branches; publisher "
                 f"{label!r} accepts only {' and '.join(patterns)}",
                 "run the job for tags only: `rules: - if: $CI_COMMIT_TAG`", level=ADVICE)
         return found
 
-    def _publisher(self, publisher: Any) -> None:
-        label, fields = publisher.label, publisher.fields
-        if fields.get("environment", "") == "":
+    def _publisher(self, publisher: _Pub) -> None:
+        label = publisher.label
+        if publisher.w["environment"] == "":
             self.c.add("TPW011", self.where.node(self.doc), f"publisher {label!r} accepts any "
                        "environment: any job of the pipeline may publish",
                        "name an environment in the publisher and in the publishing job, and "
                        "protect it (Settings > CI/CD > Protected environments)", publisher=label)
         for flag, what in (("ref_protected", "ref"), ("environment_protected", "environment")):
-            if fields.get(flag) is True:
+            if publisher.w[flag]:
                 self.c.add("TPW014", self.where.node(self.doc), f"publisher {label!r} requires "
                            f"a protected {what}: the pipeline cannot show it",
                            f"protect the {what} in the project's settings", publisher=label)
