@@ -137,6 +137,29 @@ def describe_refusal(result: CheckResult, fixes: Mapping[str, str] | None = None
     return f"valid token, but no corresponding publisher ({closest}{details})"
 
 
+def refusal_fixes(engine: Engine, result: CheckResult,
+                  request: Mapping[str, Any] | None = None) -> dict[str, str]:
+    """What to change, by failed check, for a near miss the token's holder may be told
+    of (its publisher shares the token's identity): the provider files' fixes, as
+    `tppolicy check` prints them, the disclosable ones only. Never fails the answer."""
+    decision = result.decision
+    if (decision.allowed or result.disclosed().closest is None or decision.record is None
+            or result.claims is None):
+        return {}
+    from tppolicy.tools.explain import record_fixes
+
+    try:
+        provider = engine.checked_provider(decision.record.provider)
+        if provider is None:
+            return {}
+        fixes = record_fixes(provider, decision.record, decision, result.claims,
+                             request=request)
+    except Exception:  # a fix is advice: its failure must not change the answer
+        log.exception("cannot work out the fixes of a refusal")
+        return {}
+    return {fix.check: fix.text for fix in fixes if fix.disclosable}
+
+
 def too_similar(name: str, existing: str) -> str:
     """PyPI's refusal of a look-alike project name."""
     return (f"The name {name!r} is too similar to an existing project ({existing!r}): "
@@ -358,24 +381,8 @@ class Index:
                                 "publisher": publisher, "projects": list(projects)})
 
     def _fixes(self, result: CheckResult) -> dict[str, str]:
-        """What to change, by failed check, for a near miss the token's holder may be told
-        of (its publisher shares the token's identity): the provider files' fixes, as
-        `tppolicy check` prints them, the disclosable ones only. Never fails the answer."""
-        decision = result.decision
-        if (decision.allowed or result.disclosed().closest is None or decision.record is None
-                or result.claims is None):
-            return {}
-        from tppolicy.tools.explain import record_fixes
-
-        try:
-            provider = self.engine.checked_provider(decision.record.provider)
-            if provider is None:
-                return {}
-            fixes = record_fixes(provider, decision.record, decision, result.claims)
-        except Exception:  # a fix is advice: its failure must not change the answer
-            log.exception("cannot work out the fixes of a refusal")
-            return {}
-        return {fix.check: fix.text for fix in fixes if fix.disclosable}
+        """What to change, by failed check (see `refusal_fixes`)."""
+        return refusal_fixes(self.engine, result)
 
     def _provider_of(self, result: CheckResult, token: str) -> str | None:
         """The provider a refused token speaks for: its publisher's, else its issuer's
