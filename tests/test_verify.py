@@ -326,3 +326,95 @@ def test_sqlite_store_reuses_expired_keys_and_purges(tmp_path: Path) -> None:
     store.claim("iss/c", 6000)  # a purge runs: b and a are gone
     with sqlite3.connect(tmp_path / "r.db") as db:
         assert [k for (k,) in db.execute("SELECT key FROM used_jti")] == ["iss/c"]
+
+
+@pytest.fixture
+def tiny_switch_interval() -> Any:
+    """Threads switch every microsecond, so that races are tried, not just possible."""
+    import sys
+
+    before = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    yield
+    sys.setswitchinterval(before)
+
+
+@pytest.mark.usefixtures("tiny_switch_interval")
+def test_memory_store_many_threads_many_keys_one_winner_each() -> None:
+    store = MemoryReplayStore()
+    keys = [f"iss/{i}" for i in range(3000)]
+    won: list[list[str]] = []
+    barrier = threading.Barrier(6)
+
+    def claim() -> None:
+        mine: list[str] = []
+        barrier.wait(timeout=10)
+        mine.extend(key for key in keys if store.claim(key, 2**40))
+        won.append(mine)
+
+    threads = [threading.Thread(target=claim) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert len(won) == 6
+    assert sorted(key for mine in won for key in mine) == sorted(keys)
+
+
+@pytest.mark.usefixtures("tiny_switch_interval")
+def test_memory_store_an_expired_key_is_taken_over_by_exactly_one_thread() -> None:
+    now = [1000.0]
+    store = MemoryReplayStore(clock=lambda: now[0], sweep_every=10**9)
+    keys = [f"iss/{i}" for i in range(500)]
+    for key in keys:
+        assert store.claim(key, 1010)
+    now[0] = 1020.0  # all expired, none swept yet
+    won: list[str] = []
+    barrier = threading.Barrier(6)
+
+    def claim() -> None:
+        barrier.wait(timeout=10)
+        won.extend(key for key in keys if store.claim(key, 5000))
+
+    threads = [threading.Thread(target=claim) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert sorted(won) == sorted(keys)
+    assert not any(store.claim(key, 5000) for key in keys)
+
+
+def test_memory_store_sweeps_expired_keys_and_keeps_live_ones() -> None:
+    now = [1000.0]
+    store = MemoryReplayStore(clock=lambda: now[0], sweep_every=60)
+    assert store.claim("iss/old", 1010)
+    assert store.claim("iss/live", 2000)
+    assert store.claim("iss/same", 1010)  # claimed again below before the sweep
+    now[0] = 1030.0
+    assert store.claim("iss/same", 1500)  # its time had passed: taken over
+    assert len(store) == 3  # no sweep yet: the next is due at 1060
+    now[0] = 1070.0
+    assert store.claim("iss/new", 3000)
+    assert len(store) == 3  # old is gone; live, same and new stay
+    assert not store.claim("iss/live", 2000)
+    assert not store.claim("iss/same", 1500)
+    assert store.claim("iss/old", 3000)
+
+
+def test_brackets_inside_claim_strings_are_not_nesting(policy: tppolicy.Policy) -> None:
+    # More '[' and '{' characters than the nesting limit, all inside strings: the
+    # verifier's quick bound is exceeded, so it walks the claims, which are flat.
+    token = rsa_key().sign(claims(extra="[{" * 100))
+    assert verifier(policy).verify(token).claims["extra"] == "[{" * 100
+
+
+@pytest.mark.parametrize(("depth", "code"), [(63, None), (64, "malformed")])
+def test_claims_nesting_at_the_limit(policy: tppolicy.Policy, depth: int,
+                                     code: str | None) -> None:
+    # The claims object is level 1: a value nested 63 deep is level 64, the limit.
+    token = _resigned({"alg": "RS256", "kid": "rsa-1"}, claims(extra=_nested(depth)))
+    if code is None:
+        assert verifier(policy).verify(token).claims["extra"]
+    else:
+        assert refusal(policy, token) == code

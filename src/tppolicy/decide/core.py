@@ -40,6 +40,7 @@ from tppolicy.language.interpret import Interpreter, claim_value
 from tppolicy.language.ops import REQUEST_KEY, REQUEST_VALUES, EvalError, describe_type, op_lower
 from tppolicy.language.texts import notes_for
 from tppolicy.limits import NEAR_MISS_SCAN, NEAR_MISSES, REPLAY_MARGIN
+from tppolicy.token.refusal import TokenError
 
 if TYPE_CHECKING:
     from tppolicy.token.replay import ReplayStore
@@ -244,8 +245,6 @@ class Decider:
         (atomically, in `replay`). Never raises on any token: a refused token is a denial
         whose reason carries the verifier's stable code. Returns the decision and the
         verified token (None when it was refused)."""
-        from tppolicy.token.verify import TokenError
-
         try:
             verified = verifier.verify(token)
         except TokenError as exc:

@@ -23,25 +23,54 @@ class ReplayStore(Protocol):
 
 
 class MemoryReplayStore:
-    """A set of claimed keys with expiry, for one process; thread-safe."""
+    """A set of claimed keys with expiry, for one process; thread-safe.
 
-    def __init__(self, clock: Callable[[], float] = time.time) -> None:
-        self._keys: dict[str, int] = {}
+    A claim of a new key is one `dict.setdefault`, atomic under the GIL: of concurrent
+    claims of one key exactly one inserts its own entry and wins. Only taking over a key
+    whose time has passed, and the sweep of expired keys (one pass every `sweep_every`
+    seconds, made by whichever claim comes first, without stopping the others), take a
+    lock; nothing else ever changes or removes an entry.
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.time, *,
+                 sweep_every: float = 60.0) -> None:
+        self._keys: dict[str, tuple[int]] = {}
         self._lock = threading.Lock()
         self._clock = clock
-        self._next_purge = 0.0
+        self._sweep_every = sweep_every
+        self._next_sweep = 0.0
 
     def claim(self, key: str, expires_at: int) -> bool:
+        """Record `key` until `expires_at` (Unix time); False if it is recorded and live."""
         now = self._clock()
-        with self._lock:
-            if now >= self._next_purge:
-                self._keys = {k: e for k, e in self._keys.items() if e > now}
-                self._next_purge = now + 60
-            current = self._keys.get(key)
-            if current is not None and current > now:
-                return False
-            self._keys[key] = expires_at
+        if now >= self._next_sweep:
+            self._sweep(now)
+        mine = (expires_at,)  # a new object: only the claim that inserted it sees it back
+        current = self._keys.setdefault(key, mine)
+        if current is mine:
             return True
+        if current[0] > now:
+            return False
+        with self._lock:  # taken, but its time has passed: take it over, once
+            current = self._keys.get(key, current)
+            if current[0] > now:
+                return False
+            self._keys[key] = mine
+            return True
+
+    def _sweep(self, now: float) -> None:
+        if not self._lock.acquire(blocking=False):
+            return  # another thread is sweeping
+        try:
+            if now < self._next_sweep:
+                return
+            self._next_sweep = now + self._sweep_every
+            keys = self._keys
+            # Under the lock no entry can change: an expired one is removed as it was seen.
+            for key in [k for k, (expires_at,) in keys.copy().items() if expires_at <= now]:
+                del keys[key]
+        finally:
+            self._lock.release()
 
     def __len__(self) -> int:
         return len(self._keys)
