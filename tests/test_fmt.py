@@ -23,6 +23,7 @@ from tppolicy.tools.fmt import (
     is_publishers_text,
     unified_diff,
 )
+from tppolicy.tools.fmt_canonical import is_canonical_publishers, needs_quotes
 
 from .conftest import EXAMPLES, ROOT
 
@@ -188,6 +189,58 @@ def test_example_publishers_file_is_formatted() -> None:
     assert format_publishers_text(text, "publishers.yaml", PROVIDERS) == text
 
 
+# The fast path: a file already canonical is recognised line by line, not round-tripped.
+CANONICAL = "publishers:\n  - name: a\n    provider: google\n    projects: [p]\n    email: a@b.c\n"
+
+
+def test_fast_check_recognises_canonical_files() -> None:
+    for text in [(EXAMPLES / "publishers.yaml").read_text("utf-8"),
+                 (FIXTURES / "publishers.out.yaml").read_text("utf-8"),
+                 CANONICAL, "# head\n" + CANONICAL + "\n# tail\n    # indented tail\n",
+                 CANONICAL.replace("publishers:\n", "publishers:\n  # above\n\n"),
+                 CANONICAL.replace("[p]", '[p, "1.0"]  # two').replace("a@b.c", '"65"'),
+                 CANONICAL.replace("\n    email", "\n    # above\n\n    email")]:
+        assert is_canonical_publishers(text, PROVIDERS), text
+        assert _fmt._format_publishers(text, "p.yaml", PROVIDERS, fast=False)[0] == text
+
+
+@pytest.mark.parametrize("change", [
+    ("[p]", "[p,q]"), ("[p]", "[ p ]"), ("[p]", "[]"), ("[p]", "['p']"), ("[p]", '["p"]'),
+    ("a@b.c", "'a@b.c'"), ("a@b.c", '"a@b.c"'), ("a@b.c", "65"), ("a@b.c", "yes"),
+    ("a@b.c", "a@b.c # one blank"), ("a@b.c", "a@b.c   # three"), ("a@b.c", '"a\\"b"'),
+    ("a@b.c", "&x a@b.c"), ("a@b.c", "!!str a@b.c"), ("a@b.c", "|\n      a"),
+    ("a@b.c", "{a: b}"), ("a@b.c", "a@b.c\n      continued"), ("a@b.c", "\"\u00e9\""),
+    ("    provider: google\n", "    provider: google\n" * 2),
+    ("  - name: a\n    provider: google\n", "  - provider: google\n    name: a\n"),
+    ("    email", "      # deeper\n    email"), ("    email", "\temail"),
+    ("publishers:\n", "publishers:\n# at column 0\n"), ("publishers:\n", "---\npublishers:\n"),
+    ("publishers:\n", "other: 1\npublishers:\n"), ("email: a@b.c\n", "email: a@b.c"),
+    ("email: a@b.c\n", "email: a@b.c \n"), ("email: a@b.c\n", "email: a@b.c\r\n"),
+    ("  - name", "  -  name"), ("  - name", "- name"), ("email", "null"),
+])
+def test_fast_check_sends_anything_else_to_the_round_trip(change: tuple[str, str]) -> None:
+    text = CANONICAL.replace(*change)
+    assert text != CANONICAL
+    assert not is_canonical_publishers(text, PROVIDERS)
+
+
+def test_fast_check_follows_each_providers_field_order() -> None:
+    swapped = CANONICAL.replace("    projects: [p]\n    email: a@b.c\n",
+                                "    projects: [p]\n    sub: x\n    email: a@b.c\n")
+    assert not is_canonical_publishers(swapped, PROVIDERS)
+    unknown = swapped.replace("provider: google", "provider: acme")
+    assert is_canonical_publishers(unknown, PROVIDERS)  # its keys keep their order
+    assert _fmt._format_publishers(unknown, "p.yaml", PROVIDERS, fast=False)[0] == unknown
+
+
+def test_fast_path_counts_the_same_problems() -> None:
+    text = CANONICAL.replace("a@b.c", "not an email").replace("[p]", "[p!]")
+    assert is_canonical_publishers(text, PROVIDERS)
+    fast = _fmt._format_publishers(text, "p.yaml", PROVIDERS)
+    assert fast == _fmt._format_publishers(text, "p.yaml", PROVIDERS, fast=False)
+    assert fast == (text, 2)
+
+
 @pytest.mark.parametrize("name", YAML_GOLDEN)
 def test_publishers_load_alike(name: str) -> None:
     source = (FIXTURES / f"{name}.in.yaml").read_text("utf-8")
@@ -210,12 +263,51 @@ def test_publishers_load_alike(name: str) -> None:
     ("publisher@example.com", False), ("x#y", False),
 ])
 def test_which_strings_need_quotes(value: str, quoted: bool) -> None:
-    assert _fmt._needs_quotes(value, in_flow=False) is quoted
+    assert needs_quotes(value, in_flow=False) is quoted
 
 
 def test_flow_lists_quote_commas() -> None:
-    assert _fmt._needs_quotes("a,b", in_flow=True)
-    assert not _fmt._needs_quotes("a,b", in_flow=False)
+    assert needs_quotes("a,b", in_flow=True)
+    assert not needs_quotes("a,b", in_flow=False)
+
+
+def test_question_marks_and_colons_are_judged_as_pyyaml_reads_them() -> None:
+    # Was an AttributeError (a lone emitter has no YAML version) for any string with '?'.
+    # In a flow list pyyaml reads '?' as a key and ':x' as a value: they must be quoted.
+    for value in ("?x", "a?b", ":x"):
+        assert needs_quotes(value, in_flow=True)
+        assert not needs_quotes(value, in_flow=False)
+    text = "publishers:\n  - name: '?x'\n    provider: acme\n    projects: ['a?b', 'c']\n"
+    assert format_publishers_text(text, "p.yaml", PROVIDERS) == (
+        'publishers:\n  - name: ?x\n    provider: acme\n    projects: ["a?b", c]\n')
+
+
+def test_a_plain_string_that_cannot_stay_plain_is_double_quoted_at_once() -> None:
+    # ruamel.yaml would quote '---x' (or 'a,b' moved into a flow list) its own way, and
+    # the next run would change its quotes again: formatting was not idempotent.
+    text = ("publishers:\n  - name: ---x\n    provider: acme\n    projects:\n"
+            "      - a,b\n")
+    once = format_publishers_text(text, "p.yaml", PROVIDERS)
+    assert once == ('publishers:\n  - name: "---x"\n    provider: acme\n'
+                    '    projects: ["a,b"]\n')
+    assert format_publishers_text(once, "p.yaml", PROVIDERS) == once
+
+
+def test_a_null_keeps_its_word() -> None:
+    # ruamel.yaml writes every null as nothing; the loader words `~` ("found null") and
+    # nothing ("found nothing") differently, so the formatter refused such files (exit 4).
+    text = ("publishers:\n  - provider: github\n    name: ~\n    environment:\n"
+            "    projects: [NULL, null, a]\n")
+    assert format_publishers_text(text, "p.yaml", PROVIDERS) == (
+        "publishers:\n  - name: ~\n    provider: github\n    projects: [NULL, null, a]\n"
+        "    environment:\n")
+
+
+def test_an_anchored_empty_list_item_is_left_alone() -> None:
+    # A flow list cannot hold an empty value: written `null`, its error would change.
+    text = "publishers:\n  - provider: github\n    projects:\n      - &y\n      - a\n"
+    with pytest.raises(FormatterError):
+        format_publishers_text(text, "p.yaml", PROVIDERS)
 
 
 def test_plain_values_keep_their_text() -> None:

@@ -32,6 +32,7 @@ import difflib
 import io
 import itertools
 import os
+import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -42,11 +43,9 @@ import yaml
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.compat import ordereddict
-from ruamel.yaml.emitter import Emitter
 from ruamel.yaml.error import CommentMark, MarkedYAMLError
 from ruamel.yaml.error import YAMLError as RuamelYAMLError
-from ruamel.yaml.nodes import ScalarNode as RuamelScalarNode
-from ruamel.yaml.resolver import VersionedResolver
+from ruamel.yaml.representer import RoundTripRepresenter
 from ruamel.yaml.scalarstring import DoubleQuotedScalarString, SingleQuotedScalarString
 from ruamel.yaml.tokens import CommentToken
 
@@ -55,6 +54,12 @@ from tppolicy.errors import ConfigError, Diagnostic, PolicySyntaxError, Span, Tp
 from tppolicy.language.ast import Provider
 from tppolicy.language.parse import parse_policy_outline
 from tppolicy.language.printer import format_policy_with_comments
+from tppolicy.tools.fmt_canonical import (
+    is_canonical_publishers,
+    key_order,
+    needs_quotes,
+    plain_allowed,
+)
 
 __all__ = [
     "POLICY_SUFFIXES",
@@ -73,8 +78,6 @@ __all__ = [
 POLICY_SUFFIXES = (".tpp",)
 YAML_SUFFIXES = (".yaml", ".yml")
 
-_FIRST_KEYS = ("name", "provider", "projects", "pending_project")
-_STR_TAG = "tag:yaml.org,2002:str"
 _ENTRY_KEY_INDENT = " " * 4  # "  - " then the keys
 _ENTRY_INDENT = " " * 2  # the dash of an entry
 
@@ -108,8 +111,59 @@ def format_policy_text(text: str, source: str = "<policy>") -> str:
 
 
 # ------------------------------------------------------------------- publishers files
+class _NullWord:
+    """A null value written as a word (`~`, `null`, `Null`, `NULL`): ruamel.yaml would write
+    every null as nothing, and the publishers loader words the two differently ("found
+    null", "found nothing")."""
+
+    __slots__ = ("word",)
+
+    def __init__(self, word: str) -> None:
+        self.word = word
+
+
+class _Representer(RoundTripRepresenter):
+    """ruamel.yaml's round-trip representer, which writes a `_NullWord` as its word."""
+
+
+def _represent_null_word(representer: Any, data: _NullWord) -> Any:
+    return representer.represent_scalar("tag:yaml.org,2002:null", data.word)
+
+
+_Representer.add_representer(_NullWord, _represent_null_word)
+_NULL_WORD = re.compile(r"(~|null|Null|NULL)(?=[ ,\]}#]|\Z)")
+
+
+def _null_word(lines: Sequence[str], position: tuple[int, int]) -> _NullWord | None:
+    """The word of the null value at `position` (line, column) of the text, or None for an
+    empty one (its position is then the next token's)."""
+    line, column = position
+    if line >= len(lines):
+        return None
+    found = _NULL_WORD.match(lines[line], column)
+    return _NullWord(found.group(1)) if found else None
+
+
+def _keep_null_words(entry: CommentedMap, lines: Sequence[str]) -> None:
+    """Replace each null value of `entry` (and of its lists) written as a word by a
+    `_NullWord`, so that it is written back as that word."""
+    for key in list(entry.keys()):
+        value = entry[key]
+        if value is None:
+            word = _null_word(lines, entry.lc.value(key))
+            if word is not None:
+                ordereddict.__setitem__(entry, key, word)
+        elif isinstance(value, CommentedSeq):
+            for i, item in enumerate(value):
+                if item is None:
+                    word = _null_word(lines, value.lc.item(i))
+                    if word is not None:
+                        list.__setitem__(value, i, word)
+
+
 def _yaml() -> YAML:
     rt = YAML(typ="rt")
+    rt.Representer = _Representer
     rt.preserve_quotes = True
     rt.indent(mapping=2, sequence=4, offset=2)
     rt.width = 4096  # never fold a long line
@@ -197,39 +251,22 @@ def _has_aliases(text: str) -> bool:
                                for event in yaml.parse(text, loader))
 
 
-def _needs_quotes(value: str, in_flow: bool) -> bool:
-    """Whether `value` must be quoted: a plain scalar would be read as another type (by
-    YAML 1.1, as pyyaml and so tppolicy read it, or by YAML 1.2) or is not allowed."""
-    pyyaml_resolver: Any = yaml.resolver.Resolver()
-    if pyyaml_resolver.resolve(yaml.ScalarNode, value, (True, False)) != _STR_TAG:
-        return True
-    ruamel_resolver: Any = VersionedResolver(version=(1, 2))
-    if ruamel_resolver.resolve(RuamelScalarNode, value, (True, False)) != _STR_TAG:
-        return True
-    emitter = Emitter(io.StringIO(), allow_unicode=True)
-    analysis = emitter.analyze_scalar(value)
-    allowed = analysis.allow_flow_plain if in_flow else analysis.allow_block_plain
-    return bool(analysis.empty or analysis.multiline or not allowed)
-
-
 def _canonical_string(value: Any, in_flow: bool) -> Any:
-    """A quoted string in its canonical style; any other value as it is."""
-    if not isinstance(value, (SingleQuotedScalarString, DoubleQuotedScalarString)):
-        return value  # plain, block scalars, numbers...: their text is their meaning
-    text = str(value)
-    if _needs_quotes(text, in_flow):
-        return DoubleQuotedScalarString(text)
-    return text
+    """A string in its canonical style; any other value as it is.
 
-
-def _key_order(entry: CommentedMap, providers: Mapping[str, Provider]) -> list[Any]:
-    keys = list(entry.keys())
-    order = [k for k in _FIRST_KEYS if k in entry]
-    provider = entry.get("provider")
-    if isinstance(provider, str) and provider in providers:
-        order += [d.name for d in providers[provider].fields if d.name in entry]
-    order += [k for k in keys if k not in order]
-    return order
+    A quoted string is written plain where it may be, else double-quoted. A plain one keeps
+    its text (so its meaning for every YAML reader), unless the emitter cannot write it
+    plain where it now is (`---x`, or `a,b` moved into a flow list): then it is
+    double-quoted too, as the emitter would otherwise quote it its own way.
+    """
+    if isinstance(value, (SingleQuotedScalarString, DoubleQuotedScalarString)):
+        text = str(value)
+        if needs_quotes(text, in_flow):
+            return DoubleQuotedScalarString(text)
+        return text
+    if type(value) is str and not plain_allowed(value, in_flow):
+        return DoubleQuotedScalarString(value)
+    return value  # plain, block scalars, numbers...: their text is their meaning
 
 
 def _split_comment(token: Any) -> tuple[str, list[str]] | None:
@@ -435,10 +472,25 @@ def format_publishers_text(text: str, source: str, providers: Mapping[str, Provi
     return _format_publishers(text, source, providers)[0]
 
 
+def _problem_count(text: str, source: str, providers: Mapping[str, Provider]) -> int:
+    """How many problems loading the publishers file `text` reports (0 if none)."""
+    try:
+        load_publishers_text(text, source, providers)
+    except ConfigError as exc:
+        return len(exc.diagnostics)
+    return 0
+
+
 def _format_publishers(text: str, source: str, providers: Mapping[str, Provider],
-                       ) -> tuple[str, int]:
+                       fast: bool = True) -> tuple[str, int]:
     """The formatted text, and how many problems loading the file reports (a file with
-    schema errors is still formatted: it keeps the same errors)."""
+    schema errors is still formatted: it keeps the same errors).
+
+    A file already in the canonical layout is recognised line by line
+    (`fmt_canonical.is_canonical_publishers`, unless `fast` is False) and not round-tripped.
+    """
+    if fast and is_canonical_publishers(text, providers):
+        return text, _problem_count(text, source, providers)
     _refuse_unbounded(text, source)
     document = _load_rt(text, source)
     if not isinstance(document, CommentedMap) or not isinstance(
@@ -450,9 +502,11 @@ def _format_publishers(text: str, source: str, providers: Mapping[str, Provider]
     comments = _all_comments(document)
     entries = document["publishers"]
     reorder = not _has_aliases(text)
+    lines = text.split("\n")
     for index, entry in enumerate(entries):
         if not isinstance(entry, CommentedMap) or not entry:
             continue
+        _keep_null_words(entry, lines)
         for key in list(entry.keys()):
             value = entry[key]
             # The base classes' __setitem__: ruamel's would keep the old quoting style.
@@ -462,7 +516,7 @@ def _format_publishers(text: str, source: str, providers: Mapping[str, Provider]
             else:
                 ordereddict.__setitem__(entry, key, _canonical_string(value, in_flow=False))
         last = index == len(entries) - 1 and list(document.keys())[-1] == "publishers"
-        order = _key_order(entry, providers)
+        order = key_order(list(entry.keys()), entry.get("provider"), providers)
         if reorder:
             _reorder(entries, index, order, last, _raw_lines(entry) if last else [])
     out = io.StringIO()

@@ -1,0 +1,294 @@
+"""The fast path of `tppolicy fmt` for publishers files: is a text already in the canonical
+layout?
+
+`is_canonical_publishers` reads the text line by line, with no YAML tree, and answers True
+only for a file that the full round trip of `tppolicy.tools.fmt` would leave exactly as it
+is. It accepts a narrow form, the one the formatter writes for ordinary files:
+
+    # comments at column 0
+    publishers:
+      # comments (indented 2) or blank lines above an entry
+      - name: value  # an end-of-line comment (two spaces before '#')
+        # comments (indented 4) or blank lines above a key
+        projects: [a, "1.0"]
+        key: "65"
+    # comments after the last entry, indented as they are
+
+with each entry's keys in the canonical order, every key and plain value a string that YAML
+(1.1 and 1.2) reads as that string and that may be written plain, every double-quoted value
+one that must be quoted and holds no escape, no tab, no trailing blank, no anchor, alias or
+tag. Anything else answers False, and the caller runs the full round trip: the answer may
+be False for a canonical file, never True for a file the round trip would change
+(`tests/property/test_fmt_publishers.py` checks it on generated files).
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from collections.abc import Mapping
+from functools import lru_cache
+from typing import Any
+
+import yaml
+from ruamel.yaml.emitter import Emitter
+from ruamel.yaml.nodes import ScalarNode as RuamelScalarNode
+from ruamel.yaml.resolver import VersionedResolver
+
+from tppolicy.language.ast import Provider
+
+__all__ = ["FIRST_KEYS", "is_canonical_publishers", "key_order", "needs_quotes",
+           "plain_allowed"]
+
+FIRST_KEYS = ("name", "provider", "projects", "pending_project")
+_STR_TAG = "tag:yaml.org,2002:str"
+
+# One resolver of each kind (resolving a scalar reads their tables and changes nothing).
+_PYYAML_RESOLVER: Any = yaml.resolver.Resolver()
+_RUAMEL_RESOLVER: Any = VersionedResolver(version=(1, 2))
+
+
+def _implicit_patterns() -> dict[str | None, tuple[re.Pattern[str], ...]] | None:
+    """The two resolvers' implicit patterns by the first character they apply to (None:
+    any): a plain scalar is a string for both exactly when none of its patterns matches.
+    None if some implicit pattern would resolve to a string (then the order would matter
+    and the resolvers themselves are asked)."""
+    table: dict[str | None, list[re.Pattern[str]]] = {}
+    for resolvers in (_PYYAML_RESOLVER.yaml_implicit_resolvers,
+                      _RUAMEL_RESOLVER.versioned_resolver):
+        for first, pairs in resolvers.items():
+            for tag, pattern in pairs:
+                if str(tag) == _STR_TAG:
+                    return None
+                table.setdefault(first, []).append(pattern)
+    wildcard = table.pop(None, [])
+    return {first: (*patterns, *wildcard) for first, patterns in table.items()} | {
+        None: tuple(wildcard)}
+
+
+_PATTERNS = _implicit_patterns()
+
+
+# Strings that any YAML emitter may write plain, in block and in flow context: no
+# indicator, no blank, no ':' (the analysis below would find nothing to refuse).
+_SAFE_PLAIN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_./@+-]*\Z")
+# Characters beyond the fast path: tabs and other controls, carriage returns, the line
+# breaks YAML knows beyond "\n", byte order marks, surrogates, non-characters.
+_UNUSUAL = re.compile("[^\n\x20-\x7e\u00a0-\u2027\u202a-\ud7ff\ue000-\ufefe\uff00-\ufffd]")
+_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*\Z")
+# A key and a value that may be plain in any context, nothing else on the line.
+_SIMPLE = re.compile(r"(  - |    )([A-Za-z_][A-Za-z0-9_-]*): ([A-Za-z0-9_][A-Za-z0-9_./@+-]*)\Z")
+_LONG_LINE = 1000  # far below the emitter's width (4096), where it would fold a scalar
+
+
+def _resolves_to_str(value: str) -> bool:
+    if _PATTERNS is not None:
+        patterns = _PATTERNS.get(value[0] if value else "", _PATTERNS[None])
+        return not any(pattern.match(value) for pattern in patterns)
+    return bool(
+        _PYYAML_RESOLVER.resolve(yaml.ScalarNode, value, (True, False)) == _STR_TAG
+        and _RUAMEL_RESOLVER.resolve(RuamelScalarNode, value, (True, False)) == _STR_TAG)
+
+
+@lru_cache(maxsize=4096)
+def _plain_allowed(value: str, in_flow: bool) -> bool:
+    emitter = Emitter(io.StringIO(), allow_unicode=True)
+    # A lone emitter is its own serializer: its YAML version decides '?' and ':'. YAML 1.1's
+    # rules are the stricter ones, and pyyaml's: '[a?b]' is not a list of one string there.
+    emitter.use_version = (1, 1)  # type: ignore[attr-defined]
+    analysis = emitter.analyze_scalar(value)
+    allowed = analysis.allow_flow_plain if in_flow else analysis.allow_block_plain
+    return bool(allowed and not analysis.empty and not analysis.multiline)
+
+
+def plain_allowed(value: str, in_flow: bool) -> bool:
+    """Whether the emitter may write the string `value` as a plain scalar (in a flow list
+    when `in_flow`), whatever type a reader then gives it."""
+    return bool(_SAFE_PLAIN.match(value)) or _plain_allowed(value, in_flow)
+
+
+def needs_quotes(value: str, in_flow: bool) -> bool:
+    """Whether `value` must be quoted: a plain scalar would be read as another type (by
+    YAML 1.1, as pyyaml and so tppolicy read it, or by YAML 1.2) or is not allowed plain
+    (in a flow list when `in_flow`)."""
+    return not _resolves_to_str(value) or not plain_allowed(value, in_flow)
+
+
+def key_order(keys: list[Any], provider: Any, providers: Mapping[str, Provider]) -> list[Any]:
+    """The canonical order of an entry's keys: `name`, `provider`, `projects`,
+    `pending_project`, the provider's fields in the order it declares them, then the other
+    keys in their order in the file."""
+    present = set(keys)
+    order = [k for k in FIRST_KEYS if k in present]
+    if isinstance(provider, str) and provider in providers:
+        order += [d.name for d in providers[provider].fields if d.name in present]
+    placed = set(order)
+    order += [k for k in keys if k not in placed]
+    return order
+
+
+def _quoted(text: str, in_flow: bool) -> str | None:
+    """The content of a canonical double-quoted scalar `text` ("..."), or None."""
+    content = text[1:-1]
+    if len(text) < 2 or text[-1] != '"' or '"' in content or "\\" in content:
+        return None
+    if not content.isascii() or not needs_quotes(content, in_flow):
+        return None  # a string that may be plain is written plain
+    return content
+
+
+def _scalar(text: str, in_flow: bool) -> str | None:
+    """The string a canonical scalar's text stands for, or None."""
+    if text.startswith('"'):
+        return _quoted(text, in_flow)
+    if not text or needs_quotes(text, in_flow):
+        return None
+    return text
+
+
+def _flow_list(text: str) -> list[str] | None:
+    """The strings of a canonical flow list `[a, "b"]` (the whole of `text`), or None."""
+    if not text.startswith("[") or not text.endswith("]"):
+        return None
+    items: list[str] = []
+    position, end = 1, len(text) - 1
+    while position < end:
+        if text[position] == '"':
+            close = text.find('"', position + 1)
+            if close < 0 or close >= end:
+                return None
+            stop = close + 1
+        else:
+            stop = position
+            while stop < end and text[stop] not in ",[]{}\"":
+                stop += 1
+        item = _scalar(text[position:stop], in_flow=True)
+        if item is None:
+            return None
+        items.append(item)
+        if stop == end:
+            return items
+        if text[stop:stop + 2] != ", ":
+            return None
+        position = stop + 2
+    return None  # "[]" (an empty list) or a trailing ", "
+
+
+def _value(key: str, text: str) -> str | list[str] | None:
+    """The value of `key: <text>` with its end-of-line comment removed, or None if the text
+    is not canonical."""
+    if text.startswith("["):
+        if key != "projects":
+            return None
+        close = text.find("]")
+        body, tail = text[:close + 1], text[close + 1:]
+        if close < 0 or not (tail == "" or tail.startswith("  #")):
+            return None
+        return _flow_list(body)
+    if text.startswith('"'):
+        close = text.find('"', 1)
+        body, tail = text[:close + 1], text[close + 1:]
+        if close < 0 or not (tail == "" or tail.startswith("  #")):
+            return None
+        return _quoted(body, in_flow=False)
+    comment = text.find(" #")
+    if comment >= 0:
+        if comment == 0 or text[comment - 1] != " " or text[comment - 2:comment - 1] == " ":
+            return None  # exactly two blanks before '#'
+        text = text[:comment - 1]
+    return _scalar(text, in_flow=False)
+
+
+def _key_ok(key: str, cache: dict[str, bool]) -> bool:
+    """Whether `key` is written canonically (plain, and a string for YAML)."""
+    ok = cache.get(key)
+    if ok is None:
+        ok = cache[key] = bool(_KEY.match(key)) and not needs_quotes(key, False)
+    return ok
+
+
+def _key_value(line: str, entry: dict[str, Any], keys: dict[str, bool]) -> bool:
+    """Add the `key: value` that starts at column 4 of `line` to `entry`; False if it is
+    not canonical."""
+    simple = _SIMPLE.match(line)
+    if simple is not None:  # the common case: a plain string, no comment
+        key, value = simple.group(2, 3)
+        if key in entry or not _key_ok(key, keys) or not _resolves_to_str(value):
+            return False
+        entry[key] = value
+        return True
+    colon = line.find(": ", 4)
+    if colon < 0:
+        return False
+    key = line[4:colon]
+    if key in entry or not _key_ok(key, keys):
+        return False
+    found = _value(key, line[colon + 2:])
+    if found is None:
+        return False
+    entry[key] = found
+    return True
+
+
+def _comments_ok(lines: list[str], indent: str) -> bool:
+    """Comment lines (blank lines too) as the formatter writes them above an entry or a
+    key: at `indent`."""
+    return all(line == "" or (line.startswith(indent) and line[len(indent)] == "#")
+               for line in lines)
+
+
+def _entry_ok(entry: dict[str, Any], providers: Mapping[str, Provider],
+              orders: dict[tuple[Any, ...], bool]) -> bool:
+    """Whether the keys of `entry` are in the canonical order."""
+    keys = tuple(entry)
+    provider = entry.get("provider")
+    shape = (provider if isinstance(provider, str) else None, *keys)
+    ok = orders.get(shape)
+    if ok is None:
+        ok = orders[shape] = key_order(list(keys), provider, providers) == list(keys)
+    return ok
+
+
+def is_canonical_publishers(text: str, providers: Mapping[str, Provider]) -> bool:
+    """True only if the full formatting of the publishers file `text` is `text` itself;
+    False when it may not be (the caller then formats it the slow way)."""
+    if not text.endswith("\n") or " \n" in text or _UNUSUAL.search(text):
+        return False
+    lines = text.split("\n")
+    lines.pop()
+    count = len(lines)
+    index = 0
+    while index < count and lines[index].startswith("#"):
+        index += 1  # comments at the top of the file
+    if index >= count or lines[index] != "publishers:":
+        return False
+    index += 1
+    entry: dict[str, Any] | None = None
+    pending: list[str] = []
+    keys: dict[str, bool] = {}
+    orders: dict[tuple[Any, ...], bool] = {}
+    for line in lines[index:]:
+        if not line or line.lstrip(" ").startswith("#"):
+            pending.append(line)
+            continue
+        if len(line) > _LONG_LINE:
+            return False
+        if line.startswith("    "):
+            if entry is None or (pending and not _comments_ok(pending, "    ")):
+                return False
+        elif line.startswith("  - "):
+            if entry is not None and not _entry_ok(entry, providers, orders):
+                return False
+            if pending and not _comments_ok(pending, "  "):
+                return False
+            entry = {}
+        else:
+            return False
+        if not _key_value(line, entry, keys):
+            return False
+        if pending:
+            pending = []
+    if entry is None or not _entry_ok(entry, providers, orders):
+        return False
+    # After the last entry: comment lines as they are, and blank lines.
+    return all(not line or line.lstrip(" ").startswith("#") for line in pending)

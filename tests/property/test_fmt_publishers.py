@@ -1,0 +1,153 @@
+"""`tppolicy fmt` on publishers files, on generated files with comments: the fast check never
+calls a file canonical that the full round trip would change, the formatted text loads to
+the same data and keeps every comment, and formatting is idempotent."""
+
+from __future__ import annotations
+
+import json
+import random
+from collections import Counter
+from typing import Any
+
+import pytest
+import yaml
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
+
+from tppolicy.errors import ConfigError
+from tppolicy.language.providers import load_providers
+from tppolicy.tools import fmt as _fmt
+from tppolicy.tools.fmt import FormatterError
+from tppolicy.tools.fmt_canonical import is_canonical_publishers
+
+# Hypothesis runs of hundreds of examples each: the slow group (.ci/run runs it).
+pytestmark = pytest.mark.slow
+
+PROVIDERS = {name: p.ast for name, p in load_providers().items()}
+KEYS = {
+    "github": ["repository_owner", "repository_name", "repository_owner_id",
+               "workflow_filename", "environment"],
+    "gitlab": ["namespace", "project", "workflow_filepath", "environment"],
+    "google": ["email", "sub"],
+    "acme": ["alpha", "beta"],  # an unknown provider: its keys keep their order
+}
+VALUES = ["pypi", "65", "yes", "no", "on", "1.0", "", "a b", "x: y", "x:y", "a #b", "#x",
+          "-x", "- x", "[x]", "{x}", "null", "~", "0o17", "0x1F", "1_000", "true", "True",
+          "https://gitlab.com", "v*", "a,b", "a\"b", "a'b", "a\\b", "*x", "&y", "!t", "é",
+          "release.yml", "octo-org", "pub@x.iam.gserviceaccount.com", " lead", "trail ",
+          "2026-01-01", ".inf", "=", "<<", "?x", "%x", "@x", "`x", "|", ">", "a\u00a0b",
+          "12:30", "1e3", "-", "...", "---x"]
+
+
+def _write(value: str, style: str, in_flow: bool) -> str:
+    # Plain, most values are what they are to YAML (65 an integer, yes a boolean...); '&y'
+    # would be an anchor on an empty value, which a flow list cannot hold (the formatter
+    # refuses such a file: tests/test_fmt.py), so it is always quoted.
+    if (style == "plain" and value and value.strip() == value and "\n" not in value
+            and not value.startswith("&")):
+        return value
+    if style == "single":
+        return "'" + value.replace("'", "''") + "'"
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _comment(rnd: random.Random) -> str:
+    return "#" + rnd.choice(["", " note", " é ü", "# twice", " a: b", " - x", " 'q'"])
+
+
+@st.composite
+def publishers_files(draw: st.DrawFn) -> str:
+    """A publishers file: entries of several providers, keys in any order, values in any
+    quoting, comments and blank lines anywhere a line may go, end-of-line comments."""
+    rnd = random.Random(draw(st.integers(0, 2**32)))
+    styles = draw(st.sampled_from([["plain"], ["plain", "double"],
+                                   ["plain", "single", "double"]]))
+    lines: list[str] = []
+    if rnd.random() < 0.5:
+        lines.append(_comment(rnd))
+    lines.append("publishers:")
+    for number in range(draw(st.integers(1, 4))):
+        provider = rnd.choice(sorted(KEYS))
+        keys = ["name", "provider", rnd.choice(["projects", "pending_project"])]
+        keys += rnd.sample(KEYS[provider], rnd.randrange(len(KEYS[provider]) + 1))
+        if rnd.random() < 0.2:
+            keys.append("note")
+        if rnd.random() < 0.7:
+            rnd.shuffle(keys)
+        entry: list[str] = []
+        for key in keys:
+            if key == "provider":
+                value = provider
+            elif key == "name":
+                value = f"pub-{number}" if rnd.random() < 0.7 else rnd.choice(VALUES)
+            else:
+                value = rnd.choice(VALUES)
+            style = rnd.choice(styles)
+            if key == "projects":
+                items = [rnd.choice(VALUES) for _ in range(rnd.randrange(1, 4))]
+                if rnd.random() < 0.7:
+                    text = "[" + ", ".join(_write(i, rnd.choice(styles), True)
+                                           for i in items) + "]"
+                    entry.append(f"projects: {text}")
+                else:
+                    entry.append("projects:")
+                    entry += [f"  - {_write(i, rnd.choice(styles), False)}" for i in items]
+                continue
+            entry.append(f"{key}: {_write(value, style, False)}")
+        for at, line in enumerate(entry):
+            prefix = "  - " if at == 0 else "    "
+            lines.append(prefix + line)
+        # comments and blank lines between this entry's lines, and at line ends
+        for _ in range(rnd.randrange(3)):
+            at = rnd.randrange(len(lines) - len(entry), len(lines) + 1)
+            if rnd.random() < 0.4 and at < len(lines) and "#" not in lines[at]:
+                lines[at] += " " * rnd.randrange(1, 4) + _comment(rnd)
+            elif rnd.random() < 0.2:
+                lines.insert(at, "")
+            else:
+                lines.insert(at, " " * rnd.choice([0, 2, 2, 4, 4, 6]) + _comment(rnd))
+    for _ in range(rnd.randrange(3)):
+        lines.append(rnd.choice(["", _comment(rnd), "  " + _comment(rnd)]))
+    return "\n".join(lines) + "\n"
+
+
+def _comments(text: str) -> Counter[str]:
+    """The comments of `text`, read by ruamel.yaml's round trip."""
+    return _fmt._all_comments(_fmt._load_rt(text, "<test>"))
+
+
+def _data(text: str) -> Any:
+    return _fmt._typed(yaml.safe_load(text))
+
+
+def _format(text: str) -> str | None:
+    try:
+        return _fmt.format_publishers_text(text, "<test>", PROVIDERS)
+    except ConfigError:
+        return None  # not YAML the formatter takes (e.g. a key twice)
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(publishers_files())
+def test_fast_check_agrees_with_the_round_trip(text: str) -> None:
+    fast = is_canonical_publishers(text, PROVIDERS)
+    try:
+        full, _ = _fmt._format_publishers(text, "<test>", PROVIDERS, fast=False)
+    except (ConfigError, FormatterError):
+        assert not fast
+        return
+    if fast:
+        assert full == text
+    again = is_canonical_publishers(full, PROVIDERS)
+    event(f"formatted text seen as canonical: {again}")
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(publishers_files())
+def test_formatting_keeps_data_and_comments_and_is_idempotent(text: str) -> None:
+    once = _format(text)
+    if once is None:
+        return
+    assert _data(once) == _data(text)
+    assert _comments(once) == _comments(text)
+    assert _format(once) == once
