@@ -155,19 +155,23 @@ def test_a_case_expects_a_fix(project: Path) -> None:
         set: {environment: staging}
         allowed: false
         fix: "Add a publisher"
-      - name: no fix for an unknown issuer
+      - name: the fix for an unknown issuer
         claims: release
         set: {iss: "https://ci.example.com"}
         allowed: false
-        fix: "anything"
+        fix: "unknown GitHub issuer: 'https://ci.example.com'"
+      - name: the fix for another audience
+        claims: release
+        audience: testpypi
+        allowed: false
+        fix: "run with --audience pypi to check it against PyPI"
     """)
     report = run_files([test])
-    assert [r.passed for r in report.results] == [True, False, False]
+    assert [r.passed for r in report.results] == [True, False, True, True]
     assert report.results[1].problems == (
         "expected a fix containing 'Add a publisher', got: Rename the environment: the job ran "
         "in 'staging', the publisher expects 'pypi'. Set `environment: pypi` in the publishing "
         "job, or change the publisher's environment to 'staging'.",)
-    assert report.results[2].problems == ("expected a fix containing 'anything', got: no fix",)
     invalid = write(project / "q.tptest.yaml", CASE_HEAD + """
       - claims: release
         allowed: true

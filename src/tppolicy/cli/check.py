@@ -119,7 +119,8 @@ def _fixes(args: argparse.Namespace, policy: Policy, decision: Decision, token: 
         from tppolicy.token.verify import split_token  # verified: its claims are trusted
 
         claims = split_token(token, args.max_token_bytes)[1]
-    return dict(decision_fixes(policy, decision, claims or {}, request=request))
+    return dict(decision_fixes(policy, decision, claims or {}, request=request,
+                               audience=args.audience))
 
 
 def _same_identity(args: argparse.Namespace, policy: Policy, decision: Decision,

@@ -27,7 +27,7 @@ from tppolicy.language import ast as A
 from tppolicy.language.check import CheckedProvider, CheckedPublisher
 from tppolicy.language.compile import lookup_value
 from tppolicy.language.interpret import Interpreter, claim_value
-from tppolicy.language.ops import EvalError, describe_type
+from tppolicy.language.ops import REQUEST_VALUES, EvalError, describe_type
 from tppolicy.language.texts import fix_for
 
 if TYPE_CHECKING:
@@ -489,19 +489,42 @@ def _other_provider_fix(policy: Policy, provider: str, issuer: Any) -> Fix:
 
 
 def decision_fixes(policy: Policy, decision: Decision, claims: Mapping[str, Any], *,
-                   request: Mapping[str, Any] | None = None) -> dict[str, Fix]:
+                   request: Mapping[str, Any] | None = None,
+                   audience: str = "pypi") -> dict[str, Fix]:
     """What to change, by failed check (a rule's name, or lookup.FIELD), for a denial with a
-    closest publisher: its provider file's fixes, with the values filled in. Empty for an
-    allowed decision or one without a closest publisher. For `tppolicy check` and whoever
-    shows a decision; a front answering the token's holder keeps only the `disclosable`."""
+    closest publisher: its provider file's fixes, with the values filled in. A denial
+    before any publisher gets the fixes `explain` gives for the token itself (`iss`, `aud`
+    checked for `audience`, `claims`: the first missing or mistyped claim's), and one for a
+    provider none of whose publishers is in the file. For `tppolicy check` and whoever shows
+    a decision; a front answering the token's holder keeps only the `disclosable`."""
     if decision.allowed:
         return {}
     if decision.closest is None:
         provider = decision.provider
-        if provider is not None and any(r.rule == "publisher" for r in decision.failed) \
+        failed = {r.rule for r in decision.failed}
+        if provider is not None and "publisher" in failed \
                 and not any(p.provider.name == provider for p in policy.publishers):
             return {"publisher": _other_provider_fix(policy, provider, decision.issuer)}
-        return {}
+        refused = next((r for r in decision.failed if r.rule == "request"), None)
+        if refused is not None:
+            return {"request": Fix("request", "operator", (
+                f"{refused.message}. Request values are what the caller supplies with an "
+                f"upload ({', '.join(sorted(REQUEST_VALUES))}): `tppolicy check "
+                "--upload-version VERSION` gives the version; an index takes it from the "
+                "upload."))}
+        if not failed & {"iss", "aud", "claims"}:
+            return {}
+        issuer = claims.get("iss")
+        name = policy.issuers.get(issuer) if isinstance(issuer, str) else None
+        checked = policy.providers[name] if name is not None else _guess_provider(policy, claims)
+        checks = _token_checks(checked, claims, audience, name is not None, sorted(policy.issuers))
+        found: dict[str, Fix] = {}
+        for fix in _token_fixes(checks, claims, audience, checked, name is None and checked
+                                is not None, policy.providers):
+            rule = "claims" if fix.check.startswith("claims.") else fix.check
+            if rule in failed:
+                found.setdefault(rule, replace(fix, check=rule))
+        return found
     publisher = next((p for p in policy.publishers if p.label == decision.closest), None)
     if publisher is None:
         return {}

@@ -587,7 +587,7 @@ def _judge(spec: Mapping[str, Any], decision: Decision) -> list[str]:
     return problems
 
 
-def _judge_fix(test: _TestFile, case: _Case, decision: Decision) -> list[str]:
+def _judge_fix(test: _TestFile, case: _Case, decision: Decision, audience: str) -> list[str]:
     """A denied case's `fix`: one of the fixes `tppolicy check` gives contains it."""
     from tppolicy.tools.explain import decision_fixes
 
@@ -601,7 +601,8 @@ def _judge_fix(test: _TestFile, case: _Case, decision: Decision) -> list[str]:
             claims = None
     wanted = case.spec["fix"]
     texts = [fix.text for fix in decision_fixes(
-        test.policy, decision, claims or {}, request=case.spec.get("request")).values()]
+        test.policy, decision, claims or {}, request=case.spec.get("request"),
+        audience=audience).values()]
     if any(wanted in text for text in texts):
         return []
     return [f"expected a fix containing {wanted!r}, got: " + (" | ".join(texts) or "no fix")]
@@ -750,7 +751,7 @@ def run_files(paths: Iterable[str | os.PathLike[str]], *,
                                                 request=case.spec.get("request"))
             problems = _judge(case.spec, decision)
             if "fix" in case.spec and not decision.allowed:
-                problems.extend(_judge_fix(test, case, decision))
+                problems.extend(_judge_fix(test, case, decision, audience))
             if front is not None and case.claims is not None:
                 try:
                     engine_result = front.check(case.claims, audience, case.spec.get("request"))
