@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -44,3 +45,65 @@ def test_claims_survive_kill_9(tmp_path: Path) -> None:
     expires = int(time.time()) + 600
     assert not any(store.claim(f"jti-{i}", expires) for i in range(50))
     assert store.claim("jti-new", expires)
+
+
+_RACER = """
+import sys
+from tppolicy.token.replay import SQLiteReplayStore
+store = SQLiteReplayStore(sys.argv[1])
+print("ready", flush=True)
+sys.stdin.readline()
+won = [i for i in range(int(sys.argv[2])) if store.claim(f"iss/jti-{i}", 2**40)]
+print(" ".join(map(str, won)), flush=True)
+"""
+
+
+def test_processes_racing_for_the_same_jtis_win_each_exactly_once(tmp_path: Path) -> None:
+    path, count = tmp_path / "replay.db", 400
+    SQLiteReplayStore(path)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    racers = [subprocess.Popen([sys.executable, "-c", _RACER, str(path), str(count)], env=env,
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+              for _ in range(3)]
+    try:
+        for racer in racers:
+            assert racer.stdout is not None
+            assert racer.stdout.readline().strip() == "ready"
+        for racer in racers:  # all start together
+            assert racer.stdin is not None
+            racer.stdin.write("go\n")
+            racer.stdin.flush()
+        won = [int(i) for racer in racers for i in racer.communicate(timeout=60)[0].split()]
+    finally:
+        for racer in racers:
+            if racer.poll() is None:
+                racer.kill()
+                racer.wait(timeout=30)
+    assert sorted(won) == list(range(count))
+
+
+def test_a_file_of_the_earlier_layout_keeps_its_claims(tmp_path: Path) -> None:
+    path = tmp_path / "replay.db"
+    with sqlite3.connect(path) as db:  # the layout of earlier versions
+        db.execute("CREATE TABLE used_jti (key TEXT PRIMARY KEY, expires_at INTEGER NOT NULL)")
+        db.execute("CREATE INDEX used_jti_expiry ON used_jti (expires_at)")
+        db.execute("INSERT INTO used_jti VALUES ('iss/old', ?)", (2**40,))
+    db.close()
+    store = SQLiteReplayStore(path)
+    assert not store.claim("iss/old", 2**40)
+    assert store.claim("iss/new", 2**40)
+    assert not store.claim("iss/new", 2**40)
+    with sqlite3.connect(path) as db:
+        names = [name for (name,) in db.execute("SELECT name FROM sqlite_master")]
+    db.close()
+    assert names == ["used_jti", "sqlite_autoindex_used_jti_1"]  # the expiry index is gone
+
+
+def test_a_new_file_keys_claims_by_their_key_alone(tmp_path: Path) -> None:
+    SQLiteReplayStore(tmp_path / "replay.db")
+    with sqlite3.connect(tmp_path / "replay.db") as db:
+        rows = list(db.execute("SELECT type, name, sql FROM sqlite_master"))
+    db.close()
+    assert len(rows) == 1  # one B-tree: no rowid table beside the key's index
+    assert rows[0][:2] == ("table", "used_jti")
+    assert "WITHOUT ROWID" in rows[0][2]
