@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import io
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from functools import lru_cache
 from typing import Any
 
@@ -249,25 +249,33 @@ def _entry_ok(entry: dict[str, Any], providers: Mapping[str, Provider],
     return ok
 
 
+def _lines(text: str) -> Iterator[str]:
+    """The lines of `text` (which ends with a line end), one at a time: a file's lines are
+    never all held at once."""
+    start = 0
+    while (end := text.find("\n", start)) >= 0:
+        yield text[start:end]
+        start = end + 1
+
+
 def is_canonical_publishers(text: str, providers: Mapping[str, Provider]) -> bool:
     """True only if the full formatting of the publishers file `text` is `text` itself;
     False when it may not be (the caller then formats it the slow way)."""
     if not text.endswith("\n") or " \n" in text or _UNUSUAL.search(text):
         return False
-    lines = text.split("\n")
-    lines.pop()
-    count = len(lines)
-    index = 0
-    while index < count and lines[index].startswith("#"):
-        index += 1  # comments at the top of the file
-    if index >= count or lines[index] != "publishers:":
+    lines = _lines(text)
+    for line in lines:
+        if line == "publishers:":
+            break
+        if not line.startswith("#"):  # comments at the top of the file, then the key
+            return False
+    else:
         return False
-    index += 1
     entry: dict[str, Any] | None = None
     pending: list[str] = []
     keys: dict[str, bool] = {}
     orders: dict[tuple[Any, ...], bool] = {}
-    for line in lines[index:]:
+    for line in lines:
         if not line or line.lstrip(" ").startswith("#"):
             pending.append(line)
             continue
