@@ -228,6 +228,8 @@ provider github {
         "The token's job_workflow_ref claim is empty, but every GitHub Actions token names the workflow that ran the job: these claims are incomplete or altered. Pass the claims of the token as the job received it."
     fix token when claims.ref == "" and claims.sha == ""
         "The token's ref and sha claims are both empty, so it does not say which version of the workflow ran: these claims are incomplete or altered. Pass the claims of the token as the job received it."
+    fix token when claims.ref == "" and ends_with(claims.job_workflow_ref, "@")
+        "The token's job_workflow_ref '{claims.job_workflow_ref}' ends in a bare '@' and its ref claim is empty, but GitHub always names the ref the workflow ran at: these claims are incomplete or altered. Pass the claims of the token as the job received it."
     fix publisher when publisher.reusable_workflow != "" and starts_with(lower(publisher.reusable_workflow), lower(publisher_repository + "/"))
         "The publisher's reusable_workflow '{publisher.reusable_workflow}' is in its own repository: name the called file in workflow_filename and the calling one in caller_workflow instead."
     fix workflow or publisher when publisher.reusable_workflow != ""
@@ -238,6 +240,8 @@ provider github {
         "The job ran '{workflow_file}' at '{workflow_version}', but the run is for '{claims.ref}' (commit {claims.sha}): PyPI accepts the workflow only at the run's own ref or commit. Call it as `uses: ./.github/workflows/{workflow_file}` (the same ref), or publish from the workflow that the run started."
     fix workflow or publisher when workflow_file != publisher.workflow_filename and claims.repository == publisher_repository and not ends_with(claims.job_workflow_ref, "@" + claims.ref) and not ends_with(claims.job_workflow_ref, "@" + claims.sha)
         "The job ran '{workflow_file}' of this repository at '{workflow_version}' (a reusable workflow called at another ref), the publisher is for '{publisher.workflow_filename}'. PyPI accepts only the workflow the run started, at the run's ref or commit: publish from a job in .github/workflows/{publisher.workflow_filename}."
+    fix workflow when contains(after(workflow_path, "/.github/workflows/"), "/")
+        "The job ran '{workflow_path}', a file in a subfolder of .github/workflows, but the publisher's workflow is .github/workflows/{publisher.workflow_filename} and PyPI compares the whole path. Publish from a job in .github/workflows/{publisher.workflow_filename}."
     fix publisher when lower(workflow_file) == lower(publisher.workflow_filename) and workflow_file != publisher.workflow_filename
         "Fix the workflow filename's case: the file is '{workflow_file}', the publisher says '{publisher.workflow_filename}', and file names are compared exactly. Write workflow_filename: {workflow_file} in the publisher (or rename the file)."
     fix publisher when ends_with(workflow_file, ".yml") and ends_with(publisher.workflow_filename, ".yaml") and strip_suffix(workflow_file, ".yml") == strip_suffix(publisher.workflow_filename, ".yaml") or ends_with(workflow_file, ".yaml") and ends_with(publisher.workflow_filename, ".yml") and strip_suffix(workflow_file, ".yaml") == strip_suffix(publisher.workflow_filename, ".yml")
@@ -251,6 +255,8 @@ provider github {
   optional rule workflow_ref {
     require publisher.caller_workflow == "" and publisher.reusable_workflow == ""
         or caller_path == expected_caller
+    fix token when not has(claims.workflow_ref)
+        "The token has no workflow_ref claim, but every GitHub Actions token names the workflow the run started, and the publisher's caller_workflow is checked against it: these claims are incomplete. Pass the claims of the token as the job received it."
     fix workflow or publisher
         "The run was started by the workflow '{caller_path}', the publisher expects '{expected_caller}'. Publish from a run of that workflow, or change the publisher's caller_workflow."
   }

@@ -198,8 +198,12 @@ provider gitlab {
         "The token's ref_path claim is empty, so it does not say which ref the pipeline ran for: these claims are incomplete or altered. Pass the claims of the token as the job received it."
     fix token when claims.sha == ""
         "The token's sha claim is empty, so it does not say which commit the pipeline ran: these claims are incomplete or altered. Pass the claims of the token as the job received it."
+    fix workflow when not ends_with(claims.ci_config_ref_uri, "@" + claims.ref_path) and not ends_with(claims.ci_config_ref_uri, "@" + claims.sha)
+        "The token's ci_config_ref_uri '{claims.ci_config_ref_uri}' ends in neither the pipeline's ref '{claims.ref_path}' nor its commit {claims.sha}: PyPI accepts the pipeline file only at the ref or commit the pipeline runs for. Publish from a pipeline that runs the project's own {publisher.workflow_filepath} at that ref."
     fix publisher when lower(config_project) == lower(publisher_project) and config_project != publisher_project
         "GitLab namespace case mismatch: the pipeline's ci_config_ref_uri names '{config_project}', the publisher '{publisher_project}'. PyPI compares it exactly with the publisher's spelling (pypi/warehouse#18797): write the namespace and project in the publisher as GitLab spells them."
+    fix workflow when lower(config_project) != lower(publisher_project) and lower(claims.project_path) == lower(publisher_project)
+        "The pipeline file comes from the project '{config_project}' (ci_config_ref_uri), but the job runs in '{claims.project_path}': PyPI checks the top-level pipeline file, which must be the project's own (a pipeline defined in another project cannot publish). Publish from a pipeline file of '{publisher_project}', such as {publisher.workflow_filepath}."
     fix publisher when lower(config_path) == lower(publisher.workflow_filepath) and config_path != publisher.workflow_filepath
         "Fix the pipeline file's case: it is '{config_path}', the publisher says '{publisher.workflow_filepath}', and the path is compared exactly."
     fix workflow or publisher when config_path != publisher.workflow_filepath
