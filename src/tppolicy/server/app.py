@@ -100,41 +100,7 @@ def create_app(index: Index, *, reload: bool = True, demo: Demo | None = None) -
     async def audience(request: Request) -> Response:
         return respond(index.audience())
 
-    async def mint_token(request: Request) -> Response:
-        started = time.perf_counter()
-        if index.mint_limit is not None:
-            address = request.client.host if request.client else "unknown"
-            wait = index.mint_limit.check(address)
-            if wait is not None:
-                index.metrics.rate_limited.inc()
-                log.info("mint-token rate limited: %s", address,
-                         extra={"event": "mint", "code": "rate-limited", "client": address})
-                return JSONResponse({"message": "Token request failed", "errors": [
-                    {"code": "rate-limited", "description": f"too many token requests from "
-                     f"{address}: the limit is {index.mint_limit.describe()}; retry in "
-                     f"{retry_after(wait)} s"}]}, 429,
-                    headers={"Retry-After": retry_after(wait)})
-        try:
-            return await _mint(request)
-        finally:
-            index.metrics.mint_seconds.observe(time.perf_counter() - started)
-
-    async def _mint(request: Request) -> Response:
-        body = await _read_body(request, MAX_MINT_BODY)
-        if body is None:
-            body = b" " * (MAX_MINT_BODY + 1)
-        try:
-            answer = await run_in_threadpool(index.mint, body)
-        except Exception as exc:  # the replay store (Redis) or the database is down
-            if isinstance(exc, Unavailable):  # an outage: one line, no traceback
-                log.warning("mint-token failed: %s", exc)
-            else:
-                log.exception("mint-token failed")
-            index.metrics.decision("server-error", None)
-            return JSONResponse({"message": "Token request failed", "errors": [
-                {"code": "server-error", "description": f"the index cannot mint now "
-                 f"({type(exc).__name__}); try again"}]}, 503)
-        return respond(answer)
+    mint_token = MintEndpoint(index)
 
     async def burn_token(request: Request) -> Response:
         body = await _read_body(request, MAX_MINT_BODY) or b""
@@ -283,6 +249,92 @@ def create_app(index: Index, *, reload: bool = True, demo: Demo | None = None) -
     app.add_middleware(BodyLimit, limit=index.max_upload_bytes + 1024 * 1024)
     app.add_middleware(ReasonHeader)
     return app
+
+
+MINT_PATHS = ("/_/oidc/mint-token", "/_/oidc/github/mint-token")
+
+
+class MintEndpoint:
+    """`POST /_/oidc/mint-token` as a bare ASGI endpoint: the body read from `receive`
+    (at most `MAX_MINT_BODY` bytes), `Index.mint` run in a worker thread, the JSON
+    answer sent in two messages. It is the hot path of trusted publishing, so it builds
+    no Request or Response objects."""
+
+    def __init__(self, index: Index) -> None:
+        self.index = index
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        index = self.index
+        started = time.perf_counter()
+        try:
+            if index.mint_limit is not None:
+                client = scope.get("client")
+                address = str(client[0]) if client else "unknown"
+                wait = index.mint_limit.check(address)
+                if wait is not None:
+                    index.metrics.rate_limited.inc()
+                    log.info("mint-token rate limited: %s", address,
+                             extra={"event": "mint", "code": "rate-limited",
+                                    "client": address})
+                    await _send_json(send, 429, {"message": "Token request failed", "errors": [
+                        {"code": "rate-limited", "description": f"too many token requests "
+                         f"from {address}: the limit is {index.mint_limit.describe()}; retry "
+                         f"in {retry_after(wait)} s"}]},
+                        ((b"retry-after", retry_after(wait).encode()),))
+                    return
+            body = await _receive_body(receive, MAX_MINT_BODY)
+            if body is None:  # the client went away
+                return
+            try:
+                answer = await run_in_threadpool(index.mint, body)
+            except Exception as exc:  # the replay store (Redis) or the database is down
+                if isinstance(exc, Unavailable):  # an outage: one line, no traceback
+                    log.warning("mint-token failed: %s", exc)
+                else:
+                    log.exception("mint-token failed")
+                index.metrics.decision("server-error", None)
+                await _send_json(send, 503, {"message": "Token request failed", "errors": [
+                    {"code": "server-error", "description": f"the index cannot mint now "
+                     f"({type(exc).__name__}); try again"}]})
+                return
+            extra: tuple[tuple[bytes, bytes], ...] = ()
+            if answer.reason and REASON_EXTENSION in (scope.get("extensions") or {}):
+                extra = ((REASON_HEADER.encode(), _header_safe(answer.reason).encode()),)
+            await _send_json(send, answer.status, answer.body, extra)
+        finally:
+            index.metrics.mint_seconds.observe(time.perf_counter() - started)
+
+
+async def _receive_body(receive: Receive, limit: int) -> bytes | None:
+    """A request's body from ASGI messages; past `limit` bytes, `limit + 1` bytes (so
+    the index refuses it as too large) and no more is read. None: the client left."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return None
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            return b" " * (limit + 1)
+        if not message.get("more_body", False):
+            if not chunks:
+                return bytes(chunk)
+            chunks.append(chunk)
+            return b"".join(chunks)
+        chunks.append(chunk)
+
+
+async def _send_json(send: Send, status: int, body: Any,
+                     extra: tuple[tuple[bytes, bytes], ...] = ()) -> None:
+    """`body` as JSON, as Starlette's JSONResponse renders it."""
+    content = json.dumps(body, ensure_ascii=False, allow_nan=False, indent=None,
+                         separators=(",", ":")).encode("utf-8")
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-length", str(len(content)).encode()),
+                            (b"content-type", b"application/json"), *extra]})
+    await send({"type": "http.response.body", "body": content})
 
 
 def _simple_page(page: str | dict[str, Any], media_type: str) -> Response:

@@ -61,7 +61,7 @@ from .simple import (
     root_json,
     wheel_metadata,
 )
-from .storage import Credential, PublisherRow, Storage, StoredFile, normalize
+from .storage import Credential, MintScope, PublisherRow, Storage, StoredFile, normalize
 
 log = logging.getLogger("tppolicy.server")
 
@@ -337,7 +337,19 @@ class Index:
         if not isinstance(token, str):
             return mint_error(INVALID_PAYLOAD, "token: input should be a valid string")
         self.sync()
-        result = self.engine.check_token(token)
+        # The jti claim (made by the engine's replay store) and the credential are ONE
+        # transaction, committed before the answer; a failure rolls both back.
+        with self.storage.mint_scope() as scope:
+            result = self.engine.check_token(token)
+            publisher = result.publisher
+            minted = None
+            if result.allowed and publisher is not None and result.action is None \
+                    and not result.learned:
+                minted = self._store_credential(publisher, result.projects, result, scope)
+        if minted is not None and publisher is not None:
+            self._decided("allowed", publisher.provider, publisher.label,
+                          tuple(result.projects), "minted a credential")
+            return minted
         if result.error == INVALID_PENDING_PUBLISHER:
             with self._lock:
                 self._sync_pending()
@@ -360,14 +372,22 @@ class Index:
             if isinstance(learned, Answer):
                 return learned
             publisher, projects = learned, learned.projects
+        answer = self._store_credential(publisher, projects, result, None)
+        self._decided("allowed", publisher.provider, publisher.label, tuple(projects),
+                      "minted a credential")
+        return answer
+
+    def _store_credential(self, publisher: Record, projects: Any, result: CheckResult,
+                          scope: MintScope | None) -> Answer:
+        """Mint a credential for `publisher` and store it (in `scope`'s transaction, if
+        given: the answer may be sent only once the scope has committed)."""
         credential = new_credential()
         expires = time.time() + self.credential_ttl
         jti = (result.claims or {}).get("jti")
         self.storage.add_credential(credential, publisher_id=publisher.id,
                                     publisher=publisher.label, projects=tuple(projects),
-                                    expires=expires, jti=jti if isinstance(jti, str) else None)
-        self._decided("allowed", publisher.provider, publisher.label, tuple(projects),
-                      "minted a credential")
+                                    expires=expires, jti=jti if isinstance(jti, str) else None,
+                                    scope=scope)
         return Answer(200, {"success": True, "token": credential, "expires": int(expires)})
 
     def _decided(self, code: str, provider: str | None, publisher: str | None,

@@ -14,9 +14,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -74,6 +75,39 @@ class Credential:
     revoked: bool
 
 
+class MintScope:
+    """One token exchange's writes in ONE transaction: the jti claim and the credential
+    (see `Storage.mint_scope`). The transaction begins at the first write (`begin`), so
+    verifying and deciding hold no lock; it commits when the scope ends without an
+    exception and rolls back otherwise: a credential is stored, and answered, only with
+    the claim of its token's jti, and a failure leaves neither."""
+
+    __slots__ = ("_entered", "_storage", "tx")
+
+    def __init__(self, storage: Storage) -> None:
+        self._storage = storage
+        self._entered: AbstractContextManager[Tx] | None = None
+        self.tx: Tx | None = None  # the open transaction, once begun
+
+    def begin(self) -> Tx:
+        """The scope's transaction, begun now if it was not (the write lock from here)."""
+        if self.tx is None:
+            entered = self._storage.transaction()
+            self.tx = entered.__enter__()
+            self._entered = entered
+        return self.tx
+
+    def end(self, error: BaseException | None = None) -> None:
+        """Commit (no `error`) or roll back what was written; later writes of this
+        thread take transactions of their own."""
+        entered, self._entered, self.tx = self._entered, None, None
+        if entered is not None:
+            if error is None:
+                entered.__exit__(None, None, None)
+            else:
+                entered.__exit__(type(error), error, error.__traceback__)
+
+
 @dataclass(frozen=True, slots=True)
 class StoredFile:
     filename: str
@@ -114,6 +148,7 @@ class Storage:
         # row -> its lookup key (`Engine.lookup_key`), stored for the SQL publisher
         # lookup; rows written without one get it from `fill_lookup_keys`.
         self.keyer: Callable[[Mapping[str, Any]], str] | None = None
+        self._scopes = threading.local()  # this thread's MintScope, if one is open
 
     @contextmanager
     def transaction(self) -> Iterator[Tx]:
@@ -121,6 +156,28 @@ class Storage:
         the write lock from its start (BEGIN IMMEDIATE)."""
         with self.database.transaction() as tx:
             yield tx
+
+    @contextmanager
+    def mint_scope(self) -> Iterator[MintScope]:
+        """A token exchange on this thread: the jti claim (`SQLiteJtiStore.claim`) and the
+        credential (`add_credential(..., scope=)`) are written in one transaction,
+        committed as the scope ends (rolled back on an exception). Other writes inside the
+        scope must `end()` it first (they take transactions of their own)."""
+        scope = MintScope(self)
+        self._scopes.scope = scope
+        try:
+            yield scope
+        except BaseException as exc:
+            self._scopes.scope = None
+            scope.end(exc)
+            raise
+        self._scopes.scope = None
+        scope.end()
+
+    def open_scope(self) -> MintScope | None:
+        """This thread's open `mint_scope`, if any."""
+        scope: MintScope | None = getattr(self._scopes, "scope", None)
+        return scope
 
     def _query(self, sql: str, parameters: tuple[Any, ...] = ()) -> list[Any]:
         return self.database.query(sql, parameters)
@@ -421,20 +478,31 @@ class Storage:
 
     # ------------------------------------------------------------ credentials
     def add_credential(self, credential: str, *, publisher_id: str, publisher: str,
-                       projects: tuple[str, ...], expires: float, jti: str | None) -> None:
-        """Store a minted credential: its hash only, never the credential."""
-        now = self.clock()
+                       projects: tuple[str, ...], expires: float, jti: str | None,
+                       scope: MintScope | None = None) -> None:
+        """Store a minted credential: its hash only, never the credential. With `scope`,
+        in the scope's transaction (with its token's jti claim), committed as it ends."""
+        if scope is not None:
+            self._add_credential(scope.begin(), credential, publisher_id, publisher,
+                                 projects, expires, jti)
+            return
         with self.transaction() as db:
-            db.execute("INSERT INTO credentials (hash, publisher_id, publisher, projects, "
-                       "issued, expires, jti) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                       (hash_credential(credential), publisher_id, publisher,
-                        json.dumps(list(projects)), now, expires, jti))
-            # As PyPI's daily task: credentials expired for a day are deleted (at most
-            # once a minute per process, not a statement more on every mint).
-            if now >= self._next_credential_purge:
-                self._next_credential_purge = now + CREDENTIAL_PURGE_INTERVAL
-                db.execute("DELETE FROM credentials WHERE expires < ?",
-                           (now - CREDENTIAL_PURGE_AFTER,))
+            self._add_credential(db, credential, publisher_id, publisher, projects, expires,
+                                 jti)
+
+    def _add_credential(self, db: Tx, credential: str, publisher_id: str, publisher: str,
+                        projects: tuple[str, ...], expires: float, jti: str | None) -> None:
+        now = self.clock()
+        db.execute("INSERT INTO credentials (hash, publisher_id, publisher, projects, "
+                   "issued, expires, jti) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                   (hash_credential(credential), publisher_id, publisher,
+                    json.dumps(list(projects)), now, expires, jti))
+        # As PyPI's daily task: credentials expired for a day are deleted (at most
+        # once a minute per process, not a statement more on every mint).
+        if now >= self._next_credential_purge:
+            self._next_credential_purge = now + CREDENTIAL_PURGE_INTERVAL
+            db.execute("DELETE FROM credentials WHERE expires < ?",
+                       (now - CREDENTIAL_PURGE_AFTER,))
 
     def credential(self, credential: str) -> Credential | None:
         row = self._one(
@@ -487,7 +555,8 @@ class SQLiteJtiStore:
     """The `ReplayStore` in the server's database (SQLite or PostgreSQL): a token id
     is claimed once, atomically across threads, processes and replicas (INSERT ...
     ON CONFLICT DO NOTHING in a transaction). Expired ids are purged at most once a
-    minute, by index."""
+    minute, by index. Inside a `Storage.mint_scope` of the calling thread the claim is
+    written in the scope's transaction (committed with the credential)."""
 
     purge_interval = 60.0
 
@@ -497,14 +566,20 @@ class SQLiteJtiStore:
 
     def claim(self, key: str, expires_at: int) -> bool:
         expires_at = min(int(expires_at), MAX_JTI_EXPIRY)  # a 64-bit column: never overflow
-        now = self.storage.clock()
+        scope = self.storage.open_scope()
+        if scope is not None:
+            return self._claim(scope.begin(), key, expires_at)
         with self.storage.transaction() as db:
-            if now >= self._next_purge:
-                self._next_purge = now + self.purge_interval
-                db.execute("DELETE FROM used_jti WHERE expires_at <= ?", (int(now),))
-            inserted = db.execute("INSERT INTO used_jti (key, expires_at) VALUES (?, ?) "
-                                  "ON CONFLICT DO NOTHING", (key, expires_at)).rowcount
-            if not inserted:  # present: still valid, or expired and not yet purged
-                inserted = db.execute("UPDATE used_jti SET expires_at = ? WHERE key = ? AND "
-                                      "expires_at <= ?", (expires_at, key, int(now))).rowcount
-        return inserted == 1
+            return self._claim(db, key, expires_at)
+
+    def _claim(self, db: Tx, key: str, expires_at: int) -> bool:
+        now = self.storage.clock()
+        if now >= self._next_purge:
+            self._next_purge = now + self.purge_interval
+            db.execute("DELETE FROM used_jti WHERE expires_at <= ?", (int(now),))
+        inserted = db.execute("INSERT INTO used_jti (key, expires_at) VALUES (?, ?) "
+                              "ON CONFLICT DO NOTHING", (key, expires_at)).rowcount
+        if not inserted:  # present: still valid, or expired and not yet purged
+            inserted = db.execute("UPDATE used_jti SET expires_at = ? WHERE key = ? AND "
+                                  "expires_at <= ?", (expires_at, key, int(now))).rowcount
+        return bool(inserted == 1)
