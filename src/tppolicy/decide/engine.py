@@ -73,7 +73,6 @@ class CreateProject:
     added_by: str | None
 
 
-@dataclass(frozen=True, slots=True)
 class CheckResult:
     """The answer to one upload request: the core's `Decision`, plus what a server needs
     (the publisher's record, the project to create, the verified claims).
@@ -83,11 +82,50 @@ class CheckResult:
     `closest` and `to_json()` are its disclosed view (`Decision.disclosed`), what the
     token's holder may be told: a near miss is named only when the token shares its
     identity (repository, service account...).
+
+    Immutable, compared and shown like a frozen dataclass of `decision`, `action` and
+    `claims`; a plain class because one is made per check (a frozen dataclass's
+    constructor costs 0.25 us more: a third of an allowed check).
     """
 
-    decision: Decision
-    action: CreateProject | None = None
-    claims: Mapping[str, Any] | None = None  # the verified claims (check_token)
+    __slots__ = ("_action", "_claims", "_decision")
+
+    def __init__(self, decision: Decision, action: CreateProject | None = None,
+                 claims: Mapping[str, Any] | None = None) -> None:
+        self._decision = decision
+        self._action = action
+        self._claims = claims
+
+    @property
+    def decision(self) -> Decision:
+        """The core's decision, with every rule's result."""
+        return self._decision
+
+    @property
+    def action(self) -> CreateProject | None:
+        """What a pending publisher's first use asks of the server (None otherwise)."""
+        return self._action
+
+    @property
+    def claims(self) -> Mapping[str, Any] | None:
+        """The claims decided on (the verified claims, for `check_token`)."""
+        return self._claims
+
+    def _fields(self) -> tuple[Any, ...]:
+        return (self._decision, self._action, self._claims)
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not CheckResult:
+            return NotImplemented
+        assert isinstance(other, CheckResult)
+        return self._fields() == other._fields()
+
+    def __hash__(self) -> int:
+        return hash(self._fields())
+
+    def __repr__(self) -> str:
+        return (f"CheckResult(decision={self._decision!r}, action={self._action!r}, "
+                f"claims={self._claims!r})")
 
     @property
     def allowed(self) -> bool:
@@ -690,6 +728,10 @@ class Engine:
     def check_claims(self, claims: object,
                      request: Mapping[str, Any] | None = None) -> CheckResult:
         """Decide on decoded claims (already verified by the caller); checks iss and aud."""
+        if request is None and self.records is None and self.on_decision is None:
+            decision = self._core.allowed(claims, self.audience)
+            if decision is not None:  # the usual answer, at once
+                return CheckResult(decision, None, claims)  # type: ignore[arg-type]
         projects = self.projects
         decision = self._core.decide(claims, audience=self.audience, request=request,
                                      exists=projects.exists if projects is not None else None)

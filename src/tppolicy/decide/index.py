@@ -16,6 +16,7 @@ from tppolicy.language import ast as A
 from tppolicy.language.bind import bind_rules
 from tppolicy.language.check import CheckedProvider
 from tppolicy.language.compile import (
+    Check,
     LookupFunction,
     Predicate,
     Template,
@@ -152,6 +153,8 @@ class ProviderIndex:
         self.required: Predicate = compile_required(provider)
         self.lookup: LookupFunction = compile_lookup(provider)
         self._template: Template | None = None
+        # The template's one-function decision (`Template.check`), once it is built.
+        self.check: Check | None = None
         # bucket key -> the record, or a tuple of records sharing the key
         self.normal: dict[Any, Record | tuple[Record, ...]] = {}
         self.pending: dict[Any, Record | tuple[Record, ...]] = {}
@@ -163,6 +166,7 @@ class ProviderIndex:
         """The provider's rules compiled once for every publisher (built on first use)."""
         if self._template is None:
             self._template = compile_template(self.checked)
+            self.check = self._template.check
         return self._template
 
     def __len__(self) -> int:

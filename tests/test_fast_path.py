@@ -1,0 +1,120 @@
+"""The usual answer at once (`Template.check`, `Decider.allowed`) decides exactly as the
+general path: for every case table's claims and many variations of them (each claim
+missing, of another type, changed, in another case), through both fronts, the decision
+with the one-function check equals the decision without it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+import tppolicy
+from tppolicy.decide.core import Decider
+from tppolicy.decide.engine import CheckResult, Engine
+
+CASES_DIR = Path(__file__).parent / "cases"
+TABLES = sorted(CASES_DIR.glob("*.tptest.yaml"))
+
+
+def _variations(claims: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    yield claims
+    for name, value in claims.items():
+        yield {k: v for k, v in claims.items() if k != name}
+        yield {**claims, name: 7}
+        if isinstance(value, str):
+            yield {**claims, name: value + "x"}
+            yield {**claims, name: value.upper()}
+            yield {**claims, name: ""}
+            if "/" in value:
+                yield {**claims, name: value.replace("/", "\x1f")}
+
+
+def _cases(table: dict[str, Any]) -> Iterator[tuple[dict[str, Any], str]]:
+    for case in table["cases"]:
+        if case.get("request"):
+            continue
+        claims = dict(table["claims"][case["claims"]])
+        claims.update(case.get("set") or {})
+        for name in case.get("unset") or []:
+            claims.pop(name, None)
+        # Variations of the allowed claims: the answers at once and their neighbours.
+        for variation in _variations(claims) if case["allowed"] else (claims,):
+            yield variation, case.get("audience", "pypi")
+
+
+def _general(decider: Decider) -> list[Any]:
+    """Turn the one-function check off; returns what to give back to `_restore`."""
+    saved = [index.check for index in decider.indexes.values()]
+    for index in decider.indexes.values():
+        index.check = None
+    return saved
+
+
+def _restore(decider: Decider, saved: list[Any]) -> None:
+    for index, check in zip(decider.indexes.values(), saved, strict=True):
+        index.check = check
+
+
+def _same(fast: CheckResult, general: CheckResult) -> bool:
+    return (fast == general and fast.decision.record is general.decision.record
+            and fast.to_json() == general.to_json())
+
+
+@pytest.mark.parametrize("path", TABLES, ids=lambda p: p.name.removesuffix(".tptest.yaml"))
+def test_the_usual_answer_at_once_is_the_general_answer(path: Path) -> None:
+    table = yaml.safe_load(path.read_text("utf-8"))
+    issuers = table.get("issuers") or {}
+    engine = Engine(publishers=table["publishers"], issuers=issuers)
+    policy = tppolicy.compile_publishers_text(
+        yaml.safe_dump({"publishers": table["publishers"]}), issuers=issuers)
+    deciders = [engine._core, policy._core]
+    for claims, audience in _cases(table):
+        engine.audience = audience
+        fast = engine.check_claims(claims)
+        fast_policy = policy.evaluate(claims, audience=audience)
+        saved = [_general(decider) for decider in deciders]
+        try:
+            assert engine._core.allowed(claims, audience) is None
+            general = engine.check_claims(claims)
+            general_policy = policy.evaluate(claims, audience=audience)
+        finally:
+            for decider, checks in zip(deciders, saved, strict=True):
+                _restore(decider, checks)
+        assert _same(fast, general), (claims, fast, general)
+        assert fast_policy == general_policy, (claims, fast_policy, general_policy)
+        assert fast_policy.publisher == general_policy.publisher
+        if engine._core.allowed(claims, audience) is not None:
+            ANSWERED.add(path.name)
+
+
+ANSWERED: set[str] = set()
+
+
+def test_the_answers_at_once_were_compared() -> None:
+    """The comparison above is not vacuous: the one-function check answered in most
+    tables (not in those where every key is shared by two publishers)."""
+    if len(ANSWERED) < 5:
+        for path in TABLES:
+            test_the_usual_answer_at_once_is_the_general_answer(path)
+    assert len(ANSWERED) >= 5, ANSWERED
+
+
+def test_a_shared_bucket_or_own_rules_take_the_general_path() -> None:
+    rows = [{"provider": "github", "name": name, "projects": ["p"], "repository_owner": "o",
+             "repository_name": "r", "repository_owner_id": "1",
+             "workflow_filename": "release.yml", "environment": environment}
+            for name, environment in (("with-env", "pypi"), ("any-env", ""))]
+    engine = Engine(publishers=rows)
+    claims = {"iss": "https://token.actions.githubusercontent.com", "aud": "pypi",
+              "repository": "o/r", "repository_owner": "o", "repository_owner_id": "1",
+              "job_workflow_ref": "o/r/.github/workflows/release.yml@refs/tags/v1",
+              "ref": "refs/tags/v1", "sha": "a" * 40, "event_name": "push", "jti": "j",
+              "environment": "PyPI"}
+    assert engine._core.allowed(claims, "pypi") is None  # two publishers share the key
+    assert engine.check_claims(claims).decision.publisher == "with-env"
+    assert engine.check_claims({**claims, "environment": "other"}).decision.publisher \
+        == "any-env"
