@@ -107,6 +107,8 @@ class Decider:
                 self.issuers.setdefault(issuer, index)
         for issuer, name in self.registered.items():
             self.issuers.setdefault(issuer, self.indexes[name])
+            if self.indexes[name].issuer is None:  # custom issuers only (GitHub Enterprise)
+                self.indexes[name].issuer = issuer
         self.known_issuers = sorted(self.issuers)
         # Per provider: identity key (the lookup keys marked `identity`) -> its records.
         self._identity: dict[str, dict[tuple[Any, ...], tuple[Record, ...]]] = {
@@ -287,11 +289,11 @@ class Decider:
         audience_claim = get("aud")
         if audience_claim.__class__ is not str or audience_claim != audience:
             return None
-        record = index.check(claims, index.normal)
-        if record is None or record.learns:
-            return None
-        decision: Decision = record.decision(issuer)
-        return decision
+        decision: Decision | None = index.check(claims, index.quick)
+        if decision is None or decision.issuer == issuer:
+            return decision
+        other: Decision = decision.record.decision(issuer)
+        return other
 
     def _decide(self, index: ProviderIndex, claims: Mapping[str, Any], issuer: str,
                 request: Mapping[str, Any] | None, explain: bool, now: float | None,
@@ -299,10 +301,9 @@ class Decider:
         provider = index.checked
         if request is None and not explain and index.check is not None \
                 and self.lookup_for is None and claims.__class__ is dict:
-            record = index.check(claims, index.normal)  # the usual answer, at once
-            if record is not None and not record.learns:
-                fast: Decision = record.decision(issuer)
-                return fast
+            fast: Decision | None = index.check(claims, index.quick)  # the usual answer
+            if fast is not None:
+                return fast if fast.issuer == issuer else fast.record.decision(issuer)
         decided = claims
         if request is not None:
             problem = request_problem(request)

@@ -56,9 +56,9 @@ class Record:
     compiled for it alone.
     """
 
-    __slots__ = ("_decisions", "added_by", "created", "fields", "id", "key", "learns", "name",
-                 "pending_project", "predicate", "prefer", "projects", "provider", "rules",
-                 "slots")
+    __slots__ = ("_decisions", "_first", "added_by", "created", "fields", "id", "key", "learns",
+                 "name", "pending_project", "predicate", "prefer", "projects", "provider",
+                 "rules", "slots")
 
     def __init__(self, id: str, provider: str, name: str | None, projects: tuple[str, ...],
                  pending_project: str | None, fields: tuple[Any, ...], key: tuple[Any, ...],
@@ -81,7 +81,8 @@ class Record:
         # The `learn` items bound with this publisher's fields (trust on first use):
         # set before the record is indexed, never after.
         self.learns = learns
-        self._decisions: dict[str, Decision] | None = None
+        self._first: Decision | None = None  # the first decision made
+        self._decisions: dict[str | None, Decision] | None = None  # for other issuers
 
     def __repr__(self) -> str:
         return f"Record({self.id!r}, {self.provider!r}, {self.label!r})"
@@ -126,8 +127,14 @@ class Record:
             return self.rules
         return bind_rules(provider.rules, self.field_values(provider))
 
-    def decision(self, issuer: str) -> Decision:
+    def decision(self, issuer: str | None) -> Decision:
         """The allowed decision without explanation, made once per issuer."""
+        first = self._first
+        if first is None:
+            first = self._first = Decision(True, self.provider, self.label, self.all_projects,
+                                           self.pending, (), issuer=issuer, record=self)
+        if first.issuer == issuer:
+            return first
         decisions = self._decisions
         if decisions is None:
             decisions = self._decisions = {}
@@ -153,8 +160,14 @@ class ProviderIndex:
         self.required: Predicate = compile_required(provider)
         self.lookup: LookupFunction = compile_lookup(provider)
         self._template: Template | None = None
-        # The template's one-function decision (`Template.check`), once it is built.
+        # The template's one-function decision (`Template.check`), once it is built, and
+        # its entries: bucket key -> (allowed decision, *prefer, *kept slots), for each
+        # key that a single normal publisher of the template (learning nothing) holds.
         self.check: Check | None = None
+        self.quick: dict[str, tuple[Any, ...]] = {}
+        # The issuer of the decisions in `quick` (a token of another issuer of the
+        # provider gets its own decision from the record).
+        self.issuer: str | None = provider.issuers[0] if provider.issuers else None
         # bucket key -> the record, or a tuple of records sharing the key
         self.normal: dict[Any, Record | tuple[Record, ...]] = {}
         self.pending: dict[Any, Record | tuple[Record, ...]] = {}
@@ -172,6 +185,23 @@ class ProviderIndex:
     def __len__(self) -> int:
         return self._count
 
+    def _requick(self, key: Any) -> None:
+        """The quick entry of a bucket key after its normal bucket changed (under the
+        lock): one for a single template record learning nothing, else none."""
+        found = self.normal.get(key)
+        template = self._template
+        if found.__class__ is not Record or template is None or key.__class__ is not str:
+            if self.quick:
+                self.quick.pop(key, None)
+            return
+        assert isinstance(found, Record)
+        if found.predicate is not template.predicate or found.learns or found.rules is not None:
+            self.quick.pop(key, None)
+            return
+        slots = found.slots
+        self.quick[key] = (found.decision(self.issuer), *found.prefer,
+                           *(slots[i] for i in template.kept))
+
     def add(self, record: Record) -> None:
         """Index a record under its lookup key."""
         with self._lock:
@@ -179,6 +209,8 @@ class ProviderIndex:
             key = bucket_key(record.key)
             bucket = _records(index.get(key))
             index[key] = (*bucket, record) if bucket else record
+            if not record.pending:
+                self._requick(key)
             self._count += 1
 
     def remove(self, record: Record) -> bool:
@@ -194,6 +226,8 @@ class ProviderIndex:
                 index[key] = kept if len(kept) > 1 else kept[0]
             else:
                 del index[key]
+            if not record.pending:
+                self._requick(key)
             self._count -= 1
             return True
 
@@ -209,8 +243,12 @@ class ProviderIndex:
             if same_bucket and any(r is old for r in bucket):
                 swapped = tuple(new if r is old else r for r in bucket)
                 index[key] = swapped if len(swapped) > 1 else swapped[0]
+                if not new.pending:
+                    self._requick(key)
                 return
             index[key] = (*bucket, new) if bucket else new
+            if not new.pending:
+                self._requick(key)
             self._count += 1
         self.remove(old)
 

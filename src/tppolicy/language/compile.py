@@ -509,7 +509,8 @@ class Template:
     predicate: TemplatePredicate  # (claims, slots) -> allowed
     derive: Derive  # field values in declaration order -> (keys, prefers, slots)
     fields: tuple[str, ...]
-    check: Check  # (claims, table) -> the record that allows, or None: see _compile_check
+    check: Check  # (claims, entries) -> the allowed decision, or None: see _compile_check
+    kept: tuple[int, ...]  # the slots an entry holds, after its decision and prefer values
 
 
 def _hoist(expr: A.Expr, slots: list[A.Expr]) -> A.Expr:
@@ -628,60 +629,79 @@ def compile_template(provider: CheckedProvider) -> Template:
     unpack = emitter.unpack("slots", slot_names)
     predicate = emitter.build(f"template_{next(_counter)}",
                               [*prologue, unpack, *_guarded(expression)], ("claims", "slots"))
-    return Template(predicate, derive_function, fields,
-                    _compile_check(provider, body, predicate))
+    check, kept = _compile_check(provider, body, slots)
+    return Template(predicate, derive_function, fields, check, kept)
 
 
 def _compile_check(provider: CheckedProvider, body: Callable[
         [_Emitter, Sequence[A.Expr], Any], tuple[list[ast.stmt], ast.expr, list[str]]],
-                   predicate: TemplatePredicate) -> Check:
-    """The common decision in one function: lookup, choice and `predicate`.
+                   slots: Sequence[A.Expr]) -> tuple[Check, tuple[int, ...]]:
+    """The common decision in one function, and the layout of the entries it reads.
 
-    `check(claims, table)` computes the token's lookup key as the index joins it
-    (`"\x1f".join`), finds the publisher in `table` (bucket key -> record), and returns
-    it when it is a single record deciding by `predicate`, its `prefer` values choose it
-    (as `ProviderIndex.choose` does for one candidate) and the rules allow; None in any
-    other case (no such key, a shared bucket, own rules, a key that is not made of
-    strings, a claim missing or mistyped, any error), where the general path decides.
-    It reads each claim once for the lookup and the rules: about half the cost of the
-    lookup function and the predicate called in turn.
+    `check(claims, entries)` computes the token's lookup key as the index joins it
+    (`"\x1f".join`), finds its entry, and returns the entry's first item (the
+    publisher's allowed decision) when the entry's `prefer` values choose it (as
+    `ProviderIndex.choose` does for one candidate) and the rules allow; None in any
+    other case (no such key, a key not made of strings, a claim missing or mistyped,
+    any error), where the general path decides. The index keeps an entry only for a
+    key that a single publisher of the template holds: `(decision, *prefer, *kept
+    slots)`, the slots kept being those at the positions returned (a random check
+    among a million publishers then reads few cache lines: one tuple, not a record,
+    its tuples and values).
+
+    A slot that is a lookup key's field (`publisher.repository_owner`) is not kept:
+    when the token's key equals the publisher's (`count` proves each part equal, as
+    no part holds the separator), the token's part is the field's value.
     """
     emitter = _Emitter(provider)
     sides = [k.claims_side for k in (*provider.keys, *provider.prefers)]
     prologue, expression, slot_names = body(emitter, sides, None)
     keys, prefers, names = _lookup_sides(emitter, provider)
-    found = ast.Name("found", ast.Load())
+    parts = {key.publisher_side.name: f"k{position}"
+             for position, key in enumerate(provider.keys)
+             if isinstance(key.publisher_side, A.FieldRef)
+             and provider.fields[key.publisher_side.name].type == "string"}
+    given = {f"#{i}": parts[expr.name] for i, expr in enumerate(slots)
+             if isinstance(expr, A.FieldRef) and expr.name in parts}
+    kept = tuple(i for i, name in enumerate(slot_names) if name not in given)
 
     def refuse(test: ast.expr) -> ast.stmt:
         return ast.If(test, [ast.Return(ast.Constant(None))], [])
 
-    statements: list[ast.stmt] = [_assign("found", ast.Subscript(
-        ast.Name("table", ast.Load()),
-        ast.Call(ast.Attribute(ast.Constant(_SEPARATOR), "join", ast.Load()),
-                 [ast.Tuple(keys, ast.Load())], []), ast.Load()))]
-    # A shared bucket (a tuple) has no `predicate`: AttributeError, None.
-    statements.append(refuse(ast.Compare(ast.Attribute(found, "predicate", ast.Load()),
-                                         [ast.IsNot()], [ast.Name("_template", ast.Load())])))
+    statements: list[ast.stmt] = [_assign(f"k{i}", key) for i, key in enumerate(keys)]
+    statements.append(_assign("key", ast.Call(
+        ast.Attribute(ast.Constant(_SEPARATOR), "join", ast.Load()),
+        [ast.Tuple([ast.Name(f"k{i}", ast.Load()) for i in range(len(keys))], ast.Load())],
+        [])))
+    statements.append(_assign("entry", ast.Subscript(ast.Name("table", ast.Load()),
+                                                     ast.Name("key", ast.Load()), ast.Load())))
+    if given:
+        statements.append(refuse(ast.Compare(ast.Call(
+            ast.Attribute(ast.Name("key", ast.Load()), "count", ast.Load()),
+            [ast.Constant(_SEPARATOR)], []), [ast.NotEq()], [ast.Constant(len(keys) - 1)])))
+    targets: list[ast.expr] = [ast.Name("decision", ast.Store())]
+    targets += [ast.Name(f"e{i}", ast.Store()) for i in range(len(names))]
+    targets += [ast.Name(emitter.value_local(slot_names[i]), ast.Store()) for i in kept]
+    statements.append(ast.Assign([ast.Tuple(targets, ast.Store())],
+                                 ast.Name("entry", ast.Load())))
     if names:
-        statements += [_assign("prefer", ast.Attribute(found, "prefer", ast.Load())), *prefers]
-        prefer = ast.Name("prefer", ast.Load())
+        statements += prefers
         chosen: list[ast.expr] = [
-            ast.Compare(ast.Subscript(prefer, ast.Constant(i), ast.Load()), [ast.Eq()], [name])
+            ast.Compare(ast.Name(f"e{i}", ast.Load()), [ast.Eq()], [name])
             for i, name in enumerate(names)]
         statements.append(refuse(ast.UnaryOp(ast.Not(), chosen[0] if len(chosen) == 1
                                              else ast.BoolOp(ast.Or(), chosen))))
-    statements.append(_assign("found_slots", ast.Attribute(found, "slots", ast.Load())))
-    statements.append(emitter.unpack("found_slots", slot_names))
-    statements.append(ast.If(expression, [ast.Return(found)], []))
+    for slot, part in given.items():
+        statements.append(_assign(emitter.value_local(slot), ast.Name(part, ast.Load())))
+    statements.append(ast.If(expression, [ast.Return(ast.Name("decision", ast.Load()))], []))
     checked = ast.Try(body=statements, handlers=[ast.ExceptHandler(
         ast.Name("Exception", ast.Load()), None, [ast.Return(ast.Constant(None))])],
                       orelse=[], finalbody=[])
     emitter.namespace["_MISSING"] = MISSING
-    emitter.namespace["_template"] = predicate
     function: Check = emitter.build(f"check_{next(_counter)}",
                                     [*prologue, checked, ast.Return(ast.Constant(None))],
                                     ("claims", "table"))
-    return function
+    return function, kept
 
 
 def _optional_predicate(provider: CheckedProvider, conditions: Sequence[A.Expr],
