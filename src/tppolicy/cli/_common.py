@@ -81,13 +81,27 @@ def registered_issuers(args: argparse.Namespace, providers: Mapping[str, Any]) -
     return issuers
 
 
-def load_policy(args: argparse.Namespace) -> Policy:
-    """From --publishers (YAML) or --policy (compiled policy text)."""
-    from tppolicy.decide.load import compile_publishers_file, load_policy_file
+def load_policy(args: argparse.Namespace, claims: Mapping[str, Any] | None = None) -> Policy:
+    """From --publishers (YAML) or --policy (compiled policy text). With `claims` (a
+    decision on them is all the policy is for), a publishers file's policy holds only the
+    publishers that decision reads (`compile_publishers_for_claims`)."""
+    from tppolicy.decide.load import (
+        compile_publishers_file,
+        compile_publishers_for_claims,
+        load_policy_file,
+    )
 
     providers = load_providers(args)
     issuers = registered_issuers(args, providers)
     if getattr(args, "publishers", None) is not None:
+        if claims is not None:
+            from tppolicy.errors import ConfigError
+            from tppolicy.readers.source import read_source
+
+            source = args.publishers
+            return compile_publishers_for_claims(read_source(Path(source), ConfigError),
+                                                 str(source), claims, providers=providers,
+                                                 issuers=issuers)
         return compile_publishers_file(args.publishers, providers=providers, issuers=issuers)
     return load_policy_file(args.policy, providers=providers, issuers=issuers)
 

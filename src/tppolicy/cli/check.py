@@ -9,6 +9,7 @@ from typing import Any, TextIO
 
 from tppolicy.decide.decision import Decision
 from tppolicy.decide.policy import Policy
+from tppolicy.errors import TppolicyError
 
 from ._common import (
     EPILOG,
@@ -56,15 +57,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, out: TextIO) -> int:
-    policy = load_policy(args)
     request = {"version": args.request_version} if args.request_version is not None else None
     # Each input is read once: standard input (-) cannot be read twice (for --record).
+    # The claims are read first: a publishers file's policy then holds only the
+    # publishers a decision on them reads (a large file is not held whole). A problem
+    # with them is reported after the publishers file's, as before.
     token: str | None = None
     claims: dict[str, object] | None = None
+    wanted: dict[str, object] | None = None
+    deferred: TppolicyError | None = None
+    try:
+        if args.token is not None:
+            token = read_token(args.token, args.max_token_bytes)
+            wanted = _unverified(token, args.max_token_bytes)
+        elif not (args.jwks or args.replay_db):
+            claims = wanted = read_claims(args.claims)
+    except TppolicyError as exc:
+        deferred = exc
+    policy = load_policy(args, wanted)
+    if deferred is not None:
+        raise deferred
     if args.token is not None:
         from tppolicy.token.replay import SQLiteReplayStore
 
-        token = read_token(args.token, args.max_token_bytes)
+        assert token is not None
         verifier = build_verifier(args, policy, token)
         replay = SQLiteReplayStore(args.replay_db) if args.replay_db else None
         decision = policy.evaluate_token(token, verifier, replay, explain=True,
@@ -72,7 +88,7 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
     else:
         if args.jwks or args.replay_db:
             raise UsageError("--jwks and --replay-db go with --token")
-        claims = read_claims(args.claims)
+        assert claims is not None
         decision = policy.evaluate(claims, audience=args.audience, explain=True,
                                    request=request)
     if args.record:
@@ -106,6 +122,17 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
             text = "\n".join(lines) + "\n"
         out.write(text)
     return EXIT_ALLOWED if decision.allowed else EXIT_DENIED
+
+
+def _unverified(token: str, max_bytes: int) -> dict[str, object] | None:
+    """The token's claims, unverified (to choose the publishers to load; the decision is
+    on the verified ones), or None when they cannot be read."""
+    from tppolicy.token.verify import TokenError, split_token
+
+    try:
+        return split_token(token, max_bytes)[1]
+    except TokenError:
+        return None
 
 
 def _fixes(args: argparse.Namespace, policy: Policy, decision: Decision, token: str | None,

@@ -140,8 +140,12 @@ class Decider:
     def identity_key(self, record: Record) -> tuple[Any, ...]:
         """The values of a record's identity keys (who the publisher is), case aside
         where the provider file declares it (`exact_case`)."""
-        return _folded(tuple(record.key[i] for i in self._identity_positions[record.provider]),
-                       self._identity_fold[record.provider])
+        return self.key_identity(record.provider, record.key)
+
+    def key_identity(self, provider: str, key: tuple[Any, ...]) -> tuple[Any, ...]:
+        """`identity_key` of a record of `provider` with this lookup key."""
+        return _folded(tuple(key[i] for i in self._identity_positions[provider]),
+                       self._identity_fold[provider])
 
     def token_identity(self, provider: str, claims: Mapping[str, Any]) -> tuple[Any, ...] | None:
         """The identity a token's claims give for `provider`, None if they give none."""

@@ -3,16 +3,27 @@ compiled policy file read back."""
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from tppolicy.decide.core import Decider, publisher_id
+from tppolicy.decide.index import bucket_key
 from tppolicy.decide.policy import Policy
-from tppolicy.errors import ConfigError, PolicyCheckError
+from tppolicy.errors import ConfigError, PolicyCheckError, TppolicyError
 from tppolicy.language import ast as A
-from tppolicy.language.check import CheckedProvider, check_policy
+from tppolicy.language.check import (
+    CheckedPolicy,
+    CheckedProvider,
+    CheckedPublisher,
+    PublisherStream,
+    check_policy,
+)
+from tppolicy.language.compile import lookup_value
 from tppolicy.language.providers import load_providers
+from tppolicy.limits import NEAR_MISS_SCAN
 from tppolicy.readers.source import read_source
 
 if TYPE_CHECKING:
@@ -26,10 +37,14 @@ def compile_publishers_text(text: str, source: str = "<publishers>", *,
     """A publishers file (YAML) → a Policy, through the provider files. `document`: the
     text already composed by `compose_yaml`, when the caller needs its positions too."""
     from tppolicy.decide.publishers import load_publishers_document
-    from tppolicy.readers.yaml import compose_yaml
+    from tppolicy.readers.yaml import NotPlain, compose_yaml
 
     providers = load_providers() if providers is None else providers
     if document is None:
+        try:
+            return _compile_streamed(text, source, providers, issuers, None)
+        except (NotPlain, TppolicyError):
+            pass  # read whole: every problem reported, or what the stream leaves out
         document = compose_yaml(text, source, ConfigError)
     entries = load_publishers_document(document, {n: p.ast for n, p in providers.items()},
                                        issuers or {})
@@ -44,6 +59,93 @@ def compile_publishers_text(text: str, source: str = "<publishers>", *,
     except PolicyCheckError as exc:
         raise ConfigError(exc.diagnostics, text) from None
     return Policy(checked, issuers)
+
+
+def compile_publishers_for_claims(text: str, source: str, claims: Mapping[str, Any], *,
+                                  providers: Mapping[str, CheckedProvider] | None = None,
+                                  issuers: Mapping[str, str] | None = None) -> Policy:
+    """`compile_publishers_text` holding only the publishers a decision on `claims` can
+    read, for a large file: every publisher is read and checked (any problem is reported
+    as `compile_publishers_text` reports it), but only these are kept: those whose lookup
+    key or identity the claims give, the first `NEAR_MISS_SCAN` + 1 of the claims'
+    provider (a refusal is explained against any of them when there are no more) and the
+    first of each other provider (a refusal says which providers have publishers). Its
+    decision on these claims, closest publisher and ids are the whole file's."""
+    from tppolicy.readers.yaml import NotPlain, compose_yaml
+
+    providers = load_providers() if providers is None else providers
+    try:
+        return _compile_streamed(text, source, providers, issuers, claims)
+    except (NotPlain, TppolicyError):
+        return compile_publishers_text(text, source, providers=providers, issuers=issuers,
+                                       document=compose_yaml(text, source, ConfigError))
+
+
+class _Selection:
+    """Which publishers `compile_publishers_for_claims` keeps."""
+
+    def __init__(self, providers: Mapping[str, CheckedProvider],
+                 issuers: Mapping[str, str] | None, claims: Mapping[str, Any]) -> None:
+        self.decider = Decider(providers, issuers)
+        self.counts: dict[str, int] = {}
+        issuer = claims.get("iss")
+        index = self.decider.issuers.get(issuer) if isinstance(issuer, str) else None
+        self.provider = index.checked.name if index is not None else None
+        self.key: Any = None
+        self.identity: tuple[Any, ...] | None = None
+        if index is not None and self.provider is not None:
+            try:
+                self.key = bucket_key(index.lookup(claims)[0])
+            except Exception:  # a key the claims cannot give matches nothing
+                self.key = None
+            self.identity = self.decider.token_identity(self.provider, claims)
+
+    def keep(self, publisher: CheckedPublisher) -> bool:
+        name = publisher.provider.name
+        seen = self.counts[name] = self.counts.get(name, 0) + 1
+        if name != self.provider:
+            return seen == 1
+        if seen <= NEAR_MISS_SCAN + 1:
+            return True
+        key = tuple(lookup_value(v) for v in publisher.key_values)
+        try:
+            if self.key is not None and bucket_key(key) == self.key:
+                return True
+            return self.identity is not None and \
+                self.decider.key_identity(name, key) == self.identity
+        except Exception:  # pragma: no cover - keys are a publisher's field values
+            return True
+
+
+def _compile_streamed(text: str, source: str, providers: Mapping[str, CheckedProvider],
+                      issuers: Mapping[str, str] | None,
+                      claims: Mapping[str, Any] | None) -> Policy:
+    """The file read as a stream (`iter_plain_publishers`), each publisher checked alone
+    (`PublisherStream`); with `claims`, only `_Selection`'s kept. `NotPlain` or a
+    `TppolicyError` (without the words of every problem) when the file must be read
+    whole."""
+    from tppolicy.decide.publishers import iter_plain_publishers
+
+    entries = iter_plain_publishers(text, source, {n: p.ast for n, p in providers.items()},
+                                    issuers or {})
+    stream = PublisherStream(source, providers)
+    selection = _Selection(providers, issuers, claims) if claims is not None else None
+    kept: list[CheckedPublisher] = []
+    ids: list[str] = []
+    taken: set[str] = set()
+    counter = itertools.count(1)
+    for entry in entries:
+        checked = stream.check(A.Publisher(
+            entry.name, entry.provider, entry.projects, entry.pending_project,
+            tuple(A.Binding(name, A.Literal(value), entry.span)
+                  for name, value in entry.fields.items()),
+            (), entry.span), entry.index)
+        publisher_id_ = publisher_id(entry.name, taken, counter)
+        taken.add(publisher_id_)
+        if selection is None or selection.keep(checked):
+            kept.append(checked)
+            ids.append(publisher_id_)
+    return Policy(CheckedPolicy(dict(providers), tuple(kept)), issuers, ids=ids)
 
 
 def compile_publishers_file(path: str | os.PathLike[str], *,

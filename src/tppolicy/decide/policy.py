@@ -6,7 +6,7 @@ lookup keys, then the publisher's compiled rules. Fail closed throughout.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from tppolicy.decide.core import Decider, publisher_id
@@ -29,14 +29,18 @@ class Policy:
     """
 
     def __init__(self, checked: CheckedPolicy,
-                 registered_issuers: Mapping[str, str] | None = None) -> None:
+                 registered_issuers: Mapping[str, str] | None = None, *,
+                 ids: Sequence[str] | None = None) -> None:
+        """`ids`: the publishers' ids, one each (as `publisher_id` gives them over the
+        whole file, for a policy holding some of a file's publishers)."""
         self._checked = checked
         self._core = Decider(checked.providers, registered_issuers)
         self._registered = self._core.registered
         taken: dict[str, Record] = {}
         counter = itertools.count(1)
-        for publisher in checked.publishers:
+        for position, publisher in enumerate(checked.publishers):
             record = _record(publisher, self._core.indexes,
+                             ids[position] if ids is not None else
                              publisher_id(publisher.ast.name, taken, counter))
             taken[record.id] = record
             self._core.add(record)

@@ -31,14 +31,24 @@ import yaml
 from tppolicy.decide.names import canonicalize_name
 from tppolicy.errors import ConfigError, Diagnostic, Span
 from tppolicy.language.ast import FieldDecl, Provider
-from tppolicy.readers.yaml import YamlDocument, compose_yaml, construct_scalar
+from tppolicy.readers.yaml import (
+    LineIndex,
+    NotPlain,
+    YamlDocument,
+    compose_yaml,
+    construct_scalar,
+    resolve_scalar,
+    stream_items,
+)
 from tppolicy.text import ascii_lookalike_fix
 
 if TYPE_CHECKING:  # jsonschema is imported only to word errors (a valid file never needs it)
     from jsonschema import ValidationError
 
 __all__ = [
+    "NotPlain",
     "PublisherEntry",
+    "iter_plain_publishers",
     "load_publishers_document",
     "load_publishers_file",
     "load_publishers_text",
@@ -58,6 +68,9 @@ class PublisherEntry:
     pending_project: str | None
     fields: Mapping[str, str | int | bool] = field(hash=False)  # a read-only mapping
     span: Span
+    # From `iter_plain_publishers(positions=True)`: where each part is (the head span of
+    # each key's value, of each list item under (key, position), of the entry under ()).
+    positions: Mapping[Any, Span] | None = field(default=None, hash=False, compare=False)
 
     def as_row(self) -> dict[str, Any]:
         """The entry as a row, what `Engine.add_publishers` and a server's table take."""
@@ -84,6 +97,7 @@ _ISSUER_HINT = "register it with --issuer URL=PROVIDER"
 _FILENAME_HINT = "a file name such as release.yml, not a path"
 
 _TAG = "tag:yaml.org,2002:"
+_STR = _TAG + "str"
 _SCALAR_TAGS = frozenset(
     _TAG + t for t in ("str", "int", "float", "bool", "null", "timestamp", "binary")
 )
@@ -290,16 +304,27 @@ def _plainly_valid(data: Any, providers: Mapping[str, Provider]) -> bool:
     which then finds (and words) every error; a doubtful value also answers False."""
     if type(data) is not dict or len(data) != 1 or type(data.get("publishers")) is not list:
         return False
-    shapes = {name: _shape(provider) for name, provider in providers.items()}
-    identifier = _compiled(_IDENTIFIER_PATTERN)
-    project = _compiled(_PROJECT_NAME_PATTERN)
-    if identifier is None or project is None:  # pragma: no cover - constant patterns
-        return False
-    for entry in data["publishers"]:
+    check = _EntryCheck(providers)
+    return all(check.plainly_valid(entry) for entry in data["publishers"])
+
+
+class _EntryCheck:
+    """`_plainly_valid` for one entry."""
+
+    def __init__(self, providers: Mapping[str, Provider]) -> None:
+        self.shapes = {name: _shape(provider) for name, provider in providers.items()}
+        identifier = _compiled(_IDENTIFIER_PATTERN)
+        project = _compiled(_PROJECT_NAME_PATTERN)
+        assert identifier is not None  # constant patterns
+        assert project is not None
+        self.identifier, self.project = identifier, project
+
+    def plainly_valid(self, entry: Any) -> bool:
+        identifier, project = self.identifier, self.project
         if type(entry) is not dict:
             return False
         provider = entry.get("provider")
-        shape = shapes.get(provider) if type(provider) is str else None
+        shape = self.shapes.get(provider) if type(provider) is str else None
         if shape is None:
             return False
         allowed, required, checks = shape
@@ -337,7 +362,7 @@ def _plainly_valid(data: Any, providers: Mapping[str, Provider]) -> bool:
                     return False
             elif type(value) is not (int if field_type == "int" else bool):
                 return False
-    return True
+        return True
 
 
 def _shape(provider: Provider) -> tuple[frozenset[str], tuple[str, ...],
@@ -970,3 +995,115 @@ def load_publishers_file(path: str | os.PathLike[str], providers: Mapping[str, P
     source = os.fsdecode(path)
     text = read_source(FilePath(source), ConfigError)
     return load_publishers_text(text, source, providers, registered_issuers)
+
+
+# ------------------------------------------------------------------- streaming
+def iter_plain_publishers(text: str, source: str, providers: Mapping[str, Provider],
+                          registered_issuers: Mapping[str, str] | None = None, *,
+                          positions: bool = False) -> Iterator[PublisherEntry]:
+    """The entries of a plain publishers file, one at a time, read from the parser's
+    events (`stream_items`): memory for one entry at a time, not for the file.
+
+    Raises `NotPlain`, maybe after some entries, at anything `load_publishers_text` would
+    report or that this reader leaves to it (anchors, tags, a value YAML reads as other
+    than a string, a number or a boolean...): the caller then reads the file with
+    `load_publishers_text`, which reports every problem. Names are checked unique, and
+    projects within an entry, as `load_publishers_text` does."""
+    registered = registered_issuers or {}
+    check = _EntryCheck(providers)
+    lines = LineIndex(source, text)
+    names: set[str] = set()
+    for index, events in enumerate(stream_items(text, "publishers")):
+        entry, where = _plain_entry(events, lines, positions)
+        if not check.plainly_valid(entry):
+            raise NotPlain
+        name = entry.get("name")
+        if name is not None:
+            if name in names:
+                raise NotPlain
+            names.add(name)
+        projects = entry.get("projects", ())
+        if len({canonicalize_name(p) for p in projects}) != len(projects):
+            raise NotPlain
+        provider = providers[entry["provider"]]
+        if not _issuer_plain(entry, provider, registered):
+            raise NotPlain
+        values: dict[str, str | int | bool] = {}
+        for decl in provider.fields:
+            value = entry[decl.name] if decl.name in entry else _default(decl)
+            assert value is not None  # required fields are there (plainly valid)
+            values[decl.name] = value
+        yield PublisherEntry(
+            index=index, name=name, provider=entry["provider"],
+            projects=tuple(projects), pending_project=entry.get("pending_project"),
+            fields=types.MappingProxyType(values),
+            span=lines.span(events[0].start_mark, events[-1].end_mark), positions=where)
+
+
+def _plain_entry(events: list[yaml.Event], lines: LineIndex,
+                 positions: bool) -> tuple[dict[str, Any], dict[Any, Span] | None]:
+    """An entry's data (a mapping of scalars and lists of scalars) from its events, and
+    with `positions` where its parts are; `NotPlain` for anything else."""
+    if not isinstance(events[0], yaml.MappingStartEvent):
+        raise NotPlain
+    head = lines.head_span
+    data: dict[str, Any] = {}
+    where: dict[Any, Span] | None = {(): head(events[0].start_mark, events[-1].end_mark)} \
+        if positions else None
+    i, last = 1, len(events) - 1
+    while i < last:
+        key_event, event = events[i], events[i + 1]
+        if not isinstance(key_event, yaml.ScalarEvent) or resolve_scalar(key_event) != _STR:
+            raise NotPlain
+        key = key_event.value
+        if key in data:
+            raise NotPlain
+        if isinstance(event, yaml.ScalarEvent):
+            data[key] = _plain_scalar(event)
+            if where is not None:
+                where[key] = head(event.start_mark, event.end_mark)
+            i += 2
+            continue
+        if not isinstance(event, yaml.SequenceStartEvent):
+            raise NotPlain
+        items: list[Any] = []
+        i += 2
+        while not isinstance(events[i], yaml.SequenceEndEvent):
+            item = events[i]
+            if not isinstance(item, yaml.ScalarEvent):
+                raise NotPlain
+            if where is not None:
+                where[(key, len(items))] = head(item.start_mark, item.end_mark)
+            items.append(_plain_scalar(item))
+            i += 1
+        if where is not None:
+            where[key] = head(event.start_mark, events[i].end_mark)
+        data[key] = items
+        i += 1
+    return data, where
+
+
+def _plain_scalar(event: yaml.ScalarEvent) -> Any:
+    tag = resolve_scalar(event)
+    if tag == _STR:
+        return event.value
+    if tag not in _SCALAR_TAGS:
+        raise NotPlain
+    try:
+        start: Any = event.start_mark  # libyaml's marks, or pyyaml's
+        end: Any = event.end_mark
+        return construct_scalar(yaml.ScalarNode(tag, event.value, start, end, event.style))
+    except Exception:  # a value the safe loader refuses: reported by the full reader
+        raise NotPlain from None
+
+
+def _issuer_plain(entry: Mapping[str, Any], provider: Provider,
+                  registered: Mapping[str, str]) -> bool:
+    """Would `_check_issuer` accept this (plainly valid) entry's issuer?"""
+    decl = next((d for d in provider.fields if d.name == "issuer_url"), None)
+    if decl is None:
+        return True
+    value = entry.get("issuer_url", _default(decl))
+    if not isinstance(value, str) or value == "" or value in provider.issuers:
+        return True
+    return provider.custom_issuers and registered.get(value) == provider.name

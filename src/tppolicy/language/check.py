@@ -1077,6 +1077,36 @@ def check_policy(policy: A.PolicyFile, base_providers: Mapping[str, CheckedProvi
     return CheckedPolicy(providers, tuple(publishers))
 
 
+class PublisherStream:
+    """`check_policy`'s checks of publishers (no provider blocks), one publisher at a time,
+    for a file read as a stream: each `check` raises `PolicyCheckError` on a problem,
+    without the words for every problem that `check_policy` gives (a caller reading a
+    stream checks the whole file with `check_policy` then). Two publishers of the same
+    identity are found by hashes of their identities; a hash met twice raises, so that
+    the caller checks the file whole."""
+
+    def __init__(self, source: str, providers: Mapping[str, CheckedProvider]) -> None:
+        self._source = source
+        self._providers = providers
+        self._identities: set[int] = set()
+
+    def check(self, ast: A.Publisher, index: int) -> CheckedPublisher:
+        """The checked publisher, or `PolicyCheckError`."""
+        checker = _Checker(self._source)
+        checked = checker.publisher(ast, index, self._providers)
+        if checked is None or checker.diagnostics:
+            raise PolicyCheckError(checker.diagnostics)
+        try:
+            identity = hash((checked.provider.name, checked.pending, checked.key_values,
+                             checked.prefer_values))
+        except TypeError:  # a key that cannot be hashed: check the whole file
+            raise PolicyCheckError([]) from None
+        if identity in self._identities:
+            raise PolicyCheckError([])
+        self._identities.add(identity)
+        return checked
+
+
 def check_identities(publishers: Iterable[CheckedPublisher],
                      report: Any) -> None:
     """Two publishers that every token matches alike would make the choice arbitrary."""
@@ -1094,5 +1124,6 @@ def check_identities(publishers: Iterable[CheckedPublisher],
 
 
 __all__ = ["CheckedPolicy", "CheckedProvider", "CheckedPublisher", "ClaimSpec", "LookupKey",
+           "PublisherStream",
            "bind_expr", "check_policy", "check_provider", "did_you_mean", "extend_provider",
            "resolve_extends"]

@@ -15,10 +15,17 @@ and column:
 The nodes are composed by libyaml (through pyyaml's C binding) when it is there, by pyyaml's
 own Python parser otherwise. A document libyaml refuses is parsed again by the Python parser,
 whose messages are more precise, so errors read the same with or without libyaml.
+
+`stream_items` reads a large, plain file (a mapping whose one key holds a list) one list
+item at a time from the parser's events, without composing the document: memory for one
+item, not for the file. Anything it does not read plainly (anchors, aliases, tags, other
+keys, deeper nesting, a syntax error) raises `NotPlain`, and the caller reads the file
+with `compose_yaml` instead, which words every problem.
 """
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -33,10 +40,14 @@ __all__ = [
     "MAX_CHARS",
     "MAX_DEPTH",
     "MAX_VALUES",
+    "LineIndex",
+    "NotPlain",
     "YamlDocument",
     "children",
     "compose_yaml",
     "construct_scalar",
+    "resolve_scalar",
+    "stream_items",
 ]
 
 MAX_CHARS = MAX_SOURCE_BYTES  # one size limit for files and for text handed to the API
@@ -254,3 +265,127 @@ def _check_graph(root: yaml.Node) -> tuple[str, yaml.Node] | None:
     if sizes[id(root)] > MAX_VALUES:
         return (f"the document expands to more than {MAX_VALUES} values through aliases", root)
     return None
+
+
+# ------------------------------------------------------------------- streaming
+class NotPlain(Exception):
+    """`stream_items` met something it leaves to `compose_yaml` (which reads any YAML
+    within the limits and words every problem)."""
+
+
+# Line breaks other than "\n" that YAML or `str.splitlines` (the line numbering of
+# `YamlDocument`) knows: a file holding one is read by `compose_yaml`.
+_OTHER_BREAKS = ("\r", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x85", "\u2028", "\u2029")
+_RESOLVER: Any = yaml.resolver.Resolver()
+_PLAIN = (True, False)
+
+
+def resolve_scalar(event: yaml.ScalarEvent) -> str:
+    """The tag the safe loader gives an untagged scalar (`tag:yaml.org,2002:str` for
+    quoted text, the implicit resolvers' for a plain scalar)."""
+    if event.implicit[0]:
+        return str(_RESOLVER.resolve(yaml.ScalarNode, event.value, _PLAIN))
+    return _STR
+
+
+class LineIndex:
+    """Spans from a plain file's marks, as `YamlDocument.span` and `head_span` give them,
+    without a list of the file's lines (the offsets of its line breaks: 8 bytes a line)."""
+
+    def __init__(self, source: str, text: str) -> None:
+        self.source = source
+        self._length = len(text)
+        self._breaks = array("q")
+        position = text.find("\n")
+        while position >= 0:
+            self._breaks.append(position)
+            position = text.find("\n", position + 1)
+        self._lines = len(self._breaks) + (1 if text and not text.endswith("\n") else 0)
+
+    def _line_length(self, line: int) -> int:
+        """The length of 0-based line `line` (0 past the last line)."""
+        if line >= self._lines:
+            return 0
+        start = self._breaks[line - 1] + 1 if line > 0 else 0
+        end = self._breaks[line] if line < len(self._breaks) else self._length
+        return end - start
+
+    def span(self, start: Any, end: Any) -> Span:
+        """`YamlDocument.span` of a node from `start` to `end` (marks)."""
+        end_line, end_column = end.line + 1, end.column + 1
+        if end.column == 0 and end.line > start.line:
+            end_line = end.line
+            end_column = self._line_length(end.line - 1) + 1 if end.line - 1 < self._lines \
+                else 1
+        return Span(self.source, start.line + 1, start.column + 1, end_line, end_column)
+
+    def head_span(self, start: Any, end: Any) -> Span:
+        """`YamlDocument.head_span` of a node from `start` to `end` (marks)."""
+        if end.line > start.line:
+            return Span(self.source, start.line + 1, start.column + 1, start.line + 1,
+                        self._line_length(start.line) + 1)
+        return Span(self.source, start.line + 1, start.column + 1, end.line + 1,
+                    end.column + 1)
+
+
+def stream_items(text: str, key: str, max_depth: int = 2) -> Iterator[list[yaml.Event]]:
+    """The events of each item of the list under `key`, for a document that is a mapping
+    with that one key; an item nests at most `max_depth` collections. `NotPlain` (maybe
+    after some items) for anything else: another shape, an anchor, an alias, a tag, a
+    syntax error, a file over `MAX_CHARS` characters or with line breaks other than
+    "\\n". The parser (libyaml's when there) works with an explicit stack."""
+    if len(text) > MAX_CHARS or any(b in text for b in _OTHER_BREAKS):
+        raise NotPlain
+    try:
+        yield from _stream_items(_events(text), key, max_depth)
+    except yaml.YAMLError:
+        raise NotPlain from None
+
+
+def _plain_event(event: yaml.Event) -> yaml.Event:
+    if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None \
+            or getattr(event, "tag", None) is not None:
+        raise NotPlain
+    return event
+
+
+def _stream_items(events: Iterator[yaml.Event], key: str,
+                  max_depth: int) -> Iterator[list[yaml.Event]]:
+    def take(kind: type[yaml.Event]) -> yaml.Event:
+        event = _plain_event(next(events, None))  # type: ignore[arg-type]
+        if not isinstance(event, kind):
+            raise NotPlain
+        return event
+
+    take(yaml.StreamStartEvent)
+    take(yaml.DocumentStartEvent)
+    take(yaml.MappingStartEvent)
+    name: Any = take(yaml.ScalarEvent)
+    if name.value != key or resolve_scalar(name) != _STR:
+        raise NotPlain
+    take(yaml.SequenceStartEvent)
+    while True:
+        event = _plain_event(next(events, None))  # type: ignore[arg-type]
+        if event is None:  # pragma: no cover - the parser ends the list first
+            raise NotPlain
+        if isinstance(event, yaml.SequenceEndEvent):
+            break
+        item = [event]
+        depth = 1 if isinstance(event, yaml.CollectionStartEvent) else 0
+        while depth:
+            if depth > max_depth:
+                raise NotPlain
+            event = _plain_event(next(events, None))  # type: ignore[arg-type]
+            if event is None:  # pragma: no cover - the parser ends collections first
+                raise NotPlain
+            item.append(event)
+            if isinstance(event, yaml.CollectionStartEvent):
+                depth += 1
+            elif isinstance(event, yaml.CollectionEndEvent):
+                depth -= 1
+        yield item
+    take(yaml.MappingEndEvent)
+    take(yaml.DocumentEndEvent)
+    take(yaml.StreamEndEvent)
+    if next(events, None) is not None:  # pragma: no cover - nothing follows the stream's end
+        raise NotPlain
