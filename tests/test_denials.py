@@ -162,6 +162,21 @@ def test_a_short_mismatch_is_shown_whole() -> None:
         "publisher has 'y.yml'")
 
 
+def test_the_same_identity_in_another_case_lists_each_publisher(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    publishers = tmp_path / "publishers.yaml"
+    publishers.write_text(TWO, "utf-8")
+    claims = load_claims("github-release")
+    claims.update(repository="Octo-Org/sampleproject", repository_owner="Octo-Org",
+                  job_workflow_ref=claims["job_workflow_ref"].replace("octo-org", "Octo-Org"))
+    code, out, _ = run_cli(capsys, "check", "--publishers", str(publishers), "--claims",
+                           _write(tmp_path, claims), "--format", "json")
+    assert code == 1
+    payload = json.loads(out)
+    assert payload["closest_publisher"] == "prod"
+    assert [p["publisher"] for p in payload["same_identity"]] == ["staging"]
+
+
 def _google() -> tuple[tppolicy.Engine, dict[str, Any]]:
     table = yaml.safe_load((Path(__file__).parent / "cases/google.tptest.yaml")
                            .read_text("utf-8"))

@@ -153,7 +153,8 @@ def _fixes(args: argparse.Namespace, policy: Policy, decision: Decision, token: 
 def _same_identity(args: argparse.Namespace, policy: Policy, decision: Decision,
                    token: str | None, claims: dict[str, object] | None) -> list[Any]:
     """For a near miss: the other publishers sharing the token's identity (every identity
-    check passes), each with what it expects, not only the closest."""
+    check passes, or fails only on the case of `exact_case` names), each with what it
+    expects, not only the closest."""
     if decision.allowed or decision.closest is None:
         return []
     from tppolicy.tools.explain import advise
@@ -166,7 +167,7 @@ def _same_identity(args: argparse.Namespace, policy: Policy, decision: Decision,
     return [c for c in advice.candidates
             if c.publisher != decision.closest and not c.chosen
             and any(x.identity for x in c.checks)
-            and all(x.passed for x in c.checks if x.identity)
+            and all(x.passed or x.disclosable for x in c.checks if x.identity)
             and any(not x.passed for x in c.checks)]
 
 
