@@ -303,3 +303,25 @@ def test_a_token_of_another_provider_says_which_and_what_the_file_holds(
     assert shown["reasons"] == [{"rule": "publisher", "passed": False, "expected": None,
                                  "actual": None, "message": "valid token, but no "
                                  "corresponding github publisher"}]
+
+
+def test_a_refusal_before_any_publisher_says_what_to_change(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    claims = load_claims("github-release")
+    claims.pop("jti")
+    claims["repository_owner_id"] = 65
+    code, out, _ = run_cli(capsys, "check", "--publishers", str(EXAMPLES / "publishers.yaml"),
+                           "--claims", _write(tmp_path, claims), "--format", "json")
+    assert code == 1
+    reasons = json.loads(out)["reasons"]
+    assert [r["rule"] for r in reasons] == ["claims", "claims"]
+    # each claims reason carries the one fix naming every claim to pass
+    assert reasons[0]["fix"] == reasons[1]["fix"]
+    assert reasons[0]["fix"]["text"].startswith(
+        "claim 'repository_owner_id' is an integer (65), expected a string; missing claim "
+        "'jti': every github token carries these claims with these types.")
+    code, out, _ = run_cli(capsys, "check", "--publishers", str(EXAMPLES / "publishers.yaml"),
+                           "--claims", _write(tmp_path, load_claims("github-release")),
+                           "--audience", "testpypi")
+    assert code == 1
+    assert "run with --audience pypi to check it against PyPI" in out

@@ -524,6 +524,13 @@ def decision_fixes(policy: Policy, decision: Decision, claims: Mapping[str, Any]
             rule = "claims" if fix.check.startswith("claims.") else fix.check
             if rule in failed:
                 found.setdefault(rule, replace(fix, check=rule))
+        bad = [c for c in checks if c.name.startswith("claims.") and not c.passed]
+        if len(bad) > 1 and "claims" in found:  # one fix for every claims reason: all of them
+            found["claims"] = replace(found["claims"], text=(
+                f"{'; '.join(c.message for c in bad)}: every "
+                f"{checked.name + ' ' if checked else ''}token carries these claims with "
+                "these types. Pass the token's complete "
+                f"decoded claims (`python -m id -d {audience}` prints them)."))
         return found
     publisher = next((p for p in policy.publishers if p.label == decision.closest), None)
     if publisher is None:
