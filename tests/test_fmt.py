@@ -14,6 +14,7 @@ from tppolicy.language.parse import parse_policy, parse_policy_outline, parse_po
 from tppolicy.language.printer import format_policy, format_policy_with_comments
 from tppolicy.language.providers import load_providers
 from tppolicy.tools import fmt as _fmt
+from tppolicy.tools import fmt_canonical as _canonical
 from tppolicy.tools.fmt import (
     FormatterError,
     collect_files,
@@ -241,6 +242,38 @@ def test_fast_path_counts_the_same_problems() -> None:
     assert fast == (text, 2)
 
 
+def test_simple_files_are_written_directly_as_the_round_trip_writes_them() -> None:
+    exported = ("publishers:\n- email: a@b.c\n  name: 'a'\n  projects:\n  - p\n  - '1.0'\n"
+                "  provider: google\n# between\n- name: b\n  provider: gitlab   # eol  \n"
+                "  # above the namespace\n  namespace: \"g\"\n  project: p\n"
+                "  projects: [ q , 'yes' ]\n  workflow_filepath: ci/release.yml\n# end\n")
+    fixture = (FIXTURES / "publishers.in.yaml").read_text("utf-8")
+    for text in (exported, fixture):
+        written = _canonical.format_simple_publishers(text, PROVIDERS)
+        assert written is not None
+        assert written == _fmt._format_publishers(text, "p.yaml", PROVIDERS, fast=False)[0]
+        assert is_canonical_publishers(written, PROVIDERS)
+    assert _canonical.format_simple_publishers(exported, PROVIDERS) == (
+        "publishers:\n  - name: a\n    provider: google\n    projects: [p, \"1.0\"]\n"
+        "    email: a@b.c\n  # between\n  - name: b\n    provider: gitlab  # eol\n"
+        "    projects: [q, \"yes\"]\n    # above the namespace\n    namespace: g\n"
+        "    project: p\n    workflow_filepath: ci/release.yml\n# end\n")
+
+
+@pytest.mark.parametrize("text", [
+    # after a flow list, ruamel.yaml gives the comment to the next key: no reordering
+    "publishers:\n  - projects: [a]\n    # c\n    name: n\n    provider: gitlab\n",
+    "publishers:\n  - provider: gitlab\n    name: n  #\n",  # an empty comment stays put
+    "publishers:\n  - provider: gitlab\n    name: n\n   # at column 3\n  - name: m\n",
+    "publishers:\n  - provider: gitlab\n    name: 65\n",  # plain, not a string: kept
+    "publishers:\n  - provider: gitlab\n    name: \"a\\tb\"\n",  # an escape
+    "publishers:\n  - provider: gitlab\n    projects:\n      - a  # c\n      - b\n",
+    "publishers:\n  - provider: gitlab\n    name: n\n      continued\n",
+])
+def test_other_files_go_to_the_round_trip(text: str) -> None:
+    assert _canonical.format_simple_publishers(text, PROVIDERS) is None
+
+
 @pytest.mark.parametrize("name", YAML_GOLDEN)
 def test_publishers_load_alike(name: str) -> None:
     source = (FIXTURES / f"{name}.in.yaml").read_text("utf-8")
@@ -354,8 +387,21 @@ def test_publishers_errors(text: str, message: str, where: str) -> None:
 def test_a_yaml_result_that_would_not_load_alike_is_refused(
         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(_fmt, "_canonical_string", lambda value, in_flow: "changed")
-    with pytest.raises(FormatterError, match="different data"):
-        format_publishers_text("publishers:\n  - name: 'x'\n", "p.yaml", PROVIDERS)
+    with pytest.raises(FormatterError, match="different data"):  # the round trip's check
+        _fmt._format_publishers("publishers:\n  - name: 'x'\n", "p.yaml", PROVIDERS,
+                                fast=False)
+
+
+def test_a_direct_writing_that_would_not_read_alike_is_not_used(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    text = "publishers:\n  - provider: google  # g\n    name: 'x'\n"
+    expected = "publishers:\n  - name: x\n    provider: google  # g\n"
+    assert _canonical.format_simple_publishers(text, PROVIDERS) == expected
+    for wrong in (expected.replace(": x", ": y"), expected.replace("  # g", ""),
+                  expected.replace("x\n", "x\n    sub: z\n"), "publishers: []\n"):
+        monkeypatch.setattr(_canonical, "write_simple_publishers", lambda *_, w=wrong: w)
+        assert _canonical.format_simple_publishers(text, PROVIDERS) is None
+        assert format_publishers_text(text, "p.yaml", PROVIDERS) == expected  # round trip
 
 
 def test_is_publishers_text() -> None:

@@ -55,6 +55,7 @@ from tppolicy.language.ast import Provider
 from tppolicy.language.parse import parse_policy_outline
 from tppolicy.language.printer import format_policy_with_comments
 from tppolicy.tools.fmt_canonical import (
+    format_simple_publishers,
     is_canonical_publishers,
     key_order,
     needs_quotes,
@@ -489,8 +490,12 @@ def _format_publishers(text: str, source: str, providers: Mapping[str, Provider]
     A file already in the canonical layout is recognised line by line
     (`fmt_canonical.is_canonical_publishers`, unless `fast` is False) and not round-tripped.
     """
-    if fast and is_canonical_publishers(text, providers):
-        return text, _problem_count(text, source, providers)
+    if fast:
+        if is_canonical_publishers(text, providers):
+            return text, _problem_count(text, source, providers)
+        written = format_simple_publishers(text, providers)
+        if written is not None:
+            return written, _problem_count(text, source, providers)
     _refuse_unbounded(text, source)
     document = _load_rt(text, source)
     if not isinstance(document, CommentedMap) or not isinstance(

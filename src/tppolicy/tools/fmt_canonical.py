@@ -26,7 +26,8 @@ from __future__ import annotations
 
 import io
 import re
-from collections.abc import Iterator, Mapping
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping
 from functools import lru_cache
 from typing import Any
 
@@ -37,8 +38,8 @@ from ruamel.yaml.resolver import VersionedResolver
 
 from tppolicy.language.ast import Provider
 
-__all__ = ["FIRST_KEYS", "is_canonical_publishers", "key_order", "needs_quotes",
-           "plain_allowed"]
+__all__ = ["FIRST_KEYS", "format_simple_publishers", "is_canonical_publishers", "key_order",
+           "needs_quotes", "plain_allowed", "write_simple_publishers"]
 
 FIRST_KEYS = ("name", "provider", "projects", "pending_project")
 _STR_TAG = "tag:yaml.org,2002:str"
@@ -258,9 +259,11 @@ def _lines(text: str) -> Iterator[str]:
         start = end + 1
 
 
-def is_canonical_publishers(text: str, providers: Mapping[str, Provider]) -> bool:
+def is_canonical_publishers(text: str, providers: Mapping[str, Provider],
+                            seen: Callable[[dict[str, Any]], None] | None = None) -> bool:
     """True only if the full formatting of the publishers file `text` is `text` itself;
-    False when it may not be (the caller then formats it the slow way)."""
+    False when it may not be (the caller then formats it the slow way). `seen` is given
+    each entry read (a mapping of its keys to strings and lists of strings)."""
     if not text.endswith("\n") or " \n" in text or _UNUSUAL.search(text):
         return False
     lines = _lines(text)
@@ -285,8 +288,11 @@ def is_canonical_publishers(text: str, providers: Mapping[str, Provider]) -> boo
             if entry is None or (pending and not _comments_ok(pending, "    ")):
                 return False
         elif line.startswith("  - "):
-            if entry is not None and not _entry_ok(entry, providers, orders):
-                return False
+            if entry is not None:
+                if not _entry_ok(entry, providers, orders):
+                    return False
+                if seen is not None:
+                    seen(entry)
             if pending and not _comments_ok(pending, "  "):
                 return False
             entry = {}
@@ -298,5 +304,302 @@ def is_canonical_publishers(text: str, providers: Mapping[str, Provider]) -> boo
             pending = []
     if entry is None or not _entry_ok(entry, providers, orders):
         return False
+    if seen is not None:
+        seen(entry)
     # After the last entry: comment lines as they are, and blank lines.
     return all(not line or line.lstrip(" ").startswith("#") for line in pending)
+
+
+# ------------------------------------------------------------- formatting simple files
+_DASH = re.compile(r"( *)- ([A-Za-z_][A-Za-z0-9_-]*):(?: +(.*))?\Z")
+_KEY_LINE = re.compile(r"( *)([A-Za-z_][A-Za-z0-9_-]*):(?: +(.*))?\Z")
+_ITEM = re.compile(r"( *)- +(.*)\Z")
+
+
+class _Entry:
+    """One entry of a simple publishers file: its keys in the file's order, each with its
+    value's canonical text, its end-of-line comment and the comment (or blank) lines after
+    it."""
+
+    __slots__ = ("after", "eol", "flow", "keys", "values")
+
+    def __init__(self) -> None:
+        self.flow: dict[str, bool] = {}  # whether a list is a flow list in the file
+        self.keys: list[str] = []
+        self.values: dict[str, str | list[str]] = {}
+        self.eol: dict[str, str] = {}
+        self.after: dict[str, list[str]] = {}
+
+
+def _write_scalar(value: str, in_flow: bool) -> str | None:
+    """`value` as the formatter writes it: plain where it may be, else double-quoted; None
+    when the double-quoted form would need an escape (the round trip then writes it)."""
+    if not needs_quotes(value, in_flow):
+        return value
+    if not value.isascii() or '"' in value or "\\" in value or not value.isprintable():
+        return None
+    return f'"{value}"'
+
+
+def _read_scalar(text: str, stops: str) -> tuple[str, int] | None:
+    """A plain or quoted string at the start of `text`, and where it ends; a plain one ends
+    at one of `stops`, " #" or the end. None for anything else (or a plain text YAML reads
+    as another type, or that may not be plain)."""
+    if text.startswith("'"):
+        position = 1
+        while True:
+            close = text.find("'", position)
+            if close < 0:
+                return None
+            if text[close + 1:close + 2] != "'":
+                return text[1:close].replace("''", "'"), close + 1
+            position = close + 2
+    if text.startswith('"'):
+        close = text.find('"', 1)
+        if close < 0 or "\\" in text[1:close]:
+            return None
+        return text[1:close], close + 1
+    end = len(text)
+    for stop in (*stops, " #"):
+        found = text.find(stop)
+        if 0 <= found < end:
+            end = found
+    value = text[:end].rstrip(" ")
+    if not value or needs_quotes(value, in_flow=bool(stops)):
+        return None
+    return value, end
+
+
+def _eol(tail: str) -> str | None:
+    """The end-of-line comment in `tail` (what follows a value): "" for none, None if
+    something else is there."""
+    stripped = tail.strip(" ")
+    if not stripped:
+        return ""
+    if not stripped.startswith("#") or not tail.startswith(" ") or stripped == "#":
+        return None  # (ruamel.yaml keeps an empty end-of-line comment where it was)
+    return stripped
+
+
+def _read_value(key: str, text: str) -> tuple[str | list[str], str] | None:
+    """A key's value (a string, or the strings of a flow list for `projects`) and its
+    end-of-line comment, from the text after `key:`."""
+    if text.startswith("["):
+        if key != "projects":
+            return None
+        items: list[str] = []
+        position = 1
+        while True:
+            rest = text[position:].lstrip(" ")
+            position = len(text) - len(rest)
+            read = _read_scalar(rest, ",]")
+            if read is None:
+                return None
+            items.append(read[0])
+            rest = text[position + read[1]:].lstrip(" ")
+            position = len(text) - len(rest)
+            if rest.startswith("]"):
+                eol = _eol(text[position + 1:])
+                return None if eol is None else (items, eol)
+            if not rest.startswith(","):
+                return None
+            position += 1
+    read = _read_scalar(text, "")
+    if read is None:
+        return None
+    eol = _eol(text[read[1]:])
+    return None if eol is None else (read[0], eol)
+
+
+def _parse_simple(text: str, seen: Callable[[dict[str, Any]], None] | None = None,
+                  ) -> tuple[list[str], list[str], list[_Entry], list[str]] | None:
+    """A simple publishers file: its top lines (comments, then `publishers:`), the lines
+    above its first entry, its entries, and the lines after its last entry; None for any
+    other file."""
+    if _UNUSUAL.search(text):
+        return None
+    lines = text.split("\n")
+    if lines.pop() != "" or any(len(line) > _LONG_LINE for line in lines):
+        return None
+    index = 0
+    while index < len(lines) and lines[index].startswith("#"):
+        index += 1
+    if index >= len(lines) or lines[index] != "publishers:":
+        return None
+    top = lines[:index + 1]
+    if any(line != line.rstrip() for line in top):
+        return None
+    index += 1
+    above: list[str] = []
+    while index < len(lines) and (not lines[index].strip(" ")
+                                  or lines[index].lstrip(" ").startswith("#")):
+        if lines[index] != lines[index].rstrip():
+            return None
+        above.append(lines[index])
+        index += 1
+    first = _DASH.match(lines[index]) if index < len(lines) else None
+    if first is None:
+        return None
+    dash = first.group(1)
+    indent = dash + "  "
+    entries: list[_Entry] = []
+    entry: _Entry | None = None
+    last_key = ""
+    block: list[str] | None = None  # the items of a block list being read
+    for line in lines[index:]:
+        bare = line.rstrip(" ")
+        stripped = bare.lstrip(" ")
+        if not stripped or stripped.startswith("#"):
+            if entry is None:
+                return None
+            entry.after[last_key].append(line.rstrip())
+            block = None
+            continue
+        if "\t" in line:
+            return None
+        if block is not None:
+            item = _ITEM.match(bare)
+            if item is not None and len(item.group(1)) >= len(indent):
+                read = _read_scalar(item.group(2), "")
+                if read is None or read[1] != len(item.group(2)):
+                    return None
+                block.append(read[0])
+                continue
+            block = None
+        found = _DASH.match(bare)
+        if found is not None and found.group(1) == dash:
+            if entry is not None and not _entry_done(entry, last_key, dash, last=False):
+                return None
+            entry = _Entry()
+            entries.append(entry)
+        else:
+            found = _KEY_LINE.match(bare)
+            if found is None or found.group(1) != indent or entry is None:
+                return None
+            if not _comments_at(entry.after[last_key], indent):
+                return None
+        key, rest = found.group(2), found.group(3)
+        if key in entry.values or needs_quotes(key, in_flow=False):
+            return None
+        if rest is None:
+            if key != "projects":
+                return None
+            block = []
+            entry.values[key], entry.eol[key] = block, ""
+        else:
+            value = _read_value(key, rest)
+            if value is None:
+                return None
+            entry.values[key], entry.eol[key] = value
+            entry.flow[key] = isinstance(value[0], list)
+        entry.keys.append(key)
+        entry.after[key] = []
+        last_key = key
+    if entry is None or not _entry_done(entry, last_key, dash, last=True):
+        return None
+    trailer = entry.after[last_key]
+    entry.after[last_key] = []
+    if seen is not None:
+        for each in entries:
+            seen(dict(each.values))
+    return top, above, entries, trailer
+
+
+def _comments_at(lines: list[str], indent: str) -> bool:
+    """Whether comment lines stand at `indent` exactly (blank lines anywhere)."""
+    return all(not line or (line.startswith(indent) and line[len(indent)] == "#")
+               for line in lines)
+
+
+def _entry_done(entry: _Entry, last_key: str, dash: str, last: bool) -> bool:
+    """Check an entry read whole: no empty list, comments after it at the dash's indent."""
+    if any(isinstance(v, list) and not v for v in entry.values.values()):
+        return False
+    # Lines after a flow list with no end-of-line comment go to the next key in ruamel.yaml,
+    # which then leaves the entry in its order.
+    if any(entry.after[key] and entry.eol[key] == "" and isinstance(value, list)
+           and entry.flow.get(key, False) for key, value in entry.values.items()):
+        return False
+    return last or _comments_at(entry.after[last_key], dash)
+
+
+def _comment_texts(text: str) -> Counter[str]:
+    """The comments of a simple publishers file, as a check of the direct writer."""
+    found: Counter[str] = Counter()
+    for line in text.split("\n"):
+        stripped = line.strip(" ")
+        if stripped.startswith("#"):
+            found[stripped] += 1
+        elif " #" in line:  # (a quoted value may hold " #" too: then the counts differ)
+            found[line[line.index(" #") + 1:].rstrip(" ")] += 1
+    return found
+
+
+def format_simple_publishers(text: str, providers: Mapping[str, Provider]) -> str | None:
+    """`write_simple_publishers`, checked: its text must be canonical for
+    `is_canonical_publishers`, which must read the same entries (the same keys, strings
+    and lists) and the same comments; None when it is not (the caller then runs the round
+    trip)."""
+    written = write_simple_publishers(text, providers)
+    if written is None:
+        return None
+    before: list[dict[str, Any]] = []
+    if _parse_simple(text, before.append) is None:  # pragma: no cover - read just now
+        return None
+    after: list[dict[str, Any]] = []
+    if not is_canonical_publishers(written, providers, after.append):
+        return None
+    if [sorted(e.items()) for e in before] != [sorted(e.items()) for e in after]:
+        return None
+    if "#" in text and _comment_texts(text) != _comment_texts(written):
+        return None
+    return written
+
+
+def write_simple_publishers(text: str, providers: Mapping[str, Provider]) -> str | None:
+    """The canonical layout of a simple publishers file, written directly: the text the
+    full round trip of `tppolicy.tools.fmt` makes of it (the property tests compare the
+    two on generated files); None for a file that is not simple (the caller then runs the
+    round trip).
+
+    Simple: comments at column 0, `publishers:`, then entries of `key: value` lines (the
+    entries' dashes at one indentation, keys 2 further) whose values are strings, plain or
+    quoted without escapes, and `projects` lists (flow, or block without comments inside);
+    comments on their own line at the keys' indentation (between keys) or at the dashes'
+    (between entries), end-of-line comments, blank lines.
+    """
+    parsed = _parse_simple(text)
+    if parsed is None:
+        return None
+    top, above, entries, trailer = parsed
+    out = [*top, *above]
+    for number, entry in enumerate(entries):
+        last = number == len(entries) - 1
+        provider = entry.values.get("provider")
+        order = key_order(entry.keys, provider, providers)
+        lead: dict[str, list[str]] = {entry.keys[0]: []} | {
+            key: [line.strip() for line in entry.after[previous]]
+            for previous, key in zip(entry.keys, entry.keys[1:], strict=False)}
+        after = trailer if last else [line.strip() for line in entry.after[entry.keys[-1]]]
+        out += [f"  {line}" if line else "" for line in lead[order[0]]]
+        for position, key in enumerate(order):
+            value = entry.values[key]
+            if isinstance(value, list):
+                items = [_write_scalar(item, in_flow=True) for item in value]
+                if any(item is None for item in items):
+                    return None
+                written: str | None = "[" + ", ".join(str(item) for item in items) + "]"
+            else:
+                written = _write_scalar(value, in_flow=False)
+            if written is None:
+                return None
+            eol = entry.eol[key]
+            out.append(("  - " if position == 0 else "    ") + f"{key}: {written}"
+                       + (f"  {eol}" if eol else ""))
+            if position + 1 < len(order):
+                out += [f"    {line}" if line else "" for line in lead[order[position + 1]]]
+            elif last:
+                out += after
+            else:
+                out += [f"  {line}" if line else "" for line in after]
+    return "\n".join(out) + "\n"
