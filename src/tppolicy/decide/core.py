@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Container, Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
 from tppolicy.decide.decision import (
@@ -123,6 +124,11 @@ class Decider:
         self._identity_fold: dict[str, tuple[bool, ...]] = {
             name: tuple(f"lookup.{k.label}" in p.case_aside for k in p.keys if k.identity)
             for name, p in self.providers.items()}
+        # identity values from a record's key, and from the token's identity keys' values
+        self._identity_pick = {name: _identity_function(self._identity_positions[name], fold)
+                               for name, fold in self._identity_fold.items()}
+        self._identity_token = {name: _identity_function(tuple(range(len(fold))), fold)
+                                for name, fold in self._identity_fold.items()}
         self._lock = threading.Lock()
         # index -> its `candidates_of` when a host keeps the publishers
         # (`Engine(lookup=...)`); None: the indexes' own buckets.
@@ -144,8 +150,7 @@ class Decider:
 
     def key_identity(self, provider: str, key: tuple[Any, ...]) -> tuple[Any, ...]:
         """`identity_key` of a record of `provider` with this lookup key."""
-        return _folded(tuple(key[i] for i in self._identity_positions[provider]),
-                       self._identity_fold[provider])
+        return self._identity_pick[provider](key)
 
     def token_identity(self, provider: str, claims: Mapping[str, Any]) -> tuple[Any, ...] | None:
         """The identity a token's claims give for `provider`, None if they give none."""
@@ -155,7 +160,7 @@ class Decider:
             compute = compile_claims_side(checked, [k for k in checked.keys if k.identity])
             self._identity_of[provider] = compute
         try:
-            return _folded(compute(claims), self._identity_fold[provider])
+            return self._identity_token[provider](compute(claims))
         except Exception:  # a claim of the wrong type gives no identity
             return None
 
@@ -409,12 +414,29 @@ class Decider:
         return RuleResult("iss", False, known, issuer, unknown_issuer_message(issuer, known))
 
 
-def _folded(values: tuple[Any, ...], fold: tuple[bool, ...]) -> tuple[Any, ...]:
-    """Identity values with the strings at `fold` positions lowercased (ASCII, as `lower`)."""
-    if not any(fold):
-        return values
-    return tuple(op_lower(v) if f and v.__class__ is str else v
-                 for v, f in zip(values, fold, strict=True))
+def _identity_function(positions: tuple[int, ...], fold: tuple[bool, ...]
+                       ) -> Callable[[tuple[Any, ...]], tuple[Any, ...]]:
+    """The values at `positions` of a key, as a tuple, the strings at the `fold` ones
+    lowercased (ASCII, as `lower`): one call per publisher added, so kept cheap."""
+    if not positions:
+        return lambda key: ()
+    pick: Callable[[tuple[Any, ...]], tuple[Any, ...]] = itemgetter(*positions)
+    if len(positions) == 1:
+        single = positions[0]
+        pick = lambda key: (key[single],)  # noqa: E731 - itemgetter of one gives no tuple
+    lowered = [i for i, f in enumerate(fold) if f]
+    if not lowered:
+        return pick
+
+    def folded(key: tuple[Any, ...]) -> tuple[Any, ...]:
+        values = list(pick(key))
+        for i in lowered:
+            value = values[i]
+            if value.__class__ is str:
+                values[i] = value.lower() if value.isascii() else op_lower(value)
+        return tuple(values)
+
+    return folded
 
 
 def unknown_issuer_message(issuer: str, known: Iterable[str]) -> str:
