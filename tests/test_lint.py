@@ -610,3 +610,72 @@ def test_rule_verdicts_as_each_publisher_alone(tmp_path: Path) -> None:
         return (f.code, f.publisher, f.message)
 
     assert sorted(map(key, together)) == sorted(map(key, alone))
+
+
+# ------------------------------------------------------ a publishers file as a stream
+def _many() -> str:
+    """Publishers that make every cross-publisher finding, several times over."""
+    entries: list[dict[str, Any]] = []
+    for i in range(30):
+        owner = "Octo-Org" if i % 9 == 4 else "octo-org"  # TPP007, TPP008
+        entries.append(github(
+            name=None if i % 5 == 3 else f"gh-{i}", repository_owner=owner,
+            repository_name=f"repo{i // 2}",
+            workflow_filename=("release.yaml" if (i % 2 == 1) != (i // 2 % 3 == 1)
+                               else "release.yml"),  # TPP003, either first
+            environment=None if i // 2 % 4 == 0 else "pypi",  # TPP001
+            projects=[f"proj-{i}"],
+        ))
+    entries += [
+        github(name="same-1", repository_name="same", projects=["shared", "own-1"]),
+        github(name="same-2", repository_name="same", environment=None,
+               projects=["other", "Shared"]),  # TPP004: the same identity
+        github(name="case-1", repository_name="Mixed", projects=["m1"]),
+        github(name="case-2", repository_name="mixed", projects=["m2"],
+               workflow_filename="other.yml"),  # TPP007, the first not in lower case
+        {**github(name="pend-1", repository_name="new"), "projects": None,
+         "pending_project": "Proj.1"},  # exists (PEP 503)
+        {**github(name="pend-2", repository_name="new2"), "projects": None,
+         "pending_project": "pr0j-2"},  # too similar
+        {**github(name="pend-3", repository_name="new3"), "projects": None,
+         "pending_project": "fresh"},
+        {**github(name=None, repository_name="new4"), "projects": None,
+         "pending_project": "FRESH"},  # collides with a pending one
+        gitlab(workflow_filepath="sampleproject/ci/release.yml"),  # TPP002
+    ]
+    return yaml.safe_dump({"publishers": [{k: v for k, v in e.items() if v is not None}
+                                          for e in entries]}, sort_keys=False)
+
+
+@pytest.mark.parametrize("name", ["everything", "many"])
+def test_stream_lints_as_the_whole_file(name: str) -> None:
+    """A plain file is linted as a stream (a summary of each publisher kept for the
+    checks across publishers): the same findings, at the same places, as read whole."""
+    from tppolicy.tools.lint import _lint_stream, _lint_whole
+
+    text = (LINT_FIXTURES / "everything.yaml").read_text() if name == "everything" \
+        else _many()
+    providers = load_providers()
+    streamed = _lint_stream(text, "p.yaml", providers, None)
+    assert streamed == _lint_whole(text, "p.yaml", providers, None)
+    assert {"TPP001", "TPP003", "TPP004", "TPP007", "TPP009"} <= set(codes(streamed))
+    if name == "many":
+        messages = " ".join(f.message for f in streamed)
+        assert "already exists" in messages and "too similar" in messages
+        assert "collides with the pending project" in messages
+        assert "accepts any environment, so the environment" in messages
+        for expected in (  # each finding's words, from the publishers it compares
+                "'publisher #4 (github)' is 'gh-2' with workflow_filename 'release.yml' "
+                "instead of 'release.yaml'",
+                "'gh-1' is 'gh-0' with workflow_filename 'release.yaml' instead of "
+                "'release.yml'",
+                "repository_name 'mixed' is spelled 'Mixed' in 'case-1'",
+                "repository_owner 'Octo-Org' is spelled 'octo-org' in 'gh-0'",
+                "'Shared' is also published by 'same-1', a publisher of the same identity "
+                "(the token's lookup keys match both); 'same-2' accepts any environment, so "
+                "the environment 'pypi' of 'same-1' does not protect 'Shared'",
+                "pending project 'Proj.1' already exists ('gh-1' publishes 'proj-1')",
+                "pending project 'pr0j-2' is too similar to the project 'proj-2' of 'gh-2'",
+                "pending project 'FRESH' collides with the pending project 'fresh' of "
+                "'pend-3', the same project"):
+            assert expected in messages

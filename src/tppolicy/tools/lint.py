@@ -11,8 +11,9 @@ The checks work on publishers whatever file they come from (a YAML publishers fi
 
 from __future__ import annotations
 
+import hashlib
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeAlias
@@ -21,16 +22,23 @@ import yaml
 
 from tppolicy.decide.load import compile_publishers_text
 from tppolicy.decide.names import canonicalize_name, ultranormalize_name
-from tppolicy.errors import ConfigError, Diagnostic, PolicyCheckError, Span
+from tppolicy.decide.publishers import iter_plain_publishers
+from tppolicy.errors import ConfigError, Diagnostic, PolicyCheckError, Span, TppolicyError
 from tppolicy.language import ast as A
 from tppolicy.language.bind import bind_expr, bind_rules, fold, guard_of
-from tppolicy.language.check import CheckedPolicy, CheckedProvider, CheckedPublisher, check_policy
+from tppolicy.language.check import (
+    CheckedPolicy,
+    CheckedProvider,
+    CheckedPublisher,
+    PublisherStream,
+    check_policy,
+)
 from tppolicy.language.parse import parse_policy
 from tppolicy.language.printer import format_expr
 from tppolicy.language.providers import POLICY_SUFFIX, load_providers
 from tppolicy.language.texts import advice_for
 from tppolicy.readers.source import read_source
-from tppolicy.readers.yaml import YamlDocument, compose_yaml
+from tppolicy.readers.yaml import NotPlain, YamlDocument, compose_yaml
 from tppolicy.text import char_name, invisible, lookalike
 
 __all__ = ["CODES", "Finding", "LintCode", "LintConfig", "find_config", "lint_file",
@@ -194,7 +202,14 @@ class _Lint:
             publisher: str | None = None) -> None:
         self.findings.append(Finding(code, message, span, fix or CODES[code].fix, publisher))
 
-    def run(self, pubs: Sequence[_Pub]) -> None:
+    def run(self, pubs: Iterable[_Pub],
+            project_at: Callable[[int], tuple[str, str]] | None = None) -> None:
+        """Lint publishers, one at a time: each is checked, then only a compact summary of
+        it is kept for the checks across publishers (`_Across`). `project_at(position)`:
+        the position-th project of the normal publishers and its publisher's label (by
+        default from the publishers seen; a stream's reader reads it again)."""
+        seen: list[_Pub] = []
+        across = _Across(self)
         for pub in pubs:
             self.no_environment(pub)
             self.workflow_path(pub)
@@ -202,10 +217,10 @@ class _Lint:
             self.mixed_case(pub)
             self.rules(pub)
             self.advice(pub)
-        self.extension_lookalikes(pubs)
-        self.duplicate_projects(pubs)
-        self.case_variants(pubs)
-        self.pending_collisions(pubs)
+            across.add(pub)
+            if project_at is None:
+                seen.append(pub)
+        across.finish(project_at or _projects_of(seen))
 
     # ----------------------------------------------------------------- TPP014
     def advice(self, pub: _Pub) -> None:
@@ -512,141 +527,6 @@ class _Lint:
                     return pub.field_spans[name]
         return pub.span
 
-    # ----------------------------------------------------------------- TPP003
-    def extension_lookalikes(self, pubs: Sequence[_Pub]) -> None:
-        seen: dict[tuple[Any, ...], _Pub] = {}
-        for pub in pubs:
-            raw = _identity(pub, normalize_extension=False)
-            key = _identity(pub, normalize_extension=True)
-            other = seen.get(key)
-            if other is not None and _identity(other, normalize_extension=False) != raw:
-                name, value = _workflow_field(pub)
-                theirs = other.fields.get(name)
-                self.add("TPP003", pub.at(name),
-                         f"'{pub.label}' is '{other.label}' with {name} {value!r} instead of "
-                         f"{theirs!r}: only one of the files can be the workflow, so one of "
-                         "the two publishers is a typo that never matches",
-                         f"check the file's name in the repository and remove the publisher "
-                         f"for the other one ('{pub.label}' or '{other.label}')",
-                         publisher=pub.label)
-            else:
-                seen.setdefault(key, pub)
-
-    # ----------------------------------------------------------------- TPP004
-    def duplicate_projects(self, pubs: Sequence[_Pub]) -> None:
-        by_identity: dict[tuple[Any, ...], list[tuple[_Pub, str, int]]] = {}
-        for pub in pubs:
-            if pub.checked.pending:
-                continue
-            seen: dict[str, int] = {}
-            for position, project in enumerate(pub.checked.projects):
-                span = _at(pub.project_spans, position, pub.span)
-                key = pep503(project)
-                if key in seen:
-                    first = pub.checked.projects[seen[key]]
-                    same = "" if first == project else f" (the same project as {first!r})"
-                    self.add("TPP004", span, f"'{pub.label}' lists the project {project!r} "
-                             f"twice{same}", f"remove the second {project!r}",
-                             publisher=pub.label)
-                    continue
-                seen[key] = position
-            identity = (pub.provider.name, pub.checked.key_values)
-            for key, position in seen.items():
-                by_identity.setdefault((*identity, key), []).append((pub, key, position))
-        for entries in by_identity.values():
-            first_pub = entries[0][0]
-            for pub, _, position in entries[1:]:
-                project = pub.checked.projects[position]
-                span = _at(pub.project_spans, position, pub.span)
-                note = ""
-                for prefer in pub.provider.prefers:
-                    name = prefer.label
-                    values = (first_pub.fields.get(name), pub.fields.get(name))
-                    if "" in values and values != ("", ""):
-                        loose = first_pub if values[0] == "" else pub
-                        strict = pub if loose is first_pub else first_pub
-                        note = (f"; '{loose.label}' accepts any {name}, so the {name} "
-                                f"{strict.fields.get(name)!r} of '{strict.label}' does not "
-                                f"protect {project!r}")
-                        break
-                self.add("TPP004", span,
-                         f"{project!r} is also published by '{first_pub.label}', a publisher of "
-                         f"the same identity (the token's lookup keys match both){note}",
-                         f"keep {project!r} in one publisher of this identity",
-                         publisher=pub.label)
-
-    # ----------------------------------------------------------------- TPP007
-    def case_variants(self, pubs: Sequence[_Pub]) -> None:
-        spellings: dict[tuple[str, str, str], tuple[str, _Pub]] = {}
-        for pub in pubs:
-            for key in pub.provider.keys:
-                name = key.label
-                value = pub.fields.get(name)
-                if not isinstance(value, str) or not value:
-                    continue
-                slot = (pub.provider.name, name, value.lower())
-                first = spellings.setdefault(slot, (value, pub))
-                if first[0] != value:
-                    self.add("TPP007", pub.at(name),
-                             f"{name} {value!r} is spelled {first[0]!r} in '{first[1].label}': "
-                             f"the CI sends one spelling and {pub.provider.name} publishers "
-                             "compare it exactly, so one of them never matches",
-                             "use the spelling of the token's claims in both publishers",
-                             publisher=pub.label)
-
-    # ----------------------------------------------------------------- TPP009
-    def pending_collisions(self, pubs: Sequence[_Pub]) -> None:
-        # The first existing project under each normalization (a pending project is
-        # compared with every existing one through these: one look-up, not a scan).
-        first_canonical: dict[str, tuple[int, str, _Pub]] = {}
-        first_ultra: dict[str, tuple[int, str, _Pub]] = {}
-        position = 0
-        for pub in pubs:
-            if pub.checked.pending:
-                continue
-            for project in pub.checked.projects:
-                first_canonical.setdefault(pep503(project), (position, project, pub))
-                first_ultra.setdefault(ultranormalize(project), (position, project, pub))
-                position += 1
-        pending: dict[str, tuple[str, _Pub]] = {}  # the first pending project, by ultra
-        for pub in pubs:
-            name = pub.checked.ast.pending_project
-            if name is None:
-                continue
-            span = pub.pending_span or pub.span
-            ultra = ultranormalize(name)
-            found = [f for f in (first_canonical.get(pep503(name)), first_ultra.get(ultra))
-                     if f is not None]
-            if found:
-                _, project, other = min(found, key=lambda f: f[0])
-                if pep503(project) == pep503(name):
-                    self.add("TPP009", span,
-                             f"pending project {name!r} already exists ('{other.label}' "
-                             f"publishes {project!r}): PyPI deletes this pending publisher at "
-                             "its first use (invalid-pending-publisher: project already exists)",
-                             f"make '{pub.label}' a normal publisher with projects: "
-                             f"[{project}]", publisher=pub.label)
-                else:
-                    self.add("TPP009", span,
-                             f"pending project {name!r} is too similar to the project "
-                             f"{project!r} of '{other.label}' (both are "
-                             f"{ultra!r} once ultranormalized): PyPI refuses "
-                             "to create it", "choose a name that no existing project is too "
-                             "similar to", publisher=pub.label)
-            elif ultra in pending:
-                earlier, other = pending[ultra]
-                same = pep503(earlier) == pep503(name)
-                what = ("the same project" if same else
-                        f"a project too similar to it (both are {ultra!r} "
-                        "once ultranormalized)")
-                self.add("TPP009", span,
-                         f"pending project {name!r} collides with the pending project "
-                         f"{earlier!r} of '{other.label}', {what}: whichever publishes first "
-                         "creates its project and the other pending publisher then fails",
-                         "keep one pending publisher per new project; once the project "
-                         "exists, add the others as normal publishers", publisher=pub.label)
-            pending.setdefault(ultra, (name, pub))
-
     # ------------------------------------------------------------- providers
     def provider_rules(self, provider: CheckedProvider) -> None:
         for rule in provider.rules:
@@ -774,6 +654,193 @@ def _identity(pub: _Pub, *, normalize_extension: bool) -> tuple[Any, ...]:
 def _at(spans: Sequence[Span], position: int, default: Span) -> Span:
     return spans[position] if position < len(spans) else default
 
+def _digest(*parts: Any) -> bytes:
+    """16 bytes standing for `parts` (str, int, bool, None and tuples of them): a
+    summary kept for a publisher instead of its values."""
+    return hashlib.blake2b(repr(parts).encode("utf-8", "surrogatepass"),
+                           digest_size=16).digest()
+
+
+def _projects_of(pubs: Sequence[_Pub]) -> Callable[[int], tuple[str, str]]:
+    """`_Lint.run`'s `project_at` over publishers held in memory."""
+    def project_at(position: int) -> tuple[str, str]:
+        for pub in pubs:
+            if pub.checked.pending:
+                continue
+            if position < len(pub.checked.projects):
+                return pub.checked.projects[position], pub.label
+            position -= len(pub.checked.projects)
+        raise IndexError(position)  # pragma: no cover - positions come from the same pubs
+
+    return project_at
+
+
+class _Across:
+    """The checks across publishers (TPP003, TPP004, TPP007, TPP009), fed one publisher at
+    a time. Of each publisher it keeps digests of what later ones are compared with, its
+    label and the few values a finding quotes: some hundred bytes, not the publisher."""
+
+    def __init__(self, lint: _Lint) -> None:
+        self.lint = lint
+        # TPP003: identity with .yaml read as .yml -> (the identity as written, label,
+        # the fields ending in .yaml as written)
+        self.identities: dict[bytes, tuple[bytes, str, tuple[tuple[str, str], ...]]] = {}
+        # TPP004: (provider, lookup keys, project) -> (label, the prefer fields' values)
+        self.projects: dict[bytes, tuple[str, tuple[Any, ...]]] = {}
+        # TPP007: (provider, key field, value in lower case) -> (the value if it is not
+        # in lower case, label)
+        self.spellings: dict[bytes, tuple[str | None, str]] = {}
+        # TPP009: the position (among the normal publishers' projects) of the first
+        # project of each ultranormalized name; the pending publishers, in order
+        self.first_ultra: dict[bytes, int] = {}
+        self.position = 0
+        self.pending: list[tuple[str, str, Span]] = []
+
+    def add(self, pub: _Pub) -> None:
+        self.extension_lookalike(pub)
+        self.duplicate_projects(pub)
+        self.case_variants(pub)
+        if pub.checked.pending:
+            name = pub.checked.ast.pending_project
+            if name is not None:
+                self.pending.append((name, pub.label, pub.pending_span or pub.span))
+        else:
+            for project in pub.checked.projects:
+                self.first_ultra.setdefault(_digest(ultranormalize(project)), self.position)
+                self.position += 1
+
+    # ----------------------------------------------------------------- TPP003
+    def extension_lookalike(self, pub: _Pub) -> None:
+        raw = _digest(_identity(pub, normalize_extension=False))
+        key = _digest(_identity(pub, normalize_extension=True))
+        other = self.identities.get(key)
+        if other is None:
+            yaml_values = tuple((name, value) for name, value in pub.fields.items()
+                                if isinstance(value, str) and value.endswith(".yaml"))
+            self.identities[key] = (raw, pub.label, yaml_values)
+            return
+        other_raw, other_label, other_yaml = other
+        if other_raw == raw:
+            return
+        name, value = _workflow_field(pub)
+        # The other's value: as written if it ends in .yaml, else the same as this
+        # one's once .yaml is read as .yml (their identities are alike so).
+        theirs = dict(other_yaml).get(name)
+        if theirs is None:
+            theirs = pub.fields.get(name)
+            if isinstance(theirs, str) and theirs.endswith(".yaml"):
+                theirs = theirs.removesuffix(".yaml") + ".yml"
+        self.lint.add("TPP003", pub.at(name),
+                      f"'{pub.label}' is '{other_label}' with {name} {value!r} instead of "
+                      f"{theirs!r}: only one of the files can be the workflow, so one of "
+                      "the two publishers is a typo that never matches",
+                      f"check the file's name in the repository and remove the publisher "
+                      f"for the other one ('{pub.label}' or '{other_label}')",
+                      publisher=pub.label)
+
+    # ----------------------------------------------------------------- TPP004
+    def duplicate_projects(self, pub: _Pub) -> None:
+        if pub.checked.pending:
+            return
+        seen: dict[str, int] = {}
+        for position, project in enumerate(pub.checked.projects):
+            span = _at(pub.project_spans, position, pub.span)
+            key = pep503(project)
+            if key in seen:
+                first = pub.checked.projects[seen[key]]
+                same = "" if first == project else f" (the same project as {first!r})"
+                self.lint.add("TPP004", span, f"'{pub.label}' lists the project {project!r} "
+                              f"twice{same}", f"remove the second {project!r}",
+                              publisher=pub.label)
+                continue
+            seen[key] = position
+        prefers = tuple(pub.fields.get(prefer.label) for prefer in pub.provider.prefers)
+        mine = (pub.label, prefers)
+        for key, position in seen.items():
+            slot = _digest(pub.provider.name, pub.checked.key_values, key)
+            first_seen = self.projects.setdefault(slot, mine)
+            if first_seen is mine:
+                continue
+            first_label, first_prefers = first_seen
+            project = pub.checked.projects[position]
+            span = _at(pub.project_spans, position, pub.span)
+            note = ""
+            for prefer, theirs, value in zip(pub.provider.prefers, first_prefers, prefers,
+                                             strict=True):
+                name = prefer.label
+                if "" in (theirs, value) and (theirs, value) != ("", ""):
+                    loose, strict = ((first_label, pub.label) if theirs == ""
+                                     else (pub.label, first_label))
+                    strict_value = value if theirs == "" else theirs
+                    note = (f"; '{loose}' accepts any {name}, so the {name} "
+                            f"{strict_value!r} of '{strict}' does not protect {project!r}")
+                    break
+            self.lint.add("TPP004", span,
+                          f"{project!r} is also published by '{first_label}', a publisher of "
+                          f"the same identity (the token's lookup keys match both){note}",
+                          f"keep {project!r} in one publisher of this identity",
+                          publisher=pub.label)
+
+    # ----------------------------------------------------------------- TPP007
+    def case_variants(self, pub: _Pub) -> None:
+        for key in pub.provider.keys:
+            name = key.label
+            value = pub.fields.get(name)
+            if not isinstance(value, str) or not value:
+                continue
+            lower = value.lower()
+            slot = _digest(pub.provider.name, name, lower)
+            first = self.spellings.setdefault(
+                slot, (value if value != lower else None, pub.label))
+            first_value = lower if first[0] is None else first[0]
+            if first_value != value:
+                self.lint.add("TPP007", pub.at(name),
+                              f"{name} {value!r} is spelled {first_value!r} in '{first[1]}': "
+                              f"the CI sends one spelling and {pub.provider.name} publishers "
+                              "compare it exactly, so one of them never matches",
+                              "use the spelling of the token's claims in both publishers",
+                              publisher=pub.label)
+
+    # ----------------------------------------------------------------- TPP009
+    def finish(self, project_at: Callable[[int], tuple[str, str]]) -> None:
+        """TPP009: each pending project against every normal publisher's project (the
+        first too similar one, by look-up), then against the pending ones before it."""
+        earlier: dict[str, tuple[str, str]] = {}  # the first pending project, by ultra
+        for name, label, span in self.pending:
+            ultra = ultranormalize(name)
+            position = self.first_ultra.get(_digest(ultra))
+            if position is not None:
+                project, other = project_at(position)
+                if pep503(project) == pep503(name):
+                    self.lint.add("TPP009", span,
+                                  f"pending project {name!r} already exists ('{other}' "
+                                  f"publishes {project!r}): PyPI deletes this pending publisher "
+                                  "at its first use (invalid-pending-publisher: project "
+                                  "already exists)",
+                                  f"make '{label}' a normal publisher with projects: "
+                                  f"[{project}]", publisher=label)
+                else:
+                    self.lint.add("TPP009", span,
+                                  f"pending project {name!r} is too similar to the project "
+                                  f"{project!r} of '{other}' (both are "
+                                  f"{ultra!r} once ultranormalized): PyPI refuses "
+                                  "to create it", "choose a name that no existing project is "
+                                  "too similar to", publisher=label)
+            elif ultra in earlier:
+                first, other = earlier[ultra]
+                same = pep503(first) == pep503(name)
+                what = ("the same project" if same else
+                        f"a project too similar to it (both are {ultra!r} "
+                        "once ultranormalized)")
+                self.lint.add("TPP009", span,
+                              f"pending project {name!r} collides with the pending project "
+                              f"{first!r} of '{other}', {what}: whichever publishes first "
+                              "creates its project and the other pending publisher then fails",
+                              "keep one pending publisher per new project; once the project "
+                              "exists, add the others as normal publishers", publisher=label)
+            earlier.setdefault(ultra, (name, label))
+
+
 
 # ------------------------------------------------------------- publishers files
 def _yaml_spans(document: YamlDocument) -> dict[tuple[Any, ...], Span]:
@@ -801,8 +868,71 @@ def _yaml_spans(document: YamlDocument) -> dict[tuple[Any, ...], Span]:
 def lint_publishers_text(text: str, source: str = "<publishers>", *,
                          providers: Mapping[str, CheckedProvider] | None = None,
                          issuers: Mapping[str, str] | None = None) -> tuple[Finding, ...]:
-    """Lint a publishers file (YAML). Raises `ConfigError` if the file is invalid."""
+    """Lint a publishers file (YAML). Raises `ConfigError` if the file is invalid.
+
+    A plain file is read as a stream, one publisher at a time (`iter_plain_publishers`):
+    memory for one publisher and a summary of each (`_Across`), not for the file. Any
+    other, or one with a problem, is read whole, and every problem is reported."""
     providers = load_providers() if providers is None else providers
+    try:
+        return _lint_stream(text, source, providers, issuers)
+    except (NotPlain, TppolicyError):
+        return _lint_whole(text, source, providers, issuers)
+
+
+def _lint_stream(text: str, source: str, providers: Mapping[str, CheckedProvider],
+                 issuers: Mapping[str, str] | None) -> tuple[Finding, ...]:
+    """`lint_publishers_text` of a plain file, read as a stream; `NotPlain` or a
+    `TppolicyError` (without the words of every problem) when it must be read whole."""
+    from tppolicy.decide.policy import Policy
+
+    Policy(CheckedPolicy(dict(providers), ()), issuers)  # registered issuers, as compiling
+    asts = {name: provider.ast for name, provider in providers.items()}
+
+    def pubs() -> Iterator[_Pub]:
+        checker = PublisherStream(source, providers)
+        for entry in iter_plain_publishers(text, source, asts, issuers, positions=True):
+            checked = checker.check(A.Publisher(
+                entry.name, entry.provider, entry.projects, entry.pending_project,
+                tuple(A.Binding(name, A.Literal(value), entry.span)
+                      for name, value in entry.fields.items()), (), entry.span), entry.index)
+            where = entry.positions or {}
+            head = where.get("name") or where.get("provider") or where.get(()) or entry.span
+            yield _Pub(checked, head,
+                       {name: where[name] for name in checked.fields if name in where},
+                       [where.get(("projects", j), head) for j in range(len(entry.projects))],
+                       where.get("pending_project"))
+
+    def project_at(position: int) -> tuple[str, str]:
+        """Read the file again for a pending publisher's collision (rare)."""
+        for pub in pubs():
+            if pub.checked.pending:
+                continue
+            if position < len(pub.checked.projects):
+                return pub.checked.projects[position], pub.label
+            position -= len(pub.checked.projects)
+        raise IndexError(position)  # pragma: no cover - positions come from the same file
+
+    lint = _Lint(source, (), providers)
+    lint.run(pubs(), project_at)
+    return _sorted(_unsuppressed(lint.findings, _iter_lines(text)))
+
+
+def _iter_lines(text: str) -> Iterator[str]:
+    """`text.splitlines()` one line at a time, for a text whose only breaks are "\\n"."""
+    start, length = 0, len(text)
+    while start < length:
+        end = text.find("\n", start)
+        if end < 0:
+            yield text[start:]
+            return
+        yield text[start:end]
+        start = end + 1
+
+
+def _lint_whole(text: str, source: str, providers: Mapping[str, CheckedProvider],
+                issuers: Mapping[str, str] | None) -> tuple[Finding, ...]:
+    """`lint_publishers_text` of a file read whole (`compose_yaml`)."""
     document = compose_yaml(text, source, ConfigError)
     policy = compile_publishers_text(text, source, providers=providers, issuers=issuers,
                                      document=document)
@@ -894,7 +1024,7 @@ def lint_file(path: str | Path, *, providers: Mapping[str, CheckedProvider] | No
 _SUPPRESSION = re.compile(r"(?:^|\s)#\s*tppolicy:\s*ignore(?:\[([^\]]*)\])?")
 
 
-def suppressions(lines: Sequence[str]) -> dict[int, frozenset[str] | None]:
+def suppressions(lines: Iterable[str]) -> dict[int, frozenset[str] | None]:
     """The lines (1-based) whose findings a `# tppolicy: ignore[CODE, ...]` comment
     suppresses, with the codes (None: every code, for a bare `# tppolicy: ignore`). A
     comment after a value suppresses on its own line; a comment alone on its line, on the
@@ -919,7 +1049,7 @@ def suppressions(lines: Sequence[str]) -> dict[int, frozenset[str] | None]:
     return found
 
 
-def _unsuppressed(findings: Iterable[Finding], lines: Sequence[str]) -> list[Finding]:
+def _unsuppressed(findings: Iterable[Finding], lines: Iterable[str]) -> list[Finding]:
     table = suppressions(lines)
     kept = []
     for finding in findings:
