@@ -325,3 +325,18 @@ def test_a_refusal_before_any_publisher_says_what_to_change(
                            "--audience", "testpypi")
     assert code == 1
     assert "run with --audience pypi to check it against PyPI" in out
+
+
+def test_only_a_difference_of_ascii_case_on_exact_case_fields_is_set_aside() -> None:
+    from tppolicy.decide.reasons import differs_only_in_case
+
+    assert differs_only_in_case("octo-org", "Octo-Org")
+    assert not differs_only_in_case("octo-org", "octo-org")  # the same: nothing differs
+    assert not differs_only_in_case("kube", "\u212aube")  # a Kelvin sign is not a 'K'
+    assert not differs_only_in_case("65", 65)
+    providers = tppolicy.load_providers()
+    assert providers["github"].case_aside == {"repository", "repository_owner",
+                                              "lookup.repository_owner",
+                                              "lookup.repository_name"}
+    # the id and the workflow are not declared exact_case: never set aside
+    assert providers["google"].case_aside == frozenset()
