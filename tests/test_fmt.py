@@ -299,6 +299,27 @@ def test_which_strings_need_quotes(value: str, quoted: bool) -> None:
     assert needs_quotes(value, in_flow=False) is quoted
 
 
+def test_the_resolver_tables_answer_as_the_resolvers() -> None:
+    import itertools
+
+    import yaml
+    from ruamel.yaml.nodes import ScalarNode
+
+    def resolvers(value: str) -> bool:
+        return bool(
+            _canonical._PYYAML_RESOLVER.resolve(yaml.ScalarNode, value, (True, False))
+            == "tag:yaml.org,2002:str"
+            and _canonical._RUAMEL_RESOLVER.resolve(ScalarNode, value, (True, False))
+            == "tag:yaml.org,2002:str")
+
+    pieces = ["", "0", "1", "9", ".", "-", "+", "_", ":", "e", "x", "o", "b", "n", "y", "t",
+              "f", "~", "<", "=", "!", "&", "*", "inf", "nan", "null", "true", "Yes", "0x",
+              "0o", "0b", "1e3", "2026-01-01", " ", "T", "Z"]
+    for a, b, c in itertools.product(pieces, repeat=3):
+        value = a + b + c
+        assert _canonical._resolves_to_str(value) is resolvers(value), value
+
+
 def test_flow_lists_quote_commas() -> None:
     assert needs_quotes("a,b", in_flow=True)
     assert not needs_quotes("a,b", in_flow=False)

@@ -67,7 +67,16 @@ def _implicit_patterns() -> dict[str | None, tuple[re.Pattern[str], ...]] | None
         None: tuple(wildcard)}
 
 
+def _combined(patterns: tuple[re.Pattern[str], ...]) -> re.Pattern[str] | None:
+    """One pattern that matches where any of `patterns` does (they share their flags)."""
+    if not patterns or len({p.flags for p in patterns}) != 1:
+        return None
+    return re.compile("|".join(f"(?:{p.pattern})" for p in patterns), patterns[0].flags)
+
+
 _PATTERNS = _implicit_patterns()
+_COMBINED = None if _PATTERNS is None else {
+    first: _combined(patterns) for first, patterns in _PATTERNS.items()}
 
 
 # Strings that any YAML emitter may write plain, in block and in flow context: no
@@ -83,8 +92,12 @@ _LONG_LINE = 1000  # far below the emitter's width (4096), where it would fold a
 
 
 def _resolves_to_str(value: str) -> bool:
-    if _PATTERNS is not None:
-        patterns = _PATTERNS.get(value[0] if value else "", _PATTERNS[None])
+    if _PATTERNS is not None and _COMBINED is not None:
+        first = value[0] if value else ""
+        combined = _COMBINED.get(first, _COMBINED[None])
+        if combined is not None:
+            return combined.match(value) is None
+        patterns = _PATTERNS.get(first, _PATTERNS[None])
         return not any(pattern.match(value) for pattern in patterns)
     return bool(
         _PYYAML_RESOLVER.resolve(yaml.ScalarNode, value, (True, False)) == _STR_TAG
@@ -312,6 +325,8 @@ def is_canonical_publishers(text: str, providers: Mapping[str, Provider],
 
 # ------------------------------------------------------------- formatting simple files
 _DASH = re.compile(r"( *)- ([A-Za-z_][A-Za-z0-9_-]*):(?: +(.*))?\Z")
+_SIMPLE_ANY = re.compile(
+    r"( *)(- )?([A-Za-z_][A-Za-z0-9_-]*): ([A-Za-z0-9_][A-Za-z0-9_./@+-]*)\Z")
 _KEY_LINE = re.compile(r"( *)([A-Za-z_][A-Za-z0-9_-]*):(?: +(.*))?\Z")
 _ITEM = re.compile(r"( *)- +(.*)\Z")
 
@@ -411,8 +426,7 @@ def _read_value(key: str, text: str) -> tuple[str | list[str], str] | None:
     return None if eol is None else (read[0], eol)
 
 
-def _parse_simple(text: str, seen: Callable[[dict[str, Any]], None] | None = None,
-                  ) -> tuple[list[str], list[str], list[_Entry], list[str]] | None:
+def _parse_simple(text: str) -> tuple[list[str], list[str], list[_Entry], list[str]] | None:
     """A simple publishers file: its top lines (comments, then `publishers:`), the lines
     above its first entry, its entries, and the lines after its last entry; None for any
     other file."""
@@ -446,6 +460,7 @@ def _parse_simple(text: str, seen: Callable[[dict[str, Any]], None] | None = Non
     entry: _Entry | None = None
     last_key = ""
     block: list[str] | None = None  # the items of a block list being read
+    keys: dict[str, bool] = {}
     for line in lines[index:]:
         bare = line.rstrip(" ")
         stripped = bare.lstrip(" ")
@@ -466,22 +481,30 @@ def _parse_simple(text: str, seen: Callable[[dict[str, Any]], None] | None = Non
                 block.append(read[0])
                 continue
             block = None
-        found = _DASH.match(bare)
-        if found is not None and found.group(1) == dash:
+        simple = _SIMPLE_ANY.match(bare)  # the common case: a plain string, no comment
+        if simple is not None:
+            lead, is_dash, key, rest = simple.groups()
+        else:
+            found = _DASH.match(bare) or _KEY_LINE.match(bare)
+            if found is None:
+                return None
+            lead, key, rest = found.groups()
+            is_dash = found.re is _DASH
+        if is_dash and lead == dash:
             if entry is not None and not _entry_done(entry, last_key, dash, last=False):
                 return None
             entry = _Entry()
             entries.append(entry)
-        else:
-            found = _KEY_LINE.match(bare)
-            if found is None or found.group(1) != indent or entry is None:
-                return None
-            if not _comments_at(entry.after[last_key], indent):
-                return None
-        key, rest = found.group(2), found.group(3)
-        if key in entry.values or needs_quotes(key, in_flow=False):
+        elif is_dash or lead != indent or entry is None or (
+                entry.after[last_key] and not _comments_at(entry.after[last_key], indent)):
             return None
-        if rest is None:
+        if key in entry.values or not _key_ok(key, keys):
+            return None
+        if simple is not None:
+            if not _resolves_to_str(rest):
+                return None
+            entry.values[key], entry.eol[key], entry.flow[key] = rest, "", False
+        elif rest is None:
             if key != "projects":
                 return None
             block = []
@@ -499,9 +522,6 @@ def _parse_simple(text: str, seen: Callable[[dict[str, Any]], None] | None = Non
         return None
     trailer = entry.after[last_key]
     entry.after[last_key] = []
-    if seen is not None:
-        for each in entries:
-            seen(dict(each.values))
     return top, above, entries, trailer
 
 
@@ -540,23 +560,34 @@ def format_simple_publishers(text: str, providers: Mapping[str, Provider]) -> st
     `is_canonical_publishers`, which must read the same entries (the same keys, strings
     and lists) and the same comments; None when it is not (the caller then runs the round
     trip)."""
-    written = write_simple_publishers(text, providers)
+    parsed = _parse_simple(text)
+    if parsed is None:
+        return None
+    written = write_simple_publishers(text, providers, parsed)
     if written is None:
         return None
-    before: list[dict[str, Any]] = []
-    if _parse_simple(text, before.append) is None:  # pragma: no cover - read just now
+    before = iter(parsed[2])
+    same = True
+
+    def seen(entry: dict[str, Any]) -> None:
+        """Each entry read back from the written text against the one read from the file."""
+        nonlocal same
+        original = next(before, None)
+        same = same and original is not None and entry == original.values
+
+    if not is_canonical_publishers(written, providers, seen) or not same:
         return None
-    after: list[dict[str, Any]] = []
-    if not is_canonical_publishers(written, providers, after.append):
-        return None
-    if [sorted(e.items()) for e in before] != [sorted(e.items()) for e in after]:
+    if next(before, None) is not None:
         return None
     if "#" in text and _comment_texts(text) != _comment_texts(written):
         return None
     return written
 
 
-def write_simple_publishers(text: str, providers: Mapping[str, Provider]) -> str | None:
+def write_simple_publishers(
+        text: str, providers: Mapping[str, Provider],
+        parsed: tuple[list[str], list[str], list[_Entry], list[str]] | None = None,
+) -> str | None:
     """The canonical layout of a simple publishers file, written directly: the text the
     full round trip of `tppolicy.tools.fmt` makes of it (the property tests compare the
     two on generated files); None for a file that is not simple (the caller then runs the
@@ -568,7 +599,7 @@ def write_simple_publishers(text: str, providers: Mapping[str, Provider]) -> str
     comments on their own line at the keys' indentation (between keys) or at the dashes'
     (between entries), end-of-line comments, blank lines.
     """
-    parsed = _parse_simple(text)
+    parsed = parsed or _parse_simple(text)
     if parsed is None:
         return None
     top, above, entries, trailer = parsed
