@@ -357,6 +357,17 @@ def test_a_null_keeps_its_word() -> None:
         "    environment:\n")
 
 
+def test_comments_after_a_flow_list_that_ends_an_entry_are_indented_at_once() -> None:
+    # ruamel.yaml keeps them at their column above the next entry; once the keys moved,
+    # the next run indented them by two: formatting twice changed the text again.
+    text = ("publishers:\n  - provider: acme\n    name: a\n    projects: [b]\n    # c\n\n"
+            "  - name: b\n    provider: acme\n    projects: [b]\n")
+    once = format_publishers_text(text, "p.yaml", PROVIDERS)
+    assert once == text.replace("  - provider: acme\n    name: a\n",
+                                "  - name: a\n    provider: acme\n").replace("    # c", "  # c")
+    assert format_publishers_text(once, "p.yaml", PROVIDERS) == once
+
+
 def test_an_anchored_empty_list_item_is_left_alone() -> None:
     # A flow list cannot hold an empty value: written `null`, its error would change.
     text = "publishers:\n  - provider: github\n    projects:\n      - &y\n      - a\n"

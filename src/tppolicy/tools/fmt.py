@@ -392,6 +392,26 @@ def _reorder(entries: CommentedSeq, index: int, order: list[Any], last_entry: bo
     return True
 
 
+def _indent_comments_above(entries: CommentedSeq, index: int) -> None:
+    """Indent the comment lines ruamel.yaml puts above `entries[index]` (those after a
+    flow list that ends the entry before, which it keeps at their column) as the comments
+    between two entries are indented: else the next run, when the keys have moved, indents
+    them, and formatting twice would not give the same text."""
+    slots = entries.ca.items.get(index)
+    if not slots or not slots[1]:
+        return
+    tokens = []
+    for token in slots[1]:
+        lines = token.value.split("\n") if isinstance(token, CommentToken) else None
+        if lines is None or not all(not t.strip() or t.strip().startswith("#") for t in lines):
+            return
+        if lines[-1] == "":
+            lines.pop()
+        tokens.append(CommentToken("".join(f"{_ENTRY_INDENT}{t.strip()}\n" if t.strip()
+                                           else "\n" for t in lines), CommentMark(0)))
+    slots[1] = tokens
+
+
 def _raw_lines(entry: CommentedMap) -> list[str]:
     """The lines after the last entry's last value, as written (comments at the end of the
     file keep their indentation)."""
@@ -522,6 +542,8 @@ def _format_publishers(text: str, source: str, providers: Mapping[str, Provider]
                 ordereddict.__setitem__(entry, key, _canonical_string(value, in_flow=False))
         last = index == len(entries) - 1 and list(document.keys())[-1] == "publishers"
         order = key_order(list(entry.keys()), entry.get("provider"), providers)
+        if reorder and index > 0:
+            _indent_comments_above(entries, index)
         if reorder:
             _reorder(entries, index, order, last, _raw_lines(entry) if last else [])
     out = io.StringIO()
