@@ -49,7 +49,12 @@ from ruamel.yaml.representer import RoundTripRepresenter
 from ruamel.yaml.scalarstring import DoubleQuotedScalarString, SingleQuotedScalarString
 from ruamel.yaml.tokens import CommentToken
 
-from tppolicy.decide.publishers import PublisherEntry, load_publishers_text
+from tppolicy.decide.publishers import (
+    NotPlain,
+    PublisherEntry,
+    iter_plain_publishers,
+    load_publishers_text,
+)
 from tppolicy.errors import ConfigError, Diagnostic, PolicySyntaxError, Span, TppolicyError
 from tppolicy.language.ast import Provider
 from tppolicy.language.parse import parse_policy_outline
@@ -494,7 +499,17 @@ def format_publishers_text(text: str, source: str, providers: Mapping[str, Provi
 
 
 def _problem_count(text: str, source: str, providers: Mapping[str, Provider]) -> int:
-    """How many problems loading the publishers file `text` reports (0 if none)."""
+    """How many problems loading the publishers file `text` reports (0 if none).
+
+    A plain file is read as a stream, one publisher at a time (`iter_plain_publishers`:
+    if it reads every entry, loading would report nothing); any other is loaded whole.
+    """
+    try:
+        for _ in iter_plain_publishers(text, source, providers):
+            pass
+        return 0
+    except NotPlain:
+        pass
     try:
         load_publishers_text(text, source, providers)
     except ConfigError as exc:
