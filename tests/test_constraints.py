@@ -431,3 +431,18 @@ def test_binding_leaves_out_exactly_the_rules_that_fold_to_true() -> None:
             expected = reference(provider.rules, values)
             assert bind_rules(provider.rules, values) == expected
             assert bind_rules(provider.rules, values) is bind_rules(provider.rules, values)
+
+
+def test_a_pattern_of_only_stars_is_refused_after_many_publishers() -> None:
+    """The check of bound glob patterns is kept per the values it reads: a publisher
+    whose pattern is refused is found whatever the publishers before it."""
+    good = "".join(f"- {{provider: p, projects: [x{i}], repo: octo/r{i}, "
+                   f"ref_pattern: '{'refs/tags/v*' if i % 2 else ''}'}}\n" for i in range(6))
+    text = "publishers:\n" + good + "- {provider: p, projects: [y], repo: o/y, " \
+        "ref_pattern: '**'}\n"
+    with pytest.raises(ConfigError) as info:
+        _policy(REF_RULE, text)
+    assert "rule 'ref': the pattern '**' matches everything" in str(info.value)
+    assert ":8:" in str(info.value)  # the last publisher's line
+    assert len(_policy(REF_RULE, "publishers:\n" + good + good.replace("x", "z").replace(
+        "octo/", "other/")).publishers) == 12

@@ -1041,15 +1041,14 @@ def iter_plain_publishers(text: str, source: str, providers: Mapping[str, Provid
 
 
 def _plain_entry(events: list[yaml.Event], lines: LineIndex,
-                 positions: bool) -> tuple[dict[str, Any], dict[Any, Span] | None]:
+                 positions: bool) -> tuple[dict[str, Any], Mapping[Any, Span] | None]:
     """An entry's data (a mapping of scalars and lists of scalars) from its events, and
     with `positions` where its parts are; `NotPlain` for anything else."""
     if not isinstance(events[0], yaml.MappingStartEvent):
         raise NotPlain
-    head = lines.head_span
     data: dict[str, Any] = {}
-    where: dict[Any, Span] | None = {(): head(events[0].start_mark, events[-1].end_mark)} \
-        if positions else None
+    where: dict[Any, tuple[Any, Any]] | None = {
+        (): (events[0].start_mark, events[-1].end_mark)} if positions else None
     i, last = 1, len(events) - 1
     while i < last:
         key_event, event = events[i], events[i + 1]
@@ -1061,7 +1060,7 @@ def _plain_entry(events: list[yaml.Event], lines: LineIndex,
         if isinstance(event, yaml.ScalarEvent):
             data[key] = _plain_scalar(event)
             if where is not None:
-                where[key] = head(event.start_mark, event.end_mark)
+                where[key] = (event.start_mark, event.end_mark)
             i += 2
             continue
         if not isinstance(event, yaml.SequenceStartEvent):
@@ -1073,14 +1072,36 @@ def _plain_entry(events: list[yaml.Event], lines: LineIndex,
             if not isinstance(item, yaml.ScalarEvent):
                 raise NotPlain
             if where is not None:
-                where[(key, len(items))] = head(item.start_mark, item.end_mark)
+                where[(key, len(items))] = (item.start_mark, item.end_mark)
             items.append(_plain_scalar(item))
             i += 1
         if where is not None:
-            where[key] = head(event.start_mark, events[i].end_mark)
+            where[key] = (event.start_mark, events[i].end_mark)
         data[key] = items
         i += 1
-    return data, where
+    return data, _Positions(lines, where) if where is not None else None
+
+
+class _Positions(Mapping[Any, Span]):
+    """An entry's positions (`PublisherEntry.positions`): the marks of each part, made
+    spans when asked for (most never are)."""
+
+    def __init__(self, lines: LineIndex, marks: dict[Any, tuple[Any, Any]]) -> None:
+        self._lines = lines
+        self._marks = marks
+
+    def __getitem__(self, key: Any) -> Span:
+        start, end = self._marks[key]
+        return self._lines.head_span(start, end)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._marks
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._marks)
+
+    def __len__(self) -> int:
+        return len(self._marks)
 
 
 def _plain_scalar(event: yaml.ScalarEvent) -> Any:

@@ -18,6 +18,7 @@ from tppolicy.language.bind import (
     bind_learns,
     bind_rules,
     fold,
+    guard_of,
     inline_lets,
     optional_rule_off,
 )
@@ -300,11 +301,58 @@ def _bad_glob_possible(rules: tuple[A.Rule, ...], values: Mapping[str, Any],
     with the same pattern; if none is refused there, none is. (Binding whole rules for
     each publisher was most of its checking time.)"""
     glob_rules = _globs(rules)
+    if not glob_rules:
+        return False
+    # The answer depends on the values of the fields the patterns and the optional glob
+    # rules' guards read, and on the partial binding below (the fields left at their
+    # defaults, and those): kept per both, which the publishers of a file share.
+    read = _glob_fields(rules)
+    partial = {name: value for name, value in values.items() if name in read[0] or (
+        (decl := fields.get(name)) is not None and decl.default is not None
+        and value == decl.default.value and type(value) is type(decl.default.value))}
+    try:
+        key: Any = (id(rules), tuple((type(values.get(n)), values.get(n)) for n in read[1]),
+                    tuple((n, type(v), v) for n, v in partial.items()))
+        known = _BAD_GLOB.get(key)
+    except TypeError:  # pragma: no cover - field values are str, int or bool
+        key, known = None, None
+    if known is not None and known[0] is rules:
+        return known[1]
+    answer = _bad_glob_found(rules, glob_rules, values, partial)
+    if key is not None:
+        if len(_BAD_GLOB) >= 1024:
+            _BAD_GLOB.clear()
+        _BAD_GLOB[key] = (rules, answer)
+    return answer
+
+
+# Per tuple of rules (kept with it): the fields its glob patterns read, and those with
+# the fields its optional glob rules' guards read; per `_bad_glob_possible` key: the answer.
+_GLOB_FIELDS: dict[int, tuple[tuple[A.Rule, ...], tuple[frozenset[str], tuple[str, ...]]]] = {}
+_BAD_GLOB: dict[Any, tuple[tuple[A.Rule, ...], bool]] = {}
+
+
+def _glob_fields(rules: tuple[A.Rule, ...]) -> tuple[frozenset[str], tuple[str, ...]]:
+    known = _GLOB_FIELDS.get(id(rules))
+    if known is None or known[0] is not rules:
+        if len(_GLOB_FIELDS) >= 256:
+            _GLOB_FIELDS.clear()
+        patterns = frozenset(name for _, arguments in _globs(rules) for argument in arguments
+                             for name in A.fields_read(argument))
+        guards = {name for rule, _ in _globs(rules) if rule.optional
+                  for req in rule.requires
+                  for name in A.fields_read(guard_of(req.condition) or A.Literal(None))}
+        known = _GLOB_FIELDS[id(rules)] = (rules, (patterns, tuple(sorted(patterns | guards))))
+    return known[1]
+
+
+def _bad_glob_found(rules: tuple[A.Rule, ...],
+                    glob_rules: tuple[tuple[A.Rule, tuple[A.Expr, ...]], ...],
+                    values: Mapping[str, Any], partial: Mapping[str, Any]) -> bool:
+    """`_bad_glob_possible`, computed."""
     suspect = False
-    read: set[str] = set()
     for rule, patterns in glob_rules:
         for argument in patterns:
-            read |= A.fields_read(argument)
             pattern = bind_expr(argument, values)
             refused = isinstance(pattern, A.Literal) and isinstance(pattern.value, str) and (
                 len(pattern.value) > MAX_GLOB_PATTERN or not pattern.value.strip("*"))
@@ -312,9 +360,6 @@ def _bad_glob_possible(rules: tuple[A.Rule, ...], values: Mapping[str, Any],
                 suspect = True
     if not suspect:
         return False
-    partial = {name: value for name, value in values.items() if name in read or (
-        (decl := fields.get(name)) is not None and decl.default is not None
-        and value == decl.default.value and type(value) is type(decl.default.value))}
     for rule in bind_rules(_glob_rules(rules), partial):
         for req in rule.requires:
             for node in A.walk(req.condition):

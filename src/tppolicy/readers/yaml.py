@@ -280,12 +280,23 @@ _RESOLVER: Any = yaml.resolver.Resolver()
 _PLAIN = (True, False)
 
 
+_RESOLVED: dict[str, str] = {}  # plain scalar -> its tag (keys, provider names...)
+
+
 def resolve_scalar(event: yaml.ScalarEvent) -> str:
     """The tag the safe loader gives an untagged scalar (`tag:yaml.org,2002:str` for
     quoted text, the implicit resolvers' for a plain scalar)."""
-    if event.implicit[0]:
-        return str(_RESOLVER.resolve(yaml.ScalarNode, event.value, _PLAIN))
-    return _STR
+    if not event.implicit[0]:
+        return _STR
+    value = event.value
+    tag = _RESOLVED.get(value)
+    if tag is None:
+        tag = str(_RESOLVER.resolve(yaml.ScalarNode, value, _PLAIN))
+        if len(value) <= 32:  # the words files repeat; a bounded table
+            if len(_RESOLVED) >= 4096:
+                _RESOLVED.clear()
+            _RESOLVED[value] = tag
+    return tag
 
 
 class LineIndex:

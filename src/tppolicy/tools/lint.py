@@ -161,7 +161,7 @@ class _Pub:
 
     checked: CheckedPublisher
     span: Span  # the head of the entry or block
-    field_spans: dict[str, Span] = field(default_factory=dict)
+    field_spans: Mapping[str, Span] = field(default_factory=dict)
     project_spans: list[Span] = field(default_factory=list)
     pending_span: Span | None = None
     explicit_rules: bool = False  # a policy file's publisher block with its own rules
@@ -197,6 +197,14 @@ class _Lint:
         # that can change its verdict): the rule and its verdict
         self.plans: dict[int, tuple[CheckedProvider, list[_Plan]]] = {}
         self.verdicts: dict[Any, tuple[A.Rule, _Verdict | None]] = {}
+        # per provider's advice (kept with it): the fields its conditions read (None: an
+        # item without a condition); per (advice, their values) giving no advice: it
+        self.advice_fields: dict[int, tuple[Any, tuple[str, ...] | None]] = {}
+        self.advice_none: dict[Any, Any] = {}
+        # per provider (kept with it): its `workflows` environment item, the fields that
+        # item reads, the defaults, and whether it is empty with every field at default
+        self.environments: dict[int, tuple[CheckedProvider, A.Expr | None, set[str],
+                                           dict[str, Any], bool]] = {}
 
     def add(self, code: str, span: Span, message: str, fix: str | None = None,
             publisher: str | None = None) -> None:
@@ -233,24 +241,49 @@ class _Lint:
             provider = template
         defaults = {name: decl.default.value for name, decl in provider.fields.items()
                     if decl.default is not None}
-        for name, text in advice_for(provider.advice, {**defaults, **pub.fields}):
+        values = {**defaults, **pub.fields}
+        # Whether any item's condition holds depends on the fields the conditions read
+        # only (publishers share them: most leave these constraints at their defaults).
+        known = self.advice_fields.get(id(provider.advice))
+        if known is None or known[0] is not provider.advice:
+            names: set[str] | None = set()
+            for item in provider.advice:
+                if item.condition is None or names is None:
+                    names = None
+                else:
+                    names |= A.fields_read(item.condition)
+            known = self.advice_fields[id(provider.advice)] = (
+                provider.advice, tuple(sorted(names)) if names is not None else None)
+        key: Any = None
+        if known[1] is not None:
+            key = (id(provider.advice), tuple(values.get(n, _ABSENT) for n in known[1]))
+            if self.advice_none.get(key) is provider.advice:
+                return
+        found = advice_for(provider.advice, values)
+        for name, text in found:
             self.add("TPP014", pub.at(name), f"'{pub.label}', {name}: {text}",
                      publisher=pub.label)
+        if key is not None and not found:
+            self.advice_none[key] = provider.advice
 
     # ----------------------------------------------------------------- TPP001
     def no_environment(self, pub: _Pub) -> None:
         """The environment is the provider file's: its `workflows` block's `environment`
         item, and the claims its rules compare with the fields that item reads."""
         provider = pub.provider
-        environment = provider.workflow.get("environment")
-        if environment is None:
-            return
-        read = A.fields_read(environment)
-        defaults = {name: decl.default.value for name, decl in provider.fields.items()
-                    if decl.default is not None}
+        known = self.environments.get(id(provider))
+        if known is None or known[0] is not provider:
+            item = provider.workflow.get("environment")
+            read_ = A.fields_read(item) if item is not None else set()
+            defaults_ = {name: decl.default.value for name, decl in provider.fields.items()
+                         if decl.default is not None}
+            known = self.environments[id(provider)] = (
+                provider, item, read_, defaults_,
+                item is not None and bool(read_) and read_ <= defaults_.keys()
+                and provider.workflow_values(defaults_)["environment"] == "")
+        _, environment, read, defaults, optional = known
         # Only where a publisher may leave it out: empty with its fields at their defaults.
-        if not read or not read <= defaults.keys() or provider.workflow_values(
-                defaults)["environment"] != "":
+        if environment is None or not optional:
             return
         if pub.explicit_rules:
             source = provider if provider.rules else self.templates.get(provider.name)
@@ -332,7 +365,9 @@ class _Lint:
 
     def _whitespace(self, pub: _Pub, name: str, value: str, span: Span) -> None:
         where = name if name.startswith("a ") else f"{name}"
-        hidden = [c for c in value if invisible(c)]
+        # printable ASCII holds no invisible character (a space is not one)
+        hidden = [] if value.isascii() and value.isprintable() else [
+            c for c in value if invisible(c)]
         if value != value.strip():
             self.add("TPP005", span, f"{where} {value!r} has surrounding whitespace",
                      f"write {value.strip()!r}", publisher=pub.label)
@@ -347,6 +382,8 @@ class _Lint:
                      publisher=pub.label)
 
     def _confusable(self, pub: _Pub, name: str, value: str, span: Span) -> None:
+        if value.isascii():
+            return
         found = [(c, lookalike(c)) for c in dict.fromkeys(value) if not c.isascii()]
         suspects = [(c, ascii_) for c, ascii_ in found if ascii_ is not None]
         if not suspects:
@@ -898,8 +935,7 @@ def _lint_stream(text: str, source: str, providers: Mapping[str, CheckedProvider
                       for name, value in entry.fields.items()), (), entry.span), entry.index)
             where = entry.positions or {}
             head = where.get("name") or where.get("provider") or where.get(()) or entry.span
-            yield _Pub(checked, head,
-                       {name: where[name] for name in checked.fields if name in where},
+            yield _Pub(checked, head, _FieldSpans(where, checked.fields),
                        [where.get(("projects", j), head) for j in range(len(entry.projects))],
                        where.get("pending_project"))
 
@@ -928,6 +964,29 @@ def _iter_lines(text: str) -> Iterator[str]:
             return
         yield text[start:end]
         start = end + 1
+
+
+class _FieldSpans(Mapping[str, Span]):
+    """The spans of a publisher's fields among an entry's positions (computed when a
+    finding asks for one)."""
+
+    def __init__(self, positions: Mapping[Any, Span], fields: Mapping[str, Any]) -> None:
+        self._positions = positions
+        self._fields = fields
+
+    def __getitem__(self, name: str) -> Span:
+        if name not in self._fields:
+            raise KeyError(name)
+        return self._positions[name]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._fields and name in self._positions
+
+    def __iter__(self) -> Iterator[str]:
+        return (name for name in self._fields if name in self._positions)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
 
 
 def _lint_whole(text: str, source: str, providers: Mapping[str, CheckedProvider],
