@@ -49,7 +49,8 @@ LEVELS = ("error", "warning", "note")  # `note`s are shown but do not fail a lin
 # What lint says of one rule of a publisher (`_verdict`): kind, rule name, message, span.
 _Verdict: TypeAlias = "tuple[str, str, str | None, Span | None]"
 # A provider rule as lint decides it (`_Lint._rule_plan`).
-_Plan: TypeAlias = "tuple[A.Rule, tuple[A.Rule, ...], tuple[A.Expr, ...], tuple[str, ...]]"
+_Plan: TypeAlias = ("tuple[A.Rule, tuple[A.Rule, ...], tuple[A.Expr, ...], tuple[str, ...], "
+                    "tuple[str, ...]]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,6 +198,7 @@ class _Lint:
         # that can change its verdict): the rule and its verdict
         self.plans: dict[int, tuple[CheckedProvider, list[_Plan]]] = {}
         self.verdicts: dict[Any, tuple[A.Rule, _Verdict | None]] = {}
+        self.raw_verdicts: dict[Any, tuple[A.Rule, _Verdict | None]] = {}
         # per provider's advice (kept with it): the fields its conditions read (None: an
         # item without a condition); per (advice, their values) giving no advice: it
         self.advice_fields: dict[int, tuple[Any, tuple[str, ...] | None]] = {}
@@ -205,6 +207,7 @@ class _Lint:
         # item reads, the defaults, and whether it is empty with every field at default
         self.environments: dict[int, tuple[CheckedProvider, A.Expr | None, set[str],
                                            dict[str, Any], bool]] = {}
+        self.environment_values: dict[Any, tuple[CheckedProvider, Any]] = {}
 
     def add(self, code: str, span: Span, message: str, fix: str | None = None,
             publisher: str | None = None) -> None:
@@ -264,6 +267,8 @@ class _Lint:
             self.add("TPP014", pub.at(name), f"'{pub.label}', {name}: {text}",
                      publisher=pub.label)
         if key is not None and not found:
+            if len(self.advice_none) >= 4096:  # bounded
+                self.advice_none.clear()
             self.advice_none[key] = provider.advice
 
     # ----------------------------------------------------------------- TPP001
@@ -297,13 +302,26 @@ class _Lint:
             message = (f"{provider.name} publisher '{pub.label}' accepts any environment: "
                        f"none of its rules reads the {' or '.join(sorted(claims))} claim, so "
                        "any job of the workflow may publish")
-        elif provider.workflow_values({**defaults, **pub.fields})["environment"] == "":
+        elif self._environment(provider, read, {**defaults, **pub.fields}) == "":
             message = (f"{provider.name} publisher '{pub.label}' accepts any environment: "
                        "any job of the workflow may publish, without the environment's "
                        "protection rules")
         else:
             return
         self.add("TPP001", pub.at(sorted(read)[0]), message, publisher=pub.label)
+
+    def _environment(self, provider: CheckedProvider, read: set[str],
+                     values: Mapping[str, Any]) -> Any:
+        """The `workflows` block's environment for these values, kept per the values of
+        the fields its item reads (`read`)."""
+        key = (id(provider), tuple(values.get(name, _ABSENT) for name in sorted(read)))
+        known = self.environment_values.get(key)
+        if known is None or known[0] is not provider:
+            known = (provider, provider.workflow_values(values)["environment"])
+            if len(self.environment_values) >= 4096:  # bounded
+                self.environment_values.clear()
+            self.environment_values[key] = known
+        return known[1]
 
     # ----------------------------------------------------------------- TPP002
     def workflow_path(self, pub: _Pub) -> None:
@@ -354,9 +372,13 @@ class _Lint:
 
     # -------------------------------------------------------- TPP005, TPP006
     def characters(self, pub: _Pub) -> None:
+        # A value of printable ASCII without surrounding spaces (and without a space, in
+        # a workflow's name) has nothing for either check: its span is not even asked.
         values: list[tuple[str, str, Span]] = [
             (name, value, pub.at(name)) for name, value in pub.fields.items()
-            if isinstance(value, str)]
+            if isinstance(value, str) and not (
+                value.isascii() and value.isprintable() and value == value.strip()
+                and not ("workflow" in name and " " in value))]
         values += [("a rule's literal", lit.value, lit.span) for lit in pub.literals
                    if isinstance(lit.value, str)]
         for name, value, span in values:
@@ -464,17 +486,27 @@ class _Lint:
         not once per publisher: binding every publisher's rules was most of a large
         file's lint time."""
         values = pub.fields
-        for rule, single, controls, guards in self._rule_plan(pub.provider):
-            key: Any = (id(rule), tuple(values.get(name, _ABSENT) for name in guards),
-                   tuple(_control_key(node, values) for node in controls))
-            try:
-                known = self.verdicts.get(key)
-            except TypeError:  # pragma: no cover - an unfolded value that cannot be hashed
-                known = key = None
+        for rule, single, controls, guards, names in self._rule_plan(pub.provider):
+            # First by the values of the fields the controls and guards read (shared by
+            # most publishers), then by what the controls fold to.
+            raw = (id(rule), tuple(values.get(name, _ABSENT) for name in names))
+            known = self.raw_verdicts.get(raw)
             if known is None or known[0] is not rule:
-                known = (rule, _verdict(bind_rules(single, values)))
-                if key is not None:
-                    self.verdicts[key] = known
+                key: Any = (id(rule), tuple(values.get(name, _ABSENT) for name in guards),
+                            tuple(_control_key(node, values) for node in controls))
+                try:
+                    known = self.verdicts.get(key)
+                except TypeError:  # pragma: no cover - an unfolded value not hashable
+                    known = key = None
+                if known is None or known[0] is not rule:
+                    known = (rule, _verdict(bind_rules(single, values)))
+                    if key is not None:
+                        if len(self.verdicts) >= 4096:  # bounded
+                            self.verdicts.clear()
+                        self.verdicts[key] = known
+                if len(self.raw_verdicts) >= 4096:  # bounded (one publisher's own values)
+                    self.raw_verdicts.clear()
+                self.raw_verdicts[raw] = known
             verdict = known[1]
             if verdict is None:
                 continue
@@ -505,7 +537,9 @@ class _Lint:
                     controls += _controls(req.condition)
                     guard = guard_of(req.condition) if rule.optional else None
                     guards |= A.fields_read(guard) if guard is not None else set()
-                plan.append((rule, (rule,), tuple(controls), tuple(sorted(guards))))
+                read = guards.union(*(A.fields_read(node) for node in controls))
+                plan.append((rule, (rule,), tuple(controls), tuple(sorted(guards)),
+                             tuple(sorted(read))))
             known = self.plans[id(provider)] = (provider, plan)
         return known[1]
 
@@ -748,8 +782,12 @@ class _Across:
 
     # ----------------------------------------------------------------- TPP003
     def extension_lookalike(self, pub: _Pub) -> None:
-        raw = _digest(_identity(pub, normalize_extension=False))
-        key = _digest(_identity(pub, normalize_extension=True))
+        identity = _identity(pub, normalize_extension=False)
+        normalized = _identity(pub, normalize_extension=True) if any(
+            isinstance(v, str) and v.endswith(".yaml") for v in pub.fields.values()) \
+            else identity
+        raw = _digest(identity)
+        key = raw if normalized is identity else _digest(normalized)
         other = self.identities.get(key)
         if other is None:
             yaml_values = tuple((name, value) for name, value in pub.fields.items()
