@@ -224,6 +224,12 @@ def test_check_lists_what_each_publisher_of_the_same_identity_expects(
     assert len(also) == 1 and "publisher 'staging'" in also[0]
     assert "environment: token has 'release', publisher expects 'testpypi'" in also[0]
     assert "stranger" not in out  # another identity's publisher is not listed
+    # the decision carries them too (the server's refusal lists them): the holder's view
+    policy = tppolicy.compile_publishers_file(publishers)
+    decision = policy.evaluate(json.loads(Path(claims).read_text("utf-8")), explain=True)
+    [(label, reasons)] = decision.disclosed().also
+    assert label == "staging"
+    assert {r.rule for r in reasons} == {"environment", "job_workflow_ref"}
     code, out, _ = run_cli(capsys, "check", "--publishers", str(publishers), "--claims", claims,
                            "--format", "json")
     payload = json.loads(out)

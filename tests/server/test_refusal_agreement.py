@@ -71,6 +71,8 @@ def test_the_server_refusal_agrees_with_check(path: Path, table: dict[str, Any],
         if reason.code != "replayed":
             assert f"{reason.rule}: {reason.message}" in description \
                 or description == reason.message
+    for label, _ in shown.also:  # the other publishers of the identity, as check lists them
+        assert f"; also for this identity: publisher '{label}': " in description
     for fix in fixes.values():
         told = f"fix: {fix.text}" in description
         assert told == (fix.disclosable and shown.closest is not None), (fix, description)

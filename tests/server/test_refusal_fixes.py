@@ -61,3 +61,23 @@ def test_a_case_twin_with_another_owner_id_is_told_nothing(client: TestClient) -
     stranger = error(mint(client, repository="Octo-Org/sampleproject",
                           repository_owner="Octo-Org", repository_owner_id="666"))
     assert stranger == ("invalid-publisher", "valid token, but no corresponding github publisher")
+
+
+def test_each_publisher_of_the_identity_is_listed(index: Any, client: TestClient) -> None:
+    # issue 16: with several publishers for the token's identity, say what each expects
+    index.storage.put_publisher("staging", {**GH_ROW, "name": "staging",
+                                            "projects": ["sampleproject"],
+                                            "workflow_filename": "staging.yml",
+                                            "environment": "testpypi"})
+    index.storage.put_publisher("other", {**GH_ROW, "name": "other", "projects": ["other"],
+                                          "repository_owner": "mallory",
+                                          "repository_owner_id": "666"})
+    index.sync(force=True)
+    code, description = error(mint(client, environment="release"))
+    assert code == "invalid-publisher"
+    assert description.startswith("valid token, but no corresponding publisher (closest "
+                                  "publisher 'release': environment: ")
+    assert ("; also for this identity: publisher 'staging': job_workflow_ref: token has "
+            in description)
+    assert "environment: token has 'release', publisher expects 'testpypi'" in description
+    assert "mallory" not in description and "'other'" not in description

@@ -376,9 +376,9 @@ class Decider:
                           INVALID_PUBLISHER)
         shared = True
         closest = refused
+        identity = self.token_identity(name, claims)
+        same = self._identity[name].get(identity, ()) if identity is not None else ()
         if closest is None:
-            identity = self.token_identity(name, claims)
-            same = self._identity[name].get(identity, ()) if identity is not None else ()
             if same:
                 closest = closest_record(index, same[:NEAR_MISSES], claims)
             elif len(index) <= NEAR_MISS_SCAN:
@@ -386,9 +386,12 @@ class Decider:
                 shared = False
         if closest is None:
             return denial(name, issuer, (self._no_publisher(index),), INVALID_PUBLISHER)
+        # the other publishers of the token's identity, each with what it expects
+        also = tuple((r.label, tuple(x for x in explain_miss(index, r, claims) if not x.passed))
+                     for r in same[:NEAR_MISSES] if r is not closest) if shared else ()
         return Decision(False, name, None, (), False, tuple(explain_miss(index, closest, claims)),
                         closest=closest.label, issuer=issuer, code=INVALID_PUBLISHER,
-                        shared=shared, record=closest)
+                        shared=shared, record=closest, also=also)
 
     def _no_publisher(self, index: ProviderIndex) -> RuleResult:
         """Why no publisher was even compared: for the operator, when the token's provider

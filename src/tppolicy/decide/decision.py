@@ -78,6 +78,9 @@ class Decision:
     # so the holder may be told how it differs (NuGet's rule: who else trusts what stays
     # private).
     shared: bool = False
+    # For a near miss: the other publishers sharing the token's identity (at most
+    # NEAR_MISSES), each with its failed reasons (label, reasons).
+    also: tuple[tuple[str, tuple[RuleResult, ...]], ...] = field(default=(), compare=False)
     # The publisher's `tppolicy.decide.index.Record` (typed loosely: the index builds
     # decisions, so this module cannot name its type without an import cycle).
     record: Any = field(default=None, compare=False, repr=False)
@@ -103,9 +106,10 @@ class Decision:
                 return replace(self, reasons=(no_publisher(self.provider),))
             return self
         if self.shared:
-            return replace(self, reasons=tuple(
-                _undisclosed(r) if r.identity and not r.passed else r for r in self.reasons))
-        return replace(self, closest=None, record=None, reasons=(no_publisher(self.provider),))
+            return replace(self, reasons=_shown(self.reasons), also=tuple(
+                (label, _shown(reasons)) for label, reasons in self.also))
+        return replace(self, closest=None, record=None, reasons=(no_publisher(self.provider),),
+                       also=())
 
     def to_json(self) -> dict[str, Any]:
         """The decision as a JSON-ready mapping (never the token)."""
@@ -149,6 +153,11 @@ def token_reason(error: TokenError) -> RuleResult:
 def token_denial(error: TokenError) -> Decision:
     """The decision on a token the verifier refused."""
     return denial(None, None, (token_reason(error),), token_code(error))
+
+
+def _shown(reasons: tuple[RuleResult, ...]) -> tuple[RuleResult, ...]:
+    """Reasons of a publisher sharing the token's identity, as its holder may see them."""
+    return tuple(_undisclosed(r) if r.identity and not r.passed else r for r in reasons)
 
 
 def _undisclosed(reason: RuleResult) -> RuleResult:

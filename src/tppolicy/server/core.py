@@ -134,6 +134,9 @@ def describe_refusal(result: CheckResult, fixes: Mapping[str, str] | None = None
     if len(failed) == 1 and failed[0].rule == "publisher" and failed[0].message:
         return failed[0].message  # "valid token, but no corresponding github publisher"
     closest = f"closest publisher '{shown.closest}': " if shown.closest else ""
+    details += "".join(  # the other publishers of the token's identity, as check lists them
+        f"; also for this identity: publisher '{label}': "
+        + "; ".join(f"{r.rule}: {r.message}" for r in reasons) for label, reasons in shown.also)
     return f"valid token, but no corresponding publisher ({closest}{details})"
 
 
