@@ -353,9 +353,13 @@ def stream_items(text: str, key: str, max_depth: int = 2) -> Iterator[list[yaml.
         raise NotPlain from None
 
 
+_ENDS = (yaml.SequenceEndEvent, yaml.MappingEndEvent)
+
+
 def _plain_event(event: yaml.Event) -> yaml.Event:
-    if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None \
-            or getattr(event, "tag", None) is not None:
+    if event.__class__ not in _ENDS and (
+            isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None
+            or getattr(event, "tag", None) is not None):
         raise NotPlain
     return event
 

@@ -1147,6 +1147,9 @@ def suppressions(lines: Iterable[str]) -> dict[int, frozenset[str] | None]:
 
 
 def _unsuppressed(findings: Iterable[Finding], lines: Iterable[str]) -> list[Finding]:
+    findings = list(findings)
+    if not findings:  # nothing to suppress: the lines are not read
+        return []
     table = suppressions(lines)
     kept = []
     for finding in findings:
