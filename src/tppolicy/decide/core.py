@@ -368,7 +368,8 @@ class Decider:
         lookup chose, else the closest sharing the token's identity (at most
         `NEAR_MISSES` explained), else, in a provider with at most `NEAR_MISS_SCAN`
         publishers, the closest of all (not disclosed to the holder: see
-        `Decision.disclosed`)."""
+        `Decision.disclosed`). The other publishers sharing the token's identity (case
+        aside where the provider file says so) are explained too (`Decision.also`)."""
         provider = index.checked
         name = provider.name
         if not index.required(claims):
