@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import pytest
 
+import tppolicy
 from tppolicy import PolicyCheckError
 from tppolicy.language.check import check_policy, check_provider
 from tppolicy.language.parse import parse_policy
@@ -129,8 +130,9 @@ def test_indistinguishable_publishers_are_refused() -> None:
 }
 '''
     text = block % ("one", "x") + block % ("two", "y")
+    # The rule is the decision core's (tests/test_core.py: both fronts apply it).
     with pytest.raises(PolicyCheckError, match="two has the same identity as one"):
-        check_policy(parse_policy(text, "c.tpp"), providers, text)
+        tppolicy.load_policy_text(text, "c.tpp", providers=providers)
 
 
 def test_a_publisher_without_rules_needs_provider_rules() -> None:

@@ -4,6 +4,7 @@ registration; and the engine's publisher bookkeeping holds under reuse and threa
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ import tppolicy
 from tppolicy.decide.decision import Decision
 from tppolicy.decide.engine import INVALID_PAYLOAD, INVALID_TOKEN, Engine
 from tppolicy.decide.names import canonicalize_name, ultranormalize_name
+from tppolicy.language.printer import format_policy
 from tppolicy.limits import MAX_TOKEN_LIFETIME
 from tppolicy.token.keys import KeyCache
 from tppolicy.token.replay import SQLiteReplayStore
@@ -295,6 +297,67 @@ def test_a_pending_publisher_copying_another_pending_one_is_refused() -> None:
     engine.add_publisher({**squatter, "pending_project": "renamed"}, id="squatter")
     engine.add_publisher({**pending, "environment": "pypi"}, id="victim")
     assert len(engine) == 2
+
+
+# (first, second, refused): two publishers of one repository and workflow, for different
+# projects. The lookup chooses one candidate per lookup key and `prefer` values: a second
+# one with the same is never used, and both fronts refuse it.
+_TWINS = [
+    ({**GH, "projects": ["a"]}, {**GH, "projects": ["b"]}, True),
+    # only a field no lookup reads differs: still never chosen
+    ({**GH, "projects": ["a"]}, {**GH, "projects": ["b"], "ref_pattern": "refs/tags/b-*"},
+     True),
+    ({**GH, "pending_project": "a"}, {**GH, "pending_project": "b",
+                                      "ref_pattern": "refs/tags/b-*"}, True),
+    # another environment: the lookup tells them apart (prefer)
+    ({**GH, "projects": ["a"]}, {**GH, "projects": ["b"], "environment": "pypi"}, False),
+    # a pending publisher never takes a token from a normal one: both may exist
+    ({**GH, "projects": ["a"]}, {**GH, "pending_project": "b"}, False),
+    ({**GH, "projects": ["a"]}, {**GH, "projects": ["b"], "workflow_filename": "b.yml"},
+     False),
+]
+
+
+@pytest.mark.parametrize(("first", "second", "refused"), _TWINS)
+def test_check_and_the_engine_refuse_the_same_twins(first: dict[str, Any],
+                                                     second: dict[str, Any],
+                                                     refused: bool) -> None:
+    """The engine accepted two normal publishers of one identity for different projects
+    (and two pending ones differing in a field no lookup reads), which `tppolicy check`
+    refused: the second was never used. One rule now (`Decider.shadowing`), both fronts."""
+    rows = [{**first, "name": "first"}, {**second, "name": "second"}]
+
+    def policy_file() -> None:  # publisher blocks, as `tppolicy compile` prints them
+        blocks = [tppolicy.compile_publishers_text(yaml.safe_dump({"publishers": [row]}))
+                  .to_policy_file() for row in rows]
+        both = dataclasses.replace(blocks[0], publishers=blocks[0].publishers
+                                   + blocks[1].publishers)
+        tppolicy.load_policy_text(format_policy(both), "both.tpp")
+
+    def one_by_one() -> None:
+        engine = Engine()
+        engine.add_publisher(rows[0], id="first")
+        engine.add_publisher(rows[1], id="second")
+
+    fronts = {"file": lambda: tppolicy.compile_publishers_text(
+                  yaml.safe_dump({"publishers": rows})),
+              "policy file": policy_file, "engine batch": lambda: Engine(publishers=rows),
+              "engine one by one": one_by_one}
+    outcomes = {}
+    for name, front in fronts.items():
+        try:
+            front()
+            outcomes[name] = "accepted"
+        except (tppolicy.ConfigError, tppolicy.PolicyCheckError) as exc:
+            message = exc.diagnostics[0].message
+            assert "second has the same identity as first" in message, (name, message)
+            outcomes[name] = "refused"
+    assert outcomes == dict.fromkeys(fronts, "refused" if refused else "accepted")
+    # the second replacing the first (the same id) is always fine
+    engine = Engine()
+    engine.add_publisher(rows[0], id="first")
+    engine.add_publisher(rows[1], id="first")
+    assert len(engine) == 1
 
 
 def test_a_failure_to_decide_is_not_described_to_the_holder() -> None:

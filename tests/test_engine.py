@@ -60,19 +60,22 @@ def test_rows_in_and_out() -> None:
 
 def test_trust_on_first_use_from_rows() -> None:
     """Rows sharing their learn items (most: the constraint off) and rows that differ
-    each get their own: a pinned id learns nothing, an unpinned one learns the token's."""
+    each get their own: a pinned id learns nothing, an unpinned one learns the token's.
+    (`unpinned` and `pinned` differ in no lookup key: one at a time, as the lookup would
+    never choose the second.)"""
     rows: list[dict[str, Any]] = [
         {**GH, "name": "off", "projects": ["a"]},
         {**GH, "name": "unpinned", "projects": ["b"], "environment": "pypi",
-         "trust_on_first_use": True},
-        {**GH, "name": "pinned", "projects": ["c"], "environment": "pypi",
-         "trust_on_first_use": True, "repository_id": "74"}]
+         "trust_on_first_use": True}]
+    pinned = {**GH, "name": "pinned", "projects": ["c"], "environment": "pypi",
+              "trust_on_first_use": True, "repository_id": "74"}
     engine = Engine(publishers=rows)
     token = github(environment="pypi", repository_id="74")
     first = engine.check_claims(token)
     assert first.publisher is not None and first.publisher.label == "unpinned"
     assert first.learned == {"repository_id": "74"}
     engine.remove_publisher("unpinned")
+    engine.add_publisher(pinned, id="pinned")
     second = engine.check_claims(token)
     assert second.publisher is not None and second.publisher.label == "pinned"
     assert second.learned == {}

@@ -275,8 +275,8 @@ def test_creating_a_project_voids_other_owners_pending_publishers(index: Index) 
     index.sync(force=True)
     # A normal publisher for a project that does not exist yet: the project is created
     # (the operator who added the publisher owns it), as `project_created` says.
-    index.storage.put_publisher("tool", {**GH_ROW, "projects": ["sample-tool"]},
-                                added_by="alice")
+    index.storage.put_publisher("tool", {**GH_ROW, "projects": ["sample-tool"],
+                                         "workflow_filename": "tool.yml"}, added_by="alice")
     index.sync(force=True)
     assert index.storage.project_exists("sample-tool")
     assert index.storage.publisher("bob") is None  # 'Sample_T00l' collides with it

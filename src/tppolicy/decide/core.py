@@ -33,7 +33,7 @@ from tppolicy.decide.decision import (
 )
 from tppolicy.decide.index import ProviderIndex, Record
 from tppolicy.decide.reasons import Explainer, differs_only_in_case, show
-from tppolicy.errors import ConfigError, Diagnostic
+from tppolicy.errors import ConfigError, Diagnostic, Span
 from tppolicy.language import ast as A
 from tppolicy.language.check import CheckedProvider
 from tppolicy.language.compile import compile_claims_side, lookup_value
@@ -185,6 +185,30 @@ class Decider:
             self.indexes[old.provider].remove(old)
         self._add_identity(new)
         self._remove_identity(old)
+
+    def shadowing(self, record: Record, batch: Iterable[Record] = ()) -> Record | None:
+        """The publisher that would always be chosen before `record`, if any: the one
+        rule of both fronts (`Policy` behind `tppolicy check`, `Engine` behind a server)
+        for publishers that may not be added together.
+
+        The lookup chooses one candidate among those of a lookup key (the first whose
+        `prefer` values fit), and only its rules decide. A publisher of the same provider,
+        of the same kind (pending or not), with the same lookup key and `prefer` values as
+        one already indexed (other than the one with its id, which it replaces) or one of
+        `batch` (being added with it) would never be chosen, whatever its projects: a
+        pending one would silently lose its project's first upload, a normal one its
+        projects. PyPI refuses it at registration; so does this."""
+        pending = record.pending_project is not None
+        indexed = self.indexes[record.provider].bucket(record.key, pending)
+        for other in indexed:
+            if other.id != record.id and other.prefer == record.prefer:
+                return other
+        for other in batch:
+            if (other is not record and other.provider == record.provider
+                    and (other.pending_project is not None) == pending
+                    and other.key == record.key and other.prefer == record.prefer):
+                return other
+        return None
 
     def _add_identity(self, record: Record) -> None:
         with self._lock:
@@ -441,6 +465,28 @@ def _identity_function(positions: tuple[int, ...], fold: tuple[bool, ...]
         return tuple(values)
 
     return folded
+
+
+def shadowing_problem(record: Record, twin: Record, where: str | None = None,
+                      span: Span | None = None, source: str | None = None,
+                      labels: tuple[str, str] | None = None) -> Diagnostic:
+    """What both fronts say of a publisher `Decider.shadowing` refuses (`labels`: how
+    the front names the two)."""
+    label, twin_label = labels or (
+        record.name or ("a pending publisher" if record.pending_project is not None
+                        else "a publisher"), twin.label)
+    if twin.pending_project is not None:
+        what = f"(for project {twin.pending_project!r})"
+        hint = ("a pending publisher with this configuration is already registered; remove "
+                "it first")
+    else:
+        what = f"(for {', '.join(repr(p) for p in twin.projects) or 'no project'})"
+        hint = "merge them into one publisher with both projects"
+    if span is None and source is not None:
+        span = Span(source, 0, 0, 0, 0)
+    return Diagnostic(f"{label} has the same identity as {twin_label} {what}: the lookup "
+                      f"always chooses {twin_label}, so a token that matches one matches "
+                      "the other", span, where, hint)
 
 
 def unknown_issuer_message(issuer: str, known: Iterable[str]) -> str:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from tppolicy.decide.core import Decider
+from tppolicy.decide.core import Decider, shadowing_problem
 from tppolicy.decide.core import publisher_id as new_publisher_id
 from tppolicy.decide.decision import (
     INVALID_PAYLOAD,
@@ -584,20 +584,9 @@ class Engine:
         return record
 
     def _same_identity(self, record: Record, batch: Iterable[Record] = ()) -> Record | None:
-        """For a pending publisher: another pending publisher (not one `record` replaces)
-        with the same fields, whatever its project. Every token would match both alike, so
-        whichever was added first would take the other's exchanges (PyPI refuses such a
-        pending publisher: "already registered for a different project name")."""
-        if record.pending_project is None:
-            return None
-        for other in self._indexes[record.provider].bucket(record.key, True):
-            if other.id != record.id and other.fields == record.fields:
-                return other
-        for other in batch:
-            if (other.pending_project is not None and other.provider == record.provider
-                    and other.fields == record.fields):
-                return other
-        return None
+        """The publisher `record` may not be added with (`Decider.shadowing`: the rule
+        `tppolicy check` applies too)."""
+        return self._core.shadowing(record, batch)
 
     def _insert(self, record: Record) -> None:
         self._records[record.id] = record
@@ -790,12 +779,7 @@ class Engine:
 
 def _same_identity_problem(record: Record, twin: Record, where: str,
                            source: str | None = None) -> Diagnostic:
-    label = record.name or "a pending publisher"
-    return Diagnostic(f"{label} has the same identity as {twin.label} (for project "
-                      f"{twin.pending_project!r}): a token that matches one matches the other",
-                      Span(source, 0, 0, 0, 0) if source else None, where,
-                      "a pending publisher with this configuration is already registered; "
-                      "remove it first")
+    return shadowing_problem(record, twin, where, source=source)
 
 
 def run_claim_names(provider: CheckedProvider) -> tuple[str, ...]:

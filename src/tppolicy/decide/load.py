@@ -56,9 +56,9 @@ def compile_publishers_text(text: str, source: str = "<publishers>", *,
         for entry in entries)
     try:
         checked = check_policy(A.PolicyFile(source, (), publishers), providers, text)
+        return Policy(checked, issuers, source_text=text)
     except PolicyCheckError as exc:
         raise ConfigError(exc.diagnostics, text) from None
-    return Policy(checked, issuers)
 
 
 def compile_publishers_for_claims(text: str, source: str, claims: Mapping[str, Any], *,
@@ -168,7 +168,7 @@ def load_policy_text(text: str, source: str = "<policy>", *,
     from tppolicy.language.parse import parse_policy
 
     checked = check_policy(parse_policy(text, source), providers, text)
-    return Policy(checked, issuers)
+    return Policy(checked, issuers, source_text=text)
 
 
 def load_policy_file(path: str | os.PathLike[str], *,

@@ -9,9 +9,10 @@ import itertools
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from tppolicy.decide.core import Decider, publisher_id
+from tppolicy.decide.core import Decider, publisher_id, shadowing_problem
 from tppolicy.decide.decision import Decision
 from tppolicy.decide.index import NO_SLOTS, ProviderIndex, Record
+from tppolicy.errors import Diagnostic, PolicyCheckError
 from tppolicy.language import ast as A
 from tppolicy.language.check import CheckedPolicy, CheckedProvider, CheckedPublisher
 from tppolicy.language.compile import compile_predicate, lookup_value
@@ -26,11 +27,14 @@ class Policy:
 
     Immutable once built, so one instance can serve many threads. Registering an issuer
     for a provider that does not allow custom issuers raises `ConfigError` (as `Engine`).
+    Two publishers that the lookup cannot tell apart (`Decider.shadowing`, the rule
+    `Engine` applies too) raise `PolicyCheckError` at the second one (`source_text`: the
+    file's text, for the error's excerpt).
     """
 
     def __init__(self, checked: CheckedPolicy,
                  registered_issuers: Mapping[str, str] | None = None, *,
-                 ids: Sequence[str] | None = None) -> None:
+                 ids: Sequence[str] | None = None, source_text: str | None = None) -> None:
         """`ids`: the publishers' ids, one each (as `publisher_id` gives them over the
         whole file, for a policy holding some of a file's publishers)."""
         self._checked = checked
@@ -38,12 +42,22 @@ class Policy:
         self._registered = self._core.registered
         taken: dict[str, Record] = {}
         counter = itertools.count(1)
+        problems: list[Diagnostic] = []
+        labels: dict[str, str] = {}
         for position, publisher in enumerate(checked.publishers):
             record = _record(publisher, self._core.indexes,
                              ids[position] if ids is not None else
                              publisher_id(publisher.ast.name, taken, counter))
+            twin = self._core.shadowing(record)
+            if twin is not None:
+                problems.append(shadowing_problem(record, twin, span=publisher.ast.span,
+                                                  labels=(publisher.label, labels[twin.id])))
+                continue
+            labels[record.id] = publisher.label
             taken[record.id] = record
             self._core.add(record)
+        if problems:
+            raise PolicyCheckError(problems, source_text)
 
     # ------------------------------------------------------------- queries
     @property

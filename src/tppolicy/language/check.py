@@ -1116,7 +1116,6 @@ def check_policy(policy: A.PolicyFile, base_providers: Mapping[str, CheckedProvi
         checked = checker.publisher(ast_pub, index, providers)
         if checked is not None:
             publishers.append(checked)
-    check_identities(publishers, checker.error)
     if checker.diagnostics:
         raise PolicyCheckError(checker.diagnostics, source_text)
     return CheckedPolicy(providers, tuple(publishers))
@@ -1150,22 +1149,6 @@ class PublisherStream:
             raise PolicyCheckError([])
         self._identities.add(identity)
         return checked
-
-
-def check_identities(publishers: Iterable[CheckedPublisher],
-                     report: Any) -> None:
-    """Two publishers that every token matches alike would make the choice arbitrary."""
-    seen: dict[tuple[Any, ...], CheckedPublisher] = {}
-    for publisher in publishers:
-        identity = (publisher.provider.name, publisher.pending, publisher.key_values,
-                    publisher.prefer_values)
-        other = seen.get(identity)
-        if other is not None:
-            report(f"{publisher.label} has the same identity as {other.label}: a token that "
-                   "matches one matches the other", publisher.ast.span,
-                   "merge them into one publisher with both projects")
-        else:
-            seen[identity] = publisher
 
 
 __all__ = ["CheckedPolicy", "CheckedProvider", "CheckedPublisher", "ClaimSpec", "LookupKey",

@@ -22,6 +22,7 @@ import yaml
 
 from tppolicy.decide.load import compile_publishers_text
 from tppolicy.decide.names import canonicalize_name, ultranormalize_name
+from tppolicy.decide.policy import Policy
 from tppolicy.decide.publishers import iter_plain_publishers
 from tppolicy.errors import ConfigError, Diagnostic, PolicyCheckError, Span, TppolicyError
 from tppolicy.language import ast as A
@@ -1085,6 +1086,7 @@ def lint_policy_text(text: str, source: str = "<policy>", *,
     providers = load_providers() if providers is None else providers
     parsed = parse_policy(text, source)
     checked: CheckedPolicy = check_policy(parsed, providers, text)
+    Policy(checked, source_text=text)  # publishers the lookup cannot tell apart: as check
     lines = text.splitlines()
     pubs = []
     for pub in checked.publishers:
