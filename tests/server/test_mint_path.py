@@ -3,12 +3,17 @@ and the bare ASGI endpoint that serves it (in process, the real app and database
 
 from __future__ import annotations
 
+import json
 import sqlite3
+from pathlib import Path
 from typing import Any
 
+import pytest
+
+from tests.tokens import GITHUB, rsa_key
 from tppolicy.server import Index
 
-from .conftest import TestClient, github_token
+from .conftest import GH_ROW, TestClient, github_token, write_jwks
 
 
 def _rows(index: Index, table: str) -> int:
@@ -65,3 +70,76 @@ def test_the_mint_endpoint_answers_as_before(client: TestClient) -> None:
     chunks: Any = iter([b'{"tok', b'en": "', github_token().encode(), b'"}'])
     answer = client.post("/_/oidc/mint-token", content=chunks)
     assert answer.status_code == 200, answer.text
+
+
+def _body(token: str) -> bytes:
+    return json.dumps({"token": token}).encode()
+
+
+@pytest.fixture
+def steady(make_index: Any) -> Index:
+    """An index whose publishers are not due for a reload (`mint_at_once` may answer)."""
+    index: Index = make_index(reload_interval=3600, jwks_cooldown=0)
+    index.storage.put_publisher("release", {**GH_ROW, "name": "release",
+                                            "projects": ["sampleproject"]})
+    index.sync(force=True)
+    index.engine.verifier.keys.get(GITHUB, rsa_key().kid)  # the keys are read once
+    return index
+
+
+def test_mint_at_once_answers_the_usual_exchange(steady: Index) -> None:
+    token = github_token()
+    answer = steady.mint_at_once(_body(token))
+    assert answer is not None and answer.status == 200
+    assert steady.storage.credential(answer.body["token"]) is not None
+    again = steady.mint_at_once(_body(token))
+    assert again is not None and again.body["errors"][0]["code"] == "invalid-reuse-token"
+    refused = steady.mint_at_once(_body(github_token(repository_owner_id="66")))
+    assert refused is not None and refused.body["errors"][0]["code"] == "invalid-publisher"
+    assert (_rows(steady, "used_jti"), _rows(steady, "credentials")) == (1, 1)
+
+
+def test_mint_at_once_never_waits_for_another_writer(steady: Index) -> None:
+    """The event loop's connection does not wait for the write lock: it leaves the
+    exchange to a worker thread, having written nothing."""
+    token = github_token()
+    assert steady.storage.path is not None
+    other = sqlite3.connect(steady.storage.path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        assert steady.mint_at_once(_body(token)) is None
+    finally:
+        other.execute("COMMIT")
+        other.close()
+    assert (_rows(steady, "used_jti"), _rows(steady, "credentials")) == (0, 0)
+    answer = steady.mint(_body(token))
+    assert answer.status == 200
+
+
+def test_mint_at_once_leaves_a_first_use_to_mint(steady: Index) -> None:
+    steady.storage.put_publisher("plugin", {**GH_ROW, "repository_name": "sampleproject-plugin",
+                                            "workflow_filename": "publish.yaml",
+                                            "pending_project": "sampleproject-plugin"})
+    steady.sync(force=True)
+    claims: dict[str, Any] = {
+        "repository": "octo-org/sampleproject-plugin",
+        "job_workflow_ref": "octo-org/sampleproject-plugin/.github/workflows/"
+                            "publish.yaml@refs/tags/v1.2.0"}
+    token = github_token(**claims)
+    assert steady.mint_at_once(_body(token)) is None
+    assert _rows(steady, "used_jti") == 0  # the claim was rolled back
+    assert not steady.storage.project_exists("sampleproject-plugin")
+    answer = steady.mint(_body(token))
+    assert answer.status == 200, answer.body
+    assert steady.storage.project_exists("sampleproject-plugin")
+
+
+def test_mint_at_once_leaves_a_key_to_fetch_to_mint(steady: Index, jwks_file: Path) -> None:
+    rotated = rsa_key("rotated-key")
+    write_jwks(jwks_file, rotated)
+    token = github_token(rotated)
+    assert steady.mint_at_once(_body(token)) is None  # the new key is not cached yet
+    answer = steady.mint(_body(token))  # a worker thread may read the keys again
+    assert answer.status == 200, answer.body
+    at_once = steady.mint_at_once(_body(github_token(rotated)))
+    assert at_once is not None and at_once.status == 200

@@ -10,6 +10,7 @@ state in SQLite, optionally Redis for several replicas.
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import socket
@@ -137,6 +138,10 @@ def serve(index: Index, *, host: str = "127.0.0.1", port: int = 8000,
           f"{url}/simple/)", flush=True)
     if announce is not None:
         announce(url)
+    # What start-up built (the publishers, compiled rules, modules) lives as long as the
+    # server: out of the collector's generations, a collection no longer walks it
+    # (measured: 5% of a mint's CPU with 100 000 publishers).
+    gc.freeze()
     try:
         server.run(sockets=[sock])
     finally:

@@ -17,8 +17,9 @@ import binascii
 import contextlib
 import logging
 import secrets
+import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -39,6 +40,11 @@ CREDENTIAL_TTL = 15 * 60  # PyPI: trusted publishing tokens last 15 minutes
 
 def new_credential() -> str:
     return CREDENTIAL_PREFIX + secrets.token_urlsafe(32)
+
+
+class KeysNotCached(Exception):
+    """The issuer's key is not in the cache and `ServerKeyCache.cached_only` forbids a
+    fetch: verify the token where fetching may block (a worker thread)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,6 +172,26 @@ class ServerKeyCache(KeyCache):
         self.redis = redis
         self.prefix = prefix
         self.fetches = 0  # documents loaded by this process (for tests and logs)
+        self._cached_only = threading.local()
+
+    def get(self, issuer: str, kid: str) -> VerificationKey | None:
+        """As `KeyCache.get`; inside `cached_only()` on this thread, `KeysNotCached` is
+        raised where a refresh would fetch (the caller retries where it may block)."""
+        if getattr(self._cached_only, "on", False):
+            entry = self._issuers.get(issuer)
+            if entry is None or (not entry.static and kid not in entry.keys):
+                raise KeysNotCached(issuer)
+        return super().get(issuer, kid)
+
+    @contextlib.contextmanager
+    def cached_only(self) -> Iterator[None]:
+        """On this thread, until the block ends: keys from the cache only, never fetched
+        (the event loop verifies a token only if its key is at hand)."""
+        self._cached_only.on = True
+        try:
+            yield
+        finally:
+            self._cached_only.on = False
 
     def refresh_keys(self, issuer: str) -> dict[str, VerificationKey]:
         try:

@@ -14,6 +14,7 @@ import hashlib
 import json
 import logging
 import os
+import sqlite3
 import tempfile
 import threading
 import time
@@ -22,7 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import IO, Any
 
-from tppolicy.decide.decision import RuleResult
+from tppolicy.decide.decision import CANNOT_EVALUATE, RuleResult
 from tppolicy.decide.engine import (
     INVALID_PAYLOAD,
     INVALID_PENDING_PUBLISHER,
@@ -42,8 +43,15 @@ from .attestations import INVALID as ATTESTATIONS_INVALID
 from .attestations import AttestationRefused, Prepared
 from .attestations import prepare as prepare_attestations
 from .attestations import verify as verify_attestations
-from .auth import CREDENTIAL_TTL, AuthFailure, authenticate, new_credential
-from .database import DatabaseUnavailable, Tx, Unavailable
+from .auth import (
+    CREDENTIAL_TTL,
+    AuthFailure,
+    KeysNotCached,
+    ServerKeyCache,
+    authenticate,
+    new_credential,
+)
+from .database import DatabaseUnavailable, SQLiteDatabase, Tx, Unavailable
 from .metrics import Metrics
 from .names import (
     check_filename,
@@ -61,9 +69,21 @@ from .simple import (
     root_json,
     wheel_metadata,
 )
-from .storage import Credential, MintScope, PublisherRow, Storage, StoredFile, normalize
+from .storage import (
+    Credential,
+    MintScope,
+    PublisherRow,
+    SQLiteJtiStore,
+    Storage,
+    StoredFile,
+    normalize,
+)
 
 log = logging.getLogger("tppolicy.server")
+
+
+class _Defer(Exception):
+    """`mint_at_once` leaves this exchange to `mint`: roll back what it wrote."""
 
 
 class FileStoreUnavailable(Unavailable):
@@ -193,6 +213,8 @@ class Index:
         self._generation = -1
         self._next_check = 0.0
         self._lock = threading.RLock()
+        self._at_once: bool | None = None  # can mint_at_once answer? (known at first use)
+        self._thread = threading.local()  # per thread: its connection never waits
         self.sync(force=True)
 
     # ------------------------------------------------------------ publishers
@@ -323,6 +345,70 @@ class Index:
     def audience(self) -> Answer:
         return Answer(200, {"audience": self.engine.audience})
 
+    def _can_mint_at_once(self) -> bool:
+        """Can `mint_at_once` ever answer: the database a local SQLite file that also
+        holds the used token ids, the keys in the server's cache, nothing else to write
+        (decision records, hooks) and the publishers in memory?"""
+        engine = self.engine
+        replay = engine.replay
+        return (isinstance(self.storage.database, SQLiteDatabase)
+                and isinstance(replay, SQLiteJtiStore) and replay.storage is self.storage
+                and isinstance(engine.verifier.keys, ServerKeyCache)
+                and engine.lookup is None and engine.records is None
+                and engine.on_decision is None)
+
+    def mint_at_once(self, body: bytes) -> Answer | None:
+        """`mint`, on the calling thread (the event loop: no hand-off to a worker
+        thread), for the usual exchange only: a token whose key is cached, refused or
+        allowed for a publisher with nothing to create or learn, written by SQLite
+        without waiting for another writer. None when this call cannot answer without
+        blocking or writing more (a key to fetch, the database busy, the publishers to
+        reload, a pending publisher's first use, trust on first use): nothing was
+        written, call `mint` in a worker thread."""
+        if self._at_once is None:
+            self._at_once = self._can_mint_at_once()
+        if not self._at_once or time.monotonic() >= self._next_check:
+            return None
+        if len(body) > MAX_MINT_BODY:
+            return None
+        try:
+            payload = json.loads(body)
+        except (ValueError, RecursionError):
+            return None
+        token = payload.get("token") if isinstance(payload, dict) else None
+        if not isinstance(token, str):
+            return None
+        storage = self.storage
+        if not getattr(self._thread, "never_waits", False):
+            database = storage.database
+            assert isinstance(database, SQLiteDatabase)
+            database.never_wait()
+            self._thread.never_waits = True
+        keys = self.engine.verifier.keys
+        assert isinstance(keys, ServerKeyCache)
+        try:
+            with keys.cached_only(), storage.mint_scope() as scope:
+                result = self.engine.check_token(token)
+                publisher = result.publisher
+                if publisher is None or result.action is not None or result.learned:
+                    if result.allowed:  # more to do than a credential: in a worker thread
+                        raise _Defer
+                    refused = True
+                else:
+                    refused = False
+                    minted = self._store_credential(publisher, result.projects, result,
+                                                    scope)
+        except (_Defer, KeysNotCached, sqlite3.OperationalError):
+            return None  # rolled back: the token is as unused as before
+        if not refused and publisher is not None:
+            self._decided("allowed", publisher.provider, publisher.label,
+                          tuple(result.projects), "minted a credential")
+            return minted
+        if result.error == INVALID_PENDING_PUBLISHER or any(
+                r.code == CANNOT_EVALUATE for r in result.decision.reasons):
+            return None  # pending publishers to drop, or a read failed: in a worker thread
+        return self._refused(result, token)
+
     def mint(self, body: bytes) -> Answer:
         """`POST /_/oidc/mint-token`: a CI's OIDC token for a short-lived credential."""
         if len(body) > MAX_MINT_BODY:
@@ -357,11 +443,7 @@ class Index:
             with self._lock:
                 self._sync_pending()
         if not result.allowed or result.publisher is None:
-            code = result.error or INVALID_PUBLISHER
-            description = describe_refusal(result, self._fixes(result))
-            self._decided(code, self._provider_of(result, token), result.decision.closest, (),
-                          description)
-            return mint_error(code, description)
+            return self._refused(result, token)
         publisher, projects = result.publisher, result.projects
         if result.action is not None:
             converted = self._first_use(result)
@@ -379,6 +461,13 @@ class Index:
         self._decided("allowed", publisher.provider, publisher.label, tuple(projects),
                       "minted a credential")
         return answer
+
+    def _refused(self, result: CheckResult, token: str) -> Answer:
+        code = result.error or INVALID_PUBLISHER
+        description = describe_refusal(result, self._fixes(result))
+        self._decided(code, self._provider_of(result, token), result.decision.closest, (),
+                      description)
+        return mint_error(code, description)
 
     def _store_credential(self, publisher: Record, projects: Any, result: CheckResult,
                           scope: MintScope | None) -> Answer:

@@ -179,6 +179,11 @@ class SQLiteDatabase(Database):
     def query(self, sql: str, parameters: Sequence[Any] = ()) -> list[Any]:
         return self.connection().execute(sql, parameters).fetchall()
 
+    def never_wait(self) -> None:
+        """This thread's connection never waits for another connection's write lock:
+        `sqlite3.OperationalError` at once instead (the event loop's connection)."""
+        self.connection().execute("PRAGMA busy_timeout=0")
+
     def close(self) -> None:
         with self._guard:
             for db in self._connections:
