@@ -50,6 +50,8 @@ LEVELS = ("error", "warning", "note")  # `note`s are shown but do not fail a lin
 # What lint says of one rule of a publisher (`_verdict`): kind, rule name, message, span.
 _Verdict: TypeAlias = "tuple[str, str, str | None, Span | None]"
 # A provider rule as lint decides it (`_Lint._rule_plan`).
+# `_Lint.run`'s first_projects
+_FirstProjects: TypeAlias = "Callable[[set[str]], dict[str, tuple[str, str]]]"
 _Plan: TypeAlias = ("tuple[A.Rule, tuple[A.Rule, ...], tuple[A.Expr, ...], tuple[str, ...], "
                     "tuple[str, ...]]")
 
@@ -215,11 +217,12 @@ class _Lint:
         self.findings.append(Finding(code, message, span, fix or CODES[code].fix, publisher))
 
     def run(self, pubs: Iterable[_Pub],
-            project_at: Callable[[int], tuple[str, str]] | None = None) -> None:
+            first_projects: _FirstProjects | None = None) -> None:
         """Lint publishers, one at a time: each is checked, then only a compact summary of
-        it is kept for the checks across publishers (`_Across`). `project_at(position)`:
-        the position-th project of the normal publishers and its publisher's label (by
-        default from the publishers seen; a stream's reader reads it again)."""
+        it is kept for the checks across publishers (`_Across`). `first_projects(names)`:
+        for each ultranormalized name, the first normal publisher's project of that name
+        and the publisher's label (by default from the publishers seen; a stream's reader
+        reads the file again)."""
         seen: list[_Pub] = []
         across = _Across(self)
         for pub in pubs:
@@ -230,9 +233,9 @@ class _Lint:
             self.rules(pub)
             self.advice(pub)
             across.add(pub)
-            if project_at is None:
+            if first_projects is None:
                 seen.append(pub)
-        across.finish(project_at or _projects_of(seen))
+        across.finish(first_projects or (lambda names: _first_projects(seen, names)))
 
     # ----------------------------------------------------------------- TPP014
     def advice(self, pub: _Pub) -> None:
@@ -733,18 +736,18 @@ def _digest(*parts: Any) -> bytes:
                            digest_size=16).digest()
 
 
-def _projects_of(pubs: Sequence[_Pub]) -> Callable[[int], tuple[str, str]]:
-    """`_Lint.run`'s `project_at` over publishers held in memory."""
-    def project_at(position: int) -> tuple[str, str]:
-        for pub in pubs:
-            if pub.checked.pending:
-                continue
-            if position < len(pub.checked.projects):
-                return pub.checked.projects[position], pub.label
-            position -= len(pub.checked.projects)
-        raise IndexError(position)  # pragma: no cover - positions come from the same pubs
-
-    return project_at
+def _first_projects(pubs: Iterable[_Pub], names: set[str]) -> dict[str, tuple[str, str]]:
+    """For each ultranormalized name, the first normal publisher's project of that name
+    and that publisher's label."""
+    found: dict[str, tuple[str, str]] = {}
+    for pub in pubs:
+        if pub.checked.pending:
+            continue
+        for project in pub.checked.projects:
+            ultra = ultranormalize(project)
+            if ultra in names and ultra not in found:
+                found[ultra] = (project, pub.label)
+    return found
 
 
 class _Across:
@@ -754,18 +757,17 @@ class _Across:
 
     def __init__(self, lint: _Lint) -> None:
         self.lint = lint
-        # TPP003: identity with .yaml read as .yml -> (the identity as written, label,
-        # the fields ending in .yaml as written)
-        self.identities: dict[bytes, tuple[bytes, str, tuple[tuple[str, str], ...]]] = {}
+        # TPP003: identity with .yaml read as .yml -> (the identity as written, None when
+        # the same, label, the fields ending in .yaml as written)
+        self.identities: dict[bytes, tuple[bytes | None, str, tuple[tuple[str, str], ...]]] = {}
         # TPP004: (provider, lookup keys, project) -> (label, the prefer fields' values)
         self.projects: dict[bytes, tuple[str, tuple[Any, ...]]] = {}
         # TPP007: (provider, key field, value in lower case) -> (the value if it is not
         # in lower case, label)
         self.spellings: dict[bytes, tuple[str | None, str]] = {}
-        # TPP009: the position (among the normal publishers' projects) of the first
-        # project of each ultranormalized name; the pending publishers, in order
-        self.first_ultra: dict[bytes, int] = {}
-        self.position = 0
+        # TPP009: the ultranormalized names of the normal publishers' projects; the
+        # pending publishers, in order
+        self.ultras: set[bytes] = set()
         self.pending: list[tuple[str, str, Span]] = []
 
     def add(self, pub: _Pub) -> None:
@@ -777,9 +779,7 @@ class _Across:
             if name is not None:
                 self.pending.append((name, pub.label, pub.pending_span or pub.span))
         else:
-            for project in pub.checked.projects:
-                self.first_ultra.setdefault(_digest(ultranormalize(project)), self.position)
-                self.position += 1
+            self.ultras.update(_digest(ultranormalize(p)) for p in pub.checked.projects)
 
     # ----------------------------------------------------------------- TPP003
     def extension_lookalike(self, pub: _Pub) -> None:
@@ -793,10 +793,10 @@ class _Across:
         if other is None:
             yaml_values = tuple((name, value) for name, value in pub.fields.items()
                                 if isinstance(value, str) and value.endswith(".yaml"))
-            self.identities[key] = (raw, pub.label, yaml_values)
+            self.identities[key] = (raw if raw != key else None, pub.label, yaml_values)
             return
         other_raw, other_label, other_yaml = other
-        if other_raw == raw:
+        if (other_raw or key) == raw:
             return
         name, value = _workflow_field(pub)
         # The other's value: as written if it ends in .yaml, else the same as this
@@ -878,15 +878,17 @@ class _Across:
                               publisher=pub.label)
 
     # ----------------------------------------------------------------- TPP009
-    def finish(self, project_at: Callable[[int], tuple[str, str]]) -> None:
+    def finish(self, first_projects: _FirstProjects) -> None:
         """TPP009: each pending project against every normal publisher's project (the
         first too similar one, by look-up), then against the pending ones before it."""
+        hits = {ultranormalize(name) for name, _, _ in self.pending}
+        hits = {ultra for ultra in hits if _digest(ultra) in self.ultras}
+        existing = first_projects(hits) if hits else {}
         earlier: dict[str, tuple[str, str]] = {}  # the first pending project, by ultra
         for name, label, span in self.pending:
             ultra = ultranormalize(name)
-            position = self.first_ultra.get(_digest(ultra))
-            if position is not None:
-                project, other = project_at(position)
+            if ultra in existing:
+                project, other = existing[ultra]
                 if pep503(project) == pep503(name):
                     self.lint.add("TPP009", span,
                                   f"pending project {name!r} already exists ('{other}' "
@@ -978,18 +980,12 @@ def _lint_stream(text: str, source: str, providers: Mapping[str, CheckedProvider
                        [where.get(("projects", j), head) for j in range(len(entry.projects))],
                        where.get("pending_project"))
 
-    def project_at(position: int) -> tuple[str, str]:
-        """Read the file again for a pending publisher's collision (rare)."""
-        for pub in pubs():
-            if pub.checked.pending:
-                continue
-            if position < len(pub.checked.projects):
-                return pub.checked.projects[position], pub.label
-            position -= len(pub.checked.projects)
-        raise IndexError(position)  # pragma: no cover - positions come from the same file
+    def first_projects(names: set[str]) -> dict[str, tuple[str, str]]:
+        """Read the file again for pending publishers' collisions (rare)."""
+        return _first_projects(pubs(), names)
 
     lint = _Lint(source, (), providers)
-    lint.run(pubs(), project_at)
+    lint.run(pubs(), first_projects)
     return _sorted(_unsuppressed(lint.findings, _iter_lines(text)))
 
 
