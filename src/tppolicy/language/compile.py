@@ -91,6 +91,7 @@ def _lookup_value(value: Any) -> Any:
 
 _BASE_NAMESPACE: dict[str, Any] = {
     "_WRONG_TYPE": _WRONG_TYPE, "str": str, "int": int, "bool": bool, "list": list, "dict": dict,
+    "len": len,
     "_concat": _concat, "_index": op_index, "_strict_eq": strict_equal, "_strict_in": strict_in,
     "_key": _lookup_value, "_lazy": _lazy_claim, "_request": _request,
     **{f"_f_{name}": implementation for name, (implementation, _, _) in FUNCTIONS.items()},
@@ -213,6 +214,23 @@ class _Emitter:
                         args=(subject, A.Literal(value=str(separator)))) if (
                     separator and self.static_type(subject) == "str"):
                 return self._slice(function, subject, separator)
+            case A.Call(function="lower", args=(subject,)) if (
+                    self.static_type(subject) == "str"):
+                # op_lower inline: str.lower for ASCII text (about every value), else
+                # the function; None or a mistyped claim raises as it does.
+                first, later = self._named(subject)
+                return ast.IfExp(_method(first, "isascii", []), _method(later, "lower", []),
+                                 _call("_f_lower", [later]))
+            case A.Call(function="strip_suffix", args=(subject, suffix)) if (
+                    self.static_type(subject) == "str" and self.static_type(suffix) == "str"):
+                # op_strip_suffix inline; the function raises its error when the suffix
+                # is not there.
+                first, later = self._named(subject)
+                tail, tail_later = self._named(suffix)
+                cut = ast.BinOp(_call("len", [later]), ast.Sub(), _call("len", [tail_later]))
+                return ast.IfExp(_method(first, "endswith", [tail]),
+                                 ast.Subscript(later, ast.Slice(None, cut, None), ast.Load()),
+                                 _call("_f_strip_suffix", [later, tail_later]))
             case A.Call(function=function, args=args):
                 return _call(f"_f_{function}", [self.py(a) for a in args])
             case A.Index(target=target, index=index):
@@ -240,6 +258,16 @@ class _Emitter:
             case A.Conditional(condition=condition, then=then, otherwise=otherwise):
                 return ast.IfExp(self.py(condition), self.py(then), self.py(otherwise))
         raise EvalError(f"cannot compile {type(expr).__name__}")
+
+    def _named(self, expr: A.Expr) -> tuple[ast.expr, ast.expr]:
+        """(the expression's first use, a later use): a local as it is, anything else
+        bound to a fresh name by its first use (`(t := ...)`)."""
+        value = self.py(expr)
+        if isinstance(value, ast.Name):
+            return value, value
+        name = f"t{next(_counter)}"
+        return (ast.NamedExpr(ast.Name(name, ast.Store()), value),
+                ast.Name(name, ast.Load()))
 
     def _slice(self, function: str, subject: A.Expr, separator: str) -> ast.expr:
         """`s[:s.index(sep)]` and friends: str.index raises when the separator is absent
@@ -354,6 +382,10 @@ class _Emitter:
 
 def _call(name: str, args: list[ast.expr]) -> ast.expr:
     return ast.Call(ast.Name(name, ast.Load()), args, [])
+
+
+def _method(subject: ast.expr, name: str, args: list[ast.expr]) -> ast.expr:
+    return ast.Call(ast.Attribute(subject, name, ast.Load()), args, [])
 
 
 def _assign(name: str, value: ast.expr) -> ast.stmt:
@@ -661,8 +693,9 @@ def _compile_check(provider: CheckedProvider, body: Callable[
              for position, key in enumerate(provider.keys)
              if isinstance(key.publisher_side, A.FieldRef)
              and provider.fields[key.publisher_side.name].type == "string"}
-    given = {f"#{i}": parts[expr.name] for i, expr in enumerate(slots)
-             if isinstance(expr, A.FieldRef) and expr.name in parts}
+    # Slots made of key fields and string literals only: rebuilt from the key's parts.
+    given = {f"#{i}": _joined(expr, parts) for i, expr in enumerate(slots)
+             if _joined(expr, parts) is not None}
     kept = tuple(i for i, name in enumerate(slot_names) if name not in given)
 
     def refuse(test: ast.expr) -> ast.stmt:
@@ -691,8 +724,9 @@ def _compile_check(provider: CheckedProvider, body: Callable[
             for i, name in enumerate(names)]
         statements.append(refuse(ast.UnaryOp(ast.Not(), chosen[0] if len(chosen) == 1
                                              else ast.BoolOp(ast.Or(), chosen))))
-    for slot, part in given.items():
-        statements.append(_assign(emitter.value_local(slot), ast.Name(part, ast.Load())))
+    for slot, value in given.items():
+        assert value is not None
+        statements.append(_assign(emitter.value_local(slot), value))
     statements.append(ast.If(expression, [ast.Return(ast.Name("decision", ast.Load()))], []))
     checked = ast.Try(body=statements, handlers=[ast.ExceptHandler(
         ast.Name("Exception", ast.Load()), None, [ast.Return(ast.Constant(None))])],
@@ -702,6 +736,29 @@ def _compile_check(provider: CheckedProvider, body: Callable[
                                     [*prologue, checked, ast.Return(ast.Constant(None))],
                                     ("claims", "table"))
     return function, kept
+
+
+def _joined(expr: A.Expr, parts: Mapping[str, str]) -> ast.expr | None:
+    """A slot made of lookup-key fields (`parts`: field -> local holding the token's
+    key part, a str) and string literals, joined by `+`: the same value built from the
+    token's key parts (one f-string: every piece is a str, so formatting is joining);
+    None for any other slot."""
+    pieces: list[ast.expr] = []
+    stack = [expr]
+    while stack:
+        node = stack.pop()
+        match node:
+            case A.Concat(left=left, right=right):
+                stack += [right, left]
+            case A.FieldRef(name=name) if name in parts:
+                pieces.append(ast.FormattedValue(ast.Name(parts[name], ast.Load()), -1, None))
+            case A.Literal(value=str(text)):
+                pieces.append(ast.Constant(text))
+            case _:
+                return None
+    if len(pieces) == 1 and isinstance(pieces[0], ast.FormattedValue):
+        return pieces[0].value
+    return ast.JoinedStr(pieces)
 
 
 def _optional_predicate(provider: CheckedProvider, conditions: Sequence[A.Expr],
