@@ -693,9 +693,19 @@ def _compile_check(provider: CheckedProvider, body: Callable[
              for position, key in enumerate(provider.keys)
              if isinstance(key.publisher_side, A.FieldRef)
              and provider.fields[key.publisher_side.name].type == "string"}
+    halves = {}
+    for left, right in itertools.permutations(provider.keys, 2):
+        match left.publisher_side, left.claims_side, right.publisher_side, right.claims_side:
+            case (A.FieldRef(name=a), A.Call(function="before", args=(whole, A.Literal(
+                    value=str(sep)))), A.FieldRef(name=b), A.Call(
+                    function="after", args=(other, A.Literal(value=str(same))))) if (
+                    whole == other and sep == same and a in parts and b in parts):
+                local = emitter.py(whole)  # a claim's local, read by the key: a str
+                if isinstance(local, ast.Name):
+                    halves[a, sep, b] = local.id
     # Slots made of key fields and string literals only: rebuilt from the key's parts.
-    given = {f"#{i}": _joined(expr, parts) for i, expr in enumerate(slots)
-             if _joined(expr, parts) is not None}
+    given = {f"#{i}": _joined(expr, parts, halves) for i, expr in enumerate(slots)
+             if _joined(expr, parts, halves) is not None}
     kept = tuple(i for i, name in enumerate(slot_names) if name not in given)
 
     def refuse(test: ast.expr) -> ast.stmt:
@@ -738,24 +748,40 @@ def _compile_check(provider: CheckedProvider, body: Callable[
     return function, kept
 
 
-def _joined(expr: A.Expr, parts: Mapping[str, str]) -> ast.expr | None:
+def _joined(expr: A.Expr, parts: Mapping[str, str],
+            halves: Mapping[tuple[str, str, str], str]) -> ast.expr | None:
     """A slot made of lookup-key fields (`parts`: field -> local holding the token's
     key part, a str) and string literals, joined by `+`: the same value built from the
     token's key parts (one f-string: every piece is a str, so formatting is joining);
-    None for any other slot."""
-    pieces: list[ast.expr] = []
+    None for any other slot. `halves` (field a, separator, field b) -> local X, when the
+    keys are `a == before(X, sep)` and `b == after(X, sep)`: `a + sep + b` is X."""
+    leaves: list[A.Expr] = []
     stack = [expr]
     while stack:
         node = stack.pop()
-        match node:
-            case A.Concat(left=left, right=right):
-                stack += [right, left]
-            case A.FieldRef(name=name) if name in parts:
+        if isinstance(node, A.Concat):
+            stack += [node.right, node.left]
+        elif (isinstance(node, A.FieldRef) and node.name in parts) or (
+                isinstance(node, A.Literal) and isinstance(node.value, str)):
+            leaves.append(node)
+        else:
+            return None
+    pieces: list[ast.expr] = []
+    position = 0
+    while position < len(leaves):
+        match leaves[position:position + 3]:
+            case [A.FieldRef(name=a), A.Literal(value=str(sep)), A.FieldRef(name=b)] if (
+                    (a, sep, b) in halves):
+                pieces.append(ast.FormattedValue(ast.Name(halves[a, sep, b], ast.Load()), -1,
+                                                 None))
+                position += 3
+                continue
+        match leaves[position]:
+            case A.FieldRef(name=name):
                 pieces.append(ast.FormattedValue(ast.Name(parts[name], ast.Load()), -1, None))
             case A.Literal(value=str(text)):
                 pieces.append(ast.Constant(text))
-            case _:
-                return None
+        position += 1
     if len(pieces) == 1 and isinstance(pieces[0], ast.FormattedValue):
         return pieces[0].value
     return ast.JoinedStr(pieces)
