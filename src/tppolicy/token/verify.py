@@ -241,6 +241,8 @@ class Verifier:
         self.max_bytes = max_bytes
         self.clock = clock
         self.max_lifetime = max_lifetime
+        # A segment never holds a ".": the placeholder never matches a token's header.
+        self._last_header = (".", _Header(MappingProxyType({}), "", "", ("bad-header", "", None)))
 
     @classmethod
     def for_policy(cls, policy: _PolicyLike, *, keys: KeyCache, audience: str = "pypi",
@@ -265,9 +267,13 @@ class Verifier:
         if first < 0 or second < 0 or token.find(".", second + 1) >= 0 or "+" in token \
                 or "/" in token or "=" in token or not token.isascii():
             head, body, tail = _segments(token, self.max_bytes)  # raises: says what is wrong
+            second = len(head) + 1 + len(body)
         else:
             head, body, tail = token[:first], token[first + 1:second], token[second + 1:]
-        header = _HEADER_CACHE.get(head) or _header(head)
+        last_head, header = self._last_header  # most tokens share the last one's header
+        if head != last_head:
+            header = _HEADER_CACHE.get(head) or _header(head)
+            self._last_header = (head, header)  # one tuple: atomic between threads
         if header.refusal is not None:
             code, message, actual = header.refusal
             raise TokenError(code, message, actual=actual)
@@ -317,7 +323,7 @@ class Verifier:
             raise TokenError("key-mismatch", f"key {header.kid!r} ({key.kty}"
                              f"{', alg ' + key.alg if key.alg else ''}) cannot verify {alg}",
                              actual=alg)
-        signing_input = token[:len(head) + 1 + len(body)].encode("ascii")
+        signing_input = token[:second].encode("ascii")
         hash_algorithm = _RSA_HASHES.get(alg)
         if hash_algorithm is not None:  # RS256 and its kin, without a detour
             try:
