@@ -60,3 +60,10 @@ def test_outside_benchmark_prints_the_ratios() -> None:
     out = _run_script("bench_outside.py", "--publishers", "20", "--tokens", "5", "--rounds", "1")
     assert "check_claims / hand-written: " in out
     assert "check_token (sqlite replay store) / bare RSA-2048 verify: " in out
+
+
+@pytest.mark.slow
+def test_verify_benchmark_prints_the_ratio() -> None:
+    out = _run_script("bench_verify.py", "--tokens", "5", "--rounds", "1")
+    assert "CPU: " in out
+    assert "evaluate_token (MemoryReplayStore) / bare RSA-2048 verify: " in out
