@@ -118,3 +118,35 @@ def test_a_shared_bucket_or_own_rules_take_the_general_path() -> None:
     assert engine.check_claims(claims).decision.publisher == "with-env"
     assert engine.check_claims({**claims, "environment": "other"}).decision.publisher \
         == "any-env"
+
+
+def test_a_key_part_holding_the_separator_gets_no_quick_entry() -> None:
+    """The one-function check takes a publisher's key fields from the token's key parts,
+    which is sound only when equal joined keys have equal parts: a publisher whose key
+    field holds the separator (no publishers file admits one, but a record may be built
+    directly) is decided by the general path."""
+    from tppolicy.decide.index import ProviderIndex, Record
+    from tppolicy.language.providers import load_providers
+
+    provider = load_providers()["github"]
+    index = ProviderIndex(provider)
+    template = index.template
+    given = {"repository_owner": "o", "repository_name": "r", "repository_owner_id": "1",
+             "workflow_filename": "release.yml"}
+
+    def record(record_id: str, **changes: str) -> Record:
+        values = {**given, **changes}
+        fields = tuple(values.get(name, decl.default.value if decl.default else None)
+                       for name, decl in provider.fields.items())
+        key, prefer, slots = template.derive(fields)
+        return Record(record_id, "github", record_id, ("p",), None, fields, key, prefer, slots,
+                      template.predicate)
+
+    plain = record("plain")
+    index.add(plain)
+    assert len(index.quick) == 1
+    odd = record("odd", repository_owner="o\x1fr")
+    index.add(odd)
+    assert len(index.quick) == 1 and len(index.normal) == 2
+    index.remove(plain)
+    assert index.quick == {} and len(index.normal) == 1

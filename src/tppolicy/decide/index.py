@@ -190,7 +190,10 @@ class ProviderIndex:
         lock): one for a single template record learning nothing, else none."""
         found = self.normal.get(key)
         template = self._template
-        if found.__class__ is not Record or template is None or key.__class__ is not str:
+        if found.__class__ is not Record or template is None or key.__class__ is not str \
+                or key.count(_SEPARATOR) != len(self.checked.keys) - 1:
+            # Not one record, or a part holding the separator: Template.check relies on
+            # equal keys having equal parts.
             if self.quick:
                 self.quick.pop(key, None)
             return

@@ -682,8 +682,9 @@ def _compile_check(provider: CheckedProvider, body: Callable[
     its tuples and values).
 
     A slot that is a lookup key's field (`publisher.repository_owner`) is not kept:
-    when the token's key equals the publisher's (`count` proves each part equal, as
-    no part holds the separator), the token's part is the field's value.
+    when the token's key equals the publisher's, the token's part is the field's value
+    (the index keeps entries only for keys holding exactly n-1 separators: equal keys
+    then have equal parts).
     """
     emitter = _Emitter(provider)
     sides = [k.claims_side for k in (*provider.keys, *provider.prefers)]
@@ -694,15 +695,17 @@ def _compile_check(provider: CheckedProvider, body: Callable[
              if isinstance(key.publisher_side, A.FieldRef)
              and provider.fields[key.publisher_side.name].type == "string"}
     halves = {}
-    for left, right in itertools.permutations(provider.keys, 2):
+    split: dict[int, tuple[int, str, str]] = {}  # before's key -> (after's, local, sep)
+    for (i, left), (j, right) in itertools.permutations(enumerate(provider.keys), 2):
         match left.publisher_side, left.claims_side, right.publisher_side, right.claims_side:
             case (A.FieldRef(name=a), A.Call(function="before", args=(whole, A.Literal(
                     value=str(sep)))), A.FieldRef(name=b), A.Call(
                     function="after", args=(other, A.Literal(value=str(same))))) if (
-                    whole == other and sep == same and a in parts and b in parts):
+                    whole == other and sep and sep == same and a in parts and b in parts):
                 local = emitter.py(whole)  # a claim's local, read by the key: a str
                 if isinstance(local, ast.Name):
                     halves[a, sep, b] = local.id
+                    split[i] = (j, local.id, sep)
     # Slots made of key fields and string literals only: rebuilt from the key's parts.
     given = {f"#{i}": _joined(expr, parts, halves) for i, expr in enumerate(slots)
              if _joined(expr, parts, halves) is not None}
@@ -711,17 +714,23 @@ def _compile_check(provider: CheckedProvider, body: Callable[
     def refuse(test: ast.expr) -> ast.stmt:
         return ast.If(test, [ast.Return(ast.Constant(None))], [])
 
-    statements: list[ast.stmt] = [_assign(f"k{i}", key) for i, key in enumerate(keys)]
+    statements: list[ast.stmt] = []
+    halved = {j for j, _, _ in split.values()}
+    for i, key in enumerate(keys):
+        if i in split:  # before(X, sep) and after(X, sep): one partition
+            j, whole_local, sep = split[i]
+            statements.append(ast.Assign([ast.Tuple([ast.Name(f"k{i}", ast.Store()), ast.Name(
+                f"s{i}", ast.Store()), ast.Name(f"k{j}", ast.Store())], ast.Store())], _method(
+                    ast.Name(whole_local, ast.Load()), "partition", [ast.Constant(sep)])))
+            statements.append(refuse(ast.UnaryOp(ast.Not(), ast.Name(f"s{i}", ast.Load()))))
+        elif i not in halved:
+            statements.append(_assign(f"k{i}", key))
     statements.append(_assign("key", ast.Call(
         ast.Attribute(ast.Constant(_SEPARATOR), "join", ast.Load()),
         [ast.Tuple([ast.Name(f"k{i}", ast.Load()) for i in range(len(keys))], ast.Load())],
         [])))
     statements.append(_assign("entry", ast.Subscript(ast.Name("table", ast.Load()),
                                                      ast.Name("key", ast.Load()), ast.Load())))
-    if given:
-        statements.append(refuse(ast.Compare(ast.Call(
-            ast.Attribute(ast.Name("key", ast.Load()), "count", ast.Load()),
-            [ast.Constant(_SEPARATOR)], []), [ast.NotEq()], [ast.Constant(len(keys) - 1)])))
     targets: list[ast.expr] = [ast.Name("decision", ast.Store())]
     targets += [ast.Name(f"e{i}", ast.Store()) for i in range(len(names))]
     targets += [ast.Name(emitter.value_local(slot_names[i]), ast.Store()) for i in kept]
