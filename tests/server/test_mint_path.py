@@ -143,3 +143,62 @@ def test_mint_at_once_leaves_a_key_to_fetch_to_mint(steady: Index, jwks_file: Pa
     assert answer.status == 200, answer.body
     at_once = steady.mint_at_once(_body(github_token(rotated)))
     assert at_once is not None and at_once.status == 200
+
+
+def _exchange_all(index: Index, bodies: list[bytes],
+                  locked_until_started: bool = False) -> list[tuple[int, Any]]:
+    """The bodies posted to mint-token at once (one event loop, the real app); with
+    `locked_until_started`, another connection holds the write lock until every
+    request was read, so the group cannot be stored at once."""
+    import asyncio
+
+    import httpx
+
+    from tppolicy.server import create_app
+
+    async def run() -> list[tuple[int, Any]]:
+        app = create_app(index, reload=False)
+        transport = httpx.ASGITransport(app=app)
+        other = None
+        if locked_until_started:
+            assert index.storage.path is not None
+            other = sqlite3.connect(index.storage.path, isolation_level=None,
+                                    check_same_thread=False)
+            other.execute("BEGIN IMMEDIATE")
+
+        async def release() -> None:
+            await asyncio.sleep(0.2)  # the group found the database busy meanwhile
+            if other is not None:
+                other.execute("COMMIT")
+                other.close()
+
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as http:
+            answers, _ = await asyncio.gather(
+                asyncio.gather(*(http.post("/_/oidc/mint-token", content=body)
+                                 for body in bodies)), release())
+        return [(a.status_code, a.json()) for a in answers]
+
+    return asyncio.run(run())
+
+
+def test_a_group_commit_gives_one_winner_per_token(steady: Index) -> None:
+    reused = github_token()
+    bodies = [_body(github_token()) for _ in range(6)] + [_body(reused)] * 4
+    answers = _exchange_all(steady, bodies)
+    assert [status for status, _ in answers[:6]] == [200] * 6
+    codes = sorted("ok" if status == 200 else body["errors"][0]["code"]
+                   for status, body in answers[6:])
+    assert codes == ["invalid-reuse-token"] * 3 + ["ok"]
+    assert (_rows(steady, "used_jti"), _rows(steady, "credentials")) == (7, 7)
+    for status, body in answers:
+        if status == 200:
+            assert steady.storage.credential(body["token"]) is not None
+
+
+def test_a_group_that_finds_the_database_busy_is_made_again_alone(steady: Index) -> None:
+    reused = github_token()
+    bodies = [_body(github_token()) for _ in range(4)] + [_body(reused)] * 2
+    answers = _exchange_all(steady, bodies, locked_until_started=True)
+    assert [status for status, _ in answers[:4]] == [200] * 4
+    assert sorted(status for status, _ in answers[4:]) == [200, 422]
+    assert (_rows(steady, "used_jti"), _rows(steady, "credentials")) == (5, 5)

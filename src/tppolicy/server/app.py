@@ -13,7 +13,10 @@
 | `GET /_/metrics` | Prometheus metrics (`metrics.py`) |
 
 The engine and SQLite are synchronous: requests run them in worker threads, so a
-slow key refresh never stalls the event loop.
+slow key refresh never stalls the event loop. The one exception is the usual token
+exchange (`MintEndpoint`): decided on the event loop when nothing can block (the key
+cached, SQLite never waiting for a lock), its writes grouped with those of the other
+exchanges of the same turn of the loop into one transaction (`GroupCommit`).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import sqlite3
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
@@ -42,7 +46,14 @@ from starlette.responses import (
 )
 from starlette.routing import Route
 
-from .core import MAX_MINT_BODY, Answer, FileStoreUnavailable, Index, upload_error
+from .core import (
+    MAX_MINT_BODY,
+    Answer,
+    FileStoreUnavailable,
+    Index,
+    PreparedMint,
+    upload_error,
+)
 from .database import DatabaseUnavailable, Unavailable
 from .demo import TOKEN_PATH as DEMO_TOKEN_PATH
 from .demo import Demo
@@ -251,18 +262,58 @@ def create_app(index: Index, *, reload: bool = True, demo: Demo | None = None) -
     return app
 
 
-MINT_PATHS = ("/_/oidc/mint-token", "/_/oidc/github/mint-token")
+class GroupCommit:
+    """Exchanges decided on the event loop (`Index.prepare_at_once`) are stored together:
+    those prepared during one turn of the loop wait for one transaction, run as the
+    next turn begins (`Index.commit_at_once`), and each is answered only after that
+    commit. If the group cannot be stored at once (the database busy, any failure),
+    nothing of it was, and each exchange is made again by `Index.mint` in a worker
+    thread."""
+
+    def __init__(self, index: Index) -> None:
+        self.index = index
+        self._group: list[tuple[PreparedMint, asyncio.Future[Answer | None]]] = []
+
+    async def mint(self, body: bytes) -> Answer:
+        """The answer to one exchange."""
+        index = self.index
+        prepared = index.prepare_at_once(body)
+        if isinstance(prepared, PreparedMint):
+            loop = asyncio.get_running_loop()
+            waiter: asyncio.Future[Answer | None] = loop.create_future()
+            if not self._group:
+                loop.call_soon(self._commit)
+            self._group.append((prepared, waiter))
+            prepared = await waiter
+        if prepared is None:
+            return await run_in_threadpool(index.mint, body)
+        return prepared
+
+    def _commit(self) -> None:
+        group, self._group = self._group, []
+        answers: list[Answer | None]
+        try:
+            answers = list(self.index.commit_at_once([prepared for prepared, _ in group]))
+        except Exception as exc:  # nothing stored: each is made again in a worker thread
+            if not isinstance(exc, sqlite3.OperationalError):
+                log.warning("group commit of %d token exchanges failed (%s: %s); each "
+                            "is made again alone", len(group), type(exc).__name__, exc)
+            answers = [None] * len(group)
+        for (_, waiter), answer in zip(group, answers, strict=True):
+            if not waiter.done():  # a request cancelled meanwhile has no one to answer
+                waiter.set_result(answer)
 
 
 class MintEndpoint:
     """`POST /_/oidc/mint-token` as a bare ASGI endpoint: the body read from `receive`
-    (at most `MAX_MINT_BODY` bytes), `Index.mint_at_once` on the event loop for the
-    usual exchange (else `Index.mint` in a worker thread), the JSON answer sent in two
-    messages. It is the hot path of trusted publishing, so it builds no Request or
-    Response objects."""
+    (at most `MAX_MINT_BODY` bytes), the usual exchange decided on the event loop and
+    stored by group commit (`GroupCommit`), anything else by `Index.mint` in a worker
+    thread, the JSON answer sent in two messages. It is the hot path of trusted
+    publishing, so it builds no Request or Response objects."""
 
     def __init__(self, index: Index) -> None:
         self.index = index
+        self.group = GroupCommit(index)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         index = self.index
@@ -287,11 +338,7 @@ class MintEndpoint:
             if body is None:  # the client went away
                 return
             try:
-                # The usual exchange at once, on the event loop (a few tenths of a
-                # millisecond of CPU, no waiting); anything else in a worker thread.
-                answer = index.mint_at_once(body)
-                if answer is None:
-                    answer = await run_in_threadpool(index.mint, body)
+                answer = await self.group.mint(body)
             except Exception as exc:  # the replay store (Redis) or the database is down
                 if isinstance(exc, Unavailable):  # an outage: one line, no traceback
                     log.warning("mint-token failed: %s", exc)

@@ -72,6 +72,7 @@ from .simple import (
 from .storage import (
     Credential,
     MintScope,
+    PendingMint,
     PublisherRow,
     SQLiteJtiStore,
     Storage,
@@ -82,8 +83,12 @@ from .storage import (
 log = logging.getLogger("tppolicy.server")
 
 
-class _Defer(Exception):
-    """`mint_at_once` leaves this exchange to `mint`: roll back what it wrote."""
+@dataclass(frozen=True, slots=True)
+class PreparedMint:
+    """An exchange `Index.prepare_at_once` allowed: what `commit_at_once` stores."""
+
+    pending: PendingMint
+    provider: str
 
 
 class FileStoreUnavailable(Unavailable):
@@ -364,7 +369,21 @@ class Index:
         without waiting for another writer. None when this call cannot answer without
         blocking or writing more (a key to fetch, the database busy, the publishers to
         reload, a pending publisher's first use, trust on first use): nothing was
-        written, call `mint` in a worker thread."""
+        written, call `mint` in a worker thread. (`prepare_at_once`, then
+        `commit_at_once` of a group of one.)"""
+        prepared = self.prepare_at_once(body)
+        if not isinstance(prepared, PreparedMint):
+            return prepared
+        try:
+            answers = self.commit_at_once([prepared])
+        except (sqlite3.OperationalError, DatabaseUnavailable):
+            return None  # rolled back: the token is as unused as before
+        return answers[0]
+
+    def prepare_at_once(self, body: bytes) -> Answer | PreparedMint | None:
+        """The CPU part of `mint_at_once`, writing nothing: a refusal's answer, or an
+        exchange allowed whose jti claim and credential `commit_at_once` writes (with
+        others), or None (call `mint` in a worker thread)."""
         if self._at_once is None:
             self._at_once = self._can_mint_at_once()
         if not self._at_once or time.monotonic() >= self._next_check:
@@ -378,36 +397,56 @@ class Index:
         token = payload.get("token") if isinstance(payload, dict) else None
         if not isinstance(token, str):
             return None
+        keys = self.engine.verifier.keys
+        assert isinstance(keys, ServerKeyCache)
+        try:
+            with keys.cached_only(), self.storage.mint_scope(deferred=True) as scope:
+                result = self.engine.check_token(token)
+        except KeysNotCached:
+            return None
+        publisher = result.publisher
+        if publisher is not None and result.action is None and not result.learned:
+            jti = (result.claims or {}).get("jti")
+            pending = PendingMint(tuple(scope.claims), new_credential(), publisher.id,
+                                  publisher.label, tuple(result.projects),
+                                  time.time() + self.credential_ttl,
+                                  jti if isinstance(jti, str) else None)
+            return PreparedMint(pending, publisher.provider)
+        if result.allowed or result.error == INVALID_PENDING_PUBLISHER or any(
+                r.code == CANNOT_EVALUATE for r in result.decision.reasons):
+            # more to write than a credential, pending publishers to drop, or a read
+            # failed: in a worker thread (nothing was written)
+            return None
+        return self._refused(result, token)
+
+    def commit_at_once(self, group: list[PreparedMint]) -> list[Answer]:
+        """Store the prepared exchanges' claims and credentials in ONE transaction on this
+        thread's connection, which never waits for another writer (group commit); their
+        answers, in order: the credential, or a refusal for a token found used. Raises
+        (nothing stored) if the transaction fails: `sqlite3.OperationalError` when the
+        database is busy; call `mint` for each in a worker thread then."""
         storage = self.storage
         if not getattr(self._thread, "never_waits", False):
             database = storage.database
             assert isinstance(database, SQLiteDatabase)
             database.never_wait()
             self._thread.never_waits = True
-        keys = self.engine.verifier.keys
-        assert isinstance(keys, ServerKeyCache)
-        try:
-            with keys.cached_only(), storage.mint_scope() as scope:
-                result = self.engine.check_token(token)
-                publisher = result.publisher
-                if publisher is None or result.action is not None or result.learned:
-                    if result.allowed:  # more to do than a credential: in a worker thread
-                        raise _Defer
-                    refused = True
-                else:
-                    refused = False
-                    minted = self._store_credential(publisher, result.projects, result,
-                                                    scope)
-        except (_Defer, KeysNotCached, sqlite3.OperationalError):
-            return None  # rolled back: the token is as unused as before
-        if not refused and publisher is not None:
-            self._decided("allowed", publisher.provider, publisher.label,
-                          tuple(result.projects), "minted a credential")
-            return minted
-        if result.error == INVALID_PENDING_PUBLISHER or any(
-                r.code == CANNOT_EVALUATE for r in result.decision.reasons):
-            return None  # pending publishers to drop, or a read failed: in a worker thread
-        return self._refused(result, token)
+        replay = self.engine.replay
+        assert isinstance(replay, SQLiteJtiStore)
+        minted = storage.commit_mints([p.pending for p in group], replay)
+        answers = []
+        for prepared, ok in zip(group, minted, strict=True):
+            pending = prepared.pending
+            if ok:
+                self._decided("allowed", prepared.provider, pending.publisher,
+                              pending.projects, "minted a credential")
+                answers.append(Answer(200, {"success": True, "token": pending.credential,
+                                            "expires": int(pending.expires)}))
+            else:
+                description = "invalid token: already used"
+                self._decided(INVALID_REUSE_TOKEN, prepared.provider, None, (), description)
+                answers.append(mint_error(INVALID_REUSE_TOKEN, description))
+        return answers
 
     def mint(self, body: bytes) -> Answer:
         """`POST /_/oidc/mint-token`: a CI's OIDC token for a short-lived credential."""

@@ -82,12 +82,16 @@ class MintScope:
     exception and rolls back otherwise: a credential is stored, and answered, only with
     the claim of its token's jti, and a failure leaves neither."""
 
-    __slots__ = ("_entered", "_storage", "tx")
+    __slots__ = ("_entered", "_storage", "claims", "deferred", "tx")
 
-    def __init__(self, storage: Storage) -> None:
+    def __init__(self, storage: Storage, deferred: bool = False) -> None:
         self._storage = storage
         self._entered: AbstractContextManager[Tx] | None = None
         self.tx: Tx | None = None  # the open transaction, once begun
+        # Deferred: the claims are only recorded here (and count as made), to be
+        # written by `Storage.commit_mints`, which refuses those found taken then.
+        self.deferred = deferred
+        self.claims: list[tuple[str, int]] = []
 
     def begin(self) -> Tx:
         """The scope's transaction, begun now if it was not (the write lock from here)."""
@@ -106,6 +110,20 @@ class MintScope:
                 entered.__exit__(None, None, None)
             else:
                 entered.__exit__(type(error), error, error.__traceback__)
+
+
+@dataclass(frozen=True, slots=True)
+class PendingMint:
+    """A credential decided but not yet stored, with the jti claims it needs
+    (`Storage.commit_mints`)."""
+
+    claims: tuple[tuple[str, int], ...]
+    credential: str
+    publisher_id: str
+    publisher: str
+    projects: tuple[str, ...]
+    expires: float
+    jti: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,12 +176,13 @@ class Storage:
             yield tx
 
     @contextmanager
-    def mint_scope(self) -> Iterator[MintScope]:
+    def mint_scope(self, deferred: bool = False) -> Iterator[MintScope]:
         """A token exchange on this thread: the jti claim (`SQLiteJtiStore.claim`) and the
         credential (`add_credential(..., scope=)`) are written in one transaction,
         committed as the scope ends (rolled back on an exception). Other writes inside the
-        scope must `end()` it first (they take transactions of their own)."""
-        scope = MintScope(self)
+        scope must `end()` it first (they take transactions of their own). `deferred`:
+        nothing is written, the claims are kept in the scope for `commit_mints`."""
+        scope = MintScope(self, deferred)
         self._scopes.scope = scope
         try:
             yield scope
@@ -490,6 +509,24 @@ class Storage:
             self._add_credential(db, credential, publisher_id, publisher, projects, expires,
                                  jti)
 
+    def commit_mints(self, mints: list[PendingMint], replay: SQLiteJtiStore) -> list[bool]:
+        """Group commit: the jti claims and credentials of several exchanges in ONE
+        transaction (one lock, one write of the pages they share). For each, in order:
+        its claims are made (`replay`'s rules), and only if all succeed is its credential
+        stored; True for those minted. Raises (all rolled back) if the transaction fails,
+        `sqlite3.OperationalError` at once when another writer holds the lock on a
+        connection that never waits."""
+        minted = []
+        with self.transaction() as db:
+            for mint in mints:
+                claimed = all(replay.claim_in(db, key, expires) for key, expires in mint.claims)
+                if claimed:
+                    self._add_credential(db, mint.credential, mint.publisher_id,
+                                         mint.publisher, mint.projects, mint.expires,
+                                         mint.jti)
+                minted.append(claimed)
+        return minted
+
     def _add_credential(self, db: Tx, credential: str, publisher_id: str, publisher: str,
                         projects: tuple[str, ...], expires: float, jti: str | None) -> None:
         now = self.clock()
@@ -568,11 +605,15 @@ class SQLiteJtiStore:
         expires_at = min(int(expires_at), MAX_JTI_EXPIRY)  # a 64-bit column: never overflow
         scope = self.storage.open_scope()
         if scope is not None:
-            return self._claim(scope.begin(), key, expires_at)
+            if scope.deferred:  # made by Storage.commit_mints, or refused there
+                scope.claims.append((key, expires_at))
+                return True
+            return self.claim_in(scope.begin(), key, expires_at)
         with self.storage.transaction() as db:
-            return self._claim(db, key, expires_at)
+            return self.claim_in(db, key, expires_at)
 
-    def _claim(self, db: Tx, key: str, expires_at: int) -> bool:
+    def claim_in(self, db: Tx, key: str, expires_at: int) -> bool:
+        """`claim` in the transaction `db` (committed by its owner)."""
         now = self.storage.clock()
         if now >= self._next_purge:
             self._next_purge = now + self.purge_interval
