@@ -1,6 +1,11 @@
 """Publishers files at scale: `tppolicy check`, `lint` and `fmt --check` on generated files
 of 100, 1 000, 10 000 and 25 000 publishers, as a user runs them.
 
+`fmt` checks the generated file, which is in the canonical layout (exit 0); `fmt-export`
+checks the same publishers as `yaml.safe_dump` writes them (keys sorted, entries' dashes at
+column 0, block lists, single quotes), which fmt would rewrite whole: it prints the diff of
+every line (exit 1).
+
 Run: python benchmarks/bench_publishers.py [--sizes 100,1000,10000,25000] [--rounds 3]
 
 Each figure is one whole command in a fresh process (`python -m tppolicy ...`, forked
@@ -63,6 +68,26 @@ def publishers_text(count: int) -> str:
                     f"    email: pub{i}@octo.iam.gserviceaccount.com",
                     f'    sub: "{10 ** 20 + i}"']
     return "\n".join(out) + "\n"
+
+
+def exported_text(count: int) -> str:
+    """The publishers of `publishers_text(count)` as `yaml.safe_dump` writes them (no
+    comments, keys sorted, block lists, strings that need it in single quotes)."""
+    import yaml
+
+    return yaml.safe_dump(yaml.safe_load(publishers_text(count)), sort_keys=True)
+
+
+def write_files(folder: Path, size: int) -> None:
+    """The files of one size, written by a child process: the peak RSS that wait4 reports
+    for a command includes the peak of the process it was started from (Linux keeps it
+    across exec), so this process stays smaller than the commands it measures."""
+    code = ("import sys; from pathlib import Path; sys.path.insert(0, sys.argv[1]); "
+            "import bench_publishers as b; folder, n = Path(sys.argv[2]), int(sys.argv[3]); "
+            "(folder / f'publishers-{n}.yaml').write_text(b.publishers_text(n)); "
+            "(folder / f'exported-{n}.yaml').write_text(b.exported_text(n))")
+    subprocess.run([sys.executable, "-c", code, str(Path(__file__).parent), str(folder),
+                    str(size)], check=True)
 
 
 def claims_for(count: int) -> dict[str, object]:
@@ -142,7 +167,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", default="100,1000,10000,25000")
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--tools", default="check,lint,fmt")
+    parser.add_argument("--tools", default="check,lint,fmt,fmt-export")
     parser.add_argument("--json", action="store_true", help="print the medians as JSON too")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
@@ -155,15 +180,16 @@ def main() -> None:
         files = {}
         for size in sizes:
             files[size] = folder / f"publishers-{size}.yaml"
-            files[size].write_text(publishers_text(size))
+            write_files(folder, size)
             (folder / f"claims-{size}.json").write_text(json.dumps(claims_for(size)))
         commands = {
             "check": lambda n: ["check", "--publishers", str(files[n]),
                                 "--claims", str(folder / f"claims-{n}.json")],
             "lint": lambda n: ["lint", str(files[n])],
             "fmt": lambda n: ["fmt", "--check", str(files[n])],
+            "fmt-export": lambda n: ["fmt", "--check", str(folder / f"exported-{n}.yaml")],
         }
-        expected = {"check": 0, "lint": 0, "fmt": 0}
+        expected = {"check": 0, "lint": 0, "fmt": 0, "fmt-export": 1}
         samples: dict[tuple[str, int], list[tuple[float, float, int]]] = {}
         for _ in range(args.rounds):
             for size in sizes:
