@@ -78,18 +78,6 @@ def exported_text(count: int) -> str:
     return yaml.safe_dump(yaml.safe_load(publishers_text(count)), sort_keys=True)
 
 
-def write_files(folder: Path, size: int) -> None:
-    """The files of one size, written by a child process: the peak RSS that wait4 reports
-    for a command includes the peak of the process it was started from (Linux keeps it
-    across exec), so this process stays smaller than the commands it measures."""
-    code = ("import sys; from pathlib import Path; sys.path.insert(0, sys.argv[1]); "
-            "import bench_publishers as b; folder, n = Path(sys.argv[2]), int(sys.argv[3]); "
-            "(folder / f'publishers-{n}.yaml').write_text(b.publishers_text(n)); "
-            "(folder / f'exported-{n}.yaml').write_text(b.exported_text(n))")
-    subprocess.run([sys.executable, "-c", code, str(Path(__file__).parent), str(folder),
-                    str(size)], check=True)
-
-
 def claims_for(count: int) -> dict[str, object]:
     """GitHub claims matching the last GitHub publisher of a file of `count`."""
     i = max(j for j in range(count) if j % 4 in (0, 1))
@@ -180,7 +168,8 @@ def main() -> None:
         files = {}
         for size in sizes:
             files[size] = folder / f"publishers-{size}.yaml"
-            write_files(folder, size)
+            files[size].write_text(publishers_text(size))
+            (folder / f"exported-{size}.yaml").write_text(exported_text(size))
             (folder / f"claims-{size}.json").write_text(json.dumps(claims_for(size)))
         commands = {
             "check": lambda n: ["check", "--publishers", str(files[n]),
