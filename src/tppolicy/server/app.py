@@ -31,6 +31,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from typing import Any
 
+import orjson
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
@@ -380,9 +381,11 @@ async def _receive_body(receive: Receive, limit: int) -> bytes | None:
 
 async def _send_json(send: Send, status: int, body: Any,
                      extra: tuple[tuple[bytes, bytes], ...] = ()) -> None:
-    """`body` as JSON, as Starlette's JSONResponse renders it."""
-    content = json.dumps(body, ensure_ascii=False, allow_nan=False, indent=None,
-                         separators=(",", ":")).encode("utf-8")
+    """`body` as JSON, as Starlette's JSONResponse renders it (compact UTF-8)."""
+    try:
+        content = orjson.dumps(body)
+    except TypeError:  # text orjson will not write (a lone surrogate): escaped instead
+        content = json.dumps(body, separators=(",", ":")).encode()
     await send({"type": "http.response.start", "status": status,
                 "headers": [(b"content-length", str(len(content)).encode()),
                             (b"content-type", b"application/json"), *extra]})

@@ -23,6 +23,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import IO, Any
 
+import orjson
+
 from tppolicy.decide.decision import CANNOT_EVALUATE, RuleResult
 from tppolicy.decide.engine import (
     INVALID_PAYLOAD,
@@ -390,9 +392,9 @@ class Index:
             return None
         if len(body) > MAX_MINT_BODY:
             return None
-        try:
-            payload = json.loads(body)
-        except (ValueError, RecursionError):
+        try:  # orjson: what it refuses (or reads otherwise) is left to `mint`
+            payload = orjson.loads(body)
+        except orjson.JSONDecodeError:
             return None
         token = payload.get("token") if isinstance(payload, dict) else None
         if not isinstance(token, str):
@@ -526,10 +528,12 @@ class Index:
         """A token exchange's outcome: logged with its code and publisher (never the
         token), and counted."""
         self.metrics.decision(code, provider)
-        log.info("mint %s: publisher %s, provider %s%s: %s", code, publisher or "-",
-                 provider or "unknown", f", projects {', '.join(projects)}" if projects else "",
-                 detail, extra={"event": "mint", "code": code, "provider": provider,
-                                "publisher": publisher, "projects": list(projects)})
+        if log.isEnabledFor(logging.INFO):  # the arguments are not built for nothing
+            log.info("mint %s: publisher %s, provider %s%s: %s", code, publisher or "-",
+                     provider or "unknown",
+                     f", projects {', '.join(projects)}" if projects else "", detail,
+                     extra={"event": "mint", "code": code, "provider": provider,
+                            "publisher": publisher, "projects": list(projects)})
 
     def _fixes(self, result: CheckResult) -> dict[str, str]:
         """What to change, by failed check (see `refusal_fixes`)."""

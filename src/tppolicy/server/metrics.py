@@ -73,11 +73,17 @@ class Metrics:
                                       buckets=_LATENCY_BUCKETS, registry=self.registry)
         self.upload_seconds = Histogram("tppolicy_upload_seconds", "Upload latency",
                                         buckets=_LATENCY_BUCKETS, registry=self.registry)
+        self._decision_counters: dict[tuple[str, str | None], Counter] = {}
         self.key_failures = key_failures or KeyFailures()
         self.registry.register(_KeyFailureCollector(self.key_failures))
 
     def decision(self, code: str, provider: str | None) -> None:
-        self.decisions.labels(code=code, provider=provider or "unknown").inc()
+        key = (code, provider)
+        counter = self._decision_counters.get(key)
+        if counter is None:  # labels() is kept: a few microseconds a token exchange
+            counter = self.decisions.labels(code=code, provider=provider or "unknown")
+            self._decision_counters[key] = counter
+        counter.inc()
 
     def render(self) -> bytes:
         """The text exposition format."""
