@@ -25,7 +25,9 @@ be False for a canonical file, never True for a file the round trip would change
 from __future__ import annotations
 
 import io
+import itertools
 import re
+from array import array
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from functools import lru_cache
@@ -426,58 +428,64 @@ def _read_value(key: str, text: str) -> tuple[str | list[str], str] | None:
     return None if eol is None else (read[0], eol)
 
 
-def _parse_simple(text: str) -> tuple[list[str], list[str], list[_Entry], list[str]] | None:
-    """A simple publishers file: its top lines (comments, then `publishers:`), the lines
-    above its first entry, its entries, and the lines after its last entry; None for any
-    other file."""
-    if _UNUSUAL.search(text):
-        return None
-    lines = text.split("\n")
-    if lines.pop() != "" or any(len(line) > _LONG_LINE for line in lines):
-        return None
-    index = 0
-    while index < len(lines) and lines[index].startswith("#"):
-        index += 1
-    if index >= len(lines) or lines[index] != "publishers:":
-        return None
-    top = lines[:index + 1]
-    if any(line != line.rstrip() for line in top):
-        return None
-    index += 1
-    above: list[str] = []
-    while index < len(lines) and (not lines[index].strip(" ")
-                                  or lines[index].lstrip(" ").startswith("#")):
-        if lines[index] != lines[index].rstrip():
-            return None
-        above.append(lines[index])
-        index += 1
-    first = _DASH.match(lines[index]) if index < len(lines) else None
-    if first is None:
-        return None
-    dash = first.group(1)
+class _NotSimple(Exception):
+    """The file is not simple: the round trip formats it."""
+
+
+def _read_simple(text: str) -> Iterator[list[str] | tuple[_Entry, bool]]:
+    """A simple publishers file, one part at a time: the lines above its first entry (the
+    comments at its top, `publishers:`, the comment or blank lines under it), then each
+    entry and whether it is the last (the lines after the last entry are its last key's
+    `after`). `_NotSimple`, maybe after some parts, for any other file."""
+    if _UNUSUAL.search(text) or not text.endswith("\n"):
+        raise _NotSimple
+    lines = _lines(text)
+    head: list[str] = []
+    for line in lines:
+        if line != line.rstrip():
+            raise _NotSimple
+        head.append(line)
+        if line == "publishers:":
+            break
+        if not line.startswith("#"):
+            raise _NotSimple
+    else:
+        raise _NotSimple
+    first = ""
+    for line in lines:
+        if line.strip(" ") and not line.lstrip(" ").startswith("#"):
+            first = line
+            break
+        if line != line.rstrip():
+            raise _NotSimple
+        head.append(line)
+    found = _DASH.match(first.rstrip(" "))
+    if found is None:
+        raise _NotSimple
+    yield head
+    dash = found.group(1)
     indent = dash + "  "
-    entries: list[_Entry] = []
     entry: _Entry | None = None
     last_key = ""
     block: list[str] | None = None  # the items of a block list being read
     keys: dict[str, bool] = {}
-    for line in lines[index:]:
+    for line in itertools.chain((first,), lines):
+        if len(line) > _LONG_LINE:
+            raise _NotSimple
         bare = line.rstrip(" ")
         stripped = bare.lstrip(" ")
         if not stripped or stripped.startswith("#"):
-            if entry is None:
-                return None
-            entry.after[last_key].append(line.rstrip())
+            if entry is None:  # pragma: no cover - the first line read is an entry's
+                raise _NotSimple
+            entry.after[last_key].append(bare)
             block = None
             continue
-        if "\t" in line:
-            return None
         if block is not None:
             item = _ITEM.match(bare)
             if item is not None and len(item.group(1)) >= len(indent):
                 read = _read_scalar(item.group(2), "")
                 if read is None or read[1] != len(item.group(2)):
-                    return None
+                    raise _NotSimple
                 block.append(read[0])
                 continue
             block = None
@@ -485,44 +493,43 @@ def _parse_simple(text: str) -> tuple[list[str], list[str], list[_Entry], list[s
         if simple is not None:
             lead, is_dash, key, rest = simple.groups()
         else:
-            found = _DASH.match(bare) or _KEY_LINE.match(bare)
-            if found is None:
-                return None
-            lead, key, rest = found.groups()
-            is_dash = found.re is _DASH
+            matched = _DASH.match(bare) or _KEY_LINE.match(bare)
+            if matched is None:
+                raise _NotSimple
+            lead, key, rest = matched.groups()
+            is_dash = matched.re is _DASH
         if is_dash and lead == dash:
-            if entry is not None and not _entry_done(entry, last_key, dash, last=False):
-                return None
+            if entry is not None:
+                if not _entry_done(entry, last_key, dash, last=False):
+                    raise _NotSimple
+                yield entry, False
             entry = _Entry()
-            entries.append(entry)
         elif is_dash or lead != indent or entry is None or (
                 entry.after[last_key] and not _comments_at(entry.after[last_key], indent)):
-            return None
+            raise _NotSimple
         if key in entry.values or not _key_ok(key, keys):
-            return None
+            raise _NotSimple
         if simple is not None:
             if not _resolves_to_str(rest):
-                return None
+                raise _NotSimple
             entry.values[key], entry.eol[key], entry.flow[key] = rest, "", False
         elif rest is None:
             if key != "projects":
-                return None
+                raise _NotSimple
             block = []
             entry.values[key], entry.eol[key] = block, ""
         else:
             value = _read_value(key, rest)
             if value is None:
-                return None
+                raise _NotSimple
             entry.values[key], entry.eol[key] = value
             entry.flow[key] = isinstance(value[0], list)
         entry.keys.append(key)
         entry.after[key] = []
         last_key = key
     if entry is None or not _entry_done(entry, last_key, dash, last=True):
-        return None
-    trailer = entry.after[last_key]
-    entry.after[last_key] = []
-    return top, above, entries, trailer
+        raise _NotSimple
+    yield entry, True
 
 
 def _comments_at(lines: list[str], indent: str) -> bool:
@@ -546,7 +553,7 @@ def _entry_done(entry: _Entry, last_key: str, dash: str, last: bool) -> bool:
 def _comment_texts(text: str) -> Counter[str]:
     """The comments of a simple publishers file, as a check of the direct writer."""
     found: Counter[str] = Counter()
-    for line in text.split("\n"):
+    for line in _lines(text):
         stripped = line.strip(" ")
         if stripped.startswith("#"):
             found[stripped] += 1
@@ -555,43 +562,46 @@ def _comment_texts(text: str) -> Counter[str]:
     return found
 
 
+def _digest(values: Mapping[str, str | list[str]]) -> int:
+    """A hash of an entry's keys and values, to compare what was read with what was
+    written without keeping either."""
+    return hash(tuple(sorted((key, tuple(value) if isinstance(value, list) else value)
+                             for key, value in values.items())))
+
+
 def format_simple_publishers(text: str, providers: Mapping[str, Provider]) -> str | None:
     """`write_simple_publishers`, checked: its text must be canonical for
     `is_canonical_publishers`, which must read the same entries (the same keys, strings
-    and lists) and the same comments; None when it is not (the caller then runs the round
-    trip)."""
-    parsed = _parse_simple(text)
-    if parsed is None:
-        return None
-    written = write_simple_publishers(text, providers, parsed)
+    and lists, by their hashes) and the same comments; None when it is not (the caller
+    then runs the round trip)."""
+    digests = array("q")
+    written = write_simple_publishers(text, providers, digests)
     if written is None:
         return None
-    before = iter(parsed[2])
+    count = 0
     same = True
 
     def seen(entry: dict[str, Any]) -> None:
         """Each entry read back from the written text against the one read from the file."""
-        nonlocal same
-        original = next(before, None)
-        same = same and original is not None and entry == original.values
+        nonlocal count, same
+        same = same and count < len(digests) and _digest(entry) == digests[count]
+        count += 1
 
     if not is_canonical_publishers(written, providers, seen) or not same:
         return None
-    if next(before, None) is not None:
+    if count != len(digests):
         return None
     if "#" in text and _comment_texts(text) != _comment_texts(written):
         return None
     return written
 
 
-def write_simple_publishers(
-        text: str, providers: Mapping[str, Provider],
-        parsed: tuple[list[str], list[str], list[_Entry], list[str]] | None = None,
-) -> str | None:
-    """The canonical layout of a simple publishers file, written directly: the text the
-    full round trip of `tppolicy.tools.fmt` makes of it (the property tests compare the
-    two on generated files); None for a file that is not simple (the caller then runs the
-    round trip).
+def write_simple_publishers(text: str, providers: Mapping[str, Provider],
+                            digests: array[int] | None = None) -> str | None:
+    """The canonical layout of a simple publishers file, written directly, one entry at a
+    time: the text the full round trip of `tppolicy.tools.fmt` makes of it (the property
+    tests compare the two on generated files); None for a file that is not simple (the
+    caller then runs the round trip). `digests` gets each entry's `_digest`.
 
     Simple: comments at column 0, `publishers:`, then entries of `key: value` lines (the
     entries' dashes at one indentation, keys 2 further) whose values are strings, plain or
@@ -599,38 +609,50 @@ def write_simple_publishers(
     comments on their own line at the keys' indentation (between keys) or at the dashes'
     (between entries), end-of-line comments, blank lines.
     """
-    parsed = parsed or _parse_simple(text)
-    if parsed is None:
+    pieces: list[str] = []
+    try:
+        for part in _read_simple(text):
+            if isinstance(part, list):
+                pieces.append("".join(f"{line}\n" for line in part))
+                continue
+            entry, last = part
+            pieces.append(_write_entry(entry, last, providers))
+            if digests is not None:
+                digests.append(_digest(entry.values))
+    except _NotSimple:
         return None
-    top, above, entries, trailer = parsed
-    out = [*top, *above]
-    for number, entry in enumerate(entries):
-        last = number == len(entries) - 1
-        provider = entry.values.get("provider")
-        order = key_order(entry.keys, provider, providers)
-        lead: dict[str, list[str]] = {entry.keys[0]: []} | {
-            key: [line.strip() for line in entry.after[previous]]
-            for previous, key in zip(entry.keys, entry.keys[1:], strict=False)}
-        after = trailer if last else [line.strip() for line in entry.after[entry.keys[-1]]]
-        out += [f"  {line}" if line else "" for line in lead[order[0]]]
-        for position, key in enumerate(order):
-            value = entry.values[key]
-            if isinstance(value, list):
-                items = [_write_scalar(item, in_flow=True) for item in value]
-                if any(item is None for item in items):
-                    return None
-                written: str | None = "[" + ", ".join(str(item) for item in items) + "]"
-            else:
-                written = _write_scalar(value, in_flow=False)
-            if written is None:
-                return None
-            eol = entry.eol[key]
-            out.append(("  - " if position == 0 else "    ") + f"{key}: {written}"
-                       + (f"  {eol}" if eol else ""))
-            if position + 1 < len(order):
-                out += [f"    {line}" if line else "" for line in lead[order[position + 1]]]
-            elif last:
-                out += after
-            else:
-                out += [f"  {line}" if line else "" for line in after]
-    return "\n".join(out) + "\n"
+    return "".join(pieces)
+
+
+def _write_entry(entry: _Entry, last: bool, providers: Mapping[str, Provider]) -> str:
+    """An entry in the canonical layout, with the comment lines after it; `_NotSimple` if
+    a string would need an escape."""
+    order = key_order(entry.keys, entry.values.get("provider"), providers)
+    lead: dict[str, list[str]] = {entry.keys[0]: []} | {
+        key: [line.strip() for line in entry.after[previous]]
+        for previous, key in zip(entry.keys, entry.keys[1:], strict=False)}
+    after = entry.after[entry.keys[-1]]  # after the last entry: the lines as they are
+    if not last:
+        after = [line.strip() for line in after]
+    out = [f"  {line}" if line else "" for line in lead[order[0]]]
+    for position, key in enumerate(order):
+        value = entry.values[key]
+        if isinstance(value, list):
+            items = [_write_scalar(item, in_flow=True) for item in value]
+            if any(item is None for item in items):
+                raise _NotSimple
+            written: str | None = "[" + ", ".join(str(item) for item in items) + "]"
+        else:
+            written = _write_scalar(value, in_flow=False)
+        if written is None:
+            raise _NotSimple
+        eol = entry.eol[key]
+        out.append(("  - " if position == 0 else "    ") + f"{key}: {written}"
+                   + (f"  {eol}" if eol else ""))
+        if position + 1 < len(order):
+            out += [f"    {line}" if line else "" for line in lead[order[position + 1]]]
+        elif last:
+            out += after
+        else:
+            out += [f"  {line}" if line else "" for line in after]
+    return "".join(f"{line}\n" for line in out)
