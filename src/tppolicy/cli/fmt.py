@@ -40,20 +40,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "publishers entries follow; repeatable")
 
 
-def _coloured_diff(diff: str, out: TextIO) -> str:
-    lines: list[str] = []
-    for line in diff.splitlines():
-        if line.startswith(("---", "+++")):
-            lines.append(style(line, "bold", out))
-        elif line.startswith("-"):
-            lines.append(style(line, "red", out))
-        elif line.startswith("+"):
-            lines.append(style(line, "green", out))
-        elif line.startswith("@@"):
-            lines.append(style(line, "cyan", out))
-        else:
-            lines.append(line)
-    return "\n".join(lines) + "\n"
+def _coloured(line: str, out: TextIO) -> str:
+    """A line of a diff (with its line end), coloured for `out`."""
+    text = line.rstrip("\n")
+    if text.startswith(("---", "+++")):
+        text = style(text, "bold", out)
+    elif text.startswith("-"):
+        text = style(text, "red", out)
+    elif text.startswith("+"):
+        text = style(text, "green", out)
+    elif text.startswith("@@"):
+        text = style(text, "cyan", out)
+    return text + "\n"
 
 
 def _plural(count: int, word: str) -> str:
@@ -61,7 +59,7 @@ def _plural(count: int, word: str) -> str:
 
 
 def run(args: argparse.Namespace, out: TextIO) -> int:
-    from tppolicy.tools.fmt import collect_files, format_file, unified_diff, write_file
+    from tppolicy.tools.fmt import collect_files, format_file, iter_unified_diff, write_file
 
     err = sys.stderr
     providers = {name: p.ast for name, p in load_providers(args).items()}
@@ -87,8 +85,8 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
             continue
         changed += 1
         if args.check or args.diff:
-            diff = unified_diff(result)
-            out.write(_coloured_diff(diff, out) if args.check else diff)
+            for line in iter_unified_diff(result):  # one line at a time: a whole file's
+                out.write(_coloured(line, out) if args.check else line)  # diff is large
             if args.check:
                 status = max(status, EXIT_DENIED)
             continue

@@ -34,7 +34,7 @@ import itertools
 import os
 import re
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -77,6 +77,7 @@ __all__ = [
     "format_policy_text",
     "format_publishers_text",
     "is_publishers_text",
+    "iter_unified_diff",
     "unified_diff",
     "write_file",
 ]
@@ -677,16 +678,23 @@ def collect_files(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
 
 def unified_diff(result: FileResult) -> str:
     """The change `result` makes, as a unified diff ("" when there is none)."""
+    return "".join(iter_unified_diff(result))
+
+
+def iter_unified_diff(result: FileResult) -> Iterator[str]:
+    """`unified_diff`, one line at a time (each ends with a line end)."""
     if result.formatted is None or result.original is None:
-        return ""
+        return
     name = str(result.path)
     lines = difflib.unified_diff(result.original.splitlines(keepends=True),
                                  result.formatted.splitlines(keepends=True),
                                  f"{name} (original)", f"{name} (formatted)")
-    text = ""
     for line in lines:
-        text += line if line.endswith("\n") else line + "\n\\ No newline at end of file\n"
-    return text
+        if line.endswith("\n"):
+            yield line
+        else:
+            yield line + "\n"
+            yield "\\ No newline at end of file\n"
 
 
 def write_file(result: FileResult) -> None:
