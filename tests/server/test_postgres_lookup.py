@@ -14,7 +14,7 @@ import pytest
 from tests.conftest import load_claims
 from tppolicy.decide.engine import CheckResult, Engine
 from tppolicy.errors import ConfigError
-from tppolicy.server.lookup import SqlPublisherLookup
+from tppolicy.server.lookup import SqlPublisherLookup, key_rows
 from tppolicy.server.storage import Storage
 
 from .conftest import github_claims
@@ -51,6 +51,10 @@ CASES: list[dict[str, Any]] = [
     {**load_claims("gitlab-release"), "exp": 2**40},
     github_claims(repository="no-slash"),
     github_claims(repository_owner_id=65),            # a number where a string is kept
+    # no row's lookup key: told about the publishers of the identity (closest: release)
+    github_claims(job_workflow_ref=NIGHTLY.replace("nightly", "deploy"),
+                  workflow_ref=NIGHTLY.replace("nightly", "deploy")),
+    github_claims(repository="Octo-Org/sampleproject", repository_owner="Octo-Org"),
 ]
 
 
@@ -61,13 +65,15 @@ def summary(result: CheckResult) -> tuple[Any, ...]:
 
 def sql_engine(storage: Storage, **options: Any) -> Engine:
     engine = Engine(lookup=SqlPublisherLookup(storage), **options)
-    storage.keyer = lambda row: engine.lookup_key(row)[1]
+    key_rows(storage, engine)
     return engine
 
 
 def check_same_decisions(storage: Storage) -> None:
     memory = Engine()
-    for publisher_id, row in ROWS:
+    # in the order a server's engine adds them (`Storage.publishers`: created, then id),
+    # which is the order of the near misses the SQL lookup finds
+    for publisher_id, row in sorted(ROWS):
         memory.add_publisher(row, id=publisher_id, created=2e9)
     engine = sql_engine(storage)
     for publisher_id, row in ROWS:
@@ -78,6 +84,9 @@ def check_same_decisions(storage: Storage) -> None:
         claims = {**claims, "iat": 2e9, "nbf": 2e9, "exp": 2e9 + 300}
         expected, got = memory.check_claims(claims), engine.check_claims(claims)
         assert summary(got) == summary(expected), json.dumps(claims)
+        # a refusal names the same closest publisher, and the same others of the identity
+        assert (got.closest, got.decision.disclosed().also) == (
+            expected.closest, expected.decision.disclosed().also), json.dumps(claims)
         outcomes.append(summary(got)[2])
     assert {"release", "any-env", "other-wf", "plugin", "gitlab", None} <= set(outcomes)
     assert len(engine) == 0  # the SQL engine holds no publisher of its own
@@ -164,3 +173,25 @@ def test_the_sql_lookup_benchmark_runs(pg_url: str) -> None:
     for line in ("memory (engine holds all)", "sql, first use", "sql, again",
                  "the SQL query alone"):
         assert line in done.stdout
+
+
+def test_expired_pending_publishers_are_deleted_from_the_database(make_index: Any) -> None:
+    """With the SQL lookup, a pending publisher past its 30 days was ignored by every
+    check but never deleted (the engine's own index drops it): the database kept it for
+    ever. Now a sync deletes it, and only it."""
+    index = make_index(lookup="sql")
+    storage = index.storage
+    expired = index.engine.clock() - index.engine.pending_ttl - 60
+    pending = dict(ROWS[3][1])
+    storage.put_publisher("expired", pending, created=expired)
+    storage.put_publisher("fresh", {**pending, "workflow_filename": "other.yaml"})
+    storage.put_publisher("old-normal", ROWS[0][1], created=expired)
+    claims = {**load_claims("github-pending-plugin"), "iat": index.engine.clock(),
+              "nbf": index.engine.clock(), "exp": index.engine.clock() + 300}
+    assert not index.engine.check_claims(claims).allowed  # ignored already
+    index.sync(force=True)
+    assert storage.publisher("expired") is None
+    assert storage.publisher("fresh") is not None
+    assert storage.publisher("old-normal") is not None
+    index.sync(force=True)  # nothing left to delete
+    assert {p.id for p in storage.publishers()} == {"fresh", "old-normal"}

@@ -351,10 +351,12 @@ def _schema(args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_DENIED if missing else EXIT_ALLOWED
 
 
-def _keyer(providers: Any, issuers: dict[str, str]) -> Any:
-    """Rows written by the commands carry their lookup key (the SQL publisher lookup)."""
-    engine = _validator(providers, issuers)
-    return lambda row: engine.lookup_key(row)[1]
+def _key_rows(storage: Any, providers: Any, issuers: dict[str, str]) -> None:
+    """Rows written by the commands carry their lookup and identity keys (the SQL
+    publisher lookup)."""
+    from tppolicy.server.lookup import key_rows
+
+    key_rows(storage, _validator(providers, issuers))
 
 
 def _validator(providers: Any, issuers: dict[str, str]) -> Any:
@@ -368,7 +370,7 @@ def _publishers(args: argparse.Namespace, out: TextIO, providers: Any,
     from tppolicy.server.names import check_row, escape
 
     storage = _storage(args)
-    storage.keyer = _keyer(providers, issuers)
+    _key_rows(storage, providers, issuers)
     try:
         if args.publishers_command == "list":
             rows = storage.publishers()
@@ -493,7 +495,7 @@ def _load_file(args: argparse.Namespace, path: str, providers: Any, issuers: dic
     own = storage is None
     if storage is None:
         storage = _storage(args)
-        storage.keyer = _keyer(providers, issuers)
+        _key_rows(storage, providers, issuers)
     try:
         problems = [f"{escape(publisher_id)}: {p}" for publisher_id, row in rows
                     for p in check_row(publisher_id, row, None)]

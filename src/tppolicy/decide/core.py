@@ -134,6 +134,10 @@ class Decider:
         # (`Engine(lookup=...)`); None: the indexes' own buckets.
         self.lookup_for: Callable[[ProviderIndex], Callable[
             [tuple[Any, ...], bool], tuple[Record, ...]]] | None = None
+        # index -> the host's publishers of an identity (`Engine(lookup=...)` with an
+        # `IdentityLookup`): the near misses of a refused token; None: `_identity`'s.
+        self.identity_for: Callable[[ProviderIndex], Callable[
+            [tuple[Any, ...]], tuple[Record, ...]]] | None = None
 
     def register_issuer(self, issuer: str, provider: str) -> None:
         """Trust `issuer` for `provider` from now on (a provider allowing custom issuers)."""
@@ -403,6 +407,11 @@ class Decider:
         closest = refused
         identity = self.token_identity(name, claims)
         same = self._identity[name].get(identity, ()) if identity is not None else ()
+        if not same and identity is not None and self.identity_for is not None:
+            try:
+                same = self.identity_for(index)(identity)
+            except Exception:  # the host's database failed: explain less, still deny
+                same = ()
         if closest is None:
             if same:
                 closest = closest_record(index, same[:NEAR_MISSES], claims)

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from tppolicy.decide.core import Decider, shadowing_problem
 from tppolicy.decide.core import publisher_id as new_publisher_id
@@ -36,14 +36,15 @@ from tppolicy.language import ast as A
 from tppolicy.language.bind import bind_learns
 from tppolicy.language.check import PROJECT_NAME, CheckedProvider, did_you_mean
 from tppolicy.language.ops import describe_type
-from tppolicy.limits import DEFAULT_LEEWAY, MAX_TOKEN_LIFETIME
+from tppolicy.limits import DEFAULT_LEEWAY, MAX_TOKEN_LIFETIME, NEAR_MISSES
 from tppolicy.token.keys import KeyCache
 from tppolicy.token.replay import MemoryReplayStore, ReplayStore
 from tppolicy.token.verify import Verifier
 
 __all__ = [
     "INVALID_PAYLOAD", "INVALID_PENDING_PUBLISHER", "INVALID_PUBLISHER", "INVALID_REUSE_TOKEN",
-    "INVALID_TOKEN", "CheckResult", "CreateProject", "DecisionSink", "Engine", "JsonLinesSink",
+    "INVALID_TOKEN", "CheckResult", "CreateProject", "DecisionSink", "Engine", "IdentityLookup",
+    "JsonLinesSink",
     "ProjectCatalog", "decision_record", "run_claim_names", "ultranormalize_name"]
 
 PENDING_TTL = 30 * 24 * 3600  # PyPI deletes pending publishers after 30 days
@@ -234,6 +235,18 @@ class PublisherLookup(Protocol):
         """The rows of `provider` whose lookup key is `key` (pending ones or not)."""
 
 
+class IdentityLookup(PublisherLookup, Protocol):
+    """A `PublisherLookup` that also finds rows by identity: the host stores, with each
+    row, `Engine.identity_key(row)` too (who the publisher is: the lookup's `identity`
+    items, case aside where the provider file says so). A token no row's lookup key
+    matches is then told about the publishers of its identity (the closest one, and what
+    each expects), as when the engine holds the publishers."""
+
+    def same_identity(self, provider: str, identity: str, limit: int) -> Sequence[Candidate]:
+        """At most `limit` rows of `provider` (pending or not) whose identity key is
+        `identity`."""
+
+
 class JsonLinesSink:
     """Decision records appended to a file, one JSON object a line."""
 
@@ -351,6 +364,8 @@ class Engine:
                              on_expired=self._expire)
         if lookup is not None:
             self._core.lookup_for = self._candidates_of
+            if callable(getattr(lookup, "same_identity", None)):
+                self._core.identity_for = self._same_identity_of
         self._registered = self._core.registered
         self._indexes = self._core.indexes
         self._readers = {name: _RowReader(p) for name, p in self._providers_checked.items()}
@@ -478,6 +493,12 @@ class Engine:
         record = self._record(row, "publisher", None, None, 0.0)
         return record.provider, lookup_text(record.key)
 
+    def identity_key(self, row: Mapping[str, Any]) -> tuple[str, str]:
+        """(provider, identity key) of a publisher row, for a host that finds rows by
+        identity (`IdentityLookup`); ConfigError for a row that is not valid."""
+        record = self._record(row, "publisher", None, None, 0.0)
+        return record.provider, lookup_text(self._core.identity_key(record))
+
     def register_issuer(self, issuer: str, provider: str) -> None:
         """Trust `issuer` for `provider` from now on (a custom issuer an organisation
         registered at run time); the provider must allow custom issuers."""
@@ -511,6 +532,29 @@ class Engine:
             return tuple(found)
 
         return candidates_of
+
+    def _same_identity_of(self, index: Any) -> Callable[[tuple[Any, ...]], tuple[Record, ...]]:
+        lookup = cast(IdentityLookup, self.lookup)
+        provider = index.checked.name
+
+        def same_identity_of(identity: tuple[Any, ...]) -> tuple[Record, ...]:
+            try:
+                text = lookup_text(identity)
+            except (TypeError, ValueError):
+                return ()
+            found = []
+            now = self.clock()
+            ttl = self.pending_ttl
+            for candidate in lookup.same_identity(provider, text, NEAR_MISSES):
+                record = self.record_of(candidate)
+                if record is None or record.provider != provider:
+                    continue
+                if record.pending_project is not None and ttl and now - record.created > ttl:
+                    continue  # expired: as if gone
+                found.append(record)
+            return tuple(found)
+
+        return same_identity_of
 
     def record_of(self, candidate: Candidate) -> Record | None:
         """The record of a host's row (None: a row the provider refuses), compiled once

@@ -61,7 +61,7 @@ def build_index(settings: Settings) -> Index:
     from tppolicy.token.keys import HttpFetcher
     from tppolicy.token.replay import ReplayStore
 
-    from .lookup import SqlPublisherLookup
+    from .lookup import SqlPublisherLookup, key_rows
     from .metrics import Metrics
     from .ratelimit import RateLimit
 
@@ -79,7 +79,7 @@ def build_index(settings: Settings) -> Index:
                     records=JsonLinesSink(settings.record) if settings.record else None,
                     lookup=SqlPublisherLookup(storage) if settings.lookup == "sql" else None)
     if settings.lookup == "sql":
-        storage.keyer = lambda row: engine.lookup_key(row)[1]
+        key_rows(storage, engine)
     elif settings.lookup != "memory":
         raise ValueError(f"lookup {settings.lookup!r}: memory or sql")
     metrics = Metrics()

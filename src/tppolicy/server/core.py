@@ -101,6 +101,8 @@ class FileStoreUnavailable(Unavailable):
         super().__init__(f"the file store cannot be written: {error}")
 
 
+# With the SQL lookup, expired pending publishers are deleted at most this often (s).
+EXPIRY_INTERVAL = 600.0
 MAX_MINT_BODY = 64 * 1024
 DEFAULT_MAX_UPLOAD = 100 * 1024 * 1024
 
@@ -219,6 +221,7 @@ class Index:
         self._loaded: dict[str, str] = {}  # publisher id -> its stored row, as JSON
         self._generation = -1
         self._next_check = 0.0
+        self._next_expiry = 0.0  # of expired pending publishers (the SQL lookup)
         self._lock = threading.RLock()
         self._at_once: bool | None = None  # can mint_at_once answer? (known at first use)
         self._thread = threading.local()  # per thread: its connection never waits
@@ -240,6 +243,7 @@ class Index:
                 if generation != self._generation or force:
                     self._generation = generation
                     self.storage.fill_lookup_keys()
+                self._expire_stored(force)
                 return
             if generation != self._generation or force:
                 self._generation = generation
@@ -248,6 +252,18 @@ class Index:
                 log.info("pending publisher %s expired (30 days)", record.label)
                 self.storage.delete_publisher(record.id)
                 self._loaded.pop(record.id, None)
+
+    def _expire_stored(self, force: bool) -> None:
+        """With the SQL lookup: pending publishers older than the engine's pending_ttl
+        (30 days) are deleted from the database, at most every `EXPIRY_INTERVAL` seconds
+        (the lookup ignores them meanwhile)."""
+        now = time.monotonic()
+        ttl = self.engine.pending_ttl
+        if not ttl or (not force and now < self._next_expiry):
+            return
+        self._next_expiry = now + EXPIRY_INTERVAL
+        for publisher_id in self.storage.delete_expired_pending(self.engine.clock() - ttl):
+            log.info("pending publisher %s expired (30 days)", escape(publisher_id))
 
     def _reload(self) -> None:
         rows = {p.id: p for p in self.storage.publishers()}

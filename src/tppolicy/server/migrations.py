@@ -108,6 +108,13 @@ MIGRATIONS: tuple[Migration, ...] = (
             added_by TEXT,
             created {real} NOT NULL)""",
     )),
+    Migration(6, "publishers' identity keys (near misses with the SQL publisher lookup)", (
+        "CREATE INDEX IF NOT EXISTS publishers_identity ON publishers (provider, identity_key)",
+        "CREATE INDEX IF NOT EXISTS publishers_unidentified ON publishers (id) "
+        "WHERE identity_key IS NULL",
+        "CREATE INDEX IF NOT EXISTS publishers_pending_created ON publishers (created) "
+        "WHERE pending_project IS NOT NULL",
+    ), columns=(("publishers", "identity_key", "TEXT"),)),
 )
 
 

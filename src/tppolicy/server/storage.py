@@ -166,6 +166,9 @@ class Storage:
         # row -> its lookup key (`Engine.lookup_key`), stored for the SQL publisher
         # lookup; rows written without one get it from `fill_lookup_keys`.
         self.keyer: Callable[[Mapping[str, Any]], str] | None = None
+        # row -> its identity key (`Engine.identity_key`): who the publisher is, for the
+        # near misses a refused token is told about (`identity_candidates`).
+        self.identity_keyer: Callable[[Mapping[str, Any]], str] | None = None
         self._scopes = threading.local()  # this thread's MintScope, if one is open
 
     @contextmanager
@@ -224,13 +227,14 @@ class Storage:
         stored = PublisherRow(publisher_id, str(row["provider"]), dict(row), added_by,
                               self.clock() if created is None else created)
         sql = ("INSERT INTO publishers (id, provider, row, pending_project, added_by, created, "
-               "lookup_key) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET "
-               "provider = excluded.provider, row = excluded.row, pending_project = "
+               "lookup_key, identity_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO "
+               "UPDATE SET provider = excluded.provider, row = excluded.row, pending_project = "
                "excluded.pending_project, added_by = excluded.added_by, created = "
-               "excluded.created, lookup_key = excluded.lookup_key")
+               "excluded.created, lookup_key = excluded.lookup_key, identity_key = "
+               "excluded.identity_key")
         values = (stored.id, stored.provider, json.dumps(stored.row, sort_keys=True),
                   stored.pending_project, stored.added_by, stored.created,
-                  self._lookup_key(stored.row))
+                  self._lookup_key(stored.row), self._identity_key(stored.row))
         if db is None:
             with self.transaction() as tx:
                 return self.put_publisher(publisher_id, row, added_by=added_by,
@@ -271,9 +275,10 @@ class Storage:
             if changed:
                 if apply is not None:
                     apply(stored)
-                db.execute("UPDATE publishers SET row = ?, lookup_key = ? WHERE id = ?",
-                           (json.dumps(row, sort_keys=True), self._lookup_key(row),
-                            publisher_id))
+                db.execute("UPDATE publishers SET row = ?, lookup_key = ?, identity_key = ? "
+                           "WHERE id = ?", (json.dumps(row, sort_keys=True),
+                                            self._lookup_key(row), self._identity_key(row),
+                                            publisher_id))
                 self._bump(db)
             return stored
 
@@ -285,22 +290,34 @@ class Storage:
         except Exception:  # a row the engine refuses is found by no lookup
             return None
 
+    def _identity_key(self, row: Mapping[str, Any]) -> str | None:
+        if self.identity_keyer is None:
+            return None
+        try:
+            return self.identity_keyer(row)
+        except Exception:  # a row the engine refuses is nobody's near miss
+            return None
+
     def fill_lookup_keys(self, limit: int = 10_000) -> int:
-        """Give rows written without a lookup key (by a command without the engine, or
-        before migration 4) theirs; how many were filled."""
-        if self.keyer is None:
-            return 0
-        rows = self._query("SELECT id, row FROM publishers WHERE lookup_key IS NULL "
-                           "LIMIT ?", (limit,))
-        filled = 0
-        for publisher_id, text in rows:
-            key = self._lookup_key(json.loads(text))
-            if key is None:
+        """Give rows written without a lookup key or an identity key (by a command without
+        the engine, or before migrations 4 and 6) theirs; how many rows were filled."""
+        filled: set[str] = set()
+        for column, compute, present in (("lookup_key", self._lookup_key, self.keyer),
+                                         ("identity_key", self._identity_key,
+                                          self.identity_keyer)):
+            if present is None:
                 continue
-            with self.transaction() as db:
-                filled += db.execute("UPDATE publishers SET lookup_key = ? WHERE id = ? AND "
-                                     "row = ?", (key, publisher_id, text)).rowcount
-        return filled
+            rows = self._query(f"SELECT id, row FROM publishers WHERE {column} IS NULL "
+                               "LIMIT ?", (limit,))
+            for publisher_id, text in rows:
+                key = compute(json.loads(text))
+                if key is None:
+                    continue
+                with self.transaction() as db:
+                    if db.execute(f"UPDATE publishers SET {column} = ? WHERE id = ? AND "
+                                  "row = ?", (key, publisher_id, text)).rowcount:
+                        filled.add(publisher_id)
+        return len(filled)
 
     def lookup_candidates(self, provider: str, key: str,
                           pending: bool) -> list[PublisherRow]:
@@ -310,6 +327,30 @@ class Storage:
             f"AND lookup_key = ? AND pending_project IS {'NOT ' if pending else ''}NULL",
             (provider, key))
         return [PublisherRow(r[0], r[1], json.loads(r[2]), r[3], r[4]) for r in rows]
+
+    def identity_candidates(self, provider: str, identity: str,
+                            limit: int) -> list[PublisherRow]:
+        """At most `limit` publishers of `provider` stored with this identity key, the
+        oldest first (index lookup): the near misses of a refused token."""
+        rows = self._query(
+            "SELECT id, provider, row, added_by, created FROM publishers WHERE provider = ? "
+            "AND identity_key = ? ORDER BY created, id LIMIT ?", (provider, identity, limit))
+        return [PublisherRow(r[0], r[1], json.loads(r[2]), r[3], r[4]) for r in rows]
+
+    def delete_expired_pending(self, created_before: float, limit: int = 1000) -> list[str]:
+        """Delete pending publishers created before `created_before` (expired: the lookup
+        already ignores them), at most `limit`; their ids. A row converted meanwhile into
+        a normal publisher is kept."""
+        with self.transaction() as db:
+            ids = [r[0] for r in db.execute(
+                "SELECT id FROM publishers WHERE pending_project IS NOT NULL AND created < ? "
+                "ORDER BY created LIMIT ?", (created_before, limit)).fetchall()]
+            deleted = [publisher_id for publisher_id in ids if db.execute(
+                "DELETE FROM publishers WHERE id = ? AND pending_project IS NOT NULL AND "
+                "created < ?", (publisher_id, created_before)).rowcount]
+            if deleted:
+                self._bump(db)
+        return deleted
 
     def void_pending(self, project: str, created_by: str | None,
                      db: Tx | None = None) -> list[str]:
