@@ -3,7 +3,7 @@ valid tokens against 100 000 publishers, beside GET /_/oidc/audience (the framew
 floor: Starlette on uvicorn doing nothing), as a ratio.
 
 Run: python benchmarks/bench_server.py [--publishers 100000] [--tokens 12000]
-                                       [--connections 16] [--seconds 5]
+                                       [--connections 16] [--seconds 5] [--parts 3000]
 
 `tppolicy serve` runs in its own process pinned to core 0 (one uvicorn worker, plain
 HTTP on 127.0.0.1, access log off, the default SQLite state); the load generator runs
@@ -11,7 +11,18 @@ in a second process pinned to core 1: `wrk` (Debian's package) when installed, e
 asyncio client of this file. Every mint-token request carries a distinct token (its
 own jti, signed RS256, matching a publisher drawn at random among the 100 000), so
 every one is a full exchange: verify, look up, decide, claim the jti in SQLite, mint
-and store the credential. Loopback only; counts and durations are bounded.
+and store the credential (claim and credential committed, with those of the other
+exchanges of the same turn of the event loop, before the answer). The server's CPU
+is read from /proc/<pid>/stat (user and system apart, all threads), with its context
+switches from /proc/<pid>/task/*/status.
+
+`--parts N` then measures in this process, on a copy of the same database, what the
+pieces of a mint cost (thread CPU, interleaved rounds, medians): `Index.prepare_at_once`
+(parse, verify, look up, decide: what runs on the event loop), `Index.commit_at_once`
+per exchange in groups of 8 (jti claims and credentials, one transaction a group) and
+`Index.mint` (the worker-thread path: one transaction an exchange). In process the CPU
+caches stay warm, so these are lower than their share of the server's figure.
+Loopback only; counts and durations are bounded.
 """
 
 from __future__ import annotations
@@ -247,19 +258,80 @@ def run_asyncio(url: str, count: int, connections: int, tokens: list[str] | None
             "p99_ms": latencies[int(len(latencies) * 0.99)] * 1000, "errors": errors}
 
 
-def server_cpu(pid: int) -> float:
-    """CPU seconds (user + system, all threads) the process `pid` has used so far, from
+def server_cpu(pid: int) -> tuple[float, float]:
+    """CPU seconds (user, system; all threads) the process `pid` has used so far, from
     /proc/<pid>/stat."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tick, int(fields[12]) / tick
+
+
+def context_switches(pid: int) -> int:
+    """Voluntary and involuntary context switches of all the threads of `pid` so far."""
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            for line in (task / "status").read_text().splitlines():
+                if "ctxt_switches:" in line:
+                    total += int(line.split()[1])
+        except OSError:  # a thread that ended meanwhile
+            continue
+    return total
 
 
 def measured(pid: int, run: Any, *args: Any) -> dict[str, float]:
-    """`run(*args)`'s result with the server's CPU milliseconds per request added."""
-    before = server_cpu(pid)
+    """`run(*args)`'s result with the server's CPU milliseconds per request added
+    (`cpu_ms`, and apart `user_ms`, `sys_ms`) and its context switches per request."""
+    user, system = server_cpu(pid)
+    switches = context_switches(pid)
     result: dict[str, float] = run(*args)
-    result["cpu_ms"] = (server_cpu(pid) - before) / max(1, result["requests"]) * 1000
+    count = max(1, result["requests"])
+    user_after, system_after = server_cpu(pid)
+    result["user_ms"] = (user_after - user) / count * 1000
+    result["sys_ms"] = (system_after - system) / count * 1000
+    result["cpu_ms"] = result["user_ms"] + result["sys_ms"]
+    result["switches"] = (context_switches(pid) - switches) / count
     return result
+
+
+def measure_parts(db: Path, jwks_file: Path, tokens: list[str], rounds: int,
+                  group: int = 8) -> dict[str, float]:
+    """Thread CPU microseconds per exchange of the pieces of a mint, in this process
+    (see the module's docstring), medians of `rounds` interleaved rounds."""
+    import logging
+
+    from tppolicy.server import Settings, build_index
+    from tppolicy.server.core import PreparedMint
+
+    logging.getLogger("tppolicy").setLevel(logging.WARNING)
+    copy = db.with_name("parts.db")
+    shutil.copy(db, copy)
+    index = build_index(Settings(db=copy, jwks={GITHUB: str(jwks_file)},
+                                 reload_interval=3600))
+    bodies = iter([json.dumps({"token": t}).encode() for t in tokens])
+    share = len(tokens) // (3 * rounds + 1)
+    index.mint(next(bodies))  # the keys are read once
+    results: dict[str, list[float]] = {"prepare": [], "commit": [], "mint": []}
+    try:
+        for _ in range(rounds):
+            batch = [next(bodies) for _ in range(share)]
+            started = time.thread_time()
+            prepared = [index.prepare_at_once(body) for body in batch]
+            results["prepare"].append((time.thread_time() - started) / share * 1e6)
+            assert all(isinstance(p, PreparedMint) for p in prepared), "not the usual case"
+            ready = [p for p in prepared if isinstance(p, PreparedMint)]
+            started = time.thread_time()
+            for first in range(0, len(ready), group):
+                index.commit_at_once(ready[first:first + group])
+            results["commit"].append((time.thread_time() - started) / share * 1e6)
+            batch = [next(bodies) for _ in range(share)]
+            started = time.thread_time()
+            for body in batch:
+                assert index.mint(body).status == 200
+            results["mint"].append((time.thread_time() - started) / share * 1e6)
+    finally:
+        index.storage.close()
+    return {name: _median(values) for name, values in results.items()}
 
 
 def _median(values: list[float]) -> float:
@@ -278,6 +350,9 @@ def main() -> None:
     parser.add_argument("--client", choices=("auto", "wrk", "asyncio"), default="auto")
     parser.add_argument("--rounds", type=int, default=5,
                         help="interleaved rounds (audience, mint); medians are reported")
+    parser.add_argument("--parts", type=int, default=3000,
+                        help="more tokens, for the in-process cost of a mint's pieces "
+                        "(0: not measured)")
     args = parser.parse_args()
     client = args.client
     if client == "auto":
@@ -285,7 +360,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-server-") as name:
         directory = Path(name)
         started = time.perf_counter()
-        db, jwks_file, tokens_file = make_state(directory, args.publishers, args.tokens)
+        db, jwks_file, tokens_file = make_state(directory, args.publishers,
+                                                args.tokens + args.parts)
+        pristine = directory / "pristine.db"
+        if args.parts:
+            shutil.copy(db, pristine)
         print(f"state: {args.publishers} publishers, {args.tokens} signed tokens "
               f"({time.perf_counter() - started:.1f} s)", flush=True)
         started = time.perf_counter()
@@ -298,6 +377,7 @@ def main() -> None:
         try:
             pid = server.pid
             tokens = tokens_file.read_text().split()
+            tokens, part_tokens = tokens[:args.tokens], tokens[args.tokens:]
             share = len(tokens) // args.rounds
             for round_ in range(args.rounds):
                 mine = tokens[round_ * share:(round_ + 1) * share]
@@ -321,18 +401,27 @@ def main() -> None:
         finally:
             server.terminate()
             server.wait(30)
+        parts = measure_parts(pristine, jwks_file, part_tokens, args.rounds) \
+            if args.parts else None
     print()
     print(f"CPU: {cpu_model()} x{os.cpu_count()}; {args.rounds} interleaved rounds, medians; "
           "server CPU is "
           "user+system of the whole server process (all threads) from /proc/<pid>/stat")
-    print("| endpoint | requests/round | req/s | p50 ms | p99 ms | non-200 | server CPU ms/req |")
-    print("|---|---|---|---|---|---|---|")
+    print("| endpoint | requests/round | req/s | p50 ms | p99 ms | non-200 | server CPU "
+          "ms/req (user + sys) | context switches/req |")
+    print("|---|---|---|---|---|---|---|---|")
     for label, results in (("GET /_/oidc/audience (floor)", floors),
                            ("POST /_/oidc/mint-token", mints)):
         row = {key: _median([r[key] for r in results]) for key in results[0]}
         print(f"| {label} | {row['requests']:.0f} | {row['rps']:.0f} | "
               f"{row['p50_ms']:.2f} | {row['p99_ms']:.2f} | {row['errors']:.0f} | "
-              f"{row['cpu_ms']:.3f} |")
+              f"{row['cpu_ms']:.3f} ({row['user_ms']:.3f} + {row['sys_ms']:.3f}) | "
+              f"{row['switches']:.2f} |")
+    if parts is not None:
+        print(f"\nin process, thread CPU per exchange (medians of {args.rounds} rounds): "
+              f"prepare_at_once {parts['prepare']:.1f} us, commit_at_once in groups of 8 "
+              f"{parts['commit']:.1f} us, the worker-thread path Index.mint "
+              f"{parts['mint']:.1f} us")
     floor_cpu = _median([r["cpu_ms"] for r in floors])
     mint_cpu = _median([r["cpu_ms"] for r in mints])
     ratios = [f["cpu_ms"] / m["cpu_ms"] for f, m in zip(floors, mints, strict=True)]
