@@ -202,3 +202,36 @@ def test_a_group_that_finds_the_database_busy_is_made_again_alone(steady: Index)
     assert [status for status, _ in answers[:4]] == [200] * 4
     assert sorted(status for status, _ in answers[4:]) == [200, 422]
     assert (_rows(steady, "used_jti"), _rows(steady, "credentials")) == (5, 5)
+
+
+def test_a_group_commit_leaves_the_purges_to_a_worker_thread(tmp_path: Path) -> None:
+    """Deleting a minute of expired rows is not done by `commit_mints` (on the event
+    loop) but by `purge_expired`, which the app runs in a worker thread when due."""
+    from tppolicy.server.storage import (
+        CREDENTIAL_PURGE_AFTER,
+        PendingMint,
+        SQLiteJtiStore,
+        Storage,
+    )
+
+    now = [1_000_000.0]
+    storage = Storage(tmp_path / "index.db", clock=lambda: now[0])
+    replay = SQLiteJtiStore(storage)
+    try:
+        def pending(name: str, expires: float, jti: str) -> PendingMint:
+            return PendingMint(((jti, int(expires)),), name, "p", "p", ("a",), expires, jti)
+
+        assert storage.purge_due(replay)
+        assert storage.commit_mints([pending("old", now[0] - CREDENTIAL_PURGE_AFTER - 10,
+                                             "iss/old")], replay) == [True]
+        assert storage.commit_mints([pending("new", now[0] + 900, "iss/new")],
+                                    replay) == [True]
+        assert storage.credential("old") is not None  # not purged by a group commit
+        assert storage.purge_due(replay)
+        storage.purge_expired(replay)
+        assert storage.credential("old") is None and storage.credential("new") is not None
+        assert [r[0] for r in storage.database.query("SELECT key FROM used_jti")] == \
+            ["iss/new"]
+        assert not storage.purge_due(replay)  # once a minute
+    finally:
+        storage.close()

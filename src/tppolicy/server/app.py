@@ -274,6 +274,7 @@ class GroupCommit:
     def __init__(self, index: Index) -> None:
         self.index = index
         self._group: list[tuple[PreparedMint, asyncio.Future[Answer | None]]] = []
+        self._purging: asyncio.Task[None] | None = None
 
     async def mint(self, body: bytes) -> Answer:
         """The answer to one exchange."""
@@ -303,6 +304,17 @@ class GroupCommit:
         for (_, waiter), answer in zip(group, answers, strict=True):
             if not waiter.done():  # a request cancelled meanwhile has no one to answer
                 waiter.set_result(answer)
+        if self._purging is None and self.index.purge_due():
+            # Deleting a minute of expired rows takes a while: not on the event loop.
+            self._purging = asyncio.get_running_loop().create_task(self._purge())
+
+    async def _purge(self) -> None:
+        try:
+            await run_in_threadpool(self.index.purge_expired)
+        except Exception as exc:  # tried again at the next group
+            log.warning("cannot purge expired credentials and token ids: %s", exc)
+        finally:
+            self._purging = None
 
 
 class MintEndpoint:

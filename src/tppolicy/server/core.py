@@ -398,6 +398,17 @@ class Index:
             return None  # rolled back: the token is as unused as before
         return answers[0]
 
+    def purge_due(self) -> bool:
+        """Are expired credentials or token ids to be purged (`commit_at_once` leaves
+        them to `purge_expired`, in a worker thread)?"""
+        replay = self.engine.replay
+        return self.storage.purge_due(replay if isinstance(replay, SQLiteJtiStore) else None)
+
+    def purge_expired(self) -> None:
+        """Purge expired credentials and token ids, where due."""
+        replay = self.engine.replay
+        self.storage.purge_expired(replay if isinstance(replay, SQLiteJtiStore) else None)
+
     def prepare_at_once(self, body: bytes) -> Answer | PreparedMint | None:
         """The CPU part of `mint_at_once`, writing nothing: a refusal's answer, or an
         exchange allowed whose jti claim and credential `commit_at_once` writes (with

@@ -556,31 +556,51 @@ class Storage:
         its claims are made (`replay`'s rules), and only if all succeed is its credential
         stored; True for those minted. Raises (all rolled back) if the transaction fails,
         `sqlite3.OperationalError` at once when another writer holds the lock on a
-        connection that never waits."""
+        connection that never waits. Nothing expired is purged here (see `purge_expired`)."""
         minted = []
         with self.transaction() as db:
             for mint in mints:
-                claimed = all(replay.claim_in(db, key, expires) for key, expires in mint.claims)
+                claimed = all(replay.claim_in(db, key, expires, purge=False)
+                              for key, expires in mint.claims)
                 if claimed:
                     self._add_credential(db, mint.credential, mint.publisher_id,
                                          mint.publisher, mint.projects, mint.expires,
-                                         mint.jti)
+                                         mint.jti, purge=False)
                 minted.append(claimed)
         return minted
 
-    def _add_credential(self, db: Tx, credential: str, publisher_id: str, publisher: str,
-                        projects: tuple[str, ...], expires: float, jti: str | None) -> None:
+    def purge_due(self, replay: SQLiteJtiStore | None) -> bool:
+        """Is a purge of expired credentials (or of `replay`'s token ids) due?"""
         now = self.clock()
-        db.execute("INSERT INTO credentials (hash, publisher_id, publisher, projects, "
-                   "issued, expires, jti) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                   (hash_credential(credential), publisher_id, publisher,
-                    json.dumps(list(projects)), now, expires, jti))
+        return now >= self._next_credential_purge or (
+            replay is not None and now >= replay.next_purge)
+
+    def purge_expired(self, replay: SQLiteJtiStore | None) -> None:
+        """The purges that are due, in one transaction of their own (for writers that
+        leave them out: `commit_mints`, whose thread must not wait on a long delete)."""
+        with self.transaction() as db:
+            self._purge_credentials(db, self.clock())
+            if replay is not None:
+                replay.purge(db)
+
+    def _purge_credentials(self, db: Tx, now: float) -> None:
         # As PyPI's daily task: credentials expired for a day are deleted (at most
         # once a minute per process, not a statement more on every mint).
         if now >= self._next_credential_purge:
             self._next_credential_purge = now + CREDENTIAL_PURGE_INTERVAL
             db.execute("DELETE FROM credentials WHERE expires < ?",
                        (now - CREDENTIAL_PURGE_AFTER,))
+
+    def _add_credential(self, db: Tx, credential: str, publisher_id: str, publisher: str,
+                        projects: tuple[str, ...], expires: float, jti: str | None,
+                        purge: bool = True) -> None:
+        now = self.clock()
+        db.execute("INSERT INTO credentials (hash, publisher_id, publisher, projects, "
+                   "issued, expires, jti) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                   (hash_credential(credential), publisher_id, publisher,
+                    json.dumps(list(projects)), now, expires, jti))
+        if purge:
+            self._purge_credentials(db, now)
 
     def credential(self, credential: str) -> Credential | None:
         row = self._one(
@@ -640,7 +660,7 @@ class SQLiteJtiStore:
 
     def __init__(self, storage: Storage) -> None:
         self.storage = storage
-        self._next_purge = 0.0
+        self.next_purge = 0.0  # when expired ids are next purged (clock time)
 
     def claim(self, key: str, expires_at: int) -> bool:
         expires_at = min(int(expires_at), MAX_JTI_EXPIRY)  # a 64-bit column: never overflow
@@ -653,12 +673,19 @@ class SQLiteJtiStore:
         with self.storage.transaction() as db:
             return self.claim_in(db, key, expires_at)
 
-    def claim_in(self, db: Tx, key: str, expires_at: int) -> bool:
-        """`claim` in the transaction `db` (committed by its owner)."""
+    def purge(self, db: Tx) -> None:
+        """Delete the expired token ids, if a purge is due."""
         now = self.storage.clock()
-        if now >= self._next_purge:
-            self._next_purge = now + self.purge_interval
+        if now >= self.next_purge:
+            self.next_purge = now + self.purge_interval
             db.execute("DELETE FROM used_jti WHERE expires_at <= ?", (int(now),))
+
+    def claim_in(self, db: Tx, key: str, expires_at: int, purge: bool = True) -> bool:
+        """`claim` in the transaction `db` (committed by its owner); with `purge`, the
+        expired ids are deleted first when that is due."""
+        now = self.storage.clock()
+        if purge:
+            self.purge(db)
         inserted = db.execute("INSERT INTO used_jti (key, expires_at) VALUES (?, ?) "
                               "ON CONFLICT DO NOTHING", (key, expires_at)).rowcount
         if not inserted:  # present: still valid, or expired and not yet purged
