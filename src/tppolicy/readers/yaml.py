@@ -26,7 +26,7 @@ with `compose_yaml` instead, which words every problem.
 from __future__ import annotations
 
 from array import array
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -347,60 +347,60 @@ def stream_items(text: str, key: str, max_depth: int = 2) -> Iterator[list[yaml.
     "\\n". The parser (libyaml's when there) works with an explicit stack."""
     if len(text) > MAX_CHARS or any(b in text for b in _OTHER_BREAKS):
         raise NotPlain
+    loader = _LOADER(text)
     try:
-        yield from _stream_items(_events(text), key, max_depth)
+        yield from _stream_items(loader.get_event, key, max_depth)
     except yaml.YAMLError:
         raise NotPlain from None
+    finally:
+        loader.dispose()
 
 
+_STARTS = (yaml.SequenceStartEvent, yaml.MappingStartEvent)
 _ENDS = (yaml.SequenceEndEvent, yaml.MappingEndEvent)
 
 
-def _plain_event(event: yaml.Event) -> yaml.Event:
-    if event.__class__ not in _ENDS and (
-            isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None
-            or getattr(event, "tag", None) is not None):
-        raise NotPlain
-    return event
-
-
-def _stream_items(events: Iterator[yaml.Event], key: str,
+def _stream_items(get: Callable[[], yaml.Event | None], key: str,
                   max_depth: int) -> Iterator[list[yaml.Event]]:
-    def take(kind: type[yaml.Event]) -> yaml.Event:
-        event = _plain_event(next(events, None))  # type: ignore[arg-type]
-        if not isinstance(event, kind):
+    def take(kind: type[yaml.Event]) -> Any:
+        event = get()
+        if not isinstance(event, kind) or getattr(event, "anchor", None) is not None \
+                or getattr(event, "tag", None) is not None:
             raise NotPlain
         return event
 
     take(yaml.StreamStartEvent)
     take(yaml.DocumentStartEvent)
     take(yaml.MappingStartEvent)
-    name: Any = take(yaml.ScalarEvent)
+    name = take(yaml.ScalarEvent)
     if name.value != key or resolve_scalar(name) != _STR:
         raise NotPlain
     take(yaml.SequenceStartEvent)
+    scalar, starts, ends, end_of_list = yaml.ScalarEvent, _STARTS, _ENDS, yaml.SequenceEndEvent
     while True:
-        event = _plain_event(next(events, None))  # type: ignore[arg-type]
-        if event is None:  # pragma: no cover - the parser ends the list first
-            raise NotPlain
-        if isinstance(event, yaml.SequenceEndEvent):
+        event: Any = get()
+        kind = event.__class__
+        if kind is end_of_list:
             break
+        if (kind is not scalar and kind not in starts) or event.anchor is not None \
+                or event.tag is not None:  # an alias, or an anchor or a tag
+            raise NotPlain
         item = [event]
-        depth = 1 if isinstance(event, yaml.CollectionStartEvent) else 0
+        depth = 0 if kind is scalar else 1
         while depth:
-            if depth > max_depth:
-                raise NotPlain
-            event = _plain_event(next(events, None))  # type: ignore[arg-type]
-            if event is None:  # pragma: no cover - the parser ends collections first
-                raise NotPlain
-            item.append(event)
-            if isinstance(event, yaml.CollectionStartEvent):
-                depth += 1
-            elif isinstance(event, yaml.CollectionEndEvent):
+            event = get()
+            kind = event.__class__
+            if kind in ends:
                 depth -= 1
+            elif (kind is not scalar and kind not in starts) or event.anchor is not None \
+                    or event.tag is not None:
+                raise NotPlain
+            elif kind is not scalar:
+                depth += 1
+                if depth > max_depth:
+                    raise NotPlain
+            item.append(event)
         yield item
     take(yaml.MappingEndEvent)
     take(yaml.DocumentEndEvent)
     take(yaml.StreamEndEvent)
-    if next(events, None) is not None:  # pragma: no cover - nothing follows the stream's end
-        raise NotPlain
