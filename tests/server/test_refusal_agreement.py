@@ -69,10 +69,19 @@ def test_the_server_refusal_agrees_with_check(path: Path, table: dict[str, Any],
         assert description == failed[0].message
     for reason in failed:
         if reason.code != "replayed":
-            assert f"{reason.rule}: {reason.message}" in description \
+            assert _clause(f"{reason.rule}: {reason.message}") in description \
                 or description == reason.message
-    for label, _ in shown.also:  # the other publishers of the identity, as check lists them
-        assert f"; also for this identity: publisher '{label}': " in description
+    for label, reasons in shown.also:  # the other publishers of the identity, as check lists them
+        listed = f"; also for this identity: publisher '{label}': " in description
+        assert listed == bool(reasons), (label, description)  # none listed with nothing failed
     for fix in fixes.values():
-        told = f"fix: {fix.text}" in description
+        told = f"fix: {_clause(fix.text)}" in description
         assert told == (fix.disclosable and shown.closest is not None), (fix, description)
+    # one list of clauses separated by "; ": no sentence's full stop before a separator
+    assert ".;" not in description and ".)" not in description, description
+    assert ": )" not in description and ": ;" not in description, description
+
+
+def _clause(text: str) -> str:
+    """A sentence as the description lists it, as a clause: without its final full stop."""
+    return text.removesuffix(".")

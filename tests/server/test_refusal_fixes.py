@@ -30,7 +30,10 @@ def test_a_near_miss_is_told_the_fix_check_prints(client: TestClient) -> None:
     fixes = _check_fixes(environment="release")
     assert fixes["environment"].startswith("Rename the environment")
     assert "environment: token has 'release', publisher expects 'pypi'" in description
-    assert f"pypi' (ignoring case); fix: {fixes['environment']}" in description
+    # the fix is the list's last clause: its full stop left out before the ")" (not ".)")
+    assert fixes["environment"].endswith("to 'release'.")
+    assert description.endswith(
+        f"pypi' (ignoring case); fix: {fixes['environment'].removesuffix('.')})")
 
 
 def test_a_stranger_is_told_no_fix(client: TestClient) -> None:
@@ -53,7 +56,9 @@ def test_the_owner_in_another_case_is_told_the_case_fix(client: TestClient) -> N
     assert description.startswith("valid token, but no corresponding publisher (closest "
                                    "publisher 'release': repository: token has "
                                    "'Octo-Org/sampleproject', publisher expects "
-                                   "'octo-org/sampleproject'; fix: " + fixes["repository"])
+                                   "'octo-org/sampleproject'; fix: "
+                                   + fixes["repository"].removesuffix(".") + "; ")
+    assert fixes["repository"].endswith(".") and ".;" not in description
 
 
 def test_a_case_twin_with_another_owner_id_is_told_nothing(client: TestClient) -> None:

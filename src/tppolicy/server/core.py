@@ -133,22 +133,30 @@ def upload_error(status: int, message: str) -> Answer:
                            "title": _TITLES.get(status, "Error")}, reason=one_line)
 
 
+def _clause(text: str) -> str:
+    """`text` as one clause of a description's "; "-separated list: without the full stop
+    that ends a sentence (a fix's), so that no ".;" or ".)" is written."""
+    return text[:-1] if text.endswith(".") and not text.endswith("..") else text
+
+
 def describe_refusal(result: CheckResult, fixes: Mapping[str, str] | None = None) -> str:
     """The engine's reasons in PyPI's words, within the engine's disclosure rules
     (a near miss is named only to a token sharing the publisher's identity), each failed
-    rule followed by its fix (`fixes`, by rule: what `tppolicy check` says to change)."""
+    rule followed by its fix (`fixes`, by rule: what `tppolicy check` says to change), as
+    one list of clauses separated by "; "."""
     shown = result.disclosed()
     failed = [r for r in shown.reasons if not r.passed]
     fixes = dict(fixes or {}) if shown.closest is not None else {}
 
-    def detail(r: RuleResult) -> str:
-        text = f"{r.rule}: {r.message}" if r.message else r.rule
+    def detail(r: RuleResult) -> list[str]:
+        clauses = [f"{r.rule}: {r.message}" if r.message else r.rule]
         fix = fixes.pop(r.rule, None)
-        return f"{text}; fix: {fix}" if fix else text
+        return [*clauses, f"fix: {fix}"] if fix else clauses
 
-    details = "; ".join(detail(r) for r in failed)
-    if fixes:  # fixes of failed lookups (lookup.FIELD): after the rules'
-        details += "".join(f"; fix: {text}" for text in fixes.values())
+    clauses = [clause for r in failed for clause in detail(r)]
+    # fixes of failed lookups (lookup.FIELD): after the rules'
+    clauses += [f"fix: {text}" for text in fixes.values()]
+    details = "; ".join(_clause(c) for c in clauses)
     if result.error == INVALID_PAYLOAD:
         if any(r.code == "unknown-issuer" for r in failed):
             return f"unknown trusted publishing issuer ({details})"
@@ -163,9 +171,11 @@ def describe_refusal(result: CheckResult, fixes: Mapping[str, str] | None = None
     if len(failed) == 1 and failed[0].rule == "publisher" and failed[0].message:
         return failed[0].message  # "valid token, but no corresponding github publisher"
     closest = f"closest publisher '{shown.closest}': " if shown.closest else ""
-    details += "".join(  # the other publishers of the token's identity, as check lists them
-        f"; also for this identity: publisher '{label}': "
-        + "; ".join(f"{r.rule}: {r.message}" for r in reasons) for label, reasons in shown.also)
+    # the other publishers of the token's identity that fail a check, as check lists them
+    clauses += [f"also for this identity: publisher '{label}': "
+                + "; ".join(_clause(f"{r.rule}: {r.message}") for r in reasons)
+                for label, reasons in shown.also if reasons]
+    details = "; ".join(_clause(c) for c in clauses)
     return f"valid token, but no corresponding publisher ({closest}{details})"
 
 
