@@ -15,7 +15,7 @@ Nothing here prints. `advise` builds an `Advice`; the CLI renders it.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -388,13 +388,44 @@ def _token_fixes(checks: list[Check], claims: Mapping[str, Any], audience: str,
             fixes.append(Fix("aud", "token", text))
         elif check.name.startswith("claims."):
             claim = check.name.removeprefix("claims.")
-            name = provider.name if provider else "this provider's"
+            token = f"{provider.name} token" if provider else "token"
+            if _always_carried(provider, claim):
+                fact, then = (f"every {token} carries it with type {check.expected}",
+                              f"check that '{claim}' is there")
+            else:  # the provider file declares it `optional`: only its type is checked
+                fact, then = (f"a {token} may leave it out (its provider file declares it "
+                              f"optional), but when it carries it, its type is "
+                              f"{check.expected}", f"check the value of '{claim}'")
             fixes.append(Fix(check.name, "token",
-                             f"{check.message}: every {name} token carries it with type "
-                             f"{check.expected}. Pass the token's complete decoded claims "
-                             f"(`python -m id -d {audience}` prints them) and check that "
-                             f"'{claim}' is there."))
+                             f"{check.message}: {fact}. Pass the token's complete decoded "
+                             f"claims (`python -m id -d {audience}` prints them) and {then}."))
     return fixes
+
+
+def _always_carried(provider: CheckedProvider | None, claim: str) -> bool:
+    """Whether the provider file says every token carries `claim` (declared `required` or
+    `present` in its `claims` block), not that a token may leave it out (`optional`)."""
+    spec = provider.claims.get(claim) if provider is not None else None
+    return spec is not None and spec.category in ("required", "present")
+
+
+def _claims_fact(provider: CheckedProvider | None, claims: Sequence[str]) -> str:
+    """What the provider file declares of these claims: which every token carries, which
+    it may leave out, and that each it carries has its declared type."""
+    token = f"{provider.name + ' ' if provider else ''}token"
+    always = [c for c in claims if _always_carried(provider, c)]
+    if len(always) == len(claims):
+        return f"every {token} carries these claims with these types"
+    rest = _quoted([c for c in claims if c not in always])
+    carries = f"every {token} carries {_quoted(always)}, and" if always else f"a {token}"
+    return (f"{carries} may leave out {rest} (its provider file declares "
+            f"{'it' if len(claims) - len(always) == 1 else 'them'} optional), but each claim "
+            "it carries has the type its provider file declares")
+
+
+def _quoted(names: Sequence[str]) -> str:
+    quoted = [f"'{name}'" for name in names]
+    return quoted[0] if len(quoted) == 1 else f"{', '.join(quoted[:-1])} and {quoted[-1]}"
 
 
 def _issuer_where(claims: Mapping[str, Any]) -> str:
@@ -527,9 +558,9 @@ def decision_fixes(policy: Policy, decision: Decision, claims: Mapping[str, Any]
         bad = [c for c in checks if c.name.startswith("claims.") and not c.passed]
         if len(bad) > 1 and "claims" in found:  # one fix for every claims reason: all of them
             found["claims"] = replace(found["claims"], text=(
-                f"{'; '.join(c.message for c in bad)}: every "
-                f"{checked.name + ' ' if checked else ''}token carries these claims with "
-                "these types. Pass the token's complete "
+                f"{'; '.join(c.message for c in bad)}: "
+                f"{_claims_fact(checked, [c.name.removeprefix('claims.') for c in bad])}. "
+                "Pass the token's complete "
                 f"decoded claims (`python -m id -d {audience}` prints them)."))
         return found
     publisher = next((p for p in policy.publishers if p.label == decision.closest), None)
