@@ -9,6 +9,7 @@ import difflib
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from tppolicy.errors import Diagnostic, PolicyCheckError, Span
@@ -370,6 +371,12 @@ def _bad_glob_found(rules: tuple[A.Rule, ...],
                             or not pattern.value.strip("*")):
                         return True
     return False
+
+
+@lru_cache(maxsize=256)
+def _pattern(pattern: str) -> re.Pattern[str]:
+    """A field's pattern, compiled once."""
+    return re.compile(pattern)
 
 
 def did_you_mean(name: str, candidates: Iterable[str]) -> str | None:
@@ -739,7 +746,8 @@ class _Checker:
             value = binding.value.value
             if _literal_type(value) != decl.type:
                 self.error(f"field '{binding.name}' must be a {decl.type}", binding.span)
-            elif decl.pattern and isinstance(value, str) and not re.fullmatch(decl.pattern, value):
+            elif decl.pattern and isinstance(value, str) and not _pattern(decl.pattern).fullmatch(
+                    value):
                 self.error(f"field '{binding.name}' is {value!r}: {decl.pattern_message or ''}"
                            .rstrip(": "), binding.span, f"expected a match for {decl.pattern}")
             values[binding.name] = value
@@ -799,9 +807,10 @@ class _Checker:
     def _side_values(self, keys: tuple[LookupKey, ...], values: Mapping[str, Any],
                      span: Span) -> tuple[Any, ...]:
         result = []
+        interpreter = Interpreter({}, {}, values)
         for key in keys:
             try:
-                result.append(Interpreter({}, {}, values).value(key.publisher_side))
+                result.append(interpreter.value(key.publisher_side))
             except EvalError as exc:
                 self.error(f"cannot compute lookup key '{key.label}': {exc}", span)
                 result.append(None)
