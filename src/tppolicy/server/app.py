@@ -260,7 +260,34 @@ def create_app(index: Index, *, reload: bool = True, demo: Demo | None = None) -
                                         FileStoreUnavailable: _file_store_unavailable})
     app.add_middleware(BodyLimit, limit=index.max_upload_bytes + 1024 * 1024)
     app.add_middleware(ReasonHeader)
+    app.add_middleware(MintFirst, endpoint=mint_token)
     return app
+
+
+MINT_PATHS = frozenset(("/_/oidc/mint-token", "/_/oidc/github/mint-token"))
+
+
+class MintFirst:
+    """`POST` to a mint-token path goes straight to its endpoint (`MintEndpoint` does
+    what the inner layers would: the body limit, the reason-phrase header, every
+    error answered), past the other middleware and the router; any other request, and
+    other methods on those paths (405), take the usual way."""
+
+    def __init__(self, app: Callable[[Scope, Receive, Send], Awaitable[None]],
+                 endpoint: Callable[[Scope, Receive, Send], Awaitable[None]]) -> None:
+        self.app = app
+        self.endpoint = endpoint
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST":
+            path: str = scope["path"]
+            root = scope.get("root_path") or ""
+            if root and path.startswith(root):
+                path = path[len(root):]
+            if path in MINT_PATHS:
+                await self.endpoint(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 class GroupCommit:
