@@ -298,15 +298,7 @@ class Decider:
             return _cannot(exc), verified
         if not decision.allowed or replay is None:
             return decision, verified
-        jti = verified.claims.get("jti")
-        if jti.__class__ is str:
-            expires = int(verified.claims["exp"] + verifier.leeway + REPLAY_MARGIN)
-            if not replay.claim(f"{verified.issuer}/{jti}", expires):
-                reason = RuleResult("token", False, None, jti,
-                                    f"the token was already used (jti {jti!r})", "replayed")
-                return denial(decision.provider, verified.issuer, (reason,),
-                              INVALID_REUSE_TOKEN), verified
-        return decision, verified
+        return use_jti(decision, verified, verifier.leeway, replay), verified
 
     def allowed(self, claims: object, audience: str) -> Decision | None:
         """The usual answer at once: the decision when a normal publisher of the
@@ -502,6 +494,21 @@ def unknown_issuer_message(issuer: str, known: Iterable[str]) -> str:
     """The one message for an issuer no provider trusts (decisions and the verifier)."""
     return (f"unknown issuer {issuer!r}: no provider trusts it (known issuers: "
             f"{', '.join(known)})")
+
+
+def use_jti(decision: Decision, verified: VerifiedToken, leeway: float,
+            replay: ReplayStore) -> Decision:
+    """An allowed decision on a verified token, its `jti` used up (claimed atomically in
+    `replay` until the token's expiry, leeway and margin pass): the decision, or the
+    denial of a token already used."""
+    claims = verified.claims
+    jti = claims.get("jti")
+    if jti.__class__ is str and not replay.claim(
+            f"{verified.issuer}/{jti}", int(claims["exp"] + leeway + REPLAY_MARGIN)):
+        reason = RuleResult("token", False, None, jti,
+                            f"the token was already used (jti {jti!r})", "replayed")
+        return denial(decision.provider, verified.issuer, (reason,), INVALID_REUSE_TOKEN)
+    return decision
 
 
 def _cannot(exc: Exception) -> Decision:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, cast
 
-from tppolicy.decide.core import Decider, shadowing_problem
+from tppolicy.decide.core import Decider, shadowing_problem, use_jti
 from tppolicy.decide.core import publisher_id as new_publisher_id
 from tppolicy.decide.decision import (
     INVALID_PAYLOAD,
@@ -28,6 +28,7 @@ from tppolicy.decide.decision import (
     INVALID_TOKEN,
     Decision,
     RuleResult,
+    token_denial,
 )
 from tppolicy.decide.index import Record, lookup_text
 from tppolicy.decide.names import ultranormalize_name
@@ -38,6 +39,7 @@ from tppolicy.language.check import PROJECT_NAME, CheckedProvider, did_you_mean
 from tppolicy.language.ops import describe_type
 from tppolicy.limits import DEFAULT_LEEWAY, MAX_TOKEN_LIFETIME, NEAR_MISSES
 from tppolicy.token.keys import KeyCache
+from tppolicy.token.refusal import TokenError
 from tppolicy.token.replay import MemoryReplayStore, ReplayStore
 from tppolicy.token.verify import Verifier
 
@@ -748,11 +750,21 @@ class Engine:
                     request: Mapping[str, Any] | None = None) -> CheckResult:
         """Verify a compact JWT and decide; an allowed token's `jti` is then used up.
         `request` gives the values rules read as `request.NAME` (the version uploaded)."""
-        projects = self.projects
-        decision, verified = self._core.decide_token(
-            token, self.verifier, self.replay, request=request,
-            exists=projects.exists if projects is not None else None)
-        claims = verified.claims if verified is not None else None
+        verifier = self.verifier
+        try:
+            verified = verifier.verify(token)
+        except TokenError as exc:
+            return self._answer(token_denial(exc), None)
+        claims = verified.claims
+        # the usual answer at once (the same lookup, choice and rules), else the whole one
+        decision = self._core.allowed(claims, self.audience) if request is None else None
+        if decision is None:
+            projects = self.projects
+            decision = self._core.decide_verified(
+                verified, request=request,
+                exists=projects.exists if projects is not None else None)
+        if decision.allowed and self.replay is not None:
+            decision = use_jti(decision, verified, verifier.leeway, self.replay)
         if decision.allowed and decision.record.pending_project is None \
                 and self.records is None and self.on_decision is None:
             return CheckResult(decision, None, claims)  # the usual answer, at once
