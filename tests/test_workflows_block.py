@@ -200,6 +200,21 @@ MORE_PUBLISHERS = """\
     workflow_filename: other.yml
     caller_workflow: local-call.yml
     environment: pypi
+  - name: windows-path
+    provider: github
+    projects: [sampleproject]
+    repository_owner: octo-org
+    repository_name: sampleproject
+    repository_owner_id: "65"
+    workflow_filename: '.github\\workflows\\win.yml'
+    environment: pypi
+  - name: gitlab-prefixed
+    provider: gitlab
+    projects: [widgets]
+    namespace: acme
+    project: widgets
+    workflow_filepath: widgets/ci/release.yml
+    environment: pypi
   - name: gitlab-open
     provider: gitlab
     projects: [widgets]
@@ -378,3 +393,6 @@ def test_lint_reads_the_renamed_fields(capsys: pytest.CaptureFixture[str],
                                        homes: tuple[Path, Path], output: str) -> None:
     out = _same(capsys, homes, "lint", "--format", output, "publishers.yaml")
     assert "TPP001" in out  # gitlab-open names no environment
+    # TPP002 from the `file` item: a GitHub file name given as a Windows path, a GitLab
+    # path that starts with the project's name (from the `repository` item)
+    assert "Windows path" in out and "starts with the project's name 'widgets'" in out

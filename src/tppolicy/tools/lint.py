@@ -329,32 +329,48 @@ class _Lint:
 
     # ----------------------------------------------------------------- TPP002
     def workflow_path(self, pub: _Pub) -> None:
-        for name, value in pub.fields.items():
-            if "workflow" not in name or not isinstance(value, str) or not value:
+        """The fields naming workflow files are the provider file's: its `workflows`
+        block's `file`, `caller` and `reusable` items (a GitHub Actions `file` is a file
+        name; the others are paths)."""
+        provider = pub.provider
+        if provider.workflows is None:
+            return
+        for item in ("file", "caller", "reusable"):
+            name = provider.workflow_field(item)
+            value = pub.fields.get(name) if name is not None else None
+            if name is None or not isinstance(value, str) or not value:
                 continue
-            problem, fix = self._workflow_problem(pub, name, value)
+            file_only = item == "file" and provider.workflows == "github_actions"
+            project = None
+            if item == "file" and provider.workflows == "gitlab_ci":  # from the root
+                defaults = {n: d.default.value for n, d in provider.fields.items()
+                            if d.default is not None}
+                values = provider.workflow_values({**defaults, **pub.fields})
+                project = str(values["repository"]).rsplit("/", 1)[-1] or None
+            problem, fix = self._workflow_problem(value, file_only, project)
             if problem:
                 self.add("TPP002", pub.at(name), f"{name} {value!r}: {problem}", fix,
                          publisher=pub.label)
 
-    def _workflow_problem(self, pub: _Pub, name: str, value: str) -> tuple[str, str]:
+    def _workflow_problem(self, value: str, file_only: bool,
+                          project: str | None) -> tuple[str, str]:
         base = re.split(r"[\\/]", value)[-1]
         lowered = value.lower()
         if "%2f" in lowered or "%5c" in lowered:
             return ("holds an encoded path separator, which the token never does",
                     "write the path without URL encoding")
         if "/" not in value and "\\" not in value and lowered.startswith(
-                (".github", "workflows")) and name.endswith("filename"):
+                (".github", "workflows")) and file_only:
             return ("looks like a piece of the path .github/workflows/ glued to the file name",
                     f"give only the file name as it is in .github/workflows/, e.g. {base!r} "
                     "without the directory")
         if "\\" in value:
-            if name.endswith("filename"):
+            if file_only:
                 return ("is a Windows path: the token carries the file name only",
                         f"write only the file name: {base}")
             return ("uses '\\' as separator: the token's path uses '/'",
                     f"write {value.replace(chr(92), '/')!r}")
-        if name.endswith("filename"):
+        if file_only:
             return "", ""
         segments = value.split("/")
         if lowered.startswith(".github/"):
@@ -366,8 +382,7 @@ class _Lint:
             clean = "/".join(s for s in segments if s not in (".", ".."))
             return ("has '.' or '..' segments, which the token's path never has",
                     f"write the path from the repository root, e.g. {clean!r}")
-        project = pub.fields.get("project")
-        if (len(segments) > 1 and isinstance(project, str)
+        if (len(segments) > 1 and project is not None
                 and segments[0].lower() == project.lower()):
             rest = "/".join(segments[1:])
             return (f"starts with the project's name {segments[0]!r}: the path is relative to "
