@@ -4,7 +4,8 @@ of 100, 1 000, 10 000 and 25 000 publishers, as a user runs them.
 `fmt` checks the generated file, which is in the canonical layout (exit 0); `fmt-export`
 checks the same publishers as `yaml.safe_dump` writes them (keys sorted, entries' dashes at
 column 0, block lists, single quotes), which fmt would rewrite whole: it prints the diff of
-every line (exit 1).
+every line (exit 1); `fmt-write` rewrites a fresh copy of that file (exit 0; the copy is
+made before the command, outside its figures).
 
 Run: python benchmarks/bench_publishers.py [--sizes 100,1000,10000,25000] [--rounds 3]
 
@@ -30,6 +31,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -155,7 +157,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", default="100,1000,10000,25000")
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--tools", default="check,lint,fmt,fmt-export")
+    parser.add_argument("--tools", default="check,lint,fmt,fmt-export,fmt-write")
     parser.add_argument("--json", action="store_true", help="print the medians as JSON too")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
@@ -177,12 +179,17 @@ def main() -> None:
             "lint": lambda n: ["lint", str(files[n])],
             "fmt": lambda n: ["fmt", "--check", str(files[n])],
             "fmt-export": lambda n: ["fmt", "--check", str(folder / f"exported-{n}.yaml")],
+            "fmt-write": lambda n: ["fmt", str(folder / f"rewritten-{n}.yaml")],
         }
-        expected = {"check": 0, "lint": 0, "fmt": 0, "fmt-export": 1}
+        expected = {"check": 0, "lint": 0, "fmt": 0, "fmt-export": 1, "fmt-write": 0}
+        prepare = {"fmt-write": lambda n: shutil.copyfile(folder / f"exported-{n}.yaml",
+                                                          folder / f"rewritten-{n}.yaml")}
         samples: dict[tuple[str, int], list[tuple[float, float, int]]] = {}
         for _ in range(args.rounds):
             for size in sizes:
                 for tool in tools:
+                    if tool in prepare:
+                        prepare[tool](size)
                     cpu, wall, rss, code = run(commands[tool](size))
                     if code != expected[tool]:
                         raise SystemExit(f"{tool} on {size} publishers exited {code}")

@@ -85,8 +85,13 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
             continue
         changed += 1
         if args.check or args.diff:
-            for line in iter_unified_diff(result):  # one line at a time: a whole file's
-                out.write(_coloured(line, out) if args.check else line)  # diff is large
+            batch: list[str] = []  # written a few thousand lines at a time: a whole
+            for line in iter_unified_diff(result):  # file's diff is large
+                batch.append(_coloured(line, out) if args.check else line)
+                if len(batch) >= 4096:
+                    out.write("".join(batch))
+                    batch.clear()
+            out.write("".join(batch))
             if args.check:
                 status = max(status, EXIT_DENIED)
             continue
