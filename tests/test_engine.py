@@ -403,3 +403,32 @@ def test_trust_on_first_use_reports_the_learned_id() -> None:
     engine.add_publisher({**engine.row(record), **result.learned}, id="tofu")  # pinned
     assert engine.check_claims(github()).learned == {}
     assert not engine.check_claims(github(repository_id="75")).allowed
+
+
+def test_a_batch_is_checked_for_shadowing_in_one_pass() -> None:
+    """Each row of a batch is compared with the one earlier row that has its shadowing
+    mark, found by hashing (a million rows were compared pairwise: loading 100 000
+    publishers took 78 s instead of 3), and twins in a batch are still refused."""
+    from tppolicy.decide.core import Decider
+
+    seen: list[int] = []
+    original = Decider.shadowing
+
+    def counting(self: Decider, record: Any, batch: Any = ()) -> Any:
+        batch = list(batch)
+        seen.append(len(batch))
+        return original(self, record, batch)
+
+    rows = [{"provider": "github", "name": f"p{i}", "projects": [f"project-{i}"],
+             "repository_owner": "o", "repository_name": f"r{i}", "repository_owner_id": "1",
+             "workflow_filename": "release.yml"} for i in range(200)]
+    engine = Engine()
+    engine._core.shadowing = counting.__get__(engine._core)  # type: ignore[method-assign]
+    engine.add_publishers(rows)
+    assert len(seen) == 200 and max(seen) == 0
+    twin = {**rows[0], "name": "twin", "projects": ["other"]}
+    with pytest.raises(tppolicy.ConfigError) as raised:
+        engine.add_publishers([*rows[1:3], {**rows[0], "repository_name": "new"},
+                               {**twin, "repository_name": "new"}])
+    assert "publishers[3]" in str(raised.value), raised.value
+    assert max(seen) == 1

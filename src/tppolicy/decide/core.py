@@ -468,6 +468,13 @@ def _identity_function(positions: tuple[int, ...], fold: tuple[bool, ...]
     return folded
 
 
+def shadowing_mark(record: Record) -> tuple[Any, ...]:
+    """What `Decider.shadowing` compares between two publishers of a batch (provider,
+    kind, lookup key, `prefer` values): publishers with equal marks shadow one another,
+    so a batch is checked in one pass by hashing marks, not pairwise."""
+    return (record.provider, record.pending_project is not None, record.key, record.prefer)
+
+
 def shadowing_problem(record: Record, twin: Record, where: str | None = None,
                       span: Span | None = None, source: str | None = None,
                       labels: tuple[str, str] | None = None) -> Diagnostic:
@@ -683,4 +690,4 @@ def _notes(record: Record, provider: CheckedProvider,
 __all__: Sequence[str] = (
     "Decider", "audience_reason", "closest_record", "explain_miss", "explain_record",
     "key_mismatches", "learned_values", "missing_claims", "publisher_id", "registered_issuers",
-    "request_problem", "unknown_issuer_message", "with_request")
+    "request_problem", "shadowing_mark", "unknown_issuer_message", "with_request")

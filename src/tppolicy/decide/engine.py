@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, cast
 
-from tppolicy.decide.core import Decider, shadowing_problem, use_jti
+from tppolicy.decide.core import Decider, shadowing_mark, shadowing_problem, use_jti
 from tppolicy.decide.core import publisher_id as new_publisher_id
 from tppolicy.decide.decision import (
     INVALID_PAYLOAD,
@@ -458,8 +458,14 @@ class Engine:
             raise ConfigError([Diagnostic(d.message, Span(source, 0, 0, 0, 0), d.path, d.hint)
                                for d in problems])
         with self._lock:
+            first: dict[tuple[Any, ...], Record] = {}  # shadowing mark -> first with it
             for position, record in enumerate(prepared):
-                twin = self._same_identity(record, prepared[:position])
+                try:  # the one earlier row that can shadow it, found by hashing
+                    earlier = first.setdefault(shadowing_mark(record), record)
+                    batch: Sequence[Record] = () if earlier is record else (earlier,)
+                except TypeError:  # an unhashable value: compared with every earlier row
+                    batch = prepared[:position]
+                twin = self._same_identity(record, batch)
                 if twin is not None:
                     problems.append(_same_identity_problem(
                         record, twin, f"publishers[{position}]", source))
