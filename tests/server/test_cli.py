@@ -57,6 +57,34 @@ def test_publishers_add_refuses_bad_rows(tmp_path: Path,
     assert Storage(db).publishers() == []
 
 
+def test_publishers_add_and_load_refuse_a_twin_of_a_stored_publisher(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A publisher the lookup cannot tell from a stored one (the same repository,
+    workflow and environment) was stored, then refused at each sync of the server, which
+    never served it; `tppolicy check` refuses such a file. Refused when added now."""
+    db = str(tmp_path / "index.db")
+    assert run("serve", "--db", db, "publishers", "add", "github", *GH_FIELDS,
+               "--project", "sampleproject", "--name", "release") == 0
+    capsys.readouterr()
+    assert run("serve", "--db", db, "publishers", "add", "github", *GH_FIELDS,
+               "--project", "other", "--name", "twin") == 3
+    err = capsys.readouterr().err
+    assert "twin has the same identity as release" in err
+    assert "merge them into one publisher with both projects" in err
+    twin = tmp_path / "twin.yaml"
+    twin.write_text("publishers:\n  - name: twin\n    provider: github\n    projects: [other]\n"
+                    + "".join(f"    {f.replace('=', ': ', 1)}\n" for f in GH_FIELDS)
+                    .replace("65", '"65"'))
+    assert run("serve", "--db", db, "publishers", "load", str(twin)) == 3
+    assert "twin has the same identity as release" in capsys.readouterr().err
+    assert [p.id for p in Storage(db).publishers()] == ["release"]
+    # the same publisher replaced (its id), or one in another environment, is fine
+    assert run("serve", "--db", db, "publishers", "add", "github", *GH_FIELDS,
+               "--project", "other", "--name", "release") == 0
+    assert run("serve", "--db", db, "publishers", "add", "github", *GH_FIELDS[:-1],
+               "environment=release", "--project", "other", "--name", "twin") == 0
+
+
 def test_publishers_load_a_yaml_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     db = str(tmp_path / "index.db")
     assert run("serve", "--db", db, "publishers", "load", str(EXAMPLES / "publishers.yaml")) == 0

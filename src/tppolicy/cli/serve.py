@@ -405,6 +405,7 @@ def _publishers(args: argparse.Namespace, out: TextIO, providers: Any,
         publisher_id = record.id if (args.id or args.name) else _new_id(storage)
         problems = check_row(publisher_id, row, args.added_by)
         problems += _name_collisions(storage, row)
+        problems += _twins(storage, providers, issuers, [(publisher_id, row)])
         if problems:
             raise ConfigError([Diagnostic(p) for p in problems])
         storage.put_publisher(publisher_id, row, added_by=args.added_by)
@@ -412,6 +413,40 @@ def _publishers(args: argparse.Namespace, out: TextIO, providers: Any,
         return EXIT_ALLOWED
     finally:
         storage.close()
+
+
+def _twins(storage: Any, providers: Any, issuers: dict[str, str],
+           rows: list[tuple[str, dict[str, Any]]]) -> list[str]:
+    """Rows that a stored publisher would always be chosen before (the rule `tppolicy
+    check` and the engine apply, `Decider.shadowing`): the server would not serve them.
+    Checked against the stored rows of the same lookup keys, other than those `rows`
+    replace (same id)."""
+    from tppolicy.server.names import escape
+
+    engine = _validator(providers, issuers)
+    storage.fill_lookup_keys()
+    writing = {publisher_id for publisher_id, _ in rows}
+    seen: set[str] = set()
+    for _, row in rows:
+        try:
+            provider, key = engine.lookup_key(row)
+        except ConfigError:
+            continue  # reported by the row's own checks
+        for pending in (False, True):
+            for stored in storage.lookup_candidates(provider, key, pending):
+                if stored.id not in writing and stored.id not in seen:
+                    seen.add(stored.id)
+                    with contextlib.suppress(ConfigError):  # not served anyway
+                        engine.add_publisher(stored.row, id=stored.id)
+    problems: list[str] = []
+    for publisher_id, row in rows:
+        try:
+            engine.add_publisher(row, id=publisher_id)
+        except ConfigError as exc:
+            problems += [f"{escape(publisher_id)}: {d.message}" + (f" ({d.hint})" if d.hint
+                                                                   else "")
+                         for d in exc.diagnostics]
+    return problems
 
 
 def _name_collisions(storage: Any, row: dict[str, Any]) -> list[str]:
@@ -499,6 +534,7 @@ def _load_file(args: argparse.Namespace, path: str, providers: Any, issuers: dic
     try:
         problems = [f"{escape(publisher_id)}: {p}" for publisher_id, row in rows
                     for p in check_row(publisher_id, row, None)]
+        problems += _twins(storage, providers, issuers, rows)
         with storage.transaction() as db:
             for publisher_id, row in rows:
                 existing = storage.publisher(publisher_id)
