@@ -104,6 +104,7 @@ class _Header(NamedTuple):
     alg: str
     kid: str
     refusal: tuple[str, str, Any] | None  # (code, message, actual)
+    rsa_hash: Any  # the hash of an RS256/384/512 signature (None for other algorithms)
 
 
 _HEADER_CACHE: dict[str, _Header] = {}
@@ -135,7 +136,8 @@ def _judge_header(segment: str) -> _Header:
     elif not isinstance(kid, str) or not kid:
         refusal = ("bad-header", "the header has no 'kid' (key id)", kid)
     return _Header(MappingProxyType(fields), alg if isinstance(alg, str) else "",
-                   kid if isinstance(kid, str) else "", refusal)
+                   kid if isinstance(kid, str) else "", refusal,
+                   _RSA_HASHES.get(alg) if isinstance(alg, str) else None)
 
 
 def _header(segment: str) -> _Header:
@@ -242,7 +244,8 @@ class Verifier:
         self.clock = clock
         self.max_lifetime = max_lifetime
         # A segment never holds a ".": the placeholder never matches a token's header.
-        self._last_header = (".", _Header(MappingProxyType({}), "", "", ("bad-header", "", None)))
+        self._last_header = (".", _Header(MappingProxyType({}), "", "", ("bad-header", "", None),
+                                          None))
 
     @classmethod
     def for_policy(cls, policy: _PolicyLike, *, keys: KeyCache, audience: str = "pypi",
@@ -324,7 +327,7 @@ class Verifier:
                              f"{', alg ' + key.alg if key.alg else ''}) cannot verify {alg}",
                              actual=alg)
         signing_input = token[:second].encode("ascii")
-        hash_algorithm = _RSA_HASHES.get(alg)
+        hash_algorithm = header.rsa_hash
         if hash_algorithm is not None:  # RS256 and its kin, without a detour
             try:
                 key.key.verify(signature, signing_input, _PKCS1V15, hash_algorithm)
@@ -337,14 +340,14 @@ class Verifier:
             raise TokenError("bad-signature", f"the signature does not verify with key "
                              f"{header.kid!r}")
         now = self.clock()
-        leeway = self.leeway
+        late = now + self.leeway
         get = claims.get
         exp, iat, nbf, audience = get("exp"), get("iat"), get("nbf"), get("aud")
         jti, sub = get("jti"), get("sub")
         # The usual token passes these tests at once; the slow path says what is wrong.
-        if not (exp.__class__ is int and iat.__class__ is int and now < exp + leeway
-                and 0 <= iat <= now + leeway and exp - iat <= self.max_lifetime
-                and (nbf is None or (nbf.__class__ is int and 0 <= nbf <= now + leeway))
+        if not (exp.__class__ is int and iat.__class__ is int and now - self.leeway < exp
+                and 0 <= iat <= late and exp - iat <= self.max_lifetime
+                and (nbf is None or (nbf.__class__ is int and 0 <= nbf <= late))
                 and audience.__class__ is str and audience == self.audience
                 and (jti is None or jti.__class__ is str)
                 and (sub is None or sub.__class__ is str)):
