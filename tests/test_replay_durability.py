@@ -107,3 +107,10 @@ def test_a_new_file_keys_claims_by_their_key_alone(tmp_path: Path) -> None:
     assert len(rows) == 1  # one B-tree: no rowid table beside the key's index
     assert rows[0][:2] == ("table", "used_jti")
     assert "WITHOUT ROWID" in rows[0][2]
+
+
+def test_the_log_is_copied_back_every_4000_pages(tmp_path: Path) -> None:
+    store = SQLiteReplayStore(tmp_path / "replay.db")
+    assert store._connect().execute("PRAGMA wal_autocheckpoint").fetchone() == (4000,)
+    assert store._connect().execute("PRAGMA journal_mode").fetchone() == ("wal",)
+    assert store._connect().execute("PRAGMA synchronous").fetchone() == (1,)  # NORMAL
