@@ -365,8 +365,8 @@ def main() -> None:
         pristine = directory / "pristine.db"
         if args.parts:
             shutil.copy(db, pristine)
-        print(f"state: {args.publishers} publishers, {args.tokens} signed tokens "
-              f"({time.perf_counter() - started:.1f} s)", flush=True)
+        print(f"state: {args.publishers} publishers, {args.tokens} + {args.parts} signed "
+              f"tokens ({time.perf_counter() - started:.1f} s)", flush=True)
         started = time.perf_counter()
         server, url = start_server(db, jwks_file)
         print(f"server: {url}, up in {time.perf_counter() - started:.1f} s (core "
