@@ -84,6 +84,9 @@ def steady(make_index: Any) -> Index:
                                             "projects": ["sampleproject"]})
     index.sync(force=True)
     index.engine.verifier.keys.get(GITHUB, rsa_key().kid)  # the keys are read once
+    # Purged now: no purge starts in a worker thread (one still running when the test
+    # closes the database would use a closed connection).
+    index.purge_expired()
     return index
 
 
@@ -235,3 +238,16 @@ def test_a_group_commit_leaves_the_purges_to_a_worker_thread(tmp_path: Path) -> 
         assert not storage.purge_due(replay)  # once a minute
     finally:
         storage.close()
+
+
+def test_the_event_loops_connection_neither_waits_nor_checkpoints(steady: Index) -> None:
+    """Its writes never wait for a lock, and it leaves checkpoints (which write and sync
+    the database file) to `checkpoint`, which the app runs in a worker thread."""
+    answer = steady.mint_at_once(_body(github_token()))  # on this thread, as on the loop
+    assert answer is not None and answer.status == 200
+    connection = steady.storage.database.connection()  # type: ignore[attr-defined]
+    assert connection.execute("PRAGMA busy_timeout").fetchone()[0] == 0
+    assert connection.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
+    steady.storage.database.checkpoint()
+    busy, log_frames, done = connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+    assert busy == 0 and log_frames == done

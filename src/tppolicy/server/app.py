@@ -237,6 +237,7 @@ def create_app(index: Index, *, reload: bool = True, demo: Demo | None = None) -
                 # storage is closed (closing a SQLite connection another thread is using
                 # crashed the process).
                 await task
+            await mint_token.group.drain()  # the same for a purge or a checkpoint
 
     routes = [
         Route("/_/oidc/audience", audience, methods=["GET"]),
@@ -290,6 +291,9 @@ class MintFirst:
         await self.app(scope, receive, send)
 
 
+CHECKPOINT_EVERY = 256  # exchanges stored by group commit between two checkpoints
+
+
 class GroupCommit:
     """Exchanges decided on the event loop (`Index.prepare_at_once`) are stored together:
     those prepared during one turn of the loop wait for one transaction, run as the
@@ -302,6 +306,8 @@ class GroupCommit:
         self.index = index
         self._group: list[tuple[PreparedMint, asyncio.Future[Answer | None]]] = []
         self._purging: asyncio.Task[None] | None = None
+        self._checkpointing: asyncio.Task[None] | None = None
+        self._since_checkpoint = 0  # exchanges stored since the last checkpoint began
 
     async def mint(self, body: bytes) -> Answer:
         """The answer to one exchange."""
@@ -334,6 +340,28 @@ class GroupCommit:
         if self._purging is None and self.index.purge_due():
             # Deleting a minute of expired rows takes a while: not on the event loop.
             self._purging = asyncio.get_running_loop().create_task(self._purge())
+        self._since_checkpoint += len(group)
+        if self._since_checkpoint >= CHECKPOINT_EVERY and self._checkpointing is None:
+            # The event loop's connection does not checkpoint (it syncs the disk): a
+            # worker thread does, about as often as SQLite would (1000 pages).
+            self._since_checkpoint = 0
+            self._checkpointing = asyncio.get_running_loop().create_task(self._checkpoint())
+
+    async def drain(self) -> None:
+        """Wait for the purge and the checkpoint under way in worker threads, if any
+        (before the storage is closed)."""
+        for task in (self._purging, self._checkpointing):
+            if task is not None:
+                with contextlib.suppress(Exception, asyncio.CancelledError):
+                    await asyncio.shield(task)
+
+    async def _checkpoint(self) -> None:
+        try:
+            await run_in_threadpool(self.index.storage.database.checkpoint)
+        except Exception as exc:  # tried again later
+            log.warning("cannot checkpoint the database: %s", exc)
+        finally:
+            self._checkpointing = None
 
     async def _purge(self) -> None:
         try:

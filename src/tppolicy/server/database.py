@@ -132,6 +132,10 @@ class Database:
     def notify(self, tx: Tx, channel: str) -> None:
         """Notify `channel`'s listeners when `tx` commits."""
 
+    def checkpoint(self) -> None:
+        """Move what was committed into the database's files, where the database leaves
+        that to its clients (SQLite's write-ahead log); else nothing."""
+
     def close(self) -> None:
         """Close every connection."""
 
@@ -180,9 +184,18 @@ class SQLiteDatabase(Database):
         return self.connection().execute(sql, parameters).fetchall()
 
     def never_wait(self) -> None:
-        """This thread's connection never waits for another connection's write lock:
-        `sqlite3.OperationalError` at once instead (the event loop's connection)."""
-        self.connection().execute("PRAGMA busy_timeout=0")
+        """This thread's connection never waits for another connection's write lock
+        (`sqlite3.OperationalError` at once instead) and never checkpoints the log (a
+        checkpoint writes and syncs the database file): the event loop's connection.
+        Another thread calls `checkpoint`."""
+        connection = self.connection()
+        connection.execute("PRAGMA busy_timeout=0")
+        connection.execute("PRAGMA wal_autocheckpoint=0")
+
+    def checkpoint(self) -> None:
+        """Copy the write-ahead log into the database file, as far as no reader needs it
+        (SQLite's PASSIVE checkpoint, what a commit does every 1000 pages by itself)."""
+        self.connection().execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
 
     def close(self) -> None:
         with self._guard:
