@@ -225,6 +225,15 @@ def test_fast_check_sends_anything_else_to_the_round_trip(change: tuple[str, str
     assert not is_canonical_publishers(text, PROVIDERS)
 
 
+def test_fast_paths_keep_the_size_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tppolicy.readers import yaml as yaml_reader
+
+    monkeypatch.setattr(yaml_reader, "MAX_CHARS", len(CANONICAL) - 1)
+    for text in (CANONICAL, CANONICAL.replace("[p]", "['p']")):
+        with pytest.raises(ConfigError, match="too large"):
+            format_publishers_text(text, "p.yaml", PROVIDERS)
+
+
 def test_fast_check_follows_each_providers_field_order() -> None:
     swapped = CANONICAL.replace("    projects: [p]\n    email: a@b.c\n",
                                 "    projects: [p]\n    sub: x\n    email: a@b.c\n")

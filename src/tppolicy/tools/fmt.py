@@ -518,6 +518,14 @@ def _problem_count(text: str, source: str, providers: Mapping[str, Provider]) ->
     return 0
 
 
+def _within_size_limit(text: str) -> bool:
+    """Whether `text` is within the readers' size limit (beyond it, the round trip's reader
+    refuses it, and the fast paths must not format it)."""
+    from tppolicy.readers import yaml as yaml_reader
+
+    return len(text) <= yaml_reader.MAX_CHARS
+
+
 def _format_publishers(text: str, source: str, providers: Mapping[str, Provider],
                        fast: bool = True) -> tuple[str, int]:
     """The formatted text, and how many problems loading the file reports (a file with
@@ -526,7 +534,7 @@ def _format_publishers(text: str, source: str, providers: Mapping[str, Provider]
     A file already in the canonical layout is recognised line by line
     (`fmt_canonical.is_canonical_publishers`, unless `fast` is False) and not round-tripped.
     """
-    if fast:
+    if fast and _within_size_limit(text):
         if is_canonical_publishers(text, providers):
             return text, _problem_count(text, source, providers)
         written = format_simple_publishers(text, providers)
