@@ -103,6 +103,12 @@ class CheckedProvider:
     advice: tuple[CheckedAdvice, ...] = ()
     # The `workflows` block's items by name (lets inlined; they read publisher fields only).
     workflow: Mapping[str, A.Expr] = field(default_factory=dict)
+    # `case_aside`, worked out once: every near miss's explanation asks for it.
+    _case_aside: frozenset[str] = field(default=frozenset(), init=False, repr=False,
+                                        compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_case_aside", self._checks_case_aside())
 
     @property
     def name(self) -> str:
@@ -132,6 +138,9 @@ class CheckedProvider:
         `lookup.LABEL` for lookup keys): names the CI spells in one case, so two spellings
         differing only in case name the same thing (the same GitHub repository). Such a
         check still fails on case; a near miss's identity ignores it there."""
+        return self._case_aside
+
+    def _checks_case_aside(self) -> frozenset[str]:
         aside = set(self.exact_case)
         if not aside:
             return frozenset()
