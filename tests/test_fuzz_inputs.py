@@ -6,8 +6,8 @@ message: never 4 (a bug), never a traceback.
 Inputs are real files of the repository mutated (bytes flipped, lines cut, duplicated or
 swapped, YAML and policy syntax spliced in: anchors, aliases, tags, tabs, brackets,
 long values, deep nesting, odd Unicode) and text generated from scratch. The default run
-tries `TPPOLICY_FUZZ_EXAMPLES` inputs per target (default 40, the same ones every run); the
-slow group runs 10x as many, new ones each run.
+tries `TPPOLICY_FUZZ_EXAMPLES` inputs per target (default 20, the same ones every run); the
+slow group runs 20x as many (400), new ones each run.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from tppolicy.cli import main
 
 from .conftest import EXAMPLES, ROOT
 
-BUDGET = int(os.environ.get("TPPOLICY_FUZZ_EXAMPLES", "40"))
+BUDGET = int(os.environ.get("TPPOLICY_FUZZ_EXAMPLES", "20"))
 TRIED: Counter[str] = Counter()  # inputs tried per target, for the report
 
 SEEDS = {
@@ -161,5 +161,5 @@ def test_fuzz_the_readers(target: str, capsys: pytest.CaptureFixture[str]) -> No
 @pytest.mark.slow
 @pytest.mark.parametrize("target", TARGETS)
 def test_fuzz_the_readers_longer(target: str, capsys: pytest.CaptureFixture[str]) -> None:
-    _fuzz(target, BUDGET * 10, derandomize=False)(capsys)  # new inputs each run
+    _fuzz(target, BUDGET * 20, derandomize=False)(capsys)  # new inputs each run
     print(f"fuzz {target}: {TRIED[target]} runs", file=sys.__stderr__)
