@@ -1013,6 +1013,11 @@ def iter_plain_publishers(text: str, source: str, providers: Mapping[str, Provid
     check = _EntryCheck(providers)
     lines = LineIndex(source, text)
     names: set[str] = set()
+    # per provider: its fields in order, their defaults, whether it has an issuer_url
+    plans = {name: (tuple(d.name for d in provider.fields),
+                    {d.name: _default(d) for d in provider.fields},
+                    any(d.name == "issuer_url" for d in provider.fields))
+             for name, provider in providers.items()}
     for index, events in enumerate(stream_items(text, "publishers")):
         entry, where = _plain_entry(events, lines, positions)
         if not check.plainly_valid(entry):
@@ -1025,14 +1030,13 @@ def iter_plain_publishers(text: str, source: str, providers: Mapping[str, Provid
         projects = entry.get("projects", ())
         if len({canonicalize_name(p) for p in projects}) != len(projects):
             raise NotPlain
-        provider = providers[entry["provider"]]
-        if not _issuer_plain(entry, provider, registered):
+        order, defaults, issuer = plans[entry["provider"]]
+        if issuer and not _issuer_plain(entry, providers[entry["provider"]], registered):
             raise NotPlain
-        values: dict[str, str | int | bool] = {}
-        for decl in provider.fields:
-            value = entry[decl.name] if decl.name in entry else _default(decl)
-            assert value is not None  # required fields are there (plainly valid)
-            values[decl.name] = value
+        # required fields are there (plainly valid): a default is None only for those
+        values: dict[str, str | int | bool] = {
+            name: entry[name] if name in entry else defaults[name]  # type: ignore[misc]
+            for name in order}
         yield PublisherEntry(
             index=index, name=name, provider=entry["provider"],
             projects=tuple(projects), pending_project=entry.get("pending_project"),

@@ -506,7 +506,7 @@ class _Lint:
         for rule, single, controls, guards, names in self._rule_plan(pub.provider):
             # First by the values of the fields the controls and guards read (shared by
             # most publishers), then by what the controls fold to.
-            raw = (id(rule), tuple(values.get(name, _ABSENT) for name in names))
+            raw = (id(rule), tuple([values[name] for name in names]))  # every field is there
             known = self.raw_verdicts.get(raw)
             if known is None or known[0] is not rule:
                 key: Any = (id(rule), tuple(values.get(name, _ABSENT) for name in guards),
