@@ -473,18 +473,23 @@ class Index:
         replay = self.engine.replay
         assert isinstance(replay, SQLiteJtiStore)
         minted = storage.commit_mints([p.pending for p in group], replay)
+        # Committed: from here nothing may raise, or the credentials stored would never
+        # be answered (and each token, made again, found used).
         answers = []
         for prepared, ok in zip(group, minted, strict=True):
             pending = prepared.pending
             if ok:
-                self._decided("allowed", prepared.provider, pending.publisher,
-                              pending.projects, "minted a credential")
+                code, detail, projects = "allowed", "minted a credential", pending.projects
                 answers.append(Answer(200, {"success": True, "token": pending.credential,
                                             "expires": int(pending.expires)}))
             else:
-                description = "invalid token: already used"
-                self._decided(INVALID_REUSE_TOKEN, prepared.provider, None, (), description)
-                answers.append(mint_error(INVALID_REUSE_TOKEN, description))
+                code, detail, projects = INVALID_REUSE_TOKEN, "invalid token: already used", ()
+                answers.append(mint_error(INVALID_REUSE_TOKEN, detail))
+            try:
+                self._decided(code, prepared.provider, pending.publisher if ok else None,
+                              projects, detail)
+            except Exception:  # a log handler or a metric: the answer stands
+                log.exception("cannot log or count a token exchange")
         return answers
 
     def mint(self, body: bytes) -> Answer:
