@@ -198,6 +198,7 @@ def test_fast_check_recognises_canonical_files() -> None:
     for text in [(EXAMPLES / "publishers.yaml").read_text("utf-8"),
                  (FIXTURES / "publishers.out.yaml").read_text("utf-8"),
                  CANONICAL, "# head\n" + CANONICAL + "\n# tail\n    # indented tail\n",
+                 "# head\n\n  # more\n\n" + CANONICAL,
                  CANONICAL.replace("publishers:\n", "publishers:\n  # above\n\n"),
                  CANONICAL.replace("[p]", '[p, "1.0"]  # two').replace("a@b.c", '"65"'),
                  CANONICAL.replace("\n    email", "\n    # above\n\n    email")]:
@@ -215,6 +216,7 @@ def test_fast_check_recognises_canonical_files() -> None:
     ("  - name: a\n    provider: google\n", "  - provider: google\n    name: a\n"),
     ("    email", "      # deeper\n    email"), ("    email", "\temail"),
     ("publishers:\n", "publishers:\n# at column 0\n"), ("publishers:\n", "---\npublishers:\n"),
+    ("publishers:\n", "\npublishers:\n"), ("publishers:\n", "\n# head\npublishers:\n"),
     ("publishers:\n", "other: 1\npublishers:\n"), ("email: a@b.c\n", "email: a@b.c"),
     ("email: a@b.c\n", "email: a@b.c \n"), ("email: a@b.c\n", "email: a@b.c\r\n"),
     ("  - name", "  -  name"), ("  - name", "- name"), ("email", "null"),

@@ -67,8 +67,12 @@ def publishers_files(draw: st.DrawFn) -> str:
     values = VALUES if rnd.random() < 0.5 else STRINGS  # STRINGS: fewer oddities
     dash = rnd.choice(["", "  ", "  "])  # where the entries' dashes stand
     lines: list[str] = []
+    if rnd.random() < 0.1:
+        lines.append("")  # a blank first line is not kept
     if rnd.random() < 0.5:
         lines.append(_comment(rnd))
+        for _ in range(rnd.randrange(3)):
+            lines.append(rnd.choice(["", _comment(rnd), "  " + _comment(rnd)]))
     lines.append("publishers:")
     for number in range(draw(st.integers(1, 4))):
         provider = rnd.choice(sorted(KEYS))

@@ -265,6 +265,14 @@ def _entry_ok(entry: dict[str, Any], providers: Mapping[str, Provider],
     return ok
 
 
+def _top_line(line: str, number: int) -> bool:
+    """Whether a line above `publishers:` is kept as it is: the first a comment at column
+    0, the others comments or blank lines (a blank line first is not kept)."""
+    if number == 0:
+        return line.startswith("#")
+    return not line or line.lstrip(" ").startswith("#")
+
+
 def _lines(text: str) -> Iterator[str]:
     """The lines of `text` (which ends with a line end), one at a time: a file's lines are
     never all held at once."""
@@ -282,10 +290,10 @@ def is_canonical_publishers(text: str, providers: Mapping[str, Provider],
     if not text.endswith("\n") or " \n" in text or _UNUSUAL.search(text):
         return False
     lines = _lines(text)
-    for line in lines:
+    for number, line in enumerate(lines):
         if line == "publishers:":
             break
-        if not line.startswith("#"):  # comments at the top of the file, then the key
+        if not _top_line(line, number):  # comments at the top of the file, then the key
             return False
     else:
         return False
@@ -441,13 +449,13 @@ def _read_simple(text: str) -> Iterator[list[str] | tuple[_Entry, bool]]:
         raise _NotSimple
     lines = _lines(text)
     head: list[str] = []
-    for line in lines:
+    for number, line in enumerate(lines):
         if line != line.rstrip():
             raise _NotSimple
         head.append(line)
         if line == "publishers:":
             break
-        if not line.startswith("#"):
+        if not _top_line(line, number):
             raise _NotSimple
     else:
         raise _NotSimple
