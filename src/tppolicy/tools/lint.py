@@ -209,6 +209,8 @@ class _Lint:
         self.environments: dict[int, tuple[CheckedProvider, A.Expr | None, set[str],
                                            dict[str, Any], bool]] = {}
         self.environment_values: dict[Any, tuple[CheckedProvider, Any]] = {}
+        # per (provider, `workflows` item), kept with the provider: the field it reads
+        self.workflow_fields: dict[tuple[int, str], tuple[CheckedProvider, str | None]] = {}
 
     def add(self, code: str, span: Span, message: str, fix: str | None = None,
             publisher: str | None = None) -> None:
@@ -334,7 +336,11 @@ class _Lint:
         if provider.workflows is None:
             return
         for item in ("file", "caller", "reusable"):
-            name = provider.workflow_field(item)
+            known = self.workflow_fields.get((id(provider), item))
+            if known is None or known[0] is not provider:
+                known = self.workflow_fields[(id(provider), item)] = (
+                    provider, provider.workflow_field(item))
+            name = known[1]
             value = pub.fields.get(name) if name is not None else None
             if name is None or not isinstance(value, str) or not value:
                 continue
@@ -494,8 +500,7 @@ class _Lint:
         file's entry, or a policy file's publisher block without rules)?"""
         provider = pub.provider
         return (not pub.explicit_rules and pub.checked.own_rules is None and bool(provider.rules)
-                and len(pub.fields) >= len(provider.fields)
-                and all(name in pub.fields for name in provider.fields))
+                and pub.fields.keys() >= provider.fields.keys())
 
     def rule_verdicts(self, pub: _Pub) -> None:
         """TPP010 and TPP011 for a publisher whose rules are its provider's: each rule's
