@@ -389,7 +389,11 @@ class Decider:
         `NEAR_MISSES` explained), else, in a provider with at most `NEAR_MISS_SCAN`
         publishers, the closest of all (not disclosed to the holder: see
         `Decision.disclosed`). The other publishers sharing the token's identity (case
-        aside where the provider file says so) are explained too (`Decision.also`)."""
+        aside where the provider file says so) are explained too (`Decision.also`).
+
+        Anyone may send refused tokens, so what one costs is bounded whatever the number
+        of publishers: at most `NEAR_MISSES` (or `NEAR_MISS_SCAN`) publishers explained,
+        each once."""
         provider = index.checked
         name = provider.name
         if not index.required(claims):
@@ -404,20 +408,30 @@ class Decider:
                 same = self.identity_for(index)(identity)
             except Exception:  # the host's database failed: explain less, still deny
                 same = ()
+        # each publisher compared is explained once (NEAR_MISSES of the identity at most,
+        # whatever their number): the choice of the closest, its reasons and `also`
+        compared = [(r, *_explained(index, r, claims)) for r in same[:NEAR_MISSES]]
         if closest is None:
-            if same:
-                closest = closest_record(index, same[:NEAR_MISSES], claims)
-            elif len(index) <= NEAR_MISS_SCAN:
+            if compared:
+                closest = _closest(compared)
+            elif 0 < len(index) <= NEAR_MISS_SCAN:
                 closest = closest_record(index, index.records(), claims)
                 shared = False
         if closest is None:
             return denial(name, issuer, (self._no_publisher(index),), INVALID_PUBLISHER)
-        # the other publishers of the token's identity, each with what it expects
-        also = tuple((r.label, tuple(x for x in explain_miss(index, r, claims) if not x.passed))
-                     for r in same[:NEAR_MISSES] if r is not closest) if shared else ()
-        return Decision(False, name, None, (), False, tuple(explain_miss(index, closest, claims)),
+        reasons: list[RuleResult] | None = None
+        also = []
+        for record, results, keys in compared:
+            missed = results + keys if all(r.passed for r in results) else results
+            if record is closest:
+                reasons = missed
+            elif shared:  # the other publishers of the token's identity, what each expects
+                also.append((record.label, tuple(x for x in missed if not x.passed)))
+        if reasons is None:
+            reasons = explain_miss(index, closest, claims)
+        return Decision(False, name, None, (), False, tuple(reasons),
                         closest=closest.label, issuer=issuer, code=INVALID_PUBLISHER,
-                        shared=shared, record=closest, also=also)
+                        shared=shared, record=closest, also=tuple(also))
 
     def _no_publisher(self, index: ProviderIndex) -> RuleResult:
         """Why no publisher was even compared: for the operator, when the token's provider
@@ -597,7 +611,7 @@ def explain_record(provider: ProviderIndex, record: Record,
     the provider file declares `exact_case` (the token's holder has that name already)."""
     explainer = Explainer(claims, provider.checked.claim_types)
     # bound rules do not carry `identity`: the provider's rules of that name say it
-    identity = {rule.name for rule in provider.checked.rules if rule.identity}
+    identity = provider.checked.identity_rules
     aside = provider.checked.case_aside
     results = [explainer.rule(rule) for rule in record.concrete_rules(provider.checked)]
     return [replace(r, identity=True) if r.rule in identity and not r.passed and not (
@@ -638,11 +652,21 @@ def closest_record(provider: ProviderIndex, records: Iterable[Record],
                    claims: Mapping[str, Any]) -> Record | None:
     """The publisher that came closest: fewest rules failed and keys missed (then most
     rules passed: a publisher with more constraints is not farther for having them)."""
+    return _closest([(record, *_explained(provider, record, claims)) for record in records])
+
+
+def _explained(provider: ProviderIndex, record: Record, claims: Mapping[str, Any]
+               ) -> tuple[list[RuleResult], list[RuleResult]]:
+    """(`explain_record`, `key_mismatches`) of one publisher."""
+    return explain_record(provider, record, claims), key_mismatches(provider, record, claims)
+
+
+def _closest(compared: Sequence[tuple[Record, list[RuleResult], list[RuleResult]]]
+             ) -> Record | None:
+    """`closest_record` of publishers already explained (record, rules, keys)."""
     best: tuple[int, int, int, int] | None = None
     chosen = None
-    for position, record in enumerate(records):
-        results = explain_record(provider, record, claims)
-        keys = key_mismatches(provider, record, claims)
+    for position, (record, results, keys) in enumerate(compared):
         passed = sum(r.passed for r in results)
         score = (passed - len(results) - len(keys), passed, 0 if record.pending else 1,
                  -position)

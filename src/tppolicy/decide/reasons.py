@@ -221,7 +221,7 @@ def _disjuncts(left: A.Expr, right: A.Expr) -> list[A.Expr]:
 
 
 def _reads_claims(expr: A.Expr) -> bool:
-    return bool(A.claims_read(expr))
+    return any(isinstance(node, A.Claim) for node in A.walk(expr))
 
 
 def _sides(condition: A.Expr) -> tuple[A.Expr, A.Expr] | None:

@@ -10,6 +10,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
+from types import MappingProxyType
 from typing import Any
 
 from tppolicy.errors import Diagnostic, PolicyCheckError, Span
@@ -106,9 +107,18 @@ class CheckedProvider:
     # `case_aside`, worked out once: every near miss's explanation asks for it.
     _case_aside: frozenset[str] = field(default=frozenset(), init=False, repr=False,
                                         compare=False)
+    # `identity_rules` and `claim_types`, worked out once too (every explanation reads them)
+    _identity_rules: frozenset[str] = field(default=frozenset(), init=False, repr=False,
+                                            compare=False)
+    _claim_types: Mapping[str, str] = field(default_factory=dict, init=False, repr=False,
+                                            compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_case_aside", self._checks_case_aside())
+        object.__setattr__(self, "_identity_rules", frozenset(
+            rule.name for rule in self.rules if rule.identity))
+        object.__setattr__(self, "_claim_types", MappingProxyType(
+            {name: spec.type for name, spec in self.claims.items()}))
 
     @property
     def name(self) -> str:
@@ -117,7 +127,7 @@ class CheckedProvider:
     @property
     def identity_rules(self) -> frozenset[str]:
         """The rules marked `identity rule`: they check who the publisher is."""
-        return frozenset(rule.name for rule in self.ast.rules if rule.identity)
+        return self._identity_rules
 
     @property
     def identity_fields(self) -> tuple[str, ...]:
@@ -189,8 +199,9 @@ class CheckedProvider:
         return self.ast.issuers
 
     @property
-    def claim_types(self) -> dict[str, str]:
-        return {name: spec.type for name, spec in self.claims.items()}
+    def claim_types(self) -> Mapping[str, str]:
+        """Each claim's type by name (read-only, made once)."""
+        return self._claim_types
 
     @property
     def required_claims(self) -> tuple[ClaimSpec, ...]:
