@@ -418,3 +418,17 @@ def test_claims_nesting_at_the_limit(policy: tppolicy.Policy, depth: int,
         assert verifier(policy).verify(token).claims["extra"]
     else:
         assert refusal(policy, token) == code
+
+
+def test_a_claim_named_twice_counts_once_with_its_last_value(policy: tppolicy.Policy) -> None:
+    # As PyPI's JSON reader takes it (the header, smaller and ours to judge, refuses it).
+    body = json.dumps(claims()).encode()[:-1] + b', "environment": "release"}'
+    token = _resigned_raw({"alg": "RS256", "kid": "rsa-1"}, body)
+    assert verifier(policy).verify(token).claims["environment"] == "release"
+
+
+def _resigned_raw(header: dict[str, Any], body: bytes) -> str:
+    signing_input = f"{b64url(json.dumps(header))}.{b64url(body)}"
+    signature = jwt.algorithms.RSAAlgorithm(jwt.algorithms.RSAAlgorithm.SHA256).sign(
+        signing_input.encode(), rsa_key().private)
+    return f"{signing_input}.{b64url(signature)}"

@@ -110,9 +110,9 @@ class SQLiteReplayStore:
             # once a second) does. FULL synced the disk on every claim: 8 ms of a 9 ms check.
             db.execute("PRAGMA synchronous=NORMAL")
             # Each claim appends a page to the log; copying the log back into the database
-            # (and syncing it) every 4 000 pages instead of SQLite's 1 000 halves the wall
-            # time of a claim and saves some CPU. The log grows to about 16 MB; a claim is
-            # as durable either way (it is in the log once committed).
+            # (and syncing it) every 4 000 pages instead of SQLite's 1 000 cut a third of a
+            # claim's wall time and a tenth of its CPU here. The log grows to about 16 MB; a
+            # claim is as durable either way (it is in the log once committed).
             db.execute(f"PRAGMA wal_autocheckpoint={_CHECKPOINT_PAGES}")
             self._local.cursor = db.cursor()
             self._local.db = db

@@ -1,9 +1,15 @@
 """Verifying a compact JWT as strictly as PyPI does, and faster.
 
-PyJWT's key objects (`PyJWK`) and algorithm objects verify the signature; the
-compact form is parsed here, strictly and once: three base64url segments (no
-padding), JSON objects without duplicate keys or NaN, UTF-8 only. Every refusal
-is a `TokenError` with a stable code (see `CODES`).
+Keys are read once per JWKS (`keys`); RSA signatures are checked by cryptography
+directly, others by PyJWT's algorithm objects. The compact form is parsed here,
+strictly and once: three base64url segments (no padding), JSON objects (no NaN, UTF-8
+only; a header naming a parameter twice is refused, a claim named twice counts once,
+its last value, as PyPI's JSON reader takes it). Every refusal is a `TokenError` with
+a stable code (see `CODES`).
+
+The usual token takes one straight path in `Verifier.verify` (one scan for each
+separator, one base64 decode per segment, one JSON parse, the last header's verdict
+reused); anything unusual goes to the careful functions, which say what is wrong.
 """
 
 from __future__ import annotations
