@@ -215,7 +215,7 @@ def main() -> None:
         print(f"instructions per check {last['instructions'] / first['instructions']:.3f}x; "
               f"random tokens add {extra:.1f} last-level cache misses per check")
     for row in rows[1:]:
-        print(f"{row['size']:>11,} vs {first['size']:,}: hot "
+        print(f"at {row['size']:,} vs {first['size']:,}: hot "
               f"{row['hot_cpu_us'] / first['hot_cpu_us']:.2f}x (target <= 1.2x), random "
               f"{row['median_cpu_us'] / first['median_cpu_us']:.2f}x thread CPU "
               f"({row['median_us'] / first['median_us']:.2f}x wall; targets: <= 1.3x at "

@@ -24,7 +24,7 @@ def _run(*args: str) -> str:
 def test_engine_benchmark_prints_every_size_and_the_ratios() -> None:
     out = _run("--sizes", "100,1000")
     assert "      1,000 " in out
-    assert "      1,000 vs 100: hot " in out
+    assert "at 1,000 vs 100: hot " in out
     assert "x thread CPU (" in out
 
 
