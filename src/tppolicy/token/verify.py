@@ -269,7 +269,6 @@ class Verifier:
         # the careful functions above, which say exactly what is wrong.
         if token.__class__ is not str or len(token) > self.max_bytes:
             token = _text(token, self.max_bytes)
-        assert isinstance(token, str)
         # str.find scans with memchr; str.split(".") compares character by character
         first = token.find(".")
         second = token.find(".", first + 1)
@@ -307,7 +306,6 @@ class Verifier:
         if issuer.__class__ is not str:
             raise TokenError("missing-claim" if issuer is None else "bad-claim-type",
                              "the token has no 'iss' string", actual=issuer)
-        assert isinstance(issuer, str)
         provider = self.issuers.get(issuer)
         if provider is None:
             known = sorted(self.issuers)
