@@ -448,6 +448,9 @@ def test_a_direct_writing_that_would_not_read_alike_is_not_used(
 
 
 def test_is_publishers_text() -> None:
+    assert _canonical.is_simple_publishers(CANONICAL)  # told line by line
+    assert is_publishers_text(CANONICAL)
+    assert not _canonical.is_simple_publishers("publishers: []\n")  # told by loading it
     assert is_publishers_text("publishers: []\n")
     assert not is_publishers_text("publishers: {}\n")
     assert not is_publishers_text("[a\n")

@@ -10,6 +10,7 @@ from collections import Counter
 from typing import Any
 
 import pytest
+import yaml
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
@@ -17,7 +18,11 @@ from tppolicy.errors import ConfigError
 from tppolicy.language.providers import load_providers
 from tppolicy.tools import fmt as _fmt
 from tppolicy.tools.fmt import FormatterError
-from tppolicy.tools.fmt_canonical import format_simple_publishers, is_canonical_publishers
+from tppolicy.tools.fmt_canonical import (
+    format_simple_publishers,
+    is_canonical_publishers,
+    is_simple_publishers,
+)
 
 # Hypothesis runs of hundreds of examples each: the slow group (.ci/run runs it).
 pytestmark = pytest.mark.slow
@@ -161,6 +166,14 @@ def test_direct_formatting_agrees_with_the_round_trip(text: str) -> None:
         return
     full, _ = _fmt._format_publishers(text, "<test>", PROVIDERS, fast=False)
     assert direct == full
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(publishers_files())
+def test_a_simple_file_is_a_publishers_file(text: str) -> None:
+    if is_simple_publishers(text):
+        data = yaml.safe_load(text)
+        assert isinstance(data, dict) and isinstance(data.get("publishers"), list)
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])

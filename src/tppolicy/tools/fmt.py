@@ -62,6 +62,7 @@ from tppolicy.language.printer import format_policy_with_comments
 from tppolicy.tools.fmt_canonical import (
     format_simple_publishers,
     is_canonical_publishers,
+    is_simple_publishers,
     key_order,
     needs_quotes,
     plain_allowed,
@@ -243,7 +244,12 @@ def _typed(value: Any) -> Any:
 
 
 def is_publishers_text(text: str) -> bool:
-    """Whether `text` is YAML whose top level is a mapping with a `publishers` list."""
+    """Whether `text` is YAML whose top level is a mapping with a `publishers` list.
+
+    A simple publishers file is told line by line (`is_simple_publishers`), any other
+    text by loading it."""
+    if is_simple_publishers(text):
+        return True
     try:
         data = yaml.safe_load(text)
     except (yaml.YAMLError, RecursionError):

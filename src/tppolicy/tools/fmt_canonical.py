@@ -40,8 +40,9 @@ from ruamel.yaml.resolver import VersionedResolver
 
 from tppolicy.language.ast import Provider
 
-__all__ = ["FIRST_KEYS", "format_simple_publishers", "is_canonical_publishers", "key_order",
-           "needs_quotes", "plain_allowed", "write_simple_publishers"]
+__all__ = ["FIRST_KEYS", "format_simple_publishers", "is_canonical_publishers",
+           "is_simple_publishers", "key_order", "needs_quotes", "plain_allowed",
+           "write_simple_publishers"]
 
 FIRST_KEYS = ("name", "provider", "projects", "pending_project")
 _STR_TAG = "tag:yaml.org,2002:str"
@@ -556,6 +557,17 @@ def _entry_done(entry: _Entry, last_key: str, dash: str, last: bool) -> bool:
            and entry.flow.get(key, False) for key, value in entry.values.items()):
         return False
     return last or _comments_at(entry.after[last_key], dash)
+
+
+def is_simple_publishers(text: str) -> bool:
+    """Whether `text` is a simple publishers file (see `write_simple_publishers`), read one
+    entry at a time: YAML whose top level is a mapping with a `publishers` list."""
+    try:
+        for _ in _read_simple(text):
+            pass
+    except _NotSimple:
+        return False
+    return True
 
 
 def _comment_texts(text: str) -> Counter[str]:
