@@ -67,3 +67,12 @@ def test_verify_benchmark_prints_the_ratio() -> None:
     out = _run_script("bench_verify.py", "--tokens", "5", "--rounds", "1")
     assert "CPU: " in out
     assert "evaluate_token (MemoryReplayStore) / bare RSA-2048 verify: " in out
+
+
+@pytest.mark.slow
+def test_refusals_benchmark_prints_every_kind_at_every_size() -> None:
+    out = _run_script("bench_refusals.py", "--sizes", "100,300", "--tokens", "3",
+                      "--rounds", "1")
+    assert "100 publishers" in out and "300 publishers" in out
+    for kind in ("allowed", "stranger", "near miss", "crowded", "case"):
+        assert f"check_claims {kind} " in out and f"check_token {kind} " in out, out

@@ -410,7 +410,10 @@ class Decider:
                 same = ()
         # each publisher compared is explained once (NEAR_MISSES of the identity at most,
         # whatever their number): the choice of the closest, its reasons and `also`
-        compared = [(r, *_explained(index, r, claims)) for r in same[:NEAR_MISSES]]
+        compared = []
+        if same:
+            keys = token_key_values(index, claims)
+            compared = [(r, *_explained(index, r, claims, keys)) for r in same[:NEAR_MISSES]]
         if closest is None:
             if compared:
                 closest = _closest(compared)
@@ -629,17 +632,19 @@ def explain_miss(provider: ProviderIndex, record: Record,
 
 
 def key_mismatches(provider: ProviderIndex, record: Record,
-                   claims: Mapping[str, Any]) -> list[RuleResult]:
-    """The lookup keys on which the token and the publisher differ."""
-    explainer = Explainer(claims, provider.checked.claim_types)
+                   claims: Mapping[str, Any],
+                   token_keys: Sequence[Any] | None = None) -> list[RuleResult]:
+    """The lookup keys on which the token and the publisher differ (`token_keys`: the
+    token's side of each, from `token_key_values`, when several publishers are compared)."""
+    if token_keys is None:
+        token_keys = token_key_values(provider, claims)
     results = []
-    for key, indexed in zip(provider.checked.keys, record.key, strict=True):
+    for key, indexed, actual in zip(provider.checked.keys, record.key, token_keys,
+                                    strict=True):
         wanted = indexed[1] if isinstance(indexed, tuple) else indexed
-        try:
-            actual = explainer.interpreter.value(key.claims_side)
-        except EvalError as exc:
+        if isinstance(actual, EvalError):
             results.append(RuleResult(f"lookup.{key.label}", False, wanted, None,
-                                      f"cannot read {key.label} from the token: {exc}"))
+                                      f"cannot read {key.label} from the token: {actual}"))
             continue
         if lookup_value(actual) != indexed:
             results.append(RuleResult(f"lookup.{key.label}", False, wanted, actual,
@@ -648,17 +653,32 @@ def key_mismatches(provider: ProviderIndex, record: Record,
     return results
 
 
+def token_key_values(provider: ProviderIndex, claims: Mapping[str, Any]) -> list[Any]:
+    """The token's side of each lookup key (an `EvalError` where it cannot be read)."""
+    interpreter = Explainer(claims, provider.checked.claim_types).interpreter
+    values: list[Any] = []
+    for key in provider.checked.keys:
+        try:
+            values.append(interpreter.value(key.claims_side))
+        except EvalError as exc:
+            values.append(exc)
+    return values
+
+
 def closest_record(provider: ProviderIndex, records: Iterable[Record],
                    claims: Mapping[str, Any]) -> Record | None:
     """The publisher that came closest: fewest rules failed and keys missed (then most
     rules passed: a publisher with more constraints is not farther for having them)."""
-    return _closest([(record, *_explained(provider, record, claims)) for record in records])
+    keys = token_key_values(provider, claims)
+    return _closest([(record, *_explained(provider, record, claims, keys))
+                     for record in records])
 
 
-def _explained(provider: ProviderIndex, record: Record, claims: Mapping[str, Any]
-               ) -> tuple[list[RuleResult], list[RuleResult]]:
+def _explained(provider: ProviderIndex, record: Record, claims: Mapping[str, Any],
+               token_keys: Sequence[Any]) -> tuple[list[RuleResult], list[RuleResult]]:
     """(`explain_record`, `key_mismatches`) of one publisher."""
-    return explain_record(provider, record, claims), key_mismatches(provider, record, claims)
+    return (explain_record(provider, record, claims),
+            key_mismatches(provider, record, claims, token_keys))
 
 
 def _closest(compared: Sequence[tuple[Record, list[RuleResult], list[RuleResult]]]
@@ -714,4 +734,5 @@ def _notes(record: Record, provider: CheckedProvider,
 __all__: Sequence[str] = (
     "Decider", "audience_reason", "closest_record", "explain_miss", "explain_record",
     "key_mismatches", "learned_values", "missing_claims", "publisher_id", "registered_issuers",
-    "request_problem", "shadowing_mark", "unknown_issuer_message", "with_request")
+    "request_problem", "shadowing_mark", "token_key_values", "unknown_issuer_message",
+    "with_request")
