@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 from tppolicy.decide.decision import Decision
 from tppolicy.language import ast as A
@@ -27,6 +27,7 @@ from tppolicy.language.compile import (
 )
 
 NO_SLOTS: tuple[Any, ...] = ()
+_T = TypeVar("_T")
 _SEPARATOR = "\x1f"  # never in a publisher's key: its fields are printable ASCII
 
 
@@ -152,13 +153,24 @@ def _records(found: Record | tuple[Record, ...] | None) -> tuple[Record, ...]:
     return (found,) if isinstance(found, Record) else found
 
 
+def _compiled(provider: CheckedProvider, part: str,
+              compile_part: Callable[[CheckedProvider], _T]) -> _T:
+    """`compile_part(provider)`, compiled once per provider (`CheckedProvider.compiled`):
+    every policy and engine holding the shipped providers shares their functions. Two
+    threads may both compile it; either result serves."""
+    made = provider.compiled.get(part)
+    if made is None:
+        made = provider.compiled.setdefault(part, compile_part(provider))
+    return made  # type: ignore[no-any-return]
+
+
 class ProviderIndex:
     """A provider's compiled parts and its publishers, indexed by lookup key."""
 
     def __init__(self, provider: CheckedProvider) -> None:
         self.checked = provider
-        self.required: Predicate = compile_required(provider)
-        self.lookup: LookupFunction = compile_lookup(provider)
+        self.required: Predicate = _compiled(provider, "required", compile_required)
+        self.lookup: LookupFunction = _compiled(provider, "lookup", compile_lookup)
         self._template: Template | None = None
         # The template's one-function decision (`Template.check`), once it is built, and
         # its entries: bucket key -> (allowed decision, *prefer, *kept slots), for each
@@ -178,7 +190,7 @@ class ProviderIndex:
     def template(self) -> Template:
         """The provider's rules compiled once for every publisher (built on first use)."""
         if self._template is None:
-            self._template = compile_template(self.checked)
+            self._template = _compiled(self.checked, "template", compile_template)
             self.check = self._template.check
         return self._template
 

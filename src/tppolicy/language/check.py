@@ -112,6 +112,11 @@ class CheckedProvider:
                                             compare=False)
     _claim_types: Mapping[str, str] = field(default_factory=dict, init=False, repr=False,
                                             compare=False)
+    # What the compiler made of this provider, by part ("required", "lookup", "template":
+    # pure functions of the provider), made once however many policies and engines index
+    # it (`tppolicy.decide.index.ProviderIndex`).
+    compiled: dict[str, Any] = field(default_factory=dict, init=False, repr=False,
+                                     compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_case_aside", self._checks_case_aside())
