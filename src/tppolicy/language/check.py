@@ -398,6 +398,37 @@ def _bad_glob_found(rules: tuple[A.Rule, ...],
     return False
 
 
+# Per tuple of learn items (kept with it): the fields they read; per (items, the values
+# of those fields): the items and the items bound (publishers share these values).
+_LEARN_FIELDS: dict[int, tuple[tuple[A.Learn, ...], tuple[str, ...]]] = {}
+_LEARNS: dict[Any, tuple[tuple[A.Learn, ...], tuple[A.Learn, ...]]] = {}
+
+
+def _bound_learns(learns: tuple[A.Learn, ...],
+                  values: Mapping[str, Any]) -> tuple[A.Learn, ...]:
+    """`bind_learns`, kept per the values of the fields the items read."""
+    if not learns:
+        return ()
+    known = _LEARN_FIELDS.get(id(learns))
+    if known is None or known[0] is not learns:
+        if len(_LEARN_FIELDS) >= 256:
+            _LEARN_FIELDS.clear()
+        known = _LEARN_FIELDS[id(learns)] = (learns, tuple(sorted(
+            {name for learn in learns for name in A.fields_read(learn.value)})))
+    try:
+        key: Any = (id(learns), tuple((type(values.get(n)), values.get(n)) for n in known[1]))
+        found = _LEARNS.get(key)
+    except TypeError:  # pragma: no cover - field values are str, int or bool
+        return bind_learns(learns, values)
+    if found is not None and found[0] is learns:
+        return found[1]
+    bound = bind_learns(learns, values)
+    if len(_LEARNS) >= 1024:
+        _LEARNS.clear()
+    _LEARNS[key] = (learns, bound)
+    return bound
+
+
 @lru_cache(maxsize=256)
 def _pattern(pattern: str) -> re.Pattern[str]:
     """A field's pattern, compiled once."""
@@ -798,7 +829,7 @@ class _Checker:
         if ast.rules or ast.learns:
             learns = self._learns(ast.learns, scope, {}, provider.fields)
         else:
-            learns = bind_learns(provider.learns, values)
+            learns = _bound_learns(provider.learns, values)
         keys = self._side_values(provider.keys, values, ast.span)
         prefers = self._side_values(provider.prefers, values, ast.span)
         return CheckedPublisher(ast, provider, index, values, rules, keys, prefers, learns)
