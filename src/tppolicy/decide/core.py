@@ -212,6 +212,35 @@ class Decider:
                     and (other.pending_project is not None) == pending
                     and other.key == record.key and other.prefer == record.prefer):
                 return other
+        return self.future_twin(record, indexed=indexed_normal(self, record), batch=batch)
+
+    def future_twin(self, record: Record, indexed: Iterable[Record] = (),
+                    batch: Iterable[Record] = ()) -> Record | None:
+        """For a pending publisher: the normal publisher (of `indexed`, the normal ones
+        under its lookup key, or of `batch`) it would become a twin of once its project
+        is created. The same lookup key and `prefer` values, but other fields (optional
+        constraints): the lookup would always choose that one, so the project could not
+        be published after its first upload. Merging them would hand the new project to
+        the other publisher's constraints (as PyPI's reify does); both fronts refuse such
+        a pending publisher instead (`shadowing`), and the Engine refuses to convert one
+        (a normal publisher added after it). Equal fields are no twin: conversion merges."""
+        if record.pending_project is None:
+            return None
+        for other in (*indexed, *batch):
+            if (other.pending_project is None and other.provider == record.provider
+                    and other.key == record.key and other.prefer == record.prefer
+                    and other.fields != record.fields):
+                return other
+        return None
+
+    def pending_twin(self, record: Record, batch: Iterable[Record]) -> Record | None:
+        """For a normal publisher: the pending one of `batch` (added with it) that would
+        become its twin (`future_twin`)."""
+        if record.pending_project is not None:
+            return None
+        for other in batch:
+            if other.pending_project is not None and self.future_twin(other, (record,)):
+                return other
         return None
 
     def _add_identity(self, record: Record) -> None:
@@ -485,6 +514,14 @@ def _identity_function(positions: tuple[int, ...], fold: tuple[bool, ...]
     return folded
 
 
+def indexed_normal(decider: Decider, record: Record) -> tuple[Record, ...]:
+    """The normal publishers indexed under a pending publisher's lookup key (none for a
+    normal one)."""
+    if record.pending_project is None:
+        return ()
+    return decider.indexes[record.provider].bucket(record.key, False)
+
+
 def shadowing_mark(record: Record) -> tuple[Any, ...]:
     """What `Decider.shadowing` compares between two publishers of a batch (provider,
     kind, lookup key, `prefer` values): publishers with equal marks shadow one another,
@@ -500,6 +537,21 @@ def shadowing_problem(record: Record, twin: Record, where: str | None = None,
     label, twin_label = labels or (
         record.name or ("a pending publisher" if record.pending_project is not None
                         else "a publisher"), twin.label)
+    if span is None and source is not None:
+        span = Span(source, 0, 0, 0, 0)
+    if record.pending_project is not None and twin.pending_project is None:
+        projects = ", ".join(repr(p) for p in twin.projects) or "no project"
+        return Diagnostic(
+            f"{label} (pending, for project {record.pending_project!r}) would become a twin "
+            f"of {twin_label} (for {projects}) once its project is created: the same "
+            f"identity, lookup key and preferences, other constraints, so the lookup would "
+            f"always choose {twin_label} and {record.pending_project!r} could not be "
+            "published after its first upload", span, where,
+            f"make them differ in a field the lookup reads (for GitHub: the workflow or "
+            f"the environment), or "
+            f"give both the same constraints (conversion then adds the project to "
+            f"{twin_label}); PyPI would attach the new project to {twin_label} with "
+            f"{twin_label}'s constraints, which tppolicy refuses to do")
     if twin.pending_project is not None:
         what = f"(for project {twin.pending_project!r})"
         hint = ("a pending publisher with this configuration is already registered; remove "

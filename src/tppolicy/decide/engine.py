@@ -460,15 +460,23 @@ class Engine:
         with self._lock:
             first: dict[tuple[Any, ...], Record] = {}  # shadowing mark -> first with it
             for position, record in enumerate(prepared):
-                try:  # the one earlier row that can shadow it, found by hashing
-                    earlier = first.setdefault(shadowing_mark(record), record)
-                    batch: Sequence[Record] = () if earlier is record else (earlier,)
+                try:  # the earlier rows that can shadow it, found by hashing: of its
+                    # kind, and of the other (a pending one and its normal twin-to-be)
+                    mark = shadowing_mark(record)
+                    earlier = first.setdefault(mark, record)
+                    other = first.get((mark[0], not mark[1], *mark[2:]))
+                    batch: Sequence[Record] = tuple(
+                        r for r in (earlier, other) if r is not None and r is not record)
                 except TypeError:  # an unhashable value: compared with every earlier row
                     batch = prepared[:position]
                 twin = self._same_identity(record, batch)
                 if twin is not None:
                     problems.append(_same_identity_problem(
                         record, twin, f"publishers[{position}]", source))
+                pending = self._core.pending_twin(record, batch)
+                if pending is not None:  # the pending one came first: it is refused
+                    problems.append(_same_identity_problem(
+                        pending, record, f"publishers[{prepared.index(pending)}]", source))
             if problems:
                 raise ConfigError(problems)
             for record in prepared:
@@ -702,6 +710,10 @@ class Engine:
             # the pending one goes (a check meanwhile sees one of them, never neither).
             twin = next((r for r in self._indexes[pending.provider].bucket(pending.key)
                          if r.fields == pending.fields), None)
+            shadow = self._core.future_twin(pending, self._indexes[pending.provider].bucket(
+                pending.key)) if twin is None else None
+            if shadow is not None:  # a normal publisher added after it: fail closed
+                raise ConfigError([_same_identity_problem(pending, shadow, "publisher")])
             if twin is not None:
                 converted = twin.replace(projects=(*twin.projects, action.project))
                 self._replace(twin, converted)
@@ -799,6 +811,9 @@ class Engine:
             assert record is not None
             action = None
             if record.pending_project is not None:
+                twin = self._future_twin(record)
+                if twin is not None:  # its project would be unpublishable once created
+                    return self._answer(_twin_denial(decision, record, twin), claims)
                 action = CreateProject(record.pending_project, record.id, record.added_by)
             result = CheckResult(decision, action, claims)
         else:
@@ -817,6 +832,19 @@ class Engine:
         if self.records is not None:
             self._write(result, claims)
         return result
+
+    def _future_twin(self, record: Record) -> Record | None:
+        """The normal publisher a pending one would become a twin of once converted
+        (`Decider.future_twin`), among the engine's or the host's publishers."""
+        index = self._indexes[record.provider]
+        if self._core.lookup_for is not None:
+            try:
+                normal: tuple[Record, ...] = self._core.lookup_for(index)(record.key, False)
+            except Exception:  # the host's database failed: convert as before
+                normal = ()
+        else:
+            normal = index.bucket(record.key, False)
+        return self._core.future_twin(record, normal)
 
     def checked_provider(self, name: str) -> CheckedProvider | None:
         """The checked provider of that name the engine decides with (None: unknown)."""
@@ -837,6 +865,20 @@ class Engine:
             learned=result.learned)
         with contextlib.suppress(Exception):  # a failing sink must not change the decision
             self.records.write(record)
+
+
+def _twin_denial(decision: Decision, record: Record, twin: Record) -> Decision:
+    """The first upload of a pending publisher refused because its project would then be
+    unpublishable: a normal publisher added after it is its twin (`Decider.future_twin`).
+    The project is not created; the holder is told no more than of any refusal."""
+    reason = RuleResult("pending_project", False, None, record.pending_project,
+                        f"valid token, but the pending publisher of project "
+                        f"{record.pending_project!r} would become a twin of publisher "
+                        f"{twin.label} once the project is created (the lookup would always "
+                        "choose that one): the project is not created; make them differ in "
+                        "a field the lookup reads, or give both the same constraints")
+    return Decision(False, decision.provider, None, (), True, (reason,),
+                    issuer=decision.issuer, code=INVALID_PUBLISHER, record=record)
 
 
 def _same_identity_problem(record: Record, twin: Record, where: str,

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from tppolicy.decide.core import Decider, publisher_id, shadowing_problem
 from tppolicy.decide.decision import Decision
 from tppolicy.decide.index import NO_SLOTS, ProviderIndex, Record
-from tppolicy.errors import Diagnostic, PolicyCheckError
+from tppolicy.errors import Diagnostic, PolicyCheckError, Span
 from tppolicy.language import ast as A
 from tppolicy.language.check import CheckedPolicy, CheckedProvider, CheckedPublisher
 from tppolicy.language.compile import compile_predicate, lookup_value
@@ -44,6 +44,7 @@ class Policy:
         counter = itertools.count(1)
         problems: list[Diagnostic] = []
         labels: dict[str, str] = {}
+        spans: dict[str, Span | None] = {}
         for position, publisher in enumerate(checked.publishers):
             record = _record(publisher, self._core.indexes,
                              ids[position] if ids is not None else
@@ -53,7 +54,13 @@ class Policy:
                 problems.append(shadowing_problem(record, twin, span=publisher.ast.span,
                                                   labels=(publisher.label, labels[twin.id])))
                 continue
+            pending = self._core.pending_twin(record, self._core.indexes[
+                record.provider].bucket(record.key, True))
+            if pending is not None:  # the pending one came first: it is refused
+                problems.append(shadowing_problem(pending, record, span=spans[pending.id],
+                                                  labels=(labels[pending.id], publisher.label)))
             labels[record.id] = publisher.label
+            spans[record.id] = publisher.ast.span
             taken[record.id] = record
             self._core.add(record)
         if problems:
