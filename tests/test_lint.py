@@ -693,3 +693,27 @@ def test_the_project_filter_never_forgets_a_name() -> None:
     assert all(name in bloom for name in names)
     others = [_digest(f"other-{i}") for i in range(30_000)]
     assert sum(name in bloom for name in others) < 100  # about 1 in 2 000 here
+
+
+@pytest.mark.parametrize(("field", "value", "code"), [
+    ("workflow_filename", " release.yml", "TPP005"),
+    ("workflow_filename", "re\\u200blease.yml", "TPP005"),
+    ("workflow_filename", "r\\u0440elease.yml", "TPP006"),
+    ("workflow_filename", "re|lease.yml", None),
+    ("environment", "py\\u200bpi", "TPP005"),
+    ("environment", "p\\u0440ypi", "TPP006"),
+    ("environment", "py pi", None),
+])
+def test_characters_in_any_field(field: str, value: str, code: str | None) -> None:
+    """A publisher's values are first checked all at once (joined by "|"): a value with
+    a surrounding or invisible character, or a look-alike, is found in each field."""
+    old = {"workflow_filename": 'workflow_filename = "release.yml"',
+           "environment": 'environment = "pypi"'}[field]
+    block = ('publisher "release" {\n  provider github\n  projects ["sampleproject"]\n'
+             '  fields {\n    repository_owner = "octo-org"\n'
+             '    repository_name = "sampleproject"\n    repository_owner_id = "65"\n'
+             '    workflow_filename = "release.yml"\n    environment = "pypi"\n  }\n}\n')
+    for text in (compiled(github()), block):  # with its rules, and with its provider's
+        text = text.replace(old, f'{field} = "{value}"')
+        found = {c for c in codes(lint_policy_text(text, "p.tpp")) if c in ("TPP005", "TPP006")}
+        assert found == ({code} if code else set()), text

@@ -397,6 +397,16 @@ class _Lint:
     def characters(self, pub: _Pub) -> None:
         # A value of printable ASCII without surrounding spaces (and without a space, in
         # a workflow's name) has nothing for either check: its span is not even asked.
+        # All of a publisher's values at once first: joined by "|", they are printable
+        # ASCII without a space next to a "|" or at an end only if each value is so.
+        strings = [v for v in pub.fields.values() if isinstance(v, str)]
+        joined = "|".join(strings)
+        if joined.isascii() and joined.isprintable() and " |" not in joined \
+                and "| " not in joined and joined == joined.strip() and not pub.literals \
+                and (" " not in joined or not any(
+                    "workflow" in name and isinstance(value, str) and " " in value
+                    for name, value in pub.fields.items())):
+            return
         values: list[tuple[str, str, Span]] = [
             (name, value, pub.at(name)) for name, value in pub.fields.items()
             if isinstance(value, str) and not (
