@@ -151,6 +151,21 @@ def test_bad_files_exit_3(capsys: pytest.CaptureFixture[str], tmp_path: Path, na
     assert "Traceback" not in err
 
 
+def test_an_anchored_empty_list_item_exits_3_with_the_error_check_gives(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    # It exited 4 ("internal error"): a flow list can only write the empty item as `null`,
+    # which changes its error. The file is invalid, so it is refused as such.
+    text = "publishers:\n  - provider: github\n    projects:\n      - &y\n      - a\n"
+    path = tmp_path / "p.yaml"
+    path.write_text(text)
+    code, out, err = run(capsys, "--check", path)
+    assert code == 3
+    assert out == ""
+    assert f"{path}:4:9: publishers[0].projects[0]: expected a string, found nothing" in err
+    assert "internal error" not in err and "Traceback" not in err
+    assert path.read_text() == text
+
+
 def test_a_meaning_change_is_refused_with_exit_4(
         capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
         files: tuple[Path, Path, Path]) -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from tppolicy.decide.publishers import load_publishers_text
 from tppolicy.errors import ConfigError, PolicySyntaxError
@@ -379,11 +380,72 @@ def test_comments_after_a_flow_list_that_ends_an_entry_are_indented_at_once() ->
     assert format_publishers_text(once, "p.yaml", PROVIDERS) == once
 
 
-def test_an_anchored_empty_list_item_is_left_alone() -> None:
-    # A flow list cannot hold an empty value: written `null`, its error would change.
-    text = "publishers:\n  - provider: github\n    projects:\n      - &y\n      - a\n"
-    with pytest.raises(FormatterError):
+@pytest.mark.parametrize("text", [
+    "publishers:\n  - provider: github\n    projects:\n      - &y\n      - a\n",
+    "publishers:\n  - provider: acme\n    name: a\n    projects: [&y]\n",
+    "publishers:\n  - provider: acme\n    name: a\n    projects: [&y , b]\n",
+    "publishers: [&y]\n",
+])
+def test_an_anchored_empty_list_item_is_refused_as_check_refuses_it(text: str) -> None:
+    # A flow list cannot hold an empty value: written `null`, its error ("found nothing")
+    # would change, and the formatter called that its own bug (exit 4). No list item may be
+    # empty, so the file is invalid: it is refused with the errors `check` gives (exit 3).
+    with pytest.raises(ConfigError) as loaded:
+        load_publishers_text(text, "p.yaml", PROVIDERS)
+    with pytest.raises(ConfigError) as caught:
         format_publishers_text(text, "p.yaml", PROVIDERS)
+    assert caught.value.render() == loaded.value.render()
+    assert any("found nothing" in d.message for d in caught.value.diagnostics)
+
+
+@pytest.mark.parametrize(("text", "formatted"), [
+    # the comments after an empty block scalar were written at column 1, and moved again
+    # by the next run
+    ("publishers:\n  - name: a\n    note: >-\n    provider: acme\n    projects: [x]\n"
+     "    # c\n",
+     'publishers:\n  - name: a\n    provider: acme\n    projects: [x]\n    note: ""\n'
+     "    # c\n"),
+    ("publishers:\n  - name: a\n    provider: acme\n    note: >\n    # c\n  # d\n"
+     "  - name: b\n    provider: acme\n",
+     'publishers:\n  - name: a\n    provider: acme\n    note: ""\n  # c\n  # d\n'
+     "  - name: b\n    provider: acme\n"),
+    # the comment on an empty block scalar's header was lost unnoticed
+    ("publishers:\n  - note: >  # e\n    projects: [x]\n    name: a\n    provider: acme\n",
+     'publishers:\n  - name: a\n    provider: acme\n    projects: [x]\n    note: ""  # e\n'),
+])
+def test_an_empty_block_scalar_is_an_empty_string_and_formatting_is_idempotent(
+        text: str, formatted: str) -> None:
+    once = format_publishers_text(text, "p.yaml", PROVIDERS)
+    assert once == formatted
+    assert format_publishers_text(once, "p.yaml", PROVIDERS) == once
+
+
+@pytest.mark.parametrize("text", [
+    # moved to the end, `|+` kept the blank lines below it: its text changed (exit 4)
+    "publishers:\n  - name: a\n      # c\n    projects: [x]\n    note: |+\n\n"
+    "    provider: acme\n\n\n",
+    # moved, its text took in the comment below the entry's next key (exit 4)
+    "publishers:\n  - projects: [x]\n    provider: acme\n    note: >\n      # c\n"
+    "    name: a\n      # c\n",
+    # moved, the comment after it went to column 1, and the next run moved it again
+    "publishers:\n  - note: >\n      # c\n    name: a\n    provider: acme\n"
+    "    projects: [x]\n    # c\n  - name: b\n    provider: acme\n",
+])
+def test_an_entry_with_a_block_scalar_keeps_its_order(text: str) -> None:
+    def first_keys(text: str) -> list[str]:
+        entry = yaml.safe_load(text)["publishers"][0]
+        assert isinstance(entry, dict)
+        return list(entry)
+
+    once = format_publishers_text(text, "p.yaml", PROVIDERS)
+    assert first_keys(once) == first_keys(text)
+    assert yaml.safe_load(once) == yaml.safe_load(text)
+    assert format_publishers_text(once, "p.yaml", PROVIDERS) == once
+
+
+def test_a_block_scalar_header_comment_counts_as_a_comment() -> None:
+    text = "publishers:\n  - name: a\n    note: >  # e\n      text\n"
+    assert _fmt._all_comments(_fmt._load_rt(text, "p.yaml")) == Counter(["# e"])
 
 
 def test_plain_values_keep_their_text() -> None:

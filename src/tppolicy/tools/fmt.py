@@ -15,8 +15,8 @@ mode, which keeps comments (pyyaml drops them):
 * indentation: 2 for mappings, list dashes indented by 2 under their key.
 
 An entry whose structure is not a plain mapping of scalars (anchors or aliases in the file, a
-nested mapping, comments inside a block list) keeps its key order; its strings are still
-quoted canonically.
+nested mapping, comments inside a block list, a block scalar) keeps its key order; its strings
+are still quoted canonically. An empty block scalar (`note: >`) is the empty string, `""`.
 
 Nothing is written unless it is safe: the formatted text must parse back to the same policy
 tree (policy files), or load to the same data and the same publishers, with the same
@@ -46,7 +46,12 @@ from ruamel.yaml.compat import ordereddict
 from ruamel.yaml.error import CommentMark, MarkedYAMLError
 from ruamel.yaml.error import YAMLError as RuamelYAMLError
 from ruamel.yaml.representer import RoundTripRepresenter
-from ruamel.yaml.scalarstring import DoubleQuotedScalarString, SingleQuotedScalarString
+from ruamel.yaml.scalarstring import (
+    DoubleQuotedScalarString,
+    FoldedScalarString,
+    LiteralScalarString,
+    SingleQuotedScalarString,
+)
 from ruamel.yaml.tokens import CommentToken
 
 from tppolicy.decide.publishers import (
@@ -282,6 +287,38 @@ def _canonical_string(value: Any, in_flow: bool) -> Any:
     return value  # plain, block scalars, numbers...: their text is their meaning
 
 
+def _empty_block_scalar(entry: CommentedMap, key: Any) -> bool:
+    """Write the empty block scalar `entry[key]` (`note: >`, the empty string) as `""`,
+    its header's comment (`note: >  # why`) at the end of its line and the comment lines
+    after it under it. False if `entry[key]` is not an empty block scalar.
+
+    ruamel.yaml writes the comments after an empty block scalar at column 1, and the
+    next run moved them again: formatting was not idempotent.
+    """
+    value = entry[key]
+    if not isinstance(value, (FoldedScalarString, LiteralScalarString)) or str(value):
+        return False
+    ordereddict.__setitem__(entry, key, DoubleQuotedScalarString(""))
+    slots = entry.ca.items.get(key)
+    if slots is None:
+        return True
+    header = slots[3] if len(slots) > 3 else None
+    after = slots[2]
+    # After a block scalar, the comment token holds only the lines below it.
+    below = after.value if isinstance(after, CommentToken) else ""
+    if header:
+        eol = " ".join(str(h).strip() for h in header)
+        text = f" {eol}\n{below}"
+    elif below:
+        text = below if below.startswith("\n") else "\n" + below
+    else:
+        text = ""
+    slots[2] = CommentToken(text, CommentMark(0)) if text else None
+    if len(slots) > 3:
+        slots[3] = None
+    return True
+
+
 def _split_comment(token: Any) -> tuple[str, list[str]] | None:
     """A comment token after a value: the comment at the end of the value's line, and the
     lines that follow it (comments, "" for a blank line). None if it is not of that form."""
@@ -362,6 +399,8 @@ def _reorder(entries: CommentedSeq, index: int, order: list[Any], last_entry: bo
     keys = list(entry.keys())
     if entry.ca.comment or entry.ca.end or getattr(entry, "merge", None):
         return False
+    if any(isinstance(v, (FoldedScalarString, LiteralScalarString)) for v in entry.values()):
+        return False  # moved, a block scalar's text and the comments after it would change
     found: dict[Any, tuple[str, list[str]]] = {}
     for key in keys:
         comment = _value_comment(entry, key)
@@ -448,12 +487,13 @@ def _raw_lines(entry: CommentedMap) -> list[str]:
 
 
 def _all_comments(node: Any) -> Counter[str]:
-    """Every comment line in a round-trip document (each token once)."""
+    """Every comment line in a round-trip document (each token once), block scalar
+    headers' comments (`note: >  # why`) included."""
     seen: set[int] = set()
     texts: list[str] = []
 
     def tokens(value: Any) -> Iterable[Any]:
-        if isinstance(value, CommentToken):
+        if isinstance(value, (CommentToken, str)):  # str: a block scalar header's comment
             yield value
         elif isinstance(value, list):
             for item in value:
@@ -467,7 +507,8 @@ def _all_comments(node: Any) -> Counter[str]:
                     if id(token) in seen:
                         continue
                     seen.add(id(token))
-                    texts.extend(line.strip() for line in token.value.split("\n")
+                    text = token if isinstance(token, str) else token.value
+                    texts.extend(line.strip() for line in text.split("\n")
                                  if line.strip().startswith("#"))
         if isinstance(value, dict):
             for item in value.values():
@@ -568,7 +609,7 @@ def _format_publishers(text: str, source: str, providers: Mapping[str, Provider]
             if isinstance(value, CommentedSeq):
                 for i, item in enumerate(value):
                     list.__setitem__(value, i, _canonical_string(item, in_flow=True))
-            else:
+            elif not _empty_block_scalar(entry, key):
                 ordereddict.__setitem__(entry, key, _canonical_string(value, in_flow=False))
         last = index == len(entries) - 1 and list(document.keys())[-1] == "publishers"
         order = key_order(list(entry.keys()), entry.get("provider"), providers)
@@ -594,6 +635,11 @@ def _format_publishers(text: str, source: str, providers: Mapping[str, Provider]
     if not same_data:
         raise FormatterError("the formatted text would load to different data")
     if _publishers_result(formatted, source, providers) != before:
+        if before[0] == "error":
+            # An invalid file whose errors the layout cannot keep word for word (an
+            # anchored empty list item, `[&y]`, can only be written `[null]`): refused as
+            # invalid, with the errors `check` and `lint` give (exit 3, not a bug).
+            load_publishers_text(text, source, providers)
         raise FormatterError("the formatted text would load to different publishers")
     if _all_comments(again) != comments:
         raise FormatterError("the formatted text would lose or change a comment")
