@@ -19,6 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
+from tppolicy.decide.core import with_request
 from tppolicy.decide.decision import Decision, RuleResult, token_reason
 from tppolicy.decide.index import Record
 from tppolicy.decide.policy import Policy
@@ -566,7 +567,7 @@ def decision_fixes(policy: Policy, decision: Decision, claims: Mapping[str, Any]
     publisher = next((p for p in policy.publishers if p.label == decision.closest), None)
     if publisher is None:
         return {}
-    candidate = _candidate(publisher, claims, decision)
+    candidate = _candidate(publisher, _with_request(claims, request), decision)
     return {fix.check: fix for fix in _Advisor(publisher, claims, candidate, request).run()}
 
 
@@ -586,8 +587,15 @@ def record_fixes(provider: CheckedProvider, record: Record, decision: Decision,
                             if value is not None))
     publisher = CheckedPublisher(ast, provider, 0, values, record.rules, record.key,
                                  record.prefer, record.learns)
-    candidate = _candidate(publisher, claims, decision)
+    candidate = _candidate(publisher, _with_request(claims, request), decision)
     return tuple(_Advisor(publisher, claims, candidate, request).run())
+
+
+def _with_request(claims: Mapping[str, Any],
+                  request: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    """The claims as the decision's rules read them: with the request values (the version
+    being uploaded), so that the fixes' check of the publisher agrees with the decision."""
+    return with_request(claims, request) if request else claims
 
 
 def advise_token(policy: Policy, token: str, verifier: Verifier, *,
