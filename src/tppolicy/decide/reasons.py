@@ -224,8 +224,26 @@ def _reads_claims(expr: A.Expr) -> bool:
     return any(isinstance(node, A.Claim) for node in A.walk(expr))
 
 
+# `_sides` of the conditions explained lately, by identity (each entry holds its condition,
+# so the id is not reused while it is there): a publisher's bound rules are made once
+# (`bind_rules` keeps them), and every refusal it explains asks for the same sides.
+_SIDES: dict[int, tuple[A.Expr, tuple[A.Expr, A.Expr] | None]] = {}
+_SIDES_LIMIT = 4096
+
+
 def _sides(condition: A.Expr) -> tuple[A.Expr, A.Expr] | None:
     """(the side reading the token, the side stating the expectation), if there is one."""
+    found = _SIDES.get(id(condition))
+    if found is not None and found[0] is condition:
+        return found[1]
+    sides = _sides_of(condition)
+    if len(_SIDES) >= _SIDES_LIMIT:
+        _SIDES.clear()
+    _SIDES[id(condition)] = (condition, sides)
+    return sides
+
+
+def _sides_of(condition: A.Expr) -> tuple[A.Expr, A.Expr] | None:
     match condition:
         case A.Compare(left=left, right=right) | A.In(item=left, container=right):
             if _reads_claims(left) and not _reads_claims(right):
