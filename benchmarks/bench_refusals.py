@@ -18,7 +18,9 @@ and `allowed` (a matching token) for reference. Each is measured two ways:
 
 - check_claims: `Engine.check_claims` on decoded claims (a fresh dict per check);
 - check_token: `Engine.check_token` on distinct RS256 tokens (RSA-2048, a new jti each,
-  the key given locally, the engine's replay store on): the signature verify included.
+  the key given locally, the engine's replay store on): the signature verify included;
+- answer: check_token, then the refusal's text as `tppolicy serve` answers it
+  (`refusal_fixes`: the provider file's fixes filled in, and `describe_refusal`).
 
 Timing: per check, the measuring thread's CPU time (`time.thread_time`) beside wall time,
 medians of interleaved rounds (each round measures every kind one after the other, so a
@@ -88,6 +90,7 @@ def measure(size: int, tokens: int, rounds: int) -> dict[str, tuple[float, float
     from cryptography.hazmat.primitives.asymmetric import rsa
 
     from tppolicy.decide.engine import Engine
+    from tppolicy.server.core import describe_refusal, refusal_fixes
     from tppolicy.token.keys import KeyCache
 
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
@@ -111,6 +114,10 @@ def measure(size: int, tokens: int, rounds: int) -> dict[str, tuple[float, float
                             "jti": str(uuid.uuid4())}, key, algorithm="RS256",
                            headers={"kid": "bench"}) for c in claims_of(kind)]
 
+    def answer(token: str) -> str:
+        result = engine.check_token(token)
+        return "" if result.allowed else describe_refusal(result, refusal_fixes(engine, result))
+
     for kind in KINDS:  # warm-up, and each refused as meant
         result = engine.check_claims(claims_of(kind)[0])
         assert result.allowed is (kind == "allowed"), (kind, result.decision.reasons)
@@ -121,6 +128,7 @@ def measure(size: int, tokens: int, rounds: int) -> dict[str, tuple[float, float
                                          [claims_of(kind) for _ in range(rounds)])
         plans[f"check_token {kind}"] = (engine.check_token,
                                         [signed(kind) for _ in range(rounds)])
+        plans[f"answer {kind}"] = (answer, [signed(kind) for _ in range(rounds)])
     samples: dict[str, list[tuple[float, float]]] = {name: [] for name in plans}
     for round_ in range(rounds):
         for name, (function, batches) in plans.items():

@@ -76,3 +76,4 @@ def test_refusals_benchmark_prints_every_kind_at_every_size() -> None:
     assert "100 publishers" in out and "300 publishers" in out
     for kind in ("allowed", "stranger", "near miss", "crowded", "case"):
         assert f"check_claims {kind} " in out and f"check_token {kind} " in out, out
+        assert f"answer {kind} " in out, out
