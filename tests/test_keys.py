@@ -8,6 +8,7 @@ test sleeps to wait for one; every network wait is bounded by a timeout of 0.5 s
 from __future__ import annotations
 
 import json
+import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -87,6 +88,18 @@ def test_fetch_verifies_the_certificate(jwks_server: JwksServer) -> None:
     with pytest.raises(FetchError, match="certificate"):
         fetcher(jwks_server.url + JWKS_PATH)
     assert jwks_server.requests() == 0
+
+
+def test_the_system_cas_are_loaded_on_the_first_fetch_only(jwks_server: JwksServer) -> None:
+    # an engine that never fetches (keys from files, decisions on claims) does not pay for
+    # loading them: every Engine() made a fetcher
+    fetcher = HttpFetcher(timeout=FETCH_TIMEOUT)
+    assert fetcher._ssl_context is None
+    with pytest.raises(FetchError, match="certificate"):
+        fetcher(jwks_server.url + JWKS_PATH)
+    context = fetcher._ssl_context
+    assert context is not None and context.verify_mode == ssl.CERT_REQUIRED
+    assert fetcher.ssl_context is context
 
 
 @pytest.mark.parametrize("status", [404, 500, 503])

@@ -81,7 +81,16 @@ class HttpFetcher:
                  ssl_context: ssl.SSLContext | None = None) -> None:
         self.timeout = timeout
         self.max_bytes = max_bytes
-        self.ssl_context = ssl_context or ssl.create_default_context()
+        self._ssl_context = ssl_context
+
+    @property
+    def ssl_context(self) -> ssl.SSLContext:
+        """The TLS settings of the fetches: the one given, else the system's trusted CAs,
+        loaded on the first fetch (loading them costs ~20 ms of CPU, and an engine or a
+        `tppolicy check` on keys from files never fetches)."""
+        if self._ssl_context is None:
+            self._ssl_context = ssl.create_default_context()
+        return self._ssl_context
 
     def __call__(self, url: str) -> bytes:
         deadline = time.monotonic() + self.timeout
