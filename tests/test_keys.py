@@ -93,13 +93,16 @@ def test_fetch_verifies_the_certificate(jwks_server: JwksServer) -> None:
 def test_the_system_cas_are_loaded_on_the_first_fetch_only(jwks_server: JwksServer) -> None:
     # an engine that never fetches (keys from files, decisions on claims) does not pay for
     # loading them: every Engine() made a fetcher
+    def loaded(fetcher: HttpFetcher) -> bool:
+        return fetcher._ssl_context is not None
+
     fetcher = HttpFetcher(timeout=FETCH_TIMEOUT)
-    assert fetcher._ssl_context is None
+    assert not loaded(fetcher)
     with pytest.raises(FetchError, match="certificate"):
         fetcher(jwks_server.url + JWKS_PATH)
-    context = fetcher._ssl_context
-    assert context is not None and context.verify_mode == ssl.CERT_REQUIRED
-    assert fetcher.ssl_context is context
+    assert loaded(fetcher)
+    assert fetcher.ssl_context.verify_mode == ssl.CERT_REQUIRED
+    assert fetcher.ssl_context is fetcher.ssl_context
 
 
 @pytest.mark.parametrize("status", [404, 500, 503])
