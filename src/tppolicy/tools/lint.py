@@ -840,10 +840,14 @@ class _Across:
 
     # ----------------------------------------------------------------- TPP003
     def extension_lookalike(self, pub: _Pub) -> None:
+        # Two publishers alike but for .yml / .yaml both have a value ending in one: a
+        # publisher without one is neither of such a pair (and is not kept).
+        endings = [v.endswith(".yaml") for v in pub.fields.values()
+                   if isinstance(v, str) and v.endswith((".yml", ".yaml"))]
+        if not endings:
+            return
         identity = _identity(pub, normalize_extension=False)
-        normalized = _identity(pub, normalize_extension=True) if any(
-            isinstance(v, str) and v.endswith(".yaml") for v in pub.fields.values()) \
-            else identity
+        normalized = _identity(pub, normalize_extension=True) if any(endings) else identity
         raw = _digest(identity)
         key = raw if normalized is identity else _digest(normalized)
         other = self.identities.get(key)
