@@ -927,6 +927,8 @@ class _Across:
             if not isinstance(value, str) or not value:
                 continue
             lower = value.lower()
+            if value.isascii() and lower == value.upper():
+                continue  # no letter (an id): no other spelling of it
             slot = _digest(pub.provider.name, name, lower)
             first = self.spellings.setdefault(
                 slot, (value, pub.label) if value != lower else lower_first)
