@@ -10,11 +10,14 @@ state in SQLite, optionally Redis for several replicas.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
 import os
+import signal
 import socket
-from collections.abc import Mapping
+import threading
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -143,8 +146,49 @@ def serve(index: Index, *, host: str = "127.0.0.1", port: int = 8000,
     # (measured: 5% of a mint's CPU with 100 000 publishers).
     gc.freeze()
     try:
-        server.run(sockets=[sock])
+        with _stop_signals_handled():
+            server.run(sockets=[sock])
     finally:
         sock.close()
-        index.storage.close()
+        close_storage(index)
     return bool(server.started)
+
+
+@contextlib.contextmanager
+def _stop_signals_handled() -> Iterator[None]:
+    """uvicorn stops gracefully on SIGTERM or SIGINT, then raises the signal again for
+    the handler it found: the default one would kill the process (SIGTERM) or raise
+    KeyboardInterrupt (SIGINT) before the database is closed. The handlers it finds
+    are these, which do nothing: the stop asked for is done, `serve` returns."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    stops = (signal.SIGTERM, signal.SIGINT)
+    previous = {number: signal.signal(number, _stopped) for number in stops}
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+
+def _stopped(number: int, frame: Any) -> None:
+    """A stop signal seen again once uvicorn has stopped (see `_stop_signals_handled`)."""
+
+
+CLOSE_WAIT = 5.0  # after the lifespan's own wait (app.DRAIN_WAIT)
+
+
+def close_storage(index: Index, wait: float = CLOSE_WAIT) -> bool:
+    """Close the index's database once no worker thread uses it (uvicorn stopped taking
+    requests and waited for those under way; the lifespan for reloads, purges and
+    checkpoints). A thread still at work after `wait` seconds (one whose request was
+    cancelled past the grace period) keeps the database open: logged, and the process
+    exits without closing it; what it had not committed is not (SQLite's write-ahead
+    log, PostgreSQL's sessions recover)."""
+    if index.storage.close(wait):
+        return True
+    log.error("shutdown: a worker thread still uses the database after %.1f s: it is "
+              "left open (nothing it has not committed will be); exiting", wait,
+              extra={"event": "shutdown"})
+    return False

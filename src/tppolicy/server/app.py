@@ -28,7 +28,7 @@ import logging
 import sqlite3
 import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, MutableMapping
 from typing import Any
 
 import orjson
@@ -235,8 +235,9 @@ def create_app(index: Index, *, reload: bool = True, demo: Demo | None = None) -
             if task is not None:
                 # Not cancelled: a reload running in a worker thread finishes before the
                 # storage is closed (closing a SQLite connection another thread is using
-                # crashed the process).
-                await task
+                # crashed the process). Bounded: past it, `Storage.close` waits again,
+                # and leaves the database open rather than close it under the thread.
+                await _finish((task,), DRAIN_WAIT, "a reload of the publishers")
             await mint_token.group.drain()  # the same for a purge or a checkpoint
 
     routes = [
@@ -292,6 +293,19 @@ class MintFirst:
 
 
 CHECKPOINT_EVERY = 256  # exchanges stored by group commit between two checkpoints
+# At shutdown, how long the lifespan waits for a reload, a purge, a checkpoint under way
+# in worker threads (then `serve` waits again, as long, before closing the database).
+DRAIN_WAIT = 5.0
+
+
+async def _finish(tasks: Collection[asyncio.Task[None]], wait: float, what: str) -> None:
+    """Wait at most `wait` seconds for `tasks` (never cancelled: their worker threads
+    would run on); log what is still under way after that."""
+    if not tasks:
+        return
+    _, pending = await asyncio.wait(tasks, timeout=wait)
+    if pending:
+        log.warning("shutdown: %s still under way after %.1f s", what, wait)
 
 
 class GroupCommit:
@@ -325,7 +339,12 @@ class GroupCommit:
         return prepared
 
     def _commit(self) -> None:
-        group, self._group = self._group, []
+        # A request cancelled meanwhile (its client left, the server stopping past its
+        # grace period) will not be answered: nothing of it is stored.
+        group = [(prepared, waiter) for prepared, waiter in self._group if not waiter.done()]
+        self._group = []
+        if not group:
+            return
         answers: list[Answer | None]
         try:
             answers = list(self.index.commit_at_once([prepared for prepared, _ in group]))
@@ -335,8 +354,7 @@ class GroupCommit:
                             "is made again alone", len(group), type(exc).__name__, exc)
             answers = [None] * len(group)
         for (_, waiter), answer in zip(group, answers, strict=True):
-            if not waiter.done():  # a request cancelled meanwhile has no one to answer
-                waiter.set_result(answer)
+            waiter.set_result(answer)  # nothing awaited ran since the check above
         if self._purging is None and self.index.purge_due():
             # Deleting a minute of expired rows takes a while: not on the event loop.
             self._purging = asyncio.get_running_loop().create_task(self._purge())
@@ -347,13 +365,12 @@ class GroupCommit:
             self._since_checkpoint = 0
             self._checkpointing = asyncio.get_running_loop().create_task(self._checkpoint())
 
-    async def drain(self) -> None:
+    async def drain(self, wait: float | None = None) -> None:
         """Wait for the purge and the checkpoint under way in worker threads, if any
-        (before the storage is closed)."""
-        for task in (self._purging, self._checkpointing):
-            if task is not None:
-                with contextlib.suppress(Exception, asyncio.CancelledError):
-                    await asyncio.shield(task)
+        (before the storage is closed), at most `wait` seconds (`DRAIN_WAIT`)."""
+        tasks = [task for task in (self._purging, self._checkpointing) if task is not None]
+        await _finish(tasks, DRAIN_WAIT if wait is None else wait,
+                      "a purge or a checkpoint of the database")
 
     async def _checkpoint(self) -> None:
         try:

@@ -48,6 +48,52 @@ class DatabaseUnavailable(Unavailable):
     the request fails with 503 and may be retried; nothing was half-written."""
 
 
+class Uses:
+    """The uses of a database under way (a query, a transaction, a checkpoint), so that
+    it is never closed under a thread still using it. Once `close` began, a new use is
+    refused and a transaction under way does not commit: both raise
+    `DatabaseUnavailable` (503), never reach a closed connection."""
+
+    __slots__ = ("_idle", "_lock", "active", "closing", "name")
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._lock = threading.Lock()
+        self._idle = threading.Condition(self._lock)
+        self.active = 0
+        self.closing = False
+
+    def enter(self) -> None:
+        """One use begins (refused once closing)."""
+        with self._lock:
+            if self.closing:
+                raise self.refusal()
+            self.active += 1
+
+    def leave(self) -> None:
+        """One use ended."""
+        with self._lock:
+            self.active -= 1
+            if self.active == 0 and self.closing:
+                self._idle.notify_all()
+
+    def check(self) -> None:
+        """`DatabaseUnavailable` once closing."""
+        if self.closing:
+            raise self.refusal()
+
+    def refusal(self) -> DatabaseUnavailable:
+        return DatabaseUnavailable(f"the database {self.name} is closed: the server is "
+                                   "stopping")
+
+    def close(self, wait: float) -> bool:
+        """Refuse new uses; True once none is under way, False if some still is after
+        `wait` seconds."""
+        with self._lock:
+            self.closing = True
+            return self._idle.wait_for(lambda: self.active == 0, max(0.0, wait))
+
+
 class Cursor(Protocol):
     """What a statement returns (sqlite3's and psycopg's cursors both fit)."""
 
@@ -136,8 +182,14 @@ class Database:
         """Move what was committed into the database's files, where the database leaves
         that to its clients (SQLite's write-ahead log); else nothing."""
 
-    def close(self) -> None:
-        """Close every connection."""
+    def close(self, wait: float = 30.0) -> bool:
+        """Refuse new uses (`DatabaseUnavailable`), let those under way end (a
+        transaction not yet committed rolls back), waiting at most `wait` seconds, then
+        close every connection: True. False when a use outlasted the wait: nothing was
+        closed (closing a connection under the thread using it can crash the process);
+        the process may exit, the database recovers (SQLite's log, PostgreSQL's
+        sessions)."""
+        return True
 
 
 class SQLiteDatabase(Database):
@@ -152,11 +204,14 @@ class SQLiteDatabase(Database):
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._guard = threading.Lock()
+        self.uses = Uses(self.name)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.connection()
 
     def connection(self) -> sqlite3.Connection:
-        """This thread's connection (autocommit; transactions are explicit)."""
+        """This thread's connection (autocommit; transactions are explicit);
+        `DatabaseUnavailable` once the database is closing."""
+        self.uses.check()
         db: sqlite3.Connection | None = getattr(self._local, "db", None)
         if db is None:
             db = sqlite3.connect(self.path, timeout=30, isolation_level=None,
@@ -164,45 +219,74 @@ class SQLiteDatabase(Database):
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
             db.execute("PRAGMA busy_timeout=30000")
-            self._local.db = db
             with self._guard:
+                try:
+                    self.uses.check()
+                except DatabaseUnavailable:  # closed meanwhile: not left open
+                    db.close()
+                    raise
                 self._connections.append(db)
+            self._local.db = db
         return db
 
     @contextmanager
     def transaction(self) -> Iterator[Tx]:
-        db = self.connection()
-        db.execute("BEGIN IMMEDIATE")
+        uses = self.uses
+        uses.enter()
         try:
-            yield db
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        db.execute("COMMIT")
+            db = self.connection()
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            if uses.closing:  # nobody will be answered: nothing is stored
+                db.execute("ROLLBACK")
+                raise uses.refusal()
+            db.execute("COMMIT")
+        finally:
+            uses.leave()
 
     def query(self, sql: str, parameters: Sequence[Any] = ()) -> list[Any]:
-        return self.connection().execute(sql, parameters).fetchall()
+        uses = self.uses
+        uses.enter()
+        try:
+            return self.connection().execute(sql, parameters).fetchall()
+        finally:
+            uses.leave()
 
     def never_wait(self) -> None:
         """This thread's connection never waits for another connection's write lock
         (`sqlite3.OperationalError` at once instead) and never checkpoints the log (a
         checkpoint writes and syncs the database file): the event loop's connection.
         Another thread calls `checkpoint`."""
-        connection = self.connection()
-        connection.execute("PRAGMA busy_timeout=0")
-        connection.execute("PRAGMA wal_autocheckpoint=0")
+        self.uses.enter()
+        try:
+            connection = self.connection()
+            connection.execute("PRAGMA busy_timeout=0")
+            connection.execute("PRAGMA wal_autocheckpoint=0")
+        finally:
+            self.uses.leave()
 
     def checkpoint(self) -> None:
         """Copy the write-ahead log into the database file, as far as no reader needs it
         (SQLite's PASSIVE checkpoint, what a commit does every 1000 pages by itself)."""
-        self.connection().execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        self.uses.enter()
+        try:
+            self.connection().execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        finally:
+            self.uses.leave()
 
-    def close(self) -> None:
+    def close(self, wait: float = 30.0) -> bool:
+        if not self.uses.close(wait):
+            return False
         with self._guard:
             for db in self._connections:
                 db.close()
             self._connections.clear()
         self._local = threading.local()
+        return True
 
 
 class _PgTx:
@@ -235,11 +319,13 @@ class PostgresDatabase(Database):
                              "pip install 'tppolicy[postgres]'") from None
         self._errors: tuple[type[BaseException], ...] = (psycopg.OperationalError,
                                                          psycopg.InterfaceError)
-        from psycopg_pool import PoolTimeout
+        from psycopg_pool import PoolClosed, PoolTimeout
 
-        self._errors += (PoolTimeout,)
+        # PoolClosed: a thread still at work while the server stops (`close`)
+        self._errors += (PoolClosed, PoolTimeout)
         self.conninfo = conninfo
         self.name = name or conninfo
+        self.uses = Uses(self.name)
         self.wait = wait
         try:  # fail at start, with PostgreSQL's own words, when it cannot be reached
             psycopg.connect(conninfo, connect_timeout=max(1, int(wait))).close()
@@ -278,13 +364,27 @@ class PostgresDatabase(Database):
 
     @contextmanager
     def transaction(self) -> Iterator[Tx]:
-        with self._unavailable(), self.pool.connection() as connection, \
-                connection.transaction():
-            yield _PgTx(connection)
+        uses = self.uses
+        uses.enter()
+        try:
+            with self._unavailable(), self.pool.connection() as connection, \
+                    connection.transaction():
+                yield _PgTx(connection)
+                if uses.closing:  # nobody will be answered: rolled back
+                    raise uses.refusal()
+        finally:
+            uses.leave()
 
     def query(self, sql: str, parameters: Sequence[Any] = ()) -> list[Any]:
         """A read: on a connection found broken (PostgreSQL restarted since it was
         pooled), tried once more on another."""
+        self.uses.enter()
+        try:
+            return self._query(sql, parameters)
+        finally:
+            self.uses.leave()
+
+    def _query(self, sql: str, parameters: Sequence[Any]) -> list[Any]:
         for attempt in (1, 2):
             connection: Any = None
             try:
@@ -326,5 +426,8 @@ class PostgresDatabase(Database):
         threading.Thread(target=run, name=f"tppolicy-listen-{channel}", daemon=True).start()
         return True
 
-    def close(self) -> None:
+    def close(self, wait: float = 30.0) -> bool:
+        if not self.uses.close(wait):
+            return False
         self.pool.close()
+        return True

@@ -208,8 +208,11 @@ class Storage:
         rows = self.database.query(sql, parameters)
         return rows[0] if rows else None
 
-    def close(self) -> None:
-        self.database.close()
+    def close(self, wait: float = 30.0) -> bool:
+        """Close the database once no thread uses it, waiting at most `wait` seconds;
+        False (left open) if one still does then (see `Database.close`). Any use after
+        this raises `DatabaseUnavailable`."""
+        return self.database.close(wait)
 
     # ------------------------------------------------------------ publishers
     def generation(self) -> int:
