@@ -1,6 +1,7 @@
 """What a refused token costs through the public API, among 100 and 100 000 publishers.
 
 Run: python benchmarks/bench_refusals.py [--sizes 100,100000] [--tokens 100] [--rounds 7]
+     [--lookup memory|sql]
 
 Anyone may send a refused token, at will: its cost must stay small and bounded whatever
 the number of publishers. An `Engine` holds `size` GitHub publishers (each of its own
@@ -14,7 +15,10 @@ each); tokens are refused for four reasons:
   100 publishers explained, each once);
 - case: the owner spelled in another case (the identity is shared, case aside).
 
-and `allowed` (a matching token) for reference. Each is measured two ways:
+and `allowed` (a matching token) for reference. With `--lookup sql` the publishers are
+rows of the server's SQLite database (`Storage`, in a temporary directory) and the engine
+looks them up per token (`SqlPublisherLookup`, as `tppolicy serve --lookup sql`).
+Each is measured three ways:
 
 - check_claims: `Engine.check_claims` on decoded claims (a fresh dict per check);
 - check_token: `Engine.check_token` on distinct RS256 tokens (RSA-2048, a new jti each,
@@ -30,11 +34,14 @@ disturbance hits all alike); each size in a fresh process.
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Callable
@@ -85,7 +92,24 @@ def _kind_claims(base: dict[str, Any], kind: str, i: int) -> dict[str, Any]:
     return _claims(base, owner, name, owner_id)
 
 
-def measure(size: int, tokens: int, rounds: int) -> dict[str, tuple[float, float]]:
+def _sql_engine(size: int, scratch: str, **options: Any) -> Any:
+    """An engine looking up `size` publishers and the crowded ones in SQLite."""
+    from tppolicy.decide.engine import Engine
+    from tppolicy.server.lookup import SqlPublisherLookup, key_rows
+    from tppolicy.server.storage import Storage
+
+    storage = Storage(Path(scratch) / "index.db", files=scratch)
+    key_rows(storage, Engine())
+    rows = [*((f"p{i}", _row(i)) for i in range(size)),
+            *((f"c{i}", _crowded(i)) for i in range(CROWDED))]
+    with storage.transaction() as tx:
+        for publisher_id, row in rows:
+            storage.put_publisher(publisher_id, row, created=0.0, db=tx)
+    return Engine(lookup=SqlPublisherLookup(storage), **options)
+
+
+def measure(size: int, tokens: int, rounds: int,
+            lookup: str = "memory") -> dict[str, tuple[float, float]]:
     import jwt
     from cryptography.hazmat.primitives.asymmetric import rsa
 
@@ -98,10 +122,15 @@ def measure(size: int, tokens: int, rounds: int) -> dict[str, tuple[float, float
     jwk["kid"] = "bench"
     keys = KeyCache()
     keys.add_static(ISSUER, {"keys": [jwk]})
-    engine = Engine(keys=keys)  # its replay store: a MemoryReplayStore
-    for first in range(0, size, 10_000):
-        engine.add_publishers(_row(i) for i in range(first, min(size, first + 10_000)))
-    engine.add_publishers(_crowded(i) for i in range(CROWDED))
+    if lookup == "sql":
+        scratch = tempfile.mkdtemp(prefix="bench-refusals-")
+        atexit.register(shutil.rmtree, scratch, True)
+        engine = _sql_engine(size, scratch, keys=keys)
+    else:
+        engine = Engine(keys=keys)  # its replay store: a MemoryReplayStore
+        for first in range(0, size, 10_000):
+            engine.add_publishers(_row(i) for i in range(first, min(size, first + 10_000)))
+        engine.add_publishers(_crowded(i) for i in range(CROWDED))
     base = json.loads((ROOT / "examples/claims/github-release.json").read_text())
     now = int(time.time())
     step = max(1, size // tokens)
@@ -148,21 +177,25 @@ def main() -> None:
     parser.add_argument("--sizes", default="100,100000")
     parser.add_argument("--tokens", type=int, default=100, help="per kind and round")
     parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--lookup", choices=("memory", "sql"), default="memory",
+                        help="publishers held by the engine, or rows of a SQLite database")
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(measure(args.child, args.tokens, args.rounds)))
+        print(json.dumps(measure(args.child, args.tokens, args.rounds, args.lookup)))
         return
     sizes = [int(s) for s in args.sizes.split(",")]
     results = {}
     for size in sizes:
         done = subprocess.run([sys.executable, __file__, "--child", str(size), "--tokens",
-                               str(args.tokens), "--rounds", str(args.rounds)],
+                               str(args.tokens), "--rounds", str(args.rounds),
+                               "--lookup", args.lookup],
                               capture_output=True, text=True, check=True)
         results[size] = json.loads(done.stdout)
     print(f"{cpu_model()}, {os.cpu_count()} logical CPUs, load average "
           f"{' '.join(f'{x:.1f}' for x in os.getloadavg())}; per check, medians of "
-          f"{args.rounds} interleaved rounds of {args.tokens} checks, thread CPU / wall (us)")
+          f"{args.rounds} interleaved rounds of {args.tokens} checks, thread CPU / wall (us); "
+          f"publishers: {'SQLite rows' if args.lookup == 'sql' else 'in memory'}")
     header = "".join(f"{f'{size:,} publishers':>24}" for size in sizes)
     print(f"{'':26}{header}")
     for name in results[sizes[0]]:

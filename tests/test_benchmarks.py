@@ -70,9 +70,10 @@ def test_verify_benchmark_prints_the_ratio() -> None:
 
 
 @pytest.mark.slow
-def test_refusals_benchmark_prints_every_kind_at_every_size() -> None:
+@pytest.mark.parametrize("lookup", ["memory", "sql"])
+def test_refusals_benchmark_prints_every_kind_at_every_size(lookup: str) -> None:
     out = _run_script("bench_refusals.py", "--sizes", "100,300", "--tokens", "3",
-                      "--rounds", "1")
+                      "--rounds", "1", "--lookup", lookup)
     assert "100 publishers" in out and "300 publishers" in out
     for kind in ("allowed", "stranger", "near miss", "crowded", "case"):
         assert f"check_claims {kind} " in out and f"check_token {kind} " in out, out
