@@ -1,16 +1,28 @@
 """Shutting the app down while publishers are being reloaded: the reload, which runs in
 a worker thread, finishes before the lifespan ends (and so before `serve` closes the
 storage). Cancelling only the awaiting task left the thread querying a SQLite
-connection that was then closed under it: a segmentation fault."""
+connection that was then closed under it: a segmentation fault.
+
+Closing the database itself (`Database.close`) never closes a connection under a thread
+using it: it refuses new uses, waits (bounded) for those under way, whose uncommitted
+writes roll back; past the wait it leaves the database open. A request after the close
+is answered 503, without a traceback. (`test_stopping.py`: the same with a real
+`tppolicy serve` and SIGTERM.)"""
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 import time
+from collections.abc import Callable
+from pathlib import Path
 
-from tppolicy.server import Index, create_app
+import pytest
 
-from .conftest import TestClient
+from tppolicy.server import Index, Storage, create_app
+from tppolicy.server.database import Database, DatabaseUnavailable
+
+from .conftest import TestClient, github_token
 
 
 def test_a_reload_under_way_finishes_before_shutdown_returns(index: Index) -> None:
@@ -30,3 +42,135 @@ def test_a_reload_under_way_finishes_before_shutdown_returns(index: Index) -> No
         assert client.get("/_/health").status_code == 200
         assert started.wait(10)
     assert finished.is_set()
+
+
+# ------------------------------------------------------------------- closing the database
+
+
+class _Holder:
+    """A thread inside a transaction of `database` (a real write), until `release`;
+    what the transaction raised in the end, in `error`."""
+
+    def __init__(self, database: Database) -> None:
+        self.database = database
+        self.inside = threading.Event()
+        self.release = threading.Event()
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run)
+        self.thread.start()
+        assert self.inside.wait(10)
+
+    def _run(self) -> None:
+        try:
+            with self.database.transaction() as tx:
+                tx.execute("INSERT INTO used_jti (key, expires_at) VALUES ('held', 1)")
+                self.inside.set()
+                assert self.release.wait(10)
+                tx.execute("INSERT INTO used_jti (key, expires_at) VALUES ('held-2', 1)")
+        except BaseException as exc:
+            self.error = exc
+
+    def finish(self) -> None:
+        self.release.set()
+        self.thread.join(10)
+        assert not self.thread.is_alive()
+
+
+def _closing(storage: Storage) -> bool:
+    return bool(storage.database.uses.closing)  # type: ignore[attr-defined]
+
+
+def _wait_until(condition: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + 10
+    while not condition():
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+
+
+def test_close_waits_for_a_transaction_under_way_and_stores_nothing_of_it(
+        tmp_path: Path) -> None:
+    storage = Storage(tmp_path / "index.db")
+    holder = _Holder(storage.database)
+    closed: list[bool] = []
+    closer = threading.Thread(target=lambda: closed.append(storage.close(wait=30)))
+    closer.start()
+    _wait_until(lambda: _closing(storage))
+    with pytest.raises(DatabaseUnavailable, match="closed"):  # no new use
+        storage.generation()
+    assert not closed  # not closed under the holder's transaction
+    holder.finish()
+    closer.join(10)
+    assert closed == [True]
+    assert isinstance(holder.error, DatabaseUnavailable)  # its commit refused: rolled back
+    again = Storage(tmp_path / "index.db")
+    try:
+        assert again.database.query("SELECT key FROM used_jti") == []
+    finally:
+        assert again.close()
+
+
+def test_past_its_wait_close_leaves_the_database_open(tmp_path: Path) -> None:
+    storage = Storage(tmp_path / "index.db")
+    holder = _Holder(storage.database)
+    assert storage.close(wait=0.05) is False  # the holder's connection is not closed
+    with pytest.raises(DatabaseUnavailable):
+        storage.database.query("SELECT 1")
+    holder.finish()
+    assert isinstance(holder.error, DatabaseUnavailable)
+    assert storage.close(wait=0) is True
+
+
+def test_a_purge_in_a_worker_thread_while_the_fixture_closes_the_index(index: Index) -> None:
+    """The fault seen once: the test's fixture closed the database while a purge
+    (started by the group commit) ran in a worker thread. The purge waits here for a
+    write lock held by another connection; the close waits for the purge."""
+    db = index.storage.path
+    assert db is not None
+    blocker = sqlite3.connect(db, isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")
+    errors: list[BaseException] = []
+
+    def purge() -> None:
+        try:
+            index.purge_expired()
+        except BaseException as exc:
+            errors.append(exc)
+
+    purging = threading.Thread(target=purge)
+    purging.start()
+    _wait_until(lambda: index.storage.database.uses.active == 1)  # type: ignore[attr-defined]
+    closed: list[bool] = []
+    closer = threading.Thread(target=lambda: closed.append(index.storage.close()))
+    closer.start()
+    _wait_until(lambda: _closing(index.storage))
+    assert not closed
+    blocker.execute("COMMIT")
+    blocker.close()
+    purging.join(40)
+    closer.join(10)
+    assert closed == [True]
+    assert len(errors) == 1 and isinstance(errors[0], DatabaseUnavailable)
+
+
+def test_after_close_every_request_is_refused_cleanly(index: Index,
+                                                     caplog: pytest.LogCaptureFixture) -> None:
+    app = create_app(index, reload=False)
+    with TestClient(app, base_url="http://127.0.0.1") as client:
+        token = github_token()
+        minted = client.post("/_/oidc/mint-token", json={"token": token})
+        assert minted.status_code == 200
+        credential = minted.json()["token"]
+        assert index.storage.close()
+        caplog.clear()
+        answer = client.post("/_/oidc/mint-token", json={"token": github_token()})
+        assert answer.status_code == 503
+        assert answer.json()["errors"][0]["code"] == "server-error"
+        assert client.get("/_/health").status_code == 503
+        assert client.get("/simple/").status_code == 503
+        assert client.get("/simple/sampleproject/").status_code == 503
+        assert client.post("/_/oidc/burn-token", json={"token": credential}).status_code == 503
+        upload = client.post("/legacy/", auth=("__token__", credential),
+                             data={":action": "file_upload", "name": "sampleproject",
+                                   "version": "1.0"})
+        assert upload.status_code == 503
+    assert not [r for r in caplog.records if r.exc_info], caplog.text
