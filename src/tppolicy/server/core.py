@@ -675,6 +675,13 @@ class Index:
                                                    created=converted.created, db=tx)
             except KeyError:  # this process converted it a moment ago
                 converted_elsewhere = True
+            except ConfigError as exc:  # it would become a normal publisher's twin: the
+                # project's creation is rolled back, nothing changed (fail closed)
+                log.warning("pending publisher %s not converted: %s", action.pending_id,
+                            exc.render())
+                return mint_error(INVALID_PUBLISHER, "valid token, but the pending publisher "
+                                  "would become a twin of another publisher once its "
+                                  "project is created: the project is not created")
             except BaseException:
                 self._forget()  # the engine may be ahead of the database: reload it all
                 raise
