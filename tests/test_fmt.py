@@ -563,3 +563,62 @@ def test_unified_diff(tmp_path: Path) -> None:
     assert diff.startswith(f"--- {path} (original)\n+++ {path} (formatted)\n@@")
     assert '-provider p {issuer "x"}\n\\ No newline at end of file\n' in diff
     assert '+  issuer "x"\n' in diff
+
+
+# ---------------------------------------------- inputs tests/property/test_fmt_exit.py found
+@pytest.mark.parametrize(("text", "where", "message"), [
+    # ruamel.yaml keeps no position for the items of a tagged list: a TypeError (exit 4)
+    ("publishers:\n  - name: a\n    provider: acme\n    note: !!str\n      - ~\n",
+     "p.yaml:4:11", "invalid YAML"),
+    # `!` on nothing is the empty string for the loader, null for ruamel.yaml (exit 4)
+    ("publishers:\n  - repository_owner_id: !\n    provider: github\n",
+     "p.yaml:2:26", "explicit YAML tag '!'"),
+    # ruamel.yaml drops the values of a `!!set`, and the comments on them, when it loads
+    # it: the comment was lost and the file rewritten (exit 0); the file is invalid
+    ("publishers:\n  - name: a\n    provider: acme\n    note: !!set\n      k:\n"
+     "        x: 1  # c\n",
+     "p.yaml:2:5", "missing 'projects'"),
+])
+def test_input_the_formatter_cannot_keep_is_refused_as_invalid(
+        text: str, where: str, message: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        format_publishers_text(text, "p.yaml", PROVIDERS)
+    first = caught.value.diagnostics[0]
+    assert str(first.span) == where
+    assert message in first.message
+
+
+def test_comments_are_counted_as_the_scanner_reads_them() -> None:
+    text = ('a: é # x\nb: "q # r" #s\nc: >-  # h\n  # no\nd: [a, #z\n  b]\n#end\n  # ind\n'
+            "e: a#b\n")
+    assert _fmt._scanned_comments(text) == Counter(
+        ["# x", "#s", "# h", "#z", "#end", "# ind"])
+
+
+@pytest.mark.parametrize(("text", "formatted"), [
+    # a flow mapping's values are in flow context: `?x` written plain was invalid (exit 4)
+    ("publishers: [{? q: \"?x\", name: 'release.yml'}]\n",
+     'publishers: [{name: release.yml, q: "?x"}]\n'),
+    # an anchored quoted string was requoted without its anchor, its alias expanded: the
+    # next run, seeing no alias, reordered the keys
+    ("publishers:\n  - projects: &p 'x'\n    name: a\n    provider: acme\n  - name: b\n"
+     "    provider: acme\n    projects: *p\n",
+     "publishers:\n  - projects: &p 'x'\n    name: a\n    provider: acme\n  - name: b\n"
+     "    provider: acme\n    projects: *p\n"),
+    # an alias to an anchored null is written as a null: it no longer keeps the keys in
+    # their order (the next run, which saw no alias, reordered them)
+    ("publishers:\n  - note: &y\n    name: a\n    provider: acme\n  - provider: acme\n"
+     "    environment: *y\n    name: b\n",
+     "publishers:\n  - name: a\n    provider: acme\n    note:\n  - name: b\n"
+     "    provider: acme\n    environment:\n"),
+    # a tagged empty string written `""`: the comment below it, which ruamel.yaml keeps
+    # above the next key, kept the keys in their order; the next run reordered them
+    ("publishers:\n  - name: a\n    pending_project: !<tag:yaml.org,2002:str>  # e\n"
+     "    # note\n    provider: gitlab\n    projects: [a]\n",
+     "publishers:\n  - name: a\n    # note\n    provider: gitlab\n    projects: [a]\n"
+     '    pending_project: ""  # e\n'),
+])
+def test_formatting_found_inputs_is_idempotent(text: str, formatted: str) -> None:
+    once = format_publishers_text(text, "p.yaml", PROVIDERS)
+    assert once == formatted
+    assert format_publishers_text(once, "p.yaml", PROVIDERS) == once

@@ -147,9 +147,12 @@ _Representer.add_representer(_NullWord, _represent_null_word)
 _NULL_WORD = re.compile(r"(~|null|Null|NULL)(?=[ ,\]}#]|\Z)")
 
 
-def _null_word(lines: Sequence[str], position: tuple[int, int]) -> _NullWord | None:
+def _null_word(lines: Sequence[str], position: tuple[int, int] | None) -> _NullWord | None:
     """The word of the null value at `position` (line, column) of the text, or None for an
-    empty one (its position is then the next token's)."""
+    empty one (its position is then the next token's) or an unknown position (ruamel.yaml
+    keeps none for the items of a tagged list: `!!python/none` then `- ~`)."""
+    if position is None:
+        return None
     line, column = position
     if line >= len(lines):
         return None
@@ -262,21 +265,54 @@ def is_publishers_text(text: str) -> bool:
     return isinstance(data, dict) and isinstance(data.get("publishers"), list)
 
 
+_NULL_TAG = "tag:yaml.org,2002:null"
+_NULL_TEXT = re.compile(r"(~|null|Null|NULL)?\Z")
+
+
+def _is_null_event(event: yaml.ScalarEvent) -> bool:
+    if event.tag == _NULL_TAG:
+        return True
+    return (event.tag in (None, "!") and not event.style and event.implicit[0]
+            and _NULL_TEXT.match(event.value) is not None)
+
+
 def _has_aliases(text: str) -> bool:
-    # An alias starts with '*'; libyaml's parser when there is one (the text composed already)
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    return "*" in text and any(isinstance(event, yaml.AliasEvent)
-                               for event in yaml.parse(text, loader))
+    """Whether the round trip writes an alias: one to a null value is written as a null
+    (ruamel.yaml keeps no anchor on a null), so it does not count; else the next run,
+    which no longer sees it, would reorder the keys the first run kept in their order."""
+    if "*" not in text:  # an alias starts with '*'
+        return False
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # (the text composed already)
+    null_anchors: set[str] = set()
+    for event in yaml.parse(text, loader):
+        if isinstance(event, yaml.AliasEvent):
+            if event.anchor not in null_anchors:
+                return True
+        elif isinstance(event, yaml.NodeEvent) and event.anchor is not None:
+            if isinstance(event, yaml.ScalarEvent) and _is_null_event(event):
+                null_anchors.add(event.anchor)
+            else:
+                null_anchors.discard(event.anchor)  # an anchor defined again
+    return False
+
+
+def _anchored(value: Any) -> bool:
+    """Whether `value` (from the round trip) carries an anchor (`&a`)."""
+    anchor = getattr(value, "yaml_anchor", None)
+    return callable(anchor) and anchor() is not None
 
 
 def _canonical_string(value: Any, in_flow: bool) -> Any:
     """A string in its canonical style; any other value as it is.
 
-    A quoted string is written plain where it may be, else double-quoted. A plain one keeps
+    A quoted string is written plain where it may be, else double-quoted (unless it has an
+    anchor: then it is kept as it is, with the aliases to it). A plain one keeps
     its text (so its meaning for every YAML reader), unless the emitter cannot write it
     plain where it now is (`---x`, or `a,b` moved into a flow list): then it is
     double-quoted too, as the emitter would otherwise quote it its own way.
     """
+    if _anchored(value):
+        return value  # a new string would lose its anchor, and its aliases their target
     if isinstance(value, (SingleQuotedScalarString, DoubleQuotedScalarString)):
         text = str(value)
         if needs_quotes(text, in_flow):
@@ -317,6 +353,37 @@ def _empty_block_scalar(entry: CommentedMap, key: Any) -> bool:
     if len(slots) > 3:
         slots[3] = None
     return True
+
+
+def _claim_comments_below(entry: CommentedMap, key: Any) -> None:
+    """Make the comments after the empty value of `key`, which ruamel.yaml keeps above the
+    next key, the comments after `key` (its end-of-line comment and the lines below it).
+
+    Used when the empty value is written as text (`key: !<...str>` as `key: ""`): the next
+    run reads those comments after it, and it reordered the keys the first run kept in
+    their order (formatting was not idempotent).
+    """
+    keys = list(entry.keys())
+    at = keys.index(key)
+    slots = entry.ca.items.get(keys[at + 1]) if at + 1 < len(keys) else None
+    own = entry.ca.items.get(key)
+    if not slots or not slots[1] or (own is not None and any(s is not None for s in own)):
+        return
+    tokens = slots[1]
+    if not all(isinstance(t, CommentToken) for t in tokens):
+        return
+    line = entry.lc.key(key)[0]
+    text = ""
+    for number, token in enumerate(tokens):
+        if number == 0 and token.start_mark.line == line:
+            text = f" {token.value.strip()}\n"  # at the end of the key's line
+            continue
+        if not text:
+            text = "\n"
+        text += "".join(f"{' ' * token.column}{part.strip()}\n" if part.strip() else "\n"
+                        for part in token.value.removesuffix("\n").split("\n"))
+    entry.ca.items[key] = [None, None, CommentToken(text, CommentMark(0)), None]
+    slots[1] = None
 
 
 def _split_comment(token: Any) -> tuple[str, list[str]] | None:
@@ -521,6 +588,59 @@ def _all_comments(node: Any) -> Counter[str]:
     return Counter(texts)
 
 
+def _scanned_comments(text: str) -> Counter[str]:
+    """Every comment in the YAML `text`, told by its scanner: a `#` after a space or at the
+    start of a line that no token covers, to the end of its line. Unlike `_all_comments`
+    it sees the comments that ruamel.yaml's round trip drops when it loads a document
+    (inside a `!!set`), and it reads the text as written, not ruamel.yaml's view of it."""
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    spans = []
+    for token in yaml.scan(text, loader):
+        start = token.start_mark.index
+        if isinstance(token, yaml.ScalarToken) and token.style in ("|", ">"):
+            # a block scalar's header line (`>-  # why`) may end with a comment
+            header_end = text.find("\n", start)
+            start = token.end_mark.index if header_end == -1 else header_end
+        spans.append((start, token.end_mark.index))
+    spans.sort()
+    found: list[str] = []
+    at = 0  # spans[at:] may still cover a '#' from here on
+    position = text.find("#")
+    while position != -1:
+        while at < len(spans) and spans[at][1] <= position:
+            at += 1
+        # tokens do not overlap: only the first one ending after the '#' may cover it
+        covered = at < len(spans) and spans[at][0] <= position
+        if not covered and (position == 0 or text[position - 1] in " \t\n"):
+            end = text.find("\n", position)
+            end = len(text) if end == -1 else end
+            found.append(text[position:end].strip())
+            position = text.find("#", end)
+        else:
+            position = text.find("#", position + 1)
+    return Counter(found)
+
+
+def _refuse_tags(text: str, source: str) -> None:
+    """`ConfigError` at the first explicit tag (`!`, `!!str`, `!!set`...) of `text`, if it
+    has one: the round trip's reader does not read every tag as the loader does (an empty
+    `!` is the empty string for one, null for the other), so a file with tags whose
+    formatted text would not mean the same is refused as input it cannot format, not
+    called a bug of the formatter. A publishers file needs no tags."""
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    for event in yaml.parse(text, loader):
+        tag = getattr(event, "tag", None)
+        if isinstance(event, yaml.NodeEvent) and tag is not None:
+            mark = event.start_mark
+            line, column = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
+            raise ConfigError([Diagnostic(
+                f"tppolicy fmt cannot format this file without changing what it means: "
+                f"found the explicit YAML tag {tag!r}, which it cannot keep as it is",
+                Span(source, line, column, line, column + 1),
+                hint="remove the tag (a publishers file needs none), then run fmt again")],
+                text)
+
+
 def _publishers_result(text: str, source: str, providers: Mapping[str, Provider],
                        ) -> tuple[str, tuple[Any, ...]]:
     """What `load_publishers_text` makes of `text`: its entries without their spans, or its
@@ -603,6 +723,8 @@ def _format_publishers(text: str, source: str, providers: Mapping[str, Provider]
         if not isinstance(entry, CommentedMap) or not entry:
             continue
         _keep_null_words(entry, lines)
+        # in a flow mapping (`publishers: [{...}]`) its values are written in flow context
+        in_flow = bool(entries.fa.flow_style() or entry.fa.flow_style())
         for key in list(entry.keys()):
             value = entry[key]
             # The base classes' __setitem__: ruamel's would keep the old quoting style.
@@ -610,7 +732,9 @@ def _format_publishers(text: str, source: str, providers: Mapping[str, Provider]
                 for i, item in enumerate(value):
                     list.__setitem__(value, i, _canonical_string(item, in_flow=True))
             elif not _empty_block_scalar(entry, key):
-                ordereddict.__setitem__(entry, key, _canonical_string(value, in_flow=False))
+                ordereddict.__setitem__(entry, key, _canonical_string(value, in_flow))
+                if type(value) is str and not value:  # written empty, a tag on nothing
+                    _claim_comments_below(entry, key)
         last = index == len(entries) - 1 and list(document.keys())[-1] == "publishers"
         order = key_order(list(entry.keys()), entry.get("provider"), providers)
         if reorder and index > 0:
@@ -631,18 +755,25 @@ def _format_publishers(text: str, source: str, providers: Mapping[str, Provider]
         again = _load_rt(formatted, source)
         same_data = _typed(_plain_data(formatted, source)) == original
     except ConfigError as exc:
+        _refuse_tags(text, source)
         raise FormatterError(f"the formatted text is not valid YAML: {exc}") from None
     if not same_data:
+        _refuse_tags(text, source)
         raise FormatterError("the formatted text would load to different data")
+    problem = None
     if _publishers_result(formatted, source, providers) != before:
+        problem = "the formatted text would load to different publishers"
+    elif _all_comments(again) != comments or (
+            _scanned_comments(formatted) != _scanned_comments(text)):
+        problem = "the formatted text would lose or change a comment"
+    if problem is not None:
         if before[0] == "error":
-            # An invalid file whose errors the layout cannot keep word for word (an
-            # anchored empty list item, `[&y]`, can only be written `[null]`): refused as
-            # invalid, with the errors `check` and `lint` give (exit 3, not a bug).
+            # An invalid file whose errors or comments the layout cannot keep (an anchored
+            # empty list item, `[&y]`, can only be written `[null]`, which changes its
+            # error; a `!!set` loses the comments inside it), though its data stays the
+            # same: refused as invalid, with the errors `check` and `lint` give (exit 3).
             load_publishers_text(text, source, providers)
-        raise FormatterError("the formatted text would load to different publishers")
-    if _all_comments(again) != comments:
-        raise FormatterError("the formatted text would lose or change a comment")
+        raise FormatterError(problem)
     return formatted, count
 
 
