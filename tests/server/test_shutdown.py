@@ -174,3 +174,26 @@ def test_after_close_every_request_is_refused_cleanly(index: Index,
                                    "version": "1.0"})
         assert upload.status_code == 503
     assert not [r for r in caplog.records if r.exc_info], caplog.text
+
+
+def test_postgresql_close_waits_for_a_transaction_under_way(pg_url: str) -> None:
+    storage = Storage(pg_url, files="unused")
+    holder = _Holder(storage.database)
+    closed: list[bool] = []
+    closer = threading.Thread(target=lambda: closed.append(storage.close(wait=30)))
+    closer.start()
+    _wait_until(lambda: _closing(storage))
+    with pytest.raises(DatabaseUnavailable, match="closed"):
+        storage.generation()
+    assert not closed
+    holder.finish()
+    closer.join(10)
+    assert closed == [True]
+    assert isinstance(holder.error, DatabaseUnavailable)  # rolled back
+    with pytest.raises(DatabaseUnavailable):
+        storage.database.query("SELECT 1")
+    again = Storage(pg_url, files="unused")
+    try:
+        assert again.database.query("SELECT key FROM used_jti") == []
+    finally:
+        assert again.close()
