@@ -622,3 +622,21 @@ def test_formatting_found_inputs_is_idempotent(text: str, formatted: str) -> Non
     once = format_publishers_text(text, "p.yaml", PROVIDERS)
     assert once == formatted
     assert format_publishers_text(once, "p.yaml", PROVIDERS) == once
+
+
+@pytest.mark.parametrize(("text", "formatted"), [
+    # the comment after a block scalar kept its column (6) while the block's text moved
+    # from column 8 to 6: the text took it in (exit 4)
+    ("publishers:\n    - name: a\n      provider: acme\n      note: |\n        text\n\n"
+     "      # c\n",
+     "publishers:\n  - name: a\n    provider: acme\n    note: |\n      text\n\n    # c\n"),
+    # the comments before `---` (and after `...`) were dropped on load: exit 4, or lost
+    ("##\n--- !!map\npublishers: []\n", "##\n--- !!map\npublishers: []\n"),
+    ("%YAML 1.1\n# c\n--- # e\npublishers:\n  - provider: acme\n    name: a\n...\n# z\n",
+     "%YAML 1.1\n# c\n--- # e\npublishers:\n  - name: a\n    provider: acme\n...\n# z\n"),
+])
+def test_comments_around_block_scalars_and_document_markers_are_kept(
+        text: str, formatted: str) -> None:
+    once = format_publishers_text(text, "p.yaml", PROVIDERS)
+    assert once == formatted
+    assert format_publishers_text(once, "p.yaml", PROVIDERS) == once

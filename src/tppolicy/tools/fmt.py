@@ -355,6 +355,24 @@ def _empty_block_scalar(entry: CommentedMap, key: Any) -> bool:
     return True
 
 
+def _indent_after_block_scalar(entry: CommentedMap, key: Any) -> None:
+    """Indent the comment lines after the block scalar `entry[key]` as the entry's keys:
+    ruamel.yaml writes them at their old column, and where the block scalar's text is now
+    indented less (`- ` was at column 4, now 2), the text took them in (its data changed)."""
+    slots = entry.ca.items.get(key)
+    token = slots[2] if slots else None
+    if not isinstance(token, CommentToken):
+        return
+    lines = token.value.split("\n")
+    if lines[-1] == "":
+        lines.pop()
+    if not all(not line.strip() or line.strip().startswith("#") for line in lines):
+        return
+    text = "".join(f"{_ENTRY_KEY_INDENT}{line.strip()}\n" if line.strip() else "\n"
+                   for line in lines)
+    slots[2] = CommentToken(text, CommentMark(0))
+
+
 def _claim_comments_below(entry: CommentedMap, key: Any) -> None:
     """Make the comments after the empty value of `key`, which ruamel.yaml keeps above the
     next key, the comments after `key` (its end-of-line comment and the lines below it).
@@ -621,6 +639,48 @@ def _scanned_comments(text: str) -> Counter[str]:
     return Counter(found)
 
 
+_START_LINE = re.compile(r"---(?:[ \t]+[!&][^ \t#]*)*[ \t]*(?:#.*)?\Z")
+
+
+def _document_frame(text: str) -> tuple[str, str, str]:
+    """`text` as (what comes before its document's content: directives, comments and the
+    `---` line; the content; the `...` line and what follows it). ruamel.yaml's round
+    trip drops the lines before `---` and after `...` (their comments were lost), so
+    they are kept as they are, around the formatted content. The content is preceded by
+    as many blank lines as the first part has lines, so positions in it stay the file's.
+    ("", text, "") for a document without those markers (or with content on the `---`
+    line)."""
+    if "---" not in text and "..." not in text:
+        return "", text, ""
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    start = end = None
+    try:
+        for event in yaml.parse(text, loader):
+            if isinstance(event, yaml.DocumentStartEvent):
+                if start is not None:
+                    return "", text, ""  # several documents: the loader refuses them
+                start = event
+            elif isinstance(event, yaml.DocumentEndEvent):
+                end = event
+    except yaml.YAMLError:
+        return "", text, ""  # the round trip's reader words the error
+    head = 0
+    if start is not None and start.explicit and start.end_mark is not None:
+        line_start = text.rfind("\n", 0, start.end_mark.index) + 1
+        line_end = text.find("\n", line_start)
+        line_end = len(text) if line_end == -1 else line_end
+        if not _START_LINE.match(text, line_start, line_end):
+            return "", text, ""
+        head = min(line_end + 1, len(text))
+    tail = len(text)
+    if end is not None and end.explicit and end.start_mark is not None:
+        tail = text.rfind("\n", 0, end.start_mark.index) + 1
+    if head == 0 and tail == len(text):
+        return "", text, ""
+    prefix = text[:head]
+    return prefix, "\n" * prefix.count("\n") + text[head:tail], text[tail:]
+
+
 def _refuse_tags(text: str, source: str) -> None:
     """`ConfigError` at the first explicit tag (`!`, `!!str`, `!!set`...) of `text`, if it
     has one: the round trip's reader does not read every tag as the loader does (an empty
@@ -708,7 +768,8 @@ def _format_publishers(text: str, source: str, providers: Mapping[str, Provider]
         if written is not None:
             return written, _problem_count(text, source, providers)
     _refuse_unbounded(text, source)
-    document = _load_rt(text, source)
+    prefix, body, suffix = _document_frame(text)
+    document = _load_rt(body, source)
     if not isinstance(document, CommentedMap) or not isinstance(
             document.get("publishers"), CommentedSeq):
         raise ConfigError([Diagnostic(
@@ -718,7 +779,7 @@ def _format_publishers(text: str, source: str, providers: Mapping[str, Provider]
     comments = _all_comments(document)
     entries = document["publishers"]
     reorder = not _has_aliases(text)
-    lines = text.split("\n")
+    lines = body.split("\n")
     for index, entry in enumerate(entries):
         if not isinstance(entry, CommentedMap) or not entry:
             continue
@@ -731,11 +792,14 @@ def _format_publishers(text: str, source: str, providers: Mapping[str, Provider]
             if isinstance(value, CommentedSeq):
                 for i, item in enumerate(value):
                     list.__setitem__(value, i, _canonical_string(item, in_flow=True))
+            elif isinstance(value, (FoldedScalarString, LiteralScalarString)) and value:
+                _indent_after_block_scalar(entry, key)
             elif not _empty_block_scalar(entry, key):
                 ordereddict.__setitem__(entry, key, _canonical_string(value, in_flow))
                 if type(value) is str and not value:  # written empty, a tag on nothing
                     _claim_comments_below(entry, key)
-        last = index == len(entries) - 1 and list(document.keys())[-1] == "publishers"
+        last = (index == len(entries) - 1 and list(document.keys())[-1] == "publishers"
+                and not suffix)
         order = key_order(list(entry.keys()), entry.get("provider"), providers)
         if reorder and index > 0:
             _indent_comments_above(entries, index)
@@ -744,6 +808,8 @@ def _format_publishers(text: str, source: str, providers: Mapping[str, Provider]
     out = io.StringIO()
     _yaml().dump(document, out)
     formatted = out.getvalue()
+    if prefix or suffix:
+        formatted = prefix + (formatted.lstrip("\n") if prefix else formatted) + suffix
     before = _publishers_result(text, source, providers)
     count = len(before[1]) if before[0] == "error" else 0
     if formatted == text:  # already canonical: nothing to compare the text with
@@ -752,7 +818,7 @@ def _format_publishers(text: str, source: str, providers: Mapping[str, Provider]
     # (`!!python/object:...`) is invalid input (exit 3), not a formatter bug.
     original = _typed(_plain_data(text, source))
     try:
-        again = _load_rt(formatted, source)
+        again = _load_rt(_document_frame(formatted)[1], source)  # as `document` was read
         same_data = _typed(_plain_data(formatted, source)) == original
     except ConfigError as exc:
         _refuse_tags(text, source)
