@@ -289,3 +289,61 @@ def test_explain_token(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> No
                        "--claims", str(CLAIMS / "github-release.json"))
     assert code == 2
     assert "--jwks goes with --token" in err
+
+
+def _buildkite_table(tmp_path: Path) -> tuple[str, Path]:
+    import yaml
+
+    table = yaml.safe_load((ROOT / "tests" / "cases" / "buildkite.tptest.yaml").read_text())
+    publishers = tmp_path / "publishers.yaml"
+    publishers.write_text(yaml.safe_dump({"publishers": table["publishers"]}))
+    claims = tmp_path / "tag-build.json"
+    claims.write_text(json.dumps(table["claims"]["tag-build"]))
+    return str(publishers), claims
+
+
+def test_explain_upload_version_decides_version_tag(capsys: pytest.CaptureFixture[str],
+                                                    tmp_path: Path) -> None:
+    # explain had no --upload-version: a version_tag publisher could not be explained.
+    publishers, claims = _buildkite_table(tmp_path)
+    code, out, _ = run(capsys, "explain", "--publishers", publishers, "--claims", str(claims),
+                       "--upload-version", "1.2.3")
+    assert code == 0
+    assert out.startswith("ALLOWED: publisher 'publish-step' (buildkite)")
+    assert "pass  version_tag               'v1.2.3'" in out
+    code, out, _ = run(capsys, "explain", "--publishers", publishers, "--claims", str(claims),
+                       "--upload-version", "1.2.4", "--format", "json")
+    assert code == 1
+    first = json.loads(out)["candidates"][0]
+    assert first["publisher"] == "publish-step"
+    assert [c["name"] for c in first["checks"] if not c["passed"]] == ["version_tag"]
+    assert first["fixes"][0]["text"].startswith(
+        "The build is for the tag 'v1.2.3', but the version being uploaded is '1.2.4'")
+
+
+def test_explain_upload_version_with_a_token(capsys: pytest.CaptureFixture[str],
+                                             tmp_path: Path) -> None:
+    from .tokens import fresh, jwks, rsa_key
+
+    publishers, claims = _buildkite_table(tmp_path)
+    key = rsa_key()
+    keys = tmp_path / "jwks.json"
+    keys.write_text(json.dumps(jwks(key)))
+    token = tmp_path / "token.jwt"
+    token.write_text(key.sign(fresh(json.loads(claims.read_text()))))
+    for version, expected in (("1.2.3", 0), ("2.0", 1)):
+        code, out, _ = run(capsys, "explain", "--publishers", publishers, "--token", str(token),
+                           "--jwks", str(keys), "--upload-version", version)
+        assert code == expected, out
+    assert "the version being uploaded is '2.0'" in out
+
+
+def test_explain_and_check_share_upload_version(capsys: pytest.CaptureFixture[str]) -> None:
+    helps = []
+    for command in ("check", "explain"):
+        with pytest.raises(SystemExit):
+            main([command, "--help"])
+        text = " ".join(capsys.readouterr().out.split())
+        helps.append(text[text.index("--upload-version VERSION the"):].split(" --")[0])
+    assert helps[0] == helps[1]
+    assert "request.version" in helps[0]

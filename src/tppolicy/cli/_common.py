@@ -22,6 +22,10 @@ EPILOG = """exit codes:
   4  internal error (a bug; --debug shows the traceback)
 """
 
+# `--upload-version` of check and explain: one meaning, one help.
+UPLOAD_VERSION_HELP = ("the version being uploaded (request.version: a publisher's "
+                       "version_tag must be the token's tag for it)")
+
 
 class UsageError(Exception):
     """Options that do not fit together: exit 2."""

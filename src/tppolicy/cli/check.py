@@ -15,6 +15,7 @@ from ._common import (
     EPILOG,
     EXIT_ALLOWED,
     EXIT_DENIED,
+    UPLOAD_VERSION_HELP,
     UsageError,
     add_provider_options,
     add_token_options,
@@ -46,8 +47,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        "issuer, audience, times) before the decision; - reads standard input")
     parser.add_argument("--audience", default="pypi", help="expected 'aud' (default: pypi)")
     parser.add_argument("--upload-version", dest="request_version", metavar="VERSION",
-                        help="the version being uploaded (request.version: a publisher's "
-                        "version_tag must be the token's tag for it)")
+                        help=UPLOAD_VERSION_HELP)
     parser.add_argument("--format", choices=("human", "json"), default="human")
     add_provider_options(parser)
     add_token_options(parser)

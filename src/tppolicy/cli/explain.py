@@ -12,6 +12,7 @@ from ._common import (
     EPILOG,
     EXIT_ALLOWED,
     EXIT_DENIED,
+    UPLOAD_VERSION_HELP,
     UsageError,
     add_provider_options,
     add_token_options,
@@ -48,6 +49,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     given.add_argument("--claims", metavar="FILE",
                        help="a token's decoded claims as a JSON object; - reads standard input")
     parser.add_argument("--audience", default="pypi", help="expected 'aud' (default: pypi)")
+    parser.add_argument("--upload-version", dest="request_version", metavar="VERSION",
+                        help=UPLOAD_VERSION_HELP)
     parser.add_argument("--format", choices=("human", "json"), default="human")
     parser.add_argument("--top", metavar="N", type=int, default=None,
                         help="show only the N closest publishers (default: all)")
@@ -66,18 +69,21 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
         raise UsageError("--fixes must not be negative")
     if args.replay_db:
         raise UsageError("explain never uses a token up: --replay-db goes with check")
+    request = {"version": args.request_version} if args.request_version is not None else None
     policy = load_policy(args)
     if args.token is not None:
         from tppolicy.tools.explain import advise_token
 
         token = read_token(args.token, args.max_token_bytes)
         verifier = build_verifier(args, policy, token)
-        advice = advise_token(policy, token, verifier, fixes_for=args.fixes)
+        advice = advise_token(policy, token, verifier, fixes_for=args.fixes,
+                              request=request)
     else:
         if args.jwks:
             raise UsageError("--jwks goes with --token")
         claims = read_claims(args.claims)
-        advice = advise(policy, claims, audience=args.audience, fixes_for=args.fixes)
+        advice = advise(policy, claims, audience=args.audience, fixes_for=args.fixes,
+                        request=request)
     if args.format == "json":
         payload = advice.to_json()
         if args.top is not None:

@@ -466,10 +466,12 @@ def _issuer_fix(claims: Mapping[str, Any], provider: CheckedProvider | None, gue
 
 # ------------------------------------------------------------------------ advise
 def advise(policy: Policy, claims: Mapping[str, Any], *, audience: str = "pypi",
-           fixes_for: int = 3) -> Advice:
+           fixes_for: int = 3, request: Mapping[str, Any] | None = None) -> Advice:
     """Explain the decision on `claims`: checks of the token itself, every publisher of its
-    provider ranked by how close it came, and fixes for the first `fixes_for` of them."""
-    decision = policy.evaluate(claims, audience=audience, explain=True)
+    provider ranked by how close it came, and fixes for the first `fixes_for` of them.
+    `request` holds the values the caller supplies with the upload (`request.version`, as
+    `tppolicy check --upload-version` gives it), for the rules and fixes that read them."""
+    decision = policy.evaluate(claims, audience=audience, explain=True, request=request)
     issuers = policy.issuers
     issuer = claims.get("iss")
     name = issuers.get(issuer) if isinstance(issuer, str) else None
@@ -485,14 +487,16 @@ def advise(policy: Policy, claims: Mapping[str, Any], *, audience: str = "pypi",
     if provider is not None:
         for position, publisher in enumerate(policy.publishers):
             if publisher.provider.name == provider.name:
-                candidates.append((position, _candidate(publisher, claims, decision)))
+                candidates.append((position, _candidate(
+                    publisher, _with_request(claims, request), decision)))
     ranked = _rank(candidates)
     by_label = {p.label: p for p in policy.publishers}
     if not decision.allowed:
         with_fixes = []
         for rank, candidate in enumerate(ranked):
             if rank < fixes_for and not candidate.chosen:
-                fixes = _Advisor(by_label[candidate.publisher], claims, candidate).run()
+                fixes = _Advisor(by_label[candidate.publisher], claims, candidate,
+                                 request).run()
                 candidate = Candidate(candidate.publisher, candidate.provider,
                                       candidate.projects, candidate.pending, candidate.chosen,
                                       candidate.checks, fixes)
@@ -599,10 +603,11 @@ def _with_request(claims: Mapping[str, Any],
 
 
 def advise_token(policy: Policy, token: str, verifier: Verifier, *,
-                 fixes_for: int = 3) -> Advice:
+                 fixes_for: int = 3, request: Mapping[str, Any] | None = None) -> Advice:
     """`advise` for a signed token: verified first (no replay store: explaining a token
     does not use it up). A refused token is denied with its reason, and the publishers are
-    still ranked on its unverified claims when they can be read."""
+    still ranked on its unverified claims when they can be read. `request` as for
+    `advise`."""
     from tppolicy.token.verify import TokenError, split_token
 
     try:
@@ -620,7 +625,8 @@ def advise_token(policy: Policy, token: str, verifier: Verifier, *,
         if claims is None:
             return Advice(False, denial, verifier.audience, None, None,
                           token_checks=(check,), token_fixes=(fix,))
-        advice = advise(policy, claims, audience=verifier.audience, fixes_for=fixes_for)
+        advice = advise(policy, claims, audience=verifier.audience, fixes_for=fixes_for,
+                        request=request)
         candidates = advice.candidates
         if advice.allowed:  # the claims would pass: give the closest publishers no fixes
             candidates = tuple(replace(c, chosen=False) for c in candidates)
@@ -628,7 +634,8 @@ def advise_token(policy: Policy, token: str, verifier: Verifier, *,
             denial, provider=advice.provider, issuer=advice.issuer),
             token_checks=(check, *advice.token_checks),
             token_fixes=(fix, *advice.token_fixes), candidates=candidates)
-    return advise(policy, verified.claims, audience=verifier.audience, fixes_for=fixes_for)
+    return advise(policy, verified.claims, audience=verifier.audience, fixes_for=fixes_for,
+                  request=request)
 
 
 def _refusal_fix(code: str, message: str) -> str:
