@@ -25,6 +25,7 @@ import re
 import sqlite3
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
@@ -192,6 +193,12 @@ class Database:
         return True
 
 
+class _Connection(sqlite3.Connection):
+    """A SQLite connection the database can hold weakly (`SQLiteDatabase._connections`)."""
+
+    __slots__ = ("__weakref__",)
+
+
 class SQLiteDatabase(Database):
     """One SQLite file in WAL mode: every process that opens it sees the same state.
     Each thread has its own connection; `BEGIN IMMEDIATE` serializes writers."""
@@ -202,7 +209,10 @@ class SQLiteDatabase(Database):
         self.path = path
         self.name = str(path)
         self._local = threading.local()
-        self._connections: list[sqlite3.Connection] = []
+        # Held weakly: a worker thread's connection is closed when the thread ends (the
+        # thread pool retires idle threads; each new one opens its own), not kept open
+        # until the server stops.
+        self._connections: weakref.WeakSet[sqlite3.Connection] = weakref.WeakSet()
         self._guard = threading.Lock()
         self.uses = Uses(self.name)
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -215,7 +225,7 @@ class SQLiteDatabase(Database):
         db: sqlite3.Connection | None = getattr(self._local, "db", None)
         if db is None:
             db = sqlite3.connect(self.path, timeout=30, isolation_level=None,
-                                 check_same_thread=False)
+                                 check_same_thread=False, factory=_Connection)
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
             db.execute("PRAGMA busy_timeout=30000")
@@ -225,7 +235,7 @@ class SQLiteDatabase(Database):
                 except DatabaseUnavailable:  # closed meanwhile: not left open
                     db.close()
                     raise
-                self._connections.append(db)
+                self._connections.add(db)
             self._local.db = db
         return db
 
@@ -282,7 +292,7 @@ class SQLiteDatabase(Database):
         if not self.uses.close(wait):
             return False
         with self._guard:
-            for db in self._connections:
+            for db in list(self._connections):
                 db.close()
             self._connections.clear()
         self._local = threading.local()
