@@ -630,6 +630,16 @@ def test_formatting_found_inputs_is_idempotent(text: str, formatted: str) -> Non
     ("publishers:\n    - name: a\n      provider: acme\n      note: |\n        text\n\n"
      "      # c\n",
      "publishers:\n  - name: a\n    provider: acme\n    note: |\n      text\n\n    # c\n"),
+    # the same in a nested mapping (exit 4)
+    ("publishers:\n  - name: a\n    provider: acme\n    beta:\n      k: |-\n"
+     "          more\n\n        # c\n      x: y\n",
+     "publishers:\n  - name: a\n    provider: acme\n    beta:\n      k: |-\n        more\n\n"
+     "      # c\n      x: y\n"),
+    # ruamel.yaml ends a document whose last text keeps its line ends with `...`: the
+    # next run kept that line and wrote its own again
+    ("publishers:\n  - name: a\n    provider: acme\n    note:\n      x: |+\n\n\n  #\n\n",
+     "publishers:\n  - name: a\n    provider: acme\n    note:\n      x: |2+\n\n\n      #\n\n"
+     "...\n"),
     # the comments before `---` (and after `...`) were dropped on load: exit 4, or lost
     ("##\n--- !!map\npublishers: []\n", "##\n--- !!map\npublishers: []\n"),
     ("%YAML 1.1\n# c\n--- # e\npublishers:\n  - provider: acme\n    name: a\n...\n# z\n",

@@ -334,6 +334,8 @@ def _empty_block_scalar(entry: CommentedMap, key: Any) -> bool:
     value = entry[key]
     if not isinstance(value, (FoldedScalarString, LiteralScalarString)) or str(value):
         return False
+    if _anchored(value):
+        return False  # its aliases keep it: it stays as it is
     ordereddict.__setitem__(entry, key, DoubleQuotedScalarString(""))
     slots = entry.ca.items.get(key)
     if slots is None:
@@ -355,10 +357,21 @@ def _empty_block_scalar(entry: CommentedMap, key: Any) -> bool:
     return True
 
 
-def _indent_after_block_scalar(entry: CommentedMap, key: Any) -> None:
-    """Indent the comment lines after the block scalar `entry[key]` as the entry's keys:
-    ruamel.yaml writes them at their old column, and where the block scalar's text is now
-    indented less (`- ` was at column 4, now 2), the text took them in (its data changed)."""
+def _indent_after_block_scalars(mapping: CommentedMap, indent: str) -> None:
+    """Indent the comment lines after each block scalar of `mapping` (and of the block
+    mappings in it) as the keys beside it (`indent`): ruamel.yaml writes them at their old
+    column, and where the block scalar's text is now indented less (`- ` was at column 4,
+    now 2), the text took them in (its data changed)."""
+    for key, value in mapping.items():
+        if isinstance(value, (FoldedScalarString, LiteralScalarString)):
+            if value and not _anchored(value):  # (an alias shares its comment tokens)
+                _indent_after_block_scalar(mapping, key, indent)
+        elif isinstance(value, CommentedMap) and not value.fa.flow_style():
+            _indent_after_block_scalars(value, indent + " " * 2)
+
+
+def _indent_after_block_scalar(entry: CommentedMap, key: Any, indent: str) -> None:
+    """Indent the comment lines after the block scalar `entry[key]` by `indent`."""
     slots = entry.ca.items.get(key)
     token = slots[2] if slots else None
     if not isinstance(token, CommentToken):
@@ -368,8 +381,7 @@ def _indent_after_block_scalar(entry: CommentedMap, key: Any) -> None:
         lines.pop()
     if not all(not line.strip() or line.strip().startswith("#") for line in lines):
         return
-    text = "".join(f"{_ENTRY_KEY_INDENT}{line.strip()}\n" if line.strip() else "\n"
-                   for line in lines)
+    text = "".join(f"{indent}{line.strip()}\n" if line.strip() else "\n" for line in lines)
     slots[2] = CommentToken(text, CommentMark(0))
 
 
@@ -793,11 +805,13 @@ def _format_publishers(text: str, source: str, providers: Mapping[str, Provider]
                 for i, item in enumerate(value):
                     list.__setitem__(value, i, _canonical_string(item, in_flow=True))
             elif isinstance(value, (FoldedScalarString, LiteralScalarString)) and value:
-                _indent_after_block_scalar(entry, key)
+                pass  # its text is its meaning
             elif not _empty_block_scalar(entry, key):
                 ordereddict.__setitem__(entry, key, _canonical_string(value, in_flow))
                 if type(value) is str and not value:  # written empty, a tag on nothing
                     _claim_comments_below(entry, key)
+        if not in_flow:
+            _indent_after_block_scalars(entry, _ENTRY_KEY_INDENT)
         last = (index == len(entries) - 1 and list(document.keys())[-1] == "publishers"
                 and not suffix)
         order = key_order(list(entry.keys()), entry.get("provider"), providers)
@@ -808,6 +822,8 @@ def _format_publishers(text: str, source: str, providers: Mapping[str, Provider]
     out = io.StringIO()
     _yaml().dump(document, out)
     formatted = out.getvalue()
+    if suffix and formatted.endswith("\n...\n"):
+        formatted = formatted[:-len("...\n")]  # the file's own `...` line ends it
     if prefix or suffix:
         formatted = prefix + (formatted.lstrip("\n") if prefix else formatted) + suffix
     before = _publishers_result(text, source, providers)
