@@ -655,15 +655,24 @@ def narrows(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
 class SQLiteJtiStore:
     """The `ReplayStore` in the server's database (SQLite or PostgreSQL): a token id
     is claimed once, atomically across threads, processes and replicas (INSERT ...
-    ON CONFLICT DO NOTHING in a transaction). Expired ids are purged at most once a
-    minute, by index. Inside a `Storage.mint_scope` of the calling thread the claim is
-    written in the scope's transaction (committed with the credential)."""
+    ON CONFLICT DO NOTHING in a transaction). Inside a `Storage.mint_scope` of the calling
+    thread the claim is written in the scope's transaction (committed with the credential).
+
+    The table is keyed by the id alone (no expiry index: a claim writes one B-tree in
+    SQLite). Expired ids are purged at most once a minute, a bounded range of keys at a
+    time (`purge`): each purge visits at most `purge_rows` ids, or four times the claims
+    made since the last one when more, so the sweep outpaces the claims whatever the rate
+    and a purge never scans the whole table (an expired id not yet swept is claimed again
+    as a new one: the claim checks its expiry)."""
 
     purge_interval = 60.0
+    purge_rows = 50_000
 
     def __init__(self, storage: Storage) -> None:
         self.storage = storage
         self.next_purge = 0.0  # when expired ids are next purged (clock time)
+        self.sweep_from = ""  # the sweep's position: the last key it visited
+        self.claimed = 0  # claims since the last purge (by this process)
 
     def claim(self, key: str, expires_at: int) -> bool:
         expires_at = min(int(expires_at), MAX_JTI_EXPIRY)  # a 64-bit column: never overflow
@@ -677,11 +686,26 @@ class SQLiteJtiStore:
             return self.claim_in(db, key, expires_at)
 
     def purge(self, db: Tx) -> None:
-        """Delete the expired token ids, if a purge is due."""
+        """Delete the expired token ids among the next keys of the sweep, if a purge is
+        due: two range scans of the primary key, of at most `budget` ids each."""
         now = self.storage.clock()
-        if now >= self.next_purge:
-            self.next_purge = now + self.purge_interval
-            db.execute("DELETE FROM used_jti WHERE expires_at <= ?", (int(now),))
+        if now < self.next_purge:
+            return
+        self.next_purge = now + self.purge_interval
+        budget = max(self.purge_rows, 4 * self.claimed)
+        self.claimed = 0
+        start = self.sweep_from
+        row = db.execute("SELECT key FROM used_jti WHERE key > ? ORDER BY key LIMIT 1 "
+                         "OFFSET ?", (start, budget - 1)).fetchone()
+        if row is None:  # the rest of the table: the next sweep starts again at the first
+            db.execute("DELETE FROM used_jti WHERE key > ? AND expires_at <= ?",
+                       (start, int(now)))
+            self.sweep_from = ""
+            return
+        end = str(row[0])
+        db.execute("DELETE FROM used_jti WHERE key > ? AND key <= ? AND expires_at <= ?",
+                   (start, end, int(now)))
+        self.sweep_from = end
 
     def claim_in(self, db: Tx, key: str, expires_at: int, purge: bool = True) -> bool:
         """`claim` in the transaction `db` (committed by its owner); with `purge`, the
@@ -689,6 +713,7 @@ class SQLiteJtiStore:
         now = self.storage.clock()
         if purge:
             self.purge(db)
+        self.claimed += 1
         inserted = db.execute("INSERT INTO used_jti (key, expires_at) VALUES (?, ?) "
                               "ON CONFLICT DO NOTHING", (key, expires_at)).rowcount
         if not inserted:  # present: still valid, or expired and not yet purged
