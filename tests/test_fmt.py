@@ -617,6 +617,16 @@ def test_comments_are_counted_as_the_scanner_reads_them() -> None:
      "    # note\n    provider: gitlab\n    projects: [a]\n",
      "publishers:\n  - name: a\n    # note\n    provider: gitlab\n    projects: [a]\n"
      '    pending_project: ""  # e\n'),
+    # a merge of an empty list is written as nothing: the next run, seeing no alias,
+    # reordered the keys the first run kept in their order
+    ("publishers:\n  - provider: acme\n    name: a\n  - name: b\n    note:\n"
+     "      k: &a1 []\n      <<: *a1\n",
+     "publishers:\n  - name: a\n    provider: acme\n  - name: b\n    note:\n      k: []\n"),
+    # a null word outside the entries, or after an anchor, was written as nothing and its
+    # comment moved; the next run moved it again
+    ("publishers:\n  - name: a\n    provider: acme\n    note: [&a3 NULL]\nafter:\n"
+     "  - &a4 ~  # c\n",
+     "publishers:\n  - name: a\n    provider: acme\n    note: [NULL]\nafter:\n  - ~      # c\n"),
 ])
 def test_formatting_found_inputs_is_idempotent(text: str, formatted: str) -> None:
     once = format_publishers_text(text, "p.yaml", PROVIDERS)
@@ -640,6 +650,12 @@ def test_formatting_found_inputs_is_idempotent(text: str, formatted: str) -> Non
     ("publishers:\n  - name: a\n    provider: acme\n    note:\n      x: |+\n\n\n  #\n\n",
      "publishers:\n  - name: a\n    provider: acme\n    note:\n      x: |2+\n\n\n      #\n\n"
      "...\n"),
+    # an anchored block scalar shares its comment tokens with its alias: rewriting them
+    # made ruamel.yaml fail (AttributeError, exit 4); it is left as it is
+    ("publishers:\n    - name: &a1 |\n        text\n      # c\n      note:\n        - *a1\n"
+     "      provider: acme\n",
+     "publishers:\n  - name: &a1 |\n      text\n     # c\n    note:\n      - *a1\n"
+     "    provider: acme\n"),
     # the comments before `---` (and after `...`) were dropped on load: exit 4, or lost
     ("##\n--- !!map\npublishers: []\n", "##\n--- !!map\npublishers: []\n"),
     ("%YAML 1.1\n# c\n--- # e\npublishers:\n  - provider: acme\n    name: a\n...\n# z\n",

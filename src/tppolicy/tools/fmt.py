@@ -144,7 +144,8 @@ def _represent_null_word(representer: Any, data: _NullWord) -> Any:
 
 
 _Representer.add_representer(_NullWord, _represent_null_word)
-_NULL_WORD = re.compile(r"(~|null|Null|NULL)(?=[ ,\]}#]|\Z)")
+# the word, after the anchor or tag it may have (`&a NULL`: ruamel.yaml keeps neither)
+_NULL_WORD = re.compile(r"(?:[&!][^ \t,\[\]{}]*[ \t]+)*(~|null|Null|NULL)(?=[ ,\]}#]|\Z)")
 
 
 def _null_word(lines: Sequence[str], position: tuple[int, int] | None) -> _NullWord | None:
@@ -160,21 +161,32 @@ def _null_word(lines: Sequence[str], position: tuple[int, int] | None) -> _NullW
     return _NullWord(found.group(1)) if found else None
 
 
-def _keep_null_words(entry: CommentedMap, lines: Sequence[str]) -> None:
-    """Replace each null value of `entry` (and of its lists) written as a word by a
-    `_NullWord`, so that it is written back as that word."""
-    for key in list(entry.keys()):
-        value = entry[key]
-        if value is None:
-            word = _null_word(lines, entry.lc.value(key))
-            if word is not None:
-                ordereddict.__setitem__(entry, key, word)
-        elif isinstance(value, CommentedSeq):
-            for i, item in enumerate(value):
-                if item is None:
-                    word = _null_word(lines, value.lc.item(i))
-                    if word is not None:
-                        list.__setitem__(value, i, word)
+def _keep_null_words(node: Any, lines: Sequence[str], seen: set[int] | None = None) -> None:
+    """Replace each null value in `node` (a mapping or a list, and those in it, at any depth)
+    written as a word by a `_NullWord`, so that it is written back as that word (outside
+    the entries too: the next run read an empty value there, and wrote its comment
+    elsewhere)."""
+    seen = set() if seen is None else seen
+    if id(node) in seen:
+        return  # an alias of a list or mapping already seen
+    seen.add(id(node))
+    if isinstance(node, CommentedMap):
+        for key in list(node.keys()):
+            value = node[key]
+            if value is None:
+                word = _null_word(lines, node.lc.value(key))
+                if word is not None:
+                    ordereddict.__setitem__(node, key, word)
+            elif isinstance(value, (CommentedMap, CommentedSeq)):
+                _keep_null_words(value, lines, seen)
+    elif isinstance(node, CommentedSeq):
+        for i, item in enumerate(node):
+            if item is None:
+                word = _null_word(lines, node.lc.item(i))
+                if word is not None:
+                    list.__setitem__(node, i, word)
+            elif isinstance(item, (CommentedMap, CommentedSeq)):
+                _keep_null_words(item, lines, seen)
 
 
 def _yaml() -> YAML:
@@ -765,37 +777,23 @@ def _within_size_limit(text: str) -> bool:
     return len(text) <= yaml_reader.MAX_CHARS
 
 
-def _format_publishers(text: str, source: str, providers: Mapping[str, Provider],
-                       fast: bool = True) -> tuple[str, int]:
-    """The formatted text, and how many problems loading the file reports (a file with
-    schema errors is still formatted: it keeps the same errors).
-
-    A file already in the canonical layout is recognised line by line
-    (`fmt_canonical.is_canonical_publishers`, unless `fast` is False) and not round-tripped.
-    """
-    if fast and _within_size_limit(text):
-        if is_canonical_publishers(text, providers):
-            return text, _problem_count(text, source, providers)
-        written = format_simple_publishers(text, providers)
-        if written is not None:
-            return written, _problem_count(text, source, providers)
-    _refuse_unbounded(text, source)
-    prefix, body, suffix = _document_frame(text)
+def _round_trip(body: str, source: str, source_text: str, providers: Mapping[str, Provider],
+                reorder: bool, suffix: str) -> tuple[str, Counter[str]]:
+    """The document `body` (`_document_frame`) with its strings in their canonical style
+    and, if `reorder`, each entry's keys in their order; and the comments it holds."""
     document = _load_rt(body, source)
     if not isinstance(document, CommentedMap) or not isinstance(
             document.get("publishers"), CommentedSeq):
         raise ConfigError([Diagnostic(
             "not a publishers file: expected a mapping with a 'publishers' list",
             Span(source, 1, 1, 1, 2),
-            hint="a publishers file is a mapping: 'publishers: [...]'")], text)
+            hint="a publishers file is a mapping: 'publishers: [...]'")], source_text)
     comments = _all_comments(document)
     entries = document["publishers"]
-    reorder = not _has_aliases(text)
-    lines = body.split("\n")
+    _keep_null_words(document, body.split("\n"))
     for index, entry in enumerate(entries):
         if not isinstance(entry, CommentedMap) or not entry:
             continue
-        _keep_null_words(entry, lines)
         # in a flow mapping (`publishers: [{...}]`) its values are written in flow context
         in_flow = bool(entries.fa.flow_style() or entry.fa.flow_style())
         for key in list(entry.keys()):
@@ -822,6 +820,31 @@ def _format_publishers(text: str, source: str, providers: Mapping[str, Provider]
     out = io.StringIO()
     _yaml().dump(document, out)
     formatted = out.getvalue()
+    return formatted, comments
+
+
+def _format_publishers(text: str, source: str, providers: Mapping[str, Provider],
+                       fast: bool = True) -> tuple[str, int]:
+    """The formatted text, and how many problems loading the file reports (a file with
+    schema errors is still formatted: it keeps the same errors).
+
+    A file already in the canonical layout is recognised line by line
+    (`fmt_canonical.is_canonical_publishers`, unless `fast` is False) and not round-tripped.
+    """
+    if fast and _within_size_limit(text):
+        if is_canonical_publishers(text, providers):
+            return text, _problem_count(text, source, providers)
+        written = format_simple_publishers(text, providers)
+        if written is not None:
+            return written, _problem_count(text, source, providers)
+    _refuse_unbounded(text, source)
+    prefix, body, suffix = _document_frame(text)
+    reorder = not _has_aliases(text)
+    formatted, comments = _round_trip(body, source, text, providers, reorder, suffix)
+    if not reorder and not _has_aliases(formatted):
+        # The aliases are gone (an alias to a null, a merge of nothing): the next run,
+        # which sees none, would reorder the keys; so they are reordered at once.
+        formatted, comments = _round_trip(body, source, text, providers, True, suffix)
     if suffix and formatted.endswith("\n...\n"):
         formatted = formatted[:-len("...\n")]  # the file's own `...` line ends it
     if prefix or suffix:
