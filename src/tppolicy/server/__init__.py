@@ -72,7 +72,7 @@ def build_index(settings: Settings) -> Index:
     client = redis_client(settings.redis) if settings.redis else None
     keys = ServerKeyCache(sources=settings.jwks, redis=client, cooldown=settings.jwks_cooldown,
                           fetch=HttpFetcher(timeout=settings.fetch_timeout))
-    replay: ReplayStore = RedisReplayStore(client) if client is not None else \
+    replay: ReplayStore = RedisReplayStore(client, storage=storage) if client is not None else \
         SQLiteJtiStore(storage)
     providers = load_providers(list(settings.providers))
     engine = Engine(audience=settings.audience, keys=keys, replay=replay,

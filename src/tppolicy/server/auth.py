@@ -124,18 +124,36 @@ class RedisReplayStore:
     """The `jti` replay set in Redis, shared by every replica: `SET key "" NX EXAT`,
     as PyPI. A Redis error propagates (the request fails; nothing is minted)."""
 
-    def __init__(self, client: redis.Redis, prefix: str = "tppolicy:jti:") -> None:
+    def __init__(self, client: redis.Redis, prefix: str = "tppolicy:jti:",
+                 storage: Storage | None = None) -> None:
         self.client = client
         self.prefix = prefix
+        self.storage = storage  # its open mint scope takes a claim back if it rolls back
 
     def claim(self, key: str, expires_at: int) -> bool:
         import redis as redis_module
 
         expires_at = min(int(expires_at), MAX_JTI_EXPIRY)  # Redis refuses larger EXAT values
         try:
-            return bool(self.client.set(self.prefix + key, b"", nx=True, exat=expires_at))
+            claimed = bool(self.client.set(self.prefix + key, b"", nx=True, exat=expires_at))
         except redis_module.RedisError as exc:  # down: an outage, not a bug
             raise ReplayUnavailable(f"Redis (the replay store) is unavailable: {exc}") from None
+        scope = self.storage.open_scope() if self.storage is not None else None
+        if claimed and scope is not None:
+            # The exchange's credential is written after this claim: if that fails (the
+            # database down, the server stopping), no credential exists for the token,
+            # and the claim is taken back so the token can be used again.
+            scope.undo.append(lambda: self._release(key))
+        return claimed
+
+    def _release(self, key: str) -> None:
+        import redis as redis_module
+
+        try:
+            self.client.delete(self.prefix + key)
+        except redis_module.RedisError as exc:  # the token stays spent: it fails closed
+            log.warning("cannot take back the claim of a token whose exchange failed: %s",
+                        exc)
 
 
 class ReplayUnavailable(Unavailable):

@@ -82,7 +82,7 @@ class MintScope:
     exception and rolls back otherwise: a credential is stored, and answered, only with
     the claim of its token's jti, and a failure leaves neither."""
 
-    __slots__ = ("_entered", "_storage", "claims", "deferred", "tx")
+    __slots__ = ("_entered", "_storage", "claims", "deferred", "tx", "undo")
 
     def __init__(self, storage: Storage, deferred: bool = False) -> None:
         self._storage = storage
@@ -92,6 +92,9 @@ class MintScope:
         # written by `Storage.commit_mints`, which refuses those found taken then.
         self.deferred = deferred
         self.claims: list[tuple[str, int]] = []
+        # Claims made outside the transaction (the Redis replay set), taken back if the
+        # scope rolls back: a token whose exchange stored nothing stays usable.
+        self.undo: list[Callable[[], None]] = []
 
     def begin(self) -> Tx:
         """The scope's transaction, begun now if it was not (the write lock from here)."""
@@ -105,11 +108,20 @@ class MintScope:
         """Commit (no `error`) or roll back what was written; later writes of this
         thread take transactions of their own."""
         entered, self._entered, self.tx = self._entered, None, None
-        if entered is not None:
-            if error is None:
-                entered.__exit__(None, None, None)
-            else:
-                entered.__exit__(type(error), error, error.__traceback__)
+        undo, self.undo = self.undo, []
+        try:
+            if entered is not None:
+                if error is None:
+                    entered.__exit__(None, None, None)
+                else:
+                    entered.__exit__(type(error), error, error.__traceback__)
+        except BaseException:
+            for step in undo:
+                step()
+            raise
+        if error is not None:
+            for step in undo:
+                step()
 
 
 @dataclass(frozen=True, slots=True)
