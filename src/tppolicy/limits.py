@@ -12,6 +12,9 @@ MAX_SOURCE_BYTES = 16 * 1024 * 1024
 # reads about 25-60 KB/s: a 29 MB file kept check-workflow busy for minutes, 1 MB took 43 s
 # on a busy 2-core machine; 512 KiB keeps the worst case near 20 s.
 MAX_WORKFLOW_BYTES = 512 * 1024
+# Problems one publishers file reports: reading stops at this many (a file of 180 000 entries
+# missing their fields gave 900 000 problems, minutes and gigabytes to find and print them).
+MAX_FILE_PROBLEMS = 200
 
 # Globs (`glob(claims.ref, publisher.ref_pattern)`): a ref or workflow path is at most a few
 # hundred characters; longer patterns and values are refused, so a check's cost has a ceiling.

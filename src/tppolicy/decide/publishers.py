@@ -31,6 +31,7 @@ import yaml
 from tppolicy.decide.names import canonicalize_name
 from tppolicy.errors import ConfigError, Diagnostic, Span
 from tppolicy.language.ast import FieldDecl, Provider
+from tppolicy.limits import MAX_FILE_PROBLEMS
 from tppolicy.readers.yaml import (
     LineIndex,
     NotPlain,
@@ -410,15 +411,25 @@ class _Context:
     diagnostics: list[Diagnostic] = field(default_factory=list)
     reported: set[Path] = field(default_factory=set)  # paths with a diagnostic
     invalid: set[Path] = field(default_factory=set)  # values replaced by _INVALID
+    distinct: set[tuple[Span | None, str]] = field(default_factory=set)  # (span, message)
 
     def span(self, node: yaml.Node | None) -> Span:
         return self.document.span(node)
 
     def report(self, node: yaml.Node | None, path: Path | None, message: str,
                hint: str | None = None) -> None:
-        self.diagnostics.append(Diagnostic(message, self.span(node), _path_str(path), hint))
+        """Record a problem; `_TooMany` once `MAX_FILE_PROBLEMS` distinct ones are."""
+        diagnostic = Diagnostic(message, self.span(node), _path_str(path), hint)
+        self.diagnostics.append(diagnostic)
         if path is not None:
             self.reported.add(path)
+        self.distinct.add((diagnostic.span, message))
+        if len(self.distinct) >= MAX_FILE_PROBLEMS:
+            raise _TooMany
+
+
+class _TooMany(Exception):
+    """`MAX_FILE_PROBLEMS` problems are found: reading the file stops there."""
 
 
 def _path_str(path: Path | None) -> str | None:
@@ -933,6 +944,8 @@ def load_publishers_document(document: YamlDocument, providers: Mapping[str, Pro
     except RecursionError:
         ctx.diagnostics = [Diagnostic("the YAML is nested too deeply", ctx.span(node))]
         entries = ()
+    except _TooMany:
+        entries = ()
     if ctx.diagnostics:
         # An aliased node is read once per use: report each of its problems once.
         seen: set[tuple[Span | None, str]] = set()
@@ -943,6 +956,10 @@ def load_publishers_document(document: YamlDocument, providers: Mapping[str, Pro
                 unique.append(d)
         unique.sort(key=lambda d: (d.span.line if d.span else 0,
                                    d.span.column if d.span else 0, d.path or ""))
+        if len(seen) >= MAX_FILE_PROBLEMS:
+            unique.append(Diagnostic(
+                f"stopped reading the file after {MAX_FILE_PROBLEMS} problems",
+                Span(source, 0, 0, 0, 0), hint="fix these and run again"))
         raise ConfigError(unique, source_text=text)
     return entries
 
