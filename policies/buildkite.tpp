@@ -54,6 +54,9 @@ provider buildkite {
     trust_on_first_use: bool = false
   }
 
+  # What may start a publishing build, as a list (a fix shows it in words: "webhook or ui").
+  let allowed_sources = split(publisher.allowed_sources, ",")
+
   lookup {
     identity publisher.organization_slug == claims.organization_slug
     identity publisher.pipeline_slug == claims.pipeline_slug
@@ -81,18 +84,24 @@ provider buildkite {
 
   optional rule step_key {
     require publisher.step_key == "" or claims.step_key == publisher.step_key
+    fix workflow or publisher when not has(claims.step_key)
+        "The publishing step has no key (the token has no step_key), the publisher is for the step '{publisher.step_key}'. Give the publishing step `key: {publisher.step_key}`, or change the publisher's step_key."
     fix workflow or publisher
         "The token comes from the step '{claims.step_key}', the publisher is for the step '{publisher.step_key}'. Give the publishing step `key: {publisher.step_key}`, or change the publisher's step_key."
   }
 
   optional rule branch {
     require publisher.branch_pattern == "" or glob(claims.build_branch, publisher.branch_pattern)
+    fix workflow or publisher when not has(claims.build_branch)
+        "The token names no branch (it has no build_branch), the publisher accepts only branches matching '{publisher.branch_pattern}'. Publish from a build of such a branch, or change the publisher's branch_pattern."
     fix workflow or publisher
         "The build is for the branch '{claims.build_branch}', the publisher accepts only branches matching '{publisher.branch_pattern}'. Publish from such a branch, or change the publisher's branch_pattern."
   }
 
   optional rule tag {
     require publisher.tag_pattern == "" or glob(claims.build_tag, publisher.tag_pattern)
+    fix workflow or publisher when not has(claims.build_tag)
+        "The build is not for a tag (the token has no build_tag), the publisher accepts only tags matching '{publisher.tag_pattern}'. Publish from a build of such a tag, or change the publisher's tag_pattern."
     fix workflow or publisher
         "The build is for the tag '{claims.build_tag}', the publisher accepts only tags matching '{publisher.tag_pattern}'. Publish from a build of such a tag, or change the publisher's tag_pattern."
   }
@@ -100,6 +109,10 @@ provider buildkite {
   optional rule version_tag {
     require publisher.version_tag == ""
         or claims.build_tag == replace(publisher.version_tag, "{version}", request.version)
+    fix operator when request.version == null
+        "The publisher's version_tag '{publisher.version_tag}' names the tag of the version being uploaded, and no version was given to compare the build's tag with. Give the version: `tppolicy check --upload-version VERSION` (or `explain`'s); an index takes it from the upload."
+    fix workflow when not has(claims.build_tag)
+        "The build is not for a tag (the token has no build_tag), but the publisher's version_tag '{publisher.version_tag}' accepts only builds of the tag of the version being uploaded, '{request.version}'. Publish from a build of that tag."
     fix workflow
         "The build is for the tag '{claims.build_tag}', but the version being uploaded is '{request.version}' and the publisher's version_tag is '{publisher.version_tag}': upload the version the tag names, or build the tag of this version."
   }
@@ -107,13 +120,17 @@ provider buildkite {
   optional rule build_source {
     require publisher.allowed_sources == ""
         or claims.build_source in split(publisher.allowed_sources, ",")
+    fix workflow or publisher when not has(claims.build_source)
+        "The token does not say what started the build (it has no build_source), the publisher accepts only builds started by {allowed_sources}. Publish from such a build, or empty the publisher's allowed_sources."
     fix workflow or publisher
-        "The build was started by '{claims.build_source}', the publisher accepts only {publisher.allowed_sources}. Publish from a build started so, or add '{claims.build_source}' to the publisher's allowed_sources."
+        "The build was started by '{claims.build_source}', the publisher accepts only {allowed_sources}. Publish from a build started so, or add '{claims.build_source}' to the publisher's allowed_sources."
   }
 
   optional rule runner_environment {
     require publisher.runner_environment == ""
         or claims.runner_environment == publisher.runner_environment
+    fix workflow when not has(claims.runner_environment)
+        "The token does not say what agent ran the step (it has no runner_environment), the publisher accepts only '{publisher.runner_environment}' agents. Run the publishing step on such an agent, with an agent that sets the claim."
     fix workflow
         "The step ran on a '{claims.runner_environment}' agent, the publisher accepts only '{publisher.runner_environment}' agents. Run the publishing step on such an agent."
   }
@@ -121,12 +138,16 @@ provider buildkite {
   # The ids survive a slug being freed and taken again.
   optional rule organization_id {
     require publisher.organization_id == "" or claims.organization_id == publisher.organization_id
+    fix workflow when not has(claims.organization_id)
+        "The token has no organization_id, and the publisher pins '{publisher.organization_id}': ask for the claim when requesting the token (`buildkite-agent oidc request-token --audience pypi --claim organization_id,pipeline_id`)."
     fix publisher
         "The token's organization id is '{claims.organization_id}', the publisher pins '{publisher.organization_id}': the organization slug was freed and taken again. Check who controls it before updating the publisher's organization_id."
   }
 
   optional rule pipeline_id {
     require publisher.pipeline_id == "" or claims.pipeline_id == publisher.pipeline_id
+    fix workflow when not has(claims.pipeline_id)
+        "The token has no pipeline_id, and the publisher pins '{publisher.pipeline_id}': ask for the claim when requesting the token (`buildkite-agent oidc request-token --audience pypi --claim organization_id,pipeline_id`)."
     fix publisher
         "The token's pipeline id is '{claims.pipeline_id}', the publisher pins '{publisher.pipeline_id}': the pipeline was deleted and re-created (or another took its slug). Check who controls it before updating the publisher's pipeline_id."
   }

@@ -130,6 +130,8 @@ provider github {
     if contains(publisher.caller_workflow, "/")
     then publisher.caller_workflow
     else publisher.repository_owner + "/" + publisher.repository_name + "/.github/workflows/" + (if publisher.caller_workflow != "" then publisher.caller_workflow else publisher.workflow_filename)
+  # The events a publisher accepts, as a list (a fix shows it in words: "push or release").
+  let allowed_events = split(publisher.allowed_events, ",")
   # PEP 740 attestations (tppolicy serve): the identity an upload's attestation must be
   # signed by, as pypi-attestations' publisher of this kind with these fields (the
   # certificate names the repository and the workflow file, as PyPI checks them).
@@ -309,6 +311,8 @@ provider github {
   optional rule runner_environment {
     require publisher.runner_environment == ""
         or claims.runner_environment == publisher.runner_environment
+    fix token when not has(claims.runner_environment)
+        "The token does not say what runner the job ran on (it has no runner_environment claim), the publisher accepts only '{publisher.runner_environment}' runners: GitHub sets the claim in every token, so these claims are incomplete or altered. Pass the claims of the token as the job received it."
     fix workflow
         "The job ran on a runner that is '{claims.runner_environment}', the publisher accepts only '{publisher.runner_environment}' runners. Run the publishing job on such a runner (runs-on)."
   }
@@ -317,7 +321,7 @@ provider github {
     require publisher.allowed_events == ""
         or claims.event_name in split(publisher.allowed_events, ",")
     fix workflow or publisher
-        "The run was triggered by '{claims.event_name}', the publisher accepts only {publisher.allowed_events}. Publish from a run triggered by one of those, or add '{claims.event_name}' to the publisher's allowed_events."
+        "The run was triggered by '{claims.event_name}', the publisher accepts only {allowed_events}. Publish from a run triggered by one of those, or add '{claims.event_name}' to the publisher's allowed_events."
   }
 
   # crates.io also refuses workflow_run: `denied_events: workflow_run`.
@@ -325,13 +329,15 @@ provider github {
     require publisher.denied_events == ""
         or claims.event_name not in split(publisher.denied_events, ",")
     fix workflow
-        "The run was triggered by '{claims.event_name}', which the publisher refuses (denied_events: {publisher.denied_events}). Publish from a run triggered otherwise (a tag pushed, a release, workflow_dispatch)."
+        "The run was triggered by '{claims.event_name}', which the publisher refuses (its denied_events). Publish from a run triggered otherwise (a tag pushed, a release, workflow_dispatch)."
   }
 
   # The repository's id survives renames and transfers: a repository deleted and
   # re-created under the same name fails here.
   optional rule repository_id {
     require publisher.repository_id == "" or claims.repository_id == publisher.repository_id
+    fix token when not has(claims.repository_id)
+        "The token has no repository_id claim, and the publisher pins '{publisher.repository_id}': GitHub sets the claim in every token, so these claims are incomplete or altered. Pass the claims of the token as the job received it."
     fix publisher
         "The token's repository id is '{claims.repository_id}', the publisher pins '{publisher.repository_id}': the repository '{claims.repository}' was deleted and re-created (or another took its name). Check who controls it before updating the publisher's repository_id."
   }

@@ -254,6 +254,8 @@ provider gitlab {
   optional rule environment_protected {
     require not publisher.environment_protected or claims.environment_protected == "true"
         else "the environment is not protected: protect it in the project's settings, or set environment_protected false"
+    fix workflow or publisher when not has(claims.environment)
+        "The job ran without an environment, so none is protected, and the publisher requires a protected one: give the publishing job a protected `environment:`, or set environment_protected false in the publisher."
     fix operator or publisher
         "The environment '{claims.environment}' is not protected: protect it in the project's settings (Operate, Environments; GitLab Premium), or set environment_protected false in the publisher."
   }
@@ -261,6 +263,8 @@ provider gitlab {
   optional rule runner_environment {
     require publisher.runner_environment == ""
         or claims.runner_environment == publisher.runner_environment
+    fix token when not has(claims.runner_environment)
+        "The token does not say what runner the job ran on (it has no runner_environment claim), the publisher accepts only '{publisher.runner_environment}' runners: GitLab sets the claim in every token, so these claims are incomplete or altered. Pass the claims of the token as the job received it."
     fix workflow
         "The job ran on a runner that is '{claims.runner_environment}', the publisher accepts only '{publisher.runner_environment}' runners. Run the publishing job on such a runner (tags)."
   }
@@ -269,12 +273,16 @@ provider gitlab {
   # project re-created under the same path, fails here (#15643).
   optional rule project_id {
     require publisher.project_id == "" or claims.project_id == publisher.project_id
+    fix token when not has(claims.project_id)
+        "The token has no project_id claim, and the publisher pins '{publisher.project_id}': GitLab sets the claim in every token, so these claims are incomplete or altered. Pass the claims of the token as the job received it."
     fix publisher
         "The token's project id is '{claims.project_id}', the publisher pins '{publisher.project_id}': the project '{claims.project_path}' was deleted and re-created, or its path taken by another. Check who controls it before updating the publisher's project_id."
   }
 
   optional rule namespace_id {
     require publisher.namespace_id == "" or claims.namespace_id == publisher.namespace_id
+    fix token when not has(claims.namespace_id)
+        "The token has no namespace_id claim, and the publisher pins '{publisher.namespace_id}': GitLab sets the claim in every token, so these claims are incomplete or altered. Pass the claims of the token as the job received it."
     fix publisher
         "The token's namespace id is '{claims.namespace_id}', the publisher pins '{publisher.namespace_id}': the namespace was deleted and taken over by someone else (pypi/warehouse#15643). Check who controls it before updating the publisher's namespace_id."
   }

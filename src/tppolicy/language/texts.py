@@ -4,12 +4,15 @@ A text holds placeholders, filled in when it is shown: `{claims.NAME}`, `{publis
 `{request.NAME}` and `{NAME}` (a `let`); `{{` and `}}` stand for braces. The checker turns
 each placeholder into the expression it names (`parse_text`), so a text refers only to
 claims, fields and lets that exist. Showing a text never raises: a `fix` or `note` whose
-condition or placeholders cannot be evaluated against this token is skipped, and the next
-one is tried.
+condition or placeholders cannot be evaluated against this token, or one of whose
+placeholders is missing (null: a claim the token lacks, no request value), is skipped, and
+the next one is tried; a file words the missing case in a fix of its own
+(`fix ... when not has(claims.NAME)`).
 """
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -19,7 +22,8 @@ from tppolicy.language import ast as A
 from tppolicy.language.interpret import Interpreter
 from tppolicy.language.ops import REQUEST_KEY, EvalError
 
-__all__ = ["PLACES", "CheckedAdvice", "CheckedFix", "CheckedNote", "Text", "TextError",
+__all__ = ["PLACES", "CheckedAdvice", "CheckedFix", "CheckedNote", "MissingValue", "Text",
+           "TextError",
            "advice_for", "fix_for", "notes_for",
            "parse_text", "render_value"]
 
@@ -71,22 +75,59 @@ def parse_text(text: str) -> list[str | tuple[str | None, str, int]]:
 # as long as the token allows, and a fix is read by people.
 MAX_SHOWN = 200
 
+# Characters a value may not bring into a text as they are: a newline in a claim would
+# start a line of its own in `check`'s output (a fake "pass" line), a terminal escape
+# would paint it.
+_UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
-def render_value(value: Any) -> str:
-    """A value as a text shows it: a string as it is (its middle cut beyond `MAX_SHOWN`
-    characters), null as "nothing", others as JSON."""
+
+class MissingValue(EvalError):
+    """A placeholder whose value is missing (an absent claim, request value or null let):
+    the text is not shown, and the next `fix` is tried."""
+
+
+def _escaped(found: re.Match[str]) -> str:
+    char = found.group(0)
+    named = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+    return named.get(char) or (f"\\x{ord(char):02x}" if ord(char) < 0x100
+                               else f"\\u{ord(char):04x}")
+
+
+def _items(value: Any) -> str:
     if value is None:
         return "nothing"
     if isinstance(value, str):
-        if len(value) > MAX_SHOWN:
-            half = MAX_SHOWN // 2
-            return f"{value[:half]}...{value[-half:]}"
         return value
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, list):
-        return "[" + ", ".join(render_value(v) for v in value) + "]"
+        if not value:
+            return "none"
+        shown = [_items(v) for v in value]
+        return shown[0] if len(shown) == 1 else f"{', '.join(shown[:-1])} or {shown[-1]}"
+    if isinstance(value, dict):
+        return json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(", ", ": "),
+                          default=str)
     return str(value)
+
+
+def render_value(value: Any) -> str:
+    """A value as a text shows it: a string as it is, a list as its items in words
+    ("webhook, ui or api"; "none" when empty), a mapping as JSON, others as themselves; control
+    characters escaped, and the whole cut in its middle beyond `MAX_SHOWN` characters.
+    Raises `MissingValue` for null: a text never shows a missing value as if it were one
+    ("the tag 'nothing'"); the file says the missing case in a `fix ... when not
+    has(claims.NAME)` of its own."""
+    if value is None:
+        raise MissingValue("the value is missing")
+    shown = _items(value)
+    if len(shown) > 2 * MAX_SHOWN:  # escaping only lengthens: its ends are enough
+        shown = shown[:MAX_SHOWN] + shown[-MAX_SHOWN:]
+    shown = _UNSAFE.sub(_escaped, shown)
+    if len(shown) > MAX_SHOWN:
+        half = MAX_SHOWN // 2
+        return f"{shown[:half]}...{shown[-half:]}"
+    return shown
 
 
 @dataclass(frozen=True, slots=True)
