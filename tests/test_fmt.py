@@ -573,6 +573,11 @@ def test_unified_diff(tmp_path: Path) -> None:
     # `!` on nothing is the empty string for the loader, null for ruamel.yaml (exit 4)
     ("publishers:\n  - repository_owner_id: !\n    provider: github\n",
      "p.yaml:2:26", "explicit YAML tag '!'"),
+    # ruamel.yaml's writer fails on an aliased value whose comments were rewritten (an
+    # AttributeError, exit 4): refused at the alias
+    ("publishers:\n  - name: a\n    provider: acme\n    note: &b >-\n    # c\n    x: [*b]\n"
+     "  - name: *b\n",
+     "p.yaml:6:9", "found the alias '*b'"),
     # ruamel.yaml drops the values of a `!!set`, and the comments on them, when it loads
     # it: the comment was lost and the file rewritten (exit 0); the file is invalid
     ("publishers:\n  - name: a\n    provider: acme\n    note: !!set\n      k:\n"
@@ -627,6 +632,14 @@ def test_comments_are_counted_as_the_scanner_reads_them() -> None:
     ("publishers:\n  - name: a\n    provider: acme\n    note: [&a3 NULL]\nafter:\n"
      "  - &a4 ~  # c\n",
      "publishers:\n  - name: a\n    provider: acme\n    note: [NULL]\nafter:\n  - ~      # c\n"),
+    # a null tagged on a text (`!!null "1e3"`) was written as nothing, its comment moved
+    ("publishers:\n  - name: a\n    provider: acme\nafter:\n  - !!null \"1e3\"  # c\n",
+     "publishers:\n  - name: a\n    provider: acme\nafter:\n  - null          # c\n"),
+    # an anchored empty block scalar kept its block form, and the comment after it became
+    # its text (exit 4): it is `""` too, with its anchor
+    ("publishers:\n    - name: [b]\n      provider: gitlab\n      environment: &b >-\n"
+     "      # c\n",
+     'publishers:\n  - name: [b]\n    provider: gitlab\n    environment: &b ""\n# c\n'),
 ])
 def test_formatting_found_inputs_is_idempotent(text: str, formatted: str) -> None:
     once = format_publishers_text(text, "p.yaml", PROVIDERS)

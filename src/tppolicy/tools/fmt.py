@@ -148,6 +148,10 @@ _Representer.add_representer(_NullWord, _represent_null_word)
 _NULL_WORD = re.compile(r"(?:[&!][^ \t,\[\]{}]*[ \t]+)*(~|null|Null|NULL)(?=[ ,\]}#]|\Z)")
 
 
+_NULL_TAGGED = re.compile(r"(?:&[^ \t,\[\]{}]*[ \t]+)?(?:!!null|!<tag:yaml\.org,2002:null>)"
+                          r"(?:[ \t]+&[^ \t,\[\]{}]*)?[ \t]+[^ \t#,\]}]")
+
+
 def _null_word(lines: Sequence[str], position: tuple[int, int] | None) -> _NullWord | None:
     """The word of the null value at `position` (line, column) of the text, or None for an
     empty one (its position is then the next token's) or an unknown position (ruamel.yaml
@@ -158,7 +162,11 @@ def _null_word(lines: Sequence[str], position: tuple[int, int] | None) -> _NullW
     if line >= len(lines):
         return None
     found = _NULL_WORD.match(lines[line], column)
-    return _NullWord(found.group(1)) if found else None
+    if found:
+        return _NullWord(found.group(1))
+    if _NULL_TAGGED.match(lines[line], column):
+        return _NullWord("null")  # `!!null "x"`: written as nothing, its comment moved
+    return None
 
 
 def _keep_null_words(node: Any, lines: Sequence[str], seen: set[int] | None = None) -> None:
@@ -335,20 +343,24 @@ def _canonical_string(value: Any, in_flow: bool) -> Any:
     return value  # plain, block scalars, numbers...: their text is their meaning
 
 
-def _empty_block_scalar(entry: CommentedMap, key: Any) -> bool:
+def _empty_block_scalar(entry: CommentedMap, key: Any, replaced: dict[int, Any]) -> bool:
     """Write the empty block scalar `entry[key]` (`note: >`, the empty string) as `""`,
     its header's comment (`note: >  # why`) at the end of its line and the comment lines
     after it under it. False if `entry[key]` is not an empty block scalar.
 
     ruamel.yaml writes the comments after an empty block scalar at column 1, and the
-    next run moved them again: formatting was not idempotent.
+    next run moved them again: formatting was not idempotent. An anchored one keeps its
+    anchor; `replaced` (id of the old string: the new one) tells where its aliases are.
     """
     value = entry[key]
     if not isinstance(value, (FoldedScalarString, LiteralScalarString)) or str(value):
         return False
-    if _anchored(value):
-        return False  # its aliases keep it: it stays as it is
-    ordereddict.__setitem__(entry, key, DoubleQuotedScalarString(""))
+    new = replaced.get(id(value), DoubleQuotedScalarString(""))  # (an alias met again)
+    anchor = value.yaml_anchor()
+    if anchor is not None and id(value) not in replaced:
+        new.yaml_set_anchor(anchor.value, always_dump=True)
+        replaced[id(value)] = new
+    ordereddict.__setitem__(entry, key, new)
     slots = entry.ca.items.get(key)
     if slots is None:
         return True
@@ -367,6 +379,27 @@ def _empty_block_scalar(entry: CommentedMap, key: Any) -> bool:
     if len(slots) > 3:
         slots[3] = None
     return True
+
+
+def _replace_aliased(node: Any, replaced: Mapping[int, Any], seen: set[int]) -> None:
+    """Put `replaced[id(value)]` in place of each `value` in `node` (at any depth) that is
+    there: the other uses (aliases) of an anchored value that was rewritten."""
+    if id(node) in seen:
+        return
+    seen.add(id(node))
+    if isinstance(node, CommentedMap):
+        for key in list(node.keys()):
+            value = node[key]
+            if id(value) in replaced:
+                ordereddict.__setitem__(node, key, replaced[id(value)])
+            elif isinstance(value, (CommentedMap, CommentedSeq)):
+                _replace_aliased(value, replaced, seen)
+    elif isinstance(node, CommentedSeq):
+        for i, item in enumerate(node):
+            if id(item) in replaced:
+                list.__setitem__(node, i, replaced[id(item)])
+            elif isinstance(item, (CommentedMap, CommentedSeq)):
+                _replace_aliased(item, replaced, seen)
 
 
 def _indent_after_block_scalars(mapping: CommentedMap, indent: str) -> None:
@@ -706,23 +739,29 @@ def _document_frame(text: str) -> tuple[str, str, str]:
 
 
 def _refuse_tags(text: str, source: str) -> None:
-    """`ConfigError` at the first explicit tag (`!`, `!!str`, `!!set`...) of `text`, if it
-    has one: the round trip's reader does not read every tag as the loader does (an empty
-    `!` is the empty string for one, null for the other), so a file with tags whose
+    """`ConfigError` at the first explicit tag (`!`, `!!str`, `!!set`...) or alias (`*a`)
+    of `text`, if it has one: the round trip's reader does not read every tag as the loader
+    does (an empty `!` is the empty string for one, null for the other), and its writer
+    fails on some aliased values with comments; so a file with tags or aliases whose
     formatted text would not mean the same is refused as input it cannot format, not
-    called a bug of the formatter. A publishers file needs no tags."""
+    called a bug of the formatter. A publishers file needs neither."""
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     for event in yaml.parse(text, loader):
         tag = getattr(event, "tag", None)
-        if isinstance(event, yaml.NodeEvent) and tag is not None:
-            mark = event.start_mark
-            line, column = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
-            raise ConfigError([Diagnostic(
-                f"tppolicy fmt cannot format this file without changing what it means: "
-                f"found the explicit YAML tag {tag!r}, which it cannot keep as it is",
-                Span(source, line, column, line, column + 1),
-                hint="remove the tag (a publishers file needs none), then run fmt again")],
-                text)
+        if isinstance(event, yaml.AliasEvent):
+            found, hint = f"the alias '*{event.anchor}'", "write the value it stands for"
+        elif isinstance(event, yaml.NodeEvent) and tag is not None:
+            found, hint = f"the explicit YAML tag {tag!r}", "remove the tag"
+        else:
+            continue
+        mark = event.start_mark
+        line, column = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
+        raise ConfigError([Diagnostic(
+            f"tppolicy fmt cannot format this file without changing what it means: "
+            f"found {found}, which it cannot keep as it is",
+            Span(source, line, column, line, column + 1),
+            hint=f"{hint} (a publishers file needs no tags or aliases), then run fmt "
+                 "again")], text)
 
 
 def _publishers_result(text: str, source: str, providers: Mapping[str, Provider],
@@ -791,6 +830,7 @@ def _round_trip(body: str, source: str, source_text: str, providers: Mapping[str
     comments = _all_comments(document)
     entries = document["publishers"]
     _keep_null_words(document, body.split("\n"))
+    replaced: dict[int, Any] = {}
     for index, entry in enumerate(entries):
         if not isinstance(entry, CommentedMap) or not entry:
             continue
@@ -804,7 +844,7 @@ def _round_trip(body: str, source: str, source_text: str, providers: Mapping[str
                     list.__setitem__(value, i, _canonical_string(item, in_flow=True))
             elif isinstance(value, (FoldedScalarString, LiteralScalarString)) and value:
                 pass  # its text is its meaning
-            elif not _empty_block_scalar(entry, key):
+            elif not _empty_block_scalar(entry, key, replaced):
                 ordereddict.__setitem__(entry, key, _canonical_string(value, in_flow))
                 if type(value) is str and not value:  # written empty, a tag on nothing
                     _claim_comments_below(entry, key)
@@ -817,8 +857,14 @@ def _round_trip(body: str, source: str, source_text: str, providers: Mapping[str
             _indent_comments_above(entries, index)
         if reorder:
             _reorder(entries, index, order, last, _raw_lines(entry) if last else [])
+    if replaced:
+        _replace_aliased(document, replaced, set())
     out = io.StringIO()
-    _yaml().dump(document, out)
+    try:
+        _yaml().dump(document, out)
+    except Exception:  # ruamel.yaml's writer on an aliased value with comments
+        _refuse_tags(source_text, source)
+        raise
     formatted = out.getvalue()
     return formatted, comments
 
