@@ -11,6 +11,7 @@ is answered 503, without a traceback. (`test_stopping.py`: the same with a real
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import json
 import os
@@ -23,7 +24,9 @@ from typing import Any
 
 import pytest
 
+from tests.tokens import GITHUB, rsa_key
 from tppolicy.server import Index, Storage, create_app
+from tppolicy.server.app import GroupCommit
 from tppolicy.server.database import Database, DatabaseUnavailable
 
 from .conftest import GH_ROW, RedisServer, TestClient, github_token
@@ -263,3 +266,29 @@ def test_with_redis_a_token_whose_credential_was_not_stored_stays_usable(
     assert index.mint(json.dumps({"token": token}).encode()).status == 200
     assert index.mint(json.dumps({"token": token}).encode()).body["errors"][0]["code"] == \
         "invalid-reuse-token"
+
+
+def test_an_exchange_cancelled_before_its_group_commit_stores_nothing(
+        make_index: Any) -> None:
+    """A request cancelled while it waits for its group's commit (its client left, or
+    the server stopping past its grace period) is answered by no one: nothing of it is
+    stored, its token stays usable. Its group commit used to store it all the same."""
+    index: Index = make_index(reload_interval=3600, jwks_cooldown=0)
+    index.storage.put_publisher("release", {**GH_ROW, "name": "release",
+                                            "projects": ["sampleproject"]})
+    index.sync(force=True)
+    index.engine.verifier.keys.get(GITHUB, rsa_key().kid)  # cached: decided at once
+    index.purge_expired()  # no purge in a worker thread
+    group = GroupCommit(index)
+    body = json.dumps({"token": github_token()}).encode()
+
+    async def cancelled() -> None:
+        task = asyncio.ensure_future(group.mint(body))
+        await asyncio.sleep(0)  # the exchange is prepared, its group commit scheduled
+        task.cancel()  # before the commit runs
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert (await group.mint(body)).status == 200  # made alone: the token is unused
+
+    asyncio.run(cancelled())
+    assert len(index.storage.database.query("SELECT jti FROM credentials")) == 1
