@@ -293,7 +293,7 @@ provider github {
     require publisher.version_tag == ""
         or claims.ref == "refs/tags/" + replace(publisher.version_tag, "{version}", request.version)
     fix operator when request.version == null
-        "The publisher's version_tag '{publisher.version_tag}' names the tag of the version being uploaded, and no version was given to compare the run's tag with. Give the version: `tppolicy check --upload-version VERSION`; an index takes it from the upload."
+        "The publisher's version_tag '{publisher.version_tag}' names the tag of the version being uploaded, and no version was given to compare the run's tag with. Give the version: `tppolicy check --upload-version VERSION` (or `explain`'s); an index takes it from the upload."
     fix workflow when not has(claims.ref) or not starts_with(claims.ref, "refs/tags/")
         "The run is for '{claims.ref}', not a tag: the publisher accepts only runs for the tag '{publisher.version_tag}' of the version being uploaded. Publish from a run for that tag."
     fix workflow

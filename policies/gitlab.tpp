@@ -237,7 +237,7 @@ provider gitlab {
     require publisher.version_tag == ""
         or claims.ref_path == "refs/tags/" + replace(publisher.version_tag, "{version}", request.version)
     fix operator when request.version == null
-        "The publisher's version_tag '{publisher.version_tag}' names the tag of the version being uploaded, and no version was given to compare the pipeline's tag with. Give the version: `tppolicy check --upload-version VERSION`; an index takes it from the upload."
+        "The publisher's version_tag '{publisher.version_tag}' names the tag of the version being uploaded, and no version was given to compare the pipeline's tag with. Give the version: `tppolicy check --upload-version VERSION` (or `explain`'s); an index takes it from the upload."
     fix workflow
         "The pipeline is for '{claims.ref_path}', but the version being uploaded is '{request.version}' and the publisher's version_tag is '{publisher.version_tag}': upload the version the tag names, or push the tag of this version."
   }

@@ -546,8 +546,8 @@ def decision_fixes(policy: Policy, decision: Decision, claims: Mapping[str, Any]
             return {"request": Fix("request", "operator", (
                 f"{refused.message}. Request values are what the caller supplies with an "
                 f"upload ({', '.join(sorted(REQUEST_VALUES))}): `tppolicy check "
-                "--upload-version VERSION` gives the version; an index takes it from the "
-                "upload."))}
+                "--upload-version VERSION` (or `explain`'s) gives the version; an index "
+                "takes it from the upload."))}
         if not failed & {"iss", "aud", "claims"}:
             return {}
         issuer = claims.get("iss")
