@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -117,3 +118,61 @@ def test_check_prints_no_line_a_claim_wrote(capsys: pytest.CaptureFixture[str],
     assert not any(line.strip() == "pass  build_source" for line in out.splitlines())
     assert ("fix: The build was started by 'api\\n  pass  build_source', the publisher "
             "accepts only webhook or ui.") in out
+
+
+def _case_claims(table: dict[str, Any], case: dict[str, Any]) -> dict[str, Any] | None:
+    base = case.get("claims")
+    if isinstance(base, str):
+        base = (table.get("claims") or {}).get(base)
+    if not isinstance(base, dict):
+        return None
+    claims = {**base, **(case.get("set") or {})}
+    for name in case.get("unset") or []:
+        claims.pop(name, None)
+    return claims
+
+
+@pytest.mark.slow
+def test_a_missing_claim_never_costs_a_rule_its_fix() -> None:
+    """Every case of the provider case tables, then with each claim its provider declares
+    left out: a failed rule that has fixes in its file gets one whenever it got one with
+    the claim there (the file words the missing case), and no fix shows 'nothing' or a raw
+    control character."""
+    import yaml
+
+    import tppolicy
+    from tppolicy.tools.explain import decision_fixes
+
+    lost: list[str] = []
+    for path in sorted((ROOT / "tests" / "cases").glob("*.tptest.yaml")):
+        table = yaml.safe_load(path.read_text("utf-8"))
+        if not isinstance(table.get("publishers"), list):
+            continue
+        policy = tppolicy.compile_publishers_text(
+            yaml.safe_dump({"publishers": table["publishers"]}), path.name,
+            issuers=table.get("issuers"))
+        declared = {name for p in policy.publishers for name in p.provider.claims}
+        for case in table.get("cases") or []:
+            claims = _case_claims(table, case)
+            if claims is None:
+                continue
+            for request in (case.get("request"), None):
+                baseline: set[str] | None = None
+                for left_out in (None, *sorted(declared & set(claims))):
+                    given = {k: v for k, v in claims.items() if k != left_out}
+                    decision = policy.evaluate(given, explain=True, request=request)
+                    if decision.allowed or decision.closest is None:
+                        baseline = set() if baseline is None else baseline
+                        continue
+                    fixes = decision_fixes(policy, decision, given, request=request)
+                    for fix in fixes.values():
+                        assert "'nothing'" not in fix.text and "\n" not in fix.text, fix.text
+                    publisher = next(p for p in policy.publishers
+                                     if p.label == decision.closest)
+                    unfixed = {r.rule for r in decision.failed
+                               if r.rule in publisher.provider.fixes and r.rule not in fixes}
+                    if baseline is None:
+                        baseline = unfixed
+                    lost += [f"{path.name}: {case['name']!r} without {left_out}: {rule}"
+                             for rule in sorted(unfixed - baseline)]
+    assert not lost, "\n".join(lost)
