@@ -640,6 +640,10 @@ def test_comments_are_counted_as_the_scanner_reads_them() -> None:
     ("publishers:\n    - name: [b]\n      provider: gitlab\n      environment: &b >-\n"
      "      # c\n",
      'publishers:\n  - name: [b]\n    provider: gitlab\n    environment: &b ""\n# c\n'),
+    # a null merged into an entry (`<<: *a1`) has no position of its own: KeyError (exit 4)
+    ("other:\n  - &a0\npublishers:\n  - &a1\n    projects: *a0\n  - sub: &a2\n"
+     "    <<: *a1\n",
+     "other:\n  - \npublishers:\n  - &a1\n    projects:\n  - sub:\n    <<: *a1\n"),
 ])
 def test_formatting_found_inputs_is_idempotent(text: str, formatted: str) -> None:
     once = format_publishers_text(text, "p.yaml", PROVIDERS)

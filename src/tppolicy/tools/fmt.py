@@ -182,6 +182,8 @@ def _keep_null_words(node: Any, lines: Sequence[str], seen: set[int] | None = No
         for key in list(node.keys()):
             value = node[key]
             if value is None:
+                if key not in node.lc.data:
+                    continue  # merged in (`<<: *a`): written where its anchor is
                 word = _null_word(lines, node.lc.value(key))
                 if word is not None:
                     ordereddict.__setitem__(node, key, word)
