@@ -644,6 +644,11 @@ def test_comments_are_counted_as_the_scanner_reads_them() -> None:
     ("other:\n  - &a0\npublishers:\n  - &a1\n    projects: *a0\n  - sub: &a2\n"
      "    <<: *a1\n",
      "other:\n  - \npublishers:\n  - &a1\n    projects:\n  - sub:\n    <<: *a1\n"),
+    # the anchored empty block scalar, replaced, was freed and its id reused by a string
+    # written later, which was then taken for one of its aliases (data changed: exit 4)
+    ("publishers:\n    - provider: google\n      email: &a0 |-\n"
+     "      pending_project: [\"-\", \"-\"]\n",
+     'publishers:\n  - provider: google\n    email: &a0 ""\n    pending_project: ["-", "-"]\n'),
 ])
 def test_formatting_found_inputs_is_idempotent(text: str, formatted: str) -> None:
     once = format_publishers_text(text, "p.yaml", PROVIDERS)

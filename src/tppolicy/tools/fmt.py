@@ -345,23 +345,25 @@ def _canonical_string(value: Any, in_flow: bool) -> Any:
     return value  # plain, block scalars, numbers...: their text is their meaning
 
 
-def _empty_block_scalar(entry: CommentedMap, key: Any, replaced: dict[int, Any]) -> bool:
+def _empty_block_scalar(entry: CommentedMap, key: Any,
+                        replaced: dict[int, tuple[Any, Any]]) -> bool:
     """Write the empty block scalar `entry[key]` (`note: >`, the empty string) as `""`,
     its header's comment (`note: >  # why`) at the end of its line and the comment lines
     after it under it. False if `entry[key]` is not an empty block scalar.
 
     ruamel.yaml writes the comments after an empty block scalar at column 1, and the
     next run moved them again: formatting was not idempotent. An anchored one keeps its
-    anchor; `replaced` (id of the old string: the new one) tells where its aliases are.
+    anchor; `replaced` (id of the old string: the old string, kept alive so that its id is
+    not reused, and the new one) tells where its aliases are.
     """
     value = entry[key]
     if not isinstance(value, (FoldedScalarString, LiteralScalarString)) or str(value):
         return False
-    new = replaced.get(id(value), DoubleQuotedScalarString(""))  # (an alias met again)
+    new = replaced[id(value)][1] if id(value) in replaced else DoubleQuotedScalarString("")
     anchor = value.yaml_anchor()
     if anchor is not None and id(value) not in replaced:
         new.yaml_set_anchor(anchor.value, always_dump=True)
-        replaced[id(value)] = new
+        replaced[id(value)] = (value, new)
     ordereddict.__setitem__(entry, key, new)
     slots = entry.ca.items.get(key)
     if slots is None:
@@ -383,8 +385,9 @@ def _empty_block_scalar(entry: CommentedMap, key: Any, replaced: dict[int, Any])
     return True
 
 
-def _replace_aliased(node: Any, replaced: Mapping[int, Any], seen: set[int]) -> None:
-    """Put `replaced[id(value)]` in place of each `value` in `node` (at any depth) that is
+def _replace_aliased(node: Any, replaced: Mapping[int, tuple[Any, Any]],
+                     seen: set[int]) -> None:
+    """Put `replaced[id(value)][1]` in place of each `value` in `node` (at any depth) that is
     there: the other uses (aliases) of an anchored value that was rewritten."""
     if id(node) in seen:
         return
@@ -393,13 +396,13 @@ def _replace_aliased(node: Any, replaced: Mapping[int, Any], seen: set[int]) -> 
         for key in list(node.keys()):
             value = node[key]
             if id(value) in replaced:
-                ordereddict.__setitem__(node, key, replaced[id(value)])
+                ordereddict.__setitem__(node, key, replaced[id(value)][1])
             elif isinstance(value, (CommentedMap, CommentedSeq)):
                 _replace_aliased(value, replaced, seen)
     elif isinstance(node, CommentedSeq):
         for i, item in enumerate(node):
             if id(item) in replaced:
-                list.__setitem__(node, i, replaced[id(item)])
+                list.__setitem__(node, i, replaced[id(item)][1])
             elif isinstance(item, (CommentedMap, CommentedSeq)):
                 _replace_aliased(item, replaced, seen)
 
@@ -832,7 +835,7 @@ def _round_trip(body: str, source: str, source_text: str, providers: Mapping[str
     comments = _all_comments(document)
     entries = document["publishers"]
     _keep_null_words(document, body.split("\n"))
-    replaced: dict[int, Any] = {}
+    replaced: dict[int, tuple[Any, Any]] = {}
     for index, entry in enumerate(entries):
         if not isinstance(entry, CommentedMap) or not entry:
             continue
