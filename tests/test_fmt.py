@@ -649,6 +649,16 @@ def test_comments_are_counted_as_the_scanner_reads_them() -> None:
     ("publishers:\n    - provider: google\n      email: &a0 |-\n"
      "      pending_project: [\"-\", \"-\"]\n",
      'publishers:\n  - provider: google\n    email: &a0 ""\n    pending_project: ["-", "-"]\n'),
+    # a string tagged `!!str` whose text, plain, ruamel.yaml reads as a number: written
+    # in its writer's quotes ('1e3'), which the next run made double quotes
+    ("publishers:\n  - name: a\n    namespace: [!<tag:yaml.org,2002:str> 1e3, '65']\n",
+     'publishers:\n  - name: a\n    namespace: ["1e3", "65"]\n'),
+    # the comment after a block scalar that ends an entry went under its keys, and the
+    # next run, which read it above the next entry, put it at the entries' indentation
+    ("publishers:\n    - email: x\n      projects: >+\n\n    - provider: gitlab\n"
+     "  # - x\n      name: pub-2\n",
+     "publishers:\n  - email: x\n    projects: >2+\n\n  # - x\n  - name: pub-2\n"
+     "    provider: gitlab\n"),
 ])
 def test_formatting_found_inputs_is_idempotent(text: str, formatted: str) -> None:
     once = format_publishers_text(text, "p.yaml", PROVIDERS)
@@ -661,7 +671,7 @@ def test_formatting_found_inputs_is_idempotent(text: str, formatted: str) -> Non
     # from column 8 to 6: the text took it in (exit 4)
     ("publishers:\n    - name: a\n      provider: acme\n      note: |\n        text\n\n"
      "      # c\n",
-     "publishers:\n  - name: a\n    provider: acme\n    note: |\n      text\n\n    # c\n"),
+     "publishers:\n  - name: a\n    provider: acme\n    note: |\n      text\n\n  # c\n"),
     # the same in a nested mapping (exit 4)
     ("publishers:\n  - name: a\n    provider: acme\n    beta:\n      k: |-\n"
      "          more\n\n        # c\n      x: y\n",

@@ -45,7 +45,9 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.compat import ordereddict
 from ruamel.yaml.error import CommentMark, MarkedYAMLError
 from ruamel.yaml.error import YAMLError as RuamelYAMLError
+from ruamel.yaml.nodes import ScalarNode
 from ruamel.yaml.representer import RoundTripRepresenter
+from ruamel.yaml.resolver import VersionedResolver
 from ruamel.yaml.scalarstring import (
     DoubleQuotedScalarString,
     FoldedScalarString,
@@ -318,6 +320,17 @@ def _has_aliases(text: str) -> bool:
     return False
 
 
+_RESOLVER = VersionedResolver()
+
+
+def _not_str_plain(value: str) -> bool:
+    """Whether ruamel.yaml would read `value`, written plain, as another type than a string
+    (`1e3`): a string it holds as plain then had a tag (`!!str 1e3`), and its writer would
+    quote it its own way, which the next run quoted again (not idempotent)."""
+    tag = _RESOLVER.resolve(ScalarNode, value, (True, False))
+    return bool(tag != "tag:yaml.org,2002:str")
+
+
 def _anchored(value: Any) -> bool:
     """Whether `value` (from the round trip) carries an anchor (`&a`)."""
     anchor = getattr(value, "yaml_anchor", None)
@@ -340,7 +353,7 @@ def _canonical_string(value: Any, in_flow: bool) -> Any:
         if needs_quotes(text, in_flow):
             return DoubleQuotedScalarString(text)
         return text
-    if type(value) is str and not plain_allowed(value, in_flow):
+    if type(value) is str and (not plain_allowed(value, in_flow) or _not_str_plain(value)):
         return DoubleQuotedScalarString(value)
     return value  # plain, block scalars, numbers...: their text is their meaning
 
@@ -407,15 +420,19 @@ def _replace_aliased(node: Any, replaced: Mapping[int, tuple[Any, Any]],
                 _replace_aliased(item, replaced, seen)
 
 
-def _indent_after_block_scalars(mapping: CommentedMap, indent: str) -> None:
+def _indent_after_block_scalars(mapping: CommentedMap, indent: str,
+                                last_indent: str | None = None) -> None:
     """Indent the comment lines after each block scalar of `mapping` (and of the block
-    mappings in it) as the keys beside it (`indent`): ruamel.yaml writes them at their old
-    column, and where the block scalar's text is now indented less (`- ` was at column 4,
-    now 2), the text took them in (its data changed)."""
+    mappings in it) as the keys beside it (`indent`), or by `last_indent` after the last
+    key (an entry's: as the comments between entries): ruamel.yaml writes them at their
+    old column, and where the block scalar's text is now indented less (`- ` was at
+    column 4, now 2), the text took them in (its data changed)."""
+    keys = list(mapping.keys())
     for key, value in mapping.items():
         if isinstance(value, (FoldedScalarString, LiteralScalarString)):
             if value and not _anchored(value):  # (an alias shares its comment tokens)
-                _indent_after_block_scalar(mapping, key, indent)
+                last = key == keys[-1] and last_indent is not None
+                _indent_after_block_scalar(mapping, key, last_indent or indent if last else indent)
         elif isinstance(value, CommentedMap) and not value.fa.flow_style():
             _indent_after_block_scalars(value, indent + " " * 2)
 
@@ -854,7 +871,7 @@ def _round_trip(body: str, source: str, source_text: str, providers: Mapping[str
                 if type(value) is str and not value:  # written empty, a tag on nothing
                     _claim_comments_below(entry, key)
         if not in_flow:
-            _indent_after_block_scalars(entry, _ENTRY_KEY_INDENT)
+            _indent_after_block_scalars(entry, _ENTRY_KEY_INDENT, _ENTRY_INDENT)
         last = (index == len(entries) - 1 and list(document.keys())[-1] == "publishers"
                 and not suffix)
         order = key_order(list(entry.keys()), entry.get("provider"), providers)
