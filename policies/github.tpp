@@ -266,6 +266,8 @@ provider github {
   rule event_name {
     require claims.event_name != "pull_request_target"
         else "publishing from a workflow invoked via 'pull_request_target' is not supported"
+    fix workflow or publisher when publisher.allowed_events != ""
+        "The job was triggered by pull_request_target, which PyPI refuses whatever the publisher says: such runs use the base repository's permissions on code from a pull request. Publish from a workflow triggered by another event the publisher's allowed_events accepts ({allowed_events}); release, push (tags) and workflow_dispatch are the usual ones: add one to allowed_events if none is there."
     fix workflow
         "The job was triggered by pull_request_target, which PyPI refuses: such runs use the base repository's permissions on code from a pull request. Publish from a workflow triggered by push (tags), release or workflow_dispatch."
   }
@@ -320,6 +322,8 @@ provider github {
   optional rule allowed_events {
     require publisher.allowed_events == ""
         or claims.event_name in split(publisher.allowed_events, ",")
+    fix workflow or publisher when claims.event_name == "pull_request_target"
+        "The run was triggered by 'pull_request_target', which can never publish, whatever the publisher's allowed_events (the event_name rule refuses it): do not add it. Publish from a workflow triggered by {allowed_events}; release, push (tags) and workflow_dispatch are the usual ones: add one to allowed_events if none is there."
     fix workflow or publisher
         "The run was triggered by '{claims.event_name}', the publisher accepts only {allowed_events}. Publish from a run triggered by one of those, or add '{claims.event_name}' to the publisher's allowed_events."
   }

@@ -191,8 +191,11 @@ def _shown(reasons: tuple[RuleResult, ...]) -> tuple[RuleResult, ...]:
 def _undisclosed(reason: RuleResult) -> RuleResult:
     """A failed identity rule as the token's holder may see it: what the token had, never
     what the publisher pins (a re-created account's old id, another owner's id...)."""
-    had = "nothing" if reason.actual is None else repr(reason.actual)
+    if reason.actual is None:  # not "token has nothing" (issue 16)
+        return replace(reason, expected=None, message=(
+            f"token has no {reason.rule}, which the publisher pins (the publisher's value is "
+            "not disclosed: it identifies who may publish)"))
     return replace(reason, expected=None, message=(
-        f"token has {had}, which is not the {reason.rule} the publisher pins (the publisher's "
-        "value is not disclosed: it identifies who may publish)"))
+        f"token has {reason.actual!r}, which is not the {reason.rule} the publisher pins (the "
+        "publisher's value is not disclosed: it identifies who may publish)"))
 

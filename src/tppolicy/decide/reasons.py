@@ -79,7 +79,7 @@ class Explainer:
             return None, None, "passed"
         if _negative(last):  # `event_name != "pull_request_target"`: not what it expects
             expected = None
-        return expected, actual, f"token has {show(actual)}"
+        return expected, actual, self.had(claim_side, actual)
 
     def excluded(self, rule: A.Rule) -> Any:
         """What a rule whose last condition is negative (`!=`, `not in`, `not ...`) rules
@@ -94,6 +94,23 @@ class Explainer:
             return self.interpreter.value(sides[1])
         except EvalError:
             return None
+
+    def had(self, claim_side: A.Expr | None, actual: Any) -> str:
+        """What the token had, as a message starts: "token has 'x'"; for a value that is
+        not there, which one ("token has no 'build_tag' claim", "no version given"), never
+        "token has nothing"."""
+        if actual is not None or claim_side is None:
+            return f"token has {show(actual)}"
+        claims = {n.name for n in A.walk(claim_side) if isinstance(n, A.Claim)}
+        requests = {n.name for n in A.walk(claim_side) if isinstance(n, A.Request)}
+        if len(claims) == 1 and not requests:
+            name = claims.pop()
+            if name in self.claims:
+                return f"token's {name!r} claim is null"
+            return f"token has no {name!r} claim"
+        if len(requests) == 1 and not claims:
+            return f"no {requests.pop()} given"
+        return f"token has {show(actual)}"
 
     def _actual(self, claim_side: A.Expr) -> Any:
         """What the token had: the raw claim when the side is a claim under lower()."""
@@ -152,10 +169,11 @@ class Explainer:
                                  or isinstance(p, A.And) for p in _disjuncts(left, right))
                 if equalities and len(expectations) == len(parts) and len(actuals) == 1:
                     expected: Any = expectations if len(expectations) > 1 else expectations[0]
+                    first = _sides(self._failing_part(_disjuncts(left, right)[0]))
+                    had = self.had(first[0] if first else None, parts[0].actual)
                     return _Failure(expected, parts[0].actual,
                                     _mismatch(parts[0].actual, expectations)
-                                    or f"token has {actuals.pop()}, publisher expects one of "
-                                    f"{show(expectations)}")
+                                    or f"{had}, publisher expects one of {show(expectations)}")
                 expected, actual = self._alternatives(_disjuncts(left, right), parts)
                 return _Failure(expected, actual, "; and ".join(p.message for p in parts))
         sides = _sides(condition)
@@ -168,7 +186,7 @@ class Explainer:
             and not _lowered(condition)
         return _Failure(expected, actual,
                         (_mismatch(actual, [expected]) if plain else None)
-                        or f"token has {show(actual)}, publisher expects "
+                        or f"{self.had(claim_side, actual)}, publisher expects "
                         f"{_expectation(condition, expected)}")
 
     def _alternatives(self, disjuncts: list[A.Expr],
