@@ -91,7 +91,7 @@ def test_compile_and_check_policy_agree(capsys: pytest.CaptureFixture[str],
     ("{", "invalid JSON: Expecting property name enclosed in double quotes"),
     ("[1, 2]", "claims must be a JSON object, found an array"),
     ('{"iss": 1, "iss": 2}', "claim 'iss' appears twice"),
-    (b"\xff\xfe", "not UTF-8 text"),
+    (b"\xff\xfe", "claims.json:1:1: the file is not UTF-8: byte 0xff"),
 ])
 def test_bad_claims_exit_3(capsys: pytest.CaptureFixture[str], tmp_path: Path,
                            content: str | bytes, message: str) -> None:

@@ -104,7 +104,7 @@ def test_serve_usage_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     assert "--ssl-certfile and --ssl-keyfile go together" in capsys.readouterr().err
     assert run("serve", "--db", db, "--jwks", "https://i.example=" + str(tmp_path / "no.json")
                ) == 3
-    assert "cannot read this JWKS file" in capsys.readouterr().err
+    assert "no.json: cannot read the file" in capsys.readouterr().err
     with pytest.raises(SystemExit) as info:
         run("serve", "--jwks", "nonsense")
     assert info.value.code == 2

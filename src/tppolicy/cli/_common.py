@@ -114,14 +114,17 @@ def read_claims(name: str) -> dict[str, Any]:
     """A claims file: one JSON object with unique keys, or what `python -m id -d`
     prints (the JOSE header, then the claims, as two JSON objects)."""
     label = "<stdin>" if name == "-" else name
-    try:
-        text = sys.stdin.read() if name == "-" else Path(name).read_text("utf-8")
-    except UnicodeDecodeError as exc:
-        raise ClaimsError([Diagnostic(f"not UTF-8 text ({exc.reason})", Span(label, 0, 0, 0, 0))]
-                          ) from None
-    except OSError as exc:
-        raise ClaimsError([Diagnostic(f"cannot read: {exc.strerror or exc}",
-                                      Span(label, 0, 0, 0, 0))]) from None
+    if name != "-":
+        from tppolicy.readers.source import read_source
+
+        # As every other reader: the bad byte's line and column, one size limit.
+        text = read_source(Path(name), ClaimsError)
+    else:
+        try:
+            text = sys.stdin.read()
+        except UnicodeDecodeError as exc:
+            raise ClaimsError([Diagnostic(f"not UTF-8 text ({exc.reason})",
+                                          Span(label, 0, 0, 0, 0))]) from None
 
     from tppolicy.readers.claims import parse_claims
 

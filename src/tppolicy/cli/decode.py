@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import time
 from pathlib import Path
@@ -29,14 +30,23 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
     from tppolicy.limits import MAX_TOKEN_BYTES
     from tppolicy.token.verify import TokenError, split_token
 
-    if args.token == "-" or _is_file(args.token):
+    source: str | None = None
+    if args.token == "-" or _names_a_file(args.token):
+        source = "<stdin>" if args.token == "-" else args.token
         token = read_token(args.token, MAX_TOKEN_BYTES)
     else:
         token = args.token.strip()
     try:
         header, claims, _, _ = split_token(token)
     except TokenError as exc:
-        print(f"tppolicy: not a decodable token: {exc.message} [{exc.code}]", file=sys.stderr)
+        if source is not None:
+            where = f"{source}: the file holds no decodable token"
+        elif "." not in token or len(token) < 100:
+            # "token.jwt" when there is no such file: say both readings failed.
+            where = f"tppolicy: {args.token!r} is no file and not a decodable token"
+        else:
+            where = "tppolicy: not a decodable token"
+        print(f"{where}: {exc.message} [{exc.code}]", file=sys.stderr)
         return EXIT_INVALID
     if args.format == "json":
         out.write(json.dumps({"verified": False, "header": header, "claims": claims},
@@ -49,11 +59,18 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_ALLOWED
 
 
-def _is_file(name: str) -> bool:
+def _names_a_file(name: str) -> bool:
+    """An existing path (a folder too: reading it says why it cannot be read), or a name
+    no compact JWT can be (a JWT is base64url and dots: no '/', no spaces...)."""
+    if _JWT_CHARS.fullmatch(name.strip()) is None:
+        return True
     try:
-        return Path(name).is_file()
+        return Path(name).exists()
     except OSError:  # a token is longer than a file name may be
         return False
+
+
+_JWT_CHARS = re.compile(r"[A-Za-z0-9_\-.=]*")
 
 
 def _indent(value: Any) -> str:

@@ -200,9 +200,8 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
         if getattr(args, option) <= 0:
             raise UsageError(f"--{option.replace('_', '-')} must be positive")
     for _, source in args.jwks:
-        if not source.startswith("https://") and not Path(source).is_file():
-            raise ConfigError([Diagnostic("cannot read this JWKS file",
-                                          Span(source, 0, 0, 0, 0))])
+        if not source.startswith("https://"):
+            _check_jwks_file(source)
     if args.mint_rate_limit is not None:
         from tppolicy.server.ratelimit import parse_rate
 
@@ -261,6 +260,32 @@ def _start_demo(args: argparse.Namespace) -> Any:
     args.jwks = [(i, s) for i, s in args.jwks if i != GITHUB_ISSUER]
     args.jwks.append((GITHUB_ISSUER, str(demo.jwks)))
     return demo
+
+
+def _check_jwks_file(source: str) -> None:
+    """A --jwks file is read again on each refresh, but a file that cannot serve (unreadable,
+    not UTF-8, not a JWKS document, no usable key) is refused at start: exit 3, not a server
+    that refuses every token of that issuer."""
+    from tppolicy.readers.source import read_source
+    from tppolicy.token.keys import FetchError, parse_jwks
+
+    text = read_source(Path(source), ConfigError)
+    hint = "a JWKS file is the JSON object an issuer's jwks_uri serves: {\"keys\": [...]}"
+    try:
+        json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError([Diagnostic(
+            f"not a usable JWKS file: invalid JSON: {exc.msg}",
+            Span(source, exc.lineno, exc.colno, exc.lineno, exc.colno + 1), hint=hint)],
+            text) from None
+    except (ValueError, RecursionError):
+        pass  # parse_jwks says what is wrong
+    try:
+        parse_jwks(text, source)
+    except FetchError as exc:
+        message = str(exc).removeprefix(f"{source}: ")
+        raise ConfigError([Diagnostic(f"not a usable JWKS file: {message}",
+                                      Span(source, 0, 0, 0, 0), hint=hint)]) from None
 
 
 def _settings(args: argparse.Namespace, issuers: dict[str, str]) -> dict[str, Any]:

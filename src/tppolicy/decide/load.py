@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from tppolicy.decide.core import Decider, publisher_id
 from tppolicy.decide.index import bucket_key
 from tppolicy.decide.policy import Policy
-from tppolicy.errors import ConfigError, PolicyCheckError, TppolicyError
+from tppolicy.errors import ConfigError, Diagnostic, PolicyCheckError, Span, TppolicyError
 from tppolicy.language import ast as A
 from tppolicy.language.check import (
     CheckedPolicy,
@@ -174,6 +174,13 @@ def load_policy_text(text: str, source: str = "<policy>", *,
 def load_policy_file(path: str | os.PathLike[str], *,
                      providers: Mapping[str, CheckedProvider] | None = None,
                      issuers: Mapping[str, str] | None = None) -> Policy:
-    """A policy file (as `tppolicy compile` prints it) → a Policy that decides alike."""
-    return load_policy_text(read_source(Path(path), PolicyCheckError), str(path),
-                            providers=providers, issuers=issuers)
+    """A policy file (as `tppolicy compile` prints it) → a Policy that decides alike.
+
+    An empty file is refused, as an empty publishers file is (`compile` of no publishers
+    still prints its header): most likely the wrong file, or one not written yet."""
+    text = read_source(Path(path), PolicyCheckError)
+    if not text.strip():
+        raise PolicyCheckError([Diagnostic(
+            "the file is empty", Span(str(path), 0, 0, 0, 0),
+            hint="a policy file is what `tppolicy compile PUBLISHERS.yaml` prints")], text)
+    return load_policy_text(text, str(path), providers=providers, issuers=issuers)

@@ -12,7 +12,7 @@ from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
-from tppolicy.errors import Diagnostic, PolicyCheckError
+from tppolicy.errors import Diagnostic, PolicyCheckError, Span
 from tppolicy.language import ast as A
 from tppolicy.language.check import CheckedProvider, check_provider
 from tppolicy.readers.source import read_source
@@ -44,9 +44,19 @@ def load_provider_files(paths: Iterable[str | os.PathLike[str]],
     for entry in paths:
         path = Path(entry)
         files = sorted(path.glob(f"*{POLICY_SUFFIX}")) if path.is_dir() else [path]
+        if not files:  # a folder without provider files: most likely the wrong folder
+            raise PolicyCheckError([Diagnostic(
+                f"no provider files (*{POLICY_SUFFIX}) in this folder", Span(str(path), 0, 0, 0, 0),
+                hint="--providers names a provider file or a folder of them")])
         for file in files:
             text = read_source(file, PolicyCheckError)
-            parsed += [(ast, text) for ast in _parsed_providers(text, str(file))]
+            found = _parsed_providers(text, str(file))
+            if not found:
+                raise PolicyCheckError([Diagnostic(
+                    "no provider block in this file", Span(str(file), 0, 0, 0, 0),
+                    hint="a provider file holds `provider NAME { ... }` blocks "
+                    "(see policies/*.tpp)")], text)
+            parsed += [(ast, text) for ast in found]
     known: dict[str, CheckedProvider] = dict(base or {})
     providers: dict[str, CheckedProvider] = {}
     waiting = parsed

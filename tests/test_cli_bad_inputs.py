@@ -1,0 +1,156 @@
+"""Bad input on every subcommand: a missing file, a folder, a binary file, an empty file,
+invalid UTF-8 and a huge line give exit 3 and a message that names the file (with the line
+and column of a byte that is not UTF-8), never exit 4 or a traceback."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from .conftest import EXAMPLES, run_cli
+
+PUBLISHERS = str(EXAMPLES / "publishers.yaml")
+CLAIMS = str(EXAMPLES / "claims" / "github-release.json")
+
+# Each subcommand with F where the bad file goes.
+COMMANDS = {
+    "check --publishers": ["check", "--publishers", "F", "--claims", CLAIMS],
+    "check --policy": ["check", "--policy", "F", "--claims", CLAIMS],
+    "check --claims": ["check", "--publishers", PUBLISHERS, "--claims", "F"],
+    "check --providers": ["check", "--providers", "F", "--publishers", PUBLISHERS,
+                          "--claims", CLAIMS],
+    "compile": ["compile", "F"],
+    "explain --publishers": ["explain", "--publishers", "F", "--claims", CLAIMS],
+    "explain --claims": ["explain", "--publishers", PUBLISHERS, "--claims", "F"],
+    "lint": ["lint", "F"],
+    "fmt": ["fmt", "F"],
+    "fmt --check": ["fmt", "--check", "F"],
+    "test": ["test", "F"],
+    "check-workflow": ["check-workflow", "F", "--publishers", PUBLISHERS],
+    "check-workflow --publishers": ["check-workflow", "release.yml", "--publishers", "F"],
+    "decode": ["decode", "F"],
+    "providers --providers": ["providers", "--providers", "F"],
+    "serve --publishers": ["serve", "--db", "DB", "--port", "0", "--publishers", "F"],
+    "serve --jwks": ["serve", "--db", "DB", "--port", "0", "--jwks", "https://ci.example=F"],
+}
+
+# name: (content or None for no file, or "dir"; where the message points)
+INPUTS: dict[str, tuple[bytes | str | None, str]] = {
+    "missing": (None, "{path}: cannot read"),
+    "folder": ("dir", "{path}: cannot read"),
+    "binary": (b"\x00\x01\x02\xff\xfe\x00", "{path}:1:4: the file is not UTF-8"),
+    "empty": (b"", "{path}"),
+    "invalid-utf8": (b'publishers:\n  - name: "a\xff\xfe"\n', "{path}:2:13: the file is not UTF-8"),
+    # An unclosed list on a 300 KB line: invalid YAML, JSON and policy text alike.
+    "huge-line": (b"x: [" + b"a" * 300_000 + b"\n", "{path}:LINE:COLUMN: "),
+}
+
+# Where a subcommand reads the file as something other than YAML, JSON or policy text, its
+# own words (the path is still named first).
+OWN_WORDS = {
+    ("decode", "empty"): "{path}: the file holds no decodable token",
+    ("decode", "binary"): "{path}: the file holds no decodable token",
+    ("decode", "invalid-utf8"): "{path}: the file holds no decodable token",
+    ("decode", "huge-line"): "{path}: the file holds no decodable token",
+    ("check --providers", "folder"): "{path}: no provider files (*.tpp) in this folder",
+    ("providers --providers", "folder"): "{path}: no provider files (*.tpp) in this folder",
+    ("check --providers", "empty"): "{path}: no provider block in this file",
+    ("providers --providers", "empty"): "{path}: no provider block in this file",
+}
+
+
+def _bad_file(tmp_path: Path, kind: str) -> Path:
+    content = INPUTS[kind][0]
+    path = tmp_path / "bad" / "input.yml"
+    if content is None:
+        return path
+    if content == "dir":
+        path.mkdir(parents=True)
+        return path
+    path.parent.mkdir(parents=True)
+    assert isinstance(content, bytes)
+    path.write_bytes(content)
+    return path
+
+
+@pytest.mark.parametrize("kind", INPUTS)
+@pytest.mark.parametrize("command", COMMANDS)
+def test_bad_input_is_exit_3_naming_the_file(
+        command: str, kind: str, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    if (command, kind) in {("fmt", "folder"), ("fmt --check", "folder"), ("test", "folder")}:
+        pytest.skip("fmt and test take folders (an empty one: see the tests below)")
+    monkeypatch.chdir(tmp_path)
+    path = _bad_file(tmp_path, kind)
+    argv = [a.replace("DB", str(tmp_path / "index.db")).replace("F", str(path))
+            if a in {"F", "DB", "https://ci.example=F"} else a for a in COMMANDS[command]]
+    code, out, err = run_cli(capsys, *argv)
+    assert "Traceback" not in out + err
+    assert code == 3, f"{command} on a {kind} file: exit {code}\n{out}{err}"
+    where = re.escape(OWN_WORDS.get((command, kind), INPUTS[kind][1]).format(path=path))
+    where = where.replace("LINE", r"\d+").replace("COLUMN", r"\d+")
+    assert re.search(where, err), f"{command} on a {kind} file:\n{err}"
+    assert len(err) < 2_000, "the huge line is echoed in a bounded excerpt"
+
+
+def test_a_name_that_is_no_file_and_no_token_says_both(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run_cli(capsys, "decode", "token.jwt")
+    assert code == 3
+    assert "'token.jwt' is no file and not a decodable token" in err
+
+
+@pytest.mark.parametrize("kind", ["binary", "empty", "invalid-utf8", "huge-line"])
+def test_check_token_on_a_bad_token_file_is_a_denial(
+        kind: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """README: a token that fails verification is a denial (exit 1) with a stable code;
+    only a file that cannot be read at all is invalid input."""
+    path = _bad_file(tmp_path, kind)
+    code, out, err = run_cli(capsys, "check", "--publishers", PUBLISHERS, "--token", str(path))
+    assert "Traceback" not in out + err
+    assert code == 1
+    assert "[malformed]" in out or "[token-too-large]" in out
+
+
+@pytest.mark.parametrize("kind", ["missing", "folder"])
+def test_check_token_on_an_unreadable_file_is_invalid_input(
+        kind: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = _bad_file(tmp_path, kind)
+    code, _, err = run_cli(capsys, "check", "--publishers", PUBLISHERS, "--token", str(path))
+    assert code == 3
+    assert f"{path}: cannot read" in err
+
+
+def test_fmt_and_test_on_an_empty_folder(tmp_path: Path,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    """docs/tools.md: fmt formats what it finds (nothing is success); test fails with no
+    test file found (exit 1)."""
+    code, out, err = run_cli(capsys, "fmt", "--check", str(tmp_path))
+    assert code == 0 and "no policy or publishers files found" in out + err
+    code, out, err = run_cli(capsys, "test", str(tmp_path))
+    assert code == 1 and "no test files found" in out + err
+
+
+def test_serve_refuses_a_jwks_file_without_a_usable_key_at_start(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """docs/server.md: an invalid JWKS file is exit 3 at start (it used to start a server
+    refusing every token of that issuer)."""
+    jwks = tmp_path / "jwks.json"
+    jwks.write_text('{"keys": [{"kty": "oct", "kid": "k", "k": "c2VjcmV0"}]}')
+    code, _, err = run_cli(capsys, "serve", "--db", str(tmp_path / "index.db"), "--port", "0",
+                           "--jwks", f"https://ci.example={jwks}")
+    assert code == 3
+    assert f"{jwks}: not a usable JWKS file: no usable signing key" in err
+
+
+def test_an_empty_policy_file_is_refused_as_an_empty_publishers_file_is(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    empty = tmp_path / "policy.tpp"
+    empty.write_text("\n")
+    code, _, err = run_cli(capsys, "check", "--policy", str(empty), "--claims", CLAIMS)
+    assert code == 3
+    assert f"{empty}: the file is empty" in err
