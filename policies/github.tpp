@@ -132,6 +132,7 @@ provider github {
     else publisher.repository_owner + "/" + publisher.repository_name + "/.github/workflows/" + (if publisher.caller_workflow != "" then publisher.caller_workflow else publisher.workflow_filename)
   # The events a publisher accepts, as a list (a fix shows it in words: "push or release").
   let allowed_events = split(publisher.allowed_events, ",")
+  let denied_events = split(publisher.denied_events, ",")
   # PEP 740 attestations (tppolicy serve): the identity an upload's attestation must be
   # signed by, as pypi-attestations' publisher of this kind with these fields (the
   # certificate names the repository and the workflow file, as PyPI checks them).
@@ -324,6 +325,8 @@ provider github {
         or claims.event_name in split(publisher.allowed_events, ",")
     fix workflow or publisher when claims.event_name == "pull_request_target"
         "The run was triggered by 'pull_request_target', which can never publish, whatever the publisher's allowed_events (the event_name rule refuses it): do not add it. Publish from a workflow triggered by {allowed_events}; release, push (tags) and workflow_dispatch are the usual ones: add one to allowed_events if none is there."
+    fix workflow when claims.event_name in split(publisher.denied_events, ",")
+        "The run was triggered by '{claims.event_name}', which the publisher refuses twice: its allowed_events accepts only {allowed_events}, and its denied_events names it (adding it to allowed_events would not help). Publish from a run triggered by {allowed_events}, other than {denied_events}."
     fix workflow or publisher
         "The run was triggered by '{claims.event_name}', the publisher accepts only {allowed_events}. Publish from a run triggered by one of those, or add '{claims.event_name}' to the publisher's allowed_events."
   }
@@ -332,8 +335,10 @@ provider github {
   optional rule denied_events {
     require publisher.denied_events == ""
         or claims.event_name not in split(publisher.denied_events, ",")
+    fix workflow when publisher.allowed_events != ""
+        "The run was triggered by '{claims.event_name}', which the publisher refuses (its denied_events). Publish from a run triggered by an event the publisher accepts ({allowed_events}) other than {denied_events}."
     fix workflow
-        "The run was triggered by '{claims.event_name}', which the publisher refuses (its denied_events). Publish from a run triggered otherwise (a tag pushed, a release, workflow_dispatch)."
+        "The run was triggered by '{claims.event_name}', which the publisher refuses (its denied_events). Publish from a run triggered by an event other than {denied_events}: usually a tag pushed, a release or workflow_dispatch."
   }
 
   # The repository's id survives renames and transfers: a repository deleted and

@@ -31,6 +31,19 @@ def test_no_fix_suggests_an_event_the_event_name_rule_refuses() -> None:
     assert seen >= 4
 
 
+def test_no_fix_suggests_allowing_an_event_the_publisher_also_denies() -> None:
+    seen = 0
+    for name, policy, claims, request, decision in _table_decisions():
+        failed = {r.rule for r in decision.reasons if not r.passed}
+        if not {"allowed_events", "denied_events"} <= failed:
+            continue
+        seen += 1
+        text = decision_fixes(policy, decision, claims, request=request)["allowed_events"].text
+        assert "to the publisher's allowed_events" not in text, (name, text)
+        assert "would not help" in text, (name, text)
+    assert seen >= 1
+
+
 def test_no_reason_in_the_case_tables_reads_token_has_nothing() -> None:
     messages = [(name, r.rule, r.message) for name, _, _, _, d in _table_decisions()
                 for r in d.reasons]
