@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import EXAMPLES, run_cli
+from .conftest import EXAMPLES, ROOT, run_cli
 
 PUBLISHERS = str(EXAMPLES / "publishers.yaml")
 CLAIMS = str(EXAMPLES / "claims" / "github-release.json")
@@ -169,3 +169,34 @@ def test_an_empty_policy_file_is_refused_as_an_empty_publishers_file_is(
     code, _, err = run_cli(capsys, "check", "--policy", str(empty), "--claims", CLAIMS)
     assert code == 3
     assert f"{empty}: the file is empty" in err
+
+
+SUBCOMMANDS = ("check", "check-workflow", "compile", "providers", "decode", "lint", "test",
+               "explain", "fmt", "serve")
+
+
+def _help_exit_codes(capsys: pytest.CaptureFixture[str], command: str) -> dict[int, str]:
+    with pytest.raises(SystemExit) as info:
+        run_cli(capsys, command, "--help")
+    assert info.value.code == 0
+    text = capsys.readouterr().out
+    assert "exit codes" in text, f"`tppolicy {command} --help` does not say its exit codes"
+    block = text[text.index("exit codes"):]
+    return {int(m.group(1)): m.group(2) for m in re.finditer(r"^  (\d)  (.*)$", block, re.M)}
+
+
+@pytest.mark.parametrize("command", SUBCOMMANDS)
+def test_help_says_the_exit_codes_the_docs_say(command: str,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    """Every subcommand's --help ends with its exit codes; 2, 3, 4 mean the same everywhere,
+    and 1 is there exactly for the commands docs/tools.md's table names for exit 1."""
+    codes = _help_exit_codes(capsys, command)
+    assert {0, 2, 3, 4} <= set(codes), codes
+    assert codes[2].startswith("usage error")
+    assert codes[3].startswith("invalid input") or "cannot be read" in codes[3]
+    assert codes[4].startswith("internal error")
+    tools = (ROOT / "docs" / "tools.md").read_text("utf-8")
+    row = re.search(r"^\| 1 \| (.*) \|$", tools, re.M)
+    assert row is not None
+    named = set(re.findall(r"`([a-z-]+)", row.group(1)))
+    assert (1 in codes) == (command in named), (command, codes.get(1), named)

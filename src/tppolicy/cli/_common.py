@@ -22,6 +22,19 @@ EPILOG = """exit codes:
   4  internal error (a bug; --debug shows the traceback)
 """
 
+
+
+def exit_codes(success: str, invalid: str, denied: str | None = None) -> str:
+    """The `exit codes:` block of a subcommand's --help: what 0 (and 1, if it has one) and
+    3 mean for it; 2 and 4 are every command's."""
+    lines = ["exit codes:", f"  0  {success}"]
+    if denied is not None:
+        lines.append(f"  1  {denied}")
+    lines += ["  2  usage error", f"  3  invalid input: {invalid}",
+              "  4  internal error (a bug; --debug shows the traceback)", ""]
+    return "\n".join(lines)
+
+
 # `--upload-version` of check and explain: one meaning, one help.
 UPLOAD_VERSION_HELP = ("the version being uploaded (request.version: a publisher's "
                        "version_tag must be the token's tag for it)")

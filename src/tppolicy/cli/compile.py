@@ -7,7 +7,7 @@ from typing import TextIO
 
 from tppolicy.version import __version__
 
-from ._common import EPILOG, EXIT_ALLOWED, add_provider_options, load_policy, write_output
+from ._common import EXIT_ALLOWED, add_provider_options, exit_codes, load_policy, write_output
 
 NAME = "compile"
 HELP = "print the concrete policy a publishers file makes"
@@ -17,7 +17,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = ("Compile a publishers file through the provider files into a policy "
                           "in the tppolicy language: readable, diffable, and accepted by "
                           "`check --policy`.")
-    parser.epilog = EPILOG
+    parser.epilog = exit_codes(
+        "the policy is printed (or written with -o)",
+        "a publishers or provider file that cannot be read or is\n"
+        "     invalid, or an -o file that cannot be written")
     parser.add_argument("publishers", metavar="PUBLISHERS", help="publishers file (YAML)")
     parser.add_argument("-o", "--output", metavar="FILE", help="write to FILE, not stdout")
     add_provider_options(parser)

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Any, TextIO
 
-from ._common import EPILOG, EXIT_ALLOWED, EXIT_INVALID, read_token
+from ._common import EXIT_ALLOWED, EXIT_INVALID, exit_codes, read_token
 
 NAME = "decode"
 HELP = "show a token's header and claims, unverified (for debugging a failed publish)"
@@ -20,7 +20,9 @@ BANNER = ("UNVERIFIED: nothing here has been checked (not the signature, the iss
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = HELP
-    parser.epilog = EPILOG
+    parser.epilog = exit_codes(
+        "the token is shown (never verified: exit 0 says nothing of its\n     validity)",
+        "a file that cannot be read, or no decodable token")
     parser.add_argument("token", metavar="TOKEN", help="the token itself, a file holding it, "
                         "or - for standard input")
     parser.add_argument("--format", choices=("human", "json"), default="human")

@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING, Any, TextIO
 from tppolicy.decide.reasons import show
 
 from ._common import (
-    EPILOG,
     EXIT_ALLOWED,
     EXIT_DENIED,
     UPLOAD_VERSION_HELP,
@@ -17,6 +16,7 @@ from ._common import (
     add_provider_options,
     add_token_options,
     build_verifier,
+    exit_codes,
     load_policy,
     read_claims,
     read_token,
@@ -38,7 +38,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "what it expected and what the token had, and the fix in plain words for the closest "
         "ones. You own the configuration, so identity mismatches are shown too; --format json "
         "marks which reasons a server could disclose.")
-    parser.epilog = EPILOG
+    parser.epilog = exit_codes(
+        "the token is allowed",
+        "a publishers, policy, claims, token, JWKS or provider file\n"
+        "     that cannot be read or is invalid", denied="denied")
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--publishers", metavar="FILE", help="publishers file (YAML)")
     source.add_argument("--policy", metavar="FILE", help="policy file, as `tppolicy compile` "

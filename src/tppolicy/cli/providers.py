@@ -5,14 +5,15 @@ from __future__ import annotations
 import argparse
 from typing import TextIO
 
-from ._common import EPILOG, EXIT_ALLOWED, add_provider_options, load_providers
+from ._common import EXIT_ALLOWED, add_provider_options, exit_codes, load_providers
 
 NAME = "providers"
 HELP = "list the providers and their issuers"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.epilog = EPILOG
+    parser.epilog = exit_codes("the providers are listed",
+                               "a provider file that cannot be read or is invalid")
     add_provider_options(parser)
 
 

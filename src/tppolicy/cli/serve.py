@@ -13,12 +13,12 @@ from typing import Any, TextIO
 from tppolicy.errors import ConfigError, Diagnostic, Span
 
 from ._common import (
-    EPILOG,
     EXIT_ALLOWED,
     EXIT_DENIED,
     EXIT_INTERNAL,
     UsageError,
     add_provider_options,
+    exit_codes,
     registered_issuers,
 )
 
@@ -57,7 +57,10 @@ def _issuer_source(value: str) -> tuple[str, str]:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = _DESCRIPTION
-    parser.epilog = EPILOG
+    parser.epilog = exit_codes(
+        "the server stopped (Ctrl-C, SIGTERM) or a maintenance command\n     succeeded",
+        "a publishers, JWKS or certificate file that cannot be read or\n     is invalid",
+        denied="schema: the database lacks migrations, or is newer than this tppolicy")
     parser.add_argument("--db", metavar="FILE|URL", default=None,
                         help="the SQLite file (default tppolicy-index.db; with --demo, a "
                         "fresh one in a new temporary directory), or PostgreSQL: "
