@@ -269,6 +269,8 @@ provider github {
         else "publishing from a workflow invoked via 'pull_request_target' is not supported"
     fix workflow or publisher when publisher.allowed_events != ""
         "The job was triggered by pull_request_target, which PyPI refuses whatever the publisher says: such runs use the base repository's permissions on code from a pull request. Publish from a workflow triggered by another event the publisher's allowed_events accepts ({allowed_events}); release, push (tags) and workflow_dispatch are the usual ones: add one to allowed_events if none is there."
+    fix workflow when publisher.denied_events != ""
+        "The job was triggered by pull_request_target, which PyPI refuses: such runs use the base repository's permissions on code from a pull request. Publish from a workflow triggered by an event other than {denied_events} (which the publisher refuses): usually push (tags), release or workflow_dispatch."
     fix workflow
         "The job was triggered by pull_request_target, which PyPI refuses: such runs use the base repository's permissions on code from a pull request. Publish from a workflow triggered by push (tags), release or workflow_dispatch."
   }
