@@ -659,6 +659,11 @@ def test_comments_are_counted_as_the_scanner_reads_them() -> None:
      "  # - x\n      name: pub-2\n",
      "publishers:\n  - email: x\n    projects: >2+\n\n  # - x\n  - name: pub-2\n"
      "    provider: gitlab\n"),
+    # an anchored block scalar no alias uses: the comment after it became its text (exit 4)
+    ("publishers:\n    - project: -x\n      environment: &a0 |2\n          more\n\n"
+     "      # c\n      name: a\n",
+     "publishers:\n  - project: -x\n    environment: &a0 |2\n        more\n\n    # c\n"
+     "    name: a\n"),
 ])
 def test_formatting_found_inputs_is_idempotent(text: str, formatted: str) -> None:
     once = format_publishers_text(text, "p.yaml", PROVIDERS)

@@ -421,20 +421,21 @@ def _replace_aliased(node: Any, replaced: Mapping[int, tuple[Any, Any]],
 
 
 def _indent_after_block_scalars(mapping: CommentedMap, indent: str,
-                                last_indent: str | None = None) -> None:
+                                last_indent: str | None = None, aliases: bool = True) -> None:
     """Indent the comment lines after each block scalar of `mapping` (and of the block
     mappings in it) as the keys beside it (`indent`), or by `last_indent` after the last
     key (an entry's: as the comments between entries): ruamel.yaml writes them at their
     old column, and where the block scalar's text is now indented less (`- ` was at
-    column 4, now 2), the text took them in (its data changed)."""
+    column 4, now 2), the text took them in (its data changed). With `aliases` in the
+    document, an anchored one is left as it is (an alias shares its comment tokens)."""
     keys = list(mapping.keys())
     for key, value in mapping.items():
         if isinstance(value, (FoldedScalarString, LiteralScalarString)):
-            if value and not _anchored(value):  # (an alias shares its comment tokens)
+            if value and not (aliases and _anchored(value)):
                 last = key == keys[-1] and last_indent is not None
                 _indent_after_block_scalar(mapping, key, last_indent or indent if last else indent)
         elif isinstance(value, CommentedMap) and not value.fa.flow_style():
-            _indent_after_block_scalars(value, indent + " " * 2)
+            _indent_after_block_scalars(value, indent + " " * 2, aliases=aliases)
 
 
 def _indent_after_block_scalar(entry: CommentedMap, key: Any, indent: str) -> None:
@@ -853,6 +854,7 @@ def _round_trip(body: str, source: str, source_text: str, providers: Mapping[str
     entries = document["publishers"]
     _keep_null_words(document, body.split("\n"))
     replaced: dict[int, tuple[Any, Any]] = {}
+    aliases = _has_aliases(body)
     for index, entry in enumerate(entries):
         if not isinstance(entry, CommentedMap) or not entry:
             continue
@@ -871,7 +873,7 @@ def _round_trip(body: str, source: str, source_text: str, providers: Mapping[str
                 if type(value) is str and not value:  # written empty, a tag on nothing
                     _claim_comments_below(entry, key)
         if not in_flow:
-            _indent_after_block_scalars(entry, _ENTRY_KEY_INDENT, _ENTRY_INDENT)
+            _indent_after_block_scalars(entry, _ENTRY_KEY_INDENT, _ENTRY_INDENT, aliases)
         last = (index == len(entries) - 1 and list(document.keys())[-1] == "publishers"
                 and not suffix)
         order = key_order(list(entry.keys()), entry.get("provider"), providers)
