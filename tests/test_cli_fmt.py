@@ -166,6 +166,43 @@ def test_an_anchored_empty_list_item_exits_3_with_the_error_check_gives(
     assert path.read_text() == text
 
 
+EMPTY_FIRST = "publishers:  # c\n- {}\n- provider: github\n  name: pub-1\n"
+
+
+def test_an_empty_first_entry_after_a_comment_is_formatted(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    # It exited 4 ("not valid YAML"): ruamel.yaml wrote the entry after `- {}` on one line,
+    # `- provider: github name: pub-1`. The file is invalid (an empty entry), and formatted.
+    path = tmp_path / "p.yaml"
+    path.write_text(EMPTY_FIRST)
+    code, out, err = run(capsys, path)
+    assert code == 0, err
+    assert "internal error" not in err and "Traceback" not in err
+    assert "not a valid publishers file" in err + out
+    assert path.read_text() == (
+        "publishers:  # c\n  - {}\n  - name: pub-1\n    provider: github\n")
+    code, _, err = run(capsys, "--check", path)
+    assert code == 0, err
+
+
+def test_an_unwritable_layout_of_an_invalid_file_exits_3_with_check_errors(
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+        tmp_path: Path) -> None:
+    # ruamel.yaml's own emitter writes this file as text that is not YAML: the file is
+    # invalid, so it is refused with the errors check gives (exit 3), not as a bug (4).
+    from ruamel.yaml.emitter import Emitter
+
+    monkeypatch.setattr(_fmt, "_Emitter", Emitter)
+    path = tmp_path / "p.yaml"
+    path.write_text(EMPTY_FIRST)
+    code, out, err = run(capsys, path)
+    assert code == 3, err
+    assert out == ""
+    assert f"{path}:2:3: publishers[0]" in err, err
+    assert "internal error" not in err and "Traceback" not in err
+    assert path.read_text() == EMPTY_FIRST
+
+
 def test_a_meaning_change_is_refused_with_exit_4(
         capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
         files: tuple[Path, Path, Path]) -> None:

@@ -694,6 +694,12 @@ def test_formatting_found_inputs_is_idempotent(text: str, formatted: str) -> Non
      "publishers:\n  - name: &a1 |\n      text\n     # c\n    note:\n      - *a1\n"
      "    provider: acme\n"),
     # the comments before `---` (and after `...`) were dropped on load: exit 4, or lost
+    # an empty first entry after a comment: ruamel.yaml wrote the next block entry on one
+    # line (`- provider: github name: pub-1`, not YAML: exit 4)
+    ("publishers:  # c\n- {}\n- provider: github\n  name: pub-1\n",
+     "publishers:  # c\n  - {}\n  - name: pub-1\n    provider: github\n"),
+    ("publishers:\n  # c\n  - {}  # d\n  - {}\n  - provider: acme\n    name: a\n",
+     "publishers:\n  # c\n  - {}  # d\n  - {}\n  - name: a\n    provider: acme\n"),
     ("##\n--- !!map\npublishers: []\n", "##\n--- !!map\npublishers: []\n"),
     ("%YAML 1.1\n# c\n--- # e\npublishers:\n  - provider: acme\n    name: a\n...\n# z\n",
      "%YAML 1.1\n# c\n--- # e\npublishers:\n  - name: a\n    provider: acme\n...\n# z\n"),

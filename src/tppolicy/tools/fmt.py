@@ -43,8 +43,10 @@ import yaml
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.compat import ordereddict
+from ruamel.yaml.emitter import Emitter
 from ruamel.yaml.error import CommentMark, MarkedYAMLError
 from ruamel.yaml.error import YAMLError as RuamelYAMLError
+from ruamel.yaml.events import MappingEndEvent
 from ruamel.yaml.nodes import ScalarNode
 from ruamel.yaml.representer import RoundTripRepresenter
 from ruamel.yaml.resolver import VersionedResolver
@@ -146,6 +148,24 @@ def _represent_null_word(representer: Any, data: _NullWord) -> Any:
 
 
 _Representer.add_representer(_NullWord, _represent_null_word)
+
+
+class _Emitter(Emitter):
+    """ruamel.yaml's emitter, which ends the line of an empty flow mapping (`- {}`) in block
+    context for good.
+
+    After a comment (`publishers:  # c`), ruamel.yaml's own keeps the flag that the next
+    key follows `- ` on the same line past the `{}`: a block mapping written after it came
+    out on one line (`- provider: github name: pub-1`, not YAML).
+    """
+
+    def expect_first_flow_mapping_key(self) -> None:
+        """As ruamel.yaml's, and after an empty mapping at block level the next key starts
+        its own line."""
+        empty = isinstance(self.event, MappingEndEvent)
+        super().expect_first_flow_mapping_key()
+        if empty and self.flow_level == 0:
+            self.no_newline = False
 # the word, after the anchor or tag it may have (`&a NULL`: ruamel.yaml keeps neither)
 _NULL_WORD = re.compile(r"(?:[&!][^ \t,\[\]{}]*[ \t]+)*(~|null|Null|NULL)(?=[ ,\]}#]|\Z)")
 
@@ -204,6 +224,7 @@ def _keep_null_words(node: Any, lines: Sequence[str], seen: set[int] | None = No
 def _yaml() -> YAML:
     rt = YAML(typ="rt")
     rt.Representer = _Representer
+    rt.Emitter = _Emitter
     rt.preserve_quotes = True
     rt.indent(mapping=2, sequence=4, offset=2)
     rt.width = 4096  # never fold a long line
@@ -931,6 +952,10 @@ def _format_publishers(text: str, source: str, providers: Mapping[str, Provider]
         same_data = _typed(_plain_data(formatted, source)) == original
     except ConfigError as exc:
         _refuse_tags(text, source)
+        if before[0] == "error":
+            # A layout ruamel.yaml writes wrong for an invalid file: refused as invalid,
+            # with the errors `check` and `lint` give (exit 3), not as a formatter bug.
+            load_publishers_text(text, source, providers)
         raise FormatterError(f"the formatted text is not valid YAML: {exc}") from None
     if not same_data:
         _refuse_tags(text, source)
