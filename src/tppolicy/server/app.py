@@ -35,7 +35,6 @@ import orjson
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
-from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import (
     FileResponse,
@@ -58,6 +57,7 @@ from .core import (
 from .database import DatabaseUnavailable, Unavailable
 from .demo import TOKEN_PATH as DEMO_TOKEN_PATH
 from .demo import Demo
+from .forms import InvalidForm, read_form
 from .metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from .ratelimit import retry_after
 from .simple import negotiate, not_acceptable_body
@@ -140,9 +140,9 @@ def create_app(index: Index, *, reload: bool = True, demo: Demo | None = None) -
         if length and length.isdigit() and int(length) > index.max_upload_bytes + 1024 * 1024:
             return refuse(413, too_large)
         try:
-            form = await request.form(max_files=1, max_fields=200)
-        except HTTPException as exc:
-            return refuse(400, f"Invalid upload form: {exc.detail}")
+            form = await read_form(request, max_files=1, max_fields=200)
+        except InvalidForm as exc:
+            return refuse(400, f"Invalid upload form: {exc.message}")
         except BodyTooLarge:
             return refuse(413, too_large)
         try:
