@@ -535,17 +535,7 @@ class Engine:
                 text = lookup_text(key)
             except (TypeError, ValueError):  # a mistyped claim: a key no row holds
                 return ()
-            found = []
-            now = self.clock()
-            ttl = self.pending_ttl
-            for candidate in lookup.candidates(provider, text, pending):
-                record = self.record_of(candidate)
-                if record is None or record.provider != provider:
-                    continue
-                if record.pending_project is not None and ttl and now - record.created > ttl:
-                    continue  # expired: as if gone
-                found.append(record)
-            return tuple(found)
+            return self._live_records(lookup.candidates(provider, text, pending), provider)
 
         return candidates_of
 
@@ -558,19 +548,24 @@ class Engine:
                 text = lookup_text(identity)
             except (TypeError, ValueError):
                 return ()
-            found = []
-            now = self.clock()
-            ttl = self.pending_ttl
-            for candidate in lookup.same_identity(provider, text, NEAR_MISSES):
-                record = self.record_of(candidate)
-                if record is None or record.provider != provider:
-                    continue
-                if record.pending_project is not None and ttl and now - record.created > ttl:
-                    continue  # expired: as if gone
-                found.append(record)
-            return tuple(found)
+            return self._live_records(lookup.same_identity(provider, text, NEAR_MISSES),
+                                      provider)
 
         return same_identity_of
+
+    def _live_records(self, candidates: Iterable[Candidate], provider: str) -> tuple[Record, ...]:
+        """The records of the lookup's candidates for `provider`, expired pending ones left out."""
+        found = []
+        now = self.clock()
+        ttl = self.pending_ttl
+        for candidate in candidates:
+            record = self.record_of(candidate)
+            if record is None or record.provider != provider:
+                continue
+            if record.pending_project is not None and ttl and now - record.created > ttl:
+                continue  # expired: as if gone
+            found.append(record)
+        return tuple(found)
 
     def record_of(self, candidate: Candidate) -> Record | None:
         """The record of a host's row (None: a row the provider refuses), compiled once
