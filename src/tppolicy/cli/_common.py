@@ -10,6 +10,7 @@ from typing import Any, NoReturn
 
 from tppolicy.decide.policy import Policy
 from tppolicy.errors import ClaimsError, Diagnostic, OutputError, Span
+from tppolicy.limits import MAX_SOURCE_BYTES
 
 EXIT_ALLOWED, EXIT_DENIED, EXIT_USAGE, EXIT_INVALID, EXIT_INTERNAL = 0, 1, 2, 3, 4
 
@@ -126,40 +127,63 @@ def load_policy(args: argparse.Namespace, claims: Mapping[str, Any] | None = Non
 def read_claims(name: str) -> dict[str, Any]:
     """A claims file: one JSON object with unique keys, or what `python -m id -d`
     prints (the JOSE header, then the claims, as two JSON objects)."""
-    label = "<stdin>" if name == "-" else name
-    if name != "-":
-        from tppolicy.readers.source import read_source
-
-        # As every other reader: the bad byte's line and column, one size limit.
-        text = read_source(Path(name), ClaimsError)
-    else:
-        try:
-            text = sys.stdin.read()
-        except UnicodeDecodeError as exc:
-            raise ClaimsError([Diagnostic(f"not UTF-8 text ({exc.reason})",
-                                          Span(label, 0, 0, 0, 0))]) from None
-
     from tppolicy.readers.claims import parse_claims
+    from tppolicy.readers.source import decode_source, read_source
 
-    return parse_claims(text, label)
+    # As every other reader: one size limit, the bad byte's line and column.
+    if name != "-":
+        return parse_claims(read_source(Path(name), ClaimsError), name)
+    label = "<stdin>"
+    raw = _read_stdin(label, MAX_SOURCE_BYTES + 1)
+    if len(raw) > MAX_SOURCE_BYTES:
+        raise ClaimsError([Diagnostic(
+            f"the input is larger than the limit of {MAX_SOURCE_BYTES} bytes",
+            Span(label, 0, 0, 0, 0), hint="claims are a small JSON object")])
+    return parse_claims(decode_source(raw, label, ClaimsError, what="input"), label)
+
+
+def _read_stdin(label: str, limit: int) -> bytes:
+    """At most `limit` bytes of standard input (also when an embedder replaced `sys.stdin`
+    by a text stream without a byte buffer)."""
+    try:
+        buffer = getattr(sys.stdin, "buffer", None)
+        if buffer is None:
+            return str(sys.stdin.read(limit)).encode("utf-8", "surrogateescape")
+        return bytes(buffer.read(limit))
+    except OSError as exc:
+        raise ClaimsError([Diagnostic(f"cannot read: {exc.strerror or exc}",
+                                      Span(label, 0, 0, 0, 0))]) from None
+
+
+# Room for whitespace around a token in its file (a line break, an editor's indentation).
+TOKEN_FILE_SLACK = 4096
 
 
 def read_token(name: str, max_bytes: int) -> str:
     """A compact JWT from a file or standard input (-), surrounding whitespace removed.
 
-    At most `max_bytes` (+ slack for whitespace) are read: a huge input is refused by
-    the verifier's size check without being read whole.
+    At most `max_bytes` + `TOKEN_FILE_SLACK` bytes are read: a longer input is refused as
+    invalid input (`ClaimsError`) without being read whole; a shorter one that is still
+    too long is left to the verifier's size check (a denial, `token-too-large`).
     """
     label = "<stdin>" if name == "-" else name
-    try:
-        if name == "-":
-            data = sys.stdin.buffer.read(max_bytes + 4097)
-        else:
+    cap = max_bytes + TOKEN_FILE_SLACK
+    if name == "-":
+        data = _read_stdin(label, cap + 1)
+    else:
+        try:
             with open(name, "rb") as handle:
-                data = handle.read(max_bytes + 4097)
-    except OSError as exc:
-        raise ClaimsError([Diagnostic(f"cannot read: {exc.strerror or exc}",
-                                      Span(label, 0, 0, 0, 0))]) from None
+                data = handle.read(cap + 1)
+        except OSError as exc:
+            raise ClaimsError([Diagnostic(f"cannot read: {exc.strerror or exc}",
+                                          Span(label, 0, 0, 0, 0))]) from None
+    if len(data) > cap:
+        what = "input" if name == "-" else "file"
+        raise ClaimsError([Diagnostic(
+            f"the {what} holds more than {cap} bytes; a token is at most {max_bytes} bytes",
+            Span(label, 0, 0, 0, 0),
+            hint=f"is this the right {what}? It should hold one compact JWT (three "
+            "base64url parts joined by dots); --max-token-bytes raises the limit")])
     try:
         return data.decode("ascii").strip()
     except UnicodeDecodeError:
@@ -194,7 +218,8 @@ def add_token_options(parser: argparse.ArgumentParser) -> None:
 
 def build_verifier(args: argparse.Namespace, policy: Policy, token: str) -> Any:
     """The verifier for `check --token`: offline keys from --jwks, else discovery."""
-    from tppolicy.token.keys import FetchError, HttpFetcher, KeyCache
+    from tppolicy.readers.source import read_source
+    from tppolicy.token.keys import DEFAULT_MAX_DOCUMENT, FetchError, HttpFetcher, KeyCache
     from tppolicy.token.verify import TokenError, Verifier, split_token
 
     keys = KeyCache(fetch=HttpFetcher(timeout=args.fetch_timeout))
@@ -206,12 +231,10 @@ def build_verifier(args: argparse.Namespace, policy: Policy, token: str) -> Any:
                 issuer = None  # the verifier will say what is wrong with the token
             if not isinstance(issuer, str):
                 continue
+        # At most what a fetched JWKS document may hold: /dev/zero is not read forever.
+        document = read_source(Path(path), ClaimsError, max_bytes=DEFAULT_MAX_DOCUMENT)
         try:
-            document = Path(path).read_bytes()
             keys.add_static(issuer, document, path)
-        except OSError as exc:
-            raise ClaimsError([Diagnostic(f"cannot read: {exc.strerror or exc}",
-                                          Span(path, 0, 0, 0, 0))]) from None
         except FetchError as exc:
             raise ClaimsError([Diagnostic(f"not a usable JWKS file: {exc}",
                                           Span(path, 0, 0, 0, 0))]) from None

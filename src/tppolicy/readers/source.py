@@ -26,6 +26,12 @@ def read_source(path: Path, error: type[TppolicyError], encoding: str = "utf-8-s
                                 Span(source, 0, 0, 0, 0),
                                 hint="is this the right file? tppolicy reads policy, "
                                 "publishers, test and workflow files, which are small")])
+    return decode_source(raw, source, error, encoding)
+
+
+def decode_source(raw: bytes, source: str, error: type[TppolicyError],
+                  encoding: str = "utf-8-sig", what: str = "file") -> str:
+    """`raw` decoded; `error` at the line and column of a byte that is not UTF-8."""
     try:
         return raw.decode(encoding)
     except UnicodeDecodeError as exc:
@@ -33,6 +39,6 @@ def read_source(path: Path, error: type[TppolicyError], encoding: str = "utf-8-s
         line = before.count(b"\n") + 1
         column = len(before[before.rfind(b"\n") + 1:].decode("utf-8", "replace")) + 1
         raise error([Diagnostic(
-            f"the file is not UTF-8: byte 0x{raw[exc.start]:02x} cannot be decoded",
-            Span(source, line, column, line, column + 1), hint="save the file as UTF-8")],
+            f"the {what} is not UTF-8: byte 0x{raw[exc.start]:02x} cannot be decoded",
+            Span(source, line, column, line, column + 1), hint=f"save the {what} as UTF-8")],
         ) from None
