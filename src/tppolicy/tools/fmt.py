@@ -28,7 +28,6 @@ The library never prints; the command line (`_cli/fmt.py`) reports.
 
 from __future__ import annotations
 
-import difflib
 import io
 import itertools
 import os
@@ -76,6 +75,7 @@ from tppolicy.tools.fmt_canonical import (
     needs_quotes,
     plain_allowed,
 )
+from tppolicy.tools.fmt_diff import iter_unified_diff_texts
 
 __all__ = [
     "POLICY_SUFFIXES",
@@ -1077,9 +1077,9 @@ def iter_unified_diff(result: FileResult) -> Iterator[str]:
     if result.formatted is None or result.original is None:
         return
     name = str(result.path)
-    lines = difflib.unified_diff(result.original.splitlines(keepends=True),
-                                 result.formatted.splitlines(keepends=True),
-                                 f"{name} (original)", f"{name} (formatted)")
+    # difflib.unified_diff's lines, found with the texts' lines kept as offsets (fmt_diff)
+    lines = iter_unified_diff_texts(result.original, result.formatted,
+                                    f"{name} (original)", f"{name} (formatted)")
     for line in lines:
         if line.endswith("\n"):
             yield line

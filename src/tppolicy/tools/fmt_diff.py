@@ -1,0 +1,276 @@
+"""The unified diff `tppolicy fmt --check` and `--diff` print, in little memory.
+
+`iter_unified_diff_texts(a, b, ...)` yields exactly the lines that
+`difflib.unified_diff(a.splitlines(keepends=True), b.splitlines(keepends=True), ...)` yields,
+and finds them the same way (`difflib.SequenceMatcher`'s longest matching blocks, with its
+"popular line" rule, then its grouping into hunks), but it never holds the two texts' lines
+as strings: a line is where it ends in its text (an `array` of offsets), and the matcher
+runs on small integer ids, one per distinct line of `b`. The lines `b` has and where (the
+matcher's `b2j`) are two arrays, not a dictionary of lists; a line of `a` that `b` lacks is
+id -1. The hunks are written as they are found, one line at a time.
+
+`tests/property/test_fmt_diff.py` checks it against `difflib` on generated pairs of texts.
+"""
+
+from __future__ import annotations
+
+import re
+from array import array
+from bisect import bisect_left
+from collections.abc import Callable, Iterator
+
+__all__ = ["iter_unified_diff_texts"]
+
+# Where `str.splitlines` breaks a line: each of these ends one ("\r\n" is one line end).
+_LINE_END = re.compile("\r\n|[\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
+_OTHER_END = re.compile("[\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
+_ABSENT = -1  # the id of a line of `a` that `b` does not have
+
+
+def _line_ends(text: str) -> array[int]:
+    """Where each line of `text` ends (past its line end), as `str.splitlines` splits it."""
+    ends = array("I" if len(text) < 2**32 else "Q")
+    if _OTHER_END.search(text) is None:  # "\n" only: found faster
+        position = text.find("\n")
+        while position >= 0:
+            ends.append(position + 1)
+            position = text.find("\n", position + 1)
+    else:
+        ends.extend(found.end() for found in _LINE_END.finditer(text))
+    if (ends[-1] if ends else 0) != len(text):
+        ends.append(len(text))  # a last line without a line end
+    return ends
+
+
+class _Lines:
+    """The lines of one text, by number: each is `text[start(k):ends[k]]`."""
+
+    __slots__ = ("ends", "text")
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.ends = _line_ends(text)
+
+    def __len__(self) -> int:
+        return len(self.ends)
+
+    def start(self, number: int) -> int:
+        """Where line `number` starts."""
+        return self.ends[number - 1] if number else 0
+
+    def line(self, number: int) -> str:
+        """Line `number`, with its line end."""
+        return self.text[self.start(number):self.ends[number]]
+
+    def same(self, number: int, line: str) -> bool:
+        """Whether line `number` is `line`."""
+        start = self.start(number)
+        return self.ends[number] - start == len(line) and self.text.startswith(line, start)
+
+
+class _Ids:
+    """Each distinct line of `b` numbered in order of first appearance, by the hash of its
+    text; a line is compared with the first line of its id, and a hash shared by two
+    different lines (not seen in practice) sends the second to a dictionary of texts."""
+
+    __slots__ = ("by_hash", "by_text", "first", "hash", "lines")
+
+    def __init__(self, lines: _Lines, hasher: Callable[[str], int] = hash) -> None:
+        self.lines = lines
+        self.hash = hasher
+        self.by_hash: dict[int, int] = {}
+        self.by_text: dict[str, int] = {}  # lines whose hash an other line has
+        self.first = array("I")  # the first line of each id
+
+    def find(self, line: str) -> int:
+        """The id of `line`, or `_ABSENT`."""
+        found = self.by_hash.get(self.hash(line))
+        if found is None:
+            return _ABSENT
+        if self.lines.same(self.first[found], line):
+            return found
+        return self.by_text.get(line, _ABSENT)
+
+    def add(self, number: int, line: str) -> int:
+        """The id of `line`, line `number` of `b`, given a new one if it has none."""
+        key = self.hash(line)
+        found = self.by_hash.get(key)
+        if found is not None and self.lines.same(self.first[found], line):
+            return found
+        if found is not None:
+            found = self.by_text.get(line)
+            if found is not None:
+                return found
+        new = len(self.first)
+        self.first.append(number)
+        if key in self.by_hash:
+            self.by_text[line] = new
+        else:
+            self.by_hash[key] = new
+        return new
+
+
+class _Matcher:
+    """`difflib.SequenceMatcher(None, a, b)` (no junk, autojunk on) on line ids."""
+
+    __slots__ = ("a", "b", "order", "starts")
+
+    def __init__(self, a: _Lines, b: _Lines, hasher: Callable[[str], int] = hash) -> None:
+        ids = _Ids(b, hasher)
+        self.b = array("i", (ids.add(number, b.line(number)) for number in range(len(b))))
+        self.a = array("i", (ids.find(a.line(number)) for number in range(len(a))))
+        del ids
+        counts = array("I", bytes(array("I").itemsize * (max(self.b, default=-1) + 1)))
+        for x in self.b:
+            counts[x] += 1
+        # difflib leaves out of its index ("popular") a line found more than 1% of the
+        # times in a `b` of 200 lines or more
+        limit = len(self.b) // 100 + 1 if len(self.b) >= 200 else len(self.b) + 1
+        self.starts = starts = array("I", [0])
+        for count in counts:
+            starts.append(starts[-1] + (count if count <= limit else 0))
+        del counts
+        # b2j: the lines of id x are order[starts[x]:starts[x + 1]], in increasing order
+        self.order = order = array("I", bytes(array("I").itemsize * starts[-1]))
+        filled = array("I", starts[:-1])
+        for j, x in enumerate(self.b):
+            if starts[x + 1] > starts[x]:
+                order[filled[x]] = j
+                filled[x] += 1
+
+    def longest_match(self, alo: int, ahi: int, blo: int, bhi: int) -> tuple[int, int, int]:
+        """`SequenceMatcher.find_longest_match(alo, ahi, blo, bhi)`."""
+        a, b, order, starts = self.a, self.b, self.order, self.starts
+        besti, bestj, bestsize = alo, blo, 0
+        j2len: dict[int, int] = {}
+        for i in range(alo, ahi):
+            x = a[i]
+            low = high = 0
+            if x >= 0:
+                low, high = starts[x], starts[x + 1]
+            if low == high:
+                if j2len:
+                    j2len = {}
+                continue
+            newj2len: dict[int, int] = {}
+            previous = j2len.get
+            for position in range(bisect_left(order, blo, low, high), high):
+                j = order[position]
+                if j >= bhi:
+                    break
+                k = newj2len[j] = previous(j - 1, 0) + 1
+                if k > bestsize:
+                    besti, bestj, bestsize = i - k + 1, j - k + 1, k
+            j2len = newj2len
+        while besti > alo and bestj > blo and a[besti - 1] == b[bestj - 1]:
+            besti, bestj, bestsize = besti - 1, bestj - 1, bestsize + 1
+        while (besti + bestsize < ahi and bestj + bestsize < bhi
+               and a[besti + bestsize] == b[bestj + bestsize]):
+            bestsize += 1
+        return besti, bestj, bestsize
+
+    def matching_blocks(self) -> list[tuple[int, int, int]]:
+        """`SequenceMatcher.get_matching_blocks()`."""
+        la, lb = len(self.a), len(self.b)
+        queue = [(0, la, 0, lb)]
+        blocks = []
+        while queue:
+            alo, ahi, blo, bhi = queue.pop()
+            i, j, k = found = self.longest_match(alo, ahi, blo, bhi)
+            if k:
+                blocks.append(found)
+                if alo < i and blo < j:
+                    queue.append((alo, i, blo, j))
+                if i + k < ahi and j + k < bhi:
+                    queue.append((i + k, ahi, j + k, bhi))
+        blocks.sort()
+        i1 = j1 = k1 = 0
+        joined = []
+        for i2, j2, k2 in blocks:
+            if i1 + k1 == i2 and j1 + k1 == j2:
+                k1 += k2
+            else:
+                if k1:
+                    joined.append((i1, j1, k1))
+                i1, j1, k1 = i2, j2, k2
+        if k1:
+            joined.append((i1, j1, k1))
+        joined.append((la, lb, 0))
+        return joined
+
+    def opcodes(self) -> list[tuple[str, int, int, int, int]]:
+        """`SequenceMatcher.get_opcodes()`."""
+        i = j = 0
+        codes: list[tuple[str, int, int, int, int]] = []
+        for ai, bj, size in self.matching_blocks():
+            tag = ""
+            if i < ai and j < bj:
+                tag = "replace"
+            elif i < ai:
+                tag = "delete"
+            elif j < bj:
+                tag = "insert"
+            if tag:
+                codes.append((tag, i, ai, j, bj))
+            i, j = ai + size, bj + size
+            if size:
+                codes.append(("equal", ai, i, bj, j))
+        return codes
+
+    def grouped_opcodes(self, n: int) -> Iterator[list[tuple[str, int, int, int, int]]]:
+        """`SequenceMatcher.get_grouped_opcodes(n)`."""
+        codes = self.opcodes() or [("equal", 0, 1, 0, 1)]
+        if codes[0][0] == "equal":
+            tag, i1, i2, j1, j2 = codes[0]
+            codes[0] = tag, max(i1, i2 - n), i2, max(j1, j2 - n), j2
+        if codes[-1][0] == "equal":
+            tag, i1, i2, j1, j2 = codes[-1]
+            codes[-1] = tag, i1, min(i2, i1 + n), j1, min(j2, j1 + n)
+        group: list[tuple[str, int, int, int, int]] = []
+        for tag, i1, i2, j1, j2 in codes:
+            if tag == "equal" and i2 - i1 > n + n:
+                group.append((tag, i1, min(i2, i1 + n), j1, min(j2, j1 + n)))
+                yield group
+                group = []
+                i1, j1 = max(i1, i2 - n), max(j1, j2 - n)
+            group.append((tag, i1, i2, j1, j2))
+        if group and not (len(group) == 1 and group[0][0] == "equal"):
+            yield group
+
+
+def _range(start: int, stop: int) -> str:
+    """A hunk's range of lines as a unified diff writes it (`difflib`'s rule)."""
+    length = stop - start
+    if length == 1:
+        return str(start + 1)
+    return f"{start + 1 if length else start},{length}"
+
+
+def iter_unified_diff_texts(a: str, b: str, fromfile: str = "", tofile: str = "",
+                            context: int = 3, hasher: Callable[[str], int] = hash,
+                            ) -> Iterator[str]:
+    """The lines of the unified diff from `a` to `b`: the same as `difflib.unified_diff(
+    a.splitlines(keepends=True), b.splitlines(keepends=True), fromfile, tofile,
+    n=context)`, with less memory (see the module's text). `hasher` numbers the lines (a
+    test gives one under which different lines collide)."""
+    old, new = _Lines(a), _Lines(b)
+    matcher = _Matcher(old, new, hasher)
+    started = False
+    for group in matcher.grouped_opcodes(context):
+        if not started:
+            started = True
+            yield f"--- {fromfile}\n"
+            yield f"+++ {tofile}\n"
+        first, last = group[0], group[-1]
+        yield f"@@ -{_range(first[1], last[2])} +{_range(first[3], last[4])} @@\n"
+        for tag, i1, i2, j1, j2 in group:
+            if tag == "equal":
+                for number in range(i1, i2):
+                    yield " " + old.line(number)
+                continue
+            if tag in ("replace", "delete"):
+                for number in range(i1, i2):
+                    yield "-" + old.line(number)
+            if tag in ("replace", "insert"):
+                for number in range(j1, j2):
+                    yield "+" + new.line(number)
