@@ -144,6 +144,7 @@ class RedisReplayStore:
             # database down, the server stopping), no credential exists for the token,
             # and the claim is taken back so the token can be used again.
             scope.undo.append(lambda: self._release(key))
+            scope.taken.append(lambda: self._release(key))
         return claimed
 
     def _release(self, key: str) -> None:

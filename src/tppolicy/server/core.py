@@ -527,6 +527,22 @@ class Index:
                 self._sync_pending()
         if not result.allowed or result.publisher is None:
             return self._refused(result, token)
+        # A first use or trust on first use: the scope committed the token's claim alone;
+        # if nothing is minted now (refused, or the credential cannot be stored), the
+        # claim is taken back so the token stays usable, as on the usual path.
+        try:
+            answer = self._mint_first_use(result)
+        except BaseException:
+            scope.take_back()
+            raise
+        if answer.status != 200:
+            scope.take_back()
+        return answer
+
+    def _mint_first_use(self, result: CheckResult) -> Answer:
+        """`mint` for a pending publisher's first use or trust on first use: the
+        project is created or what was learned stored, then the credential."""
+        assert result.publisher is not None
         publisher, projects = result.publisher, result.projects
         if result.action is not None:
             converted = self._first_use(result)

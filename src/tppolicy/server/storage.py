@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import threading
 import time
@@ -26,6 +27,8 @@ from tppolicy.decide.names import canonicalize_name, ultranormalize_name
 
 from .database import Database, SQLiteDatabase, Tx, open_database
 from .migrations import migrate
+
+log = logging.getLogger("tppolicy.server")
 
 PUBLISHERS_CHANNEL = "tppolicy_publishers"  # NOTIFY'd when the publishers table changes
 
@@ -82,7 +85,7 @@ class MintScope:
     exception and rolls back otherwise: a credential is stored, and answered, only with
     the claim of its token's jti, and a failure leaves neither."""
 
-    __slots__ = ("_entered", "_storage", "claims", "deferred", "tx", "undo")
+    __slots__ = ("_entered", "_storage", "claims", "deferred", "taken", "tx", "undo")
 
     def __init__(self, storage: Storage, deferred: bool = False) -> None:
         self._storage = storage
@@ -95,6 +98,10 @@ class MintScope:
         # Claims made outside the transaction (the Redis replay set), taken back if the
         # scope rolls back: a token whose exchange stored nothing stays usable.
         self.undo: list[Callable[[], None]] = []
+        # How to take back each claim once the scope has committed (both replay sets):
+        # for an exchange that writes more after the scope (a pending publisher's first
+        # use, trust on first use) and then mints nothing (`take_back`).
+        self.taken: list[Callable[[], None]] = []
 
     def begin(self) -> Tx:
         """The scope's transaction, begun now if it was not (the write lock from here)."""
@@ -120,8 +127,16 @@ class MintScope:
                 step()
             raise
         if error is not None:
+            self.taken = []  # rolled back: nothing of this scope is left to take back
             for step in undo:
                 step()
+
+    def take_back(self) -> None:
+        """After the scope committed, the exchange minted nothing: its token's claims are
+        released, so the token can be used again (as when the scope rolls back)."""
+        taken, self.taken = self.taken, []
+        for step in taken:
+            step()
 
 
 @dataclass(frozen=True, slots=True)
@@ -693,9 +708,24 @@ class SQLiteJtiStore:
             if scope.deferred:  # made by Storage.commit_mints, or refused there
                 scope.claims.append((key, expires_at))
                 return True
-            return self.claim_in(scope.begin(), key, expires_at)
+            claimed = self.claim_in(scope.begin(), key, expires_at)
+            if claimed:
+                scope.taken.append(lambda: self.release(key, expires_at))
+            return claimed
         with self.storage.transaction() as db:
             return self.claim_in(db, key, expires_at)
+
+    def release(self, key: str, expires_at: int) -> None:
+        """Take back a committed claim of this process (its exchange minted nothing); the
+        row is deleted only if it is still that claim. A failure leaves the token spent
+        (fail closed) and is logged."""
+        try:
+            with self.storage.transaction() as db:
+                db.execute("DELETE FROM used_jti WHERE key = ? AND expires_at = ?",
+                           (key, expires_at))
+        except Exception as exc:  # the database down: the token stays spent (fail closed)
+            log.warning("cannot take back the claim of a token whose exchange failed: %s",
+                        exc)
 
     def purge(self, db: Tx) -> None:
         """Delete the expired token ids among the next keys of the sweep, if a purge is
