@@ -165,3 +165,52 @@ def test_a_key_part_holding_the_separator_gets_no_quick_entry() -> None:
     assert len(index.quick) == 1 and len(index.normal) == 2
     index.remove(plain)
     assert index.quick == {} and len(index.normal) == 1
+
+
+def _github_rows(count: int, **changes: str) -> list[dict[str, Any]]:
+    return [{"provider": "github", "projects": [f"p{i}"], "repository_owner": f"o{i}",
+             "repository_name": "r", "repository_owner_id": str(i),
+             "workflow_filename": "release.yml", "environment": "pypi" if i % 2 else "",
+             **changes} for i in range(count)]
+
+
+def _github_index(engine: Engine) -> Any:
+    return engine._core.indexes["github"]
+
+
+def test_publishers_configured_alike_share_one_shape() -> None:
+    """A quick entry is (decision, shape): the values of publishers configured alike are
+    one object, so a random check among many publishers finds them in the CPU caches."""
+    engine = Engine(publishers=_github_rows(6))
+    index = _github_index(engine)
+    entries = list(index.quick.values())
+    assert len(entries) == 6 and all(len(entry) == 2 for entry in entries)
+    shapes = {id(shape) for _, shape in entries}
+    assert len(shapes) == 2  # with environment pypi, and without
+    assert [decision.publisher for decision, _ in entries] == [
+        record.label for record in engine.publishers()]
+
+
+def test_a_shape_no_entry_holds_is_forgotten() -> None:
+    engine = Engine(publishers=_github_rows(4))
+    index = _github_index(engine)
+    assert len(index._shapes) == 2
+    records = list(engine.publishers())
+    engine.remove_publisher(records[1].id)
+    engine.remove_publisher(records[3].id)  # the last two with environment pypi
+    assert len(index._shapes) == 1
+    engine.add_publisher({**_github_rows(8)[7], "environment": "other"})
+    assert len(index._shapes) == 2
+    for record in list(engine.publishers()):
+        engine.remove_publisher(record.id)
+    assert index.quick == {} and index._shapes == {}
+
+
+def test_only_the_same_values_share_a_shape() -> None:
+    """Equal is not enough: 1, 1.0 and True are equal, and -0.0 is 0.0."""
+    from tppolicy.decide.index import _shape_signature
+
+    assert _shape_signature((True, "a")) != _shape_signature((1, "a"))
+    assert _shape_signature(((1,), "")) != _shape_signature(((True,), ""))
+    assert _shape_signature((0.0,)) is None and _shape_signature(((-0.0,),)) is None
+    assert _shape_signature(("a", None, (), 3)) == _shape_signature(("a", None, (), 3))

@@ -348,8 +348,8 @@ class Decider:
         if audience_claim.__class__ is not str or audience_claim != audience:
             return None
         decision: Decision | None = index.check(claims, index.quick)
-        if decision is None or decision.issuer == issuer:
-            return decision
+        if decision is None or issuer == index.issuer:  # the issuer of every quick decision
+            return decision  # (not read from it: one cache line less at random)
         other: Decision = decision.record.decision(issuer)
         return other
 
@@ -361,7 +361,7 @@ class Decider:
                 and self.lookup_for is None and claims.__class__ is dict:
             fast: Decision | None = index.check(claims, index.quick)  # the usual answer
             if fast is not None:
-                return fast if fast.issuer == issuer else fast.record.decision(issuer)
+                return fast if issuer == index.issuer else fast.record.decision(issuer)
         decided = claims
         if request is not None:
             problem = request_problem(request)

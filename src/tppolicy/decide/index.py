@@ -147,6 +147,27 @@ class Record:
         return decision
 
 
+_SHARED_CLASSES = frozenset({str, int, bool, type(None)})
+
+
+def _shape_signature(value: Any) -> Any:
+    """What two shapes share exactly when they are the same values: each value with its
+    class (1, 1.0 and True are equal, not the same), through tuples. None for a value of
+    another class (never shared: its equality may not be sameness, as -0.0 == 0.0)."""
+    cls = value.__class__
+    if cls is tuple:
+        parts = []
+        for item in value:
+            part = _shape_signature(item)
+            if part is None:
+                return None
+            parts.append(part)
+        return (tuple, *parts)
+    if cls in _SHARED_CLASSES:
+        return cls, value
+    return None
+
+
 def _records(found: Record | tuple[Record, ...] | None) -> tuple[Record, ...]:
     if found is None:
         return ()
@@ -173,10 +194,13 @@ class ProviderIndex:
         self.lookup: LookupFunction = _compiled(provider, "lookup", compile_lookup)
         self._template: Template | None = None
         # The template's one-function decision (`Template.check`), once it is built, and
-        # its entries: bucket key -> (allowed decision, *prefer, *kept slots), for each
-        # key that a single normal publisher of the template (learning nothing) holds.
+        # its entries: bucket key -> (allowed decision, shape), for each key that a single
+        # normal publisher of the template (learning nothing) holds; the shape is
+        # (*prefer, *kept slots), one object for all the publishers configured alike.
         self.check: Check | None = None
-        self.quick: dict[str, tuple[Any, ...]] = {}
+        self.quick: dict[str, tuple[Decision, tuple[Any, ...]]] = {}
+        # signature -> [the shape, how many entries hold it] (see `_shape_signature`)
+        self._shapes: dict[Any, list[Any]] = {}
         # The issuer of the decisions in `quick` (a token of another issuer of the
         # provider gets its own decision from the record).
         self.issuer: str | None = provider.issuers[0] if provider.issuers else None
@@ -202,20 +226,42 @@ class ProviderIndex:
         lock): one for a single template record learning nothing, else none."""
         found = self.normal.get(key)
         template = self._template
+        old = self.quick.pop(key, None) if self.quick else None
+        if old is not None:
+            self._release(old[1])
         if found.__class__ is not Record or template is None or key.__class__ is not str \
                 or key.count(_SEPARATOR) != len(self.checked.keys) - 1:
             # Not one record, or a part holding the separator: Template.check relies on
             # equal keys having equal parts.
-            if self.quick:
-                self.quick.pop(key, None)
             return
         assert isinstance(found, Record)
         if found.predicate is not template.predicate or found.learns or found.rules is not None:
-            self.quick.pop(key, None)
             return
         slots = found.slots
-        self.quick[key] = (found.decision(self.issuer), *found.prefer,
-                           *(slots[i] for i in template.kept))
+        shape = self._share((*found.prefer, *(slots[i] for i in template.kept)))
+        self.quick[key] = (found.decision(self.issuer), shape)
+
+    def _share(self, shape: tuple[Any, ...]) -> tuple[Any, ...]:
+        """The one object holding this shape (under the lock): a random check then finds
+        the values of most publishers in the CPU caches, with the code that reads them."""
+        signature = _shape_signature(shape)
+        if signature is None:
+            return shape
+        held = self._shapes.get(signature)
+        if held is None:
+            held = self._shapes[signature] = [shape, 0]
+        held[1] += 1
+        shared: tuple[Any, ...] = held[0]
+        return shared
+
+    def _release(self, shape: tuple[Any, ...]) -> None:
+        """An entry holding `shape` is gone (under the lock): forget a shape no entry holds."""
+        signature = _shape_signature(shape)
+        held = self._shapes.get(signature) if signature is not None else None
+        if held is not None and held[0] is shape:
+            held[1] -= 1
+            if held[1] == 0:
+                del self._shapes[signature]
 
     def add(self, record: Record) -> None:
         """Index a record under its lookup key."""
