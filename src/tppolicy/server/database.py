@@ -170,6 +170,11 @@ class Database:
     def lock(self, tx: Tx, name: str) -> None:
         """Serialize transactions on `name` (across processes and hosts) until `tx` ends."""
 
+    def try_lock(self, tx: Tx, name: str) -> bool:
+        """`lock` without waiting: False when another transaction holds `name`. SQLite:
+        always True (a write transaction holds the database's write lock already)."""
+        return True
+
     def listen(self, channel: str, callback: Callable[[], None],
                stop: threading.Event) -> bool:
         """Call `callback` on each notification of `channel` until `stop` is set; False
@@ -409,6 +414,10 @@ class PostgresDatabase(Database):
 
     def lock(self, tx: Tx, name: str) -> None:
         tx.execute("SELECT pg_advisory_xact_lock(hashtext(?))", (name,))
+
+    def try_lock(self, tx: Tx, name: str) -> bool:
+        row = tx.execute("SELECT pg_try_advisory_xact_lock(hashtext(?))", (name,)).fetchone()
+        return bool(row[0])
 
     def notify(self, tx: Tx, channel: str) -> None:
         tx.execute("SELECT pg_notify(?, '')", (channel,))

@@ -127,6 +127,15 @@ MIGRATIONS: tuple[Migration, ...] = (
         "DROP TABLE used_jti",
         "ALTER TABLE used_jti_keyed RENAME TO used_jti",
     )),
+    # The sweep of expired token ids, shared by every replica (`SQLiteJtiStore.purge`):
+    # where it stands, when it is next due, the claims made since the last one. Each
+    # replica used to sweep from a position of its own (many replicas, the same keys).
+    Migration(8, "the sweep of expired token ids shared by the replicas", (
+        "CREATE TABLE IF NOT EXISTS jti_sweep (name TEXT PRIMARY KEY, position TEXT NOT NULL, "
+        "due {real} NOT NULL, claims {bigint} NOT NULL)",
+        "INSERT INTO jti_sweep (name, position, due, claims) VALUES ('used_jti', '', 0, 0) "
+        "ON CONFLICT DO NOTHING",
+    )),
 )
 
 

@@ -686,20 +686,26 @@ class SQLiteJtiStore:
     thread the claim is written in the scope's transaction (committed with the credential).
 
     The table is keyed by the id alone (no expiry index: a claim writes one B-tree in
-    SQLite). Expired ids are purged at most once a minute, a bounded range of keys at a
-    time (`purge`): each purge visits at most `purge_rows` ids, or four times the claims
-    made since the last one when more, so the sweep outpaces the claims whatever the rate
-    and a purge never scans the whole table (an expired id not yet swept is claimed again
-    as a new one: the claim checks its expiry)."""
+    SQLite). Expired ids are purged once a minute, a bounded range of keys at a time
+    (`purge`), by one replica of the database at a time: the sweep's position, when it
+    is next due and the claims made since the last one are a row of `jti_sweep`, taken
+    by the replica that finds it due. Each purge visits at most `purge_rows` ids, or four
+    times the claims made since the last one (by every replica) when more, so the sweep
+    outpaces the claims whatever the rate and a purge never scans the whole table (an
+    expired id not yet swept is claimed again as a new one: the claim checks its
+    expiry)."""
 
     purge_interval = 60.0
+    # A replica looks at the shared sweep again this soon after it tried a purge: a
+    # purge whose transaction rolled back (nothing of it kept) is made again then.
+    purge_retry = 5.0
     purge_rows = 50_000
+    SWEEP = "used_jti"  # the row of `jti_sweep`
 
     def __init__(self, storage: Storage) -> None:
         self.storage = storage
-        self.next_purge = 0.0  # when expired ids are next purged (clock time)
-        self.sweep_from = ""  # the sweep's position: the last key it visited
-        self.claimed = 0  # claims since the last purge (by this process)
+        self.next_purge = 0.0  # when this replica next looks at the sweep (clock time)
+        self.claimed = 0  # claims made by this process, not yet counted in the sweep's row
 
     def claim(self, key: str, expires_at: int) -> bool:
         expires_at = min(int(expires_at), MAX_JTI_EXPIRY)  # a 64-bit column: never overflow
@@ -727,27 +733,46 @@ class SQLiteJtiStore:
             log.warning("cannot take back the claim of a token whose exchange failed: %s",
                         exc)
 
-    def purge(self, db: Tx) -> None:
-        """Delete the expired token ids among the next keys of the sweep, if a purge is
-        due: two range scans of the primary key, of at most `budget` ids each."""
+    def purge(self, db: Tx) -> bool:
+        """Delete the expired token ids among the sweep's next keys, if the shared sweep
+        is due and no other replica is making it: two range scans of the primary key, of
+        at most the budget each; True when this replica swept. Not due: this replica's
+        claims are added to the sweep's count, and it looks again when it is due."""
         now = self.storage.clock()
         if now < self.next_purge:
-            return
-        self.next_purge = now + self.purge_interval
-        budget = max(self.purge_rows, 4 * self.claimed)
-        self.claimed = 0
-        start = self.sweep_from
+            return False
+        self.next_purge = now + self.purge_retry  # rolled back? tried again soon
+        mine, self.claimed = self.claimed, 0
+        if not self.storage.database.try_lock(db, "jti_sweep"):
+            self.claimed += mine  # another replica is sweeping now: counted next time
+            return False
+        row = db.execute("SELECT position, due, claims FROM jti_sweep WHERE name = ?",
+                         (self.SWEEP,)).fetchone()
+        if row is None:  # the row was deleted by hand: start again
+            db.execute("INSERT INTO jti_sweep (name, position, due, claims) "
+                       "VALUES (?, '', 0, 0)", (self.SWEEP,))
+            row = ("", 0.0, 0)
+        start, due, claims = str(row[0]), float(row[1]), int(row[2])
+        if now < due:  # another replica swept a moment ago
+            if mine:
+                db.execute("UPDATE jti_sweep SET claims = claims + ? WHERE name = ?",
+                           (mine, self.SWEEP))
+            self.next_purge = max(self.next_purge, due)
+            return False
+        budget = max(self.purge_rows, 4 * (claims + mine))
         row = db.execute("SELECT key FROM used_jti WHERE key > ? ORDER BY key LIMIT 1 "
                          "OFFSET ?", (start, budget - 1)).fetchone()
         if row is None:  # the rest of the table: the next sweep starts again at the first
             db.execute("DELETE FROM used_jti WHERE key > ? AND expires_at <= ?",
                        (start, int(now)))
-            self.sweep_from = ""
-            return
-        end = str(row[0])
-        db.execute("DELETE FROM used_jti WHERE key > ? AND key <= ? AND expires_at <= ?",
-                   (start, end, int(now)))
-        self.sweep_from = end
+            end = ""
+        else:
+            end = str(row[0])
+            db.execute("DELETE FROM used_jti WHERE key > ? AND key <= ? AND expires_at <= ?",
+                       (start, end, int(now)))
+        db.execute("UPDATE jti_sweep SET position = ?, due = ?, claims = 0 WHERE name = ?",
+                   (end, now + self.purge_interval, self.SWEEP))
+        return True
 
     def claim_in(self, db: Tx, key: str, expires_at: int, purge: bool = True) -> bool:
         """`claim` in the transaction `db` (committed by its owner); with `purge`, the
