@@ -16,11 +16,16 @@ decision included. Each size is measured in a fresh process (so that memory is i
   Instructions show the work is the same at every size; the misses, times the
   machine's memory latency, are what "random" adds at a million.
 
-Timings: per check, medians over interleaved rounds of the measuring thread's CPU time
-(`time.thread_time`) beside wall time; the garbage collector paused. The ratios are
-those of the thread-CPU medians (wall time on a shared machine also counts the time
-other processes ran). Memory: resident set growth per publisher loaded (the engine's
-records, indexes and quick entries).
+Timings: per check, medians over rounds of the measuring thread's CPU time
+(`time.thread_time`) beside wall time; the garbage collector paused, the loaded objects
+frozen out of its generations (as `tppolicy serve` does). Every size is loaded in its own
+process first (one at a time), then the rounds are interleaved across the processes
+(random then hot tokens, each size in turn, the order rotated each round): a burst of
+load from other processes hits every size alike. Every size checks claims built the same
+way (2 000 distinct dicts for the random tokens, 100 cycled for the hot). The ratios are
+those of the thread-CPU medians (wall time on a shared machine also counts the time other
+processes ran). Memory: resident set growth per publisher loaded (the engine's records,
+indexes and quick entries).
 """
 
 from __future__ import annotations
@@ -44,7 +49,7 @@ from typing import Any
 from machine import cpu_model  # benchmarks/machine.py (scripts run from their folder)
 
 ROOT = Path(__file__).resolve().parents[1]
-ROUNDS = 9
+ROUNDS = 15
 # The last-level cache callgrind simulates: the share a process gets on these machines
 # (a pointer chase over 8 MB stays near 27 ns per load, over 16 MB it is 99 ns).
 SIMULATED_LL = "--LL=8388608,16,64"
@@ -102,33 +107,70 @@ def _tokens(size: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     return picks, hot
 
 
-def measure(size: int) -> dict[str, float]:
+class Child:
+    """One size loaded in its own process (so that memory is its own), measuring a round
+    when asked: the parent interleaves the sizes' rounds, so that a burst of load from
+    other processes hits every size alike, not the one measured at that moment."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.process = subprocess.Popen([sys.executable, __file__, "--child", str(size)],
+                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                        text=True)
+        self.loaded: dict[str, float] = self._read()  # load seconds, bytes per publisher
+        self.rounds: list[dict[str, float]] = []
+
+    def _read(self) -> dict[str, float]:
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline()
+        if not line:
+            raise SystemExit(f"the child measuring {self.size:,} publishers failed")
+        answer: dict[str, float] = json.loads(line)
+        return answer
+
+    def round(self) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.write("round\n")
+        self.process.stdin.flush()
+        self.rounds.append(self._read())
+
+    def close(self) -> dict[str, float]:
+        assert self.process.stdin is not None
+        self.process.stdin.close()
+        self.process.wait()
+
+        def median(name: str) -> float:
+            return statistics.median(r[name] for r in self.rounds) * 1e6
+
+        return {"size": self.size, "hot_us": median("hot_wall"),
+                "hot_cpu_us": median("hot_cpu"), "median_us": median("wall"),
+                "median_cpu_us": median("cpu"), **self.loaded}
+
+
+def serve_rounds(size: int) -> None:
+    """The child: load, say so, then measure one round per line read (until EOF).
+    The collector is paused while measuring and the loaded objects are frozen out of
+    its generations, as `tppolicy serve` does after start-up."""
     check, load, memory = _loaded(size)
     picks, hot = _tokens(size)
     for claims in picks[:50]:
         assert check(claims).allowed
-    gc.disable()
-    walls: list[float] = []
-    cpus: list[float] = []
-    hot_walls: list[float] = []
-    hot_cpus: list[float] = []
-    for _ in range(ROUNDS):  # interleaved: a disturbance hits both, not one
+    gc.freeze()
+    print(json.dumps({"bytes_per_publisher": memory, "load_s": load}), flush=True)
+    for _ in sys.stdin:
+        gc.disable()
         cpu, wall = time.thread_time(), time.perf_counter()
         for claims in picks:
             check(claims)
-        walls.append((time.perf_counter() - wall) / len(picks))
-        cpus.append((time.thread_time() - cpu) / len(picks))
+        random_cpu, random_wall = time.thread_time() - cpu, time.perf_counter() - wall
         cpu, wall = time.thread_time(), time.perf_counter()
         for claims in hot:
             check(claims)
-        hot_walls.append((time.perf_counter() - wall) / len(hot))
-        hot_cpus.append((time.thread_time() - cpu) / len(hot))
-    gc.enable()
-    return {"size": size, "hot_us": statistics.median(hot_walls) * 1e6,
-            "hot_cpu_us": statistics.median(hot_cpus) * 1e6,
-            "median_us": statistics.median(walls) * 1e6,
-            "median_cpu_us": statistics.median(cpus) * 1e6,
-            "bytes_per_publisher": memory, "load_s": load}
+        hot_cpu, hot_wall = time.thread_time() - cpu, time.perf_counter() - wall
+        gc.enable()
+        print(json.dumps({"cpu": random_cpu / len(picks), "wall": random_wall / len(picks),
+                          "hot_cpu": hot_cpu / len(hot), "hot_wall": hot_wall / len(hot)}),
+              flush=True)
 
 
 def count(size: int) -> None:
@@ -180,21 +222,21 @@ def main() -> None:
     parser.add_argument("--count", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(measure(args.child)))
+        serve_rounds(args.child)
         return
     if args.count:
         count(args.count)
         return
     if args.instructions and not (shutil.which("valgrind") and shutil.which("callgrind_control")):
         parser.error("--instructions needs valgrind (Debian: apt-get install valgrind)")
-    rows = []
-    for size in (int(s) for s in args.sizes.split(",")):
-        done = subprocess.run([sys.executable, __file__, "--child", str(size)],
-                              capture_output=True, text=True, check=True)
-        row = json.loads(done.stdout)
-        if args.instructions:
-            row.update(_counted(size))
-        rows.append(row)
+    children = [Child(int(size)) for size in args.sizes.split(",")]  # loaded one by one
+    for position in range(ROUNDS):
+        for child in children[position % len(children):] + children[:position % len(children)]:
+            child.round()
+    rows = [child.close() for child in children]
+    if args.instructions:
+        for row in rows:
+            row.update(_counted(int(row["size"])))
     counted = " instructions  LL misses" if args.instructions else ""
     print(f"{cpu_model()}, {os.cpu_count()} logical CPUs, load average "
           f"{' '.join(f'{x:.1f}' for x in os.getloadavg())}; per check, medians of {ROUNDS} "
