@@ -77,7 +77,9 @@ provider activestate {
     require sub_parts[1] == publisher.organization
         and sub_parts[3] == publisher.activestate_project_name
         else "the 'subject' claim names another organization or project"
-    fix token when claims.sub == "" or len(sub_parts) < 4 or sub_parts[0] != "org" or sub_parts[2] != "project"
+    fix token when claims.sub == ""
+        "The token's sub is empty, but every ActiveState token's is org:ORGANIZATION:project:PROJECT: these claims are incomplete or altered. Pass the claims of the token as the build received it."
+    fix token when len(sub_parts) < 4 or sub_parts[0] != "org" or sub_parts[2] != "project"
         "The token's sub '{claims.sub}' is not of the form org:ORGANIZATION:project:PROJECT, as every ActiveState token's is: these claims are incomplete or altered. Pass the claims of the token as the build received it."
     fix token when claims.organization == publisher.organization and claims.project == publisher.activestate_project_name
         "The token's sub '{claims.sub}' names another organization or project than its organization and project claims ('{claims.organization}'/'{claims.project}'): ActiveState issues them for the same project, so these claims were not issued together, or were altered. Pass the claims of the token as the build received it."
@@ -85,6 +87,8 @@ provider activestate {
 
   rule builder {
     require claims.builder == "pypi-publisher"
+    fix workflow when claims.builder == ""
+        "The token names no builder (its builder claim is empty), ActiveState's PyPI publisher builder is 'pypi-publisher': publish with that builder."
     fix workflow
         "The token was issued to the builder '{claims.builder}', not 'pypi-publisher': publish with ActiveState's PyPI publisher builder."
   }

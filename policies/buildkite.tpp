@@ -94,6 +94,8 @@ provider buildkite {
     require publisher.branch_pattern == "" or glob(claims.build_branch, publisher.branch_pattern)
     fix workflow or publisher when not has(claims.build_branch)
         "The token names no branch (it has no build_branch), the publisher accepts only branches matching '{publisher.branch_pattern}'. Publish from a build of such a branch, or change the publisher's branch_pattern."
+    fix workflow or publisher when claims.build_branch == ""
+        "The build names no branch (the token's build_branch is empty), the publisher accepts only branches matching '{publisher.branch_pattern}'. Publish from a build of such a branch, or change the publisher's branch_pattern."
     fix workflow or publisher
         "The build is for the branch '{claims.build_branch}', the publisher accepts only branches matching '{publisher.branch_pattern}'. Publish from such a branch, or change the publisher's branch_pattern."
   }
@@ -102,6 +104,8 @@ provider buildkite {
     require publisher.tag_pattern == "" or glob(claims.build_tag, publisher.tag_pattern)
     fix workflow or publisher when not has(claims.build_tag)
         "The build is not for a tag (the token has no build_tag), the publisher accepts only tags matching '{publisher.tag_pattern}'. Publish from a build of such a tag, or change the publisher's tag_pattern."
+    fix workflow or publisher when claims.build_tag == ""
+        "The build is not for a tag (the token's build_tag is empty), the publisher accepts only tags matching '{publisher.tag_pattern}'. Publish from a build of such a tag, or change the publisher's tag_pattern."
     fix workflow or publisher
         "The build is for the tag '{claims.build_tag}', the publisher accepts only tags matching '{publisher.tag_pattern}'. Publish from a build of such a tag, or change the publisher's tag_pattern."
   }
@@ -113,6 +117,8 @@ provider buildkite {
         "The publisher's version_tag '{publisher.version_tag}' names the tag of the version being uploaded, and no version was given to compare the build's tag with. Give the version: `tppolicy check --upload-version VERSION` (or `explain`'s); an index takes it from the upload."
     fix workflow when not has(claims.build_tag)
         "The build is not for a tag (the token has no build_tag), but the publisher's version_tag '{publisher.version_tag}' accepts only builds of the tag of the version being uploaded, '{request.version}'. Publish from a build of that tag."
+    fix workflow when claims.build_tag == ""
+        "The build is not for a tag (the token's build_tag is empty), but the publisher's version_tag '{publisher.version_tag}' accepts only builds of the tag of the version being uploaded, '{request.version}'. Publish from a build of that tag."
     fix workflow
         "The build is for the tag '{claims.build_tag}', but the version being uploaded is '{request.version}' and the publisher's version_tag is '{publisher.version_tag}': upload the version the tag names, or build the tag of this version."
   }
@@ -122,6 +128,8 @@ provider buildkite {
         or claims.build_source in split(publisher.allowed_sources, ",")
     fix workflow or publisher when not has(claims.build_source)
         "The token does not say what started the build (it has no build_source), the publisher accepts only builds started by {allowed_sources}. Publish from such a build, or empty the publisher's allowed_sources."
+    fix workflow or publisher when claims.build_source == ""
+        "The token does not say what started the build (its build_source is empty), the publisher accepts only builds started by {allowed_sources}. Publish from such a build, or empty the publisher's allowed_sources."
     fix workflow or publisher
         "The build was started by '{claims.build_source}', the publisher accepts only {allowed_sources}. Publish from a build started so, or add '{claims.build_source}' to the publisher's allowed_sources."
   }

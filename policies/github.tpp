@@ -213,6 +213,8 @@ provider github {
   # The numeric id survives renames: a deleted account's name taken by someone else fails here.
   identity rule repository_owner_id {
     require claims.repository_owner_id == publisher.repository_owner_id
+    fix token when claims.repository_owner_id == ""
+        "The token's repository_owner_id is empty, but every GitHub Actions token carries its owner's id: these claims are incomplete or altered. Pass the claims of the token as the job received it."
     fix publisher when claims.repository_owner == publisher.repository_owner
         "Possible resurrection: the token's owner is called '{publisher.repository_owner}' but its id is '{claims.repository_owner_id}', not '{publisher.repository_owner_id}' as when the publisher was made. The account or organization '{publisher.repository_owner}' may have been deleted and its name taken by someone else: do not trust this token. Only if you are sure the owner is yours and the publisher's id is wrong, look the id up (https://api.github.com/users/{publisher.repository_owner}) and fix repository_owner_id."
   }
@@ -239,6 +241,8 @@ provider github {
         "The job ran '{claims.job_workflow_ref}', the publisher accepts only the reusable workflow '{publisher.reusable_workflow}'. Call that workflow (at a ref its pattern accepts) from the publishing job, or change the publisher's reusable_workflow."
     fix workflow when lower(workflow_repository) != lower(claims.repository)
         "The job ran the reusable workflow '{workflow_path}', called from '{claims.repository}'. PyPI checks the workflow that runs the job (job_workflow_ref) and cannot accept a reusable workflow from another repository (pypi/warehouse#11096). Run the publishing step in a job of a workflow in '{claims.repository}' itself."
+    fix workflow when claims.ref == "" and workflow_file == publisher.workflow_filename and claims.repository == publisher_repository and not ends_with(claims.job_workflow_ref, "@" + claims.sha)
+        "The job ran '{workflow_file}' at '{workflow_version}', but the run is for the commit {claims.sha} (its ref is empty): PyPI accepts the workflow only at the run's own ref or commit. Call it as `uses: ./.github/workflows/{workflow_file}` (the same commit), or publish from the workflow that the run started."
     fix workflow when workflow_file == publisher.workflow_filename and claims.repository == publisher_repository and not ends_with(claims.job_workflow_ref, "@" + claims.ref) and not ends_with(claims.job_workflow_ref, "@" + claims.sha)
         "The job ran '{workflow_file}' at '{workflow_version}', but the run is for '{claims.ref}' (commit {claims.sha}): PyPI accepts the workflow only at the run's own ref or commit. Call it as `uses: ./.github/workflows/{workflow_file}` (the same ref), or publish from the workflow that the run started."
     fix workflow or publisher when workflow_file != publisher.workflow_filename and claims.repository == publisher_repository and not ends_with(claims.job_workflow_ref, "@" + claims.ref) and not ends_with(claims.job_workflow_ref, "@" + claims.sha)
@@ -267,6 +271,8 @@ provider github {
   rule event_name {
     require claims.event_name != "pull_request_target"
         else "publishing from a workflow invoked via 'pull_request_target' is not supported"
+    fix publisher when publisher.allowed_events == "pull_request_target"
+        "The job was triggered by pull_request_target, which PyPI refuses whatever the publisher says: such runs use the base repository's permissions on code from a pull request. The publisher's allowed_events names only pull_request_target, so it can never publish: replace it with the event that should publish (usually release, push (tags) or workflow_dispatch), and publish from a workflow triggered by that event."
     fix workflow or publisher when publisher.allowed_events != ""
         "The job was triggered by pull_request_target, which PyPI refuses whatever the publisher says: such runs use the base repository's permissions on code from a pull request. Publish from a workflow triggered by another event the publisher's allowed_events accepts ({allowed_events}); release, push (tags) and workflow_dispatch are the usual ones: add one to allowed_events if none is there."
     fix workflow when publisher.denied_events != ""
@@ -289,6 +295,8 @@ provider github {
   # An anchored glob over the ref (refs/tags/v*): not every branch may publish.
   optional rule ref {
     require publisher.ref_pattern == "" or glob(claims.ref, publisher.ref_pattern)
+    fix workflow or publisher when claims.ref == ""
+        "The run is for no branch or tag (the token's ref is empty, as for a deployment), the publisher accepts only refs matching '{publisher.ref_pattern}'. Publish from a run for such a ref (push a matching tag), or change the publisher's ref_pattern."
     fix workflow or publisher
         "The run is for '{claims.ref}', the publisher accepts only refs matching '{publisher.ref_pattern}'. Publish from such a ref (push a matching tag), or change the publisher's ref_pattern."
   }
@@ -299,6 +307,8 @@ provider github {
         or claims.ref == "refs/tags/" + replace(publisher.version_tag, "{version}", request.version)
     fix operator when request.version == null
         "The publisher's version_tag '{publisher.version_tag}' names the tag of the version being uploaded, and no version was given to compare the run's tag with. Give the version: `tppolicy check --upload-version VERSION` (or `explain`'s); an index takes it from the upload."
+    fix workflow when claims.ref == ""
+        "The run is for no tag (the token's ref is empty): the publisher accepts only runs for the tag '{publisher.version_tag}' of the version being uploaded. Publish from a run for that tag."
     fix workflow when not has(claims.ref) or not starts_with(claims.ref, "refs/tags/")
         "The run is for '{claims.ref}', not a tag: the publisher accepts only runs for the tag '{publisher.version_tag}' of the version being uploaded. Publish from a run for that tag."
     fix workflow
@@ -329,6 +339,8 @@ provider github {
         "The run was triggered by 'pull_request_target', which can never publish, whatever the publisher's allowed_events (the event_name rule refuses it): do not add it. Publish from a workflow triggered by {allowed_events}; release, push (tags) and workflow_dispatch are the usual ones: add one to allowed_events if none is there."
     fix workflow when claims.event_name in split(publisher.denied_events, ",")
         "The run was triggered by '{claims.event_name}', which the publisher refuses twice: its allowed_events accepts only {allowed_events}, and its denied_events names it (adding it to allowed_events would not help). Publish from a run triggered by {allowed_events}, other than {denied_events}."
+    fix publisher when publisher.allowed_events == "pull_request_target"
+        "The run was triggered by '{claims.event_name}', the publisher's allowed_events names only pull_request_target, which can never publish (the event_name rule refuses it): replace it with '{claims.event_name}' in the publisher's allowed_events."
     fix workflow or publisher
         "The run was triggered by '{claims.event_name}', the publisher accepts only {allowed_events}. Publish from a run triggered by one of those, or add '{claims.event_name}' to the publisher's allowed_events."
   }
@@ -349,6 +361,8 @@ provider github {
     require publisher.repository_id == "" or claims.repository_id == publisher.repository_id
     fix token when not has(claims.repository_id)
         "The token has no repository_id claim, and the publisher pins '{publisher.repository_id}': GitHub sets the claim in every token, so these claims are incomplete or altered. Pass the claims of the token as the job received it."
+    fix token when claims.repository_id == ""
+        "The token's repository_id is empty, and the publisher pins '{publisher.repository_id}': GitHub sets the claim in every token, so these claims are incomplete or altered. Pass the claims of the token as the job received it."
     fix publisher
         "The token's repository id is '{claims.repository_id}', the publisher pins '{publisher.repository_id}': the repository '{claims.repository}' was deleted and re-created (or another took its name). Check who controls it before updating the publisher's repository_id."
   }

@@ -53,6 +53,8 @@ provider google {
 
   identity rule email {
     require claims.email == publisher.email
+    fix token when claims.email == ""
+        "The token's email is empty, but PyPI knows a service account by its email, the publisher's is '{publisher.email}'. Request the ID token with its email included (e.g. `gcloud auth print-identity-token --audiences=pypi --include-email`)."
     fix publisher
         "The token is for the service account '{claims.email}', the publisher for '{publisher.email}'. Run the build as that service account, or add a publisher for this one."
   }

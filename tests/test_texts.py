@@ -15,7 +15,7 @@ from tppolicy.language.ops import FUNCTIONS, EvalError, Glob
 from tppolicy.language.parse import parse_policy
 from tppolicy.language.printer import format_policy
 from tppolicy.language.providers import load_providers
-from tppolicy.language.texts import fix_for, notes_for, parse_text
+from tppolicy.language.texts import empty_claim_text, fix_for, notes_for, parse_text
 
 PROVIDER = """
 provider ci {
@@ -94,6 +94,48 @@ def test_a_fix_that_cannot_be_filled_in_is_skipped() -> None:
     found = fix_for(provider.fixes["org"], {"org": 5, "repo": "r"}, provider.claim_types,
                     {"org": "acme", "repo": "r", "env": ""})
     assert found is None
+
+
+QUOTING = """
+provider ci {
+  issuer "https://ci.example.com"
+  claims { required org, src: string }
+  fields { org: string  sources: string = "" }
+  lookup { key publisher.org == claims.org }
+  rule src {
+    require publisher.sources == "" or claims.src in split(publisher.sources, ",")
+    fix publisher when claims.src == "x"
+        "unquoted {claims.src}, quoted '{claims.org}'"
+    fix workflow or publisher
+        "started by '{claims.src}': add '{claims.src}' to sources"
+  }
+  rule org {
+    require claims.org == publisher.org
+    fix publisher when claims.org == ""
+        "the token's org is empty"
+    fix publisher "the token's org is '{claims.org}'"
+  }
+}
+"""
+
+
+def test_a_fix_quoting_an_empty_claim_is_worded_not_quoted() -> None:
+    """"add '' to sources" reads as two quotes: a fix quoting a claim that is empty gives
+    way to the next fix (the file's own words for the empty case), and when none is left,
+    to words that say the claim is empty."""
+    provider = _provider(QUOTING)
+    fields = {"org": "acme", "sources": "a,b"}
+    fixes = provider.fixes
+    assert fix_for(fixes["src"], {"org": "acme", "src": "c"}, provider.claim_types,
+                   fields) == ("workflow or publisher", "started by 'c': add 'c' to sources")
+    assert fix_for(fixes["src"], {"org": "acme", "src": ""}, provider.claim_types,
+                   fields) == ("workflow or publisher", empty_claim_text("src"))
+    assert "''" not in empty_claim_text("src")
+    # an empty value outside quotes is shown as it is (the text words it)
+    assert fix_for(fixes["src"], {"org": "acme", "src": "x"}, provider.claim_types,
+                   fields) == ("publisher", "unquoted x, quoted 'acme'")
+    assert fix_for(fixes["org"], {"org": "", "src": "a"}, provider.claim_types,
+                   fields) == ("publisher", "the token's org is empty")
 
 
 @pytest.mark.parametrize(("wrong", "expected"), [

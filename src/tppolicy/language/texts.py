@@ -7,7 +7,10 @@ claims, fields and lets that exist. Showing a text never raises: a `fix` or `not
 condition or placeholders cannot be evaluated against this token, or one of whose
 placeholders is missing (null: a claim the token lacks, no request value), is skipped, and
 the next one is tried; a file words the missing case in a fix of its own
-(`fix ... when not has(claims.NAME)`).
+(`fix ... when not has(claims.NAME)`). So is a fix quoting a claim that is empty
+('{claims.NAME}' filled in with "": "add '' to allowed_sources" reads as two quotes): the
+file words that case in `fix ... when claims.NAME == ""`, and when no fix of the rule is
+left, the fix says that the claim is empty (`empty_claim_text`).
 """
 
 from __future__ import annotations
@@ -22,9 +25,9 @@ from tppolicy.language import ast as A
 from tppolicy.language.interpret import Interpreter
 from tppolicy.language.ops import REQUEST_KEY, EvalError
 
-__all__ = ["PLACES", "CheckedAdvice", "CheckedFix", "CheckedNote", "MissingValue", "Text",
-           "TextError",
-           "advice_for", "fix_for", "notes_for",
+__all__ = ["PLACES", "CheckedAdvice", "CheckedFix", "CheckedNote", "EmptyClaim",
+           "MissingValue", "Text", "TextError",
+           "advice_for", "empty_claim_text", "fix_for", "notes_for",
            "parse_text", "render_value"]
 
 # Where a fix's change goes.
@@ -86,6 +89,22 @@ class MissingValue(EvalError):
     the text is not shown, and the next `fix` is tried."""
 
 
+class EmptyClaim(EvalError):
+    """A quoted placeholder of a claim ('{claims.NAME}') whose value is the empty string:
+    the text is not shown, and the next `fix` is tried (see `fix_for`)."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"the token's {name} is empty")
+        self.name = name
+
+
+def empty_claim_text(name: str) -> str:
+    """The fix of a rule whose every fix quotes the claim `name`, empty in this token."""
+    return (f"The token's {name} claim is empty, and this rule accepts no empty value: pass "
+            f"the claims of the token as the job received it, and publish from a job whose "
+            f"token fills {name} in.")
+
+
 def _escaped(found: re.Match[str]) -> str:
     char = found.group(0)
     named = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
@@ -138,9 +157,27 @@ class Text:
     parts: tuple[str | A.Expr, ...]
 
     def render(self, interpreter: Interpreter) -> str:
-        """The text with its placeholders filled in; raises `EvalError`."""
-        return "".join(part if isinstance(part, str) else render_value(interpreter.value(part))
-                       for part in self.parts)
+        """The text with its placeholders filled in; raises `EvalError` (`EmptyClaim` for
+        a quoted claim that is empty)."""
+        shown: list[str] = []
+        parts = self.parts
+        for at, part in enumerate(parts):
+            if isinstance(part, str):
+                shown.append(part)
+                continue
+            value = interpreter.value(part)
+            if value == "" and isinstance(part, A.Claim) and _quoted(parts, at):
+                raise EmptyClaim(part.name)
+            shown.append(render_value(value))
+        return "".join(shown)
+
+
+def _quoted(parts: tuple[str | A.Expr, ...], at: int) -> bool:
+    """Whether the placeholder `parts[at]` is between quotes: 'PLACEHOLDER'."""
+    before = parts[at - 1] if at > 0 else None
+    after = parts[at + 1] if at + 1 < len(parts) else None
+    return isinstance(before, str) and before.endswith("'") and isinstance(after, str) \
+        and after.startswith("'")
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,11 +236,17 @@ def fix_for(fixes: tuple[CheckedFix, ...], claims: Mapping[str, Any],
     """The first of a rule's `fixes` that applies to this token and publisher: its place
     and its text, filled in. None when none applies."""
     interpreter = _interpreter(claims, claim_types, fields, request)
+    empty: tuple[str | None, str] | None = None  # the first fix skipped for an empty claim
     for fix in fixes:
         if _applies(interpreter, fix.condition):
-            text = _shown(interpreter, fix.text)
-            if text is not None:
-                return fix.place, text
+            try:
+                return fix.place, fix.text.render(interpreter)
+            except EmptyClaim as exc:
+                empty = empty or (fix.place, exc.name)
+            except (EvalError, TypeError, ValueError, RecursionError):
+                pass
+    if empty is not None:
+        return empty[0], empty_claim_text(empty[1])
     return None
 
 

@@ -439,6 +439,10 @@ def _issuer_fix(claims: Mapping[str, Any], provider: CheckedProvider | None, gue
     if not isinstance(issuer, str):
         return (f"{check.message}: these do not look like the claims of an OIDC token. Pass "
                 "the decoded claims of the token the CI job received.")
+    if not issuer:  # not "the issuer ''": words, and no provider guessed from the rest
+        return ("The token's iss claim is empty, but every OIDC token names its issuer: these "
+                "claims are incomplete or altered. Pass the decoded claims of the token the CI "
+                "job received.")
     # GitHub's own issuer: that of the providers reading GitHub Actions workflows.
     github = next((i for p in providers.values() if p.workflows == "github_actions"
                    for i in p.issuers), None)
