@@ -39,7 +39,7 @@ from tppolicy.language.check import CheckedProvider
 from tppolicy.language.compile import compile_claims_side, lookup_value
 from tppolicy.language.interpret import Interpreter, claim_value
 from tppolicy.language.ops import REQUEST_KEY, REQUEST_VALUES, EvalError, describe_type, op_lower
-from tppolicy.language.texts import notes_for
+from tppolicy.language.texts import notes_for, render_value
 from tppolicy.limits import NEAR_MISS_SCAN, NEAR_MISSES, REPLAY_MARGIN
 from tppolicy.token.refusal import TokenError
 
@@ -770,7 +770,16 @@ def _unaccounted(provider: CheckedProvider, claims: Mapping[str, Any]) -> tuple[
                      and not any(name.startswith(p) for p in provider.ast.ignored_prefixes))
     if not unknown:
         return ()
-    return (f"claims unknown to the {provider.name} provider, ignored: {', '.join(unknown)}",)
+    # Names as texts show values (control characters escaped: a line break would forge a
+    # line of `check`'s output), the first UNKNOWN_SHOWN of them (a claims file may hold
+    # thousands).
+    shown = ", ".join(render_value(name) for name in unknown[:UNKNOWN_SHOWN])
+    rest = len(unknown) - UNKNOWN_SHOWN
+    more = f" and {rest} more" if rest > 0 else ""
+    return (f"claims unknown to the {provider.name} provider, ignored: {shown}{more}",)
+
+
+UNKNOWN_SHOWN = 20  # unknown claims named in the note
 
 
 def _notes(record: Record, provider: CheckedProvider,
