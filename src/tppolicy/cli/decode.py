@@ -51,8 +51,8 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
         print(f"{where}: {exc.message} [{exc.code}]", file=sys.stderr)
         return EXIT_INVALID
     if args.format == "json":
-        out.write(json.dumps({"verified": False, "header": header, "claims": claims},
-                             indent=2, ensure_ascii=False) + "\n")
+        out.write(_safe(json.dumps({"verified": False, "header": header, "claims": claims},
+                                   indent=2, ensure_ascii=False)) + "\n")
         return EXIT_ALLOWED
     out.write(f"{BANNER}\n\nheader:\n{_indent(header)}\n\nclaims:\n{_indent(claims)}\n")
     times = _times(claims)
@@ -76,8 +76,20 @@ _JWT_CHARS = re.compile(r"[A-Za-z0-9_\-.=]*")
 
 
 def _indent(value: Any) -> str:
-    text = json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True)
-    return "\n".join("  " + line for line in text.splitlines())
+    text = _safe(json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True))
+    return "\n".join("  " + line for line in text.split("\n"))
+
+
+# Characters JSON leaves as they are that a terminal acts on: C1 controls (U+009B is CSI),
+# line and paragraph separators, bidirectional overrides and isolates. The token is
+# unverified, its claims anyone's text: they are shown as JSON escapes (the same JSON).
+_TERMINAL_UNSAFE = re.compile("[\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+def _safe(text: str) -> str:
+    """JSON text with `_TERMINAL_UNSAFE` characters written as \\uXXXX escapes (they can
+    only be inside strings: JSON's own characters are ASCII)."""
+    return _TERMINAL_UNSAFE.sub(lambda m: f"\\u{ord(m.group(0)):04x}", text)
 
 
 def _times(claims: dict[str, Any]) -> str:
