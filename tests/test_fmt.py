@@ -201,6 +201,11 @@ def test_fast_check_recognises_canonical_files() -> None:
                  CANONICAL, "# head\n" + CANONICAL + "\n# tail\n    # indented tail\n",
                  "# head\n\n  # more\n\n" + CANONICAL,
                  CANONICAL.replace("publishers:\n", "publishers:\n  # above\n\n"),
+                 # the round trip keeps the lines above the first entry as they are
+                 CANONICAL.replace("publishers:\n", "publishers:\n# at column 0\n"),
+                 CANONICAL.replace("publishers:\n", "publishers:\n      # at column 6\n"),
+                 CANONICAL.replace("publishers:", '"publishers":'),
+                 CANONICAL.replace("publishers:", "'publishers':"),
                  CANONICAL.replace("[p]", '[p, "1.0"]  # two').replace("a@b.c", '"65"'),
                  CANONICAL.replace("\n    email", "\n    # above\n\n    email")]:
         assert is_canonical_publishers(text, PROVIDERS), text
@@ -216,7 +221,7 @@ def test_fast_check_recognises_canonical_files() -> None:
     ("    provider: google\n", "    provider: google\n" * 2),
     ("  - name: a\n    provider: google\n", "  - provider: google\n    name: a\n"),
     ("    email", "      # deeper\n    email"), ("    email", "\temail"),
-    ("publishers:\n", "publishers:\n# at column 0\n"), ("publishers:\n", "---\npublishers:\n"),
+    ("publishers:\n", "---\npublishers:\n"),
     ("publishers:\n", "\npublishers:\n"), ("publishers:\n", "\n# head\npublishers:\n"),
     ("publishers:\n", "other: 1\npublishers:\n"), ("email: a@b.c\n", "email: a@b.c"),
     ("email: a@b.c\n", "email: a@b.c \n"), ("email: a@b.c\n", "email: a@b.c\r\n"),
@@ -276,13 +281,48 @@ def test_simple_files_are_written_directly_as_the_round_trip_writes_them() -> No
     # after a flow list, ruamel.yaml gives the comment to the next key: no reordering
     "publishers:\n  - projects: [a]\n    # c\n    name: n\n    provider: gitlab\n",
     "publishers:\n  - provider: gitlab\n    name: n  #\n",  # an empty comment stays put
-    "publishers:\n  - provider: gitlab\n    name: n\n   # at column 3\n  - name: m\n",
     "publishers:\n  - provider: gitlab\n    name: 65\n",  # plain, not a string: kept
     "publishers:\n  - provider: gitlab\n    name: \"a\\tb\"\n",  # an escape
     "publishers:\n  - provider: gitlab\n    projects:\n      - a  # c\n      - b\n",
     "publishers:\n  - provider: gitlab\n    name: n\n      continued\n",
 ])
 def test_other_files_go_to_the_round_trip(text: str) -> None:
+    assert _canonical.format_simple_publishers(text, PROVIDERS) is None
+
+
+SHAPES = {  # shapes of publishers files that exporters and reviewers write
+    "comments at any column": "publishers:\n# c0\n  - provider: gitlab\n    name: n\n"
+                              "   # at column 3\n  - name: m\n        # at 8\n"
+                              "    provider: gitlab\n# end\n",
+    "yaml.dump(indent=4)": "publishers:\n-   environment: pypi\n    name: a\n    projects:\n"
+                           "    - p\n    provider: github\n-   name: b\n    provider: google\n",
+    "quoted keys": '"publishers":\n  - "name": "a"\n    "provider": "google"\n'
+                   '    "projects": ["p", "q"]\n    \'email\': "a@b.c"\n',
+    "blanks at line ends": "publishers:  \n  - provider: gitlab  \n    name: n \n"
+                           "    projects: [p]   # c\n",
+    "dashes at column 4": "publishers:\n    # first\n    - name: a\n      provider: google\n"
+                          "    # second\n    - provider: google\n      name: b\n",
+}
+
+
+@pytest.mark.parametrize("name", sorted(SHAPES))
+def test_more_shapes_are_written_directly_as_the_round_trip_writes_them(name: str) -> None:
+    text = SHAPES[name]
+    written = _canonical.format_simple_publishers(text, PROVIDERS)
+    assert written is not None
+    assert written == _fmt._format_publishers(text, "p.yaml", PROVIDERS, fast=False)[0]
+    assert _fmt._format_publishers(written, "p.yaml", PROVIDERS, fast=False)[0] == written
+
+
+@pytest.mark.parametrize("text", [
+    # a quoted key the round trip does not place (not the provider's) keeps its quotes
+    "publishers:\n  - 'other': x\n    provider: gitlab\n    name: n\n",
+    # blanks after a comment, or on a line of their own: the round trip keeps some, drops some
+    "publishers:\n  - provider: gitlab\n    name: n\n  # c \n",
+    "publishers:\n  - provider: gitlab\n    name: n\n  \n  - name: m\n",
+    "# top \npublishers:\n  - provider: gitlab\n    name: n\n",
+])
+def test_more_shapes_that_go_to_the_round_trip(text: str) -> None:
     assert _canonical.format_simple_publishers(text, PROVIDERS) is None
 
 

@@ -65,12 +65,15 @@ def _comment(rnd: random.Random) -> str:
 @st.composite
 def publishers_files(draw: st.DrawFn) -> str:
     """A publishers file: entries of several providers, keys in any order, values in any
-    quoting, comments and blank lines anywhere a line may go, end-of-line comments."""
+    quoting, comments and blank lines anywhere a line may go, end-of-line comments; at
+    times quoted keys, blanks after the dashes (`-   key`), blanks at line ends."""
     rnd = random.Random(draw(st.integers(0, 2**32)))
     styles = draw(st.sampled_from([["plain"], ["plain", "double"],
                                    ["plain", "single", "double"]]))
     values = VALUES if rnd.random() < 0.5 else STRINGS  # STRINGS: fewer oddities
     dash = rnd.choice(["", "  ", "  "])  # where the entries' dashes stand
+    gap = rnd.choice([" ", " ", " ", "   "])  # the blanks after them
+    quoted_keys = rnd.random() < 0.15
     lines: list[str] = []
     if rnd.random() < 0.1:
         lines.append("")  # a blank first line is not kept
@@ -78,7 +81,8 @@ def publishers_files(draw: st.DrawFn) -> str:
         lines.append(_comment(rnd))
         for _ in range(rnd.randrange(3)):
             lines.append(rnd.choice(["", _comment(rnd), "  " + _comment(rnd)]))
-    lines.append("publishers:")
+    lines.append(rnd.choice(["publishers:"] * 6 + ['"publishers":', "'publishers':",
+                                                   "publishers:  "]))
     for number in range(draw(st.integers(1, 4))):
         provider = rnd.choice(sorted(KEYS))
         keys = ["name", "provider", rnd.choice(["projects", "pending_project"])]
@@ -96,19 +100,22 @@ def publishers_files(draw: st.DrawFn) -> str:
             else:
                 value = rnd.choice(values)
             style = rnd.choice(styles)
+            written_key = key
+            if quoted_keys and rnd.random() < 0.7:
+                written_key = rnd.choice(['"{}"', "'{}'"]).format(key)
             if key == "projects":
                 items = [rnd.choice(values) for _ in range(rnd.randrange(1, 4))]
                 if rnd.random() < 0.7:
                     text = "[" + ", ".join(_write(i, rnd.choice(styles), True)
                                            for i in items) + "]"
-                    entry.append(f"projects: {text}")
+                    entry.append(f"{written_key}: {text}")
                 else:
-                    entry.append("projects:")
+                    entry.append(f"{written_key}:")
                     entry += [f"  - {_write(i, rnd.choice(styles), False)}" for i in items]
                 continue
-            entry.append(f"{key}: {_write(value, style, False)}")
+            entry.append(f"{written_key}: {_write(value, style, False)}")
         for at, line in enumerate(entry):
-            prefix = dash + "- " if at == 0 else dash + "  "
+            prefix = dash + "-" + gap if at == 0 else dash + " " * (1 + len(gap))
             lines.append(prefix + line)
         # comments and blank lines between this entry's lines, and at line ends
         for _ in range(rnd.randrange(3)):
@@ -122,6 +129,9 @@ def publishers_files(draw: st.DrawFn) -> str:
                 lines.insert(at, " " * indent + _comment(rnd))
     for _ in range(rnd.randrange(3)):
         lines.append(rnd.choice(["", _comment(rnd), "  " + _comment(rnd)]))
+    if rnd.random() < 0.15:  # blanks at the ends of some lines (not of comment lines)
+        lines = [line + " " * rnd.choice([0, 0, 1, 2]) if line.strip()
+                 and not line.lstrip().startswith("#") else line for line in lines]
     return "\n".join(lines) + "\n"
 
 
@@ -155,6 +165,8 @@ def test_fast_check_agrees_with_the_round_trip(text: str) -> None:
         assert full == text
     again = is_canonical_publishers(full, PROVIDERS)
     event(f"formatted text seen as canonical: {again}")
+    if again:  # the formatted text, near the canonical layout, tries the fast check harder
+        assert _fmt._format_publishers(full, "<test>", PROVIDERS, fast=False)[0] == full
 
 
 @settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])

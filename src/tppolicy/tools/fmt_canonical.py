@@ -292,7 +292,7 @@ def is_canonical_publishers(text: str, providers: Mapping[str, Provider],
         return False
     lines = _lines(text)
     for number, line in enumerate(lines):
-        if line == "publishers:":
+        if _PUBLISHERS.match(line):  # (a quoted key keeps its quotes)
             break
         if not _top_line(line, number):  # comments at the top of the file, then the key
             return False
@@ -317,7 +317,8 @@ def is_canonical_publishers(text: str, providers: Mapping[str, Provider],
                     return False
                 if seen is not None:
                     seen(entry)
-            if pending and not _comments_ok(pending, "  "):
+            # (the round trip keeps the lines above the first entry as they are)
+            if pending and entry is not None and not _comments_ok(pending, "  "):
                 return False
             entry = {}
         else:
@@ -335,10 +336,15 @@ def is_canonical_publishers(text: str, providers: Mapping[str, Provider],
 
 
 # ------------------------------------------------------------- formatting simple files
-_DASH = re.compile(r"( *)- ([A-Za-z_][A-Za-z0-9_-]*):(?: +(.*))?\Z")
+# A key: plain, or quoted (without escapes: the formatter writes it plain)
+_KEY_TEXT = r"""([A-Za-z_][A-Za-z0-9_-]*|"[A-Za-z_][A-Za-z0-9_-]*"|'[A-Za-z_][A-Za-z0-9_-]*')"""
+# An entry's first line: its dash, the blanks after it (`-   key` as `yaml.dump(indent=4)`
+# writes it), its first key
+_DASH = re.compile(rf"( *)-( +){_KEY_TEXT}:(?: +(.*))?\Z")
 _SIMPLE_ANY = re.compile(
-    r"( *)(- )?([A-Za-z_][A-Za-z0-9_-]*): ([A-Za-z0-9_][A-Za-z0-9_./@+-]*)\Z")
-_KEY_LINE = re.compile(r"( *)([A-Za-z_][A-Za-z0-9_-]*):(?: +(.*))?\Z")
+    rf"( *)(?:-( +))?{_KEY_TEXT}: ([A-Za-z0-9_][A-Za-z0-9_./@+-]*)\Z")
+_KEY_LINE = re.compile(rf"( *){_KEY_TEXT}:(?: +(.*))?\Z")
+_PUBLISHERS = re.compile(r"""(publishers|"publishers"|'publishers'):\Z""")
 _ITEM = re.compile(r"( *)- +(.*)\Z")
 
 
@@ -347,10 +353,11 @@ class _Entry:
     value's canonical text, its end-of-line comment and the comment (or blank) lines after
     it."""
 
-    __slots__ = ("after", "eol", "flow", "keys", "values")
+    __slots__ = ("after", "eol", "flow", "keys", "quoted", "values")
 
     def __init__(self) -> None:
         self.flow: dict[str, bool] = {}  # whether a list is a flow list in the file
+        self.quoted: list[str] = []  # the keys quoted in the file
         self.keys: list[str] = []
         self.values: dict[str, str | list[str]] = {}
         self.eol: dict[str, str] = {}
@@ -451,11 +458,12 @@ def _read_simple(text: str) -> Iterator[list[str] | tuple[_Entry, bool]]:
     lines = _lines(text)
     head: list[str] = []
     for number, line in enumerate(lines):
+        if _PUBLISHERS.match(line.rstrip(" ")):
+            head.append(line.rstrip(" "))  # (the round trip drops the blanks after it)
+            break
         if line != line.rstrip():
             raise _NotSimple
         head.append(line)
-        if line == "publishers:":
-            break
         if not _top_line(line, number):
             raise _NotSimple
     else:
@@ -472,8 +480,8 @@ def _read_simple(text: str) -> Iterator[list[str] | tuple[_Entry, bool]]:
     if found is None:
         raise _NotSimple
     yield head
-    dash = found.group(1)
-    indent = dash + "  "
+    dash, gap = found.group(1, 2)
+    indent = dash + " " + gap
     entry: _Entry | None = None
     last_key = ""
     block: list[str] | None = None  # the items of a block list being read
@@ -486,6 +494,9 @@ def _read_simple(text: str) -> Iterator[list[str] | tuple[_Entry, bool]]:
         if not stripped or stripped.startswith("#"):
             if entry is None:  # pragma: no cover - the first line read is an entry's
                 raise _NotSimple
+            if len(bare) != len(line):
+                raise _NotSimple  # the round trip keeps the blanks after some comments and
+                # drops some lines of blanks
             entry.after[last_key].append(bare)
             block = None
             continue
@@ -500,24 +511,32 @@ def _read_simple(text: str) -> Iterator[list[str] | tuple[_Entry, bool]]:
             block = None
         simple = _SIMPLE_ANY.match(bare)  # the common case: a plain string, no comment
         if simple is not None:
-            lead, is_dash, key, rest = simple.groups()
+            lead, blanks, key, rest = simple.groups()
         else:
-            matched = _DASH.match(bare) or _KEY_LINE.match(bare)
-            if matched is None:
-                raise _NotSimple
-            lead, key, rest = matched.groups()
-            is_dash = matched.re is _DASH
-        if is_dash and lead == dash:
+            matched = _DASH.match(bare)
+            if matched is not None:
+                lead, blanks, key, rest = matched.groups()
+            else:
+                matched = _KEY_LINE.match(bare)
+                if matched is None:
+                    raise _NotSimple
+                (lead, key, rest), blanks = matched.groups(), None
+        quoted = key[0] in "\"'"
+        if quoted:
+            key = key[1:-1]
+        is_dash = blanks is not None
+        if is_dash and lead == dash and blanks == gap:
             if entry is not None:
-                if not _entry_done(entry, last_key, dash, last=False):
+                if not _entry_done(entry):
                     raise _NotSimple
                 yield entry, False
             entry = _Entry()
-        elif is_dash or lead != indent or entry is None or (
-                entry.after[last_key] and not _comments_at(entry.after[last_key], indent)):
+        elif is_dash or lead != indent or entry is None:
             raise _NotSimple
         if key in entry.values or not _key_ok(key, keys):
             raise _NotSimple
+        if quoted:
+            entry.quoted.append(key)
         if simple is not None:
             if not _resolves_to_str(rest):
                 raise _NotSimple
@@ -536,27 +555,20 @@ def _read_simple(text: str) -> Iterator[list[str] | tuple[_Entry, bool]]:
         entry.keys.append(key)
         entry.after[key] = []
         last_key = key
-    if entry is None or not _entry_done(entry, last_key, dash, last=True):
+    if entry is None or not _entry_done(entry):
         raise _NotSimple
     yield entry, True
 
 
-def _comments_at(lines: list[str], indent: str) -> bool:
-    """Whether comment lines stand at `indent` exactly (blank lines anywhere)."""
-    return all(not line or (line.startswith(indent) and line[len(indent)] == "#")
-               for line in lines)
-
-
-def _entry_done(entry: _Entry, last_key: str, dash: str, last: bool) -> bool:
-    """Check an entry read whole: no empty list, comments after it at the dash's indent."""
+def _entry_done(entry: _Entry) -> bool:
+    """Check an entry read whole: no empty list, no lines after a flow list without an
+    end-of-line comment."""
     if any(isinstance(v, list) and not v for v in entry.values.values()):
         return False
     # Lines after a flow list with no end-of-line comment go to the next key in ruamel.yaml,
     # which then leaves the entry in its order.
-    if any(entry.after[key] and entry.eol[key] == "" and isinstance(value, list)
-           and entry.flow.get(key, False) for key, value in entry.values.items()):
-        return False
-    return last or _comments_at(entry.after[last_key], dash)
+    return not any(entry.after[key] and entry.eol[key] == "" and isinstance(value, list)
+                   and entry.flow.get(key, False) for key, value in entry.values.items())
 
 
 def is_simple_publishers(text: str) -> bool:
@@ -623,11 +635,14 @@ def write_simple_publishers(text: str, providers: Mapping[str, Provider],
     tests compare the two on generated files); None for a file that is not simple (the
     caller then runs the round trip). `digests` gets each entry's `_digest`.
 
-    Simple: comments at column 0, `publishers:`, then entries of `key: value` lines (the
-    entries' dashes at one indentation, keys 2 further) whose values are strings, plain or
-    quoted without escapes, and `projects` lists (flow, or block without comments inside);
-    comments on their own line at the keys' indentation (between keys) or at the dashes'
-    (between entries), end-of-line comments, blank lines.
+    Simple: comments at column 0, `publishers:` (or `"publishers":`, blanks after it), then
+    entries of `key: value` lines (the entries' dashes at one indentation, the same blanks
+    after each dash, keys under the first) whose keys are plain or quoted names (a quoted
+    one that the formatter does not place, not the provider's, keeps its quotes: not
+    simple) and whose values are strings, plain or quoted without escapes, and `projects`
+    lists (flow, or block without comments inside); comments on their own line at any
+    column, end-of-line comments, blank lines; blanks at the ends of key lines, not of
+    comment or blank lines (the round trip keeps some of those and drops others).
     """
     pieces: list[str] = []
     try:
@@ -647,7 +662,16 @@ def write_simple_publishers(text: str, providers: Mapping[str, Provider],
 def _write_entry(entry: _Entry, last: bool, providers: Mapping[str, Provider]) -> str:
     """An entry in the canonical layout, with the comment lines after it; `_NotSimple` if
     a string would need an escape."""
-    order = key_order(entry.keys, entry.values.get("provider"), providers)
+    provider = entry.values.get("provider")
+    order = key_order(entry.keys, provider, providers)
+    if entry.quoted:
+        # The round trip writes the keys it places (name, provider..., the provider's
+        # fields) plain, and keeps the quotes of the others (then the text is not canonical)
+        known = set(FIRST_KEYS)
+        if isinstance(provider, str) and provider in providers:
+            known.update(d.name for d in providers[provider].fields)
+        if not known.issuperset(entry.quoted):
+            raise _NotSimple
     lead: dict[str, list[str]] = {entry.keys[0]: []} | {
         key: [line.strip() for line in entry.after[previous]]
         for previous, key in zip(entry.keys, entry.keys[1:], strict=False)}
