@@ -8,10 +8,14 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
-from tppolicy.token.replay import SQLiteReplayStore
+import pytest
+
+from tppolicy.errors import TppolicyError
+from tppolicy.token.replay import ReplayStoreError, SQLiteReplayStore
 
 _CHILD = """
 import sys, time
@@ -114,3 +118,122 @@ def test_the_log_is_copied_back_every_4000_pages(tmp_path: Path) -> None:
     assert store._connect().execute("PRAGMA wal_autocheckpoint").fetchone() == (4000,)
     assert store._connect().execute("PRAGMA journal_mode").fetchone() == ("wal",)
     assert store._connect().execute("PRAGMA synchronous").fetchone() == (1,)  # NORMAL
+
+
+# ------------------------------------------------------------------ exclusive=True
+_EXCLUSIVE_CHILD = """
+import sys, time
+from tppolicy.token.replay import SQLiteReplayStore
+store = SQLiteReplayStore(sys.argv[1], exclusive=True)
+for i in range(50):
+    assert store.claim(f"jti-{i}", int(time.time()) + 600)
+print("claimed", flush=True)
+time.sleep(60)
+"""
+
+_OPENER = """
+import sys
+from tppolicy.token.replay import ReplayStoreError, SQLiteReplayStore
+try:
+    SQLiteReplayStore(sys.argv[1], exclusive=sys.argv[2] == "exclusive", timeout=0.2)
+except ReplayStoreError as exc:
+    print("refused:", exc)
+else:
+    print("opened")
+"""
+
+
+def _child(code: str, *args: str) -> subprocess.Popen[str]:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    return subprocess.Popen([sys.executable, "-c", code, *args], env=env,
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+
+
+def _opened_by_another_process(path: Path, mode: str) -> str:
+    opener = _child(_OPENER, str(path), mode)
+    return opener.communicate(timeout=60)[0].strip()
+
+
+def test_an_exclusive_stores_claims_survive_kill_9_and_it_is_the_files_only_user(
+        tmp_path: Path) -> None:
+    path = tmp_path / "replay.db"
+    SQLiteReplayStore(path).close()  # closed: an exclusive store must be the file's only user
+    child = _child(_EXCLUSIVE_CHILD, str(path))
+    try:
+        assert child.stdout is not None
+        assert child.stdout.readline().strip() == "claimed"
+        # while it runs, no other process can use the file, and each is told why
+        for mode in ("shared", "exclusive"):
+            answer = _opened_by_another_process(path, mode)
+            assert answer.startswith(f"refused: replay store {path}: the file is locked"), answer
+            assert "exclusive=True" in answer
+        child.send_signal(signal.SIGKILL)
+        child.wait(timeout=30)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait(timeout=30)
+        for stream in (child.stdout, child.stdin):
+            if stream is not None:
+                stream.close()
+    for exclusive in (True, False):  # the lock went with the process; the claims stayed
+        store = SQLiteReplayStore(path, exclusive=exclusive)
+        expires = int(time.time()) + 600
+        assert not any(store.claim(f"jti-{i}", expires) for i in range(50))
+        assert store.claim(f"jti-new-{exclusive}", expires)
+        store.close()
+
+
+def test_an_exclusive_store_refuses_a_file_a_shared_store_has_open(tmp_path: Path) -> None:
+    path = tmp_path / "replay.db"
+    shared = SQLiteReplayStore(path)
+    assert shared.claim("iss/a", 2**40)
+    answer = _opened_by_another_process(path, "exclusive")
+    assert answer.startswith(f"refused: replay store {path}: the file is locked"), answer
+    assert "another process has it open" in answer and "hint:" in answer
+    shared.close()
+    assert _opened_by_another_process(path, "exclusive") == "opened"
+
+
+def test_an_exclusive_stores_threads_win_each_key_once(tmp_path: Path) -> None:
+    store = SQLiteReplayStore(tmp_path / "replay.db", exclusive=True)
+    won: list[list[int]] = [[] for _ in range(4)]
+    start = threading.Barrier(4)
+
+    def race(n: int) -> None:
+        start.wait()
+        won[n] = [i for i in range(300) if store.claim(f"iss/jti-{i}", 2**40)]
+
+    threads = [threading.Thread(target=race, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(i for mine in won for i in mine) == list(range(300))
+    assert store._connect().execute("PRAGMA locking_mode").fetchone() == ("exclusive",)
+    store.close()  # the lock is released; a claim after it opens the file again
+    assert not store.claim("iss/jti-1", 2**40)
+    assert store.claim("iss/jti-300", 2**40)
+    store.close()
+
+
+@pytest.mark.parametrize("exclusive", [False, True])
+def test_a_claim_after_an_expiry_takes_the_key_again(tmp_path: Path, exclusive: bool) -> None:
+    now = [1000.0]
+    store = SQLiteReplayStore(tmp_path / "replay.db", lambda: now[0], exclusive=exclusive)
+    assert store.claim("iss/a", 1010)
+    assert not store.claim("iss/a", 1010)
+    now[0] = 1010.0
+    assert store.claim("iss/a", 1020)  # its time passed: taken again, once
+    assert not store.claim("iss/a", 1020)
+    store.close()
+
+
+def test_a_replay_file_that_cannot_be_opened_is_invalid_input_with_a_hint(
+        tmp_path: Path) -> None:
+    where = tmp_path / "missing-folder" / "replay.db"
+    with pytest.raises(ReplayStoreError) as caught:
+        SQLiteReplayStore(where)
+    assert str(caught.value).startswith(f"replay store {where}: cannot use the file")
+    assert "hint: give a file in a directory this process may write" in str(caught.value)
+    assert isinstance(caught.value, TppolicyError)  # the command line exits 3, not 4

@@ -13,6 +13,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
+from tppolicy.errors import Diagnostic, TppolicyError
+
 
 class ReplayStore(Protocol):
     """Remembers used token ids (`jti`) until the token expires, so that a token is used
@@ -76,6 +78,15 @@ class MemoryReplayStore:
         return len(self._keys)
 
 
+class ReplayStoreError(TppolicyError):
+    """A replay store cannot be used: its file is held by another process, or cannot be
+    opened or written. The message says which file and why, the hint what to change."""
+
+    def __init__(self, path: str, problem: str, hint: str) -> None:
+        super().__init__([Diagnostic(f"replay store {path}: {problem}", hint=hint)])
+        self.path = path
+
+
 class SQLiteReplayStore:
     """Claimed keys in a SQLite file, shared by every process that opens it.
 
@@ -83,26 +94,86 @@ class SQLiteReplayStore:
     write-ahead log before `claim` returns (it survives kill -9 of the process). The
     table is keyed by the claimed key alone (`WITHOUT ROWID`, no other index): a claim
     writes one B-tree. Expired keys are swept at most once a minute per process.
+
+    `exclusive=True` is for a single process that owns the file (one index server process,
+    `tppolicy check --replay-db`): the file is locked once, when the store opens, and held
+    until it closes (SQLite's `locking_mode=EXCLUSIVE`; the log's index lives in this
+    process's memory). A claim then makes no file-lock system calls: 6 fewer per claim,
+    about a fifth of its CPU here. Every claim is still committed to the log before `claim`
+    returns and survives kill -9 (the next opener recovers the log), and each key is still
+    won once (the process's threads share one connection, one claim at a time). Another
+    process cannot use the file meanwhile: opening it, shared or exclusive, raises
+    `ReplayStoreError` (after `timeout` seconds of waiting for the lock); an exclusive store
+    also refuses to open while a shared one has the file open. A shared store (the
+    default) takes and drops SQLite's locks around each claim, so any number of processes
+    can claim from one file at once.
     """
 
-    def __init__(self, path: str | Path, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, path: str | Path, clock: Callable[[], float] = time.time, *,
+                 exclusive: bool = False, timeout: float = 30.0) -> None:
         self.path = str(path)
+        self.exclusive = exclusive
+        self.timeout = timeout
         self._clock = clock
         self._local = threading.local()
         self._next_purge = 0.0
         self._purge_lock = threading.Lock()
+        self._open_lock = threading.Lock()
+        # exclusive: the one connection every thread uses, one claim at a time
+        self._owner: tuple[threading.Lock, sqlite3.Cursor] | None = None
         db = self._connect()
-        db.execute("CREATE TABLE IF NOT EXISTS used_jti "
-                   "(key TEXT PRIMARY KEY, expires_at INTEGER NOT NULL) WITHOUT ROWID")
-        # Files made by earlier versions: a rowid table (kept) and an index on the expiry
-        # (dropped: every claim paid for it, the sweep a minute does not need it).
-        db.execute("DROP INDEX IF EXISTS used_jti_expiry")
+        try:
+            db.execute("CREATE TABLE IF NOT EXISTS used_jti "
+                       "(key TEXT PRIMARY KEY, expires_at INTEGER NOT NULL) WITHOUT ROWID")
+            # Files made by earlier versions: a rowid table (kept) and an index on the
+            # expiry (dropped: every claim paid for it, the sweep a minute does not need it).
+            db.execute("DROP INDEX IF EXISTS used_jti_expiry")
+        except sqlite3.Error as exc:
+            raise self._unusable(exc) from None
+
+    def _unusable(self, exc: sqlite3.Error) -> ReplayStoreError:
+        if "locked" not in str(exc):
+            return ReplayStoreError(self.path, f"cannot use the file: {exc}",
+                                    "give a file in a directory this process may write")
+        if self.exclusive:
+            return ReplayStoreError(
+                self.path, f"the file is locked ({exc}): another process has it open, and a "
+                "store opened with exclusive=True must be the file's only user",
+                "stop the other process, or open this store without exclusive=True so that "
+                "processes share the file")
+        return ReplayStoreError(
+            self.path, f"the file is locked ({exc}): another process holds it exclusively "
+            "(a store opened with exclusive=True)",
+            "stop that process, or open every store of this file without exclusive=True")
 
     def _connect(self) -> sqlite3.Connection:
-        """This thread's connection (with its cursor, reused by every claim)."""
+        """This thread's connection (with its cursor, reused by every claim); exclusive:
+        the process's one connection."""
         db: sqlite3.Connection | None = getattr(self._local, "db", None)
-        if db is None:
-            db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        if db is not None:
+            return db
+        if self.exclusive:
+            with self._open_lock:  # one connection, even when threads claim at once
+                owner = self._owner
+                if owner is None:
+                    self._open()
+                    owner = self._owner
+                assert owner is not None
+                return owner[1].connection
+        self._open()
+        db = self._local.db
+        assert db is not None
+        return db
+
+    def _open(self) -> None:
+        try:
+            db = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None,
+                                 check_same_thread=not self.exclusive)
+        except sqlite3.Error as exc:
+            raise self._unusable(exc) from None
+        try:
+            if self.exclusive:  # before WAL is entered: the log's index stays in memory
+                db.execute("PRAGMA locking_mode=EXCLUSIVE")
             db.execute("PRAGMA journal_mode=WAL")
             # In WAL mode, NORMAL: a claim is committed to the log before `claim` returns
             # and survives the process being killed (kill -9); only a power cut or an OS
@@ -114,30 +185,61 @@ class SQLiteReplayStore:
             # claim's wall time and a tenth of its CPU here. The log grows to about 16 MB; a
             # claim is as durable either way (it is in the log once committed).
             db.execute(f"PRAGMA wal_autocheckpoint={_CHECKPOINT_PAGES}")
+            if self.exclusive:  # the lock is taken now, not at the first claim
+                db.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        except sqlite3.Error as exc:
+            db.close()
+            raise self._unusable(exc) from None
+        if self.exclusive:
+            self._owner = (threading.Lock(), db.cursor())
+        else:
             self._local.cursor = db.cursor()
             self._local.db = db
-        return db
 
     def claim(self, key: str, expires_at: int) -> bool:
         """Record `key` until `expires_at` (Unix time); False if it is recorded and live."""
         now = int(self._clock())
+        owner = self._owner
         try:
-            cursor: sqlite3.Cursor = self._local.cursor
-        except AttributeError:
-            self._connect()
-            cursor = self._local.cursor
-        # One statement, atomic in SQLite: a new key is inserted; a key whose time has
-        # passed is taken again; a live key is left alone (no row changed: refused).
-        claimed: int = cursor.execute(_CLAIM, (key, expires_at, now)).rowcount
-        if now >= self._next_purge and self._purge_lock.acquire(blocking=False):
-            try:  # at most once a minute per process: the table stays small
-                self._next_purge = now + 60
-                cursor.execute("DELETE FROM used_jti WHERE expires_at <= ?", (now,))
-            finally:
-                self._purge_lock.release()
+            if owner is not None:
+                with owner[0]:
+                    claimed: int = owner[1].execute(_CLAIM, (key, expires_at, now)).rowcount
+                    if now >= self._next_purge:
+                        self._next_purge = now + 60
+                        owner[1].execute(_PURGE, (now,))
+                return claimed == 1
+            try:
+                cursor: sqlite3.Cursor = self._local.cursor
+            except AttributeError:  # this thread's first claim (or the first after close)
+                self._connect()
+                return self.claim(key, expires_at)
+            # One statement, atomic in SQLite: a new key is inserted; a key whose time has
+            # passed is taken again; a live key is left alone (no row changed: refused).
+            claimed = cursor.execute(_CLAIM, (key, expires_at, now)).rowcount
+            if now >= self._next_purge and self._purge_lock.acquire(blocking=False):
+                try:  # at most once a minute per process: the table stays small
+                    self._next_purge = now + 60
+                    cursor.execute(_PURGE, (now,))
+                finally:
+                    self._purge_lock.release()
+        except sqlite3.Error as exc:
+            raise self._unusable(exc) from None
         return claimed == 1
+
+    def close(self) -> None:
+        """Close the connection this thread (exclusive: the process) uses, releasing an
+        exclusive store's lock on the file. A later claim opens it again."""
+        owner, self._owner = self._owner, None
+        if owner is not None:
+            with owner[0]:
+                owner[1].connection.close()
+        db = getattr(self._local, "db", None)
+        if db is not None:
+            del self._local.db, self._local.cursor
+            db.close()
 
 
 _CHECKPOINT_PAGES = 4000
 _CLAIM = ("INSERT INTO used_jti (key, expires_at) VALUES (?, ?) ON CONFLICT (key) DO UPDATE "
           "SET expires_at = excluded.expires_at WHERE used_jti.expires_at <= ?")
+_PURGE = "DELETE FROM used_jti WHERE expires_at <= ?"
