@@ -11,6 +11,7 @@ before pending ones), and a refusal is explained against the closest publisher.
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Callable, Container, Iterable, Iterator, Mapping, Sequence
@@ -50,13 +51,32 @@ if TYPE_CHECKING:
 _EXPIRED_RETRIES = 16  # expired pending publishers dropped in one decision, at most
 
 
+# An issuer a provider's custom issuers may hold: https, a host, an optional path; no
+# blanks, control characters, query or fragment.
+_ISSUER_URL = re.compile(r"https://[^\x00-\x20\x7f-\x9f/?#]+(?:/[^\x00-\x20\x7f-\x9f?#]*)?")
+
+
 def registered_issuers(providers: Mapping[str, CheckedProvider],
                        issuers: Mapping[str, str] | None) -> dict[str, str]:
     """Issuers registered for providers that allow custom issuers (GitHub Enterprise,
     self-managed GitLab...), checked: any other registration is a `ConfigError`."""
     registered = dict(issuers or {})
     problems = []
+    built_in = {i: n for n, p in providers.items() for i in p.issuers}
     for issuer, name in registered.items():
+        if _ISSUER_URL.fullmatch(issuer) is None:
+            problems.append(Diagnostic(
+                f"issuer {issuer!r} cannot be registered: an issuer is an https URL naming a "
+                "host", hint="such as https://gitlab.example.com (no spaces or control "
+                "characters)"))
+            continue
+        if built_in.get(issuer, name) != name:
+            problems.append(Diagnostic(
+                f"issuer {issuer} cannot be registered for '{name}': it is the built-in "
+                f"issuer of provider '{built_in[issuer]}'",
+                hint="register the issuer of your own instance (its URL, as its tokens' "
+                "'iss' claim says)"))
+            continue
         provider = providers.get(name)
         if provider is None or not provider.ast.custom_issuers:
             allowing = sorted(n for n, p in providers.items() if p.ast.custom_issuers)

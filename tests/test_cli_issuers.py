@@ -1,0 +1,51 @@
+"""Registering a custom issuer (`--issuer`, `serve ... issuers add`): an issuer is an https
+URL naming a host, and a provider's built-in issuer cannot be registered for another
+provider (GitHub's issuer registered for gitlab was accepted: the CLI ignored it, the
+server's verifier took it for gitlab while its decisions stayed GitHub's)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from .conftest import EXAMPLES, run_cli
+
+PUBLISHERS = str(EXAMPLES / "publishers.yaml")
+CLAIMS = str(EXAMPLES / "claims" / "github-release.json")
+GITHUB = "https://token.actions.githubusercontent.com"
+
+BAD = {
+    "built-in of another": (GITHUB, "the built-in issuer of provider 'github'"),
+    "no host": ("https://", "an https URL naming a host"),
+    "a space": ("https://gitlab.example.com x", "an https URL naming a host"),
+    "a control": ("https://gitlab.example.com\x00", "an https URL naming a host"),
+}
+
+
+@pytest.mark.parametrize("case", BAD)
+def test_serve_refuses_a_bad_issuer(case: str, tmp_path: Path,
+                                    capsys: pytest.CaptureFixture[str]) -> None:
+    issuer, words = BAD[case]
+    db = str(tmp_path / "index.db")
+    code, _, err = run_cli(capsys, "serve", "--db", db, "issuers", "add", issuer, "gitlab")
+    assert code == 3, err
+    assert words in err
+    code, out, _ = run_cli(capsys, "serve", "--db", db, "issuers", "list")
+    assert code == 0 and out == ""  # nothing registered
+
+
+@pytest.mark.parametrize("case", BAD)
+def test_check_refuses_a_bad_issuer(case: str, capsys: pytest.CaptureFixture[str]) -> None:
+    issuer, words = BAD[case]
+    code, _, err = run_cli(capsys, "check", "--publishers", PUBLISHERS, "--claims", CLAIMS,
+                           "--issuer", f"{issuer}=gitlab")
+    assert code in (2, 3), err
+    assert words in err
+
+
+def test_a_provider_may_name_its_own_issuer(tmp_path: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run_cli(capsys, "serve", "--db", str(tmp_path / "index.db"), "issuers",
+                           "add", "https://gitlab.com", "gitlab")
+    assert code == 0, err
