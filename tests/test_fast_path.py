@@ -179,16 +179,19 @@ def _github_index(engine: Engine) -> Any:
 
 
 def test_publishers_configured_alike_share_one_shape() -> None:
-    """A quick entry is (decision, shape): the values of publishers configured alike are
-    one object, so a random check among many publishers finds them in the CPU caches."""
+    """A quick entry is the publisher's decision, holding its shape: the values of
+    publishers configured alike are one object, so a random check among many publishers
+    finds them in the CPU caches."""
     engine = Engine(publishers=_github_rows(6))
     index = _github_index(engine)
-    entries = list(index.quick.values())
-    assert len(entries) == 6 and all(len(entry) == 2 for entry in entries)
-    shapes = {id(shape) for _, shape in entries}
-    assert len(shapes) == 2  # with environment pypi, and without
-    assert [decision.publisher for decision, _ in entries] == [
+    decisions = list(index.quick.values())
+    assert [decision.publisher for decision in decisions] == [
         record.label for record in engine.publishers()]
+    assert all(d is r.decision(index.issuer) for d, r in zip(decisions, engine.publishers(),
+                                                             strict=True))
+    shapes = {id(decision._quick) for decision in decisions}
+    assert len(shapes) == 2  # with environment pypi, and without
+    assert decisions[0]._quick is not None and len(decisions[0]._quick) > 2
 
 
 def test_a_shape_no_entry_holds_is_forgotten() -> None:
@@ -214,3 +217,35 @@ def test_only_the_same_values_share_a_shape() -> None:
     assert _shape_signature(((1,), "")) != _shape_signature(((True,), ""))
     assert _shape_signature((0.0,)) is None and _shape_signature(((-0.0,),)) is None
     assert _shape_signature(("a", None, (), 3)) == _shape_signature(("a", None, (), 3))
+
+
+def test_a_sparse_copy_is_the_same_table_with_more_room() -> None:
+    import sys
+
+    from tppolicy.decide.index import sparse_copy
+
+    for table in ({f"k{i}": i for i in range(5000)}, {"\x00\x000": 1, "a": 2}, {}):
+        copy = sparse_copy(table)
+        assert copy == table and list(copy) == list(table)
+        if len(table) > 100:  # a table three times its entries (CPython), never smaller
+            assert sys.getsizeof(copy) > sys.getsizeof(dict(table))
+
+
+def test_a_bulk_load_settles_the_quick_entries_and_they_still_decide() -> None:
+    import sys
+
+    from tppolicy.decide.index import SETTLE_FROM
+
+    engine = Engine(publishers=_github_rows(SETTLE_FROM + 10))
+    index = _github_index(engine)
+    assert index._settled == len(index.quick) == SETTLE_FROM + 10
+    assert sys.getsizeof(index.quick) > sys.getsizeof(dict(index.quick))
+    claims = {"iss": "https://token.actions.githubusercontent.com", "aud": "pypi",
+              "repository": "o7/r", "repository_owner": "o7", "repository_owner_id": "7",
+              "job_workflow_ref": "o7/r/.github/workflows/release.yml@refs/tags/v1",
+              "ref": "refs/tags/v1", "sha": "a" * 40, "event_name": "push", "jti": "j",
+              "environment": "pypi"}
+    assert engine._core.allowed(claims, "pypi") is not None
+    assert engine.check_claims(claims).decision.projects == ("p7",)
+    engine.add_publishers(_github_rows(SETTLE_FROM + 20)[SETTLE_FROM + 10:])  # too few
+    assert index._settled == SETTLE_FROM + 10 and len(index.quick) == SETTLE_FROM + 20

@@ -482,6 +482,8 @@ class Engine:
             for record in prepared:
                 record.id = new_publisher_id(record.name, self._records, self._ids)
                 self._insert(record)
+        for index in self._indexes.values():
+            index.settle()  # a random check among many then reads fewer cache lines
         return prepared
 
     def add_publisher(self, row: Mapping[str, Any], *, id: str | None = None,

@@ -7,6 +7,7 @@ threads read without locking while publishers are added and removed.
 from __future__ import annotations
 
 import json
+import sys
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, TypeVar
@@ -148,6 +149,34 @@ class Record:
 
 
 _SHARED_CLASSES = frozenset({str, int, bool, type(None)})
+SETTLE_FROM = 4096  # quick entries: below, a table stays in the CPU caches anyway
+_FILLER = "\x00\x00"  # fillers' prefix (settle); a filler never outlives the rebuild
+
+
+def sparse_copy(table: dict[str, _T]) -> dict[str, _T]:
+    """A copy of `table` (str keys) in a hash table at least three times its size (a
+    dict's own is 1.5 to 3 times: a million keys fill 48% of theirs).
+
+    A lookup that finds its key probed a slot holding another key first for 36% of a
+    million keys, 14% in a table three times larger: each such probe reads another
+    slot, entry and key, three cache lines that a random lookup among a million takes
+    from memory. CPython sizes a dict that outgrows its table at three times its
+    entries: fillers are added until that happens (`sys.getsizeof` changes), then
+    deleted; the keys were placed in the new table before the fillers, so no lookup of
+    a key passes a filler's empty slot. Only speed depends on this: elsewhere (or if a
+    future CPython sizes otherwise) the copy is an ordinary copy."""
+    copy = dict(table)
+    size = sys.getsizeof(copy)
+    fillers: list[str] = []
+    while sys.getsizeof(copy) == size and len(fillers) <= 2 * len(table) + 8:
+        filler = f"{_FILLER}{len(fillers)}"
+        if filler in table:  # cannot be a lookup key; checked all the same
+            break
+        copy[filler] = None  # type: ignore[assignment]
+        fillers.append(filler)
+    for filler in fillers:
+        del copy[filler]
+    return copy
 
 
 def _shape_signature(value: Any) -> Any:
@@ -194,11 +223,12 @@ class ProviderIndex:
         self.lookup: LookupFunction = _compiled(provider, "lookup", compile_lookup)
         self._template: Template | None = None
         # The template's one-function decision (`Template.check`), once it is built, and
-        # its entries: bucket key -> (allowed decision, shape), for each key that a single
-        # normal publisher of the template (learning nothing) holds; the shape is
-        # (*prefer, *kept slots), one object for all the publishers configured alike.
+        # its entries: bucket key -> the allowed decision, for each key that a single
+        # normal publisher of the template (learning nothing) holds; the decision's
+        # `_quick` is its shape, (*prefer, *kept slots), one object for all the
+        # publishers configured alike.
         self.check: Check | None = None
-        self.quick: dict[str, tuple[Decision, tuple[Any, ...]]] = {}
+        self.quick: dict[str, Decision] = {}
         # signature -> [the shape, how many entries hold it] (see `_shape_signature`)
         self._shapes: dict[Any, list[Any]] = {}
         # The issuer of the decisions in `quick` (a token of another issuer of the
@@ -209,6 +239,7 @@ class ProviderIndex:
         self.pending: dict[Any, Record | tuple[Record, ...]] = {}
         self._lock = threading.Lock()
         self._count = 0
+        self._settled = 0  # quick entries when `settle` last rebuilt their table
 
     @property
     def template(self) -> Template:
@@ -227,8 +258,9 @@ class ProviderIndex:
         found = self.normal.get(key)
         template = self._template
         old = self.quick.pop(key, None) if self.quick else None
-        if old is not None:
-            self._release(old[1])
+        shape = None if old is None else old._quick  # noqa: SLF001 (the index's own slot)
+        if shape is not None:
+            self._release(shape)
         if found.__class__ is not Record or template is None or key.__class__ is not str \
                 or key.count(_SEPARATOR) != len(self.checked.keys) - 1:
             # Not one record, or a part holding the separator: Template.check relies on
@@ -238,8 +270,23 @@ class ProviderIndex:
         if found.predicate is not template.predicate or found.learns or found.rules is not None:
             return
         slots = found.slots
-        shape = self._share((*found.prefer, *(slots[i] for i in template.kept)))
-        self.quick[key] = (found.decision(self.issuer), shape)
+        decision = found.decision(self.issuer)
+        # Set before the entry is visible; a reader of an earlier entry of this record
+        # sees this shape or an equal one.
+        object.__setattr__(decision, "_quick", self._share(
+            (*found.prefer, *(slots[i] for i in template.kept))))
+        self.quick[key] = decision
+
+    def settle(self) -> None:
+        """After a bulk load: the quick entries in a sparser hash table (`sparse_copy`),
+        when they grew by a quarter since the last time. Readers see the old table or
+        the new one, both whole (the swap is one assignment, made under the lock)."""
+        with self._lock:
+            count = len(self.quick)
+            if count < SETTLE_FROM or count * 4 < self._settled * 5:
+                return
+            self.quick = sparse_copy(self.quick)
+            self._settled = count
 
     def _share(self, shape: tuple[Any, ...]) -> tuple[Any, ...]:
         """The one object holding this shape (under the lock): a random check then finds

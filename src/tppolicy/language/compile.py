@@ -676,12 +676,12 @@ def _compile_check(provider: CheckedProvider, body: Callable[
     `ProviderIndex.choose` does for one candidate) and the rules allow; None in any
     other case (no such key, a key not made of strings, a claim missing or mistyped,
     any error), where the general path decides. The index keeps an entry only for a
-    key that a single publisher of the template holds: `(decision, shape)`, the shape
-    being `(*prefer, *kept slots)`, the slots kept being those at the positions
-    returned. Publishers configured alike share one shape object (the index keeps one
-    per distinct shape), so a random check among a million publishers reads few cache
-    lines: the key, a two-item tuple and the decision, not a record, its tuples and
-    values.
+    key that a single publisher of the template holds: its allowed decision, whose
+    `_quick` is the shape `(*prefer, *kept slots)`, the slots kept being those at the
+    positions returned. Publishers configured alike share one shape object (the index
+    keeps one per distinct shape), so a random check among a million publishers reads
+    few cache lines: the table's, the key and the decision's first line, not a record,
+    its tuples and values.
 
     A slot that is a lookup key's field (`publisher.repository_owner`) is not kept:
     when the token's key equals the publisher's, the token's part is the field's value
@@ -731,14 +731,13 @@ def _compile_check(provider: CheckedProvider, body: Callable[
         ast.Attribute(ast.Constant(_SEPARATOR), "join", ast.Load()),
         [ast.Tuple([ast.Name(f"k{i}", ast.Load()) for i in range(len(keys))], ast.Load())],
         [])))
-    statements.append(ast.Assign([ast.Tuple([ast.Name("decision", ast.Store()), ast.Name(
-        "shape", ast.Store())], ast.Store())], ast.Subscript(ast.Name(
-            "table", ast.Load()), ast.Name("key", ast.Load()), ast.Load())))
+    statements.append(_assign("decision", ast.Subscript(
+        ast.Name("table", ast.Load()), ast.Name("key", ast.Load()), ast.Load())))
     targets: list[ast.expr] = [ast.Name(f"e{i}", ast.Store()) for i in range(len(names))]
     targets += [ast.Name(emitter.value_local(slot_names[i]), ast.Store()) for i in kept]
     if targets:
-        statements.append(ast.Assign([ast.Tuple(targets, ast.Store())],
-                                     ast.Name("shape", ast.Load())))
+        statements.append(ast.Assign([ast.Tuple(targets, ast.Store())], ast.Attribute(
+            ast.Name("decision", ast.Load()), "_quick", ast.Load())))
     if names:
         statements += prefers
         chosen: list[ast.expr] = [
