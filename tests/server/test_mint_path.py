@@ -251,3 +251,68 @@ def test_the_event_loops_connection_neither_waits_nor_checkpoints(steady: Index)
     steady.storage.database.checkpoint()
     busy, log_frames, done = connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
     assert busy == 0 and log_frames == done
+
+
+def test_a_group_commit_claims_as_one_exchange_at_a_time_would(tmp_path: Path) -> None:
+    """`commit_mints` writes a group's claims in one statement and its credentials in
+    another (the usual group), yet answers as the exchanges made one by one would: an id
+    in use refused, an expired one claimed again, an id twice in a group won by the first,
+    an exchange without a jti minted, a group larger than one statement's rows."""
+    from tppolicy.server.storage import _ROWS_A_STATEMENT, PendingMint, SQLiteJtiStore, Storage
+
+    now = 1_000_000.0
+    storage = Storage(tmp_path / "index.db", clock=lambda: now)
+    replay = SQLiteJtiStore(storage)
+
+    def pending(name: str, *jtis: str) -> PendingMint:
+        return PendingMint(tuple((j, int(now) + 900) for j in jtis), name, "p", "p", ("a",),
+                           now + 900, jtis[0] if jtis else None)
+
+    try:
+        with storage.transaction() as db:
+            db.execute("INSERT INTO used_jti (key, expires_at) VALUES ('iss/live', ?), "
+                       "('iss/spent', ?)", (int(now) + 60, int(now) - 60))
+        group = [pending("fresh-1", "iss/1"), pending("live", "iss/live"),
+                 pending("spent", "iss/spent"), pending("fresh-2", "iss/2")]
+        assert storage.commit_mints(group, replay) == [True, False, True, True]
+        twice = [pending("first", "iss/3"), pending("second", "iss/3"), pending("no-jti")]
+        assert storage.commit_mints(twice, replay) == [True, False, True]
+        many = [pending(f"many-{i}", f"iss/many-{i}") for i in range(_ROWS_A_STATEMENT + 3)]
+        assert storage.commit_mints([*many, pending("again", "iss/1")], replay) == \
+            [True] * len(many) + [False]
+        minted = ["fresh-1", "spent", "fresh-2", "first", "no-jti",
+                  *(m.credential for m in many)]
+        for name in minted:
+            credential = storage.credential(name)
+            assert credential is not None and credential.projects == ("a",), name
+        for name in ("live", "second", "again"):
+            assert storage.credential(name) is None, name
+        (count,), = storage.database.query("SELECT count(*) FROM credentials")
+        assert count == len(minted)
+        expiry = dict(storage.database.query("SELECT key, expires_at FROM used_jti"))
+        assert expiry["iss/spent"] == int(now) + 900  # claimed again, for its new token
+        assert expiry["iss/live"] == int(now) + 60  # untouched
+        assert len(expiry) == 2 + 3 + len(many)
+    finally:
+        storage.close()
+
+
+def test_credentials_have_no_publisher_index(tmp_path: Path) -> None:
+    """Migration 9: a credential writes three B-trees, not four; revoking a publisher's
+    credentials finds them by the expiry index, among the unexpired ones."""
+    from tppolicy.server.storage import Storage
+
+    storage = Storage(tmp_path / "index.db")
+    try:
+        names = {str(n) for (n,) in storage.database.query(
+            "SELECT name FROM sqlite_master WHERE tbl_name = 'credentials' AND type = 'index'")}
+        assert "credentials_publisher" not in names and "credentials_expires" in names
+        for sql in ("UPDATE credentials SET revoked = 1 WHERE publisher_id = ? AND "
+                    "revoked = 0 AND expires > ?",
+                    "SELECT hash, projects FROM credentials WHERE publisher_id = ? AND "
+                    "expires > ?"):
+            plan = " ".join(str(row[-1]) for row in storage.database.query(
+                "EXPLAIN QUERY PLAN " + sql, ("p", 1.0)))
+            assert "USING INDEX credentials_expires" in plan, plan
+    finally:
+        storage.close()

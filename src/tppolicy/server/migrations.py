@@ -136,6 +136,16 @@ MIGRATIONS: tuple[Migration, ...] = (
         "INSERT INTO jti_sweep (name, position, due, claims) VALUES ('used_jti', '', 0, 0) "
         "ON CONFLICT DO NOTHING",
     )),
+    # A minted credential wrote four B-trees: the table, its hash's index, the expiry
+    # index and the publisher index, that last at a random place (a log page more for
+    # each exchange of a group commit, of about three). Credentials are looked up by
+    # publisher only to revoke them (a publisher removed or narrowed) or to widen them (a
+    # pending publisher's first use), among the unexpired ones: the expiry index finds
+    # those (at most `credential_ttl` of them) as fast.
+    Migration(9, "credentials without the publisher index (a minted credential writes "
+              "one B-tree less)", (
+        "DROP INDEX IF EXISTS credentials_publisher",
+    )),
 )
 
 
