@@ -432,3 +432,39 @@ def _resigned_raw(header: dict[str, Any], body: bytes) -> str:
     signature = jwt.algorithms.RSAAlgorithm(jwt.algorithms.RSAAlgorithm.SHA256).sign(
         signing_input.encode(), rsa_key().private)
     return f"{signing_input}.{b64url(signature)}"
+
+
+class _CountingDict(dict[str, Any]):
+    """A dict that counts the entries a sweep reads (copies read them all)."""
+
+    reads = 0
+
+    def get(self, key: str, default: Any = None) -> Any:
+        _CountingDict.reads += 1
+        return super().get(key, default)
+
+    def copy(self) -> dict[str, Any]:
+        _CountingDict.reads += len(self)
+        return dict(self)
+
+
+def test_memory_store_sweep_reads_only_the_keys_whose_time_passed() -> None:
+    now = [1000.0]
+    store = MemoryReplayStore(clock=lambda: now[0], sweep_every=60)
+    counting = _CountingDict()
+    store._keys = counting
+    for i in range(1000):  # live for an hour
+        assert store.claim(f"iss/live-{i}", 4600)
+    for i in range(10):  # expire within the minute
+        assert store.claim(f"iss/short-{i}", 1030)
+    assert store.claim("iss/edge", 1065)  # expired at the sweep, but in the current slot
+    _CountingDict.reads = 0
+    now[0] = 1070.0
+    assert store.claim("iss/new", 4600)  # this claim sweeps
+    assert _CountingDict.reads <= 10  # the ten short keys, not the thousand live ones
+    assert len(store) == 1000 + 1 + 1  # the short ones are gone
+    assert store.claim("iss/edge", 4600)  # expired, not yet swept: taken over
+    assert not any(store.claim(f"iss/live-{i}", 4600) for i in range(0, 1000, 97))
+    now[0] = 1200.0
+    assert store.claim("iss/later", 4600)
+    assert len(store) == 1000 + 3

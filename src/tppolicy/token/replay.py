@@ -32,11 +32,16 @@ class MemoryReplayStore:
     whose time has passed, and the sweep of expired keys (one pass every `sweep_every`
     seconds, made by whichever claim comes first, without stopping the others), take a
     lock; nothing else ever changes or removes an entry.
+
+    Each claimed key is also listed under its expiry's slot (16 s wide): a sweep visits
+    only the keys of the slots that have passed, each key once, instead of every live key
+    each minute (a million live keys took a 0.3 s pass, made by one claim, every minute).
     """
 
     def __init__(self, clock: Callable[[], float] = time.time, *,
                  sweep_every: float = 60.0) -> None:
         self._keys: dict[str, tuple[int]] = {}
+        self._due: dict[int, list[str]] = {}  # expiry slot -> the keys claimed in it
         self._lock = threading.Lock()
         self._clock = clock
         self._sweep_every = sweep_every
@@ -50,6 +55,10 @@ class MemoryReplayStore:
         mine = (expires_at,)  # a new object: only the claim that inserted it sees it back
         current = self._keys.setdefault(key, mine)
         if current is mine:
+            due = self._due.get(expires_at // _SLOT)
+            if due is None:
+                due = self._due.setdefault(expires_at // _SLOT, [])
+            due.append(key)
             return True
         if current[0] > now:
             return False
@@ -58,6 +67,7 @@ class MemoryReplayStore:
             if current[0] > now:
                 return False
             self._keys[key] = mine
+            self._due.setdefault(expires_at // _SLOT, []).append(key)
             return True
 
     def _sweep(self, now: float) -> None:
@@ -67,15 +77,24 @@ class MemoryReplayStore:
             if now < self._next_sweep:
                 return
             self._next_sweep = now + self._sweep_every
-            keys = self._keys
-            # Under the lock no entry can change: an expired one is removed as it was seen.
-            for key in [k for k, (expires_at,) in keys.copy().items() if expires_at <= now]:
-                del keys[key]
+            keys, due = self._keys, self._due
+            passed = now // _SLOT  # every expiry in a slot below it is <= now
+            # list(due) copies the slots at once (claims add slots meanwhile). Under the
+            # lock no entry can change: an expired one is removed as it was seen.
+            for slot in list(due):
+                if slot < passed:
+                    for key in due.pop(slot):
+                        entry = keys.get(key)
+                        if entry is not None and entry[0] <= now:
+                            del keys[key]
         finally:
             self._lock.release()
 
     def __len__(self) -> int:
         return len(self._keys)
+
+
+_SLOT = 16  # seconds of expiry listed together for the sweep
 
 
 class ReplayStoreError(TppolicyError):
