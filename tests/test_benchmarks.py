@@ -60,6 +60,7 @@ def test_outside_benchmark_prints_the_ratios() -> None:
     out = _run_script("bench_outside.py", "--publishers", "20", "--tokens", "5", "--rounds", "1")
     assert "check_claims / hand-written: " in out
     assert "check_token (sqlite replay store) / bare RSA-2048 verify: " in out
+    assert "check_token (sqlite-exclusive replay store) / bare RSA-2048 verify: " in out
 
 
 @pytest.mark.slow
