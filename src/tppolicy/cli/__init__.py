@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import argparse
 import gc
+import io
+import os
 import sys
 import traceback
 from collections.abc import Sequence
+from typing import TextIO, cast
 
 from tppolicy.errors import TppolicyError
 from tppolicy.version import __version__
@@ -99,17 +102,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         # and exits: a young-generation collection every 700 allocations took a third of
         # its time. A server keeps the default.
         gc.set_threshold(100_000, 50, 100)
+    out = _Output(sys.stdout)
     try:
-        code: int = args.run(args, sys.stdout)
-        return code
+        code: int = args.run(args, cast(TextIO, out))
+        out.flush()
     except TppolicyError as exc:
         print(exc.render(), file=sys.stderr)
-        return EXIT_INVALID
+        code = EXIT_INVALID
     except UsageError as exc:
         print(f"tppolicy: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except BrokenPipeError:
-        return EXIT_ALLOWED
+        code = EXIT_USAGE
     except Exception as exc:  # the one place a bug is turned into an exit code
         if args.debug:  # the traceback, and still exit 4: --debug never changes an exit code
             traceback.print_exc()
@@ -119,3 +121,56 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INTERNAL
     finally:
         gc.set_threshold(*threshold)
+    if out.error is not None:
+        print(f"tppolicy: cannot write to standard output: "
+              f"{out.error.strerror or out.error}", file=sys.stderr)
+        return EXIT_INVALID if code != EXIT_USAGE else code
+    return code
+
+
+class _Output(io.TextIOBase):
+    """A command's standard output. A reader that went away (a broken pipe: `| head -n 1`)
+    stops the writing and leaves the command's exit code as it is (a denial stays exit
+    1; it was exit 0). Any other failure (a full disk) stops the writing too and is kept
+    in `error`: exit 3, as for an output file that cannot be written. After either, the
+    stream is pointed at the null device, so the interpreter's last flush cannot fail."""
+
+    def __init__(self, stream: TextIO) -> None:
+        super().__init__()
+        self._stream = stream
+        self.error: OSError | None = None
+        self._stopped = False
+
+    def writable(self) -> bool:
+        return True
+
+    def isatty(self) -> bool:
+        return bool(self._stream.isatty())
+
+    def write(self, text: str) -> int:
+        if not self._stopped:
+            try:
+                self._stream.write(text)
+            except OSError as exc:
+                self._stop(exc)
+        return len(text)
+
+    def flush(self) -> None:
+        if not self._stopped:
+            try:
+                self._stream.flush()
+            except OSError as exc:
+                self._stop(exc)
+
+    def _stop(self, exc: OSError) -> None:
+        self._stopped = True
+        if not isinstance(exc, BrokenPipeError):
+            self.error = exc
+        try:
+            null = os.open(os.devnull, os.O_WRONLY)
+            try:
+                os.dup2(null, self._stream.fileno())
+            finally:
+                os.close(null)
+        except (OSError, ValueError, AttributeError, io.UnsupportedOperation):
+            pass  # not a file (a test's capture): nothing will flush it at exit

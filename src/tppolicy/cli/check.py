@@ -186,13 +186,17 @@ def _record(args: argparse.Namespace, policy: Policy, decision: Decision, token:
         sink = JsonLinesSink(args.record)
     except OSError as exc:
         raise output_error(args.record, exc) from None
+    record = decision_record(
+        time.time(), claims, provider, allowed=decision.allowed, error=decision.code,
+        publisher=decision.publisher, publisher_id=None, projects=decision.projects,
+        pending=decision.pending, action=None, reasons=decision.reasons)
     try:
-        sink.write(decision_record(
-            time.time(), claims, provider, allowed=decision.allowed, error=decision.code,
-            publisher=decision.publisher, publisher_id=None, projects=decision.projects,
-            pending=decision.pending, action=None, reasons=decision.reasons))
-    finally:
-        sink.close()
+        try:
+            sink.write(record)
+        finally:
+            sink.close()
+    except OSError as exc:  # a full disk: the file, the reason (exit 3), not a bug
+        raise output_error(args.record, exc) from None
 
 
 def render_decision(decision: Decision, fixes: Mapping[str, str] | None = None) -> str:
