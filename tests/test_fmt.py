@@ -300,6 +300,8 @@ SHAPES = {  # shapes of publishers files that exporters and reviewers write
                    '    "projects": ["p", "q"]\n    \'email\': "a@b.c"\n',
     "blanks at line ends": "publishers:  \n  - provider: gitlab  \n    name: n \n"
                            "    projects: [p]   # c\n",
+    "document markers": "# above\n---\npublishers:\n  - provider: gitlab\n"
+                        "    projects: [a, b]\n    name: n\n  # after\n# end\n...\n# below\n",
     "dashes at column 4": "publishers:\n    # first\n    - name: a\n      provider: google\n"
                           "    # second\n    - provider: google\n      name: b\n",
 }
@@ -312,6 +314,16 @@ def test_more_shapes_are_written_directly_as_the_round_trip_writes_them(name: st
     assert written is not None
     assert written == _fmt._format_publishers(text, "p.yaml", PROVIDERS, fast=False)[0]
     assert _fmt._format_publishers(written, "p.yaml", PROVIDERS, fast=False)[0] == written
+
+
+def test_comments_after_the_last_entry_before_a_document_end_are_kept_as_they_are() -> None:
+    """They were kept at their column when the last entry's keys had moved, and indented
+    by the next run, which read them after another key: formatting was not idempotent."""
+    text = ("publishers:\n  - alpha: a\n    provider: acme\n    name: n\n"
+            "    projects: [x, y]\n  # a: b\n# c\n...\n")
+    once = _fmt._format_publishers(text, "p.yaml", PROVIDERS, fast=False)[0]
+    assert once.endswith("  # a: b\n# c\n...\n")
+    assert _fmt._format_publishers(once, "p.yaml", PROVIDERS, fast=False)[0] == once
 
 
 @pytest.mark.parametrize("text", [

@@ -66,7 +66,8 @@ def _comment(rnd: random.Random) -> str:
 def publishers_files(draw: st.DrawFn) -> str:
     """A publishers file: entries of several providers, keys in any order, values in any
     quoting, comments and blank lines anywhere a line may go, end-of-line comments; at
-    times quoted keys, blanks after the dashes (`-   key`), blanks at line ends."""
+    times quoted keys, blanks after the dashes (`-   key`), blanks at line ends, document
+    markers (`---`, `...`)."""
     rnd = random.Random(draw(st.integers(0, 2**32)))
     styles = draw(st.sampled_from([["plain"], ["plain", "double"],
                                    ["plain", "single", "double"]]))
@@ -132,12 +133,20 @@ def publishers_files(draw: st.DrawFn) -> str:
     if rnd.random() < 0.15:  # blanks at the ends of some lines (not of comment lines)
         lines = [line + " " * rnd.choice([0, 0, 1, 2]) if line.strip()
                  and not line.lstrip().startswith("#") else line for line in lines]
+    if rnd.random() < 0.15:  # document markers, and comments around them
+        lines[:0] = rnd.choice([["---"], ["# c", "---"], ["", "---"], ["---", ""],
+                                ["--- # c"], ["%YAML 1.1", "---"]])
+    if rnd.random() < 0.15:
+        lines += rnd.choice([["..."], ["...", "# after"], ["...", ""], ["# c", "..."]])
     return "\n".join(lines) + "\n"
 
 
 def _comments(text: str) -> Counter[str]:
-    """The comments of `text`, read by ruamel.yaml's round trip."""
-    return _fmt._all_comments(_fmt._load_rt(text, "<test>"))
+    """The comments of `text`, read by ruamel.yaml's round trip, and the lines around its
+    document that the formatter keeps as they are (`%YAML 1.1` would make ruamel.yaml read
+    the document as YAML 1.1, which the formatter does not ask of it)."""
+    prefix, body, suffix = _fmt._document_frame(text)
+    return _fmt._all_comments(_fmt._load_rt(body, "<test>")) + Counter([prefix, suffix])
 
 
 def _data(text: str) -> Any:

@@ -895,8 +895,7 @@ def _round_trip(body: str, source: str, source_text: str, providers: Mapping[str
                     _claim_comments_below(entry, key)
         if not in_flow:
             _indent_after_block_scalars(entry, _ENTRY_KEY_INDENT, _ENTRY_INDENT, aliases)
-        last = (index == len(entries) - 1 and list(document.keys())[-1] == "publishers"
-                and not suffix)
+        last = index == len(entries) - 1 and list(document.keys())[-1] == "publishers"
         order = key_order(list(entry.keys()), entry.get("provider"), providers)
         if reorder and index > 0:
             _indent_comments_above(entries, index)

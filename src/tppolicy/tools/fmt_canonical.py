@@ -601,11 +601,55 @@ def _digest(values: Mapping[str, str | list[str]]) -> int:
                              for key, value in values.items())))
 
 
+def _document_markers(text: str) -> tuple[str, str, str]:
+    """`text` as (the comment and blank lines above a `---` line, and that line; what
+    follows, to a `...` line; the `...` line and the comment and blank lines after it):
+    the round trip keeps the first and the last as they are. ("", text, "") without
+    such lines."""
+    head = 0
+    if text.startswith(("---\n", "#", "\n")):
+        position = 0
+        while position < len(text):
+            end = text.find("\n", position) + 1 or len(text)
+            line = text[position:end].rstrip("\n")
+            position = end
+            if line == "---":
+                head = end
+                break
+            if line and not line.startswith("#"):
+                break
+    tail = len(text)
+    if "\n...\n" in text or text.startswith("...\n"):
+        position = len(text)
+        while position > head:
+            start = text.rfind("\n", head, position - 1) + 1
+            line = text[start:position].rstrip("\n")
+            if line == "...":
+                tail = start
+                break
+            if line.strip(" ") and not line.lstrip(" ").startswith("#"):
+                break
+            position = start
+    if head == 0 and tail == len(text):
+        return "", text, ""
+    return text[:head], text[head:tail], text[tail:]
+
+
 def format_simple_publishers(text: str, providers: Mapping[str, Provider]) -> str | None:
     """`write_simple_publishers`, checked: its text must be canonical for
     `is_canonical_publishers`, which must read the same entries (the same keys, strings
     and lists, by their hashes) and the same comments; None when it is not (the caller
-    then runs the round trip)."""
+    then runs the round trip). A document's `---` line (and the comments above it) and its
+    `...` line (and those after it) stay as they are."""
+    prefix, text, suffix = _document_markers(text)
+    written = _format_simple_body(text, providers)
+    if written is None or not (prefix or suffix):
+        return written
+    return prefix + written + suffix
+
+
+def _format_simple_body(text: str, providers: Mapping[str, Provider]) -> str | None:
+    """`format_simple_publishers` of a text without document markers."""
     digests = array("q")
     written = write_simple_publishers(text, providers, digests)
     if written is None:
