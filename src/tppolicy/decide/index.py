@@ -169,11 +169,11 @@ def sparse_copy(table: dict[str, _T]) -> dict[str, _T]:
     size = sys.getsizeof(copy)
     fillers: list[str] = []
     while sys.getsizeof(copy) == size and len(fillers) <= 2 * len(table) + 8:
-        filler = f"{_FILLER}{len(fillers)}"
-        if filler in table:  # cannot be a lookup key; checked all the same
-            break
-        copy[filler] = None  # type: ignore[assignment]
-        fillers.append(filler)
+        batch = [f"{_FILLER}{n}" for n in range(len(fillers), len(fillers) + 256)]
+        copy.update(dict.fromkeys(batch))  # type: ignore[arg-type]
+        fillers += batch  # a few past the resize cost nothing: deleted with the others
+        if len(copy) != len(table) + len(fillers):  # a filler was a key (never a lookup
+            return dict(table)  # key, which is printable): an ordinary copy
     for filler in fillers:
         del copy[filler]
     return copy
