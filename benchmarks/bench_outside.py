@@ -25,14 +25,26 @@ store on.
 Timing: CPU time of the measuring thread (`time.thread_time`) beside wall time, per check,
 over every claims or token of a round; rounds interleave the measures; figures are
 medians over rounds. The garbage collector runs as in a server (not paused).
+
+--instructions (needs valgrind, about a minute): what the token path costs beside the RSA
+call, in instructions (callgrind; they do not depend on the machine's load), piece by
+piece. The key's verify is a no-op there (the RSA call is the bare verify's, measured
+beside it), and each piece is the difference of two measures on 1 000 distinct tokens:
+the parse and checks of `Verifier.verify`; the decision and `check_token`'s glue
+(`check_token` with a replay store that keeps nothing, minus `verify`); the jti's claim
+in `MemoryReplayStore`, in `SQLiteReplayStore` and in `SQLiteReplayStore(exclusive=True)`
+(user space only: callgrind does not count the kernel's work in system calls).
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 import uuid
@@ -45,7 +57,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from machine import cpu_model  # benchmarks/machine.py (scripts run from their folder)
 
 from tppolicy import Engine
-from tppolicy.token.keys import KeyCache
+from tppolicy.token.keys import KeyCache, VerificationKey
 from tppolicy.token.replay import MemoryReplayStore, SQLiteReplayStore
 from tppolicy.token.verify import split_token
 
@@ -120,12 +132,131 @@ def timed(function: Callable[[Any], Any], items: list[Any]) -> tuple[float, floa
     return (time.thread_time() - cpu) / len(items), (time.perf_counter() - wall) / len(items)
 
 
+class _NoOpKey:
+    """A public key whose verify does nothing: the token path without its RSA call."""
+
+    def verify(self, *args: Any) -> None:
+        pass
+
+
+class _KeepNothing:
+    """A replay store that records nothing: check_token without the jti's claim."""
+
+    def claim(self, key: str, expires_at: int) -> bool:
+        return True
+
+
+_PIECES = ("bare", "verify", "nothing", "memory", "sqlite", "sqlite-exclusive")
+
+
+def count(piece: str, data_file: str) -> None:
+    """Under callgrind: one measure of the token path on the tokens of `data_file`,
+    collected only inside functools.reduce (which nothing else calls meanwhile)."""
+    with open(data_file) as f:
+        data = json.load(f)
+    rows = [row(i) for i in range(data["publishers"])]
+    tokens: list[str] = data["tokens"]
+    jwks = {"keys": [data["jwk"]]}
+    if piece == "bare":
+        real = KeyCache()
+        real.add_static(ISSUER, jwks)
+        found = real.get(ISSUER, "bench")
+        assert found is not None
+        public = found.key
+        pkcs1v15, sha256 = padding.PKCS1v15(), hashes.SHA256()
+        signed = [split_token(t)[2:] for t in tokens]
+        _instrument()
+        functools.reduce(lambda _, p: public.verify(p[0], p[1], pkcs1v15, sha256),
+                         signed[10:], None)
+        return
+
+    no_rsa = VerificationKey.make("bench", "RSA", None, _NoOpKey())
+
+    class NoRSA(KeyCache):
+        def get(self, issuer: str, kid: str) -> VerificationKey | None:
+            return no_rsa
+
+    replay: Any
+    if piece in ("verify", "nothing"):
+        replay = _KeepNothing()
+    elif piece == "memory":
+        replay = MemoryReplayStore()
+    else:
+        replay = SQLiteReplayStore(os.path.join(tempfile.mkdtemp(), "replay.db"),
+                                   exclusive=piece == "sqlite-exclusive")
+    engine = Engine(publishers=rows, audience="pypi", keys=NoRSA(), replay=replay)
+    check: Any = engine.verifier.verify if piece == "verify" else engine.check_token
+    for token in tokens[:10]:  # warm: the header cache, the store's connection
+        check(token)
+    _instrument()
+    functools.reduce(lambda _, token: check(token), tokens[10:], None)
+
+
+def _instrument() -> None:
+    """Start callgrind's instrumentation (off while the engine loads: 50x faster)."""
+    subprocess.run(["callgrind_control", "--instr=on", str(os.getpid())], check=True,
+                   capture_output=True)
+
+
+def instructions(publishers: int) -> None:
+    """The token path beside the RSA call, in instructions per check, piece by piece."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(key.public_key()))
+    jwk["kid"] = "bench"
+    now = int(time.time())
+    tokens = [jwt.encode({**claims_of(i % publishers, now), "exp": now + 3600}, key,
+                         algorithm="RS256", headers={"kid": "bench"}) for i in range(1010)]
+    per_check: dict[str, float] = {}
+    with tempfile.TemporaryDirectory() as scratch:
+        data_file = os.path.join(scratch, "tokens.json")
+        with open(data_file, "w") as f:
+            json.dump({"publishers": publishers, "jwk": jwk, "tokens": tokens}, f)
+        runs = {piece: subprocess.Popen(
+            ["valgrind", "--tool=callgrind", "--instr-atstart=no", "--collect-atstart=no",
+             "--toggle-collect=functools_reduce",
+             f"--callgrind-out-file={os.path.join(scratch, 'callgrind.' + piece)}",
+             sys.executable, __file__, "--count", piece, data_file],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            env={**os.environ, "PYTHONHASHSEED": "0"}) for piece in _PIECES}
+        for piece, run in runs.items():
+            if run.wait() != 0:
+                raise SystemExit(f"valgrind failed on {piece}")
+            with open(os.path.join(scratch, f"callgrind.{piece}")) as f:
+                totals = [line.split()[1] for line in f if line.startswith("totals:")]
+            per_check[piece] = int(totals[0]) / (len(tokens) - 10)
+    print(f"instructions per check (callgrind; {publishers} publishers, 1 000 distinct "
+          "tokens; the RSA call excluded but for the first row)")
+    rows_out = [
+        ("bare RSA-2048 verify (cryptography, for scale)", per_check["bare"]),
+        ("Verifier.verify beside its RSA call", per_check["verify"]),
+        ("decision and check_token's glue", per_check["nothing"] - per_check["verify"]),
+        ("jti claim: MemoryReplayStore", per_check["memory"] - per_check["nothing"]),
+        ("jti claim: SQLiteReplayStore (user space)", per_check["sqlite"] - per_check["nothing"]),
+        ("jti claim: SQLiteReplayStore(exclusive=True) (user space)",
+         per_check["sqlite-exclusive"] - per_check["nothing"]),
+        ("check_token (memory) beside its RSA call", per_check["memory"]),
+    ]
+    for name, value in rows_out:
+        print(f"  {name:58} {value:>10,.0f}")
+    print("(valgrind runs OpenSSL without the CPU's fastest code paths: its instructions for "
+          "the RSA call are not its time)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--publishers", type=int, default=1000)
     parser.add_argument("--tokens", type=int, default=200, help="tokens per round and store")
     parser.add_argument("--rounds", type=int, default=11)
+    parser.add_argument("--instructions", action="store_true",
+                        help="count instructions per piece under valgrind instead of timing")
+    parser.add_argument("--count", nargs=2, metavar=("PIECE", "FILE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.count:
+        count(*args.count)
+        return
+    if args.instructions:
+        instructions(args.publishers)
+        return
     n, rounds = args.publishers, args.rounds
     now = int(time.time())
     rows = [row(i) for i in range(n)]

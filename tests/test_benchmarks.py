@@ -64,6 +64,21 @@ def test_outside_benchmark_prints_the_ratios() -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.skipif(shutil.which("valgrind") is None, reason="needs valgrind")
+def test_outside_benchmark_counts_the_token_paths_instructions_piece_by_piece() -> None:
+    out = _run_script("bench_outside.py", "--publishers", "20", "--instructions")
+    counts = {line[:60].strip(): int(line[60:].replace(",", ""))
+              for line in out.splitlines() if line.startswith("  ")}
+    assert set(counts) == {
+        "bare RSA-2048 verify (cryptography, for scale)", "Verifier.verify beside its RSA call",
+        "decision and check_token's glue", "jti claim: MemoryReplayStore",
+        "jti claim: SQLiteReplayStore (user space)",
+        "jti claim: SQLiteReplayStore(exclusive=True) (user space)",
+        "check_token (memory) beside its RSA call"}, out
+    assert all(count > 0 for count in counts.values()), out
+
+
+@pytest.mark.slow
 def test_verify_benchmark_prints_the_ratio() -> None:
     out = _run_script("bench_verify.py", "--tokens", "5", "--rounds", "1")
     assert "CPU: " in out
