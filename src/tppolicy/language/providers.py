@@ -43,7 +43,9 @@ def load_provider_files(paths: Iterable[str | os.PathLike[str]],
     parsed: list[tuple[A.Provider, str]] = []
     for entry in paths:
         path = Path(entry)
-        files = sorted(path.glob(f"*{POLICY_SUFFIX}")) if path.is_dir() else [path]
+        # in a folder, regular files only: opening a FIFO waits for a writer, for ever
+        files = sorted(f for f in path.glob(f"*{POLICY_SUFFIX}") if f.is_file()) \
+            if path.is_dir() else [path]
         if not files:  # a folder without provider files: most likely the wrong folder
             raise PolicyCheckError([Diagnostic(
                 f"no provider files (*{POLICY_SUFFIX}) in this folder", Span(str(path), 0, 0, 0, 0),

@@ -179,7 +179,8 @@ def discover(paths: Iterable[str | os.PathLike[str]],
             dirs[:] = sorted(d for d in dirs if not _skipped(Path(root) / d))
             for name in sorted(files):
                 candidate = Path(root) / name
-                if candidate.match(pattern):
+                # regular files only: opening a FIFO waits for a writer, for ever
+                if candidate.match(pattern) and candidate.is_file():
                     found[candidate] = None
     return list(found)
 
