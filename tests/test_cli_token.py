@@ -79,6 +79,16 @@ def test_replay_db(capsys: pytest.CaptureFixture[str], tmp_path: Path, keys_file
     assert "[replayed]" in out
 
 
+def test_a_replay_db_that_cannot_be_opened_is_invalid_input(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path, keys_file: Path) -> None:
+    db = tmp_path / "no-such-folder" / "replay.db"
+    code, _, err = run(capsys, "check", "--publishers", PUBLISHERS, "--token",
+                       str(token_file(tmp_path)), "--jwks", str(keys_file), "--replay-db", str(db))
+    assert code == 3, err  # was exit 4, an internal error, with sqlite3's bare message
+    assert err.startswith(f"replay store {db}: cannot use the file: unable to open database")
+    assert "hint: give a SQLite file this process may read and write" in err
+
+
 def test_token_from_stdin(capsys: pytest.CaptureFixture[str], tmp_path: Path,
                           keys_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     data = token_file(tmp_path).read_bytes()

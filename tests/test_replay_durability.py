@@ -235,5 +235,5 @@ def test_a_replay_file_that_cannot_be_opened_is_invalid_input_with_a_hint(
     with pytest.raises(ReplayStoreError) as caught:
         SQLiteReplayStore(where)
     assert str(caught.value).startswith(f"replay store {where}: cannot use the file")
-    assert "hint: give a file in a directory this process may write" in str(caught.value)
+    assert "hint: give a SQLite file this process may read and write" in str(caught.value)
     assert isinstance(caught.value, TppolicyError)  # the command line exits 3, not 4

@@ -153,7 +153,9 @@ class SQLiteReplayStore:
     def _unusable(self, exc: sqlite3.Error) -> ReplayStoreError:
         if "locked" not in str(exc):
             return ReplayStoreError(self.path, f"cannot use the file: {exc}",
-                                    "give a file in a directory this process may write")
+                                    "give a SQLite file this process may read and write, in "
+                                    "a directory where it may create files (the store adds "
+                                    "-wal and -shm files beside it)")
         if self.exclusive:
             return ReplayStoreError(
                 self.path, f"the file is locked ({exc}): another process has it open, and a "
@@ -161,8 +163,8 @@ class SQLiteReplayStore:
                 "stop the other process, or open this store without exclusive=True so that "
                 "processes share the file")
         return ReplayStoreError(
-            self.path, f"the file is locked ({exc}): another process holds it exclusively "
-            "(a store opened with exclusive=True)",
+            self.path, f"the file is locked ({exc}): another process holds its lock (a store "
+            "opened with exclusive=True, or a transaction left open)",
             "stop that process, or open every store of this file without exclusive=True")
 
     def _connect(self) -> sqlite3.Connection:
