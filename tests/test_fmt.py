@@ -298,8 +298,9 @@ SHAPES = {  # shapes of publishers files that exporters and reviewers write
                            "    - p\n    provider: github\n-   name: b\n    provider: google\n",
     "quoted keys": '"publishers":\n  - "name": "a"\n    "provider": "google"\n'
                    '    "projects": ["p", "q"]\n    \'email\': "a@b.c"\n',
-    "blanks at line ends": "publishers:  \n  - provider: gitlab  \n    name: n \n"
-                           "    projects: [p]   # c\n",
+    "blanks at line ends": "# top \npublishers:  \n  # first  \n  - provider: gitlab  \n"
+                           "    name: n \n    projects: [p]   # c\n  \n  # c \n"
+                           "  - name: m\n    provider: gitlab\n  # end \n",
     "document markers": "# above\n---\npublishers:\n  - provider: gitlab\n"
                         "    projects: [a, b]\n    name: n\n  # after\n# end\n...\n# below\n",
     "dashes at column 4": "publishers:\n    # first\n    - name: a\n      provider: google\n"
@@ -327,12 +328,30 @@ def test_comments_after_the_last_entry_before_a_document_end_are_kept_as_they_ar
 
 
 @pytest.mark.parametrize("text", [
+    "\n# note  \npublishers:\n  - name: |\n    provider: acme\n",
+    "# top  \npublishers:\n  - name: n  \n    provider: acme\n  \n  # c  \n"
+    "  - name: m\n    provider: acme\n    note: >\n      folded\n  # after  \n",
+])
+def test_blanks_after_comments_are_dropped_at_once(text: str) -> None:
+    """The round trip kept the blanks after some comments (above `publishers:`, after the
+    last entry) and dropped others, and the next run, which read the file otherwise (an
+    empty block scalar had become ""), dropped them: formatting was not idempotent."""
+    once = _fmt._format_publishers(text, "p.yaml", PROVIDERS, fast=False)[0]
+    assert " \n" not in once
+    assert _fmt._format_publishers(once, "p.yaml", PROVIDERS, fast=False)[0] == once
+
+
+def test_lines_of_blanks_in_a_block_scalar_are_kept() -> None:
+    text = ("publishers:\n  - name: n\n    provider: acme\n    note: |+\n      a\n"
+            "        \n      \n    \n  # c  \n")
+    once = _fmt._format_publishers(text, "p.yaml", PROVIDERS, fast=False)[0]
+    assert yaml.safe_load(once) == yaml.safe_load(text)
+    assert "\n  # c\n" in once
+
+
+@pytest.mark.parametrize("text", [
     # a quoted key the round trip does not place (not the provider's) keeps its quotes
     "publishers:\n  - 'other': x\n    provider: gitlab\n    name: n\n",
-    # blanks after a comment, or on a line of their own: the round trip keeps some, drops some
-    "publishers:\n  - provider: gitlab\n    name: n\n  # c \n",
-    "publishers:\n  - provider: gitlab\n    name: n\n  \n  - name: m\n",
-    "# top \npublishers:\n  - provider: gitlab\n    name: n\n",
 ])
 def test_more_shapes_that_go_to_the_round_trip(text: str) -> None:
     assert _canonical.format_simple_publishers(text, PROVIDERS) is None

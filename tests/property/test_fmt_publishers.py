@@ -130,9 +130,8 @@ def publishers_files(draw: st.DrawFn) -> str:
                 lines.insert(at, " " * indent + _comment(rnd))
     for _ in range(rnd.randrange(3)):
         lines.append(rnd.choice(["", _comment(rnd), "  " + _comment(rnd)]))
-    if rnd.random() < 0.15:  # blanks at the ends of some lines (not of comment lines)
-        lines = [line + " " * rnd.choice([0, 0, 1, 2]) if line.strip()
-                 and not line.lstrip().startswith("#") else line for line in lines]
+    if rnd.random() < 0.15:  # blanks at the ends of some lines
+        lines = [line + " " * rnd.choice([0, 0, 1, 2]) for line in lines]
     if rnd.random() < 0.15:  # document markers, and comments around them
         lines[:0] = rnd.choice([["---"], ["# c", "---"], ["", "---"], ["---", ""],
                                 ["--- # c"], ["%YAML 1.1", "---"]])

@@ -740,6 +740,46 @@ def _scanned_comments(text: str) -> Counter[str]:
     return Counter(found)
 
 
+_BLANKS_AT_END = re.compile(r"[ \t]+$", re.MULTILINE)
+_COMMENT_OR_BLANK_LINE = re.compile(r"[ \t]*(?:#.*)?\Z")
+_NEXT_TEXT = re.compile(r"^[ \t]*[^ \t\r\n]", re.MULTILINE)  # a line with text
+
+
+def _without_blanks_after_comments(text: str) -> str:
+    """`text` without the blanks at the ends of its comment lines and blank lines (outside
+    any scalar, and the lines of blanks after a block scalar, which may be its content):
+    ruamel.yaml's round trip kept some and dropped others, and the next run did otherwise
+    (formatting was not idempotent). `text` as it is if it does not scan."""
+    if _BLANKS_AT_END.search(text) is None:
+        return text
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    spans = []
+    try:
+        for token in yaml.scan(text, loader):
+            if isinstance(token, yaml.ScalarToken):
+                end = token.end_mark.index
+                if token.style in ("|", ">"):
+                    found = _NEXT_TEXT.search(text, end)
+                    end = len(text) if found is None else found.start()
+                spans.append((token.start_mark.index, end))
+    except yaml.YAMLError:
+        return text
+    out = []
+    at = 0  # spans[at:] end after the line being read
+    start = 0
+    for line in text.splitlines(keepends=True):
+        end = start + len(line)
+        while at < len(spans) and spans[at][1] <= start:
+            at += 1
+        body = line.rstrip("\r\n")
+        inside = at < len(spans) and spans[at][0] < start + len(body)
+        if not inside and body != body.rstrip(" \t") and _COMMENT_OR_BLANK_LINE.match(body):
+            line = body.rstrip(" \t") + line[len(body):]
+        out.append(line)
+        start = end
+    return "".join(out)
+
+
 _START_LINE = re.compile(r"---(?:[ \t]+[!&][^ \t#]*)*[ \t]*(?:#.*)?\Z")
 
 
@@ -928,7 +968,7 @@ def _format_publishers(text: str, source: str, providers: Mapping[str, Provider]
         if written is not None:
             return written, _problem_count(text, source, providers)
     _refuse_unbounded(text, source)
-    prefix, body, suffix = _document_frame(text)
+    prefix, body, suffix = _document_frame(_without_blanks_after_comments(text))
     reorder = not _has_aliases(text)
     formatted, comments = _round_trip(body, source, text, providers, reorder, suffix)
     if not reorder and not _has_aliases(formatted):

@@ -91,6 +91,7 @@ _UNUSUAL = re.compile("[^\n\x20-\x7e\u00a0-\u2027\u202a-\ud7ff\ue000-\ufefe\uff0
 _KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*\Z")
 # A key and a value that may be plain in any context, nothing else on the line.
 _SIMPLE = re.compile(r"(  - |    )([A-Za-z_][A-Za-z0-9_-]*): ([A-Za-z0-9_][A-Za-z0-9_./@+-]*)\Z")
+_BLANKS_AT_END = re.compile(" +$", re.MULTILINE)
 _LONG_LINE = 1000  # far below the emitter's width (4096), where it would fold a scalar
 
 
@@ -458,11 +459,10 @@ def _read_simple(text: str) -> Iterator[list[str] | tuple[_Entry, bool]]:
     lines = _lines(text)
     head: list[str] = []
     for number, line in enumerate(lines):
-        if _PUBLISHERS.match(line.rstrip(" ")):
-            head.append(line.rstrip(" "))  # (the round trip drops the blanks after it)
+        line = line.rstrip(" ")  # (the round trip drops the blanks at the ends of lines
+        if _PUBLISHERS.match(line):  # of comments, blank lines and this one)
+            head.append(line)
             break
-        if line != line.rstrip():
-            raise _NotSimple
         head.append(line)
         if not _top_line(line, number):
             raise _NotSimple
@@ -473,9 +473,7 @@ def _read_simple(text: str) -> Iterator[list[str] | tuple[_Entry, bool]]:
         if line.strip(" ") and not line.lstrip(" ").startswith("#"):
             first = line
             break
-        if line != line.rstrip():
-            raise _NotSimple
-        head.append(line)
+        head.append(line.rstrip(" "))
     found = _DASH.match(first.rstrip(" "))
     if found is None:
         raise _NotSimple
@@ -494,9 +492,6 @@ def _read_simple(text: str) -> Iterator[list[str] | tuple[_Entry, bool]]:
         if not stripped or stripped.startswith("#"):
             if entry is None:  # pragma: no cover - the first line read is an entry's
                 raise _NotSimple
-            if len(bare) != len(line):
-                raise _NotSimple  # the round trip keeps the blanks after some comments and
-                # drops some lines of blanks
             entry.after[last_key].append(bare)
             block = None
             continue
@@ -645,7 +640,8 @@ def format_simple_publishers(text: str, providers: Mapping[str, Provider]) -> st
     written = _format_simple_body(text, providers)
     if written is None or not (prefix or suffix):
         return written
-    return prefix + written + suffix
+    # (comment and blank lines: the round trip drops the blanks at their ends)
+    return _BLANKS_AT_END.sub("", prefix) + written + _BLANKS_AT_END.sub("", suffix)
 
 
 def _format_simple_body(text: str, providers: Mapping[str, Provider]) -> str | None:
@@ -685,8 +681,7 @@ def write_simple_publishers(text: str, providers: Mapping[str, Provider],
     one that the formatter does not place, not the provider's, keeps its quotes: not
     simple) and whose values are strings, plain or quoted without escapes, and `projects`
     lists (flow, or block without comments inside); comments on their own line at any
-    column, end-of-line comments, blank lines; blanks at the ends of key lines, not of
-    comment or blank lines (the round trip keeps some of those and drops others).
+    column, end-of-line comments, blank lines; blanks at the ends of lines (dropped).
     """
     pieces: list[str] = []
     try:
