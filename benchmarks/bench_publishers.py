@@ -7,6 +7,11 @@ column 0, block lists, single quotes), which fmt would rewrite whole: it prints 
 every line (exit 1); `fmt-write` rewrites a fresh copy of that file (exit 0; the copy is
 made before the command, outside its figures).
 
+Then `fmt --check` on the same publishers in other shapes that exporters and reviewers
+write (`SHAPES`, at the sizes up to 10 000): each row says whether fmt writes that shape
+directly or takes ruamel.yaml's round trip (about 1.7 ms per publisher), and the summary
+which shapes meet issue 13's targets.
+
 Run: python benchmarks/bench_publishers.py [--sizes 100,1000,10000,25000] [--rounds 3]
 
 Each figure is one whole command in a fresh process (`python -m tppolicy ...`, forked
@@ -36,6 +41,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -78,6 +84,86 @@ def exported_text(count: int) -> str:
     import yaml
 
     return yaml.safe_dump(yaml.safe_load(publishers_text(count)), sort_keys=True)
+
+
+def _flow_entries(data: dict[str, Any]) -> str:
+    """Each entry a flow mapping on one line: `  - {name: a, provider: github, ...}`."""
+    lines = ["publishers:"]
+    for entry in data["publishers"]:
+        items = ", ".join(f"{k}: [{', '.join(v)}]" if isinstance(v, list)
+                          else f'{k}: "{v}"' if v.isdigit() else f"{k}: {v}"
+                          for k, v in entry.items())
+        lines.append(f"  - {{{items}}}")
+    return "\n".join(lines) + "\n"
+
+
+def _quoted(data: dict[str, Any]) -> str:
+    """Block layout, every key and string double-quoted (JSON's strings in YAML's layout)."""
+    lines = ['"publishers":']
+    for entry in data["publishers"]:
+        for number, (key, value) in enumerate(entry.items()):
+            lines.append(("  - " if number == 0 else "    ") + f"{json.dumps(key)}: "
+                         + json.dumps(value))
+    return "\n".join(lines) + "\n"
+
+
+def _block_projects_with_comments(text: str) -> str:
+    """The canonical text with each `projects` a block list, a comment on each item."""
+    out = []
+    for line in text.splitlines():
+        if line.startswith("    projects: ["):
+            out.append("    projects:")
+            out += [f"      - {p}  # owned by the release team"
+                    for p in line[len("    projects: ["):-1].split(", ")]
+        else:
+            out.append(line)
+    return "\n".join(out) + "\n"
+
+
+# Other shapes of the same publishers (`shape(canonical text, data) -> text`).
+SHAPES: dict[str, Callable[[str, dict[str, Any]], str]] = {
+    "yaml.dump(indent=4)": lambda t, d: yaml_dump(d, indent=4),
+    "keys and values quoted": lambda t, d: _quoted(d),
+    "comments at column 0": lambda t, d: t.replace("\n  # publisher", "\n# publisher"),
+    "dashes at column 4": lambda t, d: t.replace("\n  ", "\n    "),
+    "--- and ... lines": lambda t, d: "---\n" + t + "...\n",
+    "CRLF and a BOM": lambda t, d: "\ufeff" + t.replace("\n", "\r\n"),
+    "blanks at key line ends": lambda t, d: "\n".join(
+        line if line.lstrip().startswith("#") else line + "  "
+        for line in t.splitlines()) + "\n",
+    "blanks at comment line ends": lambda t, d: t.replace("\n", "  \n"),
+    "block projects with comments": lambda t, d: _block_projects_with_comments(t),
+    "flow mapping entries": lambda t, d: _flow_entries(d),
+    "JSON": lambda t, d: json.dumps(d, indent=2) + "\n",
+}
+
+
+def yaml_dump(data: dict[str, Any], **options: Any) -> str:
+    """`yaml.safe_dump` of `data`, keys sorted."""
+    import yaml
+
+    return str(yaml.safe_dump(data, sort_keys=True, **options))
+
+
+def shaped_texts(count: int) -> dict[str, str]:
+    """The publishers of `publishers_text(count)` in each of `SHAPES`."""
+    import yaml
+
+    text = publishers_text(count)
+    data = yaml.safe_load(text)
+    return {name: shape(text, data) for name, shape in SHAPES.items()}
+
+
+def written_directly(text: str) -> bool:
+    """Whether `tppolicy fmt` writes `text` without ruamel.yaml's round trip."""
+    sys.path.insert(0, str(SOURCES))
+    from tppolicy.language.providers import load_providers
+    from tppolicy.tools.fmt_canonical import format_simple_publishers, is_canonical_publishers
+
+    providers = {name: p.ast for name, p in load_providers().items()}
+    text = text.removeprefix("\ufeff").replace("\r\n", "\n")
+    return (is_canonical_publishers(text, providers)
+            or format_simple_publishers(text, providers) is not None)
 
 
 def claims_for(count: int) -> dict[str, object]:
@@ -153,18 +239,55 @@ def verdicts(results: list[dict[str, Any]], sizes: list[int]) -> str:
     return "\n".join(lines)
 
 
+def _table(samples: dict[tuple[str, int], list[tuple[float, float, int]]], tools: list[str],
+           sizes: list[int], notes: dict[str, str] | None = None) -> list[dict[str, Any]]:
+    """Print the medians of `samples`, one row per tool and size; return them."""
+    results = []
+    width = max(len(t) for t in tools) if notes else 6
+    print(f"{'tool':{width}} {'publishers':>10} {'CPU s':>8} {'wall s':>8} {'peak RSS':>10} "
+          f"{'per publisher':>14} {'x smallest':>10}")
+    for tool in tools:
+        base_cpu = base_rss = None
+        for size in sizes:
+            cpu = statistics.median(s[0] for s in samples[(tool, size)])
+            wall = statistics.median(s[1] for s in samples[(tool, size)])
+            rss = int(statistics.median(s[2] for s in samples[(tool, size)]))
+            if base_cpu is None:
+                base_cpu, base_rss = cpu, rss
+                per, ratio = "", ""
+            else:
+                assert base_rss is not None
+                per = f"{(rss - base_rss) / (size - sizes[0]) / 1024:.1f} KB"
+                ratio = f"{cpu / base_cpu:.1f}x"
+            note = f"  {notes[tool]}" if notes and size == sizes[0] else ""
+            print(f"{tool:{width}} {size:>10} {cpu:8.2f} {wall:8.2f} {rss / 2 ** 20:8.0f} MB "
+                  f"{per:>14} {ratio:>10}{note}", flush=True)
+            results.append({"tool": tool, "publishers": size, "cpu_s": cpu, "wall_s": wall,
+                            "peak_rss_bytes": rss})
+    return results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", default="100,1000,10000,25000")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--tools", default="check,lint,fmt,fmt-export,fmt-write")
+    parser.add_argument("--shapes", default=",".join(SHAPES),
+                        help="the shapes `fmt --check` is run on, at the sizes up to 10 000 "
+                             "('' for none)")
     parser.add_argument("--json", action="store_true", help="print the medians as JSON too")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     tools = args.tools.split(",")
+    shapes = [s for s in args.shapes.split(",") if s]
+    unknown = sorted(set(shapes) - set(SHAPES))
+    if unknown:
+        raise SystemExit(f"unknown shapes {unknown}: choose from {sorted(SHAPES)}")
+    shape_sizes = [n for n in sizes if n <= 10_000]
     print(f"CPU: {cpu_model()}, {os.cpu_count()} logical CPUs, load average "
           f"{' '.join(f'{x:.1f}' for x in os.getloadavg())}; {args.rounds} interleaved "
           "rounds, medians; one fresh process per run", flush=True)
+    directly: dict[str, str] = {}
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         files = {}
@@ -173,6 +296,15 @@ def main() -> None:
             files[size].write_text(publishers_text(size))
             (folder / f"exported-{size}.yaml").write_text(exported_text(size))
             (folder / f"claims-{size}.json").write_text(json.dumps(claims_for(size)))
+            if size in shape_sizes and shapes:
+                texts = shaped_texts(size)
+                for number, shape in enumerate(shapes):
+                    with open(folder / f"shape{number}-{size}.yaml", "w", encoding="utf-8",
+                              newline="") as f:
+                        f.write(texts[shape])
+                    if size == shape_sizes[0]:
+                        directly[shape] = ("written directly" if written_directly(texts[shape])
+                                           else "ruamel.yaml round trip")
         commands = {
             "check": lambda n: ["check", "--publishers", str(files[n]),
                                 "--claims", str(folder / f"claims-{n}.json")],
@@ -194,36 +326,32 @@ def main() -> None:
                     if code != expected[tool]:
                         raise SystemExit(f"{tool} on {size} publishers exited {code}")
                     samples.setdefault((tool, size), []).append((cpu, wall, rss))
+                if size not in shape_sizes:
+                    continue
+                for number, shape in enumerate(shapes):
+                    cpu, wall, rss, code = run(["fmt", "--check",
+                                                str(folder / f"shape{number}-{size}.yaml")])
+                    if code not in (0, 1):
+                        raise SystemExit(f"fmt --check on {shape}, {size} publishers, "
+                                         f"exited {code}")
+                    samples.setdefault((shape, size), []).append((cpu, wall, rss))
         bomb = folder / "bomb.yaml"
         bomb.write_text(BOMB)
         bomb_runs = [run(["check", "--publishers", str(bomb), "--claims",
                           str(folder / f"claims-{sizes[0]}.json")]) for _ in range(args.rounds)]
-    results = []
-    print(f"{'tool':6} {'publishers':>10} {'CPU s':>8} {'wall s':>8} {'peak RSS':>10} "
-          f"{'per publisher':>14} {'x smallest':>10}")
-    for tool in tools:
-        base_cpu = base_rss = None
-        for size in sizes:
-            cpu = statistics.median(s[0] for s in samples[(tool, size)])
-            wall = statistics.median(s[1] for s in samples[(tool, size)])
-            rss = int(statistics.median(s[2] for s in samples[(tool, size)]))
-            if base_cpu is None:
-                base_cpu, base_rss = cpu, rss
-                per, ratio = "", ""
-            else:
-                assert base_rss is not None
-                per = f"{(rss - base_rss) / (size - sizes[0]) / 1024:.1f} KB"
-                ratio = f"{cpu / base_cpu:.1f}x"
-            print(f"{tool:6} {size:>10} {cpu:8.2f} {wall:8.2f} {rss / 2 ** 20:8.0f} MB "
-                  f"{per:>14} {ratio:>10}", flush=True)
-            results.append({"tool": tool, "publishers": size, "cpu_s": cpu, "wall_s": wall,
-                            "peak_rss_bytes": rss})
+    results = _table(samples, tools, sizes)
     print(verdicts(results, sizes))
+    shape_results: list[dict[str, Any]] = []
+    if shapes:
+        print("\nfmt --check on other shapes of the same publishers:")
+        shape_results = _table(samples, shapes, shape_sizes, directly)
+        print(verdicts(shape_results, shape_sizes))
     bomb_cpu = statistics.median(r[0] for r in bomb_runs)
     print(f"alias bomb ({len(BOMB.encode())} bytes): refused (exit "
           f"{bomb_runs[0][3]}) in {bomb_cpu:.2f} s CPU, the whole command")
     if args.json:
-        print(json.dumps({"cpu": cpu_model(), "results": results, "bomb_cpu_s": bomb_cpu}))
+        print(json.dumps({"cpu": cpu_model(), "results": results, "shapes": shape_results,
+                          "bomb_cpu_s": bomb_cpu}))
 
 
 if __name__ == "__main__":

@@ -54,6 +54,8 @@ def test_publishers_benchmark_runs_every_tool() -> None:
     for tool in ("check", "lint", "fmt"):
         assert f"{tool:6} {20:>10} " in out, out
     assert "alias bomb" in out and "refused (exit 3)" in out
+    shapes = out.split("fmt --check on other shapes")[1]
+    assert "JSON" in shapes and "written directly" in shapes and "round trip" in shapes
 
 
 def test_outside_benchmark_prints_the_ratios() -> None:
