@@ -7,7 +7,7 @@ import sys
 from typing import TextIO
 
 from ._common import EXIT_ALLOWED, EXIT_DENIED, EXIT_INTERNAL, EXIT_INVALID, load_providers
-from ._style import style
+from ._style import colour_enabled, style
 
 NAME = "fmt"
 HELP = "rewrite policy and publishers files in their canonical layout"
@@ -85,9 +85,10 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
             continue
         changed += 1
         if args.check or args.diff:
+            coloured = args.check and colour_enabled(out)  # (asked once: a diff is long)
             batch: list[str] = []  # written a few thousand lines at a time: a whole
             for line in iter_unified_diff(result):  # file's diff is large
-                batch.append(_coloured(line, out) if args.check else line)
+                batch.append(_coloured(line, out) if coloured else line)
                 if len(batch) >= 4096:
                     out.write("".join(batch))
                     batch.clear()
