@@ -55,6 +55,9 @@ class MemoryReplayStore:
         mine = (expires_at,)  # a new object: only the claim that inserted it sees it back
         current = self._keys.setdefault(key, mine)
         if current is mine:
+            # Listed for the sweep. Only a key claimed with an expiry already past, while a
+            # sweep pops that slot, can miss its listing: it then stays (expired) until
+            # its key is claimed again, which takes it over.
             due = self._due.get(expires_at // _SLOT)
             if due is None:
                 due = self._due.setdefault(expires_at // _SLOT, [])
