@@ -24,7 +24,9 @@ store on.
 
 Timing: CPU time of the measuring thread (`time.thread_time`) beside wall time, per check,
 over every claims or token of a round; rounds interleave the measures; figures are
-medians over rounds. The garbage collector runs as in a server (not paused).
+medians over rounds (for the token path, each round's ratio is printed beside: its two
+measures ran one after the other, under the same load). The garbage collector runs as in a
+server (not paused).
 
 --instructions (needs valgrind, about a minute): what the token path costs beside the RSA
 call, in instructions (callgrind; they do not depend on the machine's load), piece by
@@ -339,8 +341,14 @@ def main() -> None:
           "CPU (target <= 2x)")
     for store in engines:
         ratio = cpu[f"check_token ({store})"] / cpu[f"bare verify ({store} tokens)"]
+        # each round's ratio too: its two measures ran one after the other, under the same
+        # load; their spread shows how much the load moved the figure
+        rounds_ = sorted(c[0] / b[0] for c, b in zip(samples[f"check_token ({store})"],
+                                                      samples[f"bare verify ({store} tokens)"],
+                                                      strict=True))
         print(f"check_token ({store} replay store) / bare RSA-2048 verify: {ratio:.2f}x CPU "
-              "(target <= 1.5x)")
+              f"(target <= 1.5x; per round {rounds_[0]:.2f}-{rounds_[-1]:.2f}x, median "
+              f"{statistics.median(rounds_):.2f}x)")
     print(f"Verifier.verify alone / bare RSA-2048 verify: "
           f"{cpu['Verifier.verify'] / cpu['bare verify (verify tokens)']:.2f}x CPU; "
           f"PyJWT's jwt.decode / bare: "
