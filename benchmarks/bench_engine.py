@@ -1,7 +1,7 @@
 """The engine at scale: one check with 100, 10 000 and 1 000 000 publishers loaded,
 memory per loaded publisher, load time.
 
-Run: python benchmarks/bench_engine.py [--sizes 100,10000,1000000] [--instructions]
+Run: python benchmarks/bench_engine.py [--sizes 100,10000,1000000] [--instructions] [--fresh]
 
 A check is Engine.check_claims on a GitHub token matching one publisher, the whole
 decision included. Each size is measured in a fresh process (so that memory is its own):
@@ -9,8 +9,13 @@ decision included. Each size is measured in a fresh process (so that memory is i
 - hot: the same 100 tokens cycled at every size. What the lookup itself costs; the
   target of issue 4 (flat: at most 1.2x from the smallest size to the largest).
 - random: 2 000 tokens of publishers picked at random among all those loaded. With 100
-  publishers their data stays in the CPU caches; among a million (1.5 GB) it cannot,
-  and each check waits on main memory for the lines it reads.
+  publishers their data stays in the CPU caches; among a million (2 GB) it cannot,
+  and each check waits on main memory for the lines it reads. Without --fresh the same
+  2 000 are checked every round: the 5-6 lines each reads (about 700 KB) may stay in a
+  large cache from one round to the next on a quiet machine, and not when other
+  processes run (the figure then depends on the load). With --fresh, before each
+  round (not timed) the same claims dicts are made to name newly drawn publishers:
+  every round's publishers are cold, as a server's among a million are.
 - --instructions (needs valgrind; about 6 minutes at a million): the random checks
   again under callgrind, counting instructions and last-level-cache misses per check.
   Instructions show the work is the same at every size; the misses, times the
@@ -112,9 +117,10 @@ class Child:
     when asked: the parent interleaves the sizes' rounds, so that a burst of load from
     other processes hits every size alike, not the one measured at that moment."""
 
-    def __init__(self, size: int) -> None:
+    def __init__(self, size: int, fresh: bool) -> None:
         self.size = size
-        self.process = subprocess.Popen([sys.executable, __file__, "--child", str(size)],
+        self.process = subprocess.Popen([sys.executable, __file__, "--child", str(size),
+                                         *(["--fresh"] if fresh else [])],
                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                         text=True)
         self.loaded: dict[str, float] = self._read()  # load seconds, bytes per publisher
@@ -147,17 +153,28 @@ class Child:
                 "median_cpu_us": median("cpu"), **self.loaded}
 
 
-def serve_rounds(size: int) -> None:
+def _retarget(picks: list[dict[str, Any]], size: int, rng: random.Random) -> None:
+    """The same claims dicts made to name other publishers drawn at random (`--fresh`)."""
+    base = picks[0]
+    for claims in picks:
+        claims.update(_claims(base, rng.randrange(size)))
+
+
+def serve_rounds(size: int, fresh: bool) -> None:
     """The child: load, say so, then measure one round per line read (until EOF).
     The collector is paused while measuring and the loaded objects are frozen out of
-    its generations, as `tppolicy serve` does after start-up."""
+    its generations, as `tppolicy serve` does after start-up. `fresh`: before each
+    round (not timed), the random claims are made to name newly drawn publishers."""
     check, load, memory = _loaded(size)
     picks, hot = _tokens(size)
     for claims in picks[:50]:
         assert check(claims).allowed
     gc.freeze()
+    rng = random.Random(11)
     print(json.dumps({"bytes_per_publisher": memory, "load_s": load}), flush=True)
     for _ in sys.stdin:
+        if fresh:
+            _retarget(picks, size, rng)
         gc.disable()
         cpu, wall = time.thread_time(), time.perf_counter()
         for claims in picks:
@@ -218,18 +235,22 @@ def main() -> None:
     parser.add_argument("--sizes", default="100,10000,1000000")
     parser.add_argument("--instructions", action="store_true",
                         help="also count instructions and cache misses per check (valgrind)")
+    parser.add_argument("--fresh", action="store_true",
+                        help="each round, the random tokens name newly drawn publishers "
+                             "(so that they are not in the CPU caches from an earlier round)")
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--count", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        serve_rounds(args.child)
+        serve_rounds(args.child, args.fresh)
         return
     if args.count:
         count(args.count)
         return
     if args.instructions and not (shutil.which("valgrind") and shutil.which("callgrind_control")):
         parser.error("--instructions needs valgrind (Debian: apt-get install valgrind)")
-    children = [Child(int(size)) for size in args.sizes.split(",")]  # loaded one by one
+    children = [Child(int(size), args.fresh)  # loaded one by one
+                for size in args.sizes.split(",")]
     for position in range(ROUNDS):
         for child in children[position % len(children):] + children[:position % len(children)]:
             child.round()

@@ -29,6 +29,33 @@ def test_engine_benchmark_prints_every_size_and_the_ratios() -> None:
 
 
 @pytest.mark.slow
+def test_engine_benchmark_draws_fresh_publishers_each_round() -> None:
+    out = _run("--sizes", "100,1000", "--fresh")
+    assert "at 1,000 vs 100: hot " in out and "x thread CPU (" in out
+
+
+def test_retargeted_claims_name_other_publishers_that_allow_them() -> None:
+    """--fresh keeps the claims dicts (the same objects, as warm at every size) and makes
+    them name newly drawn publishers, each allowed."""
+    import random
+    import sys
+
+    sys.path.insert(0, str(BENCH.parent))
+    try:
+        import bench_engine
+    finally:
+        sys.path.remove(str(BENCH.parent))
+    check, _, _ = bench_engine._loaded(300)
+    picks, _ = bench_engine._tokens(300)
+    before = [(id(claims), claims["repository"]) for claims in picks]
+    bench_engine._retarget(picks, 300, random.Random(3))
+    assert [id(claims) for claims in picks] == [identity for identity, _ in before]
+    assert sum(claims["repository"] != old for claims, (_, old) in zip(
+        picks, before, strict=True)) > 1500
+    assert all(check(claims).allowed for claims in picks)
+
+
+@pytest.mark.slow
 @pytest.mark.skipif(not shutil.which("valgrind"), reason="valgrind is not installed")
 def test_engine_benchmark_counts_instructions_per_check() -> None:
     out = _run("--sizes", "100,100", "--instructions")
