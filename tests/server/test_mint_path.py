@@ -316,3 +316,93 @@ def test_credentials_have_no_publisher_index(tmp_path: Path) -> None:
             assert "USING INDEX credentials_expires" in plan, plan
     finally:
         storage.close()
+
+
+def test_the_log_starts_again_under_a_steady_stream_of_exchanges(
+        steady: Index, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A checkpoint (a worker thread) copies the log up to where it was when it began;
+    SQLite starts the log again only once all of it was copied. Exchanges stored while
+    it ran kept it from ever finishing, and the log grew without bound (116 MB after
+    15 000 exchanges of bench_server.py): groups now wait for the checkpoint."""
+    import asyncio
+    import time
+
+    import httpx
+
+    from tppolicy.server import app as app_module
+    from tppolicy.server import create_app
+
+    monkeypatch.setattr(app_module, "CHECKPOINT_EVERY", 8)
+    database = steady.storage.database
+    checkpoint = database.checkpoint
+
+    def slow_checkpoint() -> None:  # a slower disk: the loop stores groups meanwhile
+        time.sleep(0.01)
+        checkpoint()
+
+    monkeypatch.setattr(database, "checkpoint", slow_checkpoint)
+    bodies = [[_body(github_token()) for _ in range(60)] for _ in range(4)]
+
+    async def run() -> list[int]:
+        transport = httpx.ASGITransport(app=create_app(steady, reload=False))
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as http:
+            async def client(mine: list[bytes]) -> list[int]:  # one after the other
+                return [(await http.post("/_/oidc/mint-token", content=body)).status_code
+                        for body in mine]
+
+            return [s for statuses in await asyncio.gather(*map(client, bodies))
+                    for s in statuses]
+
+    assert asyncio.run(run()) == [200] * 240
+    assert steady.storage.path is not None
+    with sqlite3.connect(steady.storage.path) as db:
+        # the frames in the log: those written since it last started again
+        log_frames = db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()[1]
+    assert log_frames < 100, log_frames  # was: all of them (about 250), never started again
+
+
+def test_groups_wait_for_a_checkpoint_only_a_moment(steady: Index,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """A checkpoint that does not finish (a disk that does not answer) holds the groups
+    `CHECKPOINT_HOLD` seconds at most: then they are stored meanwhile."""
+    import asyncio
+    import threading
+
+    import httpx
+
+    from tppolicy.server import app as app_module
+    from tppolicy.server import create_app
+
+    monkeypatch.setattr(app_module, "CHECKPOINT_EVERY", 4)
+    monkeypatch.setattr(app_module, "CHECKPOINT_HOLD", 0.05)
+    database = steady.storage.database
+    checkpoint = database.checkpoint
+    answered = threading.Event()
+    waited: list[bool] = []
+
+    def stuck_checkpoint() -> None:
+        waited.append(answered.wait(30))  # until the exchanges below were answered
+        checkpoint()
+
+    monkeypatch.setattr(database, "checkpoint", stuck_checkpoint)
+
+    async def run() -> list[int]:
+        transport = httpx.ASGITransport(app=create_app(steady, reload=False))
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as http:
+            async def wave() -> list[int]:
+                answers = await asyncio.gather(*(
+                    http.post("/_/oidc/mint-token", content=_body(github_token()))
+                    for _ in range(4)))
+                return [a.status_code for a in answers]
+
+            statuses = await wave()  # the fourth exchange starts a checkpoint
+            statuses += await wave()  # held, then stored while the checkpoint hangs
+            answered.set()
+            while not waited:
+                await asyncio.sleep(0.01)
+            await asyncio.sleep(0.1)  # the checkpoint ends before the loop closes
+            return statuses
+
+    assert asyncio.run(run()) == [200] * 8
+    assert waited == [True]
+    assert (_rows(steady, "used_jti"), _rows(steady, "credentials")) == (8, 8)

@@ -293,6 +293,8 @@ class MintFirst:
 
 
 CHECKPOINT_EVERY = 256  # exchanges stored by group commit between two checkpoints
+# At most how long groups wait for a checkpoint (s), see `GroupCommit`.
+CHECKPOINT_HOLD = 0.5
 # At shutdown, how long the lifespan waits for a reload, a purge, a checkpoint under way
 # in worker threads (then `serve` waits again, as long, before closing the database).
 DRAIN_WAIT = 5.0
@@ -314,7 +316,15 @@ class GroupCommit:
     next turn begins (`Index.commit_at_once`), and each is answered only after that
     commit. If the group cannot be stored at once (the database busy, any failure),
     nothing of it was, and each exchange is made again by `Index.mint` in a worker
-    thread."""
+    thread.
+
+    While a worker thread checkpoints the log (every `CHECKPOINT_EVERY` exchanges),
+    groups wait (at most `CHECKPOINT_HOLD` seconds) and are stored together once it is
+    done: a checkpoint copies the log up to where it was when it began, and SQLite
+    starts the log again only once all of it was copied, so a checkpoint racing with
+    the loop's writes never ended the log and it grew without bound (116 MB after
+    15 000 exchanges of bench_server.py, each write extending the file and each page
+    read searching a longer index of the log)."""
 
     def __init__(self, index: Index) -> None:
         self.index = index
@@ -322,6 +332,7 @@ class GroupCommit:
         self._purging: asyncio.Task[None] | None = None
         self._checkpointing: asyncio.Task[None] | None = None
         self._since_checkpoint = 0  # exchanges stored since the last checkpoint began
+        self._held = False  # groups wait for the checkpoint under way
 
     async def mint(self, body: bytes) -> Answer:
         """The answer to one exchange."""
@@ -330,7 +341,7 @@ class GroupCommit:
         if isinstance(prepared, PreparedMint):
             loop = asyncio.get_running_loop()
             waiter: asyncio.Future[Answer | None] = loop.create_future()
-            if not self._group:
+            if not self._group and not self._held:
                 loop.call_soon(self._commit)
             self._group.append((prepared, waiter))
             prepared = await waiter
@@ -363,6 +374,7 @@ class GroupCommit:
             # The event loop's connection does not checkpoint (it syncs the disk): a
             # worker thread does, about as often as SQLite would (1000 pages).
             self._since_checkpoint = 0
+            self._held = True
             self._checkpointing = asyncio.get_running_loop().create_task(self._checkpoint())
 
     async def drain(self, wait: float | None = None) -> None:
@@ -373,12 +385,24 @@ class GroupCommit:
                       "a purge or a checkpoint of the database")
 
     async def _checkpoint(self) -> None:
+        # Past the bound (a slow disk) the groups are stored again meanwhile (the log
+        # then grows until a later checkpoint finishes with nothing written meanwhile).
+        bound = asyncio.get_running_loop().call_later(CHECKPOINT_HOLD, self._release)
         try:
             await run_in_threadpool(self.index.storage.database.checkpoint)
         except Exception as exc:  # tried again later
             log.warning("cannot checkpoint the database: %s", exc)
         finally:
+            bound.cancel()
             self._checkpointing = None
+            self._release()
+
+    def _release(self) -> None:
+        """The groups held during a checkpoint are stored (at the next turn)."""
+        if self._held:
+            self._held = False
+            if self._group:
+                asyncio.get_running_loop().call_soon(self._commit)
 
     async def _purge(self) -> None:
         try:
