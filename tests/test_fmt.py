@@ -341,6 +341,24 @@ def test_blanks_after_comments_are_dropped_at_once(text: str) -> None:
     assert _fmt._format_publishers(once, "p.yaml", PROVIDERS, fast=False)[0] == once
 
 
+@pytest.mark.parametrize("text", [
+    "publishers:\n  - name: n\n    note: &a !!binary  # c\n    # below\n  - name: m\n",
+    "publishers:\n  - note: &a !!binary\n    # below\n    name: n\n    provider: acme\n",
+    "publishers:\n  - name: n\n    note: !!binary  # c\n  - name: m\n",
+])
+def test_an_empty_binary_value_with_a_comment_is_formatted_for_good_or_refused(
+        text: str) -> None:
+    """ruamel.yaml wrote it `!!binary |` with the comment at one column, and the next run
+    at another: formatting was not idempotent. Now a file with anchors or tags is formatted
+    again, and refused at its tag (exit 3) when that changes it again."""
+    try:
+        once = _fmt._format_publishers(text, "p.yaml", PROVIDERS)[0]
+    except ConfigError as exc:
+        assert "found the explicit YAML tag 'tag:yaml.org,2002:binary'" in exc.render()
+        return
+    assert _fmt._format_publishers(once, "p.yaml", PROVIDERS)[0] == once
+
+
 def test_lines_of_blanks_in_a_block_scalar_are_kept() -> None:
     text = ("publishers:\n  - name: n\n    provider: acme\n    note: |+\n      a\n"
             "        \n      \n    \n  # c  \n")

@@ -960,6 +960,11 @@ def _format_publishers(text: str, source: str, providers: Mapping[str, Provider]
 
     A file already in the canonical layout is recognised line by line
     (`fmt_canonical.is_canonical_publishers`, unless `fast` is False) and not round-tripped.
+
+    A file with anchors or tags is formatted again: ruamel.yaml writes some of their
+    values otherwise the second time (an anchored empty `!!binary` value with a comment);
+    then the second text is the result if formatting it changes nothing, and else the file
+    is refused at its first tag (`_refuse_tags`) or called a formatter bug.
     """
     if fast and _within_size_limit(text):
         if is_canonical_publishers(text, providers):
@@ -967,6 +972,24 @@ def _format_publishers(text: str, source: str, providers: Mapping[str, Provider]
         written = format_simple_publishers(text, providers)
         if written is not None:
             return written, _problem_count(text, source, providers)
+    formatted, count = _format_by_round_trip(text, source, providers)
+    if formatted == text or not _ANCHOR_OR_TAG.search(text):
+        return formatted, count
+    second = _format_by_round_trip(formatted, source, providers)[0]
+    if second == formatted:
+        return formatted, count
+    if _format_by_round_trip(second, source, providers)[0] != second:
+        _refuse_tags(text, source)
+        raise FormatterError("formatting the formatted text changes it again")
+    return second, count
+
+
+_ANCHOR_OR_TAG = re.compile(r"(?:^|[\s\[{,:-])[&!]")  # maybe an anchor or a tag
+
+
+def _format_by_round_trip(text: str, source: str, providers: Mapping[str, Provider],
+                          ) -> tuple[str, int]:
+    """`_format_publishers` by ruamel.yaml's round trip, once."""
     _refuse_unbounded(text, source)
     prefix, body, suffix = _document_frame(_without_blanks_after_comments(text))
     reorder = not _has_aliases(text)
