@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -191,6 +192,40 @@ def read_token(name: str, max_bytes: int) -> str:
         return data.decode("utf-8", "replace").strip()
 
 
+def seconds(low: float, high: float, *, zero: bool = False) -> Callable[[str], float]:
+    """An argparse type: a finite number of seconds from `low` (0 only with `zero`) to
+    `high`. NaN and infinity are refused: `--leeway inf` accepted tokens expired years
+    ago, `--credential-ttl inf` minted credentials that never expire."""
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"expected a number of seconds, got {text!r}") from None
+        if not math.isfinite(value) or not low <= value <= high or (value == 0 and not zero):
+            least = f"{low:g}" if zero or low > 0 else "more than 0"
+            raise argparse.ArgumentTypeError(
+                f"expected seconds from {least} to {high:g}, got {text!r}")
+        return value
+
+    return parse
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: a whole number of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number of at least 1, got {text!r}")
+    return value
+
+
+# The largest clock leeway accepted (--leeway): PyPI allows 30 s; an hour covers any clock.
+MAX_LEEWAY = 3600.0
+
+
 def _jwks_option(value: str) -> tuple[str | None, str]:
     issuer, sep, path = value.rpartition("=")
     if sep and issuer.startswith("https://"):
@@ -205,11 +240,14 @@ def add_token_options(parser: argparse.ArgumentParser) -> None:
                         default=[], help="use the keys in a JWKS file instead of fetching them; "
                         "without ISSUER= for the token's issuer (which must still be known); "
                         "repeatable")
-    parser.add_argument("--leeway", metavar="SECONDS", type=float, default=DEFAULT_LEEWAY,
-                        help=f"clock leeway for exp, nbf and iat (default {DEFAULT_LEEWAY})")
-    parser.add_argument("--max-token-bytes", metavar="N", type=int, default=MAX_TOKEN_BYTES,
+    parser.add_argument("--leeway", metavar="SECONDS", type=seconds(0, MAX_LEEWAY, zero=True),
+                        default=DEFAULT_LEEWAY, help="clock leeway for exp, nbf and iat "
+                        f"(default {DEFAULT_LEEWAY}, at most {MAX_LEEWAY:g})")
+    parser.add_argument("--max-token-bytes", metavar="N", type=positive_int,
+                        default=MAX_TOKEN_BYTES,
                         help=f"refuse longer tokens before parsing (default {MAX_TOKEN_BYTES})")
-    parser.add_argument("--fetch-timeout", metavar="SECONDS", type=float, default=5.0,
+    parser.add_argument("--fetch-timeout", metavar="SECONDS", type=seconds(0, 300),
+                        default=5.0,
                         help="timeout of each request for discovery and JWKS documents "
                         "(default 5)")
     parser.add_argument("--replay-db", metavar="FILE", help="SQLite file recording used token "

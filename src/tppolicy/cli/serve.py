@@ -19,7 +19,9 @@ from ._common import (
     UsageError,
     add_provider_options,
     exit_codes,
+    positive_int,
     registered_issuers,
+    seconds,
 )
 
 NAME = "serve"
@@ -85,23 +87,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         type=_issuer_source, help="an issuer's keys from a JWKS file (read "
                         "again on refresh: rewrite it to rotate keys) or an https JWKS URL, "
                         "instead of OIDC discovery; repeatable")
-    parser.add_argument("--jwks-cooldown", metavar="SECONDS", type=float, default=60.0,
-                        help="refresh an issuer's keys at most this often (default 60)")
-    parser.add_argument("--fetch-timeout", metavar="SECONDS", type=float, default=5.0,
-                        help="deadline of each key fetch (default 5)")
+    parser.add_argument("--jwks-cooldown", metavar="SECONDS", type=seconds(0, 86400),
+                        default=60.0, help="refresh an issuer's keys at most this often "
+                        "(default 60, at most 86400)")
+    parser.add_argument("--fetch-timeout", metavar="SECONDS", type=seconds(0, 300),
+                        default=5.0, help="deadline of each key fetch (default 5, at most 300)")
     parser.add_argument("--redis", metavar="URL", help="redis://HOST:PORT/DB: share the used "
                         "token ids and the issuers' keys between replicas")
     parser.add_argument("--ssl-certfile", metavar="FILE", help="serve HTTPS with this "
                         "certificate (uv reaches the token endpoints over https only)")
     parser.add_argument("--ssl-keyfile", metavar="FILE", help="the certificate's private key")
-    parser.add_argument("--credential-ttl", metavar="SECONDS", type=float, default=900.0,
-                        help="lifetime of minted upload tokens (default 900: 15 minutes)")
-    parser.add_argument("--max-upload-bytes", metavar="N", type=int,
+    parser.add_argument("--credential-ttl", metavar="SECONDS", type=seconds(0, 86400),
+                        default=900.0, help="lifetime of minted upload tokens (default 900: "
+                        "15 minutes; at most 86400, a day)")
+    parser.add_argument("--max-upload-bytes", metavar="N", type=positive_int,
                         default=100 * 1024 * 1024, help="largest distribution accepted "
                         "(default 100 MiB)")
     parser.add_argument("--record", metavar="FILE", help="append every token decision to FILE "
                         "as one JSON line (never the token)")
-    parser.add_argument("--reload-interval", metavar="SECONDS", type=float, default=2.0,
+    parser.add_argument("--reload-interval", metavar="SECONDS", type=seconds(0, 3600),
+                        default=2.0,
                         help="how often publishers changed in the database are picked up "
                         "(default 2)")
     parser.add_argument("--log-level", default="info",
