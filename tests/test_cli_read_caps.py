@@ -148,3 +148,17 @@ def test_an_endless_jwks_file_is_refused(tmp_path: Path) -> None:
                      "https://token.actions.githubusercontent.com=/dev/zero"])
     assert done.returncode == 3, done.stderr
     assert "/dev/zero: the file is larger than the limit" in done.stderr
+
+
+def test_a_servers_jwks_file_read_again_on_refresh_is_capped(tmp_path: Path) -> None:
+    """`serve --jwks ISSUER=FILE` reads the file again on each refresh (rewriting it
+    rotates the keys): at most a JWKS document's cap, as a fetched one (it was read whole:
+    a file replaced by a huge one, or a device, filled the memory)."""
+    from tppolicy.server.auth import ServerKeyCache
+    from tppolicy.token.keys import DEFAULT_MAX_DOCUMENT, FetchError
+
+    source = tmp_path / "jwks.json"
+    source.write_bytes(b'{"keys": [' + b" " * DEFAULT_MAX_DOCUMENT + b"]}")
+    keys = ServerKeyCache(sources={"https://ci.example": str(source)})
+    with pytest.raises(FetchError, match=f"larger than {DEFAULT_MAX_DOCUMENT} bytes"):
+        keys.refresh_keys("https://ci.example")

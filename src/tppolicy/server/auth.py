@@ -24,7 +24,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from tppolicy.token.keys import Fetcher, FetchError, KeyCache, VerificationKey, parse_jwks
+from tppolicy.token.keys import (
+    DEFAULT_MAX_DOCUMENT,
+    Fetcher,
+    FetchError,
+    KeyCache,
+    VerificationKey,
+    parse_jwks,
+)
 
 from .database import Unavailable
 from .storage import MAX_JTI_EXPIRY, Credential, Storage
@@ -265,10 +272,17 @@ class ServerKeyCache(KeyCache):
         self.fetches += 1
         source = self.sources.get(issuer)
         if source is not None and not source.startswith("https://"):
+            # At most what a fetched document may hold (a file replaced by a huge one,
+            # or a device, is not read whole).
             try:
-                return Path(source).read_bytes()
+                with Path(source).open("rb") as handle:
+                    document = handle.read(DEFAULT_MAX_DOCUMENT + 1)
             except OSError as exc:
                 raise FetchError(f"{source}: {exc.strerror or exc}") from None
+            if len(document) > DEFAULT_MAX_DOCUMENT:
+                raise FetchError(f"{source}: document larger than {DEFAULT_MAX_DOCUMENT} "
+                                 "bytes")
+            return document
         if source is not None:
             return self._fetch(source)
         return self.load_document(issuer)  # OIDC discovery
