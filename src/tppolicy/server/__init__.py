@@ -38,6 +38,12 @@ log = logging.getLogger("tppolicy.server")
 
 @dataclass
 class Settings:
+    """What `build_index` makes an index of: the options of `tppolicy serve` (docs/server.md),
+    with the same defaults: the database (a SQLite file or a PostgreSQL URL), the files
+    folder, the audience, JWKS sources per issuer, Redis for replicas, custom issuers and
+    provider files, the decision records, credential lifetime, upload size, reload
+    interval, mint rate limit and where publishers are looked up (`memory` or `sql`)."""
+
     db: str | os.PathLike[str] = "tppolicy-index.db"
     files: str | os.PathLike[str] | None = None
     audience: str = "pypi"
@@ -97,6 +103,9 @@ def build_index(settings: Settings) -> Index:
 
 
 def create_app(index: Index, *, reload: bool = True, demo: Demo | None = None) -> Starlette:
+    """The ASGI app (Starlette) serving `index`, for any ASGI server; with `reload`,
+    publishers changed in the database by another process are picked up every
+    `index.reload_interval` seconds. `demo` is for `tppolicy serve --demo` only."""
     from .app import create_app as create
 
     return create(index, reload=reload, demo=demo)

@@ -215,6 +215,10 @@ def row_of(row: Mapping[str, Any]) -> dict[str, Any]:
 
 
 class Index:
+    """The index without HTTP: the token exchange (`mint`, `burn`), upload credentials
+    (`authenticate`), uploads (`upload`) and the simple index (`simple_project`), over one
+    `Storage` and one `Engine`. `build_index` makes one from `Settings`."""
+
     def __init__(self, storage: Storage, engine: Engine, *,
                  credential_ttl: float = CREDENTIAL_TTL,
                  max_upload_bytes: int = DEFAULT_MAX_UPLOAD,
