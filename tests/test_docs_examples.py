@@ -1,6 +1,7 @@
 """The docs' example sessions stay true: every ```console block of README.md, docs/tools.md and
 docs/server.md whose inputs are in the repository is run (in-process, from the repository's
-root) and must print what the block shows. A line `...` in a block stands for any lines."""
+root) and must print what the block shows. A line `...` in a block stands for any lines. When
+the paragraph just before a block says "(exit N)", its first command must exit with N."""
 
 from __future__ import annotations
 
@@ -26,6 +27,9 @@ def _sessions() -> list[tuple[str, int, str, list[str]]]:
         text = (ROOT / name).read_text("utf-8")
         for block in re.finditer(r"```console\n(.*?)```", text, re.S):
             line = text.count("\n", 0, block.start()) + 2
+            said = re.search(r"\(exit (\d)\)", text[:block.start()].rstrip().rsplit("\n\n", 1)[-1])
+            if said:
+                EXIT_CODES[name, line] = int(said.group(1))
             command: str | None = None
             output: list[str] = []
             for row in block.group(1).splitlines():
@@ -40,6 +44,7 @@ def _sessions() -> list[tuple[str, int, str, list[str]]]:
     return found
 
 
+EXIT_CODES: dict[tuple[str, int], int] = {}  # (doc, line of the block's first command): code
 SESSIONS = _sessions()
 RUN = [s for s in SESSIONS if s[2] not in ILLUSTRATIONS]
 
@@ -56,6 +61,7 @@ def test_every_session_is_run_or_an_illustration() -> None:
     shown = {command for _, _, command, _ in SESSIONS}
     assert shown >= ILLUSTRATIONS, "an illustration is no longer in the docs"
     assert len(RUN) >= 5
+    assert len(EXIT_CODES) >= 2
 
 
 @pytest.mark.parametrize(("doc", "line", "command", "expected"), RUN,
@@ -67,8 +73,10 @@ def test_the_docs_show_what_the_command_prints(
     assert argv[0] == "tppolicy", f"{doc}:{line}: not a tppolicy command"
     monkeypatch.chdir(ROOT)
     monkeypatch.setenv("NO_COLOR", "1")
-    _, out, err = run_cli(capsys, *argv[1:])
+    code, out, err = run_cli(capsys, *argv[1:])
     actual = (out + err).splitlines()
+    if (doc, line) in EXIT_CODES:
+        assert code == EXIT_CODES[doc, line], f"{doc}:{line}: `{command}` exits with {code}"
     assert _matches(expected, actual), (
         f"{doc}:{line}: `{command}` prints\n" + "\n".join(actual)
         + "\n\nbut the docs show\n" + "\n".join(expected))
