@@ -4,6 +4,10 @@ the CLI's option parsing (the verifier itself loads cryptography and PyJWT)."""
 MAX_TOKEN_BYTES = 8 * 1024
 DEFAULT_LEEWAY = 30
 REPLAY_MARGIN = 5  # seconds a used jti is kept past exp + leeway, as PyPI does
+# The longest `jti` claimed in a replay store (characters). Providers' ids are UUIDs (36);
+# a longer one is refused before any store sees it: PostgreSQL cannot index a key over
+# 2 704 bytes, and a store's cost per claim then has a ceiling.
+MAX_JTI_CHARS = 512
 
 # Input files (policies, publishers, provider, test and workflow files): one cap for every
 # reader, checked before parsing. A publishers file of 25 000 entries is about 8 MB.

@@ -82,9 +82,11 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
 
         assert token is not None
         verifier = build_verifier(args, policy, token)
-        replay = SQLiteReplayStore(args.replay_db) if args.replay_db else None
+        replay = _FailureKept(SQLiteReplayStore(args.replay_db)) if args.replay_db else None
         decision = policy.evaluate_token(token, verifier, replay, explain=True,
                                          request=request)
+        if replay is not None and replay.error is not None:
+            raise replay.error  # the file cannot be used: invalid input (exit 3), named
     else:
         if args.jwks or args.replay_db:
             raise UsageError("--jwks and --replay-db go with --token")
@@ -122,6 +124,23 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
             text = "\n".join(lines) + "\n"
         out.write(text)
     return EXIT_ALLOWED if decision.allowed else EXIT_DENIED
+
+
+class _FailureKept:
+    """The `--replay-db` store, keeping the error its `claim` raised: the policy turns it
+    into a denial (fail closed), the command into invalid input naming the file."""
+
+    def __init__(self, store: Any) -> None:
+        self.store = store
+        self.error: TppolicyError | None = None
+
+    def claim(self, key: str, expires_at: int) -> bool:
+        """The store's claim; its `ReplayStoreError` is kept, then raised again."""
+        try:
+            return bool(self.store.claim(key, expires_at))
+        except TppolicyError as exc:
+            self.error = exc
+            raise
 
 
 def _unverified(token: str, max_bytes: int) -> dict[str, object] | None:

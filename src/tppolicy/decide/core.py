@@ -20,12 +20,14 @@ from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
 from tppolicy.decide.decision import (
+    BAD_JTI,
     CANNOT_EVALUATE,
     INVALID_PAYLOAD,
     INVALID_PENDING_PUBLISHER,
     INVALID_PUBLISHER,
     INVALID_REUSE_TOKEN,
     INVALID_TOKEN,
+    REPLAY_FAILED,
     Decision,
     RuleResult,
     denial,
@@ -41,7 +43,7 @@ from tppolicy.language.compile import compile_claims_side, lookup_value
 from tppolicy.language.interpret import Interpreter, claim_value
 from tppolicy.language.ops import REQUEST_KEY, REQUEST_VALUES, EvalError, describe_type, op_lower
 from tppolicy.language.texts import notes_for, render_value
-from tppolicy.limits import NEAR_MISS_SCAN, NEAR_MISSES, REPLAY_MARGIN
+from tppolicy.limits import MAX_JTI_CHARS, NEAR_MISS_SCAN, NEAR_MISSES, REPLAY_MARGIN
 from tppolicy.token.refusal import TokenError
 
 if TYPE_CHECKING:
@@ -593,18 +595,62 @@ def unknown_issuer_message(issuer: str, known: Iterable[str]) -> str:
 
 
 def use_jti(decision: Decision, verified: VerifiedToken, leeway: float,
-            replay: ReplayStore) -> Decision:
+            replay: ReplayStore, errors: str = "deny") -> Decision:
     """An allowed decision on a verified token, its `jti` used up (claimed atomically in
     `replay` until the token's expiry, leeway and margin pass): the decision, or the
-    denial of a token already used."""
+    denial of a token already used.
+
+    Fails closed: a `jti` no store can hold (longer than `MAX_JTI_CHARS`, or with control
+    characters such as NUL) is denied before the store sees it, and an exception from the
+    store's `claim` (Redis down, a SQLite file locked or read-only...) is a denial whose
+    reason (code `replay-store-failed`) carries the exception's text for the operator
+    only (see `Decision.disclosed`). With `errors="raise"` the store's exception
+    propagates instead (a server answering 503 to an outage)."""
     claims = verified.claims
     jti = claims.get("jti")
-    if jti.__class__ is str and not replay.claim(
-            f"{verified.issuer}/{jti}", int(claims["exp"] + leeway + REPLAY_MARGIN)):
+    if jti is None:
+        return decision
+    if jti.__class__ is not str or len(jti) > MAX_JTI_CHARS or (
+            not jti.isprintable() and _CONTROL.search(jti) is not None):
+        return denial(decision.provider, verified.issuer, (_jti_problem(jti),),
+                      INVALID_PAYLOAD)
+    try:
+        claimed = bool(replay.claim(f"{verified.issuer}/{jti}",
+                                    int(claims["exp"] + leeway + REPLAY_MARGIN)))
+    except Exception as exc:
+        if errors == "raise":
+            raise
+        reason = RuleResult("jti", False, None, None, "cannot record the token's use: the "
+                            f"replay store failed ({type(exc).__name__}: {exc})",
+                            REPLAY_FAILED)
+        return denial(decision.provider, verified.issuer, (reason,), INVALID_PAYLOAD)
+    if not claimed:
         reason = RuleResult("token", False, None, jti,
                             f"the token was already used (jti {jti!r})", "replayed")
         return denial(decision.provider, verified.issuer, (reason,), INVALID_REUSE_TOKEN)
     return decision
+
+
+_CONTROL = re.compile("[\x00-\x1f\x7f]")
+
+
+def _jti_problem(jti: object) -> RuleResult:
+    """Why a `jti` cannot be claimed (it is not a string, too long, or has a control
+    character); the value is shown cut short."""
+    if jti.__class__ is not str:
+        return RuleResult("jti", False, "a string", describe_type(jti),
+                          f"the 'jti' claim is {describe_type(jti)}, expected a string", BAD_JTI)
+    assert isinstance(jti, str)
+    shown = jti if len(jti) <= 64 else f"{jti[:64]}..."
+    if len(jti) > MAX_JTI_CHARS:
+        message = (f"the 'jti' claim has {len(jti)} characters; a token id has at most "
+                   f"{MAX_JTI_CHARS} (it cannot be recorded as used)")
+    else:
+        found = _CONTROL.search(jti)
+        assert found is not None
+        message = (f"the 'jti' claim {shown!r} holds the control character "
+                   f"{found.group()!r} at {found.start()}; a token id is printable text")
+    return RuleResult("jti", False, "printable text", shown, message, BAD_JTI)
 
 
 def _cannot(exc: Exception) -> Decision:

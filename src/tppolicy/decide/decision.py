@@ -22,6 +22,12 @@ INVALID_REUSE_TOKEN = "invalid-reuse-token"
 # The code of the reason of a decision that failed (an exception while deciding): its
 # message carries the exception's text, which only the operator sees.
 CANNOT_EVALUATE = "cannot-evaluate"
+# The code of the reason of a denial because the replay store failed (an exception from
+# its `claim`: Redis down, a SQLite file locked or read-only): its message carries the
+# exception's text, which only the operator sees.
+REPLAY_FAILED = "replay-store-failed"
+# The code of the reason of a denial of a token whose `jti` no replay store can hold.
+BAD_JTI = "bad-jti"
 
 # Token refusals that PyPI answers with `invalid-payload` (the rest are `invalid-token`).
 _PAYLOAD_TOKEN_CODES = frozenset({"malformed", "token-too-large", "unknown-issuer"})
@@ -135,6 +141,10 @@ class Decision:
             return replace(self, reasons=(RuleResult(
                 "claims", False, None, None, "cannot evaluate these claims",
                 CANNOT_EVALUATE),))
+        if self.reasons and self.reasons[0].code == REPLAY_FAILED:
+            return replace(self, closest=None, record=None, also=(), reasons=(RuleResult(
+                "jti", False, None, None, "the index cannot record the token's use now; "
+                "try again later", REPLAY_FAILED),))
         if self.closest is None:
             if any(r.rule == "publisher" and not r.passed for r in self.reasons):
                 # not which providers' publishers there are

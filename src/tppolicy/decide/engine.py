@@ -344,8 +344,12 @@ class Engine:
                  on_removed: Callable[[Record, str], None] | None = None,
                  max_lifetime: float = MAX_TOKEN_LIFETIME,
                  lookup: PublisherLookup | None = None,
-                 on_decision: Callable[[CheckResult], None] | None = None) -> None:
+                 on_decision: Callable[[CheckResult], None] | None = None,
+                 replay_errors: str = "deny") -> None:
         from tppolicy.language.providers import load_providers
+
+        if replay_errors not in ("deny", "raise"):
+            raise ValueError(f"replay_errors {replay_errors!r}: 'deny' or 'raise'")
 
         self.audience = audience
         self.projects = projects
@@ -360,6 +364,10 @@ class Engine:
         self._looked_up: dict[tuple[str, str], Record] = {}  # (id, row JSON) -> record
         self.clock = clock
         self.replay: ReplayStore = replay if replay is not None else MemoryReplayStore()
+        # What an exception from the replay store's `claim` gives: a denial (code
+        # `replay-store-failed`, fail closed), or, "raise", the exception (a server that
+        # answers an outage with 503).
+        self.replay_errors = replay_errors
         self._providers_checked = dict(load_providers() if providers is None else providers)
         self._core = Decider(self._providers_checked, issuers,
                              pending_ttl=pending_ttl or None, clock=clock,
@@ -779,7 +787,8 @@ class Engine:
                 verified, request=request,
                 exists=projects.exists if projects is not None else None)
         if decision.allowed and self.replay is not None:
-            decision = use_jti(decision, verified, verifier.leeway, self.replay)
+            decision = use_jti(decision, verified, verifier.leeway, self.replay,
+                               self.replay_errors)
         if decision.allowed and decision.record.pending_project is None \
                 and self.records is None and self.on_decision is None:
             return CheckResult(decision, None, claims)  # the usual answer, at once

@@ -108,7 +108,10 @@ class Policy:
         """Verify a compact JWT, decide on its claims, and claim its `jti` if allowed.
 
         Never raises on any token: a refused token is a denial whose reason carries
-        a stable code (`tppolicy.TOKEN_ERROR_CODES`).
+        a stable code (`tppolicy.TOKEN_ERROR_CODES`). Nor when `replay` fails: an
+        exception from its `claim` is a denial (`invalid-payload`) whose reason has the
+        code `replay-store-failed` and the exception's text (for the operator only: see
+        `Decision.disclosed`).
         """
         return self._core.decide_token(token, verifier, replay, request=request,
                                        explain=explain)[0]

@@ -86,7 +86,8 @@ def build_index(settings: Settings) -> Index:
                     providers=providers,
                     projects=storage,
                     records=JsonLinesSink(settings.record) if settings.record else None,
-                    lookup=SqlPublisherLookup(storage) if settings.lookup == "sql" else None)
+                    lookup=SqlPublisherLookup(storage) if settings.lookup == "sql" else None,
+                    replay_errors="raise")  # an outage of the replay store: 503
     if settings.lookup == "sql":
         key_rows(storage, engine)
     elif settings.lookup != "memory":

@@ -9,6 +9,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
@@ -143,6 +144,11 @@ class SQLiteReplayStore:
         self._open_lock = threading.Lock()
         # exclusive: the one connection every thread uses, one claim at a time
         self._owner: tuple[threading.Lock, sqlite3.Cursor] | None = None
+        # Every connection still open, closed when the store is dropped: a connection is
+        # in a reference cycle (its statement cache refers to it), so without this it
+        # stayed open, and an exclusive store's file locked, until a garbage collection.
+        self._connections: weakref.WeakSet[_Connection] = weakref.WeakSet()
+        weakref.finalize(self, _close_all, self._connections)
         db = self._connect()
         try:
             db.execute("CREATE TABLE IF NOT EXISTS used_jti "
@@ -191,10 +197,13 @@ class SQLiteReplayStore:
 
     def _open(self) -> None:
         try:
+            # Any thread may close it: the finalizer runs in the thread that drops the
+            # store (each thread still uses its own connection, exclusive: one at a time).
             db = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None,
-                                 check_same_thread=not self.exclusive)
+                                 check_same_thread=False, factory=_Connection)
         except sqlite3.Error as exc:
             raise self._unusable(exc) from None
+        self._connections.add(db)
         try:
             if self.exclusive:  # before WAL is entered: the log's index stays in memory
                 db.execute("PRAGMA locking_mode=EXCLUSIVE")
@@ -261,6 +270,17 @@ class SQLiteReplayStore:
         if db is not None:
             del self._local.db, self._local.cursor
             db.close()
+
+
+class _Connection(sqlite3.Connection):
+    """A SQLite connection a weak reference can point to (`sqlite3.Connection` takes
+    none), so that a dropped store's finalizer can find and close it."""
+
+
+def _close_all(connections: weakref.WeakSet[_Connection]) -> None:
+    """Close the connections of a store that was dropped (its finalizer)."""
+    for db in list(connections):
+        db.close()
 
 
 _CHECKPOINT_PAGES = 4000
