@@ -254,11 +254,10 @@ def test_the_event_loops_connection_neither_waits_nor_checkpoints(steady: Index)
 
 
 def test_a_group_commit_claims_as_one_exchange_at_a_time_would(tmp_path: Path) -> None:
-    """`commit_mints` writes a group's claims in one statement and its credentials in
-    another (the usual group), yet answers as the exchanges made one by one would: an id
-    in use refused, an expired one claimed again, an id twice in a group won by the first,
-    an exchange without a jti minted, a group larger than one statement's rows."""
-    from tppolicy.server.storage import _ROWS_A_STATEMENT, PendingMint, SQLiteJtiStore, Storage
+    """`commit_mints` answers as the exchanges made one by one would: an id in use
+    refused, an expired one claimed again, an id twice in a group won by the first, an
+    exchange without a jti minted, a large group."""
+    from tppolicy.server.storage import PendingMint, SQLiteJtiStore, Storage
 
     now = 1_000_000.0
     storage = Storage(tmp_path / "index.db", clock=lambda: now)
@@ -277,7 +276,7 @@ def test_a_group_commit_claims_as_one_exchange_at_a_time_would(tmp_path: Path) -
         assert storage.commit_mints(group, replay) == [True, False, True, True]
         twice = [pending("first", "iss/3"), pending("second", "iss/3"), pending("no-jti")]
         assert storage.commit_mints(twice, replay) == [True, False, True]
-        many = [pending(f"many-{i}", f"iss/many-{i}") for i in range(_ROWS_A_STATEMENT + 3)]
+        many = [pending(f"many-{i}", f"iss/many-{i}") for i in range(70)]
         assert storage.commit_mints([*many, pending("again", "iss/1")], replay) == \
             [True] * len(many) + [False]
         minted = ["fresh-1", "spent", "fresh-2", "first", "no-jti",
