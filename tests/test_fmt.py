@@ -283,7 +283,6 @@ def test_simple_files_are_written_directly_as_the_round_trip_writes_them() -> No
     "publishers:\n  - provider: gitlab\n    name: n  #\n",  # an empty comment stays put
     "publishers:\n  - provider: gitlab\n    name: 65\n",  # plain, not a string: kept
     "publishers:\n  - provider: gitlab\n    name: \"a\\tb\"\n",  # an escape
-    "publishers:\n  - provider: gitlab\n    projects:\n      - a  # c\n      - b\n",
     "publishers:\n  - provider: gitlab\n    name: n\n      continued\n",
 ])
 def test_other_files_go_to_the_round_trip(text: str) -> None:
@@ -303,6 +302,11 @@ SHAPES = {  # shapes of publishers files that exporters and reviewers write
                            "  - name: m\n    provider: gitlab\n  # end \n",
     "document markers": "# above\n---\npublishers:\n  - provider: gitlab\n"
                         "    projects: [a, b]\n    name: n\n  # after\n# end\n...\n# below\n",
+    "block list with comments": "publishers:\n  - provider: gitlab\n    projects:\n"
+                                "      - a  # c\n      - \"1.0\"\n    # above\n"
+                                "    namespace: g  # eol\n  # between\n  - name: b\n"
+                                "    provider: gitlab\n    projects:\n      - b\n"
+                                "      - c  # last\n# end\n",
     "dashes at column 4": "publishers:\n    # first\n    - name: a\n      provider: google\n"
                           "    # second\n    - provider: google\n      name: b\n",
 }
@@ -357,6 +361,15 @@ def test_an_empty_binary_value_with_a_comment_is_formatted_for_good_or_refused(
         assert "found the explicit YAML tag 'tag:yaml.org,2002:binary'" in exc.render()
         return
     assert _fmt._format_publishers(once, "p.yaml", PROVIDERS)[0] == once
+
+
+def test_block_list_items_at_different_columns_are_invalid_yaml_not_a_list() -> None:
+    """The direct writer read them as one list (and wrote `[a, b]`): an invalid file came
+    out valid."""
+    text = "publishers:\n  - name: n\n    provider: google\n    projects:\n        - a\n      - b\n"
+    assert _canonical.format_simple_publishers(text, PROVIDERS) is None
+    with pytest.raises(ConfigError, match="invalid YAML"):
+        _fmt._format_publishers(text, "p.yaml", PROVIDERS)
 
 
 def test_lines_of_blanks_in_a_block_scalar_are_kept() -> None:

@@ -206,3 +206,50 @@ def test_formatting_keeps_data_and_comments_and_is_idempotent(text: str) -> None
     if once != text:  # (a text left as it is may hold tags pyyaml cannot construct)
         assert _data(once) == _data(text)
         assert _comments(once) == _comments(text)
+
+
+@st.composite
+def block_project_files(draw: st.DrawFn) -> str:
+    """A formatted publishers file whose `projects` flow lists are at times block lists,
+    with comments on some items (the round trip keeps those, and their entry's order),
+    comment lines among them, and items quoted or not."""
+    rnd = random.Random(draw(st.integers(0, 2**32)))
+    text = _format(draw(publishers_files()))
+    if text is None:
+        return "publishers:\n  - name: a\n    projects:\n      - p  # c\n"
+    lines: list[str] = []
+    for line in text.split("\n"):
+        if line.startswith(("    projects: [", "  - projects: [")) and rnd.random() < 0.7:
+            try:
+                items = yaml.safe_load(line.split(": ", 1)[1].split("  #")[0])
+            except yaml.YAMLError:
+                lines.append(line)
+                continue
+            lines.append(line[:4] + "projects:")
+            for item in items:
+                style = rnd.choice(["plain", "plain", "double", "single"])
+                written = _write(str(item), style, True)
+                comment = rnd.choice(["", "", "  # c", "  # c", " # one", "   # three"])
+                lines.append(" " * rnd.choice([6, 6, 6, 4, 8]) + "- " + written + comment)
+                if rnd.random() < 0.1:
+                    lines.append(" " * rnd.choice([4, 6]) + "# inside")
+        else:
+            lines.append(line)
+    return "\n".join(lines)
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(block_project_files())
+def test_block_lists_with_comments_agree_with_the_round_trip(text: str) -> None:
+    direct = format_simple_publishers(text, PROVIDERS)
+    fast = is_canonical_publishers(text, PROVIDERS)
+    event(f"written directly: {direct is not None}; canonical: {fast}")
+    try:
+        full, _ = _fmt._format_publishers(text, "<test>", PROVIDERS, fast=False)
+    except (ConfigError, FormatterError):
+        assert direct is None and not fast
+        return
+    if direct is not None:
+        assert direct == full
+    if fast:
+        assert full == text

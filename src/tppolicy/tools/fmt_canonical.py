@@ -12,6 +12,9 @@ is. It accepts a narrow form, the one the formatter writes for ordinary files:
         # comments (indented 4) or blank lines above a key
         projects: [a, "1.0"]
         key: "65"
+      - name: other
+        projects:       # a block list, when an item has a comment
+          - a  # why
     # comments after the last entry, indented as they are
 
 with each entry's keys in the canonical order, every key and plain value a string that YAML
@@ -217,6 +220,23 @@ def _value(key: str, text: str) -> str | list[str] | None:
     return _scalar(text, in_flow=False)
 
 
+def _block_item(text: str) -> tuple[str, bool] | None:
+    """The string of a canonical block list item (what follows `- `) and whether it has an
+    end-of-line comment (two blanks before its '#'), or None."""
+    if text.startswith('"'):
+        close = text.find('"', 1)
+        body, tail = text[:close + 1], text[close + 1:]
+        if close < 0:
+            return None
+    else:
+        at = text.find(" #")
+        body, tail = (text, "") if at < 0 else (text[:at - 1], text[at - 1:])
+    if tail and (not tail.startswith("  #") or len(tail) == 3):
+        return None  # not two blanks, or an empty comment
+    value = _scalar(body, in_flow=True)
+    return None if value is None else (value, bool(tail))
+
+
 def _key_ok(key: str, cache: dict[str, bool]) -> bool:
     """Whether `key` is written canonically (plain, and a string for YAML)."""
     ok = cache.get(key)
@@ -303,15 +323,37 @@ def is_canonical_publishers(text: str, providers: Mapping[str, Provider],
     pending: list[str] = []
     keys: dict[str, bool] = {}
     orders: dict[tuple[Any, ...], bool] = {}
+    block: list[str] | None = None  # the items of a block `projects` list being read
+    commented = False  # whether one of them has a comment
     for line in lines:
         if not line or line.lstrip(" ").startswith("#"):
             pending.append(line)
             continue
         if len(line) > _LONG_LINE:
             return False
+        if block is not None:
+            if line.startswith("      - "):
+                item = _block_item(line[8:])
+                if item is None or pending:
+                    return False
+                block.append(item[0])
+                commented = commented or item[1]
+                continue
+            if not commented:
+                return False  # written as a flow list
+            block = None
         if line.startswith("    "):
             if entry is None or (pending and not _comments_ok(pending, "    ")):
                 return False
+            if line == "    projects:":
+                # A block list with a comment on an item: the round trip keeps it, and the
+                # entry in its order (here the canonical one)
+                if "projects" in entry:
+                    return False
+                block = entry["projects"] = []
+                commented = False
+                pending = []
+                continue
         elif line.startswith("  - "):
             if entry is not None:
                 if not _entry_ok(entry, providers, orders):
@@ -328,7 +370,8 @@ def is_canonical_publishers(text: str, providers: Mapping[str, Provider],
             return False
         if pending:
             pending = []
-    if entry is None or not _entry_ok(entry, providers, orders):
+    if entry is None or not _entry_ok(entry, providers, orders) or (
+            block is not None and not commented):
         return False
     if seen is not None:
         seen(entry)
@@ -354,11 +397,13 @@ class _Entry:
     value's canonical text, its end-of-line comment and the comment (or blank) lines after
     it."""
 
-    __slots__ = ("after", "eol", "flow", "keys", "quoted", "values")
+    __slots__ = ("after", "eol", "flow", "item_eol", "keys", "quoted", "raw", "values")
 
     def __init__(self) -> None:
         self.flow: dict[str, bool] = {}  # whether a list is a flow list in the file
         self.quoted: list[str] = []  # the keys quoted in the file
+        self.item_eol: dict[str, list[str]] = {}  # a block list's items' comments
+        self.raw: list[str] = []  # its lines as they are (without blanks at their ends)
         self.keys: list[str] = []
         self.values: dict[str, str | list[str]] = {}
         self.eol: dict[str, str] = {}
@@ -483,6 +528,7 @@ def _read_simple(text: str) -> Iterator[list[str] | tuple[_Entry, bool]]:
     entry: _Entry | None = None
     last_key = ""
     block: list[str] | None = None  # the items of a block list being read
+    item_lead = ""
     keys: dict[str, bool] = {}
     for line in itertools.chain((first,), lines):
         if len(line) > _LONG_LINE:
@@ -493,15 +539,21 @@ def _read_simple(text: str) -> Iterator[list[str] | tuple[_Entry, bool]]:
             if entry is None:  # pragma: no cover - the first line read is an entry's
                 raise _NotSimple
             entry.after[last_key].append(bare)
+            entry.raw.append(bare)
             block = None
             continue
-        if block is not None:
+        if block is not None and entry is not None:
             item = _ITEM.match(bare)
-            if item is not None and len(item.group(1)) >= len(indent):
+            if item is not None and len(item.group(1)) >= len(indent) and (
+                    not block or item.group(1) == item_lead):
+                item_lead = item.group(1)  # (every item at the first one's column)
                 read = _read_scalar(item.group(2), "")
-                if read is None or read[1] != len(item.group(2)):
+                eol = None if read is None else _eol(item.group(2)[read[1]:])
+                if read is None or eol is None:
                     raise _NotSimple
                 block.append(read[0])
+                entry.item_eol.setdefault(last_key, []).append(eol)
+                entry.raw.append(bare)
                 continue
             block = None
         simple = _SIMPLE_ANY.match(bare)  # the common case: a plain string, no comment
@@ -549,6 +601,7 @@ def _read_simple(text: str) -> Iterator[list[str] | tuple[_Entry, bool]]:
             entry.flow[key] = isinstance(value[0], list)
         entry.keys.append(key)
         entry.after[key] = []
+        entry.raw.append(bare)
         last_key = key
     if entry is None or not _entry_done(entry):
         raise _NotSimple
@@ -680,8 +733,10 @@ def write_simple_publishers(text: str, providers: Mapping[str, Provider],
     after each dash, keys under the first) whose keys are plain or quoted names (a quoted
     one that the formatter does not place, not the provider's, keeps its quotes: not
     simple) and whose values are strings, plain or quoted without escapes, and `projects`
-    lists (flow, or block without comments inside); comments on their own line at any
-    column, end-of-line comments, blank lines; blanks at the ends of lines (dropped).
+    lists (flow, or block without comment lines inside, every item at one column; a block
+    list with an end-of-line comment on an item is kept by the round trip, with its entry
+    in its order: only an entry already canonical so is simple); comments on their own line
+    at any column, end-of-line comments, blank lines; blanks at the ends of lines (dropped).
     """
     pieces: list[str] = []
     try:
@@ -718,24 +773,37 @@ def _write_entry(entry: _Entry, last: bool, providers: Mapping[str, Provider]) -
     if not last:
         after = [line.strip() for line in after]
     out = [f"  {line}" if line else "" for line in lead[order[0]]]
+    kept = [key for key, eols in entry.item_eol.items() if any(eols)]
+    if kept and (order != entry.keys or kept != ["projects"]):
+        raise _NotSimple  # the round trip keeps such an entry in its order: only a
+        # canonical one is written here
     for position, key in enumerate(order):
         value = entry.values[key]
-        if isinstance(value, list):
-            items = [_write_scalar(item, in_flow=True) for item in value]
-            if any(item is None for item in items):
-                raise _NotSimple
-            written: str | None = "[" + ", ".join(str(item) for item in items) + "]"
+        if key in kept:
+            assert isinstance(value, list)
+            out.append(("  - " if position == 0 else "    ") + f"{key}:")
+            for item, eol in zip(value, entry.item_eol[key], strict=True):
+                out.append(f"      - {_write_scalar(item, in_flow=True)}"
+                           + (f"  {eol}" if eol else ""))
         else:
-            written = _write_scalar(value, in_flow=False)
-        if written is None:
-            raise _NotSimple
-        eol = entry.eol[key]
-        out.append(("  - " if position == 0 else "    ") + f"{key}: {written}"
-                   + (f"  {eol}" if eol else ""))
+            if isinstance(value, list):
+                items = [_write_scalar(item, in_flow=True) for item in value]
+                if any(item is None for item in items):
+                    raise _NotSimple
+                written: str | None = "[" + ", ".join(str(item) for item in items) + "]"
+            else:
+                written = _write_scalar(value, in_flow=False)
+            if written is None:
+                raise _NotSimple
+            eol = entry.eol[key]
+            out.append(("  - " if position == 0 else "    ") + f"{key}: {written}"
+                       + (f"  {eol}" if eol else ""))
         if position + 1 < len(order):
             out += [f"    {line}" if line else "" for line in lead[order[position + 1]]]
         elif last:
             out += after
         else:
             out += [f"  {line}" if line else "" for line in after]
+    if kept and out != entry.raw:
+        raise _NotSimple
     return "".join(f"{line}\n" for line in out)
