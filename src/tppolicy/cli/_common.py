@@ -233,7 +233,9 @@ def _jwks_option(value: str) -> tuple[str | None, str]:
     return None, value
 
 
-def add_token_options(parser: argparse.ArgumentParser) -> None:
+def add_token_options(parser: argparse.ArgumentParser, *, replay: bool = True) -> None:
+    """--jwks, --leeway, --max-token-bytes, --fetch-timeout and --replay-db; without
+    `replay`, --replay-db is still parsed (for its usage error) but not shown in --help."""
     from tppolicy.limits import DEFAULT_LEEWAY, MAX_TOKEN_BYTES
 
     parser.add_argument("--jwks", metavar="[ISSUER=]FILE", action="append", type=_jwks_option,
@@ -251,7 +253,8 @@ def add_token_options(parser: argparse.ArgumentParser) -> None:
                         help="timeout of each request for discovery and JWKS documents "
                         "(default 5)")
     parser.add_argument("--replay-db", metavar="FILE", help="SQLite file recording used token "
-                        "ids (jti): a token allowed once is refused the next time")
+                        "ids (jti): a token allowed once is refused the next time"
+                        if replay else argparse.SUPPRESS)
 
 
 def build_verifier(args: argparse.Namespace, policy: Policy, token: str) -> Any:

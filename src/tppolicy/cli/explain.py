@@ -60,7 +60,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fixes", metavar="N", type=int, default=3,
                         help="give fixes for the N closest publishers (default: 3)")
     add_provider_options(parser)
-    add_token_options(parser)
+    add_token_options(parser, replay=False)  # explain never uses a token up
 
 
 def run(args: argparse.Namespace, out: TextIO) -> int:
