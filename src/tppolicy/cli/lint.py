@@ -29,8 +29,8 @@ NAME = "lint"
 HELP = "warn about publishers and policies a reviewer should look at twice"
 
 EPILOG = """exit codes:
-  0  no warnings (notes do not count)
-  1  warnings
+  0  no warnings or errors (notes do not count)
+  1  warnings or errors
   2  usage error
   3  invalid input: a file that cannot be read or is invalid
   4  internal error (a bug; --debug shows the traceback)
