@@ -128,3 +128,39 @@ def test_a_refused_trust_on_first_use_leaves_no_claim(make_index: Any,
         assert answer.status_code == 422, answer.text
         assert "learned '74'" in answer.json()["errors"][0]["description"]
     assert _claimed(index, replay) == 1  # the first token's only
+
+
+def _fail_pg_credential_writes(url: str, on: bool) -> None:
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as db:
+        if on:
+            db.execute("CREATE FUNCTION refuse_credentials() RETURNS trigger AS $$ BEGIN "
+                       "RAISE EXCEPTION 'the disk is full'; END $$ LANGUAGE plpgsql")
+            db.execute("CREATE TRIGGER refuse_credentials BEFORE INSERT ON credentials "
+                       "FOR EACH ROW EXECUTE FUNCTION refuse_credentials()")
+        else:
+            db.execute("DROP TRIGGER refuse_credentials ON credentials")
+
+
+@pytest.mark.parametrize("kind", ["first-use", "trust-on-first-use"])
+def test_on_postgresql_a_token_whose_first_use_stored_no_credential_stays_usable(
+        make_index: Any, pg_url: str, tmp_path: Any, kind: str) -> None:
+    """The same with the token ids in PostgreSQL (the server's database, replicas on
+    several hosts)."""
+    row, claims = (PENDING_ROW, PENDING_CLAIMS) if kind == "first-use" else (
+        TOFU_ROW, TOFU_CLAIMS)
+    index: Index = make_index(db=pg_url, files=tmp_path / "files")
+    index.storage.put_publisher("first", {**row, "name": "first"})
+    index.sync(force=True)
+    token = github_token(**claims)
+    _fail_pg_credential_writes(pg_url, True)
+    with TestClient(create_app(index)) as client:
+        answer = client.post("/_/oidc/mint-token", json={"token": token})
+        assert answer.status_code == 503, answer.text
+        assert index.storage.database.query("SELECT key FROM used_jti") == []
+        _fail_pg_credential_writes(pg_url, False)
+        answer = client.post("/_/oidc/mint-token", json={"token": token})
+        assert answer.status_code == 200, answer.text
+        again = client.post("/_/oidc/mint-token", json={"token": token})
+        assert again.json()["errors"][0]["code"] == "invalid-reuse-token"
