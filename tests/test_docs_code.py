@@ -124,3 +124,13 @@ def test_every_public_name_of_the_server_has_its_own_docstring() -> None:
         if not doc.strip() or doc.startswith(f"{name}("):  # none, or a dataclass's signature
             missing.append(name)
     assert missing == []
+
+
+def test_the_readme_lists_every_token_error_code() -> None:
+    """README's table of refusal codes is `tppolicy.TOKEN_ERROR_CODES`, in its order (it
+    lacked `lifetime`)."""
+    readme = (ROOT / "README.md").read_text("utf-8")
+    table = readme.split("| code | meaning |\n|---|---|\n", 1)[1].split("\n\n", 1)[0]
+    codes = [re.match(r"\| `([a-z-]+)` \|", row).group(1)  # type: ignore[union-attr]
+             for row in table.splitlines()]
+    assert codes == list(tppolicy.TOKEN_ERROR_CODES)

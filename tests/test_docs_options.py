@@ -14,7 +14,7 @@ from .conftest import ROOT, run_cli
 COMMANDS = ["check", "compile", "explain", "lint", "fmt", "test", "check-workflow", "decode",
             "providers", "serve"]
 SERVE_ACTIONS = [["publishers", "list"], ["publishers", "add"], ["publishers", "remove"],
-                 ["publishers", "load"], ["schema"]]
+                 ["publishers", "load"], ["issuers", "list"], ["issuers", "add"], ["schema"]]
 DOCS = ["README.md", *sorted(str(p.relative_to(ROOT)) for p in (ROOT / "docs").glob("*.md"))]
 OPTION = re.compile(r"(?<![\w-])--[a-z][a-z0-9-]+")
 # A synopsis: a line starting with `tppolicy COMMAND` (or `$ tppolicy`), with the lines that
