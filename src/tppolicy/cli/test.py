@@ -108,14 +108,18 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def render(report: Report, out: TextIO, *, verbose: bool, coverage: bool) -> str:
+    from tppolicy.language.texts import render_value
+
     lines: list[str] = []
     for result in report.results:
         where = f"{result.file}:{result.line}"
+        # control characters escaped: a line break in a name started a line of its own
+        name = render_value(result.name)
         if result.passed:
             if verbose:
-                lines.append(f"{where}: {paint('PASS', 'green', out)} {result.name}")
+                lines.append(f"{where}: {paint('PASS', 'green', out)} {name}")
             continue
-        lines.append(f"{where}: {paint('FAIL', 'red', out)} {result.name}: "
+        lines.append(f"{where}: {paint('FAIL', 'red', out)} {name}: "
                      f"{'; '.join(result.problems)}")
         if verbose:
             lines.append(f"    expected: {result.expected}")

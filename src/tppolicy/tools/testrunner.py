@@ -38,6 +38,7 @@ from __future__ import annotations
 import copy
 import difflib
 import os
+import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -813,9 +814,14 @@ def to_junit_xml(report: Report) -> str:
     return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"
 
 
+_CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f]")
+
+
 def _annotation_value(text: str, *, property_: bool = False) -> str:
-    """GitHub workflow-command escaping: '%', CR and LF always; ':' and ',' in properties."""
+    """GitHub workflow-command escaping: '%', CR and LF always; ':' and ',' in properties.
+    Other control characters (an escape colours the log) as %XX too, shown as written."""
     text = text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+    text = _CONTROLS.sub(lambda m: f"%{ord(m.group(0)):02X}", text)
     if property_:
         text = text.replace(":", "%3A").replace(",", "%2C")
     return text
