@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import json
+import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +21,23 @@ def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, s
     code = main(list(argv))
     out, err = capsys.readouterr()
     return code, out, err
+
+
+# Folders no test may add anything to (a test writes under its tmp_path): the file system's
+# root (a test once made /nonexistent/dir/a.db there, running as root) and the checkout.
+_WATCHED = (Path("/"), ROOT)
+
+
+@pytest.fixture(autouse=True)
+def _writes_stay_in_tmp(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Fail a test that adds a file or folder to a watched folder (`_WATCHED`)."""
+    before = {folder: set(os.listdir(folder)) for folder in _WATCHED}
+    yield
+    for folder, names in before.items():
+        added = sorted(set(os.listdir(folder)) - names)
+        if added:
+            pytest.fail(f"{request.node.nodeid} added {added} to {folder}: a test writes "
+                        "only under its tmp_path (or a temporary folder)", pytrace=False)
 
 
 class Clock:

@@ -323,3 +323,28 @@ def test_unusual_but_printable_jti_values_are_claimed_once(tmp_path: Path) -> No
             assert engine.check_token(used).error == INVALID_REUSE_TOKEN
             if isinstance(store, SQLiteReplayStore):
                 store.close()
+
+
+# ------------------------------------------------------------------ a store's own arguments
+
+
+@pytest.mark.parametrize("kind", ["memory", "shared", "exclusive"])
+def test_a_stores_claim_checks_its_arguments(tmp_path: Path, kind: str) -> None:
+    store: Any = MemoryReplayStore() if kind == "memory" else SQLiteReplayStore(
+        tmp_path / "jti.db", exclusive=kind == "exclusive")
+    later = int(time.time()) + 600
+    # was: memory: a NaN expiry left the key claimable again at once (a replay); SQLite:
+    # "cannot use the file: NOT NULL constraint failed", or an OverflowError for 2**70
+    for key, expires_at, error in (("a", float("nan"), ValueError),
+                                   ("b", float("inf"), ValueError),
+                                   ("c", True, TypeError), ("d", "soon", TypeError),
+                                   (b"e", later, TypeError), (None, later, TypeError)):
+        with pytest.raises(error, match=r"a replay store's (key|expiry)"):
+            store.claim(key, expires_at)
+    assert store.claim("a", later) and not store.claim("a", later)
+    assert store.claim("huge", 2**70) and not store.claim("huge", 2**70)
+    assert store.claim("float", later + 0.5) and not store.claim("float", later)
+    assert store.claim("nul\x00in a key", later) and not store.claim("nul\x00in a key", later)
+    assert store.claim("past", -5) and store.claim("past", -5)  # expired: taken again
+    if isinstance(store, SQLiteReplayStore):
+        store.close()

@@ -6,6 +6,7 @@ An index server can back `ReplayStore` with its own store (PyPI uses Redis
 
 from __future__ import annotations
 
+import math
 import sqlite3
 import threading
 import time
@@ -49,7 +50,11 @@ class MemoryReplayStore:
         self._next_sweep = 0.0
 
     def claim(self, key: str, expires_at: int) -> bool:
-        """Record `key` until `expires_at` (Unix time); False if it is recorded and live."""
+        """Record `key` until `expires_at` (Unix time); False if it is recorded and live.
+        A key that is not a string or an expiry that is not a finite number raises
+        `TypeError`/`ValueError` (a NaN expiry left its key claimable again at once)."""
+        if key.__class__ is not str or expires_at.__class__ is not int:
+            key, expires_at = checked_claim(key, expires_at)
         now = self._clock()
         if now >= self._next_sweep:
             self._sweep(now)
@@ -99,6 +104,21 @@ class MemoryReplayStore:
 
 
 _SLOT = 16  # seconds of expiry listed together for the sweep
+_MAX_EXPIRY = 253_402_300_799  # 9999-12-31T23:59:59Z
+
+
+def checked_claim(key: object, expires_at: object) -> tuple[str, int]:
+    """A claim's key and expiry as a store keeps them (a string; whole seconds), or
+    `TypeError`/`ValueError` saying what is wrong: stores call this when a claim's
+    arguments are not a `str` and an `int`."""
+    if not isinstance(key, str):
+        raise TypeError(f"a replay store's key is a string, not {type(key).__name__}")
+    if isinstance(expires_at, bool) or not isinstance(expires_at, (int, float)):
+        raise TypeError("a replay store's expiry is a Unix time in seconds (an int), not "
+                        f"{type(expires_at).__name__}")
+    if not math.isfinite(expires_at):
+        raise ValueError(f"a replay store's expiry is a finite Unix time, not {expires_at}")
+    return str(key), int(expires_at)
 
 
 class ReplayStoreError(TppolicyError):
@@ -230,7 +250,13 @@ class SQLiteReplayStore:
             self._local.db = db
 
     def claim(self, key: str, expires_at: int) -> bool:
-        """Record `key` until `expires_at` (Unix time); False if it is recorded and live."""
+        """Record `key` until `expires_at` (Unix time); False if it is recorded and live.
+        A key that is not a string or an expiry that is not a finite number raises
+        `TypeError`/`ValueError`; an expiry past the year 9999 is kept as that year."""
+        if key.__class__ is not str or expires_at.__class__ is not int \
+                or not -_MAX_EXPIRY <= expires_at <= _MAX_EXPIRY:
+            key, expires_at = checked_claim(key, expires_at)
+            expires_at = max(-_MAX_EXPIRY, min(expires_at, _MAX_EXPIRY))  # a 64-bit column
         now = int(self._clock())
         owner = self._owner
         try:
