@@ -134,3 +134,27 @@ def test_the_readme_lists_every_token_error_code() -> None:
     codes = [re.match(r"\| `([a-z-]+)` \|", row).group(1)  # type: ignore[union-attr]
              for row in table.splitlines()]
     assert codes == list(tppolicy.TOKEN_ERROR_CODES)
+
+
+def test_every_method_the_examples_call_is_documented() -> None:
+    """A method or property a python block uses (`engine.convert_pending`, `Verifier.for_policy`,
+    `decision.disclosed`...) has a docstring on every public class that has it. The prose
+    around the blocks names more (`engine.add_publisher`, `project_created`...): those too."""
+    import ast
+
+    used = set()
+    for _, _, code in PYTHON:
+        used |= {node.attr for node in ast.walk(ast.parse(code)) if isinstance(node, ast.Attribute)}
+    readme = (ROOT / "README.md").read_text("utf-8")
+    used |= set(re.findall(r"`(?:engine|decision|result|Engine|Policy)\.([a-z_]+)\(", readme))
+    missing = []
+    for name in tppolicy.__all__:
+        value = getattr(tppolicy, name)
+        if not inspect.isclass(value):
+            continue
+        for attribute in sorted(used):
+            member = inspect.getattr_static(value, attribute, None)
+            if callable(member) or isinstance(member, (property, classmethod, staticmethod)):
+                if not (inspect.getdoc(getattr(value, attribute)) or "").strip():
+                    missing.append(f"{name}.{attribute}")
+    assert missing == []
