@@ -154,7 +154,7 @@ def test_every_method_the_examples_call_is_documented() -> None:
             continue
         for attribute in sorted(used):
             member = inspect.getattr_static(value, attribute, None)
-            if callable(member) or isinstance(member, (property, classmethod, staticmethod)):
-                if not (inspect.getdoc(getattr(value, attribute)) or "").strip():
-                    missing.append(f"{name}.{attribute}")
+            method = callable(member) or isinstance(member, (property, classmethod, staticmethod))
+            if method and not (inspect.getdoc(getattr(value, attribute)) or "").strip():
+                missing.append(f"{name}.{attribute}")
     assert missing == []
