@@ -2,6 +2,7 @@
 memory per loaded publisher, load time.
 
 Run: python benchmarks/bench_engine.py [--sizes 100,10000,1000000] [--instructions] [--fresh]
+          [--huge-pages]
 
 A check is Engine.check_claims on a GitHub token matching one publisher, the whole
 decision included. Each size is measured in a fresh process (so that memory is its own):
@@ -16,6 +17,9 @@ decision included. Each size is measured in a fresh process (so that memory is i
   processes run (the figure then depends on the load). With --fresh, before each
   round (not timed) the same claims dicts are made to name newly drawn publishers:
   every round's publishers are cold, as a server's among a million are.
+- --huge-pages: the loaded objects backed by 2 MB pages before the rounds (Linux,
+  `tppolicy.decide.memory`): on this VM a page-table walk per page missed costs about
+  as much as the line itself.
 - --instructions (needs valgrind; about 6 minutes at a million): the random checks
   again under callgrind, counting instructions and last-level-cache misses per check.
   Instructions show the work is the same at every size; the misses, times the
@@ -117,10 +121,11 @@ class Child:
     when asked: the parent interleaves the sizes' rounds, so that a burst of load from
     other processes hits every size alike, not the one measured at that moment."""
 
-    def __init__(self, size: int, fresh: bool) -> None:
+    def __init__(self, size: int, fresh: bool, huge_pages: bool = False) -> None:
         self.size = size
         self.process = subprocess.Popen([sys.executable, __file__, "--child", str(size),
-                                         *(["--fresh"] if fresh else [])],
+                                         *(["--fresh"] if fresh else []),
+                                         *(["--huge-pages"] if huge_pages else [])],
                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                         text=True)
         self.loaded: dict[str, float] = self._read()  # load seconds, bytes per publisher
@@ -160,16 +165,21 @@ def _retarget(picks: list[dict[str, Any]], size: int, rng: random.Random) -> Non
         claims.update(_claims(base, rng.randrange(size)))
 
 
-def serve_rounds(size: int, fresh: bool) -> None:
+def serve_rounds(size: int, fresh: bool, huge_pages: bool = False) -> None:
     """The child: load, say so, then measure one round per line read (until EOF).
     The collector is paused while measuring and the loaded objects are frozen out of
     its generations, as `tppolicy serve` does after start-up. `fresh`: before each
-    round (not timed), the random claims are made to name newly drawn publishers."""
+    round (not timed), the random claims are made to name newly drawn publishers.
+    `huge_pages`: the loaded objects then backed by 2 MB pages (`collapse_to_huge_pages`)."""
     check, load, memory = _loaded(size)
     picks, hot = _tokens(size)
     for claims in picks[:50]:
         assert check(claims).allowed
     gc.freeze()
+    if huge_pages:
+        from tppolicy.decide.memory import collapse_to_huge_pages
+
+        collapse_to_huge_pages()
     rng = random.Random(11)
     print(json.dumps({"bytes_per_publisher": memory, "load_s": load}), flush=True)
     for _ in sys.stdin:
@@ -238,18 +248,21 @@ def main() -> None:
     parser.add_argument("--fresh", action="store_true",
                         help="each round, the random tokens name newly drawn publishers "
                              "(so that they are not in the CPU caches from an earlier round)")
+    parser.add_argument("--huge-pages", action="store_true",
+                        help="back the loaded publishers with 2 MB pages (Linux: "
+                             "tppolicy.decide.memory.collapse_to_huge_pages)")
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--count", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        serve_rounds(args.child, args.fresh)
+        serve_rounds(args.child, args.fresh, args.huge_pages)
         return
     if args.count:
         count(args.count)
         return
     if args.instructions and not (shutil.which("valgrind") and shutil.which("callgrind_control")):
         parser.error("--instructions needs valgrind (Debian: apt-get install valgrind)")
-    children = [Child(int(size), args.fresh)  # loaded one by one
+    children = [Child(int(size), args.fresh, args.huge_pages)  # loaded one by one
                 for size in args.sizes.split(",")]
     for position in range(ROUNDS):
         for child in children[position % len(children):] + children[:position % len(children)]:
@@ -261,7 +274,9 @@ def main() -> None:
     counted = " instructions  LL misses" if args.instructions else ""
     print(f"{cpu_model()}, {os.cpu_count()} logical CPUs, load average "
           f"{' '.join(f'{x:.1f}' for x in os.getloadavg())}; per check, medians of {ROUNDS} "
-          "interleaved rounds, thread CPU / wall")
+          "interleaved rounds, thread CPU / wall"
+          + "".join(f"; {flag}" for flag, on in (("fresh publishers each round", args.fresh),
+                                                  ("huge pages", args.huge_pages)) if on))
     print(f"{'publishers':>11} {'hot (100 tokens)':>18} {'random (2 000)':>18} "
           f"{'memory/publisher':>17} {'load':>8}{counted}")
     for row in rows:
