@@ -82,6 +82,9 @@ def test_the_python_examples_run(doc: str, line: int, code: str, tmp_path: Path,
         if engine is not None:  # the files the example opened
             engine.records.close()
             engine.replay.close()
+        index = namespace.get("index")
+        if index is not None:  # docs/server.md: the index's database
+            index.storage.close()
     if "engine" in namespace:  # README, Embedding: the token is allowed and a credential minted
         assert outcome == {"minted": ("sampleproject", "sampleproject-extras")}
     if "decision" in namespace:  # README, Library
