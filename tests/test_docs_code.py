@@ -161,3 +161,37 @@ def test_every_method_the_examples_call_is_documented() -> None:
             if method and not (inspect.getdoc(getattr(value, attribute)) or "").strip():
                 missing.append(f"{name}.{attribute}")
     assert missing == []
+
+
+REPOSITORY_PATH = (r"(?<![\w/.])((?:docs|tests|benchmarks|examples|policies|schemas|src)"
+                   r"/[\w./-]*\w)")
+
+
+def _anchor(heading: str) -> str:
+    """GitHub's anchor of a markdown heading."""
+    text = re.sub(r"[^\w\- ]", "", heading.strip().lower())
+    return text.replace(" ", "-")
+
+
+def test_links_and_paths_in_the_docs_exist() -> None:
+    """Every `(#anchor)` link names a heading of its file, every `(file.md#anchor)` a file and
+    heading, and every repository path the docs name (docs/, tests/, benchmarks/, examples/,
+    policies/, schemas/, src/) exists. `policies/acme.tpp` is a reader's own file."""
+    wrong = []
+    for name in DOCS:
+        text = (ROOT / name).read_text("utf-8")
+        anchors = {_anchor(h) for h in re.findall(r"^#+ (.+)$", text, re.M)}
+        for target in re.findall(r"\]\(([^)\s]+)\)", text):
+            if target.startswith(("http://", "https://")):
+                continue
+            path, _, anchor = target.partition("#")
+            other = (ROOT / name).parent / path if path else ROOT / name
+            if not other.exists():
+                wrong.append(f"{name}: link to {target}: no such file")
+            elif anchor and anchor not in (anchors if not path else {
+                    _anchor(h) for h in re.findall(r"^#+ (.+)$", other.read_text("utf-8"), re.M)}):
+                wrong.append(f"{name}: link to {target}: no such heading")
+        for path in re.findall(REPOSITORY_PATH, text):
+            if path != "policies/acme.tpp" and not (ROOT / path).exists():
+                wrong.append(f"{name}: {path}: no such file or folder")
+    assert wrong == []
