@@ -81,3 +81,16 @@ def test_serve_refuses_an_option_out_of_range(option: str, tmp_path: Path,
         build_parser(argv).parse_args(argv)
     assert info.value.code == 2
     assert f"argument {option.split('=')[0]}: expected" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("leeway", [float("nan"), float("inf"), float("-inf"), -1.0])
+def test_the_library_verifier_refuses_a_leeway_out_of_range(leeway: float) -> None:
+    """The same for an embedder: `Verifier(leeway=inf)` accepted any expired token, `nan`
+    failed each verification with an internal error."""
+    import tppolicy
+    from tppolicy.token.keys import KeyCache
+    from tppolicy.token.verify import Verifier
+
+    policy = tppolicy.compile_publishers_file(EXAMPLES / "publishers.yaml")
+    with pytest.raises(ValueError, match="leeway"):
+        Verifier.for_policy(policy, keys=KeyCache(), leeway=leeway)

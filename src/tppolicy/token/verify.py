@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import binascii
 import json
+import math
 import time
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
@@ -239,6 +240,8 @@ class Verifier:
                  max_bytes: int = MAX_TOKEN_BYTES,
                  clock: Callable[[], float] = time.time,
                  max_lifetime: float = MAX_TOKEN_LIFETIME) -> None:
+        if not (math.isfinite(leeway) and leeway >= 0):  # inf accepted any expired token
+            raise ValueError(f"leeway must be a finite number of seconds >= 0, got {leeway!r}")
         self.issuers = dict(issuers)
         self.algorithms = {name: frozenset(a for a in algs if a in _ALGORITHMS
                                            and not a.startswith("HS") and a != "none")
