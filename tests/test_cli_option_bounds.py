@@ -55,6 +55,15 @@ def test_a_leeway_in_range_still_works(expired: tuple[str, str],
     assert code == 1 and "[expired]" in out
 
 
+def test_max_token_bytes_has_a_ceiling(expired: tuple[str, str],
+                                       capsys: pytest.CaptureFixture[str]) -> None:
+    """A token file is read up to the limit given: 10**12 read a terabyte of /dev/zero."""
+    token, keys = expired
+    err = _usage_error(capsys, "check", "--publishers", PUBLISHERS, "--token", token,
+                       "--jwks", keys, "--max-token-bytes=1000000000000")
+    assert "argument --max-token-bytes: expected at most 1048576 bytes" in err
+
+
 @pytest.mark.parametrize("value", ["0", "-5"])
 def test_max_token_bytes_must_be_positive(value: str, expired: tuple[str, str],
                                           capsys: pytest.CaptureFixture[str]) -> None:

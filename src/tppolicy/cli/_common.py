@@ -224,6 +224,17 @@ def positive_int(text: str) -> int:
 
 # The largest clock leeway accepted (--leeway): PyPI allows 30 s; an hour covers any clock.
 MAX_LEEWAY = 3600.0
+# The largest --max-token-bytes: a token file is read up to it (and /dev/zero is endless).
+MAX_TOKEN_LIMIT = 1024 * 1024
+
+
+def token_limit(text: str) -> int:
+    """An argparse type: --max-token-bytes, from 1 to `MAX_TOKEN_LIMIT`."""
+    value = positive_int(text)
+    if value > MAX_TOKEN_LIMIT:
+        raise argparse.ArgumentTypeError(
+            f"expected at most {MAX_TOKEN_LIMIT} bytes (a token is a few KB), got {text!r}")
+    return value
 
 
 def _jwks_option(value: str) -> tuple[str | None, str]:
@@ -245,9 +256,10 @@ def add_token_options(parser: argparse.ArgumentParser, *, replay: bool = True) -
     parser.add_argument("--leeway", metavar="SECONDS", type=seconds(0, MAX_LEEWAY, zero=True),
                         default=DEFAULT_LEEWAY, help="clock leeway for exp, nbf and iat "
                         f"(default {DEFAULT_LEEWAY}, at most {MAX_LEEWAY:g})")
-    parser.add_argument("--max-token-bytes", metavar="N", type=positive_int,
+    parser.add_argument("--max-token-bytes", metavar="N", type=token_limit,
                         default=MAX_TOKEN_BYTES,
-                        help=f"refuse longer tokens before parsing (default {MAX_TOKEN_BYTES})")
+                        help=f"refuse longer tokens before parsing (default {MAX_TOKEN_BYTES}, "
+                        "at most 1048576)")
     parser.add_argument("--fetch-timeout", metavar="SECONDS", type=seconds(0, 300),
                         default=5.0,
                         help="timeout of each request for discovery and JWKS documents "
