@@ -14,7 +14,8 @@ every one is a full exchange: verify, look up, decide, claim the jti in SQLite, 
 and store the credential (claim and credential committed, with those of the other
 exchanges of the same turn of the event loop, before the answer). The server's CPU
 is read from /proc/<pid>/stat (user and system apart, all threads), with its context
-switches from /proc/<pid>/task/*/status.
+switches from /proc/<pid>/task/*/status; the size of the database's write-ahead log is
+printed after the runs (it grew without bound before the checkpoints held the writes).
 
 `--parts N` then measures in this process, on a copy of the same database, what the
 pieces of a mint cost (thread CPU, interleaved rounds, medians): `Index.prepare_at_once`
@@ -400,6 +401,8 @@ def main() -> None:
                                           args.connections, mine))
                 print(f"round {round_ + 1}: audience {floors[-1]['cpu_ms']:.3f} ms CPU/req, "
                       f"mint {mints[-1]['cpu_ms']:.3f} ms CPU/req", flush=True)
+            wal = db.with_name(db.name + "-wal")
+            log_mb = wal.stat().st_size / 1e6 if wal.exists() else 0.0
         finally:
             server.terminate()
             server.wait(30)
@@ -424,6 +427,8 @@ def main() -> None:
               f"prepare_at_once {parts['prepare']:.1f} us, commit_at_once in groups of 8 "
               f"{parts['commit']:.1f} us, the worker-thread path Index.mint "
               f"{parts['mint']:.1f} us")
+    print(f"\nthe database's write-ahead log after the runs: {log_mb:.1f} MB (bounded: "
+          "the checkpoints start it again)")
     floor_cpu = _median([r["cpu_ms"] for r in floors])
     mint_cpu = _median([r["cpu_ms"] for r in mints])
     ratios = [f["cpu_ms"] / m["cpu_ms"] for f, m in zip(floors, mints, strict=True)]
