@@ -249,3 +249,40 @@ def test_a_bulk_load_settles_the_quick_entries_and_they_still_decide() -> None:
     assert engine.check_claims(claims).decision.projects == ("p7",)
     engine.add_publishers(_github_rows(SETTLE_FROM + 20)[SETTLE_FROM + 10:])  # too few
     assert index._settled == SETTLE_FROM + 10 and len(index.quick) == SETTLE_FROM + 20
+
+
+def test_checks_while_bulk_loads_settle_the_quick_table() -> None:
+    """A reader never misses a loaded publisher while bulk loads add others and rebuild
+    the quick table (the new table replaces the old one whole)."""
+    import threading
+
+    from tppolicy.decide.index import SETTLE_FROM
+
+    rows = _github_rows(3 * SETTLE_FROM)
+    engine = Engine(publishers=rows[:SETTLE_FROM])
+    claims = {"iss": "https://token.actions.githubusercontent.com", "aud": "pypi",
+              "repository": "o3/r", "repository_owner": "o3", "repository_owner_id": "3",
+              "job_workflow_ref": "o3/r/.github/workflows/release.yml@refs/tags/v1",
+              "ref": "refs/tags/v1", "sha": "a" * 40, "event_name": "push", "jti": "j",
+              "environment": "pypi"}
+    failures: list[Any] = []
+    done = threading.Event()
+
+    def check() -> None:
+        while not done.is_set():
+            result = engine.check_claims(claims)
+            if not result.allowed or result.decision.projects != ("p3",):
+                failures.append(result)
+
+    reader = threading.Thread(target=check)
+    reader.start()
+    try:
+        tables = set()
+        for first in range(SETTLE_FROM, len(rows), 512):
+            engine.add_publishers(rows[first:first + 512])
+            tables.add(id(_github_index(engine).quick))
+    finally:
+        done.set()
+        reader.join()
+    assert not failures
+    assert len(tables) > 1  # the table was rebuilt meanwhile
