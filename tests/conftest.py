@@ -26,6 +26,9 @@ def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, s
 # Folders no test may add anything to (a test writes under its tmp_path): the file system's
 # root (a test once made /nonexistent/dir/a.db there, running as root) and the checkout.
 _WATCHED = (Path("/"), ROOT)
+# Tools' caches (pytest's plugins and hypothesis make theirs in the checkout).
+_CACHES = frozenset({".hypothesis", ".pytest_cache", ".benchmarks", ".mypy_cache",
+                     ".ruff_cache", "__pycache__"})
 
 
 @pytest.fixture(autouse=True)
@@ -34,7 +37,7 @@ def _writes_stay_in_tmp(request: pytest.FixtureRequest) -> Iterator[None]:
     before = {folder: set(os.listdir(folder)) for folder in _WATCHED}
     yield
     for folder, names in before.items():
-        added = sorted(set(os.listdir(folder)) - names)
+        added = sorted(set(os.listdir(folder)) - names - _CACHES)
         if added:
             pytest.fail(f"{request.node.nodeid} added {added} to {folder}: a test writes "
                         "only under its tmp_path (or a temporary folder)", pytrace=False)

@@ -348,3 +348,17 @@ def test_a_stores_claim_checks_its_arguments(tmp_path: Path, kind: str) -> None:
     assert store.claim("past", -5) and store.claim("past", -5)  # expired: taken again
     if isinstance(store, SQLiteReplayStore):
         store.close()
+
+
+def test_a_megabyte_jti_costs_no_store_call(example_policy: Policy) -> None:
+    """With a verifier that takes large tokens, a 1 MB jti is refused by its length."""
+    cache = KeyCache()
+    cache.add_static(GITHUB, jwks(rsa_key()))
+    verifier = Verifier.for_policy(example_policy, keys=cache, audience="pypi",
+                                   max_bytes=4 * 1024 * 1024)
+    store = Broken()
+    decision = example_policy.evaluate_token(token(jti="j" * 1024 * 1024), verifier, store)
+    assert not decision.allowed and store.calls == 0
+    [reason] = decision.reasons
+    assert reason.code == "bad-jti" and "has 1048576 characters" in reason.message
+    assert len(reason.message) < 300 and len(str(reason.actual)) < 100
