@@ -347,3 +347,22 @@ def test_explain_and_check_share_upload_version(capsys: pytest.CaptureFixture[st
         helps.append(text[text.index("--upload-version VERSION the"):].split(" --")[0])
     assert helps[0] == helps[1]
     assert "request.version" in helps[0]
+
+
+@pytest.mark.parametrize("command", ["check", "explain"])
+@pytest.mark.parametrize(("claim", "value", "headline"), [
+    ("aud", "testpypi", "DENIED (github): the token was requested for another audience"),
+    ("iss", "https://evil.example", "DENIED: the token's issuer is not one accepted here"),
+])
+def test_a_token_refused_before_any_publisher_is_not_told_no_publisher_matches(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path, command: str, claim: str,
+        value: str, headline: str) -> None:
+    # A token for another audience or from an unknown issuer was headed "no trusted
+    # publisher matches this token", though no publisher was compared with it.
+    claims = json.loads((CLAIMS / "github-release.json").read_text())
+    claims[claim] = value
+    path = tmp_path / "claims.json"
+    path.write_text(json.dumps(claims))
+    code, out, _ = run(capsys, command, "--publishers", PUBLISHERS, "--claims", str(path))
+    assert code == 1
+    assert out.splitlines()[0] == headline

@@ -52,6 +52,22 @@ class Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
 
 
+def denial_headline(decision: Any, provider: str | None) -> str:
+    """What follows "DENIED" on a denial's first line, by its first failing reason: a
+    token refused before any publisher was compared (its signature, issuer or audience)
+    is not told that no publisher matches it."""
+    failing = [reason for reason in decision.reasons if not reason.passed]
+    rule = failing[0].rule if failing else None
+    if rule == "token":
+        return ": the token was refused"
+    where = f" ({provider})" if provider else ""
+    if rule == "iss":  # no provider trusts the issuer (explain may guess one from the claims)
+        return ": the token's issuer is not one accepted here"
+    if rule == "aud":
+        return f"{where}: the token was requested for another audience"
+    return f"{where}: no trusted publisher matches this token"
+
+
 def output_error(path: str, exc: OSError) -> OutputError:
     """An output file that cannot be written (exit 3): the path and the reason."""
     return OutputError([Diagnostic(f"cannot write the file: {exc.strerror or exc}",

@@ -20,6 +20,7 @@ from ._common import (
     add_provider_options,
     add_token_options,
     build_verifier,
+    denial_headline,
     load_policy,
     output_error,
     read_claims,
@@ -230,11 +231,8 @@ def render_decision(decision: Decision, fixes: Mapping[str, str] | None = None) 
         if decision.pending:
             lines.append(f"  the project {decision.projects[0]!r} does not exist yet: the first "
                          "upload creates it and this publisher becomes a normal one")
-    elif decision.reasons and decision.reasons[0].rule == "token":
-        lines.append("DENIED: the token was refused")
     else:
-        where = f" ({decision.provider})" if decision.provider else ""
-        lines.append(f"DENIED{where}: no trusted publisher matches this token")
+        lines.append("DENIED" + denial_headline(decision, decision.provider))
         if decision.closest:
             lines.append(f"  closest publisher: {decision.closest}")
     for reason in sorted(decision.reasons, key=lambda r: r.passed):  # failing first

@@ -16,6 +16,7 @@ from ._common import (
     add_provider_options,
     add_token_options,
     build_verifier,
+    denial_headline,
     exit_codes,
     load_policy,
     read_claims,
@@ -114,9 +115,7 @@ def render(advice: Advice, out: TextIO, *, top: int | None = None) -> str:
         lines.append(paint("ALLOWED", "green", out) + f": {kind} '{decision.publisher}' "
                      f"({decision.provider}) may publish to {', '.join(decision.projects)}")
     else:
-        where = f" ({advice.provider})" if advice.provider else ""
-        lines.append(paint("DENIED", "red", out) + f"{where}: no trusted publisher matches "
-                     "this token")
+        lines.append(paint("DENIED", "red", out) + denial_headline(decision, advice.provider))
     issuer = f"{advice.issuer!r}" if advice.issuer else "none"
     provider = advice.provider or "no provider"
     if advice.provider_guessed:
