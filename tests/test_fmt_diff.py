@@ -38,6 +38,12 @@ CASES = {
     # out of its index, which changes the blocks it finds
     "popular lines": ("".join(f"  x: {i % 3}\n" if i % 2 else f"k{i}\n" for i in range(400)),
                       "".join(f"  x: {i % 3}\n" if i % 3 else f"k{i}\n" for i in range(420))),
+    # long runs of matching lines found once, then clipped to each part
+    "a line changed in each entry": (
+        "".join(f"# entry {i}\n  - name: n{i}\n    owner: o{i // 5}\n    env: pypi\n"
+                f"    id: \"{i // 5}\"\n    repo: r{i}\n" for i in range(150)),
+        "".join(f"  # entry {i}\n  - name: n{i}\n    owner: o{i // 5}\n    env: pypi\n"
+                f"    id: \"{i // 5}\"\n    repo: r{i}\n" for i in range(150))),
     "every line changes": ("".join(f"- k{i}: v\n" for i in range(300)),
                            "".join(f"  - k{i}: v\n" for i in range(300))),
 }

@@ -110,10 +110,22 @@ class _Ids:
         return new
 
 
-class _Matcher:
-    """`difflib.SequenceMatcher(None, a, b)` (no junk, autojunk on) on line ids."""
+_LONG = 2  # runs of matching lines this long or longer are indexed (`_Matcher.runs`)
 
-    __slots__ = ("a", "b", "order", "starts")
+
+class _Matcher:
+    """`difflib.SequenceMatcher(None, a, b)` (no junk, autojunk on) on line ids.
+
+    `SequenceMatcher` finds the longest matching block of the whole texts, then again on
+    each side of it, scanning every line of each part again: on a large file with many
+    small changes (a comment moved in each entry) that was minutes. Here the runs of at
+    least `_LONG` matching lines that its scan counts (lines not "popular") are found
+    once, and a part's longest block is the longest run clipped to the part (the one
+    ending first, as its scan meets it first); only a part where no such run is `_LONG`
+    long is scanned as `SequenceMatcher` scans it.
+    """
+
+    __slots__ = ("a", "b", "order", "run_i", "run_j", "run_size", "starts")
 
     def __init__(self, a: _Lines, b: _Lines, hasher: Callable[[str], int] = hash) -> None:
         ids = _Ids(b, hasher)
@@ -137,10 +149,68 @@ class _Matcher:
             if starts[x + 1] > starts[x]:
                 order[filled[x]] = j
                 filled[x] += 1
+        del filled
+        self.run_i, self.run_j, self.run_size = array("i"), array("i"), array("i")
+        self._find_runs()
 
-    def longest_match(self, alo: int, ahi: int, blo: int, bhi: int) -> tuple[int, int, int]:
-        """`SequenceMatcher.find_longest_match(alo, ahi, blo, bhi)`."""
-        a, b, order, starts = self.a, self.b, self.order, self.starts
+    def _find_runs(self) -> None:
+        """Every maximal run of at least `_LONG` lines of `a` equal to lines of `b`, one
+        after the other in both, none of them popular: where it starts in each, its size."""
+        a, order, starts = self.a, self.order, self.starts
+        j2len: dict[int, int] = {}
+        for i in range(len(a) + 1):
+            newj2len: dict[int, int] = {}
+            x = a[i] if i < len(a) else -1
+            if x >= 0:
+                previous = j2len.get
+                for position in range(starts[x], starts[x + 1]):
+                    j = order[position]
+                    newj2len[j] = previous(j - 1, 0) + 1
+            for j, k in j2len.items():  # the runs that end on the line before
+                if k >= _LONG and j + 1 not in newj2len:
+                    self.run_i.append(i - k)
+                    self.run_j.append(j - k + 1)
+                    self.run_size.append(k)
+            j2len = newj2len
+
+    def _longest_run(self, alo: int, ahi: int, blo: int, bhi: int, runs: list[int],
+                     ) -> tuple[int, int, int, list[int]]:
+        """The longest of `runs` clipped to the part (the one ending first of those), as
+        (start in a, start in b, size), and the runs that reach into the part."""
+        run_i, run_j, run_size = self.run_i, self.run_j, self.run_size
+        best = end_i = end_j = 0
+        inside = []
+        for run in runs:
+            i0, j0 = run_i[run], run_j[run]
+            first = max(0, alo - i0, blo - j0)
+            last = min(run_size[run], ahi - i0, bhi - j0)
+            size = last - first
+            if size <= 0:
+                continue
+            inside.append(run)
+            if size > best or (size == best and (i0 + last, j0 + last) < (end_i, end_j)):
+                best, end_i, end_j = size, i0 + last, j0 + last
+        return end_i - best, end_j - best, best, inside
+
+    def longest_match(self, alo: int, ahi: int, blo: int, bhi: int, runs: list[int],
+                      ) -> tuple[int, int, int, list[int]]:
+        """`SequenceMatcher.find_longest_match(alo, ahi, blo, bhi)`, and the `runs` that
+        reach into the part."""
+        a, b = self.a, self.b
+        besti, bestj, bestsize, inside = self._longest_run(alo, ahi, blo, bhi, runs)
+        if bestsize < _LONG:
+            besti, bestj, bestsize = self._scan(alo, ahi, blo, bhi)
+        while besti > alo and bestj > blo and a[besti - 1] == b[bestj - 1]:
+            besti, bestj, bestsize = besti - 1, bestj - 1, bestsize + 1
+        while (besti + bestsize < ahi and bestj + bestsize < bhi
+               and a[besti + bestsize] == b[bestj + bestsize]):
+            bestsize += 1
+        return besti, bestj, bestsize, inside
+
+    def _scan(self, alo: int, ahi: int, blo: int, bhi: int) -> tuple[int, int, int]:
+        """The longest block of the part before its extension, found as
+        `SequenceMatcher.find_longest_match` finds it."""
+        a, order, starts = self.a, self.order, self.starts
         besti, bestj, bestsize = alo, blo, 0
         j2len: dict[int, int] = {}
         for i in range(alo, ahi):
@@ -162,27 +232,22 @@ class _Matcher:
                 if k > bestsize:
                     besti, bestj, bestsize = i - k + 1, j - k + 1, k
             j2len = newj2len
-        while besti > alo and bestj > blo and a[besti - 1] == b[bestj - 1]:
-            besti, bestj, bestsize = besti - 1, bestj - 1, bestsize + 1
-        while (besti + bestsize < ahi and bestj + bestsize < bhi
-               and a[besti + bestsize] == b[bestj + bestsize]):
-            bestsize += 1
         return besti, bestj, bestsize
 
     def matching_blocks(self) -> list[tuple[int, int, int]]:
         """`SequenceMatcher.get_matching_blocks()`."""
         la, lb = len(self.a), len(self.b)
-        queue = [(0, la, 0, lb)]
+        queue = [(0, la, 0, lb, list(range(len(self.run_size))))]
         blocks = []
         while queue:
-            alo, ahi, blo, bhi = queue.pop()
-            i, j, k = found = self.longest_match(alo, ahi, blo, bhi)
+            alo, ahi, blo, bhi, runs = queue.pop()
+            i, j, k, inside = self.longest_match(alo, ahi, blo, bhi, runs)
             if k:
-                blocks.append(found)
+                blocks.append((i, j, k))
                 if alo < i and blo < j:
-                    queue.append((alo, i, blo, j))
+                    queue.append((alo, i, blo, j, inside))
                 if i + k < ahi and j + k < bhi:
-                    queue.append((i + k, ahi, j + k, bhi))
+                    queue.append((i + k, ahi, j + k, bhi, inside))
         blocks.sort()
         i1 = j1 = k1 = 0
         joined = []
