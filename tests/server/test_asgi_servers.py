@@ -141,6 +141,7 @@ def test_tppolicy_serve_sets_the_reason_phrase_and_drops_the_header(
     assert REFUSAL in json.loads(body)["message"]
 
 
+@pytest.mark.slow  # two more servers started in subprocesses
 @pytest.mark.parametrize("kind", ["hypercorn", "uvicorn"])
 def test_other_asgi_servers_never_see_the_private_header(asgi_server: Any, kind: str,
                                                          tmp_path: Path) -> None:

@@ -228,6 +228,7 @@ def test_the_identity_comes_from_the_provider_files() -> None:
 
 # ------------------------------------------------------------------ the real uv and twine
 @pytest.mark.e2e
+@pytest.mark.slow  # uv and twine in subprocesses
 def test_uv_and_twine_upload_the_real_attestation(testdata: Path, server_process: Any,
                                                   tmp_path: Path) -> None:
     from .test_e2e import CLIENT_TIMEOUT, tool

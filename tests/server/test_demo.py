@@ -19,7 +19,8 @@ from tppolicy.server.demo import BANNER
 from .conftest import clean_env
 from .test_e2e import CLIENT_TIMEOUT, tool
 
-pytestmark = pytest.mark.e2e
+# The real clients (uv, twine, pip) in subprocesses: the slow group (`.ci/run` runs it).
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[2]
 
 

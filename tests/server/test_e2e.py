@@ -21,7 +21,8 @@ from tests.tokens import GITHUB
 
 from .conftest import TokenEndpoint, clean_env, post_json
 
-pytestmark = pytest.mark.e2e
+# The real clients (uv, twine, pip) in subprocesses: the slow group (`.ci/run` runs it).
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 CLIENT_TIMEOUT = 120
 
@@ -170,7 +171,6 @@ def test_a_pending_publisher_creates_the_project_on_first_upload(
     assert "new-plugin-pending\tgithub\tsampleproject-plugin\t" in listed.stdout  # converted
 
 
-@pytest.mark.slow
 def test_twine_prints_why_an_upload_is_refused(server_process: Any,
                                                token_endpoint: TokenEndpoint,
                                                dists: Path) -> None:

@@ -167,6 +167,7 @@ def upload(server: Any, credential: str, version: str) -> int:
             return exc.code
 
 
+@pytest.mark.slow  # a server stopped and started again under exchanges
 def test_a_restart_mid_run_loses_no_credential_and_no_file(server_process: Any) -> None:
     server = server_process()
     status, first = server.mint(github_token())

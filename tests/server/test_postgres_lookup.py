@@ -160,6 +160,7 @@ def test_issuers_registered_at_run_time_and_the_decision_hook() -> None:
     assert [r.allowed for r in seen] == [False, True]
 
 
+@pytest.mark.slow  # a benchmark's smoke run, as tests/test_benchmarks.py's
 def test_the_sql_lookup_benchmark_runs(pg_url: str) -> None:
     """benchmarks/bench_sql_lookup.py at a small size (no timing asserted here)."""
     import subprocess

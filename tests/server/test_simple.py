@@ -148,6 +148,7 @@ def test_a_database_without_the_metadata_column_gains_it(tmp_path: Path,
 
 # ------------------------------------------------------------------ the real pip and uv
 @pytest.mark.e2e
+@pytest.mark.slow  # pip and uv in subprocesses
 def test_pip_and_uv_resolve_from_the_metadata_alone(server_process: Any, tmp_path: Path) -> None:
     from .test_e2e import CLIENT_TIMEOUT, tool
 

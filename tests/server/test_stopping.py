@@ -116,6 +116,7 @@ def _stop_while_minting(server_process: Any, db: Path, hold: bool) -> None:
         assert again.mint(tokens[jti])[0] == 200
 
 
+@pytest.mark.slow  # a server stopped under exchanges
 def test_sigterm_while_exchanges_and_a_purge_run(server_process: Any, tmp_path: Path) -> None:
     _stop_while_minting(server_process, tmp_path / "index.db", hold=False)
 
