@@ -1,13 +1,69 @@
 """Characters that look like others: look-alikes of ASCII letters and invisible ones.
 
 Used by lint (TPP005, TPP006) and by the publishers loader's hints; no provider knowledge.
+Also how messages show a value (`show`): the one place a value is bounded for people.
 """
 
 from __future__ import annotations
 
 import unicodedata
+from typing import Any
 
-__all__ = ["CONFUSABLE", "ascii_lookalike_fix", "char_name", "invisible", "lookalike"]
+__all__ = ["CONFUSABLE", "MAX_SHOWN", "ascii_lookalike_fix", "char_name", "count", "cut_middle",
+           "invisible", "lookalike", "recorded", "show"]
+
+# A value shown to people (a message, an explanation's cell, a fix) is cut in its middle
+# beyond this many characters: a claim can be as long as the token allows (megabytes in a
+# claims file), and a message is read by people, written to records and sent to clients.
+MAX_SHOWN = 200
+# A list shows this many items at most, then how many it had.
+MAX_ITEMS = 20
+# A claim written to a decision record (the run it names) is kept whole up to this many
+# characters (the longest workflow refs are a few hundred), else cut as `show` cuts.
+MAX_RECORDED = 1024
+
+
+def count(n: int, what: str) -> str:
+    """`n` with its thousands apart and the word: '5 000 000 characters'."""
+    return f"{n:,} {what}".replace(",", " ")
+
+
+def cut_middle(text: str, limit: int = MAX_SHOWN, mark: str = "…") -> str:
+    """`text` as it is up to `limit` characters, else its two ends around `mark` (a
+    workflow ref differs at its end, a repository at its start)."""
+    if len(text) <= limit:
+        return text
+    half = limit // 2
+    return f"{text[:half]}{mark}{text[-half:]}"
+
+
+def show(value: Any) -> str:
+    """A value as messages show it (`nothing` for null, `true`, `'text'`, `[...]`), bounded:
+    a string longer than `MAX_SHOWN` is cut in its middle and its length said
+    ("'aaaa…aaaa' (5 000 000 characters)"), a list shows `MAX_ITEMS` items and how many it
+    had, anything else longer than `MAX_SHOWN` when written out is cut likewise. Control and
+    invisible characters are escaped (as `repr` writes them): a value never starts a line
+    of its own."""
+    if value is None:
+        return "nothing"
+    if isinstance(value, str):
+        if len(value) <= MAX_SHOWN:
+            return repr(value)
+        return f"{cut_middle(value)!r} ({count(len(value), 'characters')})"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        items = [show(v) for v in value[:MAX_ITEMS]]
+        if len(value) > MAX_ITEMS:
+            items.append(f"… ({count(len(value), 'items')})")
+        shown = "[" + ", ".join(items) + "]"
+        limit = 4 * MAX_SHOWN  # nested lists: each level bounded again
+    else:
+        shown = repr(value)
+        limit = MAX_SHOWN
+    if len(shown) <= limit:
+        return shown
+    return f"{cut_middle(shown, limit)} ({count(len(shown), 'characters')})"
 
 # Letters from other scripts that render like ASCII (NFKC catches fullwidth and math forms).
 CONFUSABLE: dict[str, str] = {  # Cyrillic, Greek and Latin look-alikes
@@ -69,3 +125,18 @@ def ascii_lookalike_fix(value: str) -> tuple[str, list[str]] | None:
     if not changes:
         return None
     return "".join(fixed), list(changes)
+
+
+def recorded(value: Any) -> Any:
+    """A claim's value as a decision record keeps it: as it is when short (a string up to
+    `MAX_RECORDED` characters, a number, a short list...), else the string `show` makes of
+    it, cut in its middle with its length said: a record never grows with a hostile claim."""
+    if value is None or isinstance(value, (bool, int, float)):
+        return value
+    if isinstance(value, str):
+        if len(value) <= MAX_RECORDED:
+            return value
+        return f"{cut_middle(value, MAX_RECORDED)} ({count(len(value), 'characters')})"
+    if len(repr(value)) <= MAX_RECORDED:
+        return value
+    return show(value)

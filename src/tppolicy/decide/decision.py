@@ -9,6 +9,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
+from tppolicy.text import show
+
 if TYPE_CHECKING:
     from tppolicy.token.verify import TokenError
 
@@ -213,6 +215,6 @@ def _undisclosed(reason: RuleResult) -> RuleResult:
             f"token has no {reason.rule}, which the publisher pins (the publisher's value is "
             "not disclosed: it identifies who may publish)"))
     return replace(reason, expected=None, message=(
-        f"token has {reason.actual!r}, which is not the {reason.rule} the publisher pins (the "
+        f"token has {show(reason.actual)}, which is not the {reason.rule} the publisher pins (the "
         "publisher's value is not disclosed: it identifies who may publish)"))
 

@@ -38,6 +38,7 @@ from tppolicy.language.bind import bind_learns
 from tppolicy.language.check import PROJECT_NAME, CheckedProvider, did_you_mean
 from tppolicy.language.ops import describe_type
 from tppolicy.limits import DEFAULT_LEEWAY, MAX_TOKEN_LIFETIME, NEAR_MISSES
+from tppolicy.text import recorded
 from tppolicy.token.keys import KeyCache
 from tppolicy.token.refusal import TokenError
 from tppolicy.token.replay import MemoryReplayStore, ReplayStore
@@ -911,7 +912,7 @@ def decision_record(now: float, claims: Mapping[str, Any] | None,
     issuer = claims.get("iss") if claims is not None else None
     run = {}
     if claims is not None and provider is not None:
-        run = {n: claims[n] for n in run_claim_names(provider) if n in claims}
+        run = {n: recorded(claims[n]) for n in run_claim_names(provider) if n in claims}
     return {
         "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now)),
         "issuer": issuer if isinstance(issuer, str) else None,
@@ -926,7 +927,7 @@ def decision_record(now: float, claims: Mapping[str, Any] | None,
         "reasons": [{"rule": r.rule, "message": r.message, **({"code": r.code} if r.code else {})}
                     for r in reasons if not r.passed],
         "run": run,
-        **({"learned": dict(learned)} if learned else {}),
+        **({"learned": {k: recorded(v) for k, v in learned.items()}} if learned else {}),
     }
 
 

@@ -13,19 +13,9 @@ from tppolicy.decide.decision import RuleResult
 from tppolicy.language import ast as A
 from tppolicy.language.interpret import Interpreter
 from tppolicy.language.ops import REQUEST_KEY, REQUEST_VALUES, EvalError, op_lower
+from tppolicy.text import show
 
-
-def show(value: Any) -> str:
-    """A value as messages show it (`nothing` for null, `true`, `'text'`)."""
-    if value is None:
-        return "nothing"
-    if isinstance(value, str):
-        return repr(value)
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, list):
-        return "[" + ", ".join(show(v) for v in value) + "]"
-    return repr(value)
+__all__ = ["Explainer", "differs_only_in_case", "show"]
 
 
 def differs_only_in_case(expected: Any, actual: Any) -> bool:

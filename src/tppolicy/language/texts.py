@@ -24,11 +24,11 @@ from typing import Any
 from tppolicy.language import ast as A
 from tppolicy.language.interpret import Interpreter
 from tppolicy.language.ops import REQUEST_KEY, EvalError
+from tppolicy.text import MAX_SHOWN, cut_middle
 
-__all__ = ["PLACES", "CheckedAdvice", "CheckedFix", "CheckedNote", "EmptyClaim",
-           "MissingValue", "Text", "TextError",
-           "advice_for", "empty_claim_text", "fix_for", "notes_for",
-           "parse_text", "render_value"]
+__all__ = ["MAX_SHOWN", "PLACES", "CheckedAdvice", "CheckedFix", "CheckedNote", "EmptyClaim",
+           "MissingValue", "Text", "TextError", "advice_for", "empty_claim_text", "fix_for",
+           "notes_for", "parse_text", "render_value"]
 
 # Where a fix's change goes.
 PLACES = ("workflow", "publisher", "token", "operator")
@@ -74,9 +74,9 @@ def parse_text(text: str) -> list[str | tuple[str | None, str, int]]:
     return pieces
 
 
-# A value filled into a text is cut in its middle beyond this many characters: a claim can be
-# as long as the token allows, and a fix is read by people.
-MAX_SHOWN = 200
+# A value filled into a text is cut in its middle beyond `MAX_SHOWN` characters (the bound of
+# every value shown, see `tppolicy.text.show`): a claim can be as long as the token allows,
+# and a fix is read by people.
 
 # Characters a value may not bring into a text as they are: a newline in a claim would
 # start a line of its own in `check`'s output (a fake "pass" line), a terminal escape
@@ -142,11 +142,7 @@ def render_value(value: Any) -> str:
     shown = _items(value)
     if len(shown) > 2 * MAX_SHOWN:  # escaping only lengthens: its ends are enough
         shown = shown[:MAX_SHOWN] + shown[-MAX_SHOWN:]
-    shown = _UNSAFE.sub(_escaped, shown)
-    if len(shown) > MAX_SHOWN:
-        half = MAX_SHOWN // 2
-        return f"{shown[:half]}...{shown[-half:]}"
-    return shown
+    return cut_middle(_UNSAFE.sub(_escaped, shown), MAX_SHOWN, "...")
 
 
 @dataclass(frozen=True, slots=True)
