@@ -20,6 +20,12 @@ BAD = {
     "no host": ("https://", "an https URL naming a host"),
     "a space": ("https://gitlab.example.com x", "an https URL naming a host"),
     "a control": ("https://gitlab.example.com\x00", "an https URL naming a host"),
+    # no token matches it: `iss` is compared exactly (OpenID Connect Discovery 1.0 §4.3),
+    # and GitLab's `iss` is its instance URL without one
+    "a trailing slash": ("https://gitlab.example.com/", "drop the trailing '/'"),
+    "a path's trailing slash": ("https://example.com/gitlab/", "drop the trailing '/'"),
+    "a query": ("https://gitlab.example.com?a=b", "an https URL naming a host"),
+    "a fragment": ("https://gitlab.example.com#a", "an https URL naming a host"),
 }
 
 

@@ -72,6 +72,13 @@ def registered_issuers(providers: Mapping[str, CheckedProvider],
                 "host", hint="such as https://gitlab.example.com (no spaces or control "
                 "characters)"))
             continue
+        if issuer.endswith("/"):  # `iss` is compared exactly: no token would match it
+            problems.append(Diagnostic(
+                f"issuer {issuer!r} cannot be registered: it ends with '/', and a token's "
+                "'iss' is compared with it exactly (OpenID Connect Discovery 1.0, 4.3)",
+                hint=f"drop the trailing '/': {issuer.rstrip('/')!r}, as the instance "
+                "writes it in its tokens' 'iss' claim"))
+            continue
         if built_in.get(issuer, name) != name:
             problems.append(Diagnostic(
                 f"issuer {issuer} cannot be registered for '{name}': it is the built-in "
