@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import math
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -47,9 +47,29 @@ class UsageError(Exception):
 
 
 class Parser(argparse.ArgumentParser):
+    """The parser of `tppolicy` and its subcommands: a usage error exits 2, and no option
+    or argument may be an empty string (`--job ''`, `--path ''`, `--pattern ''` acted as if
+    not given, or crashed)."""
+
     def error(self, message: str) -> NoReturn:
+        """Print the usage and `message`, exit 2."""
         self.print_usage(sys.stderr)
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+    def parse_known_args(  # type: ignore[override]
+            self, args: Sequence[str] | None = None,
+            namespace: argparse.Namespace | None = None) -> tuple[argparse.Namespace, list[str]]:
+        """argparse's parsing, then: an empty value is a usage error naming its option."""
+        parsed, rest = super().parse_known_args(args, namespace)
+        for action in self._actions:
+            if action.nargs == 0 or not action.dest or action.dest == argparse.SUPPRESS:
+                continue
+            value = getattr(parsed, action.dest, None)
+            values = value if isinstance(value, list) else [value]
+            if any(v == "" for v in values):
+                name = "/".join(action.option_strings) or action.metavar or action.dest
+                self.error(f"argument {name}: expected a value, got an empty string")
+        return parsed, rest
 
 
 def denial_headline(decision: Any, provider: str | None) -> str:
