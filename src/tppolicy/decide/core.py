@@ -622,8 +622,10 @@ def use_jti(decision: Decision, verified: VerifiedToken, leeway: float,
         return denial(decision.provider, verified.issuer, (_jti_problem(jti),),
                       INVALID_PAYLOAD)
     try:
-        claimed = bool(replay.claim(f"{verified.issuer}/{jti}",
-                                    int(claims["exp"] + leeway + REPLAY_MARGIN)))
+        claimed = replay.claim(f"{verified.issuer}/{jti}",
+                               int(claims["exp"] + leeway + REPLAY_MARGIN))
+        if claimed is not True:  # False, or a store's own answer: its truth, in here
+            claimed = bool(claimed)
     except Exception as exc:
         if errors == "raise":
             raise
