@@ -332,6 +332,8 @@ class Engine:
     `publishers` may be a publishers file (YAML) or rows (mappings with the same
     fields as a publishers file entry). `projects` tells whether a project exists
     (pending publishers need it); `records` receives one decision record per check.
+    A replay store whose `claim` raises gives a denial (`replay_errors="deny"`, fail
+    closed), or the exception (`"raise"`: a server answering an outage with 503).
     """
 
     def __init__(self, *, publishers: str | os.PathLike[str] | Iterable[Mapping[str, Any]]
