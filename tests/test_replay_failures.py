@@ -297,9 +297,10 @@ def stores(tmp_path: Path) -> list[ReplayStore]:
     ("a\x00b", "the control character '\\x00' at 1"),
     ("line\nbreak", "the control character '\\n' at 4"),
     ("\x1b[31mred", "the control character '\\x1b' at 0"),
+    ("csi\x9b31m", "the control character '\\x9b' at 3"),
     ("x" * (MAX_JTI_CHARS + 1), f"has {MAX_JTI_CHARS + 1} characters"),
     ("é" * 600, "has 600 characters"),
-], ids=["nul", "newline", "escape", "long", "long-non-ascii"])
+], ids=["nul", "newline", "escape", "c1", "long", "long-non-ascii"])
 def test_a_jti_no_store_can_hold_is_denied_before_any_store(tmp_path: Path, jti: str,
                                                             what: str) -> None:
     for store in stores(tmp_path):

@@ -640,7 +640,7 @@ def use_jti(decision: Decision, verified: VerifiedToken, leeway: float,
     return decision
 
 
-_CONTROL = re.compile("[\x00-\x1f\x7f]")
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")  # C0, DEL, C1 (a terminal's CSI...)
 
 
 def _jti_problem(jti: object) -> RuleResult:
