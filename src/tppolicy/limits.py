@@ -52,3 +52,8 @@ MAX_POLICY_NESTING = 100
 # tokens nest two levels at most; every stage after the reader (explain, JSON output,
 # records) walks claim values recursively, so deeper claims are refused as invalid input.
 MAX_CLAIMS_NESTING = 64
+
+# Characters of a project name, at most. PyPI's rule names no length, but a file of a project
+# must fit its name in a 255-byte file name with a version and a suffix ("-0.tar.gz"): a
+# longer name could never upload anything.
+MAX_PROJECT_NAME = 255 - len("-0.tar.gz")

@@ -6,11 +6,15 @@ Also how messages show a value (`show`): the one place a value is bounded for pe
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from typing import Any
 
-__all__ = ["CONFUSABLE", "MAX_SHOWN", "ascii_lookalike_fix", "char_name", "count", "cut_middle",
-           "invisible", "lookalike", "recorded", "show"]
+from tppolicy.limits import MAX_PROJECT_NAME
+
+__all__ = ["CONFUSABLE", "MAX_SHOWN", "PROJECT_NAME", "ascii_lookalike_fix", "char_name",
+           "count", "cut_middle", "invisible", "lookalike", "project_name_problem", "recorded",
+           "show"]
 
 # A value shown to people (a message, an explanation's cell, a fix) is cut in its middle
 # beyond this many characters: a claim can be as long as the token allows (megabytes in a
@@ -140,3 +144,24 @@ def recorded(value: Any) -> Any:
     if len(repr(value)) <= MAX_RECORDED:
         return value
     return show(value)
+
+
+# PyPI's project name rule (warehouse/oidc §4, PEP 508's names): matched whole and ASCII
+# only (no `re.IGNORECASE`, whose case folding lets a Kelvin sign through; no `$`, which
+# accepts a trailing newline).
+PROJECT_NAME = re.compile(r"[A-Za-z0-9]|[A-Za-z0-9][A-Za-z0-9._-]*[A-Za-z0-9]")
+
+
+def project_name_problem(name: object) -> str | None:
+    """Why `name` is not a project name an index accepts, or None: PyPI's rule and at most
+    `MAX_PROJECT_NAME` characters. The one check of every front (publishers files,
+    policies, `Engine`, the server's commands and uploads)."""
+    if not isinstance(name, str):
+        return f"a project name is a string, not {type(name).__name__}"
+    if len(name) > MAX_PROJECT_NAME:
+        return (f"{show(name)} is not a valid project name: at most {MAX_PROJECT_NAME} "
+                f"characters (a file name of the project, at most 255 bytes, holds it)")
+    if not PROJECT_NAME.fullmatch(name):
+        return (f"{show(name)} is not a valid project name: use ASCII letters, digits, '.', "
+                "'_' and '-', starting and ending with a letter or a digit")
+    return None

@@ -35,10 +35,10 @@ from tppolicy.decide.names import ultranormalize_name
 from tppolicy.errors import ConfigError, Diagnostic, Span
 from tppolicy.language import ast as A
 from tppolicy.language.bind import bind_learns
-from tppolicy.language.check import PROJECT_NAME, CheckedProvider, did_you_mean
+from tppolicy.language.check import CheckedProvider, did_you_mean
 from tppolicy.language.ops import describe_type
 from tppolicy.limits import DEFAULT_LEEWAY, MAX_TOKEN_LIFETIME, NEAR_MISSES
-from tppolicy.text import recorded
+from tppolicy.text import project_name_problem, recorded
 from tppolicy.token.keys import KeyCache
 from tppolicy.token.refusal import TokenError
 from tppolicy.token.replay import MemoryReplayStore, ReplayStore
@@ -625,8 +625,9 @@ class Engine:
             errors.append(f"{where}.projects: a non-empty list of project names")
             names = []
         for name in names:
-            if not isinstance(name, str) or not PROJECT_NAME.fullmatch(name):
-                errors.append(f"{where}: {name!r} is not a valid project name")
+            problem = project_name_problem(name)
+            if problem is not None:
+                errors.append(f"{where}: {problem}")
         display = row.get("name")
         if display is not None and not isinstance(display, str):
             errors.append(f"{where}.name: expected a string")

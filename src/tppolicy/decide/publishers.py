@@ -31,7 +31,7 @@ import yaml
 from tppolicy.decide.names import canonicalize_name
 from tppolicy.errors import ConfigError, Diagnostic, Span
 from tppolicy.language.ast import FieldDecl, Provider
-from tppolicy.limits import MAX_FILE_PROBLEMS
+from tppolicy.limits import MAX_FILE_PROBLEMS, MAX_PROJECT_NAME
 from tppolicy.readers.yaml import (
     LineIndex,
     NotPlain,
@@ -41,7 +41,7 @@ from tppolicy.readers.yaml import (
     resolve_scalar,
     stream_items,
 )
-from tppolicy.text import ascii_lookalike_fix
+from tppolicy.text import ascii_lookalike_fix, project_name_problem
 
 if TYPE_CHECKING:  # jsonschema is imported only to word errors (a valid file never needs it)
     from jsonschema import ValidationError
@@ -124,8 +124,10 @@ def publishers_schema(providers: Mapping[str, Provider]) -> dict[str, Any]:
         "project_name": {
             "type": "string",
             "pattern": _PROJECT_NAME_PATTERN,
+            "maxLength": MAX_PROJECT_NAME,
             "description": "an index project name: ASCII letters, digits, '.', '_' and '-', "
-                           "starting and ending with a letter or a digit",
+                           f"starting and ending with a letter or a digit, at most "
+                           f"{MAX_PROJECT_NAME} characters",
         },
     }
     branches: list[dict[str, Any]] = []
@@ -341,13 +343,15 @@ class _EntryCheck:
             return False
         if projects is not None:
             if type(projects) is not list or not projects or not all(
-                    type(p) is str and project.search(p) for p in projects):
+                    type(p) is str and len(p) <= MAX_PROJECT_NAME and project.search(p)
+                    for p in projects):
                 return False
         elif "projects" in entry:
             return False
         else:
             pending = entry["pending_project"]
-            if type(pending) is not str or not project.search(pending):
+            if (type(pending) is not str or len(pending) > MAX_PROJECT_NAME
+                    or not project.search(pending)):
                 return False
         for field_name, field_type, pattern, empty_ok in checks:
             if field_name not in entry:
@@ -704,6 +708,10 @@ class _Renderer:
                             "an entry has either 'projects' or 'pending_project', not both",
                             "a pending publisher (for a project that does not exist yet) has "
                             "only 'pending_project'")
+        elif keyword == "maxLength":  # a project name (the schema's only maxLength)
+            self.value_error(1, path, loc.node, project_name_problem(error.instance)
+                             or f"longer than {error.validator_value} characters",
+                             "PyPI's file names (at most 255 bytes) hold the project's name")
         elif keyword == "minItems":
             self.value_error(1, path, loc.node, "'projects' is empty",
                              "list at least one project, or use 'pending_project' for a "

@@ -36,6 +36,7 @@ from tppolicy.language.texts import (
     parse_text,
 )
 from tppolicy.limits import MAX_GLOB_PATTERN, MAX_POLICY_NESTING
+from tppolicy.text import project_name_problem
 
 CLAIM_TYPES = ("string", "int", "bool", "list", "object", "any")
 FIELD_TYPES = ("string", "int", "bool")
@@ -63,7 +64,6 @@ SIGNATURE_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "E
                         "ES512", "EdDSA")
 # PyPI's project name rule, ASCII only and matched whole (`fullmatch`): IGNORECASE would let
 # a Kelvin sign or a dotless i through, `$` a trailing newline.
-PROJECT_NAME = re.compile(r"[A-Za-z0-9]|[A-Za-z0-9][A-Za-z0-9._-]*[A-Za-z0-9]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -788,8 +788,9 @@ class _Checker:
             self.error("a publisher needs either projects [...] or pending_project \"...\"",
                        ast.span)
         for project in (*ast.projects, *filter(None, [ast.pending_project])):
-            if not PROJECT_NAME.fullmatch(project):
-                self.error(f"{project!r} is not a valid project name", ast.span)
+            problem = project_name_problem(project)
+            if problem is not None:
+                self.error(problem, ast.span)
         values: dict[str, Any] = {}
         for binding in ast.bindings:
             decl = provider.fields.get(binding.name)

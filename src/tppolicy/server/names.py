@@ -20,6 +20,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from tppolicy.text import project_name_problem
+
 __all__ = ["MAX_FILENAME_BYTES", "MAX_TAGS", "MAX_TAG_PARTS", "MAX_TEXT", "check_filename",
            "check_project_name", "check_requires_python", "check_row", "check_text", "escape"]
 
@@ -30,7 +32,6 @@ MAX_TEXT = 200  # characters of an id, a name, a field value an operator gives
 MAX_VERSION = 128  # characters of a version (packaging raises ValueError past 4300 digits)
 MAX_REQUIRES_PYTHON = 512  # characters of a Requires-Python specifier
 
-_PROJECT = re.compile(r"[A-Za-z0-9]|[A-Za-z0-9][A-Za-z0-9._-]*[A-Za-z0-9]")
 _FILENAME_CHARS = re.compile(r"[a-z0-9._+!-]+")
 _BUILD_TAG = re.compile(r"[0-9][a-z0-9_.]*")
 _TAG_PART = re.compile(r"[a-z0-9_]+")
@@ -39,12 +40,7 @@ _SEPARATORS = re.compile(r"[-_.]+")
 
 def check_project_name(name: object) -> str | None:
     """Why `name` is not a valid project name, or None."""
-    if not isinstance(name, str):
-        return f"a project name is a string, not {type(name).__name__}"
-    if not _PROJECT.fullmatch(name):
-        return (f"{escape(name)!r} is not a valid project name: use ASCII letters, digits, "
-                "'.', '_' and '-', starting and ending with a letter or a digit")
-    return None
+    return project_name_problem(name)
 
 
 def check_requires_python(value: str) -> str | None:
