@@ -6,6 +6,7 @@ publishers. Pending publishers run as on PyPI; every decision can be recorded.
 from __future__ import annotations
 
 import contextlib
+import gc
 import itertools
 import json
 import os
@@ -59,11 +60,37 @@ RUN_CLAIMS = ("iss", "sub", "jti", "ref", "ref_type", "ref_path", "sha", "workfl
               "job_workflow_ref", "ci_config_ref_uri", "run_id", "run_number", "run_attempt",
               "pipeline_id", "job_id", "environment", "event_name", "actor", "actor_id")
 
-_PRINTABLE = re.compile(r"[ -~]*")
+def _shared_all(values: tuple[Any, ...]) -> tuple[Any, ...]:
+    """`values` with each string interned (one copy of each value across publishers)."""
+    intern = sys.intern
+    return tuple([intern(v) if v.__class__ is str else v for v in values])
 
 
-def _shared(value: Any) -> Any:
-    return sys.intern(value) if value.__class__ is str else value
+_collector_lock = threading.Lock()
+_collector_pauses = 0  # bulk loads under way (any engine, any thread)
+_collector_was_enabled = False  # the host's setting when the first of them began
+
+
+@contextlib.contextmanager
+def collector_paused() -> Iterator[None]:
+    """The cyclic garbage collector disabled meanwhile (a bulk load makes millions of
+    objects and no cycles: a full pass over a heap that keeps growing is wasted work),
+    then the host's setting restored exactly, also on error. Nested and concurrent
+    pauses count: the setting is restored when the last one ends. A host that calls
+    `gc.enable()`/`gc.disable()` meanwhile has the last word of its own."""
+    global _collector_pauses, _collector_was_enabled
+    with _collector_lock:
+        if _collector_pauses == 0:
+            _collector_was_enabled = gc.isenabled()
+            gc.disable()
+        _collector_pauses += 1
+    try:
+        yield
+    finally:
+        with _collector_lock:
+            _collector_pauses -= 1
+            if _collector_pauses == 0 and _collector_was_enabled:
+                gc.enable()
 
 
 @dataclass(frozen=True, slots=True)
@@ -281,48 +308,68 @@ class _RowReader:
 
     def __init__(self, provider: CheckedProvider) -> None:
         self.provider = provider
-        self.known = {"provider", "name", "projects", "pending_project", *provider.fields}
+        self.known = frozenset({"provider", "name", "projects", "pending_project",
+                                *provider.fields})
         # Per field, worked out once (a server adds rows all day, a start-up a million):
-        # (name, declared type, its class, default or _REQUIRED, fullmatch or None, message)
-        self.fields: list[tuple[str, str, type, Any, Any, str]] = []
+        # (name, declared type, its class, default or _REQUIRED, fullmatch or None, message,
+        # whether the default passes these checks: a row leaving the field out then takes
+        # it unchecked)
+        self.fields: list[tuple[str, str, type, Any, Any, str, bool]] = []
         for name, decl in provider.fields.items():
             default = _REQUIRED if decl.default is None else decl.default.value
             match = re.compile(decl.pattern).fullmatch if decl.pattern else None
             message = decl.pattern_message or f"does not match {decl.pattern}"
-            self.fields.append((name, decl.type, _FIELD_CLASSES[decl.type], default, match,
-                                message))
+            expected = _FIELD_CLASSES[decl.type]
+            default_ok = default is not _REQUIRED and _field_problem(
+                default, decl.type, expected, default, match, message) is None
+            self.fields.append((name, decl.type, expected, default, match, message,
+                                default_ok))
 
     def __call__(self, row: Mapping[str, Any], where: str) -> tuple[tuple[Any, ...], list[str]]:
         errors: list[str] = []
         known = self.known
-        for key in row:
-            if key not in known:
-                hint = did_you_mean(str(key), known)
-                errors.append(f"{where}.{key}: unknown field for a {self.provider.name} "
-                              f"publisher{f' ({hint})' if hint else ''}")
+        if not known.issuperset(row):
+            for key in row:
+                if key not in known:
+                    hint = did_you_mean(str(key), known)
+                    errors.append(f"{where}.{key}: unknown field for a {self.provider.name} "
+                                  f"publisher{f' ({hint})' if hint else ''}")
         values: list[Any] = []
         get = row.get
-        for name, type_name, expected, default, match, message in self.fields:
+        for name, type_name, expected, default, match, message, default_ok in self.fields:
             value = get(name)
             if value is None:
+                if default_ok:
+                    values.append(default)
+                    continue
                 if default is _REQUIRED:
                     errors.append(f"{where}.{name}: missing")
                     values.append(None)
                     continue
                 value = default
-            if value.__class__ is not expected:
-                errors.append(f"{where}.{name}: expected {type_name}, found "
-                              f"{describe_type(value)}")
-            elif isinstance(value, str) and value != "" and (
-                    not _PRINTABLE.fullmatch(value) or value != value.strip()):
-                errors.append(f"{where}.{name}: {value!r} is not printable ASCII without "
-                              "surrounding blanks")
-            elif match is not None and isinstance(value, str) and not (
-                    value == "" and default == "") \
-                    and not match(value):
-                errors.append(f"{where}.{name}: {value!r}: {message}")
+            problem = _field_problem(value, type_name, expected, default, match, message)
+            if problem is not None:
+                errors.append(f"{where}.{name}: {problem}")
             values.append(value)
         return tuple(values), errors
+
+
+def _field_problem(value: Any, type_name: str, expected: type, default: Any, match: Any,
+                   message: str) -> str | None:
+    """What is wrong with a publisher field's value (None: nothing)."""
+    if value.__class__ is not expected:
+        return f"expected {type_name}, found {describe_type(value)}"
+    if not isinstance(value, str):  # (its class is `expected`)
+        return None
+    if value:
+        if not (value.isascii() and value.isprintable() and value[0] != " "
+                and value[-1] != " "):  # printable ASCII ([ -~]*), its only blank the space
+            return f"{value!r} is not printable ASCII without surrounding blanks"
+    elif default == "":  # "" is the field's "not set": no pattern to match
+        return None
+    if match is not None and not match(value):
+        return f"{value!r}: {message}"
+    return None
 
 
 class Engine:
@@ -457,7 +504,12 @@ class Engine:
 
     def add_publishers(self, rows: Iterable[Mapping[str, Any]],
                        source: str = "<rows>") -> list[Record]:
-        """Add rows, all or none: every problem in them is reported together."""
+        """Add rows, all or none: every problem in them is reported together. The garbage
+        collector is paused meanwhile (`collector_paused`)."""
+        with collector_paused():
+            return self._add_publishers(rows, source)
+
+    def _add_publishers(self, rows: Iterable[Mapping[str, Any]], source: str) -> list[Record]:
         prepared: list[Record] = []
         problems: list[Diagnostic] = []
         for position, row in enumerate(rows):
@@ -635,13 +687,11 @@ class Engine:
             raise ConfigError([Diagnostic(e.split(": ", 1)[1], path=e.split(": ", 1)[0])
                                for e in errors])
         template = index.template
-        values = tuple(_shared(v) for v in values)
+        values = _shared_all(values)
         try:
             key, prefer, slots = template.derive(values)
             # Values repeat across publishers (owners, "release.yml", "pypi"): one copy each.
-            key, prefer, slots = (tuple(_shared(v) for v in key),
-                                  tuple(_shared(v) for v in prefer),
-                                  tuple(_shared(v) for v in slots))
+            key, prefer, slots = _shared_all(key), _shared_all(prefer), _shared_all(slots)
         except Exception as exc:
             raise ConfigError([Diagnostic(f"cannot compute the lookup keys: {exc}",
                                           path=where)]) from None

@@ -149,6 +149,7 @@ class Record:
 
 
 _SHARED_CLASSES = frozenset({str, int, bool, type(None)})
+_FLAT_SHAPES: dict[tuple[type, ...], bool] = {}  # item classes -> all shared or tuple
 SETTLE_FROM = 4096  # quick entries: below, a table stays in the CPU caches anyway
 _FILLER = "\x00\x00"  # fillers' prefix (settle); a filler never outlives the rebuild
 
@@ -182,8 +183,21 @@ def sparse_copy(table: dict[str, _T]) -> dict[str, _T]:
 def _shape_signature(value: Any) -> Any:
     """What two shapes share exactly when they are the same values: each value with its
     class (1, 1.0 and True are equal, not the same), through tuples. None for a value of
-    another class (never shared: its equality may not be sameness, as -0.0 == 0.0)."""
+    another class (never shared: its equality may not be sameness, as -0.0 == 0.0).
+    A flat tuple (most shapes: strings, ints, bools, None, empty tuples) is signed
+    (its classes, itself) in one pass: every other signature starts with a class,
+    never a tuple of classes."""
     cls = value.__class__
+    if cls is tuple:
+        classes = tuple(map(type, value))
+        flat = _FLAT_SHAPES.get(classes)
+        if flat is None:
+            flat = all(c in _SHARED_CLASSES or c is tuple for c in classes)
+            if len(_FLAT_SHAPES) < 4096:
+                _FLAT_SHAPES[classes] = flat
+        if flat and (tuple not in classes
+                     or not any(item for item in value if item.__class__ is tuple)):
+            return classes, value
     if cls is tuple:
         parts = []
         for item in value:
