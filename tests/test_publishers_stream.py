@@ -4,6 +4,7 @@ positions, errors and decisions as the file read whole."""
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -154,6 +155,13 @@ def test_duplicate_identities_are_reported_as_when_read_whole() -> None:
 
 
 # ------------------------------------------------ check: the publishers it reads
+@functools.cache
+def _file_and_reference(count: int) -> tuple[str, Policy]:
+    """A file of COUNT publishers and its policy read whole: made once for every claims."""
+    text = file_text(count)
+    return text, whole(text)
+
+
 @pytest.mark.parametrize("count", [40, 330])
 @pytest.mark.parametrize("claims", [
     github_claims(25),  # allowed
@@ -170,9 +178,8 @@ def test_duplicate_identities_are_reported_as_when_read_whole() -> None:
         "gitlab", "no-google", "unknown-issuer", "mistyped"])
 def test_check_holds_the_publishers_its_decision_reads(count: int,
                                                       claims: dict[str, Any]) -> None:
-    text = file_text(count)
+    text, reference = _file_and_reference(count)
     policy = compile_publishers_for_claims(text, "p.yaml", claims, providers=PROVIDERS)
-    reference = whole(text)
     assert outcome(policy, claims) == outcome(reference, claims)
     if count > 300:  # held: the first 201 GitHub publishers, the matches, one GitLab
         assert len(policy.publishers) < 215 < len(reference.publishers)
