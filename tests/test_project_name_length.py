@@ -86,3 +86,23 @@ def test_serve_publishers_add(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert "at most" in err
     code, out, _ = run_cli(capsys, "serve", "--db", db, "publishers", "list")
     assert code == 0 and LONG not in out
+
+
+@pytest.mark.parametrize("projects", [["p", "p"], ["Sample_Project", "sample-project"]])
+def test_a_project_given_twice(projects: list[str], tmp_path: Path,
+                               capsys: pytest.CaptureFixture[str]) -> None:
+    """`serve publishers add --project Sample_Project --project sample-project` (and
+    `Engine.add_publisher`) stored both, one project under two spellings; a publishers
+    file already refused it."""
+    pytest.importorskip("starlette")
+    db = str(tmp_path / "index.db")
+    argv = ["serve", "--db", db, "publishers", "add", "github", "repository_owner=octo-org",
+            "repository_name=sampleproject", "repository_owner_id=65",
+            "workflow_filename=release.yml"]
+    for project in projects:
+        argv += ["--project", project]
+    code, _, err = run_cli(capsys, *argv)
+    assert code == 3, err
+    assert "duplicate project" in err
+    code, out, _ = run_cli(capsys, "serve", "--db", db, "publishers", "list")
+    assert code == 0 and out == ""

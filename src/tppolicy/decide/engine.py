@@ -32,7 +32,7 @@ from tppolicy.decide.decision import (
     token_denial,
 )
 from tppolicy.decide.index import Record, lookup_text
-from tppolicy.decide.names import ultranormalize_name
+from tppolicy.decide.names import canonicalize_name, ultranormalize_name
 from tppolicy.errors import ConfigError, Diagnostic, Span
 from tppolicy.language import ast as A
 from tppolicy.language.bind import bind_learns
@@ -676,10 +676,18 @@ class Engine:
         if projects is not None and (not isinstance(projects, list | tuple) or not projects):
             errors.append(f"{where}.projects: a non-empty list of project names")
             names = []
+        seen: dict[str, str] = {}
         for name in names:
             problem = project_name_problem(name)
             if problem is not None:
                 errors.append(f"{where}: {problem}")
+                continue
+            canonical = canonicalize_name(name)
+            if canonical in seen:  # as a publishers file: one project, listed once
+                first = seen[canonical]
+                same = "" if first == name else f", the same project as {first!r} once normalized"
+                errors.append(f"{where}.projects: duplicate project {name!r}{same}")
+            seen[canonical] = name
         display = row.get("name")
         if display is not None and not isinstance(display, str):
             errors.append(f"{where}.name: expected a string")
