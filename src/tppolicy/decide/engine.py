@@ -60,6 +60,11 @@ RUN_CLAIMS = ("iss", "sub", "jti", "ref", "ref_type", "ref_path", "sha", "workfl
               "job_workflow_ref", "ci_config_ref_uri", "run_id", "run_number", "run_attempt",
               "pipeline_id", "job_id", "environment", "event_name", "actor", "actor_id")
 
+def _shared(value: Any) -> Any:
+    """`value`, interned if it is a string."""
+    return sys.intern(value) if value.__class__ is str else value
+
+
 def _shared_all(values: tuple[Any, ...]) -> tuple[Any, ...]:
     """`values` with each string interned (one copy of each value across publishers)."""
     intern = sys.intern
@@ -316,7 +321,7 @@ class _RowReader:
         # it unchecked)
         self.fields: list[tuple[str, str, type, Any, Any, str, bool]] = []
         for name, decl in provider.fields.items():
-            default = _REQUIRED if decl.default is None else decl.default.value
+            default = _REQUIRED if decl.default is None else _shared(decl.default.value)
             match = re.compile(decl.pattern).fullmatch if decl.pattern else None
             message = decl.pattern_message or f"does not match {decl.pattern}"
             expected = _FIELD_CLASSES[decl.type]
@@ -336,6 +341,7 @@ class _RowReader:
                                   f"publisher{f' ({hint})' if hint else ''}")
         values: list[Any] = []
         get = row.get
+        intern = sys.intern
         for name, type_name, expected, default, match, message, default_ok in self.fields:
             value = get(name)
             if value is None:
@@ -350,7 +356,8 @@ class _RowReader:
             problem = _field_problem(value, type_name, expected, default, match, message)
             if problem is not None:
                 errors.append(f"{where}.{name}: {problem}")
-            values.append(value)
+            # Values repeat across publishers (owners, "release.yml"): one copy each.
+            values.append(intern(value) if value.__class__ is str else value)
         return tuple(values), errors
 
 
@@ -695,7 +702,6 @@ class Engine:
             raise ConfigError([Diagnostic(e.split(": ", 1)[1], path=e.split(": ", 1)[0])
                                for e in errors])
         template = index.template
-        values = _shared_all(values)
         try:
             key, prefer, slots = template.derive(values)
             # Values repeat across publishers (owners, "release.yml", "pypi"): one copy each.
