@@ -689,6 +689,8 @@ class Engine:
             if problem is not None:
                 errors.append(f"{where}: {problem}")
                 continue
+            if len(names) == 1:  # (most rows) no other to be a duplicate of
+                break
             canonical = canonicalize_name(name)
             if canonical in seen:  # as a publishers file: one project, listed once
                 first = seen[canonical]
