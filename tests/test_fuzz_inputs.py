@@ -171,6 +171,28 @@ REGRESSIONS = [
     # `null` (worded "found null", not "found nothing"): fmt --check exited 4
     ("publishers", b"? " + (EXAMPLES / "publishers.yaml").read_bytes()),
     ("publishers", b"publishers:\n  - provider: github\n    ? \n    : 3\n"),
+    # A field's pattern that is not a valid regular expression (reported), in a policy
+    # whose publisher binds the field: its value was then checked against the pattern,
+    # compiled again (re.error): lint and check exited 4 (found by the slow policy fuzz)
+    ("policy", b"""provider demo {
+  issuer "https://ci.example"
+  claims {
+    required owner: string
+  }
+  fields {
+    owner: string matches "^[{-z]$"
+  }
+  rule owner: claims.owner == publisher.owner
+}
+
+publisher "p" {
+  provider demo
+  projects ["sampleproject"]
+  fields {
+    owner = "octo"
+  }
+}
+"""),
 ]
 
 

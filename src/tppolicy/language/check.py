@@ -430,9 +430,13 @@ def _bound_learns(learns: tuple[A.Learn, ...],
 
 
 @lru_cache(maxsize=256)
-def _pattern(pattern: str) -> re.Pattern[str]:
-    """A field's pattern, compiled once."""
-    return re.compile(pattern)
+def _pattern(pattern: str) -> re.Pattern[str] | None:
+    """A field's pattern, compiled once; None if it is not a valid regular expression
+    (the field's declaration is reported for it: a value is not checked against it)."""
+    try:
+        return re.compile(pattern)
+    except re.error:
+        return None
 
 
 def did_you_mean(name: str, candidates: Iterable[str]) -> str | None:
@@ -803,8 +807,8 @@ class _Checker:
             value = binding.value.value
             if _literal_type(value) != decl.type:
                 self.error(f"field '{binding.name}' must be a {decl.type}", binding.span)
-            elif decl.pattern and isinstance(value, str) and not _pattern(decl.pattern).fullmatch(
-                    value):
+            elif decl.pattern and isinstance(value, str) and (
+                    matcher := _pattern(decl.pattern)) is not None and not matcher.fullmatch(value):
                 self.error(f"field '{binding.name}' is {value!r}: {decl.pattern_message or ''}"
                            .rstrip(": "), binding.span, f"expected a match for {decl.pattern}")
             values[binding.name] = value
