@@ -288,7 +288,7 @@ class ProviderIndex:
         # Set before the entry is visible; a reader of an earlier entry of this record
         # sees this shape or an equal one.
         object.__setattr__(decision, "_quick", self._share(
-            (*found.prefer, *(slots[i] for i in template.kept))))
+            (*found.prefer, *map(slots.__getitem__, template.kept))))
         self.quick[key] = decision
 
     def settle(self) -> None:
