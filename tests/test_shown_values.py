@@ -110,3 +110,19 @@ def test_a_record_keeps_short_claims_whole_and_cuts_huge_ones() -> None:
     assert recorded(ref) == ref and recorded(12) == 12 and recorded(["a", "b"]) == ["a", "b"]
     assert len(recorded("r" * HUGE)) < 2 * MAX_RECORDED
     assert len(json.dumps(recorded(["r" * 100] * HUGE))) < 20 * MAX_SHOWN
+
+
+@pytest.mark.parametrize("issuer", [
+    "https://token.actions.githubusercontent.com/" + "x" * HUGE,  # a GitHub enterprise slug
+    "https://gitlab.example.com/" + "y" * HUGE,
+    "https://" + "z" * HUGE,
+], ids=["github-slug", "gitlab-like", "unknown"])
+def test_a_huge_unknown_issuer_is_shown_cut(issuer: str, tmp_path: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    """An unknown issuer's message and fix quoted the token's `iss` whole."""
+    claims = _claims(tmp_path, iss=issuer)
+    for command in ("check", "explain"):
+        code, out, err = run_cli(capsys, command, "--publishers", PUBLISHERS, "--claims",
+                                 claims)
+        assert code == 1, err
+        assert max(map(len, out.splitlines())) < LONGEST_LINE, command

@@ -116,7 +116,7 @@ def render(advice: Advice, out: TextIO, *, top: int | None = None) -> str:
                      f"({decision.provider}) may publish to {', '.join(decision.projects)}")
     else:
         lines.append(paint("DENIED", "red", out) + denial_headline(decision, advice.provider))
-    issuer = f"{advice.issuer!r}" if advice.issuer else "none"
+    issuer = show(advice.issuer) if advice.issuer else "none"
     provider = advice.provider or "no provider"
     if advice.provider_guessed:
         provider = f"unknown; its claims are those of a {advice.provider} token"

@@ -597,7 +597,7 @@ def shadowing_problem(record: Record, twin: Record, where: str | None = None,
 
 def unknown_issuer_message(issuer: str, known: Iterable[str]) -> str:
     """The one message for an issuer no provider trusts (decisions and the verifier)."""
-    return (f"unknown issuer {issuer!r}: no provider trusts it (known issuers: "
+    return (f"unknown issuer {show(issuer)}: no provider trusts it (known issuers: "
             f"{', '.join(known)})")
 
 

@@ -40,6 +40,7 @@ from tppolicy.limits import (
     MAX_TOKEN_LIFETIME,
 )
 from tppolicy.readers.claims import nested_too_deeply
+from tppolicy.text import show
 from tppolicy.token.keys import FetchError, KeyCache
 from tppolicy.token.refusal import CODES as CODES
 from tppolicy.token.refusal import TokenError as TokenError
@@ -312,7 +313,7 @@ class Verifier:
         provider = self.issuers.get(issuer)
         if provider is None:
             known = sorted(self.issuers)
-            raise TokenError("unknown-issuer", f"unknown issuer {issuer!r}: no provider trusts "
+            raise TokenError("unknown-issuer", f"unknown issuer {show(issuer)}: no provider trusts "
                              f"it (known issuers: {', '.join(known)})", expected=known,
                              actual=issuer)
         alg = header.alg

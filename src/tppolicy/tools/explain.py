@@ -30,6 +30,7 @@ from tppolicy.language.compile import lookup_value
 from tppolicy.language.interpret import Interpreter, claim_value
 from tppolicy.language.ops import REQUEST_VALUES, EvalError, describe_type
 from tppolicy.language.texts import fix_for
+from tppolicy.text import cut_middle
 
 if TYPE_CHECKING:
     from tppolicy.token.verify import Verifier
@@ -156,7 +157,7 @@ def _token_checks(provider: CheckedProvider | None, claims: Mapping[str, Any],
         elif not isinstance(issuer, str):
             message = f"the 'iss' claim is {describe_type(issuer)}, expected a string"
         else:
-            message = f"unknown issuer {issuer!r}: no provider trusts it"
+            message = f"unknown issuer {show(issuer)}: no provider trusts it"
         checks.append(Check("iss", "token", False, known, issuer, message))
     else:
         checks.append(Check("iss", "token", True, issuer, issuer, "a known issuer"))
@@ -453,17 +454,18 @@ def _issuer_fix(claims: Mapping[str, Any], provider: CheckedProvider | None, gue
         what = ("an enterprise's unique issuer (GitHub Enterprise Cloud's custom issuer "
                 "setting adds the enterprise's slug)" if ghe_slug else
                 "GitHub Enterprise Server" if ghes else "an unknown GitHub issuer")
-        return (f"The token comes from {what}: {issuer!r}. PyPI accepts only GitHub.com's "
+        return (f"The token comes from {what}: {show(issuer)}. PyPI accepts only GitHub.com's "
                 f"issuer {github!r} and does not support GitHub Enterprise "
                 "(pypi/warehouse#18970). Publish from a repository on GitHub.com"
                 + (", or turn the enterprise's custom issuer off" if ghe_slug else "") + ".")
     if provider is not None and guessed and provider.ast.custom_issuers:
         return (f"The token looks like a {provider.name} token from an instance that is not "
-                f"registered: {issuer!r}. Register it with --issuer {issuer}={provider.name} "
+                f"registered: {show(issuer)}. Register it with --issuer "
+                f"{cut_middle(issuer)}={provider.name} "
                 "(on PyPI: an organization's custom issuer, for self-managed GitLab), and name "
                 "it in the publisher's issuer_url.")
     known = ", ".join(check.expected) if isinstance(check.expected, list) else ""
-    return (f"No provider trusts the issuer {issuer!r} (known: {known}). Is this a token from "
+    return (f"No provider trusts the issuer {show(issuer)} (known: {known}). Is this a token from "
             "a CI system PyPI supports (GitHub Actions, GitLab CI/CD, Google Cloud, "
             "ActiveState)?")
 
