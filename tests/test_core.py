@@ -33,6 +33,9 @@ def _tables() -> list[tuple[str, dict[str, Any]]]:
             for path in sorted(CASES_DIR.glob("*.yaml"))]
 
 
+TABLES = _tables()  # read once: the cases and their ids
+
+
 def _claims(table: dict[str, Any], case: dict[str, Any]) -> dict[str, Any]:
     claims = dict(table["claims"][case["claims"]])
     claims.update(case.get("set") or {})
@@ -51,7 +54,7 @@ def _summary(decision: Decision) -> tuple[Any, ...]:
             dict(decision.learned), decision.closest, [r.rule for r in decision.failed])
 
 
-@pytest.mark.parametrize(("stem", "table"), _tables(), ids=[s for s, _ in _tables()])
+@pytest.mark.parametrize(("stem", "table"), TABLES, ids=[s for s, _ in TABLES])
 def test_both_fronts_decide_alike_on_every_case_table(stem: str, table: dict[str, Any]) -> None:
     issuers = table.get("issuers") or {}
     text = yaml.safe_dump({"publishers": table["publishers"]}, sort_keys=False)
