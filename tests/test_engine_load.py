@@ -185,3 +185,15 @@ def test_flat_shapes_of_equal_values_of_other_classes_are_not_shared() -> None:
     assert _shape_signature(("a", 1, ())) != _shape_signature(("a", True, ()))
     assert _shape_signature(("a", 1)) == _shape_signature(("a", 1))
     assert _shape_signature((1.0,)) is None
+
+
+def test_a_string_that_passed_for_one_field_is_still_checked_for_another() -> None:
+    engine = Engine()
+    with pytest.raises(ConfigError) as caught:  # "org0" passed as an owner in row 0
+        engine.add_publishers([_row(0), _row(1, repository_owner_id="org0"),
+                               _row(2, workflow_filename="org0")])
+    assert [d.path for d in caught.value.diagnostics] == [
+        "publishers[1].repository_owner_id", "publishers[2].workflow_filename"]
+    records = engine.add_publishers([_row(i) for i in range(12)])  # owners repeat
+    assert [r.fields[0] for r in records] == [f"org{i // 5}" for i in range(12)]
+    assert records[0].fields[0] is records[4].fields[0]  # one copy of a repeated value
