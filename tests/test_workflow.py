@@ -209,6 +209,9 @@ def test_workflow_call_only_skips_the_triggers(policy: tppolicy.Policy) -> None:
     ("on: [push\n", "invalid YAML"),
     ("- a\n- b\n", "a workflow is a YAML mapping"),
     ("on: push\non: release\njobs: {}\n", "invalid YAML"),
+    # was "invalid YAML: maximum recursion depth exceeded"
+    ("on: push\njobs: {a: {steps: " + "[" * 400 + "]" * 400 + "}}\n",
+     "the YAML is nested too deeply"),
 ])
 def test_invalid_workflows(policy: tppolicy.Policy, text: str, message: str) -> None:
     with pytest.raises(WorkflowError) as info:

@@ -167,7 +167,11 @@ def _load(text: str, source: str) -> Any:
         raise WorkflowError([Diagnostic(f"invalid YAML: {exc.problem or exc.context}",
                                         Span(source, line, column, line, column + 1))],
                             text) from None
-    except (YAMLError, ValueError, RecursionError) as exc:
+    except RecursionError:  # ruamel.yaml's composer is recursive
+        raise WorkflowError([Diagnostic(
+            "the YAML is nested too deeply to be read", Span(source, 1, 1, 1, 2),
+            hint="a workflow nests a few levels: is this the right file?")], text) from None
+    except (YAMLError, ValueError) as exc:
         raise WorkflowError([Diagnostic(f"invalid YAML: {exc}", Span(source, 1, 1, 1, 2))],
                             text) from None
     except Exception as exc:  # ruamel.yaml's own bugs (`!!set` on a scalar): bad input
