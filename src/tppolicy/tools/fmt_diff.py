@@ -192,6 +192,13 @@ class _Matcher:
                 best, end_i, end_j = size, i0 + last, j0 + last
         return end_i - best, end_j - best, best, inside
 
+    def _reaching(self, runs: list[int], i: int, j: int, before: bool) -> list[int]:
+        """The `runs` that reach before line `i` of a and `j` of b (`before`), or after."""
+        run_i, run_j, run_size = self.run_i, self.run_j, self.run_size
+        if before:
+            return [r for r in runs if run_i[r] < i and run_j[r] < j]
+        return [r for r in runs if run_i[r] + run_size[r] > i and run_j[r] + run_size[r] > j]
+
     def longest_match(self, alo: int, ahi: int, blo: int, bhi: int, runs: list[int],
                       ) -> tuple[int, int, int, list[int]]:
         """`SequenceMatcher.find_longest_match(alo, ahi, blo, bhi)`, and the `runs` that
@@ -244,10 +251,13 @@ class _Matcher:
             i, j, k, inside = self.longest_match(alo, ahi, blo, bhi, runs)
             if k:
                 blocks.append((i, j, k))
+                # each side gets the runs that reach into it (a list per part waiting in
+                # the queue: not the whole part's, which made memory grow as the square)
                 if alo < i and blo < j:
-                    queue.append((alo, i, blo, j, inside))
+                    queue.append((alo, i, blo, j, self._reaching(inside, i, j, True)))
                 if i + k < ahi and j + k < bhi:
-                    queue.append((i + k, ahi, j + k, bhi, inside))
+                    queue.append((i + k, ahi, j + k, bhi,
+                                  self._reaching(inside, i + k, j + k, False)))
         blocks.sort()
         i1 = j1 = k1 = 0
         joined = []
