@@ -1,15 +1,19 @@
 """The diff `tppolicy fmt --check` prints (`tppolicy.tools.fmt_diff`): the same lines as
 `difflib.unified_diff` on the texts' lines, on the cases where its rules show (a line found
 more than 1% of the times, line ends `str.splitlines` knows, no line end at the end, lines
-whose hashes collide). tests/property/test_fmt_diff.py compares the two on generated
-texts."""
+whose hashes collide); and where difflib's way would cost more than linear time (many
+scattered changes), a diff found by anchors that GNU patch applies.
+tests/property/test_fmt_diff.py compares them on generated texts."""
 
 from __future__ import annotations
 
 import difflib
+import subprocess
+from pathlib import Path
 
 import pytest
 
+from tppolicy.tools import fmt_diff
 from tppolicy.tools.fmt_diff import iter_unified_diff_texts
 
 
@@ -65,3 +69,66 @@ def test_lines_whose_hashes_collide(name: str) -> None:
     a, b = CASES[name]
     assert _mine(a, b, hasher=len) == _difflib(a, b)
     assert _mine(b, a, hasher=len) == _difflib(b, a)
+
+
+# --- many scattered changes: anchors (patience diff) instead of difflib's quadratic way
+
+
+def _entries(count: int, comment_indent: str, key_end: str = "") -> str:
+    return "".join(f"{comment_indent}# entry {i}\n  - name: n{i}{key_end}\n    owner: o{i // 5}\n"
+                   f"    env: pypi\n    id: \"{i // 5}\"\n    repo: r{i}\n" for i in range(count))
+
+
+def _patched(a: str, diff: list[str], tmp_path: Path) -> str:
+    """`a` with `diff` applied by GNU patch (fmt's "no newline at end of file" lines
+    added as fmt adds them)."""
+    original, patch_file, result = tmp_path / "a", tmp_path / "d.patch", tmp_path / "out"
+    original.write_bytes(a.encode())
+    text = "".join(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n"
+                   for line in diff)
+    patch_file.write_bytes(text.encode())
+    subprocess.run(["patch", "--binary", "--silent", "--force", "-o", str(result),
+                    str(original), str(patch_file)], check=True)
+    return result.read_bytes().decode()
+
+
+def test_scattered_changes_leave_difflibs_way(tmp_path: Path) -> None:
+    """A change in each of 2 000 entries: difflib's matcher would take steps growing as the
+    square of the entries, past the budget; the anchored diff is the one difflib gives:
+    its comment line out and in, in each entry (one hunk: entries are 6 lines long)."""
+    a, b = _entries(2000, ""), _entries(2000, "  ")
+    old, new = fmt_diff._Lines(a), fmt_diff._Lines(b)
+    a_ids, b_ids = fmt_diff._line_ids(old, new, hash)
+    assert fmt_diff._exact_blocks(a_ids, b_ids, fmt_diff._EXACT_STEPS, renumber=False) is None
+    found = _mine(a, b)
+    assert [line for line in found if line.startswith("@@ ")] == ["@@ -1,11998 +1,11998 @@\n"]
+    changed = [line for line in found[2:] if line[0] in "+-"]
+    assert changed == [line for i in range(2000)
+                       for line in (f"-# entry {i}\n", f"+  # entry {i}\n")]
+    assert found[3:6] == ["-# entry 0\n", "+  # entry 0\n", "   - name: n0\n"]
+    assert _patched(a, found, tmp_path) == b
+
+
+def test_anchored_diff_on_every_case(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With no budget for difflib's way, every case still gives a diff patch applies, with
+    `context` lines around each change; a part with no anchors and no budget is replaced."""
+    for gap_steps in (0, 1000):
+        monkeypatch.setattr(fmt_diff, "_EXACT_STEPS", 0)
+        monkeypatch.setattr(fmt_diff, "_EXACT_STEPS_PER_LINE", 0)
+        monkeypatch.setattr(fmt_diff, "_GAP_STEPS", gap_steps)
+        for name, (a, b) in sorted(CASES.items()):
+            if "\r" in a + b or "\x0b" in a + b:
+                continue  # patch knows "\n" line ends only
+            for x, y in ((a, b), (b, a)):
+                found = _mine(x, y)
+                assert (found == []) == (x == y), name
+                assert _patched(x, found, tmp_path) == y, name
+
+
+def test_anchored_hunks_keep_three_lines_of_context(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(fmt_diff, "_EXACT_STEPS", 0)
+    monkeypatch.setattr(fmt_diff, "_EXACT_STEPS_PER_LINE", 0)
+    a = "".join(f"{i}\n" for i in range(30))
+    b = a.replace("\n10\n", "\nten\n")
+    assert _mine(a, b) == ["--- old\n", "+++ new\n", "@@ -8,7 +8,7 @@\n", " 7\n", " 8\n",
+                           " 9\n", "-10\n", "+ten\n", " 11\n", " 12\n", " 13\n"]

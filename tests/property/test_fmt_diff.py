@@ -2,17 +2,27 @@
 `difflib.unified_diff` prints on the two texts' lines, on generated pairs of texts: lines
 drawn from a small pool (so that lines repeat, and beyond 200 lines some are "popular" for
 difflib), every line end `str.splitlines` knows, the second text an edit of the first or
-another text, and any context size."""
+another text, and any context size. Then on larger texts with many scattered changes, and
+with the budgets of difflib's way taken away (so that anchors, and parts replaced whole,
+are used on every size), that GNU patch applies the diff to the first text to give exactly
+the second, and that each hunk is well formed with `context` lines around its changes."""
 
 from __future__ import annotations
 
 import difflib
 import random
+import re
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
+from tppolicy.tools import fmt_diff
 from tppolicy.tools.fmt_diff import iter_unified_diff_texts
 
 # Hypothesis runs of hundreds of examples each: the slow group (.ci/run runs it).
@@ -70,3 +80,108 @@ def test_the_diff_is_difflibs(pair: tuple[str, str, int, bool]) -> None:
                                          hasher=len if collide else hash))
     event(f"{len(a.splitlines())} lines >= 200: {len(a.splitlines()) >= 200}")
     assert found == expected
+
+
+@st.composite
+def scattered_pairs(draw: st.DrawFn) -> tuple[str, str, int, str]:
+    """Two texts ("\n" or "\r\n" line ends), the second with changes scattered over
+    the first (or another text), a context size, and which budgets the matcher has."""
+    rnd = random.Random(draw(st.integers(0, 2**32)))
+    entries = rnd.choice([0, 1, 3, 40, 400, 2500])
+    pool = WORDS + [f"k{i}: v{i % 7}" for i in range(rnd.choice([2, 20]))]
+    lines = []
+    for entry in range(entries):  # entries with unique lines, and lines from the pool
+        lines.append(f"# entry {entry}")
+        lines.extend(rnd.choice(pool) for _ in range(rnd.randrange(6)))
+        if rnd.random() < 0.8:
+            lines.append(f"  - name: n{entry}")
+    if rnd.random() < 0.8:
+        edited = list(lines)
+        for _ in range(rnd.randrange(1 + len(lines) // rnd.choice([3, 10, 50]))):
+            at = rnd.randrange(len(edited) + 1)
+            kind = rnd.random()
+            if kind < 0.3:
+                edited.insert(at, rnd.choice([*pool, f"# entry {rnd.randrange(entries + 1)}"]))
+            elif kind < 0.5 and at < len(edited):
+                del edited[at]
+            elif kind < 0.6 and at < len(edited):  # a line moved
+                edited.insert(rnd.randrange(len(edited)), edited.pop(at))
+            elif at < len(edited):
+                edited[at] = "  " + edited[at]
+    else:
+        edited = rnd.sample(lines, len(lines))
+    end = rnd.choice(["\n", "\n", "\r\n"])
+    a, b = (end.join(x) + (end if x and rnd.random() < 0.9 else "") for x in (lines, edited))
+    context = rnd.choice([3, 3, 3, 0, 1, 5])
+    return a, b, context, rnd.choice(["as shipped", "anchors", "anchors only"])
+
+
+@contextmanager
+def _budgets(kind: str) -> Iterator[None]:
+    """The matcher's budgets: as shipped, none for difflib's way on the whole texts
+    ("anchors"), or none at all (parts without anchors replaced whole)."""
+    saved = fmt_diff._EXACT_STEPS, fmt_diff._EXACT_STEPS_PER_LINE, fmt_diff._GAP_STEPS
+    if kind != "as shipped":
+        fmt_diff._EXACT_STEPS = fmt_diff._EXACT_STEPS_PER_LINE = 0
+    if kind == "anchors only":
+        fmt_diff._GAP_STEPS = 0
+    try:
+        yield
+    finally:
+        fmt_diff._EXACT_STEPS, fmt_diff._EXACT_STEPS_PER_LINE, fmt_diff._GAP_STEPS = saved
+
+
+_HUNK = re.compile(r"@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@\n")
+
+
+def _check_hunks(diff: list[str], a: str, b: str, context: int) -> None:
+    """Headers as difflib writes them; each hunk's ranges agree with its lines, with
+    `context` lines before and after its changes (fewer only at a text's ends), and no
+    run of more than 2 * `context` unchanged lines inside it."""
+    la, lb = len(a.splitlines()), len(b.splitlines())
+    if a == b:
+        assert diff == []
+        return
+    assert diff[:2] == ["--- a\n", "+++ b\n"]
+    at = 2
+    while at < len(diff):
+        found = _HUNK.fullmatch(diff[at])
+        assert found, diff[at]
+        a_start, b_start = int(found[1]), int(found[3])
+        a_size = 1 if found[2] is None else int(found[2])
+        b_size = 1 if found[4] is None else int(found[4])
+        at += 1
+        body = []
+        while at < len(diff) and not diff[at].startswith("@@ "):
+            body.append(diff[at][0])
+            at += 1
+        assert body.count(" ") + body.count("-") == a_size
+        assert body.count(" ") + body.count("+") == b_size
+        marks = "".join(body)
+        leading = len(marks) - len(marks.lstrip(" "))
+        trailing = len(marks) - len(marks.rstrip(" "))
+        first = a_start - 1 if a_size else a_start  # the hunk's first line of a, from 0
+        last = first + a_size  # past its last line of a
+        assert leading == context or (leading < context and first == 0)
+        assert trailing == context or (trailing < context and last == la)
+        assert all(len(run) <= 2 * context for run in re.findall(" +", marks.strip(" ")))
+        assert b_start >= 0 and last <= la and b_start - (1 if b_size else 0) + b_size <= lb
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(scattered_pairs())
+def test_patch_applies_the_diff(pair: tuple[str, str, int, str]) -> None:
+    a, b, context, budgets = pair
+    with _budgets(budgets):
+        diff = list(iter_unified_diff_texts(a, b, "a", "b", context))
+    event(f"{budgets}, {len(a.splitlines()) // 1000 * 1000}+ lines")
+    _check_hunks(diff, a, b, context)
+    with tempfile.TemporaryDirectory() as folder:
+        original, patch_file, result = (Path(folder) / name for name in ("a", "d", "out"))
+        original.write_bytes(a.encode())
+        patch_file.write_bytes("".join(
+            line if line.endswith("\n") else line + "\n\\ No newline at end of file\n"
+            for line in diff).encode())
+        subprocess.run(["patch", "--binary", "--silent", "--force", "-o", str(result),
+                        str(original), str(patch_file)], check=True)
+        assert result.read_bytes() == b.encode()

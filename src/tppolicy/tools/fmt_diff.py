@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from array import array
 from bisect import bisect_left
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 __all__ = ["iter_unified_diff_texts"]
 
@@ -125,13 +125,13 @@ class _Matcher:
     long is scanned as `SequenceMatcher` scans it.
     """
 
-    __slots__ = ("a", "b", "order", "run_i", "run_j", "run_size", "starts")
+    __slots__ = ("a", "b", "budget", "order", "run_i", "run_j", "run_size", "starts")
 
-    def __init__(self, a: _Lines, b: _Lines, hasher: Callable[[str], int] = hash) -> None:
-        ids = _Ids(b, hasher)
-        self.b = array("i", (ids.add(number, b.line(number)) for number in range(len(b))))
-        self.a = array("i", (ids.find(a.line(number)) for number in range(len(a))))
-        del ids
+    def __init__(self, a: array[int], b: array[int], budget: int) -> None:
+        """`a` and `b` are line ids (`b`'s numbered 0, 1, ... in order of first appearance,
+        `_ABSENT` in `a` for a line `b` lacks); `budget` bounds the steps the matcher may
+        take (`_TooCostly` past it)."""
+        self.a, self.b, self.budget = a, b, budget
         counts = array("I", bytes(array("I").itemsize * (max(self.b, default=-1) + 1)))
         for x in self.b:
             counts[x] += 1
@@ -162,6 +162,7 @@ class _Matcher:
             newj2len: dict[int, int] = {}
             x = a[i] if i < len(a) else -1
             if x >= 0:
+                self._spend(1 + starts[x + 1] - starts[x] + len(j2len))
                 previous = j2len.get
                 for position in range(starts[x], starts[x + 1]):
                     j = order[position]
@@ -173,11 +174,18 @@ class _Matcher:
                     self.run_size.append(k)
             j2len = newj2len
 
+    def _spend(self, steps: int) -> None:
+        """Count `steps` against the budget; `_TooCostly` once it is spent."""
+        self.budget -= steps
+        if self.budget < 0:
+            raise _TooCostly
+
     def _longest_run(self, alo: int, ahi: int, blo: int, bhi: int, runs: list[int],
                      ) -> tuple[int, int, int, list[int]]:
         """The longest of `runs` clipped to the part (the one ending first of those), as
         (start in a, start in b, size), and the runs that reach into the part."""
         run_i, run_j, run_size = self.run_i, self.run_j, self.run_size
+        self._spend(1 + len(runs))
         best = end_i = end_j = 0
         inside = []
         for run in runs:
@@ -195,6 +203,7 @@ class _Matcher:
     def _reaching(self, runs: list[int], i: int, j: int, before: bool) -> list[int]:
         """The `runs` that reach before line `i` of a and `j` of b (`before`), or after."""
         run_i, run_j, run_size = self.run_i, self.run_j, self.run_size
+        self._spend(1 + len(runs))
         if before:
             return [r for r in runs if run_i[r] < i and run_j[r] < j]
         return [r for r in runs if run_i[r] + run_size[r] > i and run_j[r] + run_size[r] > j]
@@ -220,6 +229,7 @@ class _Matcher:
         a, order, starts = self.a, self.order, self.starts
         besti, bestj, bestsize = alo, blo, 0
         j2len: dict[int, int] = {}
+        self._spend(ahi - alo)
         for i in range(alo, ahi):
             x = a[i]
             low = high = 0
@@ -229,6 +239,7 @@ class _Matcher:
                 if j2len:
                     j2len = {}
                 continue
+            self._spend(high - low)
             newj2len: dict[int, int] = {}
             previous = j2len.get
             for position in range(bisect_left(order, blo, low, high), high):
@@ -242,7 +253,8 @@ class _Matcher:
         return besti, bestj, bestsize
 
     def matching_blocks(self) -> list[tuple[int, int, int]]:
-        """`SequenceMatcher.get_matching_blocks()`."""
+        """The blocks `SequenceMatcher.get_matching_blocks()` finds, in order, not yet
+        joined (`_TooCostly` if the budget runs out first)."""
         la, lb = len(self.a), len(self.b)
         queue = [(0, la, 0, lb, list(range(len(self.run_size))))]
         blocks = []
@@ -259,58 +271,72 @@ class _Matcher:
                     queue.append((i + k, ahi, j + k, bhi,
                                   self._reaching(inside, i + k, j + k, False)))
         blocks.sort()
-        i1 = j1 = k1 = 0
-        joined = []
-        for i2, j2, k2 in blocks:
-            if i1 + k1 == i2 and j1 + k1 == j2:
-                k1 += k2
-            else:
-                if k1:
-                    joined.append((i1, j1, k1))
-                i1, j1, k1 = i2, j2, k2
-        if k1:
-            joined.append((i1, j1, k1))
-        joined.append((la, lb, 0))
-        return joined
+        return blocks
 
-    def opcodes(self) -> list[tuple[str, int, int, int, int]]:
-        """`SequenceMatcher.get_opcodes()`."""
-        i = j = 0
-        codes: list[tuple[str, int, int, int, int]] = []
-        for ai, bj, size in self.matching_blocks():
-            tag = ""
-            if i < ai and j < bj:
-                tag = "replace"
-            elif i < ai:
-                tag = "delete"
-            elif j < bj:
-                tag = "insert"
-            if tag:
-                codes.append((tag, i, ai, j, bj))
-            i, j = ai + size, bj + size
-            if size:
-                codes.append(("equal", ai, i, bj, j))
-        return codes
 
-    def grouped_opcodes(self, n: int) -> Iterator[list[tuple[str, int, int, int, int]]]:
-        """`SequenceMatcher.get_grouped_opcodes(n)`."""
-        codes = self.opcodes() or [("equal", 0, 1, 0, 1)]
-        if codes[0][0] == "equal":
-            tag, i1, i2, j1, j2 = codes[0]
-            codes[0] = tag, max(i1, i2 - n), i2, max(j1, j2 - n), j2
-        if codes[-1][0] == "equal":
-            tag, i1, i2, j1, j2 = codes[-1]
-            codes[-1] = tag, i1, min(i2, i1 + n), j1, min(j2, j1 + n)
-        group: list[tuple[str, int, int, int, int]] = []
-        for tag, i1, i2, j1, j2 in codes:
-            if tag == "equal" and i2 - i1 > n + n:
-                group.append((tag, i1, min(i2, i1 + n), j1, min(j2, j1 + n)))
-                yield group
-                group = []
-                i1, j1 = max(i1, i2 - n), max(j1, j2 - n)
-            group.append((tag, i1, i2, j1, j2))
-        if group and not (len(group) == 1 and group[0][0] == "equal"):
+class _TooCostly(Exception):
+    """The exact matcher's budget is spent (see `_matching_blocks`)."""
+
+
+def _joined(blocks: Iterable[tuple[int, int, int]], la: int, lb: int,
+            ) -> list[tuple[int, int, int]]:
+    """Matching blocks in order, adjacent ones joined, ended by `(la, lb, 0)` (as
+    `SequenceMatcher.get_matching_blocks()` gives them)."""
+    i1 = j1 = k1 = 0
+    joined = []
+    for i2, j2, k2 in blocks:
+        if i1 + k1 == i2 and j1 + k1 == j2:
+            k1 += k2
+        else:
+            if k1:
+                joined.append((i1, j1, k1))
+            i1, j1, k1 = i2, j2, k2
+    if k1:
+        joined.append((i1, j1, k1))
+    joined.append((la, lb, 0))
+    return joined
+
+
+def _opcodes(blocks: list[tuple[int, int, int]]) -> list[tuple[str, int, int, int, int]]:
+    """`SequenceMatcher.get_opcodes()` from its matching blocks."""
+    i = j = 0
+    codes: list[tuple[str, int, int, int, int]] = []
+    for ai, bj, size in blocks:
+        tag = ""
+        if i < ai and j < bj:
+            tag = "replace"
+        elif i < ai:
+            tag = "delete"
+        elif j < bj:
+            tag = "insert"
+        if tag:
+            codes.append((tag, i, ai, j, bj))
+        i, j = ai + size, bj + size
+        if size:
+            codes.append(("equal", ai, i, bj, j))
+    return codes
+
+
+def _grouped_opcodes(blocks: list[tuple[int, int, int]], n: int,
+                     ) -> Iterator[list[tuple[str, int, int, int, int]]]:
+    """`SequenceMatcher.get_grouped_opcodes(n)` from its matching blocks."""
+    codes = _opcodes(blocks) or [("equal", 0, 1, 0, 1)]
+    if codes[0][0] == "equal":
+        tag, i1, i2, j1, j2 = codes[0]
+        codes[0] = tag, max(i1, i2 - n), i2, max(j1, j2 - n), j2
+    if codes[-1][0] == "equal":
+        tag, i1, i2, j1, j2 = codes[-1]
+        codes[-1] = tag, i1, min(i2, i1 + n), j1, min(j2, j1 + n)
+    group: list[tuple[str, int, int, int, int]] = []
+    for tag, i1, i2, j1, j2 in codes:
+        if tag == "equal" and i2 - i1 > n + n:
+            group.append((tag, i1, min(i2, i1 + n), j1, min(j2, j1 + n)))
             yield group
+            group = []
+            i1, j1 = max(i1, i2 - n), max(j1, j2 - n)
+        group.append((tag, i1, i2, j1, j2))
+    if group and not (len(group) == 1 and group[0][0] == "equal"):
+        yield group
 
 
 def _range(start: int, stop: int) -> str:
@@ -321,17 +347,181 @@ def _range(start: int, stop: int) -> str:
     return f"{start + 1 if length else start},{length}"
 
 
+def _line_ids(a: _Lines, b: _Lines, hasher: Callable[[str], int],
+              ) -> tuple[array[int], array[int]]:
+    """The lines of `a` and `b` as ids: `b`'s numbered in order of first appearance, a line
+    of `a` that `b` lacks `_ABSENT`."""
+    ids = _Ids(b, hasher)
+    b_ids = array("i", (ids.add(number, b.line(number)) for number in range(len(b))))
+    a_ids = array("i", (ids.find(a.line(number)) for number in range(len(a))))
+    return a_ids, b_ids
+
+
+# The exact matcher's budget: this many steps, and this many more per line of both texts.
+# Past it (many scattered changes: difflib's way is then quadratic), anchors are used.
+_EXACT_STEPS = 200_000
+_EXACT_STEPS_PER_LINE = 8
+_GAP_STEPS = 1000  # the same, for a part between anchors that has none of its own
+
+
+def _exact_blocks(a: array[int], b: array[int], extra: int, renumber: bool = True,
+                  ) -> list[tuple[int, int, int]] | None:
+    """`difflib`'s matching blocks of the id lists `a` and `b`, or None if finding them
+    takes more than `extra` steps plus `_EXACT_STEPS_PER_LINE` a line. Ids are renumbered
+    first (`renumber`) unless they are already as `_Matcher` takes them."""
+    if renumber:
+        local: dict[int, int] = {}
+        b = array("i", (local.setdefault(x, len(local)) for x in b))
+        a = array("i", (local.get(x, _ABSENT) for x in a))
+        del local
+    budget = extra + _EXACT_STEPS_PER_LINE * (len(a) + len(b))
+    try:
+        return _Matcher(a, b, budget).matching_blocks()
+    except _TooCostly:
+        return None
+
+
+class _Anchors:
+    """A part's anchors, with the part's ends as anchors before and after them: `i[k]`,
+    `j[k]` in a and b, and `next` the gap to match next (between anchors next, next + 1)."""
+
+    __slots__ = ("i", "j", "next")
+
+    def __init__(self, i: array[int], j: array[int]) -> None:
+        self.i, self.j, self.next = i, j, 0
+
+
+class _Counts:
+    """For each id, how often it is found in a part of a and of b, and where in b (all
+    zero between parts: a part's counts are taken back when its anchors are found)."""
+
+    __slots__ = ("at_b", "in_a", "in_b")
+
+    def __init__(self, ids: int) -> None:
+        zeros = bytes(array("i").itemsize * ids)
+        self.in_a, self.in_b, self.at_b = array("i", zeros), array("i", zeros), array("i", zeros)
+
+
+def _unique_anchors(a: array[int], b: array[int], alo: int, ahi: int, blo: int, bhi: int,
+                    counts: _Counts) -> _Anchors | None:
+    """The lines found once in `a[alo:ahi]` and once in `b[blo:bhi]`, the longest run of
+    them in the same order in both (patience diff's anchors), or None if there are none."""
+    in_a, in_b, at_b = counts.in_a, counts.in_b, counts.at_b
+    for j in range(blo, bhi):
+        x = b[j]
+        in_b[x] += 1
+        at_b[x] = j
+    for i in range(alo, ahi):
+        if a[i] >= 0:
+            in_a[a[i]] += 1
+    # the pairs (i, j) of those lines, in the order of a
+    pair_i, pair_j = array("i"), array("i")
+    for i in range(alo, ahi):
+        x = a[i]
+        if x >= 0 and in_a[x] == 1 and in_b[x] == 1:
+            pair_i.append(i)
+            pair_j.append(at_b[x])
+    for j in range(blo, bhi):
+        in_b[b[j]] = 0
+    for i in range(alo, ahi):
+        if a[i] >= 0:
+            in_a[a[i]] = 0
+    if not pair_i:
+        return None
+    # the longest run of pairs whose j increase (patience sorting)
+    tails = array("i")  # tails[k]: the least last j of a run of k + 1 pairs so far
+    tail_at = array("i")  # ... and which pair ends it
+    before = array("i", pair_i)  # the pair before each in its run (overwritten)
+    for index, j in enumerate(pair_j):
+        k = bisect_left(tails, j)
+        if k == len(tails):
+            tails.append(j)
+            tail_at.append(index)
+        else:
+            tails[k] = j
+            tail_at[k] = index
+        before[index] = tail_at[k - 1] if k else -1
+    count = len(tails)
+    anchor_i = array("i", bytes(array("i").itemsize * (count + 2)))
+    anchor_j = array("i", anchor_i)
+    anchor_i[0], anchor_j[0] = alo - 1, blo - 1
+    anchor_i[-1], anchor_j[-1] = ahi, bhi
+    index = tail_at[-1]
+    for k in range(count, 0, -1):
+        anchor_i[k], anchor_j[k] = pair_i[index], pair_j[index]
+        index = before[index]
+    return _Anchors(anchor_i, anchor_j)
+
+
+def _anchored_blocks(a: array[int], b: array[int]) -> Iterator[tuple[int, int, int]]:
+    """Matching blocks of `a` and `b` in order, found in near-linear time: equal lines at
+    both ends of a part, then the lines found once in both the part's sides (in the longest
+    order they share) as anchors, and the same again in the parts between them; a part
+    without such lines is matched by `difflib`'s way if that is cheap, else replaced whole."""
+    counts = _Counts(max(b, default=-1) + 1)
+    # taken from the end, so that blocks come out in order: parts to match (alo, ahi, blo,
+    # bhi), blocks found (i, -1, j, size), and anchors with gaps between them to match
+    stack: list[tuple[int, int, int, int] | _Anchors] = [(0, len(a), 0, len(b))]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, _Anchors):
+            gap = item.next
+            if gap:
+                yield item.i[gap], item.j[gap], 1
+            if gap + 2 < len(item.i):
+                item.next += 1
+                stack.append(item)
+            stack.append((item.i[gap] + 1, item.i[gap + 1], item.j[gap] + 1, item.j[gap + 1]))
+            continue
+        alo, ahi, blo, bhi = item
+        if ahi == -1:
+            yield alo, blo, bhi
+            continue
+        start = 0
+        while alo + start < ahi and blo + start < bhi and a[alo + start] == b[blo + start]:
+            start += 1
+        end = 0
+        while (alo + start < ahi - end and blo + start < bhi - end
+               and a[ahi - end - 1] == b[bhi - end - 1]):
+            end += 1
+        if start:
+            yield alo, blo, start
+        if end:
+            stack.append((ahi - end, -1, bhi - end, end))
+        alo, blo, ahi, bhi = alo + start, blo + start, ahi - end, bhi - end
+        if alo == ahi or blo == bhi:
+            continue
+        anchors = _unique_anchors(a, b, alo, ahi, blo, bhi, counts)
+        if anchors is not None:
+            stack.append(anchors)
+            continue
+        found = _exact_blocks(a[alo:ahi], b[blo:bhi], _GAP_STEPS)
+        for i, j, size in found or ():
+            yield alo + i, blo + j, size
+
+
+def _matching_blocks(a: array[int], b: array[int]) -> list[tuple[int, int, int]]:
+    """The matching blocks of the diff: `difflib`'s, unless finding them costs more than
+    a budget linear in the texts' sizes (many scattered changes); then anchored ones."""
+    found = _exact_blocks(a, b, _EXACT_STEPS, renumber=False)
+    if found is None:
+        return _joined(_anchored_blocks(a, b), len(a), len(b))
+    return _joined(found, len(a), len(b))
+
+
 def iter_unified_diff_texts(a: str, b: str, fromfile: str = "", tofile: str = "",
                             context: int = 3, hasher: Callable[[str], int] = hash,
                             ) -> Iterator[str]:
-    """The lines of the unified diff from `a` to `b`: the same as `difflib.unified_diff(
-    a.splitlines(keepends=True), b.splitlines(keepends=True), fromfile, tofile,
-    n=context)`, with less memory (see the module's text). `hasher` numbers the lines (a
-    test gives one under which different lines collide)."""
+    """The lines of the unified diff from `a` to `b`, `context` lines around each change.
+    Where `difflib` finds its answer in time linear in the texts' sizes (ordinary files,
+    and small ones), they are exactly `difflib.unified_diff(a.splitlines(keepends=True),
+    b.splitlines(keepends=True), fromfile, tofile, n=context)`'s lines, with less memory
+    (see the module's text); else the diff is found by anchors (patience diff). `hasher`
+    numbers the lines (a test gives one under which different lines collide)."""
     old, new = _Lines(a), _Lines(b)
-    matcher = _Matcher(old, new, hasher)
+    blocks = _matching_blocks(*_line_ids(old, new, hasher))
     started = False
-    for group in matcher.grouped_opcodes(context):
+    for group in _grouped_opcodes(blocks, context):
         if not started:
             started = True
             yield f"--- {fromfile}\n"
