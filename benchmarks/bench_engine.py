@@ -2,7 +2,7 @@
 memory per loaded publisher, load time.
 
 Run: python benchmarks/bench_engine.py [--sizes 100,10000,1000000] [--instructions] [--fresh]
-          [--huge-pages]
+          [--no-huge-pages]
 
 A check is Engine.check_claims on a GitHub token matching one publisher, the whole
 decision included. Each size is measured in a fresh process (so that memory is its own):
@@ -17,9 +17,10 @@ decision included. Each size is measured in a fresh process (so that memory is i
   processes run (the figure then depends on the load). With --fresh, before each
   round (not timed) the same claims dicts are made to name newly drawn publishers:
   every round's publishers are cold, as a server's among a million are.
-- --huge-pages: the loaded objects backed by 2 MB pages before the rounds (Linux,
+- --no-huge-pages: `Engine(huge_pages=False)`. By default an engine backs its memory
+  with 2 MB pages after a bulk load leaving 50 000 publishers or more (Linux,
   `tppolicy.decide.memory`): on this VM a page-table walk per page missed costs about
-  as much as the line itself.
+  as much as the line itself. The load time includes that collapse.
 - --instructions (needs valgrind; about 6 minutes at a million): the random checks
   again under callgrind, counting instructions and last-level-cache misses per check.
   Instructions show the work is the same at every size; the misses, times the
@@ -89,14 +90,15 @@ def _claims(base: dict[str, Any], i: int) -> dict[str, Any]:
             "environment": "pypi"}
 
 
-def _loaded(size: int) -> tuple[Callable[[Any], Any], tuple[float, float], float]:
+def _loaded(size: int, huge_pages: bool = True
+            ) -> tuple[Callable[[Any], Any], tuple[float, float], float]:
     """(check, (load seconds, load thread CPU seconds), bytes per publisher) with `size`
     publishers loaded (the wall time includes waiting for the CPU on a busy machine)."""
     import tppolicy
     from tppolicy.decide.engine import Engine
 
     tppolicy.load_providers()  # provider files parsed before the baseline
-    engine = Engine()
+    engine = Engine(huge_pages=None if huge_pages else False)
     gc.collect()
     before = _rss_bytes()
     start, cpu = time.perf_counter(), time.thread_time()
@@ -122,11 +124,11 @@ class Child:
     when asked: the parent interleaves the sizes' rounds, so that a burst of load from
     other processes hits every size alike, not the one measured at that moment."""
 
-    def __init__(self, size: int, fresh: bool, huge_pages: bool = False) -> None:
+    def __init__(self, size: int, fresh: bool, huge_pages: bool = True) -> None:
         self.size = size
         self.process = subprocess.Popen([sys.executable, __file__, "--child", str(size),
                                          *(["--fresh"] if fresh else []),
-                                         *(["--huge-pages"] if huge_pages else [])],
+                                         *([] if huge_pages else ["--no-huge-pages"])],
                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                         text=True)
         self.loaded: dict[str, float] = self._read()  # load seconds, bytes per publisher
@@ -166,21 +168,17 @@ def _retarget(picks: list[dict[str, Any]], size: int, rng: random.Random) -> Non
         claims.update(_claims(base, rng.randrange(size)))
 
 
-def serve_rounds(size: int, fresh: bool, huge_pages: bool = False) -> None:
+def serve_rounds(size: int, fresh: bool, huge_pages: bool = True) -> None:
     """The child: load, say so, then measure one round per line read (until EOF).
     The collector is paused while measuring and the loaded objects are frozen out of
     its generations, as `tppolicy serve` does after start-up. `fresh`: before each
     round (not timed), the random claims are made to name newly drawn publishers.
-    `huge_pages`: the loaded objects then backed by 2 MB pages (`collapse_to_huge_pages`)."""
-    check, (load, load_cpu), memory = _loaded(size)
+    `huge_pages`: False for `Engine(huge_pages=False)` (else the engine's default)."""
+    check, (load, load_cpu), memory = _loaded(size, huge_pages)
     picks, hot = _tokens(size)
     for claims in picks[:50]:
         assert check(claims).allowed
     gc.freeze()
-    if huge_pages:
-        from tppolicy.decide.memory import collapse_to_huge_pages
-
-        collapse_to_huge_pages()
     rng = random.Random(11)
     print(json.dumps({"bytes_per_publisher": memory, "load_s": load, "load_cpu_s": load_cpu}),
           flush=True)
@@ -250,9 +248,10 @@ def main() -> None:
     parser.add_argument("--fresh", action="store_true",
                         help="each round, the random tokens name newly drawn publishers "
                              "(so that they are not in the CPU caches from an earlier round)")
-    parser.add_argument("--huge-pages", action="store_true",
-                        help="back the loaded publishers with 2 MB pages (Linux: "
-                             "tppolicy.decide.memory.collapse_to_huge_pages)")
+    parser.add_argument("--no-huge-pages", dest="huge_pages", action="store_false",
+                        help="Engine(huge_pages=False): the loaded publishers left in 4 KB "
+                             "pages (by default an engine of 50 000 publishers or more "
+                             "backs them with 2 MB pages on Linux)")
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--count", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -278,7 +277,8 @@ def main() -> None:
           f"{' '.join(f'{x:.1f}' for x in os.getloadavg())}; per check, medians of {ROUNDS} "
           "interleaved rounds, thread CPU / wall"
           + "".join(f"; {flag}" for flag, on in (("fresh publishers each round", args.fresh),
-                                                  ("huge pages", args.huge_pages)) if on))
+                                                  ("4 KB pages (--no-huge-pages)",
+                                                   not args.huge_pages)) if on))
     print(f"{'publishers':>11} {'hot (100 tokens)':>18} {'random (2 000)':>18} "
           f"{'memory/publisher':>17} {'load CPU / wall':>17}{counted}")
     for row in rows:

@@ -197,3 +197,37 @@ def test_a_string_that_passed_for_one_field_is_still_checked_for_another() -> No
     records = engine.add_publishers([_row(i) for i in range(12)])  # owners repeat
     assert [r.fields[0] for r in records] == [f"org{i // 5}" for i in range(12)]
     assert records[0].fields[0] is records[4].fields[0]  # one copy of a repeated value
+
+
+def _claims(i: int) -> dict[str, Any]:
+    repository = f"org{i // 5}/repo{i}"
+    ref = "refs/tags/v1"
+    return {"iss": "https://token.actions.githubusercontent.com", "aud": "pypi",
+            "repository": repository, "repository_owner": f"org{i // 5}",
+            "repository_owner_id": str(1000 + i // 5), "sub": f"repo:{repository}:ref:{ref}",
+            "job_workflow_ref": f"{repository}/.github/workflows/release.yml@{ref}",
+            "ref": ref, "sha": "a" * 40, "event_name": "push", "jti": "j", "exp": 2, "iat": 1,
+            **({"environment": "pypi"} if i % 2 else {})}
+
+
+def test_publishers_added_one_by_one_are_settled_as_a_bulk_load() -> None:
+    """A server loads its database with `add_publisher` and then `Engine.settle`: the
+    quick table is rebuilt sparse (as after `add_publishers`) and every publisher is
+    still found, by the quick path and the general one alike."""
+    from tppolicy.decide.index import SETTLE_FROM
+
+    count = SETTLE_FROM + 500
+    one_by_one = Engine(huge_pages=False)
+    for i in range(count):
+        one_by_one.add_publisher(_row(i))
+    index = one_by_one._indexes["github"]
+    before = index.quick
+    one_by_one.settle(count)
+    assert index.quick is not before and index.quick == before  # rebuilt, the same entries
+    bulk = Engine(publishers=[_row(i) for i in range(count)], huge_pages=False)
+    for i in range(0, count, 7):
+        claims = _claims(i)
+        mine, theirs = one_by_one.check_claims(claims), bulk.check_claims(claims)
+        assert mine.allowed and theirs.allowed, (i, mine.reasons)
+        assert mine.decision == theirs.decision
+        assert one_by_one._core.decide(claims, audience="pypi") == mine.decision

@@ -1,4 +1,4 @@
-"""Huge pages for a large loaded engine (Linux): best effort, opt in.
+"""Huge pages for a large loaded engine (Linux): best effort.
 
 Among a million publishers (2 GB) a random check reads 5-6 cache lines on as many 4 KB
 pages, and on a virtual machine each page the TLB misses costs a page-table walk that
@@ -6,7 +6,8 @@ can cost as much as the line itself. Backing the loaded objects with 2 MB pages 
 most of those walks (measured at a million, load average 7: 3.33 -> 2.76 us a random
 check, 1.80 us with 100 publishers). Python allocates its objects in 1 MB arenas that
 the kernel backs with 4 KB pages unless asked; `collapse_to_huge_pages` asks, once the
-publishers are loaded (`madvise(MADV_COLLAPSE)`, Linux 6.1 and later).
+publishers are loaded (`madvise(MADV_COLLAPSE)`, Linux 6.1 and later). `Engine` calls it
+after a bulk load leaving `HUGE_PAGES_FROM` publishers or more (`Engine(huge_pages=...)`).
 """
 
 from __future__ import annotations

@@ -306,6 +306,8 @@ class Index:
                 continue
             self._loaded[publisher_id] = text
             added.append(stored)
+        if len(added) >= 1000:  # a start-up or a large change: laid out as a bulk load
+            self.engine.settle(len(added))
         for stored in added:
             for project in stored.row.get("projects") or ():
                 # A normal publisher speaks for existing projects: the operator who
