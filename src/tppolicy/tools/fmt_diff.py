@@ -278,30 +278,30 @@ class _TooCostly(Exception):
     """The exact matcher's budget is spent (see `_matching_blocks`)."""
 
 
-def _joined(blocks: Iterable[tuple[int, int, int]], la: int, lb: int,
-            ) -> list[tuple[int, int, int]]:
+def _joined(blocks: Iterable[tuple[int, int, int]], la: int, lb: int) -> array[int]:
     """Matching blocks in order, adjacent ones joined, ended by `(la, lb, 0)` (as
-    `SequenceMatcher.get_matching_blocks()` gives them)."""
+    `SequenceMatcher.get_matching_blocks()` gives them), flat: i, j, size, i, j, ..."""
     i1 = j1 = k1 = 0
-    joined = []
+    joined = array("q")
     for i2, j2, k2 in blocks:
         if i1 + k1 == i2 and j1 + k1 == j2:
             k1 += k2
         else:
             if k1:
-                joined.append((i1, j1, k1))
+                joined.extend((i1, j1, k1))
             i1, j1, k1 = i2, j2, k2
     if k1:
-        joined.append((i1, j1, k1))
-    joined.append((la, lb, 0))
+        joined.extend((i1, j1, k1))
+    joined.extend((la, lb, 0))
     return joined
 
 
-def _opcodes(blocks: list[tuple[int, int, int]]) -> list[tuple[str, int, int, int, int]]:
-    """`SequenceMatcher.get_opcodes()` from its matching blocks."""
+def _opcodes(blocks: array[int]) -> Iterator[tuple[str, int, int, int, int]]:
+    """`SequenceMatcher.get_opcodes()` from its matching blocks (flat, as `_joined`
+    gives them), one at a time."""
     i = j = 0
-    codes: list[tuple[str, int, int, int, int]] = []
-    for ai, bj, size in blocks:
+    for at in range(0, len(blocks), 3):
+        ai, bj, size = blocks[at], blocks[at + 1], blocks[at + 2]
         tag = ""
         if i < ai and j < bj:
             tag = "replace"
@@ -310,31 +310,35 @@ def _opcodes(blocks: list[tuple[int, int, int]]) -> list[tuple[str, int, int, in
         elif j < bj:
             tag = "insert"
         if tag:
-            codes.append((tag, i, ai, j, bj))
+            yield tag, i, ai, j, bj
         i, j = ai + size, bj + size
         if size:
-            codes.append(("equal", ai, i, bj, j))
-    return codes
+            yield "equal", ai, i, bj, j
 
 
-def _grouped_opcodes(blocks: list[tuple[int, int, int]], n: int,
+def _grouped_opcodes(blocks: array[int], n: int,
                      ) -> Iterator[list[tuple[str, int, int, int, int]]]:
-    """`SequenceMatcher.get_grouped_opcodes(n)` from its matching blocks."""
-    codes = _opcodes(blocks) or [("equal", 0, 1, 0, 1)]
-    if codes[0][0] == "equal":
-        tag, i1, i2, j1, j2 = codes[0]
-        codes[0] = tag, max(i1, i2 - n), i2, max(j1, j2 - n), j2
-    if codes[-1][0] == "equal":
-        tag, i1, i2, j1, j2 = codes[-1]
-        codes[-1] = tag, i1, min(i2, i1 + n), j1, min(j2, j1 + n)
+    """`SequenceMatcher.get_grouped_opcodes(n)` from its matching blocks (flat)."""
+    codes = _opcodes(blocks)
+    code = next(codes, None)
+    if code is None:
+        code = ("equal", 0, 1, 0, 1)
+    if code[0] == "equal":
+        tag, i1, i2, j1, j2 = code
+        code = tag, max(i1, i2 - n), i2, max(j1, j2 - n), j2
     group: list[tuple[str, int, int, int, int]] = []
-    for tag, i1, i2, j1, j2 in codes:
+    while code is not None:
+        following = next(codes, None)
+        tag, i1, i2, j1, j2 = code
+        if following is None and tag == "equal":  # the last
+            i2, j2 = min(i2, i1 + n), min(j2, j1 + n)
         if tag == "equal" and i2 - i1 > n + n:
             group.append((tag, i1, min(i2, i1 + n), j1, min(j2, j1 + n)))
             yield group
             group = []
             i1, j1 = max(i1, i2 - n), max(j1, j2 - n)
         group.append((tag, i1, i2, j1, j2))
+        code = following
     if group and not (len(group) == 1 and group[0][0] == "equal"):
         yield group
 
@@ -500,7 +504,7 @@ def _anchored_blocks(a: array[int], b: array[int]) -> Iterator[tuple[int, int, i
             yield alo + i, blo + j, size
 
 
-def _matching_blocks(a: array[int], b: array[int]) -> list[tuple[int, int, int]]:
+def _matching_blocks(a: array[int], b: array[int]) -> array[int]:
     """The matching blocks of the diff: `difflib`'s, unless finding them costs more than
     a budget linear in the texts' sizes (many scattered changes); then anchored ones."""
     found = _exact_blocks(a, b, _EXACT_STEPS, renumber=False)
