@@ -132,3 +132,17 @@ def test_anchored_hunks_keep_three_lines_of_context(monkeypatch: pytest.MonkeyPa
     b = a.replace("\n10\n", "\nten\n")
     assert _mine(a, b) == ["--- old\n", "+++ new\n", "@@ -8,7 +8,7 @@\n", " 7\n", " 8\n",
                            " 9\n", "-10\n", "+ten\n", " 11\n", " 12\n", " 13\n"]
+
+
+def test_anchors_have_a_budget_too(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past the anchors' budget, what is left between the texts' equal ends is replaced
+    whole: still a diff patch applies."""
+    for name in ("_EXACT_STEPS", "_EXACT_STEPS_PER_LINE", "_GAP_STEPS", "_ANCHOR_STEPS_PER_LINE"):
+        monkeypatch.setattr(fmt_diff, name, 0)
+    a, b = _entries(50, ""), _entries(50, "  ")
+    found = _mine(a, b)
+    assert found[2:4] == ["@@ -1,298 +1,298 @@\n", "-# entry 0\n"]
+    assert sum(line.startswith(" ") for line in found) == 3  # the end's context only
+    assert _patched(a, found, tmp_path) == b
+    monkeypatch.setattr(fmt_diff, "_ANCHOR_STEPS_PER_LINE", 40)
+    assert found != _mine(a, b) == _difflib(a, b)

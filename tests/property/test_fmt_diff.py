@@ -113,22 +113,27 @@ def scattered_pairs(draw: st.DrawFn) -> tuple[str, str, int, str]:
     end = rnd.choice(["\n", "\n", "\r\n"])
     a, b = (end.join(x) + (end if x and rnd.random() < 0.9 else "") for x in (lines, edited))
     context = rnd.choice([3, 3, 3, 0, 1, 5])
-    return a, b, context, rnd.choice(["as shipped", "anchors", "anchors only"])
+    return a, b, context, rnd.choice(["as shipped", "anchors", "anchors only", "ends only"])
 
 
 @contextmanager
 def _budgets(kind: str) -> Iterator[None]:
     """The matcher's budgets: as shipped, none for difflib's way on the whole texts
-    ("anchors"), or none at all (parts without anchors replaced whole)."""
-    saved = fmt_diff._EXACT_STEPS, fmt_diff._EXACT_STEPS_PER_LINE, fmt_diff._GAP_STEPS
+    ("anchors"), none for difflib's way at all (parts without anchors replaced whole), or
+    none for anchors either (only equal lines at the texts' ends kept)."""
+    names = ("_EXACT_STEPS", "_EXACT_STEPS_PER_LINE", "_GAP_STEPS", "_ANCHOR_STEPS_PER_LINE")
+    saved = [getattr(fmt_diff, name) for name in names]
     if kind != "as shipped":
         fmt_diff._EXACT_STEPS = fmt_diff._EXACT_STEPS_PER_LINE = 0
-    if kind == "anchors only":
+    if kind in ("anchors only", "ends only"):
         fmt_diff._GAP_STEPS = 0
+    if kind == "ends only":
+        fmt_diff._ANCHOR_STEPS_PER_LINE = 0
     try:
         yield
     finally:
-        fmt_diff._EXACT_STEPS, fmt_diff._EXACT_STEPS_PER_LINE, fmt_diff._GAP_STEPS = saved
+        for name, value in zip(names, saved, strict=True):
+            setattr(fmt_diff, name, value)
 
 
 _HUNK = re.compile(r"@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@\n")

@@ -366,6 +366,9 @@ def _line_ids(a: _Lines, b: _Lines, hasher: Callable[[str], int],
 _EXACT_STEPS = 200_000
 _EXACT_STEPS_PER_LINE = 8
 _GAP_STEPS = 1000  # the same, for a part between anchors that has none of its own
+# Anchors are sought in parts of at most this many lines in all, per line of both texts
+# (patience diff's recursion can be deep on odd texts); past it, parts are replaced whole.
+_ANCHOR_STEPS_PER_LINE = 40
 
 
 def _exact_blocks(a: array[int], b: array[int], extra: int, renumber: bool = True,
@@ -461,8 +464,10 @@ def _anchored_blocks(a: array[int], b: array[int]) -> Iterator[tuple[int, int, i
     """Matching blocks of `a` and `b` in order, found in near-linear time: equal lines at
     both ends of a part, then the lines found once in both the part's sides (in the longest
     order they share) as anchors, and the same again in the parts between them; a part
-    without such lines is matched by `difflib`'s way if that is cheap, else replaced whole."""
+    without such lines is matched by `difflib`'s way if that is cheap, else replaced whole
+    (as are all parts left once `_ANCHOR_STEPS_PER_LINE` is spent)."""
     counts = _Counts(max(b, default=-1) + 1)
+    budget = _EXACT_STEPS + _ANCHOR_STEPS_PER_LINE * (len(a) + len(b))
     # taken from the end, so that blocks come out in order: parts to match (alo, ahi, blo,
     # bhi), blocks found (i, -1, j, size), and anchors with gaps between them to match
     stack: list[tuple[int, int, int, int] | _Anchors] = [(0, len(a), 0, len(b))]
@@ -494,6 +499,9 @@ def _anchored_blocks(a: array[int], b: array[int]) -> Iterator[tuple[int, int, i
             stack.append((ahi - end, -1, bhi - end, end))
         alo, blo, ahi, bhi = alo + start, blo + start, ahi - end, bhi - end
         if alo == ahi or blo == bhi:
+            continue
+        budget -= ahi - alo + bhi - blo
+        if budget < 0:
             continue
         anchors = _unique_anchors(a, b, alo, ahi, blo, bhi, counts)
         if anchors is not None:
