@@ -1,17 +1,24 @@
-"""The unified diff `tppolicy fmt --check` and `--diff` print, in little memory.
+"""The unified diff `tppolicy fmt --check` and `--diff` print, in little memory and
+near-linear time.
 
-`iter_unified_diff_texts(a, b, ...)` yields exactly the lines that
+`iter_unified_diff_texts(a, b, ...)` yields the lines that
 `difflib.unified_diff(a.splitlines(keepends=True), b.splitlines(keepends=True), ...)` yields,
 and finds them the same way (`difflib.SequenceMatcher`'s longest matching blocks, with its
-"popular line" rule, then its grouping into hunks), but it never holds the two texts' lines
-as strings: a line is where it ends in its text (an `array` of offsets), and the matcher
-runs on small integer ids, one per distinct line of `b`. The lines `b` has and where (the
-matcher's `b2j`) are two arrays, not a dictionary of lists; a line of `a` that `b` lacks is
-id -1. The hunks are written as they are found, one line at a time.
+"popular line" rule, then its grouping into hunks), as long as that takes a number of
+steps linear in the texts' sizes (`_EXACT_STEPS`, `_EXACT_STEPS_PER_LINE`): small and
+ordinary files. On many scattered changes (a comment re-indented in each of 10 000
+entries) difflib's way grows as the square of them; past the budget the blocks are found
+by anchors instead (patience diff, `_anchored_blocks`), themselves under a linear budget.
 
-`tests/property/test_fmt_diff.py` checks it against `difflib` on generated pairs of texts.
+It never holds the two texts' lines as strings: a line is where it ends in its text (an
+`array` of offsets), and the matchers run on small integer ids, one per distinct line of
+`b`. The lines `b` has and where (the matcher's `b2j`) are two arrays, not a dictionary of
+lists; a line of `a` that `b` lacks is id -1. The hunks are written as they are found, one
+line at a time.
+
+`tests/property/test_fmt_diff.py` checks it against `difflib` on generated pairs of texts,
+and that GNU patch applies its diffs (budgets taken away too).
 """
-
 from __future__ import annotations
 
 import re
