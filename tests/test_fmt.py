@@ -309,6 +309,12 @@ SHAPES = {  # shapes of publishers files that exporters and reviewers write
                                 "      - c  # last\n# end\n",
     "dashes at column 4": "publishers:\n    # first\n    - name: a\n      provider: google\n"
                           "    # second\n    - provider: google\n      name: b\n",
+    "flow mapping entries": "# top\n\"publishers\":\n  # first\n"
+                            "  - {provider: gitlab, name: 'n', projects: [a, \"1.0\", 'yes'],"
+                            " namespace: \"g\", id: \"65\"}\n"
+                            "  - {name: m, provider: google, projects: [\"p\"], email: a@b.c}\n",
+    "flow mapping entries in a document": "---\npublishers:\n  - {project: \"x:y\", name: a,"
+                                          " provider: gitlab, note: \"a,b\"}\n...\n",
 }
 
 
@@ -383,6 +389,20 @@ def test_lines_of_blanks_in_a_block_scalar_are_kept() -> None:
 @pytest.mark.parametrize("text", [
     # a quoted key the round trip does not place (not the provider's) keeps its quotes
     "publishers:\n  - 'other': x\n    provider: gitlab\n    name: n\n",
+    # flow mapping entries with anything unusual: comments, blank lines, anchors, a plain
+    # value YAML reads as a number, an entry on two lines, a quoted key, an empty list,
+    # blanks at line ends, block and flow entries mixed
+    "publishers:\n  - {name: a, provider: gitlab}  # c\n",
+    "publishers:\n  - {name: a, provider: gitlab}\n  # c\n  - {name: b, provider: gitlab}\n",
+    "publishers:\n  - {name: a, provider: gitlab}\n\n",
+    "publishers:\n  - {name: &a a, provider: gitlab}\n  - {name: *a, provider: gitlab}\n",
+    "publishers:\n  - {name: a, provider: gitlab, project: 65}\n",
+    "publishers:\n  - {name: a,\n     provider: gitlab}\n",
+    "publishers:\n  - {\"name\": a, provider: gitlab}\n",
+    "publishers:\n  - {name: a, provider: gitlab, projects: []}\n",
+    "publishers:\n  - {name: a, provider: gitlab} \n",
+    "publishers:\n  - {name: a, provider: gitlab}\n  - name: b\n    provider: gitlab\n",
+    "publishers:\n  - {name: a,provider: gitlab}\n",
 ])
 def test_more_shapes_that_go_to_the_round_trip(text: str) -> None:
     assert _canonical.format_simple_publishers(text, PROVIDERS) is None

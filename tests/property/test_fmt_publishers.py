@@ -63,18 +63,24 @@ def _comment(rnd: random.Random) -> str:
 
 
 @st.composite
-def publishers_files(draw: st.DrawFn) -> str:
+def publishers_files(draw: st.DrawFn, flow_entries: bool = False) -> str:
     """A publishers file: entries of several providers, keys in any order, values in any
     quoting, comments and blank lines anywhere a line may go, end-of-line comments; at
     times quoted keys, blanks after the dashes (`-   key`), blanks at line ends, document
-    markers (`---`, `...`)."""
+    markers (`---`, `...`), entries written as flow mappings on one line each (all of them
+    if `flow_entries`, with no comment or blank line among them, no blanks at line ends)."""
     rnd = random.Random(draw(st.integers(0, 2**32)))
     styles = draw(st.sampled_from([["plain"], ["plain", "double"],
                                    ["plain", "single", "double"]]))
     values = VALUES if rnd.random() < 0.5 else STRINGS  # STRINGS: fewer oddities
     dash = rnd.choice(["", "  ", "  "])  # where the entries' dashes stand
     gap = rnd.choice([" ", " ", " ", "   "])  # the blanks after them
-    quoted_keys = rnd.random() < 0.15
+    if flow_entries:  # (and fewer oddities, for more files written directly)
+        dash, gap = "  ", " "
+        values = STRINGS if rnd.random() < 0.8 else VALUES
+        styles = ["plain", "double"] if styles == ["plain"] else styles
+    quoted_keys = rnd.random() < (0.03 if flow_entries else 0.15)
+    flow = flow_entries or rnd.random() < 0.3  # each entry a flow mapping: `- {name: a, ...}`
     lines: list[str] = []
     if rnd.random() < 0.1:
         lines.append("")  # a blank first line is not kept
@@ -106,7 +112,7 @@ def publishers_files(draw: st.DrawFn) -> str:
                 written_key = rnd.choice(['"{}"', "'{}'"]).format(key)
             if key == "projects":
                 items = [rnd.choice(values) for _ in range(rnd.randrange(1, 4))]
-                if rnd.random() < 0.7:
+                if flow or rnd.random() < 0.7:
                     text = "[" + ", ".join(_write(i, rnd.choice(styles), True)
                                            for i in items) + "]"
                     entry.append(f"{written_key}: {text}")
@@ -114,12 +120,14 @@ def publishers_files(draw: st.DrawFn) -> str:
                     entry.append(f"{written_key}:")
                     entry += [f"  - {_write(i, rnd.choice(styles), False)}" for i in items]
                 continue
-            entry.append(f"{written_key}: {_write(value, style, False)}")
+            entry.append(f"{written_key}: {_write(value, style, flow)}")
+        if flow:
+            entry = ["{" + ", ".join(entry) + "}"]
         for at, line in enumerate(entry):
             prefix = dash + "-" + gap if at == 0 else dash + " " * (1 + len(gap))
             lines.append(prefix + line)
         # comments and blank lines between this entry's lines, and at line ends
-        for _ in range(rnd.randrange(3)):
+        for _ in range(0 if flow_entries else rnd.randrange(3)):
             at = rnd.randrange(len(lines) - len(entry), len(lines) + 1)
             if rnd.random() < 0.4 and at < len(lines) and "#" not in lines[at]:
                 lines[at] += " " * rnd.randrange(1, 4) + _comment(rnd)
@@ -128,9 +136,9 @@ def publishers_files(draw: st.DrawFn) -> str:
             else:
                 indent = rnd.choice([0, 1, 2, 4, 6, len(dash), len(dash) + 2, len(dash) + 2])
                 lines.insert(at, " " * indent + _comment(rnd))
-    for _ in range(rnd.randrange(3)):
+    for _ in range(0 if flow_entries else rnd.randrange(3)):
         lines.append(rnd.choice(["", _comment(rnd), "  " + _comment(rnd)]))
-    if rnd.random() < 0.15:  # blanks at the ends of some lines
+    if not flow_entries and rnd.random() < 0.15:  # blanks at the ends of some lines
         lines = [line + " " * rnd.choice([0, 0, 1, 2]) for line in lines]
     if rnd.random() < 0.15:  # document markers, and comments around them
         lines[:0] = rnd.choice([["---"], ["# c", "---"], ["", "---"], ["---", ""],
@@ -206,6 +214,18 @@ def test_formatting_keeps_data_and_comments_and_is_idempotent(text: str) -> None
     if once != text:  # (a text left as it is may hold tags pyyaml cannot construct)
         assert _data(once) == _data(text)
         assert _comments(once) == _comments(text)
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(publishers_files(flow_entries=True))
+def test_flow_mapping_entries_agree_with_the_round_trip(text: str) -> None:
+    direct = format_simple_publishers(text, PROVIDERS)
+    event(f"written directly: {direct is not None}")
+    if direct is None:
+        return
+    full, _ = _fmt._format_publishers(text, "<test>", PROVIDERS, fast=False)
+    assert direct == full
+    assert format_simple_publishers(direct, PROVIDERS) == direct
 
 
 @st.composite

@@ -699,6 +699,8 @@ def format_simple_publishers(text: str, providers: Mapping[str, Provider]) -> st
 
 def _format_simple_body(text: str, providers: Mapping[str, Provider]) -> str | None:
     """`format_simple_publishers` of a text without document markers."""
+    if "\n  - {" in text:
+        return _format_flow_entries(text, providers)
     digests = array("q")
     written = write_simple_publishers(text, providers, digests)
     if written is None:
@@ -806,4 +808,122 @@ def _write_entry(entry: _Entry, last: bool, providers: Mapping[str, Provider]) -
             out += [f"  {line}" if line else "" for line in after]
     if kept and out != entry.raw:
         raise _NotSimple
+    return "".join(f"{line}\n" for line in out)
+
+
+# ------------------------------------------------------------- flow mapping entries
+_FLOW_ENTRY = re.compile(r"  - \{(.+)\}\Z")
+
+
+def _read_flow_entry(body: str, keys: dict[str, bool]) -> dict[str, str | list[str]] | None:
+    """The keys and values of a one-line flow mapping entry (`body`: what is between its
+    braces), keys plain, values strings or (for `projects`) flow lists of strings, each
+    `, ` between two pairs; None for anything else."""
+    values: dict[str, str | list[str]] = {}
+    position, end = 0, len(body)
+    while True:
+        colon = body.find(": ", position)
+        if colon < 0:
+            return None
+        key = body[position:colon]
+        if key in values or not _key_ok(key, keys):
+            return None
+        position = colon + 2
+        value: str | list[str]
+        if body.startswith("[", position):
+            if key != "projects":
+                return None
+            items: list[str] = []
+            position += 1
+            while True:
+                read = _read_scalar(body[position:], ",]")
+                if read is None:
+                    return None
+                items.append(read[0])
+                position += read[1]
+                if body.startswith("]", position):
+                    position += 1
+                    break
+                if not body.startswith(", ", position):
+                    return None
+                position += 2
+            value = items
+        else:
+            read = _read_scalar(body[position:], ",")
+            if read is None:
+                return None
+            value, position = read[0], position + read[1]
+        values[key] = value
+        if position == end:
+            return values
+        if not body.startswith(", ", position):
+            return None
+        position += 2
+
+
+def _write_flow_entry(values: Mapping[str, str | list[str]],
+                      providers: Mapping[str, Provider]) -> str | None:
+    """An entry as the round trip writes a one-line flow mapping entry (its keys in their
+    order, its strings in their canonical style in flow context), or None."""
+    parts: list[str] = []
+    for key in key_order(list(values), values.get("provider"), providers):
+        value = values[key]
+        if isinstance(value, list):
+            items = [_write_scalar(item, in_flow=True) for item in value]
+            if any(item is None for item in items):
+                return None
+            parts.append(f"{key}: [" + ", ".join(str(item) for item in items) + "]")
+        else:
+            written = _write_scalar(value, in_flow=True)
+            if written is None:
+                return None
+            parts.append(f"{key}: {written}")
+    line = "  - {" + ", ".join(parts) + "}"
+    return None if len(line) > _LONG_LINE else line
+
+
+def _format_flow_entries(text: str, providers: Mapping[str, Provider]) -> str | None:
+    """The canonical layout of a publishers file whose entries are flow mappings, one a
+    line (`  - {name: a, provider: github, projects: [p], ...}`), written directly: comment
+    lines at its top, `publishers:` (maybe quoted), comment or blank lines, then only entry
+    lines, with no comment, no blank at their ends, no empty list, no quoted key; None for
+    any other file (the round trip formats it). Each line written is read back to the same
+    entry and written again to the same line."""
+    if _UNUSUAL.search(text) or not text.endswith("\n"):
+        return None
+    lines = _lines(text)
+    out: list[str] = []
+    for number, line in enumerate(lines):
+        line = line.rstrip(" ")
+        out.append(line)
+        if _PUBLISHERS.match(line):
+            break
+        if not _top_line(line, number):
+            return None
+    else:
+        return None
+    keys: dict[str, bool] = {}
+    entries = 0
+    for line in lines:
+        if not entries and (not line.strip(" ") or line.lstrip(" ").startswith("#")):
+            out.append(line.rstrip(" "))  # comment or blank lines under `publishers:`
+            continue
+        found = _FLOW_ENTRY.match(line)
+        if found is None or len(line) > _LONG_LINE:
+            return None
+        values = _read_flow_entry(found.group(1), keys)
+        if values is None:
+            return None
+        written = _write_flow_entry(values, providers)
+        if written is None:
+            return None
+        if written != line:
+            again = _FLOW_ENTRY.match(written)
+            back = None if again is None else _read_flow_entry(again.group(1), keys)
+            if back is None or back != values or _write_flow_entry(back, providers) != written:
+                return None
+        out.append(written)
+        entries += 1
+    if not entries:
+        return None
     return "".join(f"{line}\n" for line in out)
