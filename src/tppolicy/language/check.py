@@ -781,7 +781,13 @@ class _Checker:
 
     # ----------------------------------------------------------- publishers
     def publisher(self, ast: A.Publisher, index: int,
-                  providers: Mapping[str, CheckedProvider]) -> CheckedPublisher | None:
+                  providers: Mapping[str, CheckedProvider],
+                  valid: dict[int, tuple[A.FieldDecl, A.Binding]] | None = None,
+                  ) -> CheckedPublisher | None:
+        """The checked publisher (None if its provider is unknown). `valid`: per binding
+        object (kept with its declaration), that it has its declaration's type and
+        pattern: a binding found so is not checked again (a stream's publishers share
+        the bindings of the values they share), and one that passes is added."""
         provider = providers.get(ast.provider)
         if provider is None:
             self.error(f"unknown provider '{ast.provider}'", ast.span,
@@ -805,12 +811,19 @@ class _Checker:
             if binding.name in values:
                 self.error(f"field '{binding.name}' is bound twice", binding.span)
             value = binding.value.value
-            if _literal_type(value) != decl.type:
+            if valid is not None and (known := valid.get(id(binding))) is not None \
+                    and known[0] is decl and known[1] is binding:
+                pass  # checked already, against this declaration
+            elif _literal_type(value) != decl.type:
                 self.error(f"field '{binding.name}' must be a {decl.type}", binding.span)
             elif decl.pattern and isinstance(value, str) and (
                     matcher := _pattern(decl.pattern)) is not None and not matcher.fullmatch(value):
                 self.error(f"field '{binding.name}' is {value!r}: {decl.pattern_message or ''}"
                            .rstrip(": "), binding.span, f"expected a match for {decl.pattern}")
+            elif valid is not None:
+                if len(valid) >= 4096:  # bounded
+                    valid.clear()
+                valid[id(binding)] = (decl, binding)
             values[binding.name] = value
         for name, decl in provider.fields.items():
             if name not in values:
@@ -1203,11 +1216,12 @@ class PublisherStream:
         self._source = source
         self._providers = providers
         self._identities: set[int] = set()
+        self._valid: dict[int, tuple[A.FieldDecl, A.Binding]] = {}
 
     def check(self, ast: A.Publisher, index: int) -> CheckedPublisher:
         """The checked publisher, or `PolicyCheckError`."""
         checker = _Checker(self._source)
-        checked = checker.publisher(ast, index, self._providers)
+        checked = checker.publisher(ast, index, self._providers, self._valid)
         if checked is None or checker.diagnostics:
             raise PolicyCheckError(checker.diagnostics)
         try:

@@ -200,6 +200,9 @@ class _Lint:
         self.plans: dict[int, tuple[CheckedProvider, list[_Plan]]] = {}
         self.verdicts: dict[Any, tuple[A.Rule, _Verdict | None]] = {}
         self.raw_verdicts: dict[Any, tuple[A.Rule, _Verdict | None]] = {}
+        # `_control_value` per node: the fields it reads; per node and their values: it
+        self.control_fields: dict[int, tuple[A.Expr, tuple[str, ...]]] = {}
+        self.control_values: dict[Any, tuple[A.Expr, A.Expr]] = {}
         # per provider's advice (kept with it): the fields its conditions read (None: an
         # item without a condition); per (advice, their values) giving no advice: it
         self.advice_fields: dict[int, tuple[Any, tuple[str, ...] | None]] = {}
@@ -525,7 +528,7 @@ class _Lint:
             known = self.raw_verdicts.get(raw)
             if known is None or known[0] is not rule:
                 key: Any = (id(rule), tuple(values.get(name, _ABSENT) for name in guards),
-                            tuple(_control_key(node, values) for node in controls))
+                            tuple(self._control_key(node, values) for node in controls))
                 try:
                     known = self.verdicts.get(key)
                 except TypeError:  # pragma: no cover - an unfolded value not hashable
@@ -554,6 +557,45 @@ class _Lint:
                 self.add("TPP011", self._rule_span(pub, rule, None), f"rule '{name}' of "
                          f"'{pub.label}' always passes: it checks nothing of the token",
                          publisher=pub.label)
+
+    def _control_key(self, node: A.Expr, values: Mapping[str, Any]) -> Any:
+        """What a control (`_controls`) folds to once bound to `values`: (type, value) of
+        a literal, else the bound expression. `bind_expr(node, values)` as far as its
+        value goes, without binding an operand that a short circuit leaves out (as
+        binding folds it); kept per node and the values of the fields it reads (a short
+        circuit's operands each on their own: most publishers share the
+        fields a left operand reads, e.g. `publisher.reusable_workflow == ""`, and then
+        the right one, reading their distinct names, is never bound)."""
+        value = self._control_value(node, values)
+        if isinstance(value, A.Literal):
+            return (type(value.value), value.value)
+        return value  # left unfolded (it fails at run time): compared whole
+
+    def _control_value(self, node: A.Expr, values: Mapping[str, Any]) -> A.Expr:
+        """The bound value of `_control_key`, kept as it says."""
+        if isinstance(node, (A.Or, A.And)):
+            left = self._control_value(node.left, values)
+            if isinstance(left, A.Literal) and left.value is isinstance(node, A.Or):
+                return left  # `true or ...`, `false and ...`
+        elif isinstance(node, A.Conditional):
+            condition = self._control_value(node.condition, values)
+            if isinstance(condition, A.Literal) and isinstance(condition.value, bool):
+                return self._control_value(
+                    node.then if condition.value else node.otherwise, values)
+        read = self.control_fields.get(id(node))
+        if read is None or read[0] is not node:
+            read = self.control_fields[id(node)] = (node, tuple(sorted(A.fields_read(node))))
+        try:
+            key: Any = (id(node), tuple([(type(v), v) for v in
+                                         [values.get(name, _ABSENT) for name in read[1]]]))
+            known = self.control_values.get(key)
+        except TypeError:  # pragma: no cover - field values are str, int or bool
+            return bind_expr(node, values)
+        if known is None or known[0] is not node:
+            if len(self.control_values) >= 4096:  # bounded
+                self.control_values.clear()
+            known = self.control_values[key] = (node, bind_expr(node, values))
+        return known[1]
 
     def _rule_plan(self, provider: CheckedProvider) -> list[_Plan]:
         """Per rule of the provider: the rule, itself as a tuple (what `bind_rules`
@@ -685,27 +727,6 @@ def _controls(condition: A.Expr) -> list[A.Expr]:
         if isinstance(node, _SHORT_CIRCUITS) or not any(_rigid(kid) for kid in kids):
             stack.extend(reversed(kids))
     return found
-
-
-def _control_value(node: A.Expr, values: Mapping[str, Any]) -> A.Expr:
-    """`bind_expr(node, values)` as far as its value goes, without binding an operand
-    that a short circuit leaves out (as binding folds it)."""
-    if isinstance(node, (A.Or, A.And)):
-        left = _control_value(node.left, values)
-        if isinstance(left, A.Literal) and left.value is isinstance(node, A.Or):
-            return left  # `true or ...`, `false and ...`
-    elif isinstance(node, A.Conditional):
-        condition = _control_value(node.condition, values)
-        if isinstance(condition, A.Literal) and isinstance(condition.value, bool):
-            return _control_value(node.then if condition.value else node.otherwise, values)
-    return bind_expr(node, values)
-
-
-def _control_key(node: A.Expr, values: Mapping[str, Any]) -> Any:
-    value = _control_value(node, values)
-    if isinstance(value, A.Literal):
-        return (type(value.value), value.value)
-    return value  # left unfolded (it fails at run time): compared whole
 
 
 def _verdict(bound: tuple[A.Rule, ...]) -> _Verdict | None:
@@ -1033,11 +1054,25 @@ def _lint_stream(text: str, source: str, providers: Mapping[str, CheckedProvider
 
     def pubs() -> Iterator[_Pub]:
         checker = PublisherStream(source, providers)
+        # One binding per distinct field and value, shared by the publishers that have it
+        # (most share their workflow file, environment, owner...): making two objects per
+        # field of each publisher was a tenth of a large file's lint time. Their spans
+        # are no span: the checker's words for a problem are not shown (a problem sends
+        # the file to `_lint_whole`, which reports every problem where it is).
+        made: dict[tuple[str, type, Any], A.Binding] = {}
         for entry in iter_plain_publishers(text, source, asts, issuers, positions=True):
+            bindings = []
+            for name, value in entry.fields.items():
+                key = (name, type(value), value)
+                binding = made.get(key)
+                if binding is None:
+                    if len(made) >= 4096:  # bounded
+                        made.clear()
+                    binding = made[key] = A.Binding(name, A.Literal(value))
+                bindings.append(binding)
             checked = checker.check(A.Publisher(
                 entry.name, entry.provider, entry.projects, entry.pending_project,
-                tuple(A.Binding(name, A.Literal(value), entry.span)
-                      for name, value in entry.fields.items()), (), entry.span), entry.index)
+                tuple(bindings), (), entry.span), entry.index)
             where = entry.positions or {}
             head = where.get("name") or where.get("provider") or where.get(()) or entry.span
             yield _Pub(checked, head, _FieldSpans(where, checked.fields),
