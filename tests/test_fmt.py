@@ -313,6 +313,10 @@ SHAPES = {  # shapes of publishers files that exporters and reviewers write
                             "  - {provider: gitlab, name: 'n', projects: [a, \"1.0\", 'yes'],"
                             " namespace: \"g\", id: \"65\"}\n"
                             "  - {name: m, provider: google, projects: [\"p\"], email: a@b.c}\n",
+    "JSON": '{\n  "publishers": [\n    {\n      "provider": "gitlab",\n      "name": "n",\n'
+            '      "projects": ["a", "1.0"],\n      "note": "x",\n      "id": "65"\n    },\n'
+            '    {"name": "m", "provider": "google", "email": "a@b.c"}\n  ]\n}\n',
+    "JSON on one line": '{"publishers":[{"name":"a","provider":"gitlab","project":"a,b"}]}\n',
     "flow mapping entries in a document": "---\npublishers:\n  - {project: \"x:y\", name: a,"
                                           " provider: gitlab, note: \"a,b\"}\n...\n",
 }
@@ -403,6 +407,15 @@ def test_lines_of_blanks_in_a_block_scalar_are_kept() -> None:
     "publishers:\n  - {name: a, provider: gitlab} \n",
     "publishers:\n  - {name: a, provider: gitlab}\n  - name: b\n    provider: gitlab\n",
     "publishers:\n  - {name: a,provider: gitlab}\n",
+    # JSON that is not a list of entries of strings, or with an escape, or a key twice
+    '{"publishers": [{"name": "a", "provider": "gitlab", "id": 65}]}\n',
+    '{"publishers": [{"name": "a b", "provider": "gitlab"}]}\n',
+    '{"publishers": [{"name": "\\u00e9", "provider": "gitlab"}]}\n',
+    '{"publishers": [{"name": "a", "name": "b", "provider": "gitlab"}]}\n',
+    '{"publishers": [{"name": "a", "provider": "gitlab"}], "other": 1}\n',
+    '{"publishers": [{"name": "a", "provider": "gitlab", "projects": []}]}\n',
+    '{"publishers": []}\n',
+    '{"publishers": [{"name": "a", "provider": "gitlab"}]}\n\n',
 ])
 def test_more_shapes_that_go_to_the_round_trip(text: str) -> None:
     assert _canonical.format_simple_publishers(text, PROVIDERS) is None

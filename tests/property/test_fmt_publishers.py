@@ -229,6 +229,61 @@ def test_flow_mapping_entries_agree_with_the_round_trip(text: str) -> None:
 
 
 @st.composite
+def json_files(draw: st.DrawFn) -> str:
+    """A publishers file as JSON (as json.dumps writes it, indented or on one line): many
+    entries at times, with long strings, so that the round trip breaks its line past the
+    width before keys, list items and entries; at times keys no provider declares,
+    escapes, values that are not strings, a key twice."""
+    rnd = random.Random(draw(st.integers(0, 2**32)))
+    clean = [v for v in STRINGS if v and " " not in v and '"' not in v and v.isascii()]
+    odd = rnd.choice([0.0, 0.0, 0.01, 0.1])  # how often a value is any other one
+    long = rnd.random() < 0.5
+    entries: list[Any] = []
+    for number in range(rnd.randrange(1, 60 if long else 5)):
+        provider = rnd.choice(sorted(KEYS))
+        keys = ["name", "provider", rnd.choice(["projects", "pending_project"])]
+        keys += rnd.sample(KEYS[provider], rnd.randrange(len(KEYS[provider]) + 1))
+        if rnd.random() < 0.05:
+            keys.append("note")
+        rnd.shuffle(keys)
+        entry: dict[str, Any] = {}
+        for key in keys:
+            values = VALUES if rnd.random() < odd else clean
+            value: Any = rnd.choice(values)
+            if long and rnd.random() < 0.5:
+                value = rnd.choice(["p", "a.b", "x-y"]) * rnd.randrange(1, 120)
+            if key == "provider":
+                value = provider
+            elif key == "name" and rnd.random() < 0.7:
+                value = f"pub-{number}"
+            elif key == "projects":
+                value = [rnd.choice(values) if not long or rnd.random() < 0.5
+                         else "p" * rnd.randrange(1, 300) for _ in range(rnd.randrange(1, 4))]
+            elif rnd.random() < 0.03:
+                value = rnd.choice([65, True, None, 1.5, []])
+            entry[key] = value
+        entries.append(entry)
+    text = json.dumps({"publishers": entries}, ensure_ascii=rnd.random() < 0.5,
+                      indent=rnd.choice([None, 2, 4]),
+                      separators=rnd.choice([None, (",", ":"), (", ", ": ")]))
+    if rnd.random() < 0.03:
+        text = text.replace('"provider"', '"name": "twice", "provider"', 1)
+    return text + "\n"
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(json_files())
+def test_json_files_agree_with_the_round_trip(text: str) -> None:
+    direct = format_simple_publishers(text, PROVIDERS)
+    event(f"written directly: {direct is not None}; lines: {min(text.count(chr(10)), 2)}")
+    if direct is None:
+        return
+    full, _ = _fmt._format_publishers(text, "<test>", PROVIDERS, fast=False)
+    assert direct == full
+    assert _fmt._format_publishers(direct, "<test>", PROVIDERS, fast=False)[0] == direct
+
+
+@st.composite
 def block_project_files(draw: st.DrawFn) -> str:
     """A formatted publishers file whose `projects` flow lists are at times block lists,
     with comments on some items (the round trip keeps those, and their entry's order),

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import io
 import itertools
+import json
 import re
 from array import array
 from collections import Counter
@@ -688,7 +689,9 @@ def format_simple_publishers(text: str, providers: Mapping[str, Provider]) -> st
     `is_canonical_publishers`, which must read the same entries (the same keys, strings
     and lists, by their hashes) and the same comments; None when it is not (the caller
     then runs the round trip). A document's `---` line (and the comments above it) and its
-    `...` line (and those after it) stay as they are."""
+    `...` line (and those after it) stay as they are. A file whose entries are flow
+    mappings, one a line, is written by `_format_flow_entries`, a JSON file by
+    `_format_json` (the first reads each line it writes back alike)."""
     prefix, text, suffix = _document_markers(text)
     written = _format_simple_body(text, providers)
     if written is None or not (prefix or suffix):
@@ -701,6 +704,8 @@ def _format_simple_body(text: str, providers: Mapping[str, Provider]) -> str | N
     """`format_simple_publishers` of a text without document markers."""
     if "\n  - {" in text:
         return _format_flow_entries(text, providers)
+    if text.startswith("{"):
+        return _format_json(text, providers)
     digests = array("q")
     written = write_simple_publishers(text, providers, digests)
     if written is None:
@@ -927,3 +932,125 @@ def _format_flow_entries(text: str, providers: Mapping[str, Provider]) -> str | 
     if not entries:
         return None
     return "".join(f"{line}\n" for line in out)
+
+
+# ------------------------------------------------------------- JSON
+_WIDTH = 4096  # the round trip's line width: past it, a flow collection goes on a new line
+_FLOW_ITEM_ALIGN = 3  # the column of an entry's `{` that starts a line (sequence indent - 1)
+
+
+def _json_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object's members; `_NotSimple` for a key given twice (YAML refuses it)."""
+    found = dict(pairs)
+    if len(found) != len(pairs):
+        raise _NotSimple
+    return found
+
+
+def _json_entries(text: str) -> list[dict[str, str | list[str]]] | None:
+    """The entries of a JSON publishers file (`{"publishers": [{...}, ...]}`, any
+    layout) whose strings hold no escape and no blank, keys are names and values strings
+    or non-empty lists of strings (`projects`); None for anything else."""
+    if "\\" in text or not text.endswith("}\n") or _UNUSUAL.search(text):
+        return None
+    try:
+        data = json.loads(text, object_pairs_hook=_json_pairs)
+    except (ValueError, RecursionError, _NotSimple):
+        return None
+    if not isinstance(data, dict) or list(data) != ["publishers"]:
+        return None
+    entries = data["publishers"]
+    if not isinstance(entries, list) or not entries:
+        return None
+    keys: dict[str, bool] = {}
+    for entry in entries:
+        if not isinstance(entry, dict) or not entry:
+            return None
+        for key, value in entry.items():
+            if not _key_ok(key, keys):
+                return None
+            items = value if isinstance(value, list) and key == "projects" else [value]
+            if not items or not all(isinstance(i, str) and i and " " not in i
+                                    for i in items):
+                return None
+    return entries
+
+
+class _FlowWriter:
+    """Text as ruamel.yaml's emitter writes flow collections: a blank before a scalar or
+    an opening bracket unless at a line's start or after an opening bracket; a new line
+    (at column 0: the flow collections of a document at the top level have no indentation)
+    before an item or key when the line is past the width (then an entry's `{` is moved
+    to column 3, as after a dash)."""
+
+    __slots__ = ("column", "parts", "whitespace")
+
+    def __init__(self) -> None:
+        self.parts: list[str] = []
+        self.column = 0
+        self.whitespace = True
+
+    def put(self, text: str, blank: bool, opening: bool = False) -> None:
+        """Write `text` (with a blank before it if `blank` and not after whitespace)."""
+        if blank and not self.whitespace:
+            text = " " + text
+        self.parts.append(text)
+        self.column += len(text)
+        self.whitespace = opening
+
+    def item(self, first: bool) -> None:
+        """Before an item or key: the separator, and a new line past the width."""
+        if not first:
+            self.put(",", False)
+        if self.column > _WIDTH:
+            self.parts.append("\n")
+            self.column = 0
+            self.whitespace = True
+
+
+def _format_json(text: str, providers: Mapping[str, Provider]) -> str | None:
+    """The canonical layout of a JSON publishers file, as the round trip writes it: one
+    flow mapping, `"publishers"` quoted as it is, the entries' keys in their order (plain
+    if the formatter places them, else quoted as they are), their strings in their
+    canonical style in flow context, lines broken past the width; None for a file
+    `_json_entries` does not read."""
+    entries = _json_entries(text)
+    if entries is None:
+        return None
+    out = _FlowWriter()
+    out.put("{", True, opening=True)
+    out.item(True)
+    out.put('"publishers"', True)
+    out.put(":", False)
+    out.put("[", True, opening=True)
+    for number, entry in enumerate(entries):
+        out.item(number == 0)
+        # (an item of a flow list that starts a line is aligned as if after a dash)
+        out.put(" " * max(0, _FLOW_ITEM_ALIGN - out.column) + "{", True, opening=True)
+        provider = entry.get("provider")
+        known = set(FIRST_KEYS)  # written plain; the others keep their quotes
+        if isinstance(provider, str) and provider in providers:
+            known.update(d.name for d in providers[provider].fields)
+        for position, key in enumerate(key_order(list(entry), provider, providers)):
+            out.item(position == 0)
+            out.put(key if key in known else f'"{key}"', True)
+            out.put(":", False)
+            value = entry[key]
+            if isinstance(value, list):
+                out.put("[", True, opening=True)
+                for at, item in enumerate(value):
+                    out.item(at == 0)
+                    written = _write_scalar(item, in_flow=True)
+                    if written is None:
+                        return None
+                    out.put(written, True)
+                out.put("]", False)
+            else:
+                written = _write_scalar(value, in_flow=True)
+                if written is None:
+                    return None
+                out.put(written, True)
+        out.put("}", False)
+    out.put("]", False)
+    out.put("}", False)
+    return "".join(out.parts) + "\n"
