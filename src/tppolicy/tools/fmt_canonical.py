@@ -1023,7 +1023,9 @@ def _format_json(text: str, providers: Mapping[str, Provider]) -> str | None:
     out.put('"publishers"', True)
     out.put(":", False)
     out.put("[", True, opening=True)
+    chunks: list[str] = []
     for number, entry in enumerate(entries):
+        entries[number] = {}  # (each entry's data and pieces are let go once written)
         out.item(number == 0)
         # (an item of a flow list that starts a line is aligned as if after a dash)
         out.put(" " * max(0, _FLOW_ITEM_ALIGN - out.column) + "{", True, opening=True)
@@ -1051,6 +1053,8 @@ def _format_json(text: str, providers: Mapping[str, Provider]) -> str | None:
                     return None
                 out.put(written, True)
         out.put("}", False)
+        chunks.append("".join(out.parts))
+        out.parts.clear()
     out.put("]", False)
     out.put("}", False)
-    return "".join(out.parts) + "\n"
+    return "".join(chunks) + "".join(out.parts) + "\n"
