@@ -11,6 +11,7 @@ import queue
 import secrets
 import shutil
 import socket
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -363,3 +364,15 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(5)
+
+
+def fail_credential_writes(index: Index, on: bool) -> None:
+    """Make the server's database refuse (`on`) or take again credential rows: a real
+    failure of the credential write (a trigger), as a full disk would give."""
+    assert index.storage.path is not None
+    with sqlite3.connect(index.storage.path) as db:
+        if on:
+            db.execute("CREATE TRIGGER refuse_credentials BEFORE INSERT ON credentials "
+                       "BEGIN SELECT RAISE(ABORT, 'the disk is full'); END")
+        else:
+            db.execute("DROP TRIGGER refuse_credentials")

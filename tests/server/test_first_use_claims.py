@@ -19,7 +19,7 @@ import redis
 
 from tppolicy.server import Index, create_app
 
-from .conftest import GH_ROW, RedisServer, TestClient, github_token
+from .conftest import GH_ROW, RedisServer, TestClient, fail_credential_writes, github_token
 
 PENDING_ROW = {**GH_ROW, "repository_name": "sampleproject-plugin",
                "workflow_filename": "publish.yaml", "pending_project": "sampleproject-plugin"}
@@ -28,16 +28,6 @@ PENDING_CLAIMS: dict[str, Any] = {"repository": "octo-org/sampleproject-plugin",
                                       "publish.yaml@refs/tags/v1.2.0"}
 TOFU_ROW = {**GH_ROW, "trust_on_first_use": True, "projects": ["sampleproject"]}
 TOFU_CLAIMS: dict[str, Any] = {"repository_id": "74"}
-
-
-def _fail_credential_writes(index: Index, on: bool) -> None:
-    assert index.storage.path is not None
-    with sqlite3.connect(index.storage.path) as db:
-        if on:
-            db.execute("CREATE TRIGGER refuse_credentials BEFORE INSERT ON credentials "
-                       "BEGIN SELECT RAISE(ABORT, 'the disk is full'); END")
-        else:
-            db.execute("DROP TRIGGER refuse_credentials")
 
 
 def _used_jti(index: Index) -> int:
@@ -86,12 +76,12 @@ def test_a_token_whose_first_use_stored_no_credential_stays_usable(
         TOFU_ROW, TOFU_CLAIMS)
     index = _index(make_index, replay, row)
     token = github_token(**claims, jti=str(uuid.uuid4()))
-    _fail_credential_writes(index, True)
+    fail_credential_writes(index, True)
     with TestClient(create_app(index)) as client:
         answer = client.post("/_/oidc/mint-token", json={"token": token})
         assert answer.status_code == 503, answer.text
         assert _claimed(index, replay) == 0  # minted nothing: the claim was taken back
-        _fail_credential_writes(index, False)
+        fail_credential_writes(index, False)
         answer = client.post("/_/oidc/mint-token", json={"token": token})
         assert answer.status_code == 200, answer.text
         assert _claimed(index, replay) == 1

@@ -13,7 +13,7 @@ import pytest
 from tests.tokens import GITHUB, rsa_key
 from tppolicy.server import Index
 
-from .conftest import GH_ROW, TestClient, github_token, write_jwks
+from .conftest import GH_ROW, TestClient, fail_credential_writes, github_token, write_jwks
 
 
 def _rows(index: Index, table: str) -> int:
@@ -23,28 +23,18 @@ def _rows(index: Index, table: str) -> int:
     return count
 
 
-def _fail_credential_writes(index: Index, on: bool) -> None:
-    assert index.storage.path is not None
-    with sqlite3.connect(index.storage.path) as db:
-        if on:
-            db.execute("CREATE TRIGGER refuse_credentials BEFORE INSERT ON credentials "
-                       "BEGIN SELECT RAISE(ABORT, 'the disk is full'); END")
-        else:
-            db.execute("DROP TRIGGER refuse_credentials")
-
-
 def test_a_credential_that_cannot_be_stored_leaves_the_token_unused(client: TestClient,
                                                                      index: Index) -> None:
     """The claim of the token's jti and the credential commit together: a failure to
     store the credential answers 503, mints nothing, and the token may be retried
     (before, the claim was committed alone and the retry was refused as a reuse)."""
     token = github_token()
-    _fail_credential_writes(index, True)
+    fail_credential_writes(index, True)
     answer = client.post("/_/oidc/mint-token", json={"token": token})
     assert answer.status_code == 503, answer.text
     assert answer.json()["errors"][0]["code"] == "server-error"
     assert (_rows(index, "used_jti"), _rows(index, "credentials")) == (0, 0)
-    _fail_credential_writes(index, False)
+    fail_credential_writes(index, False)
     answer = client.post("/_/oidc/mint-token", json={"token": token})
     assert answer.status_code == 200, answer.text
     assert index.storage.credential(answer.json()["token"]) is not None
