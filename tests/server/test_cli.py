@@ -129,3 +129,37 @@ def test_serve_refuses_a_port_in_use(tmp_path: Path) -> None:
     assert done.returncode == 2, done.stderr
     assert f"cannot listen on 127.0.0.1:{port}" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_publishers_add_takes_fields_among_the_options(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`publishers add github --project p FIELD=VALUE`: a field after an option was an
+    argparse usage error (unrecognized arguments); options and FIELD=VALUE go in any
+    order, the provider too, and a malformed or repeated field is a clear usage error."""
+    db = str(tmp_path / "index.db")
+    assert run("serve", "--db", db, "publishers", "add", "github", "--project", "a",
+               *GH_FIELDS[:2], "--name", "one", *GH_FIELDS[2:]) == 0
+    assert run("serve", "--db", db, "publishers", "add", "--project", "b", GH_FIELDS[0],
+               "github", *GH_FIELDS[1:-1], "--name", "two", "--", "environment=x") == 0
+    rows = {p.id: p.row for p in Storage(db).publishers()}
+    assert rows["one"]["environment"] == "pypi" and rows["one"]["projects"] == ["a"]
+    assert rows["two"]["environment"] == "x" and rows["two"]["repository_owner_id"] == "65"
+    capsys.readouterr()
+    assert run("serve", "--db", db, "publishers", "add", "github", "--project", "c",
+               *GH_FIELDS, "repository_owner=other") == 2
+    assert "repository_owner given twice" in capsys.readouterr().err
+    assert run("serve", "--db", db, "publishers", "add", "github", "--project", "c",
+               *GH_FIELDS, "=1") == 2
+    err = capsys.readouterr().err
+    assert "expected FIELD=VALUE" in err and "repository_owner" in err and "'=1'" in err
+    assert run("serve", "--db", db, "publishers", "add", "github", "--project", "c",
+               *GH_FIELDS, "a\nb") == 2
+    assert "'a\\nb'" in capsys.readouterr().err
+    assert run("serve", "--db", db, "publishers", "add", GH_FIELDS[0], "--project", "c",
+               "gitlab", "github") == 2
+    assert "expected the provider" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as info:
+        run("serve", "--db", db, "publishers", "add", "github", "--project", "c",
+            *GH_FIELDS, "--bogus")
+    assert info.value.code == 2
+    assert sorted(rows) == sorted(p.id for p in Storage(db).publishers())

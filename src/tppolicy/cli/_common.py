@@ -49,7 +49,13 @@ class UsageError(Exception):
 class Parser(argparse.ArgumentParser):
     """The parser of `tppolicy` and its subcommands: a usage error exits 2, and no option
     or argument may be an empty string (`--job ''`, `--path ''`, `--pattern ''` acted as if
-    not given, or crashed)."""
+    not given, or crashed).
+
+    `intermixed`, when set to a positional's dest (a `nargs="*"` list), lets that
+    positional's words come anywhere among the options, as a user expects of
+    `serve publishers add github --project p FIELD=VALUE`."""
+
+    intermixed: str | None = None
 
     def error(self, message: str) -> NoReturn:
         """Print the usage and `message`, exit 2."""
@@ -61,6 +67,17 @@ class Parser(argparse.ArgumentParser):
             namespace: argparse.Namespace | None = None) -> tuple[argparse.Namespace, list[str]]:
         """argparse's parsing, then: an empty value is a usage error naming its option."""
         parsed, rest = super().parse_known_args(args, namespace)
+        if self.intermixed is not None and rest:
+            # argparse fills the positionals from the first run of words only: in `add
+            # github --project p FIELD=VALUE` the last word was left over (exit 2). Words
+            # left over that are not options join the intermixed list, in order.
+            # (After a "--", every word is one of them.)
+            end = rest.index("--") if "--" in rest else len(rest)
+            words = [w for w in rest[:end] if not w.startswith("-") or w == "-"]
+            words += rest[end + 1:]
+            values = list(getattr(parsed, self.intermixed, None) or ())
+            setattr(parsed, self.intermixed, values + words)
+            rest = [w for w in rest[:end] if w.startswith("-") and w != "-"]
         for action in self._actions:
             if action.nargs == 0 or not action.dest or action.dest == argparse.SUPPRESS:
                 continue

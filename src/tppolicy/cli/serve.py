@@ -16,6 +16,7 @@ from ._common import (
     EXIT_ALLOWED,
     EXIT_DENIED,
     EXIT_INTERNAL,
+    Parser,
     UsageError,
     add_provider_options,
     exit_codes,
@@ -133,7 +134,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add = actions.add_parser("add", help="add (or replace, by --id) one publisher")
     add.add_argument("provider", help="github, gitlab, google, activestate, ...")
     add.add_argument("fields", metavar="FIELD=VALUE", nargs="*",
-                     help="the provider's fields, named as in publishers files")
+                     help="the provider's fields, named as in publishers files (before, "
+                     "after or among the options)")
+    if isinstance(add, Parser):
+        add.intermixed = "fields"
     target = add.add_mutually_exclusive_group(required=True)
     target.add_argument("--project", action="append", help="a project it may publish; "
                         "repeatable")
@@ -510,6 +514,17 @@ def _new_id(storage: Any) -> str:
 
 
 def _row(args: argparse.Namespace, providers: Any) -> dict[str, Any]:
+    from tppolicy.server.names import escape
+
+    if "=" in args.provider:
+        # The provider after a FIELD=VALUE: the one word without "=" is the provider.
+        words = [args.provider, *args.fields]
+        names = [w for w in words if "=" not in w]
+        if len(names) != 1:
+            raise UsageError(f"expected the provider ({', '.join(sorted(providers))}) and "
+                             f"FIELD=VALUE words, got '{' '.join(map(escape, words))}'")
+        args.provider = names[0]
+        args.fields = [w for w in words if w is not names[0]]
     provider = providers.get(args.provider)
     if provider is None:
         from tppolicy.language.check import did_you_mean
@@ -521,7 +536,11 @@ def _row(args: argparse.Namespace, providers: Any) -> dict[str, Any]:
     for item in args.fields:
         key, sep, value = item.partition("=")
         if not sep or not key:
-            raise UsageError(f"expected FIELD=VALUE, got {item!r}")
+            raise UsageError(f"expected FIELD=VALUE (FIELD one of {args.provider}'s fields: "
+                             f"{', '.join(sorted(provider.fields))}), got '{escape(item)}'")
+        if key in row:
+            raise UsageError(f"{escape(key)} given twice: {escape(key)}={escape(str(row[key]))} "
+                             f"and {escape(item)}; give each field once")
         declared = provider.fields.get(key)
         if declared is not None and declared.type == "int":
             try:
