@@ -195,6 +195,7 @@ class _Where:
         return self.span(lc.line, lc.col)
 
     def key(self, mapping: Any, key: object) -> Span:
+        mapping = _holder(mapping, key)
         try:
             line, column = mapping.lc.key(key)
         except (AttributeError, KeyError, TypeError):
@@ -202,6 +203,7 @@ class _Where:
         return self.span(line, column, len(str(key)))
 
     def value(self, mapping: Any, key: str) -> Span:
+        mapping = _holder(mapping, key)
         try:
             line, column = mapping.lc.value(key)
         except (AttributeError, KeyError, TypeError):
@@ -216,6 +218,22 @@ class _Where:
             return self.node(sequence)
         value = sequence[index]
         return self.span(line, column, len(value) if isinstance(value, str) else 1)
+
+
+def _holder(mapping: Any, key: object, depth: int = 0) -> Any:
+    """The mapping whose text holds `key`: `mapping` itself, or for a key it has from a
+    merge key (`<<: *defaults`) the merged mapping that wrote it (the first, as YAML merges),
+    so that a finding points at the key's own line, not at the `<<`."""
+    data = getattr(getattr(mapping, "lc", None), "data", None)
+    if (data is not None and key in data) or depth > 50:
+        return mapping
+    from ruamel.yaml.comments import merge_attrib
+
+    for source in getattr(mapping, merge_attrib, None) or ():
+        merged = source[1] if isinstance(source, tuple) else source  # ruamel.yaml < 0.19
+        if isinstance(merged, Mapping) and key in merged:
+            return _holder(merged, key, depth + 1)
+    return mapping
 
 
 def _is_mapping(value: Any) -> TypeGuard[Mapping[Any, Any]]:
@@ -250,11 +268,19 @@ class _Checker:
     policy: Policy
     audience: str
     findings: list[WorkflowFinding] = field(default_factory=list)
+    _seen: set[tuple[Any, ...]] = field(default_factory=set)
 
     def add(self, code: str, span: Span, message: str, fix: str, *, level: str | None = None,
             publisher: str | None = None, job: str | None = None) -> None:
-        self.findings.append(WorkflowFinding(code, level or CODES[code].level, span, message,
-                                             fix, publisher, job))
+        finding = WorkflowFinding(code, level or CODES[code].level, span, message, fix,
+                                  publisher, job)
+        # Jobs sharing text through a merge key (`<<: *defaults`) find the same thing at
+        # the same place: it is reported once (for the first job).
+        same = (code, finding.level, span, message, fix, publisher)
+        if same in self._seen:
+            return
+        self._seen.add(same)
+        self.findings.append(finding)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,71 @@
+"""`tppolicy check-workflow` on workflows written with YAML's less common features (merge
+keys) and on hostile files: each finding once, at the text it is about; bad files exit 3."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import tppolicy
+from tppolicy.tools.workflow import check_workflow_text
+
+from .conftest import ROOT
+from .conftest import run_cli as run
+
+PUBLISHERS = ROOT / "tests" / "fixtures" / "workflows" / "publishers.yaml"
+
+MERGED = """\
+on:
+  push:
+    tags: ["v*"]
+x-defaults: &defaults
+  runs-on: ubuntu-latest
+  steps:
+    - uses: someone/action@v1
+x-called: &called
+  uses: someone/wf/.github/workflows/x.yml@v2
+jobs:
+  build:
+    <<: *defaults
+  lint:
+    <<: *called
+  docs:
+    <<: *called
+  publish:
+    <<: *defaults
+    environment: pypi
+    permissions:
+      id-token: write
+"""
+
+
+@pytest.fixture(scope="module")
+def policy() -> tppolicy.Policy:
+    return tppolicy.compile_publishers_file(PUBLISHERS)
+
+
+def test_a_merge_key_finding_is_reported_once_where_its_text_is(
+        policy: tppolicy.Policy) -> None:
+    """Jobs sharing steps through `<<: *defaults` gave the same TPW010 advice once per
+    job; a key a job has from a merge was placed at the `<<` (column 5, one character)."""
+    report = check_workflow_text(MERGED, "release.yml", policy,
+                                 path=".github/workflows/release.yml")
+    unpinned = [(f.span.line, f.span.column, f.span.end_column, f.job)
+                for f in report.findings if f.code == "TPW010"]
+    assert unpinned == [(7, 13, 30, "build"), (9, 9, 46, "lint")]
+    # a finding naming its job stays one per job, each at the merged key's line
+    called = [(f.span.line, f.job) for f in report.findings if f.code == "TPW008"]
+    assert called == [(9, "lint"), (9, "docs")]
+
+
+def test_the_cli_prints_a_merged_step_once(tmp_path: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    workflow = tmp_path / ".github" / "workflows" / "release.yml"
+    workflow.parent.mkdir(parents=True)
+    workflow.write_text(MERGED.replace("  lint:\n    <<: *called\n  docs:\n    <<: *called\n",
+                                       ""))
+    code, out, _ = run(capsys, "check-workflow", "--publishers", str(PUBLISHERS),
+                       str(workflow))
+    assert code == 0
+    assert out.count("TPW010") == 1 and ":7:13: TPW010" in out
