@@ -69,3 +69,32 @@ def test_the_cli_prints_a_merged_step_once(tmp_path: Path,
                        str(workflow))
     assert code == 0
     assert out.count("TPW010") == 1 and ":7:13: TPW010" in out
+
+
+DEEP = 2_000
+
+
+@pytest.mark.parametrize(("text", "where", "message"), [
+    ("on: push\njobs: " + "[" * DEEP + "]" * DEEP + "\n", (2, 206), "nested too deeply"),
+    ("on: push\njobs: " + "{a: " * DEEP + "1" + "}" * DEEP + "\n", (2, 803),
+     "nested too deeply"),
+    ("on: push\njobs:\n  a:\n    steps:\n      " + "- " * DEEP + "x\n", (5, 401),
+     "nested too deeply"),
+    ("on: push\njobs: &a\n  x: *a\n", (3, 6), "an anchor is used inside itself"),
+    ("on: push\nx0: &a0 [1,1,1,1,1,1,1,1,1,1]\n"
+     + "".join(f"x{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]\n" for i in range(1, 9))
+     + "jobs:\n  a:\n    steps: *a8\n", (7, 55), "expands to more than"),
+], ids=["flow-lists", "flow-mappings", "block-lists", "recursive-alias", "alias-bomb"])
+def test_an_unbounded_workflow_is_refused_where_it_goes_wrong(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str,
+        where: tuple[int, int], message: str) -> None:
+    """2 000 nested levels went to ruamel.yaml's recursive composer, which took seconds to
+    hit Python's recursion limit and was then reported at 1:1; recursive aliases and
+    alias bombs were not refused at all (the other YAML readers refuse them)."""
+    workflow = tmp_path / "release.yml"
+    workflow.write_text(text)
+    code, out, err = run(capsys, "check-workflow", "--publishers", str(PUBLISHERS),
+                         str(workflow))
+    assert code == 3, out + err
+    assert f"release.yml:{where[0]}:{where[1]}: " in err and message in err
+    assert "Traceback" not in err

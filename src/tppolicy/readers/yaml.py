@@ -43,6 +43,7 @@ __all__ = [
     "LineIndex",
     "NotPlain",
     "YamlDocument",
+    "check_limits",
     "children",
     "compose_yaml",
     "construct_scalar",
@@ -142,6 +143,71 @@ def compose_yaml(text: str, source: str, error: type[TppolicyError]) -> YamlDocu
             raise fail(message, document.span(node),
                        "flatten the document" if message == too_deep else None)
     return document
+
+
+def check_limits(text: str, source: str, error: type[TppolicyError]) -> None:
+    """Refuse, from the parser's events alone, what `compose_yaml` refuses past its limits
+    (nesting deeper than `MAX_DEPTH`, an anchor used inside itself, more than `MAX_ALIASES`
+    alias uses, more than `MAX_VALUES` values once aliases are expanded), with the file,
+    line and column: for a reader that composes with another library (ruamel.yaml's
+    recursive composer took seconds to fail on 2 000 levels). A syntax error is left to
+    that reader, which words it. The parser (libyaml's when there) keeps an explicit stack:
+    any depth is safe here, and the cost is one pass over the events."""
+    if len(text) > MAX_CHARS:
+        raise error([Diagnostic(f"the file is too large: {len(text)} characters, at most "
+                                f"{MAX_CHARS}", Span(source, 0, 0, 0, 0),
+                                hint="split it into smaller files")], text)
+    if "*" not in text and _depth_bound(text.splitlines()) <= MAX_DEPTH:
+        return  # no alias, and too shallow to matter: nothing to count
+    problem = _event_limits(text)
+    if problem is not None:
+        message, mark = problem
+        raise error([Diagnostic(message, _mark_span(source, mark),
+                                hint="flatten the document" if "deeply" in message
+                                else None)], text)
+
+
+def _event_limits(text: str) -> tuple[str, Any] | None:
+    sizes: dict[str, int] = {}  # anchor -> values it stands for
+    frames: list[list[Any]] = [[None, 0]]  # [anchor, values] of each open collection
+    open_anchors: set[str] = set()
+    uses = 0
+    try:
+        for event in _events(text):
+            if isinstance(event, yaml.CollectionStartEvent):
+                if len(frames) > MAX_DEPTH:
+                    return (f"the YAML is nested too deeply (more than {MAX_DEPTH} levels)",
+                            event.start_mark)
+                if event.anchor is not None:
+                    open_anchors.add(event.anchor)
+                frames.append([event.anchor, 1])
+            elif isinstance(event, yaml.CollectionEndEvent):
+                anchor, values = frames.pop()
+                values = min(values, MAX_VALUES + 1)
+                if anchor is not None:
+                    sizes[anchor] = values
+                    open_anchors.discard(anchor)
+                frames[-1][1] += values
+            elif isinstance(event, yaml.ScalarEvent):
+                if event.anchor is not None:
+                    sizes[event.anchor] = 1
+                frames[-1][1] += 1
+            elif isinstance(event, yaml.AliasEvent):
+                if event.anchor in open_anchors:
+                    return ("an anchor is used inside itself (a recursive alias)",
+                            event.start_mark)
+                uses += 1
+                if uses > MAX_ALIASES:
+                    return (f"more than {MAX_ALIASES} aliases", event.start_mark)
+                frames[-1][1] += sizes.get(event.anchor, 1)
+            elif isinstance(event, yaml.DocumentEndEvent):
+                frames = [[None, 0]]  # each document of a stream is counted alone
+            if frames[-1][1] > MAX_VALUES:
+                return (f"the document expands to more than {MAX_VALUES} values through "
+                        "aliases", event.start_mark)
+    except yaml.YAMLError:
+        return None  # the caller's parser words it
+    return None
 
 
 def _compose_python(text: str, source: str, error: type[TppolicyError]) -> yaml.Node | None:

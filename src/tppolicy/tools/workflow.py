@@ -159,6 +159,11 @@ def _load(text: str, source: str) -> Any:
     from ruamel.yaml import YAML
     from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
+    from tppolicy.readers.yaml import check_limits
+
+    # The limits of every YAML reader, first: ruamel.yaml's composer recurses (2 000
+    # levels took it seconds to fail) and the checks walk what aliases share.
+    check_limits(text, source, WorkflowError)
     try:
         return YAML(typ="rt", pure=True).load(text)
     except MarkedYAMLError as exc:
