@@ -199,7 +199,7 @@ def _event_limits(text: str) -> tuple[str, Any] | None:
                 uses += 1
                 if uses > MAX_ALIASES:
                     return (f"more than {MAX_ALIASES} aliases", event.start_mark)
-                frames[-1][1] += sizes.get(event.anchor, 1)
+                frames[-1][1] += sizes.get(event.anchor or "", 1)
             elif isinstance(event, yaml.DocumentEndEvent):
                 frames = [[None, 0]]  # each document of a stream is counted alone
             if frames[-1][1] > MAX_VALUES:
