@@ -92,20 +92,39 @@ def _patched(a: str, diff: list[str], tmp_path: Path) -> str:
     return result.read_bytes().decode()
 
 
-def test_scattered_changes_leave_difflibs_way(tmp_path: Path) -> None:
-    """A change in each of 2 000 entries: difflib's matcher would take steps growing as the
-    square of the entries, past the budget; the anchored diff is the one difflib gives:
-    its comment line out and in, in each entry (one hunk: entries are 6 lines long)."""
-    a, b = _entries(2000, ""), _entries(2000, "  ")
-    old, new = fmt_diff._Lines(a), fmt_diff._Lines(b)
-    a_ids, b_ids = fmt_diff._line_ids(old, new, hash)
+def test_scattered_changes_in_order_stay_difflibs() -> None:
+    """A change in each of 600 entries, nothing moved: the runs of matching lines are in
+    order in both texts, so each part of difflib's way is a range of them, looked up in a
+    few steps (it took steps growing as the square of the entries, past the budget, and
+    fell back to anchors): the diff is difflib's, its comment line out and in, in each
+    entry (one hunk: entries are 6 lines long), and 10 000 entries stay within the budget."""
+    a, b = _entries(600, ""), _entries(600, "  ")
+    found = _mine(a, b)
+    assert found == _difflib(a, b)
+    assert [line for line in found if line.startswith("@@ ")] == ["@@ -1,3598 +1,3598 @@\n"]
+    assert found[3:6] == ["-# entry 0\n", "+  # entry 0\n", "   - name: n0\n"]
+    for key_end in ("", "  "):  # comments re-indented, or every key line changed as well
+        a, b = _entries(10_000, ""), _entries(10_000, "  ", key_end)
+        a_ids, b_ids = fmt_diff._line_ids(fmt_diff._Lines(a), fmt_diff._Lines(b), hash)
+        assert fmt_diff._exact_blocks(a_ids, b_ids, fmt_diff._EXACT_STEPS,
+                                      renumber=False) is not None
+
+
+def test_scattered_changes_and_a_move_leave_difflibs_way(tmp_path: Path) -> None:
+    """A change in each of 2 000 entries and the last entry moved first: the runs are out
+    of order, difflib's matcher would take steps growing as the square of the entries,
+    past the budget; the anchored diff is one GNU patch applies, the moved entry out and
+    in and each comment line out and in."""
+    a = _entries(2000, "")
+    entries = ["  # entry " + e for e in a.split("# entry ")[1:]]
+    b = "".join(entries[-1:] + entries[:-1])
+    a_ids, b_ids = fmt_diff._line_ids(fmt_diff._Lines(a), fmt_diff._Lines(b), hash)
     assert fmt_diff._exact_blocks(a_ids, b_ids, fmt_diff._EXACT_STEPS, renumber=False) is None
     found = _mine(a, b)
-    assert [line for line in found if line.startswith("@@ ")] == ["@@ -1,11998 +1,11998 @@\n"]
     changed = [line for line in found[2:] if line[0] in "+-"]
-    assert changed == [line for i in range(2000)
-                       for line in (f"-# entry {i}\n", f"+  # entry {i}\n")]
-    assert found[3:6] == ["-# entry 0\n", "+  # entry 0\n", "   - name: n0\n"]
+    assert [line for line in changed if "# entry 1\n" in line] == [
+        "-# entry 1\n", "+  # entry 1\n"]
+    assert len(changed) == 2 * 2000 + 5 + 5  # (the moved entry's other lines: 5 in, 5 out)
     assert _patched(a, found, tmp_path) == b
 
 

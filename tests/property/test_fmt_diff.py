@@ -14,6 +14,7 @@ import random
 import re
 import subprocess
 import tempfile
+from array import array
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -190,3 +191,47 @@ def test_patch_applies_the_diff(pair: tuple[str, str, int, str]) -> None:
         subprocess.run(["patch", "--binary", "--silent", "--force", "-o", str(result),
                         str(original), str(patch_file)], check=True)
         assert result.read_bytes() == b.encode()
+
+
+@st.composite
+def id_pairs(draw: st.DrawFn) -> tuple[list[int], list[int]]:
+    """Two lists of line ids, the second an edit of the first: lines added, removed,
+    replaced, and (sometimes) blocks moved, so that the runs of matching lines are in
+    order in both lists or not."""
+    rnd = random.Random(draw(st.integers(0, 2**32)))
+    size = rnd.choice([0, 5, 30, 100, 250, 400, 800])
+    pool = rnd.choice([3, 10, 50, 400])
+    a = [rnd.randrange(pool) for _ in range(size)]
+    b = list(a)
+    for _ in range(rnd.randrange(1 + size // rnd.choice([3, 10, 50]))):
+        at = rnd.randrange(len(b) + 1)
+        kind = rnd.random()
+        if kind < 0.3:
+            b.insert(at, rnd.randrange(pool * 2))
+        elif kind < 0.6 and at < len(b):
+            del b[at]
+        elif kind < 0.8 and at < len(b):
+            b[at] = rnd.randrange(pool * 2)
+        elif kind >= 0.8 and at + 5 < len(b):  # a block moved
+            block = b[at:at + rnd.randrange(1, 5)]
+            del b[at:at + len(block)]
+            position = rnd.randrange(len(b) + 1)
+            b[position:position] = block
+    return (b, a) if rnd.random() < 0.3 else (a, b)
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(id_pairs())
+def test_the_matchers_blocks_are_difflibs(pair: tuple[list[int], list[int]]) -> None:
+    """With no budget limit, the matcher finds `SequenceMatcher.get_matching_blocks()`,
+    whether its runs are in order (each part a range of them) or not (a list each)."""
+    a, b = pair
+    expected = [tuple(block) for block in difflib.SequenceMatcher(None, a, b,
+                                                                  ).get_matching_blocks()]
+    local: dict[int, int] = {}
+    b_ids = array("i", (local.setdefault(x, len(local)) for x in b))
+    a_ids = array("i", (local.get(x, -1) for x in a))
+    matcher = fmt_diff._Matcher(a_ids, b_ids, 10**12)
+    event("runs in order" if matcher.best else "runs out of order")
+    flat = fmt_diff._joined(matcher.matching_blocks(), len(a), len(b))
+    assert [tuple(flat[k:k + 3]) for k in range(0, len(flat), 3)] == expected

@@ -6,9 +6,11 @@ near-linear time.
 and finds them the same way (`difflib.SequenceMatcher`'s longest matching blocks, with its
 "popular line" rule, then its grouping into hunks), as long as that takes a number of
 steps linear in the texts' sizes (`_EXACT_STEPS`, `_EXACT_STEPS_PER_LINE`): small and
-ordinary files. On many scattered changes (a comment re-indented in each of 10 000
-entries) difflib's way grows as the square of them; past the budget the blocks are found
-by anchors instead (patience diff, `_anchored_blocks`), themselves under a linear budget.
+ordinary files, and many scattered changes with nothing moved (a comment re-indented in
+each of 10 000 entries: its runs of matching lines are in order, and each part of its
+search is a range of them, `_Matcher._ranged_blocks`). With lines moved as well, difflib's
+way can grow as the square of the changes; past the budget the blocks are found by
+anchors instead (patience diff, `_anchored_blocks`), themselves under a linear budget.
 
 It never holds the two texts' lines as strings: a line is where it ends in its text (an
 `array` of offsets), and the matchers run on small integer ids, one per distinct line of
@@ -23,7 +25,7 @@ from __future__ import annotations
 
 import re
 from array import array
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable, Iterator
 
 __all__ = ["iter_unified_diff_texts"]
@@ -132,7 +134,8 @@ class _Matcher:
     long is scanned as `SequenceMatcher` scans it.
     """
 
-    __slots__ = ("a", "b", "budget", "order", "run_i", "run_j", "run_size", "starts")
+    __slots__ = ("a", "b", "best", "budget", "end_i", "end_j", "order", "run_i", "run_j",
+                 "run_size", "starts")
 
     def __init__(self, a: array[int], b: array[int], budget: int) -> None:
         """`a` and `b` are line ids (`b`'s numbered 0, 1, ... in order of first appearance,
@@ -159,6 +162,14 @@ class _Matcher:
         del filled
         self.run_i, self.run_j, self.run_size = array("i"), array("i"), array("i")
         self._find_runs()
+        # Runs one after the other in both texts (the usual case: lines changed, added or
+        # removed, none moved): a part's runs are then a range of them (`_ranged_blocks`)
+        self.end_i = self.end_j = array("i")
+        self.best: list[array[int]] = []
+        if self._in_order():
+            self.end_i = array("i", map(int.__add__, self.run_i, self.run_size))
+            self.end_j = array("i", map(int.__add__, self.run_j, self.run_size))
+            self._index_longest()
 
     def _find_runs(self) -> None:
         """Every maximal run of at least `_LONG` lines of `a` equal to lines of `b`, one
@@ -180,6 +191,34 @@ class _Matcher:
                     self.run_j.append(j - k + 1)
                     self.run_size.append(k)
             j2len = newj2len
+
+    def _in_order(self) -> bool:
+        """Whether each run starts, in both texts, at or after the end of the one before."""
+        run_i, run_j, run_size = self.run_i, self.run_j, self.run_size
+        return all(run_i[k] + run_size[k] <= run_i[k + 1] and run_j[k] + run_size[k] <= run_j[k + 1]
+                   for k in range(len(run_size) - 1))
+
+    def _index_longest(self) -> None:
+        """A sparse table of the runs' sizes: `best[p][k]` is the first of the longest runs
+        among runs k to k + 2**p - 1."""
+        sizes = self.run_size
+        level = array("i", range(len(sizes)))
+        self._spend(len(sizes))
+        self.best = [level]
+        width = 1
+        while 2 * width <= len(sizes):
+            self._spend(len(level))
+            level = array("i", [x if sizes[x] >= sizes[y] else y
+                                for x, y in zip(level, level[width:], strict=False)])
+            self.best.append(level)
+            width *= 2
+
+    def _first_longest(self, lo: int, hi: int) -> int:
+        """The first of the longest runs among runs lo to hi - 1 (lo < hi)."""
+        power = (hi - lo).bit_length() - 1
+        level = self.best[power]
+        x, y = level[lo], level[hi - (1 << power)]
+        return x if self.run_size[x] >= self.run_size[y] else y
 
     def _spend(self, steps: int) -> None:
         """Count `steps` against the budget; `_TooCostly` once it is spent."""
@@ -219,8 +258,15 @@ class _Matcher:
                       ) -> tuple[int, int, int, list[int]]:
         """`SequenceMatcher.find_longest_match(alo, ahi, blo, bhi)`, and the `runs` that
         reach into the part."""
-        a, b = self.a, self.b
         besti, bestj, bestsize, inside = self._longest_run(alo, ahi, blo, bhi, runs)
+        return (*self._extended(alo, ahi, blo, bhi, besti, bestj, bestsize), inside)
+
+    def _extended(self, alo: int, ahi: int, blo: int, bhi: int, besti: int, bestj: int,
+                  bestsize: int) -> tuple[int, int, int]:
+        """The longest block of the part, from its longest run (`besti`, `bestj`,
+        `bestsize`): scanned for if that is shorter than `_LONG`, then extended by the
+        equal (popular) lines on each side, as `SequenceMatcher` extends it."""
+        a, b = self.a, self.b
         if bestsize < _LONG:
             besti, bestj, bestsize = self._scan(alo, ahi, blo, bhi)
         while besti > alo and bestj > blo and a[besti - 1] == b[bestj - 1]:
@@ -228,40 +274,53 @@ class _Matcher:
         while (besti + bestsize < ahi and bestj + bestsize < bhi
                and a[besti + bestsize] == b[bestj + bestsize]):
             bestsize += 1
-        return besti, bestj, bestsize, inside
+        return besti, bestj, bestsize
 
     def _scan(self, alo: int, ahi: int, blo: int, bhi: int) -> tuple[int, int, int]:
-        """The longest block of the part before its extension, found as
-        `SequenceMatcher.find_longest_match` finds it."""
+        """The longest block of the part before its extension, as
+        `SequenceMatcher.find_longest_match` finds it, in a part with no run of two lines
+        (`_LONG`: the runs were asked first): every block of it is one line, so the first
+        its scan meets (the first line of a found in b's part, at its first place there)
+        is the longest, and the scan stops there."""
         a, order, starts = self.a, self.order, self.starts
-        besti, bestj, bestsize = alo, blo, 0
-        j2len: dict[int, int] = {}
-        self._spend(ahi - alo)
         for i in range(alo, ahi):
             x = a[i]
-            low = high = 0
-            if x >= 0:
-                low, high = starts[x], starts[x + 1]
-            if low == high:
-                if j2len:
-                    j2len = {}
+            if x < 0:
                 continue
-            self._spend(high - low)
-            newj2len: dict[int, int] = {}
-            previous = j2len.get
-            for position in range(bisect_left(order, blo, low, high), high):
-                j = order[position]
-                if j >= bhi:
-                    break
-                k = newj2len[j] = previous(j - 1, 0) + 1
-                if k > bestsize:
-                    besti, bestj, bestsize = i - k + 1, j - k + 1, k
-            j2len = newj2len
-        return besti, bestj, bestsize
+            low, high = starts[x], starts[x + 1]
+            if low == high:
+                continue
+            position = bisect_left(order, blo, low, high)
+            if position < high and order[position] < bhi:
+                self._spend(1 + i - alo)
+                return i, order[position], 1
+        self._spend(1 + ahi - alo)
+        return alo, blo, 0
+
+    def _ranged_run(self, alo: int, ahi: int, blo: int, bhi: int, lo: int, hi: int,
+                    ) -> tuple[int, int, int]:
+        """`_longest_run` when the runs are in order (`_in_order`) and those reaching into
+        the part are runs lo to hi - 1: all but the first and the last lie inside it whole,
+        and the first of the longest of those is looked up (`_first_longest`)."""
+        self._spend(1)
+        run_i, run_j, run_size = self.run_i, self.run_j, self.run_size
+        best = end_i = end_j = 0
+        middle = self._first_longest(lo + 1, hi - 1) if hi - lo > 2 else lo
+        for run in (lo, middle, hi - 1):  # in order: the first of the longest wins
+            if run < lo or run >= hi:
+                continue
+            i0, j0 = run_i[run], run_j[run]
+            first = max(0, alo - i0, blo - j0)
+            last = min(run_size[run], ahi - i0, bhi - j0)
+            if last - first > best:
+                best, end_i, end_j = last - first, i0 + last, j0 + last
+        return end_i - best, end_j - best, best
 
     def matching_blocks(self) -> list[tuple[int, int, int]]:
         """The blocks `SequenceMatcher.get_matching_blocks()` finds, in order, not yet
         joined (`_TooCostly` if the budget runs out first)."""
+        if self.best:
+            return self._ranged_blocks()
         la, lb = len(self.a), len(self.b)
         queue = [(0, la, 0, lb, list(range(len(self.run_size))))]
         blocks = []
@@ -277,6 +336,29 @@ class _Matcher:
                 if i + k < ahi and j + k < bhi:
                     queue.append((i + k, ahi, j + k, bhi,
                                   self._reaching(inside, i + k, j + k, False)))
+        blocks.sort()
+        return blocks
+
+    def _ranged_blocks(self) -> list[tuple[int, int, int]]:
+        """`matching_blocks` when the runs are in order: a part's runs are a range of them
+        (those ending past its start and starting before its end, in both texts), found by
+        bisection; each part costs a few steps, not one per run reaching into it."""
+        run_i, run_j, end_i, end_j = self.run_i, self.run_j, self.end_i, self.end_j
+        queue = [(0, len(self.a), 0, len(self.b), 0, len(self.run_size))]
+        blocks = []
+        while queue:
+            alo, ahi, blo, bhi, lo, hi = queue.pop()
+            i, j, k = self._extended(alo, ahi, blo, bhi,
+                                     *self._ranged_run(alo, ahi, blo, bhi, lo, hi))
+            if k:
+                blocks.append((i, j, k))
+                if alo < i and blo < j:
+                    top = min(bisect_left(run_i, i, lo, hi), bisect_left(run_j, j, lo, hi))
+                    queue.append((alo, i, blo, j, lo, top))
+                if i + k < ahi and j + k < bhi:
+                    bottom = max(bisect_right(end_i, i + k, lo, hi),
+                                 bisect_right(end_j, j + k, lo, hi))
+                    queue.append((i + k, ahi, j + k, bhi, bottom, hi))
         blocks.sort()
         return blocks
 
