@@ -153,6 +153,13 @@ HOSTILE: list[tuple[str, Any, str]] = [
      "malformed"),
     ("an extra segment", lambda: rsa_key().sign(claims()) + ".e30", "malformed"),
     ("five segments (JWE)", lambda: "e30.e30.e30.e30.e30", "malformed"),
+    ("one segment", lambda: rsa_key().sign(claims()).replace(".", ""), "malformed"),
+    ("empty header", lambda: "." + rsa_key().sign(claims()).split(".", 1)[1], "malformed"),
+    ("empty claims", lambda: ".".join(rsa_key().sign(claims()).split(".")[::2]).replace(
+        ".", "..", 1), "malformed"),
+    ("dots only", lambda: "..", "malformed"),
+    ("an extra dot in the signature", lambda: rsa_key().sign(claims())[:-4] + "."
+     + rsa_key().sign(claims())[-3:], "malformed"),
     ("empty signature", lambda: rsa_key().sign(claims()).rsplit(".", 1)[0] + ".", "malformed"),
     ("bad base64 character", lambda: rsa_key().sign(claims()).replace(".", ".*", 1), "malformed"),
     ("standard base64 '+'", lambda: rsa_key().sign(claims()).replace(".", ".+", 1), "malformed"),

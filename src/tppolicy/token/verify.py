@@ -273,15 +273,14 @@ class Verifier:
         # the careful functions above, which say exactly what is wrong.
         if token.__class__ is not str or len(token) > self.max_bytes:
             token = _text(token, self.max_bytes)
-        # str.find scans with memchr; str.split(".") compares character by character
-        first = token.find(".")
-        second = token.find(".", first + 1)
-        if first < 0 or second < 0 or token.find(".", second + 1) >= 0 or "+" in token \
-                or "/" in token or "=" in token or not token.isascii():
+        # Two splits from either end (memrchr and memchr, one argument each: str.find
+        # parses its arguments as a tuple, which cost more than the scans)
+        signed, dot, tail = token.rpartition(".")
+        head, dot, body = signed.partition(".")
+        if not dot or "." in body or "+" in token or "/" in token or "=" in token \
+                or not token.isascii():
             head, body, tail = _segments(token, self.max_bytes)  # raises: says what is wrong
-            second = len(head) + 1 + len(body)
-        else:
-            head, body, tail = token[:first], token[first + 1:second], token[second + 1:]
+            signed = f"{head}.{body}"
         last_head, header = self._last_header  # most tokens share the last one's header
         if head != last_head:
             header = _HEADER_CACHE.get(head) or _header(head)
@@ -297,9 +296,10 @@ class Verifier:
         except (binascii.Error, ValueError):
             claims = signature = None
         if claims.__class__ is not dict or not signature or not body or (
-                (raw.find(b"[") >= 0 or raw.find(b"{", 1) >= 0)
+                (0x5B in raw or raw.find(b"{", 1) >= 0)  # 0x5B is "[": an int is one memchr
                 and raw.count(b"[") + raw.count(b"{") > MAX_CLAIMS_NESTING
                 and nested_too_deeply(claims)):
+            # (b"[" in raw tries the bytes as an int first: it raises and clears an error).
             # Flat claims have no bracket but the first, and a depth can be no more than
             # the brackets opened: most claims need no walk (find is memchr; count is not).
             claims = _object(_decode(body, "claims"), "claims")
@@ -334,7 +334,7 @@ class Verifier:
             raise TokenError("key-mismatch", f"key {header.kid!r} ({key.kty}"
                              f"{', alg ' + key.alg if key.alg else ''}) cannot verify {alg}",
                              actual=alg)
-        signing_input = token[:second].encode("ascii")
+        signing_input = signed.encode("ascii")
         hash_algorithm = header.rsa_hash
         if hash_algorithm is not None:  # RS256 and its kin, without a detour
             try:
