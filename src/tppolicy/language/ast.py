@@ -209,6 +209,8 @@ class FieldDecl:
     span: Span = field(default=NO_SPAN, compare=False, repr=False)
     # `exact_case "reason"`: the CI spells it in one case and the rules compare it exactly.
     exact_case: str | None = None
+    # Where the pattern's string is (its errors point there).
+    pattern_span: Span = field(default=NO_SPAN, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,9 +6,10 @@ Every problem in a file is collected and reported together, each at its span.
 from __future__ import annotations
 
 import difflib
+import json
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from types import MappingProxyType
 from typing import Any
@@ -26,6 +27,7 @@ from tppolicy.language.bind import (
 )
 from tppolicy.language.interpret import Interpreter
 from tppolicy.language.ops import FUNCTIONS, REQUEST_VALUES, EvalError
+from tppolicy.language.patterns import pattern_problem
 from tppolicy.language.texts import (
     PLACES,
     CheckedAdvice,
@@ -431,12 +433,27 @@ def _bound_learns(learns: tuple[A.Learn, ...],
 
 @lru_cache(maxsize=256)
 def _pattern(pattern: str) -> re.Pattern[str] | None:
-    """A field's pattern, compiled once; None if it is not a valid regular expression
-    (the field's declaration is reported for it: a value is not checked against it)."""
+    """A field's pattern, compiled once; None if it is not a valid regular expression, or
+    one `pattern_problem` refuses (the field's declaration is reported for it: a value is
+    not checked against it, which could take years)."""
     try:
-        return re.compile(pattern)
+        compiled = re.compile(pattern)
     except re.error:
         return None
+    return None if pattern_problem(pattern) is not None else compiled
+
+
+def _within(span: Span, pattern: str, start: int, end: int) -> Span:
+    """Where characters `start` to `end` of `pattern` are, in the string literal at `span`:
+    exact when the literal is written the way JSON writes it (escapes as \\\\ and \\"),
+    else the whole literal."""
+    def column(offset: int) -> int:
+        return span.column + len(json.dumps(pattern[:offset], ensure_ascii=False)) - 1
+
+    if (span.line != span.end_line
+            or span.end_column - span.column != len(json.dumps(pattern, ensure_ascii=False))):
+        return span
+    return replace(span, column=column(start), end_column=column(end))
 
 
 def did_you_mean(name: str, candidates: Iterable[str]) -> str | None:
@@ -711,6 +728,13 @@ class _Checker:
             except re.error as exc:
                 self.error(f"the pattern of '{decl.name}' is not a valid regular expression: {exc}",
                            decl.span)
+            else:
+                problem = pattern_problem(decl.pattern)
+                if problem is not None:
+                    self.error(f"the pattern of '{decl.name}': {problem.message}",
+                               _within(decl.pattern_span, decl.pattern, problem.start,
+                                       problem.end),
+                               problem.hint)
 
     def _lookup(self, ast: A.Provider, scope: _Scope, lets: Mapping[str, A.Expr]
                 ) -> tuple[tuple[LookupKey, ...], tuple[LookupKey, ...]]:

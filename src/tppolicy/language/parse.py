@@ -441,11 +441,12 @@ class _Builder(Transformer[Token, Any]):
         return ("fields", children)
 
     def field_decl(self, meta: Meta, name: Token, type_name: Token, default: A.Literal | None,
-                   pattern: tuple[str, str | None] | None,
+                   pattern: tuple[str, str | None, Span] | None,
                    exact_case: str | None) -> A.FieldDecl:
         return A.FieldDecl(str(name), str(type_name), default,
                            pattern[0] if pattern else None, pattern[1] if pattern else None,
-                           self._span(meta), exact_case)
+                           self._span(meta), exact_case,
+                           pattern[2] if pattern else self._span(meta))
 
     def exact_case(self, meta: Meta, reason: Token) -> str:
         return _string(reason)
@@ -453,8 +454,11 @@ class _Builder(Transformer[Token, Any]):
     def default(self, meta: Meta, value: A.Expr) -> A.Expr:
         return value
 
-    def pattern(self, meta: Meta, regex: Token, message: Token | None) -> tuple[str, str | None]:
-        return (_string(regex), _string(message) if message is not None else None)
+    def pattern(self, meta: Meta, regex: Token, message: Token | None
+                ) -> tuple[str, str | None, Span]:
+        return (_string(regex), _string(message) if message is not None else None,
+                Span(self.source, regex.line or 0, regex.column or 0, regex.end_line or 0,
+                     regex.end_column or 0))
 
     def let(self, meta: Meta, name: Token, value: A.Expr) -> tuple[str, Any]:
         return ("let", A.Let(str(name), value, self._span(meta)))
