@@ -259,6 +259,41 @@ def test_fast_path_counts_the_same_problems() -> None:
     assert fast == (text, 2)
 
 
+@pytest.mark.parametrize("problem", [
+    "", "a name twice", "a project twice", "an unknown provider", "a field missing",
+    "a field not matching", "an unregistered issuer", "an empty name"])
+def test_fast_paths_count_problems_from_the_entries_read(
+        problem: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fast paths count a file's problems from the entries they read (none when each
+    is plainly valid, without reading the file again; else by loading the file): the same
+    count as the round trip's."""
+    second = ("  - name: b\n    provider: github\n    projects: [q]\n"
+              "    repository_owner: o\n    repository_name: r\n"
+              "    repository_owner_id: \"1\"\n    workflow_filename: w.yml\n")
+    text = CANONICAL + second
+    enterprise = (text.replace("provider: github\n", "provider: github_enterprise\n")
+                  + "    issuer_url: https://token.actions.githubusercontent.com/acme\n")
+    text = {
+        "": text, "a name twice": text.replace("name: b", "name: a"),
+        "a project twice": text.replace("[q]", "[q, Q]"),
+        "an unknown provider": text.replace("provider: google", "provider: acme"),
+        "a field missing": text.replace("    email: a@b.c\n", ""),
+        "a field not matching": text.replace("a@b.c", "not-an-email"),
+        "an unregistered issuer": enterprise,
+        "an empty name": text.replace("name: b", 'name: ""'),
+    }[problem]
+    exported = yaml.safe_dump(yaml.safe_load(text))
+    for shape in (text, exported):
+        slow = _fmt._format_publishers(shape, "p.yaml", PROVIDERS, fast=False)
+        with monkeypatch.context() as patch:
+            if not problem:  # (read again only when some entry is not plainly valid)
+                patch.setattr(_fmt, "_problem_count", None)
+            assert _fmt._format_publishers(shape, "p.yaml", PROVIDERS) == slow
+        assert (slow[1] == 0) == (problem == "")
+    assert is_canonical_publishers(text, PROVIDERS)
+    assert _canonical.format_simple_publishers(exported, PROVIDERS) is not None
+
+
 def test_simple_files_are_written_directly_as_the_round_trip_writes_them() -> None:
     exported = ("publishers:\n- email: a@b.c\n  name: 'a'\n  projects:\n  - p\n  - '1.0'\n"
                 "  provider: google\n# between\n- name: b\n  provider: gitlab   # eol  \n"

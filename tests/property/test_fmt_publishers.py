@@ -173,12 +173,14 @@ def _format(text: str) -> str | None:
 def test_fast_check_agrees_with_the_round_trip(text: str) -> None:
     fast = is_canonical_publishers(text, PROVIDERS)
     try:
-        full, _ = _fmt._format_publishers(text, "<test>", PROVIDERS, fast=False)
+        full, count = _fmt._format_publishers(text, "<test>", PROVIDERS, fast=False)
     except (ConfigError, FormatterError):
         assert not fast
         return
     if fast:
         assert full == text
+        # the fast path counts the same problems (from the entries it read, when it can)
+        assert _fmt._format_publishers(text, "<test>", PROVIDERS) == (full, count)
     again = is_canonical_publishers(full, PROVIDERS)
     event(f"formatted text seen as canonical: {again}")
     if again:  # the formatted text, near the canonical layout, tries the fast check harder
@@ -192,8 +194,9 @@ def test_direct_formatting_agrees_with_the_round_trip(text: str) -> None:
     event(f"written directly: {direct is not None}")
     if direct is None:
         return
-    full, _ = _fmt._format_publishers(text, "<test>", PROVIDERS, fast=False)
+    full, count = _fmt._format_publishers(text, "<test>", PROVIDERS, fast=False)
     assert direct == full
+    assert _fmt._format_publishers(text, "<test>", PROVIDERS) == (full, count)
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])

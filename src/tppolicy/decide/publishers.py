@@ -48,6 +48,7 @@ if TYPE_CHECKING:  # jsonschema is imported only to word errors (a valid file ne
 
 __all__ = [
     "NotPlain",
+    "PlainCheck",
     "PublisherEntry",
     "iter_plain_publishers",
     "load_publishers_document",
@@ -1034,30 +1035,19 @@ def iter_plain_publishers(text: str, source: str, providers: Mapping[str, Provid
     than a string, a number or a boolean...): the caller then reads the file with
     `load_publishers_text`, which reports every problem. Names are checked unique, and
     projects within an entry, as `load_publishers_text` does."""
-    registered = registered_issuers or {}
-    check = _EntryCheck(providers)
+    check = PlainCheck(providers, registered_issuers)
     lines = LineIndex(source, text)
-    names: set[str] = set()
-    # per provider: its fields in order, their defaults, whether it has an issuer_url
+    # per provider: its fields in order, their defaults
     plans = {name: (tuple(d.name for d in provider.fields),
-                    {d.name: _default(d) for d in provider.fields},
-                    any(d.name == "issuer_url" for d in provider.fields))
+                    {d.name: _default(d) for d in provider.fields})
              for name, provider in providers.items()}
     for index, events in enumerate(stream_items(text, "publishers")):
         entry, where = _plain_entry(events, lines, positions)
-        if not check.plainly_valid(entry):
+        if not check.accept(entry):
             raise NotPlain
         name = entry.get("name")
-        if name is not None:
-            if name in names:
-                raise NotPlain
-            names.add(name)
         projects = entry.get("projects", ())
-        if len({canonicalize_name(p) for p in projects}) != len(projects):
-            raise NotPlain
-        order, defaults, issuer = plans[entry["provider"]]
-        if issuer and not _issuer_plain(entry, providers[entry["provider"]], registered):
-            raise NotPlain
+        order, defaults = plans[entry["provider"]]
         # required fields are there (plainly valid): a default is None only for those
         values: dict[str, str | int | bool] = {
             name: entry[name] if name in entry else defaults[name]  # type: ignore[misc]
@@ -1067,6 +1057,42 @@ def iter_plain_publishers(text: str, source: str, providers: Mapping[str, Provid
             projects=tuple(projects), pending_project=entry.get("pending_project"),
             fields=types.MappingProxyType(values),
             span=lines.span(events[0].start_mark, events[-1].end_mark), positions=where)
+
+
+class PlainCheck:
+    """The checks `iter_plain_publishers` makes of each entry it reads, in the file's
+    order: `accept(entry)` (the entry's data: a mapping of its keys to scalars and lists
+    of scalars, as YAML reads them) is False for an entry on which `load_publishers_text`
+    may report a problem (not plainly valid, a name seen before, a project twice in its
+    entry, an issuer not registered). A file whose entries are all accepted loads with
+    no problem."""
+
+    __slots__ = ("check", "issuers", "names", "providers", "registered")
+
+    def __init__(self, providers: Mapping[str, Provider],
+                 registered_issuers: Mapping[str, str] | None = None) -> None:
+        self.providers = providers
+        self.registered = registered_issuers or {}
+        self.check = _EntryCheck(providers)
+        self.names: set[str] = set()
+        self.issuers = {name for name, provider in providers.items()
+                        if any(d.name == "issuer_url" for d in provider.fields)}
+
+    def accept(self, entry: Any) -> bool:
+        """Whether `entry`, the next entry of the file, is plainly valid (see the class)."""
+        if not self.check.plainly_valid(entry):
+            return False
+        name = entry.get("name")
+        if name is not None:
+            if name in self.names:
+                return False
+            self.names.add(name)
+        projects = entry.get("projects", ())
+        if len({canonicalize_name(p) for p in projects}) != len(projects):
+            return False
+        provider = entry["provider"]
+        return provider not in self.issuers or _issuer_plain(
+            entry, self.providers[provider], self.registered)
 
 
 def _plain_entry(events: list[yaml.Event], lines: LineIndex,

@@ -59,6 +59,7 @@ from ruamel.yaml.tokens import CommentToken
 
 from tppolicy.decide.publishers import (
     NotPlain,
+    PlainCheck,
     PublisherEntry,
     iter_plain_publishers,
     load_publishers_text,
@@ -892,6 +893,30 @@ def _problem_count(text: str, source: str, providers: Mapping[str, Provider]) ->
     return 0
 
 
+class _EntriesRead:
+    """The entries a fast path read (each as `is_canonical_publishers` gives it: YAML's
+    data of the entry), checked as `iter_plain_publishers` checks them: when every one
+    is accepted, loading the file reports no problem, and it is not read again."""
+
+    __slots__ = ("accepted", "check", "count", "providers")
+
+    def __init__(self, providers: Mapping[str, Provider]) -> None:
+        self.providers = providers
+        self.check = PlainCheck(providers)
+        self.count = 0
+        self.accepted = True
+
+    def __call__(self, entry: dict[str, Any]) -> None:
+        self.count += 1
+        self.accepted = self.accepted and self.check.accept(entry)
+
+    def problem_count(self, text: str, source: str) -> int:
+        """`_problem_count` of the file these entries were read from."""
+        if self.count and self.accepted:
+            return 0
+        return _problem_count(text, source, self.providers)
+
+
 def _within_size_limit(text: str) -> bool:
     """Whether `text` is within the readers' size limit (beyond it, the round trip's reader
     refuses it, and the fast paths must not format it)."""
@@ -967,11 +992,13 @@ def _format_publishers(text: str, source: str, providers: Mapping[str, Provider]
     is refused at its first tag (`_refuse_tags`) or called a formatter bug.
     """
     if fast and _within_size_limit(text):
-        if is_canonical_publishers(text, providers):
-            return text, _problem_count(text, source, providers)
-        written = format_simple_publishers(text, providers)
+        read = _EntriesRead(providers)
+        if is_canonical_publishers(text, providers, read):
+            return text, read.problem_count(text, source)
+        read = _EntriesRead(providers)
+        written = format_simple_publishers(text, providers, read)
         if written is not None:
-            return written, _problem_count(text, source, providers)
+            return written, read.problem_count(text, source)
     formatted, count = _format_by_round_trip(text, source, providers)
     if formatted == text or not _ANCHOR_OR_TAG.search(text):
         return formatted, count

@@ -684,23 +684,28 @@ def _document_markers(text: str) -> tuple[str, str, str]:
     return text[:head], text[head:tail], text[tail:]
 
 
-def format_simple_publishers(text: str, providers: Mapping[str, Provider]) -> str | None:
+def format_simple_publishers(text: str, providers: Mapping[str, Provider],
+                             seen: Callable[[dict[str, Any]], None] | None = None,
+                             ) -> str | None:
     """`write_simple_publishers`, checked: its text must be canonical for
     `is_canonical_publishers`, which must read the same entries (the same keys, strings
     and lists, by their hashes) and the same comments; None when it is not (the caller
     then runs the round trip). A document's `---` line (and the comments above it) and its
     `...` line (and those after it) stay as they are. A file whose entries are flow
     mappings, one a line, is written by `_format_flow_entries`, a JSON file by
-    `_format_json` (the first reads each line it writes back alike)."""
+    `_format_json` (the first reads each line it writes back alike). `seen` is given each
+    entry read back from the written text, as `is_canonical_publishers` gives them (not
+    for flow mapping entries and JSON)."""
     prefix, text, suffix = _document_markers(text)
-    written = _format_simple_body(text, providers)
+    written = _format_simple_body(text, providers, seen)
     if written is None or not (prefix or suffix):
         return written
     # (comment and blank lines: the round trip drops the blanks at their ends)
     return _BLANKS_AT_END.sub("", prefix) + written + _BLANKS_AT_END.sub("", suffix)
 
 
-def _format_simple_body(text: str, providers: Mapping[str, Provider]) -> str | None:
+def _format_simple_body(text: str, providers: Mapping[str, Provider],
+                        seen: Callable[[dict[str, Any]], None] | None = None) -> str | None:
     """`format_simple_publishers` of a text without document markers."""
     if "\n  - {" in text:
         return _format_flow_entries(text, providers)
@@ -713,13 +718,15 @@ def _format_simple_body(text: str, providers: Mapping[str, Provider]) -> str | N
     count = 0
     same = True
 
-    def seen(entry: dict[str, Any]) -> None:
+    def compare(entry: dict[str, Any]) -> None:
         """Each entry read back from the written text against the one read from the file."""
         nonlocal count, same
         same = same and count < len(digests) and _digest(entry) == digests[count]
         count += 1
+        if seen is not None:
+            seen(entry)
 
-    if not is_canonical_publishers(written, providers, seen) or not same:
+    if not is_canonical_publishers(written, providers, compare) or not same:
         return None
     if count != len(digests):
         return None
