@@ -20,6 +20,13 @@ MAX_WORKFLOW_BYTES = 512 * 1024
 # missing their fields gave 900 000 problems, minutes and gigabytes to find and print them).
 MAX_FILE_PROBLEMS = 200
 
+# Publisher field values a pattern (`matches "<regex>"`) is run on: longer ones are refused
+# before matching. language/patterns.py refuses patterns of exponential cost and those
+# sharing a text among more than 2 overlapping loops; the cost of the rest (n^2 at worst)
+# has a ceiling through this. The longest real values (refs, globs: MAX_GLOB_PATTERN,
+# workflow paths, URLs) are far shorter.
+MAX_PATTERN_VALUE = 1024
+
 # Globs (`glob(claims.ref, publisher.ref_pattern)`): a ref or workflow path is at most a few
 # hundred characters; longer patterns and values are refused, so a check's cost has a ceiling.
 MAX_GLOB_PATTERN = 1024

@@ -38,7 +38,7 @@ from tppolicy.language import ast as A
 from tppolicy.language.bind import bind_learns
 from tppolicy.language.check import CheckedProvider, did_you_mean
 from tppolicy.language.ops import describe_type
-from tppolicy.limits import DEFAULT_LEEWAY, MAX_TOKEN_LIFETIME, NEAR_MISSES
+from tppolicy.limits import DEFAULT_LEEWAY, MAX_PATTERN_VALUE, MAX_TOKEN_LIFETIME, NEAR_MISSES
 from tppolicy.text import project_name_problem, recorded
 from tppolicy.token.keys import KeyCache
 from tppolicy.token.refusal import TokenError
@@ -374,6 +374,9 @@ def _field_problem(value: Any, type_name: str, expected: type, default: Any, mat
             return f"{value!r} is not printable ASCII without surrounding blanks"
     elif default == "":  # "" is the field's "not set": no pattern to match
         return None
+    if match is not None and len(value) > MAX_PATTERN_VALUE:  # not matched: bounded cost
+        return (f"{len(value)} characters long: a field's pattern is run on at most "
+                f"{MAX_PATTERN_VALUE}")
     if match is not None and not match(value):
         return f"{value!r}: {message}"
     return None

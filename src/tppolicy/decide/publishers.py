@@ -31,7 +31,7 @@ import yaml
 from tppolicy.decide.names import canonicalize_name
 from tppolicy.errors import ConfigError, Diagnostic, Span
 from tppolicy.language.ast import FieldDecl, Provider
-from tppolicy.limits import MAX_FILE_PROBLEMS, MAX_PROJECT_NAME
+from tppolicy.limits import MAX_FILE_PROBLEMS, MAX_PATTERN_VALUE, MAX_PROJECT_NAME
 from tppolicy.readers.yaml import (
     LineIndex,
     NotPlain,
@@ -212,6 +212,7 @@ def _field_schema(provider: str, decl: FieldDecl) -> dict[str, Any]:
         value: dict[str, Any] = {"$ref": "#/$defs/identifier"}
         if decl.pattern is not None:
             value["pattern"] = decl.pattern
+            value["maxLength"] = MAX_PATTERN_VALUE  # no pattern is run on longer values
         if default == "":
             # "" means "none": allowed as is; any other value is an identifier.
             schema.update({"if": {"const": ""}, "else": value})
@@ -282,8 +283,8 @@ def _pattern_keyword(validator: Any, pattern: str, instance: Any,
                      schema: Mapping[str, Any]) -> Iterator[ValidationError]:
     from jsonschema import ValidationError
 
-    if not isinstance(instance, str):
-        return
+    if not isinstance(instance, str) or len(instance) > schema.get("maxLength", len(instance)):
+        return  # too long to be matched: `maxLength` reports it
     compiled = _compiled(pattern)
     if compiled is None or compiled.search(instance) is None:
         yield ValidationError(f"{instance!r} does not match {pattern!r}")
@@ -363,8 +364,8 @@ class _EntryCheck:
                     return False
                 if value == "" and empty_ok:
                     continue
-                if not identifier.search(value) or (
-                        pattern is not None and not pattern.search(value)):
+                if not identifier.search(value) or (pattern is not None and (
+                        len(value) > MAX_PATTERN_VALUE or not pattern.search(value))):
                     return False
             elif type(value) is not (int if field_type == "int" else bool):
                 return False
@@ -709,7 +710,12 @@ class _Renderer:
                             "an entry has either 'projects' or 'pending_project', not both",
                             "a pending publisher (for a project that does not exist yet) has "
                             "only 'pending_project'")
-        elif keyword == "maxLength":  # a project name (the schema's only maxLength)
+        elif keyword == "maxLength" and path[-1] not in ("projects", "pending_project") \
+                and not isinstance(path[-1], int):  # a field with a pattern
+            self.value_error(1, path, loc.node, f"{len(str(error.instance))} characters long: a "
+                             f"field's pattern is run on at most {MAX_PATTERN_VALUE}",
+                             "no real value is this long: check what was pasted here")
+        elif keyword == "maxLength":  # a project name
             self.value_error(1, path, loc.node, project_name_problem(error.instance)
                              or f"longer than {error.validator_value} characters",
                              "PyPI's file names (at most 255 bytes) hold the project's name")

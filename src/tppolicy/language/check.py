@@ -37,7 +37,7 @@ from tppolicy.language.texts import (
     TextError,
     parse_text,
 )
-from tppolicy.limits import MAX_GLOB_PATTERN, MAX_POLICY_NESTING
+from tppolicy.limits import MAX_GLOB_PATTERN, MAX_PATTERN_VALUE, MAX_POLICY_NESTING
 from tppolicy.text import project_name_problem
 
 CLAIM_TYPES = ("string", "int", "bool", "list", "object", "any")
@@ -840,6 +840,10 @@ class _Checker:
                 pass  # checked already, against this declaration
             elif _literal_type(value) != decl.type:
                 self.error(f"field '{binding.name}' must be a {decl.type}", binding.span)
+            elif decl.pattern and isinstance(value, str) and len(value) > MAX_PATTERN_VALUE:
+                self.error(f"field '{binding.name}' is {len(value)} characters long: a field's "
+                           f"pattern is run on at most {MAX_PATTERN_VALUE}", binding.span,
+                           "no real value is this long: check what was pasted here")
             elif decl.pattern and isinstance(value, str) and (
                     matcher := _pattern(decl.pattern)) is not None and not matcher.fullmatch(value):
                 self.error(f"field '{binding.name}' is {value!r}: {decl.pattern_message or ''}"

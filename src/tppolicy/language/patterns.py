@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-__all__ = ["MAX_OVERLAPPING_LOOPS", "PatternProblem", "pattern_problem"]
+__all__ = ["MAX_OVERLAPPING_LOOPS", "PatternProblem", "overlapping_loops", "pattern_problem"]
 
 _sre: Any = importlib.import_module("re._parser")
 _C: Any = importlib.import_module("re._constants")
@@ -73,13 +73,16 @@ _MAX_WORK = 400_000
 
 @dataclass(frozen=True, slots=True)
 class PatternProblem:
-    """Why a pattern is refused: `message` (what is wrong), `hint` (what to change), and
-    `start`, `end`: the part of the pattern at fault (character offsets in the pattern)."""
+    """Why a pattern is refused: `message` (what is wrong), `hint` (what to change),
+    `start`, `end`: the part of the pattern at fault (character offsets in the pattern), and
+    `kind`: "exponential", "polynomial" (too many overlapping loops), "reference" (a back
+    reference) or "complex" (too complex to analyse)."""
 
     message: str
     hint: str
     start: int
     end: int
+    kind: str
 
 
 class _TooComplex(Exception):
@@ -568,6 +571,25 @@ def _repeat_order(tree: Any) -> dict[int, int]:
 
 
 @lru_cache(maxsize=512)
+def overlapping_loops(pattern: str) -> int:
+    """The longest chain of loops of `pattern` a text can be shared out among in many ways:
+    0 without loops, 1 when no two overlap (matching time linear in the value's length),
+    k: time grows as the k-th power (refused above MAX_OVERLAPPING_LOOPS). -1 if the
+    pattern is refused for another reason (`pattern_problem`) or is not valid."""
+    problem = pattern_problem(pattern)
+    if problem is not None and problem.kind != "polynomial":
+        return -1
+    try:
+        tree = _sre.parse(pattern)
+        auto = _Automaton(_repeat_order(tree))
+        auto.sequence(tree, tree.state.flags)
+        components = _sccs(list(range(len(auto.classes))), lambda p: auto.follow[p])
+        return len(_polynomial(auto, components))
+    except (re.error, RecursionError, OverflowError, _Refused, _TooComplex):
+        return -1
+
+
+@lru_cache(maxsize=512)
 def pattern_problem(pattern: str) -> PatternProblem | None:
     """Why `pattern` (a valid Python regular expression) may take exponential time on some
     value, or may refer back to a group; None if it may not."""
@@ -584,11 +606,11 @@ def pattern_problem(pattern: str) -> PatternProblem | None:
         found = _exponential(auto, components)
         chain = _polynomial(auto, components) if found is None else []
     except _Refused as refused:
-        return PatternProblem(refused.message, refused.hint, *everything)
+        return PatternProblem(refused.message, refused.hint, *everything, "reference")
     except (_TooComplex, RecursionError):
         return PatternProblem(
             "the pattern is too complex to show that its matching time is bounded",
-            "simplify it: fewer nested or counted repetitions", *everything)
+            "simplify it: fewer nested or counted repetitions", *everything, "complex")
     quantifiers = _quantifiers(pattern)
     located = len(quantifiers) == len(order)
     if found is None:
@@ -612,7 +634,7 @@ def pattern_problem(pattern: str) -> PatternProblem | None:
             f"the length of the value to the power {len(chain)}",
             f"at most {MAX_OVERLAPPING_LOOPS} consecutive repetitions may overlap: separate "
             "them by a character the one before cannot match, or merge them into one "
-            "(e.g. [a-z]+ rather than [a-z]*[a-z]*[a-z]+)", *where)
+            "(e.g. [a-z]+ rather than [a-z]*[a-z]*[a-z]+)", *where, "polynomial")
     kind, repeat, _involved = found
     where = (quantifiers[repeat] if located and 0 <= repeat
              < len(quantifiers) else everything)
@@ -623,10 +645,11 @@ def pattern_problem(pattern: str) -> PatternProblem | None:
             f"{part} can match the same text in more than one way (a repeated part that "
             "itself repeats, or is optional): exponential time on a hostile value",
             "make each repetition start or end with a character its inner repetition "
-            "cannot match, e.g. ([a-z]+)(-[a-z]+)* rather than ([a-z]+-?)*", *where)
+            "cannot match, e.g. ([a-z]+)(-[a-z]+)* rather than ([a-z]+-?)*", *where,
+            "exponential")
     return PatternProblem(
         f"{part} can match the same text in more than one way (its alternatives, or "
         "consecutive iterations, overlap): exponential time on a hostile value",
         "make the alternatives start with different characters, and each iteration start "
         "with a character the previous one cannot end with, e.g. (/[a-z]+)+ rather than "
-        "(/?[a-z]+)+", *where)
+        "(/?[a-z]+)+", *where, "exponential")
