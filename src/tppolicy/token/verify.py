@@ -105,14 +105,20 @@ def _object(raw: bytes, what: str) -> dict[str, Any]:
     return value
 
 
-class _Header(NamedTuple):
-    """A header segment, parsed and judged once: its alg and kid, or why it is refused."""
+class _Header:
+    """A header segment, parsed and judged once: its alg and kid, or why it is refused.
+    (Slots, not a named tuple: each token reads four of them, and a slot is read by the
+    interpreter's specialised instruction; a named tuple's field is a descriptor call.)"""
 
-    fields: Mapping[str, Any]
-    alg: str
-    kid: str
-    refusal: tuple[str, str, Any] | None  # (code, message, actual)
-    rsa_hash: Any  # the hash of an RS256/384/512 signature (None for other algorithms)
+    __slots__ = ("alg", "fields", "kid", "refusal", "rsa_hash")
+
+    def __init__(self, fields: Mapping[str, Any], alg: str, kid: str,
+                 refusal: tuple[str, str, Any] | None, rsa_hash: Any) -> None:
+        self.fields = fields
+        self.alg = alg
+        self.kid = kid
+        self.refusal = refusal  # (code, message, actual)
+        self.rsa_hash = rsa_hash  # the hash of an RS256/384/512 signature (None: others)
 
 
 _HEADER_CACHE: dict[str, _Header] = {}
