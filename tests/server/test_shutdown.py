@@ -37,10 +37,10 @@ def test_a_reload_under_way_finishes_before_shutdown_returns(index: Index) -> No
     finished = threading.Event()
     sync = index.sync
 
-    def slow_sync(force: bool = False) -> None:
+    def slow_sync(force: bool = False, **options: Any) -> None:
         started.set()
         time.sleep(0.5)
-        sync(force)
+        sync(force, **options)
         finished.set()
 
     index.sync = slow_sync  # type: ignore[method-assign]

@@ -224,6 +224,8 @@ def create_app(index: Index, *, reload: bool = True, demo: Demo | None = None) -
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         stop = asyncio.Event()
         task = asyncio.create_task(_follow(index, stop)) if reload else None
+        if task is not None:
+            await asyncio.sleep(0)  # the follower claims an overdue check before any request
         stop_listening = threading.Event()
         if reload:
             index.listen(stop_listening)
@@ -530,21 +532,62 @@ async def _file_store_unavailable(request: Request, exc: Exception) -> Response:
     return respond(upload_error(503, "The index cannot store files now; try again later"))
 
 
+# How long before its deadline the follower claims a check of the publishers (at most a
+# quarter of the interval): longer than the event loop and a worker thread take to start it.
+FOLLOW_LEAD = 0.25
+
+
 async def _follow(index: Index, stop: asyncio.Event) -> None:
     """Reload publishers changed by other processes every `reload_interval` seconds,
-    until `stop` is set (a reload under way is finished, never abandoned)."""
-    while True:
-        try:
-            await asyncio.wait_for(stop.wait(), index.reload_interval)
-            return
-        except TimeoutError:
-            pass
-        try:
-            await run_in_threadpool(index.sync)
-        except DatabaseUnavailable as exc:
-            log.warning("cannot reload the publishers: %s", exc)
-        except Exception:
-            log.exception("cannot reload the publishers")
+    until `stop` is set (a reload under way is finished, never abandoned).
+
+    Each check is claimed on the event loop (`Index.claim_sync`) a little ahead of its
+    deadline, or by the first exchange that finds it due (`Index.on_check_due`), and then
+    run in a worker thread; the next is timed from that claim, not from the end of the
+    check. The fast path thus never finds the deadline passed while a check is on its
+    way: waiting `reload_interval` after the last check ended left such a gap every
+    interval, and the exchanges arriving in it took the worker threads (so did all those
+    of a busy loop, whose timers and threads start late). A check still running at the
+    next deadline is waited for, not doubled (the exchanges then take the worker threads,
+    which wait for the reload: never served older publishers)."""
+    lead = min(index.reload_interval / 4, FOLLOW_LEAD)
+    checking: asyncio.Task[None] | None = None
+    loop = asyncio.get_running_loop()
+
+    def start() -> None:
+        nonlocal checking
+        checking = loop.create_task(_check(index))
+
+    stopping = asyncio.ensure_future(stop.wait())
+    index.on_check_due = start
+    try:
+        while not stop.is_set():
+            # Claimed before the first wait: a server that took longer than the interval
+            # to start checks before its first exchange (the lifespan lets this run).
+            if index.claim_sync(lead):
+                start()
+            waits: set[asyncio.Future[Any]] = {stopping}
+            if checking is not None and not checking.done():
+                waits.add(checking)
+            await asyncio.wait(waits, timeout=max(0.001, index.sync_due_in() - lead),
+                               return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        index.on_check_due = None
+        stopping.cancel()
+        if checking is not None:
+            await checking
+
+
+async def _check(index: Index) -> None:
+    """One check of the publishers claimed by `Index.claim_sync`, in a worker thread."""
+    try:
+        await run_in_threadpool(index.sync, claimed=True)
+    except DatabaseUnavailable as exc:
+        log.warning("cannot reload the publishers: %s", exc)
+    except Exception:
+        log.exception("cannot reload the publishers")
+    finally:
+        index.release_sync()
 
 
 class ReasonHeader:

@@ -19,7 +19,7 @@ import tempfile
 import threading
 import time
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import IO, Any
 
@@ -239,16 +239,22 @@ class Index:
         self._lock = threading.RLock()
         self._at_once: bool | None = None  # can mint_at_once answer? (known at first use)
         self._thread = threading.local()  # per thread: its connection never waits
+        self._checking = False  # a check claimed by `claim_sync` is running
+        # Set by the app's follower of the publishers (on the event loop): starts, in a
+        # worker thread, a check `prepare_at_once` claimed (found due, none running).
+        self.on_check_due: Callable[[], None] | None = None
         self.sync(force=True)
 
     # ------------------------------------------------------------ publishers
-    def sync(self, force: bool = False) -> None:
+    def sync(self, force: bool = False, *, claimed: bool = False) -> None:
         """Follow the publishers table (other processes change it); expire pending
-        publishers (30 days) in both places."""
+        publishers (30 days) in both places. `claimed`: the caller claimed this check
+        with `claim_sync` (it runs whether due or not)."""
         now = time.monotonic()
-        if not force and now < self._next_check:
-            return
-        self._next_check = now + self.reload_interval
+        if not claimed:
+            if not force and now < self._next_check:
+                return
+            self._next_check = now + self.reload_interval
         with self._lock:
             generation = self.storage.generation()
             if generation != self._generation or force:
@@ -266,6 +272,47 @@ class Index:
                 log.info("pending publisher %s expired (30 days)", record.label)
                 self.storage.delete_publisher(record.id)
                 self._loaded.pop(record.id, None)
+
+    def sync_due_in(self) -> float:
+        """Seconds until the next check of the publishers is due (negative: overdue)."""
+        return self._next_check - time.monotonic()
+
+    def claim_sync(self, ahead: float) -> bool:
+        """On the event loop, before handing `sync(claimed=True)` to a worker thread: is
+        a check due within `ahead` seconds, and none claimed still running? Then its
+        deadline moves on now, not when the worker thread starts it (which may take long
+        while the loop is busy): the fast path (`prepare_at_once`), which answers only
+        while the last check began less than `reload_interval` ago, never sees it passed
+        while a check is on its way (the exchanges arriving in that gap took the worker
+        threads, about 16 an interval at full speed). The claimer calls `release_sync`
+        once the check ended."""
+        now = time.monotonic()
+        if self._checking or now < self._next_check - ahead:
+            return False
+        self._next_check = now + self.reload_interval
+        self._checking = True
+        return True
+
+    def _check_under_way(self, now: float) -> bool:
+        """The check is due: may the fast path answer meanwhile? Yes while a check
+        claimed on time (`claim_sync`) runs, for at most one more interval (a worker
+        thread of a busy process may take long to start it); else, with the app's
+        follower, the check is claimed here and started, and this exchange goes on with
+        the publishers as they are, as those arriving a moment earlier did. No without
+        a follower, or past that bound (a long reload): `mint` checks first, in a worker
+        thread, and waits for the reload. A change is thus used within two intervals at
+        worst, one as a rule."""
+        if self._checking:
+            return now < self._next_check + self.reload_interval
+        start = self.on_check_due
+        if start is None or not self.claim_sync(0.0):
+            return False
+        start()
+        return True
+
+    def release_sync(self) -> None:
+        """The check claimed by `claim_sync` ended (done or failed)."""
+        self._checking = False
 
     def _expire_stored(self, force: bool) -> None:
         """With the SQL lookup: pending publishers older than the engine's pending_ttl
@@ -431,7 +478,10 @@ class Index:
         others), or None (call `mint` in a worker thread)."""
         if self._at_once is None:
             self._at_once = self._can_mint_at_once()
-        if not self._at_once or time.monotonic() >= self._next_check:
+        if not self._at_once:
+            return None
+        now = time.monotonic()
+        if now >= self._next_check and not self._check_under_way(now):
             return None
         if len(body) > MAX_MINT_BODY:
             return None
