@@ -335,17 +335,34 @@ def _bad_glob_possible(rules: tuple[A.Rule, ...], values: Mapping[str, Any],
     # rules' guards read, and on the partial binding below (the fields left at their
     # defaults, and those): kept per both, which the publishers of a file share.
     read = _glob_fields(rules)
-    partial = {name: value for name, value in values.items() if name in read[0] or (
-        (decl := fields.get(name)) is not None and decl.default is not None
-        and value == decl.default.value and type(value) is type(decl.default.value))}
+    # per field: whether the patterns read it, else its default and the default's type
+    plan = _GLOB_PLANS.get((id(rules), id(fields)))
+    if plan is None or plan[0] is not rules or plan[1] is not fields:
+        if len(_GLOB_PLANS) >= 256:
+            _GLOB_PLANS.clear()
+        plan = _GLOB_PLANS[(id(rules), id(fields))] = (rules, fields, {
+            name: (name in read[0],
+                   decl.default.value if decl.default is not None else _ABSENT,
+                   type(decl.default.value) if decl.default is not None else None)
+            for name, decl in fields.items()})
+    table = plan[2]
+    kept = []  # the partial binding's items: (name, type, value)
+    for name, value in values.items():
+        info = table.get(name)
+        if info is None:
+            if name in read[0]:  # pragma: no cover - every field is declared
+                kept.append((name, type(value), value))
+        elif info[0] or (info[2] is type(value) and value == info[1]):
+            kept.append((name, type(value), value))
     try:
-        key: Any = (id(rules), tuple((type(values.get(n)), values.get(n)) for n in read[1]),
-                    tuple((n, type(v), v) for n, v in partial.items()))
+        key: Any = (id(rules), tuple([(type(v), v) for v in [values.get(n) for n in read[1]]]),
+                    tuple(kept))
         known = _BAD_GLOB.get(key)
     except TypeError:  # pragma: no cover - field values are str, int or bool
         key, known = None, None
     if known is not None and known[0] is rules:
         return known[1]
+    partial = {name: value for name, _, value in kept}
     answer = _bad_glob_found(rules, glob_rules, values, partial)
     if key is not None:
         if len(_BAD_GLOB) >= 1024:
@@ -358,6 +375,10 @@ def _bad_glob_possible(rules: tuple[A.Rule, ...], values: Mapping[str, Any],
 # the fields its optional glob rules' guards read; per `_bad_glob_possible` key: the answer.
 _GLOB_FIELDS: dict[int, tuple[tuple[A.Rule, ...], tuple[frozenset[str], tuple[str, ...]]]] = {}
 _BAD_GLOB: dict[Any, tuple[tuple[A.Rule, ...], bool]] = {}
+# Per (rules, field declarations), kept with them: per field, whether the glob patterns
+# read it, its default (`_ABSENT`: none) and the default's type.
+_GLOB_PLANS: dict[tuple[int, int], tuple[tuple[A.Rule, ...], Mapping[str, A.FieldDecl],
+                                         dict[str, tuple[bool, Any, type | None]]]] = {}
 
 
 def _glob_fields(rules: tuple[A.Rule, ...]) -> tuple[frozenset[str], tuple[str, ...]]:
@@ -398,6 +419,27 @@ def _bad_glob_found(rules: tuple[A.Rule, ...],
                             or not pattern.value.strip("*")):
                         return True
     return False
+
+
+# Per tuple of lookup keys (kept with it): each key, the field its publisher side is
+# (None if it is not a field), and the fields that side reads; per (side, the values of
+# those fields): the side and its value.
+_SIDE_PLANS: dict[int, tuple[tuple[LookupKey, ...],
+                             tuple[tuple[LookupKey, str | None, tuple[str, ...]], ...]]] = {}
+_SIDE_VALUES: dict[Any, tuple[A.Expr, Any]] = {}
+_ABSENT = object()
+
+
+def _side_plan(keys: tuple[LookupKey, ...],
+               ) -> tuple[tuple[LookupKey, str | None, tuple[str, ...]], ...]:
+    known = _SIDE_PLANS.get(id(keys))
+    if known is None or known[0] is not keys:
+        if len(_SIDE_PLANS) >= 256:
+            _SIDE_PLANS.clear()
+        known = _SIDE_PLANS[id(keys)] = (keys, tuple(
+            (key, key.publisher_side.name if isinstance(key.publisher_side, A.FieldRef)
+             else None, tuple(sorted(A.fields_read(key.publisher_side)))) for key in keys))
+    return known[1]
 
 
 # Per tuple of learn items (kept with it): the fields they read; per (items, the values
@@ -908,14 +950,38 @@ class _Checker:
 
     def _side_values(self, keys: tuple[LookupKey, ...], values: Mapping[str, Any],
                      span: Span) -> tuple[Any, ...]:
+        """The publisher sides of `keys` for these field values: a field's value itself,
+        any other side kept per the values of the fields it reads (publishers share
+        them: `lower(publisher.environment)`); an error is reported, not kept."""
         result = []
-        interpreter = Interpreter({}, {}, values)
-        for key in keys:
+        interpreter: Interpreter | None = None
+        for key, field_name, read in _side_plan(keys):
+            if field_name is not None and field_name in values:
+                result.append(values[field_name])  # what the interpreter gives a FieldRef
+                continue
+            node = key.publisher_side
             try:
-                result.append(interpreter.value(key.publisher_side))
+                memo: Any = (id(node), tuple([(type(v), v) for v in
+                                              [values.get(n, _ABSENT) for n in read]]))
+                known = _SIDE_VALUES.get(memo)
+            except TypeError:  # pragma: no cover - field values are str, int or bool
+                memo, known = None, None
+            if known is not None and known[0] is node:
+                result.append(known[1])
+                continue
+            if interpreter is None:
+                interpreter = Interpreter({}, {}, values)
+            try:
+                value = interpreter.value(node)
             except EvalError as exc:
                 self.error(f"cannot compute lookup key '{key.label}': {exc}", span)
                 result.append(None)
+                continue
+            if memo is not None:
+                if len(_SIDE_VALUES) >= 1024:  # bounded
+                    _SIDE_VALUES.clear()
+                _SIDE_VALUES[memo] = (node, value)
+            result.append(value)
         return tuple(result)
 
     # ---------------------------------------------------------- expressions

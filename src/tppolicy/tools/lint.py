@@ -23,7 +23,7 @@ import yaml
 from tppolicy.decide.load import compile_publishers_text
 from tppolicy.decide.names import canonicalize_name, ultranormalize_name
 from tppolicy.decide.policy import Policy
-from tppolicy.decide.publishers import iter_plain_publishers
+from tppolicy.decide.publishers import PublisherEntry, iter_plain_publishers
 from tppolicy.errors import ConfigError, Diagnostic, PolicyCheckError, Span, TppolicyError
 from tppolicy.language import ast as A
 from tppolicy.language.bind import bind_expr, bind_rules, fold, guard_of
@@ -162,13 +162,23 @@ class _Pub:
     """A publisher as lint sees it, wherever it was written."""
 
     checked: CheckedPublisher
-    span: Span  # the head of the entry or block
+    # the head of the entry or block, or what finds it when a finding first asks (a
+    # stream's publishers: most are never asked)
+    head: Span | Callable[[], Span]
     field_spans: Mapping[str, Span] = field(default_factory=dict)
-    project_spans: list[Span] = field(default_factory=list)
+    project_spans: Sequence[Span] = field(default_factory=list)
     pending_span: Span | None = None
     explicit_rules: bool = False  # a policy file's publisher block with its own rules
     rule_spans: dict[str, Span] = field(default_factory=dict)
     literals: list[A.Literal] = field(default_factory=list)  # string literals in its rules
+
+    @property
+    def span(self) -> Span:
+        """The head of the entry or block."""
+        head = self.head
+        if not isinstance(head, Span):
+            head = self.head = head()
+        return head
 
     @property
     def label(self) -> str:
@@ -768,13 +778,37 @@ def _workflow_field(pub: _Pub) -> tuple[str, str]:
     return "", ""
 
 
-def _identity(pub: _Pub, *, normalize_extension: bool) -> tuple[Any, ...]:
-    values: list[Any] = [pub.provider.name]
-    for name, value in sorted(pub.fields.items()):
-        if normalize_extension and isinstance(value, str) and value.endswith(".yaml"):
-            value = value.removesuffix(".yaml") + ".yml"
-        values.append((name, value))
-    return tuple(values)
+_SORTED_NAMES: dict[tuple[str, ...], tuple[str, ...]] = {}  # field names -> sorted
+
+
+def _identity_digest(pub: _Pub, *, normalize_extension: bool) -> bytes:
+    """A digest of the publisher's provider and fields, by name (with `normalize_extension`
+    a value ending in .yaml read as ending in .yml): equal for publishers alike so."""
+    fields = pub.fields
+    names = tuple(fields)
+    order = _SORTED_NAMES.get(names)
+    if order is None:
+        if len(_SORTED_NAMES) >= 256:  # bounded
+            _SORTED_NAMES.clear()
+        order = _SORTED_NAMES[names] = tuple(sorted(names))
+    parts = [pub.provider.name]
+    for name in order:
+        value = fields[name]
+        if value.__class__ is str:
+            if normalize_extension and value.endswith(".yaml"):
+                value = value[:-5] + ".yml"
+            parts.append(name + "\x01" + value)
+        else:
+            parts.append(name + "\x02" + repr(value))
+    text = "\x00".join(parts)
+    # Field and provider names are identifiers: the text stands for the fields alone when
+    # no value holds a separator (else, rarely, a digest of their repr: that starts
+    # with "(", where this text starts with a letter).
+    if text.count("\x00") != len(order) or \
+            text.count("\x01") + text.count("\x02") != len(order):
+        values = tuple((name, parts[i + 1]) for i, name in enumerate(order))
+        return _digest(pub.provider.name, values)
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
 
 
 def _at(spans: Sequence[Span], position: int, default: Span) -> Span:
@@ -802,29 +836,27 @@ def _first_projects(pubs: Iterable[_Pub], names: set[str]) -> dict[str, tuple[st
 
 
 class _Bloom:
-    """A set of digests that may answer "present" for one never added (about one time in
+    """A set of names that may answer "present" for one never added (about one time in
     3 000 with 25 000 added; more beyond), never "absent" for one added: 128 KiB
-    whatever the number added."""
+    whatever the number added. Its bits come from the name's `hash` (the process's own:
+    no digest to make per name)."""
 
     _BITS = 1 << 20
 
     def __init__(self) -> None:
         self._bits = bytearray(self._BITS // 8)
 
-    def _positions(self, digest: bytes) -> tuple[int, int, int]:
-        mask = self._BITS - 1
-        return (int.from_bytes(digest[0:4], "little") & mask,
-                int.from_bytes(digest[4:8], "little") & mask,
-                int.from_bytes(digest[8:12], "little") & mask)
+    def add(self, name: str) -> None:
+        number, mask, bits = hash(name), self._BITS - 1, self._bits
+        for position in (number & mask, (number >> 20) & mask, (number >> 40) & mask):
+            bits[position >> 3] |= 1 << (position & 7)
 
-    def add(self, digest: bytes) -> None:
-        for position in self._positions(digest):
-            self._bits[position >> 3] |= 1 << (position & 7)
-
-    def __contains__(self, digest: object) -> bool:
-        return isinstance(digest, bytes) and all(
-            self._bits[position >> 3] & (1 << (position & 7))
-            for position in self._positions(digest))
+    def __contains__(self, name: object) -> bool:
+        if not isinstance(name, str):
+            return False
+        number, mask, bits = hash(name), self._BITS - 1, self._bits
+        return all(bits[position >> 3] & (1 << (position & 7))
+                   for position in (number & mask, (number >> 20) & mask, (number >> 40) & mask))
 
 
 class _Across:
@@ -842,6 +874,7 @@ class _Across:
         # TPP007: (provider, key field, value in lower case) -> (the value if it is not
         # in lower case, label)
         self.spellings: dict[bytes, tuple[str | None, str]] = {}
+        self.slots: dict[tuple[str, str, str], bytes] = {}  # `_spelling_slot`'s
         # TPP009: the ultranormalized names of the normal publishers' projects (a filter:
         # a name it may hold is looked for in the publishers); the pending publishers
         self.ultras = _Bloom()
@@ -857,7 +890,7 @@ class _Across:
                 self.pending.append((name, pub.label, pub.pending_span or pub.span))
         else:
             for project in pub.checked.projects:
-                self.ultras.add(_digest(ultranormalize(project)))
+                self.ultras.add(ultranormalize(project))
 
     # ----------------------------------------------------------------- TPP003
     def extension_lookalike(self, pub: _Pub) -> None:
@@ -867,10 +900,8 @@ class _Across:
                    if isinstance(v, str) and v.endswith((".yml", ".yaml"))]
         if not endings:
             return
-        identity = _identity(pub, normalize_extension=False)
-        normalized = _identity(pub, normalize_extension=True) if any(endings) else identity
-        raw = _digest(identity)
-        key = raw if normalized is identity else _digest(normalized)
+        raw = _identity_digest(pub, normalize_extension=False)
+        key = _identity_digest(pub, normalize_extension=True) if any(endings) else raw
         other = self.identities.get(key)
         if other is None:
             yaml_values = tuple((name, value) for name, value in pub.fields.items()
@@ -902,9 +933,9 @@ class _Across:
             return
         seen: dict[str, int] = {}
         for position, project in enumerate(pub.checked.projects):
-            span = _at(pub.project_spans, position, pub.span)
             key = pep503(project)
             if key in seen:
+                span = _at(pub.project_spans, position, pub.span)
                 first = pub.checked.projects[seen[key]]
                 same = "" if first == project else f" (the same project as {first!r})"
                 self.lint.add("TPP004", span, f"'{pub.label}' lists the project {project!r} "
@@ -914,8 +945,11 @@ class _Across:
             seen[key] = position
         prefers = tuple(pub.fields.get(prefer.label) for prefer in pub.provider.prefers)
         mine = (pub.label, *prefers)
+        # the provider and lookup keys once; then each project (a PEP 503 name: no "\0")
+        identity = repr((pub.provider.name, pub.checked.key_values)) + "\0"
         for key, position in seen.items():
-            slot = _digest(pub.provider.name, pub.checked.key_values, key)
+            slot = hashlib.blake2b((identity + key).encode("utf-8", "surrogatepass"),
+                                   digest_size=16).digest()
             first_seen = self.projects.setdefault(slot, mine)
             if first_seen is mine:
                 continue
@@ -950,7 +984,7 @@ class _Across:
             lower = value.lower()
             if value.isascii() and lower == value.upper():
                 continue  # no letter (an id): no other spelling of it
-            slot = _digest(pub.provider.name, name, lower)
+            slot = self._spelling_slot(pub.provider.name, name, lower)
             first = self.spellings.setdefault(
                 slot, (value, pub.label) if value != lower else lower_first)
             first_value = lower if first[0] is None else first[0]
@@ -962,12 +996,26 @@ class _Across:
                               "use the spelling of the token's claims in both publishers",
                               publisher=pub.label)
 
+    def _spelling_slot(self, provider: str, name: str, lower: str) -> bytes:
+        """The digest standing for (provider, key field, value in lower case), kept per
+        the three (owners, workflow files... repeat)."""
+        memo = (provider, name, lower)
+        slot = self.slots.get(memo)
+        if slot is None:
+            if len(self.slots) >= 4096:  # bounded
+                self.slots.clear()
+            # provider and field names are identifiers (no "\0"): the text stands for
+            # the three
+            slot = self.slots[memo] = hashlib.blake2b(
+                "\0".join(memo).encode("utf-8", "surrogatepass"), digest_size=16).digest()
+        return slot
+
     # ----------------------------------------------------------------- TPP009
     def finish(self, first_projects: _FirstProjects) -> None:
         """TPP009: each pending project against every normal publisher's project (the
         first too similar one, by look-up), then against the pending ones before it."""
         hits = {ultranormalize(name) for name, _, _ in self.pending}
-        hits = {ultra for ultra in hits if _digest(ultra) in self.ultras}
+        hits = {ultra for ultra in hits if ultra in self.ultras}
         existing = first_projects(hits) if hits else {}
         earlier: dict[str, tuple[str, str]] = {}  # the first pending project, by ultra
         for name, label, span in self.pending:
@@ -1073,11 +1121,9 @@ def _lint_stream(text: str, source: str, providers: Mapping[str, CheckedProvider
             checked = checker.check(A.Publisher(
                 entry.name, entry.provider, entry.projects, entry.pending_project,
                 tuple(bindings), (), entry.span), entry.index)
-            where = entry.positions or {}
-            head = where.get("name") or where.get("provider") or where.get(()) or entry.span
-            yield _Pub(checked, head, _FieldSpans(where, checked.fields),
-                       [where.get(("projects", j), head) for j in range(len(entry.projects))],
-                       where.get("pending_project"))
+            where = _EntrySpans(entry)
+            yield _Pub(checked, where.head, _FieldSpans(where.positions, checked.fields),
+                       where, where.pending())
 
     def first_projects(names: set[str]) -> dict[str, tuple[str, str]]:
         """Read the file again for pending publishers' collisions (rare)."""
@@ -1098,6 +1144,35 @@ def _iter_lines(text: str) -> Iterator[str]:
             return
         yield text[start:end]
         start = end + 1
+
+
+class _EntrySpans(Sequence[Span]):
+    """A streamed entry's head span and its projects' spans (this sequence), made when a
+    finding first asks for one: most publishers have none."""
+
+    def __init__(self, entry: PublisherEntry) -> None:
+        self._entry = entry
+        self.positions: Mapping[Any, Span] = entry.positions or {}
+
+    def head(self) -> Span:
+        """The span of the entry's name, else of its provider, else of the entry."""
+        where = self.positions
+        return where.get("name") or where.get("provider") or where.get(()) or self._entry.span
+
+    def pending(self) -> Span | None:
+        """The span of the entry's pending_project, if it has one."""
+        return self.positions.get("pending_project") if "pending_project" in self.positions \
+            else None
+
+    def __getitem__(self, position: Any) -> Any:
+        if isinstance(position, slice):  # pragma: no cover - not asked by lint
+            return [self[i] for i in range(len(self))[position]]
+        if not 0 <= position < len(self._entry.projects):
+            raise IndexError(position)
+        return self.positions.get(("projects", position)) or self.head()
+
+    def __len__(self) -> int:
+        return len(self._entry.projects)
 
 
 class _FieldSpans(Mapping[str, Span]):
