@@ -446,8 +446,20 @@ def tree_root(path: Path, root: str | os.PathLike[str] | None = None) -> Path:
 def _load_file(path: Path, providers: Mapping[str, CheckedProvider] | None,
                issuers: Mapping[str, str] | None,
                tree: str | os.PathLike[str] | None = None) -> _TestFile:
+    folder = tree_root(path, tree)
+    try:
+        outside = not path.resolve().is_relative_to(folder)
+    except (OSError, RuntimeError):  # a symlink loop: read_source says so
+        outside = False
+    if outside:
+        # A link among the test files to a file elsewhere (/etc/passwd, a secret): its
+        # first line would be echoed in the report, as the files a test file names.
+        raise PolicyTestError([Diagnostic(
+            f"the test file is a link to a file outside the tree of the test files "
+            f"({folder})", Span(str(path), 0, 0, 0, 0),
+            hint="copy the file into the tree, or give --root a folder holding it")])
     text = read_source(path, PolicyTestError)
-    reader = _Reader(path, text, tree_root(path, tree))
+    reader = _Reader(path, text, folder)
     root = compose_yaml(text, str(path), PolicyTestError).root
     try:  # every value below is constructed again node by node: refuse bad tags once here
         yaml.safe_load(text)
@@ -811,7 +823,14 @@ def to_junit_xml(report: Report) -> str:
                                                     if problem.diagnostics else "invalid"))
             element.text = problem.render()
     ET.indent(root)
-    return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"
+    text = ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"
+    # A character XML 1.0 cannot carry (a NUL of a test file's excerpt, a lone surrogate)
+    # made the whole report unreadable to CI: written as an escape instead.
+    return _NOT_XML.sub(lambda m: f"\\x{ord(m[0]):02x}" if ord(m[0]) < 0x100
+                        else f"\\u{ord(m[0]):04x}", text)
+
+
+_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
 _CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f]")

@@ -1,0 +1,62 @@
+"""Hostile inputs to the commands (an attacker's sweep): links out of the tree, bytes a
+report format cannot carry. Exit 3 with the file and the problem, never a traceback, and
+nothing read from outside the tree echoed."""
+
+from __future__ import annotations
+
+import shutil
+import xml.dom.minidom
+from pathlib import Path
+
+import pytest
+
+from .conftest import EXAMPLES
+from .conftest import run_cli as run
+
+
+@pytest.fixture
+def tree(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A copy of the examples (publishers, claims, a test file), the current folder."""
+    folder = tmp_path / "tree"
+    shutil.copytree(EXAMPLES, folder)
+    monkeypatch.chdir(folder)
+    return folder
+
+
+def test_a_test_file_linking_out_of_the_tree_is_not_read(
+        tree: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`tppolicy test DIR` (a pull request's tree, in CI) read a `*.tptest.yaml` link to
+    a file elsewhere and echoed its first line in the report ("a test file is a mapping
+    ...": `root:x:0:0:...` for a link to /etc/passwd). The files a test file names were
+    kept in the tree; the test files themselves now are too."""
+    secret = tmp_path / "secret.txt"
+    secret.write_text("API_TOKEN=hunter2\n")
+    (tree / "leak.tptest.yaml").symlink_to(secret)
+    for output in ("human", "json", "junit", "github"):
+        code, out, err = run(capsys, "test", "--format", output, ".")
+        assert code == 3, (output, out, err)
+        assert "hunter2" not in out + err
+        assert "leak.tptest.yaml" in out + err and "outside the tree" in out + err
+    # the examples' own test file still runs; a link inside the tree is fine
+    (tree / "leak.tptest.yaml").unlink()
+    (tree / "again.tptest.yaml").symlink_to(tree / "publishers.tptest.yaml")
+    code, out, err = run(capsys, "test", ".")
+    assert code == 0, out + err
+    # a file given by name, with --root naming where it is, is read
+    code, out, err = run(capsys, "test", "--root", str(tmp_path), str(tree / "again.tptest.yaml"))
+    assert code == 0, out + err
+
+
+def test_junit_xml_stays_xml_whatever_the_test_file_holds(
+        tree: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A NUL in a test file is refused with an excerpt of its line; the excerpt went into
+    the JUnit report as it was, and the report was not XML at all (CI dropped it)."""
+    path = tree / "publishers.tptest.yaml"
+    text = path.read_bytes()
+    path.write_bytes(text[:20] + b"\x00" + text[20:])
+    code, out, _ = run(capsys, "test", "--format", "junit", ".")
+    assert code == 3
+    document = xml.dom.minidom.parseString(out)  # raised ExpatError before
+    [error] = document.getElementsByTagName("error")
+    assert "U+0000" in error.getAttribute("message")
+    assert "\\x00" in error.firstChild.data  # type: ignore[union-attr]
