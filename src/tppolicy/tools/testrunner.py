@@ -448,7 +448,7 @@ def _load_file(path: Path, providers: Mapping[str, CheckedProvider] | None,
                tree: str | os.PathLike[str] | None = None) -> _TestFile:
     folder = tree_root(path, tree)
     try:
-        outside = not path.resolve().is_relative_to(folder)
+        outside = path.is_symlink() and not path.resolve().is_relative_to(folder)
     except (OSError, RuntimeError):  # a symlink loop: read_source says so
         outside = False
     if outside:
