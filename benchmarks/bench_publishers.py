@@ -135,7 +135,19 @@ SHAPES: dict[str, Callable[[str, dict[str, Any]], str]] = {
     "block projects with comments": lambda t, d: _block_projects_with_comments(t),
     "flow mapping entries": lambda t, d: _flow_entries(d),
     "JSON": lambda t, d: json.dumps(d, indent=2) + "\n",
+    "fmt's output of JSON": lambda t, d: _formatted(json.dumps(d, indent=2) + "\n"),
 }
+
+
+def _formatted(text: str) -> str:
+    """`text` as `tppolicy fmt` writes it (a JSON file: one flow mapping, its lines broken
+    past the width)."""
+    sys.path.insert(0, str(SOURCES))
+    from tppolicy.language.providers import load_providers
+    from tppolicy.tools.fmt import format_publishers_text
+
+    providers = {name: p.ast for name, p in load_providers().items()}
+    return format_publishers_text(text, "<shape>", providers)
 
 
 def yaml_dump(data: dict[str, Any], **options: Any) -> str:

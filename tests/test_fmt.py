@@ -354,6 +354,12 @@ SHAPES = {  # shapes of publishers files that exporters and reviewers write
     "JSON on one line": '{"publishers":[{"name":"a","provider":"gitlab","project":"a,b"}]}\n',
     "flow mapping entries in a document": "---\npublishers:\n  - {project: \"x:y\", name: a,"
                                           " provider: gitlab, note: \"a,b\"}\n...\n",
+    # one flow mapping, as fmt writes a JSON file (lines broken after a ',' or an opening
+    # bracket, an entry's '{' that starts a line at column 3)
+    "fmt's output of JSON": '{"publishers": [{provider: gitlab, "note": x, name: "a,b",\n'
+                            '"id": "65", projects: [\np, "yes"]},\n   {name: m, provider:'
+                            ' google, projects: ["p"], email: a@b.c}]}\n',
+    "one flow mapping, its key plain": "{publishers: [{name: a, provider: gitlab}]}\n",
 }
 
 
@@ -451,6 +457,15 @@ def test_lines_of_blanks_in_a_block_scalar_are_kept() -> None:
     '{"publishers": [{"name": "a", "provider": "gitlab", "projects": []}]}\n',
     '{"publishers": []}\n',
     '{"publishers": [{"name": "a", "provider": "gitlab"}]}\n\n',
+    # one flow mapping (as fmt writes JSON) with a line broken elsewhere than after a ','
+    # or an opening bracket (in a plain string: YAML reads "a b"), a single-quoted string
+    # (which may run over a line break), a blank in a string, a comment, blanks doubled
+    '{"publishers": [{name: a\nb, provider: gitlab}]}\n',
+    '{"publishers": [{name: a,\nprovider: gitlab, project: \'p,\nq\'}]}\n',
+    '{"publishers": [{name: a, provider: gitlab, project: "p q"}]}\n',
+    '{"publishers": [{name: a, provider: gitlab}]}  # c\n',
+    '{"publishers": [{name: a,  provider: gitlab}]}\n',
+    '{"publishers": [{name: a, provider: gitlab, project: "p,\nq"}]}\n',
 ])
 def test_more_shapes_that_go_to_the_round_trip(text: str) -> None:
     assert _canonical.format_simple_publishers(text, PROVIDERS) is None

@@ -708,9 +708,12 @@ def _format_simple_body(text: str, providers: Mapping[str, Provider],
                         seen: Callable[[dict[str, Any]], None] | None = None) -> str | None:
     """`format_simple_publishers` of a text without document markers."""
     if "\n  - {" in text:
-        return _format_flow_entries(text, providers)
+        return _format_flow_entries(text, providers, seen)
     if text.startswith("{"):
-        return _format_json(text, providers)
+        written = _format_json(text, providers, seen)
+        if written is None and not text.startswith('{\n'):
+            written = _format_flow_document(text, providers, seen)
+        return written
     digests = array("q")
     written = write_simple_publishers(text, providers, digests)
     if written is None:
@@ -827,10 +830,12 @@ def _write_entry(entry: _Entry, last: bool, providers: Mapping[str, Provider]) -
 _FLOW_ENTRY = re.compile(r"  - \{(.+)\}\Z")
 
 
-def _read_flow_entry(body: str, keys: dict[str, bool]) -> dict[str, str | list[str]] | None:
+def _read_flow_entry(body: str, keys: dict[str, bool], quoted: set[str] | None = None,
+                     ) -> dict[str, str | list[str]] | None:
     """The keys and values of a one-line flow mapping entry (`body`: what is between its
-    braces), keys plain, values strings or (for `projects`) flow lists of strings, each
-    `, ` between two pairs; None for anything else."""
+    braces), keys plain (or double-quoted, when `quoted` is given: it gets those), values
+    strings or (for `projects`) flow lists of strings, each `, ` between two pairs; None
+    for anything else."""
     values: dict[str, str | list[str]] = {}
     position, end = 0, len(body)
     while True:
@@ -838,6 +843,9 @@ def _read_flow_entry(body: str, keys: dict[str, bool]) -> dict[str, str | list[s
         if colon < 0:
             return None
         key = body[position:colon]
+        if quoted is not None and key.startswith('"') and key.endswith('"') and len(key) > 2:
+            key = key[1:-1]
+            quoted.add(key)
         if key in values or not _key_ok(key, keys):
             return None
         position = colon + 2
@@ -894,7 +902,8 @@ def _write_flow_entry(values: Mapping[str, str | list[str]],
     return None if len(line) > _LONG_LINE else line
 
 
-def _format_flow_entries(text: str, providers: Mapping[str, Provider]) -> str | None:
+def _format_flow_entries(text: str, providers: Mapping[str, Provider],
+                         seen: Callable[[dict[str, Any]], None] | None = None) -> str | None:
     """The canonical layout of a publishers file whose entries are flow mappings, one a
     line (`  - {name: a, provider: github, projects: [p], ...}`), written directly: comment
     lines at its top, `publishers:` (maybe quoted), comment or blank lines, then only entry
@@ -936,6 +945,8 @@ def _format_flow_entries(text: str, providers: Mapping[str, Provider]) -> str | 
                 return None
         out.append(written)
         entries += 1
+        if seen is not None:
+            seen(dict(values))
     if not entries:
         return None
     return "".join(f"{line}\n" for line in out)
@@ -1015,24 +1026,37 @@ class _FlowWriter:
             self.whitespace = True
 
 
-def _format_json(text: str, providers: Mapping[str, Provider]) -> str | None:
+def _format_json(text: str, providers: Mapping[str, Provider],
+                 seen: Callable[[dict[str, Any]], None] | None = None) -> str | None:
     """The canonical layout of a JSON publishers file, as the round trip writes it: one
     flow mapping, `"publishers"` quoted as it is, the entries' keys in their order (plain
     if the formatter places them, else quoted as they are), their strings in their
     canonical style in flow context, lines broken past the width; None for a file
-    `_json_entries` does not read."""
+    `_json_entries` does not read. `seen` is given each entry."""
     entries = _json_entries(text)
     if entries is None:
         return None
+    return _write_flow_document(entries, '"publishers"', None, providers, seen)
+
+
+def _write_flow_document(entries: list[dict[str, str | list[str]]], publishers: str,
+                         quoted: list[set[str]] | None, providers: Mapping[str, Provider],
+                         seen: Callable[[dict[str, Any]], None] | None = None) -> str | None:
+    """`entries` as the round trip writes a publishers file that is one flow mapping
+    (`publishers` the key's text; the keys the formatter does not place keep their quotes:
+    those in `quoted`, each entry's, or all of them if it is None), or None if a string
+    would need an escape. Each entry is let go once written, after `seen` has it."""
     out = _FlowWriter()
     out.put("{", True, opening=True)
     out.item(True)
-    out.put('"publishers"', True)
+    out.put(publishers, True)
     out.put(":", False)
     out.put("[", True, opening=True)
     chunks: list[str] = []
     for number, entry in enumerate(entries):
         entries[number] = {}  # (each entry's data and pieces are let go once written)
+        if seen is not None:
+            seen(entry)
         out.item(number == 0)
         # (an item of a flow list that starts a line is aligned as if after a dash)
         out.put(" " * max(0, _FLOW_ITEM_ALIGN - out.column) + "{", True, opening=True)
@@ -1042,7 +1066,8 @@ def _format_json(text: str, providers: Mapping[str, Provider]) -> str | None:
             known.update(d.name for d in providers[provider].fields)
         for position, key in enumerate(key_order(list(entry), provider, providers)):
             out.item(position == 0)
-            out.put(key if key in known else f'"{key}"', True)
+            plain = key in known or (quoted is not None and key not in quoted[number])
+            out.put(key if plain else f'"{key}"', True)
             out.put(":", False)
             value = entry[key]
             if isinstance(value, list):
@@ -1065,3 +1090,67 @@ def _format_json(text: str, providers: Mapping[str, Provider]) -> str | None:
     out.put("]", False)
     out.put("}", False)
     return "".join(chunks) + "".join(out.parts) + "\n"
+
+
+# ------------------------------------------------------------- one flow mapping
+# Where the round trip's writer breaks a flow mapping's lines: after a ',' (then an entry's
+# '{' that starts a line is moved to column 3) or an opening bracket.
+_SINGLE_QUOTED = re.compile(r"(?:[:,] |\[)'")  # maybe a single-quoted string's start
+_FLOW_BREAK = re.compile(r"([,{\[])\n(?:   (?=\{))?")
+
+
+def _flow_document_entries(text: str) -> tuple[str, list[dict[str, str | list[str]]],
+                                                list[set[str]]] | None:
+    """The text of the `publishers` key and the entries of a publishers file that is one
+    flow mapping on lines as the round trip writes it (`{"publishers": [{name: a, ...},
+    ...]}`, lines broken after a ',' or an opening bracket only): keys plain names,
+    values strings (plain, or double-quoted without escapes) or, for `projects`, flow
+    lists of them, each `, ` between two items; None for anything else. Then each
+    entry's keys that are quoted."""
+    if "#" in text or "\\" in text or _UNUSUAL.search(text):
+        return None
+    publishers = "publishers" if text.startswith("{publishers: [{") else '"publishers"'
+    head = "{" + publishers + ": [{"
+    if not text.startswith(head) or not text.endswith("}]}\n"):
+        return None
+    for line in _lines(text):
+        if line.count('"') % 2:  # a quoted string would run over a line break
+            return None
+    flat = _FLOW_BREAK.sub(lambda found: ", " if found.group(1) == "," else found.group(1),
+                           text[:-1])
+    if "\n" in flat or "  " in flat or _SINGLE_QUOTED.search(flat):
+        return None  # a line broken elsewhere (a plain string on two lines), blanks, a
+        # single-quoted string (which may run over a line break)
+    keys: dict[str, bool] = {}
+    entries: list[dict[str, str | list[str]]] = []
+    quoted: list[set[str]] = []
+    # (a quoted string holding "}, {" leaves the entry before it with a quote not closed)
+    for body in flat[len(head):-len("}]}")].split("}, {"):
+        quoted.append(set())
+        values = _read_flow_entry(body, keys, quoted[-1])
+        if values is None or any('"' in item or " " in item for value in values.values()
+                                 for item in (value if isinstance(value, list) else [value])):
+            return None  # (a plain string holding a quote would hide a line break; the
+            # round trip's writer may break a line at a string's blank, as `_json_entries`)
+        entries.append(values)
+    return publishers, entries, quoted
+
+
+def _format_flow_document(text: str, providers: Mapping[str, Provider],
+                          seen: Callable[[dict[str, Any]], None] | None = None) -> str | None:
+    """The canonical layout of a publishers file that is one flow mapping, as `fmt`
+    writes a JSON file (`_flow_document_entries`), written directly: read back, the text
+    written has the same entries; None for any other file (the round trip formats it)."""
+    read = _flow_document_entries(text)
+    if read is None:
+        return None
+    publishers, entries, quoted = read
+    digests = array("q", (_digest(entry) for entry in entries))
+    written = _write_flow_document(entries, publishers, quoted, providers, seen)
+    if written is None:
+        return None
+    again = _flow_document_entries(written)
+    if again is None or again[0] != publishers or len(again[1]) != len(digests) or any(
+            _digest(entry) != digest for entry, digest in zip(again[1], digests, strict=True)):
+        return None
+    return written
