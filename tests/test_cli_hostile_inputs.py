@@ -60,3 +60,24 @@ def test_junit_xml_stays_xml_whatever_the_test_file_holds(
     [error] = document.getElementsByTagName("error")
     assert "U+0000" in error.getAttribute("message")
     assert "\\x00" in error.firstChild.data  # type: ignore[union-attr]
+
+
+def test_output_files_are_never_written_through_a_link(
+        tree: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`compile -o FILE` overwrote, and `check --record FILE` appended the token's claims
+    to, whatever a link planted at FILE named (~/.bashrc: a claim's `$(...)` then ran at
+    the next shell). Refused now (exit 3, the link untouched); /dev/stdout still works."""
+    victim = tmp_path / "bashrc"
+    victim.write_text("export PATH\n")
+    (tree / "compiled.tpp").symlink_to(victim)
+    (tree / "decisions.jsonl").symlink_to(victim)
+    code, _, err = run(capsys, "compile", "publishers.yaml", "-o", "compiled.tpp")
+    assert code == 3 and "compiled.tpp" in err and "symbolic link" in err, err
+    code, _, err = run(capsys, "check", "--publishers", "publishers.yaml", "--claims",
+                       "claims/github-release.json", "--record", "decisions.jsonl")
+    assert code == 3 and "decisions.jsonl" in err and "symbolic link" in err, err
+    assert victim.read_text() == "export PATH\n"
+    code, _, err = run(capsys, "compile", "publishers.yaml", "-o", "/dev/stdout")
+    assert code == 0, err
+    code, _, err = run(capsys, "compile", "publishers.yaml", "-o", "plain.tpp")
+    assert code == 0 and "publisher \"sampleproject-github\"" in (tree / "plain.tpp").read_text()

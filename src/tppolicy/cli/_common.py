@@ -112,8 +112,28 @@ def output_error(path: str, exc: OSError) -> OutputError:
                                    hint="check that the folder exists and is writable")])
 
 
+def refuse_link(path: str) -> None:
+    """`OutputError` if the output file `path` is a symbolic link (other than one of
+    /dev or /proc: /dev/stdout): a link planted where a command writes (`compile -o
+    policy.tpp` in a checked-out tree) made it overwrite, or append to, the file the link
+    names, anywhere the user may write (~/.bashrc)."""
+    import os
+
+    if os.path.islink(path) and not os.path.abspath(path).startswith(("/dev/", "/proc/")):
+        try:
+            target = os.readlink(path)
+        except OSError:
+            target = "?"
+        raise OutputError([Diagnostic(
+            f"the output file is a symbolic link (to {target}): tppolicy does not write "
+            "through links", Span(str(path), 0, 0, 0, 0),
+            hint="remove the link, or name the file it points to")])
+
+
 def write_output(path: str, text: str) -> None:
-    """Write `text` to the file `path` (UTF-8); `OutputError` if it cannot be."""
+    """Write `text` to the file `path` (UTF-8), never through a symbolic link;
+    `OutputError` if it cannot be."""
+    refuse_link(path)
     try:
         Path(path).write_text(text, "utf-8")
     except OSError as exc:

@@ -25,6 +25,7 @@ from ._common import (
     output_error,
     read_claims,
     read_token,
+    refuse_link,
 )
 
 NAME = "check"
@@ -202,6 +203,7 @@ def _record(args: argparse.Namespace, policy: Policy, decision: Decision, token:
 
         claims = split_token(token, args.max_token_bytes)[1]
     provider = policy.providers.get(decision.provider) if decision.provider else None
+    refuse_link(args.record)  # the record carries the token's claims: never through a link
     try:
         sink = JsonLinesSink(args.record)
     except OSError as exc:
