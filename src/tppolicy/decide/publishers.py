@@ -323,6 +323,11 @@ class _EntryCheck:
         assert identifier is not None  # constant patterns
         assert project is not None
         self.identifier, self.project = identifier, project
+        # per (provider, field): string values found valid (the first `_KNOWN_VALUES`:
+        # workflow files, environments, owners... repeat)
+        self.known: dict[tuple[Any, str], set[str]] = {
+            (name, check[0]): set() for name, shape in self.shapes.items()
+            if shape is not None for check in shape[2]}
 
     def plainly_valid(self, entry: Any) -> bool:
         identifier, project = self.identifier, self.project
@@ -364,12 +369,20 @@ class _EntryCheck:
                     return False
                 if value == "" and empty_ok:
                     continue
+                known = self.known[(provider, field_name)]
+                if value in known:
+                    continue
                 if not identifier.search(value) or (pattern is not None and (
                         len(value) > MAX_PATTERN_VALUE or not pattern.search(value))):
                     return False
+                if len(known) < _KNOWN_VALUES:
+                    known.add(value)
             elif type(value) is not (int if field_type == "int" else bool):
                 return False
         return True
+
+
+_KNOWN_VALUES = 256  # `_EntryCheck.known`'s bound per field
 
 
 def _shape(provider: Provider) -> tuple[frozenset[str], tuple[str, ...],
@@ -1043,9 +1056,8 @@ def iter_plain_publishers(text: str, source: str, providers: Mapping[str, Provid
     projects within an entry, as `load_publishers_text` does."""
     check = PlainCheck(providers, registered_issuers)
     lines = LineIndex(source, text)
-    # per provider: its fields in order, their defaults
-    plans = {name: (tuple(d.name for d in provider.fields),
-                    {d.name: _default(d) for d in provider.fields})
+    # per provider: its fields' defaults, in its order
+    plans = {name: {d.name: _default(d) for d in provider.fields}
              for name, provider in providers.items()}
     for index, events in enumerate(stream_items(text, "publishers")):
         entry, where = _plain_entry(events, lines, positions)
@@ -1053,11 +1065,13 @@ def iter_plain_publishers(text: str, source: str, providers: Mapping[str, Provid
             raise NotPlain
         name = entry.get("name")
         projects = entry.get("projects", ())
-        order, defaults = plans[entry["provider"]]
-        # required fields are there (plainly valid): a default is None only for those
-        values: dict[str, str | int | bool] = {
-            name: entry[name] if name in entry else defaults[name]  # type: ignore[misc]
-            for name in order}
+        defaults = plans[entry["provider"]]
+        # required fields are there (plainly valid): a default is None only for those;
+        # the copy keeps the provider's order of the fields
+        values: dict[str, str | int | bool] = defaults.copy()  # type: ignore[assignment]
+        for key in entry:
+            if key in values:
+                values[key] = entry[key]
         yield PublisherEntry(
             index=index, name=name, provider=entry["provider"],
             projects=tuple(projects), pending_project=entry.get("pending_project"),

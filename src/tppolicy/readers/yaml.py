@@ -347,6 +347,13 @@ _PLAIN = (True, False)
 
 
 _RESOLVED: dict[str, str] = {}  # plain scalar -> its tag (keys, provider names...)
+# The first characters for which an implicit resolver may give a plain scalar another
+# tag than str; a scalar starting with another is a str (unless some resolver is tried
+# whatever the first character, or a path resolver: then `_RESOLVER_FIRSTS` is None).
+_RESOLVER_FIRSTS: frozenset[str | None] | None = (
+    frozenset(_RESOLVER.yaml_implicit_resolvers)
+    if None not in _RESOLVER.yaml_implicit_resolvers and not _RESOLVER.yaml_path_resolvers
+    else None)
 
 
 def resolve_scalar(event: yaml.ScalarEvent) -> str:
@@ -355,6 +362,8 @@ def resolve_scalar(event: yaml.ScalarEvent) -> str:
     if not event.implicit[0]:
         return _STR
     value = event.value
+    if value and _RESOLVER_FIRSTS is not None and value[0] not in _RESOLVER_FIRSTS:
+        return _STR  # what `resolve` gives when no implicit resolver is tried
     tag = _RESOLVED.get(value)
     if tag is None:
         tag = str(_RESOLVER.resolve(yaml.ScalarNode, value, _PLAIN))

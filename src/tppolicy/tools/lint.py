@@ -50,6 +50,10 @@ _Verdict: TypeAlias = "tuple[str, str, str | None, Span | None]"
 # A provider rule as lint decides it (`_Lint._rule_plan`).
 # `_Lint.run`'s first_projects
 _FirstProjects: TypeAlias = "Callable[[set[str]], dict[str, tuple[str, str]]]"
+# `_Lint._rule_groups`: the plan, the shared rules' fields, their positions, the other
+# rules' positions, the values seen per shared position
+_Groups: TypeAlias = ("tuple[list[_Plan], tuple[str, ...], tuple[int, ...], tuple[int, ...], "
+                      "dict[int, set[tuple[Any, ...]]]]")
 _Plan: TypeAlias = ("tuple[A.Rule, tuple[A.Rule, ...], tuple[A.Expr, ...], tuple[str, ...], "
                     "tuple[str, ...]]")
 
@@ -209,7 +213,9 @@ class _Lint:
         # that can change its verdict): the rule and its verdict
         self.plans: dict[int, tuple[CheckedProvider, list[_Plan]]] = {}
         self.verdicts: dict[Any, tuple[A.Rule, _Verdict | None]] = {}
-        self.raw_verdicts: dict[Any, tuple[A.Rule, _Verdict | None]] = {}
+        # per (rule plan, the values of the fields its shared rules read): their verdicts
+        self.raw_verdicts: dict[Any, tuple[_Groups, tuple[_Verdict | None, ...]]] = {}
+        self.rule_groups: dict[int, tuple[CheckedProvider, _Groups]] = {}
         # `_control_value` per node: the fields it reads; per node and their values: it
         self.control_fields: dict[int, tuple[A.Expr, tuple[str, ...]]] = {}
         self.control_values: dict[Any, tuple[A.Expr, A.Expr]] = {}
@@ -529,33 +535,37 @@ class _Lint:
         """TPP010 and TPP011 for a publisher whose rules are its provider's: each rule's
         verdict is decided once per distinct values of what can change it (`_controls`),
         not once per publisher: binding every publisher's rules was most of a large
-        file's lint time."""
+        file's lint time. The rules reading only fields with defaults (constraints most
+        publishers leave alone) are looked up together, by those fields' values."""
         values = pub.fields
-        for rule, single, controls, guards, names in self._rule_plan(pub.provider):
-            # First by the values of the fields the controls and guards read (shared by
-            # most publishers), then by what the controls fold to.
-            raw = (id(rule), tuple([values[name] for name in names]))  # every field is there
-            known = self.raw_verdicts.get(raw)
-            if known is None or known[0] is not rule:
-                key: Any = (id(rule), tuple(values.get(name, _ABSENT) for name in guards),
-                            tuple(self._control_key(node, values) for node in controls))
-                try:
-                    known = self.verdicts.get(key)
-                except TypeError:  # pragma: no cover - an unfolded value not hashable
-                    known = key = None
-                if known is None or known[0] is not rule:
-                    known = (rule, _verdict(bind_rules(single, values)))
-                    if key is not None:
-                        if len(self.verdicts) >= 4096:  # bounded
-                            self.verdicts.clear()
-                        self.verdicts[key] = known
-                if len(self.raw_verdicts) >= 4096:  # bounded (one publisher's own values)
-                    self.raw_verdicts.clear()
-                self.raw_verdicts[raw] = known
-            verdict = known[1]
-            if verdict is None:
-                continue
-            kind, name, message, where = verdict
+        groups = self._rule_groups(pub.provider)
+        plan, shared_names, shared, solo, distinct = groups
+        raw = (id(groups), tuple([values[name] for name in shared_names]))  # all are there
+        known = self.raw_verdicts.get(raw)
+        if known is None or known[0] is not groups:
+            known = (groups, tuple([self._rule_verdict(plan[i], values) for i in shared]))
+            if len(self.raw_verdicts) >= 1024:  # bounded
+                self.raw_verdicts.clear()
+            self.raw_verdicts[raw] = known
+            # A rule whose fields take many values (a field most publishers set apart,
+            # such as google's sub) would make every look-up miss: it is then looked up
+            # alone, after the first 64 values of its fields.
+            for i in shared:
+                seen = distinct[i]
+                seen.add(tuple([values[name] for name in plan[i][4]]))
+                if len(seen) > 64:
+                    self._solo(pub.provider, i)
+        found = [(i, verdict) for i, verdict in zip(shared, known[1], strict=True)
+                 if verdict is not None]
+        for i in solo:
+            verdict = self._rule_verdict(plan[i], values)
+            if verdict is not None:
+                found.append((i, verdict))
+        if not found:
+            return
+        found.sort(key=lambda item: item[0])  # in the rules' order
+        for i, (kind, name, message, where) in found:
+            rule = plan[i][0]
             if kind == "never":
                 at = where if where is not None and where.source == self.source and where.line \
                     else self._rule_span(pub, rule, None)
@@ -567,6 +577,53 @@ class _Lint:
                 self.add("TPP011", self._rule_span(pub, rule, None), f"rule '{name}' of "
                          f"'{pub.label}' always passes: it checks nothing of the token",
                          publisher=pub.label)
+
+    def _rule_verdict(self, step: _Plan, values: Mapping[str, Any]) -> _Verdict | None:
+        """`_verdict` of one rule of a `_rule_plan` bound to these values, kept per the
+        values of its guards' fields and what its controls fold to."""
+        rule, single, controls, guards, _ = step
+        key: Any = (id(rule), tuple([values.get(name, _ABSENT) for name in guards]),
+                    tuple([self._control_key(node, values) for node in controls]))
+        try:
+            known = self.verdicts.get(key)
+        except TypeError:  # pragma: no cover - an unfolded value not hashable
+            known = key = None
+        if known is None or known[0] is not rule:
+            known = (rule, _verdict(bind_rules(single, values)))
+            if key is not None:
+                if len(self.verdicts) >= 4096:  # bounded
+                    self.verdicts.clear()
+                self.verdicts[key] = known
+        return known[1]
+
+    def _rule_groups(self, provider: CheckedProvider) -> _Groups:
+        """The provider's `_rule_plan`; the fields read by the rules looked up together
+        (at first those reading only fields with defaults); the positions of those rules
+        in the plan, and of the others; per position, the values its fields were seen
+        with (while looked up together)."""
+        known = self.rule_groups.get(id(provider))
+        if known is None or known[0] is not provider:
+            plan = self._rule_plan(provider)
+            defaulted = {name for name, decl in provider.fields.items()
+                         if decl.default is not None}
+            shared = tuple(i for i, step in enumerate(plan) if set(step[4]) <= defaulted)
+            known = self.rule_groups[id(provider)] = (
+                provider, self._groups(plan, shared, {i: set() for i in shared}))
+        return known[1]
+
+    def _solo(self, provider: CheckedProvider, position: int) -> None:
+        """Look the rule at `position` of the provider's plan up alone from now on."""
+        plan, _, shared, _, distinct = self.rule_groups[id(provider)][1]
+        shared = tuple(i for i in shared if i != position)
+        self.rule_groups[id(provider)] = (provider, self._groups(
+            plan, shared, {i: seen for i, seen in distinct.items() if i != position}))
+
+    @staticmethod
+    def _groups(plan: list[_Plan], shared: tuple[int, ...],
+                distinct: dict[int, set[tuple[Any, ...]]]) -> _Groups:
+        names = tuple(sorted({name for i in shared for name in plan[i][4]}))
+        solo = tuple(i for i in range(len(plan)) if i not in shared)
+        return (plan, names, shared, solo, distinct)
 
     def _control_key(self, node: A.Expr, values: Mapping[str, Any]) -> Any:
         """What a control (`_controls`) folds to once bound to `values`: (type, value) of
