@@ -92,6 +92,33 @@ class BodyTooLarge(Exception):
     pass
 
 
+class BodyTooSlow(Exception):
+    """No part of the request body came for `BODY_IDLE_TIMEOUT` seconds: 408."""
+
+
+# Seconds the server waits for the next part of a request body. A client that stopped
+# sending (or sends a byte now and then: "slowloris") held its request, a connection and
+# for an upload a spooled file, for ever.
+BODY_IDLE_TIMEOUT = 30.0
+
+
+async def _next_part(receive: Receive) -> Message:
+    """The next ASGI message of a request whose body is not complete yet; `BodyTooSlow`
+    if none comes within `BODY_IDLE_TIMEOUT` seconds."""
+    try:
+        return await asyncio.wait_for(receive(), BODY_IDLE_TIMEOUT)
+    except TimeoutError:
+        raise BodyTooSlow from None
+
+
+async def _body_too_slow(request: Request, exc: Exception) -> Response:
+    log.info("%s %s: the request body stopped coming (%.0f s): 408", request.method,
+             request.url.path, BODY_IDLE_TIMEOUT)
+    return JSONResponse({"message": f"408 Request Timeout: no part of the request body "
+                         f"came for {BODY_IDLE_TIMEOUT:.0f} s"}, 408,
+                        headers={"connection": "close"})
+
+
 async def _read_body(request: Request, limit: int) -> bytes | None:
     """The body, or None past `limit` bytes (read no further)."""
     chunks: list[bytes] = []
@@ -261,7 +288,8 @@ def create_app(index: Index, *, reload: bool = True, demo: Demo | None = None) -
         routes.append(Route(DEMO_TOKEN_PATH, demo_token, methods=["GET"]))
     app = Starlette(routes=routes, lifespan=lifespan,
                     exception_handlers={DatabaseUnavailable: _database_unavailable,
-                                        FileStoreUnavailable: _file_store_unavailable})
+                                        FileStoreUnavailable: _file_store_unavailable,
+                                        BodyTooSlow: _body_too_slow})
     app.add_middleware(BodyLimit, limit=index.max_upload_bytes + 1024 * 1024)
     app.add_middleware(ReasonHeader)
     app.add_middleware(MintFirst, endpoint=mint_token)
@@ -450,7 +478,14 @@ class MintEndpoint:
                          f"in {retry_after(wait)} s"}]},
                         ((b"retry-after", retry_after(wait).encode()),))
                     return
-            body = await _receive_body(receive, MAX_MINT_BODY)
+            try:
+                body = await _receive_body(receive, MAX_MINT_BODY)
+            except BodyTooSlow:
+                await _send_json(send, 408, {"message": "Token request failed", "errors": [
+                    {"code": "invalid-payload", "description": f"no part of the request "
+                     f"body came for {BODY_IDLE_TIMEOUT:.0f} s"}]},
+                    ((b"connection", b"close"),))
+                return
             if body is None:  # the client went away
                 return
             try:
@@ -479,7 +514,7 @@ async def _receive_body(receive: Receive, limit: int) -> bytes | None:
     chunks: list[bytes] = []
     size = 0
     while True:
-        message = await receive()
+        message = await _next_part(receive)
         if message["type"] != "http.request":
             return None
         chunk = message.get("body", b"")
@@ -627,14 +662,18 @@ class BodyLimit:
             await self.app(scope, receive, send)
             return
         seen = 0
+        complete = False
 
         async def limited() -> Message:
-            nonlocal seen
-            message = await receive()
+            nonlocal seen, complete
+            # Once the body is complete, `receive` only waits for the client to leave
+            # (a response streaming a file listens for it): no deadline then.
+            message = await (receive() if complete else _next_part(receive))
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.limit:
                     raise BodyTooLarge
+                complete = not message.get("more_body", False)
             return message
 
         await self.app(scope, limited, send)

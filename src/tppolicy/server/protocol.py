@@ -9,10 +9,17 @@ protocol moves into the status line and drops. Under any other server (or if uvi
 internals change and the wrapping cannot be done) nothing is advertised, the app sends
 no such header, and the message reaches clients in the JSON body only (uv prints it,
 twine with `--verbose`).
+
+It also closes a connection whose request head (the request line and headers) is not
+complete `HEAD_TIMEOUT` seconds after it began (or after the connection was made): uvicorn
+waits for it for ever, so a client sending nothing, or a header line now and then
+("slowloris"), held a connection and its memory as long as it liked, and a few thousand
+of them the server's file descriptors.
 """
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import h11
@@ -20,6 +27,8 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 
 _HEADER = b"x-tppolicy-reason"
 EXTENSION = "tppolicy.reason-phrase"
+# Seconds a client has to send a whole request head (curl, pip, twine and uv send it at once).
+HEAD_TIMEOUT = 20.0
 
 
 class _ReasonConnection:
@@ -59,7 +68,8 @@ def _advertising(app: Any) -> Any:
 
 
 class ReasonH11Protocol(H11Protocol):
-    """uvicorn's h11 protocol, with reason phrases from `x-tppolicy-reason`."""
+    """uvicorn's h11 protocol, with reason phrases from `x-tppolicy-reason`, and a
+    deadline for each request head (`HEAD_TIMEOUT`)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -67,3 +77,54 @@ class ReasonH11Protocol(H11Protocol):
                 callable(getattr(self, "app", None)):
             self.conn = _ReasonConnection(self.conn)  # type: ignore[assignment]
             self.app = _advertising(self.app)
+        self._head_since: float | None = None  # when the request head under way began
+        self._head_timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._head_begins()
+
+    def data_received(self, data: bytes) -> None:
+        if self._head_since is None and self._awaiting_head():
+            self._head_begins()
+        super().data_received(data)
+        if not self._awaiting_head():
+            self._head_since = None  # the head is complete: the app has the request
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+        super().connection_lost(exc)
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if getattr(getattr(self, "conn", None), "their_state", None) is h11.SEND_BODY and \
+                not self.transport.is_closing():
+            # Answered before the body was read (a refused upload): uvicorn reads the rest
+            # and drops it, for as long as the client sends a byte now and then. At most
+            # HEAD_TIMEOUT more seconds, then the connection is closed.
+            self.loop.call_later(HEAD_TIMEOUT, self._drain_deadline, self.cycle)
+
+    def _drain_deadline(self, cycle: Any) -> None:
+        if self.cycle is cycle and not self.transport.is_closing() and getattr(
+                getattr(self, "conn", None), "their_state", None) is h11.SEND_BODY:
+            self.transport.close()  # still the body of the request answered
+
+    def _awaiting_head(self) -> bool:
+        return getattr(getattr(self, "conn", None), "their_state", None) is h11.IDLE
+
+    def _head_begins(self) -> None:
+        self._head_since = self.loop.time()
+        if self._head_timer is None:
+            self._head_timer = self.loop.call_later(HEAD_TIMEOUT, self._head_deadline)
+
+    def _head_deadline(self) -> None:
+        self._head_timer = None
+        if self._head_since is None or self.transport.is_closing():
+            return
+        left = self._head_since + HEAD_TIMEOUT - self.loop.time()
+        if left > 0:  # a later head, begun since the timer was set
+            self._head_timer = self.loop.call_later(left, self._head_deadline)
+        elif self._awaiting_head():
+            self.transport.close()
