@@ -33,7 +33,7 @@ import json
 import re
 from array import array
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from functools import lru_cache
 from typing import Any
 
@@ -1036,16 +1036,26 @@ def _format_json(text: str, providers: Mapping[str, Provider],
     entries = _json_entries(text)
     if entries is None:
         return None
-    return _write_flow_document(entries, '"publishers"', None, providers, seen)
+    return _write_flow_document(_taken(entries), '"publishers"', providers, seen)
 
 
-def _write_flow_document(entries: list[dict[str, str | list[str]]], publishers: str,
-                         quoted: list[set[str]] | None, providers: Mapping[str, Provider],
-                         seen: Callable[[dict[str, Any]], None] | None = None) -> str | None:
+def _taken(entries: list[dict[str, str | list[str]]],
+           ) -> Iterator[tuple[dict[str, str | list[str]], set[str] | None]]:
+    """Each of `entries`, let go from the list as it is given (every key quoted)."""
+    for number, entry in enumerate(entries):
+        entries[number] = {}
+        yield entry, None
+
+
+def _write_flow_document(
+        entries: Iterable[tuple[dict[str, str | list[str]], set[str] | None]], publishers: str,
+        providers: Mapping[str, Provider], seen: Callable[[dict[str, Any]], None] | None = None,
+        digests: array[int] | None = None) -> str | None:
     """`entries` as the round trip writes a publishers file that is one flow mapping
     (`publishers` the key's text; the keys the formatter does not place keep their quotes:
-    those in `quoted`, each entry's, or all of them if it is None), or None if a string
-    would need an escape. Each entry is let go once written, after `seen` has it."""
+    each entry comes with those quoted in the file, or None when all are), or None if a
+    string would need an escape. Each entry is let go once written, after `seen` has it;
+    `digests` gets each entry's `_digest`."""
     out = _FlowWriter()
     out.put("{", True, opening=True)
     out.item(True)
@@ -1053,10 +1063,11 @@ def _write_flow_document(entries: list[dict[str, str | list[str]]], publishers: 
     out.put(":", False)
     out.put("[", True, opening=True)
     chunks: list[str] = []
-    for number, entry in enumerate(entries):
-        entries[number] = {}  # (each entry's data and pieces are let go once written)
+    for number, (entry, quoted) in enumerate(entries):
         if seen is not None:
             seen(entry)
+        if digests is not None:
+            digests.append(_digest(entry))
         out.item(number == 0)
         # (an item of a flow list that starts a line is aligned as if after a dash)
         out.put(" " * max(0, _FLOW_ITEM_ALIGN - out.column) + "{", True, opening=True)
@@ -1066,7 +1077,7 @@ def _write_flow_document(entries: list[dict[str, str | list[str]]], publishers: 
             known.update(d.name for d in providers[provider].fields)
         for position, key in enumerate(key_order(list(entry), provider, providers)):
             out.item(position == 0)
-            plain = key in known or (quoted is not None and key not in quoted[number])
+            plain = key in known or (quoted is not None and key not in quoted)
             out.put(key if plain else f'"{key}"', True)
             out.put(":", False)
             value = entry[key]
@@ -1099,14 +1110,15 @@ _SINGLE_QUOTED = re.compile(r"(?:[:,] |\[)'")  # maybe a single-quoted string's 
 _FLOW_BREAK = re.compile(r"([,{\[])\n(?:   (?=\{))?")
 
 
-def _flow_document_entries(text: str) -> tuple[str, list[dict[str, str | list[str]]],
-                                                list[set[str]]] | None:
+def _flow_document_entries(text: str) -> tuple[str, Iterator[tuple[
+        dict[str, str | list[str]], set[str] | None]]] | None:
     """The text of the `publishers` key and the entries of a publishers file that is one
     flow mapping on lines as the round trip writes it (`{"publishers": [{name: a, ...},
-    ...]}`, lines broken after a ',' or an opening bracket only): keys plain names,
-    values strings (plain, or double-quoted without escapes) or, for `projects`, flow
-    lists of them, each `, ` between two items; None for anything else. Then each
-    entry's keys that are quoted."""
+    ...]}`, lines broken after a ',' or an opening bracket only): keys plain names (or
+    quoted), values strings (plain, or double-quoted without escapes) or, for `projects`,
+    flow lists of them, each `, ` between two items; each entry with its keys that are
+    quoted, read one at a time (`_NotSimple` at one that is not so). None for a text
+    that is not so."""
     if "#" in text or "\\" in text or _UNUSUAL.search(text):
         return None
     publishers = "publishers" if text.startswith("{publishers: [{") else '"publishers"'
@@ -1121,36 +1133,50 @@ def _flow_document_entries(text: str) -> tuple[str, list[dict[str, str | list[st
     if "\n" in flat or "  " in flat or _SINGLE_QUOTED.search(flat):
         return None  # a line broken elsewhere (a plain string on two lines), blanks, a
         # single-quoted string (which may run over a line break)
+    return publishers, _flow_document_items(flat, len(head), len(flat) - len("}]}"))
+
+
+def _flow_document_items(flat: str, start: int, end: int) -> Iterator[tuple[
+        dict[str, str | list[str]], set[str] | None]]:
+    """The entries of `_flow_document_entries` (`flat`: its text on one line; the entries
+    from `start` to `end`, without their first '{' and last '}')."""
     keys: dict[str, bool] = {}
-    entries: list[dict[str, str | list[str]]] = []
-    quoted: list[set[str]] = []
-    # (a quoted string holding "}, {" leaves the entry before it with a quote not closed)
-    for body in flat[len(head):-len("}]}")].split("}, {"):
-        quoted.append(set())
-        values = _read_flow_entry(body, keys, quoted[-1])
+    while True:
+        # (a quoted string holding "}, {" leaves the entry before it with a quote not closed)
+        stop = flat.find("}, {", start, end)
+        quoted: set[str] = set()
+        values = _read_flow_entry(flat[start:end if stop < 0 else stop], keys, quoted)
         if values is None or any('"' in item or " " in item for value in values.values()
                                  for item in (value if isinstance(value, list) else [value])):
-            return None  # (a plain string holding a quote would hide a line break; the
-            # round trip's writer may break a line at a string's blank, as `_json_entries`)
-        entries.append(values)
-    return publishers, entries, quoted
+            raise _NotSimple  # (a plain string holding a quote would hide a line break;
+            # the round trip's writer may break a line at a string's blank, as at JSON's)
+        yield values, quoted
+        if stop < 0:
+            return
+        start = stop + len("}, {")
 
 
 def _format_flow_document(text: str, providers: Mapping[str, Provider],
                           seen: Callable[[dict[str, Any]], None] | None = None) -> str | None:
     """The canonical layout of a publishers file that is one flow mapping, as `fmt`
-    writes a JSON file (`_flow_document_entries`), written directly: read back, the text
-    written has the same entries; None for any other file (the round trip formats it)."""
+    writes a JSON file (`_flow_document_entries`), written directly, one entry at a time:
+    read back, the text written has the same entries; None for any other file (the round
+    trip formats it)."""
     read = _flow_document_entries(text)
     if read is None:
         return None
-    publishers, entries, quoted = read
-    digests = array("q", (_digest(entry) for entry in entries))
-    written = _write_flow_document(entries, publishers, quoted, providers, seen)
-    if written is None:
+    publishers, entries = read
+    digests = array("q")
+    try:
+        written = _write_flow_document(entries, publishers, providers, seen, digests)
+        again = None if written is None else _flow_document_entries(written)
+        if again is None or again[0] != publishers:
+            return None
+        count = 0
+        for values, _ in again[1]:
+            if count >= len(digests) or _digest(values) != digests[count]:
+                return None
+            count += 1
+    except _NotSimple:
         return None
-    again = _flow_document_entries(written)
-    if again is None or again[0] != publishers or len(again[1]) != len(digests) or any(
-            _digest(entry) != digest for entry, digest in zip(again[1], digests, strict=True)):
-        return None
-    return written
+    return written if count == len(digests) else None
