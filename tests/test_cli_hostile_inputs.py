@@ -81,3 +81,17 @@ def test_output_files_are_never_written_through_a_link(
     assert code == 0, err
     code, _, err = run(capsys, "compile", "publishers.yaml", "-o", "plain.tpp")
     assert code == 0 and "publisher \"sampleproject-github\"" in (tree / "plain.tpp").read_text()
+
+
+def test_fmt_reads_a_publishers_file_with_old_mac_line_ends(
+        tree: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A publishers file whose lines end in a lone "\\r" (a line break to YAML) was an
+    internal error of `fmt` (exit 4: "would lose or change a comment"); it is rewritten
+    with "\\n" line ends, as a file with "\\r\\n" ones is."""
+    canonical = (tree / "publishers.yaml").read_bytes()
+    (tree / "publishers.yaml").write_bytes(canonical.replace(b"\n", b"\r"))
+    code, _, err = run(capsys, "fmt", "--check", "publishers.yaml")
+    assert code == 1, err
+    code, _, err = run(capsys, "fmt", "publishers.yaml")
+    assert code == 0, err
+    assert (tree / "publishers.yaml").read_bytes() == canonical

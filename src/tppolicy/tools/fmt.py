@@ -1102,7 +1102,10 @@ def format_file(path: str | os.PathLike[str], providers: Mapping[str, Provider])
         if file.suffix in POLICY_SUFFIXES:
             formatted = format_policy_text(text, source)
         elif file.suffix in YAML_SUFFIXES:
-            formatted, problems = _format_publishers(text, source, providers)
+            # A lone "\r" is a line break to YAML too (old Mac files): one was an
+            # internal error (exit 4), the comments compared line by line.
+            formatted, problems = _format_publishers(text.replace("\r", "\n"), source,
+                                                     providers)
         else:
             raise ConfigError([Diagnostic(
                 "not a policy or publishers file",
