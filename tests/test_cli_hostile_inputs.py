@@ -95,3 +95,23 @@ def test_fmt_reads_a_publishers_file_with_old_mac_line_ends(
     code, _, err = run(capsys, "fmt", "publishers.yaml")
     assert code == 0, err
     assert (tree / "publishers.yaml").read_bytes() == canonical
+
+
+def test_a_provider_folder_link_out_of_the_folder_is_not_read(
+        tree: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`--providers DIR` read a `*.tpp` link to a file elsewhere and echoed its first
+    line in the syntax error (a pull request's tree checked in CI: a link to
+    /proc/self/environ shows the job's secrets)."""
+    secret = tmp_path / "secret.env"
+    secret.write_text("API_TOKEN=hunter2\n")
+    folder = tree / "providers"
+    folder.mkdir()
+    shutil.copy(EXAMPLES.parent / "policies" / "github.tpp", folder / "github.tpp")
+    (folder / "evil.tpp").symlink_to(secret)
+    code, out, err = run(capsys, "providers", "--providers", "providers")
+    assert code == 3 and "hunter2" not in out + err, out + err
+    assert "evil.tpp" in err and "outside the folder" in err
+    (folder / "evil.tpp").unlink()
+    (folder / "same.tpp").symlink_to(folder / "github.tpp")  # a link inside: read
+    code, out, err = run(capsys, "providers", "--providers", "providers")
+    assert code == 0 and "github" in out, err
