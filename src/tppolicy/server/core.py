@@ -214,6 +214,13 @@ def row_of(row: Mapping[str, Any]) -> dict[str, Any]:
     return {k: (list(v) if isinstance(v, tuple) else v) for k, v in row.items() if v is not None}
 
 
+# The upload form's digests other than sha256_digest, and how each is computed.
+_OTHER_DIGESTS: dict[str, Any] = {
+    "md5_digest": lambda: hashlib.md5(usedforsecurity=False),
+    "blake2_256_digest": lambda: hashlib.blake2b(digest_size=32),
+}
+
+
 class Index:
     """The index without HTTP: the token exchange (`mint`, `burn`), upload credentials
     (`authenticate`), uploads (`upload`) and the simple index (`simple_project`), over one
@@ -932,6 +939,10 @@ class Index:
                prepared: Prepared | None = None) -> Answer | StoredFile:
         target = self.storage.file_path(project, filename)
         digest = hashlib.sha256()
+        # As PyPI: every digest the form gives is checked, not only sha256_digest (an
+        # md5_digest or blake2_256_digest that did not match was accepted).
+        others = {name: factory() for name, factory in _OTHER_DIGESTS.items()
+                  if form.get(name)}
         size = 0
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -946,6 +957,8 @@ class Index:
                         return upload_error(413, f"File too large: the limit is "
                                             f"{self.max_upload_bytes} bytes")
                     digest.update(chunk)
+                    for other in others.values():
+                        other.update(chunk)
                     try:
                         out.write(chunk)
                     except OSError as exc:  # a full disk, an I/O error
@@ -957,7 +970,9 @@ class Index:
                     raise FileStoreUnavailable(exc) from None
             sha256 = digest.hexdigest()
             claimed = form.get("sha256_digest")
-            if claimed and claimed.lower() != sha256:
+            if (claimed and claimed.lower() != sha256) or any(
+                    str(form.get(name)).lower() != other.hexdigest()
+                    for name, other in others.items()):
                 return upload_error(400, "The digest supplied does not match a digest "
                                     "calculated from the uploaded file.")
             if size == 0:
