@@ -717,3 +717,27 @@ def test_characters_in_any_field(field: str, value: str, code: str | None) -> No
         text = text.replace(old, f'{field} = "{value}"')
         found = {c for c in codes(lint_policy_text(text, "p.tpp")) if c in ("TPP005", "TPP006")}
         assert found == ({code} if code else set()), text
+
+
+def test_a_field_test_folds_as_binding_does() -> None:
+    """`publisher.NAME == LITERAL` (or `!=`, either way round) is decided by lint's rule
+    verdicts without binding: as binding folds it, for every value of the literal's type."""
+    from tppolicy.language import ast as A
+    from tppolicy.language.bind import bind_expr
+    from tppolicy.tools.lint import _FALSE, _TRUE, _field_test
+
+    values: tuple[str | int | bool, ...] = ("", "x", "y", 0, 1, 2, True, False)
+    for literal in values:
+        for op in ("==", "!="):
+            for node in (A.Compare(op, A.FieldRef("f"), A.Literal(literal)),
+                         A.Compare(op, A.Literal(literal), A.FieldRef("f"))):
+                test = _field_test(node)
+                assert test is not None
+                for value in values:
+                    if value.__class__ is not literal.__class__:
+                        continue
+                    fast = _TRUE if (value == test[1]) is not test[2] else _FALSE
+                    bound = bind_expr(node, {"f": value})
+                    assert isinstance(bound, A.Literal) and bound.value is fast.value
+    assert _field_test(A.Compare("<", A.FieldRef("f"), A.Literal(1))) is None
+    assert _field_test(A.Compare("==", A.FieldRef("f"), A.FieldRef("g"))) is None

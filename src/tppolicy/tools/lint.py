@@ -16,6 +16,7 @@ import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, TypeAlias
 
 import yaml
@@ -161,6 +162,7 @@ ultranormalize = ultranormalize_name  # PyPI's: names too similar to be told apa
 
 
 # ------------------------------------------------------------------------ model
+_NO_SPANS: Mapping[str, Span] = MappingProxyType({})
 @dataclass
 class _Pub:
     """A publisher as lint sees it, wherever it was written."""
@@ -173,8 +175,8 @@ class _Pub:
     project_spans: Sequence[Span] = field(default_factory=list)
     pending_span: Span | None = None
     explicit_rules: bool = False  # a policy file's publisher block with its own rules
-    rule_spans: dict[str, Span] = field(default_factory=dict)
-    literals: list[A.Literal] = field(default_factory=list)  # string literals in its rules
+    rule_spans: Mapping[str, Span] = field(default_factory=lambda: _NO_SPANS)  # shared
+    literals: Sequence[A.Literal] = ()  # string literals in its rules
 
     @property
     def span(self) -> Span:
@@ -217,7 +219,8 @@ class _Lint:
         self.raw_verdicts: dict[Any, tuple[_Groups, tuple[_Verdict | None, ...]]] = {}
         self.rule_groups: dict[int, tuple[CheckedProvider, _Groups]] = {}
         # `_control_value` per node: the fields it reads; per node and their values: it
-        self.control_fields: dict[int, tuple[A.Expr, tuple[str, ...]]] = {}
+        self.control_fields: dict[int, tuple[A.Expr, tuple[str, ...],
+                                             tuple[str, Any, bool] | None]] = {}
         self.control_values: dict[Any, tuple[A.Expr, A.Expr]] = {}
         # per provider's advice (kept with it): the fields its conditions read (None: an
         # item without a condition); per (advice, their values) giving no advice: it
@@ -230,6 +233,7 @@ class _Lint:
         self.environment_values: dict[Any, tuple[CheckedProvider, Any]] = {}
         # per (provider, `workflows` item), kept with the provider: the field it reads
         self.workflow_fields: dict[tuple[int, str], tuple[CheckedProvider, str | None]] = {}
+        self.defaults: dict[int, tuple[CheckedProvider, dict[str, Any]]] = {}  # `_defaults`
 
     def add(self, code: str, span: Span, message: str, fix: str | None = None,
             publisher: str | None = None) -> None:
@@ -265,9 +269,8 @@ class _Lint:
             if template is None or not set(pub.fields) <= set(template.fields):
                 return
             provider = template
-        defaults = {name: decl.default.value for name, decl in provider.fields.items()
-                    if decl.default is not None}
-        values = {**defaults, **pub.fields}
+        defaults = self._defaults(provider)
+        fields = pub.fields
         # Whether any item's condition holds depends on the fields the conditions read
         # only (publishers share them: most leave these constraints at their defaults).
         known = self.advice_fields.get(id(provider.advice))
@@ -282,10 +285,12 @@ class _Lint:
                 provider.advice, tuple(sorted(names)) if names is not None else None)
         key: Any = None
         if known[1] is not None:
-            key = (id(provider.advice), tuple(values.get(n, _ABSENT) for n in known[1]))
+            # the values of {**defaults, **fields}, without making it
+            key = (id(provider.advice), tuple([
+                fields[n] if n in fields else defaults.get(n, _ABSENT) for n in known[1]]))
             if self.advice_none.get(key) is provider.advice:
                 return
-        found = advice_for(provider.advice, values)
+        found = advice_for(provider.advice, {**defaults, **fields})
         for name, text in found:
             self.add("TPP014", pub.at(name), f"'{pub.label}', {name}: {text}",
                      publisher=pub.label)
@@ -293,6 +298,15 @@ class _Lint:
             if len(self.advice_none) >= 4096:  # bounded
                 self.advice_none.clear()
             self.advice_none[key] = provider.advice
+
+    def _defaults(self, provider: CheckedProvider) -> dict[str, Any]:
+        """The provider's fields' defaults (kept with it)."""
+        known = self.defaults.get(id(provider))
+        if known is None or known[0] is not provider:
+            known = self.defaults[id(provider)] = (provider, {
+                name: decl.default.value for name, decl in provider.fields.items()
+                if decl.default is not None})
+        return known[1]
 
     # ----------------------------------------------------------------- TPP001
     def no_environment(self, pub: _Pub) -> None:
@@ -325,7 +339,7 @@ class _Lint:
             message = (f"{provider.name} publisher '{pub.label}' accepts any environment: "
                        f"none of its rules reads the {' or '.join(sorted(claims))} claim, so "
                        "any job of the workflow may publish")
-        elif self._environment(provider, read, {**defaults, **pub.fields}) == "":
+        elif self._environment(provider, read, defaults, pub.fields) == "":
             message = (f"{provider.name} publisher '{pub.label}' accepts any environment: "
                        "any job of the workflow may publish, without the environment's "
                        "protection rules")
@@ -334,13 +348,14 @@ class _Lint:
         self.add("TPP001", pub.at(sorted(read)[0]), message, publisher=pub.label)
 
     def _environment(self, provider: CheckedProvider, read: set[str],
-                     values: Mapping[str, Any]) -> Any:
-        """The `workflows` block's environment for these values, kept per the values of
-        the fields its item reads (`read`)."""
-        key = (id(provider), tuple(values.get(name, _ABSENT) for name in sorted(read)))
+                     defaults: Mapping[str, Any], fields: Mapping[str, Any]) -> Any:
+        """The `workflows` block's environment for the fields (with `defaults` for those
+        left out), kept per the values of the fields its item reads (`read`)."""
+        key = (id(provider), tuple([fields[name] if name in fields
+                                    else defaults.get(name, _ABSENT) for name in sorted(read)]))
         known = self.environment_values.get(key)
         if known is None or known[0] is not provider:
-            known = (provider, provider.workflow_values(values)["environment"])
+            known = (provider, provider.workflow_values({**defaults, **fields})["environment"])
             if len(self.environment_values) >= 4096:  # bounded
                 self.environment_values.clear()
             self.environment_values[key] = known
@@ -364,19 +379,25 @@ class _Lint:
             if name is None or not isinstance(value, str) or not value:
                 continue
             file_only = item == "file" and provider.workflows == "github_actions"
-            project = None
+            project: Callable[[], str | None] = _no_project
             if item == "file" and provider.workflows == "gitlab_ci":  # from the root
-                defaults = {n: d.default.value for n, d in provider.fields.items()
-                            if d.default is not None}
-                values = provider.workflow_values({**defaults, **pub.fields})
-                project = str(values["repository"]).rsplit("/", 1)[-1] or None
+                def project(provider: CheckedProvider = provider, pub: _Pub = pub,
+                            ) -> str | None:
+                    values = provider.workflow_values({**self._defaults(provider),
+                                                       **pub.fields})
+                    return str(values["repository"]).rsplit("/", 1)[-1] or None
             problem, fix = self._workflow_problem(value, file_only, project)
             if problem:
                 self.add("TPP002", pub.at(name), f"{name} {value!r}: {problem}", fix,
                          publisher=pub.label)
 
     def _workflow_problem(self, value: str, file_only: bool,
-                          project: str | None) -> tuple[str, str]:
+                          project_of: Callable[[], str | None]) -> tuple[str, str]:
+        """What is wrong with a workflow's `value`, and the fix ("" and "" if nothing);
+        `project_of()`: the project's name (a GitLab path may start with it)."""
+        if file_only and "%" not in value and "\\" not in value and "/" not in value \
+                and not value.lower().startswith((".github", "workflows")):
+            return "", ""  # a file name, as the token carries it (the common case)
         base = re.split(r"[\\/]", value)[-1]
         lowered = value.lower()
         if "%2f" in lowered or "%5c" in lowered:
@@ -405,8 +426,8 @@ class _Lint:
             clean = "/".join(s for s in segments if s not in (".", ".."))
             return ("has '.' or '..' segments, which the token's path never has",
                     f"write the path from the repository root, e.g. {clean!r}")
-        if (len(segments) > 1 and project is not None
-                and segments[0].lower() == project.lower()):
+        if len(segments) > 1 and (project := project_of()) is not None \
+                and segments[0].lower() == project.lower():
             rest = "/".join(segments[1:])
             return (f"starts with the project's name {segments[0]!r}: the path is relative to "
                     "the repository root", f"write {rest!r}")
@@ -651,7 +672,13 @@ class _Lint:
                     node.then if condition.value else node.otherwise, values)
         read = self.control_fields.get(id(node))
         if read is None or read[0] is not node:
-            read = self.control_fields[id(node)] = (node, tuple(sorted(A.fields_read(node))))
+            read = self.control_fields[id(node)] = (
+                node, tuple(sorted(A.fields_read(node))), _field_test(node))
+        test = read[2]
+        if test is not None:  # `publisher.NAME == "..."`: what binding folds it to
+            value = values.get(test[0], _ABSENT)
+            if value.__class__ is test[1].__class__:
+                return _TRUE if (value == test[1]) is not test[2] else _FALSE
         try:
             key: Any = (id(node), tuple([(type(v), v) for v in
                                          [values.get(name, _ABSENT) for name in read[1]]]))
@@ -758,6 +785,29 @@ class _Lint:
 _ABSENT = object()
 _TOKEN_NODES = (A.Claim, A.Request, A.NameRef)  # open whatever the publisher's fields
 _SHORT_CIRCUITS = (A.And, A.Or, A.Conditional)  # fold away an operand on a literal one
+
+
+_TRUE, _FALSE = A.Literal(True), A.Literal(False)
+
+
+def _no_project() -> str | None:
+    return None
+
+
+def _field_test(node: A.Expr) -> tuple[str, Any, bool] | None:
+    """For `publisher.NAME == LITERAL` or `!=` (either way round, a string, integer or
+    boolean literal): the field's name, the literal's value, and whether it is `!=`.
+    Bound to a value of the literal's type, binding folds it to whether they are equal
+    (or not); `_control_value` decides it so."""
+    if not isinstance(node, A.Compare) or node.op not in ("==", "!="):
+        return None
+    left, right = node.left, node.right
+    if isinstance(right, A.FieldRef):
+        left, right = right, left
+    if isinstance(left, A.FieldRef) and isinstance(right, A.Literal) \
+            and right.value.__class__ in (str, int, bool):
+        return (left.name, right.value, node.op == "!=")
+    return None
 
 
 def _reads_token(expr: A.Expr) -> bool:
