@@ -26,8 +26,12 @@ LEVELS = ("critical", "error", "warning", "info", "debug")
 FORMATS = ("text", "json")
 
 # A compact JWT (three base64url parts, the first one a JSON object: `eyJ`) or a
-# credential minted by this index.
-_SECRET = re.compile(r"eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*|"
+# credential minted by this index. A JWT is masked from the start of its run of base64url
+# characters: tried only there (the lookbehind), with no backtracking (possessive), a text
+# is masked in linear time. (Tried at every `eyJ`, each attempt scanning to the run's end,
+# 'eyJ' * 53 000 took 16 s, and a request path of 16 KB 0.1 s.)
+_SECRET = re.compile(r"(?<![A-Za-z0-9_-])(?=[A-Za-z0-9_-]*?eyJ[A-Za-z0-9_-]{4})"
+                     r"[A-Za-z0-9_-]++\.[A-Za-z0-9_-]{4,}+\.[A-Za-z0-9_-]*+|"
                      r"tpp-[A-Za-z0-9_-]{16,}")
 # the attributes every LogRecord has: anything else came from `extra=`
 _STANDARD = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message",

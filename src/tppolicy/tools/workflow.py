@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeGuard
@@ -796,15 +796,29 @@ def _reusable_example(uses: str) -> str:
     return f"{path}@refs/tags/{ref}" if ref else path
 
 
+def _brackets(pattern: str, replace: Callable[[str], str]) -> str:
+    """`pattern` with each `[...]` (up to the first `]` after its `[`) replaced by
+    `replace(inside)`: what re.sub(r"\\[([^\\]]*)\\]", ...) does, in linear time (the regex
+    scanned to the end from every `[` with no `]` after it: a filter of 160 000 `[` took
+    165 s)."""
+    out: list[str] = []
+    done = 0
+    while (start := pattern.find("[", done)) >= 0 and (end := pattern.find("]", start)) >= 0:
+        out += (pattern[done:start], replace(pattern[start + 1:end]))
+        done = end + 1
+    out.append(pattern[done:])
+    return "".join(out)
+
+
 def _sample(pattern: str) -> str:
     """A ref name a GitHub filter pattern matches (`v*` → `v1`), or a glob matches."""
-    text = re.sub(r"\[([^\]]*)\]", lambda m: (m.group(1).lstrip("!^") or "0")[0], pattern)
+    text = _brackets(pattern, lambda inside: (inside.lstrip("!^") or "0")[0])
     return text.replace("**", "1/1").replace("*", "1").replace("?", "1").replace("+", "")
 
 
 def _filter_glob(pattern: str) -> Glob:
     """A GitHub filter pattern as a (looser) glob: `[...]`, `?` and `+` become wildcards."""
-    text = re.sub(r"\[[^\]]*\]", "?", pattern)
+    text = _brackets(pattern, lambda inside: "?")
     return Glob(text.replace("+", "*").replace("?", "*"))
 
 
