@@ -31,8 +31,9 @@ server (not paused).
 --instructions (needs valgrind, about a minute): what the token path costs beside the RSA
 call, in instructions (callgrind; they do not depend on the machine's load), piece by
 piece. The key's verify is a no-op there (the RSA call is the bare verify's, measured
-beside it), and each piece is the difference of two measures on 1 000 distinct tokens:
-the parse and checks of `Verifier.verify`; the decision and `check_token`'s glue
+beside it; the key is looked up in the engine's own `KeyCache`), and each piece is the
+difference of two measures on 1 000 distinct tokens: the parse and checks of
+`Verifier.verify`; the decision and `check_token`'s glue
 (`check_token` with a replay store that keeps nothing, minus `verify`); the jti's claim
 in `MemoryReplayStore`, in `SQLiteReplayStore` and in `SQLiteReplayStore(exclusive=True)`
 (user space only: callgrind does not count the kernel's work in system calls).
