@@ -59,7 +59,7 @@ def test_junit_xml_stays_xml_whatever_the_test_file_holds(
     document = xml.dom.minidom.parseString(out)  # raised ExpatError before
     [error] = document.getElementsByTagName("error")
     assert "U+0000" in error.getAttribute("message")
-    assert "\\x00" in error.firstChild.data  # type: ignore[union-attr]
+    assert "\u2400" in error.firstChild.data  # type: ignore[union-attr]  # NUL's picture
 
 
 def test_output_files_are_never_written_through_a_link(
@@ -115,3 +115,26 @@ def test_a_provider_folder_link_out_of_the_folder_is_not_read(
     (folder / "same.tpp").symlink_to(folder / "github.tpp")  # a link inside: read
     code, out, err = run(capsys, "providers", "--providers", "providers")
     assert code == 0 and "github" in out, err
+
+
+@pytest.mark.parametrize(("name", "text", "command"), [
+    ("bad.yaml", b'publishers:\n  - name: "a\x1b[2J\x1b]0;owned\x07" x\n',
+     ["check", "--publishers", "bad.yaml", "--claims", "claims/github-release.json"]),
+    ("bad.json", '{"iss": "\x1b[2J\x9b31m", }'.encode(),
+     ["check", "--publishers", "publishers.yaml", "--claims", "bad.json"]),
+    ("bad.tpp", "provider x {\n  \x1b[2J\x7f\u202e\n}\n".encode(),
+     ["lint", "bad.tpp"]),
+])
+def test_an_error_never_writes_a_files_control_characters_to_the_terminal(
+        tree: Path, capsys: pytest.CaptureFixture[str], name: str, text: bytes,
+        command: list[str]) -> None:
+    """The line shown under an error was written as the file had it: its escape
+    sequences (clear the screen, set the window title, move the cursor) reached the
+    terminal. Each control or invisible character is shown as one visible character
+    (ESC as U+241B), so the caret stays under the column it names."""
+    (tree / name).write_bytes(text)
+    code, out, err = run(capsys, *command)
+    assert code == 3, out + err
+    shown = out + err
+    assert not any(c in shown for c in "\x1b\x07\x7f\x9b\u202e"), repr(shown)
+    assert "\u241b[2J" in shown

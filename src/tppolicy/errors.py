@@ -43,7 +43,7 @@ class Diagnostic:
         head = f"{where}: " if where else ""
         if self.path:
             head += f"{shorten(self.path, MAX_MESSAGE_CHARS // 4)}: "
-        lines = [f"{head}{shorten(self.message, MAX_MESSAGE_CHARS)}"]
+        lines = [visible(f"{head}{shorten(self.message, MAX_MESSAGE_CHARS)}", KEEP_LINES)]
         if source_text is not None and self.span is not None and self.span.line > 0:
             src_lines = source_lines if source_lines is not None else source_text.splitlines()
             if self.span.line <= len(src_lines):
@@ -52,13 +52,14 @@ class Diagnostic:
                 if self.span.end_line == self.span.line:
                     width = max(1, self.span.end_column - self.span.column)
                 shown, column, width = excerpt(text, self.span.column, width)
-                lines.append(f"    {shown}")
+                lines.append(f"    {visible(shown)}")
                 lines.append("    " + " " * (column - 1) + "^" + "~" * (width - 1))
         if self.hint:
-            lines.append(f"    hint: {shorten(self.hint, MAX_MESSAGE_CHARS)}")
+            lines.append(f"    hint: {visible(shorten(self.hint, MAX_MESSAGE_CHARS), KEEP_LINES)}")
         return "\n".join(lines)
 
 
+KEEP_LINES = "\t\n"  # what a message or a hint may hold besides visible characters
 MAX_MESSAGE_CHARS = 400  # a message or hint longer than this is shortened in the middle
 MAX_EXCERPT_CHARS = 120  # the part of a source line shown under a diagnostic
 
@@ -71,6 +72,19 @@ def shorten(text: str, limit: int = MAX_MESSAGE_CHARS) -> str:
     left = text[:keep // 2]
     right = text[len(text) - keep // 2:]
     return f"{left}...({len(text) - len(left) - len(right)} characters)...{right}"
+
+
+def visible(text: str, keep: str = "\t") -> str:
+    """`text` with each control or invisible character (but those in `keep`) shown as one
+    visible character: a C0 control as its picture (U+2400 + code: ESC is U+241B), DEL
+    as U+2421, any other (C1 controls, bidi overrides, zero-width) as U+FFFD. A file's
+    line shown under an error went to the terminal as it was: its escape sequences
+    cleared the screen, moved the cursor, hid text. The caret stays aligned."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() or c in keep else
+                   chr(0x2400 + ord(c)) if ord(c) < 0x20 else
+                   "\u2421" if c == "\x7f" else "\ufffd" for c in text)
 
 
 def excerpt(line: str, column: int, width: int = 1) -> tuple[str, int, int]:
