@@ -376,3 +376,25 @@ def test_a_failure_to_decide_is_not_described_to_the_holder() -> None:
     assert "db.internal" in result.decision.reasons[0].message
     assert [r.message for r in result.reasons] == ["cannot evaluate these claims"]
     assert "db.internal" not in str(result.to_json())
+
+
+# ------------------------------------- an issuer registered again for another provider
+def test_an_issuer_registered_again_for_another_provider_is_decided_by_that_provider(
+        tmp_path: Path) -> None:
+    """The verifier and the decision follow the last registration alike (the decision kept
+    the first provider's index while the verifier took the new one)."""
+    issuer = "https://ghe.example/_services/token"
+    keys = KeyCache()
+    keys.add_static(issuer, jwks(rsa_key()))
+    enterprise = {**GH, "provider": "github_enterprise", "issuer_url": issuer,
+                  "name": "release", "projects": ["sampleproject"]}
+    engine = Engine(publishers=[enterprise], keys=keys,
+                    replay=SQLiteReplayStore(tmp_path / "replay.db"),
+                    clock=lambda: 1_700_000_000.0)
+    engine.register_issuer(issuer, "gitlab")
+    engine.register_issuer(issuer, "github_enterprise")
+    claims = {**load_claims("github-release"), "iss": issuer, "iat": 1_700_000_000,
+              "nbf": 1_700_000_000, "exp": 1_700_000_300}
+    result = engine.check_token(rsa_key().sign(claims))
+    assert result.allowed, result.reasons
+    assert engine.check_claims(claims).allowed

@@ -172,7 +172,10 @@ class Decider:
         """Trust `issuer` for `provider` from now on (a provider allowing custom issuers)."""
         registered = registered_issuers(self.providers, {issuer: provider})
         self.registered.update(registered)
-        self.issuers.setdefault(issuer, self.indexes[provider])
+        # Registered again for another provider (an operator re-pointing it): decide with
+        # that provider, as the verifier does (a first registration kept here while the
+        # verifier took the second split the two).
+        self.issuers[issuer] = self.indexes[provider]
         self.known_issuers = sorted(self.issuers)
 
     # ------------------------------------------------------------- publishers
