@@ -20,6 +20,7 @@ from tppolicy.language.ops import EvalError
 from tppolicy.language.parse import parse_policy
 from tppolicy.language.printer import format_policy
 from tppolicy.language.providers import load_providers
+from tppolicy.tools.lint import lint_publishers_text
 
 from .conftest import ROOT, run_cli
 
@@ -174,6 +175,23 @@ def test_a_bound_pattern_of_only_stars_is_refused() -> None:
     with pytest.raises(ConfigError) as info:
         _policy(body, "publishers:\n- {provider: p, projects: [x], repo: a, ref_pattern: '**'}\n")
     assert "rule 'ref': the pattern '**' matches everything" in str(info.value)
+
+
+def test_a_stream_refuses_a_pattern_of_only_stars_after_many_publishers() -> None:
+    """Read as a stream (`tppolicy check`, `lint`), publishers whose optional fields share
+    their values are checked once for them (`_shared_tail`): a publisher whose pattern
+    binds to only stars, after 300 others and then after one more, is still refused."""
+    entries = [f"- {{provider: p, projects: [x{i}], repo: a{i}}}" for i in range(300)]
+    for extra in (1, 2):
+        bad = [f"- {{provider: p, projects: [y{j}], repo: b{j}, ref_pattern: '**'}}"
+               for j in range(extra)]
+        text = "publishers:\n" + "\n".join([*entries, *bad]) + "\n"
+        with pytest.raises(ConfigError) as info:
+            _policy(REF_RULE, text)
+        assert "rule 'ref': the pattern '**' matches everything" in str(info.value)
+        with pytest.raises(ConfigError, match="matches everything"):
+            lint_publishers_text(text, providers={"p": _provider(REF_RULE)})
+    _policy(REF_RULE, "publishers:\n" + "\n".join(entries) + "\n")  # valid
 
 
 @pytest.mark.parametrize("pattern", ["*", "**", "refs/*", "refs/**"])

@@ -12,9 +12,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from types import MappingProxyType
-from typing import Any
+from typing import Any, TypeAlias
 
-from tppolicy.errors import Diagnostic, PolicyCheckError, Span
+from tppolicy.errors import NO_SPAN, Diagnostic, PolicyCheckError, Span
 from tppolicy.language import ast as A
 from tppolicy.language.bind import (
     bind_expr,
@@ -419,6 +419,50 @@ def _bad_glob_found(rules: tuple[A.Rule, ...],
                             or not pattern.value.strip("*")):
                         return True
     return False
+
+
+# `_shared_tail`'s memo per provider: the provider, the fields its answer depends on, the
+# answers by those fields' values (None once they took too many values).
+_Tails: TypeAlias = ("tuple[CheckedProvider, tuple[str, ...], "
+                     "dict[tuple[Any, ...], tuple[tuple[A.Learn, ...], tuple[Any, ...]]] | None]")
+_TAIL_VALUES = 256
+
+
+def _shared_tail(tails: dict[int, _Tails], provider: CheckedProvider,
+                 values: dict[str, Any]) -> tuple[tuple[A.Learn, ...], tuple[Any, ...]] | None:
+    """For a publisher taking its provider's rules, whose fields all have their declared
+    types (no problem found so far): its bound learn items and prefer values, when
+    `_bad_glob_possible` says no glob can be refused (None: check it as any other). All
+    three depend only on the values of the fields with defaults and of those the glob
+    patterns, the learn items and the prefer sides read: kept per those values (a
+    field's values are of one type), until they took `_TAIL_VALUES` values."""
+    known = tails.get(id(provider))
+    if known is None or known[0] is not provider:
+        read = _glob_fields(provider.rules)
+        names = {name for name, decl in provider.fields.items() if decl.default is not None}
+        names |= read[0] | set(read[1])
+        names |= {name for learn in provider.learns for name in A.fields_read(learn.value)}
+        names |= {name for key in provider.prefers for name in A.fields_read(key.publisher_side)}
+        known = tails[id(provider)] = (provider, tuple(sorted(names)), {})
+    memo = known[2]
+    if memo is None:
+        return None
+    key = tuple([values.get(name, _ABSENT) for name in known[1]])
+    found = memo.get(key)
+    if found is not None:
+        return found
+    if _bad_glob_possible(provider.rules, values, provider.fields):
+        return None
+    checker = _Checker("")
+    found = (_bound_learns(provider.learns, values),
+             checker.side_values(provider.prefers, values, NO_SPAN))
+    if checker.diagnostics:  # a prefer side that cannot be computed: as any other
+        return None
+    if len(memo) >= _TAIL_VALUES:
+        tails[id(provider)] = (provider, known[1], None)
+    else:
+        memo[key] = found
+    return found
 
 
 # Per tuple of lookup keys (kept with it): each key, the field its publisher side is
@@ -849,11 +893,12 @@ class _Checker:
     def publisher(self, ast: A.Publisher, index: int,
                   providers: Mapping[str, CheckedProvider],
                   valid: dict[int, tuple[A.FieldDecl, A.Binding]] | None = None,
-                  ) -> CheckedPublisher | None:
+                  tails: dict[int, _Tails] | None = None) -> CheckedPublisher | None:
         """The checked publisher (None if its provider is unknown). `valid`: per binding
         object (kept with its declaration), that it has its declaration's type and
         pattern: a binding found so is not checked again (a stream's publishers share
-        the bindings of the values they share), and one that passes is added."""
+        the bindings of the values they share), and one that passes is added. `tails`:
+        `_shared_tail`'s memo (a stream's publishers)."""
         provider = providers.get(ast.provider)
         if provider is None:
             self.error(f"unknown provider '{ast.provider}'", ast.span,
@@ -902,6 +947,14 @@ class _Checker:
                     values[name] = None
                 else:
                     values[name] = decl.default.value
+        if tails is not None and not ast.rules and not ast.learns and provider.rules \
+                and not self.diagnostics:
+            tail = _shared_tail(tails, provider, values)
+            if tail is not None:
+                learns, prefers = tail
+                keys = self.side_values(provider.keys, values, ast.span)
+                return CheckedPublisher(ast, provider, index, values, None, keys, prefers,
+                                        learns)
         scope = _Scope(provider.claims, provider.ast.ignored_prefixes, None, {})
         rules: tuple[A.Rule, ...] | None = None
         if ast.rules:
@@ -918,8 +971,8 @@ class _Checker:
             learns = self._learns(ast.learns, scope, {}, provider.fields)
         else:
             learns = _bound_learns(provider.learns, values)
-        keys = self._side_values(provider.keys, values, ast.span)
-        prefers = self._side_values(provider.prefers, values, ast.span)
+        keys = self.side_values(provider.keys, values, ast.span)
+        prefers = self.side_values(provider.prefers, values, ast.span)
         return CheckedPublisher(ast, provider, index, values, rules, keys, prefers, learns)
 
     def _bound_globs(self, ast: A.Publisher, provider: CheckedProvider,
@@ -948,7 +1001,7 @@ class _Checker:
                                    "everything", where,
                                    "name what you mean, e.g. \"refs/tags/v*\"")
 
-    def _side_values(self, keys: tuple[LookupKey, ...], values: Mapping[str, Any],
+    def side_values(self, keys: tuple[LookupKey, ...], values: Mapping[str, Any],
                      span: Span) -> tuple[Any, ...]:
         """The publisher sides of `keys` for these field values: a field's value itself,
         any other side kept per the values of the fields it reads (publishers share
@@ -1311,11 +1364,12 @@ class PublisherStream:
         self._providers = providers
         self._identities: set[int] = set()
         self._valid: dict[int, tuple[A.FieldDecl, A.Binding]] = {}
+        self._tails: dict[int, _Tails] = {}
 
     def check(self, ast: A.Publisher, index: int) -> CheckedPublisher:
         """The checked publisher, or `PolicyCheckError`."""
         checker = _Checker(self._source)
-        checked = checker.publisher(ast, index, self._providers, self._valid)
+        checked = checker.publisher(ast, index, self._providers, self._valid, self._tails)
         if checked is None or checker.diagnostics:
             raise PolicyCheckError(checker.diagnostics)
         try:
