@@ -56,8 +56,8 @@ def test_a_publishers_file_value_past_the_cap_is_refused() -> None:
     with pytest.raises(tppolicy.ConfigError) as info:
         load_publishers_text(_publishers_yaml(TOO_LONG), "p.yaml", providers)
     text = str(info.value)
-    assert (f"publishers[0].ref_pattern: {MAX_PATTERN_VALUE + 1} characters long: a field's "
-            f"pattern is run on at most {MAX_PATTERN_VALUE}") in text
+    assert (f"publishers[0].ref_pattern: {MAX_PATTERN_VALUE + 1} characters long: limited to "
+            f"{MAX_PATTERN_VALUE} characters (the most a field's pattern is run on)") in text
     assert "p.yaml:8:18: " in text
 
 
@@ -74,8 +74,9 @@ def test_engine_rows_past_the_cap_are_refused() -> None:
     assert len(list(engine.publishers())) == 1
     with pytest.raises(tppolicy.ConfigError) as info:
         engine.add_publisher({**GH, "projects": ["other"], "ref_pattern": TOO_LONG})
-    assert (f"ref_pattern: {MAX_PATTERN_VALUE + 1} characters long: a field's pattern is run "
-            f"on at most {MAX_PATTERN_VALUE}") in str(info.value)
+    assert (f"ref_pattern: {MAX_PATTERN_VALUE + 1} characters long: limited to "
+            f"{MAX_PATTERN_VALUE} characters (the most a field's pattern is run on)") \
+        in str(info.value)
 
 
 def test_a_policy_file_publisher_past_the_cap_is_refused(tmp_path: Path) -> None:
@@ -91,6 +92,6 @@ def test_a_policy_file_publisher_past_the_cap_is_refused(tmp_path: Path) -> None
     # (the glob's own limit, MAX_GLOB_PATTERN, is reported after it)
     diagnostic = info.value.diagnostics[0]
     assert diagnostic.message == (f"field 'ref_pattern' is {MAX_PATTERN_VALUE + 1} characters "
-                                  f"long: a field's pattern is run on at most "
-                                  f"{MAX_PATTERN_VALUE}")
+                                  f"long: limited to {MAX_PATTERN_VALUE} characters (the most a "
+                                  "field's pattern is run on)")
     assert diagnostic.span is not None and diagnostic.span.line == 9

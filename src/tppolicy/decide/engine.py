@@ -375,8 +375,8 @@ def _field_problem(value: Any, type_name: str, expected: type, default: Any, mat
     elif default == "":  # "" is the field's "not set": no pattern to match
         return None
     if match is not None and len(value) > MAX_PATTERN_VALUE:  # not matched: bounded cost
-        return (f"{len(value)} characters long: a field's pattern is run on at most "
-                f"{MAX_PATTERN_VALUE}")
+        return (f"{len(value)} characters long: limited to {MAX_PATTERN_VALUE} characters "
+                "(the most a field's pattern is run on)")
     if match is not None and not match(value):
         return f"{value!r}: {message}"
     return None

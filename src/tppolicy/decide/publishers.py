@@ -725,8 +725,9 @@ class _Renderer:
                             "only 'pending_project'")
         elif keyword == "maxLength" and path[-1] not in ("projects", "pending_project") \
                 and not isinstance(path[-1], int):  # a field with a pattern
-            self.value_error(1, path, loc.node, f"{len(str(error.instance))} characters long: a "
-                             f"field's pattern is run on at most {MAX_PATTERN_VALUE}",
+            self.value_error(1, path, loc.node, f"{len(str(error.instance))} characters long: "
+                             f"limited to {MAX_PATTERN_VALUE} characters (the most a field's "
+                             "pattern is run on)",
                              "no real value is this long: check what was pasted here")
         elif keyword == "maxLength":  # a project name
             self.value_error(1, path, loc.node, project_name_problem(error.instance)

@@ -928,8 +928,9 @@ class _Checker:
             elif _literal_type(value) != decl.type:
                 self.error(f"field '{binding.name}' must be a {decl.type}", binding.span)
             elif decl.pattern and isinstance(value, str) and len(value) > MAX_PATTERN_VALUE:
-                self.error(f"field '{binding.name}' is {len(value)} characters long: a field's "
-                           f"pattern is run on at most {MAX_PATTERN_VALUE}", binding.span,
+                self.error(f"field '{binding.name}' is {len(value)} characters long: limited to "
+                           f"{MAX_PATTERN_VALUE} characters (the most a field's pattern is run "
+                           "on)", binding.span,
                            "no real value is this long: check what was pasted here")
             elif decl.pattern and isinstance(value, str) and (
                     matcher := _pattern(decl.pattern)) is not None and not matcher.fullmatch(value):
