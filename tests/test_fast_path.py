@@ -286,3 +286,49 @@ def test_checks_while_bulk_loads_settle_the_quick_table() -> None:
         reader.join()
     assert not failures
     assert len(tables) > 1  # the table was rebuilt meanwhile
+
+
+def test_checks_while_a_publisher_is_replaced_and_others_come_and_go() -> None:
+    """A reader of one publisher sees it (its old or its new projects) at every moment
+    while it is replaced (its quick entry changed in place) and other publishers are
+    removed and added again (their quick entries removed and added)."""
+    import threading
+
+    rows = _github_rows(600)
+    engine = Engine(publishers=rows)
+    watched = next(r for r in engine.publishers() if r.projects == ("p3",))
+    claims = {"iss": "https://token.actions.githubusercontent.com", "aud": "pypi",
+              "repository": "o3/r", "repository_owner": "o3", "repository_owner_id": "3",
+              "job_workflow_ref": "o3/r/.github/workflows/release.yml@refs/tags/v1",
+              "ref": "refs/tags/v1", "sha": "a" * 40, "event_name": "push", "jti": "j",
+              "environment": "pypi"}
+    failures: list[Any] = []
+    checked = 0
+    done = threading.Event()
+
+    def check() -> None:
+        nonlocal checked
+        while not done.is_set():
+            result = engine.check_claims(claims)
+            checked += 1
+            if not result.allowed or result.decision.projects not in (("p3",), ("q3",)):
+                failures.append(result)
+
+    reader = threading.Thread(target=check)
+    reader.start()
+    try:
+        for turn in range(30):
+            engine.add_publisher({**rows[3], "projects": ["q3" if turn % 2 else "p3"]},
+                                 id=watched.id)
+            others = [r for r in engine.publishers() if r.id != watched.id][:200]
+            for record in others:
+                engine.remove_publisher(record.id)
+            engine.settle(0)
+            for record in others:  # its row again ("p12": rows[12])
+                engine.add_publisher(rows[int(record.projects[0][1:])])
+    finally:
+        done.set()
+        reader.join()
+    assert not failures and checked > 0
+    assert len(_github_index(engine).quick) == 600
+    assert engine._core.allowed(claims, "pypi") is not None
