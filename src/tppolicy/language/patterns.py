@@ -63,6 +63,8 @@ _LETTERS = _bits("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
 # unbounded ones, become a loop. A loop (strongly connected part) of more positions than
 # _MAX_LOOP, or an analysis of more than _MAX_WORK steps, is refused as too complex.
 _EXPAND = 16
+# The flags as plain integers (`re.RegexFlag & int` goes through enum, slowly).
+_IGNORECASE, _DOTALL, _ASCII_ONLY = int(re.IGNORECASE), int(re.DOTALL), int(re.ASCII)
 # Loops a failing value's text can be shared out among in overlapping ways (`a*a*`: n ways
 # to cut, cost n^2 on a value of n characters); more are refused (n^3 on a value of
 # MAX_PATTERN_VALUE characters is 10^9 steps).
@@ -112,7 +114,7 @@ def _symbol(c: int) -> int:
 def _fold(mask: int, flags: int) -> int:
     """`mask` with the other case of its letters when the pattern ignores case (and, as some
     non-ASCII letters match ASCII ones then, the non-ASCII word characters)."""
-    if not flags & re.IGNORECASE or not mask & (_LETTERS | _NON_ASCII):
+    if not flags & _IGNORECASE or not mask & (_LETTERS | _NON_ASCII):
         return mask
     letters = mask & _LETTERS
     mask |= (letters << 32) & _LETTERS | (letters >> 32) & _LETTERS  # 'A' + 32 == 'a'
@@ -124,7 +126,7 @@ def _category(name: Any, flags: int) -> int:
     text = str(name).removeprefix("CATEGORY_").removeprefix("UNI_").removeprefix("LOC_")
     negate = text.startswith("NOT_")
     text = text.removeprefix("NOT_")
-    ascii_only = bool(flags & re.ASCII)
+    ascii_only = bool(flags & _ASCII_ONLY)
     if text == "DIGIT":
         mask = _DIGIT | (0 if ascii_only else 1 << _NON_ASCII_DIGIT)
     elif text == "WORD":
@@ -141,7 +143,7 @@ def _char_class(items: Any, flags: int) -> int:
     over = under = 0
     negate = False
     for op, av in items:
-        name = str(op)
+        name = op.name
         if name == "NEGATE":
             negate = True
         elif name == "LITERAL":
@@ -150,7 +152,8 @@ def _char_class(items: Any, flags: int) -> int:
                 under |= _fold(1 << av, flags) & _ASCII
         elif name == "RANGE":
             lo, hi = av
-            ascii_part = sum(1 << c for c in range(lo, min(hi, 127) + 1))
+            top = min(hi, 127) + 1
+            ascii_part = ((1 << top) - (1 << lo)) if top > lo else 0
             under |= _fold(ascii_part, flags) & _ASCII
             over |= _fold(ascii_part | (_NON_ASCII if hi >= 128 else 0), flags)
         elif name == "CATEGORY":
@@ -177,13 +180,15 @@ _EMPTY = _Frag(1, {}, {})
 
 
 def _times(ways: dict[int, int], n: int) -> dict[int, int]:
-    return {p: min(2, k * n) for p, k in ways.items()} if n != 1 else ways
+    return ways if n == 1 else dict.fromkeys(ways, 2)  # n is 2: twice each
 
 
 def _union(a: dict[int, int], b: dict[int, int]) -> dict[int, int]:
+    if not a or not b:
+        return a or b
     out = dict(a)
     for p, k in b.items():
-        out[p] = min(2, out.get(p, 0) + k)
+        out[p] = 2 if p in out else k
     return out
 
 
@@ -210,9 +215,11 @@ class _Automaton:
         for p, k in last.items():
             targets = self.follow[p]
             for q, m in first.items():
-                makers = targets.setdefault(q, [])
-                makers.extend([maker] * min(2, k * m))
-                del makers[2:]
+                makers = targets.get(q)
+                if makers is None:
+                    targets[q] = [maker] if k * m == 1 else [maker, maker]
+                elif len(makers) < 2:
+                    makers.append(maker)
 
     def concat(self, a: _Frag, b: _Frag) -> _Frag:
         self.link(a.last, b.first, -1)
@@ -223,7 +230,7 @@ class _Automaton:
     def sequence(self, items: Any, flags: int) -> _Frag:
         frag = _EMPTY
         for op, av in items:
-            frag = self.concat(frag, self.item(str(op), av, flags))
+            frag = self.concat(frag, self.item(op.name, av, flags))
         return frag
 
     def item(self, op: str, av: Any, flags: int) -> _Frag:
@@ -232,7 +239,7 @@ class _Automaton:
         if op == "NOT_LITERAL":
             return self.position(_FULL & ~_fold(1 << av, flags) if av < 128 else _FULL)
         if op == "ANY":
-            return self.position(_FULL if flags & re.DOTALL else _FULL & ~_bits("\n"))
+            return self.position(_FULL if flags & _DOTALL else _FULL & ~_bits("\n"))
         if op == "IN":
             return self.position(_char_class(av, flags))
         if op == "AT":
@@ -548,7 +555,7 @@ def _repeat_order(tree: Any) -> dict[int, int]:
 
     def walk(items: Any) -> None:
         for op, av in items:
-            name = str(op)
+            name = op.name
             if name in ("MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT"):
                 walk(av[2])
                 order[id(av)] = len(order)
@@ -582,7 +589,7 @@ def overlapping_loops(pattern: str) -> int:
     try:
         tree = _sre.parse(pattern)
         auto = _Automaton(_repeat_order(tree))
-        auto.sequence(tree, tree.state.flags)
+        auto.sequence(tree, int(tree.state.flags))
         components = _sccs(list(range(len(auto.classes))), lambda p: auto.follow[p])
         return len(_polynomial(auto, components))
     except (re.error, RecursionError, OverflowError, _Refused, _TooComplex):
@@ -601,7 +608,7 @@ def pattern_problem(pattern: str) -> PatternProblem | None:
     auto = _Automaton(order)
     everything = (0, len(pattern))
     try:
-        auto.sequence(tree, tree.state.flags)
+        auto.sequence(tree, int(tree.state.flags))
         components = _sccs(list(range(len(auto.classes))), lambda p: auto.follow[p])
         found = _exponential(auto, components)
         chain = _polynomial(auto, components) if found is None else []
