@@ -127,13 +127,15 @@ _HEADER_CACHE_SIZE = 1024
 
 def _judge_header(segment: str) -> _Header:
     raw = _decode(segment, "header")
-    try:  # small and parsed once per distinct header: duplicate names are refused too
+    # Small and parsed once per distinct header, twice: orjson is the claims' strict reader
+    # (no lone surrogates, no number overflowing to infinity: json.loads took both, and
+    # printing such a header failed), json.loads refuses a name given twice.
+    _object(raw, "header")
+    try:
         fields = json.loads(raw.decode("utf-8"), object_pairs_hook=_unique_keys,
                             parse_constant=_no_constant)
     except (ValueError, RecursionError) as exc:
         raise TokenError("malformed", f"the header is not valid JSON: {exc}") from None
-    if fields.__class__ is not dict:
-        raise TokenError("malformed", f"the header is {describe_type(fields)}, not a JSON object")
     alg, kid = fields.get("alg"), fields.get("kid")
     refusal: tuple[str, str, Any] | None = None
     embedded = [name for name in _FORBIDDEN_HEADERS if name in fields]
