@@ -98,3 +98,14 @@ def test_an_unbounded_workflow_is_refused_where_it_goes_wrong(
     assert code == 3, out + err
     assert f"release.yml:{where[0]}:{where[1]}: " in err and message in err
     assert "Traceback" not in err
+
+
+def test_a_gitlab_script_of_nested_lists_is_read_as_gitlab_flattens_it(
+        policy: tppolicy.Policy) -> None:
+    """GitLab flattens nested lists in `script` (a list from an anchor): the job that
+    uploads there was not found (TPW002: no publishing job)."""
+    text = ("publish-pypi:\n  environment: pypi\n  script:\n    - [echo build]\n"
+            "    - [[twine upload dist/*]]\n")
+    report = check_workflow_text(text, ".gitlab-ci.yml", policy, path=".gitlab-ci.yml")
+    assert report.jobs == ("publish-pypi",)
+    assert "TPW002" not in [f.code for f in report.findings]

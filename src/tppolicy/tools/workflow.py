@@ -253,6 +253,16 @@ def _strings(value: Any) -> list[str]:
     return []
 
 
+def _script_lines(value: Any, depth: int = 0) -> list[str]:
+    """A GitLab `script`'s lines: GitLab flattens nested lists (up to 10 levels), so
+    `script: [[twine upload ...]]` (a list from an anchor or `!reference`) uploads too."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list) and depth <= 10:
+        return [line for item in value for line in _script_lines(item, depth + 1)]
+    return []
+
+
 def _dynamic(value: Any) -> bool:
     return isinstance(value, str) and "${{" in value
 
@@ -939,7 +949,7 @@ class _GitLab:
                 if name == self.only_job:
                     jobs.append((name, body))
                 continue
-            script = " ".join(_strings(body.get("script")))
+            script = " ".join(_script_lines(body.get("script")))
             if "id_tokens" in body or _UPLOADERS.search(script):
                 jobs.append((name, body))
         return jobs
