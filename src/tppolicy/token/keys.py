@@ -169,7 +169,8 @@ class HttpFetcher:
 
 def parse_jwks(document: bytes | str | Mapping[str, Any], where: str) -> dict[str, VerificationKey]:
     """A JWKS document → keys by kid. Symmetric keys, keys without kid, weak RSA keys
-    and keys for encryption are left out; a document with no usable key is an error."""
+    and keys for encryption (`use` other than "sig", `key_ops` without "verify") are
+    left out; a document with no usable key is an error."""
     try:
         data = document if isinstance(document, Mapping) else json.loads(document)
     except (ValueError, RecursionError) as exc:
@@ -184,6 +185,10 @@ def parse_jwks(document: bytes | str | Mapping[str, Any], where: str) -> dict[st
         if not isinstance(kid, str) or kty not in _ASYMMETRIC_KTY:
             continue
         if entry.get("use", "sig") != "sig" or "d" in entry:  # never a private key
+            continue
+        operations = entry.get("key_ops")  # RFC 7517 4.3: when given, the operations allowed
+        if operations is not None and (not isinstance(operations, list)
+                                       or "verify" not in operations):
             continue
         alg = entry.get("alg")
         if alg is not None and not isinstance(alg, str):
