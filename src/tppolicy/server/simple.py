@@ -103,9 +103,53 @@ def not_acceptable_body() -> str:
 
 
 # ------------------------------------------------------------------ core metadata
+# The most entries, and bytes of central directory, a wheel may have for its METADATA
+# to be read (the largest wheels on PyPI hold some tens of thousands of files). `zipfile`
+# builds an object per entry of the directory while holding the interpreter lock: a 51 MB
+# wheel of 600 000 empty entries took 237 s and 350 MB (the collector walking them again
+# and again), the whole server stalled meanwhile. (`zipfile` reads the directory by its
+# size, whatever count the end record says: both are bounded.)
+MAX_WHEEL_ENTRIES = 50_000
+MAX_WHEEL_DIRECTORY_BYTES = 5 * 1024 * 1024
+
+
+def zip_directory(path: str) -> tuple[int, int] | None:
+    """(entries, central directory bytes) of a zip file, as its end record (zip64 too)
+    says, read from its last bytes as `zipfile` finds it, without parsing the directory;
+    None if there is no end record."""
+    import struct
+
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(0, 2)
+            size = handle.tell()
+            start = max(0, size - (22 + 65535))
+            handle.seek(start)
+            tail = handle.read()
+            end = tail.rfind(b"PK\x05\x06")
+            if end < 0 or end + 22 > len(tail):
+                return None
+            count, directory = struct.unpack_from("<HI", tail, end + 10)
+            if end >= 20 and tail[end - 20:end - 16] == b"PK\x06\x07":  # zip64
+                handle.seek(struct.unpack_from("<Q", tail, end - 20 + 8)[0])
+                record = handle.read(56)
+                if len(record) < 56 or record[:4] != b"PK\x06\x06":
+                    return None
+                count, directory = struct.unpack_from("<QQ", record, 32)
+    except (OSError, ValueError, OverflowError):
+        return None
+    return int(count), int(directory)
+
+
 def wheel_metadata(path: str) -> bytes | None:
     """The `METADATA` file of a wheel's `.dist-info` directory (PEP 658), or None when
-    the wheel has none, several, or one too large to serve."""
+    the wheel has none, several, or one too large to serve, or more than
+    `MAX_WHEEL_ENTRIES` entries or `MAX_WHEEL_DIRECTORY_BYTES` of directory (not parsed
+    at all then)."""
+    directory = zip_directory(path)
+    if directory is None or directory[0] > MAX_WHEEL_ENTRIES or \
+            directory[1] > MAX_WHEEL_DIRECTORY_BYTES:
+        return None
     try:
         with zipfile.ZipFile(path) as archive:
             found = [i for i in archive.infolist()
