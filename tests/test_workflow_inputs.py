@@ -109,3 +109,28 @@ def test_a_gitlab_script_of_nested_lists_is_read_as_gitlab_flattens_it(
     report = check_workflow_text(text, ".gitlab-ci.yml", policy, path=".gitlab-ci.yml")
     assert report.jobs == ("publish-pypi",)
     assert "TPW002" not in [f.code for f in report.findings]
+
+
+def test_a_workflow_link_out_of_the_checkout_is_not_read(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """`check-workflow .github/workflows/release.yml` in CI, on a pull request's tree
+    where it is a link to a secret: the secret's first line was echoed in the error."""
+    secret = tmp_path / "secret.env"
+    secret.write_text("API_TOKEN=hunter2\n")
+    checkout = tmp_path / "checkout"
+    (checkout / ".git").mkdir(parents=True)
+    folder = checkout / ".github" / "workflows"
+    folder.mkdir(parents=True)
+    (folder / "release.yml").symlink_to(secret)
+    monkeypatch.chdir(checkout)
+    code, out, err = run(capsys, "check-workflow", "--publishers", str(PUBLISHERS),
+                         ".github/workflows/release.yml")
+    assert code == 3 and "hunter2" not in out + err, out + err
+    assert "link to a file outside the checkout" in err
+    (folder / "release.yml").unlink()
+    (checkout / "real.yml").write_text(MERGED)
+    (folder / "release.yml").symlink_to(checkout / "real.yml")  # inside: read
+    code, out, err = run(capsys, "check-workflow", "--publishers", str(PUBLISHERS),
+                         ".github/workflows/release.yml")
+    assert code in (0, 1) and "TPW010" in out, out + err  # checked
