@@ -200,3 +200,18 @@ def test_every_command_refuses_the_provider_file_with_exit_3(
     assert code == 3, (out, err)
     assert (f"{providers / 'p.tpp'}:7:28: the pattern of 'name': the repetition "
             "([a-z]+-?)* can match") in err
+
+
+@pytest.mark.parametrize("pattern", [r"^a|b$", r"^(a)|(b)$", r"^a\$"])
+def test_a_pattern_anchored_in_part_only_is_refused(pattern: str) -> None:
+    """`^a|b$` passed the anchoring check (it starts with ^ and ends with $): a publishers
+    file (the schema runs `search`) accepted 'xxb', which the engine (`fullmatch`) and the
+    checker refused."""
+    text = _provider(pattern)
+    with pytest.raises(PolicyCheckError) as info:
+        check_provider(parse_policy(text, "p.tpp").providers[0], text)
+    [diagnostic] = info.value.diagnostics
+    assert diagnostic.message == "the pattern of 'name' is not anchored as a whole"
+    assert diagnostic.hint is not None and "^(a|b)$ rather than ^a|b$" in diagnostic.hint
+    assert diagnostic.span is not None
+    assert (diagnostic.span.line, diagnostic.span.column) == (7, 26)

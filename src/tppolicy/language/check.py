@@ -27,7 +27,7 @@ from tppolicy.language.bind import (
 )
 from tppolicy.language.interpret import Interpreter
 from tppolicy.language.ops import FUNCTIONS, REQUEST_VALUES, EvalError
-from tppolicy.language.patterns import pattern_problem
+from tppolicy.language.patterns import anchored, pattern_problem
 from tppolicy.language.texts import (
     PLACES,
     CheckedAdvice,
@@ -816,6 +816,13 @@ class _Checker:
                            decl.span)
             else:
                 problem = pattern_problem(decl.pattern)
+                if not anchored(decl.pattern) and decl.pattern.startswith("^") \
+                        and decl.pattern.endswith("$"):
+                    self.error(f"the pattern of '{decl.name}' is not anchored as a whole",
+                               decl.pattern_span,
+                               "start it with ^ and end it with $ around all its "
+                               "alternatives, ^(a|b)$ rather than ^a|b$ (a publishers file, "
+                               "checked with search, would accept what the engine refuses)")
                 if problem is not None:
                     self.error(f"the pattern of '{decl.name}': {problem.message}",
                                _within(decl.pattern_span, decl.pattern, problem.start,

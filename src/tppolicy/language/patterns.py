@@ -35,7 +35,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-__all__ = ["MAX_OVERLAPPING_LOOPS", "PatternProblem", "overlapping_loops", "pattern_problem"]
+__all__ = ["MAX_OVERLAPPING_LOOPS", "PatternProblem", "anchored", "overlapping_loops",
+           "pattern_problem"]
 
 _sre: Any = importlib.import_module("re._parser")
 _C: Any = importlib.import_module("re._constants")
@@ -575,6 +576,19 @@ def _repeat_order(tree: Any) -> dict[int, int]:
 
     walk(tree)
     return order
+
+
+def anchored(pattern: str) -> bool:
+    """Whether `pattern` (a valid regular expression) is anchored as a whole: it starts with
+    `^` and ends with `$` outside any alternative or group (`^a|b$` is not: `b` may end
+    any text, and `search` and `fullmatch` disagree on it; nor is `^a\\$`)."""
+    try:
+        items = list(_sre.parse(pattern))
+    except (re.error, RecursionError, OverflowError):
+        return False
+    return (len(items) >= 2 and items[0][0].name == "AT" and items[-1][0].name == "AT"
+            and items[0][1].name in ("AT_BEGINNING", "AT_BEGINNING_STRING")
+            and items[-1][1].name in ("AT_END", "AT_END_STRING"))
 
 
 @lru_cache(maxsize=512)
