@@ -179,8 +179,28 @@ def _check_nesting(tree: lark.Tree[Token], text: str, source: str) -> None:
                 "and blocks", Span(source, line, column, line, column + 1),
                 hint="name parts with `let`, or write a long `or` of comparisons as "
                      "`claims.NAME in [...]`")], text)
-        stack.extend((child, depth + 1) for child in node.children
-                     if isinstance(child, lark.Tree))
+        for child in node.children:
+            if isinstance(child, lark.Tree):
+                stack.append((child, depth + 1))
+            elif isinstance(child, Token) and child.type == "INT":
+                _check_integer(child, text, source)
+
+
+# Integer literals: at most 40 digits, twice those of the largest number a claim can hold
+# (a JSON reader gives 64-bit integers). A literal of more than 4 300 digits made int()
+# raise inside the tree builder (exit 4); the digits of a large one cost every stage.
+_MAX_INTEGER_DIGITS = 40
+
+
+def _check_integer(token: Token, text: str, source: str) -> None:
+    digits = len(token.lstrip("-"))
+    if digits <= _MAX_INTEGER_DIGITS:
+        return
+    line, column = token.line or 1, token.column or 1
+    raise PolicySyntaxError([Diagnostic(
+        f"the integer {token[:20]}... is too large: it has {digits} digits; an integer has "
+        f"at most {_MAX_INTEGER_DIGITS}", Span(source, line, column, line, column + len(token)),
+        hint="write a smaller number, or compare the value as a string")], text)
 
 
 # ------------------------------------------------------------ comments and outline

@@ -1,0 +1,54 @@
+"""Hostile policy files (attacker sweep): what no policy file may hold is refused with its
+place (exit 3), never an internal error."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tppolicy.errors import PolicySyntaxError
+from tppolicy.language.parse import parse_policy_fresh, parse_policy_with_comments
+
+from .conftest import ROOT, run_cli
+
+GITHUB = (ROOT / "policies/github.tpp").read_text(encoding="utf-8")
+
+
+def _with(old: str, new: str) -> str:
+    assert old in GITHUB
+    return GITHUB.replace(old, new, 1)
+
+
+@pytest.mark.parametrize("literal", ["9" * 10_000, "-" + "9" * 5000, "1" * 41])
+def test_an_integer_of_more_than_40_digits_is_refused_where_it_is(literal: str) -> None:
+    # 10 000 digits made int() raise inside lark's tree builder (VisitError): exit 4.
+    text = _with('let attestation_kind = "GitHub"', f"let attestation_kind = {literal}")
+    for parse in (parse_policy_fresh, parse_policy_with_comments):
+        with pytest.raises(PolicySyntaxError) as caught:
+            parse(text, "p.tpp")
+        assert "is too large" in str(caught.value)
+        assert caught.value.diagnostics[0].span.line == GITHUB[:GITHUB.index(
+            'let attestation_kind')].count("\n") + 1
+
+
+@pytest.mark.parametrize("literal", ["18446744073709551615", "-" + "9" * 40, "0"])
+def test_integers_of_40_digits_are_kept(literal: str) -> None:
+    parse_policy_fresh(_with('let attestation_kind = "GitHub"',
+                             f"let attestation_kind = {literal}"), "p.tpp")
+
+
+@pytest.mark.parametrize("command", ["lint", "fmt", "compile"])
+def test_the_cli_exits_3(command: str, tmp_path: Path,
+                         capsys: pytest.CaptureFixture[str]) -> None:
+    folder = tmp_path / "providers"
+    folder.mkdir()
+    policy = folder / "mine.tpp"
+    policy.write_text(_with('let attestation_kind = "GitHub"', "let attestation_kind = "
+                            + "9" * 10_000).replace("provider github", "provider mine")
+                      .replace("token.actions.githubusercontent.com", "ci.example"))
+    argv = {"lint": [str(policy)], "fmt": ["--check", str(policy)],
+            "compile": ["--providers", str(folder), str(ROOT / "examples/publishers.yaml")]}
+    code, out, err = run_cli(capsys, command, *argv[command])
+    assert code == 3, (out, err)
+    assert "internal error" not in err and "is too large" in err
