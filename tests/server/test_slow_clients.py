@@ -23,7 +23,8 @@ def server(make_index: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[int]:
     import uvicorn
 
     monkeypatch.setattr(protocol, "HEAD_TIMEOUT", 0.5)
-    monkeypatch.setattr(app_module, "BODY_IDLE_TIMEOUT", 0.5)
+    monkeypatch.setattr(protocol, "BODY_TIMEOUT", 0.8)
+    monkeypatch.setattr(app_module, "BODY_IDLE_TIMEOUT", 0.3)
     index: Index = make_index()
     index.storage.put_publisher("release", {**GH_ROW, "name": "release",
                                             "projects": ["sampleproject"]})
@@ -87,8 +88,9 @@ def test_a_head_sent_slowly_but_in_time_is_served(server: int) -> None:
 
 def test_a_body_that_stops_coming_is_answered_408(server: int) -> None:
     """The body announced 1 000 bytes and sent one: the request waited for the rest
-    for ever (and an upload, answered 403 at once, kept reading the rest for ever)."""
-    requests = [("/_/oidc/mint-token", "application/json", b"HTTP/1.1 408"),
+    for ever (and an upload, answered 403 at once, kept reading the rest for ever). The
+    mint endpoint keeps timers off its hot path: the protocol closes the connection."""
+    requests = [("/_/oidc/mint-token", "application/json", b""),
                 ("/legacy/", "multipart/form-data; boundary=b0undary", b"HTTP/1.1 403"),
                 ("/_/oidc/burn-token", "application/json", b"HTTP/1.1 408")]
     connections = [socket.create_connection(("127.0.0.1", server)) for _ in requests]
@@ -100,7 +102,7 @@ def test_a_body_that_stops_coming_is_answered_408(server: int) -> None:
                                .encode())
         for connection, (_, _, status) in zip(connections, requests, strict=True):
             answer = _answer(connection)
-            assert answer.startswith(status), answer[:300]
+            assert answer.startswith(status) and (status or not answer), answer[:300]
     finally:
         for connection in connections:
             connection.close()

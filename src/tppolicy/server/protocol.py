@@ -29,6 +29,11 @@ _HEADER = b"x-tppolicy-reason"
 EXTENSION = "tppolicy.reason-phrase"
 # Seconds a client has to send a whole request head (curl, pip, twine and uv send it at once).
 HEAD_TIMEOUT = 20.0
+# Seconds without any part of a request body after which the connection is closed (the
+# app sees the client leave). The app answers 408 sooner where it reads bodies through its
+# middleware (`app.BODY_IDLE_TIMEOUT`); this covers the mint endpoint, which keeps timers
+# off its hot path.
+BODY_TIMEOUT = 40.0
 
 
 class _ReasonConnection:
@@ -79,6 +84,7 @@ class ReasonH11Protocol(H11Protocol):
             self.app = _advertising(self.app)
         self._head_since: float | None = None  # when the request head under way began
         self._head_timer: asyncio.TimerHandle | None = None
+        self._body_timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -90,12 +96,30 @@ class ReasonH11Protocol(H11Protocol):
         super().data_received(data)
         if not self._awaiting_head():
             self._head_since = None  # the head is complete: the app has the request
+        # A body under way: its deadline starts again with each part (a request whose
+        # body came whole with its head, the usual, sets no timer).
+        if self._body_timer is not None:
+            self._body_timer.cancel()
+            self._body_timer = None
+        if self._their_state() is h11.SEND_BODY and not self.transport.is_closing():
+            self._body_timer = self.loop.call_later(BODY_TIMEOUT, self._body_deadline,
+                                                    self.cycle)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if self._head_timer is not None:
-            self._head_timer.cancel()
-            self._head_timer = None
+        for timer in (self._head_timer, self._body_timer):
+            if timer is not None:
+                timer.cancel()
+        self._head_timer = self._body_timer = None
         super().connection_lost(exc)
+
+    def _their_state(self) -> Any:
+        return getattr(getattr(self, "conn", None), "their_state", None)
+
+    def _body_deadline(self, cycle: Any) -> None:
+        self._body_timer = None
+        if self.cycle is cycle and self._their_state() is h11.SEND_BODY and \
+                not self.transport.is_closing():
+            self.transport.close()  # the app's `receive` says the client left
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
