@@ -28,7 +28,9 @@ def test_an_integer_of_more_than_40_digits_is_refused_where_it_is(literal: str) 
         with pytest.raises(PolicySyntaxError) as caught:
             parse(text, "p.tpp")
         assert "is too large" in str(caught.value)
-        assert caught.value.diagnostics[0].span.line == GITHUB[:GITHUB.index(
+        span = caught.value.diagnostics[0].span
+        assert span is not None
+        assert span.line == GITHUB[:GITHUB.index(
             'let attestation_kind')].count("\n") + 1
 
 

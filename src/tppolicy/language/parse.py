@@ -182,7 +182,7 @@ def _check_nesting(tree: lark.Tree[Token], text: str, source: str) -> None:
         for child in node.children:
             if isinstance(child, lark.Tree):
                 stack.append((child, depth + 1))
-            elif isinstance(child, Token) and child.type == "INT":
+            elif getattr(child, "type", None) == "INT":  # (children may be None)
                 _check_integer(child, text, source)
 
 
