@@ -54,3 +54,27 @@ def test_the_cli_exits_3(command: str, tmp_path: Path,
     code, out, err = run_cli(capsys, command, *argv[command])
     assert code == 3, (out, err)
     assert "internal error" not in err and "is too large" in err
+
+
+@pytest.mark.parametrize("line_end", ["\r", "\n\r"])
+def test_a_carriage_return_without_a_line_feed_is_refused(line_end: str) -> None:
+    # A file with old Mac line ends (CR only) was read as one line, a comment: lint said
+    # "no problems" and fmt rewrote it, for a file editors show as a whole provider.
+    text = GITHUB.replace("\n", line_end)
+    for parse in (parse_policy_fresh, parse_policy_with_comments):
+        with pytest.raises(PolicySyntaxError) as caught:
+            parse(text, "p.tpp")
+        assert "carriage return without a line feed" in str(caught.value)
+
+
+def test_windows_line_ends_are_kept() -> None:
+    crlf = parse_policy_fresh(GITHUB.replace("\n", "\r\n"), "p.tpp")
+    assert [p.name for p in crlf.providers] == ["github"]
+
+
+def test_lint_refuses_a_cr_only_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    policy = tmp_path / "github.tpp"
+    policy.write_bytes(GITHUB.replace("\n", "\r").encode())
+    code, out, err = run_cli(capsys, "lint", str(policy))
+    assert code == 3, (out, err)
+    assert "carriage return" in err
