@@ -159,10 +159,17 @@ def test_back_references_are_refused() -> None:
         assert "refer back to a group" in problem.message
 
 
-def test_a_pattern_too_complex_to_analyse_is_refused() -> None:
-    pattern = "^(" + "|".join(f"[a-z]{{0,2}}x{i}" for i in range(200)) + ")+$"
+@pytest.mark.parametrize("pattern", [
+    "^(" + "|".join(f"[a-z]{{0,2}}x{i}" for i in range(200)) + ")+$",
+    # 2 000 optional characters: 4 million transitions, 7.5 s to analyse before the
+    # analysis had a budget of steps
+    "^" + "a?" * 2000 + "$",
+    "^" + "[a-z]*" * 200 + "$",
+], ids=["alternatives", "optional", "loops"])
+def test_a_pattern_too_complex_to_analyse_is_refused(pattern: str) -> None:
     problem = pattern_problem(pattern)
     assert problem is not None
+    assert problem.kind == "complex"
     assert "too complex" in problem.message
 
 

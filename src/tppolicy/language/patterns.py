@@ -23,8 +23,13 @@ are expanded when small (`[0-9a-f]{4}`), and otherwise treated as unbounded, whi
 find more ambiguity. Character classes are exact over ASCII, and group the other characters
 by what `\\d`, `\\w` and `\\s` say of them (a class naming other characters explicitly counts
 as holding all of them). So the analysis may refuse a harmless pattern, never miss an
-exponential one; polynomial patterns (`.*a.*a`) are accepted, their cost bounded by the
-length cap on values (`MAX_PATTERN_VALUE`).
+exponential one.
+
+Polynomial cost comes from consecutive loops that can share out the same text (`.*a.*a`:
+the cut between the two `.*` can be anywhere, n^2 steps): a chain of more than
+`MAX_OVERLAPPING_LOOPS` (2) such loops is refused, and the n^2 that remains is bounded by
+the length cap on values (`tppolicy.limits.MAX_PATTERN_VALUE`). Back references are
+refused: their matching has no such bound.
 """
 
 from __future__ import annotations
@@ -203,6 +208,12 @@ class _Automaton:
         self.follow: list[dict[int, list[int]]] = []
         self.repeats = repeats  # id(repeat's av) -> its index among quantifiers in the text
         self.bodies: list[tuple[int, int, int]] = []  # (repeat index, first pos, end pos)
+        self.work = 0  # steps of the analysis so far: more than _MAX_WORK is too complex
+
+    def spend(self, steps: int) -> None:
+        self.work += steps
+        if self.work > _MAX_WORK:
+            raise _TooComplex("work")
 
     def position(self, mask: int) -> _Frag:
         if len(self.classes) > 20_000:
@@ -213,6 +224,7 @@ class _Automaton:
         return _Frag(0, {p: 1}, {p: 1})
 
     def link(self, last: dict[int, int], first: dict[int, int], maker: int) -> None:
+        self.spend(len(last) * len(first))
         for p, k in last.items():
             targets = self.follow[p]
             for q, m in first.items():
@@ -224,6 +236,7 @@ class _Automaton:
 
     def concat(self, a: _Frag, b: _Frag) -> _Frag:
         self.link(a.last, b.first, -1)
+        self.spend(len(a.first) + len(b.last))
         return _Frag(min(2, a.empty * b.empty),
                      _union(a.first, _times(b.first, a.empty)) if a.empty else a.first,
                      _union(b.last, _times(a.last, b.empty)) if b.empty else b.last)
@@ -342,7 +355,7 @@ def _exponential(auto: _Automaton, components: list[list[int]]
     """A loop of the automaton matching some text in exponentially many ways: its kind
     ("twice": a transition made by two repeats, "overlap": two paths reading the same text),
     the repeat to blame (-1: unknown) and the positions involved. None if there is none."""
-    follow, classes = auto.follow, auto.classes
+    follow = auto.follow
     for component in components:
         members = set(component)
         if len(members) == 1 and component[0] not in follow[component[0]]:
@@ -357,8 +370,8 @@ def _exponential(auto: _Automaton, components: list[list[int]]
             continue
         if len(members) > _MAX_LOOP:
             raise _TooComplex("loop")
-        involved = _overlap(component, {p: [q for q in follow[p] if q in members]
-                                        for p in members}, classes)
+        involved = _overlap(auto, component, {p: [q for q in follow[p] if q in members]
+                                              for p in members})
         if involved:
             return "overlap", _smallest_loop(auto, involved), involved
     return None
@@ -390,13 +403,13 @@ def _polynomial(auto: _Automaton, components: list[list[int]]) -> list[list[int]
     for p, targets in enumerate(follow):
         for q in targets:
             back[q].append(p)
+    auto.spend(2 * len(loops) * len(classes))
     after = [_reach(loop, lambda p: follow[p]) for loop in loops]
     before = [_reach(loop, lambda p: back[p]) for loop in loops]
-    work = 0
 
     def linked(i: int, j: int) -> bool:
-        nonlocal work
         a, b = set(loops[i]), set(loops[j])
+        auto.spend(len(a) * len(b))
         middle = after[i] & before[j]
         for p in a:
             for q in b:
@@ -411,8 +424,8 @@ def _polynomial(auto: _Automaton, components: list[list[int]]) -> list[list[int]
                             mask = classes[x2] & classes[z2]
                             if z2 not in b or not mask:
                                 continue
+                            auto.spend(len(follow[y]))
                             for y2 in follow[y]:
-                                work += 1
                                 if y2 in middle and classes[y2] & mask:
                                     state = (x2, y2, z2)
                                     if state == (p, q, q):
@@ -420,8 +433,6 @@ def _polynomial(auto: _Automaton, components: list[list[int]]) -> list[list[int]
                                     if state not in seen:
                                         seen.add(state)
                                         todo.append(state)
-                    if work > _MAX_WORK:
-                        raise _TooComplex("work")
         return False
 
     chains: list[list[int]] = []
@@ -435,19 +446,16 @@ def _polynomial(auto: _Automaton, components: list[list[int]]) -> list[list[int]
     return [loops[i] for i in longest]
 
 
-def _overlap(component: list[int], inner: dict[int, list[int]], classes: list[int]
+def _overlap(auto: _Automaton, component: list[int], inner: dict[int, list[int]]
              ) -> set[int]:
     """The positions of a loop on which two different paths read the same text and meet
     again (empty: none): the square of the loop's automaton has a strongly connected part
     holding a pair (q, q) and a pair (p, r), p != r."""
-    work = 0
+    classes = auto.classes
 
     def pairs(pair: tuple[int, int]) -> list[tuple[int, int]]:
-        nonlocal work
         p, r = pair
-        work += len(inner[p]) * len(inner[r])
-        if work > _MAX_WORK:
-            raise _TooComplex("work")
+        auto.spend(len(inner[p]) * len(inner[r]))
         return [(a, b) for a in inner[p] for b in inner[r] if classes[a] & classes[b]]
 
     for square in _sccs([(p, p) for p in component], pairs):
