@@ -78,3 +78,21 @@ def test_lint_refuses_a_cr_only_file(tmp_path: Path, capsys: pytest.CaptureFixtu
     code, out, err = run_cli(capsys, "lint", str(policy))
     assert code == 3, (out, err)
     assert "carriage return" in err
+
+
+def test_a_long_string_literal_costs_memory_in_proportion() -> None:
+    # The string terminal repeated an alternation per character: Python's regex engine kept
+    # ~120 bytes of backtracking state a character, and a 5 MB literal took lint, fmt and
+    # compile to 700 MB (now 55-100 MB). A 1 MB literal: the parse's traced peak was 154 MB.
+    import tracemalloc
+
+    from tppolicy.language.parse import _parser
+
+    text = _with('"GitHub"', '"' + "G" * 1_000_000 + '\\n"')
+    tracemalloc.start()
+    try:
+        _parser().parse(text)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 30_000_000, peak
