@@ -6,9 +6,12 @@ from typing import Any
 
 import pytest
 
-from tppolicy.token.keys import FetchError, parse_jwks
+from tppolicy.token.keys import FetchError, KeyCache, parse_jwks
 
+from .jwks_server import JWKS_PATH, JwksServer, redirect_reply
 from .tokens import b64url, jwks, rsa_key
+
+pytest_plugins = ("tests.jwks_server",)
 
 
 def _document(**changes: Any) -> dict[str, Any]:
@@ -54,3 +57,26 @@ def test_an_rsa_modulus_over_8192_bits_is_left_out(bits: int) -> None:
 @pytest.mark.parametrize("bits", [2048, 3072, 4096, 8192])
 def test_usual_rsa_sizes_are_kept(bits: int) -> None:
     assert list(parse_jwks({"keys": [_rsa_entry(bits, "k")]}, "JWKS")) == ["k"]
+
+
+BAD_URLS = ["https://[::1/jwks", "https://exa mple.com/jwks", "https://a\x00b.example/jwks"]
+
+
+@pytest.mark.parametrize("uri", BAD_URLS)
+def test_a_malformed_jwks_uri_is_a_fetch_error(jwks_server: JwksServer, uri: str) -> None:
+    # An issuer's discovery document names the URL: a bracket left open or a blank in the
+    # host raised ValueError / http.client.InvalidURL out of the key cache, an internal
+    # error (exit 4, a 500) instead of "keys-unavailable".
+    jwks_server.set_jwks_uri(uri)
+    cache = KeyCache(fetch=jwks_server.fetcher())
+    with pytest.raises(FetchError, match="not a URL that can be fetched"):
+        cache.get(jwks_server.url, "rsa-1")
+
+
+@pytest.mark.parametrize("uri", BAD_URLS[:2])
+def test_a_redirect_to_a_malformed_url_is_a_fetch_error(jwks_server: JwksServer,
+                                                        uri: str) -> None:
+    jwks_server.serve(JWKS_PATH, redirect_reply(uri))
+    cache = KeyCache(fetch=jwks_server.fetcher())
+    with pytest.raises(FetchError):
+        cache.get(jwks_server.url, "rsa-1")

@@ -107,18 +107,21 @@ class HttpFetcher:
 
     def _get(self, url: str, deadline: float) -> bytes | str:
         """The body, or the location of a redirect."""
-        parts = urllib.parse.urlsplit(url)
-        if parts.scheme != "https" or not parts.hostname:
-            raise FetchError(f"{url}: only https URLs are fetched")
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise FetchError(f"{url}: timed out after {self.timeout:g} s")
+        # The URL is the issuer's (a jwks_uri, a redirect's Location): a malformed one
+        # ("https://[::1/", a blank or control character in the host) is a FetchError.
+        # (http.client's InvalidURL is no ValueError: it escaped as an internal error.)
         try:
+            parts = urllib.parse.urlsplit(url)
+            if parts.scheme != "https" or not parts.hostname:
+                raise FetchError(f"{url}: only https URLs are fetched")
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise FetchError(f"{url}: timed out after {self.timeout:g} s")
             connection = http.client.HTTPSConnection(parts.hostname, parts.port,
                                                      timeout=remaining,
                                                      context=self.ssl_context)
-        except ValueError as exc:
-            raise FetchError(f"{url}: {exc}") from None
+        except (ValueError, http.client.HTTPException) as exc:
+            raise FetchError(f"{url!r}: not a URL that can be fetched: {exc}") from None
         expired = threading.Event()
 
         def abort() -> None:
