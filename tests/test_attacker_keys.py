@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tppolicy.token.keys import FetchError, KeyCache, parse_jwks
 
+from .conftest import ROOT, load_claims, run_cli
 from .jwks_server import JWKS_PATH, JwksServer, redirect_reply
-from .tokens import b64url, jwks, rsa_key
+from .tokens import b64url, fresh, jwks, rsa_key
 
 pytest_plugins = ("tests.jwks_server",)
 
@@ -80,3 +83,24 @@ def test_a_redirect_to_a_malformed_url_is_a_fetch_error(jwks_server: JwksServer,
     cache = KeyCache(fetch=jwks_server.fetcher())
     with pytest.raises(FetchError):
         cache.get(jwks_server.url, "rsa-1")
+
+
+@pytest.mark.parametrize("kty", [{}, [], ["RSA"], {"RSA": 1}])
+def test_a_kty_that_is_an_object_or_a_list_is_left_out(kty: object,
+                                                       tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    # `kty in {...}` raised TypeError (unhashable) out of parse_jwks: a JWKS fetched from an
+    # issuer, or given with --jwks, was an internal error (exit 4).
+    document = {"keys": [{**rsa_key("odd").public_jwk, "kty": kty}, rsa_key().public_jwk]}
+    assert list(parse_jwks(document, "JWKS")) == ["rsa-1"]
+    with pytest.raises(FetchError, match="no usable signing key"):
+        parse_jwks({"keys": document["keys"][:1]}, "JWKS")
+    keys = tmp_path / "jwks.json"
+    keys.write_text(json.dumps({"keys": document["keys"][:1]}))
+    token = tmp_path / "token"
+    token.write_text(rsa_key().sign(fresh(load_claims("github-release"))))
+    code, out, err = run_cli(capsys, "check", "--publishers",
+                             str(ROOT / "examples/publishers.yaml"), "--token", str(token),
+                             "--jwks", str(keys))
+    assert code == 3, (out, err)
+    assert "internal error" not in err

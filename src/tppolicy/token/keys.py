@@ -190,7 +190,7 @@ def parse_jwks(document: bytes | str | Mapping[str, Any], where: str) -> dict[st
         if not isinstance(entry, dict):
             continue
         kid, kty = entry.get("kid"), entry.get("kty")
-        if not isinstance(kid, str) or kty not in _ASYMMETRIC_KTY:
+        if not isinstance(kid, str) or not isinstance(kty, str) or kty not in _ASYMMETRIC_KTY:
             continue
         if entry.get("use", "sig") != "sig" or "d" in entry:  # never a private key
             continue
