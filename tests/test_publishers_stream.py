@@ -202,3 +202,50 @@ def test_check_command_reads_claims_after_the_publishers_file(
                            "--claims", str(claims))
     assert code == 3
     assert "c.json" in err
+
+
+def test_check_fields_checks_values_as_bindings_are_checked() -> None:
+    """`PublisherStream.check_fields` (lint's stream) checks each value against its
+    declaration as `check` checks a binding: once per distinct value, and a value of
+    another type, not matching its pattern, too long, or fields not the provider's in
+    its order are problems or checked with bindings."""
+    from tppolicy.errors import PolicyCheckError
+    from tppolicy.language import ast as A
+    from tppolicy.language.check import PublisherStream
+
+    stream = PublisherStream("p.yaml", PROVIDERS)
+    base = {d.name: (d.default.value if d.default is not None else "")
+            for d in PROVIDERS["github"].fields.values()}
+
+    def fields(i: int, **changes: Any) -> dict[str, Any]:
+        return {**base, "repository_owner": "octo", "repository_name": f"repo{i}",
+                "repository_owner_id": "1", "workflow_filename": "release.yml",
+                "environment": "pypi", **changes}
+
+    def check(i: int, values: dict[str, Any]) -> Any:
+        return stream.check_fields(A.Publisher(f"p{i}", "github", (f"proj{i}",)), values, i)
+
+    def bound(i: int, values: dict[str, Any]) -> Any:
+        return PublisherStream("p.yaml", PROVIDERS).check(A.Publisher(
+            f"p{i}", "github", (f"proj{i}",),
+            bindings=tuple(A.Binding(k, A.Literal(v)) for k, v in values.items())), i)
+
+    for i in range(3):
+        checked = check(i, fields(i))
+        reference = bound(i, fields(i))
+        assert checked.fields == reference.fields
+        assert list(checked.fields) == list(reference.fields)
+        assert (checked.key_values, checked.prefer_values, checked.learns) == \
+            (reference.key_values, reference.prefer_values, reference.learns)
+    wrongs: list[dict[str, Any]] = [{"workflow_filename": "ci/release.yml"},  # pattern
+                                    {"repository_owner_id": 1},  # type
+                                    {"ref_protected": "yes"},  # type
+                                    {"environment": "p" * 2000},  # too long for its pattern
+                                    {"repository_owner": "octo org"}]
+    for n, wrong in enumerate(wrongs):
+        with pytest.raises(PolicyCheckError):
+            check(10 + n, fields(10 + n, **wrong))
+    reordered = dict(reversed(list(fields(20).items())))
+    assert check(20, reordered).fields == fields(20)  # checked with bindings
+    with pytest.raises(PolicyCheckError):
+        check(21, {**fields(21), "nope": "x"})

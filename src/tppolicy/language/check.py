@@ -900,12 +900,15 @@ class _Checker:
     def publisher(self, ast: A.Publisher, index: int,
                   providers: Mapping[str, CheckedProvider],
                   valid: dict[int, tuple[A.FieldDecl, A.Binding]] | None = None,
-                  tails: dict[int, _Tails] | None = None) -> CheckedPublisher | None:
+                  tails: dict[int, _Tails] | None = None,
+                  fields: dict[str, Any] | None = None) -> CheckedPublisher | None:
         """The checked publisher (None if its provider is unknown). `valid`: per binding
         object (kept with its declaration), that it has its declaration's type and
         pattern: a binding found so is not checked again (a stream's publishers share
         the bindings of the values they share), and one that passes is added. `tails`:
-        `_shared_tail`'s memo (a stream's publishers)."""
+        `_shared_tail`'s memo (a stream's publishers). `fields`: the values of every field
+        of the provider, each of its declared type and matching its pattern (checked by
+        the caller), in the provider's order: the bindings (none) are not read."""
         provider = providers.get(ast.provider)
         if provider is None:
             self.error(f"unknown provider '{ast.provider}'", ast.span,
@@ -919,8 +922,8 @@ class _Checker:
             problem = project_name_problem(project)
             if problem is not None:
                 self.error(problem, ast.span)
-        values: dict[str, Any] = {}
-        for binding in ast.bindings:
+        values: dict[str, Any] = {} if fields is None else fields
+        for binding in ast.bindings if fields is None else ():
             decl = provider.fields.get(binding.name)
             if decl is None:
                 self.error(f"provider '{provider.name}' has no field '{binding.name}'",
@@ -948,7 +951,7 @@ class _Checker:
                     valid.clear()
                 valid[id(binding)] = (decl, binding)
             values[binding.name] = value
-        for name, decl in provider.fields.items():
+        for name, decl in provider.fields.items() if fields is None else ():
             if name not in values:
                 if decl.default is None:
                     self.error(f"field '{name}' is missing", ast.span)
@@ -1359,6 +1362,46 @@ def check_policy(policy: A.PolicyFile, base_providers: Mapping[str, CheckedProvi
     return CheckedPolicy(providers, tuple(publishers))
 
 
+# `PublisherStream.check_fields`' plan of a field: its name, the Python type of its
+# values, its pattern's length bound (0: none), its pattern (None: none, or one that is
+# not a valid regular expression), the values found valid.
+_FieldPlan: TypeAlias = "tuple[str, type, int, re.Pattern[str] | None, set[Any]]"
+_FIELD_TYPES: dict[str, type] = {"string": str, "int": int, "bool": bool}
+_KNOWN_VALUES = 256
+
+
+def _field_plan(provider: CheckedProvider) -> tuple[_FieldPlan, ...]:
+    """Per field of the provider, in its order: `_FieldPlan` (an empty tuple when a
+    field's type has no Python type: its publishers are checked with bindings)."""
+    plan: list[_FieldPlan] = []
+    for name, decl in provider.fields.items():
+        python_type = _FIELD_TYPES.get(decl.type)
+        if python_type is None:
+            return ()
+        plan.append((name, python_type, MAX_PATTERN_VALUE if decl.pattern else 0,
+                     _pattern(decl.pattern) if decl.pattern else None, set()))
+    return tuple(plan)
+
+
+def _plain_fields(plan: tuple[_FieldPlan, ...], fields: Mapping[str, Any]) -> bool:
+    """Do `fields` bind every field of `plan` with a value of its type that matches its
+    pattern, as `_Checker.publisher` checks each binding?"""
+    if not plan or len(fields) != len(plan):
+        return False
+    for (name, python_type, limit, matcher, known), (key, value) in zip(
+            plan, fields.items(), strict=True):
+        if key != name or value.__class__ is not python_type:
+            return False
+        if value in known:
+            continue
+        if isinstance(value, str) and ((limit and len(value) > limit) or (
+                matcher is not None and not matcher.fullmatch(value))):
+            return False
+        if len(known) < _KNOWN_VALUES:
+            known.add(value)
+    return True
+
+
 class PublisherStream:
     """`check_policy`'s checks of publishers (no provider blocks), one publisher at a time,
     for a file read as a stream: each `check` raises `PolicyCheckError` on a problem,
@@ -1373,11 +1416,39 @@ class PublisherStream:
         self._identities: set[int] = set()
         self._valid: dict[int, tuple[A.FieldDecl, A.Binding]] = {}
         self._tails: dict[int, _Tails] = {}
+        self._plans: dict[str, tuple[CheckedProvider, tuple[_FieldPlan, ...]]] = {}
 
     def check(self, ast: A.Publisher, index: int) -> CheckedPublisher:
         """The checked publisher, or `PolicyCheckError`."""
         checker = _Checker(self._source)
         checked = checker.publisher(ast, index, self._providers, self._valid, self._tails)
+        return self._identity(checker, checked)
+
+    def check_fields(self, ast: A.Publisher, fields: Mapping[str, Any],
+                     index: int) -> CheckedPublisher:
+        """`check` of the publisher `ast` (without bindings) whose fields are `fields`:
+        every field of its provider, in the provider's order (as `iter_plain_publishers`
+        gives them). Each value is checked against its declaration once per distinct
+        value (the first `_KNOWN_VALUES` of a field); the checked publisher's `ast` has
+        no bindings (its `fields` are the values). Anything else is checked as `check`
+        does, with a binding per field."""
+        plan = self._plans.get(ast.provider)
+        provider = self._providers.get(ast.provider)
+        if provider is not None and (plan is None or plan[0] is not provider):
+            plan = self._plans[ast.provider] = (provider, _field_plan(provider))
+        if plan is not None and not ast.bindings and not ast.rules \
+                and _plain_fields(plan[1], fields):
+            checker = _Checker(self._source)
+            checked = checker.publisher(ast, index, self._providers, self._valid,
+                                        self._tails, dict(fields))
+            return self._identity(checker, checked)
+        return self.check(A.Publisher(
+            ast.name, ast.provider, ast.projects, ast.pending_project,
+            (*ast.bindings, *(A.Binding(name, A.Literal(value)) for name, value in fields.items())),
+            ast.rules, ast.span, ast.learns), index)
+
+    def _identity(self, checker: _Checker, checked: CheckedPublisher | None) -> CheckedPublisher:
+        """`checked`, or `PolicyCheckError` for a problem or an identity met before."""
         if checked is None or checker.diagnostics:
             raise PolicyCheckError(checker.diagnostics)
         try:

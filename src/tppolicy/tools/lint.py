@@ -1209,25 +1209,14 @@ def _lint_stream(text: str, source: str, providers: Mapping[str, CheckedProvider
 
     def pubs() -> Iterator[_Pub]:
         checker = PublisherStream(source, providers)
-        # One binding per distinct field and value, shared by the publishers that have it
-        # (most share their workflow file, environment, owner...): making two objects per
-        # field of each publisher was a tenth of a large file's lint time. Their spans
-        # are no span: the checker's words for a problem are not shown (a problem sends
-        # the file to `_lint_whole`, which reports every problem where it is).
-        made: dict[tuple[str, type, Any], A.Binding] = {}
+        # The entry's fields are every field of its provider, in its order: checked as
+        # values, without a binding per field (making and checking those was a fifth of
+        # a large file's lint time). The checker's words for a problem are not shown (a
+        # problem sends the file to `_lint_whole`, which reports every problem).
         for entry in iter_plain_publishers(text, source, asts, issuers, positions=True):
-            bindings = []
-            for name, value in entry.fields.items():
-                key = (name, type(value), value)
-                binding = made.get(key)
-                if binding is None:
-                    if len(made) >= 4096:  # bounded
-                        made.clear()
-                    binding = made[key] = A.Binding(name, A.Literal(value))
-                bindings.append(binding)
-            checked = checker.check(A.Publisher(
-                entry.name, entry.provider, entry.projects, entry.pending_project,
-                tuple(bindings), (), entry.span), entry.index)
+            checked = checker.check_fields(A.Publisher(
+                entry.name, entry.provider, entry.projects, entry.pending_project, (), (),
+                entry.span), entry.fields, entry.index)
             where = _EntrySpans(entry)
             yield _Pub(checked, where.head, _FieldSpans(where.positions, checked.fields),
                        where, where.pending())
