@@ -26,6 +26,16 @@ BAD = {
     "a path's trailing slash": ("https://example.com/gitlab/", "drop the trailing '/'"),
     "a query": ("https://gitlab.example.com?a=b", "an https URL naming a host"),
     "a fragment": ("https://gitlab.example.com#a", "an https URL naming a host"),
+    # what a reader of the issuers list would take for another host or path
+    "user information": ("https://token.actions.githubusercontent.com@evil.example",
+                         "user information before its host"),
+    "a look-alike letter": ("https://gitl\u0430b.example.com", "not in ASCII"),
+    "an empty host": ("https://:443", "not a DNS name or an IP address"),
+    "a bad port": ("https://gitlab.example.com:99999", "not a DNS name or an IP address"),
+    "a port in letters": ("https://gitlab.example.com:https", "not a DNS name"),
+    "an underscore host": ("https://gitlab_example.com", "not a DNS name"),
+    "a dot-dot segment": ("https://gitlab.example.com/../x", "'.' or '..' segments"),
+    "a dot segment": ("https://example.com/./gitlab", "'.' or '..' segments"),
 }
 
 
@@ -55,3 +65,17 @@ def test_a_provider_may_name_its_own_issuer(tmp_path: Path,
     code, _, err = run_cli(capsys, "serve", "--db", str(tmp_path / "index.db"), "issuers",
                            "add", "https://gitlab.com", "gitlab")
     assert code == 0, err
+
+
+@pytest.mark.parametrize("issuer", [
+    "https://gitlab.example.com", "https://gitlab.example.com:8443",
+    "https://gitlab.example.com/gitlab", "https://10.0.0.7", "https://[2001:db8::7]:8443",
+    "https://xn--gitlb-2ve.example.com", "https://example.com/a.b/..c",
+])
+def test_an_issuer_as_instances_write_them_is_registered(
+        issuer: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    db = str(tmp_path / "index.db")
+    code, _, err = run_cli(capsys, "serve", "--db", db, "issuers", "add", issuer, "gitlab")
+    assert code == 0, err
+    code, out, _ = run_cli(capsys, "serve", "--db", db, "issuers", "list")
+    assert code == 0 and out == f"{issuer}\tgitlab\n"

@@ -72,6 +72,10 @@ def registered_issuers(providers: Mapping[str, CheckedProvider],
                 "host", hint="such as https://gitlab.example.com (no spaces or control "
                 "characters)"))
             continue
+        problem = _issuer_look(issuer)
+        if problem is not None:
+            problems.append(problem)
+            continue
         if issuer.endswith("/"):  # `iss` is compared exactly: no token would match it
             problems.append(Diagnostic(
                 f"issuer {issuer!r} cannot be registered: it ends with '/', and a token's "
@@ -96,6 +100,38 @@ def registered_issuers(providers: Mapping[str, CheckedProvider],
     if problems:
         raise ConfigError(problems)
     return registered
+
+
+_ISSUER_HOST = re.compile(r"(?:[A-Za-z0-9-]+\.)*[A-Za-z0-9-]+|\[[0-9A-Fa-f:.]+\]")
+
+
+def _issuer_look(issuer: str) -> Diagnostic | None:
+    """Why `issuer` (an https URL) would mislead whoever reads it, if it would: user
+    information before the host (https://token.actions.githubusercontent.com@evil.example
+    names evil.example), a host not in ASCII (a look-alike letter: 'gitlab' with a Cyrillic
+    'a' in it), a port that is no port, or dot segments in the path (fetched as another path)."""
+    authority, _, path = issuer[len("https://"):].partition("/")
+    host, colon, port = authority.rpartition(":") if not authority.endswith("]") \
+        else (authority, "", "")
+    if not colon:
+        host = authority
+    why = hint = None
+    if "@" in authority:
+        why = "it has user information before its host: the host is what follows the '@'"
+        hint = f"register the host itself: 'https://{authority.rpartition('@')[2]}'"
+    elif not host.isascii():
+        why = "its host is not in ASCII (a letter that looks like another?)"
+        hint = "write the host as DNS has it (internationalised names in their 'xn--' form)"
+    elif _ISSUER_HOST.fullmatch(host) is None or (colon and not (
+            port.isdigit() and port.isascii() and 0 < int(port) < 65536)):
+        why = "its host is not a DNS name or an IP address, with an optional port"
+        hint = "such as https://gitlab.example.com or https://gitlab.example.com:8443"
+    elif any(segment in (".", "..") for segment in path.split("/")):
+        why = "its path has '.' or '..' segments (fetched as another path)"
+        hint = "write the path as the instance writes it in its tokens' 'iss' claim"
+    if why is None:
+        return None
+    return Diagnostic(f"issuer {issuer!r} cannot be registered: {why}", hint=hint)
 
 
 def publisher_id(name: str | None, taken: Container[str], counter: Iterator[int]) -> str:
