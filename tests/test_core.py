@@ -278,6 +278,37 @@ def test_converting_a_pending_publisher_is_atomic_for_checks() -> None:
     assert len(engine) == 300
 
 
+def test_a_check_between_the_two_buckets_reads_sees_a_conversion() -> None:
+    """The interleaving the threaded test above hits only now and then (under load): a
+    check read the normal bucket before the conversion added the normal publisher and
+    the pending bucket after it took the pending one out, and was denied. Made
+    deterministic: the conversion runs when the check reads the normal bucket."""
+    engine = Engine()
+    engine.add_publisher({**GH, "pending_project": "project-x"}, id="pend")
+    engine.add_publisher({**GH, "repository_name": "other", "projects": ["o"]}, id="other")
+    claims = load_claims("github-release")
+    action = engine.check_claims(claims).action
+    assert action is not None
+    create = action
+    index = engine._core.indexes["github"]  # the interleaving's hook
+
+    class ConvertOnRead(dict[Any, Any]):
+        armed = True
+
+        def get(self, *args: Any) -> Any:
+            found = super().get(*args)
+            if ConvertOnRead.armed:  # this check has read the normal bucket: convert now
+                ConvertOnRead.armed = False
+                engine.convert_pending(create)
+            return found
+
+    index.normal = ConvertOnRead(index.normal)
+    result = engine.check_claims(claims)
+    assert not ConvertOnRead.armed
+    assert result.allowed, result.reasons
+    assert result.projects == ("project-x",)
+
+
 # ------------------------------------------- the same kind of fault as item 8
 def test_a_pending_publisher_copying_another_pending_one_is_refused() -> None:
     """A second pending publisher with a first one's fields took its exchanges when it

@@ -252,6 +252,10 @@ class ProviderIndex:
         self.normal: dict[Any, Record | tuple[Record, ...]] = {}
         self.pending: dict[Any, Record | tuple[Record, ...]] = {}
         self._lock = threading.Lock()
+        # Odd while a record moves between `normal` and `pending` (`replace`), bumped
+        # before and after: a lock-free `select` that found nothing and saw it change
+        # may have read the normal bucket before the move and the pending one after.
+        self._moves = 0
         self._count = 0
         self._settled = 0  # quick entries when `settle` last rebuilt their table
 
@@ -338,20 +342,24 @@ class ProviderIndex:
     def remove(self, record: Record) -> bool:
         """Take a record out; False if it was not indexed."""
         with self._lock:
-            index = self.pending if record.pending else self.normal
-            key = bucket_key(record.key)
-            bucket = _records(index.get(key))
-            kept = tuple(r for r in bucket if r is not record)
-            if len(kept) == len(bucket):
-                return False
-            if kept:
-                index[key] = kept if len(kept) > 1 else kept[0]
-            else:
-                del index[key]
-            if not record.pending:
-                self._requick(key)
-            self._count -= 1
-            return True
+            return self._take_out(record)
+
+    def _take_out(self, record: Record) -> bool:
+        """`remove` (under the lock)."""
+        index = self.pending if record.pending else self.normal
+        key = bucket_key(record.key)
+        bucket = _records(index.get(key))
+        kept = tuple(r for r in bucket if r is not record)
+        if len(kept) == len(bucket):
+            return False
+        if kept:
+            index[key] = kept if len(kept) > 1 else kept[0]
+        else:
+            del index[key]
+        if not record.pending:
+            self._requick(key)
+        self._count -= 1
+        return True
 
     def replace(self, old: Record, new: Record) -> None:
         """Put `new` where `old` is, so that a reader sees one or the other at every
@@ -368,11 +376,16 @@ class ProviderIndex:
                 if not new.pending:
                     self._requick(key)
                 return
+            moving = old.pending != new.pending
+            if moving:
+                self._moves += 1
             index[key] = (*bucket, new) if bucket else new
             if not new.pending:
                 self._requick(key)
             self._count += 1
-        self.remove(old)
+            self._take_out(old)
+            if moving:
+                self._moves += 1
 
     def bucket(self, key: tuple[Any, ...], pending: bool = False) -> tuple[Record, ...]:
         """The records indexed under a lookup key."""
@@ -412,7 +425,23 @@ class ProviderIndex:
         Normal publishers are tried before pending ones (PyPI tries pending first): a
         pending publisher never takes a token from an existing normal publisher, whoever
         registered it (a pending publisher copying a victim's identity would otherwise
-        scope the victim's next credential to the copier's project)."""
+        scope the victim's next credential to the copier's project).
+
+        Without a lock, a reader racing a pending publisher's conversion (`replace`
+        adds the normal record, then takes the pending one out) could read the normal
+        bucket before and the pending one after: neither. A search that finds nothing
+        while a record moved between them is made again under the lock."""
+        moves = self._moves
+        allowed, refused = self._select(claims, candidates_of)
+        if allowed is None and candidates_of is None and (moves & 1 or self._moves != moves):
+            with self._lock:
+                return self._select(claims, candidates_of)
+        return allowed, refused
+
+    def _select(self, claims: Mapping[str, Any], candidates_of: Callable[
+            [tuple[Any, ...], bool], tuple[Record, ...]] | None,
+                ) -> tuple[Record | None, Record | None]:
+        """`select`, once."""
         try:
             found, wanted = self.lookup(claims)
             key = bucket_key(found)
