@@ -245,6 +245,9 @@ def read_token(name: str, max_bytes: int) -> str:
     if name == "-":
         data = _read_stdin(label, cap + 1)
     else:
+        from tppolicy.readers.source import refuse_outside_link
+
+        refuse_outside_link(Path(name), ClaimsError, what="token file")
         try:
             with open(name, "rb") as handle:
                 data = handle.read(cap + 1)

@@ -15,7 +15,7 @@ from pathlib import Path
 from tppolicy.errors import Diagnostic, PolicyCheckError, Span
 from tppolicy.language import ast as A
 from tppolicy.language.check import CheckedProvider, check_provider
-from tppolicy.readers.source import read_source
+from tppolicy.readers.source import LinkTree, read_source
 
 POLICY_SUFFIX = ".tpp"
 
@@ -31,14 +31,6 @@ def _data_dir(name: str) -> Path:
 def policies_dir() -> Path:
     """The folder of the shipped provider files."""
     return _data_dir("policies")
-
-
-def _inside(file: Path, folder: Path) -> bool:
-    """Whether `file`, links resolved, lies inside `folder` (links resolved)."""
-    try:
-        return file.resolve().is_relative_to(folder.resolve())
-    except (OSError, RuntimeError):  # a link loop: read_source says what is wrong
-        return True
 
 
 def load_provider_files(paths: Iterable[str | os.PathLike[str]],
@@ -59,14 +51,12 @@ def load_provider_files(paths: Iterable[str | os.PathLike[str]],
                 f"no provider files (*{POLICY_SUFFIX}) in this folder", Span(str(path), 0, 0, 0, 0),
                 hint="--providers names a provider file or a folder of them")])
         for file in files:
-            if path.is_dir() and file.is_symlink() and not _inside(file, path):
-                # A link among a folder's provider files to a file elsewhere (a secret,
-                # /proc/self/environ): its first line would be echoed in the error.
-                raise PolicyCheckError([Diagnostic(
-                    "a link to a file outside the folder of provider files",
-                    Span(str(file), 0, 0, 0, 0),
-                    hint="copy the provider file into the folder, or name it itself")])
-            text = read_source(file, PolicyCheckError)
+            # A link among a folder's provider files to a file elsewhere (a secret,
+            # /proc/self/environ) is not read: its first line would be echoed in the error.
+            text = read_source(file, PolicyCheckError, what="provider file", tree=LinkTree(
+                (path,), "the folder of provider files",
+                "copy the provider file into the folder, or name it itself",
+            ) if path.is_dir() else None)
             found = _parsed_providers(text, str(file))
             if not found:
                 raise PolicyCheckError([Diagnostic(

@@ -46,7 +46,7 @@ from tppolicy.language import ast as A
 from tppolicy.language.interpret import Interpreter
 from tppolicy.language.ops import EvalError, Glob
 from tppolicy.limits import MAX_WORKFLOW_BYTES
-from tppolicy.readers.source import read_source
+from tppolicy.readers.source import LinkTree, read_source
 
 __all__ = ["CODES", "WorkflowError", "WorkflowFinding", "WorkflowReport", "check_workflow_file",
            "check_workflow_text"]
@@ -366,30 +366,17 @@ def check_workflow_file(file: str | os.PathLike[str], policy: Policy, *,
     """Check a workflow file. Without `path`, its path from the root of the git checkout
     holding it (else the path as given)."""
     source = os.fsdecode(file)
-    _refuse_outside_link(Path(source))
-    text = read_source(Path(source), WorkflowError, max_bytes=MAX_WORKFLOW_BYTES)
+    # A link to a file outside its git checkout (or, outside any, the current folder) is
+    # not read: checked in CI, a pull request's link to /proc/self/environ had its first
+    # line echoed in the error (GitHub does not run a linked workflow either).
+    here = Path(source).absolute()
+    checkout = next((parent for parent in here.parents if (parent / ".git").exists()),
+                    Path.cwd())
+    text = read_source(Path(source), WorkflowError, max_bytes=MAX_WORKFLOW_BYTES,
+                       what="workflow file",
+                       tree=LinkTree((checkout,), "the checkout", "name the file itself"))
     return check_workflow_text(text, source, policy, path=path or _repository_path(source),
                                audience=audience, repository=repository, job=job)
-
-
-def _refuse_outside_link(file: Path) -> None:
-    """A workflow file that is a link to a file outside its git checkout (or, outside
-    any, the current folder) is not read: checked in CI, a pull request's link to
-    /proc/self/environ had its first line echoed in the error (GitHub does not run a
-    linked workflow either)."""
-    if not file.is_symlink():
-        return
-    here = file.absolute()
-    tree = next((parent for parent in here.parents if (parent / ".git").exists()),
-                Path.cwd())
-    try:
-        inside = here.resolve().is_relative_to(tree.resolve())
-    except (OSError, RuntimeError):  # a link loop: read_source says so
-        return
-    if not inside:
-        raise WorkflowError([Diagnostic(
-            f"the workflow file is a link to a file outside the checkout ({tree})",
-            Span(str(file), 0, 0, 0, 0), hint="name the file itself")])
 
 
 def _repository_path(source: str) -> str:
