@@ -96,3 +96,51 @@ def test_a_long_string_literal_costs_memory_in_proportion() -> None:
     finally:
         tracemalloc.stop()
     assert peak < 30_000_000, peak
+
+
+def _provider(extra_lets: str, rule: str = "") -> str:
+    """The github provider renamed, with these lets (and a rule) added."""
+    text = GITHUB.replace("provider github", "provider mine").replace(
+        "token.actions.githubusercontent.com", "ci.example")
+    text = text.replace('  let attestation_kind = "GitHub"\n',
+                        '  let attestation_kind = "GitHub"\n' + extra_lets, 1)
+    if rule:
+        text = text.replace("\n  rule ", f"\n  {rule}\n  rule ", 1)
+    return text
+
+
+def _check(text: str) -> list[str]:
+    from tppolicy.errors import PolicyCheckError
+    from tppolicy.language.check import check_policy
+
+    try:
+        check_policy(parse_policy_fresh(text, "mine.tpp"), {})
+    except PolicyCheckError as exc:
+        return [d.message for d in exc.diagnostics]
+    return []
+
+
+def test_lets_doubling_one_another_are_refused_where_they_grow() -> None:
+    # `let d1 = d0 + d0`, `let d2 = d1 + d1`...: each filled in copies the one before twice.
+    # 34 such lines (1 KB) made 2^34 parts: lint and compile never ended (16 took 1 s).
+    lets = '  let d0 = "ab"\n' + "".join(f"  let d{i} = d{i - 1} + d{i - 1}\n"
+                                         for i in range(1, 16))
+    messages = _check(_provider(lets))
+    assert messages and messages[0].startswith("'d12' grows too large"), messages
+
+
+def test_the_parts_lets_add_in_a_file_have_a_ceiling() -> None:
+    # Each let under the ceiling of one, but 40 of them reading a let of 3 000 parts (the
+    # checker takes ~10 us a part).
+    big = "  let big = [" + ", ".join(['"x"'] * 3000) + "]\n"
+    readers = "".join(f"  let r{i} = \"x\" in big\n" for i in range(40))
+    messages = _check(_provider(big + readers))
+    assert messages and "in a file" in messages[0], messages[:1]
+    assert messages[0].startswith("'r33' grows too large"), messages[0]
+
+
+def test_a_long_list_written_out_is_not_refused() -> None:
+    # The ceiling is on the parts filling in adds: a list written out is its own size.
+    assert _check(_provider("  let big = [" + ", ".join(['"x"'] * 5000) + "]\n",
+                            'rule big_rule: claims.ref in ["' + '", "'.join(
+                                f"refs/tags/v{i}" for i in range(5000)) + '"]')) == []

@@ -565,6 +565,7 @@ class _Checker:
     def __init__(self, source: str) -> None:
         self.source = source
         self.diagnostics: list[Diagnostic] = []
+        self._inlined_parts = 0  # parts filling in lets added to this file's expressions
 
     def error(self, message: str, span: Span, hint: str | None = None) -> None:
         self.diagnostics.append(Diagnostic(message, span, hint=hint))
@@ -610,10 +611,13 @@ class _Checker:
                 self.error(f"'{let.name}' is the name of a function", let.span)
             self.expr(let.value, scope)
             inlined = inline_lets(let.value, lets)
-            if _depth(inlined) > MAX_INLINED_DEPTH:
+            depth, nodes = _shape(inlined)
+            if depth > MAX_INLINED_DEPTH:
                 self.error(f"'{let.name}' nests too deeply once the lets it reads are filled "
                            f"in: more than {MAX_INLINED_DEPTH} levels", let.span,
                            "read fewer lets in one another")
+                inlined = A.Literal(None, let.span)
+            elif self._too_large(let.value, nodes, f"'{let.name}'", let.span):
                 inlined = A.Literal(None, let.span)
             lets[let.name] = inlined
             scope.lets[let.name] = self.expr(lets[let.name], _Scope(claims, ast.ignored_prefixes,
@@ -865,6 +869,20 @@ class _Checker:
             self.error(f"provider '{ast.name}' has a lookup without a key", ast.span)
         return tuple(keys), tuple(prefers)
 
+    def _too_large(self, written: A.Expr, nodes: int, what: str, span: Span) -> bool:
+        """Do the lets filled in make an expression too large (said as an error)? Each
+        reading of a let copies it: at most MAX_INLINED_NODES parts may be added to one
+        expression, and MAX_INLINED_TOTAL to all of a file's."""
+        added = nodes - _shape(written)[1]
+        self._inlined_parts += added
+        if added <= MAX_INLINED_NODES and self._inlined_parts <= MAX_INLINED_TOTAL:
+            return False
+        self.error(f"{what} grows too large once the lets it reads are filled in: they add "
+                   f"{added} parts (at most {MAX_INLINED_NODES}, and {MAX_INLINED_TOTAL} in a "
+                   "file)", span, "read fewer lets in one another: each reading of a let "
+                   "copies it")
+        return True
+
     def _rules(self, rules: tuple[A.Rule, ...], scope: _Scope,
                lets: Mapping[str, A.Expr]) -> tuple[A.Rule, ...]:
         seen: set[str] = set()
@@ -884,11 +902,14 @@ class _Checker:
             requires = []
             for req in rule.requires:
                 condition = inline_lets(req.condition, lets)
-                if _depth(condition) > MAX_INLINED_DEPTH + MAX_POLICY_NESTING:
+                depth, nodes = _shape(condition)
+                if depth > MAX_INLINED_DEPTH + MAX_POLICY_NESTING:
                     self.error(f"rule '{rule.name}' nests too deeply once the lets it reads "
                                f"are filled in: more than "
                                f"{MAX_INLINED_DEPTH + MAX_POLICY_NESTING} levels", req.span,
                                "read fewer lets in one another")
+                    condition = A.Literal(False, req.span)
+                elif self._too_large(req.condition, nodes, f"rule '{rule.name}'", req.span):
                     condition = A.Literal(False, req.span)
                 self.condition(condition, scope)
                 requires.append(A.Require(condition, req.message, req.span))
@@ -1216,15 +1237,38 @@ class _Checker:
 MAX_INLINED_DEPTH = 2 * MAX_POLICY_NESTING
 
 
+# The most parts (nodes, a let read twice counted twice) filling in lets may add to a `let`
+# or a rule's condition (to all of a file's: the total): every later stage walks the
+# filled-in tree. Lets reading the one
+# before twice (`let d1 = d0 + d0`...) doubled at each line: 34 lines (1 KB) made 2^34 parts
+# and lint and compile never ended. The shipped lets have at most 35.
+MAX_INLINED_NODES = 4096
+MAX_INLINED_TOTAL = 100_000
+
+
 def _depth(expr: A.Expr) -> int:
     """How deep `expr` nests, walked without recursion."""
-    deepest = 0
-    stack = [(expr, 1)]
+    return _shape(expr)[0]
+
+
+def _shape(expr: A.Expr) -> tuple[int, int]:
+    """How deep `expr` nests and how many nodes it has as a tree, each shared subtree
+    (a let filled in twice) walked once, without recursion."""
+    done: dict[int, tuple[int, int]] = {}
+    stack: list[tuple[A.Expr, bool]] = [(expr, False)]
     while stack:
-        node, depth = stack.pop()
-        deepest = max(deepest, depth)
-        stack.extend((kid, depth + 1) for kid in A.children(node))
-    return deepest
+        node, kids_done = stack.pop()
+        if id(node) in done:
+            continue
+        kids = A.children(node)
+        if kids_done:
+            shapes = [done[id(kid)] for kid in kids]
+            done[id(node)] = (1 + max((d for d, _ in shapes), default=0),
+                              1 + sum(n for _, n in shapes))
+        else:
+            stack.append((node, True))
+            stack.extend((kid, False) for kid in kids if id(kid) not in done)
+    return done[id(expr)]
 
 
 @dataclass(slots=True)
