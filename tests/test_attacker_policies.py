@@ -144,3 +144,14 @@ def test_a_long_list_written_out_is_not_refused() -> None:
     assert _check(_provider("  let big = [" + ", ".join(['"x"'] * 5000) + "]\n",
                             'rule big_rule: claims.ref in ["' + '", "'.join(
                                 f"refs/tags/v{i}" for i in range(5000)) + '"]')) == []
+
+
+def test_fix_conditions_reading_lets_count_toward_the_ceiling() -> None:
+    # Rules were counted, but fixes, learns, lookups and workflow items fill in lets too.
+    big = "  let big = [" + ", ".join(['"x"'] * 3000) + "]\n"
+    text = _provider(big).replace(
+        '    fix token when claims.job_workflow_ref == ""\n',
+        '    fix token when "x" in big "many"\n' * 40
+        + '    fix token when claims.job_workflow_ref == ""\n', 1)
+    messages = _check(text)
+    assert messages and messages[0].startswith("a condition grows too large"), messages[:1]

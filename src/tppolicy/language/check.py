@@ -658,7 +658,7 @@ class _Checker:
             return {}
         found: dict[str, A.Expr] = {}
         for item in ast.workflow_items:
-            value = inline_lets(item.value, lets)
+            value = self._bounded(item.value, lets, f"'{item.name}'", item.span)
             t = self.expr(value, scope)
             if item.name not in names:
                 self.error(f"'{item.name}' is not something check-workflow asks about a "
@@ -726,7 +726,7 @@ class _Checker:
               lets: Mapping[str, A.Expr]) -> A.Expr | None:
         if condition is None:
             return None
-        inlined = inline_lets(condition, lets)
+        inlined = self._bounded(condition, lets, "a condition", condition.span)
         self.condition(inlined, scope)
         return inlined
 
@@ -781,7 +781,7 @@ class _Checker:
             if learn.name in seen:
                 self.error(f"'{learn.name}' is learned twice", learn.span)
             seen.add(learn.name)
-            value = inline_lets(learn.value, lets)
+            value = self._bounded(learn.value, lets, f"'{learn.name}'", learn.span)
             t = self.expr(value, scope)
             if A.requests_read(value):
                 self.error("a learned value comes from the token: it cannot read request "
@@ -838,7 +838,7 @@ class _Checker:
         keys: list[LookupKey] = []
         prefers: list[LookupKey] = []
         for item in ast.lookup:
-            condition = inline_lets(item.condition, lets)
+            condition = self._bounded(item.condition, lets, f"a lookup {item.kind}", item.span)
             if not (isinstance(condition, A.Compare) and condition.op == "=="):
                 self.error(f"a lookup {item.kind} must be 'publisher side == claims side'",
                            item.span)
@@ -868,6 +868,16 @@ class _Checker:
         if ast.lookup and not keys:
             self.error(f"provider '{ast.name}' has a lookup without a key", ast.span)
         return tuple(keys), tuple(prefers)
+
+    def _bounded(self, written: A.Expr, lets: Mapping[str, A.Expr], what: str,
+                 span: Span) -> A.Expr:
+        """`written` with the lets filled in, or null if that makes it too large."""
+        inlined = inline_lets(written, lets)
+        if inlined is written:
+            return inlined
+        if self._too_large(written, _shape(inlined)[1], what, span):
+            return A.Literal(None, span)
+        return inlined
 
     def _too_large(self, written: A.Expr, nodes: int, what: str, span: Span) -> bool:
         """Do the lets filled in make an expression too large (said as an error)? Each
