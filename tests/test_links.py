@@ -85,6 +85,15 @@ def test_a_link_out_of_the_tree_is_refused_by_every_command(
     _refused(*run(capsys, *argv))
 
 
+@pytest.mark.parametrize(("option", "what"), [("--claims", "claims file"),
+                                               ("--token", "token file")])
+def test_the_error_says_which_file_is_the_link(
+        tree: Path, capsys: pytest.CaptureFixture[str], option: str, what: str) -> None:
+    code, _, err = run(capsys, "check", "--publishers", "publishers.yaml", option, "leak")
+    assert code == 3 and f"the {what} is a link to a file outside" in err, err
+    assert str(tree.parent / "outside" / "secret.env") in err  # where it points
+
+
 def test_serve_publishers_load_refuses_a_link_out_of_the_tree(
         tree: Path, capsys: pytest.CaptureFixture[str]) -> None:
     _refused(*run(capsys, "serve", "--db", str(tree / "index.db"), "publishers", "load",

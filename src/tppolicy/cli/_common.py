@@ -191,9 +191,9 @@ def load_policy(args: argparse.Namespace, claims: Mapping[str, Any] | None = Non
             from tppolicy.readers.source import read_source
 
             source = args.publishers
-            return compile_publishers_for_claims(read_source(Path(source), ConfigError),
-                                                 str(source), claims, providers=providers,
-                                                 issuers=issuers)
+            text = read_source(Path(source), ConfigError, what="publishers file")
+            return compile_publishers_for_claims(text, str(source), claims,
+                                                 providers=providers, issuers=issuers)
         return compile_publishers_file(args.publishers, providers=providers, issuers=issuers)
     return load_policy_file(args.policy, providers=providers, issuers=issuers)
 
@@ -206,7 +206,7 @@ def read_claims(name: str) -> dict[str, Any]:
 
     # As every other reader: one size limit, the bad byte's line and column.
     if name != "-":
-        return parse_claims(read_source(Path(name), ClaimsError), name)
+        return parse_claims(read_source(Path(name), ClaimsError, what="claims file"), name)
     label = "<stdin>"
     raw = _read_stdin(label, MAX_SOURCE_BYTES + 1)
     if len(raw) > MAX_SOURCE_BYTES:
@@ -361,7 +361,8 @@ def build_verifier(args: argparse.Namespace, policy: Policy, token: str) -> Any:
             if not isinstance(issuer, str):
                 continue
         # At most what a fetched JWKS document may hold: /dev/zero is not read forever.
-        document = read_source(Path(path), ClaimsError, max_bytes=DEFAULT_MAX_DOCUMENT)
+        document = read_source(Path(path), ClaimsError, max_bytes=DEFAULT_MAX_DOCUMENT,
+                               what="JWKS file")
         try:
             keys.add_static(issuer, document, path)
         except FetchError as exc:
