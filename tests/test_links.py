@@ -200,3 +200,27 @@ def test_process_substitution_and_dev_stdin_are_read(tree: Path) -> None:
     assert done.returncode == 0, done.stdout + done.stderr
     done = _cli(tree, f"'{python}' -m tppolicy lint leak")
     assert done.returncode == 3 and "hunter2" not in done.stdout + done.stderr
+
+
+def test_a_servers_jwks_file_that_became_a_link_out_is_not_read_on_refresh(
+        tree: Path) -> None:
+    """`serve --jwks ISSUER=FILE` reads the file again on each refresh: the rule holds
+    then too (the start refuses it as every reader does)."""
+    from tppolicy.server.auth import ServerKeyCache
+    from tppolicy.token.keys import FetchError
+
+    keys = ServerKeyCache(sources={"https://ci.example": "leak"})
+    with pytest.raises(FetchError, match="outside the current folder's tree") as caught:
+        keys.refresh_keys("https://ci.example")
+    assert "hunter2" not in str(caught.value)
+
+
+def test_lint_does_not_read_a_pyproject_that_is_a_link_out(
+        tree: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """lint looks for `[tool.tppolicy]` in the nearest pyproject.toml: a link out of the
+    tree there is refused (exit 3), not read."""
+    (tree / "pyproject.toml").symlink_to(tree.parent / "outside" / "secret.env")
+    code, out, err = run(capsys, "lint", "publishers.yaml")
+    assert code == 3 and "hunter2" not in out + err and "pyproject.toml" in err, out + err
+    code, out, err = run(capsys, "lint", "--no-config", "publishers.yaml")
+    assert code == 1 and "TPP001" in out, out + err

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from tppolicy.readers.source import outside_link
 from tppolicy.token.keys import (
     DEFAULT_MAX_DOCUMENT,
     Fetcher,
@@ -273,7 +274,13 @@ class ServerKeyCache(KeyCache):
         source = self.sources.get(issuer)
         if source is not None and not source.startswith("https://"):
             # At most what a fetched document may hold (a file replaced by a huge one,
-            # or a device, is not read whole).
+            # or a device, is not read whole); never through a link out of the tree
+            # (`tppolicy.readers.source`: checked at start, and again on each refresh).
+            found = outside_link(Path(source))
+            if found is not None:
+                raise FetchError(f"{source}: a link to {found[1]}, outside the current "
+                                 "folder's tree and the link's own folder: not read "
+                                 "(name the target's own path)")
             try:
                 with Path(source).open("rb") as handle:
                     document = handle.read(DEFAULT_MAX_DOCUMENT + 1)

@@ -37,7 +37,7 @@ from tppolicy.language.check import (
 )
 from tppolicy.language.providers import POLICY_SUFFIX, load_providers
 from tppolicy.language.texts import advice_for
-from tppolicy.readers.source import read_source
+from tppolicy.readers.source import outside_link, read_source
 from tppolicy.readers.yaml import NotPlain, YamlDocument, compose_yaml
 from tppolicy.text import char_name, invisible, lookalike
 
@@ -1471,6 +1471,8 @@ def find_config(start: Path) -> Path | None:
     for folder in (start, *start.parents):
         candidate = folder / "pyproject.toml"
         if candidate.is_file():
+            if outside_link(candidate) is not None:
+                return candidate  # not read here: load_config refuses it, saying why
             try:
                 if "tool.tppolicy" in candidate.read_text("utf-8"):
                     return candidate
