@@ -395,7 +395,7 @@ def test_concurrent_unknown_kid_fetches_once(jwks_server: JwksServer, cache: Key
     # The JWKS answers after 0.2 s, so all 16 threads pile up on the refresh.
     jwks_server.set_jwks(slow_reply(0.2, json_reply(jwks(rsa_key()))))
     threads_count = 16
-    barrier = threading.Barrier(threads_count, timeout=5)
+    barrier = threading.Barrier(threads_count, timeout=60)  # bounds a hang
     results: list[object] = []
     lock = threading.Lock()
 
@@ -412,7 +412,7 @@ def test_concurrent_unknown_kid_fetches_once(jwks_server: JwksServer, cache: Key
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join(5)
+        thread.join(60)
     assert not any(thread.is_alive() for thread in threads)
     assert len(results) == threads_count
     if kid == "nope":
@@ -426,7 +426,7 @@ def test_concurrent_unknown_kid_fetches_once(jwks_server: JwksServer, cache: Key
 def test_concurrent_failing_first_fetch_tries_once(jwks_server: JwksServer,
                                                    cache: KeyCache) -> None:
     jwks_server.serve(DISCOVERY_PATH, slow_reply(0.2, status_reply(500)))
-    barrier = threading.Barrier(16, timeout=5)
+    barrier = threading.Barrier(16, timeout=60)  # bounds a hang
     errors: list[object] = []
 
     def worker() -> None:
@@ -440,7 +440,7 @@ def test_concurrent_failing_first_fetch_tries_once(jwks_server: JwksServer,
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join(5)
+        thread.join(60)
     assert len(errors) == 16
     assert counts(jwks_server) == (1, 0)
 
