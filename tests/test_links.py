@@ -224,3 +224,18 @@ def test_lint_does_not_read_a_pyproject_that_is_a_link_out(
     assert code == 3 and "hunter2" not in out + err and "pyproject.toml" in err, out + err
     code, out, err = run(capsys, "lint", "--no-config", "publishers.yaml")
     assert code == 1 and "TPP001" in out, out + err
+
+
+def test_check_workflow_refuses_a_folder_link_out_of_the_checkout(
+        tree: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`.github` made a link to a folder elsewhere: the workflow file's path goes through
+    it, out of the checkout (the file itself is no link)."""
+    (tree / ".git").mkdir()
+    elsewhere = tree.parent / "outside" / "workflows"
+    elsewhere.mkdir()
+    (elsewhere / "release.yml").write_text(SECRET + "\n")
+    (tree / ".github").symlink_to(tree.parent / "outside", target_is_directory=True)
+    code, out, err = run(capsys, "check-workflow", "--publishers", "publishers.yaml",
+                         ".github/workflows/release.yml")
+    assert code == 3 and "hunter2" not in out + err, out + err
+    assert "goes through" in err and "outside the checkout" in err, err
