@@ -45,11 +45,15 @@ def outside_link(path: Path, tree: LinkTree | None = None) -> tuple[Path, Path] 
         here = Path.cwd()
     except OSError:  # the current folder was removed: only the file itself is checked
         here = absolute.parent
-    given = path if path.is_absolute() else here / path
-    prefix = Path(given.anchor)
-    for position, part in enumerate(given.parts[1:], start=2):
+    given = (path if path.is_absolute() else here / path).parts
+    # The folders down to the current one are the user's: start below them when the
+    # path goes through it (a relative path: one step for `publishers.yaml`).
+    start = len(here.parts) if given[:len(here.parts)] == here.parts else 1
+    prefix = Path(*given[:start])
+    for position in range(start, len(given)):
+        part = given[position]
         prefix = prefix / part
-        last = position == len(given.parts)
+        last = position == len(given) - 1
         if not last and (part == ".." or not Path(os.path.abspath(prefix)).is_relative_to(here)):
             continue
         if not prefix.is_symlink():
