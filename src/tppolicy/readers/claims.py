@@ -11,6 +11,7 @@ instead of its claims is named as such.
 from __future__ import annotations
 
 import json
+import math
 import re
 from typing import Any
 
@@ -59,6 +60,20 @@ def _constant_index(text: str, word: str) -> int | None:
     plain = "".join(char for _, char in positions)
     at = plain.find(word)
     return positions[at][0] if at >= 0 else None
+
+
+# Digits of an integer a claims file may hold: a token's reader gives 64-bit integers (20
+# digits); twice that leaves room, and int() refuses more than 4 300 (an internal error).
+_MAX_INTEGER_DIGITS = 40
+
+
+def _number_index(text: str, literal: str) -> int | None:
+    """Where a number literal is written (its first place outside strings)."""
+    for index, _ in _outside_strings(text):
+        if text.startswith(literal, index):
+            return index
+    found = text.find(literal)
+    return found if found >= 0 else None
 
 
 def _key_index(text: str, key: str) -> int | None:
@@ -168,13 +183,28 @@ def parse_claims(text: str, source: str = "<claims>") -> dict[str, Any]:
         raise _Refused(f"{word} is not a JSON number", _constant_index(text, word),
                        "claims hold finite numbers")
 
+    def number(literal: str) -> float:
+        value = float(literal)
+        if not math.isfinite(value):  # 1e999: json reads it as infinity
+            raise _Refused(f"{literal} is not a finite number", _number_index(text, literal),
+                           "claims hold finite numbers")
+        return value
+
+    def integer(literal: str) -> int:
+        if len(literal.lstrip("-")) > _MAX_INTEGER_DIGITS:  # int() raised past 4 300 digits
+            raise _Refused(f"an integer of {len(literal.lstrip('-'))} digits is too large "
+                           f"(at most {_MAX_INTEGER_DIGITS})", _number_index(text, literal),
+                           "claims hold numbers of 64 bits at most")
+        return int(literal)
+
     stripped = text.strip()
     if stripped.count(".") == 2 and all(part and set(part) <= _BASE64URL
                                          for part in stripped.split(".")):
         raise fail("this is a signed token (a JWT), not its claims", text.find(stripped),
                    "decode it with `python -m id -d AUDIENCE` or any JWT decoder, and pass "
                    "the JSON claims")
-    decoder = json.JSONDecoder(object_pairs_hook=unique, parse_constant=constant)
+    decoder = json.JSONDecoder(object_pairs_hook=unique, parse_constant=constant,
+                               parse_float=number, parse_int=integer)
     documents: list[tuple[int, Any]] = []
     position = 0
     try:
