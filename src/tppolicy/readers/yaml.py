@@ -110,7 +110,15 @@ def construct_scalar(node: yaml.ScalarNode) -> Any:
     constructor). Raises what the constructor raises for a bad explicitly tagged value."""
     if node.tag == _STR:
         return node.value
-    return _CONSTRUCTOR.construct_object(node, deep=True)
+    value = _CONSTRUCTOR.construct_object(node, deep=True)
+    if value.__class__ is int and value.bit_length() > _MAX_INT_BITS:
+        # 0x and 0b integers have no digit limit, but their decimal text does: every message
+        # showing such a value raised ValueError (an internal error).
+        raise ValueError(f"an integer of {value.bit_length()} bits is too large to show")
+    return value
+
+
+_MAX_INT_BITS = 4096  # (int -> str refuses more than 4 300 decimal digits, ~14 000 bits)
 
 
 def compose_yaml(text: str, source: str, error: type[TppolicyError]) -> YamlDocument:
