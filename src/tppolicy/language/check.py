@@ -566,6 +566,7 @@ class _Checker:
         self.source = source
         self.diagnostics: list[Diagnostic] = []
         self._inlined_parts = 0  # parts filling in lets added to this file's expressions
+        self._shapes: dict[int, tuple[int, int, A.Expr]] = {}  # _shape's, for the file
 
     def error(self, message: str, span: Span, hint: str | None = None) -> None:
         self.diagnostics.append(Diagnostic(message, span, hint=hint))
@@ -611,7 +612,7 @@ class _Checker:
                 self.error(f"'{let.name}' is the name of a function", let.span)
             self.expr(let.value, scope)
             inlined = inline_lets(let.value, lets)
-            depth, nodes = _shape(inlined)
+            depth, nodes = _shape(inlined, self._shapes)
             if depth > MAX_INLINED_DEPTH:
                 self.error(f"'{let.name}' nests too deeply once the lets it reads are filled "
                            f"in: more than {MAX_INLINED_DEPTH} levels", let.span,
@@ -875,7 +876,7 @@ class _Checker:
         inlined = inline_lets(written, lets)
         if inlined is written:
             return inlined
-        if self._too_large(written, _shape(inlined)[1], what, span):
+        if self._too_large(written, _shape(inlined, self._shapes)[1], what, span):
             return A.Literal(None, span)
         return inlined
 
@@ -883,7 +884,7 @@ class _Checker:
         """Do the lets filled in make an expression too large (said as an error)? Each
         reading of a let copies it: at most MAX_INLINED_NODES parts may be added to one
         expression, and MAX_INLINED_TOTAL to all of a file's."""
-        added = nodes - _shape(written)[1]
+        added = nodes - _shape(written, self._shapes)[1]
         self._inlined_parts += added
         if added <= MAX_INLINED_NODES and self._inlined_parts <= MAX_INLINED_TOTAL:
             return False
@@ -912,7 +913,7 @@ class _Checker:
             requires = []
             for req in rule.requires:
                 condition = inline_lets(req.condition, lets)
-                depth, nodes = _shape(condition)
+                depth, nodes = _shape(condition, self._shapes)
                 if depth > MAX_INLINED_DEPTH + MAX_POLICY_NESTING:
                     self.error(f"rule '{rule.name}' nests too deeply once the lets it reads "
                                f"are filled in: more than "
@@ -1261,10 +1262,14 @@ def _depth(expr: A.Expr) -> int:
     return _shape(expr)[0]
 
 
-def _shape(expr: A.Expr) -> tuple[int, int]:
+def _shape(expr: A.Expr, done: dict[int, tuple[int, int, A.Expr]] | None = None,
+           ) -> tuple[int, int]:
     """How deep `expr` nests and how many nodes it has as a tree, each shared subtree
-    (a let filled in twice) walked once, without recursion."""
-    done: dict[int, tuple[int, int]] = {}
+    (a let filled in twice) walked once, without recursion. `done` keeps the shapes
+    found (and their nodes, so that no id is reused) for the next call: a checker passes
+    one for a whole file, whose lets are filled in again and again."""
+    if done is None:
+        done = {}
     stack: list[tuple[A.Expr, bool]] = [(expr, False)]
     while stack:
         node, kids_done = stack.pop()
@@ -1272,13 +1277,18 @@ def _shape(expr: A.Expr) -> tuple[int, int]:
             continue
         kids = A.children(node)
         if kids_done:
-            shapes = [done[id(kid)] for kid in kids]
-            done[id(node)] = (1 + max((d for d, _ in shapes), default=0),
-                              1 + sum(n for _, n in shapes))
+            depth = count = 0
+            for kid in kids:
+                kid_depth, kid_count, _ = done[id(kid)]
+                count += kid_count
+                if kid_depth > depth:
+                    depth = kid_depth
+            done[id(node)] = (1 + depth, 1 + count, node)
         else:
             stack.append((node, True))
             stack.extend((kid, False) for kid in kids if id(kid) not in done)
-    return done[id(expr)]
+    depth, count, _ = done[id(expr)]
+    return depth, count
 
 
 @dataclass(slots=True)
