@@ -119,7 +119,14 @@ def _describe_terminal(parser: Lark, name: str) -> str:
 # carry it: printing it fails).
 # A carriage return not ending a line with a line feed (old Mac line ends) too: the parser
 # reads such a file as one line (a comment, the whole file), which editors show as many.
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# Characters that make an editor or a review show other text than the parser reads: the
+# C1 controls, line separators (U+0085, U+2028, U+2029: shown as line breaks, not counted
+# as lines) and bidirectional controls (U+202E... reorder what is shown: "Trojan Source",
+# CVE-2021-42574): refused wherever they are, comments and strings included.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029"
+                      r"\u202a-\u202e\u2066-\u2069]")
+_INVISIBLE = {"\u061c": "bidirectional", "\u200e": "bidirectional", "\u200f": "bidirectional",
+              "\u2028": "line separator", "\u2029": "line separator", "\x85": "line separator"}
 _BARE_CR = re.compile(r"\r(?!\n)")
 _LONE_SURROGATE = re.compile(
     r"(?<!\\)(?:\\\\)*(\\u[dD][89abAB][0-9a-fA-F]{2}(?!\\u[dD][c-fC-F][0-9a-fA-F]{2})"
@@ -133,6 +140,17 @@ def _refuse_characters(text: str, source: str) -> None:
         found = _BARE_CR.search(text)  # (counting is 4 times faster than that search)
     problem = f"the control character U+{ord(found.group()):04X}" if found else ""
     hint = "remove it; write text as UTF-8 characters or \\u escapes of whole characters"
+    kind = _INVISIBLE.get(found.group()) if found is not None else None
+    if found is not None and ("\u202a" <= found.group() <= "\u202e"
+                              or "\u2066" <= found.group() <= "\u2069"):
+        kind = "bidirectional"
+    if kind == "bidirectional":
+        problem += (" (a bidirectional control: it reorders the text an editor or a review "
+                    "shows, so that it reads otherwise than it parses)")
+        hint = "remove it; to put one in a string's value, write its \\u escape"
+    elif kind == "line separator":
+        problem += " (shown as a line break by editors, not one to the parser)"
+        hint = "end lines with \\n; to put one in a string's value, write its \\u escape"
     if found is not None and found.group() == "\r":
         problem += " (a carriage return without a line feed)"
         hint = "end lines with \\n (or \\r\\n), not \\r alone"
