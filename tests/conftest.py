@@ -23,6 +23,21 @@ def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, s
     return code, out, err
 
 
+def run_on_provider(capsys: pytest.CaptureFixture[str], command: str, tmp_path: Path,
+                    github_text: str) -> tuple[int, str, str]:
+    """`tppolicy lint|fmt|compile` on `github_text` (github.tpp's text, altered) saved as
+    the provider `mine` of its own issuer in a --providers folder."""
+    folder = tmp_path / "providers"
+    folder.mkdir()
+    policy = folder / "mine.tpp"
+    policy.write_text(github_text.replace("provider github", "provider mine")
+                      .replace("token.actions.githubusercontent.com", "ci.example"),
+                      encoding="utf-8")
+    argv = {"lint": [str(policy)], "fmt": ["--check", str(policy)],
+            "compile": ["--providers", str(folder), str(ROOT / "examples/publishers.yaml")]}
+    return run_cli(capsys, command, *argv[command])
+
+
 # Folders no test may add anything to (a test writes under its tmp_path): the file system's
 # root (a test once made /nonexistent/dir/a.db there, running as root) and the checkout.
 _WATCHED = (Path("/"), ROOT)

@@ -10,7 +10,7 @@ import pytest
 from tppolicy.errors import PolicySyntaxError
 from tppolicy.language.parse import parse_policy_fresh, parse_policy_with_comments
 
-from .conftest import ROOT, run_cli
+from .conftest import ROOT, run_cli, run_on_provider
 
 GITHUB = (ROOT / "policies/github.tpp").read_text(encoding="utf-8")
 
@@ -43,15 +43,8 @@ def test_integers_of_40_digits_are_kept(literal: str) -> None:
 @pytest.mark.parametrize("command", ["lint", "fmt", "compile"])
 def test_the_cli_exits_3(command: str, tmp_path: Path,
                          capsys: pytest.CaptureFixture[str]) -> None:
-    folder = tmp_path / "providers"
-    folder.mkdir()
-    policy = folder / "mine.tpp"
-    policy.write_text(_with('let attestation_kind = "GitHub"', "let attestation_kind = "
-                            + "9" * 10_000).replace("provider github", "provider mine")
-                      .replace("token.actions.githubusercontent.com", "ci.example"))
-    argv = {"lint": [str(policy)], "fmt": ["--check", str(policy)],
-            "compile": ["--providers", str(folder), str(ROOT / "examples/publishers.yaml")]}
-    code, out, err = run_cli(capsys, command, *argv[command])
+    code, out, err = run_on_provider(capsys, command, tmp_path, _with(
+        'let attestation_kind = "GitHub"', "let attestation_kind = " + "9" * 10_000))
     assert code == 3, (out, err)
     assert "internal error" not in err and "is too large" in err
 

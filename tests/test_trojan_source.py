@@ -13,7 +13,7 @@ import pytest
 from tppolicy.errors import PolicySyntaxError
 from tppolicy.language.parse import parse_policy_fresh, parse_policy_with_comments
 
-from .conftest import ROOT, run_cli
+from .conftest import ROOT, run_on_provider
 
 GITHUB = (ROOT / "policies/github.tpp").read_text(encoding="utf-8")
 # a comment on the line after the provider's opening, then the rest of the file
@@ -58,15 +58,7 @@ def test_an_escape_of_one_in_a_string_is_read(tmp_path: Path) -> None:
 @pytest.mark.parametrize("command", ["lint", "fmt", "compile"])
 def test_every_tool_exits_3(command: str, tmp_path: Path,
                             capsys: pytest.CaptureFixture[str]) -> None:
-    folder = tmp_path / "providers"
-    folder.mkdir()
-    policy = folder / "mine.tpp"
-    policy.write_text(GITHUB.replace(MARK, MARK + CASES["RLO in a comment"][0], 1)
-                      .replace("provider github", "provider mine")
-                      .replace("token.actions.githubusercontent.com", "ci.example"),
-                      encoding="utf-8")
-    argv = {"lint": [str(policy)], "fmt": ["--check", str(policy)],
-            "compile": ["--providers", str(folder), str(ROOT / "examples/publishers.yaml")]}
-    code, out, err = run_cli(capsys, command, *argv[command])
+    code, out, err = run_on_provider(
+        capsys, command, tmp_path, GITHUB.replace(MARK, MARK + CASES["RLO in a comment"][0], 1))
     assert code == 3, (out, err)
     assert "bidirectional control" in err and "internal error" not in err
