@@ -239,3 +239,18 @@ def test_check_workflow_refuses_a_folder_link_out_of_the_checkout(
                          ".github/workflows/release.yml")
     assert code == 3 and "hunter2" not in out + err, out + err
     assert "goes through" in err and "outside the checkout" in err, err
+
+
+@pytest.mark.parametrize("named", ["sub/x.tptest.yaml", "sub"])
+def test_a_test_file_through_a_folder_link_out_of_the_tree_is_refused(
+        tree: Path, capsys: pytest.CaptureFixture[str], named: str) -> None:
+    # `tppolicy test sub/x.tptest.yaml`, `sub` a link to a folder elsewhere: the runner took
+    # the target folder as the test files' tree, so the file was read and its first line
+    # echoed ("unknown key 'API_TOKEN=hunter2'...").
+    outside = tree.parent / "outside"
+    (outside / "x.tptest.yaml").write_text(SECRET + ": 1\n")
+    (tree / "sub").symlink_to(outside)
+    code, out, err = run(capsys, "test", named)
+    assert code == 3, (code, out, err)
+    assert "hunter2" not in out + err, out + err
+    assert "link" in err and str(outside) in err, err

@@ -440,7 +440,12 @@ def tree_root(path: Path, root: str | os.PathLike[str] | None = None) -> Path:
         return Path(root).resolve()
     here = Path.cwd().resolve()
     folder = path.parent.resolve()
-    return here if folder.is_relative_to(here) else folder
+    # A test file named through the current folder (sub/x.tptest.yaml) has the current
+    # folder's tree, even when a folder on its way is a link elsewhere: the link is then
+    # out of the tree (the tree was the link's target, and the file was read).
+    written = Path(os.path.abspath(path.parent))
+    inside = written.is_relative_to(Path.cwd()) or written.is_relative_to(here)
+    return here if inside or folder.is_relative_to(here) else folder
 
 
 def _load_file(path: Path, providers: Mapping[str, CheckedProvider] | None,
