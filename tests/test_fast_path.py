@@ -167,6 +167,14 @@ def test_a_key_part_holding_the_separator_gets_no_quick_entry() -> None:
     assert index.quick == {} and len(index.normal) == 1
 
 
+# The claims of the publisher _github_rows makes third (project p3).
+_O3_CLAIMS = {"iss": "https://token.actions.githubusercontent.com", "aud": "pypi",
+              "repository": "o3/r", "repository_owner": "o3", "repository_owner_id": "3",
+              "job_workflow_ref": "o3/r/.github/workflows/release.yml@refs/tags/v1",
+              "ref": "refs/tags/v1", "sha": "a" * 40, "event_name": "push", "jti": "j",
+              "environment": "pypi"}
+
+
 def _github_rows(count: int, **changes: str) -> list[dict[str, Any]]:
     return [{"provider": "github", "projects": [f"p{i}"], "repository_owner": f"o{i}",
              "repository_name": "r", "repository_owner_id": str(i),
@@ -260,11 +268,7 @@ def test_checks_while_bulk_loads_settle_the_quick_table() -> None:
 
     rows = _github_rows(3 * SETTLE_FROM)
     engine = Engine(publishers=rows[:SETTLE_FROM])
-    claims = {"iss": "https://token.actions.githubusercontent.com", "aud": "pypi",
-              "repository": "o3/r", "repository_owner": "o3", "repository_owner_id": "3",
-              "job_workflow_ref": "o3/r/.github/workflows/release.yml@refs/tags/v1",
-              "ref": "refs/tags/v1", "sha": "a" * 40, "event_name": "push", "jti": "j",
-              "environment": "pypi"}
+    claims = dict(_O3_CLAIMS)
     failures: list[Any] = []
     done = threading.Event()
 
@@ -297,11 +301,7 @@ def test_checks_while_a_publisher_is_replaced_and_others_come_and_go() -> None:
     rows = _github_rows(600)
     engine = Engine(publishers=rows)
     watched = next(r for r in engine.publishers() if r.projects == ("p3",))
-    claims = {"iss": "https://token.actions.githubusercontent.com", "aud": "pypi",
-              "repository": "o3/r", "repository_owner": "o3", "repository_owner_id": "3",
-              "job_workflow_ref": "o3/r/.github/workflows/release.yml@refs/tags/v1",
-              "ref": "refs/tags/v1", "sha": "a" * 40, "event_name": "push", "jti": "j",
-              "environment": "pypi"}
+    claims = dict(_O3_CLAIMS)
     failures: list[Any] = []
     checked = 0
     done = threading.Event()
