@@ -84,3 +84,10 @@ def load_claims(name: str) -> dict[str, Any]:
 @pytest.fixture
 def github_claims() -> dict[str, Any]:
     return load_claims("github-release")
+
+
+@pytest.fixture
+def pure_quick_table(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Indexes made meanwhile keep their quick entries in a dict, as an install without
+    the C extension does (`TPPOLICY_NO_EXTENSION=1`, or no compiler)."""
+    monkeypatch.setattr("tppolicy.decide.index.QUICK_TABLE", dict)

@@ -210,7 +210,8 @@ def _claims(i: int) -> dict[str, Any]:
             **({"environment": "pypi"} if i % 2 else {})}
 
 
-def test_publishers_added_one_by_one_are_settled_as_a_bulk_load() -> None:
+def test_publishers_added_one_by_one_are_settled_as_a_bulk_load(pure_quick_table: None
+                                                                 ) -> None:
     """A server loads its database with `add_publisher` and then `Engine.settle`: the
     quick table is rebuilt sparse (as after `add_publishers`) and every publisher is
     still found, by the quick path and the general one alike."""

@@ -7,6 +7,7 @@ threads read without locking while publishers are added and removed.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import threading
 from collections.abc import Callable, Iterator, Mapping
@@ -26,6 +27,19 @@ from tppolicy.language.compile import (
     compile_required,
     compile_template,
 )
+
+try:  # compiled at install (hatch_build.py); without a C compiler, a dict does the job
+    from tppolicy.decide._quicktable import QuickTable as _QuickTable
+except ImportError:  # pragma: no cover (the pure-Python install)
+    _QuickTable = None  # type: ignore[assignment,misc]
+
+# The class of `ProviderIndex.quick`: the C table (`_quicktable.c`: a random lookup among
+# a million publishers reads one slot of two cache lines, where a dict reads its index,
+# its entry and the key object), else a dict (sparse after a bulk load, `sparse_copy`).
+# `TPPOLICY_NO_EXTENSION=1` in the environment chooses the dict (as without a compiler).
+QUICK_TABLE: Callable[[], Any] = (
+    _QuickTable if _QuickTable is not None and os.environ.get("TPPOLICY_NO_EXTENSION") != "1"
+    else dict)
 
 NO_SLOTS: tuple[Any, ...] = ()
 _T = TypeVar("_T")
@@ -242,7 +256,7 @@ class ProviderIndex:
         # `_quick` is its shape, (*prefer, *kept slots), one object for all the
         # publishers configured alike.
         self.check: Check | None = None
-        self.quick: dict[str, Decision] = {}
+        self.quick: Any = QUICK_TABLE()  # a dict or a QuickTable: key -> Decision
         # signature -> [the shape, how many entries hold it] (see `_shape_signature`)
         self._shapes: dict[Any, list[Any]] = {}
         # The issuer of the decisions in `quick` (a token of another issuer of the
@@ -296,12 +310,13 @@ class ProviderIndex:
         self.quick[key] = decision
 
     def settle(self) -> None:
-        """After a bulk load: the quick entries in a sparser hash table (`sparse_copy`),
+        """After a bulk load: the quick entries of a dict in a sparser one (`sparse_copy`),
         when they grew by a quarter since the last time. Readers see the old table or
         the new one, both whole (the swap is one assignment, made under the lock)."""
         with self._lock:
             count = len(self.quick)
-            if count < SETTLE_FROM or count * 4 < self._settled * 5:
+            if count < SETTLE_FROM or count * 4 < self._settled * 5 \
+                    or self.quick.__class__ is not dict:  # the C table is sparse already
                 return
             self.quick = sparse_copy(self.quick)
             self._settled = count

@@ -1,0 +1,531 @@
+/* The quick table of tppolicy's index: str -> object, each slot holding its key's bytes.
+
+   `ProviderIndex.quick` maps a lookup key ("owner\x1frepository\x1fid\x1fworkflow") to
+   the publisher's allowed decision. A dict finds an entry through its index array, its
+   entries array and the key object (three or four cache lines, each a trip to main
+   memory for a random key among a million); this table reads one 128-byte slot, which
+   holds the key's hash, its UTF-8 bytes (up to SLOT_INLINE of them; a longer key's
+   bytes are copied on the heap) and the value: a random lookup costs one trip, and the
+   value's own line. Open addressing with linear probing, at most half full; a deleted
+   entry leaves its hash (probing goes on past it) until the next resize.
+
+   Only exact str keys are stored; any other key (a str subclass, a string with a lone
+   surrogate, which has no UTF-8 form) is never found. Every function runs under the
+   GIL and calls no Python code before the table is consistent (a value's finalizer,
+   run by a decref, sees a whole table), so lock-free readers in other threads see the
+   table before or after a change, never during it. Hashes are Python's own (SipHash,
+   salted per process): colliding keys cannot be chosen from outside. */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
+
+#define SLOT_BYTES 128
+#define SLOT_INLINE (SLOT_BYTES - sizeof(Py_hash_t) - sizeof(PyObject *) - sizeof(uint32_t))
+/* hash, value, length, then the key's UTF-8 bytes: inline when they fit, else a copy. */
+typedef struct {
+    Py_hash_t hash;          /* 0: empty; -1 never (a str's hash is never -1) */
+    PyObject *value;         /* NULL: empty or deleted (hash != 0: deleted) */
+    uint32_t length;
+    char bytes[SLOT_INLINE];/* the key, or (length > SLOT_INLINE) a pointer to a copy */
+} Slot;
+
+typedef struct {
+    PyObject_HEAD
+    Slot *slots;
+    Py_ssize_t mask;         /* capacity - 1; capacity a power of two */
+    Py_ssize_t used;         /* live entries */
+    Py_ssize_t filled;       /* live + deleted */
+} QuickTable;
+
+static const char *
+slot_key(const Slot *slot)
+{
+    if (slot->length <= SLOT_INLINE) {
+        return slot->bytes;
+    }
+    const char *copy;
+    memcpy(&copy, slot->bytes, sizeof(copy));
+    return copy;
+}
+
+static void
+slot_clear_key(Slot *slot)
+{
+    if (slot->length > SLOT_INLINE) {
+        char *copy;
+        memcpy(&copy, slot->bytes, sizeof(copy));
+        PyMem_RawFree(copy);
+    }
+    slot->length = 0;
+}
+
+/* Slot arrays of HUGE_PAGE bytes or more are mapped on their own, aligned to 2 MB pages
+   and (Linux) asked to be backed by them: among a million publishers a random lookup
+   then costs no page-table walk, which on a virtual machine costs about as much as the
+   line itself. Smaller ones come from malloc. */
+#define HUGE_PAGE ((size_t)2 << 20)
+
+static size_t
+slots_bytes(Py_ssize_t capacity)
+{
+    return (size_t)capacity * SLOT_BYTES;
+}
+
+static Slot *
+alloc_slots(Py_ssize_t capacity)
+{
+    size_t bytes = slots_bytes(capacity);
+    void *memory = NULL;
+#if defined(__linux__) && defined(MAP_ANONYMOUS)
+    if (bytes >= HUGE_PAGE) {  /* a multiple of 2 MB: capacity is a power of two */
+        void *mapped = mmap(NULL, bytes + HUGE_PAGE, PROT_READ | PROT_WRITE,
+                            MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (mapped == MAP_FAILED) {
+            return NULL;
+        }
+        uintptr_t start = ((uintptr_t)mapped + HUGE_PAGE - 1) & ~(uintptr_t)(HUGE_PAGE - 1);
+        size_t before = start - (uintptr_t)mapped;
+        if (before) {
+            munmap(mapped, before);
+        }
+        if (HUGE_PAGE - before) {
+            munmap((char *)start + bytes, HUGE_PAGE - before);
+        }
+#ifdef MADV_HUGEPAGE
+        madvise((void *)start, bytes, MADV_HUGEPAGE);  /* best effort: 4 KB pages else */
+#endif
+        return (Slot *)start;  /* zero-filled by the kernel */
+    }
+#endif
+    if (posix_memalign(&memory, SLOT_BYTES, bytes) != 0) {
+        return NULL;
+    }
+    memset(memory, 0, bytes);
+    return (Slot *)memory;
+}
+
+static void
+free_slots(Slot *slots, Py_ssize_t capacity)
+{
+    if (slots == NULL) {
+        return;
+    }
+#if defined(__linux__) && defined(MAP_ANONYMOUS)
+    if (slots_bytes(capacity) >= HUGE_PAGE) {
+        munmap(slots, slots_bytes(capacity));
+        return;
+    }
+#endif
+    free(slots);
+}
+
+/* The key's UTF-8 bytes and hash; -1 with an exception set (TypeError/KeyError). */
+static int
+key_parts(PyObject *key, const char **bytes, Py_ssize_t *length, Py_hash_t *hash)
+{
+    if (!PyUnicode_CheckExact(key)) {
+        PyErr_SetObject(PyExc_KeyError, key);
+        return -1;
+    }
+    *bytes = PyUnicode_AsUTF8AndSize(key, length);
+    if (*bytes == NULL) {  /* a lone surrogate: never a key */
+        if (PyErr_ExceptionMatches(PyExc_UnicodeEncodeError)) {
+            PyErr_Clear();
+            PyErr_SetObject(PyExc_KeyError, key);
+        }
+        return -1;
+    }
+    if (*length > UINT32_MAX - 1) {
+        PyErr_SetString(PyExc_ValueError, "key too long");
+        return -1;
+    }
+    *hash = PyObject_Hash(key);
+    if (*hash == -1) {
+        return -1;
+    }
+    if (*hash == 0) {
+        *hash = 1;  /* 0 marks an empty slot */
+    }
+    return 0;
+}
+
+/* The slot holding the key, or NULL. */
+static Slot *
+find(QuickTable *self, const char *bytes, Py_ssize_t length, Py_hash_t hash)
+{
+    if (self->slots == NULL) {
+        return NULL;
+    }
+    size_t mask = (size_t)self->mask;
+    size_t i = (size_t)hash & mask;
+    for (;;) {
+        Slot *slot = &self->slots[i];
+        if (slot->hash == 0) {
+            return NULL;
+        }
+        if (slot->hash == hash && slot->value != NULL && slot->length == (uint32_t)length
+                && memcmp(slot_key(slot), bytes, (size_t)length) == 0) {
+            return slot;
+        }
+        i = (i + 1) & mask;
+    }
+}
+
+/* The entries in a new array of `capacity` slots (a power of two), without the
+   deleted ones. */
+static int
+resize(QuickTable *self, Py_ssize_t capacity)
+{
+    if (capacity > PY_SSIZE_T_MAX / SLOT_BYTES) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    Slot *slots = alloc_slots(capacity);
+    if (slots == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    Slot *old = self->slots;
+    Py_ssize_t old_capacity = old == NULL ? 0 : self->mask + 1;
+    size_t mask = (size_t)capacity - 1;
+    for (Py_ssize_t j = 0; j < old_capacity; j++) {
+        Slot *from = &old[j];
+        if (from->value == NULL) {
+            slot_clear_key(from);
+            continue;
+        }
+        size_t i = (size_t)from->hash & mask;
+        while (slots[i].hash != 0) {
+            i = (i + 1) & mask;
+        }
+        memcpy(&slots[i], from, sizeof(Slot));  /* moves the value's reference and the key */
+    }
+    free_slots(old, old_capacity);
+    self->slots = slots;
+    self->mask = capacity - 1;
+    self->filled = self->used;
+    return 0;
+}
+
+static PyObject *
+table_subscript(QuickTable *self, PyObject *key)
+{
+    const char *bytes;
+    Py_ssize_t length;
+    Py_hash_t hash;
+    if (key_parts(key, &bytes, &length, &hash) < 0) {
+        return NULL;
+    }
+    Slot *slot = find(self, bytes, length, hash);
+    if (slot == NULL) {
+        PyErr_SetObject(PyExc_KeyError, key);
+        return NULL;
+    }
+    return Py_NewRef(slot->value);
+}
+
+static int
+table_set(QuickTable *self, PyObject *key, PyObject *value)
+{
+    const char *bytes;
+    Py_ssize_t length;
+    Py_hash_t hash;
+    if (key_parts(key, &bytes, &length, &hash) < 0) {
+        if (PyErr_ExceptionMatches(PyExc_KeyError)) {
+            PyErr_Clear();
+            PyErr_SetString(PyExc_TypeError, "QuickTable keys are str");
+        }
+        return -1;
+    }
+    Slot *slot = find(self, bytes, length, hash);
+    if (value == NULL) {  /* del table[key] */
+        if (slot == NULL) {
+            PyErr_SetObject(PyExc_KeyError, key);
+            return -1;
+        }
+        PyObject *old = slot->value;
+        slot->value = NULL;  /* deleted: the hash stays, so probing goes on past it */
+        slot_clear_key(slot);
+        self->used--;
+        Py_DECREF(old);
+        return 0;
+    }
+    if (slot != NULL) {
+        PyObject *old = slot->value;
+        slot->value = Py_NewRef(value);
+        Py_DECREF(old);
+        return 0;
+    }
+    Py_ssize_t capacity = self->slots == NULL ? 0 : self->mask + 1;
+    if ((self->filled + 1) * 2 > capacity) {
+        /* At most half full. Doubled when a quarter or more is live, else rebuilt at the
+           same size without the deleted entries: either way a quarter of the slots at
+           least stays free for insertions before the next resize (amortised O(1)). */
+        Py_ssize_t grown = (self->used + 1) * 4 > capacity ? (capacity ? capacity * 2 : 8)
+                                                           : capacity;
+        if (resize(self, grown) < 0) {
+            return -1;
+        }
+    }
+    char *copy = NULL;
+    if ((size_t)length > SLOT_INLINE) {
+        copy = PyMem_RawMalloc((size_t)length);
+        if (copy == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        memcpy(copy, bytes, (size_t)length);
+    }
+    size_t mask = (size_t)self->mask;
+    size_t i = (size_t)hash & mask;
+    while (self->slots[i].hash != 0) {
+        i = (i + 1) & mask;
+    }
+    Slot *free_slot = &self->slots[i];
+    free_slot->hash = hash;
+    free_slot->length = (uint32_t)length;
+    if (copy != NULL) {
+        memcpy(free_slot->bytes, &copy, sizeof(copy));
+    } else {
+        memcpy(free_slot->bytes, bytes, (size_t)length);
+    }
+    free_slot->value = Py_NewRef(value);
+    self->used++;
+    self->filled++;
+    return 0;
+}
+
+static Py_ssize_t
+table_length(QuickTable *self)
+{
+    return self->used;
+}
+
+static PyObject *
+table_pop(QuickTable *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs < 1 || nargs > 2) {
+        PyErr_SetString(PyExc_TypeError, "pop(key[, default])");
+        return NULL;
+    }
+    const char *bytes;
+    Py_ssize_t length;
+    Py_hash_t hash;
+    Slot *slot = NULL;
+    if (key_parts(args[0], &bytes, &length, &hash) == 0) {
+        slot = find(self, bytes, length, hash);
+    } else if (PyErr_ExceptionMatches(PyExc_KeyError)) {
+        PyErr_Clear();
+    } else {
+        return NULL;
+    }
+    if (slot == NULL) {
+        if (nargs == 2) {
+            return Py_NewRef(args[1]);
+        }
+        PyErr_SetObject(PyExc_KeyError, args[0]);
+        return NULL;
+    }
+    PyObject *old = slot->value;  /* the reference moves to the caller */
+    slot->value = NULL;
+    slot_clear_key(slot);
+    self->used--;
+    return old;
+}
+
+static PyObject *
+table_get(QuickTable *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs < 1 || nargs > 2) {
+        PyErr_SetString(PyExc_TypeError, "get(key[, default])");
+        return NULL;
+    }
+    const char *bytes;
+    Py_ssize_t length;
+    Py_hash_t hash;
+    Slot *slot = NULL;
+    if (key_parts(args[0], &bytes, &length, &hash) == 0) {
+        slot = find(self, bytes, length, hash);
+    } else if (PyErr_ExceptionMatches(PyExc_KeyError)) {
+        PyErr_Clear();
+    } else {
+        return NULL;
+    }
+    if (slot == NULL) {
+        return Py_NewRef(nargs == 2 ? args[1] : Py_None);
+    }
+    return Py_NewRef(slot->value);
+}
+
+static int
+table_contains(QuickTable *self, PyObject *key)
+{
+    const char *bytes;
+    Py_ssize_t length;
+    Py_hash_t hash;
+    if (key_parts(key, &bytes, &length, &hash) < 0) {
+        if (PyErr_ExceptionMatches(PyExc_KeyError)) {
+            PyErr_Clear();
+            return 0;
+        }
+        return -1;
+    }
+    return find(self, bytes, length, hash) != NULL;
+}
+
+static PyObject *
+table_values(QuickTable *self, PyObject *Py_UNUSED(ignored))
+{
+    PyObject *list = PyList_New(0);
+    if (list == NULL || self->slots == NULL) {
+        return list;
+    }
+    for (Py_ssize_t j = 0; j <= self->mask; j++) {
+        if (self->slots[j].value != NULL && PyList_Append(list, self->slots[j].value) < 0) {
+            Py_DECREF(list);
+            return NULL;
+        }
+    }
+    return list;
+}
+
+static PyObject *
+table_items(QuickTable *self, PyObject *Py_UNUSED(ignored))
+{
+    PyObject *list = PyList_New(0);
+    if (list == NULL || self->slots == NULL) {
+        return list;
+    }
+    for (Py_ssize_t j = 0; j <= self->mask; j++) {
+        Slot *slot = &self->slots[j];
+        if (slot->value == NULL) {
+            continue;
+        }
+        PyObject *key = PyUnicode_DecodeUTF8(slot_key(slot), (Py_ssize_t)slot->length, NULL);
+        PyObject *pair = key == NULL ? NULL : PyTuple_Pack(2, key, slot->value);
+        Py_XDECREF(key);
+        if (pair == NULL || PyList_Append(list, pair) < 0) {
+            Py_XDECREF(pair);
+            Py_DECREF(list);
+            return NULL;
+        }
+        Py_DECREF(pair);
+    }
+    return list;
+}
+
+static int
+table_traverse(QuickTable *self, visitproc visit, void *arg)
+{
+    Py_VISIT(Py_TYPE(self));
+    if (self->slots != NULL) {
+        for (Py_ssize_t j = 0; j <= self->mask; j++) {
+            Py_VISIT(self->slots[j].value);
+        }
+    }
+    return 0;
+}
+
+static int
+table_clear(QuickTable *self)
+{
+    Slot *slots = self->slots;
+    Py_ssize_t capacity = slots == NULL ? 0 : self->mask + 1;
+    self->slots = NULL;
+    self->mask = 0;
+    self->used = self->filled = 0;
+    for (Py_ssize_t j = 0; j < capacity; j++) {
+        slot_clear_key(&slots[j]);
+        Py_CLEAR(slots[j].value);
+    }
+    free_slots(slots, capacity);
+    return 0;
+}
+
+static void
+table_dealloc(QuickTable *self)
+{
+    PyTypeObject *type = Py_TYPE(self);
+    PyObject_GC_UnTrack(self);
+    table_clear(self);
+    type->tp_free((PyObject *)self);
+    Py_DECREF(type);
+}
+
+static PyObject *
+table_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    if ((kwds != NULL && PyDict_GET_SIZE(kwds) != 0) || PyTuple_GET_SIZE(args) != 0) {
+        PyErr_SetString(PyExc_TypeError, "QuickTable() takes no arguments");
+        return NULL;
+    }
+    QuickTable *self = (QuickTable *)type->tp_alloc(type, 0);
+    return (PyObject *)self;
+}
+
+static PyMethodDef table_methods[] = {
+    {"pop", (PyCFunction)(void (*)(void))table_pop, METH_FASTCALL, "pop(key[, default])"},
+    {"get", (PyCFunction)(void (*)(void))table_get, METH_FASTCALL, "get(key[, default])"},
+    {"values", (PyCFunction)table_values, METH_NOARGS, "the values, in no order"},
+    {"items", (PyCFunction)table_items, METH_NOARGS, "(key, value) pairs, in no order"},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyType_Slot table_slots[] = {
+    {Py_tp_new, table_new},
+    {Py_tp_dealloc, table_dealloc},
+    {Py_tp_traverse, table_traverse},
+    {Py_tp_clear, table_clear},
+    {Py_tp_methods, table_methods},
+    {Py_mp_subscript, table_subscript},
+    {Py_mp_ass_subscript, table_set},
+    {Py_mp_length, table_length},
+    {Py_sq_contains, table_contains},
+    {Py_tp_doc, "A str -> object table whose slots hold the keys' bytes inline."},
+    {0, NULL},
+};
+
+static PyType_Spec table_spec = {
+    .name = "tppolicy.decide._quicktable.QuickTable",
+    .basicsize = sizeof(QuickTable),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .slots = table_slots,
+};
+
+static int
+module_exec(PyObject *module)
+{
+    PyObject *type = PyType_FromModuleAndSpec(module, &table_spec, NULL);
+    if (type == NULL) {
+        return -1;
+    }
+    int result = PyModule_AddObjectRef(module, "QuickTable", type);
+    Py_DECREF(type);
+    return result;
+}
+
+static PyModuleDef_Slot module_slots[] = {
+    {Py_mod_exec, module_exec},
+    {0, NULL},
+};
+
+static struct PyModuleDef module_def = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "tppolicy.decide._quicktable",
+    .m_doc = "The index's quick table (see tppolicy.decide.index).",
+    .m_size = 0,
+    .m_slots = module_slots,
+};
+
+PyMODINIT_FUNC
+PyInit__quicktable(void)
+{
+    return PyModuleDef_Init(&module_def);
+}
+
+_Static_assert(sizeof(Slot) == SLOT_BYTES, "a slot is two cache lines");

@@ -1,0 +1,174 @@
+"""The index's C quick table (`tppolicy/decide/_quicktable.c`): built by the install,
+the same answers as a dict (the property suite compares them at length), refusing what
+it cannot hold, and never read past its end."""
+
+from __future__ import annotations
+
+import gc
+import os
+import sys
+import threading
+import weakref
+
+import pytest
+
+from tppolicy.decide import index as index_module
+
+try:
+    from tppolicy.decide._quicktable import QuickTable
+except ImportError:  # not built: every test but the first is skipped, the first fails
+    QuickTable = None  # type: ignore[assignment,misc]
+
+PURE = os.environ.get("TPPOLICY_NO_EXTENSION") == "1"
+pytestmark = pytest.mark.skipif(QuickTable is None and PURE, reason="TPPOLICY_NO_EXTENSION=1")
+
+
+def test_the_install_built_the_extension_and_the_index_uses_it() -> None:
+    """`pip install -e .` (`.ci/run`) compiles it (hatch_build.py); the index takes it
+    unless TPPOLICY_NO_EXTENSION=1 says otherwise."""
+    if PURE:
+        assert index_module.QUICK_TABLE is dict
+    else:
+        assert QuickTable is not None, "the install did not build _quicktable (a C compiler?)"
+        assert index_module.QUICK_TABLE is QuickTable
+
+
+def test_keys_inline_and_on_the_heap() -> None:
+    table = QuickTable()
+    keys = ["", "a", "a\x1fb\x1f1\x1frelease.yml", "é" * 53, "é" * 54, "x" * 107, "x" * 108,
+            "x" * 109, "y" * 5000, "\U0001f600" * 30, "\x00nul"]
+    for n, key in enumerate(keys):
+        table[key] = n
+    assert len(table) == len(keys)
+    for n, key in enumerate(keys):
+        assert table[key] == n and key in table and table.get(key) == n
+    assert sorted(table.items()) == sorted((k, n) for n, k in enumerate(keys))
+    for key in ["x" * 110, "y" * 4999, "é" * 55, "b", "x" * 108 + "!"]:
+        assert key not in table and table.get(key) is None and table.get(key, 7) == 7
+        with pytest.raises(KeyError):
+            table[key]
+
+
+def test_what_it_cannot_hold_is_never_found() -> None:
+    """A lookup of a non-str, a str subclass or a lone surrogate (no UTF-8 form) finds
+    nothing (KeyError, as the quick check expects); storing one is a TypeError."""
+
+    class Name(str):
+        pass
+
+    table = QuickTable()
+    table["k"] = 1
+    for key in (Name("k"), b"k", 1, None, ("k",), "\ud800"):
+        with pytest.raises(KeyError):
+            table[key]  # type: ignore[index]
+        assert key not in table and table.get(key) is None and table.pop(key, 5) == 5
+    for key in (b"k", 1, Name("k")):
+        with pytest.raises(TypeError):
+            table[key] = 2  # type: ignore[index]
+    with pytest.raises(TypeError):
+        table["\ud800"] = 2  # encoding error reported as a key the table cannot hold
+    assert dict(table.items()) == {"k": 1}
+
+
+def test_replace_pop_and_delete_keep_references_right() -> None:
+    class Value:
+        pass
+
+    table = QuickTable()
+    first, second = Value(), Value()
+    gone = weakref.ref(first)
+    table["k"] = first
+    table["k"] = second
+    del first
+    gc.collect()
+    assert gone() is None and table["k"] is second
+    assert sys.getrefcount(second) == 3  # this name, the table, the argument
+    assert table.pop("k") is second
+    assert sys.getrefcount(second) == 2 and len(table) == 0
+    with pytest.raises(KeyError):
+        table.pop("k")
+    table["k"] = second
+    del table["k"]
+    with pytest.raises(KeyError):
+        del table["k"]
+    assert sys.getrefcount(second) == 2
+
+
+def test_a_cycle_through_the_table_is_collected() -> None:
+    class Holder:
+        table: object
+
+    holder = Holder()
+    holder.table = QuickTable()
+    holder.table["self"] = holder
+    gone = weakref.ref(holder)
+    del holder
+    gc.collect()
+    assert gone() is None
+
+
+def test_deletions_and_insertions_at_any_fill_stay_found() -> None:
+    """Deleted slots are reclaimed by the next resize: churn at a steady size neither
+    loses entries nor grows without end."""
+    table = QuickTable()
+    live: dict[str, int] = {}
+    for n in range(20_000):
+        key = f"key{n}"
+        table[key] = live[key] = n
+        if n >= 100:
+            old = f"key{n - 100}"
+            assert table.pop(old) == live.pop(old)
+    assert len(table) == len(live) == 100
+    assert dict(table.items()) == live
+
+
+def test_readers_in_other_threads_see_whole_tables_while_it_grows() -> None:
+    table = QuickTable()
+    table["always"] = "here"
+    stop = threading.Event()
+    misses: list[object] = []
+
+    def read() -> None:
+        while not stop.is_set():
+            if table.get("always") != "here":
+                misses.append(table.get("always"))
+
+    readers = [threading.Thread(target=read) for _ in range(2)]
+    for reader in readers:
+        reader.start()
+    try:
+        for n in range(100_000):
+            table[f"k{n}"] = n
+            if n % 3 == 0:
+                del table[f"k{n}"]
+    finally:
+        stop.set()
+        for reader in readers:
+            reader.join()
+    assert not misses
+
+
+def test_a_finalizer_run_by_a_replacement_sees_a_whole_table() -> None:
+    """A value's finalizer runs when the table drops it: it may read and change the
+    table, which is consistent by then."""
+    table = QuickTable()
+    seen: list[object] = []
+
+    class Noisy:
+        def __del__(self) -> None:
+            seen.append(table.get("k"))
+            table["from-finalizer"] = 1
+
+    table["k"] = Noisy()
+    table["k"] = "new"
+    assert seen == ["new"] and table["from-finalizer"] == 1
+    table["gone"] = Noisy()
+    assert table.pop("gone") is not None  # dropped here: the finalizer reads "k"
+    assert seen == ["new", "new"]
+
+
+def test_takes_no_arguments() -> None:
+    with pytest.raises(TypeError):
+        QuickTable({"a": 1})  # type: ignore[call-arg]
+    with pytest.raises(TypeError):
+        QuickTable(a=1)  # type: ignore[call-arg]
