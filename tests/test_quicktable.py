@@ -172,3 +172,25 @@ def test_takes_no_arguments() -> None:
         QuickTable({"a": 1})  # type: ignore[call-arg]
     with pytest.raises(TypeError):
         QuickTable(a=1)  # type: ignore[call-arg]
+
+
+def test_keys_chosen_to_share_a_first_slot_do_not_form_one_long_run() -> None:
+    """With PYTHONHASHSEED set, str hashes are known in advance: someone adding
+    publishers could choose keys that an unsalted table would send to one first slot
+    (here: the same top 10 bits of hash * 2^64/phi, the table's mixing without its
+    secret), making each lookup among them read hundreds of slots. The process's secret
+    spreads them."""
+    golden = 0x9E3779B97F4A7C15
+    chosen: list[str] = []
+    n = 0
+    while len(chosen) < 400:  # 400 keys: a table of 1 024 slots (top 10 bits)
+        key = f"owner{n}\x1frepo\x1f1\x1frelease.yml"
+        n += 1
+        if ((hash(key) % 2**64) * golden % 2**64) >> 54 == 0:
+            chosen.append(key)
+    table = QuickTable()
+    for key in chosen:
+        table[key] = key
+    assert all(table[key] == key for key in chosen)
+    probes = sorted(table._probes(key) for key in chosen)
+    assert probes[-1] < 40, probes[-20:]  # unsalted: the n-th key would read n slots

@@ -14,7 +14,9 @@
    GIL and calls no Python code before the table is consistent (a value's finalizer,
    run by a decref, sees a whole table), so lock-free readers in other threads see the
    table before or after a change, never during it. Hashes are Python's own (SipHash,
-   salted per process): colliding keys cannot be chosen from outside. */
+   salted per process unless PYTHONHASHSEED is set), mixed with a secret of the process
+   before they choose a slot (`first_slot`): keys probing one run of slots cannot be
+   chosen from outside, even when Python's hashes can be foreseen. */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <stdint.h>
@@ -38,9 +40,24 @@ typedef struct {
     PyObject_HEAD
     Slot *slots;
     Py_ssize_t mask;         /* capacity - 1; capacity a power of two */
+    int shift;               /* 64 - log2(capacity): a hash's first slot, see first_slot */
     Py_ssize_t used;         /* live entries */
     Py_ssize_t filled;       /* live + deleted */
 } QuickTable;
+
+/* A secret of this process (os.urandom, when the module loads), mixed into every hash
+   before it chooses a slot: with PYTHONHASHSEED set (say, to 0), Python's str hashes
+   are known in advance, and keys chosen to share their low bits would all probe one
+   run of slots; with the secret, which slot a hash starts at cannot be foreseen. */
+static uint64_t table_salt;
+
+/* The slot a hash probes first: Fibonacci hashing of the salted hash (its top bits). */
+static inline size_t
+first_slot(const QuickTable *self, Py_hash_t hash)
+{
+    return (size_t)((((uint64_t)hash ^ table_salt) * UINT64_C(0x9E3779B97F4A7C15))
+                    >> self->shift);
+}
 
 static const char *
 slot_key(const Slot *slot)
@@ -162,7 +179,7 @@ find(QuickTable *self, const char *bytes, Py_ssize_t length, Py_hash_t hash)
         return NULL;
     }
     size_t mask = (size_t)self->mask;
-    size_t i = (size_t)hash & mask;
+    size_t i = first_slot(self, hash);
     for (;;) {
         Slot *slot = &self->slots[i];
         if (slot->hash == 0) {
@@ -193,13 +210,18 @@ resize(QuickTable *self, Py_ssize_t capacity)
     Slot *old = self->slots;
     Py_ssize_t old_capacity = old == NULL ? 0 : self->mask + 1;
     size_t mask = (size_t)capacity - 1;
+    int shift = 64;
+    for (Py_ssize_t c = capacity; c > 1; c >>= 1) {
+        shift--;
+    }
+    self->shift = shift;  /* first_slot of the new array (the old one is only read) */
     for (Py_ssize_t j = 0; j < old_capacity; j++) {
         Slot *from = &old[j];
         if (from->value == NULL) {
             slot_clear_key(from);
             continue;
         }
-        size_t i = (size_t)from->hash & mask;
+        size_t i = first_slot(self, from->hash);
         while (slots[i].hash != 0) {
             i = (i + 1) & mask;
         }
@@ -282,7 +304,7 @@ table_set(QuickTable *self, PyObject *key, PyObject *value)
         memcpy(copy, bytes, (size_t)length);
     }
     size_t mask = (size_t)self->mask;
-    size_t i = (size_t)hash & mask;
+    size_t i = first_slot(self, hash);
     while (self->slots[i].hash != 0) {
         i = (i + 1) & mask;
     }
@@ -376,6 +398,32 @@ table_contains(QuickTable *self, PyObject *key)
         return -1;
     }
     return find(self, bytes, length, hash) != NULL;
+}
+
+/* _probes(key): the slots a lookup of `key` reads (tests: no run of slots grows long). */
+static PyObject *
+table_probes(QuickTable *self, PyObject *key)
+{
+    const char *bytes;
+    Py_ssize_t length;
+    Py_hash_t hash;
+    if (key_parts(key, &bytes, &length, &hash) < 0) {
+        return NULL;
+    }
+    Py_ssize_t probes = 0;
+    if (self->slots != NULL) {
+        size_t mask = (size_t)self->mask;
+        for (size_t i = first_slot(self, hash);; i = (i + 1) & mask) {
+            Slot *slot = &self->slots[i];
+            probes++;
+            if (slot->hash == 0 || (slot->hash == hash && slot->value != NULL
+                    && slot->length == (uint32_t)length
+                    && memcmp(slot_key(slot), bytes, (size_t)length) == 0)) {
+                break;
+            }
+        }
+    }
+    return PyLong_FromSsize_t(probes);
 }
 
 static PyObject *
@@ -473,6 +521,7 @@ static PyMethodDef table_methods[] = {
     {"get", (PyCFunction)(void (*)(void))table_get, METH_FASTCALL, "get(key[, default])"},
     {"values", (PyCFunction)table_values, METH_NOARGS, "the values, in no order"},
     {"items", (PyCFunction)table_items, METH_NOARGS, "(key, value) pairs, in no order"},
+    {"_probes", (PyCFunction)table_probes, METH_O, "slots a lookup of the key reads"},
     {NULL, NULL, 0, NULL},
 };
 
@@ -500,6 +549,19 @@ static PyType_Spec table_spec = {
 static int
 module_exec(PyObject *module)
 {
+    PyObject *os = PyImport_ImportModule("os");
+    PyObject *random = os == NULL ? NULL : PyObject_CallMethod(os, "urandom", "i", 8);
+    Py_XDECREF(os);
+    if (random == NULL) {
+        return -1;
+    }
+    if (!PyBytes_Check(random) || PyBytes_GET_SIZE(random) != 8) {
+        Py_DECREF(random);
+        PyErr_SetString(PyExc_RuntimeError, "os.urandom(8) gave no 8 bytes");
+        return -1;
+    }
+    memcpy(&table_salt, PyBytes_AS_STRING(random), sizeof(table_salt));
+    Py_DECREF(random);
     PyObject *type = PyType_FromModuleAndSpec(module, &table_spec, NULL);
     if (type == NULL) {
         return -1;
