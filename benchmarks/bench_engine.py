@@ -2,7 +2,7 @@
 memory per loaded publisher, load time.
 
 Run: python benchmarks/bench_engine.py [--sizes 100,10000,1000000] [--instructions] [--fresh]
-          [--no-huge-pages]
+          [--no-huge-pages] [--with-dict]
 
 A check is Engine.check_claims on a GitHub token matching one publisher, the whole
 decision included. Each size is measured in a fresh process (so that memory is its own):
@@ -12,11 +12,16 @@ decision included. Each size is measured in a fresh process (so that memory is i
 - random: 2 000 tokens of publishers picked at random among all those loaded. With 100
   publishers their data stays in the CPU caches; among a million (2 GB) it cannot,
   and each check waits on main memory for the lines it reads. Without --fresh the same
-  2 000 are checked every round: the 5-6 lines each reads (about 700 KB) may stay in a
-  large cache from one round to the next on a quiet machine, and not when other
-  processes run (the figure then depends on the load). With --fresh, before each
-  round (not timed) the same claims dicts are made to name newly drawn publishers:
-  every round's publishers are cold, as a server's among a million are.
+  2 000 are checked every round: the lines each reads (2-3 with the C quick table, 5-6
+  with a dict: up to 700 KB) may stay in a large cache from one round to the next on a
+  quiet machine, and not when other processes run (the figure then depends on the load).
+  With --fresh, before each round (not timed) the same claims dicts are made to name
+  newly drawn publishers: every round's publishers are cold, as a server's among a
+  million are.
+- --with-dict: every size measured twice, with the C quick table and with a dict
+  (`TPPOLICY_NO_EXTENSION=1`, as an install without a C compiler has it), the rounds of
+  all the processes interleaved: an A/B in one run. The variable alone, set for the
+  whole run, measures the dict only.
 - --no-huge-pages: `Engine(huge_pages=False)`. By default an engine backs its memory
   with 2 MB pages after a bulk load leaving 50 000 publishers or more (Linux,
   `tppolicy.decide.memory`): on this VM a page-table walk per page missed costs about
@@ -124,13 +129,16 @@ class Child:
     when asked: the parent interleaves the sizes' rounds, so that a burst of load from
     other processes hits every size alike, not the one measured at that moment."""
 
-    def __init__(self, size: int, fresh: bool, huge_pages: bool = True) -> None:
+    def __init__(self, size: int, fresh: bool, huge_pages: bool = True,
+                 dict_table: bool = False) -> None:
         self.size = size
+        self.dict_table = dict_table  # TPPOLICY_NO_EXTENSION=1: the quick table a dict
+        env = {**os.environ, **({"TPPOLICY_NO_EXTENSION": "1"} if dict_table else {})}
         self.process = subprocess.Popen([sys.executable, __file__, "--child", str(size),
                                          *(["--fresh"] if fresh else []),
                                          *([] if huge_pages else ["--no-huge-pages"])],
                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                        text=True)
+                                        text=True, env=env)
         self.loaded: dict[str, float] = self._read()  # load seconds, bytes per publisher
         self.rounds: list[dict[str, float]] = []
 
@@ -156,7 +164,7 @@ class Child:
         def median(name: str) -> float:
             return statistics.median(r[name] for r in self.rounds) * 1e6
 
-        return {"size": self.size, "hot_us": median("hot_wall"),
+        return {"size": self.size, "dict": float(self.dict_table), "hot_us": median("hot_wall"),
                 "hot_cpu_us": median("hot_cpu"), "median_us": median("wall"),
                 "median_cpu_us": median("cpu"), **self.loaded}
 
@@ -218,7 +226,7 @@ def count(size: int) -> None:
     functools.reduce(lambda _, claims: check(claims), picks, None)
 
 
-def _counted(size: int) -> dict[str, float]:
+def _counted(size: int, dict_table: bool = False) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as scratch:
         out = Path(scratch) / "callgrind.out"
         subprocess.run(["valgrind", "--tool=callgrind", "--instr-atstart=no",
@@ -226,7 +234,8 @@ def _counted(size: int) -> dict[str, float]:
                         "--cache-sim=yes", SIMULATED_LL, f"--callgrind-out-file={out}",
                         sys.executable, __file__, "--count", str(size)],
                        check=True, capture_output=True,
-                       env={**os.environ, "PYTHONHASHSEED": "0"})  # the same probes each run
+                       env={**os.environ, "PYTHONHASHSEED": "0",  # the same probes each run
+                            **({"TPPOLICY_NO_EXTENSION": "1"} if dict_table else {})})
         events: list[str] = []
         totals: list[int] = []
         for line in out.read_text().splitlines():
@@ -252,6 +261,10 @@ def main() -> None:
                         help="Engine(huge_pages=False): the loaded publishers left in 4 KB "
                              "pages (by default an engine of 50 000 publishers or more "
                              "backs them with 2 MB pages on Linux)")
+    parser.add_argument("--with-dict", action="store_true",
+                        help="also measure every size with the quick table a dict "
+                             "(TPPOLICY_NO_EXTENSION=1, as without a C compiler), its "
+                             "rounds interleaved with the others: an A/B in one run")
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--count", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -263,7 +276,8 @@ def main() -> None:
         return
     if args.instructions and not (shutil.which("valgrind") and shutil.which("callgrind_control")):
         parser.error("--instructions needs valgrind (Debian: apt-get install valgrind)")
-    children = [Child(int(size), args.fresh, args.huge_pages)  # loaded one by one
+    children = [Child(int(size), args.fresh, args.huge_pages, dict_table)  # one by one
+                for dict_table in ((False, True) if args.with_dict else (False,))
                 for size in args.sizes.split(",")]
     for position in range(ROUNDS):
         for child in children[position % len(children):] + children[:position % len(children)]:
@@ -271,7 +285,7 @@ def main() -> None:
     rows = [child.close() for child in children]
     if args.instructions:
         for row in rows:
-            row.update(_counted(int(row["size"])))
+            row.update(_counted(int(row["size"]), bool(row["dict"])))
     counted = " instructions  LL misses" if args.instructions else ""
     print(f"{cpu_model()}, {os.cpu_count()} logical CPUs, load average "
           f"{' '.join(f'{x:.1f}' for x in os.getloadavg())}; per check, medians of {ROUNDS} "
@@ -279,24 +293,34 @@ def main() -> None:
           + "".join(f"; {flag}" for flag, on in (("fresh publishers each round", args.fresh),
                                                   ("4 KB pages (--no-huge-pages)",
                                                    not args.huge_pages)) if on))
-    print(f"{'publishers':>11} {'hot (100 tokens)':>18} {'random (2 000)':>18} "
+    print(f"{'publishers':>13} {'hot (100 tokens)':>18} {'random (2 000)':>18} "
           f"{'memory/publisher':>17} {'load CPU / wall':>17}{counted}")
     for row in rows:
-        line = (f"{row['size']:>11,} {row['hot_cpu_us']:7.2f} / {row['hot_us']:5.2f}us "
+        label = f"{row['size']:,}" + (" (dict)" if row["dict"] else "")
+        line = (f"{label:>13} {row['hot_cpu_us']:7.2f} / {row['hot_us']:5.2f}us "
                 f"{row['median_cpu_us']:7.2f} / {row['median_us']:5.2f}us "
                 f"{row['bytes_per_publisher']:13.0f} B "
                 f"{row['load_cpu_s']:6.2f} / {row['load_s']:6.2f}s")
         if args.instructions:
             line += f" {row['instructions']:12,.0f} {row['ll_misses']:10.1f}"
         print(line)
+    for kind in (False, True):
+        _ratios([row for row in rows if bool(row["dict"]) is kind], args.instructions)
+
+
+def _ratios(rows: list[dict[str, float]], instructions: bool) -> None:
+    """Each size against the first, for one kind of quick table."""
+    if not rows:
+        return
     first = rows[0]
-    if args.instructions:
+    table = " (quick table a dict)" if first["dict"] else ""
+    if instructions:
         last = rows[-1]
         extra = last["ll_misses"] - first["ll_misses"]
         print(f"instructions per check {last['instructions'] / first['instructions']:.3f}x; "
-              f"random tokens add {extra:.1f} last-level cache misses per check")
+              f"random tokens add {extra:.1f} last-level cache misses per check{table}")
     for row in rows[1:]:
-        print(f"at {row['size']:,} vs {first['size']:,}: hot "
+        print(f"at {row['size']:,} vs {first['size']:,}{table}: hot "
               f"{row['hot_cpu_us'] / first['hot_cpu_us']:.2f}x (target <= 1.2x), random "
               f"{row['median_cpu_us'] / first['median_cpu_us']:.2f}x thread CPU "
               f"({row['median_us'] / first['median_us']:.2f}x wall; targets: <= 1.3x at "
