@@ -58,8 +58,15 @@ class QuickTableHook(BuildHookInterface):  # type: ignore[misc]
                   "publishers", file=sys.stderr)
             return
         if version == "editable":  # found next to its source, as the package is
-            (root / "src" / "tppolicy" / "decide" / built.name).write_bytes(built.read_bytes())
-            shutil.rmtree(temp, ignore_errors=True)
+            try:
+                (root / "src" / "tppolicy" / "decide" / built.name).write_bytes(
+                    built.read_bytes())
+            except OSError as exc:  # a read-only tree: the dict serves
+                print(f"tppolicy: the quick table extension was built but cannot be put "
+                      f"next to its source ({exc}); tppolicy works without it",
+                      file=sys.stderr)
+            finally:
+                shutil.rmtree(temp, ignore_errors=True)
             return
         self._temp = temp
         build_data["force_include"][str(built)] = f"tppolicy/decide/{built.name}"
