@@ -171,9 +171,10 @@ key_parts(PyObject *key, const char **bytes, Py_ssize_t *length, Py_hash_t *hash
     return 0;
 }
 
-/* The slot holding the key, or NULL. */
-static Slot *
-find(QuickTable *self, const char *bytes, Py_ssize_t length, Py_hash_t hash)
+/* The slot holding the key, or NULL; `*probes` (if given) counts the slots read. */
+static inline Slot *
+probe(QuickTable *self, const char *bytes, Py_ssize_t length, Py_hash_t hash,
+      Py_ssize_t *probes)
 {
     if (self->slots == NULL) {
         return NULL;
@@ -182,6 +183,9 @@ find(QuickTable *self, const char *bytes, Py_ssize_t length, Py_hash_t hash)
     size_t i = first_slot(self, hash);
     for (;;) {
         Slot *slot = &self->slots[i];
+        if (probes != NULL) {
+            ++*probes;
+        }
         if (slot->hash == 0) {
             return NULL;
         }
@@ -191,6 +195,44 @@ find(QuickTable *self, const char *bytes, Py_ssize_t length, Py_hash_t hash)
         }
         i = (i + 1) & mask;
     }
+}
+
+static Slot *
+find(QuickTable *self, const char *bytes, Py_ssize_t length, Py_hash_t hash)
+{
+    return probe(self, bytes, length, hash, NULL);
+}
+
+/* The slot holding `key` in *found (NULL: absent, or a key the table cannot hold);
+   -1 with an exception set for any other error. */
+static int
+lookup(QuickTable *self, PyObject *key, Slot **found)
+{
+    const char *bytes;
+    Py_ssize_t length;
+    Py_hash_t hash;
+    *found = NULL;
+    if (key_parts(key, &bytes, &length, &hash) < 0) {
+        if (PyErr_ExceptionMatches(PyExc_KeyError)) {
+            PyErr_Clear();
+            return 0;
+        }
+        return -1;
+    }
+    *found = find(self, bytes, length, hash);
+    return 0;
+}
+
+/* Empties a live slot (deleted: its hash stays, so probing goes on past it); the
+   value's reference goes to the caller, to drop once the table is consistent. */
+static PyObject *
+take(QuickTable *self, Slot *slot)
+{
+    PyObject *old = slot->value;
+    slot->value = NULL;
+    slot_clear_key(slot);
+    self->used--;
+    return old;
 }
 
 /* The entries in a new array of `capacity` slots (a power of two), without the
@@ -237,14 +279,11 @@ resize(QuickTable *self, Py_ssize_t capacity)
 static PyObject *
 table_subscript(QuickTable *self, PyObject *key)
 {
-    const char *bytes;
-    Py_ssize_t length;
-    Py_hash_t hash;
-    if (key_parts(key, &bytes, &length, &hash) < 0) {
+    Slot *slot;
+    if (lookup(self, key, &slot) < 0) {
         return NULL;
     }
-    Slot *slot = find(self, bytes, length, hash);
-    if (slot == NULL) {
+    if (slot == NULL) {  /* absent, or a key the table cannot hold */
         PyErr_SetObject(PyExc_KeyError, key);
         return NULL;
     }
@@ -270,11 +309,7 @@ table_set(QuickTable *self, PyObject *key, PyObject *value)
             PyErr_SetObject(PyExc_KeyError, key);
             return -1;
         }
-        PyObject *old = slot->value;
-        slot->value = NULL;  /* deleted: the hash stays, so probing goes on past it */
-        slot_clear_key(slot);
-        self->used--;
-        Py_DECREF(old);
+        Py_DECREF(take(self, slot));
         return 0;
     }
     if (slot != NULL) {
@@ -328,76 +363,54 @@ table_length(QuickTable *self)
     return self->used;
 }
 
+/* The arguments of pop and get, (key[, default]): the key's slot in *slot (see
+   lookup); -1 with an exception set for a wrong count or a failing key. */
+static int
+key_and_default(QuickTable *self, const char *usage, PyObject *const *args,
+                Py_ssize_t nargs, Slot **slot)
+{
+    if (nargs < 1 || nargs > 2) {
+        PyErr_SetString(PyExc_TypeError, usage);
+        return -1;
+    }
+    return lookup(self, args[0], slot);
+}
+
 static PyObject *
 table_pop(QuickTable *self, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs < 1 || nargs > 2) {
-        PyErr_SetString(PyExc_TypeError, "pop(key[, default])");
+    Slot *slot;
+    if (key_and_default(self, "pop(key[, default])", args, nargs, &slot) < 0) {
         return NULL;
     }
-    const char *bytes;
-    Py_ssize_t length;
-    Py_hash_t hash;
-    Slot *slot = NULL;
-    if (key_parts(args[0], &bytes, &length, &hash) == 0) {
-        slot = find(self, bytes, length, hash);
-    } else if (PyErr_ExceptionMatches(PyExc_KeyError)) {
-        PyErr_Clear();
-    } else {
-        return NULL;
+    if (slot != NULL) {
+        return take(self, slot);
     }
-    if (slot == NULL) {
-        if (nargs == 2) {
-            return Py_NewRef(args[1]);
-        }
-        PyErr_SetObject(PyExc_KeyError, args[0]);
-        return NULL;
+    if (nargs == 2) {
+        return Py_NewRef(args[1]);
     }
-    PyObject *old = slot->value;  /* the reference moves to the caller */
-    slot->value = NULL;
-    slot_clear_key(slot);
-    self->used--;
-    return old;
+    PyErr_SetObject(PyExc_KeyError, args[0]);
+    return NULL;
 }
 
 static PyObject *
 table_get(QuickTable *self, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs < 1 || nargs > 2) {
-        PyErr_SetString(PyExc_TypeError, "get(key[, default])");
+    Slot *slot;
+    if (key_and_default(self, "get(key[, default])", args, nargs, &slot) < 0) {
         return NULL;
     }
-    const char *bytes;
-    Py_ssize_t length;
-    Py_hash_t hash;
-    Slot *slot = NULL;
-    if (key_parts(args[0], &bytes, &length, &hash) == 0) {
-        slot = find(self, bytes, length, hash);
-    } else if (PyErr_ExceptionMatches(PyExc_KeyError)) {
-        PyErr_Clear();
-    } else {
-        return NULL;
-    }
-    if (slot == NULL) {
-        return Py_NewRef(nargs == 2 ? args[1] : Py_None);
-    }
-    return Py_NewRef(slot->value);
+    return Py_NewRef(slot != NULL ? slot->value : nargs == 2 ? args[1] : Py_None);
 }
 
 static int
 table_contains(QuickTable *self, PyObject *key)
 {
-    const char *bytes;
-    Py_ssize_t length;
-    Py_hash_t hash;
-    if (key_parts(key, &bytes, &length, &hash) < 0) {
-        if (PyErr_ExceptionMatches(PyExc_KeyError)) {
-            PyErr_Clear();
-            return 0;
-        }
+    Slot *slot;
+    if (lookup(self, key, &slot) < 0) {
         return -1;
     }
-    return find(self, bytes, length, hash) != NULL;
+    return slot != NULL;
 }
 
 /* _probes(key): the slots a lookup of `key` reads (tests: no run of slots grows long). */
@@ -411,39 +424,13 @@ table_probes(QuickTable *self, PyObject *key)
         return NULL;
     }
     Py_ssize_t probes = 0;
-    if (self->slots != NULL) {
-        size_t mask = (size_t)self->mask;
-        for (size_t i = first_slot(self, hash);; i = (i + 1) & mask) {
-            Slot *slot = &self->slots[i];
-            probes++;
-            if (slot->hash == 0 || (slot->hash == hash && slot->value != NULL
-                    && slot->length == (uint32_t)length
-                    && memcmp(slot_key(slot), bytes, (size_t)length) == 0)) {
-                break;
-            }
-        }
-    }
+    probe(self, bytes, length, hash, &probes);
     return PyLong_FromSsize_t(probes);
 }
 
+/* The live entries as a list, in slot order: their values, or (key, value) pairs. */
 static PyObject *
-table_values(QuickTable *self, PyObject *Py_UNUSED(ignored))
-{
-    PyObject *list = PyList_New(0);
-    if (list == NULL || self->slots == NULL) {
-        return list;
-    }
-    for (Py_ssize_t j = 0; j <= self->mask; j++) {
-        if (self->slots[j].value != NULL && PyList_Append(list, self->slots[j].value) < 0) {
-            Py_DECREF(list);
-            return NULL;
-        }
-    }
-    return list;
-}
-
-static PyObject *
-table_items(QuickTable *self, PyObject *Py_UNUSED(ignored))
+listed(QuickTable *self, int pairs)
 {
     PyObject *list = PyList_New(0);
     if (list == NULL || self->slots == NULL) {
@@ -454,17 +441,34 @@ table_items(QuickTable *self, PyObject *Py_UNUSED(ignored))
         if (slot->value == NULL) {
             continue;
         }
-        PyObject *key = PyUnicode_DecodeUTF8(slot_key(slot), (Py_ssize_t)slot->length, NULL);
-        PyObject *pair = key == NULL ? NULL : PyTuple_Pack(2, key, slot->value);
-        Py_XDECREF(key);
-        if (pair == NULL || PyList_Append(list, pair) < 0) {
-            Py_XDECREF(pair);
+        PyObject *item = Py_NewRef(slot->value);
+        if (pairs) {
+            PyObject *key = PyUnicode_DecodeUTF8(slot_key(slot), (Py_ssize_t)slot->length,
+                                                 NULL);
+            PyObject *pair = key == NULL ? NULL : PyTuple_Pack(2, key, item);
+            Py_XDECREF(key);
+            Py_SETREF(item, pair);
+        }
+        if (item == NULL || PyList_Append(list, item) < 0) {
+            Py_XDECREF(item);
             Py_DECREF(list);
             return NULL;
         }
-        Py_DECREF(pair);
+        Py_DECREF(item);
     }
     return list;
+}
+
+static PyObject *
+table_values(QuickTable *self, PyObject *Py_UNUSED(ignored))
+{
+    return listed(self, 0);
+}
+
+static PyObject *
+table_items(QuickTable *self, PyObject *Py_UNUSED(ignored))
+{
+    return listed(self, 1);
 }
 
 static int
