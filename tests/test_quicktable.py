@@ -5,7 +5,6 @@ it cannot hold, and never read past its end."""
 from __future__ import annotations
 
 import gc
-import os
 import sys
 import threading
 import weakref
@@ -20,13 +19,13 @@ try:
 except ImportError:  # not built: every test but the first is skipped, the first fails
     QuickTable = None  # type: ignore[assignment,misc]
 
-PURE = os.environ.get("TPPOLICY_NO_EXTENSION") == "1"
+PURE = not index_module.EXTENSION_WANTED  # TPPOLICY_NO_EXTENSION=1, or no GIL
 pytestmark = pytest.mark.skipif(QuickTable is None and PURE, reason="TPPOLICY_NO_EXTENSION=1")
 
 
 def test_the_install_built_the_extension_and_the_index_uses_it() -> None:
     """`pip install -e .` (`.ci/run`) compiles it (hatch_build.py); the index takes it
-    unless TPPOLICY_NO_EXTENSION=1 says otherwise."""
+    unless TPPOLICY_NO_EXTENSION=1 says otherwise (or the interpreter has no GIL)."""
     if PURE:
         assert index_module.QUICK_TABLE is dict
     else:

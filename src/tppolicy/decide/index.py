@@ -6,6 +6,7 @@ threads read without locking while publishers are added and removed.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -28,18 +29,21 @@ from tppolicy.language.compile import (
     compile_template,
 )
 
-try:  # compiled at install (hatch_build.py); without a C compiler, a dict does the job
-    from tppolicy.decide._quicktable import QuickTable as _QuickTable
-except ImportError:  # pragma: no cover (the pure-Python install)
-    _QuickTable = None  # type: ignore[assignment,misc]
+# The C quick table is wanted unless `TPPOLICY_NO_EXTENSION=1` says otherwise, or the
+# interpreter runs without a GIL (a free-threaded build: the table relies on the GIL, and
+# importing it would turn the GIL back on for the whole process).
+EXTENSION_WANTED = os.environ.get("TPPOLICY_NO_EXTENSION") != "1" and getattr(
+    sys, "_is_gil_enabled", lambda: True)()
+_QuickTable: Any = None
+if EXTENSION_WANTED:
+    # compiled at install (hatch_build.py); without a C compiler, a dict does the job
+    with contextlib.suppress(ImportError):
+        from tppolicy.decide._quicktable import QuickTable as _QuickTable
 
 # The class of `ProviderIndex.quick`: the C table (`_quicktable.c`: a random lookup among
 # a million publishers reads one slot of two cache lines, where a dict reads its index,
 # its entry and the key object), else a dict (sparse after a bulk load, `sparse_copy`).
-# `TPPOLICY_NO_EXTENSION=1` in the environment chooses the dict (as without a compiler).
-QUICK_TABLE: Callable[[], Any] = (
-    _QuickTable if _QuickTable is not None and os.environ.get("TPPOLICY_NO_EXTENSION") != "1"
-    else dict)
+QUICK_TABLE: Callable[[], Any] = _QuickTable if _QuickTable is not None else dict
 
 NO_SLOTS: tuple[Any, ...] = ()
 _T = TypeVar("_T")
