@@ -84,3 +84,15 @@ def test_check_explain_and_test_refuse_alike(tmp_path: Path, capsys: pytest.Capt
     (error,) = report.errors
     rendered = " ".join(d.message for d in error.diagnostics)
     assert f"claims.json:{line}:{column}: {message}" in rendered
+
+
+def test_the_line_shown_is_the_line_counted_after_line_separators_in_strings() -> None:
+    """Inside a JSON string a line separator (U+2028) or NEL is text, not a line break:
+    the line shown under the error is the one its line number names."""
+    text = '{\n  "a": "x\u2028y\u0085z",\r\n  "b": 1,\n  "c": NaN\n}\n'
+    with pytest.raises(ClaimsError) as raised:
+        parse_claims(text, "c.json")
+    shown = str(raised.value).splitlines()
+    assert shown[0].startswith("c.json:4:8: NaN is not a JSON number"), shown
+    assert shown[1] == '      "c": NaN', shown
+    assert shown[2] == "    " + " " * 7 + "^", shown

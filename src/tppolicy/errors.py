@@ -110,8 +110,14 @@ class TppolicyError(Exception):
         super().__init__(self.render())
 
     def render(self) -> str:
-        lines = self.source_text.splitlines() if self.source_text is not None else None
+        lines = self.source_lines(self.source_text) if self.source_text is not None else None
         return "\n".join(d.render(self.source_text, lines) for d in self.diagnostics)
+
+    @staticmethod
+    def source_lines(text: str) -> list[str]:
+        """The source's lines as its spans number them (here: at every line break
+        `str.splitlines` knows, as the policy and YAML readers count them)."""
+        return text.splitlines()
 
 
 class PolicySyntaxError(TppolicyError):
@@ -128,6 +134,12 @@ class ConfigError(TppolicyError):
 
 class ClaimsError(TppolicyError):
     """A claims document is not a JSON object."""
+
+    @staticmethod
+    def source_lines(text: str) -> list[str]:
+        """JSON's lines: only a line feed ends one (a line separator or NEL inside a
+        string is text), a carriage return before it is dropped."""
+        return [line.removesuffix("\r") for line in text.split("\n")]
 
 
 class OutputError(TppolicyError):
