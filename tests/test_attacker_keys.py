@@ -104,3 +104,22 @@ def test_a_kty_that_is_an_object_or_a_list_is_left_out(kty: object,
                              "--jwks", str(keys))
     assert code == 3, (out, err)
     assert "internal error" not in err
+
+
+def test_of_two_usable_keys_sharing_a_kid_the_first_is_kept() -> None:
+    """PyPI (PyJWT's key client) takes the first usable key of a kid; the last one won
+    here, so a token signed with a key added after it under the same kid verified."""
+    first, second = rsa_key("dup-1"), rsa_key("dup-2")  # two keys (rsa_key is cached by kid)
+
+    def entry(key: Any, **changes: Any) -> dict[str, Any]:
+        return {**key.public_jwk, "kid": "shared", **changes}
+
+    def numbers(key: Any) -> Any:
+        return key.private.public_key().public_numbers()
+
+    keys = parse_jwks({"keys": [entry(first), entry(second)]}, "JWKS")
+    assert list(keys) == ["shared"]
+    assert keys["shared"].key.public_numbers() == numbers(first)
+    # an unusable first entry does not hide a usable one under the same kid
+    kept = parse_jwks({"keys": [entry(first, use="enc"), entry(second)]}, "JWKS")
+    assert kept["shared"].key.public_numbers() == numbers(second)

@@ -178,7 +178,9 @@ def parse_jwks(document: bytes | str | Mapping[str, Any], where: str) -> dict[st
     """A JWKS document → keys by kid. Symmetric keys, keys without kid, RSA keys of
     fewer than 2048 or more than 8192 bits
     and keys for encryption (`use` other than "sig", `key_ops` without "verify") are
-    left out; a document with no usable key is an error."""
+    left out; a document with no usable key is an error. Of usable keys sharing a kid
+    the first is kept, as PyPI's key client (PyJWT's) chooses it: a later one under the
+    same kid never verifies a token."""
     try:
         data = document if isinstance(document, Mapping) else json.loads(document)
     except (ValueError, RecursionError) as exc:
@@ -190,7 +192,8 @@ def parse_jwks(document: bytes | str | Mapping[str, Any], where: str) -> dict[st
         if not isinstance(entry, dict):
             continue
         kid, kty = entry.get("kid"), entry.get("kty")
-        if not isinstance(kid, str) or not isinstance(kty, str) or kty not in _ASYMMETRIC_KTY:
+        if not isinstance(kid, str) or not isinstance(kty, str) or kty not in _ASYMMETRIC_KTY \
+                or kid in keys:
             continue
         if entry.get("use", "sig") != "sig" or "d" in entry:  # never a private key
             continue
