@@ -141,19 +141,21 @@ free_slots(Slot *slots, Py_ssize_t capacity)
     free(slots);
 }
 
-/* The key's UTF-8 bytes and hash; -1 with an exception set (TypeError/KeyError). */
+#define NOT_HELD 1  /* key_parts: a key the table never holds (no exception set) */
+
+/* The key's UTF-8 bytes and hash: 0; NOT_HELD for a key that is not an exact str or
+   has no UTF-8 form (a lone surrogate); -1 with an exception set for any other error. */
 static int
 key_parts(PyObject *key, const char **bytes, Py_ssize_t *length, Py_hash_t *hash)
 {
     if (!PyUnicode_CheckExact(key)) {
-        PyErr_SetObject(PyExc_KeyError, key);
-        return -1;
+        return NOT_HELD;
     }
     *bytes = PyUnicode_AsUTF8AndSize(key, length);
-    if (*bytes == NULL) {  /* a lone surrogate: never a key */
+    if (*bytes == NULL) {
         if (PyErr_ExceptionMatches(PyExc_UnicodeEncodeError)) {
             PyErr_Clear();
-            PyErr_SetObject(PyExc_KeyError, key);
+            return NOT_HELD;
         }
         return -1;
     }
@@ -169,6 +171,19 @@ key_parts(PyObject *key, const char **bytes, Py_ssize_t *length, Py_hash_t *hash
         *hash = 1;  /* 0 marks an empty slot */
     }
     return 0;
+}
+
+/* key_parts for a key the table must be able to hold (a store): -1 with a TypeError
+   for one it never holds. */
+static int
+held_parts(PyObject *key, const char **bytes, Py_ssize_t *length, Py_hash_t *hash)
+{
+    int parts = key_parts(key, bytes, length, hash);
+    if (parts == NOT_HELD) {
+        PyErr_SetString(PyExc_TypeError, "QuickTable keys are str with a UTF-8 form");
+        return -1;
+    }
+    return parts;
 }
 
 /* The slot holding the key, or NULL; `*probes` (if given) counts the slots read. */
@@ -212,15 +227,11 @@ lookup(QuickTable *self, PyObject *key, Slot **found)
     Py_ssize_t length;
     Py_hash_t hash;
     *found = NULL;
-    if (key_parts(key, &bytes, &length, &hash) < 0) {
-        if (PyErr_ExceptionMatches(PyExc_KeyError)) {
-            PyErr_Clear();
-            return 0;
-        }
-        return -1;
+    int parts = key_parts(key, &bytes, &length, &hash);
+    if (parts == 0) {
+        *found = find(self, bytes, length, hash);
     }
-    *found = find(self, bytes, length, hash);
-    return 0;
+    return parts < 0 ? -1 : 0;
 }
 
 /* Empties a live slot (deleted: its hash stays, so probing goes on past it); the
@@ -296,11 +307,7 @@ table_set(QuickTable *self, PyObject *key, PyObject *value)
     const char *bytes;
     Py_ssize_t length;
     Py_hash_t hash;
-    if (key_parts(key, &bytes, &length, &hash) < 0) {
-        if (PyErr_ExceptionMatches(PyExc_KeyError)) {
-            PyErr_Clear();
-            PyErr_SetString(PyExc_TypeError, "QuickTable keys are str");
-        }
+    if (held_parts(key, &bytes, &length, &hash) < 0) {
         return -1;
     }
     Slot *slot = find(self, bytes, length, hash);
@@ -420,7 +427,7 @@ table_probes(QuickTable *self, PyObject *key)
     const char *bytes;
     Py_ssize_t length;
     Py_hash_t hash;
-    if (key_parts(key, &bytes, &length, &hash) < 0) {
+    if (held_parts(key, &bytes, &length, &hash) < 0) {
         return NULL;
     }
     Py_ssize_t probes = 0;
