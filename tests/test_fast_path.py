@@ -21,11 +21,11 @@ TABLES = sorted(CASES_DIR.glob("*.tptest.yaml"))
 
 
 @pytest.fixture(autouse=True, params=["c-table", "dict"])
-def _both_quick_tables(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+def _both_quick_tables(request: pytest.FixtureRequest) -> None:
     """Every test here runs with the C quick table and with the dict that replaces it
-    when the extension is not built."""
+    when the extension is not built (conftest's `pure_quick_table`)."""
     if request.param == "dict":
-        monkeypatch.setattr("tppolicy.decide.index.QUICK_TABLE", dict)
+        request.getfixturevalue("pure_quick_table")
 
 def _variations(claims: dict[str, Any], every: bool) -> Iterator[dict[str, Any]]:
     yield claims

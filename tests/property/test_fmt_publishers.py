@@ -188,15 +188,25 @@ def test_fast_check_agrees_with_the_round_trip(text: str) -> None:
         assert _fmt._format_publishers(full, "<test>", PROVIDERS, fast=False)[0] == full
 
 
+def _direct_agrees(text: str, note: str = "") -> tuple[str, int] | None:
+    """fmt's direct writing of `text`, checked equal to the round trip's text: (that text,
+    the round trip's problem count), or None when the file is not written directly."""
+    direct = format_simple_publishers(text, PROVIDERS)
+    event(f"written directly: {direct is not None}{note}")
+    if direct is None:
+        return None
+    full, count = _fmt._format_publishers(text, "<test>", PROVIDERS, fast=False)
+    assert direct == full
+    return full, count
+
+
 @settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(publishers_files())
 def test_direct_formatting_agrees_with_the_round_trip(text: str) -> None:
-    direct = format_simple_publishers(text, PROVIDERS)
-    event(f"written directly: {direct is not None}")
-    if direct is None:
+    agreed = _direct_agrees(text)
+    if agreed is None:
         return
-    full, count = _fmt._format_publishers(text, "<test>", PROVIDERS, fast=False)
-    assert direct == full
+    full, count = agreed
     assert _fmt._format_publishers(text, "<test>", PROVIDERS) == (full, count)
 
 
@@ -223,12 +233,10 @@ def test_formatting_keeps_data_and_comments_and_is_idempotent(text: str) -> None
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(publishers_files(flow_entries=True))
 def test_flow_mapping_entries_agree_with_the_round_trip(text: str) -> None:
-    direct = format_simple_publishers(text, PROVIDERS)
-    event(f"written directly: {direct is not None}")
-    if direct is None:
+    agreed = _direct_agrees(text)
+    if agreed is None:
         return
-    full, _ = _fmt._format_publishers(text, "<test>", PROVIDERS, fast=False)
-    assert direct == full
+    direct, _ = agreed
     assert format_simple_publishers(direct, PROVIDERS) == direct
 
 
@@ -279,12 +287,10 @@ def json_files(draw: st.DrawFn, plain: bool = False) -> str:
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(json_files())
 def test_json_files_agree_with_the_round_trip(text: str) -> None:
-    direct = format_simple_publishers(text, PROVIDERS)
-    event(f"written directly: {direct is not None}; lines: {min(text.count(chr(10)), 2)}")
-    if direct is None:
+    agreed = _direct_agrees(text, f"; lines: {min(text.count(chr(10)), 2)}")
+    if agreed is None:
         return
-    full, _ = _fmt._format_publishers(text, "<test>", PROVIDERS, fast=False)
-    assert direct == full
+    direct, _ = agreed
     assert _fmt._format_publishers(direct, "<test>", PROVIDERS, fast=False)[0] == direct
 
 
@@ -378,11 +384,9 @@ def test_flow_documents_agree_with_the_round_trip(text: str) -> None:
     """A file fmt made of a JSON file (one flow mapping) is written directly as the round
     trip writes it (it took the round trip: ~20 s at 10 000 publishers), with the same
     problem count; the round trip's own text is written directly unchanged."""
-    direct = format_simple_publishers(text, PROVIDERS)
-    event(f"written directly: {direct is not None}; lines: {min(text.count(chr(10)), 2)}")
-    if direct is None:
+    agreed = _direct_agrees(text, f"; lines: {min(text.count(chr(10)), 2)}")
+    if agreed is None:
         return
-    full, count = _fmt._format_publishers(text, "<test>", PROVIDERS, fast=False)
-    assert direct == full
-    assert _fmt._format_publishers(text, "<test>", PROVIDERS) == (full, count)
+    direct, count = agreed
+    assert _fmt._format_publishers(text, "<test>", PROVIDERS) == (direct, count)
     assert format_simple_publishers(direct, PROVIDERS) == direct
