@@ -91,3 +91,12 @@ def pure_quick_table(monkeypatch: pytest.MonkeyPatch) -> None:
     """Indexes made meanwhile keep their quick entries in a dict, as an install without
     the C extension does (`TPPOLICY_NO_EXTENSION=1`, or no compiler)."""
     monkeypatch.setattr("tppolicy.decide.index.QUICK_TABLE", dict)
+
+
+@pytest.fixture
+def pure_token_split(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Verifiers read compact tokens in Python meanwhile, as an install without the C
+    extension does (`split_usual` instead of `tppolicy.token._compact.split`)."""
+    from tppolicy.token import verify
+
+    monkeypatch.setattr(verify, "_split", verify.split_usual)

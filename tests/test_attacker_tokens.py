@@ -17,6 +17,14 @@ from .conftest import load_claims, run_cli
 from .tokens import GITHUB, b64url, fresh, jwks, rsa_key
 
 
+@pytest.fixture(autouse=True, params=["c-reader", "python-reader"])
+def _both_token_readers(request: pytest.FixtureRequest) -> None:
+    """Every test reads tokens with the C module (`_compact.split`) and with its Python
+    form (`split_usual`), as an install without a compiler does (conftest)."""
+    if request.param == "python-reader":
+        request.getfixturevalue("pure_token_split")
+
+
 def _signed(header: bytes, payload: bytes) -> str:
     """A token signed by the test key, its header and claims exactly these bytes."""
     signing_input = f"{b64url(header)}.{b64url(payload)}".encode()

@@ -7,6 +7,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tppolicy.decide.decision import INVALID_PUBLISHER, INVALID_REUSE_TOKEN, INVALID_TOKEN
 from tppolicy.decide.engine import CheckResult, CreateProject, Engine
 from tppolicy.token.keys import KeyCache
@@ -14,6 +16,14 @@ from tppolicy.token.replay import MemoryReplayStore, SQLiteReplayStore
 
 from .conftest import load_claims
 from .tokens import GITHUB, fresh, jwks, rsa_key
+
+
+@pytest.fixture(autouse=True, params=["c-reader", "python-reader"])
+def _both_token_readers(request: pytest.FixtureRequest) -> None:
+    """Every test reads tokens with the C module (`_compact.split`) and with its Python
+    form (`split_usual`), as an install without a compiler does (conftest)."""
+    if request.param == "python-reader":
+        request.getfixturevalue("pure_token_split")
 
 GH = {"provider": "github", "repository_owner": "octo-org", "repository_name": "sampleproject",
       "repository_owner_id": "65", "workflow_filename": "release.yml"}

@@ -23,6 +23,14 @@ from .tokens import GITHUB, b64url, ec_key, fresh, jwks, rsa_key, unsigned
 NOW = 1_800_000_000
 
 
+@pytest.fixture(autouse=True, params=["c-reader", "python-reader"])
+def _both_token_readers(request: pytest.FixtureRequest) -> None:
+    """Every test reads tokens with the C module (`_compact.split`) and with its Python
+    form (`split_usual`), as an install without a compiler does (conftest)."""
+    if request.param == "python-reader":
+        request.getfixturevalue("pure_token_split")
+
+
 @pytest.fixture(scope="module")
 def policy() -> tppolicy.Policy:
     return tppolicy.compile_publishers_file(Path(__file__).parents[1] / "examples/publishers.yaml")

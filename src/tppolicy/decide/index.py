@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import sys
 import threading
 from collections.abc import Callable, Iterator, Mapping
@@ -28,12 +27,10 @@ from tppolicy.language.compile import (
     compile_required,
     compile_template,
 )
+from tppolicy.native import EXTENSION_WANTED as EXTENSION_WANTED
 
 # The C quick table is wanted unless `TPPOLICY_NO_EXTENSION=1` says otherwise, or the
-# interpreter runs without a GIL (a free-threaded build: the table relies on the GIL, and
-# importing it would turn the GIL back on for the whole process).
-EXTENSION_WANTED = os.environ.get("TPPOLICY_NO_EXTENSION") != "1" and getattr(
-    sys, "_is_gil_enabled", lambda: True)()
+# interpreter runs without a GIL (`tppolicy.native`).
 _QuickTable: Any = None
 if EXTENSION_WANTED:
     # compiled at install (hatch_build.py); without a C compiler, a dict does the job

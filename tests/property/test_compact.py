@@ -1,0 +1,100 @@
+"""A token is judged alike with the C reader (`_compact.split`) and with its Python form
+(`split_usual`): signed tokens of drawn claims and headers, then cut, padded, given
+characters of the other alphabet, control or non-ASCII characters, bits past the last
+byte; the verifier's answer (claims, or the refusal's code and message) is the same
+either way, and where the C reader gives parts they are the Python form's."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import orjson
+import pytest
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
+
+from tests.tokens import GITHUB, b64url, jwks, rsa_key
+from tppolicy.token import verify
+from tppolicy.token.keys import KeyCache
+from tppolicy.token.verify import TokenError, Verifier, split_usual
+
+compact = pytest.importorskip("tppolicy.token._compact")
+
+# Hypothesis runs of hundreds of examples each: the slow group (.ci/run runs it).
+pytestmark = pytest.mark.slow
+NOW = 1_800_000_000
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner,
+                                                                 max_size=3),
+    max_leaves=12)
+CLAIMS = st.fixed_dictionaries(
+    {"iss": st.sampled_from([GITHUB, "https://other.example"]), "aud": st.just("pypi"),
+     "iat": st.just(NOW), "exp": st.sampled_from([NOW + 300, NOW - 300])},
+    optional={"jti": st.text(max_size=10), "sub": st.text(max_size=10), "nested": JSON,
+              "nbf": st.integers(NOW - 10, NOW + 10)})
+EDIT = st.one_of(
+    st.none(),
+    st.tuples(st.just("insert"), st.integers(0, 2000),
+              st.sampled_from(["A", "-", "_", "+", "/", "=", ".", " ", "\x00", "é", "\u2028"])),
+    st.tuples(st.just("delete"), st.integers(0, 2000), st.integers(1, 3)),
+    st.tuples(st.just("segment"), st.integers(0, 2), st.binary(max_size=40)),
+    st.tuples(st.just("last"), st.integers(0, 2), st.sampled_from("ABCDEFGHIJKLMNOP")),
+)
+
+
+def _edited(token: str, edit: Any) -> str:
+    if edit is None:
+        return token
+    if edit[0] == "insert":
+        at = edit[1] % (len(token) + 1)
+        return token[:at] + edit[2] + token[at:]
+    if edit[0] == "delete":
+        at = edit[1] % len(token)
+        return token[:at] + token[at + edit[2]:]
+    segments = token.split(".")
+    if edit[0] == "segment":  # a segment replaced by other bytes (JSON or not)
+        segments[edit[1]] = b64url(edit[2])
+    else:  # the last character changed: maybe bits past the last byte
+        segments[edit[1]] = segments[edit[1]][:-1] + edit[2]
+    return ".".join(segments)
+
+
+def _answer(verifier: Verifier, token: str) -> Any:
+    try:
+        verified = verifier.verify(token)
+    except TokenError as exc:
+        return ("refused", exc.code, str(exc))
+    return ("verified", dict(verified.header), verified.claims, verified.issuer)
+
+
+@pytest.fixture(scope="module")
+def verifier() -> Verifier:
+    keys = KeyCache(fetch=lambda url: b"{}")
+    keys.add_static(GITHUB, jwks(rsa_key()))
+    return Verifier(issuers={GITHUB: "github"}, algorithms={"github": ("RS256",)}, keys=keys,
+                    clock=lambda: NOW)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[
+    HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(claims=CLAIMS, header=st.dictionaries(st.sampled_from(["typ", "cty", "x"]),
+                                             st.text(max_size=4), max_size=2), edit=EDIT)
+def test_judged_alike_with_either_reader(verifier: Verifier, claims: dict[str, Any],
+                                         header: dict[str, Any], edit: Any,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    token = _edited(rsa_key().sign(claims, **header), edit)
+    parts = compact.split(token, 8192, orjson.loads)
+    if parts is not None:
+        assert parts == split_usual(token, 8192, orjson.loads)
+    with monkeypatch.context() as patch:
+        patch.setattr(verify, "_split", compact.split)
+        with_c = _answer(verifier, token)
+        patch.setattr(verify, "_split", split_usual)
+        with_python = _answer(verifier, token)
+    event(f"{with_c[0]} {with_c[1] if with_c[0] == 'refused' else ''}; "
+          f"C parts: {parts is not None}")
+    assert json.dumps(with_c, sort_keys=True, default=str) == \
+        json.dumps(with_python, sort_keys=True, default=str)

@@ -1,0 +1,149 @@
+"""The compact token reader in C (`tppolicy/token/_compact.c`): built by the install,
+the same parts as its Python form (`split_usual`) for the usual token, None for any
+other shape (the verifier then reads the token step by step), never a read past a
+segment. tests/property/test_compact.py compares the two at length."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from tppolicy.native import EXTENSION_WANTED
+from tppolicy.token import verify
+from tppolicy.token.verify import split_usual
+
+from .tokens import b64url, rsa_key
+
+try:
+    from tppolicy.token._compact import split
+except ImportError:  # not built: every test but the first is skipped, the first fails
+    split = None  # type: ignore[assignment]
+
+pytestmark = pytest.mark.skipif(split is None and not EXTENSION_WANTED,
+                                reason="TPPOLICY_NO_EXTENSION=1")
+MAX = 8192
+TOKEN = rsa_key().sign({"iss": "https://issuer.example", "aud": "pypi", "jti": "é-1",
+                        "groups": [{"a": [1, 2]}], "exp": 2_000_000_000})
+
+
+def test_the_install_built_the_module_and_the_verifier_uses_it() -> None:
+    if not EXTENSION_WANTED:
+        assert verify._split is split_usual
+    else:
+        assert split is not None, "the install did not build _compact (a C compiler?)"
+        assert verify._split is split
+
+
+def test_the_built_module_is_newer_than_its_source() -> None:
+    """After a change to the C file, `pip install -e .` again."""
+    if split is None:
+        pytest.skip("not built")
+    import tppolicy.token._compact as built
+
+    source = Path(verify.__file__).with_name("_compact.c")
+    if not source.exists() or Path(built.__file__).parent != source.parent:
+        pytest.skip("an installed wheel: no source beside it")
+    assert Path(built.__file__).stat().st_mtime >= source.stat().st_mtime, (
+        "src/tppolicy/token/_compact.c changed since it was built: pip install -e .")
+
+
+def test_the_usual_token_in_parts() -> None:
+    parts = split(TOKEN, MAX, orjson.loads)
+    assert parts == split_usual(TOKEN, MAX, orjson.loads)
+    head, signed, claims, signature, brackets = parts
+    assert f"{signed.decode()}.{b64url(signature)}" == TOKEN
+    assert head == TOKEN.partition(".")[0]
+    assert claims["jti"] == "é-1" and len(signature) == 256
+    assert brackets == 4  # the claims' "{", "groups": "[", its object's "{", "a": "["
+    raw = json.dumps({"a": "[{[{"}).encode()
+    assert split(f"e30.{b64url(raw)}.AA", MAX, orjson.loads)[4] == 5
+
+
+def _segments(token: str) -> list[str]:
+    return token.split(".")
+
+
+def _one_mod_4(segment: str) -> str:
+    return segment + "A" * ((1 - len(segment)) % 4)
+
+
+@pytest.mark.parametrize("change", [
+    lambda h, c, s: f"{h}.{c}",                      # two segments
+    lambda h, c, s: f"{h}.{c}.{s}.",                 # four
+    lambda h, c, s: f"{h}..{s}",                      # an empty segment
+    lambda h, c, s: f".{c}.{s}",
+    lambda h, c, s: f"{h}.{c}.",
+    lambda h, c, s: f"{h}.{c}.{s}=",                 # padding
+    lambda h, c, s: f"{h}+.{c}.{s}",                 # the other alphabet, in each segment
+    lambda h, c, s: f"{h}.{c[:-1]}/.{s}",
+    lambda h, c, s: f"{h}.{c}.{s[:-1]}+",
+    lambda h, c, s: f"{h}.{c} .{s}",                 # a space, a control, non-ASCII
+    lambda h, c, s: f"{h}.{c}.{s[:-1]}\x00",
+    lambda h, c, s: f"{h}é.{c}.{s}",
+    lambda h, c, s: f"{h}.{_one_mod_4(c)}.{s}",      # a length of 1 mod 4
+    lambda h, c, s: f"{h}.{c}.{_one_mod_4(s)}",
+    lambda h, c, s: f"{h}.{b64url(b'[1]')}.{s}",     # claims that are JSON but no object
+    lambda h, c, s: f"{h}.{b64url(b'{')}.{s}",       # claims that are not JSON
+])
+def test_any_other_shape_is_left_to_the_careful_path(change: Any) -> None:
+    token = change(*_segments(TOKEN))
+    parts = split(token, MAX, orjson.loads)
+    assert parts is None or parts[2].__class__ is not dict  # the verifier re-reads those
+    if parts is not None:
+        assert parts == split_usual(token, MAX, orjson.loads)
+
+
+def test_bits_past_the_last_byte_are_left_to_the_careful_path() -> None:
+    """"AB" and "AC" both decode to b"\\x00" for a lenient reader (PyPI's accepts
+    them); only the canonical form takes the quick path."""
+    head, claims, _ = _segments(TOKEN)
+    for tail, canonical in (("AA", True), ("AB", False), ("AP", False), ("AAA", True),
+                            ("AAB", False), ("AAD", False)):
+        parts = split(f"{head}.{claims}.{tail}", MAX, orjson.loads)
+        assert (parts is not None) is canonical, tail
+        if canonical:
+            assert parts == split_usual(f"{head}.{claims}.{tail}", MAX, orjson.loads)
+        else:
+            assert split_usual(f"{head}.{claims}.{tail}", MAX, orjson.loads) is not None
+
+
+def test_what_is_not_a_str_of_the_allowed_size() -> None:
+    class Token(str):
+        pass
+
+    for token in (TOKEN.encode(), bytearray(TOKEN.encode()), Token(TOKEN), None, 7):
+        assert split(token, MAX, orjson.loads) is None
+        assert split_usual(token, MAX, orjson.loads) is None
+    assert split(TOKEN, len(TOKEN), orjson.loads) is not None
+    assert split(TOKEN, len(TOKEN) - 1, orjson.loads) is None
+
+
+def test_the_reader_s_own_failures_pass_through() -> None:
+    """A claims reader that is not JSON's failing otherwise than with ValueError (no
+    memory, a bug) is not taken for a malformed token."""
+
+    def broken(raw: bytes) -> Any:
+        raise RuntimeError("broken reader")
+
+    with pytest.raises(RuntimeError, match="broken reader"):
+        split(TOKEN, MAX, broken)
+    with pytest.raises(TypeError):
+        split(TOKEN, MAX)  # type: ignore[call-arg]
+    with pytest.raises(OverflowError):
+        split(TOKEN, 1 << 70, orjson.loads)
+
+
+def test_every_length_of_segment_decodes_as_base64url_does() -> None:
+    for size in range(40):
+        data = bytes(range(200, 200 + size))
+        token = f"e30.{b64url(json.dumps({'x': data.hex()}).encode())}.{b64url(data)}"
+        got = split(token, MAX, orjson.loads)
+        if size == 0:
+            assert got is None  # an empty signature
+        else:
+            assert got == split_usual(token, MAX, orjson.loads)
+            assert got[3] == data
