@@ -152,10 +152,16 @@ split(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         }
         Py_RETURN_NONE;
     }
+    /* Flat claims hold no bracket but the first "{": two scans (memchr) find that out,
+       and only other claims have theirs counted. */
     const char *r = PyBytes_AS_STRING(raw);
-    Py_ssize_t brackets = 0;
-    for (Py_ssize_t i = 0, size = PyBytes_GET_SIZE(raw); i < size; i++) {
-        brackets += (r[i] == '[') | (r[i] == '{');
+    Py_ssize_t size = PyBytes_GET_SIZE(raw), brackets = size > 0 && r[0] == '{';
+    if (memchr(r, '[', (size_t)size) != NULL
+            || (size > 1 && memchr(r + 1, '{', (size_t)(size - 1)) != NULL)) {
+        brackets = 0;
+        for (Py_ssize_t i = 0; i < size; i++) {
+            brackets += (r[i] == '[') | (r[i] == '{');
+        }
     }
     PyObject *claims = PyObject_CallOneArg(loads, raw);
     Py_DECREF(raw);
