@@ -96,7 +96,9 @@ def pure_quick_table(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture
 def pure_token_split(monkeypatch: pytest.MonkeyPatch) -> None:
     """Verifiers read compact tokens in Python meanwhile, as an install without the C
-    extension does (`split_usual` instead of `tppolicy.token._compact.split`)."""
+    extension does (`split_usual` and `registered_usual` instead of
+    `tppolicy.token._compact`'s `split` and `registered`)."""
     from tppolicy.token import verify
 
     monkeypatch.setattr(verify, "_split", verify.split_usual)
+    monkeypatch.setattr(verify, "_registered", verify.registered_usual)

@@ -147,3 +147,26 @@ def test_every_length_of_segment_decodes_as_base64url_does() -> None:
         else:
             assert got == split_usual(token, MAX, orjson.loads)
             assert got[3] == data
+
+
+def test_registered_claims_in_c() -> None:
+    """True for the usual claims; False (the Python test decides) for anything else:
+    there the verifier answers as without the module (tests/test_verify.py runs both)."""
+    from tppolicy.token._compact import registered
+
+    now = 1_800_000_000
+    usual = {"iss": "i", "aud": "pypi", "iat": now, "nbf": now, "exp": now + 300,
+             "jti": "j", "sub": "s"}
+    assert registered(usual, now, 30, 86400, "pypi") is True
+    assert registered(usual, float(now) + 0.5, 30.0, 86400.0, "pypi") is True
+    assert registered({k: v for k, v in usual.items() if k not in ("nbf", "jti", "sub")},
+                      now, 30, 86400, "pypi") is True
+    for change in ({"exp": now - 31}, {"exp": now + 86401}, {"iat": now + 31}, {"iat": -1},
+                   {"nbf": now + 31}, {"nbf": True}, {"exp": float(now + 300)},
+                   {"exp": 2**53}, {"aud": ["pypi"]}, {"aud": "other"}, {"jti": 1},
+                   {"sub": None, "jti": None, "exp": None}):
+        assert registered({**usual, **change}, now, 30, 86400, "pypi") is False, change
+    assert registered(usual, now, 30, 86400, "other") is False
+    assert registered(dict(usual), float("nan"), 30, 86400, "pypi") is False
+    with pytest.raises(TypeError):
+        registered(usual, now, 30, 86400)  # type: ignore[call-arg]

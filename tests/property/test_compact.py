@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from tests.tokens import GITHUB, b64url, jwks, rsa_key
 from tppolicy.token import verify
 from tppolicy.token.keys import KeyCache
-from tppolicy.token.verify import TokenError, Verifier, split_usual
+from tppolicy.token.verify import TokenError, Verifier, registered_usual, split_usual
 
 compact = pytest.importorskip("tppolicy.token._compact")
 
@@ -98,3 +98,47 @@ def test_judged_alike_with_either_reader(verifier: Verifier, claims: dict[str, A
           f"C parts: {parts is not None}")
     assert json.dumps(with_c, sort_keys=True, default=str) == \
         json.dumps(with_python, sort_keys=True, default=str)
+
+
+# Numbers at the edges of what the C test holds exactly (2^52), of 64 bits and past them.
+EDGES = [0, 1, -1, 2**52 - 1, 2**52, 2**52 + 1, 2**53 + 1, 2**63 - 1, 2**63, -(2**63), 2**64]
+NUMBER = st.one_of(st.integers(NOW - 1000, NOW + 1000), st.sampled_from(EDGES), st.integers(),
+                   st.floats(allow_nan=True, allow_infinity=True), st.booleans(), st.none(),
+                   st.just(float(NOW)), st.just(NOW + 0.5))
+VALUE = st.one_of(NUMBER, st.text(max_size=3), st.just("pypi"), st.lists(st.just("pypi"),
+                                                                          max_size=1))
+REGISTERED = st.dictionaries(st.sampled_from(["exp", "iat", "nbf", "aud", "jti", "sub", "x"]),
+                             VALUE, max_size=7)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(claims=REGISTERED, now=st.one_of(st.just(NOW), st.just(NOW + 0.25), NUMBER),
+       leeway=st.sampled_from([0, 30, 0.5, 30.0, 2**53, 1e300]),
+       max_lifetime=st.sampled_from([86400, 86400.0, 0, 2**60, 0.5]),
+       audience=st.sampled_from(["pypi", "other"]))
+def test_registered_claims_pass_in_c_only_when_they_pass_in_python(
+        claims: dict[str, Any], now: Any, leeway: Any, max_lifetime: Any,
+        audience: str) -> None:
+    """The C test says True only where the Python one does (never lets more through), and
+    says the same for the usual claims (within 2^52)."""
+    usual = {**claims, "exp": NOW + 300, "iat": NOW, "nbf": NOW, "aud": audience}
+    for drawn in (claims, usual):
+        in_python = _python_says(drawn, now, leeway, max_lifetime, audience)
+        in_c = compact.registered(drawn, now, leeway, max_lifetime, audience)
+        assert in_c is False or in_python is True, (drawn, now, leeway, max_lifetime)
+        if in_python is True and _exact(drawn, now, leeway, max_lifetime):
+            assert in_c is True, (drawn, now, leeway, max_lifetime)
+
+
+def _python_says(claims: dict[str, Any], *args: Any) -> bool | str:
+    try:
+        return registered_usual(claims, *args)
+    except TypeError:  # a comparison of a str with a number, say: the verifier refuses it
+        return "error"
+
+
+def _exact(claims: dict[str, Any], *numbers: Any) -> bool:
+    """Whether every number the test reads lies where a double is exact (the C test's
+    range): outside it, False is allowed."""
+    values = [claims.get(name) for name in ("exp", "iat", "nbf")] + list(numbers)
+    return all(v is None or (type(v) in (int, float) and abs(v) <= 2**52) for v in values)

@@ -17,10 +17,19 @@
    a 19 us RSA verify. The header segment is not decoded here: the verifier keeps the
    verdict on each header it has seen.
 
-   The tables are written once when the module loads and only read after; nothing here
-   keeps state between calls. */
+   `registered(claims, now, leeway, max_lifetime, audience)` is the verifier's test of the
+   usual registered claims (`registered_usual` in Python): exp, iat and nbf integers with
+   exp in the future, iat and nbf not, a lifetime within bounds, aud the audience, jti and
+   sub strings when present. True only when it is sure they pass; False sends the claims to
+   the Python test, which accepts them or says what is wrong: it accepts a subset of what
+   the Python test accepts (numbers past 2^52, where a double is no longer exact, are left
+   to it).
+
+   The tables and names are written once when the module loads and only read after;
+   nothing here keeps state between calls. */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <math.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -155,11 +164,11 @@ split(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     /* Flat claims hold no bracket but the first "{": two scans (memchr) find that out,
        and only other claims have theirs counted. */
     const char *r = PyBytes_AS_STRING(raw);
-    Py_ssize_t size = PyBytes_GET_SIZE(raw), brackets = size > 0 && r[0] == '{';
-    if (memchr(r, '[', (size_t)size) != NULL
-            || (size > 1 && memchr(r + 1, '{', (size_t)(size - 1)) != NULL)) {
+    size_t size = (size_t)PyBytes_GET_SIZE(raw);  /* at least 1: a segment is not empty */
+    Py_ssize_t brackets = r[0] == '{';
+    if (memchr(r, '[', size) != NULL || memchr(r + 1, '{', size - 1) != NULL) {
         brackets = 0;
-        for (Py_ssize_t i = 0; i < size; i++) {
+        for (size_t i = 0; i < size; i++) {
             brackets += (r[i] == '[') | (r[i] == '{');
         }
     }
@@ -188,10 +197,116 @@ split(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     return result;
 }
 
+/* The registered claims' names, interned when the module loads. */
+static PyObject *name_exp, *name_iat, *name_nbf, *name_aud, *name_jti, *name_sub;
+
+/* Numbers a double holds exactly, with room for a difference of two of them. */
+#define EXACT ((long long)1 << 52)
+
+/* A float, or an int within +-2^52, as a double; 0 for anything else. */
+static int
+as_double(PyObject *value, double *out)
+{
+    if (PyFloat_CheckExact(value)) {
+        *out = PyFloat_AS_DOUBLE(value);
+        return isfinite(*out);
+    }
+    if (PyLong_CheckExact(value)) {
+        int overflow = 0;
+        long long v = PyLong_AsLongLongAndOverflow(value, &overflow);
+        if (overflow || v > EXACT || v < -EXACT) {
+            return 0;
+        }
+        *out = (double)v;
+        return 1;
+    }
+    return 0;
+}
+
+/* The claim `name` as an int within +-2^52 (1), missing or null (-1 when `optional`),
+   or anything else (0, an error set when the lookup failed). */
+static int
+time_claim(PyObject *claims, PyObject *name, int optional, long long *out)
+{
+    PyObject *value = PyDict_GetItemWithError(claims, name);
+    if (value == NULL || value == Py_None) {
+        return !PyErr_Occurred() && optional ? -1 : 0;
+    }
+    if (!PyLong_CheckExact(value)) {  /* bool is a subclass: refused, as `is int` does */
+        return 0;
+    }
+    int overflow = 0;
+    long long v = PyLong_AsLongLongAndOverflow(value, &overflow);
+    if (overflow || v > EXACT || v < -EXACT) {
+        return 0;
+    }
+    *out = v;
+    return 1;
+}
+
+/* The claim `name` absent, null or an exact str (1); anything else (0). */
+static int
+text_or_none(PyObject *claims, PyObject *name)
+{
+    PyObject *value = PyDict_GetItemWithError(claims, name);
+    return value == NULL ? !PyErr_Occurred() : value == Py_None || PyUnicode_CheckExact(value);
+}
+
+static PyObject *
+registered(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)module;
+    if (nargs != 5) {
+        PyErr_SetString(PyExc_TypeError,
+                        "registered(claims, now, leeway, max_lifetime, audience) takes 5 "
+                        "arguments");
+        return NULL;
+    }
+    PyObject *claims = args[0], *audience = args[4];
+    double now, leeway, max_lifetime;
+    long long exp, iat, nbf = 0;
+    if (!PyDict_CheckExact(claims) || !PyUnicode_CheckExact(audience)
+            || !as_double(args[1], &now) || !as_double(args[2], &leeway)
+            || !as_double(args[3], &max_lifetime)
+            || time_claim(claims, name_exp, 0, &exp) != 1
+            || time_claim(claims, name_iat, 0, &iat) != 1) {
+        goto unsure;
+    }
+    int has_nbf = time_claim(claims, name_nbf, 1, &nbf);
+    if (has_nbf == 0) {
+        goto unsure;
+    }
+    /* As Python computes them: now - leeway and now + leeway in doubles (exact inputs),
+       compared with integers a double holds exactly. */
+    double late = now + leeway;
+    if (!(now - leeway < (double)exp && 0 <= iat && (double)iat <= late
+          && (double)(exp - iat) <= max_lifetime
+          && (has_nbf == -1 || (0 <= nbf && (double)nbf <= late)))) {
+        goto unsure;
+    }
+    PyObject *aud = PyDict_GetItemWithError(claims, name_aud);
+    if (aud == NULL || !PyUnicode_CheckExact(aud)) {
+        goto unsure;
+    }
+    int same = PyUnicode_Compare(aud, audience);
+    if (same != 0 || !text_or_none(claims, name_jti) || !text_or_none(claims, name_sub)) {
+        goto unsure;
+    }
+    Py_RETURN_TRUE;
+unsure:
+    if (PyErr_Occurred()) {
+        return NULL;
+    }
+    Py_RETURN_FALSE;
+}
+
 static PyMethodDef module_methods[] = {
     {"split", (PyCFunction)(void (*)(void))split, METH_FASTCALL,
      "split(token, max_bytes, loads) -> (header segment, signing input, claims, signature, "
      "brackets), or None for a token the careful path must read"},
+    {"registered", (PyCFunction)(void (*)(void))registered, METH_FASTCALL,
+     "registered(claims, now, leeway, max_lifetime, audience) -> True when the usual "
+     "registered claims surely pass, else False (the Python test decides)"},
     {NULL, NULL, 0, NULL},
 };
 
@@ -200,6 +315,17 @@ module_exec(PyObject *module)
 {
     (void)module;
     fill_tables();
+    static PyObject **names[] = {&name_exp, &name_iat, &name_nbf, &name_aud, &name_jti,
+                                 &name_sub};
+    static const char *texts[] = {"exp", "iat", "nbf", "aud", "jti", "sub"};
+    for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
+        if (*names[i] == NULL) {  /* once per process, kept for its life */
+            *names[i] = PyUnicode_InternFromString(texts[i]);
+            if (*names[i] == NULL) {
+                return -1;
+            }
+        }
+    }
     return 0;
 }
 
