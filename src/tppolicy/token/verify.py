@@ -7,9 +7,12 @@ only; a header naming a parameter twice is refused, a claim named twice counts o
 its last value, as PyPI's JSON reader takes it). Every refusal is a `TokenError` with
 a stable code (see `CODES`).
 
-The usual token takes one straight path in `Verifier.verify` (one scan for each
-separator, one base64 decode per segment, one JSON parse, the last header's verdict
-reused); anything unusual goes to the careful functions, which say what is wrong.
+The usual token takes one straight path in `Verifier.verify`: taken apart in one call
+(`split_usual`: the segments, their base64url, the claims' JSON, the signing input), the
+last header's verdict reused, the registered claims tested in one call
+(`registered_usual`); both are C functions when the install compiled
+`tppolicy/token/_compact.c`, which give the same answers or hand the token back. Anything
+unusual goes to the careful functions, which say what is wrong.
 """
 
 from __future__ import annotations
