@@ -17,12 +17,13 @@ from tppolicy.token.verify import split_usual
 
 from .tokens import b64url, rsa_key
 
+compact: Any
 try:
-    from tppolicy.token._compact import split
+    import tppolicy.token._compact as compact
 except ImportError:  # not built: every test but the first is skipped, the first fails
-    split = None  # type: ignore[assignment]
+    compact = None
 
-pytestmark = pytest.mark.skipif(split is None and not EXTENSION_WANTED,
+pytestmark = pytest.mark.skipif(compact is None and not EXTENSION_WANTED,
                                 reason="TPPOLICY_NO_EXTENSION=1")
 MAX = 8192
 TOKEN = rsa_key().sign({"iss": "https://issuer.example", "aud": "pypi", "jti": "é-1",
@@ -33,12 +34,12 @@ def test_the_install_built_the_module_and_the_verifier_uses_it() -> None:
     if not EXTENSION_WANTED:
         assert verify._split is split_usual
     else:
-        assert split is not None, "the install did not build _compact (a C compiler?)"
-        assert verify._split is split
+        assert compact is not None, "the install did not build _compact (a C compiler?)"
+        assert verify._split is compact.split
 
 
 def test_the_usual_token_in_parts() -> None:
-    parts = split(TOKEN, MAX, orjson.loads)
+    parts = compact.split(TOKEN, MAX, orjson.loads)
     assert parts == split_usual(TOKEN, MAX, orjson.loads)
     head, signed, claims, signature, brackets = parts
     assert f"{signed.decode()}.{b64url(signature)}" == TOKEN
@@ -46,7 +47,7 @@ def test_the_usual_token_in_parts() -> None:
     assert claims["jti"] == "é-1" and len(signature) == 256
     assert brackets == 4  # the claims' "{", "groups": "[", its object's "{", "a": "["
     raw = json.dumps({"a": "[{[{"}).encode()
-    assert split(f"e30.{b64url(raw)}.AA", MAX, orjson.loads)[4] == 5
+    assert compact.split(f"e30.{b64url(raw)}.AA", MAX, orjson.loads)[4] == 5
 
 
 def _segments(token: str) -> list[str]:
@@ -77,7 +78,7 @@ def _one_mod_4(segment: str) -> str:
 ])
 def test_any_other_shape_is_left_to_the_careful_path(change: Any) -> None:
     token = change(*_segments(TOKEN))
-    parts = split(token, MAX, orjson.loads)
+    parts = compact.split(token, MAX, orjson.loads)
     assert parts is None or parts[2].__class__ is not dict  # the verifier re-reads those
     if parts is not None:
         assert parts == split_usual(token, MAX, orjson.loads)
@@ -89,7 +90,7 @@ def test_bits_past_the_last_byte_are_left_to_the_careful_path() -> None:
     head, claims, _ = _segments(TOKEN)
     for tail, canonical in (("AA", True), ("AB", False), ("AP", False), ("AAA", True),
                             ("AAB", False), ("AAD", False)):
-        parts = split(f"{head}.{claims}.{tail}", MAX, orjson.loads)
+        parts = compact.split(f"{head}.{claims}.{tail}", MAX, orjson.loads)
         assert (parts is not None) is canonical, tail
         if canonical:
             assert parts == split_usual(f"{head}.{claims}.{tail}", MAX, orjson.loads)
@@ -102,10 +103,10 @@ def test_what_is_not_a_str_of_the_allowed_size() -> None:
         pass
 
     for token in (TOKEN.encode(), bytearray(TOKEN.encode()), Token(TOKEN), None, 7):
-        assert split(token, MAX, orjson.loads) is None
+        assert compact.split(token, MAX, orjson.loads) is None
         assert split_usual(token, MAX, orjson.loads) is None
-    assert split(TOKEN, len(TOKEN), orjson.loads) is not None
-    assert split(TOKEN, len(TOKEN) - 1, orjson.loads) is None
+    assert compact.split(TOKEN, len(TOKEN), orjson.loads) is not None
+    assert compact.split(TOKEN, len(TOKEN) - 1, orjson.loads) is None
 
 
 def test_the_reader_s_own_failures_pass_through() -> None:
@@ -116,18 +117,18 @@ def test_the_reader_s_own_failures_pass_through() -> None:
         raise RuntimeError("broken reader")
 
     with pytest.raises(RuntimeError, match="broken reader"):
-        split(TOKEN, MAX, broken)
+        compact.split(TOKEN, MAX, broken)
     with pytest.raises(TypeError):
-        split(TOKEN, MAX)  # type: ignore[call-arg]
+        compact.split(TOKEN, MAX)
     with pytest.raises(OverflowError):
-        split(TOKEN, 1 << 70, orjson.loads)
+        compact.split(TOKEN, 1 << 70, orjson.loads)
 
 
 def test_every_length_of_segment_decodes_as_base64url_does() -> None:
     for size in range(40):
         data = bytes(range(200, 200 + size))
         token = f"e30.{b64url(json.dumps({'x': data.hex()}).encode())}.{b64url(data)}"
-        got = split(token, MAX, orjson.loads)
+        got = compact.split(token, MAX, orjson.loads)
         if size == 0:
             assert got is None  # an empty signature
         else:
@@ -138,8 +139,7 @@ def test_every_length_of_segment_decodes_as_base64url_does() -> None:
 def test_registered_claims_in_c() -> None:
     """True for the usual claims; False (the Python test decides) for anything else:
     there the verifier answers as without the module (tests/test_verify.py runs both)."""
-    from tppolicy.token._compact import registered
-
+    registered = compact.registered
     now = 1_800_000_000
     usual = {"iss": "i", "aud": "pypi", "iat": now, "nbf": now, "exp": now + 300,
              "jti": "j", "sub": "s"}
@@ -155,4 +155,4 @@ def test_registered_claims_in_c() -> None:
     assert registered(usual, now, 30, 86400, "other") is False
     assert registered(dict(usual), float("nan"), 30, 86400, "pypi") is False
     with pytest.raises(TypeError):
-        registered(usual, now, 30, 86400)  # type: ignore[call-arg]
+        registered(usual, now, 30, 86400)

@@ -49,8 +49,8 @@ def _edited(token: str, edit: Any) -> str:
     if edit is None:
         return token
     if edit[0] == "insert":
-        at = edit[1] % (len(token) + 1)
-        return token[:at] + edit[2] + token[at:]
+        at, inserted = edit[1] % (len(token) + 1), str(edit[2])
+        return token[:at] + inserted + token[at:]
     if edit[0] == "delete":
         at = edit[1] % len(token)
         return token[:at] + token[at + edit[2]:]
