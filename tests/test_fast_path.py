@@ -20,10 +20,11 @@ CASES_DIR = Path(__file__).parent / "cases"
 TABLES = sorted(CASES_DIR.glob("*.tptest.yaml"))
 
 
-@pytest.fixture(autouse=True, params=["c-table", "dict"])
+@pytest.fixture(autouse=True, params=["c-table", pytest.param("dict", marks=pytest.mark.slow)])
 def _both_quick_tables(request: pytest.FixtureRequest) -> None:
     """Every test here runs with the C quick table and with the dict that replaces it
-    when the extension is not built (conftest's `pure_quick_table`)."""
+    when the extension is not built (conftest's `pure_quick_table`); the dict's runs are
+    in the slow group (.ci/run runs it), the install's table in the default run."""
     if request.param == "dict":
         request.getfixturevalue("pure_quick_table")
 
