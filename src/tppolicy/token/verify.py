@@ -359,8 +359,6 @@ class Verifier:
         if header.refusal is not None:
             code, message, actual = header.refusal
             raise TokenError(code, message, actual=actual)
-        assert claims is not None
-        assert signature is not None
         issuer = claims.get("iss")
         if issuer.__class__ is not str:
             raise TokenError("missing-claim" if issuer is None else "bad-claim-type",
