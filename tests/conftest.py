@@ -95,10 +95,14 @@ def pure_quick_table(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def pure_token_split(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Verifiers read compact tokens in Python meanwhile, as an install without the C
-    extension does (`split_usual` and `registered_usual` instead of
-    `tppolicy.token._compact`'s `split` and `registered`)."""
-    from tppolicy.token import verify
+    """The token path runs in Python meanwhile, as an install without the C extension
+    does: verifiers read tokens with `split_usual` and `registered_usual`, and
+    `MemoryReplayStore` claims with `_ClaimsInPython.claim`, instead of
+    `tppolicy.token._compact`'s `split`, `registered` and `Claims.claim`."""
+    from tppolicy.token import replay, verify
 
     monkeypatch.setattr(verify, "_split", verify.split_usual)
     monkeypatch.setattr(verify, "_registered", verify.registered_usual)
+    if replay.MemoryReplayStore.claim is not replay._ClaimsInPython.claim:
+        monkeypatch.setattr(replay.MemoryReplayStore, "claim", replay._ClaimsInPython.claim,
+                            raising=False)

@@ -156,3 +156,58 @@ def test_registered_claims_in_c() -> None:
     assert registered(dict(usual), float("nan"), 30, 86400, "pypi") is False
     with pytest.raises(TypeError):
         registered(usual, now, 30, 86400)
+
+
+def test_memory_store_claims_in_c() -> None:
+    """MemoryReplayStore's claim is the C base's (`Claims`) when the module is built: a new
+    key wins once, a live key is refused, an expired one is taken over (Python, under the
+    lock), keywords and other types go to the Python method, which says what is wrong."""
+    from tppolicy.token.replay import MemoryReplayStore, _ClaimsInPython
+
+    assert issubclass(MemoryReplayStore, compact.Claims)
+    assert MemoryReplayStore.claim is compact.Claims.claim
+    assert MemoryReplayStore.claim is not _ClaimsInPython.claim
+    now = [1000.0]
+    store = MemoryReplayStore(clock=lambda: now[0])
+    assert store.claim("iss/a", 1035) is True
+    assert store.claim("iss/a", 1035) is False
+    assert store.claim(key="iss/b", expires_at=1035) is True
+    assert store.claim("iss/b", expires_at=1035) is False
+    assert store._due == {1035 // 16: ["iss/a", "iss/b"]}
+    now[0] = 1036.0
+    assert store.claim("iss/a", 2000) is True  # taken over
+    assert store.claim("iss/a", 2000) is False
+    with pytest.raises(TypeError):
+        store.claim(b"iss/c", 2000)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="finite"):
+        store.claim("iss/c", float("nan"))  # type: ignore[arg-type]
+    assert store.claim("iss/c", 2000.0) is True  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        store.claim("iss/d")  # type: ignore[call-arg]
+    with pytest.raises(TypeError):
+        store.claim("iss/d", 1, 2)  # type: ignore[call-arg]
+    with pytest.raises(TypeError):
+        store.claim("iss/d", 1, expires_at=2)  # type: ignore[misc]
+
+
+def test_a_failing_clock_or_sweep_fails_the_claim() -> None:
+    """An exception from the clock or the sweep propagates (the engine then denies, as for
+    any failing store), and the key is not held."""
+    from tppolicy.token.replay import MemoryReplayStore
+
+    def broken() -> float:
+        raise OSError("no clock")
+
+    store = MemoryReplayStore(clock=broken)
+    with pytest.raises(OSError, match="no clock"):
+        store.claim("iss/a", 2000)
+    assert len(store) == 0
+
+    class Sweeping(MemoryReplayStore):
+        def _sweep(self, now: float) -> None:
+            raise RuntimeError("sweep failed")
+
+    store = Sweeping(clock=lambda: 1000.0)
+    with pytest.raises(RuntimeError, match="sweep failed"):
+        store.claim("iss/a", 2000)
+    assert len(store) == 0

@@ -1,8 +1,12 @@
-"""A token is judged alike with the C reader (`_compact.split`) and with its Python form
+"""The token path in C and in Python agree.
+
+A token is judged alike with the C reader (`_compact.split`) and with its Python form
 (`split_usual`): signed tokens of drawn claims and headers, then cut, padded, given
 characters of the other alphabet, control or non-ASCII characters, bits past the last
 byte; the verifier's answer (claims, or the refusal's code and message) is the same
-either way, and where the C reader gives parts they are the Python form's."""
+either way, and where the C reader gives parts they are the Python form's. The C claims
+test passes only what Python's passes; MemoryReplayStore claims alike in C and Python.
+"""
 
 from __future__ import annotations
 
@@ -13,10 +17,12 @@ import orjson
 import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from tests.tokens import GITHUB, b64url, jwks, rsa_key
 from tppolicy.token import verify
 from tppolicy.token.keys import KeyCache
+from tppolicy.token.replay import MemoryReplayStore, _ClaimsInPython
 from tppolicy.token.verify import TokenError, Verifier, registered_usual, split_usual
 
 compact = pytest.importorskip("tppolicy.token._compact")
@@ -142,3 +148,45 @@ def _exact(claims: dict[str, Any], *numbers: Any) -> bool:
     range): outside it, False is allowed."""
     values = [claims.get(name) for name in ("exp", "iat", "nbf")] + list(numbers)
     return all(v is None or (type(v) in (int, float) and abs(v) <= 2**52) for v in values)
+
+
+class _PythonStore(MemoryReplayStore):
+    claim = _ClaimsInPython.claim  # the Python form, over the C base's
+
+
+class SameClaimsAsPython(RuleBasedStateMachine):
+    """MemoryReplayStore claiming in C and in Python, on one clock: the same answers, the
+    same keys held, the same keys listed for the sweep, through sweeps and take-overs."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.now = 1000.0
+        self.c = MemoryReplayStore(clock=self.clock, sweep_every=30)
+        self.python = _PythonStore(clock=self.clock, sweep_every=30)
+
+    def clock(self) -> float:
+        return self.now
+
+    @rule(key=st.sampled_from(["iss/a", "iss/b", "iss/c", "iss/é", "iss/" + "x" * 300]),
+          after=st.integers(-40, 200), fraction=st.sampled_from([0, 0.5]))
+    def claim(self, key: str, after: int, fraction: float) -> None:
+        expires_at = int(self.now) + after
+        assert self.c.claim(key, expires_at) == self.python.claim(key, expires_at)
+        if fraction:  # a float expiry goes the checked way in both
+            later: Any = expires_at + fraction
+            assert self.c.claim(key, later) == self.python.claim(key, later)
+
+    @rule(seconds=st.sampled_from([0, 1, 15, 16, 17, 31, 60, 250]))
+    def wait(self, seconds: int) -> None:
+        self.now += seconds
+
+    @invariant()
+    def same_state(self) -> None:
+        assert self.c._keys == self.python._keys
+        assert self.c._due == self.python._due
+        assert self.c._next_sweep == self.python._next_sweep
+
+
+TestSameClaimsAsPython = SameClaimsAsPython.TestCase
+TestSameClaimsAsPython.settings = settings(max_examples=300, stateful_step_count=40,
+                                           deadline=None)

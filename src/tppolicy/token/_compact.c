@@ -25,10 +25,20 @@
    the Python test accepts (numbers past 2^52, where a double is no longer exact, are left
    to it).
 
+   `Claims` is the base of `tppolicy.token.replay.MemoryReplayStore`: its `claim` in C, the
+   same steps as the Python form (`_ClaimsInPython.claim`): the clock read, a sweep when
+   one is due (the store's `_sweep`, Python), a new key's entry set by one
+   `dict.setdefault` and listed under its expiry's slot, a live key refused; anything else
+   (a key not a str, an expiry not an int, a key whose time has passed, which is taken over
+   under the store's lock) goes to the store's Python methods. Between the setdefault and
+   the listing no Python code runs (str keys, int slots), so the GIL makes the claim of a
+   new key atomic, as it does in Python.
+
    The tables and names are written once when the module loads and only read after;
-   nothing here keeps state between calls. */
+   nothing here but `Claims` objects keeps state between calls. */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <structmember.h>
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
@@ -300,6 +310,166 @@ unsure:
     Py_RETURN_FALSE;
 }
 
+/* ------------------------------------------------------------- MemoryReplayStore's claim */
+typedef struct {
+    PyObject_HEAD
+    PyObject *keys;    /* dict: key -> (expires_at,), a tuple only its claim made */
+    PyObject *due;     /* dict: expiry slot -> the keys claimed in it */
+    PyObject *clock;   /* () -> now */
+    double next_sweep;
+} Claims;
+
+static PyObject *name_sweep, *name_take_over, *name_claim_slowly, *slot_seconds;
+
+static PyObject *
+claims_claim(Claims *self, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+    if (kwnames != NULL || nargs != 2 || !PyUnicode_CheckExact(args[0])
+            || !PyLong_CheckExact(args[1]) || self->keys == NULL || !PyDict_Check(self->keys)
+            || self->due == NULL || !PyDict_CheckExact(self->due) || self->clock == NULL) {
+        /* keywords, other types, a store not set up: the store's Python method says */
+        Py_ssize_t given = nargs + (kwnames != NULL ? PyTuple_GET_SIZE(kwnames) : 0);
+        PyObject *stack[4] = {(PyObject *)self, NULL, NULL, NULL};
+        if (given > 3) {
+            PyErr_SetString(PyExc_TypeError, "claim(key, expires_at) takes 2 arguments");
+            return NULL;
+        }
+        for (Py_ssize_t i = 0; i < given; i++) {
+            stack[i + 1] = args[i];
+        }
+        return PyObject_VectorcallMethod(name_claim_slowly, stack, (size_t)(nargs + 1),
+                                         kwnames);
+    }
+    PyObject *key = args[0], *expires_at = args[1];
+    PyObject *now = PyObject_CallNoArgs(self->clock);
+    if (now == NULL) {
+        return NULL;
+    }
+    PyObject *keys = NULL, *mine = NULL, *slot = NULL, *result = NULL;
+    double now_seconds = PyFloat_AsDouble(now);
+    if (now_seconds == -1.0 && PyErr_Occurred()) {
+        goto done;
+    }
+    if (now_seconds >= self->next_sweep) {
+        PyObject *swept = PyObject_CallMethodOneArg((PyObject *)self, name_sweep, now);
+        if (swept == NULL) {
+            goto done;
+        }
+        Py_DECREF(swept);
+    }
+    keys = Py_NewRef(self->keys);  /* held: the sweep above ran Python code */
+    mine = PyTuple_Pack(1, expires_at);
+    if (mine == NULL) {
+        goto done;
+    }
+    PyObject *current = PyDict_SetDefault(keys, key, mine);  /* borrowed */
+    if (current == NULL) {
+        goto done;
+    }
+    if (current == mine) {  /* a new key: listed for the sweep, then claimed */
+        slot = PyNumber_FloorDivide(expires_at, slot_seconds);
+        if (slot == NULL) {
+            goto done;
+        }
+        PyObject *due = self->due;
+        PyObject *listed = PyDict_GetItemWithError(due, slot);  /* borrowed */
+        if (listed == NULL) {
+            if (PyErr_Occurred()) {
+                goto done;
+            }
+            PyObject *fresh = PyList_New(0);
+            if (fresh == NULL) {
+                goto done;
+            }
+            listed = PyDict_SetDefault(due, slot, fresh);
+            Py_DECREF(fresh);
+            if (listed == NULL) {
+                goto done;
+            }
+        }
+        if (PyList_Check(listed) && PyList_Append(listed, key) < 0) {
+            goto done;
+        }
+        result = Py_NewRef(Py_True);
+        goto done;
+    }
+    if (PyTuple_CheckExact(current) && PyTuple_GET_SIZE(current) == 1) {
+        int live = PyObject_RichCompareBool(PyTuple_GET_ITEM(current, 0), now, Py_GT);
+        if (live < 0) {
+            goto done;
+        }
+        if (live) {
+            result = Py_NewRef(Py_False);
+            goto done;
+        }
+    }
+    /* taken, its time passed: taken over under the store's lock (Python) */
+    result = PyObject_CallMethodObjArgs((PyObject *)self, name_take_over, key, expires_at,
+                                        now, NULL);
+done:
+    Py_DECREF(now);
+    Py_XDECREF(keys);
+    Py_XDECREF(mine);
+    Py_XDECREF(slot);
+    return result;
+}
+
+static int
+claims_traverse(Claims *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->keys);
+    Py_VISIT(self->due);
+    Py_VISIT(self->clock);
+    return 0;
+}
+
+static int
+claims_clear(Claims *self)
+{
+    Py_CLEAR(self->keys);
+    Py_CLEAR(self->due);
+    Py_CLEAR(self->clock);
+    return 0;
+}
+
+static void
+claims_dealloc(Claims *self)
+{
+    PyObject_GC_UnTrack(self);
+    claims_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyMethodDef claims_methods[] = {
+    {"claim", (PyCFunction)(void (*)(void))claims_claim, METH_FASTCALL | METH_KEYWORDS,
+     "claim(key, expires_at) -> True when the key was not held (now held until "
+     "expires_at), False when it is held and live"},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyMemberDef claims_members[] = {
+    {"_keys", T_OBJECT_EX, offsetof(Claims, keys), 0, "key -> (expires_at,)"},
+    {"_due", T_OBJECT_EX, offsetof(Claims, due), 0, "expiry slot -> keys claimed in it"},
+    {"_clock", T_OBJECT_EX, offsetof(Claims, clock), 0, "() -> now"},
+    {"_next_sweep", T_DOUBLE, offsetof(Claims, next_sweep), 0, "when the next sweep is due"},
+    {NULL, 0, 0, 0, NULL},
+};
+
+static PyTypeObject ClaimsType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "tppolicy.token._compact.Claims",
+    .tp_doc = "MemoryReplayStore's claim in C (see tppolicy.token.replay).",
+    .tp_basicsize = sizeof(Claims),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
+    .tp_new = PyType_GenericNew,
+    .tp_dealloc = (destructor)claims_dealloc,
+    .tp_traverse = (traverseproc)claims_traverse,
+    .tp_clear = (inquiry)claims_clear,
+    .tp_methods = claims_methods,
+    .tp_members = claims_members,
+};
+
 static PyMethodDef module_methods[] = {
     {"split", (PyCFunction)(void (*)(void))split, METH_FASTCALL,
      "split(token, max_bytes, loads) -> (header segment, signing input, claims, signature, "
@@ -313,7 +483,6 @@ static PyMethodDef module_methods[] = {
 static int
 module_exec(PyObject *module)
 {
-    (void)module;
     fill_tables();
     static PyObject **names[] = {&name_exp, &name_iat, &name_nbf, &name_aud, &name_jti,
                                  &name_sub};
@@ -326,7 +495,29 @@ module_exec(PyObject *module)
             }
         }
     }
-    return 0;
+    static PyObject **methods[] = {&name_sweep, &name_take_over, &name_claim_slowly};
+    static const char *method_names[] = {"_sweep", "_take_over", "_claim_slowly"};
+    for (size_t i = 0; i < sizeof(method_names) / sizeof(method_names[0]); i++) {
+        if (*methods[i] == NULL) {
+            *methods[i] = PyUnicode_InternFromString(method_names[i]);
+            if (*methods[i] == NULL) {
+                return -1;
+            }
+        }
+    }
+    if (slot_seconds == NULL) {
+        slot_seconds = PyLong_FromLong(16);  /* replay._SLOT */
+        if (slot_seconds == NULL) {
+            return -1;
+        }
+    }
+    if (PyType_Ready(&ClaimsType) < 0) {
+        return -1;
+    }
+    if (PyModule_AddIntConstant(module, "SLOT_SECONDS", 16) < 0) {  /* replay._SLOT */
+        return -1;
+    }
+    return PyModule_AddObjectRef(module, "Claims", (PyObject *)&ClaimsType);
 }
 
 static PyModuleDef_Slot module_slots[] = {

@@ -6,6 +6,7 @@ An index server can back `ReplayStore` with its own store (PyPI uses Redis
 
 from __future__ import annotations
 
+import contextlib
 import math
 import sqlite3
 import threading
@@ -13,9 +14,10 @@ import time
 import weakref
 from collections.abc import Callable
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from tppolicy.errors import Diagnostic, TppolicyError
+from tppolicy.native import EXTENSION_WANTED
 
 
 class ReplayStore(Protocol):
@@ -26,35 +28,24 @@ class ReplayStore(Protocol):
         """Record `key` until `expires_at` (Unix time); False if it was already recorded."""
 
 
-class MemoryReplayStore:
-    """A set of claimed keys with expiry, for one process; thread-safe.
+_SLOT = 16  # seconds of expiry listed together for the sweep
 
-    A claim of a new key is one `dict.setdefault`, atomic under the GIL: of concurrent
-    claims of one key exactly one inserts its own entry and wins. Only taking over a key
-    whose time has passed, and the sweep of expired keys (one pass every `sweep_every`
-    seconds, made by whichever claim comes first, without stopping the others), take a
-    lock; nothing else ever changes or removes an entry.
 
-    Each claimed key is also listed under its expiry's slot (16 s wide): a sweep visits
-    only the keys of the slots that have passed, each key once, instead of every live key
-    each minute (a million live keys took a 0.3 s pass, made by one claim, every minute).
-    """
+class _ClaimsInPython:
+    """`MemoryReplayStore.claim` in Python: the stand-in for `_compact.Claims` (C), which
+    takes the same steps in one call when the install compiled it."""
 
-    def __init__(self, clock: Callable[[], float] = time.time, *,
-                 sweep_every: float = 60.0) -> None:
-        self._keys: dict[str, tuple[int]] = {}
-        self._due: dict[int, list[str]] = {}  # expiry slot -> the keys claimed in it
-        self._lock = threading.Lock()
-        self._clock = clock
-        self._sweep_every = sweep_every
-        self._next_sweep = 0.0
+    _keys: dict[str, tuple[int]]
+    _due: dict[int, list[str]]  # expiry slot -> the keys claimed in it
+    _clock: Callable[[], float]
+    _next_sweep: float
 
     def claim(self, key: str, expires_at: int) -> bool:
         """Record `key` until `expires_at` (Unix time); False if it is recorded and live.
         A key that is not a string or an expiry that is not a finite number raises
         `TypeError`/`ValueError` (a NaN expiry left its key claimable again at once)."""
         if key.__class__ is not str or expires_at.__class__ is not int:
-            key, expires_at = checked_claim(key, expires_at)
+            return self._claim_slowly(key, expires_at)
         now = self._clock()
         if now >= self._next_sweep:
             self._sweep(now)
@@ -71,11 +62,68 @@ class MemoryReplayStore:
             return True
         if current[0] > now:
             return False
-        with self._lock:  # taken, but its time has passed: take it over, once
-            current = self._keys.get(key, current)
-            if current[0] > now:
+        return self._take_over(key, expires_at, now)
+
+    def _claim_slowly(self, key: object, expires_at: object) -> bool:
+        raise NotImplementedError
+
+    def _take_over(self, key: str, expires_at: int, now: float) -> bool:
+        raise NotImplementedError
+
+    def _sweep(self, now: float) -> None:
+        raise NotImplementedError
+
+
+if TYPE_CHECKING:
+    _ClaimsBase = _ClaimsInPython
+else:
+    _ClaimsBase = _ClaimsInPython
+    if EXTENSION_WANTED:
+        # compiled at install (hatch_build.py): the claim in one call, no Python frame
+        with contextlib.suppress(ImportError):
+            from tppolicy.token._compact import SLOT_SECONDS, Claims
+
+            if SLOT_SECONDS == _SLOT:  # the C claim lists keys in the same slots
+                _ClaimsBase = Claims
+
+
+class MemoryReplayStore(_ClaimsBase):
+    """A set of claimed keys with expiry, for one process; thread-safe.
+
+    A claim of a new key is one `dict.setdefault`, atomic under the GIL: of concurrent
+    claims of one key exactly one inserts its own entry and wins. Only taking over a key
+    whose time has passed, and the sweep of expired keys (one pass every `sweep_every`
+    seconds, made by whichever claim comes first, without stopping the others), take a
+    lock; nothing else ever changes or removes an entry. The claim runs in C when the
+    install compiled `tppolicy/token/_compact.c` (the same steps; `_ClaimsInPython`).
+
+    Each claimed key is also listed under its expiry's slot (16 s wide): a sweep visits
+    only the keys of the slots that have passed, each key once, instead of every live key
+    each minute (a million live keys took a 0.3 s pass, made by one claim, every minute).
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.time, *,
+                 sweep_every: float = 60.0) -> None:
+        self._keys: dict[str, tuple[int]] = {}
+        self._due: dict[int, list[str]] = {}
+        self._lock = threading.Lock()
+        self._clock = clock
+        self._sweep_every = sweep_every
+        self._next_sweep = 0.0
+
+    def _claim_slowly(self, key: object, expires_at: object) -> bool:
+        """A claim whose key is not a str or expiry not an int: checked (TypeError,
+        ValueError), then made."""
+        key, expires_at = checked_claim(key, expires_at)
+        return _ClaimsInPython.claim(self, key, expires_at)
+
+    def _take_over(self, key: str, expires_at: int, now: float) -> bool:
+        """A key taken, but its time has passed: taken over, once (under the lock)."""
+        with self._lock:
+            current = self._keys.get(key)
+            if current is not None and current[0] > now:
                 return False
-            self._keys[key] = mine
+            self._keys[key] = (expires_at,)
             self._due.setdefault(expires_at // _SLOT, []).append(key)
             return True
 
@@ -103,7 +151,6 @@ class MemoryReplayStore:
         return len(self._keys)
 
 
-_SLOT = 16  # seconds of expiry listed together for the sweep
 _MAX_EXPIRY = 253_402_300_799  # 9999-12-31T23:59:59Z
 
 
