@@ -1,4 +1,7 @@
-/* The usual compact JWT, taken apart in one call (`tppolicy.token.verify`).
+/* The token path's hot parts in C: the usual compact JWT taken apart in one call and its
+   registered claims tested in another (`tppolicy.token.verify`), and the claim of
+   `MemoryReplayStore` (`tppolicy.token.replay`). Each has a Python form that gives the
+   same answers, used when this module is not built.
 
    `split(token, max_bytes, loads)` returns (header segment, signing input, claims,
    signature, brackets) for a token of the usual shape: an exact str of ASCII characters,
@@ -528,7 +531,7 @@ static PyModuleDef_Slot module_slots[] = {
 static struct PyModuleDef module_def = {
     PyModuleDef_HEAD_INIT,
     .m_name = "tppolicy.token._compact",
-    .m_doc = "The usual compact JWT taken apart in one call (see tppolicy.token.verify).",
+    .m_doc = "The token path's hot parts (see tppolicy.token.verify and tppolicy.token.replay).",
     .m_size = 0,
     .m_methods = module_methods,
     .m_slots = module_slots,
