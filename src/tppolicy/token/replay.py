@@ -74,17 +74,14 @@ class _ClaimsInPython:
         raise NotImplementedError
 
 
-if TYPE_CHECKING:
-    _ClaimsBase = _ClaimsInPython
-else:
-    _ClaimsBase = _ClaimsInPython
-    if EXTENSION_WANTED:
-        # compiled at install (hatch_build.py): the claim in one call, no Python frame
-        with contextlib.suppress(ImportError):
-            from tppolicy.token._compact import SLOT_SECONDS, Claims
+_ClaimsBase = _ClaimsInPython
+if EXTENSION_WANTED and not TYPE_CHECKING:
+    # compiled at install (hatch_build.py): the claim in one call, no Python frame
+    with contextlib.suppress(ImportError):
+        from tppolicy.token._compact import SLOT_SECONDS, Claims
 
-            if SLOT_SECONDS == _SLOT:  # the C claim lists keys in the same slots
-                _ClaimsBase = Claims
+        if SLOT_SECONDS == _SLOT:  # the C claim lists keys in the same slots
+            _ClaimsBase = Claims
 
 
 class MemoryReplayStore(_ClaimsBase):
