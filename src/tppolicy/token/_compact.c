@@ -487,23 +487,15 @@ static int
 module_exec(PyObject *module)
 {
     fill_tables();
+    /* the claims' names, then the store's Python methods the C claim calls */
     static PyObject **names[] = {&name_exp, &name_iat, &name_nbf, &name_aud, &name_jti,
-                                 &name_sub};
-    static const char *texts[] = {"exp", "iat", "nbf", "aud", "jti", "sub"};
+                                 &name_sub, &name_sweep, &name_take_over, &name_claim_slowly};
+    static const char *texts[] = {"exp", "iat", "nbf", "aud", "jti", "sub",
+                                  "_sweep", "_take_over", "_claim_slowly"};
     for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
         if (*names[i] == NULL) {  /* once per process, kept for its life */
             *names[i] = PyUnicode_InternFromString(texts[i]);
             if (*names[i] == NULL) {
-                return -1;
-            }
-        }
-    }
-    static PyObject **methods[] = {&name_sweep, &name_take_over, &name_claim_slowly};
-    static const char *method_names[] = {"_sweep", "_take_over", "_claim_slowly"};
-    for (size_t i = 0; i < sizeof(method_names) / sizeof(method_names[0]); i++) {
-        if (*methods[i] == NULL) {
-            *methods[i] = PyUnicode_InternFromString(method_names[i]);
-            if (*methods[i] == NULL) {
                 return -1;
             }
         }
