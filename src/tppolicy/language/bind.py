@@ -92,28 +92,43 @@ def bind_expr(expr: A.Expr, values: Mapping[str, Any]) -> A.Expr:
 
 
 _ABSENT = object()
-# Per expression node: the fields it reads; per (node, the values of those fields): the
-# node bound and folded, and whether that reads no claim. Each entry keeps its node, so
-# that the id stays its own while the entry lives.
-_NODE_FIELDS: dict[int, tuple[A.Expr, tuple[str, ...]]] = {}
-# The last item: used again since the last eviction.
-_BOUND_NODES: dict[tuple[int, tuple[Any, ...]], tuple[A.Expr, A.Expr, bool, bool]] = {}
+# Per expression node: the node (so that its id stays its own), the fields it reads, and
+# for a node reading none, the node folded and whether that reads no claim (binding
+# leaves such a node as folding does, whatever the values: it is folded once). Per
+# (node, the values of its fields): the node bound and folded, and whether that reads no
+# claim. The last item: used again since the last eviction.
+_NODE_INFO: dict[int, tuple[A.Expr, tuple[str, ...], tuple[A.Expr, bool] | None, bool]] = {}
+_BOUND_NODES: dict[tuple[Any, ...], tuple[A.Expr, A.Expr, bool, bool]] = {}
 _CACHE_LIMIT = 4096
+_TOKEN_OR_NAME = (A.Claim, A.Request, A.NameRef)
 
 
-def _fields_of(node: A.Expr) -> tuple[str, ...]:
-    known = _NODE_FIELDS.get(id(node))
+def _node_info(node: A.Expr
+               ) -> tuple[A.Expr, tuple[str, ...], tuple[A.Expr, bool] | None, bool]:
+    """(node, the fields it reads, its fold if it reads none, whether it reads fields and
+    nothing else that stays open: bound, it is a value)."""
+    known = _NODE_INFO.get(id(node))
     if known is None or known[0] is not node:
-        if len(_NODE_FIELDS) >= _CACHE_LIMIT:
-            _NODE_FIELDS.clear()
-        known = _NODE_FIELDS[id(node)] = (node, tuple(sorted(A.fields_read(node))))
-    return known[1]
+        if len(_NODE_INFO) >= _CACHE_LIMIT:
+            _NODE_INFO.clear()
+        fields = tuple(sorted(A.fields_read(node)))
+        fixed = None
+        if not fields:
+            folded = fold(node)
+            fixed = (folded, _is_closed(folded))
+        valued = bool(fields) and node.__class__ is not A.ListExpr and not any(
+            isinstance(n, _TOKEN_OR_NAME) for n in A.walk(node))
+        known = _NODE_INFO[id(node)] = (node, fields, fixed, valued)
+    return known
 
 
 def _bind_node(node: A.Expr, values: Mapping[str, Any]) -> tuple[A.Expr, bool]:
     """(`node` bound and folded, whether the result reads no claim, field or name)."""
-    key: tuple[int, tuple[Any, ...]] | None = (id(node), tuple(
-        (type(v), v) for v in (values.get(f, _ABSENT) for f in _fields_of(node))))
+    _, fields, fixed, valued = _node_info(node)
+    if fixed is not None:
+        return fixed
+    key: tuple[Any, ...] | None = (id(node), *[
+        (v.__class__, v) for v in [values.get(f, _ABSENT) for f in fields]])
     try:
         found = _BOUND_NODES.get(key)  # type: ignore[arg-type]
     except TypeError:  # a value that cannot be hashed: not kept
@@ -122,12 +137,25 @@ def _bind_node(node: A.Expr, values: Mapping[str, Any]) -> tuple[A.Expr, bool]:
         if not found[3]:
             _BOUND_NODES[key] = (*found[:3], True)  # type: ignore[index]
         return found[1], found[2]
+    if valued:  # fields and literals only: its value at once, not node by node
+        try:
+            literal = _literal_node(Interpreter(_NO_CLAIMS, {}, values).value(node), node.span)
+        except EvalError:
+            literal = None  # folded node by node below: the part that fails stays written
+        if literal is not None:
+            if key is not None:
+                if len(_BOUND_NODES) >= _CACHE_LIMIT:
+                    _evict_cold()
+                _BOUND_NODES[key] = (node, literal, True, False)
+            return literal, True
     kids = A.children(node)
-    bound_kids: tuple[tuple[A.Expr, bool], ...] = tuple(_bind_node(k, values) for k in kids)
-    new_kids = tuple(b[0] for b in bound_kids)
+    bound_kids = [_bind_node(k, values) for k in kids]
+    new_kids = [b[0] for b in bound_kids]
     rebuilt = node
-    if any(new is not old for new, old in zip(new_kids, kids, strict=True)):
-        rebuilt = A.rebuild(node, new_kids)
+    for new, old in zip(new_kids, kids, strict=True):
+        if new is not old:
+            rebuilt = A.rebuild(node, new_kids)
+            break
     closed = not isinstance(rebuilt, _OPEN) and all(b[1] for b in bound_kids)
     if isinstance(rebuilt, A.FieldRef) and rebuilt.name in values:
         result = _literal_node(values[rebuilt.name], rebuilt.span) or rebuilt
@@ -215,7 +243,7 @@ def _off(rule: A.Rule, values: Mapping[str, Any]) -> bool:
     the guards alone, without binding the whole rule."""
     interpreter = Interpreter(_NO_CLAIMS, {}, values)
     for req in rule.requires:
-        guard = guard_of(req.condition)
+        guard = _guard(req.condition)
         if guard is None:
             return False
         try:
@@ -224,6 +252,20 @@ def _off(rule: A.Rule, values: Mapping[str, Any]) -> bool:
         except EvalError:
             return False
     return True
+
+
+# guard_of per condition (kept with it, so that its id stays its own): every publisher's
+# optional rules ask it.
+_GUARDS: dict[int, tuple[A.Expr, A.Expr | None]] = {}
+
+
+def _guard(condition: A.Expr) -> A.Expr | None:
+    known = _GUARDS.get(id(condition))
+    if known is None or known[0] is not condition:
+        if len(_GUARDS) >= _CACHE_LIMIT:
+            _GUARDS.clear()
+        known = _GUARDS[id(condition)] = (condition, guard_of(condition))
+    return known[1]
 
 
 def _bind_rules(rules: tuple[A.Rule, ...], values: Mapping[str, Any]) -> tuple[A.Rule, ...]:

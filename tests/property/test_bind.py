@@ -1,0 +1,69 @@
+"""Binding properties: `bind_expr` (its caches, the sub-expressions of fields and literals
+evaluated at once) gives what one bottom-up transform gives: each `publisher.NAME` replaced
+by its value, then every node folded in turn."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tppolicy.language import ast as A
+from tppolicy.language import bind as B
+from tppolicy.language.ops import FUNCTIONS
+
+from .strategies import literals, names
+
+# Hypothesis runs of hundreds of examples each: the slow group (.ci/run runs it).
+pytestmark = pytest.mark.slow
+
+FIELDS = ("a", "b", "c")
+# Values that fold, and values that make the functions fail (a non-string to lower(), a
+# string without the separator to before()): those parts must stay as written.
+field_values = st.one_of(st.none(), st.booleans(), st.integers(-3, 3),
+                         st.sampled_from(["", "x", "A/b", "refs/tags/v*", "*", "a,b", "É"]),
+                         st.lists(st.sampled_from(["", "x", "A/b"]), max_size=2))
+leaves = st.one_of(literals, st.builds(A.FieldRef, st.sampled_from(FIELDS)),
+                   st.builds(A.Claim, st.sampled_from(["r", "s"])),
+                   st.builds(A.NameRef, names))
+
+
+def _with_real_calls(children: st.SearchStrategy[A.Expr]) -> st.SearchStrategy[A.Expr]:
+    """Nodes of every kind; calls of the language's functions with as many arguments as
+    they take (as the checker lets through: a call of another arity is refused first)."""
+    pairs = st.tuples(children, children)
+    calls = st.sampled_from(sorted(FUNCTIONS)).flatmap(lambda name: st.tuples(
+        st.just(name), st.tuples(*[children] * len(FUNCTIONS[name][1]))))
+    return st.one_of(
+        calls.map(lambda c: A.Call(*c)), calls.map(lambda c: A.Call(*c)),
+        st.lists(children, max_size=3).map(lambda items: A.ListExpr(tuple(items))),
+        pairs.map(lambda p: A.Index(*p)), pairs.map(lambda p: A.Concat(*p)),
+        st.tuples(st.sampled_from(["==", "!=", "<", ">="]), children, children).map(
+            lambda c: A.Compare(*c)),
+        st.tuples(children, children, st.booleans()).map(lambda c: A.In(*c)),
+        children.map(A.Not), pairs.map(lambda p: A.And(*p)), pairs.map(lambda p: A.Or(*p)),
+        st.tuples(children, children, children).map(lambda c: A.Conditional(*c)))
+
+
+exprs = st.recursive(leaves, _with_real_calls, max_leaves=10)
+
+
+def _reference(expr: A.Expr, values: dict[str, Any]) -> A.Expr:
+    def substitute(node: A.Expr) -> A.Expr:
+        if isinstance(node, A.FieldRef) and node.name in values:
+            return B._literal_node(values[node.name], node.span) or node
+        return B._simplify(node)
+
+    return A.transform(expr, substitute)
+
+
+@settings(max_examples=600, suppress_health_check=[HealthCheck.too_slow])
+@given(expr=exprs, publishers=st.lists(st.fixed_dictionaries(
+    {}, optional=dict.fromkeys(FIELDS, field_values)), min_size=1, max_size=4))
+def test_binding_is_one_bottom_up_transform(expr: A.Expr,
+                                            publishers: list[dict[str, Any]]) -> None:
+    # several publishers in turn: later ones hit the entries earlier ones left
+    for values in publishers:
+        assert B.bind_expr(expr, values) == _reference(expr, values)
