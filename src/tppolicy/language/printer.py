@@ -117,6 +117,8 @@ def _quote(text: str) -> str:
     (control and format characters, line and paragraph separators, spaces other than ' ',
     unassigned code points) is escaped, so that the text shows what the string holds.
     """
+    if text.isprintable() and '"' not in text and "\\" not in text:
+        return f'"{text}"'  # nothing to escape (the usual string): no walk
     parts = ['"']
     for char in text:
         escape = _SHORT_ESCAPES.get(char)
