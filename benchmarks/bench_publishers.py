@@ -1,5 +1,15 @@
-"""Publishers files at scale: `tppolicy check`, `lint` and `fmt --check` on generated files
-of 100, 1 000, 10 000 and 25 000 publishers, as a user runs them.
+"""Publishers files at scale: `tppolicy check`, `lint`, `fmt --check`, `compile`, `explain`,
+`test` and `check-workflow` on generated files of 100, 1 000, 10 000 and 25 000 publishers,
+as a user runs them; and, with `--tools`, the compiled policy of the same publishers.
+
+`compile` writes the file's policy (-o); `explain` ranks every GitHub publisher for the
+claims of the last one (allowed, exit 0: every publisher of the provider is explained);
+`test` runs one case table of two cases on the file (an allowed and a denied token);
+`check-workflow` checks a release workflow against every publisher (no --repository:
+each publisher naming release.yml is compared with it). `check-policy`, `lint-policy` and
+`fmt-policy` (not in the default --tools: at 10 000 publishers each takes tens of seconds)
+run `check --policy`, `lint` and `fmt --check` on the policy `compile` prints for the file
+(made before the rounds, outside the figures).
 
 `fmt` checks the generated file, which is in the canonical layout (exit 0); `fmt-export`
 checks the same publishers as `yaml.safe_dump` writes them (keys sorted, entries' dashes at
@@ -194,6 +204,37 @@ def claims_for(count: int) -> dict[str, object]:
     }
 
 
+def cases_text(count: int) -> str:
+    """A case table for the file of `count` publishers: the claims of its last GitHub
+    publisher allowed (by it), the same claims from another environment denied."""
+    i = max(j for j in range(count) if j % 4 in (0, 1))
+    return (f"publishers: publishers-{count}.yaml\n"
+            f"claims:\n  last: claims-{count}.json\n"
+            "cases:\n"
+            f"  - name: the last GitHub publisher's release\n    claims: last\n"
+            f"    allowed: true\n    publisher: pub-{i}\n"
+            "  - name: another environment\n    claims: last\n"
+            "    set: {environment: staging}\n    allowed: false\n"
+            "    failing: [environment]\n")
+
+
+# A release workflow of the usual shape: published releases, the pypi environment.
+WORKFLOW = """name: Release
+on:
+  release:
+    types: [published]
+jobs:
+  pypi:
+    runs-on: ubuntu-latest
+    environment: pypi
+    permissions:
+      id-token: write
+    steps:
+      - uses: actions/checkout@v4
+      - uses: pypa/gh-action-pypi-publish@release/v1
+"""
+
+
 # Runs one command and reports its usage. The command is the launcher's child: a child's
 # peak RSS (ru_maxrss) counts the memory of the process it was forked from, so the
 # command is forked from this small launcher, not from the benchmark (which holds the
@@ -255,7 +296,7 @@ def _table(samples: dict[tuple[str, int], list[tuple[float, float, int]]], tools
            sizes: list[int], notes: dict[str, str] | None = None) -> list[dict[str, Any]]:
     """Print the medians of `samples`, one row per tool and size; return them."""
     results = []
-    width = max(len(t) for t in tools) if notes else 6
+    width = max(6, *(len(t) for t in tools))
     print(f"{'tool':{width}} {'publishers':>10} {'CPU s':>8} {'wall s':>8} {'peak RSS':>10} "
           f"{'per publisher':>14} {'x smallest':>10}")
     for tool in tools:
@@ -283,7 +324,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", default="100,1000,10000,25000")
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--tools", default="check,lint,fmt,fmt-export,fmt-write")
+    parser.add_argument("--tools", default="check,lint,fmt,fmt-export,fmt-write,compile,"
+                        "explain,test,check-workflow",
+                        help="also: check-policy, lint-policy, fmt-policy (the compiled "
+                             "policy of the file)")
     parser.add_argument("--shapes", default=",".join(SHAPES),
                         help="the shapes `fmt --check` is run on, at the sizes up to 10 000 "
                              "('' for none)")
@@ -303,11 +347,19 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         files = {}
+        workflow = folder / "release.yml"
+        workflow.write_text(WORKFLOW)
         for size in sizes:
             files[size] = folder / f"publishers-{size}.yaml"
             files[size].write_text(publishers_text(size))
             (folder / f"exported-{size}.yaml").write_text(exported_text(size))
             (folder / f"claims-{size}.json").write_text(json.dumps(claims_for(size)))
+            (folder / f"cases-{size}.tptest.yaml").write_text(cases_text(size))
+            if {"check-policy", "lint-policy", "fmt-policy"} & set(tools):
+                cpu, wall, rss, code = run(["compile", str(files[size]), "-o",
+                                            str(folder / f"policy-{size}.tpp")])
+                if code != 0:
+                    raise SystemExit(f"compile on {size} publishers exited {code}")
             if size in shape_sizes and shapes:
                 texts = shaped_texts(size)
                 for number, shape in enumerate(shapes):
@@ -324,8 +376,24 @@ def main() -> None:
             "fmt": lambda n: ["fmt", "--check", str(files[n])],
             "fmt-export": lambda n: ["fmt", "--check", str(folder / f"exported-{n}.yaml")],
             "fmt-write": lambda n: ["fmt", str(folder / f"rewritten-{n}.yaml")],
+            "compile": lambda n: ["compile", str(files[n]), "-o",
+                                  str(folder / f"compiled-{n}.tpp")],
+            "explain": lambda n: ["explain", "--publishers", str(files[n]),
+                                  "--claims", str(folder / f"claims-{n}.json")],
+            "test": lambda n: ["test", str(folder / f"cases-{n}.tptest.yaml")],
+            "check-workflow": lambda n: ["check-workflow", "--publishers", str(files[n]),
+                                         str(workflow)],
+            "check-policy": lambda n: ["check", "--policy", str(folder / f"policy-{n}.tpp"),
+                                       "--claims", str(folder / f"claims-{n}.json")],
+            "lint-policy": lambda n: ["lint", str(folder / f"policy-{n}.tpp")],
+            "fmt-policy": lambda n: ["fmt", "--check", str(folder / f"policy-{n}.tpp")],
         }
-        expected = {"check": 0, "lint": 0, "fmt": 0, "fmt-export": 1, "fmt-write": 0}
+        expected = {"check": 0, "lint": 0, "fmt": 0, "fmt-export": 1, "fmt-write": 0,
+                    "compile": 0, "explain": 0, "test": 0, "check-workflow": 0,
+                    "check-policy": 0, "lint-policy": 0, "fmt-policy": 0}
+        unknown_tools = sorted(set(tools) - set(commands))
+        if unknown_tools:
+            raise SystemExit(f"unknown tools {unknown_tools}: choose from {sorted(commands)}")
         prepare = {"fmt-write": lambda n: shutil.copyfile(folder / f"exported-{n}.yaml",
                                                           folder / f"rewritten-{n}.yaml")}
         samples: dict[tuple[str, int], list[tuple[float, float, int]]] = {}

@@ -3,6 +3,7 @@ asserted: figures belong to the benchmark, not to the tests)."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -78,8 +79,9 @@ def _run_script(name: str, *args: str) -> str:
 @pytest.mark.slow
 def test_publishers_benchmark_runs_every_tool() -> None:
     out = _run_script("bench_publishers.py", "--sizes", "5,20", "--rounds", "1")
-    for tool in ("check", "lint", "fmt"):
-        assert f"{tool:6} {20:>10} " in out, out
+    for tool in ("check", "lint", "fmt", "fmt-export", "fmt-write", "compile", "explain",
+                 "test", "check-workflow"):
+        assert re.search(rf"^{tool} +20 ", out, re.MULTILINE), out
     assert "alias bomb" in out and "refused (exit 3)" in out
     shapes = out.split("fmt --check on other shapes")[1]
     assert "JSON" in shapes and "flow mapping entries" in shapes
@@ -87,6 +89,14 @@ def test_publishers_benchmark_runs_every_tool() -> None:
     first_rows = [line for line in shapes.splitlines() if f" {5:>10} " in line]
     assert first_rows and all("written directly" in line or "round trip" in line
                               for line in first_rows), shapes
+
+
+@pytest.mark.slow
+def test_publishers_benchmark_runs_the_compiled_policy_tools() -> None:
+    out = _run_script("bench_publishers.py", "--sizes", "5,20", "--rounds", "1", "--shapes", "",
+                      "--tools", "check-policy,lint-policy,fmt-policy")
+    for tool in ("check-policy", "lint-policy", "fmt-policy"):
+        assert re.search(rf"^{tool} +20 ", out, re.MULTILINE), out
 
 
 def test_outside_benchmark_prints_the_ratios() -> None:
