@@ -67,3 +67,19 @@ def test_kept_sub_expressions_bind_as_a_fresh_transform() -> None:
             for rule in provider.rules:
                 for req in rule.requires:
                     assert B.bind_expr(req.condition, values) == reference(req.condition, values)
+
+
+def test_an_empty_separator_is_an_error_not_a_crash() -> None:
+    """before/after and their _last forms with an empty separator: an evaluation error (the
+    rule fails, folding leaves the call written), as split() has it; it was a ValueError
+    from str.partition (found by tests/property/test_bind.py)."""
+    import pytest
+
+    from tppolicy.language.interpret import Interpreter
+    from tppolicy.language.ops import EvalError
+
+    for function in ("before", "after", "before_last", "after_last"):
+        assert format_expr(fold(_expr(f'{function}("a/b", "") == claims.x'))) == \
+            f'{function}("a/b", "") == claims.x'
+        with pytest.raises(EvalError, match="non-empty separator"):
+            Interpreter({"x": "a/b", "s": ""}, {}).value(_expr(f"{function}(claims.x, claims.s)"))

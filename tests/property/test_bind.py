@@ -67,3 +67,12 @@ def test_binding_is_one_bottom_up_transform(expr: A.Expr,
     # several publishers in turn: later ones hit the entries earlier ones left
     for values in publishers:
         assert B.bind_expr(expr, values) == _reference(expr, values)
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@given(expr=exprs, values=st.fixed_dictionaries(
+    {}, optional=dict.fromkeys(FIELDS, field_values)))
+def test_a_bound_expression_is_folded_already(expr: A.Expr, values: dict[str, Any]) -> None:
+    # `tppolicy test` reads a bound rule's conditions as they are (no second fold)
+    bound = B.bind_expr(expr, values)
+    assert B.fold(bound) == bound

@@ -42,7 +42,14 @@ def op_trim(s: str) -> str:
     return s.strip(" \t\r\n")
 
 
+# An empty separator is everywhere and nowhere: an error, as for split() (it was a
+# ValueError from str.partition: a crash where a claim gave the separator).
+_EMPTY_SEPARATOR = "{}() needs a non-empty separator"
+
+
 def op_before(s: str, sep: str) -> str:
+    if not sep:
+        raise EvalError(_EMPTY_SEPARATOR.format("before"))
     head, found, _ = s.partition(sep)
     if not found:
         raise EvalError(f"{s!r} has no {sep!r}")
@@ -50,6 +57,8 @@ def op_before(s: str, sep: str) -> str:
 
 
 def op_after(s: str, sep: str) -> str:
+    if not sep:
+        raise EvalError(_EMPTY_SEPARATOR.format("after"))
     _, found, tail = s.partition(sep)
     if not found:
         raise EvalError(f"{s!r} has no {sep!r}")
@@ -57,6 +66,8 @@ def op_after(s: str, sep: str) -> str:
 
 
 def op_before_last(s: str, sep: str) -> str:
+    if not sep:
+        raise EvalError(_EMPTY_SEPARATOR.format("before_last"))
     head, found, _ = s.rpartition(sep)
     if not found:
         raise EvalError(f"{s!r} has no {sep!r}")
@@ -64,6 +75,8 @@ def op_before_last(s: str, sep: str) -> str:
 
 
 def op_after_last(s: str, sep: str) -> str:
+    if not sep:
+        raise EvalError(_EMPTY_SEPARATOR.format("after_last"))
     _, found, tail = s.rpartition(sep)
     if not found:
         raise EvalError(f"{s!r} has no {sep!r}")
