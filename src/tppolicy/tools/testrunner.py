@@ -737,6 +737,17 @@ def run_files(paths: Iterable[str | os.PathLike[str]], *,
     errors: list[TppolicyError] = []
     files: list[str] = []
     universe: dict[tuple[str, str, str], list[bool | None]] = {}
+    # Whether each condition folds to a constant. A publisher's bound rules are folded
+    # already (binding folds them: folding again gives the same); rules a policy file
+    # writes are folded here, once per condition.
+    constant: dict[int, tuple[A.Expr, A.Expr]] = {}
+
+    def folded(condition: A.Expr) -> A.Expr:
+        known = constant.get(id(condition))
+        if known is None:
+            known = constant[id(condition)] = (condition, fold(condition))
+        return known[1]
+
     for entry in paths:
         path = Path(entry)
         files.append(str(path))
@@ -748,9 +759,10 @@ def run_files(paths: Iterable[str | os.PathLike[str]], *,
         front = _EngineFront(test, providers) if fronts and test.publishers is not None else None
         for publisher in test.policy.publishers:
             for publisher_rule in publisher.rules:
-                folded = [fold(req.condition) for req in publisher_rule.requires]
-                can_pass = all(f != A.Literal(False) for f in folded)
-                can_fail = not all(f == A.Literal(True) for f in folded)
+                values = [req.condition if publisher.own_rules is None
+                          else folded(req.condition) for req in publisher_rule.requires]
+                can_pass = all(f != A.Literal(False) for f in values)
+                can_fail = not all(f == A.Literal(True) for f in values)
                 universe.setdefault((test.policy_label, publisher.label, publisher_rule.name),
                                     [False if can_pass else None, False if can_fail else None])
         for case in test.cases:
