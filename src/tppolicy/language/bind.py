@@ -8,7 +8,8 @@ is empty folds to `true`).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from tppolicy.errors import Span
@@ -87,8 +88,158 @@ def bind_expr(expr: A.Expr, values: Mapping[str, Any]) -> A.Expr:
     """Replace `publisher.NAME` by its value, then fold (bottom-up, as `A.transform`).
 
     Each sub-expression's result is kept for the values of the fields it reads: the
-    publishers of a file share most values, so their common parts are folded once."""
-    return _bind_node(expr, values)[0]
+    publishers of a file share most values, so their common parts are folded once. And
+    each expression's largest parts of fields and literals (`lower(publisher.owner + "/"
+    + publisher.name)`) are values once bound: where the folding around them read none
+    of them but for their kinds (a string, true, false, null, an integer), another
+    publisher's expression bound is the first one's with its own values put in their
+    places (`_Shape`), not a new walk of the whole expression."""
+    found = _SHAPES.get(id(expr))
+    if found is None or found[0] is not expr:
+        if len(_SHAPES) >= _CACHE_LIMIT:
+            _SHAPES.clear()
+        found = _SHAPES[id(expr)] = (expr, _largest_valued(expr), {})
+    _, parts, shapes = found
+    if not parts:
+        return _bind_node(expr, values)[0]
+    interpreter = Interpreter(_NO_CLAIMS, {}, values)
+    try:
+        part_values = [interpreter.value(part) for part in parts]
+        kinds = tuple([_kind(v) for v in part_values])
+        shape: _Shape | None = shapes.get(kinds, _NO_SHAPE)
+    except (EvalError, TypeError):  # a part that fails (left written), or unhashable
+        return _bind_node(expr, values)[0]
+    if shape is not _NO_SHAPE:
+        if shape is not None and all(_exact(part_values[i]) == exact
+                                     for i, exact in shape.read):
+            return shape.put(part_values, parts)
+        return _bind_node(expr, values)[0]
+    result = _bind_node(expr, values)[0]
+    shapes[kinds] = _shape_of(expr, parts, values, result)
+    return result
+
+
+class _Shape:
+    """An expression bound for one publisher, with the places its parts' values went
+    (`places`: the id of a node of `bound` -> the part's index), the nodes above them
+    (`above`), and the parts whose values the folding read (`read`: index, exact value),
+    which another publisher's must equal for `put` to give its expression bound."""
+
+    __slots__ = ("above", "bound", "places", "read")
+
+    def __init__(self, bound: A.Expr, places: dict[int, int], above: frozenset[int],
+                 read: tuple[tuple[int, Any], ...]) -> None:
+        self.bound = bound
+        self.places = places
+        self.above = above
+        self.read = read
+
+    def put(self, part_values: Sequence[Any], parts: Sequence[A.Expr]) -> A.Expr:
+        nodes = [_literal_node(v, part.span) for v, part in zip(part_values, parts,
+                                                                   strict=True)]
+        places, above = self.places, self.above
+
+        def build(node: A.Expr) -> A.Expr:
+            index = places.get(id(node))
+            if index is not None:
+                placed = nodes[index]
+                assert placed is not None  # each kind's values make literal nodes
+                return placed
+            if id(node) not in above:
+                return node
+            return A.rebuild(node, [build(kid) for kid in A.children(node)])
+
+        return build(self.bound)
+
+
+_NO_SHAPE: Any = object()
+# Per expression (kept, so that its id stays its own): its largest parts of fields and
+# literals, and per tuple of their values' kinds, its `_Shape` (None: bound anew each time).
+_SHAPES: dict[int, tuple[A.Expr, tuple[A.Expr, ...], dict[tuple[Any, ...], _Shape | None]]] = {}
+
+
+def _kind(value: Any) -> Any:
+    """What of a part's value the folding around it may read when it does not read the
+    value itself: a string's content is never tested (only true, false, null and
+    integers are: `true and X` is X, and the pattern True matches 1)."""
+    return (str,) if value.__class__ is str else _exact(value)
+
+
+def _exact(value: Any) -> Any:
+    return (value.__class__, tuple(value) if value.__class__ is list else value)
+
+
+def _largest_valued(expr: A.Expr) -> tuple[A.Expr, ...]:
+    """The parts of `expr` that read fields and literals only, largest first met, in the
+    order binding meets them (left to right); none inside a part reading no field."""
+    found: list[A.Expr] = []
+
+    def visit(node: A.Expr) -> None:
+        _, _, fixed, valued = _node_info(node)
+        if fixed is not None:
+            return
+        if valued:
+            found.append(node)
+            return
+        for kid in A.children(node):
+            visit(kid)
+
+    visit(expr)
+    return tuple(found)
+
+
+def _shape_of(expr: A.Expr, parts: tuple[A.Expr, ...], values: Mapping[str, Any],
+              result: A.Expr) -> _Shape | None:
+    """`expr` bound again without the caches, each part's literal a node of its own, to
+    see where each went; None when a part's value makes no literal node."""
+    index = {id(part): i for i, part in enumerate(parts)}
+    made: dict[int, tuple[A.Expr, int]] = {}
+    interpreter = Interpreter(_NO_CLAIMS, {}, values)
+
+    def bind(node: A.Expr) -> tuple[A.Expr, bool]:
+        _, _, fixed, valued = _node_info(node)
+        if fixed is not None:
+            return fixed
+        if valued:
+            literal = _literal_node(interpreter.value(node), node.span)
+            if literal is None:
+                raise _Unshaped
+            made[id(literal)] = (literal, index[id(node)])
+            return literal, True
+        return _combine(node, [bind(kid) for kid in A.children(node)], values)
+
+    try:
+        bound = bind(expr)[0]
+    except (_Unshaped, EvalError):
+        return None
+    if bound != result:  # not the same binding: never shaped (a safeguard)
+        return None
+    places: dict[int, int] = {}
+    above: set[int] = set()
+
+    def mark(node: A.Expr) -> bool:
+        placed = made.get(id(node))
+        if placed is not None and placed[0] is node:
+            places[id(node)] = placed[1]
+            return True
+        below = False
+        for kid in A.children(node):
+            below = mark(kid) or below
+        if below:
+            above.add(id(node))
+        return below
+
+    mark(bound)
+    # A part met twice (a `let` used twice) whose value is in one place only was read too.
+    placed_count = Counter(places.values())
+    made_count = Counter(i for _, i in made.values())
+    read = tuple((i, _exact(interpreter.value(part))) for i, part in enumerate(parts)
+                 if placed_count[i] < made_count[i])
+    return _Shape(bound, places, frozenset(above), read)
+
+
+class _Unshaped(Exception):
+    """A part whose value makes no literal node: the expression is bound anew each time."""
 
 
 _ABSENT = object()
@@ -148,8 +299,19 @@ def _bind_node(node: A.Expr, values: Mapping[str, Any]) -> tuple[A.Expr, bool]:
                     _evict_cold()
                 _BOUND_NODES[key] = (node, literal, True, False)
             return literal, True
+    result, result_closed = _combine(
+        node, [_bind_node(k, values) for k in A.children(node)], values)
+    if key is not None:
+        if len(_BOUND_NODES) >= _CACHE_LIMIT:
+            _evict_cold()
+        _BOUND_NODES[key] = (node, result, result_closed, False)
+    return result, result_closed
+
+
+def _combine(node: A.Expr, bound_kids: list[tuple[A.Expr, bool]],
+             values: Mapping[str, Any]) -> tuple[A.Expr, bool]:
+    """`node` over its children bound (each with whether it reads no claim), folded."""
     kids = A.children(node)
-    bound_kids = [_bind_node(k, values) for k in kids]
     new_kids = [b[0] for b in bound_kids]
     rebuilt = node
     for new, old in zip(new_kids, kids, strict=True):
@@ -165,10 +327,6 @@ def _bind_node(node: A.Expr, values: Mapping[str, Any]) -> tuple[A.Expr, bool]:
     result_closed = closed if result is rebuilt else next(kid_closed, None)
     if result_closed is None:
         result_closed = _is_closed(result)
-    if key is not None:
-        if len(_BOUND_NODES) >= _CACHE_LIMIT:
-            _evict_cold()
-        _BOUND_NODES[key] = (node, result, result_closed, False)
     return result, result_closed
 
 
