@@ -135,11 +135,11 @@ def _compile_streamed(text: str, source: str, providers: Mapping[str, CheckedPro
     taken: set[str] = set()
     counter = itertools.count(1)
     for entry in entries:
-        checked = stream.check(A.Publisher(
-            entry.name, entry.provider, entry.projects, entry.pending_project,
-            tuple(A.Binding(name, A.Literal(value), entry.span)
-                  for name, value in entry.fields.items()),
-            (), entry.span), entry.index)
+        # the fields given as values (each checked once per distinct value), not as a
+        # binding each, checked again one by one
+        checked = stream.check_fields(A.Publisher(
+            entry.name, entry.provider, entry.projects, entry.pending_project, (), (),
+            entry.span), entry.fields, entry.index)
         publisher_id_ = publisher_id(entry.name, taken, counter)
         taken.add(publisher_id_)
         if selection is None or selection.keep(checked):
