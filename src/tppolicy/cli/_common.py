@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import math
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -133,9 +133,16 @@ def refuse_link(path: str) -> None:
 def write_output(path: str, text: str) -> None:
     """Write `text` to the file `path` (UTF-8), never through a symbolic link;
     `OutputError` if it cannot be."""
+    write_output_parts(path, [text])
+
+
+def write_output_parts(path: str, parts: Iterable[str]) -> None:
+    """`write_output` of the text `parts` make, written one by one (never joined)."""
     refuse_link(path)
     try:
-        Path(path).write_text(text, "utf-8")
+        with open(path, "w", encoding="utf-8") as f:
+            for part in parts:
+                f.write(part)
     except OSError as exc:
         raise output_error(path, exc) from None
 

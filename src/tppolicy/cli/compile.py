@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import argparse
+import itertools
+from pathlib import Path
 from typing import TextIO
 
 from tppolicy.version import __version__
 
-from ._common import EXIT_ALLOWED, add_provider_options, exit_codes, load_policy, write_output
+from ._common import (
+    EXIT_ALLOWED,
+    add_provider_options,
+    exit_codes,
+    load_providers,
+    registered_issuers,
+    write_output_parts,
+)
 
 NAME = "compile"
 HELP = "print the concrete policy a publishers file makes"
@@ -27,14 +36,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, out: TextIO) -> int:
-    from tppolicy.language.printer import format_policy
+    from tppolicy.decide.load import compile_publishers_blocks
+    from tppolicy.errors import ConfigError
+    from tppolicy.readers.source import read_source
 
-    policy = load_policy(args)
-    header = (f"# Compiled by tppolicy {__version__} from {args.publishers}.\n"
+    providers = load_providers(args)
+    source = args.publishers
+    blocks = compile_publishers_blocks(
+        read_source(Path(source), ConfigError, what="publishers file"), str(source),
+        providers=providers, issuers=registered_issuers(args, providers))
+    header = (f"# Compiled by tppolicy {__version__} from {source}.\n"
               "# Generated: edit the publishers file and compile again.\n\n")
-    text = header + format_policy(policy.to_policy_file(args.publishers))
+    # the blocks written one by one (as `format_policy` joins them), not joined first
+    parts = itertools.chain([header], *((block, "\n\n") for block in blocks[:-1]),
+                            [blocks[-1], "\n"] if blocks else [])
     if args.output:
-        write_output(args.output, text)
+        write_output_parts(args.output, parts)
     else:
-        out.write(text)
+        for part in parts:
+            out.write(part)
     return EXIT_ALLOWED

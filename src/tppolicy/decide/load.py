@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import itertools
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tppolicy.decide.core import Decider, publisher_id
 from tppolicy.decide.index import bucket_key
-from tppolicy.decide.policy import Policy
+from tppolicy.decide.policy import Policy, concrete_publisher
 from tppolicy.errors import ConfigError, Diagnostic, PolicyCheckError, Span, TppolicyError
 from tppolicy.language import ast as A
 from tppolicy.language.check import (
@@ -117,9 +117,41 @@ class _Selection:
             return True
 
 
+def compile_publishers_blocks(text: str, source: str = "<publishers>", *,
+                              providers: Mapping[str, CheckedProvider] | None = None,
+                              issuers: Mapping[str, str] | None = None) -> list[str]:
+    """The blocks of the concrete policy a publishers file makes, each without its final
+    newline: the used providers' headers, then every publisher (`format_policy` of
+    `compile_publishers_text(...).to_policy_file(source)` is them joined by blank lines).
+    A plain file is read as a stream and each publisher printed as it is checked, none
+    kept: ten thousand publishers take their text's memory, not their policy's. Errors
+    as `compile_publishers_text` raises them."""
+    from tppolicy.language.printer import format_provider, format_publisher
+    from tppolicy.readers.yaml import NotPlain, compose_yaml
+
+    providers = load_providers() if providers is None else providers
+    printed: list[str] = []
+    used: set[str] = set()
+
+    def consume(publisher: CheckedPublisher) -> None:
+        used.add(publisher.provider.name)
+        printed.append(format_publisher(concrete_publisher(publisher)))
+
+    try:
+        policy = _compile_streamed(text, source, providers, issuers, None, consume)
+    except (NotPlain, TppolicyError):  # read whole: every problem reported
+        policy = compile_publishers_text(text, source, providers=providers, issuers=issuers,
+                                         document=compose_yaml(text, source, ConfigError))
+        whole = policy.to_policy_file(source)
+        return [*(format_provider(p) for p in whole.providers),
+                *(format_publisher(p) for p in whole.publishers)]
+    return [*(format_provider(p) for p in policy.provider_headers(sorted(used))), *printed]
+
+
 def _compile_streamed(text: str, source: str, providers: Mapping[str, CheckedProvider],
                       issuers: Mapping[str, str] | None,
-                      claims: Mapping[str, Any] | None) -> Policy:
+                      claims: Mapping[str, Any] | None,
+                      consume: Callable[[CheckedPublisher], None] | None = None) -> Policy:
     """The file read as a stream (`iter_plain_publishers`), each publisher checked alone
     (`PublisherStream`); with `claims`, only `_Selection`'s kept. `NotPlain` or a
     `TppolicyError` (without the words of every problem) when the file must be read
@@ -142,7 +174,9 @@ def _compile_streamed(text: str, source: str, providers: Mapping[str, CheckedPro
             entry.span), entry.fields, entry.index)
         publisher_id_ = publisher_id(entry.name, taken, counter)
         taken.add(publisher_id_)
-        if selection is None or selection.keep(checked):
+        if consume is not None:  # handed over, not kept
+            consume(checked)
+        elif selection is None or selection.keep(checked):
             kept.append(checked)
             ids.append(publisher_id_)
     return Policy(CheckedPolicy(dict(providers), tuple(kept)), issuers, ids=ids)

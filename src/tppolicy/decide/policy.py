@@ -6,7 +6,7 @@ lookup keys, then the publisher's compiled rules. Fail closed throughout.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from tppolicy.decide.core import Decider, publisher_id, shadowing_problem
@@ -120,14 +120,19 @@ class Policy:
     def to_policy_file(self, source: str = "<compiled>") -> A.PolicyFile:
         """The concrete policy: used providers' headers, then every publisher."""
         used = sorted({p.provider.name for p in self._checked.publishers})
+        publishers = tuple(concrete_publisher(p) for p in self._checked.publishers)
+        return A.PolicyFile(source, self.provider_headers(used), publishers)
+
+    def provider_headers(self, names: Iterable[str]) -> tuple[A.Provider, ...]:
+        """The header blocks of these providers in a concrete policy (their issuers, with
+        the custom issuers registered for them; no rules)."""
         headers = []
-        for name in used:
+        for name in names:
             header = self._checked.providers[name].header()
             extra = tuple(i for i, n in sorted(self._registered.items())
                           if n == name and i not in header.issuers and header.custom_issuers)
             headers.append(A.Provider(**{**_fields_of(header), "issuers": header.issuers + extra}))
-        publishers = tuple(_concrete(p) for p in self._checked.publishers)
-        return A.PolicyFile(source, tuple(headers), publishers)
+        return tuple(headers)
 
 
 def _record(publisher: CheckedPublisher, providers: Mapping[str, ProviderIndex],
@@ -156,7 +161,7 @@ def _fields_of(provider: A.Provider) -> dict[str, Any]:
     return {name: getattr(provider, name) for name in A.Provider.__dataclass_fields__}
 
 
-def _concrete(publisher: CheckedPublisher) -> A.Publisher:
+def concrete_publisher(publisher: CheckedPublisher) -> A.Publisher:
     """A publisher block with its fields bound, except those left at their defaults that
     no lookup reads (optional constraints not used): its rules show what they do."""
     provider = publisher.provider

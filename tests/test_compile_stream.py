@@ -1,0 +1,69 @@
+"""`tppolicy compile` prints a plain publishers file as it reads it (each publisher bound and
+printed in turn, none kept): the text is `format_policy` of the whole policy, byte for byte,
+and a file the stream cannot read (or with a problem) is read whole, as before."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tppolicy.decide.load import compile_publishers_blocks, compile_publishers_text
+from tppolicy.errors import ConfigError
+from tppolicy.language.printer import format_policy
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _whole(text: str) -> str:
+    return format_policy(compile_publishers_text(text, "p.yaml").to_policy_file("p.yaml"))
+
+
+def _streamed(text: str) -> str:
+    blocks = compile_publishers_blocks(text, "p.yaml")
+    return "\n\n".join(blocks) + "\n" if blocks else ""
+
+
+GENERATED = "publishers:\n" + "".join(
+    f"  - {{name: pub-{i}, provider: github, projects: [p{i}], repository_owner: org{i // 3},"
+    f" repository_name: repo{i}, repository_owner_id: '{100 + i // 3}',"
+    f" workflow_filename: {'release.yml' if i % 2 else 'publish.yaml'},"
+    f" environment: '{'pypi' if i % 3 else ''}'}}\n" for i in range(40)) + (
+    "  - {name: gl, provider: gitlab, projects: [g], namespace: grp/sub, project: proj,"
+    " workflow_filepath: ci/release.yml}\n"
+    "  - {name: pending, provider: github, pending_project: newproj, repository_owner: org1,"
+    " repository_name: fresh, repository_owner_id: '101', workflow_filename: release.yml}\n")
+
+
+@pytest.mark.parametrize("text", [
+    (ROOT / "examples" / "publishers.yaml").read_text("utf-8"),
+    GENERATED,
+    # not plain (an anchor and its alias): read whole
+    "publishers:\n  - &a {name: x, provider: github, projects: [x], repository_owner: o,"
+    " repository_name: r, repository_owner_id: '1', workflow_filename: release.yml}\n",
+    "publishers: []\n",
+], ids=["examples", "generated", "anchor", "empty"])
+def test_the_streamed_text_is_the_whole_policy_printed(text: str) -> None:
+    assert _streamed(text) == _whole(text)
+
+
+def test_a_problem_midway_is_reported_as_the_whole_read_reports_it() -> None:
+    bad = GENERATED.replace("repository_owner: org5,", "repository_owner: 'bad owner',", 1)
+    with pytest.raises(ConfigError) as whole:
+        compile_publishers_text(bad, "p.yaml")
+    with pytest.raises(ConfigError) as streamed:
+        compile_publishers_blocks(bad, "p.yaml")
+    assert str(streamed.value) == str(whole.value)
+    assert "bad owner" in str(streamed.value)
+
+
+def test_plain_files_take_the_stream() -> None:
+    """The cases above that are plain are printed by the stream (not read whole)."""
+    from tppolicy.decide.load import _compile_streamed
+    from tppolicy.language.providers import load_providers
+
+    for text in ((ROOT / "examples" / "publishers.yaml").read_text("utf-8"), GENERATED):
+        seen: list[str] = []
+        policy = _compile_streamed(text, "p.yaml", load_providers(), None, None,
+                                   lambda p: seen.append(p.label))
+        assert seen and not policy.publishers  # each handed over, none kept
