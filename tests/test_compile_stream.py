@@ -60,10 +60,11 @@ def test_a_problem_midway_is_reported_as_the_whole_read_reports_it() -> None:
 def test_plain_files_take_the_stream() -> None:
     """The cases above that are plain are printed by the stream (not read whole)."""
     from tppolicy.decide.load import _compile_streamed
+    from tppolicy.language.check import CheckedPublisher
     from tppolicy.language.providers import load_providers
 
     for text in ((ROOT / "examples" / "publishers.yaml").read_text("utf-8"), GENERATED):
-        seen: list[str] = []
+        seen: list[CheckedPublisher] = []
         policy = _compile_streamed(text, "p.yaml", load_providers(), None, None,
-                                   lambda p: seen.append(p.label))
+                                   seen.append)
         assert seen and not policy.publishers  # each handed over, none kept
