@@ -717,9 +717,10 @@ def _refusing(publisher: Any, claims: Mapping[str, Any], claim: str) -> list[A.R
     the workflow cannot show are not evaluated."""
     interpreter = Interpreter(claims, publisher.provider.claim_types)
     refusing = []
+    given = claims.keys()
     for rule in publisher.rules:
-        read = {name for req in rule.requires for name in A.claims_read(req.condition)}
-        if claim not in read or not read <= set(claims):
+        read = _claims_read(rule)
+        if claim not in read or not read <= given:
             continue
         try:
             passed = all(interpreter.boolean(req.condition) for req in rule.requires)
@@ -728,6 +729,21 @@ def _refusing(publisher: Any, claims: Mapping[str, Any], claim: str) -> list[A.R
         if not passed:
             refusing.append(rule)
     return refusing
+
+
+# The claims each rule reads, by rule (kept with them, so that its id stays its own): a
+# file's publishers share many bound rules, and each is asked of per trigger and per job.
+_READ: dict[int, tuple[A.Rule, frozenset[str]]] = {}
+
+
+def _claims_read(rule: A.Rule) -> frozenset[str]:
+    known = _READ.get(id(rule))
+    if known is None or known[0] is not rule:
+        if len(_READ) >= 4096:
+            _READ.clear()
+        known = _READ[id(rule)] = (rule, frozenset(
+            name for req in rule.requires for name in A.claims_read(req.condition)))
+    return known[1]
 
 
 def _closest(candidates: Iterable[list[WorkflowFinding]]) -> list[WorkflowFinding]:
