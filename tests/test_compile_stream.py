@@ -68,3 +68,31 @@ def test_plain_files_take_the_stream() -> None:
         policy = _compile_streamed(text, "p.yaml", load_providers(), None, None,
                                    seen.append)
         assert seen and not policy.publishers  # each handed over, none kept
+
+
+def test_an_engine_loads_a_plain_file_as_a_stream_and_a_bad_one_whole(tmp_path: Path) -> None:
+    """`Engine.load_publishers_file` reads a plain file as a stream: the same publishers,
+    in the same order, as the whole read gives; a problem is reported as the whole read
+    reports it."""
+    from tppolicy import Engine
+    from tppolicy.decide.publishers import load_publishers_text
+    from tppolicy.language.providers import load_providers
+
+    providers = {n: p.ast for n, p in load_providers().items()}
+    for text in ((ROOT / "examples" / "publishers.yaml").read_text("utf-8"), GENERATED):
+        path = tmp_path / "p.yaml"
+        path.write_text(text, "utf-8")
+        engine = Engine(audience="pypi")
+        engine.load_publishers_file(path)
+        whole = [entry.as_row() for entry in load_publishers_text(text, str(path), providers)]
+        other = Engine(publishers=whole, audience="pypi")
+        assert [engine.row(r) for r in engine.publishers()] == \
+            [other.row(r) for r in other.publishers()]
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(GENERATED.replace("repository_owner: org5,", "repository_owner: 'bad owner',",
+                                     1), "utf-8")
+    with pytest.raises(ConfigError) as streamed:
+        Engine(audience="pypi").load_publishers_file(bad)
+    with pytest.raises(ConfigError) as whole_error:
+        load_publishers_text(bad.read_text("utf-8"), str(bad), providers)
+    assert str(streamed.value) == str(whole_error.value)

@@ -522,12 +522,21 @@ class Engine:
 
     def load_publishers_file(self, path: str | os.PathLike[str]) -> list[Record]:
         """Add every publisher of a publishers file, validated with its schema."""
-        from tppolicy.decide.publishers import load_publishers_file
+        from tppolicy.decide.publishers import iter_plain_publishers, load_publishers_text
+        from tppolicy.errors import ConfigError, TppolicyError
+        from tppolicy.readers.source import read_source
+        from tppolicy.readers.yaml import NotPlain
 
-        entries = load_publishers_file(path, {n: p.ast for n, p in
-                                              self._providers_checked.items()},
-                                       self._registered)
-        return self.add_publishers([entry.as_row() for entry in entries], source=str(path))
+        source = os.fsdecode(path)
+        text = read_source(Path(source), ConfigError)
+        providers = {n: p.ast for n, p in self._providers_checked.items()}
+        try:  # a plain file read as a stream: its rows, without the whole YAML tree
+            rows = [entry.as_row() for entry in iter_plain_publishers(
+                text, source, providers, self._registered)]
+        except (NotPlain, TppolicyError):  # read whole: every problem reported
+            rows = [entry.as_row() for entry in load_publishers_text(
+                text, source, providers, self._registered)]
+        return self.add_publishers(rows, source=source)
 
     def add_publishers(self, rows: Iterable[Mapping[str, Any]],
                        source: str = "<rows>") -> list[Record]:
