@@ -1,7 +1,7 @@
 """The pipeline's layers, as the folders show them: nothing below imports anything
 above, and no module imports itself back through another (no cycles).
 
-    errors, limits, native, text  <  readers  <  language  <  token  <  decide  <  tools
+    errors, limits, memo, native, text  <  readers  <  language  <  token  <  decide  <  tools
         <  cli, server
 
 Imports made only for type checking count too: a layer that names an upper layer's
@@ -16,7 +16,7 @@ from pathlib import Path
 from .conftest import ROOT
 
 PACKAGE = ROOT / "src" / "tppolicy"
-LAYERS = {"errors": 0, "limits": 0, "native": 0, "version": 0, "text": 0, "readers": 1,
+LAYERS = {"errors": 0, "limits": 0, "memo": 0, "native": 0, "version": 0, "text": 0, "readers": 1,
           "language": 2, "token": 3, "decide": 4, "tools": 5, "cli": 6, "server": 6}
 
 

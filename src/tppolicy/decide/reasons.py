@@ -11,8 +11,9 @@ from typing import Any
 
 from tppolicy.decide.decision import RuleResult
 from tppolicy.language import ast as A
-from tppolicy.language.interpret import Interpreter
+from tppolicy.language.interpret import Interpreter, MemoInterpreter
 from tppolicy.language.ops import REQUEST_KEY, REQUEST_VALUES, EvalError, op_lower
+from tppolicy.memo import ByIdentity
 from tppolicy.text import show
 
 __all__ = ["Explainer", "differs_only_in_case", "show"]
@@ -36,12 +37,24 @@ class _Failure:
 class Explainer:
     """Explains rules against one token's claims (for explanations, never hot)."""
 
-    def __init__(self, claims: Mapping[str, Any], claim_types: Mapping[str, str]) -> None:
+    def __init__(self, claims: Mapping[str, Any], claim_types: Mapping[str, str], *,
+                 bound_only: bool = False) -> None:
+        """`bound_only`: every rule explained reads claims and literals only (bound): each
+        node's value and each rule's result are kept, for many publishers' rules."""
         self.claims = claims
-        self.interpreter = Interpreter(claims, claim_types)
+        self.interpreter = (MemoInterpreter if bound_only else Interpreter)(claims, claim_types)
+        self._results: dict[int, tuple[A.Rule, RuleResult]] | None = {} if bound_only else None
 
     def rule(self, rule: A.Rule) -> RuleResult:
         """The rule's result: the first failing `require`, or what passed."""
+        if self._results is None:
+            return self._rule(rule)
+        known = self._results.get(id(rule))
+        if known is None or known[0] is not rule:
+            known = self._results[id(rule)] = (rule, self._rule(rule))
+        return known[1]
+
+    def _rule(self, rule: A.Rule) -> RuleResult:
         for require in rule.requires:
             try:
                 if self.interpreter.boolean(require.condition):
@@ -229,26 +242,24 @@ def _disjuncts(left: A.Expr, right: A.Expr) -> list[A.Expr]:
 
 
 def _reads_claims(expr: A.Expr) -> bool:
+    return _READS_CLAIMS.get(expr, _claim_read_in)
+
+
+def _claim_read_in(expr: A.Expr) -> bool:
     return any(isinstance(node, A.Claim) for node in A.walk(expr))
 
 
-# `_sides` of the conditions explained lately, by identity (each entry holds its condition,
-# so the id is not reused while it is there): a publisher's bound rules are made once
-# (`bind_rules` keeps them), and every refusal it explains asks for the same sides.
-_SIDES: dict[int, tuple[A.Expr, tuple[A.Expr, A.Expr] | None]] = {}
-_SIDES_LIMIT = 4096
+# `_reads_claims` and `_sides` of the nodes and conditions explained lately: a
+# publisher's bound rules are made once (`bind_rules` keeps them), every refusal it
+# explains asks for the same sides, and the publishers explained for one token share most
+# nodes of their bound rules.
+_READS_CLAIMS: ByIdentity[A.Expr, bool] = ByIdentity()
+_SIDES: ByIdentity[A.Expr, tuple[A.Expr, A.Expr] | None] = ByIdentity()
 
 
 def _sides(condition: A.Expr) -> tuple[A.Expr, A.Expr] | None:
     """(the side reading the token, the side stating the expectation), if there is one."""
-    found = _SIDES.get(id(condition))
-    if found is not None and found[0] is condition:
-        return found[1]
-    sides = _sides_of(condition)
-    if len(_SIDES) >= _SIDES_LIMIT:
-        _SIDES.clear()
-    _SIDES[id(condition)] = (condition, sides)
-    return sides
+    return _SIDES.get(condition, _sides_of)
 
 
 def _sides_of(condition: A.Expr) -> tuple[A.Expr, A.Expr] | None:

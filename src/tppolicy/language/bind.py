@@ -16,6 +16,7 @@ from tppolicy.errors import Span
 from tppolicy.language import ast as A
 from tppolicy.language.interpret import Interpreter
 from tppolicy.language.ops import EvalError
+from tppolicy.memo import ByIdentity
 
 _NO_CLAIMS: Mapping[str, Any] = {}
 _OPEN = (A.Claim, A.FieldRef, A.NameRef, A.Request)
@@ -412,18 +413,12 @@ def _off(rule: A.Rule, values: Mapping[str, Any]) -> bool:
     return True
 
 
-# guard_of per condition (kept with it, so that its id stays its own): every publisher's
-# optional rules ask it.
-_GUARDS: dict[int, tuple[A.Expr, A.Expr | None]] = {}
+# guard_of per condition: every publisher's optional rules ask it.
+_GUARDS: ByIdentity[A.Expr, A.Expr | None] = ByIdentity()
 
 
 def _guard(condition: A.Expr) -> A.Expr | None:
-    known = _GUARDS.get(id(condition))
-    if known is None or known[0] is not condition:
-        if len(_GUARDS) >= _CACHE_LIMIT:
-            _GUARDS.clear()
-        known = _GUARDS[id(condition)] = (condition, guard_of(condition))
-    return known[1]
+    return _GUARDS.get(condition, guard_of)
 
 
 def _bind_rules(rules: tuple[A.Rule, ...], values: Mapping[str, Any]) -> tuple[A.Rule, ...]:

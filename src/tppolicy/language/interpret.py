@@ -178,6 +178,34 @@ class Interpreter:
 _ALLOWED: dict[str, tuple[type, ...]] = {}
 
 
+class MemoInterpreter(Interpreter):
+    """An `Interpreter` that keeps each node's value (or error), by node: for expressions
+    of claims and literals only (bound rules), whose values depend on the node alone while
+    the claims stay the same. `explain` ranks ten thousand publishers for one token: their
+    bound rules share most nodes (those of no field, those of the values they share)."""
+
+    __slots__ = ("_memo",)
+
+    def __init__(self, claims: Mapping[str, Any], claim_types: Mapping[str, str]) -> None:
+        super().__init__(claims, claim_types)
+        self._memo: dict[int, tuple[A.Expr, Any, EvalError | None]] = {}
+
+    def value(self, expr: A.Expr) -> Any:
+        known = self._memo.get(id(expr))
+        if known is not None and known[0] is expr:
+            if known[2] is not None:
+                raise known[2]
+            value = known[1]
+            return list(value) if value.__class__ is list else value  # a copy of its own
+        try:
+            value = Interpreter.value(self, expr)
+        except EvalError as exc:
+            self._memo[id(expr)] = (expr, None, exc)
+            raise
+        self._memo[id(expr)] = (expr, list(value) if value.__class__ is list else value, None)
+        return value
+
+
 def _null_or_type(where: str, node: A.Expr, value: Any) -> str:
     if value is None and isinstance(node, A.Claim):
         return f"token has no '{node.name}' claim"

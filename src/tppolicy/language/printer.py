@@ -71,6 +71,7 @@ from tppolicy.language.ast import (
     Rule,
     WorkflowItem,
 )
+from tppolicy.memo import ByIdentity
 
 if TYPE_CHECKING:
     from tppolicy.language.parse import Comment, SourceItem
@@ -201,22 +202,14 @@ def _sub(expr: Expr, level: int) -> str:
     return f"({text})" if _level(expr) < level else text
 
 
-# Each expression's text, by node (kept, so that its id stays its own): the publishers of
-# a compiled policy share most nodes of their bound rules (those of no field, and those of
-# the values they share), which are then written once. Emptied when full.
-_WRITTEN: dict[int, tuple[Expr, str]] = {}
-_WRITTEN_LIMIT = 16384
+# Each expression's text, by node: the publishers of a compiled policy share most nodes of
+# their bound rules (those of no field, and those of the values they share), which are
+# then written once.
+_WRITTEN: ByIdentity[Expr, str] = ByIdentity(16384)
 
 
 def _expr(expr: Expr) -> str:
-    known = _WRITTEN.get(id(expr))
-    if known is not None and known[0] is expr:
-        return known[1]
-    text = _write(expr)
-    if len(_WRITTEN) >= _WRITTEN_LIMIT:
-        _WRITTEN.clear()
-    _WRITTEN[id(expr)] = (expr, text)
-    return text
+    return _WRITTEN.get(expr, _write)
 
 
 def _write(expr: Expr) -> str:

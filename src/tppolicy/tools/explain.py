@@ -27,7 +27,7 @@ from tppolicy.decide.reasons import Explainer, differs_only_in_case, show
 from tppolicy.language import ast as A
 from tppolicy.language.check import CheckedProvider, CheckedPublisher
 from tppolicy.language.compile import lookup_value
-from tppolicy.language.interpret import Interpreter, claim_value
+from tppolicy.language.interpret import claim_value
 from tppolicy.language.ops import REQUEST_VALUES, EvalError, describe_type
 from tppolicy.language.texts import fix_for
 from tppolicy.text import cut_middle
@@ -190,11 +190,14 @@ def _token_checks(provider: CheckedProvider | None, claims: Mapping[str, Any],
 
 
 def _candidate(publisher: CheckedPublisher, claims: Mapping[str, Any],
-               decision: Decision) -> Candidate:
+               decision: Decision, explainer: Explainer | None = None) -> Candidate:
+    """`explainer`: one for these claims and the publisher's provider, shared by the
+    candidates ranked (it keeps each node's value and each rule's result)."""
     provider = publisher.provider
     identity = identity_checks(provider)
-    explainer = Explainer(claims, provider.claim_types)
-    interpreter = Interpreter(claims, provider.claim_types)
+    if explainer is None:
+        explainer = Explainer(claims, provider.claim_types)
+    interpreter = explainer.interpreter
     raw: list[tuple[str, str, RuleResult]] = []
     words: dict[str, str] = {}
     for key, wanted in zip(provider.keys, publisher.key_values, strict=True):
@@ -491,10 +494,17 @@ def advise(policy: Policy, claims: Mapping[str, Any], *, audience: str = "pypi",
     token_checks = _token_checks(provider, claims, audience, name is not None, sorted(issuers))
     candidates: list[tuple[int, Candidate]] = []
     if provider is not None:
+        asked = _with_request(claims, request)
+        explainers: dict[int, tuple[CheckedProvider, Explainer]] = {}
         for position, publisher in enumerate(policy.publishers):
             if publisher.provider.name == provider.name:
-                candidates.append((position, _candidate(
-                    publisher, _with_request(claims, request), decision)))
+                # one explainer per provider object (its claim types), kept with it
+                held = explainers.get(id(publisher.provider))
+                if held is None:
+                    held = explainers[id(publisher.provider)] = (publisher.provider, Explainer(
+                        asked, publisher.provider.claim_types, bound_only=True))
+                candidates.append((position, _candidate(publisher, asked, decision,
+                                                        held[1])))
     ranked = _rank(candidates)
     by_label = {p.label: p for p in policy.publishers}
     if not decision.allowed:

@@ -46,6 +46,7 @@ from tppolicy.language import ast as A
 from tppolicy.language.interpret import Interpreter
 from tppolicy.language.ops import EvalError, Glob
 from tppolicy.limits import MAX_WORKFLOW_BYTES
+from tppolicy.memo import ByIdentity
 from tppolicy.readers.source import LinkTree, read_source
 
 __all__ = ["CODES", "WorkflowError", "WorkflowFinding", "WorkflowReport", "check_workflow_file",
@@ -731,19 +732,14 @@ def _refusing(publisher: Any, claims: Mapping[str, Any], claim: str) -> list[A.R
     return refusing
 
 
-# The claims each rule reads, by rule (kept with them, so that its id stays its own): a
-# file's publishers share many bound rules, and each is asked of per trigger and per job.
-_READ: dict[int, tuple[A.Rule, frozenset[str]]] = {}
+# The claims each rule reads, by rule: a file's publishers share many bound rules, and each
+# is asked of per trigger and per job.
+_READ: ByIdentity[A.Rule, frozenset[str]] = ByIdentity()
 
 
 def _claims_read(rule: A.Rule) -> frozenset[str]:
-    known = _READ.get(id(rule))
-    if known is None or known[0] is not rule:
-        if len(_READ) >= 4096:
-            _READ.clear()
-        known = _READ[id(rule)] = (rule, frozenset(
-            name for req in rule.requires for name in A.claims_read(req.condition)))
-    return known[1]
+    return _READ.get(rule, lambda r: frozenset(
+        name for req in r.requires for name in A.claims_read(req.condition)))
 
 
 def _closest(candidates: Iterable[list[WorkflowFinding]]) -> list[WorkflowFinding]:
