@@ -1,9 +1,24 @@
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from tppolicy.language import ast as A
 from tppolicy.language.bind import bind_expr, fold
 from tppolicy.language.parse import parse_policy
 from tppolicy.language.printer import format_expr
+
+
+def bottom_up(expr: A.Expr, values: Mapping[str, object]) -> A.Expr:
+    """What `bind_expr` must give: one bottom-up transform, each `publisher.NAME` replaced
+    by its value, every node folded in turn (no caches, no shapes)."""
+    from tppolicy.language import bind as B
+
+    def substitute(node: A.Expr) -> A.Expr:
+        if isinstance(node, A.FieldRef) and node.name in values:
+            return B._literal_node(values[node.name], node.span) or node
+        return B._simplify(node)
+
+    return A.transform(expr, substitute)
 
 
 def _expr(text: str) -> A.Expr:
@@ -43,16 +58,8 @@ def test_kept_sub_expressions_bind_as_a_fresh_transform() -> None:
     result is the same as one bottom-up transform of the whole expression, for every rule
     of every shipped provider, with values shared between publishers and values of their
     own, bound in turn (so that later ones hit what earlier ones left)."""
-    from tppolicy.language import ast as A
     from tppolicy.language import bind as B
     from tppolicy.language.providers import load_providers
-
-    def reference(expr: A.Expr, values: dict[str, object]) -> A.Expr:
-        def substitute(node: A.Expr) -> A.Expr:
-            if isinstance(node, A.FieldRef) and node.name in values:
-                return B._literal_node(values[node.name], node.span) or node
-            return B._simplify(node)
-        return A.transform(expr, substitute)
 
     samples: list[object] = ["", "*", "octo-org", "release.yml", "refs/tags/v*", "Mixed/Case",
                              0, 7, True, False]
@@ -66,7 +73,7 @@ def test_kept_sub_expressions_bind_as_a_fresh_transform() -> None:
                                 default.value if default is not None else f"own-{i}-{j}")
             for rule in provider.rules:
                 for req in rule.requires:
-                    assert B.bind_expr(req.condition, values) == reference(req.condition, values)
+                    assert B.bind_expr(req.condition, values) == bottom_up(req.condition, values)
 
 
 def test_an_empty_separator_is_an_error_not_a_crash() -> None:
