@@ -90,3 +90,15 @@ def test_an_empty_separator_is_an_error_not_a_crash() -> None:
             f'{function}("a/b", "") == claims.x'
         with pytest.raises(EvalError, match="non-empty separator"):
             Interpreter({"x": "a/b", "s": ""}, {}).value(_expr(f"{function}(claims.x, claims.s)"))
+
+
+def test_a_node_left_unfolded_for_one_publisher_is_bound_anew_for_the_next() -> None:
+    """The shape of `before(if publisher.a == "" then claims.r else publisher.b, "/")`
+    depends on b's content, not its kind: without '/', `before` fails and stays written;
+    with one, it folds. Each publisher gets its own binding (a shape would have put the
+    second one's value in the first one's unfolded call)."""
+    expr = A.Call("before", (A.Conditional(A.Compare("==", A.FieldRef("a"), A.Literal("")),
+                                           A.Claim("r"), A.FieldRef("b")), A.Literal("/")))
+    for values in ({"a": "x", "b": "noslash"}, {"a": "x", "b": "has/slash"},
+                   {"a": "x", "b": "other"}):
+        assert bind_expr(expr, values) == bottom_up(expr, values)

@@ -68,3 +68,26 @@ def test_a_bound_expression_is_folded_already(expr: A.Expr, values: dict[str, An
     # `tppolicy test` reads a bound rule's conditions as they are (no second fold)
     bound = B.bind_expr(expr, values)
     assert B.fold(bound) == bound
+
+
+# A claim's branch folded away leaves a node of parts only, which may fold or fail on a
+# part's content (not its kind): `before(if publisher.a == "" then claims.r else
+# publisher.b, "/")` fails for a b without '/', folds for one with it.
+TWO_STRINGS = sorted(name for name, (_, types, _) in FUNCTIONS.items()
+                     if types == ("string", "string"))
+strings = st.sampled_from(["", "x", "a/b", "/", "a,b", "a@b", "ab/", "@"])
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@given(function=st.sampled_from(TWO_STRINGS), separator=strings,
+       flip=st.booleans(), publishers=st.lists(st.fixed_dictionaries(
+           {"a": strings, "b": strings}), min_size=2, max_size=5))
+def test_a_node_of_parts_left_unfolded_is_not_reused(function: str, separator: str,
+                                                    flip: bool,
+                                                    publishers: list[dict[str, Any]]) -> None:
+    branch: A.Expr = A.Conditional(A.Compare("==", A.FieldRef("a"), A.Literal("")),
+                                   A.Claim("r"), A.FieldRef("b"))
+    args = (A.Literal(separator), branch) if flip else (branch, A.Literal(separator))
+    expr = A.Call(function, args)
+    for values in publishers:
+        assert B.bind_expr(expr, values) == bottom_up(expr, values)

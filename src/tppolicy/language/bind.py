@@ -207,7 +207,13 @@ def _shape_of(expr: A.Expr, parts: tuple[A.Expr, ...], values: Mapping[str, Any]
                 raise _Unshaped
             made[id(literal)] = (literal, index[id(node)])
             return literal, True
-        return _combine(node, [bind(kid) for kid in A.children(node)], values)
+        result, closed = _combine(node, [bind(kid) for kid in A.children(node)], values)
+        if closed and result.__class__ not in (A.Literal, A.ListExpr):
+            # Reading parts and nothing open, yet not folded: its evaluation failed (or
+            # made no literal), which may hang on a part's content (`before(X, "/")` of a
+            # string without '/'): another publisher's may fold. Bound anew each time.
+            raise _Unshaped
+        return result, closed
 
     try:
         bound = bind(expr)[0]
@@ -240,7 +246,8 @@ def _shape_of(expr: A.Expr, parts: tuple[A.Expr, ...], values: Mapping[str, Any]
 
 
 class _Unshaped(Exception):
-    """A part whose value makes no literal node: the expression is bound anew each time."""
+    """A part whose value makes no literal node, or a node of parts left unfolded: the
+    expression is bound anew each time."""
 
 
 _ABSENT = object()
