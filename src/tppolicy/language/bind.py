@@ -116,7 +116,8 @@ def bind_expr(expr: A.Expr, values: Mapping[str, Any]) -> A.Expr:
             return shape.put(part_values, parts)
         return _bind_node(expr, values)[0]
     result = _bind_node(expr, values)[0]
-    shapes[kinds] = _shape_of(expr, parts, values, result)
+    if len(shapes) < _SHAPES_PER_EXPRESSION:  # bounded: integers are kinds of their own
+        shapes[kinds] = _shape_of(expr, parts, values, result)
     return result
 
 
@@ -154,6 +155,7 @@ class _Shape:
 
 
 _NO_SHAPE: Any = object()
+_SHAPES_PER_EXPRESSION = 64
 # Per expression (kept, so that its id stays its own): its largest parts of fields and
 # literals, and per tuple of their values' kinds, its `_Shape` (None: bound anew each time).
 _SHAPES: dict[int, tuple[A.Expr, tuple[A.Expr, ...], dict[tuple[Any, ...], _Shape | None]]] = {}
