@@ -2,6 +2,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+import pytest
+
 from tppolicy.language import ast as A
 from tppolicy.language.bind import bind_expr, fold
 from tppolicy.language.parse import parse_policy
@@ -53,19 +55,27 @@ def test_folding_never_drops_an_error_under_not() -> None:
         'not (claims.x == "a" and false)'
 
 
-def test_kept_sub_expressions_bind_as_a_fresh_transform() -> None:
+@pytest.mark.parametrize("compile_after", [1, 4, 10**9])
+def test_kept_sub_expressions_bind_as_a_fresh_transform(compile_after: int,
+                                                        monkeypatch: pytest.MonkeyPatch
+                                                        ) -> None:
     """`bind_expr` keeps each folded sub-expression for the field values it reads; the
     result is the same as one bottom-up transform of the whole expression, for every rule
     of every shipped provider, with values shared between publishers and values of their
-    own, bound in turn (so that later ones hit what earlier ones left)."""
+    own, bound in turn (so that later ones hit what earlier ones left); its parts'
+    evaluation and its shapes made Python functions at their first use, their fourth
+    (as shipped), or never."""
     from tppolicy.language import bind as B
     from tppolicy.language.providers import load_providers
+
+    monkeypatch.setattr(B, "_COMPILE_AFTER", compile_after)
+    B._SHAPES.clear()
 
     samples: list[object] = ["", "*", "octo-org", "release.yml", "refs/tags/v*", "Mixed/Case",
                              0, 7, True, False]
     for provider in load_providers().values():
         names = list(provider.fields)
-        for i in range(24):
+        for i in range(36):
             values: dict[str, object] = {}
             for j, name in enumerate(names):
                 default = provider.fields[name].default

@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 from tests.test_bind import bottom_up
 from tppolicy.language import ast as A
 from tppolicy.language import bind as B
-from tppolicy.language.ops import FUNCTIONS
+from tppolicy.language.interpret import Interpreter
+from tppolicy.language.ops import FUNCTIONS, EvalError
 
 from .strategies import literals, names
 
@@ -91,3 +92,89 @@ def test_a_node_of_parts_left_unfolded_is_not_reused(function: str, separator: s
     expr = A.Call(function, args)
     for values in publishers:
         assert B.bind_expr(expr, values) == bottom_up(expr, values)
+
+
+# Expressions of fields and literals only (parts whole), mostly of strings: what the
+# provider files' rules compute from a publisher's fields (`owner + "/" + name`,
+# `lower(...)`, `x == ""`), with values that fail too (a null field, a list).
+ONE_STRING = sorted(name for name, (_, types, _) in FUNCTIONS.items() if types == ("string",))
+
+
+def _string_ops(children: st.SearchStrategy[A.Expr]) -> st.SearchStrategy[A.Expr]:
+    pairs = st.tuples(children, children)
+    return st.one_of(
+        pairs.map(lambda p: A.Concat(*p)), pairs.map(lambda p: A.Concat(*p)),
+        st.tuples(st.sampled_from(ONE_STRING), children).map(lambda c: A.Call(c[0], (c[1],))),
+        st.tuples(st.sampled_from(TWO_STRINGS), pairs).map(lambda c: A.Call(*c)),
+        st.tuples(st.sampled_from(["==", "!="]), children, children).map(
+            lambda c: A.Compare(*c)),
+        st.tuples(children, st.lists(children, max_size=2).map(tuple), st.booleans()).map(
+            lambda c: A.In(c[0], A.ListExpr(c[1]), c[2])),
+        children.map(A.Not), pairs.map(lambda p: A.And(*p)), pairs.map(lambda p: A.Or(*p)),
+        st.tuples(children, children, children).map(lambda c: A.Conditional(*c)),
+        st.tuples(st.lists(children, min_size=1, max_size=2).map(tuple), st.integers(-2, 2)
+                  ).map(lambda c: A.Index(A.ListExpr(c[0]), A.Literal(c[1]))))
+
+
+field_exprs = st.recursive(
+    st.one_of(st.builds(A.FieldRef, st.sampled_from(FIELDS)),
+              st.builds(A.Literal, st.sampled_from(["", "/", "x", "A", "@", True, None, 1]))),
+    _string_ops, max_leaves=8)
+# The same with claims among them: rules whose parts a publisher's values fill.
+rule_exprs = st.recursive(
+    st.one_of(st.builds(A.FieldRef, st.sampled_from(FIELDS)),
+              st.builds(A.Claim, st.sampled_from(["r", "s"])),
+              st.builds(A.Literal, st.sampled_from(["", "/", "x", True, None]))),
+    _string_ops, max_leaves=10)
+string_values = st.one_of(st.sampled_from(["", "x", "A/b", "refs/tags/v*", "a,b", "É"]),
+                          field_values)
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal values of the same classes, lists item by item (1 is not true)."""
+    if a.__class__ is not b.__class__:
+        return False
+    if a.__class__ is list:
+        return len(a) == len(b) and all(map(_same, a, b))
+    return bool(a == b)
+
+
+@settings(max_examples=800, suppress_health_check=[HealthCheck.too_slow])
+@given(expr=st.one_of(field_exprs, exprs), values=st.fixed_dictionaries(
+    dict.fromkeys(FIELDS[:2], string_values), optional={FIELDS[2]: field_values}))
+def test_compiled_parts_give_the_interpreters_values(expr: A.Expr,
+                                                     values: dict[str, Any]) -> None:
+    # the parts' evaluation as one Python function: what it gives is what the interpreter
+    # gives; where the interpreter fails, it fails too (the caller then asks the
+    # interpreter, for its error)
+    parts = B._largest_valued(expr)
+    compiled = B._evaluator(parts)
+    interpreter = Interpreter({}, {}, values)
+    try:
+        expected: list[Any] | None = [interpreter.value(part) for part in parts]
+    except EvalError:
+        expected = None
+    try:
+        got: list[Any] | None = compiled(values)
+    except Exception:
+        got = None
+    if expected is None:
+        assert got is None
+    elif got is not None:
+        assert len(got) == len(expected) and all(map(_same, got, expected))
+
+
+@settings(max_examples=500, suppress_health_check=[HealthCheck.too_slow])
+@given(expr=st.one_of(rule_exprs, exprs), publishers=st.lists(st.fixed_dictionaries(
+    dict.fromkeys(FIELDS[:2], string_values), optional={FIELDS[2]: field_values}),
+    min_size=1, max_size=6))
+def test_binding_with_compiled_parts_and_shapes(expr: A.Expr,
+                                                publishers: list[dict[str, Any]]) -> None:
+    # parts and shapes compiled at their first use: the same bindings
+    before = B._COMPILE_AFTER
+    B._COMPILE_AFTER = 1
+    try:
+        for values in publishers:
+            assert B.bind_expr(expr, values) == bottom_up(expr, values)
+    finally:
+        B._COMPILE_AFTER = before

@@ -323,6 +323,15 @@ def rebuild(expr: Expr, kids: Sequence[Expr]) -> Expr:
     return expr if maker is None else maker(expr, kids)
 
 
+def rebuilder(expr: Expr) -> Callable[[Any, Sequence[Expr]], Expr]:
+    """`rebuild` for nodes of `expr`'s class: (node, kids) -> the copy."""
+    return _REBUILD.get(expr.__class__) or _same
+
+
+def _same(expr: Expr, kids: Sequence[Expr]) -> Expr:
+    return expr
+
+
 # By class, each node made by its own constructor (`dataclasses.replace` reads the
 # class's fields at every call: a third of binding a publisher's rules).
 _REBUILD: dict[type, Callable[[Any, Sequence[Expr]], Expr]] = {

@@ -15,7 +15,8 @@ from typing import Any
 from tppolicy.errors import Span
 from tppolicy.language import ast as A
 from tppolicy.language.interpret import Interpreter
-from tppolicy.language.ops import EvalError
+from tppolicy.language.interpret import argument_classes as _argument_classes
+from tppolicy.language.ops import FUNCTIONS, EvalError, op_index, strict_equal, strict_in
 from tppolicy.memo import ByIdentity
 
 _NO_CLAIMS: Mapping[str, Any] = {}
@@ -95,19 +96,18 @@ def bind_expr(expr: A.Expr, values: Mapping[str, Any]) -> A.Expr:
     of them but for their kinds (a string, true, false, null, an integer), another
     publisher's expression bound is the first one's with its own values put in their
     places (`_Shape`), not a new walk of the whole expression."""
-    found = _SHAPES.get(id(expr))
-    if found is None or found[0] is not expr:
+    plan = _SHAPES.get(id(expr))
+    if plan is None or plan.expr is not expr:
         if len(_SHAPES) >= _CACHE_LIMIT:
             _SHAPES.clear()
-        found = _SHAPES[id(expr)] = (expr, _largest_valued(expr), {})
-    _, parts, shapes = found
+        plan = _SHAPES[id(expr)] = _Plan(expr)
+    parts = plan.parts
     if not parts:
         return _bind_node(expr, values)[0]
-    interpreter = Interpreter(_NO_CLAIMS, {}, values)
     try:
-        part_values = [interpreter.value(part) for part in parts]
+        part_values = plan.evaluate(values)
         kinds = tuple([_kind(v) for v in part_values])
-        shape: _Shape | None = shapes.get(kinds, _NO_SHAPE)
+        shape: _Shape | None = plan.shapes.get(kinds, _NO_SHAPE)
     except (EvalError, TypeError):  # a part that fails (left written), or unhashable
         return _bind_node(expr, values)[0]
     if shape is not _NO_SHAPE:
@@ -116,9 +116,41 @@ def bind_expr(expr: A.Expr, values: Mapping[str, Any]) -> A.Expr:
             return shape.put(part_values, parts)
         return _bind_node(expr, values)[0]
     result = _bind_node(expr, values)[0]
-    if len(shapes) < _SHAPES_PER_EXPRESSION:  # bounded: integers are kinds of their own
-        shapes[kinds] = _shape_of(expr, parts, values, result)
+    if len(plan.shapes) < _SHAPES_PER_EXPRESSION:  # bounded: integers are kinds of their own
+        plan.shapes[kinds] = _shape_of(expr, parts, values, result)
     return result
+
+
+class _Plan:
+    """An expression prepared for binding many publishers: its largest parts of fields and
+    literals (`parts`), its `_Shape` per tuple of their values' kinds (None: bound anew
+    each time), and, once it has been bound a few times, the parts' evaluation as one
+    Python function (`_evaluator`)."""
+
+    __slots__ = ("compiled", "expr", "parts", "shapes", "uses")
+
+    def __init__(self, expr: A.Expr) -> None:
+        self.expr = expr
+        self.parts = _largest_valued(expr)
+        self.shapes: dict[tuple[Any, ...], _Shape | None] = {}
+        self.uses = 0
+        self.compiled: Callable[[Mapping[str, Any]], list[Any]] | None = None
+
+    def evaluate(self, values: Mapping[str, Any]) -> list[Any]:
+        """The parts' values, as the interpreter gives them (its `EvalError` when one
+        fails)."""
+        compiled = self.compiled
+        if compiled is None:
+            self.uses += 1
+            if self.uses == _COMPILE_AFTER:
+                self.compiled = compiled = _evaluator(self.parts)
+        if compiled is not None and compiled is not _NOT_COMPILED:
+            try:
+                return compiled(values)
+            except Exception:
+                pass
+        interpreter = Interpreter(_NO_CLAIMS, {}, values)
+        return [interpreter.value(part) for part in self.parts]
 
 
 class _Shape:
@@ -127,7 +159,7 @@ class _Shape:
     (`above`), and the parts whose values the folding read (`read`: index, exact value),
     which another publisher's must equal for `put` to give its expression bound."""
 
-    __slots__ = ("above", "bound", "places", "read")
+    __slots__ = ("above", "bound", "make", "places", "read", "uses")
 
     def __init__(self, bound: A.Expr, places: dict[int, int], above: frozenset[int],
                  read: tuple[tuple[int, Any], ...]) -> None:
@@ -135,8 +167,17 @@ class _Shape:
         self.places = places
         self.above = above
         self.read = read
+        self.uses = 0
+        self.make: Callable[[Sequence[Any]], A.Expr] | None = None
 
     def put(self, part_values: Sequence[Any], parts: Sequence[A.Expr]) -> A.Expr:
+        make = self.make
+        if make is None:
+            self.uses += 1
+            if self.uses == _COMPILE_AFTER:
+                self.make = make = _builder(self.bound, self.places, self.above, parts)
+        if make is not None:
+            return make(part_values)
         nodes = [_literal_node(v, part.span) for v, part in zip(part_values, parts,
                                                                    strict=True)]
         places, above = self.places, self.above
@@ -156,9 +197,139 @@ class _Shape:
 
 _NO_SHAPE: Any = object()
 _SHAPES_PER_EXPRESSION = 64
-# Per expression (kept, so that its id stays its own): its largest parts of fields and
-# literals, and per tuple of their values' kinds, its `_Shape` (None: bound anew each time).
-_SHAPES: dict[int, tuple[A.Expr, tuple[A.Expr, ...], dict[tuple[Any, ...], _Shape | None]]] = {}
+# Per expression (kept in its plan, so that its id stays its own): its `_Plan`.
+_SHAPES: dict[int, _Plan] = {}
+# An expression's parts, and a shape's building, are made Python functions when used this
+# many times: a file of a few publishers does not pay for compiling them.
+_COMPILE_AFTER = 4
+
+
+# ------------------------------------------------- parts and shapes as Python functions
+class _Unfit(Exception):
+    """What the compiled evaluation of parts cannot give as the interpreter does: it
+    evaluates them again, and fails (or not) with its own words."""
+
+
+def _unfit() -> Any:
+    raise _Unfit
+
+
+def _cat(a: Any, b: Any) -> str:
+    if a.__class__ is str and b.__class__ is str:
+        return a + b
+    raise _Unfit
+
+
+def _truth(value: Any) -> bool:
+    if value is True or value is False:
+        return value
+    raise _Unfit
+
+
+def _order(op: str, a: Any, b: Any) -> bool:
+    if a.__class__ is not int or b.__class__ is not int:
+        raise _Unfit
+    return {"<": a < b, "<=": a <= b, ">": a > b, ">=": a >= b}[op]
+
+
+def _function(name: str, *values: Any) -> Any:
+    implementation, arg_types, _ = FUNCTIONS[name]
+    if len(values) != len(arg_types):
+        raise _Unfit
+    for value, expected in zip(values, arg_types, strict=True):
+        if value.__class__ not in _argument_classes(expected):
+            raise _Unfit
+    return implementation(*values)
+
+
+_NOT_COMPILED: Any = lambda values: None  # noqa: E731 - a marker: parts that stay interpreted
+
+
+def _evaluator(parts: Sequence[A.Expr]) -> Callable[[Mapping[str, Any]], list[Any]]:
+    """`parts`' values for a publisher's fields, as one Python function: the interpreter's
+    semantics (tests check both agree), raising where it would fail (`_Unfit`, or the
+    operation's own error), so that the caller asks the interpreter instead. Values and
+    names are the function's constants, never written into its source."""
+    namespace: dict[str, Any] = {
+        "_cat": _cat, "_truth": _truth, "_order": _order, "_function": _function,
+        "_eq": strict_equal, "_in": strict_in, "_index": op_index, "_unfit": _unfit,
+        "__builtins__": {}}
+
+    def constant(value: Any) -> str:
+        name = f"k{len(namespace)}"
+        namespace[name] = value
+        return name
+
+    def py(node: A.Expr) -> str:
+        if isinstance(node, A.Literal):
+            return constant(node.value)
+        if isinstance(node, A.FieldRef):
+            return f"f[{constant(node.name)}]"
+        kids = [py(kid) for kid in A.children(node)]
+        if isinstance(node, A.ListExpr):
+            return "[" + "".join(kid + ", " for kid in kids) + "]"
+        if isinstance(node, A.Concat):
+            return f"_cat({kids[0]}, {kids[1]})"
+        if isinstance(node, A.Compare):
+            if node.op in ("==", "!="):
+                return f"({'' if node.op == '==' else 'not '}_eq({kids[0]}, {kids[1]}))"
+            return f"_order({constant(node.op)}, {kids[0]}, {kids[1]})"
+        if isinstance(node, A.In):
+            found = f"_in({kids[0]}, {kids[1]})"
+            return f"(not {found})" if node.negated else found
+        if isinstance(node, A.Not):
+            return f"(not _truth({kids[0]}))"
+        if isinstance(node, A.And):
+            return f"(_truth({kids[0]}) and _truth({kids[1]}))"
+        if isinstance(node, A.Or):
+            return f"(_truth({kids[0]}) or _truth({kids[1]}))"
+        if isinstance(node, A.Conditional):
+            return f"({kids[1]} if _truth({kids[0]}) else {kids[2]})"
+        if isinstance(node, A.Index):
+            return f"_index({kids[0]}, {kids[1]})"
+        if isinstance(node, A.Call) and node.function in FUNCTIONS:
+            return f"_function({constant(node.function)}, {', '.join(kids)})"
+        return "_unfit()"  # has(), an unknown function: the interpreter's to say
+
+    try:
+        source = "lambda f: [" + "".join(py(part) + ", " for part in parts) + "]"
+        function: Callable[[Mapping[str, Any]], list[Any]] = eval(
+            compile(source, "<tppolicy bind>", "eval"), namespace)
+    except (RecursionError, SyntaxError, MemoryError):  # pragma: no cover - bounded nesting
+        return _NOT_COMPILED  # type: ignore[no-any-return]
+    return function
+
+
+def _builder(bound: A.Expr, places: Mapping[int, int], above: frozenset[int],
+             parts: Sequence[A.Expr]) -> Callable[[Sequence[Any]], A.Expr] | None:
+    """`_Shape.put`'s building as one Python function of the parts' values: a string's
+    place gets a literal node of its own (the part's span), a place of any other kind the
+    shape's own node (the shape holds that value exactly: it is one of its kinds), each
+    node above a place made by its class's constructor (`A.rebuild`'s), the others the
+    shape's own. None when it cannot be made (the walk then builds)."""
+    namespace: dict[str, Any] = {"__builtins__": {}, "L": A.Literal}
+
+    def constant(value: Any) -> str:
+        name = f"k{len(namespace)}"
+        namespace[name] = value
+        return name
+
+    def py(node: A.Expr) -> str:
+        index = places.get(id(node))
+        if index is not None:
+            if isinstance(node, A.Literal) and node.value.__class__ is str:
+                return f"L(v[{index}], {constant(parts[index].span)})"
+            return constant(node)
+        if id(node) not in above:
+            return constant(node)
+        kids = "".join(py(kid) + ", " for kid in A.children(node))
+        return f"{constant(A.rebuilder(node))}({constant(node)}, ({kids}))"
+
+    try:
+        return eval(compile("lambda v: " + py(bound), "<tppolicy shape>", "eval"),  # type: ignore[no-any-return]
+                    namespace)
+    except (RecursionError, SyntaxError, MemoryError):  # pragma: no cover - bounded nesting
+        return None
 
 
 def _kind(value: Any) -> Any:
@@ -446,7 +617,7 @@ _ABSENT = object()
 # their rules are bound once, not once per publisher.
 _RULE_FIELDS: dict[int, tuple[A.Rule, tuple[str, ...]]] = {}
 _BOUND_RULES: dict[tuple[int, tuple[Any, ...]], tuple[A.Rule, A.Rule | None]] = {}
-_BOUND_RULES_LIMIT = 4096
+_BOUND_RULES_LIMIT = 1024
 
 
 def _bind_rule_cached(rule: A.Rule, values: Mapping[str, Any]) -> A.Rule | None:

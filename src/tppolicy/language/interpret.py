@@ -165,16 +165,20 @@ class Interpreter:
         implementation, arg_types, _ = entry
         values = [self.value(arg) for arg in args]
         for node, value, expected in zip(args, values, arg_types, strict=True):
-            allowed = _ALLOWED.get(expected)
-            if allowed is None:
-                allowed = _ALLOWED[expected] = tuple(
-                    t for name in expected.split("|") for t in _PY_TYPES[name])
-            if value.__class__ not in allowed:
+            if value.__class__ not in argument_classes(expected):
                 raise EvalError(_null_or_type(f"{function}()", node, value))
         return implementation(*values)
 
 
-# A function argument's declared types ("string|list") as Python classes.
+def argument_classes(expected: str) -> tuple[type, ...]:
+    """A function argument's declared types ("string|list") as Python classes."""
+    allowed = _ALLOWED.get(expected)
+    if allowed is None:
+        allowed = _ALLOWED[expected] = tuple(
+            t for name in expected.split("|") for t in _PY_TYPES[name])
+    return allowed
+
+
 _ALLOWED: dict[str, tuple[type, ...]] = {}
 
 
