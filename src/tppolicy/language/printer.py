@@ -177,23 +177,12 @@ def _string_list(values: Iterable[str]) -> str:
 # ----------------------------------------------------------------- expressions
 def _level(expr: Expr) -> int:
     """The lowest grammar level at which `expr` can be written without parentheses."""
-    match expr:
-        case Conditional():
-            return _EXPR
-        case Or():
-            return _OR
-        case And():
-            return _AND
-        case Not():
-            return _NOT
-        case Compare() | In():
-            return _COMPARISON
-        case Concat():
-            return _SUM
-        case Index():
-            return _POSTFIX
-        case _:
-            return _ATOM
+    return _LEVELS.get(expr.__class__, _ATOM)
+
+
+_LEVELS: dict[type, int] = {Conditional: _EXPR, Or: _OR, And: _AND, Not: _NOT,
+                            Compare: _COMPARISON, In: _COMPARISON, Concat: _SUM,
+                            Index: _POSTFIX}
 
 
 def _sub(expr: Expr, level: int) -> str:
@@ -209,6 +198,8 @@ _WRITTEN: ByIdentity[Expr, str] = ByIdentity(16384)
 
 
 def _expr(expr: Expr) -> str:
+    if expr.__class__ is Literal:  # written at once: a bound rule's values are its own
+        return format_value(expr.value)
     return _WRITTEN.get(expr, _write)
 
 
@@ -513,8 +504,18 @@ def _publisher_lines(publisher: Publisher) -> list[str]:
         bindings = [_INDENT * 2 + _binding(b) for b in publisher.bindings]
         sections.append(_block(_INDENT, "fields", [bindings]))
     sections.extend(_learn(learn, _INDENT) for learn in publisher.learns)
-    sections.extend(_rule(rule, _INDENT) for rule in publisher.rules)
+    sections.extend(_PUBLISHER_RULES.get(rule, _publisher_rule) for rule in publisher.rules)
     return _block("", opening, sections)
+
+
+def _publisher_rule(rule: Rule) -> list[str]:
+    return _rule(rule, _INDENT)
+
+
+# A publisher's rule printed, by rule: the publishers of a file share most of their bound
+# rules (the same objects: binding keeps them per value), each printed once. Callers copy
+# nothing out of these lists, they only read them.
+_PUBLISHER_RULES: ByIdentity[Rule, list[str]] = ByIdentity(1024)
 
 
 def format_provider(provider: Provider, *, include_rules: bool = True) -> str:
