@@ -4,11 +4,16 @@ and a file the stream cannot read (or with a problem) is read whole, as before."
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 import pytest
 
-from tppolicy.decide.load import compile_publishers_blocks, compile_publishers_text
+from tppolicy.decide.load import (
+    compile_publishers_blocks,
+    compile_publishers_spooled,
+    compile_publishers_text,
+)
 from tppolicy.errors import ConfigError
 from tppolicy.language.printer import format_policy
 
@@ -21,6 +26,20 @@ def _whole(text: str) -> str:
 
 def _streamed(text: str) -> str:
     blocks = compile_publishers_blocks(text, "p.yaml")
+    return "\n\n".join(blocks) + "\n" if blocks else ""
+
+
+def _spooled(text: str) -> str:
+    """As `tppolicy compile` writes it: the publishers spooled to a file, the headers
+    returned, then both joined (a spool with a stale tail shows: it is written over)."""
+    with tempfile.TemporaryFile("w+", encoding="utf-8") as spool:
+        spool.write("stale text of another run " * 50)
+        spool.seek(0)
+        spool.truncate()
+        headers = compile_publishers_spooled(text, spool, "p.yaml")
+        spool.seek(0)
+        publishers = spool.read()
+    blocks = [*headers, publishers] if publishers else headers
     return "\n\n".join(blocks) + "\n" if blocks else ""
 
 
@@ -45,6 +64,17 @@ GENERATED = "publishers:\n" + "".join(
 ], ids=["examples", "generated", "anchor", "empty"])
 def test_the_streamed_text_is_the_whole_policy_printed(text: str) -> None:
     assert _streamed(text) == _whole(text)
+    assert _spooled(text) == _whole(text)
+
+
+def test_a_file_read_whole_after_the_stream_started_is_spooled_anew() -> None:
+    """A file the stream gives up on after some publishers (an alias at the end): what was
+    spooled is dropped, and the whole read's publishers written once."""
+    text = GENERATED + ("  - &b {name: late, provider: github, projects: [late],"
+                        " repository_owner: o, repository_name: late,"
+                        " repository_owner_id: '1', workflow_filename: release.yml}\n")
+    assert _spooled(text) == _whole(text)
+    assert _spooled(text).count("publisher \"pub-0\"") == 1
 
 
 def test_a_problem_midway_is_reported_as_the_whole_read_reports_it() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import tempfile
 from pathlib import Path
 from typing import TextIO
 
@@ -36,23 +37,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, out: TextIO) -> int:
-    from tppolicy.decide.load import compile_publishers_blocks
+    from tppolicy.decide.load import compile_publishers_spooled
     from tppolicy.errors import ConfigError
     from tppolicy.readers.source import read_source
 
     providers = load_providers(args)
     source = args.publishers
-    blocks = compile_publishers_blocks(
-        read_source(Path(source), ConfigError, what="publishers file"), str(source),
-        providers=providers, issuers=registered_issuers(args, providers))
-    header = (f"# Compiled by tppolicy {__version__} from {source}.\n"
-              "# Generated: edit the publishers file and compile again.\n\n")
-    # the blocks written one by one (as `format_policy` joins them), not joined first
-    parts = itertools.chain([header], *((block, "\n\n") for block in blocks[:-1]),
-                            [blocks[-1], "\n"] if blocks else [])
-    if args.output:
-        write_output_parts(args.output, parts)
-    else:
-        for part in parts:
-            out.write(part)
+    # The publishers' blocks go to a temporary file as they are printed (the providers'
+    # headers, which come first, are known at the end): memory stays the file's text.
+    with tempfile.TemporaryFile("w+", encoding="utf-8", newline="") as spool:
+        headers = compile_publishers_spooled(
+            read_source(Path(source), ConfigError, what="publishers file"), spool,
+            str(source), providers=providers, issuers=registered_issuers(args, providers))
+        publishers = spool.tell() > 0
+        spool.seek(0)
+        parts = itertools.chain(
+            [f"# Compiled by tppolicy {__version__} from {source}.\n"
+             "# Generated: edit the publishers file and compile again.\n\n",
+             "\n\n".join(headers)],
+            ["\n\n"] if headers and publishers else [],
+            iter(lambda: spool.read(1 << 16), ""),
+            ["\n"] if headers or publishers else [])
+        if args.output:
+            write_output_parts(args.output, parts)
+        else:
+            for part in parts:
+                out.write(part)
     return EXIT_ALLOWED

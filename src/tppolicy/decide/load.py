@@ -7,7 +7,7 @@ import itertools
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 from tppolicy.decide.core import Decider, publisher_id
 from tppolicy.decide.index import bucket_key
@@ -123,29 +123,66 @@ def compile_publishers_blocks(text: str, source: str = "<publishers>", *,
     """The blocks of the concrete policy a publishers file makes, each without its final
     newline: the used providers' headers, then every publisher (`format_policy` of
     `compile_publishers_text(...).to_policy_file(source)` is them joined by blank lines).
-    A plain file is read as a stream and each publisher printed as it is checked, none
-    kept: ten thousand publishers take their text's memory, not their policy's. Errors
-    as `compile_publishers_text` raises them."""
+    Errors as `compile_publishers_text` raises them."""
+    printed: list[str] = []
+    headers = _compile_printing(text, source, printed.append, printed.clear,
+                                providers=providers, issuers=issuers)
+    return [*headers, *printed]
+
+
+def compile_publishers_spooled(text: str, spool: TextIO, source: str = "<publishers>", *,
+                               providers: Mapping[str, CheckedProvider] | None = None,
+                               issuers: Mapping[str, str] | None = None) -> list[str]:
+    """`compile_publishers_blocks` with the publishers written to `spool` (a file open for
+    writing at its start, e.g. a temporary file), joined by blank lines, without a final
+    newline; returns the used providers' headers, which come first in the policy. A plain
+    file is read as a stream and each publisher written as it is checked, none kept: ten
+    thousand publishers take their text's memory, not their policy's. On an error, what
+    `spool` holds is not a policy."""
+    first = [True]
+
+    def write(block: str) -> None:
+        if not first[0]:
+            spool.write("\n\n")
+        first[0] = False
+        spool.write(block)
+
+    def restart() -> None:
+        spool.seek(0)
+        spool.truncate()
+        first[0] = True
+
+    return _compile_printing(text, source, write, restart, providers=providers,
+                             issuers=issuers)
+
+
+def _compile_printing(text: str, source: str, write: Callable[[str], None],
+                      restart: Callable[[], None], *,
+                      providers: Mapping[str, CheckedProvider] | None,
+                      issuers: Mapping[str, str] | None) -> list[str]:
+    """Each publisher's block given to `write` in the file's order (`restart`: forget those
+    given, the file is read again whole); returns the used providers' headers."""
     from tppolicy.language.printer import format_provider, format_publisher
     from tppolicy.readers.yaml import NotPlain, compose_yaml
 
     providers = load_providers() if providers is None else providers
-    printed: list[str] = []
     used: set[str] = set()
 
     def consume(publisher: CheckedPublisher) -> None:
         used.add(publisher.provider.name)
-        printed.append(format_publisher(concrete_publisher(publisher)))
+        write(format_publisher(concrete_publisher(publisher)))
 
     try:
         policy = _compile_streamed(text, source, providers, issuers, None, consume)
     except (NotPlain, TppolicyError):  # read whole: every problem reported
+        restart()
         policy = compile_publishers_text(text, source, providers=providers, issuers=issuers,
                                          document=compose_yaml(text, source, ConfigError))
         whole = policy.to_policy_file(source)
-        return [*(format_provider(p) for p in whole.providers),
-                *(format_publisher(p) for p in whole.publishers)]
-    return [*(format_provider(p) for p in policy.provider_headers(sorted(used))), *printed]
+        for publisher in whole.publishers:
+            write(format_publisher(publisher))
+        return [format_provider(p) for p in whole.providers]
+    return [format_provider(p) for p in policy.provider_headers(sorted(used))]
 
 
 def _compile_streamed(text: str, source: str, providers: Mapping[str, CheckedProvider],

@@ -16,6 +16,7 @@ from tppolicy.errors import Diagnostic, PolicyCheckError, Span
 from tppolicy.language import ast as A
 from tppolicy.language.check import CheckedPolicy, CheckedProvider, CheckedPublisher
 from tppolicy.language.compile import compile_predicate, lookup_value
+from tppolicy.memo import ByIdentity
 
 if TYPE_CHECKING:
     from tppolicy.token.replay import ReplayStore
@@ -165,12 +166,39 @@ def concrete_publisher(publisher: CheckedPublisher) -> A.Publisher:
     """A publisher block with its fields bound, except those left at their defaults that
     no lookup reads (optional constraints not used): its rules show what they do."""
     provider = publisher.provider
-    essential = {name for key in (*provider.keys, *provider.prefers)
-                 for name in A.fields_read(key.publisher_side)}
+    essential = _ESSENTIAL.get(provider, _essential)
+    declared = provider.fields
     bindings = tuple(
-        A.Binding(name, A.Literal(value)) for name, value in publisher.fields.items()
-        if name in essential or (decl := provider.fields[name]).default is None
-        or value != decl.default.value or value.__class__ is not decl.default.value.__class__)
+        _binding(name, value) for name, value in publisher.fields.items()
+        if name in essential or (default := declared[name].default) is None
+        or value != default.value or value.__class__ is not default.value.__class__)
     return A.Publisher(publisher.ast.name, publisher.provider.name, publisher.ast.projects,
                        publisher.ast.pending_project, bindings, publisher.rules,
                        learns=publisher.learns)
+
+
+def _binding(name: str, value: Any) -> A.Binding:
+    """`name = value` as a binding node, one per (name, value) while kept: publishers share
+    most of their values."""
+    try:
+        key = (name, value.__class__, value)
+        found = _BINDINGS.get(key)
+    except TypeError:  # a list: not kept
+        return A.Binding(name, A.Literal(value))
+    if found is None:
+        if len(_BINDINGS) >= 4096:
+            _BINDINGS.clear()
+        found = _BINDINGS[key] = A.Binding(name, A.Literal(value))
+    return found
+
+
+_BINDINGS: dict[tuple[str, type, Any], A.Binding] = {}
+
+
+def _essential(provider: CheckedProvider) -> frozenset[str]:
+    """The fields a provider's lookup keys and preferences read."""
+    return frozenset(name for key in (*provider.keys, *provider.prefers)
+                     for name in A.fields_read(key.publisher_side))
+
+
+_ESSENTIAL: ByIdentity[CheckedProvider, frozenset[str]] = ByIdentity(256)
