@@ -182,12 +182,14 @@ def registered_issuers(args: argparse.Namespace, providers: Mapping[str, Any]) -
 
 def load_policy(args: argparse.Namespace, claims: Mapping[str, Any] | None = None) -> Policy:
     """From --publishers (YAML) or --policy (compiled policy text). With `claims` (a
-    decision on them is all the policy is for), a publishers file's policy holds only the
-    publishers that decision reads (`compile_publishers_for_claims`)."""
+    decision on them is all the policy is for), the policy holds only the publishers that
+    decision reads (`compile_publishers_for_claims`, `load_policy_for_claims`)."""
     from tppolicy.decide.load import (
         compile_publishers_file,
         compile_publishers_for_claims,
         load_policy_file,
+        load_policy_for_claims,
+        read_policy_source,
     )
 
     providers = load_providers(args)
@@ -202,6 +204,9 @@ def load_policy(args: argparse.Namespace, claims: Mapping[str, Any] | None = Non
             return compile_publishers_for_claims(text, str(source), claims,
                                                  providers=providers, issuers=issuers)
         return compile_publishers_file(args.publishers, providers=providers, issuers=issuers)
+    if claims is not None:
+        return load_policy_for_claims(read_policy_source(args.policy), str(args.policy), claims,
+                                      providers=providers, issuers=issuers)
     return load_policy_file(args.policy, providers=providers, issuers=issuers)
 
 

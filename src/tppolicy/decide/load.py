@@ -236,10 +236,32 @@ def load_policy_text(text: str, source: str = "<policy>", *,
     policy decides alike wherever it is read.
     """
     providers = load_providers() if providers is None else providers
+    from tppolicy.decide.recognize import load_compiled_policy
     from tppolicy.language.parse import parse_policy
 
+    # `compile`'s blocks as it printed them are read without the parser; any other file,
+    # or any problem, is read whole (and the problem worded by the checker)
+    recognized = load_compiled_policy(text, source, providers, issuers)
+    if recognized is not None:
+        return recognized
     checked = check_policy(parse_policy(text, source), providers, text)
     return Policy(checked, issuers, source_text=text)
+
+
+def load_policy_for_claims(text: str, source: str, claims: Mapping[str, Any], *,
+                           providers: Mapping[str, CheckedProvider] | None = None,
+                           issuers: Mapping[str, str] | None = None) -> Policy:
+    """`load_policy_text` holding only the publishers a decision on `claims` can read, as
+    `compile_publishers_for_claims` keeps them, for a compiled policy whose blocks are all
+    as `compile` printed them (`load_compiled_policy`); any other file is read whole."""
+    from tppolicy.decide.recognize import load_compiled_policy
+
+    providers = load_providers() if providers is None else providers
+    selection = _Selection(providers, issuers, claims)
+    recognized = load_compiled_policy(text, source, providers, issuers, selection.keep)
+    if recognized is not None:
+        return recognized
+    return load_policy_text(text, source, providers=providers, issuers=issuers)
 
 
 def load_policy_file(path: str | os.PathLike[str], *,
@@ -249,9 +271,17 @@ def load_policy_file(path: str | os.PathLike[str], *,
 
     An empty file is refused, as an empty publishers file is (`compile` of no publishers
     still prints its header): most likely the wrong file, or one not written yet."""
+    text = read_policy_source(path)
+    return load_policy_text(text, str(path), providers=providers, issuers=issuers)
+
+
+def read_policy_source(path: str | os.PathLike[str]) -> str:
+    """A policy file's text; an empty file is refused, as an empty publishers file is
+    (`compile` of no publishers still prints its header): most likely the wrong file, or
+    one not written yet."""
     text = read_source(Path(path), PolicyCheckError)
     if not text.strip():
         raise PolicyCheckError([Diagnostic(
             "the file is empty", Span(str(path), 0, 0, 0, 0),
             hint="a policy file is what `tppolicy compile PUBLISHERS.yaml` prints")], text)
-    return load_policy_text(text, str(path), providers=providers, issuers=issuers)
+    return text

@@ -528,7 +528,7 @@ def _is_literal(expr: A.Expr, value: object) -> bool:
 # and a server explains the same publishers' near misses again and again. The rules
 # object is kept with its entry, so that its id is not reused while the entry lives.
 _BOUND: dict[tuple[int, tuple[Any, ...]], tuple[tuple[A.Rule, ...], tuple[A.Rule, ...]]] = {}
-_BOUND_LIMIT = 512
+_BOUND_LIMIT = 128
 
 
 def bind_rules(rules: tuple[A.Rule, ...], values: Mapping[str, Any]) -> tuple[A.Rule, ...]:

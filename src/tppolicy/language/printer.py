@@ -194,7 +194,7 @@ def _sub(expr: Expr, level: int) -> str:
 # Each expression's text, by node: the publishers of a compiled policy share most nodes of
 # their bound rules (those of no field, and those of the values they share), which are
 # then written once.
-_WRITTEN: ByIdentity[Expr, str] = ByIdentity(16384)
+_WRITTEN: ByIdentity[Expr, str] = ByIdentity(2048)
 
 
 def _expr(expr: Expr) -> str:

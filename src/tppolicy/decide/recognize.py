@@ -1,0 +1,232 @@
+"""A compiled policy read fast: the publisher blocks `tppolicy compile` printed, as it
+printed them, are known without the parser.
+
+A block is *recognized* when its text is, byte for byte, what `compile` prints for the
+publisher its header and `fields` block describe, bound through the shipped provider whose
+header the file holds: then its rules are that provider's rules bound to those fields, and
+the publisher is read as a publishers file's is (its fields checked, its rules the
+provider's template with its values). Everything else (the provider headers, comments) is
+read by the parser, with each recognized block blanked to empty lines, so that positions
+stay the file's. A file with anything the fast reading does not follow exactly (a block
+edited by hand, another provider header, a problem of any kind) gives None: the caller
+reads it whole, and reports every problem as the parser and checker word it.
+
+The header reader below reads a value as the parser does (`json.loads`, the parser's
+string reader), and is checked by printing: a block whose text is not the printer's is
+not recognized, whatever the reader made of it. The parser reads the printer's text back
+to the same values (tests/property checks the round trip).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from tppolicy.decide.core import publisher_id
+from tppolicy.decide.policy import Policy, concrete_publisher
+from tppolicy.errors import Span, TppolicyError
+from tppolicy.language import ast as A
+from tppolicy.language.check import (
+    CheckedPolicy,
+    CheckedProvider,
+    CheckedPublisher,
+    PublisherStream,
+    check_policy,
+)
+from tppolicy.language.printer import format_publisher
+
+__all__ = ["load_compiled_policy"]
+
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_BINDING = re.compile(r"    ([A-Za-z_][A-Za-z0-9_]*) = (.+)")
+
+
+def load_compiled_policy(text: str, source: str, providers: Mapping[str, CheckedProvider],
+                         issuers: Mapping[str, str] | None,
+                         keep: Callable[[CheckedPublisher], bool] | None = None
+                         ) -> Policy | None:
+    """The Policy of a compiled policy file all of whose publisher blocks are recognized
+    (see the module's docstring), or None: read the file whole. `keep`: the publishers
+    the Policy holds (their ids are those of the whole file; every publisher is read and
+    checked, two of one identity give None), all when None."""
+    if "\r" in text:
+        return None
+    regions = _regions(text)
+    if regions is None or not any(kind == "publisher" for kind, _, _, _ in regions):
+        return None
+    from tppolicy.language.parse import parse_policy
+
+    skeleton = _blanked(text, [(start, stop) for kind, start, stop, _ in regions
+                               if kind == "publisher"])
+    try:
+        parsed = parse_policy(skeleton, source)
+        # each provider region is one whole provider block, and no publisher is left: the
+        # blanked blocks were at the top level, between whole items
+        spans = [(p.span.line, p.span.end_line) for p in parsed.providers]
+        expected = [(line, line + text.count("\n", start, stop))
+                    for kind, start, stop, line in regions if kind == "provider"]
+        if parsed.publishers or spans != expected:
+            return None
+        headers = check_policy(parsed, providers, skeleton)
+    except TppolicyError:
+        return None
+    shipped: dict[str, CheckedProvider] = {}
+    for ast in parsed.providers:
+        base = providers.get(ast.name)
+        if base is None or not base.rules or base.header() != ast:
+            return None  # not a shipped provider's header: its blocks are read whole
+        shipped[ast.name] = base
+    stream = PublisherStream(source, shipped)
+    publishers = []
+    ids: list[str] = []
+    taken: set[str] = set()
+    counter = itertools.count(1)
+    names: set[str] = set()
+    try:
+        for index, (start, stop, line) in enumerate(
+                (start, stop, line) for kind, start, stop, line in regions
+                if kind == "publisher"):
+            block = text[start:stop]
+            read = _read_header(block, shipped)
+            if read is None:
+                return None
+            head, fields = read
+            if head.name is not None:
+                if head.name in names:
+                    return None  # the checker words it
+                names.add(head.name)
+            end_line = line + block.count("\n")
+            publisher = A.Publisher(head.name, head.provider, head.projects,
+                                    head.pending_project,
+                                    span=Span(source, line, 1, end_line, 2))
+            checked = stream.check_fields(publisher, fields, index)
+            if format_publisher(concrete_publisher(checked)) != block:
+                return None
+            publisher_id_ = publisher_id(head.name, taken, counter)
+            taken.add(publisher_id_)
+            if keep is None or keep(checked):
+                publishers.append(checked)
+                ids.append(publisher_id_)
+        all_providers = {**headers.providers, **shipped}
+        return Policy(CheckedPolicy(all_providers, tuple(publishers)), issuers, ids=ids,
+                      source_text=text)
+    except TppolicyError:
+        return None
+
+
+def _regions(text: str) -> list[tuple[str, int, int, int]] | None:
+    """The file's top-level blocks: (provider | publisher, start offset, offset past the
+    closing brace, first line), each from a line opening it at column 0 to the first line
+    that is `}` alone; between them only blank lines and comments. None for anything
+    else."""
+    regions: list[tuple[str, int, int, int]] = []
+    position, line, size = 0, 1, len(text)
+    while position < size:
+        end = text.find("\n", position)
+        if end < 0:
+            end = size
+        first = text[position:end]
+        stripped = first.strip()
+        if not stripped or stripped.startswith("#"):
+            position, line = end + 1, line + 1
+            continue
+        if first.startswith("publisher") and first.endswith("{"):
+            kind = "publisher"
+        elif first.startswith("provider ") and first.endswith("{"):
+            kind = "provider"
+        else:
+            return None
+        close = text.find("\n}", end - 1)
+        while close >= 0 and close + 2 < size and text[close + 2] != "\n":
+            close = text.find("\n}", close + 1)
+        if close < 0:
+            return None
+        stop = close + 2
+        regions.append((kind, position, stop, line))
+        line += text.count("\n", position, stop)
+        position = stop
+    return regions
+
+
+def _blanked(text: str, blocks: list[tuple[int, int]]) -> str:
+    """`text` with each of `blocks` (start, stop offsets) made empty lines."""
+    parts: list[str] = []
+    position = 0
+    for start, stop in blocks:
+        parts.append(text[position:start])
+        parts.append("\n" * text.count("\n", start, stop))
+        position = stop
+    parts.append(text[position:])
+    return "".join(parts)
+
+
+def _read_header(block: str, providers: Mapping[str, CheckedProvider]
+                 ) -> tuple[A.Publisher, dict[str, Any]] | None:
+    """A printed publisher block's name, provider, projects and fields (every field of its
+    provider, in its order, the defaults for those not written), or None when its head
+    is not as the printer writes it."""
+    lines = block.split("\n", 64)[:64]  # the head: the rules' lines are not read here
+    first = lines[0]
+    if first == "publisher {":
+        name: str | None = None
+    elif first.startswith('publisher "') and first.endswith('" {'):
+        name = _value(first[10:-2], str)
+        if name is None:
+            return None
+    else:
+        return None
+    kind = lines[1].removeprefix("  provider ") if len(lines) > 1 else ""
+    provider = providers.get(kind)
+    if provider is None or lines[1] != f"  provider {kind}":
+        return None
+    at = 2
+    projects: tuple[str, ...] = ()
+    pending: str | None = None
+    if at < len(lines) and lines[at].startswith("  projects ["):
+        values = _value(lines[at][11:], list)
+        if values is None or not all(v.__class__ is str for v in values):
+            return None
+        projects, at = tuple(values), at + 1
+    if at < len(lines) and lines[at].startswith('  pending_project "'):
+        pending = _value(lines[at][18:], str)
+        if pending is None:
+            return None
+        at += 1
+    given: dict[str, Any] = {}
+    if at + 1 < len(lines) and lines[at] == "" and lines[at + 1] == "  fields {":
+        at += 2
+        while at < len(lines) and lines[at] != "  }":
+            found = _BINDING.fullmatch(lines[at])
+            if found is None or found.group(1) in given:
+                return None
+            value = _value(found.group(2), object)
+            if value is None and found.group(2) != "null":
+                return None
+            given[found.group(1)] = value
+            at += 1
+    fields: dict[str, Any] = {}
+    for field_name, decl in provider.fields.items():
+        if field_name in given:
+            fields[field_name] = given.pop(field_name)
+        elif decl.default is not None:
+            fields[field_name] = decl.default.value
+        else:
+            return None
+    if given:
+        return None
+    return A.Publisher(name, kind, projects, pending), fields
+
+
+def _value(text: str, kind: type) -> Any:
+    """A literal as the parser reads it (JSON's strings, integers, true, false, null and
+    lists of them), of Python class `kind` (object: any), or None."""
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return None
+    if value.__class__ is float or (kind is not object and value.__class__ is not kind):
+        return None
+    return value

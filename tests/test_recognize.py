@@ -1,0 +1,167 @@
+"""A compiled policy's blocks as `compile` printed them are read without the parser
+(`tppolicy.decide.recognize`): the same publishers and the same decisions as the whole
+read gives; anything else (a block edited by hand, a comment inside one, another provider
+header, a problem) is read whole, so that an edit is never replaced by what the shipped
+provider would have made."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.test_compile_stream import GENERATED
+from tppolicy.decide.load import (
+    compile_publishers_text,
+    load_policy_for_claims,
+    load_policy_text,
+)
+from tppolicy.decide.policy import Policy
+from tppolicy.decide.recognize import load_compiled_policy
+from tppolicy.errors import TppolicyError
+from tppolicy.language.check import check_policy
+from tppolicy.language.parse import parse_policy
+from tppolicy.language.printer import format_policy
+from tppolicy.language.providers import load_providers
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = (ROOT / "examples" / "publishers.yaml").read_text("utf-8")
+
+
+def _compiled(publishers: str) -> str:
+    policy = compile_publishers_text(publishers, "p.yaml").to_policy_file("p.yaml")
+    return "# Compiled by tppolicy from p.yaml.\n\n" + format_policy(policy)
+
+
+def _whole(text: str) -> Policy:
+    return Policy(check_policy(parse_policy(text, "c.tpp"), load_providers(), text),
+                  source_text=text)
+
+
+def _claims() -> list[dict[str, Any]]:
+    """Every example claims file, each also with its environment and repository changed."""
+    found = []
+    for path in sorted((ROOT / "examples" / "claims").glob("*.json")):
+        claims = json.loads(path.read_text("utf-8"))
+        found += [claims, {**claims, "environment": "staging"},
+                  {**claims, "repository": "octo-org/other"}]
+    return found
+
+
+def _claims_of_generated() -> list[dict[str, Any]]:
+    claims = json.loads((ROOT / "examples" / "claims" / "github-release.json").read_text("utf-8"))
+    made = []
+    for i in (0, 1, 3, 7, 39):
+        repository = f"org{i // 3}/repo{i}"
+        made.append({**claims, "repository": repository, "repository_owner": f"org{i // 3}",
+                     "repository_owner_id": str(100 + i // 3),
+                     "job_workflow_ref": f"{repository}/.github/workflows/"
+                                         f"{'release.yml' if i % 2 else 'publish.yaml'}"
+                                         f"@{claims['ref']}",
+                     "environment": "pypi" if i % 3 else "whatever"})
+    return made
+
+
+@pytest.mark.parametrize(("publishers", "claims"), [
+    (EXAMPLES, _claims()), (GENERATED, _claims() + _claims_of_generated())],
+    ids=["examples", "generated"])
+def test_a_compiled_policy_is_read_as_the_whole_read_reads_it(
+        publishers: str, claims: list[dict[str, Any]]) -> None:
+    text = _compiled(publishers)
+    fast = load_compiled_policy(text, "c.tpp", load_providers(), None)
+    assert fast is not None  # every block recognized
+    whole = _whole(text)
+    assert [(p.label, p.projects, p.pending, dict(p.fields), p.rules) for p in fast.publishers] \
+        == [(p.label, p.projects, p.pending, dict(p.fields), p.rules) for p in whole.publishers]
+    assert any(fast.evaluate(c).allowed for c in claims)
+    for one in claims:
+        assert fast.evaluate(one, explain=True).to_json() == \
+            whole.evaluate(one, explain=True).to_json()
+        kept = load_policy_for_claims(text, "c.tpp", one)
+        assert kept.evaluate(one, explain=True).to_json() == \
+            whole.evaluate(one, explain=True).to_json()
+    # and the public reader takes that way
+    assert format_policy(load_policy_text(text, "c.tpp").to_policy_file("p.yaml")) == \
+        format_policy(whole.to_policy_file("p.yaml"))
+
+
+def _edits() -> list[tuple[str, str]]:
+    return [
+        # a rule loosened by hand: its own text decides, not the shipped provider's
+        ('  rule environment: lower(claims.environment) == "pypi"\n',
+         '  rule environment: true\n'),
+        # a comment inside a block
+        ('  rule repository_owner: ', '  # reviewed\n  rule repository_owner: '),
+        # a field bound to its default, which compile leaves out
+        ('    environment = "pypi"\n', '    environment = "pypi"\n    ref_pattern = ""\n'),
+        # another issuer in the provider header
+        ('  issuer "https://token.actions.githubusercontent.com"\n',
+         '  issuer "https://token.actions.githubusercontent.com"\n'
+         '  issuer "https://token.example.com"\n'),
+        # spaces at a line's end
+        ('  provider github\n', '  provider github \n'),
+    ]
+
+
+@pytest.mark.parametrize(("old", "new"), _edits(), ids=["rule", "comment", "default", "issuer",
+                                                    "spaces"])
+def test_an_edited_file_is_read_whole(old: str, new: str) -> None:
+    text = _compiled(EXAMPLES)
+    assert old in text
+    edited = text.replace(old, new, 1)
+    assert load_compiled_policy(edited, "c.tpp", load_providers(), None) is None
+    whole = _whole(edited)
+    assert format_policy(load_policy_text(edited, "c.tpp").to_policy_file("x")) == \
+        format_policy(whole.to_policy_file("x"))
+
+
+def _block_of(text: str, label: str) -> tuple[int, int]:
+    start = text.index(f'\npublisher "{label}" {{\n') + 1
+    return start, text.index("\n}\n", start) + 2
+
+
+def test_a_loosened_rule_decides_as_written() -> None:
+    """The security point: a hand-edited rule is the policy. Made always true, the
+    event_name rule allows the pull_request_target run that the compiled rule refused."""
+    text = _compiled(EXAMPLES)
+    claims = json.loads((ROOT / "examples" / "claims" / "github-release.json").read_text("utf-8"))
+    chosen = load_policy_text(text, "c.tpp").evaluate(claims).publisher
+    assert chosen is not None
+    target = {**claims, "event_name": "pull_request_target"}
+    assert not load_policy_text(text, "c.tpp").evaluate(target).allowed
+    start, stop = _block_of(text, chosen)
+    block = text[start:stop]
+    loose = block.replace('  rule event_name: claims.event_name != "pull_request_target"\n'
+                          "      else \"publishing from a workflow invoked via "
+                          "'pull_request_target' is not supported\"",
+                          "  rule event_name: true")
+    assert loose != block
+    edited = text[:start] + loose + text[stop:]
+    assert _whole(edited).evaluate(target).allowed
+    assert load_policy_text(edited, "c.tpp").evaluate(target).allowed
+    assert load_policy_for_claims(edited, "c.tpp", target).evaluate(target).allowed
+
+
+def _twice(text: str) -> str:
+    start = text.index("\npublisher ") + 1
+    return text + "\n" + text[start:text.index("\n}\n", start) + 3]
+
+
+@pytest.mark.parametrize("damage", [
+    # a provider block left open: the publishers would be inside it
+    lambda t: t.replace("\n}\n", "\n", 1),
+    # the same publisher twice
+    _twice,
+    # a stray line between blocks
+    lambda t: t.replace("\npublisher ", "\nstray\npublisher ", 1),
+], ids=["unclosed", "twice", "stray"])
+def test_a_broken_file_is_refused_as_the_whole_read_refuses_it(damage: Any) -> None:
+    text = damage(_compiled(EXAMPLES))
+    assert load_compiled_policy(text, "c.tpp", load_providers(), None) is None
+    with pytest.raises(TppolicyError) as whole:
+        _whole(text)
+    with pytest.raises(TppolicyError) as read:
+        load_policy_text(text, "c.tpp")
+    assert str(read.value) == str(whole.value)
