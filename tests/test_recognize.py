@@ -165,3 +165,43 @@ def test_a_broken_file_is_refused_as_the_whole_read_refuses_it(damage: Any) -> N
     with pytest.raises(TppolicyError) as read:
         load_policy_text(text, "c.tpp")
     assert str(read.value) == str(whole.value)
+
+
+def _layouts() -> list[str]:
+    """A compiled policy as compile prints it, and as hands leave it around its blocks."""
+    text = _compiled(GENERATED)
+    first = text.index("\npublisher ") + 1
+    second = text.index("\npublisher ", first) + 1
+    return [
+        text,
+        text.replace("\n\npublisher ", "\n\n\npublisher ", 1),  # two blank lines
+        text[:second] + "# reviewed by the release team\n" + text[second:],
+        text[:second] + "# reviewed\n\n" + text[second:],  # a comment, then a blank line
+        text[:second - 1] + text[second:],  # no blank line between two blocks
+        text[:second] + "\n" + text[second:],  # two blank lines between two blocks
+        text.rstrip("\n"),  # no final newline
+        text + "\n",  # a blank line at the end
+        text.replace("# Compiled", "#Compiled", 1),
+        text + "# the end\n",
+        text.replace("  provider github\n", "  provider github\n  # why\n", 1),
+    ]
+
+
+@pytest.mark.parametrize("text", _layouts(), ids=[
+    "printed", "two-blank", "comment", "comment-blank", "no-blank", "two-blank-blocks",
+    "no-newline",
+    "blank-end", "comment-space", "comment-end", "comment-inside"])
+def test_fmt_judges_a_compiled_policy_as_the_parser_does(text: str) -> None:
+    """fmt reads a compiled policy's blocks as compile printed them without the parser
+    (`_compiled_in_layout`): what it makes of the file is what the parser's way makes."""
+    from tppolicy.tools import fmt
+
+    assert fmt.format_policy_text(text, "c.tpp") == fmt._format_policy(text, "c.tpp")
+
+
+def test_fmt_takes_the_fast_way_for_a_printed_policy() -> None:
+    from tppolicy.tools import fmt
+
+    text = _compiled(GENERATED)
+    assert fmt._compiled_in_layout(text, "c.tpp")
+    assert not fmt._compiled_in_layout(_layouts()[1], "c.tpp")

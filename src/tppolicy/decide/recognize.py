@@ -22,8 +22,8 @@ from __future__ import annotations
 import itertools
 import json
 import re
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, NamedTuple
 
 from tppolicy.decide.core import publisher_id
 from tppolicy.decide.policy import Policy, concrete_publisher
@@ -38,7 +38,7 @@ from tppolicy.language.check import (
 )
 from tppolicy.language.printer import format_publisher
 
-__all__ = ["load_compiled_policy"]
+__all__ = ["Block", "CompiledReading", "Unrecognized", "load_compiled_policy"]
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _BINDING = re.compile(r"    ([A-Za-z_][A-Za-z0-9_]*) = (.+)")
@@ -52,69 +52,115 @@ def load_compiled_policy(text: str, source: str, providers: Mapping[str, Checked
     (see the module's docstring), or None: read the file whole. `keep`: the publishers
     the Policy holds (their ids are those of the whole file; every publisher is read and
     checked, two of one identity give None), all when None."""
-    if "\r" in text:
+    reading = CompiledReading.of(text, source, providers)
+    if reading is None:
         return None
-    regions = _regions(text)
-    if regions is None or not any(kind == "publisher" for kind, _, _, _ in regions):
-        return None
-    from tppolicy.language.parse import parse_policy
-
-    skeleton = _blanked(text, [(start, stop) for kind, start, stop, _ in regions
-                               if kind == "publisher"])
-    try:
-        parsed = parse_policy(skeleton, source)
-        # each provider region is one whole provider block, and no publisher is left: the
-        # blanked blocks were at the top level, between whole items
-        spans = [(p.span.line, p.span.end_line) for p in parsed.providers]
-        expected = [(line, line + text.count("\n", start, stop))
-                    for kind, start, stop, line in regions if kind == "provider"]
-        if parsed.publishers or spans != expected:
-            return None
-        headers = check_policy(parsed, providers, skeleton)
-    except TppolicyError:
-        return None
-    shipped: dict[str, CheckedProvider] = {}
-    for ast in parsed.providers:
-        base = providers.get(ast.name)
-        if base is None or not base.rules or base.header() != ast:
-            return None  # not a shipped provider's header: its blocks are read whole
-        shipped[ast.name] = base
-    stream = PublisherStream(source, shipped)
     publishers = []
     ids: list[str] = []
     taken: set[str] = set()
     counter = itertools.count(1)
-    names: set[str] = set()
     try:
-        for index, (start, stop, line) in enumerate(
-                (start, stop, line) for kind, start, stop, line in regions
-                if kind == "publisher"):
-            block = text[start:stop]
-            read = _read_header(block, shipped)
-            if read is None:
+        for block in reading.blocks():
+            publisher_id_ = publisher_id(block.checked.ast.name, taken, counter)
+            taken.add(publisher_id_)
+            if keep is None or keep(block.checked):
+                publishers.append(block.checked)
+                ids.append(publisher_id_)
+        return Policy(CheckedPolicy(reading.providers, tuple(publishers)), issuers, ids=ids,
+                      source_text=text)
+    except (Unrecognized, TppolicyError):
+        return None
+
+
+class Unrecognized(Exception):
+    """A publisher block that is not as `compile` printed it: read the file whole."""
+
+
+class Block(NamedTuple):
+    """A recognized publisher block: the publisher, and where its text is."""
+
+    checked: CheckedPublisher
+    start: int  # offsets in the file's text
+    stop: int  # past the closing brace
+    line: int  # its first line
+
+
+class CompiledReading:
+    """A compiled policy file whose top level `compile` could have printed: its provider
+    headers parsed and checked, each a shipped provider's (`providers`: the file's and the
+    base ones, by name, the shipped ones for the file's), and its publisher blocks to
+    recognize one by one (`blocks`)."""
+
+    def __init__(self, text: str, source: str, regions: list[tuple[str, int, int, int]],
+                 providers: dict[str, CheckedProvider],
+                 shipped: dict[str, CheckedProvider]) -> None:
+        self.text = text
+        self.source = source
+        self.regions = regions
+        self.providers = providers
+        self.shipped = shipped
+
+    @classmethod
+    def of(cls, text: str, source: str, providers: Mapping[str, CheckedProvider]
+           ) -> CompiledReading | None:
+        """The reading of `text`, or None when its top level is not as `compile` prints
+        it (a line outside blocks and comments, another provider header, a problem)."""
+        if "\r" in text:
+            return None
+        regions = _regions(text)
+        if regions is None or not any(kind == "publisher" for kind, _, _, _ in regions):
+            return None
+        from tppolicy.language.parse import parse_policy
+
+        skeleton = _blanked(text, [(start, stop) for kind, start, stop, _ in regions
+                                   if kind == "publisher"])
+        try:
+            parsed = parse_policy(skeleton, source)
+            # each provider region is one whole provider block, and no publisher is left:
+            # the blanked blocks were at the top level, between whole items
+            spans = [(p.span.line, p.span.end_line) for p in parsed.providers]
+            expected = [(line, line + text.count("\n", start, stop))
+                        for kind, start, stop, line in regions if kind == "provider"]
+            if parsed.publishers or spans != expected:
                 return None
+            headers = check_policy(parsed, providers, skeleton)
+        except TppolicyError:
+            return None
+        shipped: dict[str, CheckedProvider] = {}
+        for ast in parsed.providers:
+            base = providers.get(ast.name)
+            if base is None or not base.rules or base.header() != ast:
+                return None  # not a shipped provider's header: its blocks are read whole
+            shipped[ast.name] = base
+        return cls(text, source, regions, {**headers.providers, **shipped}, shipped)
+
+    def blocks(self) -> Iterator[Block]:
+        """Each publisher block, recognized, in the file's order; `Unrecognized` (or a
+        `TppolicyError` without the words of every problem) at the first that is not."""
+        text, source = self.text, self.source
+        stream = PublisherStream(source, self.shipped)
+        names: set[str] = set()
+        index = 0
+        for kind, start, stop, line in self.regions:
+            if kind != "publisher":
+                continue
+            block = text[start:stop]
+            read = _read_header(block, self.shipped)
+            if read is None:
+                raise Unrecognized
             head, fields = read
             if head.name is not None:
                 if head.name in names:
-                    return None  # the checker words it
+                    raise Unrecognized  # the checker words it
                 names.add(head.name)
-            end_line = line + block.count("\n")
             publisher = A.Publisher(head.name, head.provider, head.projects,
                                     head.pending_project,
-                                    span=Span(source, line, 1, end_line, 2))
+                                    span=Span(source, line, 1, line + block.count("\n"), 2))
             checked = stream.check_fields(publisher, fields, index)
             if format_publisher(concrete_publisher(checked)) != block:
-                return None
-            publisher_id_ = publisher_id(head.name, taken, counter)
-            taken.add(publisher_id_)
-            if keep is None or keep(checked):
-                publishers.append(checked)
-                ids.append(publisher_id_)
-        all_providers = {**headers.providers, **shipped}
-        return Policy(CheckedPolicy(all_providers, tuple(publishers)), issuers, ids=ids,
-                      source_text=text)
-    except TppolicyError:
-        return None
+                raise Unrecognized
+            yield Block(checked, start, stop, line)
+            index += 1
 
 
 def _regions(text: str) -> list[tuple[str, int, int, int]] | None:

@@ -115,6 +115,47 @@ def _comment_texts(texts: Iterable[str]) -> Counter[str]:
 def format_policy_text(text: str, source: str = "<policy>") -> str:
     """A policy file in the canonical layout, comments kept; `PolicySyntaxError` if it
     does not parse, `FormatterError` if the result would not mean the same."""
+    if _compiled_in_layout(text, source):
+        return text
+    return _format_policy(text, source)
+
+
+def _compiled_in_layout(text: str, source: str) -> bool:
+    """Is `text` a compiled policy whose publisher blocks are all as `compile` printed
+    them (`CompiledReading`), laid out as fmt lays it out? Each such block is in the
+    canonical layout already (it is the printer's text, and holds no comment), and so is
+    a run of them one blank line apart (fmt joins blocks so); the file is when it is with
+    each run cut to its first block's first two lines and a brace (a block fmt prints as
+    it is): the layout around the runs (blank lines, comments) is fmt's to judge, on a
+    text of a few lines, not the parser's 34 a publisher."""
+    from tppolicy.decide.recognize import CompiledReading, Unrecognized
+    from tppolicy.language.providers import load_providers
+
+    reading = CompiledReading.of(text, source, load_providers())
+    if reading is None:
+        return False
+    parts: list[str] = []
+    position = 0
+    try:
+        for block in reading.blocks():
+            if parts and text[position:block.start] == "\n\n":
+                position = block.stop  # one blank line after the block before: as fmt puts
+                continue               # it, and the blocks' stub stands for both
+            head = text.index("\n", text.index("\n", block.start) + 1) + 1
+            parts += [text[position:block.start], text[block.start:head], "}"]
+            position = block.stop
+    except (Unrecognized, TppolicyError):
+        return False
+    parts.append(text[position:])
+    stub = "".join(parts)
+    try:
+        return _format_policy(stub, source) == stub
+    except (TppolicyError, FormatterError):
+        return False
+
+
+def _format_policy(text: str, source: str) -> str:
+    """`format_policy_text` by the parser."""
     policy, outline, comments = parse_policy_outline(text, source)
     formatted = format_policy_with_comments(policy, outline, comments)
     try:
