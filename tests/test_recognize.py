@@ -205,3 +205,25 @@ def test_fmt_takes_the_fast_way_for_a_printed_policy() -> None:
     text = _compiled(GENERATED)
     assert fmt._compiled_in_layout(text, "c.tpp")
     assert not fmt._compiled_in_layout(_layouts()[1], "c.tpp")
+
+
+@pytest.mark.parametrize("publishers", [EXAMPLES, GENERATED, "planted"],
+                         ids=["examples", "generated", "planted"])
+def test_lint_finds_in_a_compiled_policy_what_the_parser_way_finds(publishers: str,
+                                                                   monkeypatch: pytest.MonkeyPatch
+                                                                   ) -> None:
+    """lint reads a compiled policy's blocks as compile printed them without the parser
+    (`_lint_compiled`): the same findings, at the same places, as the parser's way, on a
+    file with problems planted every few publishers (every code lint gives a publishers
+    file's entries)."""
+    from tests.test_lint_stream_findings import planted_text
+    from tppolicy.tools import lint
+
+    text = _compiled(planted_text(600) if publishers == "planted" else publishers)
+    assert lint._lint_compiled(text, "c.tpp", load_providers()) is not None
+    fast = [f.to_json() for f in lint.lint_policy_text(text, "c.tpp")]
+    monkeypatch.setattr(lint, "_lint_compiled", lambda *args: None)
+    slow = [f.to_json() for f in lint.lint_policy_text(text, "c.tpp")]
+    assert fast == slow
+    if publishers == "planted":
+        assert len({f["code"] for f in slow}) >= 5, slow

@@ -89,16 +89,18 @@ class CompiledReading:
     """A compiled policy file whose top level `compile` could have printed: its provider
     headers parsed and checked, each a shipped provider's (`providers`: the file's and the
     base ones, by name, the shipped ones for the file's), and its publisher blocks to
-    recognize one by one (`blocks`)."""
+    recognize one by one (`blocks`). `headers`: the file's provider blocks as the checker
+    reads them (headers without rules), by name, in the file's order."""
 
     def __init__(self, text: str, source: str, regions: list[tuple[str, int, int, int]],
-                 providers: dict[str, CheckedProvider],
-                 shipped: dict[str, CheckedProvider]) -> None:
+                 providers: dict[str, CheckedProvider], shipped: dict[str, CheckedProvider],
+                 headers: dict[str, CheckedProvider]) -> None:
         self.text = text
         self.source = source
         self.regions = regions
         self.providers = providers
         self.shipped = shipped
+        self.headers = headers  # the file's provider blocks checked, in its order
 
     @classmethod
     def of(cls, text: str, source: str, providers: Mapping[str, CheckedProvider]
@@ -132,7 +134,8 @@ class CompiledReading:
             if base is None or not base.rules or base.header() != ast:
                 return None  # not a shipped provider's header: its blocks are read whole
             shipped[ast.name] = base
-        return cls(text, source, regions, {**headers.providers, **shipped}, shipped)
+        return cls(text, source, regions, {**headers.providers, **shipped}, shipped,
+                   {ast.name: headers.providers[ast.name] for ast in parsed.providers})
 
     def blocks(self) -> Iterator[Block]:
         """Each publisher block, recognized, in the file's order; `Unrecognized` (or a
@@ -140,6 +143,10 @@ class CompiledReading:
         text, source = self.text, self.source
         stream = PublisherStream(source, self.shipped)
         names: set[str] = set()
+        # (provider, lookup key, prefer values) of the pending publishers and of the
+        # others: a pending one and another alike may be twins, which the whole read
+        # words (`Decider.future_twin`)
+        kinds: tuple[set[int], set[int]] = (set(), set())
         index = 0
         for kind, start, stop, line in self.regions:
             if kind != "publisher":
@@ -159,6 +166,14 @@ class CompiledReading:
             checked = stream.check_fields(publisher, fields, index)
             if format_publisher(concrete_publisher(checked)) != block:
                 raise Unrecognized
+            try:
+                twin = hash((checked.provider.name, checked.key_values,
+                             checked.prefer_values))
+            except TypeError:  # pragma: no cover - keys are field values, hashable
+                raise Unrecognized from None
+            if twin in kinds[not checked.pending]:
+                raise Unrecognized
+            kinds[checked.pending].add(twin)
             yield Block(checked, start, stop, line)
             index += 1
 

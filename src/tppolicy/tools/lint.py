@@ -239,26 +239,37 @@ class _Lint:
             publisher: str | None = None) -> None:
         self.findings.append(Finding(code, message, span, fix or CODES[code].fix, publisher))
 
-    def run(self, pubs: Iterable[_Pub],
-            first_projects: _FirstProjects | None = None) -> None:
+    def run(self, pubs: Iterable[_Pub], first_projects: _FirstProjects | None = None,
+            redo: Callable[[_Pub], _Pub] | None = None) -> None:
         """Lint publishers, one at a time: each is checked, then only a compact summary of
         it is kept for the checks across publishers (`_Across`). `first_projects(names)`:
         for each ultranormalized name, the first normal publisher's project of that name
         and the publisher's label (by default from the publishers seen; a stream's reader
-        reads the file again)."""
+        reads the file again). `redo(pub)`: for a publisher with findings of its own, the
+        publisher as the whole read sees it, linted again instead (a compiled policy's
+        block recognized without the parser: its findings are the parser's)."""
         seen: list[_Pub] = []
         across = _Across(self)
         for pub in pubs:
-            self.no_environment(pub)
-            self.workflow_path(pub)
-            self.characters(pub)
-            self.mixed_case(pub)
-            self.rules(pub)
-            self.advice(pub)
+            before = len(self.findings)
+            self.one(pub)
+            if redo is not None and len(self.findings) > before:
+                del self.findings[before:]
+                pub = redo(pub)
+                self.one(pub)
             across.add(pub)
             if first_projects is None:
                 seen.append(pub)
         across.finish(first_projects or (lambda names: _first_projects(seen, names)))
+
+    def one(self, pub: _Pub) -> None:
+        """The checks of one publisher alone."""
+        self.no_environment(pub)
+        self.workflow_path(pub)
+        self.characters(pub)
+        self.mixed_case(pub)
+        self.rules(pub)
+        self.advice(pub)
 
     # ----------------------------------------------------------------- TPP014
     def advice(self, pub: _Pub) -> None:
@@ -1347,32 +1358,155 @@ def lint_policy_text(text: str, source: str = "<policy>", *,
 
     A publisher block with its own rules (as `tppolicy compile` prints them) is compared
     with its provider's rules bound with its fields: the provider of the same name in the
-    file if it has rules, else the shipped (or `providers`) one.
+    file if it has rules, else the shipped (or `providers`) one. A compiled policy whose
+    blocks are all as `compile` printed them is read without the parser
+    (`_lint_compiled`), with the same findings.
     """
     from tppolicy.language.parse import parse_policy  # lark: not for publishers files
 
     providers = load_providers() if providers is None else providers
+    fast = _lint_compiled(text, source, providers)
+    if fast is not None:
+        return fast
     parsed = parse_policy(text, source)
     checked: CheckedPolicy = check_policy(parsed, providers, text)
     Policy(checked, source_text=text)  # publishers the lookup cannot tell apart: as check
     lines = text.splitlines()
-    pubs = []
-    for pub in checked.publishers:
-        ast = pub.ast
-        head = _head(ast.span, lines)
-        spans = {b.name: b.span for b in ast.bindings}
-        project_spans = [_find_literal(lines, ast.span, p) or head for p in ast.projects]
-        pending_span = (_find_literal(lines, ast.span, ast.pending_project)
-                        if ast.pending_project is not None else None)
-        pubs.append(_Pub(pub, head, spans, project_spans, pending_span,
-                         explicit_rules=bool(ast.rules),
-                         rule_spans={r.name: _head(r.span, lines) for r in ast.rules},
-                         literals=_string_literals(ast.rules)))
+    pubs = [_policy_pub(pub, lines) for pub in checked.publishers]
     lint = _Lint(source, lines, providers)
     for provider_ast in parsed.providers:
         lint.provider_rules(checked.providers[provider_ast.name])
     lint.run(pubs)
     return _sorted(_unsuppressed(lint.findings, lines))
+
+
+def _policy_pub(pub: CheckedPublisher, lines: Sequence[str]) -> _Pub:
+    """A policy file's publisher block as lint sees it (`lines`: the file's)."""
+    ast = pub.ast
+    head = _head(ast.span, lines)
+    spans = {b.name: b.span for b in ast.bindings}
+    project_spans = [_find_literal(lines, ast.span, p) or head for p in ast.projects]
+    pending_span = (_find_literal(lines, ast.span, ast.pending_project)
+                    if ast.pending_project is not None else None)
+    return _Pub(pub, head, spans, project_spans, pending_span, explicit_rules=bool(ast.rules),
+                rule_spans={r.name: _head(r.span, lines) for r in ast.rules},
+                literals=_string_literals(ast.rules))
+
+
+def _lint_compiled(text: str, source: str, providers: Mapping[str, CheckedProvider]
+                   ) -> tuple[Finding, ...] | None:
+    """`lint_policy_text` of a compiled policy whose publisher blocks are all as `compile`
+    printed them (`CompiledReading`), or None. Each block is linted as the publishers
+    file's entry it was compiled from (its rules are its provider's, bound); one with a
+    finding of its own is parsed and linted again as the whole read does, so its findings
+    (and their positions) are the parser's; a block's positions for the checks across
+    publishers are the parser's too, parsed when a finding asks for one. The checks of a
+    block's rule literals find nothing a block's fields do not (its literals are its
+    values, and the shipped provider's own, which are checked here once)."""
+    from tppolicy.decide.recognize import CompiledReading, Unrecognized
+
+    reading = CompiledReading.of(text, source, providers)
+    if reading is None:
+        return None
+    for provider in reading.shipped.values():
+        for literal in _string_literals(provider.rules):
+            value = literal.value
+            if not (isinstance(value, str) and value.isascii() and value.isprintable()
+                    and value == value.strip()):
+                return None  # a literal of the provider's lint may word: read whole
+    headers = PublisherStream(source, reading.headers)
+    index = [0]
+
+    def pubs() -> Iterator[_Pub]:
+        for position, block in enumerate(reading.blocks()):
+            index[0] = position
+            spans = _BlockSpans(text, source, block.start, block.stop, block.line)
+            ast = block.checked.ast
+            pending = ast.pending_project
+            yield _Pub(block.checked, spans.head(), spans,
+                       [_find_literal(spans.lines, spans.span, p) or spans.head()
+                        for p in ast.projects],
+                       None if pending is None else _find_literal(spans.lines, spans.span,
+                                                                  pending))
+
+    def redo(pub: _Pub) -> _Pub:
+        spans = pub.field_spans
+        assert isinstance(spans, _BlockSpans)
+        return _policy_pub(headers.check(spans.parsed(), index[0]), spans.lines)
+
+    def first_projects(names: set[str]) -> dict[str, tuple[str, str]]:
+        """Read the blocks again for pending publishers' collisions (rare)."""
+        return _first_projects(pubs(), names)
+
+    lint = _Lint(source, (), providers)
+    for name in reading.headers:
+        lint.provider_rules(reading.headers[name])
+    try:
+        lint.run(pubs(), first_projects, redo=redo)
+    except (Unrecognized, TppolicyError):
+        return None
+    return _sorted(_unsuppressed(lint.findings, _iter_lines(text)))
+
+
+class _BlockSpans(Mapping[str, Span]):
+    """A recognized block's positions, as the parser gives them: its fields' (this
+    mapping: from the block parsed alone, at its own lines, when a finding first asks),
+    and its lines and span, for its head's and its projects' (found as `_policy_pub`
+    finds them)."""
+
+    def __init__(self, text: str, source: str, start: int, stop: int, line: int) -> None:
+        self._text = text
+        self._source = source
+        self._start = start
+        self._stop = stop
+        self._line = line
+        self._ast: A.Publisher | None = None
+        block = text[start:stop].split("\n")
+        self.lines = _BlockLines(block, line)
+        # the parser's span of a publisher block: its first line to its brace
+        self.span = Span(source, line, 1, line + len(block) - 1, 2)
+
+    def parsed(self) -> A.Publisher:
+        """The block as the parser reads it, at its place in the file."""
+        if self._ast is None:
+            from tppolicy.language.parse import parse_policy
+
+            text = "\n" * (self._line - 1) + self._text[self._start:self._stop]
+            self._ast = parse_policy(text, self._source).publishers[0]
+        return self._ast
+
+    def head(self) -> Span:
+        return _head(self.span, self.lines)
+
+    def __getitem__(self, name: str) -> Span:
+        for binding in self.parsed().bindings:
+            if binding.name == name:
+                return binding.span
+        raise KeyError(name)
+
+    def __iter__(self) -> Iterator[str]:
+        return (binding.name for binding in self.parsed().bindings)
+
+    def __len__(self) -> int:
+        return len(self.parsed().bindings)
+
+
+class _BlockLines(Sequence[str]):
+    """The file's lines as `_head` and `_find_literal` read them, holding one block's: the
+    lines before it are empty."""
+
+    def __init__(self, block: list[str], line: int) -> None:
+        self.block = block
+        self._first = line - 1
+
+    def __getitem__(self, position: Any) -> Any:
+        if isinstance(position, slice):  # pragma: no cover - not asked by lint
+            return [self[i] for i in range(len(self))[position]]
+        at = position - self._first
+        return self.block[at] if 0 <= at < len(self.block) else ""
+
+    def __len__(self) -> int:
+        return self._first + len(self.block)
 
 
 def lint_file(path: str | Path, *, providers: Mapping[str, CheckedProvider] | None = None,
