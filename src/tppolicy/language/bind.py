@@ -113,12 +113,32 @@ def bind_expr(expr: A.Expr, values: Mapping[str, Any]) -> A.Expr:
     if shape is not _NO_SHAPE:
         if shape is not None and all(_exact(part_values[i]) == exact
                                      for i, exact in shape.read):
-            return shape.put(part_values, parts)
+            made = shape.put(part_values, parts)
+            if len(_PUT) >= _CACHE_LIMIT:
+                _PUT.clear()
+            _PUT[id(made)] = (made, shape, part_values, parts)
+            return made
         return _bind_node(expr, values)[0]
     result = _bind_node(expr, values)[0]
     if len(plan.shapes) < _SHAPES_PER_EXPRESSION:  # bounded: integers are kinds of their own
         plan.shapes[kinds] = _shape_of(expr, parts, values, result)
     return result
+
+
+def shaped(node: A.Expr) -> tuple[_Shape, Sequence[Any], Sequence[A.Expr]] | None:
+    """For an expression `bind_expr` made by putting a publisher's values in a shape
+    (while kept: the last few thousand), the shape, the values and the parts: another
+    way to the same tree is `shape.put(values, parts)`, with other values (the printer
+    writes such a tree once per shape, its values put in the text)."""
+    found = _PUT.get(id(node))
+    if found is None or found[0] is not node:
+        return None
+    return found[1], found[2], found[3]
+
+
+# Per expression bound by a shape (kept with it, so that its id stays its own): the shape,
+# the values, the parts.
+_PUT: dict[int, tuple[A.Expr, _Shape, Sequence[Any], Sequence[A.Expr]]] = {}
 
 
 class _Plan:

@@ -34,7 +34,8 @@ a `let` reference or a function name, a field's message without its pattern) rai
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+import secrets
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -71,6 +72,7 @@ from tppolicy.language.ast import (
     Rule,
     WorkflowItem,
 )
+from tppolicy.language.bind import shaped
 from tppolicy.memo import ByIdentity
 
 if TYPE_CHECKING:
@@ -204,6 +206,89 @@ def _expr(expr: Expr) -> str:
 
 
 def _write(expr: Expr) -> str:
+    lines = _from_shape(expr, _WALKED, _walked)
+    if lines is not None and lines is not _UNSHAPED:
+        return lines[0]
+    return _walk(expr)
+
+
+def _walked(expr: Expr) -> list[str] | None:
+    return [_walk(expr)]
+
+
+_UNSHAPED: list[str] = []
+
+
+def _from_shape(expr: Expr, templates: ByIdentity[object, _Template | None],
+                render: Callable[[Expr], list[str] | None]) -> list[str] | None:
+    """`render(expr)` for an expression that binding made by putting a publisher's values
+    in a shape (`bind.shaped`): the shape's rendering with the values written in (a
+    shape's trees differ from publisher to publisher only in the strings at its places,
+    and writing is the same walk whatever a string holds). `_UNSHAPED` when `expr` is not
+    such an expression or its shape has no template (the caller renders it)."""
+    made = shaped(expr)
+    if made is None:
+        return _UNSHAPED
+    shape, values, parts = made
+    template = templates.get(shape, lambda _: _template(shape, values, parts, render))
+    if template is None:
+        return _UNSHAPED
+    if template is _NONE:
+        return None
+    return [_fill(line, values) for line in template]
+
+
+def _fill(line: tuple[tuple[str, ...], tuple[int, ...]], values: Sequence[object]) -> str:
+    pieces, holes = line
+    if not holes:
+        return pieces[0]
+    out = [pieces[0]]
+    for hole, piece in zip(holes, pieces[1:], strict=True):
+        out.append(_quote(values[hole]))  # type: ignore[arg-type]
+        out.append(piece)
+    return "".join(out)
+
+
+_Template = tuple[tuple[tuple[str, ...], tuple[int, ...]], ...]
+_NONE: _Template = ()  # the rendering is None
+
+
+def _template(shape: object, values: Sequence[object], parts: Sequence[Expr],
+              render: Callable[[Expr], list[str] | None]) -> _Template | None:
+    """A shape's rendering: of the tree it makes with a marker for each string (one no
+    value writes: this process's own nonce between NULs), each line cut at the markers.
+    Kept only when the rendering with these values written in is the walk's (None:
+    render each tree)."""
+    put = getattr(shape, "put", None)
+    if put is None:  # pragma: no cover - bind's shapes have put
+        return None
+    marked = [f"\x00{_NONCE}{i}\x00" if v.__class__ is str else v
+              for i, v in enumerate(values)]
+    try:
+        lines = render(put(marked, parts))
+        expected = render(put(values, parts))
+    except ValueError:  # a name that cannot be written: the walk says so, each time
+        return None
+    if lines is None or expected is None:
+        return _NONE if lines is None and expected is None else None
+    template = []
+    for line in lines:
+        cut = _MARKER.split(line)
+        template.append((tuple(cut[0::2]), tuple(int(h) for h in cut[1::2])))
+    if any(values[h].__class__ is not str for _, holes in template for h in holes) or \
+            [_fill(line, values) for line in template] != expected:
+        return None
+    return tuple(template)
+
+
+_NONCE = secrets.token_hex(8)
+_MARKER = re.compile(re.escape('"\\u0000' + _NONCE) + "([0-9]+)" + re.escape('\\u0000"'))
+# Per shape: its text (`_write`), and its `and` / `or` chain (`_chain`).
+_WALKED: ByIdentity[object, _Template | None] = ByIdentity(1024)
+_CHAINED: ByIdentity[object, _Template | None] = ByIdentity(1024)
+
+
+def _walk(expr: Expr) -> str:
     match expr:
         case Literal(value=value):
             return format_value(value)
@@ -255,6 +340,13 @@ def _chain(expr: Expr) -> list[str] | None:
 
     `["a", "or b", "or c"]` for `a or b or c`; joined with spaces they give `_expr(expr)`.
     """
+    lines = _from_shape(expr, _CHAINED, _chain_walk)
+    if lines is not _UNSHAPED:
+        return lines
+    return _chain_walk(expr)
+
+
+def _chain_walk(expr: Expr) -> list[str] | None:
     if isinstance(expr, Or):
         kind: type[Or] | type[And] = Or
         word, left_level, right_level = "or", _OR, _AND
