@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import itertools
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -27,6 +27,7 @@ from tppolicy.limits import NEAR_MISS_SCAN
 from tppolicy.readers.source import read_source
 
 if TYPE_CHECKING:
+    from tppolicy.decide.publishers import PublisherEntry
     from tppolicy.readers.yaml import YamlDocument
 
 
@@ -285,3 +286,112 @@ def read_policy_source(path: str | os.PathLike[str]) -> str:
             "the file is empty", Span(str(path), 0, 0, 0, 0),
             hint="a policy file is what `tppolicy compile PUBLISHERS.yaml` prints")], text)
     return text
+
+
+def claims_selection(claims: Iterable[Mapping[str, Any]], *,
+                     providers: Mapping[str, CheckedProvider],
+                     issuers: Mapping[str, str] | None = None
+                     ) -> Callable[[CheckedPublisher], bool]:
+    """Whether to keep a publisher, for decisions on each of `claims`: what
+    `compile_publishers_for_claims` keeps for one of them. To be asked of every publisher
+    of a file, in its order; a policy of the kept publishers decides on each of `claims`
+    as the whole file's does (closest publisher and ids included). The lookup keys and
+    identities wanted are gathered once, so that many claims (a case table's) cost little
+    more per publisher than one."""
+    decider = Decider(providers, issuers)
+    wanted: dict[str, tuple[list[Any], list[Any]]] = {}  # provider -> keys, identities
+    for one in claims:
+        issuer = one.get("iss")
+        index = decider.issuers.get(issuer) if isinstance(issuer, str) else None
+        if index is None:  # the first of each provider is kept for any claims
+            continue
+        name = index.checked.name
+        keys, identities = wanted.setdefault(name, ([], []))
+        try:
+            key = bucket_key(index.lookup(one)[0])
+        except Exception:  # a key the claims cannot give matches nothing
+            key = None
+        identity = decider.token_identity(name, one)
+        for value, found in ((key, keys), (identity, identities)):
+            try:
+                if value is None or value in found:
+                    continue
+            except Exception:  # a value that cannot be compared: kept, and compared later
+                pass
+            found.append(value)
+    counts: dict[str, int] = {}
+
+    def keep(publisher: CheckedPublisher) -> bool:
+        name = publisher.provider.name
+        seen = counts[name] = counts.get(name, 0) + 1
+        asked = wanted.get(name)
+        if asked is None:
+            return seen == 1
+        if seen <= NEAR_MISS_SCAN + 1:
+            return True
+        keys, identities = asked
+        key = tuple(lookup_value(v) for v in publisher.key_values)
+        try:
+            if keys and bucket_key(key) in keys:
+                return True
+            return bool(identities) and decider.key_identity(name, key) in identities
+        except Exception:  # a claim of the wrong type: kept, as `_Selection` keeps it
+            return True
+
+    return keep
+
+
+def stream_publishers(text: str, source: str,
+                      consume: Callable[[PublisherEntry, CheckedPublisher, str], bool], *,
+                      providers: Mapping[str, CheckedProvider] | None = None,
+                      issuers: Mapping[str, str] | None = None) -> Policy | None:
+    """A publishers file read once as a stream, for a tool that looks at every publisher
+    and holds few: each entry, checked, is handed to `consume(entry, publisher, id)` (its
+    id as `publisher_id` gives it over the whole file) and dropped, unless `consume`
+    returns True. The Policy of the kept publishers (with their ids: a decision names them
+    as the whole file's policy does), or None when the file must be read whole
+    (`compile_publishers_text`, which reports every problem): it is not plain, it has a
+    problem, or two of its publishers may shadow one another (the same provider, lookup
+    key and `prefer` values: `Policy` and `Engine` refuse some such pairs, and the whole
+    file's policy says which). After None, `consume` has seen some publishers (maybe all):
+    the caller drops what it gathered and reads the file whole."""
+    from tppolicy.decide.publishers import iter_plain_publishers
+    from tppolicy.readers.yaml import NotPlain
+
+    providers = load_providers() if providers is None else providers
+    kept: list[CheckedPublisher] = []
+    ids: list[str] = []
+    try:
+        decider = Decider(providers, issuers)  # registered issuers refused as Policy does
+        entries = iter_plain_publishers(text, source, {n: p.ast for n, p in providers.items()},
+                                        issuers or {})
+        stream = PublisherStream(source, providers)
+        marks: set[int] = set()
+        taken: set[str] = set()
+        counter = itertools.count(1)
+        for entry in entries:
+            checked = stream.check_fields(A.Publisher(
+                entry.name, entry.provider, entry.projects, entry.pending_project, (), (),
+                entry.span), entry.fields, entry.index)
+            if checked.ast.rules:  # pragma: no cover - a file's entries write no rules
+                return None
+            index = decider.indexes[checked.provider.name]
+            try:  # what `Decider.shadowing` compares, kind aside, as `Policy` computes it
+                _, prefer, _ = index.template.derive(
+                    tuple(checked.fields[name] for name in index.checked.fields))
+                mark = hash((checked.provider.name,
+                             bucket_key(tuple(lookup_value(v) for v in checked.key_values)),
+                             prefer))
+            except Exception:  # a value that cannot be hashed: the whole file's policy
+                return None
+            if mark in marks:
+                return None
+            marks.add(mark)
+            publisher_id_ = publisher_id(entry.name, taken, counter)
+            taken.add(publisher_id_)
+            if consume(entry, checked, publisher_id_):
+                kept.append(checked)
+                ids.append(publisher_id_)
+        return Policy(CheckedPolicy(dict(providers), tuple(kept)), issuers, ids=ids)
+    except (NotPlain, TppolicyError):
+        return None
