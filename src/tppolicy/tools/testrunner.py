@@ -39,25 +39,33 @@ import copy
 import difflib
 import os
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from tppolicy.decide.decision import Decision, RuleResult
-from tppolicy.decide.load import compile_publishers_file, compile_publishers_text, load_policy_file
+from tppolicy.decide.load import (
+    claims_selection,
+    compile_publishers_text,
+    load_policy_file,
+    stream_publishers,
+)
 from tppolicy.decide.policy import Policy
 from tppolicy.decide.reasons import show
-from tppolicy.errors import ClaimsError, Diagnostic, Span, TppolicyError, shorten
+from tppolicy.errors import ClaimsError, ConfigError, Diagnostic, Span, TppolicyError, shorten
 from tppolicy.language import ast as A
 from tppolicy.language.bind import fold
-from tppolicy.language.check import CheckedProvider
+from tppolicy.language.check import CheckedProvider, CheckedPublisher
 from tppolicy.limits import MAX_SOURCE_BYTES
 from tppolicy.readers.claims import parse_claims
 from tppolicy.readers.source import LinkTree, read_source
 from tppolicy.readers.yaml import compose_yaml
+
+if TYPE_CHECKING:
+    from tppolicy.decide.publishers import PublisherEntry
 
 __all__ = ["DEFAULT_PATTERN", "CaseResult", "PolicyTestError", "Report", "RuleCoverage",
            "discover", "run_files"]
@@ -209,6 +217,13 @@ class _TestFile:
     # (None for a test file naming a compiled policy, which only `Policy` reads).
     publishers: Path | list[Mapping[str, Any]] | None = None
     issuers: dict[str, str] = field(default_factory=dict)
+    # For a publishers file read as a stream (`policy` then holds only the publishers the
+    # cases' decisions read): each publisher's rules and their possible outcomes, gathered
+    # as the publishers went by; and the rows of the kept publishers, with their ids, for
+    # the other front. None: from `policy`'s publishers, and the other front reads
+    # `publishers` whole.
+    rules: list[_PublisherRules] | None = None
+    rows: list[tuple[str, dict[str, Any]]] | None = None
 
 
 class _Reader:
@@ -520,15 +535,24 @@ def _load_file(path: Path, providers: Mapping[str, CheckedProvider] | None,
             if inside is None:
                 raise reader.fail()
             target = inside
-            policy = compile_publishers_file(target, providers=providers, issuers=file_issuers)
+            publishers_text = read_source(target, ConfigError)
+            publishers_source = str(target)
             label = str(target)
             source: Path | list[Mapping[str, Any]] | None = target
         else:
-            policy = compile_publishers_text(_publishers_text(text, key, value), str(path),
-                                             providers=providers, issuers=file_issuers)
+            publishers_text = _publishers_text(text, key, value)
+            publishers_source = str(path)
             label = f"{path}#publishers"
             rows = _construct(value)
             source = rows if isinstance(rows, list) else None
+        streamed = _streamed(publishers_text, publishers_source, cases, providers, file_issuers,
+                             with_rows=isinstance(source, Path))
+        if streamed is not None:
+            policy, rules, kept_rows = streamed
+            return _TestFile(path, label, policy, cases, audience, jwks, now, source,
+                             file_issuers, rules, kept_rows)
+        policy = compile_publishers_text(publishers_text, publishers_source,
+                                         providers=providers, issuers=file_issuers)
     else:
         key, value = keys["policy"]
         target_name = _construct(value)
@@ -543,6 +567,162 @@ def _load_file(path: Path, providers: Mapping[str, CheckedProvider] | None,
         label = str(target)
         source = None
     return _TestFile(path, label, policy, cases, audience, jwks, now, source, file_issuers)
+
+
+def _cases_claims(cases: Iterable[_Case]) -> Iterator[Mapping[str, Any]]:
+    """The claims the cases decide on: a token case's as its payload says (a token whose
+    payload cannot be read is refused before any publisher is looked at)."""
+    for case in cases:
+        if case.claims is not None:
+            yield case.claims
+        elif case.token is not None:
+            from tppolicy.token.verify import TokenError, split_token
+
+            try:
+                claims = split_token(case.token)[1]
+            except TokenError:
+                continue
+            if isinstance(claims, Mapping):
+                yield claims
+
+
+def _streamed(text: str, source: str, cases: list[_Case],
+              providers: Mapping[str, CheckedProvider] | None, issuers: Mapping[str, str], *,
+              with_rows: bool) -> tuple[Policy, list[_PublisherRules],
+                                        list[tuple[str, dict[str, Any]]] | None] | None:
+    """A publishers file read once (`stream_publishers`), holding only what the run needs:
+    the policy of the publishers the cases' decisions read, every publisher's rules and
+    their possible outcomes (for the coverage), and (`with_rows`) the kept publishers' rows
+    with their ids (for the other front). None: read the file whole."""
+    from tppolicy.language.providers import load_providers
+
+    providers = load_providers() if providers is None else providers
+    try:
+        keep = claims_selection(_cases_claims(cases), providers=providers, issuers=issuers)
+    except TppolicyError:  # registered issuers refused: the whole file's policy says so
+        return None
+    rules: list[_PublisherRules] = []
+    rows: list[tuple[str, dict[str, Any]]] = []
+
+    def consume(entry: PublisherEntry, publisher: CheckedPublisher, publisher_id: str) -> bool:
+        rules.append(_rules_of(publisher, None))  # bound, judged, and the binding dropped
+        if not keep(publisher):
+            return False
+        if with_rows:
+            rows.append((publisher_id, entry.as_row()))
+        return True
+
+    policy = stream_publishers(text, source, consume, providers=providers, issuers=issuers)
+    if policy is None:
+        return None
+    return policy, rules, rows if with_rows else None
+
+
+# ----------------------------------------------------------------------- coverage
+_UNKNOWN, _NOT_SEEN, _SEEN = 0, 1, 2  # an outcome: cannot happen, not seen yet, seen
+_FALSE, _TRUE = A.Literal(False), A.Literal(True)
+
+
+class _PublisherRules:
+    """One publisher's rules (those not met before under its name) and, for each, whether
+    passing and failing were seen: an outcome each (`_UNKNOWN`, `_NOT_SEEN`, `_SEEN`),
+    coded as 3 * passing + failing in one byte. Ten thousand publishers' rules take a
+    byte each, not a list each."""
+
+    __slots__ = ("names", "policy", "publisher", "states")
+
+    def __init__(self, publisher: str, names: tuple[str, ...], states: bytearray) -> None:
+        self.policy = ""
+        self.publisher = publisher
+        self.names = names
+        self.states = states
+
+
+# The rule names of the publishers seen, one tuple for each list (a provider's publishers
+# share it), with whether the names are distinct.
+_NAMES: dict[tuple[str, ...], tuple[tuple[str, ...], bool]] = {}
+
+
+def _shared_names(names: tuple[str, ...]) -> tuple[tuple[str, ...], bool]:
+    known = _NAMES.get(names)
+    if known is None:
+        if len(_NAMES) >= 4096:
+            _NAMES.clear()
+        known = _NAMES[names] = (names, len(set(names)) == len(names))
+    return known
+
+
+def _rules_of(publisher: CheckedPublisher,
+              folded: Callable[[A.Expr], A.Expr] | None) -> _PublisherRules:
+    """Whether each rule of the publisher can pass and can fail. A publisher's bound
+    rules are folded already (binding folds them: folding again gives the same); rules a
+    policy file writes are folded by `folded`."""
+    names: list[str] = []
+    states = bytearray()
+    fold_own = publisher.own_rules is not None and folded is not None
+    for publisher_rule in publisher.rules:
+        values = [folded(req.condition) if fold_own and folded is not None else req.condition
+                  for req in publisher_rule.requires]
+        can_pass = all(f != _FALSE for f in values)
+        can_fail = not all(f == _TRUE for f in values)
+        names.append(publisher_rule.name)
+        states.append(3 * (_NOT_SEEN if can_pass else _UNKNOWN)
+                      + (_NOT_SEEN if can_fail else _UNKNOWN))
+    return _PublisherRules(publisher.label, _shared_names(tuple(names))[0], states)
+
+
+class _Universe:
+    """Every (policy, publisher, rule) of the run, in the order first met, with the
+    outcomes seen: what `RuleCoverage` reports. A (policy, publisher, rule) met again (a
+    publishers file two test files name) keeps its first entry."""
+
+    def __init__(self) -> None:
+        self._rules: list[_PublisherRules] = []
+        self._index: dict[tuple[str, str], list[_PublisherRules]] = {}
+
+    def add(self, policy: str, rules: _PublisherRules) -> None:
+        """A publisher's rules, but those of its name met before."""
+        known = self._index.get((policy, rules.publisher))
+        if known is None and _shared_names(rules.names)[1]:
+            rules.policy = policy
+            self._rules.append(rules)
+            self._index[(policy, rules.publisher)] = [rules]
+            return
+        seen = {name for entry in known or () for name in entry.names}
+        names: list[str] = []
+        states = bytearray()
+        for name, state in zip(rules.names, rules.states, strict=True):
+            if name not in seen:
+                seen.add(name)
+                names.append(name)
+                states.append(state)
+        if names:
+            entry = _PublisherRules(rules.publisher, _shared_names(tuple(names))[0], states)
+            entry.policy = policy
+            self._rules.append(entry)
+            self._index[(policy, rules.publisher)] = [*(known or ()), entry]
+
+    def seen(self, policy: str, publisher: str, rule: str, passed: bool) -> None:
+        """A case saw this rule pass (or fail)."""
+        for entry in self._index.get((policy, publisher), ()):
+            if rule in entry.names:
+                position = entry.names.index(rule)
+                passing, failing = divmod(entry.states[position], 3)
+                if passed and passing != _UNKNOWN:
+                    passing = _SEEN
+                elif not passed and failing != _UNKNOWN:
+                    failing = _SEEN
+                entry.states[position] = 3 * passing + failing
+                return
+
+    def coverage(self) -> Iterator[RuleCoverage]:
+        """The rows, in the order first met."""
+        for entry in self._rules:
+            for name, state in zip(entry.names, entry.states, strict=True):
+                passing, failing = divmod(state, 3)
+                yield RuleCoverage(entry.policy, entry.publisher, name,
+                                   None if passing == _UNKNOWN else passing == _SEEN,
+                                   None if failing == _UNKNOWN else failing == _SEEN)
 
 
 # ----------------------------------------------------------------------- running
@@ -681,12 +861,31 @@ class _EngineFront:
 
         engine = self.engines.get(audience)
         if engine is None:
-            # A fixed clock: pending publishers never expire in a table.
-            engine = Engine(publishers=self.test.publishers, audience=audience,
-                            issuers=self.test.issuers, providers=self.providers,
-                            clock=lambda: 0.0)
+            engine = self._kept(audience)
+            if engine is None:
+                # A fixed clock: pending publishers never expire in a table.
+                engine = Engine(publishers=self.test.publishers, audience=audience,
+                                issuers=self.test.issuers, providers=self.providers,
+                                clock=lambda: 0.0)
             self.engines[audience] = engine
         return engine.check_claims(claims, request)
+
+    def _kept(self, audience: str) -> Any:
+        """An engine of the publishers the policy kept (`_TestFile.rows`), with their
+        ids: it decides on the cases' claims as the whole file's engine does. None: no
+        rows, or rows it refuses (the whole file's engine says why)."""
+        from tppolicy.decide.engine import Engine
+
+        if self.test.rows is None:
+            return None
+        try:
+            engine = Engine(audience=audience, issuers=self.test.issuers,
+                            providers=self.providers, clock=lambda: 0.0)
+            for publisher_id, row in self.test.rows:
+                engine.add_publisher(row, id=publisher_id)
+        except TppolicyError:
+            return None
+        return engine
 
 
 def _disagreement(decision: Decision, result: Any) -> list[str]:
@@ -736,10 +935,9 @@ def run_files(paths: Iterable[str | os.PathLike[str]], *,
     results: list[CaseResult] = []
     errors: list[TppolicyError] = []
     files: list[str] = []
-    universe: dict[tuple[str, str, str], list[bool | None]] = {}
-    # Whether each condition folds to a constant. A publisher's bound rules are folded
-    # already (binding folds them: folding again gives the same); rules a policy file
-    # writes are folded here, once per condition.
+    universe = _Universe()
+    # Whether each condition folds to a constant: rules a policy file writes are folded
+    # here, once per condition.
     constant: dict[int, tuple[A.Expr, A.Expr]] = {}
 
     def folded(condition: A.Expr) -> A.Expr:
@@ -757,14 +955,10 @@ def run_files(paths: Iterable[str | os.PathLike[str]], *,
             errors.append(exc)
             continue
         front = _EngineFront(test, providers) if fronts and test.publishers is not None else None
-        for publisher in test.policy.publishers:
-            for publisher_rule in publisher.rules:
-                values = [req.condition if publisher.own_rules is None
-                          else folded(req.condition) for req in publisher_rule.requires]
-                can_pass = all(f != A.Literal(False) for f in values)
-                can_fail = not all(f == A.Literal(True) for f in values)
-                universe.setdefault((test.policy_label, publisher.label, publisher_rule.name),
-                                    [False if can_pass else None, False if can_fail else None])
+        for rules in (test.rules if test.rules is not None
+                      else (_rules_of(p, folded) for p in test.policy.publishers)):
+            universe.add(test.policy_label, rules)
+        test.rules = None
         for case in test.cases:
             audience = case.spec.get("audience", test.audience)
             if case.token is not None:
@@ -788,11 +982,8 @@ def run_files(paths: Iterable[str | os.PathLike[str]], *,
                                       _expected(case.spec), _summary(decision), tuple(problems),
                                       decision))
             for publisher_label, rule, passed in _exercised(decision):
-                seen = universe.get((test.policy_label, publisher_label, rule))
-                if seen is not None and seen[0 if passed else 1] is not None:
-                    seen[0 if passed else 1] = True
-    coverage = tuple(RuleCoverage(policy, publisher, rule, seen[0], seen[1])
-                     for (policy, publisher, rule), seen in universe.items())
+                universe.seen(test.policy_label, publisher_label, rule, passed)
+    coverage = tuple(universe.coverage())
     return Report(tuple(files), tuple(results), coverage, tuple(errors))
 
 
