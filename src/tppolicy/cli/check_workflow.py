@@ -17,6 +17,8 @@ from ._common import (
     UsageError,
     add_provider_options,
     load_policy,
+    load_providers,
+    registered_issuers,
 )
 from ._style import style
 
@@ -76,16 +78,19 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
 
     if args.path is not None and len(args.workflows) != 1:
         raise UsageError("--path goes with one workflow")
-    policy = load_policy(args)
-    reports: list[WorkflowReport] = []
-    errors: list[TppolicyError] = []
-    for name in args.workflows:
-        try:
-            reports.append(check_workflow_file(name, policy, path=args.path,
-                                               audience=args.audience,
-                                               repository=args.repository, job=args.job))
-        except TppolicyError as exc:
-            errors.append(exc)
+    streamed = _streamed(args) if args.publishers is not None else None
+    if streamed is not None:
+        reports, errors = streamed
+    else:
+        policy = load_policy(args)
+        reports, errors = [], []
+        for name in args.workflows:
+            try:
+                reports.append(check_workflow_file(name, policy, path=args.path,
+                                                   audience=args.audience,
+                                                   repository=args.repository, job=args.job))
+            except TppolicyError as exc:
+                errors.append(exc)
     if args.format == "json":
         payload = {
             "workflows": [r.to_json() for r in reports],
@@ -103,6 +108,54 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
     if errors:
         return EXIT_INVALID
     return EXIT_DENIED if any(r.errors for r in reports) else EXIT_ALLOWED
+
+
+def _streamed(args: argparse.Namespace
+              ) -> tuple[list[WorkflowReport], list[TppolicyError]] | None:
+    """The workflows checked against a publishers file read once as a stream, each
+    publisher compared with every workflow as it goes by and none held (ten thousand
+    publishers take their text's memory, not their policy's). None: the file is to be read
+    whole (`load_policy`), which reports its problems."""
+    from tppolicy.decide.load import stream_publishers
+    from tppolicy.errors import ConfigError
+    from tppolicy.readers.source import read_source
+    from tppolicy.tools.workflow import WorkflowCheck, open_workflow_file
+
+    providers = load_providers(args)
+    issuers = registered_issuers(args, providers)
+    text = read_source(Path(args.publishers), ConfigError)
+    checks: list[WorkflowCheck | TppolicyError] = []
+    for name in args.workflows:
+        try:
+            checks.append(open_workflow_file(name, providers, path=args.path,
+                                             audience=args.audience,
+                                             repository=args.repository, job=args.job))
+        except TppolicyError as exc:
+            checks.append(exc)
+
+    def consume(entry: object, publisher: object, publisher_id: str) -> bool:
+        for position, check in enumerate(checks):
+            if isinstance(check, WorkflowCheck):
+                try:
+                    check.offer(publisher)
+                except TppolicyError as exc:  # as the check of the whole policy reports it
+                    checks[position] = exc
+        return False
+
+    if stream_publishers(text, str(args.publishers), consume, providers=providers,
+                         issuers=issuers) is None:
+        return None
+    reports: list[WorkflowReport] = []
+    errors: list[TppolicyError] = []
+    for check in checks:
+        if isinstance(check, TppolicyError):
+            errors.append(check)
+            continue
+        try:
+            reports.append(check.report())
+        except TppolicyError as exc:
+            errors.append(exc)
+    return reports, errors
 
 
 def render(reports: list[WorkflowReport], out: TextIO, invalid: int = 0) -> str:

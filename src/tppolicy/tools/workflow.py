@@ -49,8 +49,8 @@ from tppolicy.limits import MAX_WORKFLOW_BYTES
 from tppolicy.memo import ByIdentity
 from tppolicy.readers.source import LinkTree, read_source
 
-__all__ = ["CODES", "WorkflowError", "WorkflowFinding", "WorkflowReport", "check_workflow_file",
-           "check_workflow_text"]
+__all__ = ["CODES", "WorkflowCheck", "WorkflowError", "WorkflowFinding", "WorkflowReport",
+           "check_workflow_file", "check_workflow_text", "open_workflow_file"]
 
 # The `workflows` kinds a provider file declares: its publishers' workflows are read so.
 GITHUB_ACTIONS, GITLAB_CI = "github_actions", "gitlab_ci"
@@ -281,10 +281,12 @@ _FIRST_PARTY = ("actions", "github")
 class _Checker:
     source: str
     where: _Where
-    policy: Policy
+    providers: Mapping[str, Any]  # the policy's
     audience: str
     findings: list[WorkflowFinding] = field(default_factory=list)
     _seen: set[tuple[Any, ...]] = field(default_factory=set)
+    # The providers of the publishers of this workflow kind (any repository), by name.
+    used: dict[str, Any] = field(default_factory=dict)
 
     def add(self, code: str, span: Span, message: str, fix: str, *, level: str | None = None,
             publisher: str | None = None, job: str | None = None) -> None:
@@ -316,25 +318,72 @@ class _Pub:
         return self.publisher.provider.workflow_field(item) or item
 
 
-def _file_field(policy: Policy, kind: str) -> str:
+def _file_field(checker: _Checker, kind: str) -> str:
     """For messages without a publisher at hand: the field(s) naming the workflow file in
     the providers of this kind that the policy's publishers use (else in all of them)."""
-    pool = [p.provider for p in policy.publishers if p.provider.workflows == kind] or [
-        p for p in policy.providers.values() if p.workflows == kind]
+    pool = list(checker.used.values()) or [
+        p for p in checker.providers.values() if p.workflows == kind]
     return " / ".join(sorted({p.workflow_field("file") or "file" for p in pool})) or "file"
 
 
-def _publishers(policy: Policy, kind: str, repository: str | None) -> list[_Pub]:
-    """The publishers whose provider file declares `workflows KIND`."""
-    found = []
+def _errors(found: list[WorkflowFinding]) -> int:
+    return sum(f.level == ERROR for f in found)
+
+
+class WorkflowCheck:
+    """One workflow's check, told of the publishers one at a time (`offer`, in the
+    policy's order), then `report`: a publishers file read as a stream is checked without
+    holding its publishers. Raises `WorkflowError` for a workflow that cannot be read."""
+
+    def __init__(self, text: str, source: str, providers: Mapping[str, Any], *,
+                 path: str | None = None, audience: str = "pypi",
+                 repository: str | None = None, job: str | None = None) -> None:
+        document = _load(text, source)
+        if not _is_mapping(document):
+            raise WorkflowError([Diagnostic("a workflow is a YAML mapping",
+                                            Span(source, 1, 1, 1, 2))], text)
+        if "iss" in document and ("aud" in document or "sub" in document):
+            raise WorkflowError([Diagnostic(
+                "this is a token's claims (it has 'iss' and 'sub' or 'aud'), not a workflow "
+                "file", Span(source, 1, 1, 1, 2),
+                hint="decide on claims with `tppolicy check --publishers FILE --claims "
+                     f"{source}`; check-workflow reads .github/workflows/*.yml or "
+                     ".gitlab-ci.yml")], text)
+        relative = (path or source).replace(os.sep, "/")
+        self._checker = _Checker(source, _Where(source), providers, audience)
+        self._repository = repository
+        self._run: _GitHub | _GitLab
+        if _is_github(document, relative):
+            self._kind = GITHUB_ACTIONS
+            self._run = _GitHub(self._checker, document, relative, repository, job)
+        else:
+            self._kind = GITLAB_CI
+            self._run = _GitLab(self._checker, document, relative, repository, job)
+        self._run.start()
+
+    def offer(self, publisher: Any) -> None:
+        """The policy's next publisher (a `CheckedPublisher`): compared with the workflow
+        if its provider file's `workflows` kind is this workflow's (and it is of the
+        repository asked for), then not held."""
+        provider = publisher.provider
+        if provider.workflows != self._kind:
+            return
+        self._checker.used.setdefault(provider.name, provider)
+        values = provider.workflow_values(publisher.fields)
+        if self._repository is not None and \
+                values["repository"].lower() != self._repository.lower():
+            return
+        self._run.offer(_Pub(publisher, values))
+
+    def report(self) -> WorkflowReport:
+        """The findings, once every publisher was offered."""
+        return self._run.finish()
+
+
+def _checked(check: WorkflowCheck, policy: Policy) -> WorkflowReport:
     for publisher in policy.publishers:
-        if publisher.provider.workflows != kind:
-            continue
-        values = publisher.provider.workflow_values(publisher.fields)
-        if repository is not None and values["repository"].lower() != repository.lower():
-            continue
-        found.append(_Pub(publisher, values))
-    return found
+        check.offer(publisher)
+    return check.report()
 
 
 def check_workflow_text(text: str, source: str, policy: Policy, *, path: str | None = None,
@@ -342,22 +391,8 @@ def check_workflow_text(text: str, source: str, policy: Policy, *, path: str | N
                         job: str | None = None) -> WorkflowReport:
     """Check a workflow's text. `path` is its path from the repository root (a GitHub
     workflow's file name is its last part; a GitLab pipeline's path is compared whole)."""
-    document = _load(text, source)
-    if not _is_mapping(document):
-        raise WorkflowError([Diagnostic("a workflow is a YAML mapping", Span(source, 1, 1, 1, 2))],
-                            text)
-    if "iss" in document and ("aud" in document or "sub" in document):
-        raise WorkflowError([Diagnostic(
-            "this is a token's claims (it has 'iss' and 'sub' or 'aud'), not a workflow file",
-            Span(source, 1, 1, 1, 2),
-            hint="decide on claims with `tppolicy check --publishers FILE --claims "
-                 f"{source}`; check-workflow reads .github/workflows/*.yml or .gitlab-ci.yml")],
-            text)
-    relative = (path or source).replace(os.sep, "/")
-    checker = _Checker(source, _Where(source), policy, audience)
-    if _is_github(document, relative):
-        return _GitHub(checker, document, relative, repository, job).run()
-    return _GitLab(checker, document, relative, repository, job).run()
+    return _checked(WorkflowCheck(text, source, policy.providers, path=path, audience=audience,
+                                  repository=repository, job=job), policy)
 
 
 def check_workflow_file(file: str | os.PathLike[str], policy: Policy, *,
@@ -366,6 +401,17 @@ def check_workflow_file(file: str | os.PathLike[str], policy: Policy, *,
                         ) -> WorkflowReport:
     """Check a workflow file. Without `path`, its path from the root of the git checkout
     holding it (else the path as given)."""
+    return _checked(open_workflow_file(file, policy.providers, path=path, audience=audience,
+                                       repository=repository, job=job), policy)
+
+
+def open_workflow_file(file: str | os.PathLike[str], providers: Mapping[str, Any], *,
+                       path: str | None = None, audience: str = "pypi",
+                       repository: str | None = None, job: str | None = None
+                       ) -> WorkflowCheck:
+    """A workflow file read, to be checked against publishers offered one at a time
+    (`WorkflowCheck`). Without `path`, its path from the root of the git checkout holding
+    it (else the path as given)."""
     source = os.fsdecode(file)
     # A link to a file outside its git checkout (or, outside any, the current folder) is
     # not read: checked in CI, a pull request's link to /proc/self/environ had its first
@@ -376,8 +422,8 @@ def check_workflow_file(file: str | os.PathLike[str], policy: Policy, *,
     text = read_source(Path(source), WorkflowError, max_bytes=MAX_WORKFLOW_BYTES,
                        what="workflow file",
                        tree=LinkTree((checkout,), "the checkout", "name the file itself"))
-    return check_workflow_text(text, source, policy, path=path or _repository_path(source),
-                               audience=audience, repository=repository, job=job)
+    return WorkflowCheck(text, source, providers, path=path or _repository_path(source),
+                         audience=audience, repository=repository, job=job)
 
 
 def _repository_path(source: str) -> str:
@@ -415,17 +461,47 @@ class _GitHub:
         jobs = document.get("jobs")
         self.jobs: Mapping[Any, Any] = jobs if _is_mapping(jobs) else {}
         self.triggers = self._triggers()
+        # What the publishers offered (`offer`) leave: the labels of those naming this
+        # workflow, the workflow files named, the first publisher's and the first close
+        # one's, and each publishing job's findings against the publisher closest so far.
+        self.named: list[str] = []
+        self.files: set[str] = set()
+        self.first: _Pub | None = None
+        self.close: _Pub | None = None
+        self.publishing: list[_Job] = []
+        self.closest: list[list[WorkflowFinding] | None] = []
 
-    def run(self) -> WorkflowReport:
+    def start(self) -> None:
         self._unpinned()
-        publishers = _publishers(self.c.policy, GITHUB_ACTIONS, self.repository)
-        named = [p for p in publishers if self.filename in (p.w["file"],
-                                                            _file_of(p.w["caller"]))]
-        if not named:
-            self._no_publisher(publishers)
-            return self._report(named, [])
-        jobs = self._publishing_jobs()
-        if not jobs:
+        self.publishing = self._publishing_jobs()
+        self.closest = [None] * len(self.publishing)
+
+    def offer(self, publisher: _Pub) -> None:
+        """A publisher of this kind (and repository), in the policy's order."""
+        self.files.add(publisher.w["file"])
+        self.first = self.first or publisher
+        if self.close is None and \
+                _stem(publisher.w["file"]).lower() == _stem(self.filename).lower():
+            self.close = publisher
+        if self.filename not in (publisher.w["file"], _file_of(publisher.w["caller"])):
+            return
+        self.named.append(publisher.label)
+        if not self.publishing:
+            return
+        self._publisher(publisher)
+        # Each publishing job is judged on its own, by the publisher it comes closest to
+        # (fewest errors, then the first): a job that no publisher accepts is refused
+        # whatever the other jobs do.
+        for position, job in enumerate(self.publishing):
+            found, best = self._job(publisher, job), self.closest[position]
+            if best is None or _errors(found) < _errors(best):
+                self.closest[position] = found
+
+    def finish(self) -> WorkflowReport:
+        if not self.named:
+            self._no_publisher()
+            return self._report([])
+        if not self.publishing:
             where = self.where.key(self.doc, "jobs") if "jobs" in self.doc else \
                 self.where.node(self.doc)
             wanted = f"job {self.only_job!r}" if self.only_job else "a publishing job"
@@ -433,18 +509,14 @@ class _GitHub:
                        "(pypa/gh-action-pypi-publish, twine, uv publish...), asks for an OIDC "
                        "token or calls a reusable workflow",
                        "add the job that publishes, with `permissions: id-token: write`")
-            return self._report(named, [])
-        for publisher in named:
-            self._publisher(publisher)
-        # Each publishing job is judged on its own, by the publisher it comes closest to: a
-        # job that no publisher accepts is refused whatever the other jobs do.
-        for job in jobs:
-            self.c.findings.extend(_closest(self._job(publisher, job) for publisher in named))
-        return self._report(named, jobs)
+            return self._report([])
+        for found in self.closest:
+            self.c.findings.extend(found or [])
+        return self._report(self.publishing)
 
-    def _report(self, publishers: list[_Pub], jobs: list[_Job]) -> WorkflowReport:
+    def _report(self, jobs: list[_Job]) -> WorkflowReport:
         return WorkflowReport(self.c.source, "github", tuple(self.c.findings),
-                              tuple(p.label for p in publishers), tuple(j.name for j in jobs))
+                              tuple(self.named), tuple(j.name for j in jobs))
 
     # -- what the workflow holds
     def _triggers(self) -> dict[str, Any]:
@@ -498,14 +570,14 @@ class _GitHub:
         return False
 
     # -- findings
-    def _no_publisher(self, publishers: list[_Pub]) -> None:
-        names = sorted({p.w["file"] for p in publishers})
-        close = [p for p in publishers
-                 if _stem(p.w["file"]).lower() == _stem(self.filename).lower()]
-        field_name = (close or publishers)[0].field("file") if publishers else \
-            _file_field(self.c.policy, GITHUB_ACTIONS)
-        if close:
-            fix = (f"a publisher names {close[0].w['file']!r}: the token carries the file's "
+    def _no_publisher(self) -> None:
+        names = sorted(self.files)
+        close = self.close
+        chosen = close or self.first
+        field_name = chosen.field("file") if chosen is not None else \
+            _file_field(self.c, GITHUB_ACTIONS)
+        if close is not None:
+            fix = (f"a publisher names {close.w['file']!r}: the token carries the file's "
                    f"exact name, so rename the file or the publisher's {field_name} to match")
         elif names:
             fix = (f"the publishers name {', '.join(repr(n) for n in names)}; add a publisher "
@@ -742,17 +814,6 @@ def _claims_read(rule: A.Rule) -> frozenset[str]:
         name for req in r.requires for name in A.claims_read(req.condition)))
 
 
-def _closest(candidates: Iterable[list[WorkflowFinding]]) -> list[WorkflowFinding]:
-    """One job's findings against the publisher it comes closest to (fewest errors, then
-    the first publisher)."""
-    best: list[WorkflowFinding] | None = None
-    for found in candidates:
-        if best is None or sum(f.level == ERROR for f in found) < sum(
-                f.level == ERROR for f in best):
-            best = found
-    return best or []
-
-
 def _environment(where: _Where, body: Mapping[Any, Any], wanted: str, add: Any,
                  job_span: Span, job: str, publisher: Any, claims: Mapping[str, Any]) -> None:
     """The job's environment (a name, or a mapping with a name) against the publisher's
@@ -919,42 +980,61 @@ class _GitLab:
         self.relative = relative.removeprefix("./")
         self.repository = repository
         self.only_job = job
+        # As `_GitHub`'s: what the publishers offered leave.
+        self.named: list[str] = []
+        self.files: set[str] = set()
+        self.first: _Pub | None = None
+        self.publishing: list[tuple[str, Mapping[Any, Any]]] = []
+        self.closest: list[list[WorkflowFinding] | None] = []
 
-    def run(self) -> WorkflowReport:
+    def start(self) -> None:
         self._includes()
-        publishers = _publishers(self.c.policy, GITLAB_CI, self.repository)
-        named = [p for p in publishers if p.w["file"] == self.relative]
-        if not named:
-            paths = sorted({p.w["file"] for p in publishers})
+        self.publishing = self._publishing_jobs()
+        self.closest = [None] * len(self.publishing)
+
+    def offer(self, publisher: _Pub) -> None:
+        """A publisher of this kind (and repository), in the policy's order."""
+        self.files.add(publisher.w["file"])
+        self.first = self.first or publisher
+        if publisher.w["file"] != self.relative:
+            return
+        self.named.append(publisher.label)
+        if not self.publishing:
+            return
+        self._publisher(publisher)
+        # Each publishing job on its own, by the publisher it comes closest to.
+        for position, (name, body) in enumerate(self.publishing):
+            found, best = self._job(publisher, name, body), self.closest[position]
+            if best is None or _errors(found) < _errors(best):
+                self.closest[position] = found
+
+    def finish(self) -> WorkflowReport:
+        if not self.named:
+            paths = sorted(self.files)
             close = [p for p in paths if self.relative.endswith("/" + p) or p.endswith(
                 "/" + self.relative) or p.lower() == self.relative.lower()]
-            field_name = publishers[0].field("file") if publishers else \
-                _file_field(self.c.policy, GITLAB_CI)
+            field_name = self.first.field("file") if self.first is not None else \
+                _file_field(self.c, GITLAB_CI)
             fix = (f"a publisher names {close[0]!r}: give the path from the repository root "
                    f"(check-workflow --path), or fix the publisher's {field_name}"
                    if close else
                    f"add a GitLab publisher with {field_name}: {self.relative}")
             self.c.add("TPW001", self.where.node(self.doc), f"no publisher names the pipeline "
                        f"file {self.relative!r}", fix)
-            return self._report(named, [])
-        jobs = self._publishing_jobs()
-        if not jobs:
+            return self._report([])
+        if not self.publishing:
             wanted = f"job {self.only_job!r}" if self.only_job else "a publishing job"
             self.c.add("TPW002", self.where.node(self.doc), f"{wanted} is not in this "
                        "pipeline: no job asks for an ID token (id_tokens) or uploads",
                        f"add a job with `id_tokens: PYPI_ID_TOKEN: aud: {self.c.audience}`")
-            return self._report(named, [])
-        for publisher in named:
-            self._publisher(publisher)
-        # Each publishing job on its own, by the publisher it comes closest to.
-        for name, body in jobs:
-            self.c.findings.extend(_closest(self._job(publisher, name, body)
-                                            for publisher in named))
-        return self._report(named, [name for name, _ in jobs])
+            return self._report([])
+        for found in self.closest:
+            self.c.findings.extend(found or [])
+        return self._report([name for name, _ in self.publishing])
 
-    def _report(self, publishers: list[_Pub], jobs: list[str]) -> WorkflowReport:
+    def _report(self, jobs: list[str]) -> WorkflowReport:
         return WorkflowReport(self.c.source, "gitlab", tuple(self.c.findings),
-                              tuple(p.label for p in publishers), tuple(jobs))
+                              tuple(self.named), tuple(jobs))
 
     def _jobs(self) -> Iterator[tuple[str, Mapping[Any, Any]]]:
         for name, body in self.doc.items():
