@@ -43,6 +43,7 @@ from typing import Any, TypeGuard
 from tppolicy.decide.policy import Policy
 from tppolicy.errors import Diagnostic, Span, TppolicyError
 from tppolicy.language import ast as A
+from tppolicy.language.bind import bind_rules
 from tppolicy.language.interpret import Interpreter
 from tppolicy.language.ops import EvalError, Glob
 from tppolicy.limits import MAX_WORKFLOW_BYTES
@@ -791,7 +792,7 @@ def _refusing(publisher: Any, claims: Mapping[str, Any], claim: str) -> list[A.R
     interpreter = Interpreter(claims, publisher.provider.claim_types)
     refusing = []
     given = claims.keys()
-    for rule in publisher.rules:
+    for rule in _rules_reading(publisher, claim):
         read = _claims_read(rule)
         if claim not in read or not read <= given:
             continue
@@ -804,9 +805,33 @@ def _refusing(publisher: Any, claims: Mapping[str, Any], claim: str) -> list[A.R
     return refusing
 
 
+def _rules_reading(publisher: Any, claim: str) -> tuple[A.Rule, ...]:
+    """The publisher's rules that may read `claim` (with others): its own, or those of its
+    provider's rules that read it, bound to its fields. A bound rule reads no claim its
+    provider's rule does not (binding puts in field values): the others are not bound, such
+    as the rules reading the publisher's repository, whose values no other publisher shares."""
+    if publisher.own_rules is not None:
+        return tuple(publisher.own_rules)
+    rules = publisher.provider.rules
+    known = _READING.get((id(rules), claim))
+    if known is None or known[0] is not rules:
+        if len(_READING) >= 256:
+            _READING.clear()
+        known = _READING[(id(rules), claim)] = (
+            rules, tuple(rule for rule in rules if claim in _claims_read(rule)))
+    return bind_rules(known[1], publisher.fields)
+
+
+# Per provider's rules (kept with them, so that the id stays theirs) and claim: those
+# reading the claim.
+_READING: dict[tuple[int, str], tuple[tuple[A.Rule, ...], tuple[A.Rule, ...]]] = {}
+
+
 # The claims each rule reads, by rule: a file's publishers share many bound rules, and each
-# is asked of per trigger and per job.
-_READ: ByIdentity[A.Rule, frozenset[str]] = ByIdentity()
+# is asked of per trigger and per job. A few hundred: each entry holds its rule, and a
+# publisher's own bound rules (those reading its repository) are asked of only while it is
+# compared; thousands held them for publishers long gone.
+_READ: ByIdentity[A.Rule, frozenset[str]] = ByIdentity(512)
 
 
 def _claims_read(rule: A.Rule) -> frozenset[str]:
