@@ -660,11 +660,17 @@ def _rules_of(publisher: CheckedPublisher,
     names: list[str] = []
     states = bytearray()
     fold_own = publisher.own_rules is not None and folded is not None
+    literal = A.Literal
     for publisher_rule in publisher.rules:
-        values = [folded(req.condition) if fold_own and folded is not None else req.condition
-                  for req in publisher_rule.requires]
-        can_pass = all(f != _FALSE for f in values)
-        can_fail = not all(f == _TRUE for f in values)
+        can_pass, can_fail = True, False
+        for req in publisher_rule.requires:
+            value = folded(req.condition) if fold_own and folded is not None else req.condition
+            # (a node of another class is never equal to a literal)
+            if isinstance(value, literal):
+                can_pass = can_pass and value != _FALSE
+                can_fail = can_fail or value != _TRUE
+            else:
+                can_fail = True
         names.append(publisher_rule.name)
         states.append(3 * (_NOT_SEEN if can_pass else _UNKNOWN)
                       + (_NOT_SEEN if can_fail else _UNKNOWN))
