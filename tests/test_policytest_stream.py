@@ -159,6 +159,38 @@ def test_a_file_read_whole_reports_as_before(
     assert [e.render() for e in report.errors] == [e.render() for e in whole.errors]
 
 
+def test_token_cases_keep_the_publishers_their_tokens_name(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from .tokens import GITHUB as ISSUER
+    from .tokens import jwks, rsa_key
+
+    key = rsa_key("stream")
+    (tmp_path / "keys.json").write_text(json.dumps(jwks(key)))
+    (tmp_path / "named.jwt").write_text(key.sign(CLAIMS["named"]))
+    (tmp_path / "other.jwt").write_text(key.sign(CLAIMS["other-environment"]))
+    (tmp_path / "garbage.jwt").write_text("not a token")
+    (tmp_path / "publishers.yaml").write_text(publishers_text())
+    (tmp_path / "t.tptest.yaml").write_text(
+        f'publishers: publishers.yaml\njwks:\n  "{ISSUER}": keys.json\ncases:\n'
+        "  - {token: named.jwt, allowed: true, publisher: gh-30}\n"
+        "  - {token: other.jwt, allowed: false, failing: [environment], fix: environment}\n"
+        "  - {token: garbage.jwt, allowed: false, failing: [token]}\n")
+    streamed: list[bool] = []
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        policy = stream_publishers(*args, **kwargs)
+        streamed.append(policy is not None)
+        return policy
+
+    monkeypatch.setattr(testrunner, "stream_publishers", spy)
+    report = run_files([tmp_path / "t.tptest.yaml"], root=tmp_path)
+    monkeypatch.setattr(testrunner, "stream_publishers", lambda *a, **k: None)
+    whole = run_files([tmp_path / "t.tptest.yaml"], root=tmp_path)
+    assert streamed == [True]
+    assert [r.passed for r in report.results] == [True, True, True], report.results
+    assert report.to_json() == whole.to_json()
+
+
 def test_the_kept_publishers_decide_as_the_whole_file() -> None:
     providers = load_providers()
     text = publishers_text()

@@ -119,6 +119,11 @@ def test_no_publisher_of_the_kind(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     "    repository_owner: octo-org\n    repository_name: sampleproject\n"
     '    repository_owner_id: "65"\n    workflow_filename: release.yml\n'
     "    environment: pypi\n",
+    # a pending publisher that would become a twin of `seed` (another optional constraint)
+    "  - name: future-twin\n    provider: github\n    pending_project: new\n"
+    "    repository_owner: octo-org\n    repository_name: sampleproject\n"
+    '    repository_owner_id: "65"\n    workflow_filename: release.yml\n'
+    "    environment: pypi\n    ref_pattern: refs/tags/*\n",
     # an invalid field
     "  - name: bad\n    provider: github\n    projects: [bad]\n    repository_owner: 'a b'\n"
     "    repository_name: r\n    workflow_filename: release.yml\n",
