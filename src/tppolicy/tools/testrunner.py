@@ -598,7 +598,11 @@ def _streamed(text: str, source: str, cases: list[_Case],
 
     providers = load_providers() if providers is None else providers
     try:
-        keep = claims_selection(_cases_claims(cases), providers=providers, issuers=issuers)
+        claims = list(_cases_claims(cases))
+    except Exception:  # a token no reader expected: the whole file's policy decides on it
+        return None
+    try:
+        keep = claims_selection(claims, providers=providers, issuers=issuers)
     except TppolicyError:  # registered issuers refused: the whole file's policy says so
         return None
     rules: list[_PublisherRules] = []
