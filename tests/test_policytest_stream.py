@@ -222,3 +222,21 @@ def test_stream_publishers_gives_none_for_a_file_to_read_whole() -> None:
                              providers=providers) is None
     assert stream_publishers(publishers_text(), "p.yaml", lambda *a: True,
                              providers=providers, issuers={"http://x": "github"}) is None
+
+
+def test_compile_and_check_refuse_a_future_twin_as_the_whole_read_does() -> None:
+    """A pending publisher that would become a twin of a normal one: the whole read
+    refuses the file; `compile` and `check --publishers` read it as a stream, and exited
+    0 (found by the streamed test runner's review). They read it whole now."""
+    from tppolicy.decide.load import compile_publishers_blocks, compile_publishers_for_claims
+    from tppolicy.errors import TppolicyError
+
+    text = publishers_text(github(1, pending=True).replace("gh-1", "future-twin")
+                           + "    ref_pattern: refs/tags/*\n")
+    with pytest.raises(TppolicyError) as whole:
+        compile_publishers_text(text, "p.yaml")
+    with pytest.raises(TppolicyError) as blocks:
+        compile_publishers_blocks(text, "p.yaml")
+    with pytest.raises(TppolicyError) as for_claims:
+        compile_publishers_for_claims(text, "p.yaml", next(iter(CLAIMS.values())))
+    assert str(blocks.value) == str(whole.value) == str(for_claims.value)

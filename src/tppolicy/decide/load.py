@@ -82,42 +82,6 @@ def compile_publishers_for_claims(text: str, source: str, claims: Mapping[str, A
                                        document=compose_yaml(text, source, ConfigError))
 
 
-class _Selection:
-    """Which publishers `compile_publishers_for_claims` keeps."""
-
-    def __init__(self, providers: Mapping[str, CheckedProvider],
-                 issuers: Mapping[str, str] | None, claims: Mapping[str, Any]) -> None:
-        self.decider = Decider(providers, issuers)
-        self.counts: dict[str, int] = {}
-        issuer = claims.get("iss")
-        index = self.decider.issuers.get(issuer) if isinstance(issuer, str) else None
-        self.provider = index.checked.name if index is not None else None
-        self.key: Any = None
-        self.identity: tuple[Any, ...] | None = None
-        if index is not None and self.provider is not None:
-            try:
-                self.key = bucket_key(index.lookup(claims)[0])
-            except Exception:  # a key the claims cannot give matches nothing
-                self.key = None
-            self.identity = self.decider.token_identity(self.provider, claims)
-
-    def keep(self, publisher: CheckedPublisher) -> bool:
-        name = publisher.provider.name
-        seen = self.counts[name] = self.counts.get(name, 0) + 1
-        if name != self.provider:
-            return seen == 1
-        if seen <= NEAR_MISS_SCAN + 1:
-            return True
-        key = tuple(lookup_value(v) for v in publisher.key_values)
-        try:
-            if self.key is not None and bucket_key(key) == self.key:
-                return True
-            return self.identity is not None and \
-                self.decider.key_identity(name, key) == self.identity
-        except Exception:  # pragma: no cover - keys are a publisher's field values
-            return True
-
-
 def compile_publishers_blocks(text: str, source: str = "<publishers>", *,
                               providers: Mapping[str, CheckedProvider] | None = None,
                               issuers: Mapping[str, str] | None = None) -> list[str]:
@@ -190,34 +154,24 @@ def _compile_streamed(text: str, source: str, providers: Mapping[str, CheckedPro
                       issuers: Mapping[str, str] | None,
                       claims: Mapping[str, Any] | None,
                       consume: Callable[[CheckedPublisher], None] | None = None) -> Policy:
-    """The file read as a stream (`iter_plain_publishers`), each publisher checked alone
-    (`PublisherStream`); with `claims`, only `_Selection`'s kept. `NotPlain` or a
-    `TppolicyError` (without the words of every problem) when the file must be read
-    whole."""
-    from tppolicy.decide.publishers import iter_plain_publishers
+    """The file read as a stream (`stream_publishers`): with `claims`, only the publishers
+    `claims_selection` keeps for them; with `consume`, each publisher handed over and none
+    kept. `NotPlain` when the file must be read whole."""
+    from tppolicy.readers.yaml import NotPlain
 
-    entries = iter_plain_publishers(text, source, {n: p.ast for n, p in providers.items()},
-                                    issuers or {})
-    stream = PublisherStream(source, providers)
-    selection = _Selection(providers, issuers, claims) if claims is not None else None
-    kept: list[CheckedPublisher] = []
-    ids: list[str] = []
-    taken: set[str] = set()
-    counter = itertools.count(1)
-    for entry in entries:
-        # the fields given as values (each checked once per distinct value), not as a
-        # binding each, checked again one by one
-        checked = stream.check_fields(A.Publisher(
-            entry.name, entry.provider, entry.projects, entry.pending_project, (), (),
-            entry.span), entry.fields, entry.index)
-        publisher_id_ = publisher_id(entry.name, taken, counter)
-        taken.add(publisher_id_)
+    keep = claims_selection([claims], providers=providers, issuers=issuers) \
+        if claims is not None else None
+
+    def take(entry: Any, publisher: CheckedPublisher, publisher_id_: str) -> bool:
         if consume is not None:  # handed over, not kept
-            consume(checked)
-        elif selection is None or selection.keep(checked):
-            kept.append(checked)
-            ids.append(publisher_id_)
-    return Policy(CheckedPolicy(dict(providers), tuple(kept)), issuers, ids=ids)
+            consume(publisher)
+            return False
+        return keep is None or keep(publisher)
+
+    policy = stream_publishers(text, source, take, providers=providers, issuers=issuers)
+    if policy is None:
+        raise NotPlain
+    return policy
 
 
 def compile_publishers_file(path: str | os.PathLike[str], *,
@@ -258,8 +212,8 @@ def load_policy_for_claims(text: str, source: str, claims: Mapping[str, Any], *,
     from tppolicy.decide.recognize import load_compiled_policy
 
     providers = load_providers() if providers is None else providers
-    selection = _Selection(providers, issuers, claims)
-    recognized = load_compiled_policy(text, source, providers, issuers, selection.keep)
+    keep = claims_selection([claims], providers=providers, issuers=issuers)
+    recognized = load_compiled_policy(text, source, providers, issuers, keep)
     if recognized is not None:
         return recognized
     return load_policy_text(text, source, providers=providers, issuers=issuers)
@@ -335,7 +289,7 @@ def claims_selection(claims: Iterable[Mapping[str, Any]], *,
             if keys and bucket_key(key) in keys:
                 return True
             return bool(identities) and decider.key_identity(name, key) in identities
-        except Exception:  # a claim of the wrong type: kept, as `_Selection` keeps it
+        except Exception:  # a claim of the wrong type: kept
             return True
 
     return keep
