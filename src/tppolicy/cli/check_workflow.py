@@ -112,50 +112,17 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
 
 def _streamed(args: argparse.Namespace
               ) -> tuple[list[WorkflowReport], list[TppolicyError]] | None:
-    """The workflows checked against a publishers file read once as a stream, each
-    publisher compared with every workflow as it goes by and none held (ten thousand
-    publishers take their text's memory, not their policy's). None: the file is to be read
-    whole (`load_policy`), which reports its problems."""
-    from tppolicy.decide.load import stream_publishers
+    """`check_workflows_streamed` on the --publishers file; None: read it whole."""
     from tppolicy.errors import ConfigError
     from tppolicy.readers.source import read_source
-    from tppolicy.tools.workflow import WorkflowCheck, open_workflow_file
+    from tppolicy.tools.workflow import check_workflows_streamed
 
     providers = load_providers(args)
     issuers = registered_issuers(args, providers)
     text = read_source(Path(args.publishers), ConfigError)
-    checks: list[WorkflowCheck | TppolicyError] = []
-    for name in args.workflows:
-        try:
-            checks.append(open_workflow_file(name, providers, path=args.path,
-                                             audience=args.audience,
-                                             repository=args.repository, job=args.job))
-        except TppolicyError as exc:
-            checks.append(exc)
-
-    def consume(entry: object, publisher: object, publisher_id: str) -> bool:
-        for position, check in enumerate(checks):
-            if isinstance(check, WorkflowCheck):
-                try:
-                    check.offer(publisher)
-                except TppolicyError as exc:  # as the check of the whole policy reports it
-                    checks[position] = exc
-        return False
-
-    if stream_publishers(text, str(args.publishers), consume, providers=providers,
-                         issuers=issuers) is None:
-        return None
-    reports: list[WorkflowReport] = []
-    errors: list[TppolicyError] = []
-    for check in checks:
-        if isinstance(check, TppolicyError):
-            errors.append(check)
-            continue
-        try:
-            reports.append(check.report())
-        except TppolicyError as exc:
-            errors.append(exc)
-    return reports, errors
+    return check_workflows_streamed(text, str(args.publishers), args.workflows, providers,
+                                    issuers, path=args.path, audience=args.audience,
+                                    repository=args.repository, job=args.job)
 
 
 def render(reports: list[WorkflowReport], out: TextIO, invalid: int = 0) -> str:

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeGuard
@@ -44,6 +44,7 @@ from tppolicy.decide.policy import Policy
 from tppolicy.errors import Diagnostic, Span, TppolicyError
 from tppolicy.language import ast as A
 from tppolicy.language.bind import bind_rules
+from tppolicy.language.check import CheckedPublisher
 from tppolicy.language.interpret import Interpreter
 from tppolicy.language.ops import EvalError, Glob
 from tppolicy.limits import MAX_WORKFLOW_BYTES
@@ -1162,3 +1163,49 @@ def _gitlab_tags_only(body: Mapping[Any, Any]) -> bool:
         if "CI_COMMIT_TAG" not in condition:
             return False
     return isinstance(rules, list) and bool(rules)
+
+
+def check_workflows_streamed(text: str, source: str, workflows: Sequence[str],
+                             providers: Mapping[str, Any],
+                             issuers: Mapping[str, str] | None = None, *,
+                             path: str | None = None, audience: str = "pypi",
+                             repository: str | None = None, job: str | None = None
+                             ) -> tuple[list[WorkflowReport], list[TppolicyError]] | None:
+    """The `workflows` (files) checked against a publishers file read once as a stream:
+    each publisher compared with every workflow as it goes by, none held (ten thousand
+    publishers take their text's memory, not their policy's). The reports, and the errors
+    of the workflows that could not be checked, each as `check_workflow_file` gives them;
+    None when the file is to be read whole (`stream_publishers`), which reports its
+    problems."""
+    from tppolicy.decide.load import stream_publishers
+
+    checks: list[WorkflowCheck | TppolicyError] = []
+    for name in workflows:
+        try:
+            checks.append(open_workflow_file(name, providers, path=path, audience=audience,
+                                             repository=repository, job=job))
+        except TppolicyError as exc:
+            checks.append(exc)
+
+    def consume(entry: object, publisher: CheckedPublisher, publisher_id: str) -> bool:
+        for position, check in enumerate(checks):
+            if isinstance(check, WorkflowCheck):
+                try:
+                    check.offer(publisher)
+                except TppolicyError as exc:  # as the check of the whole policy reports it
+                    checks[position] = exc
+        return False
+
+    if stream_publishers(text, source, consume, providers=providers, issuers=issuers) is None:
+        return None
+    reports: list[WorkflowReport] = []
+    errors: list[TppolicyError] = []
+    for check in checks:
+        if isinstance(check, TppolicyError):
+            errors.append(check)
+            continue
+        try:
+            reports.append(check.report())
+        except TppolicyError as exc:
+            errors.append(exc)
+    return reports, errors
