@@ -111,6 +111,13 @@ def reports(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     (tmp_path / "inline.tptest.yaml").write_text(table("x").replace(
         "publishers: x\n", inline))
     files = sorted(tmp_path.glob("*.tptest.yaml"))
+    return _streamed_and_whole(files, tmp_path, monkeypatch)
+
+
+def _streamed_and_whole(files: list[Path], root: Path, monkeypatch: pytest.MonkeyPatch
+                        ) -> tuple[Report, Report, list[bool]]:
+    """`run_files` streaming the publishers files (whether each was: the list), and
+    reading them whole."""
     streamed: list[bool] = []
 
     def spy(*args: Any, **kwargs: Any) -> Any:
@@ -119,9 +126,9 @@ def reports(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         return policy
 
     monkeypatch.setattr(testrunner, "stream_publishers", spy)
-    report = run_files(files, root=tmp_path)
+    report = run_files(files, root=root)
     monkeypatch.setattr(testrunner, "stream_publishers", lambda *a, **k: None)
-    whole = run_files(files, root=tmp_path)
+    whole = run_files(files, root=root)
     return report, whole, streamed
 
 
@@ -175,17 +182,8 @@ def test_token_cases_keep_the_publishers_their_tokens_name(
         "  - {token: named.jwt, allowed: true, publisher: gh-30}\n"
         "  - {token: other.jwt, allowed: false, failing: [environment], fix: environment}\n"
         "  - {token: garbage.jwt, allowed: false, failing: [token]}\n")
-    streamed: list[bool] = []
-
-    def spy(*args: Any, **kwargs: Any) -> Any:
-        policy = stream_publishers(*args, **kwargs)
-        streamed.append(policy is not None)
-        return policy
-
-    monkeypatch.setattr(testrunner, "stream_publishers", spy)
-    report = run_files([tmp_path / "t.tptest.yaml"], root=tmp_path)
-    monkeypatch.setattr(testrunner, "stream_publishers", lambda *a, **k: None)
-    whole = run_files([tmp_path / "t.tptest.yaml"], root=tmp_path)
+    report, whole, streamed = _streamed_and_whole([tmp_path / "t.tptest.yaml"], tmp_path,
+                                                  monkeypatch)
     assert streamed == [True]
     assert [r.passed for r in report.results] == [True, True, True], report.results
     assert report.to_json() == whole.to_json()
