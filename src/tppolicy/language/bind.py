@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
+from operator import itemgetter
 from typing import Any
 
 from tppolicy.errors import Span
@@ -635,7 +636,11 @@ _ABSENT = object()
 # own), and each rule bound for the values of just those fields. Publishers of a file share
 # most of their values (a workflow file, an environment, a provider's defaults), so most of
 # their rules are bound once, not once per publisher.
-_RULE_FIELDS: dict[int, tuple[A.Rule, tuple[str, ...]]] = {}
+_RULE_FIELDS: dict[int, tuple[A.Rule, tuple[str, ...], Callable[[Mapping[str, Any]], Any]]] = {}
+
+
+def _no_values(values: Mapping[str, Any]) -> Any:
+    return ()
 _BOUND_RULES: dict[tuple[int, tuple[Any, ...]], tuple[A.Rule, A.Rule | None]] = {}
 _BOUND_RULES_LIMIT = 1024
 
@@ -646,8 +651,13 @@ def _bind_rule_cached(rule: A.Rule, values: Mapping[str, Any]) -> A.Rule | None:
         names = sorted({name for req in rule.requires for name in A.fields_read(req.condition)})
         if len(_RULE_FIELDS) >= _BOUND_RULES_LIMIT:
             _RULE_FIELDS.clear()
-        known = _RULE_FIELDS[id(rule)] = (rule, tuple(names))
-    key = (id(rule), tuple(values.get(name, _ABSENT) for name in known[1]))
+        known = _RULE_FIELDS[id(rule)] = (rule, tuple(names), itemgetter(*names) if names
+                                          else _no_values)
+    try:  # the values of the fields it reads (a publisher's fields hold every one)
+        read = known[2](values)
+    except KeyError:
+        read = tuple(values.get(name, _ABSENT) for name in known[1])
+    key = (id(rule), read)
     try:
         found = _BOUND_RULES.get(key)
     except TypeError:  # a value that cannot be hashed: not cached
