@@ -107,13 +107,13 @@ def bind_expr(expr: A.Expr, values: Mapping[str, Any]) -> A.Expr:
         return _bind_node(expr, values)[0]
     try:
         part_values = plan.evaluate(values)
-        kinds = tuple([_kind(v) for v in part_values])
+        kinds = tuple([_STRING if v.__class__ is str else _exact(v) for v in part_values])
         shape: _Shape | None = plan.shapes.get(kinds, _NO_SHAPE)
     except (EvalError, TypeError):  # a part that fails (left written), or unhashable
         return _bind_node(expr, values)[0]
     if shape is not _NO_SHAPE:
-        if shape is not None and all(_exact(part_values[i]) == exact
-                                     for i, exact in shape.read):
+        if shape is not None and (not shape.read or all(
+                _exact(part_values[i]) == exact for i, exact in shape.read)):
             made = shape.put(part_values, parts)
             if len(_PUT) >= _CACHE_LIMIT:
                 _PUT.clear()
@@ -353,11 +353,11 @@ def _builder(bound: A.Expr, places: Mapping[int, int], above: frozenset[int],
         return None
 
 
-def _kind(value: Any) -> Any:
-    """What of a part's value the folding around it may read when it does not read the
-    value itself: a string's content is never tested (only true, false, null and
-    integers are: `true and X` is X, and the pattern True matches 1)."""
-    return (str,) if value.__class__ is str else _exact(value)
+# A part's kind: what of its value the folding around it may read when it does not read
+# the value itself. A string's content is never tested (only true, false, null and
+# integers are: `true and X` is X, and the pattern True matches 1): every string's kind is
+# _STRING; any other value's is itself (`_exact`).
+_STRING = (str,)
 
 
 def _exact(value: Any) -> Any:
