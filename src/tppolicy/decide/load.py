@@ -349,3 +349,23 @@ def stream_publishers(text: str, source: str,
         return Policy(CheckedPolicy(dict(providers), tuple(kept)), issuers, ids=ids)
     except (NotPlain, TppolicyError):
         return None
+
+
+def stream_publishers_for_claims(text: str, source: str, claims: Mapping[str, Any],
+                                 consume: Callable[[CheckedPublisher], None], *,
+                                 providers: Mapping[str, CheckedProvider] | None = None,
+                                 issuers: Mapping[str, str] | None = None) -> Policy | None:
+    """`compile_publishers_for_claims` handing every publisher of the file to `consume`,
+    in the file's order, as it is checked: a tool that looks at each publisher once
+    (`tppolicy explain` ranks them all) need not hold the file's policy. The policy
+    returned holds the publishers `compile_publishers_for_claims` keeps, and decides
+    alike. None when the file must be read whole (`stream_publishers`); `consume` may
+    have been handed some of its publishers by then."""
+    providers = load_providers() if providers is None else providers
+    keep = claims_selection([claims], providers=providers, issuers=issuers)
+
+    def take(entry: Any, publisher: CheckedPublisher, publisher_id_: str) -> bool:
+        consume(publisher)
+        return keep(publisher)
+
+    return stream_publishers(text, source, take, providers=providers, issuers=issuers)

@@ -14,6 +14,7 @@ Nothing here prints. `advise` builds an `Advice`; the CLI renders it.
 
 from __future__ import annotations
 
+import heapq
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -35,8 +36,8 @@ from tppolicy.text import cut_middle
 if TYPE_CHECKING:
     from tppolicy.token.verify import Verifier
 
-__all__ = ["Advice", "Candidate", "Check", "Fix", "advise", "advise_token", "decision_fixes",
-           "identity_checks", "record_fixes"]
+__all__ = ["Advice", "Candidate", "Check", "Fix", "advise", "advise_publishers", "advise_token",
+           "decision_fixes", "identity_checks", "record_fixes"]
 
 
 def identity_checks(provider: CheckedProvider) -> frozenset[str]:
@@ -190,11 +191,15 @@ def _token_checks(provider: CheckedProvider | None, claims: Mapping[str, Any],
 
 
 def _candidate(publisher: CheckedPublisher, claims: Mapping[str, Any],
-               decision: Decision, explainer: Explainer | None = None) -> Candidate:
+               decision: Decision | None, explainer: Explainer | None = None,
+               identity: frozenset[str] | None = None) -> Candidate:
     """`explainer`: one for these claims and the publisher's provider, shared by the
-    candidates ranked (it keeps each node's value and each rule's result)."""
+    candidates ranked (it keeps each node's value and each rule's result); `identity`:
+    `identity_checks` of its provider, worked out once for them. Without `decision` (not
+    made yet), the candidate is not `chosen`."""
     provider = publisher.provider
-    identity = identity_checks(provider)
+    if identity is None:
+        identity = identity_checks(provider)
     if explainer is None:
         explainer = Explainer(claims, provider.claim_types)
     interpreter = explainer.interpreter
@@ -243,15 +248,19 @@ def _candidate(publisher: CheckedPublisher, claims: Mapping[str, Any],
               identity_ok and (not is_identity(name) or (not r.passed and shares(name, r))),
               words.get(name) or ("" if r.expected is None else show(r.expected)))
         for name, kind, r in raw)
-    chosen = decision.allowed and decision.publisher == publisher.label
+    chosen = decision is not None and decision.allowed and \
+        decision.publisher == publisher.label
     return Candidate(publisher.label, provider.name, publisher.projects, publisher.pending,
                      chosen, checks)
+
+
+_EXPECTS = re.compile(r"publisher expects (.+)$")
 
 
 def _expectation(rule: A.Rule, result: RuleResult) -> str:
     """What the rule expects, in words: "'pypi' (ignoring case)", "anything but 'x'"."""
     if not result.passed:
-        found = re.search(r"publisher expects (.+)$", result.message)
+        found = _EXPECTS.search(result.message)
         if found:
             return found.group(1)
         return "" if result.expected is None else show(result.expected)
@@ -265,20 +274,99 @@ def _expectation(rule: A.Rule, result: RuleResult) -> str:
     return show(result.expected) + (" (ignoring case)" if lowered else "")
 
 
-def _rank(candidates: list[tuple[int, Candidate]]) -> list[Candidate]:
-    def score(item: tuple[int, Candidate]) -> tuple[Any, ...]:
-        position, c = item
-        identity = sum(x.passed for x in c.checks if x.identity)
-        passed = sum(x.passed for x in c.checks)
-        return (not c.chosen, -identity, -passed, c.pending, position)
-
-    return [c for _, c in sorted(candidates, key=score)]
+def _score(identity_passed: int, passed: int, pending: bool,
+           position: int) -> tuple[int, int, bool, int]:
+    """How a candidate ranks among those not chosen: identity checks passed, then checks
+    passed (most first), normal before pending, then the file's order."""
+    return (-identity_passed, -passed, pending, position)
 
 
-def _guess_provider(policy: Policy, claims: Mapping[str, Any]) -> CheckedProvider | None:
+class _Ranking:
+    """The candidates of one provider's publishers, made as the publishers are handed
+    over in the file's order (`add`), then ranked once the decision is known (`ranked`).
+
+    Nothing of a publisher is kept but its candidate, whose rows are shared with the
+    other candidates' when equal (most passing rows are: the same workflow, environment,
+    event); with `keep`, also the `keep` publishers ranked first so far without being
+    chosen (those the fixes are for: a denial chooses none). The explainer, which keeps
+    each node's value and each bound rule's result, is made anew every `_RENEW`
+    publishers: its memory stays bounded, the values it keeps being the same anew."""
+
+    _RENEW = 256
+
+    def __init__(self, provider: CheckedProvider, claims: Mapping[str, Any],
+                 request: Mapping[str, Any] | None, keep: int = 0) -> None:
+        self.name = provider.name
+        self.asked = _with_request(claims, request)
+        self.keep = keep
+        self.candidates: list[Candidate] = []
+        # (identity passed, passed, not pending, -position): the smallest is the worst
+        # of the publishers kept for fixes, at the heap's top
+        self.best: list[tuple[tuple[int, int, bool, int], CheckedPublisher]] = []
+        self._explainers: dict[int, tuple[CheckedProvider, Explainer, frozenset[str]]] = {}
+        self._made = 0
+        self._rows: dict[Check, Check] = {}
+
+    def add(self, publisher: CheckedPublisher) -> None:
+        """Rank `publisher` if it is of the provider: its candidate, checked now."""
+        provider = publisher.provider
+        if provider.name != self.name:
+            return
+        held = self._explainers.get(id(provider))
+        if held is None or self._made >= self._RENEW:
+            if self._made >= self._RENEW:
+                self._explainers.clear()
+                self._made = 0
+            # one explainer per provider object (its claim types), kept with it
+            held = self._explainers[id(provider)] = (provider, Explainer(
+                self.asked, provider.claim_types, bound_only=True), identity_checks(provider))
+        self._made += 1
+        candidate = _candidate(publisher, self.asked, None, held[1], held[2])
+        candidate = replace(candidate, checks=tuple(map(self._shared, candidate.checks)))
+        position = len(self.candidates)
+        self.candidates.append(candidate)
+        if self.keep:
+            identity = sum(c.passed for c in candidate.checks if c.identity)
+            passed = sum(c.passed for c in candidate.checks)
+            key = (identity, passed, not candidate.pending, -position)
+            if len(self.best) < self.keep:
+                heapq.heappush(self.best, (key, publisher))
+            elif key > self.best[0][0]:
+                heapq.heapreplace(self.best, (key, publisher))
+
+    def _shared(self, check: Check) -> Check:
+        """`check`, or the equal row made before (one object for both)."""
+        try:
+            return self._rows.setdefault(check, check)
+        except TypeError:  # a list or mapping among its values: not shared
+            return check
+
+    def kept(self) -> dict[str, CheckedPublisher]:
+        """The publishers kept for fixes, by label."""
+        return {publisher.label: publisher for _, publisher in self.best}
+
+    def ranked(self, decision: Decision) -> list[Candidate]:
+        """The candidates, the chosen one first, then by `_score`."""
+        candidates = self.candidates
+        if decision.allowed:
+            candidates = [replace(c, chosen=True) if c.publisher == decision.publisher else c
+                          for c in candidates]
+
+        def score(position: int) -> tuple[Any, ...]:
+            c = candidates[position]
+            identity = sum(x.passed for x in c.checks if x.identity)
+            passed = sum(x.passed for x in c.checks)
+            return (not c.chosen, *_score(identity, passed, c.pending, position))
+
+        return [candidates[i] for i in sorted(range(len(candidates)), key=score)]
+
+
+def _guess_provider(policy: Policy | Mapping[str, CheckedProvider],
+                    claims: Mapping[str, Any]) -> CheckedProvider | None:
     """For an unknown issuer: the provider all of whose required claims the token has."""
+    providers = policy.providers if isinstance(policy, Policy) else policy
     best: tuple[int, CheckedProvider] | None = None
-    for provider in policy.providers.values():
+    for provider in providers.values():
         names = [s.name for s in provider.required_claims]
         if names and all(name in claims for name in names) and (
                 best is None or len(names) > best[0]):
@@ -481,37 +569,81 @@ def advise(policy: Policy, claims: Mapping[str, Any], *, audience: str = "pypi",
     `request` holds the values the caller supplies with the upload (`request.version`, as
     `tppolicy check --upload-version` gives it), for the rules and fixes that read them."""
     decision = policy.evaluate(claims, audience=audience, explain=True, request=request)
-    issuers = policy.issuers
+    provider, guessed, known = _token_provider(policy.issuers, policy.providers, claims)
+    ranking = _Ranking(provider, claims, request) if provider is not None else None
+    if ranking is not None:
+        for publisher in policy.publishers:
+            ranking.add(publisher)
+    by_label = {p.label: p for p in policy.publishers}
+    return _advice(policy, decision, claims, audience, provider, guessed, known, ranking,
+                   by_label, fixes_for, request)
+
+
+def advise_publishers(text: str, source: str, claims: Mapping[str, Any], *,
+                      providers: Mapping[str, CheckedProvider] | None = None,
+                      issuers: Mapping[str, str] | None = None, audience: str = "pypi",
+                      fixes_for: int = 3,
+                      request: Mapping[str, Any] | None = None) -> Advice:
+    """`advise` on the policy of a publishers file's text (as `compile_publishers_text`
+    reads it, raising its errors), the same Advice, without holding that policy: the file
+    is read as a stream, each publisher ranked as it is checked, and only the publishers
+    the decision reads (`compile_publishers_for_claims`) and those given fixes are kept.
+    A file that cannot be read as a stream is read whole."""
+    from tppolicy.decide.core import Decider
+    from tppolicy.decide.load import compile_publishers_text, stream_publishers_for_claims
+    from tppolicy.errors import ConfigError
+    from tppolicy.language.providers import load_providers
+    from tppolicy.readers.yaml import compose_yaml
+
+    providers = load_providers() if providers is None else providers
+    trusted = {issuer: index.checked.name
+               for issuer, index in Decider(providers, issuers).issuers.items()}
+    provider, guessed, known = _token_provider(trusted, providers, claims)
+    ranking = _Ranking(provider, claims, request, max(fixes_for, 0)) \
+        if provider is not None else None
+    policy = stream_publishers_for_claims(text, source, claims,
+                                          ranking.add if ranking is not None else _skip,
+                                          providers=providers, issuers=issuers)
+    if policy is None:  # read whole: every problem reported, or what the stream leaves out
+        policy = compile_publishers_text(text, source, providers=providers, issuers=issuers,
+                                         document=compose_yaml(text, source, ConfigError))
+        return advise(policy, claims, audience=audience, fixes_for=fixes_for,
+                      request=request)
+    decision = policy.evaluate(claims, audience=audience, explain=True, request=request)
+    return _advice(policy, decision, claims, audience, provider, guessed, known, ranking,
+                   ranking.kept() if ranking is not None else {}, fixes_for, request)
+
+
+def _skip(publisher: CheckedPublisher) -> None:
+    """A publisher no candidate is made of (the token has no provider)."""
+
+
+def _token_provider(issuers: Mapping[str, str], providers: Mapping[str, CheckedProvider],
+                    claims: Mapping[str, Any]) -> tuple[CheckedProvider | None, bool, bool]:
+    """The provider of the token's issuer (`issuers`: every trusted issuer's provider), or
+    the one its claims are guessed to be of; whether guessed; whether the issuer is known."""
     issuer = claims.get("iss")
     name = issuers.get(issuer) if isinstance(issuer, str) else None
-    guessed = False
-    provider: CheckedProvider | None
     if name is not None:
-        provider = policy.providers[name]
-    else:
-        provider = _guess_provider(policy, claims)
-        guessed = provider is not None
-    token_checks = _token_checks(provider, claims, audience, name is not None, sorted(issuers))
-    candidates: list[tuple[int, Candidate]] = []
-    if provider is not None:
-        asked = _with_request(claims, request)
-        explainers: dict[int, tuple[CheckedProvider, Explainer]] = {}
-        for position, publisher in enumerate(policy.publishers):
-            if publisher.provider.name == provider.name:
-                # one explainer per provider object (its claim types), kept with it
-                held = explainers.get(id(publisher.provider))
-                if held is None:
-                    held = explainers[id(publisher.provider)] = (publisher.provider, Explainer(
-                        asked, publisher.provider.claim_types, bound_only=True))
-                candidates.append((position, _candidate(publisher, asked, decision,
-                                                        held[1])))
-    ranked = _rank(candidates)
-    by_label = {p.label: p for p in policy.publishers}
+        return providers[name], False, True
+    provider = _guess_provider(providers, claims)
+    return provider, provider is not None, False
+
+
+def _advice(policy: Policy, decision: Decision, claims: Mapping[str, Any], audience: str,
+            provider: CheckedProvider | None, guessed: bool, known: bool,
+            ranking: _Ranking | None, publishers: Mapping[str, CheckedPublisher],
+            fixes_for: int, request: Mapping[str, Any] | None) -> Advice:
+    """The Advice of `advise`, from its parts: `publishers` holds (by label) at least
+    those of the candidates given fixes."""
+    issuer = claims.get("iss")
+    token_checks = _token_checks(provider, claims, audience, known, sorted(policy.issuers))
+    ranked = ranking.ranked(decision) if ranking is not None else []
     if not decision.allowed:
         with_fixes = []
         for rank, candidate in enumerate(ranked):
             if rank < fixes_for and not candidate.chosen:
-                fixes = _Advisor(by_label[candidate.publisher], claims, candidate,
+                fixes = _Advisor(publishers[candidate.publisher], claims, candidate,
                                  request).run()
                 candidate = Candidate(candidate.publisher, candidate.provider,
                                       candidate.projects, candidate.pending, candidate.chosen,
@@ -520,7 +652,7 @@ def advise(policy: Policy, claims: Mapping[str, Any], *, audience: str = "pypi",
         ranked = with_fixes
     token_fixes = _token_fixes(token_checks, claims, audience, provider, guessed,
                                policy.providers)
-    if provider is not None and not candidates and not decision.allowed:
+    if provider is not None and not ranked and not decision.allowed:
         token_fixes.append(_other_provider_fix(policy, provider.name, issuer))
     return Advice(decision.allowed, decision, audience, provider.name if provider else None,
                   issuer if isinstance(issuer, str) else None, guessed, tuple(token_checks),
