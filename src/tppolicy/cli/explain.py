@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Iterable, Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from tppolicy.decide.reasons import show
@@ -74,28 +76,69 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
     if args.replay_db:
         raise UsageError("explain never uses a token up: --replay-db goes with check")
     request = {"version": args.request_version} if args.request_version is not None else None
-    policy = load_policy(args)
-    if args.token is not None:
-        from tppolicy.tools.explain import advise_token
-
-        token = read_token(args.token, args.max_token_bytes)
-        verifier = build_verifier(args, policy, token)
-        advice = advise_token(policy, token, verifier, fixes_for=args.fixes,
-                              request=request)
+    if args.token is None and getattr(args, "publishers", None) is not None:
+        advice = _advise_publishers(args, request)
     else:
-        if args.jwks:
-            raise UsageError("--jwks goes with --token")
-        claims = read_claims(args.claims)
-        advice = advise(policy, claims, audience=args.audience, fixes_for=args.fixes,
-                        request=request)
+        policy = load_policy(args)
+        if args.token is not None:
+            from tppolicy.tools.explain import advise_token
+
+            token = read_token(args.token, args.max_token_bytes)
+            verifier = build_verifier(args, policy, token)
+            advice = advise_token(policy, token, verifier, fixes_for=args.fixes,
+                                  request=request)
+        else:
+            if args.jwks:
+                raise UsageError("--jwks goes with --token")
+            claims = read_claims(args.claims)
+            advice = advise(policy, claims, audience=args.audience, fixes_for=args.fixes,
+                            request=request)
     if args.format == "json":
         payload = advice.to_json()
         if args.top is not None:
             payload["candidates"] = payload["candidates"][:args.top]
         out.write(json.dumps(payload, indent=2, ensure_ascii=False) + "\n")
     else:
-        out.write(render(advice, out, top=args.top))
+        _write_lines(out, render_lines(advice, out, top=args.top))
     return EXIT_ALLOWED if advice.allowed else EXIT_DENIED
+
+
+def _advise_publishers(args: argparse.Namespace, request: dict[str, Any] | None) -> Advice:
+    """`advise` on --publishers and --claims, the file read as a stream
+    (`advise_publishers`): its policy is never held whole. A problem with the
+    publishers file is reported before one with the claims or options, as when the
+    policy was read first."""
+    from tppolicy.errors import ConfigError, TppolicyError
+    from tppolicy.readers.source import read_source
+    from tppolicy.tools.explain import advise_publishers
+
+    from ._common import load_providers, registered_issuers
+
+    providers = load_providers(args)
+    issuers = registered_issuers(args, providers)
+    text = read_source(Path(args.publishers), ConfigError)
+    try:
+        if args.jwks:
+            raise UsageError("--jwks goes with --token")
+        claims = read_claims(args.claims)
+    except (UsageError, TppolicyError):
+        load_policy(args)  # the publishers file's problem first, if it has one
+        raise
+    return advise_publishers(text, str(args.publishers), claims, providers=providers,
+                             issuers=issuers, audience=args.audience, fixes_for=args.fixes,
+                             request=request)
+
+
+def _write_lines(out: TextIO, lines: Iterable[str], batch: int = 512) -> None:
+    """Write `lines`, each with its newline, a batch at a time (never all joined)."""
+    chunk: list[str] = []
+    for line in lines:
+        chunk.append(line)
+        if len(chunk) >= batch:
+            out.write("\n".join(chunk) + "\n")
+            chunk.clear()
+    if chunk:
+        out.write("\n".join(chunk) + "\n")
 
 
 def _text(text: str) -> str:
@@ -108,39 +151,44 @@ def _cell(value: Any) -> str:
 
 
 def render(advice: Advice, out: TextIO, *, top: int | None = None) -> str:
+    """The human report of `advice`, as one text (`render_lines` joined)."""
+    return "\n".join(render_lines(advice, out, top=top)) + "\n"
+
+
+def render_lines(advice: Advice, out: TextIO, *, top: int | None = None) -> Iterator[str]:
+    """The human report of `advice`, line by line (without newlines): the decision, the
+    token's checks and fixes, then each candidate shown (`top`: the first N)."""
     decision = advice.decision
-    lines: list[str] = []
     if advice.allowed:
         kind = "pending publisher" if decision.pending else "publisher"
-        lines.append(paint("ALLOWED", "green", out) + f": {kind} '{decision.publisher}' "
-                     f"({decision.provider}) may publish to {', '.join(decision.projects)}")
+        yield (paint("ALLOWED", "green", out) + f": {kind} '{decision.publisher}' "
+               f"({decision.provider}) may publish to {', '.join(decision.projects)}")
     else:
-        lines.append(paint("DENIED", "red", out) + denial_headline(decision, advice.provider))
+        yield paint("DENIED", "red", out) + denial_headline(decision, advice.provider)
     issuer = show(advice.issuer) if advice.issuer else "none"
     provider = advice.provider or "no provider"
     if advice.provider_guessed:
         provider = f"unknown; its claims are those of a {advice.provider} token"
-    lines.append(f"  token: issuer {issuer} ({provider}), checked for audience "
-                 f"{advice.audience!r}")
+    yield (f"  token: issuer {issuer} ({provider}), checked for audience "
+           f"{advice.audience!r}")
     for check in advice.token_checks:
         if not check.passed:
-            lines.append(f"  {paint('FAIL', 'red', out)} {check.name}: {check.message}")
+            yield f"  {paint('FAIL', 'red', out)} {check.name}: {check.message}"
     for fix in advice.token_fixes:
-        lines.append(f"  {paint('fix', 'yellow', out)} ({fix.where}): {fix.text}")
+        yield f"  {paint('fix', 'yellow', out)} ({fix.where}): {fix.text}"
     for note in advice.notes:
-        lines.append(f"  note: {note}")
+        yield f"  note: {note}"
     shown = advice.candidates if top is None else advice.candidates[:top]
     if advice.provider and not advice.candidates:
-        lines.append(f"  no {advice.provider} publisher is configured")
+        yield f"  no {advice.provider} publisher is configured"
     for rank, candidate in enumerate(shown, 1):
-        lines.append("")
-        lines.extend(_candidate(rank, candidate, out))
+        yield ""
+        yield from _candidate(rank, candidate, out)
     hidden = len(advice.candidates) - len(shown)
     if hidden > 0:
-        lines.append("")
-        lines.append(f"({hidden} more publisher{'s' if hidden != 1 else ''} of this provider; "
-                     "--top shows more)")
-    return "\n".join(lines) + "\n"
+        yield ""
+        yield (f"({hidden} more publisher{'s' if hidden != 1 else ''} of this provider; "
+               "--top shows more)")
 
 
 def _candidate(rank: int, candidate: Candidate, out: TextIO) -> list[str]:

@@ -1,0 +1,163 @@
+"""`explain` on a publishers file read as a stream (`advise_publishers`): the same Advice as
+`advise` on the file's whole policy, and the same output and errors from the command."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tppolicy.cli.explain import render, render_lines
+from tppolicy.decide.load import stream_publishers_for_claims
+from tppolicy.errors import ConfigError
+from tppolicy.tools.explain import advise, advise_publishers
+
+from .conftest import run_cli
+from .test_publishers_stream import PROVIDERS, file_text, github_claims, whole
+
+CLAIMS = [
+    github_claims(25),  # allowed
+    github_claims(28),  # an unnamed publisher
+    github_claims(27, environment="release"),  # refused by the publisher the key chose
+    github_claims(29, job_workflow_ref="org1/repo9/.github/workflows/other.yml@refs/tags/v1"),
+    github_claims(29, repository="org1/nothing", repository_owner_id="9"),  # no identity
+    github_claims(5),  # a pending publisher
+    github_claims(5, iss="https://gitlab.com", namespace_path="group"),  # another provider
+    github_claims(5, iss="https://accounts.google.com", email="x@y.z", email_verified=True),
+    github_claims(5, iss="https://unknown.example.com"),  # guessed: github's claims
+    github_claims(5, iss="https://unknown.example.com", repository_owner=None),
+    github_claims(5, repository=5),  # a claim of the wrong type
+    github_claims(5, aud="testpypi"),
+    github_claims(26, event_name="pull_request_target"),
+]
+IDS = ["allowed", "unnamed", "refused", "same-identity", "no-identity", "pending", "gitlab",
+       "no-google", "unknown-issuer", "unknown-issuer-no-guess", "mistyped", "audience",
+       "excluded"]
+
+
+def _claims(claims: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in claims.items() if v is not None}
+
+
+@pytest.mark.parametrize("count", [40, 330])  # 330: more than an explainer is kept for
+@pytest.mark.parametrize("claims", CLAIMS, ids=IDS)
+def test_streamed_advice_is_the_whole_files(count: int, claims: dict[str, Any]) -> None:
+    text = file_text(count)
+    reference = whole(text)
+    claims = _claims(claims)
+    for fixes_for in (0, 3, 40):
+        expected = advise(reference, claims, fixes_for=fixes_for)
+        streamed = advise_publishers(text, "p.yaml", claims, providers=PROVIDERS,
+                                     fixes_for=fixes_for)
+        assert streamed == expected
+        assert streamed.to_json() == expected.to_json()
+
+
+def test_streamed_advice_with_a_request_and_another_audience() -> None:
+    text = file_text(60)
+    reference = whole(text)
+    claims = github_claims(27, environment="release", aud="testpypi")
+    for request in (None, {"version": "1.0"}):
+        expected = advise(reference, claims, audience="testpypi", request=request)
+        assert advise_publishers(text, "p.yaml", claims, providers=PROVIDERS,
+                                 audience="testpypi", request=request) == expected
+
+
+def test_a_file_without_the_tokens_provider() -> None:
+    text = file_text(0)  # the GitLab publisher only
+    claims = github_claims(1, environment="release")
+    expected = advise(whole(text), claims)
+    assert not expected.candidates and expected.token_fixes  # "no github publisher"
+    assert advise_publishers(text, "p.yaml", claims, providers=PROVIDERS) == expected
+
+
+def test_a_file_that_is_not_plain_is_read_whole() -> None:
+    text = file_text(30).replace("environment: pypi", "environment: &env pypi", 1)
+    text = text.replace("environment: pypi", "environment: *env")
+    assert stream_publishers_for_claims(text, "p.yaml", github_claims(25), lambda p: None,
+                                        providers=PROVIDERS) is None
+    claims = github_claims(25, environment="release")
+    assert advise_publishers(text, "p.yaml", claims, providers=PROVIDERS) == \
+        advise(whole(text), claims)
+
+
+@pytest.mark.parametrize("change", [
+    ("name: pub-4\n", "name: pub-2\n"),  # a duplicate name
+    ("repository_name: repo3\n", "repository_name: [repo3\n"),  # invalid YAML
+    ("environment: pypi\n", "environmnt: pypi\n"),  # an unknown field
+], ids=["duplicate-name", "yaml", "field"])
+def test_a_file_with_problems_is_reported_as_read_whole(change: tuple[str, str]) -> None:
+    text = file_text(30).replace(*change, 1)
+    with pytest.raises(ConfigError) as whole_error:
+        whole(text)
+    with pytest.raises(ConfigError) as streamed_error:
+        advise_publishers(text, "p.yaml", github_claims(25), providers=PROVIDERS)
+    assert str(streamed_error.value) == str(whole_error.value)
+
+
+def test_duplicate_identities_are_reported_as_read_whole() -> None:
+    text = file_text(6) + file_text(0).split("\n", 2)[2].replace("name: lab", "name: lab2")
+    text = text.replace("lab-project", "lab-project-2", 2).replace(
+        "lab-project-2", "lab-project", 1)
+    with pytest.raises(ConfigError, match="same identity") as whole_error:
+        whole(text)
+    with pytest.raises(ConfigError) as streamed_error:
+        advise_publishers(text, "p.yaml", github_claims(1), providers=PROVIDERS)
+    assert str(streamed_error.value) == str(whole_error.value)
+
+
+def test_render_lines_are_the_rendered_text() -> None:
+    text = file_text(40)
+    out = io.StringIO()
+    for claims in CLAIMS:
+        advice = advise(whole(text), _claims(claims))
+        for top in (None, 1, 3):
+            assert "\n".join(render_lines(advice, out, top=top)) + "\n" == \
+                render(advice, out, top=top)
+
+
+@pytest.mark.parametrize("fmt", ["human", "json"])
+def test_explain_command_prints_the_whole_files_advice(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], fmt: str) -> None:
+    text = file_text(300)
+    publishers = tmp_path / "p.yaml"
+    publishers.write_text(text)
+    claims = github_claims(29, job_workflow_ref="org1/repo9/.github/workflows/x.yml@refs/x")
+    (tmp_path / "c.json").write_text(json.dumps(claims))
+    code, out, _ = run_cli(capsys, "explain", "--publishers", str(publishers), "--claims",
+                           str(tmp_path / "c.json"), "--format", fmt)
+    assert code == 1
+    advice = advise(whole(text), claims)
+    if fmt == "json":
+        assert json.loads(out) == json.loads(json.dumps(advice.to_json()))
+    else:
+        assert out == render(advice, io.StringIO())
+        assert out.count("\n") > 3000  # every GitHub publisher, written in batches
+
+
+def test_explain_command_reports_the_publishers_file_first(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Both bad (or --jwks with --claims): the publishers file's problem is reported, as
+    when its policy was read before the claims."""
+    publishers = tmp_path / "p.yaml"
+    publishers.write_text("publishers:\n- provider: nope\n")
+    claims = tmp_path / "c.json"
+    claims.write_text("{not json")
+    for extra in ((), ("--jwks", "x")):
+        code, _, err = run_cli(capsys, "explain", "--publishers", str(publishers),
+                               "--claims", str(claims), *extra)
+        assert code == 3
+        assert "unknown provider 'nope'" in err
+    publishers.write_text(file_text(3))
+    code, _, err = run_cli(capsys, "explain", "--publishers", str(publishers),
+                           "--claims", str(claims))
+    assert code == 3
+    assert "c.json" in err
+    claims.write_text(json.dumps(github_claims(1)))
+    code, _, err = run_cli(capsys, "explain", "--publishers", str(publishers),
+                           "--claims", str(claims), "--jwks", "x")
+    assert code == 2
+    assert "--jwks goes with --token" in err
