@@ -242,6 +242,11 @@ def _disjuncts(left: A.Expr, right: A.Expr) -> list[A.Expr]:
 
 
 def _reads_claims(expr: A.Expr) -> bool:
+    kind = expr.__class__
+    if kind is A.Literal:  # a bound rule's values: most sides explained
+        return False
+    if kind is A.Claim:
+        return True
     return _READS_CLAIMS.get(expr, _claim_read_in)
 
 
@@ -259,6 +264,8 @@ _SIDES: ByIdentity[A.Expr, tuple[A.Expr, A.Expr] | None] = ByIdentity()
 
 def _sides(condition: A.Expr) -> tuple[A.Expr, A.Expr] | None:
     """(the side reading the token, the side stating the expectation), if there is one."""
+    if condition.__class__ is A.Compare:  # at once: which side reads claims is kept
+        return _sides_of(condition)
     return _SIDES.get(condition, _sides_of)
 
 

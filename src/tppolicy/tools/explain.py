@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import heapq
 import re
-from collections.abc import Mapping, Sequence
+import sys
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -192,11 +193,13 @@ def _token_checks(provider: CheckedProvider | None, claims: Mapping[str, Any],
 
 def _candidate(publisher: CheckedPublisher, claims: Mapping[str, Any],
                decision: Decision | None, explainer: Explainer | None = None,
-               identity: frozenset[str] | None = None) -> Candidate:
+               identity: frozenset[str] | None = None,
+               shared: Callable[[Check], Check] | None = None) -> Candidate:
     """`explainer`: one for these claims and the publisher's provider, shared by the
     candidates ranked (it keeps each node's value and each rule's result); `identity`:
-    `identity_checks` of its provider, worked out once for them. Without `decision` (not
-    made yet), the candidate is not `chosen`."""
+    `identity_checks` of its provider, worked out once for them; `shared`: each row, as
+    it is to be kept (one object for equal rows). Without `decision` (not made yet), the
+    candidate is not `chosen`."""
     provider = publisher.provider
     if identity is None:
         identity = identity_checks(provider)
@@ -206,7 +209,7 @@ def _candidate(publisher: CheckedPublisher, claims: Mapping[str, Any],
     raw: list[tuple[str, str, RuleResult]] = []
     words: dict[str, str] = {}
     for key, wanted in zip(provider.keys, publisher.key_values, strict=True):
-        name = f"lookup.{key.label}"
+        name = sys.intern(f"lookup.{key.label}")  # one string for every candidate's row
         try:
             actual = interpreter.value(key.claims_side)
         except EvalError as exc:
@@ -248,6 +251,8 @@ def _candidate(publisher: CheckedPublisher, claims: Mapping[str, Any],
               identity_ok and (not is_identity(name) or (not r.passed and shares(name, r))),
               words.get(name) or ("" if r.expected is None else show(r.expected)))
         for name, kind, r in raw)
+    if shared is not None:
+        checks = tuple(map(shared, checks))
     chosen = decision is not None and decision.allowed and \
         decision.publisher == publisher.label
     return Candidate(publisher.label, provider.name, publisher.projects, publisher.pending,
@@ -321,8 +326,7 @@ class _Ranking:
             held = self._explainers[id(provider)] = (provider, Explainer(
                 self.asked, provider.claim_types, bound_only=True), identity_checks(provider))
         self._made += 1
-        candidate = _candidate(publisher, self.asked, None, held[1], held[2])
-        candidate = replace(candidate, checks=tuple(map(self._shared, candidate.checks)))
+        candidate = _candidate(publisher, self.asked, None, held[1], held[2], self._shared)
         position = len(self.candidates)
         self.candidates.append(candidate)
         if self.keep:
