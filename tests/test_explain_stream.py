@@ -161,3 +161,27 @@ def test_explain_command_reports_the_publishers_file_first(
                            "--claims", str(claims), "--jwks", "x")
     assert code == 2
     assert "--jwks goes with --token" in err
+
+
+@pytest.mark.parametrize("top", [None, 1, 2, 1000])
+@pytest.mark.parametrize("claims", [
+    github_claims(29, job_workflow_ref="org1/repo9/.github/workflows/x.yml@refs/x"),
+    github_claims(29, environment='\n  "candidates": [],'),  # the key's line, as a value
+    github_claims(5, iss="https://gitlab.com", namespace_path="group"),  # one candidate
+    github_claims(5, iss="https://accounts.google.com", email="x@y.z"),  # no candidates
+    github_claims(5, iss="https://unknown.example.com", environment="é ✓"),
+], ids=["denied", "marker", "gitlab", "none", "unknown-issuer"])
+def test_explain_json_is_written_as_json_dumps_writes_it(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], claims: dict[str, Any],
+        top: int | None) -> None:
+    """Each candidate dumped in turn: the same bytes as the whole payload dumped at once."""
+    text = file_text(40)
+    publishers = tmp_path / "p.yaml"
+    publishers.write_text(text)
+    (tmp_path / "c.json").write_text(json.dumps(claims))
+    extra = ("--top", str(top)) if top is not None else ()
+    _, out, _ = run_cli(capsys, "explain", "--publishers", str(publishers), "--claims",
+                        str(tmp_path / "c.json"), "--format", "json", *extra)
+    payload = advise(whole(text), claims).to_json()
+    payload["candidates"] = payload["candidates"][:top]
+    assert out == json.dumps(payload, indent=2, ensure_ascii=False) + "\n"

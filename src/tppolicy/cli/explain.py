@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 from collections.abc import Iterable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -94,10 +95,7 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
             advice = advise(policy, claims, audience=args.audience, fixes_for=args.fixes,
                             request=request)
     if args.format == "json":
-        payload = advice.to_json()
-        if args.top is not None:
-            payload["candidates"] = payload["candidates"][:args.top]
-        out.write(json.dumps(payload, indent=2, ensure_ascii=False) + "\n")
+        _write_json(out, advice, args.top)
     else:
         _write_lines(out, render_lines(advice, out, top=args.top))
     return EXIT_ALLOWED if advice.allowed else EXIT_DENIED
@@ -127,6 +125,29 @@ def _advise_publishers(args: argparse.Namespace, request: dict[str, Any] | None)
     return advise_publishers(text, str(args.publishers), claims, providers=providers,
                              issuers=issuers, audience=args.audience, fixes_for=args.fixes,
                              request=request)
+
+
+_CANDIDATES = '\n  "candidates": [],'  # the top-level key's line, when the list is empty
+
+
+def _write_json(out: TextIO, advice: Advice, top: int | None) -> None:
+    """`advice.to_json()` (its first `top` candidates) as `json.dumps(..., indent=2)`
+    writes it, each candidate dumped and written in turn: the payload of every candidate
+    is never held at once."""
+    shown = advice.candidates if top is None else advice.candidates[:top]
+    text = json.dumps(replace(advice, candidates=()).to_json(), indent=2, ensure_ascii=False)
+    # A string's line breaks are escaped: this line is the top-level key's, and only it.
+    at = text.find(_CANDIDATES)
+    if not shown or at < 0 or text.find(_CANDIDATES, at + 1) >= 0:
+        payload = advice.to_json()
+        payload["candidates"] = payload["candidates"][:len(shown)]
+        out.write(json.dumps(payload, indent=2, ensure_ascii=False) + "\n")
+        return
+    out.write(text[:at] + '\n  "candidates": [')
+    for rank, candidate in enumerate(shown, 1):
+        item = json.dumps(candidate.to_json(rank), indent=2, ensure_ascii=False)
+        out.write(("," if rank > 1 else "") + "\n    " + item.replace("\n", "\n    "))
+    out.write("\n  ]," + text[at + len(_CANDIDATES):] + "\n")
 
 
 def _write_lines(out: TextIO, lines: Iterable[str], batch: int = 512) -> None:
