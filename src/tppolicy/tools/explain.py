@@ -298,6 +298,7 @@ class _Ranking:
     publishers: its memory stays bounded, the values it keeps being the same anew."""
 
     _RENEW = 256
+    _ROWS = 4096
 
     def __init__(self, provider: CheckedProvider, claims: Mapping[str, Any],
                  request: Mapping[str, Any] | None, keep: int = 0) -> None:
@@ -339,11 +340,18 @@ class _Ranking:
                 heapq.heapreplace(self.best, (key, publisher))
 
     def _shared(self, check: Check) -> Check:
-        """`check`, or the equal row made before (one object for both)."""
+        """`check`, or the equal row made lately (one object for both; the rows kept to
+        be shared are at most `_ROWS`: those of one publisher's own values are not)."""
         try:
-            return self._rows.setdefault(check, check)
+            known = self._rows.get(check)
         except TypeError:  # a list or mapping among its values: not shared
             return check
+        if known is not None:
+            return known
+        if len(self._rows) >= self._ROWS:
+            self._rows.clear()
+        self._rows[check] = check
+        return check
 
     def kept(self) -> dict[str, CheckedPublisher]:
         """The publishers kept for fixes, by label."""
