@@ -185,3 +185,26 @@ def test_explain_json_is_written_as_json_dumps_writes_it(
     payload = advise(whole(text), claims).to_json()
     payload["candidates"] = payload["candidates"][:top]
     assert out == json.dumps(payload, indent=2, ensure_ascii=False) + "\n"
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_render_paints_on_a_terminal_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Colour asked once per report: failed marks red, the chosen green, fixes yellow; none
+    with NO_COLOR or off a terminal."""
+    text = file_text(40)
+    denied = advise(whole(text), github_claims(27, environment="release"))
+    allowed = advise(whole(text), github_claims(25))
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    painted = render(denied, _Terminal()) + render(allowed, _Terminal())
+    assert "\x1b[31mFAIL\x1b[0m  environment" in painted
+    assert "\x1b[33mfix\x1b[0m (" in painted and "\x1b[32m (chosen)\x1b[0m" in painted
+    plain = render(denied, io.StringIO()) + render(allowed, io.StringIO())
+    assert "\x1b[" not in plain
+    assert painted.replace("\x1b[31m", "").replace("\x1b[32m", "").replace(
+        "\x1b[33m", "").replace("\x1b[0m", "") == plain
+    monkeypatch.setenv("NO_COLOR", "1")
+    assert render(denied, _Terminal()) + render(allowed, _Terminal()) == plain

@@ -25,6 +25,7 @@ from ._common import (
     read_claims,
     read_token,
 )
+from ._style import colour_enabled
 from .lint import paint
 
 if TYPE_CHECKING:
@@ -202,9 +203,10 @@ def render_lines(advice: Advice, out: TextIO, *, top: int | None = None) -> Iter
     shown = advice.candidates if top is None else advice.candidates[:top]
     if advice.provider and not advice.candidates:
         yield f"  no {advice.provider} publisher is configured"
+    painter = _Painter(out)
     for rank, candidate in enumerate(shown, 1):
         yield ""
-        yield from _candidate(rank, candidate, out)
+        yield from _candidate(rank, candidate, painter)
     hidden = len(advice.candidates) - len(shown)
     if hidden > 0:
         yield ""
@@ -212,31 +214,49 @@ def render_lines(advice: Advice, out: TextIO, *, top: int | None = None) -> Iter
                "--top shows more)")
 
 
-def _candidate(rank: int, candidate: Candidate, out: TextIO) -> list[str]:
+class _Painter:
+    """`paint` on one stream, whether colour is on asked once (a report of ten thousand
+    candidates paints tens of thousands of marks)."""
+
+    __slots__ = ("coloured", "out")
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+        self.coloured = colour_enabled(out)
+
+    def __call__(self, text: str, colour: str) -> str:
+        return paint(text, colour, self.out) if self.coloured else text
+
+
+def _row(check: Check) -> tuple[str, str, str, str]:
+    """A check's cells in its candidate's table: mark, check, expected, actual."""
+    return ("pass" if check.passed else "FAIL", check.name, _text(check.expectation),
+            "" if check.passed and check.actual is None else _cell(check.actual))
+
+
+def _candidate(rank: int, candidate: Candidate, paint: _Painter) -> list[str]:
     pending = ", pending" if candidate.pending else ""
-    chosen = paint(" (chosen)", "green", out) if candidate.chosen else ""
-    rules, keys = candidate.rules, candidate.keys
+    chosen = paint(" (chosen)", "green") if candidate.chosen else ""
+    checks = candidate.checks
+    rules = [c.passed for c in checks if c.kind == "rule"]
+    keys = [c.passed for c in checks if c.kind == "lookup"]
     lines = [
         f"{rank}. {candidate.publisher} ({candidate.provider}{pending}) -> "
         f"{', '.join(candidate.projects)}{chosen}",
-        f"   {sum(c.passed for c in rules)} of {len(rules)} rules pass, "
-        f"{sum(c.passed for c in keys)} of {len(keys)} lookup keys match",
+        f"   {sum(rules)} of {len(rules)} rules pass, "
+        f"{sum(keys)} of {len(keys)} lookup keys match",
     ]
-    rows = [("", "check", "expected", "actual")]
-    rows += [("pass" if c.passed else "FAIL", c.name, _text(c.expectation),
-              "" if c.passed and c.actual is None else _cell(c.actual))
-             for c in candidate.checks]
-    widths = [max(len(row[i]) for row in rows) for i in range(4)]
-    for index, row in enumerate(rows):
-        mark = row[0].ljust(widths[0])
-        if row[0] == "FAIL":
-            mark = paint(mark, "red", out)
-        text = "  ".join([mark, *(cell.ljust(w) for cell, w in zip(row[1:], widths[1:],
-                                                                   strict=True))])
-        lines.append(f"   {text}".rstrip())
-        if index and row[0] == "FAIL":
-            check: Check = candidate.checks[index - 1]
-            lines.append(f"   {' ' * widths[0]}  {check.message}")
+    rows = [("", "check", "expected", "actual"), *map(_row, checks)]
+    w0, w1, w2, w3 = (max(len(row[i]) for row in rows) for i in range(4))
+    for index, (mark, name, expected, actual) in enumerate(rows):
+        failed = mark == "FAIL"
+        mark = mark.ljust(w0)
+        if failed:
+            mark = paint(mark, "red")
+        lines.append(f"   {mark}  {name.ljust(w1)}  {expected.ljust(w2)}  "
+                     f"{actual.ljust(w3)}".rstrip())
+        if index and failed:
+            lines.append(f"   {' ' * w0}  {checks[index - 1].message}")
     for fix in candidate.fixes:
-        lines.append(f"   {paint('fix', 'yellow', out)} ({fix.where}): {fix.text}")
+        lines.append(f"   {paint('fix', 'yellow')} ({fix.where}): {fix.text}")
     return lines
