@@ -242,11 +242,12 @@ def _disjuncts(left: A.Expr, right: A.Expr) -> list[A.Expr]:
 
 
 def _reads_claims(expr: A.Expr) -> bool:
-    kind = expr.__class__
-    if kind is A.Literal:  # a bound rule's values: most sides explained
+    if isinstance(expr, A.Literal):  # a bound rule's values: most sides explained
         return False
-    if kind is A.Claim:
+    if isinstance(expr, A.Claim):
         return True
+    if isinstance(expr, A.Concat):  # a bound rule's expected value: a literal and a claim
+        return _reads_claims(expr.left) or _reads_claims(expr.right)
     return _READS_CLAIMS.get(expr, _claim_read_in)
 
 
