@@ -208,3 +208,22 @@ def test_render_paints_on_a_terminal_only(monkeypatch: pytest.MonkeyPatch) -> No
         "\x1b[33m", "").replace("\x1b[0m", "") == plain
     monkeypatch.setenv("NO_COLOR", "1")
     assert render(denied, _Terminal()) + render(allowed, _Terminal()) == plain
+
+
+@pytest.mark.parametrize("claims", CLAIMS[:5], ids=IDS[:5])
+def test_what_ranking_keeps_for_a_while_changes_nothing(
+        monkeypatch: pytest.MonkeyPatch, claims: dict[str, Any]) -> None:
+    """The explainer made anew every few publishers, and the rows kept to be shared, are
+    memory bounds only: the Advice is the one made with neither renewed nor forgotten."""
+    from tppolicy.tools.explain import _Ranking
+
+    text = file_text(120)
+    policy = whole(text)
+    monkeypatch.setattr(_Ranking, "_RENEW", 10**9)
+    monkeypatch.setattr(_Ranking, "_ROWS", 10**9)
+    reference = advise(policy, claims, fixes_for=5)
+    monkeypatch.setattr(_Ranking, "_RENEW", 1)
+    monkeypatch.setattr(_Ranking, "_ROWS", 1)
+    assert advise(policy, claims, fixes_for=5) == reference
+    assert advise_publishers(text, "p.yaml", claims, providers=PROVIDERS,
+                             fixes_for=5) == reference
