@@ -112,3 +112,57 @@ def test_a_node_left_unfolded_for_one_publisher_is_bound_anew_for_the_next() -> 
     for values in ({"a": "x", "b": "noslash"}, {"a": "x", "b": "has/slash"},
                    {"a": "x", "b": "other"}):
         assert bind_expr(expr, values) == bottom_up(expr, values)
+
+
+def rules_bottom_up(rules: tuple[A.Rule, ...], values: Mapping[str, object]
+                    ) -> tuple[A.Rule, ...]:
+    """What `bind_rules` must give: each rule's requires bound by `bottom_up`, those that
+    fold to true left out, an optional rule whose guards hold (or all of whose requires
+    fold to true) left out, a rule left with none keeping its last."""
+    from tppolicy.language import bind as B
+
+    out: list[A.Rule] = []
+    for rule in rules:
+        if rule.optional and B.optional_rule_off(rule, values):
+            continue
+        requires = [A.Require(bottom_up(req.condition, values), req.message, req.span)
+                    for req in rule.requires]
+        live = [req for req in requires
+                if not (isinstance(req.condition, A.Literal) and req.condition.value is True)]
+        if not live:
+            if rule.optional:
+                continue
+            live = requires[-1:]
+        out.append(A.Rule(rule.name, tuple(live), rule.span))
+    return tuple(out)
+
+
+@pytest.mark.parametrize("compile_after", [1, 4, 10**9])
+def test_rules_bind_by_their_shapes_as_require_by_require(compile_after: int,
+                                                          monkeypatch: pytest.MonkeyPatch
+                                                          ) -> None:
+    """`bind_rules` (a rule's parts evaluated at once and the rule made by its shape for
+    their kinds, an optional rule's guards kept per their fields' values) gives each
+    shipped provider's rules as `rules_bottom_up` does, for publishers sharing some
+    values and owning others, bound in turn; parts and shapes compiled at their first
+    use, their fourth, or never."""
+    from tppolicy.language import bind as B
+    from tppolicy.language.providers import load_providers
+
+    monkeypatch.setattr(B, "_COMPILE_AFTER", compile_after)
+    for cache in (B._SHAPES, B._RULE_PLANS, B._BOUND, B._BOUND_RULES, B._OFF,
+                  B._GUARD_FIELDS, B._RULE_FIELDS):
+        cache.clear()
+    samples: list[object] = ["", "*", "octo-org", "release.yml", "refs/tags/v*", "Mixed/Case",
+                             "pypi", 0, 7, True, False]
+    for provider in load_providers().values():
+        names = list(provider.fields)
+        for i in range(60):
+            values: dict[str, object] = {}
+            for j, name in enumerate(names):
+                default = provider.fields[name].default
+                values[name] = (f"own-{i}-{j}" if (i + j) % 4 == 0 else
+                                samples[(i * j + j) % len(samples)] if i % 3 else
+                                default.value if default is not None else f"own-{i}-{j}")
+            assert B.bind_rules(provider.rules, values) == \
+                rules_bottom_up(provider.rules, values), (provider.name, values)

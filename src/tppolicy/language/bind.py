@@ -97,11 +97,7 @@ def bind_expr(expr: A.Expr, values: Mapping[str, Any]) -> A.Expr:
     of them but for their kinds (a string, true, false, null, an integer), another
     publisher's expression bound is the first one's with its own values put in their
     places (`_Shape`), not a new walk of the whole expression."""
-    plan = _SHAPES.get(id(expr))
-    if plan is None or plan.expr is not expr:
-        if len(_SHAPES) >= _CACHE_LIMIT:
-            _SHAPES.clear()
-        plan = _SHAPES[id(expr)] = _Plan(expr)
+    plan = _plan_of(expr)
     parts = plan.parts
     if not parts:
         return _bind_node(expr, values)[0]
@@ -548,7 +544,7 @@ def _is_literal(expr: A.Expr, value: object) -> bool:
 # Bound rules by (the rules, the values): explaining a refusal binds a publisher's rules,
 # and a server explains the same publishers' near misses again and again. The rules
 # object is kept with its entry, so that its id is not reused while the entry lives.
-_BOUND: dict[tuple[int, tuple[Any, ...]], tuple[tuple[A.Rule, ...], tuple[A.Rule, ...]]] = {}
+_BOUND: dict[tuple[Any, ...], tuple[tuple[A.Rule, ...], tuple[A.Rule, ...]]] = {}
 _BOUND_LIMIT = 128
 
 
@@ -559,7 +555,9 @@ def bind_rules(rules: tuple[A.Rule, ...], values: Mapping[str, Any]) -> tuple[A.
     rule all of whose requires fold to `true` is left out altogether (the publisher does not
     use that constraint). A rule kept is no longer optional: it is one of the publisher's.
     """
-    key: tuple[int, tuple[Any, ...]] | None = (id(rules), tuple(values.items()))
+    # the values with their classes: 0, false and 0.0 are equal keys of a dict, not values
+    key: tuple[Any, ...] | None = (id(rules), tuple(values.items()),
+                                   tuple(map(type, values.values())))
     try:
         found = _BOUND.get(key) if key is not None else None
     except TypeError:  # a value that cannot be hashed: not cached
@@ -641,22 +639,46 @@ _RULE_FIELDS: dict[int, tuple[A.Rule, tuple[str, ...], Callable[[Mapping[str, An
 
 def _no_values(values: Mapping[str, Any]) -> Any:
     return ()
+
+
+def _reader(names: Sequence[str]) -> Callable[[Mapping[str, Any]], Any]:
+    """The values of these fields with their classes, as a key (0, false and 0.0 are
+    equal keys of a dict, not equal values); `KeyError` for a field not given."""
+    if not names:
+        return _no_values
+    if len(names) == 1:
+        name = names[0]
+
+        def one(values: Mapping[str, Any]) -> Any:
+            value = values[name]
+            return value.__class__, value
+
+        return one
+    get = itemgetter(*names)
+
+    def several(values: Mapping[str, Any]) -> Any:
+        read = get(values)
+        return read, tuple(map(type, read))
+
+    return several
 _BOUND_RULES: dict[tuple[int, tuple[Any, ...]], tuple[A.Rule, A.Rule | None]] = {}
 _BOUND_RULES_LIMIT = 1024
 
 
 def _bind_rule_cached(rule: A.Rule, values: Mapping[str, Any]) -> A.Rule | None:
+    if rule.optional and _off_cached(rule, values):
+        return None  # a constraint the publisher leaves off (most leave most off)
     known = _RULE_FIELDS.get(id(rule))
     if known is None or known[0] is not rule:
         names = sorted({name for req in rule.requires for name in A.fields_read(req.condition)})
         if len(_RULE_FIELDS) >= _BOUND_RULES_LIMIT:
             _RULE_FIELDS.clear()
-        known = _RULE_FIELDS[id(rule)] = (rule, tuple(names), itemgetter(*names) if names
-                                          else _no_values)
+        known = _RULE_FIELDS[id(rule)] = (rule, tuple(names), _reader(names))
     try:  # the values of the fields it reads (a publisher's fields hold every one)
         read = known[2](values)
     except KeyError:
         read = tuple(values.get(name, _ABSENT) for name in known[1])
+        read = (read, tuple(map(type, read)))
     key = (id(rule), read)
     try:
         found = _BOUND_RULES.get(key)
@@ -664,7 +686,7 @@ def _bind_rule_cached(rule: A.Rule, values: Mapping[str, Any]) -> A.Rule | None:
         return _bind_rule(rule, values)
     if found is not None and found[0] is rule:
         return found[1]
-    result = _bind_rule(rule, values)
+    result = _bind_rule_shaped(rule, values, off_asked=True)
     if len(_BOUND_RULES) >= _BOUND_RULES_LIMIT:
         _BOUND_RULES.clear()
     _BOUND_RULES[key] = (rule, result)
@@ -675,6 +697,186 @@ def _bind_rule(rule: A.Rule, values: Mapping[str, Any]) -> A.Rule | None:
     """One rule bound, or None when the publisher does not use it (see `bind_rules`)."""
     if rule.optional and _off(rule, values):
         return None
+    return _bind_requires(rule, values)
+
+
+def _off_cached(rule: A.Rule, values: Mapping[str, Any]) -> bool:
+    """`_off`, kept per values of the fields its guards read (a few: the constraint's own
+    fields, which most publishers leave at their defaults)."""
+    known = _GUARD_FIELDS.get(id(rule))
+    if known is None or known[0] is not rule:
+        names = sorted({name for req in rule.requires
+                        if (guard := _guard(req.condition)) is not None
+                        for name in A.fields_read(guard)})
+        if len(_GUARD_FIELDS) >= _BOUND_RULES_LIMIT:
+            _GUARD_FIELDS.clear()
+        known = _GUARD_FIELDS[id(rule)] = (rule, _reader(names))
+    try:
+        key = (id(rule), known[1](values))
+        found = _OFF.get(key)
+    except (KeyError, TypeError):  # a field not given, or a value not hashable
+        return _off(rule, values)
+    if found is None or found[0] is not rule:
+        if len(_OFF) >= _BOUND_RULES_LIMIT:
+            _OFF.clear()
+        found = _OFF[key] = (rule, _off(rule, values))
+    return found[1]
+
+
+# Per optional rule: the fields its guards read (the rule kept with them); per (rule, their
+# values): whether the rule is off.
+_GUARD_FIELDS: dict[int, tuple[A.Rule, Callable[[Mapping[str, Any]], Any]]] = {}
+_OFF: dict[tuple[int, Any], tuple[A.Rule, bool]] = {}
+
+
+def _bind_rule_shaped(rule: A.Rule, values: Mapping[str, Any], *,
+                      off_asked: bool = False) -> A.Rule | None:
+    """`_bind_rule`, by the rule's shape for its parts' kinds when it has one (`_RuleShape`:
+    the parts of all its requires evaluated at once, one look-up, the rule made by one
+    function), else require by require. `off_asked`: an optional rule known not off."""
+    if rule.optional and not off_asked and _off(rule, values):
+        return None
+    plan = _RULE_PLANS.get(id(rule))
+    if plan is None or plan.rule is not rule:
+        if len(_RULE_PLANS) >= _CACHE_LIMIT:
+            _RULE_PLANS.clear()
+        plan = _RULE_PLANS[id(rule)] = _RulePlan(rule)
+    if not plan.parts:
+        return _bind_requires(rule, values)
+    try:
+        part_values = plan.evaluate(values)
+        kinds = tuple([_STRING if v.__class__ is str else _exact(v) for v in part_values])
+        shape: _RuleShape | None = plan.shapes.get(kinds, _NO_SHAPE)
+    except (EvalError, TypeError):  # a part that fails, or unhashable: require by require
+        return _bind_requires(rule, values)
+    if shape is _NO_SHAPE:
+        result = _bind_requires(rule, values)
+        if len(plan.shapes) < _SHAPES_PER_EXPRESSION:
+            plan.shapes[kinds] = _rule_shape(plan, kinds, part_values, values, result)
+        return result
+    if shape is None or (shape.read and not all(_exact(part_values[i]) == exact
+                                                for i, exact in shape.read)):
+        return _bind_requires(rule, values)
+    return shape.make(part_values)
+
+
+class _RulePlan:
+    """A rule prepared for binding many publishers: the parts of all its requires (each
+    require's `_Plan`'s, one after the other: `spans` gives each require's), evaluated by
+    one function once used a few times, and its `_RuleShape` per kinds of their values."""
+
+    __slots__ = ("compiled", "parts", "plans", "rule", "shapes", "spans", "uses")
+
+    def __init__(self, rule: A.Rule) -> None:
+        self.rule = rule
+        self.plans = [_plan_of(req.condition) for req in rule.requires]
+        spans: list[tuple[int, int]] = []
+        parts: list[A.Expr] = []
+        for plan in self.plans:
+            spans.append((len(parts), len(parts) + len(plan.parts)))
+            parts += plan.parts
+        self.spans = spans
+        self.parts = tuple(parts)
+        self.shapes: dict[tuple[Any, ...], _RuleShape | None] = {}
+        self.uses = 0
+        self.compiled: Callable[[Mapping[str, Any]], list[Any]] | None = None
+
+    def evaluate(self, values: Mapping[str, Any]) -> list[Any]:
+        """As `_Plan.evaluate`, for the parts of all the requires."""
+        compiled = self.compiled
+        if compiled is None:
+            self.uses += 1
+            if self.uses == _COMPILE_AFTER:
+                self.compiled = compiled = _evaluator(self.parts)
+        if compiled is not None and compiled is not _NOT_COMPILED:
+            try:
+                return compiled(values)
+            except Exception:
+                pass
+        interpreter = Interpreter(_NO_CLAIMS, {}, values)
+        return [interpreter.value(part) for part in self.parts]
+
+
+class _RuleShape:
+    """A rule bound for one publisher, as its requires' shapes: for another publisher
+    whose parts' values are of the same kinds (and equal where a require's folding read
+    them: `read`), the rule bound is made from its values by `make`: each live require's
+    condition put by its shape (a require of no part is the one bound before), the
+    requires that fold to true left out as binding leaves them."""
+
+    __slots__ = ("live", "read", "rule")
+
+    def __init__(self, rule: A.Rule | None,
+                 live: tuple[tuple[A.Require, _Shape | None, int, int,
+                                   tuple[A.Expr, ...]], ...],
+                 read: tuple[tuple[int, Any], ...]) -> None:
+        self.rule = rule
+        self.live = live
+        self.read = read
+
+    def make(self, part_values: Sequence[Any]) -> A.Rule | None:
+        rule = self.rule
+        if rule is None:
+            return None
+        requires: list[A.Require] = []
+        for require, shape, start, stop, parts in self.live:
+            if shape is None:
+                requires.append(require)
+                continue
+            own = part_values[start:stop]
+            made = shape.put(own, parts)
+            if len(_PUT) >= _CACHE_LIMIT:
+                _PUT.clear()
+            _PUT[id(made)] = (made, shape, own, parts)
+            requires.append(A.Require(made, require.message, require.span))
+        return A.Rule(rule.name, tuple(requires), rule.span)
+
+
+def _rule_shape(plan: _RulePlan, kinds: tuple[Any, ...], part_values: Sequence[Any],
+                values: Mapping[str, Any], result: A.Rule | None) -> _RuleShape | None:
+    """The rule's shape for these kinds, from its requires' shapes; None when one of them
+    has none (it is then bound require by require), or when the shape does not make the
+    rule `result` for these values (a safeguard)."""
+    rule = plan.rule
+    bound: list[tuple[A.Require, _Shape | None, int, int, tuple[A.Expr, ...]]] = []
+    read: list[tuple[int, Any]] = []
+    for req, expr_plan, (start, stop) in zip(rule.requires, plan.plans, plan.spans,
+                                             strict=True):
+        condition = bind_expr(req.condition, values)
+        shape: _Shape | None = None
+        if stop > start:
+            found = expr_plan.shapes.get(kinds[start:stop])
+            if not isinstance(found, _Shape):
+                return None
+            shape = found
+            read += [(start + i, exact) for i, exact in shape.read]
+        bound.append((A.Require(condition, req.message, req.span), shape, start, stop,
+                      expr_plan.parts))
+    live = tuple(item for item in bound if not _is_literal(item[0].condition, True))
+    if not live:
+        live = () if rule.optional else tuple(bound[-1:])
+    made = _RuleShape(None if not live else rule, live, tuple(read))
+    if made.make(part_values) != result:
+        return None
+    return made
+
+
+def _plan_of(expr: A.Expr) -> _Plan:
+    """`expr`'s `_Plan` (kept, and shared with `bind_expr`)."""
+    plan = _SHAPES.get(id(expr))
+    if plan is None or plan.expr is not expr:
+        if len(_SHAPES) >= _CACHE_LIMIT:
+            _SHAPES.clear()
+        plan = _SHAPES[id(expr)] = _Plan(expr)
+    return plan
+
+
+# Per rule (kept in its plan, so that its id stays its own): its `_RulePlan`.
+_RULE_PLANS: dict[int, _RulePlan] = {}
+
+
+def _bind_requires(rule: A.Rule, values: Mapping[str, Any]) -> A.Rule | None:
+    """`_bind_rule` of a rule not off, require by require."""
     requires = tuple(A.Require(bind_expr(req.condition, values), req.message, req.span)
                      for req in rule.requires)
     live = tuple(req for req in requires if not _is_literal(req.condition, True))
