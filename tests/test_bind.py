@@ -150,7 +150,7 @@ def test_rules_bind_by_their_shapes_as_require_by_require(compile_after: int,
     from tppolicy.language.providers import load_providers
 
     monkeypatch.setattr(B, "_COMPILE_AFTER", compile_after)
-    for cache in (B._SHAPES, B._RULE_PLANS, B._BOUND, B._BOUND_RULES, B._OFF,
+    for cache in (B._SHAPES, B._RULE_PLANS, B._BOUND_RULES, B._OFF,
                   B._GUARD_FIELDS, B._RULE_FIELDS):
         cache.clear()
     samples: list[object] = ["", "*", "octo-org", "release.yml", "refs/tags/v*", "Mixed/Case",

@@ -541,13 +541,6 @@ def _is_literal(expr: A.Expr, value: object) -> bool:
     return isinstance(expr, A.Literal) and expr.value is value
 
 
-# Bound rules by (the rules, the values): explaining a refusal binds a publisher's rules,
-# and a server explains the same publishers' near misses again and again. The rules
-# object is kept with its entry, so that its id is not reused while the entry lives.
-_BOUND: dict[tuple[Any, ...], tuple[tuple[A.Rule, ...], tuple[A.Rule, ...]]] = {}
-_BOUND_LIMIT = 128
-
-
 def bind_rules(rules: tuple[A.Rule, ...], values: Mapping[str, Any]) -> tuple[A.Rule, ...]:
     """The rules with the publisher's fields bound and folded.
 
@@ -555,21 +548,10 @@ def bind_rules(rules: tuple[A.Rule, ...], values: Mapping[str, Any]) -> tuple[A.
     rule all of whose requires fold to `true` is left out altogether (the publisher does not
     use that constraint). A rule kept is no longer optional: it is one of the publisher's.
     """
-    # the values with their classes: 0, false and 0.0 are equal keys of a dict, not values
-    key: tuple[Any, ...] | None = (id(rules), tuple(values.items()),
-                                   tuple(map(type, values.values())))
-    try:
-        found = _BOUND.get(key) if key is not None else None
-    except TypeError:  # a value that cannot be hashed: not cached
-        key, found = None, None
-    if found is not None and found[0] is rules:
-        return found[1]
-    bound = _bind_rules(rules, values)
-    if key is not None:
-        if len(_BOUND) >= _BOUND_LIMIT:
-            _BOUND.clear()
-        _BOUND[key] = (rules, bound)
-    return bound
+    # Each rule bound is kept for the values of the fields it reads: a publisher bound
+    # again (explaining the same near miss again, as a server does) finds most of its
+    # rules, and the publishers of a file share most of theirs.
+    return _bind_rules(rules, values)
 
 
 def guard_of(condition: A.Expr) -> A.Expr | None:
