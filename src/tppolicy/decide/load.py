@@ -316,7 +316,7 @@ def stream_publishers(text: str, source: str,
     kept: list[CheckedPublisher] = []
     ids: list[str] = []
     try:
-        decider = Decider(providers, issuers)  # registered issuers refused as Policy does
+        Decider(providers, issuers)  # registered issuers refused (as Policy does) first
         entries = iter_plain_publishers(text, source, {n: p.ast for n, p in providers.items()},
                                         issuers or {})
         stream = PublisherStream(source, providers)
@@ -329,13 +329,10 @@ def stream_publishers(text: str, source: str,
                 entry.span), entry.fields, entry.index)
             if checked.ast.rules:  # pragma: no cover - a file's entries write no rules
                 return None
-            index = decider.indexes[checked.provider.name]
             try:  # what `Decider.shadowing` compares, kind aside, as `Policy` computes it
-                _, prefer, _ = index.template.derive(
-                    tuple(checked.fields[name] for name in index.checked.fields))
                 mark = hash((checked.provider.name,
                              bucket_key(tuple(lookup_value(v) for v in checked.key_values)),
-                             prefer))
+                             tuple(lookup_value(v) for v in checked.prefer_values)))
             except Exception:  # a value that cannot be hashed: the whole file's policy
                 return None
             if mark in marks:
