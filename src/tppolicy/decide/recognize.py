@@ -284,6 +284,10 @@ def _read_header(block: str, providers: Mapping[str, CheckedProvider]
 def _value(text: str, kind: type) -> Any:
     """A literal as the parser reads it (JSON's strings, integers, true, false, null and
     lists of them), of Python class `kind` (object: any), or None."""
+    if kind is not list and len(text) > 1 and text[0] == '"' and text[-1] == '"':
+        inner = text[1:-1]
+        if '"' not in inner and "\\" not in inner:  # no escape: the string as it is (a
+            return inner  # control character in it is not the printer's: not recognized)
     try:
         value = json.loads(text)
     except ValueError:
