@@ -227,3 +227,32 @@ def test_lint_finds_in_a_compiled_policy_what_the_parser_way_finds(publishers: s
     assert fast == slow
     if publishers == "planted":
         assert len({f["code"] for f in slow}) >= 5, slow
+
+
+def test_a_compiled_policy_file_is_read_from_its_bytes(tmp_path: Path) -> None:
+    """`load_policy_file` and `lint_file` read a compiled policy's blocks from the file's
+    bytes (its whole text is never made): the same policy and findings as from its
+    text; a file the bytes' reading refuses (a byte-order mark, a byte that is not
+    UTF-8 in a block) is read and refused as before, at the byte's line and column."""
+    from tppolicy.decide.load import load_policy_file
+    from tppolicy.errors import PolicyCheckError
+    from tppolicy.tools.lint import lint_file, lint_policy_text
+
+    text = _compiled(GENERATED)
+    path = tmp_path / "c.tpp"
+    path.write_text(text, "utf-8")
+    claims = _claims_of_generated()[0]
+    whole = _whole(text)
+    assert load_policy_file(path).evaluate(claims, explain=True).to_json() == \
+        whole.evaluate(claims, explain=True).to_json()
+    assert load_policy_file(path, claims=claims).evaluate(claims).allowed
+    assert [f.to_json() for f in lint_file(path)] == \
+        [f.to_json() for f in lint_policy_text(text, str(path))]
+    path.write_bytes(b"\xef\xbb\xbf" + text.encode())  # read as text: the mark dropped
+    assert load_policy_file(path).evaluate(claims).allowed
+    at = text.index('"pub-5"')
+    path.write_bytes(text[:at].encode() + b'"pub-\xff5"' + text[at + 7:].encode())
+    line = text[:at].count("\n") + 1
+    for read in (load_policy_file, lint_file):
+        with pytest.raises(PolicyCheckError, match=f"c.tpp:{line}:.*not UTF-8"):
+            read(path)

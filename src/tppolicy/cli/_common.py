@@ -188,8 +188,6 @@ def load_policy(args: argparse.Namespace, claims: Mapping[str, Any] | None = Non
         compile_publishers_file,
         compile_publishers_for_claims,
         load_policy_file,
-        load_policy_for_claims,
-        read_policy_source,
     )
 
     providers = load_providers(args)
@@ -204,10 +202,7 @@ def load_policy(args: argparse.Namespace, claims: Mapping[str, Any] | None = Non
             return compile_publishers_for_claims(text, str(source), claims,
                                                  providers=providers, issuers=issuers)
         return compile_publishers_file(args.publishers, providers=providers, issuers=issuers)
-    if claims is not None:
-        return load_policy_for_claims(read_policy_source(args.policy), str(args.policy), claims,
-                                      providers=providers, issuers=issuers)
-    return load_policy_file(args.policy, providers=providers, issuers=issuers)
+    return load_policy_file(args.policy, providers=providers, issuers=issuers, claims=claims)
 
 
 def read_claims(name: str) -> dict[str, Any]:

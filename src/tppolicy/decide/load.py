@@ -221,20 +221,38 @@ def load_policy_for_claims(text: str, source: str, claims: Mapping[str, Any], *,
 
 def load_policy_file(path: str | os.PathLike[str], *,
                      providers: Mapping[str, CheckedProvider] | None = None,
-                     issuers: Mapping[str, str] | None = None) -> Policy:
+                     issuers: Mapping[str, str] | None = None,
+                     claims: Mapping[str, Any] | None = None) -> Policy:
     """A policy file (as `tppolicy compile` prints it) → a Policy that decides alike.
 
     An empty file is refused, as an empty publishers file is (`compile` of no publishers
-    still prints its header): most likely the wrong file, or one not written yet."""
-    text = read_policy_source(path)
+    still prints its header): most likely the wrong file, or one not written yet. With
+    `claims`, as `load_policy_for_claims`. A compiled policy whose blocks are all as
+    `compile` printed them is read from the file's bytes (`load_compiled_policy`), without
+    its whole text: ten thousand publishers take their file's size in memory, not twice
+    that."""
+    from tppolicy.decide.recognize import load_compiled_policy
+    from tppolicy.readers.source import read_source_bytes
+
+    providers = load_providers() if providers is None else providers
+    raw = read_source_bytes(Path(path), PolicyCheckError)
+    keep = claims_selection([claims], providers=providers, issuers=issuers) \
+        if claims is not None else None
+    recognized = load_compiled_policy(raw, str(path), providers, issuers, keep)
+    if recognized is not None:
+        return recognized
+    text = policy_source(raw, path)
+    del raw
     return load_policy_text(text, str(path), providers=providers, issuers=issuers)
 
 
-def read_policy_source(path: str | os.PathLike[str]) -> str:
-    """A policy file's text; an empty file is refused, as an empty publishers file is
-    (`compile` of no publishers still prints its header): most likely the wrong file, or
-    one not written yet."""
-    text = read_source(Path(path), PolicyCheckError)
+def policy_source(raw: bytes, path: str | os.PathLike[str]) -> str:
+    """A policy file's text, from its bytes; an empty file is refused, as an empty
+    publishers file is (`compile` of no publishers still prints its header): most likely
+    the wrong file, or one not written yet."""
+    from tppolicy.readers.source import decode_source
+
+    text = decode_source(raw, str(path), PolicyCheckError)
     if not text.strip():
         raise PolicyCheckError([Diagnostic(
             "the file is empty", Span(str(path), 0, 0, 0, 0),

@@ -44,7 +44,8 @@ _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _BINDING = re.compile(r"    ([A-Za-z_][A-Za-z0-9_]*) = (.+)")
 
 
-def load_compiled_policy(text: str, source: str, providers: Mapping[str, CheckedProvider],
+def load_compiled_policy(text: str | bytes, source: str,
+                         providers: Mapping[str, CheckedProvider],
                          issuers: Mapping[str, str] | None,
                          keep: Callable[[CheckedPublisher], bool] | None = None
                          ) -> Policy | None:
@@ -67,7 +68,7 @@ def load_compiled_policy(text: str, source: str, providers: Mapping[str, Checked
                 publishers.append(block.checked)
                 ids.append(publisher_id_)
         return Policy(CheckedPolicy(reading.providers, tuple(publishers)), issuers, ids=ids,
-                      source_text=text)
+                      source_text=text if isinstance(text, str) else None)
     except (Unrecognized, TppolicyError):
         return None
 
@@ -77,10 +78,11 @@ class Unrecognized(Exception):
 
 
 class Block(NamedTuple):
-    """A recognized publisher block: the publisher, and where its text is."""
+    """A recognized publisher block: the publisher, its text, and where it is."""
 
     checked: CheckedPublisher
-    start: int  # offsets in the file's text
+    text: str
+    start: int  # offsets in the file's text (its bytes, for a reading of bytes)
     stop: int  # past the closing brace
     line: int  # its first line
 
@@ -92,7 +94,7 @@ class CompiledReading:
     recognize one by one (`blocks`). `headers`: the file's provider blocks as the checker
     reads them (headers without rules), by name, in the file's order."""
 
-    def __init__(self, text: str, source: str, regions: list[tuple[str, int, int, int]],
+    def __init__(self, text: str | bytes, source: str, regions: list[tuple[str, int, int, int]],
                  providers: dict[str, CheckedProvider], shipped: dict[str, CheckedProvider],
                  headers: dict[str, CheckedProvider]) -> None:
         self.text = text
@@ -103,30 +105,37 @@ class CompiledReading:
         self.headers = headers  # the file's provider blocks checked, in its order
 
     @classmethod
-    def of(cls, text: str, source: str, providers: Mapping[str, CheckedProvider]
+    def of(cls, text: str | bytes, source: str, providers: Mapping[str, CheckedProvider]
            ) -> CompiledReading | None:
-        """The reading of `text`, or None when its top level is not as `compile` prints
-        it (a line outside blocks and comments, another provider header, a problem)."""
-        if "\r" in text:
+        """The reading of `text` (or of a file's bytes, which are not decoded whole: each
+        block is, as it is read), or None when its top level is not as `compile` prints it
+        (a line outside blocks and comments, another provider header, a byte-order mark, a
+        byte that is not UTF-8, a problem)."""
+        if isinstance(text, bytes):
+            if b"\r" in text or text.startswith(b"\xef\xbb\xbf"):
+                return None
+            regions = _regions(_Bytes(text))
+        elif "\r" in text:
             return None
-        regions = _regions(text)
+        else:
+            regions = _regions(text)
         if regions is None or not any(kind == "publisher" for kind, _, _, _ in regions):
             return None
         from tppolicy.language.parse import parse_policy
 
-        skeleton = _blanked(text, [(start, stop) for kind, start, stop, _ in regions
-                                   if kind == "publisher"])
         try:
+            skeleton = _blanked(text, [(start, stop) for kind, start, stop, _ in regions
+                                       if kind == "publisher"])
             parsed = parse_policy(skeleton, source)
             # each provider region is one whole provider block, and no publisher is left:
             # the blanked blocks were at the top level, between whole items
             spans = [(p.span.line, p.span.end_line) for p in parsed.providers]
-            expected = [(line, line + text.count("\n", start, stop))
+            expected = [(line, line + _breaks(text, start, stop))
                         for kind, start, stop, line in regions if kind == "provider"]
             if parsed.publishers or spans != expected:
                 return None
             headers = check_policy(parsed, providers, skeleton)
-        except TppolicyError:
+        except (TppolicyError, UnicodeDecodeError):
             return None
         shipped: dict[str, CheckedProvider] = {}
         for ast in parsed.providers:
@@ -142,7 +151,7 @@ class CompiledReading:
         `TppolicyError` without the words of every problem) at the first that is not."""
         text, source = self.text, self.source
         stream = PublisherStream(source, self.shipped)
-        names: set[str] = set()
+        names: set[int] = set()  # hashes: two names alike (or a collision) read whole
         # (provider, lookup key, prefer values) of the pending publishers and of the
         # others: a pending one and another alike may be twins, which the whole read
         # words (`Decider.future_twin`)
@@ -151,15 +160,20 @@ class CompiledReading:
         for kind, start, stop, line in self.regions:
             if kind != "publisher":
                 continue
-            block = text[start:stop]
+            piece = text[start:stop]
+            try:
+                block = piece.decode("utf-8") if isinstance(piece, bytes) else piece
+            except UnicodeDecodeError:  # the whole read says where
+                raise Unrecognized from None
             read = _read_header(block, self.shipped)
             if read is None:
                 raise Unrecognized
             head, fields = read
             if head.name is not None:
-                if head.name in names:
+                named = hash(head.name)
+                if named in names:
                     raise Unrecognized  # the checker words it
-                names.add(head.name)
+                names.add(named)
             publisher = A.Publisher(head.name, head.provider, head.projects,
                                     head.pending_project,
                                     span=Span(source, line, 1, line + block.count("\n"), 2))
@@ -174,11 +188,36 @@ class CompiledReading:
             if twin in kinds[not checked.pending]:
                 raise Unrecognized
             kinds[checked.pending].add(twin)
-            yield Block(checked, start, stop, line)
+            yield Block(checked, block, start, stop, line)
             index += 1
 
 
-def _regions(text: str) -> list[tuple[str, int, int, int]] | None:
+class _Bytes:
+    """A file's bytes read as `_regions` reads a text: its lines decoded one at a time
+    (a byte that is not UTF-8 in one: ValueError)."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def find(self, sub: str, start: int) -> int:
+        return self.data.find(sub.encode(), start)
+
+    def count(self, sub: str, start: int, stop: int) -> int:
+        return self.data.count(sub.encode(), start, stop)
+
+    def line(self, start: int, stop: int) -> str:
+        return self.data[start:stop].decode("utf-8")
+
+    def at(self, position: int) -> str:
+        return chr(self.data[position])
+
+
+def _regions(text: str | _Bytes) -> list[tuple[str, int, int, int]] | None:
     """The file's top-level blocks: (provider | publisher, start offset, offset past the
     closing brace, first line), each from a line opening it at column 0 to the first line
     that is `}` alone; between them only blank lines and comments. None for anything
@@ -189,7 +228,10 @@ def _regions(text: str) -> list[tuple[str, int, int, int]] | None:
         end = text.find("\n", position)
         if end < 0:
             end = size
-        first = text[position:end]
+        try:
+            first = text.line(position, end) if isinstance(text, _Bytes) else text[position:end]
+        except UnicodeDecodeError:
+            return None
         stripped = first.strip()
         if not stripped or stripped.startswith("#"):
             position, line = end + 1, line + 1
@@ -201,7 +243,8 @@ def _regions(text: str) -> list[tuple[str, int, int, int]] | None:
         else:
             return None
         close = text.find("\n}", end - 1)
-        while close >= 0 and close + 2 < size and text[close + 2] != "\n":
+        while close >= 0 and close + 2 < size and (
+                text.at(close + 2) if isinstance(text, _Bytes) else text[close + 2]) != "\n":
             close = text.find("\n}", close + 1)
         if close < 0:
             return None
@@ -212,8 +255,23 @@ def _regions(text: str) -> list[tuple[str, int, int, int]] | None:
     return regions
 
 
-def _blanked(text: str, blocks: list[tuple[int, int]]) -> str:
-    """`text` with each of `blocks` (start, stop offsets) made empty lines."""
+def _breaks(text: str | bytes, start: int, stop: int) -> int:
+    """The line breaks of `text` between two offsets."""
+    return text.count(b"\n", start, stop) if isinstance(text, bytes) \
+        else text.count("\n", start, stop)
+
+
+def _blanked(text: str | bytes, blocks: list[tuple[int, int]]) -> str:
+    """`text` with each of `blocks` (start, stop offsets) made empty lines (bytes
+    decoded: `UnicodeDecodeError`)."""
+    if isinstance(text, bytes):
+        pieces: list[bytes] = []
+        at = 0
+        for start, stop in blocks:
+            pieces += [text[at:start], b"\n" * text.count(b"\n", start, stop)]
+            at = stop
+        pieces.append(text[at:])
+        return b"".join(pieces).decode("utf-8")
     parts: list[str] = []
     position = 0
     for start, stop in blocks:

@@ -101,6 +101,15 @@ def read_source(path: Path, error: type[TppolicyError], encoding: str = "utf-8-s
     byte that is not UTF-8 its line and column. A file over `max_bytes` is refused
     without being read whole (one size limit for every reader: `tppolicy.limits`); one
     reached through a link out of `tree` is not read (`refuse_outside_link`)."""
+    return decode_source(read_source_bytes(path, error, max_bytes, what=what, tree=tree),
+                         str(path), error, encoding)
+
+
+def read_source_bytes(path: Path, error: type[TppolicyError],
+                      max_bytes: int = MAX_SOURCE_BYTES, *, what: str = "file",
+                      tree: LinkTree | None = None) -> bytes:
+    """`read_source`'s bytes, not decoded (`decode_source` decodes them, with its
+    errors): for a reader that can take most of a large file without its whole text."""
     refuse_outside_link(path, error, what=what, tree=tree)
     source = str(path)
     try:
@@ -114,7 +123,7 @@ def read_source(path: Path, error: type[TppolicyError], encoding: str = "utf-8-s
                                 Span(source, 0, 0, 0, 0),
                                 hint="is this the right file? tppolicy reads policy, "
                                 "publishers, test and workflow files, which are small")])
-    return decode_source(raw, source, error, encoding)
+    return raw
 
 
 def decode_source(raw: bytes, source: str, error: type[TppolicyError],

@@ -37,7 +37,7 @@ from tppolicy.language.check import (
 )
 from tppolicy.language.providers import POLICY_SUFFIX, load_providers
 from tppolicy.language.texts import advice_for
-from tppolicy.readers.source import outside_link, read_source
+from tppolicy.readers.source import decode_source, outside_link, read_source, read_source_bytes
 from tppolicy.readers.yaml import NotPlain, YamlDocument, compose_yaml
 from tppolicy.text import char_name, invisible, lookalike
 
@@ -1393,7 +1393,7 @@ def _policy_pub(pub: CheckedPublisher, lines: Sequence[str]) -> _Pub:
                 literals=_string_literals(ast.rules))
 
 
-def _lint_compiled(text: str, source: str, providers: Mapping[str, CheckedProvider]
+def _lint_compiled(text: str | bytes, source: str, providers: Mapping[str, CheckedProvider]
                    ) -> tuple[Finding, ...] | None:
     """`lint_policy_text` of a compiled policy whose publisher blocks are all as `compile`
     printed them (`CompiledReading`), or None. Each block is linted as the publishers
@@ -1420,7 +1420,7 @@ def _lint_compiled(text: str, source: str, providers: Mapping[str, CheckedProvid
     def pubs() -> Iterator[_Pub]:
         for position, block in enumerate(reading.blocks()):
             index[0] = position
-            spans = _BlockSpans(text, source, block.start, block.stop, block.line)
+            spans = _BlockSpans(block.text, source, block.line)
             ast = block.checked.ast
             pending = ast.pending_project
             yield _Pub(block.checked, spans.head(), spans,
@@ -1445,7 +1445,21 @@ def _lint_compiled(text: str, source: str, providers: Mapping[str, CheckedProvid
         lint.run(pubs(), first_projects, redo=redo)
     except (Unrecognized, TppolicyError):
         return None
-    return _sorted(_unsuppressed(lint.findings, _iter_lines(text)))
+    lines = _iter_lines(text) if isinstance(text, str) else _iter_byte_lines(text)
+    return _sorted(_unsuppressed(lint.findings, lines))
+
+
+def _iter_byte_lines(data: bytes) -> Iterator[str]:
+    """`_iter_lines` of a file's bytes, each line decoded as it is read (they are UTF-8:
+    the whole reading decoded every block)."""
+    start, length = 0, len(data)
+    while start < length:
+        end = data.find(b"\n", start)
+        if end < 0:
+            yield data[start:].decode("utf-8", "replace")
+            return
+        yield data[start:end].decode("utf-8", "replace")
+        start = end + 1
 
 
 class _BlockSpans(Mapping[str, Span]):
@@ -1454,14 +1468,12 @@ class _BlockSpans(Mapping[str, Span]):
     and its lines and span, for its head's and its projects' (found as `_policy_pub`
     finds them)."""
 
-    def __init__(self, text: str, source: str, start: int, stop: int, line: int) -> None:
-        self._text = text
+    def __init__(self, text: str, source: str, line: int) -> None:
+        self._text = text  # the block's
         self._source = source
-        self._start = start
-        self._stop = stop
         self._line = line
         self._ast: A.Publisher | None = None
-        block = text[start:stop].split("\n")
+        block = text.split("\n")
         self.lines = _BlockLines(block, line)
         # the parser's span of a publisher block: its first line to its brace
         self.span = Span(source, line, 1, line + len(block) - 1, 2)
@@ -1471,7 +1483,7 @@ class _BlockSpans(Mapping[str, Span]):
         if self._ast is None:
             from tppolicy.language.parse import parse_policy
 
-            text = "\n" * (self._line - 1) + self._text[self._start:self._stop]
+            text = "\n" * (self._line - 1) + self._text
             self._ast = parse_policy(text, self._source).publishers[0]
         return self._ast
 
@@ -1515,9 +1527,16 @@ def lint_file(path: str | Path, *, providers: Mapping[str, CheckedProvider] | No
     path = Path(path)
     is_policy = path.suffix == POLICY_SUFFIX
     error = PolicyCheckError if is_policy else ConfigError
-    text = read_source(path, error)
-    if is_policy:
+    if is_policy:  # a compiled policy's blocks are read from its bytes (`_lint_compiled`)
+        raw = read_source_bytes(path, error)
+        providers = load_providers() if providers is None else providers
+        fast = _lint_compiled(raw, str(path), providers)
+        if fast is not None:
+            return fast
+        text = decode_source(raw, str(path), error)
+        del raw
         return lint_policy_text(text, str(path), providers=providers)
+    text = read_source(path, error)
     return lint_publishers_text(text, str(path), providers=providers, issuers=issuers)
 
 
