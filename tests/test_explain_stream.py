@@ -42,7 +42,8 @@ def _claims(claims: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in claims.items() if v is not None}
 
 
-@pytest.mark.parametrize("count", [40, 330])  # 330: more than an explainer is kept for
+@pytest.mark.parametrize("count", [  # 330: more than an explainer is kept for
+    40, pytest.param(330, marks=pytest.mark.slow)])
 @pytest.mark.parametrize("claims", CLAIMS, ids=IDS)
 def test_streamed_advice_is_the_whole_files(count: int, claims: dict[str, Any]) -> None:
     text = file_text(count)

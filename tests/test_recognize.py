@@ -187,10 +187,17 @@ def _layouts() -> list[str]:
     ]
 
 
-@pytest.mark.parametrize("text", _layouts(), ids=[
-    "printed", "two-blank", "comment", "comment-blank", "no-blank", "two-blank-blocks",
-    "no-newline",
-    "blank-end", "comment-space", "comment-end", "comment-inside"])
+_LAYOUT_IDS = ["printed", "two-blank", "comment", "comment-blank", "no-blank",
+               "two-blank-blocks", "no-newline", "blank-end", "comment-space", "comment-end",
+               "comment-inside"]
+# the printed policy and a run of blocks two blank lines apart in the default run; the
+# other layouts in the slow group (each is two runs of the parser on a 40-publisher file)
+
+
+@pytest.mark.parametrize("text", [
+    pytest.param(text, id=name, marks=() if name in ("printed", "two-blank-blocks")
+                 else pytest.mark.slow) for text, name in zip(_layouts(), _LAYOUT_IDS,
+                                                              strict=True)])
 def test_fmt_judges_a_compiled_policy_as_the_parser_does(text: str) -> None:
     """fmt reads a compiled policy's blocks as compile printed them without the parser
     (`_compiled_in_layout`): what it makes of the file is what the parser's way makes."""
@@ -207,8 +214,9 @@ def test_fmt_takes_the_fast_way_for_a_printed_policy() -> None:
     assert not fmt._compiled_in_layout(_layouts()[1], "c.tpp")
 
 
-@pytest.mark.parametrize("publishers", [EXAMPLES, GENERATED, "planted"],
-                         ids=["examples", "generated", "planted"])
+@pytest.mark.parametrize("publishers", [
+    pytest.param(EXAMPLES, id="examples"), pytest.param(GENERATED, id="generated"),
+    pytest.param("planted", id="planted", marks=pytest.mark.slow)])
 def test_lint_finds_in_a_compiled_policy_what_the_parser_way_finds(publishers: str,
                                                                    monkeypatch: pytest.MonkeyPatch
                                                                    ) -> None:
