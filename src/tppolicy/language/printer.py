@@ -242,6 +242,8 @@ def _fill(line: tuple[tuple[str, ...], tuple[int, ...]], values: Sequence[object
     pieces, holes = line
     if not holes:
         return pieces[0]
+    if len(holes) == 1:
+        return pieces[0] + _quote(values[holes[0]]) + pieces[1]  # type: ignore[arg-type]
     out = [pieces[0]]
     for hole, piece in zip(holes, pieces[1:], strict=True):
         out.append(_quote(values[hole]))  # type: ignore[arg-type]
@@ -542,7 +544,19 @@ def _lookup_item(item: LookupItem) -> str:
 
 
 def _binding(binding: Binding) -> str:
-    return f"{_name(binding.name, 'the field name')} = {_expr(binding.value)}"
+    found = _BINDINGS.get(id(binding))
+    if found is not None and found[0] is binding:
+        return found[1]
+    text = f"{_name(binding.name, 'the field name')} = {_expr(binding.value)}"
+    if len(_BINDINGS) >= 4096:
+        _BINDINGS.clear()
+    _BINDINGS[id(binding)] = (binding, text)
+    return text
+
+
+# A binding's line, by binding (kept with it, so that its id stays its own): a file's
+# publishers share the bindings of the values they share (`concrete_publisher`).
+_BINDINGS: dict[int, tuple[Binding, str]] = {}
 
 
 def _provider_lines(provider: Provider, include_rules: bool) -> list[str]:
