@@ -138,18 +138,14 @@ def shaped(node: A.Expr) -> tuple[_Shape, Sequence[Any], Sequence[A.Expr]] | Non
 _PUT: dict[int, tuple[A.Expr, _Shape, Sequence[Any], Sequence[A.Expr]]] = {}
 
 
-class _Plan:
-    """An expression prepared for binding many publishers: its largest parts of fields and
-    literals (`parts`), its `_Shape` per tuple of their values' kinds (None: bound anew
-    each time), and, once it has been bound a few times, the parts' evaluation as one
-    Python function (`_evaluator`)."""
+class _Parts:
+    """Parts of fields and literals (`parts`) evaluated for many publishers: by the
+    interpreter, then, once used a few times, by one Python function (`_evaluator`)."""
 
-    __slots__ = ("compiled", "expr", "parts", "shapes", "uses")
+    __slots__ = ("compiled", "parts", "uses")
 
-    def __init__(self, expr: A.Expr) -> None:
-        self.expr = expr
-        self.parts = _largest_valued(expr)
-        self.shapes: dict[tuple[Any, ...], _Shape | None] = {}
+    def __init__(self, parts: tuple[A.Expr, ...]) -> None:
+        self.parts = parts
         self.uses = 0
         self.compiled: Callable[[Mapping[str, Any]], list[Any]] | None = None
 
@@ -168,6 +164,20 @@ class _Plan:
                 pass
         interpreter = Interpreter(_NO_CLAIMS, {}, values)
         return [interpreter.value(part) for part in self.parts]
+
+
+class _Plan(_Parts):
+    """An expression prepared for binding many publishers: its largest parts of fields and
+    literals (`parts`, evaluated as `_Parts` does), and its `_Shape` per tuple of their
+    values' kinds (None: bound anew each time)."""
+
+    __slots__ = ("expr", "shapes")
+
+    def __init__(self, expr: A.Expr) -> None:
+        super().__init__(_largest_valued(expr))
+        self.expr = expr
+        self.shapes: dict[tuple[Any, ...], _Shape | None] = {}
+
 
 
 class _Shape:
@@ -742,41 +752,25 @@ def _bind_rule_shaped(rule: A.Rule, values: Mapping[str, Any], *,
     return shape.make(part_values)
 
 
-class _RulePlan:
+class _RulePlan(_Parts):
     """A rule prepared for binding many publishers: the parts of all its requires (each
-    require's `_Plan`'s, one after the other: `spans` gives each require's), evaluated by
-    one function once used a few times, and its `_RuleShape` per kinds of their values."""
+    require's `_Plan`'s, one after the other: `spans` gives each require's), evaluated as
+    `_Parts` does, and its `_RuleShape` per kinds of their values."""
 
-    __slots__ = ("compiled", "parts", "plans", "rule", "shapes", "spans", "uses")
+    __slots__ = ("plans", "rule", "shapes", "spans")
 
     def __init__(self, rule: A.Rule) -> None:
-        self.rule = rule
-        self.plans = [_plan_of(req.condition) for req in rule.requires]
+        plans = [_plan_of(req.condition) for req in rule.requires]
         spans: list[tuple[int, int]] = []
         parts: list[A.Expr] = []
-        for plan in self.plans:
+        for plan in plans:
             spans.append((len(parts), len(parts) + len(plan.parts)))
             parts += plan.parts
+        super().__init__(tuple(parts))
+        self.rule = rule
+        self.plans = plans
         self.spans = spans
-        self.parts = tuple(parts)
         self.shapes: dict[tuple[Any, ...], _RuleShape | None] = {}
-        self.uses = 0
-        self.compiled: Callable[[Mapping[str, Any]], list[Any]] | None = None
-
-    def evaluate(self, values: Mapping[str, Any]) -> list[Any]:
-        """As `_Plan.evaluate`, for the parts of all the requires."""
-        compiled = self.compiled
-        if compiled is None:
-            self.uses += 1
-            if self.uses == _COMPILE_AFTER:
-                self.compiled = compiled = _evaluator(self.parts)
-        if compiled is not None and compiled is not _NOT_COMPILED:
-            try:
-                return compiled(values)
-            except Exception:
-                pass
-        interpreter = Interpreter(_NO_CLAIMS, {}, values)
-        return [interpreter.value(part) for part in self.parts]
 
 
 class _RuleShape:
