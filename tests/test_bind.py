@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import pytest
 
@@ -114,18 +114,18 @@ def test_a_node_left_unfolded_for_one_publisher_is_bound_anew_for_the_next() -> 
         assert bind_expr(expr, values) == bottom_up(expr, values)
 
 
-def rules_bottom_up(rules: tuple[A.Rule, ...], values: Mapping[str, object]
-                    ) -> tuple[A.Rule, ...]:
-    """What `bind_rules` must give: each rule's requires bound by `bottom_up`, those that
-    fold to true left out, an optional rule whose guards hold (or all of whose requires
-    fold to true) left out, a rule left with none keeping its last."""
-    from tppolicy.language import bind as B
-
+def rules_by_requires(rules: tuple[A.Rule, ...], values: Mapping[str, object],
+                      bind_one: Callable[[A.Expr, Mapping[str, object]], A.Expr],
+                      off: Callable[[A.Rule, Mapping[str, object]], bool] | None = None
+                      ) -> tuple[A.Rule, ...]:
+    """Rules bound require by require (`bind_one`): those that fold to true left out, an
+    optional rule that is `off` (or all of whose requires fold to true) left out, a rule
+    left with none keeping its last."""
     out: list[A.Rule] = []
     for rule in rules:
-        if rule.optional and B.optional_rule_off(rule, values):
+        if rule.optional and off is not None and off(rule, values):
             continue
-        requires = [A.Require(bottom_up(req.condition, values), req.message, req.span)
+        requires = [A.Require(bind_one(req.condition, values), req.message, req.span)
                     for req in rule.requires]
         live = [req for req in requires
                 if not (isinstance(req.condition, A.Literal) and req.condition.value is True)]
@@ -135,6 +135,15 @@ def rules_bottom_up(rules: tuple[A.Rule, ...], values: Mapping[str, object]
             live = requires[-1:]
         out.append(A.Rule(rule.name, tuple(live), rule.span))
     return tuple(out)
+
+
+def rules_bottom_up(rules: tuple[A.Rule, ...], values: Mapping[str, object]
+                    ) -> tuple[A.Rule, ...]:
+    """What `bind_rules` must give: `rules_by_requires` with `bottom_up`, an optional rule
+    whose guards hold left out."""
+    from tppolicy.language import bind as B
+
+    return rules_by_requires(rules, values, bottom_up, B.optional_rule_off)
 
 
 @pytest.mark.parametrize("compile_after", [1, 4, 10**9])

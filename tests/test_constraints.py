@@ -426,27 +426,15 @@ def test_check_token_with_the_version(capsys: pytest.CaptureFixture[str], tmp_pa
 def test_binding_leaves_out_exactly_the_rules_that_fold_to_true() -> None:
     """bind_rules decides an optional rule is off from its guards alone, and caches: the
     same rules as binding everything and dropping what folds to true."""
+    from tests.test_bind import rules_by_requires
     from tppolicy.language.bind import bind_expr, bind_rules
-
-    def reference(rules: tuple[A.Rule, ...], values: dict[str, Any]) -> tuple[A.Rule, ...]:
-        out = []
-        for rule in rules:
-            requires = [A.Require(bind_expr(r.condition, values), r.message, r.span)
-                        for r in rule.requires]
-            live = [r for r in requires
-                    if not (isinstance(r.condition, A.Literal) and r.condition.value is True)]
-            if not live:
-                if rule.optional:
-                    continue
-                live = requires[-1:]
-            out.append(A.Rule(rule.name, tuple(live), rule.span))
-        return tuple(out)
 
     for policy in POLICIES.values():
         for publisher in policy.publishers:
             provider = publisher.provider
             values = dict(publisher.fields)
-            expected = reference(provider.rules, values)
+            # every require bound, no guard asked: what the guards decide must agree
+            expected = rules_by_requires(provider.rules, values, bind_expr)
             assert bind_rules(provider.rules, values) == expected
             # cached rule by rule: bound again, the same rule objects (memos by identity
             # downstream, explanations' and the printer's, find them)

@@ -16,26 +16,23 @@ from tppolicy.errors import ConfigError
 from tppolicy.tools.explain import advise, advise_publishers
 
 from .conftest import run_cli
-from .test_publishers_stream import PROVIDERS, file_text, github_claims, whole
+from .test_publishers_stream import (
+    CASE_IDS,
+    CLAIMS_CASES,
+    PROVIDERS,
+    file_text,
+    github_claims,
+    whole,
+)
 
 CLAIMS = [
-    github_claims(25),  # allowed
-    github_claims(28),  # an unnamed publisher
-    github_claims(27, environment="release"),  # refused by the publisher the key chose
-    github_claims(29, job_workflow_ref="org1/repo9/.github/workflows/other.yml@refs/tags/v1"),
-    github_claims(29, repository="org1/nothing", repository_owner_id="9"),  # no identity
-    github_claims(5),  # a pending publisher
-    github_claims(5, iss="https://gitlab.com", namespace_path="group"),  # another provider
-    github_claims(5, iss="https://accounts.google.com", email="x@y.z", email_verified=True),
-    github_claims(5, iss="https://unknown.example.com"),  # guessed: github's claims
+    *CLAIMS_CASES[:9],
     github_claims(5, iss="https://unknown.example.com", repository_owner=None),
-    github_claims(5, repository=5),  # a claim of the wrong type
+    CLAIMS_CASES[9],  # a claim of the wrong type
     github_claims(5, aud="testpypi"),
     github_claims(26, event_name="pull_request_target"),
 ]
-IDS = ["allowed", "unnamed", "refused", "same-identity", "no-identity", "pending", "gitlab",
-       "no-google", "unknown-issuer", "unknown-issuer-no-guess", "mistyped", "audience",
-       "excluded"]
+IDS = [*CASE_IDS[:9], "unknown-issuer-no-guess", CASE_IDS[9], "audience", "excluded"]
 
 
 def _claims(claims: dict[str, Any]) -> dict[str, Any]:
@@ -141,22 +138,18 @@ def test_explain_command_prints_the_whole_files_advice(
 
 def test_explain_command_reports_the_publishers_file_first(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """Both bad (or --jwks with --claims): the publishers file's problem is reported, as
-    when its policy was read before the claims."""
+    """--jwks with --claims and a bad publishers file: the publishers file's problem is
+    reported, as when its policy was read before the options were checked (both files
+    bad: tests/test_publishers_stream.py)."""
     publishers = tmp_path / "p.yaml"
     publishers.write_text("publishers:\n- provider: nope\n")
     claims = tmp_path / "c.json"
     claims.write_text("{not json")
-    for extra in ((), ("--jwks", "x")):
-        code, _, err = run_cli(capsys, "explain", "--publishers", str(publishers),
-                               "--claims", str(claims), *extra)
-        assert code == 3
-        assert "unknown provider 'nope'" in err
-    publishers.write_text(file_text(3))
     code, _, err = run_cli(capsys, "explain", "--publishers", str(publishers),
-                           "--claims", str(claims))
+                           "--claims", str(claims), "--jwks", "x")
     assert code == 3
-    assert "c.json" in err
+    assert "unknown provider 'nope'" in err
+    publishers.write_text(file_text(3))
     claims.write_text(json.dumps(github_claims(1)))
     code, _, err = run_cli(capsys, "explain", "--publishers", str(publishers),
                            "--claims", str(claims), "--jwks", "x")

@@ -162,8 +162,8 @@ def _file_and_reference(count: int) -> tuple[str, Policy]:
     return text, whole(text)
 
 
-@pytest.mark.parametrize("count", [40, 330])
-@pytest.mark.parametrize("claims", [
+# Claims of every kind of decision on `file_text`'s publishers (explain's tests add more).
+CLAIMS_CASES = [
     github_claims(25),  # allowed
     github_claims(28),  # an unnamed publisher
     github_claims(27, environment="release"),  # refused by the publisher the key chose
@@ -172,10 +172,15 @@ def _file_and_reference(count: int) -> tuple[str, Policy]:
     github_claims(5),  # a pending publisher
     github_claims(5, iss="https://gitlab.com", namespace_path="group"),  # few of a provider
     github_claims(5, iss="https://accounts.google.com", email="x@y.z", email_verified=True),
-    github_claims(5, iss="https://unknown.example.com"),
+    github_claims(5, iss="https://unknown.example.com"),  # guessed: github's claims
     github_claims(5, repository=5),  # a claim of the wrong type
-], ids=["allowed", "unnamed", "refused", "same-identity", "no-identity", "pending",
-        "gitlab", "no-google", "unknown-issuer", "mistyped"])
+]
+CASE_IDS = ["allowed", "unnamed", "refused", "same-identity", "no-identity", "pending",
+            "gitlab", "no-google", "unknown-issuer", "mistyped"]
+
+
+@pytest.mark.parametrize("count", [40, 330])
+@pytest.mark.parametrize("claims", CLAIMS_CASES, ids=CASE_IDS)
 def test_check_holds_the_publishers_its_decision_reads(count: int,
                                                       claims: dict[str, Any]) -> None:
     text, reference = _file_and_reference(count)
@@ -185,20 +190,21 @@ def test_check_holds_the_publishers_its_decision_reads(count: int,
         assert len(policy.publishers) < 215 < len(reference.publishers)
 
 
-def test_check_command_reads_claims_after_the_publishers_file(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize("command", ["check", "explain"])
+def test_the_command_reads_claims_after_the_publishers_file(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], command: str) -> None:
     """Both bad: the publishers file's problem is reported (as before claims were read
-    first to choose the publishers)."""
+    first to choose the publishers; explain streams the file too)."""
     publishers = tmp_path / "p.yaml"
     publishers.write_text("publishers:\n- provider: nope\n")
     claims = tmp_path / "c.json"
     claims.write_text("{not json")
-    code, _, err = run_cli(capsys, "check", "--publishers", str(publishers),
+    code, _, err = run_cli(capsys, command, "--publishers", str(publishers),
                            "--claims", str(claims))
     assert code == 3
     assert "unknown provider 'nope'" in err
     publishers.write_text(file_text(3))
-    code, _, err = run_cli(capsys, "check", "--publishers", str(publishers),
+    code, _, err = run_cli(capsys, command, "--publishers", str(publishers),
                            "--claims", str(claims))
     assert code == 3
     assert "c.json" in err
