@@ -40,7 +40,6 @@ from tppolicy.language.printer import format_publisher
 
 __all__ = ["Block", "CompiledReading", "Unrecognized", "load_compiled_policy"]
 
-_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _BINDING = re.compile(r"    ([A-Za-z_][A-Za-z0-9_]*) = (.+)")
 
 
