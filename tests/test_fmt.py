@@ -894,3 +894,20 @@ def test_comments_around_block_scalars_and_document_markers_are_kept(
     once = format_publishers_text(text, "p.yaml", PROVIDERS)
     assert once == formatted
     assert format_publishers_text(once, "p.yaml", PROVIDERS) == once
+
+
+def test_a_comment_after_an_empty_item_loses_its_blanks_once() -> None:
+    """`- #x  `: an empty sequence item with a comment, blanks after it. The round trip
+    moved the comment to a line of its own with its blanks, and the next run dropped
+    them: formatting was not idempotent (found by tests/property/test_fmt_publishers.py).
+    Blanks at a line's end outside any scalar now go before the round trip."""
+    text = ("# 'q'\npublishers:\n    # - x \n  - provider: github\n    'name': pub-0  \n"
+            "    'projects': \n      - #x  \n      - pypi  \n# \n")
+    providers = {name: p.ast for name, p in load_providers().items()}
+    once, _ = _fmt._format_publishers(text, "p.yaml", providers)
+    assert "#x\n" in once and "#x " not in once
+    assert _fmt._format_publishers(once, "p.yaml", providers)[0] == once
+    # a block scalar's blank-ended lines are its content: kept
+    block = "publishers: []\nnote: |\n  kept  \n  # not a comment  \n"
+    assert "kept  \n  # not a comment  \n" in _fmt._format_publishers(block, "p.yaml",
+                                                                     providers)[0]

@@ -783,15 +783,16 @@ def _scanned_comments(text: str) -> Counter[str]:
 
 
 _BLANKS_AT_END = re.compile(r"[ \t]+$", re.MULTILINE)
-_COMMENT_OR_BLANK_LINE = re.compile(r"[ \t]*(?:#.*)?\Z")
 _NEXT_TEXT = re.compile(r"^[ \t]*[^ \t\r\n]", re.MULTILINE)  # a line with text
 
 
 def _without_blanks_after_comments(text: str) -> str:
-    """`text` without the blanks at the ends of its comment lines and blank lines (outside
-    any scalar, and the lines of blanks after a block scalar, which may be its content):
-    ruamel.yaml's round trip kept some and dropped others, and the next run did otherwise
-    (formatting was not idempotent). `text` as it is if it does not scan."""
+    """`text` without the blanks at the ends of its lines that are outside any scalar
+    (and the lines of blanks after a block scalar, which may be its content): after a
+    comment, a value, or nothing. ruamel.yaml's round trip kept some and dropped others,
+    and the next run did otherwise (formatting was not idempotent: a comment after an
+    empty sequence item, `- #x  `, is moved to a line of its own with its blanks). `text`
+    as it is if it does not scan."""
     if _BLANKS_AT_END.search(text) is None:
         return text
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -814,9 +815,18 @@ def _without_blanks_after_comments(text: str) -> str:
         while at < len(spans) and spans[at][1] <= start:
             at += 1
         body = line.rstrip("\r\n")
-        inside = at < len(spans) and spans[at][0] < start + len(body)
-        if not inside and body != body.rstrip(" \t") and _COMMENT_OR_BLANK_LINE.match(body):
-            line = body.rstrip(" \t") + line[len(body):]
+        kept = body.rstrip(" \t")
+        if kept != body:
+            tail = start + len(kept)  # the blanks at the line's end, from here
+            inside = False
+            for span_start, span_end in spans[at:]:
+                if span_start >= start + len(body):
+                    break
+                if span_end > tail:
+                    inside = True
+                    break
+            if not inside:
+                line = kept + line[len(body):]
         out.append(line)
         start = end
     return "".join(out)
