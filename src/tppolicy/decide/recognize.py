@@ -22,7 +22,8 @@ from __future__ import annotations
 import itertools
 import json
 import re
-from collections.abc import Callable, Iterator, Mapping
+from array import array
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, NamedTuple
 
 from tppolicy.decide.core import publisher_id
@@ -93,7 +94,7 @@ class CompiledReading:
     recognize one by one (`blocks`). `headers`: the file's provider blocks as the checker
     reads them (headers without rules), by name, in the file's order."""
 
-    def __init__(self, text: str | bytes, source: str, regions: list[tuple[str, int, int, int]],
+    def __init__(self, text: str | bytes, source: str, regions: _Regions,
                  providers: dict[str, CheckedProvider], shipped: dict[str, CheckedProvider],
                  headers: dict[str, CheckedProvider]) -> None:
         self.text = text
@@ -118,13 +119,13 @@ class CompiledReading:
             return None
         else:
             regions = _regions(text)
-        if regions is None or not any(kind == "publisher" for kind, _, _, _ in regions):
+        if regions is None or not regions.publishers:
             return None
         from tppolicy.language.parse import parse_policy
 
         try:
-            skeleton = _blanked(text, [(start, stop) for kind, start, stop, _ in regions
-                                       if kind == "publisher"])
+            skeleton = _blanked(text, ((start, stop) for kind, start, stop, _ in regions
+                                       if kind == "publisher"))
             parsed = parse_policy(skeleton, source)
             # each provider region is one whole provider block, and no publisher is left:
             # the blanked blocks were at the top level, between whole items
@@ -216,12 +217,38 @@ class _Bytes:
         return chr(self.data[position])
 
 
-def _regions(text: str | _Bytes) -> list[tuple[str, int, int, int]] | None:
+class _Regions:
+    """The top-level blocks `_regions` finds, held as arrays (four numbers a block, not a
+    tuple of four objects: ten thousand blocks): iterated as (kind, start offset, offset
+    past the closing brace, first line)."""
+
+    __slots__ = ("kinds", "numbers", "publishers")
+
+    def __init__(self) -> None:
+        self.kinds = bytearray()  # 1: a publisher block, 0: a provider block
+        self.numbers = array("q")  # start, stop, line of each
+        self.publishers = 0
+
+    def append(self, kind: str, start: int, stop: int, line: int) -> None:
+        publisher = kind == "publisher"
+        self.kinds.append(publisher)
+        self.numbers.extend((start, stop, line))
+        self.publishers += publisher
+
+    def __iter__(self) -> Iterator[tuple[str, int, int, int]]:
+        numbers = self.numbers
+        for index, publisher in enumerate(self.kinds):
+            at = 3 * index
+            yield ("publisher" if publisher else "provider", numbers[at], numbers[at + 1],
+                   numbers[at + 2])
+
+
+def _regions(text: str | _Bytes) -> _Regions | None:
     """The file's top-level blocks: (provider | publisher, start offset, offset past the
     closing brace, first line), each from a line opening it at column 0 to the first line
     that is `}` alone; between them only blank lines and comments. None for anything
     else."""
-    regions: list[tuple[str, int, int, int]] = []
+    regions = _Regions()
     position, line, size = 0, 1, len(text)
     while position < size:
         end = text.find("\n", position)
@@ -248,7 +275,7 @@ def _regions(text: str | _Bytes) -> list[tuple[str, int, int, int]] | None:
         if close < 0:
             return None
         stop = close + 2
-        regions.append((kind, position, stop, line))
+        regions.append(kind, position, stop, line)
         line += text.count("\n", position, stop)
         position = stop
     return regions
@@ -260,7 +287,7 @@ def _breaks(text: str | bytes, start: int, stop: int) -> int:
         else text.count("\n", start, stop)
 
 
-def _blanked(text: str | bytes, blocks: list[tuple[int, int]]) -> str:
+def _blanked(text: str | bytes, blocks: Iterable[tuple[int, int]]) -> str:
     """`text` with each of `blocks` (start, stop offsets) made empty lines (bytes
     decoded: `UnicodeDecodeError`)."""
     if isinstance(text, bytes):
