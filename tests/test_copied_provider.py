@@ -148,7 +148,7 @@ def _claims_files() -> list[str]:
 
 
 @pytest.mark.parametrize("claims", _claims_files())
-@pytest.mark.parametrize("output", ["human", "json"])
+@pytest.mark.parametrize("output", ["human", pytest.param("json", marks=pytest.mark.slow)])
 def test_check(capsys: pytest.CaptureFixture[str], trees: tuple[Path, Path], claims: str,
                output: str) -> None:
     _same(capsys, trees, "check", "--publishers", "publishers.yaml", "--claims",
@@ -156,7 +156,7 @@ def test_check(capsys: pytest.CaptureFixture[str], trees: tuple[Path, Path], cla
 
 
 @pytest.mark.parametrize("claims", _claims_files())
-@pytest.mark.parametrize("output", ["human", "json"])
+@pytest.mark.parametrize("output", ["human", pytest.param("json", marks=pytest.mark.slow)])
 def test_explain(capsys: pytest.CaptureFixture[str], trees: tuple[Path, Path], claims: str,
                  output: str) -> None:
     _same(capsys, trees, "explain", "--publishers", "publishers.yaml", "--claims",

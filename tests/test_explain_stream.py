@@ -41,7 +41,9 @@ def _claims(claims: dict[str, Any]) -> dict[str, Any]:
 
 @pytest.mark.parametrize("count", [  # 330: more than an explainer is kept for
     40, pytest.param(330, marks=pytest.mark.slow)])
-@pytest.mark.parametrize("claims", CLAIMS, ids=IDS)
+@pytest.mark.parametrize("claims", [  # five kinds in the default run, all in the slow one
+    pytest.param(claims, id=name, marks=() if position < 5 else pytest.mark.slow)
+    for position, (claims, name) in enumerate(zip(CLAIMS, IDS, strict=True))])
 def test_streamed_advice_is_the_whole_files(count: int, claims: dict[str, Any]) -> None:
     text = file_text(count)
     reference = whole(text)
@@ -204,7 +206,9 @@ def test_render_paints_on_a_terminal_only(monkeypatch: pytest.MonkeyPatch) -> No
     assert render(denied, _Terminal()) + render(allowed, _Terminal()) == plain
 
 
-@pytest.mark.parametrize("claims", CLAIMS[:5], ids=IDS[:5])
+@pytest.mark.parametrize("claims", [
+    pytest.param(claims, id=name, marks=() if position < 2 else pytest.mark.slow)
+    for position, (claims, name) in enumerate(zip(CLAIMS[:5], IDS[:5], strict=True))])
 def test_what_ranking_keeps_for_a_while_changes_nothing(
         monkeypatch: pytest.MonkeyPatch, claims: dict[str, Any]) -> None:
     """The explainer made anew every few publishers, and the rows kept to be shared, are

@@ -150,13 +150,17 @@ def test_a_streamed_file_reports_as_the_whole_file(
     # a pending publisher that would become a twin of gh-1 (another optional constraint)
     github(1, pending=True).replace("gh-1", "future-twin") + "    ref_pattern: refs/tags/*\n",
     # the same lookup key and prefer values, same fields: no twin, the whole file says so
-    github(1, pending=True).replace("gh-1", "pending-one"),
+    pytest.param(github(1, pending=True).replace("gh-1", "pending-one"),
+                 marks=pytest.mark.slow),
     # an invalid field
-    "  - name: bad\n    provider: github\n    projects: [bad]\n    repository_owner: 'a b'\n"
-    "    repository_name: r\n    workflow_filename: release.yml\n",
+    pytest.param("  - name: bad\n    provider: github\n    projects: [bad]\n"
+                 "    repository_owner: 'a b'\n"
+                 "    repository_name: r\n    workflow_filename: release.yml\n",
+                 marks=pytest.mark.slow),
     # not plain: an anchor
-    "  - &x\n    name: anchored\n    provider: gitlab\n    projects: [anchored]\n"
-    "    namespace: n\n    project: p\n    workflow_filepath: .gitlab-ci.yml\n",
+    pytest.param("  - &x\n    name: anchored\n    provider: gitlab\n    projects: [anchored]\n"
+                 "    namespace: n\n    project: p\n    workflow_filepath: .gitlab-ci.yml\n",
+                 marks=pytest.mark.slow),
 ])
 def test_a_file_read_whole_reports_as_before(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, extra: str) -> None:
