@@ -217,7 +217,8 @@ def test_fmt_takes_the_fast_way_for_a_printed_policy() -> None:
 
 
 @pytest.mark.parametrize("publishers", [
-    pytest.param(EXAMPLES, id="examples"), pytest.param(GENERATED, id="generated"),
+    pytest.param(EXAMPLES, id="examples"),
+    pytest.param(GENERATED, id="generated", marks=pytest.mark.slow),
     pytest.param("planted", id="planted", marks=pytest.mark.slow)])
 def test_lint_finds_in_a_compiled_policy_what_the_parser_way_finds(publishers: str,
                                                                    monkeypatch: pytest.MonkeyPatch

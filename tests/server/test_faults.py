@@ -53,6 +53,7 @@ def test_concurrent_exchanges_of_one_token_exactly_one_wins(server_process: Any)
             ["invalid-reuse-token"] * (CONCURRENT - 1) + ["ok"]
 
 
+@pytest.mark.slow  # a server process or two for a second: the slow group
 def test_replicas_sharing_the_database_file(server_process: Any, tmp_path: Path) -> None:
     db = tmp_path / "shared.db"
     first, second = server_process(db=db), server_process(db=db)
@@ -60,6 +61,7 @@ def test_replicas_sharing_the_database_file(server_process: Any, tmp_path: Path)
         ["invalid-reuse-token"] * (CONCURRENT - 1) + ["ok"]
 
 
+@pytest.mark.slow  # a server process or two for a second: the slow group
 def test_replicas_sharing_redis(server_process: Any, tmp_path: Path,
                                 redis_server: RedisServer) -> None:
     first = server_process("--redis", redis_server.url, db=tmp_path / "a.db")
@@ -68,6 +70,7 @@ def test_replicas_sharing_redis(server_process: Any, tmp_path: Path,
         ["invalid-reuse-token"] * (CONCURRENT - 1) + ["ok"]
 
 
+@pytest.mark.slow  # a server process or two for a second: the slow group
 def test_key_rotation_while_serving(server_process: Any, jwks_file: Path) -> None:
     server = server_process()  # reads jwks_file again on an unknown kid (cooldown 0.5 s)
     old, new = rsa_key(), rsa_key("rotated-2")
@@ -100,6 +103,7 @@ def test_key_rotation_while_serving(server_process: Any, jwks_file: Path) -> Non
     assert server.mint(github_token(new))[0] == 200
 
 
+@pytest.mark.slow  # a server process or two for a second: the slow group
 def test_jwks_endpoint_down(server_process: Any, tls: Any) -> None:
     with JwksServer(tls) as keys:
         keys.set_jwks(jwks(rsa_key()))
