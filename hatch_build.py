@@ -4,8 +4,9 @@
   million publishers reads fewer cache lines (`tppolicy.decide.index` uses a dict
   without it);
 - `src/tppolicy/token/_compact.c`, the token path's hot parts: the usual compact JWT taken
-  apart and its registered claims tested, one call each, and `MemoryReplayStore`'s claim
-  (`tppolicy.token.verify` and `.replay` do the same in Python without it).
+  apart and its registered claims tested, one call each, `Verifier.verify`'s straight
+  path, and `MemoryReplayStore`'s claim (`tppolicy.token.verify` and `.replay` do the
+  same in Python without it).
 
 Everything works without them, so a machine without a C compiler still installs
 tppolicy: the hook says why on stderr and builds a pure-Python wheel (a module that

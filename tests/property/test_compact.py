@@ -1,11 +1,12 @@
 """The token path in C and in Python agree.
 
-A token is judged alike with the C reader (`_compact.split`) and with its Python form
-(`split_usual`): signed tokens of drawn claims and headers, then cut, padded, given
-characters of the other alphabet, control or non-ASCII characters, bits past the last
-byte; the verifier's answer (claims, or the refusal's code and message) is the same
-either way, and where the C reader gives parts they are the Python form's. The C claims
-test passes only what Python's passes; MemoryReplayStore claims alike in C and Python.
+A token is judged alike with the C reader (`_compact.split`), with its Python form
+(`split_usual`) and by the verifier's straight path in C (`_compact.Usual`): signed
+tokens of drawn claims and headers, then cut, padded, given characters of the other
+alphabet, control or non-ASCII characters, bits past the last byte; the verifier's answer
+(claims, or the refusal's code and message) is the same each way, and where the C reader
+gives parts they are the Python form's. The C claims test passes only what Python's
+passes; MemoryReplayStore claims alike in C and Python.
 """
 
 from __future__ import annotations
@@ -95,7 +96,9 @@ def test_judged_alike_with_either_reader(verifier: Verifier, claims: dict[str, A
     parts = compact.split(token, 8192, orjson.loads)
     if parts is not None:
         assert parts == split_usual(token, 8192, orjson.loads)
+    straight = _answer(verifier, token)  # the straight path in C (`_compact.Usual`)
     with monkeypatch.context() as patch:
+        patch.setattr(verifier, "_usual", None)
         patch.setattr(verify, "_split", compact.split)
         with_c = _answer(verifier, token)
         patch.setattr(verify, "_split", split_usual)
@@ -103,7 +106,8 @@ def test_judged_alike_with_either_reader(verifier: Verifier, claims: dict[str, A
     event(f"{with_c[0]} {with_c[1] if with_c[0] == 'refused' else ''}; "
           f"C parts: {parts is not None}")
     assert json.dumps(with_c, sort_keys=True, default=str) == \
-        json.dumps(with_python, sort_keys=True, default=str)
+        json.dumps(with_python, sort_keys=True, default=str) == \
+        json.dumps(straight, sort_keys=True, default=str)
 
 
 # Numbers at the edges of what the C test holds exactly (2^52), of 64 bits and past them.
@@ -190,3 +194,50 @@ class SameClaimsAsPython(RuleBasedStateMachine):
 TestSameClaimsAsPython = SameClaimsAsPython.TestCase
 TestSameClaimsAsPython.settings = settings(max_examples=300, stateful_step_count=40,
                                            deadline=None)
+
+
+# Flat claims: JSON text of one object of names and values, written with any spacing,
+# some values of the shapes the C reader leaves to orjson, some text broken.
+_SPACE = st.sampled_from(["", " ", "\t", "\n", "\r\n", "  "])
+_TEXT = st.text(alphabet=st.characters(min_codepoint=0, max_codepoint=0x2100), max_size=12)
+_PLAIN = st.text(alphabet=st.characters(min_codepoint=0x20, max_codepoint=0x7F), max_size=30)
+_NUMBER = st.sampled_from(["0", "-0", "7", "-12", "01", "1.5", "1e3", "-", "123456789012345678",
+                           "1234567890123456789", "-999999999999999999", "18446744073709551616"])
+_VALUE = st.one_of(
+    _PLAIN.map(json.dumps), _PLAIN.map(json.dumps), _NUMBER.filter(lambda n: n.isdigit()),
+    _TEXT.map(json.dumps),
+    _TEXT.map(lambda t: json.dumps(t, ensure_ascii=False)),
+    _NUMBER, st.sampled_from(["true", "false", "null", "tru", "[1]", '{"a":1}', '"\\/"',
+                              '"a\\u00e9"', '"\x7f"', '"\x1f"']))
+
+
+@st.composite
+def _flat_text(draw: st.DrawFn) -> bytes:
+    if draw(st.booleans()):  # all plain: the claims of the usual token
+        plain = draw(st.dictionaries(_PLAIN, st.one_of(
+            _PLAIN, st.integers(-(10**18) + 1, 10**18 - 1), st.booleans(), st.none()),
+            max_size=25))
+        separators = draw(st.sampled_from([(",", ":"), (", ", ": "), (" ,\n", " :\t")]))
+        return json.dumps(plain, separators=separators).encode()
+    names = draw(st.lists(st.one_of(st.sampled_from(["iss", "aud", "jti", "sub"]), _PLAIN,
+                                    _TEXT), max_size=8))
+    items = [f"{draw(_SPACE)}{json.dumps(name, ensure_ascii=draw(st.booleans()))}"
+             f"{draw(_SPACE)}:{draw(_SPACE)}{draw(_VALUE)}{draw(_SPACE)}" for name in names]
+    text = f"{draw(_SPACE)}{{{','.join(items)}}}{draw(_SPACE)}"
+    if draw(st.integers(0, 19)) == 0:  # broken: cut, or something after the object
+        text = draw(st.sampled_from([text[:-1], text + "x", text + "{}", text.replace(":", "", 1)]))
+    return text.encode("utf-8", "surrogatepass")
+
+
+@settings(max_examples=2000, deadline=None)
+@given(raw=_flat_text())
+def test_flat_claims_read_as_orjson_reads_them(raw: bytes) -> None:
+    """What the C reader of flat claims gives is what orjson gives: the same keys in the
+    same order, values of the same classes; it reads nothing orjson refuses."""
+    flat = compact.flat_loads(raw)
+    event("read in C" if flat is not None else "left to orjson")
+    if flat is None:
+        return
+    expected = orjson.loads(raw)
+    assert list(flat.items()) == list(expected.items())
+    assert [type(v) for v in flat.values()] == [type(v) for v in expected.values()]

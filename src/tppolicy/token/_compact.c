@@ -124,6 +124,311 @@ in_alphabet(const unsigned char *s, Py_ssize_t n)
     return n > 0 && !(seen & 0x80);
 }
 
+/* ------------------------------------------------------------ flat claims, read at once */
+/* The usual claims are one JSON object of names and plain values: strings of printable
+   ASCII without escapes, integers, true, false, null. `flat_object` reads exactly those
+   and gives the dict orjson gives for them (the same keys in the same order, a name given
+   twice holding its last value, the same values and classes); for anything else (an
+   escape, a byte past ASCII or below 0x20, a number with a fraction, an exponent, a
+   leading zero or more than 18 digits, an array, a nested object, text after the object)
+   it answers "not sure" and the caller asks orjson, which reads or refuses it. After an
+   RSA verify orjson's code is out of the CPU's caches and a GitHub token's claims cost it
+   2.7 us; this loop is small.
+
+   Names are kept in a small table (by a hash of their bytes, each slot holding the last
+   name seen there): the usual token's names are the same objects each time, their hash
+   computed once. The table holds at most KEY_SLOTS strings, whatever tokens come. */
+#define KEY_SLOTS 512
+#define MAX_CACHED_KEY 64
+static PyObject *key_cache[KEY_SLOTS];
+
+/* 1 for a byte a plain string holds: printable ASCII and DEL, but '"' and '\\'. */
+static uint8_t plain[256];
+
+static void
+fill_plain(void)
+{
+    for (int c = 0; c < 256; c++) {
+        plain[c] = c >= 0x20 && c < 0x80 && c != '"' && c != '\\';
+    }
+}
+
+static PyObject *
+ascii_text(const char *s, Py_ssize_t n)
+{
+    PyObject *text = PyUnicode_New(n, 127);
+    if (text != NULL) {
+        memcpy(PyUnicode_1BYTE_DATA(text), s, (size_t)n);
+    }
+    return text;
+}
+
+static PyObject *
+cached_key(const char *s, Py_ssize_t n)
+{
+    if (n > MAX_CACHED_KEY) {
+        return ascii_text(s, n);
+    }
+    uint32_t h = 2166136261u;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        h = (h ^ (unsigned char)s[i]) * 16777619u;
+    }
+    PyObject **slot = &key_cache[(h ^ (h >> 15)) & (KEY_SLOTS - 1)];
+    PyObject *known = *slot;
+    if (known != NULL && PyUnicode_GET_LENGTH(known) == n
+            && memcmp(PyUnicode_1BYTE_DATA(known), s, (size_t)n) == 0) {
+        return Py_NewRef(known);
+    }
+    PyObject *fresh = ascii_text(s, n);
+    if (fresh != NULL && PyObject_Hash(fresh) != -1) {  /* its hash kept in the string */
+        Py_XSETREF(*slot, Py_NewRef(fresh));
+    }
+    return fresh;
+}
+
+#define SKIP_SPACE(p, end) \
+    while ((p) < (end) && (*(p) == ' ' || *(p) == '\t' || *(p) == '\n' || *(p) == '\r')) { \
+        (p)++; \
+    }
+
+/* The end of a plain string starting at p (after its opening quote): the closing quote,
+   or NULL when the string is not plain or not closed. */
+static const char *
+plain_end(const char *p, const char *end)
+{
+    /* eight bytes at a time while none is below 0x20, past 0x7f, '"' or '\\' */
+    const uint64_t ones = UINT64_C(0x0101010101010101), highs = UINT64_C(0x8080808080808080);
+    while (end - p >= 8) {
+        uint64_t v;
+        memcpy(&v, p, 8);
+        uint64_t quote = v ^ (ones * '"'), slash = v ^ (ones * '\\');
+        uint64_t stop = (v | ((v - ones * 0x20) & ~v) | ((quote - ones) & ~quote)
+                         | ((slash - ones) & ~slash)) & highs;
+        if (stop != 0) {
+            break;
+        }
+        p += 8;
+    }
+    while (p < end && plain[(unsigned char)*p]) {
+        p++;
+    }
+    return p < end && *p == '"' ? p : NULL;
+}
+
+/* 1 with *out the dict, 0 when not sure (the caller asks orjson), -1 with an error set. */
+static int
+flat_object(const char *p, const char *end, PyObject **out)
+{
+    SKIP_SPACE(p, end);
+    if (p >= end || *p != '{') {
+        return 0;
+    }
+    p++;
+    PyObject *dict = PyDict_New();
+    if (dict == NULL) {
+        return -1;
+    }
+    SKIP_SPACE(p, end);
+    if (p < end && *p == '}') {
+        p++;
+        goto tail;
+    }
+    for (;;) {
+        if (p >= end || *p != '"') {
+            goto unsure;
+        }
+        const char *name = p + 1, *name_end = plain_end(name, end);
+        if (name_end == NULL) {
+            goto unsure;
+        }
+        p = name_end + 1;
+        SKIP_SPACE(p, end);
+        if (p >= end || *p != ':') {
+            goto unsure;
+        }
+        p++;
+        SKIP_SPACE(p, end);
+        if (p >= end) {
+            goto unsure;
+        }
+        PyObject *value;
+        char c = *p;
+        if (c == '"') {
+            const char *text = p + 1, *text_end = plain_end(text, end);
+            if (text_end == NULL) {
+                goto unsure;
+            }
+            value = ascii_text(text, text_end - text);
+            p = text_end + 1;
+        }
+        else if (c == '-' || (c >= '0' && c <= '9')) {
+            int negative = c == '-';
+            const char *digits = p + negative, *q = digits;
+            while (q < end && *q >= '0' && *q <= '9') {
+                q++;
+            }
+            Py_ssize_t count = q - digits;
+            if (count == 0 || count > 18 || (digits[0] == '0' && count > 1)
+                    || (q < end && (*q == '.' || *q == 'e' || *q == 'E'))) {
+                goto unsure;
+            }
+            long long number = 0;
+            for (const char *d = digits; d < q; d++) {
+                number = number * 10 + (*d - '0');
+            }
+            value = PyLong_FromLongLong(negative ? -number : number);
+            p = q;
+        }
+        else if (c == 't' && end - p >= 4 && memcmp(p, "true", 4) == 0) {
+            value = Py_NewRef(Py_True);
+            p += 4;
+        }
+        else if (c == 'f' && end - p >= 5 && memcmp(p, "false", 5) == 0) {
+            value = Py_NewRef(Py_False);
+            p += 5;
+        }
+        else if (c == 'n' && end - p >= 4 && memcmp(p, "null", 4) == 0) {
+            value = Py_NewRef(Py_None);
+            p += 4;
+        }
+        else {
+            goto unsure;
+        }
+        if (value == NULL) {
+            goto fail;
+        }
+        PyObject *key = cached_key(name, name_end - name);
+        if (key == NULL) {
+            Py_DECREF(value);
+            goto fail;
+        }
+        int set = PyDict_SetItem(dict, key, value);
+        Py_DECREF(key);
+        Py_DECREF(value);
+        if (set < 0) {
+            goto fail;
+        }
+        SKIP_SPACE(p, end);
+        if (p < end && *p == ',') {
+            p++;
+            SKIP_SPACE(p, end);
+            continue;
+        }
+        if (p < end && *p == '}') {
+            p++;
+            break;
+        }
+        goto unsure;
+    }
+tail:
+    SKIP_SPACE(p, end);
+    if (p != end) {
+        goto unsure;
+    }
+    *out = dict;
+    return 1;
+unsure:
+    Py_DECREF(dict);
+    return 0;
+fail:
+    Py_DECREF(dict);
+    return -1;
+}
+
+static PyObject *
+flat_loads(PyObject *module, PyObject *raw)
+{
+    (void)module;
+    if (!PyBytes_Check(raw)) {
+        PyErr_SetString(PyExc_TypeError, "flat_loads takes bytes");
+        return NULL;
+    }
+    PyObject *dict = NULL;
+    const char *s = PyBytes_AS_STRING(raw);
+    int found = flat_object(s, s + PyBytes_GET_SIZE(raw), &dict);
+    if (found < 0) {
+        return NULL;
+    }
+    return found ? dict : Py_NewRef(Py_None);
+}
+
+/* The parts of a token of the usual shape (see `split`): 1 with `*claims` (loads of the
+   claims segment; with `flat`, read by `flat_object` when they are flat), `*signature`,
+   the lengths of the header segment and of the signing input
+   and the count of brackets set; 0 for a token of any other shape; -1 with an error set. */
+static int
+split_parts(PyObject *token, Py_ssize_t max_bytes, PyObject *loads, int flat,
+            Py_ssize_t *head_length, Py_ssize_t *signed_length, PyObject **claims,
+            PyObject **signature, Py_ssize_t *brackets)
+{
+    if (!PyUnicode_CheckExact(token)) {
+        return 0;
+    }
+#if PY_VERSION_HEX < 0x030C0000
+    if (PyUnicode_READY(token) < 0) {
+        return -1;
+    }
+#endif
+    Py_ssize_t n = PyUnicode_GET_LENGTH(token);
+    if (!PyUnicode_IS_ASCII(token) || n > max_bytes) {
+        return 0;
+    }
+    const unsigned char *s = PyUnicode_1BYTE_DATA(token), *end = s + n;
+    const unsigned char *first = memchr(s, '.', (size_t)n);
+    if (first == NULL) {
+        return 0;
+    }
+    const unsigned char *second = memchr(first + 1, '.', (size_t)(end - first - 1));
+    if (second == NULL || memchr(second + 1, '.', (size_t)(end - second - 1)) != NULL
+            || !in_alphabet(s, first - s)) {
+        return 0;
+    }
+    PyObject *raw = decode(first + 1, second - first - 1);
+    if (raw == NULL) {
+        return PyErr_Occurred() ? -1 : 0;
+    }
+    PyObject *sig = decode(second + 1, end - second - 1);
+    if (sig == NULL) {
+        Py_DECREF(raw);
+        return PyErr_Occurred() ? -1 : 0;
+    }
+    /* Flat claims hold no bracket but the first "{": two scans (memchr) find that out,
+       and only other claims have theirs counted. */
+    const char *r = PyBytes_AS_STRING(raw);
+    size_t size = (size_t)PyBytes_GET_SIZE(raw);  /* at least 1: a segment is not empty */
+    Py_ssize_t count = r[0] == '{';
+    if (memchr(r, '[', size) != NULL || memchr(r + 1, '{', size - 1) != NULL) {
+        count = 0;
+        for (size_t i = 0; i < size; i++) {
+            count += (r[i] == '[') | (r[i] == '{');
+        }
+    }
+    PyObject *loaded = NULL;
+    if (flat && flat_object(r, r + size, &loaded) < 0) {
+        Py_DECREF(raw);
+        Py_DECREF(sig);
+        return -1;
+    }
+    if (loaded == NULL) {
+        loaded = PyObject_CallOneArg(loads, raw);
+    }
+    Py_DECREF(raw);
+    if (loaded == NULL) {
+        Py_DECREF(sig);
+        if (PyErr_ExceptionMatches(PyExc_ValueError)) {  /* not JSON: said by the careful path */
+            PyErr_Clear();
+            return 0;
+        }
+        return -1;
+    }
+    *head_length = first - s;
+    *signed_length = second - s;
+    *claims = loaded;
+    *signature = sig;
+    *brackets = count;
+    return 1;
+}
+
 static PyObject *
 split(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
@@ -132,71 +437,24 @@ split(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         PyErr_SetString(PyExc_TypeError, "split(token, max_bytes, loads) takes 3 arguments");
         return NULL;
     }
-    PyObject *token = args[0], *loads = args[2];
+    PyObject *token = args[0];
     Py_ssize_t max_bytes = PyLong_AsSsize_t(args[1]);
     if (max_bytes == -1 && PyErr_Occurred()) {
         return NULL;
     }
-    if (!PyUnicode_CheckExact(token)) {
-        Py_RETURN_NONE;
-    }
-#if PY_VERSION_HEX < 0x030C0000
-    if (PyUnicode_READY(token) < 0) {
-        return NULL;
-    }
-#endif
-    Py_ssize_t n = PyUnicode_GET_LENGTH(token);
-    if (!PyUnicode_IS_ASCII(token) || n > max_bytes) {
-        Py_RETURN_NONE;
-    }
-    const unsigned char *s = PyUnicode_1BYTE_DATA(token), *end = s + n;
-    const unsigned char *first = memchr(s, '.', (size_t)n);
-    if (first == NULL) {
-        Py_RETURN_NONE;
-    }
-    const unsigned char *second = memchr(first + 1, '.', (size_t)(end - first - 1));
-    if (second == NULL || memchr(second + 1, '.', (size_t)(end - second - 1)) != NULL
-            || !in_alphabet(s, first - s)) {
-        Py_RETURN_NONE;
-    }
-    PyObject *raw = decode(first + 1, second - first - 1);
-    if (raw == NULL) {
-        if (PyErr_Occurred()) {
+    Py_ssize_t head_length, signed_length, brackets;
+    PyObject *claims, *signature;
+    int found = split_parts(token, max_bytes, args[2], 0, &head_length, &signed_length,
+                            &claims, &signature, &brackets);
+    if (found <= 0) {
+        if (found < 0) {
             return NULL;
         }
         Py_RETURN_NONE;
     }
-    PyObject *signature = decode(second + 1, end - second - 1);
-    if (signature == NULL) {
-        Py_DECREF(raw);
-        if (PyErr_Occurred()) {
-            return NULL;
-        }
-        Py_RETURN_NONE;
-    }
-    /* Flat claims hold no bracket but the first "{": two scans (memchr) find that out,
-       and only other claims have theirs counted. */
-    const char *r = PyBytes_AS_STRING(raw);
-    size_t size = (size_t)PyBytes_GET_SIZE(raw);  /* at least 1: a segment is not empty */
-    Py_ssize_t brackets = r[0] == '{';
-    if (memchr(r, '[', size) != NULL || memchr(r + 1, '{', size - 1) != NULL) {
-        brackets = 0;
-        for (size_t i = 0; i < size; i++) {
-            brackets += (r[i] == '[') | (r[i] == '{');
-        }
-    }
-    PyObject *claims = PyObject_CallOneArg(loads, raw);
-    Py_DECREF(raw);
-    if (claims == NULL) {
-        Py_DECREF(signature);
-        if (PyErr_ExceptionMatches(PyExc_ValueError)) {  /* not JSON: said by the careful path */
-            PyErr_Clear();
-            Py_RETURN_NONE;
-        }
-        return NULL;
-    }
-    PyObject *head = PyUnicode_Substring(token, 0, first - s);
-    PyObject *signed_ = PyBytes_FromStringAndSize((const char *)s, second - s);
+    PyObject *head = PyUnicode_Substring(token, 0, head_length);
+    PyObject *signed_ = PyBytes_FromStringAndSize((const char *)PyUnicode_1BYTE_DATA(token),
+                                                  signed_length);
     PyObject *count = PyLong_FromSsize_t(brackets);
     PyObject *result = NULL;
     if (head != NULL && signed_ != NULL && count != NULL) {
@@ -265,22 +523,17 @@ text_or_none(PyObject *claims, PyObject *name)
     return value == NULL ? !PyErr_Occurred() : value == Py_None || PyUnicode_CheckExact(value);
 }
 
-static PyObject *
-registered(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+/* The usual registered claims' test (see `registered`): 1 when they surely pass, 0 when
+   the Python test must decide, -1 with an error set. */
+static int
+registered_sure(PyObject *claims, PyObject *now_value, PyObject *leeway_value,
+                PyObject *max_lifetime_value, PyObject *audience)
 {
-    (void)module;
-    if (nargs != 5) {
-        PyErr_SetString(PyExc_TypeError,
-                        "registered(claims, now, leeway, max_lifetime, audience) takes 5 "
-                        "arguments");
-        return NULL;
-    }
-    PyObject *claims = args[0], *audience = args[4];
     double now, leeway, max_lifetime;
     long long exp, iat, nbf = 0;
     if (!PyDict_CheckExact(claims) || !PyUnicode_CheckExact(audience)
-            || !as_double(args[1], &now) || !as_double(args[2], &leeway)
-            || !as_double(args[3], &max_lifetime)
+            || !as_double(now_value, &now) || !as_double(leeway_value, &leeway)
+            || !as_double(max_lifetime_value, &max_lifetime)
             || time_claim(claims, name_exp, 0, &exp) != 1
             || time_claim(claims, name_iat, 0, &iat) != 1) {
         goto unsure;
@@ -305,12 +558,26 @@ registered(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     if (same != 0 || !text_or_none(claims, name_jti) || !text_or_none(claims, name_sub)) {
         goto unsure;
     }
-    Py_RETURN_TRUE;
+    return 1;
 unsure:
-    if (PyErr_Occurred()) {
+    return PyErr_Occurred() ? -1 : 0;
+}
+
+static PyObject *
+registered(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)module;
+    if (nargs != 5) {
+        PyErr_SetString(PyExc_TypeError,
+                        "registered(claims, now, leeway, max_lifetime, audience) takes 5 "
+                        "arguments");
         return NULL;
     }
-    Py_RETURN_FALSE;
+    int sure = registered_sure(args[0], args[1], args[2], args[3], args[4]);
+    if (sure < 0) {
+        return NULL;
+    }
+    return Py_NewRef(sure ? Py_True : Py_False);
 }
 
 /* ------------------------------------------------------------- MemoryReplayStore's claim */
@@ -473,10 +740,344 @@ static PyTypeObject ClaimsType = {
     .tp_members = claims_members,
 };
 
+/* ------------------------------------------------------------ the verifier's usual path */
+/* `Usual(...)` is `Verifier.verify`'s straight path in one call, for a verifier whose
+   values it holds (the verifier makes a new one when one of them is set): the token taken
+   apart (`split_parts`), the header's verdict (the last header's, else the one the
+   verifier's header cache holds: an accepted header of an RSA algorithm), the issuer's
+   provider and its algorithms, the key (`KeyCache.get`, Python), the RSA signature
+   (cryptography's `verify`, as the verifier calls it), the clock and the registered
+   claims; the `VerifiedToken` it returns is the one the Python path returns. Anything
+   else returns None before the signature is checked, and the Python path reads the token
+   again and says what is wrong; a signature that does not verify, and registered claims
+   the C test is not sure of, go to the verifier's own functions (`refuse_signature`,
+   `refuse_claims`), which raise its error or, for the claims, return when they pass. */
+typedef struct {
+    PyObject_HEAD
+    Py_ssize_t max_bytes;
+    Py_ssize_t max_nesting;
+    int flat;                    /* flat claims read by flat_object (loads is orjson's) */
+    PyObject *loads;             /* bytes -> the claims (orjson.loads) */
+    PyObject *headers;           /* dict: header segment -> its verdict (_Header) */
+    PyObject *issuers;           /* dict: iss -> provider */
+    PyObject *algorithms;        /* dict: provider -> frozenset of algorithm names */
+    PyObject *get_key;           /* (issuer, kid) -> VerificationKey or None */
+    PyObject *padding;           /* cryptography's PKCS1v15() */
+    PyObject *invalid;           /* cryptography's InvalidSignature */
+    PyObject *clock;             /* () -> now */
+    PyObject *leeway, *max_lifetime, *audience;
+    PyObject *refuse_signature;  /* (kid) -> raises the verifier's bad-signature */
+    PyObject *refuse_claims;     /* (claims, now) -> None when they pass, else raises */
+    PyObject *verified;          /* VerifiedToken (a tuple subclass) */
+    PyObject *last;              /* (head, fields, alg, kid, hash) of the last header */
+} Usual;
+
+static PyObject *name_refusal, *name_rsa_hash, *name_alg, *name_kid, *name_fields,
+    *name_iss, *name_algorithms, *name_key, *name_verify;
+
+/* The verdict tuple (head, fields, alg, kid, hash) of the header [s, s + n): the last
+   one's, or made from the header cache's entry; a new reference, NULL with no error set
+   when the header is not cached, refused or not of an RSA algorithm (the Python path
+   reads it), NULL with an error set on failure. */
+static PyObject *
+usual_header(Usual *self, const unsigned char *s, Py_ssize_t n)
+{
+    PyObject *last = self->last;
+    if (last != NULL) {
+        PyObject *head = PyTuple_GET_ITEM(last, 0);
+        if (PyUnicode_GET_LENGTH(head) == n && memcmp(PyUnicode_1BYTE_DATA(head), s,
+                                                      (size_t)n) == 0) {
+            return Py_NewRef(last);
+        }
+    }
+    PyObject *head = PyUnicode_FromStringAndSize((const char *)s, n);
+    if (head == NULL) {
+        return NULL;
+    }
+    PyObject *verdict = PyDict_GetItemWithError(self->headers, head);  /* borrowed */
+    if (verdict == NULL) {
+        Py_DECREF(head);
+        return NULL;
+    }
+    Py_INCREF(verdict);
+    PyObject *result = NULL, *refusal = NULL, *hash = NULL, *fields = NULL, *alg = NULL,
+        *kid = NULL;
+    refusal = PyObject_GetAttr(verdict, name_refusal);
+    if (refusal == NULL || refusal != Py_None) {
+        goto done;
+    }
+    hash = PyObject_GetAttr(verdict, name_rsa_hash);
+    if (hash == NULL || hash == Py_None) {
+        goto done;
+    }
+    fields = PyObject_GetAttr(verdict, name_fields);
+    alg = fields == NULL ? NULL : PyObject_GetAttr(verdict, name_alg);
+    kid = alg == NULL ? NULL : PyObject_GetAttr(verdict, name_kid);
+    if (kid == NULL || !PyUnicode_CheckExact(alg) || !PyUnicode_CheckExact(kid)) {
+        goto done;
+    }
+    result = PyTuple_Pack(5, head, fields, alg, kid, hash);
+    if (result != NULL) {
+        Py_XSETREF(self->last, Py_NewRef(result));  /* one pointer: atomic between threads */
+    }
+done:
+    Py_DECREF(head);
+    Py_DECREF(verdict);
+    Py_XDECREF(refusal);
+    Py_XDECREF(hash);
+    Py_XDECREF(fields);
+    Py_XDECREF(alg);
+    Py_XDECREF(kid);
+    return result;
+}
+
+static PyObject *
+usual_verify(Usual *self, PyObject *token)
+{
+    Py_ssize_t head_length, signed_length, brackets;
+    PyObject *claims = NULL, *signature = NULL, *verdict = NULL, *key = NULL,
+        *allowed = NULL, *public = NULL, *signing_input = NULL, *now = NULL,
+        *result = NULL;
+    int found = split_parts(token, self->max_bytes, self->loads, self->flat, &head_length,
+                            &signed_length, &claims, &signature, &brackets);
+    if (found <= 0) {
+        return found < 0 ? NULL : Py_NewRef(Py_None);
+    }
+    if (!PyDict_CheckExact(claims) || brackets > self->max_nesting) {
+        goto careful;
+    }
+    const unsigned char *s = PyUnicode_1BYTE_DATA(token);
+    verdict = usual_header(self, s, head_length);
+    if (verdict == NULL) {
+        goto careful;
+    }
+    PyObject *fields = PyTuple_GET_ITEM(verdict, 1), *alg = PyTuple_GET_ITEM(verdict, 2),
+        *kid = PyTuple_GET_ITEM(verdict, 3), *hash = PyTuple_GET_ITEM(verdict, 4);
+    PyObject *issuer = PyDict_GetItemWithError(claims, name_iss);  /* borrowed */
+    if (issuer == NULL || !PyUnicode_CheckExact(issuer)) {
+        goto careful;
+    }
+    PyObject *provider = PyDict_GetItemWithError(self->issuers, issuer);  /* borrowed */
+    if (provider == NULL) {
+        goto careful;
+    }
+    Py_INCREF(provider);  /* held: the key's look-up runs Python code */
+    PyObject *algorithms = PyDict_GetItemWithError(self->algorithms, provider);
+    int allows = algorithms == NULL ? 0 : PySequence_Contains(algorithms, alg);
+    if (allows != 1) {
+        Py_DECREF(provider);
+        goto careful;
+    }
+    Py_INCREF(issuer);
+    PyObject *lookup[2] = {issuer, kid};
+    key = PyObject_Vectorcall(self->get_key, lookup, 2, NULL);
+    if (key == NULL || key == Py_None) {  /* unknown, or not fetched: said by the careful path */
+        goto careful_held;
+    }
+    allowed = PyObject_GetAttr(key, name_algorithms);
+    if (allowed == NULL || PySequence_Contains(allowed, alg) != 1) {
+        goto careful_held;
+    }
+    public = PyObject_GetAttr(key, name_key);
+    signing_input = public == NULL ? NULL : PyBytes_FromStringAndSize((const char *)s,
+                                                                       signed_length);
+    if (signing_input == NULL) {
+        goto fail_held;
+    }
+    PyObject *call[5] = {public, signature, signing_input, self->padding, hash};
+    PyObject *checked = PyObject_VectorcallMethod(name_verify, call,
+                                                  5 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+    if (checked == NULL) {
+        if (PyErr_ExceptionMatches(self->invalid)) {
+            PyErr_Clear();
+            PyObject *refused = PyObject_CallOneArg(self->refuse_signature, kid);
+            Py_XDECREF(refused);  /* it raises */
+            if (refused != NULL) {
+                PyErr_SetString(PyExc_RuntimeError, "refuse_signature returned");
+            }
+        }
+        goto fail_held;
+    }
+    Py_DECREF(checked);
+    now = PyObject_CallNoArgs(self->clock);
+    if (now == NULL) {
+        goto fail_held;
+    }
+    int sure = registered_sure(claims, now, self->leeway, self->max_lifetime, self->audience);
+    if (sure < 0) {
+        goto fail_held;
+    }
+    if (!sure) {
+        PyObject *pair[2] = {claims, now};
+        PyObject *passed = PyObject_Vectorcall(self->refuse_claims, pair, 2, NULL);
+        if (passed == NULL) {
+            goto fail_held;
+        }
+        Py_DECREF(passed);
+    }
+    result = ((PyTypeObject *)self->verified)->tp_alloc((PyTypeObject *)self->verified, 4);
+    if (result != NULL) {
+        PyTuple_SET_ITEM(result, 0, Py_NewRef(fields));
+        PyTuple_SET_ITEM(result, 1, Py_NewRef(claims));
+        PyTuple_SET_ITEM(result, 2, Py_NewRef(issuer));
+        PyTuple_SET_ITEM(result, 3, Py_NewRef(provider));
+    }
+    goto done_held;
+careful_held:
+    if (PyErr_Occurred()) {
+        if (!PyErr_ExceptionMatches(PyExc_Exception)) {
+            goto fail_held;
+        }
+        PyErr_Clear();  /* the careful path asks again and says what failed */
+    }
+    result = Py_NewRef(Py_None);
+fail_held:
+done_held:
+    Py_DECREF(issuer);
+    Py_DECREF(provider);
+    goto done;
+careful:
+    if (PyErr_Occurred()) {
+        goto done;
+    }
+    result = Py_NewRef(Py_None);
+done:
+    Py_XDECREF(claims);
+    Py_XDECREF(signature);
+    Py_XDECREF(verdict);
+    Py_XDECREF(key);
+    Py_XDECREF(allowed);
+    Py_XDECREF(public);
+    Py_XDECREF(signing_input);
+    Py_XDECREF(now);
+    return result;
+}
+
+static int
+usual_traverse(Usual *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->loads);
+    Py_VISIT(self->headers);
+    Py_VISIT(self->issuers);
+    Py_VISIT(self->algorithms);
+    Py_VISIT(self->get_key);
+    Py_VISIT(self->padding);
+    Py_VISIT(self->invalid);
+    Py_VISIT(self->clock);
+    Py_VISIT(self->leeway);
+    Py_VISIT(self->max_lifetime);
+    Py_VISIT(self->audience);
+    Py_VISIT(self->refuse_signature);
+    Py_VISIT(self->refuse_claims);
+    Py_VISIT(self->verified);
+    Py_VISIT(self->last);
+    return 0;
+}
+
+static int
+usual_clear(Usual *self)
+{
+    Py_CLEAR(self->loads);
+    Py_CLEAR(self->headers);
+    Py_CLEAR(self->issuers);
+    Py_CLEAR(self->algorithms);
+    Py_CLEAR(self->get_key);
+    Py_CLEAR(self->padding);
+    Py_CLEAR(self->invalid);
+    Py_CLEAR(self->clock);
+    Py_CLEAR(self->leeway);
+    Py_CLEAR(self->max_lifetime);
+    Py_CLEAR(self->audience);
+    Py_CLEAR(self->refuse_signature);
+    Py_CLEAR(self->refuse_claims);
+    Py_CLEAR(self->verified);
+    Py_CLEAR(self->last);
+    return 0;
+}
+
+static void
+usual_dealloc(Usual *self)
+{
+    PyObject_GC_UnTrack(self);
+    usual_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *
+usual_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
+{
+    Py_ssize_t max_bytes, max_nesting;
+    int flat;
+    PyObject *loads, *headers, *issuers, *algorithms, *get_key, *padding, *invalid, *clock,
+        *leeway, *max_lifetime, *audience, *refuse_signature, *refuse_claims, *verified;
+    if (kwargs != NULL && PyDict_GET_SIZE(kwargs) != 0) {
+        PyErr_SetString(PyExc_TypeError, "Usual takes positional arguments only");
+        return NULL;
+    }
+    if (!PyArg_ParseTuple(args, "nnpOO!O!O!OOOOOOUOOO:Usual", &max_bytes, &max_nesting, &flat,
+                          &loads,
+                          &PyDict_Type, &headers, &PyDict_Type, &issuers, &PyDict_Type,
+                          &algorithms, &get_key, &padding, &invalid, &clock, &leeway,
+                          &max_lifetime, &audience, &refuse_signature, &refuse_claims,
+                          &verified)) {
+        return NULL;
+    }
+    if (!PyType_Check(verified) || !PyType_IsSubtype((PyTypeObject *)verified, &PyTuple_Type)
+            || !PyExceptionClass_Check(invalid)) {
+        PyErr_SetString(PyExc_TypeError, "Usual: verified is a tuple class, invalid an "
+                        "exception class");
+        return NULL;
+    }
+    Usual *self = (Usual *)type->tp_alloc(type, 0);
+    if (self == NULL) {
+        return NULL;
+    }
+    self->max_bytes = max_bytes;
+    self->max_nesting = max_nesting;
+    self->flat = flat;
+    self->loads = Py_NewRef(loads);
+    self->headers = Py_NewRef(headers);
+    self->issuers = Py_NewRef(issuers);
+    self->algorithms = Py_NewRef(algorithms);
+    self->get_key = Py_NewRef(get_key);
+    self->padding = Py_NewRef(padding);
+    self->invalid = Py_NewRef(invalid);
+    self->clock = Py_NewRef(clock);
+    self->leeway = Py_NewRef(leeway);
+    self->max_lifetime = Py_NewRef(max_lifetime);
+    self->audience = Py_NewRef(audience);
+    self->refuse_signature = Py_NewRef(refuse_signature);
+    self->refuse_claims = Py_NewRef(refuse_claims);
+    self->verified = Py_NewRef(verified);
+    self->last = NULL;
+    return (PyObject *)self;
+}
+
+static PyMethodDef usual_methods[] = {
+    {"verify", (PyCFunction)usual_verify, METH_O,
+     "verify(token) -> the VerifiedToken, or None for a token the Python path must read"},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject UsualType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "tppolicy.token._compact.Usual",
+    .tp_doc = "Verifier.verify's straight path in C (see tppolicy.token.verify).",
+    .tp_basicsize = sizeof(Usual),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_new = usual_new,
+    .tp_dealloc = (destructor)usual_dealloc,
+    .tp_traverse = (traverseproc)usual_traverse,
+    .tp_clear = (inquiry)usual_clear,
+    .tp_methods = usual_methods,
+};
+
 static PyMethodDef module_methods[] = {
     {"split", (PyCFunction)(void (*)(void))split, METH_FASTCALL,
      "split(token, max_bytes, loads) -> (header segment, signing input, claims, signature, "
      "brackets), or None for a token the careful path must read"},
+    {"flat_loads", (PyCFunction)flat_loads, METH_O,
+     "flat_loads(raw) -> the claims orjson.loads gives, when they are flat; else None"},
     {"registered", (PyCFunction)(void (*)(void))registered, METH_FASTCALL,
      "registered(claims, now, leeway, max_lifetime, audience) -> True when the usual "
      "registered claims surely pass, else False (the Python test decides)"},
@@ -487,11 +1088,17 @@ static int
 module_exec(PyObject *module)
 {
     fill_tables();
+    fill_plain();
     /* the claims' names, then the store's Python methods the C claim calls */
     static PyObject **names[] = {&name_exp, &name_iat, &name_nbf, &name_aud, &name_jti,
-                                 &name_sub, &name_sweep, &name_take_over, &name_claim_slowly};
+                                 &name_sub, &name_sweep, &name_take_over, &name_claim_slowly,
+                                 &name_refusal, &name_rsa_hash, &name_alg, &name_kid,
+                                 &name_fields, &name_iss, &name_algorithms, &name_key,
+                                 &name_verify};
     static const char *texts[] = {"exp", "iat", "nbf", "aud", "jti", "sub",
-                                  "_sweep", "_take_over", "_claim_slowly"};
+                                  "_sweep", "_take_over", "_claim_slowly", "refusal",
+                                  "rsa_hash", "alg", "kid", "fields", "iss", "algorithms",
+                                  "key", "verify"};
     for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
         if (*names[i] == NULL) {  /* once per process, kept for its life */
             *names[i] = PyUnicode_InternFromString(texts[i]);
@@ -506,7 +1113,10 @@ module_exec(PyObject *module)
             return -1;
         }
     }
-    if (PyType_Ready(&ClaimsType) < 0) {
+    if (PyType_Ready(&ClaimsType) < 0 || PyType_Ready(&UsualType) < 0) {
+        return -1;
+    }
+    if (PyModule_AddObjectRef(module, "Usual", (PyObject *)&UsualType) < 0) {
         return -1;
     }
     if (PyModule_AddIntConstant(module, "SLOT_SECONDS", 16) < 0) {  /* replay._SLOT */

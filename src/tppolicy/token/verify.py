@@ -282,12 +282,23 @@ def registered_usual(claims: dict[str, Any], now: float, leeway: float, max_life
 _split: Callable[[object, int, Callable[[bytes], Any]],
                  tuple[str, bytes, Any, bytes, int] | None] = split_usual
 _registered: Callable[[dict[str, Any], float, float, float, str], bool] = registered_usual
+_Usual: Any = None
 if EXTENSION_WANTED:
     # compiled at install (hatch_build.py): the same in one call each, about 1 us and
-    # 1 us less a token, beside a 19 us RSA verify (bench_outside.py)
+    # 1 us less a token, beside a 19 us RSA verify (bench_outside.py); `Usual` is the
+    # whole straight path of `Verifier.verify` in one call
     with contextlib.suppress(ImportError):
+        from tppolicy.token._compact import Usual as _Usual
         from tppolicy.token._compact import registered as _registered
         from tppolicy.token._compact import split as _split
+
+# The verifier's values its straight path in C holds: setting one makes it anew.
+_USUAL_READS = frozenset({"issuers", "algorithms", "keys", "audience", "leeway", "max_bytes",
+                          "clock", "max_lifetime"})
+
+
+def _bad_signature(kid: str) -> None:
+    raise TokenError("bad-signature", f"the signature does not verify with key {kid!r}")
 
 
 class _PolicyLike(Protocol):
@@ -329,6 +340,25 @@ class Verifier:
         # A segment never holds a ".": the placeholder never matches a token's header.
         self._last_header = (".", _Header(MappingProxyType({}), "", "", ("bad-header", "", None),
                                           None))
+        self._usual: Callable[[object], VerifiedToken | None] | None = self._straight_path()
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        object.__setattr__(self, name, value)
+        if name in _USUAL_READS and "_usual" in self.__dict__:
+            object.__setattr__(self, "_usual", self._straight_path())
+
+    def _straight_path(self) -> Callable[[object], VerifiedToken | None] | None:
+        """`verify`'s straight path in C (`_compact.Usual`) for this verifier's values, or
+        None without the module (or for values C does not hold: the Python path then
+        takes every token)."""
+        if _Usual is None or self.audience.__class__ is not str \
+                or self.max_bytes.__class__ is not int or self.issuers.__class__ is not dict:
+            return None
+        usual = _Usual(self.max_bytes, MAX_CLAIMS_NESTING, True, loads, _HEADER_CACHE, self.issuers,
+                       self.algorithms, self.keys.get, _PKCS1V15, InvalidSignature, self.clock,
+                       self.leeway, self.max_lifetime, self.audience, _bad_signature,
+                       self._refuse_claims, VerifiedToken)
+        return usual.verify  # type: ignore[no-any-return]
 
     @classmethod
     def for_policy(cls, policy: _PolicyLike, *, keys: KeyCache, audience: str = "pypi",
@@ -342,8 +372,13 @@ class Verifier:
 
     def verify(self, token: object) -> VerifiedToken:
         """The token's header and claims, verified; raises `TokenError` otherwise."""
-        # The usual token takes the straight path below; anything unusual is handed to
-        # the careful functions above, which say exactly what is wrong.
+        # The usual token takes the straight path (in C, else below); anything unusual is
+        # handed to the careful functions above, which say exactly what is wrong.
+        usual = self._usual
+        if usual is not None:
+            straight = usual(token)
+            if straight is not None:
+                return straight
         parts = _split(token, self.max_bytes, loads)
         if parts is None:  # not the usual shape: read again, carefully
             parts = self._careful(token)
@@ -397,8 +432,7 @@ class Verifier:
         else:
             verified = _verify_signature(alg, key.key, signature, signing_input)
         if not verified:
-            raise TokenError("bad-signature", f"the signature does not verify with key "
-                             f"{header.kid!r}")
+            _bad_signature(header.kid)
         now = self.clock()
         # The usual token passes these tests at once; the slow path says what is wrong.
         if not _registered(claims, now, self.leeway, self.max_lifetime, self.audience):
