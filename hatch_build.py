@@ -6,7 +6,9 @@
 - `src/tppolicy/token/_compact.c`, the token path's hot parts: the usual compact JWT taken
   apart and its registered claims tested, one call each, `Verifier.verify`'s straight
   path, and `MemoryReplayStore`'s claim (`tppolicy.token.verify` and `.replay` do the
-  same in Python without it).
+  same in Python without it);
+- `src/tppolicy/language/_prologue.c`, a compiled check's claims read and typed in one
+  call (`tppolicy.language.compile` writes the same reads in Python without it).
 
 Everything works without them, so a machine without a C compiler still installs
 tppolicy: the hook says why on stderr and builds a pure-Python wheel (a module that
@@ -33,6 +35,8 @@ MODULES = {
                                     "with slower random lookups among many publishers"),
     "tppolicy.token._compact": (Path("src/tppolicy/token/_compact.c"),
                                 "running the token path in Python, about 3.5 us a token slower"),
+    "tppolicy.language._prologue": (Path("src/tppolicy/language/_prologue.c"),
+                                    "reading a compiled check's claims in Python (slower)"),
 }
 
 

@@ -46,6 +46,25 @@ def test_compiled_code_agrees_with_the_interpreter(example_policy: tppolicy.Poli
 
 
 @settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@given(claims=mutated_claims())
+def test_compiled_code_alike_with_either_prologue(example_policy: tppolicy.Policy,
+                                                  claims: dict[str, Any]) -> None:
+    """The claims prologue in C (`_prologue.Prologue`) and in Python decide alike."""
+    pytest.importorskip("tppolicy.language._prologue")
+    from tppolicy.language import compile as compile_module
+
+    for publisher in example_policy.publishers:
+        with_c = compile_predicate(publisher.provider, publisher.rules)
+        saved = compile_module._Prologue
+        compile_module._Prologue = None
+        try:
+            with_python = compile_predicate(publisher.provider, publisher.rules)
+        finally:
+            compile_module._Prologue = saved
+        assert with_c(claims) is with_python(claims), publisher.label
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
 @given(claims=st.one_of(mutated_claims(), json_values,
                         st.dictionaries(st.text(max_size=12), json_values, max_size=8)))
 def test_evaluation_is_total(example_policy: tppolicy.Policy, claims: Any) -> None:

@@ -10,6 +10,7 @@ generated function means deny.
 from __future__ import annotations
 
 import ast
+import contextlib
 import itertools
 import sys
 from collections.abc import Callable, Mapping, Sequence
@@ -29,11 +30,21 @@ from tppolicy.language.ops import (
     strict_equal,
     strict_in,
 )
+from tppolicy.native import EXTENSION_WANTED
 
 Predicate = Callable[[Mapping[str, Any]], bool]
 KeyFunction = Callable[[Mapping[str, Any]], tuple[Any, ...]]
 
 _PY_CLASS = {"string": "str", "int": "int", "bool": "bool", "list": "list", "object": "dict"}
+_CLASSES: dict[str, type] = {"str": str, "int": int, "bool": bool, "list": list, "dict": dict}
+
+# The claims prologue in one C call (`_prologue.c`: the same reads and tests), when the
+# install compiled it; below `_PROLOGUE_FROM` claims the Python reads cost no more.
+_Prologue: Any = None
+_PROLOGUE_FROM = 2
+if EXTENSION_WANTED:
+    with contextlib.suppress(ImportError):
+        from tppolicy.language._prologue import Prologue as _Prologue
 _counter = itertools.count()
 
 
@@ -317,6 +328,10 @@ class _Emitter:
         Claims and request values read lazily (`defer`) are left out."""
         statements: list[ast.stmt] = [_assign("get", ast.Attribute(ast.Name("claims", ast.Load()),
                                                                    "get", ast.Load()))]
+        taken = self._taken(required, typed, body_claims, refused)
+        if taken is not None:
+            statements += taken
+            required, typed, body_claims = (), (), ()
         for name in required:
             local = self.claim_local(name)
             statements.append(_assign(local, _call("get", [ast.Constant(name)])))
@@ -354,6 +369,35 @@ class _Emitter:
                     ast.Name("get", ast.Load()), ast.Constant(name),
                     self._class(REQUEST_VALUES.get(name))])))
         return statements
+
+    def _taken(self, required: Sequence[str], typed: Sequence[str],
+               body_claims: Sequence[str], refused: Any) -> list[ast.stmt] | None:
+        """The claims of a prologue read and tested by one C call (`_prologue.Prologue`):
+        `values = take(claims)`, None refusing, else unpacked into the claims' locals; None
+        without the C module or for fewer than `_PROLOGUE_FROM` claims."""
+        reads: list[tuple[str, str | None, int]] = []
+        for kind, names in enumerate((required, typed, body_claims)):
+            for name in names:
+                if kind == 2 and (name in required or name in typed
+                                  or ("claim", name) in self.lazy):
+                    continue
+                declared = _PY_CLASS.get(self.types.get(name, "any"))
+                reads.append((name, declared, kind))
+        if _Prologue is None or len(reads) < _PROLOGUE_FROM \
+                or len({name for name, _, _ in reads}) != len(reads):
+            return None
+        take = f"_take{next(_counter)}"
+        self.namespace[take] = _Prologue(
+            tuple(name for name, _, _ in reads),
+            tuple(None if declared is None else _CLASSES[declared] for _, declared, _ in reads),
+            tuple(kind for _, _, kind in reads), _WRONG_TYPE).take
+        values = "_claims_taken"
+        targets: list[ast.expr] = [ast.Name(self.claim_local(name), ast.Store())
+                                   for name, _, _ in reads]
+        return [_assign(values, _call(take, [ast.Name("claims", ast.Load())])),
+                ast.If(ast.Compare(ast.Name(values, ast.Load()), [ast.Is()], [ast.Constant(None)]),
+                       [ast.Return(ast.Constant(refused))], []),
+                ast.Assign([ast.Tuple(targets, ast.Store())], ast.Name(values, ast.Load()))]
 
     def unpack(self, argument: str, names: Sequence[str]) -> ast.stmt:
         """`v0, v1, ... = argument`: publisher values into locals, in the given order."""
