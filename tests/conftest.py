@@ -98,11 +98,19 @@ def pure_token_split(monkeypatch: pytest.MonkeyPatch) -> None:
     """The token path runs in Python meanwhile, as an install without the C extension
     does: verifiers read tokens with `split_usual` and `registered_usual`, and
     `MemoryReplayStore` claims with `_ClaimsInPython.claim`, instead of
-    `tppolicy.token._compact`'s `split`, `registered` and `Claims.claim`."""
+    `tppolicy.token._compact`'s `split`, `registered` and `Claims.claim`; verifiers and
+    engines made meanwhile take no straight path in C (`_compact.Usual`,
+    `_usual.TokenPath`), and checks compiled meanwhile read their claims in Python
+    (no `_prologue.Prologue`)."""
+    from tppolicy.decide import engine
+    from tppolicy.language import compile as compile_module
     from tppolicy.token import replay, verify
 
     monkeypatch.setattr(verify, "_split", verify.split_usual)
     monkeypatch.setattr(verify, "_registered", verify.registered_usual)
+    monkeypatch.setattr(verify, "_Usual", None)
+    monkeypatch.setattr(engine, "_TokenPath", None)
+    monkeypatch.setattr(compile_module, "_Prologue", None)
     if replay.MemoryReplayStore.claim is not replay._ClaimsInPython.claim:
         monkeypatch.setattr(replay.MemoryReplayStore, "claim", replay._ClaimsInPython.claim,
                             raising=False)

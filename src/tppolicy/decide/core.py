@@ -665,20 +665,36 @@ def use_jti(decision: Decision, verified: VerifiedToken, leeway: float,
         if expires_at.__class__ is not int:  # a float leeway: whole seconds, as stores keep
             expires_at = int(expires_at)
         claimed = replay.claim(f"{verified[2]}/{jti}", expires_at)  # [2]: .issuer
-        if claimed is not True:  # False, or a store's own answer: its truth, in here
-            claimed = bool(claimed)
     except Exception as exc:
-        if errors == "raise":
-            raise
-        reason = RuleResult("jti", False, None, None, "cannot record the token's use: the "
-                            f"replay store failed ({type(exc).__name__}: {exc})",
-                            REPLAY_FAILED)
-        return denial(decision.provider, verified.issuer, (reason,), INVALID_PAYLOAD)
-    if not claimed:
-        reason = RuleResult("token", False, None, jti,
-                            f"the token was already used (jti {jti!r})", "replayed")
-        return denial(decision.provider, verified.issuer, (reason,), INVALID_REUSE_TOKEN)
+        return jti_claimed(decision, verified, exc, errors)
+    if claimed is not True:  # False, or a store's own answer: its truth, in here
+        return jti_claimed(decision, verified, claimed, errors)
     return decision
+
+
+def jti_claimed(decision: Decision, verified: VerifiedToken, outcome: object,
+                errors: str = "deny") -> Decision:
+    """`use_jti`'s answer after a claim that returned `outcome` (not True) or raised it
+    (an `Exception`): the decision when the store's answer is true, the denial of a
+    token already used when false, the store's failure as `use_jti` says it."""
+    if not isinstance(outcome, Exception):
+        try:
+            if outcome:
+                return decision
+        except Exception as exc:  # a store's answer with no truth: its failure
+            outcome = exc
+        else:
+            jti = verified[1].get("jti")
+            reason = RuleResult("token", False, None, jti,
+                                f"the token was already used (jti {jti!r})", "replayed")
+            return denial(decision.provider, verified.issuer, (reason,), INVALID_REUSE_TOKEN)
+    assert isinstance(outcome, Exception)
+    if errors == "raise":
+        raise outcome
+    reason = RuleResult("jti", False, None, None, "cannot record the token's use: the "
+                        f"replay store failed ({type(outcome).__name__}: {outcome})",
+                        REPLAY_FAILED)
+    return denial(decision.provider, verified.issuer, (reason,), INVALID_PAYLOAD)
 
 
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")  # C0, DEL, C1 (a terminal's CSI...)

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, cast
 
-from tppolicy.decide.core import Decider, shadowing_mark, shadowing_problem, use_jti
+from tppolicy.decide.core import Decider, jti_claimed, shadowing_mark, shadowing_problem, use_jti
 from tppolicy.decide.core import publisher_id as new_publisher_id
 from tppolicy.decide.decision import (
     INVALID_PAYLOAD,
@@ -38,12 +38,29 @@ from tppolicy.language import ast as A
 from tppolicy.language.bind import bind_learns
 from tppolicy.language.check import CheckedProvider, did_you_mean
 from tppolicy.language.ops import describe_type
-from tppolicy.limits import DEFAULT_LEEWAY, MAX_PATTERN_VALUE, MAX_TOKEN_LIFETIME, NEAR_MISSES
+from tppolicy.limits import (
+    DEFAULT_LEEWAY,
+    MAX_JTI_CHARS,
+    MAX_PATTERN_VALUE,
+    MAX_TOKEN_LIFETIME,
+    NEAR_MISSES,
+    REPLAY_MARGIN,
+)
+from tppolicy.native import EXTENSION_WANTED
 from tppolicy.text import project_name_problem, recorded
 from tppolicy.token.keys import KeyCache
 from tppolicy.token.refusal import TokenError
 from tppolicy.token.replay import MemoryReplayStore, ReplayStore
-from tppolicy.token.verify import Verifier
+from tppolicy.token.verify import VerifiedToken, Verifier
+
+# `check_token`'s usual answer in one C call (`_usual.c`: the same steps), when the
+# install compiled it.
+_TokenPath: Any = None
+if EXTENSION_WANTED:
+    with contextlib.suppress(ImportError):
+        from tppolicy.decide._usual import TokenPath as _TokenPath
+# The engine's values the C path holds: setting one makes it anew.
+_TOKEN_PATH_READS = frozenset({"verifier", "replay", "audience"})
 
 __all__ = [
     "INVALID_PAYLOAD", "INVALID_PENDING_PUBLISHER", "INVALID_PUBLISHER", "INVALID_REUSE_TOKEN",
@@ -470,11 +487,37 @@ class Engine:
         self._pending_names: dict[str, set[str]] = {}
         self._lock = threading.RLock()
         self._ids = itertools.count(1)
+        self._token_path: Callable[[object], Any] | None = self._usual_token_path()
         if publishers is not None:
             if isinstance(publishers, str | os.PathLike):
                 self.load_publishers_file(publishers)
             else:
                 self.add_publishers(publishers)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        object.__setattr__(self, name, value)
+        if name in _TOKEN_PATH_READS and "_token_path" in self.__dict__:
+            object.__setattr__(self, "_token_path", self._usual_token_path())
+
+    def _usual_token_path(self) -> Callable[[object], Any] | None:
+        """`check_token`'s usual answer in C (`_usual.TokenPath`) for this engine's
+        values, or None without the module (or for values it does not hold)."""
+        if _TokenPath is None or self.audience.__class__ is not str:
+            return None
+        path = _TokenPath(self, self._core, self.verifier, self.replay, self.audience,
+                          REPLAY_MARGIN, MAX_JTI_CHARS, CheckResult)
+        return path.check  # type: ignore[no-any-return]
+
+    def _claimed(self, verified: VerifiedToken, decision: Decision,
+                 outcome: object) -> CheckResult:
+        """The C path's answer after a claim that did not return True (`outcome`, or the
+        exception it raised): `use_jti`'s decision, answered as `check_token` does."""
+        decision = jti_claimed(decision, verified, outcome, self.replay_errors)
+        claims = verified[1]
+        if decision.allowed and decision.record.pending_project is None \
+                and self.records is None and self.on_decision is None:
+            return CheckResult(decision, None, claims)
+        return self._answer(decision, claims)
 
     @property
     def pending_ttl(self) -> float:
@@ -890,11 +933,23 @@ class Engine:
                     request: Mapping[str, Any] | None = None) -> CheckResult:
         """Verify a compact JWT and decide; an allowed token's `jti` is then used up.
         `request` gives the values rules read as `request.NAME` (the version uploaded)."""
+        verified: VerifiedToken | None = None
+        path = self._token_path
+        if path is not None and request is None and self.records is None \
+                and self.on_decision is None:
+            try:
+                done = path(token)  # the usual answer in C, else the token verified
+            except TokenError as exc:
+                return self._answer(token_denial(exc), None)
+            if done.__class__ is CheckResult:
+                return done
+            verified = done
         verifier = self.verifier
-        try:
-            verified = verifier.verify(token)
-        except TokenError as exc:
-            return self._answer(token_denial(exc), None)
+        if verified is None:
+            try:
+                verified = verifier.verify(token)
+            except TokenError as exc:
+                return self._answer(token_denial(exc), None)
         claims = verified.claims
         # the usual answer at once (the same lookup, choice and rules), else the whole one
         decision = self._core.allowed(claims, self.audience) if request is None else None
