@@ -225,3 +225,47 @@ def test_what_ranking_keeps_for_a_while_changes_nothing(
     assert advise(policy, claims, fixes_for=5) == reference
     assert advise_publishers(text, "p.yaml", claims, providers=PROVIDERS,
                              fixes_for=5) == reference
+
+
+@pytest.mark.parametrize("claims", [
+    pytest.param(claims, id=name) for claims, name in zip(CLAIMS[:5], IDS[:5], strict=True)])
+def test_ranked_candidates_are_those_made_one_by_one(claims: dict[str, Any]) -> None:
+    """The ranking holds its candidates compact (a failed row's message as a shared head
+    and its expectation, the expectation as the expected value when it is its `show`):
+    each made whole is the candidate `_candidate` makes of its publisher alone."""
+    from tppolicy.tools.explain import _candidate
+
+    text = file_text(120)
+    policy = whole(text)
+    claims = _claims(claims)
+    decision = policy.evaluate(claims, explain=True)
+    by_label = {p.label: p for p in policy.publishers}
+    for advice in (advise(policy, claims, fixes_for=0),
+                   advise_publishers(text, "p.yaml", claims, providers=PROVIDERS,
+                                     fixes_for=0)):
+        assert advice.candidates
+        split = 0
+        for candidate in advice.candidates:
+            alone = _candidate(by_label[candidate.publisher], claims, decision)
+            assert candidate == alone
+            assert [c.message for c in candidate.checks] == [c.message for c in alone.checks]
+            split += sum(", publisher expects " in c.message for c in candidate.checks)
+        if not advice.allowed or len(advice.candidates) > 1:
+            assert split  # some rows were held split
+
+
+def test_ranked_candidates_as_a_sequence() -> None:
+    """`Advice.candidates` of a ranking: made when read, equal to the tuple of them,
+    sliced lazily (`--top`), fixes on the first ones."""
+    text = file_text(60)
+    claims = github_claims(27, environment="release")
+    advice = advise_publishers(text, "p.yaml", claims, providers=PROVIDERS, fixes_for=2)
+    candidates = advice.candidates
+    made = tuple(candidates)
+    assert len(candidates) == len(made) > 3
+    assert candidates == made and made == candidates and candidates != made[1:]
+    assert candidates[:3] == made[:3] and candidates[-1] == made[-1]
+    assert list(candidates[1:4]) == list(made[1:4]) and candidates[5:2] == ()
+    assert repr(candidates) == repr(made)
+    assert [bool(c.fixes) for c in made[:3]] == [True, True, False]
+    assert advice == advise(whole(text), claims, fixes_for=2)

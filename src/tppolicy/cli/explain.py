@@ -230,8 +230,20 @@ class _Painter:
 
 def _row(check: Check) -> tuple[str, str, str, str]:
     """A check's cells in its candidate's table: mark, check, expected, actual."""
-    return ("pass" if check.passed else "FAIL", check.name, _text(check.expectation),
-            "" if check.passed and check.actual is None else _cell(check.actual))
+    found = _ROWS.get(id(check))
+    if found is not None and found[0] is check:
+        return found[1]
+    cells = ("pass" if check.passed else "FAIL", check.name, _text(check.expectation),
+             "" if check.passed and check.actual is None else _cell(check.actual))
+    if len(_ROWS) >= 4096:
+        _ROWS.clear()
+    _ROWS[id(check)] = (check, cells)
+    return cells
+
+
+# A row's cells, by row (kept with it, so that its id stays its own): the candidates of a
+# report share most of their rows (`advise` keeps one object for equal rows).
+_ROWS: dict[int, tuple[Check, tuple[str, str, str, str]]] = {}
 
 
 def _candidate(rank: int, candidate: Candidate, paint: _Painter) -> list[str]:
@@ -247,7 +259,7 @@ def _candidate(rank: int, candidate: Candidate, paint: _Painter) -> list[str]:
         f"{sum(keys)} of {len(keys)} lookup keys match",
     ]
     rows = [("", "check", "expected", "actual"), *map(_row, checks)]
-    w0, w1, w2, w3 = (max(len(row[i]) for row in rows) for i in range(4))
+    w0, w1, w2, w3 = (max(map(len, column)) for column in zip(*rows, strict=True))
     for index, (mark, name, expected, actual) in enumerate(rows):
         failed = mark == "FAIL"
         mark = mark.ljust(w0)

@@ -17,9 +17,10 @@ from __future__ import annotations
 import heapq
 import re
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from array import array
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, overload
 
 from tppolicy.decide.core import with_request
 from tppolicy.decide.decision import Decision, RuleResult, token_reason
@@ -129,7 +130,7 @@ class Advice:
     provider_guessed: bool = False  # unknown issuer: the provider whose claims the token has
     token_checks: tuple[Check, ...] = ()  # before any publisher: iss, aud, claims
     token_fixes: tuple[Fix, ...] = ()
-    candidates: tuple[Candidate, ...] = ()
+    candidates: Sequence[Candidate] = ()  # a `_Candidates` when ranked
     notes: tuple[str, ...] = field(default=())
 
     def to_json(self) -> dict[str, Any]:
@@ -192,38 +193,47 @@ def _token_checks(provider: CheckedProvider | None, claims: Mapping[str, Any],
 
 
 def _candidate(publisher: CheckedPublisher, claims: Mapping[str, Any],
-               decision: Decision | None, explainer: Explainer | None = None,
-               identity: frozenset[str] | None = None,
-               shared: Callable[[Check], Check] | None = None) -> Candidate:
-    """`explainer`: one for these claims and the publisher's provider, shared by the
-    candidates ranked (it keeps each node's value and each rule's result); `identity`:
-    `identity_checks` of its provider, worked out once for them; `shared`: each row, as
-    it is to be kept (one object for equal rows). Without `decision` (not made yet), the
-    candidate is not `chosen`."""
+               decision: Decision | None) -> Candidate:
+    """The candidate of `publisher` for `claims`. Without `decision` (not made yet), it is
+    not `chosen`."""
+    chosen = decision is not None and decision.allowed and \
+        decision.publisher == publisher.label
+    return Candidate(publisher.label, publisher.provider.name, publisher.projects,
+                     publisher.pending, chosen, _checks(publisher, claims))
+
+
+def _checks(publisher: CheckedPublisher, claims: Mapping[str, Any]) -> tuple[Check, ...]:
+    """A candidate's rows."""
+    return tuple(Check(*fields) for fields in _rows(publisher, claims))
+
+
+def _rows(publisher: CheckedPublisher, claims: Mapping[str, Any],
+          explainer: Explainer | None = None,
+          identity: frozenset[str] | None = None,
+          lookups: list[_Lookup] | None = None) -> list[_Fields]:
+    """The fields of a candidate's rows: `explainer`, one for these claims and the
+    publisher's provider, shared by the candidates ranked (it keeps each node's value and
+    each rule's result); `identity`: `identity_checks` of its provider, and `lookups`:
+    `_lookups` of the explainer, worked out once for them."""
     provider = publisher.provider
     if identity is None:
         identity = identity_checks(provider)
     if explainer is None:
         explainer = Explainer(claims, provider.claim_types)
-    interpreter = explainer.interpreter
+    if lookups is None:
+        lookups = _lookups(provider, explainer)
     raw: list[tuple[str, str, RuleResult]] = []
     words: dict[str, str] = {}
-    for key, wanted in zip(provider.keys, publisher.key_values, strict=True):
-        name = sys.intern(f"lookup.{key.label}")  # one string for every candidate's row
-        try:
-            actual = interpreter.value(key.claims_side)
-        except EvalError as exc:
-            raw.append((name, "lookup", RuleResult(name, False, wanted, None,
-                                                   f"cannot read {key.label} from the token: "
-                                                   f"{exc}")))
-            continue
-        if lookup_value(actual) == lookup_value(wanted):
-            raw.append((name, "lookup", RuleResult(name, True, wanted, actual,
-                                                   f"token has {show(actual)}")))
+    for (name, read, actual, value, had), wanted in zip(lookups, publisher.key_values,
+                                                         strict=True):
+        if not read:
+            raw.append((name, "lookup", RuleResult(name, False, wanted, None, had)))
+        elif value == lookup_value(wanted):
+            raw.append((name, "lookup", RuleResult(name, True, wanted, actual, had)))
         else:
+            shown = words[name] = show(wanted)
             raw.append((name, "lookup", RuleResult(name, False, wanted, actual,
-                                                   f"token has {show(actual)}, publisher "
-                                                   f"expects {show(wanted)}")))
+                                                   f"{had}, publisher expects {shown}")))
     for rule in publisher.rules:
         result = explainer.rule(rule)
         if result.passed and result.actual is None and claims.get(rule.name) is not None:
@@ -246,17 +256,35 @@ def _candidate(publisher: CheckedPublisher, claims: Mapping[str, Any],
         return r.passed or (name in aside and differs_only_in_case(r.expected, r.actual))
 
     identity_ok = all(shares(name, r) for name, _, r in raw if is_identity(name))
-    checks = tuple(
-        Check(name, kind, r.passed, r.expected, r.actual, r.message, is_identity(name),
-              identity_ok and (not is_identity(name) or (not r.passed and shares(name, r))),
-              words.get(name) or ("" if r.expected is None else show(r.expected)))
-        for name, kind, r in raw)
-    if shared is not None:
-        checks = tuple(map(shared, checks))
-    chosen = decision is not None and decision.allowed and \
-        decision.publisher == publisher.label
-    return Candidate(publisher.label, provider.name, publisher.projects, publisher.pending,
-                     chosen, checks)
+    return [(name, kind, r.passed, r.expected, r.actual, r.message, is_identity(name),
+             identity_ok and (not is_identity(name) or (not r.passed and shares(name, r))),
+             words.get(name) or ("" if r.expected is None else show(r.expected)))
+            for name, kind, r in raw]
+
+
+# A lookup key as the token gives it: its row's name, whether it could be read, the value
+# read, its `lookup_value`, and the message ("token has X", or why it cannot be read).
+_Lookup = tuple[str, bool, Any, Any, str]
+
+
+def _lookups(provider: CheckedProvider, explainer: Explainer) -> list[_Lookup]:
+    """Each lookup key of `provider` read from the explainer's claims (the same for every
+    publisher of the provider)."""
+    found: list[_Lookup] = []
+    for key in provider.keys:
+        name = sys.intern(f"lookup.{key.label}")  # one string for every candidate's row
+        try:
+            actual = explainer.interpreter.value(key.claims_side)
+        except EvalError as exc:
+            found.append((name, False, None, None,
+                          f"cannot read {key.label} from the token: {exc}"))
+            continue
+        found.append((name, True, actual, lookup_value(actual), f"token has {show(actual)}"))
+    return found
+
+
+# A row's fields, as `Check` takes them.
+_Fields = tuple[str, str, bool, Any, Any, str, bool, bool, str]
 
 
 _EXPECTS = re.compile(r"publisher expects (.+)$")
@@ -290,12 +318,16 @@ class _Ranking:
     """The candidates of one provider's publishers, made as the publishers are handed
     over in the file's order (`add`), then ranked once the decision is known (`ranked`).
 
-    Nothing of a publisher is kept but its candidate, whose rows are shared with the
-    other candidates' when equal (most passing rows are: the same workflow, environment,
-    event); with `keep`, also the `keep` publishers ranked first so far without being
-    chosen (those the fixes are for: a denial chooses none). The explainer, which keeps
-    each node's value and each bound rule's result, is made anew every `_RENEW`
-    publishers: its memory stays bounded, the values it keeps being the same anew."""
+    Nothing of a publisher is kept but its candidate, held compact (`_Kept`) until it is
+    read: its rows are shared with the other candidates' when equal (most passing rows
+    are: the same workflow, environment, event), and a failed row's message, "HAD,
+    publisher expects EXPECTATION", is kept as its head, shared by the rows of the same
+    claim (the token's value is the same for every candidate), and its expectation, which
+    the row holds anyway. With `keep`, also the `keep` publishers ranked first so far
+    without being chosen (those the fixes are for: a denial chooses none). The explainer,
+    which keeps each node's value and each bound rule's result, is made anew every
+    `_RENEW` publishers: its memory stays bounded, the values it keeps being the same
+    anew."""
 
     _RENEW = 256
     _ROWS = 4096
@@ -305,13 +337,19 @@ class _Ranking:
         self.name = provider.name
         self.asked = _with_request(claims, request)
         self.keep = keep
-        self.candidates: list[Candidate] = []
+        self.kept_candidates: list[_Kept] = []
         # (identity passed, passed, not pending, -position): the smallest is the worst
         # of the publishers kept for fixes, at the heap's top
         self.best: list[tuple[tuple[int, int, bool, int], CheckedPublisher]] = []
-        self._explainers: dict[int, tuple[CheckedProvider, Explainer, frozenset[str]]] = {}
+        self._explainers: dict[int, tuple[CheckedProvider, Explainer, frozenset[str],
+                                          list[_Lookup]]] = {}
         self._made = 0
-        self._rows: dict[Check, Check] = {}
+        self._rows: dict[_Fields, Check] = {}
+        self._split_rows: tuple[dict[_Fields, Check], ...] = ({}, {}, {}, {})
+        self._heads: dict[str, str] = {}
+        # each row kept split, made whole (kept with it, so that its id stays its own):
+        # most are shared by the candidates of the same owner, ranked side by side
+        self._made_rows: dict[int, tuple[Check, Check]] = {}
 
     def add(self, publisher: CheckedPublisher) -> None:
         """Rank `publisher` if it is of the provider: its candidate, checked now."""
@@ -324,53 +362,178 @@ class _Ranking:
                 self._explainers.clear()
                 self._made = 0
             # one explainer per provider object (its claim types), kept with it
-            held = self._explainers[id(provider)] = (provider, Explainer(
-                self.asked, provider.claim_types, bound_only=True), identity_checks(provider))
+            explainer = Explainer(self.asked, provider.claim_types, bound_only=True)
+            held = self._explainers[id(provider)] = (
+                provider, explainer, identity_checks(provider), _lookups(provider, explainer))
         self._made += 1
-        candidate = _candidate(publisher, self.asked, None, held[1], held[2], self._shared)
-        position = len(self.candidates)
-        self.candidates.append(candidate)
+        rows: list[Check] = []
+        split = identity = passed = 0
+        for number, fields in enumerate(_rows(publisher, self.asked, *held[1:])):
+            if fields[2]:
+                passed += 1
+                if fields[6]:
+                    identity += 1
+                rows.append(self._shared(fields, self._rows))
+                continue
+            message, expectation = fields[5], fields[8]
+            if expectation and message.endswith(expectation) and message.endswith(
+                    _SEP, 0, len(message) - len(expectation)):
+                head = message[:len(message) - len(expectation) - len(_SEP)]
+                heads = self._heads
+                known = heads.get(head)
+                if known is None:
+                    if len(heads) >= self._ROWS:
+                        heads.clear()
+                    known = heads[head] = head
+                code = _derived(expectation, fields[3])
+                split |= code << 2 * number
+                rows.append(self._shared(
+                    (*fields[:5], known, fields[6], fields[7], "" if code > 1 else expectation),
+                    self._split_rows[code]))
+            else:
+                rows.append(self._shared(fields, self._rows))
+        position = len(self.kept_candidates)
+        pending = publisher.pending
+        self.kept_candidates.append((publisher.label, publisher.projects, pending,
+                                     tuple(rows), split, identity, passed))
         if self.keep:
-            identity = sum(c.passed for c in candidate.checks if c.identity)
-            passed = sum(c.passed for c in candidate.checks)
-            key = (identity, passed, not candidate.pending, -position)
+            key = (identity, passed, not pending, -position)
             if len(self.best) < self.keep:
                 heapq.heappush(self.best, (key, publisher))
             elif key > self.best[0][0]:
                 heapq.heapreplace(self.best, (key, publisher))
 
-    def _shared(self, check: Check) -> Check:
-        """`check`, or the equal row made lately (one object for both; the rows kept to
-        be shared are at most `_ROWS`: those of one publisher's own values are not)."""
+    def _shared(self, fields: _Fields, rows: dict[_Fields, Check]) -> Check:
+        """The row of these fields: the one made lately for equal fields, if any (one
+        object for both; the rows kept to be shared are at most `_ROWS`: those of one
+        publisher's own values are not)."""
         try:
-            known = self._rows.get(check)
+            known = rows.get(fields)
         except TypeError:  # a list or mapping among its values: not shared
-            return check
-        if known is not None:
-            return known
-        if len(self._rows) >= self._ROWS:
-            self._rows.clear()
-        self._rows[check] = check
-        return check
+            return Check(*fields)
+        if known is None:
+            if len(rows) >= self._ROWS:
+                rows.clear()
+            known = rows[fields] = Check(*fields)
+        return known
 
     def kept(self) -> dict[str, CheckedPublisher]:
         """The publishers kept for fixes, by label."""
         return {publisher.label: publisher for _, publisher in self.best}
 
-    def ranked(self, decision: Decision) -> list[Candidate]:
+    def candidate(self, position: int, chosen: bool, fixes: tuple[Fix, ...]) -> Candidate:
+        """The candidate of the publisher handed over at `position`, its rows whole."""
+        label, projects, pending, rows, split, _, _ = self.kept_candidates[position]
+        if split:
+            made = self._made_rows
+            whole = list(rows)
+            number = 0
+            while split:
+                if split & 3:
+                    row = whole[number]
+                    found = made.get(id(row))
+                    if found is None or found[0] is not row:
+                        if len(made) >= self._ROWS:
+                            made.clear()
+                        found = made[id(row)] = (row, _whole(row, split & 3))
+                    whole[number] = found[1]
+                split >>= 2
+                number += 1
+            rows = tuple(whole)
+        return Candidate(label, self.name, projects, pending, chosen, rows, fixes)
+
+    def ranked(self, decision: Decision) -> _Candidates:
         """The candidates, the chosen one first, then by `_score`."""
-        candidates = self.candidates
+        kept = self.kept_candidates
+        chosen = -1
         if decision.allowed:
-            candidates = [replace(c, chosen=True) if c.publisher == decision.publisher else c
-                          for c in candidates]
+            chosen = next((i for i, k in enumerate(kept) if k[0] == decision.publisher), -1)
 
         def score(position: int) -> tuple[Any, ...]:
-            c = candidates[position]
-            identity = sum(x.passed for x in c.checks if x.identity)
-            passed = sum(x.passed for x in c.checks)
-            return (not c.chosen, *_score(identity, passed, c.pending, position))
+            k = kept[position]
+            return (position != chosen, *_score(k[5], k[6], k[2], position))
 
-        return [candidates[i] for i in sorted(range(len(candidates)), key=score)]
+        return _Candidates(self, array("l", sorted(range(len(kept)), key=score)), chosen)
+
+
+# A candidate as `_Ranking` keeps it: label, projects, pending, rows, split (two bits a
+# row, `_whole`'s code), identity checks passed, checks passed.
+_Kept = tuple[str, tuple[str, ...], bool, tuple[Check, ...], int, int, int]
+_SEP = ", publisher expects "
+_ONE_OF = "one of "
+
+
+def _derived(expectation: str, expected: Any) -> int:
+    """How a failed row's expectation is kept (`_whole`'s code, at least 1): 2 when it is
+    `show(expected)`, 3 when it is "one of " and that, else 1 (kept as it is)."""
+    if expected.__class__ is str:
+        return 2 if expectation == show(expected) else 1
+    if expected.__class__ is list and expectation.startswith(_ONE_OF) \
+            and expectation[len(_ONE_OF):] == show(expected):
+        return 3
+    return 1
+
+
+def _whole(row: Check, code: int) -> Check:
+    """A row as `_Ranking` keeps it made whole (`code` at least 1): it holds its message's
+    head (the message is head + _SEP + expectation), and its expectation (1), or the
+    expectation is `show(expected)` (2), or "one of " and that (3)."""
+    expectation = row.expectation if code == 1 else show(row.expected) if code == 2 \
+        else _ONE_OF + show(row.expected)
+    return Check(row.name, row.kind, row.passed, row.expected, row.actual,
+                 row.message + _SEP + expectation, row.identity, row.disclosable,
+                 expectation)
+
+
+class _Candidates(Sequence[Candidate]):
+    """The candidates of a `_Ranking` in their rank order, each made whole when it is
+    read (`_Ranking.candidate`): ten thousand of them are held compact, not as objects.
+    Equal to any sequence of the same candidates (a tuple of them)."""
+
+    __slots__ = ("_chosen", "_fixes", "_order", "_ranking")
+
+    def __init__(self, ranking: _Ranking, order: array[int], chosen: int,
+                 fixes: dict[int, tuple[Fix, ...]] | None = None) -> None:
+        self._ranking = ranking
+        self._order = order
+        self._chosen = chosen
+        self._fixes = {} if fixes is None else fixes
+
+    def __len__(self) -> int:
+        return len(self._order)
+
+    @overload
+    def __getitem__(self, index: int) -> Candidate: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> _Candidates: ...
+
+    def __getitem__(self, index: int | slice) -> Candidate | _Candidates:
+        if isinstance(index, slice):
+            return _Candidates(self._ranking, self._order[index], self._chosen, self._fixes)
+        return self._made(self._order[index])
+
+    def __iter__(self) -> Iterator[Candidate]:
+        return map(self._made, self._order)
+
+    def _made(self, position: int) -> Candidate:
+        return self._ranking.candidate(position, position == self._chosen,
+                                       self._fixes.get(position, ()))
+
+    def with_fixes(self, rank: int, fixes: tuple[Fix, ...]) -> None:
+        """Give the candidate at `rank` its fixes (while the advice is made)."""
+        self._fixes[self._order[rank]] = fixes
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Sequence) or isinstance(other, str | bytes):
+            return NotImplemented
+        return len(self) == len(other) and all(a == b for a, b in zip(self, other, strict=True))
+
+    def __hash__(self) -> int:
+        return hash(tuple(self))
+
+    def __repr__(self) -> str:
+        return repr(tuple(self))
 
 
 def _guess_provider(policy: Policy | Mapping[str, CheckedProvider],
@@ -650,25 +813,22 @@ def _advice(policy: Policy, decision: Decision, claims: Mapping[str, Any], audie
     those of the candidates given fixes."""
     issuer = claims.get("iss")
     token_checks = _token_checks(provider, claims, audience, known, sorted(policy.issuers))
-    ranked = ranking.ranked(decision) if ranking is not None else []
-    if not decision.allowed:
-        with_fixes = []
-        for rank, candidate in enumerate(ranked):
-            if rank < fixes_for and not candidate.chosen:
-                fixes = _Advisor(publishers[candidate.publisher], claims, candidate,
-                                 request).run()
-                candidate = Candidate(candidate.publisher, candidate.provider,
-                                      candidate.projects, candidate.pending, candidate.chosen,
-                                      candidate.checks, fixes)
-            with_fixes.append(candidate)
-        ranked = with_fixes
+    ranked: Sequence[Candidate] = ()
+    if ranking is not None:
+        ranked = ranking.ranked(decision)
+        if not decision.allowed:
+            for rank in range(min(fixes_for, len(ranked))):
+                candidate = ranked[rank]
+                if not candidate.chosen:
+                    ranked.with_fixes(rank, _Advisor(publishers[candidate.publisher], claims,
+                                                     candidate, request).run())
     token_fixes = _token_fixes(token_checks, claims, audience, provider, guessed,
                                policy.providers)
     if provider is not None and not ranked and not decision.allowed:
         token_fixes.append(_other_provider_fix(policy, provider.name, issuer))
     return Advice(decision.allowed, decision, audience, provider.name if provider else None,
                   issuer if isinstance(issuer, str) else None, guessed, tuple(token_checks),
-                  tuple(token_fixes), tuple(ranked), decision.notes)
+                  tuple(token_fixes), ranked, decision.notes)
 
 
 def _other_provider_fix(policy: Policy, provider: str, issuer: Any) -> Fix:
