@@ -104,3 +104,19 @@ def test_every_tool_reads_yaml_through_the_one_reader(
     assert code == 3, (out, err)
     assert f"{tmp_path / name}:1:" in err
     assert ("expands to more than" in err) or ("nested too deeply" in err)
+
+
+@pytest.mark.parametrize("text", ["", "a: 1", "a: 1\n", "\n\nb:\n  - x\n\n", "a: 'é'\nb: 2"])
+def test_line_index_spans_are_the_documents(text: str) -> None:
+    """`LineIndex` (the line breaks' offsets) gives every node the span the composed
+    document gives it, at the file's last line too, with or without a final newline."""
+    from tppolicy.readers.yaml import LineIndex, compose_yaml
+
+    index = LineIndex("f.yaml", text)
+    assert list(index._breaks) == [i for i, c in enumerate(text) if c == "\n"]
+    if not text.strip():
+        return
+    document = compose_yaml(text, "f.yaml", ValueError)
+    node = document.root
+    assert index.span(node.start_mark, node.end_mark) == document.span(node)
+    assert index.head_span(node.start_mark, node.end_mark) == document.head_span(node)

@@ -25,6 +25,7 @@ with `compose_yaml` instead, which words every problem.
 
 from __future__ import annotations
 
+import re
 from array import array
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -382,6 +383,9 @@ def resolve_scalar(event: yaml.ScalarEvent) -> str:
     return tag
 
 
+_BREAK = re.compile("\n")
+
+
 class LineIndex:
     """Spans from a plain file's marks, as `YamlDocument.span` and `head_span` give them,
     without a list of the file's lines (the offsets of its line breaks: 8 bytes a line)."""
@@ -389,11 +393,7 @@ class LineIndex:
     def __init__(self, source: str, text: str) -> None:
         self.source = source
         self._length = len(text)
-        self._breaks = array("q")
-        position = text.find("\n")
-        while position >= 0:
-            self._breaks.append(position)
-            position = text.find("\n", position + 1)
+        self._breaks = array("q", map(re.Match.start, _BREAK.finditer(text)))
         self._lines = len(self._breaks) + (1 if text and not text.endswith("\n") else 0)
 
     def _line_length(self, line: int) -> int:
