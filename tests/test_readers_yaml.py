@@ -116,7 +116,8 @@ def test_line_index_spans_are_the_documents(text: str) -> None:
     assert list(index._breaks) == [i for i, c in enumerate(text) if c == "\n"]
     if not text.strip():
         return
-    document = compose_yaml(text, "f.yaml", ValueError)
+    document = compose_yaml(text, "f.yaml", ConfigError)
     node = document.root
+    assert node is not None
     assert index.span(node.start_mark, node.end_mark) == document.span(node)
     assert index.head_span(node.start_mark, node.end_mark) == document.head_span(node)
