@@ -745,7 +745,8 @@ static PyTypeObject ClaimsType = {
    values it holds (the verifier makes a new one when one of them is set): the token taken
    apart (`split_parts`), the header's verdict (the last header's, else the one the
    verifier's header cache holds: an accepted header of an RSA algorithm), the issuer's
-   provider and its algorithms, the key (`KeyCache.get`, Python), the RSA signature
+   provider and its algorithms, the key (the one `KeyCache.get` returns first, read from
+   the cache's entries, `KeyCache.held_keys`; else `get` itself, Python), the RSA signature
    (cryptography's `verify`, as the verifier calls it), the clock and the registered
    claims; the `VerifiedToken` it returns is the one the Python path returns. Anything
    else returns None before the signature is checked, and the Python path reads the token
@@ -761,6 +762,7 @@ typedef struct {
     PyObject *headers;           /* dict: header segment -> its verdict (_Header) */
     PyObject *issuers;           /* dict: iss -> provider */
     PyObject *algorithms;        /* dict: provider -> frozenset of algorithm names */
+    PyObject *held;              /* dict: issuer -> entry holding `keys` (kid -> key), or None */
     PyObject *get_key;           /* (issuer, kid) -> VerificationKey or None */
     PyObject *padding;           /* cryptography's PKCS1v15() */
     PyObject *invalid;           /* cryptography's InvalidSignature */
@@ -773,7 +775,7 @@ typedef struct {
 } Usual;
 
 static PyObject *name_refusal, *name_rsa_hash, *name_alg, *name_kid, *name_fields,
-    *name_iss, *name_algorithms, *name_key, *name_verify;
+    *name_iss, *name_algorithms, *name_key, *name_verify, *name_keys;
 
 /* The verdict tuple (head, fields, alg, kid, hash) of the header [s, s + n): the last
    one's, or made from the header cache's entry; a new reference, NULL with no error set
@@ -869,8 +871,22 @@ usual_verify(Usual *self, PyObject *token)
         goto careful;
     }
     Py_INCREF(issuer);
-    PyObject *lookup[2] = {issuer, kid};
-    key = PyObject_Vectorcall(self->get_key, lookup, 2, NULL);
+    if (self->held != Py_None) {  /* the key `get` returns first, without calling it */
+        PyObject *entry = PyDict_GetItemWithError(self->held, issuer);  /* borrowed */
+        PyObject *keys = entry == NULL ? NULL : PyObject_GetAttr(entry, name_keys);
+        if (keys != NULL && PyDict_CheckExact(keys)) {
+            key = PyDict_GetItemWithError(keys, kid);
+            Py_XINCREF(key);
+        }
+        Py_XDECREF(keys);
+        if (key == NULL && PyErr_Occurred()) {
+            goto fail_held;
+        }
+    }
+    if (key == NULL) {
+        PyObject *lookup[2] = {issuer, kid};
+        key = PyObject_Vectorcall(self->get_key, lookup, 2, NULL);
+    }
     if (key == NULL || key == Py_None) {  /* unknown, or not fetched: said by the careful path */
         goto careful_held;
     }
@@ -960,6 +976,7 @@ usual_traverse(Usual *self, visitproc visit, void *arg)
     Py_VISIT(self->headers);
     Py_VISIT(self->issuers);
     Py_VISIT(self->algorithms);
+    Py_VISIT(self->held);
     Py_VISIT(self->get_key);
     Py_VISIT(self->padding);
     Py_VISIT(self->invalid);
@@ -981,6 +998,7 @@ usual_clear(Usual *self)
     Py_CLEAR(self->headers);
     Py_CLEAR(self->issuers);
     Py_CLEAR(self->algorithms);
+    Py_CLEAR(self->held);
     Py_CLEAR(self->get_key);
     Py_CLEAR(self->padding);
     Py_CLEAR(self->invalid);
@@ -1008,22 +1026,22 @@ usual_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
 {
     Py_ssize_t max_bytes, max_nesting;
     int flat;
-    PyObject *loads, *headers, *issuers, *algorithms, *get_key, *padding, *invalid, *clock,
+    PyObject *loads, *headers, *issuers, *algorithms, *held, *get_key, *padding, *invalid,
+        *clock,
         *leeway, *max_lifetime, *audience, *refuse_signature, *refuse_claims, *verified;
     if (kwargs != NULL && PyDict_GET_SIZE(kwargs) != 0) {
         PyErr_SetString(PyExc_TypeError, "Usual takes positional arguments only");
         return NULL;
     }
-    if (!PyArg_ParseTuple(args, "nnpOO!O!O!OOOOOOUOOO:Usual", &max_bytes, &max_nesting, &flat,
-                          &loads,
-                          &PyDict_Type, &headers, &PyDict_Type, &issuers, &PyDict_Type,
-                          &algorithms, &get_key, &padding, &invalid, &clock, &leeway,
-                          &max_lifetime, &audience, &refuse_signature, &refuse_claims,
-                          &verified)) {
+    if (!PyArg_ParseTuple(args, "nnpOO!O!O!OOOOOOOUOOO:Usual", &max_bytes, &max_nesting,
+                          &flat, &loads, &PyDict_Type, &headers, &PyDict_Type, &issuers,
+                          &PyDict_Type, &algorithms, &held, &get_key, &padding, &invalid,
+                          &clock, &leeway, &max_lifetime, &audience, &refuse_signature,
+                          &refuse_claims, &verified)) {
         return NULL;
     }
     if (!PyType_Check(verified) || !PyType_IsSubtype((PyTypeObject *)verified, &PyTuple_Type)
-            || !PyExceptionClass_Check(invalid)) {
+            || !PyExceptionClass_Check(invalid) || (held != Py_None && !PyDict_Check(held))) {
         PyErr_SetString(PyExc_TypeError, "Usual: verified is a tuple class, invalid an "
                         "exception class");
         return NULL;
@@ -1039,6 +1057,7 @@ usual_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     self->headers = Py_NewRef(headers);
     self->issuers = Py_NewRef(issuers);
     self->algorithms = Py_NewRef(algorithms);
+    self->held = Py_NewRef(held);
     self->get_key = Py_NewRef(get_key);
     self->padding = Py_NewRef(padding);
     self->invalid = Py_NewRef(invalid);
@@ -1094,11 +1113,11 @@ module_exec(PyObject *module)
                                  &name_sub, &name_sweep, &name_take_over, &name_claim_slowly,
                                  &name_refusal, &name_rsa_hash, &name_alg, &name_kid,
                                  &name_fields, &name_iss, &name_algorithms, &name_key,
-                                 &name_verify};
+                                 &name_verify, &name_keys};
     static const char *texts[] = {"exp", "iat", "nbf", "aud", "jti", "sub",
                                   "_sweep", "_take_over", "_claim_slowly", "refusal",
                                   "rsa_hash", "alg", "kid", "fields", "iss", "algorithms",
-                                  "key", "verify"};
+                                  "key", "verify", "keys"};
     for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
         if (*names[i] == NULL) {  /* once per process, kept for its life */
             *names[i] = PyUnicode_InternFromString(texts[i]);

@@ -255,6 +255,13 @@ class KeyCache:
                 entry = self._issuers.setdefault(issuer, _IssuerKeys({}, None, threading.Lock()))
         return entry
 
+    def held_keys(self) -> dict[str, Any] | None:
+        """The issuers' entries as `get` reads them first (issuer -> an entry whose `keys`
+        maps each kid to its key), for the verifier's straight path in C, which takes a
+        key found there as `get` would return it and asks `get` for any other; None for
+        a cache whose `get` is its own (a subclass's): then every key is asked of it."""
+        return self._issuers if type(self).get is KeyCache.get else None
+
     def get(self, issuer: str, kid: str) -> VerificationKey | None:
         """The key `kid` of `issuer`, refreshing once per cooldown if it is unknown.
 

@@ -354,10 +354,10 @@ class Verifier:
         if _Usual is None or self.audience.__class__ is not str \
                 or self.max_bytes.__class__ is not int or self.issuers.__class__ is not dict:
             return None
-        usual = _Usual(self.max_bytes, MAX_CLAIMS_NESTING, True, loads, _HEADER_CACHE, self.issuers,
-                       self.algorithms, self.keys.get, _PKCS1V15, InvalidSignature, self.clock,
-                       self.leeway, self.max_lifetime, self.audience, _bad_signature,
-                       self._refuse_claims, VerifiedToken)
+        usual = _Usual(self.max_bytes, MAX_CLAIMS_NESTING, True, loads, _HEADER_CACHE,
+                       self.issuers, self.algorithms, self.keys.held_keys(), self.keys.get,
+                       _PKCS1V15, InvalidSignature, self.clock, self.leeway, self.max_lifetime,
+                       self.audience, _bad_signature, self._refuse_claims, VerifiedToken)
         return usual.verify  # type: ignore[no-any-return]
 
     @classmethod
