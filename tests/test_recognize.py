@@ -267,3 +267,70 @@ def test_a_compiled_policy_file_is_read_from_its_bytes(tmp_path: Path) -> None:
     for read in (load_policy_file, lint_file):
         with pytest.raises(PolicyCheckError, match=f"c.tpp:{line}:.*not UTF-8"):
             read(path)
+
+
+def test_a_compiled_policy_file_s_blocks_are_read_again_from_the_file(tmp_path: Path) -> None:
+    """`CompiledReading.of_file` does not hold the file's bytes: its blocks are read from
+    the file again, one at a time, giving the blocks (and lines) the bytes give; a file
+    changed after its first reading ends the blocks with `Unrecognized` (the tools then
+    read it whole); a stream that cannot be read again keeps its bytes."""
+    import io
+
+    from tests.test_lint_stream_findings import planted_text
+    from tppolicy.decide.recognize import CompiledReading, Unrecognized
+    from tppolicy.tools.lint import lint_file, lint_policy_text
+
+    text = _compiled(planted_text(60)) + "# tppolicy: ignore\n"
+    path = tmp_path / "c.tpp"
+    path.write_text(text, "utf-8")
+    providers = load_providers()
+    bytes_reading = CompiledReading.of(text.encode(), "c.tpp", providers)
+    assert bytes_reading is not None
+    with path.open("rb") as handle:
+        reading = CompiledReading.of_file(handle, lambda h: h.read(), "c.tpp", providers)
+        assert reading is not None and not isinstance(reading.text, (str, bytes))
+        assert [(b.text, b.start, b.stop, b.line) for b in reading.blocks()] == \
+            [(b.text, b.start, b.stop, b.line) for b in bytes_reading.blocks()]
+        assert list(reading.lines()) == text.split("\n")[:-1] == list(bytes_reading.lines())
+        path.write_text(text.replace("pub-1", "pub-7", 1), "utf-8")  # same size
+        with pytest.raises(Unrecognized):
+            list(reading.blocks())
+        with pytest.raises(Unrecognized):
+            list(reading.lines())
+    stream = io.BytesIO(text.encode())
+    stream.seekable = lambda: False  # type: ignore[method-assign]
+    kept = CompiledReading.of_file(stream, lambda h: h.read(), "c.tpp", providers)
+    assert kept is not None and kept.text == text.encode()
+    # the tools read the file as its text reads (findings, suppressions)
+    path.write_text(text, "utf-8")
+    findings = [f.to_json() for f in lint_file(path)]
+    assert findings and findings == [f.to_json() for f in lint_policy_text(text, str(path))]
+
+
+def test_a_file_read_again_is_read_whole_when_it_changed(tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch
+                                                         ) -> None:
+    """A compiled policy changed while `load_policy_file` or `lint_file` reads its blocks
+    again is read whole, as it is once changed."""
+    from tppolicy.decide import recognize
+    from tppolicy.decide.load import load_policy_file
+    from tppolicy.tools.lint import lint_file, lint_policy_text
+
+    text = _compiled(GENERATED)
+    path = tmp_path / "c.tpp"
+    path.write_text(text, "utf-8")
+    edited = text.replace('"pub-5"', '"pub-Q"', 1)
+    assert edited != text
+    original = recognize.CompiledReading.of
+
+    def of_then_edit(*args: Any) -> Any:
+        found = original(*args)
+        path.write_text(edited, "utf-8")  # after the first reading, before the blocks
+        return found
+
+    monkeypatch.setattr(recognize.CompiledReading, "of", of_then_edit)
+    names = [p.label for p in load_policy_file(path).publishers]
+    assert names == [p.label for p in _whole(edited).publishers]
+    path.write_text(text, "utf-8")
+    assert [f.to_json() for f in lint_file(path)] == \
+        [f.to_json() for f in lint_policy_text(edited, str(path))]

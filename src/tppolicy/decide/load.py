@@ -228,19 +228,26 @@ def load_policy_file(path: str | os.PathLike[str], *,
     An empty file is refused, as an empty publishers file is (`compile` of no publishers
     still prints its header): most likely the wrong file, or one not written yet. With
     `claims`, as `load_policy_for_claims`. A compiled policy whose blocks are all as
-    `compile` printed them is read from the file's bytes (`load_compiled_policy`), without
-    its whole text: ten thousand publishers take their file's size in memory, not twice
-    that."""
-    from tppolicy.decide.recognize import load_compiled_policy
-    from tppolicy.readers.source import read_source_bytes
+    `compile` printed them is read from the file's bytes (`CompiledReading.of_file`),
+    without its whole text, and its blocks read again one at a time: ten thousand
+    publishers do not take their file's size in memory while they are read."""
+    from tppolicy.decide.recognize import CompiledReading
+    from tppolicy.readers.source import open_source, read_opened
 
     providers = load_providers() if providers is None else providers
-    raw = read_source_bytes(Path(path), PolicyCheckError)
-    keep = claims_selection([claims], providers=providers, issuers=issuers) \
-        if claims is not None else None
-    recognized = load_compiled_policy(raw, str(path), providers, issuers, keep)
-    if recognized is not None:
-        return recognized
+    source = str(path)
+    with open_source(Path(path), PolicyCheckError) as handle:
+        reading = CompiledReading.of_file(
+            handle, lambda opened: read_opened(opened, source, PolicyCheckError), source,
+            providers)
+        keep = claims_selection([claims], providers=providers, issuers=issuers) \
+            if claims is not None else None
+        recognized = None if reading is None else reading.policy(issuers, keep)
+        if recognized is not None:
+            return recognized
+        del reading
+        handle.seek(0)
+        raw = read_opened(handle, source, PolicyCheckError)
     text = policy_source(raw, path)
     del raw
     return load_policy_text(text, str(path), providers=providers, issuers=issuers)

@@ -21,10 +21,12 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import re
+import stat
 from array import array
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import Any, NamedTuple
+from typing import Any, BinaryIO, NamedTuple
 
 from tppolicy.decide.core import publisher_id
 from tppolicy.decide.policy import Policy, concrete_publisher
@@ -54,23 +56,7 @@ def load_compiled_policy(text: str | bytes, source: str,
     the Policy holds (their ids are those of the whole file; every publisher is read and
     checked, two of one identity give None), all when None."""
     reading = CompiledReading.of(text, source, providers)
-    if reading is None:
-        return None
-    publishers = []
-    ids: list[str] = []
-    taken: set[str] = set()
-    counter = itertools.count(1)
-    try:
-        for block in reading.blocks():
-            publisher_id_ = publisher_id(block.checked.ast.name, taken, counter)
-            taken.add(publisher_id_)
-            if keep is None or keep(block.checked):
-                publishers.append(block.checked)
-                ids.append(publisher_id_)
-        return Policy(CheckedPolicy(reading.providers, tuple(publishers)), issuers, ids=ids,
-                      source_text=text if isinstance(text, str) else None)
-    except (Unrecognized, TppolicyError):
-        return None
+    return None if reading is None else reading.policy(issuers, keep)
 
 
 class Unrecognized(Exception):
@@ -94,10 +80,10 @@ class CompiledReading:
     recognize one by one (`blocks`). `headers`: the file's provider blocks as the checker
     reads them (headers without rules), by name, in the file's order."""
 
-    def __init__(self, text: str | bytes, source: str, regions: _Regions,
+    def __init__(self, text: str | bytes | _FileBytes, source: str, regions: _Regions,
                  providers: dict[str, CheckedProvider], shipped: dict[str, CheckedProvider],
                  headers: dict[str, CheckedProvider]) -> None:
-        self.text = text
+        self.text: str | bytes | _FileBytes = text
         self.source = source
         self.regions = regions
         self.providers = providers
@@ -146,6 +132,58 @@ class CompiledReading:
         return cls(text, source, regions, {**headers.providers, **shipped}, shipped,
                    {ast.name: headers.providers[ast.name] for ast in parsed.providers})
 
+    @classmethod
+    def of_file(cls, handle: BinaryIO, read: Callable[[BinaryIO], bytes], source: str,
+                providers: Mapping[str, CheckedProvider]) -> CompiledReading | None:
+        """`of` the bytes `read(handle)` gives (its errors raised), a file open at its
+        start; the blocks are then read from the file again, block by block, when it is a
+        regular file: its bytes are not held while its publishers are (ten thousand
+        publishers: their file's ten megabytes). A file changed meanwhile (its size, time
+        or inode) ends `blocks` with `Unrecognized`."""
+        try:
+            stamp = _stamp(handle) if handle.seekable() else None
+        except (OSError, ValueError):
+            stamp = None
+        raw = read(handle)
+        reading = cls.of(raw, source, providers)
+        if reading is not None and stamp is not None and stamp[0] == len(raw):
+            reading.text = _FileBytes(handle, stamp)
+        return reading
+
+    def policy(self, issuers: Mapping[str, str] | None,
+               keep: Callable[[CheckedPublisher], bool] | None = None) -> Policy | None:
+        """`load_compiled_policy` of this reading."""
+        publishers = []
+        ids: list[str] = []
+        taken: set[str] = set()
+        counter = itertools.count(1)
+        try:
+            for block in self.blocks():
+                publisher_id_ = publisher_id(block.checked.ast.name, taken, counter)
+                taken.add(publisher_id_)
+                if keep is None or keep(block.checked):
+                    publishers.append(block.checked)
+                    ids.append(publisher_id_)
+            text = self.text
+            return Policy(CheckedPolicy(self.providers, tuple(publishers)), issuers, ids=ids,
+                          source_text=text if isinstance(text, str) else None)
+        except (Unrecognized, TppolicyError):
+            return None
+
+    def lines(self) -> Iterator[str]:
+        """The file's lines (without their breaks, the bytes' decoded with "replace"),
+        one at a time; `Unrecognized` after the last when the file changed (`of_file`)."""
+        text = self.text
+        if isinstance(text, str):
+            yield from _iter_lines(text)
+            return
+        if isinstance(text, bytes):
+            yield from _iter_byte_lines(text)
+            return
+        yield from text.lines()
+        if not text.unchanged():
+            raise Unrecognized
+
     def blocks(self) -> Iterator[Block]:
         """Each publisher block, recognized, in the file's order; `Unrecognized` (or a
         `TppolicyError` without the words of every problem) at the first that is not."""
@@ -190,6 +228,69 @@ class CompiledReading:
             kinds[checked.pending].add(twin)
             yield Block(checked, block, start, stop, line)
             index += 1
+        if isinstance(text, _FileBytes) and not text.unchanged():
+            raise Unrecognized  # the file changed while it was read: read it whole
+
+
+def _stamp(handle: BinaryIO) -> tuple[int, int, int, int] | None:
+    """A regular file's size, modification time, inode and device (None: not a regular
+    file, whose bytes are not read twice)."""
+    status = os.fstat(handle.fileno())
+    if not stat.S_ISREG(status.st_mode):
+        return None
+    return (status.st_size, status.st_mtime_ns, status.st_ino, status.st_dev)
+
+
+class _FileBytes:
+    """The bytes of a file read again where they are asked (`text[start:stop]`), not
+    held: `CompiledReading.of_file`."""
+
+    __slots__ = ("handle", "stamp")
+
+    def __init__(self, handle: BinaryIO, stamp: tuple[int, int, int, int]) -> None:
+        self.handle = handle
+        self.stamp = stamp
+
+    def __getitem__(self, where: slice) -> bytes:
+        self.handle.seek(where.start)
+        return self.handle.read(where.stop - where.start)
+
+    def unchanged(self) -> bool:
+        """Whether the file is still the one read first (`_stamp`)."""
+        try:
+            return _stamp(self.handle) == self.stamp
+        except (OSError, ValueError):
+            return False
+
+    def lines(self) -> Iterator[str]:
+        """`_iter_byte_lines` of the file, read again."""
+        self.handle.seek(0)
+        for line in self.handle:
+            yield line.removesuffix(b"\n").decode("utf-8", "replace")
+
+
+def _iter_lines(text: str) -> Iterator[str]:
+    """`text.splitlines()` one line at a time, for a text whose only breaks are "\\n"."""
+    start, length = 0, len(text)
+    while start < length:
+        end = text.find("\n", start)
+        if end < 0:
+            yield text[start:]
+            return
+        yield text[start:end]
+        start = end + 1
+
+
+def _iter_byte_lines(data: bytes) -> Iterator[str]:
+    """`_iter_lines` of a file's bytes, each line decoded as it is read ("replace")."""
+    start, length = 0, len(data)
+    while start < length:
+        end = data.find(b"\n", start)
+        if end < 0:
+            yield data[start:].decode("utf-8", "replace")
+            return
+        yield data[start:end].decode("utf-8", "replace")
+        start = end + 1
 
 
 class _Bytes:

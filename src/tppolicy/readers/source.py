@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from tppolicy.errors import Diagnostic, Span, TppolicyError
 from tppolicy.limits import MAX_SOURCE_BYTES
@@ -110,20 +111,41 @@ def read_source_bytes(path: Path, error: type[TppolicyError],
                       tree: LinkTree | None = None) -> bytes:
     """`read_source`'s bytes, not decoded (`decode_source` decodes them, with its
     errors): for a reader that can take most of a large file without its whole text."""
+    with open_source(path, error, what=what, tree=tree) as handle:
+        return read_opened(handle, str(path), error, max_bytes)
+
+
+def open_source(path: Path, error: type[TppolicyError], *, what: str = "file",
+                tree: LinkTree | None = None) -> BinaryIO:
+    """`path` open for reading its bytes (`read_opened` reads them), once
+    `refuse_outside_link` lets it be read; `error` when it cannot be opened: for a reader
+    that reads parts of a large file again instead of holding its bytes."""
     refuse_outside_link(path, error, what=what, tree=tree)
-    source = str(path)
     try:
-        with path.open("rb") as handle:
-            raw = handle.read(max_bytes + 1)
+        return path.open("rb")
     except OSError as exc:
-        raise error([Diagnostic(f"cannot read the file: {exc.strerror or exc}",
-                                Span(source, 0, 0, 0, 0))]) from None
+        raise _unreadable(exc, str(path), error) from None
+
+
+def read_opened(handle: BinaryIO, source: str, error: type[TppolicyError],
+                max_bytes: int = MAX_SOURCE_BYTES) -> bytes:
+    """The bytes of a file `open_source` opened, from where it stands (its start when just
+    opened), with `read_source_bytes`'s errors."""
+    try:
+        raw = handle.read(max_bytes + 1)
+    except OSError as exc:
+        raise _unreadable(exc, source, error) from None
     if len(raw) > max_bytes:
         raise error([Diagnostic(f"the file is larger than the limit of {max_bytes} bytes",
                                 Span(source, 0, 0, 0, 0),
                                 hint="is this the right file? tppolicy reads policy, "
                                 "publishers, test and workflow files, which are small")])
     return raw
+
+
+def _unreadable(exc: OSError, source: str, error: type[TppolicyError]) -> TppolicyError:
+    return error([Diagnostic(f"cannot read the file: {exc.strerror or exc}",
+                             Span(source, 0, 0, 0, 0))])
 
 
 def decode_source(raw: bytes, source: str, error: type[TppolicyError],

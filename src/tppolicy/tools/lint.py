@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import yaml
 
@@ -37,9 +37,18 @@ from tppolicy.language.check import (
 )
 from tppolicy.language.providers import POLICY_SUFFIX, load_providers
 from tppolicy.language.texts import advice_for
-from tppolicy.readers.source import decode_source, outside_link, read_source, read_source_bytes
+from tppolicy.readers.source import (
+    decode_source,
+    open_source,
+    outside_link,
+    read_opened,
+    read_source,
+)
 from tppolicy.readers.yaml import NotPlain, YamlDocument, compose_yaml
 from tppolicy.text import char_name, invisible, lookalike
+
+if TYPE_CHECKING:
+    from tppolicy.decide.recognize import CompiledReading
 
 __all__ = ["CODES", "Finding", "LintCode", "LintConfig", "find_config", "lint_file",
            "lint_policy_text", "lint_publishers_text", "load_config", "pep503", "select_findings",
@@ -1396,18 +1405,25 @@ def _policy_pub(pub: CheckedPublisher, lines: Sequence[str]) -> _Pub:
 def _lint_compiled(text: str | bytes, source: str, providers: Mapping[str, CheckedProvider]
                    ) -> tuple[Finding, ...] | None:
     """`lint_policy_text` of a compiled policy whose publisher blocks are all as `compile`
-    printed them (`CompiledReading`), or None. Each block is linted as the publishers
-    file's entry it was compiled from (its rules are its provider's, bound); one with a
-    finding of its own is parsed and linted again as the whole read does, so its findings
-    (and their positions) are the parser's; a block's positions for the checks across
-    publishers are the parser's too, parsed when a finding asks for one. The checks of a
-    block's rule literals find nothing a block's fields do not (its literals are its
-    values, and the shipped provider's own, which are checked here once)."""
-    from tppolicy.decide.recognize import CompiledReading, Unrecognized
+    printed them (`CompiledReading`), or None: `_lint_reading`."""
+    from tppolicy.decide.recognize import CompiledReading
 
     reading = CompiledReading.of(text, source, providers)
-    if reading is None:
-        return None
+    return None if reading is None else _lint_reading(reading, source, providers)
+
+
+def _lint_reading(reading: CompiledReading, source: str,
+                  providers: Mapping[str, CheckedProvider]) -> tuple[Finding, ...] | None:
+    """The findings of a compiled policy's reading, or None (read the file whole). Each
+    block is linted as the publishers file's entry it was compiled from (its rules are
+    its provider's, bound); one with a finding of its own is parsed and linted again as
+    the whole read does, so its findings (and their positions) are the parser's; a
+    block's positions for the checks across publishers are the parser's too, parsed when
+    a finding asks for one. The checks of a block's rule literals find nothing a block's
+    fields do not (its literals are its values, and the shipped provider's own, which are
+    checked here once)."""
+    from tppolicy.decide.recognize import Unrecognized
+
     for provider in reading.shipped.values():
         for literal in _string_literals(provider.rules):
             value = literal.value
@@ -1443,23 +1459,9 @@ def _lint_compiled(text: str | bytes, source: str, providers: Mapping[str, Check
         lint.provider_rules(reading.headers[name])
     try:
         lint.run(pubs(), first_projects, redo=redo)
+        return _sorted(_unsuppressed(lint.findings, reading.lines()))
     except (Unrecognized, TppolicyError):
         return None
-    lines = _iter_lines(text) if isinstance(text, str) else _iter_byte_lines(text)
-    return _sorted(_unsuppressed(lint.findings, lines))
-
-
-def _iter_byte_lines(data: bytes) -> Iterator[str]:
-    """`_iter_lines` of a file's bytes, each line decoded as it is read (they are UTF-8:
-    the whole reading decoded every block)."""
-    start, length = 0, len(data)
-    while start < length:
-        end = data.find(b"\n", start)
-        if end < 0:
-            yield data[start:].decode("utf-8", "replace")
-            return
-        yield data[start:end].decode("utf-8", "replace")
-        start = end + 1
 
 
 class _BlockSpans(Mapping[str, Span]):
@@ -1527,12 +1529,20 @@ def lint_file(path: str | Path, *, providers: Mapping[str, CheckedProvider] | No
     path = Path(path)
     is_policy = path.suffix == POLICY_SUFFIX
     error = PolicyCheckError if is_policy else ConfigError
-    if is_policy:  # a compiled policy's blocks are read from its bytes (`_lint_compiled`)
-        raw = read_source_bytes(path, error)
+    if is_policy:  # a compiled policy's blocks are read from the file, one at a time
+        from tppolicy.decide.recognize import CompiledReading
+
         providers = load_providers() if providers is None else providers
-        fast = _lint_compiled(raw, str(path), providers)
-        if fast is not None:
-            return fast
+        source = str(path)
+        with open_source(path, error) as handle:
+            reading = CompiledReading.of_file(
+                handle, lambda opened: read_opened(opened, source, error), source, providers)
+            fast = None if reading is None else _lint_reading(reading, source, providers)
+            if fast is not None:
+                return fast
+            del reading
+            handle.seek(0)
+            raw = read_opened(handle, source, error)
         text = decode_source(raw, str(path), error)
         del raw
         return lint_policy_text(text, str(path), providers=providers)
