@@ -334,3 +334,26 @@ def test_a_file_read_again_is_read_whole_when_it_changed(tmp_path: Path,
     path.write_text(text, "utf-8")
     assert [f.to_json() for f in lint_file(path)] == \
         [f.to_json() for f in lint_policy_text(edited, str(path))]
+
+
+def test_a_recognized_block_s_positions_are_the_parser_s() -> None:
+    """lint finds a recognized block's head and projects when a finding first asks
+    (`_BlockSpans`, `_ProjectSpans`): where the whole read's `_policy_pub` finds them."""
+    from tests.test_lint_stream_findings import planted_text
+    from tppolicy.decide.recognize import CompiledReading
+    from tppolicy.tools import lint
+
+    text = _compiled(planted_text(40))
+    reading = CompiledReading.of(text, "c.tpp", load_providers())
+    assert reading is not None
+    whole = _whole(text)
+    lines = text.splitlines()
+    blocks = list(reading.blocks())
+    assert len(blocks) == len(whole.publishers)
+    for block, checked in zip(blocks, whole.publishers, strict=True):
+        expected = lint._policy_pub(checked, lines)
+        spans = lint._BlockSpans(block.text, "c.tpp", block.line)
+        projects = lint._ProjectSpans(spans, block.checked.ast.projects)
+        assert spans.head() == expected.span and spans.span == checked.ast.span
+        assert len(projects) == len(expected.project_spans)
+        assert [projects[i] for i in range(len(projects))] == list(expected.project_spans)

@@ -1439,9 +1439,9 @@ def _lint_reading(reading: CompiledReading, source: str,
             spans = _BlockSpans(block.text, source, block.line)
             ast = block.checked.ast
             pending = ast.pending_project
-            yield _Pub(block.checked, spans.head(), spans,
-                       [_find_literal(spans.lines, spans.span, p) or spans.head()
-                        for p in ast.projects],
+            # its head's and projects' positions found when a finding first asks (most
+            # blocks have none)
+            yield _Pub(block.checked, spans.head, spans, _ProjectSpans(spans, ast.projects),
                        None if pending is None else _find_literal(spans.lines, spans.span,
                                                                   pending))
 
@@ -1475,10 +1475,20 @@ class _BlockSpans(Mapping[str, Span]):
         self._source = source
         self._line = line
         self._ast: A.Publisher | None = None
-        block = text.split("\n")
-        self.lines = _BlockLines(block, line)
-        # the parser's span of a publisher block: its first line to its brace
-        self.span = Span(source, line, 1, line + len(block) - 1, 2)
+        self._lines: _BlockLines | None = None
+
+    @property
+    def lines(self) -> _BlockLines:
+        """The file's lines as `_BlockLines` gives them (made when first asked)."""
+        if self._lines is None:
+            self._lines = _BlockLines(self._text.split("\n"), self._line)
+        return self._lines
+
+    @property
+    def span(self) -> Span:
+        """The parser's span of a publisher block: its first line to its brace."""
+        line = self._line
+        return Span(self._source, line, 1, line + self._text.count("\n"), 2)
 
     def parsed(self) -> A.Publisher:
         """The block as the parser reads it, at its place in the file."""
@@ -1503,6 +1513,27 @@ class _BlockSpans(Mapping[str, Span]):
 
     def __len__(self) -> int:
         return len(self.parsed().bindings)
+
+
+class _ProjectSpans(Sequence[Span]):
+    """A recognized block's projects' positions (`_policy_pub`'s), found when first
+    asked."""
+
+    def __init__(self, spans: _BlockSpans, projects: tuple[str, ...]) -> None:
+        self._spans = spans
+        self._projects = projects
+        self._found: list[Span] | None = None
+
+    def __getitem__(self, position: Any) -> Any:
+        if self._found is None:
+            spans = self._spans
+            head = spans.head()
+            self._found = [_find_literal(spans.lines, spans.span, p) or head
+                           for p in self._projects]
+        return self._found[position]
+
+    def __len__(self) -> int:
+        return len(self._projects)
 
 
 class _BlockLines(Sequence[str]):
