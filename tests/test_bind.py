@@ -175,3 +175,37 @@ def test_rules_bind_by_their_shapes_as_require_by_require(compile_after: int,
                                 default.value if default is not None else f"own-{i}-{j}")
             assert B.bind_rules(provider.rules, values) == \
                 rules_bottom_up(provider.rules, values), (provider.name, values)
+
+
+@pytest.mark.parametrize("compile_after", [1, 4])
+def test_deferred_rules_make_and_print_the_bound_rules(compile_after: int,
+                                                       monkeypatch: pytest.MonkeyPatch
+                                                       ) -> None:
+    """`bind_rules_deferred` gives `bind_rules`'s rules (a `DeferredRule` makes the same
+    rule), and the printer writes a publisher of those rules as it writes the bound ones:
+    each shipped provider's rules, for publishers sharing some values and owning others
+    (long ones, whose lines break; ones the printer escapes), bound in turn."""
+    from tppolicy.language import bind as B
+    from tppolicy.language.printer import format_publisher
+    from tppolicy.language.providers import load_providers
+
+    monkeypatch.setattr(B, "_COMPILE_AFTER", compile_after)
+    samples: list[object] = ["", "octo-org", "release.yml", "refs/tags/v*", "pypi",
+                             "x" * 70, 'quote"and\\back', "tab\there", "\u2028é", 7, True,
+                             False]
+    for provider in load_providers().values():
+        names = list(provider.fields)
+        for i in range(24):
+            values: dict[str, object] = {}
+            for j, name in enumerate(names):
+                default = provider.fields[name].default
+                values[name] = (f"own-{i}-{j}" * (1 + i % 5) if (i + j) % 4 == 0 else
+                                samples[(i * j + j) % len(samples)] if i % 3 else
+                                default.value if default is not None else f"own-{i}-{j}")
+            bound = B.bind_rules(provider.rules, values)
+            deferred = B.bind_rules_deferred(provider.rules, values)
+            assert tuple(r.rule() if isinstance(r, B.DeferredRule) else r
+                         for r in deferred) == bound, (provider.name, values)
+            publisher = A.Publisher("p", provider.name, ("p",))
+            assert format_publisher(publisher, deferred) == \
+                format_publisher(A.Publisher("p", provider.name, ("p",), rules=bound))

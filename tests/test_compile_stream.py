@@ -126,3 +126,23 @@ def test_an_engine_loads_a_plain_file_as_a_stream_and_a_bad_one_whole(tmp_path: 
     with pytest.raises(ConfigError) as whole_error:
         load_publishers_text(bad.read_text("utf-8"), str(bad), providers)
     assert str(streamed.value) == str(whole_error.value)
+
+
+def test_streamed_publishers_with_constraints_print_as_the_whole_policy() -> None:
+    """Optional constraints set and left (booleans, globs, tags), long values whose lines
+    break, values the printer escapes: each publisher printed from its fields' values is
+    the whole policy's."""
+    entries = []
+    for i in range(12):
+        extra = ["ref_protected: true" if i % 2 else "ref_protected: false",
+                 "ref_pattern: 'refs/tags/v*'" if i % 3 == 0 else "",
+                 "version_tag: 'v{version}'" if i % 4 == 1 else "",
+                 f"caller_workflow: ci{i}.yml" if i % 5 == 2 else ""]
+        entries.append(
+            f"  - {{name: 'pub \"{i}\"', provider: github, projects: [p{i}],"
+            f" repository_owner: {'o' * (1 + 9 * i)}, repository_name: r{i},"
+            f" repository_owner_id: '{i // 2}', workflow_filename: release.yml,"
+            f" environment: 'env {i}'"
+            + "".join(f", {e}" for e in extra if e) + "}\n")
+    text = "publishers:\n" + "".join(entries)
+    assert _streamed(text) == _whole(text)

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from tppolicy.decide.core import Decider, publisher_id
 from tppolicy.decide.index import bucket_key
-from tppolicy.decide.policy import Policy, concrete_publisher
+from tppolicy.decide.policy import Policy, concrete_publisher_text
 from tppolicy.errors import ConfigError, Diagnostic, PolicyCheckError, Span, TppolicyError
 from tppolicy.language import ast as A
 from tppolicy.language.check import (
@@ -135,7 +135,7 @@ def _compile_printing(text: str, source: str, write: Callable[[str], None],
 
     def consume(publisher: CheckedPublisher) -> None:
         used.add(publisher.provider.name)
-        write(format_publisher(concrete_publisher(publisher)))
+        write(concrete_publisher_text(publisher))
 
     try:
         policy = _compile_streamed(text, source, providers, issuers, None, consume)

@@ -177,6 +177,47 @@ def concrete_publisher(publisher: CheckedPublisher) -> A.Publisher:
                        learns=publisher.learns)
 
 
+def concrete_publisher_text(publisher: CheckedPublisher) -> str:
+    """`format_publisher(concrete_publisher(publisher))`: the publisher's block as a
+    compiled policy prints it, its provider's rules bound by `bind_rules_deferred` (a rule
+    its shape makes is written from the shape's text, its tree not made)."""
+    from tppolicy.language.bind import bind_rules_deferred
+    from tppolicy.language.printer import binding_text, format_publisher
+
+    if publisher.own_rules is not None:
+        return format_publisher(concrete_publisher(publisher))
+    provider = publisher.provider
+    defaults = _DEFAULTS.get(provider, _defaults)
+    fields: list[str] = []
+    for name, value in publisher.fields.items():
+        if value.__class__ not in _PRINTED:  # a list: as `concrete_publisher` binds it
+            return format_publisher(concrete_publisher(publisher))
+        default = defaults.get(name)
+        if default is not None and value == default[0] and value.__class__ is default[1]:
+            continue  # left at its default, read by no lookup
+        fields.append(binding_text(name, value))
+    ast = publisher.ast
+    return format_publisher(
+        A.Publisher(ast.name, provider.name, ast.projects, ast.pending_project,
+                    learns=publisher.learns),
+        bind_rules_deferred(provider.rules, publisher.fields), fields)
+
+
+_PRINTED = frozenset({str, int, bool, type(None)})
+
+
+def _defaults(provider: CheckedProvider) -> dict[str, tuple[Any, type]]:
+    """The fields `concrete_publisher` leaves out when left at their defaults (those no
+    lookup reads), each with its default value and that value's class."""
+    essential = _ESSENTIAL.get(provider, _essential)
+    return {name: (decl.default.value, decl.default.value.__class__)
+            for name, decl in provider.fields.items()
+            if name not in essential and decl.default is not None}
+
+
+_DEFAULTS: ByIdentity[CheckedProvider, dict[str, tuple[Any, type]]] = ByIdentity(256)
+
+
 def _binding(name: str, value: Any) -> A.Binding:
     """`name = value` as a binding node, one per (name, value) while kept: publishers share
     most of their values."""

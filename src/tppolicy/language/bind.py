@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from operator import itemgetter
-from typing import Any
+from typing import Any, Literal, overload
 
 from tppolicy.errors import Span
 from tppolicy.language import ast as A
@@ -660,18 +660,7 @@ _BOUND_RULES_LIMIT = 1024
 def _bind_rule_cached(rule: A.Rule, values: Mapping[str, Any]) -> A.Rule | None:
     if rule.optional and _off_cached(rule, values):
         return None  # a constraint the publisher leaves off (most leave most off)
-    known = _RULE_FIELDS.get(id(rule))
-    if known is None or known[0] is not rule:
-        names = sorted({name for req in rule.requires for name in A.fields_read(req.condition)})
-        if len(_RULE_FIELDS) >= _BOUND_RULES_LIMIT:
-            _RULE_FIELDS.clear()
-        known = _RULE_FIELDS[id(rule)] = (rule, tuple(names), _reader(names))
-    try:  # the values of the fields it reads (a publisher's fields hold every one)
-        read = known[2](values)
-    except KeyError:
-        read = tuple(values.get(name, _ABSENT) for name in known[1])
-        read = (read, tuple(map(type, read)))
-    key = (id(rule), read)
+    key = _rule_key(rule, values)
     try:
         found = _BOUND_RULES.get(key)
     except TypeError:  # a value that cannot be hashed: not cached
@@ -683,6 +672,133 @@ def _bind_rule_cached(rule: A.Rule, values: Mapping[str, Any]) -> A.Rule | None:
         _BOUND_RULES.clear()
     _BOUND_RULES[key] = (rule, result)
     return result
+
+
+def _rule_key(rule: A.Rule, values: Mapping[str, Any]) -> tuple[int, Any]:
+    """The key of `rule` bound for these values: its id and the values of the fields it
+    reads, with their classes (a `TypeError` to hash when one cannot be hashed)."""
+    known = _RULE_FIELDS.get(id(rule))
+    if known is None or known[0] is not rule:
+        names = sorted({name for req in rule.requires for name in A.fields_read(req.condition)})
+        if len(_RULE_FIELDS) >= _BOUND_RULES_LIMIT:
+            _RULE_FIELDS.clear()
+        known = _RULE_FIELDS[id(rule)] = (rule, tuple(names), _reader(names))
+    try:  # the values of the fields it reads (a publisher's fields hold every one)
+        read = known[2](values)
+    except KeyError:
+        read = tuple(values.get(name, _ABSENT) for name in known[1])
+        read = (read, tuple(map(type, read)))
+    return (id(rule), read)
+
+
+class DeferredRule:
+    """A provider's rule bound for one publisher by the rule's shape (`_RuleShape`), not
+    made: `rule()` makes the rule `bind_rules` gives (an equal tree); `live` gives, per
+    require it keeps, the require as written in the provider (its message), the shape of
+    its condition (None: `require` is the one bound before, whatever the values) and that
+    shape's values and parts, so that the printer writes the condition from the shape's
+    text with the values put in, without the tree."""
+
+    __slots__ = ("shape", "values")
+
+    def __init__(self, shape: _RuleShape, values: Sequence[Any]) -> None:
+        self.shape = shape
+        self.values = values
+
+    @property
+    def name(self) -> str:
+        rule = self.shape.rule
+        assert rule is not None  # a shape that leaves the rule out makes no DeferredRule
+        return rule.name
+
+    def rule(self) -> A.Rule:
+        """The rule bound (as `bind_rules` makes it)."""
+        made = self.shape.make(self.values)
+        assert made is not None
+        return made
+
+    def live(self) -> list[tuple[A.Require, _Shape | None, Sequence[Any], Sequence[A.Expr]]]:
+        """Per require kept: (the require, bound when its shape is None; its condition's
+        shape; that shape's values; its parts)."""
+        values = self.values
+        return [(require, shape, values[start:stop], parts)
+                for require, shape, start, stop, parts in self.shape.live]
+
+
+def bind_rules_deferred(rules: tuple[A.Rule, ...], values: Mapping[str, Any]
+                        ) -> tuple[A.Rule | DeferredRule, ...]:
+    """`bind_rules`, each rule that a shape of the rule makes left as a `DeferredRule`
+    (made by `DeferredRule.rule()`: the same rule), for a caller that prints the rules
+    (the printer writes a shape's rule from its text). The others are `bind_rules`'s own
+    (shared with it: kept per the values of the fields each reads)."""
+    bound: list[A.Rule | DeferredRule] = []
+    for rule, off in zip(rules, _offs(rules, values), strict=True):
+        if off:
+            continue  # a constraint the publisher leaves off
+        one = _bind_rule_deferred(rule, values)
+        if one is not None:
+            bound.append(one)
+    return tuple(bound)
+
+
+def _offs(rules: tuple[A.Rule, ...], values: Mapping[str, Any]) -> tuple[bool, ...]:
+    """Per rule, whether it is optional and off (`_off`), kept per the values of the fields
+    all the optional rules' guards read: one look-up for a publisher's rules (most
+    publishers leave most constraints at their defaults)."""
+    known = _RULES_GUARDS.get(id(rules))
+    if known is None or known[0] is not rules:
+        names = sorted({name for rule in rules if rule.optional for req in rule.requires
+                        if (guard := _guard(req.condition)) is not None
+                        for name in A.fields_read(guard)})
+        if len(_RULES_GUARDS) >= 256:
+            _RULES_GUARDS.clear()
+        known = _RULES_GUARDS[id(rules)] = (rules, _reader(names))
+    try:
+        key = (id(rules), known[1](values))
+        found = _OFFS.get(key)
+    except (KeyError, TypeError):  # a field not given, or a value not hashable
+        return tuple(rule.optional and _off_cached(rule, values) for rule in rules)
+    if found is None or found[0] is not rules:
+        if len(_OFFS) >= _BOUND_RULES_LIMIT:
+            _OFFS.clear()
+        found = _OFFS[key] = (rules, tuple(rule.optional and _off_cached(rule, values)
+                                           for rule in rules))
+    return found[1]
+
+
+# Per tuple of rules: the fields its optional rules' guards read (the tuple kept with
+# them); per (tuple, their values): whether each rule is optional and off.
+_RULES_GUARDS: dict[int, tuple[tuple[A.Rule, ...], Callable[[Mapping[str, Any]], Any]]] = {}
+_OFFS: dict[tuple[int, Any], tuple[tuple[A.Rule, ...], tuple[bool, ...]]] = {}
+
+
+def _bind_rule_deferred(rule: A.Rule, values: Mapping[str, Any]) -> A.Rule | DeferredRule | None:
+    """`_bind_rule_cached` of a rule not off, deferred (`bind_rules_deferred`)."""
+    key = _rule_key(rule, values)
+    try:
+        found = _BOUND_RULES.get(key)
+    except TypeError:  # a value that cannot be hashed: not cached
+        return _bind_rule(rule, values)
+    if found is not None and found[0] is rule:
+        return found[1]
+    deferred = _DEFERRED_RULES.get(key)
+    if deferred is not None and deferred[0] is rule:
+        return deferred[1]
+    result = _bind_rule_shaped(rule, values, off_asked=True, defer=True)
+    if result.__class__ is DeferredRule:
+        if len(_DEFERRED_RULES) >= _BOUND_RULES_LIMIT:
+            _DEFERRED_RULES.clear()
+        _DEFERRED_RULES[key] = (rule, result)
+        return result
+    assert not isinstance(result, DeferredRule)
+    if len(_BOUND_RULES) >= _BOUND_RULES_LIMIT:
+        _BOUND_RULES.clear()
+    _BOUND_RULES[key] = (rule, result)
+    return result
+
+
+# Per (rule, the values of the fields it reads), as `_BOUND_RULES`: the rule deferred.
+_DEFERRED_RULES: dict[tuple[int, Any], tuple[A.Rule, DeferredRule]] = {}
 
 
 def _bind_rule(rule: A.Rule, values: Mapping[str, Any]) -> A.Rule | None:
@@ -721,8 +837,19 @@ _GUARD_FIELDS: dict[int, tuple[A.Rule, Callable[[Mapping[str, Any]], Any]]] = {}
 _OFF: dict[tuple[int, Any], tuple[A.Rule, bool]] = {}
 
 
+@overload
+def _bind_rule_shaped(rule: A.Rule, values: Mapping[str, Any], *, off_asked: bool = ...,
+                      defer: Literal[False] = ...) -> A.Rule | None: ...
+
+
+@overload
+def _bind_rule_shaped(rule: A.Rule, values: Mapping[str, Any], *, off_asked: bool = ...,
+                      defer: bool) -> A.Rule | DeferredRule | None: ...
+
+
 def _bind_rule_shaped(rule: A.Rule, values: Mapping[str, Any], *,
-                      off_asked: bool = False) -> A.Rule | None:
+                      off_asked: bool = False, defer: bool = False
+                      ) -> A.Rule | DeferredRule | None:
     """`_bind_rule`, by the rule's shape for its parts' kinds when it has one (`_RuleShape`:
     the parts of all its requires evaluated at once, one look-up, the rule made by one
     function), else require by require. `off_asked`: an optional rule known not off."""
@@ -749,6 +876,8 @@ def _bind_rule_shaped(rule: A.Rule, values: Mapping[str, Any], *,
     if shape is None or (shape.read and not all(_exact(part_values[i]) == exact
                                                 for i, exact in shape.read)):
         return _bind_requires(rule, values)
+    if defer:
+        return None if shape.rule is None else DeferredRule(shape, part_values)
     return shape.make(part_values)
 
 

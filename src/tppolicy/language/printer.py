@@ -37,7 +37,7 @@ import re
 import secrets
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from tppolicy.language.ast import (
     Advice,
@@ -72,7 +72,7 @@ from tppolicy.language.ast import (
     Rule,
     WorkflowItem,
 )
-from tppolicy.language.bind import shaped
+from tppolicy.language.bind import DeferredRule, shaped
 from tppolicy.memo import ByIdentity
 
 if TYPE_CHECKING:
@@ -366,13 +366,23 @@ def _chain_walk(expr: Expr) -> list[str] | None:
 
 def _condition_lines(indent: str, head: str, condition: Expr, message: str | None) -> list[str]:
     """`head EXPR [else "message"]` at `indent`, broken as the module docstring describes."""
-    first = f"{indent}{head}{_expr(condition)}"
+    return _laid_out(indent, head, _expr(condition), message, _chain, condition)
+
+
+_T = TypeVar("_T")
+
+
+def _laid_out(indent: str, head: str, text: str, message: str | None,
+              chain_of: Callable[[_T], list[str] | None], condition: _T) -> list[str]:
+    """`_condition_lines` of a condition written `text`, whose `and` / `or` chain is
+    `chain_of(condition)` (asked only when the line is too long)."""
+    first = f"{indent}{head}{text}"
     tail = "" if message is None else f" else {_quote(message)}"
     if len(first) + len(tail) <= _LINE_WIDTH:
         return [first + tail]
     continuation = indent + _CONTINUATION
     lines = [first]
-    chain = _chain(condition) if len(first) > _LINE_WIDTH else None
+    chain = chain_of(condition) if len(first) > _LINE_WIDTH else None
     if chain is not None:
         lines = [f"{indent}{head}{chain[0]}"] + [continuation + part for part in chain[1:]]
     if message is not None:
@@ -595,7 +605,9 @@ def _provider_opening(provider: Provider) -> str:
     return opening
 
 
-def _publisher_lines(publisher: Publisher) -> list[str]:
+def _publisher_lines(publisher: Publisher,
+                     rules: Sequence[Rule | DeferredRule] | None = None,
+                     fields: Sequence[str] | None = None) -> list[str]:
     opening = "publisher" if publisher.name is None else f"publisher {_quote(publisher.name)}"
     # The parser joins several `provider` items with "," and gives "" for none: print back
     # what it read.
@@ -606,22 +618,72 @@ def _publisher_lines(publisher: Publisher) -> list[str]:
     if publisher.pending_project is not None:
         header.append(f"{_INDENT}pending_project {_quote(publisher.pending_project)}")
     sections = [header]
-    if publisher.bindings:
+    if fields is not None:
+        if fields:
+            sections.append(_block(_INDENT, "fields", [[_INDENT * 2 + f for f in fields]]))
+    elif publisher.bindings:
         bindings = [_INDENT * 2 + _binding(b) for b in publisher.bindings]
         sections.append(_block(_INDENT, "fields", [bindings]))
     sections.extend(_learn(learn, _INDENT) for learn in publisher.learns)
-    sections.extend(_PUBLISHER_RULES.get(rule, _publisher_rule) for rule in publisher.rules)
+    sections.extend(_PUBLISHER_RULES.get(rule, _publisher_rule)
+                    for rule in (publisher.rules if rules is None else rules))
     return _block("", opening, sections)
 
 
-def _publisher_rule(rule: Rule) -> list[str]:
-    return _rule(rule, _INDENT)
+def _publisher_rule(rule: Rule | DeferredRule) -> list[str]:
+    if rule.__class__ is DeferredRule:
+        return _deferred_rule(rule)
+    return _rule(rule, _INDENT)  # type: ignore[arg-type]
 
 
 # A publisher's rule printed, by rule: the publishers of a file share most of their bound
 # rules (the same objects: binding keeps them per value), each printed once. Callers copy
 # nothing out of these lists, they only read them.
-_PUBLISHER_RULES: ByIdentity[Rule, list[str]] = ByIdentity(1024)
+_PUBLISHER_RULES: ByIdentity[Rule | DeferredRule, list[str]] = ByIdentity(1024)
+
+
+def _deferred_rule(deferred: DeferredRule) -> list[str]:
+    """`_rule(deferred.rule(), _INDENT)`, each condition its shape's text with the values
+    written in (the template `_from_shape` fills for the tree), the tree not made; made
+    and walked when a shape has no template."""
+    live = deferred.live()
+    head = "rule " + _name(deferred.name, "the rule name")  # a rule bound: no longer optional
+    if len(live) == 1:
+        lines = _deferred_require(_INDENT, f"{head}: ", *live[0])
+        return _rule(deferred.rule(), _INDENT) if lines is None else lines
+    inner = _INDENT * 2
+    body: list[str] = []
+    for item in live:
+        lines = _deferred_require(inner, "require ", *item)
+        if lines is None:
+            return _rule(deferred.rule(), _INDENT)
+        body.extend(lines)
+    return _block(_INDENT, head, [body])
+
+
+def _deferred_require(indent: str, head: str, require: Require, shape: Any,
+                      values: Sequence[object], parts: Sequence[Expr]) -> list[str] | None:
+    """A require of a `DeferredRule` laid out as `_condition_lines` lays it out; None when
+    its shape has no template."""
+    if shape is None:  # the require bound before, whatever the values
+        return _condition_lines(indent, head, require.condition, require.message)
+    template = _WALKED.get(shape, lambda _: _template(shape, values, parts, _walked))
+    if template is None or template is _NONE:
+        return None
+    return _laid_out(indent, head, _fill(template[0], values), require.message,
+                     _deferred_chain, (shape, values, parts))
+
+
+def _deferred_chain(made: tuple[Any, Sequence[object], Sequence[Expr]]) -> list[str] | None:
+    """`_chain` of the condition a shape makes with these values, as `_from_shape` gives
+    it (the tree made and walked when the shape has no chain template)."""
+    shape, values, parts = made
+    template = _CHAINED.get(shape, lambda _: _template(shape, values, parts, _chain_walk))
+    if template is None:
+        return _chain_walk(shape.put(values, parts))
+    if template is _NONE:
+        return None
+    return [_fill(line, values) for line in template]
 
 
 def format_provider(provider: Provider, *, include_rules: bool = True) -> str:
@@ -629,9 +691,28 @@ def format_provider(provider: Provider, *, include_rules: bool = True) -> str:
     return "\n".join(_provider_lines(provider, include_rules))
 
 
-def format_publisher(publisher: Publisher) -> str:
-    """A `publisher` block, without a final newline."""
-    return "\n".join(_publisher_lines(publisher))
+def format_publisher(publisher: Publisher,
+                     rules: Sequence[Rule | DeferredRule] | None = None,
+                     fields: Sequence[str] | None = None) -> str:
+    """A `publisher` block, without a final newline. `rules`: its rules, in place of
+    `publisher.rules` (`bind_rules_deferred`'s: a `DeferredRule` is written as the rule it
+    makes); `fields`: its bindings' text (`binding_text`'s), in place of
+    `publisher.bindings`."""
+    return "\n".join(_publisher_lines(publisher, rules, fields))
+
+
+def binding_text(name: str, value: str | int | bool | None) -> str:
+    """`name = value` as a publisher's `fields` block writes its binding of `value`."""
+    head = _BINDING_HEADS.get(name)
+    if head is None:
+        head = f"{_name(name, 'the field name')} = "
+        if len(_BINDING_HEADS) >= 4096:
+            _BINDING_HEADS.clear()
+        _BINDING_HEADS[name] = head
+    return head + format_value(value)
+
+
+_BINDING_HEADS: dict[str, str] = {}
 
 
 def format_policy(policy: PolicyFile) -> str:
