@@ -209,3 +209,51 @@ def test_deferred_rules_make_and_print_the_bound_rules(compile_after: int,
             publisher = A.Publisher("p", provider.name, ("p",))
             assert format_publisher(publisher, deferred) == \
                 format_publisher(A.Publisher("p", provider.name, ("p",), rules=bound))
+
+
+def test_a_deferred_rule_shaped_on_short_values_prints_long_ones_as_bound() -> None:
+    """A rule shape's text, made on a publisher whose lines are short, writes the rules of
+    publishers whose lines break (long values, values the printer escapes) as the bound
+    rules print: each GitLab and GitHub rule, publishers of short values first."""
+    from tppolicy.language import bind as B
+    from tppolicy.language.printer import format_publisher
+    from tppolicy.language.providers import load_providers
+
+    for cache in (B._SHAPES, B._RULE_PLANS, B._BOUND_RULES, B._DEFERRED_RULES):
+        cache.clear()
+    providers = load_providers()
+    owners = [f"o{i}" for i in range(6)] + ["o" * 90, 'q"' * 30, "\u2028" * 40, "x"]
+    for name, fields in (("github", {"repository_name": "r", "repository_owner_id": "1",
+                                     "workflow_filename": "release.yml"}),
+                         ("gitlab", {"project": "p", "workflow_filepath": "ci/r.yml",
+                                     "environment": "prod"})):
+        provider = providers[name]
+        key = "repository_owner" if name == "github" else "namespace"
+        deferred_count = 0
+        for owner in owners:
+            values = {f: d.default.value for f, d in provider.fields.items()
+                      if d.default is not None}
+            values.update(fields, **{key: owner})
+            deferred = B.bind_rules_deferred(provider.rules, values)
+            deferred_count += sum(isinstance(r, B.DeferredRule) for r in deferred)
+            assert format_publisher(A.Publisher("p", name), deferred) == format_publisher(
+                A.Publisher("p", name, rules=B.bind_rules(provider.rules, values))), owner
+        assert deferred_count >= len(owners)
+
+
+def test_a_deferred_rule_breaks_its_lines_as_the_bound_rule() -> None:
+    """A rule shape's text made on short values writes the lines of long ones as the bound
+    rule prints them: the message moved to its own line, an `or` chain broken."""
+    from tppolicy.language import bind as B
+    from tppolicy.language.printer import format_publisher
+
+    rules = parse_policy(
+        'provider p { rule a: claims.x == publisher.f else "the x claim is not f"\n'
+        '  rule b {\n    require claims.y == publisher.f + "/" + publisher.g'
+        ' or claims.z == publisher.g else "y or z"\n    require claims.w != "" } }'
+    ).providers[0].rules
+    for f in ["s1", "s2", "s3", "s4", "s5", "f" * 70, "g" * 95, 'q"\\' * 20, "s6"]:
+        values = {"f": f, "g": f[::-1] + "x"}
+        deferred = B.bind_rules_deferred(rules, values)
+        assert format_publisher(A.Publisher("p", "p"), deferred) == format_publisher(
+            A.Publisher("p", "p", rules=B.bind_rules(rules, values))), f

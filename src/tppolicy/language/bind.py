@@ -693,17 +693,17 @@ def _rule_key(rule: A.Rule, values: Mapping[str, Any]) -> tuple[int, Any]:
 
 class DeferredRule:
     """A provider's rule bound for one publisher by the rule's shape (`_RuleShape`), not
-    made: `rule()` makes the rule `bind_rules` gives (an equal tree); `live` gives, per
-    require it keeps, the require as written in the provider (its message), the shape of
-    its condition (None: `require` is the one bound before, whatever the values) and that
-    shape's values and parts, so that the printer writes the condition from the shape's
-    text with the values put in, without the tree."""
+    made: `rule()` makes the rule `bind_rules` gives (an equal tree). The printer writes
+    it from its shape's text with its values put in, without the tree: `shape.live` gives
+    per require kept (the require, its condition bound when its shape is None; the shape
+    of its condition; where that shape's values are in `values`; its parts)."""
 
-    __slots__ = ("shape", "values")
+    __slots__ = ("printed", "shape", "values")
 
     def __init__(self, shape: _RuleShape, values: Sequence[Any]) -> None:
         self.shape = shape
         self.values = values
+        self.printed: list[str] | None = None  # the printer's lines, kept with it
 
     @property
     def name(self) -> str:
@@ -716,13 +716,6 @@ class DeferredRule:
         made = self.shape.make(self.values)
         assert made is not None
         return made
-
-    def live(self) -> list[tuple[A.Require, _Shape | None, Sequence[Any], Sequence[A.Expr]]]:
-        """Per require kept: (the require, bound when its shape is None; its condition's
-        shape; that shape's values; its parts)."""
-        values = self.values
-        return [(require, shape, values[start:stop], parts)
-                for require, shape, start, stop, parts in self.shape.live]
 
 
 def bind_rules_deferred(rules: tuple[A.Rule, ...], values: Mapping[str, Any]
@@ -773,16 +766,28 @@ _OFFS: dict[tuple[int, Any], tuple[tuple[A.Rule, ...], tuple[bool, ...]]] = {}
 
 
 def _bind_rule_deferred(rule: A.Rule, values: Mapping[str, Any]) -> A.Rule | DeferredRule | None:
-    """`_bind_rule_cached` of a rule not off, deferred (`bind_rules_deferred`)."""
+    """`_bind_rule_cached` of a rule not off, deferred (`bind_rules_deferred`). A rule
+    whose bindings are seldom found again (one per publisher: its repository) is not
+    kept, once `_KEPT_TRIES` of them have shown it."""
+    uses = _DEFERRED_USES.get(id(rule))
+    if uses is None or uses[0] is not rule:
+        if len(_DEFERRED_USES) >= _BOUND_RULES_LIMIT:
+            _DEFERRED_USES.clear()
+        uses = _DEFERRED_USES[id(rule)] = [rule, 0, 0]
+    if uses[1] >= _KEPT_TRIES and uses[2] * 4 < uses[1]:  # found again for < 1 in 4
+        return _bind_rule_shaped(rule, values, off_asked=True, defer=True)
+    uses[1] += 1
     key = _rule_key(rule, values)
     try:
         found = _BOUND_RULES.get(key)
     except TypeError:  # a value that cannot be hashed: not cached
         return _bind_rule(rule, values)
     if found is not None and found[0] is rule:
+        uses[2] += 1
         return found[1]
     deferred = _DEFERRED_RULES.get(key)
     if deferred is not None and deferred[0] is rule:
+        uses[2] += 1
         return deferred[1]
     result = _bind_rule_shaped(rule, values, off_asked=True, defer=True)
     if result.__class__ is DeferredRule:
@@ -797,6 +802,10 @@ def _bind_rule_deferred(rule: A.Rule, values: Mapping[str, Any]) -> A.Rule | Def
     return result
 
 
+# Per rule (kept with it, so that its id stays its own): [rule, bindings asked for in
+# `_bind_rule_deferred`, found kept]; counted until `_KEPT_TRIES`, then while kept.
+_DEFERRED_USES: dict[int, list[Any]] = {}
+_KEPT_TRIES = 256
 # Per (rule, the values of the fields it reads), as `_BOUND_RULES`: the rule deferred.
 _DEFERRED_RULES: dict[tuple[int, Any], tuple[A.Rule, DeferredRule]] = {}
 

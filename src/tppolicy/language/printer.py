@@ -625,53 +625,108 @@ def _publisher_lines(publisher: Publisher,
         bindings = [_INDENT * 2 + _binding(b) for b in publisher.bindings]
         sections.append(_block(_INDENT, "fields", [bindings]))
     sections.extend(_learn(learn, _INDENT) for learn in publisher.learns)
-    sections.extend(_PUBLISHER_RULES.get(rule, _publisher_rule)
-                    for rule in (publisher.rules if rules is None else rules))
+    for rule in (publisher.rules if rules is None else rules):
+        if isinstance(rule, DeferredRule):
+            lines = rule.printed
+            if lines is None:
+                lines = rule.printed = _deferred_rule(rule)
+            sections.append(lines)
+        else:
+            sections.append(_PUBLISHER_RULES.get(rule, _publisher_rule))
     return _block("", opening, sections)
 
 
-def _publisher_rule(rule: Rule | DeferredRule) -> list[str]:
-    if rule.__class__ is DeferredRule:
-        return _deferred_rule(rule)
-    return _rule(rule, _INDENT)  # type: ignore[arg-type]
+def _publisher_rule(rule: Rule) -> list[str]:
+    return _rule(rule, _INDENT)
 
 
 # A publisher's rule printed, by rule: the publishers of a file share most of their bound
 # rules (the same objects: binding keeps them per value), each printed once. Callers copy
-# nothing out of these lists, they only read them.
-_PUBLISHER_RULES: ByIdentity[Rule | DeferredRule, list[str]] = ByIdentity(1024)
+# nothing out of these lists, they only read them. (A `DeferredRule` keeps its own.)
+_PUBLISHER_RULES: ByIdentity[Rule, list[str]] = ByIdentity(1024)
 
 
 def _deferred_rule(deferred: DeferredRule) -> list[str]:
     """`_rule(deferred.rule(), _INDENT)`, each condition its shape's text with the values
     written in (the template `_from_shape` fills for the tree), the tree not made; made
     and walked when a shape has no template."""
-    live = deferred.live()
+    items = _RULE_TEXTS.get(deferred.shape, lambda _: _rule_text(deferred))
+    if items is None:
+        return _rule(deferred.rule(), _INDENT)
+    return _fill_rule(items, deferred.values)
+
+
+def _fill_rule(items: tuple[Any, ...], values: Sequence[Any]) -> list[str]:
+    """The lines of `_rule_text`'s items with these values written in."""
+    lines: list[str] = []
+    for item in items:
+        if item.__class__ is list:
+            lines.extend(item)
+            continue
+        indent, head, pieces, holes, message, tail, shape, start, stop, parts = item
+        if len(holes) == 1:
+            text = pieces[0] + _quote(values[holes[0]]) + pieces[1]
+        else:
+            out = [pieces[0]]
+            for hole, piece in zip(holes, pieces[1:], strict=True):
+                out.append(_quote(values[hole]))
+                out.append(piece)
+            text = "".join(out)
+        first = indent + head + text
+        if len(first) + len(tail) <= _LINE_WIDTH:
+            lines.append(first + tail)
+        else:
+            lines.extend(_laid_out(indent, head, text, message, _deferred_chain,
+                                   (shape, values[start:stop], parts)))
+    return lines
+
+
+# Per rule shape (`DeferredRule.shape`): its lines as `_rule_text` gives them, or None.
+_RULE_TEXTS: ByIdentity[object, tuple[Any, ...] | None] = ByIdentity(1024)
+
+
+def _rule_text(deferred: DeferredRule) -> tuple[Any, ...] | None:
+    """The lines of the rules of `deferred`'s shape: per line or require, in order, either
+    the lines themselves (the opening and closing of a block, a require bound whatever the
+    values) or (indent, head, the condition's text template: pieces and holes, the holes
+    indexes of the shape's values; message, its ` else "message"`, the condition's shape,
+    its values' start and stop, its parts). None when a condition's shape has no template
+    of one line of strings, or when these lines filled with `deferred`'s values are not
+    the rule's (`deferred.rule()`) as `_rule` writes it (a safeguard)."""
+    live = deferred.shape.live
     head = "rule " + _name(deferred.name, "the rule name")  # a rule bound: no longer optional
-    if len(live) == 1:
-        lines = _deferred_require(_INDENT, f"{head}: ", *live[0])
-        return _rule(deferred.rule(), _INDENT) if lines is None else lines
-    inner = _INDENT * 2
-    body: list[str] = []
-    for item in live:
-        lines = _deferred_require(inner, "require ", *item)
-        if lines is None:
-            return _rule(deferred.rule(), _INDENT)
-        body.extend(lines)
-    return _block(_INDENT, head, [body])
-
-
-def _deferred_require(indent: str, head: str, require: Require, shape: Any,
-                      values: Sequence[object], parts: Sequence[Expr]) -> list[str] | None:
-    """A require of a `DeferredRule` laid out as `_condition_lines` lays it out; None when
-    its shape has no template."""
-    if shape is None:  # the require bound before, whatever the values
-        return _condition_lines(indent, head, require.condition, require.message)
-    template = _WALKED.get(shape, lambda _: _template(shape, values, parts, _walked))
-    if template is None or template is _NONE:
+    single = len(live) == 1
+    indent = _INDENT if single else _INDENT * 2
+    items: list[Any] = [] if single else [[f"{_INDENT}{head} {{"]]
+    values = deferred.values
+    for require, shape, start, stop, parts in live:
+        opening = f"{head}: " if single else "require "
+        if shape is None:  # the require bound before, whatever the values
+            items.append(_condition_lines(indent, opening, require.condition, require.message))
+            continue
+        own = values[start:stop]
+        template = _walked_template(shape, own, parts)
+        if template is None or template is _NONE or len(template) != 1:
+            return None
+        pieces, holes = template[0]
+        if any(own[h].__class__ is not str for h in holes):
+            return None
+        message = require.message
+        items.append((indent, opening, pieces, tuple(start + h for h in holes), message,
+                      "" if message is None else f" else {_quote(message)}", shape, start,
+                      stop, parts))
+    if not single:
+        items.append([f"{_INDENT}}}"])
+    made = tuple(items)
+    if _fill_rule(made, values) != _rule(deferred.rule(), _INDENT):
         return None
-    return _laid_out(indent, head, _fill(template[0], values), require.message,
-                     _deferred_chain, (shape, values, parts))
+    return made
+
+
+def _walked_template(shape: object, values: Sequence[object], parts: Sequence[Expr]
+                     ) -> _Template | None:
+    """The shape's text template, as `_write` fills it (`_from_shape`)."""
+    return _WALKED.get(shape, lambda _: _template(shape, values, parts, _walked))
 
 
 def _deferred_chain(made: tuple[Any, Sequence[object], Sequence[Expr]]) -> list[str] | None:
