@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, BinaryIO, NamedTuple
 
 from tppolicy.decide.core import publisher_id
-from tppolicy.decide.policy import Policy, concrete_publisher
+from tppolicy.decide.policy import Policy, concrete_publisher_text
 from tppolicy.errors import Span, TppolicyError
 from tppolicy.language import ast as A
 from tppolicy.language.check import (
@@ -39,7 +39,6 @@ from tppolicy.language.check import (
     PublisherStream,
     check_policy,
 )
-from tppolicy.language.printer import format_publisher
 
 __all__ = ["Block", "CompiledReading", "Unrecognized", "load_compiled_policy"]
 
@@ -216,7 +215,7 @@ class CompiledReading:
                                     head.pending_project,
                                     span=Span(source, line, 1, line + block.count("\n"), 2))
             checked = stream.check_fields(publisher, fields, index)
-            if format_publisher(concrete_publisher(checked)) != block:
+            if concrete_publisher_text(checked) != block:
                 raise Unrecognized
             try:
                 twin = hash((checked.provider.name, checked.key_values,
