@@ -614,8 +614,16 @@ def _guard(condition: A.Expr) -> A.Expr | None:
 
 def _bind_rules(rules: tuple[A.Rule, ...], values: Mapping[str, Any]) -> tuple[A.Rule, ...]:
     bound: list[A.Rule] = []
-    for rule in rules:
-        one = _bind_rule_cached(rule, values)
+    if len(rules) < 2:  # (a tuple of one rule is often made for the call)
+        for rule in rules:
+            one = _bind_rule_cached(rule, values)
+            if one is not None:
+                bound.append(one)
+        return tuple(bound)
+    for rule, off in zip(rules, _offs(rules, values), strict=True):
+        if off:
+            continue  # a constraint the publisher leaves off
+        one = _bind_rule_cached(rule, values, off_asked=True)
         if one is not None:
             bound.append(one)
     return tuple(bound)
@@ -657,8 +665,11 @@ _BOUND_RULES: dict[tuple[int, tuple[Any, ...]], tuple[A.Rule, A.Rule | None]] = 
 _BOUND_RULES_LIMIT = 1024
 
 
-def _bind_rule_cached(rule: A.Rule, values: Mapping[str, Any]) -> A.Rule | None:
-    if rule.optional and _off_cached(rule, values):
+def _bind_rule_cached(rule: A.Rule, values: Mapping[str, Any], *,
+                      off_asked: bool = False) -> A.Rule | None:
+    """`_bind_rule`, kept per the values of the fields the rule reads. `off_asked`: an
+    optional rule known not off."""
+    if rule.optional and not off_asked and _off_cached(rule, values):
         return None  # a constraint the publisher leaves off (most leave most off)
     key = _rule_key(rule, values)
     try:
