@@ -202,8 +202,8 @@ def test_deferred_rules_make_and_print_the_bound_rules(compile_after: int,
                 values[name] = (f"own-{i}-{j}" * (1 + i % 5) if (i + j) % 4 == 0 else
                                 samples[(i * j + j) % len(samples)] if i % 3 else
                                 default.value if default is not None else f"own-{i}-{j}")
+            deferred = B.bind_rules_deferred(provider.rules, values)  # first: not kept
             bound = B.bind_rules(provider.rules, values)
-            deferred = B.bind_rules_deferred(provider.rules, values)
             assert tuple(r.rule() if isinstance(r, B.DeferredRule) else r
                          for r in deferred) == bound, (provider.name, values)
             publisher = A.Publisher("p", provider.name, ("p",))

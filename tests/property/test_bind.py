@@ -178,3 +178,43 @@ def test_binding_with_compiled_parts_and_shapes(expr: A.Expr,
             assert B.bind_expr(expr, values) == bottom_up(expr, values)
     finally:
         B._COMPILE_AFTER = before
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(requires=st.lists(st.tuples(st.one_of(rule_exprs, exprs), st.sampled_from(
+           [None, "m", "the token is not the one this publisher expects at all"])),
+           min_size=1, max_size=3),
+       optional=st.booleans(),
+       publishers=st.lists(st.fixed_dictionaries(dict.fromkeys(
+           FIELDS[:2], st.one_of(string_values, st.text(max_size=60))),
+           optional={FIELDS[2]: field_values}), min_size=1, max_size=8))
+def test_deferred_rules_make_and_print_the_bound_rules(
+        requires: list[tuple[A.Expr, str | None]], optional: bool,
+        publishers: list[dict[str, Any]]) -> None:
+    """`bind_rules_deferred` gives `bind_rules`'s rules (a `DeferredRule` makes the same
+    rule), and a publisher of them prints as one of the bound rules (or both refuse),
+    for publishers bound in turn: values of any text (escaped, long lines broken), shapes
+    and parts compiled at their first use."""
+    from tppolicy.language.printer import format_publisher
+
+    rules = (A.Rule("r", tuple(A.Require(c, m) for c, m in requires), optional=optional),
+             A.Rule("s", (A.Require(A.Compare("==", A.Claim("s"), A.FieldRef("a"))),)))
+    before = B._COMPILE_AFTER
+    B._COMPILE_AFTER = 1
+    try:
+        for values in publishers:
+            deferred = B.bind_rules_deferred(rules, values)  # first: not bind_rules' kept
+            bound = B.bind_rules(rules, values)
+            assert tuple(r.rule() if isinstance(r, B.DeferredRule) else r
+                         for r in deferred) == bound
+            try:
+                expected: str | None = format_publisher(A.Publisher("p", "p", rules=bound))
+            except ValueError:
+                expected = None
+            try:
+                got: str | None = format_publisher(A.Publisher("p", "p"), deferred)
+            except ValueError:
+                got = None
+            assert got == expected
+    finally:
+        B._COMPILE_AFTER = before
