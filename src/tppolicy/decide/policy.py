@@ -190,11 +190,11 @@ def concrete_publisher_text(publisher: CheckedPublisher) -> str:
     defaults = _DEFAULTS.get(provider, _defaults)
     fields: list[str] = []
     for name, value in publisher.fields.items():
+        default = defaults.get(name)
+        if default is not None and value.__class__ is default[1] and value == default[0]:
+            continue  # left at its default, read by no lookup (a default is no list)
         if value.__class__ not in _PRINTED:  # a list: as `concrete_publisher` binds it
             return format_publisher(concrete_publisher(publisher))
-        default = defaults.get(name)
-        if default is not None and value == default[0] and value.__class__ is default[1]:
-            continue  # left at its default, read by no lookup
         fields.append(binding_text(name, value))
     ast = publisher.ast
     return format_publisher(

@@ -609,31 +609,45 @@ def _publisher_lines(publisher: Publisher,
                      rules: Sequence[Rule | DeferredRule] | None = None,
                      fields: Sequence[str] | None = None) -> list[str]:
     opening = "publisher" if publisher.name is None else f"publisher {_quote(publisher.name)}"
+    # As `_block("", opening, sections)` lays it out, built in one list: the header, then
+    # the sections (none empty), a blank line before each but the first line.
+    lines = [""]  # the opening line, once known
     # The parser joins several `provider` items with "," and gives "" for none: print back
     # what it read.
-    header = [f"{_INDENT}provider {_name(p, 'the provider name')}"
-              for p in publisher.provider.split(",") if publisher.provider]
+    if publisher.provider:
+        lines += [f"{_INDENT}provider {_name(p, 'the provider name')}"
+                  for p in publisher.provider.split(",")]
     if publisher.projects:
-        header.append(f"{_INDENT}projects {_string_list(publisher.projects)}")
+        lines.append(f"{_INDENT}projects {_string_list(publisher.projects)}")
     if publisher.pending_project is not None:
-        header.append(f"{_INDENT}pending_project {_quote(publisher.pending_project)}")
-    sections = [header]
-    if fields is not None:
-        if fields:
-            sections.append(_block(_INDENT, "fields", [[_INDENT * 2 + f for f in fields]]))
-    elif publisher.bindings:
-        bindings = [_INDENT * 2 + _binding(b) for b in publisher.bindings]
-        sections.append(_block(_INDENT, "fields", [bindings]))
-    sections.extend(_learn(learn, _INDENT) for learn in publisher.learns)
+        lines.append(f"{_INDENT}pending_project {_quote(publisher.pending_project)}")
+    bindings = [_INDENT * 2 + f for f in fields] if fields is not None else \
+        [_INDENT * 2 + _binding(b) for b in publisher.bindings]
+    if bindings:
+        if len(lines) > 1:
+            lines.append("")
+        lines.append(f"{_INDENT}fields {{")
+        lines += bindings
+        lines.append(f"{_INDENT}}}")
+    for learn in publisher.learns:
+        if len(lines) > 1:
+            lines.append("")
+        lines += _learn(learn, _INDENT)
     for rule in (publisher.rules if rules is None else rules):
         if isinstance(rule, DeferredRule):
-            lines = rule.printed
-            if lines is None:
-                lines = rule.printed = _deferred_rule(rule)
-            sections.append(lines)
+            printed = rule.printed
+            if printed is None:
+                printed = rule.printed = _deferred_rule(rule)
         else:
-            sections.append(_PUBLISHER_RULES.get(rule, _publisher_rule))
-    return _block("", opening, sections)
+            printed = _PUBLISHER_RULES.get(rule, _publisher_rule)
+        if len(lines) > 1:
+            lines.append("")
+        lines += printed
+    if len(lines) == 1:
+        return [f"{opening} {{}}"]
+    lines[0] = f"{opening} {{"
+    lines.append("}")
+    return lines
 
 
 def _publisher_rule(rule: Rule) -> list[str]:
@@ -764,7 +778,7 @@ def binding_text(name: str, value: str | int | bool | None) -> str:
         if len(_BINDING_HEADS) >= 4096:
             _BINDING_HEADS.clear()
         _BINDING_HEADS[name] = head
-    return head + format_value(value)
+    return head + (_quote(value) if value.__class__ is str else format_value(value))
 
 
 _BINDING_HEADS: dict[str, str] = {}
