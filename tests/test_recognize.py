@@ -357,3 +357,45 @@ def test_a_recognized_block_s_positions_are_the_parser_s() -> None:
         assert spans.head() == expected.span and spans.span == checked.ast.span
         assert len(projects) == len(expected.project_spans)
         assert [projects[i] for i in range(len(projects))] == list(expected.project_spans)
+
+
+def test_a_block_s_head_is_read_as_the_parser_reads_it() -> None:
+    """`_read_header` reads a printed block's name, provider, projects and fields as the
+    parser does (the usual strings and lists of them without `json.loads`), and gives
+    None for a head the printer does not write."""
+    from tests.test_lint_stream_findings import planted_text
+    from tppolicy.decide.recognize import _read_header, _value
+
+    for text in ['["a"]', '["a", "b-c"]', '["a, b"]', '[""]', '["a\\"b"]', '["a\\\\", "b"]',
+                 '[]', '["a" ,"b"]', '["a",  "b"]', '["a", 1]', '["a"', '["]', '[""""]']:
+        try:
+            expected = json.loads(text)
+        except ValueError:
+            expected = None
+        assert _value(text, list) == expected, text
+    providers = load_providers()
+    odd = EXAMPLES + ('  - name: "odd \\"name\\" \\\\ here"\n    provider: google\n'
+                      '    projects: ["a-b", "c.d", "e_f"]\n'
+                      '    email: "o@x.iam.gserviceaccount.com"\n    sub: "77"\n')
+    for publishers in (odd, planted_text(40)):
+        text = _compiled(publishers)
+        for ast in parse_policy(text, "c.tpp").publishers:
+            block = "\n".join(text.split("\n")[ast.span.line - 1:ast.span.end_line])
+            read = _read_header(block, providers)
+            assert read is not None
+            name, provider, projects, pending, fields = read
+            assert (name, provider, projects, pending) == \
+                (ast.name, ast.provider, ast.projects, ast.pending_project)
+            defaults = {n: d.default.value for n, d in providers[provider].fields.items()
+                        if d.default is not None}
+            assert fields == {**defaults, **{b.name: b.value.value for b in ast.bindings}}
+            assert list(fields) == list(providers[provider].fields)
+    block = ('publisher "x" {\n  provider google\n  projects ["a"]\n\n  fields {\n'
+             '    email = "e@x"\n    sub = "1"\n  }\n}')
+    assert _read_header(block, providers) is not None
+    for old, new in [('    sub = "1"', '    9sub = "1"'), ('    sub = "1"', '    s b = "1"'),
+                     ('    sub = "1"', '    sub = '), ('    sub = "1"', '   sub = "1"'),
+                     ('    sub = "1"', '    sub = "1"\n    sub = "2"'),
+                     ('    sub = "1"', '    sub = 1.5'), ('    sub = "1"', '    nope = "1"'),
+                     ('  provider google', '  provider  google')]:
+        assert _read_header(block.replace(old, new), providers) is None, new

@@ -22,7 +22,6 @@ from __future__ import annotations
 import itertools
 import json
 import os
-import re
 import stat
 from array import array
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -41,8 +40,6 @@ from tppolicy.language.check import (
 )
 
 __all__ = ["Block", "CompiledReading", "Unrecognized", "load_compiled_policy"]
-
-_BINDING = re.compile(r"    ([A-Za-z_][A-Za-z0-9_]*) = (.+)")
 
 
 def load_compiled_policy(text: str | bytes, source: str,
@@ -205,14 +202,13 @@ class CompiledReading:
             read = _read_header(block, self.shipped)
             if read is None:
                 raise Unrecognized
-            head, fields = read
-            if head.name is not None:
-                named = hash(head.name)
+            name, provider, projects, pending, fields = read
+            if name is not None:
+                named = hash(name)
                 if named in names:
                     raise Unrecognized  # the checker words it
                 names.add(named)
-            publisher = A.Publisher(head.name, head.provider, head.projects,
-                                    head.pending_project,
+            publisher = A.Publisher(name, provider, projects, pending,
                                     span=Span(source, line, 1, line + block.count("\n"), 2))
             checked = stream.check_fields(publisher, fields, index)
             if concrete_publisher_text(checked) != block:
@@ -408,12 +404,32 @@ def _blanked(text: str | bytes, blocks: Iterable[tuple[int, int]]) -> str:
     return "".join(parts)
 
 
+# Per provider (kept with it): its fields in its order, each with its default (or
+# `_REQUIRED`): what `_read_header` fills a block's fields in with.
+_FIELD_DEFAULTS: dict[int, tuple[CheckedProvider, tuple[tuple[str, Any], ...]]] = {}
+_REQUIRED = object()
+
+
+def _field_defaults(provider: CheckedProvider) -> tuple[tuple[str, Any], ...]:
+    known = _FIELD_DEFAULTS.get(id(provider))
+    if known is None or known[0] is not provider:
+        if len(_FIELD_DEFAULTS) >= 256:  # bounded
+            _FIELD_DEFAULTS.clear()
+        known = _FIELD_DEFAULTS[id(provider)] = (provider, tuple(
+            (name, _REQUIRED if decl.default is None else decl.default.value)
+            for name, decl in provider.fields.items()))
+    return known[1]
+
+
 def _read_header(block: str, providers: Mapping[str, CheckedProvider]
-                 ) -> tuple[A.Publisher, dict[str, Any]] | None:
-    """A printed publisher block's name, provider, projects and fields (every field of its
-    provider, in its order, the defaults for those not written), or None when its head
-    is not as the printer writes it."""
-    lines = block.split("\n", 64)[:64]  # the head: the rules' lines are not read here
+                 ) -> tuple[str | None, str, tuple[str, ...], str | None, dict[str, Any]] | None:
+    """A printed publisher block's name, provider, projects, pending project and fields
+    (every field of its provider, in its order, the defaults for those not written), or
+    None when its head is not as the printer writes it. (What it reads is checked by
+    printing: a block read wrong is not the printer's text of what was read.)"""
+    # the head: up to the fields block's closing brace (the rules' lines are not read)
+    stop = block.find("\n  }")
+    lines = block[:stop].split("\n") if 0 <= stop < 8192 else block.split("\n", 64)[:64]
     first = lines[0]
     if first == "publisher {":
         name: str | None = None
@@ -423,46 +439,51 @@ def _read_header(block: str, providers: Mapping[str, CheckedProvider]
             return None
     else:
         return None
-    kind = lines[1].removeprefix("  provider ") if len(lines) > 1 else ""
+    count = len(lines)
+    kind = lines[1].removeprefix("  provider ") if count > 1 else ""
     provider = providers.get(kind)
-    if provider is None or lines[1] != f"  provider {kind}":
+    if provider is None or lines[1] != "  provider " + kind:
         return None
     at = 2
     projects: tuple[str, ...] = ()
     pending: str | None = None
-    if at < len(lines) and lines[at].startswith("  projects ["):
+    if at < count and lines[at].startswith("  projects ["):
         values = _value(lines[at][11:], list)
         if values is None or not all(v.__class__ is str for v in values):
             return None
         projects, at = tuple(values), at + 1
-    if at < len(lines) and lines[at].startswith('  pending_project "'):
+    if at < count and lines[at].startswith('  pending_project "'):
         pending = _value(lines[at][18:], str)
         if pending is None:
             return None
         at += 1
     given: dict[str, Any] = {}
-    if at + 1 < len(lines) and lines[at] == "" and lines[at + 1] == "  fields {":
+    if at + 1 < count and lines[at] == "" and lines[at + 1] == "  fields {":
         at += 2
-        while at < len(lines) and lines[at] != "  }":
-            found = _BINDING.fullmatch(lines[at])
-            if found is None or found.group(1) in given:
+        while at < count and lines[at] != "  }":
+            line = lines[at]
+            # `    NAME = VALUE`: NAME an identifier (ASCII), VALUE not empty
+            field_name, equals, text = line[4:].partition(" = ")
+            if not line.startswith("    ") or not equals or not text \
+                    or not field_name.isidentifier() or not field_name.isascii() \
+                    or field_name in given:
                 return None
-            value = _value(found.group(2), object)
-            if value is None and found.group(2) != "null":
+            value = _value(text, object)
+            if value is None and text != "null":
                 return None
-            given[found.group(1)] = value
+            given[field_name] = value
             at += 1
     fields: dict[str, Any] = {}
-    for field_name, decl in provider.fields.items():
+    for field_name, default in _field_defaults(provider):
         if field_name in given:
             fields[field_name] = given.pop(field_name)
-        elif decl.default is not None:
-            fields[field_name] = decl.default.value
+        elif default is not _REQUIRED:
+            fields[field_name] = default
         else:
             return None
     if given:
         return None
-    return A.Publisher(name, kind, projects, pending), fields
+    return name, kind, projects, pending, fields
 
 
 def _value(text: str, kind: type) -> Any:
@@ -472,6 +493,10 @@ def _value(text: str, kind: type) -> Any:
         inner = text[1:-1]
         if '"' not in inner and "\\" not in inner:  # no escape: the string as it is (a
             return inner  # control character in it is not the printer's: not recognized)
+    elif kind is list and text.startswith('["') and text.endswith('"]') and len(text) > 3:
+        items = text[2:-2].split('", "')  # strings without escapes, as the printer lists them
+        if "\\" not in text and not any('"' in item for item in items):
+            return items
     try:
         value = json.loads(text)
     except ValueError:
