@@ -255,3 +255,50 @@ def test_check_fields_checks_values_as_bindings_are_checked() -> None:
     assert check(20, reordered).fields == fields(20)  # checked with bindings
     with pytest.raises(PolicyCheckError):
         check(21, {**fields(21), "nope": "x"})
+
+
+def test_check_fields_quick_way_gives_what_the_bindings_give() -> None:
+    """`check_fields` of the usual publisher (valid projects, its provider's rules) is
+    made without a checker (`PublisherStream._quick`): the same checked publisher as
+    `check` with a binding per field, for lookup keys computed from fields (gitlab's
+    `lower(...)`), pending publishers, and past the publishers whose learn items and
+    prefer values are kept (more than 256 distinct google subs); a bad project name
+    or a twin is still a problem."""
+    from tppolicy.errors import PolicyCheckError
+    from tppolicy.language import ast as A
+    from tppolicy.language.check import PublisherStream
+
+    def values(provider: str, **given: Any) -> dict[str, Any]:
+        return {name: given.get(name, d.default.value if d.default is not None else "")
+                for name, d in PROVIDERS[provider].fields.items()}
+
+    cases: list[tuple[A.Publisher, dict[str, Any]]] = []
+    for i in range(300):
+        cases.append((A.Publisher(f"g{i}", "google", (f"proj-g{i}",)),
+                      values("google", email=f"g{i}@x.iam.gserviceaccount.com",
+                             sub=str(10 ** 20 + i))))
+    for i in range(3):
+        cases.append((A.Publisher(f"l{i}", "gitlab", (f"proj-l{i}",)),
+                      values("gitlab", namespace=f"Group{i}/Sub", project=f"Proj{i}",
+                             workflow_filepath="ci/release.yml", environment="pypi")))
+        cases.append((A.Publisher(f"p{i}", "github", (), f"pending-{i}"),
+                      values("github", repository_owner="octo", repository_name=f"r{i}",
+                             repository_owner_id="1", workflow_filename="release.yml")))
+    stream = PublisherStream("p.yaml", PROVIDERS)
+    whole = PublisherStream("p.yaml", PROVIDERS)
+    for index, (ast, fields) in enumerate(cases):
+        quick = stream.check_fields(ast, fields, index)
+        bound = whole.check(A.Publisher(
+            ast.name, ast.provider, ast.projects, ast.pending_project,
+            tuple(A.Binding(k, A.Literal(v)) for k, v in fields.items())), index)
+        assert quick.own_rules is None and bound.own_rules is None
+        assert (dict(quick.fields), quick.key_values, quick.prefer_values, quick.learns,
+                quick.pending, quick.projects, quick.rules) == \
+            (dict(bound.fields), bound.key_values, bound.prefer_values, bound.learns,
+             bound.pending, bound.projects, bound.rules)
+    github = values("github", repository_owner="octo", repository_name="x",
+                    repository_owner_id="1", workflow_filename="release.yml")
+    with pytest.raises(PolicyCheckError):
+        stream.check_fields(A.Publisher("bad", "github", ("not a name!",)), github, 400)
+    with pytest.raises(PolicyCheckError):  # the twin of g0
+        stream.check_fields(*cases[0], 401)

@@ -486,6 +486,48 @@ def _side_plan(keys: tuple[LookupKey, ...],
     return known[1]
 
 
+# Per tuple of lookup keys (kept with it): per key, the field its publisher side is or
+# lowercases (`lower(publisher.NAME)`), and whether it lowercases it; None: another side.
+_FIELD_SIDES: dict[int, tuple[tuple[LookupKey, ...],
+                              tuple[tuple[str, bool] | None, ...]]] = {}
+
+
+def _field_sides(keys: tuple[LookupKey, ...], values: Mapping[str, Any]
+                 ) -> tuple[Any, ...] | None:
+    """`_Checker.side_values` of keys whose publisher sides are fields that `values` holds
+    (what the interpreter gives a FieldRef: the value) or their strings lowercased
+    (`lower`'s own function on it), else None."""
+    known = _FIELD_SIDES.get(id(keys))
+    if known is None or known[0] is not keys:
+        if len(_FIELD_SIDES) >= 256:
+            _FIELD_SIDES.clear()
+        sides: list[tuple[str, bool] | None] = []
+        for key in keys:
+            side = key.publisher_side
+            if isinstance(side, A.FieldRef):
+                sides.append((side.name, False))
+            elif isinstance(side, A.Call) and side.function == "lower" \
+                    and len(side.args) == 1 and isinstance(side.args[0], A.FieldRef):
+                sides.append((side.args[0].name, True))
+            else:
+                sides.append(None)
+        known = _FIELD_SIDES[id(keys)] = (keys, tuple(sides))
+    result = []
+    for plan in known[1]:
+        if plan is None or plan[0] not in values:
+            return None
+        value = values[plan[0]]
+        if plan[1]:
+            if value.__class__ is not str:
+                return None
+            value = _LOWER(value)
+        result.append(value)
+    return tuple(result)
+
+
+_LOWER = FUNCTIONS["lower"][0]
+
+
 # Per tuple of learn items (kept with it): the fields they read; per (items, the values
 # of those fields): the items and the items bound (publishers share these values).
 _LEARN_FIELDS: dict[int, tuple[tuple[A.Learn, ...], tuple[str, ...]]] = {}
@@ -1426,39 +1468,42 @@ def check_policy(policy: A.PolicyFile, base_providers: Mapping[str, CheckedProvi
     return CheckedPolicy(providers, tuple(publishers))
 
 
-# `PublisherStream.check_fields`' plan of a field: its name, the Python type of its
-# values, its pattern's length bound (0: none), its pattern (None: none, or one that is
-# not a valid regular expression), the values found valid.
-_FieldPlan: TypeAlias = "tuple[str, type, int, re.Pattern[str] | None, set[Any]]"
+# `PublisherStream.check_fields`' plan of a field: the Python type of its values, its
+# pattern's length bound (0: none), its pattern (None: none, or one that is not a valid
+# regular expression), the values found valid.
+_FieldPlan: TypeAlias = "tuple[type, int, re.Pattern[str] | None, set[Any]]"
 _FIELD_TYPES: dict[str, type] = {"string": str, "int": int, "bool": bool}
 _KNOWN_VALUES = 256
 
 
-def _field_plan(provider: CheckedProvider) -> tuple[_FieldPlan, ...]:
-    """Per field of the provider, in its order: `_FieldPlan` (an empty tuple when a
-    field's type has no Python type: its publishers are checked with bindings)."""
+def _field_plan(provider: CheckedProvider) -> tuple[tuple[str, ...], tuple[_FieldPlan, ...]]:
+    """The provider's field names in its order, and per field `_FieldPlan` (two empty
+    tuples when a field's type has no Python type: its publishers are checked with
+    bindings)."""
     plan: list[_FieldPlan] = []
-    for name, decl in provider.fields.items():
+    for decl in provider.fields.values():
         python_type = _FIELD_TYPES.get(decl.type)
         if python_type is None:
-            return ()
-        plan.append((name, python_type, MAX_PATTERN_VALUE if decl.pattern else 0,
+            return (), ()
+        plan.append((python_type, MAX_PATTERN_VALUE if decl.pattern else 0,
                      _pattern(decl.pattern) if decl.pattern else None, set()))
-    return tuple(plan)
+    return tuple(provider.fields), tuple(plan)
 
 
-def _plain_fields(plan: tuple[_FieldPlan, ...], fields: Mapping[str, Any]) -> bool:
-    """Do `fields` bind every field of `plan` with a value of its type that matches its
-    pattern, as `_Checker.publisher` checks each binding?"""
-    if not plan or len(fields) != len(plan):
+def _plain_fields(plan: tuple[tuple[str, ...], tuple[_FieldPlan, ...]],
+                  fields: Mapping[str, Any]) -> bool:
+    """Do `fields` bind every field of `plan` (in its order) with a value of its type that
+    matches its pattern, as `_Checker.publisher` checks each binding?"""
+    names, checks = plan
+    if not names or len(fields) != len(names) or tuple(fields) != names:
         return False
-    for (name, python_type, limit, matcher, known), (key, value) in zip(
-            plan, fields.items(), strict=True):
-        if key != name or value.__class__ is not python_type:
+    for (python_type, limit, matcher, known), value in zip(checks, fields.values(),
+                                                            strict=True):
+        if value.__class__ is not python_type:
             return False
         if value in known:
             continue
-        if isinstance(value, str) and ((limit and len(value) > limit) or (
+        if limit and value.__class__ is str and ((len(value) > limit) or (
                 matcher is not None and not matcher.fullmatch(value))):
             return False
         if len(known) < _KNOWN_VALUES:
@@ -1480,7 +1525,8 @@ class PublisherStream:
         self._identities: set[int] = set()
         self._valid: dict[int, tuple[A.FieldDecl, A.Binding]] = {}
         self._tails: dict[int, _Tails] = {}
-        self._plans: dict[str, tuple[CheckedProvider, tuple[_FieldPlan, ...]]] = {}
+        self._plans: dict[str, tuple[CheckedProvider, tuple[tuple[str, ...],
+                                                             tuple[_FieldPlan, ...]]]] = {}
 
     def check(self, ast: A.Publisher, index: int) -> CheckedPublisher:
         """The checked publisher, or `PolicyCheckError`."""
@@ -1502,6 +1548,9 @@ class PublisherStream:
             plan = self._plans[ast.provider] = (provider, _field_plan(provider))
         if plan is not None and not ast.bindings and not ast.rules \
                 and _plain_fields(plan[1], fields):
+            quick = self._quick(ast, plan[0], fields, index)
+            if quick is not None:
+                return quick
             checker = _Checker(self._source)
             checked = checker.publisher(ast, index, self._providers, self._valid,
                                         self._tails, dict(fields))
@@ -1511,10 +1560,48 @@ class PublisherStream:
             (*ast.bindings, *(A.Binding(name, A.Literal(value)) for name, value in fields.items())),
             ast.rules, ast.span, ast.learns), index)
 
-    def _identity(self, checker: _Checker, checked: CheckedPublisher | None) -> CheckedPublisher:
+    def _quick(self, ast: A.Publisher, provider: CheckedProvider, fields: Mapping[str, Any],
+               index: int) -> CheckedPublisher | None:
+        """`check_fields` of a publisher whose fields are plain (`_plain_fields`) as
+        `_Checker.publisher` checks it when its projects are valid and its learn items and
+        prefer values are `_shared_tail`'s (the usual publisher), without a checker
+        unless a lookup key must be computed; None: check it as `check` does."""
+        if ast.learns or not provider.rules:
+            return None
+        projects, pending = ast.projects, ast.pending_project
+        if bool(projects) == (pending is not None):
+            return None
+        for project in projects if pending is None else (pending,):
+            if project_name_problem(project) is not None:
+                return None
+        values = dict(fields)
+        tail = _shared_tail(self._tails, provider, values)
+        prefers: tuple[Any, ...] | None
+        if tail is None:
+            if _bad_glob_possible(provider.rules, values, provider.fields):
+                return None
+            learns, prefers = _bound_learns(provider.learns, values), None
+        else:
+            learns, prefers = tail
+        keys = _field_sides(provider.keys, values)
+        if prefers is None:
+            prefers = _field_sides(provider.prefers, values)
+        if keys is None or prefers is None:
+            checker = _Checker(self._source)
+            if keys is None:
+                keys = checker.side_values(provider.keys, values, ast.span)
+            if prefers is None:
+                prefers = checker.side_values(provider.prefers, values, ast.span)
+            if checker.diagnostics:
+                raise PolicyCheckError(checker.diagnostics)
+        return self._identity(None, CheckedPublisher(ast, provider, index, values, None, keys,
+                                                     prefers, learns))
+
+    def _identity(self, checker: _Checker | None,
+                  checked: CheckedPublisher | None) -> CheckedPublisher:
         """`checked`, or `PolicyCheckError` for a problem or an identity met before."""
-        if checked is None or checker.diagnostics:
-            raise PolicyCheckError(checker.diagnostics)
+        if checked is None or (checker is not None and checker.diagnostics):
+            raise PolicyCheckError(checker.diagnostics if checker is not None else [])
         try:
             identity = hash((checked.provider.name, checked.pending, checked.key_values,
                              checked.prefer_values))
