@@ -142,6 +142,18 @@ def test_tpp002_workflow_given_as_a_path(entry: dict[str, Any], words: str) -> N
     assert words in found[0].message
 
 
+def test_tpp002_a_path_from_the_project_s_name_is_told_for_its_publisher_alone() -> None:
+    """What is wrong with a workflow path is kept per value, except where the project's
+    name decides: three GitLab publishers with the same path, one in a project of the
+    name the path starts with (in a publishers file and in its compiled policy)."""
+    entries = [gitlab(name=name, project=project, projects=[f"proj-{name}"],
+                      workflow_filepath="ci/release.yml")
+               for name, project in (("a", "sampleproject"), ("b", "ci"), ("c", "other"))]
+    for found in (lint_yaml(*entries), lint_policy_text(compiled(*entries), "p.tpp")):
+        assert [(f.code, f.publisher) for f in found] == [("TPP002", "b")]
+        assert "starts with the project's name 'ci'" in found[0].message
+
+
 def test_tpp002_not_for_file_names_and_root_relative_paths() -> None:
     assert lint_yaml(github(workflow_filename="release-workflows.yaml"),
                      gitlab(workflow_filepath="ci/release/pypi.yml")) == ()
@@ -157,6 +169,18 @@ def test_tpp003_yml_and_yaml_lookalikes() -> None:
 
 def test_tpp003_not_for_different_workflows() -> None:
     assert lint_yaml(github(), github(name="other", workflow_filename="publish.yml")) == ()
+
+
+def test_tpp003_whatever_the_order_of_the_fields_and_not_across_types() -> None:
+    """Publishers are compared by a digest of their fields by name: the order an entry
+    writes them in does not count, a value's type does (ref_protected true, not "true")."""
+    swapped = dict(reversed(list(github(name="release-yaml",
+                                        workflow_filename="release.yaml").items())))
+    assert codes(lint_yaml(github(), swapped)) == ["TPP003"]
+    assert codes(lint_yaml(github(ref_protected=True), github(
+        name="release-yaml", workflow_filename="release.yaml", ref_protected=True))) == ["TPP003"]
+    assert lint_yaml(github(ref_protected=True), github(
+        name="release-yaml", workflow_filename="release.yaml")) == ()
 
 
 # ------------------------------------------------------------------------ TPP004

@@ -35,6 +35,8 @@ from tppolicy.language.check import (
     PublisherStream,
     check_policy,
 )
+from tppolicy.language.interpret import Interpreter
+from tppolicy.language.ops import EvalError
 from tppolicy.language.providers import POLICY_SUFFIX, load_providers
 from tppolicy.language.texts import advice_for
 from tppolicy.readers.source import (
@@ -186,6 +188,16 @@ class _Pub:
     explicit_rules: bool = False  # a policy file's publisher block with its own rules
     rule_spans: Mapping[str, Span] = field(default_factory=lambda: _NO_SPANS)  # shared
     literals: Sequence[A.Literal] = ()  # string literals in its rules
+    # the checked publisher's, read by every check (kept here: not looked up each time)
+    label: str = field(init=False)
+    provider: CheckedProvider = field(init=False)
+    fields: Mapping[str, Any] = field(init=False)
+
+    def __post_init__(self) -> None:
+        checked = self.checked
+        self.label = checked.label
+        self.provider = checked.provider
+        self.fields = checked.fields
 
     @property
     def span(self) -> Span:
@@ -194,18 +206,6 @@ class _Pub:
         if not isinstance(head, Span):
             head = self.head = head()
         return head
-
-    @property
-    def label(self) -> str:
-        return self.checked.label
-
-    @property
-    def provider(self) -> CheckedProvider:
-        return self.checked.provider
-
-    @property
-    def fields(self) -> Mapping[str, Any]:
-        return self.checked.fields
 
     def at(self, name: str) -> Span:
         return self.field_spans.get(name, self.span)
@@ -225,7 +225,8 @@ class _Lint:
         self.plans: dict[int, tuple[CheckedProvider, list[_Plan]]] = {}
         self.verdicts: dict[Any, tuple[A.Rule, _Verdict | None]] = {}
         # per (rule plan, the values of the fields its shared rules read): their verdicts
-        self.raw_verdicts: dict[Any, tuple[_Groups, tuple[_Verdict | None, ...]]] = {}
+        self.raw_verdicts: dict[Any, tuple[_Groups, tuple[_Verdict | None, ...],
+                                           tuple[tuple[int, _Verdict], ...]]] = {}
         self.rule_groups: dict[int, tuple[CheckedProvider, _Groups]] = {}
         # `_control_value` per node: the fields it reads; per node and their values: it
         self.control_fields: dict[int, tuple[A.Expr, tuple[str, ...],
@@ -237,12 +238,17 @@ class _Lint:
         self.advice_none: dict[Any, Any] = {}
         # per provider (kept with it): its `workflows` environment item, the fields that
         # item reads, the defaults, and whether it is empty with every field at default
-        self.environments: dict[int, tuple[CheckedProvider, A.Expr | None, set[str],
+        self.environments: dict[int, tuple[CheckedProvider, A.Expr | None, tuple[str, ...],
                                            dict[str, Any], bool]] = {}
         self.environment_values: dict[Any, tuple[CheckedProvider, Any]] = {}
-        # per (provider, `workflows` item), kept with the provider: the field it reads
-        self.workflow_fields: dict[tuple[int, str], tuple[CheckedProvider, str | None]] = {}
+        # per provider (kept with it): `_workflow_plan`; per (value, file_only,
+        # from_root): `_workflow_problem`'s answer, when it does not read the project
+        self.workflow_plans: dict[int, tuple[CheckedProvider,
+                                             tuple[tuple[str, bool, bool], ...]]] = {}
+        self.workflow_problems: dict[tuple[str, bool, bool], tuple[str, str]] = {}
         self.defaults: dict[int, tuple[CheckedProvider, dict[str, Any]]] = {}  # `_defaults`
+        # per provider (kept with it): its `exact_case` fields and reasons
+        self.exact_cases: dict[int, tuple[CheckedProvider, tuple[tuple[str, str], ...]]] = {}
 
     def add(self, code: str, span: Span, message: str, fix: str | None = None,
             publisher: str | None = None) -> None:
@@ -340,7 +346,7 @@ class _Lint:
             defaults_ = {name: decl.default.value for name, decl in provider.fields.items()
                          if decl.default is not None}
             known = self.environments[id(provider)] = (
-                provider, item, read_, defaults_,
+                provider, item, tuple(sorted(read_)), defaults_,
                 item is not None and bool(read_) and read_ <= defaults_.keys()
                 and provider.workflow_values(defaults_)["environment"] == "")
         _, environment, read, defaults, optional = known
@@ -350,7 +356,7 @@ class _Lint:
         if pub.explicit_rules:
             source = provider if provider.rules else self.templates.get(provider.name)
             claims = {name for rule in (source.rules if source is not None else ())
-                      for req in rule.requires if A.fields_read(req.condition) & read
+                      for req in rule.requires if A.fields_read(req.condition) & set(read)
                       for name in A.claims_read(req.condition)}
             reads = {name for rule in pub.checked.rules for req in rule.requires
                      for name in A.claims_read(req.condition)}
@@ -365,14 +371,14 @@ class _Lint:
                        "protection rules")
         else:
             return
-        self.add("TPP001", pub.at(sorted(read)[0]), message, publisher=pub.label)
+        self.add("TPP001", pub.at(read[0]), message, publisher=pub.label)
 
-    def _environment(self, provider: CheckedProvider, read: set[str],
+    def _environment(self, provider: CheckedProvider, read: tuple[str, ...],
                      defaults: Mapping[str, Any], fields: Mapping[str, Any]) -> Any:
         """The `workflows` block's environment for the fields (with `defaults` for those
-        left out), kept per the values of the fields its item reads (`read`)."""
+        left out), kept per the values of the fields its item reads (`read`, sorted)."""
         key = (id(provider), tuple([fields[name] if name in fields
-                                    else defaults.get(name, _ABSENT) for name in sorted(read)]))
+                                    else defaults.get(name, _ABSENT) for name in read]))
         known = self.environment_values.get(key)
         if known is None or known[0] is not provider:
             known = (provider, provider.workflow_values({**defaults, **fields})["environment"])
@@ -387,29 +393,52 @@ class _Lint:
         block's `file`, `caller` and `reusable` items (a GitHub Actions `file` is a file
         name; the others are paths)."""
         provider = pub.provider
-        if provider.workflows is None:
-            return
-        for item in ("file", "caller", "reusable"):
-            known = self.workflow_fields.get((id(provider), item))
-            if known is None or known[0] is not provider:
-                known = self.workflow_fields[(id(provider), item)] = (
-                    provider, provider.workflow_field(item))
-            name = known[1]
-            value = pub.fields.get(name) if name is not None else None
-            if name is None or not isinstance(value, str) or not value:
+        known = self.workflow_plans.get(id(provider))
+        if known is None or known[0] is not provider:
+            known = self.workflow_plans[id(provider)] = (provider, self._workflow_plan(provider))
+        fields = pub.fields
+        for name, file_only, from_root in known[1]:
+            value = fields.get(name)
+            if not isinstance(value, str) or not value:
                 continue
-            file_only = item == "file" and provider.workflows == "github_actions"
-            project: Callable[[], str | None] = _no_project
-            if item == "file" and provider.workflows == "gitlab_ci":  # from the root
-                def project(provider: CheckedProvider = provider, pub: _Pub = pub,
-                            ) -> str | None:
-                    values = provider.workflow_values({**self._defaults(provider),
-                                                       **pub.fields})
-                    return str(values["repository"]).rsplit("/", 1)[-1] or None
-            problem, fix = self._workflow_problem(value, file_only, project)
+            # What is wrong with a value is kept per value, unless it depends on the
+            # project's name (a GitLab path may start with it): that is asked each time.
+            memo = (value, file_only, from_root)
+            found = self.workflow_problems.get(memo)
+            if found is None:
+                asked: list[bool] = []
+                project: Callable[[], str | None] = _no_project
+                if from_root:
+                    def project(provider: CheckedProvider = provider, pub: _Pub = pub,
+                                asked: list[bool] = asked) -> str | None:
+                        asked.append(True)
+                        return _repository(provider, {**self._defaults(provider),
+                                                      **pub.fields}).rsplit("/", 1)[-1] or None
+                found = self._workflow_problem(value, file_only, project)
+                if not asked:
+                    if len(self.workflow_problems) >= 4096:  # bounded
+                        self.workflow_problems.clear()
+                    self.workflow_problems[memo] = found
+            problem, fix = found
             if problem:
                 self.add("TPP002", pub.at(name), f"{name} {value!r}: {problem}", fix,
                          publisher=pub.label)
+
+    @staticmethod
+    def _workflow_plan(provider: CheckedProvider) -> tuple[tuple[str, bool, bool], ...]:
+        """Per `workflows` item naming a workflow file (`file`, `caller`, `reusable`)
+        that reads one field: the field, whether it is a file name only (a GitHub
+        Actions `file`), and whether it is a path from the repository's root that may
+        start with the project's name (a GitLab CI `file`)."""
+        if provider.workflows is None:
+            return ()
+        plan = []
+        for item in ("file", "caller", "reusable"):
+            name = provider.workflow_field(item)
+            if name is not None:
+                plan.append((name, item == "file" and provider.workflows == "github_actions",
+                             item == "file" and provider.workflows == "gitlab_ci"))
+        return tuple(plan)
 
     def _workflow_problem(self, value: str, file_only: bool,
                           project_of: Callable[[], str | None]) -> tuple[str, str]:
@@ -512,8 +541,14 @@ class _Lint:
     def mixed_case(self, pub: _Pub) -> None:
         """Fields the provider file declares `exact_case`: the CI spells them in one case
         (its own) and the rules compare them exactly."""
-        for name, reason in pub.provider.exact_case.items():
-            value = pub.fields.get(name)
+        provider = pub.provider
+        known = self.exact_cases.get(id(provider))
+        if known is None or known[0] is not provider:
+            known = self.exact_cases[id(provider)] = (provider,
+                                                      tuple(provider.exact_case.items()))
+        fields = pub.fields
+        for name, reason in known[1]:
+            value = fields.get(name)
             if isinstance(value, str) and value != value.lower():
                 self.add("TPP008", pub.at(name),
                          f"{name} {value!r} has capital letters: {reason}",
@@ -579,12 +614,18 @@ class _Lint:
         file's lint time. The rules reading only fields with defaults (constraints most
         publishers leave alone) are looked up together, by those fields' values."""
         values = pub.fields
-        groups = self._rule_groups(pub.provider)
+        provider = pub.provider
+        group = self.rule_groups.get(id(provider))
+        groups = group[1] if group is not None and group[0] is provider \
+            else self._rule_groups(provider)
         plan, shared_names, shared, solo, distinct = groups
         raw = (id(groups), tuple([values[name] for name in shared_names]))  # all are there
         known = self.raw_verdicts.get(raw)
         if known is None or known[0] is not groups:
-            known = (groups, tuple([self._rule_verdict(plan[i], values) for i in shared]))
+            verdicts = tuple([self._rule_verdict(plan[i], values) for i in shared])
+            known = (groups, verdicts, tuple([
+                (i, verdict) for i, verdict in zip(shared, verdicts, strict=True)
+                if verdict is not None]))
             if len(self.raw_verdicts) >= 1024:  # bounded
                 self.raw_verdicts.clear()
             self.raw_verdicts[raw] = known
@@ -595,16 +636,15 @@ class _Lint:
                 seen = distinct[i]
                 seen.add(tuple([values[name] for name in plan[i][4]]))
                 if len(seen) > 64:
-                    self._solo(pub.provider, i)
-        found = [(i, verdict) for i, verdict in zip(shared, known[1], strict=True)
-                 if verdict is not None]
+                    self._solo(provider, i)
+        found = known[2]
         for i in solo:
             verdict = self._rule_verdict(plan[i], values)
             if verdict is not None:
-                found.append((i, verdict))
+                found = (*found, (i, verdict))
         if not found:
             return
-        found.sort(key=lambda item: item[0])  # in the rules' order
+        found = tuple(sorted(found, key=lambda item: item[0]))  # in the rules' order
         for i, (kind, name, message, where) in found:
             rule = plan[i][0]
             if kind == "never":
@@ -814,6 +854,19 @@ def _no_project() -> str | None:
     return None
 
 
+def _repository(provider: CheckedProvider, fields: Mapping[str, Any]) -> str:
+    """`provider.workflow_values(fields)["repository"]`, its `workflows` block's
+    repository alone evaluated: "" when it fails or is not a string."""
+    expr = provider.workflow.get("repository")
+    if expr is None:
+        return ""
+    try:
+        value = Interpreter({}, {}, fields).value(expr)
+    except (EvalError, TypeError, ValueError, RecursionError):
+        return ""
+    return value if type(value) is str else ""
+
+
 def _field_test(node: A.Expr) -> tuple[str, Any, bool] | None:
     """For `publisher.NAME == LITERAL` or `!=` (either way round, a string, integer or
     boolean literal): the field's name, the literal's value, and whether it is `!=`.
@@ -905,37 +958,33 @@ def _workflow_field(pub: _Pub) -> tuple[str, str]:
     return "", ""
 
 
-_SORTED_NAMES: dict[tuple[str, ...], tuple[str, ...]] = {}  # field names -> sorted
+# per (provider name, field names in a publisher's order): the names in sorted order
+# and a digest begun with the provider's name and those names (`_identity_digest`)
+_SORTED_NAMES: dict[tuple[str, tuple[str, ...]], tuple[tuple[str, ...], Any]] = {}
 
 
 def _identity_digest(pub: _Pub, *, normalize_extension: bool) -> bytes:
     """A digest of the publisher's provider and fields, by name (with `normalize_extension`
     a value ending in .yaml read as ending in .yml): equal for publishers alike so."""
     fields = pub.fields
-    names = tuple(fields)
-    order = _SORTED_NAMES.get(names)
-    if order is None:
+    memo = (pub.provider.name, tuple(fields))
+    known = _SORTED_NAMES.get(memo)
+    if known is None:
         if len(_SORTED_NAMES) >= 256:  # bounded
             _SORTED_NAMES.clear()
-        order = _SORTED_NAMES[names] = tuple(sorted(names))
-    parts = [pub.provider.name]
-    for name in order:
-        value = fields[name]
-        if value.__class__ is str:
-            if normalize_extension and value.endswith(".yaml"):
-                value = value[:-5] + ".yml"
-            parts.append(name + "\x01" + value)
-        else:
-            parts.append(name + "\x02" + repr(value))
-    text = "\x00".join(parts)
-    # Field and provider names are identifiers: the text stands for the fields alone when
-    # no value holds a separator (else, rarely, a digest of their repr: that starts
-    # with "(", where this text starts with a letter).
-    if text.count("\x00") != len(order) or \
-            text.count("\x01") + text.count("\x02") != len(order):
-        values = tuple((name, parts[i + 1]) for i, name in enumerate(order))
-        return _digest(pub.provider.name, values)
-    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+        order = tuple(sorted(memo[1]))
+        # the repr of (provider, names) is a whole tuple's: where it ends in the digested
+        # text is known, so the values' repr after it stands for the values alone
+        known = _SORTED_NAMES[memo] = (order, hashlib.blake2b(
+            repr((memo[0], order)).encode("utf-8", "surrogatepass"), digest_size=16))
+    order, begun = known
+    values = [fields[name] for name in order]
+    if normalize_extension:
+        values = [value[:-5] + ".yml" if value.__class__ is str and value.endswith(".yaml")
+                  else value for value in values]
+    digest = begun.copy()
+    digest.update(repr(values).encode("utf-8", "surrogatepass"))
+    return bytes(digest.digest())
 
 
 def _at(spans: Sequence[Span], position: int, default: Span) -> Span:
@@ -1011,28 +1060,32 @@ class _Across:
         self.extension_lookalike(pub)
         self.duplicate_projects(pub)
         self.case_variants(pub)
-        if pub.checked.pending:
-            name = pub.checked.ast.pending_project
-            if name is not None:
-                self.pending.append((name, pub.label, pub.pending_span or pub.span))
+        ast = pub.checked.ast
+        name = ast.pending_project
+        if name is not None:
+            self.pending.append((name, pub.label, pub.pending_span or pub.span))
         else:
-            for project in pub.checked.projects:
-                self.ultras.add(ultranormalize(project))
+            ultras = self.ultras
+            for project in ast.projects:
+                ultras.add(ultranormalize(project))
 
     # ----------------------------------------------------------------- TPP003
     def extension_lookalike(self, pub: _Pub) -> None:
         # Two publishers alike but for .yml / .yaml both have a value ending in one: a
         # publisher without one is neither of such a pair (and is not kept).
-        endings = [v.endswith(".yaml") for v in pub.fields.values()
+        fields = pub.fields
+        endings = [v for v in fields.values()
                    if isinstance(v, str) and v.endswith((".yml", ".yaml"))]
         if not endings:
             return
+        yaml = any(v.endswith(".yaml") for v in endings)
         raw = _identity_digest(pub, normalize_extension=False)
-        key = _identity_digest(pub, normalize_extension=True) if any(endings) else raw
+        key = _identity_digest(pub, normalize_extension=True) if yaml else raw
         other = self.identities.get(key)
         if other is None:
-            yaml_values = tuple((name, value) for name, value in pub.fields.items()
-                                if isinstance(value, str) and value.endswith(".yaml"))
+            yaml_values = tuple([(name, value) for name, value in fields.items()
+                                 if isinstance(value, str) and value.endswith(".yaml")]) \
+                if yaml else ()
             self.identities[key] = (raw if raw != key else None, pub.label, yaml_values)
             return
         other_raw, other_label, other_yaml = other
@@ -1056,10 +1109,11 @@ class _Across:
 
     # ----------------------------------------------------------------- TPP004
     def duplicate_projects(self, pub: _Pub) -> None:
-        if pub.checked.pending:
+        checked = pub.checked
+        if checked.ast.pending_project is not None:
             return
         seen: dict[str, int] = {}
-        for position, project in enumerate(pub.checked.projects):
+        for position, project in enumerate(checked.ast.projects):
             key = pep503(project)
             if key in seen:
                 span = _at(pub.project_spans, position, pub.span)
@@ -1070,10 +1124,11 @@ class _Across:
                               publisher=pub.label)
                 continue
             seen[key] = position
-        prefers = tuple(pub.fields.get(prefer.label) for prefer in pub.provider.prefers)
+        provider, fields = pub.provider, pub.fields
+        prefers = tuple([fields.get(prefer.label) for prefer in provider.prefers])
         mine = (pub.label, *prefers)
         # the provider and lookup keys once; then each project (a PEP 503 name: no "\0")
-        identity = repr((pub.provider.name, pub.checked.key_values)) + "\0"
+        identity = repr((provider.name, checked.key_values)) + "\0"
         for key, position in seen.items():
             slot = hashlib.blake2b((identity + key).encode("utf-8", "surrogatepass"),
                                    digest_size=16).digest()
@@ -1103,15 +1158,16 @@ class _Across:
     # ----------------------------------------------------------------- TPP007
     def case_variants(self, pub: _Pub) -> None:
         lower_first = (None, pub.label)  # shared by this publisher's slots
-        for key in pub.provider.keys:
+        provider, fields = pub.provider, pub.fields
+        for key in provider.keys:
             name = key.label
-            value = pub.fields.get(name)
+            value = fields.get(name)
             if not isinstance(value, str) or not value:
                 continue
             lower = value.lower()
             if value.isascii() and lower == value.upper():
                 continue  # no letter (an id): no other spelling of it
-            slot = self._spelling_slot(pub.provider.name, name, lower)
+            slot = self._spelling_slot(provider.name, name, lower)
             first = self.spellings.setdefault(
                 slot, (value, pub.label) if value != lower else lower_first)
             first_value = lower if first[0] is None else first[0]
