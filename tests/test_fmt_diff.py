@@ -92,6 +92,7 @@ def _patched(a: str, diff: list[str], tmp_path: Path) -> str:
     return result.read_bytes().decode()
 
 
+@pytest.mark.slow  # 1.4 s: the default run's budget
 def test_scattered_changes_in_order_stay_difflibs() -> None:
     """A change in each of 600 entries, nothing moved: the runs of matching lines are in
     order in both texts, so each part of difflib's way is a range of them, looked up in a

@@ -133,7 +133,9 @@ def _refused_with_its_place(text: str) -> None:
         assert diagnostic.span.source == "deep.tpp" and diagnostic.span.line == 5
 
 
-@pytest.mark.parametrize("kind", sorted(DEEP))
+@pytest.mark.parametrize("kind", [
+    pytest.param(kind, marks=pytest.mark.slow) if kind in ("if", "or") else kind
+    for kind in sorted(DEEP)])  # two in the slow group: the default run's budget
 def test_deep_nesting_is_refused_with_its_place(kind: str) -> None:
     assert 2 * sys.getrecursionlimit() < DEPTH
     _refused_with_its_place(_deep_policy(DEEP[kind]))

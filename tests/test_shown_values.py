@@ -47,7 +47,9 @@ def test_show_escapes_what_would_break_a_line() -> None:
     assert "\n" not in show("a\nPASS b") and "\u202e" not in show("a\u202eb")
 
 
-@pytest.mark.parametrize("claim", ["job_workflow_ref", "ref", "repository", "environment"])
+@pytest.mark.parametrize("claim", [
+    "job_workflow_ref", pytest.param("ref", marks=pytest.mark.slow),
+    pytest.param("repository", marks=pytest.mark.slow), "environment"])
 def test_check_shows_a_huge_claim_cut(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                       claim: str) -> None:
     """`check` printed a line of 10 MB for a 5 MB claim (the value, twice)."""
@@ -66,7 +68,9 @@ def test_check_shows_a_huge_claim_cut(tmp_path: Path, capsys: pytest.CaptureFixt
     assert len(record.read_text()) < 2 * LONGEST_LINE
 
 
-@pytest.mark.parametrize("claim", ["job_workflow_ref", "ref", "repository_owner"])
+@pytest.mark.parametrize("claim", [
+    "job_workflow_ref", pytest.param("ref", marks=pytest.mark.slow),
+    pytest.param("repository_owner", marks=pytest.mark.slow)])
 def test_explain_shows_a_huge_claim_cut(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                         claim: str) -> None:
     claims = _claims(tmp_path, **{claim: "b" * HUGE})

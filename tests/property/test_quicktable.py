@@ -68,5 +68,5 @@ class SameAsADict(RuleBasedStateMachine):
         assert sorted(self.table.items()) == sorted(self.model.items())
 
 
-TestSameAsADict = SameAsADict.TestCase
+TestSameAsADict = pytest.mark.slow(SameAsADict.TestCase)  # the default run's budget
 TestSameAsADict.settings = settings(max_examples=60, stateful_step_count=40, deadline=None)
