@@ -478,3 +478,41 @@ def test_a_token_of_a_provider_the_file_does_not_hold(tmp_path: Any) -> None:
     assert ("The token comes from github (issuer 'https://token.actions.githubusercontent.com'),"
             " but no publisher of this file is a github publisher: it holds gitlab publishers "
             "only") in advice.token_fixes[-1].text
+
+
+def test_a_claim_compared_with_a_value_is_described_as_by_its_sides() -> None:
+    """`Explainer.describe` of a claim compared with a value (not under lower()) takes a
+    short way (`_compared`): the failure `_described` gives by the condition's sides, for
+    every operator, values of any type, a claim missing, null, long or of a list, and a
+    value that reads claims or cannot be read."""
+    from tppolicy.decide.reasons import Explainer
+    from tppolicy.language import ast as A
+    from tppolicy.language.ops import EvalError
+
+    long = "octo/repo/.github/workflows/release.yml@refs/tags/v1.2.3-and-some-more"
+    claims = {"name": "pypi", "count": 3, "flag": True, "null": None, "long": long,
+              "items": ["a", "b"], "ref": "refs/tags/v1"}
+    values: list[A.Expr] = [
+        A.Literal("pypi"), A.Literal("PyPI"), A.Literal(""), A.Literal(3), A.Literal(True),
+        A.Literal(None), A.Literal(long.replace("release", "other")), A.Literal(long),
+        A.ListExpr((A.Literal("a"), A.Literal("b"))), A.Claim("name"), A.Claim("missing"),
+        A.Concat(A.Literal("octo/repo/.github/workflows/release.yml@"), A.Claim("ref")),
+        A.Concat(A.Literal("x"), A.Claim("missing")), A.FieldRef("unbound")]
+    compared = 0
+    for bound_only in (False, True):
+        explainer = Explainer(claims, {"count": "int", "flag": "bool"}, bound_only=bound_only)
+        for op in ("==", "!=", "<", ">="):
+            for name in (*claims, "missing"):
+                for value in values:
+                    condition = A.Compare(op, A.Claim(name), value)
+                    try:
+                        reference = explainer._described(condition)
+                    except EvalError as exc:
+                        with pytest.raises(EvalError) as raised:
+                            explainer._compared(condition)
+                        assert str(raised.value) == str(exc)
+                        continue
+                    assert explainer._compared(condition) == reference
+                    assert explainer.describe(condition) == reference
+                    compared += 1
+    assert compared > 400

@@ -160,25 +160,34 @@ class Explainer:
 
     def describe(self, condition: A.Expr) -> _Failure:
         """Why a condition that evaluated to false is false."""
+        if condition.__class__ is A.Compare:  # most failed rows: a claim and a value
+            assert isinstance(condition, A.Compare)
+            if condition.left.__class__ is A.Claim and condition.right.__class__ is not A.Call:
+                return self._compared(condition)
         match condition:
             case A.And(left=left, right=right):
                 part = left if not self._true(left) else right
                 return self._describe_or_error(part)
             case A.Or(left=left, right=right):
-                parts = [self._describe_or_error(p) for p in _disjuncts(left, right)]
+                disjuncts = _disjuncts(left, right)  # a new list each time: never changed
+                parts = [self._describe_or_error(p) for p in disjuncts]
                 expectations = [p.expected for p in parts if p.expected is not None]
                 actuals = {show(p.actual) for p in parts}
                 equalities = all((isinstance(p, A.Compare) and p.op == "==")
-                                 or isinstance(p, A.And) for p in _disjuncts(left, right))
+                                 or isinstance(p, A.And) for p in disjuncts)
                 if equalities and len(expectations) == len(parts) and len(actuals) == 1:
                     expected: Any = expectations if len(expectations) > 1 else expectations[0]
-                    first = _sides(self._failing_part(_disjuncts(left, right)[0]))
+                    first = _sides(self._failing_part(disjuncts[0]))
                     had = self.had(first[0] if first else None, parts[0].actual)
                     return _Failure(expected, parts[0].actual,
                                     _mismatch(parts[0].actual, expectations)
                                     or f"{had}, publisher expects one of {show(expectations)}")
-                expected, actual = self._alternatives(_disjuncts(left, right), parts)
+                expected, actual = self._alternatives(disjuncts, parts)
                 return _Failure(expected, actual, "; and ".join(p.message for p in parts))
+        return self._described(condition)
+
+    def _described(self, condition: A.Expr) -> _Failure:
+        """`describe` of a condition neither `and` nor `or`: by its sides."""
         sides = _sides(condition)
         if sides is None:
             return _Failure(None, None, "condition is false")
@@ -191,6 +200,24 @@ class Explainer:
                         (_mismatch(actual, [expected]) if plain else None)
                         or f"{self.had(claim_side, actual)}, publisher expects "
                         f"{_expectation(condition, expected)}")
+
+    def _compared(self, condition: A.Compare) -> _Failure:
+        """`describe` of a comparison of a claim (not under lower()) with a value, at once
+        (most failed rows): what `_sides` (the claim, then the value), `_actual` (the
+        claim as the token has it) and `_expectation` give it (`_described`'s failure)."""
+        claim = condition.left
+        assert isinstance(claim, A.Claim)
+        expected = self.interpreter.value(condition.right)
+        actual = self.claims.get(claim.name)
+        op = condition.op
+        if op == "==":
+            return _Failure(expected, actual, _mismatch(actual, [expected])
+                            or f"{self.had(claim, actual)}, publisher expects "
+                               f"{show(expected)}")
+        words = f"anything but {show(expected)}" if op == "!=" \
+            else f"a value {op} {show(expected)}"
+        return _Failure(expected, actual,
+                        f"{self.had(claim, actual)}, publisher expects {words}")
 
     def _alternatives(self, disjuncts: list[A.Expr],
                       parts: list[_Failure]) -> tuple[Any, Any]:
@@ -379,7 +406,8 @@ def _expectation(condition: A.Expr, expected: Any) -> str:
 
 
 def _lowered(condition: A.Expr) -> bool:
-    if isinstance(condition, A.Compare):
-        return any(isinstance(s, A.Call) and s.function == "lower"
-                   for s in (condition.left, condition.right))
+    if isinstance(condition, A.Compare):  # either side, without a generator (per row)
+        left, right = condition.left, condition.right
+        return (isinstance(left, A.Call) and left.function == "lower") or (
+            isinstance(right, A.Call) and right.function == "lower")
     return False
