@@ -270,3 +270,30 @@ def test_ranked_candidates_as_a_sequence() -> None:
     assert repr(candidates) == repr(made)
     assert [bool(c.fixes) for c in made[:3]] == [True, True, False]
     assert advice == advise(whole(text), claims, fixes_for=2)
+
+
+@pytest.mark.parametrize("limit", [1, 1024])
+@pytest.mark.parametrize("claims", CLAIMS[:3], ids=IDS[:3])
+def test_rows_of_rules_seen_before_are_those_worked_out(
+        monkeypatch: pytest.MonkeyPatch, claims: dict[str, Any], limit: int) -> None:
+    """A rule's row kept by `_rows` (`rules_seen`: the rules shared by the publishers of
+    the same owner, bound once) gives each later publisher the fields it would work out
+    itself, whether kept or forgotten at once."""
+    from tppolicy.decide.reasons import Explainer
+    from tppolicy.tools import explain as E
+
+    monkeypatch.setattr(E, "_RULES_SEEN", limit)
+    policy = whole(file_text(120))
+    seen: dict[int, Any] = {}
+    held: dict[str, tuple[Explainer, frozenset[str], list[Any]]] = {}
+    hits = 0
+    for publisher in policy.publishers:
+        provider = publisher.provider
+        if provider.name not in held:
+            explainer = Explainer(claims, provider.claim_types, bound_only=True)
+            held[provider.name] = (explainer, E.identity_checks(provider),
+                                   E._lookups(provider, explainer))
+        hits += sum(id(rule) in seen for rule in publisher.rules)
+        assert E._rows(publisher, claims, *held[provider.name], seen) == \
+            E._rows(publisher, claims)
+    assert limit == 1 or hits > 0

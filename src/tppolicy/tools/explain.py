@@ -210,11 +210,15 @@ def _checks(publisher: CheckedPublisher, claims: Mapping[str, Any]) -> tuple[Che
 def _rows(publisher: CheckedPublisher, claims: Mapping[str, Any],
           explainer: Explainer | None = None,
           identity: frozenset[str] | None = None,
-          lookups: list[_Lookup] | None = None) -> list[_Fields]:
+          lookups: list[_Lookup] | None = None,
+          rules_seen: dict[int, tuple[A.Rule, RuleResult, str]] | None = None
+          ) -> list[_Fields]:
     """The fields of a candidate's rows: `explainer`, one for these claims and the
     publisher's provider, shared by the candidates ranked (it keeps each node's value and
     each rule's result); `identity`: `identity_checks` of its provider, and `lookups`:
-    `_lookups` of the explainer, worked out once for them."""
+    `_lookups` of the explainer, worked out once for them; `rules_seen`, kept with the
+    explainer: per rule (by id, the rule kept with it), its row's result and words, for
+    the rules shared by many publishers (bound once for the same values)."""
     provider = publisher.provider
     if identity is None:
         identity = identity_checks(provider)
@@ -235,6 +239,12 @@ def _rows(publisher: CheckedPublisher, claims: Mapping[str, Any],
             raw.append((name, "lookup", RuleResult(name, False, wanted, actual,
                                                    f"{had}, publisher expects {shown}")))
     for rule in publisher.rules:
+        if rules_seen is not None:
+            seen = rules_seen.get(id(rule))
+            if seen is not None and seen[0] is rule:
+                raw.append((rule.name, "rule", seen[1]))
+                words[rule.name] = seen[2]
+                continue
         result = explainer.rule(rule)
         if result.passed and result.actual is None and claims.get(rule.name) is not None:
             # a rule named after the claim it checks: show what the token had
@@ -242,8 +252,12 @@ def _rows(publisher: CheckedPublisher, claims: Mapping[str, Any],
                                 result.message)
         raw.append((rule.name, "rule", result))
         excluded = explainer.excluded(rule) if result.passed else None
-        words[rule.name] = (f"anything but {show(excluded)}" if excluded is not None
-                            else _expectation(rule, result))
+        word = words[rule.name] = (f"anything but {show(excluded)}" if excluded is not None
+                                   else _expectation(rule, result))
+        if rules_seen is not None:
+            if len(rules_seen) >= _RULES_SEEN:
+                rules_seen.clear()
+            rules_seen[id(rule)] = (rule, result, word)
 
     def is_identity(name: str) -> bool:
         return name in identity
@@ -260,6 +274,10 @@ def _rows(publisher: CheckedPublisher, claims: Mapping[str, Any],
              identity_ok and (not is_identity(name) or (not r.passed and shares(name, r))),
              words.get(name) or ("" if r.expected is None else show(r.expected)))
             for name, kind, r in raw]
+
+
+# At most this many rules' rows kept by `_rows` (`rules_seen`), with one explainer.
+_RULES_SEEN = 1024
 
 
 # A lookup key as the token gives it: its row's name, whether it could be read, the value
@@ -342,7 +360,8 @@ class _Ranking:
         # of the publishers kept for fixes, at the heap's top
         self.best: list[tuple[tuple[int, int, bool, int], CheckedPublisher]] = []
         self._explainers: dict[int, tuple[CheckedProvider, Explainer, frozenset[str],
-                                          list[_Lookup]]] = {}
+                                          list[_Lookup],
+                                          dict[int, tuple[A.Rule, RuleResult, str]]]] = {}
         self._made = 0
         self._rows: dict[_Fields, Check] = {}
         self._split_rows: tuple[dict[_Fields, Check], ...] = ({}, {}, {}, {})
@@ -364,7 +383,8 @@ class _Ranking:
             # one explainer per provider object (its claim types), kept with it
             explainer = Explainer(self.asked, provider.claim_types, bound_only=True)
             held = self._explainers[id(provider)] = (
-                provider, explainer, identity_checks(provider), _lookups(provider, explainer))
+                provider, explainer, identity_checks(provider), _lookups(provider, explainer),
+                {})
         self._made += 1
         rows: list[Check] = []
         split = identity = passed = 0
