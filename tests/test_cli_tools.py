@@ -114,6 +114,7 @@ def test_test_examples_from_the_default_folder(capsys: pytest.CaptureFixture[str
     assert out.splitlines()[-1] == "32 passed, 0 failed"
 
 
+@pytest.mark.slow  # the default run's budget (.ci/run runs it)
 def test_test_the_provider_case_tables(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, "test", str(ROOT / "tests" / "cases"))
     assert code == 0

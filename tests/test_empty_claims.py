@@ -46,6 +46,7 @@ def test_unknown_claim_names_cannot_forge_lines(tmp_path: Path,
     assert "ignored: zz\\n  pass  forged\\x1b[31m" in out
 
 
+@pytest.mark.slow  # the default run's budget (.ci/run runs it)
 def test_the_unknown_claims_note_is_bounded(tmp_path: Path,
                                             capsys: pytest.CaptureFixture[str]) -> None:
     """200 000 unknown claims made a note of 1.7 MB: it names the first ones and counts

@@ -144,6 +144,7 @@ def test_fetch_slow_answer_times_out(jwks_server: JwksServer) -> None:
     assert elapsed < FETCH_TIMEOUT + SLACK
 
 
+@pytest.mark.slow  # the default run's budget (.ci/run runs it)
 def test_fetch_trickling_body_times_out(jwks_server: JwksServer) -> None:
     # One byte every 0.1 s: each read gets data well within the 0.5 s socket timeout,
     # but the whole fetch must still end at its deadline (the server gives up at 2.5 s).
@@ -159,6 +160,7 @@ def test_fetch_server_down_fails_at_once(down_url: str, jwks_server: JwksServer)
     assert elapsed < FETCH_TIMEOUT
 
 
+@pytest.mark.slow  # the default run's budget (.ci/run runs it)
 def test_fetch_silent_port_times_out(blackhole_url: str, jwks_server: JwksServer) -> None:
     # TCP connects (the kernel's backlog) but the TLS handshake is never answered.
     error, elapsed = timed(lambda: jwks_server.fetcher()(blackhole_url + JWKS_PATH))
@@ -324,6 +326,7 @@ def test_server_down_is_a_fetch_error_at_once(down_url: str, jwks_server: JwksSe
     assert len(tried) == attempts
 
 
+@pytest.mark.slow  # the default run's budget (.ci/run runs it)
 @pytest.mark.parametrize("path", [DISCOVERY_PATH, JWKS_PATH])
 def test_slow_endpoint_is_a_fetch_error_within_the_timeout(
         jwks_server: JwksServer, cache: KeyCache, path: str) -> None:

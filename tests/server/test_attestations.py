@@ -287,6 +287,7 @@ def _get(url: str, ca: Path) -> dict[str, Any]:
     return value
 
 
+@pytest.mark.slow  # the default run's budget (.ci/run runs it)
 @pytest.mark.e2e
 def test_an_index_that_cannot_verify_refuses_with_503(testdata: Path, server_process: Any,
                                                       tmp_path: Path) -> None:

@@ -38,6 +38,7 @@ CHECKS = 6  # the follower's checks the clients run through
 HANG = 60.0  # bounds a hang only
 
 
+@pytest.mark.slow  # the default run's budget (.ci/run runs it)
 def test_exchanges_under_reloads_all_take_the_fast_path(
         make_index: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     index: Index = make_index(reload_interval=INTERVAL, jwks_cooldown=0)
