@@ -171,7 +171,7 @@ class CompiledReading:
         one at a time; `Unrecognized` after the last when the file changed (`of_file`)."""
         text = self.text
         if isinstance(text, str):
-            yield from _iter_lines(text)
+            yield from iter_lines(text)
             return
         if isinstance(text, bytes):
             yield from _iter_byte_lines(text)
@@ -264,7 +264,7 @@ class _FileBytes:
             yield line.removesuffix(b"\n").decode("utf-8", "replace")
 
 
-def _iter_lines(text: str) -> Iterator[str]:
+def iter_lines(text: str) -> Iterator[str]:
     """`text.splitlines()` one line at a time, for a text whose only breaks are "\\n"."""
     start, length = 0, len(text)
     while start < length:
@@ -277,7 +277,7 @@ def _iter_lines(text: str) -> Iterator[str]:
 
 
 def _iter_byte_lines(data: bytes) -> Iterator[str]:
-    """`_iter_lines` of a file's bytes, each line decoded as it is read ("replace")."""
+    """`iter_lines` of a file's bytes, each line decoded as it is read ("replace")."""
     start, length = 0, len(data)
     while start < length:
         end = data.find(b"\n", start)

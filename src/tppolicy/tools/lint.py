@@ -1279,6 +1279,7 @@ def _lint_stream(text: str, source: str, providers: Mapping[str, CheckedProvider
     """`lint_publishers_text` of a plain file, read as a stream; `NotPlain` or a
     `TppolicyError` (without the words of every problem) when it must be read whole."""
     from tppolicy.decide.policy import Policy
+    from tppolicy.decide.recognize import iter_lines
 
     Policy(CheckedPolicy(dict(providers), ()), issuers)  # registered issuers, as compiling
     asts = {name: provider.ast for name, provider in providers.items()}
@@ -1303,19 +1304,7 @@ def _lint_stream(text: str, source: str, providers: Mapping[str, CheckedProvider
 
     lint = _Lint(source, (), providers)
     lint.run(pubs(), first_projects)
-    return _sorted(_unsuppressed(lint.findings, _iter_lines(text)))
-
-
-def _iter_lines(text: str) -> Iterator[str]:
-    """`text.splitlines()` one line at a time, for a text whose only breaks are "\\n"."""
-    start, length = 0, len(text)
-    while start < length:
-        end = text.find("\n", start)
-        if end < 0:
-            yield text[start:]
-            return
-        yield text[start:end]
-        start = end + 1
+    return _sorted(_unsuppressed(lint.findings, iter_lines(text)))
 
 
 class _EntrySpans(Sequence[Span]):
