@@ -17,6 +17,7 @@ from tppolicy.token.replay import MemoryReplayStore
 
 from .test_check_token import NORMAL, PENDING, keys, token
 from .test_replay_failures import Broken, Weird
+from .tokens import GITHUB
 
 pytest.importorskip("tppolicy.decide._usual")
 
@@ -122,3 +123,22 @@ def test_records_hooks_and_upload_values_take_the_python_path() -> None:
     _alike(engines, [token(jti="h-1")] * 2)
     assert len(seen) == 4
     _alike(_pair(), [token(jti="r-1")], request={"version": "1.0"})
+
+
+def test_a_quick_decision_of_a_pending_publisher_is_left_to_python() -> None:
+    """The C path answers only a normal publisher's decision (its `pending` false); any
+    other goes back to the engine, verified."""
+    import dataclasses
+
+    from tppolicy.token.verify import VerifiedToken
+
+    with_c, _ = _pair()
+    index = with_c.decider.issuers[GITHUB]
+    key, decision = next(iter(index.quick.items()))
+    changed = dataclasses.replace(decision, pending=True)
+    object.__setattr__(changed, "_quick", decision._quick)
+    index.quick[key] = changed
+    path = with_c._token_path
+    assert path is not None
+    done = path(token(jti="p-1"))
+    assert type(done) is VerifiedToken

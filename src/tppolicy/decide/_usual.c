@@ -38,7 +38,7 @@ typedef struct {
 
 static PyObject *name_usual, *name_leeway, *name_lookup_for, *name_issuers, *name_check, *name_quick,
     *name_issuer, *name_aud, *name_jti, *name_exp, *name_claim, *name_claimed, *name_allowed,
-    *name_record, *name_pending_project, *name_slash;
+    *name_pending, *name_slash;
 
 /* 1 when `jti` is a str the store can hold (see use_jti), 0 otherwise. */
 static int
@@ -84,7 +84,7 @@ tokenpath_check(TokenPath *self, PyObject *token)
     }
     PyObject *lookup_for = NULL, *issuers = NULL, *index = NULL, *check = NULL, *quick = NULL,
         *decision = NULL, *own = NULL, *key = NULL, *expires_at = NULL, *claimed = NULL,
-        *record = NULL, *pending = NULL, *result = NULL;
+        *pending = NULL, *result = NULL;
     if (!PyTuple_Check(verified) || PyTuple_GET_SIZE(verified) != 4) {
         goto verified_only;
     }
@@ -173,12 +173,13 @@ tokenpath_check(TokenPath *self, PyObject *token)
     if (allowed != Py_True) {
         goto verified_only;
     }
-    record = PyObject_GetAttr(decision, name_record);
-    pending = record == NULL ? NULL : PyObject_GetAttr(record, name_pending_project);
+    /* a normal publisher's: `pending` is its record's pending_project is not None, set
+       when the record made the decision (the record itself is not read: a cache line) */
+    pending = PyObject_GetAttr(decision, name_pending);
     if (pending == NULL) {
         goto fail;
     }
-    if (pending != Py_None) {
+    if (pending != Py_False) {
         goto verified_only;
     }
     /* use_jti */
@@ -285,7 +286,6 @@ done:
     Py_XDECREF(key);
     Py_XDECREF(expires_at);
     Py_XDECREF(claimed);
-    Py_XDECREF(record);
     Py_XDECREF(pending);
     return result;
 }
@@ -378,10 +378,10 @@ module_exec(PyObject *module)
     static PyObject **names[] = {&name_usual, &name_leeway, &name_lookup_for, &name_issuers,
                                  &name_check, &name_quick, &name_issuer, &name_aud, &name_jti,
                                  &name_exp, &name_claim, &name_claimed, &name_allowed,
-                                 &name_record, &name_pending_project, &name_slash};
+                                 &name_pending, &name_slash};
     static const char *texts[] = {"_usual", "leeway", "lookup_for", "issuers", "check",
                                   "quick", "issuer", "aud", "jti", "exp", "claim", "_claimed",
-                                  "allowed", "record", "pending_project", "/"};
+                                  "allowed", "pending", "/"};
     for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
         if (*names[i] == NULL) {  /* once per process, kept for its life */
             *names[i] = PyUnicode_InternFromString(texts[i]);
