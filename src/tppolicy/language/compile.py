@@ -36,7 +36,6 @@ Predicate = Callable[[Mapping[str, Any]], bool]
 KeyFunction = Callable[[Mapping[str, Any]], tuple[Any, ...]]
 
 _PY_CLASS = {"string": "str", "int": "int", "bool": "bool", "list": "list", "object": "dict"}
-_CLASSES: dict[str, type] = {"str": str, "int": int, "bool": bool, "list": list, "dict": dict}
 
 # The claims prologue in one C call (`_prologue.c`: the same reads and tests), when the
 # install compiled it; below `_PROLOGUE_FROM` claims the Python reads cost no more.
@@ -389,7 +388,8 @@ class _Emitter:
         take = f"_take{next(_counter)}"
         self.namespace[take] = _Prologue(
             tuple(name for name, _, _ in reads),
-            tuple(None if declared is None else _CLASSES[declared] for _, declared, _ in reads),
+            tuple(None if declared is None else _BASE_NAMESPACE[declared]
+                  for _, declared, _ in reads),
             tuple(kind for _, _, kind in reads), _WRONG_TYPE).take
         values = "_claims_taken"
         targets: list[ast.expr] = [ast.Name(self.claim_local(name), ast.Store())
