@@ -241,3 +241,36 @@ def test_flat_claims_read_as_orjson_reads_them(raw: bytes) -> None:
     expected = orjson.loads(raw)
     assert list(flat.items()) == list(expected.items())
     assert [type(v) for v in flat.values()] == [type(v) for v in expected.values()]
+
+
+@pytest.mark.parametrize("stop", ["\\n", "\\\\", "\\u00e9", "é", "\x1f", "\x7f", "\x80"])
+def test_flat_strings_end_at_their_first_stop_byte_wherever_it_falls(stop: str) -> None:
+    """The C reader finds a string's end eight bytes at a time: a stop byte (an escape, a
+    control character, a byte past ASCII) at every position of the eight, in names and
+    values, gives what orjson gives (or is left to it); a plain string of every length
+    ends at its quote."""
+    for length in range(26):
+        for at in range(length + 1):
+            text = "a" * at + stop + "b" * (length - at)
+            for raw in (f'{{"{text}": 1}}', f'{{"name": "{text}", "x": 2}}',
+                        f'{{"n": "{"c" * length}"}}'):
+                encoded = raw.encode("utf-8", "surrogatepass")
+                try:
+                    expected = orjson.loads(encoded)
+                except orjson.JSONDecodeError:
+                    assert compact.flat_loads(encoded) is None
+                    continue
+                flat = compact.flat_loads(encoded)
+                if flat is not None:
+                    assert list(flat.items()) == list(expected.items())
+
+
+def test_names_alike_at_both_ends_are_read_as_themselves() -> None:
+    """The names' table finds a slot from a name's first and last eight bytes and its
+    length: names alike there (and of one length) are still told apart."""
+    names = [f"prefix__{middle}__suffix" for middle in ("aa", "ab", "ba", "zz")] \
+        + ["", "a", "ab", "abcdefg", "abcdefgh", "abcdefghi", "x" * 64, "x" * 65]
+    for _ in range(3):  # again: the second time from the table
+        raw = json.dumps({name: i for i, name in enumerate(names)}).encode()
+        flat = compact.flat_loads(raw)
+        assert flat is not None and list(flat.items()) == list(orjson.loads(raw).items())
