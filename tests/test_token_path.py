@@ -12,14 +12,14 @@ from typing import Any
 import pytest
 
 from tppolicy.decide.engine import CheckResult, Engine
-from tppolicy.limits import MAX_JTI_CHARS
+from tppolicy.limits import MAX_JTI_CHARS, REPLAY_MARGIN
 from tppolicy.token.replay import MemoryReplayStore
 
 from .test_check_token import NORMAL, PENDING, keys, token
 from .test_replay_failures import Broken, Weird
 from .tokens import GITHUB
 
-pytest.importorskip("tppolicy.decide._usual")
+_usual = pytest.importorskip("tppolicy.decide._usual")
 
 
 class Truthy:
@@ -98,6 +98,27 @@ def test_the_usual_token_is_answered_in_c() -> None:
     assert path is not None
     done = path(token())
     assert type(done) is CheckResult and done.allowed
+    # made in C from CheckResult's slots, without __init__: the same as one made by it
+    made = CheckResult(done.decision, None, done.claims)
+    assert done == made and repr(done) == repr(made) and done.action is None
+    assert done.claims is not None and done.claims["jti"]
+
+
+def test_a_result_made_by_another_callable_is_called() -> None:
+    """The C path sets a result's slots itself only for a class of CheckResult's slots
+    made by object.__new__; any other callable is called with (decision, None, claims)."""
+    with_c, _ = _pair()
+    made: list[tuple[Any, ...]] = []
+
+    def result(*args: Any) -> str:
+        made.append(args)
+        return "made"
+
+    path = _usual.TokenPath(with_c, with_c._core, with_c.verifier, with_c.replay,
+                            with_c.audience, REPLAY_MARGIN, MAX_JTI_CHARS, result)
+    assert path.check(token(jti="callable-1")) == "made"
+    decision, action, claims = made[0]
+    assert decision.allowed and action is None and claims["jti"] == "callable-1"
 
 
 def test_replay_errors_raise_propagate_alike() -> None:
