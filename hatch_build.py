@@ -1,4 +1,4 @@
-"""Build hook: compiles tppolicy's two C modules.
+"""Build hook: compiles tppolicy's C modules.
 
 - `src/tppolicy/decide/_quicktable.c`, the index's quick table: a random check among a
   million publishers reads fewer cache lines (`tppolicy.decide.index` uses a dict
@@ -10,7 +10,10 @@
 - `src/tppolicy/language/_prologue.c`, a compiled check's claims read and typed in one
   call (`tppolicy.language.compile` writes the same reads in Python without it);
 - `src/tppolicy/decide/_usual.c`, `Engine.check_token`'s usual answer in one call
-  (the engine takes the same steps in Python without it).
+  (the engine takes the same steps in Python without it);
+- `src/tppolicy/token/_mapped.c`, `MappedReplayStore`'s file and claim (a replay store
+  shared by a host's processes through a mapped file; it has no Python form: without
+  it, opening one raises `ReplayStoreError`, and `SQLiteReplayStore` remains).
 
 Everything works without them, so a machine without a C compiler still installs
 tppolicy: the hook says why on stderr and builds a pure-Python wheel (a module that
@@ -41,6 +44,8 @@ MODULES = {
                                     "reading a compiled check's claims in Python (slower)"),
     "tppolicy.decide._usual": (Path("src/tppolicy/decide/_usual.c"),
                                "answering the usual token in Python (slower)"),
+    "tppolicy.token._mapped": (Path("src/tppolicy/token/_mapped.c"),
+                               "without MappedReplayStore (SQLiteReplayStore remains)"),
 }
 
 

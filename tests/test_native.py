@@ -13,7 +13,8 @@ import pytest
 MODULES = {"tppolicy.decide._quicktable": "_quicktable.c",
            "tppolicy.token._compact": "_compact.c",
            "tppolicy.language._prologue": "_prologue.c",
-           "tppolicy.decide._usual": "_usual.c"}
+           "tppolicy.decide._usual": "_usual.c",
+           "tppolicy.token._mapped": "_mapped.c"}
 
 
 def test_the_list_is_the_build_hook_s() -> None:

@@ -38,17 +38,17 @@ def test_built_distributions_carry_the_metadata(tmp_path: Path) -> None:
         # The parser's prepared tables and the shipped files' trees ship as data (start-up).
         for prepared in ("policy.lark", "policy.tables.json", "policy.prepared.json"):
             assert f"tppolicy/language/{prepared}" in names, names
-        # The four C modules, compiled (this machine has a compiler: .ci/run installs it),
+        # The five C modules, compiled (this machine has a compiler: .ci/run installs it),
         # each with its stub for type checkers.
         for module in ("decide/_quicktable", "token/_compact", "language/_prologue",
-                       "decide/_usual"):
+                       "decide/_usual", "token/_mapped"):
             assert any(n.startswith(f"tppolicy/{module}.") and n.endswith(".so")
                        for n in names), (module, names)
             assert f"tppolicy/{module}.pyi" in names, names
     with tarfile.open(sdist) as archive:
         assert any(n.endswith("/LICENSE") for n in archive.getnames())
         for module in ("decide/_quicktable", "token/_compact", "language/_prologue",
-                       "decide/_usual"):
+                       "decide/_usual", "token/_mapped"):
             assert any(n.endswith(f"src/tppolicy/{module}.c") for n in archive.getnames())
     assert metadata["License-Expression"] == "Apache-2.0"
     assert metadata.get_all("License-File") == ["LICENSE"]

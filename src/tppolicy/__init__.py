@@ -47,7 +47,12 @@ if TYPE_CHECKING:
     from tppolicy.decide.index import Record as PublisherRecord
     from tppolicy.decide.names import ultranormalize_name
     from tppolicy.token.keys import FetchError, HttpFetcher, KeyCache
-    from tppolicy.token.replay import MemoryReplayStore, ReplayStore, SQLiteReplayStore
+    from tppolicy.token.replay import (
+        MappedReplayStore,
+        MemoryReplayStore,
+        ReplayStore,
+        SQLiteReplayStore,
+    )
     from tppolicy.token.verify import CODES as TOKEN_ERROR_CODES
     from tppolicy.token.verify import TokenError, VerifiedToken, Verifier
 from tppolicy.decide.load import (
@@ -73,6 +78,7 @@ _LAZY = {
     "FetchError": ("token.keys", "FetchError"),
     "HttpFetcher": ("token.keys", "HttpFetcher"),
     "KeyCache": ("token.keys", "KeyCache"),
+    "MappedReplayStore": ("token.replay", "MappedReplayStore"),
     "MemoryReplayStore": ("token.replay", "MemoryReplayStore"),
     "ReplayStore": ("token.replay", "ReplayStore"),
     "SQLiteReplayStore": ("token.replay", "SQLiteReplayStore"),
@@ -96,6 +102,7 @@ __all__ = (
     "HttpFetcher",
     "JsonLinesSink",
     "KeyCache",
+    "MappedReplayStore",
     "MemoryReplayStore",
     "Policy",
     "PolicyCheckError",
