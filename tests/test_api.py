@@ -5,7 +5,8 @@ def test_public_api_is_pinned() -> None:
     assert tppolicy.__all__ == (
         "TOKEN_ERROR_CODES", "CheckResult", "ClaimsError", "ConfigError", "CreateProject",
         "Decision", "DecisionSink", "Diagnostic", "Engine", "FetchError", "HttpFetcher",
-        "JsonLinesSink", "KeyCache", "MemoryReplayStore", "Policy", "PolicyCheckError",
+        "JsonLinesSink", "KeyCache", "MappedReplayStore", "MemoryReplayStore", "Policy",
+        "PolicyCheckError",
         "PolicySyntaxError", "ProjectCatalog", "Provider", "PublisherRecord", "ReplayStore",
         "RuleResult", "SQLiteReplayStore", "Span", "TokenError", "TppolicyError", "VerifiedToken",
         "Verifier", "compile_publishers_file", "compile_publishers_text", "format_policy",

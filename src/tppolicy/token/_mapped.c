@@ -556,7 +556,6 @@ mapped_new(PyTypeObject *type, PyObject *Py_UNUSED(args), PyObject *Py_UNUSED(kw
 static int
 mapped_traverse(Mapped *self, visitproc visit, void *arg)
 {
-    Py_VISIT(Py_TYPE(self));
     Py_VISIT(self->clock);
     Py_VISIT(self->error);
     Py_VISIT(self->path);
@@ -575,14 +574,10 @@ mapped_clear(Mapped *self)
 static void
 mapped_dealloc(Mapped *self)
 {
-    PyTypeObject *type = Py_TYPE(self);
     PyObject_GC_UnTrack(self);
     unmap(self);  /* no thread is busy: each holds a reference while it is */
     mapped_clear(self);
-    type->tp_free((PyObject *)self);
-    if (type->tp_flags & Py_TPFLAGS_HEAPTYPE) {
-        Py_DECREF(type);
-    }
+    Py_TYPE(self)->tp_free((PyObject *)self);  /* a subclass's type: its dealloc drops it */
 }
 
 static PyMethodDef mapped_methods[] = {
