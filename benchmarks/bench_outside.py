@@ -13,9 +13,10 @@ store on.
   case, not pull_request_target). Target (issue 13): <= 2x.
 - token: `Engine.check_token` on distinct signed tokens (RS256, RSA-2048; a fresh token
   per check, so every jti is new and is claimed in the replay store), with
-  `MemoryReplayStore`, with `SQLiteReplayStore` (shared between processes, the default)
-  and with `SQLiteReplayStore(exclusive=True)` (a file one process owns: no file locks
-  per claim), vs a bare RSA-2048 verify of the
+  `MemoryReplayStore`, with `SQLiteReplayStore` (shared between processes, the default),
+  with `SQLiteReplayStore(exclusive=True)` (a file one process owns: no file locks
+  per claim) and with `MappedReplayStore` (a file every process of the host maps; its
+  defaults, synced once a second), vs a bare RSA-2048 verify of the
   same tokens' signing inputs (cryptography's `RSAPublicKey.verify` with its padding and
   hash objects made once, as tppolicy makes them: the floor any verifier pays). Target:
   <= 1.5x. Beside it, on tokens of their own: `Engine.verifier.verify` alone (parse,
@@ -35,8 +36,9 @@ beside it; the key is looked up in the engine's own `KeyCache`), and each piece 
 difference of two measures on 1 000 distinct tokens: the parse and checks of
 `Verifier.verify`; the decision and `check_token`'s glue
 (`check_token` with a replay store that keeps nothing, minus `verify`); the jti's claim
-in `MemoryReplayStore`, in `SQLiteReplayStore` and in `SQLiteReplayStore(exclusive=True)`
-(user space only: callgrind does not count the kernel's work in system calls).
+in `MemoryReplayStore`, in `SQLiteReplayStore`, in `SQLiteReplayStore(exclusive=True)` and
+in `MappedReplayStore` (user space only: callgrind does not count the kernel's work in
+system calls, nor the page faults of the mapped file's first touches).
 """
 
 from __future__ import annotations
@@ -61,7 +63,7 @@ from machine import cpu_model  # benchmarks/machine.py (scripts run from their f
 
 from tppolicy import Engine
 from tppolicy.token.keys import KeyCache, VerificationKey
-from tppolicy.token.replay import MemoryReplayStore, SQLiteReplayStore
+from tppolicy.token.replay import MappedReplayStore, MemoryReplayStore, SQLiteReplayStore
 from tppolicy.token.verify import split_token
 
 ISSUER = "https://token.actions.githubusercontent.com"
@@ -149,7 +151,7 @@ class _KeepNothing:
         return True
 
 
-_PIECES = ("bare", "verify", "nothing", "memory", "sqlite", "sqlite-exclusive")
+_PIECES = ("bare", "verify", "nothing", "memory", "sqlite", "sqlite-exclusive", "mapped")
 
 
 def count(piece: str, data_file: str) -> None:
@@ -183,6 +185,8 @@ def count(piece: str, data_file: str) -> None:
         replay = _KeepNothing()
     elif piece == "memory":
         replay = MemoryReplayStore()
+    elif piece == "mapped":
+        replay = MappedReplayStore(os.path.join(tempfile.mkdtemp(), "replay.map"))
     else:
         replay = SQLiteReplayStore(os.path.join(tempfile.mkdtemp(), "replay.db"),
                                    exclusive=piece == "sqlite-exclusive")
@@ -236,6 +240,7 @@ def instructions(publishers: int) -> None:
         ("jti claim: SQLiteReplayStore (user space)", per_check["sqlite"] - per_check["nothing"]),
         ("jti claim: SQLiteReplayStore(exclusive=True) (user space)",
          per_check["sqlite-exclusive"] - per_check["nothing"]),
+        ("jti claim: MappedReplayStore", per_check["mapped"] - per_check["nothing"]),
         ("check_token (memory) beside its RSA call", per_check["memory"]),
     ]
     for name, value in rows_out:
@@ -282,7 +287,7 @@ def main() -> None:
     public = key.public_key()
     jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(public))
     jwk["kid"] = "bench"
-    stores = ("memory", "sqlite", "sqlite-exclusive")
+    stores = ("memory", "sqlite", "sqlite-exclusive", "mapped")
     kinds = (*stores, "verify", "pyjwt")  # each measure signs its own tokens
     print(f"signing {len(kinds) * (rounds + 1) * args.tokens} tokens...", flush=True)
     tokens = {kind: [[jwt.encode(claims_of(i % n, now), key, algorithm="RS256",
@@ -293,8 +298,14 @@ def main() -> None:
     for store in stores:
         keys = KeyCache()
         keys.add_static(ISSUER, {"keys": [jwk]})
-        replay = MemoryReplayStore() if store == "memory" else SQLiteReplayStore(
-            os.path.join(folder, f"{store}.db"), exclusive=store == "sqlite-exclusive")
+        replay: Any
+        if store == "memory":
+            replay = MemoryReplayStore()
+        elif store == "mapped":
+            replay = MappedReplayStore(os.path.join(folder, "replay.map"))
+        else:
+            replay = SQLiteReplayStore(os.path.join(folder, f"{store}.db"),
+                                       exclusive=store == "sqlite-exclusive")
         engines[store] = Engine(publishers=rows, audience="pypi", keys=keys, replay=replay)
     signed = {kind: [[split_token(t)[2:] for t in batch] for batch in batches]
               for kind, batches in tokens.items()}

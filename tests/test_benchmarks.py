@@ -104,6 +104,7 @@ def test_outside_benchmark_prints_the_ratios() -> None:
     assert "check_claims / hand-written: " in out
     assert "check_token (sqlite replay store) / bare RSA-2048 verify: " in out
     assert "check_token (sqlite-exclusive replay store) / bare RSA-2048 verify: " in out
+    assert "check_token (mapped replay store) / bare RSA-2048 verify: " in out
 
 
 @pytest.mark.slow
@@ -117,7 +118,7 @@ def test_outside_benchmark_counts_the_token_paths_instructions_piece_by_piece() 
         "decision and check_token's glue", "jti claim: MemoryReplayStore",
         "jti claim: SQLiteReplayStore (user space)",
         "jti claim: SQLiteReplayStore(exclusive=True) (user space)",
-        "check_token (memory) beside its RSA call"}, out
+        "jti claim: MappedReplayStore", "check_token (memory) beside its RSA call"}, out
     assert all(count > 0 for count in counts.values()), out
 
 
