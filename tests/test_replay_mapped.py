@@ -144,7 +144,7 @@ def test_segments_are_recycled_over_many_windows(path: Path) -> None:
         assert not other.claim(key, expires), step
         assert other.claim(f"o{step}", step + 20)
         assert not store.claim(f"o{step}", step + 20)
-    states = struct.unpack_from("<4q", path.read_bytes(), mapped.STATES_AT)
+    states = struct.unpack_from("=4q", path.read_bytes(), mapped.STATES_AT)
     assert all(state >= 2 for state in states)  # every segment served a window
     store.close()
     other.close()
@@ -261,13 +261,13 @@ def damaged(path: Path, how: str) -> None:
         data[16] = 9
         path.write_bytes(data)
     elif how == "segments":
-        struct.pack_into("<I", data, 24, 1000)
+        struct.pack_into("=I", data, 24, 1000)
         path.write_bytes(data)
     elif how == "size-field":
-        struct.pack_into("<Q", data, 48, 12345)
+        struct.pack_into("=Q", data, 48, 12345)
         path.write_bytes(data)
     elif how == "state":
-        struct.pack_into("<q", data, mapped.STATES_AT, -5)
+        struct.pack_into("=q", data, mapped.STATES_AT, -5)
         path.write_bytes(data)
 
 
@@ -304,6 +304,11 @@ def test_paths_that_cannot_be_used(tmp_path: Path) -> None:
     assert f"cannot create a file in {missing.parent}: No such file or directory" in str(
         caught.value)
     assert "in a directory where this process may create files" in str(caught.value)
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    with pytest.raises(ReplayStoreError, match="not a usable replay store file: not a "
+                       "regular file"):
+        MappedReplayStore(fifo)  # not waited on
     target = tmp_path / "target.map"
     MappedReplayStore(target).close()
     link = tmp_path / "link.map"
@@ -558,7 +563,7 @@ store.claim("second", 1_000_045)           # epoch 100_004: segment 0 recycled; 
 
 
 def state_words(path: Path) -> tuple[int, ...]:
-    return struct.unpack_from("<4q", path.read_bytes(), mapped.STATES_AT)
+    return struct.unpack_from("=4q", path.read_bytes(), mapped.STATES_AT)
 
 
 def test_a_process_killed_while_holding_the_lock_leaves_a_working_store(path: Path) -> None:

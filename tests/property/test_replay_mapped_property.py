@@ -94,7 +94,7 @@ class SameAsMemory(RuleBasedStateMachine):
             self.expiry[key] = expires
 
 
-SameAsMemory.TestCase.settings = settings(max_examples=150, stateful_step_count=60,
+SameAsMemory.TestCase.settings = settings(max_examples=60, stateful_step_count=50,
                                           deadline=None)
 test_same_as_memory = SameAsMemory.TestCase
 

@@ -54,7 +54,8 @@
 #define STATE_BIAS 2
 #define GOLDEN 0x9E3779B97F4A7C15ULL
 
-/* the header's fields, at fixed offsets (replay.py reads them with struct: keep in step) */
+/* the header's fields, at fixed offsets, in the host's byte order (replay.py reads them
+   with struct "=": keep in step) */
 typedef struct {
     char magic[16];          /* 0 */
     uint32_t version;        /* 16 */
@@ -256,6 +257,9 @@ recycle(Mapped *self, uint32_t segment, int64_t want)
     rc = pthread_mutex_lock(self->mutex);
     if (rc == EOWNERDEAD) {  /* its holder died (kill -9): its work is redone below */
         rc = pthread_mutex_consistent(self->mutex);
+        if (rc != 0) {
+            pthread_mutex_unlock(self->mutex);
+        }
     }
     if (rc == 0) {
         int64_t now_serving = __atomic_load_n(state, __ATOMIC_ACQUIRE);

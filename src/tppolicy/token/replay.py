@@ -11,6 +11,7 @@ import contextlib
 import math
 import os
 import sqlite3
+import stat
 import struct
 import tempfile
 import threading
@@ -366,7 +367,7 @@ _PURGE = "DELETE FROM used_jti WHERE expires_at <= ?"
 
 # ------------------------------------------------------------------ the mapped store
 
-_HEADER = struct.Struct("<16sIIIIQqQ16s")  # _mapped.c's Header: keep in step
+_HEADER = struct.Struct("=16sIIIIQqQ16s")  # _mapped.c's Header, host byte order
 _MAGIC = b"tppolicy-replay\n"
 _FORMAT_VERSION = 1
 _HEADER_BYTES = 4096
@@ -422,7 +423,10 @@ class MappedReplayStore(_MappedBase):
     everysec) and of the SQLite store (synchronous=NORMAL). A failed sync is kept in
     `sync_error` (claims go on: they are still in the page cache). Same host only:
     network file systems (NFS, SMB...) do not share a mapping's pages between hosts and
-    are not supported.
+    are not supported; the processes share one PID namespace (the mutex is a robust
+    futex, whose owner is a thread id: containers sharing the file each in their own PID
+    namespace are not supported either). Linux (robust process-shared mutexes, hole
+    punching; elsewhere the segment is zeroed in place).
 
     The file: a header page (magic, format version, parameters, a 16-byte random
     secret made at creation, one state word per segment, a process-shared robust mutex)
@@ -531,7 +535,9 @@ class MappedReplayStore(_MappedBase):
 
     def _open_file(self, parameters: dict[str, int]) -> int:
         """The file open for reading and writing, created first when missing."""
-        flags = os.O_RDWR | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0)
+        # O_NONBLOCK: a FIFO at the path is refused below, not waited on
+        flags = os.O_RDWR | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0) | \
+            getattr(os, "O_NOFOLLOW", 0)
         for _ in range(3):
             try:
                 return os.open(self.path, flags)
@@ -584,7 +590,10 @@ class MappedReplayStore(_MappedBase):
                 "exists (it is made there); remove a damaged file once no token it "
                 "recorded is still live")
         try:
-            size = os.fstat(fd).st_size
+            status = os.fstat(fd)
+            if not stat.S_ISREG(status.st_mode):
+                raise bad("not a regular file")
+            size = status.st_size
             head = os.pread(fd, _HEADER_BYTES, 0)
         except OSError as exc:
             raise ReplayStoreError(self.path, f"cannot read the file: {exc.strerror}",
@@ -613,7 +622,7 @@ class MappedReplayStore(_MappedBase):
                       f"{expected}")
         if size != expected:
             raise bad(f"{size} bytes, its header says {expected} (truncated or extended)")
-        states = struct.unpack_from(f"<{segments}q", head, _STATES_AT)
+        states = struct.unpack_from(f"={segments}q", head, _STATES_AT)
         latest = _MAX_EXPIRY // window + 2
         if any(not 0 <= state <= latest for state in states):
             raise bad("a segment's state word is out of range")
