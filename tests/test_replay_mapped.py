@@ -389,6 +389,26 @@ def test_a_clock_before_1970_is_an_error(path: Path) -> None:
     store.close()
 
 
+def test_a_clock_that_ran_ahead_is_an_error_not_a_free_pass(path: Path) -> None:
+    """A process whose clock is a window or more ahead recycles a segment for a later
+    window: the claims of the current window in it are refused (the SQLite store would
+    take their keys again; here their entries are gone, so every replay would pass)."""
+    right, ahead = Clock(1_000_000.0), Clock(1_000_040.0)  # 4 windows (a cycle) ahead
+    store, runaway = small(path, right), small(path, ahead)
+    assert store.claim(KEY, 1_000_005)  # epoch 100_000: segment 0
+    assert runaway.claim("other", 1_000_045)  # epoch 100_004: segment 0 again, recycled
+    with pytest.raises(ReplayStoreError) as caught:
+        store.claim(KEY, 1_000_005)
+    text = str(caught.value)
+    assert "serves a window 40 s later than its expiry's: a clock of a process" in text
+    assert "hint: set the system clock right" in text
+    with pytest.raises(ReplayStoreError, match="a clock of a process"):
+        store.claim("new", 1_000_007)
+    assert store.claim("elsewhere", 1_000_015)  # segment 1: untouched
+    store.close()
+    runaway.close()
+
+
 def test_a_closed_store_is_a_denial(path: Path) -> None:
     store = MappedReplayStore(path)
     engine = Engine(publishers=[NORMAL], keys=keys(), replay=store)

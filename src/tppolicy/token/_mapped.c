@@ -23,8 +23,8 @@
    waiting): marked 1, zeroed (a hole punched, so the file stays sparse; memset where the
    file system cannot), then given the new epoch. A process killed while holding the mutex
    leaves it to the next locker (EOWNERDEAD: made consistent, the segment cleared again).
-   A segment serving a newer epoch means the claim's time has passed: True, as the SQLite
-   store takes such a key again. */
+   A segment serving a newer epoch means a clock ran ahead (see ahead()): an error, the
+   claim refused (fail closed). */
 
 #define PY_SSIZE_T_CLEAN
 #ifndef _GNU_SOURCE
@@ -294,6 +294,26 @@ recycle(Mapped *self, uint32_t segment, int64_t want)
     return answer;
 }
 
+/* A claim whose segment serves a later window than its expiry's. With one clock and the
+   horizon kept, that later window was claimed at least a window after this expiry passed:
+   this claim read its clock that long ago, or some process's clock ran ahead (a step of
+   the system clock, a clock given to a store). The key cannot be looked up (its entries
+   went with its window): refused with an error (fail closed; the SQLite store would take
+   the key again), rather than True for every later claim of it. */
+static PyObject *
+ahead(Mapped *self, int64_t serving, int64_t want)
+{
+    char problem[400];
+    snprintf(problem, sizeof problem, "the claim's segment serves a window %lld s later "
+             "than its expiry's: a clock of a process using the file ran ahead of this "
+             "one's (or this claim read its clock that long ago)",
+             (long long)((serving - want) * self->window));
+    (void)fail(self, problem, "set the system clock right; if a clock ran ahead, remove "
+               "the file (the claims of tokens still live go with it) or wait for the time "
+               "to catch up");
+    return NULL;
+}
+
 static PyObject *
 mapped_claim(Mapped *self, PyObject *const *args, size_t nargsf, PyObject *kwnames)
 {
@@ -383,15 +403,13 @@ mapped_claim(Mapped *self, PyObject *const *args, size_t nargsf, PyObject *kwnam
     int64_t want = epoch + STATE_BIAS;
     int64_t serving = __atomic_load_n(&self->states[segment], __ATOMIC_ACQUIRE);
     if (serving != want) {
-        if (serving >= STATE_BIAS && serving > want) {
-            Py_RETURN_TRUE;  /* a newer epoch took the segment: this claim's time passed */
-        }
-        int recycled = recycle(self, segment, want);
+        int recycled = serving >= STATE_BIAS && serving > want ? 1
+                                                                : recycle(self, segment, want);
         if (recycled < 0) {
             return NULL;
         }
-        if (recycled == 1) {
-            Py_RETURN_TRUE;
+        if (recycled == 1) {  /* a later window took the segment: see ahead() */
+            return ahead(self, serving, want);
         }
     }
     Slot *base = self->data + (size_t)segment * self->slots;

@@ -445,9 +445,13 @@ class MappedReplayStore(_MappedBase):
     into a denial, fail closed): an expiry more than `(segments - 2) * window` seconds
     ahead of now (the horizon: older epochs' claims have all expired when a segment is
     recycled); more than `PROBE_LIMIT` (64) taken slots in a row in a segment (give
-    more slots). An expiry already passed is True, nothing kept (as the other stores:
-    the key would be taken again at once). Keys are kept per window of expiry: a key
-    claimed again while live with an expiry in another window is another entry (True).
+    more slots); a claim whose segment already serves a later window (a process's clock
+    ran ahead by a window or more and recycled it: the key cannot be looked up, so the
+    claim is refused rather than taken as new, as the SQLite store would take it).
+
+    An expiry already passed is True, nothing kept (as the other stores: the key would
+    be taken again at once). Keys are kept per window of expiry: a key claimed again
+    while live with an expiry in another window is another entry (True).
     tppolicy claims `issuer/jti` until the token's exp: a token used twice has one exp,
     so only an issuer signing two tokens with one jti and different exps would see both
     accepted.
