@@ -618,3 +618,57 @@ def test_a_process_killed_while_holding_the_lock_leaves_a_working_store(path: Pa
     assert not store.claim("third", 1_000_085)
     store.close()
 
+
+
+# ------------------------------------------------------------------ after a reboot
+
+
+_FIRST_CLAIM = """
+import sys, time
+from tppolicy.token.replay import MappedReplayStore
+store = MappedReplayStore(sys.argv[1], sync_every=None)
+print(store.claim("first", int(time.time()) + 600), flush=True)  # takes the lock
+"""
+
+MUTEX_AT = 128  # _mapped.c: the lock's place in the header; glibc's __lock word first
+
+
+def locked_by_a_lost_thread(path: Path, boot: bytes | None) -> None:
+    """`path`'s lock as an OS crash may leave it on the disk: held by a thread id no
+    process of this boot has, no owner-died mark; `boot`: the boot recorded beside it."""
+    data = bytearray(path.read_bytes())
+    struct.pack_into("=i", data, MUTEX_AT, 0x3FFFFFF0)  # __lock: the owner's thread id
+    struct.pack_into("=i", data, MUTEX_AT + 8, 0x3FFFFFF0)  # __owner
+    if boot is not None:
+        data[72:88] = boot
+    path.write_bytes(data)
+
+
+def boot_id() -> bytes:
+    try:
+        return uuid.UUID(Path("/proc/sys/kernel/random/boot_id").read_text().strip()).bytes
+    except OSError:
+        pytest.skip("no boot id here (/proc/sys/kernel/random/boot_id)")
+
+
+def test_a_lock_left_held_by_another_boot_is_made_afresh(path: Path) -> None:
+    current = boot_id()
+    MappedReplayStore(path).close()
+    assert path.read_bytes()[72:88] == current  # recorded by the first open
+    locked_by_a_lost_thread(path, b"\x01" * 16)  # as after an OS crash and a reboot
+    done = subprocess.run([sys.executable, "-c", _FIRST_CLAIM, str(path)], env=env(),
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.stdout.strip() == "True", done.stderr  # was: waiting for ever on the lock
+    assert path.read_bytes()[72:88] == current
+
+
+@pytest.mark.slow
+def test_a_lock_left_held_in_this_boot_is_kept(path: Path) -> None:
+    """The control: the same lock word recorded in this boot is not made afresh (a
+    process of this boot may hold it), so the claim waits on it."""
+    current = boot_id()
+    MappedReplayStore(path).close()
+    locked_by_a_lost_thread(path, current)
+    with pytest.raises(subprocess.TimeoutExpired):
+        subprocess.run([sys.executable, "-c", _FIRST_CLAIM, str(path)], env=env(),
+                       capture_output=True, text=True, timeout=3, check=False)

@@ -4,7 +4,8 @@
    The file (created and checked by replay.py; `create` writes its header):
    - a header page: magic, format version, the parameters (segments S, slots per segment,
      window seconds, probe limit, the file's size), a 16-byte random secret (SipHash's key),
-     a process-shared robust mutex, then one state word per segment;
+     the boot its lock was made in, a process-shared robust mutex, then one state word
+     per segment;
    - S segments of `slots` entries {uint64 tag; int64 expires_at}, 16 bytes each.
 
    A claim of `key` until `expires_at`: epoch = expires_at / window, its segment epoch % S,
@@ -36,6 +37,7 @@
 #include <fcntl.h>
 #include <math.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -66,6 +68,7 @@ typedef struct {
     int64_t window;          /* 40 */
     uint64_t file_bytes;     /* 48 */
     unsigned char secret[16];  /* 56 */
+    unsigned char boot[16];    /* 72: the boot (Linux's boot_id) the lock was made in */
 } Header;
 
 typedef struct {
@@ -736,10 +739,64 @@ stop_while_clearing(PyObject *Py_UNUSED(module), PyObject *arg)
     Py_RETURN_NONE;
 }
 
+/* A fresh lock in the file open at fd, for a boot the file has not seen: a lock word left
+   on the disk by an OS crash names an owner of another boot, whom no process's death
+   will ever release (a robust mutex is released by its owner's exit only). replay.py
+   calls this under flock(), which every opener takes, before any process of this boot
+   uses the lock. */
+static PyObject *
+reset_lock(PyObject *Py_UNUSED(module), PyObject *args)
+{
+    int fd;
+    Py_buffer boot;
+    if (!PyArg_ParseTuple(args, "iy*", &fd, &boot)) {
+        return NULL;
+    }
+    if (boot.len != 16) {
+        PyBuffer_Release(&boot);
+        PyErr_SetString(PyExc_ValueError, "a boot id is 16 bytes");
+        return NULL;
+    }
+    unsigned char *page = mmap(NULL, HEADER_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (page == MAP_FAILED) {
+        PyBuffer_Release(&boot);
+        return PyErr_SetFromErrno(PyExc_OSError);
+    }
+    pthread_mutexattr_t attributes;
+    int rc = pthread_mutexattr_init(&attributes);
+    if (rc == 0) {
+        rc = pthread_mutexattr_setpshared(&attributes, PTHREAD_PROCESS_SHARED);
+    }
+    if (rc == 0) {
+        rc = pthread_mutexattr_setrobust(&attributes, PTHREAD_MUTEX_ROBUST);
+    }
+    if (rc == 0) {
+        memset(page + MUTEX_AT, 0, STATES_AT - MUTEX_AT);
+        rc = pthread_mutex_init((pthread_mutex_t *)(page + MUTEX_AT), &attributes);
+        pthread_mutexattr_destroy(&attributes);
+    }
+    if (rc == 0) {
+        memcpy(page + offsetof(Header, boot), boot.buf, 16);
+        if (msync(page, HEADER_BYTES, MS_SYNC) != 0) {
+            rc = errno;
+        }
+    }
+    PyBuffer_Release(&boot);
+    munmap(page, HEADER_BYTES);
+    if (rc != 0) {
+        errno = rc;
+        return PyErr_SetFromErrno(PyExc_OSError);
+    }
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef module_methods[] = {
     {"create", create, METH_VARARGS,
      "create(fd, segments, slots, window, probe_limit, secret): size the file open at fd "
      "(sparse) and write its header, the lock made in place"},
+    {"reset_lock", reset_lock, METH_VARARGS,
+     "reset_lock(fd, boot): a fresh lock in the file open at fd, made in the boot `boot` "
+     "(16 bytes); only while no process of this boot uses the file"},
     {"siphash24", siphash, METH_VARARGS,
      "siphash24(key, data) -> SipHash-2-4 of data under the 16-byte key, as an int"},
     {"_stop_while_clearing", stop_while_clearing, METH_O,

@@ -367,7 +367,7 @@ _PURGE = "DELETE FROM used_jti WHERE expires_at <= ?"
 
 # ------------------------------------------------------------------ the mapped store
 
-_HEADER = struct.Struct("=16sIIIIQqQ16s")  # _mapped.c's Header, host byte order
+_HEADER = struct.Struct("=16sIIIIQqQ16s16s")  # _mapped.c's Header, host byte order
 _MAGIC = b"tppolicy-replay\n"
 _FORMAT_VERSION = 1
 _HEADER_BYTES = 4096
@@ -402,12 +402,14 @@ class _MappedUnavailable:
 if TYPE_CHECKING:
     from tppolicy.token._mapped import Mapped as _MappedBase
     from tppolicy.token._mapped import create as _create_mapped
+    from tppolicy.token._mapped import reset_lock as _reset_lock
 else:
-    _MappedBase, _create_mapped = _MappedUnavailable, None
+    _MappedBase, _create_mapped, _reset_lock = _MappedUnavailable, None, None
     if EXTENSION_WANTED:
         with contextlib.suppress(ImportError):
             from tppolicy.token._mapped import Mapped as _MappedBase
             from tppolicy.token._mapped import create as _create_mapped
+            from tppolicy.token._mapped import reset_lock as _reset_lock
 
 
 class MappedReplayStore(_MappedBase):
@@ -439,7 +441,10 @@ class MappedReplayStore(_MappedBase):
     slot and exactly one wins, across threads and processes. A key found whose expiry has
     passed is taken again, by one claimant. A segment is recycled for a later epoch
     under the mutex (zeroed: a hole punched, so the file stays sparse); a process killed
-    while holding it leaves the work to the next (the mutex is robust: EOWNERDEAD).
+    while holding it leaves the work to the next (the mutex is robust: EOWNERDEAD). The
+    header keeps the boot the mutex was made in (Linux's boot_id): after a reboot the
+    first opener makes it afresh (under flock, which every opener takes), since an OS
+    crash may have left it on the disk locked by a thread nobody will see exit.
 
     Limits, each a `ReplayStoreError` naming the file and a fix (the engine turns it
     into a denial, fail closed): an expiry more than `(segments - 2) * window` seconds
@@ -485,6 +490,7 @@ class MappedReplayStore(_MappedBase):
         {"segments": 32, "slots": 1 << 17, "window": 3600})
 
     sync_error: ReplayStoreError | None
+    _boot: bytes  # the boot the file's lock was made in (its header)
 
     def __init__(self, path: str | Path, clock: Callable[[], float] = time.time, *,
                  segments: int | None = None, slots: int | None = None,
@@ -515,6 +521,7 @@ class MappedReplayStore(_MappedBase):
                     f"{', '.join(differ)}",
                     "open it without those parameters (the file's are used), or remove the "
                     "file once no token it recorded is still live (it is made again)")
+            self._lock_of_this_boot(fd)
             try:
                 self._attach(fd, None if clock is time.time else clock, ReplayStoreError,
                              self.path)
@@ -604,7 +611,7 @@ class MappedReplayStore(_MappedBase):
                                    _MAPPED_HINT) from None
         if len(head) < _HEADER.size:
             raise bad(f"{size} bytes, shorter than a header")
-        magic, version, header_bytes, segments, probe, slots, window, file_bytes, _ = \
+        magic, version, header_bytes, segments, probe, slots, window, file_bytes, _, boot = \
             _HEADER.unpack_from(head)
         if magic != _MAGIC:
             raise bad("it does not start with tppolicy's magic (another kind of file)")
@@ -630,7 +637,29 @@ class MappedReplayStore(_MappedBase):
         latest = _MAX_EXPIRY // window + 2
         if any(not 0 <= state <= latest for state in states):
             raise bad("a segment's state word is out of range")
+        self._boot = boot
         return found
+
+    def _lock_of_this_boot(self, fd: int) -> None:
+        """The file's lock made afresh when it was made in another boot (an OS crash may
+        have left it locked by a thread of that boot, whose exit nobody will see), under
+        flock: every opener takes it, so no process of this boot uses the lock yet."""
+        boot = _boot_id()
+        if boot is None or boot == self._boot:
+            return
+        import fcntl  # here: Linux only (the module imports where there is none)
+
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                if os.pread(fd, 16, _BOOT_AT) != boot:  # another opener may have just
+                    assert _reset_lock is not None
+                    _reset_lock(fd, boot)
+            finally:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+        except OSError as exc:
+            raise ReplayStoreError(self.path, f"cannot set up the file's lock: {exc}",
+                                   _MAPPED_HINT) from None
 
     def __enter__(self) -> MappedReplayStore:
         return self
@@ -650,6 +679,21 @@ class MappedReplayStore(_MappedBase):
             except ReplayStoreError as exc:
                 self.sync_error = exc
         super().close()
+
+
+_BOOT_AT = 72  # _mapped.c's Header.boot
+
+
+def _boot_id() -> bytes | None:
+    """This boot's id (Linux: /proc/sys/kernel/random/boot_id), or None where there is
+    none (the lock is then never made afresh)."""
+    import uuid
+
+    try:
+        with open("/proc/sys/kernel/random/boot_id") as f:
+            return uuid.UUID(f.read().strip()).bytes
+    except (OSError, ValueError):
+        return None
 
 
 _MAPPED_HINT = ("give a path on a local file system, in a directory where this process may "
