@@ -215,7 +215,7 @@ def test_the_file_s_parameters_are_kept_and_others_refused(path: Path) -> None:
 
 def test_defaults_keep_a_day_long_token(path: Path) -> None:
     """The verifier accepts tokens living up to MAX_TOKEN_LIFETIME (24 h): with its leeway
-    and margin, within the default horizon (30 h)."""
+    and margin, within the default horizon (31.5 h)."""
     from tppolicy.limits import DEFAULT_LEEWAY, MAX_TOKEN_LIFETIME, REPLAY_MARGIN
 
     store = MappedReplayStore(path)
@@ -224,7 +224,8 @@ def test_defaults_keep_a_day_long_token(path: Path) -> None:
     horizon = (parameters["segments"] - 2) * parameters["window"]
     assert horizon >= MAX_TOKEN_LIFETIME + 2 * DEFAULT_LEEWAY + REPLAY_MARGIN + 3600
     assert store.claim(KEY, later(MAX_TOKEN_LIFETIME + 2 * DEFAULT_LEEWAY + REPLAY_MARGIN))
-    assert path.stat().st_size == 4096 + 32 * (1 << 17) * 16
+    assert parameters == {"segments": 128, "slots": 1 << 15, "window": 900, "probe_limit": 64}
+    assert path.stat().st_size == 4096 + 128 * (1 << 15) * 16
     assert path.stat().st_mode & 0o777 == 0o600  # the secret is in it
     store.close()
 

@@ -464,12 +464,16 @@ class MappedReplayStore(_MappedBase):
     so only an issuer signing two tokens with one jti and different exps would see both
     accepted.
 
-    Defaults: `window` 3600 s and 32 `segments` keep claims up to 30 h ahead (the
+    Defaults: `window` 900 s and 128 `segments` keep claims up to 31.5 h ahead (the
     verifier accepts tokens living up to 24 h, MAX_TOKEN_LIFETIME, plus leeway and
-    margin; GitHub's live 5-10 min, GitLab's up to a few hours); 2^17 `slots` per
-    segment (2 MiB) hold about 65 000 claims expiring within one hour at half load,
-    far more than an index's uploads; the file is 64 MiB, sparse, its pages made as
-    claims touch them (at most each segment's 2 MiB resident).
+    margin; GitHub's live 5-10 min, GitLab's up to a few hours); 2^15 `slots` per
+    segment (512 KiB) hold about 16 000 claims expiring within one 15-minute window at
+    half load (64 000 an hour; an index with more gives more slots). The file is 64
+    MiB, sparse, its pages made as claims touch them. Small segments in short windows
+    keep the pages a claim may touch few: a page's first write in a window, and its
+    first after each sync, is a page fault (bench_outside.py on a fresh file: with 2^17
+    slots per hour-long window, check_token with this store measured about 0.1x of a
+    bare RSA verify above the memory store; with these defaults, at or below it).
 
     Opening. A missing file is created atomically: its header written into a temporary
     file in the same directory, linked to `path` (if another process linked first, its
@@ -490,7 +494,7 @@ class MappedReplayStore(_MappedBase):
 
     PROBE_LIMIT = _PROBE_LIMIT
     DEFAULTS: ClassVar[Mapping[str, int]] = MappingProxyType(
-        {"segments": 32, "slots": 1 << 17, "window": 3600})
+        {"segments": 128, "slots": 1 << 15, "window": 900})
 
     sync_error: ReplayStoreError | None
     _boot: bytes  # the boot the file's lock was made in (its header)
