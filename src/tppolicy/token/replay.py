@@ -468,7 +468,9 @@ class MappedReplayStore(_MappedBase):
     verifier accepts tokens living up to 24 h, MAX_TOKEN_LIFETIME, plus leeway and
     margin; GitHub's live 5-10 min, GitLab's up to a few hours); 2^15 `slots` per
     segment (512 KiB) hold about 16 000 claims expiring within one 15-minute window at
-    half load (64 000 an hour; an index with more gives more slots). The file is 64
+    half load (64 000 an hour; an index with more gives more slots): filling one with
+    random keys, the first claim refused for want of a slot within 64 probes came at
+    62-76% load (30 fills; median 70%). The file is 64
     MiB, sparse, its pages made as claims touch them. Small segments in short windows
     keep the pages a claim may touch few: a page's first write in a window, and its
     first after each sync, is a page fault (bench_outside.py on a fresh file: with 2^17
