@@ -59,8 +59,9 @@ _TokenPath: Any = None
 if EXTENSION_WANTED:
     with contextlib.suppress(ImportError):
         from tppolicy.decide._usual import TokenPath as _TokenPath
-# The engine's values the C path holds: setting one makes it anew.
-_TOKEN_PATH_READS = frozenset({"verifier", "replay", "audience"})
+# The engine's values the C path holds or is made for: setting one makes it anew (none,
+# while decision records or a decision hook are set: those take the Python path).
+_TOKEN_PATH_READS = frozenset({"verifier", "replay", "audience", "records", "on_decision"})
 
 __all__ = [
     "INVALID_PAYLOAD", "INVALID_PENDING_PUBLISHER", "INVALID_PUBLISHER", "INVALID_REUSE_TOKEN",
@@ -504,7 +505,8 @@ class Engine:
     def _usual_token_path(self) -> Callable[[object], Any] | None:
         """`check_token`'s usual answer in C (`_usual.TokenPath`) for this engine's
         values, or None without the module (or for values it does not hold)."""
-        if _TokenPath is None or self.audience.__class__ is not str:
+        if _TokenPath is None or self.audience.__class__ is not str \
+                or self.records is not None or self.on_decision is not None:
             return None
         path = _TokenPath(self, self._core, self.verifier, self.replay, self.audience,
                           REPLAY_MARGIN, MAX_JTI_CHARS, CheckResult)
@@ -937,8 +939,7 @@ class Engine:
         `request` gives the values rules read as `request.NAME` (the version uploaded)."""
         verified: VerifiedToken | None = None
         path = self._token_path
-        if path is not None and request is None and self.records is None \
-                and self.on_decision is None:
+        if path is not None and request is None:  # (no path with records or a hook)
             try:
                 done = path(token)  # the usual answer in C, else the token verified
             except TokenError as exc:
