@@ -141,9 +141,10 @@ def test_records_hooks_and_upload_values_take_the_python_path() -> None:
     engines = _pair()
     for engine in engines:
         engine.on_decision = seen.append
-    assert engines[0]._token_path is None  # set later: the C path is dropped...
+    paths = [engines[0]._token_path]  # set later: the C path is dropped...
     engines[0].on_decision = None
-    assert engines[0]._token_path is not None  # ...and made again once it is unset
+    paths.append(engines[0]._token_path)  # ...and made again once it is unset
+    assert paths[0] is None and paths[1] is not None
     engines[0].on_decision = seen.append
     _alike(engines, [token(jti="h-1")] * 2)
     assert len(seen) == 4
