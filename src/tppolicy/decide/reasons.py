@@ -5,14 +5,15 @@ token had. Runs only when a decision is explained, never on the hot path.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from tppolicy.decide.decision import RuleResult
 from tppolicy.language import ast as A
+from tppolicy.language.bind import DeferredRule
 from tppolicy.language.interpret import Interpreter, MemoInterpreter
-from tppolicy.language.ops import REQUEST_KEY, REQUEST_VALUES, EvalError, op_lower
+from tppolicy.language.ops import REQUEST_KEY, REQUEST_VALUES, EvalError, op_lower, strict_equal
 from tppolicy.memo import ByIdentity
 from tppolicy.text import show
 
@@ -44,6 +45,8 @@ class Explainer:
         self.claims = claims
         self.interpreter = (MemoInterpreter if bound_only else Interpreter)(claims, claim_types)
         self._results: dict[int, tuple[A.Rule, RuleResult]] | None = {} if bound_only else None
+        # per rule shape (`deferred`): [the shape, its plan or None, checked yet]
+        self._plans: dict[int, list[Any]] = {}
 
     def rule(self, rule: A.Rule) -> RuleResult:
         """The rule's result: the first failing `require`, or what passed."""
@@ -62,12 +65,66 @@ class Explainer:
                 failure = self.describe(require.condition)
             except EvalError as exc:
                 failure = self._error_failure(require.condition, exc)
-            message = require.message or failure.message
-            if require.message and failure.actual is not None:
-                message = f"{require.message} (token has {show(failure.actual)})"
-            return RuleResult(rule.name, False, failure.expected, failure.actual, message,
-                              identity=rule.identity)
+            return _failed(rule.name, require.message, failure, rule.identity)
         return RuleResult(rule.name, True, *self._passed(rule))
+
+    def deferred(self, rule: DeferredRule) -> RuleResult | None:
+        """`rule(rule.rule())` without making the rule's tree: from its shape and values,
+        for a rule that fails on its last require, and that require a comparison of a
+        claim with a value of the publisher's (`claims.repository == "o/r"`), or an `or`
+        of such comparisons, each maybe after conditions that read no publisher value
+        (`claims.ref != "" and claims.job_workflow_ref == "o/r/...@" + claims.ref`); the
+        requires before it read none either. None otherwise (the caller makes the rule).
+        The same code explains the failure (`_compared`, `_or_failure`), on the shape's
+        tree with this publisher's values; each shape's way is checked once per explainer
+        against the rule made (a safeguard)."""
+        shape = rule.shape
+        known = self._plans.get(id(shape))
+        if known is None or known[0] is not shape:
+            if len(self._plans) >= _PLANS:
+                self._plans.clear()
+            known = self._plans[id(shape)] = [shape, _plan(rule), False]
+        plan = known[1]
+        if plan is None:
+            return None
+        try:
+            result = self._planned(plan, rule.values)
+        except (EvalError, _Unfit):
+            return None
+        if result is not None and not known[2]:
+            if self._rule(rule.rule()) != result:
+                known[1] = None
+                return None
+            known[2] = True
+        return result
+
+    def _planned(self, plan: _RulePlan, values: Sequence[Any]) -> RuleResult | None:
+        """`deferred` by its shape's plan: None when the rule passes (its result is then
+        the rule's own); `EvalError` or `_Unfit` when a value cannot be read so."""
+        name, fixed, message, start, stop, single, nodes, disjuncts = plan
+        boolean = self.interpreter.boolean
+        for condition in fixed:
+            if not boolean(condition):
+                return None
+        own = values[start:stop]
+        parts: list[_Failure] = []
+        for guard, comparison, expected_of in disjuncts:
+            if guard is not None and not boolean(guard):  # the `and` fails on its guard
+                parts.append(self._describe_or_error(guard))
+                continue
+            if expected_of is None:  # a condition of no publisher value
+                if boolean(comparison):
+                    return None
+                parts.append(self._describe_or_error(comparison))
+                continue
+            assert isinstance(comparison, A.Compare)
+            expected = expected_of(self, own)
+            equal = strict_equal(self.interpreter.value(comparison.left), expected)
+            if equal is (comparison.op == "=="):
+                return None  # it holds: the rule passes
+            parts.append(self._compared_with(comparison, expected))
+        failure = parts[0] if single else self._or_failure(nodes, parts)
+        return _failed(name, message, failure, False)
 
     def _passed(self, rule: A.Rule) -> tuple[Any, Any, str]:
         last = rule.requires[-1].condition if rule.requires else A.Literal(True)
@@ -170,21 +227,25 @@ class Explainer:
                 return self._describe_or_error(part)
             case A.Or(left=left, right=right):
                 disjuncts = _disjuncts(left, right)  # a new list each time: never changed
-                parts = [self._describe_or_error(p) for p in disjuncts]
-                expectations = [p.expected for p in parts if p.expected is not None]
-                actuals = {show(p.actual) for p in parts}
-                equalities = all((isinstance(p, A.Compare) and p.op == "==")
-                                 or isinstance(p, A.And) for p in disjuncts)
-                if equalities and len(expectations) == len(parts) and len(actuals) == 1:
-                    expected: Any = expectations if len(expectations) > 1 else expectations[0]
-                    first = _sides(self._failing_part(disjuncts[0]))
-                    had = self.had(first[0] if first else None, parts[0].actual)
-                    return _Failure(expected, parts[0].actual,
-                                    _mismatch(parts[0].actual, expectations)
-                                    or f"{had}, publisher expects one of {show(expectations)}")
-                expected, actual = self._alternatives(disjuncts, parts)
-                return _Failure(expected, actual, "; and ".join(p.message for p in parts))
+                return self._or_failure(disjuncts,
+                                        [self._describe_or_error(p) for p in disjuncts])
         return self._described(condition)
+
+    def _or_failure(self, disjuncts: list[A.Expr], parts: list[_Failure]) -> _Failure:
+        """`describe` of a false `or` of these disjuncts, each described (`parts`)."""
+        expectations = [p.expected for p in parts if p.expected is not None]
+        actuals = {show(p.actual) for p in parts}
+        equalities = all((isinstance(p, A.Compare) and p.op == "==")
+                         or isinstance(p, A.And) for p in disjuncts)
+        if equalities and len(expectations) == len(parts) and len(actuals) == 1:
+            expected: Any = expectations if len(expectations) > 1 else expectations[0]
+            first = _sides(self._failing_part(disjuncts[0]))
+            had = self.had(first[0] if first else None, parts[0].actual)
+            return _Failure(expected, parts[0].actual,
+                            _mismatch(parts[0].actual, expectations)
+                            or f"{had}, publisher expects one of {show(expectations)}")
+        expected, actual = self._alternatives(disjuncts, parts)
+        return _Failure(expected, actual, "; and ".join(p.message for p in parts))
 
     def _described(self, condition: A.Expr) -> _Failure:
         """`describe` of a condition neither `and` nor `or`: by its sides."""
@@ -205,9 +266,12 @@ class Explainer:
         """`describe` of a comparison of a claim (not under lower()) with a value, at once
         (most failed rows): what `_sides` (the claim, then the value), `_actual` (the
         claim as the token has it) and `_expectation` give it (`_described`'s failure)."""
+        return self._compared_with(condition, self.interpreter.value(condition.right))
+
+    def _compared_with(self, condition: A.Compare, expected: Any) -> _Failure:
+        """`_compared`, the value compared with being `expected`."""
         claim = condition.left
         assert isinstance(claim, A.Claim)
-        expected = self.interpreter.value(condition.right)
         actual = self.claims.get(claim.name)
         op = condition.op
         if op == "==":
@@ -256,6 +320,109 @@ class Explainer:
             return self.interpreter.boolean(condition)
         except EvalError:
             return False
+
+
+def _failed(name: str, message: str | None, failure: _Failure, identity: bool) -> RuleResult:
+    """A rule's result failing on a require of this `message` (or none) so."""
+    words = message or failure.message
+    if message and failure.actual is not None:
+        words = f"{message} (token has {show(failure.actual)})"
+    return RuleResult(name, False, failure.expected, failure.actual, words, identity=identity)
+
+
+class _Unfit(Exception):
+    """A value `Explainer.deferred` does not compute as the interpreter would (a `+` of a
+    value that is not a string): the rule is made and explained as it is."""
+
+
+# How the value a comparison reads from a shape's tree is computed from the publisher's
+# values (the shape's own), with the explainer for the nodes of no publisher value.
+_ValueOf = Callable[["Explainer", Sequence[Any]], Any]
+# A rule shape's plan (`_plan`): its name; the conditions of the requires before the last
+# (of no publisher value); the last require's message, and where its values are among the
+# rule's; whether that condition is one comparison (else an `or`); its disjuncts as the
+# shape's tree holds them; per disjunct: its guard (the left of an `and`, of no publisher
+# value) or None, its comparison, and how that comparison's value is computed (None when
+# it reads no publisher value).
+_RulePlan = tuple[str, tuple[A.Expr, ...], str | None, int, int, bool, list[A.Expr],
+                  tuple[tuple[A.Expr | None, A.Expr, _ValueOf | None], ...]]
+_PLANS = 256
+
+
+def _plan(rule: DeferredRule) -> _RulePlan | None:
+    """The plan `Explainer.deferred` follows for the rules of `rule`'s shape, or None when
+    its last require is not one it explains so."""
+    live = rule.shape.live
+    if not live:
+        return None
+    fixed: list[A.Expr] = []
+    for require, shape, _, _, _ in live[:-1]:
+        if shape is not None:
+            return None
+        fixed.append(require.condition)
+    require, shape, start, stop, _ = live[-1]
+    if shape is None:
+        return None
+    places, above = shape.places, shape.above
+    condition = shape.bound
+    nodes = _disjuncts(condition.left, condition.right) \
+        if condition.__class__ is A.Or else [condition]
+    disjuncts: list[tuple[A.Expr | None, A.Expr, _ValueOf | None]] = []
+    for node in nodes:
+        guard: A.Expr | None = None
+        if node.__class__ is A.And:
+            assert isinstance(node, A.And)
+            guard, node = node.left, node.right
+            if id(guard) in above or id(guard) in places:
+                return None
+        if id(node) not in above:
+            if id(node) in places:
+                return None
+            disjuncts.append((guard, node, None))
+            continue
+        if not (isinstance(node, A.Compare) and node.op in ("==", "!=")
+                and node.left.__class__ is A.Claim and node.right.__class__ is not A.Call
+                and id(node.left) not in above):
+            return None
+        value_of = _value_of(node.right, places, above)
+        if value_of is None:
+            return None
+        disjuncts.append((guard, node, value_of))
+    name = rule.name
+    return (name, tuple(fixed), require.message, start, stop,
+            condition.__class__ is not A.Or, nodes, tuple(disjuncts))
+
+
+def _value_of(node: A.Expr, places: Mapping[int, int], above: frozenset[int]
+              ) -> _ValueOf | None:
+    """How the value of `node` (of a shape's tree) is computed from a publisher's values:
+    a place takes its value (a string), a node of no publisher value is evaluated, a `+`
+    joins two strings; None for any other node."""
+    index = places.get(id(node))
+    if index is not None:
+        def placed(explainer: Explainer, own: Sequence[Any]) -> Any:
+            value = own[index]
+            if value.__class__ is not str:
+                raise _Unfit
+            return value
+        return placed
+    if id(node) not in above:
+        def evaluated(explainer: Explainer, own: Sequence[Any]) -> Any:
+            return explainer.interpreter.value(node)
+        return evaluated
+    if node.__class__ is not A.Concat:
+        return None
+    assert isinstance(node, A.Concat)
+    left, right = _value_of(node.left, places, above), _value_of(node.right, places, above)
+    if left is None or right is None:
+        return None
+
+    def joined(explainer: Explainer, own: Sequence[Any]) -> Any:
+        a, b = left(explainer, own), right(explainer, own)
+        if a.__class__ is not str or b.__class__ is not str:
+            raise _Unfit
+        return a + b
+    return joined
 
 
 def _disjuncts(left: A.Expr, right: A.Expr) -> list[A.Expr]:

@@ -28,6 +28,7 @@ from tppolicy.decide.index import Record
 from tppolicy.decide.policy import Policy
 from tppolicy.decide.reasons import Explainer, differs_only_in_case, show
 from tppolicy.language import ast as A
+from tppolicy.language.bind import DeferredRule, bind_rules_deferred
 from tppolicy.language.check import CheckedProvider, CheckedPublisher
 from tppolicy.language.compile import lookup_value
 from tppolicy.language.interpret import claim_value
@@ -211,7 +212,7 @@ def _rows(publisher: CheckedPublisher, claims: Mapping[str, Any],
           explainer: Explainer | None = None,
           identity: frozenset[str] | None = None,
           lookups: list[_Lookup] | None = None,
-          rules_seen: dict[int, tuple[A.Rule, RuleResult, str]] | None = None
+          rules_seen: dict[int, tuple[A.Rule | DeferredRule, RuleResult, str]] | None = None
           ) -> list[_Fields]:
     """The fields of a candidate's rows: `explainer`, one for these claims and the
     publisher's provider, shared by the candidates ranked (it keeps each node's value and
@@ -238,13 +239,31 @@ def _rows(publisher: CheckedPublisher, claims: Mapping[str, Any],
             shown = words[name] = show(wanted)
             raw.append((name, "lookup", RuleResult(name, False, wanted, actual,
                                                    f"{had}, publisher expects {shown}")))
-    for rule in publisher.rules:
+    rules: tuple[A.Rule | DeferredRule, ...] = publisher.rules \
+        if rules_seen is None or publisher.own_rules is not None \
+        else bind_rules_deferred(provider.rules, publisher.fields)
+    for each in rules:
         if rules_seen is not None:
-            seen = rules_seen.get(id(rule))
-            if seen is not None and seen[0] is rule:
-                raw.append((rule.name, "rule", seen[1]))
-                words[rule.name] = seen[2]
+            seen = rules_seen.get(id(each))
+            if seen is not None and seen[0] is each:
+                raw.append((each.name, "rule", seen[1]))
+                words[each.name] = seen[2]
                 continue
+        if each.__class__ is DeferredRule:
+            assert isinstance(each, DeferredRule)
+            found = explainer.deferred(each)
+            if found is not None:  # failed: the words are the result's own
+                raw.append((each.name, "rule", found))
+                word = words[each.name] = _expectation(None, found)
+                if rules_seen is not None:
+                    if len(rules_seen) >= _RULES_SEEN:
+                        rules_seen.clear()
+                    rules_seen[id(each)] = (each, found, word)
+                continue
+            rule = each.rule()
+        else:
+            assert isinstance(each, A.Rule)
+            rule = each
         result = explainer.rule(rule)
         if result.passed and result.actual is None and claims.get(rule.name) is not None:
             # a rule named after the claim it checks: show what the token had
@@ -257,7 +276,7 @@ def _rows(publisher: CheckedPublisher, claims: Mapping[str, Any],
         if rules_seen is not None:
             if len(rules_seen) >= _RULES_SEEN:
                 rules_seen.clear()
-            rules_seen[id(rule)] = (rule, result, word)
+            rules_seen[id(each)] = (each, result, word)
 
     def is_identity(name: str) -> bool:
         return name in identity
@@ -308,13 +327,15 @@ _Fields = tuple[str, str, bool, Any, Any, str, bool, bool, str]
 _EXPECTS = re.compile(r"publisher expects (.+)$")
 
 
-def _expectation(rule: A.Rule, result: RuleResult) -> str:
-    """What the rule expects, in words: "'pypi' (ignoring case)", "anything but 'x'"."""
+def _expectation(rule: A.Rule | None, result: RuleResult) -> str:
+    """What the rule expects, in words: "'pypi' (ignoring case)", "anything but 'x'" (the
+    rule is read for a result that passed only)."""
     if not result.passed:
         found = _EXPECTS.search(result.message)
         if found:
             return found.group(1)
         return "" if result.expected is None else show(result.expected)
+    assert rule is not None
     last = rule.requires[-1].condition if rule.requires else None
     if isinstance(last, A.Compare) and last.op == "!=" and result.expected is not None:
         return f"anything but {show(result.expected)}"
@@ -361,7 +382,8 @@ class _Ranking:
         self.best: list[tuple[tuple[int, int, bool, int], CheckedPublisher]] = []
         self._explainers: dict[int, tuple[CheckedProvider, Explainer, frozenset[str],
                                           list[_Lookup],
-                                          dict[int, tuple[A.Rule, RuleResult, str]]]] = {}
+                                          dict[int, tuple[A.Rule | DeferredRule,
+                                                          RuleResult, str]]]] = {}
         self._made = 0
         self._rows: dict[_Fields, Check] = {}
         self._split_rows: tuple[dict[_Fields, Check], ...] = ({}, {}, {}, {})
