@@ -212,8 +212,7 @@ def _rows(publisher: CheckedPublisher, claims: Mapping[str, Any],
           explainer: Explainer | None = None,
           identity: frozenset[str] | None = None,
           lookups: list[_Lookup] | None = None,
-          rules_seen: dict[int, tuple[A.Rule | DeferredRule, RuleResult, str]] | None = None
-          ) -> list[_Fields]:
+          rules_seen: _RulesSeen | None = None) -> list[_Fields]:
     """The fields of a candidate's rows: `explainer`, one for these claims and the
     publisher's provider, shared by the candidates ranked (it keeps each node's value and
     each rule's result); `identity`: `identity_checks` of its provider, and `lookups`:
@@ -227,18 +226,55 @@ def _rows(publisher: CheckedPublisher, claims: Mapping[str, Any],
         explainer = Explainer(claims, provider.claim_types)
     if lookups is None:
         lookups = _lookups(provider, explainer)
-    raw: list[tuple[str, str, RuleResult]] = []
-    words: dict[str, str] = {}
-    for (name, read, actual, value, had), wanted in zip(lookups, publisher.key_values,
-                                                         strict=True):
+    raw = _raw_rows(publisher, claims, explainer, lookups, rules_seen)
+    aside = provider.case_aside
+    identity_ok = _identity_ok(raw, identity, aside)
+    return [_fields(row, identity, identity_ok, aside) for row in raw]
+
+
+# A row as `_raw_rows` gives it: its name, kind, result, its expectation in words ("" for
+# `show(expected)`), and whether the result was found kept (`rules_seen`, `keys_seen`):
+# the same object for other publishers.
+_Raw = tuple[str, str, RuleResult, str, bool]
+# Per rule (by id, the rule kept with it): its result and words (`_rows`).
+_RulesSeen = dict[int, tuple["A.Rule | DeferredRule", RuleResult, str]]
+# Per lookup key and publisher value (its position, the value's class, the value): its
+# result and words.
+_KeysSeen = dict[tuple[int, type, Any], tuple[RuleResult, str]]
+
+
+def _raw_rows(publisher: CheckedPublisher, claims: Mapping[str, Any], explainer: Explainer,
+              lookups: list[_Lookup], rules_seen: _RulesSeen | None = None,
+              keys_seen: _KeysSeen | None = None) -> list[_Raw]:
+    """The results of a candidate's rows (`_rows`): its lookup keys', then its rules'.
+    `keys_seen`, kept with the explainer: each key's result per publisher value."""
+    provider = publisher.provider
+    raw: list[_Raw] = []
+    for number, ((name, read, actual, value, had), wanted) in enumerate(
+            zip(lookups, publisher.key_values, strict=True)):
+        key: tuple[int, type, Any] | None = None
+        if keys_seen is not None:
+            key = (number, wanted.__class__, wanted)
+            try:
+                known = keys_seen.get(key)
+            except TypeError:  # a value that cannot be hashed: not kept
+                key, known = None, None
+            if known is not None:
+                raw.append((name, "lookup", known[0], known[1], True))
+                continue
+        word = ""
         if not read:
-            raw.append((name, "lookup", RuleResult(name, False, wanted, None, had)))
+            result = RuleResult(name, False, wanted, None, had)
         elif value == lookup_value(wanted):
-            raw.append((name, "lookup", RuleResult(name, True, wanted, actual, had)))
+            result = RuleResult(name, True, wanted, actual, had)
         else:
-            shown = words[name] = show(wanted)
-            raw.append((name, "lookup", RuleResult(name, False, wanted, actual,
-                                                   f"{had}, publisher expects {shown}")))
+            word = show(wanted)
+            result = RuleResult(name, False, wanted, actual, f"{had}, publisher expects {word}")
+        raw.append((name, "lookup", result, word, False))
+        if key is not None and keys_seen is not None:
+            if len(keys_seen) >= _RULES_SEEN:
+                keys_seen.clear()
+            keys_seen[key] = (result, word)
     rules: tuple[A.Rule | DeferredRule, ...] = publisher.rules \
         if rules_seen is None or publisher.own_rules is not None \
         else bind_rules_deferred(provider.rules, publisher.fields)
@@ -246,15 +282,14 @@ def _rows(publisher: CheckedPublisher, claims: Mapping[str, Any],
         if rules_seen is not None:
             seen = rules_seen.get(id(each))
             if seen is not None and seen[0] is each:
-                raw.append((each.name, "rule", seen[1]))
-                words[each.name] = seen[2]
+                raw.append((each.name, "rule", seen[1], seen[2], True))
                 continue
         if each.__class__ is DeferredRule:
             assert isinstance(each, DeferredRule)
             found = explainer.deferred(each)
             if found is not None:  # failed: the words are the result's own
-                raw.append((each.name, "rule", found))
-                word = words[each.name] = _expectation(None, found)
+                word = _expectation(None, found)
+                raw.append((each.name, "rule", found, word, False))
                 if rules_seen is not None:
                     if len(rules_seen) >= _RULES_SEEN:
                         rules_seen.clear()
@@ -269,30 +304,38 @@ def _rows(publisher: CheckedPublisher, claims: Mapping[str, Any],
             # a rule named after the claim it checks: show what the token had
             result = RuleResult(rule.name, True, result.expected, claims[rule.name],
                                 result.message)
-        raw.append((rule.name, "rule", result))
         excluded = explainer.excluded(rule) if result.passed else None
-        word = words[rule.name] = (f"anything but {show(excluded)}" if excluded is not None
-                                   else _expectation(rule, result))
+        word = (f"anything but {show(excluded)}" if excluded is not None
+                else _expectation(rule, result))
+        raw.append((rule.name, "rule", result, word, False))
         if rules_seen is not None:
             if len(rules_seen) >= _RULES_SEEN:
                 rules_seen.clear()
             rules_seen[id(each)] = (each, result, word)
+    return raw
 
-    def is_identity(name: str) -> bool:
-        return name in identity
 
-    aside = provider.case_aside
+def _shares(name: str, r: RuleResult, aside: frozenset[str]) -> bool:
+    """An identity check passed, or failed only on the case of `exact_case` names (in
+    `aside`): the token's holder has those names already, so may be told their
+    spelling."""
+    return r.passed or (name in aside and differs_only_in_case(r.expected, r.actual))
 
-    def shares(name: str, r: RuleResult) -> bool:
-        """An identity check passed, or failed only on the case of `exact_case` names:
-        the token's holder has those names already, so may be told their spelling."""
-        return r.passed or (name in aside and differs_only_in_case(r.expected, r.actual))
 
-    identity_ok = all(shares(name, r) for name, _, r in raw if is_identity(name))
-    return [(name, kind, r.passed, r.expected, r.actual, r.message, is_identity(name),
-             identity_ok and (not is_identity(name) or (not r.passed and shares(name, r))),
-             words.get(name) or ("" if r.expected is None else show(r.expected)))
-            for name, kind, r in raw]
+def _identity_ok(raw: list[_Raw], identity: frozenset[str],
+                 aside: frozenset[str]) -> bool:
+    """Whether each identity check of a candidate's rows `_shares`."""
+    return all(_shares(row[0], row[2], aside) for row in raw if row[0] in identity)
+
+
+def _fields(row: _Raw, identity: frozenset[str], identity_ok: bool,
+            aside: frozenset[str]) -> _Fields:
+    """A row's fields, as `Check` takes them."""
+    name, kind, r, word, _ = row
+    is_identity = name in identity
+    return (name, kind, r.passed, r.expected, r.actual, r.message, is_identity,
+            identity_ok and (not is_identity or (not r.passed and _shares(name, r, aside))),
+            word or ("" if r.expected is None else show(r.expected)))
 
 
 # At most this many rules' rows kept by `_rows` (`rules_seen`), with one explainer.
@@ -362,11 +405,13 @@ class _Ranking:
     are: the same workflow, environment, event), and a failed row's message, "HAD,
     publisher expects EXPECTATION", is kept as its head, shared by the rows of the same
     claim (the token's value is the same for every candidate), and its expectation, which
-    the row holds anyway. With `keep`, also the `keep` publishers ranked first so far
-    without being chosen (those the fixes are for: a denial chooses none). The explainer,
-    which keeps each node's value and each bound rule's result, is made anew every
-    `_RENEW` publishers: its memory stays bounded, the values it keeps being the same
-    anew."""
+    the row holds anyway; such a row is kept without its expected value (the candidate
+    keeps those: its `values`), the same for the candidates whose rows differ only in
+    those values, and the tuple of its rows is shared likewise. With `keep`, also the
+    `keep` publishers ranked first so far without being chosen (those the fixes are for: a
+    denial chooses none). The explainer, which keeps each node's value and each bound
+    rule's result, is made anew every `_RENEW` publishers: its memory stays bounded, the
+    values it keeps being the same anew."""
 
     _RENEW = 256
     _ROWS = 4096
@@ -381,16 +426,19 @@ class _Ranking:
         # of the publishers kept for fixes, at the heap's top
         self.best: list[tuple[tuple[int, int, bool, int], CheckedPublisher]] = []
         self._explainers: dict[int, tuple[CheckedProvider, Explainer, frozenset[str],
-                                          list[_Lookup],
-                                          dict[int, tuple[A.Rule | DeferredRule,
-                                                          RuleResult, str]]]] = {}
+                                          list[_Lookup], _RulesSeen, _KeysSeen]] = {}
         self._made = 0
+        # per whether the identity checks of the candidate `_shares`: `add`'s rows
+        self._kept_rows: tuple[dict[int, tuple[RuleResult, Check, int]], ...] = ({}, {})
         self._rows: dict[_Fields, Check] = {}
         self._split_rows: tuple[dict[_Fields, Check], ...] = ({}, {}, {}, {})
         self._heads: dict[str, str] = {}
-        # each row kept split, made whole (kept with it, so that its id stays its own):
-        # most are shared by the candidates of the same owner, ranked side by side
-        self._made_rows: dict[int, tuple[Check, Check]] = {}
+        # the rows of a candidate, by their ids (the rows kept with them)
+        self._templates: dict[tuple[int, ...], tuple[Check, ...]] = {}
+        # each row kept split, made whole with an expected value (by the row's id and the
+        # value; the row kept with it, so that its id stays its own): most are shared by
+        # the candidates of the same owner, ranked side by side
+        self._made_rows: dict[tuple[int, Any], tuple[Check, Check]] = {}
 
     def add(self, publisher: CheckedPublisher) -> None:
         """Rank `publisher` if it is of the provider: its candidate, checked now."""
@@ -402,48 +450,82 @@ class _Ranking:
             if self._made >= self._RENEW:
                 self._explainers.clear()
                 self._made = 0
+                self._kept_rows = ({}, {})
             # one explainer per provider object (its claim types), kept with it
             explainer = Explainer(self.asked, provider.claim_types, bound_only=True)
             held = self._explainers[id(provider)] = (
                 provider, explainer, identity_checks(provider), _lookups(provider, explainer),
-                {})
+                {}, {})
         self._made += 1
+        _, explainer, identity, lookups, rules_seen, keys_seen = held
+        raw = _raw_rows(publisher, self.asked, explainer, lookups, rules_seen, keys_seen)
+        aside = provider.case_aside
+        identity_ok = _identity_ok(raw, identity, aside)
+        # the rows of results found kept, as kept (by the result's id, the result kept
+        # with them): one look-up for most rows of a publisher
+        kept_rows = self._kept_rows[identity_ok]
         rows: list[Check] = []
-        split = identity = passed = 0
-        for number, fields in enumerate(_rows(publisher, self.asked, *held[1:])):
-            if fields[2]:
-                passed += 1
-                if fields[6]:
-                    identity += 1
-                rows.append(self._shared(fields, self._rows))
-                continue
-            message, expectation = fields[5], fields[8]
-            if expectation and message.endswith(expectation) and message.endswith(
-                    _SEP, 0, len(message) - len(expectation)):
-                head = message[:len(message) - len(expectation) - len(_SEP)]
-                heads = self._heads
-                known = heads.get(head)
-                if known is None:
-                    if len(heads) >= self._ROWS:
-                        heads.clear()
-                    known = heads[head] = head
-                code = _derived(expectation, fields[3])
-                split |= code << 2 * number
-                rows.append(self._shared(
-                    (*fields[:5], known, fields[6], fields[7], "" if code > 1 else expectation),
-                    self._split_rows[code]))
+        values: list[Any] = []
+        split = identities = passed = 0
+        for number, row in enumerate(raw):
+            result = row[2]
+            if row[4]:
+                known = kept_rows.get(id(result))
+                if known is None or known[0] is not result:
+                    if len(kept_rows) >= self._ROWS:
+                        kept_rows.clear()
+                    known = kept_rows[id(result)] = (
+                        result, *self._row(_fields(row, identity, identity_ok, aside)))
+                made, code = known[1], known[2]
             else:
-                rows.append(self._shared(fields, self._rows))
+                made, code = self._row(_fields(row, identity, identity_ok, aside))
+            if result.passed:
+                passed += 1
+                if row[0] in identity:
+                    identities += 1
+            if code:
+                split |= code << 2 * number
+                values.append(result.expected)
+            rows.append(made)
+        key = tuple(map(id, rows))
+        template = self._templates.get(key)
+        if template is None:  # (one found holds the rows of these ids: the same rows)
+            if len(self._templates) >= self._ROWS:
+                self._templates.clear()
+            template = self._templates[key] = tuple(rows)
         position = len(self.kept_candidates)
         pending = publisher.pending
         self.kept_candidates.append((publisher.label, publisher.projects, pending,
-                                     tuple(rows), split, identity, passed))
+                                     template, split, tuple(values) if values else (),
+                                     identities, passed))
         if self.keep:
-            key = (identity, passed, not pending, -position)
+            key = (identities, passed, not pending, -position)
             if len(self.best) < self.keep:
                 heapq.heappush(self.best, (key, publisher))
             elif key > self.best[0][0]:
                 heapq.heapreplace(self.best, (key, publisher))
+
+    def _row(self, fields: _Fields) -> tuple[Check, int]:
+        """A row as kept, and how (`_whole`'s code: 0 when kept whole): a failed row whose
+        message is "HEAD, publisher expects EXPECTATION" is kept split, without its
+        expected value (None)."""
+        if fields[2]:
+            return self._shared(fields, self._rows), 0
+        message, expectation = fields[5], fields[8]
+        if expectation and message.endswith(expectation) and message.endswith(
+                _SEP, 0, len(message) - len(expectation)):
+            head = message[:len(message) - len(expectation) - len(_SEP)]
+            heads = self._heads
+            known = heads.get(head)
+            if known is None:
+                if len(heads) >= self._ROWS:
+                    heads.clear()
+                known = heads[head] = head
+            code = _derived(expectation, fields[3])
+            return self._shared(
+                (*fields[:3], None, fields[4], known, fields[6], fields[7],
+                 "" if code > 1 else expectation), self._split_rows[code]), code
+        return self._shared(fields, self._rows), 0
 
     def _shared(self, fields: _Fields, rows: dict[_Fields, Check]) -> Check:
         """The row of these fields: the one made lately for equal fields, if any (one
@@ -465,19 +547,23 @@ class _Ranking:
 
     def candidate(self, position: int, chosen: bool, fixes: tuple[Fix, ...]) -> Candidate:
         """The candidate of the publisher handed over at `position`, its rows whole."""
-        label, projects, pending, rows, split, _, _ = self.kept_candidates[position]
+        label, projects, pending, rows, split, values, _, _ = self.kept_candidates[position]
         if split:
             made = self._made_rows
             whole = list(rows)
-            number = 0
+            number = taken = 0
             while split:
                 if split & 3:
-                    row = whole[number]
-                    found = made.get(id(row))
+                    row, value = whole[number], values[taken]
+                    taken += 1
+                    try:
+                        found = made.get((id(row), value))
+                    except TypeError:  # a value that cannot be hashed: not kept
+                        found = (row, _whole(row, split & 3, value))
                     if found is None or found[0] is not row:
                         if len(made) >= self._ROWS:
                             made.clear()
-                        found = made[id(row)] = (row, _whole(row, split & 3))
+                        found = made[(id(row), value)] = (row, _whole(row, split & 3, value))
                     whole[number] = found[1]
                 split >>= 2
                 number += 1
@@ -493,14 +579,15 @@ class _Ranking:
 
         def score(position: int) -> tuple[Any, ...]:
             k = kept[position]
-            return (position != chosen, *_score(k[5], k[6], k[2], position))
+            return (position != chosen, *_score(k[6], k[7], k[2], position))
 
         return _Candidates(self, array("l", sorted(range(len(kept)), key=score)), chosen)
 
 
 # A candidate as `_Ranking` keeps it: label, projects, pending, rows, split (two bits a
-# row, `_whole`'s code), identity checks passed, checks passed.
-_Kept = tuple[str, tuple[str, ...], bool, tuple[Check, ...], int, int, int]
+# row, `_whole`'s code), the expected values of the rows kept split (in order), identity
+# checks passed, checks passed.
+_Kept = tuple[str, tuple[str, ...], bool, tuple[Check, ...], int, tuple[Any, ...], int, int]
 _SEP = ", publisher expects "
 _ONE_OF = "one of "
 
@@ -516,13 +603,14 @@ def _derived(expectation: str, expected: Any) -> int:
     return 1
 
 
-def _whole(row: Check, code: int) -> Check:
-    """A row as `_Ranking` keeps it made whole (`code` at least 1): it holds its message's
-    head (the message is head + _SEP + expectation), and its expectation (1), or the
-    expectation is `show(expected)` (2), or "one of " and that (3)."""
-    expectation = row.expectation if code == 1 else show(row.expected) if code == 2 \
-        else _ONE_OF + show(row.expected)
-    return Check(row.name, row.kind, row.passed, row.expected, row.actual,
+def _whole(row: Check, code: int, expected: Any) -> Check:
+    """A row as `_Ranking` keeps it made whole (`code` at least 1) with its expected
+    value: it holds its message's head (the message is head + _SEP + expectation), and its
+    expectation (1), or the expectation is `show(expected)` (2), or "one of " and that
+    (3)."""
+    expectation = row.expectation if code == 1 else show(expected) if code == 2 \
+        else _ONE_OF + show(expected)
+    return Check(row.name, row.kind, row.passed, expected, row.actual,
                  row.message + _SEP + expectation, row.identity, row.disclosable,
                  expectation)
 
