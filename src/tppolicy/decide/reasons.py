@@ -47,6 +47,8 @@ class Explainer:
         self._results: dict[int, tuple[A.Rule, RuleResult]] | None = {} if bound_only else None
         # per rule shape (`deferred`): [the shape, its plan or None, checked yet]
         self._plans: dict[int, list[Any]] = {}
+        # `had` of a value (by id, the value kept with it): most are the claims' own
+        self._had: dict[int, tuple[Any, str]] = {}
 
     def rule(self, rule: A.Rule) -> RuleResult:
         """The rule's result: the first failing `require`, or what passed."""
@@ -122,9 +124,15 @@ class Explainer:
             equal = strict_equal(self.interpreter.value(comparison.left), expected)
             if equal is (comparison.op == "=="):
                 return None  # it holds: the rule passes
-            parts.append(self._compared_with(comparison, expected))
-        failure = parts[0] if single else self._or_failure(nodes, parts)
-        return _failed(name, message, failure, False)
+            if single:
+                parts.append(self._compared_with(comparison, expected))
+            else:  # `_compared_with`'s, but for its message, which `_or_shared` does not read
+                assert isinstance(comparison.left, A.Claim)
+                parts.append(_Failure(expected, self.claims.get(comparison.left.name), ""))
+        if single:
+            return _failed(name, message, parts[0], False)
+        shared = self._or_shared(nodes, parts)
+        return None if shared is None else _failed(name, message, shared, False)
 
     def _passed(self, rule: A.Rule) -> tuple[Any, Any, str]:
         last = rule.requires[-1].condition if rule.requires else A.Literal(True)
@@ -160,7 +168,12 @@ class Explainer:
         not there, which one ("token has no 'build_tag' claim", "no version given"), never
         "token has nothing"."""
         if actual is not None or claim_side is None:
-            return f"token has {show(actual)}"
+            known = self._had.get(id(actual))
+            if known is None or known[0] is not actual:
+                if len(self._had) >= _PLANS:
+                    self._had.clear()
+                known = self._had[id(actual)] = (actual, f"token has {show(actual)}")
+            return known[1]
         claims = {n.name for n in A.walk(claim_side) if isinstance(n, A.Claim)}
         requests = {n.name for n in A.walk(claim_side) if isinstance(n, A.Request)}
         if len(claims) == 1 and not requests:
@@ -233,19 +246,32 @@ class Explainer:
 
     def _or_failure(self, disjuncts: list[A.Expr], parts: list[_Failure]) -> _Failure:
         """`describe` of a false `or` of these disjuncts, each described (`parts`)."""
-        expectations = [p.expected for p in parts if p.expected is not None]
-        actuals = {show(p.actual) for p in parts}
-        equalities = all((isinstance(p, A.Compare) and p.op == "==")
-                         or isinstance(p, A.And) for p in disjuncts)
-        if equalities and len(expectations) == len(parts) and len(actuals) == 1:
-            expected: Any = expectations if len(expectations) > 1 else expectations[0]
-            first = _sides(self._failing_part(disjuncts[0]))
-            had = self.had(first[0] if first else None, parts[0].actual)
-            return _Failure(expected, parts[0].actual,
-                            _mismatch(parts[0].actual, expectations)
-                            or f"{had}, publisher expects one of {show(expectations)}")
+        shared = self._or_shared(disjuncts, parts)
+        if shared is not None:
+            return shared
         expected, actual = self._alternatives(disjuncts, parts)
         return _Failure(expected, actual, "; and ".join(p.message for p in parts))
+
+    def _or_shared(self, disjuncts: list[A.Expr], parts: list[_Failure]) -> _Failure | None:
+        """`_or_failure` of equalities (or `and`s) each expecting a value, of the same value
+        the token has (shown alike): "token has X, publisher expects one of [...]". None
+        for any other `or`. The parts' messages are not read."""
+        if len(parts) != len(disjuncts) or not all(
+                (isinstance(p, A.Compare) and p.op == "==") or isinstance(p, A.And)
+                for p in disjuncts):
+            return None
+        expectations = [p.expected for p in parts if p.expected is not None]
+        if len(expectations) != len(parts):
+            return None
+        actual = parts[0].actual
+        if any(p.actual is not actual for p in parts) \
+                and len({show(p.actual) for p in parts}) != 1:
+            return None
+        expected: Any = expectations if len(expectations) > 1 else expectations[0]
+        first = _sides(self._failing_part(disjuncts[0]))
+        had = self.had(first[0] if first else None, actual)
+        return _Failure(expected, actual, _mismatch(actual, expectations)
+                        or f"{had}, publisher expects one of {show(expectations)}")
 
     def _described(self, condition: A.Expr) -> _Failure:
         """`describe` of a condition neither `and` nor `or`: by its sides."""

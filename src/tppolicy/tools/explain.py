@@ -433,8 +433,8 @@ class _Ranking:
         self._rows: dict[_Fields, Check] = {}
         self._split_rows: tuple[dict[_Fields, Check], ...] = ({}, {}, {}, {})
         self._heads: dict[str, str] = {}
-        # the rows of a candidate, by their ids (the rows kept with them)
-        self._templates: dict[tuple[int, ...], tuple[Check, ...]] = {}
+        # a candidate's `_Rows`, by the ids of its rows (kept with them)
+        self._templates: dict[tuple[int, ...], _Rows] = {}
         # each row kept split, made whole with an expected value (by the row's id and the
         # value; the row kept with it, so that its id stays its own): most are shared by
         # the candidates of the same owner, ranked side by side
@@ -492,12 +492,12 @@ class _Ranking:
         if template is None:  # (one found holds the rows of these ids: the same rows)
             if len(self._templates) >= self._ROWS:
                 self._templates.clear()
-            template = self._templates[key] = tuple(rows)
+            # each row is kept one way (split or whole), its counts are its own
+            template = self._templates[key] = (tuple(rows), split, identities, passed)
         position = len(self.kept_candidates)
         pending = publisher.pending
-        self.kept_candidates.append((publisher.label, publisher.projects, pending,
-                                     template, split, tuple(values) if values else (),
-                                     identities, passed))
+        self.kept_candidates.append((publisher.label, publisher.projects, pending, template,
+                                     *values))
         if self.keep:
             key = (identities, passed, not pending, -position)
             if len(self.best) < self.keep:
@@ -547,8 +547,10 @@ class _Ranking:
 
     def candidate(self, position: int, chosen: bool, fixes: tuple[Fix, ...]) -> Candidate:
         """The candidate of the publisher handed over at `position`, its rows whole."""
-        label, projects, pending, rows, split, values, _, _ = self.kept_candidates[position]
+        kept = self.kept_candidates[position]
+        label, projects, pending, (rows, split, _, _) = kept[:4]
         if split:
+            values = kept[4:]
             made = self._made_rows
             whole = list(rows)
             number = taken = 0
@@ -579,15 +581,18 @@ class _Ranking:
 
         def score(position: int) -> tuple[Any, ...]:
             k = kept[position]
-            return (position != chosen, *_score(k[6], k[7], k[2], position))
+            return (position != chosen, *_score(k[3][2], k[3][3], k[2], position))
 
         return _Candidates(self, array("l", sorted(range(len(kept)), key=score)), chosen)
 
 
-# A candidate as `_Ranking` keeps it: label, projects, pending, rows, split (two bits a
-# row, `_whole`'s code), the expected values of the rows kept split (in order), identity
-# checks passed, checks passed.
-_Kept = tuple[str, tuple[str, ...], bool, tuple[Check, ...], int, tuple[Any, ...], int, int]
+# The rows of a candidate as `_Ranking` keeps them (shared by the candidates of the same
+# rows): the rows, split (two bits a row, `_whole`'s code), identity checks passed, checks
+# passed.
+_Rows = tuple[tuple[Check, ...], int, int, int]
+# A candidate as `_Ranking` keeps it: label, projects, pending, its `_Rows`, then the
+# expected values of the rows kept split, in order.
+_Kept = tuple[Any, ...]
 _SEP = ", publisher expects "
 _ONE_OF = "one of "
 
