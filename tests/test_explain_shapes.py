@@ -7,6 +7,7 @@ are those made one publisher at a time the plain way (`_candidate`)."""
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -29,19 +30,21 @@ GHE = "https://ghe.example.com/_services/token"
 ISSUERS = {GHE: "github_enterprise", f"https://oidc.circleci.com/org/{ORG}": "circleci"}
 
 
-def _github(i: int, **changes: Any) -> dict[str, Any]:
+def _github(i: int, suffix: str = "", **changes: Any) -> dict[str, Any]:
     entry: dict[str, Any] = {
         "name": f"gh-{i}", "provider": "github", "projects": [f"p{i}"],
-        "repository_owner": f"Org{i // 4}", "repository_name": f"repo{i}",
+        "repository_owner": f"Org{i // 4}", "repository_name": f"repo{i}{suffix}",
         "repository_owner_id": str(100 + i // 4), "workflow_filename": "release.yml",
         "environment": "pypi" if i % 3 else ""}
     entry.update(changes)
     return entry
 
 
-def _publishers() -> list[dict[str, Any]]:
-    """Publishers of every shipped provider, with varied values and constraints."""
-    entries = [_github(i) for i in range(12)]
+def _publishers(suffix: str = "") -> list[dict[str, Any]]:
+    """Publishers of every shipped provider, with varied values and constraints (the
+    repository names of the first GitHub ones ending in `suffix`, but for those that
+    `CLAIMS` name)."""
+    entries = [_github(i, "" if i in (5, 6, 7) else suffix) for i in range(12)]
     entries += [
         _github(20, ref_pattern="refs/tags/v*"),
         _github(21, caller_workflow="ci.yml"),
@@ -138,8 +141,17 @@ CLAIMS = {
 }
 
 
-def _policy() -> Any:
-    text = yaml.safe_dump({"publishers": _publishers()}, sort_keys=False)
+# A suffix of repository names per test run: rules bound by another test (the same values)
+# are kept made, as `bind_rules` made them, not deferred.
+_RUNS = itertools.count()
+
+
+def _text(suffix: str) -> str:
+    return yaml.safe_dump({"publishers": _publishers(suffix)}, sort_keys=False)
+
+
+def _policy(suffix: str) -> Any:
+    text = _text(suffix)
     return compile_publishers_text(text, "p.yaml", providers=PROVIDERS, issuers=ISSUERS)
 
 
@@ -155,7 +167,7 @@ def test_a_rule_explained_by_its_shape_is_the_rule_made(claims: dict[str, Any]) 
     """Each shape's rule explained from its values, or left to the caller (None): the
     result of the rule made, field for field; an explainer that keeps its results, or
     one that does not; and again (the shape's way checked once)."""
-    policy = _policy()
+    policy = _policy(f"-{next(_RUNS)}")
     for bound_only in (True, False):
         explainers: dict[str, Explainer] = {}
         for _ in range(2):
@@ -176,7 +188,7 @@ def test_a_rule_explained_by_its_shape_is_the_rule_made(claims: dict[str, Any]) 
 def test_the_shapes_of_most_failing_rules_are_explained_by_their_values() -> None:
     """The rules that differ per publisher (its repository, its workflow) are explained
     from their shapes for a denied token, and a passing rule is left to the caller."""
-    policy = _policy()
+    policy = _policy("")
     for name, fast in (("another-repository", {"repository", "job_workflow_ref"}),
                        ("gitlab-elsewhere", set())):
         claims = CLAIMS[name]
@@ -201,7 +213,8 @@ def test_the_shapes_of_most_failing_rules_are_explained_by_their_values() -> Non
 def test_ranked_candidates_are_the_plain_ones(claims: dict[str, Any]) -> None:
     """Every candidate of the ranking (rows from the rules' shapes) is the one made of
     its publisher alone, the plain way; the file read as a stream gives the same."""
-    policy = _policy()
+    suffix = f"-{next(_RUNS)}"
+    policy = _policy(suffix)
     decision = policy.evaluate(claims, explain=True)
     by_label = {p.label: p for p in policy.publishers}
     advice = advise(policy, claims, fixes_for=3)
@@ -211,7 +224,32 @@ def test_ranked_candidates_are_the_plain_ones(claims: dict[str, Any]) -> None:
         assert [c.message for c in candidate.checks] == [c.message for c in alone.checks]
         assert [c.expectation for c in candidate.checks] == \
             [c.expectation for c in alone.checks]
-    text = yaml.safe_dump({"publishers": _publishers()}, sort_keys=False)
-    streamed = advise_publishers(text, "p.yaml", claims, providers=PROVIDERS,
+    streamed = advise_publishers(_text(suffix), "p.yaml", claims, providers=PROVIDERS,
                                  issuers=ISSUERS, fixes_for=3)
     assert streamed.to_json() == advice.to_json()
+
+
+@pytest.mark.parametrize("claims", [CLAIMS[name] for name in (
+    "another-repository", "other-workflow", "no-ref", "long", "gitlab-elsewhere")],
+    ids=["another-repository", "other-workflow", "no-ref", "long", "gitlab-elsewhere"])
+def test_expected_values_made_again_are_the_results(claims: dict[str, Any]) -> None:
+    """`Explainer.expected_again`: the expected values of a rule failing on an `or` of
+    comparisons (what `explain` keeps of a candidate's workflow row) made again from the
+    publisher's value alone are the result's, a new list each time."""
+    policy = _policy(f"-{next(_RUNS)}")
+    made = 0
+    for publisher, rule in _deferred(policy):
+        explainer = Explainer(claims, publisher.provider.claim_types, bound_only=True)
+        found = explainer.deferred(rule)
+        if found is None:
+            continue
+        again = explainer.expected_again(rule, found)
+        if again is None:
+            assert found.expected.__class__ is not list or rule.name != "job_workflow_ref"
+            continue
+        make, stored = again
+        assert make(stored) == found.expected and make(stored) is not make(stored)
+        assert stored.__class__ is str or stored.__class__ is tuple
+        made += 1
+    if claims in (CLAIMS["another-repository"], CLAIMS["other-workflow"]):
+        assert made  # the workflow rows of the other repositories' publishers

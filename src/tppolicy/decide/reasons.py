@@ -100,10 +100,91 @@ class Explainer:
             known[2] = True
         return result
 
+    def expected_again(self, rule: DeferredRule, result: RuleResult
+                       ) -> tuple[Callable[[Any], Any], Any] | None:
+        """For `result`, what `deferred(rule)` gave for a rule failing on an `or` of
+        comparisons (its expected value a list: the values each expects), how that list is
+        made again from less: a function, and what to give it (the publisher's value the
+        comparisons read, or a tuple of them); the function's value equals the result's
+        expected value: the same values the same way, checked for the first rule of each
+        shape (strings). For a caller keeping many results. None for any other rule, or
+        when it cannot be made so."""
+        known = self._plans.get(id(rule.shape))
+        if known is None or known[0] is not rule.shape or known[1] is None \
+                or result.expected.__class__ is not list:
+            return None
+        plan: _RulePlan = known[1]
+        if len(known) < 4:
+            known += [self._maker(plan), [False, False]]
+        makers = known[3]
+        if makers is None:
+            return None
+        values = rule.values
+        start = plan[3]
+        read = [values[start + i] for i in plan[8]]
+        first = read[0] if read else None
+        stored: Any = first
+        way = 0 if first.__class__ is str and all(v == first for v in read) else 1
+        make = makers[way]  # one value (read in several places), or each
+        if way:
+            stored = tuple(read)
+        if not known[4][way]:  # checked once: the same values, the same way, after
+            try:
+                again = make(stored)
+            except (EvalError, _Unfit):
+                again = None
+            if again.__class__ is not list or len(again) != len(result.expected) or not all(
+                    a.__class__ is str and b.__class__ is str and a == b
+                    for a, b in zip(again, result.expected, strict=True)):
+                known[3] = None
+                return None
+            known[4][way] = True
+        return make, stored
+
+    def _maker(self, plan: _RulePlan
+               ) -> tuple[Callable[[Any], Any], Callable[[Any], Any]] | None:
+        """`expected_again`'s functions for the rules of a plan of an `or` (None when its
+        expected values are not all there): per disjunct, the value its comparison
+        expects, or the value a disjunct of no publisher value expects; given the one
+        value of every place read, or a tuple of their values."""
+        _, _, _, start, stop, single, _, disjuncts, used = plan
+        if single:
+            return None
+        pieces: list[tuple[_ValueOf | None, Any]] = []
+        for guard, comparison, expected_of in disjuncts:
+            if guard is not None and not self._true(guard):
+                pieces.append((None, self._describe_or_error(guard).expected))
+            elif expected_of is None:
+                pieces.append((None, self._describe_or_error(comparison).expected))
+            else:
+                pieces.append((expected_of, None))
+        if any(f is None and value is None for f, value in pieces):
+            return None
+        values = Explainer(self.claims, self.interpreter.claim_types)  # keeps nothing
+        size = stop - start
+
+        def made(own: Sequence[Any]) -> list[Any]:
+            return [f(values, own) if f is not None
+                    else list(value) if value.__class__ is list else value
+                    for f, value in pieces]
+
+        def one(stored: Any) -> list[Any]:
+            own: list[Any] = [None] * size
+            for index in used:
+                own[index] = stored
+            return made(own)
+
+        def many(stored: Any) -> list[Any]:
+            own: list[Any] = [None] * size
+            for index, value in zip(used, stored, strict=True):
+                own[index] = value
+            return made(own)
+        return one, many
+
     def _planned(self, plan: _RulePlan, values: Sequence[Any]) -> RuleResult | None:
         """`deferred` by its shape's plan: None when the rule passes (its result is then
         the rule's own); `EvalError` or `_Unfit` when a value cannot be read so."""
-        name, fixed, message, start, stop, single, nodes, disjuncts = plan
+        name, fixed, message, start, stop, single, nodes, disjuncts, _ = plan
         boolean = self.interpreter.boolean
         for condition in fixed:
             if not boolean(condition):
@@ -369,9 +450,10 @@ _ValueOf = Callable[["Explainer", Sequence[Any]], Any]
 # rule's; whether that condition is one comparison (else an `or`); its disjuncts as the
 # shape's tree holds them; per disjunct: its guard (the left of an `and`, of no publisher
 # value) or None, its comparison, and how that comparison's value is computed (None when
-# it reads no publisher value).
+# it reads no publisher value); the places those read (indexes among the last require's
+# values).
 _RulePlan = tuple[str, tuple[A.Expr, ...], str | None, int, int, bool, list[A.Expr],
-                  tuple[tuple[A.Expr | None, A.Expr, _ValueOf | None], ...]]
+                  tuple[tuple[A.Expr | None, A.Expr, _ValueOf | None], ...], tuple[int, ...]]
 _PLANS = 256
 
 
@@ -394,6 +476,7 @@ def _plan(rule: DeferredRule) -> _RulePlan | None:
     nodes = _disjuncts(condition.left, condition.right) \
         if condition.__class__ is A.Or else [condition]
     disjuncts: list[tuple[A.Expr | None, A.Expr, _ValueOf | None]] = []
+    used: set[int] = set()
     for node in nodes:
         guard: A.Expr | None = None
         if node.__class__ is A.And:
@@ -410,22 +493,23 @@ def _plan(rule: DeferredRule) -> _RulePlan | None:
                 and node.left.__class__ is A.Claim and node.right.__class__ is not A.Call
                 and id(node.left) not in above):
             return None
-        value_of = _value_of(node.right, places, above)
+        value_of = _value_of(node.right, places, above, used)
         if value_of is None:
             return None
         disjuncts.append((guard, node, value_of))
     name = rule.name
     return (name, tuple(fixed), require.message, start, stop,
-            condition.__class__ is not A.Or, nodes, tuple(disjuncts))
+            condition.__class__ is not A.Or, nodes, tuple(disjuncts), tuple(sorted(used)))
 
 
-def _value_of(node: A.Expr, places: Mapping[int, int], above: frozenset[int]
-              ) -> _ValueOf | None:
+def _value_of(node: A.Expr, places: Mapping[int, int], above: frozenset[int],
+              used: set[int]) -> _ValueOf | None:
     """How the value of `node` (of a shape's tree) is computed from a publisher's values:
     a place takes its value (a string), a node of no publisher value is evaluated, a `+`
-    joins two strings; None for any other node."""
+    joins two strings; None for any other node. `used` gathers the places read."""
     index = places.get(id(node))
     if index is not None:
+        used.add(index)
         def placed(explainer: Explainer, own: Sequence[Any]) -> Any:
             value = own[index]
             if value.__class__ is not str:
@@ -439,7 +523,8 @@ def _value_of(node: A.Expr, places: Mapping[int, int], above: frozenset[int]
     if node.__class__ is not A.Concat:
         return None
     assert isinstance(node, A.Concat)
-    left, right = _value_of(node.left, places, above), _value_of(node.right, places, above)
+    left = _value_of(node.left, places, above, used)
+    right = _value_of(node.right, places, above, used)
     if left is None or right is None:
         return None
 

@@ -18,7 +18,7 @@ import heapq
 import re
 import sys
 from array import array
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, overload
 
@@ -233,11 +233,13 @@ def _rows(publisher: CheckedPublisher, claims: Mapping[str, Any],
 
 
 # A row as `_raw_rows` gives it: its name, kind, result, its expectation in words ("" for
-# `show(expected)`), and whether the result was found kept (`rules_seen`, `keys_seen`):
-# the same object for other publishers.
-_Raw = tuple[str, str, RuleResult, str, bool]
-# Per rule (by id, the rule kept with it): its result and words (`_rows`).
-_RulesSeen = dict[int, tuple["A.Rule | DeferredRule", RuleResult, str]]
+# `show(expected)`), whether the result was found kept (`rules_seen`, `keys_seen`): the
+# same object for other publishers, and `Explainer.expected_again` of its result (`compact`)
+# or None.
+_Again = tuple[Callable[[Any], Any], Any]
+_Raw = tuple[str, str, RuleResult, str, bool, _Again | None]
+# Per rule (by id, the rule kept with it): its result, words and `_Again` (`_rows`).
+_RulesSeen = dict[int, tuple["A.Rule | DeferredRule", RuleResult, str, _Again | None]]
 # Per lookup key and publisher value (its position, the value's class, the value): its
 # result and words.
 _KeysSeen = dict[tuple[int, type, Any], tuple[RuleResult, str]]
@@ -245,9 +247,10 @@ _KeysSeen = dict[tuple[int, type, Any], tuple[RuleResult, str]]
 
 def _raw_rows(publisher: CheckedPublisher, claims: Mapping[str, Any], explainer: Explainer,
               lookups: list[_Lookup], rules_seen: _RulesSeen | None = None,
-              keys_seen: _KeysSeen | None = None) -> list[_Raw]:
+              keys_seen: _KeysSeen | None = None, compact: bool = False) -> list[_Raw]:
     """The results of a candidate's rows (`_rows`): its lookup keys', then its rules'.
-    `keys_seen`, kept with the explainer: each key's result per publisher value."""
+    `keys_seen`, kept with the explainer: each key's result per publisher value;
+    `compact`: each result's `Explainer.expected_again`, for a caller that keeps it."""
     provider = publisher.provider
     raw: list[_Raw] = []
     for number, ((name, read, actual, value, had), wanted) in enumerate(
@@ -260,7 +263,7 @@ def _raw_rows(publisher: CheckedPublisher, claims: Mapping[str, Any], explainer:
             except TypeError:  # a value that cannot be hashed: not kept
                 key, known = None, None
             if known is not None:
-                raw.append((name, "lookup", known[0], known[1], True))
+                raw.append((name, "lookup", known[0], known[1], True, None))
                 continue
         word = ""
         if not read:
@@ -270,7 +273,7 @@ def _raw_rows(publisher: CheckedPublisher, claims: Mapping[str, Any], explainer:
         else:
             word = show(wanted)
             result = RuleResult(name, False, wanted, actual, f"{had}, publisher expects {word}")
-        raw.append((name, "lookup", result, word, False))
+        raw.append((name, "lookup", result, word, False, None))
         if key is not None and keys_seen is not None:
             if len(keys_seen) >= _RULES_SEEN:
                 keys_seen.clear()
@@ -282,18 +285,19 @@ def _raw_rows(publisher: CheckedPublisher, claims: Mapping[str, Any], explainer:
         if rules_seen is not None:
             seen = rules_seen.get(id(each))
             if seen is not None and seen[0] is each:
-                raw.append((each.name, "rule", seen[1], seen[2], True))
+                raw.append((each.name, "rule", seen[1], seen[2], True, seen[3]))
                 continue
         if each.__class__ is DeferredRule:
             assert isinstance(each, DeferredRule)
             found = explainer.deferred(each)
             if found is not None:  # failed: the words are the result's own
                 word = _expectation(None, found)
-                raw.append((each.name, "rule", found, word, False))
+                again = explainer.expected_again(each, found) if compact else None
+                raw.append((each.name, "rule", found, word, False, again))
                 if rules_seen is not None:
                     if len(rules_seen) >= _RULES_SEEN:
                         rules_seen.clear()
-                    rules_seen[id(each)] = (each, found, word)
+                    rules_seen[id(each)] = (each, found, word, again)
                 continue
             rule = each.rule()
         else:
@@ -307,11 +311,11 @@ def _raw_rows(publisher: CheckedPublisher, claims: Mapping[str, Any], explainer:
         excluded = explainer.excluded(rule) if result.passed else None
         word = (f"anything but {show(excluded)}" if excluded is not None
                 else _expectation(rule, result))
-        raw.append((rule.name, "rule", result, word, False))
+        raw.append((rule.name, "rule", result, word, False, None))
         if rules_seen is not None:
             if len(rules_seen) >= _RULES_SEEN:
                 rules_seen.clear()
-            rules_seen[id(each)] = (each, result, word)
+            rules_seen[id(each)] = (each, result, word, None)
     return raw
 
 
@@ -331,7 +335,7 @@ def _identity_ok(raw: list[_Raw], identity: frozenset[str],
 def _fields(row: _Raw, identity: frozenset[str], identity_ok: bool,
             aside: frozenset[str]) -> _Fields:
     """A row's fields, as `Check` takes them."""
-    name, kind, r, word, _ = row
+    name, kind, r, word, _, _ = row
     is_identity = name in identity
     return (name, kind, r.passed, r.expected, r.actual, r.message, is_identity,
             identity_ok and (not is_identity or (not r.passed and _shares(name, r, aside))),
@@ -429,7 +433,7 @@ class _Ranking:
                                           list[_Lookup], _RulesSeen, _KeysSeen]] = {}
         self._made = 0
         # per whether the identity checks of the candidate `_shares`: `add`'s rows
-        self._kept_rows: tuple[dict[int, tuple[RuleResult, Check, int]], ...] = ({}, {})
+        self._kept_rows: tuple[dict[int, tuple[RuleResult, Check, int, Any]], ...] = ({}, {})
         self._rows: dict[_Fields, Check] = {}
         self._split_rows: tuple[dict[_Fields, Check], ...] = ({}, {}, {}, {})
         self._heads: dict[str, str] = {}
@@ -458,7 +462,8 @@ class _Ranking:
                 {}, {})
         self._made += 1
         _, explainer, identity, lookups, rules_seen, keys_seen = held
-        raw = _raw_rows(publisher, self.asked, explainer, lookups, rules_seen, keys_seen)
+        raw = _raw_rows(publisher, self.asked, explainer, lookups, rules_seen, keys_seen,
+                        compact=True)
         aside = provider.case_aside
         identity_ok = _identity_ok(raw, identity, aside)
         # the rows of results found kept, as kept (by the result's id, the result kept
@@ -475,17 +480,18 @@ class _Ranking:
                     if len(kept_rows) >= self._ROWS:
                         kept_rows.clear()
                     known = kept_rows[id(result)] = (
-                        result, *self._row(_fields(row, identity, identity_ok, aside)))
-                made, code = known[1], known[2]
+                        result, *self._row(_fields(row, identity, identity_ok, aside), row[5]))
+                made, code, value = known[1], known[2], known[3]
             else:
-                made, code = self._row(_fields(row, identity, identity_ok, aside))
+                made, code, value = self._row(_fields(row, identity, identity_ok, aside),
+                                              row[5])
             if result.passed:
                 passed += 1
                 if row[0] in identity:
                     identities += 1
             if code:
                 split |= code << 2 * number
-                values.append(result.expected)
+                values.append(value)
             rows.append(made)
         key = tuple(map(id, rows))
         template = self._templates.get(key)
@@ -505,12 +511,14 @@ class _Ranking:
             elif key > self.best[0][0]:
                 heapq.heapreplace(self.best, (key, publisher))
 
-    def _row(self, fields: _Fields) -> tuple[Check, int]:
-        """A row as kept, and how (`_whole`'s code: 0 when kept whole): a failed row whose
-        message is "HEAD, publisher expects EXPECTATION" is kept split, without its
-        expected value (None)."""
+    def _row(self, fields: _Fields, again: _Again | None = None) -> tuple[Check, int, Any]:
+        """A row as kept, how (`_whole`'s code: 0 when kept whole), and the value the
+        candidate keeps for it: a failed row whose message is "HEAD, publisher expects
+        EXPECTATION" is kept split, its expected value None, the candidate keeping that
+        value; or, with `again` (`Explainer.expected_again`), its expected value that
+        function, the candidate keeping what it is given."""
         if fields[2]:
-            return self._shared(fields, self._rows), 0
+            return self._shared(fields, self._rows), 0, None
         message, expectation = fields[5], fields[8]
         if expectation and message.endswith(expectation) and message.endswith(
                 _SEP, 0, len(message) - len(expectation)):
@@ -522,10 +530,11 @@ class _Ranking:
                     heads.clear()
                 known = heads[head] = head
             code = _derived(expectation, fields[3])
+            make, value = (None, fields[3]) if again is None else again
             return self._shared(
-                (*fields[:3], None, fields[4], known, fields[6], fields[7],
-                 "" if code > 1 else expectation), self._split_rows[code]), code
-        return self._shared(fields, self._rows), 0
+                (*fields[:3], make, fields[4], known, fields[6], fields[7],
+                 "" if code > 1 else expectation), self._split_rows[code]), code, value
+        return self._shared(fields, self._rows), 0, None
 
     def _shared(self, fields: _Fields, rows: dict[_Fields, Check]) -> Check:
         """The row of these fields: the one made lately for equal fields, if any (one
@@ -608,11 +617,14 @@ def _derived(expectation: str, expected: Any) -> int:
     return 1
 
 
-def _whole(row: Check, code: int, expected: Any) -> Check:
-    """A row as `_Ranking` keeps it made whole (`code` at least 1) with its expected
-    value: it holds its message's head (the message is head + _SEP + expectation), and its
-    expectation (1), or the expectation is `show(expected)` (2), or "one of " and that
-    (3)."""
+def _whole(row: Check, code: int, value: Any) -> Check:
+    """A row as `_Ranking` keeps it made whole (`code` at least 1) with the value its
+    candidate keeps for it: its expected value, or what the row's `expected` (a function:
+    `Explainer.expected_again`'s) makes it from. The row holds its message's head (the
+    message is head + _SEP + expectation), and its expectation (1), or the expectation is
+    `show(expected)` (2), or "one of " and that (3)."""
+    make = row.expected
+    expected = value if make is None else make(value)
     expectation = row.expectation if code == 1 else show(expected) if code == 2 \
         else _ONE_OF + show(expected)
     return Check(row.name, row.kind, row.passed, expected, row.actual,
