@@ -160,7 +160,8 @@ class Explainer:
                 pieces.append((expected_of, None))
         if any(f is None and value is None for f, value in pieces):
             return None
-        values = Explainer(self.claims, self.interpreter.claim_types)  # keeps nothing
+        # the values of the nodes of no publisher value it reads (a claim), kept
+        values = Explainer(self.claims, self.interpreter.claim_types, bound_only=True)
         size = stop - start
 
         def made(own: Sequence[Any]) -> list[Any]:
@@ -349,8 +350,11 @@ class Explainer:
                 and len({show(p.actual) for p in parts}) != 1:
             return None
         expected: Any = expectations if len(expectations) > 1 else expectations[0]
-        first = _sides(self._failing_part(disjuncts[0]))
-        had = self.had(first[0] if first else None, actual)
+        if actual is None:  # which value is missing: from the first disjunct's sides
+            first = _sides(self._failing_part(disjuncts[0]))
+            had = self.had(first[0] if first else None, actual)
+        else:
+            had = self.had(None, actual)  # (the sides are not read)
         return _Failure(expected, actual, _mismatch(actual, expectations)
                         or f"{had}, publisher expects one of {show(expectations)}")
 
