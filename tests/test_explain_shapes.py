@@ -253,3 +253,22 @@ def test_expected_values_made_again_are_the_results(claims: dict[str, Any]) -> N
         made += 1
     if claims in (CLAIMS["another-repository"], CLAIMS["other-workflow"]):
         assert made  # the workflow rows of the other repositories' publishers
+
+
+@pytest.mark.parametrize("name", ["another-repository", "gitlab-elsewhere", "no-ref"])
+def test_what_the_ranking_keeps_a_while_changes_nothing(monkeypatch: pytest.MonkeyPatch,
+                                                        name: str) -> None:
+    """The rows, shapes of rows, results and plans the ranking keeps for a while (each
+    explainer's) bound its memory only: the advice is the one made keeping none."""
+    from tppolicy.tools import explain as E
+
+    claims = CLAIMS[name]
+    suffix = f"-{next(_RUNS)}"
+    policy = _policy(suffix)
+    reference = advise(policy, claims, fixes_for=3).to_json()
+    monkeypatch.setattr(E._Ranking, "_RENEW", 1)
+    monkeypatch.setattr(E._Ranking, "_ROWS", 1)
+    monkeypatch.setattr(E, "_RULES_SEEN", 1)
+    assert advise(policy, claims, fixes_for=3).to_json() == reference
+    assert advise_publishers(_text(suffix), "p.yaml", claims, providers=PROVIDERS,
+                             issuers=ISSUERS, fixes_for=3).to_json() == reference
