@@ -180,9 +180,9 @@ def concrete_publisher(publisher: CheckedPublisher) -> A.Publisher:
 def concrete_publisher_text(publisher: CheckedPublisher) -> str:
     """`format_publisher(concrete_publisher(publisher))`: the publisher's block as a
     compiled policy prints it, its provider's rules bound by `bind_rules_deferred` (a rule
-    its shape makes is written from the shape's text, its tree not made)."""
-    from tppolicy.language.bind import bind_rules_deferred
-    from tppolicy.language.printer import binding_text, format_publisher
+    its shape makes is written from the shape's text, its tree not made; all of them from
+    one template of their shapes' texts once one is kept, `format_bound_publisher`)."""
+    from tppolicy.language.printer import binding_text, format_bound_publisher, format_publisher
 
     if publisher.own_rules is not None:
         return format_publisher(concrete_publisher(publisher))
@@ -197,10 +197,9 @@ def concrete_publisher_text(publisher: CheckedPublisher) -> str:
             return format_publisher(concrete_publisher(publisher))
         fields.append(binding_text(name, value))
     ast = publisher.ast
-    return format_publisher(
+    return format_bound_publisher(
         A.Publisher(ast.name, provider.name, ast.projects, ast.pending_project,
-                    learns=publisher.learns),
-        bind_rules_deferred(provider.rules, publisher.fields), fields)
+                    learns=publisher.learns), provider.rules, publisher.fields, fields)
 
 
 _PRINTED = frozenset({str, int, bool, type(None)})

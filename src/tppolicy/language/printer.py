@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import re
 import secrets
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -71,8 +71,20 @@ from tppolicy.language.ast import (
     Require,
     Rule,
     WorkflowItem,
+    fields_read,
 )
-from tppolicy.language.bind import DeferredRule, shaped
+from tppolicy.language.bind import (
+    _RULE_PLANS,
+    _STRING,
+    DeferredRule,
+    _bind_requires,
+    _exact,
+    _offs,
+    _Parts,
+    bind_rules_deferred,
+    shaped,
+)
+from tppolicy.language.ops import EvalError
 from tppolicy.memo import ByIdentity
 
 if TYPE_CHECKING:
@@ -607,7 +619,8 @@ def _provider_opening(provider: Provider) -> str:
 
 def _publisher_lines(publisher: Publisher,
                      rules: Sequence[Rule | DeferredRule] | None = None,
-                     fields: Sequence[str] | None = None) -> list[str]:
+                     fields: Sequence[str] | None = None,
+                     printed_rules: list[str] | None = None) -> list[str]:
     opening = "publisher" if publisher.name is None else f"publisher {_quote(publisher.name)}"
     # As `_block("", opening, sections)` lays it out, built in one list: the header, then
     # the sections (none empty), a blank line before each but the first line.
@@ -633,6 +646,9 @@ def _publisher_lines(publisher: Publisher,
         if len(lines) > 1:
             lines.append("")
         lines += _learn(learn, _INDENT)
+    if printed_rules is not None and len(lines) > 1:  # each rule after a blank line
+        lines += printed_rules
+        rules = ()
     for rule in (publisher.rules if rules is None else rules):
         if isinstance(rule, DeferredRule):
             printed = rule.printed
@@ -768,6 +784,172 @@ def format_publisher(publisher: Publisher,
     makes); `fields`: its bindings' text (`binding_text`'s), in place of
     `publisher.bindings`."""
     return "\n".join(_publisher_lines(publisher, rules, fields))
+
+
+def format_bound_publisher(publisher: Publisher, rules: tuple[Rule, ...],
+                           values: Mapping[str, Any], fields: Sequence[str]) -> str:
+    """`format_publisher(publisher, bind_rules_deferred(rules, values), fields)`: a
+    publisher's block, its provider's `rules` bound to its fields' `values` (`publisher`
+    without rules, `fields` its bindings' text). The rules are written from a template
+    of all of them (`_RulesTemplate`) when one is kept for the rules the publisher leaves
+    on and its parts' kinds; else bound and printed as `format_publisher` does, and a
+    template made from them for the next publisher of those kinds."""
+    if publisher.provider:  # (a provider line: every rule after a blank line)
+        printed = _templated_rules(rules, values)
+        if printed is not None:
+            return "\n".join(_publisher_lines(publisher, None, fields, printed))
+    lines = _publisher_lines(publisher, bind_rules_deferred(rules, values), fields)
+    if publisher.provider:
+        head = len(_publisher_lines(publisher, (), fields)) - 1  # without its brace
+        _learn_rules(rules, values, lines[head:-1])
+    return "\n".join(lines)
+
+
+class _RulesParts:
+    """The rules of a provider that a publisher leaves on (`_offs`), prepared for printing
+    many publishers: the parts of all of them (each rule's `_RulePlan`'s, one rule's after
+    another's) evaluated at once, and per tuple of their values' kinds the template of the
+    rules' lines (`_RulesTemplate`), or None: printed rule by rule."""
+
+    __slots__ = ("parts", "plans", "rules", "templates")
+
+    def __init__(self, rules: tuple[Rule, ...], plans: tuple[Any, ...]) -> None:
+        self.rules = rules  # kept: its id is the key's
+        self.plans = plans  # per rule on: its `_RulePlan`
+        self.parts = _Parts(tuple(part for plan in plans for part in plan.parts))
+        self.templates: dict[tuple[Any, ...], _RulesTemplate | None] = {}
+
+
+class _RulesTemplate:
+    """The lines of a publisher's rules as `_fill_rule` items over the values of all their
+    parts (each rule's items from its shape's text, `_RULE_TEXTS`, its holes moved to its
+    parts' place; a blank line before each rule; a rule reading no field as its lines),
+    for the publishers whose parts' values are of these kinds and equal where a rule's
+    shape read them (`read`: index, exact value)."""
+
+    __slots__ = ("items", "read")
+
+    def __init__(self, items: tuple[Any, ...], read: tuple[tuple[int, Any], ...]) -> None:
+        self.items = items
+        self.read = read
+
+
+def _rules_parts(rules: tuple[Rule, ...], offs: tuple[bool, ...]) -> _RulesParts | None:
+    """The `_RulesParts` of these rules with these left off, or None while a rule has no
+    `_RulePlan` (binding makes them)."""
+    plans = []
+    for rule, off in zip(rules, offs, strict=True):
+        if off:
+            continue
+        plan = _RULE_PLANS.get(id(rule))
+        if plan is None or plan.rule is not rule:
+            return None
+        plans.append(plan)
+    return _RulesParts(rules, tuple(plans))
+
+
+def _templated_rules(rules: tuple[Rule, ...], values: Mapping[str, Any]) -> list[str] | None:
+    """The rules' lines from their template (`format_bound_publisher`), or None."""
+    offs = _offs(rules, values)
+    known = _RULES_PARTS.get((id(rules), offs))
+    if known is None or known.rules is not rules:
+        return None
+    try:
+        part_values = known.parts.evaluate(values)
+        template = known.templates.get(tuple([
+            _STRING if v.__class__ is str else _exact(v) for v in part_values]))
+    except (EvalError, TypeError):  # a part that fails, or a value that cannot be kept
+        return None
+    if template is None:
+        return None
+    for index, exact in template.read:
+        if _exact(part_values[index]) != exact:
+            return None
+    return _fill_rule(template.items, part_values)
+
+
+def _learn_rules(rules: tuple[Rule, ...], values: Mapping[str, Any],
+                 printed: list[str]) -> None:
+    """Keep the template of these rules for the kinds of these values' parts, made from
+    the rules' plans and shapes (binding them made those) and kept only when it writes
+    `printed`, their lines as `format_publisher` wrote them; or keep that there is none."""
+    offs = _offs(rules, values)
+    key = (id(rules), offs)
+    known = _RULES_PARTS.get(key)
+    if known is None or known.rules is not rules:
+        made = _rules_parts(rules, offs)
+        if made is None:
+            return
+        if len(_RULES_PARTS) >= 256:  # bounded
+            _RULES_PARTS.clear()
+        known = _RULES_PARTS[key] = made
+    try:
+        part_values = known.parts.evaluate(values)
+        kinds = tuple([_STRING if v.__class__ is str else _exact(v) for v in part_values])
+        if kinds in known.templates or len(known.templates) >= 64:
+            return
+    except (EvalError, TypeError):
+        return
+    template = _rules_template(known, part_values, kinds)
+    if template is not None and _fill_rule(template.items, part_values) != printed:
+        template = None  # a safeguard: only the printer's own lines
+    known.templates[kinds] = template
+
+
+def _rules_template(known: _RulesParts, part_values: list[Any],
+                    kinds: tuple[Any, ...]) -> _RulesTemplate | None:
+    """`_learn_rules`'s template, or None (a rule without a shape or a text for its
+    kinds)."""
+    items: list[Any] = []
+    read: list[tuple[int, Any]] = []
+    at = 0
+    for plan in known.plans:
+        count = len(plan.parts)
+        if not count:  # reads no field: the same lines for every publisher
+            lines = _CONSTANT_RULES.get(plan.rule, _constant_rule)
+            if lines is None:
+                return None
+            if lines:
+                items.append(["", *lines])
+            continue
+        own = part_values[at:at + count]
+        shape = plan.shapes.get(kinds[at:at + count])
+        if shape is None:
+            return None
+        read += [(at + index, exact) for index, exact in shape.read]
+        if shape.rule is not None:  # (else the rule folds away: binding leaves it out)
+            texts = _shape_texts(shape, own)
+            if texts is None:
+                return None
+            items.append([""])
+            for item in texts:
+                if item.__class__ is list:
+                    items.append(item)
+                    continue
+                indent, head, pieces, holes, message, tail, shape_, start, stop, parts = item
+                items.append((indent, head, pieces, tuple(at + h for h in holes), message,
+                              tail, shape_, at + start, at + stop, parts))
+        at += count
+    return _RulesTemplate(tuple(items), tuple(read))
+
+
+def _shape_texts(shape: Any, values: Sequence[Any]) -> tuple[Any, ...] | None:
+    """`_RULE_TEXTS` of a rule shape, made (and kept) on these values if not kept."""
+    return _RULE_TEXTS.get(shape, lambda _: _rule_text(DeferredRule(shape, values)))
+
+
+def _constant_rule(rule: Rule) -> list[str] | None:
+    """The lines of a rule that reads no field, bound: the same for every publisher
+    (None: it reads one)."""
+    if any(fields_read(req.condition) for req in rule.requires):
+        return None
+    bound = _bind_requires(rule, {})
+    return [] if bound is None else _rule(bound, _INDENT)
+
+
+# Per (rules, the rules left off): the `_RulesParts`; per rule reading no field: its lines.
+_RULES_PARTS: dict[tuple[int, tuple[bool, ...]], _RulesParts] = {}
+_CONSTANT_RULES: ByIdentity[Rule, list[str] | None] = ByIdentity(1024)
 
 
 def binding_text(name: str, value: str | int | bool | None) -> str:
