@@ -24,7 +24,7 @@ import json
 import os
 import stat
 from array import array
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, BinaryIO, NamedTuple
 
 from tppolicy.decide.core import publisher_id
@@ -96,18 +96,15 @@ class CompiledReading:
         if isinstance(text, bytes):
             if b"\r" in text or text.startswith(b"\xef\xbb\xbf"):
                 return None
-            regions = _regions(_Bytes(text))
         elif "\r" in text:
             return None
-        else:
-            regions = _regions(text)
+        regions = _regions(text)
         if regions is None or not regions.publishers:
             return None
         from tppolicy.language.parse import parse_policy
 
         try:
-            skeleton = _blanked(text, ((start, stop) for kind, start, stop, _ in regions
-                                       if kind == "publisher"))
+            skeleton = _skeleton(text, regions)
             parsed = parse_policy(skeleton, source)
             # each provider region is one whole provider block, and no publisher is left:
             # the blanked blocks were at the top level, between whole items
@@ -288,31 +285,6 @@ def _iter_byte_lines(data: bytes) -> Iterator[str]:
         start = end + 1
 
 
-class _Bytes:
-    """A file's bytes read as `_regions` reads a text: its lines decoded one at a time
-    (a byte that is not UTF-8 in one: ValueError)."""
-
-    __slots__ = ("data",)
-
-    def __init__(self, data: bytes) -> None:
-        self.data = data
-
-    def __len__(self) -> int:
-        return len(self.data)
-
-    def find(self, sub: str, start: int) -> int:
-        return self.data.find(sub.encode(), start)
-
-    def count(self, sub: str, start: int, stop: int) -> int:
-        return self.data.count(sub.encode(), start, stop)
-
-    def line(self, start: int, stop: int) -> str:
-        return self.data[start:stop].decode("utf-8")
-
-    def at(self, position: int) -> str:
-        return chr(self.data[position])
-
-
 class _Regions:
     """The top-level blocks `_regions` finds, held as arrays (four numbers a block, not a
     tuple of four objects: ten thousand blocks): iterated as (kind, start offset, offset
@@ -339,19 +311,28 @@ class _Regions:
                    numbers[at + 2])
 
 
-def _regions(text: str | _Bytes) -> _Regions | None:
+def _regions(text: str | bytes) -> _Regions | None:
     """The file's top-level blocks: (provider | publisher, start offset, offset past the
     closing brace, first line), each from a line opening it at column 0 to the first line
     that is `}` alone; between them only blank lines and comments. None for anything
-    else."""
+    else (a file's bytes: a line opening a block or between blocks that is not UTF-8)."""
     regions = _Regions()
     position, line, size = 0, 1, len(text)
+    raw = isinstance(text, bytes)
+    # (a line break: 10 as an item of bytes)
+    newline, breaks, closing = (10, b"\n", b"\n}") if raw else ("\n", "\n", "\n}")
+    data: Any = text
+    find, count = data.find, data.count
     while position < size:
-        end = text.find("\n", position)
+        end = find(breaks, position)
         if end < 0:
             end = size
+        if end == position:  # an empty line
+            position, line = end + 1, line + 1
+            continue
+        piece = data[position:end]
         try:
-            first = text.line(position, end) if isinstance(text, _Bytes) else text[position:end]
+            first: str = piece.decode("utf-8") if raw else piece
         except UnicodeDecodeError:
             return None
         stripped = first.strip()
@@ -364,15 +345,14 @@ def _regions(text: str | _Bytes) -> _Regions | None:
             kind = "provider"
         else:
             return None
-        close = text.find("\n}", end - 1)
-        while close >= 0 and close + 2 < size and (
-                text.at(close + 2) if isinstance(text, _Bytes) else text[close + 2]) != "\n":
-            close = text.find("\n}", close + 1)
+        close = find(closing, end - 1)
+        while close >= 0 and close + 2 < size and data[close + 2] != newline:
+            close = find(closing, close + 1)
         if close < 0:
             return None
         stop = close + 2
         regions.append(kind, position, stop, line)
-        line += text.count("\n", position, stop)
+        line += count(breaks, position, stop)
         position = stop
     return regions
 
@@ -383,25 +363,42 @@ def _breaks(text: str | bytes, start: int, stop: int) -> int:
         else text.count("\n", start, stop)
 
 
-def _blanked(text: str | bytes, blocks: Iterable[tuple[int, int]]) -> str:
-    """`text` with each of `blocks` (start, stop offsets) made empty lines (bytes
-    decoded: `UnicodeDecodeError`)."""
-    if isinstance(text, bytes):
-        pieces: list[bytes] = []
-        at = 0
-        for start, stop in blocks:
-            pieces += [text[at:start], b"\n" * text.count(b"\n", start, stop)]
-            at = stop
-        pieces.append(text[at:])
-        return b"".join(pieces).decode("utf-8")
-    parts: list[str] = []
+def _skeleton(text: str | bytes, regions: _Regions) -> str:
+    """What the parser reads of the file: the text up to the last provider block's end
+    with each publisher block before it made empty lines (positions stay the file's),
+    then whatever lies between the later publisher blocks that is more than line breaks
+    (comments, blank lines of spaces: the parser reads and refuses them as in the file;
+    the blocks, and the breaks alone between them, left out). Bytes decoded
+    (`UnicodeDecodeError`)."""
+    raw = isinstance(text, bytes)
+    last = regions.kinds.rfind(0)  # the last provider block
+    head_stop = regions.numbers[3 * last + 1] if last >= 0 else 0
+    breaks: Any = b"\n" if raw else "\n"
+    pieces: list[Any] = []
     position = 0
-    for start, stop in blocks:
-        parts.append(text[position:start])
-        parts.append("\n" * text.count("\n", start, stop))
+    for kind, start, stop, _ in regions:
+        if kind != "publisher":
+            continue
+        if start < head_stop:  # before the last provider block: empty lines in its place
+            pieces += [text[position:start], breaks * text.count(breaks, start, stop)]
+            position = stop
+            continue
+        if position < head_stop:  # the first block after them: the text up to them
+            pieces.append(text[position:head_stop])
+            position = head_stop
+        gap = text[position:start]
+        if gap.strip(breaks):
+            pieces.append(gap)
         position = stop
-    parts.append(text[position:])
-    return "".join(parts)
+    if position < head_stop:
+        pieces.append(text[position:head_stop])
+        position = head_stop
+    gap = text[position:]
+    if gap.strip(breaks):
+        pieces.append(gap)
+    if raw:
+        return b"".join(pieces).decode("utf-8")
+    return "".join(pieces)
 
 
 # Per provider (kept with it): its fields in its order, each with its default (or
