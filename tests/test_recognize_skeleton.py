@@ -83,3 +83,47 @@ def test_the_provider_blocks_are_at_the_file_s_lines(compiled: str) -> None:
     assert not parsed.publishers
     assert R.CompiledReading.of(text, "x.tpp", load_providers()) is not None
     assert R.CompiledReading.of(text.encode(), "x.tpp", load_providers()) is not None
+
+
+def test_a_shipped_header_as_printed_parses_back_to_itself() -> None:
+    """What `_printed_headers` stands on: each shipped provider's header, printed as
+    `compile` prints it, is the tree the parser makes of that text."""
+    from tppolicy.language.printer import format_provider
+
+    for provider in load_providers().values():
+        if not provider.rules:
+            continue
+        header = provider.header()
+        parsed = parse_policy("# a comment\n\n" + format_provider(header) + "\n", "h.tpp")
+        assert parsed.providers == (header,), provider.name
+        assert R._header_text(provider) == (header, format_provider(header))
+
+
+def _headers(data: str | bytes) -> list[object]:
+    reading = R.CompiledReading.of(data, "x.tpp", load_providers())
+    assert reading is not None
+    return [(name, checked.ast) for name, checked in reading.headers.items()]
+
+
+def test_printed_headers_are_read_as_the_parser_reads_them(compiled: str) -> None:
+    """A compiled policy's headers read without the parser are the parser's; a file whose
+    headers or lines outside blocks are otherwise (a comment inside a header, a comment
+    with a backslash or not ASCII) is parsed, and read alike."""
+    providers = load_providers()
+    regions = R._regions(compiled)
+    assert regions is not None
+    skeleton = R._skeleton(compiled, regions)
+    fast = R._printed_headers(compiled, regions, skeleton, "x.tpp", providers)
+    assert fast is not None
+    assert fast == parse_policy(skeleton, "x.tpp")
+    expected = _headers(compiled)
+    assert len(expected) == 2
+    inside = compiled.replace('provider google {\n', 'provider google {\n  # inside\n')
+    for text in (inside, "# a path C:\\x\n" + compiled, "# é\n" + compiled,
+                 compiled.replace("\n\npublisher", "\n\t\npublisher", 1)):
+        regions = R._regions(text)
+        assert regions is not None
+        assert R._printed_headers(text, regions, R._skeleton(text, regions), "x.tpp",
+                                  providers) is None
+        assert _headers(text) == expected
+        assert _headers(text.encode()) == expected

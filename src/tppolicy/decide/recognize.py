@@ -22,6 +22,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import re
 import stat
 from array import array
 from collections.abc import Callable, Iterator, Mapping
@@ -101,18 +102,20 @@ class CompiledReading:
         regions = _regions(text)
         if regions is None or not regions.publishers:
             return None
-        from tppolicy.language.parse import parse_policy
-
         try:
             skeleton = _skeleton(text, regions)
-            parsed = parse_policy(skeleton, source)
-            # each provider region is one whole provider block, and no publisher is left:
-            # the blanked blocks were at the top level, between whole items
-            spans = [(p.span.line, p.span.end_line) for p in parsed.providers]
-            expected = [(line, line + _breaks(text, start, stop))
-                        for kind, start, stop, line in regions if kind == "provider"]
-            if parsed.publishers or spans != expected:
-                return None
+            parsed = _printed_headers(text, regions, skeleton, source, providers)
+            if parsed is None:  # not only shipped headers as printed: the parser reads them
+                from tppolicy.language.parse import parse_policy
+
+                parsed = parse_policy(skeleton, source)
+                # each provider region is one whole provider block, and no publisher is
+                # left: the blanked blocks were at the top level, between whole items
+                spans = [(p.span.line, p.span.end_line) for p in parsed.providers]
+                expected = [(line, line + _breaks(text, start, stop))
+                            for kind, start, stop, line in regions if kind == "provider"]
+                if parsed.publishers or spans != expected:
+                    return None
             headers = check_policy(parsed, providers, skeleton)
         except (TppolicyError, UnicodeDecodeError):
             return None
@@ -399,6 +402,56 @@ def _skeleton(text: str | bytes, regions: _Regions) -> str:
     if raw:
         return b"".join(pieces).decode("utf-8")
     return "".join(pieces)
+
+
+def _printed_headers(text: str | bytes, regions: _Regions, skeleton: str, source: str,
+                     providers: Mapping[str, CheckedProvider]) -> A.PolicyFile | None:
+    """What the parser reads of `skeleton` (`_skeleton`'s) when each provider block of the
+    file is, byte for byte, a shipped provider's header as `compile` prints it
+    (`format_provider(provider.header())`, each provider once) and every other line of it
+    is empty or spaces and a comment of printable ASCII without a backslash (which the
+    parser reads as nothing, and refuses nothing of): those headers (each the tree the
+    parser makes of its printed text, tests/test_recognize_skeleton checks it for every
+    shipped provider; their positions the shipped provider's, not read when the blocks
+    are all recognized), without the parser. None: parse it."""
+    raw = isinstance(text, bytes)
+    outside = skeleton
+    headers: list[A.Provider] = []
+    for kind, start, stop, _ in regions:
+        if kind != "provider":
+            continue
+        piece = text[start:stop]
+        block: str = piece.decode("utf-8") if raw else piece  # type: ignore[union-attr,assignment]
+        name = block[9:block.find(" {")]
+        base = providers.get(name)
+        if base is None or not base.rules or any(h.name == name for h in headers):
+            return None
+        printed = _header_text(base)
+        if block != printed[1]:
+            return None
+        headers.append(printed[0])
+        outside = outside.replace(block, "", 1)
+    if not all(_OUTSIDE.fullmatch(line) for line in outside.split("\n")):
+        return None
+    return A.PolicyFile(source, tuple(headers))
+
+
+def _header_text(provider: CheckedProvider) -> tuple[A.Provider, str]:
+    """A shipped provider's header and its text as `compile` prints it (kept with it)."""
+    known = _HEADERS.get(id(provider))
+    if known is None or known[0] is not provider:
+        from tppolicy.language.printer import format_provider
+
+        header = provider.header()
+        if len(_HEADERS) >= 64:  # bounded
+            _HEADERS.clear()
+        known = _HEADERS[id(provider)] = (provider, header, format_provider(header))
+    return known[1], known[2]
+
+
+_HEADERS: dict[int, tuple[CheckedProvider, A.Provider, str]] = {}
+# A line outside blocks that the parser reads as nothing and refuses nothing of.
+_OUTSIDE = re.compile(r" *(#[ -\[\]-~]*)?")
 
 
 # Per provider (kept with it): its fields in its order, each with its default (or
