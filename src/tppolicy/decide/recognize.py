@@ -454,21 +454,23 @@ _HEADERS: dict[int, tuple[CheckedProvider, A.Provider, str]] = {}
 _OUTSIDE = re.compile(r" *(#[ -\[\]-~]*)?")
 
 
-# Per provider (kept with it): its fields in its order, each with its default (or
-# `_REQUIRED`): what `_read_header` fills a block's fields in with.
-_FIELD_DEFAULTS: dict[int, tuple[CheckedProvider, tuple[tuple[str, Any], ...]]] = {}
+# Per provider (kept with it): its fields in its order, each with its default (a
+# required one with `_REQUIRED`), and the names of the required ones: what `_read_header`
+# fills a block's fields in with.
+_FIELD_DEFAULTS: dict[int, tuple[CheckedProvider, dict[str, Any], frozenset[str]]] = {}
 _REQUIRED = object()
 
 
-def _field_defaults(provider: CheckedProvider) -> tuple[tuple[str, Any], ...]:
+def _field_defaults(provider: CheckedProvider) -> tuple[dict[str, Any], frozenset[str]]:
     known = _FIELD_DEFAULTS.get(id(provider))
     if known is None or known[0] is not provider:
         if len(_FIELD_DEFAULTS) >= 256:  # bounded
             _FIELD_DEFAULTS.clear()
-        known = _FIELD_DEFAULTS[id(provider)] = (provider, tuple(
-            (name, _REQUIRED if decl.default is None else decl.default.value)
-            for name, decl in provider.fields.items()))
-    return known[1]
+        defaults = {name: _REQUIRED if decl.default is None else decl.default.value
+                    for name, decl in provider.fields.items()}
+        known = _FIELD_DEFAULTS[id(provider)] = (provider, defaults, frozenset(
+            name for name, value in defaults.items() if value is _REQUIRED))
+    return known[1], known[2]
 
 
 def _read_header(block: str, providers: Mapping[str, CheckedProvider]
@@ -518,21 +520,22 @@ def _read_header(block: str, providers: Mapping[str, CheckedProvider]
                     or not field_name.isidentifier() or not field_name.isascii() \
                     or field_name in given:
                 return None
+            if text[0] == '"' and text[-1] == '"' and len(text) > 1 \
+                    and '"' not in (inner := text[1:-1]) and "\\" not in inner:
+                given[field_name] = inner  # a string without escapes (`_value`'s)
+                at += 1
+                continue
             value = _value(text, object)
             if value is None and text != "null":
                 return None
             given[field_name] = value
             at += 1
-    fields: dict[str, Any] = {}
-    for field_name, default in _field_defaults(provider):
-        if field_name in given:
-            fields[field_name] = given.pop(field_name)
-        elif default is not _REQUIRED:
-            fields[field_name] = default
-        else:
-            return None
-    if given:
-        return None
+    defaults, required = _field_defaults(provider)
+    keys = given.keys()
+    if not (required <= keys <= defaults.keys()):
+        return None  # a required field left out, or a field the provider has not
+    fields = defaults.copy()  # in the provider's order, the given values in their places
+    fields.update(given)
     return name, kind, projects, pending, fields
 
 
