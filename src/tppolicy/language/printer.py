@@ -930,7 +930,13 @@ def _rules_template(known: _RulesParts, part_values: list[Any],
                 items.append((indent, head, pieces, tuple(at + h for h in holes), message,
                               tail, shape_, at + start, at + stop, parts))
         at += count
-    return _RulesTemplate(tuple(items), tuple(read))
+    merged: list[Any] = []  # runs of lines written whatever the values: one list each
+    for item in items:
+        if item.__class__ is list and merged and merged[-1].__class__ is list:
+            merged[-1] = merged[-1] + item
+        else:
+            merged.append(item)
+    return _RulesTemplate(tuple(merged), tuple(read))
 
 
 def _shape_texts(shape: Any, values: Sequence[Any]) -> tuple[Any, ...] | None:
