@@ -19,12 +19,9 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, TypeAlias
 
-import yaml
-
 from tppolicy.decide.load import compile_publishers_text
 from tppolicy.decide.names import canonicalize_name, ultranormalize_name
 from tppolicy.decide.policy import Policy
-from tppolicy.decide.publishers import PublisherEntry, iter_plain_publishers
 from tppolicy.errors import ConfigError, Diagnostic, PolicyCheckError, Span, TppolicyError
 from tppolicy.language import ast as A
 from tppolicy.language.bind import bind_expr, bind_rules, fold, guard_of
@@ -46,11 +43,12 @@ from tppolicy.readers.source import (
     read_opened,
     read_source,
 )
-from tppolicy.readers.yaml import NotPlain, YamlDocument, compose_yaml
 from tppolicy.text import char_name, invisible, lookalike
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # (YAML's modules: imported where a publishers file is read)
+    from tppolicy.decide.publishers import PublisherEntry
     from tppolicy.decide.recognize import CompiledReading
+    from tppolicy.readers.yaml import YamlDocument
 
 __all__ = ["CODES", "Finding", "LintCode", "LintConfig", "find_config", "lint_file",
            "lint_policy_text", "lint_publishers_text", "load_config", "pep503", "select_findings",
@@ -1239,6 +1237,8 @@ class _Across:
 # ------------------------------------------------------------- publishers files
 def _yaml_spans(document: YamlDocument) -> dict[tuple[Any, ...], Span]:
     """The span of every value of `publishers[i]` (and of the entry itself) in a YAML file."""
+    import yaml
+
     span = document.head_span
     spans: dict[tuple[Any, ...], Span] = {}
     root = document.root
@@ -1267,6 +1267,8 @@ def lint_publishers_text(text: str, source: str = "<publishers>", *,
     A plain file is read as a stream, one publisher at a time (`iter_plain_publishers`):
     memory for one publisher and a summary of each (`_Across`), not for the file. Any
     other, or one with a problem, is read whole, and every problem is reported."""
+    from tppolicy.readers.yaml import NotPlain
+
     providers = load_providers() if providers is None else providers
     try:
         return _lint_stream(text, source, providers, issuers)
@@ -1279,6 +1281,7 @@ def _lint_stream(text: str, source: str, providers: Mapping[str, CheckedProvider
     """`lint_publishers_text` of a plain file, read as a stream; `NotPlain` or a
     `TppolicyError` (without the words of every problem) when it must be read whole."""
     from tppolicy.decide.policy import Policy
+    from tppolicy.decide.publishers import iter_plain_publishers
     from tppolicy.decide.recognize import iter_lines
 
     Policy(CheckedPolicy(dict(providers), ()), issuers)  # registered issuers, as compiling
@@ -1362,6 +1365,8 @@ class _FieldSpans(Mapping[str, Span]):
 def _lint_whole(text: str, source: str, providers: Mapping[str, CheckedProvider],
                 issuers: Mapping[str, str] | None) -> tuple[Finding, ...]:
     """`lint_publishers_text` of a file read whole (`compose_yaml`)."""
+    from tppolicy.readers.yaml import compose_yaml
+
     document = compose_yaml(text, source, ConfigError)
     policy = compile_publishers_text(text, source, providers=providers, issuers=issuers,
                                      document=document)
