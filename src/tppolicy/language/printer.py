@@ -185,7 +185,7 @@ def _claim_name(name: str) -> str:
 
 
 def _string_list(values: Iterable[str]) -> str:
-    return "[" + ", ".join(_quote(v) for v in values) + "]"
+    return "[" + ", ".join([_quote(v) for v in values]) + "]"
 
 
 # ----------------------------------------------------------------- expressions
@@ -628,14 +628,20 @@ def _publisher_lines(publisher: Publisher,
     # The parser joins several `provider` items with "," and gives "" for none: print back
     # what it read.
     if publisher.provider:
-        lines += [f"{_INDENT}provider {_name(p, 'the provider name')}"
-                  for p in publisher.provider.split(",")]
+        provider_lines = _PROVIDER_LINES.get(publisher.provider)
+        if provider_lines is None:
+            provider_lines = [f"{_INDENT}provider {_name(p, 'the provider name')}"
+                              for p in publisher.provider.split(",")]
+            if len(_PROVIDER_LINES) >= 256:  # bounded
+                _PROVIDER_LINES.clear()
+            _PROVIDER_LINES[publisher.provider] = provider_lines
+        lines += provider_lines
     if publisher.projects:
         lines.append(f"{_INDENT}projects {_string_list(publisher.projects)}")
     if publisher.pending_project is not None:
         lines.append(f"{_INDENT}pending_project {_quote(publisher.pending_project)}")
-    bindings = [_INDENT * 2 + f for f in fields] if fields is not None else \
-        [_INDENT * 2 + _binding(b) for b in publisher.bindings]
+    bindings = [_FIELD_INDENT + f for f in fields] if fields is not None else \
+        [_FIELD_INDENT + _binding(b) for b in publisher.bindings]
     if bindings:
         if len(lines) > 1:
             lines.append("")
@@ -664,6 +670,11 @@ def _publisher_lines(publisher: Publisher,
     lines[0] = f"{opening} {{"
     lines.append("}")
     return lines
+
+
+# A publisher's `provider` item's lines, by its text (the same few for every publisher).
+_PROVIDER_LINES: dict[str, list[str]] = {}
+_FIELD_INDENT = _INDENT * 2
 
 
 def _publisher_rule(rule: Rule) -> list[str]:
