@@ -641,6 +641,28 @@ static PyTypeObject MappedType = {
 
 /* ------------------------------------------------------------------ module functions */
 
+/* A fresh process-shared robust mutex in the header page's lock area (zeroed first):
+   0, or the error number of the call that failed. */
+static int
+make_lock(unsigned char *page)
+{
+    pthread_mutexattr_t attributes;
+    int rc = pthread_mutexattr_init(&attributes);
+    if (rc != 0) {
+        return rc;
+    }
+    rc = pthread_mutexattr_setpshared(&attributes, PTHREAD_PROCESS_SHARED);
+    if (rc == 0) {
+        rc = pthread_mutexattr_setrobust(&attributes, PTHREAD_MUTEX_ROBUST);
+    }
+    if (rc == 0) {
+        memset(page + MUTEX_AT, 0, STATES_AT - MUTEX_AT);
+        rc = pthread_mutex_init((pthread_mutex_t *)(page + MUTEX_AT), &attributes);
+    }
+    pthread_mutexattr_destroy(&attributes);
+    return rc;
+}
+
 static PyObject *
 create(PyObject *Py_UNUSED(module), PyObject *args)
 {
@@ -680,18 +702,7 @@ create(PyObject *Py_UNUSED(module), PyObject *args)
         return PyErr_SetFromErrno(PyExc_OSError);
     }
     memset(page, 0, HEADER_BYTES);
-    pthread_mutexattr_t attributes;
-    int rc = pthread_mutexattr_init(&attributes);
-    if (rc == 0) {
-        rc = pthread_mutexattr_setpshared(&attributes, PTHREAD_PROCESS_SHARED);
-    }
-    if (rc == 0) {
-        rc = pthread_mutexattr_setrobust(&attributes, PTHREAD_MUTEX_ROBUST);
-    }
-    if (rc == 0) {
-        rc = pthread_mutex_init((pthread_mutex_t *)(page + MUTEX_AT), &attributes);
-        pthread_mutexattr_destroy(&attributes);
-    }
+    int rc = make_lock(page);
     if (rc == 0) {
         /* the magic last: a header with it is whole (the file is linked in only then) */
         memcpy(page + 16, (unsigned char *)&header + 16, sizeof header - 16);
@@ -762,19 +773,7 @@ reset_lock(PyObject *Py_UNUSED(module), PyObject *args)
         PyBuffer_Release(&boot);
         return PyErr_SetFromErrno(PyExc_OSError);
     }
-    pthread_mutexattr_t attributes;
-    int rc = pthread_mutexattr_init(&attributes);
-    if (rc == 0) {
-        rc = pthread_mutexattr_setpshared(&attributes, PTHREAD_PROCESS_SHARED);
-    }
-    if (rc == 0) {
-        rc = pthread_mutexattr_setrobust(&attributes, PTHREAD_MUTEX_ROBUST);
-    }
-    if (rc == 0) {
-        memset(page + MUTEX_AT, 0, STATES_AT - MUTEX_AT);
-        rc = pthread_mutex_init((pthread_mutex_t *)(page + MUTEX_AT), &attributes);
-        pthread_mutexattr_destroy(&attributes);
-    }
+    int rc = make_lock(page);
     if (rc == 0) {
         memcpy(page + offsetof(Header, boot), boot.buf, 16);
         if (msync(page, HEADER_BYTES, MS_SYNC) != 0) {
