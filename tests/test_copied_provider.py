@@ -170,8 +170,13 @@ def test_lint(capsys: pytest.CaptureFixture[str], trees: tuple[Path, Path],
           "workflows/publishers.yaml")
 
 
-@pytest.mark.parametrize("workflow", sorted(
-    [f"workflows/{f.name}" for f in WORKFLOWS.glob("*.yml")] + ["workflows/ci/release.yml"]))
+_DEFAULT_WORKFLOWS = {"workflows/release.yml", "workflows/self-hosted.yml"}
+
+
+@pytest.mark.parametrize("workflow", [  # two in the default run, all in the slow one
+    pytest.param(name, marks=() if name in _DEFAULT_WORKFLOWS else pytest.mark.slow)
+    for name in sorted([f"workflows/{f.name}" for f in WORKFLOWS.glob("*.yml")]
+                       + ["workflows/ci/release.yml"])])
 def test_check_workflow(capsys: pytest.CaptureFixture[str], trees: tuple[Path, Path],
                         workflow: str) -> None:
     _same(capsys, trees, "check-workflow", "--publishers", "workflows/publishers.yaml",

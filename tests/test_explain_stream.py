@@ -119,7 +119,7 @@ def test_render_lines_are_the_rendered_text() -> None:
                 render(advice, out, top=top)
 
 
-@pytest.mark.parametrize("fmt", ["human", "json"])
+@pytest.mark.parametrize("fmt", ["human", pytest.param("json", marks=pytest.mark.slow)])
 def test_explain_command_prints_the_whole_files_advice(
         tmp_path: Path, capsys: pytest.CaptureFixture[str], fmt: str) -> None:
     text = file_text(300)

@@ -75,7 +75,9 @@ def _same(fast: CheckResult, general: CheckResult) -> bool:
             and fast.to_json() == general.to_json())
 
 
-@pytest.mark.parametrize("path", TABLES, ids=lambda p: p.name.removesuffix(".tptest.yaml"))
+@pytest.mark.parametrize("path", [  # the *_constraints tables in the slow group
+    pytest.param(t, marks=pytest.mark.slow if "constraints" in t.name else ())
+    for t in TABLES], ids=lambda p: p.name.removesuffix(".tptest.yaml"))
 def test_the_usual_answer_at_once_is_the_general_answer(path: Path) -> None:
     """Each claim of the allowed cases missing or changed (the default run)."""
     _compare(path, every=False)
@@ -269,6 +271,7 @@ def test_a_bulk_load_settles_the_quick_entries_and_they_still_decide(
     assert index._settled == SETTLE_FROM + 10 and len(index.quick) == SETTLE_FROM + 20
 
 
+@pytest.mark.slow  # threads racing: in the slow group
 def test_checks_while_bulk_loads_settle_the_quick_table() -> None:
     """A reader never misses a loaded publisher while bulk loads add others and rebuild
     the quick table (the new table replaces the old one whole)."""
@@ -303,6 +306,7 @@ def test_checks_while_bulk_loads_settle_the_quick_table() -> None:
         assert len(tables) > 1  # the dict was rebuilt meanwhile (the C table grows in place)
 
 
+@pytest.mark.slow  # threads racing: in the slow group
 def test_checks_while_a_publisher_is_replaced_and_others_come_and_go() -> None:
     """A reader of one publisher sees it (its old or its new projects) at every moment
     while it is replaced (its quick entry changed in place) and other publishers are

@@ -25,6 +25,8 @@ if not EXTENSION_WANTED:
     pytest.skip("the mapped store is C only", allow_module_level=True)
 pytest.importorskip("tppolicy.token._mapped")
 
+pytestmark = pytest.mark.slow  # a hypothesis suite: the slow group, as tests/property/'s others
+
 WINDOW, SEGMENTS = 10, 4
 HORIZON = (SEGMENTS - 2) * WINDOW
 KEYS = st.sampled_from(["a", "b", "https://issuer/c", "é", "", "a" * 200])
@@ -99,7 +101,6 @@ SameAsMemory.TestCase.settings = settings(max_examples=60, stateful_step_count=5
 test_same_as_memory = SameAsMemory.TestCase
 
 
-@pytest.mark.slow
 def test_same_as_memory_at_length() -> None:
     run = SameAsMemory.TestCase("runTest")
     run.settings = settings(max_examples=500, stateful_step_count=120, deadline=None)
