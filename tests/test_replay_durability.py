@@ -3,7 +3,6 @@ right after `claim` returned (the store commits to its write-ahead log before re
 
 from __future__ import annotations
 
-import os
 import signal
 import sqlite3
 import subprocess
@@ -14,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.processes import child_env, race, reaped
 from tppolicy.errors import TppolicyError
 from tppolicy.token.replay import ReplayStoreError, SQLiteReplayStore
 
@@ -31,20 +31,12 @@ time.sleep(60)
 def test_claims_survive_kill_9(tmp_path: Path) -> None:
     path = tmp_path / "replay.db"
     SQLiteReplayStore(path)  # the table exists before the child starts
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    child = subprocess.Popen([sys.executable, "-c", _CHILD, str(path)], env=env,
-                             stdout=subprocess.PIPE, text=True)
-    try:
+    with reaped(subprocess.Popen([sys.executable, "-c", _CHILD, str(path)], env=child_env(),
+                                 stdout=subprocess.PIPE, text=True)) as child:
         assert child.stdout is not None
         assert child.stdout.readline().strip() == "claimed"
         child.send_signal(signal.SIGKILL)
         child.wait(timeout=30)
-    finally:
-        if child.poll() is None:
-            child.kill()
-            child.wait(timeout=30)
-        if child.stdout is not None:
-            child.stdout.close()
     store = SQLiteReplayStore(path)
     expires = int(time.time()) + 600
     assert not any(store.claim(f"jti-{i}", expires) for i in range(50))
@@ -65,24 +57,7 @@ print(" ".join(map(str, won)), flush=True)
 def test_processes_racing_for_the_same_jtis_win_each_exactly_once(tmp_path: Path) -> None:
     path, count = tmp_path / "replay.db", 400
     SQLiteReplayStore(path)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    racers = [subprocess.Popen([sys.executable, "-c", _RACER, str(path), str(count)], env=env,
-                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-              for _ in range(3)]
-    try:
-        for racer in racers:
-            assert racer.stdout is not None
-            assert racer.stdout.readline().strip() == "ready"
-        for racer in racers:  # all start together
-            assert racer.stdin is not None
-            racer.stdin.write("go\n")
-            racer.stdin.flush()
-        won = [int(i) for racer in racers for i in racer.communicate(timeout=60)[0].split()]
-    finally:
-        for racer in racers:
-            if racer.poll() is None:
-                racer.kill()
-                racer.wait(timeout=30)
+    won = [int(i) for out, _ in race(_RACER, [str(path), str(count)], 3) for i in out.split()]
     assert sorted(won) == list(range(count))
 
 
@@ -144,8 +119,7 @@ else:
 
 
 def _child(code: str, *args: str) -> subprocess.Popen[str]:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    return subprocess.Popen([sys.executable, "-c", code, *args], env=env,
+    return subprocess.Popen([sys.executable, "-c", code, *args], env=child_env(),
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
 
 
@@ -158,8 +132,7 @@ def test_an_exclusive_stores_claims_survive_kill_9_and_it_is_the_files_only_user
         tmp_path: Path) -> None:
     path = tmp_path / "replay.db"
     SQLiteReplayStore(path).close()  # closed: an exclusive store must be the file's only user
-    child = _child(_EXCLUSIVE_CHILD, str(path))
-    try:
+    with reaped(_child(_EXCLUSIVE_CHILD, str(path))) as child:
         assert child.stdout is not None
         assert child.stdout.readline().strip() == "claimed"
         # while it runs, no other process can use the file, and each is told why
@@ -169,13 +142,6 @@ def test_an_exclusive_stores_claims_survive_kill_9_and_it_is_the_files_only_user
             assert "exclusive=True" in answer
         child.send_signal(signal.SIGKILL)
         child.wait(timeout=30)
-    finally:
-        if child.poll() is None:
-            child.kill()
-            child.wait(timeout=30)
-        for stream in (child.stdout, child.stdin):
-            if stream is not None:
-                stream.close()
     for exclusive in (True, False):  # the lock went with the process; the claims stayed
         store = SQLiteReplayStore(path, exclusive=exclusive)
         expires = int(time.time()) + 600

@@ -23,6 +23,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.processes import child_env, reaped
+from tests.processes import race as racing
 from tppolicy.decide.decision import INVALID_REUSE_TOKEN
 from tppolicy.decide.engine import Engine
 from tppolicy.errors import TppolicyError
@@ -66,8 +68,6 @@ def later(seconds: int = 600) -> int:
     return int(time.time()) + seconds
 
 
-def env() -> dict[str, str]:
-    return {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
 
 
 # ------------------------------------------------------------------ the module
@@ -339,7 +339,7 @@ def test_processes_creating_the_file_at_once_share_one(tmp_path: Path) -> None:
     code = ("import sys\nfrom tppolicy.token.replay import MappedReplayStore\n"
             "s = MappedReplayStore(sys.argv[1])\n"
             "print(sum(s.claim(f'k{i}', int(sys.argv[2])) for i in range(300)))\n")
-    runs = [subprocess.Popen([sys.executable, "-c", code, str(path), str(later())], env=env(),
+    runs = [subprocess.Popen([sys.executable, "-c", code, str(path), str(later())], env=child_env(),
                              stdout=subprocess.PIPE, text=True) for _ in range(4)]
     won = [int(run.communicate(timeout=60)[0]) for run in runs]
     assert sum(won) == 300, won
@@ -486,29 +486,8 @@ print(" ".join(map(str, won)), flush=True)
 
 
 def race(path: Path, processes: int, count: int, expires: int) -> list[int]:
-    racers = [subprocess.Popen([sys.executable, "-c", _RACER, str(path), str(count),
-                                str(expires)],
-                               env=env(), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True) for _ in range(processes)]
-    try:
-        for racer in racers:
-            assert racer.stdout is not None
-            assert racer.stdout.readline().strip() == "ready"
-        for racer in racers:  # all start together
-            assert racer.stdin is not None
-            racer.stdin.write("go\n")
-            racer.stdin.flush()
-        won = []
-        for racer in racers:
-            out, err = racer.communicate(timeout=120)
-            assert racer.returncode == 0 and "Traceback" not in err, err
-            won += [int(i) for i in out.split()]
-        return won
-    finally:
-        for racer in racers:
-            if racer.poll() is None:
-                racer.kill()
-                racer.wait(30)
+    outputs = racing(_RACER, [str(path), str(count), str(expires)], processes, timeout=120)
+    return [int(i) for out, _ in outputs for i in out.split()]
 
 
 def test_processes_and_threads_racing_win_each_key_exactly_once(tmp_path: Path) -> None:
@@ -552,10 +531,9 @@ def test_claims_reported_won_survive_kill_9_mid_claiming(path: Path) -> None:
     """Killed while claiming (no sync: the page cache holds the claims); every key it
     said it won is refused to the next process."""
     MappedReplayStore(path).close()
-    child = subprocess.Popen([sys.executable, "-c", _CLAIMER, str(path)], env=env(),
-                             stdout=subprocess.PIPE, text=True)
     reported = []
-    try:
+    with reaped(subprocess.Popen([sys.executable, "-c", _CLAIMER, str(path)],
+                                 env=child_env(), stdout=subprocess.PIPE, text=True)) as child:
         assert child.stdout is not None
         for line in child.stdout:
             reported.append(int(line))
@@ -564,12 +542,6 @@ def test_claims_reported_won_survive_kill_9_mid_claiming(path: Path) -> None:
         child.send_signal(signal.SIGKILL)
         child.wait(timeout=30)
         reported += [int(line) for line in child.stdout.read().split()]
-    finally:
-        if child.poll() is None:
-            child.kill()
-            child.wait(timeout=30)
-        if child.stdout is not None:
-            child.stdout.close()
     store = MappedReplayStore(path)
     expires = later()
     assert not any(store.claim(f"jti-{i}", expires) for i in reported)
@@ -599,20 +571,13 @@ def test_a_process_killed_while_holding_the_lock_leaves_a_working_store(path: Pa
     segment gets the lock (EOWNERDEAD: made consistent) and clears it again."""
     clock = Clock(1_000_000.0)
     small(path, clock).close()
-    child = subprocess.Popen([sys.executable, "-c", _HOLDER, str(path)], env=env(),
-                             stdout=subprocess.PIPE)
-    try:
+    with reaped(subprocess.Popen([sys.executable, "-c", _HOLDER, str(path)],
+                                 env=child_env(), stdout=subprocess.PIPE)) as child:
         assert child.stdout is not None
         assert child.stdout.read(1) == b"c"
         assert state_words(path)[0] == 1  # marked: being cleared
         child.send_signal(signal.SIGKILL)
         child.wait(timeout=30)
-    finally:
-        if child.poll() is None:
-            child.kill()
-            child.wait(timeout=30)
-        if child.stdout is not None:
-            child.stdout.close()
     clock.now = 1_000_030.0
     store = MappedReplayStore(path, clock)
     assert store.claim("second", 1_000_045)  # segment 0: recovered, cleared, served
@@ -664,7 +629,7 @@ def test_a_lock_left_held_by_another_boot_is_made_afresh(path: Path) -> None:
     MappedReplayStore(path).close()
     assert path.read_bytes()[72:88] == current  # recorded by the first open
     locked_by_a_lost_thread(path, b"\x01" * 16)  # as after an OS crash and a reboot
-    done = subprocess.run([sys.executable, "-c", _FIRST_CLAIM, str(path)], env=env(),
+    done = subprocess.run([sys.executable, "-c", _FIRST_CLAIM, str(path)], env=child_env(),
                           capture_output=True, text=True, timeout=60, check=False)
     assert done.stdout.strip() == "True", done.stderr  # was: waiting for ever on the lock
     assert path.read_bytes()[72:88] == current
@@ -678,5 +643,5 @@ def test_a_lock_left_held_in_this_boot_is_kept(path: Path) -> None:
     MappedReplayStore(path).close()
     locked_by_a_lost_thread(path, current)
     with pytest.raises(subprocess.TimeoutExpired):
-        subprocess.run([sys.executable, "-c", _FIRST_CLAIM, str(path)], env=env(),
+        subprocess.run([sys.executable, "-c", _FIRST_CLAIM, str(path)], env=child_env(),
                        capture_output=True, text=True, timeout=3, check=False)
