@@ -88,9 +88,11 @@ def github_claims() -> dict[str, Any]:
 
 @pytest.fixture
 def pure_quick_table(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Indexes made meanwhile keep their quick entries in a dict, as an install without
-    the C extension does (`TPPOLICY_NO_EXTENSION=1`, or no compiler)."""
-    monkeypatch.setattr("tppolicy.decide.index.QUICK_TABLE", dict)
+    """Indexes made meanwhile keep their quick entries in a `DictTable`, as an install
+    without the C extension does (`TPPOLICY_NO_EXTENSION=1`, or no compiler)."""
+    from tppolicy.decide.index import DictTable
+
+    monkeypatch.setattr("tppolicy.decide.index.QUICK_TABLE", DictTable)
 
 
 @pytest.fixture

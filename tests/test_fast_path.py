@@ -197,18 +197,72 @@ def _github_index(engine: Engine) -> Any:
 
 
 def test_publishers_configured_alike_share_one_shape() -> None:
-    """A quick entry is the publisher's decision, holding its shape: the values of
-    publishers configured alike are one object, so a random check among many publishers
-    finds them in the CPU caches."""
+    """A quick entry is the publisher's decision, with its shape as the entry's aux: the
+    values of publishers configured alike are one object, so a random check among many
+    publishers finds them in the CPU caches."""
     engine = Engine(publishers=_github_rows(6))
     index = _github_index(engine)
     records = sorted(engine.publishers(), key=lambda record: record.label)
-    decisions = sorted(index.quick.values(), key=lambda decision: decision.publisher)
+    entries = sorted(index.quick.items(), key=lambda entry: entry[1].publisher)
+    decisions = [decision for _, decision in entries]
     assert [decision.publisher for decision in decisions] == [r.label for r in records]
     assert all(d is r.decision(index.issuer) for d, r in zip(decisions, records, strict=True))
-    shapes = {id(decision._quick) for decision in decisions}
+    shapes = {id(index.quick.aux(key)) for key, _ in entries}
     assert len(shapes) == 2  # with environment pypi, and without
-    assert decisions[0]._quick is not None and len(decisions[0]._quick) > 2
+    shape = index.quick.aux(entries[0][0])
+    assert shape is not None and len(shape) > 2
+
+
+def test_an_entry_changed_while_the_rules_run_is_not_returned() -> None:
+    """The check reads an entry's shape, runs the rules against it, then takes the
+    decision only if the entry still holds that shape: a publisher put there meanwhile
+    (another thread, between the two reads) with other values is left to the general
+    path (None), never answered with rules it was not checked against."""
+    engine = Engine(publishers=_github_rows(4))
+    index = _github_index(engine)
+    key = next(key for key, decision in index.quick.items() if decision.projects == ("p3",))
+    table = index.quick
+    narrowed = next(d for k, d in table.items() if k != key)
+    other_shape = table.aux(next(k for k, d in table.items() if d is narrowed))
+
+    class Racing:
+        """The table, with another publisher put at the key once its shape is read."""
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(table, name)
+
+        def aux(self, asked: str) -> Any:
+            shape = table.aux(asked)
+            if asked == key:
+                table.put(key, narrowed, shape[:1] + shape[1:])  # equal, not the same
+            return shape
+
+    original = table.value(key, table.aux(key))
+    assert index.check(dict(_O3_CLAIMS), table) is original
+    assert index.check(dict(_O3_CLAIMS), Racing()) is None
+    table.put(key, original, other_shape)  # the shape of the other environment
+    assert index.check(dict(_O3_CLAIMS), table) is original  # both shapes allow
+
+
+def test_rules_split_around_the_entry_read_keep_their_order_and_names() -> None:
+    """`_split_conjuncts`: the conjuncts reading none of the shape's names run before
+    the entry is read, the others after, each group in its order; a conjunct reading a
+    name that a late one assigns (`:=`) is late too; a constant stays late."""
+    import ast
+
+    from tppolicy.language.compile import _split_conjuncts
+
+    def split(source: str, late: set[str]) -> tuple[list[str], list[str]]:
+        early, rest = _split_conjuncts(ast.parse(source, mode="eval").body, late)
+        return [ast.unparse(e) for e in early], [ast.unparse(e) for e in rest]
+
+    assert split("a and (b and e0) and c != '' and (v1 or d)", {"e0", "v1"}) == (
+        ["a", "b", "c != ''"], ["e0", "v1 or d"])  # nested conjunctions flattened
+    assert split("(t := v1 + 'x') and a == t and b", {"v1"}) == (
+        ["b"], ["(t := (v1 + 'x'))", "a == t"])
+    assert split("(t := a) and e0 == t", {"e0"}) == (["(t := a)"], ["e0 == t"])
+    assert split("True", set()) == ([], ["True"])
+    assert split("a or e0", {"e0"}) == ([], ["a or e0"])
 
 
 def test_a_shape_no_entry_holds_is_forgotten() -> None:
@@ -251,15 +305,19 @@ def test_a_sparse_copy_is_the_same_table_with_more_room() -> None:
 def test_a_bulk_load_settles_the_quick_entries_and_they_still_decide(
         pure_quick_table: None) -> None:
     """Without the C table (`TPPOLICY_NO_EXTENSION=1`, no compiler), the quick entries
-    are a dict, rebuilt sparse after a bulk load."""
+    are a `DictTable`, its entries rebuilt sparse after a bulk load."""
     import sys
 
-    from tppolicy.decide.index import SETTLE_FROM
+    from tppolicy.decide.index import SETTLE_FROM, DictTable
 
     engine = Engine(publishers=_github_rows(SETTLE_FROM + 10))
     index = _github_index(engine)
-    assert index._settled == len(index.quick) == SETTLE_FROM + 10
-    assert sys.getsizeof(index.quick) > sys.getsizeof(dict(index.quick))
+    assert type(index.quick) is DictTable
+    assert index._settled == len(index.quick) == len(index.quick.entries) == SETTLE_FROM + 10
+    assert sys.getsizeof(index.quick.entries) > sys.getsizeof(dict(index.quick.entries))
+    assert index.quick == dict(index.quick) and all(
+        index.quick.value(key, index.quick.aux(key)) is decision
+        for key, decision in index.quick.items())
     claims = {"iss": "https://token.actions.githubusercontent.com", "aud": "pypi",
               "repository": "o7/r", "repository_owner": "o7", "repository_owner_id": "7",
               "job_workflow_ref": "o7/r/.github/workflows/release.yml@refs/tags/v1",
@@ -302,7 +360,7 @@ def test_checks_while_bulk_loads_settle_the_quick_table() -> None:
         done.set()
         reader.join()
     assert not failures
-    if isinstance(_github_index(engine).quick, dict):
+    if isinstance(_github_index(engine).quick, dict):  # a DictTable
         assert len(tables) > 1  # the dict was rebuilt meanwhile (the C table grows in place)
 
 

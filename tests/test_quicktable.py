@@ -8,6 +8,7 @@ import gc
 import sys
 import threading
 import weakref
+from typing import Any
 
 import pytest
 
@@ -26,7 +27,7 @@ def test_the_install_built_the_extension_and_the_index_uses_it() -> None:
     """`pip install -e .` (`.ci/run`) compiles it (hatch_build.py); the index takes it
     unless TPPOLICY_NO_EXTENSION=1 says otherwise (or the interpreter has no GIL)."""
     if PURE:
-        assert index_module.QUICK_TABLE is dict
+        assert index_module.QUICK_TABLE is index_module.DictTable
     else:
         assert QuickTable is not None, "the install did not build _quicktable (a C compiler?)"
         assert index_module.QUICK_TABLE is QuickTable
@@ -34,15 +35,17 @@ def test_the_install_built_the_extension_and_the_index_uses_it() -> None:
 
 def test_keys_inline_and_on_the_heap() -> None:
     table = QuickTable()
-    keys = ["", "a", "a\x1fb\x1f1\x1frelease.yml", "é" * 53, "é" * 54, "x" * 107, "x" * 108,
-            "x" * 109, "y" * 5000, "\U0001f600" * 30, "\x00nul"]
+    # A slot holds up to 100 bytes of key inline (128 less the hash, value, aux and
+    # length); the boundary on both sides, in one- and two-byte characters.
+    keys = ["", "a", "a\x1fb\x1f1\x1frelease.yml", "é" * 50, "é" * 51, "x" * 99, "x" * 100,
+            "x" * 101, "x" * 108, "y" * 5000, "\U0001f600" * 30, "\x00nul"]
     for n, key in enumerate(keys):
         table[key] = n
     assert len(table) == len(keys)
     for n, key in enumerate(keys):
         assert table[key] == n and key in table and table.get(key) == n
     assert sorted(table.items()) == sorted((k, n) for n, k in enumerate(keys))
-    for key in ["x" * 110, "y" * 4999, "é" * 55, "b", "x" * 108 + "!"]:
+    for key in ["x" * 110, "y" * 4999, "é" * 55, "b", "x" * 100 + "!", "x" * 98]:
         assert key not in table and table.get(key) is None and table.get(key, 7) == 7
         with pytest.raises(KeyError):
             table[key]
@@ -193,3 +196,90 @@ def test_keys_chosen_to_share_a_first_slot_do_not_form_one_long_run() -> None:
     assert all(table[key] == key for key in chosen)
     probes = sorted(table._probes(key) for key in chosen)
     assert probes[-1] < 40, probes[-20:]  # unsalted: the n-th key would read n slots
+
+
+@pytest.fixture(params=["c", "dict"])
+def table_class(request: pytest.FixtureRequest) -> Any:
+    """The C table, and the `DictTable` that replaces it without the extension."""
+    if request.param == "c":
+        if QuickTable is None:
+            pytest.skip("not built")
+        return QuickTable
+    return index_module.DictTable
+
+
+def test_an_aux_is_kept_beside_its_value_and_read_by_identity(table_class: Any) -> None:
+    """What a quick check reads (`tppolicy.language.compile._compile_check`): the aux
+    stored beside a key's value, then the value only while that aux (the same object,
+    not an equal one) is still the key's."""
+    table = table_class()
+    shape = ("pypi", True)
+    equal = shape[:1] + shape[1:]
+    assert equal == shape and equal is not shape
+    table.put("k", "decision", shape)
+    table["plain"] = "other"
+    table.prefetch("k")  # asks the CPU for the slot: nothing to see but no error
+    table.prefetch("absent")
+    assert table.aux("k") is shape and table.value("k", shape) == "decision"
+    assert table.value("k", equal) is None and table.value("k", None) is None
+    assert table.aux("plain") is None and table.value("plain", None) == "other"
+    assert table.aux("absent") is None and table.value("absent", None) is None
+    assert table["k"] == "decision" and len(table) == 2
+    table.put("k", "changed", equal)  # another publisher put there meanwhile
+    assert table.value("k", shape) is None and table.value("k", equal) == "changed"
+    table["k"] = "no aux"
+    assert table.aux("k") is None and table.value("k", equal) is None
+    assert table.pop("k") == "no aux" and table.aux("k") is None
+    table.put("k", "again", shape)
+    del table["k"]
+    assert table.aux("k") is None and table.value("k", shape) is None
+    assert sorted(table.items()) == [("plain", "other")]
+
+
+def test_reads_of_keys_it_cannot_hold_find_nothing() -> None:
+    if QuickTable is None:
+        pytest.skip("not built")
+    table = QuickTable()
+    table.prefetch("k")  # an empty table
+    assert table.aux("k") is None
+    table.put("k", 1, "aux")
+    for key in ("\ud800", b"k", 1, None, ("k",)):
+        table.prefetch(key)
+        assert table.aux(key) is None and table.value(key, "aux") is None
+    with pytest.raises(TypeError):
+        table.put(b"k", 1, "aux")  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        table.put("k", 1)  # type: ignore[call-arg]
+    with pytest.raises(TypeError):
+        table.value("k")  # type: ignore[call-arg]
+
+
+def test_an_aux_is_released_with_its_entry_and_visited_by_the_collector() -> None:
+    if QuickTable is None:
+        pytest.skip("not built")
+
+    class Shape:
+        table: object
+
+    table = QuickTable()
+    shape = Shape()
+    gone = weakref.ref(shape)
+    table.put("k", 1, shape)
+    assert sys.getrefcount(shape) == 3  # this name, the table, the argument
+    table.put("k", 2, shape)
+    assert sys.getrefcount(shape) == 3
+    table["k"] = 3  # replaced without one
+    assert sys.getrefcount(shape) == 2
+    table.put("k", 1, shape)
+    assert table.pop("k") == 1 and sys.getrefcount(shape) == 2
+    table.put("k", 1, shape)
+    del table["k"]
+    assert sys.getrefcount(shape) == 2
+    table.put("k", 1, shape)
+    for n in range(1000):  # resizes move the aux with its entry
+        table[f"n{n}"] = n
+    assert table.aux("k") is shape
+    shape.table = table  # a cycle through an aux
+    del shape, table
+    gc.collect()
+    assert gone() is None

@@ -162,8 +162,7 @@ def test_a_quick_decision_of_a_pending_publisher_is_left_to_python() -> None:
     index = with_c.decider.issuers[GITHUB]
     key, decision = next(iter(index.quick.items()))
     changed = dataclasses.replace(decision, pending=True)
-    object.__setattr__(changed, "_quick", decision._quick)
-    index.quick[key] = changed
+    index.quick.put(key, changed, index.quick.aux(key))
     path = with_c._token_path
     assert path is not None
     done = path(token(jti="p-1"))

@@ -1,13 +1,15 @@
 /* The quick table of tppolicy's index: str -> object, each slot holding its key's bytes.
 
    `ProviderIndex.quick` maps a lookup key ("owner\x1frepository\x1fid\x1fworkflow") to
-   the publisher's allowed decision. A dict finds an entry through its index array, its
-   entries array and the key object (three or four cache lines, each a trip to main
-   memory for a random key among a million); this table reads one 128-byte slot, which
-   holds the key's hash, its UTF-8 bytes (up to SLOT_INLINE of them; a longer key's
-   bytes are copied on the heap) and the value: a random lookup costs one trip, and the
-   value's own line. Open addressing with linear probing, at most half full; a deleted
-   entry leaves its hash (probing goes on past it) until the next resize.
+   the publisher's allowed decision, with the entry's shape beside it (its aux, `put`).
+   A dict finds an entry through its index array, its entries array and the key object
+   (three or four cache lines, each a trip to main memory for a random key among a
+   million); this table reads one 128-byte slot, which holds the key's hash, its UTF-8
+   bytes (up to SLOT_INLINE of them; a longer key's bytes are copied on the heap), the
+   value and the aux: a random lookup costs one trip, and the value's own line, both
+   of which a quick check asks for ahead (`prefetch`, `aux`, `value`). Open addressing
+   with linear probing, at most half full; a deleted entry leaves its hash (probing
+   goes on past it) until the next resize.
 
    Only exact str keys are stored; any other key (a str subclass, a string with a lone
    surrogate, which has no UTF-8 form) is never found. Every function runs under the
@@ -27,11 +29,13 @@
 #endif
 
 #define SLOT_BYTES 128
-#define SLOT_INLINE (SLOT_BYTES - sizeof(Py_hash_t) - sizeof(PyObject *) - sizeof(uint32_t))
-/* hash, value, length, then the key's UTF-8 bytes: inline when they fit, else a copy. */
+#define SLOT_INLINE (SLOT_BYTES - sizeof(Py_hash_t) - 2 * sizeof(PyObject *) - sizeof(uint32_t))
+/* hash, value, aux, length, then the key's UTF-8 bytes: inline when they fit, else a
+   copy. */
 typedef struct {
     Py_hash_t hash;          /* 0: empty; -1 never (a str's hash is never -1) */
     PyObject *value;         /* NULL: empty or deleted (hash != 0: deleted) */
+    PyObject *aux;           /* what `put` stored beside the value (NULL: None) */
     uint32_t length;
     char bytes[SLOT_INLINE];/* the key, or (length > SLOT_INLINE) a pointer to a copy */
 } Slot;
@@ -235,12 +239,15 @@ lookup(QuickTable *self, PyObject *key, Slot **found)
 }
 
 /* Empties a live slot (deleted: its hash stays, so probing goes on past it); the
-   value's reference goes to the caller, to drop once the table is consistent. */
+   value's reference goes to the caller, and the aux's to *aux, to drop once the table
+   is consistent. */
 static PyObject *
-take(QuickTable *self, Slot *slot)
+take(QuickTable *self, Slot *slot, PyObject **aux)
 {
     PyObject *old = slot->value;
+    *aux = slot->aux;
     slot->value = NULL;
+    slot->aux = NULL;
     slot_clear_key(slot);
     self->used--;
     return old;
@@ -301,8 +308,9 @@ table_subscript(QuickTable *self, PyObject *key)
     return Py_NewRef(slot->value);
 }
 
+/* table[key] = value (aux: None), or put(key, value, aux); value NULL: del table[key]. */
 static int
-table_set(QuickTable *self, PyObject *key, PyObject *value)
+store(QuickTable *self, PyObject *key, PyObject *value, PyObject *aux)
 {
     const char *bytes;
     Py_ssize_t length;
@@ -316,13 +324,22 @@ table_set(QuickTable *self, PyObject *key, PyObject *value)
             PyErr_SetObject(PyExc_KeyError, key);
             return -1;
         }
-        Py_DECREF(take(self, slot));
+        PyObject *old_aux;
+        PyObject *old = take(self, slot, &old_aux);
+        Py_DECREF(old);
+        Py_XDECREF(old_aux);
         return 0;
     }
+    if (aux == Py_None) {
+        aux = NULL;
+    }
     if (slot != NULL) {
-        PyObject *old = slot->value;
+        /* Both set before either old reference is dropped: a finalizer sees the new pair. */
+        PyObject *old = slot->value, *old_aux = slot->aux;
         slot->value = Py_NewRef(value);
+        slot->aux = Py_XNewRef(aux);
         Py_DECREF(old);
+        Py_XDECREF(old_aux);
         return 0;
     }
     Py_ssize_t capacity = self->slots == NULL ? 0 : self->mask + 1;
@@ -358,10 +375,31 @@ table_set(QuickTable *self, PyObject *key, PyObject *value)
     } else {
         memcpy(free_slot->bytes, bytes, (size_t)length);
     }
+    free_slot->aux = Py_XNewRef(aux);
     free_slot->value = Py_NewRef(value);
     self->used++;
     self->filled++;
     return 0;
+}
+
+static int
+table_set(QuickTable *self, PyObject *key, PyObject *value)
+{
+    return store(self, key, value, NULL);
+}
+
+/* put(key, value, aux): table[key] = value, with `aux` kept beside it in the slot. */
+static PyObject *
+table_put(QuickTable *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "put(key, value, aux)");
+        return NULL;
+    }
+    if (store(self, args[0], args[1], args[2]) < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
 }
 
 static Py_ssize_t
@@ -391,7 +429,10 @@ table_pop(QuickTable *self, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     if (slot != NULL) {
-        return take(self, slot);
+        PyObject *aux;
+        PyObject *value = take(self, slot, &aux);
+        Py_XDECREF(aux);
+        return value;
     }
     if (nargs == 2) {
         return Py_NewRef(args[1]);
@@ -418,6 +459,75 @@ table_contains(QuickTable *self, PyObject *key)
         return -1;
     }
     return slot != NULL;
+}
+
+/* The reads of a quick check (`tppolicy.language.compile`), which takes a publisher's
+   entry in two steps so that the value's own cache line, which a random check among a
+   million publishers takes from main memory, is on its way while the rules run:
+
+   - prefetch(key): asks the CPU for the key's first slot and returns at once (the
+     check runs the rules that need no publisher value meanwhile);
+   - aux(key): the aux stored beside the key's value (None: absent, or stored with
+     none), asking the CPU for the value's first cache lines without reading them;
+   - value(key, aux): the key's value when its aux is still `aux` (the object, not an
+     equal one), else None: an entry changed between the two reads (another thread put
+     another publisher there) is never returned for rules run against the old aux. */
+static PyObject *
+table_prefetch(QuickTable *self, PyObject *key)
+{
+    const char *bytes;
+    Py_ssize_t length;
+    Py_hash_t hash;
+    int parts = key_parts(key, &bytes, &length, &hash);
+    if (parts < 0) {
+        return NULL;
+    }
+    if (parts == 0 && self->slots != NULL) {
+        /* The slot, and the next one: at most half full, a lookup among a million
+           keys reads a second slot for about 45% of them (linear probing). */
+        size_t i = first_slot(self, hash);
+        const char *slot = (const char *)&self->slots[i];
+        const char *next = (const char *)&self->slots[(i + 1) & (size_t)self->mask];
+        __builtin_prefetch(slot, 0, 3);
+        __builtin_prefetch(slot + 64, 0, 3);
+        __builtin_prefetch(next, 0, 3);
+        __builtin_prefetch(next + 64, 0, 3);
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+table_aux(QuickTable *self, PyObject *key)
+{
+    Slot *slot;
+    if (lookup(self, key, &slot) < 0) {
+        return NULL;
+    }
+    if (slot == NULL || slot->aux == NULL) {
+        Py_RETURN_NONE;
+    }
+    const char *value = (const char *)slot->value;
+    __builtin_prefetch(value, 1, 3);  /* its reference count is written on return */
+    __builtin_prefetch(value + 64, 0, 3);  /* the rest of a small object's fields */
+    return Py_NewRef(slot->aux);
+}
+
+static PyObject *
+table_value(QuickTable *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "value(key, aux)");
+        return NULL;
+    }
+    Slot *slot;
+    if (lookup(self, args[0], &slot) < 0) {
+        return NULL;
+    }
+    PyObject *aux = args[1] == Py_None ? NULL : args[1];
+    if (slot == NULL || slot->aux != aux) {
+        Py_RETURN_NONE;
+    }
+    return Py_NewRef(slot->value);
 }
 
 /* _probes(key): the slots a lookup of `key` reads (tests: no run of slots grows long). */
@@ -485,6 +595,7 @@ table_traverse(QuickTable *self, visitproc visit, void *arg)
     if (self->slots != NULL) {
         for (Py_ssize_t j = 0; j <= self->mask; j++) {
             Py_VISIT(self->slots[j].value);
+            Py_VISIT(self->slots[j].aux);
         }
     }
     return 0;
@@ -501,6 +612,7 @@ table_clear(QuickTable *self)
     for (Py_ssize_t j = 0; j < capacity; j++) {
         slot_clear_key(&slots[j]);
         Py_CLEAR(slots[j].value);
+        Py_CLEAR(slots[j].aux);
     }
     free_slots(slots, capacity);
     return 0;
@@ -532,6 +644,14 @@ static PyMethodDef table_methods[] = {
     {"get", (PyCFunction)(void (*)(void))table_get, METH_FASTCALL, "get(key[, default])"},
     {"values", (PyCFunction)table_values, METH_NOARGS, "the values, in no order"},
     {"items", (PyCFunction)table_items, METH_NOARGS, "(key, value) pairs, in no order"},
+    {"put", (PyCFunction)(void (*)(void))table_put, METH_FASTCALL,
+     "put(key, value, aux): table[key] = value, aux kept beside it"},
+    {"prefetch", (PyCFunction)table_prefetch, METH_O,
+     "prefetch(key): ask the CPU for the key's slot; returns None at once"},
+    {"aux", (PyCFunction)table_aux, METH_O,
+     "aux(key): the aux stored beside the key's value (None: absent or none)"},
+    {"value", (PyCFunction)(void (*)(void))table_value, METH_FASTCALL,
+     "value(key, aux): the key's value if its aux is still `aux` (that object), else None"},
     {"_probes", (PyCFunction)table_probes, METH_O, "slots a lookup of the key reads"},
     {NULL, NULL, 0, NULL},
 };

@@ -99,13 +99,6 @@ class Decision:
     (allowed, or the closest for a denial).
     """
 
-    # Not part of the decision (not an argument, not compared, shown or copied): for the
-    # allowed decision of a publisher in `ProviderIndex.quick`, the values its quick
-    # check compares (`Template.check`), set by the index. The first slot, so that it
-    # shares a cache line with the object's header, which returning the decision touches
-    # anyway: a random check among a million publishers reads one line less.
-    _quick: tuple[Any, ...] | None = field(default=None, init=False, compare=False,
-                                           repr=False)
     allowed: bool
     provider: str | None
     publisher: str | None

@@ -37,10 +37,63 @@ if EXTENSION_WANTED:
     with contextlib.suppress(ImportError):
         from tppolicy.decide._quicktable import QuickTable as _QuickTable
 
+
+
+class DictTable(dict):  # type: ignore[type-arg]
+    """The quick table without the C extension: a dict of key -> value, with the reads
+    and the store of the C table (`_quicktable.c`: `put`, `prefetch`, `aux`, `value`).
+    Each key's (aux, value) pair is also kept whole in `entries` (one assignment each:
+    a reader sees a key's old pair or its new one), made sparse after a bulk load."""
+
+    __slots__ = ("entries",)
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.entries: dict[str, tuple[Any, Any]] = {key: (None, value)
+                                                     for key, value in self.items()}
+
+    def put(self, key: str, value: Any, aux: Any) -> None:
+        """`table[key] = value`, with `aux` kept beside it."""
+        self.entries[key] = (aux, value)
+        dict.__setitem__(self, key, value)
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self.put(key, value, None)
+
+    def __delitem__(self, key: str) -> None:
+        dict.__delitem__(self, key)
+        del self.entries[key]
+
+    def pop(self, key: str, *default: Any) -> Any:
+        """As a dict's."""
+        self.entries.pop(key, None)
+        return dict.pop(self, key, *default)
+
+    def prefetch(self, key: str) -> None:
+        """Nothing to ask of the CPU here (the C table's asks for the key's slot)."""
+
+    def aux(self, key: str) -> Any:
+        """The aux stored beside the key's value (None: absent or none)."""
+        entry = self.entries.get(key)
+        return None if entry is None else entry[0]
+
+    def value(self, key: str, aux: Any) -> Any:
+        """The key's value if its aux is still `aux` (that object), else None."""
+        entry = self.entries.get(key)
+        return entry[1] if entry is not None and entry[0] is aux else None
+
+    def sparse(self) -> DictTable:
+        """A copy whose `entries` are in a sparse dict (`sparse_copy`)."""
+        copy = DictTable()
+        dict.update(copy, self)
+        copy.entries = sparse_copy(self.entries)
+        return copy
+
+
 # The class of `ProviderIndex.quick`: the C table (`_quicktable.c`: a random lookup among
 # a million publishers reads one slot of two cache lines, where a dict reads its index,
-# its entry and the key object), else a dict (sparse after a bulk load, `sparse_copy`).
-QUICK_TABLE: Callable[[], Any] = _QuickTable if _QuickTable is not None else dict
+# its entry and the key object), else a `DictTable` (sparse after a bulk load).
+QUICK_TABLE: Callable[[], Any] = _QuickTable if _QuickTable is not None else DictTable
 
 NO_SLOTS: tuple[Any, ...] = ()
 _T = TypeVar("_T")
@@ -253,11 +306,11 @@ class ProviderIndex:
         self._template: Template | None = None
         # The template's one-function decision (`Template.check`), once it is built, and
         # its entries: bucket key -> the allowed decision, for each key that a single
-        # normal publisher of the template (learning nothing) holds; the decision's
-        # `_quick` is its shape, (*prefer, *kept slots), one object for all the
-        # publishers configured alike.
+        # normal publisher of the template (learning nothing) holds, with the entry's
+        # shape as its aux: (*prefer, *kept slots), one object for all the publishers
+        # configured alike.
         self.check: Check | None = None
-        self.quick: Any = QUICK_TABLE()  # a dict or a QuickTable: key -> Decision
+        self.quick: Any = QUICK_TABLE()  # a QuickTable or a DictTable: key -> Decision
         # signature -> [the shape, how many entries hold it] (see `_shape_signature`)
         self._shapes: dict[Any, list[Any]] = {}
         # The issuer of the decisions in `quick` (a token of another issuer of the
@@ -290,8 +343,9 @@ class ProviderIndex:
         lock): one for a single template record learning nothing, else none."""
         found = self.normal.get(key)
         template = self._template
-        old = self.quick.pop(key, None) if self.quick else None
-        shape = None if old is None else old._quick  # noqa: SLF001 (the index's own slot)
+        shape = self.quick.aux(key) if self.quick else None
+        if self.quick:
+            self.quick.pop(key, None)
         if shape is not None:
             self._release(shape)
         if found.__class__ is not Record or template is None or key.__class__ is not str \
@@ -303,12 +357,10 @@ class ProviderIndex:
         if found.predicate is not template.predicate or found.learns or found.rules is not None:
             return
         slots = found.slots
-        decision = found.decision(self.issuer)
-        # Set before the entry is visible; a reader of an earlier entry of this record
-        # sees this shape or an equal one.
-        object.__setattr__(decision, "_quick", self._share(
+        # The entry's shape is its aux: a check runs the rules against it, then takes
+        # the decision only if the entry still holds that shape (`QuickTable.value`).
+        self.quick.put(key, found.decision(self.issuer), self._share(
             (*found.prefer, *map(slots.__getitem__, template.kept))))
-        self.quick[key] = decision
 
     def settle(self) -> None:
         """After a bulk load: the quick entries of a dict in a sparser one (`sparse_copy`),
@@ -317,9 +369,9 @@ class ProviderIndex:
         with self._lock:
             count = len(self.quick)
             if count < SETTLE_FROM or count * 4 < self._settled * 5 \
-                    or self.quick.__class__ is not dict:  # the C table is sparse already
+                    or self.quick.__class__ is not DictTable:  # the C table is sparse already
                 return
-            self.quick = sparse_copy(self.quick)
+            self.quick = self.quick.sparse()
             self._settled = count
 
     def _share(self, shape: tuple[Any, ...]) -> tuple[Any, ...]:
