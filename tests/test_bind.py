@@ -159,7 +159,7 @@ def test_rules_bind_by_their_shapes_as_require_by_require(compile_after: int,
     from tppolicy.language.providers import load_providers
 
     monkeypatch.setattr(B, "_COMPILE_AFTER", compile_after)
-    for cache in (B._SHAPES, B._RULE_PLANS, B._BOUND_RULES, B._OFF,
+    for cache in (B._SHAPES, B.RULE_PLANS, B._BOUND_RULES, B._OFF,
                   B._GUARD_FIELDS, B._RULE_FIELDS):
         cache.clear()
     samples: list[object] = ["", "*", "octo-org", "release.yml", "refs/tags/v*", "Mixed/Case",
@@ -219,7 +219,7 @@ def test_a_deferred_rule_shaped_on_short_values_prints_long_ones_as_bound() -> N
     from tppolicy.language.printer import format_publisher
     from tppolicy.language.providers import load_providers
 
-    for cache in (B._SHAPES, B._RULE_PLANS, B._BOUND_RULES, B._DEFERRED_RULES):
+    for cache in (B._SHAPES, B.RULE_PLANS, B._BOUND_RULES, B._DEFERRED_RULES):
         cache.clear()
     providers = load_providers()
     owners = [f"o{i}" for i in range(6)] + ["o" * 90, 'q"' * 30, "\u2028" * 40, "x"]

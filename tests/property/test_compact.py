@@ -136,7 +136,7 @@ def test_registered_claims_pass_in_c_only_when_they_pass_in_python(
         in_python = _python_says(drawn, now, leeway, max_lifetime, audience)
         in_c = compact.registered(drawn, now, leeway, max_lifetime, audience)
         assert in_c is False or in_python is True, (drawn, now, leeway, max_lifetime)
-        if in_python is True and _exact(drawn, now, leeway, max_lifetime):
+        if in_python is True and exact_value(drawn, now, leeway, max_lifetime):
             assert in_c is True, (drawn, now, leeway, max_lifetime)
 
 
@@ -147,7 +147,7 @@ def _python_says(claims: dict[str, Any], *args: Any) -> bool | str:
         return "error"
 
 
-def _exact(claims: dict[str, Any], *numbers: Any) -> bool:
+def exact_value(claims: dict[str, Any], *numbers: Any) -> bool:
     """Whether every number the test reads lies where a double is exact (the C test's
     range): outside it, False is allowed."""
     values = [claims.get(name) for name in ("exp", "iat", "nbf")] + list(numbers)

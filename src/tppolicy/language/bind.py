@@ -9,7 +9,7 @@ is empty folds to `true`).
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from operator import itemgetter
 from typing import Any, Literal, overload
 
@@ -103,13 +103,13 @@ def bind_expr(expr: A.Expr, values: Mapping[str, Any]) -> A.Expr:
         return _bind_node(expr, values)[0]
     try:
         part_values = plan.evaluate(values)
-        kinds = tuple([_STRING if v.__class__ is str else _exact(v) for v in part_values])
+        kinds = shape_kinds(part_values)
         shape: _Shape | None = plan.shapes.get(kinds, _NO_SHAPE)
     except (EvalError, TypeError):  # a part that fails (left written), or unhashable
         return _bind_node(expr, values)[0]
     if shape is not _NO_SHAPE:
         if shape is not None and (not shape.read or all(
-                _exact(part_values[i]) == exact for i, exact in shape.read)):
+                exact_value(part_values[i]) == exact for i, exact in shape.read)):
             made = shape.put(part_values, parts)
             if len(_PUT) >= _CACHE_LIMIT:
                 _PUT.clear()
@@ -138,7 +138,7 @@ def shaped(node: A.Expr) -> tuple[_Shape, Sequence[Any], Sequence[A.Expr]] | Non
 _PUT: dict[int, tuple[A.Expr, _Shape, Sequence[Any], Sequence[A.Expr]]] = {}
 
 
-class _Parts:
+class FieldParts:
     """Parts of fields and literals (`parts`) evaluated for many publishers: by the
     interpreter, then, once used a few times, by one Python function (`_evaluator`)."""
 
@@ -166,9 +166,9 @@ class _Parts:
         return [interpreter.value(part) for part in self.parts]
 
 
-class _Plan(_Parts):
+class _Plan(FieldParts):
     """An expression prepared for binding many publishers: its largest parts of fields and
-    literals (`parts`, evaluated as `_Parts` does), and its `_Shape` per tuple of their
+    literals (`parts`, evaluated as `FieldParts` does), and its `_Shape` per tuple of their
     values' kinds (None: bound anew each time)."""
 
     __slots__ = ("expr", "shapes")
@@ -362,12 +362,19 @@ def _builder(bound: A.Expr, places: Mapping[int, int], above: frozenset[int],
 # A part's kind: what of its value the folding around it may read when it does not read
 # the value itself. A string's content is never tested (only true, false, null and
 # integers are: `true and X` is X, and the pattern True matches 1): every string's kind is
-# _STRING; any other value's is itself (`_exact`).
-_STRING = (str,)
+# STRING_CLASSES; any other value's is itself (`exact_value`).
+STRING_CLASSES = (str,)
 
 
-def _exact(value: Any) -> Any:
+def exact_value(value: Any) -> Any:
     return (value.__class__, tuple(value) if value.__class__ is list else value)
+
+
+def shape_kinds(part_values: Iterable[Any]) -> tuple[Any, ...]:
+    """What a shape is kept under: any string alike (its class), every other value
+    exactly (`exact_value`)."""
+    return tuple([STRING_CLASSES if v.__class__ is str else exact_value(v)
+                  for v in part_values])
 
 
 def _largest_valued(expr: A.Expr) -> tuple[A.Expr, ...]:
@@ -440,7 +447,7 @@ def _shape_of(expr: A.Expr, parts: tuple[A.Expr, ...], values: Mapping[str, Any]
     # A part met twice (a `let` used twice) whose value is in one place only was read too.
     placed_count = Counter(places.values())
     made_count = Counter(i for _, i in made.values())
-    read = tuple((i, _exact(interpreter.value(part))) for i, part in enumerate(parts)
+    read = tuple((i, exact_value(interpreter.value(part))) for i, part in enumerate(parts)
                  if placed_count[i] < made_count[i])
     return _Shape(bound, places, frozenset(above), read)
 
@@ -620,7 +627,7 @@ def _bind_rules(rules: tuple[A.Rule, ...], values: Mapping[str, Any]) -> tuple[A
             if one is not None:
                 bound.append(one)
         return tuple(bound)
-    for rule, off in zip(rules, _offs(rules, values), strict=True):
+    for rule, off in zip(rules, rules_off(rules, values), strict=True):
         if off:
             continue  # a constraint the publisher leaves off
         one = _bind_rule_cached(rule, values, off_asked=True)
@@ -736,7 +743,7 @@ def bind_rules_deferred(rules: tuple[A.Rule, ...], values: Mapping[str, Any]
     (the printer writes a shape's rule from its text). The others are `bind_rules`'s own
     (shared with it: kept per the values of the fields each reads)."""
     bound: list[A.Rule | DeferredRule] = []
-    for rule, off in zip(rules, _offs(rules, values), strict=True):
+    for rule, off in zip(rules, rules_off(rules, values), strict=True):
         if off:
             continue  # a constraint the publisher leaves off
         one = _bind_rule_deferred(rule, values)
@@ -745,7 +752,7 @@ def bind_rules_deferred(rules: tuple[A.Rule, ...], values: Mapping[str, Any]
     return tuple(bound)
 
 
-def _offs(rules: tuple[A.Rule, ...], values: Mapping[str, Any]) -> tuple[bool, ...]:
+def rules_off(rules: tuple[A.Rule, ...], values: Mapping[str, Any]) -> tuple[bool, ...]:
     """Per rule, whether it is optional and off (`_off`), kept per the values of the fields
     all the optional rules' guards read: one look-up for a publisher's rules (most
     publishers leave most constraints at their defaults)."""
@@ -825,7 +832,7 @@ def _bind_rule(rule: A.Rule, values: Mapping[str, Any]) -> A.Rule | None:
     """One rule bound, or None when the publisher does not use it (see `bind_rules`)."""
     if rule.optional and _off(rule, values):
         return None
-    return _bind_requires(rule, values)
+    return bind_requires(rule, values)
 
 
 def _off_cached(rule: A.Rule, values: Mapping[str, Any]) -> bool:
@@ -875,36 +882,36 @@ def _bind_rule_shaped(rule: A.Rule, values: Mapping[str, Any], *,
     function), else require by require. `off_asked`: an optional rule known not off."""
     if rule.optional and not off_asked and _off(rule, values):
         return None
-    plan = _RULE_PLANS.get(id(rule))
+    plan = RULE_PLANS.get(id(rule))
     if plan is None or plan.rule is not rule:
-        if len(_RULE_PLANS) >= _CACHE_LIMIT:
-            _RULE_PLANS.clear()
-        plan = _RULE_PLANS[id(rule)] = _RulePlan(rule)
+        if len(RULE_PLANS) >= _CACHE_LIMIT:
+            RULE_PLANS.clear()
+        plan = RULE_PLANS[id(rule)] = _RulePlan(rule)
     if not plan.parts:
-        return _bind_requires(rule, values)
+        return bind_requires(rule, values)
     try:
         part_values = plan.evaluate(values)
-        kinds = tuple([_STRING if v.__class__ is str else _exact(v) for v in part_values])
+        kinds = shape_kinds(part_values)
         shape: _RuleShape | None = plan.shapes.get(kinds, _NO_SHAPE)
     except (EvalError, TypeError):  # a part that fails, or unhashable: require by require
-        return _bind_requires(rule, values)
+        return bind_requires(rule, values)
     if shape is _NO_SHAPE:
-        result = _bind_requires(rule, values)
+        result = bind_requires(rule, values)
         if len(plan.shapes) < _SHAPES_PER_EXPRESSION:
             plan.shapes[kinds] = _rule_shape(plan, kinds, part_values, values, result)
         return result
-    if shape is None or (shape.read and not all(_exact(part_values[i]) == exact
+    if shape is None or (shape.read and not all(exact_value(part_values[i]) == exact
                                                 for i, exact in shape.read)):
-        return _bind_requires(rule, values)
+        return bind_requires(rule, values)
     if defer:
         return None if shape.rule is None else DeferredRule(shape, part_values)
     return shape.make(part_values)
 
 
-class _RulePlan(_Parts):
+class _RulePlan(FieldParts):
     """A rule prepared for binding many publishers: the parts of all its requires (each
     require's `_Plan`'s, one after the other: `spans` gives each require's), evaluated as
-    `_Parts` does, and its `_RuleShape` per kinds of their values."""
+    `FieldParts` does, and its `_RuleShape` per kinds of their values."""
 
     __slots__ = ("plans", "rule", "shapes", "spans")
 
@@ -997,10 +1004,10 @@ def _plan_of(expr: A.Expr) -> _Plan:
 
 
 # Per rule (kept in its plan, so that its id stays its own): its `_RulePlan`.
-_RULE_PLANS: dict[int, _RulePlan] = {}
+RULE_PLANS: dict[int, _RulePlan] = {}
 
 
-def _bind_requires(rule: A.Rule, values: Mapping[str, Any]) -> A.Rule | None:
+def bind_requires(rule: A.Rule, values: Mapping[str, Any]) -> A.Rule | None:
     """`_bind_rule` of a rule not off, require by require."""
     requires = tuple(A.Require(bind_expr(req.condition, values), req.message, req.span)
                      for req in rule.requires)

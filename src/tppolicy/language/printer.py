@@ -74,14 +74,14 @@ from tppolicy.language.ast import (
     fields_read,
 )
 from tppolicy.language.bind import (
-    _RULE_PLANS,
-    _STRING,
+    RULE_PLANS,
     DeferredRule,
-    _bind_requires,
-    _exact,
-    _offs,
-    _Parts,
+    FieldParts,
+    bind_requires,
     bind_rules_deferred,
+    exact_value,
+    rules_off,
+    shape_kinds,
     shaped,
 )
 from tppolicy.language.ops import EvalError
@@ -817,7 +817,7 @@ def format_bound_publisher(publisher: Publisher, rules: tuple[Rule, ...],
 
 
 class _RulesParts:
-    """The rules of a provider that a publisher leaves on (`_offs`), prepared for printing
+    """The rules of a provider that a publisher leaves on (`rules_off`), prepared for printing
     many publishers: the parts of all of them (each rule's `_RulePlan`'s, one rule's after
     another's) evaluated at once, and per tuple of their values' kinds the template of the
     rules' lines (`_RulesTemplate`), or None: printed rule by rule."""
@@ -827,7 +827,7 @@ class _RulesParts:
     def __init__(self, rules: tuple[Rule, ...], plans: tuple[Any, ...]) -> None:
         self.rules = rules  # kept: its id is the key's
         self.plans = plans  # per rule on: its `_RulePlan`
-        self.parts = _Parts(tuple(part for plan in plans for part in plan.parts))
+        self.parts = FieldParts(tuple(part for plan in plans for part in plan.parts))
         self.templates: dict[tuple[Any, ...], _RulesTemplate | None] = {}
 
 
@@ -852,7 +852,7 @@ def _rules_parts(rules: tuple[Rule, ...], offs: tuple[bool, ...]) -> _RulesParts
     for rule, off in zip(rules, offs, strict=True):
         if off:
             continue
-        plan = _RULE_PLANS.get(id(rule))
+        plan = RULE_PLANS.get(id(rule))
         if plan is None or plan.rule is not rule:
             return None
         plans.append(plan)
@@ -861,20 +861,19 @@ def _rules_parts(rules: tuple[Rule, ...], offs: tuple[bool, ...]) -> _RulesParts
 
 def _templated_rules(rules: tuple[Rule, ...], values: Mapping[str, Any]) -> list[str] | None:
     """The rules' lines from their template (`format_bound_publisher`), or None."""
-    offs = _offs(rules, values)
+    offs = rules_off(rules, values)
     known = _RULES_PARTS.get((id(rules), offs))
     if known is None or known.rules is not rules:
         return None
     try:
         part_values = known.parts.evaluate(values)
-        template = known.templates.get(tuple([
-            _STRING if v.__class__ is str else _exact(v) for v in part_values]))
+        template = known.templates.get(shape_kinds(part_values))
     except (EvalError, TypeError):  # a part that fails, or a value that cannot be kept
         return None
     if template is None:
         return None
     for index, exact in template.read:
-        if _exact(part_values[index]) != exact:
+        if exact_value(part_values[index]) != exact:
             return None
     return _fill_rule(template.items, part_values)
 
@@ -884,7 +883,7 @@ def _learn_rules(rules: tuple[Rule, ...], values: Mapping[str, Any],
     """Keep the template of these rules for the kinds of these values' parts, made from
     the rules' plans and shapes (binding them made those) and kept only when it writes
     `printed`, their lines as `format_publisher` wrote them; or keep that there is none."""
-    offs = _offs(rules, values)
+    offs = rules_off(rules, values)
     key = (id(rules), offs)
     known = _RULES_PARTS.get(key)
     if known is None or known.rules is not rules:
@@ -896,7 +895,7 @@ def _learn_rules(rules: tuple[Rule, ...], values: Mapping[str, Any],
         known = _RULES_PARTS[key] = made
     try:
         part_values = known.parts.evaluate(values)
-        kinds = tuple([_STRING if v.__class__ is str else _exact(v) for v in part_values])
+        kinds = shape_kinds(part_values)
         if kinds in known.templates or len(known.templates) >= 64:
             return
     except (EvalError, TypeError):
@@ -960,7 +959,7 @@ def _constant_rule(rule: Rule) -> list[str] | None:
     (None: it reads one)."""
     if any(fields_read(req.condition) for req in rule.requires):
         return None
-    bound = _bind_requires(rule, {})
+    bound = bind_requires(rule, {})
     return [] if bound is None else _rule(bound, _INDENT)
 
 
