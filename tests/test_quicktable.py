@@ -283,3 +283,20 @@ def test_an_aux_is_released_with_its_entry_and_visited_by_the_collector() -> Non
     del shape, table
     gc.collect()
     assert gone() is None
+
+
+def test_a_dict_table_keeps_its_pairs_with_every_dict_method() -> None:
+    """`DictTable` is a dict: whichever of a dict's methods changes it, its (aux, value)
+    pairs, which a quick check reads, say the same."""
+    table = index_module.DictTable()
+    shape = ("pypi",)
+    table.put("a", 1, shape)
+    table.update({"b": 2}, c=3)
+    assert table.setdefault("a", 9) == 1 and table.setdefault("d", 4) == 4
+    assert table.aux("a") is shape and table.value("b", None) == 2
+    assert table.value("d", None) == 4
+    key, value = table.popitem()
+    assert table.aux(key) is None and table.value(key, None) is None
+    assert dict(table) == {k: v for k, (_, v) in table.entries.items()}
+    table.clear()
+    assert table == {} and table.entries == {} and table.value("a", shape) is None

@@ -38,7 +38,6 @@ if EXTENSION_WANTED:
         from tppolicy.decide._quicktable import QuickTable as _QuickTable
 
 
-
 class DictTable(dict):  # type: ignore[type-arg]
     """The quick table without the C extension: a dict of key -> value, with the reads
     and the store of the C table (`_quicktable.c`: `put`, `prefetch`, `aux`, `value`).
@@ -68,6 +67,28 @@ class DictTable(dict):  # type: ignore[type-arg]
         """As a dict's."""
         self.entries.pop(key, None)
         return dict.pop(self, key, *default)
+
+    def popitem(self) -> tuple[str, Any]:
+        """As a dict's."""
+        key, value = dict.popitem(self)
+        self.entries.pop(key, None)
+        return key, value
+
+    def setdefault(self, key: str, default: Any = None) -> Any:
+        """As a dict's."""
+        if key not in self:
+            self.put(key, default, None)
+        return self[key]
+
+    def update(self, *args: Any, **values: Any) -> None:
+        """As a dict's (each value stored without an aux)."""
+        for key, value in dict(*args, **values).items():
+            self.put(key, value, None)
+
+    def clear(self) -> None:
+        """As a dict's."""
+        dict.clear(self)
+        self.entries.clear()
 
     def prefetch(self, key: str) -> None:
         """Nothing to ask of the CPU here (the C table's asks for the key's slot)."""
@@ -343,8 +364,9 @@ class ProviderIndex:
         lock): one for a single template record learning nothing, else none."""
         found = self.normal.get(key)
         template = self._template
-        shape = self.quick.aux(key) if self.quick else None
+        shape = None
         if self.quick:
+            shape = self.quick.aux(key)
             self.quick.pop(key, None)
         if shape is not None:
             self._release(shape)
