@@ -296,6 +296,7 @@ def test_a_dict_table_keeps_its_pairs_with_every_dict_method() -> None:
     assert table.aux("a") is shape and table.value("b", None) == 2
     assert table.value("d", None) == 4
     key, value = table.popitem()
+    assert value == {"a": 1, "b": 2, "c": 3, "d": 4}[key] and key not in table
     assert table.aux(key) is None and table.value(key, None) is None
     assert dict(table) == {k: v for k, (_, v) in table.entries.items()}
     table.clear()
